@@ -1,0 +1,81 @@
+using System.Net;
+using System.Text.Json;
+using Forwarder.Metrics;
+using Forwarder.Runtime;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Admin;
+
+/// <summary>
+/// The admin HTTP endpoint (/healthz, /readyz, /config, /metrics) on its own small Kestrel
+/// server, so it is reachable whatever state the proxy's listeners are in.
+/// </summary>
+internal sealed partial class AdminServer(
+    ProxyRuntime runtime,
+    ForwarderMetrics metrics,
+    ConnectionTracker tracker,
+    ILoggerFactory loggerFactory) : IHostedService, IAsyncDisposable
+{
+    private WebApplication? _app;
+
+    /// <summary>Where the admin endpoint listens, once started (the port is resolved if 0 was configured).</summary>
+    public Uri? Address { get; private set; }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (runtime.Config.Admin is not { } admin)
+        {
+            return;
+        }
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(loggerFactory);
+        builder.WebHost.UseKestrel(kestrel => kestrel.Listen(admin.EndPoint));
+        var app = builder.Build();
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        app.MapGet("/readyz", () => runtime.Ready ? Results.Text("ready\n") : Results.Text(runtime.Draining ? "draining\n" : "starting\n", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapGet("/metrics", () => Results.Text(PrometheusWriter.Write(metrics, runtime, tracker.Count), PrometheusWriter.ContentType));
+        app.MapGet("/config", async context =>
+        {
+            context.Response.ContentType = "application/json; charset=utf-8";
+            await using var json = new Utf8JsonWriter(context.Response.BodyWriter, new JsonWriterOptions { Indented = true });
+            ConfigJsonWriter.Write(json, runtime);
+        });
+        app.MapPost("/reload", async (CancellationToken ct) => await runtime.ReloadAsync(ct).ConfigureAwait(false)
+            ? Results.Text("reloaded\n")
+            : Results.Text(string.Join('\n', runtime.Status.Errors) + "\n", statusCode: StatusCodes.Status422UnprocessableEntity));
+
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        _app = app;
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+        Address = address is null ? null : new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+        LogListening(loggerFactory.CreateLogger<AdminServer>(), Address);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_app is not null)
+        {
+            await _app.StopAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_app is not null)
+        {
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "Admin endpoint on {Address} (/healthz /readyz /config /metrics, POST /reload)")]
+    private static partial void LogListening(ILogger logger, Uri? address);
+}

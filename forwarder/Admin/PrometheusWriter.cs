@@ -1,0 +1,127 @@
+using System.Globalization;
+using System.Text;
+using Forwarder.Metrics;
+using Forwarder.Runtime;
+
+namespace Forwarder.Admin;
+
+/// <summary>Renders the metrics in the Prometheus text exposition format (version 0.0.4).</summary>
+internal static class PrometheusWriter
+{
+    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+    public static string Write(ForwarderMetrics metrics, ProxyRuntime runtime, int openConnections)
+    {
+        var text = new StringBuilder(4096);
+        var listeners = metrics.Listeners.ToArray();
+        var services = metrics.Services.ToArray();
+
+        Family(text, "forwarder_listener_connections_active", "gauge", "Client connections open on the listener.");
+        foreach (var l in listeners)
+        {
+            Sample(text, "forwarder_listener_connections_active", $"listener=\"{l.Name}\"", l.Active);
+        }
+
+        Family(text, "forwarder_listener_connections_total", "counter", "Client connections accepted by the listener.");
+        foreach (var l in listeners)
+        {
+            Sample(text, "forwarder_listener_connections_total", $"listener=\"{l.Name}\"", l.Total);
+        }
+
+        Family(text, "forwarder_listener_connections_rejected_total", "counter", "Connections closed at once because the listener's maxConnections was reached.");
+        foreach (var l in listeners)
+        {
+            Sample(text, "forwarder_listener_connections_rejected_total", $"listener=\"{l.Name}\"", l.Rejected);
+        }
+
+        Family(text, "forwarder_listener_bytes_total", "counter", "Bytes read from (rx) and written to (tx) clients.");
+        foreach (var l in listeners)
+        {
+            Sample(text, "forwarder_listener_bytes_total", $"listener=\"{l.Name}\",direction=\"rx\"", l.BytesReceived);
+            Sample(text, "forwarder_listener_bytes_total", $"listener=\"{l.Name}\",direction=\"tx\"", l.BytesSent);
+        }
+
+        Family(text, "forwarder_service_connections_active", "gauge", "Upstream connections open to the service's endpoints.");
+        foreach (var s in services)
+        {
+            Sample(text, "forwarder_service_connections_active", $"service=\"{s.Name}\"", s.Active);
+        }
+
+        Family(text, "forwarder_service_connections_total", "counter", "Upstream connections established to the service's endpoints.");
+        foreach (var s in services)
+        {
+            Sample(text, "forwarder_service_connections_total", $"service=\"{s.Name}\"", s.Total);
+        }
+
+        Family(text, "forwarder_service_bytes_total", "counter", "Bytes sent to (tx) and received from (rx) the service's endpoints.");
+        foreach (var s in services)
+        {
+            Sample(text, "forwarder_service_bytes_total", $"service=\"{s.Name}\",direction=\"tx\"", s.BytesToUpstream);
+            Sample(text, "forwarder_service_bytes_total", $"service=\"{s.Name}\",direction=\"rx\"", s.BytesFromUpstream);
+        }
+
+        Family(text, "forwarder_upstream_connect_errors_total", "counter", "Failed attempts to connect to an endpoint, by reason.");
+        foreach (var s in services)
+        {
+            foreach (var failure in Enum.GetValues<ConnectFailure>())
+            {
+                Sample(text, "forwarder_upstream_connect_errors_total", $"service=\"{s.Name}\",reason=\"{failure.ToString().ToLowerInvariant()}\"", s.ConnectErrors(failure));
+            }
+        }
+
+        Family(text, "forwarder_upstream_unavailable_total", "counter", "Client connections closed because no endpoint could be reached.");
+        foreach (var s in services)
+        {
+            Sample(text, "forwarder_upstream_unavailable_total", $"service=\"{s.Name}\"", s.Exhausted);
+        }
+
+        Family(text, "forwarder_upstream_connect_duration_seconds", "histogram", "Time to establish upstream connections.");
+        foreach (var s in services)
+        {
+            var cumulative = s.ConnectLatency.CumulativeCounts();
+            for (var i = 0; i < LatencyHistogram.Bounds.Length; i++)
+            {
+                Sample(text, "forwarder_upstream_connect_duration_seconds_bucket", $"service=\"{s.Name}\",le=\"{LatencyHistogram.Bounds[i].ToString(CultureInfo.InvariantCulture)}\"", cumulative[i]);
+            }
+
+            Sample(text, "forwarder_upstream_connect_duration_seconds_bucket", $"service=\"{s.Name}\",le=\"+Inf\"", cumulative[^1]);
+            text.Append(CultureInfo.InvariantCulture, $"forwarder_upstream_connect_duration_seconds_sum{{service=\"{s.Name}\"}} {s.ConnectLatency.SumSeconds:R}\n");
+            Sample(text, "forwarder_upstream_connect_duration_seconds_count", $"service=\"{s.Name}\"", cumulative[^1]);
+        }
+
+        Family(text, "forwarder_endpoint_in_flight", "gauge", "Connections in flight per endpoint, as the load balancer sees them.");
+        foreach (var (name, service) in runtime.Services.OrderBy(s => s.Key, StringComparer.Ordinal))
+        {
+            foreach (var endpoint in service.Endpoints)
+            {
+                Sample(text, "forwarder_endpoint_in_flight", $"service=\"{name}\",endpoint=\"{endpoint.Config.Address}\"", endpoint.State.InFlight);
+            }
+        }
+
+        Family(text, "forwarder_config_reloads_total", "counter", "Config reloads, by result.");
+        Sample(text, "forwarder_config_reloads_total", "result=\"ok\"", metrics.ReloadsSucceeded);
+        Sample(text, "forwarder_config_reloads_total", "result=\"failed\"", metrics.ReloadsFailed);
+
+        Family(text, "forwarder_config_last_reload_successful", "gauge", "1 when the last config load succeeded, 0 when it was rejected.");
+        Sample(text, "forwarder_config_last_reload_successful", string.Empty, runtime.Status.Succeeded ? 1 : 0);
+
+        Family(text, "forwarder_connections_open", "gauge", "Connections open across all listeners, including those draining.");
+        Sample(text, "forwarder_connections_open", string.Empty, openConnections);
+        return text.ToString();
+    }
+
+    private static void Family(StringBuilder text, string name, string type, string help)
+        => text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
+            .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+
+    private static void Sample(StringBuilder text, string name, string labels, long value)
+    {
+        text.Append(name);
+        if (labels.Length > 0)
+        {
+            text.Append('{').Append(labels).Append('}');
+        }
+
+        text.Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+    }
+}

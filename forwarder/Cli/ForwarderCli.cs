@@ -1,0 +1,120 @@
+using System.CommandLine;
+using System.Reflection;
+using Forwarder.Configuration;
+using Forwarder.Runtime;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Cli;
+
+/// <summary>The command line: run the forwarder on a config file (or the embedded quick start), or check a config.</summary>
+internal static class ForwarderCli
+{
+    public const int ExitOk = 0;
+    public const int ExitInvalidConfig = 2;
+    public const int ExitStartFailed = 3;
+    private const string EmbeddedName = "quickstart.yaml";
+
+    public static RootCommand Create()
+    {
+        var configOption = new Option<FileInfo?>("--config", "-c")
+        {
+            Description = "YAML config file. Watched: edits (or SIGHUP) reload it without dropping connections. Without it, the embedded quick start runs (examples/quickstart.yaml).",
+        };
+        var checkOption = new Option<bool>("--check")
+        {
+            Description = "Validate the config, print every error with its file, line and field, and exit: 0 valid, 2 invalid.",
+        };
+        var logLevelOption = new Option<LogLevel>("--log-level")
+        {
+            Description = "Minimum level logged: Trace, Debug, Information, Warning, Error, Critical or None.",
+            DefaultValueFactory = _ => LogLevel.Information,
+        };
+        var logFormatOption = new Option<string>("--log-format")
+        {
+            Description = "Console log format: text (one line per event) or json (one JSON object per line).",
+            DefaultValueFactory = _ => "text",
+        };
+        logFormatOption.AcceptOnlyFromAmong("text", "json");
+
+        var root = new RootCommand("Forwarder: a userspace L4 node proxy on Kestrel's transport layer.")
+        {
+            configOption,
+            checkOption,
+            logLevelOption,
+            logFormatOption,
+        };
+        root.SetAction(async (parse, cancellationToken) =>
+        {
+            var file = parse.GetValue(configOption);
+            var logging = new LoggingOptions(parse.GetValue(logLevelOption), parse.GetValue(logFormatOption) == "json");
+            return parse.GetValue(checkOption)
+                ? Check(file)
+                : await RunAsync(file, logging, cancellationToken).ConfigureAwait(false);
+        });
+        return root;
+    }
+
+    private static int Check(FileInfo? file)
+    {
+        if (!TryLoad(file, out var source))
+        {
+            return ExitInvalidConfig;
+        }
+
+        var config = source.Initial;
+        Console.Out.WriteLine($"{config.Source}: OK ({config.Listeners.Count} listeners, {config.Services.Count} services)");
+        return ExitOk;
+    }
+
+    private static async Task<int> RunAsync(FileInfo? file, LoggingOptions logging, CancellationToken cancellationToken)
+    {
+        if (!TryLoad(file, out var source))
+        {
+            return ExitInvalidConfig;
+        }
+
+        using var host = ForwarderHost.Build(source, logging);
+        try
+        {
+            await host.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ListenerBindException ex)
+        {
+            await Console.Error.WriteLineAsync(ex.Message).ConfigureAwait(false);
+            return ExitStartFailed;
+        }
+
+        await host.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
+        return ExitOk;
+    }
+
+    private static bool TryLoad(FileInfo? file, out ConfigSource source)
+    {
+        source = null!;
+        try
+        {
+            source = file is null
+                ? new ConfigSource(null, ConfigLoader.Parse(ReadEmbedded(), $"<embedded {EmbeddedName}>"))
+                : new ConfigSource(file.FullName, ConfigLoader.LoadFile(file.FullName));
+            return true;
+        }
+        catch (ConfigException ex)
+        {
+            foreach (var error in ex.Errors)
+            {
+                Console.Error.WriteLine(error);
+            }
+
+            return false;
+        }
+    }
+
+    private static string ReadEmbedded()
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(EmbeddedName)
+            ?? throw new InvalidOperationException($"The embedded {EmbeddedName} is missing from the build.");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}

@@ -1,0 +1,307 @@
+using System.Net;
+using Forwarder.LoadBalancing;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Forwarder.Configuration;
+
+/// <summary>
+/// Turns YAML text into a validated <see cref="ForwarderConfig"/>, or a <see cref="ConfigException"/>
+/// listing every error with its file, line, column and field.
+/// </summary>
+internal static class ConfigLoader
+{
+    public const int DefaultMaxConnections = 100_000;
+    private const string ValidName = "letters, digits, '-', '_' and '.'";
+
+    public static ForwarderConfig LoadFile(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException([new ConfigError(path, 0, 0, string.Empty, $"cannot read the file: {ex.Message}")]);
+        }
+
+        return Parse(text, path);
+    }
+
+    public static ForwarderConfig Parse(string yaml, string file)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException ex)
+        {
+            var message = ex.InnerException?.Message ?? ex.Message;
+            throw new ConfigException([new ConfigError(file, (int)ex.Start.Line, (int)ex.Start.Column, string.Empty, $"invalid YAML: {message}")]);
+        }
+
+        if (stream.Documents.Count == 0)
+        {
+            throw new ConfigException([new ConfigError(file, 1, 1, string.Empty, "the file is empty; expected 'listeners' and 'services'")]);
+        }
+
+        var reader = new YamlFieldReader(file);
+        var config = Read(reader, stream.Documents[0].RootNode, file);
+        if (reader.Errors.Count > 0)
+        {
+            throw new ConfigException(reader.Errors);
+        }
+
+        return config!;
+    }
+
+    private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file)
+    {
+        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "tcp", "listeners", "services");
+        if (fields is null)
+        {
+            return null;
+        }
+
+        var admin = fields.TryGetValue("admin", out var adminNode) ? ReadAdmin(reader, adminNode) : null;
+        var drainTimeout = reader.Duration(fields, string.Empty, "drainTimeout", TimeSpan.FromSeconds(30), TimeSpan.Zero);
+        var tcp = ReadTcp(reader, fields.GetValueOrDefault("tcp"));
+        var services = fields.TryGetValue("services", out var servicesNode)
+            ? ReadServices(reader, servicesNode)
+            : new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
+        if (!fields.TryGetValue("listeners", out var listenersNode))
+        {
+            reader.Error(root, "listeners", "is required: a list of listeners, each with name, listen, protocol and service");
+            return null;
+        }
+
+        var listeners = ReadListeners(reader, listenersNode, services, admin);
+        return new ForwarderConfig(file, admin, drainTimeout, tcp, listeners, services);
+    }
+
+    private static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)
+    {
+        var fields = reader.Mapping(node, "admin", "listen");
+        var listen = fields is null ? null : reader.String(fields, "admin", "listen", required: true, node);
+        if (listen is null)
+        {
+            return null;
+        }
+
+        if (!ValueParsers.TryParseListenAddress(listen, out var endPoint))
+        {
+            reader.Error(fields!["listen"], "admin.listen", $"expected IP:PORT such as 127.0.0.1:9901, got '{listen}'");
+            return null;
+        }
+
+        return new AdminConfig(listen, endPoint);
+    }
+
+    private static TcpConfig ReadTcp(YamlFieldReader reader, YamlNode? node)
+    {
+        var fields = node is null
+            ? []
+            : reader.Mapping(node, "tcp", "noDelay", "receiveBufferSize", "sendBufferSize", "maxBufferedBytes", "blockSize", "directSend") ?? [];
+        return new TcpConfig(
+            NoDelay: reader.Bool(fields, "tcp", "noDelay", true),
+            ReceiveBufferSize: reader.Size(fields, "tcp", "receiveBufferSize", null, 4096, 64 << 20),
+            SendBufferSize: reader.Size(fields, "tcp", "sendBufferSize", null, 4096, 64 << 20),
+            MaxBufferedBytes: reader.Size(fields, "tcp", "maxBufferedBytes", 1 << 20, 4096, 1 << 30)!.Value,
+            BlockSize: reader.Size(fields, "tcp", "blockSize", 16 << 10, 1024, 1 << 20)!.Value,
+            DirectSend: reader.Bool(fields, "tcp", "directSend", true));
+    }
+
+    private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node)
+    {
+        var services = new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
+        var entries = reader.Mapping(node, "services");
+        foreach (var (name, serviceNode) in entries ?? [])
+        {
+            var path = $"services.{name}";
+            if (!IsValidName(name))
+            {
+                reader.Error(serviceNode, path, $"service names may use {ValidName}");
+            }
+
+            var fields = reader.Mapping(serviceNode, path, "lb", "connectTimeout", "connectAttempts", "idleTimeout", "endpoints");
+            if (fields is null)
+            {
+                continue;
+            }
+
+            var policy = ReadPolicy(reader, fields.GetValueOrDefault("lb"), path);
+            var endpoints = ReadEndpoints(reader, fields, serviceNode, path);
+            services[name] = new ServiceConfig(
+                name,
+                policy,
+                ConnectTimeout: reader.Duration(fields, path, "connectTimeout", TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(1)),
+                ConnectAttempts: reader.Int(fields, path, "connectAttempts", 3, 1, 100),
+                IdleTimeout: reader.Duration(fields, path, "idleTimeout", TimeSpan.FromHours(1), TimeSpan.Zero),
+                endpoints);
+        }
+
+        return services;
+    }
+
+    private static string ReadPolicy(YamlFieldReader reader, YamlNode? node, string servicePath)
+    {
+        if (node is null)
+        {
+            return LoadBalancingPolicies.RoundRobin;
+        }
+
+        var path = $"{servicePath}.lb";
+        var fields = reader.Mapping(node, path, "policy");
+        var policy = fields is null ? null : reader.String(fields, path, "policy", required: false, node);
+        if (policy is null)
+        {
+            return LoadBalancingPolicies.RoundRobin;
+        }
+
+        if (!LoadBalancingPolicies.IsKnown(policy))
+        {
+            reader.Error(fields!["policy"], $"{path}.policy", $"unknown policy '{policy}'; expected one of: {string.Join(", ", LoadBalancingPolicies.Names)}");
+        }
+
+        return policy;
+    }
+
+    private static List<EndpointConfig> ReadEndpoints(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode serviceNode, string servicePath)
+    {
+        var endpoints = new List<EndpointConfig>();
+        var path = $"{servicePath}.endpoints";
+        if (!fields.TryGetValue("endpoints", out var node))
+        {
+            reader.Error(serviceNode, path, "is required: a list of endpoints, each with an address such as 127.0.0.1:9000");
+            return endpoints;
+        }
+
+        var sequence = reader.Sequence(node, path);
+        if (sequence is null)
+        {
+            return endpoints;
+        }
+
+        if (sequence.Children.Count == 0)
+        {
+            reader.Error(sequence, path, "needs at least one endpoint");
+        }
+
+        for (var i = 0; i < sequence.Children.Count; i++)
+        {
+            var itemPath = $"{path}[{i}]";
+            var item = sequence.Children[i];
+            var endpointFields = reader.Mapping(item, itemPath, "address", "weight");
+            if (endpointFields is null)
+            {
+                continue;
+            }
+
+            var address = reader.String(endpointFields, itemPath, "address", required: true, item);
+            var weight = reader.Int(endpointFields, itemPath, "weight", 1, 1, 10_000);
+            if (address is null)
+            {
+                continue;
+            }
+
+            if (!ValueParsers.TryParseEndpointAddress(address, out var endPoint))
+            {
+                reader.Error(endpointFields["address"], $"{itemPath}.address", $"expected HOST:PORT such as 127.0.0.1:9000, [::1]:9000 or backend.local:9000, got '{address}'");
+                continue;
+            }
+
+            if (endpoints.Any(e => e.Address == address))
+            {
+                reader.Error(endpointFields["address"], $"{itemPath}.address", $"'{address}' is listed twice; give it a higher weight instead");
+                continue;
+            }
+
+            endpoints.Add(new EndpointConfig(address, endPoint, weight));
+        }
+
+        return endpoints;
+    }
+
+    private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, Dictionary<string, ServiceConfig> services, AdminConfig? admin)
+    {
+        var listeners = new List<ListenerConfig>();
+        var sequence = reader.Sequence(node, "listeners");
+        for (var i = 0; sequence is not null && i < sequence.Children.Count; i++)
+        {
+            var path = $"listeners[{i}]";
+            var item = sequence.Children[i];
+            var fields = reader.Mapping(item, path, "name", "listen", "protocol", "service", "maxConnections");
+            if (fields is null)
+            {
+                continue;
+            }
+
+            var name = reader.String(fields, path, "name", required: true, item);
+            var listen = reader.String(fields, path, "listen", required: true, item);
+            var protocolText = reader.String(fields, path, "protocol", required: false, item) ?? "tcp";
+            var service = reader.String(fields, path, "service", required: false, item);
+            var maxConnections = reader.Int(fields, path, "maxConnections", DefaultMaxConnections, 1, 10_000_000);
+
+            if (name is not null && !IsValidName(name))
+            {
+                reader.Error(fields["name"], $"{path}.name", $"listener names may use {ValidName}");
+            }
+
+            if (name is not null && listeners.Any(l => l.Name == name))
+            {
+                reader.Error(fields["name"], $"{path}.name", $"another listener is already named '{name}'");
+            }
+
+            ListenerProtocol? protocol = protocolText switch
+            {
+                "tcp" => ListenerProtocol.Tcp,
+                "echo" => ListenerProtocol.Echo,
+                _ => null,
+            };
+            if (protocol is null)
+            {
+                reader.Error(fields["protocol"], $"{path}.protocol", $"expected tcp or echo, got '{protocolText}'");
+            }
+
+            if (protocol == ListenerProtocol.Tcp && service is null && !fields.ContainsKey("service"))
+            {
+                reader.Error(item, $"{path}.service", "is required for a tcp listener: the name of a service under 'services'");
+            }
+            else if (protocol == ListenerProtocol.Tcp && service is not null && !services.ContainsKey(service))
+            {
+                var known = services.Count == 0 ? "none are defined" : $"defined: {string.Join(", ", services.Keys.Order(StringComparer.Ordinal))}";
+                reader.Error(fields["service"], $"{path}.service", $"no service named '{service}' ({known})");
+            }
+            else if (protocol == ListenerProtocol.Echo && service is not null)
+            {
+                reader.Error(fields["service"], $"{path}.service", "an echo listener answers by itself and takes no service");
+            }
+
+            IPEndPoint? endPoint = null;
+            if (listen is not null && !ValueParsers.TryParseListenAddress(listen, out endPoint))
+            {
+                reader.Error(fields["listen"], $"{path}.listen", $"expected IP:PORT such as 127.0.0.1:7000, [::1]:7000 or *:7000, got '{listen}'");
+            }
+            else if (endPoint is not null && endPoint.Port != 0 && listeners.Any(l => l.Listen == listen))
+            {
+                reader.Error(fields["listen"], $"{path}.listen", $"another listener already listens on {listen}");
+            }
+            else if (endPoint is not null && endPoint.Port != 0 && admin is not null && admin.EndPoint.Equals(endPoint))
+            {
+                reader.Error(fields["listen"], $"{path}.listen", $"{listen} is the admin endpoint's address");
+            }
+
+            if (name is not null && endPoint is not null && protocol is not null)
+            {
+                listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections));
+            }
+        }
+
+        return listeners;
+    }
+
+    private static bool IsValidName(string name)
+        => name.Length is > 0 and <= 128 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+}

@@ -1,0 +1,50 @@
+using System.Net;
+
+namespace Forwarder.Configuration;
+
+/// <summary>The whole configuration as the user wrote it, validated; replaced whole on reload.</summary>
+internal sealed record ForwarderConfig(
+    string Source,
+    AdminConfig? Admin,
+    TimeSpan DrainTimeout,
+    TcpConfig Tcp,
+    IReadOnlyList<ListenerConfig> Listeners,
+    IReadOnlyDictionary<string, ServiceConfig> Services);
+
+internal sealed record AdminConfig(string Listen, IPEndPoint EndPoint);
+
+internal enum ListenerProtocol
+{
+    /// <summary>Forward the byte stream to a service's endpoint.</summary>
+    Tcp,
+
+    /// <summary>Answer with the bytes received: a built-in backend for smoke tests and benchmarks.</summary>
+    Echo,
+}
+
+internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint EndPoint, ListenerProtocol Protocol, string? Service, int MaxConnections)
+{
+    /// <summary>
+    /// Listeners are matched across reloads by what they bind; port 0 binds a fresh port each
+    /// time, so those are told apart by name.
+    /// </summary>
+    public string BindingKey => EndPoint.Port == 0 ? $"{Listen}#{Name}" : Listen;
+}
+
+internal sealed record ServiceConfig(
+    string Name,
+    string Policy,
+    TimeSpan ConnectTimeout,
+    int ConnectAttempts,
+    TimeSpan IdleTimeout,
+    IReadOnlyList<EndpointConfig> Endpoints);
+
+internal sealed record EndpointConfig(string Address, EndPoint EndPoint, int Weight);
+
+internal sealed record TcpConfig(
+    bool NoDelay,
+    int? ReceiveBufferSize,
+    int? SendBufferSize,
+    int MaxBufferedBytes,
+    int BlockSize,
+    bool DirectSend);

@@ -1,0 +1,28 @@
+using System.Collections.Concurrent;
+
+namespace Forwarder.Metrics;
+
+/// <summary>Every counter the admin endpoint exports, by listener and service name.</summary>
+internal sealed class ForwarderMetrics
+{
+    private readonly ConcurrentDictionary<string, ListenerMetrics> _listeners = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ServiceMetrics> _services = new(StringComparer.Ordinal);
+    private long _reloadsSucceeded;
+    private long _reloadsFailed;
+
+    public long ReloadsSucceeded => Volatile.Read(ref _reloadsSucceeded);
+
+    public long ReloadsFailed => Volatile.Read(ref _reloadsFailed);
+
+    public ListenerMetrics Listener(string name) => _listeners.GetOrAdd(name, static n => new ListenerMetrics(n));
+
+    public ServiceMetrics Service(string name) => _services.GetOrAdd(name, static n => new ServiceMetrics(n));
+
+    public IEnumerable<ListenerMetrics> Listeners => _listeners.Values.OrderBy(l => l.Name, StringComparer.Ordinal);
+
+    public IEnumerable<ServiceMetrics> Services => _services.Values.OrderBy(s => s.Name, StringComparer.Ordinal);
+
+    public void ReloadSucceeded() => Interlocked.Increment(ref _reloadsSucceeded);
+
+    public void ReloadFailed() => Interlocked.Increment(ref _reloadsFailed);
+}

@@ -1,0 +1,54 @@
+namespace Forwarder.Metrics;
+
+/// <summary>Why dialing an upstream endpoint failed.</summary>
+internal enum ConnectFailure
+{
+    Refused,
+    Timeout,
+    Unreachable,
+    Other,
+}
+
+/// <summary>Counters for one service (cluster), kept across reloads for as long as the name exists.</summary>
+internal sealed class ServiceMetrics(string name)
+{
+    private readonly long[] _connectErrors = new long[Enum.GetValues<ConnectFailure>().Length];
+    private long _active;
+    private long _total;
+    private long _exhausted;
+    private long _bytesToUpstream;
+    private long _bytesFromUpstream;
+
+    public string Name { get; } = name;
+
+    public LatencyHistogram ConnectLatency { get; } = new();
+
+    public long Active => Volatile.Read(ref _active);
+
+    public long Total => Volatile.Read(ref _total);
+
+    /// <summary>Client connections closed because no endpoint could be reached within the attempts allowed.</summary>
+    public long Exhausted => Volatile.Read(ref _exhausted);
+
+    public long BytesToUpstream => Volatile.Read(ref _bytesToUpstream);
+
+    public long BytesFromUpstream => Volatile.Read(ref _bytesFromUpstream);
+
+    public long ConnectErrors(ConnectFailure failure) => Volatile.Read(ref _connectErrors[(int)failure]);
+
+    public void UpstreamOpened()
+    {
+        Interlocked.Increment(ref _active);
+        Interlocked.Increment(ref _total);
+    }
+
+    public void UpstreamClosed() => Interlocked.Decrement(ref _active);
+
+    public void ConnectFailed(ConnectFailure failure) => Interlocked.Increment(ref _connectErrors[(int)failure]);
+
+    public void AttemptsExhausted() => Interlocked.Increment(ref _exhausted);
+
+    public void AddToUpstream(long bytes) => Interlocked.Add(ref _bytesToUpstream, bytes);
+
+    public void AddFromUpstream(long bytes) => Interlocked.Add(ref _bytesFromUpstream, bytes);
+}

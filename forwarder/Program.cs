@@ -1,0 +1,3 @@
+using Forwarder.Cli;
+
+return await ForwarderCli.Create().Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -1,0 +1,84 @@
+using System.Collections.Concurrent;
+
+namespace Forwarder.Runtime;
+
+/// <summary>A connection the tracker can time out for idleness or abort at the end of a drain.</summary>
+internal interface ITrackedConnection
+{
+    /// <summary>Timestamp (of the tracker's <see cref="TimeProvider"/>) of the last byte moved.</summary>
+    long LastActivity { get; }
+
+    /// <summary>Zero disables the idle timeout.</summary>
+    TimeSpan IdleTimeout { get; }
+
+    void Abort(string reason);
+}
+
+/// <summary>
+/// Knows every open connection: closes those idle for longer than their timeout (checked once a
+/// second, so a timeout fires within a second of its due time) and lets shutdown wait for the
+/// rest to finish.
+/// </summary>
+internal sealed class ConnectionTracker : IDisposable
+{
+    private readonly ConcurrentDictionary<ITrackedConnection, byte> _connections = new(ReferenceEqualityComparer.Instance);
+    private readonly TimeProvider _time;
+    private readonly ITimer _idleTimer;
+    private TaskCompletionSource? _emptied;
+
+    public ConnectionTracker(TimeProvider time)
+    {
+        _time = time;
+        _idleTimer = time.CreateTimer(_ => CloseIdle(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+    }
+
+    public int Count => _connections.Count;
+
+    public long Now => _time.GetTimestamp();
+
+    public void Add(ITrackedConnection connection) => _connections.TryAdd(connection, 0);
+
+    public void Remove(ITrackedConnection connection)
+    {
+        if (_connections.TryRemove(connection, out _) && _connections.IsEmpty)
+        {
+            Volatile.Read(ref _emptied)?.TrySetResult();
+        }
+    }
+
+    /// <summary>Completes when no connection is left, or when <paramref name="cancellationToken"/> fires.</summary>
+    public async Task WaitUntilEmptyAsync(CancellationToken cancellationToken)
+    {
+        var emptied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _emptied, emptied);
+        if (_connections.IsEmpty)
+        {
+            return;
+        }
+
+        await emptied.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public void AbortAll(string reason)
+    {
+        foreach (var connection in _connections.Keys)
+        {
+            connection.Abort(reason);
+        }
+    }
+
+    public void Dispose() => _idleTimer.Dispose();
+
+    private void CloseIdle()
+    {
+        var now = _time.GetTimestamp();
+        foreach (var connection in _connections.Keys)
+        {
+            var timeout = connection.IdleTimeout;
+            if (timeout > TimeSpan.Zero && _time.GetElapsedTime(connection.LastActivity, now) >= timeout)
+            {
+                connection.Abort("idle timeout");
+            }
+        }
+    }
+}

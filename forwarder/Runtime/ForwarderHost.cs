@@ -1,0 +1,78 @@
+using System.Buffers;
+using Forwarder.Admin;
+using Forwarder.Configuration;
+using Forwarder.Echo;
+using Forwarder.L4;
+using Forwarder.Metrics;
+using Forwarder.Transports.Memory;
+using Forwarder.Transports.Tcp;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+
+namespace Forwarder.Runtime;
+
+/// <summary>How the process logs: level and text or JSON lines.</summary>
+internal sealed record LoggingOptions(LogLevel Level, bool Json);
+
+/// <summary>Composes the generic host that runs the forwarder: transports, runtime, reload watcher and admin.</summary>
+internal static class ForwarderHost
+{
+    public static IHost Build(ConfigSource source, LoggingOptions logging)
+    {
+        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(logging.Level);
+        if (logging.Json)
+        {
+            builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ");
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff ";
+                o.UseUtcTimestamp = true;
+                o.ColorBehavior = LoggerColorBehavior.Disabled;
+            });
+        }
+
+        // Microsoft.* framework chatter (Kestrel, hosting) only at warning and above.
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = source.Initial.DrainTimeout + TimeSpan.FromSeconds(15));
+
+        var tcp = source.Initial.Tcp;
+        var transportOptions = new TcpTransportOptions
+        {
+            NoDelay = tcp.NoDelay,
+            ReceiveBufferSize = tcp.ReceiveBufferSize,
+            SendBufferSize = tcp.SendBufferSize,
+            MaxBufferedBytes = tcp.MaxBufferedBytes,
+            BlockSize = tcp.BlockSize,
+        };
+
+        var services = builder.Services;
+        services.AddSingleton(source);
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<MemoryPool<byte>>(new PinnedBlockMemoryPool(tcp.BlockSize));
+        services.AddSingleton(transportOptions);
+        services.AddSingleton<IConnectionListenerFactory, TcpListenerFactory>();
+        services.AddSingleton<IConnectionFactory, TcpConnectionFactory>();
+        services.AddSingleton<ForwarderMetrics>();
+        services.AddSingleton<ConnectionTracker>();
+        services.AddSingleton<TcpProxyHandler>();
+        services.AddSingleton<EchoHandler>();
+        services.AddSingleton<ProxyRuntime>();
+        services.AddSingleton<AdminServer>();
+
+        // Hosted services stop in reverse order: the admin endpoint goes last, so /readyz
+        // reports the drain while it happens.
+        services.AddHostedService(sp => sp.GetRequiredService<AdminServer>());
+        services.AddHostedService(sp => sp.GetRequiredService<ProxyRuntime>());
+        services.AddHostedService<ConfigWatcher>();
+        return builder.Build();
+    }
+}

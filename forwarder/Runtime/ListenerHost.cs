@@ -1,0 +1,158 @@
+using System.Net;
+using Forwarder.Configuration;
+using Forwarder.Echo;
+using Forwarder.L4;
+using Forwarder.Metrics;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Runtime;
+
+/// <summary>
+/// One bound listener: accepts connections, enforces the connection limit and hands each
+/// connection to the handler for its protocol. Stopping unbinds the socket; connections already
+/// accepted run on until they finish or shutdown's drain deadline aborts them.
+/// </summary>
+internal sealed partial class ListenerHost
+{
+    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
+
+    private readonly IConnectionListener _listener;
+    private readonly TcpProxyHandler _tcpHandler;
+    private readonly EchoHandler _echoHandler;
+    private readonly ConnectionTracker _tracker;
+    private readonly ForwarderMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly CancellationToken _stopping;
+    private ListenerModel _model;
+    private Task _accepting = Task.CompletedTask;
+    private int _active;
+
+    public ListenerHost(IConnectionListener listener, ListenerModel model, TcpProxyHandler tcpHandler, EchoHandler echoHandler, ConnectionTracker tracker, ForwarderMetrics metrics, ILogger logger, CancellationToken stopping)
+    {
+        _listener = listener;
+        _model = model;
+        _tcpHandler = tcpHandler;
+        _echoHandler = echoHandler;
+        _tracker = tracker;
+        _metrics = metrics;
+        _logger = logger;
+        _stopping = stopping;
+    }
+
+    public EndPoint BoundEndPoint => _listener.EndPoint;
+
+    public ListenerModel Model
+    {
+        get => Volatile.Read(ref _model);
+        set => Volatile.Write(ref _model, value);
+    }
+
+    public int ActiveConnections => Volatile.Read(ref _active);
+
+    /// <summary>Set by the runtime from the tcp section; read per connection.</summary>
+    public bool DirectSend { get; set; } = true;
+
+    public void Start()
+    {
+        _accepting = AcceptLoopAsync();
+        LogListening(_logger, Model.Config.Name, Model.Config.Protocol, BoundEndPoint);
+    }
+
+    public async Task StopAsync()
+    {
+        await _listener.UnbindAsync().ConfigureAwait(false);
+        await _accepting.ConfigureAwait(false);
+        await _listener.DisposeAsync().ConfigureAwait(false);
+        LogStopped(_logger, Model.Config.Name, BoundEndPoint, ActiveConnections);
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (true)
+        {
+            ConnectionContext? connection;
+            try
+            {
+                connection = await _listener.AcceptAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                // Out of file descriptors or memory: back off rather than spin, then try again.
+                LogAcceptFailed(_logger, Model.Config.Name, ex);
+                await Task.Delay(AcceptRetryDelay).ConfigureAwait(false);
+                continue;
+            }
+
+            if (connection is null)
+            {
+                return;
+            }
+
+            var model = Model;
+            var metrics = _metrics.Listener(model.Config.Name);
+            if (Interlocked.Increment(ref _active) > model.Config.MaxConnections)
+            {
+                Interlocked.Decrement(ref _active);
+                metrics.ConnectionRejected();
+                connection.Abort(new ConnectionAbortedException("The listener's connection limit was reached."));
+                _ = CloseAsync(connection);
+                continue;
+            }
+
+            _ = ServeAsync(connection, model, metrics);
+        }
+    }
+
+    /// <summary>Runs one connection to its end; it never throws, so its task needs no observer.</summary>
+    private async Task ServeAsync(ConnectionContext connection, ListenerModel model, ListenerMetrics metrics)
+    {
+        metrics.ConnectionOpened();
+        var client = new ClientConnection(connection, _tracker.Now);
+        _tracker.Add(client);
+        try
+        {
+            var handling = model.Config.Protocol switch
+            {
+                ListenerProtocol.Echo => _echoHandler.HandleAsync(client, metrics),
+                _ => _tcpHandler.HandleAsync(client, model, metrics, DirectSend, _stopping),
+            };
+            await handling.ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogConnectionFailed(_logger, connection.ConnectionId, model.Config.Name, ex);
+        }
+        finally
+        {
+            await CloseAsync(connection).ConfigureAwait(false);
+            metrics.ConnectionClosed();
+            Interlocked.Decrement(ref _active);
+            _tracker.Remove(client);
+        }
+    }
+
+    private async Task CloseAsync(ConnectionContext connection)
+    {
+        try
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogConnectionFailed(_logger, connection.ConnectionId, Model.Config.Name, ex);
+        }
+    }
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Listener {Listener} ({Protocol}) accepting on {EndPoint}")]
+    private static partial void LogListening(ILogger logger, string listener, ListenerProtocol protocol, EndPoint endPoint);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Listener {Listener} stopped accepting on {EndPoint}; {Active} connections drain on their own")]
+    private static partial void LogStopped(ILogger logger, string listener, EndPoint endPoint, int active);
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Error, Message = "Listener {Listener}: accept failed")]
+    private static partial void LogAcceptFailed(ILogger logger, string listener, Exception exception);
+
+    [LoggerMessage(EventId = 204, Level = LogLevel.Error, Message = "Connection {ConnectionId} on listener {Listener} failed")]
+    private static partial void LogConnectionFailed(ILogger logger, string connectionId, string listener, Exception exception);
+}

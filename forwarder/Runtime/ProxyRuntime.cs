@@ -1,0 +1,279 @@
+using System.Net;
+using Forwarder.Configuration;
+using Forwarder.Echo;
+using Forwarder.L4;
+using Forwarder.Metrics;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Runtime;
+
+/// <summary>
+/// Owns the running listeners and services. Applying a config is all-or-nothing: every new
+/// listener is bound before anything changes, and if one cannot be, the old config stays.
+/// Shutdown stops accepting, then drains open connections up to the drain deadline.
+/// </summary>
+internal sealed partial class ProxyRuntime(
+    ConfigSource source,
+    IConnectionListenerFactory listenerFactory,
+    TcpProxyHandler tcpHandler,
+    EchoHandler echoHandler,
+    ConnectionTracker tracker,
+    ForwarderMetrics metrics,
+    TimeProvider time,
+    ILogger<ProxyRuntime> logger) : IHostedService, IDisposable
+{
+    private readonly SemaphoreSlim _applyLock = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Dictionary<string, ListenerHost> _hosts = new(StringComparer.Ordinal);
+    private Dictionary<string, ServiceModel> _services = new(StringComparer.Ordinal);
+    private ForwarderConfig _config = source.Initial;
+    private ReloadStatus _status = new(time.GetUtcNow(), true, [], [], null);
+    private volatile bool _ready;
+    private volatile bool _draining;
+
+    public ForwarderConfig Config => Volatile.Read(ref _config);
+
+    public ReloadStatus Status => Volatile.Read(ref _status);
+
+    public string? ConfigPath => source.Path;
+
+    /// <summary>True once every listener is bound, false again when draining.</summary>
+    public bool Ready => _ready && !_draining;
+
+    public bool Draining => _draining;
+
+    /// <summary>The address each listener is bound to, by listener name (ports resolved when 0 was configured).</summary>
+    public IReadOnlyDictionary<string, EndPoint> BoundEndPoints
+    {
+        get
+        {
+            lock (_hosts)
+            {
+                return _hosts.Values.ToDictionary(h => h.Model.Config.Name, h => h.BoundEndPoint, StringComparer.Ordinal);
+            }
+        }
+    }
+
+    public IReadOnlyDictionary<string, ServiceModel> Services => Volatile.Read(ref _services);
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await ApplyAsync(source.Initial, cancellationToken).ConfigureAwait(false);
+        Volatile.Write(ref _status, new ReloadStatus(time.GetUtcNow(), true, [], [], time.GetUtcNow()));
+        _ready = true;
+    }
+
+    /// <summary>Reads the config file again and applies it; a bad file leaves the running config untouched.</summary>
+    public async Task<bool> ReloadAsync(CancellationToken cancellationToken)
+    {
+        if (source.Path is null || _draining)
+        {
+            return false;
+        }
+
+        var attempted = time.GetUtcNow();
+        try
+        {
+            var config = ConfigLoader.LoadFile(source.Path);
+            var warnings = RestartOnlyChanges(Config, config);
+            await ApplyAsync(config, cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _status, new ReloadStatus(attempted, true, [], warnings, time.GetUtcNow()));
+            metrics.ReloadSucceeded();
+            foreach (var warning in warnings)
+            {
+                LogRestartNeeded(logger, warning);
+            }
+
+            LogReloaded(logger, source.Path, config.Listeners.Count, config.Services.Count);
+            return true;
+        }
+        catch (Exception ex) when (ex is ConfigException or ListenerBindException)
+        {
+            var errors = ex is ConfigException config ? config.Errors.Select(e => e.ToString()).ToArray() : [ex.Message];
+            Volatile.Write(ref _status, new ReloadStatus(attempted, false, errors, [], Status.AppliedAt));
+            metrics.ReloadFailed();
+            LogReloadFailed(logger, source.Path, string.Join(Environment.NewLine, errors));
+            return false;
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _draining = true;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _applyLock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            ListenerHost[] hosts;
+            lock (_hosts)
+            {
+                hosts = [.. _hosts.Values];
+                _hosts.Clear();
+            }
+
+            await Task.WhenAll(hosts.Select(h => h.StopAsync())).ConfigureAwait(false);
+        }
+        finally
+        {
+            _applyLock.Release();
+        }
+
+        var drainTimeout = Config.DrainTimeout;
+        LogDraining(logger, tracker.Count, drainTimeout);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(drainTimeout);
+        try
+        {
+            await tracker.WaitUntilEmptyAsync(deadline.Token).ConfigureAwait(false);
+            LogDrained(logger);
+        }
+        catch (OperationCanceledException)
+        {
+            LogDrainDeadline(logger, tracker.Count);
+            tracker.AbortAll("shutdown drain deadline reached");
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await tracker.WaitUntilEmptyAsync(grace.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Aborted connections that still linger die with the process.
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopping.Dispose();
+        _applyLock.Dispose();
+    }
+
+    private async Task ApplyAsync(ForwarderConfig config, CancellationToken cancellationToken)
+    {
+        await _applyLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var previous = Volatile.Read(ref _services);
+            var services = config.Services.ToDictionary(
+                s => s.Key,
+                s => ServiceModel.Create(s.Value, previous.GetValueOrDefault(s.Key), metrics.Service(s.Key)),
+                StringComparer.Ordinal);
+            var added = await BindNewListenersAsync(config, services, cancellationToken).ConfigureAwait(false);
+
+            // Nothing below can fail: the new config is committed.
+            Volatile.Write(ref _services, services);
+            Volatile.Write(ref _config, config);
+            var wanted = config.Listeners.ToDictionary(l => l.BindingKey, StringComparer.Ordinal);
+            List<ListenerHost> removed = [];
+            lock (_hosts)
+            {
+                foreach (var (key, host) in _hosts)
+                {
+                    if (wanted.TryGetValue(key, out var listener))
+                    {
+                        host.Model = CreateModel(listener, services);
+                        host.DirectSend = config.Tcp.DirectSend;
+                    }
+                    else
+                    {
+                        removed.Add(host);
+                    }
+                }
+
+                foreach (var host in removed)
+                {
+                    _hosts.Remove(host.Model.Config.BindingKey);
+                }
+
+                foreach (var host in added)
+                {
+                    _hosts[host.Model.Config.BindingKey] = host;
+                    host.Start();
+                }
+            }
+
+            await Task.WhenAll(removed.Select(h => h.StopAsync())).ConfigureAwait(false);
+        }
+        finally
+        {
+            _applyLock.Release();
+        }
+    }
+
+    private async Task<List<ListenerHost>> BindNewListenersAsync(ForwarderConfig config, Dictionary<string, ServiceModel> services, CancellationToken cancellationToken)
+    {
+        List<ListenerHost> added = [];
+        foreach (var listener in config.Listeners)
+        {
+            bool exists;
+            lock (_hosts)
+            {
+                exists = _hosts.ContainsKey(listener.BindingKey);
+            }
+
+            if (exists)
+            {
+                continue;
+            }
+
+            try
+            {
+                var bound = await listenerFactory.BindAsync(listener.EndPoint, cancellationToken).ConfigureAwait(false);
+                added.Add(new ListenerHost(bound, CreateModel(listener, services), tcpHandler, echoHandler, tracker, metrics, logger, _stopping.Token)
+                {
+                    DirectSend = config.Tcp.DirectSend,
+                });
+            }
+            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or UnauthorizedAccessException)
+            {
+                await Task.WhenAll(added.Select(h => h.StopAsync())).ConfigureAwait(false);
+                throw new ListenerBindException($"{config.Source}: listener '{listener.Name}' cannot listen on {listener.Listen}: {ex.Message}", ex);
+            }
+        }
+
+        return added;
+    }
+
+    private static ListenerModel CreateModel(ListenerConfig listener, Dictionary<string, ServiceModel> services)
+        => new(listener, listener.Service is null ? null : services[listener.Service]);
+
+    private static List<string> RestartOnlyChanges(ForwarderConfig running, ForwarderConfig next)
+    {
+        List<string> warnings = [];
+        if (running.Admin?.Listen != next.Admin?.Listen)
+        {
+            warnings.Add("admin.listen changed; the admin endpoint moves at the next restart");
+        }
+
+        if (running.Tcp with { DirectSend = next.Tcp.DirectSend } != next.Tcp)
+        {
+            warnings.Add("tcp socket and buffer settings changed; they apply at the next restart");
+        }
+
+        return warnings;
+    }
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Reloaded {Path}: {Listeners} listeners, {Services} services")]
+    private static partial void LogReloaded(ILogger logger, string path, int listeners, int services);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Error, Message = "Reload of {Path} rejected; the running config stays in effect:\n{Errors}")]
+    private static partial void LogReloadFailed(ILogger logger, string path, string errors);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "{Warning}")]
+    private static partial void LogRestartNeeded(ILogger logger, string warning);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Information, Message = "Stopped accepting; draining {Connections} open connections for up to {DrainTimeout}")]
+    private static partial void LogDraining(ILogger logger, int connections, TimeSpan drainTimeout);
+
+    [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "All connections drained")]
+    private static partial void LogDrained(ILogger logger);
+
+    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Drain deadline reached; aborting {Connections} connections")]
+    private static partial void LogDrainDeadline(ILogger logger, int connections);
+}
+
+/// <summary>A listener of a new config could not be bound, so the config was not applied.</summary>
+internal sealed class ListenerBindException(string message, Exception inner) : Exception(message, inner);

@@ -1,0 +1,11 @@
+namespace Forwarder.LoadBalancing;
+
+/// <summary>
+/// Picks endpoints from one fixed, immutable endpoint set. Built when the set changes, then used
+/// concurrently by every connection; a pick never allocates.
+/// </summary>
+public interface ILoadBalancer
+{
+    /// <summary>Returns the index of the chosen endpoint in the set the balancer was built for.</summary>
+    int Pick();
+}

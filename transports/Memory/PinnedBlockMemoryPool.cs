@@ -1,0 +1,78 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Forwarder.Transports.Memory;
+
+/// <summary>
+/// A pool of fixed-size blocks on the pinned object heap. Sockets can use them without pinning
+/// per operation, and the GC never has to move or scan them. Blocks are kept once created: the
+/// pool's size follows the peak of in-flight data, which pipes' pause thresholds bound.
+/// </summary>
+public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
+{
+    private readonly ConcurrentQueue<Block> _blocks = new();
+    private readonly int _blockSize;
+    private bool _disposed;
+
+    public PinnedBlockMemoryPool(int blockSize = 4096)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 512);
+        _blockSize = blockSize;
+    }
+
+    public override int MaxBufferSize => _blockSize;
+
+    public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
+    {
+        if (minBufferSize > _blockSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(minBufferSize), minBufferSize, $"Blocks are {_blockSize} bytes.");
+        }
+
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _blocks.TryDequeue(out var block) ? block : new Block(this, _blockSize);
+    }
+
+    protected override void Dispose(bool disposing) => _disposed = true;
+
+    private void Return(Block block)
+    {
+        if (!_disposed)
+        {
+            _blocks.Enqueue(block);
+        }
+    }
+
+    private sealed class Block : MemoryManager<byte>
+    {
+        private readonly PinnedBlockMemoryPool _pool;
+        private readonly byte[] _array;
+
+        public Block(PinnedBlockMemoryPool pool, int size)
+        {
+            _pool = pool;
+            _array = GC.AllocateUninitializedArray<byte>(size, pinned: true);
+        }
+
+        public override Memory<byte> Memory => CreateMemory(_array.Length);
+
+        public override Span<byte> GetSpan() => _array;
+
+        public override unsafe MemoryHandle Pin(int elementIndex = 0)
+            => new((byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_array)) + elementIndex);
+
+        public override void Unpin()
+        {
+        }
+
+        protected override bool TryGetArray(out ArraySegment<byte> segment)
+        {
+            segment = new ArraySegment<byte>(_array);
+            return true;
+        }
+
+        protected override void Dispose(bool disposing) => _pool.Return(this);
+    }
+}

@@ -1,0 +1,301 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using Forwarder.Transports.Features;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Forwarder.Transports.Tcp;
+
+/// <summary>
+/// A TCP socket as a <see cref="ConnectionContext"/>: one receive loop fills the input pipe, one
+/// send loop drains the output pipe. Unlike Kestrel's socket connection it keeps TCP's half-close:
+/// completing the output sends a FIN and the input keeps flowing until the peer's FIN.
+/// </summary>
+public sealed class TcpConnection : ConnectionContext,
+    IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionEndPointFeature,
+    IConnectionLifetimeFeature, IConnectionSocketFeature, IConnectionResetFeature, IDirectSendFeature
+{
+    private static long s_lastId;
+
+    private readonly Socket _socket;
+    private readonly bool _waitForData;
+    private readonly int _minimumReceiveSize;
+    private readonly Pipe _receivePipe;
+    private readonly Pipe _sendPipe;
+    private readonly SocketSender _sender = new();
+    private readonly CancellationTokenSource _closedTokenSource = new();
+    private readonly Lock _shutdownLock = new();
+    private readonly FeatureCollection _features = new(initialCapacity: 9);
+    private Task _receiving = Task.CompletedTask;
+    private Task _sending = Task.CompletedTask;
+    private Exception? _abortReason;
+    private bool _socketClosed;
+    private string? _connectionId;
+    private IDictionary<object, object?>? _items;
+
+    internal TcpConnection(Socket socket, MemoryPool<byte> pool, TcpTransportOptions options)
+    {
+        _socket = socket;
+        _waitForData = options.WaitForDataBeforeAllocatingBuffer;
+        _minimumReceiveSize = pool.MaxBufferSize;
+        LocalEndPoint = socket.LocalEndPoint;
+        RemoteEndPoint = socket.RemoteEndPoint;
+
+        // Inline schedulers: a receive completion runs the reader, which may write and flush to
+        // another connection's send pipe, all on one thread with no queueing between hops.
+        var pipeOptions = new PipeOptions(
+            pool,
+            readerScheduler: PipeScheduler.Inline,
+            writerScheduler: PipeScheduler.Inline,
+            pauseWriterThreshold: options.MaxBufferedBytes,
+            resumeWriterThreshold: options.MaxBufferedBytes / 2,
+            minimumSegmentSize: pool.MaxBufferSize,
+            useSynchronizationContext: false);
+        _receivePipe = new Pipe(pipeOptions);
+        _sendPipe = new Pipe(pipeOptions);
+        Transport = new DuplexPipe(_receivePipe.Reader, _sendPipe.Writer);
+
+        _features.Set<IConnectionIdFeature>(this);
+        _features.Set<IConnectionTransportFeature>(this);
+        _features.Set<IConnectionItemsFeature>(this);
+        _features.Set<IConnectionEndPointFeature>(this);
+        _features.Set<IConnectionLifetimeFeature>(this);
+        _features.Set<IConnectionSocketFeature>(this);
+        _features.Set<IConnectionResetFeature>(this);
+        _features.Set<IDirectSendFeature>(this);
+    }
+
+    public override string ConnectionId
+    {
+        get => _connectionId ??= "tcp-" + Interlocked.Increment(ref s_lastId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        set => _connectionId = value;
+    }
+
+    public override IFeatureCollection Features => _features;
+
+    public override IDictionary<object, object?> Items
+    {
+        get => _items ??= new ConnectionItems();
+        set => _items = value;
+    }
+
+    public override IDuplexPipe Transport { get; set; }
+
+    public override CancellationToken ConnectionClosed
+    {
+        get => _closedTokenSource.Token;
+        set => throw new NotSupportedException("The closed token is owned by the transport.");
+    }
+
+    public Socket Socket => _socket;
+
+    internal void Start()
+    {
+        _receiving = ReceiveLoopAsync();
+        _sending = SendLoopAsync();
+    }
+
+    public ValueTask SendAsync(ReadOnlySequence<byte> buffer)
+    {
+        var pending = _sender.SendAsync(_socket, buffer);
+        return pending.IsCompletedSuccessfully ? default : AwaitSendAsync(pending);
+    }
+
+    public override void Abort(ConnectionAbortedException abortReason) => CloseSocket(abortReason, reset: false);
+
+    public void Reset() => CloseSocket(new ConnectionResetException("The connection was reset by the proxy."), reset: true);
+
+    public override async ValueTask DisposeAsync()
+    {
+        Transport.Output.Complete();
+        Transport.Input.Complete();
+
+        // The send loop drains what is left and sends a FIN; only then is the socket closed.
+        await _sending.ConfigureAwait(false);
+        CloseSocket(null, reset: false);
+        await _receiving.ConfigureAwait(false);
+        _sender.Dispose();
+        _closedTokenSource.Dispose();
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        var writer = _receivePipe.Writer;
+        Exception? error = null;
+        try
+        {
+            while (true)
+            {
+                if (_waitForData)
+                {
+                    await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                }
+
+                var buffer = writer.GetMemory(_minimumReceiveSize);
+                var received = await _socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                if (received == 0)
+                {
+                    break;
+                }
+
+                writer.Advance(received);
+                var flush = await writer.FlushAsync().ConfigureAwait(false);
+                if (flush.IsCompleted || flush.IsCanceled)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            error = TranslateError(ex);
+        }
+        finally
+        {
+            await writer.CompleteAsync(error).ConfigureAwait(false);
+        }
+    }
+
+    private async Task SendLoopAsync()
+    {
+        var reader = _sendPipe.Reader;
+        Exception? error = null;
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                if (!buffer.IsEmpty)
+                {
+                    await _sender.SendAsync(_socket, buffer).ConfigureAwait(false);
+                }
+
+                reader.AdvanceTo(buffer.End);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    break;
+                }
+            }
+
+            ShutdownSend();
+        }
+        catch (Exception ex)
+        {
+            error = TranslateError(ex);
+            CloseSocket(error as ConnectionAbortedException ?? new ConnectionAbortedException(error.Message, error), reset: false);
+        }
+        finally
+        {
+            await reader.CompleteAsync(error).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask AwaitSendAsync(ValueTask pending)
+    {
+        try
+        {
+            await pending.ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            throw TranslateError(ex);
+        }
+    }
+
+    private void ShutdownSend()
+    {
+        lock (_shutdownLock)
+        {
+            if (_socketClosed)
+            {
+                return;
+            }
+
+            try
+            {
+                _socket.Shutdown(SocketShutdown.Send);
+            }
+            catch (SocketException)
+            {
+                // The peer is already gone; the receive loop reports how.
+            }
+        }
+    }
+
+    private void CloseSocket(Exception? reason, bool reset)
+    {
+        lock (_shutdownLock)
+        {
+            if (_socketClosed)
+            {
+                return;
+            }
+
+            _socketClosed = true;
+            _abortReason = reason;
+            try
+            {
+                if (reset)
+                {
+                    _socket.LingerState = new LingerOption(true, 0);
+                }
+                else if (reason is not null)
+                {
+                    _socket.Shutdown(SocketShutdown.Both);
+                }
+            }
+            catch (SocketException)
+            {
+                // Closing below is all that is left to do.
+            }
+
+            _socket.Dispose();
+        }
+
+        CancelClosedToken();
+    }
+
+    private void CancelClosedToken()
+    {
+        try
+        {
+            _closedTokenSource.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private Exception TranslateError(Exception ex)
+    {
+        if (_abortReason is not null)
+        {
+            return _abortReason;
+        }
+
+        return ex switch
+        {
+            SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown or SocketError.ConnectionAborted }
+                => new ConnectionResetException(ex.Message, ex),
+            SocketException { SocketErrorCode: SocketError.OperationAborted or SocketError.Interrupted or SocketError.InvalidArgument }
+                or ObjectDisposedException => new ConnectionAbortedException("The connection was closed.", ex),
+            ConnectionResetException or ConnectionAbortedException => ex,
+            _ => new IOException(ex.Message, ex),
+        };
+    }
+
+    EndPoint? IConnectionEndPointFeature.LocalEndPoint { get => LocalEndPoint; set => LocalEndPoint = value; }
+
+    EndPoint? IConnectionEndPointFeature.RemoteEndPoint { get => RemoteEndPoint; set => RemoteEndPoint = value; }
+
+    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = input;
+
+        public PipeWriter Output { get; } = output;
+    }
+}

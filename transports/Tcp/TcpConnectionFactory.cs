@@ -1,0 +1,35 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+
+namespace Forwarder.Transports.Tcp;
+
+/// <summary>The client side of the TCP transport: dials an endpoint and returns the connection.</summary>
+public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool<byte> pool) : IConnectionFactory
+{
+    public async ValueTask<ConnectionContext> ConnectAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        var socket = endpoint switch
+        {
+            DnsEndPoint => new Socket(SocketType.Stream, ProtocolType.Tcp),
+            UnixDomainSocketEndPoint => new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified),
+            _ => new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp),
+        };
+
+        try
+        {
+            TcpSocketConfigurator.Apply(socket, options);
+            await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        var connection = new TcpConnection(socket, pool, options);
+        connection.Start();
+        return connection;
+    }
+}

@@ -1,0 +1,75 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+
+namespace Forwarder.Transports.Tcp;
+
+/// <summary>A bound listening socket that hands out accepted sockets as <see cref="TcpConnection"/>s.</summary>
+internal sealed class TcpConnectionListener : IConnectionListener
+{
+    private readonly Socket _listenSocket;
+    private readonly MemoryPool<byte> _pool;
+    private readonly TcpTransportOptions _options;
+
+    public TcpConnectionListener(Socket listenSocket, MemoryPool<byte> pool, TcpTransportOptions options)
+    {
+        _listenSocket = listenSocket;
+        _pool = pool;
+        _options = options;
+        EndPoint = listenSocket.LocalEndPoint!;
+    }
+
+    public EndPoint EndPoint { get; }
+
+    public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listenSocket.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                return null;
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.OperationAborted)
+            {
+                return null;
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted)
+            {
+                // A connection that died in the backlog; take the next one.
+                continue;
+            }
+
+            try
+            {
+                TcpSocketConfigurator.Apply(socket, _options);
+            }
+            catch (SocketException)
+            {
+                socket.Dispose();
+                continue;
+            }
+
+            var connection = new TcpConnection(socket, _pool, _options);
+            connection.Start();
+            return connection;
+        }
+    }
+
+    public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+    {
+        _listenSocket.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _listenSocket.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

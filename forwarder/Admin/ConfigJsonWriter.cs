@@ -45,6 +45,9 @@ internal static class ConfigJsonWriter
         json.WriteNumber("maxBufferedBytes", config.Tcp.MaxBufferedBytes);
         json.WriteNumber("blockSize", config.Tcp.BlockSize);
         json.WriteBoolean("directSend", config.Tcp.DirectSend);
+        json.WriteBoolean("waitForData", config.Tcp.WaitForData);
+        json.WriteBoolean("inlineCompletions", config.Tcp.InlineCompletions);
+        WriteOptional(json, "ioThreads", config.Tcp.IoThreads);
         json.WriteEndObject();
 
         json.WriteStartArray("listeners");

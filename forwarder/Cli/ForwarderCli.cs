@@ -74,6 +74,7 @@ internal static class ForwarderCli
             return ExitInvalidConfig;
         }
 
+        SocketEngine.Configure(source.Initial.Tcp);
         using var host = ForwarderHost.Build(source, logging);
         try
         {

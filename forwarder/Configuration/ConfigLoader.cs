@@ -103,14 +103,17 @@ internal static class ConfigLoader
     {
         var fields = node is null
             ? []
-            : reader.Mapping(node, "tcp", "noDelay", "receiveBufferSize", "sendBufferSize", "maxBufferedBytes", "blockSize", "directSend") ?? [];
+            : reader.Mapping(node, "tcp", "noDelay", "receiveBufferSize", "sendBufferSize", "maxBufferedBytes", "blockSize", "directSend", "waitForData", "inlineCompletions", "ioThreads") ?? [];
         return new TcpConfig(
             NoDelay: reader.Bool(fields, "tcp", "noDelay", true),
             ReceiveBufferSize: reader.Size(fields, "tcp", "receiveBufferSize", null, 4096, 64 << 20),
             SendBufferSize: reader.Size(fields, "tcp", "sendBufferSize", null, 4096, 64 << 20),
             MaxBufferedBytes: reader.Size(fields, "tcp", "maxBufferedBytes", 1 << 20, 4096, 1 << 30)!.Value,
             BlockSize: reader.Size(fields, "tcp", "blockSize", 16 << 10, 1024, 1 << 20)!.Value,
-            DirectSend: reader.Bool(fields, "tcp", "directSend", true));
+            DirectSend: reader.Bool(fields, "tcp", "directSend", true),
+            WaitForData: reader.Bool(fields, "tcp", "waitForData", true),
+            InlineCompletions: reader.Bool(fields, "tcp", "inlineCompletions", true),
+            IoThreads: reader.OptionalInt(fields, "tcp", "ioThreads", 1, 256));
     }
 
     private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node)

@@ -47,4 +47,7 @@ internal sealed record TcpConfig(
     int? SendBufferSize,
     int MaxBufferedBytes,
     int BlockSize,
-    bool DirectSend);
+    bool DirectSend,
+    bool WaitForData,
+    bool InlineCompletions,
+    int? IoThreads);

@@ -94,8 +94,16 @@ internal sealed class YamlFieldReader(string file)
     }
 
     public int Int(Dictionary<string, YamlNode> fields, string parent, string name, int fallback, int min, int max)
-        => Parsed(fields, parent, name, fallback, $"a whole number from {min} to {max}",
-            (string text, out int value) => int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value) && value >= min && value <= max);
+        => OptionalInt(fields, parent, name, min, max) ?? fallback;
+
+    public int? OptionalInt(Dictionary<string, YamlNode> fields, string parent, string name, int min, int max)
+        => Parsed(fields, parent, name, null, $"a whole number from {min} to {max}",
+            (string text, out int? value) =>
+            {
+                var ok = int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number) && number >= min && number <= max;
+                value = ok ? number : null;
+                return ok;
+            });
 
     public bool Bool(Dictionary<string, YamlNode> fields, string parent, string name, bool fallback)
         => Parsed(fields, parent, name, fallback, "true or false", bool.TryParse);

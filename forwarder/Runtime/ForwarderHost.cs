@@ -52,6 +52,7 @@ internal static class ForwarderHost
             SendBufferSize = tcp.SendBufferSize,
             MaxBufferedBytes = tcp.MaxBufferedBytes,
             BlockSize = tcp.BlockSize,
+            WaitForDataBeforeAllocatingBuffer = tcp.WaitForData,
         };
 
         var services = builder.Services;

@@ -1,0 +1,111 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Forwarder.Tests.Infrastructure;
+
+/// <summary>A real TCP server on a free loopback port, running a handler per accepted socket.</summary>
+internal sealed class TcpTestServer : IAsyncDisposable
+{
+    private readonly Socket _listener;
+    private readonly Func<Socket, Task> _handler;
+    private readonly List<Task> _connections = [];
+    private readonly List<Socket> _accepted = [];
+    private readonly Task _acceptLoop;
+    private int _acceptedCount;
+
+    public TcpTestServer(Func<Socket, Task> handler, int backlog = 1024)
+    {
+        _handler = handler;
+        _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _listener.Listen(backlog);
+        EndPoint = (IPEndPoint)_listener.LocalEndPoint!;
+        _acceptLoop = AcceptLoopAsync();
+    }
+
+    public IPEndPoint EndPoint { get; }
+
+    public string Address => $"127.0.0.1:{EndPoint.Port}";
+
+    public int AcceptedCount => Volatile.Read(ref _acceptedCount);
+
+    /// <summary>Writes back what it reads; answers a FIN with a FIN.</summary>
+    public static TcpTestServer Echo() => new(async socket =>
+    {
+        var buffer = new byte[64 * 1024];
+        while (true)
+        {
+            var read = await socket.ReceiveAsync(buffer, SocketFlags.None);
+            if (read == 0)
+            {
+                socket.Shutdown(SocketShutdown.Send);
+                return;
+            }
+
+            await socket.SendAsync(buffer.AsMemory(0, read), SocketFlags.None);
+        }
+    });
+
+    public async ValueTask DisposeAsync()
+    {
+        _listener.Dispose();
+        await _acceptLoop;
+        Socket[] accepted;
+        lock (_accepted)
+        {
+            accepted = [.. _accepted];
+        }
+
+        foreach (var socket in accepted)
+        {
+            socket.Dispose();
+        }
+
+        Task[] connections;
+        lock (_connections)
+        {
+            connections = [.. _connections];
+        }
+
+        await Task.WhenAll(connections.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default)));
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (true)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync();
+            }
+            catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+
+            Interlocked.Increment(ref _acceptedCount);
+            lock (_accepted)
+            {
+                _accepted.Add(socket);
+            }
+
+            lock (_connections)
+            {
+                _connections.Add(RunAsync(socket));
+            }
+        }
+    }
+
+    private async Task RunAsync(Socket socket)
+    {
+        try
+        {
+            await _handler(socket);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // The peer went away; tests assert on what they observed before.
+        }
+    }
+}

@@ -41,6 +41,12 @@ internal static class ConfigLoader
             var message = ex.InnerException?.Message ?? ex.Message;
             throw new ConfigException([new ConfigError(file, (int)ex.Start.Line, (int)ex.Start.Column, string.Empty, $"invalid YAML: {message}")]);
         }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner fails this way on some unterminated flow collections.
+            var mark = LastGoodMark(yaml);
+            throw new ConfigException([new ConfigError(file, (int)mark.Line, (int)mark.Column, string.Empty, "invalid YAML: a [ ] or { } collection near here is not closed properly")]);
+        }
 
         if (stream.Documents.Count == 0)
         {
@@ -55,6 +61,25 @@ internal static class ConfigLoader
         }
 
         return config!;
+    }
+
+    private static Mark LastGoodMark(string yaml)
+    {
+        var parser = new Parser(new StringReader(yaml));
+        var mark = Mark.Empty;
+        try
+        {
+            while (parser.MoveNext())
+            {
+                mark = parser.Current!.End;
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Where it broke is what we were after.
+        }
+
+        return mark;
     }
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file)

@@ -17,6 +17,11 @@ internal static class ValueParsers
     {
         value = TimeSpan.Zero;
         var rest = text.AsSpan().Trim();
+        if (rest.IsEmpty)
+        {
+            return false;
+        }
+
         if (rest.SequenceEqual("0"))
         {
             return true;

@@ -1,0 +1,142 @@
+using Forwarder.Configuration;
+
+namespace Forwarder.Tests.Configuration;
+
+public sealed class ConfigLoaderTests
+{
+    private const string Services = """
+        services:
+          echo:
+            endpoints:
+              - address: 127.0.0.1:9000
+        """;
+
+    [Fact]
+    public void Parse_IssueExample_ReadsEveryField()
+    {
+        var config = ConfigLoader.Parse("""
+            admin: { listen: 127.0.0.1:9901 }
+            listeners:
+              - name: echo
+                listen: 127.0.0.1:7000
+                protocol: tcp            # tcp now; http comes with the L7 issue
+                service: echo
+            services:
+              echo:
+                lb: { policy: round_robin }
+                connectTimeout: 2s
+                idleTimeout: 5m
+                endpoints:
+                  - address: 127.0.0.1:9000
+                    weight: 1
+            """, "example.yaml");
+
+        Assert.Equal("127.0.0.1:9901", config.Admin!.Listen);
+        var listener = Assert.Single(config.Listeners);
+        Assert.Equal(("echo", "127.0.0.1:7000", ListenerProtocol.Tcp, "echo"), (listener.Name, listener.Listen, listener.Protocol, listener.Service));
+        var service = config.Services["echo"];
+        Assert.Equal("round_robin", service.Policy);
+        Assert.Equal(TimeSpan.FromSeconds(2), service.ConnectTimeout);
+        Assert.Equal(TimeSpan.FromMinutes(5), service.IdleTimeout);
+        Assert.Equal(("127.0.0.1:9000", 1), (service.Endpoints[0].Address, service.Endpoints[0].Weight));
+    }
+
+    [Fact]
+    public void Parse_Defaults_AreSane()
+    {
+        var config = ConfigLoader.Parse("listeners:\n  - { name: a, listen: '127.0.0.1:7000', service: echo }\n" + Services, "d.yaml");
+
+        Assert.Null(config.Admin);
+        Assert.Equal(TimeSpan.FromSeconds(30), config.DrainTimeout);
+        Assert.True(config.Tcp.NoDelay);
+        Assert.Equal(ListenerProtocol.Tcp, config.Listeners[0].Protocol);
+        Assert.Equal(ConfigLoader.DefaultMaxConnections, config.Listeners[0].MaxConnections);
+        Assert.Equal(TimeSpan.FromSeconds(5), config.Services["echo"].ConnectTimeout);
+        Assert.Equal(3, config.Services["echo"].ConnectAttempts);
+    }
+
+    [Theory]
+    [InlineData("listeners: [\n  { name: a, listen: 127.0.0.1:7000, service: echo\n", "bad.yaml:1:12", "invalid YAML: a [ ] or { } collection near here is not closed")]
+    [InlineData("listeners:\n  - name: a\n   listen: 127.0.0.1:7000\n", "bad.yaml:3:", "invalid YAML")]
+    [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:99999\n    service: echo\n", "bad.yaml:3:13", "listeners[0].listen: expected IP:PORT such as 127.0.0.1:7000")]
+    [InlineData("listeners:\n  - name: a\n    listen: localhost:7000\n    service: echo\n", "bad.yaml:3:13", "listeners[0].listen: expected IP:PORT")]
+    [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n    service: nope\n", "bad.yaml:4:14", "listeners[0].service: no service named 'nope' (defined: echo)")]
+    [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n", "bad.yaml:2:5", "listeners[0].service: is required for a tcp listener")]
+    [InlineData("listeners:\n  - listen: 127.0.0.1:7000\n    service: echo\n", "bad.yaml:2:5", "listeners[0].name: is required")]
+    [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n    service: echo\n    protocol: udp\n", "bad.yaml:5:15", "listeners[0].protocol: expected tcp or echo, got 'udp'")]
+    [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n    service: echo\n    servce: echo\n", "bad.yaml:5:5", "listeners[0].servce: unknown field; expected one of: name, listen, protocol, service, maxConnections")]
+    [InlineData("listeners:\n  - name: a\n    Listen: 127.0.0.1:7000\n    service: echo\n", "bad.yaml:3:5", "listeners[0].Listen: unknown field; did you mean 'listen'?")]
+    [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n    service: echo\n    maxConnections: lots\n", "bad.yaml:5:21", "listeners[0].maxConnections: expected a whole number from 1 to 10000000, got 'lots'")]
+    [InlineData("listeners:\n  - { name: a, listen: '127.0.0.1:7000', service: echo }\n  - { name: a, listen: '127.0.0.1:7001', service: echo }\n", "bad.yaml:3:13", "listeners[1].name: another listener is already named 'a'")]
+    [InlineData("listeners:\n  - { name: a, listen: '127.0.0.1:7000', service: echo }\n  - { name: b, listen: '127.0.0.1:7000', service: echo }\n", "bad.yaml:3:24", "listeners[1].listen: another listener already listens on 127.0.0.1:7000")]
+    [InlineData("listeners:\n  - { name: a, listen: '127.0.0.1:7000', protocol: echo, service: echo }\n", "bad.yaml:2:67", "listeners[0].service: an echo listener answers by itself and takes no service")]
+    [InlineData("listeners: {}\n", "bad.yaml:1:12", "listeners: expected a list")]
+    [InlineData("drainTimeout: soon\nlisteners: []\n", "bad.yaml:1:15", "drainTimeout: expected a duration such as 500ms, 2s, 5m or 1h, got 'soon'")]
+    [InlineData("admin: { listen: nowhere }\nlisteners: []\n", "bad.yaml:1:18", "admin.listen: expected IP:PORT such as 127.0.0.1:9901, got 'nowhere'")]
+    [InlineData("tcp: { blockSize: 1 }\nlisteners: []\n", "bad.yaml:1:19", "tcp.blockSize: expected a size in bytes from 1024 to 1048576")]
+    [InlineData("services: {}\n", "bad.yaml:1:1", "listeners: is required")]
+    [InlineData("listen: 1\nlisteners: []\n", "bad.yaml:1:1", "listen: unknown field; expected one of: admin, drainTimeout, tcp, listeners, services")]
+    public void Parse_InvalidListenersOrGlobals_NamesFileLineAndField(string yaml, string location, string message)
+        => AssertSingleError(yaml + (yaml.Contains("services:", StringComparison.Ordinal) ? string.Empty : Services), location, message, allowMore: message.Contains("did you mean", StringComparison.Ordinal));
+
+    [Theory]
+    [InlineData("    endpoints: []\n", "bad.yaml:5:16", "services.echo.endpoints: needs at least one endpoint")]
+    [InlineData("    lb: { policy: fastest }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:19", "services.echo.lb.policy: unknown policy 'fastest'; expected one of: round_robin, random, least_request")]
+    [InlineData("    connectTimeout: 0\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:21", "services.echo.connectTimeout: expected a duration such as 500ms, 2s, 5m or 1h (at least 1ms), got '0'")]
+    [InlineData("    endpoints:\n      - address: 127.0.0.1\n", "bad.yaml:6:18", "services.echo.endpoints[0].address: expected HOST:PORT such as 127.0.0.1:9000")]
+    [InlineData("    endpoints:\n      - address: 127.0.0.1:9000\n        weight: 0\n", "bad.yaml:7:17", "services.echo.endpoints[0].weight: expected a whole number from 1 to 10000, got '0'")]
+    [InlineData("    endpoints:\n      - address: 127.0.0.1:9000\n      - address: 127.0.0.1:9000\n", "bad.yaml:7:18", "services.echo.endpoints[1].address: '127.0.0.1:9000' is listed twice")]
+    [InlineData("    endpoints:\n      - weight: 2\n", "bad.yaml:6:9", "services.echo.endpoints[0].address: is required")]
+    [InlineData("    idleTimeout: 5 minutes\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:18", "services.echo.idleTimeout: expected a duration")]
+    [InlineData("    endpoint: []\n", "bad.yaml:5:5", "services.echo.endpoint: unknown field")]
+    public void Parse_InvalidService_NamesFileLineAndField(string serviceBody, string location, string message)
+        => AssertSingleError("listeners:\n  - { name: a, listen: '127.0.0.1:7000', service: echo }\nservices:\n  echo:\n" + serviceBody, location, message, allowMore: serviceBody.Contains("endpoint: []", StringComparison.Ordinal));
+
+    [Fact]
+    public void Parse_SeveralErrors_ReportsAllOfThem()
+    {
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(
+            "listeners:\n  - { name: a, listen: bad, service: echo }\n  - { name: b, listen: '127.0.0.1:1', service: none }\n" + Services, "many.yaml"));
+
+        Assert.Equal(2, error.Errors.Count);
+        Assert.Contains("many.yaml:2:24: listeners[0].listen", error.Message, StringComparison.Ordinal);
+        Assert.Contains("many.yaml:3:48: listeners[1].service", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void LoadFile_Missing_SaysItCannotBeRead()
+    {
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.LoadFile("/nonexistent/forwarder.yaml"));
+
+        Assert.StartsWith("/nonexistent/forwarder.yaml:0:0: cannot read the file", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_QuickstartExample_IsValid()
+    {
+        var path = Path.Combine(RepositoryRoot(), "examples", "quickstart.yaml");
+
+        var config = ConfigLoader.LoadFile(path);
+
+        Assert.Equal(["echo", "echo-backend"], config.Listeners.Select(l => l.Name));
+    }
+
+    private static void AssertSingleError(string yaml, string location, string message, bool allowMore = false)
+    {
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, "bad.yaml"));
+        var first = allowMore ? error.Errors[0] : Assert.Single(error.Errors);
+        Assert.StartsWith(location, first.ToString(), StringComparison.Ordinal);
+        Assert.Contains(message, first.ToString(), StringComparison.Ordinal);
+    }
+
+    internal static string RepositoryRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Forwarder.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new InvalidOperationException("Forwarder.sln not found above the test binaries.");
+    }
+}

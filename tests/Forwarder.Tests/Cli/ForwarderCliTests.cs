@@ -1,0 +1,114 @@
+using System.Net.Sockets;
+using Forwarder.Tests.Configuration;
+using Forwarder.Tests.Infrastructure;
+
+namespace Forwarder.Tests.Cli;
+
+public sealed class ForwarderCliTests : IDisposable
+{
+    private const int SigTerm = 15;
+    private readonly string _directory = Directory.CreateTempSubdirectory("forwarder-cli-").FullName;
+
+    [Fact]
+    public async Task Help_DocumentsEveryOption()
+    {
+        var (exitCode, output, _) = await ForwarderProcess.RunAsync("--help");
+
+        Assert.Equal(0, exitCode);
+        Assert.All(new[] { "--config", "--check", "--log-level", "--log-format" }, option => Assert.Contains(option, output, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Check_ValidConfig_ExitsZero()
+    {
+        var (exitCode, output, _) = await ForwarderProcess.RunAsync("--config", Path.Combine(ConfigLoaderTests.RepositoryRoot(), "examples", "quickstart.yaml"), "--check");
+
+        Assert.Equal(0, exitCode);
+        Assert.Contains("quickstart.yaml: OK (2 listeners, 1 services)", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Check_InvalidConfig_ExitsTwoWithFileLineAndField()
+    {
+        var path = Write("bad.yaml", "listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n    service: nope\n");
+
+        var (exitCode, _, errors) = await ForwarderProcess.RunAsync("--config", path, "--check");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains($"{path}:4:14: listeners[0].service: no service named 'nope' (none are defined)", errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Run_InvalidConfig_RefusesToStart()
+    {
+        var path = Write("bad.yaml", "listeners: nothing\n");
+
+        var (exitCode, _, errors) = await ForwarderProcess.RunAsync("--config", path);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains($"{path}:1:12: listeners: expected a list", errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SigTerm_StopsAccepting_DrainsEstablished_ThenExits()
+    {
+        await using var backend = TcpTestServer.Echo();
+        var path = Write("drain.yaml", $"drainTimeout: 60s\nlisteners:\n  - {{ name: front, listen: '127.0.0.1:0', service: back }}\nservices:\n  back:\n    endpoints: [ {{ address: '{backend.Address}' }} ]\n");
+        using var forwarder = ForwarderProcess.Start("--config", path);
+        var port = await forwarder.ListenerPortAsync("front");
+        var front = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port);
+        using var established = await SocketClient.ConnectAsync(front);
+        await SocketClient.AssertEchoAsync(established, "before SIGTERM");
+
+        forwarder.Signal(SigTerm);
+        await Eventually.TrueAsync(async () => await IsRefusedAsync(front), "the listener stops accepting");
+        await SocketClient.AssertEchoAsync(established, "during the drain");
+        Assert.False(forwarder.HasExited);
+
+        established.Shutdown(SocketShutdown.Send);
+        Assert.Empty(await SocketClient.ReceiveToEndAsync(established));
+        await forwarder.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, forwarder.ExitCode);
+        Assert.Contains("All connections drained", forwarder.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SigTerm_DrainDeadline_ClosesLingeringConnections()
+    {
+        await using var backend = TcpTestServer.Echo();
+        var path = Write("deadline.yaml", $"drainTimeout: 1s\nlisteners:\n  - {{ name: front, listen: '127.0.0.1:0', service: back }}\nservices:\n  back:\n    endpoints: [ {{ address: '{backend.Address}' }} ]\n");
+        using var forwarder = ForwarderProcess.Start("--config", path);
+        var port = await forwarder.ListenerPortAsync("front");
+        using var lingering = await SocketClient.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port));
+        await SocketClient.AssertEchoAsync(lingering, "then I stay idle");
+
+        forwarder.Signal(SigTerm);
+        await forwarder.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(0, forwarder.ExitCode);
+        Assert.Contains("Drain deadline reached; aborting 1 connections", forwarder.Output, StringComparison.Ordinal);
+        Assert.Empty(await SocketClient.ReceiveToEndAsync(lingering));
+    }
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private string Write(string name, string yaml)
+    {
+        var path = Path.Combine(_directory, name);
+        File.WriteAllText(path, yaml);
+        return path;
+    }
+
+    private static async Task<bool> IsRefusedAsync(System.Net.IPEndPoint endPoint)
+    {
+        try
+        {
+            using var probe = await SocketClient.ConnectAsync(endPoint);
+            return false;
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            return true;
+        }
+    }
+}

@@ -1,0 +1,92 @@
+using Forwarder.LoadBalancing;
+
+namespace Forwarder.LoadBalancing.Tests.Policies;
+
+public sealed class PolicyTests
+{
+    private static LoadBalancerEndpoint[] Endpoints(params int[] weights)
+        => weights.Select((w, i) => new LoadBalancerEndpoint($"e{i}", w)).ToArray();
+
+    [Fact]
+    public void RoundRobin_Weights511_IsSmooth()
+    {
+        var balancer = LoadBalancingPolicies.Create(LoadBalancingPolicies.RoundRobin, Endpoints(5, 1, 1));
+
+        var picks = string.Concat(Enumerable.Range(0, 14).Select(_ => "abc"[balancer.Pick()]));
+
+        // nginx's published sequence for weights 5,1,1, twice.
+        Assert.Equal("aabacaaaabacaa", picks);
+    }
+
+    [Fact]
+    public void RoundRobin_EqualWeights_Rotates()
+    {
+        var balancer = LoadBalancingPolicies.Create(LoadBalancingPolicies.RoundRobin, Endpoints(1, 1, 1));
+
+        Assert.Equal([0, 1, 2, 0, 1, 2], Enumerable.Range(0, 6).Select(_ => balancer.Pick()));
+    }
+
+    [Theory]
+    [InlineData(LoadBalancingPolicies.RoundRobin)]
+    [InlineData(LoadBalancingPolicies.Random)]
+    public void WeightedPolicies_MillionPicks_FollowWeightsWithinHalfAPercent(string policy)
+    {
+        int[] weights = [1, 2, 3, 4];
+        var balancer = LoadBalancingPolicies.Create(policy, Endpoints(weights), new Random(7));
+        var counts = new int[weights.Length];
+
+        for (var i = 0; i < 1_000_000; i++)
+        {
+            counts[balancer.Pick()]++;
+        }
+
+        for (var i = 0; i < weights.Length; i++)
+        {
+            var expected = weights[i] / 10.0;
+            Assert.InRange(counts[i] / 1_000_000.0, expected - 0.005, expected + 0.005);
+        }
+    }
+
+    [Fact]
+    public void LeastRequest_AvoidsBusyEndpoint()
+    {
+        var endpoints = Endpoints(1, 1);
+        for (var i = 0; i < 10; i++)
+        {
+            endpoints[0].Begin();
+        }
+
+        var balancer = LoadBalancingPolicies.Create(LoadBalancingPolicies.LeastRequest, endpoints, new Random(3));
+
+        Assert.All(Enumerable.Range(0, 100), _ => Assert.Equal(1, balancer.Pick()));
+    }
+
+    [Fact]
+    public void LeastRequest_HonoursWeightWhenComparingLoad()
+    {
+        // Four in flight on weight 4 is lighter than two on weight 1.
+        var endpoints = Endpoints(4, 1);
+        for (var i = 0; i < 4; i++)
+        {
+            endpoints[0].Begin();
+        }
+
+        endpoints[1].Begin();
+        endpoints[1].Begin();
+        var balancer = LoadBalancingPolicies.Create(LoadBalancingPolicies.LeastRequest, endpoints, new Random(5));
+
+        Assert.Equal(0, balancer.Pick());
+    }
+
+    [Fact]
+    public void Create_UnknownPolicy_NamesTheKnownOnes()
+    {
+        var error = Assert.Throws<ArgumentException>(() => LoadBalancingPolicies.Create("fastest", Endpoints(1)));
+
+        Assert.Contains("round_robin, random, least_request", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Endpoint_ZeroWeight_IsRejected()
+        => Assert.Throws<ArgumentOutOfRangeException>(() => new LoadBalancerEndpoint("e", 0));
+}

@@ -8,6 +8,7 @@ namespace Forwarder.Tests.L4;
 /// The forwarding path must not allocate per chunk once connections are up: garbage would mean
 /// GC pauses in the latency tail. Counted in bytes, which unlike time is not noisy.
 /// </summary>
+[Collection(IsolatedCollection.Name)]
 public sealed class SteadyStateAllocationTests(ITestOutputHelper output)
 {
     [Theory]

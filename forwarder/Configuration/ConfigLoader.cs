@@ -1,4 +1,6 @@
 using System.Net;
+using System.Security.Cryptography;
+using System.Text;
 using Forwarder.LoadBalancing;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -54,7 +56,7 @@ internal static class ConfigLoader
         }
 
         var reader = new YamlFieldReader(file);
-        var config = Read(reader, stream.Documents[0].RootNode, file);
+        var config = Read(reader, stream.Documents[0].RootNode, file, DigestOf(yaml));
         if (reader.Errors.Count > 0)
         {
             throw new ConfigException(reader.Errors);
@@ -82,7 +84,10 @@ internal static class ConfigLoader
         return mark;
     }
 
-    private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file)
+    /// <summary>The digest <see cref="ForwarderConfig.Digest"/> holds, for the given config text.</summary>
+    public static string DigestOf(string yaml) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(yaml)));
+
+    private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)
     {
         var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "tcp", "listeners", "services");
         if (fields is null)
@@ -103,7 +108,7 @@ internal static class ConfigLoader
         }
 
         var listeners = ReadListeners(reader, listenersNode, services, admin);
-        return new ForwarderConfig(file, admin, drainTimeout, tcp, listeners, services);
+        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services);
     }
 
     private static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)

@@ -3,8 +3,10 @@ using System.Net;
 namespace Forwarder.Configuration;
 
 /// <summary>The whole configuration as the user wrote it, validated; replaced whole on reload.</summary>
+/// <param name="Digest">SHA-256 of the text it was read from, to tell a real edit from a touch.</param>
 internal sealed record ForwarderConfig(
     string Source,
+    string Digest,
     AdminConfig? Admin,
     TimeSpan DrainTimeout,
     TcpConfig Tcp,

@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
+using Forwarder.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -8,75 +8,99 @@ namespace Forwarder.Runtime;
 /// <summary>
 /// Reloads the config when its file changes (editors that write in place, and those that write
 /// a new file and rename it over the old one, as Kubernetes ConfigMaps do) or on SIGHUP. Bursts
-/// of file events are coalesced; a change that leaves the bytes as they were is ignored.
+/// of file events are coalesced, and a file whose text is what is already running is left alone.
 /// </summary>
-internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<ConfigWatcher> logger) : BackgroundService
+internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<ConfigWatcher> logger) : IHostedService, IDisposable
 {
     private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(250);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    private readonly SemaphoreSlim _signal = new(0);
+    private readonly CancellationTokenSource _stopping = new();
+    private FileSystemWatcher? _watcher;
+    private PosixSignalRegistration? _hangup;
+    private Task _watching = Task.CompletedTask;
+    private int _forced;
+
+    /// <summary>Starts watching before returning, so no change made after start-up can be missed.</summary>
+    public Task StartAsync(CancellationToken cancellationToken)
     {
         if (runtime.ConfigPath is not { } path)
         {
-            return;
+            return Task.CompletedTask;
         }
 
         var fullPath = Path.GetFullPath(path);
-        var signal = new SemaphoreSlim(0);
-        var forced = 0;
-        using var watcher = new FileSystemWatcher(Path.GetDirectoryName(fullPath)!, Path.GetFileName(fullPath))
+        _watcher = new FileSystemWatcher(Path.GetDirectoryName(fullPath)!, Path.GetFileName(fullPath))
         {
             NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime,
         };
-        FileSystemEventHandler changed = (_, _) => signal.Release();
-        watcher.Changed += changed;
-        watcher.Created += changed;
-        watcher.Renamed += (_, _) => signal.Release();
-        watcher.EnableRaisingEvents = true;
-        using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        _watcher.Changed += (_, _) => _signal.Release();
+        _watcher.Created += (_, _) => _signal.Release();
+        _watcher.Renamed += (_, _) => _signal.Release();
+        _watcher.EnableRaisingEvents = true;
+        _hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true;
-            Interlocked.Exchange(ref forced, 1);
-            signal.Release();
+            Interlocked.Exchange(ref _forced, 1);
+            _signal.Release();
         });
 
-        var lastHash = Hash(fullPath);
+        // A change between loading the file and watching it is caught by comparing digests.
+        _signal.Release();
+        _watching = WatchAsync(fullPath, _stopping.Token);
         LogWatching(logger, fullPath);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _watching.ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        _watcher?.Dispose();
+        _hangup?.Dispose();
+        _stopping.Dispose();
+        _signal.Dispose();
+    }
+
+    private async Task WatchAsync(string path, CancellationToken stopping)
+    {
         try
         {
-            while (!stoppingToken.IsCancellationRequested)
+            while (true)
             {
-                await signal.WaitAsync(stoppingToken).ConfigureAwait(false);
-                await Task.Delay(Debounce, stoppingToken).ConfigureAwait(false);
-                while (signal.CurrentCount > 0)
+                await _signal.WaitAsync(stopping).ConfigureAwait(false);
+                await Task.Delay(Debounce, stopping).ConfigureAwait(false);
+                while (_signal.CurrentCount > 0)
                 {
-                    await signal.WaitAsync(stoppingToken).ConfigureAwait(false);
+                    await _signal.WaitAsync(stopping).ConfigureAwait(false);
                 }
 
-                var hash = Hash(fullPath);
-                if (Interlocked.Exchange(ref forced, 0) == 0 && hash is not null && hash.AsSpan().SequenceEqual(lastHash))
+                var forced = Interlocked.Exchange(ref _forced, 0) == 1;
+                if (forced || CurrentDigest(path) != runtime.Config.Digest)
                 {
-                    continue;
+                    await runtime.ReloadAsync(stopping).ConfigureAwait(false);
                 }
-
-                lastHash = hash;
-                await runtime.ReloadAsync(stoppingToken).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
             // Shutting down.
         }
     }
 
-    private static byte[]? Hash(string path)
+    private static string? CurrentDigest(string path)
     {
         try
         {
-            return SHA256.HashData(File.ReadAllBytes(path));
+            return ConfigLoader.DigestOf(File.ReadAllText(path));
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
+            // Mid-rename: let the reload report the file as unreadable.
             return null;
         }
     }

@@ -122,4 +122,19 @@ public sealed class ProxyRuntimeReloadTests
         using var client = await SocketClient.ConnectAsync(forwarder.EndPoint("second"));
         await SocketClient.AssertEchoAsync(client, "via the listener the watcher added");
     }
+
+    [Fact]
+    public async Task FileWatcher_RewriteWithSameText_DoesNotReload()
+    {
+        await using var backend = TcpTestServer.Echo();
+        var yaml = Config(backend.Address, ("front", "127.0.0.1:0"));
+        await using var forwarder = await RunningForwarder.StartAsync(yaml);
+
+        await File.WriteAllTextAsync(forwarder.ConfigPath, yaml);
+        await File.AppendAllTextAsync(forwarder.ConfigPath, "\n# edited\n");
+
+        await Eventually.TrueAsync(() => forwarder.Metrics.ReloadsSucceeded >= 1, "the edit is reloaded");
+        Assert.Equal(1, forwarder.Metrics.ReloadsSucceeded);
+        Assert.Equal(0, forwarder.Metrics.ReloadsFailed);
+    }
 }

@@ -791,6 +791,7 @@ def measure_proxy_memory(lab: Lab, target: Target) -> dict[str, Any]:
             entry["after_benchmark_hwm_kb"] = status_kb(proxy.pid, "VmHWM")
         proxy.restart()
         entry["idle_rss_kb"] = status_kb(proxy.pid, "VmRSS")
+        entry["idle_anon_kb"] = status_kb(proxy.pid, "RssAnon")
         upstream_before = established_to(lab.ports.nginx)
         with idle_connections(target.http_port, IDLE_CONNECTIONS):
             took = wait_until(
@@ -800,6 +801,7 @@ def measure_proxy_memory(lab: Lab, target: Target) -> dict[str, Any]:
                 failed=proxy.exit_problem)
             entry["accept_wait_s"] = took
             entry["loaded_rss_kb"] = status_kb(proxy.pid, "VmRSS")
+            entry["loaded_anon_kb"] = status_kb(proxy.pid, "RssAnon")
             entry["loaded_hwm_kb"] = status_kb(proxy.pid, "VmHWM")
         entry["per_connection_kb"] = (entry["loaded_rss_kb"] - entry["idle_rss_kb"]) / IDLE_CONNECTIONS
     except BenchError as error:
@@ -817,9 +819,11 @@ def measure_memory(lab: Lab) -> dict[str, dict[str, Any]]:
         if "error" in entry:
             print(f"  {target.arm:<9} memory: ERROR: {entry['error']}", flush=True)
         else:
-            print(f"  {target.arm:<9} RSS idle {entry['idle_rss_kb'] / 1024:.1f} MiB, "
+            print(f"  {target.arm:<9} RSS idle {entry['idle_rss_kb'] / 1024:.1f} MiB "
+                  f"(private {entry['idle_anon_kb'] / 1024:.1f} MiB), "
                   f"with {IDLE_CONNECTIONS} idle connections {entry['loaded_rss_kb'] / 1024:.1f} MiB "
-                  f"({entry['per_connection_kb']:.1f} KiB per connection)", flush=True)
+                  f"(private {entry['loaded_anon_kb'] / 1024:.1f} MiB; "
+                  f"{entry['per_connection_kb']:.1f} KiB per connection)", flush=True)
     return memory
 
 
@@ -965,11 +969,15 @@ def memory_section(results: dict[str, Any]) -> list[str]:
             continue
         after = (f"{fmt_mib(entry['after_benchmark_rss_kb'])} / {fmt_mib(entry['after_benchmark_hwm_kb'])}"
                  if "after_benchmark_rss_kb" in entry else "—")
-        rows.append([arm, fmt_mib(entry["idle_rss_kb"]), fmt_mib(entry["loaded_rss_kb"]),
+        rows.append([arm, fmt_mib(entry["idle_rss_kb"]), fmt_mib(entry["idle_anon_kb"]),
+                     fmt_mib(entry["loaded_rss_kb"]), fmt_mib(entry["loaded_anon_kb"]),
                      f"{entry['per_connection_kb']:.1f} KiB", after])
-    header = ["proxy", "RSS idle (fresh)", f"RSS, {IDLE_CONNECTIONS:,} idle connections",
-              "per connection", "after the benchmark: RSS / peak (VmHWM)"]
-    return ["## Memory", "", *markdown_table(header, rows), ""]
+    header = ["proxy", "RSS idle (fresh)", "private (RssAnon) idle", f"RSS, {IDLE_CONNECTIONS:,} idle connections",
+              f"private, {IDLE_CONNECTIONS:,} idle connections", "RSS per connection",
+              "after the benchmark: RSS / peak (VmHWM)"]
+    note = ("RSS counts file-backed pages too (the .NET runtime's and assemblies' mapped code, shared "
+            "between processes and reclaimable); RssAnon is the process's private memory.")
+    return ["## Memory", "", *markdown_table(header, rows), "", note, ""]
 
 
 def errors_section(results: dict[str, Any]) -> list[str]:
@@ -1074,8 +1082,9 @@ def print_summary(results: dict[str, Any]) -> None:
                   f"forwarder/direct {ratio_cell(r['forwarder/direct'][metric])}")
     for arm, entry in results["memory"].items():
         if "error" not in entry:
-            print(f"  RSS {arm:<9} idle {fmt_mib(entry['idle_rss_kb'])}, "
-                  f"{IDLE_CONNECTIONS} idle connections {fmt_mib(entry['loaded_rss_kb'])}")
+            print(f"  RSS {arm:<9} idle {fmt_mib(entry['idle_rss_kb'])} (private {fmt_mib(entry['idle_anon_kb'])}), "
+                  f"{IDLE_CONNECTIONS} idle connections {fmt_mib(entry['loaded_rss_kb'])} "
+                  f"(private {fmt_mib(entry['loaded_anon_kb'])})")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ internal static class ConfigJsonWriter
 
         json.WriteString("drainTimeout", ValueParsers.FormatDuration(config.DrainTimeout));
         json.WriteStartObject("tcp");
+        json.WriteString("engine", config.Tcp.Engine.ToString().ToLowerInvariant());
         json.WriteBoolean("noDelay", config.Tcp.NoDelay);
         WriteOptional(json, "receiveBufferSize", config.Tcp.ReceiveBufferSize);
         WriteOptional(json, "sendBufferSize", config.Tcp.SendBufferSize);

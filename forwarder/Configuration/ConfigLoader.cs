@@ -133,8 +133,14 @@ internal static class ConfigLoader
     {
         var fields = node is null
             ? []
-            : reader.Mapping(node, "tcp", "noDelay", "receiveBufferSize", "sendBufferSize", "maxBufferedBytes", "blockSize", "directSend", "waitForData", "inlineCompletions", "ioThreads") ?? [];
+            : reader.Mapping(node, "tcp", "engine", "noDelay", "receiveBufferSize", "sendBufferSize", "maxBufferedBytes", "blockSize", "directSend", "waitForData", "inlineCompletions", "ioThreads") ?? [];
         return new TcpConfig(
+            Engine: reader.Parsed(fields, "tcp", "engine", TcpEngine.Epoll, "epoll or pipes",
+                (string text, out TcpEngine engine) =>
+                {
+                    engine = text == "pipes" ? TcpEngine.Pipes : TcpEngine.Epoll;
+                    return text is "epoll" or "pipes";
+                }),
             NoDelay: reader.Bool(fields, "tcp", "noDelay", true),
             ReceiveBufferSize: reader.Size(fields, "tcp", "receiveBufferSize", null, 4096, 64 << 20),
             SendBufferSize: reader.Size(fields, "tcp", "sendBufferSize", null, 4096, 64 << 20),

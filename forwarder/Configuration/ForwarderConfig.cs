@@ -43,7 +43,18 @@ internal sealed record ServiceConfig(
 
 internal sealed record EndpointConfig(string Address, EndPoint EndPoint, int Weight);
 
+/// <summary>What moves the bytes of a tcp listener's connections.</summary>
+internal enum TcpEngine
+{
+    /// <summary>Edge-triggered epoll threads copying socket to socket (Linux).</summary>
+    Epoll,
+
+    /// <summary>A pipe pump per direction on .NET's socket engine; works with every transport.</summary>
+    Pipes,
+}
+
 internal sealed record TcpConfig(
+    TcpEngine Engine,
     bool NoDelay,
     int? ReceiveBufferSize,
     int? SendBufferSize,

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
+using Forwarder.Transports.Tcp.Splicing;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 
@@ -14,7 +15,8 @@ internal sealed partial class TcpProxyHandler(
     IConnectionFactory dialer,
     ConnectionTracker tracker,
     TimeProvider time,
-    ILogger<TcpProxyHandler> logger)
+    ILogger<TcpProxyHandler> logger,
+    SocketSplicer? splicer)
 {
     public async Task HandleAsync(ClientConnection client, ListenerModel listener, ListenerMetrics listenerMetrics, bool directSend, CancellationToken stopping)
     {
@@ -29,10 +31,9 @@ internal sealed partial class TcpProxyHandler(
         }
 
         service.Metrics.UpstreamOpened();
-        client.AttachUpstream(upstream);
         try
         {
-            await new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker, directSend).RunAsync().ConfigureAwait(false);
+            await new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker).RunAsync(splicer, directSend).ConfigureAwait(false);
         }
         finally
         {

@@ -1,32 +1,57 @@
 using System.Buffers;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
+using System.Net.Sockets;
 using Forwarder.Transports.Features;
+using Forwarder.Transports.Tcp.Splicing;
 using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.L4;
 
 /// <summary>
-/// Splices one client connection to one upstream connection: a pump per direction, each passing
-/// the bytes it reads straight to the other side. A FIN in one direction half-closes only that
-/// direction; a reset on either side resets both.
+/// Joins one client connection to one upstream connection. When both are plain sockets they are
+/// handed to the epoll splicer; otherwise a pump per direction passes the bytes each reads to the
+/// other side's pipe. Either way a FIN in one direction half-closes only that direction, and a
+/// reset on either side resets both.
 /// </summary>
 internal sealed class TcpProxySession(
     ClientConnection client,
     ConnectionContext upstream,
     ListenerMetrics listenerMetrics,
     ServiceMetrics serviceMetrics,
-    ConnectionTracker tracker,
-    bool directSend)
+    ConnectionTracker tracker) : ISpliceObserver
 {
-    public Task RunAsync()
+    public Task RunAsync(SocketSplicer? splicer, bool directSend)
     {
-        var toUpstream = PumpAsync(client.Client, upstream, toUpstream: true);
-        var toClient = PumpAsync(upstream, client.Client, toUpstream: false);
+        if (splicer is not null
+            && client.Client.Features.Get<IRawSocketFeature>() is { CanTakeSocket: true } clientSocket
+            && upstream.Features.Get<IRawSocketFeature>() is { CanTakeSocket: true } upstreamSocket
+            && clientSocket.TryTakeSocket(out var clientRaw)
+            && upstreamSocket.TryTakeSocket(out var upstreamRaw))
+        {
+            return SpliceAsync(splicer, clientRaw, upstreamRaw);
+        }
+
+        client.AttachUpstream(reason => upstream.Abort(new ConnectionAbortedException(reason)));
+        var toUpstream = PumpAsync(client.Client, upstream, toUpstream: true, directSend);
+        var toClient = PumpAsync(upstream, client.Client, toUpstream: false, directSend);
         return Task.WhenAll(toUpstream, toClient);
     }
 
-    private async Task PumpAsync(ConnectionContext source, ConnectionContext target, bool toUpstream)
+    void ISpliceObserver.Forwarded(bool toUpstream, int bytes) => Count(bytes, toUpstream);
+
+    private async Task SpliceAsync(SocketSplicer splicer, Socket clientSocket, Socket upstreamSocket)
+    {
+        using (clientSocket)
+        using (upstreamSocket)
+        {
+            var spliced = splicer.Splice(clientSocket, upstreamSocket, this);
+            client.AttachUpstream(_ => spliced.Abort());
+            await spliced.Completion.ConfigureAwait(false);
+        }
+    }
+
+    private async Task PumpAsync(ConnectionContext source, ConnectionContext target, bool toUpstream, bool directSend)
     {
         var input = source.Transport.Input;
         var output = target.Transport.Output;

@@ -4,13 +4,13 @@ namespace Forwarder.Runtime;
 
 /// <summary>
 /// An accepted connection as the tracker sees it, from accept until it is closed: how long it has
-/// been idle and how to abort it together with the upstream connection it is spliced to.
+/// been idle and how to abort it together with whatever it is joined to upstream.
 /// </summary>
 internal sealed class ClientConnection(ConnectionContext client, long now) : ITrackedConnection
 {
     private readonly Lock _lock = new();
     private long _lastActivity = now;
-    private ConnectionContext? _upstream;
+    private Action<string>? _abortUpstream;
     private string? _abortReason;
 
     public ConnectionContext Client => client;
@@ -21,32 +21,32 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
 
     public void Touch(long now) => Volatile.Write(ref _lastActivity, now);
 
-    /// <summary>Joins the upstream connection to this one's fate; aborts it at once if this one already was.</summary>
-    public void AttachUpstream(ConnectionContext upstream)
+    /// <summary>Joins the upstream side to this connection's fate; aborts it at once if this one already was.</summary>
+    public void AttachUpstream(Action<string> abort)
     {
         string? reason;
         lock (_lock)
         {
-            _upstream = upstream;
+            _abortUpstream = abort;
             reason = _abortReason;
         }
 
         if (reason is not null)
         {
-            upstream.Abort(new ConnectionAbortedException(reason));
+            abort(reason);
         }
     }
 
     public void Abort(string reason)
     {
-        ConnectionContext? upstream;
+        Action<string>? abortUpstream;
         lock (_lock)
         {
             _abortReason ??= reason;
-            upstream = _upstream;
+            abortUpstream = _abortUpstream;
         }
 
         client.Abort(new ConnectionAbortedException(reason));
-        upstream?.Abort(new ConnectionAbortedException(reason));
+        abortUpstream?.Invoke(reason);
     }
 }

@@ -6,6 +6,7 @@ using Forwarder.L4;
 using Forwarder.Metrics;
 using Forwarder.Transports.Memory;
 using Forwarder.Transports.Tcp;
+using Forwarder.Transports.Tcp.Splicing;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -64,7 +65,17 @@ internal static class ForwarderHost
         services.AddSingleton<IConnectionFactory, TcpConnectionFactory>();
         services.AddSingleton<ForwarderMetrics>();
         services.AddSingleton<ConnectionTracker>();
-        services.AddSingleton<TcpProxyHandler>();
+        if (tcp.Engine == TcpEngine.Epoll && SocketSplicer.IsSupported)
+        {
+            services.AddSingleton(_ => new SocketSplicer(tcp.IoThreads ?? Environment.ProcessorCount, Math.Max(tcp.BlockSize, 64 * 1024)));
+        }
+
+        services.AddSingleton(sp => new TcpProxyHandler(
+            sp.GetRequiredService<IConnectionFactory>(),
+            sp.GetRequiredService<ConnectionTracker>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<TcpProxyHandler>>(),
+            sp.GetService<SocketSplicer>()));
         services.AddSingleton<EchoHandler>();
         services.AddSingleton<ProxyRuntime>();
         services.AddSingleton<AdminServer>();

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
@@ -12,12 +13,17 @@ namespace Forwarder.Transports.Tcp;
 /// <summary>
 /// A TCP socket as a <see cref="ConnectionContext"/>: one receive loop fills the input pipe, one
 /// send loop drains the output pipe. Unlike Kestrel's socket connection it keeps TCP's half-close:
-/// completing the output sends a FIN and the input keeps flowing until the peer's FIN.
+/// completing the output sends a FIN and the input keeps flowing until the peer's FIN. The loops
+/// start when the pipes are first used, so a caller may instead take the raw socket.
 /// </summary>
 public sealed class TcpConnection : ConnectionContext,
     IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionEndPointFeature,
-    IConnectionLifetimeFeature, IConnectionSocketFeature, IConnectionResetFeature, IDirectSendFeature
+    IConnectionLifetimeFeature, IConnectionSocketFeature, IConnectionResetFeature, IDirectSendFeature, IRawSocketFeature
 {
+    private const int NotStarted = 0;
+    private const int Running = 1;
+    private const int SocketTaken = 2;
+
     private static long s_lastId;
 
     private readonly Socket _socket;
@@ -29,8 +35,10 @@ public sealed class TcpConnection : ConnectionContext,
     private readonly CancellationTokenSource _closedTokenSource = new();
     private readonly Lock _shutdownLock = new();
     private readonly FeatureCollection _features = new(initialCapacity: 9);
+    private IDuplexPipe _transport;
     private Task _receiving = Task.CompletedTask;
     private Task _sending = Task.CompletedTask;
+    private int _state;
     private Exception? _abortReason;
     private bool _socketClosed;
     private string? _connectionId;
@@ -56,7 +64,7 @@ public sealed class TcpConnection : ConnectionContext,
             useSynchronizationContext: false);
         _receivePipe = new Pipe(pipeOptions);
         _sendPipe = new Pipe(pipeOptions);
-        Transport = new DuplexPipe(_receivePipe.Reader, _sendPipe.Writer);
+        _transport = new DuplexPipe(_receivePipe.Reader, _sendPipe.Writer);
 
         _features.Set<IConnectionIdFeature>(this);
         _features.Set<IConnectionTransportFeature>(this);
@@ -66,6 +74,7 @@ public sealed class TcpConnection : ConnectionContext,
         _features.Set<IConnectionSocketFeature>(this);
         _features.Set<IConnectionResetFeature>(this);
         _features.Set<IDirectSendFeature>(this);
+        _features.Set<IRawSocketFeature>(this);
     }
 
     public override string ConnectionId
@@ -82,7 +91,16 @@ public sealed class TcpConnection : ConnectionContext,
         set => _items = value;
     }
 
-    public override IDuplexPipe Transport { get; set; }
+    public override IDuplexPipe Transport
+    {
+        get
+        {
+            EnsureStarted();
+            return _transport;
+        }
+
+        set => _transport = value;
+    }
 
     public override CancellationToken ConnectionClosed
     {
@@ -92,10 +110,12 @@ public sealed class TcpConnection : ConnectionContext,
 
     public Socket Socket => _socket;
 
-    internal void Start()
+    public bool CanTakeSocket => Volatile.Read(ref _state) == NotStarted;
+
+    public bool TryTakeSocket([NotNullWhen(true)] out Socket? socket)
     {
-        _receiving = ReceiveLoopAsync();
-        _sending = SendLoopAsync();
+        socket = Interlocked.CompareExchange(ref _state, SocketTaken, NotStarted) == NotStarted ? _socket : null;
+        return socket is not null;
     }
 
     public ValueTask SendAsync(ReadOnlySequence<byte> buffer)
@@ -110,15 +130,37 @@ public sealed class TcpConnection : ConnectionContext,
 
     public override async ValueTask DisposeAsync()
     {
-        Transport.Output.Complete();
-        Transport.Input.Complete();
+        if (Volatile.Read(ref _state) == SocketTaken)
+        {
+            DisposeOwnResources();
+            return;
+        }
+
+        _transport.Output.Complete();
+        _transport.Input.Complete();
 
         // The send loop drains what is left and sends a FIN; only then is the socket closed.
         await _sending.ConfigureAwait(false);
         CloseSocket(null, reset: false);
         await _receiving.ConfigureAwait(false);
+        DisposeOwnResources();
+    }
+
+    private void DisposeOwnResources()
+    {
         _sender.Dispose();
         _closedTokenSource.Dispose();
+    }
+
+    private void EnsureStarted()
+    {
+        if (Volatile.Read(ref _state) != NotStarted || Interlocked.CompareExchange(ref _state, Running, NotStarted) != NotStarted)
+        {
+            return;
+        }
+
+        _receiving = ReceiveLoopAsync();
+        _sending = SendLoopAsync();
     }
 
     private async Task ReceiveLoopAsync()
@@ -230,7 +272,8 @@ public sealed class TcpConnection : ConnectionContext,
     {
         lock (_shutdownLock)
         {
-            if (_socketClosed)
+            // A taken socket belongs to its taker now.
+            if (_socketClosed || Volatile.Read(ref _state) == SocketTaken)
             {
                 return;
             }

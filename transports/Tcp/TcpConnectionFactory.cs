@@ -28,8 +28,6 @@ public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool
             throw;
         }
 
-        var connection = new TcpConnection(socket, pool, options);
-        connection.Start();
-        return connection;
+        return new TcpConnection(socket, pool, options);
     }
 }

@@ -55,9 +55,7 @@ internal sealed class TcpConnectionListener : IConnectionListener
                 continue;
             }
 
-            var connection = new TcpConnection(socket, _pool, _options);
-            connection.Start();
-            return connection;
+            return new TcpConnection(socket, _pool, _options);
         }
     }
 

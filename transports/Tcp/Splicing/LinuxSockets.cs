@@ -1,0 +1,88 @@
+using System.Runtime.InteropServices;
+
+namespace Forwarder.Transports.Tcp.Splicing;
+
+/// <summary>The few libc calls the splicer needs, with Linux's constants (the same on x64 and arm64).</summary>
+internal static unsafe partial class LinuxSockets
+{
+    public const int EpollCloexec = 0x80000;
+    public const int EpollCtlAdd = 1;
+    public const int EpollCtlDel = 2;
+    public const int EpollCtlMod = 3;
+    public const uint EpollIn = 0x001;
+    public const uint EpollOut = 0x004;
+    public const uint EpollErr = 0x008;
+    public const uint EpollHup = 0x010;
+    public const uint EpollRdHup = 0x2000;
+    public const uint EpollEt = 1u << 31;
+    public const int MsgNoSignal = 0x4000;
+    public const int ShutWr = 1;
+    public const int EfdCloexec = 0x80000;
+    public const int EfdNonBlock = 0x800;
+    public const int EIntr = 4;
+    public const int EAgain = 11;
+    public const int EPipe = 32;
+    public const int EConnReset = 104;
+
+    /// <summary>
+    /// struct epoll_event is packed on x86-64 (12 bytes: events, then data at offset 4) and
+    /// naturally aligned elsewhere (16 bytes, data at offset 8).
+    /// </summary>
+    public static readonly int EventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+
+    public static readonly int EventDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
+
+    public static int Errno => Marshal.GetLastPInvokeError();
+
+    public static int EpollAdd(int epoll, int fd, uint events, ulong data)
+    {
+        var buffer = stackalloc byte[16];
+        *(uint*)buffer = events;
+        *(ulong*)(buffer + EventDataOffset) = data;
+        return EpollCtl(epoll, EpollCtlAdd, fd, buffer);
+    }
+
+    public static int EpollModify(int epoll, int fd, uint events, ulong data)
+    {
+        var buffer = stackalloc byte[16];
+        *(uint*)buffer = events;
+        *(ulong*)(buffer + EventDataOffset) = data;
+        return EpollCtl(epoll, EpollCtlMod, fd, buffer);
+    }
+
+    public static int EpollDelete(int epoll, int fd)
+    {
+        var buffer = stackalloc byte[16];
+        return EpollCtl(epoll, EpollCtlDel, fd, buffer);
+    }
+
+    [LibraryImport("libc", EntryPoint = "epoll_create1", SetLastError = true)]
+    public static partial int EpollCreate(int flags);
+
+    [LibraryImport("libc", EntryPoint = "epoll_ctl", SetLastError = true)]
+    private static partial int EpollCtl(int epoll, int operation, int fd, byte* @event);
+
+    [LibraryImport("libc", EntryPoint = "epoll_wait", SetLastError = true)]
+    public static partial int EpollWait(int epoll, byte* events, int maxEvents, int timeout);
+
+    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    public static partial nint Receive(int fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    public static partial nint Send(int fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
+    public static partial int Shutdown(int fd, int how);
+
+    [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
+    public static partial int EventFd(uint initial, int flags);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    public static partial nint Write(int fd, byte* buffer, nint count);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    public static partial nint Read(int fd, byte* buffer, nint count);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+}

@@ -12,12 +12,13 @@ namespace Forwarder.Tests.L4;
 public sealed class SteadyStateAllocationTests(ITestOutputHelper output)
 {
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task ForwardedRoundTrips_AllocateNothingPerChunk(bool directSend)
+    [InlineData("pipes", true)]
+    [InlineData("pipes", false)]
+    [InlineData("epoll", true)]
+    public async Task ForwardedRoundTrips_AllocateNothingPerChunk(string engine, bool directSend)
     {
         await using var forwarder = await RunningForwarder.StartAsync($$"""
-            tcp: { directSend: {{directSend.ToString().ToLowerInvariant()}} }
+            tcp: { engine: {{engine}}, directSend: {{directSend.ToString().ToLowerInvariant()}} }
             listeners:
               - { name: front, listen: '127.0.0.1:0', protocol: tcp, service: back }
               - { name: backend, listen: '127.0.0.1:0', protocol: echo }
@@ -51,7 +52,7 @@ public sealed class SteadyStateAllocationTests(ITestOutputHelper output)
             },
             TaskCreationOptions.LongRunning);
 
-        output.WriteLine($"directSend={directSend}: {perRoundTrip:F2} bytes allocated per round trip (two proxied chunks, two echo chunks)");
+        output.WriteLine($"engine={engine} directSend={directSend}: {perRoundTrip:F2} bytes allocated per round trip (two proxied chunks, two echo chunks)");
         Assert.True(perRoundTrip < 8, $"{perRoundTrip:F2} bytes allocated per round trip");
     }
 

@@ -7,9 +7,24 @@ using Forwarder.Tests.Infrastructure;
 
 namespace Forwarder.Tests.L4;
 
-public sealed class TcpProxyTests
+/// <summary>Runs every L4 test on the pipes engine.</summary>
+public sealed class PipesEngineTcpProxyTests : TcpProxyTests
 {
-    private static string Config(params string[] endpoints) => $"""
+    protected override string Engine => "pipes";
+}
+
+/// <summary>Runs every L4 test on the epoll splicer.</summary>
+public sealed class EpollEngineTcpProxyTests : TcpProxyTests
+{
+    protected override string Engine => "epoll";
+}
+
+public abstract class TcpProxyTests
+{
+    protected abstract string Engine { get; }
+
+    private string Config(params string[] endpoints) => $"""
+        tcp: { "{" } engine: {Engine} { "}" }
         listeners:
           - name: front
             listen: 127.0.0.1:0

@@ -1,19 +1,21 @@
-using System.Buffers;
 using static Forwarder.Transports.Tcp.Splicing.LinuxSockets;
 
 namespace Forwarder.Transports.Tcp.Splicing;
 
 /// <summary>
-/// One direction of a spliced pair: reads the source socket into the thread's scratch buffer and
-/// sends it straight on. Only bytes the target cannot take yet are kept, in a pooled buffer, and
-/// the source is not read again until they are gone: that is the backpressure.
+/// One direction of a spliced pair. Its thread runs it in two phases per loop, as HAProxy does:
+/// first every ready flow reads once into a pooled block, then every flow sends what it read, so
+/// the peers it wakes are woken once per batch rather than in the middle of it. A flow does not
+/// read again until its block is sent: that is the backpressure.
 /// </summary>
-internal sealed unsafe class SpliceFlow(int source, int target, bool toUpstream)
+internal sealed unsafe class SpliceFlow(SplicedPair pair, int source, int target, bool toUpstream)
 {
-    private byte[]? _pending;
-    private int _pendingOffset;
-    private int _pendingCount;
+    private byte[]? _block;
+    private int _offset;
+    private int _count;
     private bool _finReceived;
+
+    public SplicedPair Pair => pair;
 
     /// <summary>Edge-triggered epoll said the source has data (or a FIN or an error) not read yet.</summary>
     public bool SourceReadable { get; set; }
@@ -23,146 +25,115 @@ internal sealed unsafe class SpliceFlow(int source, int target, bool toUpstream)
 
     public bool TargetWritable { get; set; } = true;
 
-    /// <summary>Bytes wait for the target to take them: its writability is worth watching.</summary>
-    public bool Blocked => _pendingCount > 0;
+    /// <summary>In its thread's list of flows to run this loop.</summary>
+    public bool Queued { get; set; }
 
     /// <summary>The source's FIN was passed on and nothing is left to send.</summary>
     public bool Finished { get; private set; }
 
-    /// <summary>Moves what it can; false when a socket failed and the pair must be reset.</summary>
-    public bool Pump(byte[] scratch, ISpliceObserver observer)
+    /// <summary>Bytes wait for the target to take them: its writability is worth watching.</summary>
+    public bool Blocked => _count > 0 && !TargetWritable;
+
+    public bool HasWork => !Finished && (_count > 0 ? TargetWritable : SourceReadable || _finReceived);
+
+    /// <summary>Reads once if nothing is waiting to be sent; false when the source failed.</summary>
+    public bool ReadOnce(BlockStack blocks)
+    {
+        if (Finished || _count > 0 || _finReceived || !SourceReadable)
+        {
+            return true;
+        }
+
+        var block = blocks.Rent();
+        nint read;
+        fixed (byte* buffer = block)
+        {
+            do
+            {
+                read = Receive(source, buffer, block.Length, 0);
+            }
+            while (read < 0 && Errno == EIntr);
+        }
+
+        if (read > 0)
+        {
+            _block = block;
+            _offset = 0;
+            _count = (int)read;
+            pair.Observer.Forwarded(toUpstream, (int)read);
+
+            // With edge-triggered epoll a short read means the socket is drained: new data raises
+            // a new edge. A hang-up raises none, so then the flow reads on to the end.
+            SourceReadable = read == block.Length || SourceHungUp;
+            return true;
+        }
+
+        blocks.Return(block);
+        SourceReadable = false;
+        if (read == 0)
+        {
+            _finReceived = true;
+            return true;
+        }
+
+        return Errno == EAgain;
+    }
+
+    /// <summary>Sends what was read, then passes on a FIN once all before it is out; false when the target failed.</summary>
+    public bool Flush(BlockStack blocks)
     {
         if (Finished)
         {
             return true;
         }
 
-        var flush = FlushPending();
-        if (flush != SendResult.Done)
+        if (_count > 0)
         {
-            return flush != SendResult.Failed;
-        }
-
-        fixed (byte* buffer = scratch)
-        {
-            while (SourceReadable && !_finReceived)
+            if (!TargetWritable)
             {
-                var read = Receive(source, buffer, scratch.Length, 0);
-                if (read > 0)
-                {
-                    observer.Forwarded(toUpstream, (int)read);
-                    var sent = SendOrKeep(buffer, (int)read);
-                    if (sent == SendResult.Failed)
-                    {
-                        return false;
-                    }
-
-                    // With edge-triggered epoll a short read means the socket is drained: new data
-                    // raises a new edge. A hang-up raises none, so then read on to the end.
-                    if (read < scratch.Length && !SourceHungUp)
-                    {
-                        SourceReadable = false;
-                    }
-
-                    if (sent == SendResult.Blocked)
-                    {
-                        return true;
-                    }
-                }
-                else if (read == 0)
-                {
-                    SourceReadable = false;
-                    _finReceived = true;
-                }
-                else if (Errno is var errno && errno == EAgain)
-                {
-                    SourceReadable = false;
-                }
-                else if (errno != EIntr)
-                {
-                    return false;
-                }
+                return true;
             }
+
+            int sent;
+            fixed (byte* buffer = _block)
+            {
+                sent = SendSome(buffer + _offset, _count);
+            }
+
+            if (sent < 0)
+            {
+                return false;
+            }
+
+            _offset += sent;
+            _count -= sent;
+            if (_count > 0)
+            {
+                TargetWritable = false;
+                return true;
+            }
+
+            blocks.Return(_block!);
+            _block = null;
         }
 
         if (_finReceived)
         {
-            PassOnFin();
+            Shutdown(target, ShutWr);
+            Finished = true;
         }
 
         return true;
     }
 
-    public void ReleaseBuffer()
+    public void Release(BlockStack blocks)
     {
-        if (_pending is not null)
+        if (_block is not null)
         {
-            ArrayPool<byte>.Shared.Return(_pending);
-            _pending = null;
-            _pendingCount = 0;
+            blocks.Return(_block);
+            _block = null;
+            _count = 0;
         }
-    }
-
-    private void PassOnFin()
-    {
-        Shutdown(target, ShutWr);
-        Finished = true;
-    }
-
-    private SendResult FlushPending()
-    {
-        if (_pendingCount == 0)
-        {
-            return SendResult.Done;
-        }
-
-        if (!TargetWritable)
-        {
-            return SendResult.Blocked;
-        }
-
-        int sent;
-        fixed (byte* buffer = _pending)
-        {
-            sent = SendSome(buffer + _pendingOffset, _pendingCount);
-        }
-
-        if (sent < 0)
-        {
-            return SendResult.Failed;
-        }
-
-        _pendingOffset += sent;
-        _pendingCount -= sent;
-        if (_pendingCount > 0)
-        {
-            TargetWritable = false;
-            return SendResult.Blocked;
-        }
-
-        ReleaseBuffer();
-        return SendResult.Done;
-    }
-
-    private SendResult SendOrKeep(byte* buffer, int count)
-    {
-        var sent = SendSome(buffer, count);
-        if (sent < 0)
-        {
-            return SendResult.Failed;
-        }
-
-        if (sent == count)
-        {
-            return SendResult.Done;
-        }
-
-        _pending = ArrayPool<byte>.Shared.Rent(count - sent);
-        new ReadOnlySpan<byte>(buffer + sent, count - sent).CopyTo(_pending);
-        _pendingOffset = 0;
-        _pendingCount = count - sent;
-        TargetWritable = false;
-        return SendResult.Blocked;
     }
 
     /// <summary>Bytes sent (fewer than asked when the target's buffer is full), or -1 when the target failed.</summary>
@@ -187,12 +158,5 @@ internal sealed unsafe class SpliceFlow(int source, int target, bool toUpstream)
         }
 
         return total;
-    }
-
-    private enum SendResult
-    {
-        Done,
-        Blocked,
-        Failed,
     }
 }

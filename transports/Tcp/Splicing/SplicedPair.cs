@@ -36,8 +36,8 @@ internal sealed class SplicedPair
         upstream.SafeHandle.DangerousAddRef(ref _upstreamReferenced);
         _clientFd = (int)client.SafeHandle.DangerousGetHandle();
         _upstreamFd = (int)upstream.SafeHandle.DangerousGetHandle();
-        _toUpstream = new SpliceFlow(_clientFd, _upstreamFd, toUpstream: true);
-        _toClient = new SpliceFlow(_upstreamFd, _clientFd, toUpstream: false);
+        _toUpstream = new SpliceFlow(this, _clientFd, _upstreamFd, toUpstream: true);
+        _toClient = new SpliceFlow(this, _upstreamFd, _clientFd, toUpstream: false);
     }
 
     public const uint ReadInterest = EpollIn | EpollRdHup | EpollEt;
@@ -49,8 +49,12 @@ internal sealed class SplicedPair
 
     public Task<SpliceOutcome> Completion => _completion.Task;
 
-    /// <summary>The epoll set of the thread driving this pair.</summary>
-    public int Epoll { get; set; }
+    /// <summary>The thread driving this pair, set when it is registered.</summary>
+    public SplicerThread Thread { get; set; } = null!;
+
+    public ISpliceObserver Observer => _observer;
+
+    public bool BothFinished => _toUpstream.Finished && _toClient.Finished;
 
     public bool Closed { get; private set; }
 
@@ -61,17 +65,18 @@ internal sealed class SplicedPair
 
     public int UpstreamFd => _upstreamFd;
 
-    /// <summary>Handles one epoll event for one of the two sockets; returns true when the pair just ended.</summary>
-    public bool OnEvent(bool upstreamSide, uint events, byte[] scratch)
+    /// <summary>Records what one epoll event says about one of the two sockets and queues the flows it concerns.</summary>
+    public void OnEvent(bool upstreamSide, uint events, List<SpliceFlow> ready)
     {
         if (Closed)
         {
-            return false;
+            return;
         }
 
         if ((events & EpollErr) != 0)
         {
-            return End(SpliceOutcome.Reset);
+            End(SpliceOutcome.Reset);
+            return;
         }
 
         var readFrom = upstreamSide ? _toClient : _toUpstream;
@@ -87,44 +92,40 @@ internal sealed class SplicedPair
             writeTo.TargetWritable = true;
         }
 
-        if (!readFrom.Pump(scratch, _observer) || !writeTo.Pump(scratch, _observer))
+        Queue(readFrom, ready);
+        Queue(writeTo, ready);
+    }
+
+    /// <summary>After a loop's sends: ends the pair if both FINs crossed, else watches writability where bytes wait.</summary>
+    public void Settle()
+    {
+        if (Closed)
         {
-            return End(SpliceOutcome.Reset);
+            return;
         }
 
-        if (_toUpstream.Finished && _toClient.Finished)
+        if (BothFinished)
         {
-            return End(SpliceOutcome.Completed);
+            End(SpliceOutcome.Completed);
+            return;
         }
 
         WatchWritability(_upstreamFd, 1, _toUpstream.Blocked, ref _upstreamWatchedForWrite);
         WatchWritability(_clientFd, 0, _toClient.Blocked, ref _clientWatchedForWrite);
-        return false;
     }
 
-    /// <summary>Ends the pair from outside its thread: both sockets see a hang-up and the pair finishes on its own thread.</summary>
-    public void Abort()
+    public void End(SpliceOutcome outcome)
     {
-        TryShutdown(_client);
-        TryShutdown(_upstream);
-    }
-
-    private void WatchWritability(int fd, ulong side, bool blocked, ref bool watched)
-    {
-        if (blocked != watched)
+        if (Closed)
         {
-            watched = blocked;
-            EpollModify(Epoll, fd, blocked ? WriteInterest : ReadInterest, (ulong)GCHandle.ToIntPtr(Handle) | side);
+            return;
         }
-    }
 
-    private bool End(SpliceOutcome outcome)
-    {
         Closed = true;
-        EpollDelete(Epoll, _clientFd);
-        EpollDelete(Epoll, _upstreamFd);
-        _toUpstream.ReleaseBuffer();
-        _toClient.ReleaseBuffer();
+        EpollDelete(Thread.Epoll, _clientFd);
+        EpollDelete(Thread.Epoll, _upstreamFd);
+        _toUpstream.Release(Thread.Blocks);
+        _toClient.Release(Thread.Blocks);
         if (outcome == SpliceOutcome.Reset)
         {
             // Closing with a zero linger sends RST: the reset reaches both peers.
@@ -142,8 +143,33 @@ internal sealed class SplicedPair
             _upstream.SafeHandle.DangerousRelease();
         }
 
+        Thread.Ended(this);
         _completion.TrySetResult(outcome);
-        return true;
+    }
+
+    private static void Queue(SpliceFlow flow, List<SpliceFlow> ready)
+    {
+        if (!flow.Queued && flow.HasWork)
+        {
+            flow.Queued = true;
+            ready.Add(flow);
+        }
+    }
+
+    /// <summary>Ends the pair from outside its thread: both sockets see a hang-up and the pair finishes on its own thread.</summary>
+    public void Abort()
+    {
+        TryShutdown(_client);
+        TryShutdown(_upstream);
+    }
+
+    private void WatchWritability(int fd, ulong side, bool blocked, ref bool watched)
+    {
+        if (blocked != watched)
+        {
+            watched = blocked;
+            EpollModify(Thread.Epoll, fd, blocked ? WriteInterest : ReadInterest, (ulong)GCHandle.ToIntPtr(Handle) | side);
+        }
     }
 
     private static void TryShutdown(Socket socket)

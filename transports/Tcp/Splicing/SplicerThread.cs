@@ -4,7 +4,8 @@ using static Forwarder.Transports.Tcp.Splicing.LinuxSockets;
 namespace Forwarder.Transports.Tcp.Splicing;
 
 /// <summary>
-/// One thread with its own edge-triggered epoll set, driving every pair assigned to it. Pairs are
+/// One thread with its own edge-triggered epoll set, driving every pair assigned to it. Each loop
+/// collects the ready flows, lets all of them read, then lets all of them send. Pairs are
 /// registered from any thread (epoll_ctl is thread-safe); an eventfd wakes the thread to stop.
 /// </summary>
 internal sealed unsafe class SplicerThread : IDisposable
@@ -12,25 +13,24 @@ internal sealed unsafe class SplicerThread : IDisposable
     private const int MaxEvents = 256;
     private const ulong WakeData = 0;
 
-    private readonly int _epoll;
     private readonly int _wake;
-    private readonly int _scratchSize;
     private readonly Thread _thread;
+    private readonly List<SplicedPair> _ended = [];
     private volatile bool _stopping;
 
-    public SplicerThread(string name, int scratchSize)
+    public SplicerThread(string name, int blockSize)
     {
-        _scratchSize = scratchSize;
-        _epoll = EpollCreate(EpollCloexec);
-        if (_epoll < 0)
+        Blocks = new BlockStack(blockSize);
+        Epoll = EpollCreate(EpollCloexec);
+        if (Epoll < 0)
         {
             throw new InvalidOperationException($"epoll_create1 failed: errno {Errno}");
         }
 
         _wake = EventFd(0, EfdCloexec | EfdNonBlock);
-        if (_wake < 0 || EpollAdd(_epoll, _wake, EpollIn, WakeData) < 0)
+        if (_wake < 0 || EpollAdd(Epoll, _wake, EpollIn, WakeData) < 0)
         {
-            Close(_epoll);
+            Close(Epoll);
             throw new InvalidOperationException($"eventfd setup failed: errno {Errno}");
         }
 
@@ -38,25 +38,33 @@ internal sealed unsafe class SplicerThread : IDisposable
         _thread.Start();
     }
 
+    public int Epoll { get; }
+
+    /// <summary>Buffers for bytes between a read and their send; touched only by this thread.</summary>
+    public BlockStack Blocks { get; }
+
     public void Register(SplicedPair pair)
     {
         var handle = GCHandle.Alloc(pair);
         pair.Handle = handle;
-        pair.Epoll = _epoll;
+        pair.Thread = this;
         var data = (ulong)GCHandle.ToIntPtr(handle);
 
         // Handles are pointer-aligned, so the low bit is free to say which socket an event is for.
         // Writability is watched only while a flow has bytes its target could not take: every
         // ACK would otherwise raise an EPOLLOUT edge and a wake-up for nothing.
-        if (EpollAdd(_epoll, pair.ClientFd, SplicedPair.ReadInterest, data) < 0
-            || EpollAdd(_epoll, pair.UpstreamFd, SplicedPair.ReadInterest, data | 1) < 0)
+        if (EpollAdd(Epoll, pair.ClientFd, SplicedPair.ReadInterest, data) < 0
+            || EpollAdd(Epoll, pair.UpstreamFd, SplicedPair.ReadInterest, data | 1) < 0)
         {
             var errno = Errno;
-            EpollDelete(_epoll, pair.ClientFd);
+            EpollDelete(Epoll, pair.ClientFd);
             handle.Free();
             throw new InvalidOperationException($"epoll_ctl failed: errno {errno}");
         }
     }
+
+    /// <summary>Called by a pair as it ends; its handle is freed once the current loop is over.</summary>
+    public void Ended(SplicedPair pair) => _ended.Add(pair);
 
     public void Dispose()
     {
@@ -65,19 +73,20 @@ internal sealed unsafe class SplicerThread : IDisposable
         Write(_wake, (byte*)&one, sizeof(ulong));
         _thread.Join();
         Close(_wake);
-        Close(_epoll);
+        Close(Epoll);
     }
 
     private void Run()
     {
         var events = (byte*)NativeMemory.Alloc((nuint)(EventSize * MaxEvents));
-        var scratch = GC.AllocateUninitializedArray<byte>(_scratchSize, pinned: true);
-        var ended = new List<SplicedPair>();
+        var ready = new List<SpliceFlow>();
+        var again = new List<SpliceFlow>();
         try
         {
             while (!_stopping)
             {
-                var count = EpollWait(_epoll, events, MaxEvents, -1);
+                // Flows that filled a whole block may have more to read: poll without sleeping.
+                var count = EpollWait(Epoll, events, MaxEvents, ready.Count > 0 ? 0 : -1);
                 if (count < 0)
                 {
                     if (Errno == EIntr)
@@ -92,30 +101,59 @@ internal sealed unsafe class SplicerThread : IDisposable
                 {
                     var flags = *(uint*)(events + (i * EventSize));
                     var data = *(ulong*)(events + (i * EventSize) + EventDataOffset);
-                    if (data == WakeData)
+                    if (data != WakeData)
                     {
-                        continue;
-                    }
-
-                    var pair = (SplicedPair)GCHandle.FromIntPtr((nint)(data & ~1UL)).Target!;
-                    if (pair.OnEvent((data & 1) != 0, flags, scratch))
-                    {
-                        ended.Add(pair);
+                        var pair = (SplicedPair)GCHandle.FromIntPtr((nint)(data & ~1UL)).Target!;
+                        pair.OnEvent((data & 1) != 0, flags, ready);
                     }
                 }
 
-                // Freed only after the batch: a later event in it may still name an ended pair.
-                foreach (var pair in ended)
+                RunFlows(ready, again);
+                (ready, again) = (again, ready);
+                again.Clear();
+
+                // Freed only now: an event earlier in this loop may have named an ended pair.
+                foreach (var pair in _ended)
                 {
                     pair.Handle.Free();
                 }
 
-                ended.Clear();
+                _ended.Clear();
             }
         }
         finally
         {
             NativeMemory.Free(events);
+        }
+    }
+
+    private void RunFlows(List<SpliceFlow> ready, List<SpliceFlow> again)
+    {
+        foreach (var flow in ready)
+        {
+            if (!flow.Pair.Closed && !flow.ReadOnce(Blocks))
+            {
+                flow.Pair.End(SpliceOutcome.Reset);
+            }
+        }
+
+        foreach (var flow in ready)
+        {
+            if (!flow.Pair.Closed && !flow.Flush(Blocks))
+            {
+                flow.Pair.End(SpliceOutcome.Reset);
+            }
+        }
+
+        foreach (var flow in ready)
+        {
+            flow.Queued = false;
+            flow.Pair.Settle();
+            if (!flow.Pair.Closed && flow.HasWork)
+            {
+                flow.Queued = true;
+                again.Add(flow);
+            }
         }
     }
 }

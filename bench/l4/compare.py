@@ -127,6 +127,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="do not run 'dotnet build -c Release forwarder' first")
     parser.add_argument("--io-threads", type=positive_int, default=1,
                         help="forwarder tcp.ioThreads and HAProxy nbthread (default: %(default)s)")
+    parser.add_argument("--engine", choices=("pipes", "epoll"), default="pipes",
+                        help="forwarder tcp.engine (default: %(default)s)")
     args = parser.parse_args(argv)
     args.forwarder = args.forwarder.resolve()
     args.out = args.out.resolve()
@@ -473,10 +475,10 @@ listen iperf
 """
 
 
-def forwarder_config(ports: Ports, io_threads: int) -> str:
+def forwarder_config(ports: Ports, io_threads: int, engine: str) -> str:
     return f"""\
 admin: {{ listen: {LOOPBACK}:{ports.forwarder_admin} }}
-tcp: {{ ioThreads: {io_threads} }}
+tcp: {{ ioThreads: {io_threads}, engine: {engine} }}
 listeners:
   - name: http
     listen: {LOOPBACK}:{ports.forwarder_http}
@@ -499,13 +501,13 @@ services:
 class Lab:
     """The backends (nginx, iperf3 server) and proxies (HAProxy, forwarder) of one benchmark, on loopback."""
 
-    def __init__(self, tools: dict[str, str], forwarder: Path, io_threads: int, workdir: Path) -> None:
+    def __init__(self, tools: dict[str, str], forwarder: Path, io_threads: int, engine: str, workdir: Path) -> None:
         self.workdir = workdir
         self.ports = p = Ports.pick()
         self.configs = {
             "nginx.conf": nginx_config(workdir, p.nginx),
             "haproxy.cfg": haproxy_config(workdir, p, io_threads),
-            "forwarder.yaml": forwarder_config(p, io_threads),
+            "forwarder.yaml": forwarder_config(p, io_threads, engine),
         }
         for name, text in self.configs.items():
             (workdir / name).write_text(text)
@@ -1002,7 +1004,8 @@ def method_section(results: dict[str, Any]) -> list[str]:
         f"repo commit `{m['git_commit']}`{dirty}.",
         "- Backends: nginx (1 worker, `return 200 \"hello world\\n\"`, keepalive) and an `iperf3 -s` server.",
         f"- Arms: `direct` (client to backend: the ceiling), `haproxy` (`mode tcp`, `nbthread {o['io_threads']}`, "
-        f"`maxconn {HAPROXY_MAXCONN}`), `forwarder` (`tcp.ioThreads: {o['io_threads']}`, `--log-level Warning`).",
+        f"`maxconn {HAPROXY_MAXCONN}`), `forwarder` (`tcp.ioThreads: {o['io_threads']}`, "
+        f"`tcp.engine: {o.get('engine', 'pipes')}`, `--log-level Warning`).",
         f"- {o['reps']} rep(s), interleaved: for each rep, for each arm, every test in turn. "
         "Cells are median [min–max] over the successful reps; ratios are ratios of medians.",
         "- Proxy CPU: utime+stime of the proxy process (all threads) over the client run, from /proc/PID/stat; "
@@ -1127,7 +1130,7 @@ def main(argv: list[str] | None = None) -> int:
     tests = make_tests(args)
     machine = machine_info(tools, forwarder)
     workdir = Path(tempfile.mkdtemp(prefix="l4-bench-"))
-    lab = Lab(tools, forwarder, args.io_threads, workdir)
+    lab = Lab(tools, forwarder, args.io_threads, args.engine, workdir)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     print(f"L4 benchmark: arms {', '.join(ARMS)}; tests {', '.join(t.name for t in tests)}; "
           f"{args.reps} rep(s), about {estimated_duration(args, tests)}; work dir {workdir}", flush=True)

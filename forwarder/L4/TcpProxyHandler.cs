@@ -81,6 +81,11 @@ internal sealed partial class TcpProxyHandler(
                 endpoint.State.End();
                 return null;
             }
+            catch (Exception ex) when (ex is not SocketException)
+            {
+                endpoint.State.End();
+                throw;
+            }
             catch (SocketException ex)
             {
                 failure = ex.SocketErrorCode switch

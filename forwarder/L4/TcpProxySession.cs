@@ -23,12 +23,19 @@ internal sealed class TcpProxySession(
 {
     public Task RunAsync(SocketSplicer? splicer, bool directSend)
     {
+        // The upstream connection is fresh and ours alone, so it is taken first; the client's
+        // take fails only if it was aborted meanwhile, and then there is nothing left to serve.
         if (splicer is not null
             && client.Client.Features.Get<IRawSocketFeature>() is { CanTakeSocket: true } clientSocket
-            && upstream.Features.Get<IRawSocketFeature>() is { CanTakeSocket: true } upstreamSocket
-            && clientSocket.TryTakeSocket(out var clientRaw)
+            && upstream.Features.Get<IRawSocketFeature>() is { } upstreamSocket
             && upstreamSocket.TryTakeSocket(out var upstreamRaw))
         {
+            if (!clientSocket.TryTakeSocket(out var clientRaw))
+            {
+                upstreamRaw.Dispose();
+                return Task.CompletedTask;
+            }
+
             return SpliceAsync(splicer, clientRaw, upstreamRaw);
         }
 

@@ -78,7 +78,11 @@ internal sealed partial class ProxyRuntime(
         {
             var config = ConfigLoader.LoadFile(source.Path);
             var warnings = RestartOnlyChanges(Config, config);
-            await ApplyAsync(config, cancellationToken).ConfigureAwait(false);
+            if (!await ApplyAsync(config, cancellationToken).ConfigureAwait(false))
+            {
+                return false;
+            }
+
             Volatile.Write(ref _status, new ReloadStatus(attempted, true, [], warnings, time.GetUtcNow()));
             metrics.ReloadSucceeded();
             foreach (var warning in warnings)
@@ -151,11 +155,17 @@ internal sealed partial class ProxyRuntime(
         _applyLock.Dispose();
     }
 
-    private async Task ApplyAsync(ForwarderConfig config, CancellationToken cancellationToken)
+    /// <summary>Applies the config; false when shutdown began first and nothing was changed.</summary>
+    private async Task<bool> ApplyAsync(ForwarderConfig config, CancellationToken cancellationToken)
     {
         await _applyLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            if (_draining)
+            {
+                return false;
+            }
+
             var previous = Volatile.Read(ref _services);
             var services = config.Services.ToDictionary(
                 s => s.Key,
@@ -196,6 +206,7 @@ internal sealed partial class ProxyRuntime(
             }
 
             await Task.WhenAll(removed.Select(h => h.StopAsync())).ConfigureAwait(false);
+            return true;
         }
         finally
         {

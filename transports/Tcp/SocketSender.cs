@@ -11,11 +11,39 @@ namespace Forwarder.Transports.Tcp;
 /// </summary>
 internal sealed class SocketSender : SocketAsyncEventArgs, IValueTaskSource
 {
+    /// <summary>
+    /// Segments per gathering send. .NET pins each segment per call and allocates its iovec
+    /// arrays beyond eight, so longer sequences go out in several sends.
+    /// </summary>
+    public const int MaxSegmentsPerSend = 8;
+
     private readonly List<ArraySegment<byte>> _segments = new(capacity: 8);
     private ManualResetValueTaskSourceCore<bool> _source;
 
     public SocketSender() : base(unsafeSuppressExecutionContextFlow: true)
     {
+    }
+
+    /// <summary>Splits off the first <see cref="MaxSegmentsPerSend"/> segments of <paramref name="buffer"/>.</summary>
+    /// <remarks><paramref name="buffer"/> is taken by value: callers pass the variable that receives <paramref name="rest"/>.</remarks>
+    public static ReadOnlySequence<byte> FirstSegments(ReadOnlySequence<byte> buffer, out ReadOnlySequence<byte> rest)
+    {
+        if (buffer.IsSingleSegment)
+        {
+            rest = default;
+            return buffer;
+        }
+
+        var position = buffer.Start;
+        var end = buffer.Start;
+        for (var i = 0; i < MaxSegmentsPerSend && buffer.TryGet(ref position, out var segment); i++)
+        {
+            end = buffer.GetPosition(segment.Length, end);
+        }
+
+        var first = buffer.Slice(buffer.Start, end);
+        rest = buffer.Slice(end);
+        return first;
     }
 
     public ValueTask SendAsync(Socket socket, in ReadOnlySequence<byte> buffer)

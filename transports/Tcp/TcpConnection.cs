@@ -3,6 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Forwarder.Transports.Features;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
@@ -48,7 +49,9 @@ public sealed class TcpConnection : ConnectionContext,
     {
         _socket = socket;
         _waitForData = options.WaitForDataBeforeAllocatingBuffer;
-        _minimumReceiveSize = pool.MaxBufferSize;
+        // Half a block, as Kestrel does: small reads share a block instead of each taking a new one,
+        // so buffered memory stays close to the bytes buffered.
+        _minimumReceiveSize = pool.MaxBufferSize / 2;
         LocalEndPoint = socket.LocalEndPoint;
         RemoteEndPoint = socket.RemoteEndPoint;
 
@@ -114,14 +117,18 @@ public sealed class TcpConnection : ConnectionContext,
 
     public bool TryTakeSocket([NotNullWhen(true)] out Socket? socket)
     {
-        socket = Interlocked.CompareExchange(ref _state, SocketTaken, NotStarted) == NotStarted ? _socket : null;
-        return socket is not null;
+        // Under the shutdown lock: a socket being closed by an abort is not handed out.
+        lock (_shutdownLock)
+        {
+            socket = !_socketClosed && Interlocked.CompareExchange(ref _state, SocketTaken, NotStarted) == NotStarted ? _socket : null;
+            return socket is not null;
+        }
     }
 
     public ValueTask SendAsync(ReadOnlySequence<byte> buffer)
     {
-        var pending = _sender.SendAsync(_socket, buffer);
-        return pending.IsCompletedSuccessfully ? default : AwaitSendAsync(pending);
+        var pending = _sender.SendAsync(_socket, SocketSender.FirstSegments(buffer, out var rest));
+        return pending.IsCompletedSuccessfully && rest.IsEmpty ? default : AwaitSendAsync(pending, rest);
     }
 
     public override void Abort(ConnectionAbortedException abortReason) => CloseSocket(abortReason, reset: false);
@@ -213,7 +220,7 @@ public sealed class TcpConnection : ConnectionContext,
                 var buffer = result.Buffer;
                 if (!buffer.IsEmpty)
                 {
-                    await _sender.SendAsync(_socket, buffer).ConfigureAwait(false);
+                    await SendAsync(buffer).ConfigureAwait(false);
                 }
 
                 reader.AdvanceTo(buffer.End);
@@ -227,8 +234,10 @@ public sealed class TcpConnection : ConnectionContext,
         }
         catch (Exception ex)
         {
+            // A peer that reset while we sent is reset in turn, so the reset stays a reset for the
+            // receive loop too; other failures close the socket.
             error = TranslateError(ex);
-            CloseSocket(error as ConnectionAbortedException ?? new ConnectionAbortedException(error.Message, error), reset: false);
+            CloseSocket(error, reset: error is ConnectionResetException);
         }
         finally
         {
@@ -236,11 +245,16 @@ public sealed class TcpConnection : ConnectionContext,
         }
     }
 
-    private async ValueTask AwaitSendAsync(ValueTask pending)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask AwaitSendAsync(ValueTask pending, ReadOnlySequence<byte> rest)
     {
         try
         {
             await pending.ConfigureAwait(false);
+            while (!rest.IsEmpty)
+            {
+                await _sender.SendAsync(_socket, SocketSender.FirstSegments(rest, out rest)).ConfigureAwait(false);
+            }
         }
         catch (Exception ex)
         {

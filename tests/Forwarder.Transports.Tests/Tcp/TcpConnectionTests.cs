@@ -117,6 +117,25 @@ public sealed class TcpConnectionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DirectSend_MoreSegmentsThanOneSendTakes_ArrivesWhole()
+    {
+        using var peer = await ConnectRawAsync();
+        await using var server = (await _listener.AcceptAsync())!;
+        var expected = string.Concat(Enumerable.Range(0, 21).Select(i => $"segment {i:D2};"));
+        var first = new Segment(Encoding.ASCII.GetBytes("segment 00;"));
+        var last = first;
+        for (var i = 1; i < 21; i++)
+        {
+            last = last.Append(Encoding.ASCII.GetBytes($"segment {i:D2};"));
+        }
+
+        await server.Features.Get<IDirectSendFeature>()!.SendAsync(new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length));
+        await server.Transport.Output.CompleteAsync();
+
+        Assert.Equal(expected, await ReceiveToEndAsync(peer));
+    }
+
+    [Fact]
     public async Task Abort_PendingReadEnds_AndClosedTokenFires()
     {
         using var peer = await ConnectRawAsync();

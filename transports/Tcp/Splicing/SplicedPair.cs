@@ -20,20 +20,30 @@ internal sealed class SplicedPair
     private readonly SpliceFlow _toClient;
     private readonly ISpliceObserver _observer;
     private readonly TaskCompletionSource<SpliceOutcome> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly bool _clientReferenced;
-    private readonly bool _upstreamReferenced;
+    private bool _clientReferenced;
+    private bool _upstreamReferenced;
 
     public SplicedPair(Socket client, Socket upstream, ISpliceObserver observer)
     {
         _client = client;
         _upstream = upstream;
         _observer = observer;
-        client.Blocking = false;
-        upstream.Blocking = false;
 
-        // Held until the pair ends, so the descriptors stay valid even if a socket is disposed early.
+        // Held until the pair ends, so a descriptor cannot be closed and reused while the splicer
+        // thread may still act on it. The owner disposes the sockets only after the pair ends.
         client.SafeHandle.DangerousAddRef(ref _clientReferenced);
-        upstream.SafeHandle.DangerousAddRef(ref _upstreamReferenced);
+        try
+        {
+            upstream.SafeHandle.DangerousAddRef(ref _upstreamReferenced);
+            client.Blocking = false;
+            upstream.Blocking = false;
+        }
+        catch
+        {
+            ReleaseReferences();
+            throw;
+        }
+
         _clientFd = (int)client.SafeHandle.DangerousGetHandle();
         _upstreamFd = (int)upstream.SafeHandle.DangerousGetHandle();
         _toUpstream = new SpliceFlow(this, _clientFd, _upstreamFd, toUpstream: true);
@@ -133,6 +143,13 @@ internal sealed class SplicedPair
             TrySetZeroLinger(_upstream);
         }
 
+        ReleaseReferences();
+        Thread.Ended(this);
+        _completion.TrySetResult(outcome);
+    }
+
+    private void ReleaseReferences()
+    {
         if (_clientReferenced)
         {
             _client.SafeHandle.DangerousRelease();
@@ -142,9 +159,6 @@ internal sealed class SplicedPair
         {
             _upstream.SafeHandle.DangerousRelease();
         }
-
-        Thread.Ended(this);
-        _completion.TrySetResult(outcome);
     }
 
     private static void Queue(SpliceFlow flow, List<SpliceFlow> ready)
@@ -167,8 +181,13 @@ internal sealed class SplicedPair
     {
         if (blocked != watched)
         {
+            if (EpollModify(Thread.Epoll, fd, blocked ? WriteInterest : ReadInterest, (ulong)GCHandle.ToIntPtr(Handle) | side) < 0)
+            {
+                End(SpliceOutcome.Reset);
+                return;
+            }
+
             watched = blocked;
-            EpollModify(Thread.Epoll, fd, blocked ? WriteInterest : ReadInterest, (ulong)GCHandle.ToIntPtr(Handle) | side);
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using static Forwarder.Transports.Tcp.Splicing.LinuxSockets;
 
@@ -5,8 +6,9 @@ namespace Forwarder.Transports.Tcp.Splicing;
 
 /// <summary>
 /// One thread with its own edge-triggered epoll set, driving every pair assigned to it. Each loop
-/// collects the ready flows, lets all of them read, then lets all of them send. Pairs are
-/// registered from any thread (epoll_ctl is thread-safe); an eventfd wakes the thread to stop.
+/// collects the ready flows, lets all of them read, then lets all of them send. Other threads
+/// hand pairs over through a queue and an eventfd; the thread itself adds them to its epoll set,
+/// so nothing about a pair changes under its feet.
 /// </summary>
 internal sealed unsafe class SplicerThread : IDisposable
 {
@@ -15,6 +17,7 @@ internal sealed unsafe class SplicerThread : IDisposable
 
     private readonly int _wake;
     private readonly Thread _thread;
+    private readonly ConcurrentQueue<SplicedPair> _incoming = new();
     private readonly List<SplicedPair> _ended = [];
     private volatile bool _stopping;
 
@@ -30,8 +33,14 @@ internal sealed unsafe class SplicerThread : IDisposable
         _wake = EventFd(0, EfdCloexec | EfdNonBlock);
         if (_wake < 0 || EpollAdd(Epoll, _wake, EpollIn, WakeData) < 0)
         {
+            var errno = Errno;
+            if (_wake >= 0)
+            {
+                Close(_wake);
+            }
+
             Close(Epoll);
-            throw new InvalidOperationException($"eventfd setup failed: errno {Errno}");
+            throw new InvalidOperationException($"eventfd setup failed: errno {errno}");
         }
 
         _thread = new Thread(Run) { Name = name, IsBackground = true };
@@ -43,24 +52,11 @@ internal sealed unsafe class SplicerThread : IDisposable
     /// <summary>Buffers for bytes between a read and their send; touched only by this thread.</summary>
     public BlockStack Blocks { get; }
 
+    /// <summary>Hands a pair to this thread; callable from any thread.</summary>
     public void Register(SplicedPair pair)
     {
-        var handle = GCHandle.Alloc(pair);
-        pair.Handle = handle;
-        pair.Thread = this;
-        var data = (ulong)GCHandle.ToIntPtr(handle);
-
-        // Handles are pointer-aligned, so the low bit is free to say which socket an event is for.
-        // Writability is watched only while a flow has bytes its target could not take: every
-        // ACK would otherwise raise an EPOLLOUT edge and a wake-up for nothing.
-        if (EpollAdd(Epoll, pair.ClientFd, SplicedPair.ReadInterest, data) < 0
-            || EpollAdd(Epoll, pair.UpstreamFd, SplicedPair.ReadInterest, data | 1) < 0)
-        {
-            var errno = Errno;
-            EpollDelete(Epoll, pair.ClientFd);
-            handle.Free();
-            throw new InvalidOperationException($"epoll_ctl failed: errno {errno}");
-        }
+        _incoming.Enqueue(pair);
+        Wake();
     }
 
     /// <summary>Called by a pair as it ends; its handle is freed once the current loop is over.</summary>
@@ -69,8 +65,7 @@ internal sealed unsafe class SplicerThread : IDisposable
     public void Dispose()
     {
         _stopping = true;
-        ulong one = 1;
-        Write(_wake, (byte*)&one, sizeof(ulong));
+        Wake();
         _thread.Join();
         Close(_wake);
         Close(Epoll);
@@ -101,7 +96,11 @@ internal sealed unsafe class SplicerThread : IDisposable
                 {
                     var flags = *(uint*)(events + (i * EventSize));
                     var data = *(ulong*)(events + (i * EventSize) + EventDataOffset);
-                    if (data != WakeData)
+                    if (data == WakeData)
+                    {
+                        AddIncoming();
+                    }
+                    else
                     {
                         var pair = (SplicedPair)GCHandle.FromIntPtr((nint)(data & ~1UL)).Target!;
                         pair.OnEvent((data & 1) != 0, flags, ready);
@@ -124,6 +123,34 @@ internal sealed unsafe class SplicerThread : IDisposable
         finally
         {
             NativeMemory.Free(events);
+        }
+    }
+
+    private void Wake()
+    {
+        ulong one = 1;
+        Write(_wake, (byte*)&one, sizeof(ulong));
+    }
+
+    /// <summary>
+    /// Adds handed-over pairs to the epoll set. Handles are pointer-aligned, so the low bit of the
+    /// data word is free to say which socket an event is for. Writability is watched only while a
+    /// flow has bytes its target could not take: every ACK would otherwise raise an EPOLLOUT edge.
+    /// </summary>
+    private void AddIncoming()
+    {
+        ulong counter;
+        Read(_wake, (byte*)&counter, sizeof(ulong));
+        while (_incoming.TryDequeue(out var pair))
+        {
+            pair.Thread = this;
+            pair.Handle = GCHandle.Alloc(pair);
+            var data = (ulong)GCHandle.ToIntPtr(pair.Handle);
+            if (EpollAdd(Epoll, pair.ClientFd, SplicedPair.ReadInterest, data) < 0
+                || EpollAdd(Epoll, pair.UpstreamFd, SplicedPair.ReadInterest, data | 1) < 0)
+            {
+                pair.End(SpliceOutcome.Reset);
+            }
         }
     }
 

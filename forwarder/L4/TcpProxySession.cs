@@ -1,7 +1,7 @@
 using System.Buffers;
+using System.Net.Sockets;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
-using System.Net.Sockets;
 using Forwarder.Transports.Features;
 using Forwarder.Transports.Tcp.Splicing;
 using Microsoft.AspNetCore.Connections;

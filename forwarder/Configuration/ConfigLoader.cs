@@ -145,7 +145,7 @@ internal static class ConfigLoader
             ReceiveBufferSize: reader.Size(fields, "tcp", "receiveBufferSize", null, 4096, 64 << 20),
             SendBufferSize: reader.Size(fields, "tcp", "sendBufferSize", null, 4096, 64 << 20),
             MaxBufferedBytes: reader.Size(fields, "tcp", "maxBufferedBytes", 1 << 20, 4096, 1 << 30)!.Value,
-            BlockSize: reader.Size(fields, "tcp", "blockSize", 16 << 10, 1024, 1 << 20)!.Value,
+            BlockSize: reader.Size(fields, "tcp", "blockSize", 64 << 10, 1024, 1 << 20)!.Value,
             DirectSend: reader.Bool(fields, "tcp", "directSend", true),
             WaitForData: reader.Bool(fields, "tcp", "waitForData", true),
             InlineCompletions: reader.Bool(fields, "tcp", "inlineCompletions", true),

@@ -16,7 +16,7 @@ public sealed record TcpTransportOptions
     public long MaxBufferedBytes { get; init; } = 1024 * 1024;
 
     /// <summary>Size of the pooled blocks sockets receive into.</summary>
-    public int BlockSize { get; init; } = 16 * 1024;
+    public int BlockSize { get; init; } = 64 * 1024;
 
     /// <summary>
     /// Wait for data with a zero-byte receive before renting a buffer, so idle connections hold

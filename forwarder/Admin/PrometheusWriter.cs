@@ -107,7 +107,27 @@ internal static class PrometheusWriter
 
         Family(text, "forwarder_connections_open", "gauge", "Connections open across all listeners, including those draining.");
         Sample(text, "forwarder_connections_open", string.Empty, openConnections);
+        WriteProcess(text);
         return text.ToString();
+    }
+
+    /// <summary>The runtime's own figures: what memory the process holds and how hard the GC works.</summary>
+    private static void WriteProcess(StringBuilder text)
+    {
+        var gc = GC.GetGCMemoryInfo();
+        Family(text, "forwarder_process_working_set_bytes", "gauge", "Resident memory of the process.");
+        Sample(text, "forwarder_process_working_set_bytes", string.Empty, Environment.WorkingSet);
+        Family(text, "forwarder_process_gc_heap_bytes", "gauge", "Managed heap size after the last collection, fragmentation included.");
+        Sample(text, "forwarder_process_gc_heap_bytes", string.Empty, gc.HeapSizeBytes);
+        Family(text, "forwarder_process_gc_committed_bytes", "gauge", "Memory the GC has committed from the OS.");
+        Sample(text, "forwarder_process_gc_committed_bytes", string.Empty, gc.TotalCommittedBytes);
+        Family(text, "forwarder_process_allocated_bytes_total", "counter", "Bytes allocated on the managed heap since start.");
+        Sample(text, "forwarder_process_allocated_bytes_total", string.Empty, GC.GetTotalAllocatedBytes());
+        Family(text, "forwarder_process_gc_collections_total", "counter", "Garbage collections, by generation.");
+        for (var generation = 0; generation <= GC.MaxGeneration; generation++)
+        {
+            Sample(text, "forwarder_process_gc_collections_total", $"generation=\"{generation}\"", GC.CollectionCount(generation));
+        }
     }
 
     private static void Family(StringBuilder text, string name, string type, string help)

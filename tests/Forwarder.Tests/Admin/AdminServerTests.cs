@@ -55,6 +55,8 @@ public sealed class AdminServerTests
         Assert.Contains("forwarder_upstream_connect_duration_seconds_bucket{service=\"back\",le=\"+Inf\"} 1\n", text, StringComparison.Ordinal);
         Assert.Contains("forwarder_upstream_connect_duration_seconds_count{service=\"back\"} 1\n", text, StringComparison.Ordinal);
         Assert.Contains("forwarder_config_reloads_total{result=\"ok\"} 0\n", text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE forwarder_process_allocated_bytes_total counter", text, StringComparison.Ordinal);
+        Assert.Contains("forwarder_process_gc_collections_total{generation=\"0\"} ", text, StringComparison.Ordinal);
         Assert.All(text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith('#')),
             line => Assert.Matches(@"^[a-z_]+(\{[^}]*\})? -?[0-9.eE+-]+$", line));
     }

@@ -21,8 +21,6 @@ internal static unsafe partial class LinuxSockets
     public const int EfdNonBlock = 0x800;
     public const int EIntr = 4;
     public const int EAgain = 11;
-    public const int EPipe = 32;
-    public const int EConnReset = 104;
 
     /// <summary>
     /// struct epoll_event is packed on x86-64 (12 bytes: events, then data at offset 4) and

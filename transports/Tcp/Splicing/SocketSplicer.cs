@@ -4,9 +4,9 @@ namespace Forwarder.Transports.Tcp.Splicing;
 
 /// <summary>
 /// Forwards between two TCP sockets the way HAProxy does: a few threads, each with an
-/// edge-triggered epoll set; a readable socket is read once into the thread's scratch buffer and
-/// the bytes are sent straight to the other socket. Two system calls per chunk, no thread hop, no
-/// per-connection buffer while idle, no allocation. Linux only.
+/// edge-triggered epoll set; each loop reads every ready socket once into a pooled block, then
+/// sends every block on. Two system calls per chunk, no thread hop, no buffer held while a
+/// connection is idle, no allocation. Linux only.
 /// </summary>
 public sealed class SocketSplicer : IDisposable
 {
@@ -14,8 +14,8 @@ public sealed class SocketSplicer : IDisposable
     private uint _next;
 
     /// <param name="threads">Threads to spread pairs over (like HAProxy's nbthread).</param>
-    /// <param name="scratchSize">Bytes read at once; each thread has one such buffer.</param>
-    public SocketSplicer(int threads, int scratchSize = 64 * 1024)
+    /// <param name="blockSize">Bytes read at once, into blocks each thread pools for itself.</param>
+    public SocketSplicer(int threads, int blockSize = 64 * 1024)
     {
         if (!IsSupported)
         {
@@ -26,7 +26,7 @@ public sealed class SocketSplicer : IDisposable
         _threads = new SplicerThread[threads];
         for (var i = 0; i < threads; i++)
         {
-            _threads[i] = new SplicerThread($"splicer-{i}", scratchSize);
+            _threads[i] = new SplicerThread($"splicer-{i}", blockSize);
         }
     }
 

@@ -19,6 +19,7 @@ internal sealed unsafe class SplicerThread : IDisposable
     private readonly Thread _thread;
     private readonly ConcurrentQueue<SplicedPair> _incoming = new();
     private readonly List<SplicedPair> _ended = [];
+    private readonly HashSet<SplicedPair> _live = [];
     private volatile bool _stopping;
 
     public SplicerThread(string name, int blockSize)
@@ -60,7 +61,11 @@ internal sealed unsafe class SplicerThread : IDisposable
     }
 
     /// <summary>Called by a pair as it ends; its handle is freed once the current loop is over.</summary>
-    public void Ended(SplicedPair pair) => _ended.Add(pair);
+    public void Ended(SplicedPair pair)
+    {
+        _ended.Add(pair);
+        _live.Remove(pair);
+    }
 
     public void Dispose()
     {
@@ -122,6 +127,19 @@ internal sealed unsafe class SplicerThread : IDisposable
         }
         finally
         {
+            // Stopping: whatever is still spliced is reset, so its owner's wait ends too.
+            foreach (var pair in _live.ToArray())
+            {
+                pair.End(SpliceOutcome.Reset);
+                pair.Handle.Free();
+            }
+
+            while (_incoming.TryDequeue(out var pair))
+            {
+                pair.Thread = this;
+                pair.End(SpliceOutcome.Reset);
+            }
+
             NativeMemory.Free(events);
         }
     }
@@ -145,6 +163,7 @@ internal sealed unsafe class SplicerThread : IDisposable
         {
             pair.Thread = this;
             pair.Handle = GCHandle.Alloc(pair);
+            _live.Add(pair);
             var data = (ulong)GCHandle.ToIntPtr(pair.Handle);
             if (EpollAdd(Epoll, pair.ClientFd, SplicedPair.ReadInterest, data) < 0
                 || EpollAdd(Epoll, pair.UpstreamFd, SplicedPair.ReadInterest, data | 1) < 0)

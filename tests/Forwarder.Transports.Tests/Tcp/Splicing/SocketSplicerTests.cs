@@ -1,0 +1,132 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Forwarder.Transports.Tcp.Splicing;
+
+namespace Forwarder.Transports.Tests.Tcp.Splicing;
+
+public sealed class SocketSplicerTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    private readonly List<Socket> _sockets = [];
+    private readonly Counter _counter = new();
+
+    public SocketSplicerTests()
+    {
+        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _listener.Listen();
+    }
+
+    [Fact]
+    public async Task Splice_MovesBytesBothWays_AndEndsWhenBothSidesFinish()
+    {
+        using var splicer = new SocketSplicer(threads: 1);
+        var (client, clientSide) = await ConnectedPairAsync();
+        var (upstreamSide, server) = await ConnectedPairAsync();
+
+        var spliced = splicer.Splice(clientSide, upstreamSide, _counter);
+        await client.SendAsync(Encoding.ASCII.GetBytes("request"), SocketFlags.None);
+        Assert.Equal("request", await ReceiveAsync(server, 7));
+        await server.SendAsync(Encoding.ASCII.GetBytes("response"), SocketFlags.None);
+        server.Shutdown(SocketShutdown.Send);
+        Assert.Equal("response", await ReceiveToEndAsync(client));
+        client.Shutdown(SocketShutdown.Send);
+
+        Assert.Equal(SpliceOutcome.Completed, await spliced.Completion.WaitAsync(Timeout));
+        Assert.Equal(string.Empty, await ReceiveToEndAsync(server));
+        Assert.Equal((7, 8), (_counter.ToUpstream, _counter.ToClient));
+    }
+
+    [Fact]
+    public async Task Abort_EndsThePair_PeersSeeTheEnd()
+    {
+        using var splicer = new SocketSplicer(threads: 1);
+        var (client, clientSide) = await ConnectedPairAsync();
+        var (upstreamSide, server) = await ConnectedPairAsync();
+        var spliced = splicer.Splice(clientSide, upstreamSide, _counter);
+
+        spliced.Abort();
+
+        Assert.Equal(SpliceOutcome.Completed, await spliced.Completion.WaitAsync(Timeout));
+        Assert.Equal(string.Empty, await ReceiveToEndAsync(client));
+        Assert.Equal(string.Empty, await ReceiveToEndAsync(server));
+    }
+
+    [Fact]
+    public async Task Dispose_WithLivePair_ResetsIt()
+    {
+        var splicer = new SocketSplicer(threads: 1);
+        var (_, clientSide) = await ConnectedPairAsync();
+        var (upstreamSide, _) = await ConnectedPairAsync();
+        var spliced = splicer.Splice(clientSide, upstreamSide, _counter);
+
+        splicer.Dispose();
+
+        Assert.Equal(SpliceOutcome.Reset, await spliced.Completion.WaitAsync(Timeout));
+    }
+
+    public void Dispose()
+    {
+        _sockets.ForEach(s => s.Dispose());
+        _listener.Dispose();
+    }
+
+    private async Task<(Socket Connector, Socket Accepted)> ConnectedPairAsync()
+    {
+        var connector = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        connector.Connect(_listener.LocalEndPoint!);
+        var accepted = await _listener.AcceptAsync();
+        _sockets.Add(connector);
+        _sockets.Add(accepted);
+        return (connector, accepted);
+    }
+
+    private static async Task<string> ReceiveAsync(Socket socket, int count)
+    {
+        using var cancel = new CancellationTokenSource(Timeout);
+        var buffer = new byte[count];
+        var filled = 0;
+        while (filled < count)
+        {
+            var read = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, cancel.Token);
+            Assert.NotEqual(0, read);
+            filled += read;
+        }
+
+        return Encoding.ASCII.GetString(buffer);
+    }
+
+    private static async Task<string> ReceiveToEndAsync(Socket socket)
+    {
+        using var cancel = new CancellationTokenSource(Timeout);
+        var text = new StringBuilder();
+        var buffer = new byte[1024];
+        int read;
+        while ((read = await socket.ReceiveAsync(buffer, SocketFlags.None, cancel.Token)) > 0)
+        {
+            text.Append(Encoding.ASCII.GetString(buffer, 0, read));
+        }
+
+        return text.ToString();
+    }
+
+    private sealed class Counter : ISpliceObserver
+    {
+        public int ToUpstream { get; private set; }
+
+        public int ToClient { get; private set; }
+
+        public void Forwarded(bool toUpstream, int bytes)
+        {
+            if (toUpstream)
+            {
+                ToUpstream += bytes;
+            }
+            else
+            {
+                ToClient += bytes;
+            }
+        }
+    }
+}

@@ -62,7 +62,10 @@ internal static class ForwarderHost
         services.AddSingleton<MemoryPool<byte>>(new PinnedBlockMemoryPool(tcp.BlockSize));
         services.AddSingleton(transportOptions);
         services.AddSingleton<IConnectionListenerFactory, TcpListenerFactory>();
-        services.AddSingleton<IConnectionFactory, TcpConnectionFactory>();
+        services.AddSingleton<IConnectionFactory>(sp => new TcpConnectionFactory(
+            sp.GetRequiredService<TcpTransportOptions>(),
+            sp.GetRequiredService<MemoryPool<byte>>(),
+            sp.GetService<SocketSplicer>()));
         services.AddSingleton<ForwarderMetrics>();
         services.AddSingleton<ConnectionTracker>();
         if (tcp.Engine == TcpEngine.Epoll && SocketSplicer.IsSupported)

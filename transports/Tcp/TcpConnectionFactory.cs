@@ -1,12 +1,17 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
+using Forwarder.Transports.Tcp.Splicing;
 using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.Transports.Tcp;
 
-/// <summary>The client side of the TCP transport: dials an endpoint and returns the connection.</summary>
-public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool<byte> pool) : IConnectionFactory
+/// <summary>
+/// The client side of the TCP transport: dials an endpoint and returns the connection. Given a
+/// splicer, it dials IP endpoints through it, so the sockets stay out of .NET's socket engine
+/// until (unless) their pipes are used.
+/// </summary>
+public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool<byte> pool, SocketSplicer? splicer = null) : IConnectionFactory
 {
     public async ValueTask<ConnectionContext> ConnectAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
@@ -20,7 +25,14 @@ public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool
         try
         {
             TcpSocketConfigurator.Apply(socket, options);
-            await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            if (splicer is not null && endpoint is IPEndPoint)
+            {
+                await splicer.ConnectAsync(socket, endpoint, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch
         {

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 
 namespace Forwarder.Transports.Tcp.Splicing;
@@ -40,9 +41,38 @@ public sealed class SocketSplicer : IDisposable
     public SplicedConnection Splice(Socket client, Socket upstream, ISpliceObserver observer)
     {
         var pair = new SplicedPair(client, upstream, observer);
-        _threads[Interlocked.Increment(ref _next) % (uint)_threads.Length].Register(pair);
+        NextThread().Register(pair);
         return new SplicedConnection(pair);
     }
+
+    /// <summary>
+    /// Connects <paramref name="socket"/> without .NET's socket engine ever watching it, so that
+    /// once spliced, its events wake only the splicer. Cancelling closes nothing: the caller
+    /// disposes the socket after the returned task ends, however it ends.
+    /// </summary>
+    public async ValueTask ConnectAsync(Socket socket, EndPoint endpoint, CancellationToken cancellationToken)
+    {
+        socket.Blocking = false;
+        try
+        {
+            socket.Connect(endpoint);
+            return;
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+        {
+            // In progress: the splicer thread reports when it completes.
+        }
+
+        var pending = new PendingConnect(socket);
+        var thread = NextThread();
+        thread.Register(pending);
+        using (cancellationToken.Register(() => thread.Cancel(pending, new OperationCanceledException(cancellationToken))))
+        {
+            await pending.Completion.ConfigureAwait(false);
+        }
+    }
+
+    private SplicerThread NextThread() => _threads[Interlocked.Increment(ref _next) % (uint)_threads.Length];
 
     public void Dispose()
     {

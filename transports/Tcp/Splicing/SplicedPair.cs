@@ -10,7 +10,7 @@ namespace Forwarder.Transports.Tcp.Splicing;
 /// closes the sockets: their owner does, after <see cref="Completion"/>, so no descriptor is reused
 /// while the thread might still see events for it.
 /// </summary>
-internal sealed class SplicedPair
+internal sealed class SplicedPair : EpollTarget
 {
     private readonly Socket _client;
     private readonly Socket _upstream;
@@ -59,24 +59,32 @@ internal sealed class SplicedPair
 
     public Task<SpliceOutcome> Completion => _completion.Task;
 
-    /// <summary>The thread driving this pair, set when it is registered.</summary>
-    public SplicerThread Thread { get; set; } = null!;
-
     public ISpliceObserver Observer => _observer;
 
     public bool BothFinished => _toUpstream.Finished && _toClient.Finished;
 
     public bool Closed { get; private set; }
 
-    /// <summary>Keeps this object reachable from the epoll data word while registered.</summary>
-    public GCHandle Handle { get; set; }
+    /// <summary>
+    /// Writability is watched only while a flow has bytes its target could not take: every ACK
+    /// would otherwise raise an EPOLLOUT edge and a wake-up for nothing. The data word's low bit
+    /// says which socket an event is for.
+    /// </summary>
+    public override bool Watch(ulong data)
+    {
+        if (EpollAdd(Thread.Epoll, _clientFd, ReadInterest, data) < 0 || EpollAdd(Thread.Epoll, _upstreamFd, ReadInterest, data | 1) < 0)
+        {
+            End(SpliceOutcome.Reset);
+            return false;
+        }
 
-    public int ClientFd => _clientFd;
+        return true;
+    }
 
-    public int UpstreamFd => _upstreamFd;
+    public override void Cancel(Exception reason) => End(SpliceOutcome.Reset);
 
     /// <summary>Records what one epoll event says about one of the two sockets and queues the flows it concerns.</summary>
-    public void OnEvent(bool upstreamSide, uint events, List<SpliceFlow> ready)
+    public override void OnEvent(bool upstreamSide, uint events, List<SpliceFlow> ready)
     {
         if (Closed)
         {

@@ -17,9 +17,10 @@ internal sealed unsafe class SplicerThread : IDisposable
 
     private readonly int _wake;
     private readonly Thread _thread;
-    private readonly ConcurrentQueue<SplicedPair> _incoming = new();
-    private readonly List<SplicedPair> _ended = [];
-    private readonly HashSet<SplicedPair> _live = [];
+    private readonly ConcurrentQueue<EpollTarget> _incoming = new();
+    private readonly ConcurrentQueue<(EpollTarget Target, Exception Reason)> _cancellations = new();
+    private readonly List<EpollTarget> _ended = [];
+    private readonly HashSet<EpollTarget> _live = [];
     private volatile bool _stopping;
 
     public SplicerThread(string name, int blockSize)
@@ -53,18 +54,25 @@ internal sealed unsafe class SplicerThread : IDisposable
     /// <summary>Buffers for bytes between a read and their send; touched only by this thread.</summary>
     public BlockStack Blocks { get; }
 
-    /// <summary>Hands a pair to this thread; callable from any thread.</summary>
-    public void Register(SplicedPair pair)
+    /// <summary>Hands a pair or a pending connect to this thread; callable from any thread.</summary>
+    public void Register(EpollTarget target)
     {
-        _incoming.Enqueue(pair);
+        _incoming.Enqueue(target);
         Wake();
     }
 
-    /// <summary>Called by a pair as it ends; its handle is freed once the current loop is over.</summary>
-    public void Ended(SplicedPair pair)
+    /// <summary>Asks the thread to end a target early; callable from any thread, a no-op if it already ended.</summary>
+    public void Cancel(EpollTarget target, Exception reason)
     {
-        _ended.Add(pair);
-        _live.Remove(pair);
+        _cancellations.Enqueue((target, reason));
+        Wake();
+    }
+
+    /// <summary>Called by a target as it ends; its handle is freed once the current loop is over.</summary>
+    public void Ended(EpollTarget target)
+    {
+        _ended.Add(target);
+        _live.Remove(target);
     }
 
     public void Dispose()
@@ -103,12 +111,12 @@ internal sealed unsafe class SplicerThread : IDisposable
                     var data = *(ulong*)(events + (i * EventSize) + EventDataOffset);
                     if (data == WakeData)
                     {
-                        AddIncoming();
+                        TakeRequests();
                     }
                     else
                     {
-                        var pair = (SplicedPair)GCHandle.FromIntPtr((nint)(data & ~1UL)).Target!;
-                        pair.OnEvent((data & 1) != 0, flags, ready);
+                        var target = (EpollTarget)GCHandle.FromIntPtr((nint)(data & ~1UL)).Target!;
+                        target.OnEvent((data & 1) != 0, flags, ready);
                     }
                 }
 
@@ -116,10 +124,10 @@ internal sealed unsafe class SplicerThread : IDisposable
                 (ready, again) = (again, ready);
                 again.Clear();
 
-                // Freed only now: an event earlier in this loop may have named an ended pair.
-                foreach (var pair in _ended)
+                // Freed only now: an event earlier in this loop may have named an ended target.
+                foreach (var target in _ended)
                 {
-                    pair.Handle.Free();
+                    target.Handle.Free();
                 }
 
                 _ended.Clear();
@@ -127,17 +135,18 @@ internal sealed unsafe class SplicerThread : IDisposable
         }
         finally
         {
-            // Stopping: whatever is still spliced is reset, so its owner's wait ends too.
-            foreach (var pair in _live.ToArray())
+            // Stopping: whatever is still watched ends now, so its owner's wait ends too.
+            var stopped = new ObjectDisposedException(nameof(SocketSplicer));
+            foreach (var target in _live.ToArray())
             {
-                pair.End(SpliceOutcome.Reset);
-                pair.Handle.Free();
+                target.Cancel(stopped);
+                target.Handle.Free();
             }
 
-            while (_incoming.TryDequeue(out var pair))
+            while (_incoming.TryDequeue(out var target))
             {
-                pair.Thread = this;
-                pair.End(SpliceOutcome.Reset);
+                target.Thread = this;
+                target.Cancel(stopped);
             }
 
             NativeMemory.Free(events);
@@ -150,26 +159,24 @@ internal sealed unsafe class SplicerThread : IDisposable
         Write(_wake, (byte*)&one, sizeof(ulong));
     }
 
-    /// <summary>
-    /// Adds handed-over pairs to the epoll set. Handles are pointer-aligned, so the low bit of the
-    /// data word is free to say which socket an event is for. Writability is watched only while a
-    /// flow has bytes its target could not take: every ACK would otherwise raise an EPOLLOUT edge.
-    /// </summary>
-    private void AddIncoming()
+    /// <summary>Takes in handed-over targets, then carries out cancellations (which may name them).</summary>
+    private void TakeRequests()
     {
         ulong counter;
         Read(_wake, (byte*)&counter, sizeof(ulong));
-        while (_incoming.TryDequeue(out var pair))
+        while (_incoming.TryDequeue(out var target))
         {
-            pair.Thread = this;
-            pair.Handle = GCHandle.Alloc(pair);
-            _live.Add(pair);
-            var data = (ulong)GCHandle.ToIntPtr(pair.Handle);
-            if (EpollAdd(Epoll, pair.ClientFd, SplicedPair.ReadInterest, data) < 0
-                || EpollAdd(Epoll, pair.UpstreamFd, SplicedPair.ReadInterest, data | 1) < 0)
-            {
-                pair.End(SpliceOutcome.Reset);
-            }
+            target.Thread = this;
+            target.Handle = GCHandle.Alloc(target);
+            _live.Add(target);
+
+            // Handles are pointer-aligned, so the low bit of the data word is free for the target.
+            target.Watch((ulong)GCHandle.ToIntPtr(target.Handle));
+        }
+
+        while (_cancellations.TryDequeue(out var cancellation))
+        {
+            cancellation.Target.Cancel(cancellation.Reason);
         }
     }
 

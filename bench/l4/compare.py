@@ -127,7 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="do not run 'dotnet build -c Release forwarder' first")
     parser.add_argument("--io-threads", type=positive_int, default=1,
                         help="forwarder tcp.ioThreads and HAProxy nbthread (default: %(default)s)")
-    parser.add_argument("--engine", choices=("pipes", "epoll"), default="pipes",
+    parser.add_argument("--engine", choices=("epoll", "pipes"), default="epoll",
                         help="forwarder tcp.engine (default: %(default)s)")
     args = parser.parse_args(argv)
     args.forwarder = args.forwarder.resolve()
@@ -1005,7 +1005,7 @@ def method_section(results: dict[str, Any]) -> list[str]:
         "- Backends: nginx (1 worker, `return 200 \"hello world\\n\"`, keepalive) and an `iperf3 -s` server.",
         f"- Arms: `direct` (client to backend: the ceiling), `haproxy` (`mode tcp`, `nbthread {o['io_threads']}`, "
         f"`maxconn {HAPROXY_MAXCONN}`), `forwarder` (`tcp.ioThreads: {o['io_threads']}`, "
-        f"`tcp.engine: {o.get('engine', 'pipes')}`, `--log-level Warning`).",
+        f"`tcp.engine: {o.get('engine', 'epoll')}`, `--log-level Warning`).",
         f"- {o['reps']} rep(s), interleaved: for each rep, for each arm, every test in turn. "
         "Cells are median [min–max] over the successful reps; ratios are ratios of medians.",
         "- Proxy CPU: utime+stime of the proxy process (all threads) over the client run, from /proc/PID/stat; "

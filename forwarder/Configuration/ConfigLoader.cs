@@ -135,7 +135,7 @@ internal static class ConfigLoader
             ? []
             : reader.Mapping(node, "tcp", "engine", "noDelay", "receiveBufferSize", "sendBufferSize", "maxBufferedBytes", "blockSize", "directSend", "waitForData", "inlineCompletions", "ioThreads") ?? [];
         return new TcpConfig(
-            Engine: reader.Parsed(fields, "tcp", "engine", TcpEngine.Pipes, "pipes or epoll",
+            Engine: reader.Parsed(fields, "tcp", "engine", TcpEngine.Epoll, "epoll or pipes",
                 (string text, out TcpEngine engine) =>
                 {
                     engine = text == "pipes" ? TcpEngine.Pipes : TcpEngine.Epoll;

@@ -47,16 +47,13 @@ internal sealed record EndpointConfig(string Address, EndPoint EndPoint, int Wei
 internal enum TcpEngine
 {
     /// <summary>
-    /// A pump per direction over each connection's pipes on .NET's socket engine. Works with
-    /// every transport; the faster of the two for small request/response exchanges.
-    /// </summary>
-    Pipes,
-
-    /// <summary>
-    /// Edge-triggered epoll threads copying socket to socket (Linux, plain TCP on both sides):
-    /// the faster of the two for bulk transfers.
+    /// Edge-triggered epoll threads that read and send the two sockets directly, HAProxy-style
+    /// (Linux, plain TCP on both sides; otherwise the pipes engine serves the connection).
     /// </summary>
     Epoll,
+
+    /// <summary>A pump per direction over each connection's pipes on .NET's socket engine; works with every transport.</summary>
+    Pipes,
 }
 
 internal sealed record TcpConfig(

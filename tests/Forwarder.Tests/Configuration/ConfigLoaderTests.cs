@@ -49,6 +49,8 @@ public sealed class ConfigLoaderTests
         Assert.Null(config.Admin);
         Assert.Equal(TimeSpan.FromSeconds(30), config.DrainTimeout);
         Assert.True(config.Tcp.NoDelay);
+        Assert.Equal(TcpEngine.Epoll, config.Tcp.Engine);
+        Assert.Equal(64 * 1024, config.Tcp.BlockSize);
         Assert.Equal(ListenerProtocol.Tcp, config.Listeners[0].Protocol);
         Assert.Equal(ConfigLoader.DefaultMaxConnections, config.Listeners[0].MaxConnections);
         Assert.Equal(TimeSpan.FromSeconds(5), config.Services["echo"].ConnectTimeout);

@@ -32,26 +32,18 @@ internal static unsafe partial class LinuxSockets
 
     public static int Errno => Marshal.GetLastPInvokeError();
 
-    public static int EpollAdd(int epoll, int fd, uint events, ulong data)
+    public static int EpollAdd(int epoll, int fd, uint events, ulong data) => EpollControl(epoll, EpollCtlAdd, fd, events, data);
+
+    public static int EpollModify(int epoll, int fd, uint events, ulong data) => EpollControl(epoll, EpollCtlMod, fd, events, data);
+
+    public static int EpollDelete(int epoll, int fd) => EpollControl(epoll, EpollCtlDel, fd, 0, 0);
+
+    private static int EpollControl(int epoll, int operation, int fd, uint events, ulong data)
     {
         var buffer = stackalloc byte[16];
         *(uint*)buffer = events;
         *(ulong*)(buffer + EventDataOffset) = data;
-        return EpollCtl(epoll, EpollCtlAdd, fd, buffer);
-    }
-
-    public static int EpollModify(int epoll, int fd, uint events, ulong data)
-    {
-        var buffer = stackalloc byte[16];
-        *(uint*)buffer = events;
-        *(ulong*)(buffer + EventDataOffset) = data;
-        return EpollCtl(epoll, EpollCtlMod, fd, buffer);
-    }
-
-    public static int EpollDelete(int epoll, int fd)
-    {
-        var buffer = stackalloc byte[16];
-        return EpollCtl(epoll, EpollCtlDel, fd, buffer);
+        return EpollCtl(epoll, operation, fd, buffer);
     }
 
     [LibraryImport("libc", EntryPoint = "epoll_create1", SetLastError = true)]

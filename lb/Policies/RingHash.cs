@@ -1,0 +1,70 @@
+using System.Buffers.Binary;
+using System.Text;
+using Forwarder.LoadBalancing.Hashing;
+
+namespace Forwarder.LoadBalancing.Policies;
+
+/// <summary>
+/// Ketama-style consistent hashing: each endpoint owns points on a 64-bit ring in proportion to
+/// its weight (160 per unit of weight, as ketama), and a key goes to the first point at or after
+/// its hash. An endpoint's points depend only on its own name and weight, so removing one moves
+/// exactly the keys it owned. Only when the ring would fall outside [minRingSize, maxRingSize]
+/// are all counts scaled, and then keys move more widely.
+/// </summary>
+internal sealed class RingHash : ILoadBalancer
+{
+    private const int PointsPerWeight = 160;
+
+    private readonly ulong[] _hashes;
+    private readonly int[] _owners;
+    private readonly Random _random;
+
+    public RingHash(IReadOnlyList<LoadBalancerEndpoint> endpoints, int minRingSize, int maxRingSize, Random random)
+    {
+        _random = random;
+        long totalWeight = endpoints.Sum(e => (long)e.Weight);
+        var pointsPerWeight = PointsPerWeight;
+        if (totalWeight * pointsPerWeight < minRingSize)
+        {
+            pointsPerWeight = (int)Math.Ceiling(minRingSize / (double)totalWeight);
+        }
+        else if (totalWeight * pointsPerWeight > maxRingSize)
+        {
+            pointsPerWeight = (int)Math.Max(1, maxRingSize / totalWeight);
+        }
+
+        var points = new List<(ulong Hash, int Owner)>();
+        Span<byte> key = stackalloc byte[512];
+        for (var i = 0; i < endpoints.Count; i++)
+        {
+            var count = endpoints[i].Weight * pointsPerWeight;
+            var id = Encoding.UTF8.GetBytes(endpoints[i].Id + "_");
+            for (var n = 0; n < count; n++)
+            {
+                // Points are named "<id>_<n>", so every process derives the same ring.
+                id.CopyTo(key);
+                var length = id.Length + Encoding.ASCII.GetBytes(n.ToString(System.Globalization.CultureInfo.InvariantCulture), key[id.Length..]);
+                points.Add((XxHash64.Hash(key[..length]), i));
+            }
+        }
+
+        points.Sort((a, b) => a.Hash != b.Hash ? a.Hash.CompareTo(b.Hash) : a.Owner.CompareTo(b.Owner));
+        _hashes = points.Select(p => p.Hash).ToArray();
+        _owners = points.Select(p => p.Owner).ToArray();
+    }
+
+    public int RingSize => _hashes.Length;
+
+    public int Pick() => Pick((ulong)_random.NextInt64() ^ ((ulong)_random.Next() << 63));
+
+    public int Pick(ulong keyHash)
+    {
+        var index = Array.BinarySearch(_hashes, keyHash);
+        if (index < 0)
+        {
+            index = ~index;
+        }
+
+        return _owners[index == _hashes.Length ? 0 : index];
+    }
+}

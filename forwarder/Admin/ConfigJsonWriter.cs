@@ -81,6 +81,13 @@ internal static class ConfigJsonWriter
             json.WriteStartObject(service.Name);
             json.WriteStartObject("lb");
             json.WriteString("policy", service.Policy);
+            if (LoadBalancing.LoadBalancingPolicies.IsHashPolicy(service.Policy))
+            {
+                json.WriteNumber("minRingSize", service.Hashing.MinRingSize);
+                json.WriteNumber("maxRingSize", service.Hashing.MaxRingSize);
+                json.WriteNumber("tableSize", service.Hashing.TableSize);
+            }
+
             json.WriteEndObject();
             json.WriteString("connectTimeout", ValueParsers.FormatDuration(service.ConnectTimeout));
             json.WriteNumber("connectAttempts", service.ConnectAttempts);

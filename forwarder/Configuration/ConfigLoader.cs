@@ -170,11 +170,12 @@ internal static class ConfigLoader
                 continue;
             }
 
-            var policy = ReadPolicy(reader, fields.GetValueOrDefault("lb"), path);
+            var (policy, hashing) = LbConfigReader.Read(reader, fields.GetValueOrDefault("lb"), path);
             var endpoints = ReadEndpoints(reader, fields, serviceNode, path);
             services[name] = new ServiceConfig(
                 name,
                 policy,
+                hashing,
                 ConnectTimeout: reader.Duration(fields, path, "connectTimeout", TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(1)),
                 ConnectAttempts: reader.Int(fields, path, "connectAttempts", 3, 1, 100),
                 IdleTimeout: reader.Duration(fields, path, "idleTimeout", TimeSpan.FromHours(1), TimeSpan.Zero),
@@ -182,29 +183,6 @@ internal static class ConfigLoader
         }
 
         return services;
-    }
-
-    private static string ReadPolicy(YamlFieldReader reader, YamlNode? node, string servicePath)
-    {
-        if (node is null)
-        {
-            return LoadBalancingPolicies.RoundRobin;
-        }
-
-        var path = $"{servicePath}.lb";
-        var fields = reader.Mapping(node, path, "policy");
-        var policy = fields is null ? null : reader.String(fields, path, "policy", required: false, node);
-        if (policy is null)
-        {
-            return LoadBalancingPolicies.RoundRobin;
-        }
-
-        if (!LoadBalancingPolicies.IsKnown(policy))
-        {
-            reader.Error(fields!["policy"], $"{path}.policy", $"unknown policy '{policy}'; expected one of: {string.Join(", ", LoadBalancingPolicies.Names)}");
-        }
-
-        return policy;
     }
 
     private static List<EndpointConfig> ReadEndpoints(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode serviceNode, string servicePath)

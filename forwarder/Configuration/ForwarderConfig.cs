@@ -1,4 +1,5 @@
 using System.Net;
+using Forwarder.LoadBalancing;
 
 namespace Forwarder.Configuration;
 
@@ -36,6 +37,7 @@ internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint End
 internal sealed record ServiceConfig(
     string Name,
     string Policy,
+    HashingOptions Hashing,
     TimeSpan ConnectTimeout,
     int ConnectAttempts,
     TimeSpan IdleTimeout,

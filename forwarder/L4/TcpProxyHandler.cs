@@ -1,4 +1,7 @@
+using System.Net;
 using System.Net.Sockets;
+using Forwarder.LoadBalancing;
+using Forwarder.LoadBalancing.Hashing;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
 using Forwarder.Transports.Tcp.Splicing;
@@ -47,10 +50,12 @@ internal sealed partial class TcpProxyHandler(
     {
         var endpoints = service.Endpoints;
         var attempts = Math.Min(service.Config.ConnectAttempts, endpoints.Length);
+        var keyHash = LoadBalancingPolicies.IsHashPolicy(service.Config.Policy) ? SourceAddressHash(client) : null;
         HashSet<int>? tried = null;
         for (var attempt = 0; attempt < attempts && !stopping.IsCancellationRequested; attempt++)
         {
-            var index = service.Balancer.Pick();
+            // The hash policies pick by client address, so a client keeps landing on one endpoint.
+            var index = keyHash is { } key ? service.Balancer.Pick(key) : service.Balancer.Pick();
             if (tried is not null)
             {
                 // Retries go to an endpoint not yet tried, whatever the policy would repeat.
@@ -104,6 +109,23 @@ internal sealed partial class TcpProxyHandler(
         }
 
         return null;
+    }
+
+    private static ulong? SourceAddressHash(ConnectionContext client)
+    {
+        if (client.RemoteEndPoint is not IPEndPoint { Address: var address })
+        {
+            return null;
+        }
+
+        // An IPv4 client on a dual-stack listener hashes as the IPv4 address it is.
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        Span<byte> bytes = stackalloc byte[16];
+        return address.TryWriteBytes(bytes, out var written) ? XxHash64.Hash(bytes[..written]) : null;
     }
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Service {Service}: connecting to {Endpoint} failed ({Failure}), attempt {Attempt} of {Attempts}")]

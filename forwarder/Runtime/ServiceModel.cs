@@ -42,7 +42,7 @@ internal sealed class ServiceModel
                 return new UpstreamEndpoint(e, kept?.State ?? new LoadBalancerEndpoint(e.Address, e.Weight));
             })
             .ToArray();
-        var balancer = LoadBalancingPolicies.Create(config.Policy, [.. endpoints.Select(e => e.State)]);
+        var balancer = LoadBalancingPolicies.Create(config.Policy, [.. endpoints.Select(e => e.State)], hashing: config.Hashing);
         return new ServiceModel(config, endpoints, balancer, metrics);
     }
 }

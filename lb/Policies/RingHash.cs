@@ -6,14 +6,15 @@ namespace Forwarder.LoadBalancing.Policies;
 
 /// <summary>
 /// Ketama-style consistent hashing: each endpoint owns points on a 64-bit ring in proportion to
-/// its weight (160 per unit of weight, as ketama), and a key goes to the first point at or after
-/// its hash. An endpoint's points depend only on its own name and weight, so removing one moves
-/// exactly the keys it owned. Only when the ring would fall outside [minRingSize, maxRingSize]
-/// are all counts scaled, and then keys move more widely.
+/// its weight, and a key goes to the first point at or after its hash. Every unit of weight owns
+/// minRingSize points (at least ketama's 160), so the ring is never smaller than minRingSize and
+/// an endpoint's points depend only on its own name and weight: removing one moves exactly the
+/// keys it owned. Only a ring that would exceed maxRingSize is scaled down, and then keys move
+/// more widely.
 /// </summary>
 internal sealed class RingHash : ILoadBalancer
 {
-    private const int PointsPerWeight = 160;
+    private const int KetamaPointsPerWeight = 160;
 
     private readonly ulong[] _hashes;
     private readonly int[] _owners;
@@ -23,12 +24,8 @@ internal sealed class RingHash : ILoadBalancer
     {
         _random = random;
         long totalWeight = endpoints.Sum(e => (long)e.Weight);
-        var pointsPerWeight = PointsPerWeight;
-        if (totalWeight * pointsPerWeight < minRingSize)
-        {
-            pointsPerWeight = (int)Math.Ceiling(minRingSize / (double)totalWeight);
-        }
-        else if (totalWeight * pointsPerWeight > maxRingSize)
+        var pointsPerWeight = Math.Max(KetamaPointsPerWeight, minRingSize);
+        if (totalWeight * pointsPerWeight > maxRingSize)
         {
             pointsPerWeight = (int)Math.Max(1, maxRingSize / totalWeight);
         }

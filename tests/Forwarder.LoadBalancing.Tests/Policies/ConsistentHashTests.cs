@@ -85,9 +85,9 @@ public sealed class ConsistentHashTests(ITestOutputHelper output)
     [Fact]
     public void RingHash_RingSize_FollowsMinAndMax()
     {
-        // 160 points per unit of weight unless that falls outside [min, max].
+        // minRingSize points per unit of weight (at least 160), scaled down only to fit maxRingSize.
         Assert.Equal(640, RingSize(LoadBalancingPolicies.Create(LoadBalancingPolicies.RingHash, Endpoints(4), hashing: new HashingOptions(MinRingSize: 64))));
-        Assert.Equal(1024, RingSize(LoadBalancingPolicies.Create(LoadBalancingPolicies.RingHash, Endpoints(4), hashing: new HashingOptions(MinRingSize: 1024))));
+        Assert.Equal(4096, RingSize(LoadBalancingPolicies.Create(LoadBalancingPolicies.RingHash, Endpoints(4), hashing: new HashingOptions(MinRingSize: 1024))));
         Assert.Equal(16, RingSize(LoadBalancingPolicies.Create(LoadBalancingPolicies.RingHash, Endpoints(4), hashing: new HashingOptions(MinRingSize: 1, MaxRingSize: 16))));
     }
 

@@ -36,6 +36,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal(("echo", "127.0.0.1:7000", ListenerProtocol.Tcp, "echo"), (listener.Name, listener.Listen, listener.Protocol, listener.Service));
         var service = config.Services["echo"];
         Assert.Equal("round_robin", service.Policy);
+        Assert.Equal(65537, service.Hashing.TableSize);
         Assert.Equal(TimeSpan.FromSeconds(2), service.ConnectTimeout);
         Assert.Equal(TimeSpan.FromMinutes(5), service.IdleTimeout);
         Assert.Equal(("127.0.0.1:9000", 1), (service.Endpoints[0].Address, service.Endpoints[0].Weight));
@@ -91,6 +92,8 @@ public sealed class ConfigLoaderTests
     [InlineData("    endpoints:\n      - weight: 2\n", "bad.yaml:6:9", "services.echo.endpoints[0].address: is required")]
     [InlineData("    idleTimeout: 5 minutes\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:18", "services.echo.idleTimeout: expected a duration")]
     [InlineData("    endpoint: []\n", "bad.yaml:5:5", "services.echo.endpoint: unknown field")]
+    [InlineData("    lb: { policy: maglev, tableSize: 65536 }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:38", "services.echo.lb.tableSize: 65536 is not prime")]
+    [InlineData("    lb: { policy: ring_hash, minRingSize: 4096, maxRingSize: 1024 }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:43", "services.echo.lb.minRingSize: 4096 is above maxRingSize (1024)")]
     public void Parse_InvalidService_NamesFileLineAndField(string serviceBody, string location, string message)
         => AssertSingleError("listeners:\n  - { name: a, listen: '127.0.0.1:7000', service: echo }\nservices:\n  echo:\n" + serviceBody, location, message, allowMore: serviceBody.Contains("endpoint: []", StringComparison.Ordinal));
 

@@ -187,6 +187,9 @@ public sealed class TcpConnection : ConnectionContext,
                 var received = await _socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {
+                    // A FIN, or our own abort: shutting the socket down ends a pending receive
+                    // with zero bytes too, and that must not read as the peer's orderly close.
+                    error = Volatile.Read(ref _abortReason);
                     break;
                 }
 

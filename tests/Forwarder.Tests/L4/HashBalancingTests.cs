@@ -24,10 +24,13 @@ public sealed class HashBalancingTests
         {string.Join("\n", backends.Select(b => $"      - address: {b.Address}"))}
         """;
 
+    // A ring moves only the removed endpoint's keys. Maglev moves a small share of the others'
+    // too (0.2% of keys for 1 of 10 in ConsistentHashTests); the backends' ports, and so the
+    // tables, differ per run, so up to 3 of the 30 clients may move needlessly.
     [Theory]
-    [InlineData("ring_hash")]
-    [InlineData("maglev")]
-    public async Task SameClientAddress_AlwaysSameBackend_AndReloadMovesOnlyTheRemovedOnesClients(string policy)
+    [InlineData("ring_hash", 0)]
+    [InlineData("maglev", 3)]
+    public async Task SameClientAddress_AlwaysSameBackend_AndReloadMovesOnlyTheRemovedOnesClients(string policy, int needlessMovesAllowed)
     {
         await using var a = Named("a");
         await using var b = Named("b");
@@ -51,18 +54,15 @@ public sealed class HashBalancingTests
         Assert.True(before.Values.Distinct().Count() == 3, "thirty addresses spread over all three backends");
 
         Assert.True(await forwarder.ReloadAsync(Config(policy, a, c)));
+        var needlessMoves = 0;
         foreach (var client in clients)
         {
             var now = await AskFromAsync(client, front);
-            if (before[client] != "b")
-            {
-                Assert.Equal(before[client], now);
-            }
-            else
-            {
-                Assert.NotEqual("b", now);
-            }
+            Assert.NotEqual("b", now);
+            needlessMoves += before[client] != "b" && before[client] != now ? 1 : 0;
         }
+
+        Assert.True(needlessMoves <= needlessMovesAllowed, $"{needlessMoves} clients moved off a backend that stayed");
     }
 
     private static async Task<string> AskFromAsync(IPAddress source, IPEndPoint front)

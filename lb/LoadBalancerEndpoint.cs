@@ -4,9 +4,12 @@ namespace Forwarder.LoadBalancing;
 /// What a balancer knows of one endpoint: its configured weight and the work currently in flight
 /// on it (active connections for L4, requests for L7).
 /// </summary>
-public sealed class LoadBalancerEndpoint(string id, int weight)
+/// <param name="group">The service's in-flight total, which this endpoint's work also counts in (bounded-load hashing reads it).</param>
+public sealed class LoadBalancerEndpoint(string id, int weight, LoadGroup? group = null)
 {
     private int _inFlight;
+
+    public LoadGroup? Group { get; } = group;
 
     public string Id { get; } = id;
 
@@ -14,7 +17,15 @@ public sealed class LoadBalancerEndpoint(string id, int weight)
 
     public int InFlight => Volatile.Read(ref _inFlight);
 
-    public void Begin() => Interlocked.Increment(ref _inFlight);
+    public void Begin()
+    {
+        Interlocked.Increment(ref _inFlight);
+        Group?.Begin();
+    }
 
-    public void End() => Interlocked.Decrement(ref _inFlight);
+    public void End()
+    {
+        Interlocked.Decrement(ref _inFlight);
+        Group?.End();
+    }
 }

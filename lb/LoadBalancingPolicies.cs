@@ -29,8 +29,8 @@ public static class LoadBalancingPolicies
             RoundRobin => new SmoothWeightedRoundRobin(endpoints),
             Random => new WeightedRandom(endpoints, random),
             LeastRequest => new LeastRequestPowerOfTwo(endpoints, random),
-            RingHash => new RingHash(endpoints, hashing.MinRingSize, hashing.MaxRingSize, random),
-            Maglev => new Maglev(endpoints, hashing.TableSize, random),
+            RingHash => new RingHash(endpoints, hashing.MinRingSize, hashing.MaxRingSize, hashing.BalanceFactor, random),
+            Maglev => new Maglev(endpoints, hashing.TableSize, hashing.BalanceFactor, random),
             _ => throw new ArgumentException($"Unknown load-balancing policy '{name}'; expected one of: {string.Join(", ", Names)}.", nameof(name)),
         };
     }

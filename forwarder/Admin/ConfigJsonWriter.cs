@@ -86,6 +86,7 @@ internal static class ConfigJsonWriter
                 json.WriteNumber("minRingSize", service.Hashing.MinRingSize);
                 json.WriteNumber("maxRingSize", service.Hashing.MaxRingSize);
                 json.WriteNumber("tableSize", service.Hashing.TableSize);
+                json.WriteNumber("hashBalanceFactor", service.Hashing.BalanceFactor);
             }
 
             json.WriteEndObject();

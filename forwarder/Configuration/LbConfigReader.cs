@@ -15,7 +15,7 @@ internal static class LbConfigReader
         }
 
         var path = $"{servicePath}.lb";
-        var fields = reader.Mapping(node, path, "policy", "minRingSize", "maxRingSize", "tableSize");
+        var fields = reader.Mapping(node, path, "policy", "minRingSize", "maxRingSize", "tableSize", "hashBalanceFactor");
         if (fields is null)
         {
             return (LoadBalancingPolicies.RoundRobin, defaults);
@@ -30,10 +30,16 @@ internal static class LbConfigReader
         var hashing = new HashingOptions(
             MinRingSize: reader.Int(fields, path, "minRingSize", defaults.MinRingSize, 1, 8 * 1024 * 1024),
             MaxRingSize: reader.Int(fields, path, "maxRingSize", defaults.MaxRingSize, 1, 8 * 1024 * 1024),
-            TableSize: reader.Int(fields, path, "tableSize", defaults.TableSize, 2, 5_000_011));
+            TableSize: reader.Int(fields, path, "tableSize", defaults.TableSize, 2, 5_000_011),
+            BalanceFactor: reader.Int(fields, path, "hashBalanceFactor", defaults.BalanceFactor, 0, 10_000));
         if (hashing.MinRingSize > hashing.MaxRingSize)
         {
             reader.Error(fields.GetValueOrDefault("minRingSize") ?? node, $"{path}.minRingSize", $"{hashing.MinRingSize} is above maxRingSize ({hashing.MaxRingSize})");
+        }
+
+        if (hashing.BalanceFactor is > 0 and < 100)
+        {
+            reader.Error(fields["hashBalanceFactor"], $"{path}.hashBalanceFactor", $"{hashing.BalanceFactor} is below 100; it is a percentage of the average load (125 allows 1.25x), or 0 for no bound");
         }
 
         if (!HashingOptions.IsPrime(hashing.TableSize))

@@ -13,8 +13,9 @@ internal sealed record UpstreamEndpoint(EndpointConfig Config, LoadBalancerEndpo
 /// </summary>
 internal sealed class ServiceModel
 {
-    private ServiceModel(ServiceConfig config, UpstreamEndpoint[] endpoints, ILoadBalancer balancer, ServiceMetrics metrics)
+    private ServiceModel(ServiceConfig config, UpstreamEndpoint[] endpoints, ILoadBalancer balancer, ServiceMetrics metrics, LoadGroup group)
     {
+        Group = group;
         Config = config;
         Endpoints = endpoints;
         Balancer = balancer;
@@ -22,6 +23,9 @@ internal sealed class ServiceModel
     }
 
     public ServiceConfig Config { get; }
+
+    /// <summary>In-flight connections across the service's endpoints, kept across reloads like the endpoints' own counts.</summary>
+    public LoadGroup Group { get; }
 
     public UpstreamEndpoint[] Endpoints { get; }
 
@@ -35,15 +39,16 @@ internal sealed class ServiceModel
     /// </summary>
     public static ServiceModel Create(ServiceConfig config, ServiceModel? previous, ServiceMetrics metrics)
     {
+        var group = previous?.Group ?? new LoadGroup();
         var endpoints = config.Endpoints
             .Select(e =>
             {
                 var kept = previous?.Endpoints.FirstOrDefault(p => p.Config.Address == e.Address && p.Config.Weight == e.Weight);
-                return new UpstreamEndpoint(e, kept?.State ?? new LoadBalancerEndpoint(e.Address, e.Weight));
+                return new UpstreamEndpoint(e, kept?.State ?? new LoadBalancerEndpoint(e.Address, e.Weight, group));
             })
             .ToArray();
         var balancer = LoadBalancingPolicies.Create(config.Policy, [.. endpoints.Select(e => e.State)], hashing: config.Hashing);
-        return new ServiceModel(config, endpoints, balancer, metrics);
+        return new ServiceModel(config, endpoints, balancer, metrics, group);
     }
 }
 

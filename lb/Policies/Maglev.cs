@@ -14,9 +14,12 @@ internal sealed class Maglev : ILoadBalancer
     private readonly int[] _table;
     private readonly Random _random;
 
-    public Maglev(IReadOnlyList<LoadBalancerEndpoint> endpoints, int tableSize, Random random)
+    private readonly LoadBound _bound;
+
+    public Maglev(IReadOnlyList<LoadBalancerEndpoint> endpoints, int tableSize, int balanceFactor, Random random)
     {
         _random = random;
+        _bound = new LoadBound(endpoints, balanceFactor);
         var size = (ulong)tableSize;
         var count = endpoints.Count;
         var offsets = new ulong[count];
@@ -62,5 +65,24 @@ internal sealed class Maglev : ILoadBalancer
 
     public int Pick() => _table[_random.Next(_table.Length)];
 
-    public int Pick(ulong keyHash) => _table[(int)(keyHash % (ulong)_table.Length)];
+    public int Pick(ulong keyHash)
+    {
+        var slot = (int)(keyHash % (ulong)_table.Length);
+        if (!_bound.Enabled)
+        {
+            return _table[slot];
+        }
+
+        // Walk the table from the key's slot to the first endpoint with room; one always has.
+        for (var step = 0; step < _table.Length; step++)
+        {
+            var owner = _table[(slot + step) % _table.Length];
+            if (_bound.Fits(owner))
+            {
+                return owner;
+            }
+        }
+
+        return _table[slot];
+    }
 }

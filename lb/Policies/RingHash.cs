@@ -20,9 +20,12 @@ internal sealed class RingHash : ILoadBalancer
     private readonly int[] _owners;
     private readonly Random _random;
 
-    public RingHash(IReadOnlyList<LoadBalancerEndpoint> endpoints, int minRingSize, int maxRingSize, Random random)
+    private readonly LoadBound _bound;
+
+    public RingHash(IReadOnlyList<LoadBalancerEndpoint> endpoints, int minRingSize, int maxRingSize, int balanceFactor, Random random)
     {
         _random = random;
+        _bound = new LoadBound(endpoints, balanceFactor);
         long totalWeight = endpoints.Sum(e => (long)e.Weight);
         var pointsPerWeight = Math.Max(KetamaPointsPerWeight, minRingSize);
         if (totalWeight * pointsPerWeight > maxRingSize)
@@ -62,6 +65,26 @@ internal sealed class RingHash : ILoadBalancer
             index = ~index;
         }
 
-        return _owners[index == _hashes.Length ? 0 : index];
+        if (index == _hashes.Length)
+        {
+            index = 0;
+        }
+
+        if (!_bound.Enabled)
+        {
+            return _owners[index];
+        }
+
+        // Walk the ring from the key's point to the first endpoint with room; one always has.
+        for (var step = 0; step < _owners.Length; step++)
+        {
+            var owner = _owners[(index + step) % _owners.Length];
+            if (_bound.Fits(owner))
+            {
+                return owner;
+            }
+        }
+
+        return _owners[index];
     }
 }

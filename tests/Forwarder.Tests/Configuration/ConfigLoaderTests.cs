@@ -92,6 +92,7 @@ public sealed class ConfigLoaderTests
     [InlineData("    endpoints:\n      - weight: 2\n", "bad.yaml:6:9", "services.echo.endpoints[0].address: is required")]
     [InlineData("    idleTimeout: 5 minutes\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:18", "services.echo.idleTimeout: expected a duration")]
     [InlineData("    endpoint: []\n", "bad.yaml:5:5", "services.echo.endpoint: unknown field")]
+    [InlineData("    lb: { policy: maglev, hashBalanceFactor: 90 }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:46", "services.echo.lb.hashBalanceFactor: 90 is below 100")]
     [InlineData("    lb: { policy: maglev, tableSize: 65536 }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:38", "services.echo.lb.tableSize: 65536 is not prime")]
     [InlineData("    lb: { policy: ring_hash, minRingSize: 4096, maxRingSize: 1024 }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:43", "services.echo.lb.minRingSize: 4096 is above maxRingSize (1024)")]
     public void Parse_InvalidService_NamesFileLineAndField(string serviceBody, string location, string message)

@@ -15,9 +15,11 @@ namespace Forwarder.LoadBalancing.Policies;
 internal sealed class RingHash : ILoadBalancer
 {
     private const int KetamaPointsPerWeight = 160;
+    private const int BucketBits = 16;
 
     private readonly ulong[] _hashes;
     private readonly int[] _owners;
+    private readonly int[] _buckets;
     private readonly Random _random;
 
     private readonly LoadBound _bound;
@@ -51,6 +53,20 @@ internal sealed class RingHash : ILoadBalancer
         points.Sort((a, b) => a.Hash != b.Hash ? a.Hash.CompareTo(b.Hash) : a.Owner.CompareTo(b.Owner));
         _hashes = points.Select(p => p.Hash).ToArray();
         _owners = points.Select(p => p.Owner).ToArray();
+
+        // _buckets[b] is the first ring position whose hash has top bits >= b: a pick searches
+        // only its own bucket (a handful of points) instead of the whole ring.
+        _buckets = new int[(1 << BucketBits) + 1];
+        var position = 0;
+        for (var bucket = 0; bucket <= 1 << BucketBits; bucket++)
+        {
+            while (position < _hashes.Length && (_hashes[position] >> (64 - BucketBits)) < (ulong)bucket)
+            {
+                position++;
+            }
+
+            _buckets[bucket] = position;
+        }
     }
 
     public int RingSize => _hashes.Length;
@@ -59,7 +75,9 @@ internal sealed class RingHash : ILoadBalancer
 
     public int Pick(ulong keyHash)
     {
-        var index = Array.BinarySearch(_hashes, keyHash);
+        var bucket = (int)(keyHash >> (64 - BucketBits));
+        var start = _buckets[bucket];
+        var index = Array.BinarySearch(_hashes, start, _buckets[bucket + 1] - start, keyHash);
         if (index < 0)
         {
             index = ~index;

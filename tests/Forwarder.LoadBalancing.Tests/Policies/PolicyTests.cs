@@ -19,6 +19,22 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public void RoundRobin_SequenceTooLongToPrecompute_OnePeriodMatchesWeightsExactly()
+    {
+        // Coprime weights summing to about 2M: past the precomputed limit, picks are computed live.
+        int[] weights = [999_983, 999_979, 7];
+        var balancer = LoadBalancingPolicies.Create(LoadBalancingPolicies.RoundRobin, Endpoints(weights));
+        var counts = new int[3];
+
+        for (var i = 0; i < weights.Sum(); i++)
+        {
+            counts[balancer.Pick()]++;
+        }
+
+        Assert.Equal(weights, counts);
+    }
+
+    [Fact]
     public void RoundRobin_EqualWeights_Rotates()
     {
         var balancer = LoadBalancingPolicies.Create(LoadBalancingPolicies.RoundRobin, Endpoints(1, 1, 1));

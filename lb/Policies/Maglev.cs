@@ -65,24 +65,5 @@ internal sealed class Maglev : ILoadBalancer
 
     public int Pick() => _table[_random.Next(_table.Length)];
 
-    public int Pick(ulong keyHash)
-    {
-        var slot = (int)(keyHash % (ulong)_table.Length);
-        if (!_bound.Enabled)
-        {
-            return _table[slot];
-        }
-
-        // Walk the table from the key's slot to the first endpoint with room; one always has.
-        for (var step = 0; step < _table.Length; step++)
-        {
-            var owner = _table[(slot + step) % _table.Length];
-            if (_bound.Fits(owner))
-            {
-                return owner;
-            }
-        }
-
-        return _table[slot];
-    }
+    public int Pick(ulong keyHash) => _bound.Choose(_table, (int)(keyHash % (ulong)_table.Length));
 }

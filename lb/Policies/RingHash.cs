@@ -88,21 +88,6 @@ internal sealed class RingHash : ILoadBalancer
             index = 0;
         }
 
-        if (!_bound.Enabled)
-        {
-            return _owners[index];
-        }
-
-        // Walk the ring from the key's point to the first endpoint with room; one always has.
-        for (var step = 0; step < _owners.Length; step++)
-        {
-            var owner = _owners[(index + step) % _owners.Length];
-            if (_bound.Fits(owner))
-            {
-                return owner;
-            }
-        }
-
-        return _owners[index];
+        return _bound.Choose(_owners, index);
     }
 }

@@ -78,38 +78,8 @@ internal static class ConfigJsonWriter
         var models = runtime.Services;
         foreach (var service in config.Services.Values.OrderBy(s => s.Name, StringComparer.Ordinal))
         {
-            json.WriteStartObject(service.Name);
-            json.WriteStartObject("lb");
-            json.WriteString("policy", service.Policy);
-            if (LoadBalancing.LoadBalancingPolicies.IsHashPolicy(service.Policy))
-            {
-                json.WriteNumber("minRingSize", service.Hashing.MinRingSize);
-                json.WriteNumber("maxRingSize", service.Hashing.MaxRingSize);
-                json.WriteNumber("tableSize", service.Hashing.TableSize);
-                json.WriteNumber("hashBalanceFactor", service.Hashing.BalanceFactor);
-            }
-
-            json.WriteEndObject();
-            json.WriteString("connectTimeout", ValueParsers.FormatDuration(service.ConnectTimeout));
-            json.WriteNumber("connectAttempts", service.ConnectAttempts);
-            json.WriteString("idleTimeout", ValueParsers.FormatDuration(service.IdleTimeout));
-            json.WriteStartArray("endpoints");
-            var model = models.GetValueOrDefault(service.Name);
-            foreach (var endpoint in service.Endpoints)
-            {
-                json.WriteStartObject();
-                json.WriteString("address", endpoint.Address);
-                json.WriteNumber("weight", endpoint.Weight);
-                if (model?.Endpoints.FirstOrDefault(e => e.Config.Address == endpoint.Address) is { } live)
-                {
-                    json.WriteNumber("inFlight", live.State.InFlight);
-                }
-
-                json.WriteEndObject();
-            }
-
-            json.WriteEndArray();
-            json.WriteEndObject();
+            json.WritePropertyName(service.Name);
+            ServiceJsonWriter.Write(json, service, models.GetValueOrDefault(service.Name));
         }
 
         json.WriteEndObject();

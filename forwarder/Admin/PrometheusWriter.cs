@@ -89,15 +89,13 @@ internal static class PrometheusWriter
             Sample(text, "forwarder_upstream_connect_duration_seconds_count", $"service=\"{s.Name}\"", cumulative[^1]);
         }
 
-        Family(text, "forwarder_endpoint_in_flight", "gauge", "Connections in flight per endpoint, as the load balancer sees them.");
-        foreach (var (name, service) in runtime.Services.OrderBy(s => s.Key, StringComparer.Ordinal))
+        Family(text, "forwarder_upstream_none_available_total", "counter", "Client connections closed because health left no endpoint to try (panicThreshold 0).");
+        foreach (var s in services)
         {
-            foreach (var endpoint in service.Endpoints)
-            {
-                Sample(text, "forwarder_endpoint_in_flight", $"service=\"{name}\",endpoint=\"{endpoint.Config.Address}\"", endpoint.State.InFlight);
-            }
+            Sample(text, "forwarder_upstream_none_available_total", $"service=\"{s.Name}\"", s.NoneAvailableCount);
         }
 
+        WriteEndpoints(text, runtime);
         Family(text, "forwarder_config_reloads_total", "counter", "Config reloads, by result.");
         Sample(text, "forwarder_config_reloads_total", "result=\"ok\"", metrics.ReloadsSucceeded);
         Sample(text, "forwarder_config_reloads_total", "result=\"failed\"", metrics.ReloadsFailed);
@@ -109,6 +107,51 @@ internal static class PrometheusWriter
         Sample(text, "forwarder_connections_open", string.Empty, openConnections);
         WriteProcess(text);
         return text.ToString();
+    }
+
+    /// <summary>Each endpoint's load and health, and each service's available share, as the balancers see them now.</summary>
+    private static void WriteEndpoints(StringBuilder text, ProxyRuntime runtime)
+    {
+        var models = runtime.Services.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => s.Value).ToArray();
+        Family(text, "forwarder_service_endpoints_available", "gauge", "Endpoints that health lets take traffic.");
+        foreach (var service in models)
+        {
+            Sample(text, "forwarder_service_endpoints_available", $"service=\"{service.Config.Name}\"", service.Balancer.AvailableCount);
+        }
+
+        Family(text, "forwarder_service_panic", "gauge", "1 while fewer endpoints than panicThreshold are available and all of them take traffic.");
+        foreach (var service in models)
+        {
+            Sample(text, "forwarder_service_panic", $"service=\"{service.Config.Name}\"", service.Balancer.Panic ? 1 : 0);
+        }
+
+        EndpointFamily(text, models, "forwarder_endpoint_in_flight", "gauge", "Connections in flight per endpoint, as the load balancer sees them.", (_, e) => e.State.InFlight);
+        EndpointFamily(text, models, "forwarder_endpoint_weight", "gauge", "Configured weight of the endpoint.", (_, e) => e.Config.Weight);
+        EndpointFamily(text, models, "forwarder_endpoint_healthy", "gauge", "1 when health lets the endpoint take traffic (passing active checks, not ejected).", (s, e) => e.Health.IsAvailable(s.Config.HealthCheck is not null) ? 1 : 0);
+        EndpointFamily(text, models, "forwarder_endpoint_ejected", "gauge", "1 while outlier detection has the endpoint ejected.", (_, e) => e.Health.Ejected ? 1 : 0);
+        EndpointFamily(text, models, "forwarder_endpoint_ejections_total", "counter", "Times outlier detection ejected the endpoint.", (_, e) => e.Health.Ejections);
+        Family(text, "forwarder_endpoint_health_checks_total", "counter", "Active health checks of the endpoint, by result.");
+        foreach (var service in models.Where(s => s.Config.HealthCheck is not null))
+        {
+            foreach (var endpoint in service.Endpoints)
+            {
+                var labels = $"service=\"{service.Config.Name}\",endpoint=\"{endpoint.Config.Address}\"";
+                Sample(text, "forwarder_endpoint_health_checks_total", $"{labels},result=\"passed\"", endpoint.Health.ChecksPassed);
+                Sample(text, "forwarder_endpoint_health_checks_total", $"{labels},result=\"failed\"", endpoint.Health.ChecksFailed);
+            }
+        }
+    }
+
+    private static void EndpointFamily(StringBuilder text, ServiceModel[] services, string name, string type, string help, Func<ServiceModel, UpstreamEndpoint, long> value)
+    {
+        Family(text, name, type, help);
+        foreach (var service in services)
+        {
+            foreach (var endpoint in service.Endpoints)
+            {
+                Sample(text, name, $"service=\"{service.Config.Name}\",endpoint=\"{endpoint.Config.Address}\"", value(service, endpoint));
+            }
+        }
     }
 
     /// <summary>The runtime's own figures: what memory the process holds and how hard the GC works.</summary>

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
-using Forwarder.LoadBalancing;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -164,18 +163,21 @@ internal static class ConfigLoader
                 reader.Error(serviceNode, path, $"service names may use {ValidName}");
             }
 
-            var fields = reader.Mapping(serviceNode, path, "lb", "connectTimeout", "connectAttempts", "idleTimeout", "endpoints");
+            var fields = reader.Mapping(serviceNode, path, "lb", "healthCheck", "outlierDetection", "connectTimeout", "connectAttempts", "idleTimeout", "endpoints");
             if (fields is null)
             {
                 continue;
             }
 
-            var (policy, hashing) = LbConfigReader.Read(reader, fields.GetValueOrDefault("lb"), path);
+            var lb = LbConfigReader.Read(reader, fields.GetValueOrDefault("lb"), path);
+            var healthCheck = HealthConfigReader.ReadHealthCheck(reader, fields.GetValueOrDefault("healthCheck"), path);
+            var outlierDetection = HealthConfigReader.ReadOutlierDetection(reader, fields.GetValueOrDefault("outlierDetection"), path);
             var endpoints = ReadEndpoints(reader, fields, serviceNode, path);
             services[name] = new ServiceConfig(
                 name,
-                policy,
-                hashing,
+                lb,
+                healthCheck,
+                outlierDetection,
                 ConnectTimeout: reader.Duration(fields, path, "connectTimeout", TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(1)),
                 ConnectAttempts: reader.Int(fields, path, "connectAttempts", 3, 1, 100),
                 IdleTimeout: reader.Duration(fields, path, "idleTimeout", TimeSpan.FromHours(1), TimeSpan.Zero),

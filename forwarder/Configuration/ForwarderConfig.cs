@@ -1,5 +1,5 @@
 using System.Net;
-using Forwarder.LoadBalancing;
+using Forwarder.LoadBalancing.Health;
 
 namespace Forwarder.Configuration;
 
@@ -34,10 +34,13 @@ internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint End
     public string BindingKey => EndPoint.Port == 0 ? $"{Listen}#{Name}" : Listen;
 }
 
+/// <param name="HealthCheck">Active checks; none when null.</param>
+/// <param name="OutlierDetection">Passive ejection of endpoints failing on real traffic; none when null.</param>
 internal sealed record ServiceConfig(
     string Name,
-    string Policy,
-    HashingOptions Hashing,
+    LbConfig Lb,
+    HealthCheckOptions? HealthCheck,
+    OutlierDetectionOptions? OutlierDetection,
     TimeSpan ConnectTimeout,
     int ConnectAttempts,
     TimeSpan IdleTimeout,

@@ -1,24 +1,36 @@
 using Forwarder.LoadBalancing;
+using Forwarder.LoadBalancing.Hashing;
 using YamlDotNet.RepresentationModel;
 
 namespace Forwarder.Configuration;
 
-/// <summary>Reads a service's <c>lb</c> section: the policy and, for the hash policies, their sizes.</summary>
+/// <summary>
+/// A service's load balancing as configured: the policy, the sizes and keys of the hash
+/// policies, and the share of endpoints below which health is ignored.
+/// </summary>
+internal sealed record LbConfig(string Policy, HashingOptions Hashing, IReadOnlyList<HashKey> HashKeys, int PanicThreshold)
+{
+    /// <summary>Envoy's default panic threshold: half of the endpoints.</summary>
+    public const int DefaultPanicThreshold = 50;
+
+    public static LbConfig Default { get; } = new(LoadBalancingPolicies.RoundRobin, HashingOptions.Default, [HashKey.SourceIp], DefaultPanicThreshold);
+}
+
+/// <summary>Reads a service's <c>lb</c> section.</summary>
 internal static class LbConfigReader
 {
-    public static (string Policy, HashingOptions Hashing) Read(YamlFieldReader reader, YamlNode? node, string servicePath)
+    public static LbConfig Read(YamlFieldReader reader, YamlNode? node, string servicePath)
     {
-        var defaults = HashingOptions.Default;
         if (node is null)
         {
-            return (LoadBalancingPolicies.RoundRobin, defaults);
+            return LbConfig.Default;
         }
 
         var path = $"{servicePath}.lb";
-        var fields = reader.Mapping(node, path, "policy", "minRingSize", "maxRingSize", "tableSize", "hashBalanceFactor");
+        var fields = reader.Mapping(node, path, "policy", "hash", "minRingSize", "maxRingSize", "tableSize", "hashBalanceFactor", "panicThreshold");
         if (fields is null)
         {
-            return (LoadBalancingPolicies.RoundRobin, defaults);
+            return LbConfig.Default;
         }
 
         var policy = reader.String(fields, path, "policy", required: false, node) ?? LoadBalancingPolicies.RoundRobin;
@@ -27,6 +39,7 @@ internal static class LbConfigReader
             reader.Error(fields["policy"], $"{path}.policy", $"unknown policy '{policy}'; expected one of: {string.Join(", ", LoadBalancingPolicies.Names)}");
         }
 
+        var defaults = HashingOptions.Default;
         var hashing = new HashingOptions(
             MinRingSize: reader.Int(fields, path, "minRingSize", defaults.MinRingSize, 1, 8 * 1024 * 1024),
             MaxRingSize: reader.Int(fields, path, "maxRingSize", defaults.MaxRingSize, 1, 8 * 1024 * 1024),
@@ -47,6 +60,17 @@ internal static class LbConfigReader
             reader.Error(fields["tableSize"], $"{path}.tableSize", $"{hashing.TableSize} is not prime; Maglev needs a prime table size such as 65537 or 5000011");
         }
 
-        return (policy, hashing);
+        IReadOnlyList<HashKey> keys = [HashKey.SourceIp];
+        if (fields.TryGetValue("hash", out var hashNode))
+        {
+            keys = HashKeyReader.Read(reader, hashNode, $"{path}.hash");
+            if (LoadBalancingPolicies.IsKnown(policy) && !LoadBalancingPolicies.IsHashPolicy(policy))
+            {
+                reader.Error(hashNode, $"{path}.hash", $"policy {policy} does not hash; use ring_hash or maglev, or remove 'hash'");
+            }
+        }
+
+        var panicThreshold = reader.Int(fields, path, "panicThreshold", LbConfig.DefaultPanicThreshold, 0, 100);
+        return new LbConfig(policy, hashing, keys, panicThreshold);
     }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Forwarder.LoadBalancing;
 using Forwarder.LoadBalancing.Hashing;
+using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
 using Forwarder.Transports.Tcp.Splicing;
@@ -49,20 +50,25 @@ internal sealed partial class TcpProxyHandler(
     private async Task<(ConnectionContext Connection, UpstreamEndpoint Endpoint)?> ConnectAsync(ServiceModel service, ConnectionContext client, CancellationToken stopping)
     {
         var endpoints = service.Endpoints;
+        var balancer = service.Balancer;
         var attempts = Math.Min(service.Config.ConnectAttempts, endpoints.Length);
-        var keyHash = LoadBalancingPolicies.IsHashPolicy(service.Config.Policy) ? SourceAddressHash(client) : null;
+
+        // The hash policies pick by client address, so a client keeps landing on one endpoint.
+        var keyHash = service.HashesSourceIp ? SourceAddressHash(client) : null;
+        var index = keyHash is { } key ? balancer.Pick(key) : balancer.Pick();
+        if (index < 0)
+        {
+            service.Metrics.NoneAvailable();
+            LogNoneAvailable(logger, service.Config.Name);
+            return null;
+        }
+
         HashSet<int>? tried = null;
         for (var attempt = 0; attempt < attempts && !stopping.IsCancellationRequested; attempt++)
         {
-            // The hash policies pick by client address, so a client keeps landing on one endpoint.
-            var index = keyHash is { } key ? service.Balancer.Pick(key) : service.Balancer.Pick();
             if (tried is not null)
             {
-                // Retries go to an endpoint not yet tried, whatever the policy would repeat.
-                while (tried.Contains(index))
-                {
-                    index = (index + 1) % endpoints.Length;
-                }
+                index = NextUntried(balancer, tried, index);
             }
 
             var endpoint = endpoints[index];
@@ -75,6 +81,7 @@ internal sealed partial class TcpProxyHandler(
             {
                 var connection = await dialer.ConnectAsync(endpoint.Config.EndPoint, timeout.Token).ConfigureAwait(false);
                 service.Metrics.ConnectLatency.Record(time.GetElapsedTime(started));
+                ServiceHealth.ReportSuccess(endpoint.Health);
                 return (connection, endpoint);
             }
             catch (OperationCanceledException) when (!stopping.IsCancellationRequested && !client.ConnectionClosed.IsCancellationRequested)
@@ -104,11 +111,41 @@ internal sealed partial class TcpProxyHandler(
 
             endpoint.State.End();
             service.Metrics.ConnectFailed(failure);
+            service.Health.ReportFailure(endpoint.Health);
             LogConnectFailed(logger, service.Config.Name, endpoint.Config.Address, failure, attempt + 1, attempts);
             (tried ??= []).Add(index);
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// A retry goes to the next endpoint not yet tried, whatever the policy would repeat:
+    /// preferably one health lets take traffic, else any untried one.
+    /// </summary>
+    private static int NextUntried(ServiceBalancer balancer, HashSet<int> tried, int last)
+    {
+        var fallback = -1;
+        for (var step = 1; step <= balancer.Count; step++)
+        {
+            var candidate = (last + step) % balancer.Count;
+            if (tried.Contains(candidate))
+            {
+                continue;
+            }
+
+            if (balancer.Takes(candidate))
+            {
+                return candidate;
+            }
+
+            if (fallback < 0)
+            {
+                fallback = candidate;
+            }
+        }
+
+        return fallback;
     }
 
     private static ulong? SourceAddressHash(ConnectionContext client)
@@ -130,6 +167,9 @@ internal sealed partial class TcpProxyHandler(
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Service {Service}: connecting to {Endpoint} failed ({Failure}), attempt {Attempt} of {Attempts}")]
     private static partial void LogConnectFailed(ILogger logger, string service, string endpoint, ConnectFailure failure, int attempt, int attempts);
+
+    [LoggerMessage(EventId = 303, Level = LogLevel.Warning, Message = "Service {Service}: no endpoint is available (all unhealthy or ejected, and panicThreshold is 0); connection closed")]
+    private static partial void LogNoneAvailable(ILogger logger, string service);
 
     [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Connection {ConnectionId} on listener {Listener} closed: no endpoint of service {Service} could be reached")]
     private static partial void LogNoEndpoint(ILogger logger, string connectionId, string listener, string service);

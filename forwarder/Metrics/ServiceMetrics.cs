@@ -16,6 +16,7 @@ internal sealed class ServiceMetrics(string name)
     private long _active;
     private long _total;
     private long _exhausted;
+    private long _noneAvailable;
     private long _bytesToUpstream;
     private long _bytesFromUpstream;
 
@@ -29,6 +30,9 @@ internal sealed class ServiceMetrics(string name)
 
     /// <summary>Client connections closed because no endpoint could be reached within the attempts allowed.</summary>
     public long Exhausted => Volatile.Read(ref _exhausted);
+
+    /// <summary>Client connections closed because health left no endpoint to try.</summary>
+    public long NoneAvailableCount => Volatile.Read(ref _noneAvailable);
 
     public long BytesToUpstream => Volatile.Read(ref _bytesToUpstream);
 
@@ -47,6 +51,8 @@ internal sealed class ServiceMetrics(string name)
     public void ConnectFailed(ConnectFailure failure) => Interlocked.Increment(ref _connectErrors[(int)failure]);
 
     public void AttemptsExhausted() => Interlocked.Increment(ref _exhausted);
+
+    public void NoneAvailable() => Interlocked.Increment(ref _noneAvailable);
 
     public void AddToUpstream(long bytes) => Interlocked.Add(ref _bytesToUpstream, bytes);
 

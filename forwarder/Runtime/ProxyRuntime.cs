@@ -2,6 +2,7 @@ using System.Net;
 using Forwarder.Configuration;
 using Forwarder.Echo;
 using Forwarder.L4;
+using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
@@ -22,7 +23,8 @@ internal sealed partial class ProxyRuntime(
     ConnectionTracker tracker,
     ForwarderMetrics metrics,
     TimeProvider time,
-    ILogger<ProxyRuntime> logger) : IHostedService, IDisposable
+    ILogger<ProxyRuntime> logger,
+    ILogger<HealthLog> healthLogger) : IHostedService, IDisposable
 {
     private readonly SemaphoreSlim _applyLock = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
@@ -118,6 +120,11 @@ internal sealed partial class ProxyRuntime(
             }
 
             await Task.WhenAll(hosts.Select(h => h.StopAsync())).ConfigureAwait(false);
+            foreach (var service in Services.Values)
+            {
+                await service.DisposeAsync().ConfigureAwait(false);
+                service.Health.Dispose();
+            }
         }
         finally
         {
@@ -169,13 +176,27 @@ internal sealed partial class ProxyRuntime(
             var previous = Volatile.Read(ref _services);
             var services = config.Services.ToDictionary(
                 s => s.Key,
-                s => ServiceModel.Create(s.Value, previous.GetValueOrDefault(s.Key), metrics.Service(s.Key)),
+                s => CreateService(s.Value, previous.GetValueOrDefault(s.Key)),
                 StringComparer.Ordinal);
             var added = await BindNewListenersAsync(config, services, cancellationToken).ConfigureAwait(false);
 
             // Nothing below can fail: the new config is committed.
             Volatile.Write(ref _services, services);
             Volatile.Write(ref _config, config);
+            foreach (var (name, old) in previous)
+            {
+                await old.DisposeAsync().ConfigureAwait(false);
+                if (!services.ContainsKey(name))
+                {
+                    old.Health.Dispose();
+                }
+            }
+
+            foreach (var service in services.Values)
+            {
+                service.Activate();
+            }
+
             var wanted = config.Listeners.ToDictionary(l => l.BindingKey, StringComparer.Ordinal);
             List<ListenerHost> removed = [];
             lock (_hosts)
@@ -246,6 +267,12 @@ internal sealed partial class ProxyRuntime(
         }
 
         return added;
+    }
+
+    private ServiceModel CreateService(ServiceConfig config, ServiceModel? previous)
+    {
+        var health = previous?.Health ?? new ServiceHealth(time, new HealthLog(config.Name, healthLogger));
+        return ServiceModel.Create(config, previous, health, metrics.Service(config.Name), time);
     }
 
     private static ListenerModel CreateModel(ListenerConfig listener, Dictionary<string, ServiceModel> services)

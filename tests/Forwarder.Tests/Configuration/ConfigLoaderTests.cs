@@ -1,4 +1,6 @@
 using Forwarder.Configuration;
+using Forwarder.LoadBalancing.Hashing;
+using Forwarder.LoadBalancing.Health;
 
 namespace Forwarder.Tests.Configuration;
 
@@ -35,8 +37,8 @@ public sealed class ConfigLoaderTests
         var listener = Assert.Single(config.Listeners);
         Assert.Equal(("echo", "127.0.0.1:7000", ListenerProtocol.Tcp, "echo"), (listener.Name, listener.Listen, listener.Protocol, listener.Service));
         var service = config.Services["echo"];
-        Assert.Equal("round_robin", service.Policy);
-        Assert.Equal(65537, service.Hashing.TableSize);
+        Assert.Equal("round_robin", service.Lb.Policy);
+        Assert.Equal(65537, service.Lb.Hashing.TableSize);
         Assert.Equal(TimeSpan.FromSeconds(2), service.ConnectTimeout);
         Assert.Equal(TimeSpan.FromMinutes(5), service.IdleTimeout);
         Assert.Equal(("127.0.0.1:9000", 1), (service.Endpoints[0].Address, service.Endpoints[0].Weight));
@@ -95,8 +97,90 @@ public sealed class ConfigLoaderTests
     [InlineData("    lb: { policy: maglev, hashBalanceFactor: 90 }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:46", "services.echo.lb.hashBalanceFactor: 90 is below 100")]
     [InlineData("    lb: { policy: maglev, tableSize: 65536 }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:38", "services.echo.lb.tableSize: 65536 is not prime")]
     [InlineData("    lb: { policy: ring_hash, minRingSize: 4096, maxRingSize: 1024 }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:43", "services.echo.lb.minRingSize: 4096 is above maxRingSize (1024)")]
+    [InlineData("    lb: { policy: round_robin, hash: [ sourceIp ] }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.lb.hash: policy round_robin does not hash; use ring_hash or maglev")]
+    [InlineData("    lb: { policy: maglev, hash: [ hostname ] }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.lb.hash[0]: expected one of: sourceIp, path, url, header: NAME")]
+    [InlineData("    lb: { policy: maglev, hash: [ { header: 'x user' } ] }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.lb.hash[0].header: expected a header name")]
+    [InlineData("    lb: { policy: maglev, hash: [ path, path ] }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.lb.hash[1]: is listed twice")]
+    [InlineData("    lb: { policy: maglev, hash: [ { cookie: { name: sid, ttl: 1h } } ] }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.lb.hash[0].cookie.generate: ttl and path describe the cookie the proxy generates")]
+    [InlineData("    lb: { panicThreshold: 150 }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.lb.panicThreshold: expected a whole number from 0 to 100, got '150'")]
+    [InlineData("    healthCheck: { type: udp }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.healthCheck.type: expected tcp or http, got 'udp'")]
+    [InlineData("    healthCheck: { path: /healthz }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.healthCheck: path and host belong to an http check")]
+    [InlineData("    healthCheck: { type: http, path: '/a b' }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.healthCheck.path: expected a path such as /healthz")]
+    [InlineData("    healthCheck: { interval: 1ms }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.healthCheck.interval: expected a duration such as 500ms, 2s, 5m or 1h (at least 10ms)")]
+    [InlineData("    healthCheck: { unhealthyThreshold: 0 }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.healthCheck.unhealthyThreshold: expected a whole number from 1 to 1000")]
+    [InlineData("    outlierDetection: { baseEjectionTime: 1m, maxEjectionTime: 30s }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.outlierDetection.maxEjectionTime: 30s is below baseEjectionTime (1m)")]
+    [InlineData("    outlierDetection: { maxEjectionPercent: 101 }\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "bad.yaml:5:", "services.echo.outlierDetection.maxEjectionPercent: expected a whole number from 0 to 100")]
     public void Parse_InvalidService_NamesFileLineAndField(string serviceBody, string location, string message)
         => AssertSingleError("listeners:\n  - { name: a, listen: '127.0.0.1:7000', service: echo }\nservices:\n  echo:\n" + serviceBody, location, message, allowMore: serviceBody.Contains("endpoint: []", StringComparison.Ordinal));
+
+    [Fact]
+    public void Parse_HealthAndHashing_ReadsEveryField()
+    {
+        var config = ConfigLoader.Parse("""
+            listeners:
+              - { name: web, listen: 127.0.0.1:7000, service: web }
+            services:
+              web:
+                lb:
+                  policy: maglev
+                  panicThreshold: 30
+                  hash:
+                    - header: X-User
+                    - cookie: { name: sid, generate: true, ttl: 1h, path: /app }
+                    - cookie: plain
+                    - query: id
+                    - path
+                    - url
+                    - sourceIp
+                healthCheck:
+                  type: http
+                  path: /healthz?deep=1
+                  host: web.internal
+                  interval: 2s
+                  timeout: 500ms
+                  healthyThreshold: 1
+                  unhealthyThreshold: 4
+                  jitter: 200ms
+                outlierDetection:
+                  consecutiveFailures: 3
+                  baseEjectionTime: 10s
+                endpoints: [ { address: '127.0.0.1:9000' } ]
+            """, "health.yaml");
+
+        var service = config.Services["web"];
+        Assert.Equal(30, service.Lb.PanicThreshold);
+        Assert.Equal(
+            [
+                new HashKey(HashKeySource.Header, "x-user"),
+                new HashKey(HashKeySource.Cookie, "sid", new CookieAffinity(TimeSpan.FromHours(1), "/app")),
+                new HashKey(HashKeySource.Cookie, "plain"),
+                new HashKey(HashKeySource.Query, "id"),
+                new HashKey(HashKeySource.Path),
+                new HashKey(HashKeySource.Url),
+                HashKey.SourceIp,
+            ],
+            service.Lb.HashKeys);
+        Assert.Equal(
+            new HealthCheckOptions(HealthCheckKind.Http, TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(500), 1, 4, TimeSpan.FromMilliseconds(200), "/healthz?deep=1", "web.internal"),
+            service.HealthCheck);
+        Assert.Equal(new OutlierDetectionOptions(3, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(300), 10), service.OutlierDetection);
+    }
+
+    [Fact]
+    public void Parse_HealthDefaults_OffUnlessConfigured()
+    {
+        var config = ConfigLoader.Parse("listeners:\n  - { name: a, listen: '127.0.0.1:7000', service: echo }\n" + Services, "d.yaml");
+        var service = config.Services["echo"];
+
+        Assert.Null(service.HealthCheck);
+        Assert.Null(service.OutlierDetection);
+        Assert.Equal(50, service.Lb.PanicThreshold);
+        Assert.Equal([HashKey.SourceIp], service.Lb.HashKeys);
+
+        var withEmpty = ConfigLoader.Parse("listeners:\n  - { name: a, listen: '127.0.0.1:7000', service: echo }\nservices:\n  echo:\n    healthCheck: {}\n    outlierDetection: {}\n    endpoints: [ { address: '127.0.0.1:9000' } ]\n", "e.yaml").Services["echo"];
+        Assert.Equal(new HealthCheckOptions(HealthCheckKind.Tcp, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(2), 2, 3, TimeSpan.Zero), withEmpty.HealthCheck);
+        Assert.Equal(OutlierDetectionOptions.Default, withEmpty.OutlierDetection);
+    }
 
     [Fact]
     public void Parse_SeveralErrors_ReportsAllOfThem()

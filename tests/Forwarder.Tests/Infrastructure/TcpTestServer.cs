@@ -13,11 +13,13 @@ internal sealed class TcpTestServer : IAsyncDisposable
     private readonly Task _acceptLoop;
     private int _acceptedCount;
 
-    public TcpTestServer(Func<Socket, Task> handler, int backlog = 1024)
+    /// <param name="port">A fixed port, to bring a stopped server back where it was; a free one when 0.</param>
+    public TcpTestServer(Func<Socket, Task> handler, int backlog = 1024, int port = 0)
     {
         _handler = handler;
         _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _listener.Bind(new IPEndPoint(IPAddress.Loopback, port));
         _listener.Listen(backlog);
         EndPoint = (IPEndPoint)_listener.LocalEndPoint!;
         _acceptLoop = AcceptLoopAsync();

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Text;
 using Forwarder.LoadBalancing.Hashing;
 
@@ -28,36 +29,43 @@ internal sealed class RingHash : ILoadBalancer
     {
         _random = random;
         _bound = new LoadBound(endpoints, balanceFactor);
-        long totalWeight = endpoints.Sum(e => (long)e.Weight);
+        var totalWeight = endpoints.Sum(e => (long)e.Weight);
         var pointsPerWeight = Math.Max(KetamaPointsPerWeight, minRingSize);
         if (totalWeight * pointsPerWeight > maxRingSize)
         {
             pointsPerWeight = (int)Math.Max(1, maxRingSize / totalWeight);
         }
 
-        var points = new List<(ulong Hash, int Owner)>();
+        long total = 0;
+        foreach (var endpoint in endpoints)
+        {
+            total += (long)endpoint.Weight * pointsPerWeight;
+        }
+
+        _hashes = new ulong[total];
+        _owners = new int[total];
         Span<byte> key = stackalloc byte[512];
+        var position = 0;
         for (var i = 0; i < endpoints.Count; i++)
         {
             var count = endpoints[i].Weight * pointsPerWeight;
-            var id = Encoding.UTF8.GetBytes(endpoints[i].Id + "_");
+            var prefix = Encoding.UTF8.GetBytes(endpoints[i].Id + "_", key);
             for (var n = 0; n < count; n++)
             {
                 // Points are named "<id>_<n>", so every process derives the same ring.
-                id.CopyTo(key);
-                var length = id.Length + Encoding.ASCII.GetBytes(n.ToString(System.Globalization.CultureInfo.InvariantCulture), key[id.Length..]);
-                points.Add((XxHash64.Hash(key[..length]), i));
+                n.TryFormat(key[prefix..], out var digits, provider: CultureInfo.InvariantCulture);
+                _hashes[position] = XxHash64.Hash(key[..(prefix + digits)]);
+                _owners[position++] = i;
             }
         }
 
-        points.Sort((a, b) => a.Hash != b.Hash ? a.Hash.CompareTo(b.Hash) : a.Owner.CompareTo(b.Owner));
-        _hashes = points.Select(p => p.Hash).ToArray();
-        _owners = points.Select(p => p.Owner).ToArray();
+        Array.Sort(_hashes, _owners);
+        OrderCollisions(endpoints);
 
         // _buckets[b] is the first ring position whose hash has top bits >= b: a pick searches
         // only its own bucket (a handful of points) instead of the whole ring.
         _buckets = new int[(1 << BucketBits) + 1];
-        var position = 0;
+        position = 0;
         for (var bucket = 0; bucket <= 1 << BucketBits; bucket++)
         {
             while (position < _hashes.Length && (_hashes[position] >> (64 - BucketBits)) < (ulong)bucket)
@@ -70,6 +78,29 @@ internal sealed class RingHash : ILoadBalancer
     }
 
     public int RingSize => _hashes.Length;
+
+    /// <summary>
+    /// Two points with the same 64-bit hash (about one ring in ten million has a pair) are put in
+    /// the order of their endpoints' names, so the ring does not depend on the config's order.
+    /// </summary>
+    private void OrderCollisions(IReadOnlyList<LoadBalancerEndpoint> endpoints)
+    {
+        for (var start = 0; start < _hashes.Length - 1; start++)
+        {
+            var end = start + 1;
+            while (end < _hashes.Length && _hashes[end] == _hashes[start])
+            {
+                end++;
+            }
+
+            if (end - start > 1)
+            {
+                Array.Sort(_owners, start, end - start, Comparer<int>.Create((a, b) => string.CompareOrdinal(endpoints[a].Id, endpoints[b].Id)));
+            }
+
+            start = end - 1;
+        }
+    }
 
     public int Pick() => Pick((ulong)_random.NextInt64() ^ ((ulong)_random.Next() << 63));
 

@@ -45,6 +45,7 @@ public sealed class PolicyTests
     [Theory]
     [InlineData(LoadBalancingPolicies.RoundRobin)]
     [InlineData(LoadBalancingPolicies.Random)]
+    [InlineData(LoadBalancingPolicies.LeastRequest)]
     public void WeightedPolicies_MillionPicks_FollowWeightsWithinHalfAPercent(string policy)
     {
         int[] weights = [1, 2, 3, 4];
@@ -60,6 +61,57 @@ public sealed class PolicyTests
         {
             var expected = weights[i] / 10.0;
             Assert.InRange(counts[i] / 1_000_000.0, expected - 0.005, expected + 0.005);
+        }
+    }
+
+    [Theory]
+    [InlineData(8)]
+    [InlineData(64)]
+    [InlineData(512)]
+    public void LeastRequest_MillionPicksUnderSteadyLoad_FollowWeightsWithinOnePercent(int concurrency)
+    {
+        // Requests of equal length: each pick starts one, and the oldest ends once `concurrency` are open.
+        int[] weights = [1, 2, 3, 4];
+        var endpoints = Endpoints(weights);
+        var balancer = LoadBalancingPolicies.Create(LoadBalancingPolicies.LeastRequest, endpoints, new Random(11));
+        var open = new Queue<int>();
+        var counts = new int[weights.Length];
+
+        for (var i = 0; i < 1_000_000; i++)
+        {
+            var pick = balancer.Pick();
+            counts[pick]++;
+            endpoints[pick].Begin();
+            open.Enqueue(pick);
+            if (open.Count > concurrency)
+            {
+                endpoints[open.Dequeue()].End();
+            }
+        }
+
+        for (var i = 0; i < weights.Length; i++)
+        {
+            var expected = weights[i] / 10.0;
+            Assert.InRange(counts[i] / 1_000_000.0, expected - 0.01, expected + 0.01);
+        }
+    }
+
+    [Fact]
+    public void Random_SkewedWeights_MillionPicksFollowThem()
+    {
+        int[] weights = [1, 1000, 3, 7, 1, 250];
+        var balancer = LoadBalancingPolicies.Create(LoadBalancingPolicies.Random, Endpoints(weights), new Random(13));
+        var counts = new int[weights.Length];
+
+        for (var i = 0; i < 1_000_000; i++)
+        {
+            counts[balancer.Pick()]++;
+        }
+
+        for (var i = 0; i < weights.Length; i++)
+        {
+            var expected = weights[i] / (double)weights.Sum();
+            Assert.InRange(counts[i] / 1_000_000.0, expected * 0.9 - 0.0005, expected * 1.1 + 0.0005);
         }
     }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env pwsh
-# Runs the benchmark suite. A thin wrapper for PowerShell users; on machines without PowerShell run
-# the same thing directly:  python3 bench/l4/compare.py [options]   (see bench/l4/README.md)
+# Runs the benchmark harness: a thin wrapper that forwards its arguments to
+#   dotnet run -c Release --project bench -- <command> [options]
+# (see bench/README.md). PowerShell cannot be installed on the build machines, so keep logic out of here.
 param([Parameter(ValueFromRemainingArguments = $true)] [string[]] $BenchArgs)
 $ErrorActionPreference = 'Stop'
-& python3 (Join-Path $PSScriptRoot 'bench/l4/compare.py') @BenchArgs
+& dotnet run -c Release --project (Join-Path $PSScriptRoot 'bench') -- @BenchArgs
 exit $LASTEXITCODE

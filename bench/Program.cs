@@ -1,1 +1,3 @@
-return 0;
+using Forwarder.Bench.Cli;
+
+return await BenchCli.Create().Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -1,0 +1,67 @@
+using System.Net;
+
+namespace Forwarder.Bench.Compare;
+
+/// <summary>Where one arm's proxies and backends run: ports, files and the machine's tools.</summary>
+internal sealed record ArmEnvironment(string WorkDirectory, IPEndPoint Backend, CompareProtocol Protocol, int ProxyThreads, Tools Tools, string ForwarderPath);
+
+/// <summary>A started arm: the address the load goes to, and the proxy process to sample (none for direct).</summary>
+internal sealed record RunningArm(string Name, IPEndPoint Entry, PeerProcess? Proxy) : IAsyncDisposable
+{
+    public ValueTask DisposeAsync() => Proxy?.DisposeAsync() ?? ValueTask.CompletedTask;
+}
+
+/// <summary>One way of carrying the load to the backend.</summary>
+/// <param name="Needs">The tool it needs, checked before the run; null when it needs none.</param>
+internal sealed record Arm(string Name, string Description, string? Needs, Func<ArmEnvironment, Task<RunningArm>> StartAsync);
+
+/// <summary>The arms a comparison can run, by name.</summary>
+internal static class ArmCatalog
+{
+    public static IReadOnlyList<string> HttpDefaults { get; } = ["direct", "forwarder", "haproxy-tcp", "haproxy-http", "nginx-stream", "nginx-http"];
+
+    public static IReadOnlyList<string> TcpDefaults { get; } = ["direct", "forwarder", "haproxy-tcp", "nginx-stream"];
+
+    public static IReadOnlyDictionary<string, Arm> All { get; } = new Arm[]
+    {
+        new("direct", "no proxy: the client talks to the backend (the ceiling)", null, env => Task.FromResult(new RunningArm("direct", env.Backend, null))),
+        new("forwarder", "this project, tcp listener (L4)", null, StartForwarderAsync),
+        new("haproxy-tcp", "HAProxy, mode tcp", "haproxy", env => StartHaproxyAsync(env, http: false)),
+        new("haproxy-http", "HAProxy, mode http, http-reuse always", "haproxy", env => StartHaproxyAsync(env, http: true)),
+        new("nginx-stream", "nginx stream proxy (L4)", "nginx", env => StartNginxAsync(env, http: false)),
+        new("nginx-http", "nginx http proxy, upstream keepalive", "nginx", env => StartNginxAsync(env, http: true)),
+    }.ToDictionary(a => a.Name, StringComparer.Ordinal);
+
+    /// <summary>Whether the arm can carry the protocol (the HTTP proxies cannot carry raw TCP echo).</summary>
+    public static bool Supports(string arm, CompareProtocol protocol) => protocol == CompareProtocol.Http || !arm.EndsWith("-http", StringComparison.Ordinal);
+
+    private static async Task<RunningArm> StartForwarderAsync(ArmEnvironment env)
+    {
+        var entry = FreePort.Next();
+        var config = Path.Combine(env.WorkDirectory, "forwarder.yaml");
+        await File.WriteAllTextAsync(config, PeerConfigs.Forwarder(entry, env.Backend, env.ProxyThreads)).ConfigureAwait(false);
+        var process = await PeerProcess.StartAsync("forwarder", env.ForwarderPath, ["--config", config, "--log-level", "Warning"], entry, Path.Combine(env.WorkDirectory, "forwarder.log")).ConfigureAwait(false);
+        return new RunningArm("forwarder", entry, process);
+    }
+
+    private static async Task<RunningArm> StartHaproxyAsync(ArmEnvironment env, bool http)
+    {
+        var name = http ? "haproxy-http" : "haproxy-tcp";
+        var entry = FreePort.Next();
+        var config = Path.Combine(env.WorkDirectory, $"{name}.cfg");
+        await File.WriteAllTextAsync(config, PeerConfigs.Haproxy(entry, env.Backend, env.ProxyThreads, http)).ConfigureAwait(false);
+        var process = await PeerProcess.StartAsync(name, env.Tools.Haproxy!, ["-f", config, "-db"], entry, Path.Combine(env.WorkDirectory, $"{name}.log")).ConfigureAwait(false);
+        return new RunningArm(name, entry, process);
+    }
+
+    private static async Task<RunningArm> StartNginxAsync(ArmEnvironment env, bool http)
+    {
+        var name = http ? "nginx-http" : "nginx-stream";
+        var entry = FreePort.Next();
+        var directory = Directory.CreateDirectory(Path.Combine(env.WorkDirectory, name)).FullName;
+        var config = Path.Combine(directory, "nginx.conf");
+        await File.WriteAllTextAsync(config, http ? PeerConfigs.NginxHttpProxy(directory, entry, env.Backend, env.ProxyThreads) : PeerConfigs.NginxStream(directory, entry, env.Backend, env.ProxyThreads, env.Tools.NginxStreamModule)).ConfigureAwait(false);
+        var process = await PeerProcess.StartAsync(name, env.Tools.Nginx!, ["-c", config, "-p", directory], entry, Path.Combine(env.WorkDirectory, $"{name}.log")).ConfigureAwait(false);
+        return new RunningArm(name, entry, process);
+    }
+}

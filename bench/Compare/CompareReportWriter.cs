@@ -1,0 +1,194 @@
+using System.Globalization;
+using System.Text;
+using Forwarder.Bench.Histograms;
+using Forwarder.Bench.Load;
+using Forwarder.Bench.Reports;
+
+namespace Forwarder.Bench.Compare;
+
+/// <summary>
+/// Writes a comparison to <c>perf-reports/NAME/</c>: report.md (medians with their spread, ratios
+/// to direct and to the best peer), SVG charts, results.json and one .hgrm per arm and rate, then
+/// lists the report in perf-reports/index.md.
+/// </summary>
+internal static class CompareReportWriter
+{
+    private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
+    public static void Write(CompareResult result, string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var markdown = new StringBuilder();
+        var options = result.Options;
+        markdown.AppendLine(Invariant, $"# {options.Name}");
+        markdown.AppendLine();
+        markdown.AppendLine(Invariant, $"`bench compare`, {result.StartedAt:yyyy-MM-dd HH:mm} UTC, on {result.Machine}.");
+        markdown.AppendLine(Invariant, $"{options.Protocol.ToString().ToUpperInvariant()} through each arm to a {(options.Protocol == CompareProtocol.Http ? $"{options.Backend} hello" : "built-in echo")} backend; {options.Connections} connections, {Format.Duration(options.Duration)} per run after {Format.Duration(options.Warmup)} warm-up, {options.Reps} repetitions interleaved (every arm in turn, then again), every proxy on {options.ProxyThreads} thread(s). Figures are medians over the repetitions, with min–max in brackets; latency is from each request's intended start (coordinated omission corrected).");
+        markdown.AppendLine();
+        foreach (var (tool, version) in result.Versions)
+        {
+            markdown.AppendLine(Invariant, $"- {tool}: {version}");
+        }
+
+        foreach (var reason in result.Skipped)
+        {
+            markdown.AppendLine(Invariant, $"- skipped {reason}");
+        }
+
+        markdown.AppendLine();
+        markdown.AppendLine("| arm | what |");
+        markdown.AppendLine("|---|---|");
+        foreach (var arm in result.Arms)
+        {
+            markdown.AppendLine(Invariant, $"| {arm} | {ArmCatalog.All[arm].Description} |");
+        }
+
+        foreach (var rate in options.Rates)
+        {
+            WriteRate(result, rate, directory, markdown);
+        }
+
+        File.WriteAllText(Path.Combine(directory, "report.md"), markdown.ToString());
+        using (var json = File.Create(Path.Combine(directory, "results.json")))
+        {
+            CompareJsonWriter.Write(json, result);
+        }
+
+        Index(directory, options.Name, Headline(result));
+    }
+
+    private static void WriteRate(CompareResult result, double? rate, string directory, StringBuilder markdown)
+    {
+        var label = RateLabel(rate);
+        var slug = rate is { } r ? $"{r:0}" : "max";
+        markdown.AppendLine();
+        markdown.AppendLine(Invariant, $"## {(rate is null ? "Closed loop (as fast as the connections go)" : $"Open loop at {label}")}");
+        markdown.AppendLine();
+        markdown.AppendLine("| arm | req/s | vs direct | p50 | p90 | p99 | p99.9 | max | errors | proxy CPU ms / 1k req | proxy RSS peak |");
+        markdown.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        var direct = result.Of("direct", rate);
+        foreach (var arm in result.Arms)
+        {
+            var runs = result.Of(arm, rate);
+            if (runs.Count == 0)
+            {
+                continue;
+            }
+
+            var throughput = Spread(runs.Select(r => r.Stats.RequestsPerSecond));
+            var vsDirect = direct.Count > 0 && arm != "direct" ? $"{throughput.Median / Median(direct.Select(r => r.Stats.RequestsPerSecond)):0.00}x" : "";
+            markdown.AppendLine(Invariant, $"| {arm} | {throughput.Median:0} [{throughput.Min:0}–{throughput.Max:0}] | {vsDirect} | {Latency(runs, 50)} | {Latency(runs, 90)} | {Latency(runs, 99)} | {Latency(runs, 99.9)} | {Latency(runs, 100)} | {runs.Sum(r => r.Stats.Failed)} | {Optional(runs.Select(r => r.CpuMsPerThousand), "0.0")} | {Optional(runs.Select(r => r.PeakRssBytes / 1048576.0), "0.0' MiB'")} |");
+            using var hgrm = new StreamWriter(Path.Combine(directory, $"{arm}-{slug}.hgrm"));
+            PercentileDistributionWriter.Write(hgrm, result.MergedLatency(arm, rate), 5, 1000.0);
+        }
+
+        WriteVerdict(result, rate, markdown);
+        var arms = result.Arms.Where(a => result.Of(a, rate).Count > 0).ToArray();
+        var charts = new (string File, string Svg)[]
+        {
+            ($"latency-{slug}.svg", SvgCharts.LatencyByPercentile($"Latency by percentile, {label}", [.. arms.Select(a => Series(result, a, rate))])),
+            ($"throughput-{slug}.svg", SvgCharts.Bars($"Throughput, {label}", "req/s", [.. arms.Select(a => Bar(a, result.Of(a, rate).Select(r => r.Stats.RequestsPerSecond)))])),
+            ($"cpu-{slug}.svg", SvgCharts.Bars($"Proxy CPU per 1,000 requests, {label}", "ms", [.. arms.Where(a => a != "direct").Select(a => Bar(a, result.Of(a, rate).Select(r => r.CpuMsPerThousand ?? 0)))])),
+            ($"memory-{slug}.svg", SvgCharts.Bars($"Proxy resident memory (peak), {label}", "MiB", [.. arms.Where(a => a != "direct").Select(a => Bar(a, result.Of(a, rate).Select(r => (r.PeakRssBytes ?? 0) / 1048576.0)))])),
+        };
+        markdown.AppendLine();
+        foreach (var (file, svg) in charts)
+        {
+            File.WriteAllText(Path.Combine(directory, file), svg);
+            markdown.AppendLine(Invariant, $"![{Path.GetFileNameWithoutExtension(file)}]({file})");
+        }
+    }
+
+    /// <summary>The forwarder against the best peer at this rate: who carried more, and whose tail was shorter.</summary>
+    private static void WriteVerdict(CompareResult result, double? rate, StringBuilder markdown)
+    {
+        var ours = result.Of("forwarder", rate);
+        var peers = result.Arms.Where(a => a is not ("forwarder" or "direct") && result.Of(a, rate).Count > 0).ToArray();
+        if (ours.Count == 0 || peers.Length == 0)
+        {
+            return;
+        }
+
+        var best = rate is null
+            ? peers.MaxBy(p => Median(result.Of(p, rate).Select(r => r.Stats.RequestsPerSecond)))!
+            : peers.MinBy(p => Median(result.Of(p, rate).Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))))!;
+        var bestRuns = result.Of(best, rate);
+        var throughput = Median(ours.Select(r => r.Stats.RequestsPerSecond)) / Median(bestRuns.Select(r => r.Stats.RequestsPerSecond));
+        var p99 = Median(ours.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))) / Median(bestRuns.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99)));
+        markdown.AppendLine();
+        markdown.AppendLine(Invariant, $"Forwarder vs the best peer here ({best}): **{throughput:0.00}x** the throughput, **{p99:0.00}x** the p99 latency (below 1 is better).");
+    }
+
+    private static string Headline(CompareResult result)
+    {
+        var parts = result.Options.Rates.Select(rate =>
+        {
+            var ours = result.Of("forwarder", rate);
+            var direct = result.Of("direct", rate);
+            return ours.Count == 0 || direct.Count == 0
+                ? null
+                : string.Create(Invariant, $"{RateLabel(rate)}: forwarder {Median(ours.Select(r => r.Stats.RequestsPerSecond)):0} req/s, p99 {Format.Latency(Median(ours.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))))}");
+        }).OfType<string>();
+        return string.Join("; ", parts);
+    }
+
+    private static void Index(string directory, string name, string headline)
+    {
+        var reports = Path.GetDirectoryName(Path.GetFullPath(directory))!;
+        var index = Path.Combine(reports, "index.md");
+        var line = $"- [{name}]({Path.GetFileName(Path.GetFullPath(directory))}/report.md) — {headline}";
+        var lines = File.Exists(index) ? File.ReadAllLines(index).ToList() : ["# Performance reports", ""];
+        var existing = lines.FindIndex(l => l.StartsWith($"- [{name}](", StringComparison.Ordinal));
+        if (existing >= 0)
+        {
+            lines[existing] = line;
+        }
+        else
+        {
+            lines.Add(line);
+        }
+
+        File.WriteAllLines(index, lines);
+    }
+
+    private static LatencySeries Series(CompareResult result, string arm, double? rate)
+    {
+        var histogram = result.MergedLatency(arm, rate);
+        return new LatencySeries(arm, histogram.TotalCount == 0 ? [] : [.. histogram.Percentiles(5).Select(v => (v.PercentileLevelIteratedTo, v.ValueIteratedTo / 1000.0))]);
+    }
+
+    private static Bar Bar(string arm, IEnumerable<double> values)
+    {
+        var spread = Spread(values);
+        return new Bar(arm, spread.Median, spread.Min, spread.Max);
+    }
+
+    private static string Latency(IReadOnlyList<ArmRun> runs, double percentile)
+        => Format.Latency(Median(runs.Select(r => (double)(percentile >= 100 ? r.Stats.Latency.GetMaxValue() : r.Stats.Latency.GetValueAtPercentile(percentile)))));
+
+    private static string Optional(IEnumerable<double?> values, string format)
+    {
+        var present = values.OfType<double>().ToArray();
+        return present.Length == 0 ? "" : Median(present).ToString(format, Invariant);
+    }
+
+    private static string RateLabel(double? rate) => rate is { } r ? string.Create(Invariant, $"{r:0} req/s") : "max";
+
+    public static (double Median, double Min, double Max) Spread(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? (0, 0, 0) : (Median(sorted), sorted[0], sorted[^1]);
+    }
+
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        if (sorted.Length == 0)
+        {
+            return 0;
+        }
+
+        var middle = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+    }
+}

@@ -1,0 +1,47 @@
+using System.Diagnostics;
+
+namespace Forwarder.Bench.Compare;
+
+/// <summary>Finds the forwarder to benchmark: the path given, or the repository's Release build (built first if missing).</summary>
+internal static class ForwarderBinary
+{
+    public static string Locate(string? given, TextWriter log)
+    {
+        if (given is not null)
+        {
+            return File.Exists(given) ? Path.GetFullPath(given) : throw new InvalidOperationException($"--forwarder: no file at {given}.");
+        }
+
+        var root = RepositoryRoot() ?? throw new InvalidOperationException("Cannot find Forwarder.sln above the current directory or the bench binary; pass --forwarder PATH.");
+        var binary = Path.Combine(root, "forwarder", "bin", "Release", "net10.0", "forwarder");
+        if (!File.Exists(binary))
+        {
+            log.WriteLine($"building the forwarder (Release) at {root}");
+            using var build = Process.Start(new ProcessStartInfo("dotnet", ["build", "-c", "Release", Path.Combine(root, "forwarder", "Forwarder.csproj"), "-nologo", "-v", "q"]) { UseShellExecute = false })
+                ?? throw new InvalidOperationException("Could not start dotnet build.");
+            build.WaitForExit();
+            if (build.ExitCode != 0 || !File.Exists(binary))
+            {
+                throw new InvalidOperationException($"Building the forwarder failed (exit {build.ExitCode}).");
+            }
+        }
+
+        return binary;
+    }
+
+    public static string? RepositoryRoot()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var directory = new DirectoryInfo(start); directory is not null; directory = directory.Parent)
+            {
+                if (File.Exists(Path.Combine(directory.FullName, "Forwarder.sln")))
+                {
+                    return directory.FullName;
+                }
+            }
+        }
+
+        return null;
+    }
+}

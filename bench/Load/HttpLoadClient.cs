@@ -1,0 +1,94 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Text;
+using Forwarder.Bench.Scenarios;
+
+namespace Forwarder.Bench.Load;
+
+/// <summary>
+/// An HTTP/1.1 keep-alive client on a raw socket, one request in flight, made to cost the load
+/// generator as little as possible: the request is encoded once, responses are framed without
+/// being parsed further, and nothing is allocated per request.
+/// </summary>
+internal sealed class HttpLoadClient(Uri url) : ILoadClient
+{
+    private readonly LoadSocket _socket = new(ToEndPoint(url));
+    private readonly byte[] _request = Encoding.ASCII.GetBytes($"GET {url.PathAndQuery} HTTP/1.1\r\nHost: {url.Authority}\r\nUser-Agent: forwarder-bench\r\n\r\n");
+    private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(64 * 1024, pinned: true);
+    private readonly HttpResponseReader _reader = new();
+
+    public static EndPoint ToEndPoint(Uri url)
+    {
+        if (url.Scheme != Uri.UriSchemeHttp)
+        {
+            throw new ArgumentException($"Only http:// URLs are supported, got '{url}'.", nameof(url));
+        }
+
+        return IPAddress.TryParse(url.IdnHost, out var address) ? new IPEndPoint(address, url.Port) : new DnsEndPoint(url.IdnHost, url.Port);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<Response> ExchangeAsync()
+    {
+        try
+        {
+            var socket = await _socket.ConnectedAsync().ConfigureAwait(false);
+            await socket.SendAsync(_request, SocketFlags.None).ConfigureAwait(false);
+            _reader.Reset();
+            long received = 0;
+            while (true)
+            {
+                var read = await socket.ReceiveAsync(_buffer, SocketFlags.None).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    _socket.Close();
+                    return _reader.ReadsUntilClose ? Outcome(received) : Response.Fail("connection closed before the response ended", _reader.Status == 0 ? null : _reader.Status, received);
+                }
+
+                received += read;
+                switch (_reader.Read(_buffer.AsSpan(0, read), out var consumed))
+                {
+                    case ResponseProgress.Complete when consumed != read:
+                        _socket.Close();
+                        return Response.Fail("bytes after the response", _reader.Status, received);
+                    case ResponseProgress.Complete:
+                        if (_reader.CloseAfter)
+                        {
+                            _socket.Close();
+                        }
+
+                        return Outcome(received);
+                    case ResponseProgress.Malformed:
+                        _socket.Close();
+                        return Response.Fail("malformed response", null, received);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
+        {
+            return _socket.Fail(ex);
+        }
+    }
+
+    public void Abort() => _socket.Abort();
+
+    public ValueTask DisposeAsync()
+    {
+        _socket.Close();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Like wrk, a response outside 2xx and 3xx counts as an error.</summary>
+    private Response Outcome(long received)
+        => _reader.Status is >= 200 and < 400
+            ? Response.Ok(_reader.Status, received)
+            : Response.Fail(StatusMessage(_reader.Status), _reader.Status, received);
+
+    private static string StatusMessage(int status) => status switch
+    {
+        >= 500 => "status 5xx",
+        >= 400 => "status 4xx",
+        _ => "status 1xx",
+    };
+}

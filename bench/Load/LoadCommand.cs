@@ -1,0 +1,55 @@
+using Forwarder.Bench.Scenarios;
+
+namespace Forwarder.Bench.Load;
+
+/// <summary><c>bench load</c>: one target, one scenario whose invocation is one request on a worker's own connection.</summary>
+internal static class LoadCommand
+{
+    public static Scenario CreateScenario(LoadOptions options)
+    {
+        LoadSimulation simulation = options switch
+        {
+            { Rate: { } rate, RampTo: { } to } => new InjectSimulation(rate, to, options.Duration),
+            { Rate: { } rate } => LoadSimulation.Inject(rate, TimeSpan.FromSeconds(1), options.Duration),
+            _ => LoadSimulation.KeepConstant(options.Connections, options.Duration),
+        };
+        return Scenario.Create("load", static ctx => ctx.GetState<ILoadClient>().ExchangeAsync())
+            .WithInit(ctx =>
+            {
+                ILoadClient client = options.Url is { } url ? new HttpLoadClient(url) : new EchoLoadClient(options.Tcp!, options.Size);
+                ctx.State = client;
+                ctx.OnTimeout = client.Abort;
+                return ValueTask.CompletedTask;
+            })
+            .WithClean(ctx => ctx.GetState<ILoadClient>().DisposeAsync())
+            .WithLoadSimulations(simulation)
+            .WithMaxConcurrency(options.Connections)
+            .WithWarmUpDuration(options.Warmup)
+            .WithTimeout(options.Timeout);
+    }
+
+    public static async Task<ScenarioStats> RunAsync(LoadOptions options, TextWriter output, CancellationToken cancellationToken)
+    {
+        var mode = options.OpenLoop
+            ? $"open loop at {options.Rate:0.##} req/s{(options.RampTo is { } to ? $" ramping to {to:0.##}" : string.Empty)}"
+            : "closed loop";
+        await output.WriteLineAsync($"Running {Format.Duration(options.Duration)} test @ {options.Target}").ConfigureAwait(false);
+        await output.WriteLineAsync($"  {options.Threads} threads and {options.Connections} connections, {mode}, warm-up {Format.Duration(options.Warmup)}").ConfigureAwait(false);
+
+        var stats = await ScenarioRunner.RunAsync(CreateScenario(options), cancellationToken).ConfigureAwait(false);
+        LoadSummaryWriter.Write(output, options, stats);
+        if (options.HgrmPath is { } hgrm)
+        {
+            await using var writer = new StreamWriter(hgrm);
+            Histograms.PercentileDistributionWriter.Write(writer, stats.Latency, 5, 1000.0);
+        }
+
+        if (options.JsonPath is { } json)
+        {
+            await using var stream = File.Create(json);
+            LoadJsonWriter.Write(stream, options, stats);
+        }
+
+        return stats;
+    }
+}

@@ -1,0 +1,29 @@
+using System.Net;
+
+namespace Forwarder.Bench.Load;
+
+/// <summary>What <c>bench load</c> was asked to do.</summary>
+/// <param name="Url">HTTP target; null in TCP echo mode.</param>
+/// <param name="Tcp">TCP echo target; null in HTTP mode.</param>
+/// <param name="Size">Bytes per TCP echo exchange.</param>
+/// <param name="Rate">Requests a second, open loop; null runs closed loop (as fast as the connections go).</param>
+/// <param name="RampTo">Open loop: ramp the rate linearly from <paramref name="Rate"/> to this over the duration.</param>
+/// <param name="Threads">Socket engine threads for the generator (like wrk's -t); applied at process start.</param>
+internal sealed record LoadOptions(
+    Uri? Url,
+    EndPoint? Tcp,
+    int Size,
+    double? Rate,
+    double? RampTo,
+    int Connections,
+    TimeSpan Duration,
+    TimeSpan Warmup,
+    int Threads,
+    TimeSpan Timeout,
+    string? HgrmPath,
+    string? JsonPath)
+{
+    public string Target => Url?.ToString() ?? $"tcp://{Tcp}";
+
+    public bool OpenLoop => Rate is not null;
+}

@@ -1,0 +1,51 @@
+using System.Globalization;
+using Forwarder.Bench.Histograms;
+using Forwarder.Bench.Scenarios;
+
+namespace Forwarder.Bench.Load;
+
+/// <summary>The console summary, laid out like wrk2's so its readers find their way; it ends with wrk's <c>Requests/sec:</c> line.</summary>
+internal static class LoadSummaryWriter
+{
+    public static readonly double[] Percentiles = [50, 75, 90, 99, 99.9, 99.99, 99.999, 100];
+
+    public static void Write(TextWriter output, LoadOptions options, ScenarioStats stats)
+    {
+        var invariant = CultureInfo.InvariantCulture;
+        output.WriteLine("  Latency    Avg        Stdev      Max");
+        output.WriteLine(string.Create(invariant, $"    {Format.Latency(stats.Latency.GetMean()),-10} {Format.Latency(stats.Latency.GetStdDeviation()),-10} {Format.Latency(stats.Latency.GetMaxValue())}"));
+        WriteDistribution(output, options.OpenLoop ? "Latency Distribution (HdrHistogram - Recorded Latency, corrected for coordinated omission)" : "Latency Distribution (HdrHistogram - Recorded Latency)", stats.Latency);
+        if (options.OpenLoop)
+        {
+            WriteDistribution(output, "Latency Distribution (HdrHistogram - Uncorrected Latency, measured from actual send)", stats.UncorrectedLatency);
+        }
+
+        output.WriteLine(string.Create(invariant, $"  {stats.Count} requests in {Format.Duration(stats.Duration)}, {Format.Bytes(stats.Bytes)} read"));
+        if (stats.Failed > 0)
+        {
+            output.WriteLine(string.Create(invariant, $"  Errors: {stats.Failed} ({stats.TimedOut} timeouts)"));
+            foreach (var (message, count) in stats.Failures.OrderByDescending(f => f.Value))
+            {
+                output.WriteLine(string.Create(invariant, $"    {count,10}  {message}"));
+            }
+        }
+
+        if (stats.RequestedRate is { } requested)
+        {
+            output.WriteLine(string.Create(invariant, $"  Requested rate: {requested:0.00} req/s, achieved {stats.RequestsPerSecond / requested:P1}"));
+        }
+
+        output.WriteLine(string.Create(invariant, $"Requests/sec: {stats.RequestsPerSecond,10:0.00}"));
+        output.WriteLine(string.Create(invariant, $"Transfer/sec: {Format.Bytes(stats.BytesPerSecond),10}"));
+    }
+
+    private static void WriteDistribution(TextWriter output, string title, HdrHistogram histogram)
+    {
+        output.WriteLine($"  {title}");
+        foreach (var percentile in Percentiles)
+        {
+            var value = histogram.TotalCount == 0 ? 0 : histogram.GetValueAtPercentile(percentile);
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $" {percentile,7:0.000}%  {Format.Latency(value),10}"));
+        }
+    }
+}

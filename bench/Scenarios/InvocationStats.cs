@@ -1,0 +1,164 @@
+using Forwarder.Bench.Histograms;
+
+namespace Forwarder.Bench.Scenarios;
+
+/// <summary>
+/// What a worker measured: one owner records without locks, and the runner merges all workers'
+/// at the end. Latencies are kept in microseconds, from 1 µs to an hour at 3 significant digits.
+/// </summary>
+internal sealed class InvocationStats
+{
+    public const long HighestMicroseconds = 3_600_000_000;
+
+    /// <summary>Counts of the three-digit statuses, indexed by status; others go to <see cref="_otherStatusCodes"/>.</summary>
+    private readonly long[] _statusCounts = new long[600];
+    private Dictionary<int, long>? _otherStatusCodes;
+    private Dictionary<string, long>? _failures;
+    private Dictionary<string, StepStats>? _steps;
+
+    /// <summary>From each invocation's intended start: coordinated omission corrected (equal to <see cref="Uncorrected"/> in closed loop).</summary>
+    public HdrHistogram Latency { get; } = NewHistogram();
+
+    /// <summary>From each invocation's actual start, as a closed-loop tool would see it.</summary>
+    public HdrHistogram Uncorrected { get; } = NewHistogram();
+
+    public long Ok { get; private set; }
+
+    public long Failed { get; private set; }
+
+    public long TimedOut { get; private set; }
+
+    public long Bytes { get; private set; }
+
+    public IReadOnlyDictionary<int, long> StatusCodes
+    {
+        get
+        {
+            var codes = new Dictionary<int, long>(_otherStatusCodes ?? []);
+            for (var status = 0; status < _statusCounts.Length; status++)
+            {
+                if (_statusCounts[status] > 0)
+                {
+                    codes[status] = _statusCounts[status];
+                }
+            }
+
+            return codes;
+        }
+    }
+
+    public IReadOnlyDictionary<string, long> Failures => _failures ?? [];
+
+    public IReadOnlyDictionary<string, StepStats> Steps => _steps ?? [];
+
+    public static HdrHistogram NewHistogram() => new(1, HighestMicroseconds, 3);
+
+    public static long ToMicroseconds(TimeSpan elapsed) => Math.Clamp((long)(elapsed.Ticks / (double)TimeSpan.TicksPerMicrosecond), 1, HighestMicroseconds);
+
+    public void Record(Response response, TimeSpan latency, TimeSpan uncorrected, bool timedOut)
+    {
+        Latency.RecordValue(ToMicroseconds(latency));
+        Uncorrected.RecordValue(ToMicroseconds(uncorrected));
+        Bytes += response.SizeBytes;
+        if (response.StatusCode is { } status)
+        {
+            CountStatus(status, 1);
+        }
+
+        if (response.IsOk)
+        {
+            Ok++;
+            return;
+        }
+
+        Failed++;
+        TimedOut += timedOut ? 1 : 0;
+        var message = response.Message ?? "failed";
+        _failures ??= new(StringComparer.Ordinal);
+        _failures[message] = _failures.GetValueOrDefault(message) + 1;
+    }
+
+    private void CountStatus(int status, long count)
+    {
+        if ((uint)status < (uint)_statusCounts.Length)
+        {
+            _statusCounts[status] += count;
+            return;
+        }
+
+        _otherStatusCodes ??= [];
+        _otherStatusCodes[status] = _otherStatusCodes.GetValueOrDefault(status) + count;
+    }
+
+    public StepStats Step(string name)
+    {
+        _steps ??= new(StringComparer.Ordinal);
+        if (!_steps.TryGetValue(name, out var step))
+        {
+            _steps[name] = step = new StepStats(name);
+        }
+
+        return step;
+    }
+
+    public void Add(InvocationStats other)
+    {
+        Latency.Add(other.Latency);
+        Uncorrected.Add(other.Uncorrected);
+        Ok += other.Ok;
+        Failed += other.Failed;
+        TimedOut += other.TimedOut;
+        Bytes += other.Bytes;
+        foreach (var (status, count) in other.StatusCodes)
+        {
+            CountStatus(status, count);
+        }
+
+        foreach (var (message, count) in other.Failures)
+        {
+            _failures ??= new(StringComparer.Ordinal);
+            _failures[message] = _failures.GetValueOrDefault(message) + count;
+        }
+
+        foreach (var (name, step) in other.Steps)
+        {
+            Step(name).Add(step);
+        }
+    }
+}
+
+/// <summary>One named step's outcomes and latency.</summary>
+internal sealed class StepStats(string name)
+{
+    public string Name { get; } = name;
+
+    public HdrHistogram Latency { get; } = InvocationStats.NewHistogram();
+
+    public long Ok { get; private set; }
+
+    public long Failed { get; private set; }
+
+    public long Bytes { get; private set; }
+
+    public void Record(Response response, TimeSpan latency)
+    {
+        Latency.RecordValue(InvocationStats.ToMicroseconds(latency));
+        Bytes += response.SizeBytes;
+        if (response.IsOk)
+        {
+            Ok++;
+        }
+        else
+        {
+            Failed++;
+        }
+    }
+
+    public void Add(StepStats other)
+    {
+        Latency.Add(other.Latency);
+        Ok += other.Ok;
+        Failed += other.Failed;
+        Bytes += other.Bytes;
+    }
+}

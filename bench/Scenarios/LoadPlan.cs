@@ -1,0 +1,181 @@
+using System.Diagnostics;
+
+namespace Forwarder.Bench.Scenarios;
+
+/// <summary>
+/// A scenario's simulations laid out on the clock: warm-up first, then each phase in order, with
+/// ramps resolved against the phase before. Timestamps are Stopwatch ticks, fixed by <see cref="Start"/>.
+/// </summary>
+internal sealed class LoadPlan
+{
+    private LoadPlan(IReadOnlyList<LoadPhase> phases, TimeSpan warmUp, int workers)
+    {
+        Phases = phases;
+        WarmUp = warmUp;
+        Workers = workers;
+    }
+
+    public IReadOnlyList<LoadPhase> Phases { get; }
+
+    public TimeSpan WarmUp { get; }
+
+    /// <summary>Workers the run needs: the most copies any closed phase keeps, or the concurrency allowed for injection.</summary>
+    public int Workers { get; }
+
+    /// <summary>Measured time: everything after the warm-up.</summary>
+    public TimeSpan Measured => Phases.Count == 0 ? TimeSpan.Zero : Phases[^1].EndOffset - WarmUp;
+
+    public long MeasureStart { get; private set; }
+
+    public long End { get; private set; }
+
+    /// <summary>Invocations a second the measured open-loop phases ask for on average; null when all are closed loop.</summary>
+    public double? RequestedRate
+    {
+        get
+        {
+            var open = Phases.Where(p => p.StartOffset >= WarmUp && p.Simulation is InjectSimulation).ToArray();
+            if (open.Length == 0 || Phases.Any(p => p.StartOffset >= WarmUp && p.Simulation is ClosedSimulation))
+            {
+                return null;
+            }
+
+            return open.Sum(p => p.PlannedInvocations) / Measured.TotalSeconds;
+        }
+    }
+
+    public static LoadPlan Create(Scenario scenario)
+    {
+        List<LoadSimulation> resolved = [];
+        double lastRate = 0;
+        var lastCopies = 0;
+        foreach (var simulation in scenario.Simulations)
+        {
+            LoadSimulation phase = simulation switch
+            {
+                RampingInjectSimulation ramp => new InjectSimulation(lastRate, ramp.ToPerSecond, ramp.During),
+                RampingClosedSimulation ramp => new ClosedSimulation(lastCopies, ramp.ToCopies, ramp.During),
+                _ => simulation,
+            };
+            (lastRate, lastCopies) = phase switch
+            {
+                InjectSimulation inject => (inject.ToPerSecond, 0),
+                ClosedSimulation closed => (0, closed.ToCopies),
+                _ => (lastRate, lastCopies),
+            };
+            resolved.Add(phase);
+        }
+
+        if (scenario.WarmUp > TimeSpan.Zero)
+        {
+            // Warm up at the load the first phase starts with (or ramps towards, if it starts from nothing).
+            resolved.Insert(0, resolved[0] switch
+            {
+                InjectSimulation inject => new InjectSimulation(Math.Max(inject.FromPerSecond, inject.ToPerSecond), Math.Max(inject.FromPerSecond, inject.ToPerSecond), scenario.WarmUp),
+                ClosedSimulation closed => new ClosedSimulation(Math.Max(closed.FromCopies, closed.ToCopies), Math.Max(closed.FromCopies, closed.ToCopies), scenario.WarmUp),
+                var other => other,
+            });
+        }
+
+        List<LoadPhase> phases = [];
+        var offset = TimeSpan.Zero;
+        foreach (var simulation in resolved)
+        {
+            phases.Add(new LoadPhase(simulation, offset));
+            offset += simulation.During;
+        }
+
+        var copies = resolved.OfType<ClosedSimulation>().Select(c => Math.Max(c.FromCopies, c.ToCopies)).DefaultIfEmpty(0).Max();
+        var workers = Math.Max(copies, resolved.OfType<InjectSimulation>().Any() ? scenario.MaxConcurrency : 0);
+        return new LoadPlan(phases, scenario.WarmUp, Math.Max(1, workers));
+    }
+
+    /// <summary>Fixes the plan on the clock with its first phase starting at <paramref name="start"/>.</summary>
+    public void Start(long start)
+    {
+        foreach (var phase in Phases)
+        {
+            phase.Start(start);
+        }
+
+        MeasureStart = start + ToTicks(WarmUp);
+        End = Phases.Count == 0 ? start : Phases[^1].End;
+    }
+
+    public static long ToTicks(TimeSpan time) => (long)(time.TotalSeconds * Stopwatch.Frequency);
+}
+
+/// <summary>
+/// One phase on the clock. Open loop hands out tickets, each the intended start of one
+/// invocation; closed loop says how many copies should be running at a given moment.
+/// </summary>
+internal sealed class LoadPhase(LoadSimulation simulation, TimeSpan startOffset)
+{
+    private long _nextTicket = -1;
+
+    public LoadSimulation Simulation { get; } = simulation;
+
+    public TimeSpan StartOffset { get; } = startOffset;
+
+    public TimeSpan EndOffset => StartOffset + Simulation.During;
+
+    public long Begin { get; private set; }
+
+    public long End { get; private set; }
+
+    public bool IsOpenLoop => Simulation is InjectSimulation;
+
+    /// <summary>Invocations an open-loop phase asks for over its whole length.</summary>
+    public long PlannedInvocations => Simulation is InjectSimulation inject
+        ? (long)Math.Ceiling(Integral(inject, Simulation.During.TotalSeconds) - 1e-9)
+        : 0;
+
+    public void Start(long start)
+    {
+        Begin = start + LoadPlan.ToTicks(StartOffset);
+        End = start + LoadPlan.ToTicks(EndOffset);
+    }
+
+    /// <summary>Takes the next open-loop ticket; false once the phase has handed out all of them.</summary>
+    public bool TryTakeTicket(out long intended)
+    {
+        var inject = (InjectSimulation)Simulation;
+        var ticket = Interlocked.Increment(ref _nextTicket);
+        if (ticket >= PlannedInvocations)
+        {
+            intended = 0;
+            return false;
+        }
+
+        intended = Begin + (long)(TimeOfTicket(inject, ticket, Simulation.During.TotalSeconds) * Stopwatch.Frequency);
+        return true;
+    }
+
+    /// <summary>Copies a closed-loop phase keeps running at <paramref name="now"/>.</summary>
+    public int CopiesAt(long now)
+    {
+        var closed = (ClosedSimulation)Simulation;
+        var progress = Math.Clamp((now - Begin) / (double)Math.Max(1, End - Begin), 0, 1);
+        return (int)Math.Round(closed.FromCopies + ((closed.ToCopies - closed.FromCopies) * progress));
+    }
+
+    /// <summary>Invocations due by <paramref name="seconds"/> into the phase: the integral of a linear rate.</summary>
+    private static double Integral(InjectSimulation inject, double seconds)
+    {
+        var during = inject.During.TotalSeconds;
+        return (inject.FromPerSecond * seconds) + ((inject.ToPerSecond - inject.FromPerSecond) * seconds * seconds / (2 * during));
+    }
+
+    /// <summary>When the integral reaches <paramref name="ticket"/>: the root of a·t² + b·t − n = 0.</summary>
+    private static double TimeOfTicket(InjectSimulation inject, long ticket, double during)
+    {
+        var a = (inject.ToPerSecond - inject.FromPerSecond) / (2 * during);
+        var b = inject.FromPerSecond;
+        if (Math.Abs(a) < 1e-12)
+        {
+            return ticket / b;
+        }
+
+        return (-b + Math.Sqrt((b * b) + (4 * a * ticket))) / (2 * a);
+    }
+}

@@ -1,0 +1,66 @@
+using System.Diagnostics;
+
+namespace Forwarder.Bench.Scenarios;
+
+/// <summary>
+/// One worker's view of a running scenario, reused for every invocation the worker makes: its
+/// state (a connection, say) lives here between invocations.
+/// </summary>
+internal sealed class ScenarioContext
+{
+    private readonly InvocationStats _stats;
+
+    internal ScenarioContext(string scenarioName, int workerId, InvocationStats stats, CancellationToken stopping)
+    {
+        ScenarioName = scenarioName;
+        WorkerId = workerId;
+        _stats = stats;
+        Stopping = stopping;
+    }
+
+    public string ScenarioName { get; }
+
+    public int WorkerId { get; }
+
+    /// <summary>Invocations this worker has started, counting the current one.</summary>
+    public long InvocationNumber { get; internal set; }
+
+    /// <summary>Cancelled when the run ends or is stopped.</summary>
+    public CancellationToken Stopping { get; }
+
+    /// <summary>Whatever the scenario keeps per worker; set it in the scenario's init.</summary>
+    public object? State { get; set; }
+
+    /// <summary>
+    /// Called from another thread when the current invocation overruns the scenario's timeout:
+    /// make what it waits on fail (close its socket). The invocation then counts as a timeout.
+    /// </summary>
+    public Action? OnTimeout { get; set; }
+
+    /// <summary>Whether this invocation falls in the measured window (after warm-up).</summary>
+    internal bool Recording { get; set; }
+
+    public T GetState<T>() => (T)(State ?? throw new InvalidOperationException($"Scenario '{ScenarioName}' has no state; set ctx.State in its init."));
+
+    /// <summary>Runs one named step of the invocation and records its own latency and outcome.</summary>
+    public async ValueTask<Response> Step(string name, Func<ScenarioContext, ValueTask<Response>> step)
+    {
+        var started = Stopwatch.GetTimestamp();
+        Response response;
+        try
+        {
+            response = await step(this).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            response = Response.Fail($"{ex.GetType().Name}: {ex.Message}");
+        }
+
+        if (Recording)
+        {
+            _stats.Step(name).Record(response, Stopwatch.GetElapsedTime(started));
+        }
+
+        return response;
+    }
+}

@@ -1,0 +1,77 @@
+using Forwarder.Bench.Compare;
+using Xunit.Abstractions;
+
+namespace Forwarder.Bench.Tests.Compare;
+
+/// <summary>A short real comparison: the built-in backend, the forwarder and HAProxy/nginx (installed by .ci/run) started, loaded, sampled and stopped.</summary>
+public sealed class CompareRunnerTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly DirectoryInfo _reports = Directory.CreateTempSubdirectory("bench-reports-");
+
+    public void Dispose() => _reports.Delete(recursive: true);
+
+    [Fact]
+    public async Task Tcp_EveryArmCarriesTheLoadAndTheReportIsWritten()
+    {
+        var options = new CompareOptions(
+            "tcp-smoke",
+            CompareProtocol.Tcp,
+            ["direct", "forwarder", "haproxy-tcp", "nginx-stream", "haproxy-http"],
+            [null, 200],
+            Reps: 2,
+            Duration: TimeSpan.FromSeconds(1),
+            Warmup: TimeSpan.FromMilliseconds(300),
+            Connections: 4,
+            Size: 100,
+            ProxyThreads: 1,
+            Backend: "builtin",
+            OutputDirectory: Path.Combine(_reports.FullName, "tcp-smoke"),
+            ForwarderPath: ForwarderDebugBuild());
+        var log = new StringWriter();
+
+        var result = await CompareRunner.RunAsync(options, log, CancellationToken.None);
+        output.WriteLine(log.ToString());
+        CompareReportWriter.Write(result, options.OutputDirectory);
+
+        Assert.Equal(["direct", "forwarder", "haproxy-tcp", "nginx-stream"], result.Arms);
+        Assert.Contains(result.Skipped, s => s.StartsWith("haproxy-http: cannot carry TCP", StringComparison.Ordinal));
+
+        // Interleaved: rep 1 runs every rate on every arm before rep 2 starts.
+        Assert.Equal(16, result.Runs.Count);
+        Assert.Equal([1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2], result.Runs.Select(r => r.Rep));
+        Assert.All(result.Runs, run =>
+        {
+            Assert.Equal(0, run.Stats.Failed);
+            Assert.True(run.Stats.Ok > 0, $"{run.Arm} carried nothing");
+            Assert.Equal(run.Stats.Ok * 100, run.Stats.Bytes);
+        });
+        Assert.All(result.Runs.Where(r => r.Rate == 200), run => Assert.InRange(run.Stats.RequestsPerSecond, 180, 200));
+        Assert.All(result.Runs.Where(r => r.Arm != "direct"), run =>
+        {
+            Assert.True(run.CpuSeconds > 0, $"{run.Arm} used no CPU");
+            Assert.True(run.PeakRssBytes > 1 << 20, $"{run.Arm} RSS {run.PeakRssBytes}");
+        });
+        Assert.All(result.Runs.Where(r => r.Arm == "direct"), run => Assert.Null(run.CpuSeconds));
+
+        var report = await File.ReadAllTextAsync(Path.Combine(options.OutputDirectory, "report.md"));
+        Assert.Contains("| forwarder |", report, StringComparison.Ordinal);
+        Assert.Contains("## Open loop at 200 req/s", report, StringComparison.Ordinal);
+        Assert.Contains("Forwarder vs the best peer here", report, StringComparison.Ordinal);
+        Assert.Contains("skipped haproxy-http: cannot carry TCP", report, StringComparison.Ordinal);
+        foreach (var file in new[] { "results.json", "latency-max.svg", "throughput-200.svg", "cpu-max.svg", "memory-max.svg", "forwarder-max.hgrm", "nginx-stream-200.hgrm" })
+        {
+            Assert.True(File.Exists(Path.Combine(options.OutputDirectory, file)), $"{file} missing");
+        }
+
+        Assert.Contains("[tcp-smoke](tcp-smoke/report.md)", await File.ReadAllTextAsync(Path.Combine(_reports.FullName, "index.md")), StringComparison.Ordinal);
+    }
+
+    /// <summary>The forwarder the solution's own build produced (dotnet test builds everything first).</summary>
+    private static string ForwarderDebugBuild()
+    {
+        var root = ForwarderBinary.RepositoryRoot()!;
+        var path = Path.Combine(root, "forwarder", "bin", "Debug", "net10.0", "forwarder");
+        Assert.True(File.Exists(path), $"{path} is missing: build the solution first (dotnet build Forwarder.sln)");
+        return path;
+    }
+}

@@ -19,6 +19,7 @@ internal static class BenchCli
         {
             CreateLoad(),
             CreateCompare(),
+            CreateFidelity(),
             CreateServe(),
         };
         return root;
@@ -180,6 +181,36 @@ internal static class BenchCli
             SocketEngineSettings.Apply(1);
             var result = await Compare.CompareRunner.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             Compare.CompareReportWriter.Write(result, options.OutputDirectory);
+            await Console.Out.WriteLineAsync($"report: {Path.Combine(options.OutputDirectory, "report.md")}").ConfigureAwait(false);
+            return ExitOk;
+        });
+        return command;
+    }
+
+    private static Command CreateFidelity()
+    {
+        var backend = new Option<string>("--backend") { Description = "nginx (1 worker) or builtin.", DefaultValueFactory = _ => "nginx" };
+        backend.AcceptOnlyFromAmong("nginx", "builtin");
+        var reps = new Option<int>("--reps") { Description = "Repetitions, wrk and bench alternating.", DefaultValueFactory = _ => 5 };
+        var duration = DurationOption("--duration", "-d", "Measured time per run.", TimeSpan.FromSeconds(5));
+        var warmup = DurationOption("--warmup", null, "bench's warm-up before each run.", TimeSpan.FromSeconds(2));
+        var connections = new Option<int>("--connections", "-c") { Description = "Connections for both.", DefaultValueFactory = _ => 32 };
+        var output = new Option<string?>("--out") { Description = "Report directory; default perf-reports/bench-fidelity in the repository." };
+        AtLeast(reps, 1);
+        AtLeast(connections, 1);
+        var command = new Command("fidelity", "Compare bench load's closed-loop throughput with wrk's on the same backend.") { backend, reps, duration, warmup, connections, output };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var options = new Fidelity.FidelityOptions(
+                parse.GetValue(backend)!,
+                parse.GetValue(reps),
+                parse.GetValue(duration),
+                parse.GetValue(warmup),
+                parse.GetValue(connections),
+                parse.GetValue(output) ?? Path.Combine(Compare.ForwarderBinary.RepositoryRoot() ?? ".", "perf-reports", "bench-fidelity"));
+            SocketEngineSettings.Apply(1);
+            var runs = await Fidelity.FidelityRunner.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
+            Fidelity.FidelityRunner.WriteReport(options, runs, Compare.Versions.Machine());
             await Console.Out.WriteLineAsync($"report: {Path.Combine(options.OutputDirectory, "report.md")}").ConfigureAwait(false);
             return ExitOk;
         });

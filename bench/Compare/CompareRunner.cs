@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using Forwarder.Bench.Backends;
 using Forwarder.Bench.Load;
 using Forwarder.Bench.Scenarios;
 

@@ -78,6 +78,12 @@ internal static class SvgCharts
         {
             string colour = Palette[i % Palette.Length];
             svg.Polyline(clean[i].Points.Select(p => (X(p.Percentile), Y(p.Milliseconds))), colour, "series", legend[i]);
+            if (clean[i].Points.Count == 1)
+            {
+                // A one-point polyline draws nothing; a dot keeps the series visible.
+                svg.Circle(X(clean[i].Points[0].Percentile), Y(clean[i].Points[0].Milliseconds), 3.5, colour, "series-dot");
+            }
+
             var (x, y) = legendPlaces[i];
             svg.Line(x, y, x + LegendSwatch, y, colour, "legend-swatch", 3);
             svg.Text(x + LegendSwatch + TickGap, y, legend[i], "legend");
@@ -100,11 +106,11 @@ internal static class SvgCharts
         ArgumentNullException.ThrowIfNull(title);
         ArgumentNullException.ThrowIfNull(unit);
         ArgumentNullException.ThrowIfNull(bars);
-        var clean = bars.Select(b => Sanitize(b)).ToList();
+        var clean = bars.Select(Sanitize).ToList();
         var valueLabels = clean.Select(b => $"{CompactNumber.Format(b.Median)} {unit}".TrimEnd()).ToList();
 
         // Labels get up to 40% of the width; longer ones are shortened with an ellipsis and keep the full text as a tooltip.
-        int maxLabelChars = (int)(width * 0.4 / SvgWriter.TextWidth("x"));
+        int maxLabelChars = Math.Max(2, (int)(width * 0.4 / SvgWriter.TextWidth("x")));
         var labels = clean.Select(b => b.Label.Length <= maxLabelChars ? b.Label : string.Concat(b.Label.AsSpan(0, maxLabelChars - 1), "…")).ToList();
         double left = Pad + labels.Select(l => SvgWriter.TextWidth(l)).DefaultIfEmpty(0).Max() + TickGap * 2;
         // The right margin fits the longest value label, and at least half of a tick label such as "150k".

@@ -45,6 +45,9 @@ internal sealed class SvgWriter
             $"<polyline class=\"{cssClass}\" points=\"{coordinates}\" fill=\"none\" stroke=\"{stroke}\" stroke-width=\"2\" stroke-linejoin=\"round\" stroke-linecap=\"round\"><title>{Escape(label)}</title></polyline>\n");
     }
 
+    public void Circle(double x, double y, double radius, string fill, string cssClass) =>
+        _svg.Append(CultureInfo.InvariantCulture, $"<circle class=\"{cssClass}\" cx=\"{N(x)}\" cy=\"{N(y)}\" r=\"{N(radius)}\" fill=\"{fill}\"/>\n");
+
     /// <summary>
     /// Text whose vertical middle sits at <paramref name="y"/> (computed rather than left to dominant-baseline,
     /// which not every renderer supports), optionally rotated about that point.

@@ -48,7 +48,8 @@ public sealed class CompareRunnerTests(ITestOutputHelper output) : IDisposable
         Assert.All(result.Runs.Where(r => r.Rate == 200), run => Assert.InRange(run.Stats.RequestsPerSecond, 180, 200));
         Assert.All(result.Runs.Where(r => r.Arm != "direct"), run =>
         {
-            Assert.True(run.CpuSeconds > 0, $"{run.Arm} used no CPU");
+            // CPU is counted in 10 ms ticks: at 200 req/s an efficient proxy may not use one.
+            Assert.True(run.Rate is null ? run.CpuSeconds > 0 : run.CpuSeconds >= 0, $"{run.Arm} CPU {run.CpuSeconds}");
             Assert.True(run.PeakRssBytes > 1 << 20, $"{run.Arm} RSS {run.PeakRssBytes}");
         });
         Assert.All(result.Runs.Where(r => r.Arm == "direct"), run => Assert.Null(run.CpuSeconds));

@@ -23,7 +23,7 @@ internal static class CompareReportWriter
         markdown.AppendLine(Invariant, $"# {options.Name}");
         markdown.AppendLine();
         markdown.AppendLine(Invariant, $"`bench compare`, {result.StartedAt:yyyy-MM-dd HH:mm} UTC, on {result.Machine}.");
-        markdown.AppendLine(Invariant, $"{options.Protocol.ToString().ToUpperInvariant()} through each arm to a {(options.Protocol == CompareProtocol.Http ? $"{options.Backend} hello" : "built-in echo")} backend; {options.Connections} connections, {Format.Duration(options.Duration)} per run after {Format.Duration(options.Warmup)} warm-up, {options.Reps} repetitions interleaved (every arm in turn, then again), every proxy on {options.ProxyThreads} thread(s). Figures are medians over the repetitions, with min–max in brackets; latency is from each request's intended start (coordinated omission corrected).");
+        markdown.AppendLine(Invariant, $"{options.Protocol.ToString().ToUpperInvariant()} through each arm to a {(options.Protocol == CompareProtocol.Http ? $"{options.Backend} hello" : "built-in echo")} backend; {options.Connections} connections, {Format.Duration(options.Duration)} per run after {Format.Duration(options.Warmup)} warm-up, {options.Reps} repetitions interleaved (every arm in turn, then again), every proxy on {(options.ProxyThreads == 1 ? "one thread" : $"{options.ProxyThreads} threads")}, the load generator on one. Figures are medians over the repetitions, with min–max in brackets; latency is from each request's intended start (coordinated omission corrected).");
         markdown.AppendLine();
         foreach (var (tool, version) in result.Versions)
         {
@@ -64,7 +64,7 @@ internal static class CompareReportWriter
         markdown.AppendLine();
         markdown.AppendLine(Invariant, $"## {(rate is null ? "Closed loop (as fast as the connections go)" : $"Open loop at {label}")}");
         markdown.AppendLine();
-        markdown.AppendLine("| arm | req/s | vs direct | p50 | p90 | p99 | p99.9 | max | errors | proxy CPU ms / 1k req | proxy RSS peak |");
+        markdown.AppendLine(Invariant, $"| arm | req/s | {(rate is null ? "req/s vs direct" : "p50 added to direct")} | p50 | p90 | p99 | p99.9 | max | errors | proxy CPU ms / 1k req | proxy RSS peak |");
         markdown.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
         var direct = result.Of("direct", rate);
         foreach (var arm in result.Arms)
@@ -76,7 +76,9 @@ internal static class CompareReportWriter
             }
 
             var throughput = Spread(runs.Select(r => r.Stats.RequestsPerSecond));
-            var vsDirect = direct.Count > 0 && arm != "direct" ? $"{throughput.Median / Median(direct.Select(r => r.Stats.RequestsPerSecond)):0.00}x" : "";
+            var vsDirect = direct.Count == 0 || arm == "direct" ? string.Empty
+                : rate is null ? string.Create(Invariant, $"{throughput.Median / Median(direct.Select(r => r.Stats.RequestsPerSecond)):0.00}x")
+                : $"+{Format.Latency(Math.Max(0, Median(runs.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(50))) - Median(direct.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(50)))))}";
             markdown.AppendLine(Invariant, $"| {arm} | {throughput.Median:0} [{throughput.Min:0}–{throughput.Max:0}] | {vsDirect} | {Latency(runs, 50)} | {Latency(runs, 90)} | {Latency(runs, 99)} | {Latency(runs, 99.9)} | {Latency(runs, 100)} | {runs.Sum(r => r.Stats.Failed)} | {Optional(runs.Select(r => r.CpuMsPerThousand), "0.0")} | {Optional(runs.Select(r => r.PeakRssBytes / 1048576.0), "0.0' MiB'")} |");
             using var hgrm = new StreamWriter(Path.Combine(directory, $"{arm}-{slug}.hgrm"));
             PercentileDistributionWriter.Write(hgrm, result.MergedLatency(arm, rate), 5, 1000.0);

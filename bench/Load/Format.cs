@@ -17,7 +17,7 @@ internal static class Format
     /// <summary>A latency given in microseconds, in the unit that reads best.</summary>
     public static string Latency(double microseconds) => microseconds switch
     {
-        < 1000 => string.Create(CultureInfo.InvariantCulture, $"{microseconds:0.00}us"),
+        < 1000 => string.Create(CultureInfo.InvariantCulture, $"{microseconds:0.#}us"),
         < 1_000_000 => string.Create(CultureInfo.InvariantCulture, $"{microseconds / 1000:0.00}ms"),
         _ => string.Create(CultureInfo.InvariantCulture, $"{microseconds / 1_000_000:0.00}s"),
     };

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace Forwarder.Bench.Scenarios;
 
 /// <summary>A condition on a scenario's stats that must hold, or the run fails.</summary>
@@ -5,15 +7,15 @@ internal sealed record Threshold(string Description, Func<ScenarioStats, bool> C
 {
     /// <summary>The latency at <paramref name="percentile"/> is under <paramref name="limit"/>.</summary>
     public static Threshold LatencyBelow(double percentile, TimeSpan limit)
-        => new($"p{percentile} latency < {limit.TotalMilliseconds} ms", s => s.LatencyAtPercentile(percentile) < limit);
+        => new(string.Create(CultureInfo.InvariantCulture, $"p{percentile} latency < {limit.TotalMilliseconds} ms"), s => s.LatencyAtPercentile(percentile) < limit);
 
     /// <summary>Failed invocations are under <paramref name="fraction"/> of all.</summary>
     public static Threshold ErrorRateBelow(double fraction)
-        => new($"error rate < {fraction:P3}", s => s.ErrorRate < fraction);
+        => new(string.Create(CultureInfo.InvariantCulture, $"error rate < {fraction * 100:0.###}%"), s => s.ErrorRate < fraction);
 
     /// <summary>Throughput reached at least <paramref name="perSecond"/>.</summary>
     public static Threshold RequestsPerSecondAtLeast(double perSecond)
-        => new($"requests/s >= {perSecond}", s => s.RequestsPerSecond >= perSecond);
+        => new(string.Create(CultureInfo.InvariantCulture, $"requests/s >= {perSecond}"), s => s.RequestsPerSecond >= perSecond);
 }
 
 /// <summary>How one threshold fared.</summary>

@@ -42,17 +42,19 @@ public sealed class LoadCommandTests(ITestOutputHelper output)
         directory.Delete(recursive: true);
     }
 
-    [Fact]
-    public async Task Http_OpenLoop_HoldsTheRate()
+    [Theory]
+    [InlineData(10)]
+    [InlineData(400)]
+    public async Task Http_OpenLoop_HoldsTheRate(double rate)
     {
         await using var server = new HelloHttpServer(AnyLoopbackPort);
-
-        var options = Options(new Uri($"http://{server.EndPoint}/"), rate: 400, duration: TimeSpan.FromSeconds(2)) with { Warmup = TimeSpan.FromSeconds(1) };
+        var options = Options(new Uri($"http://{server.EndPoint}/"), rate: rate, duration: TimeSpan.FromSeconds(2)) with { Warmup = TimeSpan.FromSeconds(1) };
 
         var stats = await LoadCommand.RunAsync(options, TextWriter.Null, CancellationToken.None);
 
         Assert.Equal(0, stats.Failed);
-        Assert.InRange(stats.RequestsPerSecond, 380, 400);
+        Assert.Equal(rate, stats.RequestedRate!.Value, 3);
+        Assert.InRange(stats.RequestsPerSecond, rate * 0.95, rate);
     }
 
     [Fact]

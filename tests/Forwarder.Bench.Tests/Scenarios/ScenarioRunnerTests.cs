@@ -140,4 +140,28 @@ public sealed class ScenarioRunnerTests
 
         Assert.Equal("Scenario 'broken': init failed: no route", error.Message);
     }
+
+    [Fact]
+    public async Task ReportWriter_ListsScenarioStepsFailuresAndThresholds()
+    {
+        var scenario = Scenario.Create("report", async ctx =>
+            {
+                await ctx.Step("login", _ => ValueTask.FromResult(Response.Ok(sizeBytes: 5)));
+                return ctx.InvocationNumber % 10 == 0 ? Response.Fail("every tenth") : Response.Ok(sizeBytes: 1);
+            })
+            .WithLoadSimulations(LoadSimulation.Inject(200, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1)))
+            .WithThresholds(Threshold.ErrorRateBelow(0.5), Threshold.RequestsPerSecondAtLeast(1_000_000));
+        var stats = await ScenarioRunner.RunAsync(scenario);
+        var text = new StringWriter();
+
+        ScenarioReportWriter.Write(text, stats);
+
+        var lines = text.ToString().Split('\n');
+        Assert.StartsWith("scenario: report, duration 1 s, requested 200/s", lines[0], StringComparison.Ordinal);
+        Assert.Matches(@"^  \(all\)\s+1[0-9]{2}\s+[0-9]+\s+0\s+", lines[2]);
+        Assert.StartsWith("  login ", lines[3], StringComparison.Ordinal);
+        Assert.Contains(lines, l => l.StartsWith("  failure x", StringComparison.Ordinal) && l.EndsWith(": every tenth", StringComparison.Ordinal));
+        Assert.Contains("  threshold passed: error rate < 50%", lines);
+        Assert.Contains("  threshold FAILED: requests/s >= 1000000", lines);
+    }
 }

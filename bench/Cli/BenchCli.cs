@@ -78,7 +78,8 @@ internal static class BenchCli
         };
         command.Validators.Add(result =>
         {
-            if ((result.GetValue(url) is null) == (result.GetValue(tcp) is null))
+            // Presence only: a value that failed to parse has reported its own error.
+            if ((result.GetResult(url) is null) == (result.GetResult(tcp) is null))
             {
                 result.AddError("Give exactly one target: --url http://HOST:PORT/PATH or --tcp HOST:PORT.");
             }
@@ -88,7 +89,7 @@ internal static class BenchCli
                 result.AddError($"--tcp: expected HOST:PORT, got '{text}'.");
             }
 
-            if (result.GetValue(rampTo) is not null && result.GetValue(rate) is null)
+            if (result.GetResult(rampTo) is not null && result.GetResult(rate) is null)
             {
                 result.AddError("--ramp-to needs --rate (where the ramp starts).");
             }

@@ -134,7 +134,8 @@ internal static class CompareReportWriter
         return string.Join("; ", parts);
     }
 
-    private static void Index(string directory, string name, string headline)
+    /// <summary>Adds or replaces the report's line in perf-reports/index.md, next to the report's directory.</summary>
+    public static void Index(string directory, string name, string headline)
     {
         var reports = Path.GetDirectoryName(Path.GetFullPath(directory))!;
         var index = Path.Combine(reports, "index.md");

@@ -4,7 +4,7 @@ using Forwarder.Bench.Scenarios;
 
 namespace Forwarder.Bench.Load;
 
-/// <summary>The console summary, laid out like wrk2's so its readers find their way; it ends with wrk's <c>Requests/sec:</c> line.</summary>
+/// <summary>The console summary, laid out like wrk2's so its readers find their way; its last line is wrk's <c>Requests/sec:</c> line, for scripts.</summary>
 internal static class LoadSummaryWriter
 {
     public static readonly double[] Percentiles = [50, 75, 90, 99, 99.9, 99.99, 99.999, 100];
@@ -35,8 +35,8 @@ internal static class LoadSummaryWriter
             output.WriteLine(string.Create(invariant, $"  Requested rate: {requested:0.00} req/s, achieved {stats.RequestsPerSecond / requested:P1}"));
         }
 
-        output.WriteLine(string.Create(invariant, $"Requests/sec: {stats.RequestsPerSecond,10:0.00}"));
         output.WriteLine(string.Create(invariant, $"Transfer/sec: {Format.Bytes(stats.BytesPerSecond),10}"));
+        output.WriteLine(string.Create(invariant, $"Requests/sec: {stats.RequestsPerSecond,10:0.00}"));
     }
 
     private static void WriteDistribution(TextWriter output, string title, HdrHistogram histogram)

@@ -59,6 +59,9 @@ internal sealed partial class Pacer : IDisposable
 
     private void Run()
     {
+        // Linux lets a sleeping thread wake up to 50 us late (timer slack) to batch wake-ups;
+        // the pacer's whole point is to wake on time.
+        _ = SetTimerSlack(PrSetTimerSlack, 1, 0, 0, 0);
         List<PacedWaiter> due = [];
         while (!_stopped)
         {
@@ -100,6 +103,11 @@ internal sealed partial class Pacer : IDisposable
         var request = new TimeSpec { Seconds = nanoseconds / 1_000_000_000, Nanoseconds = nanoseconds % 1_000_000_000 };
         NanoSleep(ref request, IntPtr.Zero);
     }
+
+    private const int PrSetTimerSlack = 29;
+
+    [LibraryImport("libc", EntryPoint = "prctl")]
+    private static partial int SetTimerSlack(int option, nuint slack, nuint unused2, nuint unused3, nuint unused4);
 
     [LibraryImport("libc", EntryPoint = "nanosleep")]
     private static partial int NanoSleep(ref TimeSpec request, IntPtr remaining);

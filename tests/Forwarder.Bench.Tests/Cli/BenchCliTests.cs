@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using System.Net;
+using Forwarder.Bench.Backends;
+using Forwarder.Bench.Cli;
+
+namespace Forwarder.Bench.Tests.Cli;
+
+public sealed class BenchCliTests
+{
+    [Theory]
+    [InlineData("load --url http://127.0.0.1:8080/ --connections 4 --duration 10s --warmup 2s --threads 2 --hgrm a.hgrm --json a.json")]
+    [InlineData("load --url http://127.0.0.1:8080/path?q=1 --rate 1000 -c 32 -d 30s")]
+    [InlineData("load --url http://127.0.0.1:8080/ --rate 100 --ramp-to 1000 -d 1m")]
+    [InlineData("load --tcp 127.0.0.1:9000 --size 512 -c 8 -d 500ms")]
+    [InlineData("load --tcp backend.local:9000")]
+    [InlineData("compare --protocol tcp --arms direct,forwarder --rates max,1000 --reps 2")]
+    [InlineData("serve --http 127.0.0.1:8080 --echo 127.0.0.1:9000 --stall-at 5s --stall-for 1s")]
+    [InlineData("fidelity --backend builtin --reps 1")]
+    public void Parse_ValidCommandLines_HaveNoErrors(string commandLine)
+    {
+        var result = BenchCli.Create().Parse(commandLine.Split(' '));
+
+        Assert.Empty(result.Errors);
+    }
+
+    [Theory]
+    [InlineData("load -c 4", "Give exactly one target")]
+    [InlineData("load --url http://127.0.0.1:1/ --tcp 127.0.0.1:2", "Give exactly one target")]
+    [InlineData("load --url https://127.0.0.1:1/", "--url: expected http://HOST:PORT/PATH, got 'https://127.0.0.1:1/'")]
+    [InlineData("load --url nonsense", "--url: expected http://HOST:PORT/PATH")]
+    [InlineData("load --tcp 127.0.0.1", "--tcp: expected HOST:PORT, got '127.0.0.1'")]
+    [InlineData("load --url http://127.0.0.1:1/ --duration soon", "--duration: expected a duration such as 500ms, 10s, 2m or 1h, got 'soon'")]
+    [InlineData("load --url http://127.0.0.1:1/ --rate 0", "--rate must be above 0")]
+    [InlineData("load --url http://127.0.0.1:1/ --ramp-to 100", "--ramp-to needs --rate")]
+    [InlineData("load --url http://127.0.0.1:1/ -c 0", "--connections must be at least 1")]
+    [InlineData("compare --arms direct,envoy", "--arms: unknown arm 'envoy'")]
+    [InlineData("compare --rates max,fast", "--rates: expected numbers above 0 and/or max")]
+    [InlineData("serve", "Give --http IP:PORT, --echo IP:PORT, or both.")]
+    public void Parse_InvalidCommandLines_SayWhatIsWrong(string commandLine, string message)
+    {
+        var result = BenchCli.Create().Parse(commandLine.Split(' '));
+
+        Assert.Contains(result.Errors, e => e.Message.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Load_AsAProcess_PrintsTheSummaryAndWritesJson()
+    {
+        await using var server = new HelloHttpServer(new IPEndPoint(IPAddress.Loopback, 0));
+        var json = Path.Combine(Path.GetTempPath(), $"bench-cli-{Guid.NewGuid():N}.json");
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            ArgumentList = { typeof(BenchCli).Assembly.Location, "load", "--url", $"http://{server.EndPoint}/", "-c", "2", "-d", "1s", "--warmup", "0", "--json", json },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+
+        using var process = Process.Start(start)!;
+        var output = await process.StandardOutput.ReadToEndAsync();
+        var errors = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+
+        Assert.True(process.ExitCode == 0, errors);
+        Assert.StartsWith($"Running 1s test @ http://{server.EndPoint}/", output, StringComparison.Ordinal);
+        Assert.Matches(@"\nRequests/sec:\s+[0-9]+\.[0-9]{2}\r?\n$", output);
+        Assert.True(File.Exists(json));
+        File.Delete(json);
+    }
+}

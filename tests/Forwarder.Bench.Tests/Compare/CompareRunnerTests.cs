@@ -45,7 +45,9 @@ public sealed class CompareRunnerTests(ITestOutputHelper output) : IDisposable
             Assert.True(run.Stats.Ok > 0, $"{run.Arm} carried nothing");
             Assert.Equal(run.Stats.Ok * 100, run.Stats.Bytes);
         });
-        Assert.All(result.Runs.Where(r => r.Rate == 200), run => Assert.InRange(run.Stats.RequestsPerSecond, 180, 200));
+        // Loose on purpose: this checks the comparison's plumbing on a CI box that may be busy;
+        // how well the generator holds a rate is LoadCommandTests' job.
+        Assert.All(result.Runs.Where(r => r.Rate == 200), run => Assert.InRange(run.Stats.RequestsPerSecond, 120, 200));
         Assert.All(result.Runs.Where(r => r.Arm != "direct"), run =>
         {
             // CPU is counted in 10 ms ticks: at 200 req/s an efficient proxy may not use one.

@@ -11,28 +11,12 @@ namespace Forwarder.Bench.Backends;
 /// response) for a while, the way a GC pause or a stopped process would: the coordinated-omission
 /// experiment needs exactly that.
 /// </summary>
-internal sealed class HelloHttpServer : IAsyncDisposable
+internal sealed class HelloHttpServer(IPEndPoint endpoint) : BackendServer(endpoint)
 {
     private static readonly byte[] Response = Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!");
 
-    private readonly Socket _listener;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _accepting;
-    private readonly List<Task> _connections = [];
     private long _stalledUntil;
     private long _requests;
-
-    public HelloHttpServer(IPEndPoint endpoint)
-    {
-        _listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(endpoint);
-        _listener.Listen(4096);
-        EndPoint = (IPEndPoint)_listener.LocalEndPoint!;
-        _accepting = AcceptAsync();
-    }
-
-    public IPEndPoint EndPoint { get; }
 
     public long Requests => Interlocked.Read(ref _requests);
 
@@ -40,93 +24,47 @@ internal sealed class HelloHttpServer : IAsyncDisposable
     public void StallFor(TimeSpan duration)
         => Volatile.Write(ref _stalledUntil, Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency));
 
-    public async ValueTask DisposeAsync()
+    protected override async Task ServeAsync(Socket client)
     {
-        await _stop.CancelAsync().ConfigureAwait(false);
-        _listener.Dispose();
-        await _accepting.ConfigureAwait(false);
-        Task[] connections;
-        lock (_connections)
-        {
-            connections = [.. _connections];
-        }
-
-        await Task.WhenAll(connections).ConfigureAwait(false);
-        _stop.Dispose();
-    }
-
-    private async Task AcceptAsync()
-    {
+        var buffer = new byte[16 * 1024];
+        var held = 0;
         while (true)
         {
-            Socket client;
-            try
-            {
-                client = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            var read = await client.ReceiveAsync(buffer.AsMemory(held), SocketFlags.None, Stopping.Token).ConfigureAwait(false);
+            if (read == 0)
             {
                 return;
             }
 
-            client.NoDelay = true;
-            lock (_connections)
+            held += read;
+            var answered = 0;
+            var data = buffer.AsSpan(0, held);
+            int end;
+            while ((end = data.IndexOf("\r\n\r\n"u8)) >= 0)
             {
-                _connections.RemoveAll(t => t.IsCompleted);
-                _connections.Add(ServeAsync(client));
+                // Bodies are not expected (GET); each complete head gets one response.
+                answered++;
+                data = data[(end + 4)..];
             }
-        }
-    }
 
-    private async Task ServeAsync(Socket client)
-    {
-        using var _ = client;
-        var buffer = new byte[16 * 1024];
-        var held = 0;
-        try
-        {
-            while (true)
+            if (data.Length == buffer.Length)
             {
-                var read = await client.ReceiveAsync(buffer.AsMemory(held), SocketFlags.None, _stop.Token).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    return;
-                }
-
-                held += read;
-                var answered = 0;
-                var data = buffer.AsSpan(0, held);
-                int end;
-                while ((end = data.IndexOf("\r\n\r\n"u8)) >= 0)
-                {
-                    // Bodies are not expected (GET); each complete head gets one response.
-                    answered++;
-                    data = data[(end + 4)..];
-                }
-
-                if (data.Length == buffer.Length)
-                {
-                    return;
-                }
-
-                data.CopyTo(buffer);
-                held = data.Length;
-                if (answered == 0)
-                {
-                    continue;
-                }
-
-                await WaitOutStallAsync().ConfigureAwait(false);
-                Interlocked.Add(ref _requests, answered);
-                for (var i = 0; i < answered; i++)
-                {
-                    await client.SendAsync(Response, SocketFlags.None, _stop.Token).ConfigureAwait(false);
-                }
+                return;
             }
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
-        {
-            // Client gone or server stopping.
+
+            data.CopyTo(buffer);
+            held = data.Length;
+            if (answered == 0)
+            {
+                continue;
+            }
+
+            await WaitOutStallAsync().ConfigureAwait(false);
+            Interlocked.Add(ref _requests, answered);
+            for (var i = 0; i < answered; i++)
+            {
+                await client.SendAsync(Response, SocketFlags.None, Stopping.Token).ConfigureAwait(false);
+            }
         }
     }
 
@@ -135,7 +73,7 @@ internal sealed class HelloHttpServer : IAsyncDisposable
         var remaining = Volatile.Read(ref _stalledUntil) - Stopwatch.GetTimestamp();
         if (remaining > 0)
         {
-            await Task.Delay(TimeSpan.FromSeconds(remaining / (double)Stopwatch.Frequency), _stop.Token).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromSeconds(remaining / (double)Stopwatch.Frequency), Stopping.Token).ConfigureAwait(false);
         }
     }
 }

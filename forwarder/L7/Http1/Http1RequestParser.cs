@@ -1,0 +1,545 @@
+using System.Buffers;
+using System.Text;
+
+namespace Forwarder.L7.Http1;
+
+/// <summary>What a parse attempt came to.</summary>
+internal enum Http1ParseStatus
+{
+    /// <summary>The head is not complete yet; read more and try again from the same start.</summary>
+    NeedMore,
+
+    /// <summary>A whole head was parsed; the body (if any) starts at the consumed position.</summary>
+    Complete,
+
+    /// <summary>The request is refused; answer the error's status and close the connection.</summary>
+    Error,
+}
+
+/// <summary>
+/// Parses HTTP/1.1 request heads strictly, as a proxy in front of other servers must: every
+/// shape that two parsers could read differently (the request-smuggling shapes) is refused with
+/// 400 rather than guessed at, so what we forward is exactly what we understood. Limits give
+/// 414 and 431. RFC 9110 and 9112 are the reference; HAProxy's and nginx's behaviour where they
+/// leave a choice.
+/// </summary>
+internal static class Http1RequestParser
+{
+    public static Http1ParseStatus TryParse(in ReadOnlySequence<byte> buffer, Http1Limits limits, Http1RequestHead head, out SequencePosition consumed, out Http1Error error)
+    {
+        consumed = buffer.Start;
+        error = default;
+        var status = FindHeadEnd(buffer, limits, out var headStart, out var headEnd, out error);
+        if (status != Http1ParseStatus.Complete)
+        {
+            return status;
+        }
+
+        var bytes = head.Reset((int)(headEnd - headStart));
+        buffer.Slice(headStart, headEnd - headStart).CopyTo(bytes);
+        if (!Parse(bytes, limits, head, out error))
+        {
+            return Http1ParseStatus.Error;
+        }
+
+        consumed = buffer.GetPosition(headEnd);
+        return Http1ParseStatus.Complete;
+    }
+
+    /// <summary>Finds the empty line that ends the head, enforcing the size limits as bytes arrive.</summary>
+    private static Http1ParseStatus FindHeadEnd(in ReadOnlySequence<byte> buffer, Http1Limits limits, out long headStart, out long headEnd, out Http1Error error)
+    {
+        headStart = 0;
+        headEnd = 0;
+        error = default;
+        var reader = new SequenceReader<byte>(buffer);
+        var firstLine = true;
+        long lineStart = 0;
+        while (reader.TryAdvanceTo((byte)'\n'))
+        {
+            var lineLength = reader.Consumed - 1 - lineStart;
+            if (firstLine && reader.Consumed - headStart > limits.MaxRequestLine)
+            {
+                error = new Http1Error(414, "request line too long");
+                return Http1ParseStatus.Error;
+            }
+
+            if (reader.Consumed > limits.MaxHeadBytes)
+            {
+                error = new Http1Error(431, "request head too large");
+                return Http1ParseStatus.Error;
+            }
+
+            if (lineLength == 0)
+            {
+                error = Http1Error.BadRequest("bare LF: lines must end with CRLF");
+                return Http1ParseStatus.Error;
+            }
+
+            if (lineLength == 1 && IsCarriageReturn(ref reader))
+            {
+                if (firstLine)
+                {
+                    // An empty line before the request line (left over after a body) is skipped, as RFC 9112 allows.
+                    headStart = lineStart = reader.Consumed;
+                    continue;
+                }
+
+                headEnd = reader.Consumed;
+                return Http1ParseStatus.Complete;
+            }
+
+            firstLine = false;
+            lineStart = reader.Consumed;
+        }
+
+        if (firstLine && buffer.Length - headStart >= limits.MaxRequestLine)
+        {
+            error = new Http1Error(414, "request line too long");
+            return Http1ParseStatus.Error;
+        }
+
+        if (buffer.Length >= limits.MaxHeadBytes)
+        {
+            error = new Http1Error(431, "request head too large");
+            return Http1ParseStatus.Error;
+        }
+
+        return Http1ParseStatus.NeedMore;
+    }
+
+    /// <summary>Whether the byte before the LF just passed is CR.</summary>
+    private static bool IsCarriageReturn(ref SequenceReader<byte> reader)
+    {
+        reader.Rewind(2);
+        reader.TryRead(out var value);
+        reader.Advance(1);
+        return value == (byte)'\r';
+    }
+
+    private static bool Parse(ReadOnlySpan<byte> bytes, Http1Limits limits, Http1RequestHead head, out Http1Error error)
+    {
+        for (var lf = bytes.IndexOf((byte)'\n'); lf >= 0; lf = bytes[(lf + 1)..].IndexOf((byte)'\n') is var next and >= 0 ? lf + 1 + next : -1)
+        {
+            if (lf == 0 || bytes[lf - 1] != (byte)'\r')
+            {
+                error = Http1Error.BadRequest("bare LF: lines must end with CRLF");
+                return false;
+            }
+        }
+
+        var lineEnd = bytes.IndexOf((byte)'\n') - 1;
+        if (!ParseRequestLine(bytes[..lineEnd], head, out error))
+        {
+            return false;
+        }
+
+        var headers = new HeaderFacts();
+        var position = lineEnd + 2;
+        while (true)
+        {
+            var length = bytes[position..].IndexOf((byte)'\n') - 1;
+            if (length == 0)
+            {
+                break;
+            }
+
+            if (head.HeaderCount == limits.MaxHeaders)
+            {
+                error = new Http1Error(431, $"more than {limits.MaxHeaders} header fields");
+                return false;
+            }
+
+            if (!ParseHeader(bytes, position, length, head, ref headers, out error))
+            {
+                return false;
+            }
+
+            position += length + 2;
+        }
+
+        return ApplyHeaderFacts(head, headers, out error);
+    }
+
+    private static bool ParseRequestLine(ReadOnlySpan<byte> line, Http1RequestHead head, out Http1Error error)
+    {
+        error = default;
+        var firstSpace = line.IndexOf((byte)' ');
+        if (firstSpace <= 0 || !IsToken(line[..firstSpace]))
+        {
+            error = Http1Error.BadRequest("malformed request line: bad method");
+            return false;
+        }
+
+        var rest = line[(firstSpace + 1)..];
+        var secondSpace = rest.IndexOf((byte)' ');
+        if (secondSpace <= 0)
+        {
+            error = Http1Error.BadRequest("malformed request line: expected METHOD SP TARGET SP VERSION");
+            return false;
+        }
+
+        var target = rest[..secondSpace];
+        var version = rest[(secondSpace + 1)..];
+        if (target.IndexOfAnyExceptInRange((byte)0x21, (byte)0x7e) >= 0)
+        {
+            error = Http1Error.BadRequest("malformed request target");
+            return false;
+        }
+
+        Http1Version parsedVersion;
+        if (version.SequenceEqual("HTTP/1.1"u8))
+        {
+            parsedVersion = Http1Version.Http11;
+        }
+        else if (version.SequenceEqual("HTTP/1.0"u8))
+        {
+            parsedVersion = Http1Version.Http10;
+        }
+        else
+        {
+            error = version.Length == 8 && version.StartsWith("HTTP/"u8) && char.IsAsciiDigit((char)version[5]) && version[6] == (byte)'.' && char.IsAsciiDigit((char)version[7])
+                ? new Http1Error(505, "HTTP version not supported")
+                : Http1Error.BadRequest("malformed request line: bad version");
+            return false;
+        }
+
+        var method = line[..firstSpace];
+        var targetStart = firstSpace + 1;
+        var targetRange = new Range(targetStart, targetStart + target.Length);
+        return ParseTarget(method, target, targetStart, targetRange, parsedVersion, head, out error);
+    }
+
+    private static bool ParseTarget(ReadOnlySpan<byte> method, ReadOnlySpan<byte> target, int offset, Range targetRange, Http1Version version, Http1RequestHead head, out Http1Error error)
+    {
+        error = default;
+        if (method.SequenceEqual("CONNECT"u8))
+        {
+            // Tunnelling on request would make us an open proxy.
+            error = new Http1Error(405, "CONNECT is not supported");
+            return false;
+        }
+
+        if (target.IndexOf((byte)'#') >= 0)
+        {
+            error = Http1Error.BadRequest("a fragment is not allowed in the request target");
+            return false;
+        }
+
+        if (target.SequenceEqual("*"u8))
+        {
+            if (!method.SequenceEqual("OPTIONS"u8))
+            {
+                error = Http1Error.BadRequest("'*' is only a target for OPTIONS");
+                return false;
+            }
+
+            head.SetRequestLine(new Range(offset - method.Length - 1, offset - 1), targetRange, targetRange, new Range(offset + 1, offset + 1), version);
+            return true;
+        }
+
+        var pathStart = 0;
+        if (target[0] != (byte)'/')
+        {
+            // absolute-form: scheme "://" authority [path]; its authority replaces Host.
+            var schemeEnd = target.IndexOf("://"u8);
+            var scheme = schemeEnd > 0 ? target[..schemeEnd] : default;
+            if (!Ascii.EqualsIgnoreCase(scheme, "http"u8) && !Ascii.EqualsIgnoreCase(scheme, "https"u8))
+            {
+                error = Http1Error.BadRequest("request target must start with '/' or be an absolute http(s) URL");
+                return false;
+            }
+
+            var authorityStart = schemeEnd + 3;
+            var authorityLength = target[authorityStart..].IndexOfAny("/?"u8);
+            authorityLength = authorityLength < 0 ? target.Length - authorityStart : authorityLength;
+            if (authorityLength == 0 || target.Slice(authorityStart, authorityLength).IndexOf((byte)'@') >= 0)
+            {
+                error = Http1Error.BadRequest("absolute-form target needs a host and no userinfo");
+                return false;
+            }
+
+            head.SetHost(new Range(offset + authorityStart, offset + authorityStart + authorityLength));
+            pathStart = authorityStart + authorityLength;
+        }
+
+        var query = target[pathStart..].IndexOf((byte)'?');
+        var pathEnd = query < 0 ? target.Length : pathStart + query;
+        var queryStart = query < 0 ? target.Length : pathEnd + 1;
+        var methodRange = new Range(offset - method.Length - 1, offset - 1);
+        head.SetRequestLine(methodRange, targetRange, new Range(offset + pathStart, offset + pathEnd), new Range(offset + queryStart, offset + target.Length), version);
+        return true;
+    }
+
+    private static bool ParseHeader(ReadOnlySpan<byte> bytes, int position, int length, Http1RequestHead head, ref HeaderFacts facts, out Http1Error error)
+    {
+        error = default;
+        var line = bytes.Slice(position, length);
+        if (line[0] is (byte)' ' or (byte)'\t')
+        {
+            error = Http1Error.BadRequest("obs-fold (a header line starting with whitespace) is not allowed");
+            return false;
+        }
+
+        var colon = line.IndexOf((byte)':');
+        if (colon <= 0 || !IsToken(line[..colon]))
+        {
+            error = Http1Error.BadRequest(colon > 0 && line[colon - 1] is (byte)' ' or (byte)'\t'
+                ? "whitespace between a header name and its colon"
+                : "malformed header field name");
+            return false;
+        }
+
+        var valueStart = colon + 1;
+        var valueEnd = line.Length;
+        while (valueStart < valueEnd && line[valueStart] is (byte)' ' or (byte)'\t')
+        {
+            valueStart++;
+        }
+
+        while (valueEnd > valueStart && line[valueEnd - 1] is (byte)' ' or (byte)'\t')
+        {
+            valueEnd--;
+        }
+
+        var value = line[valueStart..valueEnd];
+        if (!IsFieldValue(value))
+        {
+            error = Http1Error.BadRequest("control character in a header value");
+            return false;
+        }
+
+        var name = line[..colon];
+        head.AddHeader(new Range(position, position + colon), new Range(position + valueStart, position + valueEnd));
+        return facts.Note(name, value, new Range(position + valueStart, position + valueEnd), out error);
+    }
+
+    private static bool ApplyHeaderFacts(Http1RequestHead head, in HeaderFacts facts, out Http1Error error)
+    {
+        error = default;
+        if (facts.TransferEncoding)
+        {
+            if (head.Version == Http1Version.Http10)
+            {
+                error = Http1Error.BadRequest("Transfer-Encoding in an HTTP/1.0 request");
+                return false;
+            }
+
+            if (facts.ContentLength is not null)
+            {
+                error = Http1Error.BadRequest("both Content-Length and Transfer-Encoding");
+                return false;
+            }
+
+            if (!facts.EndsChunked)
+            {
+                error = Http1Error.BadRequest("Transfer-Encoding must end with chunked");
+                return false;
+            }
+        }
+
+        var absoluteForm = !head.Target.IsEmpty && head.Target[0] != (byte)'/' && head.Target[0] != (byte)'*';
+        if (facts.HostCount > 1)
+        {
+            error = Http1Error.BadRequest("more than one Host header");
+            return false;
+        }
+
+        if (head.Version == Http1Version.Http11 && facts.HostCount == 0)
+        {
+            error = Http1Error.BadRequest("missing Host header");
+            return false;
+        }
+
+        if (!absoluteForm && facts.HostCount == 1)
+        {
+            head.SetHost(facts.Host);
+        }
+
+        if (facts.UnsupportedExpectation)
+        {
+            error = new Http1Error(417, "only Expect: 100-continue is supported");
+            return false;
+        }
+
+        var keepAlive = head.Version == Http1Version.Http11 ? !facts.ConnectionClose : facts.ConnectionKeepAlive && !facts.ConnectionClose;
+        head.SetFraming(facts.ContentLength, facts.TransferEncoding);
+        head.SetConnection(keepAlive, facts.ConnectionUpgrade && facts.UpgradeHeader, facts.ExpectContinue);
+        return true;
+    }
+
+    /// <summary>tchar: the characters a method, header name or token may use (RFC 9110 5.6.2).</summary>
+    internal static bool IsToken(ReadOnlySpan<byte> value)
+    {
+        if (value.IsEmpty)
+        {
+            return false;
+        }
+
+        foreach (var c in value)
+        {
+            if (!(char.IsAsciiLetterOrDigit((char)c) || c is (byte)'!' or (byte)'#' or (byte)'$' or (byte)'%' or (byte)'&' or (byte)'\'' or (byte)'*'
+                or (byte)'+' or (byte)'-' or (byte)'.' or (byte)'^' or (byte)'_' or (byte)'`' or (byte)'|' or (byte)'~'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>field-value: visible ASCII, spaces, tabs and obs-text; never CR, LF, NUL or other controls.</summary>
+    private static bool IsFieldValue(ReadOnlySpan<byte> value)
+    {
+        foreach (var c in value)
+        {
+            if ((c < 0x20 && c != (byte)'\t') || c == 0x7f)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>What the framing and connection headers said, gathered across all header lines.</summary>
+    private struct HeaderFacts
+    {
+        public long? ContentLength;
+        public bool TransferEncoding;
+        public bool EndsChunked;
+        public bool SeenChunked;
+        public int HostCount;
+        public Range Host;
+        public bool ConnectionClose;
+        public bool ConnectionKeepAlive;
+        public bool ConnectionUpgrade;
+        public bool UpgradeHeader;
+        public bool ExpectContinue;
+        public bool UnsupportedExpectation;
+
+        public bool Note(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, Range valueRange, out Http1Error error)
+        {
+            error = default;
+            if (Ascii.EqualsIgnoreCase(name, "content-length"u8))
+            {
+                return NoteContentLength(value, out error);
+            }
+
+            if (Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8))
+            {
+                return NoteTransferEncoding(value, out error);
+            }
+
+            if (Ascii.EqualsIgnoreCase(name, "host"u8))
+            {
+                HostCount++;
+                Host = valueRange;
+            }
+            else if (Ascii.EqualsIgnoreCase(name, "connection"u8))
+            {
+                foreach (var token in new TokenList(value))
+                {
+                    ConnectionClose |= Ascii.EqualsIgnoreCase(token, "close"u8);
+                    ConnectionKeepAlive |= Ascii.EqualsIgnoreCase(token, "keep-alive"u8);
+                    ConnectionUpgrade |= Ascii.EqualsIgnoreCase(token, "upgrade"u8);
+                }
+            }
+            else if (Ascii.EqualsIgnoreCase(name, "upgrade"u8))
+            {
+                UpgradeHeader = !value.IsEmpty;
+            }
+            else if (Ascii.EqualsIgnoreCase(name, "expect"u8))
+            {
+                ExpectContinue |= Ascii.EqualsIgnoreCase(value, "100-continue"u8);
+                UnsupportedExpectation |= !value.IsEmpty && !Ascii.EqualsIgnoreCase(value, "100-continue"u8);
+            }
+
+            return true;
+        }
+
+        /// <summary>
+        /// 1*DIGIT, or a list of identical ones (a known proxy artefact); anything else, or a
+        /// second header that disagrees, is how smuggling starts.
+        /// </summary>
+        private bool NoteContentLength(ReadOnlySpan<byte> value, out Http1Error error)
+        {
+            error = default;
+            foreach (var item in new TokenList(value, allowEmpty: true))
+            {
+                if (item.IsEmpty || item.Length > 18 || item.IndexOfAnyExceptInRange((byte)'0', (byte)'9') >= 0)
+                {
+                    error = Http1Error.BadRequest("invalid Content-Length");
+                    return false;
+                }
+
+                var length = long.Parse(item, provider: System.Globalization.CultureInfo.InvariantCulture);
+                if (ContentLength is { } seen && seen != length)
+                {
+                    error = Http1Error.BadRequest("conflicting Content-Length values");
+                    return false;
+                }
+
+                ContentLength = length;
+            }
+
+            return true;
+        }
+
+        private bool NoteTransferEncoding(ReadOnlySpan<byte> value, out Http1Error error)
+        {
+            error = default;
+            foreach (var coding in new TokenList(value, allowEmpty: true))
+            {
+                if (coding.IsEmpty || !IsToken(coding))
+                {
+                    error = Http1Error.BadRequest("invalid Transfer-Encoding");
+                    return false;
+                }
+
+                var chunked = Ascii.EqualsIgnoreCase(coding, "chunked"u8);
+                if (chunked && SeenChunked)
+                {
+                    error = Http1Error.BadRequest("chunked applied twice");
+                    return false;
+                }
+
+                SeenChunked |= chunked;
+
+                // Only the last coding may be chunked; a later one undoes "ends with chunked".
+                EndsChunked = chunked;
+                TransferEncoding = true;
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>Splits a comma-separated list, trimming whitespace around items.</summary>
+    private ref struct TokenList(ReadOnlySpan<byte> value, bool allowEmpty = false)
+    {
+        private ReadOnlySpan<byte> _rest = value;
+        private bool _done = value.IsEmpty && !allowEmpty;
+
+        public ReadOnlySpan<byte> Current { get; private set; }
+
+        public readonly TokenList GetEnumerator() => this;
+
+        public bool MoveNext()
+        {
+            while (!_done)
+            {
+                var comma = _rest.IndexOf((byte)',');
+                Current = (comma < 0 ? _rest : _rest[..comma]).Trim(" \t"u8);
+                _done = comma < 0;
+                _rest = comma < 0 ? default : _rest[(comma + 1)..];
+                if (!Current.IsEmpty || allowEmpty)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+}

@@ -202,7 +202,7 @@ internal sealed class ChunkedBodyReader
     private static bool IsTrailerField(ReadOnlySpan<byte> line)
     {
         var colon = line.IndexOf((byte)':');
-        return colon > 0 && Http1RequestParser.IsToken(line[..colon])
+        return colon > 0 && Http1Fields.IsToken(line[..colon])
             && line[(colon + 1)..].IndexOfAnyInRange((byte)0, (byte)0x08) < 0
             && line[(colon + 1)..].IndexOfAnyInRange((byte)0x0a, (byte)0x1f) < 0;
     }

@@ -12,7 +12,7 @@ internal enum Http1Version
 /// as spans, nothing is turned into strings unless someone asks, and the instance is reused for
 /// every request on a connection.
 /// </summary>
-internal sealed class Http1RequestHead
+internal sealed class Http1RequestHead : IHttp1FieldSink
 {
     private readonly List<(Range Name, Range Value)> _headers = [];
     private byte[] _bytes = new byte[4096];
@@ -101,7 +101,7 @@ internal sealed class Http1RequestHead
     internal void SetRequestLine(Range method, Range target, Range path, Range query, Http1Version version)
         => (_method, _target, _path, _query, Version) = (method, target, path, query, version);
 
-    internal void AddHeader(Range name, Range value) => _headers.Add((name, value));
+    public void AddHeader(Range name, Range value) => _headers.Add((name, value));
 
     internal void SetHost(Range host) => _host = host;
 

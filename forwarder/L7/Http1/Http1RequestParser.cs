@@ -76,7 +76,7 @@ internal static class Http1RequestParser
                 return Http1ParseStatus.Error;
             }
 
-            if (lineLength == 1 && IsCarriageReturn(ref reader))
+            if (lineLength == 1 && Http1Fields.FollowsCarriageReturn(ref reader))
             {
                 if (firstLine)
                 {
@@ -108,15 +108,6 @@ internal static class Http1RequestParser
         return Http1ParseStatus.NeedMore;
     }
 
-    /// <summary>Whether the byte before the LF just passed is CR.</summary>
-    private static bool IsCarriageReturn(ref SequenceReader<byte> reader)
-    {
-        reader.Rewind(2);
-        reader.TryRead(out var value);
-        reader.Advance(1);
-        return value == (byte)'\r';
-    }
-
     private static bool Parse(ReadOnlySpan<byte> bytes, Http1Limits limits, Http1RequestHead head, out Http1Error error)
     {
         for (var lf = bytes.IndexOf((byte)'\n'); lf >= 0; lf = bytes[(lf + 1)..].IndexOf((byte)'\n') is var next and >= 0 ? lf + 1 + next : -1)
@@ -134,7 +125,7 @@ internal static class Http1RequestParser
             return false;
         }
 
-        var headers = new HeaderFacts();
+        var headers = new Http1Fields.Facts();
         var position = lineEnd + 2;
         while (true)
         {
@@ -150,7 +141,7 @@ internal static class Http1RequestParser
                 return false;
             }
 
-            if (!ParseHeader(bytes, position, length, head, ref headers, out error))
+            if (!Http1Fields.TryParseLine(bytes, position, length, head, ref headers, out error))
             {
                 return false;
             }
@@ -165,7 +156,7 @@ internal static class Http1RequestParser
     {
         error = default;
         var firstSpace = line.IndexOf((byte)' ');
-        if (firstSpace <= 0 || !IsToken(line[..firstSpace]))
+        if (firstSpace <= 0 || !Http1Fields.IsToken(line[..firstSpace]))
         {
             error = Http1Error.BadRequest("malformed request line: bad method");
             return false;
@@ -271,50 +262,7 @@ internal static class Http1RequestParser
         return true;
     }
 
-    private static bool ParseHeader(ReadOnlySpan<byte> bytes, int position, int length, Http1RequestHead head, ref HeaderFacts facts, out Http1Error error)
-    {
-        error = default;
-        var line = bytes.Slice(position, length);
-        if (line[0] is (byte)' ' or (byte)'\t')
-        {
-            error = Http1Error.BadRequest("obs-fold (a header line starting with whitespace) is not allowed");
-            return false;
-        }
-
-        var colon = line.IndexOf((byte)':');
-        if (colon <= 0 || !IsToken(line[..colon]))
-        {
-            error = Http1Error.BadRequest(colon > 0 && line[colon - 1] is (byte)' ' or (byte)'\t'
-                ? "whitespace between a header name and its colon"
-                : "malformed header field name");
-            return false;
-        }
-
-        var valueStart = colon + 1;
-        var valueEnd = line.Length;
-        while (valueStart < valueEnd && line[valueStart] is (byte)' ' or (byte)'\t')
-        {
-            valueStart++;
-        }
-
-        while (valueEnd > valueStart && line[valueEnd - 1] is (byte)' ' or (byte)'\t')
-        {
-            valueEnd--;
-        }
-
-        var value = line[valueStart..valueEnd];
-        if (!IsFieldValue(value))
-        {
-            error = Http1Error.BadRequest("control character in a header value");
-            return false;
-        }
-
-        var name = line[..colon];
-        head.AddHeader(new Range(position, position + colon), new Range(position + valueStart, position + valueEnd));
-        return facts.Note(name, value, new Range(position + valueStart, position + valueEnd), out error);
-    }
-
-    private static bool ApplyHeaderFacts(Http1RequestHead head, in HeaderFacts facts, out Http1Error error)
+    private static bool ApplyHeaderFacts(Http1RequestHead head, in Http1Fields.Facts facts, out Http1Error error)
     {
         error = default;
         if (facts.TransferEncoding)
@@ -368,178 +316,4 @@ internal static class Http1RequestParser
         return true;
     }
 
-    /// <summary>tchar: the characters a method, header name or token may use (RFC 9110 5.6.2).</summary>
-    internal static bool IsToken(ReadOnlySpan<byte> value)
-    {
-        if (value.IsEmpty)
-        {
-            return false;
-        }
-
-        foreach (var c in value)
-        {
-            if (!(char.IsAsciiLetterOrDigit((char)c) || c is (byte)'!' or (byte)'#' or (byte)'$' or (byte)'%' or (byte)'&' or (byte)'\'' or (byte)'*'
-                or (byte)'+' or (byte)'-' or (byte)'.' or (byte)'^' or (byte)'_' or (byte)'`' or (byte)'|' or (byte)'~'))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>field-value: visible ASCII, spaces, tabs and obs-text; never CR, LF, NUL or other controls.</summary>
-    private static bool IsFieldValue(ReadOnlySpan<byte> value)
-    {
-        foreach (var c in value)
-        {
-            if ((c < 0x20 && c != (byte)'\t') || c == 0x7f)
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>What the framing and connection headers said, gathered across all header lines.</summary>
-    private struct HeaderFacts
-    {
-        public long? ContentLength;
-        public bool TransferEncoding;
-        public bool EndsChunked;
-        public bool SeenChunked;
-        public int HostCount;
-        public Range Host;
-        public bool ConnectionClose;
-        public bool ConnectionKeepAlive;
-        public bool ConnectionUpgrade;
-        public bool UpgradeHeader;
-        public bool ExpectContinue;
-        public bool UnsupportedExpectation;
-
-        public bool Note(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, Range valueRange, out Http1Error error)
-        {
-            error = default;
-            if (Ascii.EqualsIgnoreCase(name, "content-length"u8))
-            {
-                return NoteContentLength(value, out error);
-            }
-
-            if (Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8))
-            {
-                return NoteTransferEncoding(value, out error);
-            }
-
-            if (Ascii.EqualsIgnoreCase(name, "host"u8))
-            {
-                HostCount++;
-                Host = valueRange;
-            }
-            else if (Ascii.EqualsIgnoreCase(name, "connection"u8))
-            {
-                foreach (var token in new TokenList(value))
-                {
-                    ConnectionClose |= Ascii.EqualsIgnoreCase(token, "close"u8);
-                    ConnectionKeepAlive |= Ascii.EqualsIgnoreCase(token, "keep-alive"u8);
-                    ConnectionUpgrade |= Ascii.EqualsIgnoreCase(token, "upgrade"u8);
-                }
-            }
-            else if (Ascii.EqualsIgnoreCase(name, "upgrade"u8))
-            {
-                UpgradeHeader = !value.IsEmpty;
-            }
-            else if (Ascii.EqualsIgnoreCase(name, "expect"u8))
-            {
-                ExpectContinue |= Ascii.EqualsIgnoreCase(value, "100-continue"u8);
-                UnsupportedExpectation |= !value.IsEmpty && !Ascii.EqualsIgnoreCase(value, "100-continue"u8);
-            }
-
-            return true;
-        }
-
-        /// <summary>
-        /// 1*DIGIT, or a list of identical ones (a known proxy artefact); anything else, or a
-        /// second header that disagrees, is how smuggling starts.
-        /// </summary>
-        private bool NoteContentLength(ReadOnlySpan<byte> value, out Http1Error error)
-        {
-            error = default;
-            foreach (var item in new TokenList(value, allowEmpty: true))
-            {
-                if (item.IsEmpty || item.Length > 18 || item.IndexOfAnyExceptInRange((byte)'0', (byte)'9') >= 0)
-                {
-                    error = Http1Error.BadRequest("invalid Content-Length");
-                    return false;
-                }
-
-                var length = long.Parse(item, provider: System.Globalization.CultureInfo.InvariantCulture);
-                if (ContentLength is { } seen && seen != length)
-                {
-                    error = Http1Error.BadRequest("conflicting Content-Length values");
-                    return false;
-                }
-
-                ContentLength = length;
-            }
-
-            return true;
-        }
-
-        private bool NoteTransferEncoding(ReadOnlySpan<byte> value, out Http1Error error)
-        {
-            error = default;
-            foreach (var coding in new TokenList(value, allowEmpty: true))
-            {
-                if (coding.IsEmpty || !IsToken(coding))
-                {
-                    error = Http1Error.BadRequest("invalid Transfer-Encoding");
-                    return false;
-                }
-
-                var chunked = Ascii.EqualsIgnoreCase(coding, "chunked"u8);
-                if (chunked && SeenChunked)
-                {
-                    error = Http1Error.BadRequest("chunked applied twice");
-                    return false;
-                }
-
-                SeenChunked |= chunked;
-
-                // Only the last coding may be chunked; a later one undoes "ends with chunked".
-                EndsChunked = chunked;
-                TransferEncoding = true;
-            }
-
-            return true;
-        }
-    }
-
-    /// <summary>Splits a comma-separated list, trimming whitespace around items.</summary>
-    private ref struct TokenList(ReadOnlySpan<byte> value, bool allowEmpty = false)
-    {
-        private ReadOnlySpan<byte> _rest = value;
-        private bool _done = value.IsEmpty && !allowEmpty;
-
-        public ReadOnlySpan<byte> Current { get; private set; }
-
-        public readonly TokenList GetEnumerator() => this;
-
-        public bool MoveNext()
-        {
-            while (!_done)
-            {
-                var comma = _rest.IndexOf((byte)',');
-                Current = (comma < 0 ? _rest : _rest[..comma]).Trim(" \t"u8);
-                _done = comma < 0;
-                _rest = comma < 0 ? default : _rest[(comma + 1)..];
-                if (!Current.IsEmpty || allowEmpty)
-                {
-                    return true;
-                }
-            }
-
-            return false;
-        }
-    }
 }

@@ -149,21 +149,7 @@ internal sealed partial class TcpProxyHandler(
     }
 
     private static ulong? SourceAddressHash(ConnectionContext client)
-    {
-        if (client.RemoteEndPoint is not IPEndPoint { Address: var address })
-        {
-            return null;
-        }
-
-        // An IPv4 client on a dual-stack listener hashes as the IPv4 address it is.
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
-        Span<byte> bytes = stackalloc byte[16];
-        return address.TryWriteBytes(bytes, out var written) ? XxHash64.Hash(bytes[..written]) : null;
-    }
+        => client.RemoteEndPoint is IPEndPoint { Address: var address } ? AddressHash.Of(address) : null;
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Service {Service}: connecting to {Endpoint} failed ({Failure}), attempt {Attempt} of {Attempts}")]
     private static partial void LogConnectFailed(ILogger logger, string service, string endpoint, ConnectFailure failure, int attempt, int attempts);

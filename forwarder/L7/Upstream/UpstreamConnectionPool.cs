@@ -1,0 +1,157 @@
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+
+namespace Forwarder.L7.Upstream;
+
+/// <summary>
+/// Keep-alive connections to one upstream endpoint. A request rents one (the most recently
+/// returned first, as it is the likeliest to be alive and warm), or a new one is dialled; it is
+/// returned only if the exchange left it clean. An idle connection the server has closed, or on
+/// which it sent anything unasked, is discarded at rent time, so a broken connection is never
+/// reused. Idle connections past the idle timeout are closed.
+/// </summary>
+internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFactory dialer, int maxIdle, TimeSpan idleTimeout, TimeProvider time) : IAsyncDisposable
+{
+    private readonly Stack<(ConnectionContext Connection, long IdleSince)> _idle = new();
+    private readonly Lock _lock = new();
+    private bool _disposed;
+
+    public EndPoint EndPoint { get; } = endpoint;
+
+    public int IdleCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _idle.Count;
+            }
+        }
+    }
+
+    /// <summary>Connections dialled because no idle one could be reused.</summary>
+    public long Dialled { get; private set; }
+
+    /// <summary>A live idle connection, or a new one.</summary>
+    public async ValueTask<(ConnectionContext Connection, bool Reused)> RentAsync(CancellationToken cancellationToken)
+    {
+        while (TryTakeIdle(out var connection, out var idleFor))
+        {
+            if (idleFor < idleTimeout && IsClean(connection))
+            {
+                return (connection, true);
+            }
+
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+
+        var dialled = await dialer.ConnectAsync(EndPoint, cancellationToken).ConfigureAwait(false);
+        lock (_lock)
+        {
+            Dialled++;
+        }
+
+        return (dialled, false);
+    }
+
+    /// <summary>
+    /// Takes the connection back after an exchange. Only a connection whose request and response
+    /// were both read to their end, with nothing left over, may be reused.
+    /// </summary>
+    public ValueTask ReturnAsync(ConnectionContext connection, bool reusable)
+    {
+        if (reusable)
+        {
+            lock (_lock)
+            {
+                if (!_disposed && _idle.Count < maxIdle)
+                {
+                    _idle.Push((connection, time.GetTimestamp()));
+                    return ValueTask.CompletedTask;
+                }
+            }
+        }
+
+        return connection.DisposeAsync();
+    }
+
+    /// <summary>Closes idle connections that have waited longer than the idle timeout.</summary>
+    public async ValueTask EvictIdleAsync()
+    {
+        List<ConnectionContext> expired = [];
+        lock (_lock)
+        {
+            var kept = _idle.Where(i => time.GetElapsedTime(i.IdleSince) < idleTimeout).Reverse().ToArray();
+            expired.AddRange(_idle.Where(i => time.GetElapsedTime(i.IdleSince) >= idleTimeout).Select(i => i.Connection));
+            _idle.Clear();
+            foreach (var item in kept)
+            {
+                _idle.Push(item);
+            }
+        }
+
+        foreach (var connection in expired)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        ConnectionContext[] idle;
+        lock (_lock)
+        {
+            _disposed = true;
+            idle = [.. _idle.Select(i => i.Connection)];
+            _idle.Clear();
+        }
+
+        foreach (var connection in idle)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private bool TryTakeIdle(out ConnectionContext connection, out TimeSpan idleFor)
+    {
+        lock (_lock)
+        {
+            if (_idle.TryPop(out var item))
+            {
+                connection = item.Connection;
+                idleFor = time.GetElapsedTime(item.IdleSince);
+                return true;
+            }
+        }
+
+        connection = null!;
+        idleFor = default;
+        return false;
+    }
+
+    /// <summary>An idle connection is clean if it is open and has nothing to read: a FIN, a reset or stray bytes all mean it must go.</summary>
+    private static bool IsClean(ConnectionContext connection)
+    {
+        if (connection.ConnectionClosed.IsCancellationRequested)
+        {
+            return false;
+        }
+
+        var input = connection.Transport.Input;
+        try
+        {
+            if (!input.TryRead(out var result))
+            {
+                return true;
+            }
+
+            input.AdvanceTo(result.Buffer.Start);
+            return false;
+        }
+        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The receive side already failed (a reset, an abort): certainly not reusable.
+            return false;
+        }
+    }
+}

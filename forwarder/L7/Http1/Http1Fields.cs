@@ -16,6 +16,48 @@ internal interface IHttp1FieldSink
 /// </summary>
 internal static class Http1Fields
 {
+    /// <summary>Whether any LF in the head is not preceded by CR.</summary>
+    public static bool HasBareLineFeed(ReadOnlySpan<byte> bytes)
+    {
+        for (var lf = bytes.IndexOf((byte)'\n'); lf >= 0; lf = bytes[(lf + 1)..].IndexOf((byte)'\n') is var next and >= 0 ? lf + 1 + next : -1)
+        {
+            if (lf == 0 || bytes[lf - 1] != (byte)'\r')
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Parses every field line from <paramref name="position"/> to the empty line that ends the head (all CRLF-checked already).</summary>
+    public static bool TryParseLines(ReadOnlySpan<byte> bytes, int position, int maxFields, IHttp1FieldSink sink, ref Facts facts, out Http1Error error)
+    {
+        var fields = 0;
+        while (true)
+        {
+            var length = bytes[position..].IndexOf((byte)'\n') - 1;
+            if (length == 0)
+            {
+                error = default;
+                return true;
+            }
+
+            if (++fields > maxFields)
+            {
+                error = new Http1Error(431, $"more than {maxFields} header fields");
+                return false;
+            }
+
+            if (!TryParseLine(bytes, position, length, sink, ref facts, out error))
+            {
+                return false;
+            }
+
+            position += length + 2;
+        }
+    }
+
     /// <summary>Parses the field line at <paramref name="position"/> (without its CRLF), hands its name and value ranges to <paramref name="sink"/>, and notes what it says.</summary>
     public static bool TryParseLine(ReadOnlySpan<byte> bytes, int position, int length, IHttp1FieldSink sink, ref Facts facts, out Http1Error error)
     {

@@ -12,18 +12,13 @@ internal enum Http1Version
 /// as spans, nothing is turned into strings unless someone asks, and the instance is reused for
 /// every request on a connection.
 /// </summary>
-internal sealed class Http1RequestHead : IHttp1FieldSink
+internal sealed class Http1RequestHead : Http1Head
 {
-    private readonly List<(Range Name, Range Value)> _headers = [];
-    private byte[] _bytes = new byte[4096];
-    private int _length;
     private Range _method;
     private Range _target;
     private Range _path;
     private Range _query;
     private Range _host;
-
-    public ReadOnlySpan<byte> Bytes => _bytes.AsSpan(0, _length);
 
     public ReadOnlySpan<byte> Method => Bytes[_method];
 
@@ -58,50 +53,19 @@ internal sealed class Http1RequestHead : IHttp1FieldSink
 
     public bool HasBody => Chunked || ContentLength > 0;
 
-    public int HeaderCount => _headers.Count;
-
-    public ReadOnlySpan<byte> HeaderName(int index) => Bytes[_headers[index].Name];
-
-    public ReadOnlySpan<byte> HeaderValue(int index) => Bytes[_headers[index].Value];
-
-    /// <summary>The value of the first header named <paramref name="name"/> (ASCII case-insensitive), or empty.</summary>
-    public ReadOnlySpan<byte> this[ReadOnlySpan<byte> name]
-    {
-        get
-        {
-            foreach (var (headerName, value) in _headers)
-            {
-                if (System.Text.Ascii.EqualsIgnoreCase(Bytes[headerName], name))
-                {
-                    return Bytes[value];
-                }
-            }
-
-            return default;
-        }
-    }
-
     /// <summary>Makes room for and copies the head's bytes; the parser then fills in the rest.</summary>
     internal Span<byte> Reset(int length)
     {
-        if (_bytes.Length < length)
-        {
-            _bytes = new byte[Math.Max(length, _bytes.Length * 2)];
-        }
-
-        _length = length;
-        _headers.Clear();
+        var bytes = ResetBytes(length);
         _method = _target = _path = _query = _host = default;
         ContentLength = null;
         Chunked = KeepAlive = ExpectContinue = Upgrade = false;
         Version = Http1Version.Http11;
-        return _bytes.AsSpan(0, length);
+        return bytes;
     }
 
     internal void SetRequestLine(Range method, Range target, Range path, Range query, Http1Version version)
         => (_method, _target, _path, _query, Version) = (method, target, path, query, version);
-
-    public void AddHeader(Range name, Range value) => _headers.Add((name, value));
 
     internal void SetHost(Range host) => _host = host;
 

@@ -110,13 +110,10 @@ internal static class Http1RequestParser
 
     private static bool Parse(ReadOnlySpan<byte> bytes, Http1Limits limits, Http1RequestHead head, out Http1Error error)
     {
-        for (var lf = bytes.IndexOf((byte)'\n'); lf >= 0; lf = bytes[(lf + 1)..].IndexOf((byte)'\n') is var next and >= 0 ? lf + 1 + next : -1)
+        if (Http1Fields.HasBareLineFeed(bytes))
         {
-            if (lf == 0 || bytes[lf - 1] != (byte)'\r')
-            {
-                error = Http1Error.BadRequest("bare LF: lines must end with CRLF");
-                return false;
-            }
+            error = Http1Error.BadRequest("bare LF: lines must end with CRLF");
+            return false;
         }
 
         var lineEnd = bytes.IndexOf((byte)'\n') - 1;
@@ -125,31 +122,13 @@ internal static class Http1RequestParser
             return false;
         }
 
-        var headers = new Http1Fields.Facts();
-        var position = lineEnd + 2;
-        while (true)
+        var facts = new Http1Fields.Facts();
+        if (!Http1Fields.TryParseLines(bytes, lineEnd + 2, limits.MaxHeaders, head, ref facts, out error))
         {
-            var length = bytes[position..].IndexOf((byte)'\n') - 1;
-            if (length == 0)
-            {
-                break;
-            }
-
-            if (head.HeaderCount == limits.MaxHeaders)
-            {
-                error = new Http1Error(431, $"more than {limits.MaxHeaders} header fields");
-                return false;
-            }
-
-            if (!Http1Fields.TryParseLine(bytes, position, length, head, ref headers, out error))
-            {
-                return false;
-            }
-
-            position += length + 2;
+            return false;
         }
 
-        return ApplyHeaderFacts(head, headers, out error);
+        return ApplyHeaderFacts(head, facts, out error);
     }
 
     private static bool ParseRequestLine(ReadOnlySpan<byte> line, Http1RequestHead head, out Http1Error error)

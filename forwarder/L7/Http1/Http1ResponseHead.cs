@@ -17,14 +17,9 @@ internal enum Http1BodyFraming
 }
 
 /// <summary>A parsed response head from an upstream, reused for every response on a connection.</summary>
-internal sealed class Http1ResponseHead : IHttp1FieldSink
+internal sealed class Http1ResponseHead : Http1Head
 {
-    private readonly List<(Range Name, Range Value)> _headers = [];
-    private byte[] _bytes = new byte[4096];
-    private int _length;
     private Range _reason;
-
-    public ReadOnlySpan<byte> Bytes => _bytes.AsSpan(0, _length);
 
     public Http1Version Version { get; private set; }
 
@@ -43,29 +38,15 @@ internal sealed class Http1ResponseHead : IHttp1FieldSink
     /// <summary>A 1xx other than 101: forward it, then read the final response.</summary>
     public bool IsInterim => Status is >= 100 and < 200 && Status != 101;
 
-    public int HeaderCount => _headers.Count;
-
-    public ReadOnlySpan<byte> HeaderName(int index) => Bytes[_headers[index].Name];
-
-    public ReadOnlySpan<byte> HeaderValue(int index) => Bytes[_headers[index].Value];
-
-    public void AddHeader(Range name, Range value) => _headers.Add((name, value));
-
     internal Span<byte> Reset(int length)
     {
-        if (_bytes.Length < length)
-        {
-            _bytes = new byte[Math.Max(length, _bytes.Length * 2)];
-        }
-
-        _length = length;
-        _headers.Clear();
+        var bytes = ResetBytes(length);
         _reason = default;
         Status = 0;
         ContentLength = 0;
         Framing = Http1BodyFraming.None;
         KeepAlive = false;
-        return _bytes.AsSpan(0, length);
+        return bytes;
     }
 
     internal void SetStatusLine(Http1Version version, int status, Range reason) => (Version, Status, _reason) = (version, status, reason);

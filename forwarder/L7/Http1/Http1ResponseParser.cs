@@ -58,13 +58,10 @@ internal static class Http1ResponseParser
 
     private static bool Parse(ReadOnlySpan<byte> bytes, Http1Limits limits, bool headRequest, Http1ResponseHead head, out Http1Error error)
     {
-        for (var lf = bytes.IndexOf((byte)'\n'); lf >= 0; lf = bytes[(lf + 1)..].IndexOf((byte)'\n') is var next and >= 0 ? lf + 1 + next : -1)
+        if (Http1Fields.HasBareLineFeed(bytes))
         {
-            if (bytes[lf - 1] != (byte)'\r')
-            {
-                error = BadGateway("bare LF in the response head");
-                return false;
-            }
+            error = BadGateway("bare LF in the response head");
+            return false;
         }
 
         var lineEnd = bytes.IndexOf((byte)'\n') - 1;
@@ -74,28 +71,11 @@ internal static class Http1ResponseParser
         }
 
         var facts = new Http1Fields.Facts();
-        var position = lineEnd + 2;
-        while (true)
+        if (!Http1Fields.TryParseLines(bytes, lineEnd + 2, limits.MaxHeaders, head, ref facts, out error))
         {
-            var length = bytes[position..].IndexOf((byte)'\n') - 1;
-            if (length == 0)
-            {
-                break;
-            }
-
-            if (head.HeaderCount == limits.MaxHeaders)
-            {
-                error = BadGateway($"more than {limits.MaxHeaders} header fields in the response");
-                return false;
-            }
-
-            if (!Http1Fields.TryParseLine(bytes, position, length, head, ref facts, out error))
-            {
-                error = BadGateway(error.Reason);
-                return false;
-            }
-
-            position += length + 2;
+            // Whatever is wrong with an upstream's head, the client is told the gateway failed.
+            error = BadGateway($"{error.Reason} (in the response)");
+            return false;
         }
 
         return ApplyFraming(head, facts, headRequest, out error);

@@ -37,9 +37,10 @@ public sealed class ScenarioRunnerTests
 
         var stats = await ScenarioRunner.RunAsync(scenario);
 
+        // Within 10%: a starved CI box may leave the last tickets unsent when the window closes.
         Assert.Equal(500, stats.RequestedRate!.Value, 1);
-        Assert.InRange(stats.Ok, 950, 1000);
-        Assert.InRange(stats.RequestsPerSecond, 475, 500);
+        Assert.InRange(stats.Ok, 900, 1000);
+        Assert.InRange(stats.RequestsPerSecond, 450, 500);
     }
 
     [Fact]

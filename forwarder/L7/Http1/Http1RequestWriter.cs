@@ -86,7 +86,7 @@ internal static class Http1RequestWriter
 
         AppendAddress(output, context.ClientAddress);
         Append(output, "\r\nX-Forwarded-Proto: "u8);
-        AppendAscii(output, context.Scheme);
+        output.WriteAscii(context.Scheme);
         Append(output, "\r\nX-Forwarded-Host: "u8);
         Append(output, head.Host);
         Append(output, "\r\nVia: "u8);
@@ -100,7 +100,7 @@ internal static class Http1RequestWriter
         if (!hasRequestId)
         {
             Append(output, "X-Request-Id: "u8);
-            AppendAscii(output, context.RequestId);
+            output.WriteAscii(context.RequestId);
             Append(output, "\r\n"u8);
         }
 
@@ -166,13 +166,6 @@ internal static class Http1RequestWriter
             address.TryFormat(span, out var written);
             output.Advance(written);
         }
-    }
-
-    private static void AppendAscii(IBufferWriter<byte> output, string value)
-    {
-        var span = output.GetSpan(value.Length);
-        var written = Encoding.ASCII.GetBytes(value, span);
-        output.Advance(written);
     }
 
     private static void Append(IBufferWriter<byte> output, ReadOnlySpan<byte> value) => output.Write(value);

@@ -5,6 +5,7 @@ using Forwarder.Bench.Cli;
 
 namespace Forwarder.Bench.Tests.Cli;
 
+[Collection(TimingCollection.Name)]
 public sealed class BenchCliTests
 {
     [Theory]

@@ -4,6 +4,7 @@ using Xunit.Abstractions;
 namespace Forwarder.Bench.Tests.Compare;
 
 /// <summary>A short real comparison: the built-in backend, the forwarder and HAProxy/nginx (installed by .ci/run) started, loaded, sampled and stopped.</summary>
+[Collection(TimingCollection.Name)]
 public sealed class CompareRunnerTests(ITestOutputHelper output) : IDisposable
 {
     private readonly DirectoryInfo _reports = Directory.CreateTempSubdirectory("bench-reports-");

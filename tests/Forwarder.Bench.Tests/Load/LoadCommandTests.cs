@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 
 namespace Forwarder.Bench.Tests.Load;
 
+[Collection(TimingCollection.Name)]
 public sealed class LoadCommandTests(ITestOutputHelper output)
 {
     private static readonly IPEndPoint AnyLoopbackPort = new(IPAddress.Loopback, 0);
@@ -107,9 +108,11 @@ public sealed class LoadCommandTests(ITestOutputHelper output)
         var corrected = stats.Latency.GetValueAtPercentile(99) / 1000.0;
         var uncorrected = stats.UncorrectedLatency.GetValueAtPercentile(99) / 1000.0;
         output.WriteLine($"corrected p99 {corrected:0.0} ms, uncorrected p99 {uncorrected:0.0} ms, p90 {stats.Latency.GetValueAtPercentile(90) / 1000.0:0.0} ms, {stats.Ok} ok");
-        // Bounds leave room for a busy CI box; the two figures stay an order of magnitude apart.
-        Assert.InRange(corrected, 750, 1200);
-        Assert.True(uncorrected < 200, $"uncorrected p99 {uncorrected} ms");
-        Assert.InRange(stats.Ok, 9000, 10_000);
+        // Bounds leave room for a CI box still compiling other projects (starvation adds to the
+        // corrected figure, which is its point); the two figures stay far apart.
+        Assert.InRange(corrected, 750, 2500);
+        Assert.True(uncorrected < 250, $"uncorrected p99 {uncorrected} ms");
+        Assert.True(corrected > 4 * uncorrected, $"corrected {corrected} ms vs uncorrected {uncorrected} ms");
+        Assert.InRange(stats.Ok, 8500, 10_000);
     }
 }

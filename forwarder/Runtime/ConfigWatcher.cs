@@ -14,6 +14,9 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
 {
     private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>How long the file must read the same before it is loaded: a write in progress reads differently a moment later.</summary>
+    private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(100);
+
     private readonly SemaphoreSlim _signal = new(0);
     private readonly CancellationTokenSource _stopping = new();
     private FileSystemWatcher? _watcher;
@@ -80,7 +83,8 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
                 }
 
                 var forced = Interlocked.Exchange(ref _forced, 0) == 1;
-                if (forced || CurrentDigest(path) != runtime.Config.Digest)
+                var digest = await SettledDigestAsync(path, stopping).ConfigureAwait(false);
+                if (forced || digest != runtime.Config.Digest)
                 {
                     await runtime.ReloadAsync(stopping).ConfigureAwait(false);
                 }
@@ -89,6 +93,26 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
             // Shutting down.
+        }
+    }
+
+    /// <summary>
+    /// The file's digest once two reads a moment apart agree, so an editor's truncate-then-write
+    /// is not loaded half-written (which would log a failed reload for a file that is fine).
+    /// </summary>
+    private static async Task<string?> SettledDigestAsync(string path, CancellationToken stopping)
+    {
+        var digest = CurrentDigest(path);
+        while (true)
+        {
+            await Task.Delay(Settle, stopping).ConfigureAwait(false);
+            var again = CurrentDigest(path);
+            if (again == digest)
+            {
+                return digest;
+            }
+
+            digest = again;
         }
     }
 

@@ -6,27 +6,26 @@ using Forwarder.Bench.Scenarios;
 namespace Forwarder.Bench.Load;
 
 /// <summary>TCP request/response: writes a fixed-size message and reads the same number of bytes back (an echo server, or the forwarder in front of one).</summary>
-internal sealed class EchoLoadClient : ILoadClient
+internal sealed class EchoLoadClient : SocketLoadClient
 {
-    private readonly LoadSocket _socket;
     private readonly byte[] _message;
     private readonly byte[] _buffer;
 
     public EchoLoadClient(EndPoint endpoint, int size)
+        : base(endpoint)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
-        _socket = new LoadSocket(endpoint);
         _message = GC.AllocateUninitializedArray<byte>(size, pinned: true);
         Random.Shared.NextBytes(_message);
         _buffer = GC.AllocateUninitializedArray<byte>(Math.Min(size, 64 * 1024), pinned: true);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Response> ExchangeAsync()
+    public override async ValueTask<Response> ExchangeAsync()
     {
         try
         {
-            var socket = await _socket.ConnectedAsync().ConfigureAwait(false);
+            var socket = await Connection.ConnectedAsync().ConfigureAwait(false);
             await socket.SendAsync(_message, SocketFlags.None).ConfigureAwait(false);
             var received = 0;
             while (received < _message.Length)
@@ -34,7 +33,7 @@ internal sealed class EchoLoadClient : ILoadClient
                 var read = await socket.ReceiveAsync(_buffer.AsMemory(0, Math.Min(_buffer.Length, _message.Length - received)), SocketFlags.None).ConfigureAwait(false);
                 if (read == 0)
                 {
-                    _socket.Close();
+                    Connection.Close();
                     return Response.Fail("connection closed before the echo ended", null, received);
                 }
 
@@ -45,15 +44,8 @@ internal sealed class EchoLoadClient : ILoadClient
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
         {
-            return _socket.Fail(ex);
+            return Connection.Fail(ex);
         }
     }
 
-    public void Abort() => _socket.Abort();
-
-    public ValueTask DisposeAsync()
-    {
-        _socket.Close();
-        return ValueTask.CompletedTask;
-    }
 }

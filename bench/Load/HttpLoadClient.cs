@@ -11,9 +11,8 @@ namespace Forwarder.Bench.Load;
 /// generator as little as possible: the request is encoded once, responses are framed without
 /// being parsed further, and nothing is allocated per request.
 /// </summary>
-internal sealed class HttpLoadClient(Uri url) : ILoadClient
+internal sealed class HttpLoadClient(Uri url) : SocketLoadClient(ToEndPoint(url))
 {
-    private readonly LoadSocket _socket = new(ToEndPoint(url));
     private readonly byte[] _request = Encoding.ASCII.GetBytes($"GET {url.PathAndQuery} HTTP/1.1\r\nHost: {url.Authority}\r\nUser-Agent: forwarder-bench\r\n\r\n");
     private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(64 * 1024, pinned: true);
     private readonly HttpResponseReader _reader = new();
@@ -29,11 +28,11 @@ internal sealed class HttpLoadClient(Uri url) : ILoadClient
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Response> ExchangeAsync()
+    public override async ValueTask<Response> ExchangeAsync()
     {
         try
         {
-            var socket = await _socket.ConnectedAsync().ConfigureAwait(false);
+            var socket = await Connection.ConnectedAsync().ConfigureAwait(false);
             await socket.SendAsync(_request, SocketFlags.None).ConfigureAwait(false);
             _reader.Reset();
             long received = 0;
@@ -42,7 +41,7 @@ internal sealed class HttpLoadClient(Uri url) : ILoadClient
                 var read = await socket.ReceiveAsync(_buffer, SocketFlags.None).ConfigureAwait(false);
                 if (read == 0)
                 {
-                    _socket.Close();
+                    Connection.Close();
                     return _reader.ReadsUntilClose ? Outcome(received) : Response.Fail("connection closed before the response ended", _reader.Status == 0 ? null : _reader.Status, received);
                 }
 
@@ -50,34 +49,27 @@ internal sealed class HttpLoadClient(Uri url) : ILoadClient
                 switch (_reader.Read(_buffer.AsSpan(0, read), out var consumed))
                 {
                     case ResponseProgress.Complete when consumed != read:
-                        _socket.Close();
+                        Connection.Close();
                         return Response.Fail("bytes after the response", _reader.Status, received);
                     case ResponseProgress.Complete:
                         if (_reader.CloseAfter)
                         {
-                            _socket.Close();
+                            Connection.Close();
                         }
 
                         return Outcome(received);
                     case ResponseProgress.Malformed:
-                        _socket.Close();
+                        Connection.Close();
                         return Response.Fail("malformed response", null, received);
                 }
             }
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
         {
-            return _socket.Fail(ex);
+            return Connection.Fail(ex);
         }
     }
 
-    public void Abort() => _socket.Abort();
-
-    public ValueTask DisposeAsync()
-    {
-        _socket.Close();
-        return ValueTask.CompletedTask;
-    }
 
     /// <summary>Like wrk, a response outside 2xx and 3xx counts as an error.</summary>
     private Response Outcome(long received)

@@ -78,6 +78,36 @@ public sealed class ServiceBalancer
     /// <summary>Whether the endpoint takes traffic in the current snapshot (every endpoint does in panic).</summary>
     public bool Takes(int index) => Volatile.Read(ref _snapshot).Takes(index);
 
+    /// <summary>
+    /// The endpoint a retry goes to after <paramref name="last"/>: the next one not yet tried,
+    /// whatever the policy would repeat; preferably one health lets take traffic, else any
+    /// untried one; -1 when every endpoint was tried.
+    /// </summary>
+    public int NextUntried(IReadOnlySet<int> tried, int last)
+    {
+        var fallback = -1;
+        for (var step = 1; step <= Count; step++)
+        {
+            var candidate = (last + step) % Count;
+            if (tried.Contains(candidate))
+            {
+                continue;
+            }
+
+            if (Takes(candidate))
+            {
+                return candidate;
+            }
+
+            if (fallback < 0)
+            {
+                fallback = candidate;
+            }
+        }
+
+        return fallback;
+    }
+
     /// <summary>Health changed: rebuild soon, on another thread, coalescing bursts of changes into one rebuild.</summary>
     public void Invalidate()
     {

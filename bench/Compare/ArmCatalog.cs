@@ -18,14 +18,15 @@ internal sealed record Arm(string Name, string Description, string? Needs, Func<
 /// <summary>The arms a comparison can run, by name.</summary>
 internal static class ArmCatalog
 {
-    public static IReadOnlyList<string> HttpDefaults { get; } = ["direct", "forwarder", "haproxy-tcp", "haproxy-http", "nginx-stream", "nginx-http"];
+    public static IReadOnlyList<string> HttpDefaults { get; } = ["direct", "forwarder", "forwarder-l7", "haproxy-tcp", "haproxy-http", "nginx-stream", "nginx-http"];
 
     public static IReadOnlyList<string> TcpDefaults { get; } = ["direct", "forwarder", "haproxy-tcp", "nginx-stream"];
 
     public static IReadOnlyDictionary<string, Arm> All { get; } = new Arm[]
     {
         new("direct", "no proxy: the client talks to the backend (the ceiling)", null, env => Task.FromResult(new RunningArm("direct", env.Backend, null))),
-        new("forwarder", "this project, tcp listener (L4)", null, StartForwarderAsync),
+        new("forwarder", "this project, tcp listener (L4)", null, env => StartForwarderAsync(env, http: false)),
+        new("forwarder-l7", "this project, http listener (L7), upstream keep-alive", null, env => StartForwarderAsync(env, http: true)),
         new("haproxy-tcp", "HAProxy, mode tcp", "haproxy", env => StartHaproxyAsync(env, http: false)),
         new("haproxy-http", "HAProxy, mode http, http-reuse always", "haproxy", env => StartHaproxyAsync(env, http: true)),
         new("nginx-stream", "nginx stream proxy (L4)", "nginx", env => StartNginxAsync(env, http: false)),
@@ -33,15 +34,17 @@ internal static class ArmCatalog
     }.ToDictionary(a => a.Name, StringComparer.Ordinal);
 
     /// <summary>Whether the arm can carry the protocol (the HTTP proxies cannot carry raw TCP echo).</summary>
-    public static bool Supports(string arm, CompareProtocol protocol) => protocol == CompareProtocol.Http || !arm.EndsWith("-http", StringComparison.Ordinal);
+    public static bool Supports(string arm, CompareProtocol protocol)
+        => protocol == CompareProtocol.Http || !(arm.EndsWith("-http", StringComparison.Ordinal) || arm.EndsWith("-l7", StringComparison.Ordinal));
 
-    private static async Task<RunningArm> StartForwarderAsync(ArmEnvironment env)
+    private static async Task<RunningArm> StartForwarderAsync(ArmEnvironment env, bool http)
     {
+        var name = http ? "forwarder-l7" : "forwarder";
         var entry = FreePort.Next();
-        var config = Path.Combine(env.WorkDirectory, "forwarder.yaml");
-        await File.WriteAllTextAsync(config, PeerConfigs.Forwarder(entry, env.Backend, env.ProxyThreads)).ConfigureAwait(false);
-        var process = await PeerProcess.StartAsync("forwarder", env.ForwarderPath, ["--config", config, "--log-level", "Warning"], entry, Path.Combine(env.WorkDirectory, "forwarder.log")).ConfigureAwait(false);
-        return new RunningArm("forwarder", entry, process);
+        var config = Path.Combine(env.WorkDirectory, $"{name}.yaml");
+        await File.WriteAllTextAsync(config, http ? PeerConfigs.ForwarderHttp(entry, env.Backend, env.ProxyThreads) : PeerConfigs.Forwarder(entry, env.Backend, env.ProxyThreads)).ConfigureAwait(false);
+        var process = await PeerProcess.StartAsync(name, env.ForwarderPath, ["--config", config, "--log-level", "Warning"], entry, Path.Combine(env.WorkDirectory, $"{name}.log")).ConfigureAwait(false);
+        return new RunningArm(name, entry, process);
     }
 
     private static async Task<RunningArm> StartHaproxyAsync(ArmEnvironment env, bool http)

@@ -22,6 +22,21 @@ internal static class PeerConfigs
               - address: {backend}
         """;
 
+    public static string ForwarderHttp(IPEndPoint listen, IPEndPoint backend, int threads) => $"""
+        tcp:
+          ioThreads: {threads}
+        listeners:
+          - name: bench
+            listen: {listen}
+            protocol: http
+            routes:
+              - service: backend
+        services:
+          backend:
+            endpoints:
+              - address: {backend}
+        """;
+
     public static string Haproxy(IPEndPoint listen, IPEndPoint backend, int threads, bool http) => $"""
         global
             nbthread {threads}

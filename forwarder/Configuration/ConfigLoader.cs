@@ -163,7 +163,7 @@ internal static class ConfigLoader
                 reader.Error(serviceNode, path, $"service names may use {ValidName}");
             }
 
-            var fields = reader.Mapping(serviceNode, path, "lb", "healthCheck", "outlierDetection", "connectTimeout", "connectAttempts", "idleTimeout", "endpoints");
+            var fields = reader.Mapping(serviceNode, path, "lb", "healthCheck", "outlierDetection", "connectTimeout", "connectAttempts", "idleTimeout", "http", "endpoints");
             if (fields is null)
             {
                 continue;
@@ -181,10 +181,24 @@ internal static class ConfigLoader
                 ConnectTimeout: reader.Duration(fields, path, "connectTimeout", TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(1)),
                 ConnectAttempts: reader.Int(fields, path, "connectAttempts", 3, 1, 100),
                 IdleTimeout: reader.Duration(fields, path, "idleTimeout", TimeSpan.FromHours(1), TimeSpan.Zero),
+                ReadUpstreamHttp(reader, fields.GetValueOrDefault("http"), $"{path}.http"),
                 endpoints);
         }
 
         return services;
+    }
+
+    private static UpstreamHttpConfig ReadUpstreamHttp(YamlFieldReader reader, YamlNode? node, string path)
+    {
+        var fields = node is null ? null : reader.Mapping(node, path, "maxIdleConnections", "keepAliveTimeout");
+        if (fields is null)
+        {
+            return UpstreamHttpConfig.Default;
+        }
+
+        return new UpstreamHttpConfig(
+            reader.Int(fields, path, "maxIdleConnections", UpstreamHttpConfig.Default.MaxIdleConnections, 0, 1_000_000),
+            reader.Duration(fields, path, "keepAliveTimeout", UpstreamHttpConfig.Default.KeepAliveTimeout, TimeSpan.FromMilliseconds(1)));
     }
 
     private static List<EndpointConfig> ReadEndpoints(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode serviceNode, string servicePath)
@@ -251,7 +265,7 @@ internal static class ConfigLoader
         {
             var path = $"listeners[{i}]";
             var item = sequence.Children[i];
-            var fields = reader.Mapping(item, path, "name", "listen", "protocol", "service", "maxConnections");
+            var fields = reader.Mapping(item, path, "name", "listen", "protocol", "service", "maxConnections", "routes", "http");
             if (fields is null)
             {
                 continue;
@@ -277,11 +291,12 @@ internal static class ConfigLoader
             {
                 "tcp" => ListenerProtocol.Tcp,
                 "echo" => ListenerProtocol.Echo,
+                "http" => ListenerProtocol.Http,
                 _ => null,
             };
             if (protocol is null)
             {
-                reader.Error(fields["protocol"], $"{path}.protocol", $"expected tcp or echo, got '{protocolText}'");
+                reader.Error(fields["protocol"], $"{path}.protocol", $"expected tcp, http or echo, got '{protocolText}'");
             }
 
             if (protocol == ListenerProtocol.Tcp && service is null && !fields.ContainsKey("service"))
@@ -297,6 +312,20 @@ internal static class ConfigLoader
             {
                 reader.Error(fields["service"], $"{path}.service", "an echo listener answers by itself and takes no service");
             }
+            else if (protocol == ListenerProtocol.Http && service is not null)
+            {
+                reader.Error(fields["service"], $"{path}.service", "an http listener picks services by its routes; use routes: [{service: NAME}]");
+            }
+
+            foreach (var httpOnly in new[] { "routes", "http" })
+            {
+                if (protocol is not ListenerProtocol.Http and not null && fields.TryGetValue(httpOnly, out var httpOnlyNode))
+                {
+                    reader.Error(httpOnlyNode, $"{path}.{httpOnly}", "applies to http listeners only");
+                }
+            }
+
+            var http = protocol == ListenerProtocol.Http ? HttpListenerReader.Read(reader, fields, item, path, services) : null;
 
             IPEndPoint? endPoint = null;
             if (listen is not null && !ValueParsers.TryParseListenAddress(listen, out endPoint))
@@ -314,7 +343,7 @@ internal static class ConfigLoader
 
             if (name is not null && endPoint is not null && protocol is not null)
             {
-                listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections));
+                listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections, http));
             }
         }
 

@@ -23,9 +23,13 @@ internal enum ListenerProtocol
 
     /// <summary>Answer with the bytes received: a built-in backend for smoke tests and benchmarks.</summary>
     Echo,
+
+    /// <summary>Proxy HTTP requests, routing each to a service by host, path, method and headers.</summary>
+    Http,
 }
 
-internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint EndPoint, ListenerProtocol Protocol, string? Service, int MaxConnections)
+/// <param name="Http">The routes and HTTP settings of an http listener; null for the others.</param>
+internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint EndPoint, ListenerProtocol Protocol, string? Service, int MaxConnections, HttpListenerConfig? Http)
 {
     /// <summary>
     /// Listeners are matched across reloads by what they bind; port 0 binds a fresh port each
@@ -44,7 +48,16 @@ internal sealed record ServiceConfig(
     TimeSpan ConnectTimeout,
     int ConnectAttempts,
     TimeSpan IdleTimeout,
+    UpstreamHttpConfig Http,
     IReadOnlyList<EndpointConfig> Endpoints);
+
+/// <summary>How http listeners talk to a service's endpoints: keep-alive pools per endpoint.</summary>
+/// <param name="MaxIdleConnections">Idle keep-alive connections kept per endpoint; more are closed when returned.</param>
+/// <param name="KeepAliveTimeout">An idle connection older than this is closed rather than reused (keep it below the upstream's own).</param>
+internal sealed record UpstreamHttpConfig(int MaxIdleConnections, TimeSpan KeepAliveTimeout)
+{
+    public static UpstreamHttpConfig Default { get; } = new(1024, TimeSpan.FromSeconds(30));
+}
 
 internal sealed record EndpointConfig(string Address, EndPoint EndPoint, int Weight);
 

@@ -7,6 +7,7 @@ internal sealed class ForwarderMetrics
 {
     private readonly ConcurrentDictionary<string, ListenerMetrics> _listeners = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ServiceMetrics> _services = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Listener, string Route), HttpMetrics> _routes = new();
     private long _reloadsSucceeded;
     private long _reloadsFailed;
 
@@ -17,6 +18,11 @@ internal sealed class ForwarderMetrics
     public ListenerMetrics Listener(string name) => _listeners.GetOrAdd(name, static n => new ListenerMetrics(n));
 
     public ServiceMetrics Service(string name) => _services.GetOrAdd(name, static n => new ServiceMetrics(n));
+
+    public HttpMetrics Route(string listener, string route) => _routes.GetOrAdd((listener, route), static _ => new HttpMetrics());
+
+    public IEnumerable<((string Listener, string Route) Key, HttpMetrics Metrics)> Routes
+        => _routes.OrderBy(r => r.Key.Listener, StringComparer.Ordinal).ThenBy(r => r.Key.Route, StringComparer.Ordinal).Select(r => (r.Key, r.Value));
 
     public IEnumerable<ListenerMetrics> Listeners => _listeners.Values.OrderBy(l => l.Name, StringComparer.Ordinal);
 

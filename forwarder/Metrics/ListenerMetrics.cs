@@ -8,6 +8,7 @@ internal sealed class ListenerMetrics(string name)
     private long _rejected;
     private long _bytesReceived;
     private long _bytesSent;
+    private long[]? _refused;
 
     public string Name { get; } = name;
 
@@ -36,4 +37,27 @@ internal sealed class ListenerMetrics(string name)
     public void AddReceived(long bytes) => Interlocked.Add(ref _bytesReceived, bytes);
 
     public void AddSent(long bytes) => Interlocked.Add(ref _bytesSent, bytes);
+
+    /// <summary>An http request the proxy answered by itself with <paramref name="status"/> (400, 404, 408, 413, 503, ...).</summary>
+    public void HttpRefused(int status)
+    {
+        if (status is >= 100 and < 600)
+        {
+            var refused = Volatile.Read(ref _refused) ?? Interlocked.CompareExchange(ref _refused, new long[600], null) ?? _refused!;
+            Interlocked.Increment(ref refused[status]);
+        }
+    }
+
+    /// <summary>Requests the proxy answered by itself, by status; empty for a listener that never had to.</summary>
+    public IEnumerable<(int Status, long Count)> Refused()
+    {
+        var refused = Volatile.Read(ref _refused);
+        for (var status = 0; refused is not null && status < refused.Length; status++)
+        {
+            if (Volatile.Read(ref refused[status]) is > 0 and var count)
+            {
+                yield return (status, count);
+            }
+        }
+    }
 }

@@ -24,6 +24,9 @@ internal sealed class ServiceMetrics(string name)
 
     public LatencyHistogram ConnectLatency { get; } = new();
 
+    /// <summary>Requests from http listeners to this service.</summary>
+    public HttpMetrics Http { get; } = new();
+
     public long Active => Volatile.Read(ref _active);
 
     public long Total => Volatile.Read(ref _total);

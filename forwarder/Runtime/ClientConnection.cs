@@ -1,10 +1,13 @@
+using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.Runtime;
 
 /// <summary>
 /// An accepted connection as the tracker sees it, from accept until it is closed: how long it has
-/// been idle and how to abort it together with whatever it is joined to upstream.
+/// been idle, how to abort it together with whatever it is joined to upstream, and the deadline
+/// of the phase it is in (an HTTP request head, an upstream response), whose passing cancels the
+/// read the phase waits on.
 /// </summary>
 internal sealed class ClientConnection(ConnectionContext client, long now) : ITrackedConnection
 {
@@ -12,6 +15,9 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
     private long _lastActivity = now;
     private Action<string>? _abortUpstream;
     private string? _abortReason;
+    private long _deadline = long.MaxValue;
+    private PipeReader? _deadlineReader;
+    private bool _deadlineReached;
 
     public ConnectionContext Client => client;
 
@@ -34,6 +40,43 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
         if (reason is not null)
         {
             abort(reason);
+        }
+    }
+
+    /// <summary>
+    /// From <paramref name="deadline"/> (a tracker timestamp) on, the pending or next read on
+    /// <paramref name="reader"/> returns cancelled. Replaces any deadline armed before.
+    /// </summary>
+    public void ArmDeadline(long deadline, PipeReader reader)
+    {
+        lock (_lock)
+        {
+            (_deadline, _deadlineReader, _deadlineReached) = (deadline, reader, false);
+        }
+    }
+
+    /// <summary>Clears the deadline; true if it had passed (and cancelled a read) before it was cleared.</summary>
+    public bool DisarmDeadline()
+    {
+        lock (_lock)
+        {
+            var reached = _deadlineReached;
+            (_deadline, _deadlineReader, _deadlineReached) = (long.MaxValue, null, false);
+            return reached;
+        }
+    }
+
+    public void CheckDeadline(long now)
+    {
+        lock (_lock)
+        {
+            if (now < _deadline || _deadlineReached)
+            {
+                return;
+            }
+
+            _deadlineReached = true;
+            _deadlineReader?.CancelPendingRead();
         }
     }
 

@@ -12,12 +12,16 @@ internal interface ITrackedConnection
     TimeSpan IdleTimeout { get; }
 
     void Abort(string reason);
+
+    /// <summary>Called on every tick with the tracker's current timestamp, to fire a deadline that has passed.</summary>
+    void CheckDeadline(long now);
 }
 
 /// <summary>
-/// Knows every open connection: closes those idle for longer than their timeout (checked once a
-/// second, so a timeout fires within a second of its due time) and lets shutdown wait for the
-/// rest to finish.
+/// Knows every open connection: closes those idle for longer than their timeout and fires
+/// deadlines that have passed (both checked once a second, so a timeout fires within a second of
+/// its due time: no timer per connection or per request), and lets shutdown wait for the rest
+/// to finish.
 /// </summary>
 internal sealed class ConnectionTracker : IDisposable
 {
@@ -35,6 +39,12 @@ internal sealed class ConnectionTracker : IDisposable
     public int Count => _connections.Count;
 
     public long Now => _time.GetTimestamp();
+
+    /// <summary>The timestamp <paramref name="delay"/> from now, for <see cref="ClientConnection.ArmDeadline"/>.</summary>
+    public long DeadlineAfter(TimeSpan delay) => Now + (long)(delay.TotalSeconds * _time.TimestampFrequency);
+
+    /// <summary>Time since <paramref name="timestamp"/>, a value of <see cref="Now"/>.</summary>
+    public TimeSpan Since(long timestamp) => _time.GetElapsedTime(timestamp);
 
     public void Add(ITrackedConnection connection) => _connections.TryAdd(connection, 0);
 
@@ -74,6 +84,7 @@ internal sealed class ConnectionTracker : IDisposable
         var now = _time.GetTimestamp();
         foreach (var connection in _connections.Keys)
         {
+            connection.CheckDeadline(now);
             var timeout = connection.IdleTimeout;
             if (timeout > TimeSpan.Zero && _time.GetElapsedTime(connection.LastActivity, now) >= timeout)
             {

@@ -3,6 +3,7 @@ using Forwarder.Admin;
 using Forwarder.Configuration;
 using Forwarder.Echo;
 using Forwarder.L4;
+using Forwarder.L7;
 using Forwarder.Metrics;
 using Forwarder.Transports.Memory;
 using Forwarder.Transports.Tcp;
@@ -73,12 +74,14 @@ internal static class ForwarderHost
             services.AddSingleton(_ => new SocketSplicer(tcp.IoThreads ?? Environment.ProcessorCount, Math.Max(tcp.BlockSize, 64 * 1024)));
         }
 
+        services.AddSingleton<UpstreamConnector>();
         services.AddSingleton(sp => new TcpProxyHandler(
-            sp.GetRequiredService<IConnectionFactory>(),
+            sp.GetRequiredService<UpstreamConnector>(),
             sp.GetRequiredService<ConnectionTracker>(),
-            sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<TcpProxyHandler>>(),
             sp.GetService<SocketSplicer>()));
+        services.AddSingleton<Http1ProxyHandler>();
+        services.AddSingleton<AccessLogs>();
         services.AddSingleton<EchoHandler>();
         services.AddSingleton<ProxyRuntime>();
         services.AddSingleton<AdminServer>();

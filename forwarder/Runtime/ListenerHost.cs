@@ -2,6 +2,7 @@ using System.Net;
 using Forwarder.Configuration;
 using Forwarder.Echo;
 using Forwarder.L4;
+using Forwarder.L7;
 using Forwarder.Metrics;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
@@ -19,6 +20,7 @@ internal sealed partial class ListenerHost
 
     private readonly IConnectionListener _listener;
     private readonly TcpProxyHandler _tcpHandler;
+    private readonly Http1ProxyHandler _httpHandler;
     private readonly EchoHandler _echoHandler;
     private readonly ConnectionTracker _tracker;
     private readonly ForwarderMetrics _metrics;
@@ -28,11 +30,12 @@ internal sealed partial class ListenerHost
     private Task _accepting = Task.CompletedTask;
     private int _active;
 
-    public ListenerHost(IConnectionListener listener, ListenerModel model, TcpProxyHandler tcpHandler, EchoHandler echoHandler, ConnectionTracker tracker, ForwarderMetrics metrics, ILogger logger, CancellationToken stopping)
+    public ListenerHost(IConnectionListener listener, ListenerModel model, TcpProxyHandler tcpHandler, Http1ProxyHandler httpHandler, EchoHandler echoHandler, ConnectionTracker tracker, ForwarderMetrics metrics, ILogger logger, CancellationToken stopping)
     {
         _listener = listener;
         _model = model;
         _tcpHandler = tcpHandler;
+        _httpHandler = httpHandler;
         _echoHandler = echoHandler;
         _tracker = tracker;
         _metrics = metrics;
@@ -115,6 +118,7 @@ internal sealed partial class ListenerHost
             var handling = model.Config.Protocol switch
             {
                 ListenerProtocol.Echo => _echoHandler.HandleAsync(client, metrics),
+                ListenerProtocol.Http => _httpHandler.HandleAsync(client, this, metrics, _stopping),
                 _ => _tcpHandler.HandleAsync(client, model, metrics, DirectSend, _stopping),
             };
             await handling.ConfigureAwait(false);

@@ -2,6 +2,7 @@ using System.Net;
 using Forwarder.Configuration;
 using Forwarder.Echo;
 using Forwarder.L4;
+using Forwarder.L7;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
 using Microsoft.AspNetCore.Connections;
@@ -18,8 +19,11 @@ namespace Forwarder.Runtime;
 internal sealed partial class ProxyRuntime(
     ConfigSource source,
     IConnectionListenerFactory listenerFactory,
+    IConnectionFactory dialer,
     TcpProxyHandler tcpHandler,
+    Http1ProxyHandler httpHandler,
     EchoHandler echoHandler,
+    AccessLogs accessLogs,
     ConnectionTracker tracker,
     ForwarderMetrics metrics,
     TimeProvider time,
@@ -125,6 +129,8 @@ internal sealed partial class ProxyRuntime(
                 await service.DisposeAsync().ConfigureAwait(false);
                 service.Health.Dispose();
             }
+
+            await accessLogs.DisposeAsync().ConfigureAwait(false);
         }
         finally
         {
@@ -178,15 +184,17 @@ internal sealed partial class ProxyRuntime(
                 s => s.Key,
                 s => CreateService(s.Value, previous.GetValueOrDefault(s.Key)),
                 StringComparer.Ordinal);
-            var added = await BindNewListenersAsync(config, services, cancellationToken).ConfigureAwait(false);
+            var models = CreateModels(config, services);
+            var added = await BindNewListenersAsync(config, models, cancellationToken).ConfigureAwait(false);
 
             // Nothing below can fail: the new config is committed.
             Volatile.Write(ref _services, services);
             Volatile.Write(ref _config, config);
             foreach (var (name, old) in previous)
             {
-                await old.DisposeAsync().ConfigureAwait(false);
-                if (!services.ContainsKey(name))
+                var successor = services.GetValueOrDefault(name);
+                await old.RetireAsync(successor).ConfigureAwait(false);
+                if (successor is null)
                 {
                     old.Health.Dispose();
                 }
@@ -203,9 +211,9 @@ internal sealed partial class ProxyRuntime(
             {
                 foreach (var (key, host) in _hosts)
                 {
-                    if (wanted.TryGetValue(key, out var listener))
+                    if (wanted.ContainsKey(key))
                     {
-                        host.Model = CreateModel(listener, services);
+                        host.Model = models[key];
                         host.DirectSend = config.Tcp.DirectSend;
                     }
                     else
@@ -227,6 +235,7 @@ internal sealed partial class ProxyRuntime(
             }
 
             await Task.WhenAll(removed.Select(h => h.StopAsync())).ConfigureAwait(false);
+            await accessLogs.RetainAsync(config.Listeners.Select(l => l.Http?.AccessLog).OfType<string>().ToHashSet(StringComparer.Ordinal)).ConfigureAwait(false);
             return true;
         }
         finally
@@ -235,7 +244,35 @@ internal sealed partial class ProxyRuntime(
         }
     }
 
-    private async Task<List<ListenerHost>> BindNewListenersAsync(ForwarderConfig config, Dictionary<string, ServiceModel> services, CancellationToken cancellationToken)
+    /// <summary>The model of every listener of the config, by binding key; opens the access logs they name.</summary>
+    private Dictionary<string, ListenerModel> CreateModels(ForwarderConfig config, Dictionary<string, ServiceModel> services)
+    {
+        var models = new Dictionary<string, ListenerModel>(StringComparer.Ordinal);
+        foreach (var listener in config.Listeners)
+        {
+            HttpListenerModel? http = null;
+            if (listener.Http is { } settings)
+            {
+                AccessLog? log;
+                try
+                {
+                    log = settings.AccessLog is { } destination ? accessLogs.Get(destination) : null;
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    throw new ListenerBindException($"{config.Source}: listener '{listener.Name}' cannot open its access log {settings.AccessLog}: {ex.Message}", ex);
+                }
+
+                http = HttpListenerModel.Create(listener, services, metrics, log);
+            }
+
+            models[listener.BindingKey] = new ListenerModel(listener, listener.Service is null ? null : services[listener.Service], http);
+        }
+
+        return models;
+    }
+
+    private async Task<List<ListenerHost>> BindNewListenersAsync(ForwarderConfig config, Dictionary<string, ListenerModel> models, CancellationToken cancellationToken)
     {
         List<ListenerHost> added = [];
         foreach (var listener in config.Listeners)
@@ -254,7 +291,7 @@ internal sealed partial class ProxyRuntime(
             try
             {
                 var bound = await listenerFactory.BindAsync(listener.EndPoint, cancellationToken).ConfigureAwait(false);
-                added.Add(new ListenerHost(bound, CreateModel(listener, services), tcpHandler, echoHandler, tracker, metrics, logger, _stopping.Token)
+                added.Add(new ListenerHost(bound, models[listener.BindingKey], tcpHandler, httpHandler, echoHandler, tracker, metrics, logger, _stopping.Token)
                 {
                     DirectSend = config.Tcp.DirectSend,
                 });
@@ -272,11 +309,8 @@ internal sealed partial class ProxyRuntime(
     private ServiceModel CreateService(ServiceConfig config, ServiceModel? previous)
     {
         var health = previous?.Health ?? new ServiceHealth(time, new HealthLog(config.Name, healthLogger));
-        return ServiceModel.Create(config, previous, health, metrics.Service(config.Name), time);
+        return ServiceModel.Create(config, previous, health, metrics.Service(config.Name), dialer, time);
     }
-
-    private static ListenerModel CreateModel(ListenerConfig listener, Dictionary<string, ServiceModel> services)
-        => new(listener, listener.Service is null ? null : services[listener.Service]);
 
     private static List<string> RestartOnlyChanges(ForwarderConfig running, ForwarderConfig next)
     {

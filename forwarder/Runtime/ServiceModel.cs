@@ -1,26 +1,38 @@
 using Forwarder.Configuration;
+using Forwarder.L7;
+using Forwarder.L7.Upstream;
 using Forwarder.LoadBalancing;
 using Forwarder.LoadBalancing.Hashing;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
+using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.Runtime;
 
-/// <summary>One endpoint of a service: as configured, plus the balancer's and health's live view of it.</summary>
-internal sealed record UpstreamEndpoint(EndpointConfig Config, LoadBalancerEndpoint State, EndpointHealth Health);
+/// <summary>
+/// One endpoint of a service: as configured, plus the balancer's and health's live view of it,
+/// and its keep-alive pool for http listeners.
+/// </summary>
+internal sealed record UpstreamEndpoint(EndpointConfig Config, LoadBalancerEndpoint State, EndpointHealth Health, UpstreamConnectionPool Pool);
 
 /// <summary>
 /// A service ready for traffic: its endpoints, a balancer over those that are available, and the
 /// active checks of its config. Built before a config is committed and activated after, so a
 /// rejected reload leaves the running model untouched; a reload builds a new one and listeners
-/// switch to it for new connections.
+/// switch to it for new connections (and http listeners for new requests).
 /// </summary>
 internal sealed class ServiceModel : IAsyncDisposable
 {
-    private readonly ActiveHealthChecker? _checker;
+    /// <summary>How often idle keep-alive connections past their timeout are closed.</summary>
+    private static readonly TimeSpan EvictionPeriod = TimeSpan.FromSeconds(1);
 
-    private ServiceModel(ServiceConfig config, UpstreamEndpoint[] endpoints, ServiceBalancer balancer, ServiceHealth health, ServiceMetrics metrics, LoadGroup group, ActiveHealthChecker? checker)
+    private readonly ActiveHealthChecker? _checker;
+    private readonly TimeProvider _time;
+    private ITimer? _eviction;
+
+    private ServiceModel(ServiceConfig config, UpstreamEndpoint[] endpoints, ServiceBalancer balancer, ServiceHealth health, ServiceMetrics metrics, LoadGroup group, ActiveHealthChecker? checker, TimeProvider time)
     {
+        _time = time;
         Config = config;
         Endpoints = endpoints;
         Balancer = balancer;
@@ -28,7 +40,8 @@ internal sealed class ServiceModel : IAsyncDisposable
         Metrics = metrics;
         Group = group;
         _checker = checker;
-        HashesSourceIp = LoadBalancingPolicies.IsHashPolicy(config.Lb.Policy) && config.Lb.HashKeys.Contains(HashKey.SourceIp);
+        HashesRequests = LoadBalancingPolicies.IsHashPolicy(config.Lb.Policy);
+        HashesSourceIp = HashesRequests && config.Lb.HashKeys.Contains(HashKey.SourceIp);
     }
 
     public ServiceConfig Config { get; }
@@ -48,11 +61,14 @@ internal sealed class ServiceModel : IAsyncDisposable
     /// <summary>Whether L4 connections pick by the client's address (a hash policy with sourceIp among its keys).</summary>
     public bool HashesSourceIp { get; }
 
+    /// <summary>Whether http requests pick by a key from <c>lb.hash</c> (a hash policy).</summary>
+    public bool HashesRequests { get; }
+
     /// <summary>
-    /// Builds the model, carrying over the in-flight counts and health of endpoints that the
-    /// previous model of this service also had.
+    /// Builds the model, carrying over the in-flight counts, health and keep-alive pools of
+    /// endpoints that the previous model of this service also had.
     /// </summary>
-    public static ServiceModel Create(ServiceConfig config, ServiceModel? previous, ServiceHealth health, ServiceMetrics metrics, TimeProvider time)
+    public static ServiceModel Create(ServiceConfig config, ServiceModel? previous, ServiceHealth health, ServiceMetrics metrics, IConnectionFactory dialer, TimeProvider time)
     {
         var group = previous?.Group ?? new LoadGroup();
         var states = health.Resolve([.. config.Endpoints.Select(e => e.Address)]);
@@ -60,7 +76,9 @@ internal sealed class ServiceModel : IAsyncDisposable
             .Select((e, i) =>
             {
                 var kept = previous?.Endpoints.FirstOrDefault(p => p.Config.Address == e.Address && p.Config.Weight == e.Weight);
-                return new UpstreamEndpoint(e, kept?.State ?? new LoadBalancerEndpoint(e.Address, e.Weight, group), states[i]);
+                var pool = previous?.Endpoints.FirstOrDefault(p => p.Config.Address == e.Address && previous.Config.Http == config.Http)?.Pool
+                    ?? new UpstreamConnectionPool(e.EndPoint, dialer, config.Http.MaxIdleConnections, config.Http.KeepAliveTimeout, time);
+                return new UpstreamEndpoint(e, kept?.State ?? new LoadBalancerEndpoint(e.Address, e.Weight, group), states[i], pool);
             })
             .ToArray();
         var balancer = new ServiceBalancer(
@@ -73,7 +91,7 @@ internal sealed class ServiceModel : IAsyncDisposable
         var checker = config.HealthCheck is { } options
             ? new ActiveHealthChecker(options, health, [.. endpoints.Select(e => new HealthCheckTarget(e.Health, e.Config.EndPoint, e.Config.Address))], time)
             : null;
-        return new ServiceModel(config, endpoints, balancer, health, metrics, group, checker);
+        return new ServiceModel(config, endpoints, balancer, health, metrics, group, checker, time);
     }
 
     /// <summary>Makes this model the one its service's health reports to, and starts its checks. Called once its config is committed.</summary>
@@ -82,11 +100,55 @@ internal sealed class ServiceModel : IAsyncDisposable
         Health.Configure([.. Endpoints.Select(e => e.Health)], Config.OutlierDetection);
         Health.Subscribe(Balancer.Invalidate);
         _checker?.Start();
+        _eviction = _time.CreateTimer(_ => _ = EvictIdleAsync(), null, EvictionPeriod, EvictionPeriod);
     }
 
-    /// <summary>Stops the model's active checks.</summary>
-    public ValueTask DisposeAsync() => _checker?.DisposeAsync() ?? ValueTask.CompletedTask;
+    /// <summary>
+    /// Stops the model's checks and idle eviction once a reload replaced it, and closes the pools
+    /// its <paramref name="successor"/> did not carry over (null: the service is gone).
+    /// </summary>
+    public async ValueTask RetireAsync(ServiceModel? successor)
+    {
+        if (_eviction is not null)
+        {
+            await _eviction.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_checker is not null)
+        {
+            await _checker.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var endpoint in Endpoints)
+        {
+            if (successor is null || !successor.Endpoints.Any(e => ReferenceEquals(e.Pool, endpoint.Pool)))
+            {
+                await endpoint.Pool.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Stops everything and closes every pool: the process is shutting down.</summary>
+    public ValueTask DisposeAsync() => RetireAsync(null);
+
+    /// <summary>Runs on the eviction timer; never throws, so the discarded task needs no observer.</summary>
+    private async Task EvictIdleAsync()
+    {
+        foreach (var endpoint in Endpoints)
+        {
+            try
+            {
+                await endpoint.Pool.EvictIdleAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                // Closing a connection that already failed: it is gone either way.
+            }
+        }
+    }
 }
 
 /// <summary>What one listener does with a connection, swapped whole on reload.</summary>
-internal sealed record ListenerModel(ListenerConfig Config, ServiceModel? Service);
+/// <param name="Service">A tcp listener's service.</param>
+/// <param name="Http">An http listener's routes, resolved to services.</param>
+internal sealed record ListenerModel(ListenerConfig Config, ServiceModel? Service, HttpListenerModel? Http);

@@ -3,19 +3,18 @@ using Forwarder.L7.Http1;
 
 namespace Forwarder.L7.Routing;
 
-/// <summary>A route as configured: its conditions and where matching requests go.</summary>
-internal sealed record Route(string Name, RouteMatch Match, string Service);
-
 /// <summary>
 /// Picks the first route, in configured order, whose conditions a request head meets. Immutable:
 /// a reload builds a new table. Matching reads the head's bytes directly and allocates nothing.
 /// </summary>
-internal sealed class RouteTable(IReadOnlyList<Route> routes)
+/// <param name="conditions">Where each route keeps its conditions.</param>
+internal sealed class RouteTable<TRoute>(IReadOnlyList<TRoute> routes, Func<TRoute, RouteMatch> conditions)
+    where TRoute : class
 {
-    private readonly CompiledRoute[] _routes = [.. routes.Select(r => new CompiledRoute(r))];
+    private readonly CompiledRoute[] _routes = [.. routes.Select(r => new CompiledRoute(r, conditions(r)))];
 
     /// <summary>The first matching route, or null: then no upstream may see the request (404).</summary>
-    public Route? Match(Http1RequestHead request)
+    public TRoute? Match(Http1RequestHead request)
     {
         var host = HostWithoutPort(request.Host);
         foreach (var route in _routes)
@@ -36,15 +35,15 @@ internal sealed class RouteTable(IReadOnlyList<Route> routes)
         return colon > 0 && host.LastIndexOf((byte)']') < colon ? host[..colon] : host;
     }
 
-    private sealed class CompiledRoute(Route route)
+    private sealed class CompiledRoute(TRoute route, RouteMatch match)
     {
-        private readonly byte[]? _host = route.Match.Host is { } host && !host.StartsWith("*.", StringComparison.Ordinal) ? Encoding.ASCII.GetBytes(host) : null;
-        private readonly byte[]? _hostSuffix = route.Match.Host is { } wildcard && wildcard.StartsWith("*.", StringComparison.Ordinal) ? Encoding.ASCII.GetBytes(wildcard[1..]) : null;
-        private readonly byte[]? _path = route.Match.Path is { Kind: not PathMatchKind.Regex } path ? Encoding.ASCII.GetBytes(path.Value) : null;
-        private readonly byte[][] _methods = [.. route.Match.Methods.Select(Encoding.ASCII.GetBytes)];
-        private readonly (byte[] Name, byte[]? Value)[] _headers = [.. route.Match.Headers.Select(h => (Encoding.ASCII.GetBytes(h.Name), h.Value is null ? null : Encoding.Latin1.GetBytes(h.Value)))];
+        private readonly byte[]? _host = match.Host is { } host && !host.StartsWith("*.", StringComparison.Ordinal) ? Encoding.ASCII.GetBytes(host) : null;
+        private readonly byte[]? _hostSuffix = match.Host is { } wildcard && wildcard.StartsWith("*.", StringComparison.Ordinal) ? Encoding.ASCII.GetBytes(wildcard[1..]) : null;
+        private readonly byte[]? _path = match.Path is { Kind: not PathMatchKind.Regex } path ? Encoding.ASCII.GetBytes(path.Value) : null;
+        private readonly byte[][] _methods = [.. match.Methods.Select(Encoding.ASCII.GetBytes)];
+        private readonly (byte[] Name, byte[]? Value)[] _headers = [.. match.Headers.Select(h => (Encoding.ASCII.GetBytes(h.Name), h.Value is null ? null : Encoding.Latin1.GetBytes(h.Value)))];
 
-        public Route Route { get; } = route;
+        public TRoute Route { get; } = route;
 
         public bool Matches(Http1RequestHead request, ReadOnlySpan<byte> host)
             => MatchesHost(host) && MatchesMethod(request.Method) && MatchesPath(request.Path) && MatchesHeaders(request);
@@ -80,7 +79,7 @@ internal sealed class RouteTable(IReadOnlyList<Route> routes)
 
         private bool MatchesPath(ReadOnlySpan<byte> path)
         {
-            switch (Route.Match.Path)
+            switch (match.Path)
             {
                 case null:
                     return true;

@@ -35,23 +35,40 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
     /// <summary>A live idle connection, or a new one.</summary>
     public async ValueTask<(ConnectionContext Connection, bool Reused)> RentAsync(CancellationToken cancellationToken)
     {
+        if (await TakeIdleAsync().ConfigureAwait(false) is { } idle)
+        {
+            return (idle, true);
+        }
+
+        return (await DialAsync(cancellationToken).ConfigureAwait(false), false);
+    }
+
+    /// <summary>The most recently returned idle connection that is still clean, or null; completes synchronously unless a stale one has to be closed.</summary>
+    public async ValueTask<ConnectionContext?> TakeIdleAsync()
+    {
         while (TryTakeIdle(out var connection, out var idleFor))
         {
             if (idleFor < idleTimeout && IsClean(connection))
             {
-                return (connection, true);
+                return connection;
             }
 
             await connection.DisposeAsync().ConfigureAwait(false);
         }
 
+        return null;
+    }
+
+    /// <summary>A new connection to the endpoint, to be returned to this pool after use.</summary>
+    public async ValueTask<ConnectionContext> DialAsync(CancellationToken cancellationToken)
+    {
         var dialled = await dialer.ConnectAsync(EndPoint, cancellationToken).ConfigureAwait(false);
         lock (_lock)
         {
             Dialled++;
         }
 
-        return (dialled, false);
+        return dialled;
     }
 
     /// <summary>

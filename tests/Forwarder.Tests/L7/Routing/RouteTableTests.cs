@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using Forwarder.Configuration;
 using Forwarder.L7.Http1;
 using Forwarder.L7.Routing;
 
@@ -7,17 +8,21 @@ namespace Forwarder.Tests.L7.Routing;
 
 public sealed class RouteTableTests
 {
-    private static readonly RouteTable Table = new(
+    private static readonly RouteTable<RouteConfig> Table = new(
     [
-        new Route("admin-exact", new RouteMatch("api.example.com", new PathMatch(PathMatchKind.Exact, "/admin"), ["POST"], []), "admin"),
-        new Route("canary", new RouteMatch("api.example.com", new PathMatch(PathMatchKind.Prefix, "/v2/"), [], [new HeaderMatch("X-Canary", "on")]), "v2-canary"),
-        new Route("v2", new RouteMatch("api.example.com", new PathMatch(PathMatchKind.Prefix, "/v2"), [], []), "v2"),
-        new Route("items", new RouteMatch(null, new PathMatch(PathMatchKind.Regex, "/items/[0-9]+"), ["GET", "HEAD"], []), "items"),
-        new Route("tenants", new RouteMatch("*.tenants.example.com", null, [], [new HeaderMatch("Authorization", null)]), "tenants"),
-        new Route("static", new RouteMatch("static.example.com", new PathMatch(PathMatchKind.Prefix, "/"), [], []), "cdn"),
-    ]);
+        Route("admin-exact", new RouteMatch("api.example.com", new PathMatch(PathMatchKind.Exact, "/admin"), ["POST"], []), "admin"),
+        Route("canary", new RouteMatch("api.example.com", new PathMatch(PathMatchKind.Prefix, "/v2/"), [], [new HeaderMatch("X-Canary", "on")]), "v2-canary"),
+        Route("v2", new RouteMatch("api.example.com", new PathMatch(PathMatchKind.Prefix, "/v2"), [], []), "v2"),
+        Route("items", new RouteMatch(null, new PathMatch(PathMatchKind.Regex, "/items/[0-9]+"), ["GET", "HEAD"], []), "items"),
+        Route("tenants", new RouteMatch("*.tenants.example.com", null, [], [new HeaderMatch("Authorization", null)]), "tenants"),
+        Route("static", new RouteMatch("static.example.com", new PathMatch(PathMatchKind.Prefix, "/"), [], []), "cdn"),
+    ],
+        r => r.Match);
 
-    private static string? Route(string request)
+    private static RouteConfig Route(string name, RouteMatch match, string service)
+        => new(name, match, [new RouteBackend(service, 1)], RouteConfig.DefaultTimeout, RetryPolicy.Default);
+
+    private static string? RouteOf(string request)
     {
         var head = new Http1RequestHead();
         var status = Http1RequestParser.TryParse(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(request)), Http1Limits.Default, head, out _, out var error);
@@ -45,7 +50,7 @@ public sealed class RouteTableTests
     [InlineData("GET http://static.example.com/a HTTP/1.1\r\nHost: elsewhere\r\n\r\n", "static")]
     [InlineData("GET / HTTP/1.1\r\nHost: [2001:db8::1]:80\r\n\r\n", null)]
     public void Match_FirstRouteWhoseConditionsAllHold(string request, string? expected)
-        => Assert.Equal(expected, Route(request));
+        => Assert.Equal(expected, RouteOf(request));
 
     [Fact]
     public void Match_SteadyState_DoesNotAllocate()

@@ -1,0 +1,148 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Forwarder.Runtime;
+
+namespace Forwarder.L7.Http1;
+
+/// <summary>How forwarding a body ended.</summary>
+internal enum BodyOutcome
+{
+    /// <summary>The whole body went through.</summary>
+    Complete,
+
+    /// <summary>The source closed before the body's end.</summary>
+    Truncated,
+
+    /// <summary>The chunked framing was broken; nothing after the break was forwarded.</summary>
+    Invalid,
+
+    /// <summary>The body is larger than the listener allows.</summary>
+    TooLarge,
+
+    /// <summary>The read was cancelled (the exchange gave up on this body).</summary>
+    Cancelled,
+
+    /// <summary>The target stopped reading: its connection is gone.</summary>
+    TargetClosed,
+}
+
+/// <summary>
+/// Streams one message body from a source pipe to a target pipe as it arrives, by the message's
+/// framing, never holding more of it than one read: exactly Content-Length bytes, a chunked body
+/// validated on the way (a broken one is cut off where it breaks), or everything until the
+/// source closes. Each read moved counts as activity on the client connection, whose idle
+/// timeout then catches a stalled body. One instance per direction per connection; not
+/// thread-safe.
+/// </summary>
+internal sealed class Http1BodyForwarder(ClientConnection client, ConnectionTracker tracker)
+{
+    private readonly ChunkedBodyReader _chunked = new();
+
+    /// <summary>Body bytes moved by the last call, framing included.</summary>
+    public long Forwarded { get; private set; }
+
+    /// <summary>Zeroes <see cref="Forwarded"/> for a message that may have no body to forward.</summary>
+    public void ClearCount() => Forwarded = 0;
+
+    /// <param name="length">The body's length when <paramref name="framing"/> is <see cref="Http1BodyFraming.Length"/>.</param>
+    /// <param name="limit">The most body data (without chunk framing) allowed through, or null.</param>
+    /// <param name="flushLast">Flush the target after the last bytes too; otherwise the caller flushes (and may add more first).</param>
+    public async ValueTask<BodyOutcome> ForwardAsync(PipeReader source, PipeWriter target, Http1BodyFraming framing, long length, long? limit, bool flushLast)
+    {
+        Forwarded = 0;
+        switch (framing)
+        {
+            case Http1BodyFraming.None:
+                return BodyOutcome.Complete;
+            case Http1BodyFraming.Length when limit < length:
+                return BodyOutcome.TooLarge;
+            case Http1BodyFraming.Chunked:
+                _chunked.Reset();
+                break;
+        }
+
+        var remaining = framing == Http1BodyFraming.Length ? length : long.MaxValue;
+        while (true)
+        {
+            var result = await source.ReadAsync().ConfigureAwait(false);
+            if (result.IsCanceled)
+            {
+                return BodyOutcome.Cancelled;
+            }
+
+            var buffer = result.Buffer;
+            SequencePosition consumed;
+            var outcome = (BodyOutcome?)null;
+            switch (framing)
+            {
+                case Http1BodyFraming.Chunked:
+                    var status = _chunked.Advance(buffer, out consumed, out _);
+                    if (status == Http1ParseStatus.Error)
+                    {
+                        outcome = BodyOutcome.Invalid;
+                    }
+                    else if (limit < _chunked.DataBytes)
+                    {
+                        outcome = BodyOutcome.TooLarge;
+                    }
+                    else if (status == Http1ParseStatus.Complete)
+                    {
+                        outcome = BodyOutcome.Complete;
+                    }
+
+                    break;
+                case Http1BodyFraming.Length:
+                    var take = Math.Min(remaining, buffer.Length);
+                    consumed = buffer.GetPosition(take);
+                    remaining -= take;
+                    outcome = remaining == 0 ? BodyOutcome.Complete : null;
+                    break;
+                default:
+                    consumed = buffer.End;
+                    break;
+            }
+
+            var body = buffer.Slice(0, consumed);
+            if (outcome is null or BodyOutcome.Complete && !body.IsEmpty)
+            {
+                Write(target, body);
+                Forwarded += body.Length;
+                client.Touch(tracker.Now);
+            }
+
+            var ended = outcome is not null || result.IsCompleted;
+            source.AdvanceTo(consumed, outcome is null ? buffer.End : consumed);
+            if (outcome is { } done && done != BodyOutcome.Complete)
+            {
+                return done;
+            }
+
+            if (!ended || flushLast)
+            {
+                var flush = await target.FlushAsync().ConfigureAwait(false);
+                if (flush.IsCompleted)
+                {
+                    return BodyOutcome.TargetClosed;
+                }
+            }
+
+            if (outcome == BodyOutcome.Complete)
+            {
+                return BodyOutcome.Complete;
+            }
+
+            if (result.IsCompleted)
+            {
+                return framing == Http1BodyFraming.UntilClose ? BodyOutcome.Complete : BodyOutcome.Truncated;
+            }
+        }
+    }
+
+    private static void Write(PipeWriter target, in ReadOnlySequence<byte> body)
+    {
+        foreach (var segment in body)
+        {
+            target.Write(segment.Span);
+        }
+    }
+}

@@ -1,0 +1,31 @@
+using Forwarder.Metrics;
+using Forwarder.Runtime;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.L7;
+
+/// <summary>Serves an http listener's connections: one <see cref="Http1ProxySession"/> each.</summary>
+internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, ConnectionTracker tracker, ILogger<Http1ProxyHandler> logger)
+{
+    public UpstreamConnector Connector => connector;
+
+    public ConnectionTracker Tracker => tracker;
+
+    public Task HandleAsync(ClientConnection client, ListenerHost host, ListenerMetrics metrics, CancellationToken stopping)
+        => new Http1ProxySession(this, client, host, metrics, stopping).RunAsync();
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Debug, Message = "Connection {ConnectionId}: request refused with {Status}: {Reason}")]
+    public partial void LogRefused(string connectionId, int status, string reason);
+
+    [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "Route {Route}: service {Service} has no endpoint available (all unhealthy or ejected, and panicThreshold is 0); answered 503")]
+    public partial void LogNoneAvailable(string route, string service);
+
+    [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "Route {Route}: no endpoint of service {Service} could be reached; answered 503")]
+    public partial void LogUnreachable(string route, string service);
+
+    [LoggerMessage(EventId = 404, Level = LogLevel.Warning, Message = "Route {Route}: endpoint {Endpoint} of service {Service} failed the exchange ({Failure}); answered {Status}")]
+    public partial void LogExchangeFailed(string route, string service, string endpoint, string failure, int status);
+
+    [LoggerMessage(EventId = 405, Level = LogLevel.Warning, Message = "Route {Route}: endpoint {Endpoint} of service {Service} failed mid-response ({Outcome}); the client connection was reset")]
+    public partial void LogResponseCut(string route, string service, string endpoint, string outcome);
+}

@@ -1,0 +1,684 @@
+using System.Globalization;
+using System.IO.Pipelines;
+using System.Net;
+using System.Text;
+using Forwarder.Configuration;
+using Forwarder.L4;
+using Forwarder.L7.Http1;
+using Forwarder.L7.Routing;
+using Forwarder.LoadBalancing.Health;
+using Forwarder.Metrics;
+using Forwarder.Runtime;
+using Forwarder.Transports.Features;
+using Microsoft.AspNetCore.Connections;
+
+namespace Forwarder.L7;
+
+/// <summary>
+/// One client connection of an http listener, request after request: read and validate the
+/// head, route it, pick an endpoint of the route's service, send the head and stream the body
+/// on a pooled upstream connection, then stream the response back and return the upstream
+/// connection to its pool if the exchange left it clean. Anything the proxy refuses gets its
+/// own error response and closes the connection; an upstream that fails before its response
+/// head gets 502/503/504 (or a retry), one that fails after it gets the client connection reset,
+/// so the client never takes a cut response for a whole one.
+/// </summary>
+internal sealed class Http1ProxySession
+{
+    /// <summary>How long a refused client may go on sending before the connection is closed under it.</summary>
+    private static readonly TimeSpan LingerTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly Http1ProxyHandler _handler;
+    private readonly ConnectionTracker _tracker;
+    private readonly ClientConnection _client;
+    private readonly ListenerHost _host;
+    private readonly ListenerMetrics _listenerMetrics;
+    private readonly CancellationToken _stopping;
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private readonly IPAddress? _clientAddress;
+    private readonly Http1RequestHead _request = new();
+    private readonly Http1ResponseHead _response = new();
+    private readonly Http1BodyForwarder _requestBody;
+    private readonly Http1BodyForwarder _responseBody;
+    private readonly HashSet<int> _tried = [];
+    private ConnectionContext? _upstream;
+    private volatile bool _idle;
+    private int _requestCount;
+
+    public Http1ProxySession(Http1ProxyHandler handler, ClientConnection client, ListenerHost host, ListenerMetrics listenerMetrics, CancellationToken stopping)
+    {
+        _handler = handler;
+        _tracker = handler.Tracker;
+        _client = client;
+        _host = host;
+        _listenerMetrics = listenerMetrics;
+        _stopping = stopping;
+        _input = client.Client.Transport.Input;
+        _output = client.Client.Transport.Output;
+        _clientAddress = (client.Client.RemoteEndPoint as IPEndPoint)?.Address is { } address && address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : (client.Client.RemoteEndPoint as IPEndPoint)?.Address;
+        _requestBody = new Http1BodyForwarder(client, _tracker);
+        _responseBody = new Http1BodyForwarder(client, _tracker);
+    }
+
+    private enum HeadOutcome
+    {
+        Parsed,
+        Closed,
+        Refused,
+    }
+
+    /// <summary>Why an exchange with an upstream ended before a usable response head.</summary>
+    private enum ExchangeFailure
+    {
+        None,
+
+        /// <summary>The connection closed or reset before a response head.</summary>
+        Reset,
+
+        /// <summary>No response head within the route's timeout.</summary>
+        Timeout,
+
+        /// <summary>A response head that does not parse, or a 101 nobody asked for.</summary>
+        BadResponse,
+
+        /// <summary>The client's body broke (bad chunk, too large, client gone) while it was being sent.</summary>
+        ClientBody,
+    }
+
+    /// <summary>Runs the connection to its end; connection failures end it quietly.</summary>
+    public async Task RunAsync()
+    {
+        _client.IdleTimeout = TimeSpan.Zero;
+        _client.AttachUpstream(reason => Volatile.Read(ref _upstream)?.Abort(new ConnectionAbortedException(reason)));
+        using var stopping = _stopping.UnsafeRegister(static s => ((Http1ProxySession)s!).OnStopping(), this);
+        try
+        {
+            while (_host.Model.Http is { } model)
+            {
+                var (outcome, error) = await ReadRequestHeadAsync(model.Config).ConfigureAwait(false);
+                if (outcome == HeadOutcome.Closed)
+                {
+                    return;
+                }
+
+                if (outcome == HeadOutcome.Refused)
+                {
+                    // The head did not parse: what it holds is not a request to describe.
+                    _request.Reset(0);
+                    await RefuseAsync(model, route: null, error.Status, error.Reason, _tracker.Now).ConfigureAwait(false);
+                    return;
+                }
+
+                if (!await ServeAsync(model).ConfigureAwait(false))
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (IsConnectionFailure(ex))
+        {
+            // The client (or the upstream, when it was being read) went away: nothing to answer.
+        }
+        finally
+        {
+            _client.DisarmDeadline();
+        }
+    }
+
+    private void OnStopping()
+    {
+        // Between requests there is nothing to finish: wake the idle read so the connection closes now.
+        if (_idle)
+        {
+            _input.CancelPendingRead();
+        }
+    }
+
+    /// <summary>
+    /// Waits for the next request head: up to the keep-alive timeout for its first byte (then
+    /// closes quietly), up to the header timeout from there to its end (then 408).
+    /// </summary>
+    private async ValueTask<(HeadOutcome Outcome, Http1Error Error)> ReadRequestHeadAsync(HttpListenerConfig config)
+    {
+        var deadline = _tracker.DeadlineAfter(config.KeepAliveTimeout);
+        _client.ArmDeadline(deadline, _input);
+        var started = false;
+        _idle = true;
+        try
+        {
+            while (true)
+            {
+                var result = await _input.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                if (result.IsCanceled)
+                {
+                    if (_client.DisarmDeadline())
+                    {
+                        return started ? (HeadOutcome.Refused, new Http1Error(408, "request head not received within the header timeout")) : (HeadOutcome.Closed, default);
+                    }
+
+                    if (_stopping.IsCancellationRequested && buffer.IsEmpty)
+                    {
+                        return (HeadOutcome.Closed, default);
+                    }
+
+                    _client.ArmDeadline(deadline, _input);
+                }
+
+                if (!started && !buffer.IsEmpty)
+                {
+                    started = true;
+                    _idle = false;
+                    deadline = _tracker.DeadlineAfter(config.HeaderTimeout);
+                    _client.ArmDeadline(deadline, _input);
+                }
+
+                var status = Http1RequestParser.TryParse(buffer, config.Limits, _request, out var consumed, out var error);
+                if (status == Http1ParseStatus.Complete)
+                {
+                    _input.AdvanceTo(consumed);
+                    _client.DisarmDeadline();
+                    return (HeadOutcome.Parsed, default);
+                }
+
+                if (status == Http1ParseStatus.Error)
+                {
+                    _input.AdvanceTo(buffer.End);
+                    _client.DisarmDeadline();
+                    return (HeadOutcome.Refused, error);
+                }
+
+                if (result.IsCompleted)
+                {
+                    // Closed between requests, or part-way through a head nobody will finish.
+                    _input.AdvanceTo(buffer.End);
+                    _client.DisarmDeadline();
+                    return (HeadOutcome.Closed, default);
+                }
+
+                _input.AdvanceTo(buffer.Start, buffer.End);
+            }
+        }
+        finally
+        {
+            _idle = false;
+        }
+    }
+
+    /// <summary>Serves one parsed request; true when the connection stays open for the next.</summary>
+    private async ValueTask<bool> ServeAsync(HttpListenerModel model)
+    {
+        var started = _tracker.Now;
+        _requestBody.ClearCount();
+        var route = model.Routes.Match(_request);
+        if (route is null)
+        {
+            await RefuseAsync(model, null, 404, "no route matches", started).ConfigureAwait(false);
+            return false;
+        }
+
+        route.Metrics.RequestStarted();
+        if (model.Config.MaxBodySize < _request.ContentLength)
+        {
+            await RefuseAsync(model, route, 413, "body larger than maxBodySize", started).ConfigureAwait(false);
+            return false;
+        }
+
+        route.Budget.RequestStarted();
+        try
+        {
+            return await ForwardAsync(model, route, started).ConfigureAwait(false);
+        }
+        finally
+        {
+            route.Budget.RequestEnded();
+        }
+    }
+
+    private async ValueTask<bool> ForwardAsync(HttpListenerModel model, RouteModel route, long started)
+    {
+        var service = route.PickService();
+        var balancer = service.Balancer;
+        service.Metrics.Http.RequestStarted();
+        GeneratedCookie? generated = null;
+        var key = service.HashesRequests ? RequestHashKey.Compute(service.Config.Lb.HashKeys, _request, _clientAddress, out generated) : null;
+        var index = key is { } hash ? balancer.Pick(hash) : balancer.Pick();
+        if (index < 0)
+        {
+            service.Metrics.NoneAvailable();
+            _handler.LogNoneAvailable(route.Config.Name, service.Config.Name);
+            await RefuseAsync(model, route, 503, "no endpoint available", started, service).ConfigureAwait(false);
+            return false;
+        }
+
+        var requestId = NextRequestId();
+        var retryable = IsIdempotent(_request.Method) && !_request.HasBody && !_request.Upgrade;
+        var retries = 0;
+        var holdsRetry = false;
+        _tried.Clear();
+        try
+        {
+            while (true)
+            {
+                var leased = await _handler.Connector.ConnectAsync(service, index, _tried, pooled: true, _client.Client.ConnectionClosed).ConfigureAwait(false);
+                if (leased is not { } lease)
+                {
+                    service.Metrics.AttemptsExhausted();
+                    _handler.LogUnreachable(route.Config.Name, service.Config.Name);
+                    await RefuseAsync(model, route, 503, "no endpoint reachable", started, service, retries: retries).ConfigureAwait(false);
+                    return false;
+                }
+
+                var exchange = new Exchange(this, model, route, service, lease, started, requestId, retries);
+                var failure = await exchange.SendAndReceiveHeadAsync().ConfigureAwait(false);
+                if (failure == ExchangeFailure.None && !(retryable && route.Config.Retry.Retries(_response.Status) && retries < route.Config.Retry.Attempts))
+                {
+                    return await exchange.CompleteAsync(generated).ConfigureAwait(false);
+                }
+
+                // The exchange failed, or answered a status the route retries: this connection is done.
+                var stale = failure == ExchangeFailure.Reset && lease.Reused && exchange.NothingReceived && !_request.HasBody;
+                await exchange.AbandonAsync(reportFailure: !stale).ConfigureAwait(false);
+                if (stale)
+                {
+                    // A pooled connection the upstream closed just as it was reused: the request
+                    // never reached it, so any request may go again, to the same endpoint.
+                    _tried.Remove(lease.Index);
+                    continue;
+                }
+
+                var status = failure switch
+                {
+                    ExchangeFailure.None => _response.Status,
+                    ExchangeFailure.Timeout => 504,
+                    ExchangeFailure.ClientBody => exchange.ClientBodyStatus,
+                    _ => 502,
+                };
+                var retryOn = failure switch
+                {
+                    ExchangeFailure.Reset => (route.Config.Retry.On & RetryOn.Reset) != 0,
+                    ExchangeFailure.Timeout => (route.Config.Retry.On & RetryOn.Timeout) != 0,
+                    ExchangeFailure.None => true,
+                    _ => false,
+                };
+                if (retryable && retryOn && retries < route.Config.Retry.Attempts && (holdsRetry || route.Budget.TryStartRetry()))
+                {
+                    holdsRetry = true;
+                    retries++;
+                    route.Metrics.Retried();
+                    service.Metrics.Http.Retried();
+                    index = balancer.NextUntried(_tried, lease.Index);
+                    if (index < 0)
+                    {
+                        // Every endpoint has had its go: start the round again.
+                        _tried.Clear();
+                        index = key is { } again ? balancer.Pick(again) : balancer.Pick();
+                        index = index < 0 ? lease.Index : index;
+                    }
+
+                    continue;
+                }
+
+                _handler.LogExchangeFailed(route.Config.Name, service.Config.Name, lease.Endpoint.Config.Address, failure == ExchangeFailure.None ? $"status {status}" : failure.ToString(), status);
+                await RefuseAsync(model, route, status, failure.ToString(), started, service, lease.Endpoint, retries).ConfigureAwait(false);
+                return false;
+            }
+        }
+        finally
+        {
+            if (holdsRetry)
+            {
+                route.Budget.RetryEnded();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Answers a request the proxy will not (or cannot) forward with its own error response,
+    /// then closes the connection gracefully: the FIN goes out after the response and the
+    /// client's further bytes are read and dropped for a moment, so that closing with unread
+    /// input does not reset the connection and destroy the response before the client reads it.
+    /// </summary>
+    private async ValueTask RefuseAsync(HttpListenerModel model, RouteModel? route, int status, string reason, long started, ServiceModel? service = null, UpstreamEndpoint? endpoint = null, int retries = 0)
+    {
+        _handler.LogRefused(_client.Client.ConnectionId, status, reason);
+        route?.Metrics.Responded(status);
+        service?.Metrics.Http.Responded(status);
+        _listenerMetrics.HttpRefused(status);
+        Http1ResponseWriter.WriteError(_output, status);
+        await _output.FlushAsync().ConfigureAwait(false);
+        Log(model, route, service, endpoint, status, 0, started, null, retries, requestId: null);
+        await _output.CompleteAsync().ConfigureAwait(false);
+        _client.ArmDeadline(_tracker.DeadlineAfter(LingerTimeout), _input);
+        while (true)
+        {
+            var result = await _input.ReadAsync().ConfigureAwait(false);
+            _input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                return;
+            }
+        }
+    }
+
+    private void Log(HttpListenerModel model, RouteModel? route, ServiceModel? service, UpstreamEndpoint? endpoint, int status, long bytesSent, long started, double? upstreamMilliseconds, int retries, string? requestId)
+    {
+        if (model.AccessLog is not { } log)
+        {
+            return;
+        }
+
+        log.Write(new AccessLogEntry(
+            DateTimeOffset.UtcNow,
+            _host.Model.Config.Name,
+            route?.Config.Name,
+            service?.Config.Name,
+            endpoint?.Config.Address,
+            _clientAddress,
+            Encoding.ASCII.GetString(_request.Method),
+            Encoding.Latin1.GetString(_request.Host),
+            Encoding.Latin1.GetString(_request.Target),
+            status,
+            _request.Bytes.Length + _requestBody.Forwarded,
+            bytesSent,
+            _tracker.Since(started).TotalMilliseconds,
+            upstreamMilliseconds,
+            retries,
+            requestId ?? string.Empty));
+    }
+
+    private string NextRequestId()
+        => string.Create(CultureInfo.InvariantCulture, $"{_client.Client.ConnectionId}-{++_requestCount:x}");
+
+    private static bool IsIdempotent(ReadOnlySpan<byte> method)
+        => method.SequenceEqual("GET"u8) || method.SequenceEqual("HEAD"u8) || method.SequenceEqual("OPTIONS"u8)
+            || method.SequenceEqual("PUT"u8) || method.SequenceEqual("DELETE"u8) || method.SequenceEqual("TRACE"u8);
+
+    private static bool IsConnectionFailure(Exception ex)
+        => ex is IOException or ConnectionResetException or ConnectionAbortedException or OperationCanceledException or ObjectDisposedException or InvalidOperationException;
+
+    private static Http1BodyFraming RequestFraming(Http1RequestHead request)
+        => request.Chunked ? Http1BodyFraming.Chunked : request.ContentLength > 0 ? Http1BodyFraming.Length : Http1BodyFraming.None;
+
+    /// <summary>One attempt at a request on one upstream connection.</summary>
+    private sealed class Exchange(Http1ProxySession session, HttpListenerModel model, RouteModel route, ServiceModel service, UpstreamLease lease, long started, string requestId, int retries)
+    {
+        private readonly ConnectionContext _connection = lease.Connection;
+        private Task<BodyOutcome>? _requestBody;
+        private bool _clientBodyFailed;
+        private long _sentAt;
+        private double _upstreamMilliseconds;
+
+        /// <summary>The connection closed without a single byte of response.</summary>
+        public bool NothingReceived { get; private set; } = true;
+
+        /// <summary>The status to answer when the client's body broke.</summary>
+        public int ClientBodyStatus { get; private set; } = 400;
+
+        /// <summary>The client's body broke, and the upstream connection was aborted for it.</summary>
+        private bool ClientBodyFailed => Volatile.Read(ref _clientBodyFailed);
+
+        /// <summary>Sends the head, starts the body on its way, and reads up to the final response head (forwarding 1xx).</summary>
+        public async ValueTask<ExchangeFailure> SendAndReceiveHeadAsync()
+        {
+            var request = session._request;
+            Volatile.Write(ref session._upstream, _connection);
+            var output = _connection.Transport.Output;
+            Http1RequestWriter.Write(output, request, new ForwardingContext(session._clientAddress ?? IPAddress.None, "http", requestId));
+            _sentAt = session._tracker.Now;
+            try
+            {
+                var flushed = await output.FlushAsync().ConfigureAwait(false);
+                if (flushed.IsCompleted)
+                {
+                    return ExchangeFailure.Reset;
+                }
+
+                if (request.HasBody)
+                {
+                    session._client.IdleTimeout = route.Config.Timeout;
+                    _requestBody = ForwardRequestBodyAsync(output);
+                }
+
+                return await ReceiveHeadAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsConnectionFailure(ex))
+            {
+                return ClientBodyFailed ? ExchangeFailure.ClientBody : ExchangeFailure.Reset;
+            }
+        }
+
+        /// <summary>
+        /// Streams the request body alongside the wait for the response. A body that breaks
+        /// (bad chunk, over the limit, client gone) aborts the upstream connection, so the
+        /// exchange answers the client at once instead of waiting out the route's timeout.
+        /// </summary>
+        private async Task<BodyOutcome> ForwardRequestBodyAsync(PipeWriter output)
+        {
+            var request = session._request;
+            BodyOutcome outcome;
+            try
+            {
+                outcome = await session._requestBody.ForwardAsync(session._input, output, RequestFraming(request), request.ContentLength ?? 0, model.Config.MaxBodySize, flushLast: true).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsConnectionFailure(ex))
+            {
+                // Writing to the upstream failed: the response side sees the same failure.
+                return BodyOutcome.TargetClosed;
+            }
+
+            if (outcome is BodyOutcome.Invalid or BodyOutcome.TooLarge or BodyOutcome.Truncated)
+            {
+                ClientBodyStatus = outcome == BodyOutcome.TooLarge ? 413 : 400;
+                Volatile.Write(ref _clientBodyFailed, true);
+                _connection.Abort(new ConnectionAbortedException($"The client's request body failed: {outcome}."));
+            }
+
+            return outcome;
+        }
+
+        private async ValueTask<ExchangeFailure> ReceiveHeadAsync()
+        {
+            var input = _connection.Transport.Input;
+            var client = session._client;
+            var isHead = session._request.Method.SequenceEqual("HEAD"u8);
+            client.ArmDeadline(session._tracker.DeadlineAfter(route.Config.Timeout), input);
+            try
+            {
+                while (true)
+                {
+                    var result = await input.ReadAsync().ConfigureAwait(false);
+                    var buffer = result.Buffer;
+                    if (result.IsCanceled)
+                    {
+                        return ExchangeFailure.Timeout;
+                    }
+
+                    NothingReceived &= buffer.IsEmpty;
+                    var status = Http1ResponseParser.TryParse(buffer, model.Config.Limits, isHead, session._response, out var consumed, out _);
+                    if (status == Http1ParseStatus.Error)
+                    {
+                        input.AdvanceTo(buffer.End);
+                        return ExchangeFailure.BadResponse;
+                    }
+
+                    if (status == Http1ParseStatus.NeedMore)
+                    {
+                        if (result.IsCompleted)
+                        {
+                            input.AdvanceTo(buffer.End);
+                            return ClientBodyFailed ? ExchangeFailure.ClientBody : ExchangeFailure.Reset;
+                        }
+
+                        input.AdvanceTo(buffer.Start, buffer.End);
+                        continue;
+                    }
+
+                    input.AdvanceTo(consumed);
+                    if (!session._response.IsInterim)
+                    {
+                        _upstreamMilliseconds = session._tracker.Since(_sentAt).TotalMilliseconds;
+                        return session._response.Status == 101 && !session._request.Upgrade ? ExchangeFailure.BadResponse : ExchangeFailure.None;
+                    }
+
+                    // 100 Continue and friends go to the client as they come (HTTP/1.0 clients know none of them).
+                    if (session._request.Version != Http1Version.Http10)
+                    {
+                        Http1ResponseWriter.Write(session._output, session._response, closeAfter: false, setCookie: null);
+                        await session._output.FlushAsync().ConfigureAwait(false);
+                    }
+                }
+            }
+            finally
+            {
+                client.DisarmDeadline();
+            }
+        }
+
+        /// <summary>Forwards the final response and settles both connections; true when the client connection stays open.</summary>
+        public async ValueTask<bool> CompleteAsync(GeneratedCookie? generated)
+        {
+            var response = session._response;
+            var request = session._request;
+            var endpoint = lease.Endpoint;
+            var status = response.Status;
+            route.Metrics.UpstreamLatency.Record(TimeSpan.FromMilliseconds(_upstreamMilliseconds));
+            service.Metrics.Http.UpstreamLatency.Record(TimeSpan.FromMilliseconds(_upstreamMilliseconds));
+            if (status >= 500)
+            {
+                service.Health.ReportFailure(endpoint.Health);
+            }
+            else
+            {
+                ServiceHealth.ReportSuccess(endpoint.Health);
+            }
+
+            if (status == 101)
+            {
+                return await TunnelAsync().ConfigureAwait(false);
+            }
+
+            var closeAfter = !request.KeepAlive || response.Framing == Http1BodyFraming.UntilClose || session._stopping.IsCancellationRequested;
+            var output = session._output;
+            var before = output.UnflushedBytes;
+            Http1ResponseWriter.Write(output, response, closeAfter, generated?.SetCookieValue);
+            var headBytes = output.UnflushedBytes - before;
+            session._client.IdleTimeout = route.Config.Timeout;
+            var body = await session._responseBody.ForwardAsync(_connection.Transport.Input, output, response.Framing, response.ContentLength, limit: null, flushLast: false).ConfigureAwait(false);
+            if (body != BodyOutcome.Complete)
+            {
+                // The client already has part of the response: only a reset tells it the rest is missing.
+                session._handler.LogResponseCut(route.Config.Name, service.Config.Name, endpoint.Config.Address, body.ToString());
+                Reset(session._client.Client);
+                Account(status, headBytes, aborted: true);
+                await AbandonAsync(reportFailure: body != BodyOutcome.TargetClosed).ConfigureAwait(false);
+                return false;
+            }
+
+            var flushed = await output.FlushAsync().ConfigureAwait(false);
+            session._client.IdleTimeout = TimeSpan.Zero;
+            var requestBodyDone = await SettleRequestBodyAsync().ConfigureAwait(false);
+            Account(status, headBytes + session._responseBody.Forwarded, aborted: false);
+            await ReleaseAsync(reusable: response.KeepAlive && requestBodyDone && response.Framing != Http1BodyFraming.UntilClose).ConfigureAwait(false);
+            return !closeAfter && requestBodyDone && !flushed.IsCompleted;
+        }
+
+        /// <summary>The exchange is given up: the connection is closed, not pooled, and optionally the endpoint charged with a failure.</summary>
+        public async ValueTask AbandonAsync(bool reportFailure)
+        {
+            if (reportFailure)
+            {
+                service.Health.ReportFailure(lease.Endpoint.Health);
+            }
+
+            _connection.Abort(new ConnectionAbortedException("The exchange was abandoned."));
+            if (_requestBody is not null)
+            {
+                session._input.CancelPendingRead();
+                await SettleRequestBodyAsync().ConfigureAwait(false);
+            }
+
+            await ReleaseAsync(reusable: false).ConfigureAwait(false);
+        }
+
+        /// <summary>A 101 to an upgrade request: from here on the two connections just carry bytes both ways.</summary>
+        private async ValueTask<bool> TunnelAsync()
+        {
+            Http1ResponseWriter.Write(session._output, session._response, closeAfter: false, setCookie: null);
+            await session._output.FlushAsync().ConfigureAwait(false);
+            Account(101, 0, aborted: false);
+            session._client.IdleTimeout = service.Config.IdleTimeout;
+            Volatile.Write(ref session._upstream, null);
+            try
+            {
+                await new TcpProxySession(session._client, _connection, session._listenerMetrics, service.Metrics, session._tracker).RunAsync(splicer: null, directSend: false).ConfigureAwait(false);
+            }
+            finally
+            {
+                await ReleaseAsync(reusable: false).ConfigureAwait(false);
+            }
+
+            return false;
+        }
+
+        /// <summary>Waits for the request body to finish; false when it did not (the client connection cannot go on).</summary>
+        private async ValueTask<bool> SettleRequestBodyAsync()
+        {
+            if (_requestBody is not { } body)
+            {
+                return true;
+            }
+
+            _requestBody = null;
+            if (!body.IsCompleted)
+            {
+                // The upstream answered before taking the whole body: the rest will never be read.
+                session._input.CancelPendingRead();
+            }
+
+            try
+            {
+                return await body.ConfigureAwait(false) == BodyOutcome.Complete;
+            }
+            catch (Exception ex) when (IsConnectionFailure(ex))
+            {
+                return false;
+            }
+        }
+
+        private void Account(int status, long bytesSent, bool aborted)
+        {
+            route.Metrics.Responded(status);
+            service.Metrics.Http.Responded(status);
+            if (aborted)
+            {
+                route.Metrics.Abort();
+                service.Metrics.Http.Abort();
+            }
+
+            session._listenerMetrics.AddSent(bytesSent);
+            session._listenerMetrics.AddReceived(session._request.Bytes.Length + session._requestBody.Forwarded);
+            session.Log(model, route, service, lease.Endpoint, status, bytesSent, started, _upstreamMilliseconds, retries, requestId);
+        }
+
+        private async ValueTask ReleaseAsync(bool reusable)
+        {
+            Volatile.Write(ref session._upstream, null);
+            lease.Endpoint.State.End();
+            await lease.Endpoint.Pool.ReturnAsync(_connection, reusable).ConfigureAwait(false);
+        }
+
+        private static void Reset(ConnectionContext connection)
+        {
+            if (connection.Features.Get<IConnectionResetFeature>() is { } reset)
+            {
+                reset.Reset();
+            }
+            else
+            {
+                connection.Abort(new ConnectionAbortedException("The upstream failed mid-response."));
+            }
+        }
+    }
+}

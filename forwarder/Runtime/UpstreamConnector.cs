@@ -1,0 +1,99 @@
+using System.Net.Sockets;
+using Forwarder.LoadBalancing.Health;
+using Forwarder.Metrics;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Runtime;
+
+/// <summary>A connection to one endpoint of a service, counted in that endpoint's in-flight work until released.</summary>
+/// <param name="Reused">Taken from the endpoint's keep-alive pool rather than dialled.</param>
+internal readonly record struct UpstreamLease(ConnectionContext Connection, UpstreamEndpoint Endpoint, int Index, bool Reused);
+
+/// <summary>
+/// Opens connections to a service's endpoints for both the L4 and the L7 path: the endpoint the
+/// balancer picked, or when it refuses or times out, the next untried ones, up to the service's
+/// connectAttempts. Every failure is counted, logged and reported to health (outlier detection);
+/// every success tells health the endpoint is reachable.
+/// </summary>
+internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeProvider time, ILogger<UpstreamConnector> logger)
+{
+    /// <param name="index">The endpoint the balancer picked.</param>
+    /// <param name="tried">Endpoints already used by this request (a retry); those are skipped and the ones tried here added.</param>
+    /// <param name="pooled">Take an idle connection from the endpoint's keep-alive pool, or dial one for it (L7), instead of always dialling (L4).</param>
+    /// <returns>A lease whose endpoint has begun one unit of in-flight work; null when every attempt failed or the caller gave up.</returns>
+    public async ValueTask<UpstreamLease?> ConnectAsync(ServiceModel service, int index, HashSet<int> tried, bool pooled, CancellationToken cancellationToken)
+    {
+        var balancer = service.Balancer;
+        var attempts = Math.Min(service.Config.ConnectAttempts, service.Endpoints.Length - tried.Count);
+        for (var attempt = 0; attempt < attempts && !cancellationToken.IsCancellationRequested; attempt++)
+        {
+            if (tried.Contains(index))
+            {
+                index = balancer.NextUntried(tried, index);
+                if (index < 0)
+                {
+                    return null;
+                }
+            }
+
+            var endpoint = service.Endpoints[index];
+            tried.Add(index);
+            endpoint.State.Begin();
+            if (pooled && await endpoint.Pool.TakeIdleAsync().ConfigureAwait(false) is { } idle)
+            {
+                return new UpstreamLease(idle, endpoint, index, Reused: true);
+            }
+
+            var started = time.GetTimestamp();
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(service.Config.ConnectTimeout);
+            ConnectFailure failure;
+            try
+            {
+                var connection = pooled
+                    ? await endpoint.Pool.DialAsync(timeout.Token).ConfigureAwait(false)
+                    : await dialer.ConnectAsync(endpoint.Config.EndPoint, timeout.Token).ConfigureAwait(false);
+                service.Metrics.ConnectLatency.Record(time.GetElapsedTime(started));
+                ServiceHealth.ReportSuccess(endpoint.Health);
+                return new UpstreamLease(connection, endpoint, index, Reused: false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                failure = ConnectFailure.Timeout;
+            }
+            catch (OperationCanceledException)
+            {
+                endpoint.State.End();
+                return null;
+            }
+            catch (Exception ex) when (ex is not SocketException)
+            {
+                endpoint.State.End();
+                throw;
+            }
+            catch (SocketException ex)
+            {
+                failure = Classify(ex.SocketErrorCode);
+            }
+
+            endpoint.State.End();
+            service.Metrics.ConnectFailed(failure);
+            service.Health.ReportFailure(endpoint.Health);
+            LogConnectFailed(logger, service.Config.Name, endpoint.Config.Address, failure, attempt + 1, attempts);
+        }
+
+        return null;
+    }
+
+    private static ConnectFailure Classify(SocketError error) => error switch
+    {
+        SocketError.ConnectionRefused => ConnectFailure.Refused,
+        SocketError.TimedOut => ConnectFailure.Timeout,
+        SocketError.HostUnreachable or SocketError.NetworkUnreachable or SocketError.HostNotFound or SocketError.TryAgain => ConnectFailure.Unreachable,
+        _ => ConnectFailure.Other,
+    };
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Service {Service}: connecting to {Endpoint} failed ({Failure}), attempt {Attempt} of {Attempts}")]
+    private static partial void LogConnectFailed(ILogger logger, string service, string endpoint, ConnectFailure failure, int attempt, int attempts);
+}

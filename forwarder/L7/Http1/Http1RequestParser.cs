@@ -70,13 +70,15 @@ internal static class Http1RequestParser
                 return Http1ParseStatus.Error;
             }
 
-            if (lineLength == 0)
+            // Refused as soon as the line ends, not once a whole head arrived: garbage (a TLS
+            // hello sent to a plain port) gets its 400 at once instead of filling the head limit.
+            if (lineLength == 0 || !Http1Fields.FollowsCarriageReturn(ref reader))
             {
                 error = Http1Error.BadRequest("bare LF: lines must end with CRLF");
                 return Http1ParseStatus.Error;
             }
 
-            if (lineLength == 1 && Http1Fields.FollowsCarriageReturn(ref reader))
+            if (lineLength == 1)
             {
                 if (firstLine)
                 {

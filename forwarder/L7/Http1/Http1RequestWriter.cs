@@ -46,6 +46,7 @@ internal static class Http1RequestWriter
         ReadOnlySpan<byte> forwardedFor = default;
         ReadOnlySpan<byte> via = default;
         var hasRequestId = false;
+        var wroteLength = false;
         for (var i = 0; i < head.HeaderCount; i++)
         {
             var name = head.HeaderName(i);
@@ -63,6 +64,21 @@ internal static class Http1RequestWriter
             if (Ascii.EqualsIgnoreCase(name, "via"u8))
             {
                 via = head.HeaderValue(i);
+                continue;
+            }
+
+            if (Ascii.EqualsIgnoreCase(name, "content-length"u8))
+            {
+                // Once, as the one number it was parsed to: "5, 5" or a repeated field would
+                // be framing a second parser might read differently.
+                if (!wroteLength)
+                {
+                    wroteLength = true;
+                    Append(output, "Content-Length: "u8);
+                    AppendNumber(output, head.ContentLength ?? 0);
+                    Append(output, "\r\n"u8);
+                }
+
                 continue;
             }
 
@@ -169,4 +185,11 @@ internal static class Http1RequestWriter
     }
 
     private static void Append(IBufferWriter<byte> output, ReadOnlySpan<byte> value) => output.Write(value);
+
+    private static void AppendNumber(IBufferWriter<byte> output, long value)
+    {
+        var span = output.GetSpan(20);
+        value.TryFormat(span, out var written, provider: System.Globalization.CultureInfo.InvariantCulture);
+        output.Advance(written);
+    }
 }

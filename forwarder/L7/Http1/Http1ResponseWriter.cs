@@ -28,6 +28,7 @@ internal static class Http1ResponseWriter
 
         var connection = head["connection"u8];
         ReadOnlySpan<byte> via = default;
+        var wroteLength = false;
         for (var i = 0; i < head.HeaderCount; i++)
         {
             var name = head.HeaderName(i);
@@ -38,6 +39,21 @@ internal static class Http1ResponseWriter
 
             if (IsHopByHop(name, connection))
             {
+                continue;
+            }
+
+            if (head.Framing == Http1BodyFraming.Length && Ascii.EqualsIgnoreCase(name, "content-length"u8))
+            {
+                // Once, as the number it was parsed to (a list of equal values is allowed in, not
+                // out). Without a body (HEAD, 304) the field only informs and passes as it is.
+                if (!wroteLength)
+                {
+                    wroteLength = true;
+                    output.Write("Content-Length: "u8);
+                    WriteNumber(output, head.ContentLength);
+                    output.Write("\r\n"u8);
+                }
+
                 continue;
             }
 
@@ -110,9 +126,9 @@ internal static class Http1ResponseWriter
         return false;
     }
 
-    private static void WriteNumber(IBufferWriter<byte> output, int value)
+    private static void WriteNumber(IBufferWriter<byte> output, long value)
     {
-        var span = output.GetSpan(11);
+        var span = output.GetSpan(20);
         value.TryFormat(span, out var written, provider: CultureInfo.InvariantCulture);
         output.Advance(written);
     }

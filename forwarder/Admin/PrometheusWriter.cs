@@ -78,15 +78,7 @@ internal static class PrometheusWriter
         Family(text, "forwarder_upstream_connect_duration_seconds", "histogram", "Time to establish upstream connections.");
         foreach (var s in services)
         {
-            var cumulative = s.ConnectLatency.CumulativeCounts();
-            for (var i = 0; i < LatencyHistogram.Bounds.Length; i++)
-            {
-                Sample(text, "forwarder_upstream_connect_duration_seconds_bucket", $"service=\"{s.Name}\",le=\"{LatencyHistogram.Bounds[i].ToString(CultureInfo.InvariantCulture)}\"", cumulative[i]);
-            }
-
-            Sample(text, "forwarder_upstream_connect_duration_seconds_bucket", $"service=\"{s.Name}\",le=\"+Inf\"", cumulative[^1]);
-            text.Append(CultureInfo.InvariantCulture, $"forwarder_upstream_connect_duration_seconds_sum{{service=\"{s.Name}\"}} {s.ConnectLatency.SumSeconds:R}\n");
-            Sample(text, "forwarder_upstream_connect_duration_seconds_count", $"service=\"{s.Name}\"", cumulative[^1]);
+            Histogram(text, "forwarder_upstream_connect_duration_seconds", $"service=\"{s.Name}\"", s.ConnectLatency);
         }
 
         Family(text, "forwarder_upstream_none_available_total", "counter", "Client connections closed because health left no endpoint to try (panicThreshold 0).");
@@ -95,6 +87,7 @@ internal static class PrometheusWriter
             Sample(text, "forwarder_upstream_none_available_total", $"service=\"{s.Name}\"", s.NoneAvailableCount);
         }
 
+        HttpMetricsWriter.Write(text, metrics, listeners, services);
         WriteEndpoints(text, runtime);
         Family(text, "forwarder_config_reloads_total", "counter", "Config reloads, by result.");
         Sample(text, "forwarder_config_reloads_total", "result=\"ok\"", metrics.ReloadsSucceeded);
@@ -173,11 +166,34 @@ internal static class PrometheusWriter
         }
     }
 
-    private static void Family(StringBuilder text, string name, string type, string help)
+    /// <summary>The _bucket series (le="+Inf" last), _sum and _count of one histogram series; the family is declared by the caller.</summary>
+    internal static void Histogram(StringBuilder text, string name, string labels, LatencyHistogram histogram)
+    {
+        var cumulative = histogram.CumulativeCounts();
+        for (var i = 0; i < LatencyHistogram.Bounds.Length; i++)
+        {
+            Sample(text, $"{name}_bucket", $"{labels},le=\"{LatencyHistogram.Bounds[i].ToString(CultureInfo.InvariantCulture)}\"", cumulative[i]);
+        }
+
+        Sample(text, $"{name}_bucket", $"{labels},le=\"+Inf\"", cumulative[^1]);
+        text.Append(CultureInfo.InvariantCulture, $"{name}_sum{{{labels}}} {histogram.SumSeconds:R}\n");
+        Sample(text, $"{name}_count", labels, cumulative[^1]);
+    }
+
+    /// <summary>
+    /// A label value as the text format wants it: backslash, double quote and line feed escaped.
+    /// Listener and service names need none (the config allows letters, digits, '-', '_' and '.'); route names are free text.
+    /// </summary>
+    internal static string LabelValue(string value)
+        => value.Replace("\\", "\\\\", StringComparison.Ordinal)
+            .Replace("\"", "\\\"", StringComparison.Ordinal)
+            .Replace("\n", "\\n", StringComparison.Ordinal);
+
+    internal static void Family(StringBuilder text, string name, string type, string help)
         => text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
             .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
 
-    private static void Sample(StringBuilder text, string name, string labels, long value)
+    internal static void Sample(StringBuilder text, string name, string labels, long value)
     {
         text.Append(name);
         if (labels.Length > 0)

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Forwarder.L7.Http1;
 using Forwarder.L7.Routing;
 using YamlDotNet.RepresentationModel;
@@ -112,15 +113,16 @@ internal static class HttpListenerReader
         List<string> methods = [];
         if (fields.TryGetValue("methods", out var methodsNode) && reader.Sequence(methodsNode, $"{path}.methods") is { } methodList)
         {
-            foreach (var methodNode in methodList.Children)
+            for (var i = 0; i < methodList.Children.Count; i++)
             {
+                var methodNode = methodList.Children[i];
                 if (methodNode is YamlScalarNode { Value: { Length: > 0 } method } && method.All(char.IsAsciiLetterUpper))
                 {
                     methods.Add(method);
                 }
                 else
                 {
-                    reader.Error(methodNode, $"{path}.methods", "expected a method in capitals such as GET or POST");
+                    reader.Error(methodNode, $"{path}.methods[{i}]", $"expected a method in capitals such as GET or POST, got '{Describe(methodNode)}'");
                     ok = false;
                 }
             }
@@ -188,6 +190,13 @@ internal static class HttpListenerReader
 
         try
         {
+            if (kind == PathMatchKind.Regex)
+            {
+                // On its own first: PathMatch wraps it as ^(?:VALUE)$, which a value such as
+                // "/a)|(/b" would escape, matching unanchored instead of failing.
+                _ = new Regex(value, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking);
+            }
+
             return new PathMatch(kind, value);
         }
         catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
@@ -281,8 +290,9 @@ internal static class HttpListenerReader
         if (fields.TryGetValue("on", out var onNode) && reader.Sequence(onNode, $"{path}.on") is { } conditions)
         {
             on = RetryOn.None;
-            foreach (var condition in conditions.Children)
+            for (var i = 0; i < conditions.Children.Count; i++)
             {
+                var condition = conditions.Children[i];
                 RetryOn? flag = (condition as YamlScalarNode)?.Value switch
                 {
                     "reset" => RetryOn.Reset,
@@ -295,7 +305,7 @@ internal static class HttpListenerReader
                 };
                 if (flag is null)
                 {
-                    reader.Error(condition, $"{path}.on", $"expected {RetryOnExpected}");
+                    reader.Error(condition, $"{path}.on[{i}]", $"expected {RetryOnExpected}, got '{Describe(condition)}'");
                     continue;
                 }
 
@@ -309,6 +319,14 @@ internal static class HttpListenerReader
             BudgetPercent: reader.Int(fields, path, "budgetPercent", RetryPolicy.Default.BudgetPercent, 0, 100),
             MinConcurrent: reader.Int(fields, path, "minConcurrent", RetryPolicy.Default.MinConcurrent, 0, 10_000));
     }
+
+    private static string Describe(YamlNode node) => node switch
+    {
+        YamlScalarNode scalar => scalar.Value ?? string.Empty,
+        YamlSequenceNode => "a list",
+        YamlMappingNode => "a mapping",
+        _ => node.ToString(),
+    };
 
     private static bool IsHostPattern(string host)
     {

@@ -565,7 +565,17 @@ internal sealed class Http1ProxySession
             Http1ResponseWriter.Write(output, response, closeAfter, generated?.SetCookieValue);
             var headBytes = output.UnflushedBytes - before;
             session._client.IdleTimeout = route.Config.Timeout;
-            var body = await session._responseBody.ForwardAsync(_connection.Transport.Input, output, response.Framing, response.ContentLength, limit: null, flushLast: false).ConfigureAwait(false);
+            BodyOutcome body;
+            try
+            {
+                body = await session._responseBody.ForwardAsync(_connection.Transport.Input, output, response.Framing, response.ContentLength, limit: null, flushLast: false).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsConnectionFailure(ex))
+            {
+                // A reset from the upstream (or the client gone): either way the response is cut.
+                body = BodyOutcome.Truncated;
+            }
+
             if (body != BodyOutcome.Complete)
             {
                 // The client already has part of the response: only a reset tells it the rest is missing.

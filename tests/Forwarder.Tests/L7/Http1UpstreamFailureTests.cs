@@ -1,0 +1,195 @@
+using System.Net.Sockets;
+using Forwarder.Tests.Infrastructure;
+using static Forwarder.Tests.L7.Http1ProxyTests;
+
+namespace Forwarder.Tests.L7;
+
+/// <summary>
+/// Upstreams that fail: before the response (an error status or a retry), after it started (the
+/// client sees a reset, never a cut response passed off as whole), slowly (504), or repeatedly
+/// (ejected by outlier detection). Pooled connections the upstream closed are never reused.
+/// </summary>
+public sealed class Http1UpstreamFailureTests
+{
+    [Fact]
+    public async Task UpstreamDyingMidResponse_ResetsTheClient_InsteadOfEndingTheResponse()
+    {
+        await using var backend = new HttpTestBackend(async (_, socket) =>
+        {
+            await HttpTestBackend.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + new string('x', 1000));
+            socket.LingerState = new LingerOption(true, 0);
+            socket.Close();
+            return false;
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
+        await HttpTestBackend.SendAsync(socket, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+
+        var received = new MemoryStream();
+        var buffer = new byte[64 * 1024];
+        var reset = false;
+        try
+        {
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, new CancellationTokenSource(SocketClient.ReadTimeout).Token) is var read and > 0)
+            {
+                received.Write(buffer, 0, read);
+            }
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            reset = true;
+        }
+
+        Assert.True(reset, $"the client saw a clean close after {received.Length} bytes instead of a reset");
+        Assert.True(received.Length < 100_000, "never the whole response");
+        await Eventually.TrueAsync(() => forwarder.Metrics.Route("web", "route-0").Aborted == 1, "the cut response is counted");
+    }
+
+    [Fact]
+    public async Task UpstreamThatNeverAnswers_Gets504AfterTheRouteTimeout()
+    {
+        await using var backend = new HttpTestBackend(async (_, socket) =>
+        {
+            // Says nothing; returns once the proxy gives up and closes the connection.
+            while (await socket.ReceiveAsync(new byte[1], SocketFlags.None) > 0)
+            {
+            }
+
+            return false;
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: app, timeout: 1s, retries: { attempts: 0 } }", Service("app", string.Empty, backend)));
+        var (status, _, _) = await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        Assert.Equal(504, status);
+        Assert.Equal(1, forwarder.Metrics.Route("web", "route-0").Responses(4));
+    }
+
+    [Fact]
+    public async Task NoEndpointReachable_Gets503()
+    {
+        var closedPort = FreeClosedPort();
+        var services = $"app:\n  connectAttempts: 2\n  endpoints:\n    - address: 127.0.0.1:{closedPort}";
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", services));
+        var (status, _, body) = await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        Assert.Equal(503, status);
+        Assert.Contains("503", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task IdempotentRequest_IsRetriedOnAnotherEndpoint_WhenTheFirstResets_ButPostIsNot()
+    {
+        await using var broken = new HttpTestBackend((_, socket) =>
+        {
+            socket.LingerState = new LingerOption(true, 0);
+            socket.Close();
+            return Task.FromResult(false);
+        });
+        await using var good = HttpTestBackend.Text("good");
+        var services = Service("app", "lb: { policy: round_robin }", broken, good);
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { name: main, service: app, retries: { attempts: 2, on: [reset, 503] } }", services));
+        var web = forwarder.EndPoint("web");
+
+        for (var i = 0; i < 4; i++)
+        {
+            var (status, _, body) = await ExchangeAsync(web, $"GET /{i} HTTP/1.1\r\nHost: a\r\n\r\n");
+            Assert.Equal((200, "good"), (status, body));
+        }
+
+        Assert.True(forwarder.Metrics.Route("web", "main").Retries >= 1, "at least one request went to the broken endpoint first");
+
+        // A POST with a body cannot be replayed: whoever gets it, it is answered once.
+        var answers = new List<int>();
+        for (var i = 0; i < 4; i++)
+        {
+            answers.Add((await ExchangeAsync(web, "POST /once HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")).Status);
+        }
+
+        Assert.Contains(502, answers);
+        Assert.Contains(200, answers);
+    }
+
+    [Fact]
+    public async Task RetryOnStatus_TriesTheNextEndpoint()
+    {
+        await using var unavailable = new HttpTestBackend(async (_, socket) =>
+        {
+            await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(503, "busy"));
+            return true;
+        });
+        await using var good = HttpTestBackend.Text("good");
+        await using var forwarder = await RunningForwarder.StartAsync(Config(
+            "- { service: app, retries: { attempts: 1, on: [503] } }",
+            Service("app", "lb: { policy: round_robin }", unavailable, good)));
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.Equal("good", (await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Body);
+        }
+
+        Assert.NotEmpty(unavailable.Requests);
+    }
+
+    [Fact]
+    public async Task FiveHundreds_EjectTheEndpoint_ThroughOutlierDetection()
+    {
+        await using var failing = new HttpTestBackend(async (_, socket) =>
+        {
+            await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(500, "boom"));
+            return true;
+        });
+        await using var good = HttpTestBackend.Text("good");
+        var services = Service("app", "lb: { policy: round_robin }\noutlierDetection: { consecutiveFailures: 2, baseEjectionTime: 60s, maxEjectionPercent: 50 }", failing, good);
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: app, retries: { attempts: 0 } }", services));
+        var statuses = new List<int>();
+        for (var i = 0; i < 40; i++)
+        {
+            statuses.Add((await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
+        }
+
+        // Two 500s eject the failing endpoint; the balancer rebuilds on another thread, so a
+        // busy machine may let a few more through first, but never for long.
+        Assert.True(statuses.Count(s => s == 500) >= 2, string.Join(",", statuses));
+        Assert.True(statuses.TakeLast(20).All(s => s == 200), string.Join(",", statuses));
+    }
+
+    [Fact]
+    public async Task PooledConnectionTheUpstreamClosed_IsNotReused()
+    {
+        // Answers, then closes the connection a moment later, as a server with a short keep-alive timeout does.
+        await using var backend = new HttpTestBackend(async (_, socket) =>
+        {
+            await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(200, "ok"));
+            await Task.Delay(100);
+            return false;
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: app, retries: { attempts: 0 } }", Service("app", string.Empty, backend)));
+        var web = forwarder.EndPoint("web");
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(200, (await ExchangeAsync(web, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
+            await Eventually.TrueAsync(() => backend.AcceptedCount == i + 1, "each request's connection was answered");
+            await Task.Delay(300);
+        }
+
+        Assert.Equal(5, backend.AcceptedCount);
+    }
+
+    [Fact]
+    public async Task BadResponseHead_Gets502_AndTheConnectionIsDropped()
+    {
+        await using var backend = new HttpTestBackend(async (_, socket) =>
+        {
+            await HttpTestBackend.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+            return true;
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: app, retries: { attempts: 0 } }", Service("app", string.Empty, backend)));
+        Assert.Equal(502, (await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
+        Assert.Equal(502, (await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
+        Assert.Equal(2, backend.AcceptedCount);
+    }
+
+    private static int FreeClosedPort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        return ((System.Net.IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+}

@@ -1,15 +1,19 @@
 using Forwarder.Metrics;
+using Microsoft.AspNetCore.Connections;
 using Forwarder.Runtime;
 using Microsoft.Extensions.Logging;
 
 namespace Forwarder.L7;
 
 /// <summary>Serves an http listener's connections: one <see cref="Http1ProxySession"/> each.</summary>
-internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, ConnectionTracker tracker, ILogger<Http1ProxyHandler> logger)
+internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, ConnectionTracker tracker, HttpConnectionEngine engine, ILogger<Http1ProxyHandler> logger)
 {
     public UpstreamConnector Connector => connector;
 
     public ConnectionTracker Tracker => tracker;
+
+    /// <summary>Moves a just-accepted connection onto the engine http connections run on.</summary>
+    public ConnectionContext Adopt(ConnectionContext connection) => engine.Adopt(connection);
 
     public Task HandleAsync(ClientConnection client, ListenerHost host, ListenerMetrics metrics, CancellationToken stopping)
         => new Http1ProxySession(this, client, host, metrics, stopping).RunAsync();

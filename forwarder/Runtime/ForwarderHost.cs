@@ -80,6 +80,10 @@ internal static class ForwarderHost
             sp.GetRequiredService<ConnectionTracker>(),
             sp.GetRequiredService<ILogger<TcpProxyHandler>>(),
             sp.GetService<SocketSplicer>()));
+        services.AddSingleton(sp => new HttpConnectionEngine(
+            sp.GetService<SocketSplicer>(),
+            sp.GetRequiredService<MemoryPool<byte>>(),
+            sp.GetRequiredService<TcpTransportOptions>()));
         services.AddSingleton<Http1ProxyHandler>();
         services.AddSingleton<AccessLogs>();
         services.AddSingleton<EchoHandler>();

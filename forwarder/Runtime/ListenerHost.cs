@@ -110,6 +110,11 @@ internal sealed partial class ListenerHost
     /// <summary>Runs one connection to its end; it never throws, so its task needs no observer.</summary>
     private async Task ServeAsync(ConnectionContext connection, ListenerModel model, ListenerMetrics metrics)
     {
+        if (model.Config.Protocol == ListenerProtocol.Http)
+        {
+            connection = _httpHandler.Adopt(connection);
+        }
+
         metrics.ConnectionOpened();
         var client = new ClientConnection(connection, _tracker.Now);
         _tracker.Add(client);

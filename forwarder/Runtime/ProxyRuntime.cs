@@ -20,6 +20,7 @@ internal sealed partial class ProxyRuntime(
     ConfigSource source,
     IConnectionListenerFactory listenerFactory,
     IConnectionFactory dialer,
+    HttpConnectionEngine httpEngine,
     TcpProxyHandler tcpHandler,
     Http1ProxyHandler httpHandler,
     EchoHandler echoHandler,
@@ -31,6 +32,7 @@ internal sealed partial class ProxyRuntime(
     ILogger<HealthLog> healthLogger) : IHostedService, IDisposable
 {
     private readonly SemaphoreSlim _applyLock = new(1, 1);
+    private readonly IConnectionFactory _httpDialer = httpEngine.Dialer(dialer);
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<string, ListenerHost> _hosts = new(StringComparer.Ordinal);
     private Dictionary<string, ServiceModel> _services = new(StringComparer.Ordinal);
@@ -309,7 +311,7 @@ internal sealed partial class ProxyRuntime(
     private ServiceModel CreateService(ServiceConfig config, ServiceModel? previous)
     {
         var health = previous?.Health ?? new ServiceHealth(time, new HealthLog(config.Name, healthLogger));
-        return ServiceModel.Create(config, previous, health, metrics.Service(config.Name), dialer, time);
+        return ServiceModel.Create(config, previous, health, metrics.Service(config.Name), _httpDialer, time);
     }
 
     private static List<string> RestartOnlyChanges(ForwarderConfig running, ForwarderConfig next)

@@ -22,4 +22,9 @@ internal abstract class EpollTarget
 
     /// <summary>Ends it without waiting for its descriptors (the thread is stopping or the caller gave up).</summary>
     public abstract void Cancel(Exception reason);
+
+    /// <summary>Runs on the thread after <see cref="SplicerThread.Schedule"/> asked for it from any thread.</summary>
+    public virtual void OnScheduled()
+    {
+    }
 }

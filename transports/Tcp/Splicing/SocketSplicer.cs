@@ -72,6 +72,14 @@ public sealed class SocketSplicer : IDisposable
         }
     }
 
+    /// <summary>Hands a target to the next thread, which takes it in; returns that thread.</summary>
+    internal SplicerThread Register(EpollTarget target)
+    {
+        var thread = NextThread();
+        thread.Register(target);
+        return thread;
+    }
+
     private SplicerThread NextThread() => _threads[Interlocked.Increment(ref _next) % (uint)_threads.Length];
 
     public void Dispose()

@@ -19,6 +19,7 @@ internal sealed unsafe class SplicerThread : IDisposable
     private readonly Thread _thread;
     private readonly ConcurrentQueue<EpollTarget> _incoming = new();
     private readonly ConcurrentQueue<(EpollTarget Target, Exception Reason)> _cancellations = new();
+    private readonly ConcurrentQueue<EpollTarget> _scheduled = new();
     private readonly List<EpollTarget> _ended = [];
     private readonly HashSet<EpollTarget> _live = [];
     private volatile bool _stopping;
@@ -65,6 +66,13 @@ internal sealed unsafe class SplicerThread : IDisposable
     public void Cancel(EpollTarget target, Exception reason)
     {
         _cancellations.Enqueue((target, reason));
+        Wake();
+    }
+
+    /// <summary>Has the thread call the target's <see cref="EpollTarget.OnScheduled"/>; callable from any thread.</summary>
+    public void Schedule(EpollTarget target)
+    {
+        _scheduled.Enqueue(target);
         Wake();
     }
 
@@ -172,6 +180,11 @@ internal sealed unsafe class SplicerThread : IDisposable
 
             // Handles are pointer-aligned, so the low bit of the data word is free for the target.
             target.Watch((ulong)GCHandle.ToIntPtr(target.Handle));
+        }
+
+        while (_scheduled.TryDequeue(out var scheduled))
+        {
+            scheduled.OnScheduled();
         }
 
         while (_cancellations.TryDequeue(out var cancellation))

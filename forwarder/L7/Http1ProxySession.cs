@@ -1,6 +1,6 @@
-using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Forwarder.Configuration;
 using Forwarder.L4;
@@ -42,6 +42,7 @@ internal sealed class Http1ProxySession
     private readonly Http1BodyForwarder _requestBody;
     private readonly Http1BodyForwarder _responseBody;
     private readonly HashSet<int> _tried = [];
+    private readonly Exchange _exchange;
     private ConnectionContext? _upstream;
     private volatile bool _idle;
     private int _requestCount;
@@ -59,6 +60,7 @@ internal sealed class Http1ProxySession
         _clientAddress = (client.Client.RemoteEndPoint as IPEndPoint)?.Address is { } address && address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : (client.Client.RemoteEndPoint as IPEndPoint)?.Address;
         _requestBody = new Http1BodyForwarder(client, _tracker);
         _responseBody = new Http1BodyForwarder(client, _tracker);
+        _exchange = new Exchange(this);
     }
 
     private enum HeadOutcome
@@ -139,6 +141,7 @@ internal sealed class Http1ProxySession
     /// Waits for the next request head: up to the keep-alive timeout for its first byte (then
     /// closes quietly), up to the header timeout from there to its end (then 408).
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<(HeadOutcome Outcome, Http1Error Error)> ReadRequestHeadAsync(HttpListenerConfig config)
     {
         var deadline = _tracker.DeadlineAfter(config.KeepAliveTimeout);
@@ -207,6 +210,7 @@ internal sealed class Http1ProxySession
     }
 
     /// <summary>Serves one parsed request; true when the connection stays open for the next.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ServeAsync(HttpListenerModel model)
     {
         var started = _tracker.Now;
@@ -236,6 +240,7 @@ internal sealed class Http1ProxySession
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ForwardAsync(HttpListenerModel model, RouteModel route, long started)
     {
         var service = route.PickService();
@@ -270,7 +275,8 @@ internal sealed class Http1ProxySession
                     return false;
                 }
 
-                var exchange = new Exchange(this, model, route, service, lease, started, requestId, retries);
+                var exchange = _exchange;
+                exchange.Begin(model, route, service, lease, started, requestId, retries);
                 var failure = await exchange.SendAndReceiveHeadAsync().ConfigureAwait(false);
                 if (failure == ExchangeFailure.None && !(retryable && route.Config.Retry.Retries(_response.Status) && retries < route.Config.Retry.Attempts))
                 {
@@ -362,7 +368,7 @@ internal sealed class Http1ProxySession
         }
     }
 
-    private void Log(HttpListenerModel model, RouteModel? route, ServiceModel? service, UpstreamEndpoint? endpoint, int status, long bytesSent, long started, double? upstreamMilliseconds, int retries, string? requestId)
+    private void Log(HttpListenerModel model, RouteModel? route, ServiceModel? service, UpstreamEndpoint? endpoint, int status, long bytesSent, long started, double? upstreamMilliseconds, int retries, RequestId? requestId)
     {
         if (model.AccessLog is not { } log)
         {
@@ -385,11 +391,10 @@ internal sealed class Http1ProxySession
             _tracker.Since(started).TotalMilliseconds,
             upstreamMilliseconds,
             retries,
-            requestId ?? string.Empty));
+            requestId?.ToString() ?? string.Empty));
     }
 
-    private string NextRequestId()
-        => string.Create(CultureInfo.InvariantCulture, $"{_client.Client.ConnectionId}-{++_requestCount:x}");
+    private RequestId NextRequestId() => new(_client.Client.ConnectionId, ++_requestCount);
 
     private static bool IsIdempotent(ReadOnlySpan<byte> method)
         => method.SequenceEqual("GET"u8) || method.SequenceEqual("HEAD"u8) || method.SequenceEqual("OPTIONS"u8)
@@ -401,31 +406,50 @@ internal sealed class Http1ProxySession
     private static Http1BodyFraming RequestFraming(Http1RequestHead request)
         => request.Chunked ? Http1BodyFraming.Chunked : request.ContentLength > 0 ? Http1BodyFraming.Length : Http1BodyFraming.None;
 
-    /// <summary>One attempt at a request on one upstream connection.</summary>
-    private sealed class Exchange(Http1ProxySession session, HttpListenerModel model, RouteModel route, ServiceModel service, UpstreamLease lease, long started, string requestId, int retries)
+    /// <summary>One attempt at a request on one upstream connection; one instance per session, reset for each attempt.</summary>
+    private sealed class Exchange(Http1ProxySession session)
     {
-        private readonly ConnectionContext _connection = lease.Connection;
+        private HttpListenerModel _model = null!;
+        private RouteModel _route = null!;
+        private ServiceModel _service = null!;
+        private UpstreamLease _lease;
+        private long _started;
+        private RequestId _requestId;
+        private int _retries;
+        private ConnectionContext _connection = null!;
         private Task<BodyOutcome>? _requestBody;
         private bool _clientBodyFailed;
         private long _sentAt;
         private double _upstreamMilliseconds;
 
         /// <summary>The connection closed without a single byte of response.</summary>
-        public bool NothingReceived { get; private set; } = true;
+        public bool NothingReceived { get; private set; }
 
         /// <summary>The status to answer when the client's body broke.</summary>
-        public int ClientBodyStatus { get; private set; } = 400;
+        public int ClientBodyStatus { get; private set; }
+
+        public void Begin(HttpListenerModel model, RouteModel route, ServiceModel service, UpstreamLease lease, long started, RequestId requestId, int retries)
+        {
+            (_model, _route, _service, _lease, _started, _requestId, _retries) = (model, route, service, lease, started, requestId, retries);
+            _connection = lease.Connection;
+            _requestBody = null;
+            _clientBodyFailed = false;
+            _upstreamMilliseconds = 0;
+            NothingReceived = true;
+            ClientBodyStatus = 400;
+        }
 
         /// <summary>The client's body broke, and the upstream connection was aborted for it.</summary>
         private bool ClientBodyFailed => Volatile.Read(ref _clientBodyFailed);
 
         /// <summary>Sends the head, starts the body on its way, and reads up to the final response head (forwarding 1xx).</summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<ExchangeFailure> SendAndReceiveHeadAsync()
         {
             var request = session._request;
             Volatile.Write(ref session._upstream, _connection);
             var output = _connection.Transport.Output;
-            Http1RequestWriter.Write(output, request, new ForwardingContext(session._clientAddress ?? IPAddress.None, "http", requestId));
+            Http1RequestWriter.Write(output, request, new ForwardingContext(session._clientAddress ?? IPAddress.None, "http", _requestId));
             _sentAt = session._tracker.Now;
             try
             {
@@ -437,7 +461,7 @@ internal sealed class Http1ProxySession
 
                 if (request.HasBody)
                 {
-                    session._client.IdleTimeout = route.Config.Timeout;
+                    session._client.IdleTimeout = _route.Config.Timeout;
                     _requestBody = ForwardRequestBodyAsync(output);
                 }
 
@@ -452,7 +476,7 @@ internal sealed class Http1ProxySession
         /// <summary>
         /// Streams the request body alongside the wait for the response. A body that breaks
         /// (bad chunk, over the limit, client gone) aborts the upstream connection, so the
-        /// exchange answers the client at once instead of waiting out the route's timeout.
+        /// exchange answers the client at once instead of waiting out the _route's timeout.
         /// </summary>
         private async Task<BodyOutcome> ForwardRequestBodyAsync(PipeWriter output)
         {
@@ -460,7 +484,7 @@ internal sealed class Http1ProxySession
             BodyOutcome outcome;
             try
             {
-                outcome = await session._requestBody.ForwardAsync(session._input, output, RequestFraming(request), request.ContentLength ?? 0, model.Config.MaxBodySize, flushLast: true).ConfigureAwait(false);
+                outcome = await session._requestBody.ForwardAsync(session._input, output, RequestFraming(request), request.ContentLength ?? 0, _model.Config.MaxBodySize, flushLast: true).ConfigureAwait(false);
             }
             catch (Exception ex) when (IsConnectionFailure(ex))
             {
@@ -478,12 +502,13 @@ internal sealed class Http1ProxySession
             return outcome;
         }
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         private async ValueTask<ExchangeFailure> ReceiveHeadAsync()
         {
             var input = _connection.Transport.Input;
             var client = session._client;
             var isHead = session._request.Method.SequenceEqual("HEAD"u8);
-            client.ArmDeadline(session._tracker.DeadlineAfter(route.Config.Timeout), input);
+            client.ArmDeadline(session._tracker.DeadlineAfter(_route.Config.Timeout), input);
             try
             {
                 while (true)
@@ -496,7 +521,7 @@ internal sealed class Http1ProxySession
                     }
 
                     NothingReceived &= buffer.IsEmpty;
-                    var status = Http1ResponseParser.TryParse(buffer, model.Config.Limits, isHead, session._response, out var consumed, out _);
+                    var status = Http1ResponseParser.TryParse(buffer, _model.Config.Limits, isHead, session._response, out var consumed, out _);
                     if (status == Http1ParseStatus.Error)
                     {
                         input.AdvanceTo(buffer.End);
@@ -537,17 +562,18 @@ internal sealed class Http1ProxySession
         }
 
         /// <summary>Forwards the final response and settles both connections; true when the client connection stays open.</summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<bool> CompleteAsync(GeneratedCookie? generated)
         {
             var response = session._response;
             var request = session._request;
-            var endpoint = lease.Endpoint;
+            var endpoint = _lease.Endpoint;
             var status = response.Status;
-            route.Metrics.UpstreamLatency.Record(TimeSpan.FromMilliseconds(_upstreamMilliseconds));
-            service.Metrics.Http.UpstreamLatency.Record(TimeSpan.FromMilliseconds(_upstreamMilliseconds));
+            _route.Metrics.UpstreamLatency.Record(TimeSpan.FromMilliseconds(_upstreamMilliseconds));
+            _service.Metrics.Http.UpstreamLatency.Record(TimeSpan.FromMilliseconds(_upstreamMilliseconds));
             if (status >= 500)
             {
-                service.Health.ReportFailure(endpoint.Health);
+                _service.Health.ReportFailure(endpoint.Health);
             }
             else
             {
@@ -564,7 +590,7 @@ internal sealed class Http1ProxySession
             var before = output.UnflushedBytes;
             Http1ResponseWriter.Write(output, response, closeAfter, generated?.SetCookieValue);
             var headBytes = output.UnflushedBytes - before;
-            session._client.IdleTimeout = route.Config.Timeout;
+            session._client.IdleTimeout = _route.Config.Timeout;
             BodyOutcome body;
             try
             {
@@ -579,7 +605,7 @@ internal sealed class Http1ProxySession
             if (body != BodyOutcome.Complete)
             {
                 // The client already has part of the response: only a reset tells it the rest is missing.
-                session._handler.LogResponseCut(route.Config.Name, service.Config.Name, endpoint.Config.Address, body.ToString());
+                session._handler.LogResponseCut(_route.Config.Name, _service.Config.Name, endpoint.Config.Address, body.ToString());
                 Reset(session._client.Client);
                 Account(status, headBytes, aborted: true);
                 await AbandonAsync(reportFailure: body != BodyOutcome.TargetClosed).ConfigureAwait(false);
@@ -599,7 +625,7 @@ internal sealed class Http1ProxySession
         {
             if (reportFailure)
             {
-                service.Health.ReportFailure(lease.Endpoint.Health);
+                _service.Health.ReportFailure(_lease.Endpoint.Health);
             }
 
             _connection.Abort(new ConnectionAbortedException("The exchange was abandoned."));
@@ -618,11 +644,11 @@ internal sealed class Http1ProxySession
             Http1ResponseWriter.Write(session._output, session._response, closeAfter: false, setCookie: null);
             await session._output.FlushAsync().ConfigureAwait(false);
             Account(101, 0, aborted: false);
-            session._client.IdleTimeout = service.Config.IdleTimeout;
+            session._client.IdleTimeout = _service.Config.IdleTimeout;
             Volatile.Write(ref session._upstream, null);
             try
             {
-                await new TcpProxySession(session._client, _connection, session._listenerMetrics, service.Metrics, session._tracker).RunAsync(splicer: null, directSend: false).ConfigureAwait(false);
+                await new TcpProxySession(session._client, _connection, session._listenerMetrics, _service.Metrics, session._tracker).RunAsync(splicer: null, directSend: false).ConfigureAwait(false);
             }
             finally
             {
@@ -633,6 +659,7 @@ internal sealed class Http1ProxySession
         }
 
         /// <summary>Waits for the request body to finish; false when it did not (the client connection cannot go on).</summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         private async ValueTask<bool> SettleRequestBodyAsync()
         {
             if (_requestBody is not { } body)
@@ -659,24 +686,25 @@ internal sealed class Http1ProxySession
 
         private void Account(int status, long bytesSent, bool aborted)
         {
-            route.Metrics.Responded(status);
-            service.Metrics.Http.Responded(status);
+            _route.Metrics.Responded(status);
+            _service.Metrics.Http.Responded(status);
             if (aborted)
             {
-                route.Metrics.Abort();
-                service.Metrics.Http.Abort();
+                _route.Metrics.Abort();
+                _service.Metrics.Http.Abort();
             }
 
             session._listenerMetrics.AddSent(bytesSent);
             session._listenerMetrics.AddReceived(session._request.Bytes.Length + session._requestBody.Forwarded);
-            session.Log(model, route, service, lease.Endpoint, status, bytesSent, started, _upstreamMilliseconds, retries, requestId);
+            session.Log(_model, _route, _service, _lease.Endpoint, status, bytesSent, _started, _upstreamMilliseconds, _retries, _requestId);
         }
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
         private async ValueTask ReleaseAsync(bool reusable)
         {
             Volatile.Write(ref session._upstream, null);
-            lease.Endpoint.State.End();
-            await lease.Endpoint.Pool.ReturnAsync(_connection, reusable).ConfigureAwait(false);
+            _lease.Endpoint.State.End();
+            await _lease.Endpoint.Pool.ReturnAsync(_connection, reusable).ConfigureAwait(false);
         }
 
         private static void Reset(ConnectionContext connection)

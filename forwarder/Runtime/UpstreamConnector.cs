@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
 using Microsoft.AspNetCore.Connections;
@@ -22,6 +23,7 @@ internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeP
     /// <param name="tried">Endpoints already used by this request (a retry); those are skipped and the ones tried here added.</param>
     /// <param name="pooled">Take an idle connection from the endpoint's keep-alive pool, or dial one for it (L7), instead of always dialling (L4).</param>
     /// <returns>A lease whose endpoint has begun one unit of in-flight work; null when every attempt failed or the caller gave up.</returns>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<UpstreamLease?> ConnectAsync(ServiceModel service, int index, HashSet<int> tried, bool pooled, CancellationToken cancellationToken)
     {
         var balancer = service.Balancer;

@@ -8,10 +8,16 @@ namespace Forwarder.Transports.Memory;
 /// <summary>
 /// A pool of fixed-size blocks on the pinned object heap. Sockets can use them without pinning
 /// per operation, and the GC never has to move or scan them. Blocks are kept once created: the
-/// pool's size follows the peak of in-flight data, which pipes' pause thresholds bound.
+/// pool's size follows the peak of in-flight data, which pipes' pause thresholds bound. Each
+/// thread keeps its few most recently returned blocks to hand out first.
 /// </summary>
 public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
 {
+    private const int RecentPerThread = 16;
+
+    [ThreadStatic]
+    private static Stack<Block>? t_recent;
+
     private readonly ConcurrentQueue<Block> _blocks = new();
     private readonly int _blockSize;
     private bool _disposed;
@@ -32,6 +38,11 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         }
 
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (t_recent is { Count: > 0 } recent && recent.Peek().Pool == this)
+        {
+            return recent.Pop();
+        }
+
         return _blocks.TryDequeue(out var block) ? block : new Block(this, _blockSize);
     }
 
@@ -39,22 +50,35 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
 
     private void Return(Block block)
     {
-        if (!_disposed)
+        if (_disposed)
         {
-            _blocks.Enqueue(block);
+            return;
         }
+
+        // Last in, first out on the returning thread: an event loop that reads into a block,
+        // forwards it and returns it gets the same, cache-warm block for its next read. The shared
+        // queue behind it would hand out the coldest block of all.
+        var recent = t_recent ??= new Stack<Block>(RecentPerThread);
+        if (recent.Count < RecentPerThread && (recent.Count == 0 || recent.Peek().Pool == this))
+        {
+            recent.Push(block);
+            return;
+        }
+
+        _blocks.Enqueue(block);
     }
 
     private sealed class Block : MemoryManager<byte>
     {
-        private readonly PinnedBlockMemoryPool _pool;
         private readonly byte[] _array;
 
         public Block(PinnedBlockMemoryPool pool, int size)
         {
-            _pool = pool;
+            Pool = pool;
             _array = GC.AllocateUninitializedArray<byte>(size, pinned: true);
         }
+
+        public PinnedBlockMemoryPool Pool { get; }
 
         public override Memory<byte> Memory => CreateMemory(_array.Length);
 
@@ -73,6 +97,6 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
             return true;
         }
 
-        protected override void Dispose(bool disposing) => _pool.Return(this);
+        protected override void Dispose(bool disposing) => Pool.Return(this);
     }
 }

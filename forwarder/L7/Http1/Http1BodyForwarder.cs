@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using Forwarder.Runtime;
 
 namespace Forwarder.L7.Http1;
@@ -47,6 +48,7 @@ internal sealed class Http1BodyForwarder(ClientConnection client, ConnectionTrac
     /// <param name="length">The body's length when <paramref name="framing"/> is <see cref="Http1BodyFraming.Length"/>.</param>
     /// <param name="limit">The most body data (without chunk framing) allowed through, or null.</param>
     /// <param name="flushLast">Flush the target after the last bytes too; otherwise the caller flushes (and may add more first).</param>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<BodyOutcome> ForwardAsync(PipeReader source, PipeWriter target, Http1BodyFraming framing, long length, long? limit, bool flushLast)
     {
         Forwarded = 0;

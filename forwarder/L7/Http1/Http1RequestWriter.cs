@@ -8,7 +8,26 @@ namespace Forwarder.L7.Http1;
 /// <param name="ClientAddress">The client's address, appended to X-Forwarded-For.</param>
 /// <param name="Scheme">How the client reached us: http or https (X-Forwarded-Proto).</param>
 /// <param name="RequestId">Sent as X-Request-Id when the request has none.</param>
-internal readonly record struct ForwardingContext(IPAddress ClientAddress, string Scheme, string RequestId);
+internal readonly record struct ForwardingContext(IPAddress ClientAddress, string Scheme, RequestId RequestId);
+
+/// <summary>
+/// A request's id: its connection's id and its number on that connection, written as
+/// "CONNECTION-N" (hex), unique within the process. Written straight into the upstream
+/// request, so it costs no string unless the access log asks for one.
+/// </summary>
+internal readonly record struct RequestId(string Connection, long Sequence)
+{
+    public void WriteTo(IBufferWriter<byte> output)
+    {
+        output.WriteAscii(Connection);
+        var span = output.GetSpan(17);
+        span[0] = (byte)'-';
+        Sequence.TryFormat(span[1..], out var written, "x", System.Globalization.CultureInfo.InvariantCulture);
+        output.Advance(written + 1);
+    }
+
+    public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Connection}-{Sequence:x}");
+}
 
 /// <summary>
 /// Writes the request head the upstream receives: origin-form HTTP/1.1, the client's fields less
@@ -116,7 +135,7 @@ internal static class Http1RequestWriter
         if (!hasRequestId)
         {
             Append(output, "X-Request-Id: "u8);
-            output.WriteAscii(context.RequestId);
+            context.RequestId.WriteTo(output);
             Append(output, "\r\n"u8);
         }
 

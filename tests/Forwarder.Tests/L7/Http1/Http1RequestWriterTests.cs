@@ -7,7 +7,7 @@ namespace Forwarder.Tests.L7.Http1;
 
 public sealed class Http1RequestWriterTests
 {
-    private static readonly ForwardingContext Context = new(IPAddress.Parse("192.0.2.7"), "http", "3f2a9c");
+    private static readonly ForwardingContext Context = new(IPAddress.Parse("192.0.2.7"), "http", new RequestId("3f2a9c", 26));
 
     private static string Forward(string request, ForwardingContext? context = null)
     {
@@ -26,7 +26,7 @@ public sealed class Http1RequestWriterTests
 
         Assert.Equal(
             "GET /cart?id=9 HTTP/1.1\r\nHost: shop\r\nUser-Agent: curl/8\r\nAccept: */*\r\n" +
-            "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: shop\r\nVia: 1.1 forwarder\r\nX-Request-Id: 3f2a9c\r\n\r\n",
+            "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: shop\r\nVia: 1.1 forwarder\r\nX-Request-Id: 3f2a9c-1a\r\n\r\n",
             forwarded);
     }
 

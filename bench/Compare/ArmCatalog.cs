@@ -33,6 +33,9 @@ internal static class ArmCatalog
         new("nginx-http", "nginx http proxy, upstream keepalive", "nginx", env => StartNginxAsync(env, http: true)),
     }.ToDictionary(a => a.Name, StringComparer.Ordinal);
 
+    /// <summary>Whether the arm runs this project (forwarder, forwarder-l7) rather than a peer or no proxy.</summary>
+    public static bool IsOurs(string arm) => arm.StartsWith("forwarder", StringComparison.Ordinal);
+
     /// <summary>Whether the arm can carry the protocol (the HTTP proxies cannot carry raw TCP echo).</summary>
     public static bool Supports(string arm, CompareProtocol protocol)
         => protocol == CompareProtocol.Http || !(arm.EndsWith("-http", StringComparison.Ordinal) || arm.EndsWith("-l7", StringComparison.Ordinal));

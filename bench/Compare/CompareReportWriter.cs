@@ -101,36 +101,39 @@ internal static class CompareReportWriter
         }
     }
 
-    /// <summary>The forwarder against the best peer at this rate: who carried more, and whose tail was shorter.</summary>
+    /// <summary>Each of our arms against the best peer at this rate: who carried more, and whose tail was shorter.</summary>
     private static void WriteVerdict(CompareResult result, double? rate, StringBuilder markdown)
     {
-        var ours = result.Of("forwarder", rate);
-        var peers = result.Arms.Where(a => a is not ("forwarder" or "direct") && result.Of(a, rate).Count > 0).ToArray();
-        if (ours.Count == 0 || peers.Length == 0)
+        var peers = result.Arms.Where(a => !ArmCatalog.IsOurs(a) && a != "direct" && result.Of(a, rate).Count > 0).ToArray();
+        foreach (var arm in result.Arms.Where(ArmCatalog.IsOurs))
         {
-            return;
-        }
+            var ours = result.Of(arm, rate);
+            if (ours.Count == 0 || peers.Length == 0)
+            {
+                continue;
+            }
 
-        var best = rate is null
-            ? peers.MaxBy(p => Median(result.Of(p, rate).Select(r => r.Stats.RequestsPerSecond)))!
-            : peers.MinBy(p => Median(result.Of(p, rate).Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))))!;
-        var bestRuns = result.Of(best, rate);
-        var throughput = Median(ours.Select(r => r.Stats.RequestsPerSecond)) / Median(bestRuns.Select(r => r.Stats.RequestsPerSecond));
-        var p99 = Median(ours.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))) / Median(bestRuns.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99)));
-        markdown.AppendLine();
-        markdown.AppendLine(Invariant, $"Forwarder vs the best peer here ({best}): **{throughput:0.00}x** the throughput, **{p99:0.00}x** the p99 latency (below 1 is better).");
+            var best = rate is null
+                ? peers.MaxBy(p => Median(result.Of(p, rate).Select(r => r.Stats.RequestsPerSecond)))!
+                : peers.MinBy(p => Median(result.Of(p, rate).Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))))!;
+            var bestRuns = result.Of(best, rate);
+            var throughput = Median(ours.Select(r => r.Stats.RequestsPerSecond)) / Median(bestRuns.Select(r => r.Stats.RequestsPerSecond));
+            var p99 = Median(ours.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))) / Median(bestRuns.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99)));
+            markdown.AppendLine();
+            markdown.AppendLine(Invariant, $"{(arm == "forwarder" ? "Forwarder" : arm)} vs the best peer here ({best}): **{throughput:0.00}x** the throughput, **{p99:0.00}x** the p99 latency (below 1 is better).");
+        }
     }
 
     private static string Headline(CompareResult result)
     {
-        var parts = result.Options.Rates.Select(rate =>
+        var parts = result.Options.Rates.SelectMany(rate => result.Arms.Where(ArmCatalog.IsOurs).Select(arm =>
         {
-            var ours = result.Of("forwarder", rate);
+            var ours = result.Of(arm, rate);
             var direct = result.Of("direct", rate);
             return ours.Count == 0 || direct.Count == 0
                 ? null
-                : string.Create(Invariant, $"{RateLabel(rate)}: forwarder {Median(ours.Select(r => r.Stats.RequestsPerSecond)):0} req/s, p99 {Format.Latency(Median(ours.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))))}");
-        }).OfType<string>();
+                : string.Create(Invariant, $"{RateLabel(rate)}: {arm} {Median(ours.Select(r => r.Stats.RequestsPerSecond)):0} req/s, p99 {Format.Latency(Median(ours.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))))}");
+        })).OfType<string>();
         return string.Join("; ", parts);
     }
 

@@ -41,7 +41,7 @@ internal static class CompareRunner
             await log.WriteLineAsync($"skipping {reason}").ConfigureAwait(false);
         }
 
-        var forwarderPath = arms.Any(a => a.Name == "forwarder") ? ForwarderBinary.Locate(options.ForwarderPath, log) : string.Empty;
+        var forwarderPath = arms.Any(a => ArmCatalog.IsOurs(a.Name)) ? ForwarderBinary.Locate(options.ForwarderPath, log) : string.Empty;
         await using var backend = await StartBackendAsync(options, tools, workDirectory, log).ConfigureAwait(false);
         var environment = new ArmEnvironment(workDirectory, backend.EndPoint, options.Protocol, options.ProxyThreads, tools, forwarderPath);
         List<RunningArm> running = [];

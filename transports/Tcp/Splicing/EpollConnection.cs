@@ -15,10 +15,11 @@ namespace Forwarder.Transports.Tcp.Splicing;
 /// A connection whose receiving is driven by a splicer thread's edge-triggered epoll set instead
 /// of .NET's socket engine: on each edge the thread reads until the socket is drained (a short
 /// read says so, with no extra call that fails with EAGAIN) straight into the input pipe, and the
-/// reader's continuation (an HTTP session, say) runs right there, inline. Sends go out from
-/// whichever thread flushes, with a plain send(2); only when the socket's buffer is full does the
-/// thread watch for writability. Same pipes and semantics as <see cref="TcpConnection"/>, a third
-/// of the system calls per exchange and no thread hop.
+/// reader's continuation (an HTTP session, say) runs right there, inline. A flush sends from
+/// whichever thread flushes, with a plain send(2) and no pipe in between (<see cref="DirectSocketWriter"/>);
+/// only when the socket's buffer is full does the thread watch for writability. The semantics of
+/// <see cref="TcpConnection"/> (half-close, resets), a third fewer system calls per exchange and
+/// no thread hop.
 /// </summary>
 public sealed class EpollConnection : ConnectionContext,
     IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionEndPointFeature,
@@ -31,7 +32,7 @@ public sealed class EpollConnection : ConnectionContext,
     private readonly Socket _socket;
     private readonly int _fd;
     private readonly Pipe _receivePipe;
-    private readonly Pipe _sendPipe;
+    private readonly DirectSocketWriter _output;
     private readonly int _minimumReceiveSize;
     private readonly CancellationTokenSource _closedTokenSource = new();
     private readonly FeatureCollection _features = new(initialCapacity: 7);
@@ -39,7 +40,7 @@ public sealed class EpollConnection : ConnectionContext,
     private readonly Target _target;
     private readonly SplicerThread _thread;
     private readonly TaskCompletionSource _unwatched = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Task _sending;
+    private Task _sending = Task.CompletedTask;
     private readonly Action _resumeReceive;
     private IDuplexPipe _transport;
     private IDictionary<object, object?>? _items;
@@ -73,8 +74,8 @@ public sealed class EpollConnection : ConnectionContext,
             minimumSegmentSize: pool.MaxBufferSize,
             useSynchronizationContext: false);
         _receivePipe = new Pipe(pipeOptions);
-        _sendPipe = new Pipe(pipeOptions);
-        _transport = new DuplexPipe(_receivePipe.Reader, _sendPipe.Writer);
+        _output = new DirectSocketWriter(this, pool);
+        _transport = new DuplexPipe(_receivePipe.Reader, _output);
         _resumeReceive = ScheduleResume;
 
         _features.Set<IConnectionIdFeature>(this);
@@ -85,7 +86,6 @@ public sealed class EpollConnection : ConnectionContext,
         _features.Set<IConnectionResetFeature>(this);
 
         _target = new Target(this);
-        _sending = SendLoopAsync();
         _thread = splicer.Register(_target);
     }
 
@@ -148,7 +148,7 @@ public sealed class EpollConnection : ConnectionContext,
         _transport.Output.Complete();
         _transport.Input.Complete();
 
-        // The send loop drains what is left and sends a FIN; then the thread lets go of the socket.
+        // What is left is sent, then a FIN; then the thread lets go of the socket.
         await _sending.ConfigureAwait(false);
         if (Interlocked.Exchange(ref _closed, 1) == 0)
         {
@@ -309,58 +309,41 @@ public sealed class EpollConnection : ConnectionContext,
         _receivePipe.Writer.Complete(error);
     }
 
-    private async Task SendLoopAsync()
+    /// <summary>The output was completed: send what is left, then a FIN (or, completed with an error, abort).</summary>
+    internal void OutputCompleted(Exception? error)
     {
-        var reader = _sendPipe.Reader;
-        Exception? error = null;
+        if (error is not null)
+        {
+            _output.Release();
+            Close(error, reset: false);
+            return;
+        }
+
+        _sending = FinishSendingAsync();
+    }
+
+    private async Task FinishSendingAsync()
+    {
         try
         {
-            while (true)
-            {
-                var result = await reader.ReadAsync().ConfigureAwait(false);
-                var buffer = result.Buffer;
-                foreach (var segment in buffer)
-                {
-                    var offset = 0;
-                    while (offset < segment.Length)
-                    {
-                        var sent = SendSome(segment.Span[offset..]);
-                        if (sent < 0)
-                        {
-                            await WaitWritableAsync().ConfigureAwait(false);
-                        }
-                        else
-                        {
-                            offset += sent;
-                        }
-                    }
-                }
-
-                reader.AdvanceTo(buffer.End);
-                if (result.IsCompleted || result.IsCanceled)
-                {
-                    break;
-                }
-            }
-
+            await _output.DrainAsync().ConfigureAwait(false);
             if (Volatile.Read(ref _closed) == 0)
             {
                 LinuxSockets.Shutdown(_fd, ShutWr);
             }
         }
-        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or InvalidOperationException)
+        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException)
         {
-            error = ex;
             Close(ex, reset: ex is ConnectionResetException);
         }
         finally
         {
-            await reader.CompleteAsync(error).ConfigureAwait(false);
+            _output.Release();
         }
     }
 
     /// <summary>Bytes sent, or -1 when the socket's buffer is full; throws when the connection failed.</summary>
-    private unsafe int SendSome(ReadOnlySpan<byte> bytes)
+    internal unsafe int SendSome(ReadOnlySpan<byte> bytes)
     {
         while (true)
         {
@@ -391,7 +374,7 @@ public sealed class EpollConnection : ConnectionContext,
     }
 
     /// <summary>Watches for writability until the thread sees it; callable from any thread.</summary>
-    private Task WaitWritableAsync()
+    internal Task WaitWritableAsync()
     {
         var writable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_watchLock)

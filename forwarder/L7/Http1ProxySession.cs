@@ -585,16 +585,18 @@ internal sealed class Http1ProxySession
                 return await TunnelAsync().ConfigureAwait(false);
             }
 
-            var closeAfter = !request.KeepAlive || response.Framing == Http1BodyFraming.UntilClose || session._stopping.IsCancellationRequested;
+            // An HTTP/1.0 client cannot read chunked framing: it gets the data, delimited by the close.
+            var dechunk = request.Version == Http1Version.Http10 && response.Framing == Http1BodyFraming.Chunked;
+            var closeAfter = !request.KeepAlive || response.Framing == Http1BodyFraming.UntilClose || dechunk || session._stopping.IsCancellationRequested;
             var output = session._output;
             var before = output.UnflushedBytes;
-            Http1ResponseWriter.Write(output, response, closeAfter, generated?.SetCookieValue);
+            Http1ResponseWriter.Write(output, response, closeAfter, generated?.SetCookieValue, dechunk);
             var headBytes = output.UnflushedBytes - before;
             session._client.IdleTimeout = _route.Config.Timeout;
             BodyOutcome body;
             try
             {
-                body = await session._responseBody.ForwardAsync(_connection.Transport.Input, output, response.Framing, response.ContentLength, limit: null, flushLast: false).ConfigureAwait(false);
+                body = await session._responseBody.ForwardAsync(_connection.Transport.Input, output, response.Framing, response.ContentLength, limit: null, flushLast: false, dechunk).ConfigureAwait(false);
             }
             catch (Exception ex) when (IsConnectionFailure(ex))
             {

@@ -46,16 +46,17 @@ internal sealed class ChunkedBodyReader
     /// belongs to the body and may be forwarded. A line split across reads is left unconsumed;
     /// call again from <paramref name="consumed"/> once more bytes have arrived.
     /// </summary>
-    public Http1ParseStatus Advance(in ReadOnlySequence<byte> buffer, out SequencePosition consumed, out Http1Error error)
+    /// <param name="data">When given, the chunks' data (no framing, no trailers) is copied here as it passes: de-chunking.</param>
+    public Http1ParseStatus Advance(in ReadOnlySequence<byte> buffer, out SequencePosition consumed, out Http1Error error, IBufferWriter<byte>? data = null)
     {
         error = default;
         var reader = new SequenceReader<byte>(buffer);
-        var status = Run(ref reader, out error);
+        var status = Run(ref reader, data, out error);
         consumed = reader.Position;
         return status;
     }
 
-    private Http1ParseStatus Run(ref SequenceReader<byte> reader, out Http1Error error)
+    private Http1ParseStatus Run(ref SequenceReader<byte> reader, IBufferWriter<byte>? data, out Http1Error error)
     {
         error = default;
         while (true)
@@ -78,6 +79,14 @@ internal sealed class ChunkedBodyReader
 
                 case State.Data:
                     var take = Math.Min(_remaining, reader.Remaining);
+                    if (data is not null)
+                    {
+                        foreach (var segment in reader.UnreadSequence.Slice(0, take))
+                        {
+                            data.Write(segment.Span);
+                        }
+                    }
+
                     reader.Advance(take);
                     _remaining -= take;
                     DataBytes += take;

@@ -48,8 +48,9 @@ internal sealed class Http1BodyForwarder(ClientConnection client, ConnectionTrac
     /// <param name="length">The body's length when <paramref name="framing"/> is <see cref="Http1BodyFraming.Length"/>.</param>
     /// <param name="limit">The most body data (without chunk framing) allowed through, or null.</param>
     /// <param name="flushLast">Flush the target after the last bytes too; otherwise the caller flushes (and may add more first).</param>
+    /// <param name="dechunk">Forward a chunked body's data only, without its framing (for an HTTP/1.0 client, which reads until close).</param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<BodyOutcome> ForwardAsync(PipeReader source, PipeWriter target, Http1BodyFraming framing, long length, long? limit, bool flushLast)
+    public async ValueTask<BodyOutcome> ForwardAsync(PipeReader source, PipeWriter target, Http1BodyFraming framing, long length, long? limit, bool flushLast, bool dechunk = false)
     {
         Forwarded = 0;
         switch (framing)
@@ -78,7 +79,7 @@ internal sealed class Http1BodyForwarder(ClientConnection client, ConnectionTrac
             switch (framing)
             {
                 case Http1BodyFraming.Chunked:
-                    var status = _chunked.Advance(buffer, out consumed, out _);
+                    var status = _chunked.Advance(buffer, out consumed, out _, dechunk ? target : null);
                     if (status == Http1ParseStatus.Error)
                     {
                         outcome = BodyOutcome.Invalid;
@@ -107,7 +108,11 @@ internal sealed class Http1BodyForwarder(ClientConnection client, ConnectionTrac
             var body = buffer.Slice(0, consumed);
             if (outcome is null or BodyOutcome.Complete && !body.IsEmpty)
             {
-                Write(target, body);
+                if (!dechunk || framing != Http1BodyFraming.Chunked)
+                {
+                    Write(target, body);
+                }
+
                 Forwarded += body.Length;
                 client.Touch(tracker.Now);
             }

@@ -18,7 +18,8 @@ internal static class Http1ResponseWriter
 
     /// <param name="closeAfter">The client connection closes after this response (the client asked, or the body runs until close).</param>
     /// <param name="setCookie">A Set-Cookie value to add (the generated affinity cookie), or null.</param>
-    public static void Write(IBufferWriter<byte> output, Http1ResponseHead head, bool closeAfter, string? setCookie)
+    /// <param name="dechunked">The body is forwarded without its chunked framing (to an HTTP/1.0 client): Transfer-Encoding is left out.</param>
+    public static void Write(IBufferWriter<byte> output, Http1ResponseHead head, bool closeAfter, string? setCookie, bool dechunked = false)
     {
         output.Write("HTTP/1.1 "u8);
         WriteNumber(output, head.Status);
@@ -37,7 +38,7 @@ internal static class Http1ResponseWriter
                 via = head.HeaderValue(i);
             }
 
-            if (IsHopByHop(name, connection))
+            if (IsHopByHop(name, connection) || (dechunked && Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8)))
             {
                 continue;
             }

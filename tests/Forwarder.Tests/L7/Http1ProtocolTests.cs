@@ -123,6 +123,28 @@ public sealed class Http1ProtocolTests
     }
 
     [Fact]
+    public async Task Http10Client_GetsAChunkedResponseDechunked_UntilClose()
+    {
+        await using var backend = new HttpTestBackend(async (_, socket) =>
+        {
+            await HttpTestBackend.SendAsync(socket, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;x=y\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n");
+            return true;
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
+        var reader = new SocketReader(socket);
+        await HttpTestBackend.SendAsync(socket, "GET / HTTP/1.0\r\nHost: a\r\n\r\n");
+        var head = await reader.ReadHeadAsync();
+        Assert.Null(SocketReader.HeaderOf(head!, "transfer-encoding"));
+        Assert.Equal("close", SocketReader.HeaderOf(head!, "connection"));
+        Assert.Equal("hello, world", Encoding.ASCII.GetString(await reader.ReadToEndAsync()));
+
+        // The upstream connection was read to its end, so it goes back to the pool.
+        Assert.Equal(200, (await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
+        Assert.Equal(1, backend.AcceptedCount);
+    }
+
+    [Fact]
     public async Task ResponseUntilClose_IsForwardedWhole_AndEndsTheClientConnection()
     {
         await using var backend = new HttpTestBackend(async (_, socket) =>

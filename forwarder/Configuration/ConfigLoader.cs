@@ -190,7 +190,7 @@ internal static class ConfigLoader
 
     private static UpstreamHttpConfig ReadUpstreamHttp(YamlFieldReader reader, YamlNode? node, string path)
     {
-        var fields = node is null ? null : reader.Mapping(node, path, "maxIdleConnections", "keepAliveTimeout");
+        var fields = node is null ? null : reader.Mapping(node, path, "maxIdleConnections", "keepAliveTimeout", "version");
         if (fields is null)
         {
             return UpstreamHttpConfig.Default;
@@ -198,7 +198,13 @@ internal static class ConfigLoader
 
         return new UpstreamHttpConfig(
             reader.Int(fields, path, "maxIdleConnections", UpstreamHttpConfig.Default.MaxIdleConnections, 0, 1_000_000),
-            reader.Duration(fields, path, "keepAliveTimeout", UpstreamHttpConfig.Default.KeepAliveTimeout, TimeSpan.FromMilliseconds(1)));
+            reader.Duration(fields, path, "keepAliveTimeout", UpstreamHttpConfig.Default.KeepAliveTimeout, TimeSpan.FromMilliseconds(1)),
+            reader.Parsed(fields, path, "version", UpstreamHttpConfig.Default.Version, "1.1 or 2",
+                (string text, out System.Version version) =>
+                {
+                    version = text == "2" ? System.Net.HttpVersion.Version20 : System.Net.HttpVersion.Version11;
+                    return text is "1.1" or "2";
+                }));
     }
 
     private static List<EndpointConfig> ReadEndpoints(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode serviceNode, string servicePath)

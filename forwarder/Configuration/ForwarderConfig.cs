@@ -54,9 +54,10 @@ internal sealed record ServiceConfig(
 /// <summary>How http listeners talk to a service's endpoints: keep-alive pools per endpoint.</summary>
 /// <param name="MaxIdleConnections">Idle keep-alive connections kept per endpoint; more are closed when returned.</param>
 /// <param name="KeepAliveTimeout">An idle connection older than this is closed rather than reused (keep it below the upstream's own).</param>
-internal sealed record UpstreamHttpConfig(int MaxIdleConnections, TimeSpan KeepAliveTimeout)
+/// <param name="Version">The HTTP version requests from HTTP/2 clients are forwarded in (1.1, or 2 with prior knowledge: gRPC needs it); HTTP/1.1 clients' requests always go as HTTP/1.1.</param>
+internal sealed record UpstreamHttpConfig(int MaxIdleConnections, TimeSpan KeepAliveTimeout, Version Version)
 {
-    public static UpstreamHttpConfig Default { get; } = new(1024, TimeSpan.FromSeconds(30));
+    public static UpstreamHttpConfig Default { get; } = new(1024, TimeSpan.FromSeconds(30), System.Net.HttpVersion.Version11);
 }
 
 internal sealed record EndpointConfig(string Address, EndPoint EndPoint, int Weight);

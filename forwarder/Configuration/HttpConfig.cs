@@ -8,7 +8,9 @@ namespace Forwarder.Configuration;
 /// <param name="KeepAliveTimeout">How long a client connection may sit idle between requests before it is closed.</param>
 /// <param name="MaxBodySize">Larger request bodies are refused with 413; null for no limit.</param>
 /// <param name="AccessLog">Where JSON-lines access records go: a file path, "stdout", or null for none.</param>
+/// <param name="Http2">Connections that open with the HTTP/2 preface (h2c, prior knowledge) are served as HTTP/2.</param>
 internal sealed record HttpListenerConfig(
+    bool Http2,
     Http1Limits Limits,
     TimeSpan HeaderTimeout,
     TimeSpan KeepAliveTimeout,

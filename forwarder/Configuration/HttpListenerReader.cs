@@ -16,7 +16,7 @@ internal static class HttpListenerReader
     public static HttpListenerConfig? Read(YamlFieldReader reader, Dictionary<string, YamlNode> listener, YamlNode owner, string path, IReadOnlyDictionary<string, ServiceConfig> services)
     {
         var settings = listener.TryGetValue("http", out var httpNode)
-            ? reader.Mapping(httpNode, $"{path}.http", "headerTimeout", "keepAliveTimeout", "maxRequestLine", "maxHeaderBytes", "maxHeaders", "maxBodySize", "accessLog") ?? []
+            ? reader.Mapping(httpNode, $"{path}.http", "headerTimeout", "keepAliveTimeout", "maxRequestLine", "maxHeaderBytes", "maxHeaders", "maxBodySize", "accessLog", "http2") ?? []
             : [];
         var httpPath = $"{path}.http";
         var limits = new Http1Limits(
@@ -41,7 +41,8 @@ internal static class HttpListenerReader
         }
 
         var routes = ReadRoutes(reader, routesNode, $"{path}.routes", services);
-        return new HttpListenerConfig(limits, headerTimeout, keepAliveTimeout, maxBodySize, accessLog, routes);
+        var http2 = reader.Bool(settings, httpPath, "http2", true);
+        return new HttpListenerConfig(http2, limits, headerTimeout, keepAliveTimeout, maxBodySize, accessLog, routes);
     }
 
     private static List<RouteConfig> ReadRoutes(YamlFieldReader reader, YamlNode node, string path, IReadOnlyDictionary<string, ServiceConfig> services)

@@ -1,3 +1,4 @@
+using Forwarder.L7.Http2;
 using Forwarder.Metrics;
 using Microsoft.AspNetCore.Connections;
 using Forwarder.Runtime;
@@ -6,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace Forwarder.L7;
 
 /// <summary>Serves an http listener's connections: one <see cref="Http1ProxySession"/> each.</summary>
-internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, ConnectionTracker tracker, HttpConnectionEngine engine, ILogger<Http1ProxyHandler> logger)
+internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, ConnectionTracker tracker, HttpConnectionEngine engine, Http2Front http2, ILogger<Http1ProxyHandler> logger)
 {
     public UpstreamConnector Connector => connector;
 
@@ -14,6 +15,14 @@ internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, Con
 
     /// <summary>Moves a just-accepted connection onto the engine http connections run on.</summary>
     public ConnectionContext Adopt(ConnectionContext connection) => engine.Adopt(connection);
+
+    /// <summary>Serves a connection that opened with the HTTP/2 preface, until it ends.</summary>
+    public Task ServeHttp2Async(ClientConnection client, ListenerHost host, ListenerMetrics metrics)
+    {
+        // HTTP/2 keeps connections open on purpose (PINGs, GOAWAY); its server times them out itself.
+        client.IdleTimeout = TimeSpan.Zero;
+        return http2.ServeAsync(client.Client, new Http2ConnectionState(host, metrics));
+    }
 
     public Task HandleAsync(ClientConnection client, ListenerHost host, ListenerMetrics metrics, CancellationToken stopping)
         => new Http1ProxySession(this, client, host, metrics, stopping).RunAsync();

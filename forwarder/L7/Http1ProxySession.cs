@@ -5,6 +5,7 @@ using System.Text;
 using Forwarder.Configuration;
 using Forwarder.L4;
 using Forwarder.L7.Http1;
+using Forwarder.L7.Http2;
 using Forwarder.L7.Routing;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
@@ -68,6 +69,9 @@ internal sealed class Http1ProxySession
         Parsed,
         Closed,
         Refused,
+
+        /// <summary>The connection opened with the HTTP/2 preface: it goes to the HTTP/2 front.</summary>
+        Http2,
     }
 
     /// <summary>Why an exchange with an upstream ended before a usable response head.</summary>
@@ -101,6 +105,12 @@ internal sealed class Http1ProxySession
                 var (outcome, error) = await ReadRequestHeadAsync(model.Config).ConfigureAwait(false);
                 if (outcome == HeadOutcome.Closed)
                 {
+                    return;
+                }
+
+                if (outcome == HeadOutcome.Http2)
+                {
+                    await _handler.ServeHttp2Async(_client, _host, _listenerMetrics).ConfigureAwait(false);
                     return;
                 }
 
@@ -175,6 +185,23 @@ internal sealed class Http1ProxySession
                     _idle = false;
                     deadline = _tracker.DeadlineAfter(config.HeaderTimeout);
                     _client.ArmDeadline(deadline, _input);
+                }
+
+                if (_requestCount == 0 && config.Http2 && Http2Preface.Check(buffer) is { } isHttp2)
+                {
+                    if (isHttp2)
+                    {
+                        // Left unread: the HTTP/2 server reads the preface itself.
+                        _input.AdvanceTo(buffer.Start);
+                        _client.DisarmDeadline();
+                        return (HeadOutcome.Http2, default);
+                    }
+                }
+                else if (_requestCount == 0 && config.Http2 && !result.IsCompleted)
+                {
+                    // Too few bytes yet to tell HTTP/2's preface from an HTTP/1.1 request.
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                    continue;
                 }
 
                 var status = Http1RequestParser.TryParse(buffer, config.Limits, _request, out var consumed, out var error);

@@ -4,6 +4,7 @@ using Forwarder.Configuration;
 using Forwarder.Echo;
 using Forwarder.L4;
 using Forwarder.L7;
+using Forwarder.L7.Http2;
 using Forwarder.Metrics;
 using Forwarder.Transports.Memory;
 using Forwarder.Transports.Tcp;
@@ -84,6 +85,8 @@ internal static class ForwarderHost
             sp.GetService<SocketSplicer>(),
             sp.GetRequiredService<MemoryPool<byte>>(),
             sp.GetRequiredService<TcpTransportOptions>()));
+        services.AddSingleton<HttpForwarder>();
+        services.AddSingleton<Http2Front>();
         services.AddSingleton<Http1ProxyHandler>();
         services.AddSingleton<AccessLogs>();
         services.AddSingleton<EchoHandler>();

@@ -3,6 +3,7 @@ using Forwarder.Configuration;
 using Forwarder.Echo;
 using Forwarder.L4;
 using Forwarder.L7;
+using Forwarder.L7.Http2;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
 using Microsoft.AspNetCore.Connections;
@@ -23,6 +24,7 @@ internal sealed partial class ProxyRuntime(
     HttpConnectionEngine httpEngine,
     TcpProxyHandler tcpHandler,
     Http1ProxyHandler httpHandler,
+    Http2Front http2,
     EchoHandler echoHandler,
     AccessLogs accessLogs,
     ConnectionTracker tracker,
@@ -145,6 +147,8 @@ internal sealed partial class ProxyRuntime(
         deadline.CancelAfter(drainTimeout);
         try
         {
+            // HTTP/2 connections are told to go away and finish their streams within the drain.
+            await http2.StopAsync(deadline.Token).ConfigureAwait(false);
             await tracker.WaitUntilEmptyAsync(deadline.Token).ConfigureAwait(false);
             LogDrained(logger);
         }

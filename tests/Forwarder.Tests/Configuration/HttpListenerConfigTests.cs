@@ -108,7 +108,7 @@ public sealed class HttpListenerConfigTests
         Assert.Equal((null, null), (fallback.Match.Host, fallback.Match.Path));
         Assert.Equal([new RouteBackend("green", 1)], fallback.Backends);
 
-        Assert.Equal(new UpstreamHttpConfig(64, TimeSpan.FromSeconds(10)), config.Services["blue"].Http);
+        Assert.Equal(new UpstreamHttpConfig(64, TimeSpan.FromSeconds(10), System.Net.HttpVersion.Version11), config.Services["blue"].Http);
         Assert.Equal(UpstreamHttpConfig.Default, config.Services["green"].Http);
     }
 
@@ -141,7 +141,7 @@ public sealed class HttpListenerConfigTests
         Assert.Equal(new RetryPolicy(Attempts: 1, RetryOn.Reset, BudgetPercent: 20, MinConcurrent: 3), RetryPolicy.Default);
 
         Assert.Equal(UpstreamHttpConfig.Default, config.Services["blue"].Http);
-        Assert.Equal(new UpstreamHttpConfig(1024, TimeSpan.FromSeconds(30)), UpstreamHttpConfig.Default);
+        Assert.Equal(new UpstreamHttpConfig(1024, TimeSpan.FromSeconds(30), System.Net.HttpVersion.Version11), UpstreamHttpConfig.Default);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.Transports.Tcp.Splicing;
 
@@ -22,6 +23,7 @@ internal sealed class DirectSocketWriter(EpollConnection connection, MemoryPool<
     /// <summary>Bytes of the oldest unsent block (the first filled one, else the current one) already sent.</summary>
     private int _sent;
     private long _unflushed;
+    private bool _broken;
 
     public bool IsCompleted { get; private set; }
 
@@ -67,13 +69,27 @@ internal sealed class DirectSocketWriter(EpollConnection connection, MemoryPool<
 
     public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
     {
+        if (_broken)
+        {
+            // As a pipe says it: the other end is gone, stop writing. What was written is dropped.
+            Release();
+            return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: true));
+        }
+
         if (_unflushed == 0)
         {
             return new ValueTask<FlushResult>(default(FlushResult));
         }
 
         // The common case: the socket takes everything at once.
-        return TrySendAll() ? new ValueTask<FlushResult>(default(FlushResult)) : SendRestAsync();
+        try
+        {
+            return TrySendAll() ? new ValueTask<FlushResult>(default(FlushResult)) : SendRestAsync();
+        }
+        catch (Exception ex) when (ex is ConnectionResetException or ConnectionAbortedException)
+        {
+            return Broken(ex);
+        }
     }
 
     public override void CancelPendingFlush()
@@ -90,13 +106,15 @@ internal sealed class DirectSocketWriter(EpollConnection connection, MemoryPool<
         }
     }
 
-    /// <summary>Sends what is left (after <see cref="Complete"/>, before the FIN).</summary>
-    internal async Task DrainAsync()
+    /// <summary>Sends what is left (after <see cref="Complete"/>, before the FIN); false when the connection failed instead.</summary>
+    internal async Task<bool> DrainAsync()
     {
-        if (_unflushed > 0)
+        if (_unflushed > 0 && !_broken)
         {
             await SendRestAsync().ConfigureAwait(false);
         }
+
+        return !_broken;
     }
 
     /// <summary>Returns every block to the pool; what was not sent is dropped.</summary>
@@ -162,11 +180,31 @@ internal sealed class DirectSocketWriter(EpollConnection connection, MemoryPool<
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<FlushResult> SendRestAsync()
     {
-        while (!TrySendAll())
+        try
         {
-            await connection.WaitWritableAsync().ConfigureAwait(false);
+            while (!TrySendAll())
+            {
+                await connection.WaitWritableAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is ConnectionResetException or ConnectionAbortedException)
+        {
+            return await Broken(ex).ConfigureAwait(false);
         }
 
         return default;
+    }
+
+    /// <summary>
+    /// Sending failed (the peer reset, or the connection was closed): the connection is closed in
+    /// turn, its reader learns why, and this and every later flush report the output completed
+    /// rather than throw, as a pipe whose reader is gone does. Kestrel relies on that.
+    /// </summary>
+    private ValueTask<FlushResult> Broken(Exception reason)
+    {
+        _broken = true;
+        Release();
+        connection.SendFailed(reason);
+        return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: true));
     }
 }

@@ -326,21 +326,19 @@ public sealed class EpollConnection : ConnectionContext,
     {
         try
         {
-            await _output.DrainAsync().ConfigureAwait(false);
-            if (Volatile.Read(ref _closed) == 0)
+            if (await _output.DrainAsync().ConfigureAwait(false) && Volatile.Read(ref _closed) == 0)
             {
                 LinuxSockets.Shutdown(_fd, ShutWr);
             }
-        }
-        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException)
-        {
-            Close(ex, reset: ex is ConnectionResetException);
         }
         finally
         {
             _output.Release();
         }
     }
+
+    /// <summary>A send failed: a reset is passed on as a reset, anything else closes the connection.</summary>
+    internal void SendFailed(Exception reason) => Close(reason, reset: reason is ConnectionResetException);
 
     /// <summary>Bytes sent, or -1 when the socket's buffer is full; throws when the connection failed.</summary>
     internal unsafe int SendSome(ReadOnlySpan<byte> bytes)

@@ -1,0 +1,132 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Forwarder.L7.Http2;
+
+/// <summary>
+/// HTTP/2 for http listeners, through Kestrel: a connection whose first bytes are the HTTP/2
+/// preface (h2c with prior knowledge) is lent to one process-wide Kestrel server that speaks
+/// only HTTP/2 and listens on nothing (<see cref="HandoffListenerFactory"/>); each request it
+/// decodes goes to <see cref="HttpForwarder"/>. Kestrel brings the HTTP/2 protocol (streams,
+/// flow control, HPACK, trailers); routing, balancing and health stay the proxy's own.
+/// </summary>
+internal sealed class Http2Front : IAsyncDisposable
+{
+    private readonly HandoffListenerFactory _transport = new();
+    private readonly ConcurrentDictionary<string, Http2ConnectionState> _connections = new(StringComparer.Ordinal);
+    private readonly KestrelServer _server;
+    private readonly HttpForwarder _forwarder;
+    private readonly SemaphoreSlim _startLock = new(1, 1);
+    private bool _started;
+
+    public Http2Front(HttpForwarder forwarder, ILoggerFactory loggerFactory)
+    {
+        _forwarder = forwarder;
+        var options = new KestrelServerOptions { AddServerHeader = false };
+        options.Limits.Http2.MaxStreamsPerConnection = 1000;
+        options.Limits.MaxRequestBodySize = null;
+        options.Listen(new IPEndPoint(IPAddress.None, 0), listen => listen.Protocols = HttpProtocols.Http2);
+        _server = new KestrelServer(Options.Create(options), _transport, loggerFactory);
+    }
+
+    /// <summary>Serves the connection over HTTP/2 until the client or shutdown ends it.</summary>
+    /// <param name="state">The listener's view of the connection, for the requests it carries.</param>
+    public async Task ServeAsync(ConnectionContext connection, Http2ConnectionState state)
+    {
+        await EnsureStartedAsync().ConfigureAwait(false);
+        var lent = new HandedOffConnection(connection);
+        _connections[connection.ConnectionId] = state;
+        try
+        {
+            if (_transport.HandOff(lent))
+            {
+                await lent.Done.ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _connections.TryRemove(connection.ConnectionId, out _);
+        }
+    }
+
+    /// <summary>
+    /// Shutdown: every HTTP/2 connection gets a GOAWAY, requests in flight finish until
+    /// <paramref name="cancellationToken"/> fires, then what is left is aborted.
+    /// </summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _startLock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            if (_started)
+            {
+                _started = false;
+                await _server.StopAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _startLock.Release();
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _server.Dispose();
+        _startLock.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask EnsureStartedAsync()
+    {
+        if (Volatile.Read(ref _started))
+        {
+            return;
+        }
+
+        await _startLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (!_started)
+            {
+                await _server.StartAsync(new Application(_forwarder, _connections), CancellationToken.None).ConfigureAwait(false);
+                Volatile.Write(ref _started, true);
+            }
+        }
+        finally
+        {
+            _startLock.Release();
+        }
+    }
+
+    /// <summary>Kestrel's view of the proxy: a context per request, handled by the forwarder.</summary>
+    private sealed class Application(HttpForwarder forwarder, ConcurrentDictionary<string, Http2ConnectionState> connections) : IHttpApplication<HttpContext>
+    {
+        public HttpContext CreateContext(IFeatureCollection contextFeatures) => new DefaultHttpContext(contextFeatures);
+
+        public Task ProcessRequestAsync(HttpContext context)
+        {
+            if (!connections.TryGetValue(context.Connection.Id, out var state))
+            {
+                context.Abort();
+                return Task.CompletedTask;
+            }
+
+            return forwarder.ForwardAsync(context, state);
+        }
+
+        public void DisposeContext(HttpContext context, Exception? exception)
+        {
+        }
+    }
+}
+
+/// <summary>What requests on a lent HTTP/2 connection need from the listener that accepted it.</summary>
+internal sealed record Http2ConnectionState(Runtime.ListenerHost Host, Metrics.ListenerMetrics Metrics);

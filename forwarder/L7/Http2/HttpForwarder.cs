@@ -104,6 +104,7 @@ internal sealed partial class HttpForwarder : IDisposable
             return;
         }
 
+        var started = _tracker.Now;
         var canHaveBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? true;
         var retryable = !canHaveBody && IsIdempotent(context.Request.Method);
         var requestId = $"h2-{Interlocked.Increment(ref _requests):x}";
@@ -173,6 +174,8 @@ internal sealed partial class HttpForwarder : IDisposable
 
             using (response)
             {
+                // The route's timeout is for the response head; a stream may then run as long as it lasts.
+                timeout.CancelAfter(Timeout.Infinite);
                 var upstreamLatency = _tracker.Since(sentAt);
                 route.Metrics.UpstreamLatency.Record(upstreamLatency);
                 service.Metrics.Http.UpstreamLatency.Record(upstreamLatency);
@@ -191,6 +194,23 @@ internal sealed partial class HttpForwarder : IDisposable
                     await CopyResponseAsync(context, response, generated).ConfigureAwait(false);
                     route.Metrics.Responded(status);
                     service.Metrics.Http.Responded(status);
+                    state.Host.Model.Http?.AccessLog?.Write(new AccessLogEntry(
+                        DateTimeOffset.UtcNow,
+                        state.Host.Model.Config.Name,
+                        route.Config.Name,
+                        service.Config.Name,
+                        endpoint.Config.Address,
+                        clientAddress,
+                        context.Request.Method,
+                        context.Request.Host.Value ?? string.Empty,
+                        $"{context.Request.PathBase}{context.Request.Path}{context.Request.QueryString}",
+                        status,
+                        context.Request.ContentLength ?? 0,
+                        response.Content.Headers.ContentLength ?? 0,
+                        _tracker.Since(started).TotalMilliseconds,
+                        upstreamLatency.TotalMilliseconds,
+                        retries,
+                        requestId));
                 }
                 catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException or ObjectDisposedException)
                 {

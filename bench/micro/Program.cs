@@ -1,3 +1,5 @@
 using BenchmarkDotNet.Running;
+using Forwarder.Bench.Micro;
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+// Not typeof(Program): forwarder and bench also have a top-level Program, visible here through InternalsVisibleTo.
+BenchmarkSwitcher.FromAssembly(typeof(PickBenchmarks).Assembly).Run(args);

@@ -1,0 +1,332 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Runtime.CompilerServices;
+using Forwarder.L4;
+using Forwarder.L7.Http1;
+using Forwarder.L7.Routing;
+using Forwarder.LoadBalancing.Health;
+using Forwarder.Runtime;
+using Forwarder.Transports.Features;
+using Microsoft.AspNetCore.Connections;
+
+namespace Forwarder.L7;
+
+/// <content>The exchange with the upstream: one request sent, one response forwarded.</content>
+internal sealed partial class Http1ProxySession
+{
+    /// <summary>One attempt at a request on one upstream connection; one instance per session, reset for each attempt.</summary>
+    private sealed class Exchange(Http1ProxySession session)
+    {
+        private HttpListenerModel _model = null!;
+        private RouteModel _route = null!;
+        private ServiceModel _service = null!;
+        private UpstreamLease _lease;
+        private long _started;
+        private RequestId _requestId;
+        private int _retries;
+        private ConnectionContext _connection = null!;
+        private Task<BodyOutcome>? _requestBody;
+        private bool _clientBodyFailed;
+        private long _sentAt;
+        private double _upstreamMilliseconds;
+
+        /// <summary>The connection closed without a single byte of response.</summary>
+        public bool NothingReceived { get; private set; }
+
+        /// <summary>The status to answer when the client's body broke.</summary>
+        public int ClientBodyStatus { get; private set; }
+
+        public void Begin(HttpListenerModel model, RouteModel route, ServiceModel service, UpstreamLease lease, long started, RequestId requestId, int retries)
+        {
+            (_model, _route, _service, _lease, _started, _requestId, _retries) = (model, route, service, lease, started, requestId, retries);
+            _connection = lease.Connection;
+            _requestBody = null;
+            _clientBodyFailed = false;
+            _upstreamMilliseconds = 0;
+            NothingReceived = true;
+            ClientBodyStatus = 400;
+        }
+
+        /// <summary>The client's body broke, and the upstream connection was aborted for it.</summary>
+        private bool ClientBodyFailed => Volatile.Read(ref _clientBodyFailed);
+
+        /// <summary>Sends the head, starts the body on its way, and reads up to the final response head (forwarding 1xx).</summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        public async ValueTask<ExchangeFailure> SendAndReceiveHeadAsync()
+        {
+            var request = session._request;
+            Volatile.Write(ref session._upstream, _connection);
+            var output = _connection.Transport.Output;
+            Http1RequestWriter.Write(output, request, new ForwardingContext(session._clientAddress ?? IPAddress.None, "http", _requestId));
+            _sentAt = session._tracker.Now;
+            try
+            {
+                var flushed = await output.FlushAsync().ConfigureAwait(false);
+                if (flushed.IsCompleted)
+                {
+                    return ExchangeFailure.Reset;
+                }
+
+                if (request.HasBody)
+                {
+                    session._client.IdleTimeout = _route.Config.Timeout;
+                    _requestBody = ForwardRequestBodyAsync(output);
+                }
+
+                return await ReceiveHeadAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsConnectionFailure(ex))
+            {
+                return ClientBodyFailed ? ExchangeFailure.ClientBody : ExchangeFailure.Reset;
+            }
+        }
+
+        /// <summary>
+        /// Streams the request body alongside the wait for the response. A body that breaks
+        /// (bad chunk, over the limit, client gone) aborts the upstream connection, so the
+        /// exchange answers the client at once instead of waiting out the _route's timeout.
+        /// </summary>
+        private async Task<BodyOutcome> ForwardRequestBodyAsync(PipeWriter output)
+        {
+            var request = session._request;
+            BodyOutcome outcome;
+            try
+            {
+                outcome = await session._requestBody.ForwardAsync(session._input, output, RequestFraming(request), request.ContentLength ?? 0, _model.Config.MaxBodySize, flushLast: true).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsConnectionFailure(ex))
+            {
+                // Writing to the upstream failed: the response side sees the same failure.
+                return BodyOutcome.TargetClosed;
+            }
+
+            if (outcome is BodyOutcome.Invalid or BodyOutcome.TooLarge or BodyOutcome.Truncated)
+            {
+                ClientBodyStatus = outcome == BodyOutcome.TooLarge ? 413 : 400;
+                Volatile.Write(ref _clientBodyFailed, true);
+                _connection.Abort(new ConnectionAbortedException($"The client's request body failed: {outcome}."));
+            }
+
+            return outcome;
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<ExchangeFailure> ReceiveHeadAsync()
+        {
+            var input = _connection.Transport.Input;
+            var client = session._client;
+            var isHead = session._request.Method.SequenceEqual("HEAD"u8);
+            client.ArmDeadline(session._tracker.DeadlineAfter(_route.Config.Timeout), input);
+            try
+            {
+                while (true)
+                {
+                    var result = await input.ReadAsync().ConfigureAwait(false);
+                    var buffer = result.Buffer;
+                    if (result.IsCanceled)
+                    {
+                        return ExchangeFailure.Timeout;
+                    }
+
+                    NothingReceived &= buffer.IsEmpty;
+                    var status = Http1ResponseParser.TryParse(buffer, _model.Config.Limits, isHead, session._response, out var consumed, out _);
+                    if (status == Http1ParseStatus.Error)
+                    {
+                        input.AdvanceTo(buffer.End);
+                        return ExchangeFailure.BadResponse;
+                    }
+
+                    if (status == Http1ParseStatus.NeedMore)
+                    {
+                        if (result.IsCompleted)
+                        {
+                            input.AdvanceTo(buffer.End);
+                            return ClientBodyFailed ? ExchangeFailure.ClientBody : ExchangeFailure.Reset;
+                        }
+
+                        input.AdvanceTo(buffer.Start, buffer.End);
+                        continue;
+                    }
+
+                    input.AdvanceTo(consumed);
+                    if (!session._response.IsInterim)
+                    {
+                        _upstreamMilliseconds = session._tracker.Since(_sentAt).TotalMilliseconds;
+                        return session._response.Status == 101 && !session._request.Upgrade ? ExchangeFailure.BadResponse : ExchangeFailure.None;
+                    }
+
+                    // 100 Continue and friends go to the client as they come (HTTP/1.0 clients know none of them).
+                    if (session._request.Version != Http1Version.Http10)
+                    {
+                        Http1ResponseWriter.Write(session._output, session._response, closeAfter: false, setCookie: null);
+                        await session._output.FlushAsync().ConfigureAwait(false);
+                    }
+                }
+            }
+            finally
+            {
+                client.DisarmDeadline();
+            }
+        }
+
+        /// <summary>Forwards the final response and settles both connections; true when the client connection stays open.</summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        public async ValueTask<bool> CompleteAsync(GeneratedCookie? generated)
+        {
+            var response = session._response;
+            var request = session._request;
+            var endpoint = _lease.Endpoint;
+            var status = response.Status;
+            _route.Metrics.UpstreamLatency.Record(TimeSpan.FromMilliseconds(_upstreamMilliseconds));
+            _service.Metrics.Http.UpstreamLatency.Record(TimeSpan.FromMilliseconds(_upstreamMilliseconds));
+            if (status >= 500)
+            {
+                _service.Health.ReportFailure(endpoint.Health);
+            }
+            else
+            {
+                ServiceHealth.ReportSuccess(endpoint.Health);
+            }
+
+            if (status == 101)
+            {
+                return await TunnelAsync().ConfigureAwait(false);
+            }
+
+            // An HTTP/1.0 client cannot read chunked framing: it gets the data, delimited by the close.
+            var dechunk = request.Version == Http1Version.Http10 && response.Framing == Http1BodyFraming.Chunked;
+            var closeAfter = !request.KeepAlive || response.Framing == Http1BodyFraming.UntilClose || dechunk || session._stopping.IsCancellationRequested;
+            var output = session._output;
+            var before = output.UnflushedBytes;
+            Http1ResponseWriter.Write(output, response, closeAfter, generated?.SetCookieValue, dechunk);
+            var headBytes = output.UnflushedBytes - before;
+            session._client.IdleTimeout = _route.Config.Timeout;
+            BodyOutcome body;
+            try
+            {
+                body = await session._responseBody.ForwardAsync(_connection.Transport.Input, output, response.Framing, response.ContentLength, limit: null, flushLast: false, dechunk).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsConnectionFailure(ex))
+            {
+                // A reset from the upstream (or the client gone): either way the response is cut.
+                body = BodyOutcome.Truncated;
+            }
+
+            if (body != BodyOutcome.Complete)
+            {
+                // The client already has part of the response: only a reset tells it the rest is missing.
+                session._handler.LogResponseCut(_route.Config.Name, _service.Config.Name, endpoint.Config.Address, body.ToString());
+                Reset(session._client.Client);
+                Account(status, headBytes, aborted: true);
+                await AbandonAsync(reportFailure: body != BodyOutcome.TargetClosed).ConfigureAwait(false);
+                return false;
+            }
+
+            var flushed = await output.FlushAsync().ConfigureAwait(false);
+            session._client.IdleTimeout = TimeSpan.Zero;
+            var requestBodyDone = await SettleRequestBodyAsync().ConfigureAwait(false);
+            Account(status, headBytes + session._responseBody.Forwarded, aborted: false);
+            await ReleaseAsync(reusable: response.KeepAlive && requestBodyDone && response.Framing != Http1BodyFraming.UntilClose).ConfigureAwait(false);
+            return !closeAfter && requestBodyDone && !flushed.IsCompleted;
+        }
+
+        /// <summary>The exchange is given up: the connection is closed, not pooled, and optionally the endpoint charged with a failure.</summary>
+        public async ValueTask AbandonAsync(bool reportFailure)
+        {
+            if (reportFailure)
+            {
+                _service.Health.ReportFailure(_lease.Endpoint.Health);
+            }
+
+            _connection.Abort(new ConnectionAbortedException("The exchange was abandoned."));
+            if (_requestBody is not null)
+            {
+                session._input.CancelPendingRead();
+                await SettleRequestBodyAsync().ConfigureAwait(false);
+            }
+
+            await ReleaseAsync(reusable: false).ConfigureAwait(false);
+        }
+
+        /// <summary>A 101 to an upgrade request: from here on the two connections just carry bytes both ways.</summary>
+        private async ValueTask<bool> TunnelAsync()
+        {
+            Http1ResponseWriter.Write(session._output, session._response, closeAfter: false, setCookie: null);
+            await session._output.FlushAsync().ConfigureAwait(false);
+            Account(101, 0, aborted: false);
+            session._client.IdleTimeout = _service.Config.IdleTimeout;
+            Volatile.Write(ref session._upstream, null);
+            try
+            {
+                await new TcpProxySession(session._client, _connection, session._listenerMetrics, _service.Metrics, session._tracker).RunAsync(splicer: null, directSend: false).ConfigureAwait(false);
+            }
+            finally
+            {
+                await ReleaseAsync(reusable: false).ConfigureAwait(false);
+            }
+
+            return false;
+        }
+
+        /// <summary>Waits for the request body to finish; false when it did not (the client connection cannot go on).</summary>
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<bool> SettleRequestBodyAsync()
+        {
+            if (_requestBody is not { } body)
+            {
+                return true;
+            }
+
+            _requestBody = null;
+            if (!body.IsCompleted)
+            {
+                // The upstream answered before taking the whole body: the rest will never be read.
+                session._input.CancelPendingRead();
+            }
+
+            try
+            {
+                return await body.ConfigureAwait(false) == BodyOutcome.Complete;
+            }
+            catch (Exception ex) when (IsConnectionFailure(ex))
+            {
+                return false;
+            }
+        }
+
+        private void Account(int status, long bytesSent, bool aborted)
+        {
+            _route.Metrics.Responded(status);
+            _service.Metrics.Http.Responded(status);
+            if (aborted)
+            {
+                _route.Metrics.Abort();
+                _service.Metrics.Http.Abort();
+            }
+
+            session._listenerMetrics.AddSent(bytesSent);
+            session._listenerMetrics.AddReceived(session._request.Bytes.Length + session._requestBody.Forwarded);
+            session.Log(_model, _route, _service, _lease.Endpoint, status, bytesSent, _started, _upstreamMilliseconds, _retries, _requestId);
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+        private async ValueTask ReleaseAsync(bool reusable)
+        {
+            Volatile.Write(ref session._upstream, null);
+            _lease.Endpoint.State.End();
+            await _lease.Endpoint.Pool.ReturnAsync(_connection, reusable).ConfigureAwait(false);
+        }
+
+        private static void Reset(ConnectionContext connection)
+        {
+            if (connection.Features.Get<IConnectionResetFeature>() is { } reset)
+            {
+                reset.Reset();
+            }
+            else
+            {
+                connection.Abort(new ConnectionAbortedException("The upstream failed mid-response."));
+            }
+        }
+    }
+}

@@ -14,7 +14,7 @@ internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, Con
     public ConnectionTracker Tracker => tracker;
 
     /// <summary>Moves a just-accepted connection onto the engine http connections run on.</summary>
-    public ConnectionContext Adopt(ConnectionContext connection) => engine.Adopt(connection);
+    public ValueTask<ConnectionContext> AdoptAsync(ConnectionContext connection) => engine.AdoptAsync(connection);
 
     /// <summary>Serves a connection that opened with the HTTP/2 preface, until it ends.</summary>
     public Task ServeHttp2Async(ClientConnection client, ListenerHost host, ListenerMetrics metrics)

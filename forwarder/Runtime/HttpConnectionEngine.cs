@@ -13,8 +13,8 @@ namespace Forwarder.Runtime;
 /// </summary>
 internal sealed class HttpConnectionEngine(SocketSplicer? splicer, MemoryPool<byte> pool, TcpTransportOptions options)
 {
-    public ConnectionContext Adopt(ConnectionContext connection)
-        => splicer is null ? connection : EpollConnection.Adopt(connection, splicer, pool, options.MaxBufferedBytes);
+    public ValueTask<ConnectionContext> AdoptAsync(ConnectionContext connection)
+        => splicer is null ? ValueTask.FromResult(connection) : EpollConnection.AdoptAsync(connection, splicer, pool, options.MaxBufferedBytes);
 
     /// <summary>A dialer whose connections are adopted as they are made.</summary>
     public IConnectionFactory Dialer(IConnectionFactory inner) => splicer is null ? inner : new AdoptingDialer(inner, this);
@@ -22,6 +22,6 @@ internal sealed class HttpConnectionEngine(SocketSplicer? splicer, MemoryPool<by
     private sealed class AdoptingDialer(IConnectionFactory inner, HttpConnectionEngine engine) : IConnectionFactory
     {
         public async ValueTask<ConnectionContext> ConnectAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
-            => engine.Adopt(await inner.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false));
+            => await engine.AdoptAsync(await inner.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
     }
 }

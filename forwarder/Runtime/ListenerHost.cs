@@ -112,7 +112,18 @@ internal sealed partial class ListenerHost
     {
         if (model.Config.Protocol == ListenerProtocol.Http)
         {
-            connection = _httpHandler.Adopt(connection);
+            try
+            {
+                connection = await _httpHandler.AdoptAsync(connection).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException)
+            {
+                // The client left before its connection could move to the epoll engine.
+                LogConnectionFailed(_logger, connection.ConnectionId, model.Config.Name, ex);
+                await CloseAsync(connection).ConfigureAwait(false);
+                Interlocked.Decrement(ref _active);
+                return;
+            }
         }
 
         metrics.ConnectionOpened();

@@ -140,7 +140,7 @@ internal sealed class ServiceModel : IAsyncDisposable
             {
                 await endpoint.Pool.EvictIdleAsync().ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException or Microsoft.AspNetCore.Connections.ConnectionResetException or Microsoft.AspNetCore.Connections.ConnectionAbortedException)
             {
                 // Closing a connection that already failed: it is gone either way.
             }

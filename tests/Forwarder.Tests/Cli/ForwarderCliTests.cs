@@ -106,8 +106,10 @@ public sealed class ForwarderCliTests : IDisposable
             using var probe = await SocketClient.ConnectAsync(endPoint);
             return false;
         }
-        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionRefused)
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.ConnectionRefused or SocketError.ConnectionReset)
         {
+            // Reset: the probe's handshake completed in the backlog just as the listener closed,
+            // which dropped it. Either way the listener no longer accepts.
             return true;
         }
     }

@@ -119,15 +119,15 @@ public sealed class EpollConnection : ConnectionContext,
     /// Moves a connection of the TCP transport onto a splicer thread, if its socket can still be
     /// taken (its pipes never used); otherwise returns it as it is. The original is disposed.
     /// </summary>
-    public static ConnectionContext Adopt(ConnectionContext connection, SocketSplicer splicer, MemoryPool<byte> pool, long maxBufferedBytes)
+    public static async ValueTask<ConnectionContext> AdoptAsync(ConnectionContext connection, SocketSplicer splicer, MemoryPool<byte> pool, long maxBufferedBytes)
     {
         if (connection.Features.Get<IRawSocketFeature>() is not { CanTakeSocket: true } raw || !raw.TryTakeSocket(out var socket))
         {
             return connection;
         }
 
-        // The taken connection only frees its own resources now; this completes synchronously.
-        _ = connection.DisposeAsync();
+        // The taken connection only frees its own resources now.
+        await connection.DisposeAsync().ConfigureAwait(false);
         try
         {
             return new EpollConnection(socket, splicer, pool, maxBufferedBytes);

@@ -87,6 +87,12 @@ internal static class PrometheusWriter
             Sample(text, "forwarder_upstream_none_available_total", $"service=\"{s.Name}\"", s.NoneAvailableCount);
         }
 
+        Family(text, "forwarder_upstream_pool_full_total", "counter", "Upstream connections not opened because the endpoint had http.maxConnections open already.");
+        foreach (var s in services)
+        {
+            Sample(text, "forwarder_upstream_pool_full_total", $"service=\"{s.Name}\"", s.PoolFullCount);
+        }
+
         HttpMetricsWriter.Write(text, metrics, listeners, services);
         WriteEndpoints(text, runtime);
         Family(text, "forwarder_config_reloads_total", "counter", "Config reloads, by result.");

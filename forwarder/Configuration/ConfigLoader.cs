@@ -190,7 +190,7 @@ internal static class ConfigLoader
 
     private static UpstreamHttpConfig ReadUpstreamHttp(YamlFieldReader reader, YamlNode? node, string path)
     {
-        var fields = node is null ? null : reader.Mapping(node, path, "maxIdleConnections", "keepAliveTimeout", "version");
+        var fields = node is null ? null : reader.Mapping(node, path, "maxIdleConnections", "keepAliveTimeout", "version", "maxConnections");
         if (fields is null)
         {
             return UpstreamHttpConfig.Default;
@@ -204,7 +204,8 @@ internal static class ConfigLoader
                 {
                     version = text == "2" ? System.Net.HttpVersion.Version20 : System.Net.HttpVersion.Version11;
                     return text is "1.1" or "2";
-                }));
+                }),
+            reader.Int(fields, path, "maxConnections", 0, 0, 1_000_000));
     }
 
     private static List<EndpointConfig> ReadEndpoints(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode serviceNode, string servicePath)

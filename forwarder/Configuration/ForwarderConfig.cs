@@ -55,7 +55,8 @@ internal sealed record ServiceConfig(
 /// <param name="MaxIdleConnections">Idle keep-alive connections kept per endpoint; more are closed when returned.</param>
 /// <param name="KeepAliveTimeout">An idle connection older than this is closed rather than reused (keep it below the upstream's own).</param>
 /// <param name="Version">The HTTP version requests from HTTP/2 clients are forwarded in (1.1, or 2 with prior knowledge: gRPC needs it); HTTP/1.1 clients' requests always go as HTTP/1.1.</param>
-internal sealed record UpstreamHttpConfig(int MaxIdleConnections, TimeSpan KeepAliveTimeout, Version Version)
+/// <param name="MaxConnections">Connections open at once per endpoint (a circuit breaker): past it the next endpoint is tried, then 503; 0 for no limit.</param>
+internal sealed record UpstreamHttpConfig(int MaxIdleConnections, TimeSpan KeepAliveTimeout, Version Version, int MaxConnections = 0)
 {
     public static UpstreamHttpConfig Default { get; } = new(1024, TimeSpan.FromSeconds(30), System.Net.HttpVersion.Version11);
 }

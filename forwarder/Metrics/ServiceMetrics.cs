@@ -17,6 +17,7 @@ internal sealed class ServiceMetrics(string name)
     private long _total;
     private long _exhausted;
     private long _noneAvailable;
+    private long _poolFull;
     private long _bytesToUpstream;
     private long _bytesFromUpstream;
 
@@ -37,6 +38,9 @@ internal sealed class ServiceMetrics(string name)
     /// <summary>Client connections closed because health left no endpoint to try.</summary>
     public long NoneAvailableCount => Volatile.Read(ref _noneAvailable);
 
+    /// <summary>Connections not opened because their endpoint had its limit open already (http.maxConnections).</summary>
+    public long PoolFullCount => Volatile.Read(ref _poolFull);
+
     public long BytesToUpstream => Volatile.Read(ref _bytesToUpstream);
 
     public long BytesFromUpstream => Volatile.Read(ref _bytesFromUpstream);
@@ -56,6 +60,8 @@ internal sealed class ServiceMetrics(string name)
     public void AttemptsExhausted() => Interlocked.Increment(ref _exhausted);
 
     public void NoneAvailable() => Interlocked.Increment(ref _noneAvailable);
+
+    public void PoolFull() => Interlocked.Increment(ref _poolFull);
 
     public void AddToUpstream(long bytes) => Interlocked.Add(ref _bytesToUpstream, bytes);
 

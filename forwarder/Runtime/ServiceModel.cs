@@ -77,7 +77,7 @@ internal sealed class ServiceModel : IAsyncDisposable
             {
                 var kept = previous?.Endpoints.FirstOrDefault(p => p.Config.Address == e.Address && p.Config.Weight == e.Weight);
                 var pool = previous?.Endpoints.FirstOrDefault(p => p.Config.Address == e.Address && previous.Config.Http == config.Http)?.Pool
-                    ?? new UpstreamConnectionPool(e.EndPoint, dialer, config.Http.MaxIdleConnections, config.Http.KeepAliveTimeout, time);
+                    ?? new UpstreamConnectionPool(e.EndPoint, dialer, config.Http.MaxIdleConnections, config.Http.KeepAliveTimeout, time, config.Http.MaxConnections);
                 return new UpstreamEndpoint(e, kept?.State ?? new LoadBalancerEndpoint(e.Address, e.Weight, group), states[i], pool);
             })
             .ToArray();

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using Forwarder.L7.Upstream;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
 using Microsoft.AspNetCore.Connections;
@@ -68,6 +69,13 @@ internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeP
             {
                 endpoint.State.End();
                 return null;
+            }
+            catch (UpstreamPoolFullException)
+            {
+                // Full, not failing: health is not told, and the next endpoint is tried.
+                endpoint.State.End();
+                service.Metrics.PoolFull();
+                continue;
             }
             catch (Exception ex) when (ex is not SocketException)
             {

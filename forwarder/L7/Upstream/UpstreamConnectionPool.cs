@@ -8,13 +8,17 @@ namespace Forwarder.L7.Upstream;
 /// returned first, as it is the likeliest to be alive and warm), or a new one is dialled; it is
 /// returned only if the exchange left it clean. An idle connection the server has closed, or on
 /// which it sent anything unasked, is discarded at rent time, so a broken connection is never
-/// reused. Idle connections past the idle timeout are closed.
+/// reused. Idle connections past the idle timeout are closed. With a connection limit, a dial
+/// past it fails at once with <see cref="UpstreamPoolFullException"/> (Envoy's max_connections
+/// circuit breaker), so an overloaded endpoint is not buried under new connections.
 /// </summary>
-internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFactory dialer, int maxIdle, TimeSpan idleTimeout, TimeProvider time) : IAsyncDisposable
+/// <param name="maxConnections">Open connections (in use and idle) allowed at once; 0 for no limit.</param>
+internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFactory dialer, int maxIdle, TimeSpan idleTimeout, TimeProvider time, int maxConnections = 0) : IAsyncDisposable
 {
     private readonly Stack<(ConnectionContext Connection, long IdleSince)> _idle = new();
     private readonly Lock _lock = new();
     private bool _disposed;
+    private int _open;
 
     public EndPoint EndPoint { get; } = endpoint;
 
@@ -31,6 +35,9 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
 
     /// <summary>Connections dialled because no idle one could be reused.</summary>
     public long Dialled { get; private set; }
+
+    /// <summary>Connections open now, in use or idle.</summary>
+    public int OpenCount => Volatile.Read(ref _open);
 
     /// <summary>A live idle connection, or a new one.</summary>
     public async ValueTask<(ConnectionContext Connection, bool Reused)> RentAsync(CancellationToken cancellationToken)
@@ -53,22 +60,37 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
                 return connection;
             }
 
-            await connection.DisposeAsync().ConfigureAwait(false);
+            await CloseAsync(connection).ConfigureAwait(false);
         }
 
         return null;
     }
 
     /// <summary>A new connection to the endpoint, to be returned to this pool after use.</summary>
+    /// <exception cref="UpstreamPoolFullException">The endpoint already has its limit of open connections.</exception>
     public async ValueTask<ConnectionContext> DialAsync(CancellationToken cancellationToken)
     {
-        var dialled = await dialer.ConnectAsync(EndPoint, cancellationToken).ConfigureAwait(false);
-        lock (_lock)
+        if (Interlocked.Increment(ref _open) > maxConnections && maxConnections > 0)
         {
-            Dialled++;
+            Interlocked.Decrement(ref _open);
+            throw new UpstreamPoolFullException(EndPoint, maxConnections);
         }
 
-        return dialled;
+        try
+        {
+            var dialled = await dialer.ConnectAsync(EndPoint, cancellationToken).ConfigureAwait(false);
+            lock (_lock)
+            {
+                Dialled++;
+            }
+
+            return dialled;
+        }
+        catch
+        {
+            Interlocked.Decrement(ref _open);
+            throw;
+        }
     }
 
     /// <summary>
@@ -89,7 +111,7 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
             }
         }
 
-        return connection.DisposeAsync();
+        return CloseAsync(connection);
     }
 
     /// <summary>Closes idle connections that have waited longer than the idle timeout.</summary>
@@ -109,7 +131,7 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
 
         foreach (var connection in expired)
         {
-            await connection.DisposeAsync().ConfigureAwait(false);
+            await CloseAsync(connection).ConfigureAwait(false);
         }
     }
 
@@ -125,8 +147,15 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
 
         foreach (var connection in idle)
         {
-            await connection.DisposeAsync().ConfigureAwait(false);
+            await CloseAsync(connection).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Closes a connection this pool dialled, making room under the limit.</summary>
+    private ValueTask CloseAsync(ConnectionContext connection)
+    {
+        Interlocked.Decrement(ref _open);
+        return connection.DisposeAsync();
     }
 
     private bool TryTakeIdle(out ConnectionContext connection, out TimeSpan idleFor)

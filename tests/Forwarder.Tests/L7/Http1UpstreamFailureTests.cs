@@ -186,6 +186,39 @@ public sealed class Http1UpstreamFailureTests
         Assert.Equal(2, backend.AcceptedCount);
     }
 
+    [Fact]
+    public async Task EndpointAtItsConnectionLimit_IsNotDialledAgain_AndTheRequestGets503()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = new HttpTestBackend(async (request, socket) =>
+        {
+            if (request.RequestLine.Contains("/slow", StringComparison.Ordinal))
+            {
+                await release.Task;
+            }
+
+            await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(200, "ok"));
+            return true;
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", "http: { maxConnections: 1 }", backend)));
+        var web = forwarder.EndPoint("web");
+
+        // The slow request holds the endpoint's only connection...
+        var slow = ExchangeAsync(web, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+        await Eventually.TrueAsync(() => backend.Requests.Count == 1, "the slow request reached the backend");
+
+        // ... so another request finds the endpoint full: 503, and no second connection is opened.
+        Assert.Equal(503, (await ExchangeAsync(web, "GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
+        Assert.Equal(1, backend.AcceptedCount);
+        Assert.Equal(1, forwarder.Metrics.Service("app").PoolFullCount);
+
+        // Once it is back in the pool, the connection serves the next request.
+        release.SetResult();
+        Assert.Equal(200, (await slow).Status);
+        Assert.Equal(200, (await ExchangeAsync(web, "GET /after HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
+        Assert.Equal(1, backend.AcceptedCount);
+    }
+
     private static int FreeClosedPort()
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);

@@ -418,12 +418,6 @@ public sealed class EpollConnection : ConnectionContext,
 
     EndPoint? IConnectionEndPointFeature.RemoteEndPoint { get => RemoteEndPoint; set => RemoteEndPoint = value; }
 
-    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input { get; } = input;
-
-        public PipeWriter Output { get; } = output;
-    }
 
     /// <summary>The connection as its splicer thread sees it.</summary>
     private sealed class Target(EpollConnection connection) : EpollTarget

@@ -41,6 +41,29 @@ internal static class PrometheusWriter
             Sample(text, "forwarder_listener_bytes_total", $"listener=\"{l.Name}\",direction=\"tx\"", l.BytesSent);
         }
 
+        Family(text, "forwarder_listener_tls_handshakes_total", "counter", "Finished TLS handshakes, by the protocol ALPN chose (http/1.1 also when the client offered none).");
+        foreach (var l in listeners.Where(l => l.TlsHttp2 + l.TlsHttp11 + l.TlsFailed > 0))
+        {
+            Sample(text, "forwarder_listener_tls_handshakes_total", $"listener=\"{l.Name}\",protocol=\"h2\"", l.TlsHttp2);
+            Sample(text, "forwarder_listener_tls_handshakes_total", $"listener=\"{l.Name}\",protocol=\"http/1.1\"", l.TlsHttp11);
+        }
+
+        Family(text, "forwarder_listener_tls_handshake_failures_total", "counter", "TLS handshakes that failed or did not finish within the handshake timeout; those connections are not counted as accepted.");
+        foreach (var l in listeners.Where(l => l.TlsHttp2 + l.TlsHttp11 + l.TlsFailed > 0))
+        {
+            Sample(text, "forwarder_listener_tls_handshake_failures_total", $"listener=\"{l.Name}\"", l.TlsFailed);
+        }
+
+        Family(text, "forwarder_tls_certificate_expiry_timestamp_seconds", "gauge", "When each certificate a listener presents expires (Unix time), as last loaded from its file.");
+        foreach (var model in runtime.ListenerModels)
+        {
+            foreach (var certificate in model.Http?.Tls?.Certificates ?? [])
+            {
+                var notAfter = new DateTimeOffset(certificate.Current.Leaf.NotAfter.ToUniversalTime(), TimeSpan.Zero).ToUnixTimeSeconds();
+                Sample(text, "forwarder_tls_certificate_expiry_timestamp_seconds", $"listener=\"{model.Config.Name}\",certificate=\"{LabelValue(certificate.Files.Certificate)}\"", notAfter);
+            }
+        }
+
         Family(text, "forwarder_service_connections_active", "gauge", "Upstream connections open to the service's endpoints.");
         foreach (var s in services)
         {

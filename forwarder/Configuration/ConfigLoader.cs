@@ -106,7 +106,7 @@ internal static class ConfigLoader
             return null;
         }
 
-        var listeners = ReadListeners(reader, listenersNode, services, admin);
+        var listeners = ReadListeners(reader, listenersNode, services, admin, file);
         return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services);
     }
 
@@ -264,7 +264,7 @@ internal static class ConfigLoader
         return endpoints;
     }
 
-    private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, Dictionary<string, ServiceConfig> services, AdminConfig? admin)
+    private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, Dictionary<string, ServiceConfig> services, AdminConfig? admin, string file)
     {
         var listeners = new List<ListenerConfig>();
         var sequence = reader.Sequence(node, "listeners");
@@ -272,7 +272,7 @@ internal static class ConfigLoader
         {
             var path = $"listeners[{i}]";
             var item = sequence.Children[i];
-            var fields = reader.Mapping(item, path, "name", "listen", "protocol", "service", "maxConnections", "routes", "http");
+            var fields = reader.Mapping(item, path, "name", "listen", "protocol", "service", "maxConnections", "routes", "http", "tls");
             if (fields is null)
             {
                 continue;
@@ -324,7 +324,7 @@ internal static class ConfigLoader
                 reader.Error(fields["service"], $"{path}.service", "an http listener picks services by its routes; use routes: [{service: NAME}]");
             }
 
-            foreach (var httpOnly in new[] { "routes", "http" })
+            foreach (var httpOnly in new[] { "routes", "http", "tls" })
             {
                 if (protocol is not ListenerProtocol.Http and not null && fields.TryGetValue(httpOnly, out var httpOnlyNode))
                 {
@@ -333,6 +333,7 @@ internal static class ConfigLoader
             }
 
             var http = protocol == ListenerProtocol.Http ? HttpListenerReader.Read(reader, fields, item, path, services) : null;
+            var tls = protocol == ListenerProtocol.Http && fields.TryGetValue("tls", out var tlsNode) ? TlsConfigReader.Read(reader, tlsNode, $"{path}.tls", file) : null;
 
             IPEndPoint? endPoint = null;
             if (listen is not null && !ValueParsers.TryParseListenAddress(listen, out endPoint))
@@ -350,7 +351,7 @@ internal static class ConfigLoader
 
             if (name is not null && endPoint is not null && protocol is not null)
             {
-                listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections, http));
+                listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections, http, tls));
             }
         }
 

@@ -29,7 +29,8 @@ internal enum ListenerProtocol
 }
 
 /// <param name="Http">The routes and HTTP settings of an http listener; null for the others.</param>
-internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint EndPoint, ListenerProtocol Protocol, string? Service, int MaxConnections, HttpListenerConfig? Http)
+/// <param name="Tls">TLS termination (http listeners); null for plain text.</param>
+internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint EndPoint, ListenerProtocol Protocol, string? Service, int MaxConnections, HttpListenerConfig? Http, TlsConfig? Tls = null)
 {
     /// <summary>
     /// Listeners are matched across reloads by what they bind; port 0 binds a fresh port each

@@ -57,7 +57,7 @@ internal sealed partial class Http1ProxySession
             var request = session._request;
             Volatile.Write(ref session._upstream, _connection);
             var output = _connection.Transport.Output;
-            Http1RequestWriter.Write(output, request, new ForwardingContext(session._clientAddress ?? IPAddress.None, "http", _requestId));
+            Http1RequestWriter.Write(output, request, new ForwardingContext(session._clientAddress ?? IPAddress.None, session._scheme, _requestId));
             _sentAt = session._tracker.Now;
             try
             {

@@ -9,6 +9,7 @@ using Forwarder.L7.Routing;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace Forwarder.L7;
 
@@ -35,6 +36,7 @@ internal sealed partial class Http1ProxySession
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
     private readonly IPAddress? _clientAddress;
+    private readonly string _scheme;
     private readonly Http1RequestHead _request = new();
     private readonly Http1ResponseHead _response = new();
     private readonly Http1BodyForwarder _requestBody;
@@ -55,6 +57,7 @@ internal sealed partial class Http1ProxySession
         _stopping = stopping;
         _input = client.Client.Transport.Input;
         _output = client.Client.Transport.Output;
+        _scheme = client.Client.Features.Get<ITlsConnectionFeature>() is null ? "http" : "https";
         _clientAddress = (client.Client.RemoteEndPoint as IPEndPoint)?.Address is { } address && address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : (client.Client.RemoteEndPoint as IPEndPoint)?.Address;
         _requestBody = new Http1BodyForwarder(client, _tracker);
         _responseBody = new Http1BodyForwarder(client, _tracker);

@@ -9,6 +9,9 @@ internal sealed class ListenerMetrics(string name)
     private long _bytesReceived;
     private long _bytesSent;
     private long[]? _refused;
+    private long _tlsHttp2;
+    private long _tlsHttp11;
+    private long _tlsFailed;
 
     public string Name { get; } = name;
 
@@ -24,6 +27,15 @@ internal sealed class ListenerMetrics(string name)
     /// <summary>Bytes written to clients.</summary>
     public long BytesSent => Volatile.Read(ref _bytesSent);
 
+    /// <summary>TLS handshakes that chose h2 by ALPN.</summary>
+    public long TlsHttp2 => Volatile.Read(ref _tlsHttp2);
+
+    /// <summary>TLS handshakes that chose http/1.1, or no protocol, by ALPN.</summary>
+    public long TlsHttp11 => Volatile.Read(ref _tlsHttp11);
+
+    /// <summary>TLS handshakes that failed or timed out.</summary>
+    public long TlsFailed => Volatile.Read(ref _tlsFailed);
+
     public void ConnectionOpened()
     {
         Interlocked.Increment(ref _active);
@@ -37,6 +49,10 @@ internal sealed class ListenerMetrics(string name)
     public void AddReceived(long bytes) => Interlocked.Add(ref _bytesReceived, bytes);
 
     public void AddSent(long bytes) => Interlocked.Add(ref _bytesSent, bytes);
+
+    public void TlsHandshakeCompleted(bool http2) => Interlocked.Increment(ref http2 ? ref _tlsHttp2 : ref _tlsHttp11);
+
+    public void TlsHandshakeFailed() => Interlocked.Increment(ref _tlsFailed);
 
     /// <summary>An http request the proxy answered by itself with <paramref name="status"/> (400, 404, 408, 413, 503, ...).</summary>
     public void HttpRefused(int status)

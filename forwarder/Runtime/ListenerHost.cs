@@ -126,6 +126,18 @@ internal sealed partial class ListenerHost
             }
         }
 
+        if (model.Http?.Tls is { } tls)
+        {
+            if (await tls.AuthenticateAsync(connection, _stopping).ConfigureAwait(false) is not { } secured)
+            {
+                await CloseAsync(connection).ConfigureAwait(false);
+                Interlocked.Decrement(ref _active);
+                return;
+            }
+
+            connection = secured;
+        }
+
         metrics.ConnectionOpened();
         var client = new ClientConnection(connection, _tracker.Now);
         _tracker.Add(client);

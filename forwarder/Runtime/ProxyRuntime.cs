@@ -6,6 +6,7 @@ using Forwarder.L7;
 using Forwarder.L7.Http2;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
+using Forwarder.Tls;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -67,6 +68,18 @@ internal sealed partial class ProxyRuntime(
     }
 
     public IReadOnlyDictionary<string, ServiceModel> Services => Volatile.Read(ref _services);
+
+    /// <summary>The models the bound listeners serve with now.</summary>
+    public IReadOnlyList<ListenerModel> ListenerModels
+    {
+        get
+        {
+            lock (_hosts)
+            {
+                return [.. _hosts.Values.Select(h => h.Model)];
+            }
+        }
+    }
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -269,13 +282,31 @@ internal sealed partial class ProxyRuntime(
                     throw new ListenerBindException($"{config.Source}: listener '{listener.Name}' cannot open its access log {settings.AccessLog}: {ex.Message}", ex);
                 }
 
-                http = HttpListenerModel.Create(listener, services, metrics, log);
+                http = HttpListenerModel.Create(listener, services, metrics, log, CreateTls(config, listener, settings));
             }
 
             models[listener.BindingKey] = new ListenerModel(listener, listener.Service is null ? null : services[listener.Service], http);
         }
 
         return models;
+    }
+
+    /// <summary>Loads the listener's certificates afresh, so files changed since the config was read are what gets served.</summary>
+    private TlsTerminator? CreateTls(ForwarderConfig config, ListenerConfig listener, HttpListenerConfig settings)
+    {
+        if (listener.Tls is not { } tls)
+        {
+            return null;
+        }
+
+        try
+        {
+            return new TlsTerminator(tls, settings.Http2, listener.Name, metrics.Listener(listener.Name), logger);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            throw new ListenerBindException($"{config.Source}: listener '{listener.Name}' cannot load its certificate: {ex.Message}", ex);
+        }
     }
 
     private async Task<List<ListenerHost>> BindNewListenersAsync(ForwarderConfig config, Dictionary<string, ListenerModel> models, CancellationToken cancellationToken)

@@ -63,8 +63,17 @@ internal sealed partial class HttpForwarder : IDisposable
             return;
         }
 
+        var connect = context.Features.Get<IHttpExtendedConnectFeature>();
+        var webSocket = connect is { IsExtendedConnect: true };
+        if (webSocket && !string.Equals(connect!.Protocol, "websocket", StringComparison.OrdinalIgnoreCase))
+        {
+            // Extended CONNECT for anything but WebSocket has nowhere to go upstream.
+            await RefuseAsync(context, state, null, StatusCodes.Status501NotImplemented).ConfigureAwait(false);
+            return;
+        }
+
         var head = new Http1RequestHead();
-        if (!TryDescribe(context.Request, model.Config.Limits, head, out var invalid))
+        if (!TryDescribe(context.Request, webSocket, model.Config.Limits, head, out var invalid))
         {
             await RefuseAsync(context, state, null, invalid.Status).ConfigureAwait(false);
             return;
@@ -81,7 +90,7 @@ internal sealed partial class HttpForwarder : IDisposable
         route.Budget.RequestStarted();
         try
         {
-            await ForwardAsync(context, state, head, route).ConfigureAwait(false);
+            await ForwardAsync(context, state, head, route, webSocket ? connect : null).ConfigureAwait(false);
         }
         finally
         {
@@ -89,7 +98,8 @@ internal sealed partial class HttpForwarder : IDisposable
         }
     }
 
-    private async Task ForwardAsync(HttpContext context, Http2ConnectionState state, Http1RequestHead head, RouteModel route)
+    /// <param name="webSocket">Set for a WebSocket opened by extended CONNECT (RFC 8441): it goes upstream as an HTTP/1.1 upgrade.</param>
+    private async Task ForwardAsync(HttpContext context, Http2ConnectionState state, Http1RequestHead head, RouteModel route, IHttpExtendedConnectFeature? webSocket)
     {
         var service = route.PickService();
         service.Metrics.Http.RequestStarted();
@@ -105,8 +115,9 @@ internal sealed partial class HttpForwarder : IDisposable
         }
 
         var started = _tracker.Now;
-        var canHaveBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? true;
-        var retryable = !canHaveBody && IsIdempotent(context.Request.Method);
+        // A WebSocket's request body is the session itself: it flows only once the upgrade is accepted.
+        var canHaveBody = webSocket is null && (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? true);
+        var retryable = webSocket is null && !canHaveBody && IsIdempotent(context.Request.Method);
         var requestId = $"h2-{Interlocked.Increment(ref _requests):x}";
         var tried = new HashSet<int>();
         var attempts = 0;
@@ -124,7 +135,7 @@ internal sealed partial class HttpForwarder : IDisposable
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
             timeout.CancelAfter(route.Config.Timeout);
             // Kept until the exchange ends: its content may still be streaming the client's body.
-            using var request = CreateRequest(context, head, service, endpoint, clientAddress, requestId, canHaveBody);
+            using var request = CreateRequest(context, head, service, endpoint, clientAddress, requestId, canHaveBody, webSocket is not null, out var webSocketKey);
             try
             {
                 response = await _invoker.SendAsync(request, timeout.Token).ConfigureAwait(false);
@@ -189,9 +200,20 @@ internal sealed partial class HttpForwarder : IDisposable
                     ServiceHealth.ReportSuccess(endpoint.Health);
                 }
 
+                if (status == StatusCodes.Status101SwitchingProtocols && (webSocket is null || !IsAcceptOf(response, webSocketKey!)))
+                {
+                    // Not the handshake that was asked for: nothing of it may reach the client.
+                    endpoint.State.End();
+                    service.Health.ReportFailure(endpoint.Health);
+                    await RefuseAsync(context, state, route, StatusCodes.Status502BadGateway, service).ConfigureAwait(false);
+                    return;
+                }
+
                 try
                 {
-                    await CopyResponseAsync(context, response, generated).ConfigureAwait(false);
+                    await (status == StatusCodes.Status101SwitchingProtocols
+                        ? TunnelAsync(context, webSocket!, response, generated)
+                        : CopyResponseAsync(context, response, generated)).ConfigureAwait(false);
                     route.Metrics.Responded(status);
                     service.Metrics.Http.Responded(status);
                     state.Host.Model.Http?.AccessLog?.Write(new AccessLogEntry(
@@ -230,11 +252,13 @@ internal sealed partial class HttpForwarder : IDisposable
     }
 
     /// <summary>The request for the upstream: same method, path and headers, less hop-by-hop ones, plus the forwarding headers.</summary>
-    private static HttpRequestMessage CreateRequest(HttpContext context, Http1RequestHead head, ServiceModel service, UpstreamEndpoint endpoint, IPAddress? client, string requestId, bool canHaveBody)
+    /// <param name="webSocketKey">For a WebSocket, the Sec-WebSocket-Key the upstream must answer; else null.</param>
+    private static HttpRequestMessage CreateRequest(HttpContext context, Http1RequestHead head, ServiceModel service, UpstreamEndpoint endpoint, IPAddress? client, string requestId, bool canHaveBody, bool webSocket, out string? webSocketKey)
     {
         var incoming = context.Request;
-        var version = service.Config.Http.Version;
-        var request = new HttpRequestMessage(new HttpMethod(incoming.Method), new Uri($"http://{endpoint.Config.Address}{incoming.PathBase}{incoming.Path}{incoming.QueryString}"))
+        var version = webSocket ? HttpVersion.Version11 : service.Config.Http.Version;
+        var method = webSocket ? HttpMethod.Get : new HttpMethod(incoming.Method);
+        var request = new HttpRequestMessage(method, new Uri($"http://{endpoint.Config.Address}{incoming.PathBase}{incoming.Path}{incoming.QueryString}"))
         {
             Version = version,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
@@ -292,6 +316,7 @@ internal sealed partial class HttpForwarder : IDisposable
             request.Headers.TryAddWithoutValidation("X-Request-Id", requestId);
         }
 
+        webSocketKey = webSocket ? AddUpgradeHeaders(request) : null;
         return request;
     }
 
@@ -349,11 +374,17 @@ internal sealed partial class HttpForwarder : IDisposable
     }
 
     /// <summary>The request as an HTTP/1.1 head, for the route table and the hash keys; false with the status to answer when it cannot be one.</summary>
-    private static bool TryDescribe(HttpRequest request, Http1Limits limits, Http1RequestHead head, out Http1Error error)
+    /// <param name="webSocket">Described as the HTTP/1.1 upgrade it becomes, so routes and hash keys see a WebSocket the same either way.</param>
+    private static bool TryDescribe(HttpRequest request, bool webSocket, Http1Limits limits, Http1RequestHead head, out Http1Error error)
     {
         var text = new StringBuilder();
-        text.Append(request.Method).Append(' ').Append(request.PathBase).Append(request.Path.HasValue ? request.Path.Value : "/").Append(request.QueryString.Value)
+        text.Append(webSocket ? "GET" : request.Method).Append(' ').Append(request.PathBase).Append(request.Path.HasValue ? request.Path.Value : "/").Append(request.QueryString.Value)
             .Append(" HTTP/1.1\r\nHost: ").Append(request.Host.Value).Append("\r\n");
+        if (webSocket)
+        {
+            text.Append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+        }
+
         foreach (var (name, values) in request.Headers)
         {
             if (name.StartsWith(':') || name.Equals("host", StringComparison.OrdinalIgnoreCase) || name.Equals("transfer-encoding", StringComparison.OrdinalIgnoreCase))

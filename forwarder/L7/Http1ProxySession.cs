@@ -284,6 +284,11 @@ internal sealed partial class Http1ProxySession
             return false;
         }
 
+        if (service.Config.Http.Version.Major >= 2 && !_request.Upgrade)
+        {
+            return await ForwardOverHttp2Async(model, route, service, index, generated, started).ConfigureAwait(false);
+        }
+
         var requestId = NextRequestId();
         var retryable = IsIdempotent(_request.Method) && !_request.HasBody && !_request.Upgrade;
         var retries = 0;

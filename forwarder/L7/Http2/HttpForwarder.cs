@@ -53,6 +53,9 @@ internal sealed partial class HttpForwarder : IDisposable
         });
     }
 
+    /// <summary>The pooled HTTP client both HTTP/2 clients' requests and HTTP/1.1 ones bound for HTTP/2 services go out on.</summary>
+    public HttpMessageInvoker Upstream => _invoker;
+
     public void Dispose() => _invoker.Dispose();
 
     public async Task ForwardAsync(HttpContext context, Http2ConnectionState state)

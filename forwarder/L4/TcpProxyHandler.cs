@@ -18,6 +18,8 @@ internal sealed partial class TcpProxyHandler(
     ILogger<TcpProxyHandler> logger,
     SocketSplicer? splicer)
 {
+    private readonly LogThrottle _throttle = new();
+
     public async Task HandleAsync(ClientConnection client, ListenerModel listener, ListenerMetrics listenerMetrics, bool directSend, CancellationToken stopping)
     {
         var service = listener.Service!;
@@ -26,7 +28,10 @@ internal sealed partial class TcpProxyHandler(
         if (connected is not var (upstream, endpoint))
         {
             service.Metrics.AttemptsExhausted();
-            LogNoEndpoint(logger, client.Client.ConnectionId, listener.Config.Name, service.Config.Name);
+            if (_throttle.TryLog(listener.Config.Name, service.Config.Name, out var more))
+            {
+                LogNoEndpoint(logger, listener.Config.Name, service.Config.Name, more);
+            }
             return;
         }
 
@@ -51,7 +56,10 @@ internal sealed partial class TcpProxyHandler(
         if (index < 0)
         {
             service.Metrics.NoneAvailable();
-            LogNoneAvailable(logger, service.Config.Name);
+            if (_throttle.TryLog(service.Config.Name, "#none", out var more))
+            {
+                LogNoneAvailable(logger, service.Config.Name, more);
+            }
             return null;
         }
 
@@ -63,9 +71,9 @@ internal sealed partial class TcpProxyHandler(
     private static ulong? SourceAddressHash(ConnectionContext client)
         => client.RemoteEndPoint is IPEndPoint { Address: var address } ? AddressHash.Of(address) : null;
 
-    [LoggerMessage(EventId = 303, Level = LogLevel.Warning, Message = "Service {Service}: no endpoint is available (all unhealthy or ejected, and panicThreshold is 0); connection closed")]
-    private static partial void LogNoneAvailable(ILogger logger, string service);
+    [LoggerMessage(EventId = 303, Level = LogLevel.Warning, Message = "Service {Service}: no endpoint is available (all unhealthy or ejected, and panicThreshold is 0); connection closed ({Suppressed} more since the last such line)")]
+    private static partial void LogNoneAvailable(ILogger logger, string service, long suppressed);
 
-    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Connection {ConnectionId} on listener {Listener} closed: no endpoint of service {Service} could be reached")]
-    private static partial void LogNoEndpoint(ILogger logger, string connectionId, string listener, string service);
+    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Listener {Listener}: a connection was closed because no endpoint of service {Service} could be reached ({Suppressed} more since the last such line)")]
+    private static partial void LogNoEndpoint(ILogger logger, string listener, string service, long suppressed);
 }

@@ -9,6 +9,8 @@ namespace Forwarder.L7;
 /// <summary>Serves an http listener's connections: one <see cref="Http1ProxySession"/> each.</summary>
 internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, ConnectionTracker tracker, HttpConnectionEngine engine, Http2Front http2, HttpForwarder forwarder, ILogger<Http1ProxyHandler> logger)
 {
+    private readonly LogThrottle _throttle = new();
+
     public UpstreamConnector Connector => connector;
 
     public ConnectionTracker Tracker => tracker;
@@ -33,15 +35,49 @@ internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, Con
     [LoggerMessage(EventId = 401, Level = LogLevel.Debug, Message = "Connection {ConnectionId}: request refused with {Status}: {Reason}")]
     public partial void LogRefused(string connectionId, int status, string reason);
 
-    [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "Route {Route}: service {Service} has no endpoint available (all unhealthy or ejected, and panicThreshold is 0); answered 503")]
-    public partial void LogNoneAvailable(string route, string service);
+    /// <summary>No endpoint of the service may take traffic (all unhealthy or ejected).</summary>
+    public void WarnNoneAvailable(string route, string service)
+    {
+        if (_throttle.TryLog(route, service, out var more))
+        {
+            LogNoneAvailable(route, service, more);
+        }
+    }
 
-    [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "Route {Route}: no endpoint of service {Service} could be reached; answered 503")]
-    public partial void LogUnreachable(string route, string service);
+    /// <summary>No endpoint of the service could be reached (or all were at their connection limit).</summary>
+    public void WarnUnreachable(string route, string service)
+    {
+        if (_throttle.TryLog(route, service + "#unreachable", out var more))
+        {
+            LogUnreachable(route, service, more);
+        }
+    }
 
-    [LoggerMessage(EventId = 404, Level = LogLevel.Warning, Message = "Route {Route}: endpoint {Endpoint} of service {Service} failed the exchange ({Failure}); answered {Status}")]
-    public partial void LogExchangeFailed(string route, string service, string endpoint, string failure, int status);
+    public void WarnExchangeFailed(string route, string service, string endpoint, string failure, int status)
+    {
+        if (_throttle.TryLog(route, endpoint, out var more))
+        {
+            LogExchangeFailed(route, service, endpoint, failure, status, more);
+        }
+    }
 
-    [LoggerMessage(EventId = 405, Level = LogLevel.Warning, Message = "Route {Route}: endpoint {Endpoint} of service {Service} failed mid-response ({Outcome}); the client connection was reset")]
-    public partial void LogResponseCut(string route, string service, string endpoint, string outcome);
+    public void WarnResponseCut(string route, string service, string endpoint, string outcome)
+    {
+        if (_throttle.TryLog(route, endpoint + "#cut", out var more))
+        {
+            LogResponseCut(route, service, endpoint, outcome, more);
+        }
+    }
+
+    [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "Route {Route}: service {Service} has no endpoint available (all unhealthy or ejected, and panicThreshold is 0); answered 503 ({Suppressed} more since the last such line)")]
+    private partial void LogNoneAvailable(string route, string service, long suppressed);
+
+    [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "Route {Route}: no endpoint of service {Service} could be reached or had room for a connection; answered 503 ({Suppressed} more since the last such line)")]
+    private partial void LogUnreachable(string route, string service, long suppressed);
+
+    [LoggerMessage(EventId = 404, Level = LogLevel.Warning, Message = "Route {Route}: endpoint {Endpoint} of service {Service} failed the exchange ({Failure}); answered {Status} ({Suppressed} more since the last such line)")]
+    private partial void LogExchangeFailed(string route, string service, string endpoint, string failure, int status, long suppressed);
+
+    [LoggerMessage(EventId = 405, Level = LogLevel.Warning, Message = "Route {Route}: endpoint {Endpoint} of service {Service} failed mid-response ({Outcome}); the client connection was reset ({Suppressed} more since the last such line)")]
+    private partial void LogResponseCut(string route, string service, string endpoint, string outcome, long suppressed);
 }

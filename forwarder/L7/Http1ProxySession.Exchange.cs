@@ -215,7 +215,7 @@ internal sealed partial class Http1ProxySession
             if (body != BodyOutcome.Complete)
             {
                 // The client already has part of the response: only a reset tells it the rest is missing.
-                session._handler.LogResponseCut(_route.Config.Name, _service.Config.Name, endpoint.Config.Address, body.ToString());
+                session._handler.WarnResponseCut(_route.Config.Name, _service.Config.Name, endpoint.Config.Address, body.ToString());
                 Reset(session._client.Client);
                 Account(status, headBytes, aborted: true);
                 await AbandonAsync(reportFailure: body != BodyOutcome.TargetClosed).ConfigureAwait(false);

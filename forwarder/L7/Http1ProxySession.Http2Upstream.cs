@@ -127,7 +127,7 @@ internal sealed partial class Http1ProxySession
                 if (response is null)
                 {
                     endpoint.State.End();
-                    _handler.LogExchangeFailed(route.Config.Name, service.Config.Name, endpoint.Config.Address, "HTTP/2 exchange failed", status);
+                    _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, endpoint.Config.Address, "HTTP/2 exchange failed", status);
                     await RefuseAsync(model, route, status, "HTTP/2 exchange failed", started, service, endpoint, retries).ConfigureAwait(false);
                     return false;
                 }
@@ -285,7 +285,7 @@ internal sealed partial class Http1ProxySession
         if (!complete)
         {
             // Part of the response is out: only a reset tells the client the rest is missing.
-            _handler.LogResponseCut(route.Config.Name, service.Config.Name, endpoint.Config.Address, "HTTP/2 response broke");
+            _handler.WarnResponseCut(route.Config.Name, service.Config.Name, endpoint.Config.Address, "HTTP/2 response broke");
             route.Metrics.Abort();
             service.Metrics.Http.Abort();
             service.Health.ReportFailure(endpoint.Health);

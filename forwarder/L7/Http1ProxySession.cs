@@ -279,7 +279,7 @@ internal sealed partial class Http1ProxySession
         if (index < 0)
         {
             service.Metrics.NoneAvailable();
-            _handler.LogNoneAvailable(route.Config.Name, service.Config.Name);
+            _handler.WarnNoneAvailable(route.Config.Name, service.Config.Name);
             await RefuseAsync(model, route, 503, "no endpoint available", started, service).ConfigureAwait(false);
             return false;
         }
@@ -302,7 +302,7 @@ internal sealed partial class Http1ProxySession
                 if (leased is not { } lease)
                 {
                     service.Metrics.AttemptsExhausted();
-                    _handler.LogUnreachable(route.Config.Name, service.Config.Name);
+                    _handler.WarnUnreachable(route.Config.Name, service.Config.Name);
                     await RefuseAsync(model, route, 503, "no endpoint reachable", started, service, retries: retries).ConfigureAwait(false);
                     return false;
                 }
@@ -358,7 +358,7 @@ internal sealed partial class Http1ProxySession
                     continue;
                 }
 
-                _handler.LogExchangeFailed(route.Config.Name, service.Config.Name, lease.Endpoint.Config.Address, failure == ExchangeFailure.None ? $"status {status}" : failure.ToString(), status);
+                _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, lease.Endpoint.Config.Address, failure == ExchangeFailure.None ? $"status {status}" : failure.ToString(), status);
                 await RefuseAsync(model, route, status, failure.ToString(), started, service, lease.Endpoint, retries).ConfigureAwait(false);
                 return false;
             }

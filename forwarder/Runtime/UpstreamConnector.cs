@@ -20,6 +20,8 @@ internal readonly record struct UpstreamLease(ConnectionContext Connection, Upst
 /// </summary>
 internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeProvider time, ILogger<UpstreamConnector> logger)
 {
+    private readonly LogThrottle _throttle = new();
+
     /// <param name="index">The endpoint the balancer picked.</param>
     /// <param name="tried">Endpoints already used by this request (a retry); those are skipped and the ones tried here added.</param>
     /// <param name="pooled">Take an idle connection from the endpoint's keep-alive pool, or dial one for it (L7), instead of always dialling (L4).</param>
@@ -90,7 +92,10 @@ internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeP
             endpoint.State.End();
             service.Metrics.ConnectFailed(failure);
             service.Health.ReportFailure(endpoint.Health);
-            LogConnectFailed(logger, service.Config.Name, endpoint.Config.Address, failure, attempt + 1, attempts);
+            if (_throttle.TryLog(service.Config.Name, endpoint.Config.Address, out var more))
+            {
+                LogConnectFailed(logger, service.Config.Name, endpoint.Config.Address, failure, more);
+            }
         }
 
         return null;
@@ -104,6 +109,6 @@ internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeP
         _ => ConnectFailure.Other,
     };
 
-    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Service {Service}: connecting to {Endpoint} failed ({Failure}), attempt {Attempt} of {Attempts}")]
-    private static partial void LogConnectFailed(ILogger logger, string service, string endpoint, ConnectFailure failure, int attempt, int attempts);
+    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Service {Service}: connecting to {Endpoint} failed ({Failure}); the next endpoint is tried if attempts are left ({Suppressed} more failures since the last such line)")]
+    private static partial void LogConnectFailed(ILogger logger, string service, string endpoint, ConnectFailure failure, long suppressed);
 }

@@ -34,6 +34,7 @@ internal sealed partial class HttpForwarder : IDisposable
     private readonly HttpMessageInvoker _invoker;
     private readonly ConnectionTracker _tracker;
     private readonly ILogger<HttpForwarder> _logger;
+    private readonly LogThrottle _throttle = new();
     private long _requests;
 
     public HttpForwarder(ConnectionTracker tracker, ILogger<HttpForwarder> logger)
@@ -164,7 +165,11 @@ internal sealed partial class HttpForwarder : IDisposable
             {
                 endpoint.State.End();
                 service.Health.ReportFailure(endpoint.Health);
-                LogAttemptFailed(_logger, route.Config.Name, service.Config.Name, endpoint.Config.Address, failureStatus!.Value);
+                var refusal = failureStatus!.Value;
+                if (_throttle.TryLog(route.Config.Name, endpoint.Config.Address, out var more))
+                {
+                    LogAttemptFailed(_logger, route.Config.Name, service.Config.Name, endpoint.Config.Address, refusal, more);
+                }
 
                 // Nothing reached the upstream when the connect failed: any request may go elsewhere.
                 var again = connectFailed ? attempts < service.Config.ConnectAttempts : retryable && retries < route.Config.Retry.Attempts && route.Budget.TryStartRetry();
@@ -182,7 +187,7 @@ internal sealed partial class HttpForwarder : IDisposable
                     continue;
                 }
 
-                await RefuseAsync(context, state, route, failureStatus.Value, service).ConfigureAwait(false);
+                await RefuseAsync(context, state, route, refusal, service).ConfigureAwait(false);
                 return;
             }
 
@@ -431,6 +436,6 @@ internal sealed partial class HttpForwarder : IDisposable
     private static bool IsIdempotent(string method)
         => HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsPut(method) || HttpMethods.IsDelete(method) || HttpMethods.IsTrace(method);
 
-    [LoggerMessage(EventId = 410, Level = LogLevel.Warning, Message = "Route {Route}: endpoint {Endpoint} of service {Service} failed over HTTP/2 forwarding; would answer {Status}")]
-    private static partial void LogAttemptFailed(ILogger logger, string route, string service, string endpoint, int status);
+    [LoggerMessage(EventId = 410, Level = LogLevel.Warning, Message = "Route {Route}: endpoint {Endpoint} of service {Service} failed over HTTP/2 forwarding; would answer {Status} ({Suppressed} more since the last such line)")]
+    private static partial void LogAttemptFailed(ILogger logger, string route, string service, string endpoint, int status, long suppressed);
 }

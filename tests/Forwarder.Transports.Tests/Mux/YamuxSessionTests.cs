@@ -1,0 +1,426 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Forwarder.Transports.Memory;
+using Forwarder.Transports.Mux;
+using Forwarder.Transports.Tcp;
+using Microsoft.AspNetCore.Connections;
+
+namespace Forwarder.Transports.Tests.Mux;
+
+/// <summary>
+/// Two yamux sessions over a real loopback TCP connection (or one session against raw frames
+/// written by the test): streams both ways, flow control past the window, half-close, reset,
+/// limits, pings, go-away, and garbage that ends the session and nothing else.
+/// </summary>
+public sealed class YamuxSessionTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly TcpTransportOptions _options = new();
+    private readonly PinnedBlockMemoryPool _pool = new(4096);
+    private IConnectionListener _listener = null!;
+
+    public async Task InitializeAsync()
+        => _listener = await new TcpListenerFactory(_options, _pool).BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+
+    public async Task DisposeAsync()
+    {
+        await _listener.DisposeAsync();
+        _pool.Dispose();
+    }
+
+    [Fact]
+    public async Task StreamsOpenFromEitherSide_AndCarryBytesBothWays()
+    {
+        await using var pair = await SessionPairAsync();
+
+        await using var fromClient = pair.Client.OpenStream();
+        await fromClient.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("hello server"));
+        await using var atServer = (await pair.Server.AcceptStreamAsync().AsTask().WaitAsync(Timeout))!;
+        Assert.Equal(1u, fromClient.Id);
+        Assert.Equal("hello server", await ReadStringAsync(atServer, 12));
+        await atServer.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("hello client"));
+        Assert.Equal("hello client", await ReadStringAsync(fromClient, 12));
+
+        await using var fromServer = pair.Server.OpenStream();
+        await fromServer.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("pushed"));
+        await using var atClient = (await pair.Client.AcceptStreamAsync().AsTask().WaitAsync(Timeout))!;
+        Assert.Equal(2u, fromServer.Id);
+        Assert.Equal("pushed", await ReadStringAsync(atClient, 6));
+    }
+
+    [Fact]
+    public async Task ManyTimesTheWindow_ArrivesWhole_OnManyStreamsAtOnce()
+    {
+        await using var pair = await SessionPairAsync();
+        const int Streams = 20;
+        const int Size = 3 * 1024 * 1024;
+
+        var echoes = Task.Run(async () =>
+        {
+            var served = new List<Task>();
+            for (var i = 0; i < Streams; i++)
+            {
+                var stream = (await pair.Server.AcceptStreamAsync())!;
+                served.Add(EchoAsync(stream));
+            }
+
+            await Task.WhenAll(served);
+        });
+
+        var clients = Enumerable.Range(0, Streams).Select(async i =>
+        {
+            await using var stream = pair.Client.OpenStream();
+            var data = RandomNumberGenerator.GetBytes(Size);
+            var sending = Task.Run(async () =>
+            {
+                for (var offset = 0; offset < data.Length; offset += 100_000)
+                {
+                    await stream.Transport.Output.WriteAsync(data.AsMemory(offset, Math.Min(100_000, data.Length - offset)));
+                }
+
+                await stream.Transport.Output.CompleteAsync();
+            });
+            var echoed = await ReadToEndAsync(stream);
+            await sending;
+            Assert.Equal(SHA256.HashData(data), SHA256.HashData(echoed));
+        });
+        await Task.WhenAll(clients).WaitAsync(TimeSpan.FromSeconds(120));
+        await echoes.WaitAsync(Timeout);
+    }
+
+    [Fact]
+    public async Task AReaderThatStops_StopsItsSender_AtTheWindow_WithoutStallingOtherStreams()
+    {
+        await using var pair = await SessionPairAsync();
+        await using var slow = pair.Client.OpenStream();
+        await using var slowAtServer = (await AcceptAfterWriteAsync(pair, slow))!;
+
+        // Nobody reads slowAtServer: the sender may get one window (256 KiB) out, then waits.
+        var flood = Task.Run(async () =>
+        {
+            var chunk = new byte[64 * 1024];
+            for (var i = 0; i < 64; i++)
+            {
+                await slow.Transport.Output.WriteAsync(chunk);
+            }
+        });
+
+        await using var other = pair.Client.OpenStream();
+        await using var otherAtServer = (await AcceptAfterWriteAsync(pair, other))!;
+        await other.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("still flowing"));
+        Assert.Equal("xstill flowing", await ReadStringAsync(otherAtServer, 14));
+        Assert.False(flood.IsCompleted, "the sender went past the window and its output buffer");
+
+        // Reading lets it go on to the end.
+        var received = 0L;
+        while (received < 1 + (64 * 64 * 1024))
+        {
+            var result = await slowAtServer.Transport.Input.ReadAsync().AsTask().WaitAsync(Timeout);
+            received += result.Buffer.Length;
+            slowAtServer.Transport.Input.AdvanceTo(result.Buffer.End);
+        }
+
+        await flood.WaitAsync(Timeout);
+    }
+
+    [Fact]
+    public async Task HalfClose_EndsOneDirection_TheOtherGoesOn_ThenTheStreamIsGone()
+    {
+        await using var pair = await SessionPairAsync();
+        var stream = pair.Client.OpenStream();
+        var atServer = (await AcceptAfterWriteAsync(pair, stream))!;
+
+        await stream.Transport.Output.CompleteAsync();
+        Assert.Equal("x", Encoding.ASCII.GetString(await ReadToEndAsync(atServer)));
+        await atServer.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("reply after FIN"));
+        await atServer.Transport.Output.CompleteAsync();
+        Assert.Equal("reply after FIN", Encoding.ASCII.GetString(await ReadToEndAsync(stream)));
+
+        await WaitUntilAsync(() => pair.Client.StreamCount == 0 && pair.Server.StreamCount == 0, "both sides forget the closed stream");
+        Assert.True(stream.ConnectionClosed.IsCancellationRequested);
+        await stream.DisposeAsync();
+        await atServer.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Abort_ResetsThePeersStream_AndOnlyIt()
+    {
+        await using var pair = await SessionPairAsync();
+        await using var doomed = pair.Client.OpenStream();
+        await using var doomedAtServer = (await AcceptAfterWriteAsync(pair, doomed))!;
+        await using var survivor = pair.Client.OpenStream();
+        await using var survivorAtServer = (await AcceptAfterWriteAsync(pair, survivor))!;
+        await ReadStringAsync(doomedAtServer, 1);
+
+        doomed.Abort(new ConnectionAbortedException("test"));
+        await Assert.ThrowsAsync<ConnectionResetException>(async () => await doomedAtServer.Transport.Input.ReadAsync().AsTask().WaitAsync(Timeout));
+
+        await survivor.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("ok"));
+        Assert.Equal("xok", await ReadStringAsync(survivorAtServer, 3));
+    }
+
+    [Fact]
+    public async Task StreamsBeyondTheLimit_AreRefusedWithReset()
+    {
+        await using var pair = await SessionPairAsync(server: new YamuxOptions { MaxStreams = 2 });
+        await using var first = pair.Client.OpenStream();
+        await using var second = pair.Client.OpenStream();
+        await using var third = pair.Client.OpenStream();
+
+        await Assert.ThrowsAsync<ConnectionResetException>(async () => await third.Transport.Input.ReadAsync().AsTask().WaitAsync(Timeout));
+        await first.Transport.Output.WriteAsync(new byte[] { 1 });
+        await using var accepted = (await pair.Server.AcceptStreamAsync().AsTask().WaitAsync(Timeout))!;
+        Assert.Equal(1u, accepted.Id);
+    }
+
+    [Fact]
+    public async Task Ping_MeasuresARoundTrip_AndGoAway_StopsNewStreamsBothWays()
+    {
+        await using var pair = await SessionPairAsync();
+        var rtt = await pair.Client.PingAsync().WaitAsync(Timeout);
+        Assert.True(rtt < Timeout);
+
+        await using var open = pair.Client.OpenStream();
+        await using var openAtServer = (await AcceptAfterWriteAsync(pair, open))!;
+        pair.Server.GoAway();
+        await WaitUntilAsync(() => pair.Client.RemoteGoAwayCode == YamuxGoAwayCode.Normal, "the client hears the go-away");
+        Assert.Throws<YamuxSessionClosedException>(() => pair.Client.OpenStream());
+
+        // Streams already open go on.
+        await open.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("after"));
+        Assert.Equal("xafter", await ReadStringAsync(openAtServer, 6));
+    }
+
+    [Fact]
+    public async Task Garbage_EndsTheSessionWithAProtocolError_AndResetsItsStreams()
+    {
+        await using var client = await new TcpConnectionFactory(_options, _pool).ConnectAsync(_listener.EndPoint);
+        await using var serverConnection = (await _listener.AcceptAsync())!;
+        await using var server = new YamuxSession(serverConnection, isClient: false);
+        server.Start();
+
+        // A valid stream first, then a header with version 7.
+        await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 1, 0));
+        await using var stream = (await server.AcceptStreamAsync().AsTask().WaitAsync(Timeout))!;
+        var garbage = Frame(YamuxFrameType.Data, YamuxFlags.None, 1, 0);
+        garbage[0] = 7;
+        await client.Transport.Output.WriteAsync(garbage);
+
+        await server.Completion.WaitAsync(Timeout);
+        await Assert.ThrowsAsync<ConnectionResetException>(async () => await stream.Transport.Input.ReadAsync().AsTask().WaitAsync(Timeout));
+
+        // What the client got: the ACK for its stream, then a protocol-error go-away.
+        var sent = await ReadFramesAsync(client, 2);
+        Assert.Equal((YamuxFrameType.WindowUpdate, YamuxFlags.Ack, 1u, 0u), sent[0]);
+        Assert.Equal((YamuxFrameType.GoAway, YamuxFlags.None, 0u, (uint)YamuxGoAwayCode.ProtocolError), sent[1]);
+    }
+
+    [Fact]
+    public async Task DataBeyondTheWindow_IsAProtocolError()
+    {
+        await using var client = await new TcpConnectionFactory(_options, _pool).ConnectAsync(_listener.EndPoint);
+        await using var serverConnection = (await _listener.AcceptAsync())!;
+        await using var server = new YamuxSession(serverConnection, isClient: false);
+        server.Start();
+
+        await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 1, 0));
+        var chunk = new byte[200 * 1024];
+        await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.Data, YamuxFlags.None, 1, (uint)chunk.Length));
+        await client.Transport.Output.WriteAsync(chunk);
+        await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.Data, YamuxFlags.None, 1, (uint)chunk.Length));
+        await client.Transport.Output.WriteAsync(chunk);
+
+        await server.Completion.WaitAsync(Timeout);
+        var sent = await ReadFramesAsync(client, 2);
+        Assert.Equal((YamuxFrameType.GoAway, YamuxFlags.None, 0u, (uint)YamuxGoAwayCode.ProtocolError), sent[1]);
+    }
+
+    [Fact]
+    public async Task KeepAlive_KeepsAQuietHealthySession_AndEndsOneWhosePeerNeverAnswers()
+    {
+        var quick = new YamuxOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(100), PingTimeout = TimeSpan.FromMilliseconds(500) };
+        await using var pair = await SessionPairAsync(quick, quick);
+        var quiet = System.Diagnostics.Stopwatch.StartNew();
+        await WaitUntilAsync(() => quiet.ElapsedMilliseconds > 1000, "several keep-alive rounds pass");
+        Assert.False(pair.Client.Completion.IsCompleted);
+        Assert.False(pair.Server.Completion.IsCompleted);
+
+        // A peer that reads nothing and answers nothing.
+        await using var mute = await new TcpConnectionFactory(_options, _pool).ConnectAsync(_listener.EndPoint);
+        await using var serverConnection = (await _listener.AcceptAsync())!;
+        await using var server = new YamuxSession(serverConnection, isClient: false, quick);
+        server.Start();
+        await server.Completion.WaitAsync(Timeout);
+    }
+
+    [Fact]
+    public async Task AReusedStreamId_IsAProtocolError()
+    {
+        await using var client = await new TcpConnectionFactory(_options, _pool).ConnectAsync(_listener.EndPoint);
+        await using var serverConnection = (await _listener.AcceptAsync())!;
+        await using var server = new YamuxSession(serverConnection, isClient: false);
+        server.Start();
+
+        await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 3, 0));
+        await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 1, 0));
+        await server.Completion.WaitAsync(Timeout);
+        var sent = await ReadFramesAsync(client, 2);
+        Assert.Equal((YamuxFrameType.GoAway, YamuxFlags.None, 0u, (uint)YamuxGoAwayCode.ProtocolError), sent[1]);
+    }
+
+    [Fact]
+    public async Task ThePeerGone_EndsTheSession_AndResetsEveryStream()
+    {
+        var pair = await SessionPairAsync();
+        await using var stream = pair.Client.OpenStream();
+        await using var atServer = (await AcceptAfterWriteAsync(pair, stream))!;
+
+        await pair.ServerConnection.DisposeAsync();
+        await pair.Client.Completion.WaitAsync(Timeout);
+        await Assert.ThrowsAsync<ConnectionResetException>(async () => await stream.Transport.Input.ReadAsync().AsTask().WaitAsync(Timeout));
+        Assert.Null(await pair.Client.AcceptStreamAsync().AsTask().WaitAsync(Timeout));
+        await pair.DisposeAsync();
+    }
+
+    private static byte[] Frame(YamuxFrameType type, YamuxFlags flags, uint stream, uint length)
+    {
+        var frame = new byte[12];
+        frame[1] = (byte)type;
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(2), (ushort)flags);
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(4), stream);
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(8), length);
+        return frame;
+    }
+
+    private static async Task<List<(YamuxFrameType, YamuxFlags, uint, uint)>> ReadFramesAsync(ConnectionContext connection, int count)
+    {
+        var frames = new List<(YamuxFrameType, YamuxFlags, uint, uint)>();
+        var input = connection.Transport.Input;
+        while (frames.Count < count)
+        {
+            var result = await input.ReadAsync().AsTask().WaitAsync(Timeout);
+            var buffer = result.Buffer;
+            while (frames.Count < count && buffer.Length >= 12)
+            {
+                var bytes = buffer.Slice(0, 12).ToArray();
+                var type = (YamuxFrameType)bytes[1];
+                var length = BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(8));
+                frames.Add((type, (YamuxFlags)BinaryPrimitives.ReadUInt16BigEndian(bytes.AsSpan(2)), BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(4)), length));
+                buffer = buffer.Slice(12 + (type == YamuxFrameType.Data ? length : 0));
+            }
+
+            input.AdvanceTo(buffer.Start, buffer.End);
+            Assert.False(result.IsCompleted && frames.Count < count, "the connection closed before the frames expected");
+        }
+
+        return frames;
+    }
+
+    /// <summary>Writes one byte so the SYN goes out, then accepts the stream on the server.</summary>
+    private static async Task<YamuxStream?> AcceptAfterWriteAsync(SessionPair pair, YamuxStream stream)
+    {
+        await stream.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("x"));
+        return await pair.Server.AcceptStreamAsync().AsTask().WaitAsync(Timeout);
+    }
+
+    private static async Task EchoAsync(YamuxStream stream)
+    {
+        await using (stream)
+        {
+            var input = stream.Transport.Input;
+            while (true)
+            {
+                var result = await input.ReadAsync();
+                foreach (var segment in result.Buffer)
+                {
+                    await stream.Transport.Output.WriteAsync(segment);
+                }
+
+                input.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted)
+                {
+                    break;
+                }
+            }
+
+            await stream.Transport.Output.CompleteAsync();
+        }
+    }
+
+    private static async Task<string> ReadStringAsync(ConnectionContext connection, int length)
+    {
+        var input = connection.Transport.Input;
+        while (true)
+        {
+            var result = await input.ReadAsync().AsTask().WaitAsync(Timeout);
+            if (result.Buffer.Length >= length)
+            {
+                var text = Encoding.ASCII.GetString(result.Buffer.Slice(0, length).ToArray());
+                input.AdvanceTo(result.Buffer.GetPosition(length));
+                return text;
+            }
+
+            Assert.False(result.IsCompleted, "the stream ended early");
+            input.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+    }
+
+    private static async Task<byte[]> ReadToEndAsync(ConnectionContext connection)
+    {
+        var input = connection.Transport.Input;
+        var received = new ArrayBufferWriter<byte>();
+        while (true)
+        {
+            var result = await input.ReadAsync().AsTask().WaitAsync(Timeout);
+            foreach (var segment in result.Buffer)
+            {
+                received.Write(segment.Span);
+            }
+
+            input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                return received.WrittenSpan.ToArray();
+            }
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string because)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting until {because}");
+            await Task.Delay(10);
+        }
+    }
+
+    private async Task<SessionPair> SessionPairAsync(YamuxOptions? client = null, YamuxOptions? server = null)
+    {
+        var clientConnection = await new TcpConnectionFactory(_options, _pool).ConnectAsync(_listener.EndPoint);
+        var serverConnection = (await _listener.AcceptAsync())!;
+        var pair = new SessionPair(
+            new YamuxSession(clientConnection, isClient: true, client),
+            new YamuxSession(serverConnection, isClient: false, server),
+            clientConnection,
+            serverConnection);
+        pair.Client.Start();
+        pair.Server.Start();
+        return pair;
+    }
+
+    private sealed record SessionPair(YamuxSession Client, YamuxSession Server, ConnectionContext ClientConnection, ConnectionContext ServerConnection) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Client.DisposeAsync();
+            await Server.DisposeAsync();
+            await ClientConnection.DisposeAsync();
+            await ServerConnection.DisposeAsync();
+        }
+    }
+}

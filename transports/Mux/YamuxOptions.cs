@@ -1,0 +1,26 @@
+namespace Forwarder.Transports.Mux;
+
+/// <summary>How a yamux session behaves; the defaults are the spec's and hashicorp/yamux's.</summary>
+public sealed record YamuxOptions
+{
+    /// <summary>The window every stream starts with on both sides, by the spec.</summary>
+    public const int SpecInitialWindow = 256 * 1024;
+
+    /// <summary>How much a stream may receive ahead of its reader; above 256 KiB it is granted to the peer at open.</summary>
+    public int ReceiveWindow { get; init; } = SpecInitialWindow;
+
+    /// <summary>The largest data frame this side sends.</summary>
+    public int MaxFrameData { get; init; } = 64 * 1024;
+
+    /// <summary>Streams open at once; a SYN beyond it is refused with RST.</summary>
+    public int MaxStreams { get; init; } = 4096;
+
+    /// <summary>Opened streams waiting for the application to accept them; a SYN beyond it is refused with RST.</summary>
+    public int AcceptBacklog { get; init; } = 256;
+
+    /// <summary>Between keep-alive pings; zero turns them off.</summary>
+    public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A ping unanswered for this long ends the session as dead.</summary>
+    public TimeSpan PingTimeout { get; init; } = TimeSpan.FromSeconds(10);
+}

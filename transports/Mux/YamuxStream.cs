@@ -1,0 +1,387 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Runtime.CompilerServices;
+using Forwarder.Transports.Tcp;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Forwarder.Transports.Mux;
+
+/// <summary>
+/// One yamux stream as a <see cref="ConnectionContext"/>, so whatever runs over a TCP connection
+/// runs over it unchanged. What the peer sends lands in <see cref="Transport"/>'s input (up to
+/// the receive window; the window is granted again as the application consumes); what the
+/// application writes is cut into data frames as the peer's window allows. Completing the
+/// output half-closes the stream (FIN); <see cref="Abort"/> resets it (RST).
+/// </summary>
+public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionLifetimeFeature, IConnectionEndPointFeature
+{
+    private readonly YamuxSession _session;
+    private readonly Pipe _input;
+    private readonly Pipe _output;
+    private readonly FeatureCollection _features = new();
+    private readonly CancellationTokenSource _closed = new();
+    private readonly Lock _lock = new();
+    private readonly int _windowGrant;
+    private long _sendWindow = YamuxOptions.SpecInitialWindow;
+    private long _receiveCredit;
+    private long _unacknowledged;
+    private TaskCompletionSource? _windowWaiter;
+    private Task _pumping = Task.CompletedTask;
+    private bool _localClosed;
+    private bool _remoteClosed;
+    private bool _reset;
+    private bool _removed;
+
+    internal YamuxStream(YamuxSession session, uint id, int receiveWindow)
+    {
+        _session = session;
+        Id = id;
+        _windowGrant = receiveWindow;
+        _receiveCredit = YamuxOptions.SpecInitialWindow;
+
+        // The receive window bounds what the peer may send, so the input never pushes back on the session's reader.
+        _input = new Pipe(new PipeOptions(pauseWriterThreshold: 0, useSynchronizationContext: false));
+        _output = new Pipe(new PipeOptions(pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024, useSynchronizationContext: false));
+        Transport = new DuplexPipe(new WindowedReader(this, _input.Reader), _output.Writer);
+        ConnectionId = $"{session.Id}/{id}";
+        ConnectionClosed = _closed.Token;
+        LocalEndPoint = session.LocalEndPoint;
+        RemoteEndPoint = session.RemoteEndPoint;
+        _features.Set<IConnectionIdFeature>(this);
+        _features.Set<IConnectionTransportFeature>(this);
+        _features.Set<IConnectionItemsFeature>(this);
+        _features.Set<IConnectionLifetimeFeature>(this);
+        _features.Set<IConnectionEndPointFeature>(this);
+    }
+
+    public uint Id { get; }
+
+    public override string ConnectionId { get; set; }
+
+    public override IFeatureCollection Features => _features;
+
+    public override IDictionary<object, object?> Items { get; set; } = new ConnectionItems();
+
+    public override IDuplexPipe Transport { get; set; }
+
+    public override CancellationToken ConnectionClosed { get; set; }
+
+    public override EndPoint? LocalEndPoint { get; set; }
+
+    public override EndPoint? RemoteEndPoint { get; set; }
+
+    /// <summary>Starts sending what the application writes.</summary>
+    internal void Start() => _pumping = PumpAsync();
+
+    /// <summary>Grants the peer more than the spec's initial window, if configured: sent with the SYN or ACK.</summary>
+    internal uint InitialGrant()
+    {
+        var extra = _windowGrant - YamuxOptions.SpecInitialWindow;
+        if (extra <= 0)
+        {
+            return 0;
+        }
+
+        Interlocked.Add(ref _receiveCredit, extra);
+        return (uint)extra;
+    }
+
+    /// <summary>Data from the peer (on the session's reader).</summary>
+    /// <exception cref="YamuxProtocolException">More than the window allows.</exception>
+    internal void OnData(in ReadOnlySequence<byte> payload)
+    {
+        if (Interlocked.Add(ref _receiveCredit, -payload.Length) < 0)
+        {
+            throw new YamuxProtocolException($"stream {Id} received {payload.Length} bytes beyond its window");
+        }
+
+        if (payload.IsEmpty || Volatile.Read(ref _reset) || Volatile.Read(ref _remoteClosed))
+        {
+            return;
+        }
+
+        foreach (var segment in payload)
+        {
+            _input.Writer.Write(segment.Span);
+        }
+
+        // Completes at once: the pipe never pauses its writer.
+        _input.Writer.FlushAsync().GetAwaiter().GetResult();
+    }
+
+    internal void OnWindowUpdate(uint delta)
+    {
+        TaskCompletionSource? waiter;
+        lock (_lock)
+        {
+            _sendWindow += delta;
+            waiter = _windowWaiter;
+            _windowWaiter = null;
+        }
+
+        waiter?.TrySetResult();
+    }
+
+    /// <summary>The peer half-closed: the application reads to the end.</summary>
+    internal void OnRemoteFin()
+    {
+        lock (_lock)
+        {
+            if (_remoteClosed || _reset)
+            {
+                return;
+            }
+
+            _remoteClosed = true;
+        }
+
+        _input.Writer.Complete();
+        RemoveIfDone();
+    }
+
+    /// <summary>The peer reset the stream, or the session ended under it.</summary>
+    internal void OnReset(Exception reason)
+    {
+        TaskCompletionSource? waiter;
+        lock (_lock)
+        {
+            if (_reset)
+            {
+                return;
+            }
+
+            _reset = true;
+            waiter = _windowWaiter;
+            _windowWaiter = null;
+        }
+
+        waiter?.TrySetException(reason);
+        _input.Writer.Complete(reason);
+        _output.Reader.CancelPendingRead();
+        Remove();
+    }
+
+    public override void Abort(ConnectionAbortedException abortReason)
+    {
+        bool send;
+        lock (_lock)
+        {
+            send = !_reset && !(_localClosed && _remoteClosed);
+        }
+
+        if (send)
+        {
+            _session.Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Rst, Id, 0));
+        }
+
+        OnReset(abortReason);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        // Done with the stream: what was written goes out with a FIN, and unread input is refused with RST.
+        await _output.Writer.CompleteAsync().ConfigureAwait(false);
+        await _pumping.ConfigureAwait(false);
+        await Transport.Input.CompleteAsync().ConfigureAwait(false);
+        bool unfinished;
+        lock (_lock)
+        {
+            unfinished = !_reset && !_remoteClosed;
+        }
+
+        if (unfinished)
+        {
+            Abort(new ConnectionAbortedException("The stream was disposed before the peer finished sending."));
+        }
+
+        _closed.Dispose();
+    }
+
+    private async Task PumpAsync()
+    {
+        var reader = _output.Reader;
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                while (!buffer.IsEmpty)
+                {
+                    var window = await WaitForWindowAsync().ConfigureAwait(false);
+                    if (window < 0)
+                    {
+                        return;
+                    }
+
+                    var take = (int)Math.Min(Math.Min(buffer.Length, window), _session.Options.MaxFrameData);
+                    lock (_lock)
+                    {
+                        _sendWindow -= take;
+                    }
+
+                    _session.SendData(Id, YamuxFlags.None, buffer.Slice(0, take));
+                    buffer = buffer.Slice(take);
+                }
+
+                reader.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted || Volatile.Read(ref _reset))
+                {
+                    break;
+                }
+            }
+
+            lock (_lock)
+            {
+                if (_reset)
+                {
+                    return;
+                }
+
+                _localClosed = true;
+            }
+
+            _session.Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Fin, Id, 0));
+            RemoveIfDone();
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or OperationCanceledException or ConnectionResetException or ConnectionAbortedException or YamuxSessionClosedException)
+        {
+            // Reset or session gone: nothing more can be sent.
+        }
+        finally
+        {
+            await reader.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The send window once it is open; -1 when the stream was reset meanwhile.</summary>
+    private async ValueTask<long> WaitForWindowAsync()
+    {
+        while (true)
+        {
+            Task wait;
+            lock (_lock)
+            {
+                if (_reset)
+                {
+                    return -1;
+                }
+
+                if (_sendWindow > 0)
+                {
+                    return _sendWindow;
+                }
+
+                _windowWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _windowWaiter.Task;
+            }
+
+            try
+            {
+                await wait.ConfigureAwait(false);
+            }
+            catch (Exception) when (Volatile.Read(ref _reset))
+            {
+                return -1;
+            }
+        }
+    }
+
+    /// <summary>The application consumed input: once half the window is used up, the peer gets it back.</summary>
+    private void OnConsumed(long bytes)
+    {
+        if (bytes <= 0)
+        {
+            return;
+        }
+
+        _unacknowledged += bytes;
+        if (_unacknowledged < _windowGrant / 2 || Volatile.Read(ref _remoteClosed) || Volatile.Read(ref _reset))
+        {
+            return;
+        }
+
+        var delta = _unacknowledged;
+        _unacknowledged = 0;
+        Interlocked.Add(ref _receiveCredit, delta);
+        _session.Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.None, Id, (uint)delta));
+    }
+
+    private void RemoveIfDone()
+    {
+        lock (_lock)
+        {
+            if (!(_localClosed && _remoteClosed))
+            {
+                return;
+            }
+        }
+
+        Remove();
+    }
+
+    private void Remove()
+    {
+        lock (_lock)
+        {
+            if (_removed)
+            {
+                return;
+            }
+
+            _removed = true;
+        }
+
+        _session.Remove(this);
+        try
+        {
+            _closed.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed already: nobody is watching the token.
+        }
+    }
+
+    /// <summary>The input as the application sees it: every byte it consumes is counted towards the next window update.</summary>
+    private sealed class WindowedReader(YamuxStream stream, PipeReader inner) : PipeReader
+    {
+        private ReadOnlySequence<byte> _last;
+
+        public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+        public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+        {
+            var bytes = _last.Slice(_last.Start, consumed).Length;
+            _last = default;
+            inner.AdvanceTo(consumed, examined);
+            stream.OnConsumed(bytes);
+        }
+
+        public override void CancelPendingRead() => inner.CancelPendingRead();
+
+        public override void Complete(Exception? exception = null) => inner.Complete(exception);
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+        {
+            var result = await inner.ReadAsync(cancellationToken).ConfigureAwait(false);
+            _last = result.Buffer;
+            return result;
+        }
+
+        public override bool TryRead(out ReadResult result)
+        {
+            if (!inner.TryRead(out result))
+            {
+                return false;
+            }
+
+            _last = result.Buffer;
+            return true;
+        }
+    }
+}

@@ -44,6 +44,7 @@ internal static class ForwarderCli
             logLevelOption,
             logFormatOption,
         };
+        root.Subcommands.Add(CertCommand());
         root.SetAction(async (parse, cancellationToken) =>
         {
             var file = parse.GetValue(configOption);
@@ -53,6 +54,49 @@ internal static class ForwarderCli
                 : await RunAsync(file, logging, cancellationToken).ConfigureAwait(false);
         });
         return root;
+    }
+
+    /// <summary><c>forwarder cert --out DIR NODE...</c>: a mesh CA (made once) and a certificate per node, for the links between nodes.</summary>
+    private static Command CertCommand()
+    {
+        var outOption = new Option<DirectoryInfo>("--out", "-o")
+        {
+            Description = "Folder for ca.pem/ca.key (reused when present) and NODE.pem/NODE.key.",
+            DefaultValueFactory = _ => new DirectoryInfo("certs"),
+        };
+        var daysOption = new Option<int>("--days")
+        {
+            Description = "Validity of new certificates, in days (a node's never outlives the CA's).",
+            DefaultValueFactory = _ => 365,
+        };
+        var namesArgument = new Argument<string[]>("nodes") { Description = "Node names; each becomes the DNS name its peers expect.", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("cert", "Make a mesh CA and node certificates for mutually authenticated links between nodes.")
+        {
+            outOption,
+            daysOption,
+            namesArgument,
+        };
+        command.SetAction(parse =>
+        {
+            var folder = parse.GetValue(outOption)!.FullName;
+            var validity = TimeSpan.FromDays(Math.Max(1, parse.GetValue(daysOption)));
+            using var authority = Tunnels.MeshAuthority.OpenOrCreate(folder, validity, out var created);
+            Console.Out.WriteLine(created ? $"created CA {Path.Combine(folder, "ca.pem")}" : $"using CA {Path.Combine(folder, "ca.pem")}");
+            foreach (var name in parse.GetValue(namesArgument) ?? [])
+            {
+                if (!ConfigLoader.IsValidName(name))
+                {
+                    Console.Error.WriteLine($"'{name}' is not a valid node name: use letters, digits, - _ .");
+                    return ExitInvalidConfig;
+                }
+
+                using var certificate = authority.IssueNode(name, folder, validity);
+                Console.Out.WriteLine($"issued {Path.Combine(folder, name + ".pem")} (valid until {certificate.NotAfter.ToUniversalTime():u})");
+            }
+
+            return ExitOk;
+        });
+        return command;
     }
 
     private static int Check(FileInfo? file)

@@ -88,7 +88,7 @@ internal static class ConfigLoader
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)
     {
-        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "tcp", "listeners", "services");
+        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "tcp", "node", "listeners", "services");
         if (fields is null)
         {
             return null;
@@ -97,8 +97,9 @@ internal static class ConfigLoader
         var admin = fields.TryGetValue("admin", out var adminNode) ? ReadAdmin(reader, adminNode) : null;
         var drainTimeout = reader.Duration(fields, string.Empty, "drainTimeout", TimeSpan.FromSeconds(30), TimeSpan.Zero);
         var tcp = ReadTcp(reader, fields.GetValueOrDefault("tcp"));
+        var node = fields.TryGetValue("node", out var nodeNode) ? NodeConfigReader.Read(reader, nodeNode, file) : null;
         var services = fields.TryGetValue("services", out var servicesNode)
-            ? ReadServices(reader, servicesNode)
+            ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"))
             : new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
         if (!fields.TryGetValue("listeners", out var listenersNode))
         {
@@ -107,7 +108,7 @@ internal static class ConfigLoader
         }
 
         var listeners = ReadListeners(reader, listenersNode, services, admin, file);
-        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services);
+        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node);
     }
 
     private static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)
@@ -151,7 +152,7 @@ internal static class ConfigLoader
             IoThreads: reader.OptionalInt(fields, "tcp", "ioThreads", 1, 256));
     }
 
-    private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node)
+    private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node, NodeConfig? self, bool hasNodeSection)
     {
         var services = new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
         var entries = reader.Mapping(node, "services");
@@ -172,7 +173,7 @@ internal static class ConfigLoader
             var lb = LbConfigReader.Read(reader, fields.GetValueOrDefault("lb"), path);
             var healthCheck = HealthConfigReader.ReadHealthCheck(reader, fields.GetValueOrDefault("healthCheck"), path);
             var outlierDetection = HealthConfigReader.ReadOutlierDetection(reader, fields.GetValueOrDefault("outlierDetection"), path);
-            var endpoints = ReadEndpoints(reader, fields, serviceNode, path);
+            var endpoints = ReadEndpoints(reader, fields, serviceNode, path, self, hasNodeSection);
             services[name] = new ServiceConfig(
                 name,
                 lb,
@@ -208,7 +209,7 @@ internal static class ConfigLoader
             reader.Int(fields, path, "maxConnections", 0, 0, 1_000_000));
     }
 
-    private static List<EndpointConfig> ReadEndpoints(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode serviceNode, string servicePath)
+    private static List<EndpointConfig> ReadEndpoints(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode serviceNode, string servicePath, NodeConfig? self, bool hasNodeSection)
     {
         var endpoints = new List<EndpointConfig>();
         var path = $"{servicePath}.endpoints";
@@ -233,7 +234,7 @@ internal static class ConfigLoader
         {
             var itemPath = $"{path}[{i}]";
             var item = sequence.Children[i];
-            var endpointFields = reader.Mapping(item, itemPath, "address", "weight");
+            var endpointFields = reader.Mapping(item, itemPath, "address", "weight", "node");
             if (endpointFields is null)
             {
                 continue;
@@ -258,7 +259,25 @@ internal static class ConfigLoader
                 continue;
             }
 
-            endpoints.Add(new EndpointConfig(address, endPoint, weight));
+            var host = reader.String(endpointFields, itemPath, "node", required: false, item);
+            if (host is not null && host != self?.Name)
+            {
+                if (self?.Peer(host) is null)
+                {
+                    // Without a readable node section its own errors say what is wrong; this one would only repeat them.
+                    if (!hasNodeSection || self is not null)
+                    {
+                        var known = self is null ? "there is no node section" : self.Peers.Count == 0 ? $"this node is '{self.Name}' and has no peers" : $"this node is '{self.Name}'; peers: {string.Join(", ", self.Peers.Select(p => p.Name))}";
+                        reader.Error(endpointFields["node"], $"{itemPath}.node", $"no node named '{host}' ({known})");
+                    }
+
+                    continue;
+                }
+
+                endPoint = new NodeEndPoint(host, address);
+            }
+
+            endpoints.Add(new EndpointConfig(address, endPoint, weight, host ?? self?.Name));
         }
 
         return endpoints;
@@ -358,6 +377,6 @@ internal static class ConfigLoader
         return listeners;
     }
 
-    private static bool IsValidName(string name)
+    internal static bool IsValidName(string name)
         => name.Length is > 0 and <= 128 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
 }

@@ -12,7 +12,8 @@ internal sealed record ForwarderConfig(
     TimeSpan DrainTimeout,
     TcpConfig Tcp,
     IReadOnlyList<ListenerConfig> Listeners,
-    IReadOnlyDictionary<string, ServiceConfig> Services);
+    IReadOnlyDictionary<string, ServiceConfig> Services,
+    NodeConfig? Node = null);
 
 internal sealed record AdminConfig(string Listen, IPEndPoint EndPoint);
 
@@ -62,7 +63,9 @@ internal sealed record UpstreamHttpConfig(int MaxIdleConnections, TimeSpan KeepA
     public static UpstreamHttpConfig Default { get; } = new(1024, TimeSpan.FromSeconds(30), System.Net.HttpVersion.Version11);
 }
 
-internal sealed record EndpointConfig(string Address, EndPoint EndPoint, int Weight);
+/// <param name="EndPoint">Where to connect: the address, or a <see cref="NodeEndPoint"/> when it lives on another node.</param>
+/// <param name="Node">The node hosting the endpoint (this node's name when it is local and a node section exists).</param>
+internal sealed record EndpointConfig(string Address, EndPoint EndPoint, int Weight, string? Node = null);
 
 /// <summary>What moves the bytes of a tcp listener's connections.</summary>
 internal enum TcpEngine

@@ -9,6 +9,7 @@ using Forwarder.Metrics;
 using Forwarder.Transports.Memory;
 using Forwarder.Transports.Tcp;
 using Forwarder.Transports.Tcp.Splicing;
+using Forwarder.Tunnels;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -64,10 +65,14 @@ internal static class ForwarderHost
         services.AddSingleton<MemoryPool<byte>>(new PinnedBlockMemoryPool(tcp.BlockSize));
         services.AddSingleton(transportOptions);
         services.AddSingleton<IConnectionListenerFactory, TcpListenerFactory>();
-        services.AddSingleton<IConnectionFactory>(sp => new TcpConnectionFactory(
+        services.AddSingleton(sp => new TcpConnectionFactory(
             sp.GetRequiredService<TcpTransportOptions>(),
             sp.GetRequiredService<MemoryPool<byte>>(),
             sp.GetService<SocketSplicer>()));
+        services.AddSingleton<NodeLinks>();
+
+        // Upstreams on other nodes are dialled through the links to them, the rest over TCP.
+        services.AddSingleton<IConnectionFactory>(sp => new TunnelingConnectionFactory(sp.GetRequiredService<TcpConnectionFactory>(), sp.GetRequiredService<NodeLinks>()));
         services.AddSingleton<ForwarderMetrics>();
         services.AddSingleton<ConnectionTracker>();
         if (tcp.Engine == TcpEngine.Epoll && SocketSplicer.IsSupported)
@@ -92,11 +97,13 @@ internal static class ForwarderHost
         services.AddSingleton<EchoHandler>();
         services.AddSingleton<ProxyRuntime>();
         services.AddSingleton<AdminServer>();
+        services.AddSingleton<NodeLinkListener>();
 
         // Hosted services stop in reverse order: the admin endpoint goes last, so /readyz
         // reports the drain while it happens.
         services.AddHostedService(sp => sp.GetRequiredService<AdminServer>());
         services.AddHostedService(sp => sp.GetRequiredService<ProxyRuntime>());
+        services.AddHostedService(sp => sp.GetRequiredService<NodeLinkListener>());
         services.AddHostedService<ConfigWatcher>();
         return builder.Build();
     }

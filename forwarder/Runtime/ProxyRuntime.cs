@@ -349,12 +349,22 @@ internal sealed partial class ProxyRuntime(
         return ServiceModel.Create(config, previous, health, metrics.Service(config.Name), _httpDialer, time);
     }
 
+    private static bool SameNode(NodeConfig? a, NodeConfig? b)
+        => a is null || b is null
+            ? a is null && b is null
+            : a with { Peers = b.Peers } == b && a.Peers.Select(p => (p.Name, p.Address)).SequenceEqual(b.Peers.Select(p => (p.Name, p.Address)));
+
     private static List<string> RestartOnlyChanges(ForwarderConfig running, ForwarderConfig next)
     {
         List<string> warnings = [];
         if (running.Admin?.Listen != next.Admin?.Listen)
         {
             warnings.Add("admin.listen changed; the admin endpoint moves at the next restart");
+        }
+
+        if (!SameNode(running.Node, next.Node))
+        {
+            warnings.Add("node changed (name, listen, files or peers); links follow it at the next restart");
         }
 
         if (running.Tcp with { DirectSend = next.Tcp.DirectSend } != next.Tcp)

@@ -43,6 +43,9 @@ internal sealed class RunningForwarder : IAsyncDisposable
 
     public IPEndPoint EndPoint(string listener) => (IPEndPoint)Runtime.BoundEndPoints[listener];
 
+    public T Service<T>()
+        where T : notnull => _host.Services.GetRequiredService<T>();
+
     /// <summary>Rewrites the config file and reloads it directly (the file watcher has its own test).</summary>
     public async Task<bool> ReloadAsync(string yaml)
     {

@@ -1,0 +1,36 @@
+using System.Net;
+
+namespace Forwarder.Configuration;
+
+/// <summary>
+/// This node's identity in the mesh and the peers it may link to: links are TLS 1.3 with both
+/// ends proving a certificate from the mesh CA whose DNS name is the node's name.
+/// </summary>
+/// <param name="Listen">Where peers' links arrive; null for a node that only dials out (behind NAT).</param>
+/// <param name="Identity">This node's certificate (DNS name = <paramref name="Name"/>) and key.</param>
+/// <param name="Authority">The mesh CA's certificate file: the only issuer a peer's certificate may chain to.</param>
+internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? ListenEndPoint, CertificateFiles Identity, string Authority, IReadOnlyList<PeerConfig> Peers)
+{
+    public PeerConfig? Peer(string name) => Peers.FirstOrDefault(p => p.Name == name);
+}
+
+/// <summary>Another node, reached at <paramref name="Address"/> (HOST:PORT of its node listener).</summary>
+internal sealed record PeerConfig(string Name, string Address, EndPoint EndPoint);
+
+/// <summary>
+/// An endpoint that lives on another node: dialled through the link to <see cref="Node"/>, which
+/// connects to <see cref="Target"/> on its side.
+/// </summary>
+internal sealed class NodeEndPoint(string node, string target) : EndPoint
+{
+    public string Node { get; } = node;
+
+    /// <summary>The endpoint's address as configured, resolved on the remote node.</summary>
+    public string Target { get; } = target;
+
+    public override string ToString() => $"{Target} via node {Node}";
+
+    public override bool Equals(object? obj) => obj is NodeEndPoint other && other.Node == Node && other.Target == Target;
+
+    public override int GetHashCode() => HashCode.Combine(Node, Target);
+}

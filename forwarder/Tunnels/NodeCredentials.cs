@@ -1,0 +1,104 @@
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Forwarder.Configuration;
+using Forwarder.Tls;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Tunnels;
+
+/// <summary>
+/// This node's side of mutual TLS between nodes: it presents its own certificate (re-read when
+/// its files change) and accepts a peer only if the peer's certificate chains to the mesh CA,
+/// and to it alone (the system's trust store plays no part), is meant for the role it plays,
+/// and, when dialling, names the node that was meant to answer. TLS 1.3 only.
+/// </summary>
+internal sealed class NodeCredentials : IDisposable
+{
+    /// <summary>The ALPN protocol of node links, so nothing else mistakes a link for its own traffic.</summary>
+    public static readonly SslApplicationProtocol LinkProtocol = new("forwarder-link/1");
+
+    private static readonly Oid ServerAuthentication = new("1.3.6.1.5.5.7.3.1");
+    private static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2");
+
+    private readonly ServerCertificate _identity;
+    private readonly X509Certificate2Collection _authority;
+
+    public NodeCredentials(NodeConfig config, ILogger logger)
+    {
+        Name = config.Name;
+        _identity = new ServerCertificate(config.Identity, $"node {config.Name}", logger, static _ => { });
+        _authority = LoadAuthority(config.Authority);
+    }
+
+    public string Name { get; }
+
+    public static X509Certificate2Collection LoadAuthority(string path)
+    {
+        var authority = new X509Certificate2Collection();
+        authority.ImportFromPemFile(path);
+        if (authority.Count == 0)
+        {
+            throw new CryptographicException("the file holds no certificate");
+        }
+
+        return authority;
+    }
+
+    /// <summary>For accepting links: any node of the mesh may dial in; its name is read off its certificate.</summary>
+    public SslServerAuthenticationOptions ServerOptions() => new()
+    {
+        ServerCertificateContext = _identity.Current.Context,
+        ClientCertificateRequired = true,
+        RemoteCertificateValidationCallback = (_, certificate, _, _) => PeerName(certificate, ClientAuthentication) is not null,
+        EnabledSslProtocols = SslProtocols.Tls13,
+        ApplicationProtocols = [LinkProtocol],
+        CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+    };
+
+    /// <summary>For dialling <paramref name="peer"/>: only a certificate for that node name will do.</summary>
+    public SslClientAuthenticationOptions ClientOptions(string peer) => new()
+    {
+        TargetHost = peer,
+        ClientCertificateContext = _identity.Current.Context,
+        RemoteCertificateValidationCallback = (_, certificate, _, _) => PeerName(certificate, ServerAuthentication) == peer,
+        EnabledSslProtocols = SslProtocols.Tls13,
+        ApplicationProtocols = [LinkProtocol],
+        CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+    };
+
+    /// <summary>The node name <paramref name="certificate"/> proves, if it chains to the mesh CA for <paramref name="usage"/>; else null.</summary>
+    public string? PeerName(X509Certificate? certificate, Oid usage)
+    {
+        if (certificate is null)
+        {
+            return null;
+        }
+
+        using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(_authority);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.ApplicationPolicy.Add(usage);
+        if (!chain.Build(leaf))
+        {
+            return null;
+        }
+
+        var names = leaf.Extensions.OfType<X509SubjectAlternativeNameExtension>().FirstOrDefault()?.EnumerateDnsNames().ToArray() ?? [];
+        return names.Length == 1 ? names[0] : null;
+    }
+
+    /// <summary>The name of the peer at the other end of an authenticated link.</summary>
+    public string? PeerName(SslStream stream, bool accepted) => PeerName(stream.RemoteCertificate, accepted ? ClientAuthentication : ServerAuthentication);
+
+    public void Dispose()
+    {
+        foreach (var certificate in _authority)
+        {
+            certificate.Dispose();
+        }
+    }
+}

@@ -1,0 +1,234 @@
+using System.Collections.Concurrent;
+using System.Net.Security;
+using System.Net.Sockets;
+using Forwarder.L4;
+using Forwarder.Metrics;
+using Forwarder.Runtime;
+using Forwarder.Tls;
+using Forwarder.Transports.Mux;
+using Forwarder.Transports.Tcp;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Tunnels;
+
+/// <summary>
+/// Where peers' links arrive (<c>node.listen</c>): each connection must complete TLS 1.3 with a
+/// certificate from the mesh CA before any stream opens; then each stream names a target, which
+/// must be an endpoint this node hosts by the running config (never anything else: a link is
+/// not an open proxy), is connected to over TCP, and is spliced to the stream.
+/// </summary>
+internal sealed partial class NodeLinkListener(
+    ConfigSource source,
+    IConnectionListenerFactory listeners,
+    TcpConnectionFactory tcp,
+    ProxyRuntime runtime,
+    ConnectionTracker tracker,
+    ForwarderMetrics metrics,
+    ILogger<NodeLinkListener> logger) : IHostedService, IAsyncDisposable
+{
+    /// <summary>The listener name this node's links are counted under in /metrics.</summary>
+    public const string MetricsName = "node-links";
+
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly ConcurrentDictionary<YamuxSession, string> _sessions = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private IConnectionListener? _listener;
+    private NodeCredentials? _credentials;
+    private Task _accepting = Task.CompletedTask;
+
+    /// <summary>Where links are accepted; null when this node has no node.listen.</summary>
+    public System.Net.EndPoint? BoundEndPoint => _listener?.EndPoint;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (source.Initial.Node is not { ListenEndPoint: { } endPoint } node)
+        {
+            return;
+        }
+
+        _credentials = new NodeCredentials(node, logger);
+        _listener = await listeners.BindAsync(endPoint, cancellationToken).ConfigureAwait(false);
+        _accepting = AcceptLoopAsync(_listener);
+        LogListening(logger, node.Name, _listener.EndPoint);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_listener is { } listener)
+        {
+            await listener.UnbindAsync(cancellationToken).ConfigureAwait(false);
+            await _accepting.ConfigureAwait(false);
+            await listener.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var session in _sessions.Keys)
+        {
+            await session.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _stopping.Dispose();
+        _credentials?.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private async Task AcceptLoopAsync(IConnectionListener listener)
+    {
+        while (await listener.AcceptAsync().ConfigureAwait(false) is { } connection)
+        {
+            _ = ServeLinkAsync(connection);
+        }
+    }
+
+    /// <summary>One peer's link, from handshake to the end of its session; never throws.</summary>
+    private async Task ServeLinkAsync(ConnectionContext connection)
+    {
+        var ssl = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: true);
+        string? peer;
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            deadline.CancelAfter(HandshakeTimeout);
+            await ssl.AuthenticateAsServerAsync(_credentials!.ServerOptions(), deadline.Token).ConfigureAwait(false);
+            peer = _credentials.PeerName(ssl, accepted: true);
+        }
+        catch (Exception ex)
+        {
+            // A foreign certificate, no certificate, not TLS at all: refused before any stream.
+            LogRefused(logger, connection.RemoteEndPoint?.ToString() ?? "?", ex.Message);
+            await ssl.DisposeAsync().ConfigureAwait(false);
+            await connection.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
+
+        await using var link = new TlsConnection(connection, ssl);
+        await using var session = new YamuxSession(link, isClient: false);
+        _sessions[session] = peer!;
+        LogPeerLinked(logger, peer!, connection.RemoteEndPoint?.ToString() ?? "?");
+        session.Start();
+        try
+        {
+            while (await session.AcceptStreamAsync(_stopping.Token).ConfigureAwait(false) is { } stream)
+            {
+                _ = ServeStreamAsync(stream, peer!);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutting down.
+        }
+        finally
+        {
+            _sessions.TryRemove(session, out _);
+        }
+    }
+
+    /// <summary>One tunnelled connection; never throws.</summary>
+    private async Task ServeStreamAsync(YamuxStream stream, string peer)
+    {
+        await using (stream)
+        {
+            try
+            {
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+                deadline.CancelAfter(HandshakeTimeout);
+                var target = await TunnelHandshake.ReadConnectAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false);
+                if (target is null)
+                {
+                    return;
+                }
+
+                if (HostedEndpoint(target) is not var (service, endpoint))
+                {
+                    LogNotAllowed(logger, peer, target);
+                    await AnswerAsync(stream, TunnelStatus.NotAllowed).ConfigureAwait(false);
+                    return;
+                }
+
+                ConnectionContext upstream;
+                try
+                {
+                    using var connectDeadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+                    connectDeadline.CancelAfter(service.Config.ConnectTimeout);
+                    upstream = await tcp.ConnectAsync(endpoint.Config.EndPoint, connectDeadline.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+                {
+                    await AnswerAsync(stream, ex is SocketException socket ? TunnelHandshake.FromSocketError(socket.SocketErrorCode) : TunnelStatus.TimedOut).ConfigureAwait(false);
+                    return;
+                }
+
+                await using (upstream)
+                {
+                    await AnswerAsync(stream, TunnelStatus.Connected).ConfigureAwait(false);
+                    await SpliceAsync(stream, upstream, service).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or ConnectionResetException or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException)
+            {
+                // The stream or the link broke: its peer sees the reset.
+            }
+        }
+    }
+
+    private async Task SpliceAsync(YamuxStream stream, ConnectionContext upstream, ServiceModel service)
+    {
+        var listenerMetrics = metrics.Listener(MetricsName);
+        listenerMetrics.ConnectionOpened();
+        service.Metrics.UpstreamOpened();
+        var client = new ClientConnection(stream, tracker.Now) { IdleTimeout = service.Config.IdleTimeout };
+        tracker.Add(client);
+        try
+        {
+            await new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker).RunAsync(splicer: null, directSend: false).ConfigureAwait(false);
+        }
+        finally
+        {
+            tracker.Remove(client);
+            service.Metrics.UpstreamClosed();
+            listenerMetrics.ConnectionClosed();
+        }
+    }
+
+    /// <summary>The service and endpoint <paramref name="target"/> names, if the running config has this node host it.</summary>
+    private (ServiceModel Service, UpstreamEndpoint Endpoint)? HostedEndpoint(string target)
+    {
+        var self = source.Initial.Node!.Name;
+        foreach (var service in runtime.Services.Values)
+        {
+            foreach (var endpoint in service.Endpoints)
+            {
+                if (endpoint.Config.Address == target && endpoint.Config.Node == self)
+                {
+                    return (service, endpoint);
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static async ValueTask AnswerAsync(YamuxStream stream, TunnelStatus status)
+    {
+        TunnelHandshake.WriteStatus(stream.Transport.Output, status);
+        await stream.Transport.Output.FlushAsync().ConfigureAwait(false);
+    }
+
+    [LoggerMessage(EventId = 711, Level = LogLevel.Information, Message = "Node {Node} accepting links on {EndPoint}")]
+    private static partial void LogListening(ILogger logger, string node, System.Net.EndPoint endPoint);
+
+    [LoggerMessage(EventId = 712, Level = LogLevel.Information, Message = "Node {Peer} linked from {Remote}")]
+    private static partial void LogPeerLinked(ILogger logger, string peer, string remote);
+
+    [LoggerMessage(EventId = 713, Level = LogLevel.Warning, Message = "Link from {Remote} refused: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string remote, string reason);
+
+    [LoggerMessage(EventId = 714, Level = LogLevel.Warning, Message = "Node {Peer} asked for {Target}, which is not an endpoint this node hosts; refused")]
+    private static partial void LogNotAllowed(ILogger logger, string peer, string target);
+}

@@ -378,7 +378,14 @@ public sealed class YamuxSession : IAsyncDisposable
                 }
             }
 
-            await output.CompleteAsync().ConfigureAwait(false);
+            try
+            {
+                await output.CompleteAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException)
+            {
+                // Completing flushes what is left; with the connection gone there is nowhere to flush it.
+            }
         }
     }
 

@@ -106,7 +106,15 @@ internal sealed class TlsConnection : ConnectionContext, ITlsConnectionFeature, 
             // The client is gone or the session already broke: there is nobody to tell.
         }
 
-        await _ssl.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            await _ssl.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        {
+            // Disposing flushes what TLS still holds; a connection already broken refuses it.
+        }
+
         await _inner.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Forwarder.Configuration;
 using Forwarder.Tls;
+using Forwarder.Transports.Mux;
 using Microsoft.Extensions.Logging;
 
 namespace Forwarder.Tunnels;
@@ -18,6 +19,12 @@ internal sealed class NodeCredentials : IDisposable
 {
     /// <summary>The ALPN protocol of node links, so nothing else mistakes a link for its own traffic.</summary>
     public static readonly SslApplicationProtocol LinkProtocol = new("forwarder-link/1");
+
+    /// <summary>
+    /// yamux as links use it: a 4 MiB window per stream, so one stream is not held to 256 KiB per
+    /// round trip (the spec's default) on a fast path between nodes.
+    /// </summary>
+    public static readonly YamuxOptions LinkMux = new() { ReceiveWindow = 4 * 1024 * 1024 };
 
     private static readonly Oid ServerAuthentication = new("1.3.6.1.5.5.7.3.1");
     private static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2");

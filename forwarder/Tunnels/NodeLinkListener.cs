@@ -108,7 +108,7 @@ internal sealed partial class NodeLinkListener(
         }
 
         await using var link = new TlsConnection(connection, ssl);
-        await using var session = new YamuxSession(link, isClient: false);
+        await using var session = new YamuxSession(link, isClient: false, NodeCredentials.LinkMux);
         _sessions[session] = peer!;
         LogPeerLinked(logger, peer!, connection.RemoteEndPoint?.ToString() ?? "?");
         session.Start();
@@ -126,6 +126,7 @@ internal sealed partial class NodeLinkListener(
         finally
         {
             _sessions.TryRemove(session, out _);
+            LogPeerUnlinked(logger, peer!, session.Failure?.Message ?? (session.RemoteGoAwayCode is { } code ? $"go-away {code}" : "closed"));
         }
     }
 
@@ -225,6 +226,9 @@ internal sealed partial class NodeLinkListener(
 
     [LoggerMessage(EventId = 712, Level = LogLevel.Information, Message = "Node {Peer} linked from {Remote}")]
     private static partial void LogPeerLinked(ILogger logger, string peer, string remote);
+
+    [LoggerMessage(EventId = 715, Level = LogLevel.Information, Message = "Link from node {Peer} ended ({Reason})")]
+    private static partial void LogPeerUnlinked(ILogger logger, string peer, string reason);
 
     [LoggerMessage(EventId = 713, Level = LogLevel.Warning, Message = "Link from {Remote} refused: {Reason}")]
     private static partial void LogRefused(ILogger logger, string remote, string reason);

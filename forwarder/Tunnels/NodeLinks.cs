@@ -106,8 +106,8 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
     [LoggerMessage(EventId = 702, Level = LogLevel.Warning, Message = "Link to node {Peer} at {Address} failed ({Reason}); next attempt in {Backoff}")]
     private static partial void LogLinkFailed(ILogger logger, string peer, string address, string reason, TimeSpan backoff);
 
-    [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Link to node {Peer} went down; it is opened again when a stream needs it")]
-    private static partial void LogLinkDown(ILogger logger, string peer);
+    [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Link to node {Peer} went down ({Reason}); it is opened again when a stream needs it")]
+    private static partial void LogLinkDown(ILogger logger, string peer, string reason);
 
     /// <summary>The link to one peer.</summary>
     private sealed class PeerLink(PeerConfig peer, NodeCredentials credentials, TcpConnectionFactory tcp, ILogger logger) : IAsyncDisposable
@@ -178,7 +178,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
                 }
 
                 var link = new TlsConnection(connection, ssl);
-                var session = new YamuxSession(link, isClient: true);
+                var session = new YamuxSession(link, isClient: true, NodeCredentials.LinkMux);
                 session.Start();
                 Volatile.Write(ref _session, session);
                 _watching = WatchAsync(session, link);
@@ -204,7 +204,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         private async Task WatchAsync(YamuxSession session, ConnectionContext connection)
         {
             await session.Completion.ConfigureAwait(false);
-            LogLinkDown(logger, peer.Name);
+            LogLinkDown(logger, peer.Name, session.Failure?.Message ?? (session.RemoteGoAwayCode is { } code ? $"go-away {code}" : "closed"));
             await connection.DisposeAsync().ConfigureAwait(false);
         }
     }

@@ -17,6 +17,9 @@ namespace Forwarder.Transports.Mux;
 /// </summary>
 public sealed class YamuxSession : IAsyncDisposable
 {
+    /// <summary>Bytes of data written between flushes.</summary>
+    private const long FlushThreshold = 256 * 1024;
+
     private static long s_sessions;
 
     private readonly ConnectionContext _connection;
@@ -24,6 +27,7 @@ public sealed class YamuxSession : IAsyncDisposable
     private readonly ConcurrentDictionary<uint, YamuxStream> _streams = new();
     private readonly Channel<YamuxStream> _accepted;
     private readonly Channel<OutboundFrame> _outbound = Channel.CreateUnbounded<OutboundFrame>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConcurrentQueue<YamuxHeader> _control = new();
     private readonly ConcurrentDictionary<uint, TaskCompletionSource> _pings = new();
     private readonly CancellationTokenSource _closing = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -60,6 +64,9 @@ public sealed class YamuxSession : IAsyncDisposable
 
     /// <summary>Completes when the session has ended (connection closed, go-away exchanged, or a protocol error).</summary>
     public Task Completion => _completion.Task;
+
+    /// <summary>Why the session ended, when it was not a clean close: a protocol error, the connection failing, a dead peer.</summary>
+    public Exception? Failure { get; private set; }
 
     /// <summary>Why the peer ended the session, if it sent a go-away.</summary>
     public YamuxGoAwayCode? RemoteGoAwayCode { get; private set; }
@@ -143,8 +150,22 @@ public sealed class YamuxSession : IAsyncDisposable
         _closing.Dispose();
     }
 
-    /// <summary>Queues a frame without payload; once the session has ended there is nobody to tell, and it is dropped.</summary>
-    internal void Send(YamuxHeader header) => _outbound.Writer.TryWrite(new OutboundFrame(header, null));
+    /// <summary>
+    /// Queues a control frame (SYN, ACK, window update, RST, ping, go-away). Control frames go out
+    /// ahead of queued data, so a window update or a ping answer never waits behind megabytes of
+    /// other streams' data. Once the session has ended there is nobody to tell, and it is dropped.
+    /// </summary>
+    internal void Send(YamuxHeader header)
+    {
+        if (Volatile.Read(ref _closed) == 0)
+        {
+            _control.Enqueue(header);
+            _outbound.Writer.TryWrite(OutboundFrame.Doorbell);
+        }
+    }
+
+    /// <summary>Queues a frame that must stay behind the stream's data sent before it (a FIN).</summary>
+    internal void SendInOrder(YamuxHeader header) => _outbound.Writer.TryWrite(new OutboundFrame(header, null));
 
     /// <summary>Queues a data frame; the payload is copied, so the caller may release it at once.</summary>
     internal void SendData(uint streamId, YamuxFlags flags, in ReadOnlySequence<byte> payload)
@@ -180,7 +201,7 @@ public sealed class YamuxSession : IAsyncDisposable
         catch (YamuxProtocolException ex)
         {
             failure = ex;
-            _outbound.Writer.TryWrite(new OutboundFrame(new YamuxHeader(YamuxFrameType.GoAway, YamuxFlags.None, 0, (uint)YamuxGoAwayCode.ProtocolError), null));
+            Send(new YamuxHeader(YamuxFrameType.GoAway, YamuxFlags.None, 0, (uint)YamuxGoAwayCode.ProtocolError));
         }
         catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {
@@ -343,21 +364,48 @@ public sealed class YamuxSession : IAsyncDisposable
         var frames = _outbound.Reader;
         try
         {
-            while (await frames.WaitToReadAsync().ConfigureAwait(false))
+            var broken = false;
+            while (!broken && await frames.WaitToReadAsync().ConfigureAwait(false))
             {
-                while (frames.TryRead(out var frame))
+                var unflushed = 0L;
+                while (true)
                 {
-                    var header = output.GetSpan(YamuxHeader.Size);
-                    frame.Header.Write(header);
-                    output.Advance(YamuxHeader.Size);
+                    while (_control.TryDequeue(out var control))
+                    {
+                        WriteHeader(output, control);
+                    }
+
+                    if (!frames.TryRead(out var frame))
+                    {
+                        break;
+                    }
+
+                    if (frame.IsDoorbell)
+                    {
+                        continue;
+                    }
+
+                    WriteHeader(output, frame.Header);
                     if (frame.Payload is { } payload)
                     {
                         output.Write(payload.AsSpan(0, (int)frame.Header.Length));
                         ArrayPool<byte>.Shared.Return(payload);
+                        unflushed += frame.Header.Length;
+                    }
+
+                    // Flushed every so often, so control frames queued meanwhile are not held behind a long batch.
+                    if (unflushed >= FlushThreshold)
+                    {
+                        unflushed = 0;
+                        if ((await output.FlushAsync().ConfigureAwait(false)).IsCompleted)
+                        {
+                            broken = true;
+                            break;
+                        }
                     }
                 }
 
-                if ((await output.FlushAsync().ConfigureAwait(false)).IsCompleted)
+                if (!broken && (await output.FlushAsync().ConfigureAwait(false)).IsCompleted)
                 {
                     break;
                 }
@@ -431,6 +479,8 @@ public sealed class YamuxSession : IAsyncDisposable
             return;
         }
 
+        Failure = reason;
+
         _outbound.Writer.TryComplete();
         _accepted.Writer.TryComplete();
         var reset = reason is null ? new ConnectionResetException("The yamux session ended.") : new ConnectionResetException("The yamux session ended.", reason);
@@ -447,7 +497,17 @@ public sealed class YamuxSession : IAsyncDisposable
         _closing.Cancel();
     }
 
-    private readonly record struct OutboundFrame(YamuxHeader Header, byte[]? Payload);
+    private static void WriteHeader(PipeWriter output, YamuxHeader header)
+    {
+        header.Write(output.GetSpan(YamuxHeader.Size));
+        output.Advance(YamuxHeader.Size);
+    }
+
+    /// <summary>A data frame (or FIN) in stream order, or the doorbell that says control frames are waiting.</summary>
+    private readonly record struct OutboundFrame(YamuxHeader Header, byte[]? Payload, bool IsDoorbell = false)
+    {
+        public static readonly OutboundFrame Doorbell = new(default, null, IsDoorbell: true);
+    }
 }
 
 /// <summary>The session ended, or takes no new streams.</summary>

@@ -98,18 +98,22 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
             throw new YamuxProtocolException($"stream {Id} received {payload.Length} bytes beyond its window");
         }
 
-        if (payload.IsEmpty || Volatile.Read(ref _reset) || Volatile.Read(ref _remoteClosed))
+        // Under the lock: the application may reset the stream (completing this writer) at any moment.
+        lock (_lock)
         {
-            return;
-        }
+            if (payload.IsEmpty || _reset || _remoteClosed)
+            {
+                return;
+            }
 
-        foreach (var segment in payload)
-        {
-            _input.Writer.Write(segment.Span);
-        }
+            foreach (var segment in payload)
+            {
+                _input.Writer.Write(segment.Span);
+            }
 
-        // Completes at once: the pipe never pauses its writer.
-        _input.Writer.FlushAsync().GetAwaiter().GetResult();
+            // Completes at once: the pipe never pauses its writer.
+            _input.Writer.FlushAsync().GetAwaiter().GetResult();
+        }
     }
 
     internal void OnWindowUpdate(uint delta)
@@ -136,9 +140,9 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
             }
 
             _remoteClosed = true;
+            _input.Writer.Complete();
         }
 
-        _input.Writer.Complete();
         RemoveIfDone();
     }
 
@@ -156,10 +160,10 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
             _reset = true;
             waiter = _windowWaiter;
             _windowWaiter = null;
+            _input.Writer.Complete(reason);
         }
 
         waiter?.TrySetException(reason);
-        _input.Writer.Complete(reason);
         _output.Reader.CancelPendingRead();
         Remove();
     }
@@ -244,7 +248,7 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
                 _localClosed = true;
             }
 
-            _session.Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Fin, Id, 0));
+            _session.SendInOrder(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Fin, Id, 0));
             RemoveIfDone();
         }
         catch (Exception ex) when (ex is InvalidOperationException or OperationCanceledException or ConnectionResetException or ConnectionAbortedException or YamuxSessionClosedException)

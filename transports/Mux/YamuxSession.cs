@@ -83,16 +83,17 @@ public sealed class YamuxSession : IAsyncDisposable
             throw new YamuxSessionClosedException("The yamux session takes no new streams.");
         }
 
-        uint id;
+        YamuxStream stream;
         lock (_streams)
         {
-            id = _nextStreamId;
+            // SYNs leave in the order their ids were taken: the peer requires rising ids.
+            var id = _nextStreamId;
             _nextStreamId += 2;
+            stream = new YamuxStream(this, id, Options.ReceiveWindow);
+            _streams[id] = stream;
+            Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, id, stream.InitialGrant()));
         }
 
-        var stream = new YamuxStream(this, id, Options.ReceiveWindow);
-        _streams[id] = stream;
-        Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, id, stream.InitialGrant()));
         stream.Start();
         return stream;
     }

@@ -164,6 +164,42 @@ public sealed class YamuxSessionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ResetsRacingIncomingData_EndTheirStreamsOnly()
+    {
+        await using var pair = await SessionPairAsync();
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(worker => Task.Run(async () =>
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                Assert.True(pair.Client.Completion.IsCompleted is false, $"the client session ended: {pair.Client.Failure} / server: {pair.Server.Failure}");
+                var stream = pair.Client.OpenStream();
+                await stream.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("x"));
+                var atServer = await AcceptAnyAsync(pair.Server);
+                var flooding = FloodAsync(atServer);
+                try
+                {
+                    await stream.Transport.Input.ReadAsync();
+                }
+                catch (ConnectionResetException)
+                {
+                    Assert.Fail($"the session ended: client {pair.Client.Failure} / server {pair.Server.Failure}");
+                }
+
+                stream.Abort(new ConnectionAbortedException("reset mid-flood"));
+                await stream.DisposeAsync();
+                await flooding.WaitAsync(Timeout);
+                await atServer.DisposeAsync();
+            }
+        }))).WaitAsync(TimeSpan.FromSeconds(120));
+
+        Assert.False(pair.Client.Completion.IsCompleted, $"the client session ended: {pair.Client.Failure}");
+        Assert.False(pair.Server.Completion.IsCompleted, $"the server session ended: {pair.Server.Failure}");
+        await using var survivor = pair.Client.OpenStream();
+        await using var survivorAtServer = (await AcceptAfterWriteAsync(pair, survivor))!;
+        Assert.Equal("x", await ReadStringAsync(survivorAtServer, 1));
+    }
+
+    [Fact]
     public async Task StreamsBeyondTheLimit_AreRefusedWithReset()
     {
         await using var pair = await SessionPairAsync(server: new YamuxOptions { MaxStreams = 2 });
@@ -318,6 +354,26 @@ public sealed class YamuxSessionTests : IAsyncLifetime
         }
 
         return frames;
+    }
+
+    /// <summary>Whichever stream the peer opened next (workers opening at once may each get another's).</summary>
+    private static async Task<YamuxStream> AcceptAnyAsync(YamuxSession session)
+        => (await session.AcceptStreamAsync().AsTask().WaitAsync(Timeout))!;
+
+    /// <summary>Writes as fast as the window allows until the stream is reset under it.</summary>
+    private static async Task FloodAsync(YamuxStream stream)
+    {
+        var chunk = new byte[16 * 1024];
+        try
+        {
+            while (!(await stream.Transport.Output.WriteAsync(chunk)).IsCompleted && !stream.ConnectionClosed.IsCancellationRequested)
+            {
+            }
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ConnectionResetException or OperationCanceledException)
+        {
+            // The reset reached the flooding side.
+        }
     }
 
     /// <summary>Writes one byte so the SYN goes out, then accepts the stream on the server.</summary>

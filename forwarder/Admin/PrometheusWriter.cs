@@ -64,6 +64,33 @@ internal static class PrometheusWriter
             }
         }
 
+        var peers = metrics.Peers.ToArray();
+        Family(text, "forwarder_node_links_up", "gauge", "Links to (dialled) or from (accepted) the peer node that are up.");
+        foreach (var p in peers)
+        {
+            Sample(text, "forwarder_node_links_up", $"peer=\"{p.Name}\"", p.LinksUp);
+        }
+
+        Family(text, "forwarder_node_link_opens_total", "counter", "Links to or from the peer that came up (ok), and links this node failed to open to it (failed).");
+        foreach (var p in peers)
+        {
+            Sample(text, "forwarder_node_link_opens_total", $"peer=\"{p.Name}\",result=\"ok\"", p.LinksOpened);
+            Sample(text, "forwarder_node_link_opens_total", $"peer=\"{p.Name}\",result=\"failed\"", p.LinkFailures);
+        }
+
+        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried over links: out = to the peer's endpoints, in = from the peer to this node's.");
+        foreach (var p in peers)
+        {
+            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"out\"", p.StreamsOut);
+            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"in\"", p.StreamsIn);
+        }
+
+        Family(text, "forwarder_node_link_streams_active", "gauge", "Connections over links with the peer open now.");
+        foreach (var p in peers)
+        {
+            Sample(text, "forwarder_node_link_streams_active", $"peer=\"{p.Name}\"", p.StreamsActive);
+        }
+
         Family(text, "forwarder_service_connections_active", "gauge", "Upstream connections open to the service's endpoints.");
         foreach (var s in services)
         {

@@ -8,6 +8,7 @@ internal sealed class ForwarderMetrics
     private readonly ConcurrentDictionary<string, ListenerMetrics> _listeners = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ServiceMetrics> _services = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Listener, string Route), HttpMetrics> _routes = new();
+    private readonly ConcurrentDictionary<string, PeerMetrics> _peers = new(StringComparer.Ordinal);
     private long _reloadsSucceeded;
     private long _reloadsFailed;
 
@@ -25,6 +26,11 @@ internal sealed class ForwarderMetrics
         => _routes.OrderBy(r => r.Key.Listener, StringComparer.Ordinal).ThenBy(r => r.Key.Route, StringComparer.Ordinal).Select(r => (r.Key, r.Value));
 
     public IEnumerable<ListenerMetrics> Listeners => _listeners.Values.OrderBy(l => l.Name, StringComparer.Ordinal);
+
+    /// <summary>The links to and from a peer node.</summary>
+    public PeerMetrics Peer(string name) => _peers.GetOrAdd(name, static n => new PeerMetrics(n));
+
+    public IEnumerable<PeerMetrics> Peers => _peers.Values.OrderBy(p => p.Name, StringComparer.Ordinal);
 
     public IEnumerable<ServiceMetrics> Services => _services.Values.OrderBy(s => s.Name, StringComparer.Ordinal);
 

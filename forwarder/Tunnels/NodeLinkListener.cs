@@ -110,13 +110,15 @@ internal sealed partial class NodeLinkListener(
         await using var link = new TlsConnection(connection, ssl);
         await using var session = new YamuxSession(link, isClient: false, NodeCredentials.LinkMux);
         _sessions[session] = peer!;
+        var peerMetrics = metrics.Peer(peer!);
+        peerMetrics.LinkUp();
         LogPeerLinked(logger, peer!, connection.RemoteEndPoint?.ToString() ?? "?");
         session.Start();
         try
         {
             while (await session.AcceptStreamAsync(_stopping.Token).ConfigureAwait(false) is { } stream)
             {
-                _ = ServeStreamAsync(stream, peer!);
+                _ = ServeStreamAsync(stream, peer!, peerMetrics);
             }
         }
         catch (OperationCanceledException)
@@ -126,13 +128,15 @@ internal sealed partial class NodeLinkListener(
         finally
         {
             _sessions.TryRemove(session, out _);
+            peerMetrics.LinkDown();
             LogPeerUnlinked(logger, peer!, session.Failure?.Message ?? (session.RemoteGoAwayCode is { } code ? $"go-away {code}" : "closed"));
         }
     }
 
     /// <summary>One tunnelled connection; never throws.</summary>
-    private async Task ServeStreamAsync(YamuxStream stream, string peer)
+    private async Task ServeStreamAsync(YamuxStream stream, string peer, PeerMetrics peerMetrics)
     {
+        peerMetrics.StreamOpened(outbound: false);
         await using (stream)
         {
             try
@@ -174,6 +178,10 @@ internal sealed partial class NodeLinkListener(
             catch (Exception ex) when (ex is IOException or OperationCanceledException or ConnectionResetException or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException)
             {
                 // The stream or the link broke: its peer sees the reset.
+            }
+            finally
+            {
+                peerMetrics.StreamClosed();
             }
         }
     }

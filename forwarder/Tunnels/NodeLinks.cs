@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using Forwarder.Configuration;
+using Forwarder.Metrics;
 using Forwarder.Runtime;
 using Forwarder.Tls;
 using Forwarder.Transports.Mux;
@@ -18,7 +19,7 @@ namespace Forwarder.Tunnels;
 /// dead peer is not hammered. A stream asks the peer to connect to a target and carries the
 /// connection once the peer says it is made.
 /// </summary>
-internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, ILogger<NodeLinks> logger) : IAsyncDisposable
+internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
 {
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
@@ -30,7 +31,8 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
     /// <exception cref="SocketException">The link or the remote connect failed, with the error a local connect would give.</exception>
     public async ValueTask<ConnectionContext> ConnectAsync(NodeEndPoint endpoint, CancellationToken cancellationToken)
     {
-        var session = await Link(endpoint.Node).SessionAsync(cancellationToken).ConfigureAwait(false);
+        var link = Link(endpoint.Node);
+        var session = await link.SessionAsync(cancellationToken).ConfigureAwait(false);
         YamuxStream stream;
         try
         {
@@ -48,6 +50,9 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             var status = await TunnelHandshake.ReadStatusAsync(stream.Transport.Input, cancellationToken).ConfigureAwait(false);
             if (status == TunnelStatus.Connected)
             {
+                var peer = metrics.Peer(endpoint.Node);
+                peer.StreamOpened(outbound: true);
+                stream.ConnectionClosed.UnsafeRegister(static state => ((PeerMetrics)state!).StreamClosed(), peer);
                 return stream;
             }
 
@@ -94,7 +99,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             var config = source.Initial.Node ?? throw new SocketException((int)SocketError.HostUnreachable);
             var peer = config.Peer(node) ?? throw new SocketException((int)SocketError.HostUnreachable);
             _credentials ??= new NodeCredentials(config, logger);
-            link = new PeerLink(peer, _credentials, tcp, logger);
+            link = new PeerLink(peer, _credentials, tcp, metrics.Peer(peer.Name), logger);
             _links[node] = link;
             return link;
         }
@@ -110,7 +115,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
     private static partial void LogLinkDown(ILogger logger, string peer, string reason);
 
     /// <summary>The link to one peer.</summary>
-    private sealed class PeerLink(PeerConfig peer, NodeCredentials credentials, TcpConnectionFactory tcp, ILogger logger) : IAsyncDisposable
+    private sealed class PeerLink(PeerConfig peer, NodeCredentials credentials, TcpConnectionFactory tcp, PeerMetrics metrics, ILogger logger) : IAsyncDisposable
     {
         private readonly SemaphoreSlim _opening = new(1, 1);
         private YamuxSession? _session;
@@ -183,6 +188,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
                 Volatile.Write(ref _session, session);
                 _watching = WatchAsync(session, link);
                 _failures = 0;
+                metrics.LinkUp();
                 LogLinkUp(logger, peer.Name, peer.Address);
                 return session;
             }
@@ -195,6 +201,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
 
                 var backoff = TimeSpan.FromMilliseconds(Math.Min(MaxBackoff.TotalMilliseconds, 250 * Math.Pow(2, Math.Min(_failures++, 10))));
                 _retryAt = Environment.TickCount64 + (long)backoff.TotalMilliseconds;
+                metrics.LinkFailed();
                 LogLinkFailed(logger, peer.Name, peer.Address, ex.Message, backoff);
                 throw ex as SocketException ?? new SocketException((int)(ex is OperationCanceledException ? SocketError.TimedOut : SocketError.ConnectionRefused));
             }
@@ -204,6 +211,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         private async Task WatchAsync(YamuxSession session, ConnectionContext connection)
         {
             await session.Completion.ConfigureAwait(false);
+            metrics.LinkDown();
             LogLinkDown(logger, peer.Name, session.Failure?.Message ?? (session.RemoteGoAwayCode is { } code ? $"go-away {code}" : "closed"));
             await connection.DisposeAsync().ConfigureAwait(false);
         }

@@ -48,6 +48,11 @@ public sealed class NodeLinkTests : IDisposable
 
         Assert.Equal(1, backend.AcceptedCount);
         Assert.Equal(1, nodeB.Metrics.Listener(NodeLinkListener.MetricsName).Total);
+        var toB = nodeA.Metrics.Peer("edge-b");
+        var fromA = nodeB.Metrics.Peer("edge-a");
+        Assert.Equal((1, 1, 1), (toB.LinksUp, toB.LinksOpened, toB.StreamsOut));
+        Assert.Equal((1, 1), (fromA.LinksUp, fromA.StreamsIn));
+        await Eventually.TrueAsync(() => toB.StreamsActive == 0 && fromA.StreamsActive == 0, "the closed stream is no longer active on either node");
     }
 
     [Fact]
@@ -92,6 +97,7 @@ public sealed class NodeLinkTests : IDisposable
         using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
         Assert.True(await ClosedAsync(client), "the client is closed");
         Assert.Equal(0, backend.AcceptedCount);
+        Assert.Equal((0, 1), (nodeA.Metrics.Peer("edge-b").LinksUp, nodeA.Metrics.Peer("edge-b").LinkFailures));
         Assert.Equal(0, nodeB.Metrics.Listener(NodeLinkListener.MetricsName).Total);
     }
 

@@ -1,0 +1,46 @@
+namespace Forwarder.Metrics;
+
+/// <summary>Counters for the links to and from one peer node.</summary>
+internal sealed class PeerMetrics(string name)
+{
+    private long _linksUp;
+    private long _linksOpened;
+    private long _linkFailures;
+    private long _streamsOut;
+    private long _streamsIn;
+    private long _streamsActive;
+
+    public string Name { get; } = name;
+
+    /// <summary>Links to or from the peer that are up now (one each way at most).</summary>
+    public long LinksUp => Volatile.Read(ref _linksUp);
+
+    public long LinksOpened => Volatile.Read(ref _linksOpened);
+
+    /// <summary>Links this node failed to open to the peer (connect, TLS or authentication).</summary>
+    public long LinkFailures => Volatile.Read(ref _linkFailures);
+
+    public long StreamsOut => Volatile.Read(ref _streamsOut);
+
+    public long StreamsIn => Volatile.Read(ref _streamsIn);
+
+    public long StreamsActive => Volatile.Read(ref _streamsActive);
+
+    public void LinkUp()
+    {
+        Interlocked.Increment(ref _linksUp);
+        Interlocked.Increment(ref _linksOpened);
+    }
+
+    public void LinkDown() => Interlocked.Decrement(ref _linksUp);
+
+    public void LinkFailed() => Interlocked.Increment(ref _linkFailures);
+
+    public void StreamOpened(bool outbound)
+    {
+        Interlocked.Increment(ref outbound ? ref _streamsOut : ref _streamsIn);
+        Interlocked.Increment(ref _streamsActive);
+    }
+
+    public void StreamClosed() => Interlocked.Decrement(ref _streamsActive);
+}

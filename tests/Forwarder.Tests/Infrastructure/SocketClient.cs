@@ -68,4 +68,28 @@ internal static class SocketClient
         var echoed = await ReceiveExactlyAsync(socket, bytes.Length);
         Assert.Equal(message, System.Text.Encoding.ASCII.GetString(echoed));
     }
+
+    /// <summary>True when the peer closes or resets the connection within the read timeout (bytes before the close are read and dropped).</summary>
+    public static async Task<bool> ClosedAsync(Socket socket)
+    {
+        var buffer = new byte[4096];
+        using var timeout = new CancellationTokenSource(ReadTimeout);
+        try
+        {
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token) > 0)
+            {
+                // A TLS alert or data in flight may come first; the close is what counts.
+            }
+
+            return true;
+        }
+        catch (SocketException)
+        {
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
 }

@@ -1,11 +1,6 @@
-using System.Net;
 using System.Text;
 using Forwarder.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.Logging;
 using static Forwarder.Tests.L7.Http1ProxyTests;
 
 namespace Forwarder.Tests.L7;
@@ -20,7 +15,7 @@ public sealed class Http1ToHttp2UpstreamTests
     [Fact]
     public async Task Requests_GoAsHttp2_AndResponsesComeBackFramedForHttp11_OnAKeptAliveConnection()
     {
-        await using var backend = await StartAsync(async context =>
+        await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>
         {
             context.Response.Headers["X-Protocol"] = context.Request.Protocol;
             context.Response.Headers["X-Seen-Forwarded-For"] = context.Request.Headers["X-Forwarded-For"].ToString();
@@ -60,7 +55,7 @@ public sealed class Http1ToHttp2UpstreamTests
     [Fact]
     public async Task AChunkedBodyWithExpectContinue_ArrivesWhole_AfterA100()
     {
-        await using var backend = await StartAsync(async context =>
+        await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>
         {
             using var read = new MemoryStream();
             await context.Request.Body.CopyToAsync(read);
@@ -85,7 +80,7 @@ public sealed class Http1ToHttp2UpstreamTests
     [Fact]
     public async Task AnHttp10Client_GetsTheBodyEndedByTheClose()
     {
-        await using var backend = await StartAsync(context => context.Response.WriteAsync("no length here"));
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("no length here"));
         await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service(backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
@@ -101,7 +96,7 @@ public sealed class Http1ToHttp2UpstreamTests
     [Fact]
     public async Task AnUpstreamThatAnswersBeforeTheBody_ClosesTheClientConnection_AndHangsNothing()
     {
-        await using var backend = await StartAsync(context =>
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context =>
         {
             context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
             return Task.CompletedTask;
@@ -120,7 +115,7 @@ public sealed class Http1ToHttp2UpstreamTests
     [Fact]
     public async Task AnUnreachableEndpoint_IsSkipped_ForTheNext()
     {
-        await using var backend = await StartAsync(context => context.Response.WriteAsync("second one"));
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("second one"));
         var services = $"h2:\n  http: {{ version: \"2\" }}\n  connectAttempts: 2\n  lb: {{ policy: round_robin }}\n  endpoints:\n    - address: 127.0.0.1:1\n    - address: 127.0.0.1:{backend.Port}";
         await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", services));
 
@@ -132,23 +127,5 @@ public sealed class Http1ToHttp2UpstreamTests
         }
     }
 
-    private static string Http2Service(H2Backend backend) => $"h2:\n  http: {{ version: \"2\" }}\n  endpoints:\n    - address: 127.0.0.1:{backend.Port}";
-
-    private static async Task<H2Backend> StartAsync(RequestDelegate handler)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
-        var app = builder.Build();
-        app.Run(handler);
-        await app.StartAsync();
-        return new H2Backend(app, new Uri(app.Urls.Single()).Port);
-    }
-
-    private sealed class H2Backend(WebApplication app, int port) : IAsyncDisposable
-    {
-        public int Port => port;
-
-        public ValueTask DisposeAsync() => app.DisposeAsync();
-    }
+    private static string Http2Service(KestrelTestBackend backend) => $"h2:\n  http: {{ version: \"2\" }}\n  endpoints:\n    - address: 127.0.0.1:{backend.Port}";
 }

@@ -1,12 +1,8 @@
 using System.Net;
 using System.Text;
 using Forwarder.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.Logging;
 using static Forwarder.Tests.L7.Http1ProxyTests;
 
 namespace Forwarder.Tests.L7;
@@ -56,7 +52,7 @@ public sealed class Http2ProxyTests
     [Fact]
     public async Task GrpcLikeStreams_FlowBothWaysAtOnce_AndTrailersArrive()
     {
-        await using var backend = await StartHttp2BackendAsync(async context =>
+        await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>
         {
             // Echoes each line back as it arrives, then ends with gRPC-style trailers.
             context.Response.ContentType = "application/grpc";
@@ -102,25 +98,6 @@ public sealed class Http2ProxyTests
         Assert.Null(await responseBody.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal("0", Assert.Single(response.TrailingHeaders.GetValues("grpc-status")));
         Assert.Equal("done", Assert.Single(response.TrailingHeaders.GetValues("grpc-message")));
-    }
-
-    private static async Task<RunningBackend> StartHttp2BackendAsync(RequestDelegate handler)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
-        var app = builder.Build();
-        app.Run(handler);
-        await app.StartAsync();
-        var address = app.Urls.Single();
-        return new RunningBackend(app, new Uri(address).Port);
-    }
-
-    private sealed class RunningBackend(WebApplication app, int port) : IAsyncDisposable
-    {
-        public int Port => port;
-
-        public ValueTask DisposeAsync() => app.DisposeAsync();
     }
 
     /// <summary>A request body the test writes line by line while the response is being read.</summary>

@@ -159,8 +159,8 @@ public sealed class TlsListenerTests : IDisposable
         using var client = Client(forwarder, HttpVersion.Version11);
         Assert.Equal("ok", await client.GetStringAsync(new Uri("https://app.test/")));
 
-        Assert.True(await ClosedAsync(silent), "the silent client is closed after the handshake timeout");
-        Assert.True(await ClosedAsync(plain), "the plain-text client is closed");
+        Assert.True(await SocketClient.ClosedAsync(silent), "the silent client is closed after the handshake timeout");
+        Assert.True(await SocketClient.ClosedAsync(plain), "the plain-text client is closed");
         await Eventually.TrueAsync(() => forwarder.Metrics.Listener("web").TlsFailed == 2, "both failures are counted");
         Assert.Equal("https", Assert.Single(backend.Requests).Header("x-forwarded-proto"));
     }
@@ -257,30 +257,6 @@ public sealed class TlsListenerTests : IDisposable
             },
         }).WaitAsync(TimeSpan.FromSeconds(30));
         return presented?.Thumbprint ?? throw new InvalidOperationException("No certificate was presented.");
-    }
-
-    /// <summary>True when the peer closes or resets the connection within the read timeout.</summary>
-    private static async Task<bool> ClosedAsync(Socket socket)
-    {
-        var buffer = new byte[4096];
-        using var timeout = new CancellationTokenSource(SocketClient.ReadTimeout);
-        try
-        {
-            while (await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token) > 0)
-            {
-                // A TLS alert or other bytes may come first; the close is what counts.
-            }
-
-            return true;
-        }
-        catch (SocketException)
-        {
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
     }
 
     private static async Task<(int Exit, string Output)> RunCurlAsync(params string[] arguments)

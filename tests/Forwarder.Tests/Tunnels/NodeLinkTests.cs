@@ -44,7 +44,7 @@ public sealed class NodeLinkTests : IDisposable
         await SocketClient.AssertEchoAsync(client, "hello across nodes");
         await SocketClient.AssertEchoAsync(client, new string('x', 300_000));
         client.Shutdown(SocketShutdown.Send);
-        Assert.True(await ClosedAsync(client), "the FIN went through the link and back");
+        Assert.True(await SocketClient.ClosedAsync(client), "the FIN went through the link and back");
 
         Assert.Equal(1, backend.AcceptedCount);
         Assert.Equal(1, nodeB.Metrics.Listener(NodeLinkListener.MetricsName).Total);
@@ -82,7 +82,7 @@ public sealed class NodeLinkTests : IDisposable
         // Node A claims node B hosts an address B's config does not list.
         await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), notHosted.Address);
         using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
-        Assert.True(await ClosedAsync(client), "the client is closed");
+        Assert.True(await SocketClient.ClosedAsync(client), "the client is closed");
         Assert.Equal(0, notHosted.AcceptedCount);
         Assert.True(Enum.GetValues<Forwarder.Metrics.ConnectFailure>().Sum(f => nodeA.Metrics.Service("app").ConnectErrors(f)) > 0);
     }
@@ -95,7 +95,7 @@ public sealed class NodeLinkTests : IDisposable
         await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, certificateFolder: _foreign);
 
         using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
-        Assert.True(await ClosedAsync(client), "the client is closed");
+        Assert.True(await SocketClient.ClosedAsync(client), "the client is closed");
         Assert.Equal(0, backend.AcceptedCount);
         Assert.Equal((0, 1), (nodeA.Metrics.Peer("edge-b").LinksUp, nodeA.Metrics.Peer("edge-b").LinkFailures));
         Assert.Equal(0, nodeB.Metrics.Listener(NodeLinkListener.MetricsName).Total);
@@ -111,7 +111,7 @@ public sealed class NodeLinkTests : IDisposable
         await using var nodeA = await StartNodeAAsync(LinkAddress(impostor), backend.Address);
 
         using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
-        Assert.True(await ClosedAsync(client), "the client is closed");
+        Assert.True(await SocketClient.ClosedAsync(client), "the client is closed");
         Assert.Equal(0, backend.AcceptedCount);
     }
 
@@ -156,28 +156,5 @@ public sealed class NodeLinkTests : IDisposable
                 endpoints:
                   - {"{"} address: '{endpoint}', node: edge-b {"}"}
             """);
-    }
-
-    private static async Task<bool> ClosedAsync(Socket socket)
-    {
-        var buffer = new byte[4096];
-        using var timeout = new CancellationTokenSource(SocketClient.ReadTimeout);
-        try
-        {
-            while (await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token) > 0)
-            {
-                // Anything still in flight first; the close is what counts.
-            }
-
-            return true;
-        }
-        catch (SocketException)
-        {
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Net;
 using System.Security.Cryptography;
@@ -94,7 +93,7 @@ public sealed class YamuxInteropTests : IAsyncLifetime
 
                 await stream.Transport.Output.CompleteAsync();
             });
-            var echoed = await ReadToEndAsync(stream);
+            var echoed = await YamuxSessionTests.ReadToEndAsync(stream);
             await sending;
             Assert.Equal(SHA256.HashData(data), SHA256.HashData(echoed));
         });
@@ -108,7 +107,7 @@ public sealed class YamuxInteropTests : IAsyncLifetime
     {
         await using var stream = (await _session.AcceptStreamAsync().AsTask().WaitAsync(Timeout))!;
         Assert.Equal(0u, stream.Id % 2);
-        Assert.Equal("from-node", Encoding.UTF8.GetString(await ReadToEndAsync(stream)));
+        Assert.Equal("from-node", Encoding.UTF8.GetString(await YamuxSessionTests.ReadToEndAsync(stream)));
 
         await stream.Transport.Output.WriteAsync(Encoding.UTF8.GetBytes("dotnet-reply"));
         await stream.Transport.Output.CompleteAsync();
@@ -162,26 +161,6 @@ public sealed class YamuxInteropTests : IAsyncLifetime
         }
 
         return directory?.FullName ?? throw new InvalidOperationException("The repository root (Forwarder.sln) was not found above the test binaries.");
-    }
-
-    private static async Task<byte[]> ReadToEndAsync(ConnectionContext connection)
-    {
-        var input = connection.Transport.Input;
-        var received = new ArrayBufferWriter<byte>();
-        while (true)
-        {
-            var result = await input.ReadAsync().AsTask().WaitAsync(Timeout);
-            foreach (var segment in result.Buffer)
-            {
-                received.Write(segment.Span);
-            }
-
-            input.AdvanceTo(result.Buffer.End);
-            if (result.IsCompleted)
-            {
-                return received.WrittenSpan.ToArray();
-            }
-        }
     }
 
     private string Output()

@@ -425,7 +425,7 @@ public sealed class YamuxSessionTests : IAsyncLifetime
         }
     }
 
-    private static async Task<byte[]> ReadToEndAsync(ConnectionContext connection)
+    internal static async Task<byte[]> ReadToEndAsync(ConnectionContext connection)
     {
         var input = connection.Transport.Input;
         var received = new ArrayBufferWriter<byte>();

@@ -201,7 +201,8 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
             Abort(new ConnectionAbortedException("The stream was disposed before the peer finished sending."));
         }
 
-        _closed.Dispose();
+        // Whatever ended it (both FINs, a reset, the session), a disposed stream is closed.
+        Remove();
     }
 
     private async Task PumpAsync()
@@ -340,14 +341,10 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
         }
 
         _session.Remove(this);
-        try
-        {
-            _closed.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-            // Disposed already: nobody is watching the token.
-        }
+
+        // Never disposed: it has no timer or parent to release, and a peer's FIN handled on the
+        // session's reader may reach here after the application disposed the stream.
+        _closed.Cancel();
     }
 
     /// <summary>The input as the application sees it: every byte it consumes is counted towards the next window update.</summary>

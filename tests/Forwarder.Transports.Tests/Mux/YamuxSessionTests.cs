@@ -147,6 +147,32 @@ public sealed class YamuxSessionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AStreamDisposedTheMomentItsInputEnds_StillSignalsConnectionClosed()
+    {
+        // The application may see the peer's FIN and dispose the stream before the session's
+        // reader has finished handling that FIN; the closed signal must fire either way.
+        var closed = 0;
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            await using var pair = await SessionPairAsync();
+            for (var i = 0; i < 250; i++)
+            {
+                var stream = pair.Client.OpenStream();
+                stream.ConnectionClosed.Register(() => Interlocked.Increment(ref closed));
+                var atServer = (await AcceptAfterWriteAsync(pair, stream))!;
+                await stream.Transport.Output.CompleteAsync();
+                await ReadToEndAsync(atServer);
+                await atServer.Transport.Output.CompleteAsync();
+                await ReadToEndAsync(stream);
+                await stream.DisposeAsync();
+                await atServer.DisposeAsync();
+            }
+        })));
+
+        await WaitUntilAsync(() => Volatile.Read(ref closed) == 4 * 250, "every disposed stream signalled ConnectionClosed");
+    }
+
+    [Fact]
     public async Task Abort_ResetsThePeersStream_AndOnlyIt()
     {
         await using var pair = await SessionPairAsync();

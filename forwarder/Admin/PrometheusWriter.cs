@@ -78,11 +78,27 @@ internal static class PrometheusWriter
             Sample(text, "forwarder_node_link_opens_total", $"peer=\"{p.Name}\",result=\"failed\"", p.LinkFailures);
         }
 
-        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried over links: out = to the peer's endpoints, in = from the peer to this node's.");
+        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried to (out) or from (in) the peer, over a direct link or through a relay.");
         foreach (var p in peers)
         {
-            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"out\"", p.StreamsOut);
-            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"in\"", p.StreamsIn);
+            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"out\",path=\"direct\"", p.StreamsOut - p.StreamsOutRelayed);
+            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"out\",path=\"relay\"", p.StreamsOutRelayed);
+            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"in\",path=\"direct\"", p.StreamsIn - p.StreamsInRelayed);
+            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"in\",path=\"relay\"", p.StreamsInRelayed);
+        }
+
+        var relays = metrics.Relays.ToArray();
+        Family(text, "forwarder_node_relay_up", "gauge", "1 while this node is registered with the relay.");
+        foreach (var r in relays)
+        {
+            Sample(text, "forwarder_node_relay_up", $"relay=\"{r.Name}\"", r.Up);
+        }
+
+        Family(text, "forwarder_node_relay_registrations_total", "counter", "Registrations with the relay that succeeded (ok) and attempts that failed.");
+        foreach (var r in relays)
+        {
+            Sample(text, "forwarder_node_relay_registrations_total", $"relay=\"{r.Name}\",result=\"ok\"", r.Registrations);
+            Sample(text, "forwarder_node_relay_registrations_total", $"relay=\"{r.Name}\",result=\"failed\"", r.Failures);
         }
 
         Family(text, "forwarder_node_link_streams_active", "gauge", "Connections over links with the peer open now.");

@@ -45,6 +45,7 @@ internal static class ForwarderCli
             logFormatOption,
         };
         root.Subcommands.Add(CertCommand());
+        root.Subcommands.Add(RelayCommand(logLevelOption, logFormatOption));
         root.SetAction(async (parse, cancellationToken) =>
         {
             var file = parse.GetValue(configOption);
@@ -94,6 +95,66 @@ internal static class ForwarderCli
                 Console.Out.WriteLine($"issued {Path.Combine(folder, name + ".pem")} (valid until {certificate.NotAfter.ToUniversalTime():u})");
             }
 
+            return ExitOk;
+        });
+        return command;
+    }
+
+    /// <summary><c>forwarder relay --config relay.yaml</c>: the relay server nodes behind NAT register with.</summary>
+    private static Command RelayCommand(Option<LogLevel> logLevelOption, Option<string> logFormatOption)
+    {
+        var configOption = new Option<FileInfo>("--config", "-c")
+        {
+            Description = "The relay's YAML config: relay.name, listen, certificate, key, ca, limits; optional admin.listen.",
+            Required = true,
+        };
+        var checkOption = new Option<bool>("--check")
+        {
+            Description = "Validate the config, print every error with its file, line and field, and exit: 0 valid, 2 invalid.",
+        };
+        var command = new Command("relay", "Run a relay server: nodes that cannot reach each other register with it and have streams passed between them.")
+        {
+            configOption,
+            checkOption,
+            logLevelOption,
+            logFormatOption,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            RelayConfig config;
+            try
+            {
+                config = RelayConfigReader.LoadFile(parse.GetValue(configOption)!.FullName);
+            }
+            catch (ConfigException ex)
+            {
+                foreach (var error in ex.Errors)
+                {
+                    await Console.Error.WriteLineAsync(error.ToString()).ConfigureAwait(false);
+                }
+
+                return ExitInvalidConfig;
+            }
+
+            if (parse.GetValue(checkOption))
+            {
+                Console.Out.WriteLine($"{config.Source}: OK (relay {config.Name})");
+                return ExitOk;
+            }
+
+            var logging = new LoggingOptions(parse.GetValue(logLevelOption), parse.GetValue(logFormatOption) == "json");
+            using var host = Relay.RelayHost.Build(config, logging);
+            try
+            {
+                await host.StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException)
+            {
+                await Console.Error.WriteLineAsync($"relay {config.Name} cannot listen: {ex.Message}").ConfigureAwait(false);
+                return ExitStartFailed;
+            }
+
+            await host.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
             return ExitOk;
         });
         return command;

@@ -15,22 +15,24 @@ internal static class ConfigLoader
     public const int DefaultMaxConnections = 100_000;
     private const string ValidName = "letters, digits, '-', '_' and '.'";
 
-    public static ForwarderConfig LoadFile(string path)
-    {
-        string text;
-        try
-        {
-            text = File.ReadAllText(path);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new ConfigException([new ConfigError(path, 0, 0, string.Empty, $"cannot read the file: {ex.Message}")]);
-        }
-
-        return Parse(text, path);
-    }
+    public static ForwarderConfig LoadFile(string path) => Parse(ReadText(path), path);
 
     public static ForwarderConfig Parse(string yaml, string file)
+    {
+        var root = LoadYaml(yaml, file, "expected 'listeners' and 'services'");
+        var reader = new YamlFieldReader(file);
+        var config = Read(reader, root, file, DigestOf(yaml));
+        if (reader.Errors.Count > 0)
+        {
+            throw new ConfigException(reader.Errors);
+        }
+
+        return config!;
+    }
+
+    /// <summary>The root node of a YAML file.</summary>
+    /// <exception cref="ConfigException">The text is not YAML, or is empty (<paramref name="expected"/> says what belongs there).</exception>
+    internal static YamlNode LoadYaml(string yaml, string file, string expected)
     {
         var stream = new YamlStream();
         try
@@ -51,17 +53,24 @@ internal static class ConfigLoader
 
         if (stream.Documents.Count == 0)
         {
-            throw new ConfigException([new ConfigError(file, 1, 1, string.Empty, "the file is empty; expected 'listeners' and 'services'")]);
+            throw new ConfigException([new ConfigError(file, 1, 1, string.Empty, $"the file is empty; {expected}")]);
         }
 
-        var reader = new YamlFieldReader(file);
-        var config = Read(reader, stream.Documents[0].RootNode, file, DigestOf(yaml));
-        if (reader.Errors.Count > 0)
+        return stream.Documents[0].RootNode;
+    }
+
+    /// <summary>The text of a config file.</summary>
+    /// <exception cref="ConfigException">It cannot be read.</exception>
+    internal static string ReadText(string path)
+    {
+        try
         {
-            throw new ConfigException(reader.Errors);
+            return File.ReadAllText(path);
         }
-
-        return config!;
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException([new ConfigError(path, 0, 0, string.Empty, $"cannot read the file: {ex.Message}")]);
+        }
     }
 
     private static Mark LastGoodMark(string yaml)
@@ -111,7 +120,7 @@ internal static class ConfigLoader
         return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node);
     }
 
-    private static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)
+    internal static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)
     {
         var fields = reader.Mapping(node, "admin", "listen");
         var listen = fields is null ? null : reader.String(fields, "admin", "listen", required: true, node);

@@ -9,13 +9,31 @@ namespace Forwarder.Configuration;
 /// <param name="Listen">Where peers' links arrive; null for a node that only dials out (behind NAT).</param>
 /// <param name="Identity">This node's certificate (DNS name = <paramref name="Name"/>) and key.</param>
 /// <param name="Authority">The mesh CA's certificate file: the only issuer a peer's certificate may chain to.</param>
-internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? ListenEndPoint, CertificateFiles Identity, string Authority, IReadOnlyList<PeerConfig> Peers)
+/// <param name="Relays">Relays this node registers with (dialling out, so it works behind NAT) and reaches peers through when a direct link fails.</param>
+/// <param name="KeepAlive">Between pings on links and relay sessions; a link whose pings go unanswered is dropped as dead.</param>
+internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? ListenEndPoint, CertificateFiles Identity, string Authority, IReadOnlyList<PeerConfig> Peers, IReadOnlyList<RelayAddress> Relays, TimeSpan KeepAlive)
 {
+    public static readonly TimeSpan DefaultKeepAlive = TimeSpan.FromSeconds(15);
+
     public PeerConfig? Peer(string name) => Peers.FirstOrDefault(p => p.Name == name);
+
+    /// <summary>Equal in everything but the lists, which are compared by content.</summary>
+    public bool SameAs(NodeConfig other)
+        => this with { Peers = other.Peers, Relays = other.Relays } == other
+            && Peers.SequenceEqual(other.Peers, PeerConfig.ByAddress)
+            && Relays.Select(r => (r.Name, r.Address)).SequenceEqual(other.Relays.Select(r => (r.Name, r.Address)));
 }
 
-/// <summary>Another node, reached at <paramref name="Address"/> (HOST:PORT of its node listener).</summary>
-internal sealed record PeerConfig(string Name, string Address, EndPoint EndPoint);
+/// <summary>Another node, reached at <paramref name="Address"/> (HOST:PORT of its node listener), or only through relays when it has none.</summary>
+internal sealed record PeerConfig(string Name, string? Address, EndPoint? EndPoint)
+{
+    public static readonly IEqualityComparer<PeerConfig> ByAddress = EqualityComparer<PeerConfig>.Create(
+        (a, b) => a?.Name == b?.Name && a?.Address == b?.Address,
+        p => HashCode.Combine(p.Name, p.Address));
+}
+
+/// <summary>A relay server, named as its certificate names it, at HOST:PORT.</summary>
+internal sealed record RelayAddress(string Name, string Address, EndPoint EndPoint);
 
 /// <summary>
 /// An endpoint that lives on another node: dialled through the link to <see cref="Node"/>, which

@@ -10,7 +10,7 @@ internal static class NodeConfigReader
     public static NodeConfig? Read(YamlFieldReader reader, YamlNode node, string configFile)
     {
         const string Section = "node";
-        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "peers");
+        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "peers", "relays", "keepAlive");
         if (fields is null)
         {
             return null;
@@ -30,24 +30,44 @@ internal static class NodeConfigReader
             reader.Error(fields["listen"], "node.listen", $"expected IP:PORT such as 0.0.0.0:7443, got '{listen}'");
         }
 
-        var certificate = reader.String(fields, Section, "certificate", required: true, node);
-        var key = reader.String(fields, Section, "key", required: true, node);
-        var authority = reader.String(fields, Section, "ca", required: true, node);
+        var (identity, authorityPath) = ReadIdentity(reader, fields, Section, name, node, folder);
+        var peers = ReadPeers(reader, fields, name);
+        var relays = ReadRelays(reader, fields);
+        if (relays.Count == 0 && peers.FirstOrDefault(p => p.Address is null) is { } unreachable)
+        {
+            reader.Error(fields["peers"], "node.peers", $"peer '{unreachable.Name}' has no address, so it can only be reached through a relay, and node.relays lists none");
+        }
+        var keepAlive = reader.Duration(fields, Section, "keepAlive", NodeConfig.DefaultKeepAlive, TimeSpan.FromMilliseconds(100));
+        return name is null || identity is null || authorityPath is null
+            ? null
+            : new NodeConfig(name, listen, listenEndPoint, identity, authorityPath, peers, relays, keepAlive);
+    }
+
+    /// <summary>
+    /// The certificate, key and CA fields every member of the mesh has: the pair must load and
+    /// name <paramref name="name"/>, and the CA file must hold a certificate.
+    /// </summary>
+    internal static (CertificateFiles? Identity, string? Authority) ReadIdentity(YamlFieldReader reader, Dictionary<string, YamlNode> fields, string section, string? name, YamlNode owner, string folder)
+    {
+        var certificate = reader.String(fields, section, "certificate", required: true, owner);
+        var key = reader.String(fields, section, "key", required: true, owner);
+        var authority = reader.String(fields, section, "ca", required: true, owner);
         CertificateFiles? identity = null;
         if (certificate is not null && key is not null)
         {
             identity = new CertificateFiles(Path.GetFullPath(certificate, folder), Path.GetFullPath(key, folder));
+            var field = YamlFieldReader.Join(section, "certificate");
             try
             {
                 using var loaded = CertificateChain.Load(identity);
                 if (name is not null && !loaded.IsFor(name))
                 {
-                    reader.Error(fields["certificate"], "node.certificate", $"{identity.Certificate} is not for node '{name}' (it names {string.Join(", ", loaded.DnsNames)}); peers would refuse it");
+                    reader.Error(fields["certificate"], field, $"{identity.Certificate} is not for {section} '{name}' (it names {string.Join(", ", loaded.DnsNames)}); peers would refuse it");
                 }
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
             {
-                reader.Error(fields["certificate"], "node.certificate", $"cannot load {identity.Certificate} with key {identity.Key}: {ex.Message}");
+                reader.Error(fields["certificate"], field, $"cannot load {identity.Certificate} with key {identity.Key}: {ex.Message}");
             }
         }
 
@@ -64,12 +84,11 @@ internal static class NodeConfigReader
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
             {
-                reader.Error(fields["ca"], "node.ca", $"cannot load the CA certificate {authorityPath}: {ex.Message}");
+                reader.Error(fields["ca"], YamlFieldReader.Join(section, "ca"), $"cannot load the CA certificate {authorityPath}: {ex.Message}");
             }
         }
 
-        var peers = ReadPeers(reader, fields, name);
-        return name is null || identity is null || authorityPath is null ? null : new NodeConfig(name, listen, listenEndPoint, identity, authorityPath, peers);
+        return (identity, authorityPath);
     }
 
     private static List<PeerConfig> ReadPeers(YamlFieldReader reader, Dictionary<string, YamlNode> fields, string? self)
@@ -90,8 +109,8 @@ internal static class NodeConfigReader
             }
 
             var name = reader.String(peer, path, "name", required: true, item);
-            var address = reader.String(peer, path, "address", required: true, item);
-            if (name is null || address is null)
+            var address = reader.String(peer, path, "address", required: false, item);
+            if (name is null)
             {
                 continue;
             }
@@ -102,7 +121,8 @@ internal static class NodeConfigReader
                 continue;
             }
 
-            if (!ValueParsers.TryParseEndpointAddress(address, out var endPoint))
+            System.Net.EndPoint? endPoint = null;
+            if (address is not null && !ValueParsers.TryParseEndpointAddress(address, out endPoint))
             {
                 reader.Error(peer["address"], $"{path}.address", $"expected HOST:PORT of the peer's node listener, got '{address}'");
                 continue;
@@ -112,5 +132,41 @@ internal static class NodeConfigReader
         }
 
         return peers;
+    }
+
+    private static List<RelayAddress> ReadRelays(YamlFieldReader reader, Dictionary<string, YamlNode> fields)
+    {
+        List<RelayAddress> relays = [];
+        if (!fields.TryGetValue("relays", out var node) || reader.Sequence(node, "node.relays") is not { } sequence)
+        {
+            return relays;
+        }
+
+        for (var i = 0; i < sequence.Children.Count; i++)
+        {
+            var path = $"node.relays[{i}]";
+            var item = sequence.Children[i];
+            if (reader.Mapping(item, path, "name", "address") is not { } relay
+                || reader.String(relay, path, "name", required: true, item) is not { } name
+                || reader.String(relay, path, "address", required: true, item) is not { } address)
+            {
+                continue;
+            }
+
+            if (relays.Any(r => r.Name == name))
+            {
+                reader.Error(relay["name"], $"{path}.name", $"relay '{name}' is listed twice");
+            }
+            else if (!ValueParsers.TryParseEndpointAddress(address, out var endPoint))
+            {
+                reader.Error(relay["address"], $"{path}.address", $"expected HOST:PORT of the relay, got '{address}'");
+            }
+            else
+            {
+                relays.Add(new RelayAddress(name, address, endPoint));
+            }
+        }
+
+        return relays;
     }
 }

@@ -9,6 +9,7 @@ internal sealed class ForwarderMetrics
     private readonly ConcurrentDictionary<string, ServiceMetrics> _services = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Listener, string Route), HttpMetrics> _routes = new();
     private readonly ConcurrentDictionary<string, PeerMetrics> _peers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, RelayLinkMetrics> _relays = new(StringComparer.Ordinal);
     private long _reloadsSucceeded;
     private long _reloadsFailed;
 
@@ -31,6 +32,11 @@ internal sealed class ForwarderMetrics
     public PeerMetrics Peer(string name) => _peers.GetOrAdd(name, static n => new PeerMetrics(n));
 
     public IEnumerable<PeerMetrics> Peers => _peers.Values.OrderBy(p => p.Name, StringComparer.Ordinal);
+
+    /// <summary>This node's session with a relay.</summary>
+    public RelayLinkMetrics Relay(string name) => _relays.GetOrAdd(name, static n => new RelayLinkMetrics(n));
+
+    public IEnumerable<RelayLinkMetrics> Relays => _relays.Values.OrderBy(r => r.Name, StringComparer.Ordinal);
 
     public IEnumerable<ServiceMetrics> Services => _services.Values.OrderBy(s => s.Name, StringComparer.Ordinal);
 

@@ -8,6 +8,8 @@ internal sealed class PeerMetrics(string name)
     private long _linkFailures;
     private long _streamsOut;
     private long _streamsIn;
+    private long _streamsOutRelayed;
+    private long _streamsInRelayed;
     private long _streamsActive;
 
     public string Name { get; } = name;
@@ -24,6 +26,12 @@ internal sealed class PeerMetrics(string name)
 
     public long StreamsIn => Volatile.Read(ref _streamsIn);
 
+    /// <summary>Of <see cref="StreamsOut"/>, those that went through a relay.</summary>
+    public long StreamsOutRelayed => Volatile.Read(ref _streamsOutRelayed);
+
+    /// <summary>Of <see cref="StreamsIn"/>, those that came through a relay.</summary>
+    public long StreamsInRelayed => Volatile.Read(ref _streamsInRelayed);
+
     public long StreamsActive => Volatile.Read(ref _streamsActive);
 
     public void LinkUp()
@@ -36,9 +44,14 @@ internal sealed class PeerMetrics(string name)
 
     public void LinkFailed() => Interlocked.Increment(ref _linkFailures);
 
-    public void StreamOpened(bool outbound)
+    public void StreamOpened(bool outbound, bool relayed)
     {
         Interlocked.Increment(ref outbound ? ref _streamsOut : ref _streamsIn);
+        if (relayed)
+        {
+            Interlocked.Increment(ref outbound ? ref _streamsOutRelayed : ref _streamsInRelayed);
+        }
+
         Interlocked.Increment(ref _streamsActive);
     }
 

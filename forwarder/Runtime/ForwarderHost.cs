@@ -26,26 +26,7 @@ internal static class ForwarderHost
 {
     public static IHost Build(ConfigSource source, LoggingOptions logging)
     {
-        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders();
-        builder.Logging.SetMinimumLevel(logging.Level);
-        if (logging.Json)
-        {
-            builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ");
-        }
-        else
-        {
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff ";
-                o.UseUtcTimestamp = true;
-                o.ColorBehavior = LoggerColorBehavior.Disabled;
-            });
-        }
-
-        // Microsoft.* framework chatter (Kestrel, hosting) only at warning and above.
-        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        var builder = CreateBuilder(logging);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = source.Initial.DrainTimeout + TimeSpan.FromSeconds(15));
 
         var tcp = source.Initial.Tcp;
@@ -70,6 +51,15 @@ internal static class ForwarderHost
             sp.GetRequiredService<MemoryPool<byte>>(),
             sp.GetService<SocketSplicer>()));
         services.AddSingleton<NodeLinks>();
+        services.AddSingleton<HostedEndpointServer>();
+
+        // Streams relays bring are served by the runtime, which needs the dialer, which needs the relays: resolved on use.
+        services.AddSingleton(sp => new RelayLinks(
+            sp.GetRequiredService<ConfigSource>(),
+            sp.GetRequiredService<TcpConnectionFactory>(),
+            (stream, stopping) => sp.GetRequiredService<HostedEndpointServer>().ServeAsync(stream, linkedPeer: null, stopping),
+            sp.GetRequiredService<ForwarderMetrics>(),
+            sp.GetRequiredService<ILogger<RelayLinks>>()));
 
         // Upstreams on other nodes are dialled through the links to them, the rest over TCP.
         services.AddSingleton<IConnectionFactory>(sp => new TunnelingConnectionFactory(sp.GetRequiredService<TcpConnectionFactory>(), sp.GetRequiredService<NodeLinks>()));
@@ -104,7 +94,34 @@ internal static class ForwarderHost
         services.AddHostedService(sp => sp.GetRequiredService<AdminServer>());
         services.AddHostedService(sp => sp.GetRequiredService<ProxyRuntime>());
         services.AddHostedService(sp => sp.GetRequiredService<NodeLinkListener>());
+        services.AddHostedService(sp => sp.GetRequiredService<RelayLinks>());
         services.AddHostedService<ConfigWatcher>();
         return builder.Build();
+    }
+
+    /// <summary>A host builder with nothing but this process's console logging.</summary>
+    internal static HostApplicationBuilder CreateBuilder(LoggingOptions logging)
+    {
+        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(logging.Level);
+        if (logging.Json)
+        {
+            builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ");
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff ";
+                o.UseUtcTimestamp = true;
+                o.ColorBehavior = LoggerColorBehavior.Disabled;
+            });
+        }
+
+        // Microsoft.* framework chatter (Kestrel, hosting) only at warning and above.
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        return builder;
     }
 }

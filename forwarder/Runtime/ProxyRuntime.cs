@@ -352,7 +352,7 @@ internal sealed partial class ProxyRuntime(
     private static bool SameNode(NodeConfig? a, NodeConfig? b)
         => a is null || b is null
             ? a is null && b is null
-            : a with { Peers = b.Peers } == b && a.Peers.Select(p => (p.Name, p.Address)).SequenceEqual(b.Peers.Select(p => (p.Name, p.Address)));
+            : a.SameAs(b);
 
     private static List<string> RestartOnlyChanges(ForwarderConfig running, ForwarderConfig next)
     {

@@ -20,6 +20,9 @@ internal sealed class NodeCredentials : IDisposable
     /// <summary>The ALPN protocol of node links, so nothing else mistakes a link for its own traffic.</summary>
     public static readonly SslApplicationProtocol LinkProtocol = new("forwarder-link/1");
 
+    /// <summary>The ALPN protocol between a node and a relay.</summary>
+    public static readonly SslApplicationProtocol RelayProtocol = new("forwarder-relay/1");
+
     /// <summary>
     /// yamux as links use it: a 4 MiB window per stream, so one stream is not held to 256 KiB per
     /// round trip (the spec's default) on a fast path between nodes.
@@ -33,10 +36,16 @@ internal sealed class NodeCredentials : IDisposable
     private readonly X509Certificate2Collection _authority;
 
     public NodeCredentials(NodeConfig config, ILogger logger)
+        : this(config.Name, config.Identity, config.Authority, logger)
     {
-        Name = config.Name;
-        _identity = new ServerCertificate(config.Identity, $"node {config.Name}", logger, static _ => { });
-        _authority = LoadAuthority(config.Authority);
+    }
+
+    /// <param name="name">This node's (or relay's) name, the DNS name in its certificate.</param>
+    public NodeCredentials(string name, CertificateFiles identity, string authority, ILogger logger)
+    {
+        Name = name;
+        _identity = new ServerCertificate(identity, name, logger, static _ => { });
+        _authority = LoadAuthority(authority);
     }
 
     public string Name { get; }
@@ -54,24 +63,28 @@ internal sealed class NodeCredentials : IDisposable
     }
 
     /// <summary>For accepting links: any node of the mesh may dial in; its name is read off its certificate.</summary>
-    public SslServerAuthenticationOptions ServerOptions() => new()
+    public SslServerAuthenticationOptions ServerOptions() => ServerOptions(LinkProtocol);
+
+    public SslServerAuthenticationOptions ServerOptions(SslApplicationProtocol protocol) => new()
     {
         ServerCertificateContext = _identity.Current.Context,
         ClientCertificateRequired = true,
         RemoteCertificateValidationCallback = (_, certificate, _, _) => PeerName(certificate, ClientAuthentication) is not null,
         EnabledSslProtocols = SslProtocols.Tls13,
-        ApplicationProtocols = [LinkProtocol],
+        ApplicationProtocols = [protocol],
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
     };
 
     /// <summary>For dialling <paramref name="peer"/>: only a certificate for that node name will do.</summary>
-    public SslClientAuthenticationOptions ClientOptions(string peer) => new()
+    public SslClientAuthenticationOptions ClientOptions(string peer) => ClientOptions(peer, LinkProtocol);
+
+    public SslClientAuthenticationOptions ClientOptions(string peer, SslApplicationProtocol protocol) => new()
     {
         TargetHost = peer,
         ClientCertificateContext = _identity.Current.Context,
         RemoteCertificateValidationCallback = (_, certificate, _, _) => PeerName(certificate, ServerAuthentication) == peer,
         EnabledSslProtocols = SslProtocols.Tls13,
-        ApplicationProtocols = [LinkProtocol],
+        ApplicationProtocols = [protocol],
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
     };
 

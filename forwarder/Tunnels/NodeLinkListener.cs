@@ -15,16 +15,13 @@ namespace Forwarder.Tunnels;
 
 /// <summary>
 /// Where peers' links arrive (<c>node.listen</c>): each connection must complete TLS 1.3 with a
-/// certificate from the mesh CA before any stream opens; then each stream names a target, which
-/// must be an endpoint this node hosts by the running config (never anything else: a link is
-/// not an open proxy), is connected to over TCP, and is spliced to the stream.
+/// certificate from the mesh CA before any stream opens; then each stream is served by
+/// <see cref="HostedEndpointServer"/>.
 /// </summary>
 internal sealed partial class NodeLinkListener(
     ConfigSource source,
     IConnectionListenerFactory listeners,
-    TcpConnectionFactory tcp,
-    ProxyRuntime runtime,
-    ConnectionTracker tracker,
+    HostedEndpointServer streams,
     ForwarderMetrics metrics,
     ILogger<NodeLinkListener> logger) : IHostedService, IAsyncDisposable
 {
@@ -108,7 +105,7 @@ internal sealed partial class NodeLinkListener(
         }
 
         await using var link = new TlsConnection(connection, ssl);
-        await using var session = new YamuxSession(link, isClient: false, NodeCredentials.LinkMux);
+        await using var session = new YamuxSession(link, isClient: false, LinkDialer.Options(source.Initial.Node!.KeepAlive));
         _sessions[session] = peer!;
         var peerMetrics = metrics.Peer(peer!);
         peerMetrics.LinkUp();
@@ -118,7 +115,7 @@ internal sealed partial class NodeLinkListener(
         {
             while (await session.AcceptStreamAsync(_stopping.Token).ConfigureAwait(false) is { } stream)
             {
-                _ = ServeStreamAsync(stream, peer!, peerMetrics);
+                _ = streams.ServeAsync(stream, peer, _stopping.Token);
             }
         }
         catch (OperationCanceledException)
@@ -133,102 +130,6 @@ internal sealed partial class NodeLinkListener(
         }
     }
 
-    /// <summary>One tunnelled connection; never throws.</summary>
-    private async Task ServeStreamAsync(YamuxStream stream, string peer, PeerMetrics peerMetrics)
-    {
-        peerMetrics.StreamOpened(outbound: false);
-        await using (stream)
-        {
-            try
-            {
-                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-                deadline.CancelAfter(HandshakeTimeout);
-                var target = await TunnelHandshake.ReadConnectAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false);
-                if (target is null)
-                {
-                    return;
-                }
-
-                if (HostedEndpoint(target) is not var (service, endpoint))
-                {
-                    LogNotAllowed(logger, peer, target);
-                    await AnswerAsync(stream, TunnelStatus.NotAllowed).ConfigureAwait(false);
-                    return;
-                }
-
-                ConnectionContext upstream;
-                try
-                {
-                    using var connectDeadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-                    connectDeadline.CancelAfter(service.Config.ConnectTimeout);
-                    upstream = await tcp.ConnectAsync(endpoint.Config.EndPoint, connectDeadline.Token).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is SocketException or OperationCanceledException)
-                {
-                    await AnswerAsync(stream, ex is SocketException socket ? TunnelHandshake.FromSocketError(socket.SocketErrorCode) : TunnelStatus.TimedOut).ConfigureAwait(false);
-                    return;
-                }
-
-                await using (upstream)
-                {
-                    await AnswerAsync(stream, TunnelStatus.Connected).ConfigureAwait(false);
-                    await SpliceAsync(stream, upstream, service).ConfigureAwait(false);
-                }
-            }
-            catch (Exception ex) when (ex is IOException or OperationCanceledException or ConnectionResetException or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException)
-            {
-                // The stream or the link broke: its peer sees the reset.
-            }
-            finally
-            {
-                peerMetrics.StreamClosed();
-            }
-        }
-    }
-
-    private async Task SpliceAsync(YamuxStream stream, ConnectionContext upstream, ServiceModel service)
-    {
-        var listenerMetrics = metrics.Listener(MetricsName);
-        listenerMetrics.ConnectionOpened();
-        service.Metrics.UpstreamOpened();
-        var client = new ClientConnection(stream, tracker.Now) { IdleTimeout = service.Config.IdleTimeout };
-        tracker.Add(client);
-        try
-        {
-            await new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker).RunAsync(splicer: null, directSend: false).ConfigureAwait(false);
-        }
-        finally
-        {
-            tracker.Remove(client);
-            service.Metrics.UpstreamClosed();
-            listenerMetrics.ConnectionClosed();
-        }
-    }
-
-    /// <summary>The service and endpoint <paramref name="target"/> names, if the running config has this node host it.</summary>
-    private (ServiceModel Service, UpstreamEndpoint Endpoint)? HostedEndpoint(string target)
-    {
-        var self = source.Initial.Node!.Name;
-        foreach (var service in runtime.Services.Values)
-        {
-            foreach (var endpoint in service.Endpoints)
-            {
-                if (endpoint.Config.Address == target && endpoint.Config.Node == self)
-                {
-                    return (service, endpoint);
-                }
-            }
-        }
-
-        return null;
-    }
-
-    private static async ValueTask AnswerAsync(YamuxStream stream, TunnelStatus status)
-    {
-        TunnelHandshake.WriteStatus(stream.Transport.Output, status);
-        await stream.Transport.Output.FlushAsync().ConfigureAwait(false);
-    }
-
     [LoggerMessage(EventId = 711, Level = LogLevel.Information, Message = "Node {Node} accepting links on {EndPoint}")]
     private static partial void LogListening(ILogger logger, string node, System.Net.EndPoint endPoint);
 
@@ -240,7 +141,4 @@ internal sealed partial class NodeLinkListener(
 
     [LoggerMessage(EventId = 713, Level = LogLevel.Warning, Message = "Link from {Remote} refused: {Reason}")]
     private static partial void LogRefused(ILogger logger, string remote, string reason);
-
-    [LoggerMessage(EventId = 714, Level = LogLevel.Warning, Message = "Node {Peer} asked for {Target}, which is not an endpoint this node hosts; refused")]
-    private static partial void LogNotAllowed(ILogger logger, string peer, string target);
 }

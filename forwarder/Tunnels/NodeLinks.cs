@@ -1,10 +1,8 @@
 using System.Net;
-using System.Net.Security;
 using System.Net.Sockets;
 using Forwarder.Configuration;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
-using Forwarder.Tls;
 using Forwarder.Transports.Mux;
 using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
@@ -13,65 +11,58 @@ using Microsoft.Extensions.Logging;
 namespace Forwarder.Tunnels;
 
 /// <summary>
-/// The links this node dials to its peers: one long-lived TLS 1.3 connection per peer with a
-/// yamux session on it, opened when a stream is first needed, shared by every stream to that
-/// peer, and opened again when it drops, with a growing pause between failed attempts so a
-/// dead peer is not hammered. A stream asks the peer to connect to a target and carries the
-/// connection once the peer says it is made.
+/// How this node reaches endpoints on other nodes. Directly where it can: one long-lived TLS 1.3
+/// link per peer with a yamux session on it, opened when a stream is first needed, shared by
+/// every stream to that peer. Through a relay where it cannot: the peer has no address, the
+/// link failed (it is then dialled again in the background with a growing pause, and streams
+/// go direct again once it is back), or the link broke under a stream's request. A stream asks
+/// the far node to connect to a target and carries the connection once that node says it is made.
 /// </summary>
-internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
+internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
 {
-    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+    /// <summary>How long a peer's first stream waits for its direct link before settling for a relay.</summary>
+    private static readonly TimeSpan DirectGrace = TimeSpan.FromSeconds(2);
 
+    private readonly TcpConnectionFactory _tcp = tcp;
+    private readonly ForwarderMetrics _metrics = metrics;
+    private readonly ILogger _logger = logger;
     private readonly Dictionary<string, PeerLink> _links = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _disposing = new();
     private NodeCredentials? _credentials;
 
-    /// <summary>Opens a stream to <paramref name="endpoint"/>'s target through the link to its node.</summary>
-    /// <exception cref="SocketException">The link or the remote connect failed, with the error a local connect would give.</exception>
+    /// <summary>Opens a stream to <paramref name="endpoint"/>'s target, over the link to its node or through a relay.</summary>
+    /// <exception cref="SocketException">Neither way got through, or the far node's connect failed, with the error a local connect would give.</exception>
     public async ValueTask<ConnectionContext> ConnectAsync(NodeEndPoint endpoint, CancellationToken cancellationToken)
     {
         var link = Link(endpoint.Node);
-        var session = await link.SessionAsync(cancellationToken).ConfigureAwait(false);
-        YamuxStream stream;
-        try
+        if (await DirectSessionAsync(link, cancellationToken).ConfigureAwait(false) is { } session)
         {
-            stream = session.OpenStream();
-        }
-        catch (YamuxSessionClosedException)
-        {
-            throw new SocketException((int)SocketError.ConnectionReset);
-        }
-
-        try
-        {
-            TunnelHandshake.WriteConnect(stream.Transport.Output, endpoint.Target);
-            await stream.Transport.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
-            var status = await TunnelHandshake.ReadStatusAsync(stream.Transport.Input, cancellationToken).ConfigureAwait(false);
-            if (status == TunnelStatus.Connected)
+            var request = new TunnelRequest(TunnelRequestKind.Connect, string.Empty, endpoint.Target);
+            var (stream, status) = await TunnelHandshake.RequestAsync(session, request, cancellationToken).ConfigureAwait(false);
+            if (stream is not null)
             {
-                var peer = metrics.Peer(endpoint.Node);
-                peer.StreamOpened(outbound: true);
-                stream.ConnectionClosed.UnsafeRegister(static state => ((PeerMetrics)state!).StreamClosed(), peer);
-                return stream;
+                return Opened(stream, endpoint.Node, relayed: false);
             }
 
-            throw new SocketException((int)TunnelHandshake.ToSocketError(status));
+            if (status is not null || !relays.Configured)
+            {
+                throw new SocketException((int)TunnelHandshake.ToSocketError(status));
+            }
+
+            // The link broke under the request: a relay may still get through.
         }
-        catch (Exception ex) when (ex is not SocketException and not OperationCanceledException)
+
+        if (!relays.Configured)
         {
-            await stream.DisposeAsync().ConfigureAwait(false);
-            throw new SocketException((int)SocketError.ConnectionReset);
+            throw new SocketException((int)SocketError.HostUnreachable);
         }
-        catch
-        {
-            await stream.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+
+        return Opened(await relays.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false), endpoint.Node, relayed: true);
     }
 
     public async ValueTask DisposeAsync()
     {
+        await _disposing.CancelAsync().ConfigureAwait(false);
         PeerLink[] links;
         lock (_links)
         {
@@ -85,6 +76,49 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         }
 
         _credentials?.Dispose();
+        _disposing.Dispose();
+    }
+
+    /// <summary>The direct session to use for a stream now, or null to go through a relay.</summary>
+    private async ValueTask<YamuxSession?> DirectSessionAsync(PeerLink link, CancellationToken cancellationToken)
+    {
+        if (link.Session is { } open)
+        {
+            return open;
+        }
+
+        if (link.Attempt() is not { } attempt)
+        {
+            return null;
+        }
+
+        if (!relays.Configured)
+        {
+            return await attempt.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (link.Degraded)
+        {
+            // Failed before: this stream goes through a relay, and later ones direct once the attempt succeeds.
+            return attempt.IsCompletedSuccessfully ? attempt.Result : null;
+        }
+
+        try
+        {
+            return await attempt.WaitAsync(DirectGrace, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return null;
+        }
+    }
+
+    private ConnectionContext Opened(YamuxStream stream, string node, bool relayed)
+    {
+        var peer = _metrics.Peer(node);
+        peer.StreamOpened(outbound: true, relayed);
+        stream.ConnectionClosed.UnsafeRegister(static state => ((PeerMetrics)state!).StreamClosed(), peer);
+        return stream;
     }
 
     private PeerLink Link(string node)
@@ -98,122 +132,140 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
 
             var config = source.Initial.Node ?? throw new SocketException((int)SocketError.HostUnreachable);
             var peer = config.Peer(node) ?? throw new SocketException((int)SocketError.HostUnreachable);
-            _credentials ??= new NodeCredentials(config, logger);
-            link = new PeerLink(peer, _credentials, tcp, metrics.Peer(peer.Name), logger);
+            _credentials ??= new NodeCredentials(config, _logger);
+            link = new PeerLink(peer, this, LinkDialer.Options(config.KeepAlive));
             _links[node] = link;
             return link;
         }
     }
 
     [LoggerMessage(EventId = 701, Level = LogLevel.Information, Message = "Link to node {Peer} at {Address} is up")]
-    private static partial void LogLinkUp(ILogger logger, string peer, string address);
+    private static partial void LogLinkUp(ILogger logger, string peer, string? address);
 
     [LoggerMessage(EventId = 702, Level = LogLevel.Warning, Message = "Link to node {Peer} at {Address} failed ({Reason}); next attempt in {Backoff}")]
-    private static partial void LogLinkFailed(ILogger logger, string peer, string address, string reason, TimeSpan backoff);
+    private static partial void LogLinkFailed(ILogger logger, string peer, string? address, string reason, TimeSpan backoff);
 
     [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Link to node {Peer} went down ({Reason}); it is opened again when a stream needs it")]
     private static partial void LogLinkDown(ILogger logger, string peer, string reason);
 
-    /// <summary>The link to one peer.</summary>
-    private sealed class PeerLink(PeerConfig peer, NodeCredentials credentials, TcpConnectionFactory tcp, PeerMetrics metrics, ILogger logger) : IAsyncDisposable
+    /// <summary>The direct link to one peer.</summary>
+    private sealed class PeerLink(PeerConfig peer, NodeLinks owner, YamuxOptions options) : IAsyncDisposable
     {
-        private readonly SemaphoreSlim _opening = new(1, 1);
+        private readonly PeerMetrics _metrics = owner._metrics.Peer(peer.Name);
+        private readonly Lock _lock = new();
         private YamuxSession? _session;
+        private Task<YamuxSession?>? _attempt;
         private Task _watching = Task.CompletedTask;
         private long _retryAt;
         private int _failures;
+        private bool _degraded;
 
-        public async ValueTask<YamuxSession> SessionAsync(CancellationToken cancellationToken)
+        /// <summary>The open session, if the link is up.</summary>
+        public YamuxSession? Session => Volatile.Read(ref _session) is { Completion.IsCompleted: false } session ? session : null;
+
+        /// <summary>The link failed or went down since it was last up: streams need not wait for it.</summary>
+        public bool Degraded => Volatile.Read(ref _degraded);
+
+        /// <summary>
+        /// The attempt to open the link under way, one started now if there is none; null when the
+        /// peer has no address or the last failure's pause has not run out. The attempt never
+        /// throws: it yields null when it fails.
+        /// </summary>
+        public Task<YamuxSession?>? Attempt()
         {
-            if (Volatile.Read(ref _session) is { Completion.IsCompleted: false } open)
+            lock (_lock)
             {
-                return open;
-            }
-
-            await _opening.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
-            {
-                if (_session is { Completion.IsCompleted: false } reopened)
+                if (Session is { } open)
                 {
-                    return reopened;
+                    return Task.FromResult<YamuxSession?>(open);
                 }
 
-                if (Environment.TickCount64 < _retryAt)
+                if (_attempt is { IsCompleted: false } running)
                 {
-                    // Backing off after a failure: fail at once, so the balancer moves on.
-                    throw new SocketException((int)SocketError.HostUnreachable);
+                    return running;
                 }
 
-                return await OpenAsync(cancellationToken).ConfigureAwait(false);
-            }
-            finally
-            {
-                _opening.Release();
+                if (peer.EndPoint is null || Environment.TickCount64 < _retryAt)
+                {
+                    return null;
+                }
+
+                _attempt = Task.Run(OpenAsync);
+                return _attempt;
             }
         }
 
         public async ValueTask DisposeAsync()
         {
-            if (_session is { } session)
+            Task<YamuxSession?>? attempt;
+            lock (_lock)
+            {
+                attempt = _attempt;
+            }
+
+            if (attempt is not null)
+            {
+                await attempt.ConfigureAwait(false);
+            }
+
+            if (Volatile.Read(ref _session) is { } session)
             {
                 await session.DisposeAsync().ConfigureAwait(false);
             }
 
             await _watching.ConfigureAwait(false);
-            _opening.Dispose();
         }
 
-        private async Task<YamuxSession> OpenAsync(CancellationToken cancellationToken)
+        private async Task<YamuxSession?> OpenAsync()
         {
-            ConnectionContext? connection = null;
             try
             {
-                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                deadline.CancelAfter(HandshakeTimeout);
-                connection = await tcp.ConnectAsync(peer.EndPoint, deadline.Token).ConfigureAwait(false);
-                var ssl = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: true);
-                try
+                var link = await LinkDialer.DialAsync(owner._tcp, peer.EndPoint!, owner._credentials!, peer.Name, NodeCredentials.LinkProtocol, options, owner._disposing.Token).ConfigureAwait(false);
+                lock (_lock)
                 {
-                    await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(peer.Name), deadline.Token).ConfigureAwait(false);
-                }
-                catch
-                {
-                    await ssl.DisposeAsync().ConfigureAwait(false);
-                    throw;
+                    _session = link.Session;
+                    _failures = 0;
+                    _degraded = false;
+                    _watching = WatchAsync(link);
                 }
 
-                var link = new TlsConnection(connection, ssl);
-                var session = new YamuxSession(link, isClient: true, NodeCredentials.LinkMux);
-                session.Start();
-                Volatile.Write(ref _session, session);
-                _watching = WatchAsync(session, link);
-                _failures = 0;
-                metrics.LinkUp();
-                LogLinkUp(logger, peer.Name, peer.Address);
-                return session;
+                _metrics.LinkUp();
+                LogLinkUp(owner._logger, peer.Name, peer.Address);
+                return link.Session;
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            catch (Exception) when (owner._disposing.IsCancellationRequested)
             {
-                if (connection is not null)
+                return null;
+            }
+            catch (Exception ex)
+            {
+                TimeSpan backoff;
+                lock (_lock)
                 {
-                    await connection.DisposeAsync().ConfigureAwait(false);
+                    backoff = LinkDialer.Backoff(_failures++);
+                    _retryAt = Environment.TickCount64 + (long)backoff.TotalMilliseconds;
+                    _degraded = true;
                 }
 
-                var backoff = TimeSpan.FromMilliseconds(Math.Min(MaxBackoff.TotalMilliseconds, 250 * Math.Pow(2, Math.Min(_failures++, 10))));
-                _retryAt = Environment.TickCount64 + (long)backoff.TotalMilliseconds;
-                metrics.LinkFailed();
-                LogLinkFailed(logger, peer.Name, peer.Address, ex.Message, backoff);
-                throw ex as SocketException ?? new SocketException((int)(ex is OperationCanceledException ? SocketError.TimedOut : SocketError.ConnectionRefused));
+                _metrics.LinkFailed();
+                LogLinkFailed(owner._logger, peer.Name, peer.Address, ex.Message, backoff);
+                return null;
             }
         }
 
         /// <summary>Closes the connection under a session that ended, so the next stream opens a new one.</summary>
-        private async Task WatchAsync(YamuxSession session, ConnectionContext connection)
+        private async Task WatchAsync(DialledLink link)
         {
-            await session.Completion.ConfigureAwait(false);
-            metrics.LinkDown();
-            LogLinkDown(logger, peer.Name, session.Failure?.Message ?? (session.RemoteGoAwayCode is { } code ? $"go-away {code}" : "closed"));
-            await connection.DisposeAsync().ConfigureAwait(false);
+            await link.Session.Completion.ConfigureAwait(false);
+            lock (_lock)
+            {
+                _degraded = true;
+            }
+
+            _metrics.LinkDown();
+            LogLinkDown(owner._logger, peer.Name, LinkDialer.EndReason(link.Session));
+            await link.Session.DisposeAsync().ConfigureAwait(false);
+            await link.Connection.DisposeAsync().ConfigureAwait(false);
         }
     }
 }

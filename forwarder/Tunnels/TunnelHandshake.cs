@@ -3,60 +3,98 @@ using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
+using Forwarder.Transports.Mux;
 
 namespace Forwarder.Tunnels;
 
-/// <summary>How the remote node answered a tunnel stream's connect request.</summary>
+/// <summary>How the remote node (or the relay) answered a tunnel stream's request.</summary>
 internal enum TunnelStatus : byte
 {
     Connected = 0,
 
-    /// <summary>The target is not an endpoint the remote node hosts: it connects to nothing else.</summary>
+    /// <summary>The target is not an endpoint the remote node hosts, or a name is not the caller's own.</summary>
     NotAllowed = 1,
 
     Refused = 2,
     Unreachable = 3,
     TimedOut = 4,
+
+    /// <summary>The relay has no node of that name registered.</summary>
+    UnknownNode = 5,
+
+    /// <summary>The relay refused: the node is at its stream limit.</summary>
+    Limited = 6,
+}
+
+/// <summary>What a tunnel stream asks for first.</summary>
+internal enum TunnelRequestKind : byte
+{
+    /// <summary>Node to node: connect to <see cref="TunnelRequest.Target"/>.</summary>
+    Connect = 1,
+
+    /// <summary>Node to relay: register as <see cref="TunnelRequest.Node"/> (which must be the node's certificate name).</summary>
+    Register = 2,
+
+    /// <summary>Node to relay: reach <see cref="TunnelRequest.Target"/> on node <see cref="TunnelRequest.Node"/>.</summary>
+    Relay = 3,
+
+    /// <summary>Relay to node: node <see cref="TunnelRequest.Node"/> asks for <see cref="TunnelRequest.Target"/>.</summary>
+    Relayed = 4,
+}
+
+/// <summary>A parsed request; <see cref="Node"/> or <see cref="Target"/> is empty where the kind has none.</summary>
+internal readonly record struct TunnelRequest(TunnelRequestKind Kind, string Node, string Target)
+{
+    public bool HasNode => Kind is not TunnelRequestKind.Connect;
+
+    public bool HasTarget => Kind is not TunnelRequestKind.Register;
 }
 
 /// <summary>
-/// The first bytes of a tunnel stream: the dialling node asks for a target (version 1, kind
-/// connect, a 16-bit length and the target's HOST:PORT in UTF-8), the remote node answers one
-/// status byte, and from then on the stream carries the connection's bytes.
+/// The first bytes of a tunnel stream: a request (version 1, its kind, then the node name and/or
+/// the target HOST:PORT the kind carries, each as a 16-bit length and UTF-8), answered with one
+/// status byte; from then on the stream carries the connection's bytes.
 /// </summary>
 internal static class TunnelHandshake
 {
-    public const int MaxTargetLength = 1024;
+    public const int MaxFieldLength = 1024;
 
     private const byte Version = 1;
-    private const byte Connect = 1;
 
-    public static void WriteConnect(PipeWriter output, string target)
+    public static void WriteConnect(PipeWriter output, string target) => WriteRequest(output, new TunnelRequest(TunnelRequestKind.Connect, string.Empty, target));
+
+    public static void WriteRequest(PipeWriter output, TunnelRequest request)
     {
-        var length = Encoding.UTF8.GetByteCount(target);
-        var span = output.GetSpan(4 + length);
+        var span = output.GetSpan(2);
         span[0] = Version;
-        span[1] = Connect;
-        BinaryPrimitives.WriteUInt16BigEndian(span[2..], (ushort)length);
-        Encoding.UTF8.GetBytes(target, span[4..]);
-        output.Advance(4 + length);
+        span[1] = (byte)request.Kind;
+        output.Advance(2);
+        if (request.HasNode)
+        {
+            WriteField(output, request.Node);
+        }
+
+        if (request.HasTarget)
+        {
+            WriteField(output, request.Target);
+        }
     }
 
-    /// <summary>The target asked for; null when the stream ended first or the request is not one this version knows.</summary>
-    public static async ValueTask<string?> ReadConnectAsync(PipeReader input, CancellationToken cancellationToken)
+    /// <summary>The request; null when the stream ended first or the request is not one this version knows.</summary>
+    public static async ValueTask<TunnelRequest?> ReadRequestAsync(PipeReader input, CancellationToken cancellationToken)
     {
         while (true)
         {
             var result = await input.ReadAsync(cancellationToken).ConfigureAwait(false);
             var buffer = result.Buffer;
-            switch (TryParseConnect(buffer, out var target, out var consumed))
+            switch (TryParse(buffer, out var request, out var consumed))
             {
                 case false:
                     input.AdvanceTo(buffer.End);
                     return null;
                 case true:
                     input.AdvanceTo(consumed);
-                    return target;
+                    return request;
             }
 
             if (result.IsCompleted || result.IsCanceled)
@@ -69,30 +107,82 @@ internal static class TunnelHandshake
         }
     }
 
-    /// <summary>True with the target when a whole request is there, false when it is malformed, null when more is needed.</summary>
-    private static bool? TryParseConnect(in ReadOnlySequence<byte> buffer, out string? target, out SequencePosition consumed)
+    private static void WriteField(PipeWriter output, string value)
     {
-        (target, consumed) = (null, buffer.Start);
-        if (buffer.Length < 4)
+        var length = Encoding.UTF8.GetByteCount(value);
+        var span = output.GetSpan(2 + length);
+        BinaryPrimitives.WriteUInt16BigEndian(span, (ushort)length);
+        Encoding.UTF8.GetBytes(value, span[2..]);
+        output.Advance(2 + length);
+    }
+
+    /// <summary>True with the request when a whole one is there, false when it is malformed, null when more is needed.</summary>
+    private static bool? TryParse(in ReadOnlySequence<byte> buffer, out TunnelRequest request, out SequencePosition consumed)
+    {
+        (request, consumed) = (default, buffer.Start);
+        if (buffer.Length < 2)
         {
             return null;
         }
 
-        Span<byte> head = stackalloc byte[4];
-        buffer.Slice(0, 4).CopyTo(head);
-        var length = BinaryPrimitives.ReadUInt16BigEndian(head[2..]);
-        if (head[0] != Version || head[1] != Connect || length is 0 or > MaxTargetLength)
+        Span<byte> head = stackalloc byte[2];
+        buffer.Slice(0, 2).CopyTo(head);
+        var kind = (TunnelRequestKind)head[1];
+        if (head[0] != Version || kind is < TunnelRequestKind.Connect or > TunnelRequestKind.Relayed)
         {
             return false;
         }
 
-        if (buffer.Length < 4 + length)
+        var rest = buffer.Slice(2);
+        var shape = new TunnelRequest(kind, string.Empty, string.Empty);
+        var node = string.Empty;
+        var target = string.Empty;
+        if (shape.HasNode)
+        {
+            var parsed = TryParseField(ref rest, out node);
+            if (parsed is not true)
+            {
+                return parsed;
+            }
+        }
+
+        if (shape.HasTarget)
+        {
+            var parsed = TryParseField(ref rest, out target);
+            if (parsed is not true)
+            {
+                return parsed;
+            }
+        }
+
+        request = shape with { Node = node, Target = target };
+        consumed = rest.Start;
+        return true;
+    }
+
+    private static bool? TryParseField(ref ReadOnlySequence<byte> buffer, out string value)
+    {
+        value = string.Empty;
+        if (buffer.Length < 2)
         {
             return null;
         }
 
-        target = Encoding.UTF8.GetString(buffer.Slice(4, length));
-        consumed = buffer.GetPosition(4 + length);
+        Span<byte> prefix = stackalloc byte[2];
+        buffer.Slice(0, 2).CopyTo(prefix);
+        var length = BinaryPrimitives.ReadUInt16BigEndian(prefix);
+        if (length is 0 or > MaxFieldLength)
+        {
+            return false;
+        }
+
+        if (buffer.Length < 2 + length)
+        {
+            return null;
+        }
+
+        value = Encoding.UTF8.GetString(buffer.Slice(2, length));
+        buffer = buffer.Slice(2 + length);
         return true;
     }
 
@@ -123,12 +213,57 @@ internal static class TunnelHandshake
         }
     }
 
+    /// <summary>
+    /// Opens a stream on <paramref name="session"/>, sends <paramref name="request"/> and reads the
+    /// answer: the stream when it is <see cref="TunnelStatus.Connected"/> (disposed otherwise), and
+    /// a null status when the session or stream broke before an answer came.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
+    public static async Task<(YamuxStream? Stream, TunnelStatus? Status)> RequestAsync(YamuxSession session, TunnelRequest request, CancellationToken cancellationToken)
+    {
+        YamuxStream stream;
+        try
+        {
+            stream = session.OpenStream();
+        }
+        catch (YamuxSessionClosedException)
+        {
+            return (null, null);
+        }
+
+        TunnelStatus? status;
+        try
+        {
+            WriteRequest(stream.Transport.Output, request);
+            await stream.Transport.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+            status = await ReadStatusAsync(stream.Transport.Input, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            status = null;
+        }
+        catch
+        {
+            await stream.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        if (status == TunnelStatus.Connected)
+        {
+            return (stream, status);
+        }
+
+        await stream.DisposeAsync().ConfigureAwait(false);
+        return (null, status);
+    }
+
     /// <summary>The socket error a local connect would have failed with, so callers treat a remote failure alike.</summary>
     public static SocketError ToSocketError(TunnelStatus? status) => status switch
     {
         TunnelStatus.Refused => SocketError.ConnectionRefused,
         TunnelStatus.TimedOut => SocketError.TimedOut,
         TunnelStatus.NotAllowed => SocketError.AccessDenied,
+        TunnelStatus.Limited => SocketError.TooManyOpenSockets,
         _ => SocketError.HostUnreachable,
     };
 

@@ -198,7 +198,10 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
 
         if (unfinished)
         {
-            Abort(new ConnectionAbortedException("The stream was disposed before the peer finished sending."));
+            // Behind what was written and the FIN, not ahead as Abort's is: the peer still gets
+            // the last answer it was sent (a status byte, say) before learning no more is read.
+            _session.SendInOrder(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Rst, Id, 0));
+            OnReset(new ConnectionAbortedException("The stream was disposed before the peer finished sending."));
         }
 
         // Whatever ended it (both FINs, a reset, the session), a disposed stream is closed.

@@ -1,0 +1,59 @@
+using System.Globalization;
+using System.Text;
+using static Forwarder.Admin.PrometheusWriter;
+
+namespace Forwarder.Relay;
+
+/// <summary>The relay's /metrics in the Prometheus text format.</summary>
+internal static class RelayMetricsWriter
+{
+    public static string Write(RelayRegistry registry)
+    {
+        var text = new StringBuilder();
+        var nodes = registry.Nodes.ToArray();
+        Family(text, "forwarder_relay_nodes_registered", "gauge", "Nodes registered with this relay now.");
+        Sample(text, "forwarder_relay_nodes_registered", string.Empty, nodes.Count(n => n.Session is not null));
+
+        Family(text, "forwarder_relay_registrations_total", "counter", "Registrations accepted (ok), and connections refused at TLS (certificate) or for asking another node's name (name).");
+        Sample(text, "forwarder_relay_registrations_total", "result=\"ok\"", registry.Registrations);
+        Sample(text, "forwarder_relay_registrations_total", "result=\"certificate\"", registry.RefusedHandshakes);
+        Sample(text, "forwarder_relay_registrations_total", "result=\"name\"", registry.RefusedNames);
+
+        Family(text, "forwarder_relay_node_up", "gauge", "1 while the node is registered.");
+        foreach (var n in nodes)
+        {
+            Sample(text, "forwarder_relay_node_up", Label(n), n.Session is null ? 0 : 1);
+        }
+
+        Family(text, "forwarder_relay_streams_total", "counter", "Streams the node asked the relay for: relayed, or refused (its limit, an unknown node, the far node's refusal).");
+        foreach (var n in nodes)
+        {
+            Sample(text, "forwarder_relay_streams_total", $"{Label(n)},result=\"relayed\"", n.StreamsOpened);
+            Sample(text, "forwarder_relay_streams_total", $"{Label(n)},result=\"refused\"", n.StreamsRefused);
+        }
+
+        Family(text, "forwarder_relay_streams_active", "gauge", "Streams the node opened through the relay that are open now.");
+        foreach (var n in nodes)
+        {
+            Sample(text, "forwarder_relay_streams_active", Label(n), n.StreamsActive);
+        }
+
+        Family(text, "forwarder_relay_bytes_total", "counter", "Bytes relayed from the node (from) and to it (to).");
+        foreach (var n in nodes)
+        {
+            Sample(text, "forwarder_relay_bytes_total", $"{Label(n)},direction=\"from\"", n.BytesFrom);
+            Sample(text, "forwarder_relay_bytes_total", $"{Label(n)},direction=\"to\"", n.BytesTo);
+        }
+
+        Family(text, "forwarder_relay_throttled_seconds_total", "counter", "Time the node's traffic was held back by its bandwidth limit.");
+        foreach (var n in nodes)
+        {
+            text.Append("forwarder_relay_throttled_seconds_total{").Append(Label(n)).Append("} ")
+                .Append(n.Throttled.TotalSeconds.ToString("0.######", CultureInfo.InvariantCulture)).Append('\n');
+        }
+
+        return text.ToString();
+    }
+
+    private static string Label(RelayNode node) => $"node=\"{node.Name}\"";
+}

@@ -1,0 +1,34 @@
+using System.Collections.Concurrent;
+using Forwarder.Configuration;
+
+namespace Forwarder.Relay;
+
+/// <summary>Every node name the relay has seen, and the relay-wide counters.</summary>
+internal sealed class RelayRegistry(RelayConfig config)
+{
+    private readonly ConcurrentDictionary<string, RelayNode> _nodes = new(StringComparer.Ordinal);
+    private long _registrations;
+    private long _refusedHandshakes;
+    private long _refusedNames;
+
+    public long Registrations => Volatile.Read(ref _registrations);
+
+    /// <summary>Connections refused at TLS: no certificate, a foreign one, not TLS at all.</summary>
+    public long RefusedHandshakes => Volatile.Read(ref _refusedHandshakes);
+
+    /// <summary>Registrations refused because the name asked for is not the certificate's.</summary>
+    public long RefusedNames => Volatile.Read(ref _refusedNames);
+
+    public IEnumerable<RelayNode> Nodes => _nodes.Values.OrderBy(n => n.Name, StringComparer.Ordinal);
+
+    public RelayNode Node(string name) => _nodes.GetOrAdd(name, static (n, limits) => new RelayNode(n, limits), config.Limits);
+
+    /// <summary>The node of that name if it is registered now.</summary>
+    public RelayNode? Registered(string name) => _nodes.TryGetValue(name, out var node) && node.Session is not null ? node : null;
+
+    public void Registered() => Interlocked.Increment(ref _registrations);
+
+    public void HandshakeRefused() => Interlocked.Increment(ref _refusedHandshakes);
+
+    public void NameRefused() => Interlocked.Increment(ref _refusedNames);
+}

@@ -1,0 +1,244 @@
+using System.Collections.Concurrent;
+using System.Net.Security;
+using Forwarder.Configuration;
+using Forwarder.Tls;
+using Forwarder.Transports.Mux;
+using Forwarder.Tunnels;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Relay;
+
+/// <summary>
+/// The relay: nodes dial in, prove a certificate from the mesh CA over TLS 1.3, and register
+/// under the name that certificate holds (no other); a registered node then asks for streams to
+/// other registered nodes, which the relay opens on their sessions and joins to the asker's,
+/// within the asker's stream and bandwidth limits. The relay sees only which node talks to
+/// which target, never touches what the streams carry beyond copying it.
+/// </summary>
+internal sealed partial class RelayServer(RelayConfig config, IConnectionListenerFactory listeners, RelayRegistry registry, ILogger<RelayServer> logger) : IHostedService, IAsyncDisposable
+{
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan FarAnswerTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly NodeCredentials _credentials = new(config.Name, config.Identity, config.Authority, logger);
+    private readonly YamuxOptions _mux = LinkDialer.Options(NodeConfig.DefaultKeepAlive);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentDictionary<Task, byte> _sessions = new();
+    private IConnectionListener? _listener;
+    private Task _accepting = Task.CompletedTask;
+
+    public System.Net.EndPoint? BoundEndPoint => _listener?.EndPoint;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        _listener = await listeners.BindAsync(config.ListenEndPoint, cancellationToken).ConfigureAwait(false);
+        _accepting = AcceptLoopAsync(_listener);
+        LogListening(logger, config.Name, _listener.EndPoint);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_listener is { } listener)
+        {
+            await listener.UnbindAsync(cancellationToken).ConfigureAwait(false);
+            await _accepting.ConfigureAwait(false);
+            await listener.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await Task.WhenAll(_sessions.Keys).ConfigureAwait(false);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _stopping.Dispose();
+        _credentials.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private async Task AcceptLoopAsync(IConnectionListener listener)
+    {
+        while (await listener.AcceptAsync().ConfigureAwait(false) is { } connection)
+        {
+            var serving = ServeNodeAsync(connection);
+            _sessions[serving] = 0;
+            _ = serving.ContinueWith(static (task, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(task, out _), _sessions, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>One node's connection, from handshake to the end of its session; never throws.</summary>
+    private async Task ServeNodeAsync(ConnectionContext connection)
+    {
+        var remote = connection.RemoteEndPoint?.ToString() ?? "?";
+        var ssl = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: true);
+        string name;
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            deadline.CancelAfter(HandshakeTimeout);
+            await ssl.AuthenticateAsServerAsync(_credentials.ServerOptions(NodeCredentials.RelayProtocol), deadline.Token).ConfigureAwait(false);
+            name = _credentials.PeerName(ssl, accepted: true)!;
+        }
+        catch (Exception ex)
+        {
+            registry.HandshakeRefused();
+            LogRefused(logger, remote, ex.Message);
+            await ssl.DisposeAsync().ConfigureAwait(false);
+            await connection.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
+
+        await using var link = new TlsConnection(connection, ssl);
+        await using var session = new YamuxSession(link, isClient: false, _mux);
+        session.Start();
+        RelayNode? node = null;
+        try
+        {
+            node = await RegisterAsync(session, name, remote).ConfigureAwait(false);
+            if (node is null)
+            {
+                return;
+            }
+
+            while (await session.AcceptStreamAsync(_stopping.Token).ConfigureAwait(false) is { } stream)
+            {
+                _ = RelayStreamAsync(node, stream);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutting down, or the node never asked to register.
+        }
+        finally
+        {
+            if (node is not null && node.Unregister(session))
+            {
+                LogUnregistered(logger, name, LinkDialer.EndReason(session));
+            }
+        }
+    }
+
+    /// <summary>The node's registration, the first stream of its session: null when refused.</summary>
+    private async Task<RelayNode?> RegisterAsync(YamuxSession session, string name, string remote)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        deadline.CancelAfter(HandshakeTimeout);
+        if (await session.AcceptStreamAsync(deadline.Token).ConfigureAwait(false) is not { } stream)
+        {
+            return null;
+        }
+
+        await using (stream)
+        {
+            var request = await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false);
+            if (request is not { Kind: TunnelRequestKind.Register } registration || registration.Node != name)
+            {
+                registry.NameRefused();
+                LogNameRefused(logger, remote, name, request?.Node ?? "nothing");
+                await AnswerAsync(stream, TunnelStatus.NotAllowed).ConfigureAwait(false);
+                session.GoAway();
+                return null;
+            }
+
+            var node = registry.Node(name);
+            if (node.Register(session) is { } replaced)
+            {
+                // The node reconnected: its old session is gone or dying, and its streams with it.
+                await replaced.DisposeAsync().ConfigureAwait(false);
+            }
+
+            registry.Registered();
+            await AnswerAsync(stream, TunnelStatus.Connected).ConfigureAwait(false);
+            LogRegistered(logger, name, remote);
+            return node;
+        }
+    }
+
+    /// <summary>One stream a registered node asked for; never throws.</summary>
+    private async Task RelayStreamAsync(RelayNode source, YamuxStream stream)
+    {
+        await using (stream)
+        {
+            var counted = false;
+            try
+            {
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+                deadline.CancelAfter(HandshakeTimeout);
+                if (await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false) is not { Kind: TunnelRequestKind.Relay } request)
+                {
+                    return;
+                }
+
+                counted = source.TryOpenStream();
+                var refusal = !counted ? TunnelStatus.Limited : registry.Registered(request.Node) is null ? TunnelStatus.UnknownNode : (TunnelStatus?)null;
+                if (refusal is { } early)
+                {
+                    source.StreamRefused();
+                    await AnswerAsync(stream, early).ConfigureAwait(false);
+                    return;
+                }
+
+                var destination = registry.Registered(request.Node);
+                var far = destination?.Session;
+                YamuxStream? farStream = null;
+                TunnelStatus? status = TunnelStatus.UnknownNode;
+                if (far is not null)
+                {
+                    using var answer = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+                    answer.CancelAfter(FarAnswerTimeout);
+                    (farStream, status) = await TunnelHandshake.RequestAsync(far, new TunnelRequest(TunnelRequestKind.Relayed, source.Name, request.Target), answer.Token).ConfigureAwait(false);
+                }
+
+                if (farStream is null)
+                {
+                    source.StreamRefused();
+                    await AnswerAsync(stream, status ?? TunnelStatus.Unreachable).ConfigureAwait(false);
+                    return;
+                }
+
+                await using (farStream)
+                {
+                    source.StreamRelayed();
+                    await AnswerAsync(stream, TunnelStatus.Connected).ConfigureAwait(false);
+                    await Task.WhenAll(
+                        RelayPump.RunAsync(stream, farStream, source, destination!),
+                        RelayPump.RunAsync(farStream, stream, destination!, source)).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or ConnectionResetException or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException)
+            {
+                // The stream or a session broke: the other end sees the reset.
+            }
+            finally
+            {
+                if (counted)
+                {
+                    source.StreamClosed();
+                }
+            }
+        }
+    }
+
+    private static async ValueTask AnswerAsync(YamuxStream stream, TunnelStatus status)
+    {
+        TunnelHandshake.WriteStatus(stream.Transport.Output, status);
+        await stream.Transport.Output.FlushAsync().ConfigureAwait(false);
+    }
+
+    [LoggerMessage(EventId = 801, Level = LogLevel.Information, Message = "Relay {Relay} accepting nodes on {EndPoint}")]
+    private static partial void LogListening(ILogger logger, string relay, System.Net.EndPoint endPoint);
+
+    [LoggerMessage(EventId = 802, Level = LogLevel.Information, Message = "Node {Node} registered from {Remote}")]
+    private static partial void LogRegistered(ILogger logger, string node, string remote);
+
+    [LoggerMessage(EventId = 803, Level = LogLevel.Information, Message = "Node {Node} unregistered ({Reason})")]
+    private static partial void LogUnregistered(ILogger logger, string node, string reason);
+
+    [LoggerMessage(EventId = 804, Level = LogLevel.Warning, Message = "Connection from {Remote} refused: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string remote, string reason);
+
+    [LoggerMessage(EventId = 805, Level = LogLevel.Warning, Message = "Node at {Remote} with the certificate of {Name} asked to register as {Asked}; refused")]
+    private static partial void LogNameRefused(ILogger logger, string remote, string name, string asked);
+}

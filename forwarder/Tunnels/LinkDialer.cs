@@ -1,0 +1,59 @@
+using System.Net;
+using System.Net.Security;
+using Forwarder.Tls;
+using Forwarder.Transports.Mux;
+using Forwarder.Transports.Tcp;
+using Microsoft.AspNetCore.Connections;
+
+namespace Forwarder.Tunnels;
+
+/// <summary>A yamux session over mutually authenticated TLS, and the connection under it.</summary>
+internal sealed record DialledLink(YamuxSession Session, ConnectionContext Connection);
+
+/// <summary>Dials the TLS 1.3 connections links and relay sessions run on, and starts yamux over them.</summary>
+internal static class LinkDialer
+{
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>yamux as this node's links and relay sessions use it: the link window, and pings at the node's keep-alive.</summary>
+    public static YamuxOptions Options(TimeSpan keepAlive) => NodeCredentials.LinkMux with { KeepAliveInterval = keepAlive, PingTimeout = keepAlive };
+
+    /// <summary>Connects to <paramref name="endPoint"/>, where only <paramref name="expectedName"/>'s certificate is accepted.</summary>
+    /// <exception cref="Exception">Connect, TLS or authentication failed, or the handshake took longer than 10 s.</exception>
+    public static async Task<DialledLink> DialAsync(
+        TcpConnectionFactory tcp,
+        EndPoint endPoint,
+        NodeCredentials credentials,
+        string expectedName,
+        SslApplicationProtocol protocol,
+        YamuxOptions options,
+        CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(HandshakeTimeout);
+        var connection = await tcp.ConnectAsync(endPoint, deadline.Token).ConfigureAwait(false);
+        var ssl = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: true);
+        try
+        {
+            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(expectedName, protocol), deadline.Token).ConfigureAwait(false);
+        }
+        catch
+        {
+            await ssl.DisposeAsync().ConfigureAwait(false);
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        var link = new TlsConnection(connection, ssl);
+        var session = new YamuxSession(link, isClient: true, options);
+        session.Start();
+        return new DialledLink(session, link);
+    }
+
+    /// <summary>Why a session ended, for the log.</summary>
+    public static string EndReason(YamuxSession session)
+        => session.Failure?.Message ?? (session.RemoteGoAwayCode is { } code ? $"go-away {code}" : "closed");
+
+    /// <summary>The pause before attempt <paramref name="failures"/> + 1: 250 ms doubling up to 30 s.</summary>
+    public static TimeSpan Backoff(int failures) => TimeSpan.FromMilliseconds(Math.Min(30_000, 250 * Math.Pow(2, Math.Min(failures, 10))));
+}

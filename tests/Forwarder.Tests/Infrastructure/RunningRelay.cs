@@ -1,0 +1,72 @@
+using System.Net;
+using Forwarder.Configuration;
+using Forwarder.Relay;
+using Forwarder.Runtime;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Tests.Infrastructure;
+
+/// <summary>A relay server (what <c>forwarder relay</c> runs) hosted in the test process.</summary>
+internal sealed class RunningRelay : IAsyncDisposable
+{
+    private readonly IHost _host;
+    private readonly string _directory;
+    private bool _stopped;
+
+    private RunningRelay(IHost host, string directory, string name)
+    {
+        _host = host;
+        _directory = directory;
+        Name = name;
+    }
+
+    public string Name { get; }
+
+    public RelayRegistry Registry => _host.Services.GetRequiredService<RelayRegistry>();
+
+    public IPEndPoint EndPoint => (IPEndPoint)_host.Services.GetRequiredService<RelayServer>().BoundEndPoint!;
+
+    public string Address => $"127.0.0.1:{EndPoint.Port}";
+
+    public Uri AdminAddress => _host.Services.GetRequiredService<RelayAdmin>().Address ?? throw new InvalidOperationException("No admin endpoint configured.");
+
+    /// <param name="certificates">Where ca.pem and NAME.pem/.key are.</param>
+    /// <param name="limits">YAML for relay.limits, indented for the section; none when empty.</param>
+    public static async Task<RunningRelay> StartAsync(string certificates, string name = "relay-1", int port = 0, string limits = "")
+    {
+        var directory = Directory.CreateTempSubdirectory("forwarder-relay-").FullName;
+        var path = Path.Combine(directory, "relay.yaml");
+        await File.WriteAllTextAsync(path, $"""
+            relay:
+              name: {name}
+              listen: '127.0.0.1:{port}'
+              certificate: {Path.Combine(certificates, name + ".pem")}
+              key: {Path.Combine(certificates, name + ".key")}
+              ca: {Path.Combine(certificates, "ca.pem")}
+            {limits}
+            admin:
+              listen: '127.0.0.1:0'
+            """);
+        var host = RelayHost.Build(RelayConfigReader.LoadFile(path), new LoggingOptions(LogLevel.Warning, Json: false));
+        await host.StartAsync();
+        return new RunningRelay(host, directory, name);
+    }
+
+    public async Task StopAsync()
+    {
+        if (!_stopped)
+        {
+            _stopped = true;
+            await _host.StopAsync();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        _host.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+}

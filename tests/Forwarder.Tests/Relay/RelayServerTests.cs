@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Forwarder.Configuration;
+using Forwarder.Tests.Infrastructure;
+using Forwarder.Transports.Tcp;
+using Forwarder.Tunnels;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Forwarder.Tests.Relay;
+
+/// <summary>
+/// The relay server with real nodes in this process: nodes with no address for each other reach
+/// one another through it; it accepts only mesh certificates and only a node's own name; it
+/// holds each node to its stream and bandwidth limits, and says so on /metrics.
+/// </summary>
+public sealed class RelayServerTests : IDisposable
+{
+    private readonly TestMesh _mesh = new();
+
+    public void Dispose() => _mesh.Dispose();
+
+    [Fact]
+    public async Task NodesWithNoAddressForEachOther_ReachEachOther_ThroughTheRelay()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, relay);
+        await using var nodeA = await _mesh.StartNodeAAsync(backend.Address, linkAddress: null, [relay]);
+        await WaitRegisteredAsync(relay, nodeA, nodeB);
+
+        using (var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front")))
+        {
+            await SocketClient.AssertEchoAsync(client, "hello through the relay");
+            await SocketClient.AssertEchoAsync(client, new string('r', 500_000));
+            client.Shutdown(SocketShutdown.Send);
+            Assert.True(await SocketClient.ClosedAsync(client), "the FIN went through the relay and back");
+        }
+
+        var a = relay.Registry.Node("edge-a");
+        Assert.Equal((1, 0), (a.StreamsOpened, a.StreamsRefused));
+        Assert.True(a.BytesFrom >= 500_000 && relay.Registry.Node("edge-b").BytesFrom >= 500_000);
+        Assert.Equal((1, 1), (nodeA.Metrics.Peer("edge-b").StreamsOut, nodeA.Metrics.Peer("edge-b").StreamsOutRelayed));
+        Assert.Equal(1, nodeB.Metrics.Peer("edge-a").StreamsInRelayed);
+        await Eventually.TrueAsync(() => a.StreamsActive == 0 && nodeA.Metrics.Peer("edge-b").StreamsActive == 0, "the closed stream is released everywhere");
+
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new Uri(relay.AdminAddress, "/metrics"));
+        Assert.Contains("forwarder_relay_nodes_registered 2", metrics, StringComparison.Ordinal);
+        Assert.Contains("forwarder_relay_streams_total{node=\"edge-a\",result=\"relayed\"} 1", metrics, StringComparison.Ordinal);
+        Assert.Equal("edge-a\nedge-b\n", await http.GetStringAsync(new Uri(relay.AdminAddress, "/nodes")));
+        Assert.Equal((1, 1), (nodeA.Metrics.Relay("relay-1").Up, nodeA.Metrics.Relay("relay-1").Registrations));
+    }
+
+    [Fact]
+    public async Task ANodeRegisteringAnotherNodesName_IsRefused_AndTheRealOneIsUntouched()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, relay);
+        await WaitRegisteredAsync(relay, nodeB);
+
+        // edge-a's own certificate, asking to be edge-b.
+        var status = await RegisterAsync(relay, "edge-a", asName: "edge-b", _mesh.Directory);
+        Assert.Equal(TunnelStatus.NotAllowed, status);
+        Assert.Equal(1, relay.Registry.RefusedNames);
+        Assert.Equal(1, relay.Registry.Registrations);
+        Assert.NotNull(relay.Registry.Registered("edge-b"));
+        Assert.Null(relay.Registry.Registered("edge-a"));
+
+        // Its own name it may have.
+        Assert.Equal(TunnelStatus.Connected, await RegisterAsync(relay, "edge-a", asName: "edge-a", _mesh.Directory));
+    }
+
+    [Fact]
+    public async Task ACertificateFromAnotherAuthority_IsRefusedBeforeRegistration()
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        await Assert.ThrowsAnyAsync<Exception>(() => RegisterAsync(relay, "edge-a", asName: "edge-a", _mesh.Foreign));
+        await Eventually.TrueAsync(() => relay.Registry.RefusedHandshakes == 1, "the relay counts the refused handshake");
+        Assert.Empty(relay.Registry.Nodes);
+    }
+
+    [Fact]
+    public async Task ANodeAtItsStreamLimit_IsRefusedMore_UntilOneCloses()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, limits: "  limits: { streamsPerNode: 2 }");
+        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, relay);
+        await using var nodeA = await _mesh.StartNodeAAsync(backend.Address, linkAddress: null, [relay]);
+        await WaitRegisteredAsync(relay, nodeA, nodeB);
+
+        using var first = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(first, "one");
+        using (var second = await SocketClient.ConnectAsync(nodeA.EndPoint("front")))
+        {
+            await SocketClient.AssertEchoAsync(second, "two");
+            using var third = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+            Assert.True(await SocketClient.ClosedAsync(third), "the third stream is refused");
+            Assert.Equal(1, relay.Registry.Node("edge-a").StreamsRefused);
+            await SocketClient.AssertEchoAsync(first, "the others carry on");
+        }
+
+        await Eventually.TrueAsync(() => relay.Registry.Node("edge-a").StreamsActive == 1, "the closed stream frees its place");
+        using var fourth = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(fourth, "room again");
+    }
+
+    [Fact]
+    public async Task ANodesBandwidth_IsHeldToItsLimit()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, limits: "  limits: { bandwidthPerNode: 1MiB }");
+        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, relay);
+        await using var nodeA = await _mesh.StartNodeAAsync(backend.Address, linkAddress: null, [relay]);
+        await WaitRegisteredAsync(relay, nodeA, nodeB);
+
+        // 3 MiB each way at 1 MiB/s with a one-second burst cannot take less than two seconds.
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        var payload = new byte[3 * 1024 * 1024];
+        Random.Shared.NextBytes(payload);
+        var clock = Stopwatch.StartNew();
+        var receiving = SocketClient.ReceiveExactlyAsync(client, payload.Length);
+        await client.SendAsync(payload, SocketFlags.None);
+        Assert.Equal(payload, await receiving);
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1.8), $"3 MiB at 1 MiB/s took only {clock.Elapsed}");
+        Assert.True(relay.Registry.Node("edge-a").Throttled > TimeSpan.Zero);
+    }
+
+    /// <summary>Until each node knows it is registered (the relay knew first: it registers before it answers).</summary>
+    private static Task WaitRegisteredAsync(RunningRelay relay, params RunningForwarder[] nodes)
+        => Eventually.TrueAsync(() => nodes.All(n => n.Metrics.Relay(relay.Name).Up == 1), $"every node registered with {relay.Name}");
+
+    /// <summary>Dials the relay as a node would with <paramref name="certificate"/>'s credentials and asks to register as <paramref name="asName"/>.</summary>
+    private static async Task<TunnelStatus?> RegisterAsync(RunningRelay relay, string certificate, string asName, string folder)
+    {
+        using var credentials = new NodeCredentials(
+            certificate,
+            new CertificateFiles(Path.Combine(folder, certificate + ".pem"), Path.Combine(folder, certificate + ".key")),
+            Path.Combine(folder, "ca.pem"),
+            NullLogger.Instance);
+        var tcp = new TcpConnectionFactory(new TcpTransportOptions(), new Forwarder.Transports.Memory.PinnedBlockMemoryPool(64 * 1024), splicer: null);
+        var link = await LinkDialer.DialAsync(tcp, relay.EndPoint, credentials, relay.Name, NodeCredentials.RelayProtocol, LinkDialer.Options(TimeSpan.FromSeconds(5)), CancellationToken.None);
+        await using var connection = link.Connection;
+        await using var session = link.Session;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var (stream, status) = await TunnelHandshake.RequestAsync(session, new TunnelRequest(TunnelRequestKind.Register, asName, string.Empty), timeout.Token);
+        if (stream is not null)
+        {
+            await stream.DisposeAsync();
+        }
+
+        return status;
+    }
+}

@@ -47,14 +47,25 @@ internal sealed partial class ForwarderProcess : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    public static ForwarderProcess Start(params string[] arguments)
+    public static ForwarderProcess Start(params string[] arguments) => StartIn(null, arguments);
+
+    /// <summary>Runs the executable inside network namespace <paramref name="ns"/> (in this process's own when null).</summary>
+    public static ForwarderProcess StartIn(string? ns, params string[] arguments)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(ns is null ? "dotnet" : "ip")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (ns is not null)
+        {
+            foreach (var prefix in new[] { "netns", "exec", ns, "dotnet" })
+            {
+                start.ArgumentList.Add(prefix);
+            }
+        }
+
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "forwarder.dll"));
         foreach (var argument in arguments)
         {

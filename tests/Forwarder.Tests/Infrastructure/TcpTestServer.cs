@@ -14,12 +14,13 @@ internal sealed class TcpTestServer : IAsyncDisposable
     private int _acceptedCount;
 
     /// <param name="port">A fixed port, to bring a stopped server back where it was; a free one when 0.</param>
-    public TcpTestServer(Func<Socket, Task> handler, int backlog = 1024, int port = 0)
+    /// <param name="address">Where to listen; loopback when null.</param>
+    public TcpTestServer(Func<Socket, Task> handler, int backlog = 1024, int port = 0, IPAddress? address = null)
     {
         _handler = handler;
         _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, port));
+        _listener.Bind(new IPEndPoint(address ?? IPAddress.Loopback, port));
         _listener.Listen(backlog);
         EndPoint = (IPEndPoint)_listener.LocalEndPoint!;
         _acceptLoop = AcceptLoopAsync();
@@ -27,26 +28,12 @@ internal sealed class TcpTestServer : IAsyncDisposable
 
     public IPEndPoint EndPoint { get; }
 
-    public string Address => $"127.0.0.1:{EndPoint.Port}";
+    public string Address => EndPoint.ToString();
 
     public int AcceptedCount => Volatile.Read(ref _acceptedCount);
 
     /// <summary>Writes back what it reads; answers a FIN with a FIN.</summary>
-    public static TcpTestServer Echo() => new(async socket =>
-    {
-        var buffer = new byte[64 * 1024];
-        while (true)
-        {
-            var read = await socket.ReceiveAsync(buffer, SocketFlags.None);
-            if (read == 0)
-            {
-                socket.Shutdown(SocketShutdown.Send);
-                return;
-            }
-
-            await socket.SendAsync(buffer.AsMemory(0, read), SocketFlags.None);
-        }
-    });
+    public static TcpTestServer Echo(IPAddress? address = null) => new(EchoAsync, address: address);
 
     public async ValueTask DisposeAsync()
     {
@@ -70,6 +57,22 @@ internal sealed class TcpTestServer : IAsyncDisposable
         }
 
         await Task.WhenAll(connections.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default)));
+    }
+
+    private static async Task EchoAsync(Socket socket)
+    {
+        var buffer = new byte[64 * 1024];
+        while (true)
+        {
+            var read = await socket.ReceiveAsync(buffer, SocketFlags.None);
+            if (read == 0)
+            {
+                socket.Shutdown(SocketShutdown.Send);
+                return;
+            }
+
+            await socket.SendAsync(buffer.AsMemory(0, read), SocketFlags.None);
+        }
     }
 
     private async Task AcceptLoopAsync()

@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace Forwarder.Tests.Infrastructure;
+
+/// <summary>
+/// Hosts built from network namespaces, addressed from 198.18.0.0/15 (reserved for benchmarks):
+/// two private sites, each a node behind its own NAT router, a public relay, and a "wan" that
+/// routes between the routers and the relay. The test process reaches node A on a link of its
+/// own (the client on site A) and serves node B's backend on another (the service on site B);
+/// nothing else is reachable from it, and the sites cannot reach each other's private addresses.
+/// Site B's router can forward a public port to node B's link listener (the direct route), and
+/// that route can be cut.
+/// </summary>
+internal sealed partial class NatLab : IDisposable
+{
+    public const string RelayAddress = "198.18.0.10";
+    public const string NodeAClientSide = "198.18.100.2";
+    public const string TestClientAddress = "198.18.100.1";
+    public const string BackendAddress = "198.18.101.1";
+    public const string SiteBPublicAddress = "198.18.2.2";
+    public const string NodeBPrivateAddress = "198.19.2.10";
+    public const int LinkPort = 7443;
+
+    private readonly string _id = Convert.ToHexStringLower(BitConverter.GetBytes(Random.Shared.Next()))[..5];
+    private readonly List<string> _namespaces = [];
+
+    public NatLab()
+    {
+        try
+        {
+            Build();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public string Wan => Name("wan");
+
+    public string Relay => Name("rly");
+
+    public string RouterA => Name("ra");
+
+    public string RouterB => Name("rb");
+
+    public string NodeA => Name("na");
+
+    public string NodeB => Name("nb");
+
+    /// <summary>Site B's router forwards <see cref="SiteBPublicAddress"/>:<see cref="LinkPort"/> to node B: a direct route between the sites.</summary>
+    public void OpenDirectRoute() => Exec(RouterB, "iptables", "-t", "nat", "-A", "PREROUTING", "-d", SiteBPublicAddress, "-p", "tcp", "--dport", $"{LinkPort}", "-j", "DNAT", "--to-destination", $"{NodeBPrivateAddress}:{LinkPort}");
+
+    /// <summary>Drops everything on the direct route, both ways, including connections already on it (no reset: they just go silent).</summary>
+    public void CutDirectRoute()
+    {
+        Exec(RouterB, "iptables", "-I", "FORWARD", "-d", NodeBPrivateAddress, "-p", "tcp", "--dport", $"{LinkPort}", "-j", "DROP");
+        Exec(RouterB, "iptables", "-I", "FORWARD", "-s", NodeBPrivateAddress, "-p", "tcp", "--sport", $"{LinkPort}", "-j", "DROP");
+    }
+
+    /// <summary>Removes the direct route and any cut: no route between the sites again.</summary>
+    public void CloseDirectRoute()
+    {
+        Exec(RouterB, "iptables", "-t", "nat", "-F", "PREROUTING");
+        Exec(RouterB, "iptables", "-F", "FORWARD");
+    }
+
+    /// <summary>Runs a command inside <paramref name="ns"/> and returns its output.</summary>
+    public static string Exec(string ns, params string[] command) => Run("ip", ["netns", "exec", ns, .. command]);
+
+    public void Dispose()
+    {
+        // Deleted first: a namespace outlives its name while sockets in it still retransmit
+        // (after a cut, for minutes), and its end in this namespace would keep the addresses.
+        foreach (var device in new[] { $"fw{_id}{Suffix(NodeA)}", $"fw{_id}{Suffix(NodeB)}" })
+        {
+            Run("ip", ["link", "del", device], check: false);
+        }
+
+        foreach (var ns in _namespaces)
+        {
+            Run("ip", ["netns", "del", ns], check: false);
+        }
+    }
+
+    private string Name(string role) => $"fw{_id}{role}";
+
+    private void Build()
+    {
+        // What a lab that was never disposed (a killed test run) left in this namespace.
+        foreach (var line in Run("ip", ["-o", "link", "show"]).Split('\n'))
+        {
+            if (StaleDevice().Match(line) is { Success: true } stale)
+            {
+                Run("ip", ["link", "del", stale.Groups[1].Value], check: false);
+            }
+        }
+
+        foreach (var ns in new[] { Wan, Relay, RouterA, RouterB, NodeA, NodeB })
+        {
+            Run("ip", ["netns", "add", ns]);
+            _namespaces.Add(ns);
+            Exec(ns, "ip", "link", "set", "lo", "up");
+        }
+
+        // The public side.
+        Wire(Wan, "198.18.0.1/24", Relay, $"{RelayAddress}/24");
+        Wire(Wan, "198.18.1.1/24", RouterA, "198.18.1.2/24");
+        Wire(Wan, "198.18.2.1/24", RouterB, $"{SiteBPublicAddress}/24");
+        Exec(Relay, "ip", "route", "add", "default", "via", "198.18.0.1");
+        Forward(Wan);
+
+        // Each site: a node behind a router that masquerades it.
+        Site(RouterA, NodeA, "198.18.1.1", "198.19.1.1/24", "198.19.1.10/24", "198.19.1.1");
+        Site(RouterB, NodeB, "198.18.2.1", "198.19.2.1/24", $"{NodeBPrivateAddress}/24", "198.19.2.1");
+
+        // The test process: a client on site A's node, a backend for site B's.
+        Wire(null, $"{TestClientAddress}/30", NodeA, $"{NodeAClientSide}/30");
+        Wire(null, $"{BackendAddress}/30", NodeB, "198.18.101.2/30");
+    }
+
+    private void Site(string router, string node, string upstream, string routerInside, string nodeAddress, string nodeGateway)
+    {
+        Wire(router, routerInside, node, nodeAddress);
+        Exec(router, "ip", "route", "add", "default", "via", upstream);
+        Exec(node, "ip", "route", "add", "default", "via", nodeGateway);
+        Forward(router);
+        Exec(router, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", routerInside.Replace(".1/24", ".0/24", StringComparison.Ordinal), "-o", Interface(router, "w"), "-j", "MASQUERADE");
+    }
+
+    /// <summary>A veth pair between two namespaces (null: the test process's own), each end addressed and up.</summary>
+    private void Wire(string? left, string leftAddress, string right, string rightAddress)
+    {
+        var leftName = left is null ? $"fw{_id}{Suffix(right)}" : Interface(left, Suffix(right));
+        var rightName = Interface(right, left is null ? "t" : Suffix(left));
+        Run("ip", ["link", "add", leftName, "type", "veth", "peer", "name", rightName]);
+        if (left is not null)
+        {
+            Run("ip", ["link", "set", leftName, "netns", left]);
+        }
+
+        Run("ip", ["link", "set", rightName, "netns", right]);
+        Configure(left, leftName, leftAddress);
+        Configure(right, rightName, rightAddress);
+    }
+
+    private static void Configure(string? ns, string device, string address)
+    {
+        string[] add = ["ip", "addr", "add", address, "dev", device];
+        string[] up = ["ip", "link", "set", device, "up"];
+        if (ns is null)
+        {
+            Run(add[0], add[1..]);
+            Run(up[0], up[1..]);
+        }
+        else
+        {
+            Exec(ns, add);
+            Exec(ns, up);
+        }
+    }
+
+    private static void Forward(string ns) => Exec(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1");
+
+    /// <summary>The device in <paramref name="ns"/> facing <paramref name="towards"/>: fw + id + role + peer letter, within the 15 characters allowed.</summary>
+    private string Interface(string ns, string towards) => $"{ns[(2 + _id.Length)..]}{_id}{towards}";
+
+    /// <summary>A one-letter tag for a namespace as the far end of a link ("w" for the wan).</summary>
+    private string Suffix(string ns) => ns == Wan ? "w" : ns == Relay ? "y" : ns == RouterA ? "a" : ns == RouterB ? "b" : ns == NodeA ? "m" : "n";
+
+    [GeneratedRegex(@"^\d+: (fw[0-9a-f]{5}[mn])@")]
+    private static partial Regex StaleDevice();
+
+    private static string Run(string file, string[] arguments, bool check = true)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (check && process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} failed ({process.ExitCode}): {errors}");
+        }
+
+        return output.Result;
+    }
+}

@@ -45,6 +45,11 @@ public sealed class NodeConfigTests : IDisposable
     [InlineData("ca", "missing.pem", "node.ca", "missing.pem")]
     [InlineData("peers", "[ { name: edge-1, address: '127.0.0.1:1' } ]", "node.peers[0].name", "this node's own name")]
     [InlineData("peers", "[ { name: edge-2, address: nowhere } ]", "node.peers[0].address", "HOST:PORT")]
+    [InlineData("peers", "[ { name: edge-2 } ]", "node.peers", "peer 'edge-2' has no address, so it can only be reached through a relay, and node.relays lists none")]
+    [InlineData("relays", "[ { name: relay-1, address: nowhere } ]", "node.relays[0].address", "HOST:PORT of the relay")]
+    [InlineData("relays", "[ { name: relay-1, address: '10.0.0.9:7700' }, { name: relay-1, address: '10.0.0.8:7700' } ]", "node.relays[1].name", "listed twice")]
+    [InlineData("relays", "[ { address: '10.0.0.9:7700' } ]", "node.relays[0].name", "required")]
+    [InlineData("keepAlive", "10ms", "node.keepAlive", "at least 100ms")]
     public void NodeMistakes_AreNamedAtTheirField(string key, string value, string field, string message)
     {
         var yaml = Yaml(Node((key, value)), "- { address: '10.0.0.1:80' }");
@@ -52,6 +57,18 @@ public sealed class NodeConfigTests : IDisposable
         Assert.Contains($": {field}: ", error, StringComparison.Ordinal);
         Assert.Contains(message, error, StringComparison.Ordinal);
         Assert.StartsWith(ConfigFile + ":", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Relays_APeerWithoutAnAddress_AndTheKeepAlive_AreRead()
+    {
+        var node = Parse(Node(("peers", "[ { name: edge-2 } ]"), ("relays", "[ { name: relay-1, address: '198.18.0.10:7700' }, { name: relay-2, address: 'relay.example:7700' } ]"), ("keepAlive", "3s")), "- { address: '10.0.0.1:80', node: edge-2 }").Node!;
+
+        Assert.Null(Assert.Single(node.Peers).EndPoint);
+        Assert.Equal(["relay-1", "relay-2"], node.Relays.Select(r => r.Name));
+        Assert.Equal(7700, ((System.Net.IPEndPoint)node.Relays[0].EndPoint).Port);
+        Assert.Equal(TimeSpan.FromSeconds(3), node.KeepAlive);
+        Assert.Equal(NodeConfig.DefaultKeepAlive, Parse(Node(), "- { address: '10.0.0.1:80' }").Node!.KeepAlive);
     }
 
     [Fact]

@@ -126,20 +126,97 @@ public sealed class RelayServerTests : IDisposable
         Assert.True(relay.Registry.Node("edge-a").Throttled > TimeSpan.Zero);
     }
 
+    [Fact]
+    public async Task GarbageOrAFloodOfStreams_FromOneNode_EndsOrRefusesOnlyThatNode()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, relay);
+        await using var nodeA = await _mesh.StartNodeAAsync(backend.Address, linkAddress: null, [relay]);
+        await WaitRegisteredAsync(relay, nodeA, nodeB);
+        using var held = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(held, "open before the attacks");
+
+        // Not yamux after the handshake: the relay ends that connection.
+        using (var credentials = Credentials("relay-2", _mesh.Directory))
+        {
+            var connection = await Tcp().ConnectAsync(relay.EndPoint);
+            await using var ssl = new System.Net.Security.SslStream(new Forwarder.Tls.DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: false);
+            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(relay.Name, NodeCredentials.RelayProtocol));
+            var garbage = new byte[4096];
+            Random.Shared.NextBytes(garbage);
+            garbage[0] = 7;
+            await ssl.WriteAsync(garbage);
+            await ssl.FlushAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var buffer = new byte[1024];
+            while (await ReadOrEndAsync(ssl, buffer, timeout.Token) > 0)
+            {
+                // What the relay sends before it closes (a go-away) is of no interest.
+            }
+
+            await connection.DisposeAsync();
+        }
+
+        // A registered node opening more streams than a session may hold: the excess is reset.
+        var (session, link) = await DialAndRegisterAsync(relay, "relay-2");
+        await using (link)
+        await using (session)
+        {
+            var flood = Enumerable.Range(0, 5000).Select(_ => session.OpenStream()).ToList();
+            await Eventually.TrueAsync(() => session.StreamCount <= 4096, "the relay resets the streams beyond its limit");
+            foreach (var stream in flood)
+            {
+                await stream.DisposeAsync();
+            }
+        }
+
+        await SocketClient.AssertEchoAsync(held, "untouched by either");
+        using var fresh = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(fresh, "new streams still relayed");
+        Assert.NotNull(relay.Registry.Registered("edge-a"));
+        Assert.NotNull(relay.Registry.Registered("edge-b"));
+    }
+
     /// <summary>Until each node knows it is registered (the relay knew first: it registers before it answers).</summary>
     private static Task WaitRegisteredAsync(RunningRelay relay, params RunningForwarder[] nodes)
         => Eventually.TrueAsync(() => nodes.All(n => n.Metrics.Relay(relay.Name).Up == 1), $"every node registered with {relay.Name}");
 
+    private static NodeCredentials Credentials(string certificate, string folder) => new(
+        certificate,
+        new CertificateFiles(Path.Combine(folder, certificate + ".pem"), Path.Combine(folder, certificate + ".key")),
+        Path.Combine(folder, "ca.pem"),
+        NullLogger.Instance);
+
+    private static TcpConnectionFactory Tcp() => new(new TcpTransportOptions(), new Forwarder.Transports.Memory.PinnedBlockMemoryPool(64 * 1024), splicer: null);
+
+    private static async Task<int> ReadOrEndAsync(System.Net.Security.SslStream ssl, byte[] buffer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ssl.ReadAsync(buffer, cancellationToken);
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    private async Task<(Forwarder.Transports.Mux.YamuxSession Session, Microsoft.AspNetCore.Connections.ConnectionContext Link)> DialAndRegisterAsync(RunningRelay relay, string name)
+    {
+        using var credentials = Credentials(name, _mesh.Directory);
+        var link = await LinkDialer.DialAsync(Tcp(), relay.EndPoint, credentials, relay.Name, NodeCredentials.RelayProtocol, LinkDialer.Options(TimeSpan.FromSeconds(30)), CancellationToken.None);
+        var (stream, status) = await TunnelHandshake.RequestAsync(link.Session, new TunnelRequest(TunnelRequestKind.Register, name, string.Empty), CancellationToken.None);
+        Assert.Equal(TunnelStatus.Connected, status);
+        await stream!.DisposeAsync();
+        return (link.Session, link.Connection);
+    }
+
     /// <summary>Dials the relay as a node would with <paramref name="certificate"/>'s credentials and asks to register as <paramref name="asName"/>.</summary>
     private static async Task<TunnelStatus?> RegisterAsync(RunningRelay relay, string certificate, string asName, string folder)
     {
-        using var credentials = new NodeCredentials(
-            certificate,
-            new CertificateFiles(Path.Combine(folder, certificate + ".pem"), Path.Combine(folder, certificate + ".key")),
-            Path.Combine(folder, "ca.pem"),
-            NullLogger.Instance);
-        var tcp = new TcpConnectionFactory(new TcpTransportOptions(), new Forwarder.Transports.Memory.PinnedBlockMemoryPool(64 * 1024), splicer: null);
-        var link = await LinkDialer.DialAsync(tcp, relay.EndPoint, credentials, relay.Name, NodeCredentials.RelayProtocol, LinkDialer.Options(TimeSpan.FromSeconds(5)), CancellationToken.None);
+        using var credentials = Credentials(certificate, folder);
+        var link = await LinkDialer.DialAsync(Tcp(), relay.EndPoint, credentials, relay.Name, NodeCredentials.RelayProtocol, LinkDialer.Options(TimeSpan.FromSeconds(5)), CancellationToken.None);
         await using var connection = link.Connection;
         await using var session = link.Session;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));

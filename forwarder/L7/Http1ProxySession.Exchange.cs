@@ -29,6 +29,7 @@ internal sealed partial class Http1ProxySession
         private bool _clientBodyFailed;
         private long _sentAt;
         private double _upstreamMilliseconds;
+        private bool _deadlinePassed;
 
         /// <summary>The connection closed without a single byte of response.</summary>
         public bool NothingReceived { get; private set; }
@@ -43,6 +44,7 @@ internal sealed partial class Http1ProxySession
             _requestBody = null;
             _clientBodyFailed = false;
             _upstreamMilliseconds = 0;
+            _deadlinePassed = false;
             NothingReceived = true;
             ClientBodyStatus = 400;
         }
@@ -165,7 +167,9 @@ internal sealed partial class Http1ProxySession
             }
             finally
             {
-                client.DisarmDeadline();
+                // A deadline that passed as the response arrived may have left a cancel pending on
+                // the upstream reader: that connection must not serve the next request.
+                _deadlinePassed = client.DisarmDeadline();
             }
         }
 
@@ -314,7 +318,7 @@ internal sealed partial class Http1ProxySession
         {
             Volatile.Write(ref session._upstream, null);
             _lease.Endpoint.State.End();
-            await _lease.Endpoint.Pool.ReturnAsync(_connection, reusable).ConfigureAwait(false);
+            await _lease.Endpoint.Pool.ReturnAsync(_connection, reusable && !_deadlinePassed).ConfigureAwait(false);
         }
 
         private static void Reset(ConnectionContext connection)

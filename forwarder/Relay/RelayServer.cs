@@ -172,19 +172,10 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
                 }
 
                 counted = source.TryOpenStream();
-                var refusal = !counted ? TunnelStatus.Limited : registry.Registered(request.Node) is null ? TunnelStatus.UnknownNode : (TunnelStatus?)null;
-                if (refusal is { } early)
-                {
-                    source.StreamRefused();
-                    await AnswerAsync(stream, early).ConfigureAwait(false);
-                    return;
-                }
-
-                var destination = registry.Registered(request.Node);
-                var far = destination?.Session;
+                var destination = counted ? registry.Registered(request.Node) : null;
                 YamuxStream? farStream = null;
-                TunnelStatus? status = TunnelStatus.UnknownNode;
-                if (far is not null)
+                TunnelStatus? status = counted ? TunnelStatus.UnknownNode : TunnelStatus.Limited;
+                if (destination?.Session is { } far)
                 {
                     using var answer = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
                     answer.CancelAfter(FarAnswerTimeout);

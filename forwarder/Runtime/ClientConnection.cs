@@ -18,6 +18,7 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
     private long _deadline = long.MaxValue;
     private PipeReader? _deadlineReader;
     private bool _deadlineReached;
+    private long _phase;
 
     public ConnectionContext Client => client;
 
@@ -52,6 +53,7 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
         lock (_lock)
         {
             (_deadline, _deadlineReader, _deadlineReached) = (deadline, reader, false);
+            _phase++;
         }
     }
 
@@ -62,12 +64,20 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
         {
             var reached = _deadlineReached;
             (_deadline, _deadlineReader, _deadlineReached) = (long.MaxValue, null, false);
+            _phase++;
             return reached;
         }
     }
 
+    /// <remarks>
+    /// The read is cancelled from the thread pool: the transports' pipes resume readers inline, so
+    /// cancelling here would run the session on the tracker's thread, stalling every other
+    /// connection's checks. A phase that ended meanwhile is left alone.
+    /// </remarks>
     public void CheckDeadline(long now)
     {
+        PipeReader? reader;
+        long phase;
         lock (_lock)
         {
             if (now < _deadline || _deadlineReached)
@@ -76,8 +86,26 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
             }
 
             _deadlineReached = true;
-            _deadlineReader?.CancelPendingRead();
+            (reader, phase) = (_deadlineReader, _phase);
         }
+
+        if (reader is not null)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Connection.CancelRead(state.Reader, state.Phase), (Connection: this, Reader: reader, Phase: phase), preferLocal: false);
+        }
+    }
+
+    private void CancelRead(PipeReader reader, long phase)
+    {
+        lock (_lock)
+        {
+            if (_phase != phase)
+            {
+                return;
+            }
+        }
+
+        reader.CancelPendingRead();
     }
 
     public void Abort(string reason)

@@ -1,15 +1,15 @@
 #!/bin/bash
-# usage: tun.sh reps — interleaved arms: direct nginx, plain forwarder L4, forwarder via node link
+# usage: tun.sh reps — interleaved arms: direct nginx, plain forwarder L4, forwarder via node link, forwarder via the relay
 for rep in $(seq 1 $1); do
   for c in 1 100; do
-    for arm in direct:18080 plain:19400 link:19300; do
+    for arm in direct:18080 plain:19400 link:19300 relay:19310; do
       IFS=: read name port <<< "$arm"
       r=$(wrk -t1 -c$c -d5s --latency http://127.0.0.1:$port/ | awk '/Requests\/sec/{rps=$2} / 50%/{p50=$2} / 99%/{p99=$2} END{print rps, p50, p99}')
       echo "c$c $name $r"
     done
   done
   for p in 1 100; do
-    for arm in direct:19500 plain:19401 link:19301; do
+    for arm in direct:19500 plain:19401 link:19301 relay:19311; do
       IFS=: read name port <<< "$arm"
       g=$(iperf3 -c 127.0.0.1 -p $port -t 4 -P $p -J 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print(round(d['end']['sum_received']['bits_per_second']/1e9,2))")
       echo "iperf-P$p $name ${g}Gbit/s"

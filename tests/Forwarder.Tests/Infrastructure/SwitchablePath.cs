@@ -33,6 +33,7 @@ internal sealed class SwitchablePath : IAsyncDisposable
         {
             foreach (var socket in _open)
             {
+                // A reset, not a FIN: what a path that vanished eventually gives.
                 socket.LingerState = new LingerOption(true, 0);
                 socket.Dispose();
             }
@@ -64,6 +65,12 @@ internal sealed class SwitchablePath : IAsyncDisposable
             }
 
             await Task.WhenAny(CopyAsync(client, upstream), CopyAsync(upstream, client));
+            lock (_open)
+            {
+                // Gone from the list before the usings dispose them, so Cut never touches a disposed socket.
+                _open.Remove(client);
+                _open.Remove(upstream);
+            }
         }
     }
 

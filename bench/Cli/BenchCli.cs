@@ -20,6 +20,8 @@ internal static class BenchCli
             CreateLoad(),
             CreateCompare(),
             CreateFidelity(),
+            GateCli.Create(),
+            MeshCli.Create(),
             CreateServe(),
         };
         return root;
@@ -218,7 +220,7 @@ internal static class BenchCli
         return command;
     }
 
-    private static bool TryParseRates(string text, out List<double?> rates)
+    internal static bool TryParseRates(string text, out List<double?> rates)
     {
         rates = [];
         foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -242,8 +244,8 @@ internal static class BenchCli
 
     private static Command CreateServe()
     {
-        var http = new Option<string?>("--http") { Description = "Serve the built-in HTTP/1.1 hello backend on IP:PORT." };
-        var echo = new Option<string?>("--echo") { Description = "Serve the built-in TCP echo backend on IP:PORT." };
+        var http = new Option<string?>("--http") { Description = "Serve the built-in HTTP/1.1 hello backend on IP:PORT (or several, comma-separated)." };
+        var echo = new Option<string?>("--echo") { Description = "Serve the built-in TCP echo backend on IP:PORT (or several, comma-separated)." };
         var stallAt = DurationOption("--stall-at", null, "HTTP backend: stall every response this long after starting (with --stall-for).", TimeSpan.Zero);
         var stallFor = DurationOption("--stall-for", null, "HTTP backend: how long the stall lasts.", TimeSpan.Zero);
         var command = new Command("serve", "Run the built-in backends until interrupted.") { http, echo, stallAt, stallFor };
@@ -256,32 +258,32 @@ internal static class BenchCli
 
             foreach (var option in new[] { http, echo })
             {
-                if (result.GetValue(option) is { } text && !IPEndPoint.TryParse(text, out _))
+                if (result.GetValue(option) is { } text && EndPoints(text).FirstOrDefault(e => !IPEndPoint.TryParse(e, out _)) is { } bad)
                 {
-                    result.AddError($"{option.Name}: expected IP:PORT such as 127.0.0.1:8080, got '{text}'.");
+                    result.AddError($"{option.Name}: expected IP:PORT such as 127.0.0.1:8080, got '{bad}'.");
                 }
             }
         });
         command.SetAction(async (parse, cancellationToken) =>
         {
-            await using var hello = parse.GetValue(http) is { } httpText ? new HelloHttpServer(IPEndPoint.Parse(httpText)) : null;
-            await using var echoServer = parse.GetValue(echo) is { } echoText ? new EchoServer(IPEndPoint.Parse(echoText)) : null;
-            if (hello is not null)
-            {
-                await Console.Out.WriteLineAsync($"http hello backend on {hello.EndPoint}").ConfigureAwait(false);
-            }
-
-            if (echoServer is not null)
-            {
-                await Console.Out.WriteLineAsync($"tcp echo backend on {echoServer.EndPoint}").ConfigureAwait(false);
-            }
-
+            var hellos = EndPoints(parse.GetValue(http)).Select(e => new HelloHttpServer(IPEndPoint.Parse(e))).ToList();
+            var echoes = EndPoints(parse.GetValue(echo)).Select(e => new EchoServer(IPEndPoint.Parse(e))).ToList();
             try
             {
-                if (hello is not null && parse.GetValue(stallFor) > TimeSpan.Zero)
+                foreach (var hello in hellos)
+                {
+                    await Console.Out.WriteLineAsync($"http hello backend on {hello.EndPoint}").ConfigureAwait(false);
+                }
+
+                foreach (var echoServer in echoes)
+                {
+                    await Console.Out.WriteLineAsync($"tcp echo backend on {echoServer.EndPoint}").ConfigureAwait(false);
+                }
+
+                if (hellos.Count > 0 && parse.GetValue(stallFor) > TimeSpan.Zero)
                 {
                     await Task.Delay(parse.GetValue(stallAt), cancellationToken).ConfigureAwait(false);
-                    hello.StallFor(parse.GetValue(stallFor));
+                    hellos.ForEach(hello => hello.StallFor(parse.GetValue(stallFor)));
                     await Console.Out.WriteLineAsync($"stalling for {Format.Duration(parse.GetValue(stallFor))}").ConfigureAwait(false);
                 }
 
@@ -291,13 +293,27 @@ internal static class BenchCli
             {
                 // Interrupted: stop serving.
             }
+            finally
+            {
+                foreach (var hello in hellos)
+                {
+                    await hello.DisposeAsync().ConfigureAwait(false);
+                }
+
+                foreach (var echoServer in echoes)
+                {
+                    await echoServer.DisposeAsync().ConfigureAwait(false);
+                }
+            }
 
             return ExitOk;
         });
         return command;
     }
 
-    private static void AtLeast(Option<int> option, int minimum)
+    private static string[] EndPoints(string? list) => list?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+
+    internal static void AtLeast(Option<int> option, int minimum)
         => option.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<int>() < minimum)
@@ -306,7 +322,7 @@ internal static class BenchCli
             }
         });
 
-    private static Option<TimeSpan> DurationOption(string name, string? alias, string description, TimeSpan fallback)
+    internal static Option<TimeSpan> DurationOption(string name, string? alias, string description, TimeSpan fallback)
     {
         var option = alias is null ? new Option<TimeSpan>(name) : new Option<TimeSpan>(name, alias);
         option.Description = description;

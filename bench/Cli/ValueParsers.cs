@@ -3,7 +3,7 @@ using System.Net;
 
 namespace Forwarder.Bench.Cli;
 
-/// <summary>Parses the command line's durations (<c>500ms</c>, <c>10s</c>, <c>2m</c>, <c>1h</c>, or plain seconds) and addresses.</summary>
+/// <summary>Parses the command line's durations (<c>500ms</c>, <c>10s</c>, <c>2m</c>, <c>1h</c>, or plain seconds), shares and addresses.</summary>
 internal static class ValueParsers
 {
     public static bool TryParseDuration(string text, out TimeSpan duration)
@@ -21,6 +21,15 @@ internal static class ValueParsers
 
         duration = TimeSpan.FromSeconds(value * unit);
         return true;
+    }
+
+    /// <summary>A share: <c>5%</c> or <c>0.05</c>.</summary>
+    public static bool TryParseShare(string text, out double share)
+    {
+        var percent = text.EndsWith('%');
+        var parsed = double.TryParse(percent ? text[..^1] : text, NumberStyles.Float, CultureInfo.InvariantCulture, out share);
+        share = percent ? share / 100 : share;
+        return parsed && share >= 0 && double.IsFinite(share);
     }
 
     /// <summary>HOST:PORT, [IPv6]:PORT or NAME:PORT.</summary>

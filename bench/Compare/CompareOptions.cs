@@ -28,4 +28,5 @@ internal sealed record CompareOptions(
     int ProxyThreads,
     string Backend,
     string OutputDirectory,
-    string? ForwarderPath);
+    string? ForwarderPath,
+    InjectedForwarder? Injected = null);

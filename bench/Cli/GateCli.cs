@@ -1,0 +1,125 @@
+using System.CommandLine;
+using Forwarder.Bench.Compare;
+using Forwarder.Bench.Gate;
+
+namespace Forwarder.Bench.Cli;
+
+/// <summary><c>bench gate</c>: the CI latency-regression gate, its baseline and its calibration.</summary>
+internal static class GateCli
+{
+    public static Command Create()
+    {
+        var root = ForwarderBinary.RepositoryRoot() ?? ".";
+        var baseline = new Option<string>("--baseline") { Description = "Baseline to compare with (or to write with --update-baseline).", DefaultValueFactory = _ => Path.Combine(root, "perf-reports", "baseline", "gate.json") };
+        var update = new Option<bool>("--update-baseline") { Description = "Measure and write the baseline instead of comparing." };
+        var calibrate = new Option<bool>("--calibrate") { Description = "Measure the gate's false-alarm and detection rates (normal vs DelayInjection builds over several sessions) and write perf-reports/gate-calibration." };
+        var reps = new Option<int>("--reps") { Description = "Repetitions (per session when calibrating).", DefaultValueFactory = _ => 8 };
+        var summary = new Option<string?>("--summary") { Description = "Write the verdict as markdown here (for CI pages)." };
+        var forwarder = new Option<string?>("--forwarder") { Description = "Forwarder binary; default the repository's Release build, rebuilt first." };
+        var backend = new Option<string>("--backend") { Description = "HTTP backend for a new baseline: nginx (the default when installed) or builtin." };
+        backend.AcceptOnlyFromAmong("nginx", "builtin");
+        var defaults = GateSettings.Default("nginx");
+        var connections = new Option<int>("--connections", "-c") { Description = "New baseline: connections of the latency runs.", DefaultValueFactory = _ => defaults.Connections };
+        var duration = BenchCli.DurationOption("--duration", "-d", "New baseline: measured latency time per arm and repetition.", defaults.Duration);
+        var slices = new Option<int>("--slices") { Description = "New baseline: slices the latency time is cut into, the arms taking turns.", DefaultValueFactory = _ => defaults.Slices };
+        var maxConnections = new Option<int>("--max-connections") { Description = "New baseline: connections of the throughput runs.", DefaultValueFactory = _ => defaults.MaxConnections };
+        var maxDuration = BenchCli.DurationOption("--max-duration", null, "New baseline: measured time of each throughput run.", defaults.MaxDuration);
+        var warmup = BenchCli.DurationOption("--warmup", null, "New baseline: unmeasured load before each run.", defaults.Warmup);
+        var warmupReps = new Option<int>("--warmup-reps") { Description = "New baseline: unmeasured repetitions before the first measured one.", DefaultValueFactory = _ => defaults.WarmupReps };
+        var p50 = ShareOption("--p50-growth", "Regression: p50 overhead grown by more than this share of the baseline's.", GatePolicy.Default.P50Growth);
+        var p99 = ShareOption("--p99-growth", "Regression: p99 overhead grown by more than this share.", GatePolicy.Default.P99Growth);
+        var throughput = ShareOption("--throughput-growth", "Regression: throughput cost grown by more than this share.", GatePolicy.Default.ThroughputGrowth);
+        var minimum = ShareOption("--min-growth", "Growth never allowed below this share of the direct arm's figure.", GatePolicy.Default.MinimumPoints);
+        var alpha = ShareOption("--alpha", "Significance of the one-sided Mann-Whitney test.", GatePolicy.Default.Alpha);
+        var sessions = new Option<int>("--sessions") { Description = "Calibration: independent sessions.", DefaultValueFactory = _ => 6 };
+        var gateReps = new Option<int>("--gate-reps") { Description = "Calibration: repetitions of the gate run each trial stands for.", DefaultValueFactory = _ => 6 };
+        var from = new Option<string?>("--from") { Description = "Calibration: re-analyse this samples.json instead of measuring." };
+        var output = new Option<string?>("--out") { Description = "Calibration report directory; default perf-reports/gate-calibration." };
+        BenchCli.AtLeast(reps, 2);
+        BenchCli.AtLeast(warmupReps, 0);
+        BenchCli.AtLeast(slices, 1);
+        BenchCli.AtLeast(connections, 1);
+        BenchCli.AtLeast(maxConnections, 1);
+        BenchCli.AtLeast(sessions, 2);
+        BenchCli.AtLeast(gateReps, 2);
+        var command = new Command("gate", "Latency-regression gate: compare the forwarder's overheads over no proxy with the committed baseline. Exit 0 pass, 1 regression, 2 no usable baseline.")
+        {
+            baseline, update, calibrate, reps, summary, forwarder, backend, connections, duration, slices, maxConnections, maxDuration, warmup, warmupReps, p50, p99, throughput, minimum, alpha, sessions, gateReps, from, output,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(update) && result.GetValue(calibrate))
+            {
+                result.AddError("--update-baseline and --calibrate do not go together.");
+            }
+        });
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            if (parse.GetValue(from) is null && await OneCpu.RerunPinnedAsync(Console.Out, cancellationToken).ConfigureAwait(false) is { } exitCode)
+            {
+                return exitCode;
+            }
+
+            var settings = new GateSettings(
+                parse.GetValue(connections),
+                parse.GetValue(duration),
+                parse.GetValue(slices),
+                parse.GetValue(maxConnections),
+                parse.GetValue(maxDuration),
+                parse.GetValue(warmup),
+                parse.GetValue(warmupReps),
+                parse.GetValue(backend) ?? (Tools.Find().Nginx is null ? "builtin" : "nginx"));
+            var policy = new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(minimum), parse.GetValue(alpha));
+            SocketEngineSettings.Apply(1);
+            if (!parse.GetValue(calibrate))
+            {
+                var options = new GateOptions(parse.GetValue(baseline)!, parse.GetValue(update), parse.GetValue(reps), settings, policy, parse.GetValue(summary), parse.GetValue(forwarder));
+                return await GateCommand.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
+            }
+
+            var calibration = new CalibrationOptions(settings, parse.GetValue(sessions), parse.GetValue(reps), parse.GetValue(gateReps), policy, 0.10,
+                parse.GetValue(output) ?? Path.Combine(root, "perf-reports", "gate-calibration"), parse.GetValue(forwarder), parse.GetValue(from));
+            var result = await GateCalibration.RunAsync(calibration, Console.Out, cancellationToken).ConfigureAwait(false);
+            var analyses = Rules(policy).Select(rule => GateCalibration.Analyse(result, rule, calibration.GateReps)).ToArray();
+            var report = GateCalibration.Report(result, analyses);
+            Directory.CreateDirectory(calibration.OutputDirectory);
+            await File.WriteAllTextAsync(Path.Combine(calibration.OutputDirectory, "report.md"), report, cancellationToken).ConfigureAwait(false);
+            await Console.Out.WriteLineAsync(report).ConfigureAwait(false);
+            return BenchCli.ExitOk;
+        });
+        return command;
+    }
+
+    /// <summary>The rule asked for first, then neighbours for the report's comparison.</summary>
+    private static IEnumerable<GatePolicy> Rules(GatePolicy chosen)
+    {
+        yield return chosen;
+        foreach (var growth in new[] { 0.025, 0.05, 0.075 })
+        {
+            if (growth != chosen.P50Growth)
+            {
+                yield return chosen with { P50Growth = growth };
+            }
+        }
+
+        yield return chosen with { Alpha = chosen.Alpha * 5 };
+    }
+
+    private static Option<double> ShareOption(string name, string description, double fallback)
+        => new(name)
+        {
+            Description = description + " E.g. 5% or 0.05.",
+            DefaultValueFactory = _ => fallback,
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Empty;
+                if (ValueParsers.TryParseShare(text, out var share))
+                {
+                    return share;
+                }
+
+                result.AddError($"{name}: expected a share such as 5% or 0.05, got '{text}'.");
+                return fallback;
+            },
+        };
+}

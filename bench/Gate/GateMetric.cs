@@ -1,0 +1,54 @@
+namespace Forwarder.Bench.Gate;
+
+/// <summary>What a metric measures of a proxy arm against the direct arm of the same repetition.</summary>
+internal enum GateMetricKind
+{
+    /// <summary>Median latency under the shared rate: proxy / direct.</summary>
+    P50,
+
+    /// <summary>99th percentile latency under the shared rate: proxy / direct.</summary>
+    P99,
+
+    /// <summary>Closed-loop throughput: direct / proxy (so, like latency, higher is worse).</summary>
+    Throughput,
+}
+
+/// <summary>
+/// A gated quantity: a cost ratio of a proxy arm to the direct arm measured in the same
+/// repetition, so the machine's own speed cancels. The ratio minus one is the overhead the proxy
+/// adds; thresholds are shares of that overhead.
+/// </summary>
+internal sealed record GateMetric(string Arm, GateMetricKind Kind)
+{
+    /// <summary>The proxy arms the gate measures, in report order.</summary>
+    public static readonly IReadOnlyList<string> ProxyArms = ["forwarder", "forwarder-l7"];
+
+    public static readonly IReadOnlyList<GateMetric> All =
+        [.. ProxyArms.SelectMany(arm => Enum.GetValues<GateMetricKind>().Select(kind => new GateMetric(arm, kind)))];
+
+    public string Name => $"{Arm} {Label}";
+
+    public string Label => Kind switch
+    {
+        GateMetricKind.P50 => "p50 latency",
+        GateMetricKind.P99 => "p99 latency",
+        _ => "throughput",
+    };
+
+    /// <summary>The cost ratio in every repetition that has both this arm and the direct arm.</summary>
+    public double[] Ratios(IReadOnlyList<GateSample> samples)
+    {
+        var direct = samples.Where(s => s.Arm == "direct").ToDictionary(s => s.Rep);
+        return [.. samples
+            .Where(s => s.Arm == Arm && direct.ContainsKey(s.Rep))
+            .OrderBy(s => s.Rep)
+            .Select(s => Ratio(s, direct[s.Rep]))];
+    }
+
+    private double Ratio(GateSample proxy, GateSample direct) => Kind switch
+    {
+        GateMetricKind.P50 => proxy.P50Us / direct.P50Us,
+        GateMetricKind.P99 => proxy.P99Us / direct.P99Us,
+        _ => direct.MaxRps / proxy.MaxRps,
+    };
+}

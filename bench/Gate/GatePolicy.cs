@@ -1,0 +1,25 @@
+using System.Globalization;
+
+namespace Forwarder.Bench.Gate;
+
+/// <summary>
+/// When a moved metric counts as a regression: its overhead (cost ratio minus one) grew by more
+/// than a share of the baseline's overhead, and never less than <paramref name="MinimumPoints"/>
+/// of the direct arm's figure, at significance <paramref name="Alpha"/> (one-sided Mann-Whitney).
+/// The defaults come from the calibration in perf-reports/gate-calibration.
+/// </summary>
+internal sealed record GatePolicy(double P50Growth, double P99Growth, double ThroughputGrowth, double MinimumPoints, double Alpha)
+{
+    public static readonly GatePolicy Default = new(0.05, 0.30, 0.10, 0.02, 0.01);
+
+    public double GrowthOf(GateMetricKind kind) => kind switch
+    {
+        GateMetricKind.P50 => P50Growth,
+        GateMetricKind.P99 => P99Growth,
+        _ => ThroughputGrowth,
+    };
+
+    public string Describe() => string.Create(
+        CultureInfo.InvariantCulture,
+        $"a regression is overhead grown by more than {P50Growth:0.#%} (p50), {P99Growth:0.#%} (p99) or {ThroughputGrowth:0.#%} (throughput) of the baseline's, at least {MinimumPoints * 100:0.#} points, one-sided Mann-Whitney p < {Alpha}");
+}

@@ -1,0 +1,74 @@
+using System.Globalization;
+using System.Text;
+using Forwarder.Bench.Compare;
+
+namespace Forwarder.Bench.Gate;
+
+/// <summary>The gate's verdict as a console table and as markdown for CI pages.</summary>
+internal static class GateReport
+{
+    public static bool Passed(IReadOnlyList<MetricVerdict> verdicts) => verdicts.All(v => v.Outcome != GateOutcome.Worse);
+
+    public static string Table(IReadOnlyList<MetricVerdict> verdicts)
+    {
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-28} {"baseline",9} {"current",9} {"change",8} {"allowed",9} {"p(worse)",9}  verdict");
+        foreach (var v in verdicts)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"{v.Metric.Name,-28} {Overhead(v.BaselineOverhead),9} {Overhead(v.CurrentOverhead),9} {Change(v),8} {Points(v.AllowedGrowth),9} {v.PWorse,9:0.0000}  {Word(v.Outcome)}");
+        }
+
+        return text.ToString();
+    }
+
+    public static string Markdown(IReadOnlyList<MetricVerdict> verdicts, GateBaseline baseline, IReadOnlyList<GateSample> current, GatePolicy policy, string machine)
+    {
+        var currentReps = current.Select(s => s.Rep).Distinct().Count();
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"## Latency gate: {(Passed(verdicts) ? "pass" : "REGRESSION")}");
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Overhead is the forwarder's cost over no proxy, measured in the same repetition with every process on one CPU: latency (proxy / direct − 1) in a closed loop of {baseline.Settings.Connections} connection(s), throughput (direct / proxy − 1) in a closed loop of {baseline.Settings.MaxConnections}.");
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Baseline: {baseline.Reps} repetitions recorded {baseline.RecordedAt:yyyy-MM-dd HH:mm} UTC on {baseline.Machine}. This run: {currentReps} repetitions on {machine}. Rule: {policy.Describe()}.");
+        text.AppendLine();
+        text.AppendLine("| metric | baseline overhead | current overhead | change | allowed growth | p (worse) | verdict |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---|");
+        foreach (var v in verdicts)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {v.Metric.Name} | {Overhead(v.BaselineOverhead)} | {Overhead(v.CurrentOverhead)} | {Change(v)} | {Points(v.AllowedGrowth)} | {v.PWorse:0.0000} | {(v.Outcome == GateOutcome.Worse ? "**worse**" : Word(v.Outcome))} |");
+        }
+
+        text.AppendLine();
+        text.AppendLine("Medians of this run's repetitions:");
+        text.AppendLine();
+        text.AppendLine("| arm | p50 | p99 | closed-loop req/s |");
+        text.AppendLine("|---|---:|---:|---:|");
+        foreach (var arm in current.Select(s => s.Arm).Distinct())
+        {
+            var of = current.Where(s => s.Arm == arm).ToArray();
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {arm} | {CompareReportWriter.Median([.. of.Select(s => s.P50Us)]):0} µs | {CompareReportWriter.Median([.. of.Select(s => s.P99Us)]):0} µs | {CompareReportWriter.Median([.. of.Select(s => s.MaxRps)]):0} |");
+        }
+
+        return text.ToString();
+    }
+
+    private static string Overhead(double overhead) => Signed(overhead);
+
+    private static string Points(double points) => (points * 100).ToString("+0.0' pts'", CultureInfo.InvariantCulture);
+
+    private static string Change(MetricVerdict v) => double.IsNaN(v.Change) ? "n/a" : Signed(v.Change);
+
+    // Rounded first: a tiny negative would otherwise print as "-+0.0%".
+    private static string Signed(double share)
+    {
+        var rounded = Math.Round(share, 3);
+        return (rounded < 0 ? "-" : "+") + Math.Abs(rounded).ToString("0.0%", CultureInfo.InvariantCulture);
+    }
+
+    private static string Word(GateOutcome outcome) => outcome switch
+    {
+        GateOutcome.Worse => "WORSE",
+        GateOutcome.Better => "better",
+        _ => "same",
+    };
+}

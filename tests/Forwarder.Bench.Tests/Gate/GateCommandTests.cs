@@ -1,0 +1,107 @@
+using Forwarder.Bench.Compare;
+using Forwarder.Bench.Gate;
+using Xunit.Abstractions;
+
+namespace Forwarder.Bench.Tests.Gate;
+
+/// <summary>
+/// The gate end to end on real processes (built-in backend, the forwarder's debug build), against
+/// baselines far enough from any real run that the verdict cannot depend on noise: one claiming
+/// the forwarder adds nothing, one claiming it is ten times slower than no proxy.
+/// </summary>
+[Collection(TimingCollection.Name)]
+public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
+{
+    private static readonly GateSettings QuickSettings = new(1, TimeSpan.FromMilliseconds(300), 3, 8, TimeSpan.FromMilliseconds(300), TimeSpan.FromMilliseconds(100), 1, "builtin");
+
+    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("gate-command-");
+
+    public void Dispose() => _directory.Delete(recursive: true);
+
+    [Fact]
+    public async Task RealOverheadAgainstABaselineOfNone_IsARegression()
+    {
+        var (exitCode, log, summary) = await RunAgainstAsync(GateSamples.Make(12, p50: 1.0, p99: 1.0, throughput: 1.0, spread: 0.001));
+
+        Assert.Equal(GateCommand.ExitRegression, exitCode);
+        Assert.Contains("gate: REGRESSION", log, StringComparison.Ordinal);
+        Assert.StartsWith("## Latency gate: REGRESSION", summary, StringComparison.Ordinal);
+        Assert.Contains("| forwarder p50 latency | +0.0% |", summary, StringComparison.Ordinal);
+        Assert.Equal(GateMetric.All.Count, summary.Split("**worse**").Length - 1);
+    }
+
+    [Fact]
+    public async Task RealOverheadAgainstATenfoldBaseline_Passes()
+    {
+        var (exitCode, log, summary) = await RunAgainstAsync(GateSamples.Make(12, p50: 10, p99: 10, throughput: 10, spread: 0.001));
+
+        Assert.Equal(GateCommand.ExitPass, exitCode);
+        Assert.Contains("gate: pass", log, StringComparison.Ordinal);
+        Assert.StartsWith("## Latency gate: pass", summary, StringComparison.Ordinal);
+        Assert.DoesNotContain("**worse**", summary, StringComparison.Ordinal);
+        Assert.Contains("| direct |", summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NoBaseline_ExitsWithSetupErrorBeforeMeasuring()
+    {
+        var log = new StringWriter();
+        var options = new GateOptions(Path.Combine(_directory.FullName, "missing.json"), false, 4, QuickSettings, GatePolicy.Default, null, ForwarderDebugBuild());
+
+        var exitCode = await GateCommand.RunAsync(options, log, CancellationToken.None);
+
+        Assert.Equal(GateCommand.ExitSetup, exitCode);
+        Assert.Contains("no baseline here", log.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("rep 1", log.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TooFewRepetitions_ExitWithSetupError()
+    {
+        var baseline = Path.Combine(_directory.FullName, "gate.json");
+        new GateBaseline(QuickSettings, GateSamples.Make(3), "m", DateTimeOffset.UtcNow, new Dictionary<string, string>()).Write(baseline);
+        var log = new StringWriter();
+
+        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, false, 2, QuickSettings, GatePolicy.Default, null, ForwarderDebugBuild()), log, CancellationToken.None);
+
+        Assert.Equal(GateCommand.ExitSetup, exitCode);
+        Assert.Contains("cannot reach p < 0.01; use more --reps", log.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UpdateBaseline_RecordsEveryArmOfEveryRepetition()
+    {
+        var baseline = Path.Combine(_directory.FullName, "recorded", "gate.json");
+        var log = new StringWriter();
+
+        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, true, 2, QuickSettings, GatePolicy.Default, null, ForwarderDebugBuild()), log, CancellationToken.None);
+        output.WriteLine(log.ToString());
+
+        Assert.Equal(GateCommand.ExitPass, exitCode);
+        var recorded = GateBaseline.Read(baseline);
+        Assert.Equal(QuickSettings, recorded.Settings);
+        Assert.Equal(2, recorded.Reps);
+        Assert.Equal(["direct", "forwarder", "forwarder-l7"], recorded.Samples.Select(s => s.Arm).Distinct().Order());
+        Assert.All(recorded.Samples, s => Assert.True(s.P50Us > 0 && s.P99Us >= s.P50Us && s.MaxRps > 0, s.ToString()));
+    }
+
+    private async Task<(int ExitCode, string Log, string Summary)> RunAgainstAsync(List<GateSample> baselineSamples)
+    {
+        var baseline = Path.Combine(_directory.FullName, "gate.json");
+        var summary = Path.Combine(_directory.FullName, "summary.md");
+        new GateBaseline(QuickSettings, baselineSamples, "crafted", DateTimeOffset.UtcNow, new Dictionary<string, string>()).Write(baseline);
+        var log = new StringWriter();
+
+        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, false, 5, QuickSettings with { Backend = "nginx" }, GatePolicy.Default, summary, ForwarderDebugBuild()), log, CancellationToken.None);
+        output.WriteLine(log.ToString());
+
+        return (exitCode, log.ToString(), File.ReadAllText(summary));
+    }
+
+    private static string ForwarderDebugBuild()
+    {
+        var path = Path.Combine(ForwarderBinary.RepositoryRoot()!, "forwarder", "bin", "Debug", "net10.0", "forwarder");
+        Assert.True(File.Exists(path), $"{path} is missing: build the solution first (dotnet build Forwarder.sln)");
+        return path;
+    }
+}

@@ -1,0 +1,107 @@
+using Forwarder.Bench.Gate;
+
+namespace Forwarder.Bench.Tests.Gate;
+
+public sealed class GateComparisonTests
+{
+    private static readonly GatePolicy Policy = new(P50Growth: 0.05, P99Growth: 0.30, ThroughputGrowth: 0.10, MinimumPoints: 0.02, Alpha: 0.01);
+
+    [Fact]
+    public void SameDistribution_EveryMetricIsSame()
+    {
+        var verdicts = GateComparison.Compare(GateSamples.Make(12, seed: 1), GateSamples.Make(8, seed: 2), Policy);
+
+        Assert.Equal(GateMetric.All.Count, verdicts.Count);
+        Assert.All(verdicts, v => Assert.Equal(GateOutcome.Same, v.Outcome));
+        Assert.True(GateReport.Passed(verdicts));
+    }
+
+    [Fact]
+    public void P50OverheadGrownByTwentyPercent_IsWorseOnThatMetricOnly()
+    {
+        // Overhead 0.8 grown by 20% is 0.96: the allowance is 5% of 0.8 = 0.04.
+        var verdicts = GateComparison.Compare(GateSamples.Make(12, seed: 1), GateSamples.Make(8, seed: 2, l7P50: 1.96), Policy);
+
+        var worse = Assert.Single(verdicts, v => v.Outcome == GateOutcome.Worse);
+        Assert.Equal(new GateMetric("forwarder-l7", GateMetricKind.P50), worse.Metric);
+        Assert.Equal(0.2, worse.Change, 0.03);
+        Assert.Equal(0.04, worse.AllowedGrowth, 0.002);
+        Assert.True(worse.PWorse < 0.01);
+        Assert.False(GateReport.Passed(verdicts));
+    }
+
+    [Fact]
+    public void GrowthWithinTheAllowance_IsSame()
+    {
+        // 0.8 to 0.816: 2% of the overhead, under the 5% allowed.
+        var verdicts = GateComparison.Compare(GateSamples.Make(12, seed: 1, spread: 0.002), GateSamples.Make(8, seed: 2, spread: 0.002, p50: 1.816), Policy);
+
+        Assert.All(verdicts, v => Assert.NotEqual(GateOutcome.Worse, v.Outcome));
+    }
+
+    [Fact]
+    public void OverheadShrunk_IsBetter()
+    {
+        var verdicts = GateComparison.Compare(GateSamples.Make(12, seed: 1), GateSamples.Make(8, seed: 2, throughput: 1.5), Policy);
+
+        Assert.All(verdicts.Where(v => v.Metric.Kind == GateMetricKind.Throughput), v => Assert.Equal(GateOutcome.Better, v.Outcome));
+        Assert.True(GateReport.Passed(verdicts));
+    }
+
+    [Fact]
+    public void TinyOverhead_IsAllowedTheMinimumPoints()
+    {
+        // A 1% overhead would allow 0.05 points; the floor of 2 points keeps noise from failing it.
+        var baseline = GateSamples.Make(12, seed: 1, p50: 1.01, spread: 0.005);
+        var current = GateSamples.Make(8, seed: 2, p50: 1.025, spread: 0.005);
+
+        var verdict = GateComparison.Compare(new GateMetric("forwarder", GateMetricKind.P50), new GateMetric("forwarder", GateMetricKind.P50).Ratios(baseline), new GateMetric("forwarder", GateMetricKind.P50).Ratios(current), Policy);
+
+        Assert.Equal(0.02, verdict.AllowedGrowth);
+        Assert.Equal(GateOutcome.Same, verdict.Outcome);
+    }
+
+    [Fact]
+    public void Ratios_PairEachProxyRepetitionWithItsOwnDirectRun()
+    {
+        List<GateSample> samples =
+        [
+            new("direct", 1, 20, 50, 60_000), new("forwarder", 1, 30, 100, 30_000),
+            new("direct", 2, 40, 100, 30_000), new("forwarder", 2, 60, 200, 15_000),
+            new("forwarder", 3, 90, 90, 90),
+        ];
+
+        Assert.Equal([1.5, 1.5], new GateMetric("forwarder", GateMetricKind.P50).Ratios(samples));
+        Assert.Equal([2.0, 2.0], new GateMetric("forwarder", GateMetricKind.P99).Ratios(samples));
+        Assert.Equal([2.0, 2.0], new GateMetric("forwarder", GateMetricKind.Throughput).Ratios(samples));
+    }
+
+    [Fact]
+    public void TooFewRepetitions_Throw()
+    {
+        var metric = new GateMetric("forwarder", GateMetricKind.P50);
+
+        var error = Assert.Throws<InvalidOperationException>(() => GateComparison.Compare(metric, [1.8], [1.8, 1.9], Policy));
+        Assert.Contains("need at least two repetitions", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(2, 2, 0.01, false)]
+    [InlineData(4, 4, 0.01, false)]
+    [InlineData(12, 8, 0.01, true)]
+    [InlineData(8, 8, 0.01, true)]
+    public void CanReach_IsWhetherTheSmallestPValueIsWellUnderAlpha(int baseline, int current, double alpha, bool expected)
+        => Assert.Equal(expected, GateComparison.CanReach(baseline, current, alpha));
+
+    [Fact]
+    public void Table_ListsEveryMetricWithItsVerdict()
+    {
+        var verdicts = GateComparison.Compare(GateSamples.Make(12, seed: 1), GateSamples.Make(8, seed: 2, l7P50: 1.96), Policy);
+
+        var table = GateReport.Table(verdicts);
+
+        Assert.Contains("forwarder-l7 p50 latency", table, StringComparison.Ordinal);
+        Assert.Contains("WORSE", table, StringComparison.Ordinal);
+        Assert.Equal(GateMetric.All.Count + 1, table.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+}

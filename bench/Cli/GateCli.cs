@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using Forwarder.Bench.Compare;
 using Forwarder.Bench.Gate;
 
@@ -33,6 +34,7 @@ internal static class GateCli
         var alpha = ShareOption("--alpha", "Significance of the one-sided Mann-Whitney test.", GatePolicy.Default.Alpha);
         var sessions = new Option<int>("--sessions") { Description = "Calibration: independent sessions.", DefaultValueFactory = _ => 6 };
         var gateReps = new Option<int>("--gate-reps") { Description = "Calibration: repetitions of the gate run each trial stands for.", DefaultValueFactory = _ => 6 };
+        var delays = new Option<string?>("--inject") { Description = "Calibration: busy waits to inject, as CHUNK_US,REQUEST_US (tcp listener per chunk, http listener per request); default sized from a pilot." };
         var from = new Option<string?>("--from") { Description = "Calibration: re-analyse this samples.json instead of measuring." };
         var output = new Option<string?>("--out") { Description = "Calibration report directory; default perf-reports/gate-calibration." };
         BenchCli.AtLeast(reps, 2);
@@ -44,13 +46,18 @@ internal static class GateCli
         BenchCli.AtLeast(gateReps, 2);
         var command = new Command("gate", "Latency-regression gate: compare the forwarder's overheads over no proxy with the committed baseline. Exit 0 pass, 1 regression, 2 no usable baseline.")
         {
-            baseline, update, calibrate, reps, summary, forwarder, backend, connections, duration, slices, maxConnections, maxDuration, warmup, warmupReps, p50, p99, throughput, minimum, alpha, sessions, gateReps, from, output,
+            baseline, update, calibrate, reps, summary, forwarder, backend, connections, duration, slices, maxConnections, maxDuration, warmup, warmupReps, p50, p99, throughput, minimum, alpha, sessions, gateReps, delays, from, output,
         };
         command.Validators.Add(result =>
         {
             if (result.GetValue(update) && result.GetValue(calibrate))
             {
                 result.AddError("--update-baseline and --calibrate do not go together.");
+            }
+
+            if (result.GetValue(delays) is { } text && ParseDelays(text) is null)
+            {
+                result.AddError($"--inject: expected CHUNK_US,REQUEST_US (two numbers of microseconds, 0 or more), got '{text}'.");
             }
         });
         command.SetAction(async (parse, cancellationToken) =>
@@ -77,7 +84,7 @@ internal static class GateCli
                 return await GateCommand.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             }
 
-            var calibration = new CalibrationOptions(settings, parse.GetValue(sessions), parse.GetValue(reps), parse.GetValue(gateReps), policy, 0.10,
+            var calibration = new CalibrationOptions(settings, parse.GetValue(sessions), parse.GetValue(reps), parse.GetValue(gateReps), policy, 0.10, ParseDelays(parse.GetValue(delays)),
                 parse.GetValue(output) ?? Path.Combine(root, "perf-reports", "gate-calibration"), parse.GetValue(forwarder), parse.GetValue(from));
             var result = await GateCalibration.RunAsync(calibration, Console.Out, cancellationToken).ConfigureAwait(false);
             var analyses = Rules(policy).Select(rule => GateCalibration.Analyse(result, rule, calibration.GateReps)).ToArray();
@@ -103,6 +110,15 @@ internal static class GateCli
         }
 
         yield return chosen with { Alpha = chosen.Alpha * 5 };
+    }
+
+    private static (double Chunk, double Request)? ParseDelays(string? text)
+    {
+        var parts = text?.Split(',', StringSplitOptions.TrimEntries);
+        return parts is [var chunk, var request]
+            && double.TryParse(chunk, NumberStyles.Float, CultureInfo.InvariantCulture, out var c) && c >= 0
+            && double.TryParse(request, NumberStyles.Float, CultureInfo.InvariantCulture, out var r) && r >= 0
+            ? (c, r) : null;
     }
 
     private static Option<double> ShareOption(string name, string description, double fallback)

@@ -10,8 +10,9 @@ namespace Forwarder.Bench.Gate;
 /// <param name="Reps">Repetitions per session of the normal arms, and as many of the injected ones.</param>
 /// <param name="GateReps">Repetitions a gate run has (the current side of each trial is subsets of this size).</param>
 /// <param name="TargetGrowth">Growth of the p50 overhead the injected delay is sized for.</param>
+/// <param name="Delays">Busy waits (µs per chunk, µs per request) to inject; null sizes them from a pilot.</param>
 /// <param name="From">Re-analyse the samples of an earlier calibration instead of measuring.</param>
-internal sealed record CalibrationOptions(GateSettings Settings, int Sessions, int Reps, int GateReps, GatePolicy Policy, double TargetGrowth, string OutputDirectory, string? ForwarderPath, string? From);
+internal sealed record CalibrationOptions(GateSettings Settings, int Sessions, int Reps, int GateReps, GatePolicy Policy, double TargetGrowth, (double Chunk, double Request)? Delays, string OutputDirectory, string? ForwarderPath, string? From);
 
 /// <summary>
 /// Proves the gate: measures several independent sessions of the normal build and of the
@@ -33,21 +34,7 @@ internal static class GateCalibration
         var forwarder = ForwarderBinary.Locate(options.ForwarderPath, log, rebuild: options.ForwarderPath is null);
         var injectedBuild = ForwarderBinary.Locate(null, log, "DelayInjection", rebuild: true);
 
-        // Size the delay from a pilot: the wait adds to latency one-for-one when the proxy is not saturated.
-        await log.WriteLineAsync("pilot: sizing the injected delay").ConfigureAwait(false);
-        List<GateSample> pilot = [];
-        await using (var session = await GateSession.StartAsync(options.Settings, forwarder, null, log).ConfigureAwait(false))
-        {
-            await session.WarmAsync(cancellationToken).ConfigureAwait(false);
-            for (var rep = 1; rep <= 3; rep++)
-            {
-                pilot.AddRange(await session.RunRepAsync(rep, injected: false, cancellationToken).ConfigureAwait(false));
-            }
-        }
-
-        // The tcp listener waits once per chunk, and a request and its response are a chunk each.
-        var chunkDelay = options.TargetGrowth * MedianExtraMicroseconds(pilot, "forwarder") / 2;
-        var requestDelay = options.TargetGrowth * MedianExtraMicroseconds(pilot, "forwarder-l7");
+        var (chunkDelay, requestDelay) = options.Delays ?? await SizeDelaysAsync(options, forwarder, log, cancellationToken).ConfigureAwait(false);
         var injected = new InjectedForwarder(injectedBuild, Math.Round(chunkDelay, 2), Math.Round(requestDelay, 2));
         await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"injected delay: {injected.ChunkDelayMicroseconds} us per chunk (tcp listener), {injected.RequestDelayMicroseconds} us per request (http listener)")).ConfigureAwait(false);
 
@@ -116,8 +103,8 @@ internal static class GateCalibration
         var growth = GateMetric.ProxyArms.ToDictionary(arm => arm, arm =>
         {
             var p50 = new GateMetric(arm, GateMetricKind.P50);
-            var normal = CompareReportWriter.Median([.. result.Sessions.SelectMany(s => p50.Ratios(s.Normal))]) - 1;
-            var injected = CompareReportWriter.Median([.. result.Sessions.SelectMany(s => p50.Ratios(s.Injected))]) - 1;
+            var normal = GateComparison.LowerQuartile([.. result.Sessions.SelectMany(s => p50.Ratios(s.Normal))]) - 1;
+            var injected = GateComparison.LowerQuartile([.. result.Sessions.SelectMany(s => p50.Ratios(s.Injected))]) - 1;
             return (normal, injected);
         });
         return new CalibrationAnalysis(policy, gateReps, trials, falseAlarms, alarmsByMetric, caught, growth);
@@ -139,6 +126,24 @@ internal static class GateCalibration
         }
     }
 
+    /// <summary>Sizes the delays from a pilot: the wait adds to latency one-for-one when the proxy is not saturated.</summary>
+    private static async Task<(double Chunk, double Request)> SizeDelaysAsync(CalibrationOptions options, string forwarder, TextWriter log, CancellationToken cancellationToken)
+    {
+        await log.WriteLineAsync("pilot: sizing the injected delay").ConfigureAwait(false);
+        List<GateSample> pilot = [];
+        await using (var session = await GateSession.StartAsync(options.Settings, forwarder, null, log).ConfigureAwait(false))
+        {
+            await session.WarmAsync(cancellationToken).ConfigureAwait(false);
+            for (var rep = 1; rep <= 3; rep++)
+            {
+                pilot.AddRange(await session.RunRepAsync(rep, injected: false, cancellationToken).ConfigureAwait(false));
+            }
+        }
+
+        // The tcp listener waits once per chunk, and a request and its response are a chunk each.
+        return (options.TargetGrowth * MedianExtraMicroseconds(pilot, "forwarder") / 2, options.TargetGrowth * MedianExtraMicroseconds(pilot, "forwarder-l7"));
+    }
+
     private static double MedianExtraMicroseconds(IReadOnlyList<GateSample> samples, string arm)
     {
         var direct = samples.Where(s => s.Arm == "direct").ToDictionary(s => s.Rep);
@@ -153,7 +158,7 @@ internal static class GateCalibration
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"Measured {result.RecordedAt:yyyy-MM-dd HH:mm} UTC on {result.Machine}: {result.Sessions.Count} independent sessions (fresh backend and proxies each), each with {result.Sessions[0].Normal.Select(s => s.Rep).Distinct().Count()} repetitions of the normal build and as many of the DelayInjection build, alternating. Every process runs on one CPU. A repetition runs direct, forwarder (tcp listener) and forwarder-l7 (http listener) in turn in a closed loop of {result.Settings.Connections} connection(s) for {result.Settings.Duration.TotalSeconds:0.#} s in {result.Settings.Slices} slices, the arms taking turns (latency), then of {result.Settings.MaxConnections} connections for {result.Settings.MaxDuration.TotalSeconds:0.#} s (throughput); each session first runs {result.Settings.WarmupReps} unmeasured repetitions of each build.");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"The injected build busy-waits {result.ChunkDelayMicroseconds} µs per forwarded chunk (tcp listener) and {result.RequestDelayMicroseconds} µs per request (http listener), sized from a pilot to grow the p50 overhead by about 10%. What it did, medians over all sessions:");
+        text.AppendLine(CultureInfo.InvariantCulture, $"The injected build busy-waits {result.ChunkDelayMicroseconds} µs per forwarded chunk (tcp listener) and {result.RequestDelayMicroseconds} µs per request (http listener), meant to grow the p50 overhead by about 10%. What it did (lower quartiles over all sessions):");
         text.AppendLine();
         text.AppendLine("| arm | p50 overhead, normal | p50 overhead, injected | growth |");
         text.AppendLine("|---|---:|---:|---:|");
@@ -183,13 +188,13 @@ internal static class GateCalibration
         }
 
         text.AppendLine();
-        text.AppendLine("Spread of each metric's overhead, per session (median of its normal repetitions):");
+        text.AppendLine("Spread of each metric's overhead, per session (lower quartile of its normal repetitions, as the gate reads it):");
         text.AppendLine();
         text.AppendLine("| metric | " + string.Join(" | ", result.Sessions.Select((_, i) => $"s{i + 1}")) + " |");
         text.AppendLine("|---|" + string.Concat(result.Sessions.Select(_ => "---:|")));
         foreach (var metric in GateMetric.All)
         {
-            var medians = result.Sessions.Select(s => (CompareReportWriter.Median(metric.Ratios(s.Normal)) - 1).ToString("+0.0%", CultureInfo.InvariantCulture));
+            var medians = result.Sessions.Select(s => (GateComparison.LowerQuartile(metric.Ratios(s.Normal)) - 1).ToString("+0.0%", CultureInfo.InvariantCulture));
             text.AppendLine($"| {metric.Name} | {string.Join(" | ", medians)} |");
         }
 

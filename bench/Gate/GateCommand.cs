@@ -25,9 +25,9 @@ internal static class GateCommand
             {
                 baseline = GateBaseline.Read(options.BaselinePath);
                 settings = baseline.Settings;
-                if (!GateComparison.CanReach(baseline.Reps, options.Reps, options.Policy.Alpha))
+                if (Math.Min(baseline.Reps, options.Reps) < GateComparison.MinimumReps)
                 {
-                    await log.WriteLineAsync($"gate: {baseline.Reps} baseline and {options.Reps} current repetitions cannot reach p < {options.Policy.Alpha}; use more --reps.").ConfigureAwait(false);
+                    await log.WriteLineAsync($"gate: {baseline.Reps} baseline and {options.Reps} current repetitions are too few for a quartile; both need at least {GateComparison.MinimumReps} (--reps).").ConfigureAwait(false);
                     return ExitSetup;
                 }
             }

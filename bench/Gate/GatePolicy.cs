@@ -5,7 +5,8 @@ namespace Forwarder.Bench.Gate;
 /// <summary>
 /// When a moved metric counts as a regression: its overhead (cost ratio minus one) grew by more
 /// than a share of the baseline's overhead, and never less than <paramref name="MinimumPoints"/>
-/// of the direct arm's figure, at significance <paramref name="Alpha"/> (one-sided Mann-Whitney).
+/// of the direct arm's figure, at significance <paramref name="Alpha"/> (one-sided bootstrap of the
+/// lower-quartile shift, see <see cref="GateComparison"/>).
 /// The defaults come from the calibration in perf-reports/gate-calibration.
 /// </summary>
 internal sealed record GatePolicy(double P50Growth, double P99Growth, double ThroughputGrowth, double MinimumPoints, double Alpha)
@@ -21,5 +22,5 @@ internal sealed record GatePolicy(double P50Growth, double P99Growth, double Thr
 
     public string Describe() => string.Create(
         CultureInfo.InvariantCulture,
-        $"a regression is overhead grown by more than {P50Growth:0.#%} (p50), {P99Growth:0.#%} (p99) or {ThroughputGrowth:0.#%} (throughput) of the baseline's, at least {MinimumPoints * 100:0.#} points, one-sided Mann-Whitney p < {Alpha}");
+        $"a regression is overhead grown by more than {P50Growth:0.#%} (p50), {P99Growth:0.#%} (p99) or {ThroughputGrowth:0.#%} (throughput) of the baseline's, at least {MinimumPoints * 100:0.#} points, lower quartiles of the repetitions compared by a one-sided bootstrap, p < {Alpha}");
 }

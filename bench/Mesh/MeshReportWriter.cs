@@ -128,7 +128,7 @@ internal static class MeshReportWriter
 
         Row(text, "latency jitter above 500 req/s (node mode): p99 − p50", "grew noticeably",
             string.Join(", ", result.Options.Rates.OfType<double>().Select(rate => string.Create(Invariant, $"{rate:0}: {Format.Latency(Percentile(result, http, Node, rate, 99) - Percentile(result, http, Node, rate, 50))}"))),
-            "an event loop per node proxy with one thread queues bursts; the forwarder drains them without the spikes EdgeMesh reported");
+            "a one-thread node proxy carries every instance's traffic, so bursts queue in it; compare the spread at each rate with the no-mesh table above, which the client and instances add on their own");
         Row(text, "L4 forwarding: node mode over sidecars (TCP, max throughput)", "+50% (Kmesh)",
             Gain(Throughput(result, tcp, Node), Throughput(result, tcp, Sidecar)) + " (vs our sidecars " + Gain(Throughput(result, tcp, Node), Throughput(result, tcp, OurSidecar)) + ")",
             "Kmesh forwards in the kernel and skips the user-space hop entirely; ours removes one of two user-space hops");

@@ -27,7 +27,10 @@ public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("gate: REGRESSION", log, StringComparison.Ordinal);
         Assert.StartsWith("## Latency gate: REGRESSION", summary, StringComparison.Ordinal);
         Assert.Matches(@"\| forwarder p50 latency \| [+-]0\.[01]% \|", summary);
-        Assert.Equal(GateMetric.All.Count, summary.Split("**worse**").Length - 1);
+        // p50 and throughput overheads are far above none in any run; a p99 of this short a run on
+        // a loaded machine can come out anywhere, so it is not asserted.
+        var rows = summary.Split('\n');
+        Assert.All(GateMetric.All.Where(m => m.Kind != GateMetricKind.P99), metric => Assert.Contains(rows, row => row.StartsWith($"| {metric.Name} |", StringComparison.Ordinal) && row.Contains("**worse**", StringComparison.Ordinal)));
     }
 
     [Fact]

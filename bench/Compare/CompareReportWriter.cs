@@ -25,15 +25,7 @@ internal static class CompareReportWriter
         markdown.AppendLine(Invariant, $"`bench compare`, {result.StartedAt:yyyy-MM-dd HH:mm} UTC, on {result.Machine}.");
         markdown.AppendLine(Invariant, $"{options.Protocol.ToString().ToUpperInvariant()} through each arm to a {(options.Protocol == CompareProtocol.Http ? $"{options.Backend} hello" : "built-in echo")} backend; {options.Connections} connections, {Format.Duration(options.Duration)} per run after {Format.Duration(options.Warmup)} warm-up, {options.Reps} repetitions interleaved (every arm in turn, then again), every proxy on {(options.ProxyThreads == 1 ? "one thread" : $"{options.ProxyThreads} threads")}, the load generator on one. Figures are medians over the repetitions, with min–max in brackets; latency is from each request's intended start (coordinated omission corrected).");
         markdown.AppendLine();
-        foreach (var (tool, version) in result.Versions)
-        {
-            markdown.AppendLine(Invariant, $"- {tool}: {version}");
-        }
-
-        foreach (var reason in result.Skipped)
-        {
-            markdown.AppendLine(Invariant, $"- skipped {reason}");
-        }
+        WriteTools(markdown, result.Versions, result.Skipped);
 
         markdown.AppendLine();
         markdown.AppendLine("| arm | what |");
@@ -184,6 +176,20 @@ internal static class CompareReportWriter
     {
         var sorted = values.Order().ToArray();
         return sorted.Length == 0 ? (0, 0, 0) : (Median(sorted), sorted[0], sorted[^1]);
+    }
+
+    /// <summary>The tools' versions, then the arms left out and why, as a markdown list.</summary>
+    public static void WriteTools(StringBuilder markdown, IReadOnlyDictionary<string, string> versions, IReadOnlyList<string> skipped)
+    {
+        foreach (var (tool, version) in versions)
+        {
+            markdown.AppendLine(Invariant, $"- {tool}: {version}");
+        }
+
+        foreach (var reason in skipped)
+        {
+            markdown.AppendLine(Invariant, $"- skipped {reason}");
+        }
     }
 
     public static double Median(IEnumerable<double> values)

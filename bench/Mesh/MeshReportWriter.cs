@@ -28,15 +28,7 @@ internal static class MeshReportWriter
         text.AppendLine();
         text.AppendLine(Invariant, $"`bench mesh`, {result.StartedAt:yyyy-MM-dd HH:mm} UTC, on {result.Machine}. A client app calls a service of {options.Instances} instances spread over {options.Nodes} nodes (groups of processes on this one machine; instances of a node share one backend process). The client runs on every node: its {options.Connections} connections go to the nodes in turn. Open-loop rates measure latency from each request's intended start; `max` is a closed loop. Each run lasts {Format.Duration(options.Duration)} (longer at low rates, for at least 300 requests) after {Format.Duration(options.Warmup)} of warm-up; {options.Reps} repetitions interleaved; medians. Every proxy runs one thread. Envoy cannot be installed here (no Debian or npm package), so HAProxy 2.6 stands in for istio-proxy; it is lighter than Envoy, which makes the sidecar arm look better than Istio would.");
         text.AppendLine();
-        foreach (var (tool, version) in result.Versions)
-        {
-            text.AppendLine(Invariant, $"- {tool}: {version}");
-        }
-
-        foreach (var reason in result.Skipped)
-        {
-            text.AppendLine(Invariant, $"- skipped {reason}");
-        }
+        CompareReportWriter.WriteTools(text, result.Versions, result.Skipped);
 
         text.AppendLine();
         text.AppendLine("| arm | what | proxies | idle RSS, all proxies |");

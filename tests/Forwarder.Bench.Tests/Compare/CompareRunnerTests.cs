@@ -27,7 +27,7 @@ public sealed class CompareRunnerTests(ITestOutputHelper output) : IDisposable
             ProxyThreads: 1,
             Backend: "builtin",
             OutputDirectory: Path.Combine(_reports.FullName, "tcp-smoke"),
-            ForwarderPath: ForwarderDebugBuild());
+            ForwarderPath: ForwarderBuild.Debug());
         var log = new StringWriter();
 
         var result = await CompareRunner.RunAsync(options, log, CancellationToken.None);
@@ -68,14 +68,5 @@ public sealed class CompareRunnerTests(ITestOutputHelper output) : IDisposable
         }
 
         Assert.Contains("[tcp-smoke](tcp-smoke/report.md)", await File.ReadAllTextAsync(Path.Combine(_reports.FullName, "index.md")), StringComparison.Ordinal);
-    }
-
-    /// <summary>The forwarder the solution's own build produced (dotnet test builds everything first).</summary>
-    private static string ForwarderDebugBuild()
-    {
-        var root = ForwarderBinary.RepositoryRoot()!;
-        var path = Path.Combine(root, "forwarder", "bin", "Debug", "net10.0", "forwarder");
-        Assert.True(File.Exists(path), $"{path} is missing: build the solution first (dotnet build Forwarder.sln)");
-        return path;
     }
 }

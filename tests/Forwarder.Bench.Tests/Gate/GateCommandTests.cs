@@ -49,7 +49,7 @@ public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
     public async Task NoBaseline_ExitsWithSetupErrorBeforeMeasuring()
     {
         var log = new StringWriter();
-        var options = new GateOptions(Path.Combine(_directory.FullName, "missing.json"), false, 4, QuickSettings, GatePolicy.Default, null, ForwarderDebugBuild());
+        var options = new GateOptions(Path.Combine(_directory.FullName, "missing.json"), false, 4, QuickSettings, GatePolicy.Default, null, ForwarderBuild.Debug());
 
         var exitCode = await GateCommand.RunAsync(options, log, CancellationToken.None);
 
@@ -65,7 +65,7 @@ public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
         new GateBaseline(QuickSettings, GateSamples.Make(3), "m", DateTimeOffset.UtcNow, new Dictionary<string, string>()).Write(baseline);
         var log = new StringWriter();
 
-        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, false, 2, QuickSettings, GatePolicy.Default, null, ForwarderDebugBuild()), log, CancellationToken.None);
+        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, false, 2, QuickSettings, GatePolicy.Default, null, ForwarderBuild.Debug()), log, CancellationToken.None);
 
         Assert.Equal(GateCommand.ExitSetup, exitCode);
         Assert.Contains("too few for a quartile; both need at least 6 (--reps)", log.ToString(), StringComparison.Ordinal);
@@ -77,7 +77,7 @@ public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
         var baseline = Path.Combine(_directory.FullName, "recorded", "gate.json");
         var log = new StringWriter();
 
-        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, true, 2, QuickSettings, GatePolicy.Default, null, ForwarderDebugBuild()), log, CancellationToken.None);
+        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, true, 2, QuickSettings, GatePolicy.Default, null, ForwarderBuild.Debug()), log, CancellationToken.None);
         output.WriteLine(log.ToString());
 
         Assert.Equal(GateCommand.ExitPass, exitCode);
@@ -95,16 +95,9 @@ public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
         new GateBaseline(QuickSettings, baselineSamples, "crafted", DateTimeOffset.UtcNow, new Dictionary<string, string>()).Write(baseline);
         var log = new StringWriter();
 
-        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, false, 6, QuickSettings with { Backend = "nginx" }, GatePolicy.Default, summary, ForwarderDebugBuild()), log, CancellationToken.None);
+        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, false, 6, QuickSettings with { Backend = "nginx" }, GatePolicy.Default, summary, ForwarderBuild.Debug()), log, CancellationToken.None);
         output.WriteLine(log.ToString());
 
         return (exitCode, log.ToString(), File.ReadAllText(summary));
-    }
-
-    private static string ForwarderDebugBuild()
-    {
-        var path = Path.Combine(ForwarderBinary.RepositoryRoot()!, "forwarder", "bin", "Debug", "net10.0", "forwarder");
-        Assert.True(File.Exists(path), $"{path} is missing: build the solution first (dotnet build Forwarder.sln)");
-        return path;
     }
 }

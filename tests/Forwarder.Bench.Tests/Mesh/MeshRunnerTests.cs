@@ -26,7 +26,7 @@ public sealed class MeshRunnerTests(ITestOutputHelper output) : IDisposable
             Warmup: TimeSpan.FromMilliseconds(200),
             Connections: 6,
             OutputDirectory: Path.Combine(_reports.FullName, "mesh"),
-            ForwarderPath: ForwarderDebugBuild());
+            ForwarderPath: ForwarderBuild.Debug());
         var log = new StringWriter();
 
         var result = await MeshRunner.RunAsync(options, log, CancellationToken.None);
@@ -65,11 +65,4 @@ public sealed class MeshRunnerTests(ITestOutputHelper output) : IDisposable
     [InlineData(100.0, 2, 3)]
     public void LowRatesRunLongEnoughForThreeHundredRequests(double? rate, double seconds, double expected)
         => Assert.Equal(TimeSpan.FromSeconds(expected), MeshRunner.DurationAt(rate, TimeSpan.FromSeconds(seconds)));
-
-    private static string ForwarderDebugBuild()
-    {
-        var path = Path.Combine(ForwarderBinary.RepositoryRoot()!, "forwarder", "bin", "Debug", "net10.0", "forwarder");
-        Assert.True(File.Exists(path), $"{path} is missing: build the solution first (dotnet build Forwarder.sln)");
-        return path;
-    }
 }

@@ -32,7 +32,7 @@ internal static class GateCli
         var throughput = ShareOption("--throughput-growth", "Regression: throughput cost grown by more than this share.", GatePolicy.Default.ThroughputGrowth);
         var minimum = ShareOption("--min-growth", "Growth never allowed below this share of the direct arm's figure.", GatePolicy.Default.MinimumPoints);
         var alpha = ShareOption("--alpha", "Significance of the one-sided Mann-Whitney test.", GatePolicy.Default.Alpha);
-        var sessions = new Option<int>("--sessions") { Description = "Calibration: independent sessions.", DefaultValueFactory = _ => 6 };
+        var sessions = new Option<int>("--sessions") { Description = "Independent sessions (fresh backend and proxies each) a new baseline pools, or a calibration measures.", DefaultValueFactory = _ => 4 };
         var gateReps = new Option<int>("--gate-reps") { Description = "Calibration: repetitions of the gate run each trial stands for.", DefaultValueFactory = _ => 6 };
         var delays = new Option<string?>("--inject") { Description = "Calibration: busy waits to inject, as CHUNK_US,REQUEST_US (tcp listener per chunk, http listener per request); default sized from a pilot." };
         var from = new Option<string?>("--from") { Description = "Calibration: re-analyse this samples.json instead of measuring." };
@@ -80,14 +80,14 @@ internal static class GateCli
             SocketEngineSettings.Apply(1);
             if (!parse.GetValue(calibrate))
             {
-                var options = new GateOptions(parse.GetValue(baseline)!, parse.GetValue(update), parse.GetValue(reps), settings, policy, parse.GetValue(summary), parse.GetValue(forwarder));
+                var options = new GateOptions(parse.GetValue(baseline)!, parse.GetValue(update), parse.GetValue(reps), settings, policy, parse.GetValue(summary), parse.GetValue(forwarder), parse.GetValue(sessions));
                 return await GateCommand.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             }
 
             var calibration = new CalibrationOptions(settings, parse.GetValue(sessions), parse.GetValue(reps), parse.GetValue(gateReps), policy, 0.10, ParseDelays(parse.GetValue(delays)),
                 parse.GetValue(output) ?? Path.Combine(root, "perf-reports", "gate-calibration"), parse.GetValue(forwarder), parse.GetValue(from));
             var result = await GateCalibration.RunAsync(calibration, Console.Out, cancellationToken).ConfigureAwait(false);
-            var analyses = Rules(policy).Select(rule => GateCalibration.Analyse(result, rule, calibration.GateReps)).ToArray();
+            var analyses = new[] { true, false }.SelectMany(pooled => Rules(policy).Select(rule => GateCalibration.Analyse(result, rule, calibration.GateReps, pooled))).ToArray();
             var report = GateCalibration.Report(result, analyses);
             Directory.CreateDirectory(calibration.OutputDirectory);
             await File.WriteAllTextAsync(Path.Combine(calibration.OutputDirectory, "report.md"), report, cancellationToken).ConfigureAwait(false);

@@ -65,37 +65,33 @@ internal static class GateCalibration
     }
 
     /// <summary>Every ordered pair of sessions, the current side subsampled to a gate run's size: how often the gate fails with nothing changed, and how often it catches the injected delay.</summary>
-    public static CalibrationAnalysis Analyse(CalibrationResult result, GatePolicy policy, int gateReps)
+    /// <param name="pooled">Whether each session is compared with the other sessions pooled (as a baseline recorded over several sessions is) rather than with each other session alone.</param>
+    public static CalibrationAnalysis Analyse(CalibrationResult result, GatePolicy policy, int gateReps, bool pooled = false)
     {
         var random = new Random(20261122);
         int trials = 0, falseAlarms = 0;
         var caught = GateMetric.ProxyArms.ToDictionary(arm => arm, _ => 0);
         var alarmsByMetric = GateMetric.All.ToDictionary(m => m.Name, _ => 0);
-        for (var i = 0; i < result.Sessions.Count; i++)
+        var count = result.Sessions.Count;
+        var pairs = pooled
+            ? Enumerable.Range(0, count).Select(j => (Baseline: Pool(result, Enumerable.Range(0, count).Where(i => i != j)), Current: j))
+            : Enumerable.Range(0, count).SelectMany(i => Enumerable.Range(0, count).Where(j => j != i).Select(j => (Baseline: result.Sessions[i].Normal, Current: j)));
+        foreach (var (baseline, j) in pairs)
         {
-            for (var j = 0; j < result.Sessions.Count; j++)
+            foreach (var reps in Subsets(result.Sessions[j].Normal, gateReps, random))
             {
-                if (i == j)
+                trials++;
+                var aa = GateComparison.Compare(baseline, [.. result.Sessions[j].Normal.Where(s => reps.Contains(s.Rep))], policy);
+                falseAlarms += GateReport.Passed(aa) ? 0 : 1;
+                foreach (var verdict in aa.Where(v => v.Outcome == GateOutcome.Worse))
                 {
-                    continue;
+                    alarmsByMetric[verdict.Metric.Name]++;
                 }
 
-                var baseline = result.Sessions[i].Normal;
-                foreach (var reps in Subsets(result.Sessions[j].Normal, gateReps, random))
+                var slowed = GateComparison.Compare(baseline, [.. result.Sessions[j].Injected.Where(s => reps.Contains(s.Rep))], policy);
+                foreach (var arm in GateMetric.ProxyArms)
                 {
-                    trials++;
-                    var aa = GateComparison.Compare(baseline, [.. result.Sessions[j].Normal.Where(s => reps.Contains(s.Rep))], policy);
-                    falseAlarms += GateReport.Passed(aa) ? 0 : 1;
-                    foreach (var verdict in aa.Where(v => v.Outcome == GateOutcome.Worse))
-                    {
-                        alarmsByMetric[verdict.Metric.Name]++;
-                    }
-
-                    var slowed = GateComparison.Compare(baseline, [.. result.Sessions[j].Injected.Where(s => reps.Contains(s.Rep))], policy);
-                    foreach (var arm in GateMetric.ProxyArms)
-                    {
-                        caught[arm] += slowed.Any(v => v.Metric.Arm == arm && v.Metric.Kind == GateMetricKind.P50 && v.Outcome == GateOutcome.Worse) ? 1 : 0;
-                    }
+                    caught[arm] += slowed.Any(v => v.Metric.Arm == arm && v.Metric.Kind == GateMetricKind.P50 && v.Outcome == GateOutcome.Worse) ? 1 : 0;
                 }
             }
         }
@@ -107,8 +103,12 @@ internal static class GateCalibration
             var injected = GateComparison.LowerQuartile([.. result.Sessions.SelectMany(s => p50.Ratios(s.Injected))]) - 1;
             return (normal, injected);
         });
-        return new CalibrationAnalysis(policy, gateReps, trials, falseAlarms, alarmsByMetric, caught, growth);
+        return new CalibrationAnalysis(policy, gateReps, pooled, trials, falseAlarms, alarmsByMetric, caught, growth);
     }
+
+    /// <summary>Normal repetitions of several sessions as one baseline, numbered apart so each proxy run still pairs with its own direct run.</summary>
+    private static IReadOnlyList<GateSample> Pool(CalibrationResult result, IEnumerable<int> sessions)
+        => [.. sessions.SelectMany(i => result.Sessions[i].Normal.Select(s => s with { Rep = ((i + 1) * 10_000) + s.Rep }))];
 
     /// <summary>Repetition numbers of the current side of each trial: every subset when there are few, else a fixed number drawn at random.</summary>
     private static IEnumerable<HashSet<int>> Subsets(IReadOnlyList<GateSample> samples, int size, Random random)
@@ -168,13 +168,13 @@ internal static class GateCalibration
         }
 
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Each trial is one gate run: a session's normal repetitions as the baseline against {chosen.GateReps} repetitions of another session (every ordered pair of sessions, {SubsetsPerPair} random subsets each). Trials share measurements, so they are not independent; the rates are what the gate does on these sessions.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Each trial is one gate run: {chosen.GateReps} repetitions of a session ({SubsetsPerPair} random subsets each) against a baseline that is either the normal repetitions of the other sessions pooled, as `--update-baseline --sessions N` records it, or those of one other session (every ordered pair). Trials share measurements, so they are not independent; the rates are what the gate does on these sessions.");
         text.AppendLine();
-        text.AppendLine("| rule | trials | false alarms (A/A) | forwarder: injected delay caught | forwarder-l7: injected delay caught |");
-        text.AppendLine("|---|---:|---:|---:|---:|");
+        text.AppendLine("| baseline | rule | trials | false alarms (A/A) | forwarder: injected delay caught | forwarder-l7: injected delay caught |");
+        text.AppendLine("|---|---|---:|---:|---:|---:|");
         foreach (var a in analyses)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| p50 {a.Policy.P50Growth:0.#%}, p99 {a.Policy.P99Growth:0.#%}, throughput {a.Policy.ThroughputGrowth:0.#%}, min {a.Policy.MinimumPoints * 100:0.#} pts, α {a.Policy.Alpha}{(a == chosen ? " (the gate's)" : string.Empty)} | {a.Trials} | {a.FalseAlarms} ({a.FalseAlarmRate:0.0%}) | {a.CaughtRate("forwarder"):0.0%} | {a.CaughtRate("forwarder-l7"):0.0%} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {(a.Pooled ? $"{result.Sessions.Count - 1} other sessions pooled" : "one other session")} | p50 {a.Policy.P50Growth:0.#%}, p99 {a.Policy.P99Growth:0.#%}, throughput {a.Policy.ThroughputGrowth:0.#%}, min {a.Policy.MinimumPoints * 100:0.#} pts, α {a.Policy.Alpha}{(a == chosen ? " (the gate's)" : string.Empty)} | {a.Trials} | {a.FalseAlarms} ({a.FalseAlarmRate:0.0%}) | {a.CaughtRate("forwarder"):0.0%} | {a.CaughtRate("forwarder-l7"):0.0%} |");
         }
 
         text.AppendLine();
@@ -249,6 +249,7 @@ internal sealed record CalibrationResult(GateSettings Settings, double ChunkDela
 internal sealed record CalibrationAnalysis(
     GatePolicy Policy,
     int GateReps,
+    bool Pooled,
     int Trials,
     int FalseAlarms,
     IReadOnlyDictionary<string, int> AlarmsByMetric,

@@ -6,7 +6,8 @@ namespace Forwarder.Bench.Gate;
 /// <summary>What <c>bench gate</c> was asked to do.</summary>
 /// <param name="Settings">Load settings for a new baseline; a comparison uses the baseline's own.</param>
 /// <param name="SummaryPath">Where to write the markdown verdict (CI pages); null for none.</param>
-internal sealed record GateOptions(string BaselinePath, bool UpdateBaseline, int Reps, GateSettings Settings, GatePolicy Policy, string? SummaryPath, string? ForwarderPath);
+/// <param name="Sessions">Sessions (fresh backend and proxies each) a new baseline pools; a comparison runs one.</param>
+internal sealed record GateOptions(string BaselinePath, bool UpdateBaseline, int Reps, GateSettings Settings, GatePolicy Policy, string? SummaryPath, string? ForwarderPath, int Sessions = 1);
 
 /// <summary><c>bench gate</c>: measure the forwarder's overheads and compare them with the committed baseline, or record a new one.</summary>
 internal static class GateCommand
@@ -41,15 +42,28 @@ internal static class GateCommand
         var forwarder = ForwarderBinary.Locate(options.ForwarderPath, log, rebuild: options.ForwarderPath is null);
         await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"gate: {settings.WarmupReps} unmeasured and {options.Reps} measured repetitions of about {settings.RepTime(3).TotalSeconds:0}s: direct, forwarder and forwarder-l7 in turn, closed loops of {settings.Connections} and {settings.MaxConnections} connections")).ConfigureAwait(false);
         List<GateSample> samples = [];
-        IReadOnlyDictionary<string, string> versions;
+        IReadOnlyDictionary<string, string> versions = new Dictionary<string, string>();
+
+        // A session's figures sit a few points from another's however many repetitions it has, so
+        // a baseline pools several fresh sessions: the gate then compares with a typical session
+        // rather than with whichever one the recording happened to draw.
+        var sessions = baseline is null ? options.Sessions : 1;
         try
         {
-            await using var session = await GateSession.StartAsync(settings, forwarder, null, log).ConfigureAwait(false);
-            versions = session.Versions;
-            await session.WarmAsync(cancellationToken).ConfigureAwait(false);
-            for (var rep = 1; rep <= options.Reps; rep++)
+            for (var s = 0; s < sessions; s++)
             {
-                samples.AddRange(await session.RunRepAsync(rep, injected: false, cancellationToken).ConfigureAwait(false));
+                if (sessions > 1)
+                {
+                    await log.WriteLineAsync($"session {s + 1}/{sessions}").ConfigureAwait(false);
+                }
+
+                await using var session = await GateSession.StartAsync(settings, forwarder, null, log).ConfigureAwait(false);
+                versions = session.Versions;
+                await session.WarmAsync(cancellationToken).ConfigureAwait(false);
+                for (var rep = 1; rep <= options.Reps; rep++)
+                {
+                    samples.AddRange(await session.RunRepAsync((s * options.Reps) + rep, injected: false, cancellationToken).ConfigureAwait(false));
+                }
             }
         }
         catch (GateRunException ex)

@@ -51,8 +51,9 @@ internal static class GateComparison
         var currentRatio = LowerQuartile(current);
         var allowed = Math.Max(policy.GrowthOf(metric.Kind) * (baseRatio - 1), policy.MinimumPoints);
 
-        // Seeded from the data, so the same figures always give the same verdict.
-        var random = new Random(HashCode.Combine(metric.Name, baseline.Length, current.Length, baseRatio, currentRatio));
+        // Seeded from the data (not HashCode, which is salted per process), so the same figures
+        // always give the same verdict.
+        var random = new Random(Seed(metric.Name, baseline, current));
         int withinWorse = 0, withinBetter = 0;
         var baseDraw = new double[baseline.Length];
         var currentDraw = new double[current.Length];
@@ -80,6 +81,18 @@ internal static class GateComparison
         var below = (int)position;
         var above = Math.Min(below + 1, sorted.Length - 1);
         return sorted[below] + ((sorted[above] - sorted[below]) * (position - below));
+    }
+
+    private static int Seed(string name, double[] baseline, double[] current)
+    {
+        // FNV-1a over the name's characters and the figures' bits.
+        var hash = 14695981039346656037UL;
+        foreach (var bits in name.Select(c => (ulong)c).Concat(baseline.Concat(current).Select(v => (ulong)BitConverter.DoubleToInt64Bits(v))))
+        {
+            hash = (hash ^ bits) * 1099511628211UL;
+        }
+
+        return (int)(hash ^ (hash >> 32));
     }
 
     private static double[] Draw(double[] values, double[] into, Random random)

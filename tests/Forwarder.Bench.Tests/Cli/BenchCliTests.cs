@@ -20,6 +20,8 @@ public sealed class BenchCliTests
     [InlineData("gate --reps 10 --summary gate.md --p50-growth 5% --throughput-growth 0.1 --alpha 1%")]
     [InlineData("gate --update-baseline --baseline b.json -c 1 -d 1s --max-connections 32 --max-duration 2s --warmup 250ms --warmup-reps 2")]
     [InlineData("gate --calibrate --sessions 4 --reps 10 --gate-reps 8 --out cal")]
+    [InlineData("gate --calibrate --from samples.json --inject 1.34,3.67")]
+    [InlineData("gate --update-baseline --sessions 4 --reps 10")]
     [InlineData("mesh --protocols http -k 10 -m 2 --arms no-mesh,node-forwarder --rates 20,100,max --reps 2 -d 5s")]
     [InlineData("serve --http 127.0.0.1:8080,127.0.0.1:8081 --echo 127.0.0.1:9000")]
     public void Parse_ValidCommandLines_HaveNoErrors(string commandLine)
@@ -45,6 +47,7 @@ public sealed class BenchCliTests
     [InlineData("gate --update-baseline --calibrate", "--update-baseline and --calibrate do not go together.")]
     [InlineData("gate --p50-growth lots", "--p50-growth: expected a share such as 5% or 0.05, got 'lots'.")]
     [InlineData("gate --reps 1", "--reps must be at least 2.")]
+    [InlineData("gate --calibrate --inject 1.5", "--inject: expected CHUNK_US,REQUEST_US (two numbers of microseconds, 0 or more), got '1.5'.")]
     [InlineData("mesh --protocols udp", "--protocols: expected http and/or tcp, got 'udp'.")]
     [InlineData("mesh --arms no-mesh,envoy-sidecar", "--arms: unknown arm 'envoy-sidecar'")]
     [InlineData("serve --http 127.0.0.1:8080,nowhere", "--http: expected IP:PORT such as 127.0.0.1:8080, got 'nowhere'.")]

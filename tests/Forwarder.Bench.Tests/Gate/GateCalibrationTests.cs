@@ -24,6 +24,25 @@ public sealed class GateCalibrationTests
     }
 
     [Fact]
+    public void Analyse_Pooled_ComparesEachSessionWithAllTheOthers()
+    {
+        // Session 1's normal build runs 2 points high, inside the 4-point allowance: pooled with
+        // the others it raises no alarm as a current run, and a +10% slowdown is still caught.
+        List<CalibrationSession> sessions = [.. Enumerable.Range(1, 4).Select(s => new CalibrationSession(
+            GateSamples.Make(10, seed: s, p50: s == 1 ? 1.82 : 1.8, spread: 0.002),
+            GateSamples.Make(10, seed: 100 + s, p50: 1.9, spread: 0.002)))];
+        var result = new CalibrationResult(GateSettings.Default("nginx"), 1, 2, sessions, "m", DateTimeOffset.UtcNow);
+
+        var pooled = GateCalibration.Analyse(result, GatePolicy.Default, gateReps: 8, pooled: true);
+
+        Assert.True(pooled.Pooled);
+        Assert.Equal(4 * 40, pooled.Trials);
+        Assert.Equal(0, pooled.FalseAlarms);
+        Assert.Equal(1.0, pooled.CaughtRate("forwarder"));
+        Assert.Equal(1.0, pooled.CaughtRate("forwarder-l7"));
+    }
+
+    [Fact]
     public void Analyse_ADelayTooSmallToSee_IsNotCaught()
     {
         List<CalibrationSession> sessions = [.. Enumerable.Range(1, 3).Select(s => new CalibrationSession(
@@ -46,6 +65,6 @@ public sealed class GateCalibrationTests
         var report = GateCalibration.Report(result, [GateCalibration.Analyse(result, GatePolicy.Default, 8)]);
 
         Assert.Contains("| forwarder | +80.0% | +96.0% | +20.0% |", report, StringComparison.Ordinal);
-        Assert.Contains("(the gate's) | 6 | 0 (0.0%) | 100.0% | 100.0% |", report, StringComparison.Ordinal);
+        Assert.Contains("| one other session | p50 5%, p99 30%, throughput 10%, min 2 pts, α 0.01 (the gate's) | 6 | 0 (0.0%) | 100.0% | 100.0% |", report, StringComparison.Ordinal);
     }
 }

@@ -72,18 +72,19 @@ public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public async Task UpdateBaseline_RecordsEveryArmOfEveryRepetition()
+    public async Task UpdateBaseline_PoolsEveryArmOfEveryRepetitionOfEverySession()
     {
         var baseline = Path.Combine(_directory.FullName, "recorded", "gate.json");
         var log = new StringWriter();
 
-        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, true, 2, QuickSettings, GatePolicy.Default, null, ForwarderBuild.Debug()), log, CancellationToken.None);
+        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, true, 2, QuickSettings, GatePolicy.Default, null, ForwarderBuild.Debug(), Sessions: 2), log, CancellationToken.None);
         output.WriteLine(log.ToString());
 
         Assert.Equal(GateCommand.ExitPass, exitCode);
+        Assert.Contains("session 2/2", log.ToString(), StringComparison.Ordinal);
         var recorded = GateBaseline.Read(baseline);
         Assert.Equal(QuickSettings, recorded.Settings);
-        Assert.Equal(2, recorded.Reps);
+        Assert.Equal([1, 2, 3, 4], recorded.Samples.Select(s => s.Rep).Distinct().Order());
         Assert.Equal(["direct", "forwarder", "forwarder-l7"], recorded.Samples.Select(s => s.Arm).Distinct().Order());
         Assert.All(recorded.Samples, s => Assert.True(s.P50Us > 0 && s.P99Us >= s.P50Us && s.MaxRps > 0, s.ToString()));
     }

@@ -44,13 +44,21 @@ public sealed class SteadyStateAllocationTests(ITestOutputHelper output)
         var perRoundTrip = await Task.Factory.StartNew(
             () =>
             {
-                // A pool may still add a 64 KiB block now and then; over this many round trips
-                // that stays far below the 24 bytes that even one allocation per round trip costs.
+                // A pool may still add a 64 KiB block now and then, and on a loaded machine the
+                // runtime may add a thread-pool thread (allocations of its own, counted process-wide).
+                // Neither happens in every window; an allocation per chunk does, at 24 bytes or more
+                // per round trip, so the quietest of several windows is what is asserted.
                 RoundTrips(client, message, reply, 10_000);
-                const int measured = 50_000;
-                var before = GC.GetTotalAllocatedBytes(precise: true);
-                RoundTrips(client, message, reply, measured);
-                return (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)measured;
+                const int measured = 10_000;
+                var quietest = double.MaxValue;
+                for (var window = 0; window < 5; window++)
+                {
+                    var before = GC.GetTotalAllocatedBytes(precise: true);
+                    RoundTrips(client, message, reply, measured);
+                    quietest = Math.Min(quietest, (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)measured);
+                }
+
+                return quietest;
             },
             TaskCreationOptions.LongRunning);
 

@@ -53,9 +53,12 @@ internal sealed partial class Http1ProxySession
         /// <summary>The client's body broke, and the upstream connection was aborted for it.</summary>
         private bool ClientBodyFailed => Volatile.Read(ref _clientBodyFailed);
 
-        /// <summary>Sends the head, starts the body on its way, and reads up to the final response head (forwarding 1xx).</summary>
-        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-        public async ValueTask<ExchangeFailure> SendAndReceiveHeadAsync()
+        /// <summary>
+        /// Sends the head, starts the body on its way, and reads up to the final response head
+        /// (forwarding 1xx). Not async itself when the head goes out at once, which is nearly
+        /// always: the wait for the response is then one level fewer for every request.
+        /// </summary>
+        public ValueTask<ExchangeFailure> SendAndReceiveHeadAsync()
         {
             InjectedDelay.Apply();
             var request = session._request;
@@ -63,26 +66,49 @@ internal sealed partial class Http1ProxySession
             var output = _connection.Transport.Output;
             Http1RequestWriter.Write(output, request, new ForwardingContext(session._clientAddress ?? IPAddress.None, session._scheme, _requestId));
             _sentAt = session._tracker.Now;
+            ValueTask<FlushResult> flush;
             try
             {
-                var flushed = await output.FlushAsync().ConfigureAwait(false);
-                if (flushed.IsCompleted)
-                {
-                    return ExchangeFailure.Reset;
-                }
-
-                if (request.HasBody)
-                {
-                    session._client.IdleTimeout = _route.Config.Timeout;
-                    _requestBody = ForwardRequestBodyAsync(output);
-                }
-
-                return await ReceiveHeadAsync().ConfigureAwait(false);
+                flush = output.FlushAsync();
             }
             catch (Exception ex) when (IsConnectionFailure(ex))
             {
-                return ClientBodyFailed ? ExchangeFailure.ClientBody : ExchangeFailure.Reset;
+                return new ValueTask<ExchangeFailure>(ExchangeFailure.Reset);
             }
+
+            return flush.IsCompletedSuccessfully ? Sent(flush.Result, output) : SendRestAndReceiveHeadAsync(flush, output);
+        }
+
+        private async ValueTask<ExchangeFailure> SendRestAndReceiveHeadAsync(ValueTask<FlushResult> flush, PipeWriter output)
+        {
+            FlushResult flushed;
+            try
+            {
+                flushed = await flush.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsConnectionFailure(ex))
+            {
+                return ExchangeFailure.Reset;
+            }
+
+            return await Sent(flushed, output).ConfigureAwait(false);
+        }
+
+        /// <summary>The head is out: the body follows on its own, and the response head is awaited.</summary>
+        private ValueTask<ExchangeFailure> Sent(FlushResult flushed, PipeWriter output)
+        {
+            if (flushed.IsCompleted)
+            {
+                return new ValueTask<ExchangeFailure>(ExchangeFailure.Reset);
+            }
+
+            if (session._request.HasBody)
+            {
+                session._client.IdleTimeout = _route.Config.Timeout;
+                _requestBody = ForwardRequestBodyAsync(output);
+            }
+
+            return ReceiveHeadAsync();
         }
 
         /// <summary>
@@ -166,6 +192,10 @@ internal sealed partial class Http1ProxySession
                         await session._output.FlushAsync().ConfigureAwait(false);
                     }
                 }
+            }
+            catch (Exception ex) when (IsConnectionFailure(ex))
+            {
+                return ClientBodyFailed ? ExchangeFailure.ClientBody : ExchangeFailure.Reset;
             }
             finally
             {

@@ -64,6 +64,9 @@ internal sealed partial class Http1ProxySession
         _exchange = new Exchange(this);
     }
 
+    /// <summary>Where the wait for a request head stands: the deadline armed, and whether its first byte came.</summary>
+    private readonly record struct HeadWait(long Deadline, bool Started);
+
     private enum HeadOutcome
     {
         Parsed,
@@ -92,7 +95,12 @@ internal sealed partial class Http1ProxySession
         ClientBody,
     }
 
-    /// <summary>Runs the connection to its end; connection failures end it quietly.</summary>
+    /// <summary>
+    /// Runs the connection to its end; connection failures end it quietly. The wait for each
+    /// request head is awaited here, at the top, and the wait for its response one level down in
+    /// <see cref="ForwardAsync"/>: every level an await passes through costs a suspension and a
+    /// resumption per request, so the hot path keeps them few.
+    /// </summary>
     public async Task RunAsync()
     {
         _client.IdleTimeout = TimeSpan.Zero;
@@ -102,7 +110,20 @@ internal sealed partial class Http1ProxySession
         {
             while (_host.Model.Http is { } model)
             {
-                var (outcome, error) = await ReadRequestHeadAsync(model.Config).ConfigureAwait(false);
+                var wait = BeginHeadWait(model.Config);
+                HeadOutcome outcome;
+                Http1Error error;
+                try
+                {
+                    while (!TryTakeHead(await _input.ReadAsync().ConfigureAwait(false), model.Config, ref wait, out outcome, out error))
+                    {
+                    }
+                }
+                finally
+                {
+                    _idle = false;
+                }
+
                 if (outcome == HeadOutcome.Closed)
                 {
                     return;
@@ -147,155 +168,154 @@ internal sealed partial class Http1ProxySession
         }
     }
 
-    /// <summary>
-    /// Waits for the next request head: up to the keep-alive timeout for its first byte (then
-    /// closes quietly), up to the header timeout from there to its end (then 408).
-    /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<(HeadOutcome Outcome, Http1Error Error)> ReadRequestHeadAsync(HttpListenerConfig config)
+    /// <summary>Arms the keep-alive deadline for the next request's first byte.</summary>
+    private HeadWait BeginHeadWait(HttpListenerConfig config)
     {
         var deadline = _tracker.DeadlineAfter(config.KeepAliveTimeout);
         _client.ArmDeadline(deadline, _input);
-        var started = false;
         _idle = true;
-        try
-        {
-            while (true)
-            {
-                var result = await _input.ReadAsync().ConfigureAwait(false);
-                var buffer = result.Buffer;
-                if (result.IsCanceled)
-                {
-                    if (_client.DisarmDeadline())
-                    {
-                        return started ? (HeadOutcome.Refused, new Http1Error(408, "request head not received within the header timeout")) : (HeadOutcome.Closed, default);
-                    }
-
-                    if (_stopping.IsCancellationRequested && buffer.IsEmpty)
-                    {
-                        return (HeadOutcome.Closed, default);
-                    }
-
-                    _client.ArmDeadline(deadline, _input);
-                }
-
-                if (!started && !buffer.IsEmpty)
-                {
-                    started = true;
-                    _idle = false;
-                    deadline = _tracker.DeadlineAfter(config.HeaderTimeout);
-                    _client.ArmDeadline(deadline, _input);
-                }
-
-                if (_requestCount == 0 && config.Http2 && Http2Preface.Check(buffer) is { } isHttp2)
-                {
-                    if (isHttp2)
-                    {
-                        // Left unread: the HTTP/2 server reads the preface itself.
-                        _input.AdvanceTo(buffer.Start);
-                        _client.DisarmDeadline();
-                        return (HeadOutcome.Http2, default);
-                    }
-                }
-                else if (_requestCount == 0 && config.Http2 && !result.IsCompleted)
-                {
-                    // Too few bytes yet to tell HTTP/2's preface from an HTTP/1.1 request.
-                    _input.AdvanceTo(buffer.Start, buffer.End);
-                    continue;
-                }
-
-                var status = Http1RequestParser.TryParse(buffer, config.Limits, _request, out var consumed, out var error);
-                if (status == Http1ParseStatus.Complete)
-                {
-                    _input.AdvanceTo(consumed);
-                    _client.DisarmDeadline();
-                    return (HeadOutcome.Parsed, default);
-                }
-
-                if (status == Http1ParseStatus.Error)
-                {
-                    _input.AdvanceTo(buffer.End);
-                    _client.DisarmDeadline();
-                    return (HeadOutcome.Refused, error);
-                }
-
-                if (result.IsCompleted)
-                {
-                    // Closed between requests, or part-way through a head nobody will finish.
-                    _input.AdvanceTo(buffer.End);
-                    _client.DisarmDeadline();
-                    return (HeadOutcome.Closed, default);
-                }
-
-                _input.AdvanceTo(buffer.Start, buffer.End);
-            }
-        }
-        finally
-        {
-            _idle = false;
-        }
+        return new HeadWait(deadline, Started: false);
     }
 
-    /// <summary>Serves one parsed request; true when the connection stays open for the next.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> ServeAsync(HttpListenerModel model)
+    /// <summary>
+    /// Looks at one read of the request head: up to the keep-alive timeout for its first byte
+    /// (then closes quietly), up to the header timeout from there to its end (then 408). True
+    /// when the outcome is decided; false to read again.
+    /// </summary>
+    private bool TryTakeHead(ReadResult result, HttpListenerConfig config, ref HeadWait wait, out HeadOutcome outcome, out Http1Error error)
+    {
+        var buffer = result.Buffer;
+        error = default;
+        if (result.IsCanceled)
+        {
+            if (_client.DisarmDeadline())
+            {
+                (outcome, error) = wait.Started ? (HeadOutcome.Refused, new Http1Error(408, "request head not received within the header timeout")) : (HeadOutcome.Closed, default);
+                return true;
+            }
+
+            if (_stopping.IsCancellationRequested && buffer.IsEmpty)
+            {
+                outcome = HeadOutcome.Closed;
+                return true;
+            }
+
+            _client.ArmDeadline(wait.Deadline, _input);
+        }
+
+        if (!wait.Started && !buffer.IsEmpty)
+        {
+            _idle = false;
+            wait = new HeadWait(_tracker.DeadlineAfter(config.HeaderTimeout), Started: true);
+            _client.ArmDeadline(wait.Deadline, _input);
+        }
+
+        if (_requestCount == 0 && config.Http2 && Http2Preface.Check(buffer) is { } isHttp2)
+        {
+            if (isHttp2)
+            {
+                // Left unread: the HTTP/2 server reads the preface itself.
+                _input.AdvanceTo(buffer.Start);
+                _client.DisarmDeadline();
+                outcome = HeadOutcome.Http2;
+                return true;
+            }
+        }
+        else if (_requestCount == 0 && config.Http2 && !result.IsCompleted)
+        {
+            // Too few bytes yet to tell HTTP/2's preface from an HTTP/1.1 request.
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            outcome = default;
+            return false;
+        }
+
+        var status = Http1RequestParser.TryParse(buffer, config.Limits, _request, out var consumed, out error);
+        if (status == Http1ParseStatus.Complete)
+        {
+            _input.AdvanceTo(consumed);
+            _client.DisarmDeadline();
+            outcome = HeadOutcome.Parsed;
+            return true;
+        }
+
+        if (status == Http1ParseStatus.Error)
+        {
+            _input.AdvanceTo(buffer.End);
+            _client.DisarmDeadline();
+            outcome = HeadOutcome.Refused;
+            return true;
+        }
+
+        if (result.IsCompleted)
+        {
+            // Closed between requests, or part-way through a head nobody will finish.
+            _input.AdvanceTo(buffer.End);
+            _client.DisarmDeadline();
+            outcome = HeadOutcome.Closed;
+            return true;
+        }
+
+        _input.AdvanceTo(buffer.Start, buffer.End);
+        outcome = default;
+        return false;
+    }
+
+    /// <summary>Serves one parsed request; true when the connection stays open for the next. Not async itself: it adds no level to the awaits.</summary>
+    private ValueTask<bool> ServeAsync(HttpListenerModel model)
     {
         var started = _tracker.Now;
         _requestBody.ClearCount();
         var route = model.Routes.Match(_request);
         if (route is null)
         {
-            await RefuseAsync(model, null, 404, "no route matches", started).ConfigureAwait(false);
-            return false;
+            return RefuseAndCloseAsync(model, null, 404, "no route matches", started);
         }
 
         route.Metrics.RequestStarted();
         if (model.Config.MaxBodySize < _request.ContentLength)
         {
-            await RefuseAsync(model, route, 413, "body larger than maxBodySize", started).ConfigureAwait(false);
-            return false;
+            return RefuseAndCloseAsync(model, route, 413, "body larger than maxBodySize", started);
         }
 
-        route.Budget.RequestStarted();
-        try
-        {
-            return await ForwardAsync(model, route, started).ConfigureAwait(false);
-        }
-        finally
-        {
-            route.Budget.RequestEnded();
-        }
+        return ForwardAsync(model, route, started);
+    }
+
+    private async ValueTask<bool> RefuseAndCloseAsync(HttpListenerModel model, RouteModel? route, int status, string reason, long started)
+    {
+        await RefuseAsync(model, route, status, reason, started).ConfigureAwait(false);
+        return false;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ForwardAsync(HttpListenerModel model, RouteModel route, long started)
     {
-        var service = route.PickService();
-        var balancer = service.Balancer;
-        service.Metrics.Http.RequestStarted();
-        GeneratedCookie? generated = null;
-        var key = service.HashesRequests ? RequestHashKey.Compute(service.Config.Lb.HashKeys, _request, _clientAddress, out generated) : null;
-        var index = key is { } hash ? balancer.Pick(hash) : balancer.Pick();
-        if (index < 0)
-        {
-            service.Metrics.NoneAvailable();
-            _handler.WarnNoneAvailable(route.Config.Name, service.Config.Name);
-            await RefuseAsync(model, route, 503, "no endpoint available", started, service).ConfigureAwait(false);
-            return false;
-        }
-
-        if (service.Config.Http.Version.Major >= 2 && !_request.Upgrade)
-        {
-            return await ForwardOverHttp2Async(model, route, service, index, generated, started).ConfigureAwait(false);
-        }
-
-        var requestId = NextRequestId();
-        var retryable = IsIdempotent(_request.Method) && !_request.HasBody && !_request.Upgrade;
-        var retries = 0;
+        route.Budget.RequestStarted();
         var holdsRetry = false;
-        _tried.Clear();
         try
         {
+            var service = route.PickService();
+            var balancer = service.Balancer;
+            service.Metrics.Http.RequestStarted();
+            GeneratedCookie? generated = null;
+            var key = service.HashesRequests ? RequestHashKey.Compute(service.Config.Lb.HashKeys, _request, _clientAddress, out generated) : null;
+            var index = key is { } hash ? balancer.Pick(hash) : balancer.Pick();
+            if (index < 0)
+            {
+                service.Metrics.NoneAvailable();
+                _handler.WarnNoneAvailable(route.Config.Name, service.Config.Name);
+                await RefuseAsync(model, route, 503, "no endpoint available", started, service).ConfigureAwait(false);
+                return false;
+            }
+
+            if (service.Config.Http.Version.Major >= 2 && !_request.Upgrade)
+            {
+                return await ForwardOverHttp2Async(model, route, service, index, generated, started).ConfigureAwait(false);
+            }
+
+            var requestId = NextRequestId();
+            var retryable = IsIdempotent(_request.Method) && !_request.HasBody && !_request.Upgrade;
+            var retries = 0;
+            _tried.Clear();
             while (true)
             {
                 var leased = await _handler.Connector.ConnectAsync(service, index, _tried, pooled: true, _client.Client.ConnectionClosed).ConfigureAwait(false);
@@ -369,6 +389,8 @@ internal sealed partial class Http1ProxySession
             {
                 route.Budget.RetryEnded();
             }
+
+            route.Budget.RequestEnded();
         }
     }
 

@@ -31,6 +31,7 @@ internal sealed partial class Http1ProxySession
         private long _sentAt;
         private double _upstreamMilliseconds;
         private bool _deadlinePassed;
+        private bool _isHead;
 
         /// <summary>The connection closed without a single byte of response.</summary>
         public bool NothingReceived { get; private set; }
@@ -54,11 +55,11 @@ internal sealed partial class Http1ProxySession
         private bool ClientBodyFailed => Volatile.Read(ref _clientBodyFailed);
 
         /// <summary>
-        /// Sends the head, starts the body on its way, and reads up to the final response head
-        /// (forwarding 1xx). Not async itself when the head goes out at once, which is nearly
-        /// always: the wait for the response is then one level fewer for every request.
+        /// Sends the head and starts the body on its way; <see cref="ExchangeFailure.Reset"/> when
+        /// the connection failed. Completes at once unless the upstream's socket is full.
         /// </summary>
-        public ValueTask<ExchangeFailure> SendAndReceiveHeadAsync()
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        public async ValueTask<ExchangeFailure> SendAsync()
         {
             InjectedDelay.Apply();
             var request = session._request;
@@ -66,49 +67,25 @@ internal sealed partial class Http1ProxySession
             var output = _connection.Transport.Output;
             Http1RequestWriter.Write(output, request, new ForwardingContext(session._clientAddress ?? IPAddress.None, session._scheme, _requestId));
             _sentAt = session._tracker.Now;
-            ValueTask<FlushResult> flush;
             try
             {
-                flush = output.FlushAsync();
-            }
-            catch (Exception ex) when (IsConnectionFailure(ex))
-            {
-                return new ValueTask<ExchangeFailure>(ExchangeFailure.Reset);
-            }
-
-            return flush.IsCompletedSuccessfully ? Sent(flush.Result, output) : SendRestAndReceiveHeadAsync(flush, output);
-        }
-
-        private async ValueTask<ExchangeFailure> SendRestAndReceiveHeadAsync(ValueTask<FlushResult> flush, PipeWriter output)
-        {
-            FlushResult flushed;
-            try
-            {
-                flushed = await flush.ConfigureAwait(false);
+                if ((await output.FlushAsync().ConfigureAwait(false)).IsCompleted)
+                {
+                    return ExchangeFailure.Reset;
+                }
             }
             catch (Exception ex) when (IsConnectionFailure(ex))
             {
                 return ExchangeFailure.Reset;
             }
 
-            return await Sent(flushed, output).ConfigureAwait(false);
-        }
-
-        /// <summary>The head is out: the body follows on its own, and the response head is awaited.</summary>
-        private ValueTask<ExchangeFailure> Sent(FlushResult flushed, PipeWriter output)
-        {
-            if (flushed.IsCompleted)
-            {
-                return new ValueTask<ExchangeFailure>(ExchangeFailure.Reset);
-            }
-
-            if (session._request.HasBody)
+            if (request.HasBody)
             {
                 session._client.IdleTimeout = _route.Config.Timeout;
                 _requestBody = ForwardRequestBodyAsync(output);
             }
 
-            return ReceiveHeadAsync();
+            return ExchangeFailure.None;
         }
 
         /// <summary>
@@ -140,70 +117,75 @@ internal sealed partial class Http1ProxySession
             return outcome;
         }
 
-        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-        private async ValueTask<ExchangeFailure> ReceiveHeadAsync()
+        /// <summary>Starts the wait for the response head, under the route's timeout; returns the upstream's input to read it from.</summary>
+        public PipeReader BeginResponseHead()
         {
             var input = _connection.Transport.Input;
-            var client = session._client;
-            var isHead = session._request.Method.SequenceEqual("HEAD"u8);
-            client.ArmDeadline(session._tracker.DeadlineAfter(_route.Config.Timeout), input);
-            try
-            {
-                while (true)
-                {
-                    var result = await input.ReadAsync().ConfigureAwait(false);
-                    var buffer = result.Buffer;
-                    if (result.IsCanceled)
-                    {
-                        return ExchangeFailure.Timeout;
-                    }
-
-                    NothingReceived &= buffer.IsEmpty;
-                    var status = Http1ResponseParser.TryParse(buffer, _model.Config.Limits, isHead, session._response, out var consumed, out _);
-                    if (status == Http1ParseStatus.Error)
-                    {
-                        input.AdvanceTo(buffer.End);
-                        return ExchangeFailure.BadResponse;
-                    }
-
-                    if (status == Http1ParseStatus.NeedMore)
-                    {
-                        if (result.IsCompleted)
-                        {
-                            input.AdvanceTo(buffer.End);
-                            return ClientBodyFailed ? ExchangeFailure.ClientBody : ExchangeFailure.Reset;
-                        }
-
-                        input.AdvanceTo(buffer.Start, buffer.End);
-                        continue;
-                    }
-
-                    input.AdvanceTo(consumed);
-                    if (!session._response.IsInterim)
-                    {
-                        _upstreamMilliseconds = session._tracker.Since(_sentAt).TotalMilliseconds;
-                        return session._response.Status == 101 && !session._request.Upgrade ? ExchangeFailure.BadResponse : ExchangeFailure.None;
-                    }
-
-                    // 100 Continue and friends go to the client as they come (HTTP/1.0 clients know none of them).
-                    if (session._request.Version != Http1Version.Http10)
-                    {
-                        Http1ResponseWriter.Write(session._output, session._response, closeAfter: false, setCookie: null);
-                        await session._output.FlushAsync().ConfigureAwait(false);
-                    }
-                }
-            }
-            catch (Exception ex) when (IsConnectionFailure(ex))
-            {
-                return ClientBodyFailed ? ExchangeFailure.ClientBody : ExchangeFailure.Reset;
-            }
-            finally
-            {
-                // A deadline that passed as the response arrived may have left a cancel pending on
-                // the upstream reader: that connection must not serve the next request.
-                _deadlinePassed = client.DisarmDeadline();
-            }
+            _isHead = session._request.Method.SequenceEqual("HEAD"u8);
+            session._client.ArmDeadline(session._tracker.DeadlineAfter(_route.Config.Timeout), input);
+            return input;
         }
+
+        /// <summary>Looks at one read of the response head: whether it is complete (with its outcome), needs more, or was an interim (1xx) response to forward first.</summary>
+        public ResponseHeadStep TakeResponseHead(ReadResult result, out ExchangeFailure failure)
+        {
+            var input = _connection.Transport.Input;
+            var buffer = result.Buffer;
+            failure = ExchangeFailure.None;
+            if (result.IsCanceled)
+            {
+                failure = ExchangeFailure.Timeout;
+                return ResponseHeadStep.Done;
+            }
+
+            NothingReceived &= buffer.IsEmpty;
+            var status = Http1ResponseParser.TryParse(buffer, _model.Config.Limits, _isHead, session._response, out var consumed, out _);
+            if (status == Http1ParseStatus.Error)
+            {
+                input.AdvanceTo(buffer.End);
+                failure = ExchangeFailure.BadResponse;
+                return ResponseHeadStep.Done;
+            }
+
+            if (status == Http1ParseStatus.NeedMore)
+            {
+                if (result.IsCompleted)
+                {
+                    input.AdvanceTo(buffer.End);
+                    failure = ConnectionFailed;
+                    return ResponseHeadStep.Done;
+                }
+
+                input.AdvanceTo(buffer.Start, buffer.End);
+                return ResponseHeadStep.NeedMore;
+            }
+
+            input.AdvanceTo(consumed);
+            if (!session._response.IsInterim)
+            {
+                _upstreamMilliseconds = session._tracker.Since(_sentAt).TotalMilliseconds;
+                failure = session._response.Status == 101 && !session._request.Upgrade ? ExchangeFailure.BadResponse : ExchangeFailure.None;
+                return ResponseHeadStep.Done;
+            }
+
+            // 100 Continue and friends go to the client as they come (HTTP/1.0 clients know none of them).
+            if (session._request.Version == Http1Version.Http10)
+            {
+                return ResponseHeadStep.NeedMore;
+            }
+
+            Http1ResponseWriter.Write(session._output, session._response, closeAfter: false, setCookie: null);
+            return ResponseHeadStep.Interim;
+        }
+
+        /// <summary>
+        /// Ends the wait for the response head. A deadline that passed as the response arrived may
+        /// have left a cancel pending on the upstream reader: that connection must not serve the next request.
+        /// </summary>
+        public void EndResponseHead() => _deadlinePassed = session._client.DisarmDeadline();
+
+        /// <summary>What a connection failure while the head was awaited amounts to.</summary>
+        public ExchangeFailure ConnectionFailed => ClientBodyFailed ? ExchangeFailure.ClientBody : ExchangeFailure.Reset;
 
         /// <summary>Forwards the final response and settles both connections; true when the client connection stays open.</summary>
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]

@@ -122,7 +122,7 @@ internal sealed partial class Http1ProxySession
         {
             var input = _connection.Transport.Input;
             _isHead = session._request.Method.SequenceEqual("HEAD"u8);
-            session._client.ArmDeadline(session._tracker.DeadlineAfter(_route.Config.Timeout), input);
+            session._client.ArmDeadline(session._tracker.DeadlineAfter(_sentAt, _route.Config.Timeout), input);
             return input;
         }
 

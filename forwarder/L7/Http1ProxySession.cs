@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Runtime.CompilerServices;
@@ -215,11 +216,9 @@ internal sealed partial class Http1ProxySession
             _client.ArmDeadline(wait.Deadline, _input);
         }
 
-        if (!wait.Started && !buffer.IsEmpty)
+        if (!buffer.IsEmpty)
         {
             _idle = false;
-            wait = new HeadWait(_tracker.DeadlineAfter(config.HeaderTimeout), Started: true);
-            _client.ArmDeadline(wait.Deadline, _input);
         }
 
         if (_requestCount == 0 && config.Http2 && Http2Preface.Check(buffer) is { } isHttp2)
@@ -237,6 +236,7 @@ internal sealed partial class Http1ProxySession
         {
             // Too few bytes yet to tell HTTP/2's preface from an HTTP/1.1 request.
             _input.AdvanceTo(buffer.Start, buffer.End);
+            KeepWaiting(buffer, config, ref wait);
             outcome = default;
             return false;
         }
@@ -268,8 +268,22 @@ internal sealed partial class Http1ProxySession
         }
 
         _input.AdvanceTo(buffer.Start, buffer.End);
+        KeepWaiting(buffer, config, ref wait);
         outcome = default;
         return false;
+    }
+
+    /// <summary>
+    /// A head has begun but is not complete: from its first byte on, it has the header timeout
+    /// to finish. Armed only now, since nearly every head arrives whole in one read.
+    /// </summary>
+    private void KeepWaiting(in ReadOnlySequence<byte> buffer, HttpListenerConfig config, ref HeadWait wait)
+    {
+        if (!wait.Started && !buffer.IsEmpty)
+        {
+            wait = new HeadWait(_tracker.DeadlineAfter(config.HeaderTimeout), Started: true);
+            _client.ArmDeadline(wait.Deadline, _input);
+        }
     }
 
     /// <summary>Serves one parsed request; true when the connection stays open for the next. Not async itself: it adds no level to the awaits.</summary>

@@ -43,6 +43,9 @@ internal sealed class ConnectionTracker : IDisposable
     /// <summary>The timestamp <paramref name="delay"/> from now, for <see cref="ClientConnection.ArmDeadline"/>.</summary>
     public long DeadlineAfter(TimeSpan delay) => Now + (long)(delay.TotalSeconds * _time.TimestampFrequency);
 
+    /// <summary>The deadline <paramref name="delay"/> after <paramref name="from"/>, a recent value of <see cref="Now"/> (saving a clock read).</summary>
+    public long DeadlineAfter(long from, TimeSpan delay) => from + (long)(delay.TotalSeconds * _time.TimestampFrequency);
+
     /// <summary>Time since <paramref name="timestamp"/>, a value of <see cref="Now"/>.</summary>
     public TimeSpan Since(long timestamp) => _time.GetElapsedTime(timestamp);
 

@@ -58,7 +58,13 @@ internal sealed partial class ListenerHost
 
     public void Start()
     {
-        _accepting = AcceptLoopAsync();
+        // Connections need nothing from the caller's execution context (a reload's, the host's
+        // logging scopes): without one to restore, every resumption of every session is cheaper.
+        using (ExecutionContext.SuppressFlow())
+        {
+            _accepting = AcceptLoopAsync();
+        }
+
         LogListening(_logger, Model.Config.Name, Model.Config.Protocol, BoundEndPoint);
     }
 

@@ -31,7 +31,7 @@ public sealed class EpollConnection : ConnectionContext,
 
     private readonly Socket _socket;
     private readonly int _fd;
-    private readonly Pipe _receivePipe;
+    private readonly ReceiveReader _input;
     private readonly DirectSocketWriter _output;
     private readonly int _minimumReceiveSize;
     private readonly CancellationTokenSource _closedTokenSource = new();
@@ -48,7 +48,6 @@ public sealed class EpollConnection : ConnectionContext,
     private bool _referenced;
     private Exception? _abortReason;
     private TaskCompletionSource? _writable;
-    private ValueTask<FlushResult> _pendingFlush;
     private bool _receivePaused;
     private bool _readable;
     private bool _hungUp;
@@ -65,18 +64,10 @@ public sealed class EpollConnection : ConnectionContext,
         RemoteEndPoint = socket.RemoteEndPoint;
         _minimumReceiveSize = pool.MaxBufferSize / 2;
 
-        var pipeOptions = new PipeOptions(
-            pool,
-            readerScheduler: PipeScheduler.Inline,
-            writerScheduler: PipeScheduler.Inline,
-            pauseWriterThreshold: maxBufferedBytes,
-            resumeWriterThreshold: maxBufferedBytes / 2,
-            minimumSegmentSize: pool.MaxBufferSize,
-            useSynchronizationContext: false);
-        _receivePipe = new Pipe(pipeOptions);
-        _output = new DirectSocketWriter(this, pool);
-        _transport = new DuplexPipe(_receivePipe.Reader, _output);
         _resumeReceive = ScheduleResume;
+        _input = new ReceiveReader(pool, maxBufferedBytes, _resumeReceive);
+        _output = new DirectSocketWriter(this, pool);
+        _transport = new DuplexPipe(_input, _output);
 
         _features.Set<IConnectionIdFeature>(this);
         _features.Set<IConnectionTransportFeature>(this);
@@ -205,10 +196,9 @@ public sealed class EpollConnection : ConnectionContext,
         }
     }
 
-    /// <summary>Runs on the thread: reads until the socket is drained, passing each read to the pipe's reader inline.</summary>
+    /// <summary>Runs on the thread: reads until the socket is drained, passing each read to the reader inline.</summary>
     private unsafe void Receive()
     {
-        var writer = _receivePipe.Writer;
         while (!_receiveEnded)
         {
             if (_receivePaused)
@@ -217,7 +207,7 @@ public sealed class EpollConnection : ConnectionContext,
                 return;
             }
 
-            var memory = writer.GetMemory(_minimumReceiveSize);
+            var memory = _input.GetReceiveMemory(_minimumReceiveSize);
             nint received;
             fixed (byte* buffer = memory.Span)
             {
@@ -232,6 +222,7 @@ public sealed class EpollConnection : ConnectionContext,
             {
                 var errno = Errno;
                 _readable = false;
+                _input.Commit(0);
                 if (errno != EAgain)
                 {
                     EndReceive(new ConnectionResetException($"recv failed: errno {errno}"));
@@ -243,25 +234,23 @@ public sealed class EpollConnection : ConnectionContext,
             if (received == 0)
             {
                 // A FIN, or our own shutdown: that must not read as the peer's orderly close.
+                _input.Commit(0);
                 EndReceive(_abortReason);
                 return;
             }
 
-            writer.Advance((int)received);
-            var flush = writer.FlushAsync();
-            if (!flush.IsCompleted)
+            var committed = _input.Commit((int)received);
+            if (committed == ReceiveReader.CommitResult.ReaderCompleted)
             {
-                // The reader is behind: stop reading until it catches up (backpressure).
-                _receivePaused = true;
-                _pendingFlush = flush;
-                flush.GetAwaiter().UnsafeOnCompleted(_resumeReceive);
-                _readable = received == memory.Length || _hungUp;
+                EndReceive(null);
                 return;
             }
 
-            if (flush.Result.IsCompleted)
+            if (committed == ReceiveReader.CommitResult.Pause)
             {
-                EndReceive(null);
+                // The reader is behind: stop reading until it catches up (backpressure).
+                _receivePaused = true;
+                _readable = received == memory.Length || _hungUp;
                 return;
             }
 
@@ -277,7 +266,7 @@ public sealed class EpollConnection : ConnectionContext,
 
     private void ScheduleResume() => _thread.Schedule(_target);
 
-    /// <summary>Runs on the thread once a paused flush completed.</summary>
+    /// <summary>Runs on the thread once the reader caught up with a paused receive (or was completed).</summary>
     private void ResumeReceive()
     {
         if (!_receivePaused)
@@ -286,13 +275,7 @@ public sealed class EpollConnection : ConnectionContext,
         }
 
         _receivePaused = false;
-        var result = _pendingFlush.GetAwaiter().GetResult();
-        _pendingFlush = default;
-        if (result.IsCompleted)
-        {
-            EndReceive(null);
-        }
-        else if (_readable)
+        if (_readable)
         {
             Receive();
         }
@@ -306,7 +289,7 @@ public sealed class EpollConnection : ConnectionContext,
         }
 
         _receiveEnded = true;
-        _receivePipe.Writer.Complete(error);
+        _input.CompleteWriter(error);
     }
 
     /// <summary>The output was completed: send what is left, then a FIN (or, completed with an error, abort).</summary>

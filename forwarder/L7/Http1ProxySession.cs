@@ -7,6 +7,7 @@ using Forwarder.Configuration;
 using Forwarder.L7.Http1;
 using Forwarder.L7.Http2;
 using Forwarder.L7.Routing;
+using Forwarder.LoadBalancing;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
 using Microsoft.AspNetCore.Connections;
@@ -109,10 +110,10 @@ internal sealed partial class Http1ProxySession
     }
 
     /// <summary>
-    /// Runs the connection to its end; connection failures end it quietly. The wait for each
-    /// request head is awaited here, at the top, and the wait for its response one level down in
-    /// <see cref="ForwardAsync"/>: every level an await passes through costs a suspension and a
-    /// resumption per request, so the hot path keeps them few.
+    /// Runs the connection to its end, request after request; connection failures end it quietly.
+    /// Every wait of the common path (the next request head, the upstream's response head) is
+    /// awaited in this method itself: each level an await passes through would cost a suspension
+    /// and a resumption per request, and a state box besides.
     /// </summary>
     public async Task RunAsync()
     {
@@ -156,9 +157,147 @@ internal sealed partial class Http1ProxySession
                     return;
                 }
 
-                if (!await ServeAsync(model).ConfigureAwait(false))
+                var started = _tracker.Now;
+                _requestBody.ClearCount();
+                var route = model.Routes.Match(_request);
+                if (route is null)
                 {
+                    await RefuseAsync(model, null, 404, "no route matches", started).ConfigureAwait(false);
                     return;
+                }
+
+                route.Metrics.RequestStarted();
+                if (model.Config.MaxBodySize < _request.ContentLength)
+                {
+                    await RefuseAsync(model, route, 413, "body larger than maxBodySize", started).ConfigureAwait(false);
+                    return;
+                }
+
+                // Forwarding, retries included, is awaited right here too: this method's state lives
+                // as long as the connection, while an async method per request would need a state
+                // box per waiting request, and with hundreds waiting the runtime's small box cache
+                // runs dry: a fresh box, and garbage, for nearly every request.
+                route.Budget.RequestStarted();
+                var holdsRetry = false;
+                try
+                {
+                    var service = route.PickService();
+                    var balancer = service.Balancer;
+                    service.Metrics.Http.RequestStarted();
+                    GeneratedCookie? generated = null;
+                    var key = service.HashesRequests ? RequestHashKey.Compute(service.Config.Lb.HashKeys, _request, _clientAddress, out generated) : null;
+                    var index = key is { } hash ? balancer.Pick(hash) : balancer.Pick();
+                    if (index < 0)
+                    {
+                        service.Metrics.NoneAvailable();
+                        _handler.WarnNoneAvailable(route.Config.Name, service.Config.Name);
+                        await RefuseAsync(model, route, 503, "no endpoint available", started, service).ConfigureAwait(false);
+                        return;
+                    }
+
+                    if (service.Config.Http.Version.Major >= 2 && !_request.Upgrade)
+                    {
+                        if (!await ForwardOverHttp2Async(model, route, service, index, generated, started).ConfigureAwait(false))
+                        {
+                            return;
+                        }
+
+                        continue;
+                    }
+
+                    var requestId = NextRequestId();
+                    var retryable = IsIdempotent(_request.Method) && !_request.HasBody && !_request.Upgrade;
+                    var retries = 0;
+                    _tried.Clear();
+                    while (true)
+                    {
+                        var leased = await _handler.Connector.ConnectAsync(service, index, _tried, pooled: true, _client.Client.ConnectionClosed).ConfigureAwait(false);
+                        if (leased is not { } lease)
+                        {
+                            service.Metrics.AttemptsExhausted();
+                            _handler.WarnUnreachable(route.Config.Name, service.Config.Name);
+                            await RefuseAsync(model, route, 503, "no endpoint reachable", started, service, retries: retries).ConfigureAwait(false);
+                            return;
+                        }
+
+                        var exchange = _exchange;
+                        exchange.Begin(model, route, service, lease, started, requestId, retries);
+                        var failure = await exchange.SendAsync().ConfigureAwait(false);
+                        if (failure == ExchangeFailure.None)
+                        {
+                            var input = exchange.BeginResponseHead();
+                            try
+                            {
+                                ResponseHeadStep step;
+                                while ((step = exchange.TakeResponseHead(await input.ReadAsync().ConfigureAwait(false), out failure)) != ResponseHeadStep.Done)
+                                {
+                                    if (step == ResponseHeadStep.Interim)
+                                    {
+                                        await _output.FlushAsync().ConfigureAwait(false);
+                                    }
+                                }
+                            }
+                            catch (Exception ex) when (IsConnectionFailure(ex))
+                            {
+                                failure = exchange.ConnectionFailed;
+                            }
+                            finally
+                            {
+                                exchange.EndResponseHead();
+                            }
+                        }
+
+                        if (failure == ExchangeFailure.None && !(retryable && route.Config.Retry.Retries(_response.Status) && retries < route.Config.Retry.Attempts))
+                        {
+                            if (!await exchange.CompleteAsync(generated).ConfigureAwait(false))
+                            {
+                                return;
+                            }
+
+                            break;
+                        }
+
+                        // The exchange failed, or answered a status the route retries: this connection is done.
+                        var stale = failure == ExchangeFailure.Reset && lease.Reused && exchange.NothingReceived && !_request.HasBody;
+                        await exchange.AbandonAsync(reportFailure: !stale).ConfigureAwait(false);
+                        if (stale)
+                        {
+                            // A pooled connection the upstream closed just as it was reused: the request
+                            // never reached it, so any request may go again, to the same endpoint.
+                            _tried.Remove(lease.Index);
+                            continue;
+                        }
+
+                        var status = failure switch
+                        {
+                            ExchangeFailure.None => _response.Status,
+                            ExchangeFailure.Timeout => 504,
+                            ExchangeFailure.ClientBody => exchange.ClientBodyStatus,
+                            _ => 502,
+                        };
+                        if (retryable && RetriesOn(route, failure) && retries < route.Config.Retry.Attempts && (holdsRetry || route.Budget.TryStartRetry()))
+                        {
+                            holdsRetry = true;
+                            retries++;
+                            route.Metrics.Retried();
+                            service.Metrics.Http.Retried();
+                            index = NextEndpoint(balancer, key, lease.Index);
+                            continue;
+                        }
+
+                        _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, lease.Endpoint.Config.Address, failure == ExchangeFailure.None ? $"status {status}" : failure.ToString(), status);
+                        await RefuseAsync(model, route, status, failure.ToString(), started, service, lease.Endpoint, retries).ConfigureAwait(false);
+                        return;
+                    }
+                }
+                finally
+                {
+                    if (holdsRetry)
+                    {
+                        route.Budget.RetryEnded();
+                    }
+
+                    route.Budget.RequestEnded();
                 }
             }
         }
@@ -286,165 +425,6 @@ internal sealed partial class Http1ProxySession
         }
     }
 
-    /// <summary>Serves one parsed request; true when the connection stays open for the next. Not async itself: it adds no level to the awaits.</summary>
-    private ValueTask<bool> ServeAsync(HttpListenerModel model)
-    {
-        var started = _tracker.Now;
-        _requestBody.ClearCount();
-        var route = model.Routes.Match(_request);
-        if (route is null)
-        {
-            return RefuseAndCloseAsync(model, null, 404, "no route matches", started);
-        }
-
-        route.Metrics.RequestStarted();
-        if (model.Config.MaxBodySize < _request.ContentLength)
-        {
-            return RefuseAndCloseAsync(model, route, 413, "body larger than maxBodySize", started);
-        }
-
-        return ForwardAsync(model, route, started);
-    }
-
-    private async ValueTask<bool> RefuseAndCloseAsync(HttpListenerModel model, RouteModel? route, int status, string reason, long started)
-    {
-        await RefuseAsync(model, route, status, reason, started).ConfigureAwait(false);
-        return false;
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> ForwardAsync(HttpListenerModel model, RouteModel route, long started)
-    {
-        route.Budget.RequestStarted();
-        var holdsRetry = false;
-        try
-        {
-            var service = route.PickService();
-            var balancer = service.Balancer;
-            service.Metrics.Http.RequestStarted();
-            GeneratedCookie? generated = null;
-            var key = service.HashesRequests ? RequestHashKey.Compute(service.Config.Lb.HashKeys, _request, _clientAddress, out generated) : null;
-            var index = key is { } hash ? balancer.Pick(hash) : balancer.Pick();
-            if (index < 0)
-            {
-                service.Metrics.NoneAvailable();
-                _handler.WarnNoneAvailable(route.Config.Name, service.Config.Name);
-                await RefuseAsync(model, route, 503, "no endpoint available", started, service).ConfigureAwait(false);
-                return false;
-            }
-
-            if (service.Config.Http.Version.Major >= 2 && !_request.Upgrade)
-            {
-                return await ForwardOverHttp2Async(model, route, service, index, generated, started).ConfigureAwait(false);
-            }
-
-            var requestId = NextRequestId();
-            var retryable = IsIdempotent(_request.Method) && !_request.HasBody && !_request.Upgrade;
-            var retries = 0;
-            _tried.Clear();
-            while (true)
-            {
-                var leased = await _handler.Connector.ConnectAsync(service, index, _tried, pooled: true, _client.Client.ConnectionClosed).ConfigureAwait(false);
-                if (leased is not { } lease)
-                {
-                    service.Metrics.AttemptsExhausted();
-                    _handler.WarnUnreachable(route.Config.Name, service.Config.Name);
-                    await RefuseAsync(model, route, 503, "no endpoint reachable", started, service, retries: retries).ConfigureAwait(false);
-                    return false;
-                }
-
-                var exchange = _exchange;
-                exchange.Begin(model, route, service, lease, started, requestId, retries);
-                var failure = await exchange.SendAsync().ConfigureAwait(false);
-                if (failure == ExchangeFailure.None)
-                {
-                    // The response head is awaited here rather than in a method of its own: one level fewer to pass on every request.
-                    var input = exchange.BeginResponseHead();
-                    try
-                    {
-                        ResponseHeadStep step;
-                        while ((step = exchange.TakeResponseHead(await input.ReadAsync().ConfigureAwait(false), out failure)) != ResponseHeadStep.Done)
-                        {
-                            if (step == ResponseHeadStep.Interim)
-                            {
-                                await _output.FlushAsync().ConfigureAwait(false);
-                            }
-                        }
-                    }
-                    catch (Exception ex) when (IsConnectionFailure(ex))
-                    {
-                        failure = exchange.ConnectionFailed;
-                    }
-                    finally
-                    {
-                        exchange.EndResponseHead();
-                    }
-                }
-
-                if (failure == ExchangeFailure.None && !(retryable && route.Config.Retry.Retries(_response.Status) && retries < route.Config.Retry.Attempts))
-                {
-                    return await exchange.CompleteAsync(generated).ConfigureAwait(false);
-                }
-
-                // The exchange failed, or answered a status the route retries: this connection is done.
-                var stale = failure == ExchangeFailure.Reset && lease.Reused && exchange.NothingReceived && !_request.HasBody;
-                await exchange.AbandonAsync(reportFailure: !stale).ConfigureAwait(false);
-                if (stale)
-                {
-                    // A pooled connection the upstream closed just as it was reused: the request
-                    // never reached it, so any request may go again, to the same endpoint.
-                    _tried.Remove(lease.Index);
-                    continue;
-                }
-
-                var status = failure switch
-                {
-                    ExchangeFailure.None => _response.Status,
-                    ExchangeFailure.Timeout => 504,
-                    ExchangeFailure.ClientBody => exchange.ClientBodyStatus,
-                    _ => 502,
-                };
-                var retryOn = failure switch
-                {
-                    ExchangeFailure.Reset => (route.Config.Retry.On & RetryOn.Reset) != 0,
-                    ExchangeFailure.Timeout => (route.Config.Retry.On & RetryOn.Timeout) != 0,
-                    ExchangeFailure.None => true,
-                    _ => false,
-                };
-                if (retryable && retryOn && retries < route.Config.Retry.Attempts && (holdsRetry || route.Budget.TryStartRetry()))
-                {
-                    holdsRetry = true;
-                    retries++;
-                    route.Metrics.Retried();
-                    service.Metrics.Http.Retried();
-                    index = balancer.NextUntried(_tried, lease.Index);
-                    if (index < 0)
-                    {
-                        // Every endpoint has had its go: start the round again.
-                        _tried.Clear();
-                        index = key is { } again ? balancer.Pick(again) : balancer.Pick();
-                        index = index < 0 ? lease.Index : index;
-                    }
-
-                    continue;
-                }
-
-                _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, lease.Endpoint.Config.Address, failure == ExchangeFailure.None ? $"status {status}" : failure.ToString(), status);
-                await RefuseAsync(model, route, status, failure.ToString(), started, service, lease.Endpoint, retries).ConfigureAwait(false);
-                return false;
-            }
-        }
-        finally
-        {
-            if (holdsRetry)
-            {
-                route.Budget.RetryEnded();
-            }
-
-            route.Budget.RequestEnded();
-        }
-    }
-
     /// <summary>
     /// Answers a request the proxy will not (or cannot) forward with its own error response,
     /// then closes the connection gracefully: the FIN goes out after the response and the
@@ -497,6 +477,29 @@ internal sealed partial class Http1ProxySession
             upstreamMilliseconds,
             retries,
             requestId?.ToString() ?? string.Empty));
+    }
+
+    /// <summary>Whether the route retries an exchange that failed this way (a retryable status counts as None).</summary>
+    private static bool RetriesOn(RouteModel route, ExchangeFailure failure) => failure switch
+    {
+        ExchangeFailure.Reset => (route.Config.Retry.On & RetryOn.Reset) != 0,
+        ExchangeFailure.Timeout => (route.Config.Retry.On & RetryOn.Timeout) != 0,
+        ExchangeFailure.None => true,
+        _ => false,
+    };
+
+    /// <summary>The endpoint for a retry: one not tried yet, or when every one has had its go, the round starts again.</summary>
+    private int NextEndpoint(ServiceBalancer balancer, ulong? key, int last)
+    {
+        var index = balancer.NextUntried(_tried, last);
+        if (index >= 0)
+        {
+            return index;
+        }
+
+        _tried.Clear();
+        index = key is { } again ? balancer.Pick(again) : balancer.Pick();
+        return index < 0 ? last : index;
     }
 
     private RequestId NextRequestId() => new(_client.Client.ConnectionId, ++_requestCount);

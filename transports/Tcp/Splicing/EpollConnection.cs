@@ -14,8 +14,9 @@ namespace Forwarder.Transports.Tcp.Splicing;
 /// <summary>
 /// A connection whose receiving is driven by a splicer thread's edge-triggered epoll set instead
 /// of .NET's socket engine: on each edge the thread reads until the socket is drained (a short
-/// read says so, with no extra call that fails with EAGAIN) straight into the input pipe, and the
-/// reader's continuation (an HTTP session, say) runs right there, inline. A flush sends from
+/// read says so, with no extra call that fails with EAGAIN) straight into its input
+/// (<see cref="ReceiveReader"/>), and the reader's continuation (an HTTP session, say) runs right
+/// there, inline. A flush sends from
 /// whichever thread flushes, with a plain send(2) and no pipe in between (<see cref="DirectSocketWriter"/>);
 /// only when the socket's buffer is full does the thread watch for writability. The semantics of
 /// <see cref="TcpConnection"/> (half-close, resets), a third fewer system calls per exchange and

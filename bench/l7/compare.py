@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""HTTP/1.1 proxying, side by side, measured the way issue 4 states its speed goal.
+
+``wrk -t1 -cC --latency`` for a short body (nginx, one worker, ``return 200``), through:
+
+* ``direct``: the client straight to the backend (the ceiling);
+* ``forwarder``: this project's http listener (``tcp.ioThreads: 1``);
+* ``haproxy``: HAProxy ``mode http``, ``http-reuse always``, ``nbthread 1``;
+* ``nginx``: nginx ``proxy_pass`` with upstream ``keepalive``, one worker.
+
+Every repetition runs every arm at every connection count, the arms in a rotated order each
+time, so drift on the machine hits all of them alike. Figures are medians over the repetitions;
+the forwarder is compared with the better peer both by medians and rep by rep (its req/s over the
+better peer's in the same repetition). Proxy CPU is the process tree's utime + stime over the run.
+
+Writes OUT/results.json (every sample) and OUT/report.md. Python 3.11 standard library only;
+needs wrk, haproxy and nginx. Usage: python3 bench/l7/compare.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_FORWARDER = REPO_ROOT / "forwarder" / "bin" / "Release" / "net10.0" / "forwarder"
+PEERS = ("haproxy", "nginx")
+ARMS = ("direct", "forwarder", *PEERS)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", default="32,256", help="comma-separated wrk -c values (default 32,256)")
+    parser.add_argument("--reps", type=int, default=7, help="repetitions (default 7)")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per run (default 5)")
+    parser.add_argument("--warmup", type=int, default=10, help="seconds of unmeasured load per arm and count first, enough for .NET to finish tiering its code (default 10)")
+    parser.add_argument("--forwarder", type=Path, default=DEFAULT_FORWARDER, help="forwarder binary (default: the Release build, built if missing)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "perf-reports" / "l7-http1-wrk", help="report directory")
+    args = parser.parse_args()
+    args.connections = [int(c) for c in args.connections.split(",")]
+    if args.reps < 1 or args.duration < 1 or any(c < 1 for c in args.connections):
+        parser.error("--reps, --duration and --connections must be positive")
+    return args
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, name: str, deadline_s: float = 60) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with {process.returncode} before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{name} did not listen on {port} within {deadline_s:.0f}s")
+
+
+def nginx_conf(directory: Path, body: str) -> str:
+    temps = "\n".join(f"    {kind}_temp_path {directory}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return (f"worker_processes 1;\ndaemon off;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log warn;\n"
+            f"worker_rlimit_nofile 16384;\nevents {{ worker_connections 8000; }}\n"
+            f"http {{\n    access_log off;\n    keepalive_requests 1000000;\n{temps}\n{body}\n}}\n")
+
+
+class Lab:
+    """The backend and the three proxies, each in its own process, for the whole run."""
+
+    def __init__(self, work: Path, forwarder: Path):
+        self.work = work
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.ports = {arm: free_port() for arm in ARMS}
+        backend = self.ports["direct"]
+        self._nginx("backend", f"    server {{ listen 127.0.0.1:{backend}; location / {{ return 200 \"hello world\\n\"; }} }}")
+        self._nginx("nginx", f"    upstream backend {{ server 127.0.0.1:{backend}; keepalive 256; }}\n"
+                             f"    server {{ listen 127.0.0.1:{self.ports['nginx']}; location / {{ proxy_pass http://backend; "
+                             "proxy_http_version 1.1; proxy_set_header Connection \"\"; } }")
+        haproxy = work / "haproxy.cfg"
+        haproxy.write_text(f"global\n    nbthread 1\n    maxconn 8000\n\ndefaults\n    mode http\n    timeout connect 5s\n"
+                           f"    timeout client 60s\n    timeout server 60s\n    option http-keep-alive\n    http-reuse always\n\n"
+                           f"frontend bench\n    bind 127.0.0.1:{self.ports['haproxy']}\n    default_backend backend\n\n"
+                           f"backend backend\n    server backend1 127.0.0.1:{backend}\n")
+        self._start("haproxy", ["haproxy", "-f", str(haproxy)])
+        config = work / "forwarder.yaml"
+        config.write_text(f"tcp:\n  ioThreads: 1\nadmin:\n  listen: 127.0.0.1:{free_port()}\nlisteners:\n  - name: bench\n"
+                          f"    listen: 127.0.0.1:{self.ports['forwarder']}\n    protocol: http\n    routes:\n      - service: backend\n"
+                          f"services:\n  backend:\n    endpoints:\n      - address: 127.0.0.1:{backend}\n")
+        self._start("forwarder", [str(forwarder), "--config", str(config)])
+        for arm in ARMS:
+            wait_for_port(self.ports[arm], self.processes["backend" if arm == "direct" else arm], arm)
+
+    def _nginx(self, name: str, body: str) -> None:
+        directory = self.work / name
+        directory.mkdir()
+        (directory / "nginx.conf").write_text(nginx_conf(directory, body))
+        self._start(name, ["nginx", "-c", str(directory / "nginx.conf"), "-p", str(directory)])
+
+    def _start(self, name: str, command: list[str]) -> None:
+        log = open(self.work / f"{name}.log", "w")
+        self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def pids(self, arm: str) -> list[int]:
+        root = self.processes[arm].pid
+        children = subprocess.run(["pgrep", "-P", str(root)], capture_output=True, text=True).stdout.split()
+        return [root, *(int(pid) for pid in children)]
+
+    def cpu_seconds(self, arm: str) -> float:
+        total = 0
+        for pid in self.pids(arm):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except OSError:
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def rss_mib(self, arm: str) -> float:
+        total = 0
+        for pid in self.pids(arm):
+            try:
+                total += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:"))
+            except (OSError, StopIteration):
+                pass
+        return total / 1024
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def microseconds(value: str, unit: str) -> float:
+    return float(value) * {"us": 1, "ms": 1_000, "s": 1_000_000}[unit]
+
+
+def run_wrk(port: int, connections: int, seconds: int) -> dict:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/"]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if rate is None:
+        raise SystemExit(f"wrk printed no rate:\n{output}")
+    latency = {p: microseconds(*re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", output).groups()) for p in ("50", "90", "99")}
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    errors += int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0
+    return {"rps": float(rate.group(1)), "p50_us": latency["50"], "p90_us": latency["90"], "p99_us": latency["99"], "errors": errors}
+
+
+def measure(lab: Lab, arm: str, connections: int, seconds: int) -> dict:
+    proxied = arm != "direct"
+    before = lab.cpu_seconds(arm) if proxied else 0.0
+    sample = run_wrk(lab.ports[arm], connections, seconds)
+    if proxied:
+        requests = sample["rps"] * seconds
+        sample["cpu_us_per_req"] = (lab.cpu_seconds(arm) - before) / requests * 1e6 if requests else None
+        sample["rss_mib"] = lab.rss_mib(arm)
+    return sample
+
+
+def summarize(samples: list[dict], connections: list[int], reps: int) -> dict:
+    summary = {}
+    for c in connections:
+        rows = {}
+        for arm in ARMS:
+            mine = [s for s in samples if s["connections"] == c and s["arm"] == arm]
+            rows[arm] = {key: statistics.median(s[key] for s in mine) for key in ("rps", "p50_us", "p99_us") }
+            rows[arm]["rps_min"] = min(s["rps"] for s in mine)
+            rows[arm]["rps_max"] = max(s["rps"] for s in mine)
+            rows[arm]["errors"] = sum(s["errors"] for s in mine)
+            if arm != "direct":
+                rows[arm]["cpu_us_per_req"] = statistics.median(s["cpu_us_per_req"] for s in mine)
+                rows[arm]["rss_mib"] = max(s["rss_mib"] for s in mine)
+        best = max(PEERS, key=lambda peer: rows[peer]["rps"])
+        per_rep = []
+        for rep in range(reps):
+            at = {s["arm"]: s for s in samples if s["connections"] == c and s["rep"] == rep}
+            per_rep.append(at["forwarder"]["rps"] / max(at[peer]["rps"] for peer in PEERS))
+        summary[str(c)] = {
+            "arms": rows,
+            "best_peer": best,
+            "rps_vs_best_peer": rows["forwarder"]["rps"] / rows[best]["rps"],
+            "p99_vs_best_peer": rows["forwarder"]["p99_us"] / rows[best]["p99_us"],
+            "per_rep_rps_vs_better_peer": per_rep,
+            "per_rep_median": statistics.median(per_rep),
+        }
+    return summary
+
+
+def latency(us: float) -> str:
+    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
+
+
+def render(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"# {results['name']}",
+        "",
+        f"`bench/l7/compare.py`, {results['started']}, on {m['cpus']} cores ({m['cpu']}); {m['os']}.",
+        f"`wrk -t1 -cC -d{results['duration']}s --latency` to an nginx backend (one worker, `return 200`, 12-byte body), "
+        f"{results['reps']} repetitions, every arm at every connection count in each, in rotated order; "
+        "medians over the repetitions with [min–max]. Every proxy on one thread: HAProxy `nbthread 1` "
+        "(`mode http`, `http-reuse always`), nginx one worker (upstream `keepalive 256`), the forwarder `tcp.ioThreads: 1`.",
+        "",
+        *[f"- {tool}: {version}" for tool, version in results["versions"].items()],
+        "",
+    ]
+    for c, summary in results["summary"].items():
+        lines += [f"## wrk -t1 -c{c}", "", "| arm | req/s | vs direct | p50 | p99 | errors | proxy CPU µs/req | proxy RSS |", "|---|---|---|---|---|---|---|---|"]
+        direct = summary["arms"]["direct"]["rps"]
+        for arm in ARMS:
+            row = summary["arms"][arm]
+            cpu = f"{row['cpu_us_per_req']:.1f}" if "cpu_us_per_req" in row else ""
+            rss = f"{row['rss_mib']:.0f} MiB" if "rss_mib" in row else ""
+            ratio = "" if arm == "direct" else f"{row['rps'] / direct:.2f}x"
+            lines.append(f"| {arm} | {row['rps']:,.0f} [{row['rps_min']:,.0f}–{row['rps_max']:,.0f}] | {ratio} | {latency(row['p50_us'])} | {latency(row['p99_us'])} | {row['errors']} | {cpu} | {rss} |")
+        per_rep = ", ".join(f"{r:.2f}" for r in summary["per_rep_rps_vs_better_peer"])
+        lines += ["", f"Forwarder against the better peer ({summary['best_peer']}, by median): **{summary['rps_vs_best_peer']:.2f}x** the req/s, "
+                  f"**{summary['p99_vs_best_peer']:.2f}x** the p99 (below 1 is better). Rep by rep, against whichever peer was faster in that "
+                  f"repetition: median **{summary['per_rep_median']:.2f}x** ({per_rep}).", ""]
+    return "\n".join(lines)
+
+
+def version(command: list[str]) -> str:
+    result = subprocess.run(command, capture_output=True, text=True)
+    return (result.stdout + result.stderr).strip().splitlines()[0]
+
+
+def main() -> int:
+    args = parse_args()
+    for tool in ("wrk", "haproxy", "nginx"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (on Debian: apt-get install wrk haproxy nginx)")
+    if not args.forwarder.exists():
+        subprocess.run(["dotnet", "build", str(REPO_ROOT / "forwarder"), "-c", "Release"], check=True)
+    started = dt.datetime.now(dt.timezone.utc)
+    with tempfile.TemporaryDirectory(prefix="l7-compare-") as work:
+        lab = Lab(Path(work), args.forwarder)
+        try:
+            for c in args.connections:
+                for arm in ARMS:
+                    run_wrk(lab.ports[arm], c, args.warmup)
+            samples = []
+            for rep in range(args.reps):
+                order = ARMS[rep % len(ARMS):] + ARMS[:rep % len(ARMS)]
+                for c in args.connections:
+                    for arm in order:
+                        sample = {"rep": rep, "connections": c, "arm": arm, **measure(lab, arm, c, args.duration)}
+                        samples.append(sample)
+                        print(f"rep {rep} c{c} {arm:9} {sample['rps']:9,.0f} req/s  p99 {latency(sample['p99_us'])}", flush=True)
+        finally:
+            lab.close()
+    results = {
+        "name": args.out.name,
+        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "reps": args.reps,
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(), "os": platform.platform()},
+        "versions": {"haproxy": version(["haproxy", "-v"]), "nginx": version(["nginx", "-v"]), "wrk": version(["wrk", "-v"]),
+                     "forwarder": subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()},
+        "samples": samples,
+        "summary": summarize(samples, args.connections, args.reps),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    (args.out / "report.md").write_text(render(results))
+    print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

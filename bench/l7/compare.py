@@ -185,7 +185,7 @@ def summarize(samples: list[dict], connections: list[int], reps: int) -> dict:
         rows = {}
         for arm in ARMS:
             mine = [s for s in samples if s["connections"] == c and s["arm"] == arm]
-            rows[arm] = {key: statistics.median(s[key] for s in mine) for key in ("rps", "p50_us", "p99_us") }
+            rows[arm] = {key: statistics.median(s[key] for s in mine) for key in ("rps", "p50_us", "p99_us")}
             rows[arm]["rps_min"] = min(s["rps"] for s in mine)
             rows[arm]["rps_max"] = max(s["rps"] for s in mine)
             rows[arm]["errors"] = sum(s["errors"] for s in mine)

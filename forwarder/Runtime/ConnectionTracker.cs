@@ -41,7 +41,7 @@ internal sealed class ConnectionTracker : IDisposable
     public long Now => _time.GetTimestamp();
 
     /// <summary>The timestamp <paramref name="delay"/> from now, for <see cref="ClientConnection.ArmDeadline"/>.</summary>
-    public long DeadlineAfter(TimeSpan delay) => Now + (long)(delay.TotalSeconds * _time.TimestampFrequency);
+    public long DeadlineAfter(TimeSpan delay) => DeadlineAfter(Now, delay);
 
     /// <summary>The deadline <paramref name="delay"/> after <paramref name="from"/>, a recent value of <see cref="Now"/> (saving a clock read).</summary>
     public long DeadlineAfter(long from, TimeSpan delay) => from + (long)(delay.TotalSeconds * _time.TimestampFrequency);

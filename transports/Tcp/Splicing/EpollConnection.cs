@@ -16,9 +16,9 @@ namespace Forwarder.Transports.Tcp.Splicing;
 /// of .NET's socket engine: on each edge the thread reads until the socket is drained (a short
 /// read says so, with no extra call that fails with EAGAIN) straight into its input
 /// (<see cref="ReceiveReader"/>), and the reader's continuation (an HTTP session, say) runs right
-/// there, inline. A flush sends from
-/// whichever thread flushes, with a plain send(2) and no pipe in between (<see cref="DirectSocketWriter"/>);
-/// only when the socket's buffer is full does the thread watch for writability. The semantics of
+/// there, inline. A flush sends from whichever thread flushes, with a plain send(2) and no pipe in
+/// between (<see cref="DirectSocketWriter"/>); only when the socket's buffer is full does the
+/// thread watch for writability. The semantics of
 /// <see cref="TcpConnection"/> (half-close, resets), a third fewer system calls per exchange and
 /// no thread hop.
 /// </summary>
@@ -223,8 +223,11 @@ public sealed class EpollConnection : ConnectionContext,
             {
                 var errno = Errno;
                 _readable = false;
-                _input.Commit(0);
-                if (errno != EAgain)
+                if (errno == EAgain)
+                {
+                    _input.Commit(0);
+                }
+                else
                 {
                     EndReceive(new ConnectionResetException($"recv failed: errno {errno}"));
                 }
@@ -235,7 +238,6 @@ public sealed class EpollConnection : ConnectionContext,
             if (received == 0)
             {
                 // A FIN, or our own shutdown: that must not read as the peer's orderly close.
-                _input.Commit(0);
                 EndReceive(_abortReason);
                 return;
             }

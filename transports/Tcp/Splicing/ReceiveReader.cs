@@ -137,7 +137,7 @@ internal sealed class ReceiveReader : PipeReader, IValueTaskSource<ReadResult>
         return result;
     }
 
-    /// <summary>Producer: nothing more will be received (<paramref name="error"/> when the connection failed).</summary>
+    /// <summary>Producer: nothing more will be received (<paramref name="error"/> when the connection failed); also ends a <see cref="GetReceiveMemory"/> that got nothing.</summary>
     public void CompleteWriter(Exception? error)
     {
         Completion completion = default;
@@ -350,9 +350,7 @@ internal sealed class ReceiveReader : PipeReader, IValueTaskSource<ReadResult>
         }
 
         _readInProgress = true;
-        var buffer = _head is null || _buffered == 0
-            ? (_head is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(_head, _headIndex, _head, _headIndex))
-            : new ReadOnlySequence<byte>(_head, _headIndex, _tail!, _tail!.Length);
+        var buffer = _head is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(_head, _headIndex, _tail!, _tail!.Length);
         return new ReadResult(buffer, canceled, _writerCompleted);
     }
 

@@ -11,13 +11,21 @@ namespace Forwarder.Runtime;
 /// </summary>
 internal sealed class ClientConnection(ConnectionContext client, long now) : ITrackedConnection
 {
-    private readonly Lock _lock = new();
+    /// <summary>The low bit of <see cref="_phase"/>: the phase's deadline was reached.</summary>
+    private const long Reached = 1;
+
+    private readonly Lock _abortLock = new();
     private long _lastActivity = now;
     private Action<string>? _abortUpstream;
     private string? _abortReason;
     private long _deadline = long.MaxValue;
     private PipeReader? _deadlineReader;
-    private bool _deadlineReached;
+
+    /// <summary>
+    /// The phase's number shifted left by one, with the low bit set once its deadline was reached.
+    /// Only the session moves to a new phase (arming or disarming); the tracker only sets the bit,
+    /// and only on the phase it looked at: one word, so neither takes a lock per request.
+    /// </summary>
     private long _phase;
 
     public ConnectionContext Client => client;
@@ -32,7 +40,7 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
     public void AttachUpstream(Action<string> abort)
     {
         string? reason;
-        lock (_lock)
+        lock (_abortLock)
         {
             _abortUpstream = abort;
             reason = _abortReason;
@@ -50,23 +58,18 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
     /// </summary>
     public void ArmDeadline(long deadline, PipeReader reader)
     {
-        lock (_lock)
-        {
-            (_deadline, _deadlineReader, _deadlineReached) = (deadline, reader, false);
-            _phase++;
-        }
+        // Written before the phase moves on (a full fence): a tracker that sees the new phase sees these too.
+        _deadlineReader = reader;
+        Volatile.Write(ref _deadline, deadline);
+        NextPhase();
     }
 
     /// <summary>Clears the deadline; true if it had passed (and cancelled a read) before it was cleared.</summary>
     public bool DisarmDeadline()
     {
-        lock (_lock)
-        {
-            var reached = _deadlineReached;
-            (_deadline, _deadlineReader, _deadlineReached) = (long.MaxValue, null, false);
-            _phase++;
-            return reached;
-        }
+        _deadlineReader = null;
+        Volatile.Write(ref _deadline, long.MaxValue);
+        return (NextPhase() & Reached) != 0;
     }
 
     /// <remarks>
@@ -76,42 +79,42 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
     /// </remarks>
     public void CheckDeadline(long now)
     {
-        PipeReader? reader;
-        long phase;
-        lock (_lock)
+        var phase = Volatile.Read(ref _phase);
+        if ((phase & Reached) != 0 || now < Volatile.Read(ref _deadline))
         {
-            if (now < _deadline || _deadlineReached)
-            {
-                return;
-            }
-
-            _deadlineReached = true;
-            (reader, phase) = (_deadlineReader, _phase);
+            return;
         }
 
-        if (reader is not null)
+        // Read before claiming the phase: if the session moved on meanwhile, the claim fails, and
+        // a reader of a newer phase is never cancelled for an older one's deadline.
+        var reader = Volatile.Read(ref _deadlineReader);
+        if (Interlocked.CompareExchange(ref _phase, phase | Reached, phase) != phase || reader is null)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Connection.CancelRead(state.Reader, state.Phase), (Connection: this, Reader: reader, Phase: phase), preferLocal: false);
+            return;
         }
+
+        ThreadPool.UnsafeQueueUserWorkItem(static state => state.Connection.CancelRead(state.Reader, state.Phase), (Connection: this, Reader: reader, Phase: phase), preferLocal: false);
+    }
+
+    /// <summary>Moves to the next phase; returns the last one, with its reached bit.</summary>
+    private long NextPhase()
+    {
+        var current = Volatile.Read(ref _phase);
+        return Interlocked.Exchange(ref _phase, (current | Reached) + 1);
     }
 
     private void CancelRead(PipeReader reader, long phase)
     {
-        lock (_lock)
+        if ((Volatile.Read(ref _phase) & ~Reached) == phase)
         {
-            if (_phase != phase)
-            {
-                return;
-            }
+            reader.CancelPendingRead();
         }
-
-        reader.CancelPendingRead();
     }
 
     public void Abort(string reason)
     {
         Action<string>? abortUpstream;
-        lock (_lock)
+        lock (_abortLock)
         {
             _abortReason ??= reason;
             abortUpstream = _abortUpstream;

@@ -149,13 +149,7 @@ internal sealed partial class ListenerHost
         _tracker.Add(client);
         try
         {
-            var handling = model.Config.Protocol switch
-            {
-                ListenerProtocol.Echo => _echoHandler.HandleAsync(client, metrics),
-                ListenerProtocol.Http => _httpHandler.HandleAsync(client, this, metrics, _stopping),
-                _ => _tcpHandler.HandleAsync(client, model, metrics, DirectSend, _stopping),
-            };
-            await handling.ConfigureAwait(false);
+            await Handle(client, model, metrics).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -167,6 +161,30 @@ internal sealed partial class ListenerHost
             metrics.ConnectionClosed();
             Interlocked.Decrement(ref _active);
             _tracker.Remove(client);
+        }
+    }
+
+    /// <summary>
+    /// Starts the connection's handler with the flow of the execution context suppressed, so its
+    /// state machines capture none when they first suspend. Resumed on an epoll thread (which
+    /// suppresses flow for good), they then go on without one: no context to restore around every
+    /// resumption of every request.
+    /// </summary>
+    private Task Handle(ClientConnection client, ListenerModel model, ListenerMetrics metrics)
+    {
+        AsyncFlowControl? suppressed = ExecutionContext.IsFlowSuppressed() ? null : ExecutionContext.SuppressFlow();
+        try
+        {
+            return model.Config.Protocol switch
+            {
+                ListenerProtocol.Echo => _echoHandler.HandleAsync(client, metrics),
+                ListenerProtocol.Http => _httpHandler.HandleAsync(client, this, metrics, _stopping),
+                _ => _tcpHandler.HandleAsync(client, model, metrics, DirectSend, _stopping),
+            };
+        }
+        finally
+        {
+            suppressed?.Undo();
         }
     }
 

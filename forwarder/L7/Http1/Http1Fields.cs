@@ -3,42 +3,45 @@ using System.Text;
 
 namespace Forwarder.L7.Http1;
 
-/// <summary>Where parsed header fields go: a request or a response head.</summary>
-internal interface IHttp1FieldSink
-{
-    /// <summary>Records one field's name and value as ranges of the head's bytes.</summary>
-    void AddHeader(Range name, Range value);
-}
-
 /// <summary>
 /// Header fields as requests and responses share them: one field line parsed and validated, and
 /// the framing and connection facts gathered from all of them.
 /// </summary>
 internal static class Http1Fields
 {
-    /// <summary>Whether any LF in the head is not preceded by CR.</summary>
-    public static bool HasBareLineFeed(ReadOnlySpan<byte> bytes)
-    {
-        for (var lf = bytes.IndexOf((byte)'\n'); lf >= 0; lf = bytes[(lf + 1)..].IndexOf((byte)'\n') is var next and >= 0 ? lf + 1 + next : -1)
-        {
-            if (lf == 0 || bytes[lf - 1] != (byte)'\r')
-            {
-                return true;
-            }
-        }
+    /// <summary>tchar: the characters a method, header name or token may use (RFC 9110 5.6.2).</summary>
+    private static readonly SearchValues<byte> TokenChars = SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
 
-        return false;
+    /// <summary>What a field value may not hold: CR, LF, NUL and the other controls but tab.</summary>
+    private static readonly SearchValues<byte> NotInFieldValue = SearchValues.Create(
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 127]);
+
+    /// <summary>The length of the line starting at <paramref name="position"/> without its CRLF; -1 when it ends in a bare LF (or not at all).</summary>
+    public static int LineLength(ReadOnlySpan<byte> bytes, int position)
+    {
+        var lf = bytes[position..].IndexOf((byte)'\n');
+        return lf > 0 && bytes[position + lf - 1] == (byte)'\r' ? lf - 1 : -1;
     }
 
-    /// <summary>Parses every field line from <paramref name="position"/> to the empty line that ends the head (all CRLF-checked already).</summary>
-    public static bool TryParseLines(ReadOnlySpan<byte> bytes, int position, int maxFields, IHttp1FieldSink sink, ref Facts facts, out Http1Error error)
+    /// <summary>
+    /// Parses every field line from <paramref name="position"/> to the empty line that ends the
+    /// head (which the caller found), into <paramref name="head"/>, each line checked to end in CRLF.
+    /// </summary>
+    public static bool TryParseLines(ReadOnlySpan<byte> bytes, int position, int maxFields, Http1Head head, ref Facts facts, out Http1Error error)
     {
         var fields = 0;
         while (true)
         {
-            var length = bytes[position..].IndexOf((byte)'\n') - 1;
+            var length = LineLength(bytes, position);
+            if (length < 0)
+            {
+                error = Http1Error.BadRequest("bare LF: lines must end with CRLF");
+                return false;
+            }
+
             if (length == 0)
             {
+                head.SetConnectionNamesFields(facts.ConnectionNamesFields);
                 error = default;
                 return true;
             }
@@ -49,7 +52,7 @@ internal static class Http1Fields
                 return false;
             }
 
-            if (!TryParseLine(bytes, position, length, sink, ref facts, out error))
+            if (!TryParseLine(bytes, position, length, head, ref facts, out error))
             {
                 return false;
             }
@@ -58,8 +61,8 @@ internal static class Http1Fields
         }
     }
 
-    /// <summary>Parses the field line at <paramref name="position"/> (without its CRLF), hands its name and value ranges to <paramref name="sink"/>, and notes what it says.</summary>
-    public static bool TryParseLine(ReadOnlySpan<byte> bytes, int position, int length, IHttp1FieldSink sink, ref Facts facts, out Http1Error error)
+    /// <summary>Parses the field line at <paramref name="position"/> (without its CRLF), adds its name and value ranges and kind to <paramref name="head"/>, and notes what it says.</summary>
+    public static bool TryParseLine(ReadOnlySpan<byte> bytes, int position, int length, Http1Head head, ref Facts facts, out Http1Error error)
     {
         error = default;
         var line = bytes.Slice(position, length);
@@ -97,9 +100,10 @@ internal static class Http1Fields
             return false;
         }
 
-        var name = line[..colon];
-        sink.AddHeader(new Range(position, position + colon), new Range(position + valueStart, position + valueEnd));
-        return facts.Note(name, value, new Range(position + valueStart, position + valueEnd), out error);
+        var kind = Http1FieldKinds.Of(line[..colon]);
+        var valueRange = new Range(position + valueStart, position + valueEnd);
+        head.AddHeader(new Range(position, position + colon), valueRange, kind);
+        return kind == Http1FieldKind.Other || facts.Note(kind, value, valueRange, out error);
     }
 
     /// <summary>Whether the byte before the LF the reader just passed is CR.</summary>
@@ -112,38 +116,11 @@ internal static class Http1Fields
     }
 
     /// <summary>tchar: the characters a method, header name or token may use (RFC 9110 5.6.2).</summary>
-    public static bool IsToken(ReadOnlySpan<byte> value)
-    {
-        if (value.IsEmpty)
-        {
-            return false;
-        }
-
-        foreach (var c in value)
-        {
-            if (!(char.IsAsciiLetterOrDigit((char)c) || c is (byte)'!' or (byte)'#' or (byte)'$' or (byte)'%' or (byte)'&' or (byte)'\'' or (byte)'*'
-                or (byte)'+' or (byte)'-' or (byte)'.' or (byte)'^' or (byte)'_' or (byte)'`' or (byte)'|' or (byte)'~'))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
+    public static bool IsToken(ReadOnlySpan<byte> value) => !value.IsEmpty && !value.ContainsAnyExcept(TokenChars);
 
     /// <summary>field-value: visible ASCII, spaces, tabs and obs-text; never CR, LF, NUL or other controls.</summary>
-    public static bool IsFieldValue(ReadOnlySpan<byte> value)
-    {
-        foreach (var c in value)
-        {
-            if ((c < 0x20 && c != (byte)'\t') || c == 0x7f)
-            {
-                return false;
-            }
-        }
+    public static bool IsFieldValue(ReadOnlySpan<byte> value) => !value.ContainsAny(NotInFieldValue);
 
-        return true;
-    }
     /// <summary>What the framing and connection headers said, gathered across all header lines.</summary>
     public struct Facts
     {
@@ -160,41 +137,42 @@ internal static class Http1Fields
         public bool ExpectContinue;
         public bool UnsupportedExpectation;
 
-        public bool Note(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, Range valueRange, out Http1Error error)
+        /// <summary>A Connection field names an option other than keep-alive and upgrade (see <see cref="Http1Head.ConnectionNamesFields"/>).</summary>
+        public bool ConnectionNamesFields;
+
+        public bool Note(Http1FieldKind kind, ReadOnlySpan<byte> value, Range valueRange, out Http1Error error)
         {
             error = default;
-            if (Ascii.EqualsIgnoreCase(name, "content-length"u8))
+            switch (kind)
             {
-                return NoteContentLength(value, out error);
-            }
+                case Http1FieldKind.ContentLength:
+                    return NoteContentLength(value, out error);
+                case Http1FieldKind.TransferEncoding:
+                    return NoteTransferEncoding(value, out error);
+                case Http1FieldKind.Host:
+                    HostCount++;
+                    Host = valueRange;
+                    break;
+                case Http1FieldKind.Connection:
+                    foreach (var token in new TokenList(value))
+                    {
+                        var close = Ascii.EqualsIgnoreCase(token, "close"u8);
+                        var keepAlive = Ascii.EqualsIgnoreCase(token, "keep-alive"u8);
+                        var upgrade = Ascii.EqualsIgnoreCase(token, "upgrade"u8);
+                        ConnectionClose |= close;
+                        ConnectionKeepAlive |= keepAlive;
+                        ConnectionUpgrade |= upgrade;
+                        ConnectionNamesFields |= !keepAlive && !upgrade;
+                    }
 
-            if (Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8))
-            {
-                return NoteTransferEncoding(value, out error);
-            }
-
-            if (Ascii.EqualsIgnoreCase(name, "host"u8))
-            {
-                HostCount++;
-                Host = valueRange;
-            }
-            else if (Ascii.EqualsIgnoreCase(name, "connection"u8))
-            {
-                foreach (var token in new TokenList(value))
-                {
-                    ConnectionClose |= Ascii.EqualsIgnoreCase(token, "close"u8);
-                    ConnectionKeepAlive |= Ascii.EqualsIgnoreCase(token, "keep-alive"u8);
-                    ConnectionUpgrade |= Ascii.EqualsIgnoreCase(token, "upgrade"u8);
-                }
-            }
-            else if (Ascii.EqualsIgnoreCase(name, "upgrade"u8))
-            {
-                UpgradeHeader = !value.IsEmpty;
-            }
-            else if (Ascii.EqualsIgnoreCase(name, "expect"u8))
-            {
-                ExpectContinue |= Ascii.EqualsIgnoreCase(value, "100-continue"u8);
-                UnsupportedExpectation |= !value.IsEmpty && !Ascii.EqualsIgnoreCase(value, "100-continue"u8);
+                    break;
+                case Http1FieldKind.Upgrade:
+                    UpgradeHeader = !value.IsEmpty;
+                    break;
+                case Http1FieldKind.Expect:
+                    ExpectContinue |= Ascii.EqualsIgnoreCase(value, "100-continue"u8);
+                    UnsupportedExpectation |= !value.IsEmpty && !Ascii.EqualsIgnoreCase(value, "100-continue"u8);
+                    break;
             }
 
             return true;

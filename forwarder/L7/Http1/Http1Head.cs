@@ -4,11 +4,11 @@ namespace Forwarder.L7.Http1;
 
 /// <summary>
 /// What request and response heads share: one contiguous copy of the head's bytes and the
-/// fields as ranges of it, read as spans and reused from one message to the next.
+/// fields as ranges of it, each with its kind, read as spans and reused from one message to the next.
 /// </summary>
-internal abstract class Http1Head : IHttp1FieldSink
+internal abstract class Http1Head
 {
-    private readonly List<(Range Name, Range Value)> _headers = [];
+    private readonly List<(Range Name, Range Value, Http1FieldKind Kind)> _headers = [];
     private byte[] _bytes = new byte[4096];
     private int _length;
 
@@ -16,12 +16,18 @@ internal abstract class Http1Head : IHttp1FieldSink
 
     public int HeaderCount => _headers.Count;
 
+    /// <summary>
+    /// A Connection field names an option other than keep-alive and upgrade: a field of that name
+    /// is hop-by-hop too. Nearly always false, which spares the writers a look at every field.
+    /// </summary>
+    public bool ConnectionNamesFields { get; private set; }
+
     /// <summary>The value of the first field named <paramref name="name"/> (ASCII case-insensitive), or empty.</summary>
     public ReadOnlySpan<byte> this[ReadOnlySpan<byte> name]
     {
         get
         {
-            foreach (var (headerName, value) in _headers)
+            foreach (var (headerName, value, _) in _headers)
             {
                 if (Ascii.EqualsIgnoreCase(Bytes[headerName], name))
                 {
@@ -33,11 +39,55 @@ internal abstract class Http1Head : IHttp1FieldSink
         }
     }
 
+    /// <summary>The value of the first field of <paramref name="kind"/>, or empty.</summary>
+    public ReadOnlySpan<byte> First(Http1FieldKind kind)
+    {
+        foreach (var (_, value, headerKind) in _headers)
+        {
+            if (headerKind == kind)
+            {
+                return Bytes[value];
+            }
+        }
+
+        return default;
+    }
+
     public ReadOnlySpan<byte> HeaderName(int index) => Bytes[_headers[index].Name];
 
     public ReadOnlySpan<byte> HeaderValue(int index) => Bytes[_headers[index].Value];
 
-    public void AddHeader(Range name, Range value) => _headers.Add((name, value));
+    public Http1FieldKind HeaderKind(int index) => _headers[index].Kind;
+
+    /// <summary>
+    /// Whether a Connection field names the field at <paramref name="index"/>. Only needed when
+    /// <see cref="ConnectionNamesFields"/>; the fields the proxy handles itself are never asked about.
+    /// </summary>
+    public bool IsNamedByConnection(int index)
+    {
+        var name = HeaderName(index);
+        foreach (var (_, value, kind) in _headers)
+        {
+            if (kind != Http1FieldKind.Connection)
+            {
+                continue;
+            }
+
+            foreach (var token in new Http1Fields.TokenList(Bytes[value]))
+            {
+                if (Ascii.EqualsIgnoreCase(token, name))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    public void AddHeader(Range name, Range value, Http1FieldKind kind) => _headers.Add((name, value, kind));
+
+    internal void SetConnectionNamesFields(bool value) => ConnectionNamesFields = value;
 
     /// <summary>Forgets the previous message and returns room for <paramref name="length"/> bytes of the next head.</summary>
     protected Span<byte> ResetBytes(int length)
@@ -49,6 +99,7 @@ internal abstract class Http1Head : IHttp1FieldSink
 
         _length = length;
         _headers.Clear();
+        ConnectionNamesFields = false;
         return _bytes.AsSpan(0, length);
     }
 }

@@ -29,21 +29,51 @@ internal static class Http1RequestParser
     {
         consumed = buffer.Start;
         error = default;
-        var status = FindHeadEnd(buffer, limits, out var headStart, out var headEnd, out error);
-        if (status != Http1ParseStatus.Complete)
+        long headEnd = FindWholeHead(buffer.FirstSpan, limits);
+        if (headEnd > 0)
         {
-            return status;
+            buffer.FirstSpan[..(int)headEnd].CopyTo(head.Reset((int)headEnd));
+        }
+        else
+        {
+            var status = FindHeadEnd(buffer, limits, out var headStart, out headEnd, out error);
+            if (status != Http1ParseStatus.Complete)
+            {
+                return status;
+            }
+
+            buffer.Slice(headStart, headEnd - headStart).CopyTo(head.Reset((int)(headEnd - headStart)));
         }
 
-        var bytes = head.Reset((int)(headEnd - headStart));
-        buffer.Slice(headStart, headEnd - headStart).CopyTo(bytes);
-        if (!Parse(bytes, limits, head, out error))
+        if (!Parse(head.Bytes, limits, head, out error))
         {
             return Http1ParseStatus.Error;
         }
 
         consumed = buffer.GetPosition(headEnd);
         return Http1ParseStatus.Complete;
+    }
+
+    /// <summary>
+    /// The common case, found with one vectorized search: the first block holds a whole head that
+    /// starts with its request line and is within the limits. Its length, or 0 for anything else,
+    /// which <see cref="FindHeadEnd"/> then takes line by line. A bare LF makes no difference to
+    /// the outcome: it fails either way, as each line is checked for its CR when parsed.
+    /// </summary>
+    private static int FindWholeHead(ReadOnlySpan<byte> span, Http1Limits limits)
+    {
+        if (span.IsEmpty || span[0] is (byte)'\r' or (byte)'\n')
+        {
+            return 0;
+        }
+
+        var end = span.IndexOf("\r\n\r\n"u8);
+        if (end < 0 || end + 4 > limits.MaxHeadBytes || span[..end].IndexOf((byte)'\n') + 1 is var line && (line == 0 ? end + 2 : line) > limits.MaxRequestLine)
+        {
+            return 0;
+        }
+
+        return end + 4;
     }
 
     /// <summary>Finds the empty line that ends the head, enforcing the size limits as bytes arrive.</summary>
@@ -112,13 +142,13 @@ internal static class Http1RequestParser
 
     private static bool Parse(ReadOnlySpan<byte> bytes, Http1Limits limits, Http1RequestHead head, out Http1Error error)
     {
-        if (Http1Fields.HasBareLineFeed(bytes))
+        var lineEnd = Http1Fields.LineLength(bytes, 0);
+        if (lineEnd < 0)
         {
             error = Http1Error.BadRequest("bare LF: lines must end with CRLF");
             return false;
         }
 
-        var lineEnd = bytes.IndexOf((byte)'\n') - 1;
         if (!ParseRequestLine(bytes[..lineEnd], head, out error))
         {
             return false;

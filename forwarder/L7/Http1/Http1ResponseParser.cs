@@ -13,8 +13,36 @@ internal static class Http1ResponseParser
     public static Http1ParseStatus TryParse(in ReadOnlySequence<byte> buffer, Http1Limits limits, bool headRequest, Http1ResponseHead head, out SequencePosition consumed, out Http1Error error)
     {
         consumed = buffer.Start;
+        long headEnd = FindWholeHead(buffer.FirstSpan, limits);
+        if (headEnd > 0)
+        {
+            buffer.FirstSpan[..(int)headEnd].CopyTo(head.Reset((int)headEnd));
+        }
+        else
+        {
+            var status = FindHeadEnd(buffer, limits, out headEnd, out error);
+            if (status != Http1ParseStatus.Complete)
+            {
+                return status;
+            }
+
+            buffer.Slice(0, headEnd).CopyTo(head.Reset((int)headEnd));
+        }
+
+        if (!Parse(head.Bytes, limits, headRequest, head, out error))
+        {
+            return Http1ParseStatus.Error;
+        }
+
+        consumed = buffer.GetPosition(headEnd);
+        return Http1ParseStatus.Complete;
+    }
+
+    /// <summary>Finds the empty line that ends the head line by line, enforcing the size limit as bytes arrive.</summary>
+    private static Http1ParseStatus FindHeadEnd(in ReadOnlySequence<byte> buffer, Http1Limits limits, out long headEnd, out Http1Error error)
+    {
         var reader = new SequenceReader<byte>(buffer);
-        long headEnd = 0;
+        headEnd = 0;
         long lineStart = 0;
         while (headEnd == 0)
         {
@@ -45,26 +73,30 @@ internal static class Http1ResponseParser
             lineStart = reader.Consumed;
         }
 
-        var bytes = head.Reset((int)headEnd);
-        buffer.Slice(0, headEnd).CopyTo(bytes);
-        if (!Parse(bytes, limits, headRequest, head, out error))
-        {
-            return Http1ParseStatus.Error;
-        }
-
-        consumed = buffer.GetPosition(headEnd);
+        error = default;
         return Http1ParseStatus.Complete;
+    }
+
+    /// <summary>
+    /// The common case, found with one vectorized search: the first block holds a whole head within
+    /// the limit. Its length, or 0 to go line by line. Where a bare LF would end the head sooner
+    /// line by line, this finds a later end or none; the head fails as malformed either way.
+    /// </summary>
+    private static int FindWholeHead(ReadOnlySpan<byte> span, Http1Limits limits)
+    {
+        var end = span.IndexOf("\r\n\r\n"u8);
+        return end > 0 && end + 4 <= limits.MaxHeadBytes ? end + 4 : 0;
     }
 
     private static bool Parse(ReadOnlySpan<byte> bytes, Http1Limits limits, bool headRequest, Http1ResponseHead head, out Http1Error error)
     {
-        if (Http1Fields.HasBareLineFeed(bytes))
+        var lineEnd = Http1Fields.LineLength(bytes, 0);
+        if (lineEnd < 0)
         {
             error = BadGateway("bare LF in the response head");
             return false;
         }
 
-        var lineEnd = bytes.IndexOf((byte)'\n') - 1;
         if (!ParseStatusLine(bytes[..lineEnd], head, out error))
         {
             return false;

@@ -13,37 +13,44 @@ namespace Forwarder.L7.Http1;
 /// </summary>
 internal static class Http1ResponseWriter
 {
-    private static readonly byte[][] HopByHop =
-        [.. new[] { "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "via" }.Select(Encoding.ASCII.GetBytes)];
-
     /// <param name="closeAfter">The client connection closes after this response (the client asked, or the body runs until close).</param>
     /// <param name="setCookie">A Set-Cookie value to add (the generated affinity cookie), or null.</param>
     /// <param name="dechunked">The body is forwarded without its chunked framing (to an HTTP/1.0 client): Transfer-Encoding is left out.</param>
-    public static void Write(IBufferWriter<byte> output, Http1ResponseHead head, bool closeAfter, string? setCookie, bool dechunked = false)
+    public static void Write(IBufferWriter<byte> writer, Http1ResponseHead head, bool closeAfter, string? setCookie, bool dechunked = false)
     {
+        var output = new HeadOutput(writer);
         output.Write("HTTP/1.1 "u8);
-        WriteNumber(output, head.Status);
+        output.WriteNumber(head.Status);
         output.Write(" "u8);
-        output.Write(head.Reason.IsEmpty ? Encoding.ASCII.GetBytes(ReasonPhrases.GetReasonPhrase(head.Status)) : head.Reason);
+        if (head.Reason.IsEmpty)
+        {
+            output.WriteAscii(ReasonPhrases.GetReasonPhrase(head.Status));
+        }
+        else
+        {
+            output.Write(head.Reason);
+        }
+
         output.Write("\r\n"u8);
 
-        var connection = head["connection"u8];
         ReadOnlySpan<byte> via = default;
         var wroteLength = false;
         for (var i = 0; i < head.HeaderCount; i++)
         {
-            var name = head.HeaderName(i);
-            if (Ascii.EqualsIgnoreCase(name, "via"u8))
+            var kind = head.HeaderKind(i);
+            if (kind == Http1FieldKind.Via)
             {
                 via = head.HeaderValue(i);
             }
 
-            if (IsHopByHop(name, connection) || (dechunked && Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8)))
+            if (IsHopByHop(kind) || (dechunked && kind == Http1FieldKind.TransferEncoding)
+                || (head.ConnectionNamesFields && kind is not (Http1FieldKind.ContentLength or Http1FieldKind.TransferEncoding) && head.IsNamedByConnection(i)))
             {
+                // Fields that frame the body stay whatever Connection says: dropping them would change the message.
                 continue;
             }
 
-            if (head.Framing == Http1BodyFraming.Length && Ascii.EqualsIgnoreCase(name, "content-length"u8))
+            if (head.Framing == Http1BodyFraming.Length && kind == Http1FieldKind.ContentLength)
             {
                 // Once, as the number it was parsed to (a list of equal values is allowed in, not
                 // out). Without a body (HEAD, 304) the field only informs and passes as it is.
@@ -51,14 +58,14 @@ internal static class Http1ResponseWriter
                 {
                     wroteLength = true;
                     output.Write("Content-Length: "u8);
-                    WriteNumber(output, head.ContentLength);
+                    output.WriteNumber(head.ContentLength);
                     output.Write("\r\n"u8);
                 }
 
                 continue;
             }
 
-            output.Write(name);
+            output.Write(head.HeaderName(i));
             output.Write(": "u8);
             output.Write(head.HeaderValue(i));
             output.Write("\r\n"u8);
@@ -67,7 +74,7 @@ internal static class Http1ResponseWriter
         if (head.Status == 101)
         {
             output.Write("Connection: upgrade\r\nUpgrade: "u8);
-            output.Write(head["upgrade"u8]);
+            output.Write(head.First(Http1FieldKind.Upgrade));
             output.Write("\r\n"u8);
         }
         else if (closeAfter)
@@ -90,47 +97,19 @@ internal static class Http1ResponseWriter
         }
 
         output.Write(head.Version == Http1Version.Http10 ? "1.0 forwarder\r\n\r\n"u8 : "1.1 forwarder\r\n\r\n"u8);
+        output.Commit();
     }
 
     /// <summary>A complete response the proxy answers by itself (400, 404, 502, ...): a short text body, and the connection closes.</summary>
-    public static void WriteError(IBufferWriter<byte> output, int status)
+    public static void WriteError(IBufferWriter<byte> writer, int status)
     {
         var phrase = ReasonPhrases.GetReasonPhrase(status);
         var body = string.Create(CultureInfo.InvariantCulture, $"{status} {phrase}\n");
+        var output = new HeadOutput(writer);
         output.WriteAscii(string.Create(CultureInfo.InvariantCulture, $"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n{body}"));
+        output.Commit();
     }
 
-    private static bool IsHopByHop(ReadOnlySpan<byte> name, ReadOnlySpan<byte> connection)
-    {
-        foreach (var hop in HopByHop)
-        {
-            if (Ascii.EqualsIgnoreCase(name, hop))
-            {
-                return true;
-            }
-        }
-
-        // Fields that frame the body stay whatever Connection says: dropping them would change the message.
-        if (Ascii.EqualsIgnoreCase(name, "content-length"u8) || Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8))
-        {
-            return false;
-        }
-
-        foreach (var token in new Http1Fields.TokenList(connection))
-        {
-            if (Ascii.EqualsIgnoreCase(token, name))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    private static void WriteNumber(IBufferWriter<byte> output, long value)
-    {
-        var span = output.GetSpan(20);
-        value.TryFormat(span, out var written, provider: CultureInfo.InvariantCulture);
-        output.Advance(written);
-    }
+    private static bool IsHopByHop(Http1FieldKind kind) => kind is Http1FieldKind.Connection or Http1FieldKind.KeepAlive or Http1FieldKind.ProxyConnection
+        or Http1FieldKind.TE or Http1FieldKind.Trailer or Http1FieldKind.Upgrade or Http1FieldKind.Via;
 }

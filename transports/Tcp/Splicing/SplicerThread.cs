@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using static Forwarder.Transports.Tcp.Splicing.LinuxSockets;
 
@@ -46,8 +47,9 @@ internal sealed unsafe class SplicerThread : IDisposable
             throw new InvalidOperationException($"eventfd setup failed: errno {errno}");
         }
 
+        // Nothing of the creator's execution context belongs on this thread.
         _thread = new Thread(Run) { Name = name, IsBackground = true };
-        _thread.Start();
+        _thread.UnsafeStart();
     }
 
     public int Epoll { get; }
@@ -94,6 +96,10 @@ internal sealed unsafe class SplicerThread : IDisposable
 
     private void Run()
     {
+        // Sessions resume inline on this thread. With flow suppressed here, and sessions started
+        // without a context (ListenerHost), their state machines capture none when they suspend
+        // and resume straight on, not through ExecutionContext.Run each time.
+        using var noContext = ExecutionContext.SuppressFlow();
         var events = (byte*)NativeMemory.Alloc((nuint)(EventSize * MaxEvents));
         var ready = new List<SpliceFlow>();
         var again = new List<SpliceFlow>();
@@ -123,7 +129,8 @@ internal sealed unsafe class SplicerThread : IDisposable
                     }
                     else
                     {
-                        var target = (EpollTarget)GCHandle.FromIntPtr((nint)(data & ~1UL)).Target!;
+                        // Only targets are registered under a handle: no need to check the cast.
+                        var target = Unsafe.As<EpollTarget>(GCHandle.FromIntPtr((nint)(data & ~1UL)).Target!);
                         target.OnEvent((data & 1) != 0, flags, ready);
                     }
                 }

@@ -16,6 +16,9 @@ internal static class Http1Fields
     private static readonly SearchValues<byte> NotInFieldValue = SearchValues.Create(
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 127]);
 
+    /// <summary>Whether any LF in <paramref name="bytes"/> is not preceded by CR: every CRLF holds one LF, so the counts differ exactly then.</summary>
+    public static bool HasBareLineFeed(ReadOnlySpan<byte> bytes) => bytes.Count((byte)'\n') != bytes.Count("\r\n"u8);
+
     /// <summary>The length of the line starting at <paramref name="position"/> without its CRLF; -1 when it ends in a bare LF (or not at all).</summary>
     public static int LineLength(ReadOnlySpan<byte> bytes, int position)
     {

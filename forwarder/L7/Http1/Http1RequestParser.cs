@@ -55,10 +55,10 @@ internal static class Http1RequestParser
     }
 
     /// <summary>
-    /// The common case, found with one vectorized search: the first block holds a whole head that
-    /// starts with its request line and is within the limits. Its length, or 0 for anything else,
-    /// which <see cref="FindHeadEnd"/> then takes line by line. A bare LF makes no difference to
-    /// the outcome: it fails either way, as each line is checked for its CR when parsed.
+    /// The common case, found with vectorized searches: the first block holds a whole head that
+    /// starts with its request line, is within the limits and has no bare LF. Its length, or 0 for
+    /// anything else, which <see cref="FindHeadEnd"/> then takes line by line (refusing a bare LF
+    /// where it stands, so the same bytes get the same answer however they arrived).
     /// </summary>
     private static int FindWholeHead(ReadOnlySpan<byte> span, Http1Limits limits)
     {
@@ -73,7 +73,7 @@ internal static class Http1RequestParser
             return 0;
         }
 
-        return end + 4;
+        return Http1Fields.HasBareLineFeed(span[..(end + 4)]) ? 0 : end + 4;
     }
 
     /// <summary>Finds the empty line that ends the head, enforcing the size limits as bytes arrive.</summary>

@@ -78,14 +78,14 @@ internal static class Http1ResponseParser
     }
 
     /// <summary>
-    /// The common case, found with one vectorized search: the first block holds a whole head within
-    /// the limit. Its length, or 0 to go line by line. Where a bare LF would end the head sooner
-    /// line by line, this finds a later end or none; the head fails as malformed either way.
+    /// The common case, found with vectorized searches: the first block holds a whole head within
+    /// the limit and without a bare LF (which could end the head sooner line by line). Its length,
+    /// or 0 to go line by line.
     /// </summary>
     private static int FindWholeHead(ReadOnlySpan<byte> span, Http1Limits limits)
     {
         var end = span.IndexOf("\r\n\r\n"u8);
-        return end > 0 && end + 4 <= limits.MaxHeadBytes ? end + 4 : 0;
+        return end > 0 && end + 4 <= limits.MaxHeadBytes && !Http1Fields.HasBareLineFeed(span[..(end + 4)]) ? end + 4 : 0;
     }
 
     private static bool Parse(ReadOnlySpan<byte> bytes, Http1Limits limits, bool headRequest, Http1ResponseHead head, out Http1Error error)

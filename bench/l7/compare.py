@@ -10,8 +10,8 @@
 
 Every repetition runs every arm at every connection count, the arms in a rotated order each
 time, so drift on the machine hits all of them alike. Figures are medians over the repetitions;
-the forwarder is compared with the better peer both by medians and rep by rep (its req/s over the
-better peer's in the same repetition). Proxy CPU is the process tree's utime + stime over the run.
+the forwarder is compared with the better peer both by medians and rep by rep (its req/s and p99
+over those of the peer that was faster in the same repetition). Proxy CPU is the process tree's utime + stime over the run.
 
 Writes OUT/results.json (every sample) and OUT/report.md. Python 3.11 standard library only;
 needs wrk, haproxy and nginx. Usage: python3 bench/l7/compare.py --help
@@ -194,9 +194,12 @@ def summarize(samples: list[dict], connections: list[int], reps: int) -> dict:
                 rows[arm]["rss_mib"] = max(s["rss_mib"] for s in mine)
         best = max(PEERS, key=lambda peer: rows[peer]["rps"])
         per_rep = []
+        per_rep_p99 = []
         for rep in range(reps):
             at = {s["arm"]: s for s in samples if s["connections"] == c and s["rep"] == rep}
-            per_rep.append(at["forwarder"]["rps"] / max(at[peer]["rps"] for peer in PEERS))
+            faster = max(PEERS, key=lambda peer: at[peer]["rps"])
+            per_rep.append(at["forwarder"]["rps"] / at[faster]["rps"])
+            per_rep_p99.append(at["forwarder"]["p99_us"] / at[faster]["p99_us"])
         summary[str(c)] = {
             "arms": rows,
             "best_peer": best,
@@ -204,6 +207,8 @@ def summarize(samples: list[dict], connections: list[int], reps: int) -> dict:
             "p99_vs_best_peer": rows["forwarder"]["p99_us"] / rows[best]["p99_us"],
             "per_rep_rps_vs_better_peer": per_rep,
             "per_rep_median": statistics.median(per_rep),
+            "per_rep_p99_vs_better_peer": per_rep_p99,
+            "per_rep_p99_median": statistics.median(per_rep_p99),
         }
     return summary
 
@@ -236,9 +241,11 @@ def render(results: dict) -> str:
             ratio = "" if arm == "direct" else f"{row['rps'] / direct:.2f}x"
             lines.append(f"| {arm} | {row['rps']:,.0f} [{row['rps_min']:,.0f}–{row['rps_max']:,.0f}] | {ratio} | {latency(row['p50_us'])} | {latency(row['p99_us'])} | {row['errors']} | {cpu} | {rss} |")
         per_rep = ", ".join(f"{r:.2f}" for r in summary["per_rep_rps_vs_better_peer"])
+        per_rep_p99 = ", ".join(f"{r:.2f}" for r in summary["per_rep_p99_vs_better_peer"])
         lines += ["", f"Forwarder against the better peer ({summary['best_peer']}, by median): **{summary['rps_vs_best_peer']:.2f}x** the req/s, "
                   f"**{summary['p99_vs_best_peer']:.2f}x** the p99 (below 1 is better). Rep by rep, against whichever peer was faster in that "
-                  f"repetition: median **{summary['per_rep_median']:.2f}x** ({per_rep}).", ""]
+                  f"repetition: median **{summary['per_rep_median']:.2f}x** ({per_rep}) the req/s, "
+                  f"**{summary['per_rep_p99_median']:.2f}x** ({per_rep_p99}) the p99.", ""]
     return "\n".join(lines)
 
 

@@ -8,8 +8,9 @@
 * ``haproxy``: HAProxy ``mode http``, ``http-reuse always``, ``nbthread 1``;
 * ``nginx``: nginx ``proxy_pass`` with upstream ``keepalive``, one worker.
 
-Every repetition runs every arm at every connection count, the arms in a rotated order each
-time, so drift on the machine hits all of them alike. Figures are medians over the repetitions;
+Every repetition runs every arm at every connection count: direct first, then the three proxies
+in an order rotated each time, so drift on the machine hits all of them alike and the forwarder
+always runs next to its peers. Figures are medians over the repetitions;
 the forwarder is compared with the better peer both by medians and rep by rep (its req/s and p99
 over those of the peer that was faster in the same repetition). Proxy CPU is the process tree's utime + stime over the run.
 
@@ -224,7 +225,7 @@ def render(results: dict) -> str:
         "",
         f"`bench/l7/compare.py`, {results['started']}, on {m['cpus']} cores ({m['cpu']}); {m['os']}.",
         f"`wrk -t1 -cC -d{results['duration']}s --latency` to an nginx backend (one worker, `return 200`, 12-byte body), "
-        f"{results['reps']} repetitions, every arm at every connection count in each, in rotated order; "
+        f"{results['reps']} repetitions, every arm at every connection count in each (direct first, the proxies in rotated order); "
         "medians over the repetitions with [min–max]. Every proxy on one thread: HAProxy `nbthread 1` "
         "(`mode http`, `http-reuse always`), nginx one worker (upstream `keepalive 256`), the forwarder `tcp.ioThreads: 1`.",
         "",
@@ -270,7 +271,10 @@ def main() -> int:
                     run_wrk(lab.ports[arm], c, args.warmup)
             samples = []
             for rep in range(args.reps):
-                order = ARMS[rep % len(ARMS):] + ARMS[:rep % len(ARMS)]
+                # Direct (the ceiling) first, then the three proxies in rotated order, so the forwarder
+                # always runs next to the peers it is compared with: this machine's speed drifts.
+                proxies = [arm for arm in ARMS if arm != "direct"]
+                order = ["direct"] + proxies[rep % len(proxies):] + proxies[:rep % len(proxies)]
                 for c in args.connections:
                     for arm in order:
                         sample = {"rep": rep, "connections": c, "arm": arm, **measure(lab, arm, c, args.duration)}

@@ -150,10 +150,10 @@ public sealed class Http1HeadPathsTests
         var bytes = Encoding.Latin1.GetBytes(
             "POST /up?x=1 HTTP/1.1\r\nhost: api\r\nTransfer-Encoding: gzip, chunked\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKEEP-ALIVE: timeout=5\r\nx-forwarded-for: 198.51.100.1\r\n\r\n5\r\nhello\r\n");
 
-        var status = Http1RequestParser.TryParse(Chunks(bytes, 1), Http1Limits.Default, head, out var consumed, out var error);
+        var status = Http1RequestParser.TryParse(TestSequences.Chunks(bytes, 1), Http1Limits.Default, head, out var consumed, out var error);
 
         Assert.True(status == Http1ParseStatus.Complete, error.Reason);
-        Assert.Equal(bytes.Length - 10, Chunks(bytes, 1).Slice(Chunks(bytes, 1).Start, consumed).Length);
+        Assert.Equal(bytes.Length - 10, TestSequences.Chunks(bytes, 1).Slice(TestSequences.Chunks(bytes, 1).Start, consumed).Length);
         Assert.Equal(("POST", "/up?x=1", "/up", "x=1", "api"), (Text(head.Method), Text(head.Target), Text(head.Path), Text(head.Query), Text(head.Host)));
         Assert.Equal(Http1Version.Http11, head.Version);
         Assert.Null(head.ContentLength);
@@ -183,7 +183,7 @@ public sealed class Http1HeadPathsTests
         var second = "GET /b HTTP/1.1\r\nHost: two\r\n\r\n"u8.ToArray();
 
         Assert.Equal(Http1ParseStatus.Complete, Http1RequestParser.TryParse(new ReadOnlySequence<byte>(first), Http1Limits.Default, head, out _, out _));
-        Assert.Equal(Http1ParseStatus.Complete, Http1RequestParser.TryParse(Chunks(second, 2), Http1Limits.Default, head, out _, out _));
+        Assert.Equal(Http1ParseStatus.Complete, Http1RequestParser.TryParse(TestSequences.Chunks(second, 2), Http1Limits.Default, head, out _, out _));
 
         Assert.Equal(("GET", "two", string.Empty), (Text(head.Method), Text(head.Host), Text(head.Query)));
         Assert.Null(head.ContentLength);
@@ -293,10 +293,10 @@ public sealed class Http1HeadPathsTests
         var head = new Http1ResponseHead();
         var bytes = Encoding.Latin1.GetBytes("HTTP/1.1 200 Fine\r\nConnection: X-Hop\r\nX-Hop: 1\r\ntransfer-encoding: chunked\r\nVIA: 1.0 b\r\n\r\n0\r\n\r\n");
 
-        var status = Http1ResponseParser.TryParse(Chunks(bytes, 1), Http1Limits.Default, headRequest: false, head, out var consumed, out var error);
+        var status = Http1ResponseParser.TryParse(TestSequences.Chunks(bytes, 1), Http1Limits.Default, headRequest: false, head, out var consumed, out var error);
 
         Assert.True(status == Http1ParseStatus.Complete, error.Reason);
-        Assert.Equal(bytes.Length - 5, Chunks(bytes, 1).Slice(Chunks(bytes, 1).Start, consumed).Length);
+        Assert.Equal(bytes.Length - 5, TestSequences.Chunks(bytes, 1).Slice(TestSequences.Chunks(bytes, 1).Start, consumed).Length);
         Assert.Equal((200, "Fine", Http1BodyFraming.Chunked, true), (head.Status, Text(head.Reason), head.Framing, head.KeepAlive));
         Assert.True(head.ConnectionNamesFields);
         Assert.Equal(
@@ -398,20 +398,20 @@ public sealed class Http1HeadPathsTests
     {
         for (var cut = 0; cut <= bytes.Length; cut++)
         {
-            yield return ($"cut at {cut}", Cut(bytes, cut));
+            yield return ($"cut at {cut}", TestSequences.Cut(bytes, cut));
         }
 
         foreach (var size in new[] { 1, 2, 3, 7 })
         {
-            yield return ($"{size}-byte segments", Chunks(bytes, size));
+            yield return ($"{size}-byte segments", TestSequences.Chunks(bytes, size));
         }
 
         foreach (var at in HeadEnds(bytes))
         {
-            yield return ($"cut at {at + 1}, {at + 2}, {at + 3}", Cut(bytes, at + 1, at + 2, at + 3));
-            yield return ($"cut at {at}, {at + 2}, {at + 4}", Cut(bytes, at, at + 2, at + 4));
-            yield return ($"cut at {at + 2}, {at + 2}", Cut(bytes, at + 2, at + 2));
-            yield return ($"cut at 1, {at + 3}", Cut(bytes, Math.Min(1, at + 3), at + 3));
+            yield return ($"cut at {at + 1}, {at + 2}, {at + 3}", TestSequences.Cut(bytes, at + 1, at + 2, at + 3));
+            yield return ($"cut at {at}, {at + 2}, {at + 4}", TestSequences.Cut(bytes, at, at + 2, at + 4));
+            yield return ($"cut at {at + 2}, {at + 2}", TestSequences.Cut(bytes, at + 2, at + 2));
+            yield return ($"cut at 1, {at + 3}", TestSequences.Cut(bytes, Math.Min(1, at + 3), at + 3));
         }
     }
 
@@ -428,46 +428,5 @@ public sealed class Http1HeadPathsTests
         }
 
         return starts;
-    }
-
-    private static ReadOnlySequence<byte> Chunks(byte[] bytes, int size)
-    {
-        var cuts = new List<int>();
-        for (var offset = size; offset < bytes.Length; offset += size)
-        {
-            cuts.Add(offset);
-        }
-
-        return Cut(bytes, [.. cuts]);
-    }
-
-    /// <summary>The bytes as one segment per stretch between cuts (ascending; equal cuts make empty segments).</summary>
-    private static ReadOnlySequence<byte> Cut(byte[] bytes, params int[] cuts)
-    {
-        var first = new Segment(bytes.AsMemory(0, cuts.Length == 0 ? bytes.Length : cuts[0]), 0);
-        var last = first;
-        for (var i = 0; i < cuts.Length; i++)
-        {
-            var end = i + 1 < cuts.Length ? cuts[i + 1] : bytes.Length;
-            last = last.Append(bytes.AsMemory(cuts[i], end - cuts[i]));
-        }
-
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
     }
 }

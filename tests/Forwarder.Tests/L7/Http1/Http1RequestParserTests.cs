@@ -49,10 +49,10 @@ public sealed class Http1RequestParserTests
 
         for (var available = 1; available < headLength; available++)
         {
-            Assert.Equal(Http1ParseStatus.NeedMore, Parse(Segmented(bytes.AsSpan(0, available).ToArray(), 3)).Status);
+            Assert.Equal(Http1ParseStatus.NeedMore, Parse(TestSequences.Chunks(bytes.AsSpan(0, available).ToArray(), 3)).Status);
         }
 
-        var (status, consumed, _) = Parse(Segmented(bytes, 3));
+        var (status, consumed, _) = Parse(TestSequences.Chunks(bytes, 3));
         Assert.Equal(Http1ParseStatus.Complete, status);
         Assert.Equal(headLength, consumed);
         Assert.Equal(11, _head.ContentLength);
@@ -248,39 +248,5 @@ public sealed class Http1RequestParserTests
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-    }
-
-    /// <summary>The bytes as a chain of segments of the given size, the way a pipe hands them over.</summary>
-    private static ReadOnlySequence<byte> Segmented(byte[] bytes, int size)
-    {
-        if (bytes.Length <= size)
-        {
-            return new ReadOnlySequence<byte>(bytes);
-        }
-
-        var first = new Segment(bytes.AsMemory(0, size), 0);
-        var last = first;
-        for (var offset = size; offset < bytes.Length; offset += size)
-        {
-            last = last.Append(bytes.AsMemory(offset, Math.Min(size, bytes.Length - offset)));
-        }
-
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
     }
 }

@@ -138,11 +138,11 @@ public sealed class RelayServerTests : IDisposable
         await SocketClient.AssertEchoAsync(held, "open before the attacks");
 
         // Not yamux after the handshake: the relay ends that connection.
-        using (var credentials = Credentials("relay-2", _mesh.Directory))
+        using (var credentials = Credentials("edge-c", _mesh.Directory))
         {
             var connection = await Tcp().ConnectAsync(relay.EndPoint);
             await using var ssl = new System.Net.Security.SslStream(new Forwarder.Tls.DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: false);
-            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(relay.Name, NodeCredentials.RelayProtocol));
+            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(relay.Name, NodeCredentials.RelayProtocol, new PeerVerdict()));
             var garbage = new byte[4096];
             Random.Shared.NextBytes(garbage);
             garbage[0] = 7;
@@ -159,7 +159,7 @@ public sealed class RelayServerTests : IDisposable
         }
 
         // A registered node opening more streams than a session may hold: the excess is reset.
-        var (session, link) = await DialAndRegisterAsync(relay, "relay-2");
+        var (session, link) = await DialAndRegisterAsync(relay, "edge-c");
         await using (link)
         await using (session)
         {

@@ -38,14 +38,17 @@ internal sealed class TestMesh : IDisposable
     public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
 
     /// <summary>Node edge-b: hosts <paramref name="hostedEndpoint"/>, takes direct links on a free port, registers with <paramref name="relays"/>.</summary>
-    public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, params RunningRelay[] relays) => RunningForwarder.StartAsync($"""
+    public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, params RunningRelay[] relays) => StartNodeBAsync(hostedEndpoint, "edge-a", relays);
+
+    /// <summary>Node edge-b as above, admitting only <paramref name="peer"/>.</summary>
+    public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string peer, RunningRelay[] relays) => RunningForwarder.StartAsync($"""
         node:
           name: edge-b
           listen: '127.0.0.1:0'
           keepAlive: 2s
         {Identity("edge-b", Directory)}
           peers:
-            - name: edge-a
+            - name: {peer}
         {Relays(relays)}
         listeners:
           - name: unused

@@ -132,6 +132,11 @@ public sealed class NodeLinkTests : IDisposable
         await Eventually.TrueAsync(() => nodeB.Metrics.LinksRefused(LinkRefusal.Unlisted) == 1, "B counts the refused link as unlisted");
         Assert.Equal(0, nodeB.Metrics.Peer("edge-a").LinksOpened);
         Assert.Equal(1, nodeA.Metrics.Service("app").ConnectErrors(ConnectFailure.Unreachable));
+
+        await using var open = await StartNodeBAsync(backend.Address, peers: "edge-c", acceptUnlisted: true);
+        await using var toOpen = await StartNodeAAsync(LinkAddress(open), backend.Address);
+        using var admitted = await SocketClient.ConnectAsync(toOpen.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(admitted, "any node of the mesh may link");
     }
 
     [Fact]
@@ -315,10 +320,11 @@ public sealed class NodeLinkTests : IDisposable
     /// <param name="peers">The nodes B admits.</param>
     /// <param name="privateEndpoint">An endpoint of a second service B hosts but does not export.</param>
     /// <param name="authority">B's CA file; the mesh's by default.</param>
-    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null) => RunningForwarder.StartAsync($"""
+    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false) => RunningForwarder.StartAsync($"""
         node:
           name: {name}
           listen: '127.0.0.1:0'
+          acceptUnlistedPeers: {(acceptUnlisted ? "true" : "false")}
           certificate: {Path.Combine(_directory, name + ".pem")}
           key: {Path.Combine(_directory, name + ".key")}
           ca: {authority ?? Path.Combine(_directory, "ca.pem")}

@@ -209,6 +209,27 @@ public sealed class NodeLinkTests : IDisposable
     }
 
     [Fact]
+    public async Task CertificatesMadeWithTheReadmesOpenSslCommands_LinkNodes_AndKeepTheirRoles()
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(_directory, "openssl")).FullName;
+        await RunReadmeOpenSslAsync(folder, "node", "edge-a");
+        await RunReadmeOpenSslAsync(folder, "node", "edge-b");
+        await RunReadmeOpenSslAsync(folder, "relay", "relay-1");
+
+        await using var backend = TcpTestServer.Echo();
+        await using var nodeB = await StartNodeBAsync(backend.Address, peers: "edge-a,relay-1", certificateFolder: folder);
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, certificateFolder: folder);
+        using (var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front")))
+        {
+            await SocketClient.AssertEchoAsync(client, "openssl-made certificates");
+        }
+
+        using var relayCredentials = new NodeCredentials("relay-1", new Forwarder.Configuration.CertificateFiles(Path.Combine(folder, "relay-1.pem"), Path.Combine(folder, "relay-1.key")), Path.Combine(folder, "ca.pem"), NullLogger.Instance);
+        Assert.Null(await ConnectRequestAsync(LinkEndPoint(nodeB), relayCredentials, backend.Address));
+        await Eventually.TrueAsync(() => nodeB.Metrics.LinksRefused(LinkRefusal.Role) == 1, "B refuses the openssl-made relay certificate as the wrong role");
+    }
+
+    [Fact]
     public async Task ReplacingTheCaFile_TakesEffectWithoutRestart()
     {
         // A second CA, with its own certificate for edge-a; A trusts both CAs, so it accepts B's.
@@ -247,6 +268,24 @@ public sealed class NodeLinkTests : IDisposable
         using var refused = await SocketClient.ConnectAsync(fromOldCa.EndPoint("front"));
         Assert.True(await SocketClient.ClosedAsync(refused), "B no longer trusts the CA its file held before");
         await Eventually.TrueAsync(() => nodeB.Metrics.LinksRefused(LinkRefusal.Certificate) >= 2, "B counts both refusals as certificates");
+    }
+
+    /// <summary>Runs the README's openssl block for <paramref name="role"/> <paramref name="name"/> in <paramref name="folder"/> (the CA is made by the first run).</summary>
+    private static async Task RunReadmeOpenSslAsync(string folder, string role, string name)
+    {
+        var readme = await File.ReadAllTextAsync(Path.Combine(Forwarder.Tests.Configuration.ConfigLoaderTests.RepositoryRoot(), "README.md"));
+        const string Marker = "<!-- mesh-certificates -->\n```sh\n";
+        var from = readme.IndexOf(Marker, StringComparison.Ordinal) + Marker.Length;
+        var script = readme[from..readme.IndexOf("```", from, StringComparison.Ordinal)];
+        Assert.Contains("ROLE=node NAME=edge-1\n", script, StringComparison.Ordinal);
+        var start = new System.Diagnostics.ProcessStartInfo("bash") { WorkingDirectory = folder, RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        start.ArgumentList.Add("-ec");
+        start.ArgumentList.Add(script.Replace("ROLE=node NAME=edge-1\n", $"ROLE={role} NAME={name}\n", StringComparison.Ordinal));
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, $"the README's openssl block failed for {role} {name}: {await errors}");
     }
 
     /// <summary>
@@ -320,14 +359,15 @@ public sealed class NodeLinkTests : IDisposable
     /// <param name="peers">The nodes B admits.</param>
     /// <param name="privateEndpoint">An endpoint of a second service B hosts but does not export.</param>
     /// <param name="authority">B's CA file; the mesh's by default.</param>
-    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false) => RunningForwarder.StartAsync($"""
+    /// <param name="certificateFolder">Where NAME.pem/.key and ca.pem are; the mesh's folder by default.</param>
+    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null) => RunningForwarder.StartAsync($"""
         node:
           name: {name}
           listen: '127.0.0.1:0'
           acceptUnlistedPeers: {(acceptUnlisted ? "true" : "false")}
-          certificate: {Path.Combine(_directory, name + ".pem")}
-          key: {Path.Combine(_directory, name + ".key")}
-          ca: {authority ?? Path.Combine(_directory, "ca.pem")}
+          certificate: {Path.Combine(certificateFolder ?? _directory, name + ".pem")}
+          key: {Path.Combine(certificateFolder ?? _directory, name + ".key")}
+          ca: {authority ?? Path.Combine(certificateFolder ?? _directory, "ca.pem")}
           peers: [ {string.Join(", ", peers.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => $"{{ name: {p} }}"))} ]
         listeners:
           - name: unused

@@ -230,6 +230,24 @@ public sealed class NodeLinkTests : IDisposable
     }
 
     [Fact]
+    public async Task AnExportTakenBackByAReload_IsRefusedFromThenOn()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var nodeB = await StartNodeBAsync(backend.Address);
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address);
+        using (var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front")))
+        {
+            await SocketClient.AssertEchoAsync(client, "exported");
+        }
+
+        Assert.True(await nodeB.ReloadAsync(NodeB(backend.Address, export: false)));
+        using var refused = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        Assert.True(await SocketClient.ClosedAsync(refused), "the service is no longer exported");
+        Assert.Equal(1, backend.AcceptedCount);
+        Assert.Equal(1, nodeB.Metrics.Peer("edge-a").StreamsRefused(StreamRefusal.NotExported));
+    }
+
+    [Fact]
     public async Task ReplacingTheCaFile_TakesEffectWithoutRestart()
     {
         // A second CA, with its own certificate for edge-a; A trusts both CAs, so it accepts B's.
@@ -360,7 +378,11 @@ public sealed class NodeLinkTests : IDisposable
     /// <param name="privateEndpoint">An endpoint of a second service B hosts but does not export.</param>
     /// <param name="authority">B's CA file; the mesh's by default.</param>
     /// <param name="certificateFolder">Where NAME.pem/.key and ca.pem are; the mesh's folder by default.</param>
-    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null) => RunningForwarder.StartAsync($"""
+    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null)
+        => RunningForwarder.StartAsync(NodeB(hostedEndpoint, name, peers, privateEndpoint, authority, acceptUnlisted, certificateFolder));
+
+    /// <summary>Node B's config, as <see cref="StartNodeBAsync"/> describes it; <paramref name="export"/> is service app's.</summary>
+    private string NodeB(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, bool export = true) => $"""
         node:
           name: {name}
           listen: '127.0.0.1:0'
@@ -375,11 +397,11 @@ public sealed class NodeLinkTests : IDisposable
             protocol: echo
         services:
           app:
-            export: true
+            export: {(export ? "true" : "false")}
             endpoints:
               - address: {hostedEndpoint}
         {(privateEndpoint is null ? string.Empty : $"  private:\n    endpoints:\n      - address: {privateEndpoint}")}
-        """);
+        """;
 
     /// <param name="privateEndpoint">Reached through listener "private" as an endpoint on B.</param>
     /// <param name="certificate">Where edge-a.pem/.key are; the mesh's folder by default.</param>

@@ -44,15 +44,12 @@ internal sealed class NodeCredentials : IDisposable
     {
     }
 
-    /// <param name="name">This node's (or relay's) name, the one its certificate proves.</param>
+    /// <param name="name">This node's (or relay's) name, the one its certificate proves (for the log of its reloads).</param>
     public NodeCredentials(string name, CertificateFiles identity, string authority, ILogger logger)
     {
-        Name = name;
         _identity = new ServerCertificate(identity, name, logger, static _ => { });
         _trust = new MeshTrust(authority, logger);
     }
-
-    public string Name { get; }
 
     /// <summary>
     /// For accepting nodes (on links, or at a relay with <see cref="RelayProtocol"/>): the node is

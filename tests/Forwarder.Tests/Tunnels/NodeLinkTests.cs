@@ -132,6 +132,7 @@ public sealed class NodeLinkTests : IDisposable
         await Eventually.TrueAsync(() => nodeB.Metrics.LinksRefused(LinkRefusal.Unlisted) == 1, "B counts the refused link as unlisted");
         Assert.Equal(0, nodeB.Metrics.Peer("edge-a").LinksOpened);
         Assert.Equal(1, nodeA.Metrics.Service("app").ConnectErrors(ConnectFailure.Unreachable));
+        await Eventually.TrueAsync(() => nodeA.Metrics.Peer("edge-b").LinkFailures == 1, "A counts the link B closed at once as failed, and waits before the next");
 
         await using var open = await StartNodeBAsync(backend.Address, peers: "edge-c", acceptUnlisted: true);
         await using var toOpen = await StartNodeAAsync(LinkAddress(open), backend.Address);

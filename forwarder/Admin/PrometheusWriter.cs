@@ -87,6 +87,18 @@ internal static class PrometheusWriter
             Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"in\",path=\"relay\"", p.StreamsInRelayed);
         }
 
+        Family(text, "forwarder_node_links_refused_total", "counter", "Links peers opened that this node refused: no or a foreign certificate (certificate), a mesh certificate not a node's (role), a node not in node.peers (unlisted).");
+        Sample(text, "forwarder_node_links_refused_total", "reason=\"certificate\"", metrics.LinksRefused(LinkRefusal.Certificate));
+        Sample(text, "forwarder_node_links_refused_total", "reason=\"role\"", metrics.LinksRefused(LinkRefusal.Role));
+        Sample(text, "forwarder_node_links_refused_total", "reason=\"unlisted\"", metrics.LinksRefused(LinkRefusal.Unlisted));
+
+        Family(text, "forwarder_node_link_streams_refused_total", "counter", "Streams from the peer answered NotAllowed: the target is no endpoint of an exported service (not_exported), or it came through a relay from a node not in node.peers (unlisted).");
+        foreach (var p in peers)
+        {
+            Sample(text, "forwarder_node_link_streams_refused_total", $"peer=\"{p.Name}\",reason=\"not_exported\"", p.StreamsRefused(StreamRefusal.NotExported));
+            Sample(text, "forwarder_node_link_streams_refused_total", $"peer=\"{p.Name}\",reason=\"unlisted\"", p.StreamsRefused(StreamRefusal.Unlisted));
+        }
+
         var relays = metrics.Relays.ToArray();
         Family(text, "forwarder_node_relay_up", "gauge", "1 while this node is registered with the relay.");
         foreach (var r in relays)

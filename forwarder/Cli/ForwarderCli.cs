@@ -57,7 +57,7 @@ internal static class ForwarderCli
         return root;
     }
 
-    /// <summary><c>forwarder cert --out DIR NODE...</c>: a mesh CA (made once) and a certificate per node, for the links between nodes.</summary>
+    /// <summary><c>forwarder cert --out DIR [--relay] NAME...</c>: a mesh CA (made once) and a certificate per node (or relay), for the links between nodes.</summary>
     private static Command CertCommand()
     {
         var outOption = new Option<DirectoryInfo>("--out", "-o")
@@ -70,11 +70,16 @@ internal static class ForwarderCli
             Description = "Validity of new certificates, in days (a node's never outlives the CA's).",
             DefaultValueFactory = _ => 365,
         };
-        var namesArgument = new Argument<string[]>("nodes") { Description = "Node names; each becomes the DNS name its peers expect.", Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("cert", "Make a mesh CA and node certificates for mutually authenticated links between nodes.")
+        var relayOption = new Option<bool>("--relay")
+        {
+            Description = "Issue relay certificates (forwarder://relay/NAME) instead of node certificates (forwarder://node/NAME).",
+        };
+        var namesArgument = new Argument<string[]>("nodes") { Description = "Node (or relay) names; each becomes the name the other ends expect.", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("cert", "Make a mesh CA and node or relay certificates for mutually authenticated links between nodes.")
         {
             outOption,
             daysOption,
+            relayOption,
             namesArgument,
         };
         command.SetAction(parse =>
@@ -91,7 +96,7 @@ internal static class ForwarderCli
                     return ExitInvalidConfig;
                 }
 
-                using var certificate = authority.IssueNode(name, folder, validity);
+                using var certificate = parse.GetValue(relayOption) ? authority.IssueRelay(name, folder, validity) : authority.IssueNode(name, folder, validity);
                 Console.Out.WriteLine($"issued {Path.Combine(folder, name + ".pem")} (valid until {certificate.NotAfter.ToUniversalTime():u})");
             }
 

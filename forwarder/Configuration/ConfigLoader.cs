@@ -173,7 +173,7 @@ internal static class ConfigLoader
                 reader.Error(serviceNode, path, $"service names may use {ValidName}");
             }
 
-            var fields = reader.Mapping(serviceNode, path, "lb", "healthCheck", "outlierDetection", "connectTimeout", "connectAttempts", "idleTimeout", "http", "endpoints");
+            var fields = reader.Mapping(serviceNode, path, "lb", "healthCheck", "outlierDetection", "connectTimeout", "connectAttempts", "idleTimeout", "http", "endpoints", "export");
             if (fields is null)
             {
                 continue;
@@ -183,6 +183,7 @@ internal static class ConfigLoader
             var healthCheck = HealthConfigReader.ReadHealthCheck(reader, fields.GetValueOrDefault("healthCheck"), path);
             var outlierDetection = HealthConfigReader.ReadOutlierDetection(reader, fields.GetValueOrDefault("outlierDetection"), path);
             var endpoints = ReadEndpoints(reader, fields, serviceNode, path, self, hasNodeSection);
+            var export = NodeConfigReader.ReadExport(reader, fields, path, self, hasNodeSection, endpoints);
             services[name] = new ServiceConfig(
                 name,
                 lb,
@@ -192,7 +193,8 @@ internal static class ConfigLoader
                 ConnectAttempts: reader.Int(fields, path, "connectAttempts", 3, 1, 100),
                 IdleTimeout: reader.Duration(fields, path, "idleTimeout", TimeSpan.FromHours(1), TimeSpan.Zero),
                 ReadUpstreamHttp(reader, fields.GetValueOrDefault("http"), $"{path}.http"),
-                endpoints);
+                endpoints,
+                export);
         }
 
         return services;
@@ -280,6 +282,12 @@ internal static class ConfigLoader
                         reader.Error(endpointFields["node"], $"{itemPath}.node", $"no node named '{host}' ({known})");
                     }
 
+                    continue;
+                }
+
+                if (self.Peer(host) is { Address: null } && self.Relays.Count == 0)
+                {
+                    reader.Error(endpointFields["node"], $"{itemPath}.node", $"node '{host}' has no address in node.peers and node.relays lists none, so it cannot be reached");
                     continue;
                 }
 

@@ -42,6 +42,7 @@ internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint End
 
 /// <param name="HealthCheck">Active checks; none when null.</param>
 /// <param name="OutlierDetection">Passive ejection of endpoints failing on real traffic; none when null.</param>
+/// <param name="Export">Whether peer nodes may reach this service's endpoints on this node over node links (and relays).</param>
 internal sealed record ServiceConfig(
     string Name,
     LbConfig Lb,
@@ -51,7 +52,8 @@ internal sealed record ServiceConfig(
     int ConnectAttempts,
     TimeSpan IdleTimeout,
     UpstreamHttpConfig Http,
-    IReadOnlyList<EndpointConfig> Endpoints);
+    IReadOnlyList<EndpointConfig> Endpoints,
+    bool Export = false);
 
 /// <summary>How http listeners talk to a service's endpoints: keep-alive pools per endpoint.</summary>
 /// <param name="MaxIdleConnections">Idle keep-alive connections kept per endpoint; more are closed when returned.</param>

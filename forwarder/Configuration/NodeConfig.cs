@@ -4,18 +4,24 @@ namespace Forwarder.Configuration;
 
 /// <summary>
 /// This node's identity in the mesh and the peers it may link to: links are TLS 1.3 with both
-/// ends proving a certificate from the mesh CA whose DNS name is the node's name.
+/// ends proving a certificate from the mesh CA for the node role and the node's name.
 /// </summary>
 /// <param name="Listen">Where peers' links arrive; null for a node that only dials out (behind NAT).</param>
-/// <param name="Identity">This node's certificate (DNS name = <paramref name="Name"/>) and key.</param>
+/// <param name="Identity">This node's certificate (<c>forwarder://node/NAME</c>) and key.</param>
 /// <param name="Authority">The mesh CA's certificate file: the only issuer a peer's certificate may chain to.</param>
 /// <param name="Relays">Relays this node registers with (dialling out, so it works behind NAT) and reaches peers through when a direct link fails.</param>
 /// <param name="KeepAlive">Between pings on links and relay sessions; a link whose pings go unanswered is dropped as dead.</param>
-internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? ListenEndPoint, CertificateFiles Identity, string Authority, IReadOnlyList<PeerConfig> Peers, IReadOnlyList<RelayAddress> Relays, TimeSpan KeepAlive)
+/// <param name="AcceptUnlistedPeers">Whether any node of the mesh may link to this one and send streams through relays; by default only <paramref name="Peers"/> may.</param>
+internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? ListenEndPoint, CertificateFiles Identity, string Authority, IReadOnlyList<PeerConfig> Peers, IReadOnlyList<RelayAddress> Relays, TimeSpan KeepAlive, bool AcceptUnlistedPeers = false)
 {
     public static readonly TimeSpan DefaultKeepAlive = TimeSpan.FromSeconds(15);
 
     public PeerConfig? Peer(string name) => Peers.FirstOrDefault(p => p.Name == name);
+
+    /// <summary>Why node <paramref name="name"/> may not link to this one or send it streams; null when it may.</summary>
+    public string? Refuses(string name) => AcceptUnlistedPeers || Peer(name) is not null
+        ? null
+        : $"node '{name}' is not in node.peers (and node.acceptUnlistedPeers is off)";
 
     /// <summary>Equal in everything but the lists, which are compared by content.</summary>
     public bool SameAs(NodeConfig other)

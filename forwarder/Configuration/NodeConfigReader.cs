@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Forwarder.Tls;
+using Forwarder.Tunnels;
 using YamlDotNet.RepresentationModel;
 
 namespace Forwarder.Configuration;
@@ -10,7 +12,7 @@ internal static class NodeConfigReader
     public static NodeConfig? Read(YamlFieldReader reader, YamlNode node, string configFile)
     {
         const string Section = "node";
-        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "peers", "relays", "keepAlive");
+        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "peers", "acceptUnlistedPeers", "relays", "keepAlive");
         if (fields is null)
         {
             return null;
@@ -33,25 +35,39 @@ internal static class NodeConfigReader
         var (identity, authorityPath) = ReadIdentity(reader, fields, Section, name, node, folder);
         var peers = ReadPeers(reader, fields, name);
         var relays = ReadRelays(reader, fields);
-        if (relays.Count == 0 && peers.FirstOrDefault(p => p.Address is null) is { } unreachable)
-        {
-            reader.Error(fields["peers"], "node.peers", $"peer '{unreachable.Name}' has no address, so it can only be reached through a relay, and node.relays lists none");
-        }
         var keepAlive = reader.Duration(fields, Section, "keepAlive", NodeConfig.DefaultKeepAlive, TimeSpan.FromMilliseconds(100));
+        var acceptUnlisted = reader.Bool(fields, Section, "acceptUnlistedPeers", false);
         return name is null || identity is null || authorityPath is null
             ? null
-            : new NodeConfig(name, listen, listenEndPoint, identity, authorityPath, peers, relays, keepAlive);
+            : new NodeConfig(name, listen, listenEndPoint, identity, authorityPath, peers, relays, keepAlive, acceptUnlisted);
     }
 
     /// <summary>
-    /// The certificate, key and CA fields every member of the mesh has: the pair must load and
-    /// name <paramref name="name"/>, and the CA file must hold a certificate.
+    /// The certificate, key and CA fields every member of the mesh has: the CA file must hold a
+    /// certificate, and the pair must load, be issued by that CA and prove the section's role and
+    /// <paramref name="name"/> (<c>forwarder://node/NAME</c> or <c>forwarder://relay/NAME</c>), as
+    /// the other ends will check.
     /// </summary>
     internal static (CertificateFiles? Identity, string? Authority) ReadIdentity(YamlFieldReader reader, Dictionary<string, YamlNode> fields, string section, string? name, YamlNode owner, string folder)
     {
         var certificate = reader.String(fields, section, "certificate", required: true, owner);
         var key = reader.String(fields, section, "key", required: true, owner);
         var authority = reader.String(fields, section, "ca", required: true, owner);
+        string? authorityPath = null;
+        X509Certificate2Collection? issuers = null;
+        if (authority is not null)
+        {
+            authorityPath = Path.GetFullPath(authority, folder);
+            try
+            {
+                issuers = MeshTrust.Load(authorityPath);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
+            {
+                reader.Error(fields["ca"], YamlFieldReader.Join(section, "ca"), $"cannot load the CA certificate {authorityPath}: {ex.Message}");
+            }
+        }
+
         CertificateFiles? identity = null;
         if (certificate is not null && key is not null)
         {
@@ -60,9 +76,15 @@ internal static class NodeConfigReader
             try
             {
                 using var loaded = CertificateChain.Load(identity);
-                if (name is not null && !loaded.IsFor(name))
+                var role = section == "relay" ? MeshRole.Relay : MeshRole.Node;
+                if (name is not null && MeshIdentity.Mismatch(loaded.Leaf, role, name) is { } mismatch)
                 {
-                    reader.Error(fields["certificate"], field, $"{identity.Certificate} is not for {section} '{name}' (it names {string.Join(", ", loaded.DnsNames)}); peers would refuse it");
+                    reader.Error(fields["certificate"], field, $"{identity.Certificate} is not for {section} '{name}': {mismatch}; the other ends would refuse it");
+                }
+
+                if (issuers is not null && !IssuedBy(loaded.Leaf, issuers))
+                {
+                    reader.Error(fields["certificate"], field, $"{identity.Certificate} was not issued by the CA in {authorityPath} ({loaded.Leaf.Issuer}); the other ends would refuse it");
                 }
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
@@ -71,24 +93,48 @@ internal static class NodeConfigReader
             }
         }
 
-        string? authorityPath = null;
-        if (authority is not null)
+        foreach (var issuer in issuers ?? [])
         {
-            authorityPath = Path.GetFullPath(authority, folder);
-            try
-            {
-                foreach (var issuer in Tunnels.NodeCredentials.LoadAuthority(authorityPath))
-                {
-                    issuer.Dispose();
-                }
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
-            {
-                reader.Error(fields["ca"], YamlFieldReader.Join(section, "ca"), $"cannot load the CA certificate {authorityPath}: {ex.Message}");
-            }
+            issuer.Dispose();
         }
 
         return (identity, authorityPath);
+    }
+
+    /// <summary>Whether <paramref name="leaf"/> chains to one of <paramref name="issuers"/> (as the other ends check it: the leaf against the CA file alone, not the intermediates).</summary>
+    private static bool IssuedBy(X509Certificate2 leaf, X509Certificate2Collection issuers)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(issuers);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.VerificationFlags = X509VerificationFlags.IgnoreNotTimeValid;
+        return chain.Build(leaf);
+    }
+
+    /// <summary>
+    /// A service's <c>export</c>: whether peers may reach its endpoints on this node. It needs a
+    /// node section, and an endpoint on this node to export.
+    /// </summary>
+    internal static bool ReadExport(YamlFieldReader reader, Dictionary<string, YamlNode> fields, string servicePath, NodeConfig? self, bool hasNodeSection, IReadOnlyList<EndpointConfig> endpoints)
+    {
+        var export = reader.Bool(fields, servicePath, "export", false);
+        if (!export)
+        {
+            return false;
+        }
+
+        var field = YamlFieldReader.Join(servicePath, "export");
+        if (!hasNodeSection)
+        {
+            reader.Error(fields["export"], field, "needs a node section: exported services are reached by peer nodes over node links");
+        }
+        else if (self is not null && endpoints.Count > 0 && endpoints.All(e => e.Node != self.Name))
+        {
+            reader.Error(fields["export"], field, $"every endpoint is on another node, so node '{self.Name}' has none to export");
+        }
+
+        return export;
     }
 
     private static List<PeerConfig> ReadPeers(YamlFieldReader reader, Dictionary<string, YamlNode> fields, string? self)

@@ -10,6 +10,7 @@ internal sealed class ForwarderMetrics
     private readonly ConcurrentDictionary<(string Listener, string Route), HttpMetrics> _routes = new();
     private readonly ConcurrentDictionary<string, PeerMetrics> _peers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, RelayLinkMetrics> _relays = new(StringComparer.Ordinal);
+    private readonly long[] _linksRefused = new long[Enum.GetValues<LinkRefusal>().Length];
     private long _reloadsSucceeded;
     private long _reloadsFailed;
 
@@ -37,6 +38,11 @@ internal sealed class ForwarderMetrics
     public RelayLinkMetrics Relay(string name) => _relays.GetOrAdd(name, static n => new RelayLinkMetrics(n));
 
     public IEnumerable<RelayLinkMetrics> Relays => _relays.Values.OrderBy(r => r.Name, StringComparer.Ordinal);
+
+    /// <summary>Links peers opened that this node refused, by why.</summary>
+    public long LinksRefused(LinkRefusal reason) => Volatile.Read(ref _linksRefused[(int)reason]);
+
+    public void LinkRefused(LinkRefusal reason) => Interlocked.Increment(ref _linksRefused[(int)reason]);
 
     public IEnumerable<ServiceMetrics> Services => _services.Values.OrderBy(s => s.Name, StringComparer.Ordinal);
 

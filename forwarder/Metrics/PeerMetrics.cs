@@ -3,6 +3,7 @@ namespace Forwarder.Metrics;
 /// <summary>Counters for the links to and from one peer node.</summary>
 internal sealed class PeerMetrics(string name)
 {
+    private readonly long[] _streamsRefused = new long[Enum.GetValues<StreamRefusal>().Length];
     private long _linksUp;
     private long _linksOpened;
     private long _linkFailures;
@@ -56,4 +57,9 @@ internal sealed class PeerMetrics(string name)
     }
 
     public void StreamClosed() => Interlocked.Decrement(ref _streamsActive);
+
+    /// <summary>Streams from the peer this node answered with NotAllowed, by why.</summary>
+    public long StreamsRefused(StreamRefusal reason) => Volatile.Read(ref _streamsRefused[(int)reason]);
+
+    public void StreamRefused(StreamRefusal reason) => Interlocked.Increment(ref _streamsRefused[(int)reason]);
 }

@@ -6,6 +6,9 @@ internal enum ConnectFailure
     Refused,
     Timeout,
     Unreachable,
+
+    /// <summary>The node hosting the endpoint refused it to this node (NotAllowed): not exported, or this node is not its peer.</summary>
+    Denied,
     Other,
 }
 

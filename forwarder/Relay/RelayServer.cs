@@ -11,7 +11,7 @@ using Microsoft.Extensions.Logging;
 namespace Forwarder.Relay;
 
 /// <summary>
-/// The relay: nodes dial in, prove a certificate from the mesh CA over TLS 1.3, and register
+/// The relay: nodes dial in, prove a node's certificate from the mesh CA over TLS 1.3, and register
 /// under the name that certificate holds (no other); a registered node then asks for streams to
 /// other registered nodes, which the relay opens on their sessions and joins to the asker's,
 /// within the asker's stream and bandwidth limits. The relay sees only which node talks to
@@ -73,23 +73,24 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
     {
         var remote = connection.RemoteEndPoint?.ToString() ?? "?";
         var ssl = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: true);
-        string name;
+        var verdict = new PeerVerdict();
         try
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
             deadline.CancelAfter(HandshakeTimeout);
-            await ssl.AuthenticateAsServerAsync(_credentials.ServerOptions(NodeCredentials.RelayProtocol), deadline.Token).ConfigureAwait(false);
-            name = _credentials.PeerName(ssl, accepted: true)!;
+            await ssl.AuthenticateAsServerAsync(_credentials.ServerOptions(NodeCredentials.RelayProtocol, verdict), deadline.Token).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
+            // A foreign certificate, another relay's, none, not TLS: any node of the mesh may register, nothing else.
             registry.HandshakeRefused();
-            LogRefused(logger, remote, ex.Message);
+            LogRefused(logger, remote, verdict.Reason ?? ex.Message);
             await ssl.DisposeAsync().ConfigureAwait(false);
             await connection.DisposeAsync().ConfigureAwait(false);
             return;
         }
 
+        var name = verdict.Name!;
         await using var link = new TlsConnection(connection, ssl);
         await using var session = new YamuxSession(link, isClient: false, _mux);
         session.Start();

@@ -106,6 +106,7 @@ internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeP
         SocketError.ConnectionRefused => ConnectFailure.Refused,
         SocketError.TimedOut => ConnectFailure.Timeout,
         SocketError.HostUnreachable or SocketError.NetworkUnreachable or SocketError.HostNotFound or SocketError.TryAgain => ConnectFailure.Unreachable,
+        SocketError.AccessDenied => ConnectFailure.Denied,
         _ => ConnectFailure.Other,
     };
 

@@ -11,9 +11,11 @@ namespace Forwarder.Tunnels;
 
 /// <summary>
 /// This node's side of a tunnel stream, whether it came over a direct link or through a relay:
-/// the stream names a target, which must be an endpoint this node hosts by the running config
-/// (never anything else: a tunnel is not an open proxy); it is connected to over TCP, the
-/// outcome is answered, and on success the stream is spliced to it.
+/// the stream names a target, which must be an endpoint this node hosts of a service the running
+/// config exports (never anything else: a tunnel is not an open proxy), asked for by a node this
+/// one admits (links are admitted as they open; a relay's streams here); it is connected to over
+/// TCP, the outcome is answered, and on success the stream is spliced to it. Refusals are
+/// answered NotAllowed, logged and counted.
 /// </summary>
 internal sealed partial class HostedEndpointServer(
     ConfigSource source,
@@ -46,9 +48,26 @@ internal sealed partial class HostedEndpointServer(
                 var peer = linkedPeer ?? request.Node;
                 peerMetrics = metrics.Peer(peer);
                 peerMetrics.StreamOpened(outbound: false, relayed: linkedPeer is null);
-                if (HostedEndpoint(request.Target) is not var (service, endpoint))
+                if (linkedPeer is null && source.Initial.Node!.Refuses(peer) is { } reason)
                 {
-                    LogNotAllowed(logger, peer, request.Target);
+                    peerMetrics.StreamRefused(StreamRefusal.Unlisted);
+                    LogRelayedRefused(logger, peer, request.Target, reason);
+                    await AnswerAsync(stream, TunnelStatus.NotAllowed).ConfigureAwait(false);
+                    return;
+                }
+
+                if (ExportedEndpoint(request.Target, out var hosted) is not var (service, endpoint))
+                {
+                    peerMetrics.StreamRefused(StreamRefusal.NotExported);
+                    if (hosted is null)
+                    {
+                        LogNotHosted(logger, peer, request.Target);
+                    }
+                    else
+                    {
+                        LogNotExported(logger, peer, request.Target, hosted);
+                    }
+
                     await AnswerAsync(stream, TunnelStatus.NotAllowed).ConfigureAwait(false);
                     return;
                 }
@@ -102,9 +121,14 @@ internal sealed partial class HostedEndpointServer(
         }
     }
 
-    /// <summary>The service and endpoint <paramref name="target"/> names, if the running config has this node host it.</summary>
-    private (ServiceModel Service, UpstreamEndpoint Endpoint)? HostedEndpoint(string target)
+    /// <summary>
+    /// The service and endpoint <paramref name="target"/> names, if the running config has this
+    /// node host it for an exported service; else null, with the service that hosts it unexported
+    /// in <paramref name="unexported"/>, if one does.
+    /// </summary>
+    private (ServiceModel Service, UpstreamEndpoint Endpoint)? ExportedEndpoint(string target, out string? unexported)
     {
+        unexported = null;
         var self = source.Initial.Node!.Name;
         foreach (var service in runtime.Services.Values)
         {
@@ -112,7 +136,12 @@ internal sealed partial class HostedEndpointServer(
             {
                 if (endpoint.Config.Address == target && endpoint.Config.Node == self)
                 {
-                    return (service, endpoint);
+                    if (service.Config.Export)
+                    {
+                        return (service, endpoint);
+                    }
+
+                    unexported = service.Config.Name;
                 }
             }
         }
@@ -127,5 +156,11 @@ internal sealed partial class HostedEndpointServer(
     }
 
     [LoggerMessage(EventId = 714, Level = LogLevel.Warning, Message = "Node {Peer} asked for {Target}, which is not an endpoint this node hosts; refused")]
-    private static partial void LogNotAllowed(ILogger logger, string peer, string target);
+    private static partial void LogNotHosted(ILogger logger, string peer, string target);
+
+    [LoggerMessage(EventId = 718, Level = LogLevel.Warning, Message = "Node {Peer} asked for {Target}, an endpoint of service {Service}, which is not exported (export: true); refused")]
+    private static partial void LogNotExported(ILogger logger, string peer, string target, string service);
+
+    [LoggerMessage(EventId = 719, Level = LogLevel.Warning, Message = "A relay brought a stream from {Peer} for {Target}: {Reason}; refused")]
+    private static partial void LogRelayedRefused(ILogger logger, string peer, string target, string reason);
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Security;
+using System.Security.Authentication;
 using Forwarder.Tls;
 using Forwarder.Transports.Mux;
 using Forwarder.Transports.Tcp;
@@ -18,7 +19,7 @@ internal static class LinkDialer
     /// <summary>yamux as this node's links and relay sessions use it: the link window, and pings at the node's keep-alive.</summary>
     public static YamuxOptions Options(TimeSpan keepAlive) => NodeCredentials.LinkMux with { KeepAliveInterval = keepAlive, PingTimeout = keepAlive };
 
-    /// <summary>Connects to <paramref name="endPoint"/>, where only <paramref name="expectedName"/>'s certificate is accepted.</summary>
+    /// <summary>Connects to <paramref name="endPoint"/>, where only <paramref name="expectedName"/>'s certificate (for the role <paramref name="protocol"/> implies) is accepted.</summary>
     /// <exception cref="Exception">Connect, TLS or authentication failed, or the handshake took longer than 10 s.</exception>
     public static async Task<DialledLink> DialAsync(
         TcpConnectionFactory tcp,
@@ -33,14 +34,20 @@ internal static class LinkDialer
         deadline.CancelAfter(HandshakeTimeout);
         var connection = await tcp.ConnectAsync(endPoint, deadline.Token).ConfigureAwait(false);
         var ssl = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: true);
+        var verdict = new PeerVerdict();
         try
         {
-            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(expectedName, protocol), deadline.Token).ConfigureAwait(false);
+            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(expectedName, protocol, verdict), deadline.Token).ConfigureAwait(false);
         }
-        catch
+        catch (Exception ex)
         {
             await ssl.DisposeAsync().ConfigureAwait(false);
             await connection.DisposeAsync().ConfigureAwait(false);
+            if (verdict.Reason is { } reason)
+            {
+                throw new AuthenticationException($"{expectedName} refused: {reason}", ex);
+            }
+
             throw;
         }
 

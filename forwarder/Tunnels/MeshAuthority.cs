@@ -5,8 +5,9 @@ namespace Forwarder.Tunnels;
 
 /// <summary>
 /// The mesh's certificate authority for a quick start (<c>forwarder cert</c>): an ECDSA P-256 CA
-/// kept as <c>ca.pem</c>/<c>ca.key</c> in a folder, which issues node certificates whose DNS name
-/// is the node's name, good for both ends of a link (server and client authentication).
+/// kept as <c>ca.pem</c>/<c>ca.key</c> in a folder, which issues node and relay certificates:
+/// the role and name as a URI name (<see cref="MeshIdentity"/>), the name also as the DNS name,
+/// good for both ends of a TLS connection (server and client authentication).
 /// </summary>
 internal sealed class MeshAuthority : IDisposable
 {
@@ -41,15 +42,25 @@ internal sealed class MeshAuthority : IDisposable
     }
 
     /// <summary>Issues a certificate for node <paramref name="name"/> and writes <c>{name}.pem</c> and <c>{name}.key</c>.</summary>
-    public X509Certificate2 IssueNode(string name, string folder, TimeSpan validity)
+    public X509Certificate2 IssueNode(string name, string folder, TimeSpan validity) => Issue(MeshRole.Node, name, folder, validity);
+
+    /// <summary>Issues a certificate for relay <paramref name="name"/> and writes <c>{name}.pem</c> and <c>{name}.key</c>.</summary>
+    public X509Certificate2 IssueRelay(string name, string folder, TimeSpan validity) => Issue(MeshRole.Relay, name, folder, validity);
+
+    public void Dispose() => Certificate.Dispose();
+
+    private X509Certificate2 Issue(MeshRole role, string name, string folder, TimeSpan validity)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
         var names = new SubjectAlternativeNameBuilder();
         names.AddDnsName(name);
+        names.AddUri(new Uri(MeshIdentity.Uri(role, name)));
         request.CertificateExtensions.Add(names.Build());
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: false, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, critical: true));
+        // Names the issuing key: chains are built right when a CA file holds two CAs of the same name (during a rotation).
+        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(Certificate, includeKeyIdentifier: true, includeIssuerAndSerial: false));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], critical: false));
         var serial = RandomNumberGenerator.GetBytes(16);
         serial[0] &= 0x7F;
@@ -59,8 +70,6 @@ internal sealed class MeshAuthority : IDisposable
         File.WriteAllText(Path.Combine(folder, $"{name}.pem"), certificate.ExportCertificatePem());
         return certificate;
     }
-
-    public void Dispose() => Certificate.Dispose();
 
     /// <summary>Private keys are readable by their owner only.</summary>
     private static void WritePrivate(string path, string pem)

@@ -3,6 +3,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Forwarder.Configuration;
+using Forwarder.Metrics;
 using Forwarder.Tls;
 using Forwarder.Transports.Mux;
 using Microsoft.Extensions.Logging;
@@ -10,10 +11,13 @@ using Microsoft.Extensions.Logging;
 namespace Forwarder.Tunnels;
 
 /// <summary>
-/// This node's side of mutual TLS between nodes: it presents its own certificate (re-read when
-/// its files change) and accepts a peer only if the peer's certificate chains to the mesh CA,
-/// and to it alone (the system's trust store plays no part), is meant for the role it plays,
-/// and, when dialling, names the node that was meant to answer. TLS 1.3 only.
+/// This node's (or relay's) side of mutual TLS in the mesh: it presents its own certificate and
+/// accepts the other end only if that end's certificate chains to the mesh CA, and to it alone
+/// (the system's trust store plays no part), is meant for the TLS role it plays (server or
+/// client authentication) and proves the mesh role it must have (<see cref="MeshIdentity"/>:
+/// whoever dials in is a node; who answers is a node on a link, a relay on a relay session),
+/// and, when dialling, names the node or relay that was meant to answer. Its own certificate and
+/// the CA are re-read when their files change. TLS 1.3 only.
 /// </summary>
 internal sealed class NodeCredentials : IDisposable
 {
@@ -33,92 +37,106 @@ internal sealed class NodeCredentials : IDisposable
     private static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2");
 
     private readonly ServerCertificate _identity;
-    private readonly X509Certificate2Collection _authority;
+    private readonly MeshTrust _trust;
 
     public NodeCredentials(NodeConfig config, ILogger logger)
         : this(config.Name, config.Identity, config.Authority, logger)
     {
     }
 
-    /// <param name="name">This node's (or relay's) name, the DNS name in its certificate.</param>
+    /// <param name="name">This node's (or relay's) name, the one its certificate proves (for the log of its reloads).</param>
     public NodeCredentials(string name, CertificateFiles identity, string authority, ILogger logger)
     {
-        Name = name;
         _identity = new ServerCertificate(identity, name, logger, static _ => { });
-        _authority = LoadAuthority(authority);
+        _trust = new MeshTrust(authority, logger);
     }
 
-    public string Name { get; }
-
-    public static X509Certificate2Collection LoadAuthority(string path)
-    {
-        var authority = new X509Certificate2Collection();
-        authority.ImportFromPemFile(path);
-        if (authority.Count == 0)
-        {
-            throw new CryptographicException("the file holds no certificate");
-        }
-
-        return authority;
-    }
-
-    /// <summary>For accepting links: any node of the mesh may dial in; its name is read off its certificate.</summary>
-    public SslServerAuthenticationOptions ServerOptions() => ServerOptions(LinkProtocol);
-
-    public SslServerAuthenticationOptions ServerOptions(SslApplicationProtocol protocol) => new()
+    /// <summary>
+    /// For accepting nodes (on links, or at a relay with <see cref="RelayProtocol"/>): the node is
+    /// admitted if its certificate passes and <paramref name="refuses"/> has nothing against its
+    /// name; the outcome, and why a node was refused, are left in <paramref name="verdict"/>.
+    /// </summary>
+    public SslServerAuthenticationOptions ServerOptions(SslApplicationProtocol protocol, PeerVerdict verdict, Func<string, string?>? refuses = null) => new()
     {
         ServerCertificateContext = _identity.Current.Context,
         ClientCertificateRequired = true,
-        RemoteCertificateValidationCallback = (_, certificate, _, _) => PeerName(certificate, ClientAuthentication) is not null,
+        RemoteCertificateValidationCallback = (_, certificate, _, _) => verdict.Decide(Check(certificate, ClientAuthentication, MeshRole.Node), refuses),
         EnabledSslProtocols = SslProtocols.Tls13,
         ApplicationProtocols = [protocol],
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
     };
 
-    /// <summary>For dialling <paramref name="peer"/>: only a certificate for that node name will do.</summary>
-    public SslClientAuthenticationOptions ClientOptions(string peer) => ClientOptions(peer, LinkProtocol);
-
-    public SslClientAuthenticationOptions ClientOptions(string peer, SslApplicationProtocol protocol) => new()
+    /// <summary>For dialling <paramref name="peer"/>: only its certificate will do, a node's on a link, a relay's with <see cref="RelayProtocol"/>.</summary>
+    public SslClientAuthenticationOptions ClientOptions(string peer, SslApplicationProtocol protocol, PeerVerdict verdict) => new()
     {
         TargetHost = peer,
         ClientCertificateContext = _identity.Current.Context,
-        RemoteCertificateValidationCallback = (_, certificate, _, _) => PeerName(certificate, ServerAuthentication) == peer,
+        RemoteCertificateValidationCallback = (_, certificate, _, _) => verdict.Decide(
+            Check(certificate, ServerAuthentication, protocol == RelayProtocol ? MeshRole.Relay : MeshRole.Node),
+            name => name == peer ? null : $"it proves '{name}', not '{peer}'"),
         EnabledSslProtocols = SslProtocols.Tls13,
         ApplicationProtocols = [protocol],
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
     };
 
-    /// <summary>The node name <paramref name="certificate"/> proves, if it chains to the mesh CA for <paramref name="usage"/>; else null.</summary>
-    public string? PeerName(X509Certificate? certificate, Oid usage)
+    public void Dispose() => _trust.Dispose();
+
+    /// <summary>The name <paramref name="certificate"/> proves for <paramref name="role"/>, if it chains to the mesh CA for <paramref name="usage"/>; else why not.</summary>
+    private PeerCheck Check(X509Certificate? certificate, Oid usage, MeshRole role)
     {
         if (certificate is null)
         {
-            return null;
+            return new PeerCheck(null, LinkRefusal.Certificate, "no certificate");
         }
 
         using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(_authority);
+        chain.ChainPolicy.CustomTrustStore.AddRange(_trust.Current);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         chain.ChainPolicy.ApplicationPolicy.Add(usage);
         if (!chain.Build(leaf))
         {
-            return null;
+            var status = chain.ChainStatus.Select(s => s.StatusInformation.Trim()).FirstOrDefault(s => s.Length > 0) ?? "no chain";
+            return new PeerCheck(null, LinkRefusal.Certificate, $"certificate {leaf.Subject} does not chain to the mesh CA for {usage.FriendlyName ?? usage.Value} ({status})");
         }
 
-        var names = leaf.Extensions.OfType<X509SubjectAlternativeNameExtension>().FirstOrDefault()?.EnumerateDnsNames().ToArray() ?? [];
-        return names.Length == 1 ? names[0] : null;
-    }
-
-    /// <summary>The name of the peer at the other end of an authenticated link.</summary>
-    public string? PeerName(SslStream stream, bool accepted) => PeerName(stream.RemoteCertificate, accepted ? ClientAuthentication : ServerAuthentication);
-
-    public void Dispose()
-    {
-        foreach (var certificate in _authority)
+        return MeshIdentity.Of(leaf) switch
         {
-            certificate.Dispose();
+            var (r, name) when r == role => new PeerCheck(name, null, string.Empty),
+            var (r, name) => new PeerCheck(null, LinkRefusal.Role, $"certificate of {MeshIdentity.Uri(r, name)}, where a {role.ToString().ToLowerInvariant()} was expected"),
+            null => new PeerCheck(null, LinkRefusal.Role, $"certificate {leaf.Subject} from the mesh CA proves no forwarder://{role.ToString().ToLowerInvariant()}/NAME name"),
+        };
+    }
+}
+
+/// <summary>What the certificate checks made of one end: its name, or why it was refused.</summary>
+internal readonly record struct PeerCheck(string? Name, LinkRefusal? Refusal, string Reason);
+
+/// <summary>
+/// The outcome of one handshake's check of the other end, left by the validation callback for
+/// the code that started the handshake: who it was, or why it was refused (TLS itself only says
+/// that the callback said no).
+/// </summary>
+internal sealed class PeerVerdict
+{
+    /// <summary>The name the other end proved; null until its certificate passed.</summary>
+    public string? Name { get; private set; }
+
+    /// <summary>Why the other end was refused; null when it was not (or the handshake failed before its certificate was checked).</summary>
+    public LinkRefusal? Refusal { get; private set; }
+
+    public string? Reason { get; private set; }
+
+    /// <summary>Takes <paramref name="check"/>, then, if it passed, what <paramref name="refuses"/> has against the name (null: nothing); true to go on.</summary>
+    public bool Decide(PeerCheck check, Func<string, string?>? refuses)
+    {
+        if (check.Name is { } name && refuses?.Invoke(name) is { } reason)
+        {
+            check = new PeerCheck(null, LinkRefusal.Unlisted, reason);
         }
+
+        (Name, Refusal, Reason) = (check.Name, check.Refusal, check.Name is null ? check.Reason : null);
+        return check.Name is not null;
     }
 }

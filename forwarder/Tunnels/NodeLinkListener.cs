@@ -15,8 +15,9 @@ namespace Forwarder.Tunnels;
 
 /// <summary>
 /// Where peers' links arrive (<c>node.listen</c>): each connection must complete TLS 1.3 with a
-/// certificate from the mesh CA before any stream opens; then each stream is served by
-/// <see cref="HostedEndpointServer"/>.
+/// node's certificate from the mesh CA, of a node in <c>node.peers</c> (unless
+/// <c>node.acceptUnlistedPeers</c>), before any stream opens; then each stream is served by
+/// <see cref="HostedEndpointServer"/>. Refused links are logged with the reason and counted.
 /// </summary>
 internal sealed partial class NodeLinkListener(
     ConfigSource source,
@@ -87,29 +88,31 @@ internal sealed partial class NodeLinkListener(
     private async Task ServeLinkAsync(ConnectionContext connection)
     {
         var ssl = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: true);
-        string? peer;
+        var node = source.Initial.Node!;
+        var verdict = new PeerVerdict();
         try
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
             deadline.CancelAfter(HandshakeTimeout);
-            await ssl.AuthenticateAsServerAsync(_credentials!.ServerOptions(), deadline.Token).ConfigureAwait(false);
-            peer = _credentials.PeerName(ssl, accepted: true);
+            await ssl.AuthenticateAsServerAsync(_credentials!.ServerOptions(NodeCredentials.LinkProtocol, verdict, node.Refuses), deadline.Token).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
-            // A foreign certificate, no certificate, not TLS at all: refused before any stream.
-            LogRefused(logger, connection.RemoteEndPoint?.ToString() ?? "?", ex.Message);
+            // A foreign certificate, a relay's, an unlisted node's, none, not TLS at all: refused before any stream.
+            metrics.LinkRefused(verdict.Refusal ?? LinkRefusal.Certificate);
+            LogRefused(logger, connection.RemoteEndPoint?.ToString() ?? "?", verdict.Reason ?? ex.Message);
             await ssl.DisposeAsync().ConfigureAwait(false);
             await connection.DisposeAsync().ConfigureAwait(false);
             return;
         }
 
+        var peer = verdict.Name!;
         await using var link = new TlsConnection(connection, ssl);
-        await using var session = new YamuxSession(link, isClient: false, LinkDialer.Options(source.Initial.Node!.KeepAlive));
-        _sessions[session] = peer!;
-        var peerMetrics = metrics.Peer(peer!);
+        await using var session = new YamuxSession(link, isClient: false, LinkDialer.Options(node.KeepAlive));
+        _sessions[session] = peer;
+        var peerMetrics = metrics.Peer(peer);
         peerMetrics.LinkUp();
-        LogPeerLinked(logger, peer!, connection.RemoteEndPoint?.ToString() ?? "?");
+        LogPeerLinked(logger, peer, connection.RemoteEndPoint?.ToString() ?? "?");
         session.Start();
         try
         {
@@ -126,7 +129,7 @@ internal sealed partial class NodeLinkListener(
         {
             _sessions.TryRemove(session, out _);
             peerMetrics.LinkDown();
-            LogPeerUnlinked(logger, peer!, session.Failure?.Message ?? (session.RemoteGoAwayCode is { } code ? $"go-away {code}" : "closed"));
+            LogPeerUnlinked(logger, peer, session.Failure?.Message ?? (session.RemoteGoAwayCode is { } code ? $"go-away {code}" : "closed"));
         }
     }
 

@@ -23,6 +23,13 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
     /// <summary>How long a peer's first stream waits for its direct link before settling for a relay.</summary>
     private static readonly TimeSpan DirectGrace = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// A link that ends sooner than this after its handshake counts as one that failed to open:
+    /// under TLS 1.3 the far end refuses this node's certificate (or name) only after this side's
+    /// handshake is done, and such a link must be retried after the growing pause, not at once.
+    /// </summary>
+    private const long RefusedWithinMs = 2000;
+
     private readonly TcpConnectionFactory _tcp = tcp;
     private readonly ForwarderMetrics _metrics = metrics;
     private readonly ILogger _logger = logger;
@@ -224,9 +231,8 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
                 lock (_lock)
                 {
                     _session = link.Session;
-                    _failures = 0;
                     _degraded = false;
-                    _watching = WatchAsync(link);
+                    _watching = WatchAsync(link, Environment.TickCount64);
                 }
 
                 _metrics.LinkUp();
@@ -254,16 +260,30 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         }
 
         /// <summary>Closes the connection under a session that ended, so the next stream opens a new one.</summary>
-        private async Task WatchAsync(DialledLink link)
+        private async Task WatchAsync(DialledLink link, long openedAt)
         {
             await link.Session.Completion.ConfigureAwait(false);
+            var refused = Environment.TickCount64 - openedAt < RefusedWithinMs;
+            TimeSpan backoff;
             lock (_lock)
             {
                 _degraded = true;
+                _failures = refused ? _failures + 1 : 0;
+                backoff = refused ? LinkDialer.Backoff(_failures - 1) : TimeSpan.Zero;
+                _retryAt = Environment.TickCount64 + (long)backoff.TotalMilliseconds;
             }
 
             _metrics.LinkDown();
-            LogLinkDown(owner._logger, peer.Name, LinkDialer.EndReason(link.Session));
+            if (refused)
+            {
+                _metrics.LinkFailed();
+                LogLinkFailed(owner._logger, peer.Name, peer.Address, $"closed by the far end right after the handshake ({LinkDialer.EndReason(link.Session)}); it may have refused this node, and its log says why", backoff);
+            }
+            else
+            {
+                LogLinkDown(owner._logger, peer.Name, LinkDialer.EndReason(link.Session));
+            }
+
             await link.Session.DisposeAsync().ConfigureAwait(false);
             await link.Connection.DisposeAsync().ConfigureAwait(false);
         }

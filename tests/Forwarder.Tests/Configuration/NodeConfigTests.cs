@@ -1,4 +1,5 @@
 using Forwarder.Configuration;
+using Forwarder.Tests.Infrastructure;
 using Forwarder.Tunnels;
 
 namespace Forwarder.Tests.Configuration;
@@ -10,8 +11,15 @@ public sealed class NodeConfigTests : IDisposable
 
     public NodeConfigTests()
     {
-        using var authority = MeshAuthority.OpenOrCreate(_directory, TimeSpan.FromDays(1), out _);
-        authority.IssueNode("edge-1", _directory, TimeSpan.FromDays(1)).Dispose();
+        using (var authority = MeshAuthority.OpenOrCreate(_directory, TimeSpan.FromDays(1), out _))
+        {
+            authority.IssueNode("edge-1", _directory, TimeSpan.FromDays(1)).Dispose();
+            authority.IssueRelay("relay-1", _directory, TimeSpan.FromDays(1)).Dispose();
+        }
+
+        var foreign = Directory.CreateDirectory(Path.Combine(_directory, "foreign")).FullName;
+        using var other = MeshAuthority.OpenOrCreate(foreign, TimeSpan.FromDays(1), out _);
+        other.IssueNode("edge-1", foreign, TimeSpan.FromDays(1)).Dispose();
     }
 
     private string ConfigFile => Path.Combine(_directory, "forwarder.yaml");
@@ -45,7 +53,7 @@ public sealed class NodeConfigTests : IDisposable
     [InlineData("ca", "missing.pem", "node.ca", "missing.pem")]
     [InlineData("peers", "[ { name: edge-1, address: '127.0.0.1:1' } ]", "node.peers[0].name", "this node's own name")]
     [InlineData("peers", "[ { name: edge-2, address: nowhere } ]", "node.peers[0].address", "HOST:PORT")]
-    [InlineData("peers", "[ { name: edge-2 } ]", "node.peers", "peer 'edge-2' has no address, so it can only be reached through a relay, and node.relays lists none")]
+    [InlineData("acceptUnlistedPeers", "maybe", "node.acceptUnlistedPeers", "true or false")]
     [InlineData("relays", "[ { name: relay-1, address: nowhere } ]", "node.relays[0].address", "HOST:PORT of the relay")]
     [InlineData("relays", "[ { name: relay-1, address: '10.0.0.9:7700' }, { name: relay-1, address: '10.0.0.8:7700' } ]", "node.relays[1].name", "listed twice")]
     [InlineData("relays", "[ { address: '10.0.0.9:7700' } ]", "node.relays[0].name", "required")]
@@ -69,6 +77,69 @@ public sealed class NodeConfigTests : IDisposable
         Assert.Equal(7700, ((System.Net.IPEndPoint)node.Relays[0].EndPoint).Port);
         Assert.Equal(TimeSpan.FromSeconds(3), node.KeepAlive);
         Assert.Equal(NodeConfig.DefaultKeepAlive, Parse(Node(), "- { address: '10.0.0.1:80' }").Node!.KeepAlive);
+    }
+
+    [Fact]
+    public void ANodeCertificateFromAnotherCa_IsAnError_NamingTheFileAndTheCa()
+    {
+        var yaml = Yaml(Node(("certificate", "foreign/edge-1.pem"), ("key", "foreign/edge-1.key")), "- { address: '10.0.0.1:80' }");
+        var error = Assert.Single(Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, ConfigFile)).Errors).ToString();
+        Assert.Contains($"node.certificate: {Path.Combine(_directory, "foreign", "edge-1.pem")} was not issued by the CA in {Path.Combine(_directory, "ca.pem")}", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ARelayCertificate_CannotServeANode()
+    {
+        var yaml = Yaml(Node(("certificate", "relay-1.pem"), ("key", "relay-1.key")), "- { address: '10.0.0.1:80' }");
+        var error = Assert.Single(Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, ConfigFile)).Errors).ToString();
+        Assert.Contains($"node.certificate: {Path.Combine(_directory, "relay-1.pem")} is not for node 'edge-1': it is for forwarder://relay/relay-1, not forwarder://node/edge-1", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheCliCheck_RejectsANodeCertificateFromAnotherCa()
+    {
+        File.WriteAllText(ConfigFile, Yaml(Node(("certificate", "foreign/edge-1.pem"), ("key", "foreign/edge-1.key")), "- { address: '10.0.0.1:80' }"));
+        var (exitCode, _, errors) = await ForwarderProcess.RunAsync("--config", ConfigFile, "--check");
+        Assert.Equal(2, exitCode);
+        Assert.Contains($"{Path.Combine(_directory, "foreign", "edge-1.pem")} was not issued by the CA", errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void PeerAdmission_IsListedPeersOnly_UnlessUnlistedAreAccepted()
+    {
+        var listed = Parse(Node(), "- { address: '10.0.0.1:80' }").Node!;
+        Assert.False(listed.AcceptUnlistedPeers);
+        Assert.Null(listed.Refuses("edge-2"));
+        Assert.Contains("node 'edge-7' is not in node.peers", listed.Refuses("edge-7"), StringComparison.Ordinal);
+        Assert.Null(Parse(Node(("acceptUnlistedPeers", "true")), "- { address: '10.0.0.1:80' }").Node!.Refuses("edge-7"));
+    }
+
+    [Fact]
+    public void APeerWithoutAnAddress_NorRelays_MayDialIn_ButEndpointsOnItAreErrors()
+    {
+        var node = Parse(Node(("peers", "[ { name: edge-2 } ]")), "- { address: '10.0.0.1:80' }").Node!;
+        Assert.Null(Assert.Single(node.Peers).EndPoint);
+
+        var yaml = Yaml(Node(("peers", "[ { name: edge-2 } ]")), "- { address: '10.0.0.1:80', node: edge-2 }");
+        var error = Assert.Single(Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, ConfigFile)).Errors).ToString();
+        Assert.Contains("services.app.endpoints[0].node: node 'edge-2' has no address in node.peers and node.relays lists none, so it cannot be reached", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Export_IsOffByDefault_AndReadPerService()
+    {
+        Assert.False(Parse(Node(), "- { address: '10.0.0.1:80' }").Services["app"].Export);
+        Assert.True(ConfigLoader.Parse(Yaml(Node(), "- { address: '10.0.0.1:80' }", export: true), ConfigFile).Services["app"].Export);
+    }
+
+    [Theory]
+    [InlineData(false, "- { address: '10.0.0.1:80' }", "needs a node section")]
+    [InlineData(true, "- { address: '10.0.0.1:80', node: edge-2 }", "every endpoint is on another node, so node 'edge-1' has none to export")]
+    public void Export_WithNothingToExport_IsAnError(bool withNode, string endpoints, string message)
+    {
+        var yaml = Yaml(withNode ? Node() : string.Empty, endpoints, export: true);
+        var error = Assert.Single(Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, ConfigFile)).Errors).ToString();
+        Assert.Contains($"services.app.export: {message}", error, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -109,7 +180,7 @@ public sealed class NodeConfigTests : IDisposable
         return "node:\n" + string.Join("\n", fields.Select(f => $"  {f.Key}: {f.Value}"));
     }
 
-    private static string Yaml(string node, string endpoints) => $"""
+    private static string Yaml(string node, string endpoints, bool export = false) => $"""
         {node}
         listeners:
           - name: front
@@ -117,6 +188,7 @@ public sealed class NodeConfigTests : IDisposable
             service: app
         services:
           app:
+            export: {(export ? "true" : "false")}
             endpoints:
         {L7.Http1ProxyTests.Indent(endpoints, 6)}
         """;

@@ -12,7 +12,8 @@ public sealed class RelayConfigTests : IDisposable
     public RelayConfigTests()
     {
         using var authority = MeshAuthority.OpenOrCreate(_directory, TimeSpan.FromDays(1), out _);
-        authority.IssueNode("relay-1", _directory, TimeSpan.FromDays(1)).Dispose();
+        authority.IssueRelay("relay-1", _directory, TimeSpan.FromDays(1)).Dispose();
+        authority.IssueNode("edge-1", _directory, TimeSpan.FromDays(1)).Dispose();
     }
 
     private string ConfigFile => Path.Combine(_directory, "relay.yaml");
@@ -56,6 +57,13 @@ public sealed class RelayConfigTests : IDisposable
         var error = Assert.Single(errors, e => e.Contains($": {field}: ", StringComparison.Ordinal));
         Assert.StartsWith(ConfigFile + ":", error, StringComparison.Ordinal);
         Assert.Contains(message, error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ANodeCertificate_CannotServeARelay()
+    {
+        var errors = Assert.Throws<ConfigException>(() => Load(Relay(("name", "edge-1"), ("certificate", "edge-1.pem"), ("key", "edge-1.key")))).Errors;
+        Assert.Contains("relay.certificate: " + Path.Combine(_directory, "edge-1.pem") + " is not for relay 'edge-1': it is for forwarder://node/edge-1, not forwarder://relay/edge-1", Assert.Single(errors).ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -3,8 +3,9 @@ using Forwarder.Tunnels;
 namespace Forwarder.Tests.Infrastructure;
 
 /// <summary>
-/// Certificates for a test mesh (what <c>forwarder cert</c> makes): a CA with nodes edge-a and
-/// edge-b and relays relay-1 and relay-2, plus a foreign CA's edge-a, and node configs using them.
+/// Certificates for a test mesh (what <c>forwarder cert</c> and <c>forwarder cert --relay</c>
+/// make): a CA with nodes edge-a, edge-b and edge-c and relays relay-1 and relay-2, plus a
+/// foreign CA's edge-a, and node configs using them (edge-b admits edge-a and exports its service).
 /// </summary>
 internal sealed class TestMesh : IDisposable
 {
@@ -13,9 +14,14 @@ internal sealed class TestMesh : IDisposable
         Directory = System.IO.Directory.CreateTempSubdirectory("forwarder-mesh-").FullName;
         using (var authority = MeshAuthority.OpenOrCreate(Directory, TimeSpan.FromDays(1), out _))
         {
-            foreach (var name in new[] { "edge-a", "edge-b", "relay-1", "relay-2" })
+            foreach (var name in new[] { "edge-a", "edge-b", "edge-c" })
             {
                 authority.IssueNode(name, Directory, TimeSpan.FromDays(1)).Dispose();
+            }
+
+            foreach (var name in new[] { "relay-1", "relay-2" })
+            {
+                authority.IssueRelay(name, Directory, TimeSpan.FromDays(1)).Dispose();
             }
         }
 
@@ -32,12 +38,17 @@ internal sealed class TestMesh : IDisposable
     public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
 
     /// <summary>Node edge-b: hosts <paramref name="hostedEndpoint"/>, takes direct links on a free port, registers with <paramref name="relays"/>.</summary>
-    public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, params RunningRelay[] relays) => RunningForwarder.StartAsync($"""
+    public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, params RunningRelay[] relays) => StartNodeBAsync(hostedEndpoint, "edge-a", relays);
+
+    /// <summary>Node edge-b as above, admitting only <paramref name="peer"/>.</summary>
+    public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string peer, RunningRelay[] relays) => RunningForwarder.StartAsync($"""
         node:
           name: edge-b
           listen: '127.0.0.1:0'
           keepAlive: 2s
         {Identity("edge-b", Directory)}
+          peers:
+            - name: {peer}
         {Relays(relays)}
         listeners:
           - name: unused
@@ -45,6 +56,7 @@ internal sealed class TestMesh : IDisposable
             protocol: echo
         services:
           app:
+            export: true
             endpoints:
               - address: {hostedEndpoint}
         """);

@@ -52,6 +52,42 @@ public sealed class RelayServerTests : IDisposable
     }
 
     [Fact]
+    public async Task AStreamThroughTheRelay_FromANodeNotInPeers_IsRefused()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, "edge-c", [relay]);
+        await using var nodeA = await _mesh.StartNodeAAsync(backend.Address, linkAddress: null, [relay]);
+        await WaitRegisteredAsync(relay, nodeA, nodeB);
+
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        Assert.True(await SocketClient.ClosedAsync(client), "the client is closed");
+        Assert.Equal(0, backend.AcceptedCount);
+        Assert.Equal(1, nodeB.Metrics.Peer("edge-a").StreamsRefused(Forwarder.Metrics.StreamRefusal.Unlisted));
+        Assert.Equal(1, nodeA.Metrics.Service("app").ConnectErrors(Forwarder.Metrics.ConnectFailure.Denied));
+    }
+
+    [Fact]
+    public async Task ARelayCertificate_CannotRegisterAsANode()
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        // Under TLS 1.3 the dialler's handshake ends before the relay has checked its certificate: the refusal ends the session.
+        TunnelStatus? status;
+        try
+        {
+            status = await RegisterAsync(relay, "relay-2", asName: "relay-2", _mesh.Directory);
+        }
+        catch (Exception ex) when (ex is IOException or System.Security.Authentication.AuthenticationException)
+        {
+            status = null;
+        }
+
+        Assert.Null(status);
+        await Eventually.TrueAsync(() => relay.Registry.RefusedHandshakes == 1, "the relay counts the refused handshake");
+        Assert.Empty(relay.Registry.Nodes);
+    }
+
+    [Fact]
     public async Task ANodeRegisteringAnotherNodesName_IsRefused_AndTheRealOneIsUntouched()
     {
         await using var backend = TcpTestServer.Echo();
@@ -138,11 +174,11 @@ public sealed class RelayServerTests : IDisposable
         await SocketClient.AssertEchoAsync(held, "open before the attacks");
 
         // Not yamux after the handshake: the relay ends that connection.
-        using (var credentials = Credentials("relay-2", _mesh.Directory))
+        using (var credentials = Credentials("edge-c", _mesh.Directory))
         {
             var connection = await Tcp().ConnectAsync(relay.EndPoint);
             await using var ssl = new System.Net.Security.SslStream(new Forwarder.Tls.DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: false);
-            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(relay.Name, NodeCredentials.RelayProtocol));
+            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(relay.Name, NodeCredentials.RelayProtocol, new PeerVerdict()));
             var garbage = new byte[4096];
             Random.Shared.NextBytes(garbage);
             garbage[0] = 7;
@@ -159,7 +195,7 @@ public sealed class RelayServerTests : IDisposable
         }
 
         // A registered node opening more streams than a session may hold: the excess is reset.
-        var (session, link) = await DialAndRegisterAsync(relay, "relay-2");
+        var (session, link) = await DialAndRegisterAsync(relay, "edge-c");
         await using (link)
         await using (session)
         {

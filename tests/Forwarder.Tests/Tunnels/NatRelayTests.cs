@@ -130,6 +130,8 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
           certificate: {Path.Combine(_mesh.Directory, "edge-b.pem")}
           key: {Path.Combine(_mesh.Directory, "edge-b.key")}
           ca: {Path.Combine(_mesh.Directory, "ca.pem")}
+          peers:
+            - name: edge-a
           relays:
             - {"{"} name: relay-1, address: '{NatLab.RelayAddress}:{RelayPort}' {"}"}
         listeners:
@@ -138,6 +140,7 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
             protocol: echo
         services:
           app:
+            export: true
             endpoints:
               - address: '{_backend!.Address}'
         """);

@@ -31,6 +31,9 @@ internal sealed class ChunkedBodyReader
     /// <summary>Data bytes (chunk payloads, without framing) seen so far.</summary>
     public long DataBytes { get; private set; }
 
+    /// <summary>Data bytes seen plus those the current chunk's size line still promises: over a limit as soon as that line is read.</summary>
+    public long DeclaredBytes => DataBytes + _remaining;
+
     public bool IsComplete => _state == State.Done;
 
     public void Reset()

@@ -47,6 +47,9 @@ public sealed class Http1BadInputTests : IAsyncLifetime
         { "a head too large", $"GET / HTTP/1.1\r\nHost: a\r\n{string.Concat(Enumerable.Range(0, 100).Select(i => $"X-Filler-{i}: {new string('v', 60)}\r\n"))}\r\n", 431 },
         { "an unknown version", "GET / HTTP/2.7\r\nHost: a\r\n\r\n", 505 },
         { "a body over maxBodySize", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n", 413 },
+        { "userinfo-like Host", "GET / HTTP/1.1\r\nHost: a:80@evil.com\r\n\r\n", 400 },
+        { "a fragment in Host", "GET / HTTP/1.1\r\nHost: evil.com#.x\r\n\r\n", 400 },
+        { "a space in Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400 },
     };
 
     [Theory]
@@ -115,6 +118,17 @@ public sealed class Http1BadInputTests : IAsyncLifetime
         using var socket = await SocketClient.ConnectAsync(_forwarder.EndPoint("web"));
         var chunk = new string('x', 800);
         await HttpTestBackend.SendAsync(socket, $"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n{chunk}\r\n320\r\n{chunk}\r\n0\r\n\r\n");
+        Assert.Equal(413, (await ReadResponseAsync(new SocketReader(socket))).Status);
+        Assert.Empty(_backend.Requests);
+    }
+
+    [Fact]
+    public async Task ChunkSizeOverMaxBodySize_Gets413_AsSoonAsTheSizeLineIsRead()
+    {
+        using var socket = await SocketClient.ConnectAsync(_forwarder.EndPoint("web"));
+
+        // Only the size line: the proxy must not wait for (or pass on) data it already knows is too much.
+        await HttpTestBackend.SendAsync(socket, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffff\r\n");
         Assert.Equal(413, (await ReadResponseAsync(new SocketReader(socket))).Status);
         Assert.Empty(_backend.Requests);
     }

@@ -63,6 +63,77 @@ public sealed class Http1ProtocolTests
         Assert.Empty(await reader.ReadToEndAsync());
     }
 
+    /// <summary>An upstream that switches protocols whenever it is asked to, whatever to: only the proxy can stop an h2c upgrade.</summary>
+    private static HttpTestBackend SwitchesOnAnyUpgrade() => new(async (request, socket) =>
+    {
+        if (request.Header("upgrade") is { } protocol)
+        {
+            await HttpTestBackend.SendAsync(socket, $"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n");
+            return false;
+        }
+
+        await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(200, "plain"));
+        return true;
+    });
+
+    [Fact]
+    public async Task H2cUpgrade_IsNotTunnelled_TheRequestGoesOnAsAPlainOne()
+    {
+        await using var backend = SwitchesOnAnyUpgrade();
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
+        var reader = new SocketReader(socket);
+
+        await HttpTestBackend.SendAsync(socket, "GET /private HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n");
+        var (status, head, body) = await ReadResponseAsync(reader);
+        Assert.Equal((200, "plain"), (status, body));
+        Assert.Null(SocketReader.HeaderOf(head, "upgrade"));
+
+        var seen = Assert.Single(backend.Requests);
+        Assert.Null(seen.Header("upgrade"));
+        Assert.Null(seen.Header("http2-settings"));
+        Assert.Null(seen.Header("connection"));
+
+        // Still HTTP/1.1 with the proxy in the middle: the next request is routed and logged as any other.
+        await HttpTestBackend.SendAsync(socket, "GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+        Assert.Equal(200, (await ReadResponseAsync(reader)).Status);
+        Assert.Equal(2, backend.Requests.Count);
+    }
+
+    [Fact]
+    public async Task WebSocketUpgrade_OnARouteThatDisallowsIt_GoesOnAsAPlainRequest()
+    {
+        await using var backend = SwitchesOnAnyUpgrade();
+        await using var forwarder = await RunningForwarder.StartAsync(Config(
+            "- { match: { path: { prefix: /ws } }, service: app }\n- { service: app, websocket: false }", Service("app", string.Empty, backend)));
+        const string upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+        Assert.Equal((200, "plain"), Pick(await ExchangeAsync(forwarder.EndPoint("web"), "GET /other HTTP/1.1\r\nHost: a\r\n" + upgrade)));
+        Assert.Null(Assert.Single(backend.Requests).Header("upgrade"));
+
+        using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
+        await HttpTestBackend.SendAsync(socket, "GET /ws HTTP/1.1\r\nHost: a\r\n" + upgrade);
+        Assert.StartsWith("HTTP/1.1 101", await new SocketReader(socket).ReadHeadAsync(), StringComparison.Ordinal);
+
+        static (int, string) Pick((int Status, string Head, string Body) response) => (response.Status, response.Body);
+    }
+
+    [Fact]
+    public async Task Http10KeepAlive_TheResponseSaysKeepAlive_AndTheConnectionServesAgain()
+    {
+        await using var backend = HttpTestBackend.Text("ok");
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
+        var reader = new SocketReader(socket);
+        for (var i = 0; i < 2; i++)
+        {
+            await HttpTestBackend.SendAsync(socket, "GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n");
+            var (status, head, _) = await ReadResponseAsync(reader);
+            Assert.Equal(200, status);
+            Assert.Equal("keep-alive", SocketReader.HeaderOf(head, "connection"));
+        }
+    }
+
     [Fact]
     public async Task UnaskedFor101_Gets502()
     {

@@ -173,6 +173,54 @@ public sealed class Http1ProxyTests
         Assert.Single(files.Requests);
     }
 
+    [Theory]
+    [InlineData("/public/../admin")]
+    [InlineData("/public/%2e%2e/admin")]
+    [InlineData("/public/./../admin")]
+    [InlineData("/public/%2E./admin?x=/../y")]
+    public async Task DotSegments_AreResolvedBeforeRouting_AndTheRoutedPathIsTheOneSent(string target)
+    {
+        await using var publicSite = HttpTestBackend.Text("public");
+        await using var admin = HttpTestBackend.Text("admin");
+        var routes = "- { match: { path: { prefix: /public } }, service: public }\n- { match: { path: { prefix: /admin } }, service: admin }";
+        var services = Service("public", string.Empty, publicSite) + "\n" + Service("admin", string.Empty, admin);
+
+        await using (var forwarder = await RunningForwarder.StartAsync(Config(routes, services)))
+        {
+            Assert.Equal("admin", (await ExchangeAsync(forwarder.EndPoint("web"), $"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n")).Body);
+            var query = target.Contains('?', StringComparison.Ordinal) ? target[target.IndexOf('?', StringComparison.Ordinal)..] : string.Empty;
+            Assert.Equal($"GET /admin{query} HTTP/1.1", Assert.Single(admin.Requests).RequestLine);
+        }
+
+        // With normalization off, the path is routed and sent exactly as it came.
+        await using (var forwarder = await RunningForwarder.StartAsync(Config(routes, services, "pathNormalization: off")))
+        {
+            Assert.Equal("public", (await ExchangeAsync(forwarder.EndPoint("web"), $"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n")).Body);
+            Assert.Equal($"GET {target} HTTP/1.1", Assert.Single(publicSite.Requests).RequestLine);
+        }
+    }
+
+    [Fact]
+    public async Task FullPathNormalization_MergesSlashesToo()
+    {
+        await using var admin = HttpTestBackend.Text("admin");
+        await using var forwarder = await RunningForwarder.StartAsync(Config(
+            "- { match: { path: { exact: /admin/users } }, service: admin }", Service("admin", string.Empty, admin), "pathNormalization: full"));
+        Assert.Equal(200, (await ExchangeAsync(forwarder.EndPoint("web"), "GET //admin//x/..//users HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
+        Assert.Equal("GET /admin/users HTTP/1.1", Assert.Single(admin.Requests).RequestLine);
+    }
+
+    [Fact]
+    public async Task RepeatedForwardedFor_IsMergedInOrder_ThenTheClientAppended()
+    {
+        await using var backend = HttpTestBackend.Text("ok");
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\nVia: 1.1 a\r\nVia: 1.1 b\r\n\r\n");
+        var seen = Assert.Single(backend.Requests);
+        Assert.Equal("10.0.0.1, 10.0.0.2, 127.0.0.1", seen.Header("x-forwarded-for"));
+        Assert.Equal("1.1 a, 1.1 b, 1.1 forwarder", seen.Header("via"));
+    }
+
     [Fact]
     public async Task WeightedSplit_SendsEachServiceItsShare()
     {

@@ -96,4 +96,14 @@ public sealed class ChunkedBodyReaderTests
         Assert.Equal(part.End, consumed);
         Assert.Equal(4096, _reader.DataBytes);
     }
+
+    [Fact]
+    public void Advance_SizeLine_DeclaresTheWholeChunkAtOnce()
+    {
+        _reader.Advance(new ReadOnlySequence<byte>("fffffffffffffff\r\nab"u8.ToArray()), out _, out _);
+
+        // A limit is checked against what the size line promised, not what arrived so far.
+        Assert.Equal(2, _reader.DataBytes);
+        Assert.Equal(0xfffffffffffffffL, _reader.DeclaredBytes);
+    }
 }

@@ -5,13 +5,28 @@ using static Forwarder.Tests.L7.Http1ProxyTests;
 
 namespace Forwarder.Tests.L7;
 
+/// <summary>Runs every Http1BadInputTests test on the epoll engine.</summary>
+public sealed class EpollEngineHttp1BadInputTests : Http1BadInputTests
+{
+    protected override string Engine => "epoll";
+}
+
+/// <summary>Runs every Http1BadInputTests test on the pipes engine.</summary>
+public sealed class PipesEngineHttp1BadInputTests : Http1BadInputTests
+{
+    protected override string Engine => "pipes";
+}
+
 /// <summary>
 /// Malformed and hostile requests on raw sockets: each is refused with its status and the
 /// connection closed, nothing reaches an upstream, and a well-behaved client on another
 /// connection is served throughout.
 /// </summary>
-public sealed class Http1BadInputTests : IAsyncLifetime
+public abstract class Http1BadInputTests : IAsyncLifetime
 {
+    /// <summary>The engine (tcp.engine) the test classes deriving from this one run on.</summary>
+    protected abstract string Engine { get; }
+
     private HttpTestBackend _backend = null!;
     private RunningForwarder _forwarder = null!;
 
@@ -19,6 +34,7 @@ public sealed class Http1BadInputTests : IAsyncLifetime
     {
         _backend = HttpTestBackend.Text("fine");
         _forwarder = await RunningForwarder.StartAsync(Config(
+            Engine,
             "- service: app",
             Service("app", string.Empty, _backend),
             "headerTimeout: 1s\nmaxRequestLine: 1KiB\nmaxHeaderBytes: 4KiB\nmaxBodySize: 1KiB"));
@@ -165,4 +181,6 @@ public sealed class Http1BadInputTests : IAsyncLifetime
         Assert.Equal("fine", (await ExchangeAsync(_forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Body);
         Assert.Equal(Encoding.ASCII.GetBytes("GET / HTTP/1.1"), Encoding.ASCII.GetBytes(Assert.Single(_backend.Requests).RequestLine));
     }
+
+    private static string Config(string engine, string routes, string services, string http = "") => Http1ProxyTests.Config(routes, services, http, engine);
 }

@@ -5,14 +5,29 @@ using static Forwarder.Tests.L7.Http1ProxyTests;
 
 namespace Forwarder.Tests.L7;
 
-/// <summary>The parts of HTTP/1.1 a proxy must carry through: 100-continue, upgrades, bodiless responses, HTTP/1.0 clients.</summary>
-public sealed class Http1ProtocolTests
+/// <summary>Runs every Http1ProtocolTests test on the epoll engine.</summary>
+public sealed class EpollEngineHttp1ProtocolTests : Http1ProtocolTests
 {
+    protected override string Engine => "epoll";
+}
+
+/// <summary>Runs every Http1ProtocolTests test on the pipes engine.</summary>
+public sealed class PipesEngineHttp1ProtocolTests : Http1ProtocolTests
+{
+    protected override string Engine => "pipes";
+}
+
+/// <summary>The parts of HTTP/1.1 a proxy must carry through: 100-continue, upgrades, bodiless responses, HTTP/1.0 clients.</summary>
+public abstract class Http1ProtocolTests
+{
+    /// <summary>The engine (tcp.engine) the test classes deriving from this one run on.</summary>
+    protected abstract string Engine { get; }
+
     [Fact]
     public async Task ExpectContinue_TheUpstreams100ReachesTheClient_BeforeItSendsTheBody()
     {
         await using var backend = HttpTestBackend.Text("stored");
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- service: app", Service("app", string.Empty, backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
 
@@ -44,7 +59,7 @@ public sealed class Http1ProtocolTests
 
             return false;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- service: app", Service("app", string.Empty, backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
 
@@ -80,7 +95,7 @@ public sealed class Http1ProtocolTests
     public async Task H2cUpgrade_IsNotTunnelled_TheRequestGoesOnAsAPlainOne()
     {
         await using var backend = SwitchesOnAnyUpgrade();
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- service: app", Service("app", string.Empty, backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
 
@@ -105,6 +120,7 @@ public sealed class Http1ProtocolTests
     {
         await using var backend = SwitchesOnAnyUpgrade();
         await using var forwarder = await RunningForwarder.StartAsync(Config(
+            Engine,
             "- { match: { path: { prefix: /ws } }, service: app }\n- { service: app, websocket: false }", Service("app", string.Empty, backend)));
         const string upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
@@ -122,7 +138,7 @@ public sealed class Http1ProtocolTests
     public async Task Http10KeepAlive_TheResponseSaysKeepAlive_AndTheConnectionServesAgain()
     {
         await using var backend = HttpTestBackend.Text("ok");
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- service: app", Service("app", string.Empty, backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
         for (var i = 0; i < 2; i++)
@@ -142,7 +158,7 @@ public sealed class Http1ProtocolTests
             await HttpTestBackend.SendAsync(socket, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
             return true;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: app, retries: { attempts: 0 } }", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, retries: { attempts: 0 } }", Service("app", string.Empty, backend)));
         Assert.Equal(502, (await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
     }
 
@@ -161,7 +177,7 @@ public sealed class Http1ProtocolTests
             await HttpTestBackend.SendAsync(socket, response);
             return true;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- service: app", Service("app", string.Empty, backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
 
@@ -183,7 +199,7 @@ public sealed class Http1ProtocolTests
     public async Task Http10Client_GetsItsResponse_AndTheConnectionCloses()
     {
         await using var backend = HttpTestBackend.Text("old");
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- service: app", Service("app", string.Empty, backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
         await HttpTestBackend.SendAsync(socket, "GET / HTTP/1.0\r\nHost: a\r\n\r\n");
@@ -201,7 +217,7 @@ public sealed class Http1ProtocolTests
             await HttpTestBackend.SendAsync(socket, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;x=y\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n");
             return true;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- service: app", Service("app", string.Empty, backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
         await HttpTestBackend.SendAsync(socket, "GET / HTTP/1.0\r\nHost: a\r\n\r\n");
@@ -223,7 +239,7 @@ public sealed class Http1ProtocolTests
             await HttpTestBackend.SendAsync(socket, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end");
             return false;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- service: app", Service("app", string.Empty, backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
         await HttpTestBackend.SendAsync(socket, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -239,7 +255,7 @@ public sealed class Http1ProtocolTests
         var log = Path.Combine(Path.GetTempPath(), $"forwarder-access-{Guid.NewGuid():N}.log");
         try
         {
-            await using (var forwarder = await RunningForwarder.StartAsync(Config("- { name: main, service: app }", Service("app", string.Empty, backend), $"accessLog: {log}")))
+            await using (var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { name: main, service: app }", Service("app", string.Empty, backend), $"accessLog: {log}")))
             {
                 Assert.Equal(200, (await ExchangeAsync(forwarder.EndPoint("web"), "GET /x?y=1 HTTP/1.1\r\nHost: logged.test\r\n\r\n")).Status);
                 Assert.Equal(400, (await ExchangeAsync(forwarder.EndPoint("web"), "GET /x HTTP/1.1\r\nHost: logged.test\r\nContent-Length: 99999999999999999999\r\n\r\n")).Status);
@@ -264,4 +280,6 @@ public sealed class Http1ProtocolTests
             File.Delete(log);
         }
     }
+
+    private static string Config(string engine, string routes, string services, string http = "") => Http1ProxyTests.Config(routes, services, http, engine);
 }

@@ -216,7 +216,9 @@ internal sealed partial class Http1ProxySession
             input.AdvanceTo(consumed);
             if (!session._response.IsInterim)
             {
-                _upstreamMilliseconds = session._tracker.Since(_sentAt).TotalMilliseconds;
+                // The upstream's latency, from when it had the whole request: not the client's upload time.
+                var bodySent = Volatile.Read(ref _bodySentAt);
+                _upstreamMilliseconds = session._tracker.Since(bodySent != 0 ? bodySent : _sentAt).TotalMilliseconds;
                 // A 101 only ever answers the WebSocket upgrade the request asked for.
                 failure = session._response.Status == 101 && (!session._request.Upgrade || !Ascii.EqualsIgnoreCase(session._response.First(Http1FieldKind.Upgrade), "websocket"u8))
                     ? ExchangeFailure.BadResponse

@@ -106,4 +106,15 @@ public sealed class ChunkedBodyReaderTests
         Assert.Equal(2, _reader.DataBytes);
         Assert.Equal(0xfffffffffffffffL, _reader.DeclaredBytes);
     }
+
+    [Fact]
+    public void Advance_SizeLineWithTooManyDigits_IsRefusedBeforeItEnds()
+    {
+        var status = _reader.Advance(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(new string('0', 15) + "1")), out _, out var error);
+
+        Assert.Equal(Http1ParseStatus.Error, status);
+        Assert.Contains("invalid chunk size", error.Reason, StringComparison.Ordinal);
+        _reader.Reset();
+        Assert.Equal(Http1ParseStatus.NeedMore, _reader.Advance(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(new string('f', 15))), out _, out _));
+    }
 }

@@ -31,6 +31,7 @@ internal sealed partial class Http1ProxySession
         private bool _clientBodyFailed;
         private long _sentAt;
         private long _bodySentAt;
+        private long _continuedAt;
         private double _upstreamMilliseconds;
         private bool _deadlinePassed;
         private bool _isHead;
@@ -46,7 +47,7 @@ internal sealed partial class Http1ProxySession
             (_model, _route, _service, _lease, _started, _requestId, _retries) = (model, route, service, lease, started, requestId, retries);
             _connection = lease.Connection;
             _requestBody = null;
-            _bodySentAt = 0;
+            _bodySentAt = _continuedAt = 0;
             _clientBodyFailed = false;
             _upstreamMilliseconds = 0;
             _deadlinePassed = false;
@@ -148,13 +149,15 @@ internal sealed partial class Http1ProxySession
             var tracker = session._tracker;
             var bodySent = Volatile.Read(ref _bodySentAt);
             blame = ExchangeFailure.Timeout;
-            if (_requestBody is null || bodySent != 0)
+            if (_requestBody is null || bodySent != 0 || (session._request.ExpectContinue && _continuedAt == 0 && session._client.LastActivity <= _sentAt))
             {
-                due = tracker.DeadlineAfter(_requestBody is null ? _sentAt : bodySent, _route.Config.Timeout);
+                // A client that expects 100-continue waits for it: until it comes (or the client
+                // stops waiting and sends), its silence is the upstream's.
+                due = tracker.DeadlineAfter(bodySent != 0 ? bodySent : _sentAt, _route.Config.Timeout);
                 return due;
             }
 
-            var lastProgress = Math.Max(_sentAt, session._client.LastActivity);
+            var lastProgress = Math.Max(Math.Max(_sentAt, _continuedAt), session._client.LastActivity);
             var clientDue = tracker.DeadlineAfter(lastProgress, _model.Config.RequestBodyTimeout);
             var upstreamDue = tracker.DeadlineAfter(lastProgress, _route.Config.Timeout);
             if (session._requestBody.ReadingSource)
@@ -233,6 +236,7 @@ internal sealed partial class Http1ProxySession
             }
 
             Http1ResponseWriter.Write(session._output, session._response, closeAfter: false, setCookie: null);
+            _continuedAt = session._tracker.Now;
             return ResponseHeadStep.Interim;
         }
 

@@ -42,6 +42,36 @@ public abstract class Http1ProtocolTests
     }
 
     [Fact]
+    public async Task ExpectContinue_UpstreamSlowToSay100_IsNotTheClientStallingItsBody()
+    {
+        await using var backend = new TcpTestServer(async socket =>
+        {
+            var reader = new SocketReader(socket);
+            if (await reader.ReadHeadAsync() is null)
+            {
+                return;
+            }
+
+            // Longer than the listener's bodyTimeout: the client is waiting for this, not stalling.
+            await Task.Delay(2500);
+            await HttpTestBackend.SendAsync(socket, "HTTP/1.1 100 Continue\r\n\r\n");
+            await reader.ReadExactlyAsync(5);
+            await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(200, "stored"));
+        });
+        var services = $"app:\n  endpoints:\n    - address: {backend.Address}";
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, timeout: 30s }", services, "bodyTimeout: 1s"));
+        using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
+        var reader = new SocketReader(socket);
+
+        await HttpTestBackend.SendAsync(socket, "PUT /file HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 100", await reader.ReadHeadAsync(), StringComparison.Ordinal);
+        await HttpTestBackend.SendAsync(socket, "hello");
+        Assert.Equal((200, "stored"), Pick(await ReadResponseAsync(reader)));
+
+        static (int, string) Pick((int Status, string Head, string Body) response) => (response.Status, response.Body);
+    }
+
+    [Fact]
     public async Task Upgrade_After101_BytesFlowBothWays()
     {
         await using var backend = new HttpTestBackend(async (request, socket) =>

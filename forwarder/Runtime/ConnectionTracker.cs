@@ -88,7 +88,9 @@ internal sealed class ConnectionTracker : IDisposable
     private void CloseIdle()
     {
         var now = _time.GetTimestamp();
-        foreach (var connection in _connections.Keys)
+
+        // The dictionary itself, not its Keys (a fresh copy of every key on each tick).
+        foreach (var (connection, _) in _connections)
         {
             connection.CheckDeadline(now);
             var timeout = connection.IdleTimeout;

@@ -242,6 +242,19 @@ public abstract class Http1ProxyTests
     }
 
     [Fact]
+    public async Task UnderscoredFramingFields_AreDropped_TheBodyIsFramedByContentLengthAlone()
+    {
+        await using var backend = HttpTestBackend.Text("ok");
+        await using var forwarder = await RunningForwarder.StartAsync(OnEngine("- service: app", Service("app", string.Empty, backend)));
+        var (status, _, _) = await ExchangeAsync(forwarder.EndPoint("web"), "POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\nContent_Length: 0\r\nContent-Length: 5\r\n\r\nhello");
+        Assert.Equal(200, status);
+        var seen = Assert.Single(backend.Requests);
+        Assert.Null(seen.Header("transfer_encoding"));
+        Assert.Null(seen.Header("content_length"));
+        Assert.Equal("hello", Encoding.ASCII.GetString(seen.Body));
+    }
+
+    [Fact]
     public async Task WeightedSplit_SendsEachServiceItsShare()
     {
         await using var stable = HttpTestBackend.Text("stable");

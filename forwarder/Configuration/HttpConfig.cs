@@ -9,6 +9,8 @@ namespace Forwarder.Configuration;
 /// <param name="MaxBodySize">Larger request bodies are refused with 413; null for no limit.</param>
 /// <param name="AccessLog">Where JSON-lines access records go: a file path, "stdout", or null for none.</param>
 /// <param name="Http2">Connections that open with the HTTP/2 preface (h2c, prior knowledge) are served as HTTP/2.</param>
+/// <param name="PathNormalization">How request paths are normalized before routing; the normalized path is the one sent upstream.</param>
+/// <param name="BodyTimeout">The longest a client may pause while sending a request body; past it the client gets 408.</param>
 internal sealed record HttpListenerConfig(
     bool Http2,
     Http1Limits Limits,
@@ -16,16 +18,23 @@ internal sealed record HttpListenerConfig(
     TimeSpan KeepAliveTimeout,
     long? MaxBodySize,
     string? AccessLog,
-    IReadOnlyList<RouteConfig> Routes)
+    IReadOnlyList<RouteConfig> Routes,
+    PathNormalization PathNormalization = PathNormalization.DotSegments,
+    TimeSpan? BodyTimeout = null)
 {
     public static readonly TimeSpan DefaultHeaderTimeout = TimeSpan.FromSeconds(10);
     public static readonly TimeSpan DefaultKeepAliveTimeout = TimeSpan.FromSeconds(75);
+    public static readonly TimeSpan DefaultBodyTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary><see cref="BodyTimeout"/> with its default filled in.</summary>
+    public TimeSpan RequestBodyTimeout => BodyTimeout ?? DefaultBodyTimeout;
 }
 
 /// <summary>A route as configured: its conditions, and where matching requests go.</summary>
 /// <param name="Backends">One service, or several sharing the traffic by weight (canary, blue-green).</param>
-/// <param name="Timeout">From the request head sent upstream to the response head back; past it the client gets 504.</param>
-internal sealed record RouteConfig(string Name, RouteMatch Match, IReadOnlyList<RouteBackend> Backends, TimeSpan Timeout, RetryPolicy Retry)
+/// <param name="Timeout">From the request fully sent upstream to the response head back; past it the client gets 504.</param>
+/// <param name="WebSocket">WebSocket upgrades are tunnelled; when false the upgrade is dropped and the request goes as a plain one.</param>
+internal sealed record RouteConfig(string Name, RouteMatch Match, IReadOnlyList<RouteBackend> Backends, TimeSpan Timeout, RetryPolicy Retry, bool WebSocket = true)
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(15);
 }
@@ -54,7 +63,8 @@ internal enum RetryOn
 
 /// <summary>
 /// Retries of a request already sent, to another endpoint. Only idempotent requests without a
-/// body are retried (the body is streamed, never held). Retries in flight may not exceed
+/// body are retried (the body is streamed, never held); a pooled connection found closed as it
+/// was reused is tried once more for them too, and never for any other request. Retries in flight may not exceed
 /// <paramref name="BudgetPercent"/> of the route's requests in flight, nor fewer than
 /// <paramref name="MinConcurrent"/>: Envoy's retry budget, which stops retries from multiplying
 /// load on a service that is already failing. Connection failures before anything was sent are

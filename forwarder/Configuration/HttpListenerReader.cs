@@ -16,7 +16,7 @@ internal static class HttpListenerReader
     public static HttpListenerConfig? Read(YamlFieldReader reader, Dictionary<string, YamlNode> listener, YamlNode owner, string path, IReadOnlyDictionary<string, ServiceConfig> services)
     {
         var settings = listener.TryGetValue("http", out var httpNode)
-            ? reader.Mapping(httpNode, $"{path}.http", "headerTimeout", "keepAliveTimeout", "maxRequestLine", "maxHeaderBytes", "maxHeaders", "maxBodySize", "accessLog", "http2") ?? []
+            ? reader.Mapping(httpNode, $"{path}.http", "headerTimeout", "keepAliveTimeout", "maxRequestLine", "maxHeaderBytes", "maxHeaders", "maxBodySize", "accessLog", "http2", "pathNormalization", "bodyTimeout") ?? []
             : [];
         var httpPath = $"{path}.http";
         var limits = new Http1Limits(
@@ -25,6 +25,20 @@ internal static class HttpListenerReader
             MaxHeaders: reader.Int(settings, httpPath, "maxHeaders", Http1Limits.Default.MaxHeaders, 1, 10_000));
         var headerTimeout = reader.Duration(settings, httpPath, "headerTimeout", HttpListenerConfig.DefaultHeaderTimeout, TimeSpan.FromMilliseconds(1));
         var keepAliveTimeout = reader.Duration(settings, httpPath, "keepAliveTimeout", HttpListenerConfig.DefaultKeepAliveTimeout, TimeSpan.FromMilliseconds(1));
+        var bodyTimeout = reader.Duration(settings, httpPath, "bodyTimeout", HttpListenerConfig.DefaultBodyTimeout, TimeSpan.FromMilliseconds(1));
+        var pathNormalization = reader.Parsed(settings, httpPath, "pathNormalization", PathNormalization.DotSegments, "off, dot-segments or full",
+            (string text, out PathNormalization value) =>
+            {
+                PathNormalization? parsed = text switch
+                {
+                    "off" => PathNormalization.Off,
+                    "dot-segments" => PathNormalization.DotSegments,
+                    "full" => PathNormalization.Full,
+                    _ => null,
+                };
+                value = parsed ?? PathNormalization.DotSegments;
+                return parsed is not null;
+            });
         var maxBodySize = reader.Parsed<long?>(settings, httpPath, "maxBodySize", null, "a size in bytes such as 1048576, 10MiB or 1GiB",
             (string text, out long? value) =>
             {
@@ -42,7 +56,7 @@ internal static class HttpListenerReader
 
         var routes = ReadRoutes(reader, routesNode, $"{path}.routes", services);
         var http2 = reader.Bool(settings, httpPath, "http2", true);
-        return new HttpListenerConfig(http2, limits, headerTimeout, keepAliveTimeout, maxBodySize, accessLog, routes);
+        return new HttpListenerConfig(http2, limits, headerTimeout, keepAliveTimeout, maxBodySize, accessLog, routes, pathNormalization, bodyTimeout);
     }
 
     private static List<RouteConfig> ReadRoutes(YamlFieldReader reader, YamlNode node, string path, IReadOnlyDictionary<string, ServiceConfig> services)
@@ -63,7 +77,7 @@ internal static class HttpListenerReader
         {
             var item = sequence.Children[i];
             var itemPath = $"{path}[{i}]";
-            var fields = reader.Mapping(item, itemPath, "name", "match", "service", "split", "timeout", "retries");
+            var fields = reader.Mapping(item, itemPath, "name", "match", "service", "split", "timeout", "retries", "websocket");
             if (fields is null)
             {
                 continue;
@@ -79,9 +93,10 @@ internal static class HttpListenerReader
             var backends = ReadBackends(reader, fields, item, itemPath, services);
             var timeout = reader.Duration(fields, itemPath, "timeout", RouteConfig.DefaultTimeout, TimeSpan.FromMilliseconds(1));
             var retry = fields.TryGetValue("retries", out var retryNode) ? ReadRetry(reader, retryNode, $"{itemPath}.retries") : RetryPolicy.Default;
+            var webSocket = reader.Bool(fields, itemPath, "websocket", true);
             if (match is not null && backends is not null)
             {
-                routes.Add(new RouteConfig(name, match, backends, timeout, retry));
+                routes.Add(new RouteConfig(name, match, backends, timeout, retry, webSocket));
             }
         }
 

@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Net;
 using System.Runtime.CompilerServices;
+using System.Text;
 using Forwarder.L4;
 using Forwarder.L7.Http1;
 using Forwarder.L7.Routing;
@@ -29,6 +30,8 @@ internal sealed partial class Http1ProxySession
         private Task<BodyOutcome>? _requestBody;
         private bool _clientBodyFailed;
         private long _sentAt;
+        private long _bodySentAt;
+        private long _continuedAt;
         private double _upstreamMilliseconds;
         private bool _deadlinePassed;
         private bool _isHead;
@@ -44,6 +47,7 @@ internal sealed partial class Http1ProxySession
             (_model, _route, _service, _lease, _started, _requestId, _retries) = (model, route, service, lease, started, requestId, retries);
             _connection = lease.Connection;
             _requestBody = null;
+            _bodySentAt = _continuedAt = 0;
             _clientBodyFailed = false;
             _upstreamMilliseconds = 0;
             _deadlinePassed = false;
@@ -81,7 +85,8 @@ internal sealed partial class Http1ProxySession
 
             if (request.HasBody)
             {
-                session._client.IdleTimeout = _route.Config.Timeout;
+                // Timed by the deadline of the response head's wait (see NextDeadline), not by
+                // the idle timeout, whose abort would cut the connection without a response.
                 _requestBody = ForwardRequestBodyAsync(output);
             }
 
@@ -107,7 +112,11 @@ internal sealed partial class Http1ProxySession
                 return BodyOutcome.TargetClosed;
             }
 
-            if (outcome is BodyOutcome.Invalid or BodyOutcome.TooLarge or BodyOutcome.Truncated)
+            if (outcome == BodyOutcome.Complete)
+            {
+                Volatile.Write(ref _bodySentAt, session._tracker.Now);
+            }
+            else if (outcome is BodyOutcome.Invalid or BodyOutcome.TooLarge or BodyOutcome.Truncated)
             {
                 ClientBodyStatus = outcome == BodyOutcome.TooLarge ? 413 : 400;
                 Volatile.Write(ref _clientBodyFailed, true);
@@ -117,13 +126,53 @@ internal sealed partial class Http1ProxySession
             return outcome;
         }
 
-        /// <summary>Starts the wait for the response head, under the route's timeout; returns the upstream's input to read it from.</summary>
+        /// <summary>Starts the wait for the response head, under the deadline of <see cref="NextDeadline"/>; returns the upstream's input to read it from.</summary>
         public PipeReader BeginResponseHead()
         {
             var input = _connection.Transport.Input;
             _isHead = session._request.Method.SequenceEqual("HEAD"u8);
-            session._client.ArmDeadline(session._tracker.DeadlineAfter(_sentAt, _route.Config.Timeout), input);
+            session._client.ArmDeadline(NextDeadline(out _, out _), input);
             return input;
+        }
+
+        /// <summary>
+        /// When to look at the wait for the response head next (the deadline to arm), and when
+        /// and whose fault it times out (<paramref name="due"/>, <paramref name="blame"/>). Once
+        /// the request is fully sent, the route's timeout runs from there: the upstream cannot
+        /// answer a request it has not had whole. Until then the body is timed by its last
+        /// progress: the client may pause for the listener's bodyTimeout, the upstream may refuse
+        /// to take more for the route's timeout. The body moves on without touching the timer:
+        /// the deadline is looked at again only when it passes.
+        /// </summary>
+        private long NextDeadline(out long due, out ExchangeFailure blame)
+        {
+            var tracker = session._tracker;
+            var bodySent = Volatile.Read(ref _bodySentAt);
+            blame = ExchangeFailure.Timeout;
+            if (_requestBody is null || bodySent != 0 || (session._request.ExpectContinue && _continuedAt == 0 && session._client.LastActivity <= _sentAt))
+            {
+                // A client that expects 100-continue waits for it: until it comes (or the client
+                // stops waiting and sends), its silence is the upstream's.
+                due = tracker.DeadlineAfter(bodySent != 0 ? bodySent : _sentAt, _route.Config.Timeout);
+                return due;
+            }
+
+            var lastProgress = Math.Max(Math.Max(_sentAt, _continuedAt), session._client.LastActivity);
+            var clientDue = tracker.DeadlineAfter(lastProgress, _model.Config.RequestBodyTimeout);
+            var upstreamDue = tracker.DeadlineAfter(lastProgress, _route.Config.Timeout);
+            if (session._requestBody.ReadingSource)
+            {
+                blame = ExchangeFailure.ClientStalled;
+                due = clientDue;
+            }
+            else
+            {
+                due = upstreamDue;
+            }
+
+            // Whichever side turns out to be waited on when it passes; once past, the one due.
+            var next = Math.Min(clientDue, upstreamDue);
+            return next > tracker.Now ? next : due;
         }
 
         /// <summary>Looks at one read of the response head: whether it is complete (with its outcome), needs more, or was an interim (1xx) response to forward first.</summary>
@@ -134,8 +183,15 @@ internal sealed partial class Http1ProxySession
             failure = ExchangeFailure.None;
             if (result.IsCanceled)
             {
-                failure = ExchangeFailure.Timeout;
-                return ResponseHeadStep.Done;
+                var next = NextDeadline(out var due, out var blame);
+                if (session._tracker.Now >= due)
+                {
+                    failure = blame;
+                    return ResponseHeadStep.Done;
+                }
+
+                // The body moved on (or finished) since the deadline was armed: wait on to the next one.
+                session._client.ArmDeadline(next, input);
             }
 
             NothingReceived &= buffer.IsEmpty;
@@ -163,8 +219,13 @@ internal sealed partial class Http1ProxySession
             input.AdvanceTo(consumed);
             if (!session._response.IsInterim)
             {
-                _upstreamMilliseconds = session._tracker.Since(_sentAt).TotalMilliseconds;
-                failure = session._response.Status == 101 && !session._request.Upgrade ? ExchangeFailure.BadResponse : ExchangeFailure.None;
+                // The upstream's latency, from when it had the whole request: not the client's upload time.
+                var bodySent = Volatile.Read(ref _bodySentAt);
+                _upstreamMilliseconds = session._tracker.Since(bodySent != 0 ? bodySent : _sentAt).TotalMilliseconds;
+                // A 101 only ever answers the WebSocket upgrade the request asked for.
+                failure = session._response.Status == 101 && (!session._request.Upgrade || !Ascii.EqualsIgnoreCase(session._response.First(Http1FieldKind.Upgrade), "websocket"u8))
+                    ? ExchangeFailure.BadResponse
+                    : ExchangeFailure.None;
                 return ResponseHeadStep.Done;
             }
 
@@ -175,6 +236,7 @@ internal sealed partial class Http1ProxySession
             }
 
             Http1ResponseWriter.Write(session._output, session._response, closeAfter: false, setCookie: null);
+            _continuedAt = session._tracker.Now;
             return ResponseHeadStep.Interim;
         }
 
@@ -186,6 +248,13 @@ internal sealed partial class Http1ProxySession
 
         /// <summary>What a connection failure while the head was awaited amounts to.</summary>
         public ExchangeFailure ConnectionFailed => ClientBodyFailed ? ExchangeFailure.ClientBody : ExchangeFailure.Reset;
+
+        /// <summary>
+        /// Whether a failure is the upstream's, to be counted against its endpoint: not when the
+        /// client broke the exchange (a bad, stalled or abandoned body, or the client gone).
+        /// </summary>
+        public bool UpstreamAtFault(ExchangeFailure failure)
+            => failure is not (ExchangeFailure.ClientBody or ExchangeFailure.ClientStalled) && !session._client.Client.ConnectionClosed.IsCancellationRequested;
 
         /// <summary>Forwards the final response and settles both connections; true when the client connection stays open.</summary>
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
@@ -216,7 +285,7 @@ internal sealed partial class Http1ProxySession
             var closeAfter = !request.KeepAlive || response.Framing == Http1BodyFraming.UntilClose || dechunk || session._stopping.IsCancellationRequested;
             var output = session._output;
             var before = output.UnflushedBytes;
-            Http1ResponseWriter.Write(output, response, closeAfter, generated?.SetCookieValue, dechunk);
+            Http1ResponseWriter.Write(output, response, closeAfter, generated?.SetCookieValue, dechunk, sayKeepAlive: request.Version == Http1Version.Http10);
             var headBytes = output.UnflushedBytes - before;
             session._client.IdleTimeout = _route.Config.Timeout;
             BodyOutcome body;
@@ -236,7 +305,7 @@ internal sealed partial class Http1ProxySession
                 session._handler.WarnResponseCut(_route.Config.Name, _service.Config.Name, endpoint.Config.Address, body.ToString());
                 Reset(session._client.Client);
                 Account(status, headBytes, aborted: true);
-                await AbandonAsync(reportFailure: body != BodyOutcome.TargetClosed).ConfigureAwait(false);
+                await AbandonAsync(reportFailure: body != BodyOutcome.TargetClosed && UpstreamAtFault(ExchangeFailure.None)).ConfigureAwait(false);
                 return false;
             }
 

@@ -106,6 +106,9 @@ internal sealed partial class Http1ProxySession
 
         /// <summary>The client's body broke (bad chunk, too large, client gone) while it was being sent.</summary>
         ClientBody,
+
+        /// <summary>The client stopped sending its body for longer than the listener's bodyTimeout.</summary>
+        ClientStalled,
     }
 
     /// <summary>
@@ -158,6 +161,7 @@ internal sealed partial class Http1ProxySession
 
                 var started = _tracker.Now;
                 _requestBody.ClearCount();
+                _request.NormalizePath(model.Config.PathNormalization);
                 var route = model.Routes.Match(_request);
                 if (route is null)
                 {
@@ -166,6 +170,11 @@ internal sealed partial class Http1ProxySession
                 }
 
                 route.Metrics.RequestStarted();
+                if (_request.Upgrade && !route.Config.WebSocket)
+                {
+                    _request.DropUpgrade();
+                }
+
                 if (model.Config.MaxBodySize < _request.ContentLength)
                 {
                     await RefuseAsync(model, route, 413, "body larger than maxBodySize", started).ConfigureAwait(false);
@@ -207,6 +216,7 @@ internal sealed partial class Http1ProxySession
                     var requestId = NextRequestId();
                     var retryable = IsIdempotent(_request.Method) && !_request.HasBody && !_request.Upgrade;
                     var retries = 0;
+                    var resentStale = false;
                     _tried.Clear();
                     while (true)
                     {
@@ -258,11 +268,13 @@ internal sealed partial class Http1ProxySession
 
                         // The exchange failed, or answered a status the route retries: this connection is done.
                         var stale = failure == ExchangeFailure.Reset && lease.Reused && exchange.NothingReceived && !_request.HasBody;
-                        await exchange.AbandonAsync(reportFailure: !stale).ConfigureAwait(false);
-                        if (stale)
+                        await exchange.AbandonAsync(reportFailure: !stale && exchange.UpstreamAtFault(failure)).ConfigureAwait(false);
+                        if (stale && !resentStale && IsIdempotent(_request.Method))
                         {
-                            // A pooled connection the upstream closed just as it was reused: the request
-                            // never reached it, so any request may go again, to the same endpoint.
+                            // A pooled connection the upstream closed just as it was reused: most likely
+                            // the request never reached it, but that cannot be known, so only an
+                            // idempotent one goes again (RFC 9110 9.2.2), once, to the same endpoint.
+                            resentStale = true;
                             _tried.Remove(lease.Index);
                             continue;
                         }
@@ -272,6 +284,7 @@ internal sealed partial class Http1ProxySession
                             ExchangeFailure.None => _response.Status,
                             ExchangeFailure.Timeout => 504,
                             ExchangeFailure.ClientBody => exchange.ClientBodyStatus,
+                            ExchangeFailure.ClientStalled => 408,
                             _ => 502,
                         };
                         if (retryable && RetriesOn(route, failure) && retries < route.Config.Retry.Attempts && (holdsRetry || route.Budget.TryStartRetry()))
@@ -284,7 +297,11 @@ internal sealed partial class Http1ProxySession
                             continue;
                         }
 
-                        _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, lease.Endpoint.Config.Address, failure == ExchangeFailure.None ? $"status {status}" : failure.ToString(), status);
+                        if (exchange.UpstreamAtFault(failure))
+                        {
+                            _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, lease.Endpoint.Config.Address, failure == ExchangeFailure.None ? $"status {status}" : failure.ToString(), status);
+                        }
+
                         await RefuseAsync(model, route, status, failure.ToString(), started, service, lease.Endpoint, retries).ConfigureAwait(false);
                         return;
                     }

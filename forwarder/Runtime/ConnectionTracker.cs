@@ -19,12 +19,15 @@ internal interface ITrackedConnection
 
 /// <summary>
 /// Knows every open connection: closes those idle for longer than their timeout and fires
-/// deadlines that have passed (both checked once a second, so a timeout fires within a second of
-/// its due time: no timer per connection or per request), and lets shutdown wait for the rest
-/// to finish.
+/// deadlines that have passed (both checked every <see cref="Tick"/>, so a timeout fires within
+/// that of its due time: no timer per connection or per request, and a check is a few reads per
+/// connection), and lets shutdown wait for the rest to finish.
 /// </summary>
 internal sealed class ConnectionTracker : IDisposable
 {
+    /// <summary>Fine enough that a 2 s timeout fires by 2.1 s even when the tick itself runs late.</summary>
+    public static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(50);
+
     private readonly ConcurrentDictionary<ITrackedConnection, byte> _connections = new(ReferenceEqualityComparer.Instance);
     private readonly TimeProvider _time;
     private readonly ITimer _idleTimer;
@@ -33,7 +36,7 @@ internal sealed class ConnectionTracker : IDisposable
     public ConnectionTracker(TimeProvider time)
     {
         _time = time;
-        _idleTimer = time.CreateTimer(_ => CloseIdle(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        _idleTimer = time.CreateTimer(_ => CloseIdle(), null, Tick, Tick);
     }
 
     public int Count => _connections.Count;
@@ -85,7 +88,9 @@ internal sealed class ConnectionTracker : IDisposable
     private void CloseIdle()
     {
         var now = _time.GetTimestamp();
-        foreach (var connection in _connections.Keys)
+
+        // The dictionary itself, not its Keys (a fresh copy of every key on each tick).
+        foreach (var (connection, _) in _connections)
         {
             connection.CheckDeadline(now);
             var timeout = connection.IdleTimeout;

@@ -13,6 +13,9 @@ namespace Forwarder.L7.Http1;
 internal sealed class ChunkedBodyReader
 {
     private const int MaxLine = 4096;
+
+    /// <summary>At most 15 hex digits: any size they spell fits in a long.</summary>
+    private const int MaxSizeDigits = 15;
     private const int MaxTrailerBytes = 16 * 1024;
 
     private State _state;
@@ -30,6 +33,9 @@ internal sealed class ChunkedBodyReader
 
     /// <summary>Data bytes (chunk payloads, without framing) seen so far.</summary>
     public long DataBytes { get; private set; }
+
+    /// <summary>Data bytes seen plus those the current chunk's size line still promises: over a limit as soon as that line is read.</summary>
+    public long DeclaredBytes => DataBytes + _remaining;
 
     public bool IsComplete => _state == State.Done;
 
@@ -66,6 +72,12 @@ internal sealed class ChunkedBodyReader
                 case State.Size:
                     if (!TryReadLine(ref reader, out var sizeLine, out error))
                     {
+                        if (error.Status == 0 && HasTooManyDigits(reader.UnreadSequence))
+                        {
+                            // Refused as the digits come, not once the line ends (or fills its limit).
+                            error = Http1Error.BadRequest("invalid chunk size");
+                        }
+
                         return error.Status == 0 ? Http1ParseStatus.NeedMore : Http1ParseStatus.Error;
                     }
 
@@ -186,13 +198,26 @@ internal sealed class ChunkedBodyReader
     }
 
     /// <summary>1*HEXDIG, then optional extensions (";name[=value]"), nothing else; at most 15 digits, so no size overflows.</summary>
+    /// <summary>A size line still arriving that already has more hex digits than a size may (see <see cref="TryParseSize"/>).</summary>
+    private static bool HasTooManyDigits(in ReadOnlySequence<byte> unread)
+    {
+        if (unread.Length <= MaxSizeDigits)
+        {
+            return false;
+        }
+
+        Span<byte> start = stackalloc byte[MaxSizeDigits + 1];
+        unread.Slice(0, start.Length).CopyTo(start);
+        return !start.ContainsAnyExcept("0123456789abcdefABCDEF"u8);
+    }
+
     private static bool TryParseSize(ReadOnlySpan<byte> line, out long size, out Http1Error error)
     {
         size = 0;
         error = default;
         var extensions = line.IndexOf((byte)';');
         var digits = extensions < 0 ? line : line[..extensions];
-        if (digits.IsEmpty || digits.Length > 15 || digits.IndexOfAnyExcept("0123456789abcdefABCDEF"u8) >= 0
+        if (digits.IsEmpty || digits.Length > MaxSizeDigits || digits.IndexOfAnyExcept("0123456789abcdefABCDEF"u8) >= 0
             || !long.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out size))
         {
             error = Http1Error.BadRequest("invalid chunk size");

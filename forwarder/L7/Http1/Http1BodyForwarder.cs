@@ -31,13 +31,21 @@ internal enum BodyOutcome
 /// Streams one message body from a source pipe to a target pipe as it arrives, by the message's
 /// framing, never holding more of it than one read: exactly Content-Length bytes, a chunked body
 /// validated on the way (a broken one is cut off where it breaks), or everything until the
-/// source closes. Each read moved counts as activity on the client connection, whose idle
-/// timeout then catches a stalled body. One instance per direction per connection; not
+/// source closes. Each read moved (and each wait for the target to drain) counts as activity on
+/// the client connection, against which a stalled body is timed. One instance per direction per connection; not
 /// thread-safe.
 /// </summary>
 internal sealed class Http1BodyForwarder(ClientConnection client, ConnectionTracker tracker)
 {
     private readonly ChunkedBodyReader _chunked = new();
+
+    private volatile bool _readingSource;
+
+    /// <summary>
+    /// Waiting on the source (rather than on the target to take what was read): a body that
+    /// stalls here is the sender's doing, one that stalls in the flush the receiver's.
+    /// </summary>
+    public bool ReadingSource => _readingSource;
 
     /// <summary>Body bytes moved by the last call, framing included.</summary>
     public long Forwarded { get; private set; }
@@ -67,7 +75,22 @@ internal sealed class Http1BodyForwarder(ClientConnection client, ConnectionTrac
         var remaining = framing == Http1BodyFraming.Length ? length : long.MaxValue;
         while (true)
         {
-            var result = await source.ReadAsync().ConfigureAwait(false);
+            ReadResult result;
+            _readingSource = true;
+            try
+            {
+                result = await source.ReadAsync().ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                // The source reset its connection: the body is cut, whoever reads it is not at fault.
+                return BodyOutcome.Truncated;
+            }
+            finally
+            {
+                _readingSource = false;
+            }
+
             if (result.IsCanceled)
             {
                 return BodyOutcome.Cancelled;
@@ -84,7 +107,7 @@ internal sealed class Http1BodyForwarder(ClientConnection client, ConnectionTrac
                     {
                         outcome = BodyOutcome.Invalid;
                     }
-                    else if (limit < _chunked.DataBytes)
+                    else if (limit < _chunked.DeclaredBytes)
                     {
                         outcome = BodyOutcome.TooLarge;
                     }
@@ -126,10 +149,18 @@ internal sealed class Http1BodyForwarder(ClientConnection client, ConnectionTrac
 
             if (!ended || flushLast)
             {
-                var flush = await target.FlushAsync().ConfigureAwait(false);
+                var flushing = target.FlushAsync();
+                var waited = !flushing.IsCompleted;
+                var flush = await flushing.ConfigureAwait(false);
                 if (flush.IsCompleted)
                 {
                     return BodyOutcome.TargetClosed;
+                }
+
+                if (waited)
+                {
+                    // The time the target took to drain is not the source's silence.
+                    client.Touch(tracker.Now);
                 }
             }
 

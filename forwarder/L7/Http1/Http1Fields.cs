@@ -136,7 +136,10 @@ internal static class Http1Fields
         public bool ConnectionClose;
         public bool ConnectionKeepAlive;
         public bool ConnectionUpgrade;
-        public bool UpgradeHeader;
+        public int UpgradeFields;
+
+        /// <summary>The (last) Upgrade field asks for WebSocket, the one protocol the proxy tunnels.</summary>
+        public bool UpgradeToWebSocket;
         public bool ExpectContinue;
         public bool UnsupportedExpectation;
 
@@ -170,7 +173,8 @@ internal static class Http1Fields
 
                     break;
                 case Http1FieldKind.Upgrade:
-                    UpgradeHeader = !value.IsEmpty;
+                    UpgradeFields++;
+                    UpgradeToWebSocket = Ascii.EqualsIgnoreCase(value, "websocket"u8);
                     break;
                 case Http1FieldKind.Expect:
                     ExpectContinue |= Ascii.EqualsIgnoreCase(value, "100-continue"u8);

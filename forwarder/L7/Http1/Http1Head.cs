@@ -14,6 +14,9 @@ internal abstract class Http1Head
 
     public ReadOnlySpan<byte> Bytes => _bytes.AsSpan(0, _length);
 
+    /// <summary>The head's bytes, for the one rewrite a request head gets in place (its path normalized).</summary>
+    protected Span<byte> WritableBytes => _bytes.AsSpan(0, _length);
+
     public int HeaderCount => _headers.Count;
 
     /// <summary>
@@ -83,6 +86,23 @@ internal abstract class Http1Head
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// Writes the values of every field of <paramref name="kind"/>, in order, each followed by
+    /// ", ": a list field sent as several lines is one list (RFC 9110 5.3), and a proxy that
+    /// appends to it must keep all of it, not the last line only.
+    /// </summary>
+    public void WriteListItems(ref HeadOutput output, Http1FieldKind kind)
+    {
+        foreach (var (_, value, headerKind) in _headers)
+        {
+            if (headerKind == kind && !Bytes[value].IsEmpty)
+            {
+                output.Write(Bytes[value]);
+                output.Write(", "u8);
+            }
+        }
     }
 
     public void AddHeader(Range name, Range value, Http1FieldKind kind) => _headers.Add((name, value, kind));

@@ -1,3 +1,5 @@
+using Forwarder.L7.Routing;
+
 namespace Forwarder.L7.Http1;
 
 /// <summary>The HTTP version of a request line.</summary>
@@ -22,7 +24,7 @@ internal sealed class Http1RequestHead : Http1Head
 
     public ReadOnlySpan<byte> Method => Bytes[_method];
 
-    /// <summary>The request target as sent: origin-form, absolute-form or *.</summary>
+    /// <summary>The request target: origin-form, absolute-form or *, as sent but for a path <see cref="NormalizePath"/> rewrote.</summary>
     public ReadOnlySpan<byte> Target => Bytes[_target];
 
     /// <summary>The path, starting with '/' (or "*" for OPTIONS *).</summary>
@@ -48,7 +50,7 @@ internal sealed class Http1RequestHead : Http1Head
     /// <summary>The client sent Expect: 100-continue and waits for it before the body.</summary>
     public bool ExpectContinue { get; private set; }
 
-    /// <summary>The request asks to switch protocols (Connection: upgrade with an Upgrade header).</summary>
+    /// <summary>The request asks to switch to WebSocket (Connection: upgrade, Upgrade: websocket); other upgrades are never set here.</summary>
     public bool Upgrade { get; private set; }
 
     public bool HasBody => Chunked || ContentLength > 0;
@@ -63,6 +65,35 @@ internal sealed class Http1RequestHead : Http1Head
         Version = Http1Version.Http11;
         return bytes;
     }
+
+    /// <summary>
+    /// Normalizes the path in place, before the request is routed: what is routed is what is
+    /// sent. The target shrinks with it (the query moves up behind the new path); the request
+    /// line's bytes after it are stale, but nothing reads them again. True when it changed.
+    /// </summary>
+    public bool NormalizePath(PathNormalization mode)
+    {
+        var bytes = WritableBytes;
+        var (pathStart, pathLength) = _path.GetOffsetAndLength(bytes.Length);
+        var path = bytes.Slice(pathStart, pathLength);
+        if (!PathNormalizer.TryNormalize(path, path, mode, out var written))
+        {
+            return false;
+        }
+
+        var pathEnd = pathStart + pathLength;
+        var targetEnd = _target.End.GetOffset(bytes.Length);
+        var shift = pathLength - written;
+        bytes[pathEnd..targetEnd].CopyTo(bytes[(pathStart + written)..]);
+        _path = new Range(pathStart, pathStart + written);
+        _target = new Range(_target.Start, targetEnd - shift);
+        var (queryStart, queryLength) = _query.GetOffsetAndLength(bytes.Length);
+        _query = new Range(queryStart - shift, queryStart - shift + queryLength);
+        return true;
+    }
+
+    /// <summary>Forwards the request as a plain one: its route does not tunnel WebSockets.</summary>
+    public void DropUpgrade() => Upgrade = false;
 
     internal void SetRequestLine(Range method, Range target, Range path, Range query, Http1Version version)
         => (_method, _target, _path, _query, Version) = (method, target, path, query, version);

@@ -25,6 +25,12 @@ internal enum Http1ParseStatus
 /// </summary>
 internal static class Http1RequestParser
 {
+    /// <summary>reg-name: unreserved, sub-delims and pct-encoded (RFC 3986 3.2.2).</summary>
+    private static readonly SearchValues<byte> RegNameChars = SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=%"u8);
+
+    /// <summary>What an IP literal may hold: IPv6 (with an embedded IPv4) and nothing fancier.</summary>
+    private static readonly SearchValues<byte> IpLiteralChars = SearchValues.Create("0123456789abcdefABCDEF:."u8);
+
     public static Http1ParseStatus TryParse(in ReadOnlySequence<byte> buffer, Http1Limits limits, Http1RequestHead head, out SequencePosition consumed, out Http1Error error)
     {
         consumed = buffer.Start;
@@ -273,6 +279,55 @@ internal static class Http1RequestParser
         return true;
     }
 
+    /// <summary>An RFC 3986 host (reg-name or IP literal) with an optional port; empty is allowed (HTTP/1.0, or an empty Host).</summary>
+    internal static bool IsAuthority(ReadOnlySpan<byte> authority)
+    {
+        if (authority.IsEmpty)
+        {
+            return true;
+        }
+
+        ReadOnlySpan<byte> port;
+        if (authority[0] == (byte)'[')
+        {
+            var close = authority.IndexOf((byte)']');
+            if (close < 2 || authority[1..close].ContainsAnyExcept(IpLiteralChars))
+            {
+                return false;
+            }
+
+            port = authority[(close + 1)..];
+        }
+        else
+        {
+            var colon = authority.IndexOf((byte)':');
+            var name = colon < 0 ? authority : authority[..colon];
+            if (name.IsEmpty || name.ContainsAnyExcept(RegNameChars) || !HasValidEscapes(name))
+            {
+                return false;
+            }
+
+            port = colon < 0 ? default : authority[colon..];
+        }
+
+        return port.IsEmpty || (port[0] == (byte)':' && port.Length <= 6 && port[1..].IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0);
+    }
+
+    private static bool HasValidEscapes(ReadOnlySpan<byte> name)
+    {
+        for (var i = name.IndexOf((byte)'%'); i >= 0; i = name.IndexOf((byte)'%'))
+        {
+            if (i + 2 >= name.Length || !char.IsAsciiHexDigit((char)name[i + 1]) || !char.IsAsciiHexDigit((char)name[i + 2]))
+            {
+                return false;
+            }
+
+            name = name[(i + 3)..];
+        }
+
+        return true;
+    }
+
     private static bool ApplyHeaderFacts(Http1RequestHead head, in Http1Fields.Facts facts, out Http1Error error)
     {
         error = default;
@@ -315,6 +370,13 @@ internal static class Http1RequestParser
             head.SetHost(facts.Host);
         }
 
+        if (!IsAuthority(head.Host))
+        {
+            // "a:80@evil.com", "evil.com#.x": what one component reads as the host, another may not.
+            error = Http1Error.BadRequest("the host is not a valid host[:port]");
+            return false;
+        }
+
         if (facts.UnsupportedExpectation)
         {
             error = new Http1Error(417, "only Expect: 100-continue is supported");
@@ -323,7 +385,10 @@ internal static class Http1RequestParser
 
         var keepAlive = head.Version == Http1Version.Http11 ? !facts.ConnectionClose : facts.ConnectionKeepAlive && !facts.ConnectionClose;
         head.SetFraming(facts.ContentLength, facts.TransferEncoding);
-        head.SetConnection(keepAlive, facts.ConnectionUpgrade && facts.UpgradeHeader, facts.ExpectContinue);
+        // Only a WebSocket upgrade is ever tunnelled: any other (h2c above all, which would give the
+        // client a connection to the upstream past routes and headers) is dropped, and the request
+        // goes on as a plain one, as nginx and HAProxy do.
+        head.SetConnection(keepAlive, facts.ConnectionUpgrade && facts.UpgradeFields == 1 && facts.UpgradeToWebSocket, facts.ExpectContinue);
         return true;
     }
 

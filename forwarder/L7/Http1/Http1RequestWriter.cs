@@ -29,9 +29,10 @@ internal readonly record struct RequestId(string Connection, long Sequence)
 
 /// <summary>
 /// Writes the request head the upstream receives: origin-form HTTP/1.1, the client's fields less
-/// the hop-by-hop ones (and any the client listed in Connection), then the proxy's own:
-/// X-Forwarded-For (appended to), X-Forwarded-Proto and -Host (replaced: only the proxy knows
-/// them), Via (appended to), and X-Request-Id when absent. Framing fields pass through as parsed,
+/// the hop-by-hop ones (and any the client listed in Connection), HTTP2-Settings (no h2c upgrade
+/// goes upstream) and Content_Length / Transfer_Encoding (framing to a server that reads '_' as
+/// '-'), then the proxy's own: X-Forwarded-For (every line of it joined, then appended to), X-Forwarded-Proto and -Host (replaced: only the proxy knows
+/// them), Via (the same), and X-Request-Id when absent. Framing fields pass through as parsed,
 /// since the body is forwarded byte for byte.
 /// </summary>
 internal static class Http1RequestWriter
@@ -52,8 +53,8 @@ internal static class Http1RequestWriter
         output.Write(head.Host);
         output.Write("\r\n"u8);
 
-        ReadOnlySpan<byte> forwardedFor = default;
-        ReadOnlySpan<byte> via = default;
+        var forwardedFor = false;
+        var via = false;
         var hasRequestId = false;
         var wroteLength = false;
         for (var i = 0; i < head.HeaderCount; i++)
@@ -67,10 +68,10 @@ internal static class Http1RequestWriter
             switch (kind)
             {
                 case Http1FieldKind.XForwardedFor:
-                    forwardedFor = head.HeaderValue(i);
+                    forwardedFor = true;
                     continue;
                 case Http1FieldKind.Via:
-                    via = head.HeaderValue(i);
+                    via = true;
                     continue;
                 case Http1FieldKind.ContentLength:
                     // Once, as the one number it was parsed to: "5, 5" or a repeated field would
@@ -103,10 +104,9 @@ internal static class Http1RequestWriter
         }
 
         output.Write("X-Forwarded-For: "u8);
-        if (!forwardedFor.IsEmpty)
+        if (forwardedFor)
         {
-            output.Write(forwardedFor);
-            output.Write(", "u8);
+            head.WriteListItems(ref output, Http1FieldKind.XForwardedFor);
         }
 
         output.WriteAddress(context.ClientAddress.IsIPv4MappedToIPv6 ? context.ClientAddress.MapToIPv4() : context.ClientAddress);
@@ -115,10 +115,9 @@ internal static class Http1RequestWriter
         output.Write("\r\nX-Forwarded-Host: "u8);
         output.Write(head.Host);
         output.Write("\r\nVia: "u8);
-        if (!via.IsEmpty)
+        if (via)
         {
-            output.Write(via);
-            output.Write(", "u8);
+            head.WriteListItems(ref output, Http1FieldKind.Via);
         }
 
         output.Write(head.Version == Http1Version.Http10 ? "1.0 forwarder\r\n"u8 : "1.1 forwarder\r\n"u8);
@@ -139,7 +138,7 @@ internal static class Http1RequestWriter
     /// </summary>
     private static bool IsNotForwarded(Http1FieldKind kind) => kind is Http1FieldKind.Host or Http1FieldKind.Connection or Http1FieldKind.KeepAlive
         or Http1FieldKind.ProxyConnection or Http1FieldKind.TE or Http1FieldKind.Trailer or Http1FieldKind.Upgrade
-        or Http1FieldKind.XForwardedProto or Http1FieldKind.XForwardedHost;
+        or Http1FieldKind.XForwardedProto or Http1FieldKind.XForwardedHost or Http1FieldKind.Http2Settings or Http1FieldKind.UnderscoredFraming;
 
     /// <summary>Whether a Connection field may remove it: not the fields that say what the request means (Host and the framing).</summary>
     private static bool IsRemovable(Http1FieldKind kind) => kind is not (Http1FieldKind.Host or Http1FieldKind.ContentLength or Http1FieldKind.TransferEncoding);

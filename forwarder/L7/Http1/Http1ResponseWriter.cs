@@ -9,14 +9,15 @@ namespace Forwarder.L7.Http1;
 /// Writes the response head the client receives: HTTP/1.1, the upstream's status and reason,
 /// its fields less the hop-by-hop ones (and any it listed in Connection), Via appended to, an
 /// affinity cookie when the balancer made one up, and Connection: close when the client
-/// connection ends after this response. Also writes the proxy's own error responses.
+/// connection ends after this response (keep-alive when an HTTP/1.0 client's stays open). Also writes the proxy's own error responses.
 /// </summary>
 internal static class Http1ResponseWriter
 {
     /// <param name="closeAfter">The client connection closes after this response (the client asked, or the body runs until close).</param>
     /// <param name="setCookie">A Set-Cookie value to add (the generated affinity cookie), or null.</param>
     /// <param name="dechunked">The body is forwarded without its chunked framing (to an HTTP/1.0 client): Transfer-Encoding is left out.</param>
-    public static void Write(IBufferWriter<byte> writer, Http1ResponseHead head, bool closeAfter, string? setCookie, bool dechunked = false)
+    /// <param name="sayKeepAlive">The client is HTTP/1.0, which closes after a response unless it says Connection: keep-alive.</param>
+    public static void Write(IBufferWriter<byte> writer, Http1ResponseHead head, bool closeAfter, string? setCookie, bool dechunked = false, bool sayKeepAlive = false)
     {
         var output = new HeadOutput(writer);
         output.Write("HTTP/1.1 "u8);
@@ -33,15 +34,12 @@ internal static class Http1ResponseWriter
 
         output.Write("\r\n"u8);
 
-        ReadOnlySpan<byte> via = default;
+        var via = false;
         var wroteLength = false;
         for (var i = 0; i < head.HeaderCount; i++)
         {
             var kind = head.HeaderKind(i);
-            if (kind == Http1FieldKind.Via)
-            {
-                via = head.HeaderValue(i);
-            }
+            via |= kind == Http1FieldKind.Via;
 
             if (IsHopByHop(kind) || (dechunked && kind == Http1FieldKind.TransferEncoding)
                 || (head.ConnectionNamesFields && kind is not (Http1FieldKind.ContentLength or Http1FieldKind.TransferEncoding) && head.IsNamedByConnection(i)))
@@ -81,6 +79,10 @@ internal static class Http1ResponseWriter
         {
             output.Write("Connection: close\r\n"u8);
         }
+        else if (sayKeepAlive)
+        {
+            output.Write("Connection: keep-alive\r\n"u8);
+        }
 
         if (setCookie is not null)
         {
@@ -90,10 +92,9 @@ internal static class Http1ResponseWriter
         }
 
         output.Write("Via: "u8);
-        if (!via.IsEmpty)
+        if (via)
         {
-            output.Write(via);
-            output.Write(", "u8);
+            head.WriteListItems(ref output, Http1FieldKind.Via);
         }
 
         output.Write(head.Version == Http1Version.Http10 ? "1.0 forwarder\r\n\r\n"u8 : "1.1 forwarder\r\n\r\n"u8);

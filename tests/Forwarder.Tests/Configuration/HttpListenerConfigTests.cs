@@ -33,6 +33,8 @@ public sealed class HttpListenerConfigTests
                   maxHeaders: 50
                   maxBodySize: 10MiB
                   accessLog: /var/log/forwarder/access.jsonl
+                  pathNormalization: full
+                  bodyTimeout: 20s
                 routes:
                   - name: api
                     match:
@@ -56,6 +58,7 @@ public sealed class HttpListenerConfigTests
                       host: "*.example.com"
                       path: { exact: /healthz }
                     service: blue
+                    websocket: false
                   - name: users
                     match:
                       path: { regex: '/users/[0-9]+' }
@@ -77,6 +80,8 @@ public sealed class HttpListenerConfigTests
         Assert.Equal(TimeSpan.FromSeconds(30), http.KeepAliveTimeout);
         Assert.Equal(10L * 1024 * 1024, http.MaxBodySize);
         Assert.Equal("/var/log/forwarder/access.jsonl", http.AccessLog);
+        Assert.Equal((PathNormalization.Full, TimeSpan.FromSeconds(20)), (http.PathNormalization, http.RequestBodyTimeout));
+        Assert.Equal([true, false, true, true], http.Routes.Select(r => r.WebSocket));
         Assert.Equal(["api", "route-1", "users", "route-3"], http.Routes.Select(r => r.Name));
 
         var api = http.Routes[0];
@@ -155,6 +160,7 @@ public sealed class HttpListenerConfigTests
         var http = config.Listeners[0].Http!;
         Assert.Equal((Http1Limits.Default, HttpListenerConfig.DefaultHeaderTimeout, HttpListenerConfig.DefaultKeepAliveTimeout, (long?)null, (string?)null), (http.Limits, http.HeaderTimeout, http.KeepAliveTimeout, http.MaxBodySize, http.AccessLog));
         Assert.Equal(RetryPolicy.Default, http.Routes[0].Retry);
+        Assert.Equal((PathNormalization.DotSegments, HttpListenerConfig.DefaultBodyTimeout, true), (http.PathNormalization, http.RequestBodyTimeout, http.Routes[0].WebSocket));
         Assert.Equal((null, null), (http.Routes[0].Match.Host, http.Routes[0].Match.Path));
         Assert.Equal([new RouteBackend("blue", 1), new RouteBackend("green", 0)], http.Routes[1].Backends);
         Assert.Equal(UpstreamHttpConfig.Default, config.Services["blue"].Http);
@@ -278,6 +284,9 @@ public sealed class HttpListenerConfigTests
     [InlineData("    http: { maxHeaderBytes: 2MiB }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:29", "listeners[0].http.maxHeaderBytes: expected a size in bytes from 1024 to 1048576 such as 65536, 64KiB or 1MiB, got '2MiB'")]
     [InlineData("    http: { maxHeaders: 0 }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:25", "listeners[0].http.maxHeaders: expected a whole number from 1 to 10000, got '0'")]
     [InlineData("    http: { accessLog: '' }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:24", "listeners[0].http.accessLog: expected a non-empty string")]
+    [InlineData("    http: { pathNormalization: on }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:32", "listeners[0].http.pathNormalization: expected off, dot-segments or full, got 'on'")]
+    [InlineData("    http: { bodyTimeout: 0 }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:26", "listeners[0].http.bodyTimeout: expected a duration such as 500ms, 2s, 5m or 1h (at least 1ms), got '0'")]
+    [InlineData("    routes: [ { service: blue, websocket: maybe } ]\n", "bad.yaml:5:43", "listeners[0].routes[0].websocket: expected true or false, got 'maybe'")]
     [InlineData("    http: { timeout: 1s }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:13", "listeners[0].http.timeout: unknown field; expected one of: headerTimeout, keepAliveTimeout, maxRequestLine, maxHeaderBytes, maxHeaders, maxBodySize, accessLog")]
     [InlineData("    http: [ headerTimeout ]\n    routes: [ { service: blue } ]\n", "bad.yaml:5:11", "listeners[0].http: expected a mapping with fields headerTimeout, keepAliveTimeout")]
     public void Parse_InvalidHttpListener_NamesFileLineAndField(string body, string location, string message)

@@ -5,13 +5,28 @@ using static Forwarder.Tests.L7.Http1ProxyTests;
 
 namespace Forwarder.Tests.L7;
 
+/// <summary>Runs every Http1BadInputTests test on the epoll engine.</summary>
+public sealed class EpollEngineHttp1BadInputTests : Http1BadInputTests
+{
+    protected override string Engine => "epoll";
+}
+
+/// <summary>Runs every Http1BadInputTests test on the pipes engine.</summary>
+public sealed class PipesEngineHttp1BadInputTests : Http1BadInputTests
+{
+    protected override string Engine => "pipes";
+}
+
 /// <summary>
 /// Malformed and hostile requests on raw sockets: each is refused with its status and the
 /// connection closed, nothing reaches an upstream, and a well-behaved client on another
 /// connection is served throughout.
 /// </summary>
-public sealed class Http1BadInputTests : IAsyncLifetime
+public abstract class Http1BadInputTests : IAsyncLifetime
 {
+    /// <summary>The engine (tcp.engine) the test classes deriving from this one run on.</summary>
+    protected abstract string Engine { get; }
+
     private HttpTestBackend _backend = null!;
     private RunningForwarder _forwarder = null!;
 
@@ -19,6 +34,7 @@ public sealed class Http1BadInputTests : IAsyncLifetime
     {
         _backend = HttpTestBackend.Text("fine");
         _forwarder = await RunningForwarder.StartAsync(Config(
+            Engine,
             "- service: app",
             Service("app", string.Empty, _backend),
             "headerTimeout: 1s\nmaxRequestLine: 1KiB\nmaxHeaderBytes: 4KiB\nmaxBodySize: 1KiB"));
@@ -47,6 +63,9 @@ public sealed class Http1BadInputTests : IAsyncLifetime
         { "a head too large", $"GET / HTTP/1.1\r\nHost: a\r\n{string.Concat(Enumerable.Range(0, 100).Select(i => $"X-Filler-{i}: {new string('v', 60)}\r\n"))}\r\n", 431 },
         { "an unknown version", "GET / HTTP/2.7\r\nHost: a\r\n\r\n", 505 },
         { "a body over maxBodySize", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n", 413 },
+        { "userinfo-like Host", "GET / HTTP/1.1\r\nHost: a:80@evil.com\r\n\r\n", 400 },
+        { "a fragment in Host", "GET / HTTP/1.1\r\nHost: evil.com#.x\r\n\r\n", 400 },
+        { "a space in Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400 },
     };
 
     [Theory]
@@ -120,6 +139,17 @@ public sealed class Http1BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ChunkSizeOverMaxBodySize_Gets413_AsSoonAsTheSizeLineIsRead()
+    {
+        using var socket = await SocketClient.ConnectAsync(_forwarder.EndPoint("web"));
+
+        // Only the size line: the proxy must not wait for (or pass on) data it already knows is too much.
+        await HttpTestBackend.SendAsync(socket, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffff\r\n");
+        Assert.Equal(413, (await ReadResponseAsync(new SocketReader(socket))).Status);
+        Assert.Empty(_backend.Requests);
+    }
+
+    [Fact]
     public async Task SlowClientThatNeverFinishesItsHead_Gets408()
     {
         using var socket = await SocketClient.ConnectAsync(_forwarder.EndPoint("web"));
@@ -128,7 +158,7 @@ public sealed class Http1BadInputTests : IAsyncLifetime
         var (status, _, _) = await ReadResponseAsync(new SocketReader(socket));
         Assert.Equal(408, status);
 
-        // headerTimeout is 1s, checked once a second.
+        // headerTimeout is 1s, checked every tick (50 ms); the upper bound is for a loaded machine.
         Assert.InRange(DateTime.UtcNow - started, TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(20));
         Assert.Empty(_backend.Requests);
     }
@@ -151,4 +181,6 @@ public sealed class Http1BadInputTests : IAsyncLifetime
         Assert.Equal("fine", (await ExchangeAsync(_forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Body);
         Assert.Equal(Encoding.ASCII.GetBytes("GET / HTTP/1.1"), Encoding.ASCII.GetBytes(Assert.Single(_backend.Requests).RequestLine));
     }
+
+    private static string Config(string engine, string routes, string services, string http = "") => Http1ProxyTests.Config(routes, services, http, engine);
 }

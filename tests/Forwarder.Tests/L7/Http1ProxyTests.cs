@@ -4,10 +4,27 @@ using Forwarder.Tests.Infrastructure;
 
 namespace Forwarder.Tests.L7;
 
-/// <summary>An http listener end to end: real sockets in front, real HTTP servers behind.</summary>
-public sealed class Http1ProxyTests
+/// <summary>Runs every Http1ProxyTests test on the epoll engine.</summary>
+public sealed class EpollEngineHttp1ProxyTests : Http1ProxyTests
 {
-    internal static string Config(string routes, string services, string http = "") => $"""
+    protected override string Engine => "epoll";
+}
+
+/// <summary>Runs every Http1ProxyTests test on the pipes engine.</summary>
+public sealed class PipesEngineHttp1ProxyTests : Http1ProxyTests
+{
+    protected override string Engine => "pipes";
+}
+
+/// <summary>An http listener end to end: real sockets in front, real HTTP servers behind; on each engine.</summary>
+public abstract class Http1ProxyTests
+{
+    /// <summary>The engine (tcp.engine) the test classes deriving from this one run on.</summary>
+    protected abstract string Engine { get; }
+
+    /// <param name="engine">tcp.engine for the whole forwarder (epoll or pipes); its default when empty.</param>
+    internal static string Config(string routes, string services, string http = "", string engine = "") => $"""
+        {(engine.Length == 0 ? string.Empty : $"tcp: {{ engine: {engine} }}")}
         listeners:
           - name: web
             listen: '127.0.0.1:0'
@@ -18,6 +35,9 @@ public sealed class Http1ProxyTests
         services:
         {Indent(services, 2)}
         """;
+
+    /// <summary><see cref="Config"/> on this class's engine.</summary>
+    protected string OnEngine(string routes, string services, string http = "") => Config(routes, services, http, Engine);
 
     internal static string Service(string name, string extra, params HttpTestBackend[] backends)
         => $"{name}:\n{Indent(extra, 2)}\n  endpoints:\n{string.Join("\n", backends.Select(b => $"    - address: {b.Address}"))}";
@@ -43,7 +63,7 @@ public sealed class Http1ProxyTests
     public async Task Get_ReachesTheRoutedBackend_WithForwardingHeaders_AndWithoutHopByHopOnes()
     {
         await using var backend = HttpTestBackend.Text("hello", "Keep-Alive: timeout=5\r\nConnection: keep-alive, X-Secret\r\nX-Secret: internal\r\nX-Kept: yes\r\n");
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: hello", Service("hello", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(OnEngine("- service: hello", Service("hello", string.Empty, backend)));
 
         var (status, head, body) = await ExchangeAsync(forwarder.EndPoint("web"),
             "GET /a/b?c=d HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nTE: trailers\r\nProxy-Connection: x\r\nX-Forwarded-For: 10.0.0.1\r\nX-Keep: 2\r\n\r\n");
@@ -73,7 +93,7 @@ public sealed class Http1ProxyTests
     public async Task KeepAlive_OnBothSides_ManyRequestsShareOneUpstreamConnection()
     {
         await using var backend = HttpTestBackend.Text("ok");
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: hello", Service("hello", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(OnEngine("- service: hello", Service("hello", string.Empty, backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
 
@@ -109,7 +129,7 @@ public sealed class Http1ProxyTests
             await HttpTestBackend.SendAsync(socket, "\r\n0\r\nX-Trailer: t\r\n\r\n");
             return true;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: big", Service("big", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(OnEngine("- service: big", Service("big", string.Empty, backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
 
@@ -147,7 +167,7 @@ public sealed class Http1ProxyTests
               match: { host: "*.cdn.example.com", path: { regex: "/[a-z]+\\.png" } }
               service: files
             """;
-        await using var forwarder = await RunningForwarder.StartAsync(Config(routes, string.Join("\n", Service("api", string.Empty, api), Service("canary", string.Empty, canary), Service("files", string.Empty, files))));
+        await using var forwarder = await RunningForwarder.StartAsync(OnEngine(routes, string.Join("\n", Service("api", string.Empty, api), Service("canary", string.Empty, canary), Service("files", string.Empty, files))));
         var web = forwarder.EndPoint("web");
 
         Assert.Equal("api", (await ExchangeAsync(web, "GET /v1/users HTTP/1.1\r\nHost: API.example.com:80\r\n\r\n")).Body);
@@ -173,6 +193,67 @@ public sealed class Http1ProxyTests
         Assert.Single(files.Requests);
     }
 
+    [Theory]
+    [InlineData("/public/../admin")]
+    [InlineData("/public/%2e%2e/admin")]
+    [InlineData("/public/./../admin")]
+    [InlineData("/public/%2E./admin?x=/../y")]
+    public async Task DotSegments_AreResolvedBeforeRouting_AndTheRoutedPathIsTheOneSent(string target)
+    {
+        await using var publicSite = HttpTestBackend.Text("public");
+        await using var admin = HttpTestBackend.Text("admin");
+        var routes = "- { match: { path: { prefix: /public } }, service: public }\n- { match: { path: { prefix: /admin } }, service: admin }";
+        var services = Service("public", string.Empty, publicSite) + "\n" + Service("admin", string.Empty, admin);
+
+        await using (var forwarder = await RunningForwarder.StartAsync(OnEngine(routes, services)))
+        {
+            Assert.Equal("admin", (await ExchangeAsync(forwarder.EndPoint("web"), $"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n")).Body);
+            var query = target.Contains('?', StringComparison.Ordinal) ? target[target.IndexOf('?', StringComparison.Ordinal)..] : string.Empty;
+            Assert.Equal($"GET /admin{query} HTTP/1.1", Assert.Single(admin.Requests).RequestLine);
+        }
+
+        // With normalization off, the path is routed and sent exactly as it came.
+        await using (var forwarder = await RunningForwarder.StartAsync(OnEngine(routes, services, "pathNormalization: off")))
+        {
+            Assert.Equal("public", (await ExchangeAsync(forwarder.EndPoint("web"), $"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n")).Body);
+            Assert.Equal($"GET {target} HTTP/1.1", Assert.Single(publicSite.Requests).RequestLine);
+        }
+    }
+
+    [Fact]
+    public async Task FullPathNormalization_MergesSlashesToo()
+    {
+        await using var admin = HttpTestBackend.Text("admin");
+        await using var forwarder = await RunningForwarder.StartAsync(OnEngine(
+            "- { match: { path: { exact: /admin/users } }, service: admin }", Service("admin", string.Empty, admin), "pathNormalization: full"));
+        Assert.Equal(200, (await ExchangeAsync(forwarder.EndPoint("web"), "GET //admin//x/..//users HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
+        Assert.Equal("GET /admin/users HTTP/1.1", Assert.Single(admin.Requests).RequestLine);
+    }
+
+    [Fact]
+    public async Task RepeatedForwardedFor_IsMergedInOrder_ThenTheClientAppended()
+    {
+        await using var backend = HttpTestBackend.Text("ok");
+        await using var forwarder = await RunningForwarder.StartAsync(OnEngine("- service: app", Service("app", string.Empty, backend)));
+        await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\nVia: 1.1 a\r\nVia: 1.1 b\r\n\r\n");
+        var seen = Assert.Single(backend.Requests);
+        Assert.Equal("10.0.0.1, 10.0.0.2, 127.0.0.1", seen.Header("x-forwarded-for"));
+        Assert.Equal("1.1 a, 1.1 b, 1.1 forwarder", seen.Header("via"));
+    }
+
+    [Fact]
+    public async Task UnderscoredFramingFields_AreDropped_TheBodyIsFramedByContentLengthAlone()
+    {
+        await using var backend = HttpTestBackend.Text("ok");
+        await using var forwarder = await RunningForwarder.StartAsync(OnEngine("- service: app", Service("app", string.Empty, backend)));
+        var (status, _, _) = await ExchangeAsync(forwarder.EndPoint("web"), "POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\nContent_Length: 0\r\nContent-Length: 5\r\n\r\nhello");
+        Assert.Equal(200, status);
+        var seen = Assert.Single(backend.Requests);
+        Assert.Null(seen.Header("transfer_encoding"));
+        Assert.Null(seen.Header("content_length"));
+        Assert.Equal("hello", Encoding.ASCII.GetString(seen.Body));
+    }
+
     [Fact]
     public async Task WeightedSplit_SendsEachServiceItsShare()
     {
@@ -183,7 +264,7 @@ public sealed class Http1ProxyTests
                 - { service: stable, weight: 3 }
                 - { service: next, weight: 1 }
             """;
-        await using var forwarder = await RunningForwarder.StartAsync(Config(routes, Service("stable", string.Empty, stable) + "\n" + Service("next", string.Empty, next)));
+        await using var forwarder = await RunningForwarder.StartAsync(OnEngine(routes, Service("stable", string.Empty, stable) + "\n" + Service("next", string.Empty, next)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         var reader = new SocketReader(socket);
         var counts = new Dictionary<string, int> { ["stable"] = 0, ["next"] = 0 };

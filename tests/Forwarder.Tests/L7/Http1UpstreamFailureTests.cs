@@ -4,13 +4,28 @@ using static Forwarder.Tests.L7.Http1ProxyTests;
 
 namespace Forwarder.Tests.L7;
 
+/// <summary>Runs every Http1UpstreamFailureTests test on the epoll engine.</summary>
+public sealed class EpollEngineHttp1UpstreamFailureTests : Http1UpstreamFailureTests
+{
+    protected override string Engine => "epoll";
+}
+
+/// <summary>Runs every Http1UpstreamFailureTests test on the pipes engine.</summary>
+public sealed class PipesEngineHttp1UpstreamFailureTests : Http1UpstreamFailureTests
+{
+    protected override string Engine => "pipes";
+}
+
 /// <summary>
 /// Upstreams that fail: before the response (an error status or a retry), after it started (the
 /// client sees a reset, never a cut response passed off as whole), slowly (504), or repeatedly
 /// (ejected by outlier detection). Pooled connections the upstream closed are never reused.
 /// </summary>
-public sealed class Http1UpstreamFailureTests
+public abstract class Http1UpstreamFailureTests
 {
+    /// <summary>The engine (tcp.engine) the test classes deriving from this one run on.</summary>
+    protected abstract string Engine { get; }
+
     [Fact]
     public async Task UpstreamDyingMidResponse_ResetsTheClient_InsteadOfEndingTheResponse()
     {
@@ -21,7 +36,7 @@ public sealed class Http1UpstreamFailureTests
             socket.Close();
             return false;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- service: app", Service("app", string.Empty, backend)));
         using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
         await HttpTestBackend.SendAsync(socket, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
 
@@ -57,7 +72,7 @@ public sealed class Http1UpstreamFailureTests
 
             return false;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: app, timeout: 1s, retries: { attempts: 0 } }", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, timeout: 1s, retries: { attempts: 0 } }", Service("app", string.Empty, backend)));
         var (status, _, _) = await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         Assert.Equal(504, status);
         Assert.Equal(1, forwarder.Metrics.Route("web", "route-0").Responses(4));
@@ -68,7 +83,7 @@ public sealed class Http1UpstreamFailureTests
     {
         var closedPort = FreeClosedPort();
         var services = $"app:\n  connectAttempts: 2\n  endpoints:\n    - address: 127.0.0.1:{closedPort}";
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", services));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- service: app", services));
         var (status, _, body) = await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         Assert.Equal(503, status);
         Assert.Contains("503", body, StringComparison.Ordinal);
@@ -85,7 +100,7 @@ public sealed class Http1UpstreamFailureTests
         });
         await using var good = HttpTestBackend.Text("good");
         var services = Service("app", "lb: { policy: round_robin }", broken, good);
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { name: main, service: app, retries: { attempts: 2, on: [reset, 503] } }", services));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { name: main, service: app, retries: { attempts: 2, on: [reset, 503] } }", services));
         var web = forwarder.EndPoint("web");
 
         for (var i = 0; i < 4; i++)
@@ -117,6 +132,7 @@ public sealed class Http1UpstreamFailureTests
         });
         await using var good = HttpTestBackend.Text("good");
         await using var forwarder = await RunningForwarder.StartAsync(Config(
+            Engine,
             "- { service: app, retries: { attempts: 1, on: [503] } }",
             Service("app", "lb: { policy: round_robin }", unavailable, good)));
         for (var i = 0; i < 4; i++)
@@ -137,7 +153,7 @@ public sealed class Http1UpstreamFailureTests
         });
         await using var good = HttpTestBackend.Text("good");
         var services = Service("app", "lb: { policy: round_robin }\noutlierDetection: { consecutiveFailures: 2, baseEjectionTime: 60s, maxEjectionPercent: 50 }", failing, good);
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: app, retries: { attempts: 0 } }", services));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, retries: { attempts: 0 } }", services));
         var statuses = new List<int>();
         for (var i = 0; i < 40; i++)
         {
@@ -160,7 +176,7 @@ public sealed class Http1UpstreamFailureTests
             await Task.Delay(100);
             return false;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: app, retries: { attempts: 0 } }", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, retries: { attempts: 0 } }", Service("app", string.Empty, backend)));
         var web = forwarder.EndPoint("web");
         for (var i = 0; i < 5; i++)
         {
@@ -180,7 +196,7 @@ public sealed class Http1UpstreamFailureTests
             await HttpTestBackend.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
             return true;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: app, retries: { attempts: 0 } }", Service("app", string.Empty, backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, retries: { attempts: 0 } }", Service("app", string.Empty, backend)));
         Assert.Equal(502, (await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
         Assert.Equal(502, (await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
         Assert.Equal(2, backend.AcceptedCount);
@@ -200,7 +216,7 @@ public sealed class Http1UpstreamFailureTests
             await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(200, "ok"));
             return true;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", "http: { maxConnections: 1 }", backend)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- service: app", Service("app", "http: { maxConnections: 1 }", backend)));
         var web = forwarder.EndPoint("web");
 
         // The slow request holds the endpoint's only connection...
@@ -219,10 +235,152 @@ public sealed class Http1UpstreamFailureTests
         Assert.Equal(1, backend.AcceptedCount);
     }
 
+    [Fact]
+    public async Task BodilessPost_OnAPooledConnectionTheUpstreamResets_ReachesItOnce_AndGets502()
+    {
+        // Answers the first request on each connection, then resets the connection when it is
+        // reused: every pooled connection turns out stale, as if the upstream's keep-alive timeout raced the reuse.
+        var posts = 0;
+        await using var backend = new TcpTestServer(async socket =>
+        {
+            var reader = new SocketReader(socket);
+            for (var served = 0; await reader.ReadHeadAsync() is { } head; served++)
+            {
+                if (head.StartsWith("POST", StringComparison.Ordinal))
+                {
+                    Interlocked.Increment(ref posts);
+                }
+
+                if (served > 0)
+                {
+                    socket.LingerState = new LingerOption(true, 0);
+                    socket.Close();
+                    return;
+                }
+
+                await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(200, "ok"));
+            }
+        });
+        var services = $"app:\n  endpoints:\n    - address: {backend.Address}";
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, retries: { attempts: 3, on: [reset] } }", services));
+        var web = forwarder.EndPoint("web");
+
+        // Several pooled connections, each with one request served.
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => ExchangeAsync(web, "GET /warm HTTP/1.1\r\nHost: a\r\n\r\n")));
+
+        var (status, _, _) = await ExchangeAsync(web, "POST /once HTTP/1.1\r\nHost: a\r\n\r\n");
+        Assert.Equal(502, status);
+        Assert.Equal(1, Volatile.Read(ref posts));
+
+        // An idempotent request is sent again after the same failure, and gets its answer.
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => ExchangeAsync(web, "GET /warm HTTP/1.1\r\nHost: a\r\n\r\n")));
+        Assert.Equal(200, (await ExchangeAsync(web, "DELETE /again HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
+    }
+
+    [Fact]
+    public async Task RequestsWithBodies_UpstreamNeverAnswers_EachClientGetsThe504()
+    {
+        await using var backend = new HttpTestBackend(async (_, socket) =>
+        {
+            // Reads the whole request, then says nothing until the proxy gives up.
+            while (await socket.ReceiveAsync(new byte[1], SocketFlags.None) > 0)
+            {
+            }
+
+            return false;
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, timeout: 1s }", Service("app", string.Empty, backend)));
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 6).Select(i =>
+            ExchangeAsync(forwarder.EndPoint("web"), $"POST /{i} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")));
+        Assert.All(statuses, response => Assert.Equal(504, response.Status));
+    }
+
+    [Fact]
+    public async Task BodyTrickledSlowerThanTheRouteTimeout_GetsTheUpstreamsAnswer()
+    {
+        await using var backend = HttpTestBackend.Text("stored");
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, timeout: 1s }", Service("app", string.Empty, backend), "bodyTimeout: 20s"));
+        using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
+        await HttpTestBackend.SendAsync(socket, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n");
+
+        // Six bytes over about three seconds: the upload takes longer than the route's timeout,
+        // which only starts once the upstream has the whole request.
+        var started = DateTime.UtcNow;
+        foreach (var piece in "abcdef")
+        {
+            await Task.Delay(500);
+            await HttpTestBackend.SendAsync(socket, piece.ToString());
+        }
+
+        var (status, _, body) = await ReadResponseAsync(new SocketReader(socket));
+        Assert.True(DateTime.UtcNow - started > TimeSpan.FromSeconds(1), "the upload outlasted the route timeout");
+        Assert.Equal((200, "stored"), (status, body));
+        Assert.Equal("abcdef", System.Text.Encoding.ASCII.GetString(Assert.Single(backend.Requests).Body));
+    }
+
+    [Fact]
+    public async Task StalledBody_Gets408_AndTheUpstreamConnectionIsClosed()
+    {
+        var upstreamClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = new TcpTestServer(async socket =>
+        {
+            await new SocketReader(socket).ReadToEndAsync();
+            upstreamClosed.TrySetResult();
+        });
+        var services = $"app:\n  endpoints:\n    - address: {backend.Address}";
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, timeout: 30s }", services, "bodyTimeout: 1s"));
+        using var socket = await SocketClient.ConnectAsync(forwarder.EndPoint("web"));
+        await HttpTestBackend.SendAsync(socket, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly part of it");
+
+        var reader = new SocketReader(socket);
+        var (status, head, _) = await ReadResponseAsync(reader);
+        Assert.Equal(408, status);
+        Assert.Equal("close", SocketReader.HeaderOf(head, "connection"));
+        await upstreamClosed.Task.WaitAsync(SocketClient.ReadTimeout);
+    }
+
+    [Fact]
+    public async Task ClientCausedFailures_DoNotEjectAHealthyEndpoint()
+    {
+        await using var first = HttpTestBackend.Text("one");
+        await using var second = HttpTestBackend.Text("two");
+        var services = Service("app", "lb: { policy: round_robin }\noutlierDetection: { consecutiveFailures: 2, baseEjectionTime: 60s, maxEjectionPercent: 50 }", first, second);
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, retries: { attempts: 0 } }", services, "bodyTimeout: 1s"));
+        var web = forwarder.EndPoint("web");
+
+        // Stalled bodies, broken chunked bodies and clients that reset mid-body, each several times.
+        var stalled = Enumerable.Range(0, 4).Select(_ => ExchangeAsync(web, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"));
+        var broken = Enumerable.Range(0, 4).Select(_ => ExchangeAsync(web, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"));
+        var responses = await Task.WhenAll(stalled.Concat(broken));
+        Assert.Equal(4, responses.Count(r => r.Status == 408));
+        Assert.Equal(4, responses.Count(r => r.Status == 400));
+        for (var i = 0; i < 4; i++)
+        {
+            using var socket = await SocketClient.ConnectAsync(web);
+            await HttpTestBackend.SendAsync(socket, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+            await Task.Delay(100);
+            socket.LingerState = new LingerOption(true, 0);
+            socket.Close();
+        }
+
+        // Both endpoints still serve, and outlier detection never counted any of that against them.
+        var answers = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            answers.Add((await ExchangeAsync(web, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")).Body);
+        }
+
+        Assert.Equal(["one", "two"], answers.Distinct().Order());
+        var service = forwarder.Runtime.Services["app"];
+        Assert.All(service.Endpoints, endpoint => Assert.Equal(0, endpoint.Health.Ejections));
+    }
+
     private static int FreeClosedPort()
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
         return ((System.Net.IPEndPoint)socket.LocalEndPoint!).Port;
     }
+
+    private static string Config(string engine, string routes, string services, string http = "") => Http1ProxyTests.Config(routes, services, http, engine);
 }

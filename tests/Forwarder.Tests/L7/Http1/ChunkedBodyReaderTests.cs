@@ -96,4 +96,25 @@ public sealed class ChunkedBodyReaderTests
         Assert.Equal(part.End, consumed);
         Assert.Equal(4096, _reader.DataBytes);
     }
+
+    [Fact]
+    public void Advance_SizeLine_DeclaresTheWholeChunkAtOnce()
+    {
+        _reader.Advance(new ReadOnlySequence<byte>("fffffffffffffff\r\nab"u8.ToArray()), out _, out _);
+
+        // A limit is checked against what the size line promised, not what arrived so far.
+        Assert.Equal(2, _reader.DataBytes);
+        Assert.Equal(0xfffffffffffffffL, _reader.DeclaredBytes);
+    }
+
+    [Fact]
+    public void Advance_SizeLineWithTooManyDigits_IsRefusedBeforeItEnds()
+    {
+        var status = _reader.Advance(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(new string('0', 15) + "1")), out _, out var error);
+
+        Assert.Equal(Http1ParseStatus.Error, status);
+        Assert.Contains("invalid chunk size", error.Reason, StringComparison.Ordinal);
+        _reader.Reset();
+        Assert.Equal(Http1ParseStatus.NeedMore, _reader.Advance(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(new string('f', 15))), out _, out _));
+    }
 }

@@ -23,19 +23,20 @@ public sealed class Http1FieldKindsTests
         ("proxy-connection", Http1FieldKind.ProxyConnection),
         ("transfer-encoding", Http1FieldKind.TransferEncoding),
         ("x-forwarded-proto", Http1FieldKind.XForwardedProto),
+        ("http2-settings", Http1FieldKind.Http2Settings),
+        ("content_length", Http1FieldKind.UnderscoredFraming),
+        ("transfer_encoding", Http1FieldKind.UnderscoredFraming),
     ];
 
     private static Http1FieldKind Of(string name) => Http1FieldKinds.Of(Encoding.Latin1.GetBytes(name));
 
     [Fact]
-    public void Of_SpecialNames_CoverEveryKindButOtherExactlyOnce()
+    public void Of_SpecialNames_CoverEveryKindButOther()
     {
-        var kinds = Special.Select(special => special.Kind).ToArray();
-
-        Assert.Equal(kinds.Length, kinds.Distinct().Count());
+        Assert.Equal(Special.Length, Special.Select(special => special.Name).Distinct().Count());
         Assert.Equal(
             Enum.GetValues<Http1FieldKind>().Where(kind => kind != Http1FieldKind.Other).Order(),
-            kinds.Order());
+            Special.Select(special => special.Kind).Distinct().Order());
     }
 
     [Theory]
@@ -72,6 +73,9 @@ public sealed class Http1FieldKindsTests
     [InlineData("TRANSFER-ENCODING", "TransferEncoding")]
     [InlineData("X-Forwarded-Proto", "XForwardedProto")]
     [InlineData("X-FORWARDED-PROTO", "XForwardedProto")]
+    [InlineData("HTTP2-Settings", "Http2Settings")]
+    [InlineData("Content_Length", "UnderscoredFraming")]
+    [InlineData("TRANSFER_encoding", "UnderscoredFraming")]
     public void Of_SpecialName_IsItsKindInAnyCase(string name, string kind)
     {
         Assert.Equal(Enum.Parse<Http1FieldKind>(kind), Of(name));
@@ -102,7 +106,7 @@ public sealed class Http1FieldKindsTests
 
     /// <summary>
     /// Any one byte changed into anything but the same letter in the other case makes the name
-    /// ordinary. This catches a comparison that folds case by OR-ing 0x20 into every byte, which
+    /// ordinary (or, for '-' and '_', the other special name it then is). This catches a comparison that folds case by OR-ing 0x20 into every byte, which
     /// would take CR (0x0D) for '-' (0x2D) and '@' for '`'.
     /// </summary>
     [Fact]
@@ -124,7 +128,7 @@ public sealed class Http1FieldKindsTests
 
                     bytes[i] = (byte)value;
                     var kind = Http1FieldKinds.Of(bytes);
-                    if (kind != Http1FieldKind.Other)
+                    if (kind != Http1FieldKind.Other && !Special.Contains((Encoding.ASCII.GetString(bytes).ToLowerInvariant(), kind)))
                     {
                         misread.Add($"{name} with byte {i} = 0x{value:x2} -> {kind}");
                     }

@@ -186,6 +186,60 @@ public sealed class Http1RequestParserTests
         Assert.Contains(reason, result.Error.Reason, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("a:80@evil.com")]
+    [InlineData("evil.com#.x")]
+    [InlineData("evil.com/x")]
+    [InlineData("a b")]
+    [InlineData("a:8o")]
+    [InlineData("a:80:80")]
+    [InlineData(":80")]
+    [InlineData("a%2")]
+    [InlineData("[::1")]
+    [InlineData("[zz::1]")]
+    [InlineData("a\\b")]
+    [InlineData("a:1234567")]
+    public void TryParse_HostThatIsNotHostPort_IsRefused(string host)
+    {
+        var result = Parse($"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+
+        Assert.Equal(Http1ParseStatus.Error, result.Status);
+        Assert.Equal(400, result.Error.Status);
+        Assert.Contains("host[:port]", result.Error.Reason, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("example.com")]
+    [InlineData("Example.COM:8080")]
+    [InlineData("127.0.0.1:80")]
+    [InlineData("[::1]:8443")]
+    [InlineData("[::ffff:10.0.0.1]")]
+    [InlineData("under_score.example")]
+    [InlineData("a%41b")]
+    [InlineData("a:")]
+    public void TryParse_ValidHost_IsAccepted(string host)
+    {
+        Assert.Equal(Http1ParseStatus.Complete, Parse($"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").Status);
+        Assert.Equal(host, Text(_head.Host));
+    }
+
+    [Fact]
+    public void TryParse_AbsoluteFormAuthorityThatIsNotHostPort_IsRefused()
+        => Assert.Equal(400, Parse("GET http://a!b%zz/ HTTP/1.1\r\nHost: a\r\n\r\n").Error.Status);
+
+    [Theory]
+    [InlineData("Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n", false)]
+    [InlineData("Connection: upgrade\r\nUpgrade: websocket, h2c\r\n", false)]
+    [InlineData("Connection: upgrade\r\nUpgrade: websocket\r\nUpgrade: h2c\r\n", false)]
+    [InlineData("Connection: upgrade\r\nUpgrade: TLS/1.2\r\n", false)]
+    [InlineData("Upgrade: websocket\r\n", false)]
+    [InlineData("Connection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n", true)]
+    public void TryParse_Upgrade_IsOnlyEverWebSocket(string fields, bool upgrade)
+    {
+        Assert.Equal(Http1ParseStatus.Complete, Parse($"GET / HTTP/1.1\r\nHost: a\r\n{fields}\r\n").Status);
+        Assert.Equal(upgrade, _head.Upgrade);
+    }
+
     [Fact]
     public void TryParse_RequestLineOverTheLimit_Is414EvenBeforeItEnds()
     {

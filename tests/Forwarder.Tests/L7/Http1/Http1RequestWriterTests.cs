@@ -46,6 +46,30 @@ public sealed class Http1RequestWriterTests
     }
 
     [Fact]
+    public void Write_RepeatedForwardedForAndVia_AreJoinedInOrderThenAppendedTo()
+    {
+        var forwarded = Forward("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\nVia: 1.1 edge\r\nX-Forwarded-For: 10.0.0.2, 10.0.0.3\r\nVia: 1.0 cache\r\nX-Forwarded-For:\r\n\r\n");
+
+        Assert.Contains("\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7\r\n", forwarded, StringComparison.Ordinal);
+        Assert.Contains("\r\nVia: 1.1 edge, 1.0 cache, 1.1 forwarder\r\n", forwarded, StringComparison.Ordinal);
+        Assert.Single(forwarded.Split("X-Forwarded-For:")[1..]);
+        Assert.Single(forwarded.Split("Via:")[1..]);
+    }
+
+    [Fact]
+    public void Write_UnderscoredFramingAndH2cUpgrade_AreDropped()
+    {
+        var forwarded = Forward("POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\nContent_Length: 99\r\nX_Other: kept\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\nContent-Length: 2\r\n\r\n");
+
+        Assert.DoesNotContain("Transfer_Encoding", forwarded, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Content_Length", forwarded, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Upgrade", forwarded, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("HTTP2-Settings", forwarded, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("\r\nX_Other: kept\r\n", forwarded, StringComparison.Ordinal);
+        Assert.Contains("\r\nContent-Length: 2\r\n", forwarded, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Write_ExistingForwardingFields_AreAppendedToOrReplaced()
     {
         var forwarded = Forward("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.1, 10.0.0.2\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nVia: 1.1 edge\r\nX-Request-Id: abc\r\n\r\n");

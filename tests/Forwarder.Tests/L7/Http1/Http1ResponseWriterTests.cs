@@ -6,13 +6,13 @@ namespace Forwarder.Tests.L7.Http1;
 
 public sealed class Http1ResponseWriterTests
 {
-    private static string Forward(string response, bool closeAfter = false, string? setCookie = null)
+    private static string Forward(string response, bool closeAfter = false, string? setCookie = null, bool sayKeepAlive = false)
     {
         var head = new Http1ResponseHead();
         var status = Http1ResponseParser.TryParse(new ReadOnlySequence<byte>(Encoding.Latin1.GetBytes(response)), Http1Limits.Default, headRequest: false, head, out _, out var error);
         Assert.True(status == Http1ParseStatus.Complete, error.Reason);
         var output = new ArrayBufferWriter<byte>();
-        Http1ResponseWriter.Write(output, head, closeAfter, setCookie);
+        Http1ResponseWriter.Write(output, head, closeAfter, setCookie, sayKeepAlive: sayKeepAlive);
         return Encoding.Latin1.GetString(output.WrittenSpan);
     }
 
@@ -32,6 +32,17 @@ public sealed class Http1ResponseWriterTests
         Assert.DoesNotContain("X-Internal", forwarded, StringComparison.Ordinal);
         Assert.Contains("\r\nContent-Length: 2\r\n", forwarded, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Write_KeptOpenForAnHttp10Client_SaysKeepAlive()
+    {
+        Assert.Contains("\r\nConnection: keep-alive\r\n", Forward("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", sayKeepAlive: true), StringComparison.Ordinal);
+        Assert.DoesNotContain("keep-alive", Forward("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", closeAfter: true, sayKeepAlive: true), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Write_RepeatedVia_IsJoinedThenAppendedTo()
+        => Assert.Contains("\r\nVia: 1.1 a, 1.1 b, 1.1 forwarder\r\n", Forward("HTTP/1.1 200 OK\r\nVia: 1.1 a\r\nContent-Length: 0\r\nVia: 1.1 b\r\n\r\n"), StringComparison.Ordinal);
 
     [Fact]
     public void Write_CloseAfterAndAffinityCookie_AreAdded()

@@ -139,14 +139,14 @@ public sealed class Http2RetryAndDialTests
     }
 
     [Fact]
-    public async Task Http2Service_NodeEndpoint_IsReachedThroughTheLink()
+    public async Task Http2Service_EndpointMovedBehindANodeOnReload_IsReachedThroughTheLink()
     {
         using var mesh = new TestMesh();
         await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync($"over {context.Request.Protocol}"));
         var hosted = $"127.0.0.1:{backend.Port}";
         await using var nodeB = await mesh.StartNodeBAsync(hosted);
         var link = $"127.0.0.1:{((IPEndPoint)nodeB.Service<Forwarder.Tunnels.NodeLinkListener>().BoundEndPoint!).Port}";
-        await using var nodeA = await RunningForwarder.StartAsync($"""
+        string NodeA(string endpoint) => $"""
             node:
               name: edge-a
               certificate: {Path.Combine(mesh.Directory, "edge-a.pem")}
@@ -165,10 +165,21 @@ public sealed class Http2RetryAndDialTests
                 http: {"{"} version: "2" {"}"}
                 connectAttempts: 1
                 endpoints:
-                  - {"{"} address: '{hosted}', node: edge-b {"}"}
-            """);
+                  - {endpoint}
+            """;
+        await using var nodeA = await RunningForwarder.StartAsync(NodeA($"address: '{hosted}'"));
         using var client = H2cClient();
 
+        // Dialled directly first: a connection the pool keeps.
+        using (var direct = await client.GetAsync(At(nodeA.EndPoint("web"), "/direct")))
+        {
+            Assert.Equal("over HTTP/2", await direct.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(0, nodeA.Metrics.Peer("edge-b").StreamsOut);
+
+        // The same address, now on edge-b: its kept connection must not be used any more.
+        Assert.True(await nodeA.ReloadAsync(NodeA($"{{ address: '{hosted}', node: edge-b }}")));
         using var response = await client.GetAsync(At(nodeA.EndPoint("web"), "/x"));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("over HTTP/2", await response.Content.ReadAsStringAsync());

@@ -64,6 +64,13 @@ internal sealed partial class HttpForwarder
         // (Kestrel's decoded, dot-segment-collapsed Path would route one path and send another).
         var target = context.Features.Get<IHttpRequestFeature>()?.RawTarget is { Length: > 0 } raw ? raw : "/";
         var head = new Http1RequestHead();
+        if (HasConnectionSpecificField(context.Request.Headers))
+        {
+            // Malformed in HTTP/2 (RFC 9113 8.2.2). Kestrel refuses Connection and TE itself; the rest would otherwise pass.
+            await RefuseAsync(context, state, null, StatusCodes.Status400BadRequest).ConfigureAwait(false);
+            return;
+        }
+
         if (HasNonAsciiValue(context.Request.Headers))
         {
             // Header values beyond ASCII cannot go upstream (SocketsHttpHandler refuses them): the client's fault, not the endpoint's.
@@ -459,6 +466,12 @@ internal sealed partial class HttpForwarder
 
         return false;
     }
+
+    /// <summary>Whether the request carries a field HTTP/2 forbids: a connection-specific one, or TE other than "trailers".</summary>
+    private static bool HasConnectionSpecificField(IHeaderDictionary headers)
+        => headers.ContainsKey("connection") || headers.ContainsKey("keep-alive") || headers.ContainsKey("proxy-connection")
+            || headers.ContainsKey("transfer-encoding") || headers.ContainsKey("upgrade")
+            || (headers.TryGetValue("te", out var te) && !string.Equals(te.ToString().Trim(), "trailers", StringComparison.OrdinalIgnoreCase));
 
     /// <summary>Whether a header value has a character HTTP/2 cannot carry upstream (SocketsHttpHandler sends ASCII only).</summary>
     private static bool HasNonAsciiValue(IHeaderDictionary headers)

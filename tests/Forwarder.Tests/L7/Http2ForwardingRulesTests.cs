@@ -222,4 +222,53 @@ public sealed class Http2ForwardingRulesTests
             return false;
         }
     }
+
+    /// <summary>Sends one GET with an extra field over raw HTTP/2 (python3-h2, validation off) and prints what came back: status:N, rst:N or goaway:N.</summary>
+    private const string RawRequest = """
+        import socket, sys, h2.connection, h2.config, h2.events
+        s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=30)
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False))
+        c.initiate_connection()
+        c.send_headers(1, [(':method', 'GET'), (':path', '/x'), (':scheme', 'http'), (':authority', 'a'), (sys.argv[2], sys.argv[3])], end_stream=True)
+        s.sendall(c.data_to_send())
+        while True:
+            data = s.recv(65536)
+            if not data:
+                print('closed'); break
+            events = c.receive_data(data)
+            s.sendall(c.data_to_send())
+            done = [e for e in events if isinstance(e, (h2.events.ResponseReceived, h2.events.StreamReset, h2.events.ConnectionTerminated))]
+            if done:
+                e = done[0]
+                print('status:' + dict(e.headers)[b':status'].decode() if isinstance(e, h2.events.ResponseReceived) else ('rst:%d' % e.error_code if isinstance(e, h2.events.StreamReset) else 'goaway:%d' % e.error_code))
+                break
+        """;
+
+    [Theory]
+    [InlineData("connection", "keep-alive", "goaway:1")]
+    [InlineData("te", "gzip", "goaway:1")]
+    [InlineData("keep-alive", "timeout=5", "status:400")]
+    [InlineData("proxy-connection", "keep-alive", "status:400")]
+    [InlineData("transfer-encoding", "chunked", "status:400")]
+    [InlineData("upgrade", "websocket", "status:400")]
+    [InlineData("te", "trailers", "status:200")]
+    public async Task H2Client_ConnectionSpecificField_IsRefused(string name, string value, string expected)
+    {
+        await using var backend = HttpTestBackend.Text("ok");
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "-c", RawRequest, forwarder.EndPoint("web").Port.ToString(System.Globalization.CultureInfo.InvariantCulture), name, value })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+
+        // Kestrel itself treats Connection and a TE other than trailers as a connection error; the proxy refuses the rest.
+        Assert.True(expected == (await output).Trim(), $"got '{(await output).Trim()}' {await errors}");
+        Assert.Equal(expected == "status:200" ? 1 : 0, backend.Requests.Count);
+    }
 }

@@ -7,16 +7,13 @@ using Microsoft.Extensions.Logging;
 namespace Forwarder.L7;
 
 /// <summary>Serves an http listener's connections: one <see cref="Http1ProxySession"/> each.</summary>
-internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, ConnectionTracker tracker, HttpConnectionEngine engine, Http2Front http2, HttpForwarder forwarder, ILogger<Http1ProxyHandler> logger)
+internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, ConnectionTracker tracker, HttpConnectionEngine engine, Http2Front http2, ILogger<Http1ProxyHandler> logger)
 {
     private readonly LogThrottle _throttle = new();
 
     public UpstreamConnector Connector => connector;
 
     public ConnectionTracker Tracker => tracker;
-
-    /// <summary>The client for services whose upstreams speak HTTP/2.</summary>
-    public HttpMessageInvoker Upstream => forwarder.Upstream;
 
     /// <summary>Moves a just-accepted connection onto the engine http connections run on.</summary>
     public ValueTask<ConnectionContext> AdoptAsync(ConnectionContext connection) => engine.AdoptAsync(connection);

@@ -8,6 +8,7 @@ using System.Text;
 using Forwarder.Configuration;
 using Forwarder.L7.Http1;
 using Forwarder.L7.Routing;
+using Forwarder.L7.Upstream;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Runtime;
 using Forwarder.Transports.Features;
@@ -41,10 +42,14 @@ internal sealed partial class Http1ProxySession
     private async ValueTask<bool> ForwardOverHttp2Async(HttpListenerModel model, RouteModel route, ServiceModel service, int index, GeneratedCookie? generated, long started)
     {
         var requestId = NextRequestId();
-        var retryable = IsIdempotent(_request.Method) && !_request.HasBody;
-        var attempts = 0;
-        var retries = 0;
-        var holdsRetry = false;
+        if (!UpstreamRequestUri.TryCreate(OriginForm(_request.Target), out var uri) || HasNonAsciiValue())
+        {
+            // A target HTTP/2 cannot carry as :path (asterisk-form), or a header value it cannot carry: the client's request, not the upstream, is at fault.
+            await RefuseAsync(model, route, 400, "request cannot go upstream over HTTP/2", started, service).ConfigureAwait(false);
+            return false;
+        }
+
+        var retry = new RetryDecision(route.Config.Retry, route.Budget, service.Config.ConnectAttempts, IsIdempotent(_request.Method));
         _tried.Clear();
         try
         {
@@ -52,115 +57,134 @@ internal sealed partial class Http1ProxySession
             {
                 var endpoint = service.Endpoints[index];
                 _tried.Add(index);
-                attempts++;
                 endpoint.State.Begin();
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_client.Client.ConnectionClosed);
-                timeout.CancelAfter(route.Config.Timeout);
-                var body = _request.HasBody ? new ClientBodyContent(this, model) : null;
-                using var request = CreateHttp2Request(endpoint, requestId, body);
-                var sentAt = _tracker.Now;
-                HttpResponseMessage? response = null;
-                int status;
-                var connectFailed = false;
                 try
                 {
-                    response = await _handler.Upstream.SendAsync(request, timeout.Token).ConfigureAwait(false);
-                    status = (int)response.StatusCode;
-                }
-                catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
-                {
-                    // Whatever happens next reads the client connection again: the body must have stopped.
-                    await SettleClientBodyAsync(body).ConfigureAwait(false);
-                    if (body?.Outcome is BodyOutcome.Invalid or BodyOutcome.TooLarge)
-                    {
-                        endpoint.State.End();
-                        await RefuseAsync(model, route, body.Outcome == BodyOutcome.TooLarge ? 413 : 400, $"request body {body.Outcome}", started, service, endpoint, retries).ConfigureAwait(false);
-                        return false;
-                    }
-
-                    if (_client.Client.ConnectionClosed.IsCancellationRequested || body?.Outcome is BodyOutcome.Truncated)
-                    {
-                        // The client left: there is nobody to answer.
-                        endpoint.State.End();
-                        route.Metrics.Abort();
-                        service.Metrics.Http.Abort();
-                        return false;
-                    }
-
-                    connectFailed = ex is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError } || ex.InnerException is SocketException;
-                    status = ex is OperationCanceledException ? 504 : connectFailed ? 503 : 502;
-                }
-
-                var upstreamLatency = _tracker.Since(sentAt);
-                if (status >= 500)
-                {
-                    service.Health.ReportFailure(endpoint.Health);
-                }
-                else
-                {
-                    ServiceHealth.ReportSuccess(endpoint.Health);
-                }
-
-                // A body already on its way cannot be sent again; a connection that failed took none of it.
-                var resendable = body is null || !body.Started;
-                var again = response is null && connectFailed && resendable
-                    ? attempts < service.Config.ConnectAttempts
-                    : retryable && retries < route.Config.Retry.Attempts
-                        && (response is null ? (route.Config.Retry.On & (status == 504 ? RetryOn.Timeout : RetryOn.Reset)) != 0 : route.Config.Retry.Retries(status))
-                        && (holdsRetry || route.Budget.TryStartRetry());
-                if (again && service.Balancer.NextUntried(_tried, index) is var next and >= 0)
-                {
-                    response?.Dispose();
-                    endpoint.State.End();
-                    if (!connectFailed)
-                    {
-                        holdsRetry = true;
-                        retries++;
-                        route.Metrics.Retried();
-                        service.Metrics.Http.Retried();
-                    }
-
-                    index = next;
-                    continue;
-                }
-
-                if (response is null)
-                {
-                    endpoint.State.End();
-                    _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, endpoint.Config.Address, "HTTP/2 exchange failed", status);
-                    await RefuseAsync(model, route, status, "HTTP/2 exchange failed", started, service, endpoint, retries).ConfigureAwait(false);
-                    return false;
-                }
-
-                using (response)
-                {
-                    route.Metrics.UpstreamLatency.Record(upstreamLatency);
-                    service.Metrics.Http.UpstreamLatency.Record(upstreamLatency);
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_client.Client.ConnectionClosed);
+                    timeout.CancelAfter(route.Config.Timeout);
+                    var body = _request.HasBody ? new ClientBodyContent(this, model) : null;
+                    using var request = CreateHttp2Request(uri, requestId, body);
+                    var sentAt = _tracker.Now;
+                    HttpResponseMessage? response = null;
+                    AttemptFailure? failure = null;
+                    int status;
                     try
                     {
-                        var open = await CopyHttp2ResponseAsync(model, route, service, endpoint, response, generated, started, upstreamLatency.TotalMilliseconds, retries, requestId).ConfigureAwait(false);
+                        response = await endpoint.Pool.Http.SendAsync(request, timeout.Token).ConfigureAwait(false);
+                        status = (int)response.StatusCode;
+                    }
+                    catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
+                    {
+                        // Whatever happens next reads the client connection again: the body must have stopped.
+                        await SettleClientBodyAsync(body).ConfigureAwait(false);
+                        if (body?.Outcome is BodyOutcome.Invalid or BodyOutcome.TooLarge)
+                        {
+                            await RefuseAsync(model, route, body.Outcome == BodyOutcome.TooLarge ? 413 : 400, $"request body {body.Outcome}", started, service, endpoint, retry.Retries).ConfigureAwait(false);
+                            return false;
+                        }
+
+                        if (_client.Client.ConnectionClosed.IsCancellationRequested || body?.Outcome is BodyOutcome.Truncated)
+                        {
+                            // The client left: there is nobody to answer.
+                            route.Metrics.Abort();
+                            service.Metrics.Http.Abort();
+                            return false;
+                        }
+
+                        var connectFailed = ex is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError }
+                            || ex.InnerException is SocketException or TimeoutException
+                            || (ex is OperationCanceledException && !timeout.IsCancellationRequested && ex.InnerException is TimeoutException);
+                        failure = connectFailed ? AttemptFailure.Connect : timeout.IsCancellationRequested ? AttemptFailure.Timeout : AttemptFailure.Reset;
+                        status = failure == AttemptFailure.Timeout ? 504 : connectFailed ? 503 : 502;
+                    }
+
+                    var upstreamLatency = _tracker.Since(sentAt);
+                    if (failure is not null || status >= 500)
+                    {
+                        service.Health.ReportFailure(endpoint.Health);
+                    }
+                    else
+                    {
+                        ServiceHealth.ReportSuccess(endpoint.Health);
+                    }
+
+                    if (failure is not null || retry.MayRetryStatus(status))
+                    {
+                        // A body already on its way cannot be sent again; a connection that failed took none of it.
+                        var verdict = retry.Next(failure ?? AttemptFailure.Status, status, replayable: body is null || !body.Started);
+                        if (verdict != RetryVerdict.GiveUp && (verdict == RetryVerdict.ResendStale ? index : service.Balancer.NextUntried(_tried, index)) is var next and >= 0)
+                        {
+                            response?.Dispose();
+                            if (failure != AttemptFailure.Connect)
+                            {
+                                route.Metrics.Retried();
+                                service.Metrics.Http.Retried();
+                            }
+
+                            index = next;
+                            continue;
+                        }
+                    }
+
+                    if (response is null)
+                    {
+                        _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, endpoint.Config.Address, "HTTP/2 exchange failed", status);
+                        await RefuseAsync(model, route, status, "HTTP/2 exchange failed", started, service, endpoint, retry.Retries).ConfigureAwait(false);
+                        return false;
+                    }
+
+                    using (response)
+                    {
+                        route.Metrics.UpstreamLatency.Record(upstreamLatency);
+                        service.Metrics.Http.UpstreamLatency.Record(upstreamLatency);
+                        var open = await CopyHttp2ResponseAsync(model, route, service, endpoint, response, generated, started, upstreamLatency.TotalMilliseconds, retry.Retries, requestId).ConfigureAwait(false);
                         return await SettleClientBodyAsync(body).ConfigureAwait(false) && open;
                     }
-                    finally
-                    {
-                        endpoint.State.End();
-                    }
+                }
+                finally
+                {
+                    // Every way out of an attempt, exceptions included, gives its in-flight unit back.
+                    endpoint.State.End();
                 }
             }
         }
         finally
         {
-            if (holdsRetry)
-            {
-                route.Budget.RetryEnded();
-            }
+            retry.Release();
         }
     }
 
-    private HttpRequestMessage CreateHttp2Request(UpstreamEndpoint endpoint, RequestId requestId, ClientBodyContent? body)
+    /// <summary>The path and query of a target: itself in origin form, the part after the authority in absolute form (whose authority is already the Host).</summary>
+    private static string OriginForm(ReadOnlySpan<byte> target)
     {
-        var target = Encoding.Latin1.GetString(_request.Target);
-        var request = new HttpRequestMessage(new HttpMethod(Encoding.ASCII.GetString(_request.Method)), new Uri($"http://{endpoint.Config.Address}{target}"))
+        if (target.IsEmpty || target[0] == (byte)'/' || target[0] == (byte)'*')
+        {
+            return Encoding.Latin1.GetString(target);
+        }
+
+        var authority = target.IndexOf("://"u8);
+        var rest = authority < 0 ? target : target[(authority + 3)..];
+        var path = rest.IndexOfAny((byte)'/', (byte)'?');
+        return path < 0 ? "/" : rest[path] == (byte)'?' ? "/" + Encoding.Latin1.GetString(rest[path..]) : Encoding.Latin1.GetString(rest[path..]);
+    }
+
+    /// <summary>Whether a header value has a byte beyond ASCII: HTTP/1.1 tolerates them (obs-text), the HTTP/2 upstream request cannot carry them.</summary>
+    private bool HasNonAsciiValue()
+    {
+        for (var i = 0; i < _request.HeaderCount; i++)
+        {
+            if (!Ascii.IsValid(_request.HeaderValue(i)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private HttpRequestMessage CreateHttp2Request(Uri uri, RequestId requestId, ClientBodyContent? body)
+    {
+        var request = new HttpRequestMessage(new HttpMethod(Encoding.ASCII.GetString(_request.Method)), uri)
         {
             Version = HttpVersion.Version20,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,

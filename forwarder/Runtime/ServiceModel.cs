@@ -76,8 +76,11 @@ internal sealed class ServiceModel : IAsyncDisposable
             .Select((e, i) =>
             {
                 var kept = previous?.Endpoints.FirstOrDefault(p => p.Config.Address == e.Address && p.Config.Weight == e.Weight);
-                var pool = previous?.Endpoints.FirstOrDefault(p => p.Config.Address == e.Address && previous.Config.Http == config.Http)?.Pool
-                    ?? new UpstreamConnectionPool(e.EndPoint, dialer, config.Http.MaxIdleConnections, config.Http.KeepAliveTimeout, time, config.Http.MaxConnections);
+                // Keyed by where and how it is dialled, not the address alone: an endpoint that moved
+                // behind a node link, or got another connect timeout, must not keep the old connections.
+                var pool = previous?.Endpoints.FirstOrDefault(p => p.Config.Address == e.Address && p.Config.EndPoint.Equals(e.EndPoint)
+                        && previous.Config.Http == config.Http && previous.Config.ConnectTimeout == config.ConnectTimeout)?.Pool
+                    ?? new UpstreamConnectionPool(e.EndPoint, dialer, config.Http.MaxIdleConnections, config.Http.KeepAliveTimeout, time, config.Http.MaxConnections, config.ConnectTimeout);
                 return new UpstreamEndpoint(e, kept?.State ?? new LoadBalancerEndpoint(e.Address, e.Weight, group), states[i], pool);
             })
             .ToArray();

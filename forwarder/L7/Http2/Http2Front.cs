@@ -32,6 +32,12 @@ internal sealed class Http2Front : IAsyncDisposable
         var options = new KestrelServerOptions { AddServerHeader = false };
         options.Limits.Http2.MaxStreamsPerConnection = 1000;
         options.Limits.MaxRequestBodySize = null;
+
+        // Streams (gRPC client and bidirectional ones) may trickle: the proxy's own limits (the
+        // route's timeout for the response head, maxBodySize) govern them, not Kestrel's default
+        // minimum data rates, which would cut a body slower than 240 B/s after 5 s.
+        options.Limits.MinRequestBodyDataRate = null;
+        options.Limits.MinResponseDataRate = null;
         options.Listen(new IPEndPoint(IPAddress.None, 0), listen => listen.Protocols = HttpProtocols.Http2);
         _server = new KestrelServer(Options.Create(options), _transport, loggerFactory);
     }

@@ -6,6 +6,7 @@ using System.Text;
 using Forwarder.Configuration;
 using Forwarder.L7.Http1;
 using Forwarder.L7.Routing;
+using Forwarder.L7.Upstream;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Runtime;
 using Microsoft.AspNetCore.Http;
@@ -18,12 +19,12 @@ namespace Forwarder.L7.Http2;
 /// <summary>
 /// Forwards a request Kestrel decoded (HTTP/2 from a client) to an endpoint of the routed
 /// service over <see cref="SocketsHttpHandler"/>, in the service's upstream HTTP version: the
-/// YARP way. Routing, hash keys, balancing, health, retries of idempotent bodiless requests and
+/// YARP way. Routing, hash keys, balancing, health, retries (<see cref="RetryDecision"/>) and
 /// the metrics are the HTTP/1.1 path's own: the request is described as an HTTP/1.1 head for
 /// them. Bodies stream both ways (request and response at once, for gRPC's bidirectional
 /// streams) and response trailers pass through.
 /// </summary>
-internal sealed partial class HttpForwarder : IDisposable
+internal sealed partial class HttpForwarder
 {
     private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -31,7 +32,6 @@ internal sealed partial class HttpForwarder : IDisposable
         "x-forwarded-proto", "x-forwarded-host",
     };
 
-    private readonly HttpMessageInvoker _invoker;
     private readonly ConnectionTracker _tracker;
     private readonly ILogger<HttpForwarder> _logger;
     private readonly LogThrottle _throttle = new();
@@ -41,29 +41,13 @@ internal sealed partial class HttpForwarder : IDisposable
     {
         _tracker = tracker;
         _logger = logger;
-        _invoker = new HttpMessageInvoker(new SocketsHttpHandler
-        {
-            UseProxy = false,
-            AllowAutoRedirect = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            UseCookies = false,
-            EnableMultipleHttp2Connections = true,
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-            PooledConnectionIdleTimeout = UpstreamHttpConfig.Default.KeepAliveTimeout,
-            ActivityHeadersPropagator = null,
-        });
     }
-
-    /// <summary>The pooled HTTP client both HTTP/2 clients' requests and HTTP/1.1 ones bound for HTTP/2 services go out on.</summary>
-    public HttpMessageInvoker Upstream => _invoker;
-
-    public void Dispose() => _invoker.Dispose();
 
     public async Task ForwardAsync(HttpContext context, Http2ConnectionState state)
     {
         if (state.Host.Model.Http is not { } model)
         {
-            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            await RefuseAsync(context, state, null, StatusCodes.Status503ServiceUnavailable).ConfigureAwait(false);
             return;
         }
 
@@ -76,8 +60,25 @@ internal sealed partial class HttpForwarder : IDisposable
             return;
         }
 
+        // The :path as the client sent it: what is routed is what goes upstream, byte for byte
+        // (Kestrel's decoded, dot-segment-collapsed Path would route one path and send another).
+        var target = context.Features.Get<IHttpRequestFeature>()?.RawTarget is { Length: > 0 } raw ? raw : "/";
         var head = new Http1RequestHead();
-        if (!TryDescribe(context.Request, webSocket, model.Config.Limits, head, out var invalid))
+        if (HasConnectionSpecificField(context.Request.Headers))
+        {
+            // Malformed in HTTP/2 (RFC 9113 8.2.2). Kestrel refuses Connection and TE itself; the rest would otherwise pass.
+            await RefuseAsync(context, state, null, StatusCodes.Status400BadRequest).ConfigureAwait(false);
+            return;
+        }
+
+        if (HasNonAsciiValue(context.Request.Headers))
+        {
+            // Header values beyond ASCII cannot go upstream (SocketsHttpHandler refuses them): the client's fault, not the endpoint's.
+            await RefuseAsync(context, state, null, StatusCodes.Status400BadRequest).ConfigureAwait(false);
+            return;
+        }
+
+        if (!TryDescribe(context.Request, target, webSocket, model.Config.Limits, head, out var invalid))
         {
             await RefuseAsync(context, state, null, invalid.Status).ConfigureAwait(false);
             return;
@@ -91,10 +92,16 @@ internal sealed partial class HttpForwarder : IDisposable
         }
 
         route.Metrics.RequestStarted();
+        if (model.Config.MaxBodySize < context.Request.ContentLength)
+        {
+            await RefuseAsync(context, state, route, StatusCodes.Status413PayloadTooLarge).ConfigureAwait(false);
+            return;
+        }
+
         route.Budget.RequestStarted();
         try
         {
-            await ForwardAsync(context, state, head, route, webSocket ? connect : null).ConfigureAwait(false);
+            await ForwardAsync(context, state, model, target, head, route, webSocket ? connect : null).ConfigureAwait(false);
         }
         finally
         {
@@ -103,7 +110,7 @@ internal sealed partial class HttpForwarder : IDisposable
     }
 
     /// <param name="webSocket">Set for a WebSocket opened by extended CONNECT (RFC 8441): it goes upstream as an HTTP/1.1 upgrade.</param>
-    private async Task ForwardAsync(HttpContext context, Http2ConnectionState state, Http1RequestHead head, RouteModel route, IHttpExtendedConnectFeature? webSocket)
+    private async Task ForwardAsync(HttpContext context, Http2ConnectionState state, HttpListenerModel model, string target, Http1RequestHead head, RouteModel route, IHttpExtendedConnectFeature? webSocket)
     {
         var service = route.PickService();
         service.Metrics.Http.RequestStarted();
@@ -118,164 +125,193 @@ internal sealed partial class HttpForwarder : IDisposable
             return;
         }
 
+        if (!UpstreamRequestUri.TryCreate(target, out var uri))
+        {
+            await RefuseAsync(context, state, route, StatusCodes.Status400BadRequest, service).ConfigureAwait(false);
+            return;
+        }
+
         var started = _tracker.Now;
         // A WebSocket's request body is the session itself: it flows only once the upgrade is accepted.
         var canHaveBody = webSocket is null && (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? true);
-        var retryable = webSocket is null && !canHaveBody && IsIdempotent(context.Request.Method);
+        var idempotent = webSocket is null && IsIdempotent(context.Request.Method);
+        var retry = new RetryDecision(route.Config.Retry, route.Budget, service.Config.ConnectAttempts, idempotent);
         var requestId = $"h2-{Interlocked.Increment(ref _requests):x}";
         var tried = new HashSet<int>();
-        var attempts = 0;
-        var retries = 0;
-        while (true)
+        try
         {
-            var endpoint = service.Endpoints[index];
-            tried.Add(index);
-            attempts++;
-            endpoint.State.Begin();
-            var sentAt = _tracker.Now;
-            HttpResponseMessage? response = null;
-            int? failureStatus = null;
-            var connectFailed = false;
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-            timeout.CancelAfter(route.Config.Timeout);
-            // Kept until the exchange ends: its content may still be streaming the client's body.
-            using var request = CreateRequest(context, head, service, endpoint, clientAddress, requestId, canHaveBody, webSocket is not null, out var webSocketKey);
-            try
+            while (true)
             {
-                response = await _invoker.SendAsync(request, timeout.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-            {
-                endpoint.State.End();
-                route.Metrics.Abort();
-                service.Metrics.Http.Abort();
-                return;
-            }
-            catch (OperationCanceledException)
-            {
-                failureStatus = StatusCodes.Status504GatewayTimeout;
-            }
-            catch (HttpRequestException ex)
-            {
-                connectFailed = ex.InnerException is SocketException || ex.HttpRequestError == HttpRequestError.ConnectionError;
-                failureStatus = connectFailed ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status502BadGateway;
-            }
-
-            if (response is null)
-            {
-                endpoint.State.End();
-                service.Health.ReportFailure(endpoint.Health);
-                var refusal = failureStatus!.Value;
-                if (_throttle.TryLog(route.Config.Name, endpoint.Config.Address, out var more))
-                {
-                    LogAttemptFailed(_logger, route.Config.Name, service.Config.Name, endpoint.Config.Address, refusal, more);
-                }
-
-                // Nothing reached the upstream when the connect failed: any request may go elsewhere.
-                var again = connectFailed ? attempts < service.Config.ConnectAttempts : retryable && retries < route.Config.Retry.Attempts && route.Budget.TryStartRetry();
-                if (again && !connectFailed)
-                {
-                    retries++;
-                    route.Metrics.Retried();
-                    service.Metrics.Http.Retried();
-                    route.Budget.RetryEnded();
-                }
-
-                if (again && service.Balancer.NextUntried(tried, index) is var next and >= 0)
-                {
-                    index = next;
-                    continue;
-                }
-
-                await RefuseAsync(context, state, route, refusal, service).ConfigureAwait(false);
-                return;
-            }
-
-            using (response)
-            {
-                // The route's timeout is for the response head; a stream may then run as long as it lasts.
-                timeout.CancelAfter(Timeout.Infinite);
-                var upstreamLatency = _tracker.Since(sentAt);
-                route.Metrics.UpstreamLatency.Record(upstreamLatency);
-                service.Metrics.Http.UpstreamLatency.Record(upstreamLatency);
-                var status = (int)response.StatusCode;
-                if (status >= 500)
-                {
-                    service.Health.ReportFailure(endpoint.Health);
-                }
-                else
-                {
-                    ServiceHealth.ReportSuccess(endpoint.Health);
-                }
-
-                if (status == StatusCodes.Status101SwitchingProtocols && (webSocket is null || !IsAcceptOf(response, webSocketKey!)))
-                {
-                    // Not the handshake that was asked for: nothing of it may reach the client.
-                    endpoint.State.End();
-                    service.Health.ReportFailure(endpoint.Health);
-                    await RefuseAsync(context, state, route, StatusCodes.Status502BadGateway, service).ConfigureAwait(false);
-                    return;
-                }
-
+                var endpoint = service.Endpoints[index];
+                tried.Add(index);
+                endpoint.State.Begin();
                 try
                 {
-                    await (status == StatusCodes.Status101SwitchingProtocols
-                        ? TunnelAsync(context, webSocket!, response, generated)
-                        : CopyResponseAsync(context, response, generated)).ConfigureAwait(false);
-                    route.Metrics.Responded(status);
-                    service.Metrics.Http.Responded(status);
-                    state.Host.Model.Http?.AccessLog?.Write(new AccessLogEntry(
-                        DateTimeOffset.UtcNow,
-                        state.Host.Model.Config.Name,
-                        route.Config.Name,
-                        service.Config.Name,
-                        endpoint.Config.Address,
-                        clientAddress,
-                        context.Request.Method,
-                        context.Request.Host.Value ?? string.Empty,
-                        $"{context.Request.PathBase}{context.Request.Path}{context.Request.QueryString}",
-                        status,
-                        context.Request.ContentLength ?? 0,
-                        response.Content.Headers.ContentLength ?? 0,
-                        _tracker.Since(started).TotalMilliseconds,
-                        upstreamLatency.TotalMilliseconds,
-                        retries,
-                        requestId));
-                }
-                catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException or ObjectDisposedException)
-                {
-                    // The response started: only an aborted stream tells the client it is cut.
-                    route.Metrics.Abort();
-                    service.Metrics.Http.Abort();
-                    context.Abort();
+                    var body = canHaveBody ? new StreamingContent(context.Request.BodyReader, context.Request.ContentLength, model.Config.MaxBodySize) : null;
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+                    timeout.CancelAfter(route.Config.Timeout);
+
+                    // Kept until the exchange ends: its content may still be streaming the client's body.
+                    using var request = CreateRequest(context, uri, head, service, clientAddress, requestId, body, webSocket is not null, out var webSocketKey);
+                    var sentAt = _tracker.Now;
+                    HttpResponseMessage? response = null;
+                    AttemptFailure? failure = null;
+                    int status;
+                    try
+                    {
+                        response = await endpoint.Pool.Http.SendAsync(request, timeout.Token).ConfigureAwait(false);
+                        status = (int)response.StatusCode;
+                    }
+                    catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException)
+                    {
+                        if (context.RequestAborted.IsCancellationRequested || body?.Fault == ClientBodyFault.Failed)
+                        {
+                            // The client went away or broke its body off: there is nobody to answer.
+                            route.Metrics.Abort();
+                            service.Metrics.Http.Abort();
+                            context.Abort();
+                            return;
+                        }
+
+                        if (body?.Fault == ClientBodyFault.TooLarge || (timeout.IsCancellationRequested && body is { Completed: false, WaitingOnClient: true }))
+                        {
+                            // The client's doing (too much, or too slow a body): not the endpoint's failure.
+                            await RefuseAsync(context, state, route, body.Fault == ClientBodyFault.TooLarge ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status408RequestTimeout, service).ConfigureAwait(false);
+                            return;
+                        }
+
+                        (failure, status) = Classify(ex, timeout.IsCancellationRequested);
+                    }
+
+                    if (failure is not null || status >= 500)
+                    {
+                        service.Health.ReportFailure(endpoint.Health);
+                    }
+                    else
+                    {
+                        ServiceHealth.ReportSuccess(endpoint.Health);
+                    }
+
+                    if (failure is not null || (webSocket is null && retry.MayRetryStatus(status)))
+                    {
+                        var verdict = retry.Next(failure ?? AttemptFailure.Status, status, replayable: body is null || !body.Started);
+                        if (verdict != RetryVerdict.GiveUp && (verdict == RetryVerdict.ResendStale ? index : service.Balancer.NextUntried(tried, index)) is var next and >= 0)
+                        {
+                            response?.Dispose();
+                            if (failure != AttemptFailure.Connect)
+                            {
+                                route.Metrics.Retried();
+                                service.Metrics.Http.Retried();
+                            }
+
+                            index = next;
+                            continue;
+                        }
+                    }
+
+                    if (response is null)
+                    {
+                        if (_throttle.TryLog(route.Config.Name, endpoint.Config.Address, out var more))
+                        {
+                            LogAttemptFailed(_logger, route.Config.Name, service.Config.Name, endpoint.Config.Address, status, more);
+                        }
+
+                        await RefuseAsync(context, state, route, status, service).ConfigureAwait(false);
+                        return;
+                    }
+
+                    using (response)
+                    {
+                        // The route's timeout is for the response head; a stream may then run as long as it lasts.
+                        timeout.CancelAfter(Timeout.Infinite);
+                        var upstreamLatency = _tracker.Since(sentAt);
+                        route.Metrics.UpstreamLatency.Record(upstreamLatency);
+                        service.Metrics.Http.UpstreamLatency.Record(upstreamLatency);
+                        if (status == StatusCodes.Status101SwitchingProtocols && (webSocket is null || !IsAcceptOf(response, webSocketKey!)))
+                        {
+                            // Not the handshake that was asked for: nothing of it may reach the client.
+                            service.Health.ReportFailure(endpoint.Health);
+                            await RefuseAsync(context, state, route, StatusCodes.Status502BadGateway, service).ConfigureAwait(false);
+                            return;
+                        }
+
+                        try
+                        {
+                            await (status == StatusCodes.Status101SwitchingProtocols
+                                ? TunnelAsync(context, webSocket!, response, generated)
+                                : CopyResponseAsync(context, response, generated)).ConfigureAwait(false);
+                            route.Metrics.Responded(status);
+                            service.Metrics.Http.Responded(status);
+                            model.AccessLog?.Write(new AccessLogEntry(
+                                DateTimeOffset.UtcNow,
+                                state.Host.Model.Config.Name,
+                                route.Config.Name,
+                                service.Config.Name,
+                                endpoint.Config.Address,
+                                clientAddress,
+                                context.Request.Method,
+                                context.Request.Host.Value ?? string.Empty,
+                                target,
+                                status,
+                                context.Request.ContentLength ?? 0,
+                                response.Content.Headers.ContentLength ?? 0,
+                                _tracker.Since(started).TotalMilliseconds,
+                                upstreamLatency.TotalMilliseconds,
+                                retry.Retries,
+                                requestId));
+                        }
+                        catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException or ObjectDisposedException)
+                        {
+                            // The response started: only an aborted stream tells the client it is cut.
+                            route.Metrics.Abort();
+                            service.Metrics.Http.Abort();
+                            context.Abort();
+                        }
+
+                        return;
+                    }
                 }
                 finally
                 {
                     endpoint.State.End();
                 }
-
-                return;
             }
+        }
+        finally
+        {
+            retry.Release();
         }
     }
 
+    /// <summary>What a failed send means for the endpoint, and the status the client would get for it.</summary>
+    private static (AttemptFailure Failure, int Status) Classify(Exception ex, bool timedOut)
+    {
+        if (ex is OperationCanceledException && timedOut)
+        {
+            return (AttemptFailure.Timeout, StatusCodes.Status504GatewayTimeout);
+        }
+
+        // A refused or unreachable endpoint, the handler's connect timeout, or a node link that could not open a stream: nothing was sent.
+        var connect = ex is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError }
+            || ex.InnerException is SocketException or TimeoutException
+            || (ex is OperationCanceledException && ex.InnerException is TimeoutException);
+        return connect ? (AttemptFailure.Connect, StatusCodes.Status503ServiceUnavailable) : (AttemptFailure.Reset, StatusCodes.Status502BadGateway);
+    }
+
     /// <summary>The request for the upstream: same method, path and headers, less hop-by-hop ones, plus the forwarding headers.</summary>
+    /// <param name="uri">The client's path and query, verbatim (<see cref="UpstreamRequestUri"/>).</param>
     /// <param name="webSocketKey">For a WebSocket, the Sec-WebSocket-Key the upstream must answer; else null.</param>
-    private static HttpRequestMessage CreateRequest(HttpContext context, Http1RequestHead head, ServiceModel service, UpstreamEndpoint endpoint, IPAddress? client, string requestId, bool canHaveBody, bool webSocket, out string? webSocketKey)
+    private static HttpRequestMessage CreateRequest(HttpContext context, Uri uri, Http1RequestHead head, ServiceModel service, IPAddress? client, string requestId, StreamingContent? body, bool webSocket, out string? webSocketKey)
     {
         var incoming = context.Request;
         var version = webSocket ? HttpVersion.Version11 : service.Config.Http.Version;
         var method = webSocket ? HttpMethod.Get : new HttpMethod(incoming.Method);
-        var request = new HttpRequestMessage(method, new Uri($"http://{endpoint.Config.Address}{incoming.PathBase}{incoming.Path}{incoming.QueryString}"))
+        var request = new HttpRequestMessage(method, uri)
         {
             Version = version,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = body,
         };
-
-        if (canHaveBody)
-        {
-            request.Content = new StreamingContent(incoming.BodyReader, incoming.ContentLength);
-        }
 
         string? forwardedFor = null;
         string? via = null;
@@ -306,9 +342,9 @@ internal sealed partial class HttpForwarder : IDisposable
             }
 
             hasRequestId |= name.Equals("x-request-id", StringComparison.OrdinalIgnoreCase);
-            if (!request.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
+            if (!request.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values) && body is not null)
             {
-                request.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
+                body.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
             }
         }
 
@@ -342,6 +378,16 @@ internal sealed partial class HttpForwarder : IDisposable
 
         // Streamed as it comes: a gRPC stream's messages must not wait for a buffer to fill.
         await using var body = await response.Content.ReadAsStreamAsync(context.RequestAborted).ConfigureAwait(false);
+        if (response.Headers.Contains("grpc-status"))
+        {
+            // A gRPC Trailers-Only response (one HEADERS frame that ends the stream, status in it).
+            // Started early, Kestrel would send those headers, then an empty DATA frame to end the
+            // stream, and the client, finding no trailers, would report UNKNOWN. Left unstarted
+            // with no body, Kestrel ends the stream with the headers, as the upstream did.
+            await body.CopyToAsync(Stream.Null, context.RequestAborted).ConfigureAwait(false);
+            return;
+        }
+
         var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
         try
         {
@@ -383,10 +429,10 @@ internal sealed partial class HttpForwarder : IDisposable
 
     /// <summary>The request as an HTTP/1.1 head, for the route table and the hash keys; false with the status to answer when it cannot be one.</summary>
     /// <param name="webSocket">Described as the HTTP/1.1 upgrade it becomes, so routes and hash keys see a WebSocket the same either way.</param>
-    private static bool TryDescribe(HttpRequest request, bool webSocket, Http1Limits limits, Http1RequestHead head, out Http1Error error)
+    private static bool TryDescribe(HttpRequest request, string target, bool webSocket, Http1Limits limits, Http1RequestHead head, out Http1Error error)
     {
         var text = new StringBuilder();
-        text.Append(webSocket ? "GET" : request.Method).Append(' ').Append(request.PathBase).Append(request.Path.HasValue ? request.Path.Value : "/").Append(request.QueryString.Value)
+        text.Append(webSocket ? "GET" : request.Method).Append(' ').Append(target)
             .Append(" HTTP/1.1\r\nHost: ").Append(request.Host.Value).Append("\r\n");
         if (webSocket)
         {
@@ -421,11 +467,46 @@ internal sealed partial class HttpForwarder : IDisposable
         return false;
     }
 
+    /// <summary>Whether the request carries a field HTTP/2 forbids: a connection-specific one, or TE other than "trailers".</summary>
+    private static bool HasConnectionSpecificField(IHeaderDictionary headers)
+        => headers.ContainsKey("connection") || headers.ContainsKey("keep-alive") || headers.ContainsKey("proxy-connection")
+            || headers.ContainsKey("transfer-encoding") || headers.ContainsKey("upgrade")
+            || (headers.TryGetValue("te", out var te) && !string.Equals(te.ToString().Trim(), "trailers", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>Whether a header value has a character HTTP/2 cannot carry upstream (SocketsHttpHandler sends ASCII only).</summary>
+    private static bool HasNonAsciiValue(IHeaderDictionary headers)
+    {
+        foreach (var (_, values) in headers)
+        {
+            foreach (var value in values)
+            {
+                if (value is not null && !Ascii.IsValid(value))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
     private static Task RefuseAsync(HttpContext context, Http2ConnectionState state, RouteModel? route, int status, ServiceModel? service = null)
     {
         route?.Metrics.Responded(status);
         service?.Metrics.Http.Responded(status);
         state.Metrics.HttpRefused(status);
+        if (context.Response.HasStarted)
+        {
+            context.Abort();
+            return Task.CompletedTask;
+        }
+
+        if (GrpcStatus.IsGrpc(context.Request))
+        {
+            GrpcStatus.Write(context.Response, status, $"forwarder: {status} {ReasonPhrases(status)}");
+            return Task.CompletedTask;
+        }
+
         context.Response.StatusCode = status;
         context.Response.ContentType = "text/plain; charset=utf-8";
         return context.Response.WriteAsync($"{status} {ReasonPhrases(status)}\n");

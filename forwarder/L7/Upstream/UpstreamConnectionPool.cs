@@ -11,12 +11,20 @@ namespace Forwarder.L7.Upstream;
 /// reused. Idle connections past the idle timeout are closed. With a connection limit, a dial
 /// past it fails at once with <see cref="UpstreamPoolFullException"/> (Envoy's max_connections
 /// circuit breaker), so an overloaded endpoint is not buried under new connections.
+/// <para>
+/// Exchanges that go through <see cref="SocketsHttpHandler"/> (HTTP/2 upstreams, and HTTP/2
+/// clients' requests) use <see cref="Http"/>: a handler of this endpoint alone, dialling through
+/// the same <paramref name="dialer"/> (so node links, the connect timeout and the connection
+/// limit hold there too), with its own pool of connections.
+/// </para>
 /// </summary>
 /// <param name="maxConnections">Open connections (in use and idle) allowed at once; 0 for no limit.</param>
-internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFactory dialer, int maxIdle, TimeSpan idleTimeout, TimeProvider time, int maxConnections = 0) : IAsyncDisposable
+/// <param name="connectTimeout">How long <see cref="Http"/> waits for a connection; zero for the handler's default.</param>
+internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFactory dialer, int maxIdle, TimeSpan idleTimeout, TimeProvider time, int maxConnections = 0, TimeSpan connectTimeout = default) : IAsyncDisposable
 {
     private readonly Stack<(ConnectionContext Connection, long IdleSince)> _idle = new();
     private readonly Lock _lock = new();
+    private HttpMessageInvoker? _http;
     private bool _disposed;
     private int _open;
 
@@ -38,6 +46,24 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
 
     /// <summary>Connections open now, in use or idle.</summary>
     public int OpenCount => Volatile.Read(ref _open);
+
+    /// <summary>The HTTP client of this endpoint, made on first use (most endpoints never need one).</summary>
+    public HttpMessageInvoker Http
+    {
+        get
+        {
+            if (Volatile.Read(ref _http) is { } http)
+            {
+                return http;
+            }
+
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                return _http ??= new HttpMessageInvoker(CreateHandler());
+            }
+        }
+    }
 
     /// <summary>A live idle connection, or a new one.</summary>
     public async ValueTask<(ConnectionContext Connection, bool Reused)> RentAsync(CancellationToken cancellationToken)
@@ -138,17 +164,45 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
     public async ValueTask DisposeAsync()
     {
         ConnectionContext[] idle;
+        HttpMessageInvoker? http;
         lock (_lock)
         {
             _disposed = true;
             idle = [.. _idle.Select(i => i.Connection)];
             _idle.Clear();
+            http = _http;
         }
+
+        http?.Dispose();
 
         foreach (var connection in idle)
         {
             await CloseAsync(connection).ConfigureAwait(false);
         }
+    }
+
+    private SocketsHttpHandler CreateHandler()
+    {
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseCookies = false,
+            EnableMultipleHttp2Connections = true,
+            PooledConnectionIdleTimeout = idleTimeout,
+            MaxConnectionsPerServer = maxConnections > 0 ? maxConnections : int.MaxValue,
+            ActivityHeadersPropagator = null,
+
+            // Every request goes to this endpoint whatever its URI says, over the service's dialer.
+            ConnectCallback = async (_, cancellationToken) => new ConnectionStream(await dialer.ConnectAsync(EndPoint, cancellationToken).ConfigureAwait(false)),
+        };
+        if (connectTimeout > TimeSpan.Zero)
+        {
+            handler.ConnectTimeout = connectTimeout;
+        }
+
+        return handler;
     }
 
     /// <summary>Closes a connection this pool dialled, making room under the limit.</summary>

@@ -23,6 +23,7 @@ internal sealed partial class AdminServer(
     ConnectionTracker tracker,
     ILoggerFactory loggerFactory) : IHostedService, IAsyncDisposable
 {
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
     private WebApplication? _app;
 
     /// <summary>Where the admin endpoint listens, once started (the port is resolved if 0 was configured).</summary>
@@ -41,7 +42,7 @@ internal sealed partial class AdminServer(
         builder.WebHost.UseKestrel(kestrel => kestrel.Listen(admin.EndPoint));
         var app = builder.Build();
         app.MapGet("/healthz", () => Results.Text("ok\n"));
-        app.MapGet("/readyz", () => runtime.Ready ? Results.Text("ready\n") : Results.Text(runtime.Draining ? "draining\n" : "starting\n", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapGet("/readyz", () => runtime.Ready ? Results.Text("ready\n") : Results.Text(runtime.Draining ? "draining\n" : runtime.ShuttingDown ? "shutting down\n" : "starting\n", statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapGet("/metrics", () => Results.Text(PrometheusWriter.Write(metrics, runtime, tracker.Count), PrometheusWriter.ContentType));
         app.MapGet("/config", async context =>
         {
@@ -64,7 +65,10 @@ internal sealed partial class AdminServer(
     {
         if (_app is not null)
         {
-            await _app.StopAsync(cancellationToken).ConfigureAwait(false);
+            // The host waits without a limit (the drain bounds itself); a scrape in progress gets a few seconds.
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            bounded.CancelAfter(StopGrace);
+            await _app.StopAsync(bounded.Token).ConfigureAwait(false);
         }
     }
 

@@ -15,6 +15,7 @@ internal static class ConfigJsonWriter
         json.WriteStartObject();
         json.WriteString("source", config.Source);
         json.WriteBoolean("ready", runtime.Ready);
+        json.WriteBoolean("shuttingDown", runtime.ShuttingDown);
         json.WriteBoolean("draining", runtime.Draining);
 
         json.WriteStartObject("reload");
@@ -38,6 +39,7 @@ internal static class ConfigJsonWriter
         }
 
         json.WriteString("drainTimeout", ValueParsers.FormatDuration(config.DrainTimeout));
+        json.WriteString("shutdownDelay", ValueParsers.FormatDuration(config.ShutdownDelay));
         json.WriteStartObject("tcp");
         json.WriteString("engine", config.Tcp.Engine.ToString().ToLowerInvariant());
         json.WriteBoolean("noDelay", config.Tcp.NoDelay);

@@ -13,6 +13,9 @@ namespace Forwarder.Configuration;
 internal static class ConfigLoader
 {
     public const int DefaultMaxConnections = 100_000;
+
+    /// <summary>The largest config file read (4 MiB holds some 20,000 services); a larger one is refused before it is read.</summary>
+    public const long MaxFileBytes = 4 * 1024 * 1024;
     private const string ValidName = "letters, digits, '-', '_' and '.'";
 
     public static ForwarderConfig LoadFile(string path) => Parse(ReadText(path), path);
@@ -37,7 +40,7 @@ internal static class ConfigLoader
         var stream = new YamlStream();
         try
         {
-            stream.Load(new StringReader(yaml));
+            stream.Load(new BoundedYamlParser(yaml, file));
         }
         catch (YamlException ex)
         {
@@ -60,12 +63,19 @@ internal static class ConfigLoader
     }
 
     /// <summary>The text of a config file.</summary>
-    /// <exception cref="ConfigException">It cannot be read.</exception>
+    /// <exception cref="ConfigException">It cannot be read, or is larger than <see cref="MaxFileBytes"/>.</exception>
     internal static string ReadText(string path)
     {
         try
         {
-            return File.ReadAllText(path);
+            using var file = File.OpenRead(path);
+            if (file.Length > MaxFileBytes)
+            {
+                throw new ConfigException([new ConfigError(path, 1, 1, string.Empty, $"the file is {file.Length} bytes; a config file may be at most {MaxFileBytes / (1024 * 1024)} MiB")]);
+            }
+
+            using var reader = new StreamReader(file);
+            return reader.ReadToEnd();
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -97,7 +107,7 @@ internal static class ConfigLoader
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)
     {
-        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "tcp", "node", "listeners", "services");
+        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "tcp", "node", "listeners", "services");
         if (fields is null)
         {
             return null;
@@ -105,6 +115,7 @@ internal static class ConfigLoader
 
         var admin = fields.TryGetValue("admin", out var adminNode) ? ReadAdmin(reader, adminNode) : null;
         var drainTimeout = reader.Duration(fields, string.Empty, "drainTimeout", TimeSpan.FromSeconds(30), TimeSpan.Zero);
+        var shutdownDelay = reader.Duration(fields, string.Empty, "shutdownDelay", TimeSpan.Zero, TimeSpan.Zero);
         var tcp = ReadTcp(reader, fields.GetValueOrDefault("tcp"));
         var node = fields.TryGetValue("node", out var nodeNode) ? NodeConfigReader.Read(reader, nodeNode, file) : null;
         var services = fields.TryGetValue("services", out var servicesNode)
@@ -117,7 +128,7 @@ internal static class ConfigLoader
         }
 
         var listeners = ReadListeners(reader, listenersNode, services, admin, file);
-        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node);
+        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay);
     }
 
     internal static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)

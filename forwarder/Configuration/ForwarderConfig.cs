@@ -5,6 +5,7 @@ namespace Forwarder.Configuration;
 
 /// <summary>The whole configuration as the user wrote it, validated; replaced whole on reload.</summary>
 /// <param name="Digest">SHA-256 of the text it was read from, to tell a real edit from a touch.</param>
+/// <param name="ShutdownDelay">How long listeners go on accepting after SIGTERM, with /readyz already 503, before the drain.</param>
 internal sealed record ForwarderConfig(
     string Source,
     string Digest,
@@ -13,7 +14,8 @@ internal sealed record ForwarderConfig(
     TcpConfig Tcp,
     IReadOnlyList<ListenerConfig> Listeners,
     IReadOnlyDictionary<string, ServiceConfig> Services,
-    NodeConfig? Node = null);
+    NodeConfig? Node = null,
+    TimeSpan ShutdownDelay = default);
 
 internal sealed record AdminConfig(string Listen, IPEndPoint EndPoint);
 

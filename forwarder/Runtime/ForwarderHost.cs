@@ -27,7 +27,10 @@ internal static class ForwarderHost
     public static IHost Build(ConfigSource source, LoggingOptions logging)
     {
         var builder = CreateBuilder(logging);
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = source.Initial.DrainTimeout + TimeSpan.FromSeconds(15));
+
+        // The drain bounds itself with the drain timeout of the config running when it starts
+        // (reloads may change it), so the host waits for it without a limit of its own.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = Timeout.InfiniteTimeSpan);
 
         var tcp = source.Initial.Tcp;
         var transportOptions = new TcpTransportOptions
@@ -96,6 +99,7 @@ internal static class ForwarderHost
         services.AddHostedService(sp => sp.GetRequiredService<NodeLinkListener>());
         services.AddHostedService(sp => sp.GetRequiredService<RelayLinks>());
         services.AddHostedService<ConfigWatcher>();
+        services.AddSingleton<IHostLifetime, ShutdownSignals>();
         return builder.Build();
     }
 

@@ -42,6 +42,7 @@ internal sealed partial class ProxyRuntime(
     private ForwarderConfig _config = source.Initial;
     private ReloadStatus _status = new(time.GetUtcNow(), true, [], [], null);
     private volatile bool _ready;
+    private volatile bool _shutdownRequested;
     private volatile bool _draining;
 
     public ForwarderConfig Config => Volatile.Read(ref _config);
@@ -50,8 +51,11 @@ internal sealed partial class ProxyRuntime(
 
     public string? ConfigPath => source.Path;
 
-    /// <summary>True once every listener is bound, false again when draining.</summary>
-    public bool Ready => _ready && !_draining;
+    /// <summary>True once every listener is bound, false again from the moment shutdown is requested.</summary>
+    public bool Ready => _ready && !_shutdownRequested && !_draining;
+
+    /// <summary>Shutdown was requested: listeners may still accept (the shutdown delay), or already drain.</summary>
+    public bool ShuttingDown => _shutdownRequested || _draining;
 
     public bool Draining => _draining;
 
@@ -126,6 +130,17 @@ internal sealed partial class ProxyRuntime(
         }
     }
 
+    /// <summary>Turns readiness off while listeners go on accepting; returns how long they should (the current config's shutdown delay).</summary>
+    public TimeSpan RequestShutdown()
+    {
+        _shutdownRequested = true;
+        return Config.ShutdownDelay;
+    }
+
+    /// <summary>
+    /// Stops accepting, then drains for the current config's drain timeout and aborts what is left.
+    /// Bounded on its own (drain timeout plus a short grace), so the host may wait for it without a limit.
+    /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _draining = true;

@@ -50,6 +50,35 @@ public sealed class ForwarderCliTests : IDisposable
     }
 
     [Fact]
+    public async Task Check_NestedFortyThousandDeep_ExitsTwoNamingTheLine()
+    {
+        // 120 KB that used to overflow the stack while the tree was built: exit 134, no message.
+        var path = Write("deep.yaml", "listeners: []\nnested: " + new string('[', 40_000) + new string(']', 40_000) + "\n");
+
+        var (exitCode, _, errors) = await ForwarderProcess.RunAsync("--config", path, "--check");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains($"{path}:2:72: collections nest deeper than 64 levels here", errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Reload_NestedFortyThousandDeep_IsRejected_AndTheRunningConfigServesOn()
+    {
+        await using var backend = TcpTestServer.Echo();
+        var path = Write("running.yaml", $"listeners:\n  - {{ name: front, listen: '127.0.0.1:0', service: back }}\nservices:\n  back:\n    endpoints: [ {{ address: '{backend.Address}' }} ]\n");
+        using var forwarder = ForwarderProcess.Start("--config", path);
+        var front = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, await forwarder.ListenerPortAsync("front"));
+
+        await File.WriteAllTextAsync(path, "listeners: []\nnested: " + new string('[', 40_000) + new string(']', 40_000) + "\n");
+        await forwarder.WaitForOutputAsync($"{path}:2:72: collections nest deeper than 64 levels here");
+
+        Assert.Contains($"Reload of {path} rejected; the running config stays in effect", forwarder.Output, StringComparison.Ordinal);
+        using var client = await SocketClient.ConnectAsync(front);
+        await SocketClient.AssertEchoAsync(client, "still forwarding");
+        Assert.False(forwarder.HasExited);
+    }
+
+    [Fact]
     public async Task SigTerm_StopsAccepting_DrainsEstablished_ThenExits()
     {
         await using var backend = TcpTestServer.Echo();
@@ -73,10 +102,11 @@ public sealed class ForwarderCliTests : IDisposable
     }
 
     [Fact]
-    public async Task SigTerm_DrainDeadline_ClosesLingeringConnections()
+    public async Task SigTerm_DrainDeadline_ClosesLingeringConnections_AndExitsZero()
     {
+        // Longer than the 2 s after which System.CommandLine used to end the process with 143.
         await using var backend = TcpTestServer.Echo();
-        var path = Write("deadline.yaml", $"drainTimeout: 1s\nlisteners:\n  - {{ name: front, listen: '127.0.0.1:0', service: back }}\nservices:\n  back:\n    endpoints: [ {{ address: '{backend.Address}' }} ]\n");
+        var path = Write("deadline.yaml", $"drainTimeout: 3s\nlisteners:\n  - {{ name: front, listen: '127.0.0.1:0', service: back }}\nservices:\n  back:\n    endpoints: [ {{ address: '{backend.Address}' }} ]\n");
         using var forwarder = ForwarderProcess.Start("--config", path);
         var port = await forwarder.ListenerPortAsync("front");
         using var lingering = await SocketClient.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port));

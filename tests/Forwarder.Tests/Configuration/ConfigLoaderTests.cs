@@ -80,7 +80,9 @@ public sealed class ConfigLoaderTests
     [InlineData("admin: { listen: nowhere }\nlisteners: []\n", "bad.yaml:1:18", "admin.listen: expected IP:PORT such as 127.0.0.1:9901, got 'nowhere'")]
     [InlineData("tcp: { blockSize: 1 }\nlisteners: []\n", "bad.yaml:1:19", "tcp.blockSize: expected a size in bytes from 1024 to 1048576")]
     [InlineData("services: {}\n", "bad.yaml:1:1", "listeners: is required")]
-    [InlineData("listen: 1\nlisteners: []\n", "bad.yaml:1:1", "listen: unknown field; expected one of: admin, drainTimeout, tcp, node, listeners, services")]
+    [InlineData("listen: 1\nlisteners: []\n", "bad.yaml:1:1", "listen: unknown field; expected one of: admin, drainTimeout, shutdownDelay, tcp, node, listeners, services")]
+    [InlineData("listeners: []\n---\nlisteners: []\n", "bad.yaml:2:1", "a second YAML document starts here ('---'); a config file holds exactly one")]
+    [InlineData("---\nlisteners: []\n...\n---\n", "bad.yaml:4:1", "a second YAML document starts here")]
     public void Parse_InvalidListenersOrGlobals_NamesFileLineAndField(string yaml, string location, string message)
         => AssertSingleError(yaml + (yaml.Contains("services:", StringComparison.Ordinal) ? string.Empty : Services), location, message, allowMore: message.Contains("did you mean", StringComparison.Ordinal));
 
@@ -199,6 +201,41 @@ public sealed class ConfigLoaderTests
         var error = Assert.Throws<ConfigException>(() => ConfigLoader.LoadFile("/nonexistent/forwarder.yaml"));
 
         Assert.StartsWith("/nonexistent/forwarder.yaml:0:0: cannot read the file", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_NestedDeeperThanTheLimit_IsRefusedWhereTheLimitIsCrossed()
+    {
+        // The root mapping is level 1, so the 64th bracket opens level 65, at column 8 + 64.
+        var yaml = "listeners: []\nnested: " + new string('[', BoundedYamlParser.MaxDepth) + new string(']', BoundedYamlParser.MaxDepth) + "\n";
+
+        AssertSingleError(yaml, "bad.yaml:2:72", $"collections nest deeper than {BoundedYamlParser.MaxDepth} levels here");
+    }
+
+    [Fact]
+    public void Parse_NestedToTheLimit_IsReadAsUsual()
+    {
+        var yaml = "listeners: []\nnested: " + new string('[', BoundedYamlParser.MaxDepth - 1) + new string(']', BoundedYamlParser.MaxDepth - 1) + "\n";
+
+        AssertSingleError(yaml, "bad.yaml:2:1", "nested: unknown field");
+    }
+
+    [Fact]
+    public void LoadFile_LargerThanTheLimit_IsRefusedUnread()
+    {
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(path, "listeners: []\n" + new string('#', (int)ConfigLoader.MaxFileBytes) + "\n");
+
+            var error = Assert.Single(Assert.Throws<ConfigException>(() => ConfigLoader.LoadFile(path)).Errors);
+
+            Assert.Equal($"{path}:1:1: the file is {ConfigLoader.MaxFileBytes + 15} bytes; a config file may be at most 4 MiB", error.ToString());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     [Fact]

@@ -99,6 +99,29 @@ internal sealed partial class ForwarderProcess : IDisposable
         return port;
     }
 
+    /// <summary>Waits for the "Admin endpoint on URI" log line and returns the address.</summary>
+    public async Task<Uri> AdminAddressAsync()
+    {
+        Uri? address = null;
+        await Eventually.TrueAsync(
+            () =>
+            {
+                var match = Regex.Match(Output, @"Admin endpoint on (http://127\.0\.0\.1:\d+/)");
+                address = match.Success ? new Uri(match.Groups[1].Value) : null;
+                return address is not null || _process.HasExited;
+            },
+            "the admin endpoint is bound");
+        Assert.False(_process.HasExited, $"the forwarder exited early: {Errors}{Output}");
+        return address!;
+    }
+
+    /// <summary>Waits until the output holds <paramref name="text"/> (a log line), failing early if the process exits.</summary>
+    public async Task WaitForOutputAsync(string text)
+    {
+        await Eventually.TrueAsync(() => Output.Contains(text, StringComparison.Ordinal) || _process.HasExited, $"the forwarder logs '{text}'");
+        Assert.True(Output.Contains(text, StringComparison.Ordinal), $"the forwarder exited ({Errors}) before logging '{text}':\n{Output}");
+    }
+
     public void Signal(int signal) => Assert.Equal(0, Kill(_process.Id, signal));
 
     public async Task WaitForExitAsync(TimeSpan timeout)

@@ -7,6 +7,9 @@ internal enum ConnectFailure
     Timeout,
     Unreachable,
     Other,
+
+    /// <summary>This node's fault, not the endpoint's (out of file descriptors, buffers or local ports): not reported to outlier detection.</summary>
+    Local,
 }
 
 /// <summary>Counters for one service (cluster), kept across reloads for as long as the name exists.</summary>

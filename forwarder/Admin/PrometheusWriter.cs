@@ -34,6 +34,15 @@ internal static class PrometheusWriter
             Sample(text, "forwarder_listener_connections_rejected_total", $"listener=\"{l.Name}\"", l.Rejected);
         }
 
+        Family(text, "forwarder_listener_accept_errors_total", "counter", "accept() failures, by reason (fd_limit: out of file descriptors, EMFILE/ENFILE); after each the listener pauses 100 ms, the connection waiting in the backlog.");
+        foreach (var l in listeners)
+        {
+            foreach (var failure in Enum.GetValues<AcceptFailure>())
+            {
+                Sample(text, "forwarder_listener_accept_errors_total", $"listener=\"{l.Name}\",reason=\"{AcceptFailures.Label(failure)}\"", l.AcceptErrors(failure));
+            }
+        }
+
         Family(text, "forwarder_listener_bytes_total", "counter", "Bytes read from (rx) and written to (tx) clients.");
         foreach (var l in listeners)
         {

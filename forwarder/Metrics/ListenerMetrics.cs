@@ -1,8 +1,21 @@
 namespace Forwarder.Metrics;
 
+/// <summary>Why accept() failed on a listener.</summary>
+internal enum AcceptFailure
+{
+    /// <summary>Out of file descriptors, the process's (EMFILE) or the system's (ENFILE).</summary>
+    FdLimit,
+
+    /// <summary>Out of socket buffers or kernel memory (ENOBUFS, ENOMEM).</summary>
+    NoBuffers,
+
+    Other,
+}
+
 /// <summary>Counters for one listener, kept across reloads for as long as the name exists.</summary>
 internal sealed class ListenerMetrics(string name)
 {
+    private readonly long[] _acceptErrors = new long[Enum.GetValues<AcceptFailure>().Length];
     private long _active;
     private long _total;
     private long _rejected;
@@ -45,6 +58,10 @@ internal sealed class ListenerMetrics(string name)
     public void ConnectionClosed() => Interlocked.Decrement(ref _active);
 
     public void ConnectionRejected() => Interlocked.Increment(ref _rejected);
+
+    public long AcceptErrors(AcceptFailure failure) => Volatile.Read(ref _acceptErrors[(int)failure]);
+
+    public void AcceptFailed(AcceptFailure failure) => Interlocked.Increment(ref _acceptErrors[(int)failure]);
 
     public void AddReceived(long bytes) => Interlocked.Add(ref _bytesReceived, bytes);
 

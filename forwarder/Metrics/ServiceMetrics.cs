@@ -10,6 +10,9 @@ internal enum ConnectFailure
     /// <summary>The node hosting the endpoint refused it to this node (NotAllowed): not exported, or this node is not its peer.</summary>
     Denied,
     Other,
+
+    /// <summary>This node's fault, not the endpoint's (out of file descriptors, buffers or local ports): not reported to outlier detection.</summary>
+    Local,
 }
 
 /// <summary>Counters for one service (cluster), kept across reloads for as long as the name exists.</summary>

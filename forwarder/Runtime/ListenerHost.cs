@@ -26,6 +26,7 @@ internal sealed partial class ListenerHost
     private readonly ForwarderMetrics _metrics;
     private readonly ILogger _logger;
     private readonly CancellationToken _stopping;
+    private readonly LogThrottle _acceptLog = new();
     private ListenerModel _model;
     private Task _accepting = Task.CompletedTask;
     private int _active;
@@ -87,8 +88,17 @@ internal sealed partial class ListenerHost
             }
             catch (Exception ex)
             {
-                // Out of file descriptors or memory: back off rather than spin, then try again.
-                LogAcceptFailed(_logger, Model.Config.Name, ex);
+                // Out of file descriptors or memory: the connection waits in the backlog while the
+                // listener pauses (as HAProxy's does) rather than spins, then it is tried again.
+                // A flood fails thousands of accepts: one line every few seconds says how many.
+                var name = Model.Config.Name;
+                var failure = AcceptFailures.Classify(ex);
+                _metrics.Listener(name).AcceptFailed(failure);
+                if (_acceptLog.TryLog(name, AcceptFailures.Label(failure), out var more))
+                {
+                    LogAcceptFailed(_logger, name, AcceptFailures.Label(failure), ex.Message, AcceptRetryDelay.TotalMilliseconds, more);
+                }
+
                 await Task.Delay(AcceptRetryDelay).ConfigureAwait(false);
                 continue;
             }
@@ -206,8 +216,8 @@ internal sealed partial class ListenerHost
     [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Listener {Listener} stopped accepting on {EndPoint}; {Active} connections drain on their own")]
     private static partial void LogStopped(ILogger logger, string listener, EndPoint endPoint, int active);
 
-    [LoggerMessage(EventId = 203, Level = LogLevel.Error, Message = "Listener {Listener}: accept failed")]
-    private static partial void LogAcceptFailed(ILogger logger, string listener, Exception exception);
+    [LoggerMessage(EventId = 203, Level = LogLevel.Error, Message = "Listener {Listener}: accept failed ({Reason}: {Error}); paused {PauseMs} ms before each retry ({Suppressed} more since the last such line)")]
+    private static partial void LogAcceptFailed(ILogger logger, string listener, string reason, string error, double pauseMs, long suppressed);
 
     [LoggerMessage(EventId = 204, Level = LogLevel.Error, Message = "Connection {ConnectionId} on listener {Listener} failed")]
     private static partial void LogConnectionFailed(ILogger logger, string connectionId, string listener, Exception exception);

@@ -15,8 +15,9 @@ internal readonly record struct UpstreamLease(ConnectionContext Connection, Upst
 /// <summary>
 /// Opens connections to a service's endpoints for both the L4 and the L7 path: the endpoint the
 /// balancer picked, or when it refuses or times out, the next untried ones, up to the service's
-/// connectAttempts. Every failure is counted, logged and reported to health (outlier detection);
-/// every success tells health the endpoint is reachable.
+/// connectAttempts. Every failure is counted and logged; those that are the endpoint's fault are
+/// reported to health (outlier detection), those that are this node's end the attempts; every
+/// success tells health the endpoint is reachable.
 /// </summary>
 internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeProvider time, ILogger<UpstreamConnector> logger)
 {
@@ -91,6 +92,18 @@ internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeP
 
             endpoint.State.End();
             service.Metrics.ConnectFailed(failure);
+            if (failure == ConnectFailure.Local)
+            {
+                // Out of descriptors or ports here: the endpoint is not to blame, so health is not
+                // told, and any other endpoint would fail the same way, so none is tried.
+                if (_throttle.TryLog(service.Config.Name, "#local", out var held))
+                {
+                    LogConnectFailedLocally(logger, service.Config.Name, endpoint.Config.Address, held);
+                }
+
+                return null;
+            }
+
             service.Health.ReportFailure(endpoint.Health);
             if (_throttle.TryLog(service.Config.Name, endpoint.Config.Address, out var more))
             {
@@ -101,15 +114,24 @@ internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeP
         return null;
     }
 
-    private static ConnectFailure Classify(SocketError error) => error switch
+    /// <summary>
+    /// Sorts a failed dial by whose fault it is. The local ones are raised before a SYN leaves
+    /// (by socket() or connect() itself): no descriptor (EMFILE, ENFILE), no buffer or memory
+    /// (ENOBUFS, ENOMEM), no free local port or address (EADDRNOTAVAIL, EADDRINUSE).
+    /// </summary>
+    internal static ConnectFailure Classify(SocketError error) => error switch
     {
         SocketError.ConnectionRefused => ConnectFailure.Refused,
         SocketError.TimedOut => ConnectFailure.Timeout,
         SocketError.HostUnreachable or SocketError.NetworkUnreachable or SocketError.HostNotFound or SocketError.TryAgain => ConnectFailure.Unreachable,
         SocketError.AccessDenied => ConnectFailure.Denied,
+        SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable or SocketError.AddressNotAvailable or SocketError.AddressAlreadyInUse => ConnectFailure.Local,
         _ => ConnectFailure.Other,
     };
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Service {Service}: connecting to {Endpoint} failed ({Failure}); the next endpoint is tried if attempts are left ({Suppressed} more failures since the last such line)")]
     private static partial void LogConnectFailed(ILogger logger, string service, string endpoint, ConnectFailure failure, long suppressed);
+
+    [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "Service {Service}: could not dial {Endpoint}: this node is out of file descriptors, socket buffers or local ports; the endpoint is not marked as failing and the client is closed ({Suppressed} more since the last such line)")]
+    private static partial void LogConnectFailedLocally(ILogger logger, string service, string endpoint, long suppressed);
 }

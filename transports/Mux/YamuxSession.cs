@@ -31,10 +31,10 @@ public sealed class YamuxSession : IAsyncDisposable
     private readonly ConcurrentDictionary<uint, TaskCompletionSource> _pings = new();
     private readonly CancellationTokenSource _closing = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly YamuxPeerStreamIds _peerStreamIds;
     private Task _running = Task.CompletedTask;
     private uint _nextStreamId;
     private uint _nextPingId;
-    private uint _lastPeerStreamId;
     private int _pendingAccepts;
     private long _lastInbound = Environment.TickCount64;
     private volatile bool _remoteGoAway;
@@ -47,6 +47,7 @@ public sealed class YamuxSession : IAsyncDisposable
         _isClient = isClient;
         Options = options ?? new YamuxOptions();
         _nextStreamId = isClient ? 1u : 2u;
+        _peerStreamIds = new YamuxPeerStreamIds(isClient ? 0u : 1u);
         _accepted = Channel.CreateBounded<YamuxStream>(new BoundedChannelOptions(Math.Max(1, Options.AcceptBacklog)) { SingleReader = false });
         Id = $"yamux-{Interlocked.Increment(ref s_sessions)}";
     }
@@ -323,16 +324,24 @@ public sealed class YamuxSession : IAsyncDisposable
         }
     }
 
-    /// <summary>A stream the peer opens: accepted (ACK) or refused (RST) when over the limits; null when refused.</summary>
+    /// <summary>
+    /// A stream the peer opens: accepted (ACK) or refused (RST) when over the limits; null when
+    /// refused. Its SYN may come after a higher id's (see <see cref="YamuxPeerStreamIds"/>); an id
+    /// the peer used before, for a stream open or closed, breaks the protocol as HashiCorp's
+    /// yamux treats a duplicate.
+    /// </summary>
     private YamuxStream? AcceptSyn(uint id)
     {
-        var peerParity = _isClient ? 0u : 1u;
-        if (id % 2 != peerParity || id <= _lastPeerStreamId)
+        switch (_peerStreamIds.Record(id))
         {
-            throw new YamuxProtocolException($"stream id {id} cannot be opened by the peer (its ids are {(peerParity == 0 ? "even" : "odd")} and rising)");
+            case YamuxSynVerdict.WrongParity:
+                throw new YamuxProtocolException($"stream id {id} cannot be opened by the peer (its ids are {(_isClient ? "even" : "odd")})");
+            case YamuxSynVerdict.Reused:
+                throw new YamuxProtocolException($"stream id {id} was opened by the peer before");
+            case YamuxSynVerdict.TooOld:
+                Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Rst, id, 0));
+                return null;
         }
-
-        _lastPeerStreamId = id;
 
         if (_localGoAway || _streams.Count >= Options.MaxStreams || Interlocked.Increment(ref _pendingAccepts) > Options.AcceptBacklog)
         {

@@ -14,7 +14,8 @@ namespace Forwarder.Transports.Mux;
 /// runs over it unchanged. What the peer sends lands in <see cref="Transport"/>'s input (up to
 /// the receive window; the window is granted again as the application consumes); what the
 /// application writes is cut into data frames as the peer's window allows. Completing the
-/// output half-closes the stream (FIN); <see cref="Abort"/> resets it (RST).
+/// output half-closes the stream (FIN); <see cref="Abort"/> resets it (RST); disposing it sends
+/// what was written and a FIN, never a RST.
 /// </summary>
 public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionLifetimeFeature, IConnectionEndPointFeature
 {
@@ -34,6 +35,7 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
     private bool _remoteClosed;
     private bool _reset;
     private bool _removed;
+    private bool _discarding;
 
     internal YamuxStream(YamuxSession session, uint id, int receiveWindow)
     {
@@ -99,21 +101,36 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
         }
 
         // Under the lock: the application may reset the stream (completing this writer) at any moment.
+        long giveBack = 0;
         lock (_lock)
         {
-            if (payload.IsEmpty || _reset || _remoteClosed)
+            if (_discarding)
+            {
+                // Disposed before the peer finished: nobody reads, so the window goes straight back.
+                _unacknowledged += payload.Length;
+                if (_unacknowledged >= _windowGrant / 2)
+                {
+                    giveBack = _unacknowledged;
+                    _unacknowledged = 0;
+                }
+            }
+            else if (payload.IsEmpty || _reset || _remoteClosed)
             {
                 return;
             }
-
-            foreach (var segment in payload)
+            else
             {
-                _input.Writer.Write(segment.Span);
-            }
+                foreach (var segment in payload)
+                {
+                    _input.Writer.Write(segment.Span);
+                }
 
-            // Completes at once: the pipe never pauses its writer.
-            _input.Writer.FlushAsync().GetAwaiter().GetResult();
+                // Completes at once: the pipe never pauses its writer.
+                _input.Writer.FlushAsync().GetAwaiter().GetResult();
+            }
         }
+
+        GiveBack(giveBack);
     }
 
     internal void OnWindowUpdate(uint delta)
@@ -186,22 +203,31 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
 
     public override async ValueTask DisposeAsync()
     {
-        // Done with the stream: what was written goes out with a FIN, and unread input is refused with RST.
+        // Done with the stream: what was written goes out with a FIN.
         await _output.Writer.CompleteAsync().ConfigureAwait(false);
         await _pumping.ConfigureAwait(false);
         await Transport.Input.CompleteAsync().ConfigureAwait(false);
-        bool unfinished;
+        bool discarding;
+        long giveBack = 0;
         lock (_lock)
         {
-            unfinished = !_reset && !_remoteClosed;
+            // No RST after the FIN even if the peer is still sending: HashiCorp's yamux drops what
+            // it has received but not yet read once a RST comes, so the peer would lose the end
+            // of what we wrote. What it still sends is dropped here instead, its whole window
+            // given back so it never stalls writing to nobody, and the stream is forgotten once
+            // the peer's FIN (or RST, or the session's end) comes.
+            _discarding = discarding = !_reset && !_remoteClosed;
+            if (discarding)
+            {
+                giveBack = _windowGrant - Interlocked.Read(ref _receiveCredit);
+                _unacknowledged = 0;
+            }
         }
 
-        if (unfinished)
+        if (discarding)
         {
-            // Behind what was written and the FIN, not ahead as Abort's is: the peer still gets
-            // the last answer it was sent (a status byte, say) before learning no more is read.
-            _session.SendInOrder(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Rst, Id, 0));
-            OnReset(new ConnectionAbortedException("The stream was disposed before the peer finished sending."));
+            GiveBack(giveBack);
+            return;
         }
 
         // Whatever ended it (both FINs, a reset, the session), a disposed stream is closed.
@@ -316,6 +342,16 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
         _unacknowledged = 0;
         Interlocked.Add(ref _receiveCredit, delta);
         _session.Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.None, Id, (uint)delta));
+    }
+
+    /// <summary>Grants the peer window again for bytes taken off its credit and never to be read.</summary>
+    private void GiveBack(long bytes)
+    {
+        if (bytes > 0)
+        {
+            Interlocked.Add(ref _receiveCredit, bytes);
+            _session.Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.None, Id, (uint)bytes));
+        }
     }
 
     private void RemoveIfDone()

@@ -15,12 +15,29 @@ public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool
 {
     public async ValueTask<ConnectionContext> ConnectAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
-        var socket = endpoint switch
+        if (!FileDescriptorReserve.TryHold())
         {
-            DnsEndPoint => new Socket(SocketType.Stream, ProtocolType.Tcp),
-            UnixDomainSocketEndPoint => new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified),
-            _ => new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp),
-        };
+            // The descriptors left are the runtime's (see FileDescriptorReserve): fail as socket() would.
+            throw new SocketException((int)SocketError.TooManyOpenSockets);
+        }
+
+        Socket socket;
+        try
+        {
+            socket = endpoint switch
+            {
+                DnsEndPoint => new Socket(SocketType.Stream, ProtocolType.Tcp),
+                UnixDomainSocketEndPoint => new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified),
+                _ => new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp),
+            };
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.TooManyOpenSockets)
+        {
+            FileDescriptorReserve.Release();
+            throw;
+        }
+
+        FileDescriptorReserve.Check(socket);
 
         try
         {

@@ -22,14 +22,28 @@ internal sealed class TcpConnectionListener : IConnectionListener
 
     public EndPoint EndPoint { get; }
 
+    /// <exception cref="SocketException">
+    /// <see cref="SocketError.TooManyOpenSockets"/>: out of descriptors, or the reserve kept for
+    /// the runtime is not back yet (see <see cref="FileDescriptorReserve"/>); the caller pauses.
+    /// </exception>
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
     {
         while (true)
         {
+            if (!FileDescriptorReserve.TryHold())
+            {
+                throw new SocketException((int)SocketError.TooManyOpenSockets);
+            }
+
             Socket socket;
             try
             {
                 socket = await _listenSocket.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.TooManyOpenSockets)
+            {
+                FileDescriptorReserve.Release();
+                throw;
             }
             catch (ObjectDisposedException)
             {
@@ -45,6 +59,7 @@ internal sealed class TcpConnectionListener : IConnectionListener
                 continue;
             }
 
+            FileDescriptorReserve.Check(socket);
             try
             {
                 TcpSocketConfigurator.Apply(socket, _options);

@@ -320,7 +320,35 @@ public sealed class YamuxSessionTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AReusedStreamId_IsAProtocolError()
+    public async Task SynsOutOfIdOrder_OpenEveryStream()
+    {
+        await using var client = await new TcpConnectionFactory(_options, _pool).ConnectAsync(_listener.EndPoint);
+        await using var serverConnection = (await _listener.AcceptAsync())!;
+        await using var server = new YamuxSession(serverConnection, isClient: false);
+        server.Start();
+
+        // A peer opening from several threads takes ids in order but may send the SYNs in any.
+        foreach (var id in new uint[] { 5, 1, 9, 3, 7 })
+        {
+            await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, id, 0));
+        }
+
+        var accepted = new List<uint>();
+        for (var i = 0; i < 5; i++)
+        {
+            accepted.Add((await server.AcceptStreamAsync().AsTask().WaitAsync(Timeout))!.Id);
+        }
+
+        Assert.Equal([5u, 1u, 9u, 3u, 7u], accepted);
+        Assert.False(server.Completion.IsCompleted, $"the session ended: {server.Failure}");
+        var sent = await ReadFramesAsync(client, 5);
+        Assert.All(sent, frame => Assert.Equal(YamuxFlags.Ack, frame.Item2));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AReusedStreamId_OpenOrClosed_IsAProtocolError(bool closedFirst)
     {
         await using var client = await new TcpConnectionFactory(_options, _pool).ConnectAsync(_listener.EndPoint);
         await using var serverConnection = (await _listener.AcceptAsync())!;
@@ -328,10 +356,55 @@ public sealed class YamuxSessionTests : IAsyncLifetime
         server.Start();
 
         await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 3, 0));
-        await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 1, 0));
+        var stream = (await server.AcceptStreamAsync().AsTask().WaitAsync(Timeout))!;
+        if (closedFirst)
+        {
+            stream.Abort(new ConnectionAbortedException("test"));
+            await WaitUntilAsync(() => server.StreamCount == 0, "the stream is forgotten");
+        }
+
+        await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 3, 0));
         await server.Completion.WaitAsync(Timeout);
-        var sent = await ReadFramesAsync(client, 2);
-        Assert.Equal((YamuxFrameType.GoAway, YamuxFlags.None, 0u, (uint)YamuxGoAwayCode.ProtocolError), sent[1]);
+        Assert.IsType<YamuxProtocolException>(server.Failure);
+        var sent = await ReadFramesAsync(client, closedFirst ? 3 : 2);
+        Assert.Equal((YamuxFrameType.GoAway, YamuxFlags.None, 0u, (uint)YamuxGoAwayCode.ProtocolError), sent[^1]);
+    }
+
+    [Fact]
+    public async Task AnIdOfOurParity_IsAProtocolError()
+    {
+        await using var client = await new TcpConnectionFactory(_options, _pool).ConnectAsync(_listener.EndPoint);
+        await using var serverConnection = (await _listener.AcceptAsync())!;
+        await using var server = new YamuxSession(serverConnection, isClient: false);
+        server.Start();
+
+        await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 2, 0));
+        await server.Completion.WaitAsync(Timeout);
+        Assert.IsType<YamuxProtocolException>(server.Failure);
+    }
+
+    [Fact]
+    public async Task DisposingAStreamThePeerStillSendsOn_SendsFinWithoutReset_AndGivesTheWindowBack()
+    {
+        await using var pair = await SessionPairAsync();
+        var stream = pair.Client.OpenStream();
+        await using var atServer = (await AcceptAfterWriteAsync(pair, stream))!;
+        await stream.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("last words"));
+        await stream.DisposeAsync();
+
+        // The peer reads all we wrote and our FIN, not a reset, and can still send far past the
+        // window into the disposed stream until it closes its side.
+        Assert.Equal("xlast words", Encoding.ASCII.GetString(await ReadToEndAsync(atServer)));
+        var chunk = new byte[64 * 1024];
+        for (var sent = 0; sent < 4 * YamuxOptions.SpecInitialWindow; sent += chunk.Length)
+        {
+            await atServer.Transport.Output.WriteAsync(chunk).AsTask().WaitAsync(Timeout);
+        }
+
+        Assert.Equal(1, pair.Client.StreamCount);
+        await atServer.Transport.Output.CompleteAsync();
+        await WaitUntilAsync(() => pair.Client.StreamCount == 0 && pair.Server.StreamCount == 0, "both sides forget the stream once the peer closes");
+        Assert.True(stream.ConnectionClosed.IsCancellationRequested);
     }
 
     [Fact]
@@ -409,7 +482,7 @@ public sealed class YamuxSessionTests : IAsyncLifetime
         return await pair.Server.AcceptStreamAsync().AsTask().WaitAsync(Timeout);
     }
 
-    private static async Task EchoAsync(YamuxStream stream)
+    internal static async Task EchoAsync(YamuxStream stream)
     {
         await using (stream)
         {

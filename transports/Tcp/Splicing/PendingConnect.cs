@@ -19,7 +19,10 @@ internal sealed class PendingConnect(Socket socket) : EpollTarget
     {
         if (EpollAdd(Thread.Epoll, (int)socket.SafeHandle.DangerousGetHandle(), EpollOut, data) < 0)
         {
-            Cancel(new SocketException(Errno));
+            // ENOMEM or ENOSPC (max_user_watches): this node is out of resources, the endpoint is
+            // not at fault, and the caller must be able to tell (SocketException(int) takes a
+            // SocketError, not an errno).
+            Cancel(new SocketException((int)SocketError.NoBufferSpaceAvailable));
             return false;
         }
 

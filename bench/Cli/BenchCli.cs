@@ -10,7 +10,8 @@ namespace Forwarder.Bench.Cli;
 internal static class BenchCli
 {
     public const int ExitOk = 0;
-    public const int ExitThresholdFailed = 1;
+    /// <summary>The run did not measure what was asked: a threshold failed, or an open-loop run missed its rate.</summary>
+    public const int ExitRunFailed = 1;
     public const int ExitUsage = 2;
 
     public static RootCommand Create()
@@ -119,7 +120,7 @@ internal static class BenchCli
                 parse.GetValue(json));
             SocketEngineSettings.Apply(options.Threads);
             var stats = await LoadCommand.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
-            return stats.Passed ? ExitOk : ExitThresholdFailed;
+            return stats.Passed ? ExitOk : ExitRunFailed;
         });
         return command;
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Forwarder.Bench.Backends;
 using Forwarder.Bench.Cli;
+using Forwarder.Bench.Tests.Infrastructure;
 
 namespace Forwarder.Bench.Tests.Cli;
 
@@ -81,5 +82,29 @@ public sealed class BenchCliTests
         Assert.Matches(@"\nRequests/sec:\s+[0-9]+\.[0-9]{2}\r?\n$", output);
         Assert.True(File.Exists(json));
         File.Delete(json);
+    }
+
+    [Fact]
+    public async Task Load_AsAProcess_BackendHangs_SaysSoAndExitsNonZero()
+    {
+        await using var server = new HangingHttpBackend(answers: 20);
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            ArgumentList = { typeof(BenchCli).Assembly.Location, "load", "--url", $"http://{server.EndPoint}/", "--rate", "100", "-c", "4", "-d", "1s", "--warmup", "0", "--timeout", "500ms" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+
+        Assert.True(process.ExitCode == BenchCli.ExitRunFailed, $"exit {process.ExitCode}: {await errors}\n{await output}");
+        // The 80 never answered: some cut off by the 500 ms timeout during the run, the rest unfinished at its end.
+        Assert.Contains("  Errors: 80 (80 timeouts)", await output, StringComparison.Ordinal);
+        Assert.Matches(@"\n  Unfinished: [0-9]+ of 100 requests not sent or not answered 500ms after the end", await output);
+        Assert.Contains("  RATE NOT ACHIEVED: 20.0% of the requested rate completed", await output, StringComparison.Ordinal);
     }
 }

@@ -10,7 +10,7 @@ namespace Forwarder.Bench.Cli;
 internal static class BenchCli
 {
     public const int ExitOk = 0;
-    /// <summary>The run did not measure what was asked: a threshold failed, or an open-loop run missed its rate.</summary>
+    /// <summary>The run did not measure what was asked: a threshold failed, an open-loop run missed its rate, or a comparison's run failed requests.</summary>
     public const int ExitRunFailed = 1;
     public const int ExitUsage = 2;
 
@@ -186,7 +186,7 @@ internal static class BenchCli
             var result = await Compare.CompareRunner.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             Compare.CompareReportWriter.Write(result, options.OutputDirectory);
             await Console.Out.WriteLineAsync($"report: {Path.Combine(options.OutputDirectory, "report.md")}").ConfigureAwait(false);
-            return ExitOk;
+            return await UncleanExitAsync(result.Unclean.Count).ConfigureAwait(false);
         });
         return command;
     }
@@ -219,6 +219,18 @@ internal static class BenchCli
             return ExitOk;
         });
         return command;
+    }
+
+    /// <summary>A comparison whose runs failed requests or missed their rate has a report, but does not pass.</summary>
+    internal static async Task<int> UncleanExitAsync(int unclean)
+    {
+        if (unclean == 0)
+        {
+            return ExitOk;
+        }
+
+        await Console.Out.WriteLineAsync($"{unclean} run(s) did not measure cleanly (failed or unfinished requests, or the rate missed); see the report").ConfigureAwait(false);
+        return ExitRunFailed;
     }
 
     internal static bool TryParseRates(string text, out List<double?> rates)

@@ -66,6 +66,33 @@ internal sealed class ScenarioStats(string name, TimeSpan duration, double? requ
     /// <summary>False when an open-loop run completed under <see cref="MinimumAchievedShare"/> of its requested rate.</summary>
     public bool RateAchieved => AchievedShare is not { } share || share >= MinimumAchievedShare;
 
+    /// <summary>
+    /// Every invocation came back well and the requested rate, if any, was achieved. Figures from a
+    /// run that is not clean describe a failing target or a generator that fell behind, and a
+    /// comparison built on them says so.
+    /// </summary>
+    public bool Clean => Failed == 0 && RateAchieved;
+
+    /// <summary>What keeps the run from being clean, in a few words; empty when it is clean.</summary>
+    public string Problems
+    {
+        get
+        {
+            List<string> problems = [];
+            if (Failed > 0)
+            {
+                problems.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Failed} of {Count} failed ({TimedOut} timeouts, {Unfinished} unfinished)"));
+            }
+
+            if (!RateAchieved)
+            {
+                problems.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{AchievedShare:0.0%} of the requested rate"));
+            }
+
+            return string.Join(", ", problems);
+        }
+    }
+
     public double ErrorRate => Count == 0 ? 0 : Failed / (double)Count;
 
     public double BytesPerSecond => Duration > TimeSpan.Zero ? Bytes / Duration.TotalSeconds : 0;

@@ -52,7 +52,7 @@ internal static class BenchCli
         var connections = new Option<int>("--connections", "-c") { Description = "Connections, each with one request in flight.", DefaultValueFactory = _ => 32 };
         var duration = DurationOption("--duration", "-d", "Measured time, e.g. 10s.", TimeSpan.FromSeconds(10));
         var warmup = DurationOption("--warmup", null, "Load before measuring, not counted (lets the JIT reach its optimized code).", TimeSpan.FromSeconds(1));
-        var timeout = DurationOption("--timeout", null, "A request taking longer is aborted and counted as a timeout.", TimeSpan.FromSeconds(10));
+        var timeout = DurationOption("--timeout", null, "A request taking longer is aborted and counted as a timeout; also how long the run waits past its end for requests still due or in flight (at most 2s), which then count as unfinished timeouts.", TimeSpan.FromSeconds(10));
         var threads = new Option<int>("--threads", "-t") { Description = "Socket engine threads the generator runs on (like wrk's -t).", DefaultValueFactory = _ => 1 };
         var hgrm = new Option<string?>("--hgrm") { Description = "Write the latency percentile distribution here, in HdrHistogram's .hgrm layout (milliseconds)." };
         var json = new Option<string?>("--json") { Description = "Write the results here as JSON." };

@@ -60,8 +60,10 @@ internal sealed class ScenarioContext
     public async ValueTask<Response> Step(string name, Func<ScenarioContext, ValueTask<Response>> step)
     {
         var started = Stopwatch.GetTimestamp();
+        (string?, long) outer;
         lock (Gate)
         {
+            outer = (CurrentStep, CurrentStepStarted);
             (CurrentStep, CurrentStepStarted) = (name, started);
         }
 
@@ -77,7 +79,7 @@ internal sealed class ScenarioContext
 
         lock (Gate)
         {
-            CurrentStep = null;
+            (CurrentStep, CurrentStepStarted) = outer;
             if (Recording && !Closed)
             {
                 _stats.Step(name).Record(response, Stopwatch.GetElapsedTime(started));

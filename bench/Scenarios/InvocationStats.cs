@@ -3,8 +3,9 @@ using Forwarder.Bench.Histograms;
 namespace Forwarder.Bench.Scenarios;
 
 /// <summary>
-/// What a worker measured: one owner records without locks, and the runner merges all workers'
-/// at the end. Latencies are kept in microseconds, from 1 µs to an hour at 3 significant digits.
+/// What a worker measured: one worker records (under its context's gate, which the runner closes
+/// when it stops waiting), and the runner merges all workers' at the end. Latencies are kept in
+/// microseconds, from 1 µs to an hour at 3 significant digits.
 /// </summary>
 internal sealed class InvocationStats
 {

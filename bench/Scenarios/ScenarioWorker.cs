@@ -22,7 +22,8 @@ internal sealed class ScenarioWorker
     private long _timedOutInvocation = -1;
 
     // The invocation this worker owes the stats (a ticket taken, or a closed-loop turn begun, and
-    // not yet recorded), guarded by the context's gate; its start, once it has started.
+    // not yet recorded) and its start once it has started; these and the fields above are written
+    // under the context's gate (the watchdog reads _invocationStarted without it first).
     private bool _holding;
     private long _heldIntended;
     private long _heldStarted;
@@ -42,15 +43,25 @@ internal sealed class ScenarioWorker
     /// <summary>Called by the watchdog: aborts the current invocation if it started before <paramref name="startedBefore"/>.</summary>
     public void AbortIfStartedBefore(long startedBefore)
     {
-        var invocation = Volatile.Read(ref _invocation);
         var started = Volatile.Read(ref _invocationStarted);
-        if (started == 0 || started >= startedBefore || Volatile.Read(ref _timedOutInvocation) == invocation)
+        if (started == 0 || started >= startedBefore)
         {
             return;
         }
 
-        Volatile.Write(ref _timedOutInvocation, invocation);
-        Context.OnTimeout?.Invoke();
+        // Under the gate the invocation's end cannot slip in between the check and the abort: an
+        // invocation that just finished is not marked, and the next one's connection not cut.
+        lock (Context.Gate)
+        {
+            started = _invocationStarted;
+            if (started == 0 || started >= startedBefore || _timedOutInvocation == _invocation)
+            {
+                return;
+            }
+
+            _timedOutInvocation = _invocation;
+            Context.OnTimeout?.Invoke();
+        }
     }
 
     /// <summary>
@@ -70,7 +81,7 @@ internal sealed class ScenarioWorker
                 return;
             }
 
-            var started = Volatile.Read(ref _heldStarted);
+            var started = _heldStarted;
             Stats.RecordUnfinished(Stopwatch.GetElapsedTime(_heldIntended, at), started == 0 ? null : Stopwatch.GetElapsedTime(started, at));
             if (Context.CurrentStep is { } step)
             {
@@ -164,17 +175,21 @@ internal sealed class ScenarioWorker
     {
         _holding = true;
         _heldIntended = intended;
-        Volatile.Write(ref _heldStarted, 0);
+        _heldStarted = 0;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask InvokeAsync(long intended)
     {
         var started = Stopwatch.GetTimestamp();
-        var invocation = ++_invocation;
-        Volatile.Write(ref _invocation, invocation);
-        Volatile.Write(ref _invocationStarted, started);
-        Volatile.Write(ref _heldStarted, started);
+        long invocation;
+        lock (Context.Gate)
+        {
+            invocation = ++_invocation;
+            Volatile.Write(ref _invocationStarted, started);
+            _heldStarted = started;
+        }
+
         Context.InvocationNumber = invocation;
         Context.Recording = intended >= _plan.MeasureStart;
         Response response;
@@ -188,19 +203,20 @@ internal sealed class ScenarioWorker
         }
 
         var ended = Stopwatch.GetTimestamp();
-        Volatile.Write(ref _invocationStarted, 0);
-        var timedOut = Volatile.Read(ref _timedOutInvocation) == invocation;
-        if (timedOut)
-        {
-            response = Response.Fail("timeout", response.StatusCode, response.SizeBytes);
-        }
-
         lock (Context.Gate)
         {
+            Volatile.Write(ref _invocationStarted, 0);
+
             // Closed: the runner stopped waiting and has counted this one as unfinished.
             if (Context.Closed)
             {
                 return;
+            }
+
+            var timedOut = _timedOutInvocation == invocation;
+            if (timedOut)
+            {
+                response = Response.Fail("timeout", response.StatusCode, response.SizeBytes);
             }
 
             _holding = false;

@@ -10,7 +10,8 @@ namespace Forwarder.Bench.Cli;
 internal static class BenchCli
 {
     public const int ExitOk = 0;
-    public const int ExitThresholdFailed = 1;
+    /// <summary>The run did not measure what was asked: a threshold failed, an open-loop run missed its rate, or a comparison's run failed requests.</summary>
+    public const int ExitRunFailed = 1;
     public const int ExitUsage = 2;
 
     public static RootCommand Create()
@@ -51,7 +52,7 @@ internal static class BenchCli
         var connections = new Option<int>("--connections", "-c") { Description = "Connections, each with one request in flight.", DefaultValueFactory = _ => 32 };
         var duration = DurationOption("--duration", "-d", "Measured time, e.g. 10s.", TimeSpan.FromSeconds(10));
         var warmup = DurationOption("--warmup", null, "Load before measuring, not counted (lets the JIT reach its optimized code).", TimeSpan.FromSeconds(1));
-        var timeout = DurationOption("--timeout", null, "A request taking longer is aborted and counted as a timeout.", TimeSpan.FromSeconds(10));
+        var timeout = DurationOption("--timeout", null, "A request taking longer is aborted and counted as a timeout; also how long the run waits past its end for requests still due or in flight (at most 2s), which then count as unfinished timeouts.", TimeSpan.FromSeconds(10));
         var threads = new Option<int>("--threads", "-t") { Description = "Socket engine threads the generator runs on (like wrk's -t).", DefaultValueFactory = _ => 1 };
         var hgrm = new Option<string?>("--hgrm") { Description = "Write the latency percentile distribution here, in HdrHistogram's .hgrm layout (milliseconds)." };
         var json = new Option<string?>("--json") { Description = "Write the results here as JSON." };
@@ -119,7 +120,7 @@ internal static class BenchCli
                 parse.GetValue(json));
             SocketEngineSettings.Apply(options.Threads);
             var stats = await LoadCommand.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
-            return stats.Passed ? ExitOk : ExitThresholdFailed;
+            return stats.Passed ? ExitOk : ExitRunFailed;
         });
         return command;
     }
@@ -185,7 +186,7 @@ internal static class BenchCli
             var result = await Compare.CompareRunner.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             Compare.CompareReportWriter.Write(result, options.OutputDirectory);
             await Console.Out.WriteLineAsync($"report: {Path.Combine(options.OutputDirectory, "report.md")}").ConfigureAwait(false);
-            return ExitOk;
+            return await UncleanExitAsync(result.Unclean.Count).ConfigureAwait(false);
         });
         return command;
     }
@@ -218,6 +219,18 @@ internal static class BenchCli
             return ExitOk;
         });
         return command;
+    }
+
+    /// <summary>A comparison whose runs failed requests or missed their rate has a report, but does not pass.</summary>
+    internal static async Task<int> UncleanExitAsync(int unclean)
+    {
+        if (unclean == 0)
+        {
+            return ExitOk;
+        }
+
+        await Console.Out.WriteLineAsync($"{unclean} run(s) did not measure cleanly (failed or unfinished requests, or the rate missed); see the report").ConfigureAwait(false);
+        return ExitRunFailed;
     }
 
     internal static bool TryParseRates(string text, out List<double?> rates)

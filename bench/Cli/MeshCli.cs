@@ -64,7 +64,7 @@ internal static class MeshCli
             var result = await MeshRunner.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             MeshReportWriter.Write(result, options.OutputDirectory);
             await Console.Out.WriteLineAsync($"report: {Path.Combine(options.OutputDirectory, "report.md")}").ConfigureAwait(false);
-            return BenchCli.ExitOk;
+            return await BenchCli.UncleanExitAsync(result.Unclean.Count).ConfigureAwait(false);
         });
         return command;
     }

@@ -53,6 +53,9 @@ internal static class CompareJsonWriter
             json.WriteNumber("achievedRate", Math.Round(run.Stats.RequestsPerSecond, 3));
             json.WriteNumber("requests", run.Stats.Count);
             json.WriteNumber("errors", run.Stats.Failed);
+            json.WriteNumber("unfinished", run.Stats.Unfinished);
+            json.WriteBoolean("rateAchieved", run.Stats.RateAchieved);
+            json.WriteBoolean("clean", run.Stats.Clean);
             LoadJsonWriter.WriteLatency(json, "latencyUs", run.Stats.Latency);
             WriteOptional(json, "proxyCpuSeconds", run.CpuSeconds);
             WriteOptional(json, "proxyRssPeakBytes", run.PeakRssBytes);

@@ -35,6 +35,7 @@ internal static class CompareReportWriter
             markdown.AppendLine(Invariant, $"| {arm} | {ArmCatalog.All[arm].Description} |");
         }
 
+        WriteUnclean(markdown, result.Unclean.Select(r => (r.Arm, r.Rate, r.Rep, r.Stats)));
         foreach (var rate in options.Rates)
         {
             WriteRate(result, rate, directory, markdown);
@@ -111,8 +112,27 @@ internal static class CompareReportWriter
             var bestRuns = result.Of(best, rate);
             var throughput = Median(ours.Select(r => r.Stats.RequestsPerSecond)) / Median(bestRuns.Select(r => r.Stats.RequestsPerSecond));
             var p99 = Median(ours.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))) / Median(bestRuns.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99)));
+            var unclean = ours.Concat(bestRuns).Where(r => !r.Stats.Clean).Select(r => r.Arm).Distinct().ToArray();
             markdown.AppendLine();
-            markdown.AppendLine(Invariant, $"{(arm == "forwarder" ? "Forwarder" : arm)} vs the best peer here ({best}): **{throughput:0.00}x** the throughput, **{p99:0.00}x** the p99 latency (below 1 is better).");
+            markdown.AppendLine(Invariant, $"{(arm == "forwarder" ? "Forwarder" : arm)} vs the best peer here ({best}): **{throughput:0.00}x** the throughput, **{p99:0.00}x** the p99 latency (below 1 is better).{(unclean.Length == 0 ? string.Empty : $" Not a fair comparison: {string.Join(" and ", unclean)} had runs that did not measure cleanly (listed above).")}");
+        }
+    }
+
+    /// <summary>Lists the runs whose figures are not a working arm's (failures, unfinished requests, rate missed), so no table or verdict passes them off as one.</summary>
+    public static void WriteUnclean(StringBuilder markdown, IEnumerable<(string Arm, double? Rate, int Rep, Scenarios.ScenarioStats Stats)> runs)
+    {
+        var unclean = runs.ToArray();
+        if (unclean.Length == 0)
+        {
+            return;
+        }
+
+        markdown.AppendLine();
+        markdown.AppendLine(Invariant, $"**{unclean.Length} run(s) did not measure cleanly**; their arms' figures below include failed or unfinished requests (counted as timeouts, latency up to the end of the run):");
+        markdown.AppendLine();
+        foreach (var (arm, rate, rep, stats) in unclean)
+        {
+            markdown.AppendLine(Invariant, $"- {arm} at {RateLabel(rate)}, repetition {rep}: {stats.Problems}");
         }
     }
 

@@ -25,6 +25,9 @@ internal sealed record CompareResult(
     /// <summary>The runs of one arm at one rate, across repetitions.</summary>
     public IReadOnlyList<ArmRun> Of(string arm, double? rate) => [.. Runs.Where(r => r.Arm == arm && r.Rate == rate)];
 
+    /// <summary>Runs with failed or unfinished requests, or short of their rate: their figures do not describe a working arm.</summary>
+    public IReadOnlyList<ArmRun> Unclean => [.. Runs.Where(r => !r.Stats.Clean)];
+
     /// <summary>All repetitions' latencies of one arm at one rate, merged.</summary>
     public HdrHistogram MergedLatency(string arm, double? rate)
     {

@@ -56,6 +56,14 @@ internal static partial class FidelityRunner
                 // The floor: latency at a light 1,000 req/s straight to the backend is the
                 // generator's own overhead plus the backend's and loopback's.
                 var floor = await ScenarioRunner.RunAsync(LoadCommand.CreateScenario(load with { Rate = 1000 }), cancellationToken).ConfigureAwait(false);
+                foreach (var (what, measured) in new[] { ("closed loop", stats), ("1,000 req/s floor", floor) })
+                {
+                    if (!measured.Clean)
+                    {
+                        throw new InvalidOperationException($"bench load's {what} run did not measure cleanly in repetition {rep} ({measured.Problems}); a throughput ratio from it would mean nothing.");
+                    }
+                }
+
                 var run = new FidelityRun(rep, wrkRate, stats.RequestsPerSecond, stats.Latency.GetValueAtPercentile(50), floor.Latency.GetValueAtPercentile(50), floor.Latency.GetValueAtPercentile(99));
                 runs.Add(run);
                 await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  rep {rep}/{options.Reps}: wrk {run.WrkRequestsPerSecond:0} req/s, bench {run.BenchRequestsPerSecond:0} req/s, ratio {run.Ratio:0.000}")).ConfigureAwait(false);
@@ -97,6 +105,11 @@ internal static partial class FidelityRunner
             ?? throw new InvalidOperationException("Could not start wrk.");
         var output = await process.StandardOutput.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
         await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+        if (output.Contains("Socket errors:", StringComparison.Ordinal) || output.Contains("Non-2xx or 3xx responses:", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"wrk's run had errors; a throughput ratio from it would mean nothing:\n{output}");
+        }
+
         var match = RequestsPerSecond().Match(output);
         return match.Success
             ? double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture)

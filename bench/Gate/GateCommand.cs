@@ -26,9 +26,11 @@ internal static class GateCommand
             {
                 baseline = GateBaseline.Read(options.BaselinePath);
                 settings = baseline.Settings;
-                if (Math.Min(baseline.Reps, options.Reps) < GateComparison.MinimumReps)
+                var usable = GateComparison.UsableReps(baseline.Samples);
+                if (Math.Min(usable, options.Reps) < GateComparison.MinimumReps)
                 {
-                    await log.WriteLineAsync($"gate: {baseline.Reps} baseline and {options.Reps} current repetitions are too few for a quartile; both need at least {GateComparison.MinimumReps} (--reps).").ConfigureAwait(false);
+                    var partial = usable < baseline.Reps ? $" ({baseline.Reps} recorded, but its sparsest metric has both arms in only {usable})" : string.Empty;
+                    await log.WriteLineAsync($"gate: {usable} baseline{partial} and {options.Reps} current repetitions are too few for a quartile; both need at least {GateComparison.MinimumReps} (--reps).").ConfigureAwait(false);
                     return ExitSetup;
                 }
             }

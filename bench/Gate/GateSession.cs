@@ -93,7 +93,6 @@ internal sealed class GateSession : IAsyncDisposable
         // Latency in short slices, the arms taking turns: a burst of interference then lands in
         // one slice of each arm rather than in one arm's whole run.
         var latency = arms.Select(_ => InvocationStats.NewHistogram()).ToArray();
-        var failed = new long[arms.Length];
         var slice = _settings.Duration / _settings.Slices;
         for (var s = 0; s < _settings.Slices; s++)
         {
@@ -101,8 +100,8 @@ internal sealed class GateSession : IAsyncDisposable
             {
                 var i = (k + rep + s) % arms.Length;
                 var stats = await ScenarioRunner.RunAsync(Scenario(arms[i], _settings.Connections, slice, TimeSpan.Zero), cancellationToken).ConfigureAwait(false);
+                ThrowIfFailed(arms[i], stats, rep);
                 latency[i].Add(stats.Latency);
-                failed[i] += stats.Failed;
             }
         }
 
@@ -112,15 +111,15 @@ internal sealed class GateSession : IAsyncDisposable
         {
             var i = (k + rep) % arms.Length;
             throughput[i] = await ScenarioRunner.RunAsync(Scenario(arms[i], _settings.MaxConnections, _settings.MaxDuration, _settings.Warmup), cancellationToken).ConfigureAwait(false);
+            ThrowIfFailed(arms[i], throughput[i], rep);
         }
 
         var samples = new GateSample[arms.Length];
         for (var i = 0; i < arms.Length; i++)
         {
-            var failures = failed[i] + throughput[i].Failed;
-            if (failures > 0)
+            if (latency[i].TotalCount == 0 || throughput[i].Completed == 0)
             {
-                throw new GateRunException($"{arms[i].Name} failed {failures} requests in repetition {rep}: a proxy that fails requests does not pass the gate.");
+                throw new GateRunException($"{arms[i].Name} completed no requests in repetition {rep}: there is nothing to compare.");
             }
 
             var name = i == 0 ? "direct" : GateMetric.ProxyArms[i - 1];
@@ -128,6 +127,15 @@ internal sealed class GateSession : IAsyncDisposable
         }
 
         return samples;
+    }
+
+    /// <summary>Stops the repetition at the first failed request; failures include requests left unfinished when a run ended, so a hung proxy stops it too.</summary>
+    private static void ThrowIfFailed(RunningArm arm, ScenarioStats stats, int rep)
+    {
+        if (stats.Failed > 0)
+        {
+            throw new GateRunException($"{arm.Name} failed {stats.Failed} requests in repetition {rep} ({stats.Problems}): a proxy that fails requests does not pass the gate.");
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -4,7 +4,7 @@ using Forwarder.Bench.Scenarios;
 
 namespace Forwarder.Bench.Load;
 
-/// <summary>The machine-readable result of <c>bench load</c>: rates, counts, errors and latency percentiles in microseconds.</summary>
+/// <summary>The machine-readable result of <c>bench load</c>: rates and whether the requested one was achieved, counts (unfinished ones too), errors and latency percentiles in microseconds.</summary>
 internal static class LoadJsonWriter
 {
     public static void Write(Stream stream, LoadOptions options, ScenarioStats stats)
@@ -27,10 +27,24 @@ internal static class LoadJsonWriter
         }
 
         json.WriteNumber("achievedRate", Math.Round(stats.RequestsPerSecond, 3));
+        if (stats.AchievedShare is { } share)
+        {
+            json.WriteNumber("achievedShare", Math.Round(share, 4));
+        }
+        else
+        {
+            json.WriteNull("achievedShare");
+        }
+
+        json.WriteBoolean("rateAchieved", stats.RateAchieved);
+        json.WriteBoolean("passed", stats.Passed);
         json.WriteNumber("requests", stats.Count);
+        json.WriteNumber("completed", stats.Completed);
         json.WriteNumber("ok", stats.Ok);
         json.WriteNumber("errors", stats.Failed);
         json.WriteNumber("timeouts", stats.TimedOut);
+        json.WriteNumber("unfinished", stats.Unfinished);
+        json.WriteNumber("graceSeconds", stats.GracePeriod.TotalSeconds);
         json.WriteNumber("bytes", stats.Bytes);
         json.WriteStartObject("errorsByReason");
         foreach (var (message, count) in stats.Failures.OrderBy(f => f.Key, StringComparer.Ordinal))

@@ -30,9 +30,18 @@ internal static class LoadSummaryWriter
             }
         }
 
+        if (stats.Unfinished > 0)
+        {
+            output.WriteLine(string.Create(invariant, $"  Unfinished: {stats.Unfinished} of {stats.Count} requests not sent or not answered {Format.Duration(stats.GracePeriod)} after the end; counted as timeouts, latency up to then"));
+        }
+
         if (stats.RequestedRate is { } requested)
         {
-            output.WriteLine(string.Create(invariant, $"  Requested rate: {requested:0.00} req/s, achieved {stats.RequestsPerSecond / requested:P1}"));
+            output.WriteLine(string.Create(invariant, $"  Requested rate: {requested:0.00} req/s, achieved {stats.AchievedShare:0.0%}"));
+            if (!stats.RateAchieved)
+            {
+                output.WriteLine(string.Create(invariant, $"  RATE NOT ACHIEVED: {stats.AchievedShare:0.0%} of the requested rate completed (a run needs {ScenarioStats.MinimumAchievedShare:0%}); the run fails"));
+            }
         }
 
         output.WriteLine(string.Create(invariant, $"Transfer/sec: {Format.Bytes(stats.BytesPerSecond),10}"));

@@ -38,6 +38,7 @@ internal static class MeshReportWriter
             text.AppendLine(Invariant, $"| {footprint.Arm} | {MeshArms.All[footprint.Arm].Description} | {footprint.Proxies} | {Mib(footprint.IdleRssBytes)} |");
         }
 
+        CompareReportWriter.WriteUnclean(text, result.Unclean.Select(r => ($"{r.Protocol.ToString().ToLowerInvariant()} {r.Arm}", r.Rate, r.Rep, r.Stats)));
         foreach (var protocol in options.Protocols)
         {
             WriteProtocol(text, result, protocol);

@@ -28,5 +28,8 @@ internal sealed record MeshResult(
     public IReadOnlyList<MeshRun> Of(CompareProtocol protocol, string arm, double? rate)
         => [.. Runs.Where(r => r.Protocol == protocol && r.Arm == arm && r.Rate == rate)];
 
+    /// <summary>Runs with failed or unfinished requests, or short of their rate.</summary>
+    public IReadOnlyList<MeshRun> Unclean => [.. Runs.Where(r => !r.Stats.Clean)];
+
     public IEnumerable<string> ArmsOf(CompareProtocol protocol) => Runs.Where(r => r.Protocol == protocol).Select(r => r.Arm).Distinct();
 }

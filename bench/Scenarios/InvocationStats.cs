@@ -3,12 +3,16 @@ using Forwarder.Bench.Histograms;
 namespace Forwarder.Bench.Scenarios;
 
 /// <summary>
-/// What a worker measured: one owner records without locks, and the runner merges all workers'
-/// at the end. Latencies are kept in microseconds, from 1 µs to an hour at 3 significant digits.
+/// What a worker measured: one worker records (under its context's gate, which the runner closes
+/// when it stops waiting), and the runner merges all workers' at the end. Latencies are kept in
+/// microseconds, from 1 µs to an hour at 3 significant digits.
 /// </summary>
 internal sealed class InvocationStats
 {
     public const long HighestMicroseconds = 3_600_000_000;
+
+    /// <summary>The failure reason unfinished invocations are counted under.</summary>
+    public const string UnfinishedMessage = "unfinished when the run ended";
 
     /// <summary>Counts of the three-digit statuses, indexed by status; others go to <see cref="_otherStatusCodes"/>.</summary>
     private readonly long[] _statusCounts = new long[600];
@@ -26,7 +30,14 @@ internal sealed class InvocationStats
 
     public long Failed { get; private set; }
 
+    /// <summary>Timed out, unfinished ones included.</summary>
     public long TimedOut { get; private set; }
+
+    /// <summary>Not started, or still running, when the run stopped waiting: counted as failed timeouts too.</summary>
+    public long Unfinished { get; private set; }
+
+    /// <summary>Came back (well or not) without timing out, by the end of the measured window: what rates count.</summary>
+    public long CompletedInWindow { get; private set; }
 
     public long Bytes { get; private set; }
 
@@ -55,11 +66,13 @@ internal sealed class InvocationStats
 
     public static long ToMicroseconds(TimeSpan elapsed) => Math.Clamp((long)(elapsed.Ticks / (double)TimeSpan.TicksPerMicrosecond), 1, HighestMicroseconds);
 
-    public void Record(Response response, TimeSpan latency, TimeSpan uncorrected, bool timedOut)
+    /// <param name="inWindow">It ended by the end of the measured window (not in the grace period after it).</param>
+    public void Record(Response response, TimeSpan latency, TimeSpan uncorrected, bool timedOut, bool inWindow)
     {
         Latency.RecordValue(ToMicroseconds(latency));
         Uncorrected.RecordValue(ToMicroseconds(uncorrected));
         Bytes += response.SizeBytes;
+        CompletedInWindow += inWindow && !timedOut ? 1 : 0;
         if (response.StatusCode is { } status)
         {
             CountStatus(status, 1);
@@ -73,9 +86,32 @@ internal sealed class InvocationStats
 
         Failed++;
         TimedOut += timedOut ? 1 : 0;
-        var message = response.Message ?? "failed";
+        CountFailure(response.Message ?? "failed", 1);
+    }
+
+    /// <summary>
+    /// An invocation the run gave up on. Its latency counts from its intended start to when the run
+    /// stopped waiting (a lower bound of what it would have been), as wrk2 counts every request from
+    /// its intended start; from the actual start too when it had started.
+    /// </summary>
+    public void RecordUnfinished(TimeSpan latency, TimeSpan? uncorrected)
+    {
+        Latency.RecordValue(ToMicroseconds(latency));
+        if (uncorrected is { } sinceStart)
+        {
+            Uncorrected.RecordValue(ToMicroseconds(sinceStart));
+        }
+
+        Failed++;
+        TimedOut++;
+        Unfinished++;
+        CountFailure(UnfinishedMessage, 1);
+    }
+
+    private void CountFailure(string message, long count)
+    {
         _failures ??= new(StringComparer.Ordinal);
-        _failures[message] = _failures.GetValueOrDefault(message) + 1;
+        _failures[message] = _failures.GetValueOrDefault(message) + count;
     }
 
     private void CountStatus(int status, long count)
@@ -108,6 +144,8 @@ internal sealed class InvocationStats
         Ok += other.Ok;
         Failed += other.Failed;
         TimedOut += other.TimedOut;
+        Unfinished += other.Unfinished;
+        CompletedInWindow += other.CompletedInWindow;
         Bytes += other.Bytes;
         foreach (var (status, count) in other.StatusCodes)
         {
@@ -116,8 +154,7 @@ internal sealed class InvocationStats
 
         foreach (var (message, count) in other.Failures)
         {
-            _failures ??= new(StringComparer.Ordinal);
-            _failures[message] = _failures.GetValueOrDefault(message) + count;
+            CountFailure(message, count);
         }
 
         foreach (var (name, step) in other.Steps)
@@ -138,7 +175,17 @@ internal sealed class StepStats(string name)
 
     public long Failed { get; private set; }
 
+    /// <summary>Still running when the run stopped waiting (counted in <see cref="Failed"/> too).</summary>
+    public long Unfinished { get; private set; }
+
     public long Bytes { get; private set; }
+
+    public void RecordUnfinished(TimeSpan latency)
+    {
+        Latency.RecordValue(InvocationStats.ToMicroseconds(latency));
+        Failed++;
+        Unfinished++;
+    }
 
     public void Record(Response response, TimeSpan latency)
     {
@@ -159,6 +206,7 @@ internal sealed class StepStats(string name)
         Latency.Add(other.Latency);
         Ok += other.Ok;
         Failed += other.Failed;
+        Unfinished += other.Unfinished;
         Bytes += other.Bytes;
     }
 }

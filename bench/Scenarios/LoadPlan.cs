@@ -139,7 +139,6 @@ internal sealed class LoadPhase(LoadSimulation simulation, TimeSpan startOffset)
     /// <summary>Takes the next open-loop ticket; false once the phase has handed out all of them.</summary>
     public bool TryTakeTicket(out long intended)
     {
-        var inject = (InjectSimulation)Simulation;
         var ticket = Interlocked.Increment(ref _nextTicket);
         if (ticket >= PlannedInvocations)
         {
@@ -147,9 +146,26 @@ internal sealed class LoadPhase(LoadSimulation simulation, TimeSpan startOffset)
             return false;
         }
 
-        intended = Begin + (long)(TimeOfTicket(inject, ticket, Simulation.During.TotalSeconds) * Stopwatch.Frequency);
+        intended = IntendedStartOf(ticket);
         return true;
     }
+
+    /// <summary>Ends an open-loop phase's hand-out: the tickets nobody took are <c>[First, End)</c>, for the runner to count.</summary>
+    public (long First, long End) TakeRemainingTickets()
+    {
+        if (!IsOpenLoop)
+        {
+            return (0, 0);
+        }
+
+        var planned = PlannedInvocations;
+        var lastTaken = Interlocked.Exchange(ref _nextTicket, planned);
+        return (Math.Min(lastTaken + 1, planned), planned);
+    }
+
+    /// <summary>The Stopwatch timestamp at which open-loop ticket <paramref name="ticket"/> is due.</summary>
+    public long IntendedStartOf(long ticket)
+        => Begin + (long)(TimeOfTicket((InjectSimulation)Simulation, ticket, Simulation.During.TotalSeconds) * Stopwatch.Frequency);
 
     /// <summary>Copies a closed-loop phase keeps running at <paramref name="now"/>.</summary>
     public int CopiesAt(long now)

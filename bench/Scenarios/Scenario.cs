@@ -16,6 +16,8 @@ namespace Forwarder.Bench.Scenarios;
 /// </example>
 internal sealed record Scenario
 {
+    private TimeSpan? _gracePeriod;
+
     private Scenario(string name, Func<ScenarioContext, ValueTask<Response>> run)
     {
         Name = name;
@@ -44,6 +46,15 @@ internal sealed record Scenario
 
     /// <summary>An invocation running longer is aborted (through <see cref="ScenarioContext.OnTimeout"/>) and counted as a timeout.</summary>
     public TimeSpan Timeout { get; private init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long the run waits past its last phase for invocations still due or in flight; then it
+    /// stops waiting (a hung invocation cannot hold it longer) and counts what is left as
+    /// unfinished. Unless set, the timeout, at most <see cref="DefaultGracePeriod"/>.
+    /// </summary>
+    public TimeSpan GracePeriod => _gracePeriod ?? (Timeout < DefaultGracePeriod ? Timeout : DefaultGracePeriod);
+
+    public static TimeSpan DefaultGracePeriod { get; } = TimeSpan.FromSeconds(2);
 
     public static Scenario Create(string name, Func<ScenarioContext, ValueTask<Response>> run)
     {
@@ -74,4 +85,10 @@ internal sealed record Scenario
     }
 
     public Scenario WithTimeout(TimeSpan timeout) => this with { Timeout = timeout };
+
+    public Scenario WithGracePeriod(TimeSpan grace)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(grace, TimeSpan.Zero);
+        return this with { _gracePeriod = grace };
+    }
 }

@@ -40,12 +40,33 @@ internal sealed class ScenarioContext
     /// <summary>Whether this invocation falls in the measured window (after warm-up).</summary>
     internal bool Recording { get; set; }
 
+    /// <summary>
+    /// Guards the worker's stats against the runner: once the run stops waiting it closes the
+    /// context and counts what is in flight as unfinished, and nothing finishing later records.
+    /// </summary>
+    internal Lock Gate { get; } = new();
+
+    /// <summary>Set under <see cref="Gate"/> when the runner has stopped waiting for this worker.</summary>
+    internal bool Closed { get; set; }
+
+    /// <summary>The step running now, if any, and since when: a step still running when the run ends counts as unfinished.</summary>
+    internal string? CurrentStep { get; private set; }
+
+    internal long CurrentStepStarted { get; private set; }
+
     public T GetState<T>() => (T)(State ?? throw new InvalidOperationException($"Scenario '{ScenarioName}' has no state; set ctx.State in its init."));
 
     /// <summary>Runs one named step of the invocation and records its own latency and outcome.</summary>
     public async ValueTask<Response> Step(string name, Func<ScenarioContext, ValueTask<Response>> step)
     {
         var started = Stopwatch.GetTimestamp();
+        (string?, long) outer;
+        lock (Gate)
+        {
+            outer = (CurrentStep, CurrentStepStarted);
+            (CurrentStep, CurrentStepStarted) = (name, started);
+        }
+
         Response response;
         try
         {
@@ -56,9 +77,13 @@ internal sealed class ScenarioContext
             response = Response.Fail($"{ex.GetType().Name}: {ex.Message}");
         }
 
-        if (Recording)
+        lock (Gate)
         {
-            _stats.Step(name).Record(response, Stopwatch.GetElapsedTime(started));
+            (CurrentStep, CurrentStepStarted) = outer;
+            if (Recording && !Closed)
+            {
+                _stats.Step(name).Record(response, Stopwatch.GetElapsedTime(started));
+            }
         }
 
         return response;

@@ -14,7 +14,17 @@ internal static class ScenarioReportWriter
         Row(output, "(all)", stats.Ok, stats.Failed, stats.TimedOut, stats.RequestsPerSecond, stats.Latency, stats.Bytes);
         foreach (var step in stats.Steps.Values.OrderBy(s => s.Name, StringComparer.Ordinal))
         {
-            Row(output, step.Name, step.Ok, step.Failed, 0, stats.Duration > TimeSpan.Zero ? (step.Ok + step.Failed) / stats.Duration.TotalSeconds : 0, step.Latency, step.Bytes);
+            Row(output, step.Name, step.Ok, step.Failed, step.Unfinished, stats.Duration > TimeSpan.Zero ? (step.Ok + step.Failed - step.Unfinished) / stats.Duration.TotalSeconds : 0, step.Latency, step.Bytes);
+        }
+
+        if (stats.Unfinished > 0)
+        {
+            output.WriteLine(string.Create(invariant, $"  unfinished: {stats.Unfinished} of {stats.Count} invocations not done {stats.GracePeriod.TotalSeconds:0.###} s after the end (counted as timeouts, latency up to then)"));
+        }
+
+        if (!stats.RateAchieved)
+        {
+            output.WriteLine(string.Create(invariant, $"  rate NOT achieved: {stats.AchievedShare:0.0%} of the requested rate completed (a run needs {ScenarioStats.MinimumAchievedShare:0%})"));
         }
 
         foreach (var (message, count) in stats.Failures.OrderByDescending(f => f.Value))

@@ -6,7 +6,8 @@ namespace Forwarder.Bench.Scenarios;
 /// <summary>
 /// One worker of a run: its own context, state and stats, walking the plan's phases. In an
 /// open-loop phase it takes the next ticket, waits for its intended time and invokes; in a closed
-/// loop it invokes back to back while its copy is wanted.
+/// loop it invokes back to back while its copy is wanted. What it has taken on and not finished
+/// when the run stops waiting is counted by <see cref="Close"/>, so no invocation goes missing.
 /// </summary>
 internal sealed class ScenarioWorker
 {
@@ -19,6 +20,13 @@ internal sealed class ScenarioWorker
     private long _invocationStarted;
     private long _invocation;
     private long _timedOutInvocation = -1;
+
+    // The invocation this worker owes the stats (a ticket taken, or a closed-loop turn begun, and
+    // not yet recorded) and its start once it has started; these and the fields above are written
+    // under the context's gate (the watchdog reads _invocationStarted without it first).
+    private bool _holding;
+    private long _heldIntended;
+    private long _heldStarted;
 
     public ScenarioWorker(int id, Scenario scenario, LoadPlan plan, Pacer pacer, CancellationToken stopping)
     {
@@ -35,15 +43,51 @@ internal sealed class ScenarioWorker
     /// <summary>Called by the watchdog: aborts the current invocation if it started before <paramref name="startedBefore"/>.</summary>
     public void AbortIfStartedBefore(long startedBefore)
     {
-        var invocation = Volatile.Read(ref _invocation);
         var started = Volatile.Read(ref _invocationStarted);
-        if (started == 0 || started >= startedBefore || Volatile.Read(ref _timedOutInvocation) == invocation)
+        if (started == 0 || started >= startedBefore)
         {
             return;
         }
 
-        Volatile.Write(ref _timedOutInvocation, invocation);
-        Context.OnTimeout?.Invoke();
+        // Under the gate the invocation's end cannot slip in between the check and the abort: an
+        // invocation that just finished is not marked, and the next one's connection not cut.
+        lock (Context.Gate)
+        {
+            started = _invocationStarted;
+            if (started == 0 || started >= startedBefore || _timedOutInvocation == _invocation)
+            {
+                return;
+            }
+
+            _timedOutInvocation = _invocation;
+            Context.OnTimeout?.Invoke();
+        }
+    }
+
+    /// <summary>
+    /// The run has stopped waiting at <paramref name="at"/>: nothing this worker finishes from now
+    /// on is recorded, and the invocation it owes (due, measured, not finished) counts as
+    /// unfinished, with its running step if it has one.
+    /// </summary>
+    public void Close(long at)
+    {
+        lock (Context.Gate)
+        {
+            Context.Closed = true;
+
+            // A ticket not yet due when a run is stopped early was never part of it.
+            if (!_holding || _heldIntended < _plan.MeasureStart || _heldIntended > at)
+            {
+                return;
+            }
+
+            var started = _heldStarted;
+            Stats.RecordUnfinished(Stopwatch.GetElapsedTime(_heldIntended, at), started == 0 ? null : Stopwatch.GetElapsedTime(started, at));
+            if (Context.CurrentStep is { } step)
+            {
+                Stats.Step(step).RecordUnfinished(Stopwatch.GetElapsedTime(Context.CurrentStepStarted, at));
+            }
+        }
     }
 
     public async Task RunAsync()
@@ -51,12 +95,19 @@ internal sealed class ScenarioWorker
         foreach (var phase in _plan.Phases)
         {
             await _pacer.WaitUntilAsync(_waiter, phase.Begin).ConfigureAwait(false);
+            if (Context.Stopping.IsCancellationRequested)
+            {
+                return;
+            }
+
             if (phase.IsOpenLoop)
             {
-                while (phase.TryTakeTicket(out var intended))
+                // Tickets are taken however late it is: a backlog due before the end is worked
+                // off in the grace period, and whatever is left then is counted by the runner.
+                while (TryTakeTicket(phase, out var intended))
                 {
                     await _pacer.WaitUntilAsync(_waiter, intended).ConfigureAwait(false);
-                    if (Stopped())
+                    if (Context.Stopping.IsCancellationRequested)
                     {
                         return;
                     }
@@ -70,6 +121,11 @@ internal sealed class ScenarioWorker
                 {
                     if (Context.WorkerId < phase.CopiesAt(now))
                     {
+                        if (!TryHold(now))
+                        {
+                            return;
+                        }
+
                         await InvokeAsync(now).ConfigureAwait(false);
                     }
                     else
@@ -83,23 +139,57 @@ internal sealed class ScenarioWorker
                     }
                 }
             }
-
-            if (Stopped())
-            {
-                return;
-            }
         }
     }
 
-    private bool Stopped() => Context.Stopping.IsCancellationRequested || Stopwatch.GetTimestamp() >= _plan.End;
+    private bool TryTakeTicket(LoadPhase phase, out long intended)
+    {
+        lock (Context.Gate)
+        {
+            if (Context.Closed || !phase.TryTakeTicket(out intended))
+            {
+                intended = 0;
+                return false;
+            }
+
+            Hold(intended);
+            return true;
+        }
+    }
+
+    private bool TryHold(long intended)
+    {
+        lock (Context.Gate)
+        {
+            if (Context.Closed)
+            {
+                return false;
+            }
+
+            Hold(intended);
+            return true;
+        }
+    }
+
+    private void Hold(long intended)
+    {
+        _holding = true;
+        _heldIntended = intended;
+        _heldStarted = 0;
+    }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask InvokeAsync(long intended)
     {
         var started = Stopwatch.GetTimestamp();
-        var invocation = ++_invocation;
-        Volatile.Write(ref _invocation, invocation);
-        Volatile.Write(ref _invocationStarted, started);
+        long invocation;
+        lock (Context.Gate)
+        {
+            invocation = ++_invocation;
+            Volatile.Write(ref _invocationStarted, started);
+            _heldStarted = started;
+        }
+
         Context.InvocationNumber = invocation;
         Context.Recording = intended >= _plan.MeasureStart;
         Response response;
@@ -113,17 +203,29 @@ internal sealed class ScenarioWorker
         }
 
         var ended = Stopwatch.GetTimestamp();
-        Volatile.Write(ref _invocationStarted, 0);
-        var timedOut = Volatile.Read(ref _timedOutInvocation) == invocation;
-        if (timedOut)
+        lock (Context.Gate)
         {
-            response = Response.Fail("timeout", response.StatusCode, response.SizeBytes);
-        }
+            Volatile.Write(ref _invocationStarted, 0);
 
-        // Invocations meant for the warm-up, or finishing after the end, are not counted.
-        if (Context.Recording && ended <= _plan.End)
-        {
-            Stats.Record(response, Stopwatch.GetElapsedTime(intended, ended), Stopwatch.GetElapsedTime(started, ended), timedOut);
+            // Closed: the runner stopped waiting and has counted this one as unfinished.
+            if (Context.Closed)
+            {
+                return;
+            }
+
+            var timedOut = _timedOutInvocation == invocation;
+            if (timedOut)
+            {
+                response = Response.Fail("timeout", response.StatusCode, response.SizeBytes);
+            }
+
+            _holding = false;
+
+            // Invocations meant for the warm-up are not counted.
+            if (Context.Recording)
+            {
+                Stats.Record(response, Stopwatch.GetElapsedTime(intended, ended), Stopwatch.GetElapsedTime(started, ended), timedOut, ended <= _plan.End);
+            }
         }
     }
 }

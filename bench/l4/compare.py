@@ -719,6 +719,11 @@ def run_sample(lab: Lab, tools: dict[str, str], target: Target, test: Test, rep:
         problems = [p for p in (s.exit_problem() for s in involved) if p]
         if problems:
             raise BenchError("; ".join(problems))
+        if sample.get("errors"):
+            # Failed requests (socket errors, timeouts, non-2xx) make the run's req/s and latency a
+            # failing arm's figures: the run is failed, kept out of the medians and listed.
+            raise BenchError(f"wrk reported {sample['errors']} failed requests "
+                             f"(socket errors {sample.get('socket_errors') or {}}, non-2xx {sample.get('non_2xx', 0)})")
         add_cpu_efficiency(sample)
         sample["ok"] = True
     except BenchError as error:

@@ -159,7 +159,10 @@ def microseconds(value: str, unit: str) -> float:
 
 def run_wrk(port: int, connections: int, seconds: int) -> dict:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/"]
-    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    if finished.returncode != 0:
+        raise SystemExit(f"wrk exited with code {finished.returncode}:\n{finished.stderr or finished.stdout}")
+    output = finished.stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if rate is None:
         raise SystemExit(f"wrk printed no rate:\n{output}")
@@ -241,6 +244,9 @@ def render(results: dict) -> str:
             rss = f"{row['rss_mib']:.0f} MiB" if "rss_mib" in row else ""
             ratio = "" if arm == "direct" else f"{row['rps'] / direct:.2f}x"
             lines.append(f"| {arm} | {row['rps']:,.0f} [{row['rps_min']:,.0f}–{row['rps_max']:,.0f}] | {ratio} | {latency(row['p50_us'])} | {latency(row['p99_us'])} | {row['errors']} | {cpu} | {rss} |")
+        failing = [arm for arm in ARMS if summary["arms"][arm]["errors"]]
+        if failing:
+            lines += ["", f"**Not a fair comparison: {', '.join(failing)} failed requests** (the errors column); their req/s and latencies include failed requests."]
         per_rep = ", ".join(f"{r:.2f}" for r in summary["per_rep_rps_vs_better_peer"])
         per_rep_p99 = ", ".join(f"{r:.2f}" for r in summary["per_rep_p99_vs_better_peer"])
         lines += ["", f"Forwarder against the better peer ({summary['best_peer']}, by median): **{summary['rps_vs_best_peer']:.2f}x** the req/s, "
@@ -279,7 +285,8 @@ def main() -> int:
                     for arm in order:
                         sample = {"rep": rep, "connections": c, "arm": arm, **measure(lab, arm, c, args.duration)}
                         samples.append(sample)
-                        print(f"rep {rep} c{c} {arm:9} {sample['rps']:9,.0f} req/s  p99 {latency(sample['p99_us'])}", flush=True)
+                        errors = f"  ERRORS {sample['errors']}" if sample["errors"] else ""
+                        print(f"rep {rep} c{c} {arm:9} {sample['rps']:9,.0f} req/s  p99 {latency(sample['p99_us'])}{errors}", flush=True)
         finally:
             lab.close()
     results = {
@@ -298,7 +305,8 @@ def main() -> int:
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     (args.out / "report.md").write_text(render(results))
     print(render(results))
-    return 0
+    # Req/s and latency of an arm that failed requests are not a working proxy's: no pass on them.
+    return 1 if any(s["errors"] for s in samples) else 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Forwarder.Bench.Backends;
 using Forwarder.Bench.Cli;
+using Forwarder.Bench.Tests.Infrastructure;
 
 namespace Forwarder.Bench.Tests.Cli;
 
@@ -81,5 +82,32 @@ public sealed class BenchCliTests
         Assert.Matches(@"\nRequests/sec:\s+[0-9]+\.[0-9]{2}\r?\n$", output);
         Assert.True(File.Exists(json));
         File.Delete(json);
+    }
+
+    [Fact]
+    public async Task Load_AsAProcess_BackendHangs_SaysSoAndExitsNonZero()
+    {
+        await using var server = new HangingHttpBackend(answers: 20);
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            ArgumentList = { typeof(BenchCli).Assembly.Location, "load", "--url", $"http://{server.EndPoint}/", "--rate", "100", "-c", "4", "-d", "1s", "--warmup", "0", "--timeout", "2s" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+
+        var text = await output;
+        Assert.True(process.ExitCode == BenchCli.ExitRunFailed, $"exit {process.ExitCode}: {await errors}\n{text}");
+        // At least the 80 never answered fail (a cold process on a loaded machine may answer some
+        // of the first 20 after the end, or time them out), most of them unfinished at the end.
+        var failed = System.Text.RegularExpressions.Regex.Match(text, @"\n  Errors: ([0-9]+) \(([0-9]+) timeouts\)");
+        Assert.True(failed.Success && int.Parse(failed.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) >= 80, text);
+        Assert.Matches(@"\n  Unfinished: [0-9]+ of 100 requests not sent or not answered 2s after the end", text);
+        Assert.Matches(@"\n  RATE NOT ACHIEVED: [0-9.]+% of the requested rate completed", text);
     }
 }

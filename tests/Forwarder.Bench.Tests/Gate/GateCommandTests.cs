@@ -72,6 +72,23 @@ public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task BaselineMissingAnArmInMostRepetitions_ExitsWithSetupError()
+    {
+        // Twelve repetitions recorded, but forwarder-l7 only in three: its metrics would be read
+        // from a quartile of three, which the gate refuses rather than passing on partial data.
+        var baseline = Path.Combine(_directory.FullName, "gate.json");
+        var samples = GateSamples.Make(12).Where(s => s.Arm != "forwarder-l7" || s.Rep <= 3).ToList();
+        new GateBaseline(QuickSettings, samples, "m", DateTimeOffset.UtcNow, new Dictionary<string, string>()).Write(baseline);
+        var log = new StringWriter();
+
+        var exitCode = await GateCommand.RunAsync(new GateOptions(baseline, false, 12, QuickSettings, GatePolicy.Default, null, ForwarderBuild.Debug()), log, CancellationToken.None);
+
+        Assert.Equal(GateCommand.ExitSetup, exitCode);
+        Assert.Contains("gate: 3 baseline (12 recorded, but its sparsest metric has both arms in only 3) and 12 current repetitions are too few", log.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("rep 1", log.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task UpdateBaseline_PoolsEveryArmOfEveryRepetitionOfEverySession()
     {
         var baseline = Path.Combine(_directory.FullName, "recorded", "gate.json");

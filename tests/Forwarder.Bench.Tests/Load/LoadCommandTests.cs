@@ -2,6 +2,8 @@ using System.Net;
 using System.Text.Json;
 using Forwarder.Bench.Backends;
 using Forwarder.Bench.Load;
+using Forwarder.Bench.Scenarios;
+using Forwarder.Bench.Tests.Infrastructure;
 using Xunit.Abstractions;
 
 namespace Forwarder.Bench.Tests.Load;
@@ -88,6 +90,67 @@ public sealed class LoadCommandTests(ITestOutputHelper output)
         var outcome = $"{stats.Ok} ok, {stats.Failed} failed: {string.Join(", ", stats.Failures.Select(f => $"{f.Value} {f.Key}"))}";
         Assert.True(stats.Ok == 0 && stats.Failed is >= 80 and <= 100, outcome);
         Assert.Equal(stats.Failed, stats.Failures["connection refused"]);
+    }
+
+    /// <summary>
+    /// The outside review's case: the backend answers 80 of the 400 requests a 2 s run at 200/s
+    /// plans, then hangs. Every request it never answered counts, as a timeout whose latency runs
+    /// from its intended start to the end of the grace period, so p99 shows the hang, and a run
+    /// that completed a fifth of its rate says so and fails.
+    /// </summary>
+    [Fact]
+    public async Task OpenLoop_BackendHangsAfterSomeRequests_UnfinishedCountAsTimeoutsAndTheRunFails()
+    {
+        await using var server = new HangingHttpBackend(answers: 80);
+        var directory = Directory.CreateTempSubdirectory("bench-test-");
+        var options = Options(new Uri($"http://{server.EndPoint}/"), rate: 200, duration: TimeSpan.FromSeconds(2)) with { JsonPath = Path.Combine(directory.FullName, "run.json") };
+        var console = new StringWriter();
+
+        var stats = await LoadCommand.RunAsync(options, console, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
+        output.WriteLine(console.ToString());
+
+        Assert.Equal(400, stats.Count);
+        Assert.Equal(80, stats.Ok);
+        Assert.Equal(320, stats.Unfinished);
+        Assert.Equal(320, stats.TimedOut);
+        Assert.Equal(320, stats.Failures[InvocationStats.UnfinishedMessage]);
+        Assert.Equal(400, stats.Latency.TotalCount);
+
+        // The grace period is 2 s (the 10 s timeout, capped), so every unfinished request waited
+        // at least that long past its intended start.
+        Assert.True(stats.Latency.GetValueAtPercentile(99) >= 1_990_000, $"p99 {stats.Latency.GetValueAtPercentile(99)} us");
+        Assert.True(stats.Latency.GetValueAtPercentile(50) >= 1_990_000, $"p50 {stats.Latency.GetValueAtPercentile(50)} us");
+        Assert.InRange(stats.AchievedShare!.Value, 0.15, 0.21);
+        Assert.False(stats.RateAchieved);
+        Assert.False(stats.Passed);
+        Assert.Contains("  Unfinished: 320 of 400 requests not sent or not answered 2s after the end", console.ToString(), StringComparison.Ordinal);
+        Assert.Contains("  RATE NOT ACHIEVED: ", console.ToString(), StringComparison.Ordinal);
+
+        using var json = JsonDocument.Parse(await File.ReadAllTextAsync(options.JsonPath));
+        Assert.Equal(320, json.RootElement.GetProperty("unfinished").GetInt64());
+        Assert.Equal(320, json.RootElement.GetProperty("timeouts").GetInt64());
+        Assert.False(json.RootElement.GetProperty("rateAchieved").GetBoolean());
+        Assert.False(json.RootElement.GetProperty("passed").GetBoolean());
+        Assert.True(json.RootElement.GetProperty("latencyUs").GetProperty("p99").GetInt64() >= 1_990_000);
+        directory.Delete(recursive: true);
+    }
+
+    [Fact]
+    public async Task OpenLoop_HealthyBackend_EveryRequestAnsweredNoneUnfinished()
+    {
+        await using var server = new HelloHttpServer(AnyLoopbackPort);
+        var console = new StringWriter();
+
+        var stats = await LoadCommand.RunAsync(Options(new Uri($"http://{server.EndPoint}/"), rate: 100, duration: TimeSpan.FromSeconds(2)), console, CancellationToken.None);
+        output.WriteLine(console.ToString());
+
+        // Every ticket is answered; not asserted to pass, as a starved moment on a loaded CI box
+        // can leave a few answers past the end (they count as late, not as unfinished).
+        Assert.Equal(200, stats.Count);
+        Assert.Equal(200, stats.Ok);
+        Assert.Equal(0, stats.Unfinished);
+        Assert.True(stats.AchievedShare > 0.9, $"achieved {stats.AchievedShare:P1}");
+        Assert.DoesNotContain("Unfinished", console.ToString(), StringComparison.Ordinal);
     }
 
     /// <summary>

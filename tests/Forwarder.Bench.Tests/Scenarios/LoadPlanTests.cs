@@ -23,6 +23,25 @@ public sealed class LoadPlanTests
     }
 
     [Fact]
+    public void TakeRemainingTickets_AfterSomeWereTaken_ReturnsTheRestAndEndsTheHandOut()
+    {
+        var plan = LoadPlan.Create(Scenario.Create("s", Noop).WithLoadSimulations(LoadSimulation.Inject(100, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2))));
+        plan.Start(0);
+        var phase = Assert.Single(plan.Phases);
+        for (var i = 0; i < 30; i++)
+        {
+            Assert.True(phase.TryTakeTicket(out _));
+        }
+
+        var (first, end) = phase.TakeRemainingTickets();
+
+        Assert.Equal((30, 200), (first, end));
+        Assert.Equal(Stopwatch.Frequency * 30 / 100, phase.IntendedStartOf(first), Stopwatch.Frequency / 1000.0);
+        Assert.False(phase.TryTakeTicket(out _));
+        Assert.Equal((200L, 200L), phase.TakeRemainingTickets());
+    }
+
+    [Fact]
     public void RampingInjection_RampsFromThePreviousRate()
     {
         var plan = LoadPlan.Create(Scenario.Create("s", Noop).WithLoadSimulations(

@@ -117,8 +117,96 @@ public sealed class ScenarioRunnerTests
 
         var stats = await ScenarioRunner.RunAsync(scenario);
 
+        // The last one may still run when the grace period (the 100 ms timeout) is over: it counts as unfinished.
         Assert.InRange(stats.TimedOut, 3, 10);
-        Assert.Equal(stats.TimedOut, stats.Failures["timeout"]);
+        Assert.Equal(stats.TimedOut, stats.Failures["timeout"] + stats.Unfinished);
+    }
+
+    /// <summary>
+    /// The outside review's case for the scenario API: 1,000 invocations planned, a step that hangs
+    /// from the 201st on. The 800 not done count as timeouts with latencies from their intended
+    /// start to the end of the run, so the p99 threshold fails, and the report names them.
+    /// </summary>
+    [Fact]
+    public async Task OpenLoop_HungStep_P99ThresholdFailsAndReportsTheInvocationsNotDone()
+    {
+        var hang = new TaskCompletionSource<Response>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var calls = 0;
+        var scenario = Scenario.Create("hung", ctx => ctx.Step("call", _ => Interlocked.Increment(ref calls) <= 200 ? ValueTask.FromResult(Response.Ok()) : new ValueTask<Response>(hang.Task)))
+            .WithLoadSimulations(LoadSimulation.Inject(500, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)))
+            .WithMaxConcurrency(8)
+            .WithTimeout(TimeSpan.FromMilliseconds(500))
+            .WithGracePeriod(TimeSpan.FromMilliseconds(300))
+            .WithThresholds(Threshold.LatencyBelow(99, TimeSpan.FromMilliseconds(5)));
+        try
+        {
+            var stats = await ScenarioRunner.RunAsync(scenario).WaitAsync(TimeSpan.FromMinutes(1));
+            var text = new StringWriter();
+            ScenarioReportWriter.Write(text, stats);
+
+            Assert.Equal(1000, stats.Count);
+            Assert.Equal(200, stats.Ok);
+            Assert.Equal(800, stats.Unfinished);
+            Assert.Equal(800, stats.TimedOut);
+            Assert.True(stats.LatencyAtPercentile(99) >= TimeSpan.FromMilliseconds(295), $"p99 {stats.LatencyAtPercentile(99)}");
+            Assert.False(stats.Thresholds[0].Passed);
+            Assert.False(stats.RateAchieved);
+            Assert.False(stats.Passed);
+            Assert.Equal(8, stats.Steps["call"].Unfinished);
+            Assert.Contains("  unfinished: 800 of 1000 invocations not done 0.3 s after the end (counted as timeouts, latency up to then)", text.ToString(), StringComparison.Ordinal);
+            Assert.Contains("  threshold FAILED: p99 latency < 5 ms", text.ToString(), StringComparison.Ordinal);
+            Assert.Contains("  rate NOT achieved: ", text.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            hang.SetResult(Response.Ok());
+        }
+    }
+
+    /// <summary>
+    /// A step that ignores its timeout (no OnTimeout, no token) cannot hold the run: it stops
+    /// waiting at its end plus the grace period (the timeout here) and counts the step as unfinished.
+    /// </summary>
+    [Fact]
+    public async Task Timeout_StepIgnoresIt_RunEndsWithinDurationPlusGrace()
+    {
+        var hang = new TaskCompletionSource<Response>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var scenario = Scenario.Create("ignores", ctx => ctx.Step("wedged", _ => new ValueTask<Response>(hang.Task)))
+            .WithLoadSimulations(LoadSimulation.KeepConstant(2, TimeSpan.FromSeconds(1)))
+            .WithTimeout(TimeSpan.FromMilliseconds(300));
+        try
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var stats = await ScenarioRunner.RunAsync(scenario).WaitAsync(TimeSpan.FromMinutes(1));
+            clock.Stop();
+
+            // Duration 1 s and grace 0.3 s; the rest is room for a loaded machine, far below the
+            // hang (which never ends) and the 10 s the runner used to wait at least.
+            Assert.Equal(TimeSpan.FromMilliseconds(300), stats.GracePeriod);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(6), $"run took {clock.Elapsed}");
+            Assert.Equal(2, stats.Unfinished);
+            Assert.Equal(2, stats.TimedOut);
+            Assert.Equal(0, stats.Ok);
+            Assert.Equal(2, stats.Steps["wedged"].Unfinished);
+            Assert.True(stats.Latency.GetMinValue() >= 1_250_000, $"min {stats.Latency.GetMinValue()} us");
+        }
+        finally
+        {
+            hang.SetResult(Response.Ok());
+        }
+    }
+
+    [Fact]
+    public async Task Thresholds_NoInvocations_Fail()
+    {
+        var scenario = Scenario.Create("idle", _ => ValueTask.FromResult(Response.Ok()))
+            .WithLoadSimulations(LoadSimulation.Pause(TimeSpan.FromMilliseconds(100)))
+            .WithThresholds(Threshold.LatencyBelow(99, TimeSpan.FromMilliseconds(5)), Threshold.ErrorRateBelow(0.01));
+
+        var stats = await ScenarioRunner.RunAsync(scenario);
+
+        Assert.Equal(0, stats.Count);
+        Assert.All(stats.Thresholds, t => Assert.False(t.Passed));
     }
 
     [Fact]

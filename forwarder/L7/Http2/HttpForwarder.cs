@@ -60,9 +60,10 @@ internal sealed partial class HttpForwarder
             return;
         }
 
-        // The :path as the client sent it: what is routed is what goes upstream, byte for byte
-        // (Kestrel's decoded, dot-segment-collapsed Path would route one path and send another).
-        var target = context.Features.Get<IHttpRequestFeature>()?.RawTarget is { Length: > 0 } raw ? raw : "/";
+        // The :path as the client sent it, normalized as the listener says (as for HTTP/1): what is
+        // routed is what goes upstream, byte for byte (Kestrel's decoded, dot-segment-collapsed
+        // Path would route one path and send another).
+        var target = NormalizeTarget(context.Features.Get<IHttpRequestFeature>()?.RawTarget is { Length: > 0 } raw ? raw : "/", model.Config.PathNormalization);
         var head = new Http1RequestHead();
         if (HasConnectionSpecificField(context.Request.Headers))
         {
@@ -429,6 +430,20 @@ internal sealed partial class HttpForwarder
 
     /// <summary>The request as an HTTP/1.1 head, for the route table and the hash keys; false with the status to answer when it cannot be one.</summary>
     /// <param name="webSocket">Described as the HTTP/1.1 upgrade it becomes, so routes and hash keys see a WebSocket the same either way.</param>
+    /// <summary>The target with its path normalized and its query untouched; the same string when nothing changes.</summary>
+    private static string NormalizeTarget(string target, PathNormalization mode)
+    {
+        var queryAt = target.IndexOf('?');
+        var path = queryAt < 0 ? target : target[..queryAt];
+        var normalized = PathNormalizer.Normalize(path, mode);
+        if (ReferenceEquals(normalized, path))
+        {
+            return target;
+        }
+
+        return queryAt < 0 ? normalized : string.Concat(normalized, target.AsSpan(queryAt));
+    }
+
     private static bool TryDescribe(HttpRequest request, string target, bool webSocket, Http1Limits limits, Http1RequestHead head, out Http1Error error)
     {
         var text = new StringBuilder();

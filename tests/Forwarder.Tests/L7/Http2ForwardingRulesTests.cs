@@ -74,28 +74,45 @@ public sealed class Http2ForwardingRulesTests
     }
 
     [Theory]
-    [InlineData("/public/../admin")]
-    [InlineData("/public/%2e%2e/admin")]
-    [InlineData("/public/./../admin")]
-    [InlineData("/files/a%20b/caf%C3%A9?q=%E2%9C%93")]
-    public async Task H2Client_ToHttp11Upstream_SendsThePathItRouted(string path)
+    [InlineData("/public/../admin", "/admin")]
+    [InlineData("/public/%2e%2e/admin", "/admin")]
+    [InlineData("/public/./../admin?x=/../y", "/admin?x=/../y")]
+    [InlineData("/files/a%20b/caf%C3%A9?q=%E2%9C%93", "/files/a%20b/caf%C3%A9?q=%E2%9C%93")]
+    public async Task H2Client_ToHttp11Upstream_SendsThePathItRouted(string path, string routed)
     {
         await using var backend = HttpTestBackend.Text("ok");
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { match: { path: { prefix: /public } }, service: app }\n- { match: { path: { prefix: /files } }, service: app }", Service("app", string.Empty, backend)));
+        await using var other = HttpTestBackend.Text("public");
+        await using var forwarder = await RunningForwarder.StartAsync(Config(
+            "- { match: { path: { prefix: /public } }, service: other }\n- { match: { path: { prefix: /files } }, service: app }\n- { match: { path: { prefix: /admin } }, service: app }",
+            Service("app", string.Empty, backend) + "\n" + Service("other", string.Empty, other)));
         using var client = H2cClient();
 
         using var response = await client.GetAsync(At(forwarder.EndPoint("web"), path));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal($"GET {path} HTTP/1.1", Assert.Single(backend.Requests).RequestLine);
+        Assert.Equal($"GET {routed} HTTP/1.1", Assert.Single(backend.Requests).RequestLine);
+        Assert.Empty(other.Requests);
+    }
+
+    [Fact]
+    public async Task H2Client_PathNormalizationOff_RoutesAndSendsThePathAsSent()
+    {
+        await using var backend = HttpTestBackend.Text("ok");
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { match: { path: { prefix: /public } }, service: app }", Service("app", string.Empty, backend), "pathNormalization: off"));
+        using var client = H2cClient();
+
+        using var response = await client.GetAsync(At(forwarder.EndPoint("web"), "/public/../admin"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("GET /public/../admin HTTP/1.1", Assert.Single(backend.Requests).RequestLine);
     }
 
     [Theory]
-    [InlineData("/public/../admin")]
-    [InlineData("/public/%2e%2e/admin")]
-    [InlineData("/public/./../admin")]
-    [InlineData("/public/a%20b/caf%C3%A9?q=%E2%9C%93")]
-    public async Task BothClients_ToHttp2Upstream_SendThePathTheyRouted(string path)
+    [InlineData("/public/../admin", "/admin")]
+    [InlineData("/public/%2e%2e/admin", "/admin")]
+    [InlineData("/public/./../admin", "/admin")]
+    [InlineData("/public/a%20b/caf%C3%A9?q=%E2%9C%93", "/public/a%20b/caf%C3%A9?q=%E2%9C%93")]
+    public async Task BothClients_ToHttp2Upstream_SendThePathTheyRouted(string path, string routed)
     {
         var seen = new ConcurrentQueue<string>();
         await using var backend = await KestrelTestBackend.StartHttp2Async(context =>
@@ -103,7 +120,7 @@ public sealed class Http2ForwardingRulesTests
             seen.Enqueue(context.Features.Get<IHttpRequestFeature>()!.RawTarget);
             return context.Response.WriteAsync("ok");
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { match: { path: { prefix: /public } }, service: h2 }", Http2Service("h2", backend.Port)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { match: { path: { prefix: /public } }, service: h2 }\n- { match: { path: { prefix: /admin } }, service: h2 }", Http2Service("h2", backend.Port)));
         var web = forwarder.EndPoint("web");
 
         using var client = H2cClient();
@@ -112,7 +129,7 @@ public sealed class Http2ForwardingRulesTests
 
         var (status, _, _) = await ExchangeAsync(web, $"GET {path} HTTP/1.1\r\nHost: app.test\r\n\r\n");
         Assert.Equal(200, status);
-        Assert.Equal([path, path], seen.ToArray());
+        Assert.Equal([routed, routed], seen.ToArray());
     }
 
     [Fact]

@@ -111,8 +111,8 @@ internal sealed partial class Http1ProxySession
                     if (failure is not null || retry.MayRetryStatus(status))
                     {
                         // A body already on its way cannot be sent again; a connection that failed took none of it.
-                        var verdict = retry.Next(failure ?? AttemptFailure.Status, status, replayable: body is null || !body.Started);
-                        if (verdict != RetryVerdict.GiveUp && (verdict == RetryVerdict.ResendStale ? index : service.Balancer.NextUntried(_tried, index)) is var next and >= 0)
+                        var next = retry.NextEndpoint(failure ?? AttemptFailure.Status, status, replayable: body is null || !body.Started, service.Balancer, _tried, index);
+                        if (next >= 0)
                         {
                             response?.Dispose();
                             if (failure != AttemptFailure.Connect)

@@ -1,4 +1,5 @@
 using Forwarder.Configuration;
+using Forwarder.LoadBalancing;
 
 namespace Forwarder.L7;
 
@@ -90,6 +91,19 @@ internal struct RetryDecision(RetryPolicy policy, RetryBudget budget, int connec
         Retries++;
         return RetryVerdict.RetryElsewhere;
     }
+
+    /// <summary>
+    /// Decides after a failed attempt at endpoint <paramref name="index"/> (as <see cref="Next"/>)
+    /// and says where the request goes: the same endpoint for a stale resend, the next untried
+    /// one for a retry, or -1 to answer the client with the failure.
+    /// </summary>
+    public int NextEndpoint(AttemptFailure failure, int status, bool replayable, ServiceBalancer balancer, IReadOnlySet<int> tried, int index)
+        => Next(failure, status, replayable) switch
+        {
+            RetryVerdict.GiveUp => -1,
+            RetryVerdict.ResendStale => index,
+            _ => balancer.NextUntried(tried, index),
+        };
 
     /// <summary>Whether a response with this status would be retried (before <see cref="Next"/> is asked): the caller then need not start copying it.</summary>
     public readonly bool MayRetryStatus(int status) => idempotent && Retries < policy.Attempts && policy.Retries(status);

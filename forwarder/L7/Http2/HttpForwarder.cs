@@ -195,8 +195,8 @@ internal sealed partial class HttpForwarder
 
                     if (failure is not null || (webSocket is null && retry.MayRetryStatus(status)))
                     {
-                        var verdict = retry.Next(failure ?? AttemptFailure.Status, status, replayable: body is null || !body.Started);
-                        if (verdict != RetryVerdict.GiveUp && (verdict == RetryVerdict.ResendStale ? index : service.Balancer.NextUntried(tried, index)) is var next and >= 0)
+                        var next = retry.NextEndpoint(failure ?? AttemptFailure.Status, status, replayable: body is null || !body.Started, service.Balancer, tried, index);
+                        if (next >= 0)
                         {
                             response?.Dispose();
                             if (failure != AttemptFailure.Connect)

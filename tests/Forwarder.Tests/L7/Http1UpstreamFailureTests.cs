@@ -144,6 +144,52 @@ public abstract class Http1UpstreamFailureTests
     }
 
     [Fact]
+    public async Task RetryOnStatus_WhenTheBudgetIsSpent_TheClientGetsTheUpstreamsOwnAnswer()
+    {
+        await using var unavailable = new HttpTestBackend(async (_, socket) =>
+        {
+            await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(503, "busy here", "X-From: upstream\r\n"));
+            return true;
+        });
+        await using var good = HttpTestBackend.Text("good");
+        await using var forwarder = await RunningForwarder.StartAsync(Config(
+            Engine,
+            "- { name: main, service: app, retries: { attempts: 1, on: [503], budgetPercent: 0, minConcurrent: 0 } }",
+            Service("app", "lb: { policy: round_robin }", unavailable, good)));
+
+        // No retry may go: the 503 is the upstream's, headers and body, not one the proxy makes up.
+        var answers = new List<(int Status, string Head, string Body)>();
+        for (var i = 0; i < 4; i++)
+        {
+            answers.Add(await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        }
+
+        var refused = answers.Where(a => a.Status == 503).ToList();
+        Assert.NotEmpty(refused);
+        Assert.All(refused, a => Assert.Equal(("busy here", "upstream"), (a.Body, SocketReader.HeaderOf(a.Head, "x-from"))));
+        Assert.Equal(0, forwarder.Metrics.Route("web", "main").Retries);
+    }
+
+    [Fact]
+    public async Task RetryOnStatus_NoOtherEndpointLeft_IsNotSentAgainToTheSameOne()
+    {
+        await using var unavailable = new HttpTestBackend(async (_, socket) =>
+        {
+            await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(503, "busy"));
+            return true;
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config(
+            Engine,
+            "- { service: app, retries: { attempts: 3, on: [503, reset] } }",
+            Service("app", string.Empty, unavailable)));
+
+        // As on every path (RetryDecision.NextEndpoint): a retry goes to an endpoint not tried yet, or not at all.
+        var (status, _, body) = await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        Assert.Equal((503, "busy"), (status, body));
+        Assert.Single(unavailable.Requests);
+    }
+
+    [Fact]
     public async Task FiveHundreds_EjectTheEndpoint_ThroughOutlierDetection()
     {
         await using var failing = new HttpTestBackend(async (_, socket) =>

@@ -202,10 +202,11 @@ internal sealed partial class Http1ProxySession
                     // The one rule of every path (RetryDecision); an upgrade is never sent twice, as a WebSocket from an HTTP/2 client is not.
                     retry = new RetryDecision(route.Config.Retry, route.Budget, service.Config.ConnectAttempts, IsIdempotent(_request.Method) && !_request.Upgrade);
                     _tried.Clear();
+                    var resend = false;
                     while (true)
                     {
                         // Failed dials move on to the next endpoint in here, up to connectAttempts.
-                        var leased = await _handler.Connector.ConnectAsync(service, index, _tried, pooled: true, _client.Client.ConnectionClosed).ConfigureAwait(false);
+                        var leased = await _handler.Connector.ConnectAsync(service, index, _tried, pooled: true, _client.Client.ConnectionClosed, fresh: resend).ConfigureAwait(false);
                         if (leased is not { } lease)
                         {
                             service.Metrics.AttemptsExhausted();
@@ -259,10 +260,12 @@ internal sealed partial class Http1ProxySession
                         // The exchange failed, or answered a status that is retried: this connection is done. A stale
                         // pooled connection is most likely the upstream's keep-alive racing the reuse: no fault of the endpoint's.
                         await exchange.AbandonAsync(reportFailure: attempt != AttemptFailure.StaleReset && exchange.UpstreamAtFault(failure)).ConfigureAwait(false);
-                        if (next == lease.Index)
+                        resend = next == lease.Index;
+                        if (resend)
                         {
-                            // Resent once to the same endpoint, on a new connection.
+                            // Resent once to the same endpoint, on a new connection: the other idle ones may be as stale.
                             _tried.Remove(next);
+                            index = next;
                             continue;
                         }
 

@@ -192,7 +192,6 @@ internal sealed partial class Http1ProxySession
                 }
 
                 // Set before the cancel: the attempt that wakes up to it reads whose wait it was.
-
                 _stopped = true;
                 _passed = blame;
             }

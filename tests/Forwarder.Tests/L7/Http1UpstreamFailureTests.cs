@@ -277,6 +277,10 @@ public abstract class Http1UpstreamFailureTests
         // Once it is back in the pool, the connection serves the next request.
         release.SetResult();
         Assert.Equal(200, (await slow).Status);
+
+        // The client has its answer a moment before the connection is back in the pool.
+        var pool = Assert.Single(forwarder.Runtime.Services["app"].Endpoints).Pool;
+        await Eventually.TrueAsync(() => pool.IdleCount == 1, "the connection went back to the pool");
         Assert.Equal(200, (await ExchangeAsync(web, "GET /after HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
         Assert.Equal(1, backend.AcceptedCount);
     }

@@ -125,6 +125,9 @@ public sealed class Http1ToHttp2UpstreamTests
             Assert.Equal(200, status);
             Assert.Equal("second one", body);
         }
+
+        // The refused dials are counted as on every other path.
+        Assert.True(forwarder.Metrics.Service("h2").ConnectErrors(Forwarder.Metrics.ConnectFailure.Refused) >= 1, "the refused endpoint's dials are counted");
     }
 
     [Fact]

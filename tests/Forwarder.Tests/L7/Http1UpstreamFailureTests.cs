@@ -328,6 +328,42 @@ public abstract class Http1UpstreamFailureTests
     }
 
     [Fact]
+    public async Task WebSocketUpgrade_OnAPooledConnectionTheUpstreamResets_IsNotSentAgain()
+    {
+        // As the BodilessPost test's upstream: each reused connection turns out stale.
+        var upgrades = 0;
+        await using var backend = new TcpTestServer(async socket =>
+        {
+            var reader = new SocketReader(socket);
+            for (var served = 0; await reader.ReadHeadAsync() is { } head; served++)
+            {
+                if (head.Contains("Upgrade: websocket", StringComparison.OrdinalIgnoreCase))
+                {
+                    Interlocked.Increment(ref upgrades);
+                }
+
+                if (served > 0)
+                {
+                    socket.LingerState = new LingerOption(true, 0);
+                    socket.Close();
+                    return;
+                }
+
+                await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(200, "ok"));
+            }
+        });
+        var services = $"app:\n  endpoints:\n    - address: {backend.Address}";
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, retries: { attempts: 3, on: [reset] } }", services));
+        var web = forwarder.EndPoint("web");
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => ExchangeAsync(web, "GET /warm HTTP/1.1\r\nHost: a\r\n\r\n")));
+
+        // The one rule of every path: an upgrade is never sent twice, as a WebSocket from an HTTP/2 client is not.
+        var (status, _, _) = await ExchangeAsync(web, "GET /socket HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+        Assert.Equal(502, status);
+        Assert.Equal(1, Volatile.Read(ref upgrades));
+    }
+
+    [Fact]
     public async Task RequestsWithBodies_UpstreamNeverAnswers_EachClientGetsThe504()
     {
         await using var backend = new HttpTestBackend(async (_, socket) =>

@@ -71,6 +71,11 @@ internal static class ConfigJsonWriter
             }
 
             json.WriteNumber("maxConnections", listener.MaxConnections);
+            if (listener.Http is { } http)
+            {
+                HttpListenerJsonWriter.Write(json, http);
+            }
+
             json.WriteEndObject();
         }
 

@@ -1,8 +1,4 @@
-using System.Buffers;
-using System.Globalization;
-using System.IO.Pipelines;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
 using Forwarder.Configuration;
@@ -11,9 +7,6 @@ using Forwarder.L7.Routing;
 using Forwarder.L7.Upstream;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Runtime;
-using Forwarder.Transports.Features;
-using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.WebUtilities;
 
 namespace Forwarder.L7;
 
@@ -25,17 +18,10 @@ namespace Forwarder.L7;
 /// </content>
 internal sealed partial class Http1ProxySession
 {
-    private const int Http2BodyBufferSize = 16 * 1024;
-
     private static readonly HashSet<string> NotForwardedToHttp2 = new(StringComparer.OrdinalIgnoreCase)
     {
         "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host", "expect",
         "content-length", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-for", "via",
-    };
-
-    private static readonly HashSet<string> NotForwardedToHttp1 = new(StringComparer.OrdinalIgnoreCase)
-    {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "content-length",
     };
 
     /// <summary>Forwards the parsed request over HTTP/2; true when the client connection stays open for the next.</summary>
@@ -60,30 +46,27 @@ internal sealed partial class Http1ProxySession
                 endpoint.State.Begin();
                 try
                 {
-                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_client.Client.ConnectionClosed);
-                    timeout.CancelAfter(route.Config.Timeout);
                     var body = _request.HasBody ? new ClientBodyContent(this, model) : null;
+                    await using var deadline = new Http2AttemptDeadline(this, model, route, body);
                     using var request = CreateHttp2Request(uri, requestId, body);
-                    var sentAt = _tracker.Now;
                     HttpResponseMessage? response = null;
-                    AttemptFailure? failure = null;
+                    Http2Failure? failed = null;
                     int status;
                     try
                     {
-                        response = await endpoint.Pool.Http.SendAsync(request, timeout.Token).ConfigureAwait(false);
+                        response = await endpoint.Pool.Http.SendAsync(request, deadline.Token).ConfigureAwait(false);
+                        deadline.Stop();
                         status = (int)response.StatusCode;
                     }
                     catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
                     {
+                        deadline.Stop();
+
                         // Whatever happens next reads the client connection again: the body must have stopped.
                         await SettleClientBodyAsync(body).ConfigureAwait(false);
-                        if (body?.Outcome is BodyOutcome.Invalid or BodyOutcome.TooLarge)
-                        {
-                            await RefuseAsync(model, route, body.Outcome == BodyOutcome.TooLarge ? 413 : 400, $"request body {body.Outcome}", started, service, endpoint, retry.Retries).ConfigureAwait(false);
-                            return false;
-                        }
-
-                        if (_client.Client.ConnectionClosed.IsCancellationRequested || body?.Outcome is BodyOutcome.Truncated)
+                        var side = ClientSideOf(body, deadline.Passed);
+                        var failure = Http2FailureClassifier.Classify(ex, deadline.Passed == Http2Blame.Upstream, side);
+                        if (failure.Kind == Http2FailureKind.ClientGone)
                         {
                             // The client left: there is nobody to answer.
                             route.Metrics.Abort();
@@ -91,31 +74,38 @@ internal sealed partial class Http1ProxySession
                             return false;
                         }
 
-                        var connectFailed = ex is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError }
-                            || ex.InnerException is SocketException or TimeoutException
-                            || (ex is OperationCanceledException && !timeout.IsCancellationRequested && ex.InnerException is TimeoutException);
-                        failure = connectFailed ? AttemptFailure.Connect : timeout.IsCancellationRequested ? AttemptFailure.Timeout : AttemptFailure.Reset;
-                        status = failure == AttemptFailure.Timeout ? 504 : connectFailed ? 503 : 502;
+                        if (failure.Kind == Http2FailureKind.ClientFault)
+                        {
+                            // Too large, malformed or stalled: the client's doing, never charged to the endpoint.
+                            await RefuseAsync(model, route, failure.Status, $"request body {side}", started, service, endpoint, retry.Retries).ConfigureAwait(false);
+                            return false;
+                        }
+
+                        if (failure.Dial is { } dial)
+                        {
+                            service.Metrics.ConnectFailed(dial);
+                        }
+
+                        (failed, status) = (failure, failure.Status);
                     }
 
-                    var upstreamLatency = _tracker.Since(sentAt);
-                    if (failure is not null || status >= 500)
+                    if (failed is { UpstreamAtFault: true } || (failed is null && status >= 500))
                     {
                         service.Health.ReportFailure(endpoint.Health);
                     }
-                    else
+                    else if (failed is null)
                     {
                         ServiceHealth.ReportSuccess(endpoint.Health);
                     }
 
-                    if (failure is not null || retry.MayRetryStatus(status))
+                    if (failed?.Attempt is not null || (failed is null && retry.MayRetryStatus(status)))
                     {
                         // A body already on its way cannot be sent again; a connection that failed took none of it.
-                        var next = retry.NextEndpoint(failure ?? AttemptFailure.Status, status, replayable: body is null || !body.Started, service.Balancer, _tried, index);
+                        var next = retry.NextEndpoint(failed?.Attempt ?? AttemptFailure.Status, status, replayable: body is null || !body.Started, service.Balancer, _tried, index);
                         if (next >= 0)
                         {
                             response?.Dispose();
-                            if (failure != AttemptFailure.Connect)
+                            if (failed?.Attempt != AttemptFailure.Connect)
                             {
                                 route.Metrics.Retried();
                                 service.Metrics.Http.Retried();
@@ -128,13 +118,15 @@ internal sealed partial class Http1ProxySession
 
                     if (response is null)
                     {
-                        _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, endpoint.Config.Address, "HTTP/2 exchange failed", status);
+                        _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, endpoint.Config.Address, $"HTTP/2 exchange failed ({failed!.Value.Kind})", status);
                         await RefuseAsync(model, route, status, "HTTP/2 exchange failed", started, service, endpoint, retry.Retries).ConfigureAwait(false);
                         return false;
                     }
 
                     using (response)
                     {
+                        // The upstream's latency, from when it had the whole request: not the client's upload time.
+                        var upstreamLatency = _tracker.Since(deadline.RequestSentAt);
                         route.Metrics.UpstreamLatency.Record(upstreamLatency);
                         service.Metrics.Http.UpstreamLatency.Record(upstreamLatency);
                         var open = await CopyHttp2ResponseAsync(model, route, service, endpoint, response, generated, started, upstreamLatency.TotalMilliseconds, retry.Retries, requestId).ConfigureAwait(false);
@@ -152,6 +144,27 @@ internal sealed partial class Http1ProxySession
         {
             retry.Release();
         }
+    }
+
+    /// <summary>What the client's side had to do with a failed HTTP/2 exchange.</summary>
+    private ClientSide ClientSideOf(ClientBodyContent? body, Http2Blame passed)
+    {
+        if (body?.Outcome is BodyOutcome.TooLarge)
+        {
+            return ClientSide.TooLarge;
+        }
+
+        if (body?.Outcome is BodyOutcome.Invalid)
+        {
+            return ClientSide.Invalid;
+        }
+
+        if (_client.Client.ConnectionClosed.IsCancellationRequested || body?.Outcome is BodyOutcome.Truncated)
+        {
+            return ClientSide.Gone;
+        }
+
+        return passed == Http2Blame.Client ? ClientSide.Stalled : ClientSide.Fine;
     }
 
     /// <summary>The path and query of a target: itself in origin form, the part after the authority in absolute form (whose authority is already the Host).</summary>
@@ -240,148 +253,6 @@ internal sealed partial class Http1ProxySession
         return request;
     }
 
-    /// <summary>Writes the response as HTTP/1.1 and streams its body; true when the connection stays open.</summary>
-    private async ValueTask<bool> CopyHttp2ResponseAsync(HttpListenerModel model, RouteModel route, ServiceModel service, UpstreamEndpoint endpoint, HttpResponseMessage response, GeneratedCookie? generated, long started, double upstreamMilliseconds, int retries, RequestId requestId)
-    {
-        var status = (int)response.StatusCode;
-        var bodiless = _request.Method.SequenceEqual("HEAD"u8) || status is 204 or 304 || status < 200;
-        var length = response.Content.Headers.ContentLength;
-        var chunked = !bodiless && length is null && _request.Version != Http1Version.Http10;
-        var closeAfter = !_request.KeepAlive || (!bodiless && length is null && !chunked) || _stopping.IsCancellationRequested;
-
-        var head = new StringBuilder(256);
-        head.Append(CultureInfo.InvariantCulture, $"HTTP/1.1 {status} {ReasonPhrases.GetReasonPhrase(status)}\r\n");
-        AppendHeaders(head, response.Headers);
-        AppendHeaders(head, response.Content.Headers);
-        if (length is { } known && (!bodiless || _request.Method.SequenceEqual("HEAD"u8)))
-        {
-            head.Append(CultureInfo.InvariantCulture, $"Content-Length: {known}\r\n");
-        }
-
-        head.Append(chunked ? "Transfer-Encoding: chunked\r\n" : string.Empty)
-            .Append(closeAfter ? "Connection: close\r\n" : _request.Version == Http1Version.Http10 ? "Connection: keep-alive\r\n" : string.Empty)
-            .Append(generated is null ? string.Empty : $"Set-Cookie: {generated.SetCookieValue}\r\n")
-            .Append("Via: 2 forwarder\r\n\r\n");
-        var headBytes = Encoding.Latin1.GetBytes(head.ToString());
-        _output.Write(headBytes);
-        long sent = headBytes.Length;
-
-        var complete = true;
-        if (!bodiless)
-        {
-            var buffer = ArrayPool<byte>.Shared.Rent(Http2BodyBufferSize);
-            try
-            {
-                _client.IdleTimeout = route.Config.Timeout;
-                await using var stream = await response.Content.ReadAsStreamAsync(_client.Client.ConnectionClosed).ConfigureAwait(false);
-                int read;
-                while ((read = await stream.ReadAsync(buffer, _client.Client.ConnectionClosed).ConfigureAwait(false)) > 0)
-                {
-                    sent += WriteBodyPart(buffer.AsSpan(0, read), chunked);
-                    if ((await _output.FlushAsync().ConfigureAwait(false)).IsCompleted)
-                    {
-                        complete = false;
-                        break;
-                    }
-                }
-
-                if (complete && chunked)
-                {
-                    _output.Write("0\r\n\r\n"u8);
-                    sent += 5;
-                }
-            }
-            catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException or ObjectDisposedException)
-            {
-                complete = false;
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-                _client.IdleTimeout = TimeSpan.Zero;
-            }
-        }
-
-        route.Metrics.Responded(status);
-        service.Metrics.Http.Responded(status);
-        _listenerMetrics.AddSent(sent);
-        _listenerMetrics.AddReceived(_request.Bytes.Length + _requestBody.Forwarded);
-        if (!complete)
-        {
-            // Part of the response is out: only a reset tells the client the rest is missing.
-            _handler.WarnResponseCut(route.Config.Name, service.Config.Name, endpoint.Config.Address, "HTTP/2 response broke");
-            route.Metrics.Abort();
-            service.Metrics.Http.Abort();
-            service.Health.ReportFailure(endpoint.Health);
-            if (_client.Client.Features.Get<IConnectionResetFeature>() is { } reset)
-            {
-                reset.Reset();
-            }
-            else
-            {
-                _client.Client.Abort(new ConnectionAbortedException("The upstream failed mid-response."));
-            }
-        }
-
-        Log(model, route, service, endpoint, status, sent, started, upstreamMilliseconds, retries, requestId);
-        var flushed = await _output.FlushAsync().ConfigureAwait(false);
-        return complete && !closeAfter && !flushed.IsCompleted;
-    }
-
-    /// <summary>
-    /// Waits until nothing reads the client's connection for the body any more (the upstream may
-    /// have answered without taking all of it); true when the body was read whole, so the next
-    /// request starts where this one ended.
-    /// </summary>
-    private async ValueTask<bool> SettleClientBodyAsync(ClientBodyContent? body)
-    {
-        if (body is null)
-        {
-            return true;
-        }
-
-        if (body.Started && body.Outcome is null)
-        {
-            _input.CancelPendingRead();
-            await body.Finished.ConfigureAwait(false);
-        }
-
-        return body.Outcome == BodyOutcome.Complete;
-    }
-
-    private int WriteBodyPart(ReadOnlySpan<byte> data, bool chunked)
-    {
-        if (!chunked)
-        {
-            _output.Write(data);
-            return data.Length;
-        }
-
-        Span<byte> size = stackalloc byte[12];
-        data.Length.TryFormat(size, out var digits, "x", CultureInfo.InvariantCulture);
-        "\r\n"u8.CopyTo(size[digits..]);
-        _output.Write(size[..(digits + 2)]);
-        _output.Write(data);
-        _output.Write("\r\n"u8);
-        return digits + 4 + data.Length;
-    }
-
-    private static void AppendHeaders(StringBuilder head, HttpHeaders headers)
-    {
-        foreach (var (name, values) in headers.NonValidated)
-        {
-            if (NotForwardedToHttp1.Contains(name))
-            {
-                continue;
-            }
-
-            foreach (var value in values)
-            {
-                head.Append(name).Append(": ").Append(value).Append("\r\n");
-            }
-        }
-    }
-
     private static bool IsListedIn(ReadOnlySpan<byte> connection, ReadOnlySpan<byte> name)
     {
         foreach (var token in new Http1Fields.TokenList(connection))
@@ -393,68 +264,5 @@ internal sealed partial class Http1ProxySession
         }
 
         return false;
-    }
-
-    /// <summary>
-    /// The client's body as the HTTP/2 request's content: streamed from the connection as the
-    /// handler asks for it, de-chunked, within the listener's size limit. Sends the client its
-    /// 100 Continue first when it asked to wait for one.
-    /// </summary>
-    private sealed class ClientBodyContent(Http1ProxySession session, HttpListenerModel model) : HttpContent
-    {
-        private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        /// <summary>Completes when the body stopped being read from the client, however that ended.</summary>
-        public Task Finished => _finished.Task;
-
-        /// <summary>True once the handler began to read the body: from then on it cannot be sent again.</summary>
-        public bool Started { get; private set; }
-
-        /// <summary>How forwarding the body ended; null until it did.</summary>
-        public BodyOutcome? Outcome { get; private set; }
-
-        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
-        {
-            Started = true;
-            var request = session._request;
-            try
-            {
-                if (request.ExpectContinue)
-                {
-                    session._output.Write("HTTP/1.1 100 Continue\r\n\r\n"u8);
-                    await session._output.FlushAsync().ConfigureAwait(false);
-                }
-
-                var target = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
-                try
-                {
-                    Outcome = await session._requestBody.ForwardAsync(session._input, target, RequestFraming(request), request.ContentLength ?? 0, model.Config.MaxBodySize, flushLast: true, dechunk: true).ConfigureAwait(false);
-                }
-                finally
-                {
-                    await target.CompleteAsync().ConfigureAwait(false);
-                }
-            }
-            catch (Exception) when (Outcome is null)
-            {
-                Outcome = BodyOutcome.TargetClosed;
-                throw;
-            }
-            finally
-            {
-                _finished.TrySetResult();
-            }
-
-            if (Outcome != BodyOutcome.Complete)
-            {
-                throw new IOException($"The client's request body did not arrive whole ({Outcome}).");
-            }
-        }
-
-        protected override bool TryComputeLength(out long length)
-        {
-            length = session._request.ContentLength ?? 0;
-            return !session._request.Chunked && session._request.ContentLength is not null;
-        }
     }
 }

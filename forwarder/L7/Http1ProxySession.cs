@@ -1,12 +1,9 @@
-using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Text;
 using Forwarder.Configuration;
 using Forwarder.L7.Http1;
-using Forwarder.L7.Http2;
 using Forwarder.L7.Routing;
-using Forwarder.LoadBalancing;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
 using Microsoft.AspNetCore.Connections;
@@ -63,19 +60,6 @@ internal sealed partial class Http1ProxySession
         _requestBody = new Http1BodyForwarder(client, _tracker);
         _responseBody = new Http1BodyForwarder(client, _tracker);
         _exchange = new Exchange(this);
-    }
-
-    /// <summary>Where the wait for a request head stands: the deadline armed, and whether its first byte came.</summary>
-    private readonly record struct HeadWait(long Deadline, bool Started);
-
-    private enum HeadOutcome
-    {
-        Parsed,
-        Closed,
-        Refused,
-
-        /// <summary>The connection opened with the HTTP/2 preface: it goes to the HTTP/2 front.</summary>
-        Http2,
     }
 
     /// <summary>What one read of a response head came to.</summary>
@@ -186,7 +170,7 @@ internal sealed partial class Http1ProxySession
                 // box per waiting request, and with hundreds waiting the runtime's small box cache
                 // runs dry: a fresh box, and garbage, for nearly every request.
                 route.Budget.RequestStarted();
-                var holdsRetry = false;
+                var retry = default(RetryDecision);
                 try
                 {
                     var service = route.PickService();
@@ -214,23 +198,25 @@ internal sealed partial class Http1ProxySession
                     }
 
                     var requestId = NextRequestId();
-                    var retryable = IsIdempotent(_request.Method) && !_request.HasBody && !_request.Upgrade;
-                    var retries = 0;
-                    var resentStale = false;
+
+                    // The one rule of every path (RetryDecision); an upgrade is never sent twice, as a WebSocket from an HTTP/2 client is not.
+                    retry = new RetryDecision(route.Config.Retry, route.Budget, service.Config.ConnectAttempts, IsIdempotent(_request.Method) && !_request.Upgrade);
                     _tried.Clear();
+                    var resend = false;
                     while (true)
                     {
-                        var leased = await _handler.Connector.ConnectAsync(service, index, _tried, pooled: true, _client.Client.ConnectionClosed).ConfigureAwait(false);
+                        // Failed dials move on to the next endpoint in here, up to connectAttempts.
+                        var leased = await _handler.Connector.ConnectAsync(service, index, _tried, pooled: true, _client.Client.ConnectionClosed, fresh: resend).ConfigureAwait(false);
                         if (leased is not { } lease)
                         {
                             service.Metrics.AttemptsExhausted();
                             _handler.WarnUnreachable(route.Config.Name, service.Config.Name);
-                            await RefuseAsync(model, route, 503, "no endpoint reachable", started, service, retries: retries).ConfigureAwait(false);
+                            await RefuseAsync(model, route, 503, "no endpoint reachable", started, service, retries: retry.Retries).ConfigureAwait(false);
                             return;
                         }
 
                         var exchange = _exchange;
-                        exchange.Begin(model, route, service, lease, started, requestId, retries);
+                        exchange.Begin(model, route, service, lease, started, requestId, retry.Retries);
                         var failure = await exchange.SendAsync().ConfigureAwait(false);
                         if (failure == ExchangeFailure.None)
                         {
@@ -256,8 +242,13 @@ internal sealed partial class Http1ProxySession
                             }
                         }
 
-                        if (failure == ExchangeFailure.None && !(retryable && route.Config.Retry.Retries(_response.Status) && retries < route.Config.Retry.Attempts))
+                        // The body is streamed, never held: a request with one cannot be sent again.
+                        var attempt = failure == ExchangeFailure.None && !retry.MayRetryStatus(_response.Status) ? null : AttemptFailureOf(failure, lease.Reused && exchange.NothingReceived);
+                        var next = attempt is { } failed ? retry.NextEndpoint(failed, _response.Status, replayable: !_request.HasBody, balancer, _tried, lease.Index) : -1;
+                        if (failure == ExchangeFailure.None && next < 0)
                         {
+                            // A good answer, or a status the route retries on when no retry may go (budget spent,
+                            // no endpoint left): either way the upstream's own response is the client's.
                             if (!await exchange.CompleteAsync(generated).ConfigureAwait(false))
                             {
                                 return;
@@ -266,53 +257,45 @@ internal sealed partial class Http1ProxySession
                             break;
                         }
 
-                        // The exchange failed, or answered a status the route retries: this connection is done.
-                        var stale = failure == ExchangeFailure.Reset && lease.Reused && exchange.NothingReceived && !_request.HasBody;
-                        await exchange.AbandonAsync(reportFailure: !stale && exchange.UpstreamAtFault(failure)).ConfigureAwait(false);
-                        if (stale && !resentStale && IsIdempotent(_request.Method))
+                        // The exchange failed, or answered a status that is retried: this connection is done. A stale
+                        // pooled connection is most likely the upstream's keep-alive racing the reuse: no fault of the endpoint's.
+                        await exchange.AbandonAsync(reportFailure: attempt != AttemptFailure.StaleReset && exchange.UpstreamAtFault(failure)).ConfigureAwait(false);
+                        resend = next == lease.Index;
+                        if (resend)
                         {
-                            // A pooled connection the upstream closed just as it was reused: most likely
-                            // the request never reached it, but that cannot be known, so only an
-                            // idempotent one goes again (RFC 9110 9.2.2), once, to the same endpoint.
-                            resentStale = true;
-                            _tried.Remove(lease.Index);
+                            // Resent once to the same endpoint, on a new connection: the other idle ones may be as stale.
+                            _tried.Remove(next);
+                            index = next;
+                            continue;
+                        }
+
+                        if (next >= 0)
+                        {
+                            route.Metrics.Retried();
+                            service.Metrics.Http.Retried();
+                            index = next;
                             continue;
                         }
 
                         var status = failure switch
                         {
-                            ExchangeFailure.None => _response.Status,
                             ExchangeFailure.Timeout => 504,
                             ExchangeFailure.ClientBody => exchange.ClientBodyStatus,
                             ExchangeFailure.ClientStalled => 408,
                             _ => 502,
                         };
-                        if (retryable && RetriesOn(route, failure) && retries < route.Config.Retry.Attempts && (holdsRetry || route.Budget.TryStartRetry()))
-                        {
-                            holdsRetry = true;
-                            retries++;
-                            route.Metrics.Retried();
-                            service.Metrics.Http.Retried();
-                            index = NextEndpoint(balancer, key, lease.Index);
-                            continue;
-                        }
-
                         if (exchange.UpstreamAtFault(failure))
                         {
-                            _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, lease.Endpoint.Config.Address, failure == ExchangeFailure.None ? $"status {status}" : failure.ToString(), status);
+                            _handler.WarnExchangeFailed(route.Config.Name, service.Config.Name, lease.Endpoint.Config.Address, failure.ToString(), status);
                         }
 
-                        await RefuseAsync(model, route, status, failure.ToString(), started, service, lease.Endpoint, retries).ConfigureAwait(false);
+                        await RefuseAsync(model, route, status, failure.ToString(), started, service, lease.Endpoint, retry.Retries).ConfigureAwait(false);
                         return;
                     }
                 }
                 finally
                 {
-                    if (holdsRetry)
-                    {
-                        route.Budget.RetryEnded();
-                    }
-
+                    retry.Release();
                     route.Budget.RequestEnded();
                 }
             }
@@ -333,111 +316,6 @@ internal sealed partial class Http1ProxySession
         if (_idle)
         {
             _input.CancelPendingRead();
-        }
-    }
-
-    /// <summary>Arms the keep-alive deadline for the next request's first byte.</summary>
-    private HeadWait BeginHeadWait(HttpListenerConfig config)
-    {
-        var deadline = _tracker.DeadlineAfter(config.KeepAliveTimeout);
-        _client.ArmDeadline(deadline, _input);
-        _idle = true;
-        return new HeadWait(deadline, Started: false);
-    }
-
-    /// <summary>
-    /// Looks at one read of the request head: up to the keep-alive timeout for its first byte
-    /// (then closes quietly), up to the header timeout from there to its end (then 408). True
-    /// when the outcome is decided; false to read again.
-    /// </summary>
-    private bool TryTakeHead(ReadResult result, HttpListenerConfig config, ref HeadWait wait, out HeadOutcome outcome, out Http1Error error)
-    {
-        var buffer = result.Buffer;
-        error = default;
-        if (result.IsCanceled)
-        {
-            if (_client.DisarmDeadline())
-            {
-                (outcome, error) = wait.Started ? (HeadOutcome.Refused, new Http1Error(408, "request head not received within the header timeout")) : (HeadOutcome.Closed, default);
-                return true;
-            }
-
-            if (_stopping.IsCancellationRequested && buffer.IsEmpty)
-            {
-                outcome = HeadOutcome.Closed;
-                return true;
-            }
-
-            _client.ArmDeadline(wait.Deadline, _input);
-        }
-
-        if (!buffer.IsEmpty)
-        {
-            _idle = false;
-        }
-
-        if (_requestCount == 0 && config.Http2 && Http2Preface.Check(buffer) is { } isHttp2)
-        {
-            if (isHttp2)
-            {
-                // Left unread: the HTTP/2 server reads the preface itself.
-                _input.AdvanceTo(buffer.Start);
-                _client.DisarmDeadline();
-                outcome = HeadOutcome.Http2;
-                return true;
-            }
-        }
-        else if (_requestCount == 0 && config.Http2 && !result.IsCompleted)
-        {
-            // Too few bytes yet to tell HTTP/2's preface from an HTTP/1.1 request.
-            _input.AdvanceTo(buffer.Start, buffer.End);
-            KeepWaiting(buffer, config, ref wait);
-            outcome = default;
-            return false;
-        }
-
-        var status = Http1RequestParser.TryParse(buffer, config.Limits, _request, out var consumed, out error);
-        if (status == Http1ParseStatus.Complete)
-        {
-            _input.AdvanceTo(consumed);
-            _client.DisarmDeadline();
-            outcome = HeadOutcome.Parsed;
-            return true;
-        }
-
-        if (status == Http1ParseStatus.Error)
-        {
-            _input.AdvanceTo(buffer.End);
-            _client.DisarmDeadline();
-            outcome = HeadOutcome.Refused;
-            return true;
-        }
-
-        if (result.IsCompleted)
-        {
-            // Closed between requests, or part-way through a head nobody will finish.
-            _input.AdvanceTo(buffer.End);
-            _client.DisarmDeadline();
-            outcome = HeadOutcome.Closed;
-            return true;
-        }
-
-        _input.AdvanceTo(buffer.Start, buffer.End);
-        KeepWaiting(buffer, config, ref wait);
-        outcome = default;
-        return false;
-    }
-
-    /// <summary>
-    /// A head has begun but is not complete: from its first byte on, it has the header timeout
-    /// to finish. Armed only now, since nearly every head arrives whole in one read.
-    /// </summary>
-    private void KeepWaiting(in ReadOnlySequence<byte> buffer, HttpListenerConfig config, ref HeadWait wait)
-    {
-        if (!wait.Started && !buffer.IsEmpty)
-        {
-            wait = new HeadWait(_tracker.DeadlineAfter(config.HeaderTimeout), Started: true);
-            _client.ArmDeadline(wait.Deadline, _input);
         }
     }
 
@@ -495,28 +373,15 @@ internal sealed partial class Http1ProxySession
             requestId?.ToString() ?? string.Empty));
     }
 
-    /// <summary>Whether the route retries an exchange that failed this way (a retryable status counts as None).</summary>
-    private static bool RetriesOn(RouteModel route, ExchangeFailure failure) => failure switch
+    /// <summary>A failed exchange (or a retried status, <see cref="ExchangeFailure.None"/>) as the retry rule sees it; null for one never retried.</summary>
+    /// <param name="staleCandidate">The connection came from the pool and closed without a byte of response.</param>
+    private static AttemptFailure? AttemptFailureOf(ExchangeFailure failure, bool staleCandidate) => failure switch
     {
-        ExchangeFailure.Reset => (route.Config.Retry.On & RetryOn.Reset) != 0,
-        ExchangeFailure.Timeout => (route.Config.Retry.On & RetryOn.Timeout) != 0,
-        ExchangeFailure.None => true,
-        _ => false,
+        ExchangeFailure.None => AttemptFailure.Status,
+        ExchangeFailure.Reset => staleCandidate ? AttemptFailure.StaleReset : AttemptFailure.Reset,
+        ExchangeFailure.Timeout => AttemptFailure.Timeout,
+        _ => null,
     };
-
-    /// <summary>The endpoint for a retry: one not tried yet, or when every one has had its go, the round starts again.</summary>
-    private int NextEndpoint(ServiceBalancer balancer, ulong? key, int last)
-    {
-        var index = balancer.NextUntried(_tried, last);
-        if (index >= 0)
-        {
-            return index;
-        }
-
-        _tried.Clear();
-        index = key is { } again ? balancer.Pick(again) : balancer.Pick();
-        return index < 0 ? last : index;
-    }
 
     private RequestId NextRequestId() => new(_client.Client.ConnectionId, ++_requestCount);
 

@@ -49,6 +49,12 @@ internal sealed class ConnectionTracker : IDisposable
     /// <summary>The deadline <paramref name="delay"/> after <paramref name="from"/>, a recent value of <see cref="Now"/> (saving a clock read).</summary>
     public long DeadlineAfter(long from, TimeSpan delay) => from + (long)(delay.TotalSeconds * _time.TimestampFrequency);
 
+    /// <summary>Time until <paramref name="timestamp"/> (a deadline), never negative.</summary>
+    public TimeSpan Until(long timestamp) => TimeSpan.FromSeconds(Math.Max(0, timestamp - Now) / (double)_time.TimestampFrequency);
+
+    /// <summary>A one-shot timer on the tracker's clock, unarmed, for a deadline a tick is too coarse for.</summary>
+    public ITimer CreateTimer(TimerCallback callback, object? state) => _time.CreateTimer(callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+
     /// <summary>Time since <paramref name="timestamp"/>, a value of <see cref="Now"/>.</summary>
     public TimeSpan Since(long timestamp) => _time.GetElapsedTime(timestamp);
 

@@ -26,9 +26,10 @@ internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeP
     /// <param name="index">The endpoint the balancer picked.</param>
     /// <param name="tried">Endpoints already used by this request (a retry); those are skipped and the ones tried here added.</param>
     /// <param name="pooled">Take an idle connection from the endpoint's keep-alive pool, or dial one for it (L7), instead of always dialling (L4).</param>
+    /// <param name="fresh">With <paramref name="pooled"/>, dial a new connection for the pool even when an idle one waits (the resend after a stale one, whose idle siblings may be as stale).</param>
     /// <returns>A lease whose endpoint has begun one unit of in-flight work; null when every attempt failed or the caller gave up.</returns>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<UpstreamLease?> ConnectAsync(ServiceModel service, int index, HashSet<int> tried, bool pooled, CancellationToken cancellationToken)
+    public async ValueTask<UpstreamLease?> ConnectAsync(ServiceModel service, int index, HashSet<int> tried, bool pooled, CancellationToken cancellationToken, bool fresh = false)
     {
         var balancer = service.Balancer;
         var attempts = Math.Min(service.Config.ConnectAttempts, service.Endpoints.Length - tried.Count);
@@ -46,7 +47,7 @@ internal sealed partial class UpstreamConnector(IConnectionFactory dialer, TimeP
             var endpoint = service.Endpoints[index];
             tried.Add(index);
             endpoint.State.Begin();
-            if (pooled && await endpoint.Pool.TakeIdleAsync().ConfigureAwait(false) is { } idle)
+            if (pooled && !fresh && await endpoint.Pool.TakeIdleAsync().ConfigureAwait(false) is { } idle)
             {
                 return new UpstreamLease(idle, endpoint, index, Reused: true);
             }

@@ -1,9 +1,5 @@
 using System.Buffers;
-using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
-using System.Text;
-using Forwarder.Configuration;
 using Forwarder.L7.Http1;
 using Forwarder.L7.Routing;
 using Forwarder.L7.Upstream;
@@ -156,7 +152,7 @@ internal sealed partial class HttpForwarder
                     using var request = CreateRequest(context, uri, head, service, clientAddress, requestId, body, webSocket is not null, out var webSocketKey);
                     var sentAt = _tracker.Now;
                     HttpResponseMessage? response = null;
-                    AttemptFailure? failure = null;
+                    Http2Failure? failed = null;
                     int status;
                     try
                     {
@@ -165,7 +161,8 @@ internal sealed partial class HttpForwarder
                     }
                     catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException)
                     {
-                        if (context.RequestAborted.IsCancellationRequested || body?.Fault == ClientBodyFault.Failed)
+                        var failure = Http2FailureClassifier.Classify(ex, timeout.IsCancellationRequested, ClientSideOf(context, body, timeout.IsCancellationRequested));
+                        if (failure.Kind == Http2FailureKind.ClientGone)
                         {
                             // The client went away or broke its body off: there is nobody to answer.
                             route.Metrics.Abort();
@@ -174,32 +171,37 @@ internal sealed partial class HttpForwarder
                             return;
                         }
 
-                        if (body?.Fault == ClientBodyFault.TooLarge || (timeout.IsCancellationRequested && body is { Completed: false, WaitingOnClient: true }))
+                        if (failure.Kind == Http2FailureKind.ClientFault)
                         {
                             // The client's doing (too much, or too slow a body): not the endpoint's failure.
-                            await RefuseAsync(context, state, route, body.Fault == ClientBodyFault.TooLarge ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status408RequestTimeout, service).ConfigureAwait(false);
+                            await RefuseAsync(context, state, route, failure.Status, service).ConfigureAwait(false);
                             return;
                         }
 
-                        (failure, status) = Classify(ex, timeout.IsCancellationRequested);
+                        if (failure.Dial is { } dial)
+                        {
+                            service.Metrics.ConnectFailed(dial);
+                        }
+
+                        (failed, status) = (failure, failure.Status);
                     }
 
-                    if (failure is not null || status >= 500)
+                    if (failed is { UpstreamAtFault: true } || (failed is null && status >= 500))
                     {
                         service.Health.ReportFailure(endpoint.Health);
                     }
-                    else
+                    else if (failed is null)
                     {
                         ServiceHealth.ReportSuccess(endpoint.Health);
                     }
 
-                    if (failure is not null || (webSocket is null && retry.MayRetryStatus(status)))
+                    if (failed?.Attempt is not null || (failed is null && webSocket is null && retry.MayRetryStatus(status)))
                     {
-                        var next = retry.NextEndpoint(failure ?? AttemptFailure.Status, status, replayable: body is null || !body.Started, service.Balancer, tried, index);
+                        var next = retry.NextEndpoint(failed?.Attempt ?? AttemptFailure.Status, status, replayable: body is null || !body.Started, service.Balancer, tried, index);
                         if (next >= 0)
                         {
                             response?.Dispose();
-                            if (failure != AttemptFailure.Connect)
+                            if (failed?.Attempt != AttemptFailure.Connect)
                             {
                                 route.Metrics.Retried();
                                 service.Metrics.Http.Retried();
@@ -284,85 +286,18 @@ internal sealed partial class HttpForwarder
         }
     }
 
-    /// <summary>What a failed send means for the endpoint, and the status the client would get for it.</summary>
-    private static (AttemptFailure Failure, int Status) Classify(Exception ex, bool timedOut)
+    /// <summary>What the client's side had to do with a failed exchange.</summary>
+    /// <param name="timedOut">The route's timeout passed: the client's fault if its body was still awaited then.</param>
+    private static ClientSide ClientSideOf(HttpContext context, StreamingContent? body, bool timedOut)
     {
-        if (ex is OperationCanceledException && timedOut)
+        if (context.RequestAborted.IsCancellationRequested || body?.Fault == ClientBodyFault.Failed)
         {
-            return (AttemptFailure.Timeout, StatusCodes.Status504GatewayTimeout);
+            return ClientSide.Gone;
         }
 
-        // A refused or unreachable endpoint, the handler's connect timeout, or a node link that could not open a stream: nothing was sent.
-        var connect = ex is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError }
-            || ex.InnerException is SocketException or TimeoutException
-            || (ex is OperationCanceledException && ex.InnerException is TimeoutException);
-        return connect ? (AttemptFailure.Connect, StatusCodes.Status503ServiceUnavailable) : (AttemptFailure.Reset, StatusCodes.Status502BadGateway);
-    }
-
-    /// <summary>The request for the upstream: same method, path and headers, less hop-by-hop ones, plus the forwarding headers.</summary>
-    /// <param name="uri">The client's path and query, verbatim (<see cref="UpstreamRequestUri"/>).</param>
-    /// <param name="webSocketKey">For a WebSocket, the Sec-WebSocket-Key the upstream must answer; else null.</param>
-    private static HttpRequestMessage CreateRequest(HttpContext context, Uri uri, Http1RequestHead head, ServiceModel service, IPAddress? client, string requestId, StreamingContent? body, bool webSocket, out string? webSocketKey)
-    {
-        var incoming = context.Request;
-        var version = webSocket ? HttpVersion.Version11 : service.Config.Http.Version;
-        var method = webSocket ? HttpMethod.Get : new HttpMethod(incoming.Method);
-        var request = new HttpRequestMessage(method, uri)
-        {
-            Version = version,
-            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Content = body,
-        };
-
-        string? forwardedFor = null;
-        string? via = null;
-        var hasRequestId = false;
-        foreach (var (name, values) in incoming.Headers)
-        {
-            if (name.StartsWith(':') || HopByHop.Contains(name))
-            {
-                // TE: trailers is the one TE an HTTP/2 upstream must see: gRPC relies on it.
-                if (name.Equals("te", StringComparison.OrdinalIgnoreCase) && version.Major >= 2 && values.ToString().Contains("trailers", StringComparison.OrdinalIgnoreCase))
-                {
-                    request.Headers.TryAddWithoutValidation("TE", "trailers");
-                }
-
-                continue;
-            }
-
-            if (name.Equals("x-forwarded-for", StringComparison.OrdinalIgnoreCase))
-            {
-                forwardedFor = values.ToString();
-                continue;
-            }
-
-            if (name.Equals("via", StringComparison.OrdinalIgnoreCase))
-            {
-                via = values.ToString();
-                continue;
-            }
-
-            hasRequestId |= name.Equals("x-request-id", StringComparison.OrdinalIgnoreCase);
-            if (!request.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values) && body is not null)
-            {
-                body.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
-            }
-        }
-
-        var host = Encoding.Latin1.GetString(head.Host);
-        request.Headers.Host = host;
-        var address = client?.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{client}]" : client?.ToString();
-        request.Headers.TryAddWithoutValidation("X-Forwarded-For", forwardedFor is null ? address : $"{forwardedFor}, {address}");
-        request.Headers.TryAddWithoutValidation("X-Forwarded-Proto", incoming.Scheme);
-        request.Headers.TryAddWithoutValidation("X-Forwarded-Host", host);
-        request.Headers.TryAddWithoutValidation("Via", via is null ? "2 forwarder" : $"{via}, 2 forwarder");
-        if (!hasRequestId)
-        {
-            request.Headers.TryAddWithoutValidation("X-Request-Id", requestId);
-        }
-
-        webSocketKey = webSocket ? AddUpgradeHeaders(request) : null;
-        return request;
+        return body?.Fault == ClientBodyFault.TooLarge ? ClientSide.TooLarge
+            : timedOut && body is { Completed: false, WaitingOnClient: true } ? ClientSide.Stalled
+            : ClientSide.Fine;
     }
 
     private static async Task CopyResponseAsync(HttpContext context, HttpResponseMessage response, GeneratedCookie? generated)
@@ -426,83 +361,6 @@ internal sealed partial class HttpForwarder
                 to.Append(name, new StringValues([.. values]));
             }
         }
-    }
-
-    /// <summary>The request as an HTTP/1.1 head, for the route table and the hash keys; false with the status to answer when it cannot be one.</summary>
-    /// <param name="webSocket">Described as the HTTP/1.1 upgrade it becomes, so routes and hash keys see a WebSocket the same either way.</param>
-    /// <summary>The target with its path normalized and its query untouched; the same string when nothing changes.</summary>
-    private static string NormalizeTarget(string target, PathNormalization mode)
-    {
-        var queryAt = target.IndexOf('?');
-        var path = queryAt < 0 ? target : target[..queryAt];
-        var normalized = PathNormalizer.Normalize(path, mode);
-        if (ReferenceEquals(normalized, path))
-        {
-            return target;
-        }
-
-        return queryAt < 0 ? normalized : string.Concat(normalized, target.AsSpan(queryAt));
-    }
-
-    private static bool TryDescribe(HttpRequest request, string target, bool webSocket, Http1Limits limits, Http1RequestHead head, out Http1Error error)
-    {
-        var text = new StringBuilder();
-        text.Append(webSocket ? "GET" : request.Method).Append(' ').Append(target)
-            .Append(" HTTP/1.1\r\nHost: ").Append(request.Host.Value).Append("\r\n");
-        if (webSocket)
-        {
-            text.Append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
-        }
-
-        foreach (var (name, values) in request.Headers)
-        {
-            if (name.StartsWith(':') || name.Equals("host", StringComparison.OrdinalIgnoreCase) || name.Equals("transfer-encoding", StringComparison.OrdinalIgnoreCase))
-            {
-                continue;
-            }
-
-            foreach (var value in values)
-            {
-                text.Append(name).Append(": ").Append(value).Append("\r\n");
-            }
-        }
-
-        text.Append("\r\n");
-        var bytes = Encoding.Latin1.GetBytes(text.ToString());
-        if (Http1RequestParser.TryParse(new ReadOnlySequence<byte>(bytes), limits, head, out _, out error) == Http1ParseStatus.Complete)
-        {
-            return true;
-        }
-
-        if (error.Status == 0)
-        {
-            error = new Http1Error(431, "request head too large");
-        }
-
-        return false;
-    }
-
-    /// <summary>Whether the request carries a field HTTP/2 forbids: a connection-specific one, or TE other than "trailers".</summary>
-    private static bool HasConnectionSpecificField(IHeaderDictionary headers)
-        => headers.ContainsKey("connection") || headers.ContainsKey("keep-alive") || headers.ContainsKey("proxy-connection")
-            || headers.ContainsKey("transfer-encoding") || headers.ContainsKey("upgrade")
-            || (headers.TryGetValue("te", out var te) && !string.Equals(te.ToString().Trim(), "trailers", StringComparison.OrdinalIgnoreCase));
-
-    /// <summary>Whether a header value has a character HTTP/2 cannot carry upstream (SocketsHttpHandler sends ASCII only).</summary>
-    private static bool HasNonAsciiValue(IHeaderDictionary headers)
-    {
-        foreach (var (_, values) in headers)
-        {
-            foreach (var value in values)
-            {
-                if (value is not null && !Ascii.IsValid(value))
-                {
-                    return true;
-                }
-            }
-        }
-
-        return false;
     }
 
     private static Task RefuseAsync(HttpContext context, Http2ConnectionState state, RouteModel? route, int status, ServiceModel? service = null)

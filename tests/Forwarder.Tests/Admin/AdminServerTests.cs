@@ -65,12 +65,31 @@ public sealed class AdminServerTests
     public async Task Config_ShowsEffectiveConfigBoundAddressAndReloadStatus()
     {
         await using var backend = TcpTestServer.Echo();
-        var yaml = Config(backend.Address);
+        var yaml = Config(backend.Address).Replace("services:", """
+              - name: web
+                listen: 127.0.0.1:0
+                protocol: http
+                http: { bodyTimeout: 7s, pathNormalization: full, maxBodySize: 1MiB }
+                routes:
+                  - { name: sockets, match: { path: { prefix: /ws } }, service: back, websocket: false, timeout: 3s, retries: { attempts: 2, on: [reset, 503] } }
+                  - { name: rest, service: back }
+            services:
+            """, StringComparison.Ordinal);
         await using var forwarder = await RunningForwarder.StartAsync(yaml);
         using var http = new HttpClient { BaseAddress = forwarder.AdminAddress };
 
         using (var ok = JsonDocument.Parse(await http.GetStringAsync("/config")))
         {
+            var web = ok.RootElement.GetProperty("config").GetProperty("listeners")[1];
+            var settings = web.GetProperty("http");
+            Assert.Equal(("7s", "full", 1048576L), (settings.GetProperty("bodyTimeout").GetString(), settings.GetProperty("pathNormalization").GetString(), settings.GetProperty("maxBodySize").GetInt64()));
+            var sockets = web.GetProperty("routes")[0];
+            Assert.Equal(("sockets", false, "3s"), (sockets.GetProperty("name").GetString(), sockets.GetProperty("websocket").GetBoolean(), sockets.GetProperty("timeout").GetString()));
+            Assert.Equal(["reset", "503"], sockets.GetProperty("retries").GetProperty("on").EnumerateArray().Select(e => e.GetString()));
+            var rest = web.GetProperty("routes")[1];
+            Assert.True(rest.GetProperty("websocket").GetBoolean());
+            Assert.Equal("back", rest.GetProperty("split")[0].GetProperty("service").GetString());
+
             var root = ok.RootElement;
             Assert.Equal("ok", root.GetProperty("reload").GetProperty("status").GetString());
             var listener = root.GetProperty("config").GetProperty("listeners")[0];

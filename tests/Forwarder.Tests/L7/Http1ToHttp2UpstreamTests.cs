@@ -125,6 +125,36 @@ public sealed class Http1ToHttp2UpstreamTests
             Assert.Equal(200, status);
             Assert.Equal("second one", body);
         }
+
+        // The refused dials are counted as on every other path.
+        Assert.True(forwarder.Metrics.Service("h2").ConnectErrors(Forwarder.Metrics.ConnectFailure.Refused) >= 1, "the refused endpoint's dials are counted");
+    }
+
+    [Fact]
+    public async Task StalledBody_Gets408AfterTheBodyTimeout_AndNeverCountsAgainstTheEndpoint()
+    {
+        await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>
+        {
+            using var read = new MemoryStream();
+            await context.Request.Body.CopyToAsync(read);
+            await context.Response.WriteAsync($"got {read.Length}");
+        });
+        var services = $"h2:\n  http: {{ version: \"2\" }}\n  outlierDetection: {{ consecutiveFailures: 2, baseEjectionTime: 60s, maxEjectionPercent: 100 }}\n  endpoints:\n    - address: 127.0.0.1:{backend.Port}";
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: h2, timeout: 20s, retries: { attempts: 0 } }", services, "bodyTimeout: 1s"));
+        var web = forwarder.EndPoint("web");
+
+        // Each announces ten bytes, sends three and pauses: the client's fault, after bodyTimeout, not the route's timeout.
+        var started = DateTime.UtcNow;
+        var stalled = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => ExchangeAsync(web, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")));
+        Assert.All(stalled, response => Assert.Equal(408, response.Status));
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(15), "answered after the body timeout, well before the route's");
+
+        // The endpoint was never charged: not ejected, and it serves on.
+        var endpoint = Assert.Single(forwarder.Runtime.Services["h2"].Endpoints);
+        Assert.Equal(0, endpoint.Health.Ejections);
+        var (status, _, body) = await ExchangeAsync(web, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyz");
+        Assert.Equal((200, "got 3"), (status, body));
+        Assert.Equal(4, forwarder.Metrics.Route("web", "route-0").Responses(3));
     }
 
     private static string Http2Service(KestrelTestBackend backend) => $"h2:\n  http: {{ version: \"2\" }}\n  endpoints:\n    - address: 127.0.0.1:{backend.Port}";

@@ -144,6 +144,52 @@ public abstract class Http1UpstreamFailureTests
     }
 
     [Fact]
+    public async Task RetryOnStatus_WhenTheBudgetIsSpent_TheClientGetsTheUpstreamsOwnAnswer()
+    {
+        await using var unavailable = new HttpTestBackend(async (_, socket) =>
+        {
+            await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(503, "busy here", "X-From: upstream\r\n"));
+            return true;
+        });
+        await using var good = HttpTestBackend.Text("good");
+        await using var forwarder = await RunningForwarder.StartAsync(Config(
+            Engine,
+            "- { name: main, service: app, retries: { attempts: 1, on: [503], budgetPercent: 0, minConcurrent: 0 } }",
+            Service("app", "lb: { policy: round_robin }", unavailable, good)));
+
+        // No retry may go: the 503 is the upstream's, headers and body, not one the proxy makes up.
+        var answers = new List<(int Status, string Head, string Body)>();
+        for (var i = 0; i < 4; i++)
+        {
+            answers.Add(await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        }
+
+        var refused = answers.Where(a => a.Status == 503).ToList();
+        Assert.NotEmpty(refused);
+        Assert.All(refused, a => Assert.Equal(("busy here", "upstream"), (a.Body, SocketReader.HeaderOf(a.Head, "x-from"))));
+        Assert.Equal(0, forwarder.Metrics.Route("web", "main").Retries);
+    }
+
+    [Fact]
+    public async Task RetryOnStatus_NoOtherEndpointLeft_IsNotSentAgainToTheSameOne()
+    {
+        await using var unavailable = new HttpTestBackend(async (_, socket) =>
+        {
+            await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(503, "busy"));
+            return true;
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config(
+            Engine,
+            "- { service: app, retries: { attempts: 3, on: [503, reset] } }",
+            Service("app", string.Empty, unavailable)));
+
+        // As on every path (RetryDecision.NextEndpoint): a retry goes to an endpoint not tried yet, or not at all.
+        var (status, _, body) = await ExchangeAsync(forwarder.EndPoint("web"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        Assert.Equal((503, "busy"), (status, body));
+        Assert.Single(unavailable.Requests);
+    }
+
+    [Fact]
     public async Task FiveHundreds_EjectTheEndpoint_ThroughOutlierDetection()
     {
         await using var failing = new HttpTestBackend(async (_, socket) =>
@@ -231,6 +277,10 @@ public abstract class Http1UpstreamFailureTests
         // Once it is back in the pool, the connection serves the next request.
         release.SetResult();
         Assert.Equal(200, (await slow).Status);
+
+        // The client has its answer a moment before the connection is back in the pool.
+        var pool = Assert.Single(forwarder.Runtime.Services["app"].Endpoints).Pool;
+        await Eventually.TrueAsync(() => pool.IdleCount == 1, "the connection went back to the pool");
         Assert.Equal(200, (await ExchangeAsync(web, "GET /after HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
         Assert.Equal(1, backend.AcceptedCount);
     }
@@ -275,6 +325,42 @@ public abstract class Http1UpstreamFailureTests
         // An idempotent request is sent again after the same failure, and gets its answer.
         await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => ExchangeAsync(web, "GET /warm HTTP/1.1\r\nHost: a\r\n\r\n")));
         Assert.Equal(200, (await ExchangeAsync(web, "DELETE /again HTTP/1.1\r\nHost: a\r\n\r\n")).Status);
+    }
+
+    [Fact]
+    public async Task WebSocketUpgrade_OnAPooledConnectionTheUpstreamResets_IsNotSentAgain()
+    {
+        // As the BodilessPost test's upstream: each reused connection turns out stale.
+        var upgrades = 0;
+        await using var backend = new TcpTestServer(async socket =>
+        {
+            var reader = new SocketReader(socket);
+            for (var served = 0; await reader.ReadHeadAsync() is { } head; served++)
+            {
+                if (head.Contains("Upgrade: websocket", StringComparison.OrdinalIgnoreCase))
+                {
+                    Interlocked.Increment(ref upgrades);
+                }
+
+                if (served > 0)
+                {
+                    socket.LingerState = new LingerOption(true, 0);
+                    socket.Close();
+                    return;
+                }
+
+                await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(200, "ok"));
+            }
+        });
+        var services = $"app:\n  endpoints:\n    - address: {backend.Address}";
+        await using var forwarder = await RunningForwarder.StartAsync(Config(Engine, "- { service: app, retries: { attempts: 3, on: [reset] } }", services));
+        var web = forwarder.EndPoint("web");
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => ExchangeAsync(web, "GET /warm HTTP/1.1\r\nHost: a\r\n\r\n")));
+
+        // The one rule of every path: an upgrade is never sent twice, as a WebSocket from an HTTP/2 client is not.
+        var (status, _, _) = await ExchangeAsync(web, "GET /socket HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+        Assert.Equal(502, status);
+        Assert.Equal(1, Volatile.Read(ref upgrades));
     }
 
     [Fact]

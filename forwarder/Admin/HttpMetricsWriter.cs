@@ -20,6 +20,18 @@ internal static class HttpMetricsWriter
                 Sample(text, "forwarder_listener_http_refused_total", $"listener=\"{l.Name}\",status=\"{status}\"", count);
             }
         }
+
+        Family(text, "forwarder_listener_http2_goaway_total", "counter", "HTTP/2 client connections the proxy closed with a GOAWAY of its own, by reason (header_timeout; ping_flood, settings_flood, rapid_reset: ENHANCE_YOUR_CALM).");
+        foreach (var l in listeners)
+        {
+            foreach (var reason in Enum.GetValues<Http2GoAwayReason>())
+            {
+                if (l.Http2GoAways(reason) is > 0 and var count)
+                {
+                    Sample(text, "forwarder_listener_http2_goaway_total", $"listener=\"{l.Name}\",reason=\"{Http2GoAwayReasons.Label(reason)}\"", count);
+                }
+            }
+        }
     }
 
     /// <summary>The five families of one kind of <see cref="HttpMetrics"/> owner, every family declared even with no series.</summary>

@@ -23,7 +23,7 @@ internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, Con
     {
         // HTTP/2 keeps connections open on purpose (PINGs, GOAWAY); its server times them out itself.
         client.IdleTimeout = TimeSpan.Zero;
-        return http2.ServeAsync(client.Client, new Http2ConnectionState(host, metrics));
+        return http2.ServeAsync(client, tracker, new Http2ConnectionState(host, metrics));
     }
 
     public Task HandleAsync(ClientConnection client, ListenerHost host, ListenerMetrics metrics, CancellationToken stopping)

@@ -16,6 +16,7 @@ internal enum AcceptFailure
 internal sealed class ListenerMetrics(string name)
 {
     private readonly long[] _acceptErrors = new long[Enum.GetValues<AcceptFailure>().Length];
+    private readonly long[] _http2GoAways = new long[Enum.GetValues<Http2GoAwayReason>().Length];
     private long _active;
     private long _total;
     private long _rejected;
@@ -70,6 +71,11 @@ internal sealed class ListenerMetrics(string name)
     public void TlsHandshakeCompleted(bool http2) => Interlocked.Increment(ref http2 ? ref _tlsHttp2 : ref _tlsHttp11);
 
     public void TlsHandshakeFailed() => Interlocked.Increment(ref _tlsFailed);
+
+    /// <summary>HTTP/2 client connections the proxy closed with a GOAWAY of its own, for <paramref name="reason"/>.</summary>
+    public long Http2GoAways(Http2GoAwayReason reason) => Volatile.Read(ref _http2GoAways[(int)reason]);
+
+    public void Http2GoAway(Http2GoAwayReason reason) => Interlocked.Increment(ref _http2GoAways[(int)reason]);
 
     /// <summary>An http request the proxy answered by itself with <paramref name="status"/> (400, 404, 408, 413, 503, ...).</summary>
     public void HttpRefused(int status)

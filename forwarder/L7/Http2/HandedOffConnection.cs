@@ -7,12 +7,16 @@ namespace Forwarder.L7.Http2;
 
 /// <summary>
 /// An accepted connection lent to Kestrel: everything passes through, except that Kestrel's
-/// dispose only says it is done; the listener that accepted the connection closes it, as it
-/// does every other.
+/// dispose only says it is done (the listener that accepted the connection closes it, as it
+/// does every other), Kestrel reads and writes through <paramref name="transport"/>, and the
+/// front can make the connection look closed to Kestrel (<see cref="EndForKestrel"/>) while it
+/// stays open, to say a last word on it.
 /// </summary>
-internal sealed class HandedOffConnection(ConnectionContext inner) : ConnectionContext
+internal sealed class HandedOffConnection(ConnectionContext inner, IDuplexPipe transport) : ConnectionContext
 {
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _closed = CancellationTokenSource.CreateLinkedTokenSource(inner.ConnectionClosed);
+    private volatile bool _ended;
 
     /// <summary>Completes when Kestrel has finished with the connection.</summary>
     public Task Done => _done.Task;
@@ -31,16 +35,12 @@ internal sealed class HandedOffConnection(ConnectionContext inner) : ConnectionC
         set => inner.Items = value;
     }
 
-    public override IDuplexPipe Transport
-    {
-        get => inner.Transport;
-        set => inner.Transport = value;
-    }
+    public override IDuplexPipe Transport { get; set; } = transport;
 
     public override CancellationToken ConnectionClosed
     {
-        get => inner.ConnectionClosed;
-        set => inner.ConnectionClosed = value;
+        get => _closed.Token;
+        set => throw new NotSupportedException("A lent connection's closed token is its own.");
     }
 
     public override EndPoint? LocalEndPoint
@@ -55,10 +55,27 @@ internal sealed class HandedOffConnection(ConnectionContext inner) : ConnectionC
         set => inner.RemoteEndPoint = value;
     }
 
-    public override void Abort(ConnectionAbortedException abortReason) => inner.Abort(abortReason);
+    /// <summary>
+    /// Kestrel sees the connection closed by the client: it aborts its streams, sends nothing
+    /// more (no GOAWAY of its own) and finishes; the socket itself stays open.
+    /// </summary>
+    public void EndForKestrel()
+    {
+        _ended = true;
+        _closed.Cancel();
+    }
+
+    public override void Abort(ConnectionAbortedException abortReason)
+    {
+        if (!_ended)
+        {
+            inner.Abort(abortReason);
+        }
+    }
 
     public override ValueTask DisposeAsync()
     {
+        _closed.Dispose();
         _done.TrySetResult();
         return ValueTask.CompletedTask;
     }

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.AspNetCore.Connections;
@@ -7,6 +8,10 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Forwarder.Configuration;
+using Forwarder.Metrics;
+using Forwarder.Runtime;
+using Forwarder.Transports.Tcp;
 
 namespace Forwarder.L7.Http2;
 
@@ -19,6 +24,10 @@ namespace Forwarder.L7.Http2;
 /// </summary>
 internal sealed class Http2Front : IAsyncDisposable
 {
+    private const uint NoError = 0x0;
+    private const uint EnhanceYourCalm = 0xb;
+    private static readonly TimeSpan LingerTimeout = TimeSpan.FromSeconds(2);
+
     private readonly HandoffListenerFactory _transport = new();
     private readonly ConcurrentDictionary<string, Http2ConnectionState> _connections = new(StringComparer.Ordinal);
     private readonly KestrelServer _server;
@@ -44,10 +53,14 @@ internal sealed class Http2Front : IAsyncDisposable
 
     /// <summary>Serves the connection over HTTP/2 until the client or shutdown ends it.</summary>
     /// <param name="state">The listener's view of the connection, for the requests it carries.</param>
-    public async Task ServeAsync(ConnectionContext connection, Http2ConnectionState state)
+    public async Task ServeAsync(ClientConnection client, ConnectionTracker tracker, Http2ConnectionState state)
     {
         await EnsureStartedAsync().ConfigureAwait(false);
-        var lent = new HandedOffConnection(connection);
+        var connection = client.Client;
+        var headerTimeout = state.Host.Model.Http?.Config.HeaderTimeout ?? HttpListenerConfig.DefaultHeaderTimeout;
+        HandedOffConnection? lent = null;
+        var guard = new Http2ClientGuard(connection.Transport.Input, client, tracker, headerTimeout, () => lent!.EndForKestrel());
+        lent = new HandedOffConnection(connection, new DuplexPipe(guard, new HeldPipeWriter(connection.Transport.Output, () => guard.Reason is not null)));
         _connections[connection.ConnectionId] = state;
         try
         {
@@ -59,6 +72,13 @@ internal sealed class Http2Front : IAsyncDisposable
         finally
         {
             _connections.TryRemove(connection.ConnectionId, out _);
+            client.DisarmDeadline();
+        }
+
+        if (guard.Reason is { } reason)
+        {
+            state.Metrics.Http2GoAway(reason);
+            await GoAwayAsync(client, tracker, guard.LastStreamId, reason == Http2GoAwayReason.HeaderTimeout ? NoError : EnhanceYourCalm).ConfigureAwait(false);
         }
     }
 
@@ -88,6 +108,46 @@ internal sealed class Http2Front : IAsyncDisposable
         _server.Dispose();
         _startLock.Dispose();
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Says why the guard ended the connection (RFC 9113 6.8), then closes it gracefully: the
+    /// FIN follows the GOAWAY, and what the client still sends is read and dropped for a moment,
+    /// since closing with unread input would reset the connection and could destroy the GOAWAY.
+    /// </summary>
+    private static async Task GoAwayAsync(ClientConnection client, ConnectionTracker tracker, int lastStreamId, uint errorCode)
+    {
+        var transport = client.Client.Transport;
+        try
+        {
+            var frame = transport.Output.GetSpan(17);
+            frame[..9].Clear();
+            frame[2] = 8;
+            frame[3] = 0x7;
+            BinaryPrimitives.WriteInt32BigEndian(frame[9..], lastStreamId);
+            BinaryPrimitives.WriteUInt32BigEndian(frame[13..], errorCode);
+            transport.Output.Advance(17);
+            await transport.Output.FlushAsync().ConfigureAwait(false);
+            await transport.Output.CompleteAsync().ConfigureAwait(false);
+            client.ArmDeadline(tracker.DeadlineAfter(LingerTimeout), transport.Input);
+            while (true)
+            {
+                var result = await transport.Input.ReadAsync().ConfigureAwait(false);
+                transport.Input.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or InvalidOperationException)
+        {
+            // The client went away first: nothing left to say.
+        }
+        finally
+        {
+            client.DisarmDeadline();
+        }
     }
 
     private async ValueTask EnsureStartedAsync()

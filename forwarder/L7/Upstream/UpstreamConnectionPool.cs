@@ -15,13 +15,20 @@ namespace Forwarder.L7.Upstream;
 /// Exchanges that go through <see cref="SocketsHttpHandler"/> (HTTP/2 upstreams, and HTTP/2
 /// clients' requests) use <see cref="Http"/>: a handler of this endpoint alone, dialling through
 /// the same <paramref name="dialer"/> (so node links, the connect timeout and the connection
-/// limit hold there too), with its own pool of connections.
+/// limit hold there too), with its own pool of connections. There a connection is idle when no
+/// request is in flight on it (an HTTP/2 connection: no stream open); <paramref name="maxIdle"/>
+/// of 0 closes it once idle (at the handler's next sweep, within a second), any other value
+/// keeps it for <paramref name="idleTimeout"/> (the handler cannot count idle connections, and
+/// HTTP/2 multiplexes requests over one or few connections anyway).
 /// </para>
 /// </summary>
 /// <param name="maxConnections">Open connections (in use and idle) allowed at once; 0 for no limit.</param>
 /// <param name="connectTimeout">How long <see cref="Http"/> waits for a connection; zero for the handler's default.</param>
 internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFactory dialer, int maxIdle, TimeSpan idleTimeout, TimeProvider time, int maxConnections = 0, TimeSpan connectTimeout = default) : IAsyncDisposable
 {
+    /// <summary>The handler's idle timeout for maxIdleConnections: 0, the least it takes (its sweep then closes an idle connection within a second).</summary>
+    private static readonly TimeSpan NoIdleKept = TimeSpan.FromMilliseconds(1);
+
     private readonly Stack<(ConnectionContext Connection, long IdleSince)> _idle = new();
     private readonly Lock _lock = new();
     private HttpMessageInvoker? _http;
@@ -190,7 +197,7 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
             AutomaticDecompression = DecompressionMethods.None,
             UseCookies = false,
             EnableMultipleHttp2Connections = true,
-            PooledConnectionIdleTimeout = idleTimeout,
+            PooledConnectionIdleTimeout = maxIdle == 0 ? NoIdleKept : idleTimeout,
             MaxConnectionsPerServer = maxConnections > 0 ? maxConnections : int.MaxValue,
             ActivityHeadersPropagator = null,
 

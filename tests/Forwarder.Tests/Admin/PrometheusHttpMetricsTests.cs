@@ -60,6 +60,7 @@ public sealed partial class PrometheusHttpMetricsTests
         web.HttpRefused(503);
         web.HttpRefused(404);
         web.HttpRefused(404);
+        web.Http2GoAway(Http2GoAwayReason.RapidReset);
         metrics.Listener("quiet");
 
         var text = Render(metrics);
@@ -149,6 +150,9 @@ public sealed partial class PrometheusHttpMetricsTests
             # TYPE forwarder_listener_http_refused_total counter
             forwarder_listener_http_refused_total{listener="web",status="404"} 2
             forwarder_listener_http_refused_total{listener="web",status="503"} 1
+            # HELP forwarder_listener_http2_goaway_total HTTP/2 client connections the proxy closed with a GOAWAY of its own, by reason (header_timeout; ping_flood, settings_flood, rapid_reset: ENHANCE_YOUR_CALM).
+            # TYPE forwarder_listener_http2_goaway_total counter
+            forwarder_listener_http2_goaway_total{listener="web",reason="rapid_reset"} 1
             # HELP forwarder_service_endpoints_available Endpoints that health lets take traffic.
             """);
 
@@ -172,7 +176,7 @@ public sealed partial class PrometheusHttpMetricsTests
             ("forwarder_route_aborted_total", "counter"), ("forwarder_route_upstream_latency_seconds", "histogram"),
             ("forwarder_service_http_requests_total", "counter"), ("forwarder_service_http_responses_total", "counter"), ("forwarder_service_http_retries_total", "counter"),
             ("forwarder_service_http_aborted_total", "counter"), ("forwarder_service_http_upstream_latency_seconds", "histogram"),
-            ("forwarder_listener_http_refused_total", "counter"),
+            ("forwarder_listener_http_refused_total", "counter"), ("forwarder_listener_http2_goaway_total", "counter"),
         })
         {
             Assert.Single(Regex.Matches(text, $"^# TYPE {name} {type}$", RegexOptions.Multiline));

@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Collections.Concurrent;
+using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Forwarder.L7.Upstream;
@@ -193,5 +195,37 @@ public sealed class UpstreamConnectionPoolTests : IAsyncDisposable
         }, "the idle connection times out");
 
         await Eventually.TrueAsync(() => Volatile.Read(ref _served) == 1, "the server sees it closed");
+    }
+
+    [Fact]
+    public async Task Http_Http2Upstream_MaxIdleZero_ClosesTheIdleConnection_OtherwiseItIsReused()
+    {
+        var connections = new ConcurrentDictionary<string, ConcurrentDictionary<string, byte>>(StringComparer.Ordinal);
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context =>
+        {
+            connections.GetOrAdd(context.Request.Path.Value!, _ => new(StringComparer.Ordinal)).TryAdd(context.Connection.Id, 0);
+            return Task.CompletedTask;
+        });
+        var endpoint = new IPEndPoint(IPAddress.Loopback, backend.Port);
+        await using var none = new UpstreamConnectionPool(endpoint, _dialer, maxIdle: 0, TimeSpan.FromMinutes(1), TimeProvider.System);
+        await using var kept = new UpstreamConnectionPool(endpoint, _dialer, maxIdle: 4, TimeSpan.FromMinutes(1), TimeProvider.System);
+
+        async Task SendAsync(UpstreamConnectionPool pool, string path)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{backend.Port}{path}") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+            using var response = await pool.Http.SendAsync(request, CancellationToken.None);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        // One request at a time, so each finds the connection idle: with maxIdleConnections 0 it is
+        // closed while idle and a later request dials anew; otherwise every request reuses it.
+        await Eventually.TrueAsync(async () =>
+        {
+            await SendAsync(none, "/none");
+            await SendAsync(kept, "/kept");
+            return connections["/none"].Count >= 2;
+        }, "a request without kept idle connections needed a new one");
+
+        Assert.Single(connections["/kept"]);
     }
 }

@@ -6,9 +6,12 @@ using Microsoft.Extensions.Logging;
 namespace Forwarder.Runtime;
 
 /// <summary>
-/// Reloads the config when its file changes (editors that write in place, and those that write
-/// a new file and rename it over the old one, as Kubernetes ConfigMaps do) or on SIGHUP. Bursts
-/// of file events are coalesced, and a file whose text is what is already running is left alone.
+/// Reloads the config when its file changes (editors that write in place, those that write a new
+/// file and rename it over the old one, and Kubernetes ConfigMap volumes, where the file is a
+/// symlink through <c>..data</c> and an update renames a new <c>..data</c> symlink over the old
+/// one) or on SIGHUP. Any event in the file's directory counts, since the file's own name sees
+/// none in the ConfigMap swap; bursts are coalesced, and a file whose text is what is already
+/// running is left alone.
 /// </summary>
 internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<ConfigWatcher> logger) : IHostedService, IDisposable
 {
@@ -33,13 +36,19 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
         }
 
         var fullPath = Path.GetFullPath(path);
-        _watcher = new FileSystemWatcher(Path.GetDirectoryName(fullPath)!, Path.GetFileName(fullPath))
+        // The whole directory, not the file's name: a ConfigMap update only renames ..data. The
+        // digest comparison keeps events on other files from reloading anything.
+        _watcher = new FileSystemWatcher(Path.GetDirectoryName(fullPath)!)
         {
-            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime,
+            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.Size | NotifyFilters.CreationTime,
         };
         _watcher.Changed += (_, _) => _signal.Release();
         _watcher.Created += (_, _) => _signal.Release();
+        _watcher.Deleted += (_, _) => _signal.Release();
         _watcher.Renamed += (_, _) => _signal.Release();
+
+        // Events were lost (the inotify queue overflowed): look at the file anyway.
+        _watcher.Error += (_, _) => _signal.Release();
         _watcher.EnableRaisingEvents = true;
         _hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {

@@ -54,7 +54,17 @@ internal sealed partial class AdminServer(
             ? Results.Text("reloaded\n")
             : Results.Text(string.Join('\n', runtime.Status.Errors) + "\n", statusCode: StatusCodes.Status422UnprocessableEntity));
 
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            // Kestrel's "Failed to bind": the process exits 3 with this line, as for a proxy listener.
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw new ListenerBindException($"{runtime.Config.Source}: admin.listen {admin.Listen}: cannot listen: {ex.InnerException?.Message ?? ex.Message}", ex);
+        }
+
         _app = app;
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
         Address = address is null ? null : new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));

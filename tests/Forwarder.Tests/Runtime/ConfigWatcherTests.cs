@@ -42,6 +42,32 @@ public sealed partial class ConfigWatcherTests
         Assert.Equal(2, forwarder.Metrics.ReloadsSucceeded);
     }
 
+    [Fact]
+    public async Task SymlinkToAnotherDirectory_TargetEditedInPlace_IsReloaded()
+    {
+        await using var backend = TcpTestServer.Echo();
+        var root = Directory.CreateTempSubdirectory("forwarder-symlink-").FullName;
+        var linkDirectory = Directory.CreateDirectory(Path.Combine(root, "etc")).FullName;
+        var target = Path.Combine(Directory.CreateDirectory(Path.Combine(root, "srv")).FullName, "real.yaml");
+        await File.WriteAllTextAsync(target, Config(backend.Address, "front"));
+        var link = Path.Combine(linkDirectory, "config.yaml");
+        File.CreateSymbolicLink(link, target);
+        await using var forwarder = await RunningForwarder.StartOnAsync(root, link);
+
+        // Re-aimed at a new file, the way config managers switch versions: an event in the link's directory.
+        var next = Path.Combine(Path.GetDirectoryName(target)!, "real-2.yaml");
+        await File.WriteAllTextAsync(next, Config(backend.Address, "front", "second"));
+        File.CreateSymbolicLink(link + ".tmp", next);
+        Assert.Equal(0, Rename(link + ".tmp", link));
+        await Eventually.TrueAsync(() => forwarder.Runtime.BoundEndPoints.ContainsKey("second"), "the watcher reloads the re-aimed link");
+
+        // Then edited where it lives: nothing happens in the link's directory.
+        await File.WriteAllTextAsync(next, Config(backend.Address, "front", "third"));
+
+        await Eventually.TrueAsync(() => forwarder.Runtime.BoundEndPoints.ContainsKey("third"), "the watcher reloads the link's target edited in place");
+        Assert.Equal(0, forwarder.Metrics.ReloadsFailed);
+    }
+
     /// <summary>A timestamped directory holding one version of the ConfigMap's files; returns its name.</summary>
     private static string WriteVersion(string root, string name, string yaml)
     {

@@ -24,6 +24,7 @@ internal sealed partial class AdminServer(
     ILoggerFactory loggerFactory) : IHostedService, IAsyncDisposable
 {
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
+    private readonly MetricsEndpoint _metricsEndpoint = new(metrics, runtime, tracker);
     private WebApplication? _app;
 
     /// <summary>Where the admin endpoint listens, once started (the port is resolved if 0 was configured).</summary>
@@ -43,7 +44,7 @@ internal sealed partial class AdminServer(
         var app = builder.Build();
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/readyz", () => runtime.Ready ? Results.Text("ready\n") : Results.Text(runtime.Draining ? "draining\n" : runtime.ShuttingDown ? "shutting down\n" : "starting\n", statusCode: StatusCodes.Status503ServiceUnavailable));
-        app.MapGet("/metrics", () => Results.Text(PrometheusWriter.Write(metrics, runtime, tracker.Count), PrometheusWriter.ContentType));
+        app.MapGet("/metrics", _metricsEndpoint.HandleAsync);
         app.MapGet("/config", async context =>
         {
             context.Response.ContentType = "application/json; charset=utf-8";
@@ -54,7 +55,17 @@ internal sealed partial class AdminServer(
             ? Results.Text("reloaded\n")
             : Results.Text(string.Join('\n', runtime.Status.Errors) + "\n", statusCode: StatusCodes.Status422UnprocessableEntity));
 
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            // Kestrel's "Failed to bind": the process exits 3 with this line, as for a proxy listener.
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw new ListenerBindException($"{runtime.Config.Source}: admin.listen {admin.Listen}: cannot listen: {ex.InnerException?.Message ?? ex.Message}", ex);
+        }
+
         _app = app;
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
         Address = address is null ? null : new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
@@ -78,6 +89,8 @@ internal sealed partial class AdminServer(
         {
             await _app.DisposeAsync().ConfigureAwait(false);
         }
+
+        _metricsEndpoint.Dispose();
     }
 
     [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "Admin endpoint on {Address} (/healthz /readyz /config /metrics, POST /reload)")]

@@ -1,4 +1,3 @@
-using System.Text;
 using Forwarder.Metrics;
 using static Forwarder.Admin.PrometheusWriter;
 
@@ -7,10 +6,15 @@ namespace Forwarder.Admin;
 /// <summary>Renders the HTTP families of the Prometheus exposition: per route, per service, and the requests listeners answered themselves.</summary>
 internal static class HttpMetricsWriter
 {
-    public static void Write(StringBuilder text, ForwarderMetrics metrics, ListenerMetrics[] listeners, ServiceMetrics[] services)
+    /// <summary>Writes the families, pausing after each series group like <see cref="PrometheusWriter.Render"/>.</summary>
+    public static IEnumerable<int> Render(MetricsText text, ForwarderMetrics metrics, ListenerMetrics[] listeners, ServiceMetrics[] services)
     {
-        Families(text, "forwarder_route", "matched by the route", [.. metrics.Routes.Select(r => ($"listener=\"{r.Key.Listener}\",route=\"{LabelValue(r.Key.Route)}\"", r.Metrics))]);
-        Families(text, "forwarder_service_http", "routed to the service", [.. services.Select(s => ($"service=\"{s.Name}\"", s.Http))]);
+        var routes = Families(text, "forwarder_route", "matched by the route", [.. metrics.Routes.Select(r => ($"listener=\"{r.Key.Listener}\",route=\"{LabelValue(r.Key.Route)}\"", r.Metrics))]);
+        var perService = Families(text, "forwarder_service_http", "routed to the service", [.. services.Select(s => ($"service=\"{s.Name}\"", s.Http))]);
+        foreach (var step in routes.Concat(perService))
+        {
+            yield return step;
+        }
 
         Family(text, "forwarder_listener_http_refused_total", "counter", "HTTP requests the proxy answered itself with an error response (no route, body too large, no endpoint, ...), by status.");
         foreach (var l in listeners)
@@ -19,6 +23,8 @@ internal static class HttpMetricsWriter
             {
                 Sample(text, "forwarder_listener_http_refused_total", $"listener=\"{l.Name}\",status=\"{status}\"", count);
             }
+
+            yield return 0;
         }
 
         Family(text, "forwarder_listener_http2_goaway_total", "counter", "HTTP/2 client connections the proxy closed with a GOAWAY of its own, by reason (header_timeout; ping_flood, settings_flood, rapid_reset: ENHANCE_YOUR_CALM).");
@@ -35,12 +41,13 @@ internal static class HttpMetricsWriter
     }
 
     /// <summary>The five families of one kind of <see cref="HttpMetrics"/> owner, every family declared even with no series.</summary>
-    private static void Families(StringBuilder text, string prefix, string requests, (string Labels, HttpMetrics Metrics)[] series)
+    private static IEnumerable<int> Families(MetricsText text, string prefix, string requests, (string Labels, HttpMetrics Metrics)[] series)
     {
         Family(text, $"{prefix}_requests_total", "counter", $"HTTP requests {requests}.");
         foreach (var (labels, http) in series)
         {
             Sample(text, $"{prefix}_requests_total", labels, http.Requests);
+            yield return 0;
         }
 
         Family(text, $"{prefix}_responses_total", "counter", $"Responses to HTTP requests {requests}, from upstream or the proxy itself, by status class.");
@@ -50,24 +57,29 @@ internal static class HttpMetricsWriter
             {
                 Sample(text, $"{prefix}_responses_total", $"{labels},class=\"{HttpMetrics.StatusClasses[i]}\"", http.Responses(i));
             }
+
+            yield return 0;
         }
 
         Family(text, $"{prefix}_retries_total", "counter", $"Retries of HTTP requests {requests}.");
         foreach (var (labels, http) in series)
         {
             Sample(text, $"{prefix}_retries_total", labels, http.Retries);
+            yield return 0;
         }
 
         Family(text, $"{prefix}_aborted_total", "counter", $"HTTP requests {requests} that ended without a complete response: the client left, or the upstream failed mid-response.");
         foreach (var (labels, http) in series)
         {
             Sample(text, $"{prefix}_aborted_total", labels, http.Aborted);
+            yield return 0;
         }
 
         Family(text, $"{prefix}_upstream_latency_seconds", "histogram", $"Time from request head sent upstream to response head received, for HTTP requests {requests}.");
         foreach (var (labels, http) in series)
         {
             Histogram(text, $"{prefix}_upstream_latency_seconds", labels, http.UpstreamLatency);
+            yield return 0;
         }
     }
 }

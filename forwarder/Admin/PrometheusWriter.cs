@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
 
@@ -10,9 +9,13 @@ internal static class PrometheusWriter
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    public static string Write(ForwarderMetrics metrics, ProxyRuntime runtime, int openConnections)
+    /// <summary>
+    /// Writes the exposition into <paramref name="text"/>, pausing after each series group (a
+    /// listener, a service, ...) so the caller can flush: with thousands of services the text
+    /// runs to megabytes, and it should go out as it is made.
+    /// </summary>
+    public static IEnumerable<int> Render(MetricsText text, ForwarderMetrics metrics, ProxyRuntime runtime, int openConnections)
     {
-        var text = new StringBuilder(4096);
         var listeners = metrics.Listeners.ToArray();
         var services = metrics.Services.ToArray();
 
@@ -20,18 +23,21 @@ internal static class PrometheusWriter
         foreach (var l in listeners)
         {
             Sample(text, "forwarder_listener_connections_active", $"listener=\"{l.Name}\"", l.Active);
+            yield return 0;
         }
 
         Family(text, "forwarder_listener_connections_total", "counter", "Client connections accepted by the listener.");
         foreach (var l in listeners)
         {
             Sample(text, "forwarder_listener_connections_total", $"listener=\"{l.Name}\"", l.Total);
+            yield return 0;
         }
 
         Family(text, "forwarder_listener_connections_rejected_total", "counter", "Connections closed at once because the listener's maxConnections was reached.");
         foreach (var l in listeners)
         {
             Sample(text, "forwarder_listener_connections_rejected_total", $"listener=\"{l.Name}\"", l.Rejected);
+            yield return 0;
         }
 
         Family(text, "forwarder_listener_accept_errors_total", "counter", "accept() failures, by reason (fd_limit: out of file descriptors, EMFILE/ENFILE); after each the listener pauses 100 ms, the connection waiting in the backlog.");
@@ -41,6 +47,8 @@ internal static class PrometheusWriter
             {
                 Sample(text, "forwarder_listener_accept_errors_total", $"listener=\"{l.Name}\",reason=\"{AcceptFailures.Label(failure)}\"", l.AcceptErrors(failure));
             }
+
+            yield return 0;
         }
 
         Family(text, "forwarder_listener_bytes_total", "counter", "Bytes read from (rx) and written to (tx) clients.");
@@ -48,6 +56,7 @@ internal static class PrometheusWriter
         {
             Sample(text, "forwarder_listener_bytes_total", $"listener=\"{l.Name}\",direction=\"rx\"", l.BytesReceived);
             Sample(text, "forwarder_listener_bytes_total", $"listener=\"{l.Name}\",direction=\"tx\"", l.BytesSent);
+            yield return 0;
         }
 
         Family(text, "forwarder_listener_tls_handshakes_total", "counter", "Finished TLS handshakes, by the protocol ALPN chose (http/1.1 also when the client offered none).");
@@ -55,12 +64,14 @@ internal static class PrometheusWriter
         {
             Sample(text, "forwarder_listener_tls_handshakes_total", $"listener=\"{l.Name}\",protocol=\"h2\"", l.TlsHttp2);
             Sample(text, "forwarder_listener_tls_handshakes_total", $"listener=\"{l.Name}\",protocol=\"http/1.1\"", l.TlsHttp11);
+            yield return 0;
         }
 
         Family(text, "forwarder_listener_tls_handshake_failures_total", "counter", "TLS handshakes that failed or did not finish within the handshake timeout; those connections are not counted as accepted.");
         foreach (var l in listeners.Where(l => l.TlsHttp2 + l.TlsHttp11 + l.TlsFailed > 0))
         {
             Sample(text, "forwarder_listener_tls_handshake_failures_total", $"listener=\"{l.Name}\"", l.TlsFailed);
+            yield return 0;
         }
 
         Family(text, "forwarder_tls_certificate_expiry_timestamp_seconds", "gauge", "When each certificate a listener presents expires (Unix time), as last loaded from its file.");
@@ -71,6 +82,8 @@ internal static class PrometheusWriter
                 var notAfter = new DateTimeOffset(certificate.Current.Leaf.NotAfter.ToUniversalTime(), TimeSpan.Zero).ToUnixTimeSeconds();
                 Sample(text, "forwarder_tls_certificate_expiry_timestamp_seconds", $"listener=\"{model.Config.Name}\",certificate=\"{LabelValue(certificate.Files.Certificate)}\"", notAfter);
             }
+
+            yield return 0;
         }
 
         var peers = metrics.Peers.ToArray();
@@ -78,6 +91,7 @@ internal static class PrometheusWriter
         foreach (var p in peers)
         {
             Sample(text, "forwarder_node_links_up", $"peer=\"{p.Name}\"", p.LinksUp);
+            yield return 0;
         }
 
         Family(text, "forwarder_node_link_opens_total", "counter", "Links to or from the peer that came up (ok), and links this node failed to open to it (failed).");
@@ -85,6 +99,7 @@ internal static class PrometheusWriter
         {
             Sample(text, "forwarder_node_link_opens_total", $"peer=\"{p.Name}\",result=\"ok\"", p.LinksOpened);
             Sample(text, "forwarder_node_link_opens_total", $"peer=\"{p.Name}\",result=\"failed\"", p.LinkFailures);
+            yield return 0;
         }
 
         Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried to (out) or from (in) the peer, over a direct link or through a relay.");
@@ -94,6 +109,7 @@ internal static class PrometheusWriter
             Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"out\",path=\"relay\"", p.StreamsOutRelayed);
             Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"in\",path=\"direct\"", p.StreamsIn - p.StreamsInRelayed);
             Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"in\",path=\"relay\"", p.StreamsInRelayed);
+            yield return 0;
         }
 
         Family(text, "forwarder_node_links_refused_total", "counter", "Links peers opened that this node refused: no or a foreign certificate (certificate), a mesh certificate not a node's (role), a node not in node.peers (unlisted).");
@@ -106,6 +122,7 @@ internal static class PrometheusWriter
         {
             Sample(text, "forwarder_node_link_streams_refused_total", $"peer=\"{p.Name}\",reason=\"not_exported\"", p.StreamsRefused(StreamRefusal.NotExported));
             Sample(text, "forwarder_node_link_streams_refused_total", $"peer=\"{p.Name}\",reason=\"unlisted\"", p.StreamsRefused(StreamRefusal.Unlisted));
+            yield return 0;
         }
 
         var relays = metrics.Relays.ToArray();
@@ -113,6 +130,7 @@ internal static class PrometheusWriter
         foreach (var r in relays)
         {
             Sample(text, "forwarder_node_relay_up", $"relay=\"{r.Name}\"", r.Up);
+            yield return 0;
         }
 
         Family(text, "forwarder_node_relay_registrations_total", "counter", "Registrations with the relay that succeeded (ok) and attempts that failed.");
@@ -120,24 +138,28 @@ internal static class PrometheusWriter
         {
             Sample(text, "forwarder_node_relay_registrations_total", $"relay=\"{r.Name}\",result=\"ok\"", r.Registrations);
             Sample(text, "forwarder_node_relay_registrations_total", $"relay=\"{r.Name}\",result=\"failed\"", r.Failures);
+            yield return 0;
         }
 
         Family(text, "forwarder_node_link_streams_active", "gauge", "Connections over links with the peer open now.");
         foreach (var p in peers)
         {
             Sample(text, "forwarder_node_link_streams_active", $"peer=\"{p.Name}\"", p.StreamsActive);
+            yield return 0;
         }
 
         Family(text, "forwarder_service_connections_active", "gauge", "Upstream connections open to the service's endpoints.");
         foreach (var s in services)
         {
             Sample(text, "forwarder_service_connections_active", $"service=\"{s.Name}\"", s.Active);
+            yield return 0;
         }
 
         Family(text, "forwarder_service_connections_total", "counter", "Upstream connections established to the service's endpoints.");
         foreach (var s in services)
         {
             Sample(text, "forwarder_service_connections_total", $"service=\"{s.Name}\"", s.Total);
+            yield return 0;
         }
 
         Family(text, "forwarder_service_bytes_total", "counter", "Bytes sent to (tx) and received from (rx) the service's endpoints.");
@@ -145,6 +167,7 @@ internal static class PrometheusWriter
         {
             Sample(text, "forwarder_service_bytes_total", $"service=\"{s.Name}\",direction=\"tx\"", s.BytesToUpstream);
             Sample(text, "forwarder_service_bytes_total", $"service=\"{s.Name}\",direction=\"rx\"", s.BytesFromUpstream);
+            yield return 0;
         }
 
         Family(text, "forwarder_upstream_connect_errors_total", "counter", "Failed attempts to connect to an endpoint, by reason.");
@@ -154,34 +177,48 @@ internal static class PrometheusWriter
             {
                 Sample(text, "forwarder_upstream_connect_errors_total", $"service=\"{s.Name}\",reason=\"{failure.ToString().ToLowerInvariant()}\"", s.ConnectErrors(failure));
             }
+
+            yield return 0;
         }
 
         Family(text, "forwarder_upstream_unavailable_total", "counter", "Client connections closed because no endpoint could be reached.");
         foreach (var s in services)
         {
             Sample(text, "forwarder_upstream_unavailable_total", $"service=\"{s.Name}\"", s.Exhausted);
+            yield return 0;
         }
 
         Family(text, "forwarder_upstream_connect_duration_seconds", "histogram", "Time to establish upstream connections.");
         foreach (var s in services)
         {
             Histogram(text, "forwarder_upstream_connect_duration_seconds", $"service=\"{s.Name}\"", s.ConnectLatency);
+            yield return 0;
         }
 
         Family(text, "forwarder_upstream_none_available_total", "counter", "Client connections closed because health left no endpoint to try (panicThreshold 0).");
         foreach (var s in services)
         {
             Sample(text, "forwarder_upstream_none_available_total", $"service=\"{s.Name}\"", s.NoneAvailableCount);
+            yield return 0;
         }
 
         Family(text, "forwarder_upstream_pool_full_total", "counter", "Upstream connections not opened because the endpoint had http.maxConnections open already.");
         foreach (var s in services)
         {
             Sample(text, "forwarder_upstream_pool_full_total", $"service=\"{s.Name}\"", s.PoolFullCount);
+            yield return 0;
         }
 
-        HttpMetricsWriter.Write(text, metrics, listeners, services);
-        WriteEndpoints(text, runtime);
+        foreach (var step in HttpMetricsWriter.Render(text, metrics, listeners, services))
+        {
+            yield return step;
+        }
+
+        foreach (var step in WriteEndpoints(text, runtime))
+        {
+            yield return step;
+        }
+
         Family(text, "forwarder_config_reloads_total", "counter", "Config reloads, by result.");
         Sample(text, "forwarder_config_reloads_total", "result=\"ok\"", metrics.ReloadsSucceeded);
         Sample(text, "forwarder_config_reloads_total", "result=\"failed\"", metrics.ReloadsFailed);
@@ -192,30 +229,40 @@ internal static class PrometheusWriter
         Family(text, "forwarder_connections_open", "gauge", "Connections open across all listeners, including those draining.");
         Sample(text, "forwarder_connections_open", string.Empty, openConnections);
         WriteProcess(text);
-        return text.ToString();
     }
 
     /// <summary>Each endpoint's load and health, and each service's available share, as the balancers see them now.</summary>
-    private static void WriteEndpoints(StringBuilder text, ProxyRuntime runtime)
+    private static IEnumerable<int> WriteEndpoints(MetricsText text, ProxyRuntime runtime)
     {
         var models = runtime.Services.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => s.Value).ToArray();
         Family(text, "forwarder_service_endpoints_available", "gauge", "Endpoints that health lets take traffic.");
         foreach (var service in models)
         {
             Sample(text, "forwarder_service_endpoints_available", $"service=\"{service.Config.Name}\"", service.Balancer.AvailableCount);
+            yield return 0;
         }
 
         Family(text, "forwarder_service_panic", "gauge", "1 while fewer endpoints than panicThreshold are available and all of them take traffic.");
         foreach (var service in models)
         {
             Sample(text, "forwarder_service_panic", $"service=\"{service.Config.Name}\"", service.Balancer.Panic ? 1 : 0);
+            yield return 0;
         }
 
-        EndpointFamily(text, models, "forwarder_endpoint_in_flight", "gauge", "Connections in flight per endpoint, as the load balancer sees them.", (_, e) => e.State.InFlight);
-        EndpointFamily(text, models, "forwarder_endpoint_weight", "gauge", "Configured weight of the endpoint.", (_, e) => e.Config.Weight);
-        EndpointFamily(text, models, "forwarder_endpoint_healthy", "gauge", "1 when health lets the endpoint take traffic (passing active checks, not ejected).", (s, e) => e.Health.IsAvailable(s.Config.HealthCheck is not null) ? 1 : 0);
-        EndpointFamily(text, models, "forwarder_endpoint_ejected", "gauge", "1 while outlier detection has the endpoint ejected.", (_, e) => e.Health.Ejected ? 1 : 0);
-        EndpointFamily(text, models, "forwarder_endpoint_ejections_total", "counter", "Times outlier detection ejected the endpoint.", (_, e) => e.Health.Ejections);
+        // Lazy until enumerated: the families are written one after the other, in this order.
+        IEnumerable<int>[] families =
+        [
+            EndpointFamily(text, models, "forwarder_endpoint_in_flight", "gauge", "Connections in flight per endpoint, as the load balancer sees them.", (_, e) => e.State.InFlight),
+            EndpointFamily(text, models, "forwarder_endpoint_weight", "gauge", "Configured weight of the endpoint.", (_, e) => e.Config.Weight),
+            EndpointFamily(text, models, "forwarder_endpoint_healthy", "gauge", "1 when health lets the endpoint take traffic (passing active checks, not ejected).", (s, e) => e.Health.IsAvailable(s.Config.HealthCheck is not null) ? 1 : 0),
+            EndpointFamily(text, models, "forwarder_endpoint_ejected", "gauge", "1 while outlier detection has the endpoint ejected.", (_, e) => e.Health.Ejected ? 1 : 0),
+            EndpointFamily(text, models, "forwarder_endpoint_ejections_total", "counter", "Times outlier detection ejected the endpoint.", (_, e) => e.Health.Ejections),
+        ];
+        foreach (var step in families.SelectMany(f => f))
+        {
+            yield return step;
+        }
+
         Family(text, "forwarder_endpoint_health_checks_total", "counter", "Active health checks of the endpoint, by result.");
         foreach (var service in models.Where(s => s.Config.HealthCheck is not null))
         {
@@ -225,10 +272,12 @@ internal static class PrometheusWriter
                 Sample(text, "forwarder_endpoint_health_checks_total", $"{labels},result=\"passed\"", endpoint.Health.ChecksPassed);
                 Sample(text, "forwarder_endpoint_health_checks_total", $"{labels},result=\"failed\"", endpoint.Health.ChecksFailed);
             }
+
+            yield return 0;
         }
     }
 
-    private static void EndpointFamily(StringBuilder text, ServiceModel[] services, string name, string type, string help, Func<ServiceModel, UpstreamEndpoint, long> value)
+    private static IEnumerable<int> EndpointFamily(MetricsText text, ServiceModel[] services, string name, string type, string help, Func<ServiceModel, UpstreamEndpoint, long> value)
     {
         Family(text, name, type, help);
         foreach (var service in services)
@@ -237,11 +286,13 @@ internal static class PrometheusWriter
             {
                 Sample(text, name, $"service=\"{service.Config.Name}\",endpoint=\"{endpoint.Config.Address}\"", value(service, endpoint));
             }
+
+            yield return 0;
         }
     }
 
     /// <summary>The runtime's own figures: what memory the process holds and how hard the GC works.</summary>
-    private static void WriteProcess(StringBuilder text)
+    private static void WriteProcess(MetricsText text)
     {
         var gc = GC.GetGCMemoryInfo();
         Family(text, "forwarder_process_working_set_bytes", "gauge", "Resident memory of the process.");
@@ -260,7 +311,7 @@ internal static class PrometheusWriter
     }
 
     /// <summary>The _bucket series (le="+Inf" last), _sum and _count of one histogram series; the family is declared by the caller.</summary>
-    internal static void Histogram(StringBuilder text, string name, string labels, LatencyHistogram histogram)
+    internal static void Histogram(MetricsText text, string name, string labels, LatencyHistogram histogram)
     {
         var cumulative = histogram.CumulativeCounts();
         for (var i = 0; i < LatencyHistogram.Bounds.Length; i++)
@@ -269,7 +320,7 @@ internal static class PrometheusWriter
         }
 
         Sample(text, $"{name}_bucket", $"{labels},le=\"+Inf\"", cumulative[^1]);
-        text.Append(CultureInfo.InvariantCulture, $"{name}_sum{{{labels}}} {histogram.SumSeconds:R}\n");
+        text.Append(name).Append("_sum{").Append(labels).Append("} ").Append(histogram.SumSeconds).Append('\n');
         Sample(text, $"{name}_count", labels, cumulative[^1]);
     }
 
@@ -282,11 +333,11 @@ internal static class PrometheusWriter
             .Replace("\"", "\\\"", StringComparison.Ordinal)
             .Replace("\n", "\\n", StringComparison.Ordinal);
 
-    internal static void Family(StringBuilder text, string name, string type, string help)
+    internal static void Family(MetricsText text, string name, string type, string help)
         => text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
             .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
 
-    internal static void Sample(StringBuilder text, string name, string labels, long value)
+    internal static void Sample(MetricsText text, string name, string labels, long value)
     {
         text.Append(name);
         if (labels.Length > 0)
@@ -294,6 +345,6 @@ internal static class PrometheusWriter
             text.Append('{').Append(labels).Append('}');
         }
 
-        text.Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        text.Append(' ').Append(value).Append('\n');
     }
 }

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
+using Forwarder.Admin;
 using static Forwarder.Admin.PrometheusWriter;
 
 namespace Forwarder.Relay;
@@ -9,7 +11,8 @@ internal static class RelayMetricsWriter
 {
     public static string Write(RelayRegistry registry)
     {
-        var text = new StringBuilder();
+        var buffer = new ArrayBufferWriter<byte>();
+        var text = new MetricsText(buffer);
         var nodes = registry.Nodes.ToArray();
         Family(text, "forwarder_relay_nodes_registered", "gauge", "Nodes registered with this relay now.");
         Sample(text, "forwarder_relay_nodes_registered", string.Empty, nodes.Count(n => n.Session is not null));
@@ -52,7 +55,7 @@ internal static class RelayMetricsWriter
                 .Append(n.Throttled.TotalSeconds.ToString("0.######", CultureInfo.InvariantCulture)).Append('\n');
         }
 
-        return text.ToString();
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
     private static string Label(RelayNode node) => $"node=\"{node.Name}\"";

@@ -6,9 +6,12 @@ using Microsoft.Extensions.Logging;
 namespace Forwarder.Runtime;
 
 /// <summary>
-/// Reloads the config when its file changes (editors that write in place, and those that write
-/// a new file and rename it over the old one, as Kubernetes ConfigMaps do) or on SIGHUP. Bursts
-/// of file events are coalesced, and a file whose text is what is already running is left alone.
+/// Reloads the config when its file changes (editors that write in place, those that write a new
+/// file and rename it over the old one, and Kubernetes ConfigMap volumes, where the file is a
+/// symlink through <c>..data</c> and an update renames a new <c>..data</c> symlink over the old
+/// one) or on SIGHUP. Any event in the file's directory counts, since the file's own name sees
+/// none in the ConfigMap swap; bursts are coalesced, and a file whose text is what is already
+/// running is left alone.
 /// </summary>
 internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<ConfigWatcher> logger) : IHostedService, IDisposable
 {
@@ -20,6 +23,9 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
     private readonly SemaphoreSlim _signal = new(0);
     private readonly CancellationTokenSource _stopping = new();
     private FileSystemWatcher? _watcher;
+    private FileSystemWatcher? _targetWatcher;
+    private string _directory = string.Empty;
+    private string? _targetDirectory;
     private PosixSignalRegistration? _hangup;
     private Task _watching = Task.CompletedTask;
     private int _forced;
@@ -33,14 +39,9 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
         }
 
         var fullPath = Path.GetFullPath(path);
-        _watcher = new FileSystemWatcher(Path.GetDirectoryName(fullPath)!, Path.GetFileName(fullPath))
-        {
-            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime,
-        };
-        _watcher.Changed += (_, _) => _signal.Release();
-        _watcher.Created += (_, _) => _signal.Release();
-        _watcher.Renamed += (_, _) => _signal.Release();
-        _watcher.EnableRaisingEvents = true;
+        _directory = Path.GetDirectoryName(fullPath)!;
+        _watcher = Watch(_directory);
+        FollowLink(fullPath);
         _hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true;
@@ -64,6 +65,7 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
     public void Dispose()
     {
         _watcher?.Dispose();
+        _targetWatcher?.Dispose();
         _hangup?.Dispose();
         _stopping.Dispose();
         _signal.Dispose();
@@ -82,6 +84,7 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
                     await _signal.WaitAsync(stopping).ConfigureAwait(false);
                 }
 
+                FollowLink(path);
                 var forced = Interlocked.Exchange(ref _forced, 0) == 1;
                 var digest = await SettledDigestAsync(path, stopping).ConfigureAwait(false);
                 if (forced || digest != runtime.Config.Digest)
@@ -94,6 +97,60 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
         {
             // Shutting down.
         }
+    }
+
+    /// <summary>
+    /// The whole directory, not the file's name: a ConfigMap update only renames ..data. The
+    /// digest comparison keeps events on other files from reloading anything.
+    /// </summary>
+    private FileSystemWatcher Watch(string directory)
+    {
+        var watcher = new FileSystemWatcher(directory)
+        {
+            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.Size | NotifyFilters.CreationTime,
+        };
+        watcher.Changed += (_, _) => _signal.Release();
+        watcher.Created += (_, _) => _signal.Release();
+        watcher.Deleted += (_, _) => _signal.Release();
+        watcher.Renamed += (_, _) => _signal.Release();
+
+        // Events were lost (the inotify queue overflowed): look at the file anyway.
+        watcher.Error += (_, _) => _signal.Release();
+        watcher.EnableRaisingEvents = true;
+        return watcher;
+    }
+
+    /// <summary>
+    /// When the config file is a symlink to a file in another directory, watches that directory
+    /// too (edits there raise nothing in the link's), and follows the link when it is re-aimed.
+    /// Targets under the config's own directory (a ConfigMap's ..data/..TIMESTAMP) need nothing more.
+    /// </summary>
+    private void FollowLink(string path)
+    {
+        string? directory;
+        try
+        {
+            directory = File.ResolveLinkTarget(path, returnFinalTarget: true) is { } target ? Path.GetDirectoryName(target.FullName) : null;
+        }
+        catch (IOException)
+        {
+            // A dangling or looping link: the reload reports the file as unreadable.
+            directory = null;
+        }
+
+        if (directory is not null && (directory + Path.DirectorySeparatorChar).StartsWith(_directory + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            directory = null;
+        }
+
+        if (directory == _targetDirectory)
+        {
+            return;
+        }
+
+        _targetWatcher?.Dispose();
+        _targetWatcher = directory is not null && Directory.Exists(directory) ? Watch(directory) : null;
+        _targetDirectory = _targetWatcher is null ? null : directory;
     }
 
     /// <summary>

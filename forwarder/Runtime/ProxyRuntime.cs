@@ -214,7 +214,8 @@ internal sealed partial class ProxyRuntime(
             }
 
             var previous = Volatile.Read(ref _services);
-            var services = config.Services.ToDictionary(
+            var used = ServiceReferences.Used(config);
+            var services = config.Services.Where(s => used.Contains(s.Key)).ToDictionary(
                 s => s.Key,
                 s => CreateService(s.Value, previous.GetValueOrDefault(s.Key)),
                 StringComparer.Ordinal);

@@ -130,20 +130,25 @@ internal sealed partial class HostedEndpointServer(
     {
         unexported = null;
         var self = source.Initial.Node!.Name;
-        foreach (var service in runtime.Services.Values)
-        {
-            foreach (var endpoint in service.Endpoints)
-            {
-                if (endpoint.Config.Address == target && endpoint.Config.Node == self)
-                {
-                    if (service.Config.Export)
-                    {
-                        return (service, endpoint);
-                    }
 
-                    unexported = service.Config.Name;
-                }
+        // The configs, not the models: a service nothing on this node uses has no model, yet the
+        // log should say it is not exported rather than not hosted.
+        var models = runtime.Services;
+        foreach (var service in runtime.Config.Services.Values)
+        {
+            if (!service.Endpoints.Any(e => e.Address == target && e.Node == self))
+            {
+                continue;
             }
+
+            // Exported services always have a model; a reload between the two reads may have just dropped it.
+            if (service.Export && models.GetValueOrDefault(service.Name) is { } model
+                && model.Endpoints.FirstOrDefault(e => e.Config.Address == target && e.Config.Node == self) is { } endpoint)
+            {
+                return (model, endpoint);
+            }
+
+            unexported = service.Name;
         }
 
         return null;

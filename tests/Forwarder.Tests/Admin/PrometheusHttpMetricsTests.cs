@@ -4,6 +4,7 @@ using Forwarder.Admin;
 using Forwarder.Configuration;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
+using Forwarder.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -190,7 +191,7 @@ public sealed partial class PrometheusHttpMetricsTests
     private static string Render(ForwarderMetrics metrics)
     {
         using var host = ForwarderHost.Build(new ConfigSource(null, ConfigLoader.Parse(Yaml, "test.yaml")), new LoggingOptions(LogLevel.Warning, Json: false));
-        return PrometheusWriter.Write(metrics, host.Services.GetRequiredService<ProxyRuntime>(), openConnections: 0);
+        return PrometheusText.Render(metrics, host.Services.GetRequiredService<ProxyRuntime>());
     }
 
     /// <summary>The expected lines appear in the output in this order, one after the other.</summary>

@@ -50,6 +50,21 @@ public sealed class ForwarderCliTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_AdminPortInUse_ExitsThreeNamingTheAddress()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var admin = taken.LocalEndpoint.ToString();
+        var path = Write("admin.yaml", $"admin: {{ listen: '{admin}' }}\nlisteners:\n  - {{ name: front, listen: '127.0.0.1:0', protocol: echo }}\n");
+
+        var (exitCode, _, errors) = await ForwarderProcess.RunAsync("--config", path);
+
+        Assert.Equal(3, exitCode);
+        Assert.Contains($"{path}: admin.listen {admin}: cannot listen: ", errors, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Check_NestedFortyThousandDeep_ExitsTwoNamingTheLine()
     {
         // 120 KB that used to overflow the stack while the tree was built: exit 134, no message.

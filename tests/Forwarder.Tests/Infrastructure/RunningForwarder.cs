@@ -36,6 +36,12 @@ internal sealed class RunningForwarder : IAsyncDisposable
         var directory = Directory.CreateTempSubdirectory("forwarder-test-").FullName;
         var path = Path.Combine(directory, "forwarder.yaml");
         await File.WriteAllTextAsync(path, yaml);
+        return await StartOnAsync(directory, path);
+    }
+
+    /// <summary>Runs on a config file the caller laid out in <paramref name="directory"/>, which is deleted on dispose.</summary>
+    public static async Task<RunningForwarder> StartOnAsync(string directory, string path)
+    {
         var host = ForwarderHost.Build(new ConfigSource(path, ConfigLoader.LoadFile(path)), new LoggingOptions(LogLevel.Warning, Json: false));
         await host.StartAsync();
         return new RunningForwarder(host, directory, path);

@@ -337,7 +337,7 @@ public sealed class NodeLinkTests : IDisposable
         return status;
     }
 
-    private static string PrometheusText(RunningForwarder node) => Forwarder.Admin.PrometheusWriter.Write(node.Metrics, node.Runtime, openConnections: 0);
+    private static string PrometheusText(RunningForwarder node) => Infrastructure.PrometheusText.Render(node.Metrics, node.Runtime);
 
     /// <summary>Whether <paramref name="message"/> comes back through the connection, rather than the connection closing.</summary>
     private static async Task<bool> EchoesAsync(Socket socket, string message)

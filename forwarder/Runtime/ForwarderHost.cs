@@ -43,8 +43,12 @@ internal static class ForwarderHost
             WaitForDataBeforeAllocatingBuffer = tcp.WaitForData,
         };
 
+        // Before the first socket: the transports' descriptor reserve reads the limit once. The
+        // derived cap is a first estimate here; the runtime derives it again once started.
+        FileDescriptorLimit.Raise();
         var services = builder.Services;
         services.AddSingleton(source);
+        services.AddSingleton(new ConnectionBudget(source.Initial.Limits?.MaxConnections ?? FileDescriptorLimit.DeriveMaxConnections()));
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<MemoryPool<byte>>(new PinnedBlockMemoryPool(tcp.BlockSize));
         services.AddSingleton(transportOptions);
@@ -52,7 +56,8 @@ internal static class ForwarderHost
         services.AddSingleton(sp => new TcpConnectionFactory(
             sp.GetRequiredService<TcpTransportOptions>(),
             sp.GetRequiredService<MemoryPool<byte>>(),
-            sp.GetService<SocketSplicer>()));
+            sp.GetService<SocketSplicer>(),
+            sp.GetRequiredService<ConnectionBudget>()));
         services.AddSingleton<NodeLinks>();
         services.AddSingleton<HostedEndpointServer>();
 

@@ -7,6 +7,7 @@ using Forwarder.L7.Http2;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
 using Forwarder.Tls;
+using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -29,6 +30,7 @@ internal sealed partial class ProxyRuntime(
     EchoHandler echoHandler,
     AccessLogs accessLogs,
     ConnectionTracker tracker,
+    ConnectionBudget budget,
     ForwarderMetrics metrics,
     TimeProvider time,
     ILogger<ProxyRuntime> logger,
@@ -44,6 +46,7 @@ internal sealed partial class ProxyRuntime(
     private volatile bool _ready;
     private volatile bool _shutdownRequested;
     private volatile bool _draining;
+    private int _derivedMaxConnections;
 
     public ForwarderConfig Config => Volatile.Read(ref _config);
 
@@ -58,6 +61,9 @@ internal sealed partial class ProxyRuntime(
     public bool ShuttingDown => _shutdownRequested || _draining;
 
     public bool Draining => _draining;
+
+    /// <summary>The process-wide cap on proxied connections and what it counts now.</summary>
+    public ConnectionBudget Budget => budget;
 
     /// <summary>The address each listener is bound to, by listener name (ports resolved when 0 was configured).</summary>
     public IReadOnlyDictionary<string, EndPoint> BoundEndPoints
@@ -87,7 +93,10 @@ internal sealed partial class ProxyRuntime(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        // Started (the admin endpoint too) and not yet proxying: what is open now is the runtime's own.
+        _derivedMaxConnections = FileDescriptorLimit.DeriveMaxConnections();
         await ApplyAsync(source.Initial, cancellationToken).ConfigureAwait(false);
+        LogDescriptorLimit(logger, FileDescriptorLimit.InitialSoft, FileDescriptorLimit.Soft, FileDescriptorLimit.Hard, budget.MaxConnections, source.Initial.Limits?.MaxConnections is null ? "derived" : "limits.maxConnections", _derivedMaxConnections);
         Volatile.Write(ref _status, new ReloadStatus(time.GetUtcNow(), true, [], [], time.GetUtcNow()));
         _ready = true;
     }
@@ -224,6 +233,7 @@ internal sealed partial class ProxyRuntime(
             // Nothing below can fail: the new config is committed.
             Volatile.Write(ref _services, services);
             Volatile.Write(ref _config, config);
+            budget.MaxConnections = config.Limits?.MaxConnections ?? _derivedMaxConnections;
             foreach (var (name, old) in previous)
             {
                 var successor = services.GetValueOrDefault(name);
@@ -343,7 +353,7 @@ internal sealed partial class ProxyRuntime(
             try
             {
                 var bound = await listenerFactory.BindAsync(listener.EndPoint, cancellationToken).ConfigureAwait(false);
-                added.Add(new ListenerHost(bound, models[listener.BindingKey], tcpHandler, httpHandler, echoHandler, tracker, metrics, logger, _stopping.Token)
+                added.Add(new ListenerHost(bound, models[listener.BindingKey], tcpHandler, httpHandler, echoHandler, tracker, budget, metrics, logger, _stopping.Token)
                 {
                     DirectSend = config.Tcp.DirectSend,
                 });
@@ -404,6 +414,9 @@ internal sealed partial class ProxyRuntime(
 
     [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "All connections drained")]
     private static partial void LogDrained(ILogger logger);
+
+    [LoggerMessage(EventId = 107, Level = LogLevel.Information, Message = "File descriptors: soft limit {InitialSoft} at start, now {Soft} (hard limit {Hard}); at most {MaxConnections} proxied connections ({Source}; the limit allows {Derived})")]
+    private static partial void LogDescriptorLimit(ILogger logger, ulong initialSoft, ulong soft, ulong hard, int maxConnections, string source, int derived);
 
     [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Drain deadline reached; aborting {Connections} connections")]
     private static partial void LogDrainDeadline(ILogger logger, int connections);

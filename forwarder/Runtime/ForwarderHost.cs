@@ -73,6 +73,7 @@ internal static class ForwarderHost
         services.AddSingleton<IConnectionFactory>(sp => new TunnelingConnectionFactory(sp.GetRequiredService<TcpConnectionFactory>(), sp.GetRequiredService<NodeLinks>()));
         services.AddSingleton<ForwarderMetrics>();
         services.AddSingleton<ConnectionTracker>();
+        services.AddSingleton<TypeInitFaults>();
         if (tcp.Engine == TcpEngine.Epoll && SocketSplicer.IsSupported)
         {
             services.AddSingleton(_ => new SocketSplicer(tcp.IoThreads ?? Environment.ProcessorCount, Math.Max(tcp.BlockSize, 64 * 1024)));

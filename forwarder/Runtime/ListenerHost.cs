@@ -26,6 +26,7 @@ internal sealed partial class ListenerHost
     private readonly EchoHandler _echoHandler;
     private readonly ConnectionTracker _tracker;
     private readonly ConnectionBudget _budget;
+    private readonly TypeInitFaults _faults;
     private readonly ForwarderMetrics _metrics;
     private readonly ILogger _logger;
     private readonly CancellationToken _stopping;
@@ -37,7 +38,7 @@ internal sealed partial class ListenerHost
 
     private readonly Action _logLimitReached;
 
-    public ListenerHost(IConnectionListener listener, ListenerModel model, TcpProxyHandler tcpHandler, Http1ProxyHandler httpHandler, EchoHandler echoHandler, ConnectionTracker tracker, ConnectionBudget budget, ForwarderMetrics metrics, ILogger logger, CancellationToken stopping)
+    public ListenerHost(IConnectionListener listener, ListenerModel model, TcpProxyHandler tcpHandler, Http1ProxyHandler httpHandler, EchoHandler echoHandler, ConnectionTracker tracker, ConnectionBudget budget, TypeInitFaults faults, ForwarderMetrics metrics, ILogger logger, CancellationToken stopping)
     {
         _listener = listener;
         _model = model;
@@ -46,6 +47,7 @@ internal sealed partial class ListenerHost
         _echoHandler = echoHandler;
         _tracker = tracker;
         _budget = budget;
+        _faults = faults;
         _metrics = metrics;
         _logger = logger;
         _stopping = stopping;
@@ -184,6 +186,7 @@ internal sealed partial class ListenerHost
         }
         catch (Exception ex)
         {
+            _faults.Observe(ex);
             LogConnectionFailed(_logger, connection.ConnectionId, model.Config.Name, ex);
         }
         finally

@@ -31,6 +31,7 @@ internal sealed partial class ProxyRuntime(
     AccessLogs accessLogs,
     ConnectionTracker tracker,
     ConnectionBudget budget,
+    TypeInitFaults faults,
     ForwarderMetrics metrics,
     TimeProvider time,
     ILogger<ProxyRuntime> logger,
@@ -55,7 +56,10 @@ internal sealed partial class ProxyRuntime(
     public string? ConfigPath => source.Path;
 
     /// <summary>True once every listener is bound, false again from the moment shutdown is requested.</summary>
-    public bool Ready => _ready && !_shutdownRequested && !_draining;
+    public bool Ready => _ready && !_shutdownRequested && !_draining && faults.Broken is null;
+
+    /// <summary>Types found broken for the life of the process (Ready is false once there is one).</summary>
+    public TypeInitFaults Faults => faults;
 
     /// <summary>Shutdown was requested: listeners may still accept (the shutdown delay), or already drain.</summary>
     public bool ShuttingDown => _shutdownRequested || _draining;
@@ -93,6 +97,13 @@ internal sealed partial class ProxyRuntime(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        // What would otherwise be first used with the first connection, maybe at the descriptor limit.
+        AssemblyWarmup.LoadAll();
+        if (source.Initial.Listeners.Any(l => l.Protocol == ListenerProtocol.Http))
+        {
+            await http2.WarmUpAsync().ConfigureAwait(false);
+        }
+
         // Started (the admin endpoint too) and not yet proxying: what is open now is the runtime's own.
         _derivedMaxConnections = FileDescriptorLimit.DeriveMaxConnections();
         await ApplyAsync(source.Initial, cancellationToken).ConfigureAwait(false);
@@ -353,7 +364,7 @@ internal sealed partial class ProxyRuntime(
             try
             {
                 var bound = await listenerFactory.BindAsync(listener.EndPoint, cancellationToken).ConfigureAwait(false);
-                added.Add(new ListenerHost(bound, models[listener.BindingKey], tcpHandler, httpHandler, echoHandler, tracker, budget, metrics, logger, _stopping.Token)
+                added.Add(new ListenerHost(bound, models[listener.BindingKey], tcpHandler, httpHandler, echoHandler, tracker, budget, faults, metrics, logger, _stopping.Token)
                 {
                     DirectSend = config.Tcp.DirectSend,
                 });

@@ -32,11 +32,10 @@ internal sealed partial class ListenerHost
     private readonly CancellationToken _stopping;
     private readonly LogThrottle _acceptLog = new();
     private readonly CancellationTokenSource _unbinding = new();
+    private readonly Action _logLimitReached;
     private ListenerModel _model;
     private Task _accepting = Task.CompletedTask;
     private int _active;
-
-    private readonly Action _logLimitReached;
 
     public ListenerHost(IConnectionListener listener, ListenerModel model, TcpProxyHandler tcpHandler, Http1ProxyHandler httpHandler, EchoHandler echoHandler, ConnectionTracker tracker, ConnectionBudget budget, TypeInitFaults faults, ForwarderMetrics metrics, ILogger logger, CancellationToken stopping)
     {

@@ -47,7 +47,6 @@ internal sealed partial class ProxyRuntime(
     private volatile bool _ready;
     private volatile bool _shutdownRequested;
     private volatile bool _draining;
-    private int _derivedMaxConnections;
 
     public ForwarderConfig Config => Volatile.Read(ref _config);
 
@@ -97,15 +96,7 @@ internal sealed partial class ProxyRuntime(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        // What would otherwise be first used with the first connection, maybe at the descriptor limit.
-        AssemblyWarmup.LoadAll();
-        if (source.Initial.Listeners.Any(l => l.Protocol == ListenerProtocol.Http))
-        {
-            await http2.WarmUpAsync().ConfigureAwait(false);
-        }
-
-        // Started (the admin endpoint too) and not yet proxying: what is open now is the runtime's own.
-        _derivedMaxConnections = FileDescriptorLimit.DeriveMaxConnections();
+        await WarmUpAndDeriveLimitAsync().ConfigureAwait(false);
         await ApplyAsync(source.Initial, cancellationToken).ConfigureAwait(false);
         LogDescriptorLimit(logger, FileDescriptorLimit.InitialSoft, FileDescriptorLimit.Soft, FileDescriptorLimit.Hard, budget.MaxConnections, source.Initial.Limits?.MaxConnections is null ? "derived" : "limits.maxConnections", _derivedMaxConnections);
         Volatile.Write(ref _status, new ReloadStatus(time.GetUtcNow(), true, [], [], time.GetUtcNow()));
@@ -425,9 +416,6 @@ internal sealed partial class ProxyRuntime(
 
     [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "All connections drained")]
     private static partial void LogDrained(ILogger logger);
-
-    [LoggerMessage(EventId = 107, Level = LogLevel.Information, Message = "File descriptors: soft limit {InitialSoft} at start, now {Soft} (hard limit {Hard}); at most {MaxConnections} proxied connections ({Source}; the limit allows {Derived})")]
-    private static partial void LogDescriptorLimit(ILogger logger, ulong initialSoft, ulong soft, ulong hard, int maxConnections, string source, int derived);
 
     [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Drain deadline reached; aborting {Connections} connections")]
     private static partial void LogDrainDeadline(ILogger logger, int connections);

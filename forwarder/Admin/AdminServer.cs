@@ -42,8 +42,21 @@ internal sealed partial class AdminServer(
         builder.Services.AddSingleton(loggerFactory);
         builder.WebHost.UseKestrel(kestrel => kestrel.Listen(admin.EndPoint));
         var app = builder.Build();
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                await next(context).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                // A handler whose type could not initialize fails on every call from now on.
+                runtime.Faults.Observe(ex);
+                throw;
+            }
+        });
         app.MapGet("/healthz", () => Results.Text("ok\n"));
-        app.MapGet("/readyz", () => runtime.Ready ? Results.Text("ready\n") : Results.Text(runtime.Draining ? "draining\n" : runtime.ShuttingDown ? "shutting down\n" : "starting\n", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapGet("/readyz", () => runtime.Ready ? Results.Text("ready\n") : Results.Text(NotReadyReason(runtime), statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapGet("/metrics", _metricsEndpoint.HandleAsync);
         app.MapGet("/config", async context =>
         {
@@ -69,8 +82,17 @@ internal sealed partial class AdminServer(
         _app = app;
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
         Address = address is null ? null : new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
-        LogListening(loggerFactory.CreateLogger<AdminServer>(), Address);
+        var logger = loggerFactory.CreateLogger<AdminServer>();
+        LogListening(logger, Address);
+        if (Address is not null && await AdminWarmup.RunAsync(new IPEndPoint(IPAddress.Parse(Address.Host), Address.Port), cancellationToken).ConfigureAwait(false) is { } failed)
+        {
+            LogWarmupFailed(logger, failed.Message);
+        }
     }
+
+    private static string NotReadyReason(ProxyRuntime runtime) => runtime.Faults.Broken is { } type
+        ? $"broken: type {type} failed to initialize; restart the process\n"
+        : runtime.Draining ? "draining\n" : runtime.ShuttingDown ? "shutting down\n" : "starting\n";
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
@@ -95,4 +117,7 @@ internal sealed partial class AdminServer(
 
     [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "Admin endpoint on {Address} (/healthz /readyz /config /metrics, POST /reload)")]
     private static partial void LogListening(ILogger logger, Uri? address);
+
+    [LoggerMessage(EventId = 406, Level = LogLevel.Warning, Message = "Admin endpoint warm-up request failed: {Error}")]
+    private static partial void LogWarmupFailed(ILogger logger, string error);
 }

@@ -51,6 +51,15 @@ internal static class PrometheusWriter
             yield return 0;
         }
 
+        var budget = runtime.Budget;
+        Family(text, "forwarder_connections_limit", "gauge", "Proxied connections allowed at once across all listeners (limits.maxConnections, derived from RLIMIT_NOFILE unless set); each takes two sockets.");
+        Sample(text, "forwarder_connections_limit", string.Empty, budget.MaxConnections);
+        Family(text, "forwarder_connection_sockets_open", "gauge", "Proxied sockets open now, accepted and dialled, counted against twice forwarder_connections_limit.");
+        Sample(text, "forwarder_connection_sockets_open", string.Empty, budget.OpenSockets);
+        Family(text, "forwarder_connections_limit_reached_total", "counter", "Times the connection limit was reached: a listener paused accepting (accept) or a dial was refused locally (dial).");
+        Sample(text, "forwarder_connections_limit_reached_total", "side=\"accept\"", budget.AcceptPauses);
+        Sample(text, "forwarder_connections_limit_reached_total", "side=\"dial\"", budget.DialsRefused);
+
         Family(text, "forwarder_listener_bytes_total", "counter", "Bytes read from (rx) and written to (tx) clients.");
         foreach (var l in listeners)
         {

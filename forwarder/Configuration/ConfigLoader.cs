@@ -107,7 +107,7 @@ internal static class ConfigLoader
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)
     {
-        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "tcp", "node", "listeners", "services");
+        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "listeners", "services");
         if (fields is null)
         {
             return null;
@@ -117,6 +117,7 @@ internal static class ConfigLoader
         var drainTimeout = reader.Duration(fields, string.Empty, "drainTimeout", TimeSpan.FromSeconds(30), TimeSpan.Zero);
         var shutdownDelay = reader.Duration(fields, string.Empty, "shutdownDelay", TimeSpan.Zero, TimeSpan.Zero);
         var tcp = ReadTcp(reader, fields.GetValueOrDefault("tcp"));
+        var limits = fields.TryGetValue("limits", out var limitsNode) ? ReadLimits(reader, limitsNode) : null;
         var node = fields.TryGetValue("node", out var nodeNode) ? NodeConfigReader.Read(reader, nodeNode, file) : null;
         var services = fields.TryGetValue("services", out var servicesNode)
             ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"))
@@ -128,7 +129,7 @@ internal static class ConfigLoader
         }
 
         var listeners = ReadListeners(reader, listenersNode, services, admin, file);
-        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay);
+        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits);
     }
 
     internal static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)
@@ -147,6 +148,12 @@ internal static class ConfigLoader
         }
 
         return new AdminConfig(listen, endPoint);
+    }
+
+    private static LimitsConfig ReadLimits(YamlFieldReader reader, YamlNode node)
+    {
+        var fields = reader.Mapping(node, "limits", "maxConnections") ?? [];
+        return new LimitsConfig(reader.OptionalInt(fields, "limits", "maxConnections", 1, 1 << 28));
     }
 
     private static TcpConfig ReadTcp(YamlFieldReader reader, YamlNode? node)

@@ -6,6 +6,7 @@ namespace Forwarder.Configuration;
 /// <summary>The whole configuration as the user wrote it, validated; replaced whole on reload.</summary>
 /// <param name="Digest">SHA-256 of the text it was read from, to tell a real edit from a touch.</param>
 /// <param name="ShutdownDelay">How long listeners go on accepting after SIGTERM, with /readyz already 503, before the drain.</param>
+/// <param name="Limits">Process-wide limits; null when the section is absent (all derived).</param>
 internal sealed record ForwarderConfig(
     string Source,
     string Digest,
@@ -15,7 +16,11 @@ internal sealed record ForwarderConfig(
     IReadOnlyList<ListenerConfig> Listeners,
     IReadOnlyDictionary<string, ServiceConfig> Services,
     NodeConfig? Node = null,
-    TimeSpan ShutdownDelay = default);
+    TimeSpan ShutdownDelay = default,
+    LimitsConfig? Limits = null);
+
+/// <param name="MaxConnections">Proxied connections open at once across all listeners; null derives it from RLIMIT_NOFILE.</param>
+internal sealed record LimitsConfig(int? MaxConnections);
 
 internal sealed record AdminConfig(string Listen, IPEndPoint EndPoint);
 

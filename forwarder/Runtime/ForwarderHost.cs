@@ -43,8 +43,12 @@ internal static class ForwarderHost
             WaitForDataBeforeAllocatingBuffer = tcp.WaitForData,
         };
 
+        // Before the first socket: the transports' descriptor reserve reads the limit once. The
+        // derived cap is a first estimate here; the runtime derives it again once started.
+        FileDescriptorLimit.Raise();
         var services = builder.Services;
         services.AddSingleton(source);
+        services.AddSingleton(new ConnectionBudget(source.Initial.Limits?.MaxConnections ?? FileDescriptorLimit.DeriveMaxConnections()));
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<MemoryPool<byte>>(new PinnedBlockMemoryPool(tcp.BlockSize));
         services.AddSingleton(transportOptions);
@@ -52,7 +56,8 @@ internal static class ForwarderHost
         services.AddSingleton(sp => new TcpConnectionFactory(
             sp.GetRequiredService<TcpTransportOptions>(),
             sp.GetRequiredService<MemoryPool<byte>>(),
-            sp.GetService<SocketSplicer>()));
+            sp.GetService<SocketSplicer>(),
+            sp.GetRequiredService<ConnectionBudget>()));
         services.AddSingleton<NodeLinks>();
         services.AddSingleton<HostedEndpointServer>();
 
@@ -68,6 +73,7 @@ internal static class ForwarderHost
         services.AddSingleton<IConnectionFactory>(sp => new TunnelingConnectionFactory(sp.GetRequiredService<TcpConnectionFactory>(), sp.GetRequiredService<NodeLinks>()));
         services.AddSingleton<ForwarderMetrics>();
         services.AddSingleton<ConnectionTracker>();
+        services.AddSingleton<TypeInitFaults>();
         if (tcp.Engine == TcpEngine.Epoll && SocketSplicer.IsSupported)
         {
             services.AddSingleton(_ => new SocketSplicer(tcp.IoThreads ?? Environment.ProcessorCount, Math.Max(tcp.BlockSize, 64 * 1024)));

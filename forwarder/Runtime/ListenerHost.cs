@@ -4,14 +4,16 @@ using Forwarder.Echo;
 using Forwarder.L4;
 using Forwarder.L7;
 using Forwarder.Metrics;
+using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 
 namespace Forwarder.Runtime;
 
 /// <summary>
-/// One bound listener: accepts connections, enforces the connection limit and hands each
-/// connection to the handler for its protocol. Stopping unbinds the socket; connections already
+/// One bound listener: accepts connections, enforces the connection limits (its own, and the
+/// process-wide budget, which it waits for before each accept) and hands each connection to the
+/// handler for its protocol. Stopping unbinds the socket; connections already
 /// accepted run on until they finish or shutdown's drain deadline aborts them.
 /// </summary>
 internal sealed partial class ListenerHost
@@ -23,15 +25,19 @@ internal sealed partial class ListenerHost
     private readonly Http1ProxyHandler _httpHandler;
     private readonly EchoHandler _echoHandler;
     private readonly ConnectionTracker _tracker;
+    private readonly ConnectionBudget _budget;
+    private readonly TypeInitFaults _faults;
     private readonly ForwarderMetrics _metrics;
     private readonly ILogger _logger;
     private readonly CancellationToken _stopping;
     private readonly LogThrottle _acceptLog = new();
+    private readonly CancellationTokenSource _unbinding = new();
+    private readonly Action _logLimitReached;
     private ListenerModel _model;
     private Task _accepting = Task.CompletedTask;
     private int _active;
 
-    public ListenerHost(IConnectionListener listener, ListenerModel model, TcpProxyHandler tcpHandler, Http1ProxyHandler httpHandler, EchoHandler echoHandler, ConnectionTracker tracker, ForwarderMetrics metrics, ILogger logger, CancellationToken stopping)
+    public ListenerHost(IConnectionListener listener, ListenerModel model, TcpProxyHandler tcpHandler, Http1ProxyHandler httpHandler, EchoHandler echoHandler, ConnectionTracker tracker, ConnectionBudget budget, TypeInitFaults faults, ForwarderMetrics metrics, ILogger logger, CancellationToken stopping)
     {
         _listener = listener;
         _model = model;
@@ -39,9 +45,12 @@ internal sealed partial class ListenerHost
         _httpHandler = httpHandler;
         _echoHandler = echoHandler;
         _tracker = tracker;
+        _budget = budget;
+        _faults = faults;
         _metrics = metrics;
         _logger = logger;
         _stopping = stopping;
+        _logLimitReached = LimitReached;
     }
 
     public EndPoint BoundEndPoint => _listener.EndPoint;
@@ -71,8 +80,10 @@ internal sealed partial class ListenerHost
 
     public async Task StopAsync()
     {
+        await _unbinding.CancelAsync().ConfigureAwait(false);
         await _listener.UnbindAsync().ConfigureAwait(false);
         await _accepting.ConfigureAwait(false);
+        _unbinding.Dispose();
         await _listener.DisposeAsync().ConfigureAwait(false);
         LogStopped(_logger, Model.Config.Name, BoundEndPoint, ActiveConnections);
     }
@@ -81,6 +92,16 @@ internal sealed partial class ListenerHost
     {
         while (true)
         {
+            try
+            {
+                // At the cap the flood waits in the backlog until connections close.
+                await _budget.WaitToAcceptAsync(_logLimitReached, _unbinding.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
             ConnectionContext? connection;
             try
             {
@@ -108,6 +129,7 @@ internal sealed partial class ListenerHost
                 return;
             }
 
+            _budget.Accepted();
             var model = Model;
             var metrics = _metrics.Listener(model.Config.Name);
             if (Interlocked.Increment(ref _active) > model.Config.MaxConnections)
@@ -115,7 +137,7 @@ internal sealed partial class ListenerHost
                 Interlocked.Decrement(ref _active);
                 metrics.ConnectionRejected();
                 connection.Abort(new ConnectionAbortedException("The listener's connection limit was reached."));
-                _ = CloseAsync(connection);
+                _ = CloseAndReleaseAsync(connection);
                 continue;
             }
 
@@ -136,7 +158,7 @@ internal sealed partial class ListenerHost
             {
                 // The client left before its connection could move to the epoll engine.
                 LogConnectionFailed(_logger, connection.ConnectionId, model.Config.Name, ex);
-                await CloseAsync(connection).ConfigureAwait(false);
+                await CloseAndReleaseAsync(connection).ConfigureAwait(false);
                 Interlocked.Decrement(ref _active);
                 return;
             }
@@ -146,7 +168,7 @@ internal sealed partial class ListenerHost
         {
             if (await tls.AuthenticateAsync(connection, _stopping).ConfigureAwait(false) is not { } secured)
             {
-                await CloseAsync(connection).ConfigureAwait(false);
+                await CloseAndReleaseAsync(connection).ConfigureAwait(false);
                 Interlocked.Decrement(ref _active);
                 return;
             }
@@ -163,11 +185,12 @@ internal sealed partial class ListenerHost
         }
         catch (Exception ex)
         {
+            _faults.Observe(ex);
             LogConnectionFailed(_logger, connection.ConnectionId, model.Config.Name, ex);
         }
         finally
         {
-            await CloseAsync(connection).ConfigureAwait(false);
+            await CloseAndReleaseAsync(connection).ConfigureAwait(false);
             metrics.ConnectionClosed();
             Interlocked.Decrement(ref _active);
             _tracker.Remove(client);
@@ -198,7 +221,8 @@ internal sealed partial class ListenerHost
         }
     }
 
-    private async Task CloseAsync(ConnectionContext connection)
+    /// <summary>Closes an accepted connection (its socket, whoever holds it now, is closed by then) and gives its room back.</summary>
+    private async Task CloseAndReleaseAsync(ConnectionContext connection)
     {
         try
         {
@@ -207,6 +231,19 @@ internal sealed partial class ListenerHost
         catch (Exception ex)
         {
             LogConnectionFailed(_logger, connection.ConnectionId, Model.Config.Name, ex);
+        }
+        finally
+        {
+            _budget.Release();
+        }
+    }
+
+    private void LimitReached()
+    {
+        var name = Model.Config.Name;
+        if (_acceptLog.TryLog(name, "#limit", out var more))
+        {
+            LogLimitReached(_logger, name, _budget.OpenSockets, _budget.MaxConnections, more);
         }
     }
 
@@ -218,6 +255,9 @@ internal sealed partial class ListenerHost
 
     [LoggerMessage(EventId = 203, Level = LogLevel.Error, Message = "Listener {Listener}: accept failed ({Reason}: {Error}); paused {PauseMs} ms before each retry ({Suppressed} more since the last such line)")]
     private static partial void LogAcceptFailed(ILogger logger, string listener, string reason, string error, double pauseMs, long suppressed);
+
+    [LoggerMessage(EventId = 205, Level = LogLevel.Warning, Message = "Listener {Listener}: connection limit reached ({Open} proxied sockets open, limits.maxConnections {Max}); accepting paused until connections close ({Suppressed} more pauses since the last such line)")]
+    private static partial void LogLimitReached(ILogger logger, string listener, int open, int max, long suppressed);
 
     [LoggerMessage(EventId = 204, Level = LogLevel.Error, Message = "Connection {ConnectionId} on listener {Listener} failed")]
     private static partial void LogConnectionFailed(ILogger logger, string connectionId, string listener, Exception exception);

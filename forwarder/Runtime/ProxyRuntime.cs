@@ -7,6 +7,7 @@ using Forwarder.L7.Http2;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
 using Forwarder.Tls;
+using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -29,6 +30,8 @@ internal sealed partial class ProxyRuntime(
     EchoHandler echoHandler,
     AccessLogs accessLogs,
     ConnectionTracker tracker,
+    ConnectionBudget budget,
+    TypeInitFaults faults,
     ForwarderMetrics metrics,
     TimeProvider time,
     ILogger<ProxyRuntime> logger,
@@ -52,12 +55,18 @@ internal sealed partial class ProxyRuntime(
     public string? ConfigPath => source.Path;
 
     /// <summary>True once every listener is bound, false again from the moment shutdown is requested.</summary>
-    public bool Ready => _ready && !_shutdownRequested && !_draining;
+    public bool Ready => _ready && !_shutdownRequested && !_draining && faults.Broken is null;
+
+    /// <summary>Types found broken for the life of the process (Ready is false once there is one).</summary>
+    public TypeInitFaults Faults => faults;
 
     /// <summary>Shutdown was requested: listeners may still accept (the shutdown delay), or already drain.</summary>
     public bool ShuttingDown => _shutdownRequested || _draining;
 
     public bool Draining => _draining;
+
+    /// <summary>The process-wide cap on proxied connections and what it counts now.</summary>
+    public ConnectionBudget Budget => budget;
 
     /// <summary>The address each listener is bound to, by listener name (ports resolved when 0 was configured).</summary>
     public IReadOnlyDictionary<string, EndPoint> BoundEndPoints
@@ -87,7 +96,9 @@ internal sealed partial class ProxyRuntime(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        await WarmUpAndDeriveLimitAsync().ConfigureAwait(false);
         await ApplyAsync(source.Initial, cancellationToken).ConfigureAwait(false);
+        LogDescriptorLimit(logger, FileDescriptorLimit.InitialSoft, FileDescriptorLimit.Soft, FileDescriptorLimit.Hard, budget.MaxConnections, source.Initial.Limits?.MaxConnections is null ? "derived" : "limits.maxConnections", _derivedMaxConnections);
         Volatile.Write(ref _status, new ReloadStatus(time.GetUtcNow(), true, [], [], time.GetUtcNow()));
         _ready = true;
     }
@@ -225,6 +236,7 @@ internal sealed partial class ProxyRuntime(
             // Nothing below can fail: the new config is committed.
             Volatile.Write(ref _services, services);
             Volatile.Write(ref _config, config);
+            budget.MaxConnections = config.Limits?.MaxConnections ?? _derivedMaxConnections;
             foreach (var (name, old) in previous)
             {
                 var successor = services.GetValueOrDefault(name);
@@ -344,7 +356,7 @@ internal sealed partial class ProxyRuntime(
             try
             {
                 var bound = await listenerFactory.BindAsync(listener.EndPoint, cancellationToken).ConfigureAwait(false);
-                added.Add(new ListenerHost(bound, models[listener.BindingKey], tcpHandler, httpHandler, echoHandler, tracker, metrics, logger, _stopping.Token)
+                added.Add(new ListenerHost(bound, models[listener.BindingKey], tcpHandler, httpHandler, echoHandler, tracker, budget, faults, metrics, logger, _stopping.Token)
                 {
                     DirectSend = config.Tcp.DirectSend,
                 });

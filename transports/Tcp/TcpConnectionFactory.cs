@@ -9,9 +9,10 @@ namespace Forwarder.Transports.Tcp;
 /// <summary>
 /// The client side of the TCP transport: dials an endpoint and returns the connection. Given a
 /// splicer, it dials IP endpoints through it, so the sockets stay out of .NET's socket engine
-/// until (unless) their pipes are used.
+/// until (unless) their pipes are used. Given a budget, each socket is counted in it while open,
+/// and a dial past its cap fails before socket() is called.
 /// </summary>
-public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool<byte> pool, SocketSplicer? splicer = null) : IConnectionFactory
+public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool<byte> pool, SocketSplicer? splicer = null, ConnectionBudget? budget = null) : IConnectionFactory
 {
     public async ValueTask<ConnectionContext> ConnectAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
@@ -21,19 +22,24 @@ public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool
             throw new SocketException((int)SocketError.TooManyOpenSockets);
         }
 
+        if (budget is not null && !budget.TryDial())
+        {
+            throw ConnectionBudget.Refusal();
+        }
+
         Socket socket;
         try
         {
-            socket = endpoint switch
-            {
-                DnsEndPoint => new Socket(SocketType.Stream, ProtocolType.Tcp),
-                UnixDomainSocketEndPoint => new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified),
-                _ => new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp),
-            };
+            socket = Create(endpoint);
         }
-        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.TooManyOpenSockets)
+        catch (SocketException ex)
         {
-            FileDescriptorReserve.Release();
+            budget?.Release();
+            if (ex.SocketErrorCode == SocketError.TooManyOpenSockets)
+            {
+                FileDescriptorReserve.Release();
+            }
+
             throw;
         }
 
@@ -58,5 +64,28 @@ public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool
         }
 
         return new TcpConnection(socket, pool, options);
+    }
+
+    private Socket Create(EndPoint endpoint)
+    {
+        var (family, protocol) = endpoint switch
+        {
+            DnsEndPoint => (AddressFamily.InterNetworkV6, ProtocolType.Tcp),
+            UnixDomainSocketEndPoint => (AddressFamily.Unix, ProtocolType.Unspecified),
+            _ => (endpoint.AddressFamily, ProtocolType.Tcp),
+        };
+        if (budget is null)
+        {
+            return endpoint is DnsEndPoint ? new Socket(SocketType.Stream, ProtocolType.Tcp) : new Socket(family, SocketType.Stream, protocol);
+        }
+
+        var socket = new BudgetedSocket(budget, family, SocketType.Stream, protocol);
+        if (endpoint is DnsEndPoint)
+        {
+            // As new Socket(SocketType, ProtocolType) does: a dual-mode socket reaches IPv4 and IPv6 names.
+            socket.DualMode = true;
+        }
+
+        return socket;
     }
 }

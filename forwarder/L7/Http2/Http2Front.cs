@@ -150,6 +150,9 @@ internal sealed class Http2Front : IAsyncDisposable
         }
     }
 
+    /// <summary>Starts the HTTP/2 server now rather than with the first h2 connection, which may come at the descriptor limit.</summary>
+    public ValueTask WarmUpAsync() => EnsureStartedAsync();
+
     private async ValueTask EnsureStartedAsync()
     {
         if (Volatile.Read(ref _started))

@@ -31,6 +31,24 @@ public sealed class AdminServerTests
     }
 
     [Fact]
+    public async Task Readyz_AfterATypeFailedToInitialize_Is503NamingTheType()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var forwarder = await RunningForwarder.StartAsync(Config(backend.Address));
+        using var http = new HttpClient { BaseAddress = forwarder.AdminAddress };
+        Assert.Equal("ready\n", await http.GetStringAsync("/readyz"));
+
+        // As a connection's handler would see it: wrapped, from a static constructor that hit EMFILE.
+        var failed = new TypeInitializationException("Forwarder.Example", new IOException("Too many open files"));
+        Assert.True(forwarder.Runtime.Faults.Observe(new InvalidOperationException("handler failed", failed)));
+
+        using var response = await http.GetAsync("/readyz");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("broken: type Forwarder.Example failed to initialize; restart the process\n", await response.Content.ReadAsStringAsync());
+        Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
+    }
+
+    [Fact]
     public async Task Metrics_AfterTraffic_ExportsCountersInPrometheusFormat()
     {
         await using var backend = TcpTestServer.Echo();

@@ -51,25 +51,24 @@ internal sealed partial class ForwarderProcess : IDisposable
 
     /// <summary>Runs the executable inside network namespace <paramref name="ns"/> (in this process's own when null).</summary>
     public static ForwarderProcess StartIn(string? ns, params string[] arguments)
+        => ns is null ? StartWith([], arguments) : StartWith(["ip", "netns", "exec", ns], arguments);
+
+    /// <summary>Runs the executable with RLIMIT_NOFILE set to <paramref name="files"/> (soft and hard), as `ulimit -n` would.</summary>
+    public static ForwarderProcess StartWithFileLimit(int files, params string[] arguments)
+        => StartWith(["prlimit", $"--nofile={files}:{files}"], arguments);
+
+    private static ForwarderProcess StartWith(string[] prefix, string[] arguments)
     {
-        var start = new ProcessStartInfo(ns is null ? "dotnet" : "ip")
+        string[] command = [.. prefix, "dotnet", Path.Combine(AppContext.BaseDirectory, "forwarder.dll"), .. arguments];
+        var start = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        if (ns is not null)
+        foreach (var word in command.Skip(1))
         {
-            foreach (var prefix in new[] { "netns", "exec", ns, "dotnet" })
-            {
-                start.ArgumentList.Add(prefix);
-            }
-        }
-
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "forwarder.dll"));
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
+            start.ArgumentList.Add(word);
         }
 
         return new ForwarderProcess(Process.Start(start)!);

@@ -26,14 +26,28 @@ public sealed class TcpConnection : ConnectionContext,
     private const int Running = 1;
     private const int SocketTaken = 2;
 
+    // The features this connection implements itself, all it offers unless a caller sets more.
+    private static readonly Type[] s_features =
+    [
+        typeof(IConnectionIdFeature),
+        typeof(IConnectionTransportFeature),
+        typeof(IConnectionItemsFeature),
+        typeof(IConnectionEndPointFeature),
+        typeof(IConnectionLifetimeFeature),
+        typeof(IConnectionSocketFeature),
+        typeof(IConnectionResetFeature),
+        typeof(IDirectSendFeature),
+        typeof(IRawSocketFeature),
+    ];
+
     private static long s_lastId;
 
     private readonly Socket _socket;
     private readonly MemoryPool<byte> _pool;
     private readonly TcpTransportOptions _options;
     private readonly CancellationTokenSource _closedTokenSource = new();
+    private readonly OwnFeatureCollection _features;
     private readonly Lock _shutdownLock = new();
-    private readonly FeatureCollection _features = new(initialCapacity: 9);
     private SocketSender? _sender;
     private IDuplexPipe? _transport;
     private Task _receiving = Task.CompletedTask;
@@ -51,16 +65,7 @@ public sealed class TcpConnection : ConnectionContext,
         _options = options;
         LocalEndPoint = socket.LocalEndPoint;
         RemoteEndPoint = socket.RemoteEndPoint;
-
-        _features.Set<IConnectionIdFeature>(this);
-        _features.Set<IConnectionTransportFeature>(this);
-        _features.Set<IConnectionItemsFeature>(this);
-        _features.Set<IConnectionEndPointFeature>(this);
-        _features.Set<IConnectionLifetimeFeature>(this);
-        _features.Set<IConnectionSocketFeature>(this);
-        _features.Set<IConnectionResetFeature>(this);
-        _features.Set<IDirectSendFeature>(this);
-        _features.Set<IRawSocketFeature>(this);
+        _features = new OwnFeatureCollection(this, s_features);
     }
 
     public override string ConnectionId

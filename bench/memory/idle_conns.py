@@ -207,23 +207,33 @@ def parse_arm(text: str) -> Arm:
 
 
 def report(arms: list[Arm], count: int, settle: int) -> str:
+    """Per connection: (RSS at N - RSS idle before that cycle) / N; cycle 1 runs on a fresh process."""
     lines = [
-        f"| arm | RSS at start | idle before (cycles) | at {count:,} (cycles) | per conn (median) | {settle} s after close (cycles) |",
+        f"| arm | RSS at start | idle before each cycle | at {count:,} | per connection | {settle} s after close |",
         "|---|---|---|---|---|---|",
     ]
     for arm in arms:
-        mb = lambda kb: f"{kb / 1024:.0f}"  # noqa: E731
-        per_conn = statistics.median((c.at_n_kb - c.idle_before_kb) * 1024 / count for c in arm.cycles)
+        def mb(kb: int) -> str:
+            return f"{kb / 1024:.0f}"
+        per_conn = " / ".join(f"{(c.at_n_kb - c.idle_before_kb) / count:.2f}" for c in arm.cycles)
         lines.append(
             f"| {arm.name} | {mb(arm.start_kb)} MB | {' / '.join(mb(c.idle_before_kb) for c in arm.cycles)} MB "
-            f"| {' / '.join(mb(c.at_n_kb) for c in arm.cycles)} MB | {per_conn / 1024:.2f} KB "
+            f"| {' / '.join(mb(c.at_n_kb) for c in arm.cycles)} MB | {per_conn} KB "
             f"| {' / '.join(mb(c.after_kb[-1]) for c in arm.cycles)} MB |")
     return "\n".join(lines) + "\n"
 
 
+def load(path: Path) -> list[Arm]:
+    arms = []
+    for raw in json.loads(path.read_text()):
+        cycles = [Cycle(**cycle) for cycle in raw.pop("cycles")]
+        arms.append(Arm(**raw, cycles=cycles))
+    return arms
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arm", action="append", type=parse_arm, required=True,
+    parser.add_argument("--arm", action="append", type=parse_arm, default=[],
                         help="NAME=BINARY[,VAR=VALUE...]: BINARY is a path, 'forwarder' (the Release build) or 'haproxy'; "
                              "VAR=VALUE go to its environment (e.g. DOTNET_GCConserveMemory=5). Repeat for more arms.")
     parser.add_argument("--connections", type=int, default=9500)
@@ -231,7 +241,14 @@ def main() -> None:
     parser.add_argument("--settle", type=int, default=30, help="seconds of RSS samples after closing")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds between start and the first idle reading")
     parser.add_argument("--json", type=Path, help="write every sample here")
+    parser.add_argument("--report", type=Path, help="print the table of a --json file written before, and run nothing")
     args = parser.parse_args()
+    if args.report:
+        arms = load(args.report)
+        print(report(arms, args.connections, len(arms[0].cycles[0].after_kb)))
+        return
+    if not args.arm:
+        parser.error("give at least one --arm")
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

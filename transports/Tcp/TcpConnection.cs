@@ -152,24 +152,38 @@ public sealed class TcpConnection : ConnectionContext,
 
     private void EnsureStarted()
     {
-        if (Volatile.Read(ref _state) != NotStarted || Interlocked.CompareExchange(ref _state, Running, NotStarted) != NotStarted)
+        if (Volatile.Read(ref _state) != NotStarted)
         {
             return;
         }
 
-        // Inline schedulers: a receive completion runs the reader, which may write and flush to
-        // another connection's send pipe, all on one thread with no queueing between hops.
-        var pipeOptions = new PipeOptions(
-            _pool,
-            readerScheduler: PipeScheduler.Inline,
-            writerScheduler: PipeScheduler.Inline,
-            pauseWriterThreshold: _options.MaxBufferedBytes,
-            resumeWriterThreshold: _options.MaxBufferedBytes / 2,
-            minimumSegmentSize: _pool.MaxBufferSize,
-            useSynchronizationContext: false);
-        var receivePipe = new Pipe(pipeOptions);
-        var sendPipe = new Pipe(pipeOptions);
-        _transport ??= new DuplexPipe(receivePipe.Reader, sendPipe.Writer);
+        Pipe receivePipe, sendPipe;
+
+        // Under the lock that also guards taking the socket: whoever sees the state running sees
+        // the pipes made, too.
+        lock (_shutdownLock)
+        {
+            if (_state != NotStarted)
+            {
+                return;
+            }
+
+            // Inline schedulers: a receive completion runs the reader, which may write and flush to
+            // another connection's send pipe, all on one thread with no queueing between hops.
+            var pipeOptions = new PipeOptions(
+                _pool,
+                readerScheduler: PipeScheduler.Inline,
+                writerScheduler: PipeScheduler.Inline,
+                pauseWriterThreshold: _options.MaxBufferedBytes,
+                resumeWriterThreshold: _options.MaxBufferedBytes / 2,
+                minimumSegmentSize: _pool.MaxBufferSize,
+                useSynchronizationContext: false);
+            receivePipe = new Pipe(pipeOptions);
+            sendPipe = new Pipe(pipeOptions);
+            _transport ??= new DuplexPipe(receivePipe.Reader, sendPipe.Writer);
+            Volatile.Write(ref _state, Running);
+        }
+
         _receiving = ReceiveLoopAsync(receivePipe.Writer);
         _sending = SendLoopAsync(sendPipe.Reader);
     }

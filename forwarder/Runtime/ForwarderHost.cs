@@ -97,6 +97,12 @@ internal static class ForwarderHost
         services.AddSingleton<ProxyRuntime>();
         services.AddSingleton<AdminServer>();
         services.AddSingleton<NodeLinkListener>();
+        services.AddSingleton(sp => new MemoryReclaimer(
+            sp.GetRequiredService<ConnectionTracker>(),
+            sp.GetRequiredService<MemoryPool<byte>>(),
+            sp.GetService<SocketSplicer>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<MemoryReclaimer>>()));
 
         // Hosted services stop in reverse order: the admin endpoint goes last, so /readyz
         // reports the drain while it happens.
@@ -105,6 +111,7 @@ internal static class ForwarderHost
         services.AddHostedService(sp => sp.GetRequiredService<NodeLinkListener>());
         services.AddHostedService(sp => sp.GetRequiredService<RelayLinks>());
         services.AddHostedService<ConfigWatcher>();
+        services.AddHostedService(sp => sp.GetRequiredService<MemoryReclaimer>());
         services.AddSingleton<IHostLifetime, ShutdownSignals>();
         return builder.Build();
     }

@@ -7,9 +7,10 @@ namespace Forwarder.Transports.Memory;
 
 /// <summary>
 /// A pool of fixed-size blocks on the pinned object heap. Sockets can use them without pinning
-/// per operation, and the GC never has to move or scan them. Blocks are kept once created: the
-/// pool's size follows the peak of in-flight data, which pipes' pause thresholds bound. Each
-/// thread keeps its few most recently returned blocks to hand out first.
+/// per operation, and the GC never has to move or scan them. Blocks are kept once created, so the
+/// pool's size follows the peak of in-flight data (which pipes' pause thresholds bound), until
+/// <see cref="Trim"/> lets the idle ones go after a peak. Each thread keeps its few most recently
+/// returned blocks to hand out first.
 /// </summary>
 public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
 {
@@ -44,6 +45,21 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         }
 
         return _blocks.TryDequeue(out var block) ? block : new Block(this, _blockSize);
+    }
+
+    /// <summary>
+    /// Lets go of the idle blocks in the shared queue (the few each thread keeps stay), for the GC
+    /// to take back; returns how many. Blocks in use come back to the pool as usual.
+    /// </summary>
+    public int Trim()
+    {
+        var released = 0;
+        while (_blocks.TryDequeue(out _))
+        {
+            released++;
+        }
+
+        return released;
     }
 
     protected override void Dispose(bool disposing) => _disposed = true;

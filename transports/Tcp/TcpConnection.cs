@@ -14,8 +14,9 @@ namespace Forwarder.Transports.Tcp;
 /// <summary>
 /// A TCP socket as a <see cref="ConnectionContext"/>: one receive loop fills the input pipe, one
 /// send loop drains the output pipe. Unlike Kestrel's socket connection it keeps TCP's half-close:
-/// completing the output sends a FIN and the input keeps flowing until the peer's FIN. The loops
-/// start when the pipes are first used, so a caller may instead take the raw socket.
+/// completing the output sends a FIN and the input keeps flowing until the peer's FIN. The pipes
+/// and loops are made when the pipes are first used, so a caller may instead take the raw socket,
+/// and a connection whose socket was taken (the epoll engine's) costs no pipes while it lives.
 /// </summary>
 public sealed class TcpConnection : ConnectionContext,
     IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionEndPointFeature,
@@ -25,18 +26,30 @@ public sealed class TcpConnection : ConnectionContext,
     private const int Running = 1;
     private const int SocketTaken = 2;
 
+    // The features this connection implements itself, all it offers unless a caller sets more.
+    private static readonly Type[] s_features =
+    [
+        typeof(IConnectionIdFeature),
+        typeof(IConnectionTransportFeature),
+        typeof(IConnectionItemsFeature),
+        typeof(IConnectionEndPointFeature),
+        typeof(IConnectionLifetimeFeature),
+        typeof(IConnectionSocketFeature),
+        typeof(IConnectionResetFeature),
+        typeof(IDirectSendFeature),
+        typeof(IRawSocketFeature),
+    ];
+
     private static long s_lastId;
 
     private readonly Socket _socket;
-    private readonly bool _waitForData;
-    private readonly int _minimumReceiveSize;
-    private readonly Pipe _receivePipe;
-    private readonly Pipe _sendPipe;
-    private readonly SocketSender _sender = new();
+    private readonly MemoryPool<byte> _pool;
+    private readonly TcpTransportOptions _options;
     private readonly CancellationTokenSource _closedTokenSource = new();
+    private readonly OwnFeatureCollection _features;
     private readonly Lock _shutdownLock = new();
-    private readonly FeatureCollection _features = new(initialCapacity: 9);
-    private IDuplexPipe _transport;
+    private SocketSender? _sender;
+    private IDuplexPipe? _transport;
     private Task _receiving = Task.CompletedTask;
     private Task _sending = Task.CompletedTask;
     private int _state;
@@ -48,36 +61,11 @@ public sealed class TcpConnection : ConnectionContext,
     internal TcpConnection(Socket socket, MemoryPool<byte> pool, TcpTransportOptions options)
     {
         _socket = socket;
-        _waitForData = options.WaitForDataBeforeAllocatingBuffer;
-        // Half a block, as Kestrel does: small reads share a block instead of each taking a new one,
-        // so buffered memory stays close to the bytes buffered.
-        _minimumReceiveSize = pool.MaxBufferSize / 2;
+        _pool = pool;
+        _options = options;
         LocalEndPoint = socket.LocalEndPoint;
         RemoteEndPoint = socket.RemoteEndPoint;
-
-        // Inline schedulers: a receive completion runs the reader, which may write and flush to
-        // another connection's send pipe, all on one thread with no queueing between hops.
-        var pipeOptions = new PipeOptions(
-            pool,
-            readerScheduler: PipeScheduler.Inline,
-            writerScheduler: PipeScheduler.Inline,
-            pauseWriterThreshold: options.MaxBufferedBytes,
-            resumeWriterThreshold: options.MaxBufferedBytes / 2,
-            minimumSegmentSize: pool.MaxBufferSize,
-            useSynchronizationContext: false);
-        _receivePipe = new Pipe(pipeOptions);
-        _sendPipe = new Pipe(pipeOptions);
-        _transport = new DuplexPipe(_receivePipe.Reader, _sendPipe.Writer);
-
-        _features.Set<IConnectionIdFeature>(this);
-        _features.Set<IConnectionTransportFeature>(this);
-        _features.Set<IConnectionItemsFeature>(this);
-        _features.Set<IConnectionEndPointFeature>(this);
-        _features.Set<IConnectionLifetimeFeature>(this);
-        _features.Set<IConnectionSocketFeature>(this);
-        _features.Set<IConnectionResetFeature>(this);
-        _features.Set<IDirectSendFeature>(this);
-        _features.Set<IRawSocketFeature>(this);
+        _features = new OwnFeatureCollection(this, s_features);
     }
 
     public override string ConnectionId
@@ -99,7 +87,7 @@ public sealed class TcpConnection : ConnectionContext,
         get
         {
             EnsureStarted();
-            return _transport;
+            return _transport!;
         }
 
         set => _transport = value;
@@ -127,7 +115,7 @@ public sealed class TcpConnection : ConnectionContext,
 
     public ValueTask SendAsync(ReadOnlySequence<byte> buffer)
     {
-        var pending = _sender.SendAsync(_socket, SocketSender.FirstSegments(buffer, out var rest));
+        var pending = Sender.SendAsync(_socket, SocketSender.FirstSegments(buffer, out var rest));
         return pending.IsCompletedSuccessfully && rest.IsEmpty ? default : AwaitSendAsync(pending, rest);
     }
 
@@ -143,8 +131,11 @@ public sealed class TcpConnection : ConnectionContext,
             return;
         }
 
-        _transport.Output.Complete();
-        _transport.Input.Complete();
+        if (_transport is { } transport)
+        {
+            transport.Output.Complete();
+            transport.Input.Complete();
+        }
 
         // The send loop drains what is left and sends a FIN; only then is the socket closed.
         await _sending.ConfigureAwait(false);
@@ -155,35 +146,71 @@ public sealed class TcpConnection : ConnectionContext,
 
     private void DisposeOwnResources()
     {
-        _sender.Dispose();
+        _sender?.Dispose();
         _closedTokenSource.Dispose();
     }
 
     private void EnsureStarted()
     {
-        if (Volatile.Read(ref _state) != NotStarted || Interlocked.CompareExchange(ref _state, Running, NotStarted) != NotStarted)
+        if (Volatile.Read(ref _state) != NotStarted)
         {
             return;
         }
 
-        _receiving = ReceiveLoopAsync();
-        _sending = SendLoopAsync();
+        Pipe receivePipe, sendPipe;
+
+        // Under the lock that also guards taking the socket: whoever sees the state running sees
+        // the pipes made, too.
+        lock (_shutdownLock)
+        {
+            if (_state != NotStarted)
+            {
+                return;
+            }
+
+            // Inline schedulers: a receive completion runs the reader, which may write and flush to
+            // another connection's send pipe, all on one thread with no queueing between hops.
+            var pipeOptions = new PipeOptions(
+                _pool,
+                readerScheduler: PipeScheduler.Inline,
+                writerScheduler: PipeScheduler.Inline,
+                pauseWriterThreshold: _options.MaxBufferedBytes,
+                resumeWriterThreshold: _options.MaxBufferedBytes / 2,
+                minimumSegmentSize: _pool.MaxBufferSize,
+                useSynchronizationContext: false);
+            receivePipe = new Pipe(pipeOptions);
+            sendPipe = new Pipe(pipeOptions);
+            _transport ??= new DuplexPipe(receivePipe.Reader, sendPipe.Writer);
+            Volatile.Write(ref _state, Running);
+        }
+
+        _receiving = ReceiveLoopAsync(receivePipe.Writer);
+        _sending = SendLoopAsync(sendPipe.Reader);
     }
 
-    private async Task ReceiveLoopAsync()
+    /// <summary>
+    /// Made on the first send: a connection has one writer at a time (its send loop or a direct
+    /// sender), so the first send cannot race another.
+    /// </summary>
+    private SocketSender Sender => _sender ??= new SocketSender();
+
+    private async Task ReceiveLoopAsync(PipeWriter writer)
     {
-        var writer = _receivePipe.Writer;
+        // Half a block, as Kestrel does: small reads share a block instead of each taking a new one,
+        // so buffered memory stays close to the bytes buffered.
+        var minimumReceiveSize = _pool.MaxBufferSize / 2;
+        var waitForData = _options.WaitForDataBeforeAllocatingBuffer;
         Exception? error = null;
         try
         {
             while (true)
             {
-                if (_waitForData)
+                if (waitForData)
                 {
                     await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
                 }
 
-                var buffer = writer.GetMemory(_minimumReceiveSize);
+                var buffer = writer.GetMemory(minimumReceiveSize);
                 var received = await _socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {
@@ -211,9 +238,8 @@ public sealed class TcpConnection : ConnectionContext,
         }
     }
 
-    private async Task SendLoopAsync()
+    private async Task SendLoopAsync(PipeReader reader)
     {
-        var reader = _sendPipe.Reader;
         Exception? error = null;
         try
         {
@@ -256,7 +282,7 @@ public sealed class TcpConnection : ConnectionContext,
             await pending.ConfigureAwait(false);
             while (!rest.IsEmpty)
             {
-                await _sender.SendAsync(_socket, SocketSender.FirstSegments(rest, out rest)).ConfigureAwait(false);
+                await Sender.SendAsync(_socket, SocketSender.FirstSegments(rest, out rest)).ConfigureAwait(false);
             }
         }
         catch (Exception ex)

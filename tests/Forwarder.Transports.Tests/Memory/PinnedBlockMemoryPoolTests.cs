@@ -19,6 +19,23 @@ public sealed class PinnedBlockMemoryPoolTests
     }
 
     [Fact]
+    public void Trim_LetsTheSharedQueuesIdleBlocksGo()
+    {
+        using var pool = new PinnedBlockMemoryPool(4096);
+
+        // More than a thread keeps for itself (16): the rest wait in the shared queue. A thread of
+        // its own, as blocks of other pools the test thread kept would change how many it keeps.
+        var thread = new Thread(() => Enumerable.Range(0, 40).Select(_ => pool.Rent()).ToList().ForEach(b => b.Dispose()));
+        thread.Start();
+        thread.Join();
+
+        var released = pool.Trim();
+
+        Assert.Equal(24, released);
+        Assert.Equal(0, pool.Trim());
+    }
+
+    [Fact]
     public void Rent_LargerThanBlock_Throws()
     {
         using var pool = new PinnedBlockMemoryPool(4096);

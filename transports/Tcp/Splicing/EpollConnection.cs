@@ -28,6 +28,17 @@ public sealed class EpollConnection : ConnectionContext,
 {
     private const uint ReadInterest = EpollIn | EpollRdHup | EpollEt;
 
+    // The features this connection implements itself, all it offers unless a caller sets more.
+    private static readonly Type[] s_features =
+    [
+        typeof(IConnectionIdFeature),
+        typeof(IConnectionTransportFeature),
+        typeof(IConnectionItemsFeature),
+        typeof(IConnectionEndPointFeature),
+        typeof(IConnectionLifetimeFeature),
+        typeof(IConnectionResetFeature),
+    ];
+
     private static long s_lastId;
 
     private readonly Socket _socket;
@@ -36,7 +47,7 @@ public sealed class EpollConnection : ConnectionContext,
     private readonly DirectSocketWriter _output;
     private readonly int _minimumReceiveSize;
     private readonly CancellationTokenSource _closedTokenSource = new();
-    private readonly FeatureCollection _features = new(initialCapacity: 7);
+    private readonly OwnFeatureCollection _features;
     private readonly Lock _watchLock = new();
     private readonly Target _target;
     private readonly SplicerThread _thread;
@@ -63,19 +74,13 @@ public sealed class EpollConnection : ConnectionContext,
         _fd = (int)socket.SafeHandle.DangerousGetHandle();
         LocalEndPoint = socket.LocalEndPoint;
         RemoteEndPoint = socket.RemoteEndPoint;
+        _features = new OwnFeatureCollection(this, s_features);
         _minimumReceiveSize = pool.MaxBufferSize / 2;
 
         _resumeReceive = ScheduleResume;
         _input = new ReceiveReader(pool, maxBufferedBytes, _resumeReceive);
         _output = new DirectSocketWriter(this, pool);
         _transport = new DuplexPipe(_input, _output);
-
-        _features.Set<IConnectionIdFeature>(this);
-        _features.Set<IConnectionTransportFeature>(this);
-        _features.Set<IConnectionItemsFeature>(this);
-        _features.Set<IConnectionEndPointFeature>(this);
-        _features.Set<IConnectionLifetimeFeature>(this);
-        _features.Set<IConnectionResetFeature>(this);
 
         _target = new Target(this);
         _thread = splicer.Register(_target);
@@ -403,7 +408,6 @@ public sealed class EpollConnection : ConnectionContext,
     EndPoint? IConnectionEndPointFeature.LocalEndPoint { get => LocalEndPoint; set => LocalEndPoint = value; }
 
     EndPoint? IConnectionEndPointFeature.RemoteEndPoint { get => RemoteEndPoint; set => RemoteEndPoint = value; }
-
 
     /// <summary>The connection as its splicer thread sees it.</summary>
     private sealed class Target(EpollConnection connection) : EpollTarget

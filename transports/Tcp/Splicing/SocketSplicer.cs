@@ -72,6 +72,19 @@ public sealed class SocketSplicer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Has every thread let go of the blocks it keeps for reads (after a peak of traffic, for the
+    /// GC to take back); completes with how many went. Blocks in use stay where they are.
+    /// </summary>
+    public async Task<int> TrimAsync()
+    {
+        var trimmed = await Task.WhenAll(_threads.Select(t => t.TrimAsync())).ConfigureAwait(false);
+        return trimmed.Sum();
+    }
+
+    /// <summary>Blocks holding bytes read and not yet sent, over all threads; read from outside their threads, so a snapshot.</summary>
+    internal int BlocksOutstanding => _threads.Sum(t => t.Blocks.Outstanding);
+
     /// <summary>Hands a target to the next thread, which takes it in; returns that thread.</summary>
     internal SplicerThread Register(EpollTarget target)
     {

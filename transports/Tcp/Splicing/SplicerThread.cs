@@ -21,6 +21,7 @@ internal sealed unsafe class SplicerThread : IDisposable
     private readonly ConcurrentQueue<EpollTarget> _incoming = new();
     private readonly ConcurrentQueue<(EpollTarget Target, Exception Reason)> _cancellations = new();
     private readonly ConcurrentQueue<EpollTarget> _scheduled = new();
+    private readonly ConcurrentQueue<TaskCompletionSource<int>> _trims = new();
     private readonly List<EpollTarget> _ended = [];
     private readonly HashSet<EpollTarget> _live = [];
     private volatile bool _stopping;
@@ -76,6 +77,20 @@ internal sealed unsafe class SplicerThread : IDisposable
     {
         _scheduled.Enqueue(target);
         Wake();
+    }
+
+    /// <summary>Has the thread let go of its idle blocks; completes with how many. Callable from any thread.</summary>
+    public Task<int> TrimAsync()
+    {
+        if (_stopping)
+        {
+            return Task.FromResult(0);
+        }
+
+        var trimmed = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _trims.Enqueue(trimmed);
+        Wake();
+        return trimmed.Task;
     }
 
     /// <summary>Called by a target as it ends; its handle is freed once the current loop is over.</summary>
@@ -164,6 +179,11 @@ internal sealed unsafe class SplicerThread : IDisposable
                 target.Cancel(stopped);
             }
 
+            while (_trims.TryDequeue(out var trim))
+            {
+                trim.TrySetResult(0);
+            }
+
             NativeMemory.Free(events);
         }
     }
@@ -197,6 +217,11 @@ internal sealed unsafe class SplicerThread : IDisposable
         while (_cancellations.TryDequeue(out var cancellation))
         {
             cancellation.Target.Cancel(cancellation.Reason);
+        }
+
+        while (_trims.TryDequeue(out var trim))
+        {
+            trim.TrySetResult(Blocks.Trim());
         }
     }
 

@@ -66,6 +66,31 @@ public sealed class SocketSplicerTests : IDisposable
         Assert.Equal(SpliceOutcome.Reset, await spliced.Completion.WaitAsync(Timeout));
     }
 
+    [Fact]
+    public async Task IdlePair_HoldsNoBlock_AndTrimLetsTheThreadsBlocksGo()
+    {
+        using var splicer = new SocketSplicer(threads: 1);
+        var (client, clientSide) = await ConnectedPairAsync();
+        var (upstreamSide, server) = await ConnectedPairAsync();
+        var spliced = splicer.Splice(clientSide, upstreamSide, _counter);
+
+        // Bytes both ways, then the pair idles: its blocks went back when they were sent.
+        await client.SendAsync(Encoding.ASCII.GetBytes("request"), SocketFlags.None);
+        Assert.Equal("request", await ReceiveAsync(server, 7));
+        await server.SendAsync(Encoding.ASCII.GetBytes("response"), SocketFlags.None);
+        Assert.Equal("response", await ReceiveAsync(client, 8));
+        Assert.Equal(0, splicer.BlocksOutstanding);
+
+        Assert.True(await splicer.TrimAsync().WaitAsync(Timeout) >= 1, "the thread kept the block it read into");
+        Assert.Equal(0, await splicer.TrimAsync().WaitAsync(Timeout));
+
+        // Still forwarding after the trim, with a new block.
+        await client.SendAsync(Encoding.ASCII.GetBytes("again"), SocketFlags.None);
+        Assert.Equal("again", await ReceiveAsync(server, 5));
+        spliced.Abort();
+        await spliced.Completion.WaitAsync(Timeout);
+    }
+
     public void Dispose()
     {
         _sockets.ForEach(s => s.Dispose());

@@ -1,0 +1,95 @@
+using System.Buffers;
+using System.Runtime;
+using Forwarder.Transports.Memory;
+using Forwarder.Transports.Tcp.Splicing;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Runtime;
+
+/// <summary>
+/// Gives memory back after a peak of connections (see <see cref="MemoryReclaimPolicy"/>): every
+/// <see cref="Interval"/> it samples the open connections and the managed heap's committed bytes
+/// (as of the last collection: the pinned block pools live there too); when the policy says so,
+/// the block pools let their idle blocks go and a full, compacting, decommitting collection
+/// returns the freed memory to the system.
+/// </summary>
+internal sealed partial class MemoryReclaimer(
+    ConnectionTracker tracker,
+    MemoryPool<byte> pool,
+    SocketSplicer? splicer,
+    TimeProvider time,
+    ILogger<MemoryReclaimer> logger) : IHostedService, IDisposable
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
+
+    private readonly MemoryReclaimPolicy _policy = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _sampling = Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _policy.Begin(CommittedBytes());
+        _sampling = SampleAsync(_stopping.Token);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _sampling.ConfigureAwait(false);
+    }
+
+    public void Dispose() => _stopping.Dispose();
+
+    /// <summary>Lets the pools' idle blocks go, then collects and decommits; returns the committed bytes before and after.</summary>
+    public async Task<(long Before, long After)> ReclaimAsync(CancellationToken cancellationToken)
+    {
+        var before = CommittedBytes();
+        if (pool is PinnedBlockMemoryPool pinned)
+        {
+            pinned.Trim();
+        }
+
+        if (splicer is not null)
+        {
+            await splicer.TrimAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        // Aggressive: compacts every generation (the pinned object heap's free blocks included)
+        // and decommits all the free space it can instead of keeping it for later allocations.
+        GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        return (before, CommittedBytes());
+    }
+
+    private static long CommittedBytes() => GC.GetGCMemoryInfo().TotalCommittedBytes;
+
+    private async Task SampleAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(Interval, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var connections = tracker.Count;
+                if (!_policy.ShouldReclaim(connections, CommittedBytes(), time.GetTimestamp(), time.TimestampFrequency))
+                {
+                    continue;
+                }
+
+                var started = time.GetTimestamp();
+                var (before, after) = await ReclaimAsync(cancellationToken).ConfigureAwait(false);
+                _policy.Reclaimed(tracker.Count, after, time.GetTimestamp());
+                LogReclaimed(logger, connections, before / (1024 * 1024), after / (1024 * 1024), time.GetElapsedTime(started).TotalMilliseconds);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+    }
+
+    [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "Memory reclaimed after a peak of connections ({Connections} open now): managed heap committed {BeforeMiB} MiB -> {AfterMiB} MiB in {Ms:F1} ms")]
+    private static partial void LogReclaimed(ILogger logger, int connections, long beforeMiB, long afterMiB, double ms);
+}

@@ -1,0 +1,50 @@
+using Forwarder.Runtime;
+
+namespace Forwarder.Tests.Runtime;
+
+public sealed class MemoryReclaimPolicyTests
+{
+    private const long MiB = 1024 * 1024;
+    private const long Frequency = 1000;
+    private readonly MemoryReclaimPolicy _policy = new(minGrowthBytes: 16 * MiB, minInterval: TimeSpan.FromSeconds(20));
+
+    public MemoryReclaimPolicyTests() => _policy.Begin(60 * MiB);
+
+    [Fact]
+    public void GrowthThenConnectionsGone_Reclaims()
+    {
+        Assert.False(_policy.ShouldReclaim(9500, 150 * MiB, 1000, Frequency));
+        Assert.True(_policy.ShouldReclaim(0, 150 * MiB, 6000, Frequency));
+    }
+
+    [Fact]
+    public void ConnectionsStillOpen_DoesNotReclaim()
+    {
+        Assert.False(_policy.ShouldReclaim(9500, 150 * MiB, 1000, Frequency));
+        Assert.False(_policy.ShouldReclaim(5000, 150 * MiB, 6000, Frequency));
+        Assert.True(_policy.ShouldReclaim(4750, 150 * MiB, 11000, Frequency));
+    }
+
+    [Fact]
+    public void SmallGrowth_DoesNotReclaim()
+    {
+        Assert.False(_policy.ShouldReclaim(100, 70 * MiB, 1000, Frequency));
+        Assert.False(_policy.ShouldReclaim(0, 70 * MiB, 6000, Frequency));
+    }
+
+    [Fact]
+    public void AfterAReclaim_NeedsNewGrowthAndTheInterval()
+    {
+        _policy.ShouldReclaim(9500, 150 * MiB, 1000, Frequency);
+        Assert.True(_policy.ShouldReclaim(0, 150 * MiB, 6000, Frequency));
+        _policy.Reclaimed(0, 65 * MiB, 6000);
+
+        // What a reclaim could not give back is the new baseline: no reclaim for it again.
+        Assert.False(_policy.ShouldReclaim(0, 65 * MiB, 6500, Frequency));
+
+        // A new peak that is gone again, but too soon after the last reclaim; then once the interval passed.
+        Assert.False(_policy.ShouldReclaim(9500, 150 * MiB, 7000, Frequency));
+        Assert.False(_policy.ShouldReclaim(0, 150 * MiB, 12_000, Frequency));
+        Assert.True(_policy.ShouldReclaim(0, 150 * MiB, 26_000, Frequency));
+    }
+}

@@ -78,7 +78,19 @@ public sealed class ShutdownSignalsTests : IDisposable
         using var forwarder = ForwarderProcess.Start("--config", path);
         var front = new IPEndPoint(IPAddress.Loopback, await forwarder.ListenerPortAsync("front"));
         using var admin = new HttpClient { BaseAddress = await forwarder.AdminAddressAsync() };
-        Assert.Equal("ready\n", await admin.GetStringAsync("/readyz"));
+        // Listeners bind before the start-up warm-up ends: wait for ready rather than assume it.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            using var ready = await admin.GetAsync("/readyz");
+            if (ready.StatusCode == HttpStatusCode.OK)
+            {
+                break;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "/readyz never reported ready");
+            await Task.Delay(50);
+        }
 
         forwarder.Signal(SigTerm);
         await forwarder.WaitForOutputAsync("SIGTERM received: /readyz reports 503; listeners accept for 00:05:00 more");

@@ -27,7 +27,7 @@ internal static class HttpMetricsWriter
             yield return 0;
         }
 
-        Family(text, "forwarder_listener_http2_goaway_total", "counter", "HTTP/2 client connections the proxy closed with a GOAWAY of its own, by reason (header_timeout; ping_flood, settings_flood, rapid_reset: ENHANCE_YOUR_CALM).");
+        Family(text, "forwarder_listener_http2_goaway_total", "counter", "HTTP/2 client connections the proxy closed with a GOAWAY of its own, by reason (header_timeout, idle: NO_ERROR; ping_flood, settings_flood, rapid_reset: ENHANCE_YOUR_CALM).");
         foreach (var l in listeners)
         {
             foreach (var reason in Enum.GetValues<Http2GoAwayReason>())

@@ -14,6 +14,9 @@ internal enum Http2GoAwayReason
 
     /// <summary>Too many streams reset by the client, CVE-2023-44487 (ENHANCE_YOUR_CALM).</summary>
     RapidReset,
+
+    /// <summary>No request in flight for the listener's keepAliveTimeout (NO_ERROR).</summary>
+    Idle,
 }
 
 internal static class Http2GoAwayReasons
@@ -24,6 +27,7 @@ internal static class Http2GoAwayReasons
         Http2GoAwayReason.HeaderTimeout => "header_timeout",
         Http2GoAwayReason.PingFlood => "ping_flood",
         Http2GoAwayReason.SettingsFlood => "settings_flood",
-        _ => "rapid_reset",
+        Http2GoAwayReason.RapidReset => "rapid_reset",
+        _ => "idle",
     };
 }

@@ -27,9 +27,10 @@ internal sealed class Http2Front : IAsyncDisposable
     private const uint NoError = 0x0;
     private const uint EnhanceYourCalm = 0xb;
     private static readonly TimeSpan LingerTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan KestrelKeepAliveTimeout = TimeSpan.FromDays(365);
 
     private readonly HandoffListenerFactory _transport = new();
-    private readonly ConcurrentDictionary<string, Http2ConnectionState> _connections = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lent> _connections = new(StringComparer.Ordinal);
     private readonly KestrelServer _server;
     private readonly HttpForwarder _forwarder;
     private readonly SemaphoreSlim _startLock = new(1, 1);
@@ -41,6 +42,12 @@ internal sealed class Http2Front : IAsyncDisposable
         var options = new KestrelServerOptions { AddServerHeader = false };
         options.Limits.Http2.MaxStreamsPerConnection = 1000;
         options.Limits.MaxRequestBodySize = null;
+
+        // Idle connections are the guard's to close, by each listener's keepAliveTimeout; Kestrel's
+        // process-wide one (and its keep-alive PINGs, off by default) must not close them first.
+        // Large rather than infinite: Kestrel turns infinite into TimeSpan.MaxValue, whose ticks
+        // overflow its deadline arithmetic and close every idle connection at the next heartbeat.
+        options.Limits.KeepAliveTimeout = KestrelKeepAliveTimeout;
 
         // Streams (gRPC client and bidirectional ones) may trickle: the proxy's own limits (the
         // route's timeout for the response head, maxBodySize) govern them, not Kestrel's default
@@ -57,11 +64,13 @@ internal sealed class Http2Front : IAsyncDisposable
     {
         await EnsureStartedAsync().ConfigureAwait(false);
         var connection = client.Client;
-        var headerTimeout = state.Host.Model.Http?.Config.HeaderTimeout ?? HttpListenerConfig.DefaultHeaderTimeout;
+        var config = state.Host.Model.Http?.Config;
+        var headerTimeout = config?.HeaderTimeout ?? HttpListenerConfig.DefaultHeaderTimeout;
+        var keepAliveTimeout = config?.KeepAliveTimeout ?? HttpListenerConfig.DefaultKeepAliveTimeout;
         HandedOffConnection? lent = null;
-        var guard = new Http2ClientGuard(connection.Transport.Input, client, tracker, headerTimeout, () => lent!.EndForKestrel());
+        var guard = new Http2ClientGuard(connection.Transport.Input, client, tracker, headerTimeout, keepAliveTimeout, () => lent!.EndForKestrel());
         lent = new HandedOffConnection(connection, new DuplexPipe(guard, new HeldPipeWriter(connection.Transport.Output, () => guard.Reason is not null)));
-        _connections[connection.ConnectionId] = state;
+        _connections[connection.ConnectionId] = new Lent(state, guard);
         try
         {
             if (_transport.HandOff(lent))
@@ -72,13 +81,13 @@ internal sealed class Http2Front : IAsyncDisposable
         finally
         {
             _connections.TryRemove(connection.ConnectionId, out _);
-            client.DisarmDeadline();
+            guard.Close();
         }
 
         if (guard.Reason is { } reason)
         {
             state.Metrics.Http2GoAway(reason);
-            await GoAwayAsync(client, tracker, guard.LastStreamId, reason == Http2GoAwayReason.HeaderTimeout ? NoError : EnhanceYourCalm).ConfigureAwait(false);
+            await GoAwayAsync(client, tracker, guard.LastStreamId, reason is Http2GoAwayReason.HeaderTimeout or Http2GoAwayReason.Idle ? NoError : EnhanceYourCalm).ConfigureAwait(false);
         }
     }
 
@@ -176,25 +185,34 @@ internal sealed class Http2Front : IAsyncDisposable
     }
 
     /// <summary>Kestrel's view of the proxy: a context per request, handled by the forwarder.</summary>
-    private sealed class Application(HttpForwarder forwarder, ConcurrentDictionary<string, Http2ConnectionState> connections) : IHttpApplication<HttpContext>
+    private sealed class Application(HttpForwarder forwarder, ConcurrentDictionary<string, Lent> connections) : IHttpApplication<HttpContext>
     {
         public HttpContext CreateContext(IFeatureCollection contextFeatures) => new DefaultHttpContext(contextFeatures);
 
         public Task ProcessRequestAsync(HttpContext context)
         {
-            if (!connections.TryGetValue(context.Connection.Id, out var state))
+            if (!connections.TryGetValue(context.Connection.Id, out var lent))
             {
                 context.Abort();
                 return Task.CompletedTask;
             }
 
-            return forwarder.ForwardAsync(context, state);
+            lent.Guard.RequestStarted();
+            return forwarder.ForwardAsync(context, lent.State);
         }
 
+        /// <summary>Kestrel calls this once the request's response has ended (every ProcessRequestAsync is followed by one).</summary>
         public void DisposeContext(HttpContext context, Exception? exception)
         {
+            if (connections.TryGetValue(context.Connection.Id, out var lent))
+            {
+                lent.Guard.RequestEnded();
+            }
         }
     }
+
+    /// <summary>A connection lent to Kestrel: its listener's view, and the guard that times it out.</summary>
+    private readonly record struct Lent(Http2ConnectionState State, Http2ClientGuard Guard);
 }
 
 /// <summary>What requests on a lent HTTP/2 connection need from the listener that accepted it.</summary>

@@ -9,7 +9,8 @@ using static Forwarder.Tests.L7.Http2ForwardingRulesTests;
 namespace Forwarder.Tests.L7.Http2;
 
 /// <summary>
-/// What the proxy enforces on HTTP/2 clients itself, per listener: the header timeout, and
+/// What the proxy enforces on HTTP/2 clients itself, per listener: the header timeout, the
+/// keep-alive timeout (GOAWAY NO_ERROR once no request is in flight for it), and
 /// GOAWAY ENHANCE_YOUR_CALM for PING, SETTINGS and rapid-reset floods. The clients are
 /// python3-h2 sending raw frames.
 /// </summary>
@@ -17,7 +18,8 @@ public sealed class Http2ClientGuardTests
 {
     /// <summary>
     /// Modes: idle (preface only), partial (one request, then a HEADERS frame without
-    /// END_HEADERS), pause N (a request, N seconds of quiet, another), ping|settings|reset N (N
+    /// END_HEADERS), pause N (a request, N seconds of quiet, another), once (a request, then
+    /// waits: prints ended when its stream ended, and eof once the connection closed), ping|settings|reset N (N
     /// such frames, or HEADERS+RST_STREAM pairs, as fast as possible, then a request). Prints
     /// status:N, goaway:CODE:LAST (then stops) and closed, one a line, as they happen.
     /// </summary>
@@ -58,6 +60,12 @@ public sealed class Http2ClientGuardTests
             pump(False)
         elif mode == 'pause':
             request() and time.sleep(n) or request()
+        elif mode == 'once':
+            if request(): print('ended', flush=True); pump(False)
+            try:
+                while s.recv(65536): pass
+            except OSError: pass
+            print('eof', flush=True)
         else:
             stopped = False
             for i in range(n):
@@ -114,6 +122,42 @@ public sealed class Http2ClientGuardTests
 
         Assert.Equal(["status:200", "status:200"], output);
         Assert.Equal(0, forwarder.Metrics.Listener("web").Http2GoAways(Http2GoAwayReason.HeaderTimeout));
+    }
+
+    [Fact]
+    public async Task IdleAfterRequest_ClosedWithGoAway_AfterKeepAliveTimeout()
+    {
+        await using var backend = HttpTestBackend.Text("ok");
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend), "keepAliveTimeout: 1s"));
+
+        var watch = Stopwatch.StartNew();
+        var output = await RunAsync(forwarder.EndPoint("web"), "once", 0);
+
+        Assert.Equal(["status:200", "ended", "goaway:0:1", "eof"], output);
+        Assert.True(watch.Elapsed >= TimeSpan.FromSeconds(0.9), $"closed after {watch.Elapsed}");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(15), $"closed after {watch.Elapsed}");
+        Assert.Equal(1, forwarder.Metrics.Listener("web").Http2GoAways(Http2GoAwayReason.Idle));
+    }
+
+    [Fact]
+    public async Task RequestLongerThanKeepAliveTimeout_NotCut_GoAwayAfterItEnds()
+    {
+        var answering = Stopwatch.StartNew();
+        await using var backend = new HttpTestBackend(async (_, socket) =>
+        {
+            // An upstream slower than the keep-alive timeout: the request is in flight all along.
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            answering.Restart();
+            await HttpTestBackend.SendAsync(socket, HttpTestBackend.Response(200, "slow"));
+            return true;
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend), "keepAliveTimeout: 1s"));
+
+        var output = await RunAsync(forwarder.EndPoint("web"), "once", 0);
+
+        Assert.Equal(["status:200", "ended", "goaway:0:1", "eof"], output);
+        Assert.True(answering.Elapsed >= TimeSpan.FromSeconds(0.9), $"closed {answering.Elapsed} after the response");
+        Assert.Equal(1, forwarder.Metrics.Listener("web").Http2GoAways(Http2GoAwayReason.Idle));
     }
 
     [Theory]

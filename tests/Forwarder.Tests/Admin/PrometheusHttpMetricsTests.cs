@@ -151,7 +151,7 @@ public sealed partial class PrometheusHttpMetricsTests
             # TYPE forwarder_listener_http_refused_total counter
             forwarder_listener_http_refused_total{listener="web",status="404"} 2
             forwarder_listener_http_refused_total{listener="web",status="503"} 1
-            # HELP forwarder_listener_http2_goaway_total HTTP/2 client connections the proxy closed with a GOAWAY of its own, by reason (header_timeout; ping_flood, settings_flood, rapid_reset: ENHANCE_YOUR_CALM).
+            # HELP forwarder_listener_http2_goaway_total HTTP/2 client connections the proxy closed with a GOAWAY of its own, by reason (header_timeout, idle: NO_ERROR; ping_flood, settings_flood, rapid_reset: ENHANCE_YOUR_CALM).
             # TYPE forwarder_listener_http2_goaway_total counter
             forwarder_listener_http2_goaway_total{listener="web",reason="rapid_reset"} 1
             # HELP forwarder_service_endpoints_available Endpoints that health lets take traffic.

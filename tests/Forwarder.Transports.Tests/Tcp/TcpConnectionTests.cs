@@ -3,34 +3,19 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Forwarder.Transports.Features;
-using Forwarder.Transports.Memory;
 using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 
 namespace Forwarder.Transports.Tests.Tcp;
 
-public sealed class TcpConnectionTests : IAsyncLifetime
+public sealed class TcpConnectionTests : TcpListenerFixture
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
-    private readonly TcpTransportOptions _options = new();
-    private readonly PinnedBlockMemoryPool _pool = new(4096);
-    private IConnectionListener _listener = null!;
-
-    public async Task InitializeAsync()
-        => _listener = await new TcpListenerFactory(_options, _pool).BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
-
-    public async Task DisposeAsync()
-    {
-        await _listener.DisposeAsync();
-        _pool.Dispose();
-    }
-
     [Fact]
     public async Task AcceptAndConnect_BytesFlowBothWaysThroughPipes()
     {
-        await using var client = await new TcpConnectionFactory(_options, _pool).ConnectAsync(_listener.EndPoint);
-        await using var server = (await _listener.AcceptAsync())!;
+        await using var client = await new TcpConnectionFactory(Options, Pool).ConnectAsync(Listener.EndPoint);
+        await using var server = (await Listener.AcceptAsync())!;
 
         await client.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("ping"));
         Assert.Equal("ping", await ReadStringAsync(server, 4));
@@ -43,7 +28,7 @@ public sealed class TcpConnectionTests : IAsyncLifetime
     public async Task CompletingOutput_SendsFin_InputKeepsFlowing()
     {
         using var peer = await ConnectRawAsync();
-        await using var server = (await _listener.AcceptAsync())!;
+        await using var server = (await Listener.AcceptAsync())!;
 
         await server.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("last words"));
         await server.Transport.Output.CompleteAsync();
@@ -58,7 +43,7 @@ public sealed class TcpConnectionTests : IAsyncLifetime
     public async Task PeerFin_CompletesInput_OutputStillWorks()
     {
         using var peer = await ConnectRawAsync();
-        await using var server = (await _listener.AcceptAsync())!;
+        await using var server = (await Listener.AcceptAsync())!;
 
         peer.Shutdown(SocketShutdown.Send);
         var result = await server.Transport.Input.ReadAsync().AsTask().WaitAsync(Timeout);
@@ -74,7 +59,7 @@ public sealed class TcpConnectionTests : IAsyncLifetime
     public async Task Reset_PeerSeesConnectionReset()
     {
         using var peer = await ConnectRawAsync();
-        await using var server = (await _listener.AcceptAsync())!;
+        await using var server = (await Listener.AcceptAsync())!;
 
         server.Features.Get<IConnectionResetFeature>()!.Reset();
 
@@ -86,7 +71,7 @@ public sealed class TcpConnectionTests : IAsyncLifetime
     public async Task PeerReset_InputFailsWithConnectionResetException()
     {
         var peer = await ConnectRawAsync();
-        await using var server = (await _listener.AcceptAsync())!;
+        await using var server = (await Listener.AcceptAsync())!;
 
         peer.LingerState = new LingerOption(true, 0);
         peer.Dispose();
@@ -106,7 +91,7 @@ public sealed class TcpConnectionTests : IAsyncLifetime
     public async Task DirectSend_MultiSegmentBuffer_ArrivesInOrder()
     {
         using var peer = await ConnectRawAsync();
-        await using var server = (await _listener.AcceptAsync())!;
+        await using var server = (await Listener.AcceptAsync())!;
         var first = new Segment(Encoding.ASCII.GetBytes("hello, "));
         var last = first.Append(Encoding.ASCII.GetBytes("direct ")).Append(Encoding.ASCII.GetBytes("send"));
 
@@ -120,7 +105,7 @@ public sealed class TcpConnectionTests : IAsyncLifetime
     public async Task DirectSend_MoreSegmentsThanOneSendTakes_ArrivesWhole()
     {
         using var peer = await ConnectRawAsync();
-        await using var server = (await _listener.AcceptAsync())!;
+        await using var server = (await Listener.AcceptAsync())!;
         var expected = string.Concat(Enumerable.Range(0, 21).Select(i => $"segment {i:D2};"));
         var first = new Segment(Encoding.ASCII.GetBytes("segment 00;"));
         var last = first;
@@ -139,7 +124,7 @@ public sealed class TcpConnectionTests : IAsyncLifetime
     public async Task Abort_PendingReadEnds_AndClosedTokenFires()
     {
         using var peer = await ConnectRawAsync();
-        await using var server = (await _listener.AcceptAsync())!;
+        await using var server = (await Listener.AcceptAsync())!;
         var reading = server.Transport.Input.ReadAsync().AsTask();
 
         server.Abort(new ConnectionAbortedException("test abort"));
@@ -153,7 +138,7 @@ public sealed class TcpConnectionTests : IAsyncLifetime
     public async Task Accept_AppliesNoDelay_AndExposesSocket()
     {
         using var peer = await ConnectRawAsync();
-        await using var server = (await _listener.AcceptAsync())!;
+        await using var server = (await Listener.AcceptAsync())!;
 
         Assert.True(server.Features.Get<IConnectionSocketFeature>()!.Socket.NoDelay);
     }
@@ -161,9 +146,9 @@ public sealed class TcpConnectionTests : IAsyncLifetime
     [Fact]
     public async Task Unbind_PendingAcceptReturnsNull()
     {
-        var accepting = _listener.AcceptAsync().AsTask();
+        var accepting = Listener.AcceptAsync().AsTask();
 
-        await _listener.UnbindAsync();
+        await Listener.UnbindAsync();
 
         Assert.Null(await accepting.WaitAsync(Timeout));
     }
@@ -175,7 +160,7 @@ public sealed class TcpConnectionTests : IAsyncLifetime
         probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         var closedPort = probe.LocalEndPoint!;
 
-        var error = await Assert.ThrowsAsync<SocketException>(() => new TcpConnectionFactory(_options, _pool).ConnectAsync(closedPort).AsTask());
+        var error = await Assert.ThrowsAsync<SocketException>(() => new TcpConnectionFactory(Options, Pool).ConnectAsync(closedPort).AsTask());
 
         Assert.Equal(SocketError.ConnectionRefused, error.SocketErrorCode);
     }
@@ -183,7 +168,7 @@ public sealed class TcpConnectionTests : IAsyncLifetime
     private async Task<Socket> ConnectRawAsync()
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(_listener.EndPoint);
+        await socket.ConnectAsync(Listener.EndPoint);
         return socket;
     }
 

@@ -99,6 +99,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def thread_count(text: str) -> str:
+    """A positive number of threads, or ``default`` (no setting: each proxy picks its own)."""
+    if text != "default":
+        positive_int(text)
+    return text
+
+
 def connection_counts(text: str) -> list[int]:
     """Parse ``32`` or ``32,256`` into a list of wrk connection counts."""
     try:
@@ -125,8 +132,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="directory for results.json and report.md (default: %(default)s)")
     parser.add_argument("--skip-build", action="store_true",
                         help="do not run 'dotnet build -c Release forwarder' first")
-    parser.add_argument("--io-threads", type=positive_int, default=1,
-                        help="forwarder tcp.ioThreads and HAProxy nbthread (default: %(default)s)")
+    parser.add_argument("--io-threads", type=thread_count, default="1",
+                        help="forwarder tcp.ioThreads and HAProxy nbthread, or 'default' for each proxy's own "
+                             "default: the busy-node case (default: %(default)s)")
     parser.add_argument("--engine", choices=("epoll", "pipes"), default="epoll",
                         help="forwarder tcp.engine (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -452,11 +460,11 @@ http {{
 """
 
 
-def haproxy_config(workdir: Path, ports: Ports, threads: int) -> str:
+def haproxy_config(workdir: Path, ports: Ports, threads: str) -> str:
+    nbthread = "" if threads == "default" else f"    nbthread {threads}\n"
     return f"""\
 global
-    nbthread {threads}
-    maxconn {HAPROXY_MAXCONN}
+{nbthread}    maxconn {HAPROXY_MAXCONN}
     stats socket {workdir}/haproxy.sock mode 600 level user
 
 defaults
@@ -475,10 +483,21 @@ listen iperf
 """
 
 
-def forwarder_config(ports: Ports, io_threads: int, engine: str) -> str:
+def haproxy_threads(options: dict) -> str:
+    threads = str(options["io_threads"])
+    return "default `nbthread` (one thread per core)" if threads == "default" else f"`nbthread {threads}`"
+
+
+def forwarder_threads(options: dict) -> str:
+    threads = str(options["io_threads"])
+    return "default `tcp.ioThreads`" if threads == "default" else f"`tcp.ioThreads: {threads}`"
+
+
+def forwarder_config(ports: Ports, io_threads: str, engine: str) -> str:
+    threads = "" if io_threads == "default" else f"ioThreads: {io_threads}, "
     return f"""\
 admin: {{ listen: {LOOPBACK}:{ports.forwarder_admin} }}
-tcp: {{ ioThreads: {io_threads}, engine: {engine} }}
+tcp: {{ {threads}engine: {engine} }}
 listeners:
   - name: http
     listen: {LOOPBACK}:{ports.forwarder_http}
@@ -501,7 +520,7 @@ services:
 class Lab:
     """The backends (nginx, iperf3 server) and proxies (HAProxy, forwarder) of one benchmark, on loopback."""
 
-    def __init__(self, tools: dict[str, str], forwarder: Path, io_threads: int, engine: str, workdir: Path) -> None:
+    def __init__(self, tools: dict[str, str], forwarder: Path, io_threads: str, engine: str, workdir: Path) -> None:
         self.workdir = workdir
         self.ports = p = Ports.pick()
         self.configs = {
@@ -1008,8 +1027,8 @@ def method_section(results: dict[str, Any]) -> list[str]:
         f"- Versions: {v['haproxy']}; {v['nginx']}; {v['wrk']}; {v['iperf3']}; forwarder {v['forwarder']}, "
         f"repo commit `{m['git_commit']}`{dirty}.",
         "- Backends: nginx (1 worker, `return 200 \"hello world\\n\"`, keepalive) and an `iperf3 -s` server.",
-        f"- Arms: `direct` (client to backend: the ceiling), `haproxy` (`mode tcp`, `nbthread {o['io_threads']}`, "
-        f"`maxconn {HAPROXY_MAXCONN}`), `forwarder` (`tcp.ioThreads: {o['io_threads']}`, "
+        f"- Arms: `direct` (client to backend: the ceiling), `haproxy` (`mode tcp`, {haproxy_threads(o)}, "
+        f"`maxconn {HAPROXY_MAXCONN}`), `forwarder` ({forwarder_threads(o)}, "
         f"`tcp.engine: {o.get('engine', 'epoll')}`, `--log-level Warning`).",
         f"- {o['reps']} rep(s), interleaved: for each rep, for each arm, every test in turn. "
         "Cells are median [min–max] over the successful reps; ratios are ratios of medians.",

@@ -8,6 +8,12 @@
 * ``haproxy``: HAProxy ``mode http``, ``http-reuse always``, ``nbthread 1``;
 * ``nginx``: nginx ``proxy_pass`` with upstream ``keepalive``, one worker.
 
+``--threads default`` runs every proxy on its shipped defaults instead (no ``tcp`` section for the
+forwarder, HAProxy's default ``nbthread``, nginx ``worker_processes auto`` as its packages ship it):
+the busy-node case, where wrk and the backend share the cores with the proxies.
+``--variant NAME=THREADS`` adds forwarder arms with ``tcp.ioThreads: THREADS``, measured in the
+same interleaved run, to decide a default.
+
 Every repetition runs every arm at every connection count: direct first, then the three proxies
 in an order rotated each time, so drift on the machine hits all of them alike and the forwarder
 always runs next to its peers. Figures are medians over the repetitions;
@@ -37,7 +43,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FORWARDER = REPO_ROOT / "forwarder" / "bin" / "Release" / "net10.0" / "forwarder"
 PEERS = ("haproxy", "nginx")
-ARMS = ("direct", "forwarder", *PEERS)
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,8 +53,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=10, help="seconds of unmeasured load per arm and count first, enough for .NET to finish tiering its code (default 10)")
     parser.add_argument("--forwarder", type=Path, default=DEFAULT_FORWARDER, help="forwarder binary (default: the Release build, built if missing)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "perf-reports" / "l7-http1-wrk", help="report directory")
+    parser.add_argument("--threads", default="1", help="threads of every proxy: a number, or 'default' for each one's shipped default (default 1)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=THREADS",
+                        help="an extra forwarder arm with tcp.ioThreads THREADS (repeatable)")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
+    if args.threads != "default" and not (args.threads.isdigit() and int(args.threads) >= 1):
+        parser.error("--threads takes a positive number or 'default'")
+    try:
+        args.variants = {name: int(threads) for name, threads in (v.split("=", 1) for v in args.variant)}
+    except ValueError:
+        parser.error("--variant takes NAME=THREADS, e.g. forwarder-1t=1")
+    if any(name in ("direct", "forwarder", *PEERS) or threads < 1 for name, threads in args.variants.items()):
+        parser.error("--variant names must be new arms and THREADS positive")
+    args.arms = ("direct", "forwarder", *args.variants, *PEERS)
     if args.reps < 1 or args.duration < 1 or any(c < 1 for c in args.connections):
         parser.error("--reps, --duration and --connections must be positive")
     return args
@@ -74,9 +91,9 @@ def wait_for_port(port: int, process: subprocess.Popen, name: str, deadline_s: f
     raise SystemExit(f"{name} did not listen on {port} within {deadline_s:.0f}s")
 
 
-def nginx_conf(directory: Path, body: str) -> str:
+def nginx_conf(directory: Path, body: str, workers: str = "1") -> str:
     temps = "\n".join(f"    {kind}_temp_path {directory}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return (f"worker_processes 1;\ndaemon off;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log warn;\n"
+    return (f"worker_processes {workers};\ndaemon off;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log warn;\n"
             f"worker_rlimit_nofile 16384;\nevents {{ worker_connections 8000; }}\n"
             f"http {{\n    access_log off;\n    keepalive_requests 1000000;\n{temps}\n{body}\n}}\n")
 
@@ -84,28 +101,37 @@ def nginx_conf(directory: Path, body: str) -> str:
 class Lab:
     """The backend and the three proxies, each in its own process, for the whole run."""
 
-    def __init__(self, work: Path, forwarder: Path):
+    def __init__(self, work: Path, forwarder: Path, threads: str, variants: dict[str, int]):
         self.work = work
         self.processes: dict[str, subprocess.Popen] = {}
-        self.ports = {arm: free_port() for arm in ARMS}
+        self.arms = ("direct", "forwarder", *variants, *PEERS)
+        self.ports = {arm: free_port() for arm in self.arms}
         backend = self.ports["direct"]
+        defaults = threads == "default"
         self._nginx("backend", f"    server {{ listen 127.0.0.1:{backend}; location / {{ return 200 \"hello world\\n\"; }} }}")
         self._nginx("nginx", f"    upstream backend {{ server 127.0.0.1:{backend}; keepalive 256; }}\n"
                              f"    server {{ listen 127.0.0.1:{self.ports['nginx']}; location / {{ proxy_pass http://backend; "
-                             "proxy_http_version 1.1; proxy_set_header Connection \"\"; } }")
+                             "proxy_http_version 1.1; proxy_set_header Connection \"\"; } }",
+                    workers="auto" if defaults else threads)
         haproxy = work / "haproxy.cfg"
-        haproxy.write_text(f"global\n    nbthread 1\n    maxconn 8000\n\ndefaults\n    mode http\n    timeout connect 5s\n"
+        nbthread = "" if defaults else f"    nbthread {threads}\n"
+        haproxy.write_text(f"global\n{nbthread}    maxconn 8000\n\ndefaults\n    mode http\n    timeout connect 5s\n"
                            f"    timeout client 60s\n    timeout server 60s\n    option http-keep-alive\n    http-reuse always\n\n"
                            f"frontend bench\n    bind 127.0.0.1:{self.ports['haproxy']}\n    default_backend backend\n\n"
                            f"backend backend\n    server backend1 127.0.0.1:{backend}\n")
         self._start("haproxy", ["haproxy", "-f", str(haproxy)])
-        config = work / "forwarder.yaml"
-        config.write_text(f"tcp:\n  ioThreads: 1\nadmin:\n  listen: 127.0.0.1:{free_port()}\nlisteners:\n  - name: bench\n"
-                          f"    listen: 127.0.0.1:{self.ports['forwarder']}\n    protocol: http\n    routes:\n      - service: backend\n"
-                          f"services:\n  backend:\n    endpoints:\n      - address: 127.0.0.1:{backend}\n")
-        self._start("forwarder", [str(forwarder), "--config", str(config)])
-        for arm in ARMS:
+        for arm, io_threads in {"forwarder": None if defaults else int(threads), **variants}.items():
+            self._forwarder(arm, forwarder, backend, io_threads)
+        for arm in self.arms:
             wait_for_port(self.ports[arm], self.processes["backend" if arm == "direct" else arm], arm)
+
+    def _forwarder(self, arm: str, forwarder: Path, backend: int, io_threads: int | None) -> None:
+        config = self.work / f"{arm}.yaml"
+        tcp = "" if io_threads is None else f"tcp:\n  ioThreads: {io_threads}\n"
+        config.write_text(f"{tcp}admin:\n  listen: 127.0.0.1:{free_port()}\nlisteners:\n  - name: bench\n"
+                          f"    listen: 127.0.0.1:{self.ports[arm]}\n    protocol: http\n    routes:\n      - service: backend\n"
+                          f"services:\n  backend:\n    endpoints:\n      - address: 127.0.0.1:{backend}\n")
+        self._start(arm, [str(forwarder), "--config", str(config)])
 
     def _nginx(self, name: str, body: str) -> None:
         directory = self.work / name
@@ -183,11 +209,12 @@ def measure(lab: Lab, arm: str, connections: int, seconds: int) -> dict:
     return sample
 
 
-def summarize(samples: list[dict], connections: list[int], reps: int) -> dict:
+def summarize(samples: list[dict], connections: list[int], reps: int, arms: tuple[str, ...]) -> dict:
     summary = {}
+    forwarders = [arm for arm in arms if arm != "direct" and arm not in PEERS]
     for c in connections:
         rows = {}
-        for arm in ARMS:
+        for arm in arms:
             mine = [s for s in samples if s["connections"] == c and s["arm"] == arm]
             rows[arm] = {key: statistics.median(s[key] for s in mine) for key in ("rps", "p50_us", "p99_us")}
             rows[arm]["rps_min"] = min(s["rps"] for s in mine)
@@ -197,23 +224,23 @@ def summarize(samples: list[dict], connections: list[int], reps: int) -> dict:
                 rows[arm]["cpu_us_per_req"] = statistics.median(s["cpu_us_per_req"] for s in mine)
                 rows[arm]["rss_mib"] = max(s["rss_mib"] for s in mine)
         best = max(PEERS, key=lambda peer: rows[peer]["rps"])
-        per_rep = []
-        per_rep_p99 = []
-        for rep in range(reps):
-            at = {s["arm"]: s for s in samples if s["connections"] == c and s["rep"] == rep}
-            faster = max(PEERS, key=lambda peer: at[peer]["rps"])
-            per_rep.append(at["forwarder"]["rps"] / at[faster]["rps"])
-            per_rep_p99.append(at["forwarder"]["p99_us"] / at[faster]["p99_us"])
-        summary[str(c)] = {
-            "arms": rows,
-            "best_peer": best,
-            "rps_vs_best_peer": rows["forwarder"]["rps"] / rows[best]["rps"],
-            "p99_vs_best_peer": rows["forwarder"]["p99_us"] / rows[best]["p99_us"],
-            "per_rep_rps_vs_better_peer": per_rep,
-            "per_rep_median": statistics.median(per_rep),
-            "per_rep_p99_vs_better_peer": per_rep_p99,
-            "per_rep_p99_median": statistics.median(per_rep_p99),
-        }
+        summary[str(c)] = {"arms": rows, "best_peer": best, "forwarders": {}}
+        for forwarder in forwarders:
+            per_rep = []
+            per_rep_p99 = []
+            for rep in range(reps):
+                at = {s["arm"]: s for s in samples if s["connections"] == c and s["rep"] == rep}
+                faster = max(PEERS, key=lambda peer: at[peer]["rps"])
+                per_rep.append(at[forwarder]["rps"] / at[faster]["rps"])
+                per_rep_p99.append(at[forwarder]["p99_us"] / at[faster]["p99_us"])
+            summary[str(c)]["forwarders"][forwarder] = {
+                "rps_vs_best_peer": rows[forwarder]["rps"] / rows[best]["rps"],
+                "p99_vs_best_peer": rows[forwarder]["p99_us"] / rows[best]["p99_us"],
+                "per_rep_rps_vs_better_peer": per_rep,
+                "per_rep_median": statistics.median(per_rep),
+                "per_rep_p99_vs_better_peer": per_rep_p99,
+                "per_rep_p99_median": statistics.median(per_rep_p99),
+            }
     return summary
 
 
@@ -229,8 +256,7 @@ def render(results: dict) -> str:
         f"`bench/l7/compare.py`, {results['started']}, on {m['cpus']} cores ({m['cpu']}); {m['os']}.",
         f"`wrk -t1 -cC -d{results['duration']}s --latency` to an nginx backend (one worker, `return 200`, 12-byte body), "
         f"{results['reps']} repetitions, every arm at every connection count in each (direct first, the proxies in rotated order); "
-        "medians over the repetitions with [min–max]. Every proxy on one thread: HAProxy `nbthread 1` "
-        "(`mode http`, `http-reuse always`), nginx one worker (upstream `keepalive 256`), the forwarder `tcp.ioThreads: 1`.",
+        f"medians over the repetitions with [min–max]. {threads_sentence(results)}",
         "",
         *[f"- {tool}: {version}" for tool, version in results["versions"].items()],
         "",
@@ -238,22 +264,36 @@ def render(results: dict) -> str:
     for c, summary in results["summary"].items():
         lines += [f"## wrk -t1 -c{c}", "", "| arm | req/s | vs direct | p50 | p99 | errors | proxy CPU µs/req | proxy RSS |", "|---|---|---|---|---|---|---|---|"]
         direct = summary["arms"]["direct"]["rps"]
-        for arm in ARMS:
+        for arm in results["arms"]:
             row = summary["arms"][arm]
             cpu = f"{row['cpu_us_per_req']:.1f}" if "cpu_us_per_req" in row else ""
             rss = f"{row['rss_mib']:.0f} MiB" if "rss_mib" in row else ""
             ratio = "" if arm == "direct" else f"{row['rps'] / direct:.2f}x"
             lines.append(f"| {arm} | {row['rps']:,.0f} [{row['rps_min']:,.0f}–{row['rps_max']:,.0f}] | {ratio} | {latency(row['p50_us'])} | {latency(row['p99_us'])} | {row['errors']} | {cpu} | {rss} |")
-        failing = [arm for arm in ARMS if summary["arms"][arm]["errors"]]
+        failing = [arm for arm in results["arms"] if summary["arms"][arm]["errors"]]
         if failing:
             lines += ["", f"**Not a fair comparison: {', '.join(failing)} failed requests** (the errors column); their req/s and latencies include failed requests."]
-        per_rep = ", ".join(f"{r:.2f}" for r in summary["per_rep_rps_vs_better_peer"])
-        per_rep_p99 = ", ".join(f"{r:.2f}" for r in summary["per_rep_p99_vs_better_peer"])
-        lines += ["", f"Forwarder against the better peer ({summary['best_peer']}, by median): **{summary['rps_vs_best_peer']:.2f}x** the req/s, "
-                  f"**{summary['p99_vs_best_peer']:.2f}x** the p99 (below 1 is better). Rep by rep, against whichever peer was faster in that "
-                  f"repetition: median **{summary['per_rep_median']:.2f}x** ({per_rep}) the req/s, "
-                  f"**{summary['per_rep_p99_median']:.2f}x** ({per_rep_p99}) the p99.", ""]
+        lines.append("")
+        for forwarder, ratios in summary["forwarders"].items():
+            per_rep = ", ".join(f"{r:.2f}" for r in ratios["per_rep_rps_vs_better_peer"])
+            per_rep_p99 = ", ".join(f"{r:.2f}" for r in ratios["per_rep_p99_vs_better_peer"])
+            name = "Forwarder" if forwarder == "forwarder" else f"`{forwarder}`"
+            lines += [f"{name} against the better peer ({summary['best_peer']}, by median): **{ratios['rps_vs_best_peer']:.2f}x** the req/s, "
+                      f"**{ratios['p99_vs_best_peer']:.2f}x** the p99 (below 1 is better). Rep by rep, against whichever peer was faster in that "
+                      f"repetition: median **{ratios['per_rep_median']:.2f}x** ({per_rep}) the req/s, "
+                      f"**{ratios['per_rep_p99_median']:.2f}x** ({per_rep_p99}) the p99.", ""]
     return "\n".join(lines)
+
+
+def threads_sentence(results: dict) -> str:
+    variants = "".join(f"; `{name}`: the forwarder with `tcp.ioThreads: {threads}`" for name, threads in results["variants"].items())
+    if results["threads"] == "default":
+        return ("Every proxy on its shipped defaults, sharing the cores with wrk and the backend: HAProxy without `nbthread` "
+                "(one thread per core), nginx `worker_processes auto` (as Debian ships it), the forwarder without a `tcp` section "
+                f"(`mode http`, `http-reuse always`; upstream `keepalive 256`){variants}.")
+    n = results["threads"]
+    return (f"Every proxy on {n} thread(s): HAProxy `nbthread {n}` (`mode http`, `http-reuse always`), nginx {n} worker(s) "
+            f"(upstream `keepalive 256`), the forwarder `tcp.ioThreads: {n}`{variants}.")
 
 
 def version(command: list[str]) -> str:
@@ -270,16 +310,16 @@ def main() -> int:
         subprocess.run(["dotnet", "build", str(REPO_ROOT / "forwarder"), "-c", "Release"], check=True)
     started = dt.datetime.now(dt.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="l7-compare-") as work:
-        lab = Lab(Path(work), args.forwarder)
+        lab = Lab(Path(work), args.forwarder, args.threads, args.variants)
         try:
             for c in args.connections:
-                for arm in ARMS:
+                for arm in args.arms:
                     run_wrk(lab.ports[arm], c, args.warmup)
             samples = []
             for rep in range(args.reps):
                 # Direct (the ceiling) first, then the three proxies in rotated order, so the forwarder
                 # always runs next to the peers it is compared with: this machine's speed drifts.
-                proxies = [arm for arm in ARMS if arm != "direct"]
+                proxies = [arm for arm in args.arms if arm != "direct"]
                 order = ["direct"] + proxies[rep % len(proxies):] + proxies[:rep % len(proxies)]
                 for c in args.connections:
                     for arm in order:
@@ -295,11 +335,14 @@ def main() -> int:
         "reps": args.reps,
         "duration": args.duration,
         "warmup": args.warmup,
+        "threads": args.threads,
+        "variants": args.variants,
+        "arms": list(args.arms),
         "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(), "os": platform.platform()},
         "versions": {"haproxy": version(["haproxy", "-v"]), "nginx": version(["nginx", "-v"]), "wrk": version(["wrk", "-v"]),
                      "forwarder": subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()},
         "samples": samples,
-        "summary": summarize(samples, args.connections, args.reps),
+        "summary": summarize(samples, args.connections, args.reps, args.arms),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))

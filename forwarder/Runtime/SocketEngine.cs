@@ -1,3 +1,4 @@
+using System.Globalization;
 using Forwarder.Configuration;
 
 namespace Forwarder.Runtime;
@@ -11,6 +12,9 @@ internal static class SocketEngine
     private const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
     private const string ThreadCountVariable = "DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT";
 
+    /// <summary>Below this many cores one I/O thread is the default; from it on, one per core.</summary>
+    internal const int CoresForThreadPerCore = 4;
+
     public static void Configure(TcpConfig tcp)
     {
         // Inline completions run socket continuations on the epoll thread instead of queueing them
@@ -21,11 +25,23 @@ internal static class SocketEngine
             Environment.SetEnvironmentVariable(InlineCompletionsVariable, tcp.InlineCompletions ? "1" : "0");
         }
 
-        // With inline completions these threads do all the forwarding: one per core the proxy may
-        // use (HAProxy's nbthread). Unset, .NET picks one per core.
-        if (tcp.IoThreads is { } threads && Environment.GetEnvironmentVariable(ThreadCountVariable) is null)
+        // With inline completions these threads do all the forwarding (HAProxy's nbthread).
+        if (Environment.GetEnvironmentVariable(ThreadCountVariable) is null)
         {
-            Environment.SetEnvironmentVariable(ThreadCountVariable, threads.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Environment.SetEnvironmentVariable(ThreadCountVariable, IoThreads(tcp, Environment.ProcessorCount).ToString(CultureInfo.InvariantCulture));
         }
     }
+
+    /// <summary>
+    /// The I/O threads of either engine: the configured count, else the default for this many cores
+    /// (.NET's count honours the CPU affinity mask and a container's CPU quota).
+    /// </summary>
+    public static int IoThreads(TcpConfig tcp, int processorCount) => tcp.IoThreads ?? DefaultIoThreads(processorCount);
+
+    /// <summary>
+    /// A node proxy shares its cores with the applications it serves. On a small node a thread per
+    /// core competes with them for every core and forwards less than one thread does (measured in
+    /// perf-reports/busy-node); from four cores on, one thread per core, as HAProxy's nbthread.
+    /// </summary>
+    public static int DefaultIoThreads(int processorCount) => processorCount < CoresForThreadPerCore ? 1 : processorCount;
 }

@@ -57,7 +57,11 @@ internal sealed partial class ForwarderProcess : IDisposable
     public static ForwarderProcess StartWithFileLimit(int files, params string[] arguments)
         => StartWith(["prlimit", $"--nofile={files}:{files}"], arguments);
 
-    private static ForwarderProcess StartWith(string[] prefix, string[] arguments)
+    /// <summary>Runs the executable with <paramref name="environment"/> added to this process's environment.</summary>
+    public static ForwarderProcess StartWithEnvironment(IReadOnlyDictionary<string, string> environment, params string[] arguments)
+        => StartWith([], arguments, environment);
+
+    private static ForwarderProcess StartWith(string[] prefix, string[] arguments, IReadOnlyDictionary<string, string>? environment = null)
     {
         string[] command = [.. prefix, "dotnet", Path.Combine(AppContext.BaseDirectory, "forwarder.dll"), .. arguments];
         var start = new ProcessStartInfo(command[0])
@@ -66,6 +70,11 @@ internal sealed partial class ForwarderProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         foreach (var word in command.Skip(1))
         {
             start.ArgumentList.Add(word);
@@ -119,6 +128,22 @@ internal sealed partial class ForwarderProcess : IDisposable
     {
         await Eventually.TrueAsync(() => Output.Contains(text, StringComparison.Ordinal) || _process.HasExited, $"the forwarder logs '{text}'");
         Assert.True(Output.Contains(text, StringComparison.Ordinal), $"the forwarder exited ({Errors}) before logging '{text}':\n{Output}");
+    }
+
+    /// <summary>The names of the process's threads now (Linux truncates them to 15 characters).</summary>
+    public IReadOnlyList<string> ThreadNames()
+        => [.. Directory.EnumerateDirectories($"/proc/{_process.Id}/task").Select(task => ReadThreadName(Path.Combine(task, "comm")))];
+
+    private static string ReadThreadName(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path).TrimEnd('\n');
+        }
+        catch (IOException)
+        {
+            return ""; // the thread ended between the listing and the read
+        }
     }
 
     public void Signal(int signal) => Assert.Equal(0, Kill(_process.Id, signal));

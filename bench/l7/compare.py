@@ -133,10 +133,10 @@ class Lab:
                           f"services:\n  backend:\n    endpoints:\n      - address: 127.0.0.1:{backend}\n")
         self._start(arm, [str(forwarder), "--config", str(config)])
 
-    def _nginx(self, name: str, body: str) -> None:
+    def _nginx(self, name: str, body: str, workers: str = "1") -> None:
         directory = self.work / name
         directory.mkdir()
-        (directory / "nginx.conf").write_text(nginx_conf(directory, body))
+        (directory / "nginx.conf").write_text(nginx_conf(directory, body, workers))
         self._start(name, ["nginx", "-c", str(directory / "nginx.conf"), "-p", str(directory)])
 
     def _start(self, name: str, command: list[str]) -> None:

@@ -4,9 +4,7 @@ using Forwarder.Echo;
 using Forwarder.L4;
 using Forwarder.L7;
 using Forwarder.L7.Http2;
-using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
-using Forwarder.Tls;
 using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
@@ -115,7 +113,7 @@ internal sealed partial class ProxyRuntime(
         try
         {
             var config = ConfigLoader.LoadFile(source.Path);
-            var warnings = RestartOnlyChanges(Config, config);
+            var warnings = RestartOnlyChanges.Between(Config, config);
             if (!await ApplyAsync(config, cancellationToken).ConfigureAwait(false))
             {
                 return false;
@@ -138,72 +136,6 @@ internal sealed partial class ProxyRuntime(
             metrics.ReloadFailed();
             LogReloadFailed(logger, source.Path, string.Join(Environment.NewLine, errors));
             return false;
-        }
-    }
-
-    /// <summary>Turns readiness off while listeners go on accepting; returns how long they should (the current config's shutdown delay).</summary>
-    public TimeSpan RequestShutdown()
-    {
-        _shutdownRequested = true;
-        return Config.ShutdownDelay;
-    }
-
-    /// <summary>
-    /// Stops accepting, then drains for the current config's drain timeout and aborts what is left.
-    /// Bounded on its own (drain timeout plus a short grace), so the host may wait for it without a limit.
-    /// </summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        _draining = true;
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        await _applyLock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
-        try
-        {
-            ListenerHost[] hosts;
-            lock (_hosts)
-            {
-                hosts = [.. _hosts.Values];
-                _hosts.Clear();
-            }
-
-            await Task.WhenAll(hosts.Select(h => h.StopAsync())).ConfigureAwait(false);
-            foreach (var service in Services.Values)
-            {
-                await service.DisposeAsync().ConfigureAwait(false);
-                service.Health.Dispose();
-            }
-
-            await accessLogs.DisposeAsync().ConfigureAwait(false);
-        }
-        finally
-        {
-            _applyLock.Release();
-        }
-
-        var drainTimeout = Config.DrainTimeout;
-        LogDraining(logger, tracker.Count, drainTimeout);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(drainTimeout);
-        try
-        {
-            // HTTP/2 connections are told to go away and finish their streams within the drain.
-            await http2.StopAsync(deadline.Token).ConfigureAwait(false);
-            await tracker.WaitUntilEmptyAsync(deadline.Token).ConfigureAwait(false);
-            LogDrained(logger);
-        }
-        catch (OperationCanceledException)
-        {
-            LogDrainDeadline(logger, tracker.Count);
-            tracker.AbortAll("shutdown drain deadline reached");
-            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            try
-            {
-                await tracker.WaitUntilEmptyAsync(grace.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // Aborted connections that still linger die with the process.
-            }
         }
     }
 
@@ -291,118 +223,6 @@ internal sealed partial class ProxyRuntime(
         }
     }
 
-    /// <summary>The model of every listener of the config, by binding key; opens the access logs they name.</summary>
-    private Dictionary<string, ListenerModel> CreateModels(ForwarderConfig config, Dictionary<string, ServiceModel> services)
-    {
-        var models = new Dictionary<string, ListenerModel>(StringComparer.Ordinal);
-        foreach (var listener in config.Listeners)
-        {
-            HttpListenerModel? http = null;
-            if (listener.Http is { } settings)
-            {
-                AccessLog? log;
-                try
-                {
-                    log = settings.AccessLog is { } destination ? accessLogs.Get(destination) : null;
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-                {
-                    throw new ListenerBindException($"{config.Source}: listener '{listener.Name}' cannot open its access log {settings.AccessLog}: {ex.Message}", ex);
-                }
-
-                http = HttpListenerModel.Create(listener, services, metrics, log, CreateTls(config, listener, settings));
-            }
-
-            models[listener.BindingKey] = new ListenerModel(listener, listener.Service is null ? null : services[listener.Service], http);
-        }
-
-        return models;
-    }
-
-    /// <summary>Loads the listener's certificates afresh, so files changed since the config was read are what gets served.</summary>
-    private TlsTerminator? CreateTls(ForwarderConfig config, ListenerConfig listener, HttpListenerConfig settings)
-    {
-        if (listener.Tls is not { } tls)
-        {
-            return null;
-        }
-
-        try
-        {
-            return new TlsTerminator(tls, settings.Http2, listener.Name, metrics.Listener(listener.Name), logger);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
-        {
-            throw new ListenerBindException($"{config.Source}: listener '{listener.Name}' cannot load its certificate: {ex.Message}", ex);
-        }
-    }
-
-    private async Task<List<ListenerHost>> BindNewListenersAsync(ForwarderConfig config, Dictionary<string, ListenerModel> models, CancellationToken cancellationToken)
-    {
-        List<ListenerHost> added = [];
-        foreach (var listener in config.Listeners)
-        {
-            bool exists;
-            lock (_hosts)
-            {
-                exists = _hosts.ContainsKey(listener.BindingKey);
-            }
-
-            if (exists)
-            {
-                continue;
-            }
-
-            try
-            {
-                var bound = await listenerFactory.BindAsync(listener.EndPoint, cancellationToken).ConfigureAwait(false);
-                added.Add(new ListenerHost(bound, models[listener.BindingKey], tcpHandler, httpHandler, echoHandler, tracker, budget, faults, metrics, logger, _stopping.Token)
-                {
-                    DirectSend = config.Tcp.DirectSend,
-                });
-            }
-            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or UnauthorizedAccessException)
-            {
-                await Task.WhenAll(added.Select(h => h.StopAsync())).ConfigureAwait(false);
-                throw new ListenerBindException($"{config.Source}: listener '{listener.Name}' cannot listen on {listener.Listen}: {ex.Message}", ex);
-            }
-        }
-
-        return added;
-    }
-
-    private ServiceModel CreateService(ServiceConfig config, ServiceModel? previous)
-    {
-        var health = previous?.Health ?? new ServiceHealth(time, new HealthLog(config.Name, healthLogger));
-        return ServiceModel.Create(config, previous, health, metrics.Service(config.Name), _httpDialer, time);
-    }
-
-    private static bool SameNode(NodeConfig? a, NodeConfig? b)
-        => a is null || b is null
-            ? a is null && b is null
-            : a.SameAs(b);
-
-    private static List<string> RestartOnlyChanges(ForwarderConfig running, ForwarderConfig next)
-    {
-        List<string> warnings = [];
-        if (running.Admin?.Listen != next.Admin?.Listen)
-        {
-            warnings.Add("admin.listen changed; the admin endpoint moves at the next restart");
-        }
-
-        if (!SameNode(running.Node, next.Node))
-        {
-            warnings.Add("node changed (name, listen, files or peers); links follow it at the next restart");
-        }
-
-        if (running.Tcp with { DirectSend = next.Tcp.DirectSend } != next.Tcp)
-        {
-            warnings.Add("tcp socket and buffer settings changed; they apply at the next restart");
-        }
-
-        return warnings;
-    }
-
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Reloaded {Path}: {Listeners} listeners, {Services} services")]
     private static partial void LogReloaded(ILogger logger, string path, int listeners, int services);
 
@@ -411,16 +231,4 @@ internal sealed partial class ProxyRuntime(
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "{Warning}")]
     private static partial void LogRestartNeeded(ILogger logger, string warning);
-
-    [LoggerMessage(EventId = 104, Level = LogLevel.Information, Message = "Stopped accepting; draining {Connections} open connections for up to {DrainTimeout}")]
-    private static partial void LogDraining(ILogger logger, int connections, TimeSpan drainTimeout);
-
-    [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "All connections drained")]
-    private static partial void LogDrained(ILogger logger);
-
-    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Drain deadline reached; aborting {Connections} connections")]
-    private static partial void LogDrainDeadline(ILogger logger, int connections);
 }
-
-/// <summary>A listener of a new config could not be bound, so the config was not applied.</summary>
-internal sealed class ListenerBindException(string message, Exception inner) : Exception(message, inner);

@@ -4,6 +4,7 @@ using Forwarder.Tests.Infrastructure;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using static Forwarder.Tests.L7.Http1ProxyTests;
+using static Forwarder.Tests.L7.Http2ForwardingRulesTests;
 
 namespace Forwarder.Tests.L7;
 
@@ -14,13 +15,6 @@ namespace Forwarder.Tests.L7;
 /// </summary>
 public sealed class Http2ProxyTests
 {
-    private static HttpClient H2cClient() => new(new SocketsHttpHandler { UseProxy = false })
-    {
-        DefaultRequestVersion = HttpVersion.Version20,
-        DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-        Timeout = TimeSpan.FromSeconds(30),
-    };
-
     [Fact]
     public async Task H2cClient_ReachesAnHttp11Upstream_WithForwardingHeaders()
     {

@@ -97,45 +97,19 @@ public sealed class Http2RetryAndDialTests
     [Fact]
     public async Task Http2Service_SilentEndpoint_ConnectTimeoutHonoured_NextEndpointServes()
     {
-        // A listener whose backlog is full and never accepted drops SYNs: connects to it hang.
-        using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        silent.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        silent.Listen(0);
-        var fillers = new List<Socket>();
-        try
-        {
-            for (var i = 0; i < 4; i++)
-            {
-                var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
-                try
-                {
-                    filler.Connect(silent.LocalEndPoint!);
-                }
-                catch (SocketException)
-                {
-                    // In progress: a filler only needs to occupy the backlog.
-                }
+        using var silent = new SilentEndpoint();
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("reached"));
+        var services = $"h2:\n  http: {{ version: \"2\" }}\n  connectTimeout: 300ms\n  lb: {{ policy: round_robin }}\n  endpoints:\n    - {{ address: '127.0.0.1:{silent.Port}', weight: 100 }}\n    - {{ address: '127.0.0.1:{backend.Port}', weight: 1 }}";
 
-                fillers.Add(filler);
-            }
+        // The route's timeout is well past connectTimeout and well short of the handler's 5 s default.
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: h2, timeout: 4s }", services));
+        using var client = H2cClient();
+        using var response = await client.GetAsync(At(forwarder.EndPoint("web"), "/x"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("reached", await response.Content.ReadAsStringAsync());
 
-            await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("reached"));
-            var services = $"h2:\n  http: {{ version: \"2\" }}\n  connectTimeout: 300ms\n  lb: {{ policy: round_robin }}\n  endpoints:\n    - {{ address: '127.0.0.1:{((IPEndPoint)silent.LocalEndPoint!).Port}', weight: 100 }}\n    - {{ address: '127.0.0.1:{backend.Port}', weight: 1 }}";
-
-            // The route's timeout is well past connectTimeout and well short of the handler's 5 s default.
-            await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: h2, timeout: 4s }", services));
-            using var client = H2cClient();
-            using var response = await client.GetAsync(At(forwarder.EndPoint("web"), "/x"));
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            Assert.Equal("reached", await response.Content.ReadAsStringAsync());
-
-            var (status, _, body) = await ExchangeAsync(forwarder.EndPoint("web"), "GET /y HTTP/1.1\r\nHost: a\r\n\r\n");
-            Assert.Equal((200, "reached"), (status, body));
-        }
-        finally
-        {
-            fillers.ForEach(f => f.Dispose());
-        }
+        var (status, _, body) = await ExchangeAsync(forwarder.EndPoint("web"), "GET /y HTTP/1.1\r\nHost: a\r\n\r\n");
+        Assert.Equal((200, "reached"), (status, body));
     }
 
     [Fact]

@@ -38,8 +38,10 @@ public sealed partial class ConfigWatcherTests
 
         await Eventually.TrueAsync(() => forwarder.Runtime.BoundEndPoints.ContainsKey("third"), "the watcher reloads the second update");
         Assert.False(forwarder.Runtime.BoundEndPoints.ContainsKey("second"));
+
+        // The new listener serves before the reload is counted: that waits for the removed one to stop.
+        await Eventually.TrueAsync(() => forwarder.Metrics.ReloadsSucceeded == 2, "the second reload is counted");
         Assert.Equal(0, forwarder.Metrics.ReloadsFailed);
-        Assert.Equal(2, forwarder.Metrics.ReloadsSucceeded);
     }
 
     [Fact]

@@ -22,13 +22,11 @@ public sealed class SocketSplicerTests : IDisposable
     public async Task Splice_MovesBytesBothWays_AndEndsWhenBothSidesFinish()
     {
         using var splicer = new SocketSplicer(threads: 1);
-        var (client, clientSide) = await ConnectedPairAsync();
-        var (upstreamSide, server) = await ConnectedPairAsync();
+        var (client, server, spliced) = await SpliceAsync(splicer);
 
-        var spliced = splicer.Splice(clientSide, upstreamSide, _counter);
-        await client.SendAsync(Encoding.ASCII.GetBytes("request"), SocketFlags.None);
+        await SendAsync(client, "request");
         Assert.Equal("request", await ReceiveAsync(server, 7));
-        await server.SendAsync(Encoding.ASCII.GetBytes("response"), SocketFlags.None);
+        await SendAsync(server, "response");
         server.Shutdown(SocketShutdown.Send);
         Assert.Equal("response", await ReceiveToEndAsync(client));
         client.Shutdown(SocketShutdown.Send);
@@ -42,9 +40,7 @@ public sealed class SocketSplicerTests : IDisposable
     public async Task Abort_EndsThePair_PeersSeeTheEnd()
     {
         using var splicer = new SocketSplicer(threads: 1);
-        var (client, clientSide) = await ConnectedPairAsync();
-        var (upstreamSide, server) = await ConnectedPairAsync();
-        var spliced = splicer.Splice(clientSide, upstreamSide, _counter);
+        var (client, server, spliced) = await SpliceAsync(splicer);
 
         spliced.Abort();
 
@@ -57,9 +53,7 @@ public sealed class SocketSplicerTests : IDisposable
     public async Task Dispose_WithLivePair_ResetsIt()
     {
         var splicer = new SocketSplicer(threads: 1);
-        var (_, clientSide) = await ConnectedPairAsync();
-        var (upstreamSide, _) = await ConnectedPairAsync();
-        var spliced = splicer.Splice(clientSide, upstreamSide, _counter);
+        var (_, _, spliced) = await SpliceAsync(splicer);
 
         splicer.Dispose();
 
@@ -70,14 +64,12 @@ public sealed class SocketSplicerTests : IDisposable
     public async Task IdlePair_HoldsNoBlock_AndTrimLetsTheThreadsBlocksGo()
     {
         using var splicer = new SocketSplicer(threads: 1);
-        var (client, clientSide) = await ConnectedPairAsync();
-        var (upstreamSide, server) = await ConnectedPairAsync();
-        var spliced = splicer.Splice(clientSide, upstreamSide, _counter);
+        var (client, server, spliced) = await SpliceAsync(splicer);
 
         // Bytes both ways, then the pair idles: its blocks went back when they were sent.
-        await client.SendAsync(Encoding.ASCII.GetBytes("request"), SocketFlags.None);
+        await SendAsync(client, "request");
         Assert.Equal("request", await ReceiveAsync(server, 7));
-        await server.SendAsync(Encoding.ASCII.GetBytes("response"), SocketFlags.None);
+        await SendAsync(server, "response");
         Assert.Equal("response", await ReceiveAsync(client, 8));
         Assert.Equal(0, splicer.BlocksOutstanding);
 
@@ -85,7 +77,7 @@ public sealed class SocketSplicerTests : IDisposable
         Assert.Equal(0, await splicer.TrimAsync().WaitAsync(Timeout));
 
         // Still forwarding after the trim, with a new block.
-        await client.SendAsync(Encoding.ASCII.GetBytes("again"), SocketFlags.None);
+        await SendAsync(client, "again");
         Assert.Equal("again", await ReceiveAsync(server, 5));
         spliced.Abort();
         await spliced.Completion.WaitAsync(Timeout);
@@ -97,6 +89,14 @@ public sealed class SocketSplicerTests : IDisposable
         _listener.Dispose();
     }
 
+    /// <summary>A client and a server socket, joined by a pair of their accepted ends spliced on <paramref name="splicer"/>.</summary>
+    private async Task<(Socket Client, Socket Server, SplicedConnection Spliced)> SpliceAsync(SocketSplicer splicer)
+    {
+        var (client, clientSide) = await ConnectedPairAsync();
+        var (upstreamSide, server) = await ConnectedPairAsync();
+        return (client, server, splicer.Splice(clientSide, upstreamSide, _counter));
+    }
+
     private async Task<(Socket Connector, Socket Accepted)> ConnectedPairAsync()
     {
         var connector = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -106,6 +106,9 @@ public sealed class SocketSplicerTests : IDisposable
         _sockets.Add(accepted);
         return (connector, accepted);
     }
+
+    private static async Task SendAsync(Socket socket, string text)
+        => await socket.SendAsync(Encoding.ASCII.GetBytes(text), SocketFlags.None);
 
     private static async Task<string> ReceiveAsync(Socket socket, int count)
     {

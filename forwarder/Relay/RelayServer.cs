@@ -72,7 +72,8 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
     private async Task ServeNodeAsync(ConnectionContext connection)
     {
         var remote = connection.RemoteEndPoint?.ToString() ?? "?";
-        var ssl = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: true);
+        var carrier = new DuplexPipeStream(connection.Transport);
+        var ssl = new SslStream(carrier, leaveInnerStreamOpen: true);
         var verdict = new PeerVerdict();
         try
         {
@@ -91,7 +92,7 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         }
 
         var name = verdict.Name!;
-        await using var link = new TlsConnection(connection, ssl);
+        await using var link = new TlsConnection(connection, ssl, carrier);
         await using var session = new YamuxSession(link, isClient: false, _mux);
         session.Start();
         RelayNode? node = null;

@@ -20,22 +20,32 @@ internal sealed class TlsConnection : ConnectionContext, ITlsConnectionFeature, 
     /// <summary>Large enough for a whole TLS record's plaintext (16 KiB) in one read.</summary>
     private const int ReadBufferSize = 16 * 1024;
 
+    /// <summary>
+    /// Plaintext handed to TLS per write: several full 16 KiB records at a time, where the pipe's
+    /// 4 KiB default made a record (and a send) of every 4 KiB.
+    /// </summary>
+    private const int WriteBufferSize = 64 * 1024;
+
     private readonly ConnectionContext _inner;
     private readonly SslStream _ssl;
+    private readonly DuplexPipeStream _carrier;
     private readonly FeatureCollection _features;
     private volatile bool _aborted;
 
-    public TlsConnection(ConnectionContext inner, SslStream ssl)
+    /// <param name="carrier">The stream under <paramref name="ssl"/>, its handshake done: from now on its records go out one batch per flush.</param>
+    public TlsConnection(ConnectionContext inner, SslStream ssl, DuplexPipeStream carrier)
     {
         _inner = inner;
         _ssl = ssl;
+        _carrier = carrier;
+        carrier.BatchWrites();
         _features = new FeatureCollection(inner.Features);
         _features.Set<ITlsConnectionFeature>(this);
         _features.Set<ITlsApplicationProtocolFeature>(this);
         ApplicationProtocol = ssl.NegotiatedApplicationProtocol.Protocol;
         Transport = new DuplexPipe(
             PipeReader.Create(ssl, new StreamPipeReaderOptions(bufferSize: ReadBufferSize, leaveOpen: true)),
-            PipeWriter.Create(ssl, new StreamPipeWriterOptions(leaveOpen: true)));
+            PipeWriter.Create(ssl, new StreamPipeWriterOptions(minimumBufferSize: WriteBufferSize, leaveOpen: true)));
     }
 
     public override string ConnectionId
@@ -99,6 +109,7 @@ internal sealed class TlsConnection : ConnectionContext, ITlsConnectionFeature, 
             {
                 // close_notify tells the client the end is deliberate, not a truncation.
                 await _ssl.ShutdownAsync().ConfigureAwait(false);
+                await _carrier.FlushAsync().ConfigureAwait(false);
             }
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)

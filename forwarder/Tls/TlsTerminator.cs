@@ -46,7 +46,8 @@ internal sealed partial class TlsTerminator
     /// </summary>
     public async ValueTask<TlsConnection?> AuthenticateAsync(ConnectionContext connection, CancellationToken stopping)
     {
-        var ssl = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: true);
+        var carrier = new DuplexPipeStream(connection.Transport);
+        var ssl = new SslStream(carrier, leaveInnerStreamOpen: true);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         deadline.CancelAfter(_config.HandshakeTimeout);
         try
@@ -64,7 +65,7 @@ internal sealed partial class TlsTerminator
         }
 
         _metrics.TlsHandshakeCompleted(ssl.NegotiatedApplicationProtocol == SslApplicationProtocol.Http2);
-        return new TlsConnection(connection, ssl);
+        return new TlsConnection(connection, ssl, carrier);
     }
 
     /// <summary>The certificate for <paramref name="serverName"/>: the first that is for it, else the first configured.</summary>

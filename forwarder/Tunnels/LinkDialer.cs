@@ -33,7 +33,8 @@ internal static class LinkDialer
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(HandshakeTimeout);
         var connection = await tcp.ConnectAsync(endPoint, deadline.Token).ConfigureAwait(false);
-        var ssl = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: true);
+        var carrier = new DuplexPipeStream(connection.Transport);
+        var ssl = new SslStream(carrier, leaveInnerStreamOpen: true);
         var verdict = new PeerVerdict();
         try
         {
@@ -51,7 +52,7 @@ internal static class LinkDialer
             throw;
         }
 
-        var link = new TlsConnection(connection, ssl);
+        var link = new TlsConnection(connection, ssl, carrier);
         var session = new YamuxSession(link, isClient: true, options);
         session.Start();
         return new DialledLink(session, link);

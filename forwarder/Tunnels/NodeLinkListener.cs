@@ -87,7 +87,8 @@ internal sealed partial class NodeLinkListener(
     /// <summary>One peer's link, from handshake to the end of its session; never throws.</summary>
     private async Task ServeLinkAsync(ConnectionContext connection)
     {
-        var ssl = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: true);
+        var carrier = new DuplexPipeStream(connection.Transport);
+        var ssl = new SslStream(carrier, leaveInnerStreamOpen: true);
         var node = source.Initial.Node!;
         var verdict = new PeerVerdict();
         try
@@ -107,7 +108,7 @@ internal sealed partial class NodeLinkListener(
         }
 
         var peer = verdict.Name!;
-        await using var link = new TlsConnection(connection, ssl);
+        await using var link = new TlsConnection(connection, ssl, carrier);
         await using var session = new YamuxSession(link, isClient: false, LinkDialer.Options(node.KeepAlive));
         _sessions[session] = peer;
         var peerMetrics = metrics.Peer(peer);

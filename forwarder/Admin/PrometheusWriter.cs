@@ -223,6 +223,11 @@ internal static class PrometheusWriter
             yield return step;
         }
 
+        foreach (var step in UdpMetricsWriter.Render(text, metrics))
+        {
+            yield return step;
+        }
+
         foreach (var step in WriteEndpoints(text, runtime))
         {
             yield return step;

@@ -8,6 +8,7 @@ using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
 using Forwarder.Tls;
 using Forwarder.Transports.Tcp;
+using Forwarder.Udp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -28,6 +29,7 @@ internal sealed partial class ProxyRuntime(
     Http1ProxyHandler httpHandler,
     Http2Front http2,
     EchoHandler echoHandler,
+    UdpListeners udpListeners,
     AccessLogs accessLogs,
     ConnectionTracker tracker,
     ConnectionBudget budget,
@@ -75,7 +77,7 @@ internal sealed partial class ProxyRuntime(
         {
             lock (_hosts)
             {
-                return _hosts.Values.ToDictionary(h => h.Model.Config.Name, h => h.BoundEndPoint, StringComparer.Ordinal);
+                return _hosts.Values.Select(h => KeyValuePair.Create(h.Model.Config.Name, h.BoundEndPoint)).Concat(udpListeners.BoundEndPoints).ToDictionary(StringComparer.Ordinal);
             }
         }
     }
@@ -167,6 +169,7 @@ internal sealed partial class ProxyRuntime(
             }
 
             await Task.WhenAll(hosts.Select(h => h.StopAsync())).ConfigureAwait(false);
+            await udpListeners.StopAsync().ConfigureAwait(false);
             foreach (var service in Services.Values)
             {
                 await service.DisposeAsync().ConfigureAwait(false);
@@ -231,7 +234,17 @@ internal sealed partial class ProxyRuntime(
                 s => CreateService(s.Value, previous.GetValueOrDefault(s.Key)),
                 StringComparer.Ordinal);
             var models = CreateModels(config, services);
-            var added = await BindNewListenersAsync(config, models, cancellationToken).ConfigureAwait(false);
+            var udpAdded = udpListeners.Bind(config, models);
+            List<ListenerHost> added;
+            try
+            {
+                added = await BindNewListenersAsync(config, models, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                UdpListeners.Abandon(udpAdded);
+                throw;
+            }
 
             // Nothing below can fail: the new config is committed.
             Volatile.Write(ref _services, services);
@@ -282,6 +295,7 @@ internal sealed partial class ProxyRuntime(
             }
 
             await Task.WhenAll(removed.Select(h => h.StopAsync())).ConfigureAwait(false);
+            await udpListeners.CommitAsync(models, udpAdded).ConfigureAwait(false);
             await accessLogs.RetainAsync(config.Listeners.Select(l => l.Http?.AccessLog).OfType<string>().ToHashSet(StringComparer.Ordinal)).ConfigureAwait(false);
             return true;
         }
@@ -340,7 +354,7 @@ internal sealed partial class ProxyRuntime(
     private async Task<List<ListenerHost>> BindNewListenersAsync(ForwarderConfig config, Dictionary<string, ListenerModel> models, CancellationToken cancellationToken)
     {
         List<ListenerHost> added = [];
-        foreach (var listener in config.Listeners)
+        foreach (var listener in config.Listeners.Where(l => l.Protocol != ListenerProtocol.Udp))
         {
             bool exists;
             lock (_hosts)

@@ -121,7 +121,8 @@ internal sealed class UdpSession
                 int length;
                 try
                 {
-                    length = await _upstream.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                    // As Memory: a byte[] would pick the ArraySegment overload, which allocates a Task per call.
+                    length = await _upstream.ReceiveAsync(buffer.AsMemory(), SocketFlags.None).ConfigureAwait(false);
                 }
                 catch (SocketException ex) when (IsUnreachable(ex.SocketErrorCode))
                 {

@@ -223,12 +223,12 @@ internal static class PrometheusWriter
             yield return step;
         }
 
-        foreach (var step in UdpMetricsWriter.Render(text, metrics))
+        foreach (var step in WriteEndpoints(text, runtime))
         {
             yield return step;
         }
 
-        foreach (var step in WriteEndpoints(text, runtime))
+        foreach (var step in UdpMetricsWriter.Render(text, metrics))
         {
             yield return step;
         }

@@ -53,6 +53,26 @@ public sealed class UdpProxyTests
     }
 
     [Fact]
+    public async Task Ipv6Clients_OnADualStackListener_AreSessionsOfTheirOwn()
+    {
+        await using var backend = new UdpTestBackend("a");
+        await using var forwarder = await RunningForwarder.StartAsync(Config("idleTimeout: 30s", "round_robin", backend.Address).Replace("'127.0.0.1:0'", "'*:0'", StringComparison.Ordinal));
+        var port = forwarder.EndPoint("front").Port;
+        using var v6 = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp);
+        v6.Connect(new IPEndPoint(IPAddress.IPv6Loopback, port));
+        using var v4 = new UdpTestClient(new IPEndPoint(IPAddress.Loopback, port));
+        var reply = new byte[64];
+        using var deadline = new CancellationTokenSource(Eventually.DefaultTimeout);
+
+        await v6.SendAsync("six"u8.ToArray().AsMemory(), SocketFlags.None);
+        var length = await v6.ReceiveAsync(reply.AsMemory(), SocketFlags.None, deadline.Token);
+        Assert.Equal("a:four", await v4.AskAsync("four"));
+
+        Assert.Equal("a:six", System.Text.Encoding.UTF8.GetString(reply, 0, length));
+        Assert.Equal(2, forwarder.Metrics.Udp("front").Active);
+    }
+
+    [Fact]
     public async Task IdleTimeout_EndsTheSession_AndTheNextDatagramOpensANewOne()
     {
         await using var backend = new UdpTestBackend("a");

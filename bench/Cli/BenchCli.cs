@@ -46,7 +46,8 @@ internal static class BenchCli
             },
         };
         var tcp = new Option<string?>("--tcp") { Description = "TCP echo target HOST:PORT: each request writes --size bytes and reads them back." };
-        var size = new Option<int>("--size") { Description = "Bytes per TCP echo request.", DefaultValueFactory = _ => 64 };
+        var udp = new Option<string?>("--udp") { Description = "Udp echo target HOST:PORT: each request sends a --size byte datagram and waits for one back (a lost one is a timeout)." };
+        var size = new Option<int>("--size") { Description = "Bytes per TCP echo request or udp datagram.", DefaultValueFactory = _ => 64 };
         var rate = new Option<double?>("--rate", "-R") { Description = "Requests per second, open loop (wrk2 semantics: latency counts from each request's intended send time). Omit for closed loop." };
         var rampTo = new Option<double?>("--ramp-to") { Description = "Open loop: ramp linearly from --rate to this rate over the duration." };
         var connections = new Option<int>("--connections", "-c") { Description = "Connections, each with one request in flight.", DefaultValueFactory = _ => 32 };
@@ -77,19 +78,22 @@ internal static class BenchCli
 
         var command = new Command("load", "Put load on one target and report throughput and latency percentiles.")
         {
-            url, tcp, size, rate, rampTo, connections, duration, warmup, timeout, threads, hgrm, json,
+            url, tcp, udp, size, rate, rampTo, connections, duration, warmup, timeout, threads, hgrm, json,
         };
         command.Validators.Add(result =>
         {
             // Presence only: a value that failed to parse has reported its own error.
-            if ((result.GetResult(url) is null) == (result.GetResult(tcp) is null))
+            if (new[] { result.GetResult(url), result.GetResult(tcp), result.GetResult(udp) }.Count(r => r is not null) != 1)
             {
-                result.AddError("Give exactly one target: --url http://HOST:PORT/PATH or --tcp HOST:PORT.");
+                result.AddError("Give exactly one target: --url http://HOST:PORT/PATH, --tcp HOST:PORT or --udp HOST:PORT.");
             }
 
-            if (result.GetValue(tcp) is { } text && !ValueParsers.TryParseEndPoint(text, out _))
+            foreach (var endpointOption in new[] { tcp, udp })
             {
-                result.AddError($"--tcp: expected HOST:PORT, got '{text}'.");
+                if (result.GetValue(endpointOption) is { } text && !ValueParsers.TryParseEndPoint(text, out _))
+                {
+                    result.AddError($"{endpointOption.Name}: expected HOST:PORT, got '{text}'.");
+                }
             }
 
             if (result.GetResult(rampTo) is not null && result.GetResult(rate) is null)
@@ -100,9 +104,15 @@ internal static class BenchCli
         command.SetAction(async (parse, cancellationToken) =>
         {
             EndPoint? tcpEndPoint = null;
+            EndPoint? udpEndPoint = null;
             if (parse.GetValue(tcp) is { } text)
             {
                 ValueParsers.TryParseEndPoint(text, out tcpEndPoint);
+            }
+
+            if (parse.GetValue(udp) is { } udpText)
+            {
+                ValueParsers.TryParseEndPoint(udpText, out udpEndPoint);
             }
 
             var options = new LoadOptions(
@@ -117,7 +127,8 @@ internal static class BenchCli
                 parse.GetValue(threads),
                 parse.GetValue(timeout),
                 parse.GetValue(hgrm),
-                parse.GetValue(json));
+                parse.GetValue(json),
+                udpEndPoint);
             SocketEngineSettings.Apply(options.Threads);
             var stats = await LoadCommand.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             return stats.Passed ? ExitOk : ExitRunFailed;
@@ -259,17 +270,18 @@ internal static class BenchCli
     {
         var http = new Option<string?>("--http") { Description = "Serve the built-in HTTP/1.1 hello backend on IP:PORT (or several, comma-separated)." };
         var echo = new Option<string?>("--echo") { Description = "Serve the built-in TCP echo backend on IP:PORT (or several, comma-separated)." };
+        var udpEcho = new Option<string?>("--udp-echo") { Description = "Serve the built-in udp echo backend on IP:PORT (or several, comma-separated)." };
         var stallAt = DurationOption("--stall-at", null, "HTTP backend: stall every response this long after starting (with --stall-for).", TimeSpan.Zero);
         var stallFor = DurationOption("--stall-for", null, "HTTP backend: how long the stall lasts.", TimeSpan.Zero);
-        var command = new Command("serve", "Run the built-in backends until interrupted.") { http, echo, stallAt, stallFor };
+        var command = new Command("serve", "Run the built-in backends until interrupted.") { http, echo, udpEcho, stallAt, stallFor };
         command.Validators.Add(result =>
         {
-            if (result.GetValue(http) is null && result.GetValue(echo) is null)
+            if (result.GetValue(http) is null && result.GetValue(echo) is null && result.GetValue(udpEcho) is null)
             {
-                result.AddError("Give --http IP:PORT, --echo IP:PORT, or both.");
+                result.AddError("Give --http IP:PORT, --echo IP:PORT, --udp-echo IP:PORT, or several.");
             }
 
-            foreach (var option in new[] { http, echo })
+            foreach (var option in new[] { http, echo, udpEcho })
             {
                 if (result.GetValue(option) is { } text && EndPoints(text).FirstOrDefault(e => !IPEndPoint.TryParse(e, out _)) is { } bad)
                 {
@@ -281,6 +293,7 @@ internal static class BenchCli
         {
             var hellos = EndPoints(parse.GetValue(http)).Select(e => new HelloHttpServer(IPEndPoint.Parse(e))).ToList();
             var echoes = EndPoints(parse.GetValue(echo)).Select(e => new EchoServer(IPEndPoint.Parse(e))).ToList();
+            var udpEchoes = EndPoints(parse.GetValue(udpEcho)).Select(e => new UdpEchoServer(IPEndPoint.Parse(e))).ToList();
             try
             {
                 foreach (var hello in hellos)
@@ -291,6 +304,11 @@ internal static class BenchCli
                 foreach (var echoServer in echoes)
                 {
                     await Console.Out.WriteLineAsync($"tcp echo backend on {echoServer.EndPoint}").ConfigureAwait(false);
+                }
+
+                foreach (var udpEchoServer in udpEchoes)
+                {
+                    await Console.Out.WriteLineAsync($"udp echo backend on {udpEchoServer.EndPoint}").ConfigureAwait(false);
                 }
 
                 if (hellos.Count > 0 && parse.GetValue(stallFor) > TimeSpan.Zero)
@@ -316,6 +334,11 @@ internal static class BenchCli
                 foreach (var echoServer in echoes)
                 {
                     await echoServer.DisposeAsync().ConfigureAwait(false);
+                }
+
+                foreach (var udpEchoServer in udpEchoes)
+                {
+                    await udpEchoServer.DisposeAsync().ConfigureAwait(false);
                 }
             }
 

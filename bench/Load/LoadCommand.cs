@@ -7,7 +7,12 @@ namespace Forwarder.Bench.Load;
 internal static class LoadCommand
 {
     public static Scenario CreateScenario(LoadOptions options)
-        => CreateScenario(options, _ => options.Url is { } url ? new HttpLoadClient(url) : new EchoLoadClient(options.Tcp!, options.Size));
+        => CreateScenario(options, _ => options switch
+        {
+            { Url: { } url } => new HttpLoadClient(url),
+            { Udp: { } udp } => new UdpLoadClient(udp, options.Size),
+            _ => new EchoLoadClient(options.Tcp!, options.Size),
+        });
 
     /// <summary>The scenario with each worker's connection going to the next of several targets in turn (HTTP when the options have a URL, whose path is kept; TCP echo otherwise).</summary>
     public static Scenario CreateScenario(LoadOptions options, IReadOnlyList<IPEndPoint> targets)

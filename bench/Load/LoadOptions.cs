@@ -9,6 +9,7 @@ namespace Forwarder.Bench.Load;
 /// <param name="Rate">Requests a second, open loop; null runs closed loop (as fast as the connections go).</param>
 /// <param name="RampTo">Open loop: ramp the rate linearly from <paramref name="Rate"/> to this over the duration.</param>
 /// <param name="Threads">Socket engine threads for the generator (like wrk's -t); applied at process start.</param>
+/// <param name="Udp">Udp echo target (a datagram of <paramref name="Size"/> bytes out, one back); null otherwise.</param>
 internal sealed record LoadOptions(
     Uri? Url,
     EndPoint? Tcp,
@@ -21,9 +22,10 @@ internal sealed record LoadOptions(
     int Threads,
     TimeSpan Timeout,
     string? HgrmPath,
-    string? JsonPath)
+    string? JsonPath,
+    EndPoint? Udp = null)
 {
-    public string Target => Url?.ToString() ?? $"tcp://{Tcp}";
+    public string Target => Url?.ToString() ?? (Udp is { } udp ? $"udp://{udp}" : $"tcp://{Tcp}");
 
     public bool OpenLoop => Rate is not null;
 }

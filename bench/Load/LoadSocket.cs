@@ -4,8 +4,8 @@ using Forwarder.Bench.Scenarios;
 
 namespace Forwarder.Bench.Load;
 
-/// <summary>The connection a load client keeps open between exchanges, and how its failures are named.</summary>
-internal sealed class LoadSocket(EndPoint endpoint)
+/// <summary>The connection (or connected udp socket) a load client keeps open between exchanges, and how its failures are named.</summary>
+internal sealed class LoadSocket(EndPoint endpoint, SocketType type = SocketType.Stream)
 {
     private Socket? _socket;
 
@@ -19,7 +19,7 @@ internal sealed class LoadSocket(EndPoint endpoint)
             return open;
         }
 
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = type == SocketType.Dgram ? new Socket(SocketType.Dgram, ProtocolType.Udp) : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
             await socket.ConnectAsync(EndPoint).ConfigureAwait(false);

@@ -1,12 +1,13 @@
 using System.Net;
+using System.Net.Sockets;
 using Forwarder.Bench.Scenarios;
 
 namespace Forwarder.Bench.Load;
 
 /// <summary>What every load client over one kept-open socket shares: the socket, its abort on timeout, and its close.</summary>
-internal abstract class SocketLoadClient(EndPoint endpoint) : ILoadClient
+internal abstract class SocketLoadClient(EndPoint endpoint, SocketType type = SocketType.Stream) : ILoadClient
 {
-    protected LoadSocket Connection { get; } = new(endpoint);
+    protected LoadSocket Connection { get; } = new(endpoint, type);
 
     public abstract ValueTask<Response> ExchangeAsync();
 

@@ -70,7 +70,18 @@ internal static class ConfigJsonWriter
                 json.WriteString("service", listener.Service);
             }
 
-            json.WriteNumber("maxConnections", listener.MaxConnections);
+            if (listener.Udp is { } udp)
+            {
+                json.WriteStartObject("udp");
+                json.WriteString("idleTimeout", ValueParsers.FormatDuration(udp.IdleTimeout));
+                json.WriteNumber("maxSessions", udp.MaxSessions);
+                json.WriteEndObject();
+            }
+            else
+            {
+                json.WriteNumber("maxConnections", listener.MaxConnections);
+            }
+
             if (listener.Http is { } http)
             {
                 HttpListenerJsonWriter.Write(json, http);

@@ -228,6 +228,11 @@ internal static class PrometheusWriter
             yield return step;
         }
 
+        foreach (var step in UdpMetricsWriter.Render(text, metrics))
+        {
+            yield return step;
+        }
+
         Family(text, "forwarder_config_reloads_total", "counter", "Config reloads, by result.");
         Sample(text, "forwarder_config_reloads_total", "result=\"ok\"", metrics.ReloadsSucceeded);
         Sample(text, "forwarder_config_reloads_total", "result=\"failed\"", metrics.ReloadsFailed);

@@ -326,7 +326,7 @@ internal static class ConfigLoader
         {
             var path = $"listeners[{i}]";
             var item = sequence.Children[i];
-            var fields = reader.Mapping(item, path, "name", "listen", "protocol", "service", "maxConnections", "routes", "http", "tls");
+            var fields = reader.Mapping(item, path, "name", "listen", "protocol", "service", "maxConnections", "routes", "http", "tls", "udp");
             if (fields is null)
             {
                 continue;
@@ -353,18 +353,20 @@ internal static class ConfigLoader
                 "tcp" => ListenerProtocol.Tcp,
                 "echo" => ListenerProtocol.Echo,
                 "http" => ListenerProtocol.Http,
+                "udp" => ListenerProtocol.Udp,
                 _ => null,
             };
             if (protocol is null)
             {
-                reader.Error(fields["protocol"], $"{path}.protocol", $"expected tcp, http or echo, got '{protocolText}'");
+                reader.Error(fields["protocol"], $"{path}.protocol", $"expected tcp, udp, http or echo, got '{protocolText}'");
             }
 
-            if (protocol == ListenerProtocol.Tcp && service is null && !fields.ContainsKey("service"))
+            var forwards = protocol is ListenerProtocol.Tcp or ListenerProtocol.Udp;
+            if (forwards && service is null && !fields.ContainsKey("service"))
             {
-                reader.Error(item, $"{path}.service", "is required for a tcp listener: the name of a service under 'services'");
+                reader.Error(item, $"{path}.service", $"is required for a {protocolText} listener: the name of a service under 'services'");
             }
-            else if (protocol == ListenerProtocol.Tcp && service is not null && !services.ContainsKey(service))
+            else if (forwards && service is not null && !services.ContainsKey(service))
             {
                 var known = services.Count == 0 ? "none are defined" : $"defined: {string.Join(", ", services.Keys.Order(StringComparer.Ordinal))}";
                 reader.Error(fields["service"], $"{path}.service", $"no service named '{service}' ({known})");
@@ -386,7 +388,17 @@ internal static class ConfigLoader
                 }
             }
 
+            if (protocol is not ListenerProtocol.Udp and not null && fields.TryGetValue("udp", out var udpNode))
+            {
+                reader.Error(udpNode, $"{path}.udp", "applies to udp listeners only");
+            }
+            else if (protocol == ListenerProtocol.Udp && fields.TryGetValue("maxConnections", out var maxNode))
+            {
+                reader.Error(maxNode, $"{path}.maxConnections", "a udp listener has sessions, not connections: use udp.maxSessions");
+            }
+
             var http = protocol == ListenerProtocol.Http ? HttpListenerReader.Read(reader, fields, item, path, services) : null;
+            var udp = protocol == ListenerProtocol.Udp ? UdpListenerReader.Read(reader, fields, path, service is null ? null : services.GetValueOrDefault(service)) : null;
             var tls = protocol == ListenerProtocol.Http && fields.TryGetValue("tls", out var tlsNode) ? TlsConfigReader.Read(reader, tlsNode, $"{path}.tls", file) : null;
 
             IPEndPoint? endPoint = null;
@@ -394,7 +406,7 @@ internal static class ConfigLoader
             {
                 reader.Error(fields["listen"], $"{path}.listen", $"expected IP:PORT such as 127.0.0.1:7000, [::1]:7000 or *:7000, got '{listen}'");
             }
-            else if (endPoint is not null && endPoint.Port != 0 && listeners.Any(l => l.Listen == listen))
+            else if (endPoint is not null && endPoint.Port != 0 && listeners.Any(l => l.Listen == listen && (l.Protocol == ListenerProtocol.Udp) == (protocol == ListenerProtocol.Udp)))
             {
                 reader.Error(fields["listen"], $"{path}.listen", $"another listener already listens on {listen}");
             }
@@ -405,7 +417,7 @@ internal static class ConfigLoader
 
             if (name is not null && endPoint is not null && protocol is not null)
             {
-                listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections, http, tls));
+                listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections, http, tls, udp));
             }
         }
 

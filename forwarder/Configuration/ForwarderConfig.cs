@@ -34,18 +34,26 @@ internal enum ListenerProtocol
 
     /// <summary>Proxy HTTP requests, routing each to a service by host, path, method and headers.</summary>
     Http,
+
+    /// <summary>Forward datagrams to a service's endpoint, one session per client address.</summary>
+    Udp,
 }
 
 /// <param name="Http">The routes and HTTP settings of an http listener; null for the others.</param>
 /// <param name="Tls">TLS termination (http listeners); null for plain text.</param>
-internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint EndPoint, ListenerProtocol Protocol, string? Service, int MaxConnections, HttpListenerConfig? Http, TlsConfig? Tls = null)
+/// <param name="Udp">The session settings of a udp listener; null for the others.</param>
+internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint EndPoint, ListenerProtocol Protocol, string? Service, int MaxConnections, HttpListenerConfig? Http, TlsConfig? Tls = null, UdpListenerConfig? Udp = null)
 {
     /// <summary>
     /// Listeners are matched across reloads by what they bind; port 0 binds a fresh port each
-    /// time, so those are told apart by name.
+    /// time, so those are told apart by name. A udp port is another port than the tcp one.
     /// </summary>
-    public string BindingKey => EndPoint.Port == 0 ? $"{Listen}#{Name}" : Listen;
+    public string BindingKey => (Protocol == ListenerProtocol.Udp ? "udp:" : string.Empty) + (EndPoint.Port == 0 ? $"{Listen}#{Name}" : Listen);
 }
+
+/// <param name="IdleTimeout">A session with no datagram either way for this long ends, and its upstream socket closes.</param>
+/// <param name="MaxSessions">Client addresses served at once; datagrams from further ones are dropped and counted.</param>
+internal sealed record UdpListenerConfig(TimeSpan IdleTimeout, int MaxSessions);
 
 /// <param name="HealthCheck">Active checks; none when null.</param>
 /// <param name="OutlierDetection">Passive ejection of endpoints failing on real traffic; none when null.</param>

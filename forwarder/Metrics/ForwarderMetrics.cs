@@ -10,6 +10,7 @@ internal sealed class ForwarderMetrics
     private readonly ConcurrentDictionary<(string Listener, string Route), HttpMetrics> _routes = new();
     private readonly ConcurrentDictionary<string, PeerMetrics> _peers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, RelayLinkMetrics> _relays = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, UdpMetrics> _udp = new(StringComparer.Ordinal);
     private readonly long[] _linksRefused = new long[Enum.GetValues<LinkRefusal>().Length];
     private long _reloadsSucceeded;
     private long _reloadsFailed;
@@ -28,6 +29,11 @@ internal sealed class ForwarderMetrics
         => _routes.OrderBy(r => r.Key.Listener, StringComparer.Ordinal).ThenBy(r => r.Key.Route, StringComparer.Ordinal).Select(r => (r.Key, r.Value));
 
     public IEnumerable<ListenerMetrics> Listeners => _listeners.Values.OrderBy(l => l.Name, StringComparer.Ordinal);
+
+    /// <summary>The sessions and datagrams of a udp listener (its bytes count in <see cref="Listener"/>'s).</summary>
+    public UdpMetrics Udp(string name) => _udp.GetOrAdd(name, static n => new UdpMetrics(n));
+
+    public IEnumerable<UdpMetrics> UdpListeners => _udp.Values.OrderBy(l => l.Name, StringComparer.Ordinal);
 
     /// <summary>The links to and from a peer node.</summary>
     public PeerMetrics Peer(string name) => _peers.GetOrAdd(name, static n => new PeerMetrics(n));

@@ -10,6 +10,7 @@ using Forwarder.Transports.Memory;
 using Forwarder.Transports.Tcp;
 using Forwarder.Transports.Tcp.Splicing;
 using Forwarder.Tunnels;
+using Forwarder.Udp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -94,6 +95,7 @@ internal static class ForwarderHost
         services.AddSingleton<Http1ProxyHandler>();
         services.AddSingleton<AccessLogs>();
         services.AddSingleton<EchoHandler>();
+        services.AddSingleton<UdpListeners>();
         services.AddSingleton<ProxyRuntime>();
         services.AddSingleton<AdminServer>();
         services.AddSingleton<NodeLinkListener>();

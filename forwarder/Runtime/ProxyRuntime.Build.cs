@@ -57,7 +57,7 @@ internal sealed partial class ProxyRuntime
     private async Task<List<ListenerHost>> BindNewListenersAsync(ForwarderConfig config, Dictionary<string, ListenerModel> models, CancellationToken cancellationToken)
     {
         List<ListenerHost> added = [];
-        foreach (var listener in config.Listeners)
+        foreach (var listener in config.Listeners.Where(l => l.Protocol != ListenerProtocol.Udp))
         {
             bool exists;
             lock (_hosts)

@@ -6,6 +6,7 @@ using Forwarder.L7;
 using Forwarder.L7.Http2;
 using Forwarder.Metrics;
 using Forwarder.Transports.Tcp;
+using Forwarder.Udp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -26,6 +27,7 @@ internal sealed partial class ProxyRuntime(
     Http1ProxyHandler httpHandler,
     Http2Front http2,
     EchoHandler echoHandler,
+    UdpListeners udpListeners,
     AccessLogs accessLogs,
     ConnectionTracker tracker,
     ConnectionBudget budget,
@@ -73,7 +75,7 @@ internal sealed partial class ProxyRuntime(
         {
             lock (_hosts)
             {
-                return _hosts.Values.ToDictionary(h => h.Model.Config.Name, h => h.BoundEndPoint, StringComparer.Ordinal);
+                return _hosts.Values.Select(h => KeyValuePair.Create(h.Model.Config.Name, h.BoundEndPoint)).Concat(udpListeners.BoundEndPoints).ToDictionary(StringComparer.Ordinal);
             }
         }
     }
@@ -163,7 +165,17 @@ internal sealed partial class ProxyRuntime(
                 s => CreateService(s.Value, previous.GetValueOrDefault(s.Key)),
                 StringComparer.Ordinal);
             var models = CreateModels(config, services);
-            var added = await BindNewListenersAsync(config, models, cancellationToken).ConfigureAwait(false);
+            var udpAdded = udpListeners.Bind(config, models);
+            List<ListenerHost> added;
+            try
+            {
+                added = await BindNewListenersAsync(config, models, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                UdpListeners.Abandon(udpAdded);
+                throw;
+            }
 
             // Nothing below can fail: the new config is committed.
             Volatile.Write(ref _services, services);
@@ -214,6 +226,7 @@ internal sealed partial class ProxyRuntime(
             }
 
             await Task.WhenAll(removed.Select(h => h.StopAsync())).ConfigureAwait(false);
+            await udpListeners.CommitAsync(models, udpAdded).ConfigureAwait(false);
             await accessLogs.RetainAsync(config.Listeners.Select(l => l.Http?.AccessLog).OfType<string>().ToHashSet(StringComparer.Ordinal)).ConfigureAwait(false);
             return true;
         }

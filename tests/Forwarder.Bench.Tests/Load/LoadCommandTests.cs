@@ -75,6 +75,19 @@ public sealed class LoadCommandTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task UdpEcho_ExchangesTheGivenSize()
+    {
+        await using var server = new UdpEchoServer(AnyLoopbackPort);
+
+        var stats = await LoadCommand.RunAsync(Options() with { Udp = server.EndPoint, Size = 1000 }, TextWriter.Null, CancellationToken.None);
+
+        // Loopback may drop a datagram under load (a timeout then); nearly all come back whole.
+        Assert.True(stats.Ok > 500, $"{stats.Ok} exchanges");
+        Assert.True(stats.Failed <= stats.Ok / 100, $"{stats.Failed} failed: {string.Join(", ", stats.Failures.Select(f => $"{f.Value} {f.Key}"))}");
+        Assert.Equal(stats.Ok * 1000, stats.Bytes);
+    }
+
+    [Fact]
     public async Task Http_NothingListening_CountsConnectErrors()
     {
         using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);

@@ -68,7 +68,7 @@ public sealed class ConfigLoaderTests
     [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n    service: nope\n", "bad.yaml:4:14", "listeners[0].service: no service named 'nope' (defined: echo)")]
     [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n", "bad.yaml:2:5", "listeners[0].service: is required for a tcp listener")]
     [InlineData("listeners:\n  - listen: 127.0.0.1:7000\n    service: echo\n", "bad.yaml:2:5", "listeners[0].name: is required")]
-    [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n    service: echo\n    protocol: udp\n", "bad.yaml:5:15", "listeners[0].protocol: expected tcp, http or echo, got 'udp'")]
+    [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n    service: echo\n    protocol: sctp\n", "bad.yaml:5:15", "listeners[0].protocol: expected tcp, udp, http or echo, got 'sctp'")]
     [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n    service: echo\n    servce: echo\n", "bad.yaml:5:5", "listeners[0].servce: unknown field; expected one of: name, listen, protocol, service, maxConnections")]
     [InlineData("listeners:\n  - name: a\n    Listen: 127.0.0.1:7000\n    service: echo\n", "bad.yaml:3:5", "listeners[0].Listen: unknown field; did you mean 'listen'?")]
     [InlineData("listeners:\n  - name: a\n    listen: 127.0.0.1:7000\n    service: echo\n    maxConnections: lots\n", "bad.yaml:5:21", "listeners[0].maxConnections: expected a whole number from 1 to 10000000, got 'lots'")]

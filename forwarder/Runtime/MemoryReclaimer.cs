@@ -54,11 +54,10 @@ internal sealed partial class MemoryReclaimer(
     {
         var started = time.GetTimestamp();
         var resident = Environment.WorkingSet;
-        var committed = CommittedBytes();
         CollectAndDecommit();
         var unmapped = ExecutablePages.Release();
         _policy.Begin(CommittedBytes());
-        LogStartupReleased(logger, committed / Mebi, CommittedBytes() / Mebi, unmapped / Mebi, resident / Mebi, Environment.WorkingSet / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
+        LogStartupReleased(logger, resident / Mebi, Environment.WorkingSet / Mebi, unmapped / Mebi, CommittedBytes() / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
     }
 
     /// <summary>Lets the pools' idle blocks go, then collects and decommits; returns the committed bytes before and after.</summary>
@@ -119,6 +118,6 @@ internal sealed partial class MemoryReclaimer(
     [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "Memory reclaimed after a peak of connections ({Connections} open now): managed heap committed {BeforeMiB} MiB -> {AfterMiB} MiB in {Ms:F1} ms")]
     private static partial void LogReclaimed(ILogger logger, int connections, long beforeMiB, long afterMiB, double ms);
 
-    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Start-up memory released: managed heap committed {BeforeMiB} MiB -> {AfterMiB} MiB, {UnmappedMiB} MiB of the executable's read-only pages unmapped; resident {ResidentBeforeMiB} MiB -> {ResidentAfterMiB} MiB in {Ms:F1} ms")]
-    private static partial void LogStartupReleased(ILogger logger, long beforeMiB, long afterMiB, long unmappedMiB, long residentBeforeMiB, long residentAfterMiB, double ms);
+    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Start-up memory released: resident {BeforeMiB} MiB -> {AfterMiB} MiB ({UnmappedMiB} MiB of the executable's read-only pages unmapped, managed heap committed {CommittedMiB} MiB) in {Ms:F1} ms")]
+    private static partial void LogStartupReleased(ILogger logger, long beforeMiB, long afterMiB, long unmappedMiB, long committedMiB, double ms);
 }

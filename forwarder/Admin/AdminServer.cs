@@ -37,10 +37,13 @@ internal sealed partial class AdminServer(
             return;
         }
 
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
+        // Empty, not slim: the slim builder reads appsettings.json from the working directory and
+        // watches it for changes, the directory's whole tree included (an inotify watch for every
+        // subdirectory, 1,100 from a checkout, and a thread), for settings nothing here reads.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.Services.AddSingleton(loggerFactory);
-        builder.WebHost.UseKestrel(kestrel => kestrel.Listen(admin.EndPoint));
+        builder.Services.AddRoutingCore();
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel => kestrel.Listen(admin.EndPoint));
         var app = builder.Build();
         app.Use(async (context, next) =>
         {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Reflection;
 using Forwarder.Configuration;
 using Forwarder.Runtime;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -196,6 +197,7 @@ internal static class ForwarderCli
             return ExitStartFailed;
         }
 
+        host.Services.GetRequiredService<MemoryReclaimer>().ReleaseStartupMemory();
         await host.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
         return ExitOk;
     }

@@ -4,7 +4,7 @@ using Forwarder.LoadBalancing.Health;
 namespace Forwarder.Configuration;
 
 /// <summary>The whole configuration as the user wrote it, validated; replaced whole on reload.</summary>
-/// <param name="Digest">SHA-256 of the text it was read from, to tell a real edit from a touch.</param>
+/// <param name="Digest">A 128-bit hash of the text it was read from, to tell a real edit from a touch.</param>
 /// <param name="ShutdownDelay">How long listeners go on accepting after SIGTERM, with /readyz already 503, before the drain.</param>
 /// <param name="Limits">Process-wide limits; null when the section is absent (all derived).</param>
 internal sealed record ForwarderConfig(

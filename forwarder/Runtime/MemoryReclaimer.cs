@@ -23,6 +23,8 @@ internal sealed partial class MemoryReclaimer(
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
 
+    private const long Mebi = 1024 * 1024;
+
     private readonly MemoryReclaimPolicy _policy = new();
     private readonly CancellationTokenSource _stopping = new();
     private Task _sampling = Task.CompletedTask;
@@ -42,6 +44,22 @@ internal sealed partial class MemoryReclaimer(
 
     public void Dispose() => _stopping.Dispose();
 
+    /// <summary>
+    /// Once the process has started: what start-up allocated (the config's YAML tree, the hosts'
+    /// builders, the admin warm-up's requests) is garbage, and with nothing allocating while idle
+    /// no collection would ever run to give its few MB back; the executable's pages start-up alone
+    /// read are let go too (<see cref="ExecutablePages"/>). Growth is counted from what is left.
+    /// </summary>
+    public void ReleaseStartupMemory()
+    {
+        var started = time.GetTimestamp();
+        var resident = Environment.WorkingSet;
+        CollectAndDecommit();
+        var unmapped = ExecutablePages.Release();
+        _policy.Begin(CommittedBytes());
+        LogStartupReleased(logger, resident / Mebi, Environment.WorkingSet / Mebi, unmapped / Mebi, CommittedBytes() / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
+    }
+
     /// <summary>Lets the pools' idle blocks go, then collects and decommits; returns the committed bytes before and after.</summary>
     public async Task<(long Before, long After)> ReclaimAsync(CancellationToken cancellationToken)
     {
@@ -56,11 +74,18 @@ internal sealed partial class MemoryReclaimer(
             await splicer.TrimAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        // Aggressive: compacts every generation (the pinned object heap's free blocks included)
-        // and decommits all the free space it can instead of keeping it for later allocations.
+        CollectAndDecommit();
+        return (before, CommittedBytes());
+    }
+
+    /// <summary>
+    /// Aggressive: compacts every generation (the pinned object heap's free blocks included) and
+    /// decommits all the free space it can instead of keeping it for later allocations.
+    /// </summary>
+    private static void CollectAndDecommit()
+    {
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        return (before, CommittedBytes());
     }
 
     private static long CommittedBytes() => GC.GetGCMemoryInfo().TotalCommittedBytes;
@@ -81,7 +106,7 @@ internal sealed partial class MemoryReclaimer(
                 var started = time.GetTimestamp();
                 var (before, after) = await ReclaimAsync(cancellationToken).ConfigureAwait(false);
                 _policy.Reclaimed(tracker.Count, after, time.GetTimestamp());
-                LogReclaimed(logger, connections, before / (1024 * 1024), after / (1024 * 1024), time.GetElapsedTime(started).TotalMilliseconds);
+                LogReclaimed(logger, connections, before / Mebi, after / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -92,4 +117,7 @@ internal sealed partial class MemoryReclaimer(
 
     [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "Memory reclaimed after a peak of connections ({Connections} open now): managed heap committed {BeforeMiB} MiB -> {AfterMiB} MiB in {Ms:F1} ms")]
     private static partial void LogReclaimed(ILogger logger, int connections, long beforeMiB, long afterMiB, double ms);
+
+    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Start-up memory released: resident {BeforeMiB} MiB -> {AfterMiB} MiB ({UnmappedMiB} MiB of the executable's read-only pages unmapped, managed heap committed {CommittedMiB} MiB) in {Ms:F1} ms")]
+    private static partial void LogStartupReleased(ILogger logger, long beforeMiB, long afterMiB, long unmappedMiB, long committedMiB, double ms);
 }

@@ -1,4 +1,5 @@
 using Forwarder.Configuration;
+using Forwarder.L7.Http2;
 using Forwarder.Transports.Tcp;
 using Microsoft.Extensions.Logging;
 
@@ -20,6 +21,7 @@ internal sealed partial class ProxyRuntime
         if (source.Initial.Listeners.Any(l => l.Protocol == ListenerProtocol.Http))
         {
             await http2.WarmUpAsync().ConfigureAwait(false);
+            HttpForwarder.WarmUpHandshakeCrypto();
         }
 
         _derivedMaxConnections = FileDescriptorLimit.DeriveMaxConnections();

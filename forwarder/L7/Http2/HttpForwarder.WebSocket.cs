@@ -27,6 +27,17 @@ internal sealed partial class HttpForwarder
     /// <summary>Handshake headers that describe the session and so reach the client; the rest belong to the HTTP/1.1 hop.</summary>
     private static readonly string[] SessionHeaders = ["Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"];
 
+    /// <summary>
+    /// Loads OpenSSL, which the handshake's random key and SHA-1 need, now rather than with the
+    /// first WebSocket, which may come at the descriptor limit. Nothing else loads it unless TLS is
+    /// configured.
+    /// </summary>
+    public static void WarmUpHandshakeCrypto()
+    {
+        _ = RandomNumberGenerator.GetInt32(2);
+        _ = SHA1.HashData([]);
+    }
+
     /// <summary>Turns the request into an HTTP/1.1 upgrade; returns the key the upstream's accept must match.</summary>
     private static string AddUpgradeHeaders(HttpRequestMessage request)
     {

@@ -45,6 +45,9 @@ internal sealed partial class ForwarderProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The forwarder's process id (the `dotnet` host running it).</summary>
+    public int Id => _process.Id;
+
     public int ExitCode => _process.ExitCode;
 
     public static ForwarderProcess Start(params string[] arguments) => StartIn(null, arguments);

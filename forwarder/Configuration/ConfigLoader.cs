@@ -107,7 +107,7 @@ internal static class ConfigLoader
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)
     {
-        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "listeners", "services");
+        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "cluster", "listeners", "services");
         if (fields is null)
         {
             return null;
@@ -119,6 +119,7 @@ internal static class ConfigLoader
         var tcp = ReadTcp(reader, fields.GetValueOrDefault("tcp"));
         var limits = fields.TryGetValue("limits", out var limitsNode) ? ReadLimits(reader, limitsNode) : null;
         var node = fields.TryGetValue("node", out var nodeNode) ? NodeConfigReader.Read(reader, nodeNode, file) : null;
+        var cluster = fields.TryGetValue("cluster", out var clusterNode) ? ClusterConfigReader.Read(reader, clusterNode, file) : null;
         var services = fields.TryGetValue("services", out var servicesNode)
             ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"))
             : new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
@@ -128,8 +129,9 @@ internal static class ConfigLoader
             return null;
         }
 
-        var listeners = ReadListeners(reader, listenersNode, services, admin, file);
-        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits);
+        var catalog = new ServiceCatalog(services, fields.ContainsKey("cluster"));
+        var listeners = ReadListeners(reader, listenersNode, catalog, admin, file);
+        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster);
     }
 
     internal static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)
@@ -318,7 +320,7 @@ internal static class ConfigLoader
         return endpoints;
     }
 
-    private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, Dictionary<string, ServiceConfig> services, AdminConfig? admin, string file)
+    private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, ServiceCatalog services, AdminConfig? admin, string file)
     {
         var listeners = new List<ListenerConfig>();
         var sequence = reader.Sequence(node, "listeners");
@@ -364,10 +366,9 @@ internal static class ConfigLoader
             {
                 reader.Error(item, $"{path}.service", "is required for a tcp listener: the name of a service under 'services'");
             }
-            else if (protocol == ListenerProtocol.Tcp && service is not null && !services.ContainsKey(service))
+            else if (protocol == ListenerProtocol.Tcp && service is not null && !services.Knows(service))
             {
-                var known = services.Count == 0 ? "none are defined" : $"defined: {string.Join(", ", services.Keys.Order(StringComparer.Ordinal))}";
-                reader.Error(fields["service"], $"{path}.service", $"no service named '{service}' ({known})");
+                reader.Error(fields["service"], $"{path}.service", $"no service named '{service}' ({services.Describe()})");
             }
             else if (protocol == ListenerProtocol.Echo && service is not null)
             {

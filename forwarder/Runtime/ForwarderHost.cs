@@ -1,5 +1,6 @@
 using System.Buffers;
 using Forwarder.Admin;
+using Forwarder.Cluster;
 using Forwarder.Configuration;
 using Forwarder.Echo;
 using Forwarder.L4;
@@ -94,7 +95,9 @@ internal static class ForwarderHost
         services.AddSingleton<Http1ProxyHandler>();
         services.AddSingleton<AccessLogs>();
         services.AddSingleton<EchoHandler>();
+        services.AddSingleton<ClusterStateStore>();
         services.AddSingleton<ProxyRuntime>();
+        services.AddSingleton<KubernetesDiscovery>();
         services.AddSingleton<AdminServer>();
         services.AddSingleton<NodeLinkListener>();
         services.AddSingleton(sp => new MemoryReclaimer(
@@ -108,6 +111,7 @@ internal static class ForwarderHost
         // reports the drain while it happens.
         services.AddHostedService(sp => sp.GetRequiredService<AdminServer>());
         services.AddHostedService(sp => sp.GetRequiredService<ProxyRuntime>());
+        services.AddHostedService(sp => sp.GetRequiredService<KubernetesDiscovery>());
         services.AddHostedService(sp => sp.GetRequiredService<NodeLinkListener>());
         services.AddHostedService(sp => sp.GetRequiredService<RelayLinks>());
         services.AddHostedService<ConfigWatcher>();

@@ -8,6 +8,7 @@ internal sealed record ClusterState(IReadOnlyList<ClusterService> Services)
 {
     public static ClusterState Empty { get; } = new([]);
 
+    [System.Text.Json.Serialization.JsonIgnore]
     public int EndpointCount => Services.Sum(s => s.Endpoints.Count);
 }
 

@@ -8,13 +8,14 @@ namespace Forwarder.Tests.Cluster;
 /// <summary>Backends that say who they are, and a forwarder config that routes to a discovered service.</summary>
 internal static class ClusterTestKit
 {
-    public static string Config(Uri apiServer, string? cacheFile = null) => $$"""
+    public static string Config(Uri apiServer, string? cacheFile = null, string? namespaces = null) => $$"""
         admin: { listen: 127.0.0.1:0 }
         cluster:
           kubernetes:
             apiServer: {{apiServer}}
             tokenFile: /nonexistent/token
         {{(cacheFile is null ? string.Empty : $"    cacheFile: {cacheFile}")}}
+        {{(namespaces is null ? string.Empty : $"    namespaces: [{namespaces}]")}}
         listeners:
           - { name: web, listen: 127.0.0.1:0, protocol: tcp, service: default/web:80 }
         """;

@@ -169,5 +169,29 @@ public sealed class KubernetesDiscoveryTests
         }
     }
 
+    [Fact]
+    public async Task Namespaces_OnlyThoseAreListedAndWatched()
+    {
+        var (a, b) = TwoBackends();
+        await using var backendA = a;
+        await using var backendB = b;
+        await using var api = new FakeKubeApiServer();
+        api.Put(FakeKubeApiServer.Service("default", "web", ClusterIp, ("http", 80, a.EndPoint.Port, "TCP")));
+        api.Put(FakeKubeApiServer.Slice("default", "web", "web-abc12", "http", a.EndPoint.Port, ("127.0.0.2", "node-a", "zone-1", true)));
+        api.Put(FakeKubeApiServer.Service("other", "web", "10.96.0.20", ("http", 80, a.EndPoint.Port, "TCP")));
+        await api.StartAsync();
+        await using var forwarder = await RunningForwarder.StartAsync(Config(api.Url, namespaces: "default"));
+        var listener = forwarder.EndPoint("web");
+        await ReachesAsync(listener, 'A', "the watched namespace's endpoint takes traffic");
+        await Eventually.TrueAsync(() => api.OpenWatches == 2, "both kinds are watched");
+
+        api.Put(FakeKubeApiServer.Service("other", "api", "10.96.0.21", ("http", 81, a.EndPoint.Port, "TCP")));
+        api.Put(FakeKubeApiServer.Slice("default", "web", "web-abc12", "http", a.EndPoint.Port, ("127.0.0.3", "node-b", "zone-2", true)));
+        await ReachesAsync(listener, 'B', "the watched namespace's change is applied");
+
+        Assert.All(api.Requests, r => Assert.Contains("/namespaces/default/", r, StringComparison.Ordinal));
+        Assert.Equal(["default/web:80"], forwarder.Runtime.Config.Services.Keys);
+    }
+
     private static int Lists(FakeKubeApiServer api) => api.Requests.Count(r => !r.Contains("watch=true", StringComparison.Ordinal));
 }

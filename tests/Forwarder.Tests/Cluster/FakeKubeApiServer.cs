@@ -1,4 +1,5 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
@@ -29,17 +30,37 @@ internal sealed class FakeKubeApiServer : IAsyncDisposable
     /// <summary>Announced changes since the last compaction, replayed to watches that start from an older version.</summary>
     private readonly List<(long Version, string Kind, string Event)> _history = [];
     private readonly List<string> _requests = [];
+    private readonly List<string> _authorizations = [];
     private WebApplication? _app;
     private long _version = 100;
 
     /// <summary>Watches asking for a version at or below this get 410 Gone.</summary>
     private long _compacted;
 
-    public FakeKubeApiServer(int port = 0) => Port = port;
+    private readonly X509Certificate2? _certificate;
+
+    /// <param name="certificate">Serve HTTPS with it (for localhost), as a real API server does; plain HTTP when null.</param>
+    public FakeKubeApiServer(int port = 0, X509Certificate2? certificate = null)
+    {
+        Port = port;
+        _certificate = certificate;
+    }
 
     public int Port { get; private set; }
 
-    public Uri Url => new($"http://127.0.0.1:{Port}");
+    public Uri Url => _certificate is null ? new($"http://127.0.0.1:{Port}") : new($"https://localhost:{Port}");
+
+    /// <summary>The Authorization header of every request.</summary>
+    public IReadOnlyList<string> Authorizations
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _authorizations];
+            }
+        }
+    }
 
     /// <summary>Every request's path and query, in order.</summary>
     public IReadOnlyList<string> Requests
@@ -79,7 +100,13 @@ internal sealed class FakeKubeApiServer : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, Port));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, Port, o =>
+        {
+            if (_certificate is not null)
+            {
+                o.UseHttps(_certificate);
+            }
+        }));
         _app = builder.Build();
         _app.Run(HandleAsync);
         await _app.StartAsync();
@@ -291,6 +318,7 @@ internal sealed class FakeKubeApiServer : IAsyncDisposable
         lock (_lock)
         {
             _requests.Add(path + context.Request.QueryString);
+            _authorizations.Add(context.Request.Headers.Authorization.ToString());
         }
 
         if (FakeKubeDiscovery.Document(path) is { } document)

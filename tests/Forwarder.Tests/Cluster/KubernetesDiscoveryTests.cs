@@ -1,4 +1,5 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Forwarder.Cluster;
 using Forwarder.Tests.Infrastructure;
@@ -191,6 +192,50 @@ public sealed class KubernetesDiscoveryTests
 
         Assert.All(api.Requests, r => Assert.Contains("/namespaces/default/", r, StringComparison.Ordinal));
         Assert.Equal(["default/web:80"], forwarder.Runtime.Config.Services.Keys);
+    }
+
+    [Fact]
+    public async Task Https_ServerCheckedAgainstCaFile_TokenSent()
+    {
+        var (a, b) = TwoBackends();
+        await using var backendA = a;
+        await using var backendB = b;
+        var folder = Directory.CreateTempSubdirectory("forwarder-k8s-tls-").FullName;
+        try
+        {
+            using var authority = new TestCertificates();
+            using var foreign = new TestCertificates();
+            authority.Write(folder, "apiserver", "localhost").Dispose();
+            var caFile = authority.WriteAuthority(folder);
+            var foreignCa = Path.Combine(folder, "foreign-ca.pem");
+            await File.WriteAllTextAsync(foreignCa, foreign.Authority.ExportCertificatePem());
+            var tokenFile = Path.Combine(folder, "token");
+            await File.WriteAllTextAsync(tokenFile, "sa-token-1\n");
+            using var certificate = X509Certificate2.CreateFromPemFile(Path.Combine(folder, "apiserver.pem"), Path.Combine(folder, "apiserver.key"));
+            await using var api = new FakeKubeApiServer(certificate: certificate);
+            api.Put(FakeKubeApiServer.Service("default", "web", ClusterIp, ("http", 80, a.EndPoint.Port, "TCP")));
+            api.Put(FakeKubeApiServer.Slice("default", "web", "web-abc12", "http", a.EndPoint.Port, ("127.0.0.2", "node-a", "zone-1", true)));
+            await api.StartAsync();
+
+            string Yaml(string ca) => Config(api.Url)
+                .Replace("tokenFile: /nonexistent/token", $"tokenFile: {tokenFile}\n    caFile: {ca}", StringComparison.Ordinal);
+
+            await using (var trusting = await RunningForwarder.StartAsync(Yaml(caFile)))
+            {
+                await ReachesAsync(trusting.EndPoint("web"), 'A', "endpoints come from the API server the CA file vouches for");
+                Assert.All(api.Authorizations, h => Assert.Equal("Bearer sa-token-1", h));
+            }
+
+            var requests = api.Requests.Count;
+            await using var distrusting = await RunningForwarder.StartAsync(Yaml(foreignCa));
+            await Eventually.TrueAsync(() => distrusting.Metrics.Discovery.Errors >= 2, "a server the CA file does not vouch for is refused");
+            Assert.Equal(requests, api.Requests.Count);
+            await ReachesAsync(distrusting.EndPoint("web"), null, "nothing is discovered from it");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     private static int Lists(FakeKubeApiServer api) => api.Requests.Count(r => !r.Contains("watch=true", StringComparison.Ordinal));

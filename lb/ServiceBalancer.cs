@@ -43,7 +43,6 @@ public sealed class ServiceBalancer
         Random? random = null,
         Action<Action>? schedule = null)
     {
-        ArgumentOutOfRangeException.ThrowIfZero(endpoints.Count);
         ArgumentOutOfRangeException.ThrowIfNotEqual(health.Count, endpoints.Count);
         _policy = policy;
         _endpoints = [.. endpoints];
@@ -169,8 +168,9 @@ public sealed class ServiceBalancer
             return current;
         }
 
+        // No endpoints at all (a discovered service with none ready yet) is no panic either: nothing to pick.
         var panic = _panicThreshold > 0 && count * 100L < (long)_panicThreshold * _endpoints.Length;
-        if (count == _endpoints.Length || panic)
+        if (_endpoints.Length > 0 && (count == _endpoints.Length || panic))
         {
             // The full set is the common case to come back to: build its balancer once.
             _all ??= LoadBalancingPolicies.Create(_policy, _endpoints, _random, _hashing);

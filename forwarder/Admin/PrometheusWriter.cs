@@ -233,6 +233,7 @@ internal static class PrometheusWriter
             yield return step;
         }
 
+        DiscoveryMetricsWriter.Write(text, metrics.Discovery, DateTimeOffset.UtcNow);
         Family(text, "forwarder_config_reloads_total", "counter", "Config reloads, by result.");
         Sample(text, "forwarder_config_reloads_total", "result=\"ok\"", metrics.ReloadsSucceeded);
         Sample(text, "forwarder_config_reloads_total", "result=\"failed\"", metrics.ReloadsFailed);

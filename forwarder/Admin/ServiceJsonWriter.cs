@@ -13,6 +13,7 @@ internal static class ServiceJsonWriter
     public static void Write(Utf8JsonWriter json, ServiceConfig service, ServiceModel? model)
     {
         json.WriteStartObject();
+        json.WriteString("origin", service.Origin == ServiceOrigin.Kubernetes ? "kubernetes" : "file");
         WriteLb(json, service.Lb);
         if (service.HealthCheck is { } check)
         {

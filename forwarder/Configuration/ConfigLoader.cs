@@ -116,7 +116,7 @@ internal static class ConfigLoader
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)
     {
-        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "listeners", "services");
+        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "cluster", "listeners", "services");
         if (fields is null)
         {
             return null;
@@ -128,6 +128,7 @@ internal static class ConfigLoader
         var tcp = ReadTcp(reader, fields.GetValueOrDefault("tcp"));
         var limits = fields.TryGetValue("limits", out var limitsNode) ? ReadLimits(reader, limitsNode) : null;
         var node = fields.TryGetValue("node", out var nodeNode) ? NodeConfigReader.Read(reader, nodeNode, file) : null;
+        var cluster = fields.TryGetValue("cluster", out var clusterNode) ? ClusterConfigReader.Read(reader, clusterNode, file) : null;
         var services = fields.TryGetValue("services", out var servicesNode)
             ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"))
             : new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
@@ -137,8 +138,9 @@ internal static class ConfigLoader
             return null;
         }
 
-        var listeners = ReadListeners(reader, listenersNode, services, admin, file);
-        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits);
+        var catalog = new ServiceCatalog(services, fields.ContainsKey("cluster"));
+        var listeners = ReadListeners(reader, listenersNode, catalog, admin, file);
+        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster);
     }
 
     internal static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)
@@ -327,7 +329,7 @@ internal static class ConfigLoader
         return endpoints;
     }
 
-    private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, Dictionary<string, ServiceConfig> services, AdminConfig? admin, string file)
+    private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, ServiceCatalog services, AdminConfig? admin, string file)
     {
         var listeners = new List<ListenerConfig>();
         var sequence = reader.Sequence(node, "listeners");
@@ -375,10 +377,10 @@ internal static class ConfigLoader
             {
                 reader.Error(item, $"{path}.service", $"is required for a {protocolText} listener: the name of a service under 'services'");
             }
-            else if (forwards && service is not null && !services.ContainsKey(service))
+            // Discovered services carry TCP ports only, so a udp listener names a service of the file.
+            else if (forwards && service is not null && (protocol == ListenerProtocol.Udp ? services.InFile(service) is null : !services.Knows(service)))
             {
-                var known = services.Count == 0 ? "none are defined" : $"defined: {string.Join(", ", services.Keys.Order(StringComparer.Ordinal))}";
-                reader.Error(fields["service"], $"{path}.service", $"no service named '{service}' ({known})");
+                reader.Error(fields["service"], $"{path}.service", $"no service named '{service}' ({services.Describe()})");
             }
             else if (protocol == ListenerProtocol.Echo && service is not null)
             {
@@ -407,7 +409,7 @@ internal static class ConfigLoader
             }
 
             var http = protocol == ListenerProtocol.Http ? HttpListenerReader.Read(reader, fields, item, path, services) : null;
-            var udp = protocol == ListenerProtocol.Udp ? UdpListenerReader.Read(reader, fields, path, service is null ? null : services.GetValueOrDefault(service)) : null;
+            var udp = protocol == ListenerProtocol.Udp ? UdpListenerReader.Read(reader, fields, path, service is null ? null : services.InFile(service)) : null;
             var tls = protocol == ListenerProtocol.Http && fields.TryGetValue("tls", out var tlsNode) ? TlsConfigReader.Read(reader, tlsNode, $"{path}.tls", file) : null;
 
             IPEndPoint? endPoint = null;

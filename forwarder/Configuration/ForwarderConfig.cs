@@ -7,6 +7,7 @@ namespace Forwarder.Configuration;
 /// <param name="Digest">A 128-bit hash of the text it was read from, to tell a real edit from a touch.</param>
 /// <param name="ShutdownDelay">How long listeners go on accepting after SIGTERM, with /readyz already 503, before the drain.</param>
 /// <param name="Limits">Process-wide limits; null when the section is absent (all derived).</param>
+/// <param name="Cluster">Where services are discovered besides the file; null for file-only mode.</param>
 internal sealed record ForwarderConfig(
     string Source,
     string Digest,
@@ -17,7 +18,8 @@ internal sealed record ForwarderConfig(
     IReadOnlyDictionary<string, ServiceConfig> Services,
     NodeConfig? Node = null,
     TimeSpan ShutdownDelay = default,
-    LimitsConfig? Limits = null);
+    LimitsConfig? Limits = null,
+    ClusterConfig? Cluster = null);
 
 /// <param name="MaxConnections">Proxied connections open at once across all listeners; null derives it from RLIMIT_NOFILE.</param>
 internal sealed record LimitsConfig(int? MaxConnections);
@@ -58,6 +60,7 @@ internal sealed record UdpListenerConfig(TimeSpan IdleTimeout, int MaxSessions);
 /// <param name="HealthCheck">Active checks; none when null.</param>
 /// <param name="OutlierDetection">Passive ejection of endpoints failing on real traffic; none when null.</param>
 /// <param name="Export">Whether peer nodes may reach this service's endpoints on this node over node links (and relays).</param>
+/// <param name="Origin">Where the service came from: the file, or Kubernetes discovery.</param>
 internal sealed record ServiceConfig(
     string Name,
     LbConfig Lb,
@@ -68,7 +71,14 @@ internal sealed record ServiceConfig(
     TimeSpan IdleTimeout,
     UpstreamHttpConfig Http,
     IReadOnlyList<EndpointConfig> Endpoints,
-    bool Export = false);
+    bool Export = false,
+    ServiceOrigin Origin = ServiceOrigin.File);
+
+internal enum ServiceOrigin
+{
+    File,
+    Kubernetes,
+}
 
 /// <summary>How http listeners talk to a service's endpoints: keep-alive pools per endpoint.</summary>
 /// <param name="MaxIdleConnections">Idle keep-alive connections kept per endpoint; more are closed when returned.</param>

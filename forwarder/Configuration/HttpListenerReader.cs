@@ -13,7 +13,7 @@ internal static class HttpListenerReader
 {
     private const string RetryOnExpected = "reset, timeout, 502, 503, 504 or 5xx";
 
-    public static HttpListenerConfig? Read(YamlFieldReader reader, Dictionary<string, YamlNode> listener, YamlNode owner, string path, IReadOnlyDictionary<string, ServiceConfig> services)
+    public static HttpListenerConfig? Read(YamlFieldReader reader, Dictionary<string, YamlNode> listener, YamlNode owner, string path, ServiceCatalog services)
     {
         var settings = listener.TryGetValue("http", out var httpNode)
             ? reader.Mapping(httpNode, $"{path}.http", "headerTimeout", "keepAliveTimeout", "maxRequestLine", "maxHeaderBytes", "maxHeaders", "maxBodySize", "accessLog", "http2", "pathNormalization", "bodyTimeout") ?? []
@@ -59,7 +59,7 @@ internal static class HttpListenerReader
         return new HttpListenerConfig(http2, limits, headerTimeout, keepAliveTimeout, maxBodySize, accessLog, routes, pathNormalization, bodyTimeout);
     }
 
-    private static List<RouteConfig> ReadRoutes(YamlFieldReader reader, YamlNode node, string path, IReadOnlyDictionary<string, ServiceConfig> services)
+    private static List<RouteConfig> ReadRoutes(YamlFieldReader reader, YamlNode node, string path, ServiceCatalog services)
     {
         List<RouteConfig> routes = [];
         var sequence = reader.Sequence(node, path);
@@ -222,7 +222,7 @@ internal static class HttpListenerReader
         }
     }
 
-    private static List<RouteBackend>? ReadBackends(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode owner, string path, IReadOnlyDictionary<string, ServiceConfig> services)
+    private static List<RouteBackend>? ReadBackends(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode owner, string path, ServiceCatalog services)
     {
         var hasService = fields.ContainsKey("service");
         var hasSplit = fields.ContainsKey("split");
@@ -282,15 +282,14 @@ internal static class HttpListenerReader
         return ok ? backends : null;
     }
 
-    private static bool Exists(YamlFieldReader reader, YamlNode node, string path, string service, IReadOnlyDictionary<string, ServiceConfig> services)
+    private static bool Exists(YamlFieldReader reader, YamlNode node, string path, string service, ServiceCatalog services)
     {
-        if (services.ContainsKey(service))
+        if (services.Knows(service))
         {
             return true;
         }
 
-        var known = services.Count == 0 ? "none are defined" : $"defined: {string.Join(", ", services.Keys.Order(StringComparer.Ordinal))}";
-        reader.Error(node, path, $"no service named '{service}' ({known})");
+        reader.Error(node, path, $"no service named '{service}' ({services.Describe()})");
         return false;
     }
 

@@ -17,6 +17,8 @@ internal sealed class ForwarderMetrics
 
     public long ReloadsSucceeded => Volatile.Read(ref _reloadsSucceeded);
 
+    public DiscoveryMetrics Discovery { get; } = new();
+
     public long ReloadsFailed => Volatile.Read(ref _reloadsFailed);
 
     public ListenerMetrics Listener(string name) => _listeners.GetOrAdd(name, static n => new ListenerMetrics(n));

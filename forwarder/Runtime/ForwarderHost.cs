@@ -1,5 +1,6 @@
 using System.Buffers;
 using Forwarder.Admin;
+using Forwarder.Cluster;
 using Forwarder.Configuration;
 using Forwarder.Echo;
 using Forwarder.L4;
@@ -96,7 +97,9 @@ internal static class ForwarderHost
         services.AddSingleton<AccessLogs>();
         services.AddSingleton<EchoHandler>();
         services.AddSingleton<UdpListeners>();
+        services.AddSingleton<ClusterStateStore>();
         services.AddSingleton<ProxyRuntime>();
+        services.AddSingleton<KubernetesDiscovery>();
         services.AddSingleton<AdminServer>();
         services.AddSingleton<NodeLinkListener>();
         services.AddSingleton(sp => new MemoryReclaimer(
@@ -110,6 +113,7 @@ internal static class ForwarderHost
         // reports the drain while it happens.
         services.AddHostedService(sp => sp.GetRequiredService<AdminServer>());
         services.AddHostedService(sp => sp.GetRequiredService<ProxyRuntime>());
+        services.AddHostedService(sp => sp.GetRequiredService<KubernetesDiscovery>());
         services.AddHostedService(sp => sp.GetRequiredService<NodeLinkListener>());
         services.AddHostedService(sp => sp.GetRequiredService<RelayLinks>());
         services.AddHostedService<ConfigWatcher>();

@@ -1,4 +1,5 @@
 using System.Net;
+using Forwarder.Cluster;
 using Forwarder.Configuration;
 using Forwarder.Echo;
 using Forwarder.L4;
@@ -33,6 +34,7 @@ internal sealed partial class ProxyRuntime(
     ConnectionBudget budget,
     TypeInitFaults faults,
     ForwarderMetrics metrics,
+    ClusterStateStore cluster,
     TimeProvider time,
     ILogger<ProxyRuntime> logger,
     ILogger<HealthLog> healthLogger) : IHostedService, IDisposable
@@ -43,6 +45,9 @@ internal sealed partial class ProxyRuntime(
     private readonly Dictionary<string, ListenerHost> _hosts = new(StringComparer.Ordinal);
     private Dictionary<string, ServiceModel> _services = new(StringComparer.Ordinal);
     private ForwarderConfig _config = source.Initial;
+
+    /// <summary>The config as the file has it, before discovered services are merged in.</summary>
+    private ForwarderConfig _fileConfig = source.Initial;
     private ReloadStatus _status = new(time.GetUtcNow(), true, [], [], null);
     private volatile bool _ready;
     private volatile bool _shutdownRequested;
@@ -147,8 +152,11 @@ internal sealed partial class ProxyRuntime(
         _applyLock.Dispose();
     }
 
-    /// <summary>Applies the config; false when shutdown began first and nothing was changed.</summary>
-    private async Task<bool> ApplyAsync(ForwarderConfig config, CancellationToken cancellationToken)
+    /// <summary>
+    /// Applies the file's config merged with the cluster state discovery has now; false when
+    /// shutdown began first and nothing was changed (<paramref name="file"/> null: the running file config).
+    /// </summary>
+    private async Task<bool> ApplyAsync(ForwarderConfig? file, CancellationToken cancellationToken)
     {
         await _applyLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -158,6 +166,8 @@ internal sealed partial class ProxyRuntime(
                 return false;
             }
 
+            file ??= _fileConfig;
+            var config = cluster.Merge(file);
             var previous = Volatile.Read(ref _services);
             var used = ServiceReferences.Used(config);
             var services = config.Services.Where(s => used.Contains(s.Key)).ToDictionary(
@@ -180,6 +190,7 @@ internal sealed partial class ProxyRuntime(
             // Nothing below can fail: the new config is committed.
             Volatile.Write(ref _services, services);
             Volatile.Write(ref _config, config);
+            _fileConfig = file;
             budget.MaxConnections = config.Limits?.MaxConnections ?? _derivedMaxConnections;
             foreach (var (name, old) in previous)
             {

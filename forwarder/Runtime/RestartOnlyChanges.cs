@@ -23,8 +23,18 @@ internal static class RestartOnlyChanges
             warnings.Add("tcp socket and buffer settings changed; they apply at the next restart");
         }
 
+        if (!SameCluster(running.Cluster, next.Cluster))
+        {
+            warnings.Add("cluster changed; discovery follows it at the next restart");
+        }
+
         return warnings;
     }
+
+    private static bool SameCluster(ClusterConfig? a, ClusterConfig? b)
+        => a is null || b is null
+            ? a is null && b is null
+            : a.Domain == b.Domain && a.Kubernetes with { Namespaces = [] } == b.Kubernetes with { Namespaces = [] } && a.Kubernetes.Namespaces.SequenceEqual(b.Kubernetes.Namespaces);
 
     private static bool SameNode(NodeConfig? a, NodeConfig? b)
         => a is null || b is null

@@ -99,6 +99,20 @@ public sealed class ServiceBalancerTests
         Assert.Equal(0, balancer.Pick());
     }
 
+    /// <summary>A discovered service with no ready endpoint yet: nothing to pick, and no panic.</summary>
+    [Theory]
+    [InlineData(LoadBalancingPolicies.RoundRobin)]
+    [InlineData(LoadBalancingPolicies.RingHash)]
+    public void Pick_NoEndpoints_ReturnsMinusOne(string policy)
+    {
+        var (balancer, _, _) = Create(policy, 0);
+
+        Assert.Equal(-1, balancer.Pick());
+        Assert.Equal(-1, balancer.Pick(12345UL));
+        Assert.Equal(-1, balancer.NextUntried(new HashSet<int>(), 0));
+        Assert.False(balancer.Panic);
+    }
+
     [Fact]
     public void Invalidate_SameAvailableSet_DoesNotRebuild()
     {

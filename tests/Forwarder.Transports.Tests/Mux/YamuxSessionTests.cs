@@ -304,10 +304,13 @@ public sealed class YamuxSessionTests : IAsyncLifetime
     [Fact]
     public async Task KeepAlive_KeepsAQuietHealthySession_AndEndsOneWhosePeerNeverAnswers()
     {
+        // The healthy pair pings every 100 ms and allows a loaded machine 2 s to answer; staying up
+        // for 3 s proves the pings are answered. The mute peer's session gives up after 500 ms.
+        var patient = new YamuxOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(100), PingTimeout = TimeSpan.FromSeconds(2) };
         var quick = new YamuxOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(100), PingTimeout = TimeSpan.FromMilliseconds(500) };
-        await using var pair = await SessionPairAsync(quick, quick);
+        await using var pair = await SessionPairAsync(patient, patient);
         var quiet = System.Diagnostics.Stopwatch.StartNew();
-        await WaitUntilAsync(() => quiet.ElapsedMilliseconds > 1000, "several keep-alive rounds pass");
+        await WaitUntilAsync(() => quiet.ElapsedMilliseconds > 3000, "keep-alive rounds pass for longer than the ping timeout");
         Assert.False(pair.Client.Completion.IsCompleted);
         Assert.False(pair.Server.Completion.IsCompleted);
 

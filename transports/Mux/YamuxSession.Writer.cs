@@ -9,7 +9,8 @@ namespace Forwarder.Transports.Mux;
 /// The inline writer. Frames queue lock-free; the first thread to find the connection free takes
 /// it and writes every queued frame in one batch and one flush (one TLS write), others queue and
 /// return. Frames queued while a batch is written go out in the next, so under load frames batch
-/// up without a thread hop, and alone a frame goes out on the thread that made it. The reader's
+/// up without a thread hop, and alone a frame goes out on the thread that made it (a data frame
+/// framed straight from the stream's pipe, without a copy). The reader's
 /// batch is a batch too: what the streams' inline readers queue while it is handled goes out
 /// once it ends, with the window updates it made due.
 /// </summary>
@@ -57,7 +58,11 @@ public sealed partial class YamuxSession
         }
     }
 
-    /// <summary>Queues a data frame; the payload is copied, so the caller may release it at once.</summary>
+    /// <summary>
+    /// Sends a data frame; the caller may release the payload once this returns. With the
+    /// connection free it is framed straight from the caller's buffer into the connection, behind
+    /// whatever was queued; otherwise a copy queues for the thread writing.
+    /// </summary>
     internal void SendData(uint streamId, YamuxFlags flags, in ReadOnlySequence<byte> payload)
     {
         if (Volatile.Read(ref _closed) != 0)
@@ -65,11 +70,41 @@ public sealed partial class YamuxSession
             throw new YamuxSessionClosedException("The yamux session has ended.");
         }
 
-        var length = (int)payload.Length;
-        var copy = ArrayPool<byte>.Shared.Rent(length);
-        payload.CopyTo(copy);
-        _data.Enqueue(new OutboundFrame(new YamuxHeader(YamuxFrameType.Data, flags, streamId, (uint)length), copy));
-        Kick();
+        var header = new YamuxHeader(YamuxFrameType.Data, flags, streamId, (uint)payload.Length);
+        if (t_batching == this || Interlocked.CompareExchange(ref _writer, WriterOwned, WriterFree) != WriterFree)
+        {
+            var copy = ArrayPool<byte>.Shared.Rent((int)payload.Length);
+            payload.CopyTo(copy);
+            _data.Enqueue(new OutboundFrame(header, copy));
+            Kick();
+            return;
+        }
+
+        ValueTask<FlushResult> flush;
+        try
+        {
+            // Everything queued before (this stream's earlier frames among it) goes first.
+            var output = _connection.Transport.Output;
+            WriteFrames(output, long.MaxValue);
+            WriteControl(output);
+            WriteHeader(output, header);
+            foreach (var segment in payload)
+            {
+                output.Write(segment.Span);
+            }
+
+            flush = output.FlushAsync();
+        }
+        catch (Exception ex) when (IsConnectionGone(ex))
+        {
+            Broken();
+            throw new YamuxSessionClosedException("The yamux session's connection is gone.");
+        }
+
+        if (Flushed(flush))
+        {
+            Write();
+        }
     }
 
     /// <summary>
@@ -139,21 +174,31 @@ public sealed partial class YamuxSession
                 return;
             }
 
-            if (!flush.IsCompletedSuccessfully)
+            if (!Flushed(flush))
             {
-                // The connection pushes back (or failed): the owner stays the owner until it is done.
-                _flushing = FinishFlushAsync(flush);
                 return;
             }
-
-            if (flush.Result.IsCompleted)
-            {
-                Broken();
-                return;
-            }
-
-            Interlocked.Exchange(ref _writer, WriterFree);
         }
+    }
+
+    /// <summary>The owner's flush: true once it is done and the connection free again; false while it is in flight (its completion writes on) or the connection is gone.</summary>
+    private bool Flushed(ValueTask<FlushResult> flush)
+    {
+        if (!flush.IsCompletedSuccessfully)
+        {
+            // The connection pushes back (or failed): the owner stays the owner until it is done.
+            _flushing = FinishFlushAsync(flush);
+            return false;
+        }
+
+        if (flush.Result.IsCompleted)
+        {
+            Broken();
+            return false;
+        }
+
+        Interlocked.Exchange(ref _writer, WriterFree);
+        return true;
     }
 
     private async Task FinishFlushAsync(ValueTask<FlushResult> flush)
@@ -180,9 +225,15 @@ public sealed partial class YamuxSession
     private ValueTask<FlushResult> WriteQueued()
     {
         var output = _connection.Transport.Output;
+        WriteFrames(output, FlushThreshold);
+        return output.FlushAsync();
+    }
+
+    private void WriteFrames(PipeWriter output, long limit)
+    {
         var unflushed = 0L;
         WriteControl(output);
-        while (unflushed < FlushThreshold && _data.TryDequeue(out var frame))
+        while (unflushed < limit && _data.TryDequeue(out var frame))
         {
             // A SYN queued before this frame's data is written before it.
             WriteControl(output);
@@ -194,8 +245,6 @@ public sealed partial class YamuxSession
                 unflushed += frame.Header.Length;
             }
         }
-
-        return output.FlushAsync();
     }
 
     private void WriteControl(PipeWriter output)

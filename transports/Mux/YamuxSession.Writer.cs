@@ -23,6 +23,16 @@ public sealed partial class YamuxSession
     private const int WriterOwned = 1;
     private const int WriterDone = 2;
 
+    /// <summary>
+    /// Streams open up to which frames are written inline. Above it a batch is written from a pool
+    /// thread, one hop per batch: with many streams, the frames they queue while the hop is under
+    /// way share a flush and a TLS record, where written inline each would be its own (measured:
+    /// 100 connections lost half their requests per second inline).
+    /// </summary>
+    private const int InlineStreamLimit = 4;
+
+    private static readonly Action<YamuxSession> s_writeFromPool = session => session.WriteOwned();
+
     /// <summary>The session whose reader is handling a batch on this thread: what its streams queue waits for the batch's end.</summary>
     [ThreadStatic]
     private static YamuxSession? t_batching;
@@ -31,6 +41,7 @@ public sealed partial class YamuxSession
     private readonly ConcurrentQueue<OutboundFrame> _data = new();
     private readonly ConcurrentQueue<YamuxStream> _windowDue = new();
     private int _writer;
+    private int _openStreams;
     private int _readerBusy;
     private Task _flushing = Task.CompletedTask;
 
@@ -71,7 +82,7 @@ public sealed partial class YamuxSession
         }
 
         var header = new YamuxHeader(YamuxFrameType.Data, flags, streamId, (uint)payload.Length);
-        if (t_batching == this || Interlocked.CompareExchange(ref _writer, WriterOwned, WriterFree) != WriterFree)
+        if (t_batching == this || !WritesInline || Interlocked.CompareExchange(ref _writer, WriterOwned, WriterFree) != WriterFree)
         {
             var copy = ArrayPool<byte>.Shared.Rent((int)payload.Length);
             payload.CopyTo(copy);
@@ -135,7 +146,7 @@ public sealed partial class YamuxSession
         Interlocked.Exchange(ref _readerBusy, 0);
         t_batching = outer;
         SendDueWindowUpdates();
-        Write();
+        Kick();
     }
 
     private void SendDueWindowUpdates()
@@ -146,9 +157,40 @@ public sealed partial class YamuxSession
         }
     }
 
+    private bool WritesInline => Volatile.Read(ref _openStreams) <= InlineStreamLimit;
+
     private void Kick()
     {
-        if (t_batching != this)
+        if (t_batching == this)
+        {
+            return;
+        }
+
+        if (WritesInline)
+        {
+            Write();
+        }
+        else if (!NothingQueued && Interlocked.CompareExchange(ref _writer, WriterOwned, WriterFree) == WriterFree)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(s_writeFromPool, this, preferLocal: false);
+        }
+    }
+
+    /// <summary>On the pool thread that owns the connection: writes what queued meanwhile, then what queues while it writes.</summary>
+    private void WriteOwned()
+    {
+        ValueTask<FlushResult> flush;
+        try
+        {
+            flush = WriteQueued();
+        }
+        catch (Exception ex) when (IsConnectionGone(ex))
+        {
+            Broken();
+            return;
+        }
+
+        if (Flushed(flush))
         {
             Write();
         }

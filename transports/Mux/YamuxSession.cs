@@ -87,6 +87,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
             _nextStreamId += 2;
             stream = new YamuxStream(this, id, Options.ReceiveWindow);
             _streams[id] = stream;
+            Interlocked.Increment(ref _openStreams);
             Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, id, stream.InitialGrant()));
         }
 
@@ -149,7 +150,11 @@ public sealed partial class YamuxSession : IAsyncDisposable
 
     internal void Remove(YamuxStream stream)
     {
-        _streams.TryRemove(new KeyValuePair<uint, YamuxStream>(stream.Id, stream));
+        if (_streams.TryRemove(new KeyValuePair<uint, YamuxStream>(stream.Id, stream)))
+        {
+            Interlocked.Decrement(ref _openStreams);
+        }
+
         if (_localGoAway && _remoteGoAway && _streams.IsEmpty)
         {
             Close(null);
@@ -326,6 +331,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
 
         var stream = new YamuxStream(this, id, Options.ReceiveWindow);
         _streams[id] = stream;
+        Interlocked.Increment(ref _openStreams);
         Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Ack, id, stream.InitialGrant()));
         stream.Start();
         if (!_accepted.Writer.TryWrite(stream))

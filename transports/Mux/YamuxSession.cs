@@ -10,24 +10,19 @@ namespace Forwarder.Transports.Mux;
 /// <summary>
 /// A yamux session (hashicorp/yamux spec.md) over one connection: streams opened from either
 /// side, each with its own flow-control window, half-close and reset; keep-alive pings; and
-/// go-away. One reader turns frames into stream events; one writer is the only one that writes
-/// the connection, so no stream, and no control frame the reader must answer, ever waits on
-/// another. A peer that breaks the protocol gets a protocol-error go-away and loses the
-/// session, and only it.
+/// go-away. One reader turns frames into stream events, running each stream's reader inline;
+/// frames go out through an inline writer (see YamuxSession.Writer.cs), so no stream, and no
+/// control frame the reader must answer, ever waits on another. A peer that breaks the protocol
+/// gets a protocol-error go-away and loses the session, and only it.
 /// </summary>
-public sealed class YamuxSession : IAsyncDisposable
+public sealed partial class YamuxSession : IAsyncDisposable
 {
-    /// <summary>Bytes of data written between flushes.</summary>
-    private const long FlushThreshold = 256 * 1024;
-
     private static long s_sessions;
 
     private readonly ConnectionContext _connection;
     private readonly bool _isClient;
     private readonly ConcurrentDictionary<uint, YamuxStream> _streams = new();
     private readonly Channel<YamuxStream> _accepted;
-    private readonly Channel<OutboundFrame> _outbound = Channel.CreateUnbounded<OutboundFrame>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly ConcurrentQueue<YamuxHeader> _control = new();
     private readonly ConcurrentDictionary<uint, TaskCompletionSource> _pings = new();
     private readonly CancellationTokenSource _closing = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -92,6 +87,7 @@ public sealed class YamuxSession : IAsyncDisposable
             _nextStreamId += 2;
             stream = new YamuxStream(this, id, Options.ReceiveWindow);
             _streams[id] = stream;
+            Interlocked.Increment(ref _openStreams);
             Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, id, stream.InitialGrant()));
         }
 
@@ -152,39 +148,13 @@ public sealed class YamuxSession : IAsyncDisposable
         _closing.Dispose();
     }
 
-    /// <summary>
-    /// Queues a control frame (SYN, ACK, window update, RST, ping, go-away). Control frames go out
-    /// ahead of queued data, so a window update or a ping answer never waits behind megabytes of
-    /// other streams' data. Once the session has ended there is nobody to tell, and it is dropped.
-    /// </summary>
-    internal void Send(YamuxHeader header)
-    {
-        if (Volatile.Read(ref _closed) == 0)
-        {
-            _control.Enqueue(header);
-            _outbound.Writer.TryWrite(OutboundFrame.Doorbell);
-        }
-    }
-
-    /// <summary>Queues a frame that must stay behind the stream's data sent before it (a FIN).</summary>
-    internal void SendInOrder(YamuxHeader header) => _outbound.Writer.TryWrite(new OutboundFrame(header, null));
-
-    /// <summary>Queues a data frame; the payload is copied, so the caller may release it at once.</summary>
-    internal void SendData(uint streamId, YamuxFlags flags, in ReadOnlySequence<byte> payload)
-    {
-        var length = (int)payload.Length;
-        var copy = ArrayPool<byte>.Shared.Rent(length);
-        payload.CopyTo(copy);
-        if (!_outbound.Writer.TryWrite(new OutboundFrame(new YamuxHeader(YamuxFrameType.Data, flags, streamId, (uint)length), copy)))
-        {
-            ArrayPool<byte>.Shared.Return(copy);
-            throw new YamuxSessionClosedException("The yamux session has ended.");
-        }
-    }
-
     internal void Remove(YamuxStream stream)
     {
-        _streams.TryRemove(new KeyValuePair<uint, YamuxStream>(stream.Id, stream));
+        if (_streams.TryRemove(new KeyValuePair<uint, YamuxStream>(stream.Id, stream)))
+        {
+            Interlocked.Decrement(ref _openStreams);
+        }
+
         if (_localGoAway && _remoteGoAway && _streams.IsEmpty)
         {
             Close(null);
@@ -193,7 +163,6 @@ public sealed class YamuxSession : IAsyncDisposable
 
     private async Task RunAsync()
     {
-        var writing = WriteLoopAsync();
         var pinging = Options.KeepAliveInterval > TimeSpan.Zero ? KeepAliveAsync() : Task.CompletedTask;
         Exception? failure = null;
         try
@@ -211,7 +180,8 @@ public sealed class YamuxSession : IAsyncDisposable
         }
 
         Close(failure);
-        await Task.WhenAll(writing, pinging).ConfigureAwait(false);
+        await CompleteOutputAsync().ConfigureAwait(false);
+        await pinging.ConfigureAwait(false);
         _completion.TrySetResult();
     }
 
@@ -227,6 +197,10 @@ public sealed class YamuxSession : IAsyncDisposable
                 Volatile.Write(ref _lastInbound, Environment.TickCount64);
             }
 
+            // Frames the streams' readers queue while this batch is handled (they run inline) go
+            // out together at its end, and window updates wait for it too: a FIN later in the
+            // batch says the peer needs no more window (see BeginBatch).
+            var outer = BeginBatch();
             try
             {
                 while (YamuxHeader.TryRead(buffer, out var header))
@@ -249,6 +223,7 @@ public sealed class YamuxSession : IAsyncDisposable
             finally
             {
                 input.AdvanceTo(buffer.Start, buffer.End);
+                EndBatch(outer);
             }
 
             if (result.IsCompleted || result.IsCanceled)
@@ -356,6 +331,7 @@ public sealed class YamuxSession : IAsyncDisposable
 
         var stream = new YamuxStream(this, id, Options.ReceiveWindow);
         _streams[id] = stream;
+        Interlocked.Increment(ref _openStreams);
         Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Ack, id, stream.InitialGrant()));
         stream.Start();
         if (!_accepted.Writer.TryWrite(stream))
@@ -368,119 +344,6 @@ public sealed class YamuxSession : IAsyncDisposable
         return stream;
     }
 
-    private async Task WriteLoopAsync()
-    {
-        var output = _connection.Transport.Output;
-        var frames = _outbound.Reader;
-        try
-        {
-            var broken = false;
-            while (!broken && await frames.WaitToReadAsync().ConfigureAwait(false))
-            {
-                var unflushed = 0L;
-                while (true)
-                {
-                    while (_control.TryDequeue(out var control))
-                    {
-                        WriteHeader(output, control);
-                    }
-
-                    if (!frames.TryRead(out var frame))
-                    {
-                        break;
-                    }
-
-                    if (frame.IsDoorbell)
-                    {
-                        continue;
-                    }
-
-                    WriteHeader(output, frame.Header);
-                    if (frame.Payload is { } payload)
-                    {
-                        output.Write(payload.AsSpan(0, (int)frame.Header.Length));
-                        ArrayPool<byte>.Shared.Return(payload);
-                        unflushed += frame.Header.Length;
-                    }
-
-                    // Flushed every so often, so control frames queued meanwhile are not held behind a long batch.
-                    if (unflushed >= FlushThreshold)
-                    {
-                        unflushed = 0;
-                        if ((await output.FlushAsync().ConfigureAwait(false)).IsCompleted)
-                        {
-                            broken = true;
-                            break;
-                        }
-                    }
-                }
-
-                if (!broken && (await output.FlushAsync().ConfigureAwait(false)).IsCompleted)
-                {
-                    break;
-                }
-            }
-        }
-        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
-        {
-            // The connection is gone: the reader sees it too and ends the session.
-        }
-        finally
-        {
-            Close(null);
-            while (frames.TryRead(out var left))
-            {
-                if (left.Payload is { } payload)
-                {
-                    ArrayPool<byte>.Shared.Return(payload);
-                }
-            }
-
-            try
-            {
-                await output.CompleteAsync().ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException)
-            {
-                // Completing flushes what is left; with the connection gone there is nowhere to flush it.
-            }
-        }
-    }
-
-    private async Task KeepAliveAsync()
-    {
-        using var timer = new PeriodicTimer(Options.KeepAliveInterval);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(_closing.Token).ConfigureAwait(false))
-            {
-                if (Environment.TickCount64 - Volatile.Read(ref _lastInbound) < Options.KeepAliveInterval.TotalMilliseconds)
-                {
-                    // Traffic came in since the last tick: the peer is alive.
-                    continue;
-                }
-
-                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token);
-                deadline.CancelAfter(Options.PingTimeout);
-                try
-                {
-                    await PingAsync(deadline.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (!_closing.IsCancellationRequested)
-                {
-                    // No answer: the peer or the path is dead.
-                    _connection.Abort(new ConnectionAbortedException("The yamux peer did not answer a keep-alive ping."));
-                    Close(new TimeoutException("keep-alive ping unanswered"));
-                    return;
-                }
-            }
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or YamuxSessionClosedException)
-        {
-            // The session ended.
-        }
-    }
-
     /// <summary>Ends the session: no more frames are taken, open streams are reset, the reader is stopped.</summary>
     private void Close(Exception? reason)
     {
@@ -491,7 +354,6 @@ public sealed class YamuxSession : IAsyncDisposable
 
         Failure = reason;
 
-        _outbound.Writer.TryComplete();
         _accepted.Writer.TryComplete();
         var reset = reason is null ? new ConnectionResetException("The yamux session ended.") : new ConnectionResetException("The yamux session ended.", reason);
         foreach (var stream in _streams.Values)
@@ -505,18 +367,6 @@ public sealed class YamuxSession : IAsyncDisposable
         }
 
         _closing.Cancel();
-    }
-
-    private static void WriteHeader(PipeWriter output, YamuxHeader header)
-    {
-        header.Write(output.GetSpan(YamuxHeader.Size));
-        output.Advance(YamuxHeader.Size);
-    }
-
-    /// <summary>A data frame (or FIN) in stream order, or the doorbell that says control frames are waiting.</summary>
-    private readonly record struct OutboundFrame(YamuxHeader Header, byte[]? Payload, bool IsDoorbell = false)
-    {
-        public static readonly OutboundFrame Doorbell = new(default, null, IsDoorbell: true);
     }
 }
 

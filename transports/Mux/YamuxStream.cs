@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
-using System.Runtime.CompilerServices;
 using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
@@ -12,12 +11,14 @@ namespace Forwarder.Transports.Mux;
 /// <summary>
 /// One yamux stream as a <see cref="ConnectionContext"/>, so whatever runs over a TCP connection
 /// runs over it unchanged. What the peer sends lands in <see cref="Transport"/>'s input (up to
-/// the receive window; the window is granted again as the application consumes); what the
-/// application writes is cut into data frames as the peer's window allows. Completing the
+/// the receive window; the window is granted again once the application has consumed half of
+/// it); what the application writes is cut into data frames as the peer's window allows. Both
+/// pipes run their readers inline: the application reads on the session's reader, and what it
+/// writes is framed on its own flush, with no thread hop either way. Completing the
 /// output half-closes the stream (FIN); <see cref="Abort"/> resets it (RST); disposing it sends
 /// what was written and a FIN, never a RST.
 /// </summary>
-public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionLifetimeFeature, IConnectionEndPointFeature
+public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionLifetimeFeature, IConnectionEndPointFeature
 {
     private readonly YamuxSession _session;
     private readonly Pipe _input;
@@ -29,6 +30,7 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
     private long _sendWindow = YamuxOptions.SpecInitialWindow;
     private long _receiveCredit;
     private long _unacknowledged;
+    private int _windowUpdateDue;
     private TaskCompletionSource? _windowWaiter;
     private Task _pumping = Task.CompletedTask;
     private bool _localClosed;
@@ -36,6 +38,9 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
     private bool _reset;
     private bool _removed;
     private bool _discarding;
+    private bool _delivering;
+    private bool _inputEndPending;
+    private Exception? _inputEndReason;
 
     internal YamuxStream(YamuxSession session, uint id, int receiveWindow)
     {
@@ -44,9 +49,11 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
         _windowGrant = receiveWindow;
         _receiveCredit = YamuxOptions.SpecInitialWindow;
 
-        // The receive window bounds what the peer may send, so the input never pushes back on the session's reader.
-        _input = new Pipe(new PipeOptions(pauseWriterThreshold: 0, useSynchronizationContext: false));
-        _output = new Pipe(new PipeOptions(pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024, useSynchronizationContext: false));
+        // The receive window bounds what the peer may send, so the input never pushes back on the
+        // session's reader. Inline readers: the application reads on the session's reader, and the
+        // pump frames what the application writes on the application's own flush.
+        _input = new Pipe(new PipeOptions(pauseWriterThreshold: 0, readerScheduler: PipeScheduler.Inline, useSynchronizationContext: false));
+        _output = new Pipe(new PipeOptions(pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024, readerScheduler: PipeScheduler.Inline, useSynchronizationContext: false));
         Transport = new DuplexPipe(new WindowedReader(this, _input.Reader), _output.Writer);
         ConnectionId = $"{session.Id}/{id}";
         ConnectionClosed = _closed.Token;
@@ -78,72 +85,71 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
     /// <summary>Starts sending what the application writes.</summary>
     internal void Start() => _pumping = PumpAsync();
 
-    /// <summary>Grants the peer more than the spec's initial window, if configured: sent with the SYN or ACK.</summary>
-    internal uint InitialGrant()
-    {
-        var extra = _windowGrant - YamuxOptions.SpecInitialWindow;
-        if (extra <= 0)
-        {
-            return 0;
-        }
-
-        Interlocked.Add(ref _receiveCredit, extra);
-        return (uint)extra;
-    }
-
     /// <summary>Data from the peer (on the session's reader).</summary>
     /// <exception cref="YamuxProtocolException">More than the window allows.</exception>
     internal void OnData(in ReadOnlySequence<byte> payload)
     {
-        if (Interlocked.Add(ref _receiveCredit, -payload.Length) < 0)
+        var credit = Interlocked.Add(ref _receiveCredit, -payload.Length);
+        if (credit < 0)
         {
             throw new YamuxProtocolException($"stream {Id} received {payload.Length} bytes beyond its window");
         }
 
-        // Under the lock: the application may reset the stream (completing this writer) at any moment.
-        long giveBack = 0;
+        if (credit == 0 && Volatile.Read(ref _localClosed))
+        {
+            // Out of window after our FIN: the update held back for this moment is due (see SendWindowUpdate).
+            MakeWindowUpdateDue();
+        }
+
+        // Written under the lock (the application may reset the stream, completing this writer, at
+        // any moment), flushed outside it: the flush runs the application's reader inline, and a
+        // reset meanwhile completes the input once the flush is back (see CompleteInput).
+        bool discarding;
         lock (_lock)
         {
-            if (_discarding)
+            discarding = _discarding;
+            if (!discarding)
             {
-                // Disposed before the peer finished: nobody reads, so the window goes straight back.
-                _unacknowledged += payload.Length;
-                if (_unacknowledged >= _windowGrant / 2)
+                if (payload.IsEmpty || _reset || _remoteClosed)
                 {
-                    giveBack = _unacknowledged;
-                    _unacknowledged = 0;
+                    return;
                 }
-            }
-            else if (payload.IsEmpty || _reset || _remoteClosed)
-            {
-                return;
-            }
-            else
-            {
+
                 foreach (var segment in payload)
                 {
                     _input.Writer.Write(segment.Span);
                 }
 
-                // Completes at once: the pipe never pauses its writer.
-                _input.Writer.FlushAsync().GetAwaiter().GetResult();
+                _delivering = true;
             }
         }
 
-        GiveBack(giveBack);
-    }
-
-    internal void OnWindowUpdate(uint delta)
-    {
-        TaskCompletionSource? waiter;
-        lock (_lock)
+        if (discarding)
         {
-            _sendWindow += delta;
-            waiter = _windowWaiter;
-            _windowWaiter = null;
+            // Disposed before the peer finished: nobody reads, so the window goes straight back.
+            Consumed(payload.Length);
+            return;
         }
 
-        waiter?.TrySetResult();
+        try
+        {
+            // Completes at once: the pipe never pauses its writer.
+            _input.Writer.FlushAsync().GetAwaiter().GetResult();
+        }
+        finally
+        {
+            bool ended;
+            lock (_lock)
+            {
+                _delivering = false;
+                ended = _inputEndPending;
+            }
+
+            if (ended)
+            {
+                _input.Writer.Complete(_inputEndReason);
+            }
+        }
     }
 
     /// <summary>The peer half-closed: the application reads to the end.</summary>
@@ -157,9 +163,9 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
             }
 
             _remoteClosed = true;
-            _input.Writer.Complete();
         }
 
+        CompleteInput(null);
         RemoveIfDone();
     }
 
@@ -177,9 +183,9 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
             _reset = true;
             waiter = _windowWaiter;
             _windowWaiter = null;
-            _input.Writer.Complete(reason);
         }
 
+        CompleteInput(reason);
         waiter?.TrySetException(reason);
         _output.Reader.CancelPendingRead();
         Remove();
@@ -208,7 +214,6 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
         await _pumping.ConfigureAwait(false);
         await Transport.Input.CompleteAsync().ConfigureAwait(false);
         bool discarding;
-        long giveBack = 0;
         lock (_lock)
         {
             // No RST after the FIN even if the peer is still sending: HashiCorp's yamux drops what
@@ -217,16 +222,13 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
             // given back so it never stalls writing to nobody, and the stream is forgotten once
             // the peer's FIN (or RST, or the session's end) comes.
             _discarding = discarding = !_reset && !_remoteClosed;
-            if (discarding)
-            {
-                giveBack = _windowGrant - Interlocked.Read(ref _receiveCredit);
-                _unacknowledged = 0;
-            }
         }
 
         if (discarding)
         {
-            GiveBack(giveBack);
+            // Everything taken off the peer's credit and not yet granted back (read or not) goes back.
+            Interlocked.Exchange(ref _unacknowledged, _windowGrant - Interlocked.Read(ref _receiveCredit));
+            MakeWindowUpdateDue();
             return;
         }
 
@@ -291,67 +293,20 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
         }
     }
 
-    /// <summary>The send window once it is open; -1 when the stream was reset meanwhile.</summary>
-    private async ValueTask<long> WaitForWindowAsync()
+    /// <summary>Ends the application's input, or, while the session's reader is flushing into it, has the reader end it once the flush is back.</summary>
+    private void CompleteInput(Exception? reason)
     {
-        while (true)
+        lock (_lock)
         {
-            Task wait;
-            lock (_lock)
+            if (_delivering)
             {
-                if (_reset)
-                {
-                    return -1;
-                }
-
-                if (_sendWindow > 0)
-                {
-                    return _sendWindow;
-                }
-
-                _windowWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                wait = _windowWaiter.Task;
-            }
-
-            try
-            {
-                await wait.ConfigureAwait(false);
-            }
-            catch (Exception) when (Volatile.Read(ref _reset))
-            {
-                return -1;
+                _inputEndPending = true;
+                _inputEndReason ??= reason;
+                return;
             }
         }
-    }
 
-    /// <summary>The application consumed input: once half the window is used up, the peer gets it back.</summary>
-    private void OnConsumed(long bytes)
-    {
-        if (bytes <= 0)
-        {
-            return;
-        }
-
-        _unacknowledged += bytes;
-        if (_unacknowledged < _windowGrant / 2 || Volatile.Read(ref _remoteClosed) || Volatile.Read(ref _reset))
-        {
-            return;
-        }
-
-        var delta = _unacknowledged;
-        _unacknowledged = 0;
-        Interlocked.Add(ref _receiveCredit, delta);
-        _session.Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.None, Id, (uint)delta));
-    }
-
-    /// <summary>Grants the peer window again for bytes taken off its credit and never to be read.</summary>
-    private void GiveBack(long bytes)
-    {
-        if (bytes > 0)
-        {
-            Interlocked.Add(ref _receiveCredit, bytes);
-            _session.Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.None, Id, (uint)bytes));
-        }
+        _input.Writer.Complete(reason);
     }
 
     private void RemoveIfDone()
@@ -384,44 +339,5 @@ public sealed class YamuxStream : ConnectionContext, IConnectionIdFeature, IConn
         // Never disposed: it has no timer or parent to release, and a peer's FIN handled on the
         // session's reader may reach here after the application disposed the stream.
         _closed.Cancel();
-    }
-
-    /// <summary>The input as the application sees it: every byte it consumes is counted towards the next window update.</summary>
-    private sealed class WindowedReader(YamuxStream stream, PipeReader inner) : PipeReader
-    {
-        private ReadOnlySequence<byte> _last;
-
-        public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
-
-        public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
-        {
-            var bytes = _last.Slice(_last.Start, consumed).Length;
-            _last = default;
-            inner.AdvanceTo(consumed, examined);
-            stream.OnConsumed(bytes);
-        }
-
-        public override void CancelPendingRead() => inner.CancelPendingRead();
-
-        public override void Complete(Exception? exception = null) => inner.Complete(exception);
-
-        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-        public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
-        {
-            var result = await inner.ReadAsync(cancellationToken).ConfigureAwait(false);
-            _last = result.Buffer;
-            return result;
-        }
-
-        public override bool TryRead(out ReadResult result)
-        {
-            if (!inner.TryRead(out result))
-            {
-                return false;
-            }
-
-            _last = result.Buffer;
-            return true;
-        }
     }
 }

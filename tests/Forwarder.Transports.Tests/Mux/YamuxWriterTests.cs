@@ -1,0 +1,90 @@
+using Forwarder.Transports.Mux;
+
+namespace Forwarder.Transports.Tests.Mux;
+
+/// <summary>
+/// The session's inline writer: the thread that finds the connection free writes, and while its
+/// flush is in flight every other frame queues, to go out together in the next flush; each
+/// stream's frames stay in order, its SYN first and its FIN last.
+/// </summary>
+public sealed class YamuxWriterTests
+{
+    private const int Streams = 40;
+    private const int ChunksPerStream = 5;
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Write_ConcurrentWritersWhileAFlushIsInFlight_ShareOneFlush()
+    {
+        await using var peer = new YamuxTestPeer(sessionIsClient: true);
+        peer.Output.Close();
+        var streams = new List<YamuxStream>();
+        await Task.WhenAll(Enumerable.Range(0, Streams).Select(_ => Task.Run(async () =>
+        {
+            var stream = peer.Session.OpenStream();
+            lock (streams)
+            {
+                streams.Add(stream);
+            }
+
+            await stream.Transport.Output.WriteAsync(new byte[100]).AsTask().WaitAsync(Timeout);
+        })));
+
+        // The first SYN's flush is held: everything else (39 SYNs, 40 data frames) queued behind it.
+        Assert.Equal(1, peer.Output.Flushes);
+        peer.Output.Open();
+        var frames = await peer.ReadUntilAsync(CountingDataFrames(Streams));
+        Assert.Equal(2 * Streams, frames.Count);
+        Assert.Equal(2, peer.Output.Flushes);
+        foreach (var stream in streams)
+        {
+            await stream.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Write_ManyStreamsAtOnce_KeepEachStreamsFramesInOrder()
+    {
+        await using var peer = new YamuxTestPeer(sessionIsClient: true);
+        var sent = new Dictionary<uint, byte[]>();
+        await Task.WhenAll(Enumerable.Range(0, Streams).Select(i => Task.Run(async () =>
+        {
+            await using var stream = peer.Session.OpenStream();
+            var data = new byte[ChunksPerStream * 1000];
+            Random.Shared.NextBytes(data);
+            lock (sent)
+            {
+                sent[stream.Id] = data;
+            }
+
+            for (var chunk = 0; chunk < ChunksPerStream; chunk++)
+            {
+                if (chunk == 2)
+                {
+                    // Sometimes a flush is in flight, sometimes not: frames go out both ways.
+                    peer.Output.Close();
+                    _ = Task.Run(peer.Output.Open);
+                }
+
+                await stream.Transport.Output.WriteAsync(data.AsMemory(chunk * 1000, 1000)).AsTask().WaitAsync(Timeout);
+            }
+        })));
+
+        var finished = 0;
+        var frames = await peer.ReadUntilAsync(frame => (frame.Flags & YamuxFlags.Fin) != 0 && ++finished == Streams);
+        foreach (var (id, data) in sent)
+        {
+            var own = frames.Where(frame => frame.StreamId == id).ToList();
+            Assert.True(own[0].Flags == YamuxFlags.Syn, $"stream {id} began with {own[0].Type} {own[0].Flags}, not its SYN");
+            Assert.Equal(YamuxFlags.Fin, own[^1].Flags);
+            Assert.True(own.Skip(1).SkipLast(1).All(frame => frame.Type == YamuxFrameType.Data), $"stream {id} has frames other than data between its SYN and FIN");
+            Assert.Equal(data, own.SelectMany(frame => frame.Payload).ToArray());
+        }
+    }
+
+    private static Func<WireFrame, bool> CountingDataFrames(int count)
+    {
+        var seen = 0;
+        return frame => frame.Type == YamuxFrameType.Data && ++seen == count;
+    }
+}

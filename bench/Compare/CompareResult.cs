@@ -1,5 +1,6 @@
 using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Scenarios;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Compare;
 
@@ -29,7 +30,7 @@ internal sealed record CompareResult(
     public IReadOnlyList<ArmRun> Unclean => [.. Runs.Where(r => !r.Stats.Clean)];
 
     /// <summary>All repetitions' latencies of one arm at one rate, merged.</summary>
-    public HdrHistogram MergedLatency(string arm, double? rate)
+    public HistogramBase MergedLatency(string arm, double? rate)
     {
         var merged = InvocationStats.NewHistogram();
         foreach (var run in Of(arm, rate))

@@ -1,4 +1,5 @@
 using Forwarder.Bench.Histograms;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Scenarios;
 
@@ -21,10 +22,10 @@ internal sealed class InvocationStats
     private Dictionary<string, StepStats>? _steps;
 
     /// <summary>From each invocation's intended start: coordinated omission corrected (equal to <see cref="Uncorrected"/> in closed loop).</summary>
-    public HdrHistogram Latency { get; } = NewHistogram();
+    public LongHistogram Latency { get; } = NewHistogram();
 
     /// <summary>From each invocation's actual start, as a closed-loop tool would see it.</summary>
-    public HdrHistogram Uncorrected { get; } = NewHistogram();
+    public LongHistogram Uncorrected { get; } = NewHistogram();
 
     public long Ok { get; private set; }
 
@@ -62,7 +63,7 @@ internal sealed class InvocationStats
 
     public IReadOnlyDictionary<string, StepStats> Steps => _steps ?? [];
 
-    public static HdrHistogram NewHistogram() => new(1, HighestMicroseconds, 3);
+    public static LongHistogram NewHistogram() => new(1, HighestMicroseconds, 3);
 
     public static long ToMicroseconds(TimeSpan elapsed) => Math.Clamp((long)(elapsed.Ticks / (double)TimeSpan.TicksPerMicrosecond), 1, HighestMicroseconds);
 
@@ -169,7 +170,7 @@ internal sealed class StepStats(string name)
 {
     public string Name { get; } = name;
 
-    public HdrHistogram Latency { get; } = InvocationStats.NewHistogram();
+    public LongHistogram Latency { get; } = InvocationStats.NewHistogram();
 
     public long Ok { get; private set; }
 

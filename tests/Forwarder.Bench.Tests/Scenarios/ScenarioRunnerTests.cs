@@ -1,4 +1,6 @@
+using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Scenarios;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Tests.Scenarios;
 

@@ -2,8 +2,6 @@ using System.Globalization;
 using System.Text;
 using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Load;
-using Forwarder.Bench.Reports;
-using HdrHistogram;
 
 namespace Forwarder.Bench.Compare;
 
@@ -79,14 +77,7 @@ internal static class CompareReportWriter
         }
 
         WriteVerdict(result, rate, markdown);
-        var arms = result.Arms.Where(a => result.Of(a, rate).Count > 0).ToArray();
-        var charts = new (string File, string Svg)[]
-        {
-            ($"latency-{slug}.svg", SvgCharts.LatencyByPercentile($"Latency by percentile, {label}", [.. arms.Select(a => Series(result, a, rate))])),
-            ($"throughput-{slug}.svg", SvgCharts.Bars($"Throughput, {label}", "req/s", [.. arms.Select(a => Bar(a, result.Of(a, rate).Select(r => r.Stats.RequestsPerSecond)))])),
-            ($"cpu-{slug}.svg", SvgCharts.Bars($"Proxy CPU per 1,000 requests, {label}", "ms", [.. arms.Where(a => a != "direct").Select(a => Bar(a, result.Of(a, rate).Select(r => r.CpuMsPerThousand ?? 0)))])),
-            ($"memory-{slug}.svg", SvgCharts.Bars($"Proxy resident memory (peak), {label}", "MiB", [.. arms.Where(a => a != "direct").Select(a => Bar(a, result.Of(a, rate).Select(r => (r.PeakRssBytes ?? 0) / 1048576.0)))])),
-        };
+        var charts = CompareCharts.For(result, rate, label, slug);
         markdown.AppendLine();
         foreach (var (file, svg) in charts)
         {
@@ -168,18 +159,6 @@ internal static class CompareReportWriter
         }
 
         File.WriteAllLines(index, lines);
-    }
-
-    private static LatencySeries Series(CompareResult result, string arm, double? rate)
-    {
-        var histogram = result.MergedLatency(arm, rate);
-        return new LatencySeries(arm, histogram.TotalCount == 0 ? [] : [.. histogram.Percentiles(5).Select(v => (v.PercentileLevelIteratedTo, v.ValueIteratedTo / 1000.0))]);
-    }
-
-    private static Bar Bar(string arm, IEnumerable<double> values)
-    {
-        var spread = Spread(values);
-        return new Bar(arm, spread.Median, spread.Min, spread.Max);
     }
 
     private static string Latency(IReadOnlyList<ArmRun> runs, double percentile)

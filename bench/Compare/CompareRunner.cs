@@ -109,7 +109,7 @@ internal static class CompareRunner
         await using var sampler = new ProcessSampler(arm.Proxy.Pid, TimeSpan.FromMilliseconds(100));
         var result = await stats.ConfigureAwait(false);
         var (cpu, peak, mean) = await sampler.StopAsync().ConfigureAwait(false);
-        return new ArmRun(arm.Name, rate, rep, result, cpu, peak, mean);
+        return new ArmRun(arm.Name, rate, rep, result, cpu, peak, mean, sampler.Samples);
     }
 
     private static string Describe(ArmRun run, int reps)

@@ -20,6 +20,7 @@ internal sealed class InvocationStats
     private Dictionary<int, long>? _otherStatusCodes;
     private Dictionary<string, long>? _failures;
     private Dictionary<string, StepStats>? _steps;
+    private List<long>? _completedPerSecond;
 
     /// <summary>From each invocation's intended start: coordinated omission corrected (equal to <see cref="Uncorrected"/> in closed loop).</summary>
     public LongHistogram Latency { get; } = NewHistogram();
@@ -62,6 +63,9 @@ internal sealed class InvocationStats
     public IReadOnlyDictionary<string, long> Failures => _failures ?? [];
 
     public IReadOnlyDictionary<string, StepStats> Steps => _steps ?? [];
+
+    /// <summary>Invocations completed in each whole second of the measured window: throughput over time.</summary>
+    public IReadOnlyList<long> CompletedPerSecond => _completedPerSecond ?? [];
 
     public static LongHistogram NewHistogram() => new(1, HighestMicroseconds, 3);
 
@@ -138,8 +142,26 @@ internal sealed class InvocationStats
         return step;
     }
 
+    /// <summary>Counts <paramref name="count"/> completions in second <paramref name="second"/> of the measured window.</summary>
+    public void CountCompleted(int second, long count = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(second);
+        _completedPerSecond ??= [];
+        while (_completedPerSecond.Count <= second)
+        {
+            _completedPerSecond.Add(0);
+        }
+
+        _completedPerSecond[second] += count;
+    }
+
     public void Add(InvocationStats other)
     {
+        for (var second = 0; second < other.CompletedPerSecond.Count; second++)
+        {
+            CountCompleted(second, other.CompletedPerSecond[second]);
+        }
+
         Latency.Add(other.Latency);
         Uncorrected.Add(other.Uncorrected);
         Ok += other.Ok;

@@ -47,6 +47,9 @@ internal sealed class ScenarioStats(string name, TimeSpan duration, double? requ
 
     public HistogramBase UncorrectedLatency => totals.Uncorrected;
 
+    /// <summary>Invocations completed in each whole second of the measured window.</summary>
+    public IReadOnlyList<long> CompletedPerSecond => totals.CompletedPerSecond;
+
     public IReadOnlyDictionary<int, long> StatusCodes => totals.StatusCodes;
 
     public IReadOnlyDictionary<string, long> Failures => totals.Failures;

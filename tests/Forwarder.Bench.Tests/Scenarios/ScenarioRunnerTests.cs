@@ -48,6 +48,22 @@ public sealed class ScenarioRunnerTests
     }
 
     [Fact]
+    public async Task OpenLoop_CompletedPerSecond_AddsUpToTheWindowsCompletions()
+    {
+        var scenario = Scenario.Create("timeline", _ => ValueTask.FromResult(Response.Ok()))
+            .WithLoadSimulations(LoadSimulation.Inject(200, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)))
+            .WithWarmUpDuration(TimeSpan.FromSeconds(1))
+            .WithMaxConcurrency(4);
+
+        var stats = await ScenarioRunner.RunAsync(scenario);
+
+        // Two whole seconds (a third only if one ended exactly at the window's end), warm-up left out.
+        Assert.InRange(stats.CompletedPerSecond.Count, 2, 3);
+        Assert.Equal(stats.Completed, stats.CompletedPerSecond.Sum());
+        Assert.All(stats.CompletedPerSecond.Take(2), perSecond => Assert.InRange(perSecond, 50, 201));
+    }
+
+    [Fact]
     public async Task OpenLoop_SlowInvocations_LatencyCountsFromIntendedStart()
     {
         // One worker, 100/s wanted, each invocation taking 20 ms: the queue grows, and latency

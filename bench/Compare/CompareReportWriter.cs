@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Load;
-using Forwarder.Bench.Reports;
 
 namespace Forwarder.Bench.Compare;
 
@@ -71,21 +70,14 @@ internal static class CompareReportWriter
             var throughput = Spread(runs.Select(r => r.Stats.RequestsPerSecond));
             var vsDirect = direct.Count == 0 || arm == "direct" ? string.Empty
                 : rate is null ? string.Create(Invariant, $"{throughput.Median / Median(direct.Select(r => r.Stats.RequestsPerSecond)):0.00}x")
-                : $"+{Format.Latency(Math.Max(0, Median(runs.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(50))) - Median(direct.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(50)))))}";
+                : $"+{Format.Latency(Math.Max(0, Median(runs.Select(r => (double)r.Stats.Latency.ValueAt(50))) - Median(direct.Select(r => (double)r.Stats.Latency.ValueAt(50)))))}";
             markdown.AppendLine(Invariant, $"| {arm} | {throughput.Median:0} [{throughput.Min:0}–{throughput.Max:0}] | {vsDirect} | {Latency(runs, 50)} | {Latency(runs, 90)} | {Latency(runs, 99)} | {Latency(runs, 99.9)} | {Latency(runs, 100)} | {runs.Sum(r => r.Stats.Failed)} | {Optional(runs.Select(r => r.CpuMsPerThousand), "0.0")} | {Optional(runs.Select(r => r.PeakRssBytes / 1048576.0), "0.0' MiB'")} |");
             using var hgrm = new StreamWriter(Path.Combine(directory, $"{arm}-{slug}.hgrm"));
             PercentileDistributionWriter.Write(hgrm, result.MergedLatency(arm, rate), 5, 1000.0);
         }
 
         WriteVerdict(result, rate, markdown);
-        var arms = result.Arms.Where(a => result.Of(a, rate).Count > 0).ToArray();
-        var charts = new (string File, string Svg)[]
-        {
-            ($"latency-{slug}.svg", SvgCharts.LatencyByPercentile($"Latency by percentile, {label}", [.. arms.Select(a => Series(result, a, rate))])),
-            ($"throughput-{slug}.svg", SvgCharts.Bars($"Throughput, {label}", "req/s", [.. arms.Select(a => Bar(a, result.Of(a, rate).Select(r => r.Stats.RequestsPerSecond)))])),
-            ($"cpu-{slug}.svg", SvgCharts.Bars($"Proxy CPU per 1,000 requests, {label}", "ms", [.. arms.Where(a => a != "direct").Select(a => Bar(a, result.Of(a, rate).Select(r => r.CpuMsPerThousand ?? 0)))])),
-            ($"memory-{slug}.svg", SvgCharts.Bars($"Proxy resident memory (peak), {label}", "MiB", [.. arms.Where(a => a != "direct").Select(a => Bar(a, result.Of(a, rate).Select(r => (r.PeakRssBytes ?? 0) / 1048576.0)))])),
-        };
+        var charts = CompareCharts.For(result, rate, label, slug);
         markdown.AppendLine();
         foreach (var (file, svg) in charts)
         {
@@ -108,10 +100,10 @@ internal static class CompareReportWriter
 
             var best = rate is null
                 ? peers.MaxBy(p => Median(result.Of(p, rate).Select(r => r.Stats.RequestsPerSecond)))!
-                : peers.MinBy(p => Median(result.Of(p, rate).Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))))!;
+                : peers.MinBy(p => Median(result.Of(p, rate).Select(r => (double)r.Stats.Latency.ValueAt(99))))!;
             var bestRuns = result.Of(best, rate);
             var throughput = Median(ours.Select(r => r.Stats.RequestsPerSecond)) / Median(bestRuns.Select(r => r.Stats.RequestsPerSecond));
-            var p99 = Median(ours.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))) / Median(bestRuns.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99)));
+            var p99 = Median(ours.Select(r => (double)r.Stats.Latency.ValueAt(99))) / Median(bestRuns.Select(r => (double)r.Stats.Latency.ValueAt(99)));
             var unclean = ours.Concat(bestRuns).Where(r => !r.Stats.Clean).Select(r => r.Arm).Distinct().ToArray();
             markdown.AppendLine();
             markdown.AppendLine(Invariant, $"{(arm == "forwarder" ? "Forwarder" : arm)} vs the best peer here ({best}): **{throughput:0.00}x** the throughput, **{p99:0.00}x** the p99 latency (below 1 is better).{(unclean.Length == 0 ? string.Empty : $" Not a fair comparison: {string.Join(" and ", unclean)} had runs that did not measure cleanly (listed above).")}");
@@ -144,7 +136,7 @@ internal static class CompareReportWriter
             var direct = result.Of("direct", rate);
             return ours.Count == 0 || direct.Count == 0
                 ? null
-                : string.Create(Invariant, $"{RateLabel(rate)}: {arm} {Median(ours.Select(r => r.Stats.RequestsPerSecond)):0} req/s, p99 {Format.Latency(Median(ours.Select(r => (double)r.Stats.Latency.GetValueAtPercentile(99))))}");
+                : string.Create(Invariant, $"{RateLabel(rate)}: {arm} {Median(ours.Select(r => r.Stats.RequestsPerSecond)):0} req/s, p99 {Format.Latency(Median(ours.Select(r => (double)r.Stats.Latency.ValueAt(99))))}");
         })).OfType<string>();
         return string.Join("; ", parts);
     }
@@ -169,20 +161,8 @@ internal static class CompareReportWriter
         File.WriteAllLines(index, lines);
     }
 
-    private static LatencySeries Series(CompareResult result, string arm, double? rate)
-    {
-        var histogram = result.MergedLatency(arm, rate);
-        return new LatencySeries(arm, histogram.TotalCount == 0 ? [] : [.. histogram.Percentiles(5).Select(v => (v.PercentileLevelIteratedTo, v.ValueIteratedTo / 1000.0))]);
-    }
-
-    private static Bar Bar(string arm, IEnumerable<double> values)
-    {
-        var spread = Spread(values);
-        return new Bar(arm, spread.Median, spread.Min, spread.Max);
-    }
-
     private static string Latency(IReadOnlyList<ArmRun> runs, double percentile)
-        => Format.Latency(Median(runs.Select(r => (double)(percentile >= 100 ? r.Stats.Latency.GetMaxValue() : r.Stats.Latency.GetValueAtPercentile(percentile)))));
+        => Format.Latency(Median(runs.Select(r => (double)(percentile >= 100 ? r.Stats.Latency.Max() : r.Stats.Latency.ValueAt(percentile)))));
 
     private static string Optional(IEnumerable<double?> values, string format)
     {

@@ -1,12 +1,14 @@
 using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Scenarios;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Compare;
 
 /// <summary>One arm at one rate in one repetition: the load's stats and the proxy's resource use.</summary>
 /// <param name="Rate">Open-loop rate; null for closed loop.</param>
 /// <param name="CpuSeconds">CPU the proxy's processes used during the run; null for direct.</param>
-internal sealed record ArmRun(string Arm, double? Rate, int Rep, ScenarioStats Stats, double? CpuSeconds, long? PeakRssBytes, long? MeanRssBytes)
+/// <param name="Resources">The proxy's CPU and memory sampled over the run; null for direct.</param>
+internal sealed record ArmRun(string Arm, double? Rate, int Rep, ScenarioStats Stats, double? CpuSeconds, long? PeakRssBytes, long? MeanRssBytes, IReadOnlyList<ResourceSample>? Resources = null)
 {
     /// <summary>Proxy CPU per thousand requests, in milliseconds: the cost that stays comparable across rates.</summary>
     public double? CpuMsPerThousand => CpuSeconds is { } cpu && Stats.Count > 0 ? cpu * 1_000_000 / Stats.Count : null;
@@ -29,7 +31,7 @@ internal sealed record CompareResult(
     public IReadOnlyList<ArmRun> Unclean => [.. Runs.Where(r => !r.Stats.Clean)];
 
     /// <summary>All repetitions' latencies of one arm at one rate, merged.</summary>
-    public HdrHistogram MergedLatency(string arm, double? rate)
+    public HistogramBase MergedLatency(string arm, double? rate)
     {
         var merged = InvocationStats.NewHistogram();
         foreach (var run in Of(arm, rate))

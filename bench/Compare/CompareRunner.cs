@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Load;
 using Forwarder.Bench.Scenarios;
 
@@ -108,7 +109,7 @@ internal static class CompareRunner
         await using var sampler = new ProcessSampler(arm.Proxy.Pid, TimeSpan.FromMilliseconds(100));
         var result = await stats.ConfigureAwait(false);
         var (cpu, peak, mean) = await sampler.StopAsync().ConfigureAwait(false);
-        return new ArmRun(arm.Name, rate, rep, result, cpu, peak, mean);
+        return new ArmRun(arm.Name, rate, rep, result, cpu, peak, mean, sampler.Samples);
     }
 
     private static string Describe(ArmRun run, int reps)
@@ -118,6 +119,6 @@ internal static class CompareRunner
         var rate = run.Rate is { } r ? $"{r:0} req/s" : "max";
         return string.Create(
             System.Globalization.CultureInfo.InvariantCulture,
-            $"  rep {run.Rep}/{reps} {rate,-10} {run.Arm,-14} {stats.RequestsPerSecond,10:0} req/s  p50 {Format.Latency(stats.Latency.GetValueAtPercentile(50))}  p99 {Format.Latency(stats.Latency.GetValueAtPercentile(99))}  errors {stats.Failed}{cpu}{(stats.Clean ? string.Empty : $"  NOT CLEAN: {stats.Problems}")}");
+            $"  rep {run.Rep}/{reps} {rate,-10} {run.Arm,-14} {stats.RequestsPerSecond,10:0} req/s  p50 {Format.Latency(stats.Latency.ValueAt(50))}  p99 {Format.Latency(stats.Latency.ValueAt(99))}  errors {stats.Failed}{cpu}{(stats.Clean ? string.Empty : $"  NOT CLEAN: {stats.Problems}")}");
     }
 }

@@ -5,6 +5,9 @@ namespace Forwarder.Bench.Compare;
 /// <summary>CPU time and resident memory of a process and its children, as one sample read from /proc.</summary>
 internal readonly record struct ProcessUsage(double CpuSeconds, long RssBytes);
 
+/// <summary>One sample of a run: seconds since sampling began, CPU seconds used since then, resident memory.</summary>
+internal readonly record struct ResourceSample(double Seconds, double CpuSeconds, long RssBytes);
+
 /// <summary>
 /// Samples proxies' process trees (nginx and HAProxy fork workers) from /proc while a run goes
 /// on: CPU seconds used over the run, and resident memory (summed over all) at its peak and on
@@ -19,6 +22,8 @@ internal sealed class ProcessSampler : IAsyncDisposable
     private readonly ProcessUsage _start;
     private readonly Task _sampling;
     private readonly List<long> _rss = [];
+    private readonly List<ResourceSample> _samples = [];
+    private readonly long _started = System.Diagnostics.Stopwatch.GetTimestamp();
 
     public ProcessSampler(int rootPid, TimeSpan interval)
         : this([rootPid], interval)
@@ -32,6 +37,18 @@ internal sealed class ProcessSampler : IAsyncDisposable
         _sampling = SampleAsync(interval);
     }
 
+    /// <summary>Every sample so far, in time order: what the reports chart over time.</summary>
+    public IReadOnlyList<ResourceSample> Samples
+    {
+        get
+        {
+            lock (_rss)
+            {
+                return [.. _samples];
+            }
+        }
+    }
+
     /// <summary>Stops sampling and returns CPU seconds used since the start, and peak and mean RSS.</summary>
     public async Task<(double CpuSeconds, long PeakRss, long MeanRss)> StopAsync()
     {
@@ -41,6 +58,7 @@ internal sealed class ProcessSampler : IAsyncDisposable
         lock (_rss)
         {
             _rss.Add(end.RssBytes);
+            _samples.Add(Sample(end));
             return (end.CpuSeconds - _start.CpuSeconds, _rss.Max(), (long)_rss.Average());
         }
     }
@@ -148,6 +166,9 @@ internal sealed class ProcessSampler : IAsyncDisposable
         return 0;
     }
 
+    private ResourceSample Sample(ProcessUsage usage) =>
+        new(System.Diagnostics.Stopwatch.GetElapsedTime(_started).TotalSeconds, usage.CpuSeconds - _start.CpuSeconds, usage.RssBytes);
+
     private async Task SampleAsync(TimeSpan interval)
     {
         using var timer = new PeriodicTimer(interval);
@@ -159,6 +180,7 @@ internal sealed class ProcessSampler : IAsyncDisposable
                 lock (_rss)
                 {
                     _rss.Add(usage.RssBytes);
+                    _samples.Add(Sample(usage));
                 }
             }
         }

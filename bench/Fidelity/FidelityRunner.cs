@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 using Forwarder.Bench.Compare;
+using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Load;
 using Forwarder.Bench.Scenarios;
 
@@ -64,7 +65,7 @@ internal static partial class FidelityRunner
                     }
                 }
 
-                var run = new FidelityRun(rep, wrkRate, stats.RequestsPerSecond, stats.Latency.GetValueAtPercentile(50), floor.Latency.GetValueAtPercentile(50), floor.Latency.GetValueAtPercentile(99));
+                var run = new FidelityRun(rep, wrkRate, stats.RequestsPerSecond, stats.Latency.ValueAt(50), floor.Latency.ValueAt(50), floor.Latency.ValueAt(99));
                 runs.Add(run);
                 await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  rep {rep}/{options.Reps}: wrk {run.WrkRequestsPerSecond:0} req/s, bench {run.BenchRequestsPerSecond:0} req/s, ratio {run.Ratio:0.000}")).ConfigureAwait(false);
             }

@@ -1,4 +1,6 @@
 using System.Globalization;
+using HdrHistogram;
+using HdrHistogram.Utilities;
 
 namespace Forwarder.Bench.Histograms;
 
@@ -6,6 +8,10 @@ namespace Forwarder.Bench.Histograms;
 /// Reads interval logs written by <see cref="HistogramLogWriter"/> or any HdrHistogram implementation
 /// (log format versions 1.0 to 1.3, histogram encodings V0 to V2), with Java's HistogramLogReader timestamp rules.
 /// </summary>
+/// <remarks>
+/// The package decodes the histograms; its own HistogramLogReader is not used because it exposes no base
+/// time, reads whole logs only, and lets malformed lines through as other exceptions or empty matches.
+/// </remarks>
 internal sealed class HistogramLogReader
 {
     private const string StartTimePrefix = "#[StartTime: ";
@@ -40,7 +46,7 @@ internal sealed class HistogramLogReader
     /// set, or null at the end of the log.
     /// </summary>
     /// <exception cref="FormatException">An interval line or its histogram is malformed.</exception>
-    public HdrHistogram? NextIntervalHistogram()
+    public HistogramBase? NextIntervalHistogram()
     {
         while (_reader.ReadLine() is { } line)
         {
@@ -77,7 +83,7 @@ internal sealed class HistogramLogReader
         }
     }
 
-    private HdrHistogram ReadInterval(string line)
+    private HistogramBase ReadInterval(string line)
     {
         string[] fields = line.Split(FieldSeparators, StringSplitOptions.RemoveEmptyEntries);
         string? tag = null;
@@ -109,7 +115,7 @@ internal sealed class HistogramLogReader
             _observedBaseTime = true;
         }
 
-        HdrHistogram histogram = HistogramEncoding.Decode(DecodeBase64(fields[first + 3], line));
+        HistogramBase histogram = Decode(DecodeBase64(fields[first + 3], line), line);
         double absoluteStart = timestamp + BaseTimeSec;
         histogram.StartTimeStamp = (long)(absoluteStart * 1000.0);
         histogram.EndTimeStamp = (long)((absoluteStart + length) * 1000.0);
@@ -124,6 +130,18 @@ internal sealed class HistogramLogReader
             return Convert.FromBase64String(text);
         }
         catch (FormatException ex)
+        {
+            throw new FormatException($"Malformed histogram in log line: {line}", ex);
+        }
+    }
+
+    private static HistogramBase Decode(byte[] bytes, string line)
+    {
+        try
+        {
+            return HistogramEncoding.DecodeFromCompressedByteBuffer(ByteBuffer.Allocate(bytes), 0);
+        }
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or IndexOutOfRangeException or InvalidDataException)
         {
             throw new FormatException($"Malformed histogram in log line: {line}", ex);
         }

@@ -1,4 +1,6 @@
 using System.Globalization;
+using HdrHistogram;
+using HdrHistogram.Utilities;
 
 namespace Forwarder.Bench.Histograms;
 
@@ -7,6 +9,11 @@ namespace Forwarder.Bench.Histograms;
 /// header lines, a CSV legend, then one line per interval histogram:
 /// <c>[Tag=name,]start,length,max,base64(compressed V2 histogram)</c>.
 /// </summary>
+/// <remarks>
+/// The package's HistogramLogWriter writes UTF-16 (Java and the package's own reader expect ASCII),
+/// rounds with .NET rather than Java, and has no BaseTime or comment lines, so only the histogram
+/// encoding comes from the package.
+/// </remarks>
 internal sealed class HistogramLogWriter
 {
     private const string LogFormatVersion = "1.3";
@@ -51,7 +58,7 @@ internal sealed class HistogramLogWriter
     /// <paramref name="maxValueUnitRatio"/> (nanoseconds to milliseconds by default), its tag if any, and the
     /// histogram itself.
     /// </summary>
-    public void WriteHistogram(HdrHistogram h, double startSeconds, double lengthSeconds, double maxValueUnitRatio = 1_000_000.0)
+    public void WriteHistogram(HistogramBase h, double startSeconds, double lengthSeconds, double maxValueUnitRatio = 1_000_000.0)
     {
         ArgumentNullException.ThrowIfNull(h);
         if (h.Tag is { } tag)
@@ -65,9 +72,18 @@ internal sealed class HistogramLogWriter
             _writer.Write($"Tag={tag},");
         }
 
-        string histogram = Convert.ToBase64String(HistogramEncoding.EncodeCompressed(h));
+        var buffer = ByteBuffer.Allocate(h.GetNeededByteBufferCapacity());
+        var encoded = new byte[h.EncodeIntoCompressedByteBuffer(buffer)];
+        // The buffer's array is internal to the package: read it back a byte at a time.
+        buffer.Position = 0;
+        for (int i = 0; i < encoded.Length; i++)
+        {
+            encoded[i] = buffer.Get();
+        }
+
+        string histogram = Convert.ToBase64String(encoded);
         _writer.Write(
             $"{JavaNumberFormat.Fixed(startSeconds, 3)},{JavaNumberFormat.Fixed(lengthSeconds, 3)}," +
-            $"{JavaNumberFormat.Fixed(h.GetMaxValue() / maxValueUnitRatio, 3)},{histogram}\n");
+            $"{JavaNumberFormat.Fixed(h.Max() / maxValueUnitRatio, 3)},{histogram}\n");
     }
 }

@@ -1,3 +1,5 @@
+using HdrHistogram;
+
 namespace Forwarder.Bench.Histograms;
 
 /// <summary>
@@ -8,7 +10,7 @@ namespace Forwarder.Bench.Histograms;
 internal static class InterpolatedPercentile
 {
     /// <summary>The value below which <paramref name="percentile"/>% of counts fall, in the histogram's units (a recorded value v stands for [v, v + 1)).</summary>
-    public static double Of(HdrHistogram histogram, double percentile)
+    public static double Of(HistogramBase histogram, double percentile)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(percentile);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(percentile, 100);

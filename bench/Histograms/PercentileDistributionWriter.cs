@@ -1,8 +1,14 @@
+using HdrHistogram;
+using HdrHistogram.Iteration;
+
 namespace Forwarder.Bench.Histograms;
 
 /// <summary>
 /// Java's AbstractHistogram.outputPercentileDistribution: the ".hgrm" text that HdrHistogram's plotter and
-/// wrk2 read, or its CSV variant, with Java's column widths and digits.
+/// wrk2 read, or its CSV variant, with Java's column widths and digits. The package's own
+/// OutputPercentileDistribution differs from Java's text: .NET rounds the binary value (0.125 gives "0.12"),
+/// it drops the 1/(1-Percentile) column from rows before the 100% one when the last value repeats, and an
+/// empty histogram's mean is NaN.
 /// </summary>
 internal static class PercentileDistributionWriter
 {
@@ -12,7 +18,7 @@ internal static class PercentileDistributionWriter
     /// </summary>
     public static void Write(
         TextWriter writer,
-        HdrHistogram histogram,
+        HistogramBase histogram,
         int percentileTicksPerHalfDistance = 5,
         double outputValueUnitScalingRatio = 1.0)
     {
@@ -38,9 +44,9 @@ internal static class PercentileDistributionWriter
             writer.Write('\n');
         }
 
-        string mean = JavaNumberFormat.Fixed(histogram.GetMean() / outputValueUnitScalingRatio, digits, 12);
-        string deviation = JavaNumberFormat.Fixed(histogram.GetStdDeviation() / outputValueUnitScalingRatio, digits, 12);
-        string max = JavaNumberFormat.Fixed(histogram.GetMaxValue() / outputValueUnitScalingRatio, digits, 12);
+        string mean = JavaNumberFormat.Fixed(histogram.Mean() / outputValueUnitScalingRatio, digits, 12);
+        string deviation = JavaNumberFormat.Fixed(histogram.StdDeviation() / outputValueUnitScalingRatio, digits, 12);
+        string max = JavaNumberFormat.Fixed(histogram.Max() / outputValueUnitScalingRatio, digits, 12);
         writer.Write($"#[Mean    = {mean}, StdDeviation   = {deviation}]\n");
         writer.Write($"#[Max     = {max}, Total count    = {JavaNumberFormat.Integer(histogram.TotalCount, 12)}]\n");
         writer.Write(
@@ -51,7 +57,7 @@ internal static class PercentileDistributionWriter
     /// <summary>The CSV variant (Java's useCsvFormat): a quoted header, the same rows, no footer.</summary>
     public static void WriteCsv(
         TextWriter writer,
-        HdrHistogram histogram,
+        HistogramBase histogram,
         int percentileTicksPerHalfDistance = 5,
         double outputValueUnitScalingRatio = 1.0)
     {

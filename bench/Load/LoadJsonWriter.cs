@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Scenarios;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Load;
 
@@ -65,7 +66,7 @@ internal static class LoadJsonWriter
         json.WriteEndObject();
     }
 
-    public static void WriteLatency(Utf8JsonWriter json, string name, HdrHistogram histogram)
+    public static void WriteLatency(Utf8JsonWriter json, string name, HistogramBase histogram)
     {
         var empty = histogram.TotalCount == 0;
         json.WriteStartObject(name);
@@ -74,10 +75,10 @@ internal static class LoadJsonWriter
         json.WriteNumber("stddev", empty ? 0 : Math.Round(histogram.GetStdDeviation(), 3));
         foreach (var (label, percentile) in new[] { ("p50", 50.0), ("p75", 75.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99.9", 99.9), ("p99.99", 99.99) })
         {
-            json.WriteNumber(label, empty ? 0 : histogram.GetValueAtPercentile(percentile));
+            json.WriteNumber(label, empty ? 0 : histogram.ValueAt(percentile));
         }
 
-        json.WriteNumber("max", empty ? 0 : histogram.GetMaxValue());
+        json.WriteNumber("max", empty ? 0 : histogram.Max());
         json.WriteEndObject();
     }
 }

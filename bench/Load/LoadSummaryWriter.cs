@@ -1,6 +1,7 @@
 using System.Globalization;
 using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Scenarios;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Load;
 
@@ -13,7 +14,7 @@ internal static class LoadSummaryWriter
     {
         var invariant = CultureInfo.InvariantCulture;
         output.WriteLine("  Latency    Avg        Stdev      Max");
-        output.WriteLine(string.Create(invariant, $"    {Format.Latency(stats.Latency.GetMean()),-10} {Format.Latency(stats.Latency.GetStdDeviation()),-10} {Format.Latency(stats.Latency.GetMaxValue())}"));
+        output.WriteLine(string.Create(invariant, $"    {Format.Latency(stats.Latency.GetMean()),-10} {Format.Latency(stats.Latency.GetStdDeviation()),-10} {Format.Latency(stats.Latency.Max())}"));
         WriteDistribution(output, options.OpenLoop ? "Latency Distribution (HdrHistogram - Recorded Latency, corrected for coordinated omission)" : "Latency Distribution (HdrHistogram - Recorded Latency)", stats.Latency);
         if (options.OpenLoop)
         {
@@ -48,12 +49,12 @@ internal static class LoadSummaryWriter
         output.WriteLine(string.Create(invariant, $"Requests/sec: {stats.RequestsPerSecond,10:0.00}"));
     }
 
-    private static void WriteDistribution(TextWriter output, string title, HdrHistogram histogram)
+    private static void WriteDistribution(TextWriter output, string title, HistogramBase histogram)
     {
         output.WriteLine($"  {title}");
         foreach (var percentile in Percentiles)
         {
-            var value = histogram.TotalCount == 0 ? 0 : histogram.GetValueAtPercentile(percentile);
+            var value = histogram.TotalCount == 0 ? 0 : histogram.ValueAt(percentile);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $" {percentile,7:0.000}%  {Format.Latency(value),10}"));
         }
     }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Forwarder.Bench.Compare;
+using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Load;
 
 namespace Forwarder.Bench.Mesh;
@@ -151,7 +152,7 @@ internal static class MeshReportWriter
     private static double Median(IEnumerable<double> values) => CompareReportWriter.Median(values);
 
     private static double Percentile(MeshResult result, CompareProtocol protocol, string arm, double? rate, double percentile)
-        => Median(result.Of(protocol, arm, rate).Select(r => (double)r.Stats.Latency.GetValueAtPercentile(percentile)));
+        => Median(result.Of(protocol, arm, rate).Select(r => (double)r.Stats.Latency.ValueAt(percentile)));
 
     private static double Throughput(MeshResult result, CompareProtocol protocol, string arm)
         => Median(result.Of(protocol, arm, null).Select(r => r.Stats.RequestsPerSecond));

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using Forwarder.Bench.Compare;
+using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Load;
 using Forwarder.Bench.Scenarios;
 
@@ -164,6 +165,6 @@ internal static class MeshRunner
         var rate = run.Rate is { } r ? $"{r:0} req/s" : "max";
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"  {run.Protocol.ToString().ToLowerInvariant()} rep {run.Rep}/{reps} {rate,-10} {run.Arm,-18} {stats.RequestsPerSecond,9:0} req/s  p50 {Format.Latency(stats.Latency.GetValueAtPercentile(50))}  p99 {Format.Latency(stats.Latency.GetValueAtPercentile(99))}  errors {stats.Failed}{cpu}{(stats.Clean ? string.Empty : $"  NOT CLEAN: {stats.Problems}")}");
+            $"  {run.Protocol.ToString().ToLowerInvariant()} rep {run.Rep}/{reps} {rate,-10} {run.Arm,-18} {stats.RequestsPerSecond,9:0} req/s  p50 {Format.Latency(stats.Latency.ValueAt(50))}  p99 {Format.Latency(stats.Latency.ValueAt(99))}  errors {stats.Failed}{cpu}{(stats.Clean ? string.Empty : $"  NOT CLEAN: {stats.Problems}")}");
     }
 }

@@ -5,3 +5,6 @@ internal sealed record LatencySeries(string Label, IReadOnlyList<(double Percent
 
 /// <summary>One bar: label, the median value, and the spread (min and max across repetitions) drawn as a whisker.</summary>
 internal sealed record Bar(string Label, double Median, double Min, double Max);
+
+/// <summary>One series of a chart over time: label and points (seconds since the measured window began, value).</summary>
+internal sealed record TimeSeries(string Label, IReadOnlyList<(double Seconds, double Value)> Points);

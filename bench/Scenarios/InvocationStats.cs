@@ -1,4 +1,5 @@
 using Forwarder.Bench.Histograms;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Scenarios;
 
@@ -19,12 +20,13 @@ internal sealed class InvocationStats
     private Dictionary<int, long>? _otherStatusCodes;
     private Dictionary<string, long>? _failures;
     private Dictionary<string, StepStats>? _steps;
+    private List<long>? _completedPerSecond;
 
     /// <summary>From each invocation's intended start: coordinated omission corrected (equal to <see cref="Uncorrected"/> in closed loop).</summary>
-    public HdrHistogram Latency { get; } = NewHistogram();
+    public LongHistogram Latency { get; } = NewHistogram();
 
     /// <summary>From each invocation's actual start, as a closed-loop tool would see it.</summary>
-    public HdrHistogram Uncorrected { get; } = NewHistogram();
+    public LongHistogram Uncorrected { get; } = NewHistogram();
 
     public long Ok { get; private set; }
 
@@ -62,7 +64,10 @@ internal sealed class InvocationStats
 
     public IReadOnlyDictionary<string, StepStats> Steps => _steps ?? [];
 
-    public static HdrHistogram NewHistogram() => new(1, HighestMicroseconds, 3);
+    /// <summary>Invocations completed in each whole second of the measured window: throughput over time.</summary>
+    public IReadOnlyList<long> CompletedPerSecond => _completedPerSecond ?? [];
+
+    public static LongHistogram NewHistogram() => new(1, HighestMicroseconds, 3);
 
     public static long ToMicroseconds(TimeSpan elapsed) => Math.Clamp((long)(elapsed.Ticks / (double)TimeSpan.TicksPerMicrosecond), 1, HighestMicroseconds);
 
@@ -137,8 +142,26 @@ internal sealed class InvocationStats
         return step;
     }
 
+    /// <summary>Counts <paramref name="count"/> completions in second <paramref name="second"/> of the measured window.</summary>
+    public void CountCompleted(int second, long count = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(second);
+        _completedPerSecond ??= [];
+        while (_completedPerSecond.Count <= second)
+        {
+            _completedPerSecond.Add(0);
+        }
+
+        _completedPerSecond[second] += count;
+    }
+
     public void Add(InvocationStats other)
     {
+        for (var second = 0; second < other.CompletedPerSecond.Count; second++)
+        {
+            CountCompleted(second, other.CompletedPerSecond[second]);
+        }
+
         Latency.Add(other.Latency);
         Uncorrected.Add(other.Uncorrected);
         Ok += other.Ok;
@@ -169,7 +192,7 @@ internal sealed class StepStats(string name)
 {
     public string Name { get; } = name;
 
-    public HdrHistogram Latency { get; } = InvocationStats.NewHistogram();
+    public LongHistogram Latency { get; } = InvocationStats.NewHistogram();
 
     public long Ok { get; private set; }
 

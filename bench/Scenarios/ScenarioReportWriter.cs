@@ -1,5 +1,6 @@
 using System.Globalization;
 using Forwarder.Bench.Histograms;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Scenarios;
 
@@ -38,13 +39,13 @@ internal static class ScenarioReportWriter
         }
     }
 
-    private static void Row(TextWriter output, string name, long ok, long failed, long timedOut, double rps, HdrHistogram latency, long bytes)
+    private static void Row(TextWriter output, string name, long ok, long failed, long timedOut, double rps, HistogramBase latency, long bytes)
     {
         string Ms(long microseconds) => string.Create(CultureInfo.InvariantCulture, $"{microseconds / 1000.0:0.000}");
-        string At(double percentile) => latency.TotalCount == 0 ? "-" : Ms(latency.GetValueAtPercentile(percentile));
+        string At(double percentile) => latency.TotalCount == 0 ? "-" : Ms(latency.ValueAt(percentile));
         var empty = latency.TotalCount == 0;
         output.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"  {name,-10} {ok,-9} {failed,-5} {timedOut,-8} {rps,-10:0.0} {(empty ? "-" : Ms(latency.GetMinValue())),-9} {(empty ? "-" : string.Create(CultureInfo.InvariantCulture, $"{latency.GetMean() / 1000:0.000}")),-9} {(empty ? "-" : Ms(latency.GetMaxValue())),-9} {At(50),-9} {At(75),-9} {At(95),-9} {At(99),-9} {At(99.9),-9} {bytes}"));
+            $"  {name,-10} {ok,-9} {failed,-5} {timedOut,-8} {rps,-10:0.0} {(empty ? "-" : Ms(latency.GetMinValue())),-9} {(empty ? "-" : string.Create(CultureInfo.InvariantCulture, $"{latency.Mean() / 1000:0.000}")),-9} {(empty ? "-" : Ms(latency.Max())),-9} {At(50),-9} {At(75),-9} {At(95),-9} {At(99),-9} {At(99.9),-9} {bytes}"));
     }
 }

@@ -1,4 +1,5 @@
 using Forwarder.Bench.Histograms;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Scenarios;
 
@@ -42,9 +43,12 @@ internal sealed class ScenarioStats(string name, TimeSpan duration, double? requ
 
     public long Bytes => totals.Bytes;
 
-    public HdrHistogram Latency => totals.Latency;
+    public HistogramBase Latency => totals.Latency;
 
-    public HdrHistogram UncorrectedLatency => totals.Uncorrected;
+    public HistogramBase UncorrectedLatency => totals.Uncorrected;
+
+    /// <summary>Invocations completed in each whole second of the measured window.</summary>
+    public IReadOnlyList<long> CompletedPerSecond => totals.CompletedPerSecond;
 
     public IReadOnlyDictionary<int, long> StatusCodes => totals.StatusCodes;
 
@@ -98,7 +102,7 @@ internal sealed class ScenarioStats(string name, TimeSpan duration, double? requ
     public double BytesPerSecond => Duration > TimeSpan.Zero ? Bytes / Duration.TotalSeconds : 0;
 
     public TimeSpan LatencyAtPercentile(double percentile)
-        => Latency.TotalCount == 0 ? TimeSpan.Zero : TimeSpan.FromMicroseconds(Latency.GetValueAtPercentile(percentile));
+        => Latency.TotalCount == 0 ? TimeSpan.Zero : TimeSpan.FromMicroseconds(Latency.ValueAt(percentile));
 
     public ScenarioStats WithThresholds(IReadOnlyList<ThresholdResult> results) => new(Name, Duration, RequestedRate, GracePeriod, totals, results);
 }

@@ -225,6 +225,10 @@ internal sealed class ScenarioWorker
             if (Context.Recording)
             {
                 Stats.Record(response, Stopwatch.GetElapsedTime(intended, ended), Stopwatch.GetElapsedTime(started, ended), timedOut, ended <= _plan.End);
+                if (!timedOut && ended >= _plan.MeasureStart && ended <= _plan.End)
+                {
+                    Stats.CountCompleted((int)((ended - _plan.MeasureStart) / Stopwatch.Frequency));
+                }
             }
         }
     }

@@ -33,4 +33,28 @@ public sealed class CompareReportWriterTests : IDisposable
         Assert.Contains("\"clean\": false", json, StringComparison.Ordinal);
         Assert.Single(result.Unclean);
     }
+
+    [Fact]
+    public void Write_Runs_LinksEveryChartAndEachNamesItsArms()
+    {
+        var options = new CompareOptions("charts", CompareProtocol.Http, ["direct", "forwarder"], [100], 1, TimeSpan.FromSeconds(1), TimeSpan.Zero, 4, 64, 1, "builtin", Path.Combine(_reports.FullName, "charts"), null);
+        ResourceSample[] samples = [new(0.5, 0.1, 8 << 20), new(1.0, 0.2, 9 << 20)];
+        ArmRun[] runs =
+        [
+            new("direct", 100, 1, RunStats.OpenLoop(ok: 100, unfinished: 0), null, null, null),
+            new("forwarder", 100, 1, RunStats.OpenLoop(ok: 100, unfinished: 0), 0.2, 9 << 20, 8 << 20, samples),
+        ];
+        var result = new CompareResult(options, ["direct", "forwarder"], runs, [], new Dictionary<string, string>(), "test machine", DateTimeOffset.UnixEpoch);
+
+        CompareReportWriter.Write(result, options.OutputDirectory);
+
+        var report = File.ReadAllText(Path.Combine(options.OutputDirectory, "report.md"));
+        foreach (var chart in new[] { "latency", "throughput", "cpu", "memory", "throughput-time", "cpu-time", "memory-time" })
+        {
+            Assert.Contains($"![{chart}-100]({chart}-100.svg)", report, StringComparison.Ordinal);
+            var svg = System.Xml.Linq.XDocument.Load(Path.Combine(options.OutputDirectory, $"{chart}-100.svg"));
+            var texts = svg.Descendants().Where(e => e.Name.LocalName == "text").Select(e => e.Value.Trim()).ToList();
+            Assert.Contains(texts, t => t.StartsWith("forwarder", StringComparison.Ordinal));
+        }
+    }
 }

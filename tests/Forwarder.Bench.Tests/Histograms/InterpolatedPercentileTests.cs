@@ -1,4 +1,5 @@
 using Forwarder.Bench.Histograms;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Tests.Histograms;
 
@@ -7,7 +8,7 @@ public sealed class InterpolatedPercentileTests
     [Fact]
     public void CountsSpreadEvenlyOverEachUnit()
     {
-        var histogram = new HdrHistogram(3_600_000_000, 3);
+        var histogram = new LongHistogram(3_600_000_000, 3);
         histogram.RecordValueWithCount(10, 100);
         histogram.RecordValueWithCount(11, 100);
 
@@ -21,10 +22,10 @@ public sealed class InterpolatedPercentileTests
     [Fact]
     public void ASmallShiftOfTheMixMovesTheEstimate_WhereTheWholeUnitPercentileDoesNot()
     {
-        var before = new HdrHistogram(3_600_000_000, 3);
+        var before = new LongHistogram(3_600_000_000, 3);
         before.RecordValueWithCount(20, 600);
         before.RecordValueWithCount(21, 400);
-        var after = new HdrHistogram(3_600_000_000, 3);
+        var after = new LongHistogram(3_600_000_000, 3);
         after.RecordValueWithCount(20, 550);
         after.RecordValueWithCount(21, 450);
 
@@ -36,7 +37,7 @@ public sealed class InterpolatedPercentileTests
     public void WideBuckets_InterpolateOverTheirWidth()
     {
         // With 3 significant digits, values near 10,000 share buckets 8 wide.
-        var histogram = new HdrHistogram(3_600_000_000, 3);
+        var histogram = new LongHistogram(3_600_000_000, 3);
         histogram.RecordValueWithCount(10_000, 10);
         var low = histogram.LowestEquivalentValue(10_000);
         var width = histogram.SizeOfEquivalentValueRange(10_000);
@@ -45,8 +46,8 @@ public sealed class InterpolatedPercentileTests
     }
 
     [Fact]
-    public void Empty_IsZero() => Assert.Equal(0, InterpolatedPercentile.Of(new HdrHistogram(1000, 3), 50));
+    public void Empty_IsZero() => Assert.Equal(0, InterpolatedPercentile.Of(new LongHistogram(1000, 3), 50));
 
     [Fact]
-    public void OutOfRange_Throws() => Assert.Throws<ArgumentOutOfRangeException>(() => InterpolatedPercentile.Of(new HdrHistogram(1000, 3), 101));
+    public void OutOfRange_Throws() => Assert.Throws<ArgumentOutOfRangeException>(() => InterpolatedPercentile.Of(new LongHistogram(1000, 3), 101));
 }

@@ -1,4 +1,5 @@
 using Forwarder.Bench.Histograms;
+using HdrHistogram;
 using Forwarder.Bench.Tests.Histograms.ReferenceData;
 
 namespace Forwarder.Bench.Tests.Histograms;
@@ -42,7 +43,7 @@ public sealed class PercentileDistributionWriterTests
     public void Write_TenMillionCountsWithOutliers_MatchesJavaSample()
     {
         // HdrHistogram.NET issue 39: only the 100% row may leave out the 1/(1-Percentile) column.
-        var histogram = new HdrHistogram(36_000_000_000L, 3);
+        var histogram = new LongHistogram(36_000_000_000L, 3);
         histogram.RecordValueWithCount(1, 7_604_459);
         histogram.RecordValueWithCount(383, 2_395_524);
         histogram.RecordValueWithCount(453, 2);
@@ -67,7 +68,7 @@ public sealed class PercentileDistributionWriterTests
     {
         // HdrHistogram_py's test_output_percentile_distribution_csv: 10,000 x 1,000 and one 100,000,000,
         // 1000 ticks per half distance, values in thousands.
-        var histogram = new HdrHistogram(3_600_000_000L, 3);
+        var histogram = new LongHistogram(3_600_000_000L, 3);
         histogram.RecordValueWithCount(1000, 10_000);
         histogram.RecordValue(100_000_000);
         var writer = new StringWriter();
@@ -85,7 +86,7 @@ public sealed class PercentileDistributionWriterTests
     {
         var writer = new StringWriter();
 
-        PercentileDistributionWriter.Write(writer, new HdrHistogram(3_600_000_000L, 3));
+        PercentileDistributionWriter.Write(writer, new LongHistogram(3_600_000_000L, 3));
 
         Assert.Equal(
             "       Value     Percentile TotalCount 1/(1-Percentile)\n" +
@@ -100,7 +101,7 @@ public sealed class PercentileDistributionWriterTests
     public void Write_SingleValueDefaultTicks_FormatsColumnsLikeJava()
     {
         // Derived from Java's format strings "%12.2f %2.12f %10d %14.2f" / "%12.2f %2.12f %10d" and the footer.
-        var histogram = new HdrHistogram(3_600_000_000L, 2);
+        var histogram = new LongHistogram(3_600_000_000L, 2);
         histogram.RecordValueWithCount(1234, 3);
         var writer = new StringWriter();
 
@@ -146,9 +147,9 @@ public sealed class PercentileDistributionWriterTests
     // Java writes '\n' whatever the platform; the embedded text follows this file's line endings.
     private static string Normalize(string text) => text.ReplaceLineEndings("\n");
 
-    private static HdrHistogram TenValues(int digits)
+    private static HistogramBase TenValues(int digits)
     {
-        var histogram = new HdrHistogram(36_000_000_000L, digits);
+        var histogram = new LongHistogram(36_000_000_000L, digits);
         for (long value = 0; value < 10_000; value += 1000)
         {
             histogram.RecordValue(value);

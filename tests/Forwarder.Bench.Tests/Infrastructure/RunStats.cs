@@ -14,6 +14,7 @@ internal static class RunStats
             totals.Record(Response.Ok(200, 10), TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1), timedOut: false, inWindow: true);
         }
 
+        totals.CountCompleted(0, ok);
         for (var i = 0; i < unfinished; i++)
         {
             totals.RecordUnfinished(TimeSpan.FromSeconds(2), null);

@@ -1,4 +1,6 @@
+using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Scenarios;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Tests.Scenarios;
 
@@ -43,6 +45,22 @@ public sealed class ScenarioRunnerTests
         Assert.Equal(500, stats.RequestedRate!.Value, 1);
         Assert.InRange(stats.Ok, 700, 1000);
         Assert.InRange(stats.RequestsPerSecond, 350, 500);
+    }
+
+    [Fact]
+    public async Task OpenLoop_CompletedPerSecond_AddsUpToTheWindowsCompletions()
+    {
+        var scenario = Scenario.Create("timeline", _ => ValueTask.FromResult(Response.Ok()))
+            .WithLoadSimulations(LoadSimulation.Inject(200, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)))
+            .WithWarmUpDuration(TimeSpan.FromSeconds(1))
+            .WithMaxConcurrency(4);
+
+        var stats = await ScenarioRunner.RunAsync(scenario);
+
+        // Two whole seconds (a third only if one ended exactly at the window's end), warm-up left out.
+        Assert.InRange(stats.CompletedPerSecond.Count, 2, 3);
+        Assert.Equal(stats.Completed, stats.CompletedPerSecond.Sum());
+        Assert.All(stats.CompletedPerSecond.Take(2), perSecond => Assert.InRange(perSecond, 50, 201));
     }
 
     [Fact]

@@ -20,9 +20,9 @@ internal static class DnsConfigReader
 
         var listen = reader.String(fields, Section, "listen", required: true, node);
         IPEndPoint? endPoint = null;
-        if (listen is not null && (!ValueParsers.TryParseListenAddress(listen, out endPoint) || endPoint.Port == 0))
+        if (listen is not null && !ValueParsers.TryParseListenAddress(listen, out endPoint))
         {
-            reader.Error(fields["listen"], $"{Section}.listen", $"expected IP:PORT with a fixed port such as 127.0.0.53:53 (clients find DNS by address), got '{listen}'");
+            reader.Error(fields["listen"], $"{Section}.listen", $"expected IP:PORT such as 127.0.0.53:53 (UDP and TCP bind it; port 0 picks a free one), got '{listen}'");
             endPoint = null;
         }
 

@@ -92,30 +92,39 @@ internal sealed partial class DnsServer : IHostedService, IAsyncDisposable
         _stopping.Dispose();
     }
 
-    /// <summary>UDP first (port 0 picks one), then TCP on the same port.</summary>
+    /// <summary>UDP first, then TCP on the same port; with port 0, a port free for both.</summary>
     private void Bind(IPEndPoint endPoint)
     {
-        _udp = new Socket(endPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-        _tcp = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            if (endPoint.AddressFamily == AddressFamily.InterNetworkV6)
+            _udp = new Socket(endPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+            _tcp = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            try
             {
-                _udp.DualMode = true;
-                _tcp.DualMode = true;
-            }
+                if (endPoint.AddressFamily == AddressFamily.InterNetworkV6)
+                {
+                    _udp.DualMode = true;
+                    _tcp.DualMode = true;
+                }
 
-            _udp.Bind(endPoint);
-            _tcp.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            _tcp.Bind(new IPEndPoint(endPoint.Address, ((IPEndPoint)_udp.LocalEndPoint!).Port));
-            _tcp.Listen(512);
-            EndPoint = (IPEndPoint)_udp.LocalEndPoint!;
-        }
-        catch (SocketException ex)
-        {
-            _udp.Dispose();
-            _tcp.Dispose();
-            throw new ListenerBindException($"dns.listen {endPoint}: {ex.Message}", ex);
+                _udp.Bind(endPoint);
+                _tcp.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                _tcp.Bind(new IPEndPoint(endPoint.Address, ((IPEndPoint)_udp.LocalEndPoint!).Port));
+                _tcp.Listen(512);
+                EndPoint = (IPEndPoint)_udp.LocalEndPoint!;
+                return;
+            }
+            catch (SocketException ex)
+            {
+                _udp.Dispose();
+                _tcp.Dispose();
+
+                // The UDP port picked may be taken for TCP: pick another.
+                if (endPoint.Port != 0 || attempt == 20)
+                {
+                    throw new ListenerBindException($"dns.listen {endPoint}: {ex.Message}", ex);
+                }
+            }
         }
     }
 

@@ -14,8 +14,8 @@ namespace Forwarder.Tests.Dns;
 /// </summary>
 internal sealed class TestUpstreamDns : IAsyncDisposable
 {
-    private readonly Socket _udp = new(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-    private readonly Socket _tcp = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    private readonly Socket _udp;
+    private readonly Socket _tcp;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<string, int> _queries = new(StringComparer.OrdinalIgnoreCase);
     private readonly List<Task> _loops = [];
@@ -24,9 +24,26 @@ internal sealed class TestUpstreamDns : IAsyncDisposable
     public TestUpstreamDns(byte lastOctet = 1)
     {
         LastOctet = lastOctet;
-        _udp.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+
+        // A port free for both UDP and TCP.
+        for (var attempt = 1; ; attempt++)
+        {
+            _udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            _tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                _udp.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+                _tcp.Bind(_udp.LocalEndPoint!);
+                break;
+            }
+            catch (SocketException) when (attempt < 20)
+            {
+                _udp.Dispose();
+                _tcp.Dispose();
+            }
+        }
+
         EndPoint = (IPEndPoint)_udp.LocalEndPoint!;
-        _tcp.Bind(EndPoint);
         _tcp.Listen(16);
         _loops.Add(UdpLoopAsync());
         _loops.Add(TcpLoopAsync());

@@ -60,7 +60,7 @@ internal static class ClusterAnswers
 
         if (!truncated && type is DnsType.Soa or DnsType.Any && name.SequenceEqual(zone.Apex))
         {
-            truncated |= !Count(WriteSoa(ref writer, zone, ttl), ref answers);
+            truncated |= !Count(writer.WriteSoa(zone.Apex, zone.Primary, zone.Mailbox, ttl, zone.Serial, ttl), ref answers);
         }
 
         writer.SetCount(Answer, answers);
@@ -85,11 +85,10 @@ internal static class ClusterAnswers
     }
 
     /// <summary>The SOA in the authority section, its minimum the negative-caching TTL (RFC 2308).</summary>
-    private static bool WriteSoa(ref DnsWriter writer, ClusterZone zone, uint ttl)
+    private static void WriteSoa(ref DnsWriter writer, ClusterZone zone, uint ttl)
     {
         var written = writer.WriteSoa(zone.Apex, zone.Primary, zone.Mailbox, ttl, zone.Serial, ttl);
         writer.SetCount(Authority, written ? 1 : 0);
-        return written;
     }
 
     /// <summary>The SRV targets' addresses as additional records, as many as fit (they are a courtesy; no TC for them).</summary>

@@ -11,19 +11,23 @@ internal static class DnsTestKit
 {
     public const string ClusterIp = "10.96.0.10";
 
-    public static string Config(Uri? apiServer, IEnumerable<IPEndPoint> upstreams, string extra = "") => $$"""
-        admin: { listen: 127.0.0.1:0 }
+    /// <param name="upstreamTimeout">Generous: a loaded machine must not turn a live upstream into a dead one.</param>
+    public static string Config(Uri? apiServer, IEnumerable<IPEndPoint> upstreams, string upstreamTimeout = "3s", bool admin = true) => $$"""
+        {{(admin ? "admin: { listen: 127.0.0.1:0 }" : string.Empty)}}
         {{(apiServer is null ? string.Empty : $"cluster:\n  kubernetes:\n    apiServer: {apiServer}\n    tokenFile: /nonexistent/token")}}
         dns:
           listen: 127.0.0.1:0
           upstreams: [{{string.Join(", ", upstreams)}}]
-          upstreamTimeout: 1s
-        {{extra}}
+          upstreamTimeout: {{upstreamTimeout}}
         listeners: []
         """;
 
     public static async Task<RunningForwarder> StartAsync(Uri? apiServer, params TestUpstreamDns[] upstreams)
         => await RunningForwarder.StartAsync(Config(apiServer, upstreams.Select(u => u.EndPoint)));
+
+    /// <summary>For upstreams held back by a gate: the forwarder must wait for them however long the test takes.</summary>
+    public static async Task<RunningForwarder> StartPatientAsync(TestUpstreamDns upstream)
+        => await RunningForwarder.StartAsync(Config(null, [upstream.EndPoint], upstreamTimeout: "60s"));
 
     public static IPEndPoint Dns(this RunningForwarder forwarder) => forwarder.Service<DnsServer>().EndPoint!;
 

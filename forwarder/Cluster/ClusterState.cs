@@ -14,6 +14,7 @@ internal sealed record ClusterState(IReadOnlyList<ClusterService> Services)
 
 /// <summary>One port of a Service, as the forwarder service <see cref="Name"/> (NAMESPACE/NAME:PORT).</summary>
 /// <param name="Protocol">TCP or UDP (SCTP ports are left out).</param>
+/// <param name="PortName">The Service port's name (DNS SRV records are named after it); null when unnamed.</param>
 internal sealed record ClusterService(
     string Name,
     string Namespace,
@@ -22,7 +23,8 @@ internal sealed record ClusterService(
     int Port,
     string Protocol,
     string? AppProtocol,
-    IReadOnlyList<ClusterEndpoint> Endpoints);
+    IReadOnlyList<ClusterEndpoint> Endpoints,
+    string? PortName = null);
 
 /// <param name="Address">IP:PORT, the port being the EndpointSlice's (the Service's targetPort resolved).</param>
 internal sealed record ClusterEndpoint(string Address, string? NodeName, string? Zone, bool Ready, bool Serving, bool Terminating);

@@ -116,7 +116,7 @@ internal static class ConfigLoader
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)
     {
-        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "cluster", "listeners", "services");
+        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "cluster", "dns", "listeners", "services");
         if (fields is null)
         {
             return null;
@@ -129,6 +129,7 @@ internal static class ConfigLoader
         var limits = fields.TryGetValue("limits", out var limitsNode) ? ReadLimits(reader, limitsNode) : null;
         var node = fields.TryGetValue("node", out var nodeNode) ? NodeConfigReader.Read(reader, nodeNode, file) : null;
         var cluster = fields.TryGetValue("cluster", out var clusterNode) ? ClusterConfigReader.Read(reader, clusterNode, file) : null;
+        var dns = fields.TryGetValue("dns", out var dnsNode) ? DnsConfigReader.Read(reader, dnsNode, cluster?.Domain ?? "cluster.local") : null;
         var services = fields.TryGetValue("services", out var servicesNode)
             ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"))
             : new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
@@ -140,7 +141,7 @@ internal static class ConfigLoader
 
         var catalog = new ServiceCatalog(services, fields.ContainsKey("cluster"));
         var listeners = ReadListeners(reader, listenersNode, catalog, admin, file);
-        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster);
+        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster, dns);
     }
 
     internal static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)

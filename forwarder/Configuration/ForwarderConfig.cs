@@ -8,6 +8,7 @@ namespace Forwarder.Configuration;
 /// <param name="ShutdownDelay">How long listeners go on accepting after SIGTERM, with /readyz already 503, before the drain.</param>
 /// <param name="Limits">Process-wide limits; null when the section is absent (all derived).</param>
 /// <param name="Cluster">Where services are discovered besides the file; null for file-only mode.</param>
+/// <param name="Dns">The built-in service DNS server; null for none.</param>
 internal sealed record ForwarderConfig(
     string Source,
     string Digest,
@@ -19,7 +20,8 @@ internal sealed record ForwarderConfig(
     NodeConfig? Node = null,
     TimeSpan ShutdownDelay = default,
     LimitsConfig? Limits = null,
-    ClusterConfig? Cluster = null);
+    ClusterConfig? Cluster = null,
+    Forwarder.Dns.DnsConfig? Dns = null);
 
 /// <param name="MaxConnections">Proxied connections open at once across all listeners; null derives it from RLIMIT_NOFILE.</param>
 internal sealed record LimitsConfig(int? MaxConnections);

@@ -100,6 +100,7 @@ internal static class ForwarderHost
         services.AddSingleton<ClusterStateStore>();
         services.AddSingleton<ProxyRuntime>();
         services.AddSingleton<KubernetesDiscovery>();
+        services.AddSingleton<Dns.DnsServer>();
         services.AddSingleton<AdminServer>();
         services.AddSingleton<NodeLinkListener>();
         services.AddSingleton(sp => new MemoryReclaimer(
@@ -114,6 +115,7 @@ internal static class ForwarderHost
         services.AddHostedService(sp => sp.GetRequiredService<AdminServer>());
         services.AddHostedService(sp => sp.GetRequiredService<ProxyRuntime>());
         services.AddHostedService(sp => sp.GetRequiredService<KubernetesDiscovery>());
+        services.AddHostedService(sp => sp.GetRequiredService<Dns.DnsServer>());
         services.AddHostedService(sp => sp.GetRequiredService<NodeLinkListener>());
         services.AddHostedService(sp => sp.GetRequiredService<RelayLinks>());
         services.AddHostedService<ConfigWatcher>();

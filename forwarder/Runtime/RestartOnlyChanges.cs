@@ -28,6 +28,11 @@ internal static class RestartOnlyChanges
             warnings.Add("cluster changed; discovery follows it at the next restart");
         }
 
+        if (running.Dns is null || next.Dns is null ? running.Dns != next.Dns : !running.Dns.SameAs(next.Dns))
+        {
+            warnings.Add("dns changed; the DNS server follows it at the next restart");
+        }
+
         return warnings;
     }
 

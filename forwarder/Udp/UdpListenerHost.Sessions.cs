@@ -78,7 +78,7 @@ internal sealed partial class UdpListenerHost
     {
         if (endPoint is DnsEndPoint dns)
         {
-            var addresses = await Dns.GetHostAddressesAsync(dns.Host).ConfigureAwait(false);
+            var addresses = await System.Net.Dns.GetHostAddressesAsync(dns.Host).ConfigureAwait(false);
             endPoint = addresses.Length > 0
                 ? new IPEndPoint(addresses[0], dns.Port)
                 : throw new SocketException((int)SocketError.HostNotFound);

@@ -116,7 +116,7 @@ internal static class ConfigLoader
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)
     {
-        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "cluster", "listeners", "services");
+        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "locality", "cluster", "listeners", "services");
         if (fields is null)
         {
             return null;
@@ -129,8 +129,9 @@ internal static class ConfigLoader
         var limits = fields.TryGetValue("limits", out var limitsNode) ? ReadLimits(reader, limitsNode) : null;
         var node = fields.TryGetValue("node", out var nodeNode) ? NodeConfigReader.Read(reader, nodeNode, file) : null;
         var cluster = fields.TryGetValue("cluster", out var clusterNode) ? ClusterConfigReader.Read(reader, clusterNode, file) : null;
+        var locality = LocalityConfigReader.Read(reader, fields.GetValueOrDefault("locality"), node?.Name);
         var services = fields.TryGetValue("services", out var servicesNode)
-            ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"))
+            ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"), locality, fields.ContainsKey("locality"))
             : new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
         if (!fields.TryGetValue("listeners", out var listenersNode))
         {
@@ -140,7 +141,7 @@ internal static class ConfigLoader
 
         var catalog = new ServiceCatalog(services, fields.ContainsKey("cluster"));
         var listeners = ReadListeners(reader, listenersNode, catalog, admin, file);
-        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster);
+        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster, locality);
     }
 
     internal static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)
@@ -190,7 +191,7 @@ internal static class ConfigLoader
             IoThreads: reader.OptionalInt(fields, "tcp", "ioThreads", 1, 256));
     }
 
-    private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node, NodeConfig? self, bool hasNodeSection)
+    private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node, NodeConfig? self, bool hasNodeSection, LocalityConfig locality, bool hasLocalitySection)
     {
         var services = new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
         var entries = reader.Mapping(node, "services");
@@ -208,10 +209,10 @@ internal static class ConfigLoader
                 continue;
             }
 
-            var lb = LbConfigReader.Read(reader, fields.GetValueOrDefault("lb"), path);
+            var lb = LbConfigReader.Read(reader, fields.GetValueOrDefault("lb"), path, locality);
             var healthCheck = HealthConfigReader.ReadHealthCheck(reader, fields.GetValueOrDefault("healthCheck"), path);
             var outlierDetection = HealthConfigReader.ReadOutlierDetection(reader, fields.GetValueOrDefault("outlierDetection"), path);
-            var endpoints = ReadEndpoints(reader, fields, serviceNode, path, self, hasNodeSection);
+            var endpoints = ReadEndpoints(reader, fields, serviceNode, path, self, hasNodeSection, hasLocalitySection);
             var export = NodeConfigReader.ReadExport(reader, fields, path, self, hasNodeSection, endpoints);
             services[name] = new ServiceConfig(
                 name,
@@ -249,7 +250,12 @@ internal static class ConfigLoader
             reader.Int(fields, path, "maxConnections", 0, 0, 1_000_000));
     }
 
-    private static List<EndpointConfig> ReadEndpoints(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode serviceNode, string servicePath, NodeConfig? self, bool hasNodeSection)
+    /// <remarks>
+    /// An endpoint's <c>node</c> is the node hosting it. With a node section, one on another node
+    /// is reached over the link to it; without one but with a locality section, it is dialled
+    /// directly (as discovered pods are) and the name only places it for locality.
+    /// </remarks>
+    private static List<EndpointConfig> ReadEndpoints(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode serviceNode, string servicePath, NodeConfig? self, bool hasNodeSection, bool hasLocalitySection)
     {
         var endpoints = new List<EndpointConfig>();
         var path = $"{servicePath}.endpoints";
@@ -274,7 +280,7 @@ internal static class ConfigLoader
         {
             var itemPath = $"{path}[{i}]";
             var item = sequence.Children[i];
-            var endpointFields = reader.Mapping(item, itemPath, "address", "weight", "node");
+            var endpointFields = reader.Mapping(item, itemPath, "address", "weight", "node", "zone");
             if (endpointFields is null)
             {
                 continue;
@@ -300,7 +306,7 @@ internal static class ConfigLoader
             }
 
             var host = reader.String(endpointFields, itemPath, "node", required: false, item);
-            if (host is not null && host != self?.Name)
+            if (host is not null && host != self?.Name && (hasNodeSection || !hasLocalitySection))
             {
                 if (self?.Peer(host) is null)
                 {
@@ -323,7 +329,8 @@ internal static class ConfigLoader
                 endPoint = new NodeEndPoint(host, address);
             }
 
-            endpoints.Add(new EndpointConfig(address, endPoint, weight, host ?? self?.Name));
+            var zone = reader.String(endpointFields, itemPath, "zone", required: false, item);
+            endpoints.Add(new EndpointConfig(address, endPoint, weight, host ?? self?.Name, zone));
         }
 
         return endpoints;

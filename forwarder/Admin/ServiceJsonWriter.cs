@@ -116,10 +116,10 @@ internal static class ServiceJsonWriter
 
     private static void WriteTopology(Utf8JsonWriter json, EndpointConfig endpoint, ServiceLocality? locality)
     {
-        WriteIfSet(json, "node", endpoint.Node);
-        WriteIfSet(json, "zone", endpoint.Zone);
         if (locality is not null)
         {
+            WriteIfSet(json, "node", endpoint.Node);
+            WriteIfSet(json, "zone", endpoint.Zone);
             json.WriteString("level", locality.LevelName(locality.LevelOf(endpoint)));
         }
     }

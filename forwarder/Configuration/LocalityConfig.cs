@@ -27,6 +27,7 @@ internal sealed record LocalityConfig(string? Node, string? Zone, ServiceLocalit
 /// endpoints sort into. Level i holds endpoints matching this node on <c>Levels[i]</c> (and not
 /// on an earlier one); the rest make the last level.
 /// </summary>
+/// <param name="Node">This node's name. With neither it nor a zone known (no NODE_NAME outside a pod, as for <c>--check</c>) every endpoint is on the last level: balancing as without locality.</param>
 /// <param name="Zone">This node's zone; when neither configured nor set in the environment, discovery learns it from the endpoints on this node.</param>
 /// <param name="OverprovisioningFactor">Percent, as Envoy's: 140 keeps a level's traffic until fewer than 72% of its endpoints are available.</param>
 internal sealed record ServiceLocality(string? Node, string? Zone, IReadOnlyList<LocalityScope> Levels, int OverprovisioningFactor = PriorityLoad.DefaultOverprovisioningFactor)

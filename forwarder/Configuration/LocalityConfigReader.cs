@@ -33,7 +33,7 @@ internal static class LocalityConfigReader
             return placeless;
         }
 
-        var settings = ReadSettings(reader, fields, Section, node!, new ServiceLocality(self, zone, LocalityConfig.DefaultLevels));
+        var settings = ReadSettings(reader, fields, Section, new ServiceLocality(self, zone, LocalityConfig.DefaultLevels));
         return placeless with { Default = settings };
     }
 
@@ -43,10 +43,10 @@ internal static class LocalityConfigReader
         var path = $"{lbPath}.locality";
         var fields = reader.Mapping(node, path, "enabled", "overprovisioningFactor", "levels");
         var inherited = global.Default ?? new ServiceLocality(global.Node, global.Zone, LocalityConfig.DefaultLevels);
-        return fields is null ? global.Default : ReadSettings(reader, fields, path, node, inherited);
+        return fields is null ? global.Default : ReadSettings(reader, fields, path, inherited);
     }
 
-    private static ServiceLocality? ReadSettings(YamlFieldReader reader, Dictionary<string, YamlNode> fields, string path, YamlNode owner, ServiceLocality inherited)
+    private static ServiceLocality? ReadSettings(YamlFieldReader reader, Dictionary<string, YamlNode> fields, string path, ServiceLocality inherited)
     {
         if (!reader.Bool(fields, path, "enabled", true))
         {
@@ -55,12 +55,6 @@ internal static class LocalityConfigReader
 
         var factor = reader.Int(fields, path, "overprovisioningFactor", inherited.OverprovisioningFactor, MinFactor, MaxFactor);
         var levels = fields.TryGetValue("levels", out var levelsNode) ? ReadLevels(reader, levelsNode, $"{path}.levels") : inherited.Levels;
-        if (inherited.Node is null && inherited.Zone is null)
-        {
-            reader.Error(fields.GetValueOrDefault("enabled") ?? owner, YamlFieldReader.Join(path, "enabled"),
-                $"this node's place is unknown: set locality.node or locality.zone (or the {LocalityConfig.NodeVariable} / {LocalityConfig.ZoneVariable} variables), or enabled: false");
-        }
-
         return inherited with { Levels = levels, OverprovisioningFactor = factor };
     }
 

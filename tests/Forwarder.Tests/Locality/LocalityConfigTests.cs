@@ -87,11 +87,12 @@ public sealed class LocalityConfigTests
     }
 
     [Fact]
-    public void Parse_EnabledWithoutAPlace_IsAnError()
+    public void Parse_EnabledWithoutAPlace_EveryEndpointOnTheLastLevel()
     {
         Assert.Null(Environment.GetEnvironmentVariable(LocalityConfig.NodeVariable));
-        var error = Assert.Single(Errors(Yaml("locality: { enabled: true }", endpoints: "      - { address: '198.18.10.2:80' }")));
+        var config = ConfigLoader.Parse(Yaml("locality: {}", endpoints: "      - { address: '198.18.10.2:80', node: a1, zone: zone-a }"), ConfigFile);
 
-        Assert.Contains("locality.enabled: this node's place is unknown", error, StringComparison.Ordinal);
+        var locality = config.Services["web"].Lb.Locality!;
+        Assert.Equal(2, locality.LevelOf(config.Services["web"].Endpoints[0]));
     }
 }

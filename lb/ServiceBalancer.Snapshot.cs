@@ -13,6 +13,9 @@ public sealed partial class ServiceBalancer
     /// <param name="Bounds">Level i takes draws below Bounds[i] (0..99); the last is 100, or 0 when nothing is available.</param>
     private sealed class Snapshot(Level?[] levels, int[] bounds, bool[] available, int availableCount, bool panic, LevelPicks? picks)
     {
+        /// <summary>See <see cref="SoleLevel"/>: a pick draws a level only when several share the traffic (the common case, this node healthy, draws nothing).</summary>
+        private readonly int _sole = SoleLevel(bounds);
+
         public bool[] Available { get; } = available;
 
         public int AvailableCount { get; } = availableCount;
@@ -37,14 +40,9 @@ public sealed partial class ServiceBalancer
 
         private int Choose(ulong? keyHash, Random random)
         {
-            if (bounds[^1] == 0)
+            if (_sole != -2)
             {
-                return -1;
-            }
-
-            if (levels.Length == 1)
-            {
-                return 0;
+                return _sole;
             }
 
             // A key picks its level by its hash too (as Envoy does), so a key stays on one level while health holds.
@@ -56,6 +54,18 @@ public sealed partial class ServiceBalancer
             }
 
             return chosen;
+        }
+
+        /// <summary>-1 when nothing takes traffic, the level when one takes it all, else -2: draw.</summary>
+        private static int SoleLevel(int[] bounds)
+        {
+            if (bounds[^1] == 0)
+            {
+                return -1;
+            }
+
+            var first = Array.FindIndex(bounds, b => b > 0);
+            return bounds[first] == PriorityLoad.Total ? first : -2;
         }
 
         /// <summary>Decorrelates the level draw from the ring or table position the same hash picks within the level.</summary>

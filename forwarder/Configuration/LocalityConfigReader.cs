@@ -27,14 +27,14 @@ internal static class LocalityConfigReader
         var zone = NonEmpty(fields is null ? null : reader.String(fields, Section, "zone", required: false, node!))
             ?? NonEmpty(Environment.GetEnvironmentVariable(LocalityConfig.ZoneVariable));
 
-        var placeless = new LocalityConfig(self, zone, null);
+        var place = new LocalityConfig(self, zone, null);
         if (fields is null)
         {
-            return placeless;
+            return place;
         }
 
         var settings = ReadSettings(reader, fields, Section, new ServiceLocality(self, zone, LocalityConfig.DefaultLevels));
-        return placeless with { Default = settings };
+        return place with { Default = settings };
     }
 
     /// <summary>A service's <c>lb.locality</c>: its own settings over the section's; null when off.</summary>

@@ -1,4 +1,5 @@
 using Forwarder.LoadBalancing.Health;
+using Forwarder.LoadBalancing.Locality;
 
 namespace Forwarder.LoadBalancing;
 
@@ -12,8 +13,13 @@ namespace Forwarder.LoadBalancing;
 /// take traffic (Envoy's panic mode): better to load endpoints that may be fine than to pile
 /// everything onto the few left. With a threshold of 0 there is no panic, and when no endpoint
 /// is available a pick returns -1.
+/// <para>
+/// With <see cref="LocalityOptions"/> the endpoints sort into priority levels (this node, this
+/// zone, the rest): a pick first chooses a level by the levels' health (<see cref="PriorityLoad"/>),
+/// then the policy picks within it. Each level has its own balancer, built with the snapshot.
+/// </para>
 /// </remarks>
-public sealed class ServiceBalancer
+public sealed partial class ServiceBalancer
 {
     private readonly string _policy;
     private readonly LoadBalancerEndpoint[] _endpoints;
@@ -21,11 +27,15 @@ public sealed class ServiceBalancer
     private readonly bool _activeChecks;
     private readonly HashingOptions _hashing;
     private readonly int _panicThreshold;
+    private readonly int[] _levels;
+    private readonly int _levelCount;
+    private readonly int _overprovisioning;
+    private readonly LevelPicks? _levelPicks;
+    private readonly Level?[] _whole;
     private readonly Random _random;
     private readonly Action<Action> _schedule;
     private readonly Lock _rebuildLock = new();
     private readonly Action _drain;
-    private ILoadBalancer? _all;
     private Snapshot _snapshot;
     private int _dirty;
     private int _scheduled;
@@ -33,6 +43,7 @@ public sealed class ServiceBalancer
     /// <param name="health">The endpoints' health, index for index with <paramref name="endpoints"/>.</param>
     /// <param name="activeChecks">Whether active checks run, so an endpoint takes traffic only once it passes them.</param>
     /// <param name="schedule">Runs a rebuild; the thread pool by default, inline in tests.</param>
+    /// <param name="locality">Priority levels by locality; null puts every endpoint on one level.</param>
     public ServiceBalancer(
         string policy,
         IReadOnlyList<LoadBalancerEndpoint> endpoints,
@@ -41,9 +52,29 @@ public sealed class ServiceBalancer
         HashingOptions? hashing = null,
         int panicThreshold = 50,
         Random? random = null,
-        Action<Action>? schedule = null)
+        Action<Action>? schedule = null,
+        LocalityOptions? locality = null)
     {
         ArgumentOutOfRangeException.ThrowIfNotEqual(health.Count, endpoints.Count);
+        if (locality is not null)
+        {
+            ArgumentOutOfRangeException.ThrowIfNotEqual(locality.Levels.Count, endpoints.Count);
+            ArgumentOutOfRangeException.ThrowIfLessThan(locality.OverprovisioningFactor, 1);
+            foreach (var level in locality.Levels)
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(level);
+                ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(level, PriorityLoad.MaxLevels);
+            }
+        }
+
+        _levels = locality is null ? new int[endpoints.Count] : [.. locality.Levels];
+        _levelCount = locality is null ? 1 : Math.Max(1, _levels.DefaultIfEmpty().Max() + 1);
+
+        // One level takes all traffic whatever its health, so overprovisioning only matters between levels;
+        // at 100% panic starts exactly below the threshold, as without locality.
+        _overprovisioning = locality?.OverprovisioningFactor ?? 100;
+        _levelPicks = locality?.Picks;
+        _whole = new Level?[_levelCount];
         _policy = policy;
         _endpoints = [.. endpoints];
         _health = health;
@@ -68,23 +99,29 @@ public sealed class ServiceBalancer
     public int Rebuilds { get; private set; }
 
     /// <summary>Index of the chosen endpoint, or -1 when none is available.</summary>
-    public int Pick() => Volatile.Read(ref _snapshot).Pick(null);
+    public int Pick() => Volatile.Read(ref _snapshot).Pick(null, _random);
 
     /// <inheritdoc cref="Pick()"/>
     /// <remarks>Hash policies map equal key hashes to the same endpoint while the available set stays the same.</remarks>
-    public int Pick(ulong keyHash) => Volatile.Read(ref _snapshot).Pick(keyHash);
+    public int Pick(ulong keyHash) => Volatile.Read(ref _snapshot).Pick(keyHash, _random);
 
     /// <summary>Whether the endpoint takes traffic in the current snapshot (every endpoint does in panic).</summary>
-    public bool Takes(int index) => Volatile.Read(ref _snapshot).Takes(index);
+    public bool Takes(int index) => Volatile.Read(ref _snapshot).Takes(index, _levels[index]);
+
+    /// <summary>The endpoint's priority level (0 without locality).</summary>
+    public int LevelOf(int index) => _levels[index];
+
+    /// <summary>Levels the endpoints sort into (1 without locality).</summary>
+    public int LevelCount => _levelCount;
 
     /// <summary>
     /// The endpoint a retry goes to after <paramref name="last"/>: the next one not yet tried,
-    /// whatever the policy would repeat; preferably one health lets take traffic, else any
-    /// untried one; -1 when every endpoint was tried.
+    /// whatever the policy would repeat; preferably one health lets take traffic (on the nearest
+    /// priority level), else any untried one; -1 when every endpoint was tried.
     /// </summary>
     public int NextUntried(IReadOnlySet<int> tried, int last)
     {
-        var fallback = -1;
+        int best = -1, fallback = -1;
         for (var step = 1; step <= Count; step++)
         {
             var candidate = (last + step) % Count;
@@ -95,16 +132,18 @@ public sealed class ServiceBalancer
 
             if (Takes(candidate))
             {
-                return candidate;
+                if (best < 0 || _levels[candidate] < _levels[best])
+                {
+                    best = candidate;
+                }
             }
-
-            if (fallback < 0)
+            else if (fallback < 0)
             {
                 fallback = candidate;
             }
         }
 
-        return fallback;
+        return best >= 0 ? best : fallback;
     }
 
     /// <summary>Health changed: rebuild soon, on another thread, coalescing bursts of changes into one rebuild.</summary>
@@ -168,47 +207,51 @@ public sealed class ServiceBalancer
             return current;
         }
 
-        // No endpoints at all (a discovered service with none ready yet) is no panic either: nothing to pick.
-        var panic = _panicThreshold > 0 && count * 100L < (long)_panicThreshold * _endpoints.Length;
-        if (_endpoints.Length > 0 && (count == _endpoints.Length || panic))
+        Span<int> sizes = stackalloc int[_levelCount];
+        Span<int> up = stackalloc int[_levelCount];
+        for (var i = 0; i < available.Length; i++)
         {
-            // The full set is the common case to come back to: build its balancer once.
-            _all ??= LoadBalancingPolicies.Create(_policy, _endpoints, _random, _hashing);
-            return new Snapshot(_all, null, available, count, panic);
+            sizes[_levels[i]]++;
+            up[_levels[i]] += available[i] ? 1 : 0;
         }
 
-        if (count == 0)
+        Span<int> load = stackalloc int[_levelCount];
+        Span<bool> panic = stackalloc bool[_levelCount];
+        PriorityLoad.Compute(sizes, up, _overprovisioning, _panicThreshold, load, panic);
+        var levels = new Level?[_levelCount];
+        var bounds = new int[_levelCount];
+        var anyPanic = false;
+        for (int level = 0, bound = 0; level < _levelCount; level++)
         {
-            return new Snapshot(null, null, available, 0, Panic: false);
+            bound += load[level];
+            bounds[level] = bound;
+            levels[level] = load[level] == 0 ? null : BuildLevel(level, sizes[level], up[level], available, panic[level]);
+            anyPanic |= levels[level]?.Panic == true;
         }
 
-        var indices = new int[count];
+        return new Snapshot(levels, bounds, available, count, anyPanic, _levelPicks);
+    }
+
+    /// <summary>The balancer for one level's share of traffic: over its available endpoints, or all of them in panic.</summary>
+    private Level BuildLevel(int level, int size, int up, bool[] available, bool panic)
+    {
+        var whole = panic || up == size;
+        var indices = new int[whole ? size : up];
         for (int i = 0, n = 0; i < available.Length; i++)
         {
-            if (available[i])
+            if (_levels[i] == level && (whole || available[i]))
             {
                 indices[n++] = i;
             }
         }
 
-        var subset = LoadBalancingPolicies.Create(_policy, [.. indices.Select(i => _endpoints[i])], _random, _hashing);
-        return new Snapshot(subset, indices, available, count, Panic: false);
-    }
-
-    /// <param name="Indices">Maps the balancer's picks to endpoint indices; null when it spans all endpoints.</param>
-    private sealed record Snapshot(ILoadBalancer? Balancer, int[]? Indices, bool[] Available, int AvailableCount, bool Panic)
-    {
-        public int Pick(ulong? keyHash)
+        if (whole)
         {
-            if (Balancer is null)
-            {
-                return -1;
-            }
-
-            var index = keyHash is { } key ? Balancer.Pick(key) : Balancer.Pick();
-            return Indices is null ? index : Indices[index];
+            // The whole level is the common case to come back to: build its balancer once.
+            _whole[level] ??= new Level(LoadBalancingPolicies.Create(_policy, [.. indices.Select(i => _endpoints[i])], _random, _hashing), indices, Panic: false);
+            return panic ? _whole[level]! with { Panic = true } : _whole[level]!;
         }
 
-        public bool Takes(int index) => Panic || Available[index];
+        return new Level(LoadBalancingPolicies.Create(_policy, [.. indices.Select(i => _endpoints[i])], _random, _hashing), indices, Panic: false);
     }
 }

@@ -265,6 +265,17 @@ internal static class PrometheusWriter
             yield return 0;
         }
 
+        Family(text, "forwarder_lb_locality_picks_total", "counter", "Endpoint picks by locality level (node: this node, zone: this zone, other), for services that balance by locality.");
+        foreach (var service in models)
+        {
+            for (var level = 0; service.Config.Lb.Locality is { } locality && level <= locality.Levels.Count; level++)
+            {
+                Sample(text, "forwarder_lb_locality_picks_total", $"service=\"{service.Config.Name}\",level=\"{locality.LevelName(level)}\"", service.Metrics.LocalityPicks[level]);
+            }
+
+            yield return 0;
+        }
+
         // Lazy until enumerated: the families are written one after the other, in this order.
         IEnumerable<int>[] families =
         [

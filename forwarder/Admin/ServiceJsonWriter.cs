@@ -53,6 +53,7 @@ internal static class ServiceJsonWriter
         {
             json.WriteNumber("availableEndpoints", model.Balancer.AvailableCount);
             json.WriteBoolean("panic", model.Balancer.Panic);
+            WriteLocalityPicks(json, service.Lb.Locality, model);
         }
 
         json.WriteStartArray("endpoints");
@@ -61,6 +62,7 @@ internal static class ServiceJsonWriter
             json.WriteStartObject();
             json.WriteString("address", endpoint.Address);
             json.WriteNumber("weight", endpoint.Weight);
+            WriteTopology(json, endpoint, service.Lb.Locality);
             if (model?.Endpoints.FirstOrDefault(e => e.Config.Address == endpoint.Address) is { } live)
             {
                 WriteLiveState(json, live, service.HealthCheck is not null);
@@ -93,7 +95,58 @@ internal static class ServiceJsonWriter
         }
 
         json.WriteNumber("panicThreshold", lb.PanicThreshold);
+        if (lb.Locality is { } locality)
+        {
+            json.WriteStartObject("locality");
+            WriteIfSet(json, "node", locality.Node);
+            WriteIfSet(json, "zone", locality.Zone);
+            json.WriteStartArray("levels");
+            for (var level = 0; level <= locality.Levels.Count; level++)
+            {
+                json.WriteStringValue(locality.LevelName(level));
+            }
+
+            json.WriteEndArray();
+            json.WriteNumber("overprovisioningFactor", locality.OverprovisioningFactor);
+            json.WriteEndObject();
+        }
+
         json.WriteEndObject();
+    }
+
+    private static void WriteTopology(Utf8JsonWriter json, EndpointConfig endpoint, ServiceLocality? locality)
+    {
+        if (locality is not null)
+        {
+            WriteIfSet(json, "node", endpoint.Node);
+            WriteIfSet(json, "zone", endpoint.Zone);
+            json.WriteString("level", locality.LevelName(locality.LevelOf(endpoint)));
+        }
+    }
+
+    /// <summary>How many picks each level got so far: whether traffic stays local.</summary>
+    private static void WriteLocalityPicks(Utf8JsonWriter json, ServiceLocality? locality, ServiceModel model)
+    {
+        if (locality is null)
+        {
+            return;
+        }
+
+        json.WriteStartObject("localityPicks");
+        for (var level = 0; level <= locality.Levels.Count; level++)
+        {
+            json.WriteNumber(locality.LevelName(level), model.Metrics.LocalityPicks[level]);
+        }
+
+        json.WriteEndObject();
+    }
+
+    private static void WriteIfSet(Utf8JsonWriter json, string name, string? value)
+    {
+        if (value is not null)
+        {
+            json.WriteString(name, value);
+        }
     }
 
     private static void WriteHashKey(Utf8JsonWriter json, HashKey key)

@@ -63,7 +63,8 @@ internal sealed partial class ClusterStateStore
     /// <summary>
     /// The file's config with the discovered TCP services added (UDP ports have no listener type
     /// yet). A service a listener names that is not discovered (yet) gets no endpoints, so
-    /// connections to it are refused until it is.
+    /// connections to it are refused until it is. Discovered endpoints keep their topology
+    /// (nodeName, zone) and discovered services get the file's default locality.
     /// </summary>
     public ForwarderConfig Merge(ForwarderConfig file)
     {
@@ -72,19 +73,42 @@ internal sealed partial class ClusterStateStore
             return file;
         }
 
-        var services = new Dictionary<string, ServiceConfig>(file.Services, StringComparer.Ordinal);
-        foreach (var service in State.Services.Where(s => s.Protocol == "TCP"))
+        var state = State;
+        var zone = LearnZone(file.Locality, state);
+        var lb = LbConfig.Default with { Locality = WithZone(file.Locality?.Default, zone) };
+        var services = new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
+        foreach (var (name, service) in file.Services)
         {
-            services[service.Name] = ToServiceConfig(service.Name, service.AppProtocol, service.Endpoints.Where(e => e.Ready).Select(ToEndpoint));
+            services[name] = zone is not null && service.Lb.Locality is { Zone: null } unplaced
+                ? service with { Lb = service.Lb with { Locality = unplaced with { Zone = zone } } }
+                : service;
+        }
+
+        foreach (var service in state.Services.Where(s => s.Protocol == "TCP"))
+        {
+            services[service.Name] = ToServiceConfig(service.Name, lb, service.AppProtocol, service.Endpoints.Where(e => e.Ready).Select(ToEndpoint));
         }
 
         foreach (var name in ServiceReferences.Used(file).Where(n => !services.ContainsKey(n)))
         {
-            services[name] = ToServiceConfig(name, null, []);
+            services[name] = ToServiceConfig(name, lb, null, []);
         }
 
-        return file with { Services = services };
+        var merged = file with { Services = services };
+        return zone is null ? merged : merged with { Locality = file.Locality! with { Zone = zone, Default = lb.Locality } };
     }
+
+    /// <summary>
+    /// This node's zone when nothing configured it: the downward API cannot pass a node's labels,
+    /// but every EndpointSlice endpoint on this node carries the zone.
+    /// </summary>
+    private static string? LearnZone(LocalityConfig? locality, ClusterState state)
+        => locality is { Zone: null, Node: { } node }
+            ? state.Services.SelectMany(s => s.Endpoints).FirstOrDefault(e => e.NodeName == node && e.Zone is not null)?.Zone
+            : null;
+
+    private static ServiceLocality? WithZone(ServiceLocality? locality, string? zone)
+        => zone is not null && locality is { Zone: null } ? locality with { Zone = zone } : locality;
 
     private void Set(ClusterState state)
     {
@@ -92,9 +116,9 @@ internal sealed partial class ClusterStateStore
         Volatile.Write(ref _state, state);
     }
 
-    private static ServiceConfig ToServiceConfig(string name, string? appProtocol, IEnumerable<EndpointConfig> endpoints) => new(
+    private static ServiceConfig ToServiceConfig(string name, LbConfig lb, string? appProtocol, IEnumerable<EndpointConfig> endpoints) => new(
         name,
-        LbConfig.Default,
+        lb,
         HealthCheck: null,
         OutlierDetection: null,
         ConnectTimeout: TimeSpan.FromSeconds(5),
@@ -104,7 +128,7 @@ internal sealed partial class ClusterStateStore
         [.. endpoints],
         Origin: ServiceOrigin.Kubernetes);
 
-    private static EndpointConfig ToEndpoint(ClusterEndpoint endpoint) => new(endpoint.Address, IPEndPoint.Parse(endpoint.Address), 1);
+    private static EndpointConfig ToEndpoint(ClusterEndpoint endpoint) => new(endpoint.Address, IPEndPoint.Parse(endpoint.Address), 1, endpoint.NodeName, endpoint.Zone);
 
     [LoggerMessage(EventId = 900, Level = LogLevel.Information, Message = "Serving the cluster state cached in {Path} ({Services} service ports, {Endpoints} endpoints) until the API server answers")]
     private static partial void LogCacheLoaded(ILogger logger, string path, int services, int endpoints);

@@ -116,7 +116,7 @@ internal static class ConfigLoader
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)
     {
-        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "cluster", "dns", "listeners", "services");
+        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "locality", "cluster", "dns", "listeners", "services");
         if (fields is null)
         {
             return null;
@@ -129,9 +129,10 @@ internal static class ConfigLoader
         var limits = fields.TryGetValue("limits", out var limitsNode) ? ReadLimits(reader, limitsNode) : null;
         var node = fields.TryGetValue("node", out var nodeNode) ? NodeConfigReader.Read(reader, nodeNode, file) : null;
         var cluster = fields.TryGetValue("cluster", out var clusterNode) ? ClusterConfigReader.Read(reader, clusterNode, file) : null;
+        var locality = LocalityConfigReader.Read(reader, fields.GetValueOrDefault("locality"), node?.Name);
         var dns = fields.TryGetValue("dns", out var dnsNode) ? DnsConfigReader.Read(reader, dnsNode, cluster?.Domain ?? "cluster.local") : null;
         var services = fields.TryGetValue("services", out var servicesNode)
-            ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"))
+            ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"), locality, fields.ContainsKey("locality"))
             : new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
         if (!fields.TryGetValue("listeners", out var listenersNode))
         {
@@ -141,7 +142,7 @@ internal static class ConfigLoader
 
         var catalog = new ServiceCatalog(services, fields.ContainsKey("cluster"));
         var listeners = ReadListeners(reader, listenersNode, catalog, admin, file);
-        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster, dns);
+        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster, dns, locality);
     }
 
     internal static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)
@@ -191,7 +192,7 @@ internal static class ConfigLoader
             IoThreads: reader.OptionalInt(fields, "tcp", "ioThreads", 1, 256));
     }
 
-    private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node, NodeConfig? self, bool hasNodeSection)
+    private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node, NodeConfig? self, bool hasNodeSection, LocalityConfig locality, bool hasLocalitySection)
     {
         var services = new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
         var entries = reader.Mapping(node, "services");
@@ -209,10 +210,10 @@ internal static class ConfigLoader
                 continue;
             }
 
-            var lb = LbConfigReader.Read(reader, fields.GetValueOrDefault("lb"), path);
+            var lb = LbConfigReader.Read(reader, fields.GetValueOrDefault("lb"), path, locality);
             var healthCheck = HealthConfigReader.ReadHealthCheck(reader, fields.GetValueOrDefault("healthCheck"), path);
             var outlierDetection = HealthConfigReader.ReadOutlierDetection(reader, fields.GetValueOrDefault("outlierDetection"), path);
-            var endpoints = ReadEndpoints(reader, fields, serviceNode, path, self, hasNodeSection);
+            var endpoints = EndpointConfigReader.Read(reader, fields, serviceNode, path, self, hasNodeSection, hasLocalitySection);
             var export = NodeConfigReader.ReadExport(reader, fields, path, self, hasNodeSection, endpoints);
             services[name] = new ServiceConfig(
                 name,
@@ -248,86 +249,6 @@ internal static class ConfigLoader
                     return text is "1.1" or "2";
                 }),
             reader.Int(fields, path, "maxConnections", 0, 0, 1_000_000));
-    }
-
-    private static List<EndpointConfig> ReadEndpoints(YamlFieldReader reader, Dictionary<string, YamlNode> fields, YamlNode serviceNode, string servicePath, NodeConfig? self, bool hasNodeSection)
-    {
-        var endpoints = new List<EndpointConfig>();
-        var path = $"{servicePath}.endpoints";
-        if (!fields.TryGetValue("endpoints", out var node))
-        {
-            reader.Error(serviceNode, path, "is required: a list of endpoints, each with an address such as 127.0.0.1:9000");
-            return endpoints;
-        }
-
-        var sequence = reader.Sequence(node, path);
-        if (sequence is null)
-        {
-            return endpoints;
-        }
-
-        if (sequence.Children.Count == 0)
-        {
-            reader.Error(sequence, path, "needs at least one endpoint");
-        }
-
-        for (var i = 0; i < sequence.Children.Count; i++)
-        {
-            var itemPath = $"{path}[{i}]";
-            var item = sequence.Children[i];
-            var endpointFields = reader.Mapping(item, itemPath, "address", "weight", "node");
-            if (endpointFields is null)
-            {
-                continue;
-            }
-
-            var address = reader.String(endpointFields, itemPath, "address", required: true, item);
-            var weight = reader.Int(endpointFields, itemPath, "weight", 1, 1, 10_000);
-            if (address is null)
-            {
-                continue;
-            }
-
-            if (!ValueParsers.TryParseEndpointAddress(address, out var endPoint))
-            {
-                reader.Error(endpointFields["address"], $"{itemPath}.address", $"expected HOST:PORT such as 127.0.0.1:9000, [::1]:9000 or backend.local:9000, got '{address}'");
-                continue;
-            }
-
-            if (endpoints.Any(e => e.Address == address))
-            {
-                reader.Error(endpointFields["address"], $"{itemPath}.address", $"'{address}' is listed twice; give it a higher weight instead");
-                continue;
-            }
-
-            var host = reader.String(endpointFields, itemPath, "node", required: false, item);
-            if (host is not null && host != self?.Name)
-            {
-                if (self?.Peer(host) is null)
-                {
-                    // Without a readable node section its own errors say what is wrong; this one would only repeat them.
-                    if (!hasNodeSection || self is not null)
-                    {
-                        var known = self is null ? "there is no node section" : self.Peers.Count == 0 ? $"this node is '{self.Name}' and has no peers" : $"this node is '{self.Name}'; peers: {string.Join(", ", self.Peers.Select(p => p.Name))}";
-                        reader.Error(endpointFields["node"], $"{itemPath}.node", $"no node named '{host}' ({known})");
-                    }
-
-                    continue;
-                }
-
-                if (self.Peer(host) is { Address: null } && self.Relays.Count == 0)
-                {
-                    reader.Error(endpointFields["node"], $"{itemPath}.node", $"node '{host}' has no address in node.peers and node.relays lists none, so it cannot be reached");
-                    continue;
-                }
-
-                endPoint = new NodeEndPoint(host, address);
-            }
-
-            endpoints.Add(new EndpointConfig(address, endPoint, weight, host ?? self?.Name));
-        }
-
-        return endpoints;
     }
 
     private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, ServiceCatalog services, AdminConfig? admin, string file)

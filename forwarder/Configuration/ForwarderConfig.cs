@@ -9,6 +9,7 @@ namespace Forwarder.Configuration;
 /// <param name="Limits">Process-wide limits; null when the section is absent (all derived).</param>
 /// <param name="Cluster">Where services are discovered besides the file; null for file-only mode.</param>
 /// <param name="Dns">The built-in service DNS server; null for none.</param>
+/// <param name="Locality">Where this node runs, and the locality discovered services get; null only in configs built by hand.</param>
 internal sealed record ForwarderConfig(
     string Source,
     string Digest,
@@ -21,7 +22,8 @@ internal sealed record ForwarderConfig(
     TimeSpan ShutdownDelay = default,
     LimitsConfig? Limits = null,
     ClusterConfig? Cluster = null,
-    Forwarder.Dns.DnsConfig? Dns = null);
+    Forwarder.Dns.DnsConfig? Dns = null,
+    LocalityConfig? Locality = null);
 
 /// <param name="MaxConnections">Proxied connections open at once across all listeners; null derives it from RLIMIT_NOFILE.</param>
 internal sealed record LimitsConfig(int? MaxConnections);
@@ -93,8 +95,9 @@ internal sealed record UpstreamHttpConfig(int MaxIdleConnections, TimeSpan KeepA
 }
 
 /// <param name="EndPoint">Where to connect: the address, or a <see cref="NodeEndPoint"/> when it lives on another node.</param>
-/// <param name="Node">The node hosting the endpoint (this node's name when it is local and a node section exists).</param>
-internal sealed record EndpointConfig(string Address, EndPoint EndPoint, int Weight, string? Node = null);
+/// <param name="Node">The node hosting the endpoint (this node's name when it is local and a node section exists; the EndpointSlice's nodeName when discovered).</param>
+/// <param name="Zone">The zone the endpoint runs in, for locality-aware balancing.</param>
+internal sealed record EndpointConfig(string Address, EndPoint EndPoint, int Weight, string? Node = null, string? Zone = null);
 
 /// <summary>What moves the bytes of a tcp listener's connections.</summary>
 internal enum TcpEngine

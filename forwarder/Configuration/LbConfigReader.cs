@@ -6,9 +6,10 @@ namespace Forwarder.Configuration;
 
 /// <summary>
 /// A service's load balancing as configured: the policy, the sizes and keys of the hash
-/// policies, and the share of endpoints below which health is ignored.
+/// policies, the share of endpoints below which health is ignored, and the locality levels.
 /// </summary>
-internal sealed record LbConfig(string Policy, HashingOptions Hashing, IReadOnlyList<HashKey> HashKeys, int PanicThreshold)
+/// <param name="Locality">Endpoints nearer this node first; null when off.</param>
+internal sealed record LbConfig(string Policy, HashingOptions Hashing, IReadOnlyList<HashKey> HashKeys, int PanicThreshold, ServiceLocality? Locality = null)
 {
     /// <summary>Envoy's default panic threshold: half of the endpoints.</summary>
     public const int DefaultPanicThreshold = 50;
@@ -19,18 +20,20 @@ internal sealed record LbConfig(string Policy, HashingOptions Hashing, IReadOnly
 /// <summary>Reads a service's <c>lb</c> section.</summary>
 internal static class LbConfigReader
 {
-    public static LbConfig Read(YamlFieldReader reader, YamlNode? node, string servicePath)
+    /// <param name="locality">This node's place and the services' default locality.</param>
+    public static LbConfig Read(YamlFieldReader reader, YamlNode? node, string servicePath, LocalityConfig locality)
     {
+        var defaults = LbConfig.Default with { Locality = locality.Default };
         if (node is null)
         {
-            return LbConfig.Default;
+            return defaults;
         }
 
         var path = $"{servicePath}.lb";
-        var fields = reader.Mapping(node, path, "policy", "hash", "minRingSize", "maxRingSize", "tableSize", "hashBalanceFactor", "panicThreshold");
+        var fields = reader.Mapping(node, path, "policy", "hash", "minRingSize", "maxRingSize", "tableSize", "hashBalanceFactor", "panicThreshold", "locality");
         if (fields is null)
         {
-            return LbConfig.Default;
+            return defaults;
         }
 
         var policy = reader.String(fields, path, "policy", required: false, node) ?? LoadBalancingPolicies.RoundRobin;
@@ -39,12 +42,12 @@ internal static class LbConfigReader
             reader.Error(fields["policy"], $"{path}.policy", $"unknown policy '{policy}'; expected one of: {string.Join(", ", LoadBalancingPolicies.Names)}");
         }
 
-        var defaults = HashingOptions.Default;
+        var sizes = HashingOptions.Default;
         var hashing = new HashingOptions(
-            MinRingSize: reader.Int(fields, path, "minRingSize", defaults.MinRingSize, 1, 8 * 1024 * 1024),
-            MaxRingSize: reader.Int(fields, path, "maxRingSize", defaults.MaxRingSize, 1, 8 * 1024 * 1024),
-            TableSize: reader.Int(fields, path, "tableSize", defaults.TableSize, 2, 5_000_011),
-            BalanceFactor: reader.Int(fields, path, "hashBalanceFactor", defaults.BalanceFactor, 0, 10_000));
+            MinRingSize: reader.Int(fields, path, "minRingSize", sizes.MinRingSize, 1, 8 * 1024 * 1024),
+            MaxRingSize: reader.Int(fields, path, "maxRingSize", sizes.MaxRingSize, 1, 8 * 1024 * 1024),
+            TableSize: reader.Int(fields, path, "tableSize", sizes.TableSize, 2, 5_000_011),
+            BalanceFactor: reader.Int(fields, path, "hashBalanceFactor", sizes.BalanceFactor, 0, 10_000));
         if (hashing.MinRingSize > hashing.MaxRingSize)
         {
             reader.Error(fields.GetValueOrDefault("minRingSize") ?? node, $"{path}.minRingSize", $"{hashing.MinRingSize} is above maxRingSize ({hashing.MaxRingSize})");
@@ -71,6 +74,9 @@ internal static class LbConfigReader
         }
 
         var panicThreshold = reader.Int(fields, path, "panicThreshold", LbConfig.DefaultPanicThreshold, 0, 100);
-        return new LbConfig(policy, hashing, keys, panicThreshold);
+        var serviceLocality = fields.TryGetValue("locality", out var localityNode)
+            ? LocalityConfigReader.ReadService(reader, localityNode, path, locality)
+            : locality.Default;
+        return new LbConfig(policy, hashing, keys, panicThreshold, serviceLocality);
     }
 }

@@ -31,6 +31,9 @@ internal sealed class ServiceMetrics(string name)
 
     public LatencyHistogram ConnectLatency { get; } = new();
 
+    /// <summary>Endpoint picks per locality level (node, zone, other), when the service balances by locality.</summary>
+    public Forwarder.LoadBalancing.Locality.LevelPicks LocalityPicks { get; } = new();
+
     /// <summary>Requests from http listeners to this service.</summary>
     public HttpMetrics Http { get; } = new();
 

@@ -4,6 +4,7 @@ using Forwarder.L7.Upstream;
 using Forwarder.LoadBalancing;
 using Forwarder.LoadBalancing.Hashing;
 using Forwarder.LoadBalancing.Health;
+using Forwarder.LoadBalancing.Locality;
 using Forwarder.Metrics;
 using Microsoft.AspNetCore.Connections;
 
@@ -90,7 +91,10 @@ internal sealed class ServiceModel : IAsyncDisposable
             states,
             activeChecks: config.HealthCheck is not null,
             config.Lb.Hashing,
-            config.Lb.PanicThreshold);
+            config.Lb.PanicThreshold,
+            locality: config.Lb.Locality is { } locality
+                ? new LocalityOptions([.. config.Endpoints.Select(locality.LevelOf)], locality.OverprovisioningFactor, metrics.LocalityPicks)
+                : null);
         var checker = config.HealthCheck is { } options
             ? new ActiveHealthChecker(options, health, [.. endpoints.Select(e => new HealthCheckTarget(e.Health, e.Config.EndPoint, e.Config.Address))], time)
             : null;

@@ -99,7 +99,98 @@ public sealed class DeployManifestsTests : IDisposable
         Assert.True(verify.ExitCode == 0 && output.Trim().Length == 0, $"systemd-analyze verify: exit {verify.ExitCode}\n{output}");
     }
 
+    [Fact]
+    public void DaemonSet_RunsAsAServiceAccount_BoundToReadOnlyDiscovery()
+    {
+        var account = Document("ServiceAccount");
+        var name = Text(Map(account, "metadata"), "name");
+        var ns = Text(Map(account, "metadata"), "namespace");
+        Assert.Equal(name, Text(PodSpec(), "serviceAccountName"));
+        Assert.Equal(ns, Text(Map(Document("DaemonSet"), "metadata"), "namespace"));
+
+        var role = Document("ClusterRole");
+        var rules = ((YamlSequenceNode)role["rules"]).Children.Cast<YamlMappingNode>()
+            .SelectMany(rule => Strings(rule, "apiGroups").SelectMany(group => Strings(rule, "resources").Select(resource => (group, resource, verbs: Strings(rule, "verbs")))))
+            .ToDictionary(r => $"{r.group}/{r.resource}", r => r.verbs.Order().ToArray());
+        Assert.Equal(["/services", "discovery.k8s.io/endpointslices"], rules.Keys.Order());
+        Assert.All(rules.Values, verbs => Assert.Equal(["get", "list", "watch"], verbs));
+
+        var binding = Document("ClusterRoleBinding");
+        Assert.Equal(Text(Map(role, "metadata"), "name"), Text(Map(binding, "roleRef"), "name"));
+        Assert.Equal("ClusterRole", Text(Map(binding, "roleRef"), "kind"));
+        var subject = (YamlMappingNode)Assert.Single(((YamlSequenceNode)binding["subjects"]).Children);
+        Assert.Equal(("ServiceAccount", name, ns), (Text(subject, "kind"), Text(subject, "name"), Text(subject, "namespace")));
+    }
+
+    [Fact]
+    public void DaemonSet_CanIntercept_AndKnowsItsNode()
+    {
+        var security = Map(Container(), "securityContext");
+        var capabilities = Map(security, "capabilities");
+        Assert.Equal(["ALL"], Strings(capabilities, "drop"));
+        Assert.Contains("NET_ADMIN", Strings(capabilities, "add"));
+        Assert.Contains("NET_RAW", Strings(capabilities, "add"));
+
+        // Added capabilities are effective only for uid 0 (Kubernetes has no ambient capabilities).
+        Assert.Equal("0", Text(security, "runAsUser"));
+        Assert.Equal("false", Text(security, "allowPrivilegeEscalation"));
+
+        var nodeName = ((YamlSequenceNode)Container()["env"]).Children.Cast<YamlMappingNode>().Single(e => Text(e, "name") == LocalityConfig.NodeVariable);
+        Assert.Equal("spec.nodeName", Text(Map(Map(nodeName, "valueFrom"), "fieldRef"), "fieldPath"));
+    }
+
+    [Fact]
+    public void ConfigMap_DiscoversFromTheCluster_AndBalancesByLocality()
+    {
+        var config = ConfigMapConfig();
+
+        Assert.NotNull(config.Cluster);
+        Assert.Null(config.Cluster.Kubernetes.ApiServer);
+        var cache = config.Cluster.Kubernetes.CacheFile;
+        Assert.NotNull(cache);
+        var mount = ((YamlSequenceNode)Container()["volumeMounts"]).Children.Cast<YamlMappingNode>().Single(m => cache.StartsWith(Text(m, "mountPath") + "/", StringComparison.Ordinal));
+        var volume = ((YamlSequenceNode)PodSpec()["volumes"]).Children.Cast<YamlMappingNode>().Single(v => Text(v, "name") == Text(mount, "name"));
+        Assert.True(volume.Children.ContainsKey("hostPath"), "the cluster cache must outlive the pod");
+
+        // The node comes from NODE_NAME at run time, not from the file.
+        Assert.Equal([LocalityScope.Node, LocalityScope.Zone], config.Locality?.Default?.Levels);
+        Assert.NotNull(config.Services["web"].Lb.Locality);
+    }
+
+    /// <summary>
+    /// `kubectl apply --dry-run=client` needs an API server even with --validate=false (it maps
+    /// kinds through discovery; validation downloads OpenAPI), so it cannot run here. What works
+    /// offline is kubectl decoding every document into its typed API objects, which `set env
+    /// --local --list` does: a wrong type (a string port, a scalar where a list goes) fails it.
+    /// </summary>
+    [Fact]
+    public async Task Manifests_DecodeIntoKubectlsTypedObjects_Offline()
+    {
+        if (!File.Exists("/usr/bin/kubectl"))
+        {
+            Assert.Fail("kubectl is not installed (apt-get install kubernetes-client)");
+        }
+
+        var start = new ProcessStartInfo("kubectl") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "set", "env", "--local", "--list", "-f", Path.Combine(DeployDirectory, "kubernetes", "forwarder.yaml") })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        // No cluster: a kubeconfig that does not exist, so nothing is dialled.
+        start.Environment["KUBECONFIG"] = Path.Combine(_directory, "no-kubeconfig");
+        using var kubectl = Process.Start(start)!;
+        var output = await kubectl.StandardOutput.ReadToEndAsync();
+        var errors = await kubectl.StandardError.ReadToEndAsync();
+        await kubectl.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(kubectl.ExitCode == 0, $"kubectl exited {kubectl.ExitCode}: {errors}");
+        Assert.Contains("NODE_NAME from field path spec.nodeName", output, StringComparison.Ordinal);
+    }
+
     public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private static string[] Strings(YamlMappingNode node, string key) => [.. ((YamlSequenceNode)node[key]).Children.Select(c => ((YamlScalarNode)c).Value!)];
 
     private static ForwarderConfig ConfigMapConfig() => ConfigLoader.Parse(ConfigMapText(), "deploy/kubernetes/forwarder.yaml#forwarder.yaml");
 

@@ -116,7 +116,7 @@ internal static class ConfigLoader
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)
     {
-        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "cluster", "listeners", "services");
+        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "cluster", "intercept", "listeners", "services");
         if (fields is null)
         {
             return null;
@@ -129,8 +129,10 @@ internal static class ConfigLoader
         var limits = fields.TryGetValue("limits", out var limitsNode) ? ReadLimits(reader, limitsNode) : null;
         var node = fields.TryGetValue("node", out var nodeNode) ? NodeConfigReader.Read(reader, nodeNode, file) : null;
         var cluster = fields.TryGetValue("cluster", out var clusterNode) ? ClusterConfigReader.Read(reader, clusterNode, file) : null;
+        var intercept = fields.TryGetValue("intercept", out var interceptNode) ? InterceptConfigReader.Read(reader, interceptNode, admin) : null;
+        var vips = new VipClaims();
         var services = fields.TryGetValue("services", out var servicesNode)
-            ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"))
+            ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"), vips)
             : new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
         if (!fields.TryGetValue("listeners", out var listenersNode))
         {
@@ -139,8 +141,10 @@ internal static class ConfigLoader
         }
 
         var catalog = new ServiceCatalog(services, fields.ContainsKey("cluster"));
-        var listeners = ReadListeners(reader, listenersNode, catalog, admin, file);
-        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster);
+        var listeners = ReadListeners(reader, listenersNode, catalog, admin, file, vips);
+        InterceptConfigReader.Validate(reader, intercept, vips);
+        InterceptConfigReader.AddListener(reader, interceptNode, intercept, listeners);
+        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster, intercept);
     }
 
     internal static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)
@@ -190,7 +194,7 @@ internal static class ConfigLoader
             IoThreads: reader.OptionalInt(fields, "tcp", "ioThreads", 1, 256));
     }
 
-    private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node, NodeConfig? self, bool hasNodeSection)
+    private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node, NodeConfig? self, bool hasNodeSection, VipClaims vips)
     {
         var services = new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
         var entries = reader.Mapping(node, "services");
@@ -202,7 +206,7 @@ internal static class ConfigLoader
                 reader.Error(serviceNode, path, $"service names may use {ValidName}");
             }
 
-            var fields = reader.Mapping(serviceNode, path, "lb", "healthCheck", "outlierDetection", "connectTimeout", "connectAttempts", "idleTimeout", "http", "endpoints", "export");
+            var fields = reader.Mapping(serviceNode, path, "lb", "healthCheck", "outlierDetection", "connectTimeout", "connectAttempts", "idleTimeout", "http", "endpoints", "export", "vips", "appProtocol");
             if (fields is null)
             {
                 continue;
@@ -223,7 +227,9 @@ internal static class ConfigLoader
                 IdleTimeout: reader.Duration(fields, path, "idleTimeout", TimeSpan.FromHours(1), TimeSpan.Zero),
                 ReadUpstreamHttp(reader, fields.GetValueOrDefault("http"), $"{path}.http"),
                 endpoints,
-                export);
+                export,
+                Vips: InterceptConfigReader.ReadVips(reader, fields, path, vips),
+                AppProtocol: InterceptConfigReader.ReadAppProtocol(reader, fields, path, serviceNode));
         }
 
         return services;
@@ -329,7 +335,7 @@ internal static class ConfigLoader
         return endpoints;
     }
 
-    private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, ServiceCatalog services, AdminConfig? admin, string file)
+    private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, ServiceCatalog services, AdminConfig? admin, string file, VipClaims vips)
     {
         var listeners = new List<ListenerConfig>();
         var sequence = reader.Sequence(node, "listeners");
@@ -337,7 +343,7 @@ internal static class ConfigLoader
         {
             var path = $"listeners[{i}]";
             var item = sequence.Children[i];
-            var fields = reader.Mapping(item, path, "name", "listen", "protocol", "service", "maxConnections", "routes", "http", "tls", "udp");
+            var fields = reader.Mapping(item, path, "name", "listen", "protocol", "service", "maxConnections", "routes", "http", "tls", "udp", "vips");
             if (fields is null)
             {
                 continue;
@@ -391,7 +397,7 @@ internal static class ConfigLoader
                 reader.Error(fields["service"], $"{path}.service", "an http listener picks services by its routes; use routes: [{service: NAME}]");
             }
 
-            foreach (var httpOnly in new[] { "routes", "http", "tls" })
+            foreach (var httpOnly in new[] { "routes", "http", "tls", "vips" })
             {
                 if (protocol is not ListenerProtocol.Http and not null && fields.TryGetValue(httpOnly, out var httpOnlyNode))
                 {
@@ -428,7 +434,8 @@ internal static class ConfigLoader
 
             if (name is not null && endPoint is not null && protocol is not null)
             {
-                listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections, http, tls, udp));
+                var listenerVips = protocol == ListenerProtocol.Http ? InterceptConfigReader.ReadVips(reader, fields, path, vips) : null;
+                listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections, http, tls, udp, listenerVips));
             }
         }
 

@@ -19,6 +19,8 @@ internal sealed class ForwarderMetrics
 
     public DiscoveryMetrics Discovery { get; } = new();
 
+    public Interception.InterceptMetrics Intercept { get; } = new();
+
     public long ReloadsFailed => Volatile.Read(ref _reloadsFailed);
 
     public ListenerMetrics Listener(string name) => _listeners.GetOrAdd(name, static n => new ListenerMetrics(n));

@@ -1,4 +1,5 @@
 using Forwarder.Configuration;
+using Forwarder.Interception;
 using Forwarder.L7;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Tls;
@@ -31,6 +32,12 @@ internal sealed partial class ProxyRuntime
             }
 
             models[listener.BindingKey] = new ListenerModel(listener, listener.Service is null ? null : services[listener.Service], http);
+        }
+
+        if (config.Intercept is { } intercept)
+        {
+            var table = InterceptTable.Create(config, intercept, services, models, metrics);
+            models[intercept.Listener.BindingKey] = new ListenerModel(intercept.Listener, null, null, table);
         }
 
         return models;

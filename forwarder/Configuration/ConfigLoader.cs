@@ -134,7 +134,12 @@ internal static class ConfigLoader
         var services = fields.TryGetValue("services", out var servicesNode)
             ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"), vips)
             : new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
-        if (!fields.TryGetValue("listeners", out var listenersNode))
+        // A node proxy that only intercepts needs no listeners of its own.
+        if (!fields.TryGetValue("listeners", out var listenersNode) && fields.ContainsKey("intercept"))
+        {
+            listenersNode = new YamlSequenceNode();
+        }
+        else if (listenersNode is null)
         {
             reader.Error(root, "listeners", "is required: a list of listeners, each with name, listen, protocol and service");
             return null;

@@ -3,6 +3,7 @@ using Forwarder.Interception;
 using Forwarder.L7;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Tls;
+using Forwarder.Transports.Tcp;
 
 namespace Forwarder.Runtime;
 
@@ -79,7 +80,9 @@ internal sealed partial class ProxyRuntime
 
             try
             {
-                var bound = await listenerFactory.BindAsync(listener.EndPoint, cancellationToken).ConfigureAwait(false);
+                var bound = listener.Protocol == ListenerProtocol.Intercept && config.Intercept is { Mode: InterceptMode.Tproxy } && listenerFactory is TcpListenerFactory tcp
+                    ? await tcp.BindAsync(listener.EndPoint, TransparentSocket.Enable, cancellationToken).ConfigureAwait(false)
+                    : await listenerFactory.BindAsync(listener.EndPoint, cancellationToken).ConfigureAwait(false);
                 added.Add(new ListenerHost(bound, models[listener.BindingKey], tcpHandler, httpHandler, echoHandler, tracker, budget, faults, metrics, logger, _stopping.Token)
                 {
                     DirectSend = config.Tcp.DirectSend,

@@ -22,7 +22,7 @@ public sealed partial class InterceptLab : IDisposable
     private const int CloneNewNet = 0x40000000;
 
     private readonly string _id = Convert.ToHexStringLower(BitConverter.GetBytes(Random.Shared.Next()))[..5];
-    private readonly int _subnet = 150 + Random.Shared.Next(100);
+    private readonly int _subnet = FreeSubnet();
     private readonly List<string> _namespaces = [];
 
     public InterceptLab()
@@ -110,8 +110,26 @@ public sealed partial class InterceptLab : IDisposable
         }
     }
 
+    /// <summary>A 198.18.X.0/24 this namespace has no address in (another lab's link would shadow ours).</summary>
+    private static int FreeSubnet()
+    {
+        var used = Run("ip", ["-4", "-o", "addr", "show"]);
+        return Enumerable.Range(0, 100).Select(_ => 150 + Random.Shared.Next(100)).First(n => !used.Contains($" 198.18.{n}.", StringComparison.Ordinal));
+    }
+
     private void Build()
     {
+        // What a lab that was never disposed (a killed test run) left in this namespace.
+        foreach (var stale in StaleLink().Matches(Run("ip", ["-o", "link", "show"])).Select(m => m.Groups[1].Value).Distinct())
+        {
+            Run("ip", ["link", "del", stale], check: false);
+        }
+
+        foreach (var stale in StaleNamespace().Matches(Run("ip", ["netns", "list"])).Select(m => m.Groups[1].Value))
+        {
+            Run("ip", ["netns", "del", stale], check: false);
+        }
+
         foreach (var ns in new[] { Node, Pod })
         {
             Run("ip", ["netns", "add", ns]);
@@ -163,6 +181,12 @@ public sealed partial class InterceptLab : IDisposable
 
         return output.Result;
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\d+: (fw[0-9a-f]{5}ic0)@", System.Text.RegularExpressions.RegexOptions.Multiline)]
+    private static partial System.Text.RegularExpressions.Regex StaleLink();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(fw[0-9a-f]{5}ic[np])\b", System.Text.RegularExpressions.RegexOptions.Multiline)]
+    private static partial System.Text.RegularExpressions.Regex StaleNamespace();
 
     [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
     private static partial int SetNs(int fd, int type);

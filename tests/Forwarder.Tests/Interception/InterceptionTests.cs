@@ -60,6 +60,31 @@ public sealed partial class InterceptionTests(InterceptLab lab, ITestOutputHelpe
     }
 
     [Fact]
+    public async Task TproxyMode_VipFromTheNodeAndFromAPod_ReachesTheServiceEndpoint()
+    {
+        await using var backend = TcpTestServer.Echo(lab.HostAddress);
+        await StartAsync(
+            $$"""
+            services:
+              echo:
+                vips: ['{{InterceptLab.Vip(40)}}:80']
+                endpoints: [{ address: {{backend.Address}} }]
+            """,
+            "iptables mangle rules installed",
+            intercept: "mode: tproxy");
+
+        Assert.Contains("-j TPROXY --on-port 15001", lab.Rules("mangle"), StringComparison.Ordinal);
+        foreach (var ns in new[] { lab.Node, lab.Pod })
+        {
+            using var client = await ConnectAsync(ns, new IPEndPoint(InterceptLab.Vip(40), 80));
+            await SocketClient.AssertEchoAsync(client, $"tproxied from {ns}");
+        }
+
+        Assert.Equal(2, backend.AcceptedCount);
+        Assert.Equal(2, await MetricAsync("forwarder_intercept_connections_total", "result=\"served\""));
+    }
+
+    [Fact]
     public async Task Ipv6Vip_IsCaughtByIp6tables_AndServed()
     {
         await using var backend = TcpTestServer.Echo(lab.HostAddress);

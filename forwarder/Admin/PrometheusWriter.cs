@@ -235,6 +235,7 @@ internal static class PrometheusWriter
 
         DiscoveryMetricsWriter.Write(text, metrics.Discovery, DateTimeOffset.UtcNow);
         Dns.DnsMetricsWriter.Write(text, metrics.Dns);
+        Interception.InterceptMetricsWriter.Write(text, metrics.Intercept);
         Family(text, "forwarder_config_reloads_total", "counter", "Config reloads, by result.");
         Sample(text, "forwarder_config_reloads_total", "result=\"ok\"", metrics.ReloadsSucceeded);
         Sample(text, "forwarder_config_reloads_total", "result=\"failed\"", metrics.ReloadsFailed);

@@ -47,6 +47,7 @@ internal static class ForwarderCli
         };
         root.Subcommands.Add(CertCommand());
         root.Subcommands.Add(RelayCommand(logLevelOption, logFormatOption));
+        root.Subcommands.Add(IptablesCommand());
         root.SetAction(async (parse, cancellationToken) =>
         {
             var file = parse.GetValue(configOption);
@@ -161,6 +162,43 @@ internal static class ForwarderCli
             }
 
             await host.WaitForShutdownAsync(CancellationToken.None).ConfigureAwait(false);
+            return ExitOk;
+        });
+        return command;
+    }
+
+    /// <summary><c>forwarder iptables --print --config FILE</c>: the interception rules the config installs, without applying them.</summary>
+    private static Command IptablesCommand()
+    {
+        var configOption = new Option<FileInfo>("--config", "-c")
+        {
+            Description = "The forwarder's YAML config; its intercept section and the vips of its services and http listeners decide the rules.",
+            Required = true,
+        };
+        var printOption = new Option<bool>("--print")
+        {
+            Description = "Print the rules as iptables-restore input (per address family) and exit; nothing is applied.",
+            Required = true,
+        };
+        var command = new Command("iptables", "Show the iptables rules transparent interception installs (for an init container that owns them: intercept.manageRules false).")
+        {
+            configOption,
+            printOption,
+        };
+        command.SetAction(parse =>
+        {
+            if (!TryLoad(parse.GetValue(configOption), out var source))
+            {
+                return ExitInvalidConfig;
+            }
+
+            if (source.Initial.Intercept is not { } intercept)
+            {
+                Console.Error.WriteLine($"{source.Initial.Source}: there is no intercept section, so no rules are installed");
+                return ExitInvalidConfig;
+            }
+
+            Console.Out.Write(Interception.IptablesPrinter.Print(intercept, Interception.IptablesPrinter.FileVips(source.Initial)));
             return ExitOk;
         });
         return command;

@@ -86,7 +86,11 @@ internal sealed partial class ClusterStateStore
 
         foreach (var service in state.Services.Where(s => s.Protocol == "TCP"))
         {
-            services[service.Name] = ToServiceConfig(service.Name, lb, service.AppProtocol, service.Endpoints.Where(e => e.Ready).Select(ToEndpoint));
+            services[service.Name] = ToServiceConfig(service.Name, lb, service.AppProtocol, service.Endpoints.Where(e => e.Ready).Select(ToEndpoint)) with
+            {
+                Vips = [.. service.ClusterIps.Select(ip => IPAddress.TryParse(ip, out var address) ? new IPEndPoint(address, service.Port) : null).OfType<IPEndPoint>()],
+                AppProtocol = service.AppProtocol,
+            };
         }
 
         foreach (var name in ServiceReferences.Used(file).Where(n => !services.ContainsKey(n)))

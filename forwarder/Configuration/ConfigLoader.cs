@@ -116,7 +116,7 @@ internal static class ConfigLoader
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)
     {
-        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "locality", "cluster", "dns", "listeners", "services");
+        var fields = reader.Mapping(root, string.Empty, "admin", "drainTimeout", "shutdownDelay", "limits", "tcp", "node", "locality", "cluster", "dns", "intercept", "listeners", "services");
         if (fields is null)
         {
             return null;
@@ -131,18 +131,27 @@ internal static class ConfigLoader
         var cluster = fields.TryGetValue("cluster", out var clusterNode) ? ClusterConfigReader.Read(reader, clusterNode, file) : null;
         var locality = LocalityConfigReader.Read(reader, fields.GetValueOrDefault("locality"), node?.Name);
         var dns = fields.TryGetValue("dns", out var dnsNode) ? DnsConfigReader.Read(reader, dnsNode, cluster?.Domain ?? "cluster.local") : null;
+        var intercept = fields.TryGetValue("intercept", out var interceptNode) ? InterceptConfigReader.Read(reader, interceptNode, admin) : null;
+        var vips = new VipClaims();
         var services = fields.TryGetValue("services", out var servicesNode)
-            ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"), locality, fields.ContainsKey("locality"))
+            ? ReadServices(reader, servicesNode, node, fields.ContainsKey("node"), locality, fields.ContainsKey("locality"), vips)
             : new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
-        if (!fields.TryGetValue("listeners", out var listenersNode))
+        // A node proxy that only intercepts needs no listeners of its own.
+        if (!fields.TryGetValue("listeners", out var listenersNode) && fields.ContainsKey("intercept"))
+        {
+            listenersNode = new YamlSequenceNode();
+        }
+        else if (listenersNode is null)
         {
             reader.Error(root, "listeners", "is required: a list of listeners, each with name, listen, protocol and service");
             return null;
         }
 
         var catalog = new ServiceCatalog(services, fields.ContainsKey("cluster"));
-        var listeners = ReadListeners(reader, listenersNode, catalog, admin, file);
-        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster, dns, locality);
+        var listeners = ReadListeners(reader, listenersNode, catalog, admin, file, vips);
+        InterceptConfigReader.Validate(reader, intercept, vips);
+        InterceptConfigReader.AddListener(reader, interceptNode, intercept, listeners);
+        return new ForwarderConfig(file, digest, admin, drainTimeout, tcp, listeners, services, node, shutdownDelay, limits, cluster, dns, locality, intercept);
     }
 
     internal static AdminConfig? ReadAdmin(YamlFieldReader reader, YamlNode node)
@@ -192,7 +201,7 @@ internal static class ConfigLoader
             IoThreads: reader.OptionalInt(fields, "tcp", "ioThreads", 1, 256));
     }
 
-    private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node, NodeConfig? self, bool hasNodeSection, LocalityConfig locality, bool hasLocalitySection)
+    private static Dictionary<string, ServiceConfig> ReadServices(YamlFieldReader reader, YamlNode node, NodeConfig? self, bool hasNodeSection, LocalityConfig locality, bool hasLocalitySection, VipClaims vips)
     {
         var services = new Dictionary<string, ServiceConfig>(StringComparer.Ordinal);
         var entries = reader.Mapping(node, "services");
@@ -204,7 +213,7 @@ internal static class ConfigLoader
                 reader.Error(serviceNode, path, $"service names may use {ValidName}");
             }
 
-            var fields = reader.Mapping(serviceNode, path, "lb", "healthCheck", "outlierDetection", "connectTimeout", "connectAttempts", "idleTimeout", "http", "endpoints", "export");
+            var fields = reader.Mapping(serviceNode, path, "lb", "healthCheck", "outlierDetection", "connectTimeout", "connectAttempts", "idleTimeout", "http", "endpoints", "export", "vips", "appProtocol");
             if (fields is null)
             {
                 continue;
@@ -225,7 +234,9 @@ internal static class ConfigLoader
                 IdleTimeout: reader.Duration(fields, path, "idleTimeout", TimeSpan.FromHours(1), TimeSpan.Zero),
                 ReadUpstreamHttp(reader, fields.GetValueOrDefault("http"), $"{path}.http"),
                 endpoints,
-                export);
+                export,
+                Vips: InterceptConfigReader.ReadVips(reader, fields, path, vips),
+                AppProtocol: InterceptConfigReader.ReadAppProtocol(reader, fields, path, serviceNode));
         }
 
         return services;
@@ -251,7 +262,7 @@ internal static class ConfigLoader
             reader.Int(fields, path, "maxConnections", 0, 0, 1_000_000));
     }
 
-    private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, ServiceCatalog services, AdminConfig? admin, string file)
+    private static List<ListenerConfig> ReadListeners(YamlFieldReader reader, YamlNode node, ServiceCatalog services, AdminConfig? admin, string file, VipClaims vips)
     {
         var listeners = new List<ListenerConfig>();
         var sequence = reader.Sequence(node, "listeners");
@@ -259,7 +270,7 @@ internal static class ConfigLoader
         {
             var path = $"listeners[{i}]";
             var item = sequence.Children[i];
-            var fields = reader.Mapping(item, path, "name", "listen", "protocol", "service", "maxConnections", "routes", "http", "tls", "udp");
+            var fields = reader.Mapping(item, path, "name", "listen", "protocol", "service", "maxConnections", "routes", "http", "tls", "udp", "vips");
             if (fields is null)
             {
                 continue;
@@ -313,7 +324,7 @@ internal static class ConfigLoader
                 reader.Error(fields["service"], $"{path}.service", "an http listener picks services by its routes; use routes: [{service: NAME}]");
             }
 
-            foreach (var httpOnly in new[] { "routes", "http", "tls" })
+            foreach (var httpOnly in new[] { "routes", "http", "tls", "vips" })
             {
                 if (protocol is not ListenerProtocol.Http and not null && fields.TryGetValue(httpOnly, out var httpOnlyNode))
                 {
@@ -350,7 +361,8 @@ internal static class ConfigLoader
 
             if (name is not null && endPoint is not null && protocol is not null)
             {
-                listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections, http, tls, udp));
+                var listenerVips = protocol == ListenerProtocol.Http ? InterceptConfigReader.ReadVips(reader, fields, path, vips) : null;
+                listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections, http, tls, udp, listenerVips));
             }
         }
 

@@ -10,6 +10,7 @@ namespace Forwarder.Configuration;
 /// <param name="Cluster">Where services are discovered besides the file; null for file-only mode.</param>
 /// <param name="Dns">The built-in service DNS server; null for none.</param>
 /// <param name="Locality">Where this node runs, and the locality discovered services get; null only in configs built by hand.</param>
+/// <param name="Intercept">Transparent interception of traffic to service VIPs; null when off.</param>
 internal sealed record ForwarderConfig(
     string Source,
     string Digest,
@@ -23,7 +24,8 @@ internal sealed record ForwarderConfig(
     LimitsConfig? Limits = null,
     ClusterConfig? Cluster = null,
     Forwarder.Dns.DnsConfig? Dns = null,
-    LocalityConfig? Locality = null);
+    LocalityConfig? Locality = null,
+    InterceptConfig? Intercept = null);
 
 /// <param name="MaxConnections">Proxied connections open at once across all listeners; null derives it from RLIMIT_NOFILE.</param>
 internal sealed record LimitsConfig(int? MaxConnections);
@@ -43,12 +45,16 @@ internal enum ListenerProtocol
 
     /// <summary>Forward datagrams to a service's endpoint, one session per client address.</summary>
     Udp,
+
+    /// <summary>Take connections iptables redirected here and serve each as the service of its original destination.</summary>
+    Intercept,
 }
 
 /// <param name="Http">The routes and HTTP settings of an http listener; null for the others.</param>
 /// <param name="Tls">TLS termination (http listeners); null for plain text.</param>
 /// <param name="Udp">The session settings of a udp listener; null for the others.</param>
-internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint EndPoint, ListenerProtocol Protocol, string? Service, int MaxConnections, HttpListenerConfig? Http, TlsConfig? Tls = null, UdpListenerConfig? Udp = null)
+/// <param name="Vips">Service addresses (IP:PORT) whose intercepted connections this http listener's routes serve.</param>
+internal sealed record ListenerConfig(string Name, string Listen, IPEndPoint EndPoint, ListenerProtocol Protocol, string? Service, int MaxConnections, HttpListenerConfig? Http, TlsConfig? Tls = null, UdpListenerConfig? Udp = null, IReadOnlyList<IPEndPoint>? Vips = null)
 {
     /// <summary>
     /// Listeners are matched across reloads by what they bind; port 0 binds a fresh port each
@@ -65,6 +71,8 @@ internal sealed record UdpListenerConfig(TimeSpan IdleTimeout, int MaxSessions);
 /// <param name="OutlierDetection">Passive ejection of endpoints failing on real traffic; none when null.</param>
 /// <param name="Export">Whether peer nodes may reach this service's endpoints on this node over node links (and relays).</param>
 /// <param name="Origin">Where the service came from: the file, or Kubernetes discovery.</param>
+/// <param name="Vips">The virtual addresses (ClusterIP:port) intercepted connections to which this service serves.</param>
+/// <param name="AppProtocol">The application protocol, as a Kubernetes Service port's appProtocol: http, h2c or grpc make intercepted connections L7.</param>
 internal sealed record ServiceConfig(
     string Name,
     LbConfig Lb,
@@ -76,7 +84,9 @@ internal sealed record ServiceConfig(
     UpstreamHttpConfig Http,
     IReadOnlyList<EndpointConfig> Endpoints,
     bool Export = false,
-    ServiceOrigin Origin = ServiceOrigin.File);
+    ServiceOrigin Origin = ServiceOrigin.File,
+    IReadOnlyList<IPEndPoint>? Vips = null,
+    string? AppProtocol = null);
 
 internal enum ServiceOrigin
 {

@@ -19,14 +19,14 @@ internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, Con
     public ValueTask<ConnectionContext> AdoptAsync(ConnectionContext connection) => engine.AdoptAsync(connection);
 
     /// <summary>Serves a connection that opened with the HTTP/2 preface, until it ends.</summary>
-    public Task ServeHttp2Async(ClientConnection client, ListenerHost host, ListenerMetrics metrics)
+    public Task ServeHttp2Async(ClientConnection client, IListenerModelSource host, ListenerMetrics metrics)
     {
         // HTTP/2 keeps connections open on purpose (PINGs, GOAWAY); its server times them out itself.
         client.IdleTimeout = TimeSpan.Zero;
         return http2.ServeAsync(client, tracker, new Http2ConnectionState(host, metrics));
     }
 
-    public Task HandleAsync(ClientConnection client, ListenerHost host, ListenerMetrics metrics, CancellationToken stopping)
+    public Task HandleAsync(ClientConnection client, IListenerModelSource host, ListenerMetrics metrics, CancellationToken stopping)
         => new Http1ProxySession(this, client, host, metrics, stopping).RunAsync();
 
     [LoggerMessage(EventId = 401, Level = LogLevel.Debug, Message = "Connection {ConnectionId}: request refused with {Status}: {Reason}")]

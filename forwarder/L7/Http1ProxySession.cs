@@ -28,7 +28,7 @@ internal sealed partial class Http1ProxySession
     private readonly Http1ProxyHandler _handler;
     private readonly ConnectionTracker _tracker;
     private readonly ClientConnection _client;
-    private readonly ListenerHost _host;
+    private readonly IListenerModelSource _host;
     private readonly ListenerMetrics _listenerMetrics;
     private readonly CancellationToken _stopping;
     private readonly PipeReader _input;
@@ -45,7 +45,7 @@ internal sealed partial class Http1ProxySession
     private volatile bool _idle;
     private int _requestCount;
 
-    public Http1ProxySession(Http1ProxyHandler handler, ClientConnection client, ListenerHost host, ListenerMetrics listenerMetrics, CancellationToken stopping)
+    public Http1ProxySession(Http1ProxyHandler handler, ClientConnection client, IListenerModelSource host, ListenerMetrics listenerMetrics, CancellationToken stopping)
     {
         _handler = handler;
         _tracker = handler.Tracker;

@@ -20,6 +20,7 @@ internal sealed class ForwarderMetrics
     public DiscoveryMetrics Discovery { get; } = new();
 
     public Forwarder.Dns.DnsMetrics Dns { get; } = new();
+    public Interception.InterceptMetrics Intercept { get; } = new();
 
     public long ReloadsFailed => Volatile.Read(ref _reloadsFailed);
 

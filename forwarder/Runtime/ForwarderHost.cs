@@ -43,6 +43,7 @@ internal static class ForwarderHost
             MaxBufferedBytes = tcp.MaxBufferedBytes,
             BlockSize = tcp.BlockSize,
             WaitForDataBeforeAllocatingBuffer = tcp.WaitForData,
+            Mark = source.Initial.Intercept?.Mark,
         };
 
         // Before the first socket: the transports' descriptor reserve reads the limit once. The

@@ -16,7 +16,7 @@ namespace Forwarder.Runtime;
 /// handler for its protocol. Stopping unbinds the socket; connections already
 /// accepted run on until they finish or shutdown's drain deadline aborts them.
 /// </summary>
-internal sealed partial class ListenerHost
+internal sealed partial class ListenerHost : IListenerModelSource
 {
     private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
 
@@ -148,6 +148,19 @@ internal sealed partial class ListenerHost
     /// <summary>Runs one connection to its end; it never throws, so its task needs no observer.</summary>
     private async Task ServeAsync(ConnectionContext connection, ListenerModel model, ListenerMetrics metrics)
     {
+        IListenerModelSource source = this;
+        if (model.Intercept is { } table)
+        {
+            if (Intercept(connection, table) is not var (target, targetSource))
+            {
+                await CloseAndReleaseAsync(connection).ConfigureAwait(false);
+                Interlocked.Decrement(ref _active);
+                return;
+            }
+
+            (model, source) = (target, targetSource);
+        }
+
         if (model.Config.Protocol == ListenerProtocol.Http)
         {
             try
@@ -181,7 +194,7 @@ internal sealed partial class ListenerHost
         _tracker.Add(client);
         try
         {
-            await Handle(client, model, metrics).ConfigureAwait(false);
+            await Handle(client, model, source, metrics).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -203,7 +216,7 @@ internal sealed partial class ListenerHost
     /// suppresses flow for good), they then go on without one: no context to restore around every
     /// resumption of every request.
     /// </summary>
-    private Task Handle(ClientConnection client, ListenerModel model, ListenerMetrics metrics)
+    private Task Handle(ClientConnection client, ListenerModel model, IListenerModelSource source, ListenerMetrics metrics)
     {
         AsyncFlowControl? suppressed = ExecutionContext.IsFlowSuppressed() ? null : ExecutionContext.SuppressFlow();
         try
@@ -211,7 +224,7 @@ internal sealed partial class ListenerHost
             return model.Config.Protocol switch
             {
                 ListenerProtocol.Echo => _echoHandler.HandleAsync(client, metrics),
-                ListenerProtocol.Http => _httpHandler.HandleAsync(client, this, metrics, _stopping),
+                ListenerProtocol.Http => _httpHandler.HandleAsync(client, source, metrics, _stopping),
                 _ => _tcpHandler.HandleAsync(client, model, metrics, DirectSend, _stopping),
             };
         }

@@ -1,7 +1,9 @@
 using Forwarder.Configuration;
+using Forwarder.Interception;
 using Forwarder.L7;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Tls;
+using Forwarder.Transports.Tcp;
 
 namespace Forwarder.Runtime;
 
@@ -31,6 +33,12 @@ internal sealed partial class ProxyRuntime
             }
 
             models[listener.BindingKey] = new ListenerModel(listener, listener.Service is null ? null : services[listener.Service], http);
+        }
+
+        if (config.Intercept is { } intercept)
+        {
+            var table = InterceptTable.Create(config, intercept, services, models, metrics);
+            models[intercept.Listener.BindingKey] = new ListenerModel(intercept.Listener, null, null, table);
         }
 
         return models;
@@ -72,7 +80,9 @@ internal sealed partial class ProxyRuntime
 
             try
             {
-                var bound = await listenerFactory.BindAsync(listener.EndPoint, cancellationToken).ConfigureAwait(false);
+                var bound = listener.Protocol == ListenerProtocol.Intercept && config.Intercept is { Mode: InterceptMode.Tproxy } && listenerFactory is TcpListenerFactory tcp
+                    ? await tcp.BindAsync(listener.EndPoint, TransparentSocket.Enable, cancellationToken).ConfigureAwait(false)
+                    : await listenerFactory.BindAsync(listener.EndPoint, cancellationToken).ConfigureAwait(false);
                 added.Add(new ListenerHost(bound, models[listener.BindingKey], tcpHandler, httpHandler, echoHandler, tracker, budget, faults, metrics, logger, _stopping.Token)
                 {
                     DirectSend = config.Tcp.DirectSend,

@@ -239,6 +239,7 @@ internal sealed partial class ProxyRuntime(
             await Task.WhenAll(removed.Select(h => h.StopAsync())).ConfigureAwait(false);
             await udpListeners.CommitAsync(models, udpAdded).ConfigureAwait(false);
             await accessLogs.RetainAsync(config.Listeners.Select(l => l.Http?.AccessLog).OfType<string>().ToHashSet(StringComparer.Ordinal)).ConfigureAwait(false);
+            await ApplyInterceptRulesAsync(config, models).ConfigureAwait(false);
             return true;
         }
         finally

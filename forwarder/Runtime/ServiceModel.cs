@@ -158,4 +158,5 @@ internal sealed class ServiceModel : IAsyncDisposable
 /// <summary>What one listener does with a connection, swapped whole on reload.</summary>
 /// <param name="Service">A tcp listener's service.</param>
 /// <param name="Http">An http listener's routes, resolved to services.</param>
-internal sealed record ListenerModel(ListenerConfig Config, ServiceModel? Service, HttpListenerModel? Http);
+/// <param name="Intercept">The intercept listener's VIPs, each with the model its connections are served with.</param>
+internal sealed record ListenerModel(ListenerConfig Config, ServiceModel? Service, HttpListenerModel? Http, Interception.InterceptTable? Intercept = null);

@@ -48,6 +48,11 @@ public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool
         try
         {
             TcpSocketConfigurator.Apply(socket, options);
+            if (options.Mark is { } mark)
+            {
+                TcpSocketConfigurator.SetMark(socket, mark);
+            }
+
             if (splicer is not null && endpoint is IPEndPoint)
             {
                 await splicer.ConnectAsync(socket, endpoint, cancellationToken).ConfigureAwait(false);

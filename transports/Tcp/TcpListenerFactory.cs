@@ -12,6 +12,10 @@ namespace Forwarder.Transports.Tcp;
 public sealed class TcpListenerFactory(TcpTransportOptions options, MemoryPool<byte> pool) : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+        => BindAsync(endpoint, configure: null, cancellationToken);
+
+    /// <param name="configure">Sets options on the socket before it is bound (IP_TRANSPARENT for TPROXY, say).</param>
+    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, Action<Socket>? configure, CancellationToken cancellationToken = default)
     {
         var protocol = endpoint is UnixDomainSocketEndPoint ? ProtocolType.Unspecified : ProtocolType.Tcp;
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, protocol);
@@ -22,6 +26,7 @@ public sealed class TcpListenerFactory(TcpTransportOptions options, MemoryPool<b
                 socket.DualMode = true;
             }
 
+            configure?.Invoke(socket);
             socket.Bind(endpoint);
             socket.Listen(options.Backlog);
         }

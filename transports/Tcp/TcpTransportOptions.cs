@@ -24,6 +24,12 @@ public sealed record TcpTransportOptions
     /// </summary>
     public bool WaitForDataBeforeAllocatingBuffer { get; init; } = true;
 
+    /// <summary>
+    /// SO_MARK set on dialled sockets (needs CAP_NET_ADMIN); null sets none. Interception's
+    /// iptables rules let marked packets pass, so the proxy's own connections are not caught.
+    /// </summary>
+    public int? Mark { get; init; }
+
     /// <summary>Listen backlog.</summary>
     public int Backlog { get; init; } = 4096;
 }

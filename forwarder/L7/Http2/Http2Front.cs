@@ -216,4 +216,4 @@ internal sealed class Http2Front : IAsyncDisposable
 }
 
 /// <summary>What requests on a lent HTTP/2 connection need from the listener that accepted it.</summary>
-internal sealed record Http2ConnectionState(Runtime.ListenerHost Host, Metrics.ListenerMetrics Metrics);
+internal sealed record Http2ConnectionState(Runtime.IListenerModelSource Host, Metrics.ListenerMetrics Metrics);

@@ -80,7 +80,7 @@ public sealed class ConfigLoaderTests
     [InlineData("admin: { listen: nowhere }\nlisteners: []\n", "bad.yaml:1:18", "admin.listen: expected IP:PORT such as 127.0.0.1:9901, got 'nowhere'")]
     [InlineData("tcp: { blockSize: 1 }\nlisteners: []\n", "bad.yaml:1:19", "tcp.blockSize: expected a size in bytes from 1024 to 1048576")]
     [InlineData("services: {}\n", "bad.yaml:1:1", "listeners: is required")]
-    [InlineData("listen: 1\nlisteners: []\n", "bad.yaml:1:1", "listen: unknown field; expected one of: admin, drainTimeout, shutdownDelay, limits, tcp, node, locality, cluster, dns, listeners, services")]
+    [InlineData("listen: 1\nlisteners: []\n", "bad.yaml:1:1", "listen: unknown field; expected one of: admin, drainTimeout, shutdownDelay, limits, tcp, node, locality, cluster, dns, intercept, listeners, services")]
     [InlineData("listeners: []\n---\nlisteners: []\n", "bad.yaml:2:1", "a second YAML document starts here ('---'); a config file holds exactly one")]
     [InlineData("---\nlisteners: []\n...\n---\n", "bad.yaml:4:1", "a second YAML document starts here")]
     public void Parse_InvalidListenersOrGlobals_NamesFileLineAndField(string yaml, string location, string message)

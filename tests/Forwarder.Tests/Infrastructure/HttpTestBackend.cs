@@ -28,9 +28,10 @@ internal sealed class HttpTestBackend : IAsyncDisposable
     /// Given the request and the socket, writes the response itself; returns false to close the
     /// connection afterwards.
     /// </param>
-    public HttpTestBackend(Func<ReceivedRequest, Socket, Task<bool>> respond)
+    /// <param name="address">Where to listen; loopback when null.</param>
+    public HttpTestBackend(Func<ReceivedRequest, Socket, Task<bool>> respond, System.Net.IPAddress? address = null)
     {
-        _server = new TcpTestServer(socket => ServeAsync(socket, respond));
+        _server = new TcpTestServer(socket => ServeAsync(socket, respond), address: address);
     }
 
     public string Address => _server.Address;
@@ -40,12 +41,14 @@ internal sealed class HttpTestBackend : IAsyncDisposable
     public IReadOnlyList<ReceivedRequest> Requests => [.. _requests];
 
     /// <summary>Answers every request 200 with <paramref name="body"/> and keeps the connection.</summary>
-    public static HttpTestBackend Text(string body, string extraHeaders = "")
-        => new(async (_, socket) =>
-        {
-            await SendAsync(socket, Response(200, body, extraHeaders));
-            return true;
-        });
+    public static HttpTestBackend Text(string body, string extraHeaders = "", System.Net.IPAddress? address = null)
+        => new(
+            async (_, socket) =>
+            {
+                await SendAsync(socket, Response(200, body, extraHeaders));
+                return true;
+            },
+            address);
 
     public static string Response(int status, string body, string extraHeaders = "")
         => $"HTTP/1.1 {status} {(status == 200 ? "OK" : "Status")}\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\n{extraHeaders}\r\n{body}";

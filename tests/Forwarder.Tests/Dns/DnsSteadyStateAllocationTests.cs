@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Forwarder.Cluster;
@@ -33,26 +32,8 @@ public sealed class DnsSteadyStateAllocationTests(ITestOutputHelper output)
         var query = RawQuery(7, name, 1);
         var reply = new byte[512];
 
-        var (perQuery, perSecond) = await Task.Factory.StartNew(
-            () =>
-            {
-                // Warm up (zone built, answer cached, JIT settled), then the quietest of several windows.
-                Queries(client, query, reply, 10_000);
-                const int measured = 10_000;
-                var quietest = double.MaxValue;
-                var fastest = 0.0;
-                for (var window = 0; window < 10; window++)
-                {
-                    var before = GC.GetTotalAllocatedBytes(precise: true);
-                    var started = Stopwatch.GetTimestamp();
-                    Queries(client, query, reply, measured);
-                    fastest = Math.Max(fastest, measured / Stopwatch.GetElapsedTime(started).TotalSeconds);
-                    quietest = Math.Min(quietest, (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)measured);
-                }
-
-                return (quietest, fastest);
-            },
-            TaskCreationOptions.LongRunning);
+        // Warm up (zone built, answer cached, JIT settled), then the quietest of ten windows.
+        var (perQuery, perSecond) = await SteadyStateAllocations.MeasureAsync(count => Queries(client, query, reply, count), windows: 10);
 
         output.WriteLine($"{name}: {perQuery:F2} bytes allocated per query, {perSecond:F0} queries/s from one synchronous client");
         Assert.Equal(1, upstream.Queries(name) + (name.EndsWith(".cluster.local", StringComparison.Ordinal) ? 1 : 0));

@@ -41,26 +41,9 @@ public sealed class SteadyStateAllocationTests(ITestOutputHelper output)
         var reply = new byte[64];
 
         // Blocking calls on a dedicated thread: the client itself allocates nothing per round trip.
-        var perRoundTrip = await Task.Factory.StartNew(
-            () =>
-            {
-                // A pool may still add a 64 KiB block now and then, and on a loaded machine the
-                // runtime may add a thread-pool thread (allocations of its own, counted process-wide).
-                // Neither happens in every window; an allocation per chunk does, at 24 bytes or more
-                // per round trip, so the quietest of several windows is what is asserted.
-                RoundTrips(client, message, reply, 10_000);
-                const int measured = 10_000;
-                var quietest = double.MaxValue;
-                for (var window = 0; window < 5; window++)
-                {
-                    var before = GC.GetTotalAllocatedBytes(precise: true);
-                    RoundTrips(client, message, reply, measured);
-                    quietest = Math.Min(quietest, (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)measured);
-                }
-
-                return quietest;
-            },
-            TaskCreationOptions.LongRunning);
+        // A pool may still add a 64 KiB block now and then; an allocation per chunk would show at
+        // 24 bytes or more per round trip in every window.
+        var (perRoundTrip, _) = await SteadyStateAllocations.MeasureAsync(count => RoundTrips(client, message, reply, count));
 
         output.WriteLine($"engine={engine} directSend={directSend}: {perRoundTrip:F2} bytes allocated per round trip (two proxied chunks, two echo chunks)");
         Assert.True(perRoundTrip < 8, $"{perRoundTrip:F2} bytes allocated per round trip");

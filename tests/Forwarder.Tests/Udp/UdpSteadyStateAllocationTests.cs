@@ -32,25 +32,7 @@ public sealed class UdpSteadyStateAllocationTests(ITestOutputHelper output)
         var message = new byte[64];
         var reply = new byte[64];
 
-        var perRoundTrip = await Task.Factory.StartNew(
-            () =>
-            {
-                // Warm up (the session opens, pools fill, tiered JIT settles), then take the
-                // quietest of several windows: a thread-pool thread the runtime adds now and then
-                // allocates too, but not in every window; an allocation per datagram would.
-                RoundTrips(client, message, reply, 10_000);
-                const int measured = 10_000;
-                var quietest = double.MaxValue;
-                for (var window = 0; window < 5; window++)
-                {
-                    var before = GC.GetTotalAllocatedBytes(precise: true);
-                    RoundTrips(client, message, reply, measured);
-                    quietest = Math.Min(quietest, (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)measured);
-                }
-
-                return quietest;
-            },
-            TaskCreationOptions.LongRunning);
+        var (perRoundTrip, _) = await SteadyStateAllocations.MeasureAsync(count => RoundTrips(client, message, reply, count));
 
         await forwarder.StopAsync();
         backend.Dispose();

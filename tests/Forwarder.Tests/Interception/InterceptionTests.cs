@@ -322,8 +322,9 @@ public sealed partial class InterceptionTests(InterceptLab lab, ITestOutputHelpe
     {
         using var http = new HttpClient();
         var text = await http.GetStringAsync(new Uri($"http://{lab.NodeAddress}:{InterceptLab.AdminPort}/metrics"));
-        var line = text.Split('\n').SingleOrDefault(l => l.StartsWith($"{name}{{{labels}}} ", StringComparison.Ordinal))
-            ?? throw new InvalidOperationException($"no {name}{{{labels}}} in:\n{text}");
+        var sample = labels.Length == 0 ? name : $"{name}{{{labels}}}";
+        var line = text.Split('\n').SingleOrDefault(l => l.StartsWith($"{sample} ", StringComparison.Ordinal))
+            ?? throw new InvalidOperationException($"no {sample} in:\n{text}");
         return long.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
     }
 }

@@ -153,13 +153,14 @@ internal static class BenchCli
         backend.AcceptOnlyFromAmong("nginx", "builtin");
         var output = new Option<string?>("--out") { Description = "Report directory; default perf-reports/NAME in the repository." };
         var forwarder = new Option<string?>("--forwarder") { Description = "Forwarder binary; default the repository's Release build (built if missing)." };
+        var yarp = new Option<string?>("--yarp") { Description = "YARP peer binary for the yarp arm; default bench/yarp's Release build (built if missing)." };
         AtLeast(reps, 1);
         AtLeast(connections, 1);
         AtLeast(size, 1);
         AtLeast(proxyThreads, 1);
         var command = new Command("compare", "Run arms side by side against one backend, interleaved, and write a report with charts.")
         {
-            name, protocol, arms, rates, reps, duration, warmup, connections, size, proxyThreads, backend, output, forwarder,
+            name, protocol, arms, rates, reps, duration, warmup, connections, size, proxyThreads, backend, output, forwarder, yarp,
         };
         command.Validators.Add(result =>
         {
@@ -192,7 +193,8 @@ internal static class BenchCli
                 parse.GetValue(proxyThreads),
                 parse.GetValue(backend) ?? (Compare.Tools.Find().Nginx is null ? "builtin" : "nginx"),
                 parse.GetValue(output) ?? Path.Combine(Compare.ForwarderBinary.RepositoryRoot() ?? ".", "perf-reports", reportName),
-                parse.GetValue(forwarder));
+                parse.GetValue(forwarder),
+                YarpPath: parse.GetValue(yarp));
             SocketEngineSettings.Apply(1);
             var result = await Compare.CompareRunner.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             Compare.CompareReportWriter.Write(result, options.OutputDirectory);

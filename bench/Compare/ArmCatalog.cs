@@ -4,7 +4,8 @@ namespace Forwarder.Bench.Compare;
 
 /// <summary>Where one arm's proxies and backends run: ports, files and the machine's tools.</summary>
 /// <param name="Injected">The DelayInjection build and its busy wait per request and chunk, for the injected arms; null when not asked for.</param>
-internal sealed record ArmEnvironment(string WorkDirectory, IPEndPoint Backend, CompareProtocol Protocol, int ProxyThreads, Tools Tools, string ForwarderPath, InjectedForwarder? Injected = null);
+/// <param name="YarpPath">The YARP peer's binary, for the yarp arm; null when that arm is not run.</param>
+internal sealed record ArmEnvironment(string WorkDirectory, IPEndPoint Backend, CompareProtocol Protocol, int ProxyThreads, Tools Tools, string ForwarderPath, InjectedForwarder? Injected = null, string? YarpPath = null);
 
 /// <summary>A forwarder built in the DelayInjection configuration, and the waits it is run with.</summary>
 /// <param name="ChunkDelayMicroseconds">The tcp listener's wait per forwarded chunk.</param>
@@ -24,7 +25,7 @@ internal sealed record Arm(string Name, string Description, string? Needs, Func<
 /// <summary>The arms a comparison can run, by name.</summary>
 internal static class ArmCatalog
 {
-    public static IReadOnlyList<string> HttpDefaults { get; } = ["direct", "forwarder", "forwarder-l7", "haproxy-tcp", "haproxy-http", "nginx-stream", "nginx-http"];
+    public static IReadOnlyList<string> HttpDefaults { get; } = ["direct", "forwarder", "forwarder-l7", "haproxy-tcp", "haproxy-http", "nginx-stream", "nginx-http", "yarp"];
 
     public static IReadOnlyList<string> TcpDefaults { get; } = ["direct", "forwarder", "haproxy-tcp", "nginx-stream"];
 
@@ -39,6 +40,7 @@ internal static class ArmCatalog
         new("haproxy-http", "HAProxy, mode http, http-reuse always", "haproxy", env => StartHaproxyAsync(env, http: true)),
         new("nginx-stream", "nginx stream proxy (L4)", "nginx", env => StartNginxAsync(env, http: false)),
         new("nginx-http", "nginx http proxy, upstream keepalive", "nginx", env => StartNginxAsync(env, http: true)),
+        new("yarp", "YARP 2.3 on Kestrel with its defaults (HTTP only): what a .NET user would pick", null, StartYarpAsync),
     }.ToDictionary(a => a.Name, StringComparer.Ordinal);
 
     /// <summary>Whether the arm runs this project (forwarder, forwarder-l7) rather than a peer or no proxy.</summary>
@@ -49,7 +51,10 @@ internal static class ArmCatalog
 
     /// <summary>Whether the arm can carry the protocol (the HTTP proxies cannot carry raw TCP echo).</summary>
     public static bool Supports(string arm, CompareProtocol protocol)
-        => protocol == CompareProtocol.Http || !(arm.EndsWith("-http", StringComparison.Ordinal) || arm.Contains("-l7", StringComparison.Ordinal));
+        => protocol == CompareProtocol.Http || !(arm.EndsWith("-http", StringComparison.Ordinal) || arm.Contains("-l7", StringComparison.Ordinal) || arm == "yarp");
+
+    /// <summary>Whether the arm runs the YARP peer, which is built from bench/yarp before the run.</summary>
+    public static bool IsYarp(string arm) => arm == "yarp";
 
     private static async Task<RunningArm> StartForwarderAsync(ArmEnvironment env, bool http, bool injected = false)
     {
@@ -79,6 +84,19 @@ internal static class ArmCatalog
         await File.WriteAllTextAsync(config, PeerConfigs.Haproxy(entry, env.Backend, env.ProxyThreads, http)).ConfigureAwait(false);
         var process = await PeerProcess.StartAsync(name, env.Tools.Haproxy!, ["-f", config, "-db"], entry, Path.Combine(env.WorkDirectory, $"{name}.log")).ConfigureAwait(false);
         return new RunningArm(name, entry, process);
+    }
+
+    /// <summary>
+    /// YARP has no thread setting of its own: the runtime is told it has as many processors as the
+    /// other proxies get threads, which sizes its thread pool and server GC heaps the same way.
+    /// </summary>
+    private static async Task<RunningArm> StartYarpAsync(ArmEnvironment env)
+    {
+        var entry = FreePort.Next();
+        var binary = env.YarpPath ?? throw new InvalidOperationException("the yarp arm needs the YARP peer (bench/yarp) located before the run.");
+        var variables = new Dictionary<string, string> { ["DOTNET_PROCESSOR_COUNT"] = env.ProxyThreads.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        var process = await PeerProcess.StartAsync("yarp", binary, ["--listen", entry.ToString(), "--backend", env.Backend.ToString()], entry, Path.Combine(env.WorkDirectory, "yarp.log"), variables).ConfigureAwait(false);
+        return new RunningArm("yarp", entry, process);
     }
 
     private static async Task<RunningArm> StartNginxAsync(ArmEnvironment env, bool http)

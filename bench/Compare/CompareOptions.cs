@@ -15,6 +15,7 @@ internal enum CompareProtocol
 /// <param name="Rates">Open-loop rates; null entries run closed loop.</param>
 /// <param name="ProxyThreads">Threads (workers) every proxy gets: nbthread, worker_processes, tcp.ioThreads.</param>
 /// <param name="Backend">builtin, or nginx (HTTP only; faster, so the ceiling is higher).</param>
+/// <param name="YarpPath">The YARP peer's binary; null builds bench/yarp in Release when the yarp arm runs.</param>
 internal sealed record CompareOptions(
     string Name,
     CompareProtocol Protocol,
@@ -29,4 +30,5 @@ internal sealed record CompareOptions(
     string Backend,
     string OutputDirectory,
     string? ForwarderPath,
-    InjectedForwarder? Injected = null);
+    InjectedForwarder? Injected = null,
+    string? YarpPath = null);

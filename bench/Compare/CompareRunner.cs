@@ -44,7 +44,8 @@ internal static class CompareRunner
 
         var forwarderPath = arms.Any(a => ArmCatalog.IsOurs(a.Name)) ? ForwarderBinary.Locate(options.ForwarderPath, log) : string.Empty;
         await using var backend = await BenchBackend.StartAsync(options.Protocol, options.Backend, tools, workDirectory, log).ConfigureAwait(false);
-        var environment = new ArmEnvironment(workDirectory, backend.EndPoint, options.Protocol, options.ProxyThreads, tools, forwarderPath, options.Injected);
+        var yarpPath = arms.Any(a => ArmCatalog.IsYarp(a.Name)) ? ForwarderBinary.LocateYarp(options.YarpPath, log) : null;
+        var environment = new ArmEnvironment(workDirectory, backend.EndPoint, options.Protocol, options.ProxyThreads, tools, forwarderPath, options.Injected, yarpPath);
         List<RunningArm> running = [];
         List<ArmRun> runs = [];
         try

@@ -69,4 +69,39 @@ public sealed class CompareRunnerTests(ITestOutputHelper output) : IDisposable
 
         Assert.Contains("[tcp-smoke](tcp-smoke/report.md)", await File.ReadAllTextAsync(Path.Combine(_reports.FullName, "index.md")), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Http_YarpIsAPeerArm_CarriesTheLoad_AndTcpSkipsIt()
+    {
+        var options = new CompareOptions(
+            "http-yarp",
+            CompareProtocol.Http,
+            ["direct", "forwarder-l7", "yarp"],
+            [null],
+            Reps: 1,
+            Duration: TimeSpan.FromSeconds(1),
+            Warmup: TimeSpan.FromMilliseconds(500),
+            Connections: 4,
+            Size: 100,
+            ProxyThreads: 1,
+            Backend: "builtin",
+            OutputDirectory: Path.Combine(_reports.FullName, "http-yarp"),
+            ForwarderPath: ForwarderBuild.Debug(),
+            YarpPath: ForwarderBuild.YarpDebug());
+        var log = new StringWriter();
+
+        var result = await CompareRunner.RunAsync(options, log, CancellationToken.None);
+        output.WriteLine(log.ToString());
+        CompareReportWriter.Write(result, options.OutputDirectory);
+
+        var yarp = Assert.Single(result.Runs, r => r.Arm == "yarp");
+        Assert.Equal(0, yarp.Stats.Failed);
+        Assert.True(yarp.Stats.Ok > 0, "yarp carried nothing");
+        Assert.Equal(yarp.Stats.Ok, yarp.Stats.StatusCodes.GetValueOrDefault(200));
+        Assert.True(yarp.PeakRssBytes > 1 << 20, $"yarp RSS {yarp.PeakRssBytes}");
+        Assert.Contains("| yarp |", await File.ReadAllTextAsync(Path.Combine(options.OutputDirectory, "report.md")), StringComparison.Ordinal);
+
+        Assert.False(ArmCatalog.Supports("yarp", CompareProtocol.Tcp));
+        Assert.Contains("yarp", ArmCatalog.HttpDefaults);
+    }
 }

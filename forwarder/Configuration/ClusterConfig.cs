@@ -26,17 +26,28 @@ internal sealed class ServiceCatalog(IReadOnlyDictionary<string, ServiceConfig> 
     public string Describe()
     {
         var known = services.Count == 0 ? "none are defined" : $"defined: {string.Join(", ", services.Keys.Order(StringComparer.Ordinal))}";
-        return cluster ? $"{known}; discovered services are named NAMESPACE/NAME:PORT" : known;
+        return cluster ? $"{known}; discovered services are named NAMESPACE/NAME:PORT (NAMESPACE/NAME:PORT/udp for UDP ports)" : known;
     }
 }
 
-/// <summary>The forwarder service name of a Kubernetes Service port: <c>NAMESPACE/NAME:PORT</c>.</summary>
+/// <summary>
+/// The forwarder service name of a Kubernetes Service port: <c>NAMESPACE/NAME:PORT</c>, and
+/// <c>NAMESPACE/NAME:PORT/udp</c> for a UDP port, so DNS's 53/TCP and 53/UDP are two services.
+/// </summary>
 internal static class ClusterServiceName
 {
-    public static string Of(string @namespace, string name, int port) => $"{@namespace}/{name}:{port}";
+    private const string UdpSuffix = "/udp";
+
+    public static string Of(string @namespace, string name, int port, string protocol = "TCP")
+        => protocol == "UDP" ? $"{@namespace}/{name}:{port}{UdpSuffix}" : $"{@namespace}/{name}:{port}";
 
     public static bool IsValid(string name)
     {
+        if (name.EndsWith(UdpSuffix, StringComparison.Ordinal))
+        {
+            name = name[..^UdpSuffix.Length];
+        }
+
         var slash = name.IndexOf('/', StringComparison.Ordinal);
         var colon = name.LastIndexOf(':');
         return slash > 0 && colon > slash + 1

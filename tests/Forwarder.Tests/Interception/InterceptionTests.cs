@@ -322,7 +322,8 @@ public sealed partial class InterceptionTests(InterceptLab lab, ITestOutputHelpe
     {
         using var http = new HttpClient();
         var text = await http.GetStringAsync(new Uri($"http://{lab.NodeAddress}:{InterceptLab.AdminPort}/metrics"));
-        var line = text.Split('\n').SingleOrDefault(l => l.StartsWith($"{name}{{{labels}}} ", StringComparison.Ordinal))
+        var series = labels.Length == 0 ? $"{name} " : $"{name}{{{labels}}} ";
+        var line = text.Split('\n').SingleOrDefault(l => l.StartsWith(series, StringComparison.Ordinal))
             ?? throw new InvalidOperationException($"no {name}{{{labels}}} in:\n{text}");
         return long.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
     }

@@ -62,6 +62,37 @@ public sealed partial class InterceptionTests
     }
 
     [Fact]
+    public async Task TproxyMode_UdpVip_IsRedirectedInNat_BesideTheTcpTproxyRules()
+    {
+        await using var udpBackend = new UdpTestBackend("dns", lab.HostAddress);
+        await using var tcpBackend = TcpTestServer.Echo(lab.HostAddress);
+        var vip = InterceptLab.Vip(56);
+        await StartAsync(
+            $$"""
+            services:
+              dns:
+                vips: ['{{vip}}:53/udp']
+                endpoints: [{ address: {{udpBackend.Address}} }]
+              echo:
+                vips: ['{{vip}}:80']
+                endpoints: [{ address: {{tcpBackend.Address}} }]
+            """,
+            "iptables nat rules installed",
+            intercept: "mode: tproxy");
+
+        await Eventually.TrueAsync(() => lab.Rules("mangle").Contains("-j TPROXY", StringComparison.Ordinal), "the tcp rules are in mangle");
+        Assert.DoesNotContain("-p udp", lab.Rules("mangle"), StringComparison.Ordinal);
+        Assert.DoesNotContain("-p tcp -m tcp", lab.Rules(), StringComparison.Ordinal);
+        foreach (var ns in new[] { lab.Node, lab.Pod })
+        {
+            using var client = UdpClientIn(ns, new IPEndPoint(vip, 53));
+            Assert.Equal((new IPEndPoint(vip, 53), $"dns:{ns}"), await AskAsync(client, new IPEndPoint(vip, 53), ns));
+            using var connection = await ConnectAsync(ns, new IPEndPoint(vip, 80));
+            await SocketClient.AssertEchoAsync(connection, $"tcp from {ns}");
+        }
+    }
+
+    [Fact]
     public async Task Reload_UdpVipKept_KeepsItsPortAndSession_UdpVipRemoved_LosesItsRuleAndListener()
     {
         await using var backend = new UdpTestBackend("dns", lab.HostAddress);

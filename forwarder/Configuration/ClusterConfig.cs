@@ -18,7 +18,9 @@ internal sealed record KubernetesConfig(Uri? ApiServer, string TokenFile, string
 /// </summary>
 internal sealed class ServiceCatalog(IReadOnlyDictionary<string, ServiceConfig> services, bool cluster)
 {
-    public bool Knows(string name) => services.ContainsKey(name) || (cluster && ClusterServiceName.IsValid(name));
+    /// <summary>A file service, or (with a cluster section) a discovered name of the listener's kind: <c>/udp</c> ones for udp listeners only.</summary>
+    public bool Knows(string name, bool udp = false)
+        => services.ContainsKey(name) || (cluster && ClusterServiceName.IsValid(name) && ClusterServiceName.IsUdp(name) == udp);
 
     /// <summary>The file's service of that name; null for none (discovered services are not known until discovered).</summary>
     public ServiceConfig? InFile(string name) => services.GetValueOrDefault(name);
@@ -40,6 +42,8 @@ internal static class ClusterServiceName
 
     public static string Of(string @namespace, string name, int port, string protocol = "TCP")
         => protocol == "UDP" ? $"{@namespace}/{name}:{port}{UdpSuffix}" : $"{@namespace}/{name}:{port}";
+
+    public static bool IsUdp(string name) => name.EndsWith(UdpSuffix, StringComparison.Ordinal);
 
     public static bool IsValid(string name)
     {

@@ -317,8 +317,7 @@ internal static class ConfigLoader
             {
                 reader.Error(item, $"{path}.service", $"is required for a {protocolText} listener: the name of a service under 'services'");
             }
-            // Discovered services carry TCP ports only, so a udp listener names a service of the file.
-            else if (forwards && service is not null && (protocol == ListenerProtocol.Udp ? services.InFile(service) is null : !services.Knows(service)))
+            else if (forwards && service is not null && !services.Knows(service, udp: protocol == ListenerProtocol.Udp))
             {
                 reader.Error(fields["service"], $"{path}.service", $"no service named '{service}' ({services.Describe()})");
             }

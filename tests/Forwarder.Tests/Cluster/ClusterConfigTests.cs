@@ -34,6 +34,17 @@ public sealed class ClusterConfigTests
     }
 
     [Fact]
+    public void Listeners_NameDiscoveredPortsOfTheirOwnProtocol()
+    {
+        var config = ConfigLoader.Parse("cluster:\n  kubernetes: {}\nlisteners:\n  - { name: dns, listen: 127.0.0.1:0, protocol: udp, service: kube-system/kube-dns:53/udp }\n", "f.yaml");
+
+        Assert.Equal("kube-system/kube-dns:53/udp", Assert.Single(config.Listeners).Service);
+        Assert.Throws<ConfigException>(() => ConfigLoader.Parse("cluster:\n  kubernetes: {}\nlisteners:\n  - { name: dns, listen: 127.0.0.1:0, protocol: udp, service: kube-system/kube-dns:53/sctp }\n", "f.yaml"));
+        Assert.Throws<ConfigException>(() => ConfigLoader.Parse("cluster:\n  kubernetes: {}\nlisteners:\n  - { name: dns, listen: 127.0.0.1:0, protocol: tcp, service: kube-system/kube-dns:53/udp }\n", "f.yaml"));
+        Assert.Throws<ConfigException>(() => ConfigLoader.Parse("cluster:\n  kubernetes: {}\nlisteners:\n  - { name: dns, listen: 127.0.0.1:0, protocol: udp, service: kube-system/kube-dns:53 }\n", "f.yaml"));
+    }
+
+    [Fact]
     public void DiscoveredNames_WithoutClusterSection_AreUnknownServices()
     {
         var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(Listeners, "f.yaml"));

@@ -62,7 +62,8 @@ internal sealed partial class ClusterStateStore
 
     /// <summary>
     /// The file's config with the discovered services added: a TCP port's ClusterIPs become its
-    /// VIPs, a UDP port's its UDP VIPs (named NAMESPACE/NAME:PORT/udp). A service a listener names that is not discovered (yet) gets no endpoints, so
+    /// VIPs, a UDP port's its UDP VIPs (named NAMESPACE/NAME:PORT/udp). A service a listener
+    /// names that is not discovered (yet) gets no endpoints, so
     /// connections to it are refused until it is. Discovered endpoints keep their topology
     /// (nodeName, zone) and discovered services get the file's default locality.
     /// </summary>

@@ -198,7 +198,7 @@ internal static class ForwarderCli
                 return ExitInvalidConfig;
             }
 
-            Console.Out.Write(Interception.IptablesPrinter.Print(intercept, Interception.IptablesPrinter.FileVips(source.Initial)));
+            Console.Out.Write(Interception.IptablesPrinter.Print(intercept, Interception.IptablesPrinter.FileVips(source.Initial), Interception.IptablesPrinter.FileUdpVips(source.Initial)));
             return ExitOk;
         });
         return command;

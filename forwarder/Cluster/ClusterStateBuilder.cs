@@ -31,7 +31,7 @@ internal static class ClusterStateBuilder
                 }
 
                 var endpoints = Endpoints(slicesByService[(ns, name)], port.Name ?? string.Empty, protocol);
-                result.Add(new ClusterService(ClusterServiceName.Of(ns, name, port.Port), ns, name, [.. clusterIps.Where(c => c != "None")], port.Port, protocol, port.AppProtocol, endpoints, port.Name));
+                result.Add(new ClusterService(ClusterServiceName.Of(ns, name, port.Port, protocol), ns, name, [.. clusterIps.Where(c => c != "None")], port.Port, protocol, port.AppProtocol, endpoints, port.Name));
             }
         }
 

@@ -61,8 +61,9 @@ internal sealed partial class ClusterStateStore
     }
 
     /// <summary>
-    /// The file's config with the discovered TCP services added (UDP ports have no listener type
-    /// yet). A service a listener names that is not discovered (yet) gets no endpoints, so
+    /// The file's config with the discovered services added: a TCP port's ClusterIPs become its
+    /// VIPs, a UDP port's its UDP VIPs (named NAMESPACE/NAME:PORT/udp). A service a listener
+    /// names that is not discovered (yet) gets no endpoints, so
     /// connections to it are refused until it is. Discovered endpoints keep their topology
     /// (nodeName, zone) and discovered services get the file's default locality.
     /// </summary>
@@ -84,12 +85,15 @@ internal sealed partial class ClusterStateStore
                 : service;
         }
 
-        foreach (var service in state.Services.Where(s => s.Protocol == "TCP"))
+        foreach (var service in state.Services)
         {
+            var udp = service.Protocol == "UDP";
+            var vips = service.ClusterIps.Select(ip => IPAddress.TryParse(ip, out var address) ? new IPEndPoint(address, service.Port) : null).OfType<IPEndPoint>().ToArray();
             services[service.Name] = ToServiceConfig(service.Name, lb, service.AppProtocol, service.Endpoints.Where(e => e.Ready).Select(ToEndpoint)) with
             {
-                Vips = [.. service.ClusterIps.Select(ip => IPAddress.TryParse(ip, out var address) ? new IPEndPoint(address, service.Port) : null).OfType<IPEndPoint>()],
-                AppProtocol = service.AppProtocol,
+                Vips = udp ? null : vips,
+                UdpVips = udp ? vips : null,
+                AppProtocol = udp ? null : service.AppProtocol,
             };
         }
 

@@ -18,7 +18,9 @@ internal sealed record KubernetesConfig(Uri? ApiServer, string TokenFile, string
 /// </summary>
 internal sealed class ServiceCatalog(IReadOnlyDictionary<string, ServiceConfig> services, bool cluster)
 {
-    public bool Knows(string name) => services.ContainsKey(name) || (cluster && ClusterServiceName.IsValid(name));
+    /// <summary>A file service, or (with a cluster section) a discovered name of the listener's kind: <c>/udp</c> ones for udp listeners only.</summary>
+    public bool Knows(string name, bool udp = false)
+        => services.ContainsKey(name) || (cluster && ClusterServiceName.IsValid(name) && ClusterServiceName.IsUdp(name) == udp);
 
     /// <summary>The file's service of that name; null for none (discovered services are not known until discovered).</summary>
     public ServiceConfig? InFile(string name) => services.GetValueOrDefault(name);
@@ -26,17 +28,30 @@ internal sealed class ServiceCatalog(IReadOnlyDictionary<string, ServiceConfig> 
     public string Describe()
     {
         var known = services.Count == 0 ? "none are defined" : $"defined: {string.Join(", ", services.Keys.Order(StringComparer.Ordinal))}";
-        return cluster ? $"{known}; discovered services are named NAMESPACE/NAME:PORT" : known;
+        return cluster ? $"{known}; discovered services are named NAMESPACE/NAME:PORT (NAMESPACE/NAME:PORT/udp for UDP ports)" : known;
     }
 }
 
-/// <summary>The forwarder service name of a Kubernetes Service port: <c>NAMESPACE/NAME:PORT</c>.</summary>
+/// <summary>
+/// The forwarder service name of a Kubernetes Service port: <c>NAMESPACE/NAME:PORT</c>, and
+/// <c>NAMESPACE/NAME:PORT/udp</c> for a UDP port, so DNS's 53/TCP and 53/UDP are two services.
+/// </summary>
 internal static class ClusterServiceName
 {
-    public static string Of(string @namespace, string name, int port) => $"{@namespace}/{name}:{port}";
+    private const string UdpSuffix = "/udp";
+
+    public static string Of(string @namespace, string name, int port, string protocol = "TCP")
+        => protocol == "UDP" ? $"{@namespace}/{name}:{port}{UdpSuffix}" : $"{@namespace}/{name}:{port}";
+
+    public static bool IsUdp(string name) => name.EndsWith(UdpSuffix, StringComparison.Ordinal);
 
     public static bool IsValid(string name)
     {
+        if (name.EndsWith(UdpSuffix, StringComparison.Ordinal))
+        {
+            name = name[..^UdpSuffix.Length];
+        }
+
         var slash = name.IndexOf('/', StringComparison.Ordinal);
         var colon = name.LastIndexOf(':');
         return slash > 0 && colon > slash + 1

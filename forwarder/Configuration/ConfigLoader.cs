@@ -224,6 +224,12 @@ internal static class ConfigLoader
             var outlierDetection = HealthConfigReader.ReadOutlierDetection(reader, fields.GetValueOrDefault("outlierDetection"), path);
             var endpoints = EndpointConfigReader.Read(reader, fields, serviceNode, path, self, hasNodeSection, hasLocalitySection);
             var export = NodeConfigReader.ReadExport(reader, fields, path, self, hasNodeSection, endpoints);
+            var (vipList, udpVips) = InterceptConfigReader.ReadVips(reader, fields, path, vips, allowUdp: true);
+            if (udpVips is not null && endpoints.FirstOrDefault(e => e.EndPoint is NodeEndPoint) is { } remote)
+            {
+                reader.Error(fields["vips"], $"{path}.vips", $"endpoint {remote.Address} is on node '{remote.Node}'; udp is forwarded to endpoints on this node only");
+            }
+
             services[name] = new ServiceConfig(
                 name,
                 lb,
@@ -235,8 +241,9 @@ internal static class ConfigLoader
                 ReadUpstreamHttp(reader, fields.GetValueOrDefault("http"), $"{path}.http"),
                 endpoints,
                 export,
-                Vips: InterceptConfigReader.ReadVips(reader, fields, path, vips),
-                AppProtocol: InterceptConfigReader.ReadAppProtocol(reader, fields, path, serviceNode));
+                Vips: vipList,
+                AppProtocol: InterceptConfigReader.ReadAppProtocol(reader, fields, path, serviceNode),
+                UdpVips: udpVips);
         }
 
         return services;
@@ -310,8 +317,7 @@ internal static class ConfigLoader
             {
                 reader.Error(item, $"{path}.service", $"is required for a {protocolText} listener: the name of a service under 'services'");
             }
-            // Discovered services carry TCP ports only, so a udp listener names a service of the file.
-            else if (forwards && service is not null && (protocol == ListenerProtocol.Udp ? services.InFile(service) is null : !services.Knows(service)))
+            else if (forwards && service is not null && !services.Knows(service, udp: protocol == ListenerProtocol.Udp))
             {
                 reader.Error(fields["service"], $"{path}.service", $"no service named '{service}' ({services.Describe()})");
             }
@@ -361,7 +367,7 @@ internal static class ConfigLoader
 
             if (name is not null && endPoint is not null && protocol is not null)
             {
-                var listenerVips = protocol == ListenerProtocol.Http ? InterceptConfigReader.ReadVips(reader, fields, path, vips) : null;
+                var listenerVips = protocol == ListenerProtocol.Http ? InterceptConfigReader.ReadVips(reader, fields, path, vips, allowUdp: false).Tcp : null;
                 listeners.Add(new ListenerConfig(name, listen!, endPoint, protocol.Value, service, maxConnections, http, tls, udp, listenerVips));
             }
         }

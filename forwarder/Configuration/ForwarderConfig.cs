@@ -73,6 +73,7 @@ internal sealed record UdpListenerConfig(TimeSpan IdleTimeout, int MaxSessions);
 /// <param name="Origin">Where the service came from: the file, or Kubernetes discovery.</param>
 /// <param name="Vips">The virtual addresses (ClusterIP:port) intercepted connections to which this service serves.</param>
 /// <param name="AppProtocol">The application protocol, as a Kubernetes Service port's appProtocol: http, h2c or grpc make intercepted connections L7.</param>
+/// <param name="UdpVips">The virtual addresses (ClusterIP:port) intercepted datagrams to which this service serves (<c>/udp</c> in the file).</param>
 internal sealed record ServiceConfig(
     string Name,
     LbConfig Lb,
@@ -86,7 +87,8 @@ internal sealed record ServiceConfig(
     bool Export = false,
     ServiceOrigin Origin = ServiceOrigin.File,
     IReadOnlyList<IPEndPoint>? Vips = null,
-    string? AppProtocol = null);
+    string? AppProtocol = null,
+    IReadOnlyList<IPEndPoint>? UdpVips = null);
 
 internal enum ServiceOrigin
 {

@@ -11,6 +11,8 @@ namespace Forwarder.Configuration;
 internal static class InterceptConfigReader
 {
     private const string Section = "intercept";
+    private const string UdpSuffix = "/udp";
+    private const string TcpSuffix = "/tcp";
 
     public static InterceptConfig? Read(YamlFieldReader reader, YamlNode node, AdminConfig? admin)
     {
@@ -46,50 +48,60 @@ internal static class InterceptConfigReader
 
     /// <summary>
     /// The <c>vips</c> of a service or listener at <paramref name="path"/>: literal IP:PORT each,
-    /// claimed in <paramref name="claims"/> so that a VIP names one owner only.
+    /// with <c>/udp</c> for a UDP VIP (services only, when <paramref name="allowUdp"/>), claimed
+    /// in <paramref name="claims"/> so that a VIP names one owner only.
     /// </summary>
-    public static List<IPEndPoint>? ReadVips(YamlFieldReader reader, Dictionary<string, YamlNode> fields, string path, VipClaims claims)
+    public static (List<IPEndPoint>? Tcp, List<IPEndPoint>? Udp) ReadVips(YamlFieldReader reader, Dictionary<string, YamlNode> fields, string path, VipClaims claims, bool allowUdp)
     {
         if (!fields.TryGetValue("vips", out var node) || reader.Sequence(node, $"{path}.vips") is not { } sequence)
         {
-            return null;
+            return (null, null);
         }
 
-        var vips = new List<IPEndPoint>();
+        List<IPEndPoint> tcp = [];
+        List<IPEndPoint> udp = [];
         for (var i = 0; i < sequence.Children.Count; i++)
         {
             var item = sequence.Children[i];
             var itemPath = $"{path}.vips[{i}]";
             var text = (item as YamlScalarNode)?.Value ?? string.Empty;
-            if (!IPEndPoint.TryParse(text, out var vip) || vip.Port == 0 || !text.Contains(':', StringComparison.Ordinal) || IsWildcard(vip.Address))
+            var isUdp = text.EndsWith(UdpSuffix, StringComparison.Ordinal);
+            var address = isUdp ? text[..^UdpSuffix.Length] : text.EndsWith(TcpSuffix, StringComparison.Ordinal) ? text[..^TcpSuffix.Length] : text;
+            if (!IPEndPoint.TryParse(address, out var vip) || vip.Port == 0 || !address.Contains(':', StringComparison.Ordinal) || IsWildcard(vip.Address))
             {
-                reader.Error(item, itemPath, $"expected a service IP and port such as 10.96.0.10:80 or [fd00::10]:80, got '{text}'");
+                reader.Error(item, itemPath, $"expected a service IP and port such as 10.96.0.10:80, [fd00::10]:80 or 10.96.0.10:53/udp, got '{text}'");
+                continue;
+            }
+
+            if (isUdp && !allowUdp)
+            {
+                reader.Error(item, itemPath, $"{text}: an http listener serves TCP only; put a UDP VIP on the service the datagrams go to");
                 continue;
             }
 
             vip = Normalize(vip);
-            if (claims.TryClaim(vip, path, item, itemPath) is { } owner)
+            if (claims.TryClaim(vip, isUdp, path, item, itemPath) is { } owner)
             {
-                reader.Error(item, itemPath, $"{vip} is already a VIP of {owner}; a VIP picks one service");
+                reader.Error(item, itemPath, $"{text} is already a VIP of {owner}; a VIP picks one service");
                 continue;
             }
 
-            vips.Add(vip);
+            (isUdp ? udp : tcp).Add(vip);
         }
 
-        return vips;
+        return (tcp, udp.Count > 0 ? udp : null);
     }
 
-    /// <summary>VIPs without an intercept section would do nothing; one on the intercept port would loop.</summary>
+    /// <summary>VIPs without an intercept section would do nothing; a TCP one on the intercept port would loop (UDP VIPs get ports of their own).</summary>
     public static void Validate(YamlFieldReader reader, InterceptConfig? intercept, VipClaims claims)
     {
-        foreach (var (vip, node, path) in claims.All)
+        foreach (var (vip, udp, node, path) in claims.All)
         {
             if (intercept is null)
             {
                 reader.Error(node, path, "applies only with an intercept section (intercept: {} for the defaults)");
             }
-            else if (vip.Port == intercept.Listener.EndPoint.Port)
+            else if (!udp && vip.Port == intercept.Listener.EndPoint.Port)
             {
                 reader.Error(node, path, $"{vip} has the intercept listener's port {vip.Port}; connections to it would loop");
             }

@@ -8,6 +8,7 @@ internal sealed class InterceptMetrics
     private long _unknownDestination;
     private long _notRedirected;
     private long _vips;
+    private long _udpVips;
     private long _rulesInstalled;
     private long _ruleErrors;
 
@@ -24,6 +25,9 @@ internal sealed class InterceptMetrics
 
     public long Vips => Volatile.Read(ref _vips);
 
+    /// <summary>UDP VIPs, each with a udp listener of its own.</summary>
+    public long UdpVips => Volatile.Read(ref _udpVips);
+
     public long RulesInstalled => Volatile.Read(ref _rulesInstalled);
 
     public long RuleErrors => Volatile.Read(ref _ruleErrors);
@@ -36,7 +40,11 @@ internal sealed class InterceptMetrics
 
     public void ConnectionNotRedirected() => Interlocked.Increment(ref _notRedirected);
 
-    public void VipsKnown(int count) => Volatile.Write(ref _vips, count);
+    public void VipsKnown(int tcp, int udp)
+    {
+        Volatile.Write(ref _vips, tcp);
+        Volatile.Write(ref _udpVips, udp);
+    }
 
     public void RulesApplied(bool installed) => Volatile.Write(ref _rulesInstalled, installed ? 1 : 0);
 

@@ -19,16 +19,20 @@ internal sealed class InterceptTable
 {
     private readonly FrozenDictionary<IPEndPoint, ListenerModel> _targets;
 
-    private InterceptTable(FrozenDictionary<IPEndPoint, ListenerModel> targets, InterceptConfig config)
+    private InterceptTable(FrozenDictionary<IPEndPoint, ListenerModel> targets, FrozenDictionary<IPEndPoint, ListenerModel> udpTargets, InterceptConfig config)
     {
         _targets = targets;
+        UdpTargets = udpTargets;
         Config = config;
     }
 
     public InterceptConfig Config { get; }
 
-    /// <summary>Every VIP caught, for the rules.</summary>
+    /// <summary>Every TCP VIP caught, for the rules.</summary>
     public IEnumerable<IPEndPoint> Vips => _targets.Keys;
+
+    /// <summary>The udp listener model of each UDP VIP: its service, with the default udp session settings.</summary>
+    public FrozenDictionary<IPEndPoint, ListenerModel> UdpTargets { get; }
 
     public ListenerModel? Find(IPEndPoint destination) => _targets.GetValueOrDefault(destination);
 
@@ -36,10 +40,16 @@ internal sealed class InterceptTable
     public static InterceptTable Create(ForwarderConfig config, InterceptConfig intercept, IReadOnlyDictionary<string, ServiceModel> services, IReadOnlyDictionary<string, ListenerModel> models, ForwarderMetrics metrics)
     {
         var targets = new Dictionary<IPEndPoint, ListenerModel>();
+        var udpTargets = new Dictionary<IPEndPoint, ListenerModel>();
 
         // Discovered services first, so the file's own services, then its http listeners, win a VIP they share.
         foreach (var service in services.Values.OrderBy(s => s.Config.Origin == ServiceOrigin.File ? 1 : 0))
         {
+            foreach (var vip in service.Config.UdpVips ?? [])
+            {
+                udpTargets[vip] = new ListenerModel(UdpListener(vip, service.Config.Name), service, null);
+            }
+
             if (service.Config.Vips is not { Count: > 0 } vips)
             {
                 continue;
@@ -62,7 +72,19 @@ internal sealed class InterceptTable
             }
         }
 
-        return new InterceptTable(targets.ToFrozenDictionary(), intercept);
+        return new InterceptTable(targets.ToFrozenDictionary(), udpTargets.ToFrozenDictionary(), intercept);
+    }
+
+    /// <summary>
+    /// The udp listener a UDP VIP is redirected to: named after the VIP (its forwarder_udp_*
+    /// series), bound to an ephemeral port of the VIP's family, with the udp listener defaults.
+    /// </summary>
+    private static ListenerConfig UdpListener(IPEndPoint vip, string service)
+    {
+        var any = vip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any;
+        var name = $"{InterceptConfig.ListenerName}:{vip}/udp";
+        var udp = new UdpListenerConfig(UdpListenerReader.DefaultIdleTimeout, UdpListenerReader.DefaultMaxSessions);
+        return new ListenerConfig(name, name, new IPEndPoint(any, 0), ListenerProtocol.Udp, service, 0, null, Udp: udp);
     }
 
     /// <summary>An http model with one route, everything to <paramref name="service"/>, with the default http settings.</summary>

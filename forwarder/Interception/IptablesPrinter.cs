@@ -12,21 +12,34 @@ namespace Forwarder.Interception;
 /// </summary>
 internal static class IptablesPrinter
 {
-    public static string Print(InterceptConfig config, IEnumerable<IPEndPoint> vips)
+    /// <summary>The placeholder for a UDP VIP's port, which the forwarder picks when it binds the VIP's listener.</summary>
+    public const string UdpPort = "UDP_PORT";
+
+    public static string Print(InterceptConfig config, IEnumerable<IPEndPoint> vips, IEnumerable<IPEndPoint> udpVips)
     {
         var known = vips.Distinct().ToArray();
+        var udp = udpVips.Distinct().Select(v => (v, UdpPort)).ToArray();
         var text = new StringBuilder();
         foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
         {
-            var matches = IptablesRules.Matches(config, known, family);
-            if (family == AddressFamily.InterNetworkV6 && matches.Count == 0)
+            var tables = IptablesRules.Tables(config, IptablesRules.Matches(config, known, family), IptablesRules.UdpRedirects(udp, family));
+            if (family == AddressFamily.InterNetwork && tables.Count == 0)
             {
-                continue;
+                tables[IptablesRules.Table(config.Mode)] = ([], []);
             }
 
-            text.Append(family == AddressFamily.InterNetwork ? "# iptables-restore --noflush\n" : "# ip6tables-restore --noflush\n");
-            text.Append(IptablesRules.Install(config, matches, []));
-            if (config.Mode == InterceptMode.Tproxy)
+            foreach (var (table, (tcp, redirects)) in tables.OrderBy(t => t.Key == IptablesRules.Table(config.Mode) ? 0 : 1))
+            {
+                text.Append(family == AddressFamily.InterNetwork ? "# iptables-restore --noflush\n" : "# ip6tables-restore --noflush\n");
+                if (redirects.Count > 0)
+                {
+                    text.Append($"# {UdpPort}: the ephemeral port the forwarder binds for each UDP VIP at start; iptables-save on a running node shows it\n");
+                }
+
+                text.Append(IptablesRules.Install(config, table, tcp, redirects, []));
+            }
+
+            if (config.Mode == InterceptMode.Tproxy && tables.ContainsKey(IptablesRules.Table(config.Mode)))
             {
                 foreach (var route in IptablesRules.TproxyRoutes(family))
                 {
@@ -38,7 +51,10 @@ internal static class IptablesPrinter
         return text.ToString();
     }
 
-    /// <summary>The VIPs a file declares itself, on services and http listeners.</summary>
+    /// <summary>The TCP VIPs a file declares itself, on services and http listeners.</summary>
     public static IEnumerable<IPEndPoint> FileVips(ForwarderConfig config)
         => config.Services.Values.SelectMany(s => s.Vips ?? []).Concat(config.Listeners.SelectMany(l => l.Vips ?? []));
+
+    /// <summary>The UDP VIPs a file declares itself, on services.</summary>
+    public static IEnumerable<IPEndPoint> FileUdpVips(ForwarderConfig config) => config.Services.Values.SelectMany(s => s.UdpVips ?? []);
 }

@@ -22,28 +22,66 @@ internal static class IptablesRules
 
     private static readonly (string BuiltIn, string Chain)[] Jumps = [("OUTPUT", OutputChain), ("PREROUTING", PreroutingChain)];
 
-    /// <summary>The table the rules are in: nat for REDIRECT, mangle for TPROXY.</summary>
-    public static string Table(InterceptMode mode) => mode == InterceptMode.Redirect ? "nat" : "mangle";
+    /// <summary>The table the TCP rules are in: nat for REDIRECT, mangle for TPROXY. UDP rules are always in nat.</summary>
+    public static string Table(InterceptMode mode) => mode == InterceptMode.Redirect ? NatTable : "mangle";
+
+    public const string NatTable = "nat";
 
     /// <summary>What is caught in <paramref name="family"/>: the capture networks, or else the VIPs one by one.</summary>
     public static IReadOnlyList<string> Matches(InterceptConfig config, IEnumerable<IPEndPoint> vips, AddressFamily family)
-    {
-        var suffix = family == AddressFamily.InterNetwork ? "/32" : "/128";
-        return config.Capture is { } capture
+        => config.Capture is { } capture
             ? [.. capture.Where(n => n.BaseAddress.AddressFamily == family).Select(n => $"-d {n}")]
-            : [.. vips.Where(v => v.AddressFamily == family).OrderBy(v => v.ToString(), StringComparer.Ordinal).Select(v => $"-d {v.Address}{suffix} --dport {v.Port}")];
+            : [.. vips.Where(v => v.AddressFamily == family).OrderBy(v => v.ToString(), StringComparer.Ordinal).Select(v => $"-d {Host(v)} --dport {v.Port}")];
+
+    /// <summary>
+    /// The UDP VIPs of <paramref name="family"/>, each with the port of its own udp listener (a
+    /// placeholder when printed before any is bound): capture networks do not apply, as each VIP needs its port.
+    /// </summary>
+    public static IReadOnlyList<string> UdpRedirects(IEnumerable<(IPEndPoint Vip, string Port)> ports, AddressFamily family)
+        => [.. ports.Where(p => p.Vip.AddressFamily == family).OrderBy(p => p.Vip.ToString(), StringComparer.Ordinal).Select(p => $"-d {Host(p.Vip)} --dport {p.Vip.Port} -j REDIRECT --to-ports {p.Port}")];
+
+    /// <summary>
+    /// The tables the rules of one family fill, each with its TCP matches and UDP redirects: in
+    /// redirect mode both go to nat; in tproxy mode TCP goes to mangle and UDP to nat (REDIRECT:
+    /// TPROXY for UDP would need a transparent socket per VIP to reply from). A table with nothing to catch is not listed.
+    /// </summary>
+    public static Dictionary<string, (IReadOnlyList<string> Tcp, IReadOnlyList<string> Udp)> Tables(InterceptConfig config, IReadOnlyList<string> tcp, IReadOnlyList<string> udp)
+    {
+        var tables = new Dictionary<string, (IReadOnlyList<string>, IReadOnlyList<string>)>(StringComparer.Ordinal);
+        if (config.Mode == InterceptMode.Redirect)
+        {
+            if (tcp.Count + udp.Count > 0)
+            {
+                tables[NatTable] = (tcp, udp);
+            }
+
+            return tables;
+        }
+
+        if (tcp.Count > 0)
+        {
+            tables[Table(config.Mode)] = (tcp, []);
+        }
+
+        if (udp.Count > 0)
+        {
+            tables[NatTable] = ([], udp);
+        }
+
+        return tables;
     }
 
     /// <summary>
-    /// iptables-restore --noflush input installing the rules; <paramref name="existingJumps"/> are
-    /// the built-in chains that already jump to ours (left alone, so a jump is never doubled).
+    /// iptables-restore --noflush input installing the rules of <paramref name="table"/>;
+    /// <paramref name="existingJumps"/> are the jumps (<c>BUILTIN -p PROTO</c>) already in place
+    /// (left alone, so a jump is never doubled).
     /// </summary>
-    public static string Install(InterceptConfig config, IReadOnlyList<string> matches, ICollection<string> existingJumps)
+    public static string Install(InterceptConfig config, string table, IReadOnlyList<string> matches, IReadOnlyList<string> udpRedirects, ICollection<string> existingJumps)
     {
         var port = config.Listener.EndPoint.Port;
         var mark = $"0x{config.Mark:x}";
         var text = new StringBuilder();
-        text.Append('*').Append(Table(config.Mode)).Append('\n');
+        text.Append('*').Append(table).Append('\n');
         text.Append(':').Append(OutputChain).Append(" - [0:0]\n");
         text.Append(':').Append(PreroutingChain).Append(" - [0:0]\n");
         text.Append($"-A {OutputChain} -m mark --mark {mark} -j RETURN\n");
@@ -62,11 +100,20 @@ internal static class IptablesRules
             }
         }
 
-        foreach (var (builtIn, chain) in Jumps)
+        foreach (var redirect in udpRedirects)
         {
-            if (!existingJumps.Contains(builtIn))
+            text.Append($"-A {OutputChain} -p udp {redirect}\n");
+            text.Append($"-A {PreroutingChain} -p udp {redirect}\n");
+        }
+
+        foreach (var protocol in new[] { ("tcp", matches.Count > 0), ("udp", udpRedirects.Count > 0) }.Where(p => p.Item2).Select(p => p.Item1))
+        {
+            foreach (var (builtIn, chain) in Jumps)
             {
-                text.Append($"-A {builtIn} -p tcp -j {chain}\n");
+                if (!existingJumps.Contains($"{builtIn} -p {protocol}"))
+                {
+                    text.Append($"-A {builtIn} -p {protocol} -j {chain}\n");
+                }
             }
         }
 
@@ -77,7 +124,7 @@ internal static class IptablesRules
     /// iptables-restore --noflush input removing the rules: the jumps found in
     /// <paramref name="saved"/> (iptables-save output of the table), then our chains; null when none is there.
     /// </summary>
-    public static string? Remove(InterceptMode mode, string saved)
+    public static string? Remove(string table, string saved)
     {
         var lines = saved.Split('\n', StringSplitOptions.TrimEntries);
         var chains = new[] { OutputChain, PreroutingChain }.Where(c => lines.Contains($":{c} - [0:0]") || lines.Any(l => l.StartsWith($":{c} ", StringComparison.Ordinal))).ToArray();
@@ -87,7 +134,7 @@ internal static class IptablesRules
             return null;
         }
 
-        var text = new StringBuilder().Append('*').Append(Table(mode)).Append('\n');
+        var text = new StringBuilder().Append('*').Append(table).Append('\n');
         foreach (var jump in jumps)
         {
             text.Append("-D").Append(jump.AsSpan(2)).Append('\n');
@@ -101,12 +148,14 @@ internal static class IptablesRules
         return text.Append("COMMIT\n").ToString();
     }
 
-    /// <summary>The built-in chains of <paramref name="saved"/> (iptables-save output) that already jump to ours.</summary>
+    /// <summary>The jumps to ours (<c>BUILTIN -p PROTO</c>) that <paramref name="saved"/> (iptables-save output) already has.</summary>
     public static HashSet<string> ExistingJumps(string saved)
     {
         var lines = saved.Split('\n', StringSplitOptions.TrimEntries);
-        return [.. Jumps.Where(j => lines.Contains($"-A {j.BuiltIn} -p tcp -j {j.Chain}")).Select(j => j.BuiltIn)];
+        return [.. Jumps.SelectMany(j => new[] { "tcp", "udp" }.Where(p => lines.Contains($"-A {j.BuiltIn} -p {p} -j {j.Chain}")).Select(p => $"{j.BuiltIn} -p {p}"))];
     }
+
+    private static string Host(IPEndPoint vip) => vip.AddressFamily == AddressFamily.InterNetwork ? $"{vip.Address}/32" : $"{vip.Address}/128";
 
     /// <summary>The policy routing TPROXY needs, as ip(8) argument lists: marked packets are delivered locally.</summary>
     public static IReadOnlyList<string[]> TproxyRoutes(AddressFamily family)

@@ -98,9 +98,9 @@ internal sealed partial class ProxyRuntime
         return added;
     }
 
-    private ServiceModel CreateService(ServiceConfig config, ServiceModel? previous)
+    private ServiceModel CreateService(ServiceConfig config, ServiceModel? previous, int? mark)
     {
         var health = previous?.Health ?? new ServiceHealth(time, new HealthLog(config.Name, healthLogger));
-        return ServiceModel.Create(config, previous, health, metrics.Service(config.Name), _httpDialer, time);
+        return ServiceModel.Create(config, previous, health, metrics.Service(config.Name), _httpDialer, time, mark);
     }
 }

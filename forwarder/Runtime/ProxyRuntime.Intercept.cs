@@ -7,6 +7,16 @@ namespace Forwarder.Runtime;
 internal sealed partial class ProxyRuntime
 {
     private InterceptRuleManager? _interceptRules;
+    private InterceptUdpListeners? _interceptUdpListeners;
+
+    /// <summary>The udp listeners of UDP VIPs, made on first use.</summary>
+    private InterceptUdpListeners InterceptUdp => _interceptUdpListeners ??= new InterceptUdpListeners(metrics, time, logger);
+
+    /// <summary>The udp listener models of the config's UDP VIPs; none without an intercept section.</summary>
+    private static IReadOnlyDictionary<System.Net.IPEndPoint, ListenerModel> UdpVipTargets(ForwarderConfig config, Dictionary<string, ListenerModel> models)
+        => config.Intercept is { } intercept && models[intercept.Listener.BindingKey].Intercept is { } table
+            ? table.UdpTargets
+            : System.Collections.Frozen.FrozenDictionary<System.Net.IPEndPoint, ListenerModel>.Empty;
 
     /// <summary>
     /// Installs or refills the rules for the config just committed. At start a failure fails the
@@ -19,7 +29,7 @@ internal sealed partial class ProxyRuntime
         if (table is not null)
         {
             metrics.Intercept.Enable();
-            metrics.Intercept.VipsKnown(table.Vips.Count());
+            metrics.Intercept.VipsKnown(table.Vips.Count(), table.UdpTargets.Count);
         }
 
         if (table is null && _interceptRules is null)
@@ -30,7 +40,7 @@ internal sealed partial class ProxyRuntime
         _interceptRules ??= new InterceptRuleManager(new IptablesRunner(), metrics.Intercept, logger);
         try
         {
-            await _interceptRules.ApplyAsync(table).ConfigureAwait(false);
+            await _interceptRules.ApplyAsync(table, InterceptUdp.Ports).ConfigureAwait(false);
         }
         catch (InterceptRulesException ex) when (_ready)
         {
@@ -44,6 +54,8 @@ internal sealed partial class ProxyRuntime
 
     /// <summary>Takes out the rules on exit, once the listeners stopped.</summary>
     private Task RemoveInterceptRulesAsync() => _interceptRules?.RemoveAllAsync() ?? Task.CompletedTask;
+
+    private Task StopInterceptUdpAsync() => _interceptUdpListeners?.StopAsync() ?? Task.CompletedTask;
 
     [Microsoft.Extensions.Logging.LoggerMessage(EventId = 125, Level = Microsoft.Extensions.Logging.LogLevel.Error, Message = "Interception rules not updated; the ones in place stay: {Reason}")]
     private static partial void LogInterceptRulesFailed(Microsoft.Extensions.Logging.ILogger logger, string reason);

@@ -32,6 +32,7 @@ internal sealed partial class ProxyRuntime
 
             await Task.WhenAll(hosts.Select(h => h.StopAsync())).ConfigureAwait(false);
             await udpListeners.StopAsync().ConfigureAwait(false);
+            await StopInterceptUdpAsync().ConfigureAwait(false);
             await RemoveInterceptRulesAsync().ConfigureAwait(false);
             foreach (var service in Services.Values)
             {

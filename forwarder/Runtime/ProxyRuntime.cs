@@ -172,11 +172,23 @@ internal sealed partial class ProxyRuntime(
             var used = ServiceReferences.Used(config);
             var services = config.Services.Where(s => used.Contains(s.Key)).ToDictionary(
                 s => s.Key,
-                s => CreateService(s.Value, previous.GetValueOrDefault(s.Key)),
+                s => CreateService(s.Value, previous.GetValueOrDefault(s.Key), config.Intercept?.Mark),
                 StringComparer.Ordinal);
             var models = CreateModels(config, services);
             var udpAdded = udpListeners.Bind(config, models);
+            var udpVips = UdpVipTargets(config, models);
+            Dictionary<System.Net.IPEndPoint, Interception.InterceptUdpListeners.Pair> udpVipsAdded;
             List<ListenerHost> added;
+            try
+            {
+                udpVipsAdded = InterceptUdp.Bind(udpVips, config.Source);
+            }
+            catch
+            {
+                UdpListeners.Abandon(udpAdded);
+                throw;
+            }
+
             try
             {
                 added = await BindNewListenersAsync(config, models, cancellationToken).ConfigureAwait(false);
@@ -184,6 +196,7 @@ internal sealed partial class ProxyRuntime(
             catch
             {
                 UdpListeners.Abandon(udpAdded);
+                Interception.InterceptUdpListeners.Abandon(udpVipsAdded);
                 throw;
             }
 
@@ -237,7 +250,8 @@ internal sealed partial class ProxyRuntime(
             }
 
             await Task.WhenAll(removed.Select(h => h.StopAsync())).ConfigureAwait(false);
-            await udpListeners.CommitAsync(models, udpAdded).ConfigureAwait(false);
+            await udpListeners.CommitAsync(models, udpAdded, config.Intercept?.Mark).ConfigureAwait(false);
+            await InterceptUdp.CommitAsync(udpVips, udpVipsAdded, config.Intercept?.Mark).ConfigureAwait(false);
             await accessLogs.RetainAsync(config.Listeners.Select(l => l.Http?.AccessLog).OfType<string>().ToHashSet(StringComparer.Ordinal)).ConfigureAwait(false);
             await ApplyInterceptRulesAsync(config, models).ConfigureAwait(false);
             return true;

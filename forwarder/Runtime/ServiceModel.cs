@@ -67,9 +67,10 @@ internal sealed class ServiceModel : IAsyncDisposable
 
     /// <summary>
     /// Builds the model, carrying over the in-flight counts, health and keep-alive pools of
-    /// endpoints that the previous model of this service also had.
+    /// endpoints that the previous model of this service also had. <paramref name="mark"/> (the
+    /// intercept section's) is set on the health checks' sockets, as on every socket to an endpoint.
     /// </summary>
-    public static ServiceModel Create(ServiceConfig config, ServiceModel? previous, ServiceHealth health, ServiceMetrics metrics, IConnectionFactory dialer, TimeProvider time)
+    public static ServiceModel Create(ServiceConfig config, ServiceModel? previous, ServiceHealth health, ServiceMetrics metrics, IConnectionFactory dialer, TimeProvider time, int? mark = null)
     {
         var group = previous?.Group ?? new LoadGroup();
         var states = health.Resolve([.. config.Endpoints.Select(e => e.Address)]);
@@ -96,7 +97,7 @@ internal sealed class ServiceModel : IAsyncDisposable
                 ? new LocalityOptions([.. config.Endpoints.Select(locality.LevelOf)], locality.OverprovisioningFactor, metrics.LocalityPicks)
                 : null);
         var checker = config.HealthCheck is { } options
-            ? new ActiveHealthChecker(options, health, [.. endpoints.Select(e => new HealthCheckTarget(e.Health, e.Config.EndPoint, e.Config.Address))], time)
+            ? new ActiveHealthChecker(options, health, [.. endpoints.Select(e => new HealthCheckTarget(e.Health, e.Config.EndPoint, e.Config.Address))], time, configureSocket: mark is { } value ? s => Interception.SocketMark.Set(s, value) : null)
             : null;
         return new ServiceModel(config, endpoints, balancer, health, metrics, group, checker, time);
     }

@@ -27,10 +27,10 @@ internal static class ServiceReferences
 
         used.UnionWith(config.Services.Values.Where(s => s.Export).Select(s => s.Name));
 
-        // Intercepted connections may reach any service with a VIP.
+        // Intercepted connections and datagrams may reach any service with a VIP.
         if (config.Intercept is not null)
         {
-            used.UnionWith(config.Services.Values.Where(s => s.Vips is { Count: > 0 }).Select(s => s.Name));
+            used.UnionWith(config.Services.Values.Where(s => s.Vips is { Count: > 0 } || s.UdpVips is { Count: > 0 }).Select(s => s.Name));
         }
 
         return used;

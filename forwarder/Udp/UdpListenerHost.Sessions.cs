@@ -42,7 +42,7 @@ internal sealed partial class UdpListenerHost
         Socket upstream;
         try
         {
-            upstream = await ConnectAsync(endpoint.Config.EndPoint).ConfigureAwait(false);
+            upstream = await ConnectAsync(endpoint.Config.EndPoint, UpstreamMark).ConfigureAwait(false);
         }
         catch (SocketException ex)
         {
@@ -74,7 +74,7 @@ internal sealed partial class UdpListenerHost
     }
 
     /// <summary>A socket connected to the endpoint; a host name is resolved now, once per session.</summary>
-    private static async ValueTask<Socket> ConnectAsync(EndPoint endPoint)
+    private static async ValueTask<Socket> ConnectAsync(EndPoint endPoint, int? mark)
     {
         if (endPoint is DnsEndPoint dns)
         {
@@ -87,6 +87,11 @@ internal sealed partial class UdpListenerHost
         var socket = new Socket(endPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
+            if (mark is { } value)
+            {
+                Interception.SocketMark.Set(socket, value);
+            }
+
             // Connected, the kernel delivers only this endpoint's datagrams to the socket, and
             // reports its ICMP unreachable errors there.
             socket.Connect(endPoint);

@@ -29,6 +29,7 @@ internal sealed partial class UdpListenerHost
     private ListenerModel _model;
     private Task _receiving = Task.CompletedTask;
     private int _count;
+    private int _upstreamMark;
 
     private UdpListenerHost(Socket socket, ListenerModel model, ForwarderMetrics metrics, TimeProvider time, ILogger logger)
     {
@@ -54,20 +55,34 @@ internal sealed partial class UdpListenerHost
         }
     }
 
+    /// <summary>SO_MARK for the sockets new sessions open to endpoints (the intercept section's mark); null for none.</summary>
+    public int? UpstreamMark
+    {
+        get => Volatile.Read(ref _upstreamMark) is var mark and not 0 ? mark : null;
+        set => Volatile.Write(ref _upstreamMark, value ?? 0);
+    }
+
     /// <summary>Sessions open now.</summary>
     public int SessionCount => Volatile.Read(ref _count);
 
     /// <summary>Binds the listener's address; nothing is received until <see cref="Start"/>.</summary>
+    /// <param name="endPoint">Where to bind: the listener's address when null.</param>
+    /// <param name="shared">Sets SO_REUSEADDR, so a second socket can bind another address of the same port.</param>
     /// <exception cref="SocketException">The address cannot be bound.</exception>
-    public static UdpListenerHost Bind(ListenerModel model, ForwarderMetrics metrics, TimeProvider time, ILogger logger)
+    public static UdpListenerHost Bind(ListenerModel model, ForwarderMetrics metrics, TimeProvider time, ILogger logger, IPEndPoint? endPoint = null, bool shared = false)
     {
-        var endPoint = model.Config.EndPoint;
+        endPoint ??= model.Config.EndPoint;
         var socket = new Socket(endPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
             if (endPoint.Address.Equals(IPAddress.IPv6Any))
             {
-                socket.DualMode = true;
+                socket.DualMode = !shared;
+            }
+
+            if (shared)
+            {
+                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             }
 
             socket.Bind(endPoint);

@@ -46,7 +46,9 @@ internal sealed class UdpListeners(ForwarderMetrics metrics, TimeProvider time, 
 
             try
             {
-                added.Add(UdpListenerHost.Bind(models[listener.BindingKey], metrics, time, logger));
+                var host = UdpListenerHost.Bind(models[listener.BindingKey], metrics, time, logger);
+                host.UpstreamMark = config.Intercept?.Mark;
+                added.Add(host);
             }
             catch (SocketException ex)
             {
@@ -68,7 +70,8 @@ internal sealed class UdpListeners(ForwarderMetrics metrics, TimeProvider time, 
     }
 
     /// <summary>Makes the committed config's udp listeners the running ones.</summary>
-    public async Task CommitAsync(IReadOnlyDictionary<string, ListenerModel> models, List<UdpListenerHost> added)
+    /// <param name="mark">The intercept section's mark, which sockets to endpoints carry so the intercept rules pass them.</param>
+    public async Task CommitAsync(IReadOnlyDictionary<string, ListenerModel> models, List<UdpListenerHost> added, int? mark)
     {
         List<UdpListenerHost> removed = [];
         lock (_hosts)
@@ -78,6 +81,7 @@ internal sealed class UdpListeners(ForwarderMetrics metrics, TimeProvider time, 
                 if (models.TryGetValue(key, out var model))
                 {
                     host.Model = model;
+                    host.UpstreamMark = mark;
                     host.EndSessionsOfRemovedEndpoints();
                 }
                 else

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 
 namespace Forwarder.LoadBalancing.Health;
 
@@ -8,13 +9,15 @@ public sealed record HealthCheckTarget(EndpointHealth Health, EndPoint Address, 
 /// <summary>
 /// Checks each endpoint of a service on its own schedule: a check, then the interval plus random
 /// jitter, then the next. Results go to <see cref="ServiceHealth"/>, which decides transitions.
+/// <paramref name="configureSocket"/>, when set, runs on each check's socket before it connects.
 /// </summary>
 public sealed class ActiveHealthChecker(
     HealthCheckOptions options,
     ServiceHealth health,
     IReadOnlyList<HealthCheckTarget> targets,
     TimeProvider time,
-    Random? random = null) : IAsyncDisposable
+    Random? random = null,
+    Action<Socket>? configureSocket = null) : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly Random _random = random ?? Random.Shared;
@@ -56,7 +59,7 @@ public sealed class ActiveHealthChecker(
     {
         using var timeout = new CancellationTokenSource(options.Timeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopping, timeout.Token);
-        var result = await HealthProbe.RunAsync(options, target.Address, target.Host, linked.Token).ConfigureAwait(false);
+        var result = await HealthProbe.RunAsync(options, target.Address, target.Host, linked.Token, configureSocket).ConfigureAwait(false);
         stopping.ThrowIfCancellationRequested();
         return result;
     }

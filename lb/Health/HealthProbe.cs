@@ -20,11 +20,13 @@ public static class HealthProbe
 
     /// <param name="host">The Host header of an HTTP check.</param>
     /// <param name="cancellationToken">Ends the check; the caller cancels it at the check's timeout.</param>
-    public static async ValueTask<HealthProbeResult> RunAsync(HealthCheckOptions options, EndPoint endpoint, string host, CancellationToken cancellationToken)
+    /// <param name="configureSocket">Runs on the socket before it connects (the forwarder sets its SO_MARK there, so its own interception rules let the check pass).</param>
+    public static async ValueTask<HealthProbeResult> RunAsync(HealthCheckOptions options, EndPoint endpoint, string host, CancellationToken cancellationToken, Action<Socket>? configureSocket = null)
     {
         using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
+            configureSocket?.Invoke(socket);
             await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
             return options.Kind == HealthCheckKind.Tcp
                 ? HealthProbeResult.Pass

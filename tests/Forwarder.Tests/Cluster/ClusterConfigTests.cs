@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json;
 using Forwarder.Cluster;
 using Forwarder.Configuration;
@@ -33,6 +34,17 @@ public sealed class ClusterConfigTests
     }
 
     [Fact]
+    public void Listeners_NameDiscoveredPortsOfTheirOwnProtocol()
+    {
+        var config = ConfigLoader.Parse("cluster:\n  kubernetes: {}\nlisteners:\n  - { name: dns, listen: 127.0.0.1:0, protocol: udp, service: kube-system/kube-dns:53/udp }\n", "f.yaml");
+
+        Assert.Equal("kube-system/kube-dns:53/udp", Assert.Single(config.Listeners).Service);
+        Assert.Throws<ConfigException>(() => ConfigLoader.Parse("cluster:\n  kubernetes: {}\nlisteners:\n  - { name: dns, listen: 127.0.0.1:0, protocol: udp, service: kube-system/kube-dns:53/sctp }\n", "f.yaml"));
+        Assert.Throws<ConfigException>(() => ConfigLoader.Parse("cluster:\n  kubernetes: {}\nlisteners:\n  - { name: dns, listen: 127.0.0.1:0, protocol: tcp, service: kube-system/kube-dns:53/udp }\n", "f.yaml"));
+        Assert.Throws<ConfigException>(() => ConfigLoader.Parse("cluster:\n  kubernetes: {}\nlisteners:\n  - { name: dns, listen: 127.0.0.1:0, protocol: udp, service: kube-system/kube-dns:53 }\n", "f.yaml"));
+    }
+
+    [Fact]
     public void DiscoveredNames_WithoutClusterSection_AreUnknownServices()
     {
         var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(Listeners, "f.yaml"));
@@ -65,7 +77,7 @@ public sealed class ClusterConfigTests
     }
 
     [Fact]
-    public void Merge_AddsReadyTcpEndpoints_PlaceholdersForUndiscovered_FileServicesKept()
+    public void Merge_AddsReadyEndpoints_UdpPortsAsUdpServices_PlaceholdersForUndiscovered_FileServicesKept()
     {
         var file = ConfigLoader.Parse("cluster:\n  kubernetes: {}\n" + Listeners + "\nservices:\n  local: { endpoints: [ { address: 127.0.0.1:9 } ] }", "f.yaml");
         var services = new[] { FakeKubeApiServer.Service("default", "web", "10.96.0.10", ("http", 80, 8080, "TCP"), ("dns", 53, 5353, "UDP")) }
@@ -82,7 +94,7 @@ public sealed class ClusterConfigTests
         Assert.Equal(
             [new ClusterEndpoint("10.1.0.1:8080", "node-a", "zone-1", true, true, false), new ClusterEndpoint("10.1.0.2:8080", "node-b", "zone-2", false, false, false)],
             web.Endpoints);
-        Assert.Equal("UDP", state.Services.Single(s => s.Name == "default/web:53").Protocol);
+        Assert.Equal("UDP", state.Services.Single(s => s.Name == "default/web:53/udp").Protocol);
 
         var store = new ClusterStateStore(new ConfigSource(null, file), NullLogger<ClusterStateStore>.Instance);
         Assert.True(store.TrySet(state, out _));
@@ -92,6 +104,9 @@ public sealed class ClusterConfigTests
         Assert.Equal("10.1.0.1:8080", Assert.Single(merged.Services["default/web:80"].Endpoints).Address);
         Assert.Equal(ServiceOrigin.Kubernetes, merged.Services["default/web:80"].Origin);
         Assert.False(merged.Services.ContainsKey("default/web:53"));
+        var dns = merged.Services["default/web:53/udp"];
+        Assert.Null(dns.Vips);
+        Assert.Equal([IPEndPoint.Parse("10.96.0.10:53")], dns.UdpVips!);
         Assert.Empty(merged.Services["shop/api:8080"].Endpoints);
         Assert.Equal(ServiceOrigin.File, merged.Services["local"].Origin);
         Assert.Equal(file.Digest, merged.Digest);

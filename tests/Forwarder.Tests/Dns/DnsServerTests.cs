@@ -141,6 +141,23 @@ public sealed class DnsServerTests
     }
 
     [Fact]
+    public async Task UdpAndTcpPortsOfOneNumber_EachGetTheirSrvRecord()
+    {
+        // 53/UDP and 53/TCP are two forwarder services (NAME:53/udp and NAME:53); DNS still sees one Service with two ports.
+        await using var api = new FakeKubeApiServer();
+        api.Put(FakeKubeApiServer.Service("default", "dns", ClusterIp, ("dns", 53, 5353, "UDP"), ("dns-tcp", 53, 5353, "TCP")));
+        await api.StartAsync();
+        await using var upstream = new TestUpstreamDns();
+        await using var forwarder = await StartAsync(api.Url, upstream);
+        var dns = forwarder.Dns();
+
+        var udp = await EventuallyAsync(dns, "_dns._udp.dns.default.svc.cluster.local", "SRV", r => r.Answer.Count > 0, "the UDP port's SRV record is served");
+        Assert.Equal(["0 100 53 dns.default.svc.cluster.local."], udp.Data("SRV"));
+        Assert.Equal(["0 100 53 dns.default.svc.cluster.local."], (await Dig.QueryAsync(dns, "_dns-tcp._tcp.dns.default.svc.cluster.local", "SRV")).Data("SRV"));
+        Assert.Equal("NXDOMAIN", (await Dig.QueryAsync(dns, "_dns._tcp.dns.default.svc.cluster.local", "SRV")).Status);
+    }
+
+    [Fact]
     public async Task DiscoveryUpdates_SwapTheAnswers()
     {
         await using var api = new FakeKubeApiServer();

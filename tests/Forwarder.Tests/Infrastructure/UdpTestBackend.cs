@@ -6,18 +6,20 @@ using System.Text;
 namespace Forwarder.Tests.Infrastructure;
 
 /// <summary>
-/// A udp endpoint on loopback answering every datagram with "NAME:" and the datagram (or, for one
+/// A udp endpoint (on loopback unless told) answering every datagram with "NAME:" and the datagram (or, for one
 /// longer than 1 KiB, "NAME:#LENGTH"), and remembering which addresses sent to it.
 /// </summary>
 internal sealed class UdpTestBackend : IAsyncDisposable
 {
-    private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+    private readonly Socket _socket;
     private readonly Task _serving;
 
-    public UdpTestBackend(string name)
+    public UdpTestBackend(string name, IPAddress? address = null)
     {
         Name = name;
-        _socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        address ??= IPAddress.Loopback;
+        _socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        _socket.Bind(new IPEndPoint(address, 0));
         _serving = ServeAsync();
     }
 
@@ -42,7 +44,7 @@ internal sealed class UdpTestBackend : IAsyncDisposable
             SocketReceiveFromResult received;
             try
             {
-                received = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0));
+                received = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(_socket.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
             }
             catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
             {

@@ -46,6 +46,22 @@ public sealed class InterceptConfigTests
         Assert.Equal(InterceptConfig.DefaultListen, intercept.Listener.Listen);
     }
 
+    [Fact]
+    public void Parse_UdpVips_GoToTheServicesUdpVips_BesideTheTcpOneOfTheSamePort()
+    {
+        var config = ConfigLoader.Parse("""
+            intercept: {}
+            services:
+              dns:
+                vips: ['198.19.96.53:53/udp', '198.19.96.53:53', '198.19.96.54:53/tcp', '[fd00::53]:53/udp']
+                endpoints: [{ address: 127.0.0.1:5353 }]
+            """, "i.yaml");
+
+        var dns = config.Services["dns"];
+        Assert.Equal([IPEndPoint.Parse("198.19.96.53:53"), IPEndPoint.Parse("198.19.96.54:53")], dns.Vips!);
+        Assert.Equal([IPEndPoint.Parse("198.19.96.53:53"), IPEndPoint.Parse("[fd00::53]:53")], dns.UdpVips!);
+    }
+
     [Theory]
     [InlineData("intercept: { mode: nat }\nservices: {}", 1, "intercept.mode", "expected redirect or tproxy")]
     [InlineData("intercept: { listen: '[::]:0' }\nservices: {}", 1, "intercept.listen", "with a fixed port")]
@@ -54,6 +70,9 @@ public sealed class InterceptConfigTests
     [InlineData("intercept: {}\nservices:\n  web:\n    vips: [web:80]\n    endpoints: [{ address: 127.0.0.1:9 }]", 4, "services.web.vips[0]", "expected a service IP and port")]
     [InlineData("intercept: {}\nservices:\n  web:\n    vips: ['10.0.0.1:15001']\n    endpoints: [{ address: 127.0.0.1:9 }]", 4, "services.web.vips[0]", "intercept listener's port 15001; connections to it would loop")]
     [InlineData("services:\n  web:\n    vips: ['10.0.0.1:80']\n    endpoints: [{ address: 127.0.0.1:9 }]\nlisteners: []", 3, "services.web.vips[0]", "applies only with an intercept section")]
+    [InlineData("intercept: {}\nservices:\n  web:\n    vips: ['10.0.0.1:53/sctp']\n    endpoints: [{ address: 127.0.0.1:9 }]", 4, "services.web.vips[0]", "expected a service IP and port")]
+    [InlineData("intercept: {}\nservices:\n  a:\n    vips: ['10.0.0.1:53/udp']\n    endpoints: [{ address: 127.0.0.1:9 }]\n  b:\n    vips: ['10.0.0.1:53/udp']\n    endpoints: [{ address: 127.0.0.1:9 }]", 7, "services.b.vips[0]", "10.0.0.1:53/udp is already a VIP of services.a")]
+    [InlineData("intercept: {}\nlisteners:\n  - name: web\n    listen: 127.0.0.1:8080\n    protocol: http\n    vips: ['10.0.0.1:53/udp']\n    routes: [{ service: web }]\nservices:\n  web:\n    endpoints: [{ address: 127.0.0.1:9 }]", 6, "listeners[0].vips[0]", "an http listener serves TCP only")]
     [InlineData("intercept: {}\nservices:\n  web:\n    appProtocol: http2\n    endpoints: [{ address: 127.0.0.1:9 }]", 4, "services.web.appProtocol", "expected tcp, http, h2c or grpc")]
     public void Parse_BadInterceptConfig_NamesFileLineAndField(string yaml, int line, string field, string message)
     {

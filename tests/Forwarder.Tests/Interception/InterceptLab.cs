@@ -52,8 +52,8 @@ public sealed partial class InterceptLab : IDisposable
 
     public static IPAddress VipV6(int host) => IPAddress.Parse($"2001:2:0:96::{host:x}");
 
-    /// <summary>A TCP socket created inside <paramref name="ns"/>: its connections start there, wherever it is used from.</summary>
-    public static Socket SocketIn(string ns, AddressFamily family)
+    /// <summary>A TCP (or udp) socket created inside <paramref name="ns"/>: its connections and datagrams start there, wherever it is used from.</summary>
+    public static Socket SocketIn(string ns, AddressFamily family, SocketType type = SocketType.Stream)
     {
         Socket? socket = null;
         Exception? failure = null;
@@ -67,7 +67,7 @@ public sealed partial class InterceptLab : IDisposable
                     throw new InvalidOperationException($"setns({ns}) failed: errno {Marshal.GetLastPInvokeError()}");
                 }
 
-                socket = new Socket(family, SocketType.Stream, ProtocolType.Tcp);
+                socket = new Socket(family, type, type == SocketType.Dgram ? ProtocolType.Udp : ProtocolType.Tcp);
             }
             catch (Exception ex)
             {

@@ -18,7 +18,7 @@ public sealed class IptablesRulesTests
             routes: [{ service: echo }]
         services:
           echo:
-            vips: ['10.96.0.10:53', '[fd00::10]:80']
+            vips: ['10.96.0.10:53', '10.96.0.10:53/udp', '[fd00::10]:80']
             endpoints: [{ address: 127.0.0.1:9000 }]
         """;
 
@@ -34,6 +34,7 @@ public sealed class IptablesRulesTests
         Assert.Equal(
             """
             # iptables-restore --noflush
+            # UDP_PORT: the ephemeral port the forwarder binds for each UDP VIP at start; iptables-save on a running node shows it
             *nat
             :FORWARDER-OUTPUT - [0:0]
             :FORWARDER-PREROUTING - [0:0]
@@ -42,8 +43,12 @@ public sealed class IptablesRulesTests
             -A FORWARDER-PREROUTING -p tcp -d 10.96.0.10/32 --dport 53 -j REDIRECT --to-ports 15001
             -A FORWARDER-OUTPUT -p tcp -d 10.96.0.20/32 --dport 80 -j REDIRECT --to-ports 15001
             -A FORWARDER-PREROUTING -p tcp -d 10.96.0.20/32 --dport 80 -j REDIRECT --to-ports 15001
+            -A FORWARDER-OUTPUT -p udp -d 10.96.0.10/32 --dport 53 -j REDIRECT --to-ports UDP_PORT
+            -A FORWARDER-PREROUTING -p udp -d 10.96.0.10/32 --dport 53 -j REDIRECT --to-ports UDP_PORT
             -A OUTPUT -p tcp -j FORWARDER-OUTPUT
             -A PREROUTING -p tcp -j FORWARDER-PREROUTING
+            -A OUTPUT -p udp -j FORWARDER-OUTPUT
+            -A PREROUTING -p udp -j FORWARDER-PREROUTING
             COMMIT
             # ip6tables-restore --noflush
             *nat
@@ -77,13 +82,40 @@ public sealed class IptablesRulesTests
     {
         var config = ConfigLoader.Parse("intercept: { mode: tproxy, capture: ['10.96.0.0/12'] }\n", "t.yaml").Intercept!;
 
-        var rules = IptablesRules.Install(config, IptablesRules.Matches(config, [], AddressFamily.InterNetwork), ["OUTPUT"]);
+        var rules = IptablesRules.Install(config, "mangle", IptablesRules.Matches(config, [], AddressFamily.InterNetwork), [], ["OUTPUT -p tcp"]);
 
         Assert.StartsWith("*mangle\n", rules, StringComparison.Ordinal);
         Assert.Contains("-A FORWARDER-OUTPUT -p tcp -d 10.96.0.0/12 -j MARK --set-mark 0x4658\n", rules, StringComparison.Ordinal);
         Assert.Contains("-A FORWARDER-PREROUTING -p tcp -d 10.96.0.0/12 -j TPROXY --on-port 15001 --tproxy-mark 0x4658/0xffffffff\n", rules, StringComparison.Ordinal);
         Assert.DoesNotContain("-A OUTPUT ", rules, StringComparison.Ordinal);
         Assert.Contains("-A PREROUTING -p tcp -j FORWARDER-PREROUTING\n", rules, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Tables_Tproxy_PutsTcpInMangleAndUdpRedirectsInNat()
+    {
+        var config = ConfigLoader.Parse("intercept: { mode: tproxy, capture: ['10.96.0.0/12'] }\n", "t.yaml").Intercept!;
+        var udp = IptablesRules.UdpRedirects([(IPEndPoint.Parse("10.96.0.10:53"), "40053"), (IPEndPoint.Parse("[fd00::10]:53"), "40054")], AddressFamily.InterNetwork);
+
+        var tables = IptablesRules.Tables(config, IptablesRules.Matches(config, [], AddressFamily.InterNetwork), udp);
+        var nat = IptablesRules.Install(config, "nat", tables["nat"].Tcp, tables["nat"].Udp, ["OUTPUT -p udp"]);
+
+        Assert.Equal(["-d 10.96.0.0/12"], tables["mangle"].Tcp);
+        Assert.Empty(tables["mangle"].Udp);
+        Assert.Equal(["-d 10.96.0.10/32 --dport 53 -j REDIRECT --to-ports 40053"], tables["nat"].Udp);
+        Assert.Contains("-A FORWARDER-OUTPUT -p udp -d 10.96.0.10/32 --dport 53 -j REDIRECT --to-ports 40053\n", nat, StringComparison.Ordinal);
+        Assert.Contains("-A FORWARDER-PREROUTING -p udp -d 10.96.0.10/32 --dport 53 -j REDIRECT --to-ports 40053\n", nat, StringComparison.Ordinal);
+        Assert.DoesNotContain("-p tcp", nat, StringComparison.Ordinal);
+        Assert.DoesNotContain("-A OUTPUT ", nat, StringComparison.Ordinal);
+        Assert.Contains("-A PREROUTING -p udp -j FORWARDER-PREROUTING\n", nat, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Tables_NothingToCatch_ListsNoTable()
+    {
+        var config = ConfigLoader.Parse("intercept: {}\n", "t.yaml").Intercept!;
+
+        Assert.Empty(IptablesRules.Tables(config, [], []));
     }
 
     [Fact]
@@ -104,9 +136,9 @@ public sealed class IptablesRulesTests
 
         Assert.Equal(
             "*nat\n-D OUTPUT -p tcp -j FORWARDER-OUTPUT\n-D PREROUTING -p tcp -j FORWARDER-PREROUTING\n-F FORWARDER-OUTPUT\n-X FORWARDER-OUTPUT\n-F FORWARDER-PREROUTING\n-X FORWARDER-PREROUTING\nCOMMIT\n",
-            IptablesRules.Remove(InterceptMode.Redirect, Saved));
-        Assert.Equal(["OUTPUT", "PREROUTING"], IptablesRules.ExistingJumps(Saved).Order());
-        Assert.Null(IptablesRules.Remove(InterceptMode.Redirect, "*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j RETURN\nCOMMIT\n"));
+            IptablesRules.Remove("nat", Saved));
+        Assert.Equal(["OUTPUT -p tcp", "PREROUTING -p tcp"], IptablesRules.ExistingJumps(Saved).Order());
+        Assert.Null(IptablesRules.Remove("nat", "*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j RETURN\nCOMMIT\n"));
     }
 
     [Theory]

@@ -115,6 +115,18 @@ internal sealed class ScenarioWorker
                     await InvokeAsync(intended).ConfigureAwait(false);
                 }
             }
+            else if (phase.Simulation is IterationsSimulation iterations)
+            {
+                // The copies share the count: each takes the next iteration until none are left.
+                while (Context.WorkerId < iterations.Copies && Stopwatch.GetTimestamp() < phase.End && TryTakeTicket(phase, out var intended))
+                {
+                    await InvokeAsync(intended).ConfigureAwait(false);
+                    if (Context.Stopping.IsCancellationRequested)
+                    {
+                        return;
+                    }
+                }
+            }
             else
             {
                 for (var now = Stopwatch.GetTimestamp(); now < phase.End; now = Stopwatch.GetTimestamp())

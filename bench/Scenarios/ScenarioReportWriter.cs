@@ -47,7 +47,7 @@ public static class ScenarioReportWriter
 
         if (stats.Unfinished > 0)
         {
-            yield return string.Create(invariant, $"unfinished: {stats.Unfinished} of {stats.Count} invocations not done {stats.GracePeriod.TotalSeconds:0.###} s after the end (counted as timeouts, latency up to then)");
+            yield return string.Create(invariant, $"unfinished: {stats.Unfinished} of {stats.Count} invocations not done {stats.GracePeriod.TotalSeconds:0.###} s after the {(stats.Abort is null ? "end" : "abort")} (counted as timeouts, latency up to then)");
         }
 
         if (!stats.RateAchieved)

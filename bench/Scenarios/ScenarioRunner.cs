@@ -47,16 +47,30 @@ public static class ScenarioRunner
             breach = await monitor.ConfigureAwait(false);
         }
 
+        // Aborted: nothing new starts, and what runs gets the grace period to finish and count.
+        // Work due after the abort was never part of the run.
+        var dueBy = long.MaxValue;
+        if (breach is not null)
+        {
+            dueBy = Stopwatch.GetTimestamp();
+            foreach (var worker in workers)
+            {
+                worker.Drain();
+            }
+
+            await WaitAsync(running, dueBy + LoadPlan.ToTicks(scenario.GracePeriod), cancellationToken).ConfigureAwait(false);
+        }
+
         // The wait is over, finished or not: an invocation that ignores its timeout cannot hold
         // the run. What is still due or in flight is counted, then told to stop.
         var stoppedAt = Stopwatch.GetTimestamp();
         var totals = new InvocationStats();
         foreach (var worker in workers)
         {
-            worker.Close(stoppedAt);
+            worker.Close(stoppedAt, Math.Min(stoppedAt, dueBy));
         }
 
-        CountUntaken(plan, stoppedAt, totals);
+        CountUntaken(plan, stoppedAt, Math.Min(stoppedAt, dueBy), totals);
         await stopping.CancelAsync().ConfigureAwait(false);
         foreach (var worker in workers)
         {
@@ -84,7 +98,7 @@ public static class ScenarioRunner
         }
 
         // An aborted run, or an iteration count done early, measured only the time it took.
-        var duration = breach is not null || plan.CountsIterations ? MeasuredUntil(plan, stoppedAt) : plan.Measured;
+        var duration = breach is not null ? MeasuredUntil(plan, dueBy) : plan.CountsIterations ? MeasuredUntil(plan, stoppedAt) : plan.Measured;
         var stats = new ScenarioStats(scenario.Name, duration, plan.RequestedRate, scenario.GracePeriod, totals, [], breach);
         return stats.WithThresholds([.. scenario.Thresholds.Select(t => new ThresholdResult(t.Description, t.Description != breach?.Description && t.Check(stats) == true))]);
     }
@@ -156,8 +170,8 @@ public static class ScenarioRunner
         await wake.CancelAsync().ConfigureAwait(false);
     }
 
-    /// <summary>Open-loop tickets due by <paramref name="stoppedAt"/> that no worker took: unfinished, never sent.</summary>
-    private static void CountUntaken(LoadPlan plan, long stoppedAt, InvocationStats totals)
+    /// <summary>Open-loop tickets due by <paramref name="dueBy"/> that no worker took: unfinished, never sent.</summary>
+    private static void CountUntaken(LoadPlan plan, long stoppedAt, long dueBy, InvocationStats totals)
     {
         foreach (var phase in plan.Phases)
         {
@@ -165,7 +179,7 @@ public static class ScenarioRunner
             for (var ticket = first; ticket < end; ticket++)
             {
                 var intended = phase.IntendedStartOf(ticket);
-                if (intended > stoppedAt)
+                if (intended > dueBy)
                 {
                     break;
                 }

@@ -67,8 +67,8 @@ public sealed class ScenarioApiTests
 
     /// <summary>
     /// Planned for 30 s; the "pay" step starts failing after 300 ms. The check at a reporting
-    /// interval finds its error-rate threshold broken and aborts the run within seconds, and the
-    /// report names the threshold and when it broke.
+    /// interval finds its error-rate threshold broken and aborts the run within seconds: nothing
+    /// new starts, what runs finishes, and the report names the threshold and when it broke.
     /// </summary>
     [Fact]
     public async Task StepThreshold_BreaksMidRun_AbortsEarlyAndTheReportNamesIt()
@@ -100,6 +100,10 @@ public sealed class ScenarioApiTests
         Assert.Equal([true, false], stats.Thresholds.Select(t => t.Passed));
         Assert.False(stats.Passed);
         Assert.True(stats.Steps["pay"].StatusCodes[402] > 0);
+
+        // What ran at the abort finished in the grace period and counts as it came back.
+        Assert.Equal(0, stats.Unfinished);
+        Assert.Equal(stats.Count, stats.Steps["pay"].Count);
         Assert.Contains("  ABORTED at ", text.ToString(), StringComparison.Ordinal);
         Assert.Contains(" s: threshold broke: step 'pay' error rate < 5%", text.ToString(), StringComparison.Ordinal);
         Assert.Contains("- ABORTED at ", ScenarioReportFiles.Markdown([stats]), StringComparison.Ordinal);

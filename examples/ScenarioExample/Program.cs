@@ -51,7 +51,7 @@ var scenario = Scenario.Create("login-and-browse", async ctx =>
     .WithWarmUpDuration(TimeSpan.FromSeconds(1))
     .WithLoadSimulations(LoadSimulation.Inject(options.Rate, TimeSpan.FromSeconds(1), options.Duration))
     .WithThresholds(
-        Threshold.LatencyBelow(99, TimeSpan.FromMilliseconds(500), step: "login"),
+        Threshold.LatencyBelow(99, TimeSpan.FromSeconds(1), step: "login"),
         Threshold.ErrorRateBelow(0.2, step: "get item"))
     .WithReportingInterval(TimeSpan.FromSeconds(1), Console.Out);
 

@@ -60,7 +60,8 @@ public sealed class ScenarioRunnerTests
         // Two whole seconds (a third only if one ended exactly at the window's end), warm-up left out.
         Assert.InRange(stats.CompletedPerSecond.Count, 2, 3);
         Assert.Equal(stats.Completed, stats.CompletedPerSecond.Sum());
-        Assert.All(stats.CompletedPerSecond.Take(2), perSecond => Assert.InRange(perSecond, 50, 201));
+        // Above 200 only when a starved first second's backlog completes in the second (seen at a load average of 31 on 2 cores).
+        Assert.All(stats.CompletedPerSecond.Take(2), perSecond => Assert.InRange(perSecond, 50, 400));
     }
 
     [Fact]

@@ -15,9 +15,7 @@ internal sealed class InvocationStats
     /// <summary>The failure reason unfinished invocations are counted under.</summary>
     public const string UnfinishedMessage = "unfinished when the run ended";
 
-    /// <summary>Counts of the three-digit statuses, indexed by status; others go to <see cref="_otherStatusCodes"/>.</summary>
-    private readonly long[] _statusCounts = new long[600];
-    private Dictionary<int, long>? _otherStatusCodes;
+    private readonly StatusCounts _statusCodes = new();
     private Dictionary<string, long>? _failures;
     private Dictionary<string, StepStats>? _steps;
     private List<long>? _completedPerSecond;
@@ -43,22 +41,7 @@ internal sealed class InvocationStats
 
     public long Bytes { get; private set; }
 
-    public IReadOnlyDictionary<int, long> StatusCodes
-    {
-        get
-        {
-            var codes = new Dictionary<int, long>(_otherStatusCodes ?? []);
-            for (var status = 0; status < _statusCounts.Length; status++)
-            {
-                if (_statusCounts[status] > 0)
-                {
-                    codes[status] = _statusCounts[status];
-                }
-            }
-
-            return codes;
-        }
-    }
+    public IReadOnlyDictionary<int, long> StatusCodes => _statusCodes.ToDictionary();
 
     public IReadOnlyDictionary<string, long> Failures => _failures ?? [];
 
@@ -71,18 +54,14 @@ internal sealed class InvocationStats
 
     public static long ToMicroseconds(TimeSpan elapsed) => Math.Clamp((long)(elapsed.Ticks / (double)TimeSpan.TicksPerMicrosecond), 1, HighestMicroseconds);
 
-    /// <param name="inWindow">It ended by the end of the measured window (not in the grace period after it).</param>
+    /// <summary>Records one invocation; <paramref name="inWindow"/>: it ended by the end of the measured window (not in the grace period after it).</summary>
     public void Record(Response response, TimeSpan latency, TimeSpan uncorrected, bool timedOut, bool inWindow)
     {
         Latency.RecordValue(ToMicroseconds(latency));
         Uncorrected.RecordValue(ToMicroseconds(uncorrected));
         Bytes += response.SizeBytes;
         CompletedInWindow += inWindow && !timedOut ? 1 : 0;
-        if (response.StatusCode is { } status)
-        {
-            CountStatus(status, 1);
-        }
-
+        _statusCodes.Count(response.StatusCode, 1);
         if (response.IsOk)
         {
             Ok++;
@@ -117,18 +96,6 @@ internal sealed class InvocationStats
     {
         _failures ??= new(StringComparer.Ordinal);
         _failures[message] = _failures.GetValueOrDefault(message) + count;
-    }
-
-    private void CountStatus(int status, long count)
-    {
-        if ((uint)status < (uint)_statusCounts.Length)
-        {
-            _statusCounts[status] += count;
-            return;
-        }
-
-        _otherStatusCodes ??= [];
-        _otherStatusCodes[status] = _otherStatusCodes.GetValueOrDefault(status) + count;
     }
 
     public StepStats Step(string name)
@@ -170,10 +137,7 @@ internal sealed class InvocationStats
         Unfinished += other.Unfinished;
         CompletedInWindow += other.CompletedInWindow;
         Bytes += other.Bytes;
-        foreach (var (status, count) in other.StatusCodes)
-        {
-            CountStatus(status, count);
-        }
+        _statusCodes.Add(other._statusCodes);
 
         foreach (var (message, count) in other.Failures)
         {
@@ -187,33 +151,56 @@ internal sealed class InvocationStats
     }
 }
 
-/// <summary>One named step's outcomes and latency.</summary>
-internal sealed class StepStats(string name)
+/// <summary>One named step's outcomes, status codes and latency, over all the workers that ran it.</summary>
+public sealed class StepStats
 {
-    public string Name { get; } = name;
+    private readonly StatusCounts _statusCodes = new();
 
-    public LongHistogram Latency { get; } = InvocationStats.NewHistogram();
+    internal StepStats(string name) => Name = name;
 
+    /// <summary>The name the step was run under.</summary>
+    public string Name { get; }
+
+    /// <summary>The step's own latency in microseconds (from its start, not the invocation's).</summary>
+    public HistogramBase Latency { get; } = InvocationStats.NewHistogram();
+
+    /// <summary>Runs that returned <see cref="Response.Ok"/>.</summary>
     public long Ok { get; private set; }
 
+    /// <summary>Runs that failed or threw, unfinished ones included.</summary>
     public long Failed { get; private set; }
 
     /// <summary>Still running when the run stopped waiting (counted in <see cref="Failed"/> too).</summary>
     public long Unfinished { get; private set; }
 
+    /// <summary>Bytes the step's responses reported.</summary>
     public long Bytes { get; private set; }
 
-    public void RecordUnfinished(TimeSpan latency)
+    /// <summary>Every run of the step, failed and unfinished ones included.</summary>
+    public long Count => Ok + Failed;
+
+    /// <summary>Failed runs as a fraction of all (0 when there were none).</summary>
+    public double ErrorRate => Count == 0 ? 0 : Failed / (double)Count;
+
+    /// <summary>How many runs returned each status code.</summary>
+    public IReadOnlyDictionary<int, long> StatusCodes => _statusCodes.ToDictionary();
+
+    /// <summary>The step's latency at <paramref name="percentile"/> (0 to 100); zero when nothing was measured.</summary>
+    public TimeSpan LatencyAtPercentile(double percentile)
+        => Latency.TotalCount == 0 ? TimeSpan.Zero : TimeSpan.FromMicroseconds(Latency.ValueAt(percentile));
+
+    internal void RecordUnfinished(TimeSpan latency)
     {
         Latency.RecordValue(InvocationStats.ToMicroseconds(latency));
         Failed++;
         Unfinished++;
     }
 
-    public void Record(Response response, TimeSpan latency)
+    internal void Record(Response response, TimeSpan latency)
     {
         Latency.RecordValue(InvocationStats.ToMicroseconds(latency));
         Bytes += response.SizeBytes;
+        _statusCodes.Count(response.StatusCode, 1);
         if (response.IsOk)
         {
             Ok++;
@@ -224,12 +211,64 @@ internal sealed class StepStats(string name)
         }
     }
 
-    public void Add(StepStats other)
+    internal void Add(StepStats other)
     {
         Latency.Add(other.Latency);
         Ok += other.Ok;
         Failed += other.Failed;
         Unfinished += other.Unfinished;
         Bytes += other.Bytes;
+        _statusCodes.Add(other._statusCodes);
+    }
+}
+
+/// <summary>Counts by status code: an array for the three-digit ones (HTTP's), a dictionary for the rest.</summary>
+internal sealed class StatusCounts
+{
+    private readonly long[] _common = new long[600];
+    private Dictionary<int, long>? _other;
+
+    public void Count(int? status, long count)
+    {
+        if (status is not { } code)
+        {
+            return;
+        }
+
+        if ((uint)code < (uint)_common.Length)
+        {
+            _common[code] += count;
+            return;
+        }
+
+        _other ??= [];
+        _other[code] = _other.GetValueOrDefault(code) + count;
+    }
+
+    public void Add(StatusCounts other)
+    {
+        for (var code = 0; code < _common.Length; code++)
+        {
+            _common[code] += other._common[code];
+        }
+
+        foreach (var (code, count) in other._other ?? [])
+        {
+            Count(code, count);
+        }
+    }
+
+    public Dictionary<int, long> ToDictionary()
+    {
+        var codes = new Dictionary<int, long>(_other ?? []);
+        for (var code = 0; code < _common.Length; code++)
+        {
+            if (_common[code] > 0)
+            {
+                codes[code] = _common[code];
+            }
+        }
+
+        return codes;
     }
 }

@@ -25,6 +25,9 @@ internal sealed class LoadPlan
     /// <summary>Measured time: everything after the warm-up.</summary>
     public TimeSpan Measured => Phases.Count == 0 ? TimeSpan.Zero : Phases[^1].EndOffset - WarmUp;
 
+    /// <summary>The last phase runs a number of iterations: the run ends when they are done, its measured time is what it took.</summary>
+    public bool CountsIterations => Phases.Count > 0 && Phases[^1].Simulation is IterationsSimulation;
+
     public long MeasureStart { get; private set; }
 
     public long End { get; private set; }
@@ -35,7 +38,7 @@ internal sealed class LoadPlan
         get
         {
             var open = Phases.Where(p => p.StartOffset >= WarmUp && p.Simulation is InjectSimulation).ToArray();
-            if (open.Length == 0 || Phases.Any(p => p.StartOffset >= WarmUp && p.Simulation is ClosedSimulation))
+            if (open.Length == 0 || Phases.Any(p => p.StartOffset >= WarmUp && p.Simulation is not InjectSimulation))
             {
                 return null;
             }
@@ -49,21 +52,22 @@ internal sealed class LoadPlan
         List<LoadSimulation> resolved = [];
         double lastRate = 0;
         var lastCopies = 0;
-        foreach (var simulation in scenario.Simulations)
+        foreach (var phase in scenario.Simulations.SelectMany(Expand))
         {
-            LoadSimulation phase = simulation switch
+            LoadSimulation simulation = phase switch
             {
                 RampingInjectSimulation ramp => new InjectSimulation(lastRate, ramp.ToPerSecond, ramp.During),
                 RampingClosedSimulation ramp => new ClosedSimulation(lastCopies, ramp.ToCopies, ramp.During),
-                _ => simulation,
+                _ => phase,
             };
-            (lastRate, lastCopies) = phase switch
+            (lastRate, lastCopies) = simulation switch
             {
                 InjectSimulation inject => (inject.ToPerSecond, 0),
                 ClosedSimulation closed => (0, closed.ToCopies),
+                IterationsSimulation iterations => (0, iterations.Copies),
                 _ => (lastRate, lastCopies),
             };
-            resolved.Add(phase);
+            resolved.Add(simulation);
         }
 
         if (scenario.WarmUp > TimeSpan.Zero)
@@ -73,6 +77,7 @@ internal sealed class LoadPlan
             {
                 InjectSimulation inject => new InjectSimulation(Math.Max(inject.FromPerSecond, inject.ToPerSecond), Math.Max(inject.FromPerSecond, inject.ToPerSecond), scenario.WarmUp),
                 ClosedSimulation closed => new ClosedSimulation(Math.Max(closed.FromCopies, closed.ToCopies), Math.Max(closed.FromCopies, closed.ToCopies), scenario.WarmUp),
+                IterationsSimulation iterations => new ClosedSimulation(iterations.Copies, iterations.Copies, scenario.WarmUp),
                 var other => other,
             });
         }
@@ -85,9 +90,27 @@ internal sealed class LoadPlan
             offset += simulation.During;
         }
 
-        var copies = resolved.OfType<ClosedSimulation>().Select(c => Math.Max(c.FromCopies, c.ToCopies)).DefaultIfEmpty(0).Max();
+        var copies = resolved.OfType<ClosedSimulation>().Select(c => Math.Max(c.FromCopies, c.ToCopies))
+            .Concat(resolved.OfType<IterationsSimulation>().Select(i => i.Copies)).DefaultIfEmpty(0).Max();
         var workers = Math.Max(copies, resolved.OfType<InjectSimulation>().Any() ? scenario.MaxConcurrency : 0);
         return new LoadPlan(phases, scenario.WarmUp, Math.Max(1, workers));
+    }
+
+    /// <summary>A random-rate injection becomes one steady phase per interval (the last one shorter if the interval does not divide its length).</summary>
+    private static IEnumerable<LoadSimulation> Expand(LoadSimulation simulation)
+    {
+        if (simulation is not RandomInjectSimulation random)
+        {
+            yield return simulation;
+            yield break;
+        }
+
+        for (var offset = TimeSpan.Zero; offset < random.During; offset += random.Interval)
+        {
+            var rate = random.MinPerSecond + (Random.Shared.NextDouble() * (random.MaxPerSecond - random.MinPerSecond));
+            var length = random.During - offset < random.Interval ? random.During - offset : random.Interval;
+            yield return new InjectSimulation(rate, rate, length);
+        }
     }
 
     /// <summary>Fixes the plan on the clock with its first phase starting at <paramref name="start"/>.</summary>
@@ -125,10 +148,13 @@ internal sealed class LoadPhase(LoadSimulation simulation, TimeSpan startOffset)
 
     public bool IsOpenLoop => Simulation is InjectSimulation;
 
-    /// <summary>Invocations an open-loop phase asks for over its whole length.</summary>
-    public long PlannedInvocations => Simulation is InjectSimulation inject
-        ? (long)Math.Ceiling(Integral(inject, Simulation.During.TotalSeconds) - 1e-9)
-        : 0;
+    /// <summary>Invocations an open-loop phase asks for over its whole length, or an iteration count's iterations.</summary>
+    public long PlannedInvocations => Simulation switch
+    {
+        InjectSimulation inject => (long)Math.Ceiling(Integral(inject, Simulation.During.TotalSeconds) - 1e-9),
+        IterationsSimulation iterations => iterations.Iterations,
+        _ => 0,
+    };
 
     public void Start(long start)
     {
@@ -136,7 +162,10 @@ internal sealed class LoadPhase(LoadSimulation simulation, TimeSpan startOffset)
         End = start + LoadPlan.ToTicks(EndOffset);
     }
 
-    /// <summary>Takes the next open-loop ticket; false once the phase has handed out all of them.</summary>
+    /// <summary>
+    /// Takes the next open-loop ticket (or iteration, intended now); false once the phase has
+    /// handed out all of them.
+    /// </summary>
     public bool TryTakeTicket(out long intended)
     {
         var ticket = Interlocked.Increment(ref _nextTicket);
@@ -146,7 +175,7 @@ internal sealed class LoadPhase(LoadSimulation simulation, TimeSpan startOffset)
             return false;
         }
 
-        intended = IntendedStartOf(ticket);
+        intended = IsOpenLoop ? IntendedStartOf(ticket) : Stopwatch.GetTimestamp();
         return true;
     }
 

@@ -6,7 +6,7 @@ namespace Forwarder.Bench.Scenarios;
 /// One worker's view of a running scenario, reused for every invocation the worker makes: its
 /// state (a connection, say) lives here between invocations.
 /// </summary>
-internal sealed class ScenarioContext
+public sealed class ScenarioContext
 {
     private readonly InvocationStats _stats;
 
@@ -18,8 +18,10 @@ internal sealed class ScenarioContext
         Stopping = stopping;
     }
 
+    /// <summary>The scenario this context runs.</summary>
     public string ScenarioName { get; }
 
+    /// <summary>This worker's number, from 0; in closed loop, copy n runs while more than n copies are wanted.</summary>
     public int WorkerId { get; }
 
     /// <summary>Invocations this worker has started, counting the current one.</summary>
@@ -54,6 +56,7 @@ internal sealed class ScenarioContext
 
     internal long CurrentStepStarted { get; private set; }
 
+    /// <summary>The <see cref="State"/> as a <typeparamref name="T"/>; throws when init set none.</summary>
     public T GetState<T>() => (T)(State ?? throw new InvalidOperationException($"Scenario '{ScenarioName}' has no state; set ctx.State in its init."));
 
     /// <summary>Runs one named step of the invocation and records its own latency and outcome.</summary>

@@ -1,51 +1,68 @@
 using System.Globalization;
-using Forwarder.Bench.Histograms;
-using HdrHistogram;
 
 namespace Forwarder.Bench.Scenarios;
 
-/// <summary>A scenario's results as a console table, NBomber-style: the scenario, each step, and the thresholds.</summary>
-internal static class ScenarioReportWriter
+/// <summary>A scenario's results as a console table, NBomber-style: the scenario, each step, and the thresholds; and the live line printed at each reporting interval.</summary>
+public static class ScenarioReportWriter
 {
+    /// <summary>Writes the table of <paramref name="stats"/>, its failures, abort and thresholds.</summary>
     public static void Write(TextWriter output, ScenarioStats stats)
     {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(stats);
         var invariant = CultureInfo.InvariantCulture;
         output.WriteLine(string.Create(invariant, $"scenario: {stats.Name}, duration {stats.Duration.TotalSeconds:0.##} s{(stats.RequestedRate is { } rate ? $", requested {rate:0.##}/s" : string.Empty)}"));
-        output.WriteLine("  step       ok        fail  timeout   rps        min       mean      max       p50       p75       p95       p99       p99.9     bytes");
-        Row(output, "(all)", stats.Ok, stats.Failed, stats.TimedOut, stats.RequestsPerSecond, stats.Latency, stats.Bytes);
-        foreach (var step in stats.Steps.Values.OrderBy(s => s.Name, StringComparer.Ordinal))
+        output.WriteLine("  step       ok        fail  timeout   rps        min       mean      max       p50       p75       p95       p99       p99.9     bytes     status codes");
+        foreach (var row in ReportRow.Of(stats))
         {
-            Row(output, step.Name, step.Ok, step.Failed, step.Unfinished, stats.Duration > TimeSpan.Zero ? (step.Ok + step.Failed - step.Unfinished) / stats.Duration.TotalSeconds : 0, step.Latency, step.Bytes);
+            output.WriteLine(string.Create(invariant, $"  {row.Name,-10} {row.Ok,-9} {row.Failed,-5} {row.TimedOut,-8} {row.Rps,-10} {row.Min,-9} {row.Mean,-9} {row.Max,-9} {row.At(50),-9} {row.At(75),-9} {row.At(95),-9} {row.At(99),-9} {row.At(99.9),-9} {row.Bytes,-9} {row.StatusCodeList}").TrimEnd());
+        }
+
+        foreach (var line in Notes(stats))
+        {
+            output.WriteLine($"  {line}");
+        }
+    }
+
+    /// <summary>One line of the stats so far, for the reporting interval.</summary>
+    public static void WriteLive(TextWriter output, ScenarioStats stats)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(stats);
+        var steps = string.Concat(stats.Steps.Values.OrderBy(s => s.Name, StringComparer.Ordinal).Select(s => string.Create(
+            CultureInfo.InvariantCulture, $"; {s.Name}: ok {s.Ok} fail {s.Failed} p99 {s.LatencyAtPercentile(99).TotalMilliseconds:0.###} ms")));
+        output.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"[{stats.Name} {stats.Duration.TotalSeconds:0.0} s] ok {stats.Ok} fail {stats.Failed} rps {stats.RequestsPerSecond:0.0} p50 {stats.LatencyAtPercentile(50).TotalMilliseconds:0.###} ms p99 {stats.LatencyAtPercentile(99).TotalMilliseconds:0.###} ms{steps}"));
+    }
+
+    /// <summary>What the table does not show: abort, unfinished invocations, a missed rate, failures by message, thresholds.</summary>
+    internal static IEnumerable<string> Notes(ScenarioStats stats)
+    {
+        var invariant = CultureInfo.InvariantCulture;
+        if (stats.Abort is { } abort)
+        {
+            yield return string.Create(invariant, $"ABORTED at {abort.At.TotalSeconds:0.0##} s: threshold broke: {abort.Description}");
         }
 
         if (stats.Unfinished > 0)
         {
-            output.WriteLine(string.Create(invariant, $"  unfinished: {stats.Unfinished} of {stats.Count} invocations not done {stats.GracePeriod.TotalSeconds:0.###} s after the end (counted as timeouts, latency up to then)"));
+            yield return string.Create(invariant, $"unfinished: {stats.Unfinished} of {stats.Count} invocations not done {stats.GracePeriod.TotalSeconds:0.###} s after the {(stats.Abort is null ? "end" : "abort")} (counted as timeouts, latency up to then)");
         }
 
         if (!stats.RateAchieved)
         {
-            output.WriteLine(string.Create(invariant, $"  rate NOT achieved: {stats.AchievedShare:0.0%} of the requested rate completed (a run needs {ScenarioStats.MinimumAchievedShare:0%})"));
+            yield return string.Create(invariant, $"rate NOT achieved: {stats.AchievedShare:0.0%} of the requested rate completed (a run needs {ScenarioStats.MinimumAchievedShare:0%})");
         }
 
         foreach (var (message, count) in stats.Failures.OrderByDescending(f => f.Value))
         {
-            output.WriteLine(string.Create(invariant, $"  failure x{count}: {message}"));
+            yield return string.Create(invariant, $"failure x{count}: {message}");
         }
 
         foreach (var threshold in stats.Thresholds)
         {
-            output.WriteLine($"  threshold {(threshold.Passed ? "passed" : "FAILED")}: {threshold.Description}");
+            yield return $"threshold {(threshold.Passed ? "passed" : "FAILED")}: {threshold.Description}";
         }
-    }
-
-    private static void Row(TextWriter output, string name, long ok, long failed, long timedOut, double rps, HistogramBase latency, long bytes)
-    {
-        string Ms(long microseconds) => string.Create(CultureInfo.InvariantCulture, $"{microseconds / 1000.0:0.000}");
-        string At(double percentile) => latency.TotalCount == 0 ? "-" : Ms(latency.ValueAt(percentile));
-        var empty = latency.TotalCount == 0;
-        output.WriteLine(string.Create(
-            CultureInfo.InvariantCulture,
-            $"  {name,-10} {ok,-9} {failed,-5} {timedOut,-8} {rps,-10:0.0} {(empty ? "-" : Ms(latency.GetMinValue())),-9} {(empty ? "-" : string.Create(CultureInfo.InvariantCulture, $"{latency.Mean() / 1000:0.000}")),-9} {(empty ? "-" : Ms(latency.Max())),-9} {At(50),-9} {At(75),-9} {At(95),-9} {At(99),-9} {At(99.9),-9} {bytes}"));
     }
 }

@@ -21,6 +21,9 @@ internal sealed class ScenarioWorker
     private long _invocation;
     private long _timedOutInvocation = -1;
 
+    // Set when a threshold broke: nothing new starts, what runs may finish in the grace period.
+    private volatile bool _draining;
+
     // The invocation this worker owes the stats (a ticket taken, or a closed-loop turn begun, and
     // not yet recorded) and its start once it has started; these and the fields above are written
     // under the context's gate (the watchdog reads _invocationStarted without it first).
@@ -64,19 +67,22 @@ internal sealed class ScenarioWorker
         }
     }
 
+    /// <summary>The run was aborted: start nothing more (what runs now may still finish and count).</summary>
+    public void Drain() => _draining = true;
+
     /// <summary>
     /// The run has stopped waiting at <paramref name="at"/>: nothing this worker finishes from now
-    /// on is recorded, and the invocation it owes (due, measured, not finished) counts as
-    /// unfinished, with its running step if it has one.
+    /// on is recorded, and the invocation it owes (due by <paramref name="dueBy"/>, measured, not
+    /// finished) counts as unfinished, with its running step if it has one.
     /// </summary>
-    public void Close(long at)
+    public void Close(long at, long dueBy)
     {
         lock (Context.Gate)
         {
             Context.Closed = true;
 
             // A ticket not yet due when a run is stopped early was never part of it.
-            if (!_holding || _heldIntended < _plan.MeasureStart || _heldIntended > at)
+            if (!_holding || _heldIntended < _plan.MeasureStart || _heldIntended > dueBy)
             {
                 return;
             }
@@ -107,12 +113,24 @@ internal sealed class ScenarioWorker
                 while (TryTakeTicket(phase, out var intended))
                 {
                     await _pacer.WaitUntilAsync(_waiter, intended).ConfigureAwait(false);
-                    if (Context.Stopping.IsCancellationRequested)
+                    if (Context.Stopping.IsCancellationRequested || _draining)
                     {
                         return;
                     }
 
                     await InvokeAsync(intended).ConfigureAwait(false);
+                }
+            }
+            else if (phase.Simulation is IterationsSimulation iterations)
+            {
+                // The copies share the count: each takes the next iteration until none are left.
+                while (Context.WorkerId < iterations.Copies && Stopwatch.GetTimestamp() < phase.End && TryTakeTicket(phase, out var intended))
+                {
+                    await InvokeAsync(intended).ConfigureAwait(false);
+                    if (Context.Stopping.IsCancellationRequested)
+                    {
+                        return;
+                    }
                 }
             }
             else
@@ -146,7 +164,7 @@ internal sealed class ScenarioWorker
     {
         lock (Context.Gate)
         {
-            if (Context.Closed || !phase.TryTakeTicket(out intended))
+            if (Context.Closed || _draining || !phase.TryTakeTicket(out intended))
             {
                 intended = 0;
                 return false;
@@ -161,7 +179,7 @@ internal sealed class ScenarioWorker
     {
         lock (Context.Gate)
         {
-            if (Context.Closed)
+            if (Context.Closed || _draining)
             {
                 return false;
             }

@@ -8,7 +8,8 @@ namespace Forwarder.Bench.Scenarios;
 /// when it stops waiting), and the runner merges all workers' at the end. Latencies are kept in
 /// microseconds, from 1 µs to an hour at 3 significant digits.
 /// </summary>
-internal sealed class InvocationStats
+/// <param name="trackIntervals">Also record the corrected latency into <see cref="Interval"/>, which the runner swaps out every reporting interval.</param>
+internal sealed class InvocationStats(bool trackIntervals = false)
 {
     public const long HighestMicroseconds = 3_600_000_000;
 
@@ -27,6 +28,9 @@ internal sealed class InvocationStats
 
     /// <summary>From each invocation's actual start, as a closed-loop tool would see it.</summary>
     public LongHistogram Uncorrected { get; } = NewHistogram();
+
+    /// <summary>What <see cref="Latency"/> got since the runner last swapped this out; null unless intervals are tracked.</summary>
+    public LongHistogram? Interval { get; private set; } = trackIntervals ? NewHistogram() : null;
 
     public long Ok { get; private set; }
 
@@ -69,12 +73,20 @@ internal sealed class InvocationStats
 
     public static LongHistogram NewHistogram() => new(1, HighestMicroseconds, 3);
 
+    /// <summary>Puts <paramref name="empty"/> in place of <see cref="Interval"/> and returns what it held.</summary>
+    public LongHistogram SwapInterval(LongHistogram empty)
+    {
+        var taken = Interval ?? throw new InvalidOperationException("Intervals are not tracked.");
+        Interval = empty;
+        return taken;
+    }
+
     public static long ToMicroseconds(TimeSpan elapsed) => Math.Clamp((long)(elapsed.Ticks / (double)TimeSpan.TicksPerMicrosecond), 1, HighestMicroseconds);
 
     /// <param name="inWindow">It ended by the end of the measured window (not in the grace period after it).</param>
     public void Record(Response response, TimeSpan latency, TimeSpan uncorrected, bool timedOut, bool inWindow)
     {
-        Latency.RecordValue(ToMicroseconds(latency));
+        RecordLatency(latency);
         Uncorrected.RecordValue(ToMicroseconds(uncorrected));
         Bytes += response.SizeBytes;
         CompletedInWindow += inWindow && !timedOut ? 1 : 0;
@@ -101,7 +113,7 @@ internal sealed class InvocationStats
     /// </summary>
     public void RecordUnfinished(TimeSpan latency, TimeSpan? uncorrected)
     {
-        Latency.RecordValue(ToMicroseconds(latency));
+        RecordLatency(latency);
         if (uncorrected is { } sinceStart)
         {
             Uncorrected.RecordValue(ToMicroseconds(sinceStart));
@@ -111,6 +123,13 @@ internal sealed class InvocationStats
         TimedOut++;
         Unfinished++;
         CountFailure(UnfinishedMessage, 1);
+    }
+
+    private void RecordLatency(TimeSpan latency)
+    {
+        var value = ToMicroseconds(latency);
+        Latency.RecordValue(value);
+        Interval?.RecordValue(value);
     }
 
     private void CountFailure(string message, long count)

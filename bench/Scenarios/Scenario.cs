@@ -41,6 +41,9 @@ internal sealed record Scenario
 
     public IReadOnlyList<Threshold> Thresholds { get; private init; } = [];
 
+    /// <summary>Hands over each reporting interval's corrected latency while the run goes; null when not asked for.</summary>
+    public LatencyIntervals? Intervals { get; private init; }
+
     /// <summary>Workers (each with its own context and state) that take injected invocations; when all are busy, invocations queue and their latency grows.</summary>
     public int MaxConcurrency { get; private init; } = 64;
 
@@ -77,6 +80,12 @@ internal sealed record Scenario
     public Scenario WithoutWarmUp() => this with { WarmUp = TimeSpan.Zero };
 
     public Scenario WithThresholds(params Threshold[] thresholds) => this with { Thresholds = thresholds };
+
+    public Scenario WithLatencyIntervals(TimeSpan every, Action<LatencyInterval> report)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(every, TimeSpan.Zero);
+        return this with { Intervals = new LatencyIntervals(every, report) };
+    }
 
     public Scenario WithMaxConcurrency(int workers)
     {

@@ -56,7 +56,14 @@ internal static class LoadCommand
         await output.WriteLineAsync($"Running {Format.Duration(options.Duration)} test @ {options.Target}").ConfigureAwait(false);
         await output.WriteLineAsync($"  {options.Threads} threads and {options.Connections} connections, {mode}, warm-up {Format.Duration(options.Warmup)}").ConfigureAwait(false);
 
-        var stats = await ScenarioRunner.RunAsync(CreateScenario(options), cancellationToken).ConfigureAwait(false);
+        var scenario = CreateScenario(options);
+        await using var hlog = options.HlogPath is { } path ? new LatencyIntervalLog(path, options) : null;
+        if (hlog is not null)
+        {
+            scenario = scenario.WithLatencyIntervals(LatencyIntervalLog.Interval, hlog.Write);
+        }
+
+        var stats = await ScenarioRunner.RunAsync(scenario, cancellationToken).ConfigureAwait(false);
         LoadSummaryWriter.Write(output, options, stats);
         if (options.HgrmPath is { } hgrm)
         {

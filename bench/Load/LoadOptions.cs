@@ -10,6 +10,7 @@ namespace Forwarder.Bench.Load;
 /// <param name="RampTo">Open loop: ramp the rate linearly from <paramref name="Rate"/> to this over the duration.</param>
 /// <param name="Threads">Socket engine threads for the generator (like wrk's -t); applied at process start.</param>
 /// <param name="Udp">Udp echo target (a datagram of <paramref name="Size"/> bytes out, one back); null otherwise.</param>
+/// <param name="HlogPath">Write each second's corrected latency here as an HdrHistogram interval log.</param>
 internal sealed record LoadOptions(
     Uri? Url,
     EndPoint? Tcp,
@@ -23,7 +24,8 @@ internal sealed record LoadOptions(
     TimeSpan Timeout,
     string? HgrmPath,
     string? JsonPath,
-    EndPoint? Udp = null)
+    EndPoint? Udp = null,
+    string? HlogPath = null)
 {
     public string Target => Url?.ToString() ?? (Udp is { } udp ? $"udp://{udp}" : $"tcp://{Tcp}");
 

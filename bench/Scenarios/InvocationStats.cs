@@ -8,7 +8,8 @@ namespace Forwarder.Bench.Scenarios;
 /// when it stops waiting), and the runner merges all workers' at the end. Latencies are kept in
 /// microseconds, from 1 µs to an hour at 3 significant digits.
 /// </summary>
-internal sealed class InvocationStats
+/// <param name="trackIntervals">Also record the corrected latency into <see cref="Interval"/>, which the runner swaps out every reporting interval.</param>
+internal sealed class InvocationStats(bool trackIntervals = false)
 {
     public const long HighestMicroseconds = 3_600_000_000;
 
@@ -25,6 +26,9 @@ internal sealed class InvocationStats
 
     /// <summary>From each invocation's actual start, as a closed-loop tool would see it.</summary>
     public LongHistogram Uncorrected { get; } = NewHistogram();
+
+    /// <summary>What <see cref="Latency"/> got since the runner last swapped this out; null unless intervals are tracked.</summary>
+    public LongHistogram? Interval { get; private set; } = trackIntervals ? NewHistogram() : null;
 
     public long Ok { get; private set; }
 
@@ -52,12 +56,20 @@ internal sealed class InvocationStats
 
     public static LongHistogram NewHistogram() => new(1, HighestMicroseconds, 3);
 
+    /// <summary>Puts <paramref name="empty"/> in place of <see cref="Interval"/> and returns what it held.</summary>
+    public LongHistogram SwapInterval(LongHistogram empty)
+    {
+        var taken = Interval ?? throw new InvalidOperationException("Intervals are not tracked.");
+        Interval = empty;
+        return taken;
+    }
+
     public static long ToMicroseconds(TimeSpan elapsed) => Math.Clamp((long)(elapsed.Ticks / (double)TimeSpan.TicksPerMicrosecond), 1, HighestMicroseconds);
 
     /// <summary>Records one invocation; <paramref name="inWindow"/>: it ended by the end of the measured window (not in the grace period after it).</summary>
     public void Record(Response response, TimeSpan latency, TimeSpan uncorrected, bool timedOut, bool inWindow)
     {
-        Latency.RecordValue(ToMicroseconds(latency));
+        RecordLatency(latency);
         Uncorrected.RecordValue(ToMicroseconds(uncorrected));
         Bytes += response.SizeBytes;
         CompletedInWindow += inWindow && !timedOut ? 1 : 0;
@@ -80,7 +92,7 @@ internal sealed class InvocationStats
     /// </summary>
     public void RecordUnfinished(TimeSpan latency, TimeSpan? uncorrected)
     {
-        Latency.RecordValue(ToMicroseconds(latency));
+        RecordLatency(latency);
         if (uncorrected is { } sinceStart)
         {
             Uncorrected.RecordValue(ToMicroseconds(sinceStart));
@@ -90,6 +102,13 @@ internal sealed class InvocationStats
         TimedOut++;
         Unfinished++;
         CountFailure(UnfinishedMessage, 1);
+    }
+
+    private void RecordLatency(TimeSpan latency)
+    {
+        var value = ToMicroseconds(latency);
+        Latency.RecordValue(value);
+        Interval?.RecordValue(value);
     }
 
     private void CountFailure(string message, long count)

@@ -51,6 +51,9 @@ public sealed record Scenario
     /// <summary>Where the live line goes at each reporting interval; nowhere unless set.</summary>
     public TextWriter? LiveOutput { get; private init; }
 
+    /// <summary>Hands over each reporting interval's corrected latency while the run goes; null when not asked for.</summary>
+    internal LatencyIntervals? Intervals { get; private init; }
+
     /// <summary>Workers (each with its own context and state) that take injected invocations; when all are busy, invocations queue and their latency grows.</summary>
     public int MaxConcurrency { get; private init; } = 64;
 
@@ -106,6 +109,13 @@ public sealed record Scenario
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(interval, TimeSpan.Zero);
         return this with { ReportingInterval = interval, LiveOutput = liveOutput };
+    }
+
+    /// <summary>Hands each interval's corrected latency to <paramref name="report"/> while the run goes (bench load --hlog).</summary>
+    internal Scenario WithLatencyIntervals(TimeSpan every, Action<LatencyInterval> report)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(every, TimeSpan.Zero);
+        return this with { Intervals = new LatencyIntervals(every, report) };
     }
 
     /// <summary>Sets <see cref="MaxConcurrency"/>.</summary>

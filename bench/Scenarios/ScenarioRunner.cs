@@ -35,6 +35,9 @@ public static class ScenarioRunner
         // A short lead lets every worker reach its first wait before the first ticket is due.
         plan.Start(Stopwatch.GetTimestamp() + (Stopwatch.Frequency / 100));
         var running = Task.WhenAll(workers.Select(w => Task.Run(w.RunAsync, CancellationToken.None)));
+        var sampler = scenario.Intervals is { } intervals ? new IntervalSampler(workers, plan, intervals) : null;
+        using var stopSampling = new CancellationTokenSource();
+        var sampling = sampler?.RunAsync(stopSampling.Token) ?? Task.CompletedTask;
         var timeoutTicks = LoadPlan.ToTicks(scenario.Timeout);
         ThresholdBreach? breach;
         using (new Timer(_ => AbortOverdue(workers, timeoutTicks), null, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(10)))
@@ -64,7 +67,8 @@ public static class ScenarioRunner
         // The wait is over, finished or not: an invocation that ignores its timeout cannot hold
         // the run. What is still due or in flight is counted, then told to stop.
         var stoppedAt = Stopwatch.GetTimestamp();
-        var totals = new InvocationStats();
+        await stopSampling.CancelAsync().ConfigureAwait(false);
+        var totals = new InvocationStats(trackIntervals: sampler is not null);
         foreach (var worker in workers)
         {
             worker.Close(stoppedAt, Math.Min(stoppedAt, dueBy));
@@ -92,6 +96,8 @@ public static class ScenarioRunner
             await Task.WhenAll(workers.Select(w => clean(w.Context).AsTask())).ConfigureAwait(false);
         }
 
+        await sampling.ConfigureAwait(false);
+        sampler?.ReportLast(stoppedAt, totals);
         foreach (var worker in workers)
         {
             totals.Add(worker.Stats);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using HdrHistogram;
 
 namespace Forwarder.Bench.Scenarios;
 
@@ -36,12 +37,22 @@ internal sealed class ScenarioWorker
         _scenario = scenario;
         _plan = plan;
         _pacer = pacer;
+        Stats = new InvocationStats(trackIntervals: scenario.Intervals is not null);
         Context = new ScenarioContext(scenario.Name, id, Stats, stopping);
     }
 
     public ScenarioContext Context { get; }
 
-    public InvocationStats Stats { get; } = new();
+    public InvocationStats Stats { get; }
+
+    /// <summary>Takes what this worker recorded since the last call, leaving <paramref name="empty"/> to record into.</summary>
+    public LongHistogram SwapInterval(LongHistogram empty)
+    {
+        lock (Context.Gate)
+        {
+            return Stats.SwapInterval(empty);
+        }
+    }
 
     /// <summary>Called by the watchdog: aborts the current invocation if it started before <paramref name="startedBefore"/>.</summary>
     public void AbortIfStartedBefore(long startedBefore)

@@ -1,6 +1,6 @@
+using System.IO.Hashing;
 using BenchmarkDotNet.Attributes;
 using Forwarder.LoadBalancing;
-using Forwarder.LoadBalancing.Hashing;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.LoadBalancing.Locality;
 
@@ -47,7 +47,7 @@ public class LocalityPickBenchmarks
 
         for (var i = 0; i < _keys.Length; i++)
         {
-            _keys[i] = XxHash64.Hash(BitConverter.GetBytes(i));
+            _keys[i] = XxHash64.HashToUInt64(BitConverter.GetBytes(i));
         }
     }
 

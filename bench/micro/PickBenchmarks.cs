@@ -1,6 +1,6 @@
+using System.IO.Hashing;
 using BenchmarkDotNet.Attributes;
 using Forwarder.LoadBalancing;
-using Forwarder.LoadBalancing.Hashing;
 using Forwarder.LoadBalancing.Health;
 
 namespace Forwarder.Bench.Micro;
@@ -24,7 +24,7 @@ public class PickBenchmarks
     {
         var endpoints = Enumerable.Range(0, Endpoints).Select(i => new LoadBalancerEndpoint($"10.0.{i / 256}.{i % 256}:8080", 1 + (i % 3))).ToArray();
         _balancer = LoadBalancingPolicies.Create(Policy, endpoints);
-        _keys = Enumerable.Range(0, 4096).Select(i => XxHash64.Hash(BitConverter.GetBytes(i))).ToArray();
+        _keys = Enumerable.Range(0, 4096).Select(i => XxHash64.HashToUInt64(BitConverter.GetBytes(i))).ToArray();
     }
 
     [Benchmark]

@@ -1,6 +1,6 @@
+using System.IO.Hashing;
 using System.Net;
 using System.Text;
-using Forwarder.LoadBalancing.Hashing;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -111,7 +111,7 @@ internal static class ConfigLoader
     public static string DigestOf(string yaml)
     {
         var bytes = Encoding.UTF8.GetBytes(yaml);
-        return $"{XxHash64.Hash(bytes):X16}{XxHash64.Hash(bytes, seed: 0x9E3779B97F4A7C15):X16}";
+        return $"{XxHash64.HashToUInt64(bytes):X16}{XxHash64.HashToUInt64(bytes, seed: unchecked((long)0x9E3779B97F4A7C15)):X16}";
     }
 
     private static ForwarderConfig? Read(YamlFieldReader reader, YamlNode root, string file, string digest)

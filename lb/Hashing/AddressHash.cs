@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using System.Net;
 
 namespace Forwarder.LoadBalancing.Hashing;
@@ -15,6 +16,6 @@ public static class AddressHash
 
         Span<byte> bytes = stackalloc byte[16];
         address.TryWriteBytes(bytes, out var written);
-        return XxHash64.Hash(bytes[..written]);
+        return XxHash64.HashToUInt64(bytes[..written]);
     }
 }

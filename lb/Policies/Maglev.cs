@@ -1,5 +1,5 @@
+using System.IO.Hashing;
 using System.Text;
-using Forwarder.LoadBalancing.Hashing;
 
 namespace Forwarder.LoadBalancing.Policies;
 
@@ -30,8 +30,8 @@ internal sealed class Maglev : ILoadBalancer
         for (var i = 0; i < count; i++)
         {
             var id = Encoding.UTF8.GetBytes(endpoints[i].Id);
-            offsets[i] = XxHash64.Hash(id, seed: 0) % size;
-            skips[i] = (XxHash64.Hash(id, seed: 1) % (size - 1)) + 1;
+            offsets[i] = XxHash64.HashToUInt64(id, seed: 0) % size;
+            skips[i] = (XxHash64.HashToUInt64(id, seed: 1) % (size - 1)) + 1;
         }
 
         _table = new int[tableSize];

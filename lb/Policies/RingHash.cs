@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using System.IO.Hashing;
 using System.Text;
-using Forwarder.LoadBalancing.Hashing;
 
 namespace Forwarder.LoadBalancing.Policies;
 
@@ -54,7 +54,7 @@ internal sealed class RingHash : ILoadBalancer
             {
                 // Points are named "<id>_<n>", so every process derives the same ring.
                 n.TryFormat(key[prefix..], out var digits, provider: CultureInfo.InvariantCulture);
-                _hashes[position] = XxHash64.Hash(key[..(prefix + digits)]);
+                _hashes[position] = XxHash64.HashToUInt64(key[..(prefix + digits)]);
                 _owners[position++] = i;
             }
         }

@@ -1,6 +1,6 @@
 using System.Globalization;
+using System.IO.Hashing;
 using Forwarder.LoadBalancing;
-using Forwarder.LoadBalancing.Hashing;
 
 // Usage: PickTool POLICY ENDPOINTS KEYS — prints the endpoint index picked for keys 0..KEYS-1.
 var policy = args[0];
@@ -10,6 +10,6 @@ var endpoints = Enumerable.Range(0, endpointCount).Select(i => new LoadBalancerE
 var balancer = LoadBalancingPolicies.Create(policy, endpoints);
 for (var i = 0; i < keys; i++)
 {
-    Console.Out.Write(balancer.Pick(XxHash64.Hash(BitConverter.GetBytes(i))).ToString(CultureInfo.InvariantCulture));
+    Console.Out.Write(balancer.Pick(XxHash64.HashToUInt64(BitConverter.GetBytes(i))).ToString(CultureInfo.InvariantCulture));
     Console.Out.Write(i + 1 < keys ? ',' : '\n');
 }

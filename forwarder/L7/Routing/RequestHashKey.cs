@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Hashing;
 using System.Net;
 using System.Text;
 using Forwarder.L7.Http1;
@@ -33,19 +34,19 @@ internal static class RequestHashKey
                 case HashKeySource.SourceIp when client is not null:
                     return AddressHash.Of(client);
                 case HashKeySource.Header when HeaderValue(request, key.Name!) is { IsEmpty: false } value:
-                    return XxHash64.Hash(value);
+                    return XxHash64.HashToUInt64(value);
                 case HashKeySource.Cookie when CookieValue(request, key.Name!) is { IsEmpty: false } cookie:
-                    return XxHash64.Hash(cookie);
+                    return XxHash64.HashToUInt64(cookie);
                 case HashKeySource.Cookie when key.Affinity is { } affinity:
                     var made = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray());
                     generated = new GeneratedCookie(key.Name!, made, affinity);
-                    return XxHash64.Hash(Encoding.ASCII.GetBytes(made));
+                    return XxHash64.HashToUInt64(Encoding.ASCII.GetBytes(made));
                 case HashKeySource.Path:
-                    return XxHash64.Hash(request.Path);
+                    return XxHash64.HashToUInt64(request.Path);
                 case HashKeySource.Url:
                     return UrlHash(request);
                 case HashKeySource.Query when QueryValue(request.Query, key.Name!) is { IsEmpty: false } parameter:
-                    return XxHash64.Hash(parameter);
+                    return XxHash64.HashToUInt64(parameter);
             }
         }
 
@@ -68,7 +69,7 @@ internal static class RequestHashKey
             written += request.Query.Length;
         }
 
-        var hash = XxHash64.Hash(buffer[..written]);
+        var hash = XxHash64.HashToUInt64(buffer[..written]);
         if (rented is not null)
         {
             ArrayPool<byte>.Shared.Return(rented);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Forwarder.Bench.Backends;
+using Forwarder.Bench.Histograms;
 using Forwarder.Bench.Load;
 using Forwarder.Bench.Scenarios;
 using Forwarder.Bench.Tests.Infrastructure;
@@ -42,6 +43,51 @@ public sealed class LoadCommandTests(ITestOutputHelper output)
         Assert.Equal(stats.Ok, json.RootElement.GetProperty("ok").GetInt64());
         Assert.True(json.RootElement.GetProperty("latencyUs").GetProperty("p99").GetInt64() >= json.RootElement.GetProperty("latencyUs").GetProperty("p50").GetInt64());
         Assert.Contains("Value     Percentile TotalCount 1/(1-Percentile)", await File.ReadAllTextAsync(options.HgrmPath));
+        directory.Delete(recursive: true);
+    }
+
+    /// <summary>
+    /// <c>--hlog</c>: one histogram a second of the measured window (the warm-up is not logged),
+    /// read back by the HdrHistogram package's own reader; together they are the report's
+    /// corrected histogram, every request of the run.
+    /// </summary>
+    [Fact]
+    public async Task Http_OpenLoopWithHlog_IntervalsAddUpToTheReport()
+    {
+        await using var server = new HelloHttpServer(AnyLoopbackPort);
+        var directory = Directory.CreateTempSubdirectory("bench-test-");
+        var options = Options(new Uri($"http://{server.EndPoint}/"), rate: 200, duration: TimeSpan.FromSeconds(3)) with
+        {
+            Warmup = TimeSpan.FromSeconds(1),
+            HlogPath = Path.Combine(directory.FullName, "run.hlog"),
+        };
+
+        var stats = await LoadCommand.RunAsync(options, TextWriter.Null, CancellationToken.None);
+
+        List<HdrHistogram.HistogramBase> intervals;
+        await using (var file = File.OpenRead(options.HlogPath))
+        {
+            intervals = [.. new HdrHistogram.HistogramLogReader(file).ReadHistograms()];
+        }
+
+        var merged = InvocationStats.NewHistogram();
+        intervals.ForEach(merged.Add);
+        output.WriteLine($"{intervals.Count} intervals: {string.Join(", ", intervals.Select(i => i.TotalCount))}; report {stats.Latency.TotalCount}, ok {stats.Ok}");
+        Assert.Equal(0, stats.Failed);
+        Assert.True(stats.Ok >= 500, $"{stats.Ok} responses");
+        Assert.InRange(intervals.Count, 3, 5);
+        Assert.Equal(stats.Ok, merged.TotalCount);
+        Assert.Equal(stats.Latency.TotalCount, merged.TotalCount);
+        Assert.Equal(stats.Latency.GetValueAtPercentile(99), merged.GetValueAtPercentile(99));
+        Assert.Equal(stats.Latency.Max(), merged.Max());
+
+        var text = await File.ReadAllTextAsync(options.HlogPath);
+        var reader = new HistogramLogReader(new StringReader(text));
+        Assert.NotNull(reader.NextIntervalHistogram());
+        Assert.Equal(reader.StartTimeSec, reader.BaseTimeSec);
+        Assert.InRange(DateTimeOffset.UtcNow.ToUnixTimeSeconds() - reader.StartTimeSec, 1, 120);
+        Assert.Contains("#[Histogram log format version 1.3]\n", text, StringComparison.Ordinal);
+        Assert.Contains("in microseconds", text, StringComparison.Ordinal);
         directory.Delete(recursive: true);
     }
 

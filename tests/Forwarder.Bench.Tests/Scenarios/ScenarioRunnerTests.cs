@@ -218,6 +218,48 @@ public sealed class ScenarioRunnerTests
         }
     }
 
+    /// <summary>
+    /// Intervals cover the measured window back to back and add up to the run's corrected
+    /// histogram: the 800 invocations the run gave up on are all in the last one, recorded when it
+    /// stopped waiting.
+    /// </summary>
+    [Fact]
+    public async Task LatencyIntervals_HungInvocations_AddUpWithTheUnfinishedInTheLast()
+    {
+        var hang = new TaskCompletionSource<Response>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var calls = 0;
+        var intervals = new List<LatencyInterval>();
+        var scenario = Scenario.Create("hung", _ => Interlocked.Increment(ref calls) <= 200 ? ValueTask.FromResult(Response.Ok()) : new ValueTask<Response>(hang.Task))
+            .WithLoadSimulations(LoadSimulation.Inject(500, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)))
+            .WithMaxConcurrency(8)
+            .WithTimeout(TimeSpan.FromMilliseconds(500))
+            .WithGracePeriod(TimeSpan.FromMilliseconds(300))
+            .WithLatencyIntervals(TimeSpan.FromMilliseconds(250), intervals.Add);
+        try
+        {
+            var stats = await ScenarioRunner.RunAsync(scenario).WaitAsync(TimeSpan.FromMinutes(1));
+
+            Assert.Equal(1000, stats.Latency.TotalCount);
+            Assert.True(intervals.Count >= 2, $"{intervals.Count} intervals");
+            Assert.Equal(stats.Latency.TotalCount, intervals.Sum(i => i.Latency.TotalCount));
+            Assert.True(intervals[^1].Latency.TotalCount >= 800, $"last interval {intervals[^1].Latency.TotalCount}");
+            Assert.True(intervals[^1].Latency.GetMinValue() >= 295_000, $"last interval's min {intervals[^1].Latency.GetMinValue()} us");
+            Assert.Equal(TimeSpan.Zero, intervals[0].Start);
+            for (var i = 1; i < intervals.Count; i++)
+            {
+                Assert.InRange((intervals[i].Start - (intervals[i - 1].Start + intervals[i - 1].Length)).Duration(), TimeSpan.Zero, TimeSpan.FromMilliseconds(1));
+                Assert.Equal(intervals[0].MeasureStartedAt, intervals[i].MeasureStartedAt);
+            }
+
+            // The run stops waiting at its end plus the grace period: the last interval ends there.
+            Assert.InRange(intervals[^1].Start + intervals[^1].Length - (stats.Duration + stats.GracePeriod), TimeSpan.Zero, TimeSpan.FromSeconds(2));
+        }
+        finally
+        {
+            hang.SetResult(Response.Ok());
+        }
+    }
+
     [Fact]
     public async Task Thresholds_NoInvocations_Fail()
     {

@@ -1,4 +1,4 @@
-using Forwarder.LoadBalancing.Hashing;
+using System.IO.Hashing;
 using Forwarder.LoadBalancing.Health;
 
 namespace Forwarder.LoadBalancing.Tests.Health;
@@ -39,7 +39,7 @@ public sealed class ServiceBalancerTests
         for (var i = 0; i < 10_000; i++)
         {
             Assert.NotEqual(2, balancer.Pick());
-            Assert.NotEqual(2, balancer.Pick(XxHash64.Hash(BitConverter.GetBytes(i))));
+            Assert.NotEqual(2, balancer.Pick(XxHash64.HashToUInt64(BitConverter.GetBytes(i))));
         }
 
         _time.Advance(Outlier.BaseEjectionTime);
@@ -53,7 +53,7 @@ public sealed class ServiceBalancerTests
     public void PickByKey_EndpointOutAndBack_OnlyItsKeysMoveAndTheyComeBack(string policy)
     {
         var (balancer, health, states) = Create(policy, 10);
-        var keys = Enumerable.Range(0, 20_000).Select(i => XxHash64.Hash(BitConverter.GetBytes(i))).ToArray();
+        var keys = Enumerable.Range(0, 20_000).Select(i => XxHash64.HashToUInt64(BitConverter.GetBytes(i))).ToArray();
         var before = keys.Select(balancer.Pick).ToArray();
 
         health.ReportFailure(states[3]);

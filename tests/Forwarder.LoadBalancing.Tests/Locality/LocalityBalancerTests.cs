@@ -1,4 +1,4 @@
-using Forwarder.LoadBalancing.Hashing;
+using System.IO.Hashing;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.LoadBalancing.Locality;
 using Forwarder.LoadBalancing.Tests.Health;
@@ -29,7 +29,7 @@ public sealed class LocalityBalancerTests
         return counts;
     }
 
-    private static ulong Key(int i) => XxHash64.Hash(BitConverter.GetBytes(i));
+    private static ulong Key(int i) => XxHash64.HashToUInt64(BitConverter.GetBytes(i));
 
     private (ServiceBalancer Balancer, ServiceHealth Health, EndpointHealth[] States, LevelPicks Counters) Create(string policy, int[] levels, int factor = 140, int panicThreshold = 50)
     {

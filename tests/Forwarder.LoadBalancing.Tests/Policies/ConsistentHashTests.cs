@@ -1,5 +1,5 @@
+using System.IO.Hashing;
 using Forwarder.LoadBalancing;
-using Forwarder.LoadBalancing.Hashing;
 using Xunit.Abstractions;
 
 namespace Forwarder.LoadBalancing.Tests.Policies;
@@ -11,7 +11,7 @@ public sealed class ConsistentHashTests(ITestOutputHelper output)
     private static LoadBalancerEndpoint[] Endpoints(int count, Func<int, int>? weight = null)
         => Enumerable.Range(0, count).Select(i => new LoadBalancerEndpoint($"10.0.0.{i}:8080", weight?.Invoke(i) ?? 1)).ToArray();
 
-    private static ulong Key(int i) => XxHash64.Hash(BitConverter.GetBytes(i));
+    private static ulong Key(int i) => XxHash64.HashToUInt64(BitConverter.GetBytes(i));
 
     private static string[] Assign(ILoadBalancer balancer, LoadBalancerEndpoint[] endpoints)
         => Enumerable.Range(0, Keys).Select(i => endpoints[balancer.Pick(Key(i))].Id).ToArray();

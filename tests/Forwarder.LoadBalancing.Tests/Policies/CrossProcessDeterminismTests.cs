@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.IO.Hashing;
 using Forwarder.LoadBalancing;
-using Forwarder.LoadBalancing.Hashing;
 
 namespace Forwarder.LoadBalancing.Tests.Policies;
 
@@ -20,7 +20,7 @@ public sealed class CrossProcessDeterminismTests
         const int keys = 2_000;
         var endpoints = Enumerable.Range(0, endpointCount).Select(i => new LoadBalancerEndpoint($"10.1.{i / 256}.{i % 256}:8080", 1 + (i % 3))).ToArray();
         var balancer = LoadBalancingPolicies.Create(policy, endpoints);
-        var here = string.Join(',', Enumerable.Range(0, keys).Select(i => balancer.Pick(XxHash64.Hash(BitConverter.GetBytes(i))).ToString(CultureInfo.InvariantCulture)));
+        var here = string.Join(',', Enumerable.Range(0, keys).Select(i => balancer.Pick(XxHash64.HashToUInt64(BitConverter.GetBytes(i))).ToString(CultureInfo.InvariantCulture)));
 
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Forwarder.LoadBalancing.PickTool.dll"));

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Hashing;
 using System.Net;
 using System.Text;
 using Forwarder.L7.Http1;
@@ -22,7 +23,7 @@ public sealed class RequestHashKeyTests
     private static ulong? Hash(HashKey[] keys, string request, out GeneratedCookie? generated)
         => RequestHashKey.Compute(keys, Head(request), Client, out generated);
 
-    private static ulong Of(string text) => XxHash64.Hash(Encoding.ASCII.GetBytes(text));
+    private static ulong Of(string text) => XxHash64.HashToUInt64(Encoding.ASCII.GetBytes(text));
 
     [Fact]
     public void Compute_Header_HashesItsValueWhateverTheNameCase()

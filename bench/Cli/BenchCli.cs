@@ -57,6 +57,7 @@ internal static class BenchCli
         var threads = new Option<int>("--threads", "-t") { Description = "Socket engine threads the generator runs on (like wrk's -t).", DefaultValueFactory = _ => 1 };
         var hgrm = new Option<string?>("--hgrm") { Description = "Write the latency percentile distribution here, in HdrHistogram's .hgrm layout (milliseconds)." };
         var json = new Option<string?>("--json") { Description = "Write the results here as JSON." };
+        var close = new Option<bool>("--close") { Description = "HTTP: send Connection: close and open a new connection for every request (the latency includes the connect)." };
 
         AtLeast(connections, 1);
         AtLeast(threads, 1);
@@ -78,7 +79,7 @@ internal static class BenchCli
 
         var command = new Command("load", "Put load on one target and report throughput and latency percentiles.")
         {
-            url, tcp, udp, size, rate, rampTo, connections, duration, warmup, timeout, threads, hgrm, json,
+            url, tcp, udp, size, rate, rampTo, connections, duration, warmup, timeout, threads, hgrm, json, close,
         };
         command.Validators.Add(result =>
         {
@@ -94,6 +95,11 @@ internal static class BenchCli
                 {
                     result.AddError($"{endpointOption.Name}: expected HOST:PORT, got '{text}'.");
                 }
+            }
+
+            if (result.GetValue(close) && result.GetResult(url) is null)
+            {
+                result.AddError("--close needs --url (it is an HTTP header).");
             }
 
             if (result.GetResult(rampTo) is not null && result.GetResult(rate) is null)
@@ -128,7 +134,8 @@ internal static class BenchCli
                 parse.GetValue(timeout),
                 parse.GetValue(hgrm),
                 parse.GetValue(json),
-                udpEndPoint);
+                udpEndPoint,
+                parse.GetValue(close));
             SocketEngineSettings.Apply(options.Threads);
             var stats = await LoadCommand.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             return stats.Passed ? ExitOk : ExitRunFailed;

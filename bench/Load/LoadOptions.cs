@@ -10,6 +10,7 @@ namespace Forwarder.Bench.Load;
 /// <param name="RampTo">Open loop: ramp the rate linearly from <paramref name="Rate"/> to this over the duration.</param>
 /// <param name="Threads">Socket engine threads for the generator (like wrk's -t); applied at process start.</param>
 /// <param name="Udp">Udp echo target (a datagram of <paramref name="Size"/> bytes out, one back); null otherwise.</param>
+/// <param name="Close">HTTP: every request asks for <c>Connection: close</c> and goes on a new connection.</param>
 internal sealed record LoadOptions(
     Uri? Url,
     EndPoint? Tcp,
@@ -23,7 +24,8 @@ internal sealed record LoadOptions(
     TimeSpan Timeout,
     string? HgrmPath,
     string? JsonPath,
-    EndPoint? Udp = null)
+    EndPoint? Udp = null,
+    bool Close = false)
 {
     public string Target => Url?.ToString() ?? (Udp is { } udp ? $"udp://{udp}" : $"tcp://{Tcp}");
 

@@ -19,19 +19,20 @@
 #
 # Usage: bench/intercept/run.sh [--reps N] [--duration S] [--warmup S] [--rates LIST]
 #          [--close-rates LIST] [--connections C] [--arms LIST] [--out DIR]
-#          [--forwarder BINARY (default out/node/forwarder, published first)] [--skip-build]
-# Needs root (netns, iptables), nginx, and clang + zlib1g-dev for the NativeAOT publish.
+#          [--forwarder BINARY (default: the Release JIT build, built first)] [--skip-build]
+# Needs root (netns, iptables) and nginx. Not the NativeAOT binary for now: with these configs it
+# died under load (perf-reports/interception/README.md).
 # Writes OUT/runs.tsv (one line per run) and OUT/tables.md (medians, from summarize.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 
-REPS=3 DURATION=5 WARMUP=2 CONNECTIONS=32 BUILD=1 PUBLISH=1
+REPS=3 DURATION=5 WARMUP=2 CONNECTIONS=32 BUILD=1
 RATES=2000,5000,10000,max
 CLOSE_RATES=1000,2000,max
 ARMS=direct,dnat,listener,intercept,tproxy,l7-listener,l7-intercept,l7-tproxy
 OUT=$REPO/perf-reports/interception
-FWD=$REPO/out/node/forwarder
+FWD=$REPO/forwarder/bin/Release/net10.0/forwarder
 while [ $# -gt 0 ]; do
   case $1 in
     --reps) REPS=$2; shift 2 ;;
@@ -42,15 +43,17 @@ while [ $# -gt 0 ]; do
     --connections) CONNECTIONS=$2; shift 2 ;;
     --arms) ARMS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    --forwarder) FWD=$(realpath "$2"); PUBLISH=0; shift 2 ;;
-    --skip-build) BUILD=0; PUBLISH=0; shift ;;
+    --forwarder) FWD=$(realpath "$2"); shift 2 ;;
+    --skip-build) BUILD=0; shift ;;
     *) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 2 ;;
   esac
 done
 
 BENCH=$REPO/bench/bin/Release/net10.0/bench
-[ $PUBLISH = 1 ] && dotnet publish forwarder -c Release -o out/node
-[ $BUILD = 1 ] && dotnet build -c Release bench
+if [ $BUILD = 1 ]; then
+  dotnet build -c Release forwarder
+  dotnet build -c Release bench
+fi
 command -v nginx >/dev/null || PATH=$PATH:/usr/sbin
 
 POD=ib-pod NODE=ib-node BE=ib-be
@@ -160,9 +163,10 @@ YAML
 # ports are taken, so it listens on another address: the node's link to the backend).
 forwarder_config redirect 9901 15001 198.19.97.10 198.19.97.11 > "$WORK/redirect.yaml"
 forwarder_config tproxy 9902 15002 198.19.97.12 198.19.97.13 | sed "s/'$NODE_POD_IP:808/'$NODE_BE_IP:808/" > "$WORK/tproxy.yaml"
-for mode in redirect tproxy; do
-  ip netns exec $NODE "$FWD" --config "$WORK/$mode.yaml" > "$WORK/$mode.log" 2>&1 & PID[$mode]=$!
-done
+start_proxy() { # MODE
+  ip netns exec $NODE "$FWD" --config "$WORK/$1.yaml" >> "$WORK/$1.log" 2>&1 & PID[$1]=$!
+}
+for mode in redirect tproxy; do start_proxy $mode; done
 
 ready() { inns $POD curl -sf -o /dev/null --max-time 2 "$1"; }
 deadline=$((SECONDS + 60))
@@ -199,6 +203,13 @@ for rep in $(seq 1 "$REPS"); do
         [ "$rate" != max ] && args+=(-R "$rate")
         [ $workload = close ] && args+=(--close)
         proxy=${PROXY[$arm]:-}
+        for mode in redirect tproxy; do
+          if ! kill -0 "${PID[$mode]}" 2>/dev/null; then
+            echo "the $mode forwarder is gone (see logs/$mode.log); restarted" >&2
+            start_proxy $mode
+            until ready "${URL[${mode/redirect/intercept}]}"; do sleep 0.2; done
+          fi
+        done
         rm -f "$WORK/run.json"
         before=$(cpu_ticks "${proxy:+${PID[$proxy]}}")
         inns $POD "$BENCH" "${args[@]}" > "$WORK/run.txt" 2>&1 || true

@@ -58,6 +58,7 @@ internal static class BenchCli
         var hgrm = new Option<string?>("--hgrm") { Description = "Write the latency percentile distribution here, in HdrHistogram's .hgrm layout (milliseconds)." };
         var json = new Option<string?>("--json") { Description = "Write the results here as JSON." };
         var hlog = new Option<string?>("--hlog") { Description = "Write each second's corrected latency here as an HdrHistogram V2 interval log (microseconds)." };
+        var close = new Option<bool>("--close") { Description = "HTTP: send Connection: close and open a new connection for every request (the latency includes the connect)." };
 
         AtLeast(connections, 1);
         AtLeast(threads, 1);
@@ -79,7 +80,7 @@ internal static class BenchCli
 
         var command = new Command("load", "Put load on one target and report throughput and latency percentiles.")
         {
-            url, tcp, udp, size, rate, rampTo, connections, duration, warmup, timeout, threads, hgrm, json, hlog,
+            url, tcp, udp, size, rate, rampTo, connections, duration, warmup, timeout, threads, hgrm, json, hlog, close,
         };
         command.Validators.Add(result =>
         {
@@ -95,6 +96,11 @@ internal static class BenchCli
                 {
                     result.AddError($"{endpointOption.Name}: expected HOST:PORT, got '{text}'.");
                 }
+            }
+
+            if (result.GetValue(close) && result.GetResult(url) is null)
+            {
+                result.AddError("--close needs --url (it is an HTTP header).");
             }
 
             if (result.GetResult(rampTo) is not null && result.GetResult(rate) is null)
@@ -130,7 +136,8 @@ internal static class BenchCli
                 parse.GetValue(hgrm),
                 parse.GetValue(json),
                 udpEndPoint,
-                parse.GetValue(hlog));
+                parse.GetValue(hlog),
+                parse.GetValue(close));
             SocketEngineSettings.Apply(options.Threads);
             var stats = await LoadCommand.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             return stats.Passed ? ExitOk : ExitRunFailed;

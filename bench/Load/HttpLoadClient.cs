@@ -9,11 +9,13 @@ namespace Forwarder.Bench.Load;
 /// <summary>
 /// An HTTP/1.1 keep-alive client on a raw socket, one request in flight, made to cost the load
 /// generator as little as possible: the request is encoded once, responses are framed without
-/// being parsed further, and nothing is allocated per request.
+/// being parsed further, and nothing is allocated per request. With <paramref name="close"/> each
+/// request asks for <c>Connection: close</c> and the connection is dropped after its response, so
+/// every request pays for a connection set-up (what a proxy does per connection is measured).
 /// </summary>
-internal sealed class HttpLoadClient(Uri url) : SocketLoadClient(ToEndPoint(url))
+internal sealed class HttpLoadClient(Uri url, bool close = false) : SocketLoadClient(ToEndPoint(url))
 {
-    private readonly byte[] _request = Encoding.ASCII.GetBytes($"GET {url.PathAndQuery} HTTP/1.1\r\nHost: {url.Authority}\r\nUser-Agent: forwarder-bench\r\n\r\n");
+    private readonly byte[] _request = Encoding.ASCII.GetBytes($"GET {url.PathAndQuery} HTTP/1.1\r\nHost: {url.Authority}\r\nUser-Agent: forwarder-bench\r\n{(close ? "Connection: close\r\n" : string.Empty)}\r\n");
     private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(64 * 1024, pinned: true);
     private readonly HttpResponseReader _reader = new();
 
@@ -52,7 +54,7 @@ internal sealed class HttpLoadClient(Uri url) : SocketLoadClient(ToEndPoint(url)
                         Connection.Close();
                         return Response.Fail("bytes after the response", _reader.Status, received);
                     case ResponseProgress.Complete:
-                        if (_reader.CloseAfter)
+                        if (close || _reader.CloseAfter)
                         {
                             Connection.Close();
                         }

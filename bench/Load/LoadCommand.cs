@@ -9,7 +9,7 @@ internal static class LoadCommand
     public static Scenario CreateScenario(LoadOptions options)
         => CreateScenario(options, _ => options switch
         {
-            { Url: { } url } => new HttpLoadClient(url),
+            { Url: { } url } => new HttpLoadClient(url, options.Close),
             { Udp: { } udp } => new UdpLoadClient(udp, options.Size),
             _ => new EchoLoadClient(options.Tcp!, options.Size),
         });
@@ -21,7 +21,7 @@ internal static class LoadCommand
         return CreateScenario(options, workerId =>
         {
             var target = targets[workerId % targets.Count];
-            return options.Url is { } url ? new HttpLoadClient(new UriBuilder(url) { Host = target.Address.ToString(), Port = target.Port }.Uri) : new EchoLoadClient(target, options.Size);
+            return options.Url is { } url ? new HttpLoadClient(new UriBuilder(url) { Host = target.Address.ToString(), Port = target.Port }.Uri, options.Close) : new EchoLoadClient(target, options.Size);
         });
     }
 

@@ -11,6 +11,7 @@ namespace Forwarder.Bench.Load;
 /// <param name="Threads">Socket engine threads for the generator (like wrk's -t); applied at process start.</param>
 /// <param name="Udp">Udp echo target (a datagram of <paramref name="Size"/> bytes out, one back); null otherwise.</param>
 /// <param name="HlogPath">Write each second's corrected latency here as an HdrHistogram interval log.</param>
+/// <param name="Close">HTTP: every request asks for <c>Connection: close</c> and goes on a new connection.</param>
 internal sealed record LoadOptions(
     Uri? Url,
     EndPoint? Tcp,
@@ -25,7 +26,8 @@ internal sealed record LoadOptions(
     string? HgrmPath,
     string? JsonPath,
     EndPoint? Udp = null,
-    string? HlogPath = null)
+    string? HlogPath = null,
+    bool Close = false)
 {
     public string Target => Url?.ToString() ?? (Udp is { } udp ? $"udp://{udp}" : $"tcp://{Tcp}");
 

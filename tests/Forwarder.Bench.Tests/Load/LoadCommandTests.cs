@@ -109,6 +109,48 @@ public sealed class LoadCommandTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Http_Close_SendsConnectionCloseAndOpensAConnectionPerRequest()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var accepted = 0;
+        var withoutClose = 0;
+        using var stop = new CancellationTokenSource();
+        var serving = Task.Run(async () =>
+        {
+            var response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"u8.ToArray();
+            while (!stop.IsCancellationRequested)
+            {
+                using var client = await listener.AcceptSocketAsync(stop.Token);
+                Interlocked.Increment(ref accepted);
+                var head = new byte[4096];
+                var held = 0;
+                while (head.AsSpan(0, held).IndexOf("\r\n\r\n"u8) < 0)
+                {
+                    held += await client.ReceiveAsync(head.AsMemory(held), stop.Token);
+                }
+
+                if (!System.Text.Encoding.ASCII.GetString(head, 0, held).Contains("\r\nConnection: close\r\n", StringComparison.Ordinal))
+                {
+                    Interlocked.Increment(ref withoutClose);
+                }
+
+                await client.SendAsync(response, stop.Token);
+            }
+        });
+        var options = Options(new Uri($"http://{listener.LocalEndpoint}/"), connections: 1) with { Close = true };
+
+        var stats = await LoadCommand.RunAsync(options, TextWriter.Null, CancellationToken.None);
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => serving);
+
+        Assert.Equal(0, stats.Failed);
+        Assert.True(stats.Ok > 20, $"{stats.Ok} responses");
+        Assert.True(Volatile.Read(ref accepted) >= stats.Ok, $"{accepted} connections for {stats.Ok} responses");
+        Assert.Equal(0, Volatile.Read(ref withoutClose));
+    }
+
+    [Fact]
     public async Task TcpEcho_ExchangesTheGivenSize()
     {
         await using var server = new EchoServer(AnyLoopbackPort);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net.Security;
 using Forwarder.Configuration;
@@ -17,13 +18,13 @@ namespace Forwarder.Relay;
 /// within the asker's stream and bandwidth limits. The relay sees only which node talks to
 /// which target, never touches what the streams carry beyond copying it.
 /// </summary>
-internal sealed partial class RelayServer(RelayConfig config, IConnectionListenerFactory listeners, RelayRegistry registry, ILogger<RelayServer> logger) : IHostedService, IAsyncDisposable
+internal sealed partial class RelayServer(RelayConfig config, IConnectionListenerFactory listeners, RelayRegistry registry, MemoryPool<byte> pool, ILogger<RelayServer> logger) : IHostedService, IAsyncDisposable
 {
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan FarAnswerTimeout = TimeSpan.FromSeconds(30);
 
     private readonly NodeCredentials _credentials = new(config.Name, config.Identity, config.Authority, logger);
-    private readonly YamuxOptions _mux = LinkDialer.Options(NodeConfig.DefaultKeepAlive);
+    private readonly YamuxOptions _mux = LinkDialer.Options(NodeConfig.DefaultKeepAlive, pool);
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Task, byte> _sessions = new();
     private IConnectionListener? _listener;

@@ -69,6 +69,7 @@ internal static class ForwarderHost
             sp.GetRequiredService<ConfigSource>(),
             sp.GetRequiredService<TcpConnectionFactory>(),
             (stream, stopping) => sp.GetRequiredService<HostedEndpointServer>().ServeAsync(stream, linkedPeer: null, stopping),
+            sp.GetRequiredService<MemoryPool<byte>>(),
             sp.GetRequiredService<ForwarderMetrics>(),
             sp.GetRequiredService<ILogger<RelayLinks>>()));
 

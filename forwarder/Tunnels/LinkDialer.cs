@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
@@ -16,8 +17,9 @@ internal static class LinkDialer
 {
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>yamux as this node's links and relay sessions use it: the link window, and pings at the node's keep-alive.</summary>
-    public static YamuxOptions Options(TimeSpan keepAlive) => NodeCredentials.LinkMux with { KeepAliveInterval = keepAlive, PingTimeout = keepAlive };
+    /// <summary>yamux as this node's links and relay sessions use it: the link window, pings at the node's keep-alive, stream buffers from the transport's pool.</summary>
+    public static YamuxOptions Options(TimeSpan keepAlive, MemoryPool<byte> pool)
+        => NodeCredentials.LinkMux with { KeepAliveInterval = keepAlive, PingTimeout = keepAlive, Pool = pool };
 
     /// <summary>Connects to <paramref name="endPoint"/>, where only <paramref name="expectedName"/>'s certificate (for the role <paramref name="protocol"/> implies) is accepted.</summary>
     /// <exception cref="Exception">Connect, TLS or authentication failed, or the handshake took longer than 10 s.</exception>

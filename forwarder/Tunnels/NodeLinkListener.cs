@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net.Security;
 using System.Net.Sockets;
@@ -23,6 +24,7 @@ internal sealed partial class NodeLinkListener(
     ConfigSource source,
     IConnectionListenerFactory listeners,
     HostedEndpointServer streams,
+    MemoryPool<byte> pool,
     ForwarderMetrics metrics,
     ILogger<NodeLinkListener> logger) : IHostedService, IAsyncDisposable
 {
@@ -109,7 +111,7 @@ internal sealed partial class NodeLinkListener(
 
         var peer = verdict.Name!;
         await using var link = new TlsConnection(connection, ssl, carrier);
-        await using var session = new YamuxSession(link, isClient: false, LinkDialer.Options(node.KeepAlive));
+        await using var session = new YamuxSession(link, isClient: false, LinkDialer.Options(node.KeepAlive, pool));
         _sessions[session] = peer;
         var peerMetrics = metrics.Peer(peer);
         peerMetrics.LinkUp();

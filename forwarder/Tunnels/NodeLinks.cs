@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Forwarder.Configuration;
@@ -18,7 +19,7 @@ namespace Forwarder.Tunnels;
 /// go direct again once it is back), or the link broke under a stream's request. A stream asks
 /// the far node to connect to a target and carries the connection once that node says it is made.
 /// </summary>
-internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
+internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, MemoryPool<byte> pool, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
 {
     /// <summary>How long a peer's first stream waits for its direct link before settling for a relay.</summary>
     private static readonly TimeSpan DirectGrace = TimeSpan.FromSeconds(2);
@@ -140,7 +141,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             var config = source.Initial.Node ?? throw new SocketException((int)SocketError.HostUnreachable);
             var peer = config.Peer(node) ?? throw new SocketException((int)SocketError.HostUnreachable);
             _credentials ??= new NodeCredentials(config, _logger);
-            link = new PeerLink(peer, this, LinkDialer.Options(config.KeepAlive));
+            link = new PeerLink(peer, this, LinkDialer.Options(config.KeepAlive, pool));
             _links[node] = link;
             return link;
         }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.Sockets;
 using Forwarder.Configuration;
 using Forwarder.Metrics;
@@ -21,6 +22,7 @@ internal sealed partial class RelayLinks(
     ConfigSource source,
     TcpConnectionFactory tcp,
     Func<YamuxStream, CancellationToken, Task> serve,
+    MemoryPool<byte> pool,
     ForwarderMetrics metrics,
     ILogger<RelayLinks> logger) : IHostedService, IAsyncDisposable
 {
@@ -47,7 +49,7 @@ internal sealed partial class RelayLinks(
         }
 
         _credentials = new NodeCredentials(node, _logger);
-        var options = LinkDialer.Options(node.KeepAlive);
+        var options = LinkDialer.Options(node.KeepAlive, pool);
         _relays = [.. node.Relays.Select(r => new RelayLink(r, node.Name, this, options))];
         _running = Task.WhenAll(_relays.Select(r => r.RunAsync(_stopping.Token)));
         return Task.CompletedTask;

@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Forwarder.Transports.Mux;
 
 /// <summary>How a yamux session behaves; the defaults are the spec's and hashicorp/yamux's.</summary>
@@ -11,6 +13,13 @@ public sealed record YamuxOptions
 
     /// <summary>The largest data frame this side sends.</summary>
     public int MaxFrameData { get; init; } = 64 * 1024;
+
+    /// <summary>
+    /// Where the streams' pipes take their buffers, in its largest blocks. Give the transport's
+    /// pool: the shared array pool keeps too few buffers for a stream's megabyte in flight, and
+    /// every miss is a new array the GC clears and collects (a fifth of a link's CPU under bulk).
+    /// </summary>
+    public MemoryPool<byte> Pool { get; init; } = MemoryPool<byte>.Shared;
 
     /// <summary>Streams open at once; a SYN beyond it is refused with RST.</summary>
     public int MaxStreams { get; init; } = 4096;

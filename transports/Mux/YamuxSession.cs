@@ -85,7 +85,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
             // SYNs leave in the order their ids were taken: the peer requires rising ids.
             var id = _nextStreamId;
             _nextStreamId += 2;
-            stream = new YamuxStream(this, id, Options.ReceiveWindow);
+            stream = new YamuxStream(this, id, Options.ReceiveWindow, Options.Pool);
             _streams[id] = stream;
             Interlocked.Increment(ref _openStreams);
             Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, id, stream.InitialGrant()));
@@ -329,7 +329,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
             return null;
         }
 
-        var stream = new YamuxStream(this, id, Options.ReceiveWindow);
+        var stream = new YamuxStream(this, id, Options.ReceiveWindow, Options.Pool);
         _streams[id] = stream;
         Interlocked.Increment(ref _openStreams);
         Send(new YamuxHeader(YamuxFrameType.WindowUpdate, YamuxFlags.Ack, id, stream.InitialGrant()));

@@ -42,7 +42,7 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
     private bool _inputEndPending;
     private Exception? _inputEndReason;
 
-    internal YamuxStream(YamuxSession session, uint id, int receiveWindow)
+    internal YamuxStream(YamuxSession session, uint id, int receiveWindow, MemoryPool<byte> pool)
     {
         _session = session;
         Id = id;
@@ -52,8 +52,10 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
         // The receive window bounds what the peer may send, so the input never pushes back on the
         // session's reader. Inline readers: the application reads on the session's reader, and the
         // pump frames what the application writes on the application's own flush.
-        _input = new Pipe(new PipeOptions(pauseWriterThreshold: 0, readerScheduler: PipeScheduler.Inline, useSynchronizationContext: false));
-        _output = new Pipe(new PipeOptions(pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024, readerScheduler: PipeScheduler.Inline, useSynchronizationContext: false));
+        // A block pool's blocks whole (a frame's payload in one segment); the shared pool has no block size.
+        var segment = pool == MemoryPool<byte>.Shared ? 4096 : pool.MaxBufferSize;
+        _input = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, pauseWriterThreshold: 0, minimumSegmentSize: segment, useSynchronizationContext: false));
+        _output = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024, minimumSegmentSize: segment, useSynchronizationContext: false));
         Transport = new DuplexPipe(new WindowedReader(this, _input.Reader), _output.Writer);
         ConnectionId = $"{session.Id}/{id}";
         ConnectionClosed = _closed.Token;

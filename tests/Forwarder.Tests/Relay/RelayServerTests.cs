@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Net.Sockets;
 using Forwarder.Configuration;
@@ -241,7 +242,7 @@ public sealed class RelayServerTests : IDisposable
     private async Task<(Forwarder.Transports.Mux.YamuxSession Session, Microsoft.AspNetCore.Connections.ConnectionContext Link)> DialAndRegisterAsync(RunningRelay relay, string name)
     {
         using var credentials = Credentials(name, _mesh.Directory);
-        var link = await LinkDialer.DialAsync(Tcp(), relay.EndPoint, credentials, relay.Name, NodeCredentials.RelayProtocol, LinkDialer.Options(TimeSpan.FromSeconds(30)), CancellationToken.None);
+        var link = await LinkDialer.DialAsync(Tcp(), relay.EndPoint, credentials, relay.Name, NodeCredentials.RelayProtocol, LinkDialer.Options(TimeSpan.FromSeconds(30), MemoryPool<byte>.Shared), CancellationToken.None);
         var (stream, status) = await TunnelHandshake.RequestAsync(link.Session, new TunnelRequest(TunnelRequestKind.Register, name, string.Empty), CancellationToken.None);
         Assert.Equal(TunnelStatus.Connected, status);
         await stream!.DisposeAsync();
@@ -252,7 +253,7 @@ public sealed class RelayServerTests : IDisposable
     private static async Task<TunnelStatus?> RegisterAsync(RunningRelay relay, string certificate, string asName, string folder)
     {
         using var credentials = Credentials(certificate, folder);
-        var link = await LinkDialer.DialAsync(Tcp(), relay.EndPoint, credentials, relay.Name, NodeCredentials.RelayProtocol, LinkDialer.Options(TimeSpan.FromSeconds(5)), CancellationToken.None);
+        var link = await LinkDialer.DialAsync(Tcp(), relay.EndPoint, credentials, relay.Name, NodeCredentials.RelayProtocol, LinkDialer.Options(TimeSpan.FromSeconds(5), MemoryPool<byte>.Shared), CancellationToken.None);
         await using var connection = link.Connection;
         await using var session = link.Session;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));

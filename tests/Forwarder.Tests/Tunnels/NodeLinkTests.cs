@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Forwarder.Metrics;
@@ -177,7 +178,7 @@ public sealed class NodeLinkTests : IDisposable
         });
 
         using var node = Credentials("edge-a");
-        var refused = await Assert.ThrowsAsync<System.Security.Authentication.AuthenticationException>(() => LinkDialer.DialAsync(Tcp(), listener.LocalEndpoint, node, "edge-b", NodeCredentials.RelayProtocol, LinkDialer.Options(TimeSpan.FromSeconds(30)), CancellationToken.None));
+        var refused = await Assert.ThrowsAsync<System.Security.Authentication.AuthenticationException>(() => LinkDialer.DialAsync(Tcp(), listener.LocalEndpoint, node, "edge-b", NodeCredentials.RelayProtocol, LinkDialer.Options(TimeSpan.FromSeconds(30), MemoryPool<byte>.Shared), CancellationToken.None));
         Assert.Contains("forwarder://node/edge-b, where a relay was expected", refused.Message, StringComparison.Ordinal);
         await serving;
     }
@@ -318,7 +319,7 @@ public sealed class NodeLinkTests : IDisposable
         DialledLink link;
         try
         {
-            link = await LinkDialer.DialAsync(Tcp(), endPoint, credentials, "edge-b", NodeCredentials.LinkProtocol, LinkDialer.Options(TimeSpan.FromSeconds(30)), CancellationToken.None);
+            link = await LinkDialer.DialAsync(Tcp(), endPoint, credentials, "edge-b", NodeCredentials.LinkProtocol, LinkDialer.Options(TimeSpan.FromSeconds(30), MemoryPool<byte>.Shared), CancellationToken.None);
         }
         catch (Exception ex) when (ex is IOException or System.Security.Authentication.AuthenticationException)
         {

@@ -97,7 +97,7 @@ internal sealed class ServiceModel : IAsyncDisposable
                 ? new LocalityOptions([.. config.Endpoints.Select(locality.LevelOf)], locality.OverprovisioningFactor, metrics.LocalityPicks)
                 : null);
         var checker = config.HealthCheck is { } options
-            ? new ActiveHealthChecker(options, health, [.. endpoints.Select(e => new HealthCheckTarget(e.Health, e.Config.EndPoint, e.Config.Address))], time, configureSocket: mark is { } value ? s => Interception.SocketMark.Set(s, value) : null)
+            ? new ActiveHealthChecker(options, health, [.. endpoints.Select(e => new HealthCheckTarget(e.Health, e.Config.EndPoint, e.Config.Address))], time, configureSocket: mark is { } value ? s => Transports.Tcp.SocketMark.Set(s, value) : null)
             : null;
         return new ServiceModel(config, endpoints, balancer, health, metrics, group, checker, time);
     }

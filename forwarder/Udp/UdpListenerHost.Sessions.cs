@@ -89,7 +89,7 @@ internal sealed partial class UdpListenerHost
         {
             if (mark is { } value)
             {
-                Interception.SocketMark.Set(socket, value);
+                Transports.Tcp.SocketMark.Set(socket, value);
             }
 
             // Connected, the kernel delivers only this endpoint's datagrams to the socket, and

@@ -50,7 +50,7 @@ public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool
             TcpSocketConfigurator.Apply(socket, options);
             if (options.Mark is { } mark)
             {
-                TcpSocketConfigurator.SetMark(socket, mark);
+                SocketMark.Set(socket, mark);
             }
 
             if (splicer is not null && endpoint is IPEndPoint)

@@ -74,14 +74,14 @@ internal sealed class BackendNamespace : IAsyncDisposable
         }
 
         _server?.Dispose();
-        Run("ip", "netns", "del", Namespace);
-        Run("ip", "netns", "exec", _node, "ip", "link", "del", _link);
+        InterceptLab.Run("ip", ["netns", "del", Namespace], check: false);
+        InterceptLab.Run("ip", ["netns", "exec", _node, "ip", "link", "del", _link], check: false);
         return ValueTask.CompletedTask;
     }
 
     private async Task BuildAsync(int index)
     {
-        Run("ip", "netns", "add", Namespace);
+        InterceptLab.Run("ip", ["netns", "add", Namespace]);
         InterceptLab.Exec(Namespace, "ip", "link", "set", "lo", "up");
         InterceptLab.Exec(_node, "ip", "link", "add", _link, "type", "veth", "peer", "name", "eth0", "netns", Namespace);
         InterceptLab.Exec(_node, "ip", "addr", "add", $"198.19.{210 + index}.1/24", "dev", _link);
@@ -111,17 +111,5 @@ internal sealed class BackendNamespace : IAsyncDisposable
                 }
             },
             $"backend {Name} listens in {Namespace}");
-    }
-
-    private static void Run(params string[] command)
-    {
-        var start = new ProcessStartInfo(command[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in command.Skip(1))
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(start)!;
-        process.WaitForExit();
     }
 }

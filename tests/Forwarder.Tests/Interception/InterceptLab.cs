@@ -162,7 +162,8 @@ public sealed partial class InterceptLab : IDisposable
         Exec(Node, "sysctl", "-qw", "net.ipv4.ip_forward=0");
     }
 
-    private static string Run(string file, string[] arguments, bool check = true)
+    /// <summary>Runs a command in this process's namespace and returns its output; a failure throws unless <paramref name="check"/> is false.</summary>
+    internal static string Run(string file, string[] arguments, bool check = true)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in arguments)

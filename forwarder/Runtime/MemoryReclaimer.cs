@@ -47,18 +47,17 @@ internal sealed partial class MemoryReclaimer(
     /// <summary>
     /// Once the process has started: what start-up allocated (the config's YAML tree, the hosts'
     /// builders, the admin warm-up's requests) is garbage, and with nothing allocating while idle
-    /// no collection would ever run to give its few MB back. Growth is counted from what is left.
-    /// The executable's pages are left alone: releasing them (MADV_DONTNEED on its read-only
-    /// segments) made the NativeAOT binary abort in code first run after it (the thread pool's
-    /// wait thread retiring after 20 idle seconds, the rule removal at SIGTERM).
+    /// no collection would ever run to give its few MB back; the executable's pages start-up alone
+    /// read are let go too (<see cref="ExecutablePages"/>). Growth is counted from what is left.
     /// </summary>
     public void ReleaseStartupMemory()
     {
         var started = time.GetTimestamp();
         var resident = Environment.WorkingSet;
         CollectAndDecommit();
+        var (unmapped, written) = ExecutablePages.Release();
         _policy.Begin(CommittedBytes());
-        LogStartupReleased(logger, resident / Mebi, Environment.WorkingSet / Mebi, CommittedBytes() / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
+        LogStartupReleased(logger, resident / Mebi, Environment.WorkingSet / Mebi, unmapped / Mebi, written / 1024, CommittedBytes() / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
     }
 
     /// <summary>Lets the pools' idle blocks go, then collects and decommits; returns the committed bytes before and after.</summary>
@@ -119,6 +118,6 @@ internal sealed partial class MemoryReclaimer(
     [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "Memory reclaimed after a peak of connections ({Connections} open now): managed heap committed {BeforeMiB} MiB -> {AfterMiB} MiB in {Ms:F1} ms")]
     private static partial void LogReclaimed(ILogger logger, int connections, long beforeMiB, long afterMiB, double ms);
 
-    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Start-up memory released: resident {BeforeMiB} MiB -> {AfterMiB} MiB (managed heap committed {CommittedMiB} MiB) in {Ms:F1} ms")]
-    private static partial void LogStartupReleased(ILogger logger, long beforeMiB, long afterMiB, long committedMiB, double ms);
+    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Start-up memory released: resident {BeforeMiB} MiB -> {AfterMiB} MiB ({UnmappedMiB} MiB of the executable's read-only pages unmapped, {WrittenKiB} KiB it had written kept; managed heap committed {CommittedMiB} MiB) in {Ms:F1} ms")]
+    private static partial void LogStartupReleased(ILogger logger, long beforeMiB, long afterMiB, long unmappedMiB, long writtenKiB, long committedMiB, double ms);
 }

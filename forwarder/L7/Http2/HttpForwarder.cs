@@ -28,11 +28,6 @@ internal sealed partial class HttpForwarder
         "x-forwarded-proto", "x-forwarded-host",
     };
 
-    private const int CopyBufferSize = 16 * 1024;
-
-    /// <summary>The most response bytes held in Kestrel's output before a flush while the upstream keeps them coming.</summary>
-    private const int MaxUnflushed = 64 * 1024;
-
     private readonly ConnectionTracker _tracker;
     private readonly ILogger<HttpForwarder> _logger;
     private readonly LogThrottle _throttle = new();
@@ -329,47 +324,23 @@ internal sealed partial class HttpForwarder
             return;
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
-        var reading = false;
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
         try
         {
+            // The head goes out now: a streaming response's first message may be long in coming
+            // (a gRPC server waiting for the client's), and the client waits for the head first.
             await outgoing.StartAsync(context.RequestAborted).ConfigureAwait(false);
-            var writer = outgoing.BodyWriter;
-            var unflushed = 0;
-            reading = true;
-            var pending = body.ReadAsync(buffer, context.RequestAborted);
-            while (true)
+            await outgoing.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+            int read;
+            while ((read = await body.ReadAsync(buffer, context.RequestAborted).ConfigureAwait(false)) > 0)
             {
-                if (!pending.IsCompleted || unflushed >= MaxUnflushed)
-                {
-                    // Flushed before waiting on the upstream: the head goes out now, as the messages
-                    // of a stream do, since a streaming response's next one may be long in coming
-                    // (a gRPC server waiting for the client's). What the upstream already sent (a
-                    // unary call's whole answer) goes out in one write, trailers included.
-                    await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
-                    unflushed = 0;
-                }
-
-                var read = await pending.ConfigureAwait(false);
-                reading = false;
-                if (read == 0)
-                {
-                    break;
-                }
-
-                writer.Write(buffer.AsSpan(0, read));
-                unflushed += read;
-                reading = true;
-                pending = body.ReadAsync(buffer, context.RequestAborted);
+                await outgoing.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted).ConfigureAwait(false);
+                await outgoing.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
             }
         }
         finally
         {
-            // A read the client's going left pending may still write into the buffer: then it is the GC's, not the pool's.
-            if (!reading)
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
+            ArrayPool<byte>.Shared.Return(buffer);
         }
 
         if (response.TrailingHeaders.Any() && context.Features.Get<IHttpResponseTrailersFeature>() is { } trailers)

@@ -16,9 +16,8 @@ internal enum ClientBodyFault
 }
 
 /// <summary>
-/// A request body passed to the upstream as it arrives from the client, flushed whenever the
-/// client has nothing more yet: a gRPC client stream's messages go out one by one, not when a
-/// buffer fills, and the
+/// A request body passed to the upstream as it arrives from the client, flushed after every
+/// read: a gRPC client stream's messages go out one by one, not when a buffer fills, and the
 /// upstream's response can start before the client has finished sending. It enforces the
 /// listener's maxBodySize as bytes arrive, and records whether a failure was the client's, so
 /// the upstream is not blamed for it.
@@ -43,18 +42,28 @@ internal sealed class StreamingContent(PipeReader body, long? length, long? maxS
     protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
     {
         Started = true;
+
+        // SocketsHttpHandler holds an HTTP/2 request's headers back until its body is written or
+        // flushed. The upstream must see the request now, not when the client's first message
+        // comes: a server that answers before reading (a gRPC server stream) would wait forever.
+        await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
         while (true)
         {
-            if (!TryReadClient(out var result))
+            ReadResult result;
+
+            // Left set when the read is cancelled: the exchange that gave up was waiting on the client.
+            _waitingOnClient = true;
+            try
             {
-                // What was written goes out before waiting on the client. The first time, that is
-                // the request's headers, which SocketsHttpHandler holds back until its body is
-                // written or flushed: a server that answers before reading (a gRPC server stream)
-                // must see the request now, not when the client's first message comes. A body
-                // already here (a unary call's) goes in one write with them.
-                await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
-                result = await ReadClientAsync(cancellationToken).ConfigureAwait(false);
+                result = await body.ReadAsync(cancellationToken).ConfigureAwait(false);
             }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                Fault = ClientBodyFault.Failed;
+                throw new IOException("The client's request body broke off.", ex);
+            }
+
+            _waitingOnClient = false;
 
             _read += result.Buffer.Length;
             if (_read > maxSize)
@@ -70,42 +79,12 @@ internal sealed class StreamingContent(PipeReader body, long? length, long? maxS
             }
 
             body.AdvanceTo(result.Buffer.End);
+            await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
             if (result.IsCompleted || result.IsCanceled)
             {
-                // SocketsHttpHandler ends the stream and flushes once the content returns.
                 Completed = result.IsCompleted;
                 return;
             }
-        }
-    }
-
-    private bool TryReadClient(out ReadResult result)
-    {
-        try
-        {
-            return body.TryRead(out result);
-        }
-        catch (Exception ex)
-        {
-            Fault = ClientBodyFault.Failed;
-            throw new IOException("The client's request body broke off.", ex);
-        }
-    }
-
-    private async ValueTask<ReadResult> ReadClientAsync(CancellationToken cancellationToken)
-    {
-        // Left set when the read is cancelled: the exchange that gave up was waiting on the client.
-        _waitingOnClient = true;
-        try
-        {
-            var result = await body.ReadAsync(cancellationToken).ConfigureAwait(false);
-            _waitingOnClient = false;
-            return result;
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            Fault = ClientBodyFault.Failed;
-            throw new IOException("The client's request body broke off.", ex);
         }
     }
 

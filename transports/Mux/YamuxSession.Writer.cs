@@ -9,9 +9,8 @@ namespace Forwarder.Transports.Mux;
 /// The inline writer. Frames queue lock-free; the first thread to find the connection free takes
 /// it and writes every queued frame in one batch and one flush (one TLS write), others queue and
 /// return. Frames queued while a batch is written go out in the next, so under load frames batch
-/// up without a thread hop, and alone a frame goes out on the thread that made it. A data frame is
-/// never copied on its way: it is framed straight from the stream's pipe, whether written at once
-/// or queued (the stream keeps its buffer until the writer is done with it). The reader's
+/// up without a thread hop, and alone a frame goes out on the thread that made it (a data frame
+/// framed straight from the stream's pipe, without a copy). The reader's
 /// batch is a batch too: what the streams' inline readers queue while it is handled goes out
 /// once it ends, with the window updates it made due.
 /// </summary>
@@ -65,35 +64,30 @@ public sealed partial class YamuxSession
     {
         if (Volatile.Read(ref _closed) == 0)
         {
-            _data.Enqueue(new OutboundFrame(header, default, null));
+            _data.Enqueue(new OutboundFrame(header, null));
             Kick();
         }
     }
 
     /// <summary>
-    /// Sends a data frame of <paramref name="stream"/>'s. With the connection free it is framed
-    /// straight from the payload into the connection, behind whatever was queued; otherwise it
-    /// queues as it is, and the stream keeps the payload's buffer until <see cref="YamuxStream.FrameWritten"/>.
+    /// Sends a data frame; the caller may release the payload once this returns. With the
+    /// connection free it is framed straight from the caller's buffer into the connection, behind
+    /// whatever was queued; otherwise a copy queues for the thread writing.
     /// </summary>
-    internal void SendData(YamuxStream stream, YamuxFlags flags, in ReadOnlySequence<byte> payload)
+    internal void SendData(uint streamId, YamuxFlags flags, in ReadOnlySequence<byte> payload)
     {
         if (Volatile.Read(ref _closed) != 0)
         {
             throw new YamuxSessionClosedException("The yamux session has ended.");
         }
 
-        var header = new YamuxHeader(YamuxFrameType.Data, flags, stream.Id, (uint)payload.Length);
+        var header = new YamuxHeader(YamuxFrameType.Data, flags, streamId, (uint)payload.Length);
         if (t_batching == this || !WritesInline || Interlocked.CompareExchange(ref _writer, WriterOwned, WriterFree) != WriterFree)
         {
-            stream.FrameQueued();
-            _data.Enqueue(new OutboundFrame(header, payload, stream));
+            var copy = ArrayPool<byte>.Shared.Rent((int)payload.Length);
+            payload.CopyTo(copy);
+            _data.Enqueue(new OutboundFrame(header, copy));
             Kick();
-            if (Volatile.Read(ref _writer) == WriterDone)
-            {
-                // The session ended as it queued: nobody writes it, and its stream must not wait for it.
-                DropQueued();
-            }
-
             return;
         }
 
@@ -286,33 +280,12 @@ public sealed partial class YamuxSession
             // A SYN queued before this frame's data is written before it.
             WriteControl(output);
             WriteHeader(output, frame.Header);
-            if (frame.Stream is { } stream)
+            if (frame.Payload is { } payload)
             {
-                try
-                {
-                    foreach (var segment in frame.Payload)
-                    {
-                        output.Write(segment.Span);
-                    }
-                }
-                finally
-                {
-                    // Copied into the connection (or lost with it): the stream may release its buffer.
-                    // It may resume on this thread, queueing its next frames into this batch.
-                    stream.FrameWritten();
-                }
-
+                output.Write(payload.AsSpan(0, (int)frame.Header.Length));
+                ArrayPool<byte>.Shared.Return(payload);
                 unflushed += frame.Header.Length;
             }
-        }
-    }
-
-    /// <summary>Once nobody writes again: lets go of what is queued, so no stream waits for its frames.</summary>
-    private void DropQueued()
-    {
-        while (_data.TryDequeue(out var left))
-        {
-            left.Stream?.FrameWritten();
         }
     }
 
@@ -358,9 +331,14 @@ public sealed partial class YamuxSession
             // The connection is gone: nothing more can be sent.
         }
 
-        // A full fence before the queue is looked at: a frame queued meanwhile is dropped here or by SendData.
-        Interlocked.Exchange(ref _writer, WriterDone);
-        DropQueued();
+        Volatile.Write(ref _writer, WriterDone);
+        while (_data.TryDequeue(out var left))
+        {
+            if (left.Payload is { } payload)
+            {
+                ArrayPool<byte>.Shared.Return(payload);
+            }
+        }
 
         try
         {
@@ -381,6 +359,6 @@ public sealed partial class YamuxSession
         output.Advance(YamuxHeader.Size);
     }
 
-    /// <summary>A data frame (its payload in its stream's pipe), or a FIN that must stay behind the stream's data (no stream).</summary>
-    private readonly record struct OutboundFrame(YamuxHeader Header, ReadOnlySequence<byte> Payload, YamuxStream? Stream);
+    /// <summary>A data frame (with its copied payload), or a FIN that must stay behind the stream's data.</summary>
+    private readonly record struct OutboundFrame(YamuxHeader Header, byte[]? Payload);
 }

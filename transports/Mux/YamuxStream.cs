@@ -33,8 +33,6 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
     private int _windowUpdateDue;
     private TaskCompletionSource? _windowWaiter;
     private Task _pumping = Task.CompletedTask;
-    private int _framesQueued;
-    private TaskCompletionSource? _framesWritten;
     private bool _localClosed;
     private bool _remoteClosed;
     private bool _reset;
@@ -263,12 +261,10 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
                         _sendWindow -= take;
                     }
 
-                    _session.SendData(this, YamuxFlags.None, buffer.Slice(0, take));
+                    _session.SendData(Id, YamuxFlags.None, buffer.Slice(0, take));
                     buffer = buffer.Slice(take);
                 }
 
-                // Frames the session queued are still in this buffer until its writer has copied them out.
-                await FramesWrittenAsync().ConfigureAwait(false);
                 reader.AdvanceTo(result.Buffer.End);
                 if (result.IsCompleted || Volatile.Read(ref _reset))
                 {
@@ -295,45 +291,8 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
         }
         finally
         {
-            // Never hand the pipe's buffers back while queued frames still point into them.
-            await FramesWrittenAsync().ConfigureAwait(false);
             await reader.CompleteAsync().ConfigureAwait(false);
         }
-    }
-
-    /// <summary>The session queued one of this stream's frames without copying it.</summary>
-    internal void FrameQueued() => Interlocked.Increment(ref _framesQueued);
-
-    /// <summary>The session's writer copied a queued frame into the connection, or dropped it with the session.</summary>
-    internal void FrameWritten()
-    {
-        if (Interlocked.Decrement(ref _framesQueued) == 0)
-        {
-            Interlocked.Exchange(ref _framesWritten, null)?.TrySetResult();
-        }
-    }
-
-    /// <summary>
-    /// Completes once every frame queued is written. Not asynchronously: the pump resumes on the
-    /// writer's thread and queues its next frames into the batch under way, with no thread hop.
-    /// </summary>
-    private Task FramesWrittenAsync()
-    {
-        if (Volatile.Read(ref _framesQueued) == 0)
-        {
-            return Task.CompletedTask;
-        }
-
-        var written = new TaskCompletionSource();
-        Interlocked.Exchange(ref _framesWritten, written);
-
-        // The last frame may have been written before the waiter was there to be told.
-        if (Volatile.Read(ref _framesQueued) == 0)
-        {
-            Interlocked.Exchange(ref _framesWritten, null)?.TrySetResult();
-        }
-
-        return written.Task;
     }
 
     /// <summary>Ends the application's input, or, while the session's reader is flushing into it, has the reader end it once the flush is back.</summary>

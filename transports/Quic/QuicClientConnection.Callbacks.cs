@@ -1,0 +1,107 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using static Forwarder.Transports.Quic.Ngtcp2Native;
+
+namespace Forwarder.Transports.Quic;
+
+// ngtcp2's callbacks. They run inside ngtcp2 calls the connection makes under its lock, so they touch
+// state directly; none may throw into native code.
+internal sealed unsafe partial class QuicClientConnection
+{
+    [UnmanagedCallersOnly]
+    private static nint GetConnection(CryptoConnRef* connRef) => From(connRef->UserData)._conn;
+
+    [UnmanagedCallersOnly]
+    private static int OnHandshakeCompleted(nint conn, void* userData)
+    {
+        From(userData)._handshake.TrySetResult();
+        return 0;
+    }
+
+    [UnmanagedCallersOnly]
+    private static int OnReceiveStreamData(nint conn, uint flags, long streamId, ulong offset, byte* data, nuint length,
+        void* userData, void* streamUserData)
+    {
+        try
+        {
+            var self = From(userData);
+            if (self._streams.TryGetValue(streamId, out var stream))
+            {
+                stream.OnReceived(new ReadOnlySpan<byte>(data, (int)length), (flags & StreamDataFlagFin) != 0);
+            }
+            else
+            {
+                // A peer-opened stream nobody accepts yet (e.g. HTTP/3 control streams): discard, keep the window open.
+                _ = ExtendMaxStreamOffset(conn, streamId, length);
+                ExtendMaxOffset(conn, length);
+            }
+
+            return 0;
+        }
+        catch
+        {
+            return ErrCallbackFailure;
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static int OnAckedStreamData(nint conn, long streamId, ulong offset, ulong length, void* userData, void* streamUserData)
+    {
+        var self = From(userData);
+        if (self._streams.TryGetValue(streamId, out var stream))
+        {
+            stream.Send.OnAcked((long)offset, (long)length);
+            stream.ReleaseSpaceWaiter();
+        }
+
+        return 0;
+    }
+
+    [UnmanagedCallersOnly]
+    private static int OnStreamClose(nint conn, uint flags, long streamId, ulong appErrorCode, void* userData, void* streamUserData)
+    {
+        var self = From(userData);
+        if (self._streams.Remove(streamId, out var stream))
+        {
+            stream.OnClosed(null);
+        }
+
+        return 0;
+    }
+
+    [UnmanagedCallersOnly]
+    private static int OnStreamReset(nint conn, long streamId, ulong finalSize, ulong appErrorCode, void* userData, void* streamUserData)
+    {
+        var self = From(userData);
+        if (self._streams.TryGetValue(streamId, out var stream))
+        {
+            stream.OnClosed(new QuicException($"stream {streamId} reset by the peer (error {appErrorCode})"));
+        }
+
+        return 0;
+    }
+
+    [UnmanagedCallersOnly]
+    private static int OnExtendMaxLocalStreamsBidi(nint conn, ulong maxStreams, void* userData)
+    {
+        var self = From(userData);
+        var waiter = self._streamsAvailable;
+        self._streamsAvailable = null;
+        waiter?.TrySetResult();
+        return 0;
+    }
+
+    [UnmanagedCallersOnly]
+    private static void OnRand(byte* dest, nuint length, void* randContext) =>
+        RandomNumberGenerator.Fill(new Span<byte>(dest, (int)length));
+
+    [UnmanagedCallersOnly]
+    private static int OnGetNewConnectionId(nint conn, Cid* cid, byte* token, nuint cidLength, void* userData)
+    {
+        cid->DataLength = cidLength;
+        RandomNumberGenerator.Fill(new Span<byte>(cid->Data, (int)cidLength));
+        RandomNumberGenerator.Fill(new Span<byte>(token, StatelessResetTokenLength));
+        return 0;
+    }
+}

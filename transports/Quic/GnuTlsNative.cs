@@ -7,7 +7,9 @@ internal static unsafe partial class GnuTlsNative
 {
     private const string Lib = "libgnutls.so.30";
 
+    public const uint Server = 1;
     public const uint Client = 1 << 1;
+    public const uint AlpnMandatory = 1;
     public const uint NoEndOfEarlyData = 1 << 22;
     public const int CredentialsCertificate = 1;
     public const int X509FormatPem = 1;
@@ -45,6 +47,9 @@ internal static unsafe partial class GnuTlsNative
     /// <returns>The number of certificates loaded, or a negative error.</returns>
     [LibraryImport(Lib, EntryPoint = "gnutls_certificate_set_x509_trust_file", StringMarshalling = StringMarshalling.Utf8)]
     public static partial int CertificateSetTrustFile(nint credentials, string caFile, int format);
+
+    [LibraryImport(Lib, EntryPoint = "gnutls_certificate_set_x509_key_file", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int CertificateSetKeyFile(nint credentials, string certificateFile, string keyFile, int format);
 
     [LibraryImport(Lib, EntryPoint = "gnutls_credentials_set")]
     public static partial int CredentialsSet(nint session, int type, nint credentials);

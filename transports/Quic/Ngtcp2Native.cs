@@ -85,6 +85,25 @@ internal static unsafe partial class Ngtcp2Native
         public nuint Length;
     }
 
+    /// <summary>ngtcp2_pkt_hd: only the fields the server reads are named.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 112)]
+    public struct PacketHeader
+    {
+        [FieldOffset(0)] public Cid Dcid;
+        [FieldOffset(32)] public Cid Scid;
+        [FieldOffset(104)] public uint Version;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct VersionCid
+    {
+        public uint Version;
+        public byte* Dcid;
+        public nuint DcidLength;
+        public byte* Scid;
+        public nuint ScidLength;
+    }
+
     [StructLayout(LayoutKind.Sequential)]
     public struct CryptoConnRef
     {
@@ -116,6 +135,18 @@ internal static unsafe partial class Ngtcp2Native
     public static partial int ClientNew(nint* conn, Cid* dcid, Cid* scid, Ngtcp2Path* path, uint version,
         int callbacksVersion, Callbacks* callbacks, int settingsVersion, void* settings,
         int transportParamsVersion, void* parameters, void* mem, void* userData);
+
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_server_new_versioned")]
+    public static partial int ServerNew(nint* conn, Cid* dcid, Cid* scid, Ngtcp2Path* path, uint version,
+        int callbacksVersion, Callbacks* callbacks, int settingsVersion, void* settings,
+        int transportParamsVersion, void* parameters, void* mem, void* userData);
+
+    /// <returns>0 when the datagram is a client Initial a server may accept.</returns>
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_accept")]
+    public static partial int Accept(PacketHeader* header, byte* packet, nuint length);
+
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_pkt_decode_version_cid")]
+    public static partial int DecodeVersionCid(VersionCid* result, byte* packet, nuint length, nuint shortDcidLength);
 
     [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_del")]
     public static partial void ConnDelete(nint conn);
@@ -168,19 +199,30 @@ internal static unsafe partial class Ngtcp2Native
 
     public static string ErrorText(int error) => Marshal.PtrToStringUTF8((nint)StrError(error)) ?? error.ToString();
 
+    [LibraryImport(CryptoLib, EntryPoint = "ngtcp2_crypto_gnutls_configure_server_session")]
+    public static partial int ConfigureServerSession(nint session);
+
     [LibraryImport(CryptoLib, EntryPoint = "ngtcp2_crypto_gnutls_configure_client_session")]
     public static partial int ConfigureClientSession(nint session);
 
     /// <summary>The ngtcp2_crypto_* callbacks the library supplies, as raw function pointers.</summary>
-    public static void SetCryptoCallbacks(Callbacks* callbacks)
+    public static void SetCryptoCallbacks(Callbacks* callbacks, bool server)
     {
         var lib = NativeLibrary.Load(CryptoLib);
-        callbacks->ClientInitial = NativeLibrary.GetExport(lib, "ngtcp2_crypto_client_initial_cb");
+        if (server)
+        {
+            callbacks->RecvClientInitial = NativeLibrary.GetExport(lib, "ngtcp2_crypto_recv_client_initial_cb");
+        }
+        else
+        {
+            callbacks->ClientInitial = NativeLibrary.GetExport(lib, "ngtcp2_crypto_client_initial_cb");
+            callbacks->RecvRetry = NativeLibrary.GetExport(lib, "ngtcp2_crypto_recv_retry_cb");
+        }
+
         callbacks->RecvCryptoData = NativeLibrary.GetExport(lib, "ngtcp2_crypto_recv_crypto_data_cb");
         callbacks->Encrypt = NativeLibrary.GetExport(lib, "ngtcp2_crypto_encrypt_cb");
         callbacks->Decrypt = NativeLibrary.GetExport(lib, "ngtcp2_crypto_decrypt_cb");
         callbacks->HpMask = NativeLibrary.GetExport(lib, "ngtcp2_crypto_hp_mask_cb");
-        callbacks->RecvRetry = NativeLibrary.GetExport(lib, "ngtcp2_crypto_recv_retry_cb");
         callbacks->UpdateKey = NativeLibrary.GetExport(lib, "ngtcp2_crypto_update_key_cb");
         callbacks->DeleteCryptoAeadCtx = NativeLibrary.GetExport(lib, "ngtcp2_crypto_delete_crypto_aead_ctx_cb");
         callbacks->DeleteCryptoCipherCtx = NativeLibrary.GetExport(lib, "ngtcp2_crypto_delete_crypto_cipher_ctx_cb");

@@ -10,12 +10,12 @@ namespace Forwarder.Transports.Quic;
 /// </summary>
 internal sealed class QuicStream
 {
-    private readonly QuicClientConnection _connection;
+    private readonly QuicConnection _connection;
     // No pause threshold: the advertised window is the bound, and the callback cannot wait.
     private readonly Pipe _received = new(new PipeOptions(pauseWriterThreshold: 0, useSynchronizationContext: false));
     private TaskCompletionSource? _spaceWaiter;
 
-    internal QuicStream(QuicClientConnection connection, long id, QuicChunkPool pool)
+    internal QuicStream(QuicConnection connection, long id, QuicChunkPool pool)
     {
         _connection = connection;
         Id = id;

@@ -4,7 +4,7 @@ using Forwarder.Transports.Quic;
 namespace Forwarder.Transports.Tests.Quic;
 
 /// <summary>Our ngtcp2 client against an independent server: Debian's ngtcp2 example (GnuTLS, nghttp3).</summary>
-public sealed class QuicClientConnectionTests : IDisposable
+public sealed class QuicConnectionClientTests : IDisposable
 {
     private const string NodeName = "node-a.mesh.test";
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
@@ -24,7 +24,7 @@ public sealed class QuicClientConnectionTests : IDisposable
         await using var server = await Ngtcp2ExampleServer.StartAsync(_pki, _htdocs);
         using var cts = new CancellationTokenSource(Deadline);
 
-        await using var connection = await QuicClientConnection.ConnectAsync(server.EndPoint, Options(), cts.Token);
+        await using var connection = await QuicConnection.ConnectAsync(server.EndPoint, Options(), cts.Token);
 
         Assert.True(connection.IsHandshakeComplete);
     }
@@ -37,7 +37,7 @@ public sealed class QuicClientConnectionTests : IDisposable
         using var cts = new CancellationTokenSource(Deadline);
 
         var error = await Assert.ThrowsAsync<QuicException>(() =>
-            QuicClientConnection.ConnectAsync(server.EndPoint, Options(caFile: otherPki.CaFile), cts.Token));
+            QuicConnection.ConnectAsync(server.EndPoint, Options(caFile: otherPki.CaFile), cts.Token));
 
         Assert.Contains("did not verify", error.Message);
     }
@@ -49,7 +49,7 @@ public sealed class QuicClientConnectionTests : IDisposable
         using var cts = new CancellationTokenSource(Deadline);
 
         var error = await Assert.ThrowsAsync<QuicException>(() =>
-            QuicClientConnection.ConnectAsync(server.EndPoint, Options(serverName: "node-b.mesh.test"), cts.Token));
+            QuicConnection.ConnectAsync(server.EndPoint, Options(serverName: "node-b.mesh.test"), cts.Token));
 
         Assert.Contains("did not verify", error.Message);
     }
@@ -63,7 +63,7 @@ public sealed class QuicClientConnectionTests : IDisposable
         using var cts = new CancellationTokenSource(Deadline);
         // Windows far below the file size: the transfer only finishes if reads reopen them.
         var options = Options() with { StreamWindow = 64 * 1024, ConnectionWindow = 128 * 1024 };
-        await using var connection = await QuicClientConnection.ConnectAsync(server.EndPoint, options, cts.Token);
+        await using var connection = await QuicConnection.ConnectAsync(server.EndPoint, options, cts.Token);
 
         var stream = await connection.OpenStreamAsync(cts.Token);
         await stream.WriteAsync(MinimalHttp3.Headers("GET", NodeName, "/big.bin"), cts.Token);
@@ -83,7 +83,7 @@ public sealed class QuicClientConnectionTests : IDisposable
         await using var server = await Ngtcp2ExampleServer.StartAsync(_pki, _htdocs,
             "--max-stream-data-bidi-remote=64K", "--max-stream-window=64K", "--max-data=128K", "--max-window=128K");
         using var cts = new CancellationTokenSource(Deadline);
-        await using var connection = await QuicClientConnection.ConnectAsync(server.EndPoint, Options(), cts.Token);
+        await using var connection = await QuicConnection.ConnectAsync(server.EndPoint, Options(), cts.Token);
 
         var stream = await connection.OpenStreamAsync(cts.Token);
         await stream.WriteAsync(MinimalHttp3.Headers("POST", NodeName, "/small.bin"), cts.Token);
@@ -109,7 +109,7 @@ public sealed class QuicClientConnectionTests : IDisposable
 
         await using var server = await Ngtcp2ExampleServer.StartAsync(_pki, _htdocs);
         using var cts = new CancellationTokenSource(Deadline);
-        await using var connection = await QuicClientConnection.ConnectAsync(server.EndPoint, Options(), cts.Token);
+        await using var connection = await QuicConnection.ConnectAsync(server.EndPoint, Options(), cts.Token);
 
         var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(async i =>
         {

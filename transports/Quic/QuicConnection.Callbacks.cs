@@ -7,7 +7,7 @@ namespace Forwarder.Transports.Quic;
 
 // ngtcp2's callbacks. They run inside ngtcp2 calls the connection makes under its lock, so they touch
 // state directly; none may throw into native code.
-internal sealed unsafe partial class QuicClientConnection
+internal sealed unsafe partial class QuicConnection
 {
     [UnmanagedCallersOnly]
     private static nint GetConnection(CryptoConnRef* connRef) => From(connRef->UserData)._conn;
@@ -58,6 +58,22 @@ internal sealed unsafe partial class QuicClientConnection
         return 0;
     }
 
+    /// <summary>A peer-opened stream: bidirectional ones are handed to AcceptStreamAsync, unidirectional ones discarded.</summary>
+    [UnmanagedCallersOnly]
+    private static int OnStreamOpen(nint conn, long streamId, void* userData)
+    {
+        const long unidirectional = 0x2;
+        if ((streamId & unidirectional) == 0)
+        {
+            var self = From(userData);
+            var stream = new QuicStream(self, streamId, self._chunks);
+            self._streams.Add(streamId, stream);
+            self._acceptedStreams.Writer.TryWrite(stream);
+        }
+
+        return 0;
+    }
+
     [UnmanagedCallersOnly]
     private static int OnStreamClose(nint conn, uint flags, long streamId, ulong appErrorCode, void* userData, void* streamUserData)
     {
@@ -102,6 +118,12 @@ internal sealed unsafe partial class QuicClientConnection
         cid->DataLength = cidLength;
         RandomNumberGenerator.Fill(new Span<byte>(cid->Data, (int)cidLength));
         RandomNumberGenerator.Fill(new Span<byte>(token, StatelessResetTokenLength));
+        var self = From(userData);
+        if (self._listener is not null)
+        {
+            self.RouteLocked(new ReadOnlySpan<byte>(cid->Data, (int)cidLength));
+        }
+
         return 0;
     }
 }

@@ -4,18 +4,18 @@ using System.Net.Sockets;
 namespace Forwarder.Transports.Quic;
 
 // The connection's awaiting members, outside the unsafe part (C# forbids await in unsafe contexts).
-internal sealed partial class QuicClientConnection
+internal sealed partial class QuicConnection
 {
-    public static async Task<QuicClientConnection> ConnectAsync(IPEndPoint server, QuicClientOptions options,
+    public static async Task<QuicConnection> ConnectAsync(IPEndPoint server, QuicClientOptions options,
         CancellationToken cancellationToken = default)
     {
         var socket = new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-        QuicClientConnection? connection = null;
+        QuicConnection? connection = null;
         try
         {
             await socket.ConnectAsync(server, cancellationToken);
-            connection = new QuicClientConnection(socket, options);
-            connection.Start();
+            connection = new QuicConnection(socket, options);
+            connection.StartClient(options);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(options.HandshakeTimeout);
             await connection._handshake.Task.WaitAsync(timeout.Token);
@@ -33,7 +33,7 @@ internal sealed partial class QuicClientConnection
         }
     }
 
-    private static async ValueTask DisposeOrCloseAsync(QuicClientConnection? connection, Socket socket)
+    private static async ValueTask DisposeOrCloseAsync(QuicConnection? connection, Socket socket)
     {
         if (connection is null)
         {
@@ -58,6 +58,10 @@ internal sealed partial class QuicClientConnection
             await wait!.WaitAsync(cancellationToken);
         }
     }
+
+    /// <summary>Waits for the next bidirectional stream the peer opens.</summary>
+    public ValueTask<QuicStream> AcceptStreamAsync(CancellationToken cancellationToken = default) =>
+        _acceptedStreams.Reader.ReadAsync(cancellationToken);
 
     private async Task ReceiveLoopAsync()
     {
@@ -88,7 +92,7 @@ internal sealed partial class QuicClientConnection
                 return;
             }
 
-            if (!OnDatagram(received))
+            if (!OnDatagram(_receiveBuffer.AsSpan(0, received)))
             {
                 return;
             }
@@ -101,7 +105,11 @@ internal sealed partial class QuicClientConnection
         _stop.Cancel();
         await _receiveLoop;
         await _timer.DisposeAsync();
-        _socket.Dispose();
+        if (_listener is null)
+        {
+            _socket.Dispose();
+        }
+
         ReleaseNative();
         _self.Free();
         _stop.Dispose();

@@ -3,28 +3,31 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
-using System.Text;
+using System.Threading.Channels;
 using static Forwarder.Transports.Quic.Ngtcp2Native;
 
 namespace Forwarder.Transports.Quic;
 
 /// <summary>
-/// A client QUIC connection over ngtcp2 + GnuTLS on one connected UDP socket. Every ngtcp2 call runs
-/// under <see cref="_gate"/>: the receive loop, the expiry timer and stream reads/writes take it in
-/// turn, and each of them ends by writing whatever ngtcp2 has to send.
+/// A QUIC connection over ngtcp2 + GnuTLS. A client owns a connected UDP socket and its receive loop;
+/// a server connection shares its <see cref="QuicListener"/>'s socket, which hands it the datagrams
+/// addressed to its connection IDs. Every ngtcp2 call runs under <see cref="_gate"/>: datagrams, the
+/// expiry timer and stream reads/writes take it in turn, and each ends by writing whatever ngtcp2 has to send.
 /// </summary>
-internal sealed unsafe partial class QuicClientConnection : IAsyncDisposable
+internal sealed unsafe partial class QuicConnection : IAsyncDisposable
 {
     private const int PacketBufferSize = 64 * 1024;
     private const int SockAddrStorage = 128;
 
     private readonly object _gate = new();
     private readonly Socket _socket;
-    private readonly QuicClientOptions _options;
+    private readonly QuicConnectionOptions _options;
+    private readonly QuicListener? _listener;
+    private readonly SocketAddress? _peer; // where a server connection sends; null: the socket is connected
+    private readonly List<byte[]> _localConnectionIds = [];
+    private readonly Channel<QuicStream> _acceptedStreams = Channel.CreateUnbounded<QuicStream>(new UnboundedChannelOptions { SingleWriter = true });
     private readonly QuicChunkPool _chunks = new();
     private readonly Dictionary<long, QuicStream> _streams = [];
-    private readonly byte[] _receiveBuffer = GC.AllocateUninitializedArray<byte>(PacketBufferSize, pinned: true);
     private readonly byte[] _sendBuffer = GC.AllocateUninitializedArray<byte>(PacketBufferSize, pinned: true);
     private readonly TaskCompletionSource _handshake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
@@ -39,13 +42,16 @@ internal sealed unsafe partial class QuicClientConnection : IAsyncDisposable
     private nint _verifiedName;
     private Exception? _failure;
     private Task _receiveLoop = Task.CompletedTask;
+    private byte[]? _receiveBuffer; // client only: a server connection reads from its listener's buffer
 
-    private QuicClientConnection(Socket socket, QuicClientOptions options)
+    private QuicConnection(Socket socket, QuicConnectionOptions options, QuicListener? listener = null, SocketAddress? peer = null)
     {
         _socket = socket;
         _options = options;
+        _listener = listener;
+        _peer = peer;
         _self = GCHandle.Alloc(this);
-        _timer = new Timer(static state => ((QuicClientConnection)state!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
+        _timer = new Timer(static state => ((QuicConnection)state!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
         _native = (byte*)NativeMemory.AllocZeroed((nuint)(sizeof(CryptoConnRef) + 2 * sizeof(Ngtcp2Path) + 4 * SockAddrStorage));
     }
 
@@ -53,6 +59,8 @@ internal sealed unsafe partial class QuicClientConnection : IAsyncDisposable
     private Ngtcp2Path* SocketPath => (Ngtcp2Path*)(_native + sizeof(CryptoConnRef));
     private Ngtcp2Path* ScratchPath => SocketPath + 1;
     private byte* SockAddr(int i) => _native + sizeof(CryptoConnRef) + 2 * sizeof(Ngtcp2Path) + i * SockAddrStorage;
+
+    internal Task Handshake => _handshake.Task;
 
     public bool IsHandshakeComplete { get { lock (_gate) { return _conn != 0 && GetHandshakeCompleted(_conn) != 0; } } }
 
@@ -84,7 +92,7 @@ internal sealed unsafe partial class QuicClientConnection : IAsyncDisposable
     }
 
     /// <returns>False once the connection has failed or closed.</returns>
-    private bool OnDatagram(int length)
+    internal bool OnDatagram(ReadOnlySpan<byte> datagram)
     {
         lock (_gate)
         {
@@ -95,9 +103,9 @@ internal sealed unsafe partial class QuicClientConnection : IAsyncDisposable
 
             PacketInfo info = default;
             int rv;
-            fixed (byte* packet = _receiveBuffer)
+            fixed (byte* packet = datagram)
             {
-                rv = ReadPacket(_conn, SocketPath, PacketInfoVersion, &info, packet, (nuint)length, Now());
+                rv = ReadPacket(_conn, SocketPath, PacketInfoVersion, &info, packet, (nuint)datagram.Length, Now());
             }
 
             if (rv != 0)
@@ -147,118 +155,8 @@ internal sealed unsafe partial class QuicClientConnection : IAsyncDisposable
                 SendConnectionCloseLocked();
             }
 
-            FailLocked(new ObjectDisposedException(nameof(QuicClientConnection)));
+            FailLocked(new ObjectDisposedException(nameof(QuicConnection)));
         }
-    }
-
-    private void Start()
-    {
-        var remote = _socket.RemoteEndPoint!.Serialize();
-        var local = _socket.LocalEndPoint!.Serialize();
-        SetAddr(&SocketPath->Local, SockAddr(0), local);
-        SetAddr(&SocketPath->Remote, SockAddr(1), remote);
-        ScratchPath->Local.SockAddr = SockAddr(2);
-        ScratchPath->Remote.SockAddr = SockAddr(3);
-        ConnRef->GetConn = &GetConnection;
-        ConnRef->UserData = (void*)GCHandle.ToIntPtr(_self);
-
-        SetUpTls();
-        CreateConnection();
-        lock (_gate)
-        {
-            FlushLocked();
-        }
-
-        _receiveLoop = ReceiveLoopAsync();
-    }
-
-    private static void SetAddr(Addr* addr, byte* storage, SocketAddress address)
-    {
-        var length = Math.Min(address.Size, SockAddrStorage);
-        address.Buffer.Span[..length].CopyTo(new Span<byte>(storage, length));
-        addr->SockAddr = storage;
-        addr->AddrLength = (uint)length;
-    }
-
-    private void SetUpTls()
-    {
-        nint credentials, session;
-        GnuTlsNative.Check(GnuTlsNative.CertificateAllocateCredentials(&credentials), "gnutls_certificate_allocate_credentials");
-        _credentials = credentials;
-        var loaded = GnuTlsNative.CertificateSetTrustFile(credentials, _options.CaFile, GnuTlsNative.X509FormatPem);
-        if (loaded <= 0)
-        {
-            throw new QuicException($"no CA certificate loaded from {_options.CaFile}: {(loaded < 0 ? GnuTlsNative.ErrorText(loaded) : "empty")}");
-        }
-
-        GnuTlsNative.Check(GnuTlsNative.Init(&session, GnuTlsNative.Client | GnuTlsNative.NoEndOfEarlyData), "gnutls_init");
-        _tls = session;
-        nint errorPosition;
-        GnuTlsNative.Check(GnuTlsNative.PrioritySetDirect(session, GnuTlsNative.Priorities, &errorPosition), "gnutls_priority_set_direct");
-        if (ConfigureClientSession(session) != 0)
-        {
-            throw new QuicException("ngtcp2_crypto_gnutls_configure_client_session failed");
-        }
-
-        GnuTlsNative.SessionSetPtr(session, ConnRef);
-        GnuTlsNative.Check(GnuTlsNative.CredentialsSet(session, GnuTlsNative.CredentialsCertificate, credentials), "gnutls_credentials_set");
-        _verifiedName = Marshal.StringToCoTaskMemUTF8(_options.ServerName);
-        GnuTlsNative.SessionSetVerifyCert(session, _verifiedName, 0);
-
-        var name = Encoding.ASCII.GetBytes(_options.ServerName);
-        var alpn = Encoding.ASCII.GetBytes(_options.Alpn);
-        fixed (byte* namePtr = name)
-        fixed (byte* alpnPtr = alpn)
-        {
-            GnuTlsNative.Check(GnuTlsNative.ServerNameSet(session, GnuTlsNative.NameDns, namePtr, (nuint)name.Length), "gnutls_server_name_set");
-            var datum = new GnuTlsNative.Datum { Data = alpnPtr, Size = (uint)alpn.Length };
-            GnuTlsNative.Check(GnuTlsNative.AlpnSetProtocols(session, &datum, 1, 0), "gnutls_alpn_set_protocols");
-        }
-    }
-
-    private void CreateConnection()
-    {
-        Cid dcid, scid;
-        dcid.DataLength = 18;
-        RandomNumberGenerator.Fill(new Span<byte>(dcid.Data, 18));
-        scid.DataLength = 16;
-        RandomNumberGenerator.Fill(new Span<byte>(scid.Data, 16));
-
-        Callbacks callbacks = default;
-        SetCryptoCallbacks(&callbacks);
-        callbacks.HandshakeCompleted = (nint)(delegate* unmanaged<nint, void*, int>)&OnHandshakeCompleted;
-        callbacks.RecvStreamData = (nint)(delegate* unmanaged<nint, uint, long, ulong, byte*, nuint, void*, void*, int>)&OnReceiveStreamData;
-        callbacks.AckedStreamDataOffset = (nint)(delegate* unmanaged<nint, long, ulong, ulong, void*, void*, int>)&OnAckedStreamData;
-        callbacks.StreamClose = (nint)(delegate* unmanaged<nint, uint, long, ulong, void*, void*, int>)&OnStreamClose;
-        callbacks.StreamReset = (nint)(delegate* unmanaged<nint, long, ulong, ulong, void*, void*, int>)&OnStreamReset;
-        callbacks.ExtendMaxLocalStreamsBidi = (nint)(delegate* unmanaged<nint, ulong, void*, int>)&OnExtendMaxLocalStreamsBidi;
-        callbacks.Rand = (nint)(delegate* unmanaged<byte*, nuint, void*, void>)&OnRand;
-        callbacks.GetNewConnectionId = (nint)(delegate* unmanaged<nint, Cid*, byte*, nuint, void*, int>)&OnGetNewConnectionId;
-
-        var settings = stackalloc byte[SettingsSize];
-        SettingsDefault(SettingsVersion, settings);
-        *(ulong*)(settings + SettingsInitialTsOffset) = Now();
-        *(ulong*)(settings + SettingsHandshakeTimeoutOffset) = Nanoseconds(_options.HandshakeTimeout);
-
-        var parameters = stackalloc byte[TransportParamsSize];
-        TransportParamsDefault(TransportParamsVersion, parameters);
-        *(ulong*)(parameters + TransportParamsMaxStreamDataBidiLocalOffset) = (ulong)_options.StreamWindow;
-        *(ulong*)(parameters + TransportParamsMaxStreamDataBidiRemoteOffset) = (ulong)_options.StreamWindow;
-        *(ulong*)(parameters + TransportParamsMaxStreamDataUniOffset) = (ulong)_options.StreamWindow;
-        *(ulong*)(parameters + TransportParamsMaxDataOffset) = (ulong)_options.ConnectionWindow;
-        *(ulong*)(parameters + TransportParamsMaxStreamsUniOffset) = (ulong)_options.MaxIncomingUnidirectionalStreams;
-        *(ulong*)(parameters + TransportParamsMaxIdleTimeoutOffset) = Nanoseconds(_options.IdleTimeout);
-
-        nint conn;
-        var rv = ClientNew(&conn, &dcid, &scid, SocketPath, ProtoVersionV1, CallbacksVersion, &callbacks,
-            SettingsVersion, settings, TransportParamsVersion, parameters, null, (void*)GCHandle.ToIntPtr(_self));
-        if (rv != 0)
-        {
-            throw new QuicException($"ngtcp2_conn_client_new: {ErrorText(rv)}");
-        }
-
-        _conn = conn;
-        SetTlsNativeHandle(conn, _tls);
     }
 
     private QuicException DescribeReadError(int rv)
@@ -266,8 +164,8 @@ internal sealed unsafe partial class QuicClientConnection : IAsyncDisposable
         if (rv == ErrCrypto)
         {
             var status = GnuTlsNative.SessionGetVerifyCertStatus(_tls);
-            return new QuicException(status != 0
-                ? $"QUIC handshake failed: the server's certificate did not verify for {_options.ServerName} against {_options.CaFile} (GnuTLS status 0x{status:x})"
+            return new QuicException(status != 0 && _options is QuicClientOptions client
+                ? $"QUIC handshake failed: the server's certificate did not verify for {client.ServerName} against {client.CaFile} (GnuTLS status 0x{status:x})"
                 : $"QUIC handshake failed: {ErrorText(rv)}");
         }
 
@@ -413,12 +311,24 @@ internal sealed unsafe partial class QuicClientConnection : IAsyncDisposable
     {
         try
         {
-            _socket.Send(_sendBuffer.AsSpan(0, length), SocketFlags.None);
+            if (_peer is null)
+            {
+                _socket.Send(_sendBuffer.AsSpan(0, length), SocketFlags.None);
+            }
+            else
+            {
+                _socket.SendTo(_sendBuffer.AsSpan(0, length), SocketFlags.None, _peer);
+            }
+
             return true;
         }
         catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.NoBufferSpaceAvailable or SocketError.ConnectionRefused)
         {
             return false; // dropped like any lost datagram: ngtcp2's loss recovery resends it
+        }
+        catch (ObjectDisposedException)
+        {
+            return false; // the listener's socket closed under a server connection
         }
     }
 
@@ -461,6 +371,11 @@ internal sealed unsafe partial class QuicClientConnection : IAsyncDisposable
         }
 
         _streams.Clear();
+        _acceptedStreams.Writer.TryComplete(failure);
+        foreach (var id in _localConnectionIds)
+        {
+            _listener?.Unroute(id);
+        }
     }
 
     private void SendConnectionCloseLocked()
@@ -484,5 +399,5 @@ internal sealed unsafe partial class QuicClientConnection : IAsyncDisposable
 
     private static ulong Nanoseconds(TimeSpan span) => (ulong)span.Ticks * 100;
 
-    private static QuicClientConnection From(void* userData) => (QuicClientConnection)GCHandle.FromIntPtr((nint)userData).Target!;
+    private static QuicConnection From(void* userData) => (QuicConnection)GCHandle.FromIntPtr((nint)userData).Target!;
 }

@@ -170,6 +170,19 @@ internal static unsafe partial class Ngtcp2Native
     [LibraryImport(Lib, EntryPoint = "ngtcp2_connection_close_error_set_application_error")]
     public static partial void SetApplicationError(void* closeError, ulong errorCode, byte* reason, nuint reasonLength);
 
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_connection_close_error_set_transport_error_liberr")]
+    public static partial void SetTransportErrorLibError(void* closeError, int libError, byte* reason, nuint reasonLength);
+
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_connection_close_error_set_transport_error_tls_alert")]
+    public static partial void SetTransportErrorTlsAlert(void* closeError, byte alert, byte* reason, nuint reasonLength);
+
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_get_tls_alert")]
+    public static partial byte GetTlsAlert(nint conn);
+
+    /// <summary>The CONNECTION_CLOSE the peer sent (ngtcp2_connection_close_error: type at 0, error_code at 8).</summary>
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_get_connection_close_error")]
+    public static partial void GetConnectionCloseError(nint conn, void* closeError);
+
     [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_get_expiry")]
     public static partial ulong GetExpiry(nint conn);
 

@@ -110,7 +110,7 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
 
             if (rv != 0)
             {
-                FailLocked(DescribeReadError(rv));
+                FailLocked(OnReadErrorLocked(rv));
                 return false;
             }
 
@@ -152,24 +152,49 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
         {
             if (_failure is null && _conn != 0)
             {
-                SendConnectionCloseLocked();
+                var closeError = stackalloc byte[ConnectionCloseErrorSize];
+                SetApplicationError(closeError, 0, null, 0);
+                SendConnectionCloseLocked(closeError);
             }
 
             FailLocked(new ObjectDisposedException(nameof(QuicConnection)));
         }
     }
 
-    private QuicException DescribeReadError(int rv)
+    /// <summary>Called under the lock when ngtcp2 rejects a datagram: tells the peer why (unless it closed first).</summary>
+    private QuicException OnReadErrorLocked(int rv)
     {
+        if (rv == ErrDraining)
+        {
+            var peerError = stackalloc byte[ConnectionCloseErrorSize];
+            GetConnectionCloseError(_conn, peerError);
+            return new QuicException($"QUIC connection closed by the peer (error 0x{*(ulong*)(peerError + 8):x})");
+        }
+
+        if (rv != ErrDropConn)
+        {
+            var closeError = stackalloc byte[ConnectionCloseErrorSize];
+            if (rv == ErrCrypto)
+            {
+                SetTransportErrorTlsAlert(closeError, GetTlsAlert(_conn), null, 0);
+            }
+            else
+            {
+                SetTransportErrorLibError(closeError, rv, null, 0);
+            }
+
+            SendConnectionCloseLocked(closeError);
+        }
+
         if (rv == ErrCrypto)
         {
             var status = GnuTlsNative.SessionGetVerifyCertStatus(_tls);
             return new QuicException(status != 0 && _options is QuicClientOptions client
                 ? $"QUIC handshake failed: the server's certificate did not verify for {client.ServerName} against {client.CaFile} (GnuTLS status 0x{status:x})"
-                : $"QUIC handshake failed: {ErrorText(rv)}");
+                : $"QUIC handshake failed: {ErrorText(rv)} (TLS alert {GetTlsAlert(_conn)})");
         }
 
-        return rv == ErrDraining ? new QuicException("QUIC connection closed by the peer") : new QuicException($"QUIC read failed: {ErrorText(rv)}");
+        return new QuicException($"QUIC read failed: {ErrorText(rv)}");
     }
 
     private void OnTimer()
@@ -378,10 +403,8 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
         }
     }
 
-    private void SendConnectionCloseLocked()
+    private void SendConnectionCloseLocked(byte* closeError)
     {
-        var closeError = stackalloc byte[ConnectionCloseErrorSize];
-        SetApplicationError(closeError, 0, null, 0);
         PacketInfo info = default;
         nint written;
         fixed (byte* dest = _sendBuffer)

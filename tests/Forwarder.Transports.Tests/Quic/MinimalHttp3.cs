@@ -22,6 +22,9 @@ internal static class MinimalHttp3
         return Frame(HeadersFrame, [.. block]);
     }
 
+    /// <summary>A response HEADERS frame carrying only :status 200 (static table entry 25).</summary>
+    public static byte[] ResponseHeaders() => Frame(HeadersFrame, [0x00, 0x00, 0xC0 | 25]);
+
     public static byte[] Data(ReadOnlySpan<byte> payload) => Frame(DataFrame, payload);
 
     /// <summary>Reads the response to its FIN and returns the DATA frames' bytes; asserts a :status 200 HEADERS frame came first.</summary>

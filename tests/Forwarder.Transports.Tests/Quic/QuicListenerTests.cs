@@ -134,8 +134,11 @@ public sealed class QuicListenerTests : IDisposable
         await using var listener = QuicListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), ServerOptions());
         using var cts = new CancellationTokenSource(Deadline);
 
-        await Assert.ThrowsAsync<QuicException>(() =>
+        var error = await Assert.ThrowsAsync<QuicException>(() =>
             QuicConnection.ConnectAsync(listener.LocalEndPoint, ClientOptions(alpn: "h3"), cts.Token));
+
+        // CRYPTO_ERROR carrying TLS alert 120 (no_application_protocol), not a handshake timeout.
+        Assert.Contains("closed by the peer (error 0x178)", error.Message);
     }
 
     private static async Task<byte[]> ReadToEndAsync(QuicStream stream, CancellationToken cancellationToken)

@@ -10,6 +10,7 @@ internal static unsafe partial class GnuTlsNative
     public const uint Server = 1;
     public const uint Client = 1 << 1;
     public const uint AlpnMandatory = 1;
+    public const int CertificateRequire = 2;
     public const uint NoEndOfEarlyData = 1 << 22;
     public const int CredentialsCertificate = 1;
     public const int X509FormatPem = 1;
@@ -60,6 +61,20 @@ internal static unsafe partial class GnuTlsNative
     /// </summary>
     [LibraryImport(Lib, EntryPoint = "gnutls_session_set_verify_cert")]
     public static partial void SessionSetVerifyCert(nint session, nint hostname, uint flags);
+
+    /// <summary>A per-session hook the handshake calls with the peer's certificates in hand; non-zero refuses the peer.</summary>
+    [LibraryImport(Lib, EntryPoint = "gnutls_session_set_verify_function")]
+    public static partial void SessionSetVerifyFunction(nint session, delegate* unmanaged<nint, int> verify);
+
+    [LibraryImport(Lib, EntryPoint = "gnutls_session_get_ptr")]
+    public static partial void* SessionGetPtr(nint session);
+
+    /// <summary>The peer's chain as DER, leaf first; valid until the session ends.</summary>
+    [LibraryImport(Lib, EntryPoint = "gnutls_certificate_get_peers")]
+    public static partial Datum* CertificateGetPeers(nint session, uint* count);
+
+    [LibraryImport(Lib, EntryPoint = "gnutls_certificate_server_set_request")]
+    public static partial void CertificateServerSetRequest(nint session, int request);
 
     [LibraryImport(Lib, EntryPoint = "gnutls_session_get_verify_cert_status")]
     public static partial uint SessionGetVerifyCertStatus(nint session);

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using static Forwarder.Transports.Quic.Ngtcp2Native;
 
 namespace Forwarder.Transports.Quic;
@@ -11,6 +12,41 @@ internal sealed unsafe partial class QuicConnection
 {
     [UnmanagedCallersOnly]
     private static nint GetConnection(CryptoConnRef* connRef) => From(connRef->UserData)._conn;
+
+    /// <summary>GnuTLS's verify hook: hands the peer's leaf to <see cref="QuicConnectionOptions.ValidatePeerCertificate"/>.</summary>
+    [UnmanagedCallersOnly]
+    private static int VerifyPeer(nint session)
+    {
+        const int refuse = -1;
+        var connRef = (CryptoConnRef*)GnuTlsNative.SessionGetPtr(session);
+        var self = From(connRef->UserData);
+        try
+        {
+            uint count;
+            var peers = GnuTlsNative.CertificateGetPeers(session, &count);
+            if (peers is null || count == 0)
+            {
+                self._peerRefusal = "the peer presented no certificate";
+                return refuse;
+            }
+
+            var leaf = X509CertificateLoader.LoadCertificate(new ReadOnlySpan<byte>(peers[0].Data, (int)peers[0].Size));
+            self._peerRefusal = self._options.ValidatePeerCertificate!(leaf);
+            if (self._peerRefusal is not null)
+            {
+                leaf.Dispose();
+                return refuse;
+            }
+
+            self.RemoteCertificate = leaf;
+            return 0;
+        }
+        catch (Exception e)
+        {
+            self._peerRefusal = $"peer certificate check failed: {e.Message}";
+            return refuse;
+        }
+    }
 
     [UnmanagedCallersOnly]
     private static int OnHandshakeCompleted(nint conn, void* userData)

@@ -127,6 +127,12 @@ internal sealed unsafe partial class QuicConnection
             throw new QuicException("ngtcp2_crypto_gnutls_configure_client_session failed");
         }
 
+        if (options.CertificateFile is not null)
+        {
+            GnuTlsNative.Check(GnuTlsNative.CertificateSetKeyFile(_credentials, options.CertificateFile, options.KeyFile ?? options.CertificateFile, GnuTlsNative.X509FormatPem),
+                $"loading {options.CertificateFile} / {options.KeyFile}");
+        }
+
         GnuTlsNative.SessionSetPtr(session, ConnRef);
         GnuTlsNative.Check(GnuTlsNative.CredentialsSet(session, GnuTlsNative.CredentialsCertificate, _credentials), "gnutls_credentials_set");
         _verifiedName = Marshal.StringToCoTaskMemUTF8(options.ServerName);
@@ -137,7 +143,7 @@ internal sealed unsafe partial class QuicConnection
             GnuTlsNative.Check(GnuTlsNative.ServerNameSet(session, GnuTlsNative.NameDns, namePtr, (nuint)name.Length), "gnutls_server_name_set");
         }
 
-        SetAlpn(session, 0);
+        FinishSessionSetup(session, 0);
     }
 
     private void SetUpServerTls(QuicServerOptions options)
@@ -150,18 +156,40 @@ internal sealed unsafe partial class QuicConnection
             throw new QuicException("ngtcp2_crypto_gnutls_configure_server_session failed");
         }
 
+        if (options.ClientCaFile is not null || options.ValidatePeerCertificate is not null)
+        {
+            GnuTlsNative.CertificateServerSetRequest(session, GnuTlsNative.CertificateRequire);
+        }
+
+        if (options.ClientCaFile is not null)
+        {
+            var loaded = GnuTlsNative.CertificateSetTrustFile(_credentials, options.ClientCaFile, GnuTlsNative.X509FormatPem);
+            if (loaded <= 0)
+            {
+                throw new QuicException($"no CA certificate loaded from {options.ClientCaFile}: {(loaded < 0 ? GnuTlsNative.ErrorText(loaded) : "empty")}");
+            }
+
+            GnuTlsNative.SessionSetVerifyCert(session, 0, 0); // chain only: the client's name is the validator's business
+        }
+
         GnuTlsNative.SessionSetPtr(session, ConnRef);
         GnuTlsNative.Check(GnuTlsNative.CredentialsSet(session, GnuTlsNative.CredentialsCertificate, _credentials), "gnutls_credentials_set");
-        SetAlpn(session, GnuTlsNative.AlpnMandatory);
+        FinishSessionSetup(session, GnuTlsNative.AlpnMandatory);
     }
 
-    private void SetAlpn(nint session, uint flags)
+    /// <summary>What both roles set last: the peer check hook and ALPN.</summary>
+    private void FinishSessionSetup(nint session, uint alpnFlags)
     {
+        if (_options.ValidatePeerCertificate is not null)
+        {
+            GnuTlsNative.SessionSetVerifyFunction(session, &VerifyPeer);
+        }
+
         var alpn = Encoding.ASCII.GetBytes(_options.Alpn);
         fixed (byte* alpnPtr = alpn)
         {
             var datum = new GnuTlsNative.Datum { Data = alpnPtr, Size = (uint)alpn.Length };
-            GnuTlsNative.Check(GnuTlsNative.AlpnSetProtocols(session, &datum, 1, flags), "gnutls_alpn_set_protocols");
+            GnuTlsNative.Check(GnuTlsNative.AlpnSetProtocols(session, &datum, 1, alpnFlags), "gnutls_alpn_set_protocols");
         }
     }
 

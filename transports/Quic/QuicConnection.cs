@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
 using static Forwarder.Transports.Quic.Ngtcp2Native;
 
@@ -40,6 +41,7 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
     private nint _tls;
     private nint _credentials;
     private nint _verifiedName;
+    private string? _peerRefusal;
     private Exception? _failure;
     private Task _receiveLoop = Task.CompletedTask;
     private byte[]? _receiveBuffer; // client only: a server connection reads from its listener's buffer
@@ -61,6 +63,9 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
     private byte* SockAddr(int i) => _native + sizeof(CryptoConnRef) + 2 * sizeof(Ngtcp2Path) + i * SockAddrStorage;
 
     internal Task Handshake => _handshake.Task;
+
+    /// <summary>The peer's leaf certificate, once <see cref="QuicConnectionOptions.ValidatePeerCertificate"/> admitted it.</summary>
+    public X509Certificate2? RemoteCertificate { get; private set; }
 
     public bool IsHandshakeComplete { get { lock (_gate) { return _conn != 0 && GetHandshakeCompleted(_conn) != 0; } } }
 
@@ -143,6 +148,7 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
         }
 
         Marshal.FreeCoTaskMem(_verifiedName);
+        RemoteCertificate?.Dispose();
         NativeMemory.Free(_native);
     }
 
@@ -189,6 +195,11 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
         if (rv == ErrCrypto)
         {
             var status = GnuTlsNative.SessionGetVerifyCertStatus(_tls);
+            if (_peerRefusal is not null)
+            {
+                return new QuicException($"QUIC handshake failed: peer refused: {_peerRefusal}");
+            }
+
             return new QuicException(status != 0 && _options is QuicClientOptions client
                 ? $"QUIC handshake failed: the server's certificate did not verify for {client.ServerName} against {client.CaFile} (GnuTLS status 0x{status:x})"
                 : $"QUIC handshake failed: {ErrorText(rv)} (TLS alert {GetTlsAlert(_conn)})");

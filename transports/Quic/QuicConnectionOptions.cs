@@ -1,3 +1,5 @@
+using System.Security.Cryptography.X509Certificates;
+
 namespace Forwarder.Transports.Quic;
 
 internal abstract record QuicConnectionOptions
@@ -11,6 +13,13 @@ internal abstract record QuicConnectionOptions
     public int MaxIncomingUnidirectionalStreams { get; init; } = 3;
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Runs during the handshake on the peer's leaf certificate, after GnuTLS's own checks: null admits
+    /// the peer, a reason refuses it (the handshake fails with that reason). This is where the mesh's
+    /// own identity rules (the TCP link's checks) plug in.
+    /// </summary>
+    public Func<X509Certificate2, string?>? ValidatePeerCertificate { get; init; }
 }
 
 internal sealed record QuicClientOptions : QuicConnectionOptions
@@ -20,6 +29,11 @@ internal sealed record QuicClientOptions : QuicConnectionOptions
 
     /// <summary>PEM file of the CA(s) the server's chain must end at.</summary>
     public required string CaFile { get; init; }
+
+    /// <summary>This end's certificate chain (PEM), for servers that ask for one; with <see cref="KeyFile"/>.</summary>
+    public string? CertificateFile { get; init; }
+
+    public string? KeyFile { get; init; }
 }
 
 internal sealed record QuicServerOptions : QuicConnectionOptions
@@ -28,4 +42,7 @@ internal sealed record QuicServerOptions : QuicConnectionOptions
     public required string CertificateFile { get; init; }
 
     public required string KeyFile { get; init; }
+
+    /// <summary>When set, clients must present a certificate chaining to one of these CAs (PEM).</summary>
+    public string? ClientCaFile { get; init; }
 }

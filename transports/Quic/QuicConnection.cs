@@ -232,7 +232,7 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
     {
         lock (_gate)
         {
-            ThrowIfFailed();
+            ThrowIfClosed(stream);
             var space = (int)Math.Max(0, _options.StreamSendBuffer - stream.Send.Unacked);
             var accepted = Math.Min(space, data.Length);
             stream.Send.Append(data[..accepted]);
@@ -245,7 +245,12 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
     {
         lock (_gate)
         {
-            ThrowIfFailed();
+            if (stream.Send.FinRequested)
+            {
+                return;
+            }
+
+            ThrowIfClosed(stream);
             stream.Send.FinRequested = true;
             FlushLocked();
         }
@@ -387,6 +392,15 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
         if (_failure is not null)
         {
             throw new QuicException(_failure.Message);
+        }
+    }
+
+    private void ThrowIfClosed(QuicStream stream)
+    {
+        ThrowIfFailed();
+        if (!_streams.ContainsKey(stream.Id) || stream.Send.FinRequested)
+        {
+            throw new QuicException($"stream {stream.Id} is closed for writing");
         }
     }
 

@@ -85,6 +85,20 @@ public sealed class QuicListenerTests : IDisposable
     }
 
     [Fact]
+    public async Task WriteAsync_AfterCompleteWrites_Throws()
+    {
+        await using var listener = QuicListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), ServerOptions());
+        using var cts = new CancellationTokenSource(Deadline);
+        await using var client = await QuicConnection.ConnectAsync(listener.LocalEndPoint, ClientOptions(), cts.Token);
+        var stream = await client.OpenStreamAsync(cts.Token);
+        await stream.WriteAsync(new byte[] { 1 }, cts.Token);
+        stream.CompleteWrites();
+        stream.CompleteWrites(); // idempotent
+
+        await Assert.ThrowsAsync<QuicException>(async () => await stream.WriteAsync(new byte[] { 2 }, cts.Token));
+    }
+
+    [Fact]
     public async Task Accept_ManyClients_EachGetsItsOwnConnection()
     {
         await using var listener = QuicListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), ServerOptions());

@@ -16,7 +16,8 @@ internal sealed class QuicTestPki : IDisposable
         caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
         var now = DateTimeOffset.UtcNow;
-        _ca = caRequest.CreateSelfSigned(now.AddHours(-1), now.AddDays(1));
+        // Outlives every leaf: Issue() runs later than this, and a leaf may not end after its issuer.
+        _ca = caRequest.CreateSelfSigned(now.AddHours(-2), now.AddDays(2));
         CaFile = Write("ca.pem", _ca.ExportCertificatePem());
         (ServerCertificateFile, ServerKeyFile) = Issue(serverName);
     }

@@ -101,6 +101,11 @@ internal sealed partial class QuicConnection
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         BeginDispose();
         _stop.Cancel();
         await _receiveLoop;

@@ -42,6 +42,7 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
     private nint _credentials;
     private nint _verifiedName;
     private string? _peerRefusal;
+    private int _disposed;
     private Exception? _failure;
     private Task _receiveLoop = Task.CompletedTask;
     private byte[]? _receiveBuffer; // client only: a server connection reads from its listener's buffer
@@ -63,6 +64,11 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
     private byte* SockAddr(int i) => _native + sizeof(CryptoConnRef) + 2 * sizeof(Ngtcp2Path) + i * SockAddrStorage;
 
     internal Task Handshake => _handshake.Task;
+
+    public IPEndPoint? LocalEndPoint => _socket.LocalEndPoint as IPEndPoint;
+
+    /// <summary>The peer's address: the connected socket's for a client, the first datagram's for a server connection.</summary>
+    public IPEndPoint? RemoteEndPoint => _peer is null ? _socket.RemoteEndPoint as IPEndPoint : (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(_peer);
 
     /// <summary>The peer's leaf certificate, once <see cref="QuicConnectionOptions.ValidatePeerCertificate"/> admitted it.</summary>
     public X509Certificate2? RemoteCertificate { get; private set; }
@@ -395,10 +401,26 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>Resets both directions of <paramref name="stream"/> (RESET_STREAM and STOP_SENDING).</summary>
+    internal void AbortStream(QuicStream stream, ulong errorCode)
+    {
+        lock (_gate)
+        {
+            if (_failure is not null || stream.IsClosed)
+            {
+                return;
+            }
+
+            _ = ShutdownStream(_conn, stream.Id, errorCode);
+            stream.OnClosed(new QuicException($"stream {stream.Id} aborted"));
+            FlushLocked();
+        }
+    }
+
     private void ThrowIfClosed(QuicStream stream)
     {
         ThrowIfFailed();
-        if (!_streams.ContainsKey(stream.Id) || stream.Send.FinRequested)
+        if (stream.IsClosed || stream.Send.FinRequested)
         {
             throw new QuicException($"stream {stream.Id} is closed for writing");
         }

@@ -15,6 +15,8 @@ internal sealed class QuicStream
     private readonly Pipe _received = new(new PipeOptions(pauseWriterThreshold: 0, useSynchronizationContext: false));
     private TaskCompletionSource? _spaceWaiter;
 
+    public QuicConnection Connection => _connection;
+
     internal QuicStream(QuicConnection connection, long id, QuicChunkPool pool)
     {
         _connection = connection;
@@ -58,6 +60,9 @@ internal sealed class QuicStream
     /// <summary>Sends FIN after the bytes written so far.</summary>
     public void CompleteWrites() => _connection.CompleteWrites(this);
 
+    /// <summary>Resets the stream both ways; pending and later reads and writes fail.</summary>
+    public void Abort(ulong errorCode = 0) => _connection.AbortStream(this, errorCode);
+
     /// <summary>Called under the connection's lock: arms a waiter the next ack (or failure) releases.</summary>
     internal Task WaitForSpace()
     {
@@ -93,8 +98,12 @@ internal sealed class QuicStream
         }
     }
 
+    /// <summary>Closed, reset or aborted: nothing more may be written.</summary>
+    internal bool IsClosed { get; private set; }
+
     internal void OnClosed(Exception? error)
     {
+        IsClosed = true;
         _received.Writer.Complete(error);
         ReleaseSpaceWaiter(error ?? new QuicException($"stream {Id} closed"));
         Send.Release();

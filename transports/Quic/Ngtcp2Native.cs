@@ -22,22 +22,17 @@ internal static unsafe partial class Ngtcp2Native
     public const int ErrCrypto = -215;
     public const int ErrStreamShutWr = -221;
     public const int ErrStreamNotFound = -222;
-    public const int ErrClosing = -230;
     public const int ErrDraining = -231;
-    public const int ErrWriteMore = -240;
     public const int ErrDropConn = -242;
     public const int ErrIdleClose = -248;
     public const int ErrCallbackFailure = -502;
 
     public const uint StreamDataFlagFin = 0x01;
-    public const uint WriteStreamFlagMore = 0x01;
     public const uint WriteStreamFlagFin = 0x02;
 
     // sizeof/offsetof from the 0.12.1 headers on x86-64/arm64 (LP64).
     public const int SettingsSize = 184;
     public const int SettingsInitialTsOffset = 48;
-    public const int SettingsMaxWindowOffset = 104;
-    public const int SettingsMaxStreamWindowOffset = 112;
     public const int SettingsHandshakeTimeoutOffset = 136;
     public const int TransportParamsSize = 344;
     public const int TransportParamsOriginalDcidOffset = 96;
@@ -125,6 +120,32 @@ internal static unsafe partial class Ngtcp2Native
         public nint StreamStopSending, VersionNegotiation, RecvRxKey, RecvTxKey, EarlyDataRejected;
     }
 
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Info
+    {
+        public int Age;
+        public int VersionNumber;
+        public byte* VersionText;
+    }
+
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_version")]
+    private static partial Info* Version(int leastVersion);
+
+    private static readonly Lazy<string?> s_unsupportedVersion = new(() =>
+    {
+        var info = Version(0);
+        return info->VersionNumber >> 8 == 0x000c ? null : Marshal.PtrToStringUTF8((nint)info->VersionText);
+    });
+
+    /// <summary>The struct offsets here are 0.12's: refuse any other minor version rather than corrupt memory.</summary>
+    public static void EnsureSupportedVersion()
+    {
+        if (s_unsupportedVersion.Value is { } found)
+        {
+            throw new QuicException($"the QUIC transport is built for ngtcp2 0.12 (Debian 12's libngtcp2-9); {Lib} is {found}");
+        }
+    }
+
     [LibraryImport(Lib, EntryPoint = "ngtcp2_settings_default_versioned")]
     public static partial void SettingsDefault(int version, void* settings);
 
@@ -194,9 +215,6 @@ internal static unsafe partial class Ngtcp2Native
 
     [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_open_bidi_stream")]
     public static partial int OpenBidiStream(nint conn, long* streamId, void* streamUserData);
-
-    [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_get_streams_bidi_left")]
-    public static partial ulong GetStreamsBidiLeft(nint conn);
 
     [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_extend_max_stream_offset")]
     public static partial int ExtendMaxStreamOffset(nint conn, long streamId, ulong length);

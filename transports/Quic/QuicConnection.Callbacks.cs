@@ -51,8 +51,15 @@ internal sealed unsafe partial class QuicConnection
     [UnmanagedCallersOnly]
     private static int OnHandshakeCompleted(nint conn, void* userData)
     {
-        From(userData)._handshake.TrySetResult();
-        return 0;
+        try
+        {
+            From(userData)._handshake.TrySetResult();
+            return 0;
+        }
+        catch
+        {
+            return ErrCallbackFailure;
+        }
     }
 
     [UnmanagedCallersOnly]
@@ -84,64 +91,99 @@ internal sealed unsafe partial class QuicConnection
     [UnmanagedCallersOnly]
     private static int OnAckedStreamData(nint conn, long streamId, ulong offset, ulong length, void* userData, void* streamUserData)
     {
-        var self = From(userData);
-        if (self._streams.TryGetValue(streamId, out var stream))
+        try
         {
-            stream.Send.OnAcked((long)offset, (long)length);
-            stream.ReleaseSpaceWaiter();
-        }
+            var self = From(userData);
+            if (self._streams.TryGetValue(streamId, out var stream))
+            {
+                stream.Send.OnAcked((long)offset, (long)length);
+                stream.ReleaseSpaceWaiter();
+            }
 
-        return 0;
+            return 0;
+        }
+        catch
+        {
+            return ErrCallbackFailure;
+        }
     }
 
     /// <summary>A peer-opened stream: bidirectional ones are handed to AcceptStreamAsync, unidirectional ones discarded.</summary>
     [UnmanagedCallersOnly]
     private static int OnStreamOpen(nint conn, long streamId, void* userData)
     {
-        const long unidirectional = 0x2;
-        if ((streamId & unidirectional) == 0)
+        try
         {
-            var self = From(userData);
-            var stream = new QuicStream(self, streamId, self._chunks);
-            self._streams.Add(streamId, stream);
-            self._acceptedStreams.Writer.TryWrite(stream);
-        }
+            const long unidirectional = 0x2;
+            if ((streamId & unidirectional) == 0)
+            {
+                var self = From(userData);
+                var stream = new QuicStream(self, streamId, self._chunks);
+                self._streams.Add(streamId, stream);
+                self._acceptedStreams.Writer.TryWrite(stream);
+            }
 
-        return 0;
+            return 0;
+        }
+        catch
+        {
+            return ErrCallbackFailure;
+        }
     }
 
     [UnmanagedCallersOnly]
     private static int OnStreamClose(nint conn, uint flags, long streamId, ulong appErrorCode, void* userData, void* streamUserData)
     {
-        var self = From(userData);
-        if (self._streams.Remove(streamId, out var stream))
+        try
         {
-            stream.OnClosed(null);
-        }
+            var self = From(userData);
+            if (self._streams.Remove(streamId, out var stream))
+            {
+                stream.OnClosed(null);
+            }
 
-        return 0;
+            return 0;
+        }
+        catch
+        {
+            return ErrCallbackFailure;
+        }
     }
 
     [UnmanagedCallersOnly]
     private static int OnStreamReset(nint conn, long streamId, ulong finalSize, ulong appErrorCode, void* userData, void* streamUserData)
     {
-        var self = From(userData);
-        if (self._streams.TryGetValue(streamId, out var stream))
+        try
         {
-            stream.OnClosed(new QuicException($"stream {streamId} reset by the peer (error {appErrorCode})"));
-        }
+            var self = From(userData);
+            if (self._streams.TryGetValue(streamId, out var stream))
+            {
+                stream.OnClosed(new QuicException($"stream {streamId} reset by the peer (error {appErrorCode})"));
+            }
 
-        return 0;
+            return 0;
+        }
+        catch
+        {
+            return ErrCallbackFailure;
+        }
     }
 
     [UnmanagedCallersOnly]
     private static int OnExtendMaxLocalStreamsBidi(nint conn, ulong maxStreams, void* userData)
     {
-        var self = From(userData);
-        var waiter = self._streamsAvailable;
-        self._streamsAvailable = null;
-        waiter?.TrySetResult();
-        return 0;
+        try
+        {
+            var self = From(userData);
+            var waiter = self._streamsAvailable;
+            self._streamsAvailable = null;
+            waiter?.TrySetResult();
+            return 0;
+        }
+        catch
+        {
+            return ErrCallbackFailure;
+        }
     }
 
     [UnmanagedCallersOnly]

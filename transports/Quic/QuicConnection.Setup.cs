@@ -195,6 +195,7 @@ internal sealed unsafe partial class QuicConnection
 
     private void CreateConnection(bool server, Cid* dcid, Cid* scid, uint version, Cid* originalDcid)
     {
+        EnsureSupportedVersion();
         Callbacks callbacks = default;
         SetCryptoCallbacks(&callbacks, server);
         callbacks.HandshakeCompleted = (nint)(delegate* unmanaged<nint, void*, int>)&OnHandshakeCompleted;

@@ -289,7 +289,8 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
         var now = Now();
         foreach (var stream in _streams.Values)
         {
-            while (stream.Send.HasPending)
+            // An aborted stream stays listed until ngtcp2 closes it, but its send buffer is gone.
+            while (!stream.IsClosed && stream.Send.HasPending)
             {
                 var vec = stream.Send.NextUnsent();
                 var fin = stream.Send.FinRequested && stream.Send.Sent + (long)vec.Length == stream.Send.Written;

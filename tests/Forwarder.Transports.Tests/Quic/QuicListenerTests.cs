@@ -85,6 +85,28 @@ public sealed class QuicListenerTests : IDisposable
     }
 
     [Fact]
+    public async Task Abort_StreamWithUnsentData_ConnectionCarriesOn()
+    {
+        await using var listener = QuicListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), ServerOptions());
+        using var cts = new CancellationTokenSource(Deadline);
+        await using var client = await QuicConnection.ConnectAsync(listener.LocalEndPoint, ClientOptions(), cts.Token);
+        await using var server = await listener.AcceptAsync(cts.Token);
+        var stuck = await client.OpenStreamAsync(cts.Token);
+        // Buffered (under StreamSendBuffer) but mostly unsent: the server's 64 KiB window holds it back.
+        await stuck.WriteAsync(new byte[200 * 1024], cts.Token);
+        await server.AcceptStreamAsync(cts.Token);
+
+        stuck.Abort();
+
+        await Assert.ThrowsAsync<QuicException>(async () => await stuck.WriteAsync(new byte[1], cts.Token));
+        var next = await client.OpenStreamAsync(cts.Token);
+        await next.WriteAsync("still here"u8.ToArray(), cts.Token);
+        next.CompleteWrites();
+        var accepted = await server.AcceptStreamAsync(cts.Token);
+        Assert.Equal("still here"u8.ToArray(), await ReadToEndAsync(accepted, cts.Token));
+    }
+
+    [Fact]
     public async Task WriteAsync_AfterCompleteWrites_Throws()
     {
         await using var listener = QuicListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), ServerOptions());

@@ -37,14 +37,6 @@ internal static class GateComparison
 
     private const int Resamples = 4000;
 
-    /// <summary>
-    /// The repetitions the sparsest metric can use: those where its arm and the direct arm were
-    /// both measured, with figures above zero. A baseline missing an arm in some repetitions has
-    /// fewer than it claims, and a quartile of those few is no verdict.
-    /// </summary>
-    public static int UsableReps(IReadOnlyList<GateSample> samples)
-        => GateMetric.All.Min(metric => metric.Ratios(samples).Count(ratio => double.IsFinite(ratio) && ratio > 0));
-
     public static IReadOnlyList<MetricVerdict> Compare(IReadOnlyList<GateSample> baseline, IReadOnlyList<GateSample> current, GatePolicy policy)
         => [.. GateMetric.All.Select(metric => Compare(metric, metric.Ratios(baseline), metric.Ratios(current), policy))];
 

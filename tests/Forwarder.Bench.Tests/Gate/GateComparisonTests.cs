@@ -4,7 +4,7 @@ namespace Forwarder.Bench.Tests.Gate;
 
 public sealed class GateComparisonTests
 {
-    private static readonly GatePolicy Policy = new(P50Growth: 0.05, P99Growth: 0.30, ThroughputGrowth: 0.10, MinimumPoints: 0.02, Alpha: 0.01);
+    private static readonly GatePolicy Policy = new(P50Growth: 0.05, P99Growth: 0.30, ThroughputGrowth: 0.10, OpenP99Growth: 0.30, MinimumPoints: 0.02, Alpha: 0.01);
 
     [Fact]
     public void SameDistribution_EveryMetricIsSame()
@@ -66,14 +66,15 @@ public sealed class GateComparisonTests
     {
         List<GateSample> samples =
         [
-            new("direct", 1, 20, 50, 60_000), new("forwarder", 1, 30, 100, 30_000),
-            new("direct", 2, 40, 100, 30_000), new("forwarder", 2, 60, 200, 15_000),
-            new("forwarder", 3, 90, 90, 90),
+            new("direct", 1, 20, 50, 60_000, 200), new("forwarder", 1, 30, 100, 30_000, 600),
+            new("direct", 2, 40, 100, 30_000, 100), new("forwarder", 2, 60, 200, 15_000, 300),
+            new("forwarder", 3, 90, 90, 90, 90),
         ];
 
         Assert.Equal([1.5, 1.5], new GateMetric("forwarder", GateMetricKind.P50).Ratios(samples));
         Assert.Equal([2.0, 2.0], new GateMetric("forwarder", GateMetricKind.P99).Ratios(samples));
         Assert.Equal([2.0, 2.0], new GateMetric("forwarder", GateMetricKind.Throughput).Ratios(samples));
+        Assert.Equal([3.0, 3.0], new GateMetric("forwarder", GateMetricKind.OpenP99).Ratios(samples));
     }
 
     [Fact]

@@ -92,12 +92,11 @@ internal static class GateCli
                 return await GateCommand.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             }
 
-            var load = File.Exists("/proc/loadavg") ? (await File.ReadAllTextAsync("/proc/loadavg", cancellationToken).ConfigureAwait(false)).Trim() : "unknown";
             var calibration = new CalibrationOptions(settings, parse.GetValue(sessions), parse.GetValue(reps), parse.GetValue(gateReps), policy, 0.10, ParseDelays(parse.GetValue(delays)),
                 parse.GetValue(output) ?? Path.Combine(root, "perf-reports", "gate-calibration"), parse.GetValue(forwarder), parse.GetValue(from));
             var result = await GateCalibration.RunAsync(calibration, Console.Out, cancellationToken).ConfigureAwait(false);
             var analyses = Rules(policy).Select(rule => GateCalibration.Analyse(result, rule, calibration.GateReps)).ToArray();
-            var report = GateCalibration.Report(result, analyses, $"load average {load}");
+            var report = GateCalibration.Report(result, analyses);
             Directory.CreateDirectory(calibration.OutputDirectory);
             await File.WriteAllTextAsync(Path.Combine(calibration.OutputDirectory, "report.md"), report, cancellationToken).ConfigureAwait(false);
             await Console.Out.WriteLineAsync(report).ConfigureAwait(false);

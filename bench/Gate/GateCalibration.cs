@@ -31,6 +31,7 @@ internal static class GateCalibration
             return Read(from);
         }
 
+        var load = File.Exists("/proc/loadavg") ? $"load average {(await File.ReadAllTextAsync("/proc/loadavg", cancellationToken).ConfigureAwait(false)).Trim()}" : "not known";
         var forwarder = ForwarderBinary.Locate(options.ForwarderPath, log, rebuild: options.ForwarderPath is null);
         var injectedBuild = ForwarderBinary.Locate(null, log, "DelayInjection", rebuild: true);
 
@@ -56,7 +57,7 @@ internal static class GateCalibration
             sessions.Add(new CalibrationSession(baseSamples, same, slowed));
         }
 
-        var result = new CalibrationResult(options.Settings, builds[2].ChunkDelayMicroseconds!.Value, builds[2].RequestDelayMicroseconds!.Value, sessions, Compare.Versions.Machine(), DateTimeOffset.UtcNow);
+        var result = new CalibrationResult(options.Settings, builds[2].ChunkDelayMicroseconds!.Value, builds[2].RequestDelayMicroseconds!.Value, sessions, Compare.Versions.Machine(), DateTimeOffset.UtcNow, load);
         Directory.CreateDirectory(options.OutputDirectory);
         Write(result, Path.Combine(options.OutputDirectory, "samples.json"));
         return result;
@@ -120,7 +121,7 @@ internal static class GateCalibration
         return Math.Max(0, CompareReportWriter.Median([.. samples.Where(s => s.Arm == arm).Select(s => s.P50Us - direct[s.Rep].P50Us)]));
     }
 
-    public static string Report(CalibrationResult result, IReadOnlyList<CalibrationAnalysis> analyses, string load)
+    public static string Report(CalibrationResult result, IReadOnlyList<CalibrationAnalysis> analyses)
     {
         var chosen = analyses[0];
         var settings = result.Settings;
@@ -128,7 +129,7 @@ internal static class GateCalibration
         var text = new StringBuilder();
         text.AppendLine("# Latency gate calibration: A/B against its own base");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Measured {result.RecordedAt:yyyy-MM-dd HH:mm} UTC on {result.Machine}; load before the run: {load}. {result.Sessions.Count} independent sessions (fresh backend and proxies each), each of {reps} repetitions running three builds side by side as `bench gate --base` runs two: the base, a second copy of the same build (A/A) and the DelayInjection build (A/B). Every process runs on one CPU. A repetition runs direct and each build's forwarder (tcp listener) and forwarder-l7 (http listener), interleaved: a closed loop of {settings.Connections} connection(s) for {settings.Duration.TotalSeconds:0.#} s in {settings.Slices} slices, the arms taking turns (latency), a closed loop of {settings.MaxConnections} connections for {settings.MaxDuration.TotalSeconds:0.#} s (throughput), an open loop at {settings.OpenRate:0} req/s for {settings.OpenDuration.TotalSeconds:0.#} s (open-loop p99); each session first runs {settings.WarmupReps} unmeasured repetitions.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Measured {result.RecordedAt:yyyy-MM-dd HH:mm} UTC on {result.Machine}; load when it started: {result.Load}. {result.Sessions.Count} independent sessions (fresh backend and proxies each), each of {reps} repetitions running three builds side by side as `bench gate --base` runs two: the base, a second copy of the same build (A/A) and the DelayInjection build (A/B). Every process runs on one CPU. A repetition runs direct and each build's forwarder (tcp listener) and forwarder-l7 (http listener), interleaved: a closed loop of {settings.Connections} connection(s) for {settings.Duration.TotalSeconds:0.#} s in {settings.Slices} slices, the arms taking turns (latency), a closed loop of {settings.MaxConnections} connections for {settings.MaxDuration.TotalSeconds:0.#} s (throughput), an open loop at {settings.OpenRate:0} req/s for {settings.OpenDuration.TotalSeconds:0.#} s (open-loop p99); each session first runs {settings.WarmupReps} unmeasured repetitions.");
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"The injected build busy-waits {result.ChunkDelayMicroseconds} µs per forwarded chunk (tcp listener) and {result.RequestDelayMicroseconds} µs per request (http listener), sized to grow the p50 overhead by about 10%. What it did (lower quartiles over all sessions):");
         text.AppendLine();
@@ -200,6 +201,7 @@ internal static class GateCalibration
         using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
         json.WriteStartObject();
         json.WriteString("recordedAt", result.RecordedAt);
+        json.WriteString("load", result.Load);
         json.WriteString("machine", result.Machine);
         json.WriteNumber("chunkDelayUs", result.ChunkDelayMicroseconds);
         json.WriteNumber("requestDelayUs", result.RequestDelayMicroseconds);
@@ -228,7 +230,8 @@ internal static class GateCalibration
             GateJson.Field(root, "requestDelayUs", path).GetDouble(),
             [.. GateJson.Field(root, "sessions", path).EnumerateArray().Select(s => new CalibrationSession(GateJson.ReadSamples(s, "base", path), GateJson.ReadSamples(s, "same", path), GateJson.ReadSamples(s, "slowed", path)))],
             GateJson.Field(root, "machine", path).GetString()!,
-            GateJson.Field(root, "recordedAt", path).GetDateTimeOffset());
+            GateJson.Field(root, "recordedAt", path).GetDateTimeOffset(),
+            root.TryGetProperty("load", out var load) ? load.GetString()! : "not recorded");
     }
 }
 
@@ -236,7 +239,8 @@ internal static class GateCalibration
 internal sealed record CalibrationSession(IReadOnlyList<GateSample> Base, IReadOnlyList<GateSample> Same, IReadOnlyList<GateSample> Slowed);
 
 /// <summary>A calibration's measurements.</summary>
-internal sealed record CalibrationResult(GateSettings Settings, double ChunkDelayMicroseconds, double RequestDelayMicroseconds, IReadOnlyList<CalibrationSession> Sessions, string Machine, DateTimeOffset RecordedAt);
+/// <param name="Load">The machine's load average when the calibration started: other work on a shared machine is its noise.</param>
+internal sealed record CalibrationResult(GateSettings Settings, double ChunkDelayMicroseconds, double RequestDelayMicroseconds, IReadOnlyList<CalibrationSession> Sessions, string Machine, DateTimeOffset RecordedAt, string Load);
 
 /// <summary>How one rule fared on a calibration's trials.</summary>
 /// <param name="Blocks">Disjoint blocks of repetitions: independent trials.</param>

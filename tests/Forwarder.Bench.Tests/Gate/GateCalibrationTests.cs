@@ -39,7 +39,7 @@ public sealed class GateCalibrationTests
     {
         var result = Result(sessions: 3, reps: 10, slowedP50: 1.96, spread: 0.0001);
 
-        var report = GateCalibration.Report(result, [GateCalibration.Analyse(result, GatePolicy.Default, 10)], "load average 1.00");
+        var report = GateCalibration.Report(result, [GateCalibration.Analyse(result, GatePolicy.Default, 10)]);
 
         Assert.Contains("| forwarder | +80.0% | +96.0% | +20.0% |", report, StringComparison.Ordinal);
         Assert.Contains("(the gate's) | 3 | 0/3 = 0.0% [0.0%, 56.1%] | 3/3 = 100.0% [43.9%, 100.0%] |", report, StringComparison.Ordinal);
@@ -63,6 +63,6 @@ public sealed class GateCalibrationTests
             GateSamples.Make(reps, seed: s, spread: spread),
             GateSamples.Make(reps, seed: 50 + s, spread: spread),
             GateSamples.Make(reps, seed: 100 + s, p50: slowedP50, spread: spread)))];
-        return new CalibrationResult(GateSettings.Default("nginx"), 1, 2, list, "m", DateTimeOffset.UtcNow);
+        return new CalibrationResult(GateSettings.Default("nginx"), 1, 2, list, "m", DateTimeOffset.UtcNow, "load average 1.00");
     }
 }

@@ -35,6 +35,7 @@ internal static class GateCli
         var throughput = ShareOption("--throughput-growth", "Regression: throughput cost grown by more than this share.", GatePolicy.Default.ThroughputGrowth);
         var openP99 = ShareOption("--open-p99-growth", "Regression: open-loop p99 overhead grown by more than this share.", GatePolicy.Default.OpenP99Growth);
         var minimum = ShareOption("--min-growth", "Growth never allowed below this share of the direct arm's figure.", GatePolicy.Default.MinimumPoints);
+        var openMinimum = ShareOption("--open-p99-min-growth", "Open-loop p99 growth never allowed below this share of the direct arm's figure.", GatePolicy.Default.OpenP99MinimumPoints);
         var alpha = ShareOption("--alpha", "Significance of the one-sided bootstrap of the lower-quartile shift.", GatePolicy.Default.Alpha);
         var sessions = new Option<int>("--sessions") { Description = "Calibration: independent sessions (fresh backend and proxies each).", DefaultValueFactory = _ => 4 };
         var gateReps = new Option<int>("--gate-reps") { Description = "Calibration: repetitions of the gate run each trial stands for.", DefaultValueFactory = _ => GateDefaults.Reps };
@@ -57,7 +58,7 @@ internal static class GateCli
         });
         var command = new Command("gate", "Latency-regression gate: build the base commit, run it beside the current build and compare the forwarder's overheads over no proxy. Exit 0 pass, 1 regression, 2 no base to compare with.")
         {
-            baseReference, baseForwarder, history, calibrate, reps, summary, forwarder, backend, connections, duration, slices, maxConnections, maxDuration, warmup, warmupReps, openRate, openDuration, p50, p99, throughput, openP99, minimum, alpha, sessions, gateReps, delays, from, output,
+            baseReference, baseForwarder, history, calibrate, reps, summary, forwarder, backend, connections, duration, slices, maxConnections, maxDuration, warmup, warmupReps, openRate, openDuration, p50, p99, throughput, openP99, minimum, openMinimum, alpha, sessions, gateReps, delays, from, output,
         };
         command.Validators.Add(result =>
         {
@@ -84,7 +85,7 @@ internal static class GateCli
                 parse.GetValue(backend) ?? (Tools.Find().Nginx is null ? "builtin" : "nginx"),
                 parse.GetValue(openRate),
                 parse.GetValue(openDuration));
-            var policy = new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(openP99), parse.GetValue(minimum), parse.GetValue(alpha));
+            var policy = new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(openP99), parse.GetValue(minimum), parse.GetValue(alpha), parse.GetValue(openMinimum));
             SocketEngineSettings.Apply(1);
             if (!parse.GetValue(calibrate))
             {
@@ -117,10 +118,9 @@ internal static class GateCli
             }
         }
 
-        foreach (var growth in new[] { 0.5, 1.0 })
-        {
-            yield return chosen with { OpenP99Growth = growth, P99Growth = growth };
-        }
+        yield return chosen with { ThroughputGrowth = 0.2 };
+        yield return chosen with { OpenP99MinimumPoints = 0.25 };
+        yield return chosen with { OpenP99MinimumPoints = 1.0 };
 
         yield return chosen with { Alpha = chosen.Alpha * 5 };
     }

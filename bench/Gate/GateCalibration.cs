@@ -137,7 +137,7 @@ internal static class GateCalibration
         text.AppendLine("|---|---:|---:|---:|");
         foreach (var (arm, (normal, injected)) in chosen.Growth)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {arm} | {normal:+0.0%} | {injected:+0.0%} | {(injected / normal) - 1:+0.0%} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {arm} | {GateReport.Signed(normal)} | {GateReport.Signed(injected)} | {GateReport.Signed((injected / normal) - 1)} |");
         }
 
         text.AppendLine();
@@ -147,7 +147,7 @@ internal static class GateCalibration
         text.AppendLine("|---|---:|---:|---:|---:|---|");
         foreach (var a in analyses)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| p50 {a.Policy.P50Growth:0.#%}, p99 {a.Policy.P99Growth:0.#%}, throughput {a.Policy.ThroughputGrowth:0.#%}, open p99 {a.Policy.OpenP99Growth:0.#%}, min {a.Policy.MinimumPoints * 100:0.#} pts, α {a.Policy.Alpha}{(a == chosen ? " (the gate's)" : string.Empty)} | {a.Blocks.Trials} | {Rate(a.Blocks.FalseAlarms, a.Blocks.Trials)} | {Rate(a.Blocks.Caught["forwarder"], a.Blocks.Trials)} | {Rate(a.Blocks.Caught["forwarder-l7"], a.Blocks.Trials)} | {a.Subsets.FalseAlarms}/{a.Subsets.Trials}, {a.Subsets.Caught["forwarder"]}/{a.Subsets.Trials}, {a.Subsets.Caught["forwarder-l7"]}/{a.Subsets.Trials} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| p50 {a.Policy.P50Growth:0.#%}, p99 {a.Policy.P99Growth:0.#%}, throughput {a.Policy.ThroughputGrowth:0.#%}, open p99 {a.Policy.OpenP99Growth:0.#%}, min {a.Policy.MinimumPoints * 100:0.#} pts (open p99 {a.Policy.OpenP99MinimumPoints * 100:0.#}), α {a.Policy.Alpha}{(a == chosen ? " (the gate's)" : string.Empty)} | {a.Blocks.Trials} | {Rate(a.Blocks.FalseAlarms, a.Blocks.Trials)} | {Rate(a.Blocks.Caught["forwarder"], a.Blocks.Trials)} | {Rate(a.Blocks.Caught["forwarder-l7"], a.Blocks.Trials)} | {a.Subsets.FalseAlarms}/{a.Subsets.Trials}, {a.Subsets.Caught["forwarder"]}/{a.Subsets.Trials}, {a.Subsets.Caught["forwarder-l7"]}/{a.Subsets.Trials} |");
         }
 
         text.AppendLine();
@@ -167,7 +167,7 @@ internal static class GateCalibration
         text.AppendLine("|---|" + string.Concat(result.Sessions.Select(_ => "---:|")));
         foreach (var metric in GateMetric.All)
         {
-            var cells = result.Sessions.Select(s => string.Create(CultureInfo.InvariantCulture, $"{GateComparison.LowerQuartile(metric.Ratios(s.Base)) - 1:+0.0%} / {GateComparison.LowerQuartile(metric.Ratios(s.Same)) - 1:+0.0%}"));
+            var cells = result.Sessions.Select(s => $"{GateReport.Signed(GateComparison.LowerQuartile(metric.Ratios(s.Base)) - 1)} / {GateReport.Signed(GateComparison.LowerQuartile(metric.Ratios(s.Same)) - 1)}");
             text.AppendLine($"| {metric.Name} | {string.Join(" | ", cells)} |");
         }
 

@@ -49,6 +49,13 @@ internal sealed record GateMetric(string Arm, GateMetricKind Kind)
             .Select(s => Ratio(s, direct[s.Rep]))];
     }
 
+    /// <summary>The repetitions <see cref="Ratios"/> covers, in its order.</summary>
+    public int[] Reps(IReadOnlyList<GateSample> samples)
+    {
+        var direct = samples.Where(s => s.Arm == "direct").Select(s => s.Rep).ToHashSet();
+        return [.. samples.Where(s => s.Arm == Arm && direct.Contains(s.Rep)).Select(s => s.Rep).Order()];
+    }
+
     private double Ratio(GateSample proxy, GateSample direct) => Kind switch
     {
         GateMetricKind.P50 => proxy.P50Us / direct.P50Us,

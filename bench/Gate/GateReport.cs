@@ -62,7 +62,7 @@ internal static class GateReport
     private static string Change(MetricVerdict v) => double.IsNaN(v.Change) ? "n/a" : Signed(v.Change);
 
     // Rounded first: a tiny negative would otherwise print as "-+0.0%".
-    private static string Signed(double share)
+    public static string Signed(double share)
     {
         var rounded = Math.Round(share, 3);
         return (rounded < 0 ? "-" : "+") + Math.Abs(rounded).ToString("0.0%", CultureInfo.InvariantCulture);

@@ -17,7 +17,7 @@ public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
     internal static readonly GateSettings QuickSettings = new(1, TimeSpan.FromMilliseconds(600), 3, 8, TimeSpan.FromMilliseconds(400), TimeSpan.FromMilliseconds(100), 1, "builtin", 200, TimeSpan.FromMilliseconds(500));
 
     /// <summary>Growth allowed up to threefold the base's overhead and never under 100 points: what two copies of one build cannot drift apart by.</summary>
-    private static readonly GatePolicy Wide = new(3, 3, 3, 3, 1, 0.01);
+    private static readonly GatePolicy Wide = new(3, 3, 3, 3, 1, 0.01, 3);
 
     private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("gate-command-");
 

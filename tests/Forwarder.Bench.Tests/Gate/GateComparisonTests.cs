@@ -4,7 +4,7 @@ namespace Forwarder.Bench.Tests.Gate;
 
 public sealed class GateComparisonTests
 {
-    private static readonly GatePolicy Policy = new(P50Growth: 0.05, P99Growth: 0.30, ThroughputGrowth: 0.10, OpenP99Growth: 0.30, MinimumPoints: 0.02, Alpha: 0.01);
+    private static readonly GatePolicy Policy = new(P50Growth: 0.05, P99Growth: 0.30, ThroughputGrowth: 0.10, OpenP99Growth: 0.30, MinimumPoints: 0.02, Alpha: 0.01, OpenP99MinimumPoints: 0.5);
 
     [Fact]
     public void SameDistribution_EveryMetricIsSame()

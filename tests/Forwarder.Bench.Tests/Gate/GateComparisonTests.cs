@@ -62,6 +62,25 @@ public sealed class GateComparisonTests
     }
 
     [Fact]
+    public void SameRepetitionsOnBothSides_ArePaired_SoWhatMovesBothCancels()
+    {
+        // Repetitions that moved both builds by up to 0.9 (a slow minute), the current build 0.1
+        // above the base in every one: paired, that is a sure shift past the 0.04 allowance;
+        // drawn independently, the repetitions' own spread hides it.
+        double[] baseline = [1.8, 2.4, 1.9, 2.6, 1.85, 2.2, 2.7, 1.95];
+        double[] current = [.. baseline.Select(r => r + 0.1)];
+        var metric = new GateMetric("forwarder", GateMetricKind.P50);
+
+        var paired = GateComparison.Compare(metric, baseline, current, Policy, paired: true);
+        var unpaired = GateComparison.Compare(metric, baseline, current, Policy);
+
+        Assert.Equal(GateOutcome.Worse, paired.Outcome);
+        Assert.NotEqual(GateOutcome.Worse, unpaired.Outcome);
+        Assert.True(GateComparison.Compare(GateSamples.Make(8, seed: 1), GateSamples.Make(8, seed: 2), Policy).Count == GateMetric.All.Count);
+        Assert.Equal([1, 2, 3], metric.Reps(GateSamples.Make(3)));
+    }
+
+    [Fact]
     public void Ratios_PairEachProxyRepetitionWithItsOwnDirectRun()
     {
         List<GateSample> samples =

@@ -5,35 +5,40 @@ using Forwarder.Bench.Gate;
 
 namespace Forwarder.Bench.Cli;
 
-/// <summary><c>bench gate</c>: the CI latency-regression gate, its baseline and its calibration.</summary>
+/// <summary><c>bench gate</c>: the CI latency-regression gate (the current build against its base, side by side) and its calibration.</summary>
 internal static class GateCli
 {
     public static Command Create()
     {
         var root = ForwarderBinary.RepositoryRoot() ?? ".";
-        var baseline = new Option<string>("--baseline") { Description = "Baseline to compare with (or to write with --update-baseline).", DefaultValueFactory = _ => Path.Combine(root, "perf-reports", "baseline", "gate.json") };
-        var update = new Option<bool>("--update-baseline") { Description = "Measure and write the baseline instead of comparing." };
-        var calibrate = new Option<bool>("--calibrate") { Description = "Measure the gate's false-alarm and detection rates (normal vs DelayInjection builds over several sessions) and write perf-reports/gate-calibration." };
-        var reps = new Option<int>("--reps") { Description = "Repetitions (per session when calibrating).", DefaultValueFactory = _ => 8 };
+        var baseReference = new Option<string?>("--base") { Description = "Commit to compare with, built in a temporary git worktree. Default: the merge-base with origin/main when this branch has commits of its own, else HEAD~1." };
+        var baseForwarder = new Option<string?>("--base-forwarder") { Description = "A built base forwarder binary, instead of building --base." };
+        var history = new Option<string?>("--history") { Description = "Append the current build's overheads to this trend record (TSV, one line per run)." };
+        var calibrate = new Option<bool>("--calibrate") { Description = "Measure the gate's false-alarm (A/A) and detection (DelayInjection build) rates over several sessions and write perf-reports/gate-calibration." };
+        var reps = new Option<int>("--reps") { Description = "Measured repetitions (per session when calibrating).", DefaultValueFactory = _ => GateDefaults.Reps };
         var summary = new Option<string?>("--summary") { Description = "Write the verdict as markdown here (for CI pages)." };
-        var forwarder = new Option<string?>("--forwarder") { Description = "Forwarder binary; default the repository's Release build, rebuilt first." };
-        var backend = new Option<string>("--backend") { Description = "HTTP backend for a new baseline: nginx (the default when installed) or builtin." };
+        var forwarder = new Option<string?>("--forwarder") { Description = "Current forwarder binary; default the repository's Release build, rebuilt first." };
+        var backend = new Option<string>("--backend") { Description = "HTTP backend: nginx (the default when installed) or builtin." };
         backend.AcceptOnlyFromAmong("nginx", "builtin");
         var defaults = GateSettings.Default("nginx");
-        var connections = new Option<int>("--connections", "-c") { Description = "New baseline: connections of the latency runs.", DefaultValueFactory = _ => defaults.Connections };
-        var duration = BenchCli.DurationOption("--duration", "-d", "New baseline: measured latency time per arm and repetition.", defaults.Duration);
-        var slices = new Option<int>("--slices") { Description = "New baseline: slices the latency time is cut into, the arms taking turns.", DefaultValueFactory = _ => defaults.Slices };
-        var maxConnections = new Option<int>("--max-connections") { Description = "New baseline: connections of the throughput runs.", DefaultValueFactory = _ => defaults.MaxConnections };
-        var maxDuration = BenchCli.DurationOption("--max-duration", null, "New baseline: measured time of each throughput run.", defaults.MaxDuration);
-        var warmup = BenchCli.DurationOption("--warmup", null, "New baseline: unmeasured load before each run.", defaults.Warmup);
-        var warmupReps = new Option<int>("--warmup-reps") { Description = "New baseline: unmeasured repetitions before the first measured one.", DefaultValueFactory = _ => defaults.WarmupReps };
-        var p50 = ShareOption("--p50-growth", "Regression: p50 overhead grown by more than this share of the baseline's.", GatePolicy.Default.P50Growth);
+        var connections = new Option<int>("--connections", "-c") { Description = "Connections of the latency runs.", DefaultValueFactory = _ => defaults.Connections };
+        var duration = BenchCli.DurationOption("--duration", "-d", "Measured latency time per arm and repetition.", defaults.Duration);
+        var slices = new Option<int>("--slices") { Description = "Slices the latency time is cut into, the arms taking turns.", DefaultValueFactory = _ => defaults.Slices };
+        var maxConnections = new Option<int>("--max-connections") { Description = "Connections of the throughput runs.", DefaultValueFactory = _ => defaults.MaxConnections };
+        var maxDuration = BenchCli.DurationOption("--max-duration", null, "Measured time of each throughput run.", defaults.MaxDuration);
+        var warmup = BenchCli.DurationOption("--warmup", null, "Unmeasured load before each throughput run.", defaults.Warmup);
+        var warmupReps = new Option<int>("--warmup-reps") { Description = "Unmeasured repetitions before the first measured one.", DefaultValueFactory = _ => defaults.WarmupReps };
+        var openRate = new Option<double>("--open-rate") { Description = "Requests a second of the open-loop run (its p99 is what shows pauses).", DefaultValueFactory = _ => defaults.OpenRate };
+        var openDuration = BenchCli.DurationOption("--open-duration", null, "Measured time of each open-loop run.", defaults.OpenDuration);
+        var p50 = ShareOption("--p50-growth", "Regression: p50 overhead grown by more than this share of the base's.", GatePolicy.Default.P50Growth);
         var p99 = ShareOption("--p99-growth", "Regression: p99 overhead grown by more than this share.", GatePolicy.Default.P99Growth);
         var throughput = ShareOption("--throughput-growth", "Regression: throughput cost grown by more than this share.", GatePolicy.Default.ThroughputGrowth);
+        var openP99 = ShareOption("--open-p99-growth", "Regression: open-loop p99 overhead grown by more than this share.", GatePolicy.Default.OpenP99Growth);
         var minimum = ShareOption("--min-growth", "Growth never allowed below this share of the direct arm's figure.", GatePolicy.Default.MinimumPoints);
-        var alpha = ShareOption("--alpha", "Significance of the one-sided Mann-Whitney test.", GatePolicy.Default.Alpha);
-        var sessions = new Option<int>("--sessions") { Description = "Independent sessions (fresh backend and proxies each) a new baseline pools, or a calibration measures.", DefaultValueFactory = _ => 4 };
-        var gateReps = new Option<int>("--gate-reps") { Description = "Calibration: repetitions of the gate run each trial stands for.", DefaultValueFactory = _ => 6 };
+        var openMinimum = ShareOption("--open-p99-min-growth", "Open-loop p99 growth never allowed below this share of the direct arm's figure.", GatePolicy.Default.OpenP99MinimumPoints);
+        var alpha = ShareOption("--alpha", "Significance of the one-sided bootstrap of the lower-quartile shift.", GatePolicy.Default.Alpha);
+        var sessions = new Option<int>("--sessions") { Description = "Calibration: independent sessions (fresh backend and proxies each).", DefaultValueFactory = _ => 4 };
+        var gateReps = new Option<int>("--gate-reps") { Description = "Calibration: repetitions of the gate run each trial stands for.", DefaultValueFactory = _ => GateDefaults.Reps };
         var delays = new Option<string?>("--inject") { Description = "Calibration: busy waits to inject, as CHUNK_US,REQUEST_US (tcp listener per chunk, http listener per request); default sized from a pilot." };
         var from = new Option<string?>("--from") { Description = "Calibration: re-analyse this samples.json instead of measuring." };
         var output = new Option<string?>("--out") { Description = "Calibration report directory; default perf-reports/gate-calibration." };
@@ -42,19 +47,21 @@ internal static class GateCli
         BenchCli.AtLeast(slices, 1);
         BenchCli.AtLeast(connections, 1);
         BenchCli.AtLeast(maxConnections, 1);
-        BenchCli.AtLeast(sessions, 2);
+        BenchCli.AtLeast(sessions, 1);
         BenchCli.AtLeast(gateReps, 2);
-        var command = new Command("gate", "Latency-regression gate: compare the forwarder's overheads over no proxy with the committed baseline. Exit 0 pass, 1 regression, 2 no usable baseline.")
+        openRate.Validators.Add(result =>
         {
-            baseline, update, calibrate, reps, summary, forwarder, backend, connections, duration, slices, maxConnections, maxDuration, warmup, warmupReps, p50, p99, throughput, minimum, alpha, sessions, gateReps, delays, from, output,
+            if (result.GetValueOrDefault<double>() <= 0)
+            {
+                result.AddError("--open-rate: must be above 0.");
+            }
+        });
+        var command = new Command("gate", "Latency-regression gate: build the base commit, run it beside the current build and compare the forwarder's overheads over no proxy. Exit 0 pass, 1 regression, 2 no base to compare with.")
+        {
+            baseReference, baseForwarder, history, calibrate, reps, summary, forwarder, backend, connections, duration, slices, maxConnections, maxDuration, warmup, warmupReps, openRate, openDuration, p50, p99, throughput, openP99, minimum, openMinimum, alpha, sessions, gateReps, delays, from, output,
         };
         command.Validators.Add(result =>
         {
-            if (result.GetValue(update) && result.GetValue(calibrate))
-            {
-                result.AddError("--update-baseline and --calibrate do not go together.");
-            }
-
             if (result.GetValue(delays) is { } text && ParseDelays(text) is null)
             {
                 result.AddError($"--inject: expected CHUNK_US,REQUEST_US (two numbers of microseconds, 0 or more), got '{text}'.");
@@ -75,19 +82,21 @@ internal static class GateCli
                 parse.GetValue(maxDuration),
                 parse.GetValue(warmup),
                 parse.GetValue(warmupReps),
-                parse.GetValue(backend) ?? (Tools.Find().Nginx is null ? "builtin" : "nginx"));
-            var policy = new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(minimum), parse.GetValue(alpha));
+                parse.GetValue(backend) ?? (Tools.Find().Nginx is null ? "builtin" : "nginx"),
+                parse.GetValue(openRate),
+                parse.GetValue(openDuration));
+            var policy = new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(openP99), parse.GetValue(minimum), parse.GetValue(alpha), parse.GetValue(openMinimum));
             SocketEngineSettings.Apply(1);
             if (!parse.GetValue(calibrate))
             {
-                var options = new GateOptions(parse.GetValue(baseline)!, parse.GetValue(update), parse.GetValue(reps), settings, policy, parse.GetValue(summary), parse.GetValue(forwarder), parse.GetValue(sessions));
+                var options = new GateOptions(parse.GetValue(reps), settings, policy, parse.GetValue(summary), parse.GetValue(forwarder), parse.GetValue(baseReference), parse.GetValue(baseForwarder), parse.GetValue(history));
                 return await GateCommand.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             }
 
             var calibration = new CalibrationOptions(settings, parse.GetValue(sessions), parse.GetValue(reps), parse.GetValue(gateReps), policy, 0.10, ParseDelays(parse.GetValue(delays)),
                 parse.GetValue(output) ?? Path.Combine(root, "perf-reports", "gate-calibration"), parse.GetValue(forwarder), parse.GetValue(from));
             var result = await GateCalibration.RunAsync(calibration, Console.Out, cancellationToken).ConfigureAwait(false);
-            var analyses = new[] { true, false }.SelectMany(pooled => Rules(policy).Select(rule => GateCalibration.Analyse(result, rule, calibration.GateReps, pooled))).ToArray();
+            var analyses = Rules(policy).Select(rule => GateCalibration.Analyse(result, rule, calibration.GateReps)).ToArray();
             var report = GateCalibration.Report(result, analyses);
             Directory.CreateDirectory(calibration.OutputDirectory);
             await File.WriteAllTextAsync(Path.Combine(calibration.OutputDirectory, "report.md"), report, cancellationToken).ConfigureAwait(false);
@@ -108,6 +117,10 @@ internal static class GateCli
                 yield return chosen with { P50Growth = growth };
             }
         }
+
+        yield return chosen with { ThroughputGrowth = 0.2 };
+        yield return chosen with { OpenP99MinimumPoints = 0.25 };
+        yield return chosen with { OpenP99MinimumPoints = 1.0 };
 
         yield return chosen with { Alpha = chosen.Alpha * 5 };
     }

@@ -3,14 +3,8 @@ using System.Net;
 namespace Forwarder.Bench.Compare;
 
 /// <summary>Where one arm's proxies and backends run: ports, files and the machine's tools.</summary>
-/// <param name="Injected">The DelayInjection build and its busy wait per request and chunk, for the injected arms; null when not asked for.</param>
 /// <param name="YarpPath">The YARP peer's binary, for the yarp arm; null when that arm is not run.</param>
-internal sealed record ArmEnvironment(string WorkDirectory, IPEndPoint Backend, CompareProtocol Protocol, int ProxyThreads, Tools Tools, string ForwarderPath, InjectedForwarder? Injected = null, string? YarpPath = null);
-
-/// <summary>A forwarder built in the DelayInjection configuration, and the waits it is run with.</summary>
-/// <param name="ChunkDelayMicroseconds">The tcp listener's wait per forwarded chunk.</param>
-/// <param name="RequestDelayMicroseconds">The http listener's wait per request.</param>
-internal sealed record InjectedForwarder(string Path, double ChunkDelayMicroseconds, double RequestDelayMicroseconds);
+internal sealed record ArmEnvironment(string WorkDirectory, IPEndPoint Backend, CompareProtocol Protocol, int ProxyThreads, Tools Tools, string ForwarderPath, string? YarpPath = null);
 
 /// <summary>A started arm: the address the load goes to, and the proxy process to sample (none for direct).</summary>
 internal sealed record RunningArm(string Name, IPEndPoint Entry, PeerProcess? Proxy) : IAsyncDisposable
@@ -34,8 +28,6 @@ internal static class ArmCatalog
         new("direct", "no proxy: the client talks to the backend (the ceiling)", null, env => Task.FromResult(new RunningArm("direct", env.Backend, null))),
         new("forwarder", "this project, tcp listener (L4)", null, env => StartForwarderAsync(env, http: false)),
         new("forwarder-l7", "this project, http listener (L7), upstream keep-alive", null, env => StartForwarderAsync(env, http: true)),
-        new("forwarder-injected", "forwarder, DelayInjection build: a fixed busy wait per forwarded chunk", null, env => StartForwarderAsync(env, http: false, injected: true)),
-        new("forwarder-l7-injected", "forwarder-l7, DelayInjection build: a fixed busy wait per request", null, env => StartForwarderAsync(env, http: true, injected: true)),
         new("haproxy-tcp", "HAProxy, mode tcp", "haproxy", env => StartHaproxyAsync(env, http: false)),
         new("haproxy-http", "HAProxy, mode http, http-reuse always", "haproxy", env => StartHaproxyAsync(env, http: true)),
         new("nginx-stream", "nginx stream proxy (L4)", "nginx", env => StartNginxAsync(env, http: false)),
@@ -46,9 +38,6 @@ internal static class ArmCatalog
     /// <summary>Whether the arm runs this project (forwarder, forwarder-l7) rather than a peer or no proxy.</summary>
     public static bool IsOurs(string arm) => arm.StartsWith("forwarder", StringComparison.Ordinal);
 
-    /// <summary>Whether the arm runs the DelayInjection build.</summary>
-    public static bool IsInjected(string arm) => arm.EndsWith("-injected", StringComparison.Ordinal);
-
     /// <summary>Whether the arm can carry the protocol (the HTTP proxies cannot carry raw TCP echo).</summary>
     public static bool Supports(string arm, CompareProtocol protocol)
         => protocol == CompareProtocol.Http || !(arm.EndsWith("-http", StringComparison.Ordinal) || arm.Contains("-l7", StringComparison.Ordinal) || arm == "yarp");
@@ -56,22 +45,16 @@ internal static class ArmCatalog
     /// <summary>Whether the arm runs the YARP peer, which is built from bench/yarp before the run.</summary>
     public static bool IsYarp(string arm) => arm == "yarp";
 
-    private static async Task<RunningArm> StartForwarderAsync(ArmEnvironment env, bool http, bool injected = false)
+    private static Task<RunningArm> StartForwarderAsync(ArmEnvironment env, bool http)
+        => StartForwarderAsync(env, http, http ? "forwarder-l7" : "forwarder", env.ForwarderPath, null);
+
+    /// <summary>The forwarder's tcp (L4) or http (L7) listener from any binary, under the name given (the gate runs two builds side by side).</summary>
+    /// <param name="variables">Extra environment, e.g. the DelayInjection build's wait.</param>
+    public static async Task<RunningArm> StartForwarderAsync(ArmEnvironment env, bool http, string name, string binary, IReadOnlyDictionary<string, string>? variables)
     {
-        var name = (http ? "forwarder-l7" : "forwarder") + (injected ? "-injected" : string.Empty);
         var entry = FreePort.Next();
         var config = Path.Combine(env.WorkDirectory, $"{name}.yaml");
         await File.WriteAllTextAsync(config, http ? PeerConfigs.ForwarderHttp(entry, env.Backend, env.ProxyThreads) : PeerConfigs.Forwarder(entry, env.Backend, env.ProxyThreads)).ConfigureAwait(false);
-        var binary = env.ForwarderPath;
-        Dictionary<string, string>? variables = null;
-        if (injected)
-        {
-            var build = env.Injected ?? throw new InvalidOperationException($"{name} needs the DelayInjection build (bench gate --calibrate provides it).");
-            binary = build.Path;
-            var delay = http ? build.RequestDelayMicroseconds : build.ChunkDelayMicroseconds;
-            variables = new() { ["FORWARDER_INJECTED_DELAY_US"] = delay.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) };
-        }
-
         var process = await PeerProcess.StartAsync(name, binary, ["--config", config, "--log-level", "Warning"], entry, Path.Combine(env.WorkDirectory, $"{name}.log"), variables).ConfigureAwait(false);
         return new RunningArm(name, entry, process);
     }

@@ -30,5 +30,4 @@ internal sealed record CompareOptions(
     string Backend,
     string OutputDirectory,
     string? ForwarderPath,
-    InjectedForwarder? Injected = null,
     string? YarpPath = null);

@@ -45,7 +45,7 @@ internal static class CompareRunner
         var forwarderPath = arms.Any(a => ArmCatalog.IsOurs(a.Name)) ? ForwarderBinary.Locate(options.ForwarderPath, log) : string.Empty;
         await using var backend = await BenchBackend.StartAsync(options.Protocol, options.Backend, tools, workDirectory, log).ConfigureAwait(false);
         var yarpPath = arms.Any(a => ArmCatalog.IsYarp(a.Name)) ? ForwarderBinary.LocateYarp(options.YarpPath, log) : null;
-        var environment = new ArmEnvironment(workDirectory, backend.EndPoint, options.Protocol, options.ProxyThreads, tools, forwarderPath, options.Injected, yarpPath);
+        var environment = new ArmEnvironment(workDirectory, backend.EndPoint, options.Protocol, options.ProxyThreads, tools, forwarderPath, yarpPath);
         List<RunningArm> running = [];
         List<ArmRun> runs = [];
         try

@@ -82,6 +82,9 @@ internal sealed partial class PeerProcess : IAsyncDisposable
         _process.Dispose();
     }
 
+    /// <summary>Stops (SIGSTOP) or resumes (SIGCONT) the process, to stand in for a pause of its own.</summary>
+    public void Suspend(bool suspended) => _ = Kill(_process.Id, suspended ? 19 : 18);
+
     public override string ToString() => $"{_name} (pid {Pid})";
 
     private static void WriteLine(StreamWriter log, string? line)

@@ -6,23 +6,23 @@ using Forwarder.Bench.Compare;
 namespace Forwarder.Bench.Gate;
 
 /// <summary>What <c>bench gate --calibrate</c> was asked to do.</summary>
-/// <param name="Sessions">Independent sessions (fresh processes each); every ordered pair is one baseline/current comparison.</param>
-/// <param name="Reps">Repetitions per session of the normal arms, and as many of the injected ones.</param>
-/// <param name="GateReps">Repetitions a gate run has (the current side of each trial is subsets of this size).</param>
+/// <param name="Sessions">Independent sessions (fresh backend and proxies each).</param>
+/// <param name="Reps">Repetitions per session, each running all three builds.</param>
+/// <param name="GateReps">Repetitions a gate run has: each trial is this many repetitions of a session.</param>
 /// <param name="TargetGrowth">Growth of the p50 overhead the injected delay is sized for.</param>
 /// <param name="Delays">Busy waits (µs per chunk, µs per request) to inject; null sizes them from a pilot.</param>
 /// <param name="From">Re-analyse the samples of an earlier calibration instead of measuring.</param>
 internal sealed record CalibrationOptions(GateSettings Settings, int Sessions, int Reps, int GateReps, GatePolicy Policy, double TargetGrowth, (double Chunk, double Request)? Delays, string OutputDirectory, string? ForwarderPath, string? From);
 
 /// <summary>
-/// Proves the gate: measures several independent sessions of the normal build and of the
-/// DelayInjection build (a busy wait sized to grow the p50 overhead by the target), then runs the
-/// gate's comparison on every ordered pair of sessions. Normal against normal gives the false-alarm
-/// rate; normal against injected, the detection rate.
+/// Proves the A/B gate on this machine: each independent session runs three builds side by side
+/// as <c>bench gate</c> runs two: the base, a second copy of the same build (A/A: every alarm on
+/// it is false) and the DelayInjection build with a busy wait sized to grow the p50 overhead by
+/// the target (A/B: every miss on it is a regression let through).
 /// </summary>
 internal static class GateCalibration
 {
-    private const int SubsetsPerPair = 40;
+    private const int SubsetsPerSession = 40;
 
     public static async Task<CalibrationResult> RunAsync(CalibrationOptions options, TextWriter log, CancellationToken cancellationToken)
     {
@@ -31,99 +31,70 @@ internal static class GateCalibration
             return Read(from);
         }
 
+        var load = File.Exists("/proc/loadavg") ? $"load average {(await File.ReadAllTextAsync("/proc/loadavg", cancellationToken).ConfigureAwait(false)).Trim()}" : "not known";
         var forwarder = ForwarderBinary.Locate(options.ForwarderPath, log, rebuild: options.ForwarderPath is null);
         var injectedBuild = ForwarderBinary.Locate(null, log, "DelayInjection", rebuild: true);
 
         var (chunkDelay, requestDelay) = options.Delays ?? await SizeDelaysAsync(options, forwarder, log, cancellationToken).ConfigureAwait(false);
-        var injected = new InjectedForwarder(injectedBuild, Math.Round(chunkDelay, 2), Math.Round(requestDelay, 2));
-        await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"injected delay: {injected.ChunkDelayMicroseconds} us per chunk (tcp listener), {injected.RequestDelayMicroseconds} us per request (http listener)")).ConfigureAwait(false);
+        GateBuild[] builds = [new("base", forwarder), new("same", forwarder), new("slowed", injectedBuild, Math.Round(chunkDelay, 2), Math.Round(requestDelay, 2))];
+        await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"injected delay: {builds[2].ChunkDelayMicroseconds} us per chunk (tcp listener), {builds[2].RequestDelayMicroseconds} us per request (http listener)")).ConfigureAwait(false);
 
         List<CalibrationSession> sessions = [];
         for (var s = 1; s <= options.Sessions; s++)
         {
             await log.WriteLineAsync($"session {s}/{options.Sessions}").ConfigureAwait(false);
-            List<GateSample> normal = [];
-            List<GateSample> slowed = [];
-            await using var session = await GateSession.StartAsync(options.Settings, forwarder, injected, log).ConfigureAwait(false);
+            List<GateSample> baseSamples = [], same = [], slowed = [];
+            await using var session = await GateSession.StartAsync(options.Settings, builds, log).ConfigureAwait(false);
             await session.WarmAsync(cancellationToken).ConfigureAwait(false);
             for (var rep = 1; rep <= options.Reps; rep++)
             {
-                // Alternate which build goes first, so neither always follows the other.
-                foreach (var isInjected in rep % 2 == 1 ? [false, true] : new[] { true, false })
-                {
-                    (isInjected ? slowed : normal).AddRange(await session.RunRepAsync(rep, isInjected, cancellationToken).ConfigureAwait(false));
-                }
+                var samples = await session.RunRepAsync(rep, cancellationToken).ConfigureAwait(false);
+                baseSamples.AddRange(samples["base"]);
+                same.AddRange(samples["same"]);
+                slowed.AddRange(samples["slowed"]);
             }
 
-            sessions.Add(new CalibrationSession(normal, slowed));
+            sessions.Add(new CalibrationSession(baseSamples, same, slowed));
         }
 
-        var result = new CalibrationResult(options.Settings, injected.ChunkDelayMicroseconds, injected.RequestDelayMicroseconds, sessions, Compare.Versions.Machine(), DateTimeOffset.UtcNow);
+        var result = new CalibrationResult(options.Settings, builds[2].ChunkDelayMicroseconds!.Value, builds[2].RequestDelayMicroseconds!.Value, sessions, Compare.Versions.Machine(), DateTimeOffset.UtcNow, load);
         Directory.CreateDirectory(options.OutputDirectory);
         Write(result, Path.Combine(options.OutputDirectory, "samples.json"));
         return result;
     }
 
-    /// <summary>Every ordered pair of sessions, the current side subsampled to a gate run's size: how often the gate fails with nothing changed, and how often it catches the injected delay.</summary>
-    /// <param name="pooled">Whether each session is compared with the other sessions pooled (as a baseline recorded over several sessions is) rather than with each other session alone.</param>
-    public static CalibrationAnalysis Analyse(CalibrationResult result, GatePolicy policy, int gateReps, bool pooled = false)
+    /// <summary>
+    /// Every session cut into gate runs: disjoint blocks of <paramref name="gateReps"/> repetitions
+    /// (independent trials) and random subsets of that size (more trials, sharing repetitions). In
+    /// each, base against same is an A/A run and base against slowed an A/B run.
+    /// </summary>
+    public static CalibrationAnalysis Analyse(CalibrationResult result, GatePolicy policy, int gateReps)
     {
-        var random = new Random(20261122);
-        int trials = 0, falseAlarms = 0;
-        var caught = GateMetric.ProxyArms.ToDictionary(arm => arm, _ => 0);
-        var alarmsByMetric = GateMetric.All.ToDictionary(m => m.Name, _ => 0);
-        var count = result.Sessions.Count;
-        var pairs = pooled
-            ? Enumerable.Range(0, count).Select(j => (Baseline: Pool(result, Enumerable.Range(0, count).Where(i => i != j)), Current: j))
-            : Enumerable.Range(0, count).SelectMany(i => Enumerable.Range(0, count).Where(j => j != i).Select(j => (Baseline: result.Sessions[i].Normal, Current: j)));
-        foreach (var (baseline, j) in pairs)
+        var random = new Random(20261206);
+        var blocks = new TrialCounts();
+        var subsets = new TrialCounts();
+        foreach (var session in result.Sessions)
         {
-            foreach (var reps in Subsets(result.Sessions[j].Normal, gateReps, random))
+            var reps = session.Base.Select(s => s.Rep).Distinct().Order().ToArray();
+            for (var b = 0; b + gateReps <= reps.Length; b += gateReps)
             {
-                trials++;
-                var aa = GateComparison.Compare(baseline, [.. result.Sessions[j].Normal.Where(s => reps.Contains(s.Rep))], policy);
-                falseAlarms += GateReport.Passed(aa) ? 0 : 1;
-                foreach (var verdict in aa.Where(v => v.Outcome == GateOutcome.Worse))
-                {
-                    alarmsByMetric[verdict.Metric.Name]++;
-                }
+                blocks.Add(session, [.. reps[b..(b + gateReps)]], policy);
+            }
 
-                var slowed = GateComparison.Compare(baseline, [.. result.Sessions[j].Injected.Where(s => reps.Contains(s.Rep))], policy);
-                foreach (var arm in GateMetric.ProxyArms)
-                {
-                    caught[arm] += slowed.Any(v => v.Metric.Arm == arm && v.Metric.Kind == GateMetricKind.P50 && v.Outcome == GateOutcome.Worse) ? 1 : 0;
-                }
+            for (var k = 0; k < (reps.Length > gateReps ? SubsetsPerSession : 1); k++)
+            {
+                subsets.Add(session, [.. reps.OrderBy(_ => random.Next()).Take(gateReps)], policy);
             }
         }
 
         var growth = GateMetric.ProxyArms.ToDictionary(arm => arm, arm =>
         {
             var p50 = new GateMetric(arm, GateMetricKind.P50);
-            var normal = GateComparison.LowerQuartile([.. result.Sessions.SelectMany(s => p50.Ratios(s.Normal))]) - 1;
-            var injected = GateComparison.LowerQuartile([.. result.Sessions.SelectMany(s => p50.Ratios(s.Injected))]) - 1;
+            var normal = GateComparison.LowerQuartile([.. result.Sessions.SelectMany(s => p50.Ratios(s.Base))]) - 1;
+            var injected = GateComparison.LowerQuartile([.. result.Sessions.SelectMany(s => p50.Ratios(s.Slowed))]) - 1;
             return (normal, injected);
         });
-        return new CalibrationAnalysis(policy, gateReps, pooled, trials, falseAlarms, alarmsByMetric, caught, growth);
-    }
-
-    /// <summary>Normal repetitions of several sessions as one baseline, numbered apart so each proxy run still pairs with its own direct run.</summary>
-    private static IReadOnlyList<GateSample> Pool(CalibrationResult result, IEnumerable<int> sessions)
-        => [.. sessions.SelectMany(i => result.Sessions[i].Normal.Select(s => s with { Rep = ((i + 1) * 10_000) + s.Rep }))];
-
-    /// <summary>Repetition numbers of the current side of each trial: every subset when there are few, else a fixed number drawn at random.</summary>
-    private static IEnumerable<HashSet<int>> Subsets(IReadOnlyList<GateSample> samples, int size, Random random)
-    {
-        var reps = samples.Select(s => s.Rep).Distinct().Order().ToArray();
-        if (reps.Length <= size)
-        {
-            yield return [.. reps];
-            yield break;
-        }
-
-        for (var k = 0; k < SubsetsPerPair; k++)
-        {
-            yield return [.. reps.OrderBy(_ => random.Next()).Take(size)];
-        }
+        return new CalibrationAnalysis(policy, gateReps, blocks, subsets, growth);
     }
 
     /// <summary>Sizes the delays from a pilot: the wait adds to latency one-for-one when the proxy is not saturated.</summary>
@@ -131,12 +102,12 @@ internal static class GateCalibration
     {
         await log.WriteLineAsync("pilot: sizing the injected delay").ConfigureAwait(false);
         List<GateSample> pilot = [];
-        await using (var session = await GateSession.StartAsync(options.Settings, forwarder, null, log).ConfigureAwait(false))
+        await using (var session = await GateSession.StartAsync(options.Settings, [new GateBuild("base", forwarder)], log).ConfigureAwait(false))
         {
             await session.WarmAsync(cancellationToken).ConfigureAwait(false);
             for (var rep = 1; rep <= 3; rep++)
             {
-                pilot.AddRange(await session.RunRepAsync(rep, injected: false, cancellationToken).ConfigureAwait(false));
+                pilot.AddRange((await session.RunRepAsync(rep, cancellationToken).ConfigureAwait(false))["base"]);
             }
         }
 
@@ -153,52 +124,75 @@ internal static class GateCalibration
     public static string Report(CalibrationResult result, IReadOnlyList<CalibrationAnalysis> analyses)
     {
         var chosen = analyses[0];
+        var settings = result.Settings;
+        var reps = result.Sessions[0].Base.Select(s => s.Rep).Distinct().Count();
         var text = new StringBuilder();
-        text.AppendLine("# Latency gate calibration");
+        text.AppendLine("# Latency gate calibration: A/B against its own base");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Measured {result.RecordedAt:yyyy-MM-dd HH:mm} UTC on {result.Machine}: {result.Sessions.Count} independent sessions (fresh backend and proxies each), each with {result.Sessions[0].Normal.Select(s => s.Rep).Distinct().Count()} repetitions of the normal build and as many of the DelayInjection build, alternating. Every process runs on one CPU. A repetition runs direct, forwarder (tcp listener) and forwarder-l7 (http listener) in turn in a closed loop of {result.Settings.Connections} connection(s) for {result.Settings.Duration.TotalSeconds:0.#} s in {result.Settings.Slices} slices, the arms taking turns (latency), then of {result.Settings.MaxConnections} connections for {result.Settings.MaxDuration.TotalSeconds:0.#} s (throughput); each session first runs {result.Settings.WarmupReps} unmeasured repetitions of each build.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Measured {result.RecordedAt:yyyy-MM-dd HH:mm} UTC on {result.Machine}; load when it started: {result.Load}. {result.Sessions.Count} independent sessions (fresh backend and proxies each), each of {reps} repetitions running three builds side by side as `bench gate --base` runs two: the base, a second copy of the same build (A/A) and the DelayInjection build (A/B). Every process runs on one CPU. A repetition runs direct and each build's forwarder (tcp listener) and forwarder-l7 (http listener), interleaved: a closed loop of {settings.Connections} connection(s) for {settings.Duration.TotalSeconds:0.#} s in {settings.Slices} slices, the arms taking turns (latency), a closed loop of {settings.MaxConnections} connections for {settings.MaxDuration.TotalSeconds:0.#} s (throughput), an open loop at {settings.OpenRate:0} req/s for {settings.OpenDuration.TotalSeconds:0.#} s (open-loop p99); each session first runs {settings.WarmupReps} unmeasured repetitions.");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"The injected build busy-waits {result.ChunkDelayMicroseconds} µs per forwarded chunk (tcp listener) and {result.RequestDelayMicroseconds} µs per request (http listener), meant to grow the p50 overhead by about 10%. What it did (lower quartiles over all sessions):");
+        text.AppendLine(CultureInfo.InvariantCulture, $"The injected build busy-waits {result.ChunkDelayMicroseconds} µs per forwarded chunk (tcp listener) and {result.RequestDelayMicroseconds} µs per request (http listener), sized to grow the p50 overhead by about 10%. What it did (lower quartiles over all sessions):");
         text.AppendLine();
-        text.AppendLine("| arm | p50 overhead, normal | p50 overhead, injected | growth |");
+        text.AppendLine("| arm | p50 overhead, base | p50 overhead, injected | growth |");
         text.AppendLine("|---|---:|---:|---:|");
         foreach (var (arm, (normal, injected)) in chosen.Growth)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {arm} | {normal:+0.0%} | {injected:+0.0%} | {(injected / normal) - 1:+0.0%} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {arm} | {GateReport.Signed(normal)} | {GateReport.Signed(injected)} | {GateReport.Signed((injected / normal) - 1)} |");
         }
 
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Each trial is one gate run: {chosen.GateReps} repetitions of a session ({SubsetsPerPair} random subsets each) against a baseline that is either the normal repetitions of the other sessions pooled, as `--update-baseline --sessions N` records it, or those of one other session (every ordered pair). Trials share measurements, so they are not independent; the rates are what the gate does on these sessions.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Each trial is one gate run of {chosen.GateReps} repetitions. Independent trials are disjoint blocks of a session's repetitions ({chosen.Blocks.Trials} in all); the 95% intervals (Wilson) are theirs. Resampled trials ({SubsetsPerSession} random subsets per session) share repetitions, so they give a finer rate but no more independence. Detection counts a trial when the injected build's p50 metric of that listener is WORSE.");
         text.AppendLine();
-        text.AppendLine("| baseline | rule | trials | false alarms (A/A) | forwarder: injected delay caught | forwarder-l7: injected delay caught |");
-        text.AppendLine("|---|---|---:|---:|---:|---:|");
+        text.AppendLine("| rule | independent trials | false alarms (A/A) [95% CI] | forwarder caught [95% CI] | forwarder-l7 caught [95% CI] | resampled trials: false alarms, forwarder, forwarder-l7 caught |");
+        text.AppendLine("|---|---:|---:|---:|---:|---|");
         foreach (var a in analyses)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {(a.Pooled ? $"{result.Sessions.Count - 1} other sessions pooled" : "one other session")} | p50 {a.Policy.P50Growth:0.#%}, p99 {a.Policy.P99Growth:0.#%}, throughput {a.Policy.ThroughputGrowth:0.#%}, min {a.Policy.MinimumPoints * 100:0.#} pts, α {a.Policy.Alpha}{(a == chosen ? " (the gate's)" : string.Empty)} | {a.Trials} | {a.FalseAlarms} ({a.FalseAlarmRate:0.0%}) | {a.CaughtRate("forwarder"):0.0%} | {a.CaughtRate("forwarder-l7"):0.0%} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| p50 {a.Policy.P50Growth:0.#%}, p99 {a.Policy.P99Growth:0.#%}, throughput {a.Policy.ThroughputGrowth:0.#%}, open p99 {a.Policy.OpenP99Growth:0.#%}, min {a.Policy.MinimumPoints * 100:0.#} pts (open p99 {a.Policy.OpenP99MinimumPoints * 100:0.#}), α {a.Policy.Alpha}{(a == chosen ? " (the gate's)" : string.Empty)} | {a.Blocks.Trials} | {Rate(a.Blocks.FalseAlarms, a.Blocks.Trials)} | {Rate(a.Blocks.Caught["forwarder"], a.Blocks.Trials)} | {Rate(a.Blocks.Caught["forwarder-l7"], a.Blocks.Trials)} | {a.Subsets.FalseAlarms}/{a.Subsets.Trials}, {a.Subsets.Caught["forwarder"]}/{a.Subsets.Trials}, {a.Subsets.Caught["forwarder-l7"]}/{a.Subsets.Trials} |");
         }
 
         text.AppendLine();
-        text.AppendLine("False alarms of the gate's rule by metric:");
+        text.AppendLine("A/A alarms of the gate's rule by metric (resampled trials):");
         text.AppendLine();
         text.AppendLine("| metric | A/A trials failing on it |");
         text.AppendLine("|---|---:|");
-        foreach (var (metric, alarms) in chosen.AlarmsByMetric)
+        foreach (var (metric, alarms) in chosen.Subsets.AlarmsByMetric)
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"| {metric} | {alarms} |");
         }
 
         text.AppendLine();
-        text.AppendLine("Spread of each metric's overhead, per session (lower quartile of its normal repetitions, as the gate reads it):");
+        text.AppendLine("Each metric's overhead per session, base build (lower quartile of its repetitions, as the gate reads it), and how far the A/A copy sat from it:");
         text.AppendLine();
-        text.AppendLine("| metric | " + string.Join(" | ", result.Sessions.Select((_, i) => $"s{i + 1}")) + " |");
+        text.AppendLine("| metric | " + string.Join(" | ", result.Sessions.Select((_, i) => $"s{i + 1} base / same")) + " |");
         text.AppendLine("|---|" + string.Concat(result.Sessions.Select(_ => "---:|")));
         foreach (var metric in GateMetric.All)
         {
-            var medians = result.Sessions.Select(s => (GateComparison.LowerQuartile(metric.Ratios(s.Normal)) - 1).ToString("+0.0%", CultureInfo.InvariantCulture));
-            text.AppendLine($"| {metric.Name} | {string.Join(" | ", medians)} |");
+            var cells = result.Sessions.Select(s => $"{GateReport.Signed(GateComparison.LowerQuartile(metric.Ratios(s.Base)) - 1)} / {GateReport.Signed(GateComparison.LowerQuartile(metric.Ratios(s.Same)) - 1)}");
+            text.AppendLine($"| {metric.Name} | {string.Join(" | ", cells)} |");
         }
 
         return text.ToString();
+    }
+
+    /// <summary>k of n as a rate with its 95% Wilson score interval.</summary>
+    public static string Rate(int k, int n)
+    {
+        if (n == 0)
+        {
+            return "n/a";
+        }
+
+        var (low, high) = Wilson(k, n);
+        return string.Create(CultureInfo.InvariantCulture, $"{k}/{n} = {k / (double)n:0.0%} [{low:0.0%}, {high:0.0%}]");
+    }
+
+    public static (double Low, double High) Wilson(int k, int n, double z = 1.959964)
+    {
+        var p = k / (double)n;
+        var denominator = 1 + (z * z / n);
+        var centre = (p + (z * z / (2 * n))) / denominator;
+        var half = z * Math.Sqrt((p * (1 - p) / n) + (z * z / (4.0 * n * n))) / denominator;
+        return (Math.Max(0, centre - half), Math.Min(1, centre + half));
     }
 
     private static void Write(CalibrationResult result, string path)
@@ -207,6 +201,7 @@ internal static class GateCalibration
         using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
         json.WriteStartObject();
         json.WriteString("recordedAt", result.RecordedAt);
+        json.WriteString("load", result.Load);
         json.WriteString("machine", result.Machine);
         json.WriteNumber("chunkDelayUs", result.ChunkDelayMicroseconds);
         json.WriteNumber("requestDelayUs", result.RequestDelayMicroseconds);
@@ -215,8 +210,9 @@ internal static class GateCalibration
         foreach (var session in result.Sessions)
         {
             json.WriteStartObject();
-            GateJson.WriteSamples(json, "normal", session.Normal);
-            GateJson.WriteSamples(json, "injected", session.Injected);
+            GateJson.WriteSamples(json, "base", session.Base);
+            GateJson.WriteSamples(json, "same", session.Same);
+            GateJson.WriteSamples(json, "slowed", session.Slowed);
             json.WriteEndObject();
         }
 
@@ -232,31 +228,58 @@ internal static class GateCalibration
             GateJson.ReadSettings(root, path),
             GateJson.Field(root, "chunkDelayUs", path).GetDouble(),
             GateJson.Field(root, "requestDelayUs", path).GetDouble(),
-            [.. GateJson.Field(root, "sessions", path).EnumerateArray().Select(s => new CalibrationSession(GateJson.ReadSamples(s, "normal", path), GateJson.ReadSamples(s, "injected", path)))],
+            [.. GateJson.Field(root, "sessions", path).EnumerateArray().Select(s => new CalibrationSession(GateJson.ReadSamples(s, "base", path), GateJson.ReadSamples(s, "same", path), GateJson.ReadSamples(s, "slowed", path)))],
             GateJson.Field(root, "machine", path).GetString()!,
-            GateJson.Field(root, "recordedAt", path).GetDateTimeOffset());
+            GateJson.Field(root, "recordedAt", path).GetDateTimeOffset(),
+            root.TryGetProperty("load", out var load) ? load.GetString()! : "not recorded");
     }
 }
 
-/// <summary>One session's samples: the normal build's repetitions and the injected build's.</summary>
-internal sealed record CalibrationSession(IReadOnlyList<GateSample> Normal, IReadOnlyList<GateSample> Injected);
+/// <summary>One session's samples: the base build's repetitions, those of its A/A copy, and the DelayInjection build's.</summary>
+internal sealed record CalibrationSession(IReadOnlyList<GateSample> Base, IReadOnlyList<GateSample> Same, IReadOnlyList<GateSample> Slowed);
 
 /// <summary>A calibration's measurements.</summary>
-internal sealed record CalibrationResult(GateSettings Settings, double ChunkDelayMicroseconds, double RequestDelayMicroseconds, IReadOnlyList<CalibrationSession> Sessions, string Machine, DateTimeOffset RecordedAt);
+/// <param name="Load">The machine's load average when the calibration started: other work on a shared machine is its noise.</param>
+internal sealed record CalibrationResult(GateSettings Settings, double ChunkDelayMicroseconds, double RequestDelayMicroseconds, IReadOnlyList<CalibrationSession> Sessions, string Machine, DateTimeOffset RecordedAt, string Load);
 
-/// <summary>How one rule fared over every trial of a calibration.</summary>
-/// <param name="Growth">Per proxy arm, the median p50 overhead of the normal and the injected build.</param>
-internal sealed record CalibrationAnalysis(
-    GatePolicy Policy,
-    int GateReps,
-    bool Pooled,
-    int Trials,
-    int FalseAlarms,
-    IReadOnlyDictionary<string, int> AlarmsByMetric,
-    IReadOnlyDictionary<string, int> Caught,
-    IReadOnlyDictionary<string, (double Normal, double Injected)> Growth)
+/// <summary>How one rule fared on a calibration's trials.</summary>
+/// <param name="Blocks">Disjoint blocks of repetitions: independent trials.</param>
+/// <param name="Subsets">Random subsets of repetitions: more trials, sharing measurements.</param>
+/// <param name="Growth">Per proxy arm, the p50 overhead of the base and the injected build.</param>
+internal sealed record CalibrationAnalysis(GatePolicy Policy, int GateReps, TrialCounts Blocks, TrialCounts Subsets, IReadOnlyDictionary<string, (double Normal, double Injected)> Growth);
+
+/// <summary>Gate runs judged: A/A alarms and, per listener, A/B p50 regressions caught.</summary>
+internal sealed class TrialCounts
 {
+    public int Trials { get; private set; }
+
+    public int FalseAlarms { get; private set; }
+
+    public Dictionary<string, int> Caught { get; } = GateMetric.ProxyArms.ToDictionary(arm => arm, _ => 0);
+
+    public Dictionary<string, int> AlarmsByMetric { get; } = GateMetric.All.ToDictionary(m => m.Name, _ => 0);
+
+    public void Add(CalibrationSession session, HashSet<int> reps, GatePolicy policy)
+    {
+        Trials++;
+        var baseSamples = Of(session.Base, reps);
+        var aa = GateComparison.Compare(baseSamples, Of(session.Same, reps), policy);
+        FalseAlarms += GateReport.Passed(aa) ? 0 : 1;
+        foreach (var verdict in aa.Where(v => v.Outcome == GateOutcome.Worse))
+        {
+            AlarmsByMetric[verdict.Metric.Name]++;
+        }
+
+        var ab = GateComparison.Compare(baseSamples, Of(session.Slowed, reps), policy);
+        foreach (var arm in GateMetric.ProxyArms)
+        {
+            Caught[arm] += ab.Any(v => v.Metric.Arm == arm && v.Metric.Kind == GateMetricKind.P50 && v.Outcome == GateOutcome.Worse) ? 1 : 0;
+        }
+    }
+
     public double FalseAlarmRate => Trials == 0 ? 0 : FalseAlarms / (double)Trials;
 
     public double CaughtRate(string arm) => Trials == 0 ? 0 : Caught[arm] / (double)Trials;
+
+    private static GateSample[] Of(IReadOnlyList<GateSample> samples, HashSet<int> reps) => [.. samples.Where(s => reps.Contains(s.Rep))];
 }

@@ -4,12 +4,18 @@ using Forwarder.Bench.Compare;
 namespace Forwarder.Bench.Gate;
 
 /// <summary>What <c>bench gate</c> was asked to do.</summary>
-/// <param name="Settings">Load settings for a new baseline; a comparison uses the baseline's own.</param>
+/// <param name="ForwarderPath">The current build; null builds the repository's Release first.</param>
+/// <param name="BaseReference">The commit to compare with, built in a temporary worktree; null for <see cref="BaseCheckout.DefaultReference"/>.</param>
+/// <param name="BaseForwarderPath">A built base binary, instead of building <paramref name="BaseReference"/>.</param>
 /// <param name="SummaryPath">Where to write the markdown verdict (CI pages); null for none.</param>
-/// <param name="Sessions">Sessions (fresh backend and proxies each) a new baseline pools; a comparison runs one.</param>
-internal sealed record GateOptions(string BaselinePath, bool UpdateBaseline, int Reps, GateSettings Settings, GatePolicy Policy, string? SummaryPath, string? ForwarderPath, int Sessions = 1);
+/// <param name="HistoryPath">Append the current build's overheads here as one trend line; null for none.</param>
+internal sealed record GateOptions(int Reps, GateSettings Settings, GatePolicy Policy, string? SummaryPath, string? ForwarderPath, string? BaseReference, string? BaseForwarderPath = null, string? HistoryPath = null);
 
-/// <summary><c>bench gate</c>: measure the forwarder's overheads and compare them with the committed baseline, or record a new one.</summary>
+/// <summary>
+/// <c>bench gate</c>: builds the base, runs it and the current build side by side in one session
+/// (the builds interleaved in short slices on one CPU), and fails when the current build's
+/// overhead over no proxy grew beyond the policy's allowance on any metric.
+/// </summary>
 internal static class GateCommand
 {
     public const int ExitPass = 0;
@@ -18,55 +24,67 @@ internal static class GateCommand
 
     public static async Task<int> RunAsync(GateOptions options, TextWriter log, CancellationToken cancellationToken)
     {
-        GateBaseline? baseline = null;
-        var settings = options.Settings;
-        try
+        if (options.Reps < GateComparison.MinimumReps)
         {
-            if (!options.UpdateBaseline)
-            {
-                baseline = GateBaseline.Read(options.BaselinePath);
-                settings = baseline.Settings;
-                var usable = GateComparison.UsableReps(baseline.Samples);
-                if (Math.Min(usable, options.Reps) < GateComparison.MinimumReps)
-                {
-                    var partial = usable < baseline.Reps ? $" ({baseline.Reps} recorded, but its sparsest metric has both arms in only {usable})" : string.Empty;
-                    await log.WriteLineAsync($"gate: {usable} baseline{partial} and {options.Reps} current repetitions are too few for a quartile; both need at least {GateComparison.MinimumReps} (--reps).").ConfigureAwait(false);
-                    return ExitSetup;
-                }
-            }
-        }
-        catch (GateBaselineException ex)
-        {
-            await log.WriteLineAsync($"gate: {ex.Message}").ConfigureAwait(false);
+            await log.WriteLineAsync($"gate: {options.Reps} repetitions are too few for a quartile; at least {GateComparison.MinimumReps} (--reps).").ConfigureAwait(false);
             return ExitSetup;
         }
 
-        var forwarder = ForwarderBinary.Locate(options.ForwarderPath, log, rebuild: options.ForwarderPath is null);
-        await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"gate: {settings.WarmupReps} unmeasured and {options.Reps} measured repetitions of about {settings.RepTime(3).TotalSeconds:0}s: direct, forwarder and forwarder-l7 in turn, closed loops of {settings.Connections} and {settings.MaxConnections} connections")).ConfigureAwait(false);
-        List<GateSample> samples = [];
-        IReadOnlyDictionary<string, string> versions = new Dictionary<string, string>();
-
-        // A session's figures sit a few points from another's however many repetitions it has, so
-        // a baseline pools several fresh sessions: the gate then compares with a typical session
-        // rather than with whichever one the recording happened to draw.
-        var sessions = baseline is null ? options.Sessions : 1;
+        var root = ForwarderBinary.RepositoryRoot();
+        BaseCheckout? checkout = null;
         try
         {
-            for (var s = 0; s < sessions; s++)
+            string basePath;
+            string baseCommit;
+            if (options.BaseForwarderPath is { } given)
             {
-                if (sessions > 1)
-                {
-                    await log.WriteLineAsync($"session {s + 1}/{sessions}").ConfigureAwait(false);
-                }
-
-                await using var session = await GateSession.StartAsync(settings, forwarder, null, log).ConfigureAwait(false);
-                versions = session.Versions;
-                await session.WarmAsync(cancellationToken).ConfigureAwait(false);
-                for (var rep = 1; rep <= options.Reps; rep++)
-                {
-                    samples.AddRange(await session.RunRepAsync((s * options.Reps) + rep, injected: false, cancellationToken).ConfigureAwait(false));
-                }
+                basePath = File.Exists(given) ? Path.GetFullPath(given) : throw new GateSetupException($"--base-forwarder: no file at {given}.");
+                baseCommit = "given";
             }
+            else
+            {
+                var repository = root ?? throw new GateSetupException("cannot find Forwarder.sln above the current directory: --base needs the repository.");
+                var reference = options.BaseReference ?? BaseCheckout.DefaultReference(repository);
+                checkout = BaseCheckout.Create(repository, reference, log);
+                basePath = checkout.ForwarderPath;
+                baseCommit = checkout.Commit;
+            }
+
+            var current = ForwarderBinary.Locate(options.ForwarderPath, log, rebuild: options.ForwarderPath is null);
+            return await MeasureAsync(options, new GateBuild("base", basePath), new GateBuild("current", current), baseCommit, root, log, cancellationToken).ConfigureAwait(false);
+        }
+        catch (GateSetupException ex)
+        {
+            await log.WriteLineAsync($"gate: cannot compare: {ex.Message}").ConfigureAwait(false);
+            await WriteSummaryAsync(options.SummaryPath, $"## Latency gate: not run\n\n{ex.Message}\n").ConfigureAwait(false);
+            return ExitSetup;
+        }
+        finally
+        {
+            checkout?.Dispose();
+        }
+    }
+
+    private static async Task<int> MeasureAsync(GateOptions options, GateBuild baseBuild, GateBuild currentBuild, string baseCommit, string? root, TextWriter log, CancellationToken cancellationToken)
+    {
+        var settings = options.Settings;
+        await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"gate: {settings.WarmupReps} unmeasured and {options.Reps} measured repetitions of about {settings.RepTime(5).TotalSeconds:0}s: direct and both builds' forwarder and forwarder-l7 interleaved, closed loops of {settings.Connections} and {settings.MaxConnections} connections, an open loop at {settings.OpenRate:0} req/s")).ConfigureAwait(false);
+        List<GateSample> baseSamples = [];
+        List<GateSample> currentSamples = [];
+        try
+        {
+            await using var session = await GateSession.StartAsync(settings, [baseBuild, currentBuild], log).ConfigureAwait(false);
+            await session.WarmAsync(cancellationToken).ConfigureAwait(false);
+            for (var rep = 1; rep <= options.Reps; rep++)
+            {
+                var samples = await session.RunRepAsync(rep, cancellationToken).ConfigureAwait(false);
+                baseSamples.AddRange(samples[baseBuild.Name]);
+                currentSamples.AddRange(samples[currentBuild.Name]);
+            }
+        }
+        catch (GateRunException ex) when (ex.Build == baseBuild.Name)
+        {
+            throw new GateSetupException(ex.Message);
         }
         catch (GateRunException ex)
         {
@@ -75,19 +93,18 @@ internal static class GateCommand
             return ExitRegression;
         }
 
-        if (baseline is null)
+        var verdicts = GateComparison.Compare(baseSamples, currentSamples, options.Policy);
+        var passed = GateReport.Passed(verdicts);
+        var machine = Compare.Versions.Machine();
+        await log.WriteLineAsync(GateReport.Table(verdicts)).ConfigureAwait(false);
+        await WriteSummaryAsync(options.SummaryPath, GateReport.Markdown(verdicts, settings, baseCommit, baseSamples, currentSamples, options.Policy, machine)).ConfigureAwait(false);
+        if (options.HistoryPath is { } history)
         {
-            var recorded = new GateBaseline(settings, samples, Compare.Versions.Machine(), DateTimeOffset.UtcNow, versions);
-            recorded.Write(options.BaselinePath);
-            await log.WriteLineAsync(GateReport.Table(GateComparison.Compare(samples, samples, options.Policy))).ConfigureAwait(false);
-            await log.WriteLineAsync($"gate: baseline written to {options.BaselinePath}").ConfigureAwait(false);
-            return ExitPass;
+            var commit = (root is null ? null : BaseCheckout.Resolve(root, "HEAD")) ?? "unknown";
+            GateHistory.Append(history, DateTimeOffset.UtcNow, commit, baseCommit, currentSamples, machine);
+            await log.WriteLineAsync($"gate: trend line appended to {history}").ConfigureAwait(false);
         }
 
-        var verdicts = GateComparison.Compare(baseline.Samples, samples, options.Policy);
-        var passed = GateReport.Passed(verdicts);
-        await log.WriteLineAsync(GateReport.Table(verdicts)).ConfigureAwait(false);
-        await WriteSummaryAsync(options.SummaryPath, GateReport.Markdown(verdicts, baseline, samples, options.Policy, Compare.Versions.Machine())).ConfigureAwait(false);
         await log.WriteLineAsync(passed ? "gate: pass" : "gate: REGRESSION (see the rows marked WORSE)").ConfigureAwait(false);
         return passed ? ExitPass : ExitRegression;
     }

@@ -38,17 +38,15 @@ internal static class GateComparison
     private const int Resamples = 4000;
 
     /// <summary>
-    /// The repetitions the sparsest metric can use: those where its arm and the direct arm were
-    /// both measured, with figures above zero. A baseline missing an arm in some repetitions has
-    /// fewer than it claims, and a quartile of those few is no verdict.
+    /// Every metric; when both sides measured the same repetitions (base and current interleaved in
+    /// one session) the bootstrap draws the same repetitions for both, so what a repetition did to
+    /// both builds (a slow minute, a faster direct run) cancels instead of widening the shift.
     /// </summary>
-    public static int UsableReps(IReadOnlyList<GateSample> samples)
-        => GateMetric.All.Min(metric => metric.Ratios(samples).Count(ratio => double.IsFinite(ratio) && ratio > 0));
-
     public static IReadOnlyList<MetricVerdict> Compare(IReadOnlyList<GateSample> baseline, IReadOnlyList<GateSample> current, GatePolicy policy)
-        => [.. GateMetric.All.Select(metric => Compare(metric, metric.Ratios(baseline), metric.Ratios(current), policy))];
+        => [.. GateMetric.All.Select(metric => Compare(metric, metric.Ratios(baseline), metric.Ratios(current), policy, paired: metric.Reps(baseline).SequenceEqual(metric.Reps(current))))];
 
-    public static MetricVerdict Compare(GateMetric metric, double[] baseline, double[] current, GatePolicy policy)
+    /// <param name="paired">The two arrays hold the same repetitions in the same order.</param>
+    public static MetricVerdict Compare(GateMetric metric, double[] baseline, double[] current, GatePolicy policy, bool paired = false)
     {
         if (baseline.Length < 2 || current.Length < 2)
         {
@@ -57,7 +55,7 @@ internal static class GateComparison
 
         var baseRatio = LowerQuartile(baseline);
         var currentRatio = LowerQuartile(current);
-        var allowed = Math.Max(policy.GrowthOf(metric.Kind) * (baseRatio - 1), policy.MinimumPoints);
+        var allowed = Math.Max(policy.GrowthOf(metric.Kind) * (baseRatio - 1), policy.FloorOf(metric.Kind));
 
         // Seeded from the data (not HashCode, which is salted per process), so the same figures
         // always give the same verdict.
@@ -65,9 +63,25 @@ internal static class GateComparison
         int withinWorse = 0, withinBetter = 0;
         var baseDraw = new double[baseline.Length];
         var currentDraw = new double[current.Length];
+        var picks = new int[current.Length];
         for (var i = 0; i < Resamples; i++)
         {
-            var shift = LowerQuartile(Draw(current, currentDraw, random)) - LowerQuartile(Draw(baseline, baseDraw, random));
+            if (paired)
+            {
+                for (var k = 0; k < picks.Length; k++)
+                {
+                    picks[k] = random.Next(picks.Length);
+                    currentDraw[k] = current[picks[k]];
+                    baseDraw[k] = baseline[picks[k]];
+                }
+            }
+            else
+            {
+                Draw(current, currentDraw, random);
+                Draw(baseline, baseDraw, random);
+            }
+
+            var shift = LowerQuartile(currentDraw) - LowerQuartile(baseDraw);
             withinWorse += shift <= allowed ? 1 : 0;
             withinBetter += shift >= -allowed ? 1 : 0;
         }
@@ -103,13 +117,11 @@ internal static class GateComparison
         return (int)(hash ^ (hash >> 32));
     }
 
-    private static double[] Draw(double[] values, double[] into, Random random)
+    private static void Draw(double[] values, double[] into, Random random)
     {
         for (var i = 0; i < into.Length; i++)
         {
             into[i] = values[random.Next(values.Length)];
         }
-
-        return into;
     }
 }

@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace Forwarder.Bench.Gate;
 
-/// <summary>The JSON shapes of settings and samples, shared by the baseline and the calibration's record.</summary>
+/// <summary>The JSON shapes of settings and samples, of the calibration's record.</summary>
 internal static class GateJson
 {
     public static void WriteSettings(Utf8JsonWriter json, GateSettings settings)
@@ -16,6 +16,8 @@ internal static class GateJson
         json.WriteNumber("warmupSeconds", settings.Warmup.TotalSeconds);
         json.WriteNumber("warmupReps", settings.WarmupReps);
         json.WriteString("backend", settings.Backend);
+        json.WriteNumber("openRate", settings.OpenRate);
+        json.WriteNumber("openDurationSeconds", settings.OpenDuration.TotalSeconds);
         json.WriteEndObject();
     }
 
@@ -30,6 +32,7 @@ internal static class GateJson
             json.WriteNumber("p50Us", Math.Round(sample.P50Us, 3));
             json.WriteNumber("p99Us", Math.Round(sample.P99Us, 3));
             json.WriteNumber("maxRps", Math.Round(sample.MaxRps, 3));
+            json.WriteNumber("openP99Us", Math.Round(sample.OpenP99Us, 3));
             json.WriteEndObject();
         }
 
@@ -47,7 +50,9 @@ internal static class GateJson
             TimeSpan.FromSeconds(Field(settings, "maxDurationSeconds", path).GetDouble()),
             TimeSpan.FromSeconds(Field(settings, "warmupSeconds", path).GetDouble()),
             Field(settings, "warmupReps", path).GetInt32(),
-            Field(settings, "backend", path).GetString()!);
+            Field(settings, "backend", path).GetString()!,
+            Field(settings, "openRate", path).GetDouble(),
+            TimeSpan.FromSeconds(Field(settings, "openDurationSeconds", path).GetDouble()));
     }
 
     public static GateSample[] ReadSamples(JsonElement parent, string name, string path)
@@ -56,11 +61,15 @@ internal static class GateJson
             Field(sample, "rep", path, name, i).GetInt32(),
             Field(sample, "p50Us", path, name, i).GetDouble(),
             Field(sample, "p99Us", path, name, i).GetDouble(),
-            Field(sample, "maxRps", path, name, i).GetDouble()))];
+            Field(sample, "maxRps", path, name, i).GetDouble(),
+            Field(sample, "openP99Us", path, name, i).GetDouble()))];
 
-    /// <exception cref="GateBaselineException">The field is missing; the message names the file and the field.</exception>
+    /// <exception cref="GateFileException">The field is missing; the message names the file and the field.</exception>
     public static JsonElement Field(JsonElement parent, string name, string path, string? array = null, int index = 0)
         => parent.TryGetProperty(name, out var value)
             ? value
-            : throw new GateBaselineException(array is null ? $"{path}: no '{name}'." : $"{path}: {array}[{index}] has no '{name}'.");
+            : throw new GateFileException(array is null ? $"{path}: no '{name}'." : $"{path}: {array}[{index}] has no '{name}'.");
 }
+
+/// <summary>A gate file (a calibration's samples) that cannot be read, with the file and field at fault.</summary>
+internal sealed class GateFileException(string message) : Exception(message);

@@ -11,6 +11,9 @@ internal enum GateMetricKind
 
     /// <summary>Closed-loop throughput: direct / proxy (so, like latency, higher is worse).</summary>
     Throughput,
+
+    /// <summary>99th percentile latency of the open loop at a fixed rate, from each request's intended start: proxy / direct. The metric that sees pauses.</summary>
+    OpenP99,
 }
 
 /// <summary>
@@ -32,6 +35,7 @@ internal sealed record GateMetric(string Arm, GateMetricKind Kind)
     {
         GateMetricKind.P50 => "p50 latency",
         GateMetricKind.P99 => "p99 latency",
+        GateMetricKind.OpenP99 => "open-loop p99",
         _ => "throughput",
     };
 
@@ -45,10 +49,18 @@ internal sealed record GateMetric(string Arm, GateMetricKind Kind)
             .Select(s => Ratio(s, direct[s.Rep]))];
     }
 
+    /// <summary>The repetitions <see cref="Ratios"/> covers, in its order.</summary>
+    public int[] Reps(IReadOnlyList<GateSample> samples)
+    {
+        var direct = samples.Where(s => s.Arm == "direct").Select(s => s.Rep).ToHashSet();
+        return [.. samples.Where(s => s.Arm == Arm && direct.Contains(s.Rep)).Select(s => s.Rep).Order()];
+    }
+
     private double Ratio(GateSample proxy, GateSample direct) => Kind switch
     {
         GateMetricKind.P50 => proxy.P50Us / direct.P50Us,
         GateMetricKind.P99 => proxy.P99Us / direct.P99Us,
+        GateMetricKind.OpenP99 => proxy.OpenP99Us / direct.OpenP99Us,
         _ => direct.MaxRps / proxy.MaxRps,
     };
 }

@@ -12,7 +12,7 @@ internal static class GateReport
     public static string Table(IReadOnlyList<MetricVerdict> verdicts)
     {
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-28} {"baseline",9} {"current",9} {"change",8} {"allowed",9} {"p(worse)",9}  verdict");
+        text.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-28} {"base",9} {"current",9} {"change",8} {"allowed",9} {"p(worse)",9}  verdict");
         foreach (var v in verdicts)
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"{v.Metric.Name,-28} {Overhead(v.BaselineOverhead),9} {Overhead(v.CurrentOverhead),9} {Change(v),8} {Points(v.AllowedGrowth),9} {v.PWorse,9:0.0000}  {Word(v.Outcome)}");
@@ -21,17 +21,17 @@ internal static class GateReport
         return text.ToString();
     }
 
-    public static string Markdown(IReadOnlyList<MetricVerdict> verdicts, GateBaseline baseline, IReadOnlyList<GateSample> current, GatePolicy policy, string machine)
+    public static string Markdown(IReadOnlyList<MetricVerdict> verdicts, GateSettings settings, string baseCommit, IReadOnlyList<GateSample> baseSamples, IReadOnlyList<GateSample> current, GatePolicy policy, string machine)
     {
-        var currentReps = current.Select(s => s.Rep).Distinct().Count();
+        var reps = current.Select(s => s.Rep).Distinct().Count();
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"## Latency gate: {(Passed(verdicts) ? "pass" : "REGRESSION")}");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Overhead is the forwarder's cost over no proxy, measured in the same repetition with every process on one CPU: latency (proxy / direct − 1) in a closed loop of {baseline.Settings.Connections} connection(s), throughput (direct / proxy − 1) in a closed loop of {baseline.Settings.MaxConnections}.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Overhead is the forwarder's cost over no proxy, measured in the same repetition with every process on one CPU: latency (proxy / direct − 1) in a closed loop of {settings.Connections} connection(s), throughput (direct / proxy − 1) in a closed loop of {settings.MaxConnections}, open-loop p99 at {settings.OpenRate:0} req/s counted from each request's intended start.");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Baseline: {baseline.Reps} repetitions recorded {baseline.RecordedAt:yyyy-MM-dd HH:mm} UTC on {baseline.Machine}. This run: {currentReps} repetitions on {machine}. Rule: {policy.Describe()}.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Base: {baseCommit}, built and run beside the current build in the same session, {reps} repetitions each, interleaved, on {machine}. Rule: {policy.Describe()}.");
         text.AppendLine();
-        text.AppendLine("| metric | baseline overhead | current overhead | change | allowed growth | p (worse) | verdict |");
+        text.AppendLine("| metric | base overhead | current overhead | change | allowed growth | p (worse) | verdict |");
         text.AppendLine("|---|---:|---:|---:|---:|---:|---|");
         foreach (var v in verdicts)
         {
@@ -39,14 +39,17 @@ internal static class GateReport
         }
 
         text.AppendLine();
-        text.AppendLine("Medians of this run's repetitions:");
+        text.AppendLine("Medians of the repetitions:");
         text.AppendLine();
-        text.AppendLine("| arm | p50 | p99 | closed-loop req/s |");
-        text.AppendLine("|---|---:|---:|---:|");
-        foreach (var arm in current.Select(s => s.Arm).Distinct())
+        text.AppendLine("| build | arm | p50 | p99 | closed-loop req/s | open-loop p99 |");
+        text.AppendLine("|---|---|---:|---:|---:|---:|");
+        foreach (var (build, samples) in new[] { ("base", baseSamples), ("current", current) })
         {
-            var of = current.Where(s => s.Arm == arm).ToArray();
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {arm} | {CompareReportWriter.Median([.. of.Select(s => s.P50Us)]):0} µs | {CompareReportWriter.Median([.. of.Select(s => s.P99Us)]):0} µs | {CompareReportWriter.Median([.. of.Select(s => s.MaxRps)]):0} |");
+            foreach (var arm in samples.Select(s => s.Arm).Distinct())
+            {
+                var of = samples.Where(s => s.Arm == arm).ToArray();
+                text.AppendLine(CultureInfo.InvariantCulture, $"| {(arm == "direct" ? "-" : build)} | {arm} | {CompareReportWriter.Median([.. of.Select(s => s.P50Us)]):0} µs | {CompareReportWriter.Median([.. of.Select(s => s.P99Us)]):0} µs | {CompareReportWriter.Median([.. of.Select(s => s.MaxRps)]):0} | {CompareReportWriter.Median([.. of.Select(s => s.OpenP99Us)]):0} µs |");
+            }
         }
 
         return text.ToString();
@@ -59,7 +62,7 @@ internal static class GateReport
     private static string Change(MetricVerdict v) => double.IsNaN(v.Change) ? "n/a" : Signed(v.Change);
 
     // Rounded first: a tiny negative would otherwise print as "-+0.0%".
-    private static string Signed(double share)
+    public static string Signed(double share)
     {
         var rounded = Math.Round(share, 3);
         return (rounded < 0 ? "-" : "+") + Math.Abs(rounded).ToString("0.0%", CultureInfo.InvariantCulture);

@@ -7,9 +7,10 @@ using Forwarder.Bench.Scenarios;
 namespace Forwarder.Bench.Gate;
 
 /// <summary>
-/// The gate's processes, started once: a backend, the direct arm and the forwarder's tcp and http
-/// listeners (and, when calibrating, the same two from the DelayInjection build). Each repetition
-/// measures one set of arms and reports every sample under the name of the arm it stands for.
+/// The gate's processes, started once: a backend, the direct arm, and the tcp and http listeners
+/// of each build (base and current; more when calibrating). Every repetition measures every arm,
+/// the builds interleaved in short slices on the same CPU, and reports each build's figures with
+/// the direct arm's of the same repetition, so a ratio between builds compares like with like.
 /// </summary>
 internal sealed class GateSession : IAsyncDisposable
 {
@@ -17,117 +18,144 @@ internal sealed class GateSession : IAsyncDisposable
     private readonly TextWriter _log;
     private readonly string _workDirectory;
     private readonly BenchBackend _backend;
-    private readonly List<RunningArm> _running;
+    private readonly RunningArm _direct;
+    private readonly IReadOnlyList<(GateBuild Build, RunningArm[] Proxies)> _builds;
+    private readonly List<GateFreezer> _freezers;
 
-    private GateSession(GateSettings settings, TextWriter log, string workDirectory, BenchBackend backend, List<RunningArm> running, IReadOnlyDictionary<string, string> versions)
+    private GateSession(GateSettings settings, TextWriter log, string workDirectory, BenchBackend backend, RunningArm direct, IReadOnlyList<(GateBuild, RunningArm[])> builds, IReadOnlyDictionary<string, string> versions)
     {
         _settings = settings;
         _log = log;
         _workDirectory = workDirectory;
         _backend = backend;
-        _running = running;
+        _direct = direct;
+        _builds = builds;
         Versions = versions;
+        _freezers = [.. builds.Where(b => b.Item1.Freeze is not null).Select(b => new GateFreezer(b.Item1.Freeze!, [.. b.Item2.Select(arm => arm.Proxy!)]))];
     }
 
     public IReadOnlyDictionary<string, string> Versions { get; }
 
-    public static async Task<GateSession> StartAsync(GateSettings settings, string forwarderPath, InjectedForwarder? injected, TextWriter log)
+    /// <exception cref="GateRunException">A build's proxy would not start; <see cref="GateRunException.Build"/> names it.</exception>
+    public static async Task<GateSession> StartAsync(GateSettings settings, IReadOnlyList<GateBuild> builds, TextWriter log)
     {
         var tools = Tools.Find();
         var workDirectory = Directory.CreateTempSubdirectory("bench-gate-").FullName;
         var backend = await BenchBackend.StartAsync(CompareProtocol.Http, settings.Backend, tools, workDirectory, log).ConfigureAwait(false);
-        var environment = new ArmEnvironment(workDirectory, backend.EndPoint, CompareProtocol.Http, 1, tools, forwarderPath, injected);
-        List<string> names = ["direct", .. GateMetric.ProxyArms];
-        if (injected is not null)
-        {
-            names.AddRange(GateMetric.ProxyArms.Select(arm => arm + "-injected"));
-        }
-
-        List<RunningArm> running = [];
+        var environment = new ArmEnvironment(workDirectory, backend.EndPoint, CompareProtocol.Http, 1, tools, builds[0].Path);
+        var direct = new RunningArm("direct", backend.EndPoint, null);
+        List<(GateBuild, RunningArm[])> started = [];
         try
         {
-            foreach (var name in names)
+            foreach (var build in builds)
             {
-                running.Add(await ArmCatalog.All[name].StartAsync(environment).ConfigureAwait(false));
+                List<RunningArm> proxies = [];
+                started.Add((build, []));
+                foreach (var arm in GateMetric.ProxyArms)
+                {
+                    var http = arm == "forwarder-l7";
+                    try
+                    {
+                        proxies.Add(await ArmCatalog.StartForwarderAsync(environment, http, $"{arm}-{build.Name}", build.Path, build.Variables(http)).ConfigureAwait(false));
+                    }
+                    catch (InvalidOperationException ex)
+                    {
+                        throw new GateRunException($"the {build.Name} build's {arm} would not start: {ex.Message}", build.Name);
+                    }
+                    finally
+                    {
+                        started[^1] = (build, [.. proxies]);
+                    }
+                }
             }
         }
         catch
         {
-            await DisposeAllAsync(running, backend).ConfigureAwait(false);
+            await DisposeAllAsync(started, backend).ConfigureAwait(false);
+            Directory.Delete(workDirectory, recursive: true);
             throw;
         }
 
-        return new GateSession(settings, log, workDirectory, backend, running, Compare.Versions.Of(tools, forwarderPath));
+        return new GateSession(settings, log, workDirectory, backend, direct, started, Compare.Versions.Of(tools, builds[^1].Path));
     }
 
     /// <summary>
-    /// Runs unmeasured repetitions (of both builds when calibrating) until the processes have
-    /// settled: from a cold start the first repetitions drift by tens of percent, and a long
-    /// continuous load does not settle them the way the repetitions' own rhythm does.
+    /// Runs unmeasured repetitions until the processes have settled: from a cold start the first
+    /// repetitions drift by tens of percent, and a long continuous load does not settle them the
+    /// way the repetitions' own rhythm does.
     /// </summary>
     public async Task WarmAsync(CancellationToken cancellationToken)
     {
-        var injected = _running.Any(arm => ArmCatalog.IsInjected(arm.Name));
         for (var rep = 1; rep <= _settings.WarmupReps; rep++)
         {
-            await RunArmsAsync(rep, injected: false, cancellationToken).ConfigureAwait(false);
-            if (injected)
-            {
-                await RunArmsAsync(rep, injected: true, cancellationToken).ConfigureAwait(false);
-            }
+            await RunArmsAsync(rep, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    /// <summary>One repetition: every arm alone in turn for latency, then again for throughput; the order rotates with the repetition.</summary>
-    /// <param name="injected">Measure the DelayInjection build's arms in place of the normal ones.</param>
-    public async Task<IReadOnlyList<GateSample>> RunRepAsync(int rep, bool injected, CancellationToken cancellationToken)
+    /// <summary>One repetition of every build: each build's name to its direct, forwarder and forwarder-l7 samples.</summary>
+    public async Task<IReadOnlyDictionary<string, GateSample[]>> RunRepAsync(int rep, CancellationToken cancellationToken)
     {
-        var samples = await RunArmsAsync(rep, injected, cancellationToken).ConfigureAwait(false);
-        await _log.WriteLineAsync(Describe(rep, injected, samples)).ConfigureAwait(false);
+        var samples = await RunArmsAsync(rep, cancellationToken).ConfigureAwait(false);
+        foreach (var (build, figures) in samples)
+        {
+            await _log.WriteLineAsync(Describe(rep, build, figures)).ConfigureAwait(false);
+        }
+
         return samples;
     }
 
-    private async Task<GateSample[]> RunArmsAsync(int rep, bool injected, CancellationToken cancellationToken)
+    private async Task<Dictionary<string, GateSample[]>> RunArmsAsync(int rep, CancellationToken cancellationToken)
     {
-        RunningArm[] arms = [Find("direct"), .. GateMetric.ProxyArms.Select(arm => Find(injected ? arm + "-injected" : arm))];
-        // Latency in short slices, the arms taking turns: a burst of interference then lands in
-        // one slice of each arm rather than in one arm's whole run.
+        RunningArm[] arms = [_direct, .. _builds.SelectMany(b => b.Proxies)];
+
+        // Latency in short slices, the arms (and so the builds) taking turns, the order rotating
+        // with the slice and the repetition: a burst of interference then lands in one slice of
+        // each arm rather than in one arm's whole run, and no build always follows the other.
         var latency = arms.Select(_ => InvocationStats.NewHistogram()).ToArray();
         var slice = _settings.Duration / _settings.Slices;
         for (var s = 0; s < _settings.Slices; s++)
         {
-            for (var k = 0; k < arms.Length; k++)
+            foreach (var i in Order(arms.Length, rep + s))
             {
-                var i = (k + rep + s) % arms.Length;
-                var stats = await ScenarioRunner.RunAsync(Scenario(arms[i], _settings.Connections, slice, TimeSpan.Zero), cancellationToken).ConfigureAwait(false);
+                var stats = await ScenarioRunner.RunAsync(Scenario(arms[i], _settings.Connections, slice, TimeSpan.Zero, null), cancellationToken).ConfigureAwait(false);
                 ThrowIfFailed(arms[i], stats, rep);
                 latency[i].Add(stats.Latency);
             }
         }
 
         var throughput = new ScenarioStats[arms.Length];
-
-        for (var k = 0; k < arms.Length; k++)
+        foreach (var i in Order(arms.Length, rep))
         {
-            var i = (k + rep) % arms.Length;
-            throughput[i] = await ScenarioRunner.RunAsync(Scenario(arms[i], _settings.MaxConnections, _settings.MaxDuration, _settings.Warmup), cancellationToken).ConfigureAwait(false);
+            throughput[i] = await ScenarioRunner.RunAsync(Scenario(arms[i], _settings.MaxConnections, _settings.MaxDuration, _settings.Warmup, null), cancellationToken).ConfigureAwait(false);
             ThrowIfFailed(arms[i], throughput[i], rep);
+        }
+
+        var open = new ScenarioStats[arms.Length];
+        foreach (var i in Order(arms.Length, rep + 1))
+        {
+            open[i] = await ScenarioRunner.RunAsync(Scenario(arms[i], GateSettings.OpenConnections, _settings.OpenDuration, TimeSpan.Zero, _settings.OpenRate), cancellationToken).ConfigureAwait(false);
+            ThrowIfFailed(arms[i], open[i], rep);
         }
 
         var samples = new GateSample[arms.Length];
         for (var i = 0; i < arms.Length; i++)
         {
-            if (latency[i].TotalCount == 0 || throughput[i].Completed == 0)
+            if (latency[i].TotalCount == 0 || throughput[i].Completed == 0 || open[i].Completed == 0)
             {
                 throw new GateRunException($"{arms[i].Name} completed no requests in repetition {rep}: there is nothing to compare.");
             }
 
-            var name = i == 0 ? "direct" : GateMetric.ProxyArms[i - 1];
-            samples[i] = new GateSample(name, rep, InterpolatedPercentile.Of(latency[i], 50), InterpolatedPercentile.Of(latency[i], 99), throughput[i].RequestsPerSecond);
+            var name = i == 0 ? "direct" : GateMetric.ProxyArms[(i - 1) % GateMetric.ProxyArms.Count];
+            samples[i] = new GateSample(name, rep, InterpolatedPercentile.Of(latency[i], 50), InterpolatedPercentile.Of(latency[i], 99), throughput[i].RequestsPerSecond, InterpolatedPercentile.Of(open[i].Latency, 99));
         }
 
-        return samples;
+        var perArm = GateMetric.ProxyArms.Count;
+        return _builds.Select((b, k) => (b.Build.Name, Samples: (GateSample[])[samples[0], .. samples.Skip(1 + (k * perArm)).Take(perArm)]))
+            .ToDictionary(b => b.Name, b => b.Samples);
     }
+
+    /// <summary>Every index once, starting at a point that moves with <paramref name="turn"/>.</summary>
+    private static IEnumerable<int> Order(int count, int turn) => Enumerable.Range(0, count).Select(k => (k + turn) % count);
 
     /// <summary>Stops the repetition at the first failed request; failures include requests left unfinished when a run ended, so a hung proxy stops it too.</summary>
     private static void ThrowIfFailed(RunningArm arm, ScenarioStats stats, int rep)
@@ -140,13 +168,18 @@ internal sealed class GateSession : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await DisposeAllAsync(_running, _backend).ConfigureAwait(false);
+        foreach (var freezer in _freezers)
+        {
+            freezer.Dispose();
+        }
+
+        await DisposeAllAsync(_builds, _backend).ConfigureAwait(false);
         Directory.Delete(_workDirectory, recursive: true);
     }
 
-    private static async Task DisposeAllAsync(List<RunningArm> running, BenchBackend backend)
+    private static async Task DisposeAllAsync(IEnumerable<(GateBuild, RunningArm[] Proxies)> builds, BenchBackend backend)
     {
-        foreach (var arm in running)
+        foreach (var arm in builds.SelectMany(b => b.Proxies))
         {
             await arm.DisposeAsync().ConfigureAwait(false);
         }
@@ -154,15 +187,17 @@ internal sealed class GateSession : IAsyncDisposable
         await backend.DisposeAsync().ConfigureAwait(false);
     }
 
-    private RunningArm Find(string name) => _running.Find(arm => arm.Name == name) ?? throw new InvalidOperationException($"{name} was not started in this session.");
+    private static Scenario Scenario(RunningArm arm, int connections, TimeSpan duration, TimeSpan warmup, double? rate)
+        => LoadCommand.CreateScenario(new LoadOptions(new Uri($"http://{arm.Entry}/"), null, 64, rate, null, connections, duration, warmup, 1, TimeSpan.FromSeconds(10), null, null));
 
-    private static Scenario Scenario(RunningArm arm, int connections, TimeSpan duration, TimeSpan warmup)
-        => LoadCommand.CreateScenario(new LoadOptions(new Uri($"http://{arm.Entry}/"), null, 64, null, null, connections, duration, warmup, 1, TimeSpan.FromSeconds(10), null, null));
-
-    private static string Describe(int rep, bool injected, GateSample[] samples)
-        => string.Create(CultureInfo.InvariantCulture, $"  rep {rep}{(injected ? " (injected)" : string.Empty)}: ")
-            + string.Join(" | ", samples.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Arm} p50 {s.P50Us:0.0}us p99 {s.P99Us:0.0}us {s.MaxRps / 1000:0.0}k req/s")));
+    private static string Describe(int rep, string build, GateSample[] samples)
+        => string.Create(CultureInfo.InvariantCulture, $"  rep {rep} {build}: ")
+            + string.Join(" | ", samples.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Arm} p50 {s.P50Us:0.0}us p99 {s.P99Us:0.0}us {s.MaxRps / 1000:0.0}k req/s open p99 {s.OpenP99Us:0}us")));
 }
 
 /// <summary>The gate could not measure: an arm failed requests or a process would not start.</summary>
-internal sealed class GateRunException(string message) : Exception(message);
+/// <param name="Build">The build whose proxy would not start; null when the failure was in a measurement.</param>
+internal sealed class GateRunException(string message, string? build = null) : Exception(message)
+{
+    public string? Build { get; } = build;
+}

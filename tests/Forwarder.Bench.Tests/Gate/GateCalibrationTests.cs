@@ -5,66 +5,64 @@ namespace Forwarder.Bench.Tests.Gate;
 public sealed class GateCalibrationTests
 {
     [Fact]
-    public void Analyse_CountsFalseAlarmsOnNormalPairsAndCatchesOnInjectedOnes()
+    public void Analyse_CountsAlarmsOnTheSameBuildAndCatchesOnTheSlowedOne()
     {
-        // Injected: +20% of the 0.8 p50 overhead on both proxy arms; spread 1%, well under the 5% allowance.
-        List<CalibrationSession> sessions = [.. Enumerable.Range(1, 4).Select(s => new CalibrationSession(
-            GateSamples.Make(10, seed: s),
-            GateSamples.Make(10, seed: 100 + s, p50: 1.96)))];
-        var result = new CalibrationResult(GateSettings.Default("nginx"), 1, 2, sessions, "m", DateTimeOffset.UtcNow);
+        // Slowed: +20% of the 0.8 p50 overhead on both proxy arms; spread 1%, well under the 5% allowance.
+        var result = Result(sessions: 3, reps: 20, slowedP50: 1.96);
 
-        var analysis = GateCalibration.Analyse(result, GatePolicy.Default, gateReps: 8);
+        var analysis = GateCalibration.Analyse(result, GatePolicy.Default, gateReps: 10);
 
-        Assert.Equal(4 * 3 * 40, analysis.Trials);
-        Assert.Equal(0, analysis.FalseAlarms);
-        Assert.Equal(1.0, analysis.CaughtRate("forwarder"));
-        Assert.Equal(1.0, analysis.CaughtRate("forwarder-l7"));
+        Assert.Equal(3 * 2, analysis.Blocks.Trials);
+        Assert.Equal(3 * 40, analysis.Subsets.Trials);
+        Assert.Equal(0, analysis.Blocks.FalseAlarms);
+        Assert.Equal(0, analysis.Subsets.FalseAlarms);
+        Assert.Equal(1.0, analysis.Subsets.CaughtRate("forwarder"));
+        Assert.Equal(1.0, analysis.Blocks.CaughtRate("forwarder-l7"));
         Assert.Equal(0.8, analysis.Growth["forwarder"].Normal, 0.02);
         Assert.Equal(0.96, analysis.Growth["forwarder"].Injected, 0.02);
     }
 
     [Fact]
-    public void Analyse_Pooled_ComparesEachSessionWithAllTheOthers()
-    {
-        // Session 1's normal build runs 2 points high, inside the 4-point allowance: pooled with
-        // the others it raises no alarm as a current run, and a +10% slowdown is still caught.
-        List<CalibrationSession> sessions = [.. Enumerable.Range(1, 4).Select(s => new CalibrationSession(
-            GateSamples.Make(10, seed: s, p50: s == 1 ? 1.82 : 1.8, spread: 0.002),
-            GateSamples.Make(10, seed: 100 + s, p50: 1.9, spread: 0.002)))];
-        var result = new CalibrationResult(GateSettings.Default("nginx"), 1, 2, sessions, "m", DateTimeOffset.UtcNow);
-
-        var pooled = GateCalibration.Analyse(result, GatePolicy.Default, gateReps: 8, pooled: true);
-
-        Assert.True(pooled.Pooled);
-        Assert.Equal(4 * 40, pooled.Trials);
-        Assert.Equal(0, pooled.FalseAlarms);
-        Assert.Equal(1.0, pooled.CaughtRate("forwarder"));
-        Assert.Equal(1.0, pooled.CaughtRate("forwarder-l7"));
-    }
-
-    [Fact]
     public void Analyse_ADelayTooSmallToSee_IsNotCaught()
     {
-        List<CalibrationSession> sessions = [.. Enumerable.Range(1, 3).Select(s => new CalibrationSession(
-            GateSamples.Make(8, seed: s),
-            GateSamples.Make(8, seed: 100 + s, p50: 1.8))).ToList()];
-        var result = new CalibrationResult(GateSettings.Default("nginx"), 0, 0, sessions, "m", DateTimeOffset.UtcNow);
+        var result = Result(sessions: 2, reps: 10, slowedP50: 1.8);
 
-        var analysis = GateCalibration.Analyse(result, GatePolicy.Default, gateReps: 8);
+        var analysis = GateCalibration.Analyse(result, GatePolicy.Default, gateReps: 10);
 
-        Assert.Equal(3 * 2, analysis.Trials);
-        Assert.Equal(0, analysis.CaughtRate("forwarder"));
+        Assert.Equal(2, analysis.Blocks.Trials);
+        Assert.Equal(2, analysis.Subsets.Trials);
+        Assert.Equal(0, analysis.Subsets.CaughtRate("forwarder"));
     }
 
     [Fact]
-    public void Report_PutsBothRatesInATable()
+    public void Report_PutsBothRatesWithTheirIntervalsInATable()
     {
-        List<CalibrationSession> sessions = [.. Enumerable.Range(1, 3).Select(s => new CalibrationSession(GateSamples.Make(8, seed: s, spread: 0.0001), GateSamples.Make(8, seed: 100 + s, p50: 1.96, spread: 0.0001)))];
-        var result = new CalibrationResult(GateSettings.Default("nginx"), 1.5, 3, sessions, "m", DateTimeOffset.UtcNow);
+        var result = Result(sessions: 3, reps: 10, slowedP50: 1.96, spread: 0.0001);
 
-        var report = GateCalibration.Report(result, [GateCalibration.Analyse(result, GatePolicy.Default, 8)]);
+        var report = GateCalibration.Report(result, [GateCalibration.Analyse(result, GatePolicy.Default, 10)]);
 
         Assert.Contains("| forwarder | +80.0% | +96.0% | +20.0% |", report, StringComparison.Ordinal);
-        Assert.Contains("| one other session | p50 5%, p99 30%, throughput 10%, min 2 pts, α 0.01 (the gate's) | 6 | 0 (0.0%) | 100.0% | 100.0% |", report, StringComparison.Ordinal);
+        Assert.Contains("(the gate's) | 3 | 0/3 = 0.0% [0.0%, 56.1%] | 3/3 = 100.0% [43.9%, 100.0%] |", report, StringComparison.Ordinal);
+        Assert.Contains("load average 1.00", report, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0, 300, 0.0, 0.0126)]
+    [InlineData(290, 300, 0.9397, 0.9818)]
+    public void Wilson_MatchesTheScoreInterval(int k, int n, double low, double high)
+    {
+        var (l, h) = GateCalibration.Wilson(k, n);
+
+        Assert.Equal(low, l, 0.0005);
+        Assert.Equal(high, h, 0.0005);
+    }
+
+    private static CalibrationResult Result(int sessions, int reps, double slowedP50, double spread = 0.01)
+    {
+        List<CalibrationSession> list = [.. Enumerable.Range(1, sessions).Select(s => new CalibrationSession(
+            GateSamples.Make(reps, seed: s, spread: spread),
+            GateSamples.Make(reps, seed: 50 + s, spread: spread),
+            GateSamples.Make(reps, seed: 100 + s, p50: slowedP50, spread: spread)))];
+        return new CalibrationResult(GateSettings.Default("nginx"), 1, 2, list, "m", DateTimeOffset.UtcNow, "load average 1.00");
     }
 }

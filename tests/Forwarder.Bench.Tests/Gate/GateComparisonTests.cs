@@ -4,7 +4,7 @@ namespace Forwarder.Bench.Tests.Gate;
 
 public sealed class GateComparisonTests
 {
-    private static readonly GatePolicy Policy = new(P50Growth: 0.05, P99Growth: 0.30, ThroughputGrowth: 0.10, MinimumPoints: 0.02, Alpha: 0.01);
+    private static readonly GatePolicy Policy = new(P50Growth: 0.05, P99Growth: 0.30, ThroughputGrowth: 0.10, OpenP99Growth: 0.30, MinimumPoints: 0.02, Alpha: 0.01, OpenP99MinimumPoints: 0.5);
 
     [Fact]
     public void SameDistribution_EveryMetricIsSame()
@@ -62,18 +62,38 @@ public sealed class GateComparisonTests
     }
 
     [Fact]
+    public void SameRepetitionsOnBothSides_ArePaired_SoWhatMovesBothCancels()
+    {
+        // Repetitions that moved both builds by up to 0.9 (a slow minute), the current build 0.1
+        // above the base in every one: paired, that is a sure shift past the 0.04 allowance;
+        // drawn independently, the repetitions' own spread hides it.
+        double[] baseline = [1.8, 2.4, 1.9, 2.6, 1.85, 2.2, 2.7, 1.95];
+        double[] current = [.. baseline.Select(r => r + 0.1)];
+        var metric = new GateMetric("forwarder", GateMetricKind.P50);
+
+        var paired = GateComparison.Compare(metric, baseline, current, Policy, paired: true);
+        var unpaired = GateComparison.Compare(metric, baseline, current, Policy);
+
+        Assert.Equal(GateOutcome.Worse, paired.Outcome);
+        Assert.NotEqual(GateOutcome.Worse, unpaired.Outcome);
+        Assert.True(GateComparison.Compare(GateSamples.Make(8, seed: 1), GateSamples.Make(8, seed: 2), Policy).Count == GateMetric.All.Count);
+        Assert.Equal([1, 2, 3], metric.Reps(GateSamples.Make(3)));
+    }
+
+    [Fact]
     public void Ratios_PairEachProxyRepetitionWithItsOwnDirectRun()
     {
         List<GateSample> samples =
         [
-            new("direct", 1, 20, 50, 60_000), new("forwarder", 1, 30, 100, 30_000),
-            new("direct", 2, 40, 100, 30_000), new("forwarder", 2, 60, 200, 15_000),
-            new("forwarder", 3, 90, 90, 90),
+            new("direct", 1, 20, 50, 60_000, 200), new("forwarder", 1, 30, 100, 30_000, 600),
+            new("direct", 2, 40, 100, 30_000, 100), new("forwarder", 2, 60, 200, 15_000, 300),
+            new("forwarder", 3, 90, 90, 90, 90),
         ];
 
         Assert.Equal([1.5, 1.5], new GateMetric("forwarder", GateMetricKind.P50).Ratios(samples));
         Assert.Equal([2.0, 2.0], new GateMetric("forwarder", GateMetricKind.P99).Ratios(samples));
         Assert.Equal([2.0, 2.0], new GateMetric("forwarder", GateMetricKind.Throughput).Ratios(samples));
+        Assert.Equal([3.0, 3.0], new GateMetric("forwarder", GateMetricKind.OpenP99).Ratios(samples));
     }
 
     [Fact]

@@ -1,7 +1,7 @@
 // The quic-go peer of the QUIC interop tests (Debian's golang-github-lucas-clemente-quic-go-dev).
 //
-//	echo server <ca.pem> <cert.pem> <key.pem>
-//	    listens on 127.0.0.1, prints "listening <port>", echoes every stream of every connection
+//	echo server <listen host:port> <ca.pem> <cert.pem> <key.pem>
+//	    listens, prints "listening <port>", echoes every stream of every connection
 //	    and prints "closed <code>" when a peer closes a connection.
 //	echo client <host:port> <ca.pem> <server name> <streams> <bytes>
 //	    opens the streams at once, sends random bytes on each and checks the echo; prints
@@ -34,7 +34,7 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "server":
-		err = serve(os.Args[2], os.Args[3], os.Args[4])
+		err = serve(os.Args[2], os.Args[3], os.Args[4], os.Args[5])
 	case "client":
 		streams, _ := strconv.Atoi(os.Args[5])
 		size, _ := strconv.Atoi(os.Args[6])
@@ -69,7 +69,7 @@ func pool(caFile string) (*x509.CertPool, error) {
 	return roots, nil
 }
 
-func serve(caFile, certFile, keyFile string) error {
+func serve(address, caFile, certFile, keyFile string) error {
 	certificate, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return err
@@ -77,7 +77,7 @@ func serve(caFile, certFile, keyFile string) error {
 	if _, err = pool(caFile); err != nil {
 		return err
 	}
-	listener, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{
+	listener, err := quic.ListenAddr(address, &tls.Config{
 		Certificates: []tls.Certificate{certificate},
 		NextProtos:   []string{alpn},
 		MinVersion:   tls.VersionTLS13,

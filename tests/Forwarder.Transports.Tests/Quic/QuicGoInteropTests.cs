@@ -60,6 +60,17 @@ public sealed class QuicGoInteropTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OurClient_QuicGosCertificateFromAnotherCa_FailsTheHandshake()
+    {
+        using var cts = new CancellationTokenSource(Deadline);
+        using var otherCa = new QuicTestPki(NodeName);
+        var port = await StartServerAsync();
+
+        await Assert.ThrowsAsync<QuicException>(async () => await QuicConnection.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port),
+            ClientOptions(otherCa, NodeName), cts.Token));
+    }
+
+    [Fact]
     public async Task QuicGoClient_ConcurrentStreamsEchoedByOurListener_PastTheWindows_ThenClosesCleanly()
     {
         using var cts = new CancellationTokenSource(Deadline);

@@ -44,7 +44,7 @@ internal sealed class QuicGoPeer : IAsyncDisposable
 
     public string Output => string.Join('\n', Lines());
 
-    /// <summary>Starts a server and returns the UDP port it printed.</summary>
+    /// <summary>Waits until a peer started as a server prints its UDP port; returns it.</summary>
     public async Task<int> ListeningPortAsync(TimeSpan timeout)
     {
         await WaitForAsync(lines => lines.Any(line => line.StartsWith("listening ", StringComparison.Ordinal)), "quic-go listens", timeout);

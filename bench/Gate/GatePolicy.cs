@@ -15,7 +15,7 @@ namespace Forwarder.Bench.Gate;
 /// </summary>
 internal sealed record GatePolicy(double P50Growth, double P99Growth, double ThroughputGrowth, double OpenP99Growth, double MinimumPoints, double Alpha, double OpenP99MinimumPoints)
 {
-    public static readonly GatePolicy Default = new(0.05, 0.30, 0.20, 0.30, 0.02, 0.05, 0.50);
+    public static readonly GatePolicy Default = new(0.025, 0.30, 0.20, 0.30, 0.02, 0.05, 0.50);
 
     public double GrowthOf(GateMetricKind kind) => kind switch
     {

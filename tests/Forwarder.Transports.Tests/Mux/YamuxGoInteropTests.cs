@@ -21,7 +21,7 @@ public sealed class YamuxGoInteropTests : IAsyncLifetime
     private const int Streams = 50;
     private const int PayloadSize = 300_000;
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
-    private static readonly Lazy<Task<string>> Peer = new(BuildPeerAsync);
+    private static readonly Lazy<Task<string>> Peer = new(() => GoPeerBuild.BuildAsync(["Mux", "gointerop"], "main.go", "yamux-go-peer", "golang-go and golang-github-hashicorp-yamux-dev"));
     private readonly PinnedBlockMemoryPool _pool = new(4096);
     private readonly List<string> _peerOutput = [];
     private readonly List<string> _peerErrors = [];
@@ -207,41 +207,5 @@ public sealed class YamuxGoInteropTests : IAsyncLifetime
         {
             return string.Join('\n', Lines().Concat(_peerErrors.Select(line => "stderr: " + line)));
         }
-    }
-
-    /// <summary>Builds the Go peer once per test run against Debian's HashiCorp yamux; returns the binary's path.</summary>
-    private static async Task<string> BuildPeerAsync()
-    {
-        var source = Path.Combine(RepositoryRoot(), "tests", "Forwarder.Transports.Tests", "Mux", "gointerop");
-        var output = Path.Combine(Path.GetTempPath(), $"forwarder-yamux-go-peer-{Environment.ProcessId}");
-        Directory.CreateDirectory(output);
-        var binary = Path.Combine(output, "yamux-peer");
-        var build = new ProcessStartInfo("go", ["build", "-o", binary, "main.go"])
-        {
-            WorkingDirectory = source,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        build.Environment["GO111MODULE"] = "off";
-        build.Environment["GOPATH"] = "/usr/share/gocode";
-        build.Environment["GOCACHE"] = Path.Combine(output, "cache");
-        build.Environment["GOFLAGS"] = string.Empty;
-        using var go = Process.Start(build)!;
-        var stdout = go.StandardOutput.ReadToEndAsync();
-        var stderr = go.StandardError.ReadToEndAsync();
-        await go.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
-        Assert.True(go.ExitCode == 0, $"go build failed in {source} (needs golang-go and golang-github-hashicorp-yamux-dev): {await stdout}{await stderr}");
-        return binary;
-    }
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Forwarder.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("The repository root (Forwarder.sln) was not found above the test binaries.");
     }
 }

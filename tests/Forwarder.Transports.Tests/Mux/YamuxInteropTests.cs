@@ -131,7 +131,7 @@ public sealed class YamuxInteropTests : IAsyncLifetime
     /// <summary>Installs the peer's npm packages once (the lock file pins them); returns its folder.</summary>
     private static async Task<string> InstallPeerAsync()
     {
-        var folder = Path.Combine(RepositoryRoot(), "tests", "Forwarder.Transports.Tests", "Mux", "interop");
+        var folder = Path.Combine(GoPeerBuild.RepositoryRoot(), "tests", "Forwarder.Transports.Tests", "Mux", "interop");
         await InstallLock.WaitAsync();
         try
         {
@@ -150,17 +150,6 @@ public sealed class YamuxInteropTests : IAsyncLifetime
         }
 
         return folder;
-    }
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Forwarder.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("The repository root (Forwarder.sln) was not found above the test binaries.");
     }
 
     private string Output()

@@ -9,7 +9,7 @@ namespace Forwarder.Transports.Tests.Quic;
 /// </summary>
 internal sealed class QuicGoPeer : IAsyncDisposable
 {
-    private static readonly Lazy<Task<string>> Binary = new(BuildAsync);
+    private static readonly Lazy<Task<string>> Binary = new(() => GoPeerBuild.BuildAsync(["Quic", "quicgo"], "echo.go", "quic-go-peer", "golang-go and golang-github-lucas-clemente-quic-go-dev"));
     private readonly List<string> _output = [];
     private readonly Process _process;
 
@@ -84,40 +84,5 @@ internal sealed class QuicGoPeer : IAsyncDisposable
         {
             _output.Add(line);
         }
-    }
-
-    private static async Task<string> BuildAsync()
-    {
-        var source = Path.Combine(RepositoryRoot(), "tests", "Forwarder.Transports.Tests", "Quic", "quicgo");
-        var output = Path.Combine(Path.GetTempPath(), $"forwarder-quic-go-peer-{Environment.ProcessId}");
-        Directory.CreateDirectory(output);
-        var binary = Path.Combine(output, "quic-go-echo");
-        var build = new ProcessStartInfo("go", ["build", "-o", binary, "echo.go"])
-        {
-            WorkingDirectory = source,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        build.Environment["GO111MODULE"] = "off";
-        build.Environment["GOPATH"] = "/usr/share/gocode";
-        build.Environment["GOCACHE"] = Path.Combine(output, "cache");
-        build.Environment["GOFLAGS"] = string.Empty;
-        using var go = Process.Start(build)!;
-        var stdout = go.StandardOutput.ReadToEndAsync();
-        var stderr = go.StandardError.ReadToEndAsync();
-        await go.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
-        Assert.True(go.ExitCode == 0, $"go build failed in {source} (needs golang-go and golang-github-lucas-clemente-quic-go-dev): {await stdout}{await stderr}");
-        return binary;
-    }
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Forwarder.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("The repository root (Forwarder.sln) was not found above the test binaries.");
     }
 }

@@ -1,14 +1,9 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.IO.Pipelines;
-using System.Net;
-using System.Security.Cryptography;
 using System.Text;
-using Forwarder.Transports.Memory;
 using Forwarder.Transports.Mux;
 using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
-
 
 namespace Forwarder.Transports.Tests.Mux;
 

@@ -3,9 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Forwarder.Metrics;
 using Forwarder.Tests.Infrastructure;
-using Forwarder.Transports.Tcp;
 using Forwarder.Tunnels;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Forwarder.Tests.Tunnels;
 

@@ -36,6 +36,8 @@ internal static class GateCli
         var openP99 = ShareOption("--open-p99-growth", "Regression: open-loop p99 overhead grown by more than this share.", GatePolicy.Default.OpenP99Growth);
         var minimum = ShareOption("--min-growth", "Growth never allowed below this share of the direct arm's figure.", GatePolicy.Default.MinimumPoints);
         var openMinimum = ShareOption("--open-p99-min-growth", "Open-loop p99 growth never allowed below this share of the direct arm's figure.", GatePolicy.Default.OpenP99MinimumPoints);
+        var memory = ShareOption("--memory-growth", "Regression: the proxies' resident memory after load grown by more than this share of the base's.", GatePolicy.Default.RssGrowth);
+        var memoryMinimum = new Option<double>("--memory-min-growth") { Description = "Memory growth (MiB) never counted below this.", DefaultValueFactory = _ => GatePolicy.Default.RssMinimumMiB };
         var alpha = ShareOption("--alpha", "Significance of the one-sided bootstrap of the lower-quartile shift.", GatePolicy.Default.Alpha);
         var sessions = new Option<int>("--sessions") { Description = "Calibration: independent sessions (fresh backend and proxies each).", DefaultValueFactory = _ => 4 };
         var gateReps = new Option<int>("--gate-reps") { Description = "Calibration: repetitions of the gate run each trial stands for.", DefaultValueFactory = _ => GateDefaults.Reps };
@@ -49,6 +51,13 @@ internal static class GateCli
         BenchCli.AtLeast(maxConnections, 1);
         BenchCli.AtLeast(sessions, 1);
         BenchCli.AtLeast(gateReps, 2);
+        memoryMinimum.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<double>() < 0)
+            {
+                result.AddError("--memory-min-growth: must be 0 or more.");
+            }
+        });
         openRate.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<double>() <= 0)
@@ -58,7 +67,7 @@ internal static class GateCli
         });
         var command = new Command("gate", "Latency-regression gate: build the base commit, run it beside the current build and compare the forwarder's overheads over no proxy. Exit 0 pass, 1 regression, 2 no base to compare with.")
         {
-            baseReference, baseForwarder, history, calibrate, reps, summary, forwarder, backend, connections, duration, slices, maxConnections, maxDuration, warmup, warmupReps, openRate, openDuration, p50, p99, throughput, openP99, minimum, openMinimum, alpha, sessions, gateReps, delays, from, output,
+            baseReference, baseForwarder, history, calibrate, reps, summary, forwarder, backend, connections, duration, slices, maxConnections, maxDuration, warmup, warmupReps, openRate, openDuration, p50, p99, throughput, openP99, minimum, openMinimum, memory, memoryMinimum, alpha, sessions, gateReps, delays, from, output,
         };
         command.Validators.Add(result =>
         {
@@ -85,7 +94,7 @@ internal static class GateCli
                 parse.GetValue(backend) ?? (Tools.Find().Nginx is null ? "builtin" : "nginx"),
                 parse.GetValue(openRate),
                 parse.GetValue(openDuration));
-            var policy = new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(openP99), parse.GetValue(minimum), parse.GetValue(alpha), parse.GetValue(openMinimum));
+            var policy = new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(openP99), parse.GetValue(minimum), parse.GetValue(alpha), parse.GetValue(openMinimum), parse.GetValue(memory), parse.GetValue(memoryMinimum));
             SocketEngineSettings.Apply(1);
             if (!parse.GetValue(calibrate))
             {

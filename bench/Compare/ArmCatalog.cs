@@ -6,10 +6,19 @@ namespace Forwarder.Bench.Compare;
 /// <param name="YarpPath">The YARP peer's binary, for the yarp arm; null when that arm is not run.</param>
 internal sealed record ArmEnvironment(string WorkDirectory, IPEndPoint Backend, CompareProtocol Protocol, int ProxyThreads, Tools Tools, string ForwarderPath, string? YarpPath = null);
 
-/// <summary>A started arm: the address the load goes to, and the proxy process to sample (none for direct).</summary>
-internal sealed record RunningArm(string Name, IPEndPoint Entry, PeerProcess? Proxy) : IAsyncDisposable
+/// <summary>A started arm: the address the load goes to, and the proxy processes to sample (none for direct; two for a node link).</summary>
+internal sealed record RunningArm(string Name, IPEndPoint Entry, IReadOnlyList<PeerProcess> Proxies) : IAsyncDisposable
 {
-    public ValueTask DisposeAsync() => Proxy?.DisposeAsync() ?? ValueTask.CompletedTask;
+    public int[] Pids => [.. Proxies.Select(p => p.Pid)];
+
+    /// <summary>Stops the processes, the one the load enters first.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var proxy in Proxies)
+        {
+            await proxy.DisposeAsync().ConfigureAwait(false);
+        }
+    }
 }
 
 /// <summary>One way of carrying the load to the backend.</summary>
@@ -25,9 +34,10 @@ internal static class ArmCatalog
 
     public static IReadOnlyDictionary<string, Arm> All { get; } = new Arm[]
     {
-        new("direct", "no proxy: the client talks to the backend (the ceiling)", null, env => Task.FromResult(new RunningArm("direct", env.Backend, null))),
+        new("direct", "no proxy: the client talks to the backend (the ceiling)", null, env => Task.FromResult(new RunningArm("direct", env.Backend, []))),
         new("forwarder", "this project, tcp listener (L4)", null, env => StartForwarderAsync(env, http: false)),
         new("forwarder-l7", "this project, http listener (L7), upstream keep-alive", null, env => StartForwarderAsync(env, http: true)),
+        new("forwarder-link", "this project across a node link: a tcp listener on one node, the service on another (mutual TLS 1.3 + yamux), two processes", null, env => NodeLinkArm.StartAsync(env, "forwarder-link", env.ForwarderPath, null)),
         new("haproxy-tcp", "HAProxy, mode tcp", "haproxy", env => StartHaproxyAsync(env, http: false)),
         new("haproxy-http", "HAProxy, mode http, http-reuse always", "haproxy", env => StartHaproxyAsync(env, http: true)),
         new("nginx-stream", "nginx stream proxy (L4)", "nginx", env => StartNginxAsync(env, http: false)),
@@ -56,7 +66,7 @@ internal static class ArmCatalog
         var config = Path.Combine(env.WorkDirectory, $"{name}.yaml");
         await File.WriteAllTextAsync(config, http ? PeerConfigs.ForwarderHttp(entry, env.Backend, env.ProxyThreads) : PeerConfigs.Forwarder(entry, env.Backend, env.ProxyThreads)).ConfigureAwait(false);
         var process = await PeerProcess.StartAsync(name, binary, ["--config", config, "--log-level", "Warning"], entry, Path.Combine(env.WorkDirectory, $"{name}.log"), variables).ConfigureAwait(false);
-        return new RunningArm(name, entry, process);
+        return new RunningArm(name, entry, [process]);
     }
 
     private static async Task<RunningArm> StartHaproxyAsync(ArmEnvironment env, bool http)
@@ -66,7 +76,7 @@ internal static class ArmCatalog
         var config = Path.Combine(env.WorkDirectory, $"{name}.cfg");
         await File.WriteAllTextAsync(config, PeerConfigs.Haproxy(entry, env.Backend, env.ProxyThreads, http)).ConfigureAwait(false);
         var process = await PeerProcess.StartAsync(name, env.Tools.Haproxy!, ["-f", config, "-db"], entry, Path.Combine(env.WorkDirectory, $"{name}.log")).ConfigureAwait(false);
-        return new RunningArm(name, entry, process);
+        return new RunningArm(name, entry, [process]);
     }
 
     /// <summary>
@@ -79,7 +89,7 @@ internal static class ArmCatalog
         var binary = env.YarpPath ?? throw new InvalidOperationException("the yarp arm needs the YARP peer (bench/yarp) located before the run.");
         var variables = new Dictionary<string, string> { ["DOTNET_PROCESSOR_COUNT"] = env.ProxyThreads.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         var process = await PeerProcess.StartAsync("yarp", binary, ["--listen", entry.ToString(), "--backend", env.Backend.ToString()], entry, Path.Combine(env.WorkDirectory, "yarp.log"), variables).ConfigureAwait(false);
-        return new RunningArm("yarp", entry, process);
+        return new RunningArm("yarp", entry, [process]);
     }
 
     private static async Task<RunningArm> StartNginxAsync(ArmEnvironment env, bool http)
@@ -90,6 +100,6 @@ internal static class ArmCatalog
         var config = Path.Combine(directory, "nginx.conf");
         await File.WriteAllTextAsync(config, http ? PeerConfigs.NginxHttpProxy(directory, entry, env.Backend, env.ProxyThreads) : PeerConfigs.NginxStream(directory, entry, env.Backend, env.ProxyThreads, env.Tools.NginxStreamModule)).ConfigureAwait(false);
         var process = await PeerProcess.StartAsync(name, env.Tools.Nginx!, ["-c", config, "-p", directory], entry, Path.Combine(env.WorkDirectory, $"{name}.log")).ConfigureAwait(false);
-        return new RunningArm(name, entry, process);
+        return new RunningArm(name, entry, [process]);
     }
 }

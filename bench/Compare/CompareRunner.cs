@@ -98,7 +98,7 @@ internal static class CompareRunner
             null,
             null);
         var scenario = LoadCommand.CreateScenario(load);
-        if (arm.Proxy is null)
+        if (arm.Proxies.Count == 0)
         {
             return new ArmRun(arm.Name, rate, rep, await ScenarioRunner.RunAsync(scenario, cancellationToken).ConfigureAwait(false), null, null, null);
         }
@@ -107,7 +107,7 @@ internal static class CompareRunner
         var measure = Task.Delay(options.Warmup, cancellationToken);
         var stats = ScenarioRunner.RunAsync(scenario, cancellationToken);
         await measure.ConfigureAwait(false);
-        await using var sampler = new ProcessSampler(arm.Proxy.Pid, TimeSpan.FromMilliseconds(100));
+        await using var sampler = new ProcessSampler(arm.Pids, TimeSpan.FromMilliseconds(100));
         var result = await stats.ConfigureAwait(false);
         var (cpu, peak, mean) = await sampler.StopAsync().ConfigureAwait(false);
         return new ArmRun(arm.Name, rate, rep, result, cpu, peak, mean, sampler.Samples);

@@ -22,6 +22,12 @@ internal sealed record CalibrationOptions(GateSettings Settings, int Sessions, i
 /// </summary>
 internal static class GateCalibration
 {
+    /// <summary>
+    /// The arms a calibration runs: the tcp and http listeners, whose injected waits it sizes. The
+    /// gate's link arm shares the tcp listener's code path and allowances.
+    /// </summary>
+    public static readonly IReadOnlyList<string> Arms = ["forwarder", "forwarder-l7"];
+
     private const int SubsetsPerSession = 40;
 
     public static async Task<CalibrationResult> RunAsync(CalibrationOptions options, TextWriter log, CancellationToken cancellationToken)
@@ -35,6 +41,7 @@ internal static class GateCalibration
         var forwarder = ForwarderBinary.Locate(options.ForwarderPath, log, rebuild: options.ForwarderPath is null);
         var injectedBuild = ForwarderBinary.Locate(null, log, "DelayInjection", rebuild: true);
 
+        options = options with { Settings = options.Settings with { Arms = Arms } };
         var (chunkDelay, requestDelay) = options.Delays ?? await SizeDelaysAsync(options, forwarder, log, cancellationToken).ConfigureAwait(false);
         GateBuild[] builds = [new("base", forwarder), new("same", forwarder), new("slowed", injectedBuild, Math.Round(chunkDelay, 2), Math.Round(requestDelay, 2))];
         await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"injected delay: {builds[2].ChunkDelayMicroseconds} us per chunk (tcp listener), {builds[2].RequestDelayMicroseconds} us per request (http listener)")).ConfigureAwait(false);
@@ -87,7 +94,7 @@ internal static class GateCalibration
             }
         }
 
-        var growth = GateMetric.ProxyArms.ToDictionary(arm => arm, arm =>
+        var growth = Arms.ToDictionary(arm => arm, arm =>
         {
             var p50 = new GateMetric(arm, GateMetricKind.P50);
             var normal = GateComparison.LowerQuartile([.. result.Sessions.SelectMany(s => p50.Ratios(s.Base))]) - 1;
@@ -165,7 +172,7 @@ internal static class GateCalibration
         text.AppendLine();
         text.AppendLine("| metric | " + string.Join(" | ", result.Sessions.Select((_, i) => $"s{i + 1} base / same")) + " |");
         text.AppendLine("|---|" + string.Concat(result.Sessions.Select(_ => "---:|")));
-        foreach (var metric in GateMetric.All)
+        foreach (var metric in GateMetric.All.Where(m => Arms.Contains(m.Arm) && m.Reps(result.Sessions[0].Base).Length > 0))
         {
             var cells = result.Sessions.Select(s => $"{GateReport.Signed(GateComparison.LowerQuartile(metric.Ratios(s.Base)) - 1)} / {GateReport.Signed(GateComparison.LowerQuartile(metric.Ratios(s.Same)) - 1)}");
             text.AppendLine($"| {metric.Name} | {string.Join(" | ", cells)} |");
@@ -255,9 +262,9 @@ internal sealed class TrialCounts
 
     public int FalseAlarms { get; private set; }
 
-    public Dictionary<string, int> Caught { get; } = GateMetric.ProxyArms.ToDictionary(arm => arm, _ => 0);
+    public Dictionary<string, int> Caught { get; } = GateCalibration.Arms.ToDictionary(arm => arm, _ => 0);
 
-    public Dictionary<string, int> AlarmsByMetric { get; } = GateMetric.All.ToDictionary(m => m.Name, _ => 0);
+    public Dictionary<string, int> AlarmsByMetric { get; } = GateMetric.All.Where(m => GateCalibration.Arms.Contains(m.Arm)).ToDictionary(m => m.Name, _ => 0);
 
     public void Add(CalibrationSession session, HashSet<int> reps, GatePolicy policy)
     {
@@ -271,7 +278,7 @@ internal sealed class TrialCounts
         }
 
         var ab = GateComparison.Compare(baseSamples, Of(session.Slowed, reps), policy);
-        foreach (var arm in GateMetric.ProxyArms)
+        foreach (var arm in GateCalibration.Arms)
         {
             Caught[arm] += ab.Any(v => v.Metric.Arm == arm && v.Metric.Kind == GateMetricKind.P50 && v.Outcome == GateOutcome.Worse) ? 1 : 0;
         }
@@ -281,5 +288,6 @@ internal sealed class TrialCounts
 
     public double CaughtRate(string arm) => Trials == 0 ? 0 : Caught[arm] / (double)Trials;
 
-    private static GateSample[] Of(IReadOnlyList<GateSample> samples, HashSet<int> reps) => [.. samples.Where(s => reps.Contains(s.Rep))];
+    private static GateSample[] Of(IReadOnlyList<GateSample> samples, HashSet<int> reps)
+        => [.. samples.Where(s => reps.Contains(s.Rep) && (s.Arm == "direct" || GateCalibration.Arms.Contains(s.Arm)))];
 }

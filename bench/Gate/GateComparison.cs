@@ -38,12 +38,16 @@ internal static class GateComparison
     private const int Resamples = 4000;
 
     /// <summary>
-    /// Every metric; when both sides measured the same repetitions (base and current interleaved in
-    /// one session) the bootstrap draws the same repetitions for both, so what a repetition did to
-    /// both builds (a slow minute, a faster direct run) cancels instead of widening the shift.
+    /// Every metric both sides measured (samples recorded before an arm or the memory figure
+    /// existed have none of it); when both sides measured the same repetitions (base and current
+    /// interleaved in one session) the bootstrap draws the same repetitions for both, so what a
+    /// repetition did to both builds (a slow minute, a faster direct run) cancels instead of
+    /// widening the shift.
     /// </summary>
     public static IReadOnlyList<MetricVerdict> Compare(IReadOnlyList<GateSample> baseline, IReadOnlyList<GateSample> current, GatePolicy policy)
-        => [.. GateMetric.All.Select(metric => Compare(metric, metric.Ratios(baseline), metric.Ratios(current), policy, paired: metric.Reps(baseline).SequenceEqual(metric.Reps(current))))];
+        => [.. GateMetric.All
+            .Where(metric => metric.Reps(baseline).Length > 0 && metric.Reps(current).Length > 0)
+            .Select(metric => Compare(metric, metric.Ratios(baseline), metric.Ratios(current), policy, paired: metric.Reps(baseline).SequenceEqual(metric.Reps(current))))];
 
     /// <param name="paired">The two arrays hold the same repetitions in the same order.</param>
     public static MetricVerdict Compare(GateMetric metric, double[] baseline, double[] current, GatePolicy policy, bool paired = false)

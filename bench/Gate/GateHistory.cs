@@ -9,7 +9,7 @@ namespace Forwarder.Bench.Gate;
 /// </summary>
 internal static class GateHistory
 {
-    public const string Header = "date\tcommit\tbase\tl4_p50_overhead\tl7_p50_overhead\tl7_throughput_overhead\tl4_open_p99_overhead\tl7_open_p99_overhead\tmachine";
+    public const string Header = "date\tcommit\tbase\tl4_p50_overhead\tl7_p50_overhead\tl7_throughput_overhead\tl4_open_p99_overhead\tl7_open_p99_overhead\tlink_p50_overhead\tlink_throughput_overhead\tl4_rss_mib\tl7_rss_mib\tlink_rss_mib\tmachine";
 
     /// <summary>Appends the line, writing the header first to a new file.</summary>
     public static void Append(string path, DateTimeOffset date, string commit, string baseCommit, IReadOnlyList<GateSample> current, string machine)
@@ -22,7 +22,9 @@ internal static class GateHistory
     public static string Line(DateTimeOffset date, string commit, string baseCommit, IReadOnlyList<GateSample> current, string machine)
     {
         string Overhead(string arm, GateMetricKind kind)
-            => (GateComparison.LowerQuartile(new GateMetric(arm, kind).Ratios(current)) - 1).ToString("0.000", CultureInfo.InvariantCulture);
+            => new GateMetric(arm, kind).Ratios(current) is { Length: > 0 } ratios
+                ? (GateComparison.LowerQuartile(ratios) - 1).ToString(kind == GateMetricKind.Rss ? "0.0" : "0.000", CultureInfo.InvariantCulture)
+                : "n/a";
 
         return string.Join('\t',
             date.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm'Z'", CultureInfo.InvariantCulture),
@@ -33,6 +35,11 @@ internal static class GateHistory
             Overhead("forwarder-l7", GateMetricKind.Throughput),
             Overhead("forwarder", GateMetricKind.OpenP99),
             Overhead("forwarder-l7", GateMetricKind.OpenP99),
+            Overhead("forwarder-link", GateMetricKind.P50),
+            Overhead("forwarder-link", GateMetricKind.Throughput),
+            Overhead("forwarder", GateMetricKind.Rss),
+            Overhead("forwarder-l7", GateMetricKind.Rss),
+            Overhead("forwarder-link", GateMetricKind.Rss),
             machine.Replace('\t', ' '));
     }
 }

@@ -18,6 +18,13 @@ internal static class GateJson
         json.WriteString("backend", settings.Backend);
         json.WriteNumber("openRate", settings.OpenRate);
         json.WriteNumber("openDurationSeconds", settings.OpenDuration.TotalSeconds);
+        json.WriteStartArray("arms");
+        foreach (var arm in settings.ProxyArms)
+        {
+            json.WriteStringValue(arm);
+        }
+
+        json.WriteEndArray();
         json.WriteEndObject();
     }
 
@@ -33,6 +40,11 @@ internal static class GateJson
             json.WriteNumber("p99Us", Math.Round(sample.P99Us, 3));
             json.WriteNumber("maxRps", Math.Round(sample.MaxRps, 3));
             json.WriteNumber("openP99Us", Math.Round(sample.OpenP99Us, 3));
+            if (sample.RssMiB is { } rss)
+            {
+                json.WriteNumber("rssMiB", Math.Round(rss, 3));
+            }
+
             json.WriteEndObject();
         }
 
@@ -52,7 +64,8 @@ internal static class GateJson
             Field(settings, "warmupReps", path).GetInt32(),
             Field(settings, "backend", path).GetString()!,
             Field(settings, "openRate", path).GetDouble(),
-            TimeSpan.FromSeconds(Field(settings, "openDurationSeconds", path).GetDouble()));
+            TimeSpan.FromSeconds(Field(settings, "openDurationSeconds", path).GetDouble()),
+            settings.TryGetProperty("arms", out var arms) ? [.. arms.EnumerateArray().Select(a => a.GetString()!)] : GateCalibration.Arms);
     }
 
     public static GateSample[] ReadSamples(JsonElement parent, string name, string path)
@@ -62,7 +75,8 @@ internal static class GateJson
             Field(sample, "p50Us", path, name, i).GetDouble(),
             Field(sample, "p99Us", path, name, i).GetDouble(),
             Field(sample, "maxRps", path, name, i).GetDouble(),
-            Field(sample, "openP99Us", path, name, i).GetDouble()))];
+            Field(sample, "openP99Us", path, name, i).GetDouble(),
+            sample.TryGetProperty("rssMiB", out var rss) ? rss.GetDouble() : null))];
 
     /// <exception cref="GateFileException">The field is missing; the message names the file and the field.</exception>
     public static JsonElement Field(JsonElement parent, string name, string path, string? array = null, int index = 0)

@@ -14,6 +14,12 @@ internal enum GateMetricKind
 
     /// <summary>99th percentile latency of the open loop at a fixed rate, from each request's intended start: proxy / direct. The metric that sees pauses.</summary>
     OpenP99,
+
+    /// <summary>
+    /// Resident memory of the arm's processes after the repetition's load, in MiB. No proxy costs
+    /// none, so the figure is the overhead itself (the ratio is one plus it).
+    /// </summary>
+    Rss,
 }
 
 /// <summary>
@@ -24,7 +30,7 @@ internal enum GateMetricKind
 internal sealed record GateMetric(string Arm, GateMetricKind Kind)
 {
     /// <summary>The proxy arms the gate measures, in report order.</summary>
-    public static readonly IReadOnlyList<string> ProxyArms = ["forwarder", "forwarder-l7"];
+    public static readonly IReadOnlyList<string> ProxyArms = ["forwarder", "forwarder-l7", "forwarder-link"];
 
     public static readonly IReadOnlyList<GateMetric> All =
         [.. ProxyArms.SelectMany(arm => Enum.GetValues<GateMetricKind>().Select(kind => new GateMetric(arm, kind)))];
@@ -36,31 +42,31 @@ internal sealed record GateMetric(string Arm, GateMetricKind Kind)
         GateMetricKind.P50 => "p50 latency",
         GateMetricKind.P99 => "p99 latency",
         GateMetricKind.OpenP99 => "open-loop p99",
+        GateMetricKind.Rss => "memory",
         _ => "throughput",
     };
 
-    /// <summary>The cost ratio in every repetition that has both this arm and the direct arm.</summary>
+    /// <summary>The cost ratio in every repetition that measured this metric of the arm and has the direct arm.</summary>
     public double[] Ratios(IReadOnlyList<GateSample> samples)
     {
         var direct = samples.Where(s => s.Arm == "direct").ToDictionary(s => s.Rep);
-        return [.. samples
-            .Where(s => s.Arm == Arm && direct.ContainsKey(s.Rep))
-            .OrderBy(s => s.Rep)
-            .Select(s => Ratio(s, direct[s.Rep]))];
+        return [.. Measured(samples, direct.Keys.ToHashSet()).Select(s => Ratio(s, direct[s.Rep]))];
     }
 
     /// <summary>The repetitions <see cref="Ratios"/> covers, in its order.</summary>
     public int[] Reps(IReadOnlyList<GateSample> samples)
-    {
-        var direct = samples.Where(s => s.Arm == "direct").Select(s => s.Rep).ToHashSet();
-        return [.. samples.Where(s => s.Arm == Arm && direct.Contains(s.Rep)).Select(s => s.Rep).Order()];
-    }
+        => [.. Measured(samples, samples.Where(s => s.Arm == "direct").Select(s => s.Rep).ToHashSet()).Select(s => s.Rep)];
+
+    // Samples recorded before an arm or the memory figure existed (older calibration files) have none of them.
+    private IEnumerable<GateSample> Measured(IReadOnlyList<GateSample> samples, HashSet<int> directReps)
+        => samples.Where(s => s.Arm == Arm && directReps.Contains(s.Rep) && (Kind != GateMetricKind.Rss || s.RssMiB is not null)).OrderBy(s => s.Rep);
 
     private double Ratio(GateSample proxy, GateSample direct) => Kind switch
     {
         GateMetricKind.P50 => proxy.P50Us / direct.P50Us,
         GateMetricKind.P99 => proxy.P99Us / direct.P99Us,
         GateMetricKind.OpenP99 => proxy.OpenP99Us / direct.OpenP99Us,
+        GateMetricKind.Rss => 1 + proxy.RssMiB!.Value,
         _ => direct.MaxRps / proxy.MaxRps,
     };
 }

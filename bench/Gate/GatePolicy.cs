@@ -10,25 +10,34 @@ namespace Forwarder.Bench.Gate;
 /// <paramref name="OpenP99MinimumPoints"/>: a p99 of one second at a fixed rate is set by the
 /// machine's hiccups as much as by the proxy, so its overhead sits near none and two copies of one
 /// build differed by up to 30 points in the calibration, while a 20 ms freeze every 100 ms added
-/// hundreds.
+/// hundreds. Memory (<see cref="GateMetricKind.Rss"/>) is a figure of its own, in MiB: it may grow
+/// by <paramref name="RssGrowth"/> of the base build's and never less than
+/// <paramref name="RssMinimumMiB"/>, about what two processes of one build differ by after the
+/// same load (the GC's heap and the pools' high-water marks).
 /// The defaults come from the calibration in perf-reports/gate-calibration.
 /// </summary>
-internal sealed record GatePolicy(double P50Growth, double P99Growth, double ThroughputGrowth, double OpenP99Growth, double MinimumPoints, double Alpha, double OpenP99MinimumPoints)
+internal sealed record GatePolicy(double P50Growth, double P99Growth, double ThroughputGrowth, double OpenP99Growth, double MinimumPoints, double Alpha, double OpenP99MinimumPoints, double RssGrowth, double RssMinimumMiB)
 {
-    public static readonly GatePolicy Default = new(0.025, 0.30, 0.20, 0.30, 0.02, 0.05, 0.50);
+    public static readonly GatePolicy Default = new(0.025, 0.30, 0.20, 0.30, 0.02, 0.05, 0.50, 0.15, 4);
 
     public double GrowthOf(GateMetricKind kind) => kind switch
     {
         GateMetricKind.P50 => P50Growth,
         GateMetricKind.P99 => P99Growth,
         GateMetricKind.OpenP99 => OpenP99Growth,
+        GateMetricKind.Rss => RssGrowth,
         _ => ThroughputGrowth,
     };
 
     /// <summary>The least growth, in points of the direct arm's figure, that counts for this metric.</summary>
-    public double FloorOf(GateMetricKind kind) => kind == GateMetricKind.OpenP99 ? OpenP99MinimumPoints : MinimumPoints;
+    public double FloorOf(GateMetricKind kind) => kind switch
+    {
+        GateMetricKind.OpenP99 => OpenP99MinimumPoints,
+        GateMetricKind.Rss => RssMinimumMiB,
+        _ => MinimumPoints,
+    };
 
     public string Describe() => string.Create(
         CultureInfo.InvariantCulture,
-        $"a regression is overhead grown by more than {P50Growth:0.#%} (p50), {P99Growth:0.#%} (p99), {ThroughputGrowth:0.#%} (throughput) or {OpenP99Growth:0.#%} (open-loop p99) of the base build's, at least {MinimumPoints * 100:0.#} points ({OpenP99MinimumPoints * 100:0.#} for the open-loop p99), lower quartiles of the repetitions compared by a one-sided bootstrap, p < {Alpha}");
+        $"a regression is overhead grown by more than {P50Growth:0.#%} (p50), {P99Growth:0.#%} (p99), {ThroughputGrowth:0.#%} (throughput) or {OpenP99Growth:0.#%} (open-loop p99) of the base build's, at least {MinimumPoints * 100:0.#} points ({OpenP99MinimumPoints * 100:0.#} for the open-loop p99), or memory grown by more than {RssGrowth:0.#%} and {RssMinimumMiB:0.#} MiB, lower quartiles of the repetitions compared by a one-sided bootstrap, p < {Alpha}");
 }

@@ -7,8 +7,8 @@ using Forwarder.Bench.Scenarios;
 namespace Forwarder.Bench.Gate;
 
 /// <summary>
-/// The gate's processes, started once: a backend, the direct arm, and the tcp and http listeners
-/// of each build (base and current; more when calibrating). Every repetition measures every arm,
+/// The gate's processes, started once: a backend, the direct arm, and each build's tcp listener,
+/// http listener and pair of nodes joined by a link (base and current; more when calibrating). Every repetition measures every arm,
 /// the builds interleaved in short slices on the same CPU, and reports each build's figures with
 /// the direct arm's of the same repetition, so a ratio between builds compares like with like.
 /// </summary>
@@ -31,7 +31,7 @@ internal sealed class GateSession : IAsyncDisposable
         _direct = direct;
         _builds = builds;
         Versions = versions;
-        _freezers = [.. builds.Where(b => b.Item1.Freeze is not null).Select(b => new GateFreezer(b.Item1.Freeze!, [.. b.Item2.Select(arm => arm.Proxy!)]))];
+        _freezers = [.. builds.Where(b => b.Item1.Freeze is not null).Select(b => new GateFreezer(b.Item1.Freeze!, [.. b.Item2.SelectMany(arm => arm.Proxies)]))];
     }
 
     public IReadOnlyDictionary<string, string> Versions { get; }
@@ -43,7 +43,7 @@ internal sealed class GateSession : IAsyncDisposable
         var workDirectory = Directory.CreateTempSubdirectory("bench-gate-").FullName;
         var backend = await BenchBackend.StartAsync(CompareProtocol.Http, settings.Backend, tools, workDirectory, log).ConfigureAwait(false);
         var environment = new ArmEnvironment(workDirectory, backend.EndPoint, CompareProtocol.Http, 1, tools, builds[0].Path);
-        var direct = new RunningArm("direct", backend.EndPoint, null);
+        var direct = new RunningArm("direct", backend.EndPoint, []);
         List<(GateBuild, RunningArm[])> started = [];
         try
         {
@@ -51,12 +51,15 @@ internal sealed class GateSession : IAsyncDisposable
             {
                 List<RunningArm> proxies = [];
                 started.Add((build, []));
-                foreach (var arm in GateMetric.ProxyArms)
+                foreach (var arm in settings.ProxyArms)
                 {
                     var http = arm == "forwarder-l7";
+                    var name = $"{arm}-{build.Name}";
                     try
                     {
-                        proxies.Add(await ArmCatalog.StartForwarderAsync(environment, http, $"{arm}-{build.Name}", build.Path, build.Variables(http)).ConfigureAwait(false));
+                        proxies.Add(arm == "forwarder-link"
+                            ? await NodeLinkArm.StartAsync(environment, name, build.Path, build.Variables(http: false)).ConfigureAwait(false)
+                            : await ArmCatalog.StartForwarderAsync(environment, http, name, build.Path, build.Variables(http)).ConfigureAwait(false));
                     }
                     catch (InvalidOperationException ex)
                     {
@@ -92,7 +95,7 @@ internal sealed class GateSession : IAsyncDisposable
         }
     }
 
-    /// <summary>One repetition of every build: each build's name to its direct, forwarder and forwarder-l7 samples.</summary>
+    /// <summary>One repetition of every build: each build's name to its direct arm's and its proxy arms' samples.</summary>
     public async Task<IReadOnlyDictionary<string, GateSample[]>> RunRepAsync(int rep, CancellationToken cancellationToken)
     {
         var samples = await RunArmsAsync(rep, cancellationToken).ConfigureAwait(false);
@@ -145,11 +148,12 @@ internal sealed class GateSession : IAsyncDisposable
                 throw new GateRunException($"{arms[i].Name} completed no requests in repetition {rep}: there is nothing to compare.");
             }
 
-            var name = i == 0 ? "direct" : GateMetric.ProxyArms[(i - 1) % GateMetric.ProxyArms.Count];
-            samples[i] = new GateSample(name, rep, InterpolatedPercentile.Of(latency[i], 50), InterpolatedPercentile.Of(latency[i], 99), throughput[i].RequestsPerSecond, InterpolatedPercentile.Of(open[i].Latency, 99));
+            var name = i == 0 ? "direct" : _settings.ProxyArms[(i - 1) % _settings.ProxyArms.Count];
+            double? rss = i == 0 ? null : ProcessSampler.Read(arms[i].Pids).RssBytes / (1024.0 * 1024);
+            samples[i] = new GateSample(name, rep, InterpolatedPercentile.Of(latency[i], 50), InterpolatedPercentile.Of(latency[i], 99), throughput[i].RequestsPerSecond, InterpolatedPercentile.Of(open[i].Latency, 99), rss);
         }
 
-        var perArm = GateMetric.ProxyArms.Count;
+        var perArm = _settings.ProxyArms.Count;
         return _builds.Select((b, k) => (b.Build.Name, Samples: (GateSample[])[samples[0], .. samples.Skip(1 + (k * perArm)).Take(perArm)]))
             .ToDictionary(b => b.Name, b => b.Samples);
     }
@@ -192,7 +196,7 @@ internal sealed class GateSession : IAsyncDisposable
 
     private static string Describe(int rep, string build, GateSample[] samples)
         => string.Create(CultureInfo.InvariantCulture, $"  rep {rep} {build}: ")
-            + string.Join(" | ", samples.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Arm} p50 {s.P50Us:0.0}us p99 {s.P99Us:0.0}us {s.MaxRps / 1000:0.0}k req/s open p99 {s.OpenP99Us:0}us")));
+            + string.Join(" | ", samples.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Arm} p50 {s.P50Us:0.0}us p99 {s.P99Us:0.0}us {s.MaxRps / 1000:0.0}k req/s open p99 {s.OpenP99Us:0}us{(s.RssMiB is { } rss ? $" rss {rss:0.0}MiB" : string.Empty)}")));
 }
 
 /// <summary>The gate could not measure: an arm failed requests or a process would not start.</summary>

@@ -14,6 +14,7 @@ namespace Forwarder.Bench.Gate;
 /// <param name="Slices">The latency run of each arm is cut into this many slices, the arms taking turns.</param>
 /// <param name="OpenRate">Requests a second of the open-loop run.</param>
 /// <param name="OpenDuration">Measured time of each open-loop run.</param>
+/// <param name="Arms">The proxy arms each build runs; null for all of <see cref="GateMetric.ProxyArms"/>.</param>
 internal sealed record GateSettings(
     int Connections,
     TimeSpan Duration,
@@ -24,12 +25,16 @@ internal sealed record GateSettings(
     int WarmupReps,
     string Backend,
     double OpenRate,
-    TimeSpan OpenDuration)
+    TimeSpan OpenDuration,
+    IReadOnlyList<string>? Arms = null)
 {
     /// <summary>Connections the open loop may hold at once: enough that requests due during a pause queue up rather than wait for a free one.</summary>
     public const int OpenConnections = 16;
 
     public static GateSettings Default(string backend) => new(1, TimeSpan.FromSeconds(1), 10, 32, TimeSpan.FromSeconds(0.5), TimeSpan.FromMilliseconds(250), 2, backend, 2000, TimeSpan.FromSeconds(1));
+
+    /// <summary>The proxy arms each build runs, in report order.</summary>
+    public IReadOnlyList<string> ProxyArms => Arms ?? GateMetric.ProxyArms;
 
     /// <summary>Wall time of one repetition for the arms given.</summary>
     public TimeSpan RepTime(int arms) => (Duration + MaxDuration + Warmup + OpenDuration) * arms;
@@ -42,7 +47,8 @@ internal static class GateDefaults
     public const int Reps = 8;
 }
 
-/// <summary>One arm in one repetition: latency percentiles, throughput and the open loop's p99.</summary>
-/// <param name="Arm">direct, forwarder or forwarder-l7 (each build's arms report under these names).</param>
+/// <summary>One arm in one repetition: latency percentiles, throughput, the open loop's p99 and the proxies' memory.</summary>
+/// <param name="Arm">direct, forwarder, forwarder-l7 or forwarder-link (each build's arms report under these names).</param>
 /// <param name="OpenP99Us">99th percentile of the open-loop run, counted from each request's intended start.</param>
-internal sealed record GateSample(string Arm, int Rep, double P50Us, double P99Us, double MaxRps, double OpenP99Us);
+/// <param name="RssMiB">Resident memory of the arm's processes after the repetition; null for the direct arm and in samples recorded before it was measured.</param>
+internal sealed record GateSample(string Arm, int Rep, double P50Us, double P99Us, double MaxRps, double OpenP99Us, double? RssMiB = null);

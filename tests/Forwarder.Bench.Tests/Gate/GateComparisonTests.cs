@@ -4,7 +4,7 @@ namespace Forwarder.Bench.Tests.Gate;
 
 public sealed class GateComparisonTests
 {
-    private static readonly GatePolicy Policy = new(P50Growth: 0.05, P99Growth: 0.30, ThroughputGrowth: 0.10, OpenP99Growth: 0.30, MinimumPoints: 0.02, Alpha: 0.01, OpenP99MinimumPoints: 0.5);
+    private static readonly GatePolicy Policy = new(P50Growth: 0.05, P99Growth: 0.30, ThroughputGrowth: 0.10, OpenP99Growth: 0.30, MinimumPoints: 0.02, Alpha: 0.01, OpenP99MinimumPoints: 0.5, RssGrowth: 0.15, RssMinimumMiB: 4);
 
     [Fact]
     public void SameDistribution_EveryMetricIsSame()
@@ -94,6 +94,44 @@ public sealed class GateComparisonTests
         Assert.Equal([2.0, 2.0], new GateMetric("forwarder", GateMetricKind.P99).Ratios(samples));
         Assert.Equal([2.0, 2.0], new GateMetric("forwarder", GateMetricKind.Throughput).Ratios(samples));
         Assert.Equal([3.0, 3.0], new GateMetric("forwarder", GateMetricKind.OpenP99).Ratios(samples));
+    }
+
+    [Fact]
+    public void Memory_IsTheArmsOwnFigure_GrownPastItsShareIsWorse()
+    {
+        // 60 MiB grown to 72 (20%) is past the 15% allowed (9 MiB); to 64 it is within it.
+        var baseline = GateSamples.Make(10, seed: 1);
+        var grown = GateComparison.Compare(baseline, GateSamples.Make(8, seed: 2, rssMiB: 72), Policy);
+        var within = GateComparison.Compare(baseline, GateSamples.Make(8, seed: 2, rssMiB: 64), Policy);
+
+        var worse = grown.Where(v => v.Outcome == GateOutcome.Worse).ToArray();
+        Assert.Equal(GateMetric.ProxyArms, worse.Select(v => v.Metric.Arm));
+        Assert.All(worse, v => Assert.Equal(GateMetricKind.Rss, v.Metric.Kind));
+        Assert.Equal(9, worse[0].AllowedGrowth, 0.3);
+        Assert.Equal(59, worse[0].BaselineOverhead, 1.0);
+        Assert.All(within, v => Assert.NotEqual(GateOutcome.Worse, v.Outcome));
+        Assert.Contains("MiB", GateReport.Table(grown), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SmallProcess_IsAllowedTheMinimumMiB()
+    {
+        // 10 MiB grown by 3: 30%, but under the 4 MiB no two processes can be told apart by.
+        var verdicts = GateComparison.Compare(GateSamples.Make(10, seed: 1, rssMiB: 10), GateSamples.Make(8, seed: 2, rssMiB: 13), Policy);
+
+        Assert.All(verdicts.Where(v => v.Metric.Kind == GateMetricKind.Rss), v => Assert.Equal((GateOutcome.Same, 4.0), (v.Outcome, v.AllowedGrowth)));
+    }
+
+    [Fact]
+    public void SamplesWithoutMemoryOrAnArm_LeaveThoseMetricsOut()
+    {
+        // Calibration files recorded before the link arm and the memory figure existed.
+        var old = GateSamples.Make(8, seed: 1, rssMiB: null).Where(s => s.Arm != "forwarder-link").ToList();
+
+        var verdicts = GateComparison.Compare(old, GateSamples.Make(8, seed: 2), Policy);
+
+        Assert.Equal(2 * 4, verdicts.Count);
+        Assert.DoesNotContain(verdicts, v => v.Metric.Kind == GateMetricKind.Rss || v.Metric.Arm == "forwarder-link");
     }
 
     [Fact]

@@ -31,7 +31,7 @@ public sealed class GatePauseTests(ITestOutputHelper output)
         }
 
         output.WriteLine(log.ToString());
-        foreach (var arm in GateMetric.ProxyArms)
+        foreach (var arm in settings.ProxyArms)
         {
             var open = MedianRatio(frozen, baseSamples, arm, s => s.OpenP99Us);
             var closed = MedianRatio(frozen, baseSamples, arm, s => s.P99Us);

@@ -7,7 +7,8 @@ internal static class GateSamples
 {
     /// <param name="p50">Proxy p50 / direct p50 for both proxy arms.</param>
     /// <param name="spread">Each repetition's figures vary by up to this share, in a fixed pseudo-random pattern.</param>
-    public static List<GateSample> Make(int reps, double p50 = 1.8, double p99 = 1.4, double throughput = 1.9, double spread = 0.01, int seed = 1, double? l7P50 = null, double openP99 = 1.5)
+    /// <param name="rssMiB">Every proxy arm's resident memory; null for samples recorded before memory was measured.</param>
+    public static List<GateSample> Make(int reps, double p50 = 1.8, double p99 = 1.4, double throughput = 1.9, double spread = 0.01, int seed = 1, double? l7P50 = null, double openP99 = 1.5, double? rssMiB = 60)
     {
         var random = new Random(seed);
         double Jitter() => 1 + ((random.NextDouble() - 0.5) * 2 * spread);
@@ -19,7 +20,7 @@ internal static class GateSamples
             foreach (var arm in GateMetric.ProxyArms)
             {
                 var armP50 = arm == "forwarder-l7" && l7P50 is { } l7 ? l7 : p50;
-                samples.Add(new GateSample(arm, rep, direct.P50Us * armP50 * Jitter(), direct.P99Us * p99 * Jitter(), direct.MaxRps / throughput * Jitter(), direct.OpenP99Us * openP99 * Jitter()));
+                samples.Add(new GateSample(arm, rep, direct.P50Us * armP50 * Jitter(), direct.P99Us * p99 * Jitter(), direct.MaxRps / throughput * Jitter(), direct.OpenP99Us * openP99 * Jitter(), rssMiB * Jitter()));
             }
         }
 

@@ -34,19 +34,27 @@ internal sealed partial class ProxyRuntime
             await udpListeners.StopAsync().ConfigureAwait(false);
             await StopInterceptUdpAsync().ConfigureAwait(false);
             await RemoveInterceptRulesAsync().ConfigureAwait(false);
-            foreach (var service in Services.Values)
-            {
-                await service.DisposeAsync().ConfigureAwait(false);
-                service.Health.Dispose();
-            }
-
-            await accessLogs.DisposeAsync().ConfigureAwait(false);
         }
         finally
         {
             _applyLock.Release();
         }
 
+        await DrainAsync(cancellationToken).ConfigureAwait(false);
+
+        // Only now: requests still draining (HTTP/2 streams on open connections, the access log
+        // lines of the last responses) use the services' upstream clients and the logs.
+        foreach (var service in Services.Values)
+        {
+            await service.DisposeAsync().ConfigureAwait(false);
+            service.Health.Dispose();
+        }
+
+        await accessLogs.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private async Task DrainAsync(CancellationToken cancellationToken)
+    {
         var drainTimeout = Config.DrainTimeout;
         LogDraining(logger, tracker.Count, drainTimeout);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http;
 using System.Net;
 using System.Net.Sockets;
 using Forwarder.Tests.Infrastructure;
@@ -58,6 +59,124 @@ public sealed class ShutdownSignalsTests : IDisposable
         Assert.Equal(0, forwarder.ExitCode);
         Assert.Contains("All connections drained", forwarder.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("Drain deadline reached", forwarder.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SigTerm_Http2StreamInFlight_GetsItsWholeResponseWithinTheDrain()
+    {
+        var answer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var slow = await KestrelTestBackend.StartHttp2Async(async context =>
+        {
+            reached.TrySetResult();
+            await answer.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            await context.Response.WriteAsync("late but whole");
+        });
+        var path = Path.Combine(_directory, "h2.yaml");
+        await File.WriteAllTextAsync(path, $"""
+            drainTimeout: 30s
+            listeners:
+              - name: web
+                listen: '127.0.0.1:0'
+                protocol: http
+                routes:
+                  - service: slow
+            services:
+              slow:
+                http: {"{"} version: "2" {"}"}
+                endpoints: [ {"{"} address: '127.0.0.1:{slow.Port}' {"}"} ]
+            """);
+        using var forwarder = ForwarderProcess.Start("--config", path);
+        var httpPort = await forwarder.ListenerPortAsync("web");
+        using var client = new HttpClient(new SocketsHttpHandler())
+        {
+            DefaultRequestVersion = HttpVersion.Version20,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Timeout = TimeSpan.FromSeconds(60),
+        };
+
+        // HTTP/2 with prior knowledge both sides: the stream goes upstream over the service's shared
+        // HTTP/2 client, which the shutdown once disposed before the drain, failing the stream.
+        var response = client.GetAsync($"http://127.0.0.1:{httpPort}/slow");
+        await reached.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        forwarder.Signal(SigTerm);
+        await forwarder.WaitForOutputAsync("Stopped accepting; draining 1 open connections");
+        answer.SetResult();
+
+        using var completed = await response;
+        Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
+        Assert.Equal("late but whole", await completed.Content.ReadAsStringAsync());
+        client.Dispose();
+        await forwarder.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, forwarder.ExitCode);
+        Assert.DoesNotContain("ObjectDisposedException", forwarder.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SigTerm_UnderHttp2Load_NoStreamMeetsADisposedUpstream()
+    {
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("fine"));
+        var path = Path.Combine(_directory, "h2load.yaml");
+        await File.WriteAllTextAsync(path, $"""
+            drainTimeout: 30s
+            listeners:
+              - name: web
+                listen: '127.0.0.1:0'
+                protocol: http
+                routes:
+                  - service: app
+            services:
+              app:
+                http: {"{"} version: "2" {"}"}
+                endpoints: [ {"{"} address: '127.0.0.1:{backend.Port}' {"}"} ]
+            """);
+        using var forwarder = ForwarderProcess.Start("--config", path);
+        var httpPort = await forwarder.ListenerPortAsync("web");
+        using var client = new HttpClient(new SocketsHttpHandler())
+        {
+            DefaultRequestVersion = HttpVersion.Version20,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Timeout = TimeSpan.FromSeconds(30),
+        };
+        var statuses = new System.Collections.Concurrent.ConcurrentBag<HttpStatusCode>();
+        var signalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // Streams keep starting on the open connection while the shutdown runs: each either gets
+        // its answer or is refused (GOAWAY, then a closed listener), never a proxy error.
+        async Task LoopAsync()
+        {
+            var afterSignal = 0;
+            while (afterSignal < 200)
+            {
+                try
+                {
+                    using var response = await client.GetAsync($"http://127.0.0.1:{httpPort}/");
+                    statuses.Add(response.StatusCode);
+                }
+                catch (HttpRequestException)
+                {
+                    if (signalled.Task.IsCompleted)
+                    {
+                        return;
+                    }
+
+                    throw;
+                }
+
+                afterSignal += signalled.Task.IsCompleted ? 1 : 0;
+            }
+        }
+
+        var loops = Enumerable.Range(0, 16).Select(_ => Task.Run(LoopAsync)).ToArray();
+        await Eventually.TrueAsync(() => statuses.Count > 500, "requests flow before the signal");
+        forwarder.Signal(SigTerm);
+        signalled.SetResult();
+        await Task.WhenAll(loops).WaitAsync(TimeSpan.FromSeconds(60));
+        await forwarder.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(0, forwarder.ExitCode);
+        Assert.True(statuses.All(status => status == HttpStatusCode.OK), string.Join(", ", statuses.GroupBy(s => s).Select(g => $"{g.Key}: {g.Count()}")));
+        Assert.DoesNotContain("ObjectDisposedException", forwarder.Output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -5,7 +5,10 @@ HAProxy (default nbthread) against forwarder arms, wrk -t1 -cN through a tcp lis
 each rep. An arm is NAME=BINARY[#IO_THREADS][:ENV=V,...][@NICE,SLICE_NS,THREAD_PREFIX]; the @ part
 sets the nice and the EEVDF slice (sched_setattr) of the forwarder's threads named THREAD_PREFIX*.
 Per run it records the proxy's run-queue wait (/proc schedstat), the machine's idle share and the
-1-minute load average. --autogroup-nice shields the benchmark's sessions as compare.py --shield does.
+1-minute load average. --autogroup-nice shields the benchmark's sessions as compare.py --shield does;
+it sets the harness's own session too (wrk runs in it), so run it in a session of its own:
+    setsid -w python3 perf-reports/busy-node/2026-12-07/ab/ab.py --autogroup-nice -20 --reps 9 \
+        --arm base=forwarder/bin/Release/net10.0/forwarder --arm slice=forwarder/bin/Release/net10.0/forwarder@0,100000,splicer
 """
 import sys, os, json, time, statistics, argparse, tempfile
 from pathlib import Path

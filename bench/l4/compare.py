@@ -106,6 +106,13 @@ def thread_count(text: str) -> str:
     return text
 
 
+def autogroup_nice(text: str) -> int:
+    value = int(text)
+    if not -20 <= value <= 19:
+        raise argparse.ArgumentTypeError(f"must be between -20 and 19: {text}")
+    return value
+
+
 def connection_counts(text: str) -> list[int]:
     """Parse ``32`` or ``32,256`` into a list of wrk connection counts."""
     try:
@@ -137,6 +144,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "default: the busy-node case (default: %(default)s)")
     parser.add_argument("--engine", choices=("epoll", "pipes"), default="epoll",
                         help="forwarder tcp.engine (default: %(default)s)")
+    parser.add_argument("--shield", type=autogroup_nice, default=None, metavar="NICE",
+                        help="autogroup nice (-20..19, below 0 needs root) for every process of the benchmark: on a "
+                             "machine shared with other work, the client, backends and proxies then compete mostly "
+                             "among themselves, as on a node running only them; their weights relative to each "
+                             "other are unchanged (default: none)")
     args = parser.parse_args(argv)
     args.forwarder = args.forwarder.resolve()
     args.out = args.out.resolve()
@@ -289,6 +301,26 @@ def established_to(port: int) -> int:
     return count
 
 
+def load_average() -> float:
+    """The 1-minute load average: how busy the machine was, beyond the benchmark itself."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def shield(pid: int, nice: int | None) -> None:
+    """Give the session of ``pid`` (started with a session of its own) the --shield autogroup nice, if any.
+
+    With autogroups (Linux's default for desktop and server kernels alike) every session is one
+    scheduling entity; a low nice on the benchmark's sessions keeps other sessions' work (builds
+    on a shared machine) from taking the cores the benchmark shares among its own processes.
+    """
+    if nice is None:
+        return
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    except OSError as error:
+        raise BenchError(f"--shield: cannot set the autogroup nice of pid {pid}: {error}") from error
+
+
 def first_line(command: list[str]) -> str:
     """First non-empty line a command prints on stdout or stderr (for version strings)."""
     try:
@@ -349,8 +381,10 @@ def machine_info(tools: dict[str, str], forwarder: Path) -> dict[str, Any]:
 class Service:
     """A long-running child process in its own process group, with its log file and a readiness check."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, ready: Callable[[], bool]) -> None:
+    def __init__(self, name: str, argv: list[str], log_path: Path, ready: Callable[[], bool],
+                 nice: int | None) -> None:
         self.name = name
+        self.nice = nice
         self.argv = argv
         self.log_path = log_path
         self.ready = ready
@@ -370,6 +404,7 @@ class Service:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
+        shield(self.process.pid, self.nice)
         return wait_until(self.ready, f"{self.name} to get ready", failed=self.exit_problem)
 
     def restart(self) -> float:
@@ -520,7 +555,8 @@ services:
 class Lab:
     """The backends (nginx, iperf3 server) and proxies (HAProxy, forwarder) of one benchmark, on loopback."""
 
-    def __init__(self, tools: dict[str, str], forwarder: Path, io_threads: str, engine: str, workdir: Path) -> None:
+    def __init__(self, tools: dict[str, str], forwarder: Path, io_threads: str, engine: str, workdir: Path,
+                 nice: int | None) -> None:
         self.workdir = workdir
         self.ports = p = Ports.pick()
         self.configs = {
@@ -532,14 +568,14 @@ class Lab:
             (workdir / name).write_text(text)
         self.admin_url = f"http://{LOOPBACK}:{p.forwarder_admin}"
         self.nginx = Service("nginx", [tools["nginx"], "-c", str(workdir / "nginx.conf"), "-p", str(workdir)],
-                             workdir / "nginx.out", lambda: tcp_accepts(p.nginx))
+                             workdir / "nginx.out", lambda: tcp_accepts(p.nginx), nice)
         self.iperf = Service("iperf3", [tools["iperf3"], "-s", "-p", str(p.iperf)],
-                             workdir / "iperf3.log", lambda: tcp_accepts(p.iperf))
+                             workdir / "iperf3.log", lambda: tcp_accepts(p.iperf), nice)
         self.haproxy = Service("haproxy", [tools["haproxy"], "-f", str(workdir / "haproxy.cfg")],
-                               workdir / "haproxy.log", lambda: tcp_accepts(p.haproxy_http))
+                               workdir / "haproxy.log", lambda: tcp_accepts(p.haproxy_http), nice)
         self.forwarder = Service("forwarder", [str(forwarder), "--config", str(workdir / "forwarder.yaml"),
                                                "--log-level", "Warning"],
-                                 workdir / "forwarder.log", lambda: http_ok(f"{self.admin_url}/readyz"))
+                                 workdir / "forwarder.log", lambda: http_ok(f"{self.admin_url}/readyz"), nice)
         self.services = [self.nginx, self.iperf, self.haproxy, self.forwarder]  # backends first
         self.targets = [
             Target("direct", p.nginx, p.iperf, None),
@@ -620,11 +656,21 @@ _WRK_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 _TO_MICROSECONDS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6}
 
 
-def run_client(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{shlex.join(command)} did not finish within {timeout:.0f} s") from None
+def run_client(command: list[str], timeout: float, nice: int | None) -> subprocess.CompletedProcess[str]:
+    # A session of its own, so that --shield can prioritize it without touching the caller's.
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as process:
+        try:
+            shield(process.pid, nice)
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise BenchError(f"{shlex.join(command)} did not finish within {timeout:.0f} s") from None
+        except BaseException:
+            process.kill()
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def parse_wrk(output: str) -> dict[str, Any]:
@@ -645,9 +691,9 @@ def parse_wrk(output: str) -> dict[str, Any]:
     return result
 
 
-def run_wrk(wrk: str, port: int, connections: int, duration: int) -> dict[str, Any]:
+def run_wrk(wrk: str, port: int, connections: int, duration: int, nice: int | None) -> dict[str, Any]:
     command = [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", f"http://{LOOPBACK}:{port}/"]
-    finished = run_client(command, duration + CLIENT_SLACK_S)
+    finished = run_client(command, duration + CLIENT_SLACK_S, nice)
     if finished.returncode != 0:
         raise BenchError(f"wrk exited with code {finished.returncode}: {(finished.stderr or finished.stdout).strip()[-300:]}")
     result = parse_wrk(finished.stdout)
@@ -656,9 +702,9 @@ def run_wrk(wrk: str, port: int, connections: int, duration: int) -> dict[str, A
     return result
 
 
-def run_iperf(iperf3: str, port: int, streams: int, seconds: int) -> dict[str, Any]:
+def run_iperf(iperf3: str, port: int, streams: int, seconds: int, nice: int | None) -> dict[str, Any]:
     command = [iperf3, "-c", LOOPBACK, "-p", str(port), "-t", str(seconds), "-P", str(streams), "-J"]
-    finished = run_client(command, seconds + CLIENT_SLACK_S)
+    finished = run_client(command, seconds + CLIENT_SLACK_S, nice)
     try:
         report = json.loads(finished.stdout)
     except json.JSONDecodeError:
@@ -723,17 +769,19 @@ def settle(services: list[Service], timeout_s: float = 1.0) -> None:
 def run_sample(lab: Lab, tools: dict[str, str], target: Target, test: Test, rep: int,
                args: argparse.Namespace) -> dict[str, Any]:
     """One wrk or iperf3 run through one arm. A failure is recorded in the sample, not raised."""
-    sample: dict[str, Any] = {"rep": rep, "arm": target.arm, "test": test.name, "ok": False}
+    sample: dict[str, Any] = {"rep": rep, "arm": target.arm, "test": test.name, "ok": False,
+                              "load_average": load_average()}
     involved = lab.involved(target, test)
     try:
         revived = lab.revive(involved)
         if revived:
             sample["revived"] = revived
         if test.kind == "http":
-            result = measured(target.proxy, lambda: run_wrk(tools["wrk"], target.http_port, test.load, args.duration))
+            result = measured(target.proxy, lambda: run_wrk(tools["wrk"], target.http_port, test.load, args.duration,
+                                                              args.shield))
         else:
             result = measured(target.proxy, lambda: run_iperf(tools["iperf3"], target.iperf_port, test.load,
-                                                              args.iperf_seconds))
+                                                              args.iperf_seconds, args.shield))
         sample.update(result)
         problems = [p for p in (s.exit_problem() for s in involved) if p]
         if problems:
@@ -895,6 +943,20 @@ def ratios(summary: dict[str, dict[str, dict[str, Any]]], tests: list[Test]) -> 
     return result
 
 
+def rep_ratios(samples: list[dict[str, Any]], tests: list[Test]) -> dict[str, dict[str, list[float]]]:
+    """forwarder/haproxy per repetition (both runs of the rep ok), per ratio metric: noise shared by a rep cancels."""
+    result: dict[str, dict[str, list[float]]] = {}
+    for test in tests:
+        runs = {(s["rep"], s["arm"]): s for s in samples if s["test"] == test.name and s["ok"]}
+        reps = sorted({rep for rep, arm in runs if arm == "forwarder" and (rep, "haproxy") in runs})
+        result[test.name] = {
+            metric: [runs[(rep, "forwarder")][metric] / runs[(rep, "haproxy")][metric] for rep in reps]
+            for metric in RATIO_METRICS[test.kind]
+            if all(runs[(rep, arm)].get(metric) for rep in reps for arm in ("forwarder", "haproxy"))
+        }
+    return result
+
+
 # ----------------------------------------------------------------------------------------------
 # Report
 
@@ -982,6 +1044,15 @@ def test_section(test: dict[str, Any], results: dict[str, Any]) -> list[str]:
     metrics = RATIO_METRICS[kind]
     ratio_rows = [[pair, *[ratio_cell(values[m]) for m in metrics]] for pair, values in results["ratios"][name].items()]
     lines += ["", *markdown_table(["ratio of medians", *[RATIO_LABELS[m] for m in metrics]], ratio_rows)]
+    by_rep = results["rep_ratios"][name]
+    if by_rep:
+        lines += ["", "Rep by rep, forwarder/haproxy (median; each rep's value):", ""]
+        lines += [f"- {RATIO_LABELS[m]}: **{statistics.median(v):.2f}** ({', '.join(f'{x:.2f}' for x in v)})"
+                  for m, v in by_rep.items()]
+    loads = [s["load_average"] for s in results["samples"] if s["test"] == name and "load_average" in s]
+    if loads:
+        lines += ["", f"1-minute load average as the runs started: median {statistics.median(loads):.1f} "
+                  f"[{min(loads):.1f}–{max(loads):.1f}] (the benchmark itself accounts for about 3)."]
     lines += ["", "A ratio above 1 means the forwarder's value is higher: better for throughput, "
               "worse for latency and CPU.", ""]
     return lines
@@ -1032,6 +1103,10 @@ def method_section(results: dict[str, Any]) -> list[str]:
         f"`tcp.engine: {o.get('engine', 'epoll')}`, `--log-level Warning`).",
         f"- {o['reps']} rep(s), interleaved: for each rep, for each arm, every test in turn. "
         "Cells are median [min–max] over the successful reps; ratios are ratios of medians.",
+        *([f"- Shielded: every process of the benchmark (client, backends, proxies) ran in a session of its own "
+           f"with autogroup nice {o['shield']}, so other work on the machine took little of its cores; "
+           "among themselves they competed with equal weights, as on a node running only them."]
+          if o.get("shield") is not None else []),
         "- Proxy CPU: utime+stime of the proxy process (all threads) over the client run, from /proc/PID/stat; "
         "% of one core = CPU seconds / wall seconds. RSS/HWM from /proc/PID/status after each run.",
         f"- Memory: after the runs each proxy is restarted; RSS is read once ready (idle) and again with "
@@ -1154,7 +1229,7 @@ def main(argv: list[str] | None = None) -> int:
     tests = make_tests(args)
     machine = machine_info(tools, forwarder)
     workdir = Path(tempfile.mkdtemp(prefix="l4-bench-"))
-    lab = Lab(tools, forwarder, args.io_threads, args.engine, workdir)
+    lab = Lab(tools, forwarder, args.io_threads, args.engine, workdir, args.shield)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     print(f"L4 benchmark: arms {', '.join(ARMS)}; tests {', '.join(t.name for t in tests)}; "
           f"{args.reps} rep(s), about {estimated_duration(args, tests)}; work dir {workdir}", flush=True)
@@ -1190,6 +1265,7 @@ def main(argv: list[str] | None = None) -> int:
         "arms": list(ARMS),
         "summary": summary,
         "ratios": ratios(summary, tests),
+        "rep_ratios": rep_ratios(samples, tests),
         "memory": memory,
         "events": lab.events,
         "configs": lab.configs,

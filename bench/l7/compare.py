@@ -12,7 +12,9 @@
 forwarder, HAProxy's default ``nbthread``, nginx ``worker_processes auto`` as its packages ship it):
 the busy-node case, where wrk and the backend share the cores with the proxies.
 ``--variant NAME=THREADS`` adds forwarder arms with ``tcp.ioThreads: THREADS``, measured in the
-same interleaved run, to decide a default.
+same interleaved run, to decide a default. ``--shield NICE`` gives every process of the benchmark
+(wrk too) a session of its own at that autogroup nice: on a machine shared with other work they then
+compete mostly among themselves, with equal weights, as on a node running only them.
 
 Every repetition runs every arm at every connection count: direct first, then the three proxies
 in an order rotated each time, so drift on the machine hits all of them alike and the forwarder
@@ -56,6 +58,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", default="1", help="threads of every proxy: a number, or 'default' for each one's shipped default (default 1)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=THREADS",
                         help="an extra forwarder arm with tcp.ioThreads THREADS (repeatable)")
+    parser.add_argument("--shield", type=int, default=None, metavar="NICE",
+                        help="autogroup nice (-20..19, below 0 needs root) for every process of the benchmark (default: none)")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     if args.threads != "default" and not (args.threads.isdigit() and int(args.threads) >= 1):
@@ -67,6 +71,8 @@ def parse_args() -> argparse.Namespace:
     if any(name in ("direct", "forwarder", *PEERS) or threads < 1 for name, threads in args.variants.items()):
         parser.error("--variant names must be new arms and THREADS positive")
     args.arms = ("direct", "forwarder", *args.variants, *PEERS)
+    if args.shield is not None and not -20 <= args.shield <= 19:
+        parser.error("--shield takes a nice value from -20 to 19")
     if args.reps < 1 or args.duration < 1 or any(c < 1 for c in args.connections):
         parser.error("--reps, --duration and --connections must be positive")
     return args
@@ -91,6 +97,16 @@ def wait_for_port(port: int, process: subprocess.Popen, name: str, deadline_s: f
     raise SystemExit(f"{name} did not listen on {port} within {deadline_s:.0f}s")
 
 
+def shield(pid: int, nice: int | None) -> None:
+    """Set the autogroup nice of ``pid``'s session (a session of its own): the whole session is one scheduling entity."""
+    if nice is not None:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def nginx_conf(directory: Path, body: str, workers: str = "1") -> str:
     temps = "\n".join(f"    {kind}_temp_path {directory}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     return (f"worker_processes {workers};\ndaemon off;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log warn;\n"
@@ -101,8 +117,9 @@ def nginx_conf(directory: Path, body: str, workers: str = "1") -> str:
 class Lab:
     """The backend and the three proxies, each in its own process, for the whole run."""
 
-    def __init__(self, work: Path, forwarder: Path, threads: str, variants: dict[str, int]):
+    def __init__(self, work: Path, forwarder: Path, threads: str, variants: dict[str, int], nice: int | None):
         self.work = work
+        self.nice = nice
         self.processes: dict[str, subprocess.Popen] = {}
         self.arms = ("direct", "forwarder", *variants, *PEERS)
         self.ports = {arm: free_port() for arm in self.arms}
@@ -142,6 +159,7 @@ class Lab:
     def _start(self, name: str, command: list[str]) -> None:
         log = open(self.work / f"{name}.log", "w")
         self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        shield(self.processes[name].pid, self.nice)
 
     def pids(self, arm: str) -> list[int]:
         root = self.processes[arm].pid
@@ -183,12 +201,18 @@ def microseconds(value: str, unit: str) -> float:
     return float(value) * {"us": 1, "ms": 1_000, "s": 1_000_000}[unit]
 
 
-def run_wrk(port: int, connections: int, seconds: int) -> dict:
+def run_wrk(port: int, connections: int, seconds: int, nice: int | None) -> dict:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/"]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    if finished.returncode != 0:
-        raise SystemExit(f"wrk exited with code {finished.returncode}:\n{finished.stderr or finished.stdout}")
-    output = finished.stdout
+    # A session of its own, so that --shield can prioritize it without touching the caller's.
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True) as wrk:
+        try:
+            shield(wrk.pid, nice)
+            output, stderr = wrk.communicate(timeout=seconds + 60)
+        except BaseException:
+            wrk.kill()
+            raise
+    if wrk.returncode != 0:
+        raise SystemExit(f"wrk exited with code {wrk.returncode}:\n{stderr or output}")
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if rate is None:
         raise SystemExit(f"wrk printed no rate:\n{output}")
@@ -201,7 +225,7 @@ def run_wrk(port: int, connections: int, seconds: int) -> dict:
 def measure(lab: Lab, arm: str, connections: int, seconds: int) -> dict:
     proxied = arm != "direct"
     before = lab.cpu_seconds(arm) if proxied else 0.0
-    sample = run_wrk(lab.ports[arm], connections, seconds)
+    sample = {"load_average": load_average(), **run_wrk(lab.ports[arm], connections, seconds, lab.nice)}
     if proxied:
         requests = sample["rps"] * seconds
         sample["cpu_us_per_req"] = (lab.cpu_seconds(arm) - before) / requests * 1e6 if requests else None
@@ -250,6 +274,7 @@ def latency(us: float) -> str:
 
 def render(results: dict) -> str:
     m = results["machine"]
+    loads = [s["load_average"] for s in results["samples"]]
     lines = [
         f"# {results['name']}",
         "",
@@ -257,6 +282,11 @@ def render(results: dict) -> str:
         f"`wrk -t1 -cC -d{results['duration']}s --latency` to an nginx backend (one worker, `return 200`, 12-byte body), "
         f"{results['reps']} repetitions, every arm at every connection count in each (direct first, the proxies in rotated order); "
         f"medians over the repetitions with [min–max]. {threads_sentence(results)}",
+        *([f"Shielded: every process of the benchmark (wrk, backend, proxies) in a session of its own with autogroup nice "
+           f"{results['shield']}, so other work on the machine took little of its cores while they competed among "
+           "themselves with equal weights."] if results.get("shield") is not None else []),
+        f"1-minute load average as the runs started: median {statistics.median(loads):.1f} [{min(loads):.1f}–{max(loads):.1f}] "
+        "(the benchmark itself accounts for about 3).",
         "",
         *[f"- {tool}: {version}" for tool, version in results["versions"].items()],
         "",
@@ -310,11 +340,11 @@ def main() -> int:
         subprocess.run(["dotnet", "build", str(REPO_ROOT / "forwarder"), "-c", "Release"], check=True)
     started = dt.datetime.now(dt.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="l7-compare-") as work:
-        lab = Lab(Path(work), args.forwarder, args.threads, args.variants)
+        lab = Lab(Path(work), args.forwarder, args.threads, args.variants, args.shield)
         try:
             for c in args.connections:
                 for arm in args.arms:
-                    run_wrk(lab.ports[arm], c, args.warmup)
+                    run_wrk(lab.ports[arm], c, args.warmup, args.shield)
             samples = []
             for rep in range(args.reps):
                 # Direct (the ceiling) first, then the three proxies in rotated order, so the forwarder
@@ -337,6 +367,7 @@ def main() -> int:
         "warmup": args.warmup,
         "threads": args.threads,
         "variants": args.variants,
+        "shield": args.shield,
         "arms": list(args.arms),
         "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(), "os": platform.platform()},
         "versions": {"haproxy": version(["haproxy", "-v"]), "nginx": version(["nginx", "-v"]), "wrk": version(["wrk", "-v"]),

@@ -346,7 +346,7 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
 
         if (written > 0)
         {
-            SendPacket((int)written);
+            SendDatagrams((int)written, (int)written);
         }
     }
 

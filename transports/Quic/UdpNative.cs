@@ -12,6 +12,8 @@ internal static unsafe partial class UdpNative
 {
     public const int MaxSegments = 44; // 44 * 1452 bytes stays under the 64 KiB a UDP send may carry
     public const int Interrupted = 4;  // EINTR
+    public const int WouldBlock = 11;  // EAGAIN
+    public const int ConnectionRefused = 111; // ECONNREFUSED
     public const int IoError = 5;      // EIO
     public const int Invalid = 22;     // EINVAL
     private const int SolUdp = 17;

@@ -166,9 +166,10 @@ internal sealed class QuicListener : IAsyncDisposable
             return existing;
         }
 
-        if ((datagram[0] & 0x80) == 0)
+        if ((datagram[0] & 0xc0) == 0x40)
         {
-            // A short header for a connection we do not have (closed, or lost in a restart): tell the peer at once.
+            // A short header (with QUIC's fixed bit, so not a hole-punching probe or other stray datagram on
+            // this port) for a connection we do not have (closed, or lost in a restart): tell the peer at once.
             SendStatelessReset(new ReadOnlySpan<byte>(ids.Dcid, (int)ids.DcidLength), datagram.Length, from, fromLength);
             return null;
         }

@@ -9,7 +9,8 @@ namespace Forwarder.Transports.Quic;
 /// <summary>
 /// The server side: one UDP socket for all connections. Datagrams are routed to connections by their
 /// destination connection ID; a client Initial with an unknown one starts a connection, which
-/// <see cref="AcceptAsync"/> returns once its handshake completes.
+/// <see cref="AcceptAsync"/> returns once its handshake completes. An unknown version is answered with
+/// Version Negotiation, a short header for an unknown connection with a stateless reset.
 /// </summary>
 internal sealed class QuicListener : IAsyncDisposable
 {

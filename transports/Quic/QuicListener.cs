@@ -167,10 +167,10 @@ internal sealed class QuicListener : IAsyncDisposable
             return existing;
         }
 
-        if ((datagram[0] & 0xc0) == 0x40)
+        if ((datagram[0] & 0x80) == 0)
         {
-            // A short header (with QUIC's fixed bit, so not a hole-punching probe or other stray datagram on
-            // this port) for a connection we do not have (closed, or lost in a restart): tell the peer at once.
+            // A short header for a connection we do not have (closed, or lost in a restart): tell the peer at once.
+            // Not filtered on QUIC's fixed bit: ngtcp2 peers clear it on a whole connection at random (greasing).
             SendStatelessReset(new ReadOnlySpan<byte>(ids.Dcid, (int)ids.DcidLength), datagram.Length, from, fromLength);
             return null;
         }

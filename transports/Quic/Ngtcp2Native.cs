@@ -25,6 +25,8 @@ internal static unsafe partial class Ngtcp2Native
     public const int ErrDraining = -231;
     public const int ErrDropConn = -242;
     public const int ErrIdleClose = -248;
+    public const int ErrVersionNegotiation = -245;
+    public const int MinStatelessResetRandomLength = 5;
     public const int ErrCallbackFailure = -502;
 
     public const uint StreamDataFlagFin = 0x01;
@@ -43,6 +45,8 @@ internal static unsafe partial class Ngtcp2Native
     public const int TransportParamsMaxStreamsBidiOffset = 224;
     public const int TransportParamsMaxStreamsUniOffset = 232;
     public const int TransportParamsMaxIdleTimeoutOffset = 240;
+    public const int TransportParamsStatelessResetTokenPresentOffset = 288;
+    public const int TransportParamsStatelessResetTokenOffset = 292;
     public const int ConnectionCloseErrorSize = 40;
 
     [StructLayout(LayoutKind.Sequential)]
@@ -168,6 +172,13 @@ internal static unsafe partial class Ngtcp2Native
 
     [LibraryImport(Lib, EntryPoint = "ngtcp2_pkt_decode_version_cid")]
     public static partial int DecodeVersionCid(VersionCid* result, byte* packet, nuint length, nuint shortDcidLength);
+
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_pkt_write_version_negotiation")]
+    public static partial nint WriteVersionNegotiation(byte* dest, nuint destLength, byte unusedRandom, byte* dcid, nuint dcidLength,
+        byte* scid, nuint scidLength, uint* versions, nuint versionCount);
+
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_pkt_write_stateless_reset")]
+    public static partial nint WriteStatelessReset(byte* dest, nuint destLength, byte* token, byte* random, nuint randomLength);
 
     [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_del")]
     public static partial void ConnDelete(nint conn);

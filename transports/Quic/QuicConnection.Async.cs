@@ -65,13 +65,12 @@ internal sealed partial class QuicConnection
 
     private async Task ReceiveLoopAsync()
     {
-        var memory = _receiveBuffer.AsMemory();
         while (true)
         {
-            int received;
             try
             {
-                received = await _socket.ReceiveAsync(memory, SocketFlags.None, _stop.Token);
+                // A zero-byte peek waits until a datagram is there without taking it; DrainSocket reads them all.
+                await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.Peek, _stop.Token);
             }
             catch (OperationCanceledException)
             {
@@ -92,7 +91,7 @@ internal sealed partial class QuicConnection
                 return;
             }
 
-            if (!OnDatagram(_receiveBuffer.AsSpan(0, received)))
+            if (!DrainSocket())
             {
                 return;
             }

@@ -195,13 +195,25 @@ internal sealed unsafe partial class QuicConnection
     {
         cid->DataLength = cidLength;
         RandomNumberGenerator.Fill(new Span<byte>(cid->Data, (int)cidLength));
-        RandomNumberGenerator.Fill(new Span<byte>(token, StatelessResetTokenLength));
         var self = From(userData);
-        if (self._listener is not null)
+        if (self._listener is null)
         {
+            RandomNumberGenerator.Fill(new Span<byte>(token, StatelessResetTokenLength)); // a client has no listener to answer for it
+        }
+        else
+        {
+            self._listener.StatelessResetToken(new ReadOnlySpan<byte>(cid->Data, (int)cidLength), new Span<byte>(token, StatelessResetTokenLength));
             self.RouteLocked(new ReadOnlySpan<byte>(cid->Data, (int)cidLength));
         }
 
+        return 0;
+    }
+
+    /// <summary>ngtcp2 checked the token; the read that carried the reset then ends the connection (draining).</summary>
+    [UnmanagedCallersOnly]
+    private static int OnStatelessReset(nint conn, void* reset, void* userData)
+    {
+        From(userData)._statelessReset = true;
         return 0;
     }
 }

@@ -1,11 +1,17 @@
-using System.Net.Sockets;
 using static Forwarder.Transports.Quic.Ngtcp2Native;
 
 namespace Forwarder.Transports.Quic;
 
-// Sending: what ngtcp2 has to write goes out datagram by datagram, and the expiry timer follows it.
+// Sending: what ngtcp2 has to write is packed into the send buffer back to back and leaves in one
+// sendmsg per run of equal-sized datagrams (UDP GSO); the expiry timer follows it.
 internal sealed unsafe partial class QuicConnection
 {
+    private const int MaxPacket = 1452;
+    private int _batchLength;
+    private int _batchCount;
+    private int _segmentSize;
+    private bool _gsoFailed;
+
     /// <summary>Writes stream data stream by stream, then acks and control frames, until ngtcp2 has nothing to send.</summary>
     private void FlushLocked()
     {
@@ -39,7 +45,7 @@ internal sealed unsafe partial class QuicConnection
                     return;
                 }
 
-                if (!SendPacket((int)written) || accepted < 0)
+                if (!QueuePacket((int)written) || accepted < 0)
                 {
                     break; // congestion- or connection-window limited: the next ack or MAX_DATA resumes it
                 }
@@ -59,12 +65,13 @@ internal sealed unsafe partial class QuicConnection
                 break;
             }
 
-            if (!SendPacket((int)written))
+            if (!QueuePacket((int)written))
             {
                 break;
             }
         }
 
+        SendBatch();
         ArmTimerLocked();
     }
 
@@ -73,38 +80,97 @@ internal sealed unsafe partial class QuicConnection
         PacketInfo info = default;
         nint datalen = -1;
         nint written;
-        fixed (byte* dest = _sendBuffer)
+        fixed (byte* buffer = _sendBuffer)
         {
-            // One datagram at a time for now: GSO batching is the next step.
-            written = WritevStream(_conn, ScratchPath, PacketInfoVersion, &info, dest, 1452, &datalen, flags, streamId, data, count, now);
+            written = WritevStream(_conn, ScratchPath, PacketInfoVersion, &info, buffer + _batchLength, MaxPacket, &datalen, flags, streamId, data, count, now);
         }
 
         accepted = datalen;
         return written;
     }
 
-    private bool SendPacket(int length)
+    /// <summary>
+    /// Adds the packet ngtcp2 just wrote to the batch. A run goes out when it is full, when a packet is
+    /// shorter than the run's first (GSO cuts every segment but the last to that size), or without GSO.
+    /// </summary>
+    /// <returns>False when a send failed: the caller stops writing, and ngtcp2's loss recovery resends.</returns>
+    private bool QueuePacket(int length)
     {
-        try
+        if (_batchCount > 0 && length > _segmentSize)
         {
-            if (_peer is null)
+            // Longer than the run: send the run without it, then start a new run with it.
+            var sent = SendDatagrams(_batchLength, _batchCount == 1 ? _batchLength : _segmentSize);
+            _sendBuffer.AsSpan(_batchLength, length).CopyTo(_sendBuffer);
+            _batchLength = 0;
+            _batchCount = 0;
+            if (!sent)
             {
-                _socket.Send(_sendBuffer.AsSpan(0, length), SocketFlags.None);
+                return false;
             }
-            else
-            {
-                _socket.SendTo(_sendBuffer.AsSpan(0, length), SocketFlags.None, _peer);
-            }
+        }
 
+        if (_batchCount == 0)
+        {
+            _segmentSize = length;
+        }
+
+        _batchLength += length;
+        _batchCount++;
+        return length < _segmentSize || _batchCount == UdpNative.MaxSegments || _gsoFailed ? SendBatch() : true;
+    }
+
+    private bool SendBatch()
+    {
+        if (_batchCount == 0)
+        {
             return true;
         }
-        catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.NoBufferSpaceAvailable or SocketError.ConnectionRefused)
+
+        var sent = SendDatagrams(_batchLength, _batchCount == 1 ? _batchLength : _segmentSize);
+        _batchLength = 0;
+        _batchCount = 0;
+        return sent;
+    }
+
+    private bool SendDatagrams(int length, int segmentSize)
+    {
+        var added = false;
+        try
         {
-            return false; // dropped like any lost datagram: ngtcp2's loss recovery resends it
+            _socket.SafeHandle.DangerousAddRef(ref added);
+            var fd = _socket.SafeHandle.DangerousGetHandle();
+            // A client's socket is connected; a server connection addresses its peer on the shared socket.
+            var peer = _peer is null ? null : SocketPath->Remote.SockAddr;
+            var peerLength = _peer is null ? 0 : SocketPath->Remote.AddrLength;
+            fixed (byte* data = _sendBuffer)
+            {
+                var errno = UdpNative.Send(fd, data, length, segmentSize, peer, peerLength);
+                if (errno is UdpNative.IoError or UdpNative.Invalid && segmentSize < length)
+                {
+                    // No GSO on this path (a device without checksum offload, an old kernel): one datagram per call from now on.
+                    _gsoFailed = true;
+                    errno = 0;
+                    for (var offset = 0; offset < length && errno == 0; offset += segmentSize)
+                    {
+                        var size = Math.Min(segmentSize, length - offset);
+                        errno = UdpNative.Send(fd, data + offset, size, size, peer, peerLength);
+                    }
+                }
+
+                // EAGAIN, ENOBUFS, ECONNREFUSED: dropped like any lost datagram; loss recovery resends it.
+                return errno == 0;
+            }
         }
         catch (ObjectDisposedException)
         {
             return false; // the listener's socket closed under a server connection
+        }
+        finally
+        {
+            if (added)
+            {
+                _socket.SafeHandle.DangerousRelease();
+            }
         }
     }
 

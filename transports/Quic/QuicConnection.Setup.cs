@@ -16,6 +16,7 @@ internal sealed unsafe partial class QuicConnection
     {
         InitializePath(_socket.LocalEndPoint!.Serialize(), _socket.RemoteEndPoint!.Serialize());
         _receiveBuffer = GC.AllocateUninitializedArray<byte>(PacketBufferSize, pinned: true);
+        UdpNative.TryEnableGro(_socket);
         SetUpClientTls(options);
 
         Cid dcid, scid;
@@ -72,7 +73,7 @@ internal sealed unsafe partial class QuicConnection
             throw;
         }
 
-        connection.OnDatagram(datagram);
+        connection.OnDatagrams(datagram, datagram.Length);
         return connection;
     }
 
@@ -207,6 +208,7 @@ internal sealed unsafe partial class QuicConnection
         callbacks.ExtendMaxLocalStreamsBidi = (nint)(delegate* unmanaged<nint, ulong, void*, int>)&OnExtendMaxLocalStreamsBidi;
         callbacks.Rand = (nint)(delegate* unmanaged<byte*, nuint, void*, void>)&OnRand;
         callbacks.GetNewConnectionId = (nint)(delegate* unmanaged<nint, Cid*, byte*, nuint, void*, int>)&OnGetNewConnectionId;
+        callbacks.RecvStatelessReset = (nint)(delegate* unmanaged<nint, void*, void*, int>)&OnStatelessReset;
 
         var settings = stackalloc byte[SettingsSize];
         SettingsDefault(SettingsVersion, settings);
@@ -225,6 +227,9 @@ internal sealed unsafe partial class QuicConnection
         if (originalDcid is not null)
         {
             *(Cid*)(parameters + TransportParamsOriginalDcidOffset) = *originalDcid;
+            parameters[TransportParamsStatelessResetTokenPresentOffset] = 1;
+            _listener!.StatelessResetToken(new ReadOnlySpan<byte>(scid->Data, (int)scid->DataLength),
+                new Span<byte>(parameters + TransportParamsStatelessResetTokenOffset, StatelessResetTokenLength));
         }
 
         nint conn;

@@ -19,6 +19,7 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
 {
     private const int PacketBufferSize = 64 * 1024;
     private const int SockAddrStorage = 128;
+    private const int MaxReceivesPerDrain = 64;
 
     private readonly object _gate = new();
     private readonly Socket _socket;
@@ -42,6 +43,7 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
     private nint _credentials;
     private nint _verifiedName;
     private string? _peerRefusal;
+    private bool _statelessReset;
     private int _disposed;
     private Exception? _failure;
     private Task _receiveLoop = Task.CompletedTask;
@@ -102,31 +104,88 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>Reads one datagram, or a GRO run of them <paramref name="segmentSize"/> bytes each, then flushes once.</summary>
     /// <returns>False once the connection has failed or closed.</returns>
-    internal bool OnDatagram(ReadOnlySpan<byte> datagram)
+    internal bool OnDatagrams(ReadOnlySpan<byte> datagrams, int segmentSize)
     {
         lock (_gate)
         {
-            if (_failure is not null)
+            if (!ReadLocked(datagrams, segmentSize))
             {
-                return false;
-            }
-
-            PacketInfo info = default;
-            int rv;
-            fixed (byte* packet = datagram)
-            {
-                rv = ReadPacket(_conn, SocketPath, PacketInfoVersion, &info, packet, (nuint)datagram.Length, Now());
-            }
-
-            if (rv != 0)
-            {
-                FailLocked(OnReadErrorLocked(rv));
                 return false;
             }
 
             FlushLocked();
             return true;
+        }
+    }
+
+    private bool ReadLocked(ReadOnlySpan<byte> datagrams, int segmentSize)
+    {
+        if (_failure is not null)
+        {
+            return false;
+        }
+
+        var now = Now();
+        fixed (byte* packets = datagrams)
+        {
+            for (var offset = 0; offset < datagrams.Length; offset += segmentSize)
+            {
+                PacketInfo info = default;
+                var rv = ReadPacket(_conn, SocketPath, PacketInfoVersion, &info, packets + offset,
+                    (nuint)Math.Min(segmentSize, datagrams.Length - offset), now);
+                if (rv != 0)
+                {
+                    FailLocked(OnReadErrorLocked(rv));
+                    return false;
+                }
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// A client's receive step: reads what its socket holds (a bounded number of calls, so timers and
+    /// writers get the lock between), then flushes once: one ack and one lock trip per run, not per datagram.
+    /// </summary>
+    /// <returns>False once the connection has failed or closed.</returns>
+    private bool DrainSocket()
+    {
+        var fd = _socket.SafeHandle.DangerousGetHandle(); // the socket outlives the receive loop
+        lock (_gate)
+        {
+            fixed (byte* buffer = _receiveBuffer)
+            {
+                for (var i = 0; i < MaxReceivesPerDrain; i++)
+                {
+                    var received = UdpNative.Receive(fd, buffer, PacketBufferSize, null, null, out var segmentSize);
+                    if (received == -UdpNative.WouldBlock)
+                    {
+                        break;
+                    }
+
+                    if (received == -UdpNative.ConnectionRefused)
+                    {
+                        continue; // ICMP port unreachable from an earlier datagram: ngtcp2's loss recovery and timers decide
+                    }
+
+                    if (received < 0)
+                    {
+                        FailLocked(new QuicException($"UDP receive failed: errno {-received}"));
+                        return false;
+                    }
+
+                    if (!ReadLocked(new ReadOnlySpan<byte>(buffer, received), segmentSize))
+                    {
+                        return false;
+                    }
+                }
+            }
+
+            FlushLocked();
+            return _failure is null;
         }
     }
 
@@ -176,6 +235,11 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
     /// <summary>Called under the lock when ngtcp2 rejects a datagram: tells the peer why (unless it closed first).</summary>
     private QuicException OnReadErrorLocked(int rv)
     {
+        if (rv == ErrDraining && _statelessReset)
+        {
+            return new QuicException("QUIC connection reset by the peer (stateless reset: it no longer has this connection)");
+        }
+
         if (rv == ErrDraining)
         {
             var peerError = stackalloc byte[ConnectionCloseErrorSize];
@@ -346,7 +410,7 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
 
         if (written > 0)
         {
-            SendPacket((int)written);
+            SendDatagrams((int)written, (int)written);
         }
     }
 

@@ -45,4 +45,11 @@ internal sealed record QuicServerOptions : QuicConnectionOptions
 
     /// <summary>When set, clients must present a certificate chaining to one of these CAs (PEM).</summary>
     public string? ClientCaFile { get; init; }
+
+    /// <summary>
+    /// The secret stateless reset tokens are derived from (HMAC-SHA256 of the connection ID). Keep the same
+    /// one across restarts of a listener on the same address so peers of the old process trust the resets the
+    /// new one sends them; null: a random key per listener, whose resets help only while it runs.
+    /// </summary>
+    public byte[]? StatelessResetKey { get; init; }
 }

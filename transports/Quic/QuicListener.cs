@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using System.Threading.Channels;
 
 namespace Forwarder.Transports.Quic;
@@ -8,12 +9,18 @@ namespace Forwarder.Transports.Quic;
 /// <summary>
 /// The server side: one UDP socket for all connections. Datagrams are routed to connections by their
 /// destination connection ID; a client Initial with an unknown one starts a connection, which
-/// <see cref="AcceptAsync"/> returns once its handshake completes.
+/// <see cref="AcceptAsync"/> returns once its handshake completes. An unknown version is answered with
+/// Version Negotiation, a short header for an unknown connection with a stateless reset.
 /// </summary>
 internal sealed class QuicListener : IAsyncDisposable
 {
     private const int DatagramBufferSize = 64 * 1024;
     private const int LocalCidLength = 16;
+    private const int SockAddrStorage = 128;
+    private const int MaxReceivesPerDrain = 64;
+    private const int MaxReply = 256;
+    private const int MinInitialDatagram = 1200; // smaller datagrams get no Version Negotiation (RFC 9000 14.1)
+    private const int MaxStatelessReset = 41;
 
     private readonly Socket _socket;
     private readonly QuicServerOptions _options;
@@ -23,6 +30,9 @@ internal sealed class QuicListener : IAsyncDisposable
     private readonly ConcurrentDictionary<QuicConnection, byte> _handshaking = new();
     private readonly Channel<QuicConnection> _accepted = Channel.CreateUnbounded<QuicConnection>();
     private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(DatagramBufferSize, pinned: true);
+    private readonly byte[] _from = GC.AllocateUninitializedArray<byte>(SockAddrStorage, pinned: true);
+    private readonly byte[] _reply = GC.AllocateUninitializedArray<byte>(MaxReply, pinned: true);
+    private readonly byte[] _resetKey;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _receiveLoop;
 
@@ -32,6 +42,7 @@ internal sealed class QuicListener : IAsyncDisposable
         _options = options;
         _local = socket.LocalEndPoint!.Serialize();
         _routesBySpan = _routes.GetAlternateLookup<ReadOnlySpan<byte>>();
+        _resetKey = options.StatelessResetKey ?? RandomNumberGenerator.GetBytes(32);
         _receiveLoop = ReceiveLoopAsync();
     }
 
@@ -43,6 +54,7 @@ internal sealed class QuicListener : IAsyncDisposable
         try
         {
             socket.Bind(endPoint);
+            UdpNative.TryEnableGro(socket);
             return new QuicListener(socket, options);
         }
         catch
@@ -59,15 +71,22 @@ internal sealed class QuicListener : IAsyncDisposable
 
     internal void Unroute(byte[] connectionId) => _routes.TryRemove(connectionId, out _);
 
+    /// <summary>The stateless reset token for one of this listener's connection IDs: the same for the same key and ID.</summary>
+    internal void StatelessResetToken(ReadOnlySpan<byte> connectionId, Span<byte> token)
+    {
+        Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        HMACSHA256.HashData(_resetKey, connectionId, mac);
+        mac[..Ngtcp2Native.StatelessResetTokenLength].CopyTo(token);
+    }
+
     private async Task ReceiveLoopAsync()
     {
-        var from = new SocketAddress(_socket.AddressFamily);
         while (!_stop.IsCancellationRequested)
         {
-            int received;
             try
             {
-                received = await _socket.ReceiveFromAsync(_buffer.AsMemory(), SocketFlags.None, from, _stop.Token);
+                // A zero-byte peek waits until a datagram is there without taking it; Drain reads them all.
+                await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.Peek, _stop.Token);
             }
             catch (OperationCanceledException)
             {
@@ -78,41 +97,148 @@ internal sealed class QuicListener : IAsyncDisposable
                 continue; // ICMP errors for one peer's datagrams must not stop the others
             }
 
-            if (Dispatch(received, from) is { } connection)
+            Drain();
+        }
+    }
+
+    /// <summary>Reads what the socket holds; each run of datagrams for one connection is read under one lock trip.</summary>
+    private unsafe void Drain()
+    {
+        var fd = _socket.SafeHandle.DangerousGetHandle(); // the socket outlives the receive loop
+        fixed (byte* buffer = _buffer)
+        fixed (byte* from = _from)
+        {
+            for (var i = 0; i < MaxReceivesPerDrain; i++)
             {
-                _ = PublishWhenReadyAsync(connection);
+                var fromLength = (uint)_from.Length;
+                var received = UdpNative.Receive(fd, buffer, _buffer.Length, from, &fromLength, out var segmentSize);
+                if (received == -UdpNative.WouldBlock)
+                {
+                    return;
+                }
+
+                if (received <= 0)
+                {
+                    continue; // an ICMP error for one peer's datagrams, or a truncated datagram
+                }
+
+                QuicConnection? run = null;
+                var runStart = 0;
+                for (var offset = 0; offset < received; offset += segmentSize)
+                {
+                    var datagram = new ReadOnlySpan<byte>(buffer + offset, Math.Min(segmentSize, received - offset));
+                    var target = Dispatch(datagram, from, fromLength);
+                    if (target != run)
+                    {
+                        run?.OnDatagrams(new ReadOnlySpan<byte>(buffer + runStart, offset - runStart), segmentSize);
+                        run = target;
+                        runStart = offset;
+                    }
+                }
+
+                run?.OnDatagrams(new ReadOnlySpan<byte>(buffer + runStart, received - runStart), segmentSize);
             }
         }
     }
 
-    /// <returns>A connection this datagram started, if any.</returns>
-    private unsafe QuicConnection? Dispatch(int length, SocketAddress from)
+    /// <returns>The connection <paramref name="datagram"/> belongs to, or null when it started one or was dropped.</returns>
+    private unsafe QuicConnection? Dispatch(ReadOnlySpan<byte> datagram, byte* from, uint fromLength)
     {
-        var datagram = _buffer.AsSpan(0, length);
         Ngtcp2Native.VersionCid ids;
+        int decoded;
         fixed (byte* packet = datagram)
         {
-            if (Ngtcp2Native.DecodeVersionCid(&ids, packet, (nuint)length, LocalCidLength) != 0)
-            {
-                return null; // not QUIC, or a version we do not speak (version negotiation is not sent yet)
-            }
+            decoded = Ngtcp2Native.DecodeVersionCid(&ids, packet, (nuint)datagram.Length, LocalCidLength);
+        }
+
+        if (decoded == Ngtcp2Native.ErrVersionNegotiation)
+        {
+            SendVersionNegotiation(ids, datagram.Length, from, fromLength);
+            return null;
+        }
+
+        if (decoded != 0)
+        {
+            return null; // not QUIC
         }
 
         if (_routesBySpan.TryGetValue(new ReadOnlySpan<byte>(ids.Dcid, (int)ids.DcidLength), out var existing))
         {
-            existing.OnDatagram(datagram);
+            return existing;
+        }
+
+        if ((datagram[0] & 0x80) == 0)
+        {
+            // A short header for a connection we do not have (closed, or lost in a restart): tell the peer at once.
+            // Not filtered on QUIC's fixed bit: ngtcp2 peers clear it on a whole connection at random (greasing).
+            SendStatelessReset(new ReadOnlySpan<byte>(ids.Dcid, (int)ids.DcidLength), datagram.Length, from, fromLength);
             return null;
         }
 
-        var peer = new SocketAddress(from.Family, from.Size);
-        from.Buffer.CopyTo(peer.Buffer);
+        var peer = new SocketAddress(_socket.AddressFamily, (int)fromLength);
+        new ReadOnlySpan<byte>(from, (int)fromLength).CopyTo(peer.Buffer.Span);
         try
         {
-            return QuicConnection.Accept(this, _socket, _local, peer, datagram, _options);
+            if (QuicConnection.Accept(this, _socket, _local, peer, datagram, _options) is { } started)
+            {
+                _ = PublishWhenReadyAsync(started);
+            }
         }
         catch (QuicException)
         {
-            return null; // a peer we cannot set up a session for: drop its Initial
+            // a peer we cannot set up a session for: drop its Initial
+        }
+
+        return null;
+    }
+
+    /// <summary>Answers a long header of a version we do not speak with the one we do (QUIC v1).</summary>
+    private unsafe void SendVersionNegotiation(in Ngtcp2Native.VersionCid ids, int datagramLength, byte* to, uint toLength)
+    {
+        if (datagramLength < MinInitialDatagram)
+        {
+            return;
+        }
+
+        var versions = Ngtcp2Native.ProtoVersionV1;
+        nint written;
+        fixed (byte* reply = _reply)
+        {
+            written = Ngtcp2Native.WriteVersionNegotiation(reply, MaxReply, (byte)RandomNumberGenerator.GetInt32(256),
+                ids.Scid, ids.ScidLength, ids.Dcid, ids.DcidLength, &versions, 1);
+            if (written > 0)
+            {
+                UdpNative.Send(_socket.SafeHandle.DangerousGetHandle(), reply, (int)written, (int)written, to, toLength);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A stateless reset, shorter than the packet that caused it so two endpoints that both lost the
+    /// connection cannot keep answering each other (RFC 9000 10.3.3).
+    /// </summary>
+    private unsafe void SendStatelessReset(ReadOnlySpan<byte> connectionId, int datagramLength, byte* to, uint toLength)
+    {
+        var length = Math.Min(datagramLength - 1, MaxStatelessReset);
+        var randomLength = length - Ngtcp2Native.StatelessResetTokenLength;
+        if (randomLength < Ngtcp2Native.MinStatelessResetRandomLength + 1)
+        {
+            return;
+        }
+
+        Span<byte> token = stackalloc byte[Ngtcp2Native.StatelessResetTokenLength];
+        StatelessResetToken(connectionId, token);
+        Span<byte> random = stackalloc byte[randomLength];
+        RandomNumberGenerator.Fill(random);
+        fixed (byte* reply = _reply)
+        fixed (byte* tokenPtr = token)
+        fixed (byte* randomPtr = random)
+        {
+            var written = Ngtcp2Native.WriteStatelessReset(reply, (nuint)length, tokenPtr, randomPtr, (nuint)randomLength);
+            if (written > 0)
+            {
+                UdpNative.Send(_socket.SafeHandle.DangerousGetHandle(), reply, (int)written, (int)written, to, toLength);
+            }
         }
     }
 

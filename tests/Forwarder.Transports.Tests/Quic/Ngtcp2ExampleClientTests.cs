@@ -13,7 +13,20 @@ public sealed class Ngtcp2ExampleClientTests : IDisposable
     private readonly QuicTestPki _pki = new(NodeName);
 
     [Fact]
-    public async Task Listener_Http3GetFromNgtcp2Client_IsAnswered()
+    public async Task Listener_Http3GetFromNgtcp2Client_IsAnswered() => await GetAsync();
+
+    [Fact]
+    public async Task Listener_Ngtcp2ClientStartingWithAnUnknownVersion_NegotiatesV1AndIsAnswered()
+    {
+        // gtlsclient sends its first Initial as version 0x1a2a3a4a; only our Version Negotiation tells it v1 works.
+        var output = await GetAsync("--version=0x1a2a3a4a", "--preferred-versions=v1");
+
+        Assert.Contains("type=VN", output);
+        Assert.Contains("Client selected version 0x1", output);
+    }
+
+    /// <summary>An HTTP/3 GET by gtlsclient, with <paramref name="extraArguments"/>, answered by our listener; returns its output.</summary>
+    private async Task<string> GetAsync(params string[] extraArguments)
     {
         Assert.True(File.Exists(Binary), $"{Binary} is missing: apt-get install ngtcp2-client");
         var options = new QuicServerOptions { Alpn = "h3", CertificateFile = _pki.ServerCertificateFile, KeyFile = _pki.ServerKeyFile };
@@ -40,7 +53,7 @@ public sealed class Ngtcp2ExampleClientTests : IDisposable
         var port = listener.LocalEndPoint.Port.ToString(CultureInfo.InvariantCulture);
         var start = new ProcessStartInfo(Binary) { RedirectStandardOutput = true, RedirectStandardError = true };
         var downloads = Directory.CreateTempSubdirectory("quic-download-").FullName;
-        foreach (var argument in (string[])["--exit-on-all-streams-close", "--no-quic-dump", "--timeout=20s", $"--download={downloads}",
+        foreach (var argument in (string[])["--exit-on-all-streams-close", "--timeout=20s", $"--download={downloads}", .. extraArguments,
                      "127.0.0.1", port, $"https://{NodeName}:{port}/hello.txt"])
         {
             start.ArgumentList.Add(argument);
@@ -60,6 +73,7 @@ public sealed class Ngtcp2ExampleClientTests : IDisposable
         Directory.Delete(downloads, recursive: true);
         await cts.CancelAsync();
         await serving.ContinueWith(_ => { }, TaskScheduler.Default);
+        return output;
     }
 
     public void Dispose() => _pki.Dispose();

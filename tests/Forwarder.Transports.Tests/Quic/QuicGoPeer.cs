@@ -15,6 +15,9 @@ internal sealed class QuicGoPeer : IAsyncDisposable
 
     private QuicGoPeer(Process process) => _process = process;
 
+    /// <summary>Builds the peer (once per test run).</summary>
+    public static Task BuildAsync() => Binary.Value;
+
     /// <summary>Starts the peer with <paramref name="arguments"/>, under <c>ip netns exec</c> when <paramref name="netns"/> is given.</summary>
     public static async Task<QuicGoPeer> StartAsync(string? netns, params string[] arguments)
     {

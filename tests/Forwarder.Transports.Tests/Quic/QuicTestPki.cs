@@ -27,13 +27,21 @@ internal sealed class QuicTestPki : IDisposable
     public string ServerCertificateFile { get; }
     public string ServerKeyFile { get; }
 
-    /// <summary>A certificate for <paramref name="name"/> (DNS SAN), good for TLS server and client authentication.</summary>
-    public (string CertificateFile, string KeyFile) Issue(string name)
+    /// <summary>
+    /// A certificate for <paramref name="name"/> (DNS SAN, and <paramref name="uri"/> as a URI SAN when given, as
+    /// mesh certificates carry forwarder://node/NAME), good for TLS server and client authentication.
+    /// </summary>
+    public (string CertificateFile, string KeyFile) Issue(string name, string? uri = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
         var names = new SubjectAlternativeNameBuilder();
         names.AddDnsName(name);
+        if (uri is not null)
+        {
+            names.AddUri(new Uri(uri));
+        }
+
         request.CertificateExtensions.Add(names.Build());
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));

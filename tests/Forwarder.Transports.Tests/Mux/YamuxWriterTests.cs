@@ -82,6 +82,35 @@ public sealed class YamuxWriterTests
         }
     }
 
+    [Fact]
+    public async Task Write_ConnectionHeldWithAWideWindow_PushesTheApplicationBack()
+    {
+        const int Size = 8 * 1024 * 1024;
+        await using var peer = new YamuxTestPeer(sessionIsClient: true);
+        peer.Output.Close();
+        var stream = peer.Session.OpenStream();
+        await peer.SendAsync(YamuxTestPeer.Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Ack, stream.Id, Size));
+        var data = new byte[Size];
+        Random.Shared.NextBytes(data);
+        var write = stream.Transport.Output.WriteAsync(data).AsTask();
+
+        // The window would take all of it; the writer's queue takes a megabyte, and the rest waits in the stream's pipe.
+        await YamuxSessionTests.WaitUntilAsync(() => peer.Session.StreamsAwaitingRoom == 1, "the stream waits for room in the writer's queue");
+        Assert.False(write.IsCompleted, "the application's write completed with the connection held");
+        Assert.InRange(peer.Session.QueuedBytes, 1, 2 * 1024 * 1024);
+
+        peer.Output.Open();
+        var received = new List<byte>(Size);
+        await peer.ReadUntilAsync(frame =>
+        {
+            received.AddRange(frame.Payload);
+            return received.Count == Size;
+        });
+        await write.WaitAsync(Timeout);
+        Assert.Equal(data, received.ToArray());
+        await stream.DisposeAsync();
+    }
+
     private static Func<WireFrame, bool> CountingDataFrames(int count)
     {
         var seen = 0;

@@ -12,7 +12,11 @@ namespace Forwarder.Transports.Mux;
 /// </summary>
 public sealed partial class YamuxSession
 {
-    /// <summary>Queued data bytes above which streams wait: a few of the writer's batches.</summary>
+    /// <summary>
+    /// Queued data bytes above which streams wait: a few of the writer's batches. A bound, not a
+    /// reservation: streams that find room at once each queue a frame, so it may be passed by up to
+    /// a frame a stream.
+    /// </summary>
     private const long QueueLimit = 4 * FlushThreshold;
 
     private readonly ConcurrentQueue<YamuxStream> _awaitingRoom = new();
@@ -49,14 +53,20 @@ public sealed partial class YamuxSession
         }
     }
 
-    /// <summary>Wakes a stream per frame of room: woken all at once, most would find the queue full again.</summary>
+    /// <summary>
+    /// Wakes a waiting stream per frame of room: woken all at once, most would find the queue full
+    /// again. Entries of streams no longer waiting take no room, so a stream that still waits is
+    /// never left behind them once the writer has nothing left to take.
+    /// </summary>
     private void WakeAwaitingRoom()
     {
         var room = Volatile.Read(ref _closed) != 0 ? long.MaxValue : QueueLimit - Volatile.Read(ref _queuedBytes);
         while (room > 0 && _awaitingRoom.TryDequeue(out var stream))
         {
-            stream.OnRoom();
-            room -= Options.MaxFrameData;
+            if (stream.OnRoom())
+            {
+                room -= Options.MaxFrameData;
+            }
         }
     }
 }

@@ -33,8 +33,29 @@ public sealed partial class YamuxStream
         waiter?.TrySetResult();
     }
 
-    /// <summary>The session's writer has room for more data frames again (see YamuxSession.Backpressure.cs).</summary>
-    internal void OnRoom() => OnWindowUpdate(0);
+    /// <summary>
+    /// The session's writer has room for more data frames again (see YamuxSession.Backpressure.cs).
+    /// False when the stream no longer waits for it (it was woken otherwise, or reset, or queued
+    /// twice): the session then gives the room to the next stream instead.
+    /// </summary>
+    internal bool OnRoom()
+    {
+        TaskCompletionSource? waiter;
+        lock (_lock)
+        {
+            if (!_waitingForRoom)
+            {
+                return false;
+            }
+
+            _waitingForRoom = false;
+            waiter = _windowWaiter;
+            _windowWaiter = null;
+        }
+
+        waiter?.TrySetResult();
+        return true;
+    }
 
     /// <summary>
     /// The send window once it is open and the session has room for a frame; -1 when the stream
@@ -55,7 +76,8 @@ public sealed partial class YamuxStream
                 }
 
                 forRoom = _sendWindow > 0;
-                if (forRoom && (_disposing || _session.HasRoom))
+                _waitingForRoom = forRoom && !_disposing && !_session.HasRoom;
+                if (forRoom && !_waitingForRoom)
                 {
                     return _sendWindow;
                 }

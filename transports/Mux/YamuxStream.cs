@@ -40,6 +40,7 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
     private bool _discarding;
     private bool _delivering;
     private bool _disposing;
+    private bool _waitingForRoom;
     private bool _inputEndPending;
     private Exception? _inputEndReason;
 
@@ -184,6 +185,7 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
             }
 
             _reset = true;
+            _waitingForRoom = false;
             waiter = _windowWaiter;
             _windowWaiter = null;
         }

@@ -86,6 +86,7 @@ public sealed partial class YamuxSession
         {
             var copy = ArrayPool<byte>.Shared.Rent((int)payload.Length);
             payload.CopyTo(copy);
+            Queued(payload.Length);
             _data.Enqueue(new OutboundFrame(header, copy));
             Kick();
             return;
@@ -285,6 +286,7 @@ public sealed partial class YamuxSession
                 output.Write(payload.AsSpan(0, (int)frame.Header.Length));
                 ArrayPool<byte>.Shared.Return(payload);
                 unflushed += frame.Header.Length;
+                Taken(frame.Header.Length);
             }
         }
     }

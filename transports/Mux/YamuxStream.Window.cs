@@ -33,12 +33,41 @@ public sealed partial class YamuxStream
         waiter?.TrySetResult();
     }
 
-    /// <summary>The send window once it is open; -1 when the stream was reset meanwhile.</summary>
+    /// <summary>
+    /// The session's writer has room for more data frames again (see YamuxSession.Backpressure.cs).
+    /// False when the stream no longer waits for it (it was woken otherwise, or reset, or queued
+    /// twice): the session then gives the room to the next stream instead.
+    /// </summary>
+    internal bool OnRoom()
+    {
+        TaskCompletionSource? waiter;
+        lock (_lock)
+        {
+            if (!_waitingForRoom)
+            {
+                return false;
+            }
+
+            _waitingForRoom = false;
+            waiter = _windowWaiter;
+            _windowWaiter = null;
+        }
+
+        waiter?.TrySetResult();
+        return true;
+    }
+
+    /// <summary>
+    /// The send window once it is open and the session has room for a frame; -1 when the stream
+    /// was reset meanwhile. A stream being disposed does not wait for room, so a dispose waits
+    /// for the peer's window at most, never for the peer to read other streams' data.
+    /// </summary>
     private async ValueTask<long> WaitForWindowAsync()
     {
         while (true)
         {
             Task wait;
+            bool forRoom;
             lock (_lock)
             {
                 if (_reset)
@@ -46,13 +75,20 @@ public sealed partial class YamuxStream
                     return -1;
                 }
 
-                if (_sendWindow > 0)
+                forRoom = _sendWindow > 0;
+                _waitingForRoom = forRoom && !_disposing && !_session.HasRoom;
+                if (forRoom && !_waitingForRoom)
                 {
                     return _sendWindow;
                 }
 
                 _windowWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 wait = _windowWaiter.Task;
+            }
+
+            if (forRoom)
+            {
+                _session.AwaitRoom(this);
             }
 
             try

@@ -39,6 +39,8 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
     private bool _removed;
     private bool _discarding;
     private bool _delivering;
+    private bool _disposing;
+    private bool _waitingForRoom;
     private bool _inputEndPending;
     private Exception? _inputEndReason;
 
@@ -183,6 +185,7 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
             }
 
             _reset = true;
+            _waitingForRoom = false;
             waiter = _windowWaiter;
             _windowWaiter = null;
         }
@@ -212,6 +215,12 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
     public override async ValueTask DisposeAsync()
     {
         // Done with the stream: what was written goes out with a FIN.
+        lock (_lock)
+        {
+            _disposing = true;
+        }
+
+        OnRoom();
         await _output.Writer.CompleteAsync().ConfigureAwait(false);
         await _pumping.ConfigureAwait(false);
         await Transport.Input.CompleteAsync().ConfigureAwait(false);

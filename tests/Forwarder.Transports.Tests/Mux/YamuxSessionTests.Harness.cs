@@ -133,7 +133,7 @@ public sealed partial class YamuxSessionTests
         }
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, string because)
+    internal static async Task WaitUntilAsync(Func<bool> condition, string because)
     {
         var deadline = DateTime.UtcNow + Timeout;
         while (!condition())

@@ -82,6 +82,75 @@ public sealed class YamuxWriterTests
         }
     }
 
+    [Fact]
+    public async Task Write_ConnectionHeldWithAWideWindow_PushesTheApplicationBack()
+    {
+        const int Size = 8 * 1024 * 1024;
+        await using var peer = new YamuxTestPeer(sessionIsClient: true);
+        peer.Output.Close();
+        var stream = peer.Session.OpenStream();
+        await peer.SendAsync(YamuxTestPeer.Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Ack, stream.Id, Size));
+        var data = new byte[Size];
+        Random.Shared.NextBytes(data);
+        var write = stream.Transport.Output.WriteAsync(data).AsTask();
+
+        // The window would take all of it; the writer's queue takes a megabyte, and the rest waits in the stream's pipe.
+        await YamuxSessionTests.WaitUntilAsync(() => peer.Session.StreamsAwaitingRoom == 1, "the stream waits for room in the writer's queue");
+        Assert.False(write.IsCompleted, "the application's write completed with the connection held");
+        Assert.InRange(peer.Session.QueuedBytes, 1, 2 * 1024 * 1024);
+
+        peer.Output.Open();
+        var received = new List<byte>(Size);
+        await peer.ReadUntilAsync(frame =>
+        {
+            received.AddRange(frame.Payload);
+            return received.Count == Size;
+        });
+        await write.WaitAsync(Timeout);
+        Assert.Equal(data, received.ToArray());
+        await stream.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Write_ManyStreamsWaitingForRoom_AllFinishIntact()
+    {
+        const int Size = 200 * 1024;
+        await using var peer = new YamuxTestPeer(sessionIsClient: true);
+        peer.Output.Close();
+        var sent = new Dictionary<uint, byte[]>();
+        var writers = Enumerable.Range(0, Streams).Select(_ => Task.Run(async () =>
+        {
+            var stream = peer.Session.OpenStream();
+            var data = new byte[Size];
+            Random.Shared.NextBytes(data);
+            lock (sent)
+            {
+                sent[stream.Id] = data;
+            }
+
+            await stream.Transport.Output.WriteAsync(data);
+            return stream;
+        })).ToList();
+
+        // 8 MB within the streams' windows, the connection held: most streams wait for room.
+        await YamuxSessionTests.WaitUntilAsync(() => peer.Session.StreamsAwaitingRoom >= Streams / 2, "streams wait for room in the writer's queue");
+
+        // Each stream that saw room may have queued one frame more: over the megabyte by at most a frame a stream, far from 8 MB.
+        Assert.InRange(peer.Session.QueuedBytes, 1, (1024 * 1024) + (Streams * 64 * 1024));
+        peer.Output.Open();
+        var received = 0L;
+        var frames = await peer.ReadUntilAsync(frame => (received += frame.Type == YamuxFrameType.Data ? frame.Payload.Length : 0) == (long)Streams * Size);
+        foreach (var (id, data) in sent)
+        {
+            Assert.Equal(data, frames.Where(frame => frame.StreamId == id).SelectMany(frame => frame.Payload).ToArray());
+        }
+
+        foreach (var stream in await Task.WhenAll(writers).WaitAsync(Timeout))
+        {
+            await stream.DisposeAsync();
+        }
+    }
+
     private static Func<WireFrame, bool> CountingDataFrames(int count)
     {
         var seen = 0;

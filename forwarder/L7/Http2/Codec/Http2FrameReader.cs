@@ -59,7 +59,6 @@ internal sealed class Http2FrameReader
             Http2Frames.Ping => Fixed(header, payload, 8, onStream: false),
             Http2Frames.GoAway => GoAway(header, payload),
             Http2Frames.WindowUpdate => WindowUpdate(header, payload),
-            Http2Frames.Continuation => new Http2Frame(header, payload, 0),
             _ => new Http2Frame(header, payload, 0),
         };
 

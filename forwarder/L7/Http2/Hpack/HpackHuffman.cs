@@ -32,9 +32,7 @@ internal static class HpackHuffman
     private static readonly int[] FirstSymbolIndex = new int[MaxLength + 1];
     private static readonly short[] SymbolsByCode = new short[Lengths.Length];
 
-#pragma warning disable CA1810 // the tables depend on each other in order; one constructor says so plainly.
     static HpackHuffman()
-#pragma warning restore CA1810
     {
         var order = Enumerable.Range(0, Lengths.Length).OrderBy(s => Lengths[s]).ThenBy(s => s).ToArray();
         uint code = 0;

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
+using Forwarder.L7.Http2.Codec;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
 

@@ -1,3 +1,4 @@
+using Forwarder.L7.Http2.Codec;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
 

@@ -1,27 +1,8 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using Forwarder.L7.Http2.Codec;
 
 namespace Forwarder.L7.Http2;
-
-/// <summary>HTTP/2 frame types and flags the client guard looks at (RFC 9113 6).</summary>
-internal static class Http2Frames
-{
-    public const byte Headers = 0x1;
-    public const byte RstStream = 0x3;
-    public const byte Settings = 0x4;
-    public const byte Ping = 0x6;
-    public const byte Continuation = 0x9;
-
-    /// <summary>ACK on SETTINGS and PING.</summary>
-    public const byte Ack = 0x1;
-
-    public const byte EndHeaders = 0x4;
-
-    public const int HeaderLength = 9;
-}
-
-/// <summary>A frame's 9-byte header: enough to know what the frame is without its payload.</summary>
-internal readonly record struct Http2FrameHeader(int Length, byte Type, byte Flags, int StreamId);
 
 /// <summary>What <see cref="Http2FrameScanner"/> tells as frames pass; returning false stops the scan.</summary>
 internal interface IHttp2FrameObserver

@@ -1,5 +1,6 @@
 using System.Buffers;
 using Forwarder.L7.Http2;
+using Forwarder.L7.Http2.Codec;
 using Forwarder.Tests.L7.Http1;
 
 namespace Forwarder.Tests.L7.Http2;

@@ -1,0 +1,109 @@
+using System.Text;
+
+namespace Forwarder.L7.Http2.Hpack;
+
+/// <summary>The 61 entries of the HPACK static table (RFC 7541 Appendix A); index 1 is entry 0.</summary>
+internal static class HpackStaticTable
+{
+    public const int Count = 61;
+
+    private static readonly (byte[] Name, byte[] Value)[] Entries = Build(
+    [
+        (":authority", ""),
+        (":method", "GET"),
+        (":method", "POST"),
+        (":path", "/"),
+        (":path", "/index.html"),
+        (":scheme", "http"),
+        (":scheme", "https"),
+        (":status", "200"),
+        (":status", "204"),
+        (":status", "206"),
+        (":status", "304"),
+        (":status", "400"),
+        (":status", "404"),
+        (":status", "500"),
+        ("accept-charset", ""),
+        ("accept-encoding", "gzip, deflate"),
+        ("accept-language", ""),
+        ("accept-ranges", ""),
+        ("accept", ""),
+        ("access-control-allow-origin", ""),
+        ("age", ""),
+        ("allow", ""),
+        ("authorization", ""),
+        ("cache-control", ""),
+        ("content-disposition", ""),
+        ("content-encoding", ""),
+        ("content-language", ""),
+        ("content-length", ""),
+        ("content-location", ""),
+        ("content-range", ""),
+        ("content-type", ""),
+        ("cookie", ""),
+        ("date", ""),
+        ("etag", ""),
+        ("expect", ""),
+        ("expires", ""),
+        ("from", ""),
+        ("host", ""),
+        ("if-match", ""),
+        ("if-modified-since", ""),
+        ("if-none-match", ""),
+        ("if-range", ""),
+        ("if-unmodified-since", ""),
+        ("last-modified", ""),
+        ("link", ""),
+        ("location", ""),
+        ("max-forwards", ""),
+        ("proxy-authenticate", ""),
+        ("proxy-authorization", ""),
+        ("range", ""),
+        ("referer", ""),
+        ("refresh", ""),
+        ("retry-after", ""),
+        ("server", ""),
+        ("set-cookie", ""),
+        ("strict-transport-security", ""),
+        ("transfer-encoding", ""),
+        ("user-agent", ""),
+        ("vary", ""),
+        ("via", ""),
+        ("www-authenticate", ""),
+    ]);
+
+    public static ReadOnlySpan<byte> Name(int index) => Entries[index - 1].Name;
+
+    public static ReadOnlySpan<byte> Value(int index) => Entries[index - 1].Value;
+
+    /// <summary>The index of the entry with this name and value, or 0.</summary>
+    public static int Find(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+    {
+        for (var i = 0; i < Entries.Length; i++)
+        {
+            if (Entries[i].Name.AsSpan().SequenceEqual(name) && Entries[i].Value.AsSpan().SequenceEqual(value))
+            {
+                return i + 1;
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>The first index with this name, or 0.</summary>
+    public static int FindName(ReadOnlySpan<byte> name)
+    {
+        for (var i = 0; i < Entries.Length; i++)
+        {
+            if (Entries[i].Name.AsSpan().SequenceEqual(name))
+            {
+                return i + 1;
+            }
+        }
+
+        return 0;
+    }
+
+    private static (byte[] Name, byte[] Value)[] Build((string Name, string Value)[] entries) =>
+        Array.ConvertAll(entries, e => (Encoding.ASCII.GetBytes(e.Name), Encoding.ASCII.GetBytes(e.Value)));
+}

@@ -68,7 +68,7 @@ internal static class ForwarderHost
         services.AddSingleton(sp => new RelayLinks(
             sp.GetRequiredService<ConfigSource>(),
             sp.GetRequiredService<TcpConnectionFactory>(),
-            (stream, stopping) => sp.GetRequiredService<HostedEndpointServer>().ServeAsync(stream, linkedPeer: null, stopping),
+            (stream, stopping) => sp.GetRequiredService<HostedEndpointServer>().ServeAsync(stream, linkedPeer: null, LinkPath.Relay, stopping),
             sp.GetRequiredService<MemoryPool<byte>>(),
             sp.GetRequiredService<ForwarderMetrics>(),
             sp.GetRequiredService<ILogger<RelayLinks>>()));

@@ -4,6 +4,7 @@ using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
 using Forwarder.Transports.Mux;
+using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.Tunnels;
 
@@ -214,9 +215,9 @@ internal static class TunnelHandshake
     }
 
     /// <summary>
-    /// Opens a stream on <paramref name="session"/>, sends <paramref name="request"/> and reads the
-    /// answer: the stream when it is <see cref="TunnelStatus.Connected"/> (disposed otherwise), and
-    /// a null status when the session or stream broke before an answer came.
+    /// Opens a stream on <paramref name="session"/> and asks <paramref name="request"/> on it
+    /// (<see cref="AskAsync"/>): the stream when the answer is <see cref="TunnelStatus.Connected"/>,
+    /// and a null status when the session or stream broke before an answer came.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
     public static async Task<(YamuxStream? Stream, TunnelStatus? Status)> RequestAsync(YamuxSession session, TunnelRequest request, CancellationToken cancellationToken)
@@ -231,6 +232,18 @@ internal static class TunnelHandshake
             return (null, null);
         }
 
+        var status = await AskAsync(stream, request, cancellationToken).ConfigureAwait(false);
+        return (status == TunnelStatus.Connected ? stream : null, status);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> on a new <paramref name="stream"/> of any link and reads the
+    /// answer; the stream is disposed unless it is <see cref="TunnelStatus.Connected"/>, and the
+    /// status is null when the stream broke before an answer came.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
+    public static async Task<TunnelStatus?> AskAsync(ConnectionContext stream, TunnelRequest request, CancellationToken cancellationToken)
+    {
         TunnelStatus? status;
         try
         {
@@ -248,13 +261,12 @@ internal static class TunnelHandshake
             throw;
         }
 
-        if (status == TunnelStatus.Connected)
+        if (status != TunnelStatus.Connected)
         {
-            return (stream, status);
+            await stream.DisposeAsync().ConfigureAwait(false);
         }
 
-        await stream.DisposeAsync().ConfigureAwait(false);
-        return (null, status);
+        return status;
     }
 
     /// <summary>The socket error a local connect would have failed with, so callers treat a remote failure alike.</summary>

@@ -63,7 +63,7 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
             async () =>
             {
                 await EchoAsync("looking for the direct route");
-                return Metric(_lab.NodeA, "forwarder_node_link_streams_total", "direction=\"out\",path=\"direct\"") > 0;
+                return Metric(_lab.NodeA, "forwarder_node_link_streams_total", "direction=\"out\",path=\"direct-tcp\"") > 0;
             },
             "streams go direct",
             TimeSpan.FromSeconds(60));

@@ -53,6 +53,22 @@ internal sealed partial class NatLab : IDisposable
     /// <summary>Site B's router forwards <see cref="SiteBPublicAddress"/>:<see cref="LinkPort"/> to node B: a direct route between the sites.</summary>
     public void OpenDirectRoute() => Exec(RouterB, "iptables", "-t", "nat", "-A", "PREROUTING", "-d", SiteBPublicAddress, "-p", "tcp", "--dport", $"{LinkPort}", "-j", "DNAT", "--to-destination", $"{NodeBPrivateAddress}:{LinkPort}");
 
+    /// <summary>The direct route for QUIC: site B's router forwards UDP to node B's port too.</summary>
+    public void OpenDirectQuicRoute() => Exec(RouterB, "iptables", "-t", "nat", "-A", "PREROUTING", "-d", SiteBPublicAddress, "-p", "udp", "--dport", $"{LinkPort}", "-j", "DNAT", "--to-destination", $"{NodeBPrivateAddress}:{LinkPort}");
+
+    /// <summary>Site B's router drops UDP to and from node B (a network that lets only TCP through); <see cref="PassUdp"/> undoes it.</summary>
+    public void BlockUdp()
+    {
+        Exec(RouterB, "iptables", "-I", "FORWARD", "-d", NodeBPrivateAddress, "-p", "udp", "-j", "DROP");
+        Exec(RouterB, "iptables", "-I", "FORWARD", "-s", NodeBPrivateAddress, "-p", "udp", "-j", "DROP");
+    }
+
+    public void PassUdp()
+    {
+        Exec(RouterB, "iptables", "-D", "FORWARD", "-d", NodeBPrivateAddress, "-p", "udp", "-j", "DROP");
+        Exec(RouterB, "iptables", "-D", "FORWARD", "-s", NodeBPrivateAddress, "-p", "udp", "-j", "DROP");
+    }
+
     /// <summary>Drops everything on the direct route, both ways, including connections already on it (no reset: they just go silent).</summary>
     public void CutDirectRoute()
     {

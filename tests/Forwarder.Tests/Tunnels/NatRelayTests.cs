@@ -120,11 +120,12 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
           listen: '127.0.0.1:9902'
         """, "relay");
 
-    private void StartNodeB() => Start(_lab.NodeB, "edge-b.yaml", $"""
+    private void StartNodeB(string transport = "tcp") => Start(_lab.NodeB, "edge-b.yaml", $"""
         admin:
           listen: '127.0.0.1:{AdminPort}'
         node:
           name: edge-b
+          transport: {transport}
           listen: '0.0.0.0:{NatLab.LinkPort}'
           keepAlive: 1s
           certificate: {Path.Combine(_mesh.Directory, "edge-b.pem")}
@@ -145,11 +146,12 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
               - address: '{_backend!.Address}'
         """);
 
-    private ForwarderProcess StartNodeA(string certificates) => Start(_lab.NodeA, "edge-a.yaml", $"""
+    private ForwarderProcess StartNodeA(string certificates, string transport = "tcp") => Start(_lab.NodeA, "edge-a.yaml", $"""
         admin:
           listen: '127.0.0.1:{AdminPort}'
         node:
           name: edge-a
+          transport: {transport}
           keepAlive: 1s
           certificate: {Path.Combine(certificates, "edge-a.pem")}
           key: {Path.Combine(certificates, "edge-a.key")}

@@ -125,6 +125,14 @@ internal static class PrometheusWriter
             yield return 0;
         }
 
+        Family(text, "forwarder_node_punches_total", "counter", "Hole punches this node started towards the peer through a relay's introduction, by outcome: a direct QUIC link (ok), a fall back to the relay (failed).");
+        foreach (var p in peers)
+        {
+            Sample(text, "forwarder_node_punches_total", $"peer=\"{p.Name}\",result=\"ok\"", p.PunchesSucceeded);
+            Sample(text, "forwarder_node_punches_total", $"peer=\"{p.Name}\",result=\"failed\"", p.PunchesFailed);
+            yield return 0;
+        }
+
         Family(text, "forwarder_node_links_refused_total", "counter", "Links peers opened that this node refused: no or a foreign certificate (certificate), a mesh certificate not a node's (role), a node not in node.peers (unlisted).");
         Sample(text, "forwarder_node_links_refused_total", "reason=\"certificate\"", metrics.LinksRefused(LinkRefusal.Certificate));
         Sample(text, "forwarder_node_links_refused_total", "reason=\"role\"", metrics.LinksRefused(LinkRefusal.Role));

@@ -10,6 +10,9 @@ internal sealed class PeerMetrics(string name)
     private readonly long[] _streamsOut = new long[Enum.GetValues<LinkPath>().Length];
     private readonly long[] _streamsIn = new long[Enum.GetValues<LinkPath>().Length];
     private long _streamsActive;
+    private long _punches;
+    private long _punchesOk;
+    private long _punchesFailed;
 
     public string Name { get; } = name;
 
@@ -36,6 +39,19 @@ internal sealed class PeerMetrics(string name)
     public long StreamsInOver(LinkPath path) => Volatile.Read(ref _streamsIn[(int)path]);
 
     public long StreamsActive => Volatile.Read(ref _streamsActive);
+
+    /// <summary>Hole punches this node started towards the peer, and how many ended in a QUIC link or failed.</summary>
+    public long Punches => Volatile.Read(ref _punches);
+
+    public long PunchesSucceeded => Volatile.Read(ref _punchesOk);
+
+    public long PunchesFailed => Volatile.Read(ref _punchesFailed);
+
+    public void PunchAttempted() => Interlocked.Increment(ref _punches);
+
+    public void PunchSucceeded() => Interlocked.Increment(ref _punchesOk);
+
+    public void PunchFailed() => Interlocked.Increment(ref _punchesFailed);
 
     public void LinkUp()
     {

@@ -63,6 +63,7 @@ internal static class ForwarderHost
             sp.GetRequiredService<ConnectionBudget>()));
         services.AddSingleton<NodeLinks>();
         services.AddSingleton<HostedEndpointServer>();
+        services.AddSingleton<HolePunching>();
 
         // Streams relays bring are served by the runtime, which needs the dialer, which needs the relays: resolved on use.
         services.AddSingleton(sp => new RelayLinks(

@@ -21,6 +21,7 @@ internal sealed partial class HostedEndpointServer(
     TcpConnectionFactory tcp,
     ProxyRuntime runtime,
     ConnectionTracker tracker,
+    HolePunching punching,
     ForwarderMetrics metrics,
     ILogger<HostedEndpointServer> logger)
 {
@@ -39,8 +40,18 @@ internal sealed partial class HostedEndpointServer(
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
                 deadline.CancelAfter(RequestTimeout);
                 var expected = linkedPeer is null ? TunnelRequestKind.Relayed : TunnelRequestKind.Connect;
-                if (await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false) is not { } request
-                    || request.Kind != expected)
+                if (await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false) is not { } request)
+                {
+                    return;
+                }
+
+                if (linkedPeer is null && request.Kind == TunnelRequestKind.Punched)
+                {
+                    await punching.AnswerAsync(stream, request, deadline.Token).ConfigureAwait(false);
+                    return;
+                }
+
+                if (request.Kind != expected)
                 {
                     return;
                 }

@@ -26,6 +26,7 @@ internal sealed partial class NodeLinkListener(
     ConfigSource source,
     IConnectionListenerFactory listeners,
     HostedEndpointServer streams,
+    HolePunching punching,
     MemoryPool<byte> pool,
     ForwarderMetrics metrics,
     ILogger<NodeLinkListener> logger) : IHostedService, IAsyncDisposable
@@ -64,6 +65,7 @@ internal sealed partial class NodeLinkListener(
             // The port TCP got, so one HOST:PORT in peers' configs names both (it differs from node.listen's when that asks for port 0).
             var udp = new System.Net.IPEndPoint(endPoint.Address, ((System.Net.IPEndPoint)_listener.EndPoint).Port);
             _quic = QuicLinkListener.Start(udp, node, _credentials, streams, metrics, logger);
+            punching.Attach(_quic);
             LogListeningQuic(logger, node.Name, _quic.EndPoint);
         }
     }

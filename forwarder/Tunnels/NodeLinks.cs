@@ -20,7 +20,7 @@ namespace Forwarder.Tunnels;
 /// go direct again once it is back), or the link broke under a stream's request. A stream asks
 /// the far node to connect to a target and carries the connection once that node says it is made.
 /// </summary>
-internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, MemoryPool<byte> pool, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
+internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, MemoryPool<byte> pool, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
 {
     /// <summary>How long a peer's first stream waits for its direct link before settling for a relay.</summary>
     private static readonly TimeSpan DirectGrace = TimeSpan.FromSeconds(2);
@@ -156,12 +156,19 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             async Task<ILinkSession> DialTcpAsync(Transports.Mux.YamuxOptions yamux, CancellationToken ct)
                 => new YamuxLinkSession(await LinkDialer.DialAsync(_tcp, peer.EndPoint!, _credentials!, peer.Name, NodeCredentials.LinkProtocol, yamux, ct).ConfigureAwait(false));
 
-            links = peer.EndPoint is null ? [] : config.TransportTo(peer) switch
+            var transport = config.TransportTo(peer);
+            PeerLink[] direct = peer.EndPoint is null ? [] : transport switch
             {
                 NodeTransport.Quic => [Over(LinkPath.DirectQuic)],
                 NodeTransport.Auto => [Over(LinkPath.DirectQuic), Over(LinkPath.DirectTcp)],
                 _ => [Over(LinkPath.DirectTcp)],
             };
+
+            // Last before the relay itself: a QUIC link through holes the relay helps punch.
+            PeerLink[] punched = transport != NodeTransport.Tcp && relays.Configured
+                ? [new(peer, LinkPath.DirectQuic, this, ct => punching.DialAsync(relays, peer, _credentials!, ct))]
+                : [];
+            links = [.. direct, .. punched];
             _links[node] = links;
             return links;
         }

@@ -24,7 +24,7 @@ internal static class QuicLinkDialer
         }
     }
 
-    private static async ValueTask<IPEndPoint> ResolveAsync(EndPoint endPoint, CancellationToken cancellationToken)
+    public static async ValueTask<IPEndPoint> ResolveAsync(EndPoint endPoint, CancellationToken cancellationToken)
     {
         switch (endPoint)
         {

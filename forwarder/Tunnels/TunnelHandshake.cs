@@ -41,6 +41,19 @@ internal enum TunnelRequestKind : byte
 
     /// <summary>Relay to node: node <see cref="TunnelRequest.Node"/> asks for <see cref="TunnelRequest.Target"/>.</summary>
     Relayed = 4,
+
+    /// <summary>
+    /// Node to relay: help punch a hole to node <see cref="TunnelRequest.Node"/>; the target is the
+    /// token this node sent the relay over UDP. Answered Connected and the far node's UDP address.
+    /// </summary>
+    Punch = 5,
+
+    /// <summary>
+    /// Relay to node: node <see cref="TunnelRequest.Node"/>, seen at UDP address
+    /// <see cref="TunnelRequest.Target"/>, is about to dial; answered Connected and a token this
+    /// node sends the relay over UDP from its QUIC port.
+    /// </summary>
+    Punched = 6,
 }
 
 /// <summary>A parsed request; <see cref="Node"/> or <see cref="Target"/> is empty where the kind has none.</summary>
@@ -108,7 +121,8 @@ internal static class TunnelHandshake
         }
     }
 
-    private static void WriteField(PipeWriter output, string value)
+    /// <summary>A text field after the answer (hole punching's address or token): a 16-bit length and UTF-8.</summary>
+    public static void WriteField(PipeWriter output, string value)
     {
         var length = Encoding.UTF8.GetByteCount(value);
         var span = output.GetSpan(2 + length);
@@ -129,7 +143,7 @@ internal static class TunnelHandshake
         Span<byte> head = stackalloc byte[2];
         buffer.Slice(0, 2).CopyTo(head);
         var kind = (TunnelRequestKind)head[1];
-        if (head[0] != Version || kind is < TunnelRequestKind.Connect or > TunnelRequestKind.Relayed)
+        if (head[0] != Version || kind is < TunnelRequestKind.Connect or > TunnelRequestKind.Punched)
         {
             return false;
         }
@@ -185,6 +199,30 @@ internal static class TunnelHandshake
         value = Encoding.UTF8.GetString(buffer.Slice(2, length));
         buffer = buffer.Slice(2 + length);
         return true;
+    }
+
+    /// <summary>The field <see cref="WriteField"/> wrote; null when the stream ended first or the field is malformed.</summary>
+    public static async ValueTask<string?> ReadFieldAsync(PipeReader input, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var rest = result.Buffer;
+            var parsed = TryParseField(ref rest, out var value);
+            if (parsed is true)
+            {
+                input.AdvanceTo(rest.Start);
+                return value;
+            }
+
+            if (parsed is false || result.IsCompleted || result.IsCanceled)
+            {
+                input.AdvanceTo(result.Buffer.End);
+                return null;
+            }
+
+            input.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
     }
 
     public static void WriteStatus(PipeWriter output, TunnelStatus status)

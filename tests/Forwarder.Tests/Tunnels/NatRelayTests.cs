@@ -120,13 +120,14 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
           listen: '127.0.0.1:9902'
         """, "relay");
 
-    private void StartNodeB(string transport = "tcp") => Start(_lab.NodeB, "edge-b.yaml", $"""
+    /// <param name="port">Node B's link port: a new one per punching test, so no NAT entry left by an earlier test plays a part.</param>
+    private void StartNodeB(string transport = "tcp", int port = NatLab.LinkPort) => Start(_lab.NodeB, "edge-b.yaml", $"""
         admin:
           listen: '127.0.0.1:{AdminPort}'
         node:
           name: edge-b
           transport: {transport}
-          listen: '0.0.0.0:{NatLab.LinkPort}'
+          listen: '0.0.0.0:{port}'
           keepAlive: 1s
           certificate: {Path.Combine(_mesh.Directory, "edge-b.pem")}
           key: {Path.Combine(_mesh.Directory, "edge-b.key")}
@@ -146,7 +147,8 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
               - address: '{_backend!.Address}'
         """);
 
-    private ForwarderProcess StartNodeA(string certificates, string transport = "tcp") => Start(_lab.NodeA, "edge-a.yaml", $"""
+    /// <param name="peerAddress">Whether node B is given an address (else it is reached through the relay and punched holes only).</param>
+    private ForwarderProcess StartNodeA(string certificates, string transport = "tcp", bool peerAddress = true) => Start(_lab.NodeA, "edge-a.yaml", $"""
         admin:
           listen: '127.0.0.1:{AdminPort}'
         node:
@@ -157,7 +159,7 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
           key: {Path.Combine(certificates, "edge-a.key")}
           ca: {Path.Combine(certificates, "ca.pem")}
           peers:
-            - {"{"} name: edge-b, address: '{NatLab.SiteBPublicAddress}:{NatLab.LinkPort}' {"}"}
+            - {(peerAddress ? $"{{ name: edge-b, address: '{NatLab.SiteBPublicAddress}:{NatLab.LinkPort}' }}" : "{ name: edge-b }")}
           relays:
             - {"{"} name: relay-1, address: '{NatLab.RelayAddress}:{RelayPort}' {"}"}
         listeners:
@@ -268,7 +270,11 @@ public sealed class NatLabFixture : IDisposable
     internal NatLab Lab { get; } = new();
 
     /// <summary>Back to no route between the sites, for the next test.</summary>
-    internal void Reset() => Lab.CloseDirectRoute();
+    internal void Reset()
+    {
+        Lab.CloseDirectRoute();
+        Lab.ResetNat();
+    }
 
     public void Dispose() => Lab.Dispose();
 }

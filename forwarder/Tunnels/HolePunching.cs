@@ -71,7 +71,7 @@ internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics
         var verdict = new PeerVerdict();
         try
         {
-            var connection = await QuicConnection.ConnectAsync(socket, far, credentials.QuicClientOptions(peer.Name, verdict) with { HandshakeTimeout = HandshakeTimeout }, cancellationToken).ConfigureAwait(false);
+            var connection = await QuicConnection.ConnectAsync(socket, far, credentials.QuicClientOptions(peer.Name, verdict, source.Initial.Node!.KeepAlive) with { HandshakeTimeout = HandshakeTimeout }, cancellationToken).ConfigureAwait(false);
             peerMetrics.PunchSucceeded();
             LogPunched(logger, peer.Name, far.ToString());
             return new QuicLinkSession(connection);

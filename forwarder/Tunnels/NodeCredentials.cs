@@ -106,9 +106,14 @@ internal sealed class NodeCredentials : IDisposable
         },
     };
 
-    /// <summary>For dialling <paramref name="peer"/> over QUIC: GnuTLS checks the chain to the CA file and the name, then the same checks as <see cref="ClientOptions"/>.</summary>
-    public QuicClientOptions QuicClientOptions(string peer, PeerVerdict verdict) => new()
+    /// <summary>
+    /// For dialling <paramref name="peer"/> over QUIC: GnuTLS checks the chain to the CA file and the
+    /// name, then the same checks as <see cref="ClientOptions"/>; pings after <paramref name="keepAlive"/>
+    /// of quiet keep the link, and any NAT mapping under it, alive.
+    /// </summary>
+    public QuicClientOptions QuicClientOptions(string peer, PeerVerdict verdict, TimeSpan keepAlive) => new()
     {
+        KeepAliveInterval = keepAlive,
         Alpn = LinkProtocol.ToString(),
         ServerName = peer,
         CaFile = _authority,

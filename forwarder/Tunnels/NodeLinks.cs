@@ -152,7 +152,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             _credentials ??= new NodeCredentials(config, _logger);
             var options = LinkDialer.Options(config.KeepAlive, pool);
             PeerLink Over(LinkPath path) => new(peer, path, this, path == LinkPath.DirectQuic ? DialQuicAsync : ct => DialTcpAsync(options, ct));
-            async Task<ILinkSession> DialQuicAsync(CancellationToken ct) => await QuicLinkDialer.DialAsync(peer.EndPoint!, _credentials!, peer.Name, ct).ConfigureAwait(false);
+            async Task<ILinkSession> DialQuicAsync(CancellationToken ct) => await QuicLinkDialer.DialAsync(peer.EndPoint!, _credentials!, peer.Name, config.KeepAlive, ct).ConfigureAwait(false);
             async Task<ILinkSession> DialTcpAsync(Transports.Mux.YamuxOptions yamux, CancellationToken ct)
                 => new YamuxLinkSession(await LinkDialer.DialAsync(_tcp, peer.EndPoint!, _credentials!, peer.Name, NodeCredentials.LinkProtocol, yamux, ct).ConfigureAwait(false));
 

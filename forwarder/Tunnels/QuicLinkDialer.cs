@@ -10,13 +10,13 @@ internal static class QuicLinkDialer
 {
     /// <summary>Connects to <paramref name="endPoint"/>, where only <paramref name="peer"/>'s node certificate is accepted.</summary>
     /// <exception cref="Exception">Resolving, the handshake or authentication failed, or the handshake timed out.</exception>
-    public static async Task<QuicLinkSession> DialAsync(EndPoint endPoint, NodeCredentials credentials, string peer, CancellationToken cancellationToken)
+    public static async Task<QuicLinkSession> DialAsync(EndPoint endPoint, NodeCredentials credentials, string peer, TimeSpan keepAlive, CancellationToken cancellationToken)
     {
         var target = await ResolveAsync(endPoint, cancellationToken).ConfigureAwait(false);
         var verdict = new PeerVerdict();
         try
         {
-            return new QuicLinkSession(await QuicConnection.ConnectAsync(target, credentials.QuicClientOptions(peer, verdict), cancellationToken).ConfigureAwait(false));
+            return new QuicLinkSession(await QuicConnection.ConnectAsync(target, credentials.QuicClientOptions(peer, verdict, keepAlive), cancellationToken).ConfigureAwait(false));
         }
         catch (QuicException ex) when (verdict.Reason is { } reason)
         {

@@ -58,6 +58,18 @@ public sealed partial class NatRelayTests
         }
 
         Assert.Equal(relayed, Metric(_lab.NodeA, "forwarder_node_link_streams_total", "direction=\"out\",path=\"relay\""));
+
+        if (restrictInbound)
+        {
+            // Idle past QUIC's 30 s idle timeout (and a NAT's unreplied-UDP timeout): keep-alive pings
+            // hold the link and both mappings, so the next stream needs no new punch.
+            var punches = Metric(_lab.NodeA, "forwarder_node_punches_total", "result=\"ok\"");
+            await Task.Delay(TimeSpan.FromSeconds(40));
+            await EchoAsync("after a quiet spell");
+            Assert.Equal(punches, Metric(_lab.NodeA, "forwarder_node_punches_total", "result=\"ok\""));
+            Assert.Equal(relayed, Metric(_lab.NodeA, "forwarder_node_link_streams_total", "direction=\"out\",path=\"relay\""));
+            Assert.Equal(1, Metric(_lab.NodeA, "forwarder_node_links_up", "peer=\"edge-b\""));
+        }
     }
 
     [Fact]

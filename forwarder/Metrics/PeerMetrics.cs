@@ -16,7 +16,7 @@ internal sealed class PeerMetrics(string name)
 
     public string Name { get; } = name;
 
-    /// <summary>Links to or from the peer that are up now (one each way at most).</summary>
+    /// <summary>Links to or from the peer that are up now (one per transport each way at most).</summary>
     public long LinksUp => Volatile.Read(ref _linksUp);
 
     public long LinksOpened => Volatile.Read(ref _linksOpened);

@@ -9,6 +9,8 @@ internal static class PrometheusWriter
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
+    private static readonly (LinkPath Path, string Label)[] LinkPaths = [(LinkPath.DirectQuic, "direct-quic"), (LinkPath.DirectTcp, "direct-tcp"), (LinkPath.Relay, "relay")];
+
     /// <summary>
     /// Writes the exposition into <paramref name="text"/>, pausing after each series group (a
     /// listener, a service, ...) so the caller can flush: with thousands of services the text
@@ -111,13 +113,23 @@ internal static class PrometheusWriter
             yield return 0;
         }
 
-        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried to (out) or from (in) the peer, over a direct link or through a relay.");
+        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried to (out) or from (in) the peer, by path: a QUIC link (direct-quic), a TLS link over TCP (direct-tcp) or a relay (relay).");
         foreach (var p in peers)
         {
-            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"out\",path=\"direct\"", p.StreamsOut - p.StreamsOutRelayed);
-            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"out\",path=\"relay\"", p.StreamsOutRelayed);
-            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"in\",path=\"direct\"", p.StreamsIn - p.StreamsInRelayed);
-            Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"in\",path=\"relay\"", p.StreamsInRelayed);
+            foreach (var (path, label) in LinkPaths)
+            {
+                Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"out\",path=\"{label}\"", p.StreamsOutOver(path));
+                Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"in\",path=\"{label}\"", p.StreamsInOver(path));
+            }
+
+            yield return 0;
+        }
+
+        Family(text, "forwarder_node_punches_total", "counter", "Hole punches this node started towards the peer through a relay's introduction, by outcome: a direct QUIC link (ok), a fall back to the relay (failed).");
+        foreach (var p in peers)
+        {
+            Sample(text, "forwarder_node_punches_total", $"peer=\"{p.Name}\",result=\"ok\"", p.PunchesSucceeded);
+            Sample(text, "forwarder_node_punches_total", $"peer=\"{p.Name}\",result=\"failed\"", p.PunchesFailed);
             yield return 0;
         }
 

@@ -12,11 +12,21 @@ namespace Forwarder.Configuration;
 /// <param name="Relays">Relays this node registers with (dialling out, so it works behind NAT) and reaches peers through when a direct link fails.</param>
 /// <param name="KeepAlive">Between pings on links and relay sessions; a link whose pings go unanswered is dropped as dead.</param>
 /// <param name="AcceptUnlistedPeers">Whether any node of the mesh may link to this one and send streams through relays; by default only <paramref name="Peers"/> may.</param>
-internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? ListenEndPoint, CertificateFiles Identity, string Authority, IReadOnlyList<PeerConfig> Peers, IReadOnlyList<RelayAddress> Relays, TimeSpan KeepAlive, bool AcceptUnlistedPeers = false)
+/// <param name="Transport">How links to peers are dialled unless a peer says otherwise.</param>
+internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? ListenEndPoint, CertificateFiles Identity, string Authority, IReadOnlyList<PeerConfig> Peers, IReadOnlyList<RelayAddress> Relays, TimeSpan KeepAlive, bool AcceptUnlistedPeers = false, NodeTransport Transport = NodeTransport.Tcp)
 {
     public static readonly TimeSpan DefaultKeepAlive = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// Whether <c>node.listen</c>'s port also accepts QUIC links (over UDP): when this node dials any
+    /// peer over QUIC, its peers are taken to be configured alike and to dial it so too.
+    /// </summary>
+    public bool AcceptsQuic => Transport != NodeTransport.Tcp || Peers.Any(p => p.Transport is NodeTransport.Quic or NodeTransport.Auto);
+
     public PeerConfig? Peer(string name) => Peers.FirstOrDefault(p => p.Name == name);
+
+    /// <summary>How the link to <paramref name="peer"/> is dialled: its own transport, else the node's.</summary>
+    public NodeTransport TransportTo(PeerConfig peer) => peer.Transport ?? Transport;
 
     /// <summary>Why node <paramref name="name"/> may not link to this one or send it streams; null when it may.</summary>
     public string? Refuses(string name) => AcceptUnlistedPeers || Peer(name) is not null
@@ -31,11 +41,23 @@ internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? Liste
 }
 
 /// <summary>Another node, reached at <paramref name="Address"/> (HOST:PORT of its node listener), or only through relays when it has none.</summary>
-internal sealed record PeerConfig(string Name, string? Address, EndPoint? EndPoint)
+/// <param name="Transport">This peer's override of <c>node.transport</c>; null to follow it.</param>
+internal sealed record PeerConfig(string Name, string? Address, EndPoint? EndPoint, NodeTransport? Transport = null)
 {
     public static readonly IEqualityComparer<PeerConfig> ByAddress = EqualityComparer<PeerConfig>.Create(
-        (a, b) => a?.Name == b?.Name && a?.Address == b?.Address,
-        p => HashCode.Combine(p.Name, p.Address));
+        (a, b) => a?.Name == b?.Name && a?.Address == b?.Address && a?.Transport == b?.Transport,
+        p => HashCode.Combine(p.Name, p.Address, p.Transport));
+}
+
+/// <summary>
+/// How a node dials its link to a peer: TLS 1.3 + yamux over TCP, QUIC over UDP, or QUIC when it
+/// gets through and TCP when it does not; a relay is the last resort in every case.
+/// </summary>
+internal enum NodeTransport
+{
+    Tcp,
+    Quic,
+    Auto,
 }
 
 /// <summary>A relay server, named as its certificate names it, at HOST:PORT.</summary>

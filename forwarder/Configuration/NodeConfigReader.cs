@@ -12,7 +12,7 @@ internal static class NodeConfigReader
     public static NodeConfig? Read(YamlFieldReader reader, YamlNode node, string configFile)
     {
         const string Section = "node";
-        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "peers", "acceptUnlistedPeers", "relays", "keepAlive");
+        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "peers", "acceptUnlistedPeers", "relays", "keepAlive", "transport");
         if (fields is null)
         {
             return null;
@@ -37,9 +37,10 @@ internal static class NodeConfigReader
         var relays = ReadRelays(reader, fields);
         var keepAlive = reader.Duration(fields, Section, "keepAlive", NodeConfig.DefaultKeepAlive, TimeSpan.FromMilliseconds(100));
         var acceptUnlisted = reader.Bool(fields, Section, "acceptUnlistedPeers", false);
+        var transport = ReadTransport(reader, fields, Section) ?? NodeTransport.Tcp;
         return name is null || identity is null || authorityPath is null
             ? null
-            : new NodeConfig(name, listen, listenEndPoint, identity, authorityPath, peers, relays, keepAlive, acceptUnlisted);
+            : new NodeConfig(name, listen, listenEndPoint, identity, authorityPath, peers, relays, keepAlive, acceptUnlisted, transport);
     }
 
     /// <summary>
@@ -149,13 +150,14 @@ internal static class NodeConfigReader
         {
             var path = $"node.peers[{i}]";
             var item = sequence.Children[i];
-            if (reader.Mapping(item, path, "name", "address") is not { } peer)
+            if (reader.Mapping(item, path, "name", "address", "transport") is not { } peer)
             {
                 continue;
             }
 
             var name = reader.String(peer, path, "name", required: true, item);
             var address = reader.String(peer, path, "address", required: false, item);
+            var transport = ReadTransport(reader, peer, path);
             if (name is null)
             {
                 continue;
@@ -174,11 +176,26 @@ internal static class NodeConfigReader
                 continue;
             }
 
-            peers.Add(new PeerConfig(name, address, endPoint));
+            peers.Add(new PeerConfig(name, address, endPoint, transport));
         }
 
         return peers;
     }
+
+    /// <summary>A <c>transport</c> field: tcp, quic or auto; null when absent (or wrong, which is reported).</summary>
+    private static NodeTransport? ReadTransport(YamlFieldReader reader, Dictionary<string, YamlNode> fields, string path)
+        => reader.Parsed<NodeTransport?>(fields, path, "transport", null, "tcp, quic or auto",
+            (string text, out NodeTransport? transport) =>
+            {
+                transport = text switch
+                {
+                    "tcp" => NodeTransport.Tcp,
+                    "quic" => NodeTransport.Quic,
+                    "auto" => NodeTransport.Auto,
+                    _ => null,
+                };
+                return transport is not null;
+            });
 
     private static List<RelayAddress> ReadRelays(YamlFieldReader reader, Dictionary<string, YamlNode> fields)
     {

@@ -7,15 +7,16 @@ internal sealed class PeerMetrics(string name)
     private long _linksUp;
     private long _linksOpened;
     private long _linkFailures;
-    private long _streamsOut;
-    private long _streamsIn;
-    private long _streamsOutRelayed;
-    private long _streamsInRelayed;
+    private readonly long[] _streamsOut = new long[Enum.GetValues<LinkPath>().Length];
+    private readonly long[] _streamsIn = new long[Enum.GetValues<LinkPath>().Length];
     private long _streamsActive;
+    private long _punches;
+    private long _punchesOk;
+    private long _punchesFailed;
 
     public string Name { get; } = name;
 
-    /// <summary>Links to or from the peer that are up now (one each way at most).</summary>
+    /// <summary>Links to or from the peer that are up now (one per transport each way at most).</summary>
     public long LinksUp => Volatile.Read(ref _linksUp);
 
     public long LinksOpened => Volatile.Read(ref _linksOpened);
@@ -23,17 +24,34 @@ internal sealed class PeerMetrics(string name)
     /// <summary>Links this node failed to open to the peer (connect, TLS or authentication).</summary>
     public long LinkFailures => Volatile.Read(ref _linkFailures);
 
-    public long StreamsOut => Volatile.Read(ref _streamsOut);
+    public long StreamsOut => Enum.GetValues<LinkPath>().Sum(StreamsOutOver);
 
-    public long StreamsIn => Volatile.Read(ref _streamsIn);
+    public long StreamsIn => Enum.GetValues<LinkPath>().Sum(StreamsInOver);
 
     /// <summary>Of <see cref="StreamsOut"/>, those that went through a relay.</summary>
-    public long StreamsOutRelayed => Volatile.Read(ref _streamsOutRelayed);
+    public long StreamsOutRelayed => StreamsOutOver(LinkPath.Relay);
 
     /// <summary>Of <see cref="StreamsIn"/>, those that came through a relay.</summary>
-    public long StreamsInRelayed => Volatile.Read(ref _streamsInRelayed);
+    public long StreamsInRelayed => StreamsInOver(LinkPath.Relay);
+
+    public long StreamsOutOver(LinkPath path) => Volatile.Read(ref _streamsOut[(int)path]);
+
+    public long StreamsInOver(LinkPath path) => Volatile.Read(ref _streamsIn[(int)path]);
 
     public long StreamsActive => Volatile.Read(ref _streamsActive);
+
+    /// <summary>Hole punches this node started towards the peer, and how many ended in a QUIC link or failed.</summary>
+    public long Punches => Volatile.Read(ref _punches);
+
+    public long PunchesSucceeded => Volatile.Read(ref _punchesOk);
+
+    public long PunchesFailed => Volatile.Read(ref _punchesFailed);
+
+    public void PunchAttempted() => Interlocked.Increment(ref _punches);
+
+    public void PunchSucceeded() => Interlocked.Increment(ref _punchesOk);
+
+    public void PunchFailed() => Interlocked.Increment(ref _punchesFailed);
 
     public void LinkUp()
     {
@@ -45,14 +63,9 @@ internal sealed class PeerMetrics(string name)
 
     public void LinkFailed() => Interlocked.Increment(ref _linkFailures);
 
-    public void StreamOpened(bool outbound, bool relayed)
+    public void StreamOpened(bool outbound, LinkPath path)
     {
-        Interlocked.Increment(ref outbound ? ref _streamsOut : ref _streamsIn);
-        if (relayed)
-        {
-            Interlocked.Increment(ref outbound ? ref _streamsOutRelayed : ref _streamsInRelayed);
-        }
-
+        Interlocked.Increment(ref (outbound ? _streamsOut : _streamsIn)[(int)path]);
         Interlocked.Increment(ref _streamsActive);
     }
 
@@ -62,4 +75,17 @@ internal sealed class PeerMetrics(string name)
     public long StreamsRefused(StreamRefusal reason) => Volatile.Read(ref _streamsRefused[(int)reason]);
 
     public void StreamRefused(StreamRefusal reason) => Interlocked.Increment(ref _streamsRefused[(int)reason]);
+}
+
+/// <summary>The way a stream between two nodes went; the label values are /metrics' <c>path</c>.</summary>
+internal enum LinkPath
+{
+    /// <summary>A TLS 1.3 + yamux link over TCP (direct-tcp).</summary>
+    DirectTcp,
+
+    /// <summary>A QUIC link (direct-quic).</summary>
+    DirectQuic,
+
+    /// <summary>Through a relay (relay).</summary>
+    Relay,
 }

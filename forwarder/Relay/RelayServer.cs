@@ -28,6 +28,7 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Task, byte> _sessions = new();
     private IConnectionListener? _listener;
+    private RelayRendezvous? _rendezvous;
     private Task _accepting = Task.CompletedTask;
 
     public System.Net.EndPoint? BoundEndPoint => _listener?.EndPoint;
@@ -37,6 +38,9 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         _listener = await listeners.BindAsync(config.ListenEndPoint, cancellationToken).ConfigureAwait(false);
         _accepting = AcceptLoopAsync(_listener);
         LogListening(logger, config.Name, _listener.EndPoint);
+
+        // The same port number over UDP, so nodes need no second address to punch holes with.
+        _rendezvous = new RelayRendezvous(new System.Net.IPEndPoint(config.ListenEndPoint.Address, ((System.Net.IPEndPoint)_listener.EndPoint).Port));
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -50,6 +54,10 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         }
 
         await Task.WhenAll(_sessions.Keys).ConfigureAwait(false);
+        if (_rendezvous is { } rendezvous)
+        {
+            await rendezvous.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     public ValueTask DisposeAsync()
@@ -169,7 +177,14 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
             {
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
                 deadline.CancelAfter(HandshakeTimeout);
-                if (await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false) is not { Kind: TunnelRequestKind.Relay } request)
+                var asked = await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false);
+                if (asked is { Kind: TunnelRequestKind.Punch } punch)
+                {
+                    await IntroduceAsync(source, stream, punch).ConfigureAwait(false);
+                    return;
+                }
+
+                if (asked is not { Kind: TunnelRequestKind.Relay } request)
                 {
                     return;
                 }

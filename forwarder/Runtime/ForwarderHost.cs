@@ -63,12 +63,13 @@ internal static class ForwarderHost
             sp.GetRequiredService<ConnectionBudget>()));
         services.AddSingleton<NodeLinks>();
         services.AddSingleton<HostedEndpointServer>();
+        services.AddSingleton<HolePunching>();
 
         // Streams relays bring are served by the runtime, which needs the dialer, which needs the relays: resolved on use.
         services.AddSingleton(sp => new RelayLinks(
             sp.GetRequiredService<ConfigSource>(),
             sp.GetRequiredService<TcpConnectionFactory>(),
-            (stream, stopping) => sp.GetRequiredService<HostedEndpointServer>().ServeAsync(stream, linkedPeer: null, stopping),
+            (stream, stopping) => sp.GetRequiredService<HostedEndpointServer>().ServeAsync(stream, linkedPeer: null, LinkPath.Relay, stopping),
             sp.GetRequiredService<MemoryPool<byte>>(),
             sp.GetRequiredService<ForwarderMetrics>(),
             sp.GetRequiredService<ILogger<RelayLinks>>()));

@@ -15,7 +15,7 @@ internal static class RestartOnlyChanges
 
         if (!SameNode(running.Node, next.Node))
         {
-            warnings.Add("node changed (name, listen, files or peers); links follow it at the next restart");
+            warnings.Add("node changed (name, listen, files, transport or peers); links follow it at the next restart");
         }
 
         if (running.Tcp with { DirectSend = next.Tcp.DirectSend } != next.Tcp)

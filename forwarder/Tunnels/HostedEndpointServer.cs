@@ -2,7 +2,6 @@ using System.Net.Sockets;
 using Forwarder.L4;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
-using Forwarder.Transports.Mux;
 using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
@@ -22,6 +21,7 @@ internal sealed partial class HostedEndpointServer(
     TcpConnectionFactory tcp,
     ProxyRuntime runtime,
     ConnectionTracker tracker,
+    HolePunching punching,
     ForwarderMetrics metrics,
     ILogger<HostedEndpointServer> logger)
 {
@@ -29,7 +29,8 @@ internal sealed partial class HostedEndpointServer(
 
     /// <summary>Serves one stream to its end; never throws.</summary>
     /// <param name="linkedPeer">The node at the other end of a direct link; null for a stream from a relay, which names the node it comes from.</param>
-    public async Task ServeAsync(YamuxStream stream, string? linkedPeer, CancellationToken stopping)
+    /// <param name="path">The way the stream came: the direct link's transport, or <see cref="LinkPath.Relay"/>.</param>
+    public async Task ServeAsync(ConnectionContext stream, string? linkedPeer, LinkPath path, CancellationToken stopping)
     {
         await using (stream)
         {
@@ -39,15 +40,25 @@ internal sealed partial class HostedEndpointServer(
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
                 deadline.CancelAfter(RequestTimeout);
                 var expected = linkedPeer is null ? TunnelRequestKind.Relayed : TunnelRequestKind.Connect;
-                if (await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false) is not { } request
-                    || request.Kind != expected)
+                if (await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false) is not { } request)
+                {
+                    return;
+                }
+
+                if (linkedPeer is null && request.Kind == TunnelRequestKind.Punched)
+                {
+                    await punching.AnswerAsync(stream, request, deadline.Token).ConfigureAwait(false);
+                    return;
+                }
+
+                if (request.Kind != expected)
                 {
                     return;
                 }
 
                 var peer = linkedPeer ?? request.Node;
                 peerMetrics = metrics.Peer(peer);
-                peerMetrics.StreamOpened(outbound: false, relayed: linkedPeer is null);
+                peerMetrics.StreamOpened(outbound: false, path);
                 if (linkedPeer is null && source.Initial.Node!.Refuses(peer) is { } reason)
                 {
                     peerMetrics.StreamRefused(StreamRefusal.Unlisted);
@@ -102,7 +113,7 @@ internal sealed partial class HostedEndpointServer(
         }
     }
 
-    private async Task SpliceAsync(YamuxStream stream, ConnectionContext upstream, ServiceModel service)
+    private async Task SpliceAsync(ConnectionContext stream, ConnectionContext upstream, ServiceModel service)
     {
         var listenerMetrics = metrics.Listener(NodeLinkListener.MetricsName);
         listenerMetrics.ConnectionOpened();
@@ -154,7 +165,7 @@ internal sealed partial class HostedEndpointServer(
         return null;
     }
 
-    private static async ValueTask AnswerAsync(YamuxStream stream, TunnelStatus status)
+    private static async ValueTask AnswerAsync(ConnectionContext stream, TunnelStatus status)
     {
         TunnelHandshake.WriteStatus(stream.Transport.Output, status);
         await stream.Transport.Output.FlushAsync().ConfigureAwait(false);

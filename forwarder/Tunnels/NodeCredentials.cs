@@ -6,6 +6,7 @@ using Forwarder.Configuration;
 using Forwarder.Metrics;
 using Forwarder.Tls;
 using Forwarder.Transports.Mux;
+using Forwarder.Transports.Quic;
 using Microsoft.Extensions.Logging;
 
 namespace Forwarder.Tunnels;
@@ -38,6 +39,8 @@ internal sealed class NodeCredentials : IDisposable
 
     private readonly ServerCertificate _identity;
     private readonly MeshTrust _trust;
+    private readonly CertificateFiles _files;
+    private readonly string _authority;
 
     public NodeCredentials(NodeConfig config, ILogger logger)
         : this(config.Name, config.Identity, config.Authority, logger)
@@ -49,6 +52,7 @@ internal sealed class NodeCredentials : IDisposable
     {
         _identity = new ServerCertificate(identity, name, logger, static _ => { });
         _trust = new MeshTrust(authority, logger);
+        (_files, _authority) = (identity, authority);
     }
 
     /// <summary>
@@ -77,6 +81,47 @@ internal sealed class NodeCredentials : IDisposable
         EnabledSslProtocols = SslProtocols.Tls13,
         ApplicationProtocols = [protocol],
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+    };
+
+    /// <summary>
+    /// For accepting QUIC links: GnuTLS asks for a client certificate and this class's checks, on
+    /// the mesh CA as <see cref="MeshTrust"/> holds it, decide exactly as on a TCP link; each
+    /// refusal goes to <paramref name="refused"/>.
+    /// </summary>
+    public QuicServerOptions QuicServerOptions(Func<string, string?> refuses, Action<PeerVerdict> refused) => new()
+    {
+        Alpn = LinkProtocol.ToString(),
+        CertificateFile = _files.Certificate,
+        KeyFile = _files.Key,
+        ValidatePeerCertificate = certificate =>
+        {
+            var verdict = new PeerVerdict();
+            if (verdict.Decide(Check(certificate, ClientAuthentication, MeshRole.Node), refuses))
+            {
+                return null;
+            }
+
+            refused(verdict);
+            return verdict.Reason;
+        },
+    };
+
+    /// <summary>
+    /// For dialling <paramref name="peer"/> over QUIC: GnuTLS checks the chain to the CA file and the
+    /// name, then the same checks as <see cref="ClientOptions"/>; pings after <paramref name="keepAlive"/>
+    /// of quiet keep the link, and any NAT mapping under it, alive.
+    /// </summary>
+    public QuicClientOptions QuicClientOptions(string peer, PeerVerdict verdict, TimeSpan keepAlive) => new()
+    {
+        KeepAliveInterval = keepAlive,
+        Alpn = LinkProtocol.ToString(),
+        ServerName = peer,
+        CaFile = _authority,
+        CertificateFile = _files.Certificate,
+        KeyFile = _files.Key,
+        ValidatePeerCertificate = certificate => verdict.Decide(
+            Check(certificate, ServerAuthentication, MeshRole.Node),
+            name => name == peer ? null : $"it proves '{name}', not '{peer}'") ? null : verdict.Reason,
     };
 
     public void Dispose() => _trust.Dispose();

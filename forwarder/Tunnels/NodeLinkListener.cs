@@ -18,12 +18,15 @@ namespace Forwarder.Tunnels;
 /// Where peers' links arrive (<c>node.listen</c>): each connection must complete TLS 1.3 with a
 /// node's certificate from the mesh CA, of a node in <c>node.peers</c> (unless
 /// <c>node.acceptUnlistedPeers</c>), before any stream opens; then each stream is served by
-/// <see cref="HostedEndpointServer"/>. Refused links are logged with the reason and counted.
+/// <see cref="HostedEndpointServer"/>. Refused links are logged with the reason and counted. When
+/// this node dials any peer over QUIC (<see cref="NodeConfig.AcceptsQuic"/>), the same port takes
+/// QUIC links over UDP too (<see cref="QuicLinkListener"/>).
 /// </summary>
 internal sealed partial class NodeLinkListener(
     ConfigSource source,
     IConnectionListenerFactory listeners,
     HostedEndpointServer streams,
+    HolePunching punching,
     MemoryPool<byte> pool,
     ForwarderMetrics metrics,
     ILogger<NodeLinkListener> logger) : IHostedService, IAsyncDisposable
@@ -36,11 +39,15 @@ internal sealed partial class NodeLinkListener(
     private readonly ConcurrentDictionary<YamuxSession, string> _sessions = new();
     private readonly CancellationTokenSource _stopping = new();
     private IConnectionListener? _listener;
+    private QuicLinkListener? _quic;
     private NodeCredentials? _credentials;
     private Task _accepting = Task.CompletedTask;
 
     /// <summary>Where links are accepted; null when this node has no node.listen.</summary>
     public System.Net.EndPoint? BoundEndPoint => _listener?.EndPoint;
+
+    /// <summary>Where QUIC links are accepted (the same port, over UDP); null when this node takes none.</summary>
+    public System.Net.IPEndPoint? QuicEndPoint => _quic?.EndPoint;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -53,11 +60,24 @@ internal sealed partial class NodeLinkListener(
         _listener = await listeners.BindAsync(endPoint, cancellationToken).ConfigureAwait(false);
         _accepting = AcceptLoopAsync(_listener);
         LogListening(logger, node.Name, _listener.EndPoint);
+        if (node.AcceptsQuic)
+        {
+            // The port TCP got, so one HOST:PORT in peers' configs names both (it differs from node.listen's when that asks for port 0).
+            var udp = new System.Net.IPEndPoint(endPoint.Address, ((System.Net.IPEndPoint)_listener.EndPoint).Port);
+            _quic = QuicLinkListener.Start(udp, node, _credentials, streams, metrics, logger);
+            punching.Attach(_quic);
+            LogListeningQuic(logger, node.Name, _quic.EndPoint);
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_quic is { } quic)
+        {
+            await quic.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (_listener is { } listener)
         {
             await listener.UnbindAsync(cancellationToken).ConfigureAwait(false);
@@ -121,7 +141,7 @@ internal sealed partial class NodeLinkListener(
         {
             while (await session.AcceptStreamAsync(_stopping.Token).ConfigureAwait(false) is { } stream)
             {
-                _ = streams.ServeAsync(stream, peer, _stopping.Token);
+                _ = streams.ServeAsync(stream, peer, LinkPath.DirectTcp, _stopping.Token);
             }
         }
         catch (OperationCanceledException)
@@ -138,6 +158,9 @@ internal sealed partial class NodeLinkListener(
 
     [LoggerMessage(EventId = 711, Level = LogLevel.Information, Message = "Node {Node} accepting links on {EndPoint}")]
     private static partial void LogListening(ILogger logger, string node, System.Net.EndPoint endPoint);
+
+    [LoggerMessage(EventId = 734, Level = LogLevel.Information, Message = "Node {Node} accepting QUIC links on {EndPoint} (UDP)")]
+    private static partial void LogListeningQuic(ILogger logger, string node, System.Net.EndPoint endPoint);
 
     [LoggerMessage(EventId = 712, Level = LogLevel.Information, Message = "Node {Peer} linked from {Remote}")]
     private static partial void LogPeerLinked(ILogger logger, string peer, string remote);

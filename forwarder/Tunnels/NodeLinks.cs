@@ -12,14 +12,15 @@ using Microsoft.Extensions.Logging;
 namespace Forwarder.Tunnels;
 
 /// <summary>
-/// How this node reaches endpoints on other nodes. Directly where it can: one long-lived TLS 1.3
-/// link per peer with a yamux session on it, opened when a stream is first needed, shared by
-/// every stream to that peer. Through a relay where it cannot: the peer has no address, the
+/// How this node reaches endpoints on other nodes. Directly where it can: one long-lived link per
+/// peer and transport (<c>node.transport</c>: a QUIC connection, or TLS 1.3 over TCP with a yamux
+/// session on it; auto tries QUIC first, then TCP), opened when a stream is first needed, shared
+/// by every stream to that peer. Through a relay where it cannot: the peer has no address, the
 /// link failed (it is then dialled again in the background with a growing pause, and streams
 /// go direct again once it is back), or the link broke under a stream's request. A stream asks
 /// the far node to connect to a target and carries the connection once that node says it is made.
 /// </summary>
-internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, MemoryPool<byte> pool, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
+internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, MemoryPool<byte> pool, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
 {
     /// <summary>How long a peer's first stream waits for its direct link before settling for a relay.</summary>
     private static readonly TimeSpan DirectGrace = TimeSpan.FromSeconds(2);
@@ -34,30 +35,36 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
     private readonly TcpConnectionFactory _tcp = tcp;
     private readonly ForwarderMetrics _metrics = metrics;
     private readonly ILogger _logger = logger;
-    private readonly Dictionary<string, PeerLink> _links = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, PeerLink[]> _links = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _disposing = new();
     private NodeCredentials? _credentials;
 
-    /// <summary>Opens a stream to <paramref name="endpoint"/>'s target, over the link to its node or through a relay.</summary>
-    /// <exception cref="SocketException">Neither way got through, or the far node's connect failed, with the error a local connect would give.</exception>
+    /// <summary>Opens a stream to <paramref name="endpoint"/>'s target, over a link to its node or through a relay.</summary>
+    /// <exception cref="SocketException">No way got through, or the far node's connect failed, with the error a local connect would give.</exception>
     public async ValueTask<ConnectionContext> ConnectAsync(NodeEndPoint endpoint, CancellationToken cancellationToken)
     {
-        var link = Link(endpoint.Node);
-        if (await DirectSessionAsync(link, cancellationToken).ConfigureAwait(false) is { } session)
+        var links = Links(endpoint.Node);
+        var request = new TunnelRequest(TunnelRequestKind.Connect, string.Empty, endpoint.Target);
+        for (var i = 0; i < links.Length; i++)
         {
-            var request = new TunnelRequest(TunnelRequestKind.Connect, string.Empty, endpoint.Target);
-            var (stream, status) = await TunnelHandshake.RequestAsync(session, request, cancellationToken).ConfigureAwait(false);
-            if (stream is not null)
+            var lastWay = i == links.Length - 1 && !relays.Configured;
+            if (await DirectSessionAsync(links[i], lastWay, cancellationToken).ConfigureAwait(false) is not { } session)
             {
-                return Opened(stream, endpoint.Node, relayed: false);
+                continue;
             }
 
-            if (status is not null || !relays.Configured)
+            var (stream, status) = await session.RequestAsync(request, cancellationToken).ConfigureAwait(false);
+            if (stream is not null)
+            {
+                return Opened(stream, endpoint.Node, session.Path);
+            }
+
+            if (status is not null)
             {
                 throw new SocketException((int)TunnelHandshake.ToSocketError(status));
             }
 
-            // The link broke under the request: a relay may still get through.
+            // The link broke under the request: the next way may still get through.
         }
 
         if (!relays.Configured)
@@ -65,7 +72,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             throw new SocketException((int)SocketError.HostUnreachable);
         }
 
-        return Opened(await relays.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false), endpoint.Node, relayed: true);
+        return Opened(await relays.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false), endpoint.Node, LinkPath.Relay);
     }
 
     public async ValueTask DisposeAsync()
@@ -74,7 +81,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         PeerLink[] links;
         lock (_links)
         {
-            links = [.. _links.Values];
+            links = [.. _links.Values.SelectMany(l => l)];
             _links.Clear();
         }
 
@@ -87,8 +94,9 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         _disposing.Dispose();
     }
 
-    /// <summary>The direct session to use for a stream now, or null to go through a relay.</summary>
-    private async ValueTask<YamuxSession?> DirectSessionAsync(PeerLink link, CancellationToken cancellationToken)
+    /// <summary>The session of <paramref name="link"/> to use for a stream now, or null to try the next way.</summary>
+    /// <param name="lastWay">Nothing comes after this link: wait for its attempt however long it takes.</param>
+    private static async ValueTask<ILinkSession?> DirectSessionAsync(PeerLink link, bool lastWay, CancellationToken cancellationToken)
     {
         if (link.Session is { } open)
         {
@@ -100,14 +108,14 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             return null;
         }
 
-        if (!relays.Configured)
+        if (lastWay)
         {
             return await attempt.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
 
         if (link.Degraded)
         {
-            // Failed before: this stream goes through a relay, and later ones direct once the attempt succeeds.
+            // Failed before: this stream goes the next way, and later ones this way once the attempt succeeds.
             return attempt.IsCompletedSuccessfully ? attempt.Result : null;
         }
 
@@ -121,71 +129,89 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         }
     }
 
-    private ConnectionContext Opened(YamuxStream stream, string node, bool relayed)
+    private ConnectionContext Opened(ConnectionContext stream, string node, LinkPath path)
     {
         var peer = _metrics.Peer(node);
-        peer.StreamOpened(outbound: true, relayed);
+        peer.StreamOpened(outbound: true, path);
         stream.ConnectionClosed.UnsafeRegister(static state => ((PeerMetrics)state!).StreamClosed(), peer);
         return stream;
     }
 
-    private PeerLink Link(string node)
+    /// <summary>The direct links to <paramref name="node"/>, in the order streams try them (none when it has no address).</summary>
+    private PeerLink[] Links(string node)
     {
         lock (_links)
         {
-            if (_links.TryGetValue(node, out var link))
+            if (_links.TryGetValue(node, out var links))
             {
-                return link;
+                return links;
             }
 
             var config = source.Initial.Node ?? throw new SocketException((int)SocketError.HostUnreachable);
             var peer = config.Peer(node) ?? throw new SocketException((int)SocketError.HostUnreachable);
             _credentials ??= new NodeCredentials(config, _logger);
-            link = new PeerLink(peer, this, LinkDialer.Options(config.KeepAlive, pool));
-            _links[node] = link;
-            return link;
+            var options = LinkDialer.Options(config.KeepAlive, pool);
+            PeerLink Over(LinkPath path) => new(peer, path, this, path == LinkPath.DirectQuic ? DialQuicAsync : ct => DialTcpAsync(options, ct));
+            async Task<ILinkSession> DialQuicAsync(CancellationToken ct) => await QuicLinkDialer.DialAsync(peer.EndPoint!, _credentials!, peer.Name, config.KeepAlive, ct).ConfigureAwait(false);
+            async Task<ILinkSession> DialTcpAsync(Transports.Mux.YamuxOptions yamux, CancellationToken ct)
+                => new YamuxLinkSession(await LinkDialer.DialAsync(_tcp, peer.EndPoint!, _credentials!, peer.Name, NodeCredentials.LinkProtocol, yamux, ct).ConfigureAwait(false));
+
+            var transport = config.TransportTo(peer);
+            PeerLink[] direct = peer.EndPoint is null ? [] : transport switch
+            {
+                NodeTransport.Quic => [Over(LinkPath.DirectQuic)],
+                NodeTransport.Auto => [Over(LinkPath.DirectQuic), Over(LinkPath.DirectTcp)],
+                _ => [Over(LinkPath.DirectTcp)],
+            };
+
+            // Last before the relay itself: a QUIC link through holes the relay helps punch.
+            PeerLink[] punched = transport != NodeTransport.Tcp && relays.Configured
+                ? [new(peer, LinkPath.DirectQuic, this, ct => punching.DialAsync(relays, peer, _credentials!, ct))]
+                : [];
+            links = [.. direct, .. punched];
+            _links[node] = links;
+            return links;
         }
     }
 
-    [LoggerMessage(EventId = 701, Level = LogLevel.Information, Message = "Link to node {Peer} at {Address} is up")]
-    private static partial void LogLinkUp(ILogger logger, string peer, string? address);
+    [LoggerMessage(EventId = 701, Level = LogLevel.Information, Message = "Link to node {Peer} at {Address} is up ({Path})")]
+    private static partial void LogLinkUp(ILogger logger, string peer, string? address, LinkPath path);
 
-    [LoggerMessage(EventId = 702, Level = LogLevel.Warning, Message = "Link to node {Peer} at {Address} failed ({Reason}); next attempt in {Backoff}")]
-    private static partial void LogLinkFailed(ILogger logger, string peer, string? address, string reason, TimeSpan backoff);
+    [LoggerMessage(EventId = 702, Level = LogLevel.Warning, Message = "Link to node {Peer} at {Address} ({Path}) failed ({Reason}); next attempt in {Backoff}")]
+    private static partial void LogLinkFailed(ILogger logger, string peer, string? address, LinkPath path, string reason, TimeSpan backoff);
 
-    [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Link to node {Peer} went down ({Reason}); it is opened again when a stream needs it")]
-    private static partial void LogLinkDown(ILogger logger, string peer, string reason);
+    [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Link to node {Peer} ({Path}) went down ({Reason}); it is opened again when a stream needs it")]
+    private static partial void LogLinkDown(ILogger logger, string peer, LinkPath path, string reason);
 
-    /// <summary>The direct link to one peer.</summary>
-    private sealed class PeerLink(PeerConfig peer, NodeLinks owner, YamuxOptions options) : IAsyncDisposable
+    /// <summary>The direct link to one peer over one transport.</summary>
+    private sealed class PeerLink(PeerConfig peer, LinkPath path, NodeLinks owner, Func<CancellationToken, Task<ILinkSession>> dial) : IAsyncDisposable
     {
         private readonly PeerMetrics _metrics = owner._metrics.Peer(peer.Name);
         private readonly Lock _lock = new();
-        private YamuxSession? _session;
-        private Task<YamuxSession?>? _attempt;
+        private ILinkSession? _session;
+        private Task<ILinkSession?>? _attempt;
         private Task _watching = Task.CompletedTask;
         private long _retryAt;
         private int _failures;
         private bool _degraded;
 
         /// <summary>The open session, if the link is up.</summary>
-        public YamuxSession? Session => Volatile.Read(ref _session) is { Completion.IsCompleted: false } session ? session : null;
+        public ILinkSession? Session => Volatile.Read(ref _session) is { Completion.IsCompleted: false } session ? session : null;
 
         /// <summary>The link failed or went down since it was last up: streams need not wait for it.</summary>
         public bool Degraded => Volatile.Read(ref _degraded);
 
         /// <summary>
         /// The attempt to open the link under way, one started now if there is none; null when the
-        /// peer has no address or the last failure's pause has not run out. The attempt never
-        /// throws: it yields null when it fails.
+        /// last failure's pause has not run out. The attempt never throws: it yields null when it fails.
         /// </summary>
-        public Task<YamuxSession?>? Attempt()
+        public Task<ILinkSession?>? Attempt()
         {
             lock (_lock)
             {
                 if (Session is { } open)
                 {
-                    return Task.FromResult<YamuxSession?>(open);
+                    return Task.FromResult<ILinkSession?>(open);
                 }
 
                 if (_attempt is { IsCompleted: false } running)
@@ -193,7 +219,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
                     return running;
                 }
 
-                if (peer.EndPoint is null || Environment.TickCount64 < _retryAt)
+                if (Environment.TickCount64 < _retryAt)
                 {
                     return null;
                 }
@@ -205,7 +231,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
 
         public async ValueTask DisposeAsync()
         {
-            Task<YamuxSession?>? attempt;
+            Task<ILinkSession?>? attempt;
             lock (_lock)
             {
                 attempt = _attempt;
@@ -224,21 +250,21 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             await _watching.ConfigureAwait(false);
         }
 
-        private async Task<YamuxSession?> OpenAsync()
+        private async Task<ILinkSession?> OpenAsync()
         {
             try
             {
-                var link = await LinkDialer.DialAsync(owner._tcp, peer.EndPoint!, owner._credentials!, peer.Name, NodeCredentials.LinkProtocol, options, owner._disposing.Token).ConfigureAwait(false);
+                var session = await dial(owner._disposing.Token).ConfigureAwait(false);
                 lock (_lock)
                 {
-                    _session = link.Session;
+                    _session = session;
                     _degraded = false;
-                    _watching = WatchAsync(link, Environment.TickCount64);
+                    _watching = WatchAsync(session, Environment.TickCount64);
                 }
 
                 _metrics.LinkUp();
-                LogLinkUp(owner._logger, peer.Name, peer.Address);
-                return link.Session;
+                LogLinkUp(owner._logger, peer.Name, peer.Address, path);
+                return session;
             }
             catch (Exception) when (owner._disposing.IsCancellationRequested)
             {
@@ -255,15 +281,15 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
                 }
 
                 _metrics.LinkFailed();
-                LogLinkFailed(owner._logger, peer.Name, peer.Address, ex.Message, backoff);
+                LogLinkFailed(owner._logger, peer.Name, peer.Address, path, ex.Message, backoff);
                 return null;
             }
         }
 
-        /// <summary>Closes the connection under a session that ended, so the next stream opens a new one.</summary>
-        private async Task WatchAsync(DialledLink link, long openedAt)
+        /// <summary>Closes what is under a session that ended, so the next stream opens a new one.</summary>
+        private async Task WatchAsync(ILinkSession session, long openedAt)
         {
-            await link.Session.Completion.ConfigureAwait(false);
+            await session.Completion.ConfigureAwait(false);
             var refused = Environment.TickCount64 - openedAt < RefusedWithinMs;
             TimeSpan backoff;
             lock (_lock)
@@ -278,15 +304,14 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             if (refused)
             {
                 _metrics.LinkFailed();
-                LogLinkFailed(owner._logger, peer.Name, peer.Address, $"closed by the far end right after the handshake ({LinkDialer.EndReason(link.Session)}); it may have refused this node, and its log says why", backoff);
+                LogLinkFailed(owner._logger, peer.Name, peer.Address, path, $"closed by the far end right after the handshake ({session.EndReason}); it may have refused this node, and its log says why", backoff);
             }
             else
             {
-                LogLinkDown(owner._logger, peer.Name, LinkDialer.EndReason(link.Session));
+                LogLinkDown(owner._logger, peer.Name, path, session.EndReason);
             }
 
-            await link.Session.DisposeAsync().ConfigureAwait(false);
-            await link.Connection.DisposeAsync().ConfigureAwait(false);
+            await session.DisposeAsync().ConfigureAwait(false);
         }
     }
 }

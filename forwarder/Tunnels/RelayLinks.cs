@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Net;
 using System.Net.Sockets;
 using Forwarder.Configuration;
 using Forwarder.Metrics;
@@ -103,6 +104,40 @@ internal sealed partial class RelayLinks(
         throw new SocketException((int)TunnelHandshake.ToSocketError(last));
     }
 
+    /// <summary>
+    /// Asks a relay this node is registered with to introduce it to <paramref name="node"/> for
+    /// hole punching: <paramref name="announce"/> first sends <paramref name="token"/> to the
+    /// relay's UDP port; the answer is the far node's UDP address as the relay saw it.
+    /// </summary>
+    /// <returns>The far node's address; null when no relay could introduce the nodes.</returns>
+    public async Task<IPEndPoint?> IntroduceAsync(string node, string token, Func<IPEndPoint, Task> announce, CancellationToken cancellationToken)
+    {
+        foreach (var relay in _relays)
+        {
+            if (relay.Session is not { } session)
+            {
+                continue;
+            }
+
+            await announce(await QuicLinkDialer.ResolveAsync(relay.Address.EndPoint, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
+            var (stream, _) = await TunnelHandshake.RequestAsync(session, new TunnelRequest(TunnelRequestKind.Punch, node, token), cancellationToken).ConfigureAwait(false);
+            if (stream is null)
+            {
+                continue;
+            }
+
+            await using (stream)
+            {
+                if (IPEndPoint.TryParse(await TunnelHandshake.ReadFieldAsync(stream.Transport.Input, cancellationToken).ConfigureAwait(false) ?? string.Empty, out var far))
+                {
+                    return far;
+                }
+            }
+        }
+
+        return null;
+    }
+
     [LoggerMessage(EventId = 721, Level = LogLevel.Information, Message = "Registered with relay {Relay} at {Address}")]
     private static partial void LogRegistered(ILogger logger, string relay, string address);
 
@@ -117,6 +152,8 @@ internal sealed partial class RelayLinks(
     {
         private readonly RelayLinkMetrics _metrics = owner._metrics.Relay(relay.Name);
         private YamuxSession? _session;
+
+        public RelayAddress Address => relay;
 
         /// <summary>The registered session, while it is up.</summary>
         public YamuxSession? Session => Volatile.Read(ref _session) is { Completion.IsCompleted: false } session ? session : null;

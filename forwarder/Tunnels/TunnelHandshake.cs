@@ -4,6 +4,7 @@ using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
 using Forwarder.Transports.Mux;
+using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.Tunnels;
 
@@ -40,6 +41,19 @@ internal enum TunnelRequestKind : byte
 
     /// <summary>Relay to node: node <see cref="TunnelRequest.Node"/> asks for <see cref="TunnelRequest.Target"/>.</summary>
     Relayed = 4,
+
+    /// <summary>
+    /// Node to relay: help punch a hole to node <see cref="TunnelRequest.Node"/>; the target is the
+    /// token this node sent the relay over UDP. Answered Connected and the far node's UDP address.
+    /// </summary>
+    Punch = 5,
+
+    /// <summary>
+    /// Relay to node: node <see cref="TunnelRequest.Node"/>, seen at UDP address
+    /// <see cref="TunnelRequest.Target"/>, is about to dial; answered Connected and a token this
+    /// node sends the relay over UDP from its QUIC port.
+    /// </summary>
+    Punched = 6,
 }
 
 /// <summary>A parsed request; <see cref="Node"/> or <see cref="Target"/> is empty where the kind has none.</summary>
@@ -107,7 +121,8 @@ internal static class TunnelHandshake
         }
     }
 
-    private static void WriteField(PipeWriter output, string value)
+    /// <summary>A text field after the answer (hole punching's address or token): a 16-bit length and UTF-8.</summary>
+    public static void WriteField(PipeWriter output, string value)
     {
         var length = Encoding.UTF8.GetByteCount(value);
         var span = output.GetSpan(2 + length);
@@ -128,7 +143,7 @@ internal static class TunnelHandshake
         Span<byte> head = stackalloc byte[2];
         buffer.Slice(0, 2).CopyTo(head);
         var kind = (TunnelRequestKind)head[1];
-        if (head[0] != Version || kind is < TunnelRequestKind.Connect or > TunnelRequestKind.Relayed)
+        if (head[0] != Version || kind is < TunnelRequestKind.Connect or > TunnelRequestKind.Punched)
         {
             return false;
         }
@@ -186,6 +201,30 @@ internal static class TunnelHandshake
         return true;
     }
 
+    /// <summary>The field <see cref="WriteField"/> wrote; null when the stream ended first or the field is malformed.</summary>
+    public static async ValueTask<string?> ReadFieldAsync(PipeReader input, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await input.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var rest = result.Buffer;
+            var parsed = TryParseField(ref rest, out var value);
+            if (parsed is true)
+            {
+                input.AdvanceTo(rest.Start);
+                return value;
+            }
+
+            if (parsed is false || result.IsCompleted || result.IsCanceled)
+            {
+                input.AdvanceTo(result.Buffer.End);
+                return null;
+            }
+
+            input.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+    }
+
     public static void WriteStatus(PipeWriter output, TunnelStatus status)
     {
         output.GetSpan(1)[0] = (byte)status;
@@ -214,9 +253,9 @@ internal static class TunnelHandshake
     }
 
     /// <summary>
-    /// Opens a stream on <paramref name="session"/>, sends <paramref name="request"/> and reads the
-    /// answer: the stream when it is <see cref="TunnelStatus.Connected"/> (disposed otherwise), and
-    /// a null status when the session or stream broke before an answer came.
+    /// Opens a stream on <paramref name="session"/> and asks <paramref name="request"/> on it
+    /// (<see cref="AskAsync"/>): the stream when the answer is <see cref="TunnelStatus.Connected"/>,
+    /// and a null status when the session or stream broke before an answer came.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
     public static async Task<(YamuxStream? Stream, TunnelStatus? Status)> RequestAsync(YamuxSession session, TunnelRequest request, CancellationToken cancellationToken)
@@ -231,6 +270,18 @@ internal static class TunnelHandshake
             return (null, null);
         }
 
+        var status = await AskAsync(stream, request, cancellationToken).ConfigureAwait(false);
+        return (status == TunnelStatus.Connected ? stream : null, status);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> on a new <paramref name="stream"/> of any link and reads the
+    /// answer; the stream is disposed unless it is <see cref="TunnelStatus.Connected"/>, and the
+    /// status is null when the stream broke before an answer came.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
+    public static async Task<TunnelStatus?> AskAsync(ConnectionContext stream, TunnelRequest request, CancellationToken cancellationToken)
+    {
         TunnelStatus? status;
         try
         {
@@ -248,13 +299,12 @@ internal static class TunnelHandshake
             throw;
         }
 
-        if (status == TunnelStatus.Connected)
+        if (status != TunnelStatus.Connected)
         {
-            return (stream, status);
+            await stream.DisposeAsync().ConfigureAwait(false);
         }
 
-        await stream.DisposeAsync().ConfigureAwait(false);
-        return (null, status);
+        return status;
     }
 
     /// <summary>The socket error a local connect would have failed with, so callers treat a remote failure alike.</summary>

@@ -221,6 +221,9 @@ internal static unsafe partial class Ngtcp2Native
     [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_handle_expiry")]
     public static partial int HandleExpiry(nint conn, ulong timestamp);
 
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_set_keep_alive_timeout")]
+    public static partial void SetKeepAliveTimeout(nint conn, ulong duration);
+
     [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_get_handshake_completed")]
     public static partial int GetHandshakeCompleted(nint conn);
 

@@ -6,10 +6,17 @@ namespace Forwarder.Transports.Quic;
 // The connection's awaiting members, outside the unsafe part (C# forbids await in unsafe contexts).
 internal sealed partial class QuicConnection
 {
-    public static async Task<QuicConnection> ConnectAsync(IPEndPoint server, QuicClientOptions options,
+    public static Task<QuicConnection> ConnectAsync(IPEndPoint server, QuicClientOptions options,
+        CancellationToken cancellationToken = default)
+        => ConnectAsync(new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp), server, options, cancellationToken);
+
+    /// <summary>
+    /// Connects over <paramref name="socket"/>, which the connection then owns (disposed with it, or
+    /// on failure): a socket already bound and used, as hole punching needs, keeps its NAT mapping.
+    /// </summary>
+    public static async Task<QuicConnection> ConnectAsync(Socket socket, IPEndPoint server, QuicClientOptions options,
         CancellationToken cancellationToken = default)
     {
-        var socket = new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         QuicConnection? connection = null;
         try
         {

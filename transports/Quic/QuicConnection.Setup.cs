@@ -248,6 +248,10 @@ internal sealed unsafe partial class QuicConnection
         {
             _conn = conn;
             SetTlsNativeHandle(conn, _tls);
+            if (_options.KeepAliveInterval is { } keepAlive)
+            {
+                SetKeepAliveTimeout(conn, Nanoseconds(keepAlive));
+            }
         }
     }
 }

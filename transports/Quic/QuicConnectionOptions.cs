@@ -14,6 +14,9 @@ internal abstract record QuicConnectionOptions
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Sends a PING after this long without sending, so an idle connection (and the NAT mappings under it) stays up; null: none.</summary>
+    public TimeSpan? KeepAliveInterval { get; init; }
+
     /// <summary>
     /// Runs during the handshake on the peer's leaf certificate, after GnuTLS's own checks: null admits
     /// the peer, a reason refuses it (the handshake fails with that reason). This is where the mesh's

@@ -67,6 +67,34 @@ internal sealed class QuicListener : IAsyncDisposable
     public ValueTask<QuicConnection> AcceptAsync(CancellationToken cancellationToken = default) =>
         _accepted.Reader.ReadAsync(cancellationToken);
 
+    /// <summary>
+    /// Sends a datagram that is not QUIC from the listener's port (hole-punching probes and rendezvous
+    /// tokens), with <paramref name="ttl"/> hops at most if given. The TTL is the socket's for the
+    /// moment of the send, so a QUIC packet sent meanwhile may share it and need retransmitting.
+    /// </summary>
+    public void Send(ReadOnlySpan<byte> datagram, EndPoint to, short? ttl = null)
+    {
+        if (ttl is not { } hops)
+        {
+            _socket.SendTo(datagram, SocketFlags.None, to);
+            return;
+        }
+
+        lock (_socket)
+        {
+            var usual = _socket.Ttl;
+            _socket.Ttl = hops;
+            try
+            {
+                _socket.SendTo(datagram, SocketFlags.None, to);
+            }
+            finally
+            {
+                _socket.Ttl = usual;
+            }
+        }
+    }
+
     internal void Route(byte[] connectionId, QuicConnection connection) => _routes[connectionId] = connection;
 
     internal void Unroute(byte[] connectionId) => _routes.TryRemove(connectionId, out _);

@@ -58,6 +58,8 @@ public sealed class NodeConfigTests : IDisposable
     [InlineData("relays", "[ { name: relay-1, address: '10.0.0.9:7700' }, { name: relay-1, address: '10.0.0.8:7700' } ]", "node.relays[1].name", "listed twice")]
     [InlineData("relays", "[ { address: '10.0.0.9:7700' } ]", "node.relays[0].name", "required")]
     [InlineData("keepAlive", "10ms", "node.keepAlive", "at least 100ms")]
+    [InlineData("transport", "udp", "node.transport", "expected tcp, quic or auto, got 'udp'")]
+    [InlineData("peers", "[ { name: edge-2, address: '10.0.0.2:7443', transport: quick } ]", "node.peers[0].transport", "expected tcp, quic or auto, got 'quick'")]
     public void NodeMistakes_AreNamedAtTheirField(string key, string value, string field, string message)
     {
         var yaml = Yaml(Node((key, value)), "- { address: '10.0.0.1:80' }");
@@ -77,6 +79,36 @@ public sealed class NodeConfigTests : IDisposable
         Assert.Equal(7700, ((System.Net.IPEndPoint)node.Relays[0].EndPoint).Port);
         Assert.Equal(TimeSpan.FromSeconds(3), node.KeepAlive);
         Assert.Equal(NodeConfig.DefaultKeepAlive, Parse(Node(), "- { address: '10.0.0.1:80' }").Node!.KeepAlive);
+    }
+
+    [Fact]
+    public void Transport_IsTcpByDefault_WithAPerPeerOverride_AndDecidesWhetherQuicIsAccepted()
+    {
+        var byDefault = Parse(Node(), "- { address: '10.0.0.1:80' }").Node!;
+        Assert.Equal(NodeTransport.Tcp, byDefault.Transport);
+        Assert.False(byDefault.AcceptsQuic);
+
+        var peers = "[ { name: edge-2, address: '10.0.0.2:7443' }, { name: edge-3, address: '10.0.0.3:7443', transport: tcp }, { name: edge-4, address: '10.0.0.4:7443', transport: quic } ]";
+        var auto = Parse(Node(("transport", "auto"), ("peers", peers)), "- { address: '10.0.0.1:80' }").Node!;
+        Assert.Equal(
+            [NodeTransport.Auto, NodeTransport.Tcp, NodeTransport.Quic],
+            auto.Peers.Select(auto.TransportTo));
+        Assert.True(auto.AcceptsQuic);
+
+        // One peer over QUIC is enough for the listener to take QUIC.
+        Assert.True(Parse(Node(("peers", peers)), "- { address: '10.0.0.1:80' }").Node!.AcceptsQuic);
+    }
+
+    [Fact]
+    public void ChangingTheTransport_IsARestartOnlyChange()
+    {
+        var running = Parse(Node(), "- { address: '10.0.0.1:80' }");
+        var next = Parse(Node(("transport", "quic")), "- { address: '10.0.0.1:80' }");
+        Assert.Contains(Forwarder.Runtime.RestartOnlyChanges.Between(running, next), w => w.Contains("transport", StringComparison.Ordinal));
+        var peer = Parse(Node(("peers", "[ { name: edge-2, address: '10.0.0.2:7443', transport: quic } ]")), "- { address: '10.0.0.1:80' }");
+        var peerAgain = Parse(Node(("peers", "[ { name: edge-2, address: '10.0.0.2:7443' } ]")), "- { address: '10.0.0.1:80' }");
+        Assert.NotEmpty(Forwarder.Runtime.RestartOnlyChanges.Between(peer, peerAgain));
+        Assert.Empty(Forwarder.Runtime.RestartOnlyChanges.Between(peer, Parse(Node(("peers", "[ { name: edge-2, address: '10.0.0.2:7443', transport: quic } ]")), "- { address: '10.0.0.1:80' }")));
     }
 
     [Fact]

@@ -53,6 +53,22 @@ internal sealed partial class NatLab : IDisposable
     /// <summary>Site B's router forwards <see cref="SiteBPublicAddress"/>:<see cref="LinkPort"/> to node B: a direct route between the sites.</summary>
     public void OpenDirectRoute() => Exec(RouterB, "iptables", "-t", "nat", "-A", "PREROUTING", "-d", SiteBPublicAddress, "-p", "tcp", "--dport", $"{LinkPort}", "-j", "DNAT", "--to-destination", $"{NodeBPrivateAddress}:{LinkPort}");
 
+    /// <summary>The direct route for QUIC: site B's router forwards UDP to node B's port too.</summary>
+    public void OpenDirectQuicRoute() => Exec(RouterB, "iptables", "-t", "nat", "-A", "PREROUTING", "-d", SiteBPublicAddress, "-p", "udp", "--dport", $"{LinkPort}", "-j", "DNAT", "--to-destination", $"{NodeBPrivateAddress}:{LinkPort}");
+
+    /// <summary>Site B's router drops UDP to and from node B (a network that lets only TCP through); <see cref="PassUdp"/> undoes it.</summary>
+    public void BlockUdp()
+    {
+        Exec(RouterB, "iptables", "-I", "FORWARD", "-d", NodeBPrivateAddress, "-p", "udp", "-j", "DROP");
+        Exec(RouterB, "iptables", "-I", "FORWARD", "-s", NodeBPrivateAddress, "-p", "udp", "-j", "DROP");
+    }
+
+    public void PassUdp()
+    {
+        Exec(RouterB, "iptables", "-D", "FORWARD", "-d", NodeBPrivateAddress, "-p", "udp", "-j", "DROP");
+        Exec(RouterB, "iptables", "-D", "FORWARD", "-s", NodeBPrivateAddress, "-p", "udp", "-j", "DROP");
+    }
+
     /// <summary>Drops everything on the direct route, both ways, including connections already on it (no reset: they just go silent).</summary>
     public void CutDirectRoute()
     {
@@ -127,7 +143,41 @@ internal sealed partial class NatLab : IDisposable
         Exec(router, "ip", "route", "add", "default", "via", upstream);
         Exec(node, "ip", "route", "add", "default", "via", nodeGateway);
         Forward(router);
-        Exec(router, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", routerInside.Replace(".1/24", ".0/24", StringComparison.Ordinal), "-o", Interface(router, "w"), "-j", "MASQUERADE");
+        Masquerade(router);
+    }
+
+    /// <summary>The site's private network, as its router's masquerading rule names it.</summary>
+    private static string Inside(string router, string routerA) => router == routerA ? "198.19.1.0/24" : "198.19.2.0/24";
+
+    /// <summary>The router's NAT: MASQUERADE (a mapping per source port, kept across destinations), or one with a new random port per destination (symmetric).</summary>
+    private void Masquerade(string router, bool symmetric = false)
+    {
+        Exec(router, "iptables", "-t", "nat", "-F", "POSTROUTING");
+        string[] rule = ["iptables", "-t", "nat", "-A", "POSTROUTING", "-s", Inside(router, RouterA), "-o", Interface(router, "w"), "-j", "MASQUERADE"];
+        Exec(router, symmetric ? [.. rule, "--random-fully"] : rule);
+    }
+
+    /// <summary>Site A's router maps each destination to its own random port: a symmetric NAT, which hole punching cannot get through.</summary>
+    public void MakeSiteASymmetric() => Masquerade(RouterA, symmetric: true);
+
+    /// <summary>Both routers also drop whatever arrives from the wan that is not a reply to what went out (a stateful firewall: port-restricted).</summary>
+    public void RestrictInbound()
+    {
+        foreach (var router in new[] { RouterA, RouterB })
+        {
+            Exec(router, "iptables", "-A", "FORWARD", "-i", Interface(router, "w"), "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT");
+            Exec(router, "iptables", "-A", "FORWARD", "-i", Interface(router, "w"), "-j", "DROP");
+        }
+    }
+
+    /// <summary>Back to plain MASQUERADE on both routers, with no firewall.</summary>
+    public void ResetNat()
+    {
+        foreach (var router in new[] { RouterA, RouterB })
+        {
+            Masquerade(router);
+            Exec(router, "iptables", "-F", "FORWARD");
+        }
     }
 
     /// <summary>A veth pair between two namespaces (null: the test process's own), each end addressed and up.</summary>

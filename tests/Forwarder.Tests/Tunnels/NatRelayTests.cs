@@ -63,7 +63,7 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
             async () =>
             {
                 await EchoAsync("looking for the direct route");
-                return Metric(_lab.NodeA, "forwarder_node_link_streams_total", "direction=\"out\",path=\"direct\"") > 0;
+                return Metric(_lab.NodeA, "forwarder_node_link_streams_total", "direction=\"out\",path=\"direct-tcp\"") > 0;
             },
             "streams go direct",
             TimeSpan.FromSeconds(60));
@@ -120,12 +120,14 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
           listen: '127.0.0.1:9902'
         """, "relay");
 
-    private void StartNodeB() => Start(_lab.NodeB, "edge-b.yaml", $"""
+    /// <param name="port">Node B's link port: a new one per punching test, so no NAT entry left by an earlier test plays a part.</param>
+    private void StartNodeB(string transport = "tcp", int port = NatLab.LinkPort) => Start(_lab.NodeB, "edge-b.yaml", $"""
         admin:
           listen: '127.0.0.1:{AdminPort}'
         node:
           name: edge-b
-          listen: '0.0.0.0:{NatLab.LinkPort}'
+          transport: {transport}
+          listen: '0.0.0.0:{port}'
           keepAlive: 1s
           certificate: {Path.Combine(_mesh.Directory, "edge-b.pem")}
           key: {Path.Combine(_mesh.Directory, "edge-b.key")}
@@ -145,17 +147,19 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
               - address: '{_backend!.Address}'
         """);
 
-    private ForwarderProcess StartNodeA(string certificates) => Start(_lab.NodeA, "edge-a.yaml", $"""
+    /// <param name="peerAddress">Whether node B is given an address (else it is reached through the relay and punched holes only).</param>
+    private ForwarderProcess StartNodeA(string certificates, string transport = "tcp", bool peerAddress = true) => Start(_lab.NodeA, "edge-a.yaml", $"""
         admin:
           listen: '127.0.0.1:{AdminPort}'
         node:
           name: edge-a
+          transport: {transport}
           keepAlive: 1s
           certificate: {Path.Combine(certificates, "edge-a.pem")}
           key: {Path.Combine(certificates, "edge-a.key")}
           ca: {Path.Combine(certificates, "ca.pem")}
           peers:
-            - {"{"} name: edge-b, address: '{NatLab.SiteBPublicAddress}:{NatLab.LinkPort}' {"}"}
+            - {(peerAddress ? $"{{ name: edge-b, address: '{NatLab.SiteBPublicAddress}:{NatLab.LinkPort}' }}" : "{ name: edge-b }")}
           relays:
             - {"{"} name: relay-1, address: '{NatLab.RelayAddress}:{RelayPort}' {"}"}
         listeners:
@@ -266,7 +270,11 @@ public sealed class NatLabFixture : IDisposable
     internal NatLab Lab { get; } = new();
 
     /// <summary>Back to no route between the sites, for the next test.</summary>
-    internal void Reset() => Lab.CloseDirectRoute();
+    internal void Reset()
+    {
+        Lab.CloseDirectRoute();
+        Lab.ResetNat();
+    }
 
     public void Dispose() => Lab.Dispose();
 }

@@ -289,13 +289,15 @@ public sealed partial class NodeLinkTests : IDisposable
     /// <param name="privateEndpoint">An endpoint of a second service B hosts but does not export.</param>
     /// <param name="authority">B's CA file; the mesh's by default.</param>
     /// <param name="certificateFolder">Where NAME.pem/.key and ca.pem are; the mesh's folder by default.</param>
-    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null)
-        => RunningForwarder.StartAsync(NodeB(hostedEndpoint, name, peers, privateEndpoint, authority, acceptUnlisted, certificateFolder));
+    /// <param name="transport">B's node.transport: quic or auto make it take QUIC links too.</param>
+    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, string transport = "tcp")
+        => RunningForwarder.StartAsync(NodeB(hostedEndpoint, name, peers, privateEndpoint, authority, acceptUnlisted, certificateFolder, transport: transport));
 
     /// <summary>Node B's config, as <see cref="StartNodeBAsync"/> describes it; <paramref name="export"/> is service app's.</summary>
-    private string NodeB(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, bool export = true) => $"""
+    private string NodeB(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, bool export = true, string transport = "tcp") => $"""
         node:
           name: {name}
+          transport: {transport}
           listen: '127.0.0.1:0'
           acceptUnlistedPeers: {(acceptUnlisted ? "true" : "false")}
           certificate: {Path.Combine(certificateFolder ?? _directory, name + ".pem")}
@@ -317,12 +319,14 @@ public sealed partial class NodeLinkTests : IDisposable
     /// <param name="privateEndpoint">Reached through listener "private" as an endpoint on B.</param>
     /// <param name="certificate">Where edge-a.pem/.key are; the mesh's folder by default.</param>
     /// <param name="authority">A's CA file; ca.pem beside the certificate by default.</param>
-    private Task<RunningForwarder> StartNodeAAsync(string linkAddress, string endpoint, string? certificateFolder = null, string? privateEndpoint = null, string? authority = null)
+    /// <param name="transport">A's node.transport.</param>
+    private Task<RunningForwarder> StartNodeAAsync(string linkAddress, string endpoint, string? certificateFolder = null, string? privateEndpoint = null, string? authority = null, string transport = "tcp")
     {
         var folder = certificateFolder ?? _directory;
         return RunningForwarder.StartAsync($"""
             node:
               name: edge-a
+              transport: {transport}
               certificate: {Path.Combine(folder, "edge-a.pem")}
               key: {Path.Combine(folder, "edge-a.key")}
               ca: {authority ?? Path.Combine(folder, "ca.pem")}

@@ -1,0 +1,58 @@
+using Forwarder.Transports.Mux;
+using Forwarder.Tunnels;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Relay;
+
+/// <content>
+/// Hole-punching introductions: a node that wants a direct QUIC link to another behind NAT asks
+/// here; each learns the UDP address the relay saw the other's token come from, and the far node
+/// starts probing before the asker dials, so both NATs hold a mapping for the pair.
+/// </content>
+internal sealed partial class RelayServer
+{
+    private static readonly TimeSpan TokenWait = TimeSpan.FromSeconds(3);
+
+    /// <summary>Answers a <see cref="TunnelRequestKind.Punch"/> with the far node's UDP address, or a status saying why not.</summary>
+    private async Task IntroduceAsync(RelayNode source, YamuxStream stream, TunnelRequest punch)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        deadline.CancelAfter(FarAnswerTimeout);
+        if (await _rendezvous!.SeenAsync(punch.Target, TokenWait, deadline.Token).ConfigureAwait(false) is not { } asker)
+        {
+            await AnswerAsync(stream, TunnelStatus.Unreachable).ConfigureAwait(false);
+            return;
+        }
+
+        if (registry.Registered(punch.Node)?.Session is not { } far)
+        {
+            await AnswerAsync(stream, TunnelStatus.UnknownNode).ConfigureAwait(false);
+            return;
+        }
+
+        var (farStream, status) = await TunnelHandshake.RequestAsync(far, new TunnelRequest(TunnelRequestKind.Punched, source.Name, asker.ToString()), deadline.Token).ConfigureAwait(false);
+        if (farStream is null)
+        {
+            await AnswerAsync(stream, status ?? TunnelStatus.Unreachable).ConfigureAwait(false);
+            return;
+        }
+
+        await using (farStream)
+        {
+            var token = await TunnelHandshake.ReadFieldAsync(farStream.Transport.Input, deadline.Token).ConfigureAwait(false);
+            if (token is null || await _rendezvous.SeenAsync(token, TokenWait, deadline.Token).ConfigureAwait(false) is not { } answerer)
+            {
+                await AnswerAsync(stream, TunnelStatus.Unreachable).ConfigureAwait(false);
+                return;
+            }
+
+            TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
+            TunnelHandshake.WriteField(stream.Transport.Output, answerer.ToString());
+            await stream.Transport.Output.FlushAsync(deadline.Token).ConfigureAwait(false);
+            LogIntroduced(logger, source.Name, asker.ToString(), punch.Node, answerer.ToString());
+        }
+    }
+
+    [LoggerMessage(EventId = 806, Level = LogLevel.Information, Message = "Introduced node {Asker} (UDP {AskerAddress}) to node {Far} (UDP {FarAddress}) for hole punching")]
+    private static partial void LogIntroduced(ILogger logger, string asker, string askerAddress, string far, string farAddress);
+}

@@ -1,0 +1,131 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Forwarder.Configuration;
+using Forwarder.Metrics;
+using Forwarder.Relay;
+using Forwarder.Runtime;
+using Forwarder.Transports.Quic;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Tunnels;
+
+/// <summary>
+/// UDP hole punching for QUIC links between nodes behind NAT, with a relay as the go-between
+/// (libp2p DCUtR, Tailscale disco). The dialler sends a token to the relay from a fresh UDP
+/// socket and asks the relay to introduce it to the far node; the far node sends a token from
+/// its QUIC listener's port, so the relay has seen both NAT mappings, and each side learns the
+/// other's. Before answering, the far node sends probes with a short TTL: they open its own NAT
+/// towards the dialler's address but die before the dialler's NAT (had one arrived there first,
+/// that NAT would keep it as a connection of its own and give the dialler's packets to the far
+/// node another port). The dialler's QUIC Initials then open its NAT on the way out and pass the
+/// far NAT as replies to the probes. Behind a NAT that maps each destination to a new port
+/// (symmetric) the address the relay saw is not the one the dialler's Initials come from, the
+/// far NAT drops them, the handshake times out, and streams stay on the relay.
+/// </summary>
+internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics metrics, ILogger<HolePunching> logger)
+{
+    /// <summary>Enough hops to leave this node's NAT, too few to reach the far one's in the common case of a NAT next to each node.</summary>
+    private const short OpeningTtl = 2;
+
+    private const int Probes = 3;
+
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>A datagram QUIC discards (its fixed bit is clear), so a probe reaching a QUIC socket does no harm.</summary>
+    private static readonly byte[] Probe = [0x00, .. "FWPROBE"u8];
+
+    private QuicLinkListener? _listener;
+
+    /// <summary>The listener whose port this node is punched through to; none: it answers no introductions.</summary>
+    public void Attach(QuicLinkListener listener) => Volatile.Write(ref _listener, listener);
+
+    /// <summary>Punches through to <paramref name="peer"/> and opens a QUIC link over the hole.</summary>
+    /// <exception cref="Exception">No relay introduced the nodes, or the handshake through the holes failed.</exception>
+    public async Task<ILinkSession> DialAsync(RelayLinks relays, PeerConfig peer, NodeCredentials credentials, CancellationToken cancellationToken)
+    {
+        var peerMetrics = metrics.Peer(peer.Name);
+        peerMetrics.PunchAttempted();
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        IPEndPoint far;
+        try
+        {
+            socket.Bind(new IPEndPoint(IPAddress.Any, 0));
+            var (token, datagram) = NewToken();
+            far = await relays.IntroduceAsync(peer.Name, token, async relay =>
+            {
+                for (var i = 0; i < 3; i++)
+                {
+                    await socket.SendToAsync(datagram, SocketFlags.None, relay, cancellationToken).ConfigureAwait(false);
+                }
+            }, cancellationToken).ConfigureAwait(false) ?? throw new IOException("no relay could introduce the nodes");
+        }
+        catch
+        {
+            socket.Dispose();
+            peerMetrics.PunchFailed();
+            throw;
+        }
+
+        var verdict = new PeerVerdict();
+        try
+        {
+            var connection = await QuicConnection.ConnectAsync(socket, far, credentials.QuicClientOptions(peer.Name, verdict, source.Initial.Node!.KeepAlive) with { HandshakeTimeout = HandshakeTimeout }, cancellationToken).ConfigureAwait(false);
+            peerMetrics.PunchSucceeded();
+            LogPunched(logger, peer.Name, far.ToString());
+            return new QuicLinkSession(connection);
+        }
+        catch (Exception ex)
+        {
+            peerMetrics.PunchFailed();
+            throw new IOException($"hole punching to {far} failed ({(verdict.Reason is { } reason ? $"{peer.Name} refused: {reason}" : ex.Message)})", ex);
+        }
+    }
+
+    /// <summary>Answers a relay's introduction of a node about to dial this one: short-lived probes to the node, and a token from the QUIC port.</summary>
+    public async Task AnswerAsync(ConnectionContext stream, TunnelRequest request, CancellationToken stopping)
+    {
+        var node = source.Initial.Node!;
+        if (Volatile.Read(ref _listener) is not { } listener || node.Refuses(request.Node) is not null || !IPEndPoint.TryParse(request.Target, out var asker))
+        {
+            TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.NotAllowed);
+            await stream.Transport.Output.FlushAsync(stopping).ConfigureAwait(false);
+            return;
+        }
+
+        for (var i = 0; i < Probes; i++)
+        {
+            listener.Send(Probe, asker, OpeningTtl);
+        }
+
+        var (token, datagram) = NewToken();
+        foreach (var relay in node.Relays)
+        {
+            var udp = await QuicLinkDialer.ResolveAsync(relay.EndPoint, stopping).ConfigureAwait(false);
+            for (var i = 0; i < 3; i++)
+            {
+                listener.Send(datagram, udp);
+            }
+        }
+
+        TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
+        TunnelHandshake.WriteField(stream.Transport.Output, token);
+        await stream.Transport.Output.FlushAsync(stopping).ConfigureAwait(false);
+        LogIntroduced(logger, request.Node, asker.ToString());
+    }
+
+    private static (string Token, byte[] Datagram) NewToken()
+    {
+        var datagram = new byte[RelayRendezvous.Magic.Length + RelayRendezvous.TokenLength];
+        RelayRendezvous.Magic.CopyTo(datagram);
+        RandomNumberGenerator.Fill(datagram.AsSpan(RelayRendezvous.Magic.Length));
+        return (Convert.ToHexStringLower(datagram, RelayRendezvous.Magic.Length, RelayRendezvous.TokenLength), datagram);
+    }
+
+    [LoggerMessage(EventId = 741, Level = LogLevel.Information, Message = "Punched through to node {Peer} at {Address}")]
+    private static partial void LogPunched(ILogger logger, string peer, string address);
+
+    [LoggerMessage(EventId = 742, Level = LogLevel.Information, Message = "A relay introduced node {Peer} (UDP {Address}), which is about to punch through to this node; probed it")]
+    private static partial void LogIntroduced(ILogger logger, string peer, string address);
+}

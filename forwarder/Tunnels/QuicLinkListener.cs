@@ -1,0 +1,114 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Forwarder.Configuration;
+using Forwarder.Metrics;
+using Forwarder.Transports.Quic;
+using Microsoft.Extensions.Logging;
+
+namespace Forwarder.Tunnels;
+
+/// <summary>
+/// Where peers' QUIC links arrive: the node listener's port, over UDP. A peer is admitted during
+/// the handshake by the TCP link's own checks (<see cref="NodeCredentials.QuicServerOptions"/>);
+/// each stream it then opens is served by <see cref="HostedEndpointServer"/>, as a yamux stream is.
+/// </summary>
+internal sealed partial class QuicLinkListener : IAsyncDisposable
+{
+    private readonly QuicListener _listener;
+    private readonly HostedEndpointServer _streams;
+    private readonly ForwarderMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<QuicConnection, byte> _connections = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _accepting;
+
+    private QuicLinkListener(QuicListener listener, HostedEndpointServer streams, ForwarderMetrics metrics, ILogger logger)
+    {
+        (_listener, _streams, _metrics, _logger) = (listener, streams, metrics, logger);
+        _accepting = AcceptLoopAsync();
+    }
+
+    public IPEndPoint EndPoint => _listener.LocalEndPoint;
+
+    /// <summary>Sends a datagram that is not QUIC from the link port (hole punching's tokens and probes), at most <paramref name="ttl"/> hops far if given.</summary>
+    public void Send(ReadOnlySpan<byte> datagram, EndPoint to, short? ttl = null) => _listener.Send(datagram, to, ttl);
+
+    /// <exception cref="System.Net.Sockets.SocketException">The UDP port is taken.</exception>
+    public static QuicLinkListener Start(IPEndPoint endPoint, NodeConfig node, NodeCredentials credentials, HostedEndpointServer streams, ForwarderMetrics metrics, ILogger logger)
+    {
+        var options = credentials.QuicServerOptions(node.Refuses, verdict =>
+        {
+            metrics.LinkRefused(verdict.Refusal ?? LinkRefusal.Certificate);
+            LogRefused(logger, verdict.Reason ?? "refused");
+        });
+        return new QuicLinkListener(QuicListener.Bind(endPoint, options), streams, metrics, logger);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _accepting.ConfigureAwait(false);
+        foreach (var connection in _connections.Keys)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await _listener.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                _ = ServeLinkAsync(await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false));
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
+        {
+            // Stopping.
+        }
+    }
+
+    /// <summary>One peer's link, from its admitted handshake to its end; never throws.</summary>
+    private async Task ServeLinkAsync(QuicConnection connection)
+    {
+        _connections[connection] = 0;
+        var peer = connection.RemoteCertificate is { } certificate && MeshIdentity.Of(certificate) is var (_, name) ? name : "?";
+        var peerMetrics = _metrics.Peer(peer);
+        peerMetrics.LinkUp();
+        LogPeerLinked(_logger, peer, connection.RemoteEndPoint?.ToString() ?? "?");
+        var reason = "closed";
+        try
+        {
+            while (true)
+            {
+                var stream = await connection.AcceptStreamAsync(_stopping.Token).ConfigureAwait(false);
+                var context = new QuicStreamConnection(stream, connection.LocalEndPoint ?? EndPoint, connection.RemoteEndPoint);
+                _ = _streams.ServeAsync(context, peer, LinkPath.DirectQuic, _stopping.Token);
+            }
+        }
+        catch (Exception ex)
+        {
+            reason = ex is OperationCanceledException ? "shutting down" : ex.Message;
+        }
+        finally
+        {
+            _connections.TryRemove(connection, out _);
+            peerMetrics.LinkDown();
+            LogPeerUnlinked(_logger, peer, reason);
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(EventId = 731, Level = LogLevel.Information, Message = "Node {Peer} linked over QUIC from {Remote}")]
+    private static partial void LogPeerLinked(ILogger logger, string peer, string remote);
+
+    [LoggerMessage(EventId = 732, Level = LogLevel.Information, Message = "QUIC link from node {Peer} ended ({Reason})")]
+    private static partial void LogPeerUnlinked(ILogger logger, string peer, string reason);
+
+    [LoggerMessage(EventId = 733, Level = LogLevel.Warning, Message = "QUIC link refused: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string reason);
+}

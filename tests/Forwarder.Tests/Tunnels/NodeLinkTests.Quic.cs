@@ -1,0 +1,105 @@
+using System.Net.Sockets;
+using Forwarder.Metrics;
+using Forwarder.Tests.Infrastructure;
+using Forwarder.Tunnels;
+
+namespace Forwarder.Tests.Tunnels;
+
+/// <content>
+/// QUIC links (<c>node.transport: quic</c>): the node listener's port takes QUIC over UDP, streams
+/// carry the yamux link's request and answer, and the same identity rules admit or refuse a peer.
+/// </content>
+public sealed partial class NodeLinkTests
+{
+    [Fact]
+    public async Task QuicTransport_CarriesConnections_OverOneQuicLink_CountedAsDirectQuic()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var nodeB = await StartNodeBAsync(backend.Address, transport: "quic");
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "quic");
+        Assert.Equal(((System.Net.IPEndPoint)nodeB.Service<NodeLinkListener>().BoundEndPoint!).Port, nodeB.Service<NodeLinkListener>().QuicEndPoint!.Port);
+
+        using (var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front")))
+        {
+            await SocketClient.AssertEchoAsync(client, "hello over quic");
+            await SocketClient.AssertEchoAsync(client, new string('q', 600_000));
+            client.Shutdown(SocketShutdown.Send);
+            Assert.True(await SocketClient.ClosedAsync(client), "the FIN went through the QUIC stream and back");
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, 10).Select(async i =>
+        {
+            using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+            await SocketClient.AssertEchoAsync(client, $"quic connection {i}");
+        }));
+
+        var toB = nodeA.Metrics.Peer("edge-b");
+        var fromA = nodeB.Metrics.Peer("edge-a");
+        Assert.Equal((1, 1), (toB.LinksUp, toB.LinksOpened));
+        Assert.Equal((11, 0, 0), (toB.StreamsOutOver(LinkPath.DirectQuic), toB.StreamsOutOver(LinkPath.DirectTcp), toB.StreamsOutOver(LinkPath.Relay)));
+        Assert.Equal(11, fromA.StreamsInOver(LinkPath.DirectQuic));
+        Assert.Equal(1, fromA.LinksOpened);
+        Assert.Contains("forwarder_node_link_streams_total{peer=\"edge-b\",direction=\"out\",path=\"direct-quic\"} 11", PrometheusText(nodeA), StringComparison.Ordinal);
+        Assert.Contains("forwarder_node_link_streams_total{peer=\"edge-a\",direction=\"in\",path=\"direct-quic\"} 11", PrometheusText(nodeB), StringComparison.Ordinal);
+        await Eventually.TrueAsync(() => toB.StreamsActive == 0 && fromA.StreamsActive == 0, "the closed streams are no longer active on either node");
+    }
+
+    [Fact]
+    public async Task QuicTransport_ANodeWithAForeignCertificate_IsRefused()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var nodeB = await StartNodeBAsync(backend.Address, transport: "quic");
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, certificateFolder: _foreign, transport: "quic");
+
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        Assert.True(await SocketClient.ClosedAsync(client), "the client is closed");
+        Assert.Equal(0, backend.AcceptedCount);
+        Assert.Equal((0, 1), (nodeA.Metrics.Peer("edge-b").LinksUp, nodeA.Metrics.Peer("edge-b").LinkFailures));
+        Assert.Equal(0, nodeB.Metrics.Peer("edge-a").LinksOpened);
+    }
+
+    [Fact]
+    public async Task QuicTransport_ANodeAnsweringUnderAnotherName_IsRefused()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var impostor = await StartNodeBAsync(backend.Address, name: "edge-c", transport: "quic");
+        await using var nodeA = await StartNodeAAsync(LinkAddress(impostor), backend.Address, transport: "quic");
+
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        Assert.True(await SocketClient.ClosedAsync(client), "the client is closed");
+        Assert.Equal(0, backend.AcceptedCount);
+        Assert.Equal(1, nodeA.Metrics.Peer("edge-b").LinkFailures);
+        Assert.Equal(0, impostor.Metrics.Peer("edge-a").StreamsIn);
+    }
+
+    [Fact]
+    public async Task QuicTransport_ANodeNotInPeers_IsRefusedByTheListener()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var nodeB = await StartNodeBAsync(backend.Address, peers: "edge-c", transport: "quic");
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "quic");
+
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        Assert.True(await SocketClient.ClosedAsync(client), "the client is closed");
+        Assert.Equal(0, backend.AcceptedCount);
+        await Eventually.TrueAsync(() => nodeB.Metrics.LinksRefused(LinkRefusal.Unlisted) == 1, "B counts the refused QUIC link as unlisted");
+        Assert.Equal(0, nodeB.Metrics.Peer("edge-a").LinksOpened);
+        await Eventually.TrueAsync(() => nodeA.Metrics.Peer("edge-b").LinkFailures == 1, "A counts the link B refused as failed");
+    }
+
+    [Fact]
+    public async Task AutoTransport_WhereTheFarNodeTakesNoQuic_GoesOverTcp()
+    {
+        await using var backend = TcpTestServer.Echo();
+
+        // B dials nobody over QUIC, so its port takes no UDP: A's QUIC handshake goes unanswered.
+        await using var nodeB = await StartNodeBAsync(backend.Address);
+        Assert.Null(nodeB.Service<NodeLinkListener>().QuicEndPoint);
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "auto");
+
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(client, "auto falls back to tcp");
+        var toB = nodeA.Metrics.Peer("edge-b");
+        Assert.Equal((0, 1), (toB.StreamsOutOver(LinkPath.DirectQuic), toB.StreamsOutOver(LinkPath.DirectTcp)));
+    }
+}

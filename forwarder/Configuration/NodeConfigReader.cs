@@ -109,6 +109,8 @@ internal static class NodeConfigReader
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(issuers);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        // Checking the node's own files: never fetch an issuer URL (AIA) a certificate may name.
+        chain.ChainPolicy.DisableCertificateDownloads = true;
         chain.ChainPolicy.VerificationFlags = X509VerificationFlags.IgnoreNotTimeValid;
         return chain.Build(leaf);
     }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 
@@ -19,11 +18,20 @@ internal sealed class RelayRendezvous : IAsyncDisposable
 
     private static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Tokens nobody waits for yet, kept at most this many: anyone can send datagrams to this port
+    /// (from spoofed sources too), so a flood fills the table and is then dropped, while tokens a
+    /// node already named over its session still get through.
+    /// </summary>
+    private const int MaxUnclaimed = 4096;
+
     private readonly Socket _socket;
-    private readonly ConcurrentDictionary<string, (IPEndPoint Seen, long At)> _seen = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, TaskCompletionSource<IPEndPoint>> _waiting = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, (IPEndPoint Seen, long At)> _unclaimed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TaskCompletionSource<IPEndPoint>> _waiting = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _receiving;
+    private long _sweptAt;
 
     public RelayRendezvous(IPEndPoint endPoint)
     {
@@ -43,13 +51,34 @@ internal sealed class RelayRendezvous : IAsyncDisposable
 
     public IPEndPoint EndPoint => (IPEndPoint)_socket.LocalEndPoint!;
 
-    /// <summary>Where the datagram with <paramref name="token"/> (hex) came from, waiting up to <paramref name="timeout"/> for it; null if it never came.</summary>
+    /// <summary>Tokens seen that nobody has asked for yet.</summary>
+    internal int Unclaimed
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _unclaimed.Count;
+            }
+        }
+    }
+
+    /// <summary>Where the datagram with <paramref name="token"/> (hex) came from, waiting up to <paramref name="timeout"/> for it; null if it never came. A token answers once.</summary>
     public async Task<IPEndPoint?> SeenAsync(string token, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var waiter = _waiting.GetOrAdd(token, static _ => new TaskCompletionSource<IPEndPoint>(TaskCreationOptions.RunContinuationsAsynchronously));
-        if (_seen.TryGetValue(token, out var seen))
+        TaskCompletionSource<IPEndPoint> waiter;
+        lock (_lock)
         {
-            waiter.TrySetResult(seen.Seen);
+            if (_unclaimed.Remove(token, out var seen) && !Expired(seen.At, Environment.TickCount64))
+            {
+                return seen.Seen;
+            }
+
+            if (!_waiting.TryGetValue(token, out waiter!))
+            {
+                waiter = new TaskCompletionSource<IPEndPoint>(TaskCreationOptions.RunContinuationsAsynchronously);
+                _waiting[token] = waiter;
+            }
         }
 
         try
@@ -62,7 +91,14 @@ internal sealed class RelayRendezvous : IAsyncDisposable
         }
         finally
         {
-            _waiting.TryRemove(token, out _);
+            lock (_lock)
+            {
+                // Only this call's waiter: another asking for the same token may have replaced it.
+                if (_waiting.TryGetValue(token, out var current) && current == waiter)
+                {
+                    _waiting.Remove(token);
+                }
+            }
         }
     }
 
@@ -100,30 +136,43 @@ internal sealed class RelayRendezvous : IAsyncDisposable
             }
 
             var token = Convert.ToHexStringLower(buffer, Magic.Length, TokenLength);
-            var seen = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(from);
-            if (_seen.Count > 1024)
-            {
-                Forget();
-            }
-
-            _seen[token] = (seen, Environment.TickCount64);
-            if (_waiting.TryGetValue(token, out var waiter))
-            {
-                waiter.TrySetResult(seen);
-            }
+            Note(token, (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(from));
         }
     }
 
-    /// <summary>Drops tokens older than their lifetime, so a flood of them cannot grow the table for long.</summary>
-    private void Forget()
+    /// <summary>Hands the address to whoever waits for the token, else keeps it (bounded) for a node about to name it.</summary>
+    private void Note(string token, IPEndPoint seen)
     {
-        var cutoff = Environment.TickCount64 - (long)Lifetime.TotalMilliseconds;
-        foreach (var (token, seen) in _seen)
+        TaskCompletionSource<IPEndPoint>? waiter;
+        lock (_lock)
         {
-            if (seen.At < cutoff)
+            if (!_waiting.Remove(token, out waiter))
             {
-                _seen.TryRemove(token, out _);
+                var now = Environment.TickCount64;
+                if (_unclaimed.Count >= MaxUnclaimed && now - _sweptAt >= 1000)
+                {
+                    // At most once a second, so a flood costs one scan a second, not one per datagram.
+                    _sweptAt = now;
+                    foreach (var (key, value) in _unclaimed)
+                    {
+                        if (Expired(value.At, now))
+                        {
+                            _unclaimed.Remove(key);
+                        }
+                    }
+                }
+
+                if (_unclaimed.Count < MaxUnclaimed || _unclaimed.ContainsKey(token))
+                {
+                    _unclaimed[token] = (seen, now);
+                }
+
+                return;
             }
         }
+
+        waiter.TrySetResult(seen);
     }
+
+    private static bool Expired(long at, long now) => now - at > (long)Lifetime.TotalMilliseconds;
 }

@@ -24,7 +24,7 @@ internal sealed partial class RelayServer
             return;
         }
 
-        if (registry.Registered(punch.Node)?.Session is not { } far)
+        if (punch.Node == source.Name || registry.Registered(punch.Node)?.Session is not { } far)
         {
             await AnswerAsync(stream, TunnelStatus.UnknownNode).ConfigureAwait(false);
             return;

@@ -178,18 +178,20 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
                 deadline.CancelAfter(HandshakeTimeout);
                 var asked = await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false);
-                if (asked is { Kind: TunnelRequestKind.Punch } punch)
-                {
-                    await IntroduceAsync(source, stream, punch).ConfigureAwait(false);
-                    return;
-                }
-
-                if (asked is not { Kind: TunnelRequestKind.Relay } request)
+                if (asked is not { Kind: TunnelRequestKind.Relay or TunnelRequestKind.Punch } request)
                 {
                     return;
                 }
 
+                // An introduction holds a relay task and a stream on the far node's session for up
+                // to its timeout: it counts against the asker's stream limit like a relayed stream.
                 counted = source.TryOpenStream();
+                if (request.Kind == TunnelRequestKind.Punch)
+                {
+                    await (counted ? IntroduceAsync(source, stream, request) : AnswerAsync(stream, TunnelStatus.Limited).AsTask()).ConfigureAwait(false);
+                    return;
+                }
+
                 var destination = counted ? registry.Registered(request.Node) : null;
                 YamuxStream? farStream = null;
                 TunnelStatus? status = counted ? TunnelStatus.UnknownNode : TunnelStatus.Limited;

@@ -33,6 +33,9 @@ internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics
 
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>The whole introduction, so a relay session that hangs cannot hold the punched link's one attempt.</summary>
+    private static readonly TimeSpan IntroductionTimeout = TimeSpan.FromSeconds(15);
+
     /// <summary>A datagram QUIC discards (its fixed bit is clear), so a probe reaching a QUIC socket does no harm.</summary>
     private static readonly byte[] Probe = [0x00, .. "FWPROBE"u8];
 
@@ -53,13 +56,16 @@ internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics
         {
             socket.Bind(new IPEndPoint(IPAddress.Any, 0));
             var (token, datagram) = NewToken();
+            using var introduction = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            introduction.CancelAfter(IntroductionTimeout);
             far = await relays.IntroduceAsync(peer.Name, token, async relay =>
             {
                 for (var i = 0; i < 3; i++)
                 {
-                    await socket.SendToAsync(datagram, SocketFlags.None, relay, cancellationToken).ConfigureAwait(false);
+                    await socket.SendToAsync(datagram, SocketFlags.None, relay, introduction.Token).ConfigureAwait(false);
                 }
-            }, cancellationToken).ConfigureAwait(false) ?? throw new IOException("no relay could introduce the nodes");
+            }, introduction.Token).ConfigureAwait(false) ?? throw new IOException("no relay could introduce the nodes");
+            far = Unmapped(far);
         }
         catch
         {
@@ -94,18 +100,39 @@ internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics
             return;
         }
 
-        for (var i = 0; i < Probes; i++)
+        asker = Unmapped(asker);
+        var (token, datagram) = NewToken();
+        try
         {
-            listener.Send(Probe, asker, OpeningTtl);
+            for (var i = 0; i < Probes; i++)
+            {
+                listener.Send(Probe, asker, OpeningTtl);
+            }
+        }
+        catch (SocketException ex)
+        {
+            // An address this node cannot send to (another family, no route): no hole to open.
+            LogProbeFailed(logger, request.Node, asker.ToString(), ex.SocketErrorCode);
+            TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Unreachable);
+            await stream.Transport.Output.FlushAsync(stopping).ConfigureAwait(false);
+            return;
         }
 
-        var (token, datagram) = NewToken();
         foreach (var relay in node.Relays)
         {
-            var udp = await QuicLinkDialer.ResolveAsync(relay.EndPoint, stopping).ConfigureAwait(false);
-            for (var i = 0; i < 3; i++)
+            // Each relay on its own: one that does not resolve or cannot be sent to must not keep
+            // the token from the others, among them the one making the introduction.
+            try
             {
-                listener.Send(datagram, udp);
+                var udp = Unmapped(await QuicLinkDialer.ResolveAsync(relay.EndPoint, stopping).ConfigureAwait(false));
+                for (var i = 0; i < 3; i++)
+                {
+                    listener.Send(datagram, udp);
+                }
+            }
+            catch (SocketException ex)
+            {
+                LogTokenNotSent(logger, relay.Name, ex.SocketErrorCode);
             }
         }
 
@@ -114,6 +141,10 @@ internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics
         await stream.Transport.Output.FlushAsync(stopping).ConfigureAwait(false);
         LogIntroduced(logger, request.Node, asker.ToString());
     }
+
+    /// <summary>An IPv4 address as such: a relay on a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d, which the IPv4 sockets here cannot send to.</summary>
+    private static IPEndPoint Unmapped(IPEndPoint endPoint)
+        => endPoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port) : endPoint;
 
     private static (string Token, byte[] Datagram) NewToken()
     {
@@ -125,6 +156,12 @@ internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics
 
     [LoggerMessage(EventId = 741, Level = LogLevel.Information, Message = "Punched through to node {Peer} at {Address}")]
     private static partial void LogPunched(ILogger logger, string peer, string address);
+
+    [LoggerMessage(EventId = 743, Level = LogLevel.Warning, Message = "Could not probe node {Peer} at UDP {Address} for hole punching ({Error})")]
+    private static partial void LogProbeFailed(ILogger logger, string peer, string address, SocketError error);
+
+    [LoggerMessage(EventId = 744, Level = LogLevel.Warning, Message = "Could not send a hole-punching token to relay {Relay} ({Error})")]
+    private static partial void LogTokenNotSent(ILogger logger, string relay, SocketError error);
 
     [LoggerMessage(EventId = 742, Level = LogLevel.Information, Message = "A relay introduced node {Peer} (UDP {Address}), which is about to punch through to this node; probed it")]
     private static partial void LogIntroduced(ILogger logger, string peer, string address);

@@ -139,6 +139,8 @@ internal sealed class NodeCredentials : IDisposable
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(_trust.Current);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        // A peer's certificate may name an issuer URL (AIA): never fetch it, on a path any peer can reach.
+        chain.ChainPolicy.DisableCertificateDownloads = true;
         chain.ChainPolicy.ApplicationPolicy.Add(usage);
         if (!chain.Build(leaf))
         {

@@ -32,7 +32,9 @@ internal static class QuicLinkDialer
                 return ip;
             case DnsEndPoint dns:
                 var addresses = await System.Net.Dns.GetHostAddressesAsync(dns.Host, cancellationToken).ConfigureAwait(false);
-                return new IPEndPoint(addresses.FirstOrDefault() ?? throw new SocketException((int)SocketError.HostNotFound), dns.Port);
+                // IPv4 first: the punching and relay sockets are IPv4.
+                var address = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault();
+                return new IPEndPoint(address ?? throw new SocketException((int)SocketError.HostNotFound), dns.Port);
             default:
                 throw new NotSupportedException($"QUIC links dial IP or DNS endpoints, not {endPoint}");
         }

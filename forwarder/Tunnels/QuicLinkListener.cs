@@ -75,8 +75,15 @@ internal sealed partial class QuicLinkListener : IAsyncDisposable
     /// <summary>One peer's link, from its admitted handshake to its end; never throws.</summary>
     private async Task ServeLinkAsync(QuicConnection connection)
     {
+        if (connection.RemoteCertificate is not { } certificate || MeshIdentity.Of(certificate) is not var (_, peer))
+        {
+            // The handshake's check admits only named mesh nodes; fail closed should that ever change.
+            LogRefused(_logger, "an admitted peer without a mesh node name");
+            await connection.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
+
         _connections[connection] = 0;
-        var peer = connection.RemoteCertificate is { } certificate && MeshIdentity.Of(certificate) is var (_, name) ? name : "?";
         var peerMetrics = _metrics.Peer(peer);
         peerMetrics.LinkUp();
         LogPeerLinked(_logger, peer, connection.RemoteEndPoint?.ToString() ?? "?");

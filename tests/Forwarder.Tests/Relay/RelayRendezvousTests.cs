@@ -1,0 +1,94 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Forwarder.Relay;
+using Forwarder.Tests.Infrastructure;
+
+namespace Forwarder.Tests.Relay;
+
+/// <summary>
+/// The relay's UDP rendezvous as an attacker meets it: anyone may send it datagrams, from any
+/// source. Tokens nobody asked for are kept to a bound, and tokens a node names over its session
+/// still get their address during a flood.
+/// </summary>
+public sealed class RelayRendezvousTests
+{
+    private static byte[] Datagram(out string token)
+    {
+        var datagram = new byte[RelayRendezvous.Magic.Length + RelayRendezvous.TokenLength];
+        RelayRendezvous.Magic.CopyTo(datagram);
+        RandomNumberGenerator.Fill(datagram.AsSpan(RelayRendezvous.Magic.Length));
+        token = Convert.ToHexStringLower(datagram, RelayRendezvous.Magic.Length, RelayRendezvous.TokenLength);
+        return datagram;
+    }
+
+    [Fact]
+    public async Task TokenSeenBeforeItIsAskedFor_AnswersOnce()
+    {
+        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.Loopback, 0));
+        using var node = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        node.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+
+        await node.SendToAsync(Datagram(out var token), rendezvous.EndPoint);
+        await Eventually.TrueAsync(() => rendezvous.Unclaimed == 1, "the token is kept until a node names it");
+
+        Assert.Equal(node.LocalEndPoint, await rendezvous.SeenAsync(token, TimeSpan.FromSeconds(30), CancellationToken.None));
+        Assert.Equal(0, rendezvous.Unclaimed);
+        Assert.Null(await rendezvous.SeenAsync(token, TimeSpan.FromMilliseconds(200), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Flood_IsBounded_AndANamedTokenStillGetsItsAddress()
+    {
+        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.Loopback, 0));
+        using var attacker = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        attacker.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+
+        // Bursts the relay's socket buffer can hold, until the table is full, then as many again.
+        async Task BurstAsync()
+        {
+            for (var i = 0; i < 256; i++)
+            {
+                await attacker.SendToAsync(Datagram(out _), rendezvous.EndPoint);
+            }
+
+            await Task.Delay(10);
+        }
+
+        await Eventually.TrueAsync(
+            async () =>
+            {
+                await BurstAsync();
+                return rendezvous.Unclaimed >= 4096;
+            },
+            "the flood fills the table",
+            TimeSpan.FromSeconds(120));
+        for (var burst = 0; burst < 16; burst++)
+        {
+            await BurstAsync();
+        }
+
+        Assert.True(rendezvous.Unclaimed <= 4096, $"{rendezvous.Unclaimed} tokens kept");
+
+        // A node names its token first (over its session), then sends it: the full table does not matter.
+        using var node = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        node.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var datagram = Datagram(out var token);
+        var seen = rendezvous.SeenAsync(token, TimeSpan.FromSeconds(30), CancellationToken.None);
+        using var sending = new CancellationTokenSource();
+        var resend = Task.Run(async () =>
+        {
+            // UDP: resent until seen, as nodes send their tokens more than once.
+            while (!sending.IsCancellationRequested)
+            {
+                await node.SendToAsync(datagram, rendezvous.EndPoint);
+                await Task.Delay(100);
+            }
+        });
+
+        Assert.Equal(node.LocalEndPoint, await seen);
+        await sending.CancelAsync();
+        await resend;
+        Assert.True(rendezvous.Unclaimed <= 4096, $"{rendezvous.Unclaimed} tokens kept");
+    }
+}

@@ -18,7 +18,7 @@ internal sealed partial class RelayServer
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         deadline.CancelAfter(FarAnswerTimeout);
-        if (await _rendezvous!.SeenAsync(punch.Target, TokenWait, deadline.Token).ConfigureAwait(false) is not { } asker)
+        if (_rendezvous is not { } rendezvous || await rendezvous.SeenAsync(punch.Target, TokenWait, deadline.Token).ConfigureAwait(false) is not { } asker)
         {
             await AnswerAsync(stream, TunnelStatus.Unreachable).ConfigureAwait(false);
             return;
@@ -40,7 +40,7 @@ internal sealed partial class RelayServer
         await using (farStream)
         {
             var token = await TunnelHandshake.ReadFieldAsync(farStream.Transport.Input, deadline.Token).ConfigureAwait(false);
-            if (token is null || await _rendezvous.SeenAsync(token, TokenWait, deadline.Token).ConfigureAwait(false) is not { } answerer)
+            if (token is null || await rendezvous.SeenAsync(token, TokenWait, deadline.Token).ConfigureAwait(false) is not { } answerer)
             {
                 await AnswerAsync(stream, TunnelStatus.Unreachable).ConfigureAwait(false);
                 return;

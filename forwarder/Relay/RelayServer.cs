@@ -39,8 +39,17 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         _accepting = AcceptLoopAsync(_listener);
         LogListening(logger, config.Name, _listener.EndPoint);
 
-        // The same port number over UDP, so nodes need no second address to punch holes with.
-        _rendezvous = new RelayRendezvous(new System.Net.IPEndPoint(config.ListenEndPoint.Address, ((System.Net.IPEndPoint)_listener.EndPoint).Port));
+        // The same port number over UDP, so nodes need no second address to punch holes with. A
+        // port taken over UDP costs the introductions, not the relay.
+        var udp = new System.Net.IPEndPoint(config.ListenEndPoint.Address, ((System.Net.IPEndPoint)_listener.EndPoint).Port);
+        try
+        {
+            _rendezvous = new RelayRendezvous(udp);
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            LogNoRendezvous(logger, udp, ex.SocketErrorCode);
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -237,6 +246,9 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         TunnelHandshake.WriteStatus(stream.Transport.Output, status);
         await stream.Transport.Output.FlushAsync().ConfigureAwait(false);
     }
+
+    [LoggerMessage(EventId = 807, Level = LogLevel.Warning, Message = "Relay cannot take UDP {EndPoint} ({Error}): it relays streams but introduces no nodes for hole punching")]
+    private static partial void LogNoRendezvous(ILogger logger, System.Net.EndPoint endPoint, System.Net.Sockets.SocketError error);
 
     [LoggerMessage(EventId = 801, Level = LogLevel.Information, Message = "Relay {Relay} accepting nodes on {EndPoint}")]
     private static partial void LogListening(ILogger logger, string relay, System.Net.EndPoint endPoint);

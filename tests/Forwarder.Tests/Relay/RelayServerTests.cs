@@ -53,6 +53,22 @@ public sealed class RelayServerTests : IDisposable
     }
 
     [Fact]
+    public async Task UdpPortTaken_TheRelayStillRelays()
+    {
+        // The hole-punching rendezvous wants the listen port over UDP; another process has it.
+        using var squatter = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        squatter.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, port: ((System.Net.IPEndPoint)squatter.LocalEndPoint!).Port);
+        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, relay);
+        await using var nodeA = await _mesh.StartNodeAAsync(backend.Address, linkAddress: null, [relay]);
+        await WaitRegisteredAsync(relay, nodeA, nodeB);
+
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(client, "relayed without a rendezvous");
+    }
+
+    [Fact]
     public async Task AStreamThroughTheRelay_FromANodeNotInPeers_IsRefused()
     {
         await using var backend = TcpTestServer.Echo();

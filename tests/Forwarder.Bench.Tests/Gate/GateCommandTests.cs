@@ -12,11 +12,12 @@ namespace Forwarder.Bench.Tests.Gate;
 [Collection(TimingCollection.Name)]
 public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
 {
-    // Slices of 200 ms: on a loaded 2-core runner a closed-loop worker can start 100 ms late,
-    // and an arm that ran no request in a repetition (rightly) stops the gate.
+    // Slices of 400 ms: on a loaded 2-core runner (the other test assemblies run beside this one)
+    // a closed-loop worker's connection can take hundreds of milliseconds, and an arm that ran no
+    // request in a repetition (rightly) stops the gate; three slices of 200 ms once all came up empty.
     // The listeners only: the rule and the open loop are what these tests prove, and two more
     // processes per build would only slow them. The link arm runs in the end-to-end pass.
-    internal static readonly GateSettings QuickSettings = new(1, TimeSpan.FromMilliseconds(600), 3, 8, TimeSpan.FromMilliseconds(400), TimeSpan.FromMilliseconds(100), 1, "builtin", 200, TimeSpan.FromMilliseconds(500), ["forwarder", "forwarder-l7"]);
+    internal static readonly GateSettings QuickSettings = new(1, TimeSpan.FromMilliseconds(1200), 3, 8, TimeSpan.FromMilliseconds(400), TimeSpan.FromMilliseconds(100), 1, "builtin", 200, TimeSpan.FromMilliseconds(500), ["forwarder", "forwarder-l7"]);
 
     /// <summary>Growth allowed up to threefold the base's overhead and never under 100 points (memory: 100 MiB): what two copies of one build cannot drift apart by.</summary>
     private static readonly GatePolicy Wide = new(3, 3, 3, 3, 1, 0.01, 3, 3, 100);

@@ -73,27 +73,10 @@ public sealed class ShutdownSignalsTests : IDisposable
             await context.Response.WriteAsync("late but whole");
         });
         var path = Path.Combine(_directory, "h2.yaml");
-        await File.WriteAllTextAsync(path, $"""
-            drainTimeout: 30s
-            listeners:
-              - name: web
-                listen: '127.0.0.1:0'
-                protocol: http
-                routes:
-                  - service: slow
-            services:
-              slow:
-                http: {"{"} version: "2" {"}"}
-                endpoints: [ {"{"} address: '127.0.0.1:{slow.Port}' {"}"} ]
-            """);
+        await File.WriteAllTextAsync(path, Http2Config(slow.Port));
         using var forwarder = ForwarderProcess.Start("--config", path);
         var httpPort = await forwarder.ListenerPortAsync("web");
-        using var client = new HttpClient(new SocketsHttpHandler())
-        {
-            DefaultRequestVersion = HttpVersion.Version20,
-            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Timeout = TimeSpan.FromSeconds(60),
-        };
+        using var client = PriorKnowledgeHttp2Client(TimeSpan.FromSeconds(60));
 
         // HTTP/2 with prior knowledge both sides: the stream goes upstream over the service's shared
         // HTTP/2 client, which the shutdown once disposed before the drain, failing the stream.
@@ -117,27 +100,10 @@ public sealed class ShutdownSignalsTests : IDisposable
     {
         await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("fine"));
         var path = Path.Combine(_directory, "h2load.yaml");
-        await File.WriteAllTextAsync(path, $"""
-            drainTimeout: 30s
-            listeners:
-              - name: web
-                listen: '127.0.0.1:0'
-                protocol: http
-                routes:
-                  - service: app
-            services:
-              app:
-                http: {"{"} version: "2" {"}"}
-                endpoints: [ {"{"} address: '127.0.0.1:{backend.Port}' {"}"} ]
-            """);
+        await File.WriteAllTextAsync(path, Http2Config(backend.Port));
         using var forwarder = ForwarderProcess.Start("--config", path);
         var httpPort = await forwarder.ListenerPortAsync("web");
-        using var client = new HttpClient(new SocketsHttpHandler())
-        {
-            DefaultRequestVersion = HttpVersion.Version20,
-            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Timeout = TimeSpan.FromSeconds(30),
-        };
+        using var client = PriorKnowledgeHttp2Client(TimeSpan.FromSeconds(30));
         var statuses = new System.Collections.Concurrent.ConcurrentBag<HttpStatusCode>();
         var signalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -234,6 +200,29 @@ public sealed class ShutdownSignalsTests : IDisposable
     }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    /// <summary>An http listener whose one service's upstream speaks HTTP/2, with a drain long enough for any test.</summary>
+    private static string Http2Config(int upstreamPort) => $"""
+        drainTimeout: 30s
+        listeners:
+          - name: web
+            listen: '127.0.0.1:0'
+            protocol: http
+            routes:
+              - service: app
+        services:
+          app:
+            http: {"{"} version: "2" {"}"}
+            endpoints: [ {"{"} address: '127.0.0.1:{upstreamPort}' {"}"} ]
+        """;
+
+    /// <summary>HTTP/2 with prior knowledge (h2c) to an http:// address.</summary>
+    private static HttpClient PriorKnowledgeHttp2Client(TimeSpan timeout) => new(new SocketsHttpHandler())
+    {
+        DefaultRequestVersion = HttpVersion.Version20,
+        DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        Timeout = timeout,
+    };
 
     private static string Config(string drainTimeout, TcpTestServer echo, HttpTestBackend http) => $"""
         drainTimeout: {drainTimeout}

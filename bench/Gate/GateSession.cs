@@ -14,6 +14,9 @@ namespace Forwarder.Bench.Gate;
 /// </summary>
 internal sealed class GateSession : IAsyncDisposable
 {
+    /// <summary>How many times a repetition in which an arm completed nothing is run again.</summary>
+    private const int EmptyRetries = 2;
+
     private readonly GateSettings _settings;
     private readonly TextWriter _log;
     private readonly string _workDirectory;
@@ -107,7 +110,32 @@ internal sealed class GateSession : IAsyncDisposable
         return samples;
     }
 
+    /// <summary>
+    /// Measures every arm once; a repetition in which an arm completed nothing at all (and failed
+    /// nothing, else it stopped already) is run again, at most <see cref="EmptyRetries"/> times:
+    /// a hung proxy fails its requests, so silence is the load generator stalled on a saturated
+    /// machine, not a verdict on a build.
+    /// </summary>
     private async Task<Dictionary<string, GateSample[]>> RunArmsAsync(int rep, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var (samples, empty) = await TryRunArmsAsync(rep, cancellationToken).ConfigureAwait(false);
+            if (samples is not null)
+            {
+                return samples;
+            }
+
+            if (attempt == EmptyRetries)
+            {
+                throw new GateRunException($"{empty} completed no requests in repetition {rep}, {EmptyRetries + 1} times running: there is nothing to compare.");
+            }
+
+            await _log.WriteLineAsync($"  rep {rep}: {empty} completed no requests (the machine stalled?); running the repetition again").ConfigureAwait(false);
+        }
+    }
+
+    private async Task<(Dictionary<string, GateSample[]>? Samples, string? Empty)> TryRunArmsAsync(int rep, CancellationToken cancellationToken)
     {
         RunningArm[] arms = [_direct, .. _builds.SelectMany(b => b.Proxies)];
 
@@ -143,9 +171,10 @@ internal sealed class GateSession : IAsyncDisposable
         var samples = new GateSample[arms.Length];
         for (var i = 0; i < arms.Length; i++)
         {
-            if (latency[i].TotalCount == 0 || throughput[i].Completed == 0 || open[i].Completed == 0)
+            var empty = latency[i].TotalCount == 0 ? "latency" : throughput[i].Completed == 0 ? "throughput" : open[i].Completed == 0 ? "open-loop" : null;
+            if (empty is not null)
             {
-                throw new GateRunException($"{arms[i].Name} completed no requests in repetition {rep}: there is nothing to compare.");
+                return (null, $"{arms[i].Name}'s {empty} run");
             }
 
             var name = i == 0 ? "direct" : _settings.ProxyArms[(i - 1) % _settings.ProxyArms.Count];
@@ -154,8 +183,8 @@ internal sealed class GateSession : IAsyncDisposable
         }
 
         var perArm = _settings.ProxyArms.Count;
-        return _builds.Select((b, k) => (b.Build.Name, Samples: (GateSample[])[samples[0], .. samples.Skip(1 + (k * perArm)).Take(perArm)]))
-            .ToDictionary(b => b.Name, b => b.Samples);
+        return (_builds.Select((b, k) => (b.Build.Name, Samples: (GateSample[])[samples[0], .. samples.Skip(1 + (k * perArm)).Take(perArm)]))
+            .ToDictionary(b => b.Name, b => b.Samples), null);
     }
 
     /// <summary>Every index once, starting at a point that moves with <paramref name="turn"/>.</summary>

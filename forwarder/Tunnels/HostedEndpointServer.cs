@@ -122,7 +122,7 @@ internal sealed partial class HostedEndpointServer(
         tracker.Add(client);
         try
         {
-            await new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker).RunAsync(splicer: null, directSend: false).ConfigureAwait(false);
+            await new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker).RunAsync(splicer: null, directSend: true).ConfigureAwait(false);
         }
         finally
         {

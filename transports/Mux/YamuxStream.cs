@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
+using Forwarder.Transports.Features;
 using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
@@ -18,11 +19,12 @@ namespace Forwarder.Transports.Mux;
 /// output half-closes the stream (FIN); <see cref="Abort"/> resets it (RST); disposing it sends
 /// what was written and a FIN, never a RST.
 /// </summary>
-public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionLifetimeFeature, IConnectionEndPointFeature
+public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionLifetimeFeature, IConnectionEndPointFeature, IDirectSendFeature
 {
     private readonly YamuxSession _session;
     private readonly Pipe _input;
     private readonly Pipe _output;
+    private readonly CountingWriter _writer;
     private readonly FeatureCollection _features = new();
     private readonly CancellationTokenSource _closed = new();
     private readonly Lock _lock = new();
@@ -30,6 +32,7 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
     private long _sendWindow = YamuxOptions.SpecInitialWindow;
     private long _receiveCredit;
     private long _unacknowledged;
+    private long _pumped;
     private int _windowUpdateDue;
     private TaskCompletionSource? _windowWaiter;
     private Task _pumping = Task.CompletedTask;
@@ -58,7 +61,8 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
         var segment = pool == MemoryPool<byte>.Shared ? 4096 : pool.MaxBufferSize;
         _input = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, pauseWriterThreshold: 0, minimumSegmentSize: segment, useSynchronizationContext: false));
         _output = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024, minimumSegmentSize: segment, useSynchronizationContext: false));
-        Transport = new DuplexPipe(new WindowedReader(this, _input.Reader), _output.Writer);
+        _writer = new CountingWriter(_output.Writer);
+        Transport = new DuplexPipe(new WindowedReader(this, _input.Reader), _writer);
         ConnectionId = $"{session.Id}/{id}";
         ConnectionClosed = _closed.Token;
         LocalEndPoint = session.LocalEndPoint;
@@ -68,6 +72,7 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
         _features.Set<IConnectionItemsFeature>(this);
         _features.Set<IConnectionLifetimeFeature>(this);
         _features.Set<IConnectionEndPointFeature>(this);
+        _features.Set<IDirectSendFeature>(this);
     }
 
     public uint Id { get; }
@@ -256,24 +261,12 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
             {
                 var result = await reader.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
-                while (!buffer.IsEmpty)
+                if (!await SendFramesAsync(result.Buffer).ConfigureAwait(false))
                 {
-                    var window = await WaitForWindowAsync().ConfigureAwait(false);
-                    if (window < 0)
-                    {
-                        return;
-                    }
-
-                    var take = (int)Math.Min(Math.Min(buffer.Length, window), _session.Options.MaxFrameData);
-                    lock (_lock)
-                    {
-                        _sendWindow -= take;
-                    }
-
-                    _session.SendData(Id, YamuxFlags.None, buffer.Slice(0, take));
-                    buffer = buffer.Slice(take);
+                    return;
                 }
 
+                Volatile.Write(ref _pumped, _pumped + result.Buffer.Length);
                 reader.AdvanceTo(result.Buffer.End);
                 if (result.IsCompleted || Volatile.Read(ref _reset))
                 {

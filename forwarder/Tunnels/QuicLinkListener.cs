@@ -30,8 +30,8 @@ internal sealed partial class QuicLinkListener : IAsyncDisposable
 
     public IPEndPoint EndPoint => _listener.LocalEndPoint;
 
-    /// <summary>Sends a datagram that is not QUIC from the link port (hole punching's tokens and probes), at most <paramref name="ttl"/> hops far if given.</summary>
-    public void Send(ReadOnlySpan<byte> datagram, EndPoint to, short? ttl = null) => _listener.Send(datagram, to, ttl);
+    /// <summary>Sends a datagram that is not QUIC from the link port (hole punching's tokens and probes), at most <paramref name="hopLimit"/> hops far if given.</summary>
+    public void Send(ReadOnlySpan<byte> datagram, IPEndPoint to, int? hopLimit = null) => _listener.Send(datagram, to, hopLimit);
 
     /// <exception cref="System.Net.Sockets.SocketException">The UDP port is taken.</exception>
     public static QuicLinkListener Start(IPEndPoint endPoint, NodeConfig node, NodeCredentials credentials, HostedEndpointServer streams, ForwarderMetrics metrics, ILogger logger)

@@ -102,4 +102,28 @@ public sealed partial class NodeLinkTests
         var toB = nodeA.Metrics.Peer("edge-b");
         Assert.Equal((0, 1), (toB.StreamsOutOver(LinkPath.DirectQuic), toB.StreamsOutOver(LinkPath.DirectTcp)));
     }
+
+    [Fact]
+    public async Task AutoTransport_WhereQuicGoesUnanswered_TheFirstStreamTakesTcp_WithoutWaitingOutQuic()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var nodeB = await StartNodeBAsync(backend.Address);
+
+        // A UDP socket on B's link port that reads nothing and answers nothing: A's QUIC Initials
+        // vanish (no ICMP error ends the attempt early), as they do where a network drops UDP.
+        using var blackHole = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        blackHole.Bind(LinkEndPoint(nodeB));
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "auto");
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(client, "tcp starts beside the quic attempt");
+        var elapsed = started.Elapsed;
+
+        var toB = nodeA.Metrics.Peer("edge-b");
+        Assert.Equal((0, 1), (toB.StreamsOutOver(LinkPath.DirectQuic), toB.StreamsOutOver(LinkPath.DirectTcp)));
+
+        // The QUIC attempt alone had 2 s before TCP was tried, and the handshake's own timeout is longer.
+        Assert.True(elapsed < TimeSpan.FromSeconds(2), $"the first stream took {elapsed.TotalMilliseconds:F0} ms");
+    }
 }

@@ -349,6 +349,12 @@ internal sealed class QuicListener : IAsyncDisposable
             await connection.DisposeAsync();
         }
 
+        // Connections that finished their handshake but were never accepted: nobody else will close them.
+        while (_accepted.Reader.TryRead(out var unclaimed))
+        {
+            await unclaimed.DisposeAsync();
+        }
+
         _socket.Dispose();
         _stop.Dispose();
     }

@@ -18,6 +18,7 @@ public sealed partial class NodeLinkTests
         await using var nodeB = await StartNodeBAsync(backend.Address, transport: "quic");
         await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "quic");
         Assert.Equal(((System.Net.IPEndPoint)nodeB.Service<NodeLinkListener>().BoundEndPoint!).Port, nodeB.Service<NodeLinkListener>().QuicEndPoint!.Port);
+        Assert.Equal(1, nodeB.Metrics.QuicLinkPort);
 
         using (var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front")))
         {
@@ -125,5 +126,44 @@ public sealed partial class NodeLinkTests
 
         // The QUIC attempt alone had 2 s before TCP was tried, and the handshake's own timeout is longer.
         Assert.True(elapsed < TimeSpan.FromSeconds(2), $"the first stream took {elapsed.TotalMilliseconds:F0} ms");
+    }
+
+    [Fact]
+    public async Task QuicTransport_WhereTheUdpPortIsTaken_TheNodeStillStarts_AndTakesTcpLinks()
+    {
+        await using var backend = TcpTestServer.Echo();
+
+        // Something else holds B's link port over UDP (B's TCP listener gets the same number).
+        using var squatter = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        squatter.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        var port = ((System.Net.IPEndPoint)squatter.LocalEndPoint!).Port;
+        await using var nodeB = await StartNodeBAsync(backend.Address, transport: "auto", listen: $"127.0.0.1:{port}");
+
+        Assert.Null(nodeB.Service<NodeLinkListener>().QuicEndPoint);
+        Assert.Equal(0, nodeB.Metrics.QuicLinkPort);
+        Assert.Contains("forwarder_node_quic_listening 0", PrometheusText(nodeB), StringComparison.Ordinal);
+
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "auto");
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(client, "over tcp, as the udp port is taken");
+        Assert.Equal(1, nodeA.Metrics.Peer("edge-b").StreamsOutOver(LinkPath.DirectTcp));
+    }
+
+    [Fact]
+    public async Task QuicTransport_AFarNodeThatStops_ClosesItsLinks_SoTheDiallerSeesThemEndAtOnce()
+    {
+        await using var backend = TcpTestServer.Echo();
+        var nodeB = await StartNodeBAsync(backend.Address, transport: "quic");
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "quic");
+        using (var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front")))
+        {
+            await SocketClient.AssertEchoAsync(client, "before B stops");
+        }
+
+        Assert.Equal(1, nodeA.Metrics.Peer("edge-b").LinksUp);
+        await nodeB.DisposeAsync();
+
+        // The CONNECTION_CLOSE leaves before B's socket closes: A need not wait for pings (15 s) or the idle timeout (30 s).
+        await Eventually.TrueAsync(() => nodeA.Metrics.Peer("edge-b").LinksUp == 0, "A sees the link closed", TimeSpan.FromSeconds(10));
     }
 }

@@ -115,7 +115,16 @@ public sealed partial class NatRelayTests
         await Eventually.TrueAsync(
             async () =>
             {
-                await EchoAsync("looking for the punched link");
+                try
+                {
+                    await EchoAsync("looking for the punched link");
+                }
+                catch (Exception ex) when (ex is System.Net.Sockets.SocketException or EndOfStreamException)
+                {
+                    // A relayed stream lost to a relay session that missed its 1 s pings on a loaded machine: not what this test is about.
+                    return false;
+                }
+
                 return Metric(_lab.NodeA, "forwarder_node_link_streams_total", "direction=\"out\",path=\"direct-quic\"") > 0;
             },
             "streams go over the link punched in the second round",

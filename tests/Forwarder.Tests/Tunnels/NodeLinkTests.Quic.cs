@@ -166,4 +166,28 @@ public sealed partial class NodeLinkTests
         // The CONNECTION_CLOSE leaves before B's socket closes: A need not wait for pings (15 s) or the idle timeout (30 s).
         await Eventually.TrueAsync(() => nodeA.Metrics.Peer("edge-b").LinksUp == 0, "A sees the link closed", TimeSpan.FromSeconds(10));
     }
+
+    [Fact]
+    public async Task QuicTransport_CarriesMoreConnectionsAtOnce_ThanQuicsDefaultStreamLimit()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var nodeB = await StartNodeBAsync(backend.Address, transport: "quic");
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "quic");
+
+        // 150 connections held open together: 150 concurrent streams on one QUIC link (QUIC's default allows 100).
+        var clients = await Task.WhenAll(Enumerable.Range(0, 150).Select(_ => SocketClient.ConnectAsync(nodeA.EndPoint("front"))));
+        try
+        {
+            await Task.WhenAll(clients.Select((client, i) => SocketClient.AssertEchoAsync(client, $"concurrent {i}")));
+            Assert.Equal(150, nodeA.Metrics.Peer("edge-b").StreamsOutOver(LinkPath.DirectQuic));
+            Assert.Equal(1, nodeA.Metrics.Peer("edge-b").LinksOpened);
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+    }
 }

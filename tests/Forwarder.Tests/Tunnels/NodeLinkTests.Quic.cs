@@ -134,8 +134,7 @@ public sealed partial class NodeLinkTests
         await using var backend = TcpTestServer.Echo();
 
         // Something else holds B's link port over UDP (B's TCP listener gets the same number).
-        using var squatter = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        squatter.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        using var squatter = UdpSquatterOnAFreeTcpPort();
         var port = ((System.Net.IPEndPoint)squatter.LocalEndPoint!).Port;
         await using var nodeB = await StartNodeBAsync(backend.Address, transport: "auto", listen: $"127.0.0.1:{port}");
 
@@ -187,6 +186,26 @@ public sealed partial class NodeLinkTests
             foreach (var client in clients)
             {
                 client.Dispose();
+            }
+        }
+    }
+
+    /// <summary>A UDP socket on a loopback port whose TCP twin was free a moment ago (tests elsewhere on the machine take ports too).</summary>
+    private static Socket UdpSquatterOnAFreeTcpPort()
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            udp.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+            try
+            {
+                using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                tcp.Bind(udp.LocalEndPoint!);
+                return udp;
+            }
+            catch (SocketException) when (attempt < 20)
+            {
+                udp.Dispose();
             }
         }
     }

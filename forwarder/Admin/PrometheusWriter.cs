@@ -133,6 +133,12 @@ internal static class PrometheusWriter
             yield return 0;
         }
 
+        if (metrics.QuicLinkPort >= 0)
+        {
+            Family(text, "forwarder_node_quic_listening", "gauge", "1 while the node link port takes QUIC links over UDP; 0 when the UDP port could not be bound (TCP links and relays still work).");
+            Sample(text, "forwarder_node_quic_listening", string.Empty, metrics.QuicLinkPort);
+        }
+
         Family(text, "forwarder_node_links_refused_total", "counter", "Links peers opened that this node refused: no or a foreign certificate (certificate), a mesh certificate not a node's (role), a node not in node.peers (unlisted).");
         Sample(text, "forwarder_node_links_refused_total", "reason=\"certificate\"", metrics.LinksRefused(LinkRefusal.Certificate));
         Sample(text, "forwarder_node_links_refused_total", "reason=\"role\"", metrics.LinksRefused(LinkRefusal.Role));

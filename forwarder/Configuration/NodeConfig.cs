@@ -13,8 +13,14 @@ namespace Forwarder.Configuration;
 /// <param name="KeepAlive">Between pings on links and relay sessions; a link whose pings go unanswered is dropped as dead.</param>
 /// <param name="AcceptUnlistedPeers">Whether any node of the mesh may link to this one and send streams through relays; by default only <paramref name="Peers"/> may.</param>
 /// <param name="Transport">How links to peers are dialled unless a peer says otherwise.</param>
-internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? ListenEndPoint, CertificateFiles Identity, string Authority, IReadOnlyList<PeerConfig> Peers, IReadOnlyList<RelayAddress> Relays, TimeSpan KeepAlive, bool AcceptUnlistedPeers = false, NodeTransport Transport = NodeTransport.Tcp)
+/// <param name="PunchTtl">
+/// The TTL of the probes this node sends when a peer punches through to it: enough hops to leave
+/// this node's NAT, too few to reach the peer's (2: the NAT is the first router).
+/// </param>
+internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? ListenEndPoint, CertificateFiles Identity, string Authority, IReadOnlyList<PeerConfig> Peers, IReadOnlyList<RelayAddress> Relays, TimeSpan KeepAlive, bool AcceptUnlistedPeers = false, NodeTransport Transport = NodeTransport.Tcp, int PunchTtl = NodeConfig.DefaultPunchTtl)
 {
+    public const int DefaultPunchTtl = 2;
+
     public static readonly TimeSpan DefaultKeepAlive = TimeSpan.FromSeconds(15);
 
     /// <summary>

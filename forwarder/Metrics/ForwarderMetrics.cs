@@ -13,6 +13,7 @@ internal sealed class ForwarderMetrics
     private readonly ConcurrentDictionary<string, UdpMetrics> _udp = new(StringComparer.Ordinal);
     private readonly long[] _linksRefused = new long[Enum.GetValues<LinkRefusal>().Length];
     private long _reloadsSucceeded;
+    private int _quicLinkPort = -1;
     private long _reloadsFailed;
 
     public long ReloadsSucceeded => Volatile.Read(ref _reloadsSucceeded);
@@ -56,6 +57,11 @@ internal sealed class ForwarderMetrics
     public void LinkRefused(LinkRefusal reason) => Interlocked.Increment(ref _linksRefused[(int)reason]);
 
     public IEnumerable<ServiceMetrics> Services => _services.Values.OrderBy(s => s.Name, StringComparer.Ordinal);
+
+    /// <summary>1 while the node link port takes QUIC links over UDP, 0 when that port could not be bound; -1 where the node takes none.</summary>
+    public int QuicLinkPort => Volatile.Read(ref _quicLinkPort);
+
+    public void QuicLinkPortBound(bool bound) => Volatile.Write(ref _quicLinkPort, bound ? 1 : 0);
 
     public void ReloadSucceeded() => Interlocked.Increment(ref _reloadsSucceeded);
 

@@ -23,13 +23,16 @@ namespace Forwarder.Tunnels;
 /// far NAT as replies to the probes. Behind a NAT that maps each destination to a new port
 /// (symmetric) the address the relay saw is not the one the dialler's Initials come from, the
 /// far NAT drops them, the handshake times out, and streams stay on the relay.
+/// When the first round fails (the far NAT is further than <c>node.punchTtl</c> hops, say), the
+/// dialler asks again from the same port; the far node, introduced to the same address again,
+/// then probes without a hop limit: the dialler's NAT now takes them as replies to its Initials.
 /// </summary>
-internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics metrics, ILogger<HolePunching> logger)
+internal sealed partial class HolePunching(ConfigSource source, TimeProvider time, ForwarderMetrics metrics, ILogger<HolePunching> logger)
 {
-    /// <summary>Enough hops to leave this node's NAT, too few to reach the far one's in the common case of a NAT next to each node.</summary>
-    private const short OpeningTtl = 2;
-
     private const int Probes = 3;
+
+    /// <summary>How long an introduction counts as the first round for the address it came from: a NAT keeps an unanswered UDP mapping about this long.</summary>
+    private static readonly TimeSpan RoundWindow = TimeSpan.FromSeconds(30);
 
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(5);
 
@@ -39,53 +42,76 @@ internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics
     /// <summary>A datagram QUIC discards (its fixed bit is clear), so a probe reaching a QUIC socket does no harm.</summary>
     private static readonly byte[] Probe = [0x00, .. "FWPROBE"u8];
 
+    /// <summary>Askers probed with the hop limit, and when: a second introduction from one of them is its second round.</summary>
+    private readonly Dictionary<IPEndPoint, long> _firstRounds = [];
     private QuicLinkListener? _listener;
 
     /// <summary>The listener whose port this node is punched through to; none: it answers no introductions.</summary>
     public void Attach(QuicLinkListener listener) => Volatile.Write(ref _listener, listener);
 
-    /// <summary>Punches through to <paramref name="peer"/> and opens a QUIC link over the hole.</summary>
-    /// <exception cref="Exception">No relay introduced the nodes, or the handshake through the holes failed.</exception>
+    /// <summary>Punches through to <paramref name="peer"/> and opens a QUIC link over the hole: a second round from the same port if the first fails.</summary>
+    /// <exception cref="Exception">No relay introduced the nodes, or the handshake through the holes failed twice.</exception>
     public async Task<ILinkSession> DialAsync(RelayLinks relays, PeerConfig peer, NodeCredentials credentials, CancellationToken cancellationToken)
     {
         var peerMetrics = metrics.Peer(peer.Name);
         peerMetrics.PunchAttempted();
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        IPEndPoint far;
         try
         {
-            socket.Bind(new IPEndPoint(IPAddress.Any, 0));
+            var port = 0;
+            for (var round = 1; ; round++)
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+                var far = await IntroduceAsync(socket, port, relays, peer.Name, cancellationToken).ConfigureAwait(false);
+                port = ((IPEndPoint)socket.LocalEndPoint!).Port;
+                var verdict = new PeerVerdict();
+                try
+                {
+                    var options = credentials.QuicClientOptions(peer.Name, verdict, source.Initial.Node!.KeepAlive) with { HandshakeTimeout = HandshakeTimeout };
+                    var connection = await QuicConnection.ConnectAsync(socket, far, options, cancellationToken).ConfigureAwait(false);
+                    peerMetrics.PunchSucceeded();
+                    LogPunched(logger, peer.Name, far.ToString(), round);
+                    return new QuicLinkSession(connection);
+                }
+                catch (Exception ex) when (round == 1 && verdict.Reason is null && !cancellationToken.IsCancellationRequested)
+                {
+                    LogSecondRound(logger, peer.Name, far.ToString(), ex.Message);
+                }
+                catch (Exception ex)
+                {
+                    throw new IOException($"hole punching to {far} failed ({(verdict.Reason is { } reason ? $"{peer.Name} refused: {reason}" : ex.Message)})", ex);
+                }
+            }
+        }
+        catch
+        {
+            peerMetrics.PunchFailed();
+            throw;
+        }
+    }
+
+    /// <summary>Binds <paramref name="socket"/> to <paramref name="port"/> (0: any), sends the relay a token from it, and has the relay introduce it to <paramref name="peer"/>.</summary>
+    /// <returns>The far node's UDP address; <paramref name="socket"/> is disposed when this throws.</returns>
+    private static async Task<IPEndPoint> IntroduceAsync(Socket socket, int port, RelayLinks relays, string peer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            socket.Bind(new IPEndPoint(IPAddress.Any, port));
             var (token, datagram) = NewToken();
             using var introduction = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             introduction.CancelAfter(IntroductionTimeout);
-            far = await relays.IntroduceAsync(peer.Name, token, async relay =>
+            var far = await relays.IntroduceAsync(peer, token, async relay =>
             {
                 for (var i = 0; i < 3; i++)
                 {
                     await socket.SendToAsync(datagram, SocketFlags.None, relay, introduction.Token).ConfigureAwait(false);
                 }
             }, introduction.Token).ConfigureAwait(false) ?? throw new IOException("no relay could introduce the nodes");
-            far = Unmapped(far);
+            return Unmapped(far);
         }
         catch
         {
             socket.Dispose();
-            peerMetrics.PunchFailed();
             throw;
-        }
-
-        var verdict = new PeerVerdict();
-        try
-        {
-            var connection = await QuicConnection.ConnectAsync(socket, far, credentials.QuicClientOptions(peer.Name, verdict, source.Initial.Node!.KeepAlive) with { HandshakeTimeout = HandshakeTimeout }, cancellationToken).ConfigureAwait(false);
-            peerMetrics.PunchSucceeded();
-            LogPunched(logger, peer.Name, far.ToString());
-            return new QuicLinkSession(connection);
-        }
-        catch (Exception ex)
-        {
-            peerMetrics.PunchFailed();
-            throw new IOException($"hole punching to {far} failed ({(verdict.Reason is { } reason ? $"{peer.Name} refused: {reason}" : ex.Message)})", ex);
         }
     }
 
@@ -102,11 +128,12 @@ internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics
 
         asker = Unmapped(asker);
         var (token, datagram) = NewToken();
+        var hopLimit = HopLimitFor(asker, node.PunchTtl);
         try
         {
             for (var i = 0; i < Probes; i++)
             {
-                listener.Send(Probe, asker, OpeningTtl);
+                listener.Send(Probe, asker, hopLimit);
             }
         }
         catch (SocketException ex)
@@ -139,7 +166,34 @@ internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics
         TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
         TunnelHandshake.WriteField(stream.Transport.Output, token);
         await stream.Transport.Output.FlushAsync(stopping).ConfigureAwait(false);
-        LogIntroduced(logger, request.Node, asker.ToString());
+        LogIntroduced(logger, request.Node, asker.ToString(), hopLimit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "no limit");
+    }
+
+    /// <summary>
+    /// The probes' hop limit for <paramref name="asker"/>: <paramref name="ttl"/> in a first round;
+    /// none when the same address asks again soon, as a dialler does whose first round failed.
+    /// </summary>
+    private int? HopLimitFor(IPEndPoint asker, int ttl)
+    {
+        var now = time.GetTimestamp();
+        lock (_firstRounds)
+        {
+            foreach (var (address, at) in _firstRounds)
+            {
+                if (time.GetElapsedTime(at, now) > RoundWindow)
+                {
+                    _firstRounds.Remove(address);
+                }
+            }
+
+            if (_firstRounds.Remove(asker))
+            {
+                return null;
+            }
+
+            _firstRounds[asker] = now;
+            return ttl;
+        }
     }
 
     /// <summary>An IPv4 address as such: a relay on a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d, which the IPv4 sockets here cannot send to.</summary>
@@ -154,8 +208,11 @@ internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics
         return (Convert.ToHexStringLower(datagram, RelayRendezvous.Magic.Length, RelayRendezvous.TokenLength), datagram);
     }
 
-    [LoggerMessage(EventId = 741, Level = LogLevel.Information, Message = "Punched through to node {Peer} at {Address}")]
-    private static partial void LogPunched(ILogger logger, string peer, string address);
+    [LoggerMessage(EventId = 741, Level = LogLevel.Information, Message = "Punched through to node {Peer} at {Address} (round {Round})")]
+    private static partial void LogPunched(ILogger logger, string peer, string address, int round);
+
+    [LoggerMessage(EventId = 745, Level = LogLevel.Information, Message = "First punching round to node {Peer} at {Address} failed ({Reason}); asking for a second round without the probes' hop limit")]
+    private static partial void LogSecondRound(ILogger logger, string peer, string address, string reason);
 
     [LoggerMessage(EventId = 743, Level = LogLevel.Warning, Message = "Could not probe node {Peer} at UDP {Address} for hole punching ({Error})")]
     private static partial void LogProbeFailed(ILogger logger, string peer, string address, SocketError error);
@@ -163,6 +220,6 @@ internal sealed partial class HolePunching(ConfigSource source, ForwarderMetrics
     [LoggerMessage(EventId = 744, Level = LogLevel.Warning, Message = "Could not send a hole-punching token to relay {Relay} ({Error})")]
     private static partial void LogTokenNotSent(ILogger logger, string relay, SocketError error);
 
-    [LoggerMessage(EventId = 742, Level = LogLevel.Information, Message = "A relay introduced node {Peer} (UDP {Address}), which is about to punch through to this node; probed it")]
-    private static partial void LogIntroduced(ILogger logger, string peer, string address);
+    [LoggerMessage(EventId = 742, Level = LogLevel.Information, Message = "A relay introduced node {Peer} (UDP {Address}), which is about to punch through to this node; probed it (hop limit: {HopLimit})")]
+    private static partial void LogIntroduced(ILogger logger, string peer, string address, string hopLimit);
 }

@@ -84,12 +84,14 @@ internal sealed class NodeCredentials : IDisposable
     };
 
     /// <summary>
-    /// For accepting QUIC links: GnuTLS asks for a client certificate and this class's checks, on
+    /// For accepting QUIC links: as many streams at once as a yamux link takes (QUIC's default of 100
+    /// held the 101st concurrent connection to a peer back). GnuTLS asks for a client certificate and this class's checks, on
     /// the mesh CA as <see cref="MeshTrust"/> holds it, decide exactly as on a TCP link; each
     /// refusal goes to <paramref name="refused"/>.
     /// </summary>
     public QuicServerOptions QuicServerOptions(Func<string, string?> refuses, Action<PeerVerdict> refused) => new()
     {
+        MaxIncomingBidirectionalStreams = LinkMux.MaxStreams,
         Alpn = LinkProtocol.ToString(),
         CertificateFile = _files.Certificate,
         KeyFile = _files.Key,
@@ -113,6 +115,7 @@ internal sealed class NodeCredentials : IDisposable
     /// </summary>
     public QuicClientOptions QuicClientOptions(string peer, PeerVerdict verdict, TimeSpan keepAlive) => new()
     {
+        MaxIncomingBidirectionalStreams = LinkMux.MaxStreams,
         KeepAliveInterval = keepAlive,
         Alpn = LinkProtocol.ToString(),
         ServerName = peer,

@@ -63,8 +63,20 @@ internal sealed partial class NodeLinkListener(
         if (node.AcceptsQuic)
         {
             // The port TCP got, so one HOST:PORT in peers' configs names both (it differs from node.listen's when that asks for port 0).
+            // A port taken over UDP costs QUIC links and punched holes, not the node: TCP links and relays carry on.
             var udp = new System.Net.IPEndPoint(endPoint.Address, ((System.Net.IPEndPoint)_listener.EndPoint).Port);
-            _quic = QuicLinkListener.Start(udp, node, _credentials, streams, metrics, logger);
+            try
+            {
+                _quic = QuicLinkListener.Start(udp, node, _credentials, streams, metrics, logger);
+            }
+            catch (SocketException ex)
+            {
+                metrics.QuicLinkPortBound(false);
+                LogNoQuic(logger, node.Name, udp, ex.SocketErrorCode);
+                return;
+            }
+
+            metrics.QuicLinkPortBound(true);
             punching.Attach(_quic);
             LogListeningQuic(logger, node.Name, _quic.EndPoint);
         }
@@ -161,6 +173,9 @@ internal sealed partial class NodeLinkListener(
 
     [LoggerMessage(EventId = 734, Level = LogLevel.Information, Message = "Node {Node} accepting QUIC links on {EndPoint} (UDP)")]
     private static partial void LogListeningQuic(ILogger logger, string node, System.Net.EndPoint endPoint);
+
+    [LoggerMessage(EventId = 735, Level = LogLevel.Warning, Message = "Node {Node} cannot take QUIC links on {EndPoint} (UDP: {Error}); peers reach it over TCP or a relay, and it answers no hole punching")]
+    private static partial void LogNoQuic(ILogger logger, string node, System.Net.EndPoint endPoint, SocketError error);
 
     [LoggerMessage(EventId = 712, Level = LogLevel.Information, Message = "Node {Peer} linked from {Remote}")]
     private static partial void LogPeerLinked(ILogger logger, string peer, string remote);

@@ -19,20 +19,27 @@ namespace Forwarder.Tunnels;
 /// link failed (it is then dialled again in the background with a growing pause, and streams
 /// go direct again once it is back), or the link broke under a stream's request. A stream asks
 /// the far node to connect to a target and carries the connection once that node says it is made.
+/// A stream that finds no link up starts the ways one after another, each next one when those
+/// before it failed or had <see cref="Stagger"/> to try (happy eyeballs), and takes the first that
+/// comes up within one <see cref="DirectBudget"/> for them all.
 /// </summary>
-internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, MemoryPool<byte> pool, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
+internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, MemoryPool<byte> pool, TimeProvider time, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
 {
-    /// <summary>How long a peer's first stream waits for its direct link before settling for a relay.</summary>
-    private static readonly TimeSpan DirectGrace = TimeSpan.FromSeconds(2);
+    /// <summary>How long a peer's first stream waits for the direct ways (all of them) before settling for a relay.</summary>
+    private static readonly TimeSpan DirectBudget = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long one way tries alone before the next starts beside it: a handshake on a working path takes far less.</summary>
+    private static readonly TimeSpan Stagger = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
     /// A link that ends sooner than this after its handshake counts as one that failed to open:
     /// under TLS 1.3 the far end refuses this node's certificate (or name) only after this side's
     /// handshake is done, and such a link must be retried after the growing pause, not at once.
     /// </summary>
-    private const long RefusedWithinMs = 2000;
+    private static readonly TimeSpan RefusedWithin = TimeSpan.FromSeconds(2);
 
     private readonly TcpConnectionFactory _tcp = tcp;
+    private readonly TimeProvider _time = time;
     private readonly ForwarderMetrics _metrics = metrics;
     private readonly ILogger _logger = logger;
     private readonly Dictionary<string, PeerLink[]> _links = new(StringComparer.Ordinal);
@@ -45,12 +52,13 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
     {
         var links = Links(endpoint.Node);
         var request = new TunnelRequest(TunnelRequestKind.Connect, string.Empty, endpoint.Target);
-        for (var i = 0; i < links.Length; i++)
+
+        // A link that broke under the request is dropped from its PeerLink soon; the others may still get through.
+        for (var tries = 0; tries < links.Length; tries++)
         {
-            var lastWay = i == links.Length - 1 && !relays.Configured;
-            if (await DirectSessionAsync(links[i], lastWay, cancellationToken).ConfigureAwait(false) is not { } session)
+            if (await DirectSessionAsync(links, cancellationToken).ConfigureAwait(false) is not { } session)
             {
-                continue;
+                break;
             }
 
             var (stream, status) = await session.RequestAsync(request, cancellationToken).ConfigureAwait(false);
@@ -63,8 +71,6 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             {
                 throw new SocketException((int)TunnelHandshake.ToSocketError(status));
             }
-
-            // The link broke under the request: the next way may still get through.
         }
 
         if (!relays.Configured)
@@ -94,40 +100,93 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         _disposing.Dispose();
     }
 
-    /// <summary>The session of <paramref name="link"/> to use for a stream now, or null to try the next way.</summary>
-    /// <param name="lastWay">Nothing comes after this link: wait for its attempt however long it takes.</param>
-    private static async ValueTask<ILinkSession?> DirectSessionAsync(PeerLink link, bool lastWay, CancellationToken cancellationToken)
+    /// <summary>
+    /// A session to use for a stream now: an open one in the links' order, else the first to come up
+    /// of the attempts started (staggered) within <see cref="DirectBudget"/>; null to take the relay.
+    /// Links that failed before are started but not waited for, unless no relay comes after them.
+    /// </summary>
+    private async ValueTask<ILinkSession?> DirectSessionAsync(PeerLink[] links, CancellationToken cancellationToken)
     {
-        if (link.Session is { } open)
+        foreach (var link in links)
         {
-            return open;
+            if (link.Session is { } open)
+            {
+                return open;
+            }
         }
 
-        if (link.Attempt() is not { } attempt)
+        var deadline = After(DirectBudget);
+        List<Task<ILinkSession?>> pending = [];
+        for (var i = 0; i < links.Length; i++)
         {
-            return null;
+            if (links[i].Attempt() is not { } attempt)
+            {
+                continue;
+            }
+
+            if (links[i].Degraded && relays.Configured)
+            {
+                // Failed before: this stream goes another way, later ones this way once the attempt succeeds.
+                if (attempt.IsCompletedSuccessfully && attempt.Result is { } ready)
+                {
+                    return ready;
+                }
+
+                continue;
+            }
+
+            pending.Add(attempt);
+            if (await FirstSessionAsync(pending, Math.Min(deadline, After(Stagger)), cancellationToken).ConfigureAwait(false) is { } session)
+            {
+                return session;
+            }
         }
 
-        if (lastWay)
-        {
-            return await attempt.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
+        // The rest of the budget for whatever is still trying; without a relay nothing comes after
+        // the links, so their attempts are waited for however long they take.
+        return await FirstSessionAsync(pending, relays.Configured ? deadline : long.MaxValue, cancellationToken).ConfigureAwait(false);
+    }
 
-        if (link.Degraded)
+    /// <summary>The first session <paramref name="pending"/> yields by <paramref name="until"/> (a timestamp), dropping failed attempts from it; null if none.</summary>
+    private async Task<ILinkSession?> FirstSessionAsync(List<Task<ILinkSession?>> pending, long until, CancellationToken cancellationToken)
+    {
+        while (true)
         {
-            // Failed before: this stream goes the next way, and later ones this way once the attempt succeeds.
-            return attempt.IsCompletedSuccessfully ? attempt.Result : null;
-        }
+            for (var i = 0; i < pending.Count;)
+            {
+                if (!pending[i].IsCompleted)
+                {
+                    i++;
+                }
+                else if (pending[i].Result is { } session)
+                {
+                    return session; // the earliest in the links' order of those up
+                }
+                else
+                {
+                    pending.RemoveAt(i);
+                }
+            }
 
-        try
-        {
-            return await attempt.WaitAsync(DirectGrace, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            return null;
+            var left = until == long.MaxValue ? Timeout.InfiniteTimeSpan : _time.GetElapsedTime(_time.GetTimestamp(), until);
+            if (pending.Count == 0 || (left != Timeout.InfiniteTimeSpan && left <= TimeSpan.Zero))
+            {
+                return null;
+            }
+
+            try
+            {
+                await Task.WhenAny(pending).WaitAsync(left, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                return null;
+            }
         }
     }
+
+    /// <summary>The timestamp <paramref name="span"/> from now.</summary>
+    private long After(TimeSpan span) => _time.GetTimestamp() + (long)(span.TotalSeconds * _time.TimestampFrequency);
 
     private ConnectionContext Opened(ConnectionContext stream, string node, LinkPath path)
     {
@@ -191,7 +250,8 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         private ILinkSession? _session;
         private Task<ILinkSession?>? _attempt;
         private Task _watching = Task.CompletedTask;
-        private long _retryAt;
+        private long _failedAt;
+        private TimeSpan _backoff;
         private int _failures;
         private bool _degraded;
 
@@ -219,7 +279,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
                     return running;
                 }
 
-                if (Environment.TickCount64 < _retryAt)
+                if (owner._time.GetElapsedTime(_failedAt) < _backoff)
                 {
                     return null;
                 }
@@ -259,7 +319,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
                 {
                     _session = session;
                     _degraded = false;
-                    _watching = WatchAsync(session, Environment.TickCount64);
+                    _watching = WatchAsync(session, owner._time.GetTimestamp());
                 }
 
                 _metrics.LinkUp();
@@ -275,8 +335,8 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
                 TimeSpan backoff;
                 lock (_lock)
                 {
-                    backoff = LinkDialer.Backoff(_failures++);
-                    _retryAt = Environment.TickCount64 + (long)backoff.TotalMilliseconds;
+                    backoff = _backoff = LinkDialer.Backoff(_failures++);
+                    _failedAt = owner._time.GetTimestamp();
                     _degraded = true;
                 }
 
@@ -290,14 +350,14 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         private async Task WatchAsync(ILinkSession session, long openedAt)
         {
             await session.Completion.ConfigureAwait(false);
-            var refused = Environment.TickCount64 - openedAt < RefusedWithinMs;
+            var refused = owner._time.GetElapsedTime(openedAt) < RefusedWithin;
             TimeSpan backoff;
             lock (_lock)
             {
                 _degraded = true;
                 _failures = refused ? _failures + 1 : 0;
-                backoff = refused ? LinkDialer.Backoff(_failures - 1) : TimeSpan.Zero;
-                _retryAt = Environment.TickCount64 + (long)backoff.TotalMilliseconds;
+                backoff = _backoff = refused ? LinkDialer.Backoff(_failures - 1) : TimeSpan.Zero;
+                _failedAt = owner._time.GetTimestamp();
             }
 
             _metrics.LinkDown();

@@ -18,7 +18,7 @@ internal sealed partial class QuicLinkListener : IAsyncDisposable
     private readonly HostedEndpointServer _streams;
     private readonly ForwarderMetrics _metrics;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<QuicConnection, byte> _connections = new();
+    private readonly ConcurrentDictionary<QuicConnection, Task> _links = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _accepting;
 
@@ -30,8 +30,8 @@ internal sealed partial class QuicLinkListener : IAsyncDisposable
 
     public IPEndPoint EndPoint => _listener.LocalEndPoint;
 
-    /// <summary>Sends a datagram that is not QUIC from the link port (hole punching's tokens and probes), at most <paramref name="ttl"/> hops far if given.</summary>
-    public void Send(ReadOnlySpan<byte> datagram, EndPoint to, short? ttl = null) => _listener.Send(datagram, to, ttl);
+    /// <summary>Sends a datagram that is not QUIC from the link port (hole punching's tokens and probes), at most <paramref name="hopLimit"/> hops far if given.</summary>
+    public void Send(ReadOnlySpan<byte> datagram, IPEndPoint to, int? hopLimit = null) => _listener.Send(datagram, to, hopLimit);
 
     /// <exception cref="System.Net.Sockets.SocketException">The UDP port is taken.</exception>
     public static QuicLinkListener Start(IPEndPoint endPoint, NodeConfig node, NodeCredentials credentials, HostedEndpointServer streams, ForwarderMetrics metrics, ILogger logger)
@@ -44,13 +44,18 @@ internal sealed partial class QuicLinkListener : IAsyncDisposable
         return new QuicLinkListener(QuicListener.Bind(endPoint, options), streams, metrics, logger);
     }
 
+    /// <summary>
+    /// Stops accepting, closes the links (their CONNECTION_CLOSE still leaves through the socket,
+    /// so peers learn at once instead of at their idle timeout), waits for their loops, then closes the socket.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _accepting.ConfigureAwait(false);
-        foreach (var connection in _connections.Keys)
+        foreach (var (connection, serving) in _links)
         {
             await connection.DisposeAsync().ConfigureAwait(false);
+            await serving.ConfigureAwait(false);
         }
 
         await _listener.DisposeAsync().ConfigureAwait(false);
@@ -63,7 +68,12 @@ internal sealed partial class QuicLinkListener : IAsyncDisposable
         {
             while (true)
             {
-                _ = ServeLinkAsync(await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false));
+                var connection = await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+
+                // Listed before it starts, so its own removal at the end cannot come first.
+                var serving = new Task<Task>(() => ServeLinkAsync(connection));
+                _links[connection] = serving.Unwrap();
+                serving.Start(TaskScheduler.Default);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
@@ -80,10 +90,10 @@ internal sealed partial class QuicLinkListener : IAsyncDisposable
             // The handshake's check admits only named mesh nodes; fail closed should that ever change.
             LogRefused(_logger, "an admitted peer without a mesh node name");
             await connection.DisposeAsync().ConfigureAwait(false);
+            _links.TryRemove(connection, out _);
             return;
         }
 
-        _connections[connection] = 0;
         var peerMetrics = _metrics.Peer(peer);
         peerMetrics.LinkUp();
         LogPeerLinked(_logger, peer, connection.RemoteEndPoint?.ToString() ?? "?");
@@ -103,10 +113,10 @@ internal sealed partial class QuicLinkListener : IAsyncDisposable
         }
         finally
         {
-            _connections.TryRemove(connection, out _);
             peerMetrics.LinkDown();
             LogPeerUnlinked(_logger, peer, reason);
             await connection.DisposeAsync().ConfigureAwait(false);
+            _links.TryRemove(connection, out _);
         }
     }
 

@@ -221,6 +221,12 @@ internal static unsafe partial class Ngtcp2Native
     [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_handle_expiry")]
     public static partial int HandleExpiry(nint conn, ulong timestamp);
 
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_extend_max_streams_bidi")]
+    public static partial void ExtendMaxStreamsBidi(nint conn, nuint count);
+
+    [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_extend_max_streams_uni")]
+    public static partial void ExtendMaxStreamsUni(nint conn, nuint count);
+
     [LibraryImport(Lib, EntryPoint = "ngtcp2_conn_set_keep_alive_timeout")]
     public static partial void SetKeepAliveTimeout(nint conn, ulong duration);
 

@@ -142,6 +142,21 @@ internal sealed unsafe partial class QuicConnection
                 stream.OnClosed(null);
             }
 
+            // A stream the peer opened is done: let it open another. ngtcp2 does not raise the limit by
+            // itself, so without this a connection would take Max*Streams from the peer in its lifetime.
+            var serverOpened = (streamId & 1) != 0;
+            if (serverOpened != (self._listener is not null))
+            {
+                if ((streamId & 2) == 0)
+                {
+                    Ngtcp2Native.ExtendMaxStreamsBidi(conn, 1);
+                }
+                else
+                {
+                    Ngtcp2Native.ExtendMaxStreamsUni(conn, 1);
+                }
+            }
+
             return 0;
         }
         catch

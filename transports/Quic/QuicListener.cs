@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
@@ -21,6 +22,10 @@ internal sealed class QuicListener : IAsyncDisposable
     private const int MaxReply = 256;
     private const int MinInitialDatagram = 1200; // smaller datagrams get no Version Negotiation (RFC 9000 14.1)
     private const int MaxStatelessReset = 41;
+    private const int AfInet = 2;
+    private const int AfInet6 = 10;
+    private const int SockAddrInLength = 16;
+    private const int SockAddrIn6Length = 28;
 
     private readonly Socket _socket;
     private readonly QuicServerOptions _options;
@@ -69,30 +74,73 @@ internal sealed class QuicListener : IAsyncDisposable
 
     /// <summary>
     /// Sends a datagram that is not QUIC from the listener's port (hole-punching probes and rendezvous
-    /// tokens), with <paramref name="ttl"/> hops at most if given. The TTL is the socket's for the
-    /// moment of the send, so a QUIC packet sent meanwhile may share it and need retransmitting.
+    /// tokens), with <paramref name="hopLimit"/> hops at most if given: a limit on that datagram alone,
+    /// so the connections' packets sent meanwhile keep the socket's usual TTL.
     /// </summary>
-    public void Send(ReadOnlySpan<byte> datagram, EndPoint to, short? ttl = null)
+    /// <exception cref="SocketException">The datagram could not be sent (no route, another address family).</exception>
+    public unsafe void Send(ReadOnlySpan<byte> datagram, IPEndPoint to, int? hopLimit = null)
     {
-        if (ttl is not { } hops)
+        Span<byte> address = stackalloc byte[SockAddrIn6Length];
+        var (length, ipv4) = WriteSockAddr(to, _socket.AddressFamily, address);
+        var fd = _socket.SafeHandle.DangerousGetHandle(); // the socket outlives every caller (they stop before disposing it)
+        int errno;
+        fixed (byte* data = datagram)
+        fixed (byte* peer = address)
         {
-            _socket.SendTo(datagram, SocketFlags.None, to);
-            return;
+            errno = hopLimit is { } hops
+                ? UdpNative.SendWithHopLimit(fd, data, datagram.Length, peer, (uint)length, ipv4, hops)
+                : UdpNative.Send(fd, data, datagram.Length, datagram.Length, peer, (uint)length);
         }
 
-        lock (_socket)
+        if (errno != 0)
         {
-            var usual = _socket.Ttl;
-            _socket.Ttl = hops;
-            try
-            {
-                _socket.SendTo(datagram, SocketFlags.None, to);
-            }
-            finally
-            {
-                _socket.Ttl = usual;
-            }
+            throw new SocketException((int)UdpNative.ToSocketError(errno));
         }
+    }
+
+    /// <summary>
+    /// <paramref name="to"/> as a sockaddr for a socket of <paramref name="family"/>, without allocating:
+    /// an IPv6 socket reaches IPv4 peers at their mapped address, an IPv4 socket mapped ones as IPv4.
+    /// </summary>
+    /// <returns>The sockaddr's length, and whether the datagram leaves as IPv4.</returns>
+    private static (int Length, bool IPv4) WriteSockAddr(IPEndPoint to, AddressFamily family, Span<byte> into)
+    {
+        into.Clear();
+        Span<byte> ipv6 = stackalloc byte[16];
+        var address = to.Address;
+        var ipv4 = address.AddressFamily == AddressFamily.InterNetwork;
+        if (ipv4)
+        {
+            address.TryWriteBytes(ipv6[12..], out _);
+            ipv6[10] = ipv6[11] = 0xff; // ::ffff:a.b.c.d
+        }
+        else
+        {
+            address.TryWriteBytes(ipv6, out _);
+            ipv4 = address.IsIPv4MappedToIPv6;
+        }
+
+        BinaryPrimitives.WriteUInt16BigEndian(into[2..], (ushort)to.Port);
+        if (family == AddressFamily.InterNetwork)
+        {
+            if (!ipv4)
+            {
+                throw new SocketException((int)SocketError.AddressFamilyNotSupported);
+            }
+
+            BitConverter.TryWriteBytes(into, (ushort)AfInet);
+            ipv6[12..].CopyTo(into[4..]);
+            return (SockAddrInLength, true);
+        }
+
+        BitConverter.TryWriteBytes(into, (ushort)AfInet6);
+        ipv6.CopyTo(into[8..]);
+        if (!ipv4)
+        {
+            BitConverter.TryWriteBytes(into[24..], (uint)address.ScopeId);
+        }
+
+        return (SockAddrIn6Length, ipv4);
     }
 
     internal void Route(byte[] connectionId, QuicConnection connection) => _routes[connectionId] = connection;
@@ -299,6 +347,12 @@ internal sealed class QuicListener : IAsyncDisposable
         foreach (var connection in _handshaking.Keys)
         {
             await connection.DisposeAsync();
+        }
+
+        // Connections that finished their handshake but were never accepted: nobody else will close them.
+        while (_accepted.Reader.TryRead(out var unclaimed))
+        {
+            await unclaimed.DisposeAsync();
         }
 
         _socket.Dispose();

@@ -19,6 +19,10 @@ internal static unsafe partial class UdpNative
     private const int SolUdp = 17;
     private const int UdpSegment = 103;
     private const int UdpGro = 104;
+    private const int SolIp = 0;
+    private const int IpTtl = 2;
+    private const int SolIpv6 = 41;
+    private const int Ipv6HopLimit = 52;
     private const int DontWait = 0x40; // MSG_DONTWAIT: .NET may still have the descriptor in blocking mode
     private const int Truncated = 0x20; // MSG_TRUNC
     private const int CmsgHeader = 16; // cmsghdr on LP64: size_t len, int level, int type
@@ -83,9 +87,36 @@ internal static unsafe partial class UdpNative
             message.ControlLength = CmsgHeader + 8; // CMSG_SPACE(sizeof(uint16_t))
         }
 
+        return SendMessage(fd, &message);
+    }
+
+    /// <summary>
+    /// Sends one datagram that dies after <paramref name="hopLimit"/> hops, set for this datagram alone
+    /// (IP_TTL or IPV6_HOPLIMIT ancillary data), so the socket's other traffic keeps its usual TTL.
+    /// </summary>
+    /// <param name="ipv4">The datagram leaves as IPv4: an IPv4 socket, or an IPv6 one sending to a mapped address.</param>
+    /// <returns>0, or the errno.</returns>
+    public static int SendWithHopLimit(nint fd, byte* data, int length, void* peer, uint peerLength, bool ipv4, int hopLimit)
+    {
+        var iov = new IoVec { Base = data, Length = (nuint)length };
+        var control = stackalloc byte[ControlSpace];
+        *(nuint*)control = CmsgHeader + sizeof(int);
+        *(int*)(control + 8) = ipv4 ? SolIp : SolIpv6;
+        *(int*)(control + 12) = ipv4 ? IpTtl : Ipv6HopLimit;
+        *(int*)(control + CmsgHeader) = hopLimit;
+        var message = new MsgHdr
+        {
+            Name = peer, NameLength = peerLength, Iov = &iov, IovLength = 1,
+            Control = control, ControlLength = CmsgHeader + 8, // CMSG_SPACE(sizeof(int))
+        };
+        return SendMessage(fd, &message);
+    }
+
+    private static int SendMessage(nint fd, MsgHdr* message)
+    {
         while (true)
         {
-            if (SendMsg(fd, &message, 0) >= 0)
+            if (SendMsg(fd, message, 0) >= 0)
             {
                 return 0;
             }
@@ -97,6 +128,22 @@ internal static unsafe partial class UdpNative
             }
         }
     }
+
+    /// <summary>What <see cref="Socket"/> would report for <paramref name="errno"/>, for the errors a datagram send meets.</summary>
+    public static SocketError ToSocketError(int errno) => errno switch
+    {
+        1 or 13 => SocketError.AccessDenied,             // EPERM (a firewall), EACCES
+        22 => SocketError.InvalidArgument,               // EINVAL
+        90 => SocketError.MessageSize,                   // EMSGSIZE
+        97 => SocketError.AddressFamilyNotSupported,     // EAFNOSUPPORT
+        99 => SocketError.AddressNotAvailable,           // EADDRNOTAVAIL
+        101 => SocketError.NetworkUnreachable,           // ENETUNREACH
+        105 => SocketError.NoBufferSpaceAvailable,       // ENOBUFS
+        111 => SocketError.ConnectionRefused,            // ECONNREFUSED (an earlier datagram's ICMP error)
+        113 => SocketError.HostUnreachable,              // EHOSTUNREACH
+        WouldBlock => SocketError.WouldBlock,
+        _ => SocketError.SocketError,
+    };
 
     /// <summary>Receives one datagram or one coalesced run of them without blocking.</summary>
     /// <returns>The byte count (a truncated datagram counts as 0), or minus the errno.</returns>

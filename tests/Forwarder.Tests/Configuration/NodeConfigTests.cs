@@ -59,6 +59,8 @@ public sealed class NodeConfigTests : IDisposable
     [InlineData("relays", "[ { address: '10.0.0.9:7700' } ]", "node.relays[0].name", "required")]
     [InlineData("keepAlive", "10ms", "node.keepAlive", "at least 100ms")]
     [InlineData("transport", "udp", "node.transport", "expected tcp, quic or auto, got 'udp'")]
+    [InlineData("punchTtl", "0", "node.punchTtl", "a whole number from 1 to 255, got '0'")]
+    [InlineData("punchTtl", "two", "node.punchTtl", "a whole number from 1 to 255, got 'two'")]
     [InlineData("peers", "[ { name: edge-2, address: '10.0.0.2:7443', transport: quick } ]", "node.peers[0].transport", "expected tcp, quic or auto, got 'quick'")]
     public void NodeMistakes_AreNamedAtTheirField(string key, string value, string field, string message)
     {
@@ -70,15 +72,18 @@ public sealed class NodeConfigTests : IDisposable
     }
 
     [Fact]
-    public void Relays_APeerWithoutAnAddress_AndTheKeepAlive_AreRead()
+    public void Relays_APeerWithoutAnAddress_TheKeepAlive_AndThePunchTtl_AreRead()
     {
-        var node = Parse(Node(("peers", "[ { name: edge-2 } ]"), ("relays", "[ { name: relay-1, address: '198.18.0.10:7700' }, { name: relay-2, address: 'relay.example:7700' } ]"), ("keepAlive", "3s")), "- { address: '10.0.0.1:80', node: edge-2 }").Node!;
+        var node = Parse(Node(("peers", "[ { name: edge-2 } ]"), ("relays", "[ { name: relay-1, address: '198.18.0.10:7700' }, { name: relay-2, address: 'relay.example:7700' } ]"), ("keepAlive", "3s"), ("punchTtl", "4")), "- { address: '10.0.0.1:80', node: edge-2 }").Node!;
 
         Assert.Null(Assert.Single(node.Peers).EndPoint);
         Assert.Equal(["relay-1", "relay-2"], node.Relays.Select(r => r.Name));
         Assert.Equal(7700, ((System.Net.IPEndPoint)node.Relays[0].EndPoint).Port);
         Assert.Equal(TimeSpan.FromSeconds(3), node.KeepAlive);
-        Assert.Equal(NodeConfig.DefaultKeepAlive, Parse(Node(), "- { address: '10.0.0.1:80' }").Node!.KeepAlive);
+        Assert.Equal(4, node.PunchTtl);
+        var byDefault = Parse(Node(), "- { address: '10.0.0.1:80' }").Node!;
+        Assert.Equal(NodeConfig.DefaultKeepAlive, byDefault.KeepAlive);
+        Assert.Equal(2, byDefault.PunchTtl);
     }
 
     [Fact]

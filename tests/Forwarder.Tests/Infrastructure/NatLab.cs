@@ -105,10 +105,12 @@ internal sealed partial class NatLab : IDisposable
 
     private void Build()
     {
-        // What a lab that was never disposed (a killed test run) left in this namespace.
+        // What a lab that was never disposed (a killed test run) left in this namespace: devices whose
+        // node namespace is gone. A lab whose namespaces exist may belong to a test run beside this one.
+        var namespaces = Run("ip", ["netns", "list"]).Split('\n').Select(line => line.Split(' ')[0]).ToHashSet(StringComparer.Ordinal);
         foreach (var line in Run("ip", ["-o", "link", "show"]).Split('\n'))
         {
-            if (StaleDevice().Match(line) is { Success: true } stale)
+            if (StaleDevice().Match(line) is { Success: true } stale && !namespaces.Contains(NodeNamespaceOf(stale.Groups[1].Value)))
             {
                 Run("ip", ["link", "del", stale.Groups[1].Value], check: false);
             }
@@ -170,6 +172,12 @@ internal sealed partial class NatLab : IDisposable
         }
     }
 
+    /// <summary>
+    /// Site B's router drops UDP from the wan that opens nothing of its own (its INPUT chain): what
+    /// arrives before node B's NAT mapping is dropped there, leaving no conntrack entry behind.
+    /// </summary>
+    public void CloseRouterBPorts() => Exec(RouterB, "iptables", "-A", "INPUT", "-i", Interface(RouterB, "w"), "-p", "udp", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP");
+
     /// <summary>Back to plain MASQUERADE on both routers, with no firewall.</summary>
     public void ResetNat()
     {
@@ -177,6 +185,7 @@ internal sealed partial class NatLab : IDisposable
         {
             Masquerade(router);
             Exec(router, "iptables", "-F", "FORWARD");
+            Exec(router, "iptables", "-F", "INPUT");
         }
     }
 
@@ -219,6 +228,9 @@ internal sealed partial class NatLab : IDisposable
 
     /// <summary>A one-letter tag for a namespace as the far end of a link ("w" for the wan).</summary>
     private string Suffix(string ns) => ns == Wan ? "w" : ns == Relay ? "y" : ns == RouterA ? "a" : ns == RouterB ? "b" : ns == NodeA ? "m" : "n";
+
+    /// <summary>The node namespace a device in this namespace leads to: fw + id + m leads to fw + id + na, fw + id + n to fw + id + nb.</summary>
+    private static string NodeNamespaceOf(string device) => device[..^1] + (device[^1] == 'm' ? "na" : "nb");
 
     [GeneratedRegex(@"^\d+: (fw[0-9a-f]{5}[mn])@")]
     private static partial Regex StaleDevice();

@@ -99,4 +99,40 @@ public sealed partial class NatRelayTests
         Assert.Equal(0, Metric(_lab.NodeA, "forwarder_node_link_streams_total", "direction=\"out\",path=\"direct-quic\""));
         Assert.True(Metric(_lab.NodeA, "forwarder_node_link_streams_total", "direction=\"out\",path=\"relay\"") >= 6);
     }
+
+    [Fact]
+    public async Task Punching_WhenTheFirstRoundsProbesDieBeforeTheFarNat_ASecondRoundWithoutTheLimitGetsThrough()
+    {
+        // TTL 1: node B's first-round probes die at its own router, as they would with a NAT further
+        // away than node.punchTtl; the router keeps its own ports closed, so node A's first Initials
+        // are dropped there without a trace.
+        _lab.CloseRouterBPorts();
+        StartRelay();
+        var nodeB = StartNodeB(transport: "quic", port: 7454, punchTtl: 1);
+        var nodeA = StartNodeA(_mesh.Directory, transport: "quic", peerAddress: false);
+        await WaitRegisteredAsync(_lab.NodeA, _lab.NodeB);
+
+        await Eventually.TrueAsync(
+            async () =>
+            {
+                try
+                {
+                    await EchoAsync("looking for the punched link");
+                }
+                catch (Exception ex) when (ex is System.Net.Sockets.SocketException or EndOfStreamException)
+                {
+                    // A relayed stream lost to a relay session that missed its 1 s pings on a loaded machine: not what this test is about.
+                    return false;
+                }
+
+                return Metric(_lab.NodeA, "forwarder_node_link_streams_total", "direction=\"out\",path=\"direct-quic\"") > 0;
+            },
+            "streams go over the link punched in the second round",
+            TimeSpan.FromSeconds(90));
+
+        Assert.Equal(0, Metric(_lab.NodeA, "forwarder_node_punches_total", "result=\"failed\""));
+        Assert.Contains("(hop limit: 1)", nodeB.Output, StringComparison.Ordinal);
+        Assert.Contains("(hop limit: no limit)", nodeB.Output, StringComparison.Ordinal);
+        Assert.Contains("(round 2)", nodeA.Output, StringComparison.Ordinal);
+    }
 }

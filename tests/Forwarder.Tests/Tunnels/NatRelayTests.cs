@@ -121,12 +121,14 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
         """, "relay");
 
     /// <param name="port">Node B's link port: a new one per punching test, so no NAT entry left by an earlier test plays a part.</param>
-    private void StartNodeB(string transport = "tcp", int port = NatLab.LinkPort) => Start(_lab.NodeB, "edge-b.yaml", $"""
+    /// <param name="punchTtl">The hop limit of node B's first-round probes.</param>
+    private ForwarderProcess StartNodeB(string transport = "tcp", int port = NatLab.LinkPort, int punchTtl = 2) => Start(_lab.NodeB, "edge-b.yaml", $"""
         admin:
           listen: '127.0.0.1:{AdminPort}'
         node:
           name: edge-b
           transport: {transport}
+          punchTtl: {punchTtl}
           listen: '0.0.0.0:{port}'
           keepAlive: 1s
           certificate: {Path.Combine(_mesh.Directory, "edge-b.pem")}

@@ -18,6 +18,7 @@ public sealed partial class NodeLinkTests
         await using var nodeB = await StartNodeBAsync(backend.Address, transport: "quic");
         await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "quic");
         Assert.Equal(((System.Net.IPEndPoint)nodeB.Service<NodeLinkListener>().BoundEndPoint!).Port, nodeB.Service<NodeLinkListener>().QuicEndPoint!.Port);
+        Assert.Equal(1, nodeB.Metrics.QuicLinkPort);
 
         using (var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front")))
         {
@@ -101,5 +102,111 @@ public sealed partial class NodeLinkTests
         await SocketClient.AssertEchoAsync(client, "auto falls back to tcp");
         var toB = nodeA.Metrics.Peer("edge-b");
         Assert.Equal((0, 1), (toB.StreamsOutOver(LinkPath.DirectQuic), toB.StreamsOutOver(LinkPath.DirectTcp)));
+    }
+
+    [Fact]
+    public async Task AutoTransport_WhereQuicGoesUnanswered_TheFirstStreamTakesTcp_WithoutWaitingOutQuic()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var nodeB = await StartNodeBAsync(backend.Address);
+
+        // A UDP socket on B's link port that reads nothing and answers nothing: A's QUIC Initials
+        // vanish (no ICMP error ends the attempt early), as they do where a network drops UDP.
+        using var blackHole = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        blackHole.Bind(LinkEndPoint(nodeB));
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "auto");
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(client, "tcp starts beside the quic attempt");
+        var elapsed = started.Elapsed;
+
+        var toB = nodeA.Metrics.Peer("edge-b");
+        Assert.Equal((0, 1), (toB.StreamsOutOver(LinkPath.DirectQuic), toB.StreamsOutOver(LinkPath.DirectTcp)));
+
+        // The QUIC attempt alone had 2 s before TCP was tried, and the handshake's own timeout is longer.
+        Assert.True(elapsed < TimeSpan.FromSeconds(2), $"the first stream took {elapsed.TotalMilliseconds:F0} ms");
+    }
+
+    [Fact]
+    public async Task QuicTransport_WhereTheUdpPortIsTaken_TheNodeStillStarts_AndTakesTcpLinks()
+    {
+        await using var backend = TcpTestServer.Echo();
+
+        // Something else holds B's link port over UDP (B's TCP listener gets the same number).
+        using var squatter = UdpSquatterOnAFreeTcpPort();
+        var port = ((System.Net.IPEndPoint)squatter.LocalEndPoint!).Port;
+        await using var nodeB = await StartNodeBAsync(backend.Address, transport: "auto", listen: $"127.0.0.1:{port}");
+
+        Assert.Null(nodeB.Service<NodeLinkListener>().QuicEndPoint);
+        Assert.Equal(0, nodeB.Metrics.QuicLinkPort);
+        Assert.Contains("forwarder_node_quic_listening 0", PrometheusText(nodeB), StringComparison.Ordinal);
+
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "auto");
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(client, "over tcp, as the udp port is taken");
+        Assert.Equal(1, nodeA.Metrics.Peer("edge-b").StreamsOutOver(LinkPath.DirectTcp));
+    }
+
+    [Fact]
+    public async Task QuicTransport_AFarNodeThatStops_ClosesItsLinks_SoTheDiallerSeesThemEndAtOnce()
+    {
+        await using var backend = TcpTestServer.Echo();
+        var nodeB = await StartNodeBAsync(backend.Address, transport: "quic");
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "quic");
+        using (var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front")))
+        {
+            await SocketClient.AssertEchoAsync(client, "before B stops");
+        }
+
+        Assert.Equal(1, nodeA.Metrics.Peer("edge-b").LinksUp);
+        await nodeB.DisposeAsync();
+
+        // The CONNECTION_CLOSE leaves before B's socket closes: A need not wait for pings (15 s) or the idle timeout (30 s).
+        await Eventually.TrueAsync(() => nodeA.Metrics.Peer("edge-b").LinksUp == 0, "A sees the link closed", TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task QuicTransport_CarriesMoreConnectionsAtOnce_ThanQuicsDefaultStreamLimit()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var nodeB = await StartNodeBAsync(backend.Address, transport: "quic");
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address, transport: "quic");
+
+        // 150 connections held open together: 150 concurrent streams on one QUIC link (QUIC's default allows 100).
+        var clients = await Task.WhenAll(Enumerable.Range(0, 150).Select(_ => SocketClient.ConnectAsync(nodeA.EndPoint("front"))));
+        try
+        {
+            await Task.WhenAll(clients.Select((client, i) => SocketClient.AssertEchoAsync(client, $"concurrent {i}")));
+            Assert.Equal(150, nodeA.Metrics.Peer("edge-b").StreamsOutOver(LinkPath.DirectQuic));
+            Assert.Equal(1, nodeA.Metrics.Peer("edge-b").LinksOpened);
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    /// <summary>A UDP socket on a loopback port whose TCP twin was free a moment ago (tests elsewhere on the machine take ports too).</summary>
+    private static Socket UdpSquatterOnAFreeTcpPort()
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            udp.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+            try
+            {
+                using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                tcp.Bind(udp.LocalEndPoint!);
+                return udp;
+            }
+            catch (SocketException) when (attempt < 20)
+            {
+                udp.Dispose();
+            }
+        }
     }
 }

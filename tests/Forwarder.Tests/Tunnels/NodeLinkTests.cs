@@ -290,15 +290,16 @@ public sealed partial class NodeLinkTests : IDisposable
     /// <param name="authority">B's CA file; the mesh's by default.</param>
     /// <param name="certificateFolder">Where NAME.pem/.key and ca.pem are; the mesh's folder by default.</param>
     /// <param name="transport">B's node.transport: quic or auto make it take QUIC links too.</param>
-    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, string transport = "tcp")
-        => RunningForwarder.StartAsync(NodeB(hostedEndpoint, name, peers, privateEndpoint, authority, acceptUnlisted, certificateFolder, transport: transport));
+    /// <param name="listen">B's node.listen.</param>
+    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, string transport = "tcp", string listen = "127.0.0.1:0")
+        => RunningForwarder.StartAsync(NodeB(hostedEndpoint, name, peers, privateEndpoint, authority, acceptUnlisted, certificateFolder, transport: transport, listen: listen));
 
     /// <summary>Node B's config, as <see cref="StartNodeBAsync"/> describes it; <paramref name="export"/> is service app's.</summary>
-    private string NodeB(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, bool export = true, string transport = "tcp") => $"""
+    private string NodeB(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, bool export = true, string transport = "tcp", string listen = "127.0.0.1:0") => $"""
         node:
           name: {name}
           transport: {transport}
-          listen: '127.0.0.1:0'
+          listen: '{listen}'
           acceptUnlistedPeers: {(acceptUnlisted ? "true" : "false")}
           certificate: {Path.Combine(certificateFolder ?? _directory, name + ".pem")}
           key: {Path.Combine(certificateFolder ?? _directory, name + ".key")}

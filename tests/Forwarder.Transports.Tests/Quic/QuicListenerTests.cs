@@ -107,6 +107,28 @@ public sealed class QuicListenerTests : IDisposable
     }
 
     [Fact]
+    public async Task OpenStream_PastTheIncomingStreamLimit_ClosedStreamsMakeRoomForNewOnes()
+    {
+        await using var listener = QuicListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), ServerOptions() with { MaxIncomingBidirectionalStreams = 4 });
+        using var cts = new CancellationTokenSource(Deadline);
+        await using var client = await QuicConnection.ConnectAsync(listener.LocalEndPoint, ClientOptions(), cts.Token);
+        await using var server = await listener.AcceptAsync(cts.Token);
+
+        // Five times the limit, one after another, each closed both ways before the next: a long-lived
+        // link opens streams for as long as it lives, not only as many as the first limit.
+        for (var i = 0; i < 20; i++)
+        {
+            var stream = await client.OpenStreamAsync(cts.Token);
+            await stream.WriteAsync(new[] { (byte)i }, cts.Token);
+            stream.CompleteWrites();
+            var accepted = await server.AcceptStreamAsync(cts.Token);
+            Assert.Equal(new[] { (byte)i }, await ReadToEndAsync(accepted, cts.Token));
+            accepted.CompleteWrites();
+            Assert.Empty(await ReadToEndAsync(stream, cts.Token));
+        }
+    }
+
+    [Fact]
     public async Task WriteAsync_AfterCompleteWrites_Throws()
     {
         await using var listener = QuicListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), ServerOptions());

@@ -25,8 +25,7 @@ internal sealed class MemoryReclaimPolicy(long minGrowthBytes, TimeSpan minInter
 
     public const long DefaultMinGrowthBytes = 16 * 1024 * 1024;
 
-    /// <summary>Short enough that a second reclaim, for blocks in flight at the first, still comes within 30 s of a peak's end.</summary>
-    public static readonly TimeSpan DefaultMinInterval = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan DefaultMinInterval = TimeSpan.FromSeconds(20);
 
     /// <summary>The bytes memory takes at start, before any connection: growth is counted from here.</summary>
     public void Begin(long bytes) => _baselineBytes = bytes;

@@ -22,8 +22,8 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
 
     private readonly SemaphoreSlim _signal = new(0);
     private readonly CancellationTokenSource _stopping = new();
-    private FileSystemWatcher? _watcher;
-    private FileSystemWatcher? _targetWatcher;
+    private DirectoryWatch? _watcher;
+    private DirectoryWatch? _targetWatcher;
     private string _directory = string.Empty;
     private string? _targetDirectory;
     private PosixSignalRegistration? _hangup;
@@ -103,22 +103,7 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
     /// The whole directory, not the file's name: a ConfigMap update only renames ..data. The
     /// digest comparison keeps events on other files from reloading anything.
     /// </summary>
-    private FileSystemWatcher Watch(string directory)
-    {
-        var watcher = new FileSystemWatcher(directory)
-        {
-            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.Size | NotifyFilters.CreationTime,
-        };
-        watcher.Changed += (_, _) => _signal.Release();
-        watcher.Created += (_, _) => _signal.Release();
-        watcher.Deleted += (_, _) => _signal.Release();
-        watcher.Renamed += (_, _) => _signal.Release();
-
-        // Events were lost (the inotify queue overflowed): look at the file anyway.
-        watcher.Error += (_, _) => _signal.Release();
-        watcher.EnableRaisingEvents = true;
-        return watcher;
-    }
+    private DirectoryWatch Watch(string directory) => DirectoryWatch.Start(directory, () => _signal.Release());
 
     /// <summary>
     /// When the config file is a symlink to a file in another directory, watches that directory

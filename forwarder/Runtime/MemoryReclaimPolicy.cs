@@ -5,15 +5,18 @@ namespace Forwarder.Runtime;
 /// it once committed (and runs no collection at all when nothing allocates, as with connections
 /// that closed), so after a peak the process would stay at its peak size. A reclaim, a full
 /// compacting collection that also decommits, costs a pause, so it runs only when the process has
-/// grown by <see cref="MinGrowthBytes"/> since the last one, the open connections have fallen to
-/// half their peak or less, and <see cref="MinInterval"/> has passed: at most a few times an hour
-/// under a load that rises and falls, never while connections keep piling up.
+/// grown by the minimum growth since the last one (or the block pools let that much go idle since:
+/// blocks still in flight at one reclaim come back to the pools later, and only a collection turns
+/// them into free memory), the open connections have fallen to half their peak or less, and the
+/// minimum interval has passed: a few times an hour under a load that rises and falls, never while
+/// connections keep piling up.
 /// </summary>
 internal sealed class MemoryReclaimPolicy(long minGrowthBytes, TimeSpan minInterval)
 {
     private long _baselineBytes = -1;
     private int _peakConnections;
     private long _lastReclaim = long.MinValue;
+    private long _releasedBytes;
 
     public MemoryReclaimPolicy()
         : this(DefaultMinGrowthBytes, DefaultMinInterval)
@@ -27,16 +30,20 @@ internal sealed class MemoryReclaimPolicy(long minGrowthBytes, TimeSpan minInter
     /// <summary>The bytes memory takes at start, before any connection: growth is counted from here.</summary>
     public void Begin(long bytes) => _baselineBytes = bytes;
 
-    /// <summary>One sample: the open connections, the bytes memory takes, and a timestamp in <paramref name="frequency"/> ticks per second.</summary>
-    public bool ShouldReclaim(int connections, long bytes, long timestamp, long frequency)
+    /// <summary>
+    /// One sample: the open connections, the bytes memory takes, the bytes of pooled blocks let go
+    /// since the last sample, and a timestamp in <paramref name="frequency"/> ticks per second.
+    /// </summary>
+    public bool ShouldReclaim(int connections, long bytes, long releasedBytes, long timestamp, long frequency)
     {
+        _releasedBytes += releasedBytes;
         if (_baselineBytes < 0)
         {
             _baselineBytes = bytes;
         }
 
         _peakConnections = Math.Max(_peakConnections, connections);
-        return bytes - _baselineBytes >= minGrowthBytes
+        return (bytes - _baselineBytes >= minGrowthBytes || _releasedBytes >= minGrowthBytes)
             && connections <= _peakConnections / 2
             && (_lastReclaim == long.MinValue || timestamp - _lastReclaim >= (long)(minInterval.TotalSeconds * frequency));
     }
@@ -47,5 +54,6 @@ internal sealed class MemoryReclaimPolicy(long minGrowthBytes, TimeSpan minInter
         _baselineBytes = bytes;
         _peakConnections = connections;
         _lastReclaim = timestamp;
+        _releasedBytes = 0;
     }
 }

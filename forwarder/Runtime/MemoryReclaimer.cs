@@ -9,10 +9,11 @@ namespace Forwarder.Runtime;
 
 /// <summary>
 /// Gives memory back after a peak of connections (see <see cref="MemoryReclaimPolicy"/>): every
-/// <see cref="Interval"/> it samples the open connections and the managed heap's committed bytes
-/// (as of the last collection: the pinned block pools live there too); when the policy says so,
-/// the block pools let their idle blocks go and a full, compacting, decommitting collection
-/// returns the freed memory to the system.
+/// <see cref="Interval"/> the block pools let go of the blocks no rent reached since the last
+/// sample, and it samples the open connections and the managed heap's committed bytes (as of the
+/// last collection: the pinned block pools live there too); when the policy says so, the pools let
+/// all their idle blocks go and a full, compacting, decommitting collection returns the freed
+/// memory to the system.
 /// </summary>
 internal sealed partial class MemoryReclaimer(
     ConnectionTracker tracker,
@@ -26,6 +27,7 @@ internal sealed partial class MemoryReclaimer(
     private const long Mebi = 1024 * 1024;
 
     private readonly MemoryReclaimPolicy _policy = new();
+    private readonly SettlePolicy _settle = new();
     private readonly CancellationTokenSource _stopping = new();
     private Task _sampling = Task.CompletedTask;
 
@@ -57,6 +59,7 @@ internal sealed partial class MemoryReclaimer(
         CollectAndDecommit();
         var (unmapped, written) = ExecutablePages.Release();
         _policy.Begin(CommittedBytes());
+        _settle.Begin(GC.GetTotalAllocatedBytes());
         LogStartupReleased(logger, resident / Mebi, Environment.WorkingSet / Mebi, unmapped / Mebi, written / 1024, CommittedBytes() / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
     }
 
@@ -79,6 +82,32 @@ internal sealed partial class MemoryReclaimer(
     }
 
     /// <summary>
+    /// Quiet again after some work (<see cref="SettlePolicy"/>): what start-up's release let go and
+    /// the work brought back (gen0 memory it allocated, code and tables it ran once) goes again.
+    /// </summary>
+    private void Settle()
+    {
+        var started = time.GetTimestamp();
+        var resident = Environment.WorkingSet;
+        CollectAndDecommit();
+        ExecutablePages.Release();
+        _settle.Released(GC.GetTotalAllocatedBytes(), time.GetTimestamp(), settled: true);
+        LogSettled(logger, resident / Mebi, Environment.WorkingSet / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
+    }
+
+    /// <summary>Has the pools let go of the blocks idle since the last call; returns their bytes.</summary>
+    private async Task<long> TrimIdleAsync(CancellationToken cancellationToken)
+    {
+        var released = pool is PinnedBlockMemoryPool pinned ? (long)pinned.TrimIdle() * pinned.MaxBufferSize : 0;
+        if (splicer is not null)
+        {
+            released += (long)await splicer.TrimAsync(idleOnly: true).WaitAsync(cancellationToken).ConfigureAwait(false) * splicer.BlockSize;
+        }
+
+        return released;
+    }
+
+    /// <summary>
     /// Aggressive: compacts every generation (the pinned object heap's free blocks included) and
     /// decommits all the free space it can instead of keeping it for later allocations.
     /// </summary>
@@ -97,16 +126,24 @@ internal sealed partial class MemoryReclaimer(
         {
             while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
             {
+                var released = await TrimIdleAsync(cancellationToken).ConfigureAwait(false);
                 var connections = tracker.Count;
-                if (!_policy.ShouldReclaim(connections, CommittedBytes(), time.GetTimestamp(), time.TimestampFrequency))
+                if (!_policy.ShouldReclaim(connections, CommittedBytes(), released, time.GetTimestamp(), time.TimestampFrequency))
                 {
+                    if (_settle.ShouldSettle(GC.GetTotalAllocatedBytes(), time.GetTimestamp(), time.TimestampFrequency))
+                    {
+                        Settle();
+                    }
+
                     continue;
                 }
 
                 var started = time.GetTimestamp();
+                var resident = Environment.WorkingSet;
                 var (before, after) = await ReclaimAsync(cancellationToken).ConfigureAwait(false);
                 _policy.Reclaimed(tracker.Count, after, time.GetTimestamp());
-                LogReclaimed(logger, connections, before / Mebi, after / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
+                _settle.Released(GC.GetTotalAllocatedBytes(), time.GetTimestamp(), settled: false);
+                LogReclaimed(logger, connections, before / Mebi, after / Mebi, resident / Mebi, Environment.WorkingSet / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -115,8 +152,11 @@ internal sealed partial class MemoryReclaimer(
         }
     }
 
-    [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "Memory reclaimed after a peak of connections ({Connections} open now): managed heap committed {BeforeMiB} MiB -> {AfterMiB} MiB in {Ms:F1} ms")]
-    private static partial void LogReclaimed(ILogger logger, int connections, long beforeMiB, long afterMiB, double ms);
+    [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "Memory reclaimed after a peak of connections ({Connections} open now): managed heap committed {BeforeMiB} MiB -> {AfterMiB} MiB, resident {ResidentBeforeMiB} MiB -> {ResidentAfterMiB} MiB, in {Ms:F1} ms")]
+    private static partial void LogReclaimed(ILogger logger, int connections, long beforeMiB, long afterMiB, long residentBeforeMiB, long residentAfterMiB, double ms);
+
+    [LoggerMessage(EventId = 132, Level = LogLevel.Debug, Message = "Quiet after work: resident {BeforeMiB} MiB -> {AfterMiB} MiB in {Ms:F1} ms")]
+    private static partial void LogSettled(ILogger logger, long beforeMiB, long afterMiB, double ms);
 
     [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Start-up memory released: resident {BeforeMiB} MiB -> {AfterMiB} MiB ({UnmappedMiB} MiB of the executable's read-only pages unmapped, {WrittenKiB} KiB it had written kept; managed heap committed {CommittedMiB} MiB) in {Ms:F1} ms")]
     private static partial void LogStartupReleased(ILogger logger, long beforeMiB, long afterMiB, long unmappedMiB, long writtenKiB, long committedMiB, double ms);

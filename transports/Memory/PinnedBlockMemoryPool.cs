@@ -9,8 +9,9 @@ namespace Forwarder.Transports.Memory;
 /// A pool of fixed-size blocks on the pinned object heap. Sockets can use them without pinning
 /// per operation, and the GC never has to move or scan them. Blocks are kept once created, so the
 /// pool's size follows the peak of in-flight data (which pipes' pause thresholds bound), until
-/// <see cref="Trim"/> lets the idle ones go after a peak. Each thread keeps its few most recently
-/// returned blocks to hand out first.
+/// <see cref="TrimIdle"/> (called periodically) lets go of the ones no rent reached since its last
+/// call, or <see cref="Trim"/> of all idle ones. Each thread keeps its few most recently returned
+/// blocks to hand out first.
 /// </summary>
 public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
 {
@@ -21,6 +22,11 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
 
     private readonly ConcurrentQueue<Block> _blocks = new();
     private readonly int _blockSize;
+
+    // Blocks in the shared queue, and the fewest it held since the last TrimIdle: that many sat
+    // there unused all along. Counted beside the queue, whose Count is not cheap.
+    private int _queued;
+    private int _lowWater;
     private bool _disposed;
 
     public PinnedBlockMemoryPool(int blockSize = 4096)
@@ -44,21 +50,43 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
             return recent.Pop();
         }
 
-        return _blocks.TryDequeue(out var block) ? block : new Block(this, _blockSize);
+        if (!_blocks.TryDequeue(out var block))
+        {
+            return new Block(this, _blockSize);
+        }
+
+        var left = Interlocked.Decrement(ref _queued);
+        if (left < Volatile.Read(ref _lowWater))
+        {
+            Volatile.Write(ref _lowWater, left);
+        }
+
+        return block;
     }
 
     /// <summary>
     /// Lets go of the idle blocks in the shared queue (the few each thread keeps stay), for the GC
     /// to take back; returns how many. Blocks in use come back to the pool as usual.
     /// </summary>
-    public int Trim()
+    public int Trim() => Release(int.MaxValue);
+
+    /// <summary>
+    /// Lets go of as many blocks as the shared queue held unused all through the time since the
+    /// last call (its low-water mark), for the GC to take back; returns how many. Called every few
+    /// seconds, it gives back what a burst left behind while keeping what steady load cycles through.
+    /// </summary>
+    public int TrimIdle() => Release(Volatile.Read(ref _lowWater));
+
+    private int Release(int count)
     {
         var released = 0;
-        while (_blocks.TryDequeue(out _))
+        while (released < count && _blocks.TryDequeue(out _))
         {
+            Interlocked.Decrement(ref _queued);
             released++;
         }
 
+        Volatile.Write(ref _lowWater, Math.Max(0, Volatile.Read(ref _queued)));
         return released;
     }
 
@@ -82,6 +110,7 @@ public sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         }
 
         _blocks.Enqueue(block);
+        Interlocked.Increment(ref _queued);
     }
 
     private sealed class Block : MemoryManager<byte>

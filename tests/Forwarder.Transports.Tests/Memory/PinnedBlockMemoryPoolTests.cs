@@ -36,6 +36,37 @@ public sealed class PinnedBlockMemoryPoolTests
     }
 
     [Fact]
+    public void TrimIdle_LetsGoOnlyOfBlocksNoRentReachedSinceTheLastCall()
+    {
+        using var pool = new PinnedBlockMemoryPool(4096);
+
+        // 40 blocks through a thread of its own: 24 end in the shared queue (as above).
+        void OnItsOwnThread(Action action)
+        {
+            var thread = new Thread(() => action());
+            thread.Start();
+            thread.Join();
+        }
+
+        void Cycle(int count) => OnItsOwnThread(() => Enumerable.Range(0, count).Select(_ => pool.Rent()).ToList().ForEach(b => b.Dispose()));
+
+        Cycle(40);
+
+        // The queue filled since the last call: none of it has been idle a whole interval yet.
+        Assert.Equal(0, pool.TrimIdle());
+
+        // 10 taken from the queue in the next interval (and kept by their thread): 14 sat idle all along.
+        Cycle(10);
+        Assert.Equal(14, pool.TrimIdle());
+
+        // Blocks that come back in an interval stay until a whole interval passes without a rent.
+        Cycle(40);
+        Assert.Equal(0, pool.TrimIdle());
+        Assert.Equal(24, pool.TrimIdle());
+        Assert.Equal(0, pool.Trim());
+    }
+
+    [Fact]
     public void Rent_LargerThanBlock_Throws()
     {
         using var pool = new PinnedBlockMemoryPool(4096);

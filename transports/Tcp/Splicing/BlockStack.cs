@@ -8,6 +8,9 @@ internal sealed class BlockStack(int blockSize, int maxKept = 1024)
 {
     private readonly Stack<byte[]> _blocks = new();
 
+    // The fewest blocks kept since the last TrimIdle: that many were never needed in between.
+    private int _lowWater;
+
     /// <summary>Blocks rented and not returned yet: bytes read and not yet sent.</summary>
     public int Outstanding { get; private set; }
 
@@ -17,7 +20,13 @@ internal sealed class BlockStack(int blockSize, int maxKept = 1024)
     public byte[] Rent()
     {
         Outstanding++;
-        return _blocks.TryPop(out var block) ? block : GC.AllocateUninitializedArray<byte>(blockSize, pinned: true);
+        if (!_blocks.TryPop(out var block))
+        {
+            return GC.AllocateUninitializedArray<byte>(blockSize, pinned: true);
+        }
+
+        _lowWater = Math.Min(_lowWater, _blocks.Count);
+        return block;
     }
 
     public void Return(byte[] block)
@@ -30,11 +39,29 @@ internal sealed class BlockStack(int blockSize, int maxKept = 1024)
     }
 
     /// <summary>Lets go of every idle block, for the GC to take back after a peak; returns how many.</summary>
-    public int Trim()
+    public int Trim() => Release(_blocks.Count);
+
+    /// <summary>
+    /// Lets go of as many blocks as stayed idle all through the time since the last call (the
+    /// stack's low-water mark); returns how many. Called every few seconds, it gives back what a
+    /// burst left behind while keeping what steady load cycles through.
+    /// </summary>
+    public int TrimIdle() => Release(_lowWater);
+
+    private int Release(int count)
     {
-        var released = _blocks.Count;
-        _blocks.Clear();
-        _blocks.TrimExcess();
+        var released = Math.Min(count, _blocks.Count);
+        for (var i = 0; i < released; i++)
+        {
+            _blocks.Pop();
+        }
+
+        if (_blocks.Count == 0)
+        {
+            _blocks.TrimExcess();
+        }
+
+        _lowWater = _blocks.Count;
         return released;
     }
 }

@@ -24,6 +24,7 @@ public sealed class SocketSplicer : IDisposable
         }
 
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        BlockSize = blockSize;
         _threads = new SplicerThread[threads];
         for (var i = 0; i < threads; i++)
         {
@@ -32,6 +33,9 @@ public sealed class SocketSplicer : IDisposable
     }
 
     public static bool IsSupported => OperatingSystem.IsLinux();
+
+    /// <summary>Bytes in each block the threads read into.</summary>
+    public int BlockSize { get; }
 
     /// <summary>
     /// Joins the two sockets until both have sent their FIN or either fails. The sockets stay the
@@ -74,11 +78,12 @@ public sealed class SocketSplicer : IDisposable
 
     /// <summary>
     /// Has every thread let go of the blocks it keeps for reads (after a peak of traffic, for the
-    /// GC to take back); completes with how many went. Blocks in use stay where they are.
+    /// GC to take back; <paramref name="idleOnly"/>: only those idle since the last such call);
+    /// completes with how many went. Blocks in use stay where they are.
     /// </summary>
-    public async Task<int> TrimAsync()
+    public async Task<int> TrimAsync(bool idleOnly = false)
     {
-        var trimmed = await Task.WhenAll(_threads.Select(t => t.TrimAsync())).ConfigureAwait(false);
+        var trimmed = await Task.WhenAll(_threads.Select(t => t.TrimAsync(idleOnly))).ConfigureAwait(false);
         return trimmed.Sum();
     }
 

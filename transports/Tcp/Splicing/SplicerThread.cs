@@ -21,7 +21,7 @@ internal sealed unsafe class SplicerThread : IDisposable
     private readonly ConcurrentQueue<EpollTarget> _incoming = new();
     private readonly ConcurrentQueue<(EpollTarget Target, Exception Reason)> _cancellations = new();
     private readonly ConcurrentQueue<EpollTarget> _scheduled = new();
-    private readonly ConcurrentQueue<TaskCompletionSource<int>> _trims = new();
+    private readonly ConcurrentQueue<(TaskCompletionSource<int> Done, bool IdleOnly)> _trims = new();
     private readonly List<EpollTarget> _ended = [];
     private readonly HashSet<EpollTarget> _live = [];
     private volatile bool _stopping;
@@ -79,8 +79,11 @@ internal sealed unsafe class SplicerThread : IDisposable
         Wake();
     }
 
-    /// <summary>Has the thread let go of its idle blocks; completes with how many. Callable from any thread.</summary>
-    public Task<int> TrimAsync()
+    /// <summary>
+    /// Has the thread let go of its idle blocks (<paramref name="idleOnly"/>: only those idle since
+    /// the last such call, <see cref="BlockStack.TrimIdle"/>); completes with how many. Callable from any thread.
+    /// </summary>
+    public Task<int> TrimAsync(bool idleOnly = false)
     {
         if (_stopping)
         {
@@ -88,7 +91,7 @@ internal sealed unsafe class SplicerThread : IDisposable
         }
 
         var trimmed = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _trims.Enqueue(trimmed);
+        _trims.Enqueue((trimmed, idleOnly));
         Wake();
         return trimmed.Task;
     }
@@ -181,7 +184,7 @@ internal sealed unsafe class SplicerThread : IDisposable
 
             while (_trims.TryDequeue(out var trim))
             {
-                trim.TrySetResult(0);
+                trim.Done.TrySetResult(0);
             }
 
             NativeMemory.Free(events);
@@ -221,7 +224,7 @@ internal sealed unsafe class SplicerThread : IDisposable
 
         while (_trims.TryDequeue(out var trim))
         {
-            trim.TrySetResult(Blocks.Trim());
+            trim.Done.TrySetResult(trim.IdleOnly ? Blocks.TrimIdle() : Blocks.Trim());
         }
     }
 

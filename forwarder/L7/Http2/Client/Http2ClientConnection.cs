@@ -87,6 +87,9 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>Called (under the connection's lock: it must not block or lock) whenever a stream ends and frees a slot.</summary>
+    public Action? StreamClosed { get; init; }
+
     /// <summary>Completes when the connection has ended, for whatever reason.</summary>
     public Task Completion => _completion.Task;
 
@@ -511,6 +514,7 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
             waiter.TrySetResult();
         }
 
+        StreamClosed?.Invoke();
         stream.Release();
     }
 

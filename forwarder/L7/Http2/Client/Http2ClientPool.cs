@@ -7,7 +7,8 @@ namespace Forwarder.L7.Http2.Client;
 /// The HTTP/2 connections to one upstream endpoint. A stream opens on the least loaded
 /// connection that has room under its server's stream limit; when none has, another is dialled
 /// (one dial at a time, up to <see cref="Http2ClientOptions.MaxConnections"/>), and past that the
-/// stream waits its turn on the least loaded one. Connections that ended, went away or idled out
+/// opener waits until any connection ends a stream (all waiters look again: a pool at its limit is
+/// the exception, sized by MaxConnections, not the steady state). Connections that ended, went away or idled out
 /// are dropped as they are met, and an open the server refused unprocessed is tried again.
 /// </summary>
 internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<ConnectionContext>> connect, Http2ClientOptions options) : IAsyncDisposable
@@ -18,6 +19,8 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
     private readonly object _gate = new();
     private readonly List<Http2ClientConnection> _connections = [];
     private Task? _dialing;
+    private TaskCompletionSource? _freed;
+    private long _streamsClosed;
     private bool _disposed;
 
     /// <summary>Connections that take streams now.</summary>
@@ -44,25 +47,41 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
             Http2ClientConnection? connection;
             while (true)
             {
-                Task dialing;
+                Task wait;
                 lock (_gate)
                 {
                     ObjectDisposedException.ThrowIf(_disposed, this);
-                    connection = Pick();
+
+                    var closed = Volatile.Read(ref _streamsClosed);
+                    connection = Pick(out var full);
                     if (connection is not null)
                     {
                         break;
                     }
 
-                    if (_dialing is null || _dialing.IsCompleted)
+                    if (full)
                     {
-                        _dialing = DialAsync();
-                    }
+                        var freed = _freed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                        if (Volatile.Read(ref _streamsClosed) != closed)
+                        {
+                            // A slot was freed while this looked: look again rather than wait for the next.
+                            continue;
+                        }
 
-                    dialing = _dialing;
+                        wait = freed.Task;
+                    }
+                    else
+                    {
+                        if (_dialing is null || _dialing.IsCompleted)
+                        {
+                            _dialing = DialAsync();
+                        }
+
+                        wait = _dialing;
+                    }
                 }
 
-                await dialing.WaitAsync(cancellationToken).ConfigureAwait(false);
+                await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
 
             try
@@ -92,27 +111,32 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
         }
     }
 
-    /// <summary>Under the lock: the connection to use, or null to dial one.</summary>
-    private Http2ClientConnection? Pick()
+    /// <summary>
+    /// Under the lock: the least loaded connection with room, or null: then <paramref name="full"/>
+    /// says whether to wait for a stream to end (every connection is at its limit and there are as
+    /// many as allowed) or to dial another.
+    /// </summary>
+    private Http2ClientConnection? Pick(out bool full)
     {
         Prune();
-        Http2ClientConnection? roomy = null;
-        Http2ClientConnection? least = null;
+        Http2ClientConnection? best = null;
         foreach (var connection in _connections)
         {
-            var active = connection.ActiveStreams;
-            if (connection.HasCapacity && (roomy is null || active < roomy.ActiveStreams))
+            if (connection.HasCapacity && (best is null || connection.ActiveStreams < best.ActiveStreams))
             {
-                roomy = connection;
-            }
-
-            if (least is null || active < least.ActiveStreams)
-            {
-                least = connection;
+                best = connection;
             }
         }
 
-        return roomy ?? (_connections.Count < options.MaxConnections ? null : least);
+        full = best is null && _connections.Count >= options.MaxConnections;
+        return best;
+    }
+
+    /// <summary>A connection closed a stream: whoever waits for room looks again. Lock-free: called under the connection's lock.</summary>
+    private void StreamClosed()
+    {
+        Interlocked.Increment(ref _streamsClosed);
+        Interlocked.Exchange(ref _freed, null)?.TrySetResult();
     }
 
     /// <summary>Under the lock: forgets connections that take no new streams (they finish and close on their own).</summary>
@@ -122,7 +146,7 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
     {
         // Off the caller's lock before anything else runs.
         await Task.Yield();
-        var connection = new Http2ClientConnection(await connect(CancellationToken.None).ConfigureAwait(false), options);
+        var connection = new Http2ClientConnection(await connect(CancellationToken.None).ConfigureAwait(false), options) { StreamClosed = StreamClosed };
         try
         {
             await connection.StartAsync(CancellationToken.None).ConfigureAwait(false);

@@ -420,7 +420,7 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
         Flush();
     }
 
-    internal void Cancel(Http2ClientStream stream, Http2ClientException reason)
+    internal void Cancel(Http2ClientStream stream)
     {
         lock (_gate)
         {
@@ -434,7 +434,7 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
                 Http2FrameWriter.WriteRstStream(Out, stream.Id, Http2ErrorCode.Cancel);
             }
 
-            stream.Error ??= reason;
+            stream.Error ??= new Http2ClientException("The request was cancelled.", Http2ErrorCode.Cancel, canRetry: false);
             CloseStream(stream);
         }
 

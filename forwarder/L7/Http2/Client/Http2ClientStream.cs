@@ -121,7 +121,7 @@ internal sealed class Http2ClientStream : IAsyncDisposable
         => trailers is { Count: > 0 } ? _connection.WriteTrailers(this, trailers) : _connection.WriteDataAsync(this, default, endStream: true);
 
     /// <summary>Abandons the exchange: RST_STREAM CANCEL unless it already ended both ways, and any wait fails.</summary>
-    public void Cancel() => _connection.Cancel(this, new Http2ClientException("The request was cancelled.", Http2ErrorCode.Cancel, canRetry: false));
+    public void Cancel() => _connection.Cancel(this);
 
     /// <summary>Releases the stream (cancelling it if still open) for reuse.</summary>
     public ValueTask DisposeAsync()

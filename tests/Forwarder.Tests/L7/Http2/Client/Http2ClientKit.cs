@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Text;
 using Forwarder.L7.Http2.Client;
+using Forwarder.Transports.Memory;
 using Forwarder.Transports.Tcp;
 
 namespace Forwarder.Tests.L7.Http2.Client;
@@ -15,7 +16,10 @@ internal sealed record Http2TestResponse(int Status, byte[] Body, Dictionary<str
 /// <summary>Request heads, whole exchanges and connections for the client tests.</summary>
 internal static class Http2ClientKit
 {
-    public static readonly TcpConnectionFactory Tcp = new(new TcpTransportOptions(), MemoryPool<byte>.Shared);
+    /// <summary>The transport sizes receives from its pool's block size, so it needs a bounded pool, as the forwarder's.</summary>
+    public static readonly MemoryPool<byte> Blocks = new PinnedBlockMemoryPool(4096);
+
+    public static readonly TcpConnectionFactory Tcp = new(new TcpTransportOptions(), Blocks);
 
     public static Http2HeaderList Head(string method, string path, IPEndPoint endPoint, params (string Name, string Value)[] fields)
     {

@@ -8,6 +8,7 @@ using static Forwarder.Tests.L7.Http2.Client.Http2ClientKit;
 namespace Forwarder.Tests.L7.Http2.Client;
 
 /// <summary>The client on a steady connection: what an exchange allocates, and the same exchanges on the epoll engine's connections.</summary>
+[Collection(IsolatedCollection.Name)]
 public sealed class Http2ClientSteadyStateTests : IDisposable
 {
     private readonly string _htdocs = Directory.CreateTempSubdirectory("h2c-steady").FullName;

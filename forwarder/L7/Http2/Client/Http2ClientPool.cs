@@ -1,0 +1,171 @@
+using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Connections;
+
+namespace Forwarder.L7.Http2.Client;
+
+/// <summary>
+/// The HTTP/2 connections to one upstream endpoint. A stream opens on the least loaded
+/// connection that has room under its server's stream limit; when none has, another is dialled
+/// (one dial at a time, up to <see cref="Http2ClientOptions.MaxConnections"/>), and past that the
+/// opener waits until any connection ends a stream (all waiters look again: a pool at its limit is
+/// the exception, sized by MaxConnections, not the steady state). Connections that ended, went away or idled out
+/// are dropped as they are met, and an open the server refused unprocessed is tried again.
+/// </summary>
+internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<ConnectionContext>> connect, Http2ClientOptions options) : IAsyncDisposable
+{
+    /// <summary>Opens tried per stream: a connection that went away as it was picked, then a fresh one.</summary>
+    private const int MaxAttempts = 3;
+
+    private readonly object _gate = new();
+    private readonly List<Http2ClientConnection> _connections = [];
+    private Task? _dialing;
+    private TaskCompletionSource? _freed;
+    private long _streamsClosed;
+    private bool _disposed;
+
+    /// <summary>Connections that take streams now.</summary>
+    public int ConnectionCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                Prune();
+                return _connections.Count;
+            }
+        }
+    }
+
+    /// <summary>Opens a stream as <see cref="Http2ClientConnection.OpenStreamAsync"/> does, on a connection of the pool's choosing.</summary>
+    /// <exception cref="Http2ClientException">The request could not be sent; <see cref="Http2ClientException.CanRetry"/> if not for want of trying.</exception>
+    /// <exception cref="Exception">Dialling a connection failed.</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<Http2ClientStream> OpenStreamAsync(Http2HeaderList head, bool endStream, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            Http2ClientConnection? connection;
+            while (true)
+            {
+                Task wait;
+                lock (_gate)
+                {
+                    ObjectDisposedException.ThrowIf(_disposed, this);
+
+                    var closed = Volatile.Read(ref _streamsClosed);
+                    connection = Pick(out var full);
+                    if (connection is not null)
+                    {
+                        break;
+                    }
+
+                    if (full)
+                    {
+                        var freed = _freed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                        if (Volatile.Read(ref _streamsClosed) != closed)
+                        {
+                            // A slot was freed while this looked: look again rather than wait for the next.
+                            continue;
+                        }
+
+                        wait = freed.Task;
+                    }
+                    else
+                    {
+                        if (_dialing is null || _dialing.IsCompleted)
+                        {
+                            _dialing = DialAsync();
+                        }
+
+                        wait = _dialing;
+                    }
+                }
+
+                await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            try
+            {
+                return await connection.OpenStreamAsync(head, endStream, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Http2ClientException ex) when (ex.CanRetry && attempt < MaxAttempts)
+            {
+                // The connection went away before the stream opened: another one takes it.
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http2ClientConnection[] connections;
+        lock (_gate)
+        {
+            _disposed = true;
+            connections = [.. _connections];
+            _connections.Clear();
+        }
+
+        foreach (var connection in connections)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Under the lock: the least loaded connection with room, or null: then <paramref name="full"/>
+    /// says whether to wait for a stream to end (every connection is at its limit and there are as
+    /// many as allowed) or to dial another.
+    /// </summary>
+    private Http2ClientConnection? Pick(out bool full)
+    {
+        Prune();
+        Http2ClientConnection? best = null;
+        foreach (var connection in _connections)
+        {
+            if (connection.HasCapacity && (best is null || connection.ActiveStreams < best.ActiveStreams))
+            {
+                best = connection;
+            }
+        }
+
+        full = best is null && _connections.Count >= options.MaxConnections;
+        return best;
+    }
+
+    /// <summary>A connection closed a stream: whoever waits for room looks again. Lock-free: called under the connection's lock.</summary>
+    private void StreamClosed()
+    {
+        Interlocked.Increment(ref _streamsClosed);
+        Interlocked.Exchange(ref _freed, null)?.TrySetResult();
+    }
+
+    /// <summary>Under the lock: forgets connections that take no new streams (they finish and close on their own).</summary>
+    private void Prune() => _connections.RemoveAll(connection => !connection.IsUsable);
+
+    private async Task DialAsync()
+    {
+        // Off the caller's lock before anything else runs.
+        await Task.Yield();
+        var connection = new Http2ClientConnection(await connect(CancellationToken.None).ConfigureAwait(false), options) { StreamClosed = StreamClosed };
+        try
+        {
+            await connection.StartAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        lock (_gate)
+        {
+            if (!_disposed)
+            {
+                _connections.Add(connection);
+                return;
+            }
+        }
+
+        await connection.DisposeAsync().ConfigureAwait(false);
+    }
+}

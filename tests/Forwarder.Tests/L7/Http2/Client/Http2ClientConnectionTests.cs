@@ -1,0 +1,227 @@
+using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Text;
+using Forwarder.L7.Http2.Client;
+using Forwarder.L7.Http2.Codec;
+using Forwarder.Tests.Infrastructure;
+using Microsoft.AspNetCore.Http;
+using static Forwarder.Tests.L7.Http2.Client.Http2ClientKit;
+
+namespace Forwarder.Tests.L7.Http2.Client;
+
+/// <summary>
+/// <see cref="Http2ClientConnection"/> against independent servers: nghttpd (nghttp2's server:
+/// files, echoed uploads, tiny windows, one stream at a time, trailers, TLS with ALPN) and
+/// Kestrel (request trailers both ways).
+/// </summary>
+public sealed class Http2ClientConnectionTests : IDisposable
+{
+    private readonly string _htdocs = Directory.CreateTempSubdirectory("h2c-htdocs").FullName;
+    private readonly byte[] _large = RandomNumberGenerator.GetBytes(1536 * 1024);
+
+    public Http2ClientConnectionTests()
+    {
+        File.WriteAllBytes(Path.Combine(_htdocs, "large.bin"), _large);
+        File.WriteAllText(Path.Combine(_htdocs, "small.txt"), "hello h2");
+    }
+
+    public void Dispose() => Directory.Delete(_htdocs, recursive: true);
+
+    [Fact]
+    public async Task OpenStream_ManyConcurrentLargeResponses_AllArriveWhole()
+    {
+        await using var server = await Http2PeerServer.StartNghttpdAsync(_htdocs, string.Empty);
+        await using var connection = await ConnectAsync(server.EndPoint);
+
+        // 1.5 MiB each, past the 256 KiB stream window: only credit returned as read lets them finish.
+        var responses = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => GetAsync(connection, server.EndPoint, "/large.bin")));
+
+        Assert.All(responses, response =>
+        {
+            Assert.Equal(200, response.Status);
+            Assert.True(response.Body.AsSpan().SequenceEqual(_large));
+        });
+        Assert.Equal("hello h2", (await GetAsync(connection, server.EndPoint, "/small.txt")).Text);
+        Assert.Equal(0, connection.ActiveStreams);
+    }
+
+    [Fact]
+    public async Task WriteBody_PeerWindowsTiny_UploadEchoedWhole()
+    {
+        // Stream window 1023 bytes, connection window 4095: a sender that overran either would be reset.
+        await using var server = await Http2PeerServer.StartNghttpdAsync(_htdocs, "--echo-upload -w 10 -W 12");
+        await using var connection = await ConnectAsync(server.EndPoint);
+        var upload = RandomNumberGenerator.GetBytes(300 * 1024);
+
+        await using var stream = await connection.OpenStreamAsync(Head("POST", "/small.txt", server.EndPoint), endStream: false);
+        var sending = Task.Run(async () =>
+        {
+            await stream.WriteBodyAsync(upload.AsMemory(0, 100_000));
+            await stream.WriteBodyAsync(upload.AsMemory(100_000), endStream: true);
+        });
+        var response = await ReadResponseAsync(stream);
+        await sending;
+
+        Assert.Equal(200, response.Status);
+        Assert.True(response.Body.AsSpan().SequenceEqual(upload));
+    }
+
+    [Fact]
+    public async Task OpenStream_PeerAllowsOneStream_SecondWaitsForTheFirstToEnd()
+    {
+        await using var server = await Http2PeerServer.StartNghttpdAsync(_htdocs, "--echo-upload -m 1");
+        await using var connection = await ConnectAsync(server.EndPoint);
+        Assert.Equal(1, connection.MaxConcurrentStreams);
+
+        await using var first = await connection.OpenStreamAsync(Head("POST", "/small.txt", server.EndPoint), endStream: false);
+        var second = connection.OpenStreamAsync(Head("GET", "/small.txt", server.EndPoint), endStream: true).AsTask();
+        await connection.PingAsync();
+        Assert.False(second.IsCompleted, "a second stream opened past the server's limit of one");
+
+        await first.WriteBodyAsync("one"u8.ToArray(), endStream: true);
+        Assert.Equal("one", (await ReadResponseAsync(first)).Text);
+        await using var opened = await second.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("hello h2", (await ReadResponseAsync(opened)).Text);
+    }
+
+    [Fact]
+    public async Task ReadBody_PeerSendsTrailers_TrailersAfterBody()
+    {
+        await using var server = await Http2PeerServer.StartNghttpdAsync(_htdocs, "--trailer \"x-checksum: abc\"");
+        await using var connection = await ConnectAsync(server.EndPoint);
+
+        var response = await GetAsync(connection, server.EndPoint, "/small.txt");
+
+        Assert.Equal("hello h2", response.Text);
+        Assert.Equal("abc", response.Trailers["x-checksum"]);
+    }
+
+    [Fact]
+    public async Task Ping_AnsweredByPeer_MeasuresRoundTrip()
+    {
+        await using var server = await Http2PeerServer.StartNghttpdAsync(_htdocs, string.Empty);
+        await using var connection = await ConnectAsync(server.EndPoint);
+
+        var rtt = await connection.PingAsync();
+
+        Assert.True(rtt > TimeSpan.Zero && rtt < TimeSpan.FromSeconds(30));
+        Assert.Equal(rtt, connection.RoundTripTime);
+    }
+
+    [Fact]
+    public async Task Tls_PeerNegotiatesH2_ServesOverTls()
+    {
+        using var certificates = new TestCertificates();
+        certificates.Write(_htdocs, "server", "localhost");
+        await using var server = await Http2PeerServer.StartNghttpdAsync(_htdocs, string.Empty, Path.Combine(_htdocs, "server.key"), Path.Combine(_htdocs, "server.pem"));
+        var tls = new SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost",
+            RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null,
+        };
+        await using var pool = new Http2ClientPool(Http2ClientDialer.Tls(Tcp, server.EndPoint, tls), new Http2ClientOptions());
+
+        var response = await GetAsync(pool, server.EndPoint, "/small.txt");
+
+        Assert.Equal(200, response.Status);
+        Assert.Equal("hello h2", response.Text);
+    }
+
+    [Fact]
+    public async Task EndRequest_WithTrailers_KestrelSeesThemAndAnswersWithItsOwn()
+    {
+        await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>
+        {
+            var body = await new StreamReader(context.Request.Body).ReadToEndAsync();
+            context.Response.DeclareTrailer("x-length");
+            await context.Response.WriteAsync($"{body}|{context.Request.GetTrailer("x-request-trailer")}");
+            context.Response.AppendTrailer("x-length", body.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        });
+        var endPoint = new IPEndPoint(IPAddress.Loopback, backend.Port);
+        await using var connection = await ConnectAsync(endPoint);
+
+        await using var stream = await connection.OpenStreamAsync(Head("POST", "/", endPoint, ("te", "trailers")), endStream: false);
+        await stream.WriteBodyAsync(Encoding.ASCII.GetBytes("payload"));
+        await stream.EndRequestAsync(Fields(("x-request-trailer", "sent-last")));
+        var response = await ReadResponseAsync(stream);
+
+        Assert.Equal(200, response.Status);
+        Assert.Equal("payload|sent-last", response.Text);
+        Assert.Equal("7", response.Trailers["x-length"]);
+    }
+
+    [Fact]
+    public async Task DisposeAsync_OpenConnection_SendsGoAwayAndFailsStreams()
+    {
+        await using var server = await Http2PeerServer.StartH2Async("plain");
+        var connection = await ConnectAsync(server.EndPoint);
+        await using var hanging = await connection.OpenStreamAsync(Head("GET", "/hang", server.EndPoint), endStream: true);
+
+        await connection.DisposeAsync();
+
+        var error = await Assert.ThrowsAsync<Http2ClientException>(async () => await hanging.ReadResponseHeadAsync());
+        Assert.False(error.CanRetry);
+        Assert.False(connection.IsUsable);
+        Assert.True(connection.Completion.IsCompleted);
+    }
+
+    [Fact]
+    public async Task RstStream_FromPeer_FailsOnlyThatStream()
+    {
+        await using var server = await Http2PeerServer.StartH2Async("plain");
+        await using var connection = await ConnectAsync(server.EndPoint);
+
+        var refused = await Assert.ThrowsAsync<Http2ClientException>(() => GetAsync(connection, server.EndPoint, "/rst/7"));
+        var failed = await Assert.ThrowsAsync<Http2ClientException>(() => GetAsync(connection, server.EndPoint, "/rst/2"));
+
+        Assert.Equal(Http2ErrorCode.RefusedStream, refused.Code);
+        Assert.True(refused.CanRetry);
+        Assert.Equal(Http2ErrorCode.InternalError, failed.Code);
+        Assert.False(failed.CanRetry);
+        Assert.Equal("ok", (await GetAsync(connection, server.EndPoint, "/ok")).Text);
+    }
+
+    [Fact]
+    public async Task Cancel_StreamInFlight_PeerReceivesRstStreamCancel()
+    {
+        await using var server = await Http2PeerServer.StartH2Async("plain");
+        await using var connection = await ConnectAsync(server.EndPoint);
+        using var cancellation = new CancellationTokenSource();
+        await using var hanging = await connection.OpenStreamAsync(Head("GET", "/hang", server.EndPoint), endStream: true, cancellation.Token);
+        var head = hanging.ReadResponseHeadAsync().AsTask();
+
+        cancellation.Cancel();
+
+        await Assert.ThrowsAsync<Http2ClientException>(() => head);
+        Assert.Equal(0, connection.ActiveStreams);
+        Assert.Equal(((int)Http2ErrorCode.Cancel).ToString(System.Globalization.CultureInfo.InvariantCulture), (await GetAsync(connection, server.EndPoint, "/resets")).Text);
+    }
+
+    [Fact]
+    public async Task PeerClosesAbruptly_StreamFailsAndConnectionEnds()
+    {
+        await using var server = await Http2PeerServer.StartH2Async("plain");
+        await using var connection = await ConnectAsync(server.EndPoint);
+
+        var error = await Assert.ThrowsAsync<Http2ClientException>(() => GetAsync(connection, server.EndPoint, "/close"));
+
+        Assert.False(error.CanRetry);
+        await connection.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.False(connection.IsUsable);
+        Assert.NotNull(connection.Failure);
+    }
+
+    [Fact]
+    public async Task Settings_PeerNeverAcknowledges_ConnectionFailsWithSettingsTimeout()
+    {
+        await using var server = await Http2PeerServer.StartH2Async("no-settings-ack");
+        await using var connection = await ConnectAsync(server.EndPoint, new Http2ClientOptions { SettingsTimeout = TimeSpan.FromMilliseconds(500) });
+        await using var stream = await connection.OpenStreamAsync(Head("GET", "/ok", server.EndPoint), endStream: true);
+
+        var error = await Assert.ThrowsAsync<Http2ClientException>(async () => await stream.ReadResponseHeadAsync());
+
+        Assert.Equal(Http2ErrorCode.SettingsTimeout, error.Code);
+        await connection.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+}

@@ -81,7 +81,6 @@ internal sealed class Http2TestServer : IAsyncDisposable
         catch (Exception e)
         {
             Faults.Enqueue(e);
-            File.AppendAllText("/tmp/h2s-faults", e + "\n");
             throw;
         }
 

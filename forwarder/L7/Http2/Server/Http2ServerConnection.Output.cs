@@ -1,0 +1,368 @@
+using System.Buffers;
+using Forwarder.L7.Http2.Codec;
+
+namespace Forwarder.L7.Http2.Server;
+
+/// <summary>
+/// The connection's output: control frames and response heads queue in <see cref="_control"/>;
+/// streams with response body wait in <see cref="_ready"/>. The writer takes all control frames,
+/// then one DATA frame per ready stream in turn (round robin, so one large response does not hold
+/// back the others) as the windows allow, up to <see cref="BatchSize"/>, and flushes them with one
+/// write. Trailers and END_STREAM follow a stream's last data.
+/// </summary>
+internal sealed partial class Http2ServerConnection
+{
+    private const int BatchSize = 64 * 1024;
+
+    private readonly ArrayBufferWriter<byte> _control = new(4096);
+    private readonly ArrayBufferWriter<byte> _headerScratch = new(1024);
+    private readonly Queue<Http2ServerStream> _ready = new();
+    private readonly Http2WriteSignal _signal = new();
+    private bool _batching;
+    private bool _flushWanted;
+    private bool _goAwaySent;
+    private volatile bool _closing;
+
+    internal void WriteResponseHeaders(Http2ServerStream stream, int status, Http2HeaderFields? headers, bool endStream)
+    {
+        lock (_lock)
+        {
+            if (!stream.Active || stream.LocalClosed)
+            {
+                return;
+            }
+
+            if (stream.HeadersSent)
+            {
+                throw new InvalidOperationException($"stream {stream.Id}'s response head was written already");
+            }
+
+            _headerScratch.ResetWrittenCount();
+            _encoder.BeginBlock(_headerScratch);
+            Span<byte> digits = stackalloc byte[3];
+            digits[0] = (byte)('0' + (status / 100 % 10));
+            digits[1] = (byte)('0' + (status / 10 % 10));
+            digits[2] = (byte)('0' + (status % 10));
+            _encoder.Encode(":status"u8, digits, _headerScratch);
+            EncodeFields(headers, _headerScratch);
+            Http2FrameWriter.WriteHeaders(_control, stream.Id, _headerScratch.WrittenSpan, endStream, _peerMaxFrameSize);
+            stream.HeadersSent = true;
+            if (endStream)
+            {
+                stream.Ending = stream.LocalClosed = true;
+                TryClose(stream);
+            }
+
+            RequestFlush();
+        }
+
+        FlushIfWanted();
+    }
+
+    internal void ResponseDataQueued(Http2ServerStream stream)
+    {
+        lock (_lock)
+        {
+            if (!stream.HeadersSent && stream.Active)
+            {
+                throw new InvalidOperationException($"stream {stream.Id}'s body written before its head");
+            }
+
+            Enqueue(stream);
+        }
+
+        FlushIfWanted();
+    }
+
+    internal void CompleteResponse(Http2ServerStream stream, Http2HeaderFields? trailers)
+    {
+        lock (_lock)
+        {
+            if (!stream.Active || stream.LocalClosed || stream.Ending)
+            {
+                return;
+            }
+
+            if (!stream.HeadersSent)
+            {
+                throw new InvalidOperationException($"stream {stream.Id} completed before its head was written");
+            }
+
+            if (trailers is { Count: > 0 })
+            {
+                _encoder.BeginBlock(stream.Trailers);
+                EncodeFields(trailers, stream.Trailers);
+            }
+
+            stream.Ending = true;
+            Enqueue(stream);
+        }
+
+        FlushIfWanted();
+    }
+
+    private void EncodeFields(Http2HeaderFields? fields, IBufferWriter<byte> output)
+    {
+        for (var i = 0; i < (fields?.Count ?? 0); i++)
+        {
+            _encoder.Encode(fields!.Name(i), fields.Value(i), output);
+        }
+    }
+
+    /// <summary>Under the lock: the stream has body, an end, or window again.</summary>
+    private void Enqueue(Http2ServerStream stream)
+    {
+        if (stream.Active && !stream.LocalClosed && !stream.Queued && stream.HeadersSent)
+        {
+            stream.Queued = true;
+            _ready.Enqueue(stream);
+            RequestFlush();
+        }
+    }
+
+    /// <summary>Under the lock: output is waiting. The writer is woken once the lock is let go (never inside it).</summary>
+    private void RequestFlush() => _flushWanted = true;
+
+    /// <summary>Wakes the writer if output waits, unless the reader is amid a read (it wakes the writer once at its end).</summary>
+    private void FlushIfWanted()
+    {
+        lock (_lock)
+        {
+            if (!_flushWanted || _batching)
+            {
+                return;
+            }
+
+            _flushWanted = false;
+        }
+
+        _signal.Set();
+    }
+
+    private void GoAway(Http2ErrorCode code, string? message)
+    {
+        lock (_lock)
+        {
+            if (_goAwaySent && code == Http2ErrorCode.NoError)
+            {
+                return;
+            }
+
+            var debug = message is null ? [] : System.Text.Encoding.ASCII.GetBytes(message);
+            Http2FrameWriter.WriteGoAway(_control, _lastStreamId, code, debug);
+            _goAwaySent = true;
+            GoAwayCode = code;
+            RequestFlush();
+            if (_streams.Count == 0 || code != Http2ErrorCode.NoError)
+            {
+                Drained();
+            }
+        }
+
+        FlushIfWanted();
+    }
+
+    /// <summary>Under the lock: nothing more will be served; the reader stops at its next read.</summary>
+    private void Drained()
+    {
+        if (_closing)
+        {
+            return;
+        }
+
+        _closing = true;
+        RequestFlush();
+        ThreadPool.UnsafeQueueUserWorkItem(static input => input.CancelPendingRead(), _input, preferLocal: false);
+    }
+
+    /// <summary>The reader is done: every stream still open is aborted, and the writer sends what is queued (a GOAWAY, say) and stops.</summary>
+    private void Close()
+    {
+        lock (_lock)
+        {
+            _closing = true;
+            foreach (var stream in _streams.Values.ToArray())
+            {
+                AbortStream(stream);
+            }
+
+            while (_ready.TryDequeue(out var stream))
+            {
+                stream.Queued = false;
+                TryRecycle(stream);
+            }
+        }
+
+        _signal.Set();
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                await _signal.WaitAsync().ConfigureAwait(false);
+                while (true)
+                {
+                    int written;
+                    bool closing;
+                    lock (_lock)
+                    {
+                        written = Fill();
+                        closing = _closing;
+                    }
+
+                    if (written == 0)
+                    {
+                        if (closing)
+                        {
+                            return;
+                        }
+
+                        break;
+                    }
+
+                    var result = await _output.FlushAsync().ConfigureAwait(false);
+                    if (result.IsCompleted || result.IsCanceled)
+                    {
+                        PeerGone();
+                        return;
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or InvalidOperationException or Microsoft.AspNetCore.Connections.ConnectionResetException)
+        {
+            PeerGone();
+        }
+    }
+
+    private void PeerGone()
+    {
+        lock (_lock)
+        {
+            Drained();
+        }
+    }
+
+    /// <summary>Under the lock: moves a batch into the transport's output; its size (0: nothing to send).</summary>
+    private int Fill()
+    {
+        _flushWanted = false;
+        var written = _control.WrittenCount;
+        if (written > 0)
+        {
+            _output.Write(_control.WrittenSpan);
+            _control.ResetWrittenCount();
+        }
+
+        while (written < BatchSize && _ready.TryDequeue(out var stream))
+        {
+            if (!stream.Active || stream.LocalClosed)
+            {
+                stream.Queued = false;
+                TryRecycle(stream);
+                continue;
+            }
+
+            var sent = WriteData(stream);
+            if (sent < 0)
+            {
+                // The connection window is spent: the stream keeps its turn until a WINDOW_UPDATE.
+                _ready.Enqueue(stream);
+                break;
+            }
+
+            written += sent;
+        }
+
+        return written;
+    }
+
+    /// <summary>Under the lock: one frame of the stream's response (or its end); the bytes written, -1 when the connection window is spent.</summary>
+    private int WriteData(Http2ServerStream stream)
+    {
+        var ending = stream.Ending;
+        var reader = stream.ResponseReader;
+        ReadOnlySequence<byte> data = default;
+        if (reader.TryRead(out var read))
+        {
+            data = read.Buffer;
+            if (data.IsEmpty)
+            {
+                reader.AdvanceTo(data.Start);
+            }
+        }
+
+        if (data.IsEmpty)
+        {
+            stream.Queued = false;
+            return ending ? End(stream) : 0;
+        }
+
+        var allowed = Math.Min(Math.Min(data.Length, _peerMaxFrameSize), Math.Min(stream.SendWindow.Available, _connectionSend.Available));
+        if (allowed <= 0)
+        {
+            reader.AdvanceTo(data.Start);
+            if (_connectionSend.Available <= 0)
+            {
+                return -1;
+            }
+
+            // The stream's window is spent: it waits for its WINDOW_UPDATE (which queues it again).
+            stream.Queued = false;
+            return 0;
+        }
+
+        var length = (int)allowed;
+        stream.SendWindow.Take(length);
+        _connectionSend.Take(length);
+        var last = ending && length == data.Length && stream.Trailers.WrittenCount == 0;
+        // The transport's blocks may be smaller than a frame: the header, then the data as it fits.
+        Span<byte> header = stackalloc byte[Http2Frames.HeaderLength];
+        Http2FrameWriter.WriteHeader(header, length, Http2Frames.Data, last ? Http2Frames.EndStream : (byte)0, stream.Id);
+        _output.Write(header);
+        foreach (var segment in data.Slice(0, length))
+        {
+            _output.Write(segment.Span);
+        }
+
+        reader.AdvanceTo(data.GetPosition(length));
+        if (last)
+        {
+            stream.Queued = false;
+            stream.LocalClosed = true;
+            TryClose(stream);
+        }
+        else
+        {
+            // Queued still: its next frame comes after every other ready stream's.
+            _ready.Enqueue(stream);
+        }
+
+        return Http2Frames.HeaderLength + length;
+    }
+
+    /// <summary>Under the lock: the response's end, after its last data: trailers, or an empty DATA, with END_STREAM.</summary>
+    private int End(Http2ServerStream stream)
+    {
+        var length = stream.Trailers.WrittenCount;
+        if (length > 0)
+        {
+            _headerScratch.ResetWrittenCount();
+            Http2FrameWriter.WriteHeaders(_headerScratch, stream.Id, stream.Trailers.WrittenSpan, endStream: true, _peerMaxFrameSize);
+            _output.Write(_headerScratch.WrittenSpan);
+        }
+        else
+        {
+            Span<byte> header = stackalloc byte[Http2Frames.HeaderLength];
+            Http2FrameWriter.WriteHeader(header, 0, Http2Frames.Data, Http2Frames.EndStream, stream.Id);
+            _output.Write(header);
+        }
+
+        stream.LocalClosed = true;
+        TryClose(stream);
+        return Http2Frames.HeaderLength + length;
+    }
+}

@@ -1,0 +1,12 @@
+namespace Forwarder.L7.Http2.Server;
+
+/// <summary>
+/// What each request stream of an <see cref="Http2ServerConnection"/> is given to, once its
+/// header block has arrived whole and valid: read the request from the stream, write the
+/// response to it. Called on the connection's reading thread: work that waits should await, not
+/// block. The stream is the connection's again once the returned task completes.
+/// </summary>
+internal interface IHttp2StreamHandler
+{
+    ValueTask HandleAsync(Http2ServerStream stream);
+}

@@ -148,7 +148,7 @@ internal sealed partial class Http2ServerConnection
         }
     }
 
-    /// <summary>Under the lock: the handler gave up the stream with RST_STREAM.</summary>
+    /// <summary>The handler gave up the stream with RST_STREAM.</summary>
     internal void ResetByHandler(Http2ServerStream stream, Http2ErrorCode code)
     {
         lock (_lock)
@@ -158,6 +158,8 @@ internal sealed partial class Http2ServerConnection
                 ResetStream(stream.Id, code);
             }
         }
+
+        FlushIfWanted();
     }
 
     private void RememberReset(int id)
@@ -188,6 +190,9 @@ internal sealed partial class Http2ServerConnection
                 CreditStream(stream, length);
             }
         }
+
+        // The WINDOW_UPDATE must go now: the peer may be waiting for it, with nothing else to wake the writer.
+        FlushIfWanted();
     }
 
     private void CreditStream(Http2ServerStream stream, int length)
@@ -220,6 +225,8 @@ internal sealed partial class Http2ServerConnection
             stream.HandlerDone = true;
             TryRecycle(stream);
         }
+
+        FlushIfWanted();
     }
 
     /// <summary>

@@ -34,6 +34,21 @@ internal sealed class ForwarderMetrics
     public IEnumerable<((string Listener, string Route) Key, HttpMetrics Metrics)> Routes
         => _routes.OrderBy(r => r.Key.Listener, StringComparer.Ordinal).ThenBy(r => r.Key.Route, StringComparer.Ordinal).Select(r => (r.Key, r.Value));
 
+    /// <summary>Bytes all listeners moved both ways since start: whether traffic flows at all, cheaply.</summary>
+    public long BytesForwarded
+    {
+        get
+        {
+            long total = 0;
+            foreach (var listener in _listeners.Values)
+            {
+                total += listener.BytesReceived + listener.BytesSent;
+            }
+
+            return total;
+        }
+    }
+
     public IEnumerable<ListenerMetrics> Listeners => _listeners.Values.OrderBy(l => l.Name, StringComparer.Ordinal);
 
     /// <summary>The sessions and datagrams of a udp listener (its bytes count in <see cref="Listener"/>'s).</summary>

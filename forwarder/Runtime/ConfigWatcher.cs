@@ -103,7 +103,8 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
     /// The whole directory, not the file's name: a ConfigMap update only renames ..data. The
     /// digest comparison keeps events on other files from reloading anything.
     /// </summary>
-    private DirectoryWatch Watch(string directory) => DirectoryWatch.Start(directory, () => _signal.Release());
+    private DirectoryWatch Watch(string directory)
+        => DirectoryWatch.Start(directory, () => _signal.Release(), ex => LogCallbackFailed(logger, directory, ex));
 
     /// <summary>
     /// When the config file is a symlink to a file in another directory, watches that directory
@@ -134,8 +135,24 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
         }
 
         _targetWatcher?.Dispose();
-        _targetWatcher = directory is not null && Directory.Exists(directory) ? Watch(directory) : null;
-        _targetDirectory = _targetWatcher is null ? null : directory;
+        _targetWatcher = null;
+        _targetDirectory = null;
+        if (directory is null || !Directory.Exists(directory))
+        {
+            return;
+        }
+
+        try
+        {
+            _targetWatcher = Watch(directory);
+            _targetDirectory = directory;
+        }
+        catch (IOException ex)
+        {
+            // Removed since Exists, or inotify's limits reached: the config's own directory and
+            // SIGHUP still reload, and the next event there tries this directory again.
+            LogTargetUnwatched(logger, directory, ex.HResult, ex.Message);
+        }
     }
 
     /// <summary>
@@ -173,4 +190,10 @@ internal sealed partial class ConfigWatcher(ProxyRuntime runtime, ILogger<Config
 
     [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Watching {Path} for changes (SIGHUP also reloads)")]
     private static partial void LogWatching(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "Cannot watch {Directory}, where the config's symlink points (errno {Errno}: {Reason}); edits there reload only on SIGHUP or an event in the config's own directory (raise fs.inotify.max_user_watches / max_user_instances if those are the limit)")]
+    private static partial void LogTargetUnwatched(ILogger logger, string directory, int errno, string reason);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Error, Message = "Watching {Directory}: handling a change failed")]
+    private static partial void LogCallbackFailed(ILogger logger, string directory, Exception exception);
 }

@@ -25,21 +25,27 @@ internal sealed class DirectoryWatch : IDisposable
     private readonly int _inotify;
     private readonly int _wake;
     private readonly Action _changed;
+    private readonly Action<Exception>? _failed;
     private readonly Thread _thread;
     private int _disposed;
+    private bool _closeOnExit;
 
-    private DirectoryWatch(int inotify, int wake, Action changed)
+    private DirectoryWatch(int inotify, int wake, Action changed, Action<Exception>? failed)
     {
         _inotify = inotify;
         _wake = wake;
         _changed = changed;
+        _failed = failed;
         _thread = new Thread(Run) { IsBackground = true, Name = "config watch" };
         _thread.Start();
     }
 
-    /// <summary>Watches <paramref name="directory"/>; <paramref name="changed"/> runs on the watch's thread after each batch of events.</summary>
+    /// <summary>
+    /// Watches <paramref name="directory"/>; <paramref name="changed"/> runs on the watch's thread after each batch of
+    /// events, and <paramref name="failed"/> gets what it throws.
+    /// </summary>
     /// <exception cref="IOException">inotify or the directory refused.</exception>
-    public static DirectoryWatch Start(string directory, Action changed)
+    public static DirectoryWatch Start(string directory, Action changed, Action<Exception>? failed = null)
     {
         var inotify = InotifyInit(CloseOnExec);
         if (inotify < 0)
@@ -70,7 +76,7 @@ internal sealed class DirectoryWatch : IDisposable
             throw error;
         }
 
-        return new DirectoryWatch(inotify, wake, changed);
+        return new DirectoryWatch(inotify, wake, changed, failed);
     }
 
     public void Dispose()
@@ -80,12 +86,20 @@ internal sealed class DirectoryWatch : IDisposable
             return;
         }
 
+        // The fds are closed here, never by the thread: a thread that stopped early (poll failed)
+        // leaves the eventfd open, so this write cannot land on a reused descriptor number.
         ulong one = 1;
         _ = Write(_wake, ref one, sizeof(ulong));
-        if (Thread.CurrentThread != _thread)
+        if (Thread.CurrentThread == _thread)
         {
-            _thread.Join();
+            // Disposed from the callback: the loop sees _disposed and closes them as it leaves.
+            _closeOnExit = true;
+            return;
         }
+
+        _thread.Join();
+        Close(_inotify);
+        Close(_wake);
     }
 
     private void Run()
@@ -111,7 +125,7 @@ internal sealed class DirectoryWatch : IDisposable
                     }
 
                     // Cannot wait any more: have the file looked at once, as for lost events.
-                    _changed();
+                    Notify();
                     break;
                 }
 
@@ -119,7 +133,7 @@ internal sealed class DirectoryWatch : IDisposable
                 {
                     // The events themselves do not matter (an overflow counts too): any means "look".
                     _ = Read(_inotify, buffer, BufferSize);
-                    _changed();
+                    Notify();
                 }
             }
         }
@@ -127,8 +141,24 @@ internal sealed class DirectoryWatch : IDisposable
         {
             Marshal.FreeHGlobal(polls);
             Marshal.FreeHGlobal(buffer);
-            Close(_inotify);
-            Close(_wake);
+            if (_closeOnExit)
+            {
+                Close(_inotify);
+                Close(_wake);
+            }
+        }
+    }
+
+    /// <summary>An exception on this thread would end the process: the watch reports it and goes on.</summary>
+    private void Notify()
+    {
+        try
+        {
+            _changed();
+        }
+        catch (Exception ex)
+        {
+            _failed?.Invoke(ex);
         }
     }
 

@@ -108,6 +108,7 @@ internal static class ForwarderHost
         services.AddSingleton<NodeLinkListener>();
         services.AddSingleton(sp => new MemoryReclaimer(
             sp.GetRequiredService<ConnectionTracker>(),
+            sp.GetRequiredService<ForwarderMetrics>(),
             sp.GetRequiredService<MemoryPool<byte>>(),
             sp.GetService<SocketSplicer>(),
             sp.GetRequiredService<TimeProvider>(),

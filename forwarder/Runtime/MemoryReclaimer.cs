@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime;
+using Forwarder.Metrics;
 using Forwarder.Transports.Memory;
 using Forwarder.Transports.Tcp.Splicing;
 using Microsoft.Extensions.Hosting;
@@ -17,6 +18,7 @@ namespace Forwarder.Runtime;
 /// </summary>
 internal sealed partial class MemoryReclaimer(
     ConnectionTracker tracker,
+    ForwarderMetrics metrics,
     MemoryPool<byte> pool,
     SocketSplicer? splicer,
     TimeProvider time,
@@ -130,7 +132,7 @@ internal sealed partial class MemoryReclaimer(
                 var connections = tracker.Count;
                 if (!_policy.ShouldReclaim(connections, CommittedBytes(), released, time.GetTimestamp(), time.TimestampFrequency))
                 {
-                    if (_settle.ShouldSettle(GC.GetTotalAllocatedBytes(), time.GetTimestamp(), time.TimestampFrequency))
+                    if (_settle.ShouldSettle(GC.GetTotalAllocatedBytes(), metrics.BytesForwarded, time.GetTimestamp(), time.TimestampFrequency))
                     {
                         Settle();
                     }

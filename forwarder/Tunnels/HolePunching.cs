@@ -42,12 +42,28 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
     /// <summary>A datagram QUIC discards (its fixed bit is clear), so a probe reaching a QUIC socket does no harm.</summary>
     private static readonly byte[] Probe = [0x00, .. "FWPROBE"u8];
 
-    /// <summary>Askers probed with the hop limit, and when: a second introduction from one of them is its second round.</summary>
-    private readonly Dictionary<IPEndPoint, long> _firstRounds = [];
+    /// <summary>At most this many first rounds are remembered: a flood of introductions forgets the oldest, costing them only the lifted limit.</summary>
+    private const int MaxFirstRounds = 1024;
+
+    /// <summary>A full send buffer is transient: the probes are retried this many times, a moment apart.</summary>
+    private const int SendAttempts = 5;
+
+    private static readonly TimeSpan SendRetryDelay = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>
+    /// Peers (by name and address) probed here with the hop limit, and when: a second introduction of
+    /// the same peer from the same address is its second round. The queue holds them in time order,
+    /// so expiry looks only at its head.
+    /// </summary>
+    private readonly Dictionary<(string Node, IPEndPoint Asker), long> _firstRounds = [];
+    private readonly Queue<((string Node, IPEndPoint Asker) Key, long At)> _roundOrder = new();
     private QuicLinkListener? _listener;
 
     /// <summary>The listener whose port this node is punched through to; none: it answers no introductions.</summary>
     public void Attach(QuicLinkListener listener) => Volatile.Write(ref _listener, listener);
+
+    /// <summary>Stops answering through <paramref name="listener"/>, before it is disposed.</summary>
+    public void Detach(QuicLinkListener listener) => Interlocked.CompareExchange(ref _listener, null, listener);
 
     /// <summary>Punches through to <paramref name="peer"/> and opens a QUIC link over the hole: a second round from the same port if the first fails.</summary>
     /// <exception cref="Exception">No relay introduced the nodes, or the handshake through the holes failed twice.</exception>
@@ -128,13 +144,20 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
 
         asker = Unmapped(asker);
         var (token, datagram) = NewToken();
-        var hopLimit = HopLimitFor(asker, node.PunchTtl);
+        var hopLimit = HopLimitFor(request.Node, asker, node.PunchTtl);
         try
         {
             for (var i = 0; i < Probes; i++)
             {
-                listener.Send(Probe, asker, hopLimit);
+                await SendAsync(listener, Probe, asker, hopLimit, stopping).ConfigureAwait(false);
             }
+        }
+        catch (ObjectDisposedException)
+        {
+            // The node is stopping and its QUIC port is closed: nothing to punch through to.
+            TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Unreachable);
+            await stream.Transport.Output.FlushAsync(stopping).ConfigureAwait(false);
+            return;
         }
         catch (SocketException ex)
         {
@@ -154,7 +177,7 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
                 var udp = Unmapped(await QuicLinkDialer.ResolveAsync(relay.EndPoint, stopping).ConfigureAwait(false));
                 for (var i = 0; i < 3; i++)
                 {
-                    listener.Send(datagram, udp);
+                    await SendAsync(listener, datagram, udp, null, stopping).ConfigureAwait(false);
                 }
             }
             catch (SocketException ex)
@@ -171,28 +194,49 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
 
     /// <summary>
     /// The probes' hop limit for <paramref name="asker"/>: <paramref name="ttl"/> in a first round;
-    /// none when the same address asks again soon, as a dialler does whose first round failed.
+    /// none when the same peer asks again soon from the same address after a first round here, as a
+    /// dialler does whose first round failed.
     /// </summary>
-    private int? HopLimitFor(IPEndPoint asker, int ttl)
+    private int? HopLimitFor(string node, IPEndPoint asker, int ttl)
     {
         var now = time.GetTimestamp();
+        var key = (node, asker);
         lock (_firstRounds)
         {
-            foreach (var (address, at) in _firstRounds)
+            while (_roundOrder.TryPeek(out var oldest) && (_roundOrder.Count > MaxFirstRounds || time.GetElapsedTime(oldest.At, now) > RoundWindow))
             {
-                if (time.GetElapsedTime(at, now) > RoundWindow)
+                _roundOrder.Dequeue();
+                if (_firstRounds.TryGetValue(oldest.Key, out var at) && at == oldest.At)
                 {
-                    _firstRounds.Remove(address);
+                    _firstRounds.Remove(oldest.Key);
                 }
             }
 
-            if (_firstRounds.Remove(asker))
+            if (_firstRounds.Remove(key))
             {
                 return null;
             }
 
-            _firstRounds[asker] = now;
+            _firstRounds[key] = now;
+            _roundOrder.Enqueue((key, now));
             return ttl;
+        }
+    }
+
+    /// <summary>One datagram from the QUIC port; a full send buffer is waited out briefly rather than taken for an unreachable peer.</summary>
+    private async Task SendAsync(QuicLinkListener listener, byte[] datagram, IPEndPoint to, int? hopLimit, CancellationToken stopping)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                listener.Send(datagram, to, hopLimit);
+                return;
+            }
+            catch (SocketException ex) when (attempt < SendAttempts && ex.SocketErrorCode is SocketError.WouldBlock or SocketError.NoBufferSpaceAvailable)
+            {
+                await Task.Delay(SendRetryDelay, time, stopping).ConfigureAwait(false);
+            }
         }
     }
 

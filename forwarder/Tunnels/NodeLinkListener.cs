@@ -87,6 +87,8 @@ internal sealed partial class NodeLinkListener(
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_quic is { } quic)
         {
+            // Introductions still arriving over relay sessions find no listener to send from.
+            punching.Detach(quic);
             await quic.DisposeAsync().ConfigureAwait(false);
         }
 

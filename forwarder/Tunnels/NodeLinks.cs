@@ -53,10 +53,12 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         var links = Links(endpoint.Node);
         var request = new TunnelRequest(TunnelRequestKind.Connect, string.Empty, endpoint.Target);
 
-        // A link that broke under the request is dropped from its PeerLink soon; the others may still get through.
+        // A link that broke under the request stays open until its PeerLink sees it end: the
+        // retry skips it for the other links, or the relay, as the way after a failed one.
+        List<ILinkSession>? broken = null;
         for (var tries = 0; tries < links.Length; tries++)
         {
-            if (await DirectSessionAsync(links, cancellationToken).ConfigureAwait(false) is not { } session)
+            if (await DirectSessionAsync(links, broken, cancellationToken).ConfigureAwait(false) is not { } session || broken?.Contains(session) == true)
             {
                 break;
             }
@@ -71,6 +73,8 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             {
                 throw new SocketException((int)TunnelHandshake.ToSocketError(status));
             }
+
+            (broken ??= []).Add(session);
         }
 
         if (!relays.Configured)
@@ -103,13 +107,14 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
     /// <summary>
     /// A session to use for a stream now: an open one in the links' order, else the first to come up
     /// of the attempts started (staggered) within <see cref="DirectBudget"/>; null to take the relay.
-    /// Links that failed before are started but not waited for, unless no relay comes after them.
+    /// Links that failed before are started but not waited for, unless no relay comes after them;
+    /// sessions in <paramref name="broken"/> failed under this stream's request and are passed over.
     /// </summary>
-    private async ValueTask<ILinkSession?> DirectSessionAsync(PeerLink[] links, CancellationToken cancellationToken)
+    private async ValueTask<ILinkSession?> DirectSessionAsync(PeerLink[] links, List<ILinkSession>? broken, CancellationToken cancellationToken)
     {
         foreach (var link in links)
         {
-            if (link.Session is { } open)
+            if (link.Session is { } open && broken?.Contains(open) != true)
             {
                 return open;
             }

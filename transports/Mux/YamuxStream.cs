@@ -260,7 +260,6 @@ public sealed partial class YamuxStream : ConnectionContext, IConnectionIdFeatur
             while (true)
             {
                 var result = await reader.ReadAsync().ConfigureAwait(false);
-                var buffer = result.Buffer;
                 if (!await SendFramesAsync(result.Buffer).ConfigureAwait(false))
                 {
                     return;

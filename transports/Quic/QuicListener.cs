@@ -77,19 +77,34 @@ internal sealed class QuicListener : IAsyncDisposable
     /// tokens), with <paramref name="hopLimit"/> hops at most if given: a limit on that datagram alone,
     /// so the connections' packets sent meanwhile keep the socket's usual TTL.
     /// </summary>
-    /// <exception cref="SocketException">The datagram could not be sent (no route, another address family).</exception>
+    /// <exception cref="SocketException">The datagram could not be sent (no route, another address family, a full send buffer).</exception>
+    /// <exception cref="ObjectDisposedException">The listener was disposed.</exception>
     public unsafe void Send(ReadOnlySpan<byte> datagram, IPEndPoint to, int? hopLimit = null)
     {
         Span<byte> address = stackalloc byte[SockAddrIn6Length];
         var (length, ipv4) = WriteSockAddr(to, _socket.AddressFamily, address);
-        var fd = _socket.SafeHandle.DangerousGetHandle(); // the socket outlives every caller (they stop before disposing it)
+        // The reference keeps the descriptor open (not closed and reused under this send) when a
+        // caller races the listener's disposal; after it, DangerousAddRef throws ObjectDisposedException.
+        var added = false;
         int errno;
-        fixed (byte* data = datagram)
-        fixed (byte* peer = address)
+        try
         {
-            errno = hopLimit is { } hops
-                ? UdpNative.SendWithHopLimit(fd, data, datagram.Length, peer, (uint)length, ipv4, hops)
-                : UdpNative.Send(fd, data, datagram.Length, datagram.Length, peer, (uint)length);
+            _socket.SafeHandle.DangerousAddRef(ref added);
+            var fd = _socket.SafeHandle.DangerousGetHandle();
+            fixed (byte* data = datagram)
+            fixed (byte* peer = address)
+            {
+                errno = hopLimit is { } hops
+                    ? UdpNative.SendWithHopLimit(fd, data, datagram.Length, peer, (uint)length, ipv4, hops)
+                    : UdpNative.Send(fd, data, datagram.Length, datagram.Length, peer, (uint)length);
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                _socket.SafeHandle.DangerousRelease();
+            }
         }
 
         if (errno != 0)

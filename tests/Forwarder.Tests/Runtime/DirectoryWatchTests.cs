@@ -47,6 +47,26 @@ public sealed class DirectoryWatchTests : IDisposable
     }
 
     [Fact]
+    public async Task Start_CallbackThrows_ReportsItAndKeepsWatching()
+    {
+        var failures = 0;
+        using var watch = DirectoryWatch.Start(
+            _directory,
+            () =>
+            {
+                Interlocked.Increment(ref _changes);
+                throw new InvalidOperationException("callback failed");
+            },
+            _ => Interlocked.Increment(ref failures));
+
+        await File.WriteAllTextAsync(Path.Combine(_directory, "one.yaml"), "1");
+        await Eventually.TrueAsync(() => Volatile.Read(ref failures) > 0, "the first callback's exception is reported");
+        var seen = Volatile.Read(ref _changes);
+        await File.WriteAllTextAsync(Path.Combine(_directory, "two.yaml"), "2");
+        await Eventually.TrueAsync(() => Volatile.Read(ref _changes) > seen, "the watch goes on after a throwing callback");
+    }
+
+    [Fact]
     public void Start_MissingDirectory_Throws()
         => Assert.Throws<IOException>(() => DirectoryWatch.Start(Path.Combine(_directory, "missing"), () => { }));
 

@@ -93,6 +93,15 @@ public sealed class QuicListenerHopLimitTests : IDisposable
         Assert.Equal(SocketError.AddressFamilyNotSupported, error.SocketErrorCode);
     }
 
+    [Fact]
+    public async Task Send_AfterDispose_ThrowsObjectDisposed()
+    {
+        var listener = Listen();
+        await listener.DisposeAsync();
+
+        Assert.Throws<ObjectDisposedException>(() => listener.Send("probe"u8, new IPEndPoint(IPAddress.Loopback, 9), HopLimit));
+    }
+
     private QuicListener Listen() => QuicListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), new QuicServerOptions
     {
         Alpn = Alpn, CertificateFile = _pki.ServerCertificateFile, KeyFile = _pki.ServerKeyFile,

@@ -94,6 +94,12 @@ internal sealed partial class Http2ClientConnection
         {
             failure = new Http2ClientException("The connection to the server failed.", Http2ErrorCode.ConnectError, canRetry: false, ex);
         }
+        catch (Exception ex)
+        {
+            // A bug of this side's: the connection still ends, or its streams and DisposeAsync would wait forever.
+            failure = new Http2ClientException("The upstream connection failed unexpectedly.", Http2ErrorCode.InternalError, canRetry: false, ex);
+            goAway = Http2ErrorCode.InternalError;
+        }
 
         await TerminateAsync(failure, goAway).ConfigureAwait(false);
     }
@@ -529,9 +535,12 @@ internal sealed partial class Http2ClientConnection
                 TakeWindowWaiters(null);
             }
 
-            for (var free = _peerMaxStreams - _active; free > 0 && _openWaiters.TryDequeue(out var waiter); free--)
+            for (var free = _peerMaxStreams - _active; free > 0 && _openWaiters.TryDequeue(out var waiter);)
             {
-                waiter.TrySetResult();
+                if (waiter.TrySetResult())
+                {
+                    free--;
+                }
             }
         }
 

@@ -207,7 +207,21 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
     {
         while (true)
         {
-            await waiter.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await waiter.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!waiter.TrySetCanceled())
+            {
+                // Woken as it gave up: the slot it was handed goes to the next opener.
+                lock (_gate)
+                {
+                    WakeOpener();
+                }
+
+                throw;
+            }
+
             Http2ClientStream? stream;
             Http2ClientException? refusal;
             lock (_gate)
@@ -509,13 +523,17 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
             }
         }
 
-        if (_openWaiters.TryDequeue(out var waiter))
-        {
-            waiter.TrySetResult();
-        }
-
+        WakeOpener();
         StreamClosed?.Invoke();
         stream.Release();
+    }
+
+    /// <summary>Under the lock: hands a free slot to the first opener still waiting (those that gave up are cancelled and skipped).</summary>
+    private void WakeOpener()
+    {
+        while (_openWaiters.TryDequeue(out var waiter) && !waiter.TrySetResult())
+        {
+        }
     }
 
     /// <summary>Outside the lock: a failed stream's waits end with its error.</summary>

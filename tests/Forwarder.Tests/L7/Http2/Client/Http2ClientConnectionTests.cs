@@ -86,6 +86,25 @@ public sealed class Http2ClientConnectionTests : IDisposable
     }
 
     [Fact]
+    public async Task OpenStream_WaiterGaveUp_NextWaiterGetsTheFreedSlot()
+    {
+        await using var server = await Http2PeerServer.StartNghttpdAsync(_htdocs, "--echo-upload -m 1");
+        await using var connection = await ConnectAsync(server.EndPoint);
+
+        await using var first = await connection.OpenStreamAsync(Head("POST", "/small.txt", server.EndPoint), endStream: false);
+        using var giveUp = new CancellationTokenSource();
+        var quitter = connection.OpenStreamAsync(Head("GET", "/small.txt", server.EndPoint), endStream: true, giveUp.Token).AsTask();
+        var patient = connection.OpenStreamAsync(Head("GET", "/small.txt", server.EndPoint), endStream: true).AsTask();
+        giveUp.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => quitter);
+
+        await first.WriteBodyAsync("one"u8.ToArray(), endStream: true);
+        Assert.Equal("one", (await ReadResponseAsync(first)).Text);
+        await using var opened = await patient.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("hello h2", (await ReadResponseAsync(opened)).Text);
+    }
+
+    [Fact]
     public async Task ReadBody_PeerSendsTrailers_TrailersAfterBody()
     {
         await using var server = await Http2PeerServer.StartNghttpdAsync(_htdocs, "--trailer \"x-checksum: abc\"");

@@ -164,7 +164,7 @@ internal sealed partial class Http2ClientConnection
     }
 
     /// <summary>Under the lock: a frame on a stream this side never opened (or a server-side one: push is off) is a connection error.</summary>
-    private void RequireOpened(int streamId)
+    private void RequireOpened(long streamId)
     {
         if ((streamId & 1) == 0 || streamId >= _nextStreamId)
         {
@@ -226,7 +226,7 @@ internal sealed partial class Http2ClientConnection
                 ConsumedOnConnection(length - data);
                 if (stream.ReceiveWindow.Consume(length - data) is > 0 and var increment)
                 {
-                    Http2FrameWriter.WriteWindowUpdate(Out, id, increment);
+                    Http2FrameWriter.WriteWindowUpdate(ControlOut, id, increment);
                 }
             }
 
@@ -302,10 +302,21 @@ internal sealed partial class Http2ClientConnection
     {
         Http2ClientStream? stream;
         bool trailers;
+        bool ended;
         lock (_gate)
         {
             stream = Hold(id);
             trailers = stream?.HeadReceived ?? false;
+            ended = stream?.RemoteEnded ?? false;
+        }
+
+        if (ended)
+        {
+            // HEADERS after the server ended the stream: the fields the caller reads stay as they are.
+            var discard = default(DiscardSink);
+            _decoder.Decode(block, ref discard);
+            stream!.Release();
+            throw new Http2StreamException(id, Http2ErrorCode.StreamClosed, "HEADERS after END_STREAM");
         }
 
         if (stream is null)
@@ -453,7 +464,7 @@ internal sealed partial class Http2ClientConnection
         Http2ClientStream? stream;
         lock (_gate)
         {
-            Http2FrameWriter.WriteRstStream(Out, id, code);
+            Http2FrameWriter.WriteRstStream(ControlOut, id, code);
             stream = _streams.GetValueOrDefault(id);
             if (stream is null)
             {
@@ -528,7 +539,7 @@ internal sealed partial class Http2ClientConnection
                 }
             }
 
-            Http2FrameWriter.WriteSettingsAck(Out);
+            Http2FrameWriter.WriteSettingsAck(ControlOut);
             _settingsSeen = true;
             if (windowGrew)
             {
@@ -554,7 +565,7 @@ internal sealed partial class Http2ClientConnection
         {
             lock (_gate)
             {
-                Http2FrameWriter.WritePing(Out, frame.PingData, ack: true);
+                Http2FrameWriter.WritePing(ControlOut, frame.PingData, ack: true);
             }
 
             return;
@@ -573,6 +584,7 @@ internal sealed partial class Http2ClientConnection
         {
             _goAwayReceived = true;
             _draining = true;
+            SlotsChanged?.Invoke();
             if (code != Http2ErrorCode.NoError)
             {
                 Failure ??= new Http2ClientException($"The server sent GOAWAY {code}: {debug}", code, canRetry: false);
@@ -671,6 +683,7 @@ internal sealed partial class Http2ClientConnection
             _closed = true;
             _draining = true;
             Failure ??= failure;
+            SlotsChanged?.Invoke();
             streams = [.. _streams.Values];
             foreach (var stream in streams)
             {

@@ -39,7 +39,7 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
     private int _peerInitialWindow = Http2Frames.DefaultWindowSize;
     private int _peerMaxFrameSize = Http2Frames.DefaultMaxFrameSize;
     private int _peerMaxStreams = int.MaxValue;
-    private int _nextStreamId = 1;
+    private long _nextStreamId = 1;
     private int _active;
     private bool _draining;
     private bool _closed;
@@ -87,8 +87,8 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>Called (under the connection's lock: it must not block or lock) whenever a stream ends and frees a slot.</summary>
-    public Action? StreamClosed { get; init; }
+    /// <summary>Called (under the connection's lock: it must not block or lock) whenever a stream ends and frees a slot, or the connection stops taking streams.</summary>
+    public Action? SlotsChanged { get; init; }
 
     /// <summary>Completes when the connection has ended, for whatever reason.</summary>
     public Task Completion => _completion.Task;
@@ -131,6 +131,12 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
         {
             await Task.WhenAny(_peerSettings.Task, _completion.Task).WaitAsync(deadline.Token).ConfigureAwait(false);
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Abort(null, Http2ErrorCode.Cancel);
+            await _completion.Task.ConfigureAwait(false);
+            throw;
+        }
         catch (OperationCanceledException)
         {
             Abort(new Http2ClientException("The server sent no SETTINGS in time.", Http2ErrorCode.SettingsTimeout, canRetry: true), Http2ErrorCode.SettingsTimeout);
@@ -171,6 +177,15 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
         }
 
         return refusal is not null ? ValueTask.FromException<Http2ClientStream>(refusal) : OpenWhenFreeAsync(waiter!, head, endStream, cancellationToken);
+    }
+
+    /// <summary>Test hook: the next stream takes id <paramref name="id"/> (odd), to reach the end of the id space.</summary>
+    internal void SkipStreamIdsTo(int id)
+    {
+        lock (_gate)
+        {
+            _nextStreamId = id;
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -261,12 +276,18 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
             return false;
         }
 
-        var id = _nextStreamId;
+        var id = (int)_nextStreamId;
         _nextStreamId += 2;
-        if (_nextStreamId < 0)
+        if (_nextStreamId > int.MaxValue)
         {
-            // Stream ids are spent: this is the last stream, the pool opens another connection.
+            // Stream ids are spent: this is the last stream, those open finish, openers go elsewhere.
             _draining = true;
+            while (_openWaiters.TryDequeue(out var waiter))
+            {
+                waiter.TrySetResult();
+            }
+
+            SlotsChanged?.Invoke();
         }
 
         stream = _free.Count > 0 ? _free.Pop() : new Http2ClientStream(this, _options);
@@ -524,7 +545,7 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
         }
 
         WakeOpener();
-        StreamClosed?.Invoke();
+        SlotsChanged?.Invoke();
         stream.Release();
     }
 

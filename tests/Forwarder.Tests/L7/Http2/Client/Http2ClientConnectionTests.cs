@@ -148,6 +148,51 @@ public sealed class Http2ClientConnectionTests : IDisposable
     }
 
     [Fact]
+    public async Task Tls_UpstreamStallsHandshake_DialFailsWithinDeadlineAndLaterDialWorks()
+    {
+        using var certificates = new TestCertificates();
+        certificates.Write(_htdocs, "server", "localhost");
+        await using var server = await Http2PeerServer.StartNghttpdAsync(_htdocs, string.Empty, Path.Combine(_htdocs, "server.key"), Path.Combine(_htdocs, "server.pem"));
+        using var silent = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        silent.Start();
+        var silentEndPoint = (IPEndPoint)silent.LocalEndpoint;
+        var tls = new SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost",
+            RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null,
+        };
+        var stalled = Http2ClientDialer.Tls(Tcp, silentEndPoint, tls);
+        var good = Http2ClientDialer.Tls(Tcp, server.EndPoint, tls);
+        var useGood = false;
+        await using var pool = new Http2ClientPool(token => (Volatile.Read(ref useGood) ? good : stalled)(token), new Http2ClientOptions { ConnectTimeout = TimeSpan.FromSeconds(1) });
+
+        var failure = await Assert.ThrowsAsync<Http2ClientException>(() => GetAsync(pool, server.EndPoint, "/small.txt").WaitAsync(TimeSpan.FromSeconds(30)));
+        Volatile.Write(ref useGood, true);
+        var response = await GetAsync(pool, server.EndPoint, "/small.txt").WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(Http2ErrorCode.ConnectError, failure.Code);
+        Assert.Equal("hello h2", response.Text);
+        Assert.Null(tls.ApplicationProtocols);
+    }
+
+    [Fact]
+    public async Task OpenStream_StreamIdsRunOut_LastStreamsFinishAndConnectionTakesNoMore()
+    {
+        await using var server = await Http2PeerServer.StartNghttpdAsync(_htdocs, string.Empty);
+        await using var connection = await ConnectAsync(server.EndPoint);
+        connection.SkipStreamIdsTo(int.MaxValue - 2);
+
+        await using var last = await connection.OpenStreamAsync(Head("GET", "/small.txt", server.EndPoint), endStream: true);
+        await using var beforeLast = await connection.OpenStreamAsync(Head("GET", "/small.txt", server.EndPoint), endStream: true);
+        Assert.False(connection.IsUsable);
+        var refused = await Assert.ThrowsAsync<Http2ClientException>(() => connection.OpenStreamAsync(Head("GET", "/small.txt", server.EndPoint), endStream: true).AsTask());
+
+        Assert.Equal("hello h2", (await ReadResponseAsync(last)).Text);
+        Assert.Equal("hello h2", (await ReadResponseAsync(beforeLast)).Text);
+        Assert.True(refused.CanRetry);
+    }
+
+    [Fact]
     public async Task EndRequest_WithTrailers_KestrelSeesThemAndAnswersWithItsOwn()
     {
         await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>

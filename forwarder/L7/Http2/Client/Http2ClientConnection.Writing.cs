@@ -186,6 +186,8 @@ internal sealed partial class Http2ClientConnection
     /// <summary>Once the connection has ended (nothing else writes): waits out a flush in flight, sends the GOAWAY, and completes the output.</summary>
     private async Task CloseOutputAsync(Http2ErrorCode? goAway)
     {
+        // A server that reads nothing must not hold the close up: a stuck flush is given up on.
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         while (true)
         {
             Task flushing;
@@ -201,7 +203,15 @@ internal sealed partial class Http2ClientConnection
 
             try
             {
-                await flushing.ConfigureAwait(false);
+                try
+                {
+                    await flushing.WaitAsync(deadline.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+                {
+                    _output.CancelPendingFlush();
+                    await flushing.ConfigureAwait(false);
+                }
             }
             catch (Exception ex) when (IsConnectionGone(ex))
             {
@@ -224,8 +234,6 @@ internal sealed partial class Http2ClientConnection
                 Http2FrameWriter.WriteGoAway(_output, 0, code);
             }
 
-            // A server that reads nothing must not hold the close up.
-            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             await _output.FlushAsync(deadline.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsConnectionGone(ex))

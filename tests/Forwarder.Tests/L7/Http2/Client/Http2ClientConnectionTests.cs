@@ -192,6 +192,40 @@ public sealed class Http2ClientConnectionTests : IDisposable
         Assert.True(refused.CanRetry);
     }
 
+    [Fact(Skip = "Known hang, next session: after the flood abort the client stops reading but Completion never completes (suspected: transport disposal waits on a send the non-reading peer blocks), so the peer's writes stall")]
+    public async Task Ping_PeerFloodsAndNeverReads_ConnectionEndsWithEnhanceYourCalm()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var accepting = listener.AcceptTcpClientAsync();
+        await using var connection = new Http2ClientConnection(await Tcp.ConnectAsync(listener.LocalEndpoint), new Http2ClientOptions());
+        using var peer = await accepting.WaitAsync(TimeSpan.FromSeconds(30));
+        var socket = peer.GetStream();
+        // SETTINGS (empty), SETTINGS ACK; then PINGs, and nothing the client sends is ever read.
+        await socket.WriteAsync(Convert.FromHexString("000000040000000000" + "000000040100000000"));
+        await connection.StartAsync(CancellationToken.None);
+        var pings = Convert.FromHexString(string.Concat(Enumerable.Repeat("000008060000000000" + "0102030405060708", 1000)));
+
+        var sent = 0L;
+        while (!connection.Completion.IsCompleted && sent < 256L * 1024 * 1024)
+        {
+            try
+            {
+                await socket.WriteAsync(pings).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            }
+            catch (IOException)
+            {
+                break;
+            }
+
+            sent += pings.Length;
+        }
+
+        await connection.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        var failure = Assert.IsType<Http2ClientException>(connection.Failure);
+        Assert.Equal(Http2ErrorCode.EnhanceYourCalm, failure.Code);
+    }
+
     [Fact]
     public async Task EndRequest_WithTrailers_KestrelSeesThemAndAnswersWithItsOwn()
     {

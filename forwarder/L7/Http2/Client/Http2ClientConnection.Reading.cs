@@ -94,6 +94,12 @@ internal sealed partial class Http2ClientConnection
         {
             failure = new Http2ClientException("The connection to the server failed.", Http2ErrorCode.ConnectError, canRetry: false, ex);
         }
+        catch (Exception ex)
+        {
+            // A bug of this side's: the connection still ends, or its streams and DisposeAsync would wait forever.
+            failure = new Http2ClientException("The upstream connection failed unexpectedly.", Http2ErrorCode.InternalError, canRetry: false, ex);
+            goAway = Http2ErrorCode.InternalError;
+        }
 
         await TerminateAsync(failure, goAway).ConfigureAwait(false);
     }
@@ -158,7 +164,7 @@ internal sealed partial class Http2ClientConnection
     }
 
     /// <summary>Under the lock: a frame on a stream this side never opened (or a server-side one: push is off) is a connection error.</summary>
-    private void RequireOpened(int streamId)
+    private void RequireOpened(long streamId)
     {
         if ((streamId & 1) == 0 || streamId >= _nextStreamId)
         {
@@ -220,7 +226,7 @@ internal sealed partial class Http2ClientConnection
                 ConsumedOnConnection(length - data);
                 if (stream.ReceiveWindow.Consume(length - data) is > 0 and var increment)
                 {
-                    Http2FrameWriter.WriteWindowUpdate(Out, id, increment);
+                    Http2FrameWriter.WriteWindowUpdate(ControlOut, id, increment);
                 }
             }
 
@@ -296,10 +302,21 @@ internal sealed partial class Http2ClientConnection
     {
         Http2ClientStream? stream;
         bool trailers;
+        bool ended;
         lock (_gate)
         {
             stream = Hold(id);
             trailers = stream?.HeadReceived ?? false;
+            ended = stream?.RemoteEnded ?? false;
+        }
+
+        if (ended)
+        {
+            // HEADERS after the server ended the stream: the fields the caller reads stay as they are.
+            var discard = default(DiscardSink);
+            _decoder.Decode(block, ref discard);
+            stream!.Release();
+            throw new Http2StreamException(id, Http2ErrorCode.StreamClosed, "HEADERS after END_STREAM");
         }
 
         if (stream is null)
@@ -447,7 +464,7 @@ internal sealed partial class Http2ClientConnection
         Http2ClientStream? stream;
         lock (_gate)
         {
-            Http2FrameWriter.WriteRstStream(Out, id, code);
+            Http2FrameWriter.WriteRstStream(ControlOut, id, code);
             stream = _streams.GetValueOrDefault(id);
             if (stream is null)
             {
@@ -522,16 +539,19 @@ internal sealed partial class Http2ClientConnection
                 }
             }
 
-            Http2FrameWriter.WriteSettingsAck(Out);
+            Http2FrameWriter.WriteSettingsAck(ControlOut);
             _settingsSeen = true;
             if (windowGrew)
             {
                 TakeWindowWaiters(null);
             }
 
-            for (var free = _peerMaxStreams - _active; free > 0 && _openWaiters.TryDequeue(out var waiter); free--)
+            for (var free = _peerMaxStreams - _active; free > 0 && _openWaiters.TryDequeue(out var waiter);)
             {
-                waiter.TrySetResult();
+                if (waiter.TrySetResult())
+                {
+                    free--;
+                }
             }
         }
 
@@ -545,7 +565,7 @@ internal sealed partial class Http2ClientConnection
         {
             lock (_gate)
             {
-                Http2FrameWriter.WritePing(Out, frame.PingData, ack: true);
+                Http2FrameWriter.WritePing(ControlOut, frame.PingData, ack: true);
             }
 
             return;
@@ -564,6 +584,7 @@ internal sealed partial class Http2ClientConnection
         {
             _goAwayReceived = true;
             _draining = true;
+            SlotsChanged?.Invoke();
             if (code != Http2ErrorCode.NoError)
             {
                 Failure ??= new Http2ClientException($"The server sent GOAWAY {code}: {debug}", code, canRetry: false);
@@ -662,6 +683,7 @@ internal sealed partial class Http2ClientConnection
             _closed = true;
             _draining = true;
             Failure ??= failure;
+            SlotsChanged?.Invoke();
             streams = [.. _streams.Values];
             foreach (var stream in streams)
             {

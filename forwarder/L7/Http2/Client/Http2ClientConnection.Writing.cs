@@ -14,9 +14,13 @@ namespace Forwarder.L7.Http2.Client;
 /// </summary>
 internal sealed partial class Http2ClientConnection
 {
+    /// <summary>Answers the server provoked (PING ACK, SETTINGS ACK, RST_STREAM, WINDOW_UPDATE) that may wait behind one stuck flush.</summary>
+    private const int MaxPendingControlFrames = 10_000;
+
     private readonly PipeWriter _output;
     private readonly ArrayBufferWriter<byte> _backlog = new(4096);
     private int _batchDepth;
+    private int _pendingControl;
     private bool _unflushed;
     private bool _flushing;
     private Task _flushTask = Task.CompletedTask;
@@ -28,6 +32,23 @@ internal sealed partial class Http2ClientConnection
         {
             _unflushed = true;
             return _flushing ? _backlog : _output;
+        }
+    }
+
+    /// <summary>
+    /// Under the lock: <see cref="Out"/> for an answer the server provoked. A server that provokes
+    /// them while it reads nothing would grow the backlog without end: past the cap it is a flood.
+    /// </summary>
+    private IBufferWriter<byte> ControlOut
+    {
+        get
+        {
+            if (_flushing && ++_pendingControl > MaxPendingControlFrames)
+            {
+                throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, $"more than {MaxPendingControlFrames} frames to answer while the server reads nothing");
+            }
+
+            return Out;
         }
     }
 
@@ -137,6 +158,7 @@ internal sealed partial class Http2ClientConnection
             {
                 _output.Write(_backlog.WrittenSpan);
                 _backlog.ResetWrittenCount();
+                _pendingControl = 0;
                 _unflushed = true;
             }
 
@@ -164,6 +186,8 @@ internal sealed partial class Http2ClientConnection
     /// <summary>Once the connection has ended (nothing else writes): waits out a flush in flight, sends the GOAWAY, and completes the output.</summary>
     private async Task CloseOutputAsync(Http2ErrorCode? goAway)
     {
+        // A server that reads nothing must not hold the close up: a stuck flush is given up on.
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         while (true)
         {
             Task flushing;
@@ -179,7 +203,15 @@ internal sealed partial class Http2ClientConnection
 
             try
             {
-                await flushing.ConfigureAwait(false);
+                try
+                {
+                    await flushing.WaitAsync(deadline.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+                {
+                    _output.CancelPendingFlush();
+                    await flushing.ConfigureAwait(false);
+                }
             }
             catch (Exception ex) when (IsConnectionGone(ex))
             {
@@ -202,8 +234,6 @@ internal sealed partial class Http2ClientConnection
                 Http2FrameWriter.WriteGoAway(_output, 0, code);
             }
 
-            // A server that reads nothing must not hold the close up.
-            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             await _output.FlushAsync(deadline.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsConnectionGone(ex))

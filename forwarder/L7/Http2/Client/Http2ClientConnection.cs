@@ -39,7 +39,7 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
     private int _peerInitialWindow = Http2Frames.DefaultWindowSize;
     private int _peerMaxFrameSize = Http2Frames.DefaultMaxFrameSize;
     private int _peerMaxStreams = int.MaxValue;
-    private int _nextStreamId = 1;
+    private long _nextStreamId = 1;
     private int _active;
     private bool _draining;
     private bool _closed;
@@ -87,8 +87,8 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>Called (under the connection's lock: it must not block or lock) whenever a stream ends and frees a slot.</summary>
-    public Action? StreamClosed { get; init; }
+    /// <summary>Called (under the connection's lock: it must not block or lock) whenever a stream ends and frees a slot, or the connection stops taking streams.</summary>
+    public Action? SlotsChanged { get; init; }
 
     /// <summary>Completes when the connection has ended, for whatever reason.</summary>
     public Task Completion => _completion.Task;
@@ -130,6 +130,12 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
         try
         {
             await Task.WhenAny(_peerSettings.Task, _completion.Task).WaitAsync(deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Abort(null, Http2ErrorCode.Cancel);
+            await _completion.Task.ConfigureAwait(false);
+            throw;
         }
         catch (OperationCanceledException)
         {
@@ -173,6 +179,15 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
         return refusal is not null ? ValueTask.FromException<Http2ClientStream>(refusal) : OpenWhenFreeAsync(waiter!, head, endStream, cancellationToken);
     }
 
+    /// <summary>Test hook: the next stream takes id <paramref name="id"/> (odd), to reach the end of the id space.</summary>
+    internal void SkipStreamIdsTo(int id)
+    {
+        lock (_gate)
+        {
+            _nextStreamId = id;
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_started)
@@ -207,7 +222,21 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
     {
         while (true)
         {
-            await waiter.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await waiter.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!waiter.TrySetCanceled())
+            {
+                // Woken as it gave up: the slot it was handed goes to the next opener.
+                lock (_gate)
+                {
+                    WakeOpener();
+                }
+
+                throw;
+            }
+
             Http2ClientStream? stream;
             Http2ClientException? refusal;
             lock (_gate)
@@ -247,12 +276,18 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
             return false;
         }
 
-        var id = _nextStreamId;
+        var id = (int)_nextStreamId;
         _nextStreamId += 2;
-        if (_nextStreamId < 0)
+        if (_nextStreamId > int.MaxValue)
         {
-            // Stream ids are spent: this is the last stream, the pool opens another connection.
+            // Stream ids are spent: this is the last stream, those open finish, openers go elsewhere.
             _draining = true;
+            while (_openWaiters.TryDequeue(out var waiter))
+            {
+                waiter.TrySetResult();
+            }
+
+            SlotsChanged?.Invoke();
         }
 
         stream = _free.Count > 0 ? _free.Pop() : new Http2ClientStream(this, _options);
@@ -509,13 +544,17 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
             }
         }
 
-        if (_openWaiters.TryDequeue(out var waiter))
-        {
-            waiter.TrySetResult();
-        }
-
-        StreamClosed?.Invoke();
+        WakeOpener();
+        SlotsChanged?.Invoke();
         stream.Release();
+    }
+
+    /// <summary>Under the lock: hands a free slot to the first opener still waiting (those that gave up are cancelled and skipped).</summary>
+    private void WakeOpener()
+    {
+        while (_openWaiters.TryDequeue(out var waiter) && !waiter.TrySetResult())
+        {
+        }
     }
 
     /// <summary>Outside the lock: a failed stream's waits end with its error.</summary>

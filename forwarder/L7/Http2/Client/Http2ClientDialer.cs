@@ -15,7 +15,25 @@ internal static class Http2ClientDialer
 
     /// <summary>TLS over <paramref name="dialer"/>'s connection, offering only h2; a server that does not choose it is refused.</summary>
     public static Func<CancellationToken, ValueTask<ConnectionContext>> Tls(IConnectionFactory dialer, EndPoint endPoint, SslClientAuthenticationOptions tls)
-        => cancellationToken => ConnectTlsAsync(dialer, endPoint, tls, cancellationToken);
+        => cancellationToken => ConnectTlsAsync(dialer, endPoint, H2Only(tls), cancellationToken);
+
+    /// <summary>A copy of the caller's options offering only h2: the caller's (perhaps shared) options are left as they are.</summary>
+    private static SslClientAuthenticationOptions H2Only(SslClientAuthenticationOptions tls) => new()
+    {
+        AllowRenegotiation = tls.AllowRenegotiation,
+        AllowTlsResume = tls.AllowTlsResume,
+        ApplicationProtocols = [SslApplicationProtocol.Http2],
+        CertificateChainPolicy = tls.CertificateChainPolicy,
+        CertificateRevocationCheckMode = tls.CertificateRevocationCheckMode,
+        CipherSuitesPolicy = tls.CipherSuitesPolicy,
+        ClientCertificateContext = tls.ClientCertificateContext,
+        ClientCertificates = tls.ClientCertificates,
+        EnabledSslProtocols = tls.EnabledSslProtocols,
+        EncryptionPolicy = tls.EncryptionPolicy,
+        LocalCertificateSelectionCallback = tls.LocalCertificateSelectionCallback,
+        RemoteCertificateValidationCallback = tls.RemoteCertificateValidationCallback,
+        TargetHost = tls.TargetHost,
+    };
 
     private static async ValueTask<ConnectionContext> ConnectTlsAsync(IConnectionFactory dialer, EndPoint endPoint, SslClientAuthenticationOptions tls, CancellationToken cancellationToken)
     {
@@ -24,7 +42,6 @@ internal static class Http2ClientDialer
         var ssl = new SslStream(carrier, leaveInnerStreamOpen: true);
         try
         {
-            tls.ApplicationProtocols = [SslApplicationProtocol.Http2];
             await ssl.AuthenticateAsClientAsync(tls, cancellationToken).ConfigureAwait(false);
             if (ssl.NegotiatedApplicationProtocol != SslApplicationProtocol.Http2)
             {

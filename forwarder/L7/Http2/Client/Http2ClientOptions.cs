@@ -20,6 +20,9 @@ internal sealed record Http2ClientOptions
     /// <summary>How long the peer has to send its SETTINGS, and to acknowledge ours (RFC 9113 6.5.3).</summary>
     public TimeSpan SettingsTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long a pool's dial may take, TCP connect, TLS handshake and the server's SETTINGS together.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>A connection that has read nothing for this long is pinged.</summary>
     public TimeSpan PingInterval { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Forwarder.L7.Http2.Codec;
 using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.L7.Http2.Client;
@@ -18,6 +19,9 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
 
     private readonly object _gate = new();
     private readonly List<Http2ClientConnection> _connections = [];
+
+    /// <summary>Connections that take no new streams but may still finish some: disposed with the pool if still running.</summary>
+    private readonly List<Http2ClientConnection> _retired = [];
     private Task? _dialing;
     private TaskCompletionSource? _freed;
     private long _streamsClosed;
@@ -101,8 +105,9 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
         lock (_gate)
         {
             _disposed = true;
-            connections = [.. _connections];
+            connections = [.. _connections, .. _retired];
             _connections.Clear();
+            _retired.Clear();
         }
 
         foreach (var connection in connections)
@@ -132,28 +137,60 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
         return best;
     }
 
-    /// <summary>A connection closed a stream: whoever waits for room looks again. Lock-free: called under the connection's lock.</summary>
-    private void StreamClosed()
+    /// <summary>A connection closed a stream or stopped taking them: whoever waits for room looks again. Lock-free: called under the connection's lock.</summary>
+    private void SlotsChanged()
     {
         Interlocked.Increment(ref _streamsClosed);
         Interlocked.Exchange(ref _freed, null)?.TrySetResult();
     }
 
     /// <summary>Under the lock: forgets connections that take no new streams (they finish and close on their own).</summary>
-    private void Prune() => _connections.RemoveAll(connection => !connection.IsUsable);
+    private void Prune()
+    {
+        _retired.RemoveAll(connection => connection.Completion.IsCompleted);
+        foreach (var connection in _connections)
+        {
+            if (!connection.IsUsable && !connection.Completion.IsCompleted)
+            {
+                _retired.Add(connection);
+            }
+        }
+
+        _connections.RemoveAll(connection => !connection.IsUsable);
+    }
+
+    private Http2ClientException TimedOut(Exception inner)
+        => new($"No HTTP/2 connection to the upstream within {options.ConnectTimeout}.", Http2ErrorCode.ConnectError, canRetry: false, inner);
 
     private async Task DialAsync()
     {
         // Off the caller's lock before anything else runs.
         await Task.Yield();
-        var connection = new Http2ClientConnection(await connect(CancellationToken.None).ConfigureAwait(false), options) { StreamClosed = StreamClosed };
+        // One deadline for connecting, TLS and the server's SETTINGS: a stalled upstream must not hold every opener.
+        using var deadline = new CancellationTokenSource(options.ConnectTimeout);
+        ConnectionContext transport;
         try
         {
-            await connection.StartAsync(CancellationToken.None).ConfigureAwait(false);
+            transport = await connect(deadline.Token).ConfigureAwait(false);
         }
-        catch
+        catch (OperationCanceledException ex) when (deadline.IsCancellationRequested)
+        {
+            throw TimedOut(ex);
+        }
+
+        var connection = new Http2ClientConnection(transport, options) { SlotsChanged = SlotsChanged };
+        try
+        {
+            await connection.StartAsync(deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
         {
             await connection.DisposeAsync().ConfigureAwait(false);
+            if (ex is OperationCanceledException && deadline.IsCancellationRequested)
+            {
+                throw TimedOut(ex);
+            }
+
             throw;
         }
 

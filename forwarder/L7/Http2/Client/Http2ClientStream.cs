@@ -19,6 +19,7 @@ internal sealed class Http2ClientStream : IAsyncDisposable
     private readonly Http2StreamSignal _windowSignal = new();
     private CancellationTokenRegistration _cancellation;
     private int _references;
+    private int _leased;
 
     internal Http2ClientStream(Http2ClientConnection connection, Http2ClientOptions options)
     {
@@ -126,6 +127,12 @@ internal sealed class Http2ClientStream : IAsyncDisposable
     /// <summary>Releases the stream (cancelling it if still open) for reuse.</summary>
     public ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _leased, 0) == 0)
+        {
+            // Disposed already: the caller's reference was let go once.
+            return ValueTask.CompletedTask;
+        }
+
         Cancel();
         _connection.Discard(this);
         _cancellation.Dispose();
@@ -141,6 +148,7 @@ internal sealed class Http2ClientStream : IAsyncDisposable
         SendWindow = new Http2SendWindow(sendWindow);
         ReceiveWindow = new Http2ReceiveWindow(receiveWindow);
         _references = 2;
+        _leased = 1;
         if (cancellationToken.CanBeCanceled)
         {
             _cancellation = cancellationToken.UnsafeRegister(static state => ((Http2ClientStream)state!).Cancel(), this);

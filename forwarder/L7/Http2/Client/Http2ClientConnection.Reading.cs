@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Text;
 using Forwarder.L7.Http2.Codec;
 using Forwarder.L7.Http2.Hpack;
+using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.L7.Http2.Client;
 
@@ -702,7 +703,12 @@ internal sealed partial class Http2ClientConnection
 
         FailOpenWaiters();
         PingAnswered(null);
-        await CloseOutputAsync(goAway).ConfigureAwait(false);
+        if (!await CloseOutputAsync(goAway).ConfigureAwait(false))
+        {
+            // Disposing waits for the transport's sender, which a server that reads nothing holds.
+            _connection.Abort(new ConnectionAbortedException("The server stopped reading."));
+        }
+
         await _input.CompleteAsync().ConfigureAwait(false);
         await _connection.DisposeAsync().ConfigureAwait(false);
         _completion.TrySetResult();

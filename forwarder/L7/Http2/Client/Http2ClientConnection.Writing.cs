@@ -183,8 +183,12 @@ internal sealed partial class Http2ClientConnection
         Abort(new Http2ClientException("The connection to the server failed while sending.", Http2ErrorCode.ConnectError, canRetry: false, error), null);
     }
 
-    /// <summary>Once the connection has ended (nothing else writes): waits out a flush in flight, sends the GOAWAY, and completes the output.</summary>
-    private async Task CloseOutputAsync(Http2ErrorCode? goAway)
+    /// <summary>
+    /// Once the connection has ended (nothing else writes): waits out a flush in flight, sends the
+    /// GOAWAY, and completes the output. False when the server read too little for that within the
+    /// deadline: the transport's sender is then still stuck in a send, and only an abort ends it.
+    /// </summary>
+    private async Task<bool> CloseOutputAsync(Http2ErrorCode? goAway)
     {
         // A server that reads nothing must not hold the close up: a stuck flush is given up on.
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(2));
@@ -242,6 +246,7 @@ internal sealed partial class Http2ClientConnection
         }
 
         await _output.CompleteAsync().ConfigureAwait(false);
+        return !deadline.IsCancellationRequested;
     }
 
     /// <summary>An open <see cref="Batch"/>: disposing it flushes what was written under it.</summary>

@@ -56,8 +56,7 @@ public sealed class RelayServerTests : IDisposable
     public async Task UdpPortTaken_TheRelayStillRelays()
     {
         // The hole-punching rendezvous wants the listen port over UDP; another process has it.
-        using var squatter = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        squatter.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        using var squatter = BindUdpWhereTcpIsFree();
         await using var backend = TcpTestServer.Echo();
         await using var relay = await RunningRelay.StartAsync(_mesh.Directory, port: ((System.Net.IPEndPoint)squatter.LocalEndPoint!).Port);
         await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, relay);
@@ -66,6 +65,26 @@ public sealed class RelayServerTests : IDisposable
 
         using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
         await SocketClient.AssertEchoAsync(client, "relayed without a rendezvous");
+    }
+
+    /// <summary>A UDP socket on a port whose TCP twin was free a moment ago: an ephemeral UDP port's TCP twin is sometimes another test's connection (CI saw it).</summary>
+    private static Socket BindUdpWhereTcpIsFree()
+    {
+        while (true)
+        {
+            var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            udp.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+            try
+            {
+                using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                probe.Bind(udp.LocalEndPoint!);
+                return udp;
+            }
+            catch (SocketException)
+            {
+                udp.Dispose();
+            }
+        }
     }
 
     [Fact]

@@ -6,11 +6,11 @@ namespace Forwarder.L7.Http2.Client;
 /// <summary>The request body and trailers going out, and flow-control credit both ways (RFC 9113 6.9).</summary>
 internal sealed partial class Http2ClientConnection
 {
-    internal ValueTask WriteTrailers(Http2ClientStream stream, Http2HeaderList trailers)
+    internal ValueTask WriteTrailers(Http2ClientExchange stream, int generation, Http2HeaderList trailers)
     {
         lock (_gate)
         {
-            if (Unwritable(stream) is { } error)
+            if (Unwritable(stream, generation) is { } error)
             {
                 return ValueTask.FromException(error);
             }
@@ -26,7 +26,7 @@ internal sealed partial class Http2ClientConnection
 
     /// <summary>Sends DATA as far as both windows allow; waits for credit for the rest.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    internal async ValueTask WriteDataAsync(Http2ClientStream stream, ReadOnlyMemory<byte> data, bool endStream)
+    internal async ValueTask WriteDataAsync(Http2ClientExchange stream, int generation, ReadOnlyMemory<byte> data, bool endStream)
     {
         while (true)
         {
@@ -34,7 +34,7 @@ internal sealed partial class Http2ClientConnection
             bool done;
             lock (_gate)
             {
-                if (Unwritable(stream) is { } error)
+                if (Unwritable(stream, generation) is { } error)
                 {
                     throw error;
                 }
@@ -59,7 +59,7 @@ internal sealed partial class Http2ClientConnection
     }
 
     /// <summary>Under the lock: writes DATA frames while both windows have credit; true once all is sent.</summary>
-    private bool TryWriteData(Http2ClientStream stream, ref ReadOnlyMemory<byte> data, bool endStream)
+    private bool TryWriteData(Http2ClientExchange stream, ref ReadOnlyMemory<byte> data, bool endStream)
     {
         if (data.IsEmpty && endStream)
         {
@@ -91,11 +91,12 @@ internal sealed partial class Http2ClientConnection
     }
 
     /// <summary>The caller consumed <paramref name="length"/> body bytes: credit for the stream and the connection, sent once half a window is due.</summary>
-    internal void Consumed(Http2ClientStream stream, int length)
+    internal void Consumed(Http2ClientExchange stream, int generation, int length)
     {
         lock (_gate)
         {
-            if (_closed)
+            // A lease that ended meanwhile: its dispose gave the unread credit back already.
+            if (_closed || stream.Generation != generation)
             {
                 return;
             }
@@ -114,7 +115,7 @@ internal sealed partial class Http2ClientConnection
     }
 
     /// <summary>The caller let go of the stream: body bytes it never read go back to the connection's window.</summary>
-    internal void Discard(Http2ClientStream stream)
+    internal void Discard(Http2ClientExchange stream)
     {
         lock (_gate)
         {
@@ -138,8 +139,13 @@ internal sealed partial class Http2ClientConnection
         }
     }
 
-    private Exception? Unwritable(Http2ClientStream stream)
+    private Exception? Unwritable(Http2ClientExchange stream, int generation)
     {
+        if (stream.Generation != generation)
+        {
+            return StaleHandle();
+        }
+
         if (stream.Error is { } error)
         {
             return error;
@@ -179,7 +185,7 @@ internal sealed partial class Http2ClientConnection
     }
 
     /// <summary>Under the lock: moves the streams waiting for send credit (all, or just <paramref name="only"/>) to be woken once the lock is let go.</summary>
-    private void TakeWindowWaiters(Http2ClientStream? only)
+    private void TakeWindowWaiters(Http2ClientExchange? only)
     {
         if (only is not null)
         {

@@ -20,7 +20,7 @@ internal sealed partial class Http2ClientConnection
     private readonly PipeReader _input;
     private readonly Http2FrameReader _reader = new();
     private readonly HpackDecoder _decoder;
-    private readonly List<Http2ClientStream> _waking = [];
+    private readonly List<Http2ClientExchange> _waking = [];
     private bool _settingsSeen;
     private bool _goAwayReceived;
     private long _lastRead;
@@ -166,7 +166,7 @@ internal sealed partial class Http2ClientConnection
     }
 
     /// <summary>Under the lock: the open stream <paramref name="streamId"/>, held for delivery, or null.</summary>
-    private Http2ClientStream? Hold(int streamId)
+    private Http2ClientExchange? Hold(int streamId)
     {
         RequireOpened(streamId);
         if (_streams.TryGetValue(streamId, out var stream))

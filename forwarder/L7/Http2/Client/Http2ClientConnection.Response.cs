@@ -20,7 +20,7 @@ internal sealed partial class Http2ClientConnection
         var id = frame.StreamId;
         var length = frame.FlowControlledLength;
         var data = (int)frame.Payload.Length;
-        Http2ClientStream? stream;
+        Http2ClientExchange? stream;
         bool ended;
         lock (_gate)
         {
@@ -130,7 +130,7 @@ internal sealed partial class Http2ClientConnection
 
     private void OnHeaderBlock(int id, ReadOnlySpan<byte> block, bool endStream)
     {
-        Http2ClientStream? stream;
+        Http2ClientExchange? stream;
         bool trailers;
         bool ended;
         lock (_gate)
@@ -181,7 +181,7 @@ internal sealed partial class Http2ClientConnection
         }
     }
 
-    private void OnHead(Http2ClientStream stream, bool endStream)
+    private void OnHead(Http2ClientExchange stream, bool endStream)
     {
         var status = ParseStatus(stream.ResponseHeaders);
         if (status < 0)
@@ -231,7 +231,7 @@ internal sealed partial class Http2ClientConnection
         }
     }
 
-    private void OnTrailers(Http2ClientStream stream, bool endStream)
+    private void OnTrailers(Http2ClientExchange stream, bool endStream)
     {
         if (!endStream)
         {

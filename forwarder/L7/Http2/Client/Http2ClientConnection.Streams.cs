@@ -9,17 +9,23 @@ internal sealed partial class Http2ClientConnection
     /// Opens a stream and sends the request head (<paramref name="head"/>: pseudo-headers first,
     /// names lowercase, as RFC 9113 8.3 wants; not checked here). With <paramref name="endStream"/>
     /// the request has no body. At the server's stream limit this waits for a stream to close.
-    /// Cancelling <paramref name="cancellationToken"/> later resets the stream (RST_STREAM CANCEL).
+    /// Cancelling <paramref name="cancellationToken"/> later resets the stream (RST_STREAM CANCEL);
+    /// cancelled already, nothing is sent.
     /// </summary>
     /// <exception cref="Http2ClientException">The connection takes no new streams (<see cref="Http2ClientException.CanRetry"/>: try another).</exception>
     public ValueTask<Http2ClientStream> OpenStreamAsync(Http2HeaderList head, bool endStream, CancellationToken cancellationToken = default)
     {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<Http2ClientStream>(cancellationToken);
+        }
+
         Http2ClientStream? stream;
         Http2ClientException? refusal;
         TaskCompletionSource? waiter = null;
         lock (_gate)
         {
-            if (!TryOpen(head, endStream, cancellationToken, out stream, out refusal) && refusal is null)
+            if (!TryOpen(head, endStream, out stream, out refusal) && refusal is null)
             {
                 waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 _openWaiters.Enqueue(waiter);
@@ -28,7 +34,7 @@ internal sealed partial class Http2ClientConnection
 
         if (stream is not null)
         {
-            Flush();
+            Opened(stream, cancellationToken);
             return ValueTask.FromResult(stream);
         }
 
@@ -67,7 +73,7 @@ internal sealed partial class Http2ClientConnection
             Http2ClientException? refusal;
             lock (_gate)
             {
-                if (!TryOpen(head, endStream, cancellationToken, out stream, out refusal) && refusal is null)
+                if (!TryOpen(head, endStream, out stream, out refusal) && refusal is null)
                 {
                     // Another opener took the slot first: wait again.
                     waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -81,13 +87,20 @@ internal sealed partial class Http2ClientConnection
                 throw refusal;
             }
 
-            Flush();
+            Opened(stream!, cancellationToken);
             return stream!;
         }
     }
 
+    /// <summary>Outside the lock, once a stream opened: its HEADERS leave, then its token is watched.</summary>
+    private void Opened(Http2ClientStream stream, CancellationToken cancellationToken)
+    {
+        Flush();
+        stream.Exchange.Watch(cancellationToken);
+    }
+
     /// <summary>Under the lock: opens a stream if a slot is free; otherwise null and, unless the caller may wait, why not.</summary>
-    private bool TryOpen(Http2HeaderList head, bool endStream, CancellationToken cancellationToken, out Http2ClientStream? stream, out Http2ClientException? refusal)
+    private bool TryOpen(Http2HeaderList head, bool endStream, out Http2ClientStream? stream, out Http2ClientException? refusal)
     {
         stream = null;
         refusal = null;
@@ -116,12 +129,13 @@ internal sealed partial class Http2ClientConnection
             SlotsChanged?.Invoke();
         }
 
-        stream = _free.Count > 0 ? _free.Pop() : new Http2ClientStream(this, _options);
-        stream.Open(id, _peerInitialWindow, _options.StreamWindow, cancellationToken);
-        stream.LocalEnded = endStream;
-        _streams[id] = stream;
+        var exchange = _free.Count > 0 ? _free.Pop() : new Http2ClientExchange(this, _options);
+        exchange.Open(id, _peerInitialWindow, _options.StreamWindow);
+        exchange.LocalEnded = endStream;
+        _streams[id] = exchange;
         _active++;
         WriteHeaderBlock(id, head, endStream);
+        stream = new Http2ClientStream(exchange);
         return true;
     }
 
@@ -138,10 +152,15 @@ internal sealed partial class Http2ClientConnection
     }
 
     /// <summary>The caller waits on the response head; completes at once if it is in, or fails if the stream did.</summary>
-    internal ValueTask WaitForHeadAsync(Http2ClientStream stream)
+    internal ValueTask WaitForHeadAsync(Http2ClientExchange stream, int generation)
     {
         lock (_gate)
         {
+            if (stream.Generation != generation)
+            {
+                return ValueTask.FromException(StaleHandle());
+            }
+
             if (stream.HeadReceived)
             {
                 return ValueTask.CompletedTask;
@@ -157,13 +176,23 @@ internal sealed partial class Http2ClientConnection
         }
     }
 
-    internal void Cancel(Http2ClientStream stream)
+    /// <summary>
+    /// Resets the stream of the lease <paramref name="generation"/>; false, touching nothing, when
+    /// that lease has ended (the exchange may be another request's by now: checked under the lock,
+    /// which recycling and reopening take too).
+    /// </summary>
+    internal bool TryCancel(Http2ClientExchange stream, int generation)
     {
         lock (_gate)
         {
+            if (stream.Generation != generation)
+            {
+                return false;
+            }
+
             if (stream.Closed || stream.Id == 0)
             {
-                return;
+                return true;
             }
 
             if (!_closed)
@@ -178,10 +207,13 @@ internal sealed partial class Http2ClientConnection
         Flush();
         stream.Body.Reader.CancelPendingRead();
         WakeWithError(stream);
+        return true;
     }
 
+    private static ObjectDisposedException StaleHandle() => new(typeof(Http2ClientStream).FullName, "The stream was disposed; its exchange may serve another request now.");
+
     /// <summary>A stream's last holder let go: it waits here for the next exchange.</summary>
-    internal void Return(Http2ClientStream stream)
+    internal void Return(Http2ClientExchange stream)
     {
         lock (_gate)
         {
@@ -193,7 +225,7 @@ internal sealed partial class Http2ClientConnection
     }
 
     /// <summary>Under the lock: a stream that has ended both ways leaves the table.</summary>
-    private void CloseIfEnded(Http2ClientStream stream)
+    private void CloseIfEnded(Http2ClientExchange stream)
     {
         if (stream.LocalEnded && stream.RemoteEnded)
         {
@@ -202,7 +234,7 @@ internal sealed partial class Http2ClientConnection
     }
 
     /// <summary>Under the lock: the stream leaves the table and frees its slot for a waiting opener.</summary>
-    private void CloseStream(Http2ClientStream stream)
+    private void CloseStream(Http2ClientExchange stream)
     {
         if (stream.Closed)
         {
@@ -237,7 +269,7 @@ internal sealed partial class Http2ClientConnection
     }
 
     /// <summary>Outside the lock: a failed stream's waits end with its error.</summary>
-    private void WakeWithError(Http2ClientStream stream)
+    private void WakeWithError(Http2ClientExchange stream)
     {
         bool head;
         bool window;

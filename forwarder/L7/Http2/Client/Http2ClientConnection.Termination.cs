@@ -45,7 +45,7 @@ internal sealed partial class Http2ClientConnection
     private void OnRstStream(in Http2Frame frame)
     {
         var code = frame.RstStreamErrorCode;
-        Http2ClientStream? stream;
+        Http2ClientExchange? stream;
         lock (_gate)
         {
             stream = Hold(frame.StreamId);
@@ -63,7 +63,7 @@ internal sealed partial class Http2ClientConnection
     /// <summary>This side resets a stream the server harmed (a stream error).</summary>
     private void ResetStream(int id, Http2ErrorCode code, string reason)
     {
-        Http2ClientStream? stream;
+        Http2ClientExchange? stream;
         lock (_gate)
         {
             Http2FrameWriter.WriteRstStream(ControlOut, id, code);
@@ -80,8 +80,8 @@ internal sealed partial class Http2ClientConnection
         FailStream(stream);
     }
 
-    /// <summary>A held stream whose <see cref="Http2ClientStream.Error"/> is set: out of the table, its body and waits ended with the error, then let go.</summary>
-    private void FailStream(Http2ClientStream stream)
+    /// <summary>A held stream whose <see cref="Http2ClientExchange.Error"/> is set: out of the table, its body and waits ended with the error, then let go.</summary>
+    private void FailStream(Http2ClientExchange stream)
     {
         bool bodyOpen;
         lock (_gate)
@@ -105,7 +105,7 @@ internal sealed partial class Http2ClientConnection
         var last = frame.GoAwayLastStreamId;
         var code = frame.GoAwayErrorCode;
         var debug = Encoding.ASCII.GetString(frame.GoAwayDebugData.Length > 256 ? frame.GoAwayDebugData.Slice(0, 256) : frame.GoAwayDebugData);
-        List<Http2ClientStream> refused = [];
+        List<Http2ClientExchange> refused = [];
         lock (_gate)
         {
             _goAwayReceived = true;
@@ -143,7 +143,7 @@ internal sealed partial class Http2ClientConnection
     /// <summary>On the reader, once it has stopped: every stream and waiting opener fails, the GOAWAY goes out, the connection closes.</summary>
     private async Task TerminateAsync(Exception? failure, Http2ErrorCode? goAway)
     {
-        List<Http2ClientStream> streams;
+        List<Http2ClientExchange> streams;
         lock (_gate)
         {
             _closed = true;

@@ -25,10 +25,10 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
     private readonly ConnectionContext _connection;
     private readonly Http2ClientOptions _options;
     private readonly object _gate = new();
-    private readonly Dictionary<int, Http2ClientStream> _streams = [];
-    private readonly Stack<Http2ClientStream> _free = new();
+    private readonly Dictionary<int, Http2ClientExchange> _streams = [];
+    private readonly Stack<Http2ClientExchange> _free = new();
     private readonly Queue<TaskCompletionSource> _openWaiters = new();
-    private readonly List<Http2ClientStream> _windowWaiters = [];
+    private readonly List<Http2ClientExchange> _windowWaiters = [];
     private readonly HpackEncoder _encoder = new();
     private readonly ArrayBufferWriter<byte> _headerBlock = new(1024);
     private readonly TaskCompletionSource _peerSettings = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -184,7 +184,13 @@ internal sealed partial class Http2ClientConnection
         WakeWindowWaiters();
     }
 
-    /// <summary>Under the lock: moves the streams waiting for send credit (all, or just <paramref name="only"/>) to be woken once the lock is let go.</summary>
+    /// <summary>
+    /// Under the lock: moves the streams waiting for send credit (all, or just <paramref name="only"/>)
+    /// to be woken once the lock is let go, each held meanwhile: a caller that disposes its handle
+    /// without awaiting its write must not let the exchange be recycled before the wake, or the
+    /// wake would land on the next owner's armed signal (a spurious wake that leaves it listed
+    /// twice, and the second Set of one arming throws on the reader).
+    /// </summary>
     private void TakeWindowWaiters(Http2ClientExchange? only)
     {
         if (only is not null)
@@ -193,6 +199,7 @@ internal sealed partial class Http2ClientConnection
             {
                 only.WindowWaiting = false;
                 _windowWaiters.Remove(only);
+                only.AddReference();
                 _waking.Add(only);
             }
 
@@ -202,6 +209,7 @@ internal sealed partial class Http2ClientConnection
         foreach (var stream in _windowWaiters)
         {
             stream.WindowWaiting = false;
+            stream.AddReference();
             _waking.Add(stream);
         }
 
@@ -214,6 +222,7 @@ internal sealed partial class Http2ClientConnection
         foreach (var stream in _waking)
         {
             stream.WindowSignal.Set();
+            stream.Release();
         }
 
         _waking.Clear();

@@ -24,6 +24,7 @@ internal sealed class Http2NativeFront(ConnectionTracker tracker)
         {
             HeaderTimeout = config?.HeaderTimeout ?? HttpListenerConfig.DefaultHeaderTimeout,
             KeepAliveTimeout = config?.KeepAliveTimeout ?? HttpListenerConfig.DefaultKeepAliveTimeout,
+            CoalesceHandlerWrites = true,
         };
         var server = new Http2ServerConnection(client.Client.Transport, new Http2ProxyHandler(owner, client, state, tracker), options, tracker);
         _connections.TryAdd(server, 0);

@@ -1,5 +1,6 @@
 using System.Net;
 using Forwarder.Tests.Infrastructure;
+using Forwarder.Tests.L7.Http2.Client;
 using Microsoft.AspNetCore.Http;
 using static Forwarder.Tests.L7.Http1ProxyTests;
 using static Forwarder.Tests.L7.Http2ForwardingRulesTests;
@@ -83,6 +84,31 @@ public sealed class Http2NativeFrontTests
     [Theory]
     [InlineData("native")]
     [InlineData("kestrel")]
+    public async Task StatusNamedInRetriesOn_IsRetriedOnTheOtherHttp2Endpoint_AndCounted(string engine)
+    {
+        await using var failing = await KestrelTestBackend.StartHttp2Async(context =>
+        {
+            context.Response.StatusCode = 503;
+            return context.Response.WriteAsync("busy");
+        });
+        await using var serving = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("fine"));
+        var services = $"app:\n  http: {{ version: \"2\" }}\n  lb: {{ policy: round_robin }}\n  endpoints:\n    - {{ address: '127.0.0.1:{failing.Port}', weight: 100 }}\n    - {{ address: '127.0.0.1:{serving.Port}', weight: 1 }}";
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { name: api, service: app, retries: { attempts: 1, on: [503] } }", services, "http2: " + engine));
+        using var client = H2cClient();
+
+        using var response = await client.GetAsync(At(forwarder.EndPoint("web"), "/x"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("fine", await response.Content.ReadAsStringAsync());
+
+        // A POST is not idempotent: the 503 goes back as it came.
+        using var post = await client.PostAsync(At(forwarder.EndPoint("web"), "/x"), new StringContent("order"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, post.StatusCode);
+        await Eventually.TrueAsync(() => forwarder.Runtime.Services["app"].Endpoints.All(e => e.State.InFlight == 0), "every in-flight count is back to 0");
+    }
+
+    [Theory]
+    [InlineData("native")]
+    [InlineData("kestrel")]
     public async Task ClientReset_ReachesTheUpstreamAsAReset(string engine)
     {
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -107,6 +133,33 @@ public sealed class Http2NativeFrontTests
         await Assert.ThrowsAnyAsync<Exception>(() => body.ReadAsync(new byte[16], cancel.Token).AsTask());
         response.Dispose();
         await aborted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task Native_ClientCancel_ReachesAPython3H2Upstream_AsRstStreamCancel_AndItsResetReachesTheClient()
+    {
+        await using var peer = await Http2PeerServer.StartH2Async("plain");
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", peer.Port), "http2: native"));
+        var web = forwarder.EndPoint("web");
+        using var client = H2cClient();
+
+        // The upstream never answers /hang: the client gives up, the proxy must reset the upstream stream.
+        using (var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(500)))
+        {
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.GetAsync(At(web, "/hang"), cancel.Token));
+        }
+
+        await Eventually.TrueAsync(
+            async () =>
+            {
+                using var resets = await client.GetAsync(At(web, "/resets"));
+                return (await resets.Content.ReadAsStringAsync()).Split(',').Contains("8");
+            },
+            "the upstream received RST_STREAM CANCEL (8)");
+
+        // The upstream resets a stream before any response (REFUSED_STREAM would be retried; PROTOCOL_ERROR is not): the client's request fails as a 502.
+        using var reset = await client.GetAsync(At(web, "/rst/1"));
+        Assert.Equal(HttpStatusCode.BadGateway, reset.StatusCode);
     }
 
     [Theory]

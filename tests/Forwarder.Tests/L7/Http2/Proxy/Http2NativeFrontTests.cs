@@ -106,6 +106,44 @@ public sealed class Http2NativeFrontTests
         await Eventually.TrueAsync(() => forwarder.Runtime.Services["app"].Endpoints.All(e => e.State.InFlight == 0), "every in-flight count is back to 0");
     }
 
+    [Fact]
+    public async Task Native_AccessLog_RecordsTheForwardedRequest()
+    {
+        await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>
+        {
+            await context.Request.Body.CopyToAsync(Stream.Null);
+            await context.Response.WriteAsync("twelve bytes");
+        });
+        var log = Path.Combine(Path.GetTempPath(), $"forwarder-h2-access-{Guid.NewGuid():N}.log");
+        try
+        {
+            await using (var forwarder = await RunningForwarder.StartAsync(Config("- { name: main, service: h2 }", Http2Service("h2", backend.Port), $"http2: native\naccessLog: {log}")))
+            {
+                using var client = H2cClient();
+                using var request = H2Request(HttpMethod.Post, At(forwarder.EndPoint("web"), "/a/../b?c=1"));
+                request.Content = new ByteArrayContent(new byte[100]);
+                request.Headers.Add("x-request-id", "given-7");
+                using var response = await client.SendAsync(request);
+                Assert.Equal("twelve bytes", await response.Content.ReadAsStringAsync());
+                await Eventually.TrueAsync(() => File.Exists(log) && File.ReadAllLines(log).Length == 1, "the request logged");
+            }
+
+            var entry = System.Text.Json.JsonDocument.Parse(File.ReadAllLines(log)[0]).RootElement;
+            Assert.Equal("main", entry.GetProperty("route").GetString());
+            Assert.Equal("h2", entry.GetProperty("service").GetString());
+            Assert.Equal("POST", entry.GetProperty("method").GetString());
+            Assert.Equal("/b?c=1", entry.GetProperty("target").GetString());
+            Assert.Equal(200, entry.GetProperty("status").GetInt32());
+            Assert.Equal(100, entry.GetProperty("bytesReceived").GetInt64());
+            Assert.Equal(12, entry.GetProperty("bytesSent").GetInt64());
+            Assert.Equal("given-7", entry.GetProperty("requestId").GetString());
+        }
+        finally
+        {
+            File.Delete(log);
+        }
+    }
+
     [Theory]
     [InlineData("native")]
     [InlineData("kestrel")]

@@ -200,6 +200,23 @@ public sealed class Http2NativeFrontTests
         Assert.Equal(HttpStatusCode.BadGateway, reset.StatusCode);
     }
 
+    [Fact]
+    public async Task Native_RefusedStream_GoesToTheNextEndpoint_EvenForAPost_WithoutCountingAgainstHealth()
+    {
+        // The python3-h2 peer refuses /rst/7 with REFUSED_STREAM (7): unprocessed, so safe to send elsewhere.
+        await using var peer = await Http2PeerServer.StartH2Async("plain");
+        await using var serving = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("served"));
+        var services = $"app:\n  http: {{ version: \"2\" }}\n  outlierDetection: {{ consecutiveFailures: 100 }}\n  lb: {{ policy: round_robin }}\n  endpoints:\n    - {{ address: '127.0.0.1:{peer.Port}', weight: 100 }}\n    - {{ address: '127.0.0.1:{serving.Port}', weight: 1 }}";
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", services, "http2: native"));
+        using var client = H2cClient();
+
+        using var get = await client.GetAsync(At(forwarder.EndPoint("web"), "/rst/7"));
+        Assert.Equal("served", await get.Content.ReadAsStringAsync());
+        using var post = await client.SendAsync(H2Request(HttpMethod.Post, At(forwarder.EndPoint("web"), "/rst/7")));
+        Assert.Equal("served", await post.Content.ReadAsStringAsync());
+        Assert.All(forwarder.Runtime.Services["app"].Endpoints, e => Assert.Equal(0, e.Health.ConsecutiveFailures));
+    }
+
     [Theory]
     [InlineData("native")]
     [InlineData("kestrel")]

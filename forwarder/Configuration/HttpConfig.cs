@@ -11,6 +11,7 @@ namespace Forwarder.Configuration;
 /// <param name="Http2">Connections that open with the HTTP/2 preface (h2c, prior knowledge) are served as HTTP/2.</param>
 /// <param name="PathNormalization">How request paths are normalized before routing; the normalized path is the one sent upstream.</param>
 /// <param name="BodyTimeout">The longest a client may pause while sending a request body; past it the client gets 408.</param>
+/// <param name="Http2Engine">What serves the HTTP/2 connections when <paramref name="Http2"/> is on.</param>
 internal sealed record HttpListenerConfig(
     bool Http2,
     Http1Limits Limits,
@@ -20,7 +21,8 @@ internal sealed record HttpListenerConfig(
     string? AccessLog,
     IReadOnlyList<RouteConfig> Routes,
     PathNormalization PathNormalization = PathNormalization.DotSegments,
-    TimeSpan? BodyTimeout = null)
+    TimeSpan? BodyTimeout = null,
+    Http2Engine Http2Engine = Http2Engine.Auto)
 {
     public static readonly TimeSpan DefaultHeaderTimeout = TimeSpan.FromSeconds(10);
     public static readonly TimeSpan DefaultKeepAliveTimeout = TimeSpan.FromSeconds(75);
@@ -28,6 +30,19 @@ internal sealed record HttpListenerConfig(
 
     /// <summary><see cref="BodyTimeout"/> with its default filled in.</summary>
     public TimeSpan RequestBodyTimeout => BodyTimeout ?? DefaultBodyTimeout;
+}
+
+/// <summary>What serves an http listener's HTTP/2 connections (<c>http.http2</c>).</summary>
+internal enum Http2Engine
+{
+    /// <summary>The native engine when every route's services speak HTTP/2 upstream and no route asks for WebSockets explicitly; else Kestrel.</summary>
+    Auto,
+
+    /// <summary>The proxy's own HTTP/2 server and client (<see cref="L7.Http2.Proxy.Http2ProxyHandler"/>).</summary>
+    Native,
+
+    /// <summary>An in-process Kestrel server, requests forwarded through SocketsHttpHandler (<see cref="L7.Http2.Http2Front"/>).</summary>
+    Kestrel,
 }
 
 /// <summary>A route as configured: its conditions, and where matching requests go.</summary>

@@ -55,8 +55,82 @@ internal static class HttpListenerReader
         }
 
         var routes = ReadRoutes(reader, routesNode, $"{path}.routes", services);
-        var http2 = reader.Bool(settings, httpPath, "http2", true);
-        return new HttpListenerConfig(http2, limits, headerTimeout, keepAliveTimeout, maxBodySize, accessLog, routes, pathNormalization, bodyTimeout);
+        var (http2, engine) = reader.Parsed(settings, httpPath, "http2", (true, Http2Engine.Auto), "auto, native, kestrel or off (true is auto, false is off)",
+            (string text, out (bool On, Http2Engine Engine) value) =>
+            {
+                (bool, Http2Engine)? parsed = text.ToLowerInvariant() switch
+                {
+                    "auto" or "true" => (true, Http2Engine.Auto),
+                    "native" => (true, Http2Engine.Native),
+                    "kestrel" => (true, Http2Engine.Kestrel),
+                    "off" or "false" => (false, Http2Engine.Auto),
+                    _ => null,
+                };
+                value = parsed ?? (true, Http2Engine.Auto);
+                return parsed is not null;
+            });
+        if (http2 && engine != Http2Engine.Kestrel)
+        {
+            engine = ResolveEngine(reader, settings, httpPath, engine, routes, services, AsksForWebSockets(listener));
+        }
+
+        return new HttpListenerConfig(http2, limits, headerTimeout, keepAliveTimeout, maxBodySize, accessLog, routes, pathNormalization, bodyTimeout, engine);
+    }
+
+    /// <summary>
+    /// The engine <c>auto</c> or <c>native</c> comes to. The native engine forwards to HTTP/2
+    /// upstreams only: auto takes it when every route's services are file services with
+    /// <c>http.version: "2"</c> and no route asks for WebSockets (extended CONNECT is Kestrel's
+    /// alone), else Kestrel; native asked for where it cannot serve is an error.
+    /// </summary>
+    private static Http2Engine ResolveEngine(YamlFieldReader reader, Dictionary<string, YamlNode> settings, string httpPath, Http2Engine engine, List<RouteConfig> routes, ServiceCatalog services, bool webSockets)
+    {
+        string? notHttp2 = null;
+        foreach (var route in routes)
+        {
+            foreach (var backend in route.Backends)
+            {
+                if (services.InFile(backend.Service) is not { } service || service.Http.Version.Major < 2)
+                {
+                    notHttp2 ??= backend.Service;
+                }
+            }
+        }
+
+        if (engine == Http2Engine.Auto)
+        {
+            return notHttp2 is null && !webSockets && routes.Count > 0 ? Http2Engine.Native : Http2Engine.Kestrel;
+        }
+
+        if (notHttp2 is not null)
+        {
+            reader.Error(settings["http2"], $"{httpPath}.http2", $"native serves HTTP/2 clients only for services with http.version \"2\", and service '{notHttp2}' is not one; use auto or kestrel");
+        }
+        else if (webSockets)
+        {
+            reader.Error(settings["http2"], $"{httpPath}.http2", "native does not tunnel WebSockets over HTTP/2 (extended CONNECT), and a route asks for websocket: true; use auto or kestrel");
+        }
+
+        return engine;
+    }
+
+    /// <summary>Whether any route says <c>websocket: true</c> itself (the default, left unsaid, does not count).</summary>
+    private static bool AsksForWebSockets(Dictionary<string, YamlNode> listener)
+    {
+        if (!listener.TryGetValue("routes", out var routes) || routes is not YamlSequenceNode sequence)
+        {
+            return false;
+        }
+
+        foreach (var route in sequence.Children)
+        {
+            if (route is YamlMappingNode mapping && mapping.Children.TryGetValue(new YamlScalarNode("websocket"), out var value) && value is YamlScalarNode { Value: "true" })
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static List<RouteConfig> ReadRoutes(YamlFieldReader reader, YamlNode node, string path, ServiceCatalog services)

@@ -1,4 +1,6 @@
+using Forwarder.Configuration;
 using Forwarder.L7.Http2;
+using Forwarder.L7.Http2.Proxy;
 using Forwarder.Metrics;
 using Microsoft.AspNetCore.Connections;
 using Forwarder.Runtime;
@@ -7,7 +9,7 @@ using Microsoft.Extensions.Logging;
 namespace Forwarder.L7;
 
 /// <summary>Serves an http listener's connections: one <see cref="Http1ProxySession"/> each.</summary>
-internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, ConnectionTracker tracker, HttpConnectionEngine engine, Http2Front http2, ILogger<Http1ProxyHandler> logger)
+internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, ConnectionTracker tracker, HttpConnectionEngine engine, Http2Front http2, Http2NativeFront native, ILogger<Http1ProxyHandler> logger)
 {
     private readonly LogThrottle _throttle = new();
 
@@ -23,8 +25,14 @@ internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, Con
     {
         // HTTP/2 keeps connections open on purpose (PINGs, GOAWAY); its server times them out itself.
         client.IdleTimeout = TimeSpan.Zero;
-        return http2.ServeAsync(client, tracker, new Http2ConnectionState(host, metrics));
+        var state = new Http2ConnectionState(host, metrics);
+        return host.Model.Http?.Config.Http2Engine == Http2Engine.Native
+            ? native.ServeAsync(client, this, state)
+            : http2.ServeAsync(client, tracker, state);
     }
+
+    /// <summary>Shutdown: the native engine's HTTP/2 connections are told to go away (Kestrel's are by <see cref="Http2Front.StopAsync"/>).</summary>
+    public void StopHttp2() => native.Stop();
 
     public Task HandleAsync(ClientConnection client, IListenerModelSource host, ListenerMetrics metrics, CancellationToken stopping)
         => new Http1ProxySession(this, client, host, metrics, stopping).RunAsync();

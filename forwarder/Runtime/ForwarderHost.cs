@@ -101,6 +101,7 @@ internal static class ForwarderHost
             sp.GetRequiredService<TcpTransportOptions>()));
         services.AddSingleton<HttpForwarder>();
         services.AddSingleton<Http2Front>();
+        services.AddSingleton<L7.Http2.Proxy.Http2NativeFront>();
         services.AddSingleton<Http1ProxyHandler>();
         services.AddSingleton<AccessLogs>();
         services.AddSingleton<EchoHandler>();

@@ -62,6 +62,7 @@ internal sealed partial class ProxyRuntime
         try
         {
             // HTTP/2 connections are told to go away and finish their streams within the drain.
+            httpHandler.StopHttp2();
             await http2.StopAsync(deadline.Token).ConfigureAwait(false);
             await tracker.WaitUntilEmptyAsync(deadline.Token).ConfigureAwait(false);
             LogDrained(logger);

@@ -74,8 +74,6 @@ internal sealed class QuicLinkSession : ILinkSession
 
     public bool Draining => Volatile.Read(ref _draining) != 0;
 
-    public QuicConnection Connection => _connection;
-
     public async Task<(ConnectionContext? Stream, TunnelStatus? Status)> RequestAsync(TunnelRequest request, CancellationToken cancellationToken)
     {
         QuicStream stream;

@@ -1,5 +1,6 @@
 #!/bin/bash
-# usage: bench.sh REPS WORKLOADS ARMS FW_DIR...
+# usage: bench.sh REPS WORKLOADS ARMS FW_DIR[:ENGINE]...
+#   ENGINE (optional): the listeners' http.http2 (auto, native, kestrel), to compare the HTTP/2 engines of one build
 #   WORKLOADS: comma list of get (h2c GET, 5-byte answer), grpc (h2c gRPC unary), tls (GET over TLS, ALPN h2)
 #   ARMS: comma list of direct, hap1 (HAProxy nbthread 1), hapN (HAProxy default threads), fw0, fw1, ... (one per FW_DIR)
 # Starts the backend, HAProxy (both) and one forwarder per FW_DIR, warms each arm up once, then runs
@@ -21,11 +22,13 @@ pid[direct]=$bepid; port_get[direct]=18090; port_tls[direct]=18093
 pid[hap1]=$hap1; port_get[hap1]=18021; port_tls[hap1]=18031
 pid[hapN]=$hapN; port_get[hapN]=18022; port_tls[hapN]=18032
 k=0
-for dir in "$@"; do
+for spec in "$@"; do
+  dir=${spec%%:*}; engine=""; [[ $spec == *:* ]] && engine=${spec##*:}
   sed -e "s/18020/181${k}0/; s/18030/181${k}1/" $here/fw.yaml > /tmp/h2/fw$k.yaml
+  [[ -n $engine ]] && sed -i "s/^    protocol: http$/    protocol: http\n    http: { http2: $engine }/" /tmp/h2/fw$k.yaml
   $dir/forwarder -c /tmp/h2/fw$k.yaml --log-level Warning & pid[fw$k]=$!; pids+=(${pid[fw$k]})
   port_get[fw$k]=181${k}0; port_tls[fw$k]=181${k}1
-  echo "fw$k = $dir" ; k=$((k+1))
+  echo "fw$k = $spec" ; k=$((k+1))
 done
 for p in 18090 18093 18021 18022 18031 18032; do waitport $p; done
 for ((i=0;i<k;i++)); do waitport 181${i}0; waitport 181${i}1; done

@@ -1,4 +1,5 @@
 using System.Net;
+using Forwarder.L7.Http2.Client;
 using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.L7.Upstream;
@@ -32,6 +33,7 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
     private readonly Stack<(ConnectionContext Connection, long IdleSince)> _idle = new();
     private readonly Lock _lock = new();
     private HttpMessageInvoker? _http;
+    private Http2ClientPool? _http2;
     private bool _disposed;
     private int _open;
 
@@ -68,6 +70,37 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
                 return _http ??= new HttpMessageInvoker(CreateHandler());
+            }
+        }
+    }
+
+    /// <summary>
+    /// The endpoint's own HTTP/2 connections, for the native HTTP/2 front's requests to a service
+    /// with <c>http.version: "2"</c>: made on first use, dialled through the same dialer, closed
+    /// with this pool. The connection limit caps its connections too (they are not counted in
+    /// <see cref="OpenCount"/>: each carries many streams).
+    /// </summary>
+    public Http2ClientPool Http2
+    {
+        get
+        {
+            if (Volatile.Read(ref _http2) is { } http2)
+            {
+                return http2;
+            }
+
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                return _http2 ??= new Http2ClientPool(
+                    Http2ClientDialer.Cleartext(dialer, EndPoint),
+                    new Http2ClientOptions
+                    {
+                        ConnectTimeout = connectTimeout > TimeSpan.Zero ? connectTimeout : new Http2ClientOptions().ConnectTimeout,
+                        IdleTimeout = idleTimeout,
+                        MaxConnections = maxConnections > 0 ? Math.Min(maxConnections, new Http2ClientOptions().MaxConnections) : new Http2ClientOptions().MaxConnections,
+                        Time = time,
+                    });
             }
         }
     }
@@ -172,15 +205,21 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
     {
         ConnectionContext[] idle;
         HttpMessageInvoker? http;
+        Http2ClientPool? http2;
         lock (_lock)
         {
             _disposed = true;
             idle = [.. _idle.Select(i => i.Connection)];
             _idle.Clear();
             http = _http;
+            http2 = _http2;
         }
 
         http?.Dispose();
+        if (http2 is not null)
+        {
+            await http2.DisposeAsync().ConfigureAwait(false);
+        }
 
         foreach (var connection in idle)
         {

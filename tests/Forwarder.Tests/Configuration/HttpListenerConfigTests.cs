@@ -286,6 +286,8 @@ public sealed class HttpListenerConfigTests
     [InlineData("    http: { accessLog: '' }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:24", "listeners[0].http.accessLog: expected a non-empty string")]
     [InlineData("    http: { pathNormalization: on }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:32", "listeners[0].http.pathNormalization: expected off, dot-segments or full, got 'on'")]
     [InlineData("    http: { bodyTimeout: 0 }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:26", "listeners[0].http.bodyTimeout: expected a duration such as 500ms, 2s, 5m or 1h (at least 1ms), got '0'")]
+    [InlineData("    http: { http2: sideways }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:20", "listeners[0].http.http2: expected auto, native, kestrel or off (true is auto, false is off), got 'sideways'")]
+    [InlineData("    http: { http2: native }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:20", "listeners[0].http.http2: native serves HTTP/2 clients only for services with http.version \"2\", and service 'blue' is not one; use auto or kestrel")]
     [InlineData("    routes: [ { service: blue, websocket: maybe } ]\n", "bad.yaml:5:43", "listeners[0].routes[0].websocket: expected true or false, got 'maybe'")]
     [InlineData("    http: { timeout: 1s }\n    routes: [ { service: blue } ]\n", "bad.yaml:5:13", "listeners[0].http.timeout: unknown field; expected one of: headerTimeout, keepAliveTimeout, maxRequestLine, maxHeaderBytes, maxHeaders, maxBodySize, accessLog")]
     [InlineData("    http: [ headerTimeout ]\n    routes: [ { service: blue } ]\n", "bad.yaml:5:11", "listeners[0].http: expected a mapping with fields headerTimeout, keepAliveTimeout")]

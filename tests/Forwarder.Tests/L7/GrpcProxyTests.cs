@@ -43,8 +43,10 @@ public sealed class GrpcProxyTests
         return (await output).Trim();
     }
 
-    [Fact]
-    public async Task UpstreamTrailersOnlyError_ReachesTheClient_WithItsStatusAndMessage()
+    [Theory]
+    [InlineData("native")]
+    [InlineData("kestrel")]
+    public async Task UpstreamTrailersOnlyError_ReachesTheClient_WithItsStatusAndMessage(string engine)
     {
         await using var backend = await KestrelTestBackend.StartHttp2Async(context =>
         {
@@ -54,31 +56,35 @@ public sealed class GrpcProxyTests
             context.Response.Headers["grpc-message"] = "no such widget";
             return Task.CompletedTask;
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { match: { path: { prefix: /shop.Widgets } }, service: grpc }", Http2Service("grpc", backend.Port)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { match: { path: { prefix: /shop.Widgets } }, service: grpc }", Http2Service("grpc", backend.Port), http: "http2: " + engine));
 
         Assert.Equal("NOT_FOUND|no such widget", await CallAsync(forwarder.EndPoint("web"), "/shop.Widgets/Get"));
     }
 
-    [Fact]
-    public async Task ProxyErrors_AreGrpcStatuses()
+    [Theory]
+    [InlineData("native")]
+    [InlineData("kestrel")]
+    public async Task ProxyErrors_AreGrpcStatuses(string engine)
     {
         var down = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
         down.Start();
         var port = ((IPEndPoint)down.LocalEndpoint).Port;
         down.Stop();
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { match: { path: { prefix: /shop.Widgets } }, service: grpc }", Http2Service("grpc", port)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { match: { path: { prefix: /shop.Widgets } }, service: grpc }", Http2Service("grpc", port), http: "http2: " + engine));
         var web = forwarder.EndPoint("web");
 
         Assert.Equal("UNIMPLEMENTED|forwarder: 404 Not Found", await CallAsync(web, "/other.Service/Call"));
         Assert.Equal("UNAVAILABLE|forwarder: 503 Service Unavailable", await CallAsync(web, "/shop.Widgets/Get"));
     }
 
-    [Fact]
-    public async Task ProxyTimeout_IsDeadlineExceeded()
+    [Theory]
+    [InlineData("native")]
+    [InlineData("kestrel")]
+    public async Task ProxyTimeout_IsDeadlineExceeded(string engine)
     {
         var never = new TaskCompletionSource();
         await using var backend = await KestrelTestBackend.StartHttp2Async(async context => await never.Task.WaitAsync(context.RequestAborted));
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: grpc, timeout: 500ms }", Http2Service("grpc", backend.Port)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: grpc, timeout: 500ms }", Http2Service("grpc", backend.Port), http: "http2: " + engine));
         try
         {
             Assert.Equal("DEADLINE_EXCEEDED|forwarder: 504 Gateway Timeout", await CallAsync(forwarder.EndPoint("web"), "/shop.Widgets/Get"));

@@ -132,8 +132,10 @@ public sealed class Http2ForwardingRulesTests
         Assert.Equal([routed, routed], seen.ToArray());
     }
 
-    [Fact]
-    public async Task AbsoluteFormTarget_ToHttp2Service_IsAnswered_AndInFlightReturnsToZero()
+    [Theory]
+    [InlineData("native")]
+    [InlineData("kestrel")]
+    public async Task AbsoluteFormTarget_ToHttp2Service_IsAnswered_AndInFlightReturnsToZero(string engine)
     {
         var seen = new ConcurrentQueue<string>();
         await using var backend = await KestrelTestBackend.StartHttp2Async(context =>
@@ -141,7 +143,7 @@ public sealed class Http2ForwardingRulesTests
             seen.Enqueue($"{context.Request.Host} {context.Features.Get<IHttpRequestFeature>()!.RawTarget}");
             return context.Response.WriteAsync("ok");
         });
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", backend.Port)));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", backend.Port), http: "http2: " + engine));
         var web = forwarder.EndPoint("web");
 
         var (status, _, body) = await ExchangeAsync(web, "GET http://app.test/path?x=1 HTTP/1.1\r\nHost: ignored\r\n\r\n");

@@ -43,8 +43,10 @@ public sealed class Http2ProxyTests
         Assert.Equal("from http/1.1", (await ExchangeAsync(web, "GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n")).Body);
     }
 
-    [Fact]
-    public async Task GrpcLikeStreams_FlowBothWaysAtOnce_AndTrailersArrive()
+    [Theory]
+    [InlineData("native")]
+    [InlineData("kestrel")]
+    public async Task GrpcLikeStreams_FlowBothWaysAtOnce_AndTrailersArrive(string engine)
     {
         await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>
         {
@@ -66,7 +68,7 @@ public sealed class Http2ProxyTests
             context.Response.AppendTrailer("grpc-message", "done");
         });
         var services = $"grpc:\n  http: {{ version: \"2\" }}\n  endpoints:\n    - address: 127.0.0.1:{backend.Port}";
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: grpc", services));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: grpc", services, http: "http2: " + engine));
         using var client = H2cClient();
 
         var requestBody = new DuplexContent();

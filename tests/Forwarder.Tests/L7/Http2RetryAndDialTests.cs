@@ -94,15 +94,17 @@ public sealed class Http2RetryAndDialTests
         }
     }
 
-    [Fact]
-    public async Task Http2Service_SilentEndpoint_ConnectTimeoutHonoured_NextEndpointServes()
+    [Theory]
+    [InlineData("native")]
+    [InlineData("kestrel")]
+    public async Task Http2Service_SilentEndpoint_ConnectTimeoutHonoured_NextEndpointServes(string engine)
     {
         using var silent = new SilentEndpoint();
         await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("reached"));
         var services = $"h2:\n  http: {{ version: \"2\" }}\n  connectTimeout: 300ms\n  lb: {{ policy: round_robin }}\n  endpoints:\n    - {{ address: '127.0.0.1:{silent.Port}', weight: 100 }}\n    - {{ address: '127.0.0.1:{backend.Port}', weight: 1 }}";
 
         // The route's timeout is well past connectTimeout and well short of the handler's 5 s default.
-        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: h2, timeout: 4s }", services));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: h2, timeout: 4s }", services, http: "http2: " + engine));
         using var client = H2cClient();
         using var response = await client.GetAsync(At(forwarder.EndPoint("web"), "/x"));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);

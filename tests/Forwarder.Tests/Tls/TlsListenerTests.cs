@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Forwarder.Tests.Infrastructure;
+using Microsoft.AspNetCore.Http;
 using static Forwarder.Tests.L7.Http1ProxyTests;
 
 namespace Forwarder.Tests.Tls;
@@ -59,6 +60,28 @@ public sealed class TlsListenerTests : IDisposable
         Assert.Equal("over h2", await response.Content.ReadAsStringAsync());
         var seen = Assert.Single(backend.Requests);
         Assert.Equal("https", seen.Header("x-forwarded-proto"));
+        Assert.Equal(1, forwarder.Metrics.Listener("web").TlsHttp2);
+    }
+
+    [Fact]
+    public async Task Http2OverTls_ToAnHttp2Service_IsServedByTheNativeEngine_WithHttpsAsTheForwardedProto()
+    {
+        _authority.Write(_directory, "site", "app.test");
+        var proto = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context =>
+        {
+            proto.TrySetResult(context.Request.Headers["x-forwarded-proto"].ToString());
+            return context.Response.WriteAsync("native over tls");
+        });
+        var service = $"app:\n  http: {{ version: \"2\" }}\n  endpoints:\n    - address: 127.0.0.1:{backend.Port}";
+        await using var forwarder = await RunningForwarder.StartAsync(TlsConfig(Tls("site"), service));
+        using var client = Client(forwarder, HttpVersion.Version20);
+
+        using var response = await client.GetAsync(new Uri("https://app.test/h2"));
+        Assert.Equal(HttpVersion.Version20, response.Version);
+        Assert.Equal("native over tls", await response.Content.ReadAsStringAsync());
+        Assert.Equal("2 forwarder", string.Join(",", response.Headers.GetValues("via")));
+        Assert.Equal("https", await proto.Task.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal(1, forwarder.Metrics.Listener("web").TlsHttp2);
     }
 

@@ -20,6 +20,7 @@ internal sealed partial class Http2ServerConnection
     private readonly Http2WriteSignal _signal = new();
     private bool _batching;
     private bool _flushWanted;
+    private bool _flushQueued;
     private bool _goAwaySent;
     private volatile bool _closing;
 
@@ -128,6 +129,32 @@ internal sealed partial class Http2ServerConnection
     {
         lock (_lock)
         {
+            if (!_flushWanted || _batching || _flushQueued)
+            {
+                return;
+            }
+
+            if (_options.CoalesceHandlerWrites)
+            {
+                // Off the reader's batch: a handler answering from elsewhere (an upstream
+                // connection's reader, answering many streams in one read). One flush is queued
+                // for all that they write before it runs, instead of one write each.
+                _flushQueued = true;
+                ThreadPool.UnsafeQueueUserWorkItem(static connection => connection.FlushQueued(), this, preferLocal: true);
+                return;
+            }
+
+            _flushWanted = false;
+        }
+
+        _signal.Set();
+    }
+
+    private void FlushQueued()
+    {
+        lock (_lock)
+        {
+            _flushQueued = false;
             if (!_flushWanted || _batching)
             {
                 return;

@@ -31,4 +31,11 @@ internal sealed record Http2ServerOptions
     public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     public TimeSpan SettingsAckTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// What handlers write outside the reader's batch is flushed from the thread pool, once for
+    /// all written until then, rather than at once on the handler's thread: for handlers that
+    /// answer from another connection's reader (a proxy), which completes many streams per read.
+    /// </summary>
+    public bool CoalesceHandlerWrites { get; init; }
 }

@@ -1,0 +1,261 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Text;
+using Forwarder.Configuration;
+using Forwarder.L7.Http1;
+using Forwarder.L7.Http2.Server;
+using Forwarder.Runtime;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Forwarder.L7.Http2.Proxy;
+
+/// <summary>
+/// The native HTTP/2 front's request handler, one per client connection: each request stream of
+/// an <see cref="Http2ServerConnection"/> is routed, balanced and forwarded over the endpoint's
+/// <see cref="Client.Http2ClientPool"/>, with the rules <see cref="HttpForwarder"/> keeps for
+/// Kestrel's requests (routing on the request described as an HTTP/1.1 head, path
+/// normalization, refusals as gRPC statuses for gRPC calls, hash keys, passive health, retries
+/// by <see cref="RetryDecision"/>, forwarding headers, metrics, access log). Request and
+/// response bodies stream at once, trailers pass both ways, and a reset on either side resets
+/// the other.
+/// </summary>
+internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
+{
+    private static readonly ConcurrentDictionary<int, Refusal> Refusals = new();
+    private static long s_requests;
+
+    private readonly Http1ProxyHandler _owner;
+    private readonly Http2ConnectionState _state;
+    private readonly ConnectionTracker _tracker;
+    private readonly IPAddress? _clientAddress;
+    private readonly byte[] _clientAddressText;
+    private readonly byte[] _scheme;
+    private readonly Stack<Http2ProxyExchange> _pool = new();
+    private readonly Lock _poolLock = new();
+
+    public Http2ProxyHandler(Http1ProxyHandler owner, ClientConnection client, Http2ConnectionState state, ConnectionTracker tracker)
+    {
+        _owner = owner;
+        _state = state;
+        _tracker = tracker;
+        var remote = (client.Client.RemoteEndPoint as IPEndPoint)?.Address;
+        _clientAddress = remote is { IsIPv4MappedToIPv6: true } ? remote.MapToIPv4() : remote;
+        _clientAddressText = _clientAddress is null ? []
+            : Encoding.ASCII.GetBytes(_clientAddress.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{_clientAddress}]" : _clientAddress.ToString());
+        _scheme = client.Client.Features.Get<ITlsConnectionFeature>() is null ? "http"u8.ToArray() : "https"u8.ToArray();
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask HandleAsync(Http2ServerStream stream)
+    {
+        var exchange = Rent();
+        try
+        {
+            await ForwardAsync(stream, exchange).ConfigureAwait(false);
+        }
+        finally
+        {
+            Return(exchange);
+        }
+    }
+
+    private async ValueTask ForwardAsync(Http2ServerStream stream, Http2ProxyExchange exchange)
+    {
+        if (_state.Host.Model.Http is not { } model)
+        {
+            await RefuseAsync(stream, exchange, null, 503).ConfigureAwait(false);
+            return;
+        }
+
+        var described = Describe(stream, model.Config.Limits, exchange);
+        if (described != 0)
+        {
+            await RefuseAsync(stream, exchange, null, described).ConfigureAwait(false);
+            return;
+        }
+
+        var head = exchange.Head;
+        head.NormalizePath(model.Config.PathNormalization);
+        var route = model.Routes.Match(head);
+        if (route is null)
+        {
+            await RefuseAsync(stream, exchange, null, 404).ConfigureAwait(false);
+            return;
+        }
+
+        route.Metrics.RequestStarted();
+        if (model.Config.MaxBodySize < head.ContentLength)
+        {
+            await RefuseAsync(stream, exchange, route, 413).ConfigureAwait(false);
+            return;
+        }
+
+        route.Budget.RequestStarted();
+        try
+        {
+            await ForwardAsync(stream, exchange, model, route).ConfigureAwait(false);
+        }
+        finally
+        {
+            route.Budget.RequestEnded();
+        }
+    }
+
+    /// <summary>
+    /// The request as an HTTP/1.1 head in <see cref="Http2ProxyExchange.Head"/>, parsed by the
+    /// HTTP/1 parser so routes, hash keys and limits see exactly what they see for HTTP/1.1;
+    /// 0, or the status to refuse it with.
+    /// </summary>
+    private static int Describe(Http2ServerStream stream, Http1Limits limits, Http2ProxyExchange exchange)
+    {
+        var fields = stream.RequestHeaders;
+        var method = stream.Method;
+        var path = stream.Path;
+        if (path.IsEmpty || method.SequenceEqual("CONNECT"u8))
+        {
+            // CONNECT (plain or extended) has nowhere to go upstream here.
+            return 501;
+        }
+
+        var host = stream.Authority;
+        if (host.IsEmpty)
+        {
+            host = fields.Get("host"u8);
+        }
+
+        var length = method.Length + path.Length + host.Length + 32;
+        for (var i = 0; i < fields.Count; i++)
+        {
+            length += fields.Name(i).Length + fields.Value(i).Length + 4;
+        }
+
+        var text = exchange.Text(length);
+        var written = 0;
+        Append(text, ref written, method);
+        Append(text, ref written, " "u8);
+        Append(text, ref written, path);
+        Append(text, ref written, " HTTP/1.1\r\nhost: "u8);
+        Append(text, ref written, host);
+        Append(text, ref written, "\r\n"u8);
+        for (var i = 0; i < fields.Count; i++)
+        {
+            var name = fields.Name(i);
+            if (name[0] == (byte)':' || name.SequenceEqual("host"u8))
+            {
+                continue;
+            }
+
+            Append(text, ref written, name);
+            Append(text, ref written, ": "u8);
+            Append(text, ref written, fields.Value(i));
+            Append(text, ref written, "\r\n"u8);
+        }
+
+        Append(text, ref written, "\r\n"u8);
+        var status = Http1RequestParser.TryParse(new ReadOnlySequence<byte>(text, 0, written), limits, exchange.Head, out _, out var error);
+        return status == Http1ParseStatus.Complete ? 0 : error.Status == 0 ? 431 : error.Status;
+    }
+
+    private static void Append(byte[] text, ref int written, ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(text.AsSpan(written));
+        written += bytes.Length;
+    }
+
+    private static bool IsGrpc(Http2ServerStream stream)
+    {
+        var type = stream.RequestHeaders.Get("content-type"u8);
+        return type.Length >= 16 && Ascii.EqualsIgnoreCase(type[..16], "application/grpc"u8);
+    }
+
+    private static bool IsIdempotent(Http2ServerStream stream)
+    {
+        var method = stream.Method;
+        return method.SequenceEqual("GET"u8) || method.SequenceEqual("HEAD"u8) || method.SequenceEqual("OPTIONS"u8)
+            || method.SequenceEqual("PUT"u8) || method.SequenceEqual("DELETE"u8) || method.SequenceEqual("TRACE"u8);
+    }
+
+    /// <summary>
+    /// Answers the request itself: a text/plain page, or for a gRPC call a trailers-only
+    /// response with the status's gRPC code. Past the response head, the stream is reset.
+    /// </summary>
+    private async ValueTask RefuseAsync(Http2ServerStream stream, Http2ProxyExchange exchange, RouteModel? route, int status, ServiceModel? service = null)
+    {
+        route?.Metrics.Responded(status);
+        service?.Metrics.Http.Responded(status);
+        _state.Metrics.HttpRefused(status);
+        if (exchange.HeadSent)
+        {
+            stream.Reset(Codec.Http2ErrorCode.InternalError);
+            return;
+        }
+
+        var refusal = Refusals.GetOrAdd(status, static code => Refusal.For(code));
+        var fields = exchange.Response;
+        fields.Clear();
+        exchange.HeadSent = true;
+        if (IsGrpc(stream))
+        {
+            fields.Add("content-type"u8, "application/grpc"u8);
+            fields.Add("grpc-status"u8, refusal.GrpcStatus);
+            fields.Add("grpc-message"u8, refusal.GrpcMessage);
+            stream.WriteHeaders(200, fields, endStream: true);
+            return;
+        }
+
+        fields.Add("content-type"u8, "text/plain; charset=utf-8"u8);
+        fields.Add("content-length"u8, refusal.Length);
+        stream.WriteHeaders(status, fields);
+        await stream.WriteAsync(refusal.Body).ConfigureAwait(false);
+        stream.Complete();
+    }
+
+    private Http2ProxyExchange Rent()
+    {
+        lock (_poolLock)
+        {
+            if (_pool.TryPop(out var exchange))
+            {
+                return exchange;
+            }
+        }
+
+        return new Http2ProxyExchange();
+    }
+
+    private void Return(Http2ProxyExchange exchange)
+    {
+        exchange.Reset();
+        lock (_poolLock)
+        {
+            _pool.Push(exchange);
+        }
+    }
+
+    /// <summary>A request id for the upstream when the client sent none: <c>h2-</c> and a process-wide counter in hex.</summary>
+    private static void NewRequestId(Http2ProxyExchange exchange)
+    {
+        "h2-"u8.CopyTo(exchange.RequestId);
+        Utf8Formatter.TryFormat(Interlocked.Increment(ref s_requests), exchange.RequestId.AsSpan(3), out var written, new StandardFormat('x'));
+        exchange.RequestIdLength = 3 + written;
+    }
+
+    /// <summary>What the proxy answers for one status, as bytes made once.</summary>
+    private sealed record Refusal(byte[] Body, byte[] Length, byte[] GrpcStatus, byte[] GrpcMessage)
+    {
+        public static Refusal For(int status)
+        {
+            var reason = Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status);
+            var body = Encoding.ASCII.GetBytes($"{status} {reason}\n");
+            return new Refusal(
+                body,
+                Encoding.ASCII.GetBytes(body.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                Encoding.ASCII.GetBytes(Http2.GrpcStatus.CodeFor(status).ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                Encoding.ASCII.GetBytes(Uri.EscapeDataString($"forwarder: {status} {reason}")));
+        }
+    }
+}

@@ -57,6 +57,8 @@ internal sealed class QuicLinkSession : ILinkSession
     private readonly Func<ConnectionContext, Task> _serve;
     private string _endReason = "closed";
     private int _draining;
+    private int _streamsCut;
+    private Task _drained = Task.CompletedTask;
 
     public QuicLinkSession(QuicConnection connection, Func<ConnectionContext, Task> serve)
     {
@@ -89,15 +91,20 @@ internal sealed class QuicLinkSession : ILinkSession
         return (status == TunnelStatus.Connected ? connection : null, status);
     }
 
+    /// <summary>The streams still open when the drain ran out of time, and were reset; 0 while it has not.</summary>
+    public int StreamsCut => Volatile.Read(ref _streamsCut);
+
     /// <summary>
     /// Takes no new streams of this node's (it is replaced by another link to the same peer), and
-    /// closes once the streams open on it, either end's, are done and every byte of them acknowledged.
+    /// closes once the streams open on it, either end's, are done and every byte of them acknowledged,
+    /// or after <paramref name="deadline"/>: then the streams left are reset (the connection closes
+    /// under them) rather than pin the replaced link and its socket for as long as they live.
     /// </summary>
-    public void Drain()
+    public void Drain(TimeSpan deadline)
     {
         if (Interlocked.Exchange(ref _draining, 1) == 0)
         {
-            _ = CloseWhenIdleAsync();
+            _drained = CloseWhenIdleAsync(deadline);
         }
     }
 
@@ -105,12 +112,26 @@ internal sealed class QuicLinkSession : ILinkSession
     {
         await _connection.DisposeAsync().ConfigureAwait(false);
         await Completion.ConfigureAwait(false);
+
+        // A drain's own close may still be in flight (the connection's second dispose returns at
+        // once): the socket and native state are released only once it is done.
+        await Volatile.Read(ref _drained).ConfigureAwait(false);
     }
 
-    private async Task CloseWhenIdleAsync()
+    private async Task CloseWhenIdleAsync(TimeSpan deadline)
     {
-        await _connection.WhenNoStreamsAsync().ConfigureAwait(false);
-        Volatile.Write(ref _endReason, "replaced by the other link between the nodes, and drained");
+        try
+        {
+            await _connection.WhenNoStreamsAsync().WaitAsync(deadline).ConfigureAwait(false);
+            Volatile.Write(ref _endReason, "replaced by the other link between the nodes, and drained");
+        }
+        catch (TimeoutException)
+        {
+            var cut = _connection.StreamCount;
+            Volatile.Write(ref _streamsCut, cut);
+            Volatile.Write(ref _endReason, $"replaced by the other link between the nodes; its drain ran out after {deadline.TotalSeconds:0.#} s and the {cut} stream(s) still on it were reset");
+        }
+
         await _connection.DisposeAsync().ConfigureAwait(false);
     }
 

@@ -84,12 +84,6 @@ internal sealed class NodeCredentials : IDisposable
     };
 
     /// <summary>
-    /// For accepting QUIC links: as many streams at once as a yamux link takes (QUIC's default of 100
-    /// held the 101st concurrent connection to a peer back). GnuTLS asks for a client certificate and this class's checks, on
-    /// the mesh CA as <see cref="MeshTrust"/> holds it, decide exactly as on a TCP link; each
-    /// refusal goes to <paramref name="refused"/>.
-    /// </summary>
-    /// <summary>
     /// A QUIC link's connection-level window: room for every stream's own window at once, so only
     /// the stream windows bound what is buffered, as on a yamux link. With QUIC's usual 1 MiB, a few
     /// streams whose far application stopped reading (four of 256 KiB) took the whole window and
@@ -101,12 +95,21 @@ internal sealed class NodeCredentials : IDisposable
     /// <summary>A QUIC link stream's window: QUIC's usual.</summary>
     private const int QuicLinkStreamWindow = 256 * 1024;
 
+    /// <summary>How many pings fit in a QUIC link's idle timeout: three go unanswered before it ends, and the fourth interval leaves the third's answer time to come.</summary>
+    private const int QuicPingsPerIdleTimeout = 4;
+
     /// <summary>The shortest idle timeout a QUIC link gets from a short keep-alive: a loaded machine may hold a ping back a second or two.</summary>
     private static readonly TimeSpan QuicMinIdleTimeout = TimeSpan.FromSeconds(5);
 
     /// <summary>The idle timeout of a link with a long keep-alive: the QUIC transport's own default.</summary>
     private static readonly TimeSpan QuicMaxIdleTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// For accepting QUIC links: as many streams at once as a yamux link takes (QUIC's default of 100
+    /// held the 101st concurrent connection to a peer back). GnuTLS asks for a client certificate and this class's checks, on
+    /// the mesh CA as <see cref="MeshTrust"/> holds it, decide exactly as on a TCP link; each
+    /// refusal goes to <paramref name="refused"/>.
+    /// </summary>
     public QuicServerOptions QuicServerOptions(Func<string, string?> refuses, Action<PeerVerdict> refused) => new()
     {
         MaxIncomingBidirectionalStreams = LinkMux.MaxStreams,
@@ -131,26 +134,33 @@ internal sealed class NodeCredentials : IDisposable
     /// <summary>
     /// For dialling <paramref name="peer"/> over QUIC: GnuTLS checks the chain to the CA file and the
     /// name, then the same checks as <see cref="ClientOptions"/>; pings after <paramref name="keepAlive"/>
-    /// of quiet keep the link, and any NAT mapping under it, alive. A link silent for three pings
-    /// (at least 5 s, at most QUIC's usual 30 s) is dead, as a TCP link is after a ping unanswered:
-    /// the streams on it are reset and new ones take another way, rather than hang for 30 s.
+    /// of quiet keep the link, and any NAT mapping under it, alive. A link silent for four keep-alive
+    /// intervals (at least 5 s, at most QUIC's usual 30 s) is dead, as a TCP link is after a ping
+    /// unanswered: the streams on it are reset and new ones take another way, rather than hang for
+    /// 30 s. Where the cap bites (a keep-alive above 7.5 s) the pings come a quarter of the idle
+    /// timeout apart, not the keep-alive: three of them always fit before the link is given up, and
+    /// an idle link never times out before its next ping is due.
     /// </summary>
-    public QuicClientOptions QuicClientOptions(string peer, PeerVerdict verdict, TimeSpan keepAlive) => new()
+    public QuicClientOptions QuicClientOptions(string peer, PeerVerdict verdict, TimeSpan keepAlive)
     {
-        MaxIncomingBidirectionalStreams = LinkMux.MaxStreams,
-        StreamWindow = QuicLinkStreamWindow,
-        ConnectionWindow = QuicLinkConnectionWindow,
-        KeepAliveInterval = keepAlive,
-        IdleTimeout = TimeSpan.FromTicks(Math.Clamp(3 * keepAlive.Ticks, QuicMinIdleTimeout.Ticks, QuicMaxIdleTimeout.Ticks)),
-        Alpn = LinkProtocol.ToString(),
-        ServerName = peer,
-        CaFile = _authority,
-        CertificateFile = _files.Certificate,
-        KeyFile = _files.Key,
-        ValidatePeerCertificate = certificate => verdict.Decide(
-            Check(certificate, ServerAuthentication, MeshRole.Node),
-            name => name == peer ? null : $"it proves '{name}', not '{peer}'") ? null : verdict.Reason,
-    };
+        var idleTimeout = TimeSpan.FromTicks(Math.Clamp(QuicPingsPerIdleTimeout * keepAlive.Ticks, QuicMinIdleTimeout.Ticks, QuicMaxIdleTimeout.Ticks));
+        return new()
+        {
+            MaxIncomingBidirectionalStreams = LinkMux.MaxStreams,
+            StreamWindow = QuicLinkStreamWindow,
+            ConnectionWindow = QuicLinkConnectionWindow,
+            KeepAliveInterval = TimeSpan.FromTicks(Math.Min(keepAlive.Ticks, idleTimeout.Ticks / QuicPingsPerIdleTimeout)),
+            IdleTimeout = idleTimeout,
+            Alpn = LinkProtocol.ToString(),
+            ServerName = peer,
+            CaFile = _authority,
+            CertificateFile = _files.Certificate,
+            KeyFile = _files.Key,
+            ValidatePeerCertificate = certificate => verdict.Decide(
+                Check(certificate, ServerAuthentication, MeshRole.Node),
+                name => name == peer ? null : $"it proves '{name}', not '{peer}'") ? null : verdict.Reason,
+        };
+    }
 
     public void Dispose() => _trust.Dispose();
 

@@ -40,6 +40,13 @@ internal sealed partial class NodeLinks : IAsyncDisposable
     /// </summary>
     private static readonly TimeSpan RefusedWithin = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How many keep-alive intervals a replaced QUIC link may drain for (2 minutes at the default)
+    /// before the streams left on it are reset: long-lived streams (ssh, a database session) would
+    /// otherwise pin it and its socket for as long as they live.
+    /// </summary>
+    private const int DrainKeepAlives = 8;
+
     private readonly ConfigSource _source;
     private readonly TcpConnectionFactory _tcp;
     private readonly RelayLinks _relays;
@@ -283,14 +290,18 @@ internal sealed partial class NodeLinks : IAsyncDisposable
     [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Link to node {Peer} ({Path}) went down ({Reason}); it is opened again when a stream needs it")]
     private static partial void LogLinkDown(ILogger logger, string peer, LinkPath path, string reason);
 
-    [LoggerMessage(EventId = 704, Level = LogLevel.Information, Message = "Link to node {Peer} ({Path}) drains: the link {Peer} opened to this node replaces it")]
-    private static partial void LogLinkDraining(ILogger logger, string peer, LinkPath path);
+    [LoggerMessage(EventId = 704, Level = LogLevel.Information, Message = "Link to node {Peer} ({Path}) drains: the link {Peer} opened to this node replaces it (streams still on it after {Deadline} are reset)")]
+    private static partial void LogLinkDraining(ILogger logger, string peer, LinkPath path, TimeSpan deadline);
+
+    [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "Link to node {Peer} ({Path}) reset {Streams} stream(s) still on it when its drain ran out ({Reason})")]
+    private static partial void LogDrainCut(ILogger logger, string peer, LinkPath path, int streams, string reason);
 
     /// <summary>The direct link to one peer over one transport.</summary>
     private sealed class PeerLink(PeerConfig peer, LinkPath path, NodeLinks owner, Func<CancellationToken, Task<ILinkSession>> dial) : IAsyncDisposable
     {
         private readonly PeerMetrics _metrics = owner._metrics.Peer(peer.Name);
         private readonly Lock _lock = new();
+        private readonly List<ILinkSession> _draining = [];
         private ILinkSession? _session;
         private Task<ILinkSession?>? _attempt;
         private Task _watching = Task.CompletedTask;
@@ -302,13 +313,18 @@ internal sealed partial class NodeLinks : IAsyncDisposable
         /// <summary>The open session, if the link is up.</summary>
         public ILinkSession? Session => Volatile.Read(ref _session) is { Completion.IsCompleted: false } session ? session : null;
 
-        /// <summary>A QUIC link of this node's that the link the peer opened replaces: it takes no new streams and closes once those on it are done.</summary>
+        /// <summary>
+        /// A QUIC link of this node's that the link the peer opened replaces: it takes no new streams
+        /// and closes once those on it are done, or when <see cref="DrainKeepAlives"/> pings' time
+        /// has passed (the rest are then reset).
+        /// </summary>
         public void Drain()
         {
             if (path == LinkPath.DirectQuic && Volatile.Read(ref _session) is QuicLinkSession { Draining: false } session)
             {
-                LogLinkDraining(owner._logger, peer.Name, path);
-                session.Drain();
+                var deadline = DrainKeepAlives * (owner._source.Initial.Node?.KeepAlive ?? NodeConfig.DefaultKeepAlive);
+                LogLinkDraining(owner._logger, peer.Name, path, deadline);
+                session.Drain(deadline);
             }
         }
 
@@ -318,12 +334,14 @@ internal sealed partial class NodeLinks : IAsyncDisposable
         /// <summary>
         /// The attempt to open the link under way, one started now if there is none; null when the
         /// last failure's pause has not run out. The attempt never throws: it yields null when it fails.
+        /// A draining session counts as none: it takes no new stream, and the new link replaces it
+        /// here while it finishes its own.
         /// </summary>
         public Task<ILinkSession?>? Attempt()
         {
             lock (_lock)
             {
-                if (Session is { } open)
+                if (Session is { Draining: false } open)
                 {
                     return Task.FromResult<ILinkSession?>(open);
                 }
@@ -356,7 +374,13 @@ internal sealed partial class NodeLinks : IAsyncDisposable
                 await attempt.ConfigureAwait(false);
             }
 
-            if (Volatile.Read(ref _session) is { } session)
+            ILinkSession[] sessions;
+            lock (_lock)
+            {
+                sessions = _session is { } current ? [.. _draining, current] : [.. _draining];
+            }
+
+            foreach (var session in sessions)
             {
                 await session.DisposeAsync().ConfigureAwait(false);
             }
@@ -371,9 +395,15 @@ internal sealed partial class NodeLinks : IAsyncDisposable
                 var session = await dial(owner._disposing.Token).ConfigureAwait(false);
                 lock (_lock)
                 {
+                    if (_session is { Completion.IsCompleted: false } replaced)
+                    {
+                        _draining.Add(replaced); // still finishing its streams: watched, and closed on Dispose
+                    }
+
                     _session = session;
                     _degraded = false;
-                    _watching = WatchAsync(session, owner._time.GetTimestamp());
+                    var watching = WatchAsync(session, owner._time.GetTimestamp());
+                    _watching = _watching.IsCompleted ? watching : Task.WhenAll(_watching, watching);
                 }
 
                 _metrics.LinkUp();
@@ -414,15 +444,24 @@ internal sealed partial class NodeLinks : IAsyncDisposable
             TimeSpan backoff;
             lock (_lock)
             {
-                // A drained link did not fail: the next stream may wait for a new one, should the peer's go too.
-                _degraded = !session.Draining;
-                _failures = refused ? _failures + 1 : 0;
-                backoff = _backoff = refused ? LinkDialer.Backoff(_failures - 1) : TimeSpan.Zero;
-                _failedAt = owner._time.GetTimestamp();
+                // A drained link did not fail: the next stream may wait for a new one, should the peer's
+                // go too. One that a newer link replaced says nothing of the link's state now.
+                backoff = _backoff;
+                if (!_draining.Remove(session))
+                {
+                    _degraded = !session.Draining;
+                    _failures = refused ? _failures + 1 : 0;
+                    backoff = _backoff = refused ? LinkDialer.Backoff(_failures - 1) : TimeSpan.Zero;
+                    _failedAt = owner._time.GetTimestamp();
+                }
             }
 
             _metrics.LinkDown();
-            if (refused)
+            if (session is QuicLinkSession { StreamsCut: > 0 } cut)
+            {
+                LogDrainCut(owner._logger, peer.Name, path, cut.StreamsCut, session.EndReason);
+            }
+            else if (refused)
             {
                 _metrics.LinkFailed();
                 LogLinkFailed(owner._logger, peer.Name, peer.Address, path, $"closed by the far end right after the handshake ({session.EndReason}); it may have refused this node, and its log says why", backoff);

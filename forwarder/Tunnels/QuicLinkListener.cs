@@ -100,12 +100,25 @@ internal sealed partial class QuicLinkListener : IAsyncDisposable
         peerMetrics.LinkUp();
         LogPeerLinked(_logger, peer, connection.RemoteEndPoint?.ToString() ?? "?");
         var session = new QuicLinkSession(connection, _table.ServerFor(peer, _stopping.Token));
-        _table.Accepted(peer, session);
-        await session.Completion.ConfigureAwait(false);
-        peerMetrics.LinkDown();
-        LogPeerUnlinked(_logger, peer, _stopping.IsCancellationRequested ? "shutting down" : session.EndReason);
-        await connection.DisposeAsync().ConfigureAwait(false);
-        _links.TryRemove(connection, out _);
+        try
+        {
+            // Accepted runs the table's subscribers (a node's own links to the peer drain) on this thread.
+            _table.Accepted(peer, session);
+            await session.Completion.ConfigureAwait(false);
+            LogPeerUnlinked(_logger, peer, _stopping.IsCancellationRequested ? "shutting down" : session.EndReason);
+        }
+        catch (Exception ex)
+        {
+            // This task leaves _links as it ends, and nobody observes it: the link is closed and counted
+            // down, and the cause logged, rather than the fault lost.
+            LogPeerUnlinked(_logger, peer, ex.Message);
+        }
+        finally
+        {
+            peerMetrics.LinkDown();
+            await session.DisposeAsync().ConfigureAwait(false);
+            _links.TryRemove(connection, out _);
+        }
     }
 
     [LoggerMessage(EventId = 731, Level = LogLevel.Information, Message = "Node {Peer} linked over QUIC from {Remote}")]

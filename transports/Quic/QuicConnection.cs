@@ -78,6 +78,9 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
 
     public bool IsHandshakeComplete { get { lock (_gate) { return _conn != 0 && GetHandshakeCompleted(_conn) != 0; } } }
 
+    /// <summary>The streams open now, either end's: those a drain that ran out of time cuts.</summary>
+    public int StreamCount { get { lock (_gate) { return _streams.Count; } } }
+
     /// <summary>
     /// Ends once no stream is open (or the connection has ended). ngtcp2 closes a stream only when
     /// both sides finished it and every byte sent on it was acknowledged, so closing the connection

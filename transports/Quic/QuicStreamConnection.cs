@@ -141,6 +141,13 @@ internal sealed class QuicStreamConnection : ConnectionContext
                 }
             }
         }
+        catch (QuicException e)
+        {
+            // As in ReceiveAsync: a failed stream or connection reads as a reset on the write side
+            // too, so the application's next flush throws what a proxy's pumps handle. The raw
+            // QuicException escaped them when the download side had already ended (a half-closed upload).
+            error = new ConnectionResetException(e.Message, e);
+        }
         catch (Exception e)
         {
             error = e;

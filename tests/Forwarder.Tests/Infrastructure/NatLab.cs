@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.RegularExpressions;
 
 namespace Forwarder.Tests.Infrastructure;
 
@@ -10,7 +9,8 @@ namespace Forwarder.Tests.Infrastructure;
 /// own (the client on site A) and serves node B's backend on another (the service on site B);
 /// nothing else is reachable from it, and the sites cannot reach each other's private addresses.
 /// Site B's router can forward a public port to node B's link listener (the direct route), and
-/// that route can be cut.
+/// that route can be cut. One lab at a time per machine: the test process's own addresses in it
+/// are fixed, so building one beside a live lab fails at once (a dead owner's is swept first).
 /// </summary>
 internal sealed partial class NatLab : IDisposable
 {
@@ -22,15 +22,14 @@ internal sealed partial class NatLab : IDisposable
     public const string NodeBPrivateAddress = "198.19.2.10";
     public const int LinkPort = 7443;
 
-    /// <summary>
-    /// The owner's pid (6 hex digits hold any Linux pid) and a random byte, so that a lab left by
-    /// a process that died (a killed test run) can be told from one whose owner still runs.
-    /// </summary>
-    private readonly string _id = OwnerId(Environment.ProcessId);
+    private readonly string _id;
+    private readonly FileStream _ownership;
     private readonly List<string> _namespaces = [];
+    private readonly List<string> _hostDevices = [];
 
     public NatLab()
     {
+        (_id, _ownership) = Claim(Environment.ProcessId);
         try
         {
             Build();
@@ -94,7 +93,8 @@ internal sealed partial class NatLab : IDisposable
     {
         // Deleted first: a namespace outlives its name while sockets in it still retransmit
         // (after a cut, for minutes), and its end in this namespace would keep the addresses.
-        foreach (var device in new[] { $"fw{_id}{Suffix(NodeA)}", $"fw{_id}{Suffix(NodeB)}" })
+        // Only what this lab made: a device of the same name may be another lab's.
+        foreach (var device in _hostDevices)
         {
             Run("ip", ["link", "del", device], check: false);
         }
@@ -103,50 +103,28 @@ internal sealed partial class NatLab : IDisposable
         {
             Run("ip", ["netns", "del", ns], check: false);
         }
+
+        // Last: a sweep that finds the lock free takes whatever still carries the id for an orphan's.
+        File.Delete(LockFile(_id));
+        _ownership.Dispose();
     }
 
     private string Name(string role) => $"fw{_id}{role}";
 
-    /// <summary>A lab id owned by <paramref name="pid"/>: its pid in 6 hex digits and a random byte.</summary>
-    public static string OwnerId(int pid) => $"{pid:x6}{Random.Shared.Next(256):x2}";
-
-    /// <summary>
-    /// Deletes what labs whose owner process is dead left behind: the processes still running in
-    /// their namespaces (nodes a killed test run started), this namespace's ends of their links,
-    /// and the namespaces (with every iptables rule, which all live inside them). A live owner's
-    /// lab is never touched, as it may be a test run beside this one; a pid reused since only
-    /// keeps a dead lab a while longer.
-    /// </summary>
-    public static void SweepOrphans()
-    {
-        var orphans = Run("ip", ["netns", "list"]).Split('\n')
-            .Select(line => LabNamespace().Match(line.Split(' ')[0]))
-            .Where(lab => lab.Success && !Directory.Exists($"/proc/{int.Parse(lab.Groups[2].Value, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture)}"))
-            .ToList();
-        foreach (var ns in orphans.Select(lab => lab.Value))
-        {
-            foreach (var pid in Run("ip", ["netns", "pids", ns], check: false).Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                Run("kill", ["-KILL", pid.Trim()], check: false);
-            }
-        }
-
-        foreach (var id in orphans.Select(lab => lab.Groups[1].Value).Distinct(StringComparer.Ordinal))
-        {
-            // Deleted before the namespaces, as in Dispose: a namespace outlives its name while sockets in it still retransmit.
-            Run("ip", ["link", "del", $"fw{id}m"], check: false);
-            Run("ip", ["link", "del", $"fw{id}n"], check: false);
-        }
-
-        foreach (var ns in orphans.Select(lab => lab.Value))
-        {
-            Run("ip", ["netns", "del", ns], check: false);
-        }
-    }
-
     private void Build()
     {
         SweepOrphans();
+
+        // What is left is a live lab, and two cannot coexist: the test process's own addresses in
+        // them are fixed, and the kernel would route this lab's test traffic into the other's.
+        foreach (var prefix in new[] { "198.18.100.0/30", "198.18.101.0/30" })
+        {
+            if (Run("ip", ["-o", "route", "show", prefix]).Trim() is { Length: > 0 } route)
+            {
+                throw new InvalidOperationException($"{prefix} is routed already ({route}): another NAT lab is up on this machine, and its owner lives (a test run beside this one); NAT-lab tests cannot run beside it");
+            }
+        }
+
         foreach (var ns in new[] { Wan, Relay, RouterA, RouterB, NodeA, NodeB })
         {
             Run("ip", ["netns", "add", ns]);
@@ -226,7 +204,11 @@ internal sealed partial class NatLab : IDisposable
         var leftName = left is null ? $"fw{_id}{Suffix(right)}" : Interface(left, Suffix(right));
         var rightName = Interface(right, left is null ? "t" : Suffix(left));
         Run("ip", ["link", "add", leftName, "type", "veth", "peer", "name", rightName]);
-        if (left is not null)
+        if (left is null)
+        {
+            _hostDevices.Add(leftName);
+        }
+        else
         {
             Run("ip", ["link", "set", leftName, "netns", left]);
         }
@@ -259,10 +241,6 @@ internal sealed partial class NatLab : IDisposable
 
     /// <summary>A one-letter tag for a namespace as the far end of a link ("w" for the wan).</summary>
     private string Suffix(string ns) => ns == Wan ? "w" : ns == Relay ? "y" : ns == RouterA ? "a" : ns == RouterB ? "b" : ns == NodeA ? "m" : "n";
-
-    /// <summary>A lab's namespace: fw, the lab id (the owner's pid in 6 hex digits and a random byte), the role.</summary>
-    [GeneratedRegex(@"^fw(([0-9a-f]{6})[0-9a-f]{2})(wan|rly|ra|rb|na|nb)$")]
-    private static partial Regex LabNamespace();
 
     /// <summary>Runs a command in this namespace and returns its output.</summary>
     public static string Run(string file, string[] arguments, bool check = true)

@@ -204,9 +204,14 @@ public sealed partial class NodeLinkTests
             Assert.True((long)options.ConnectionWindow >= (long)options.MaxIncomingBidirectionalStreams * options.StreamWindow, $"{options.ConnectionWindow} < {options.MaxIncomingBidirectionalStreams} x {options.StreamWindow}");
         }
 
-        Assert.Equal(TimeSpan.FromSeconds(30), client.IdleTimeout);
-        Assert.Equal(TimeSpan.FromSeconds(5), credentials.QuicClientOptions("edge-b", new PeerVerdict(), TimeSpan.FromSeconds(1)).IdleTimeout);
-        Assert.Equal(TimeSpan.FromSeconds(6), credentials.QuicClientOptions("edge-b", new PeerVerdict(), TimeSpan.FromSeconds(2)).IdleTimeout);
+        // Idle timeout and ping interval for a keep-alive: three pings always fit before the link is
+        // given up, also where the 30 s cap bites (the keep-alive of 15 s alone gave two, 30 s none).
+        foreach (var (keepAlive, idle, ping) in new[] { (15.0, 30.0, 7.5), (60, 30, 7.5), (1, 5, 1), (2, 8, 2), (0.1, 5, 0.1) })
+        {
+            var options = credentials.QuicClientOptions("edge-b", new PeerVerdict(), TimeSpan.FromSeconds(keepAlive));
+            Assert.Equal((TimeSpan.FromSeconds(idle), TimeSpan.FromSeconds(ping)), (options.IdleTimeout, options.KeepAliveInterval));
+            Assert.True(options.IdleTimeout > 3 * options.KeepAliveInterval, $"keep-alive {keepAlive} s");
+        }
     }
 
     /// <summary>A UDP socket on a loopback port whose TCP twin was free a moment ago (tests elsewhere on the machine take ports too).</summary>

@@ -86,11 +86,83 @@ public sealed partial class NodeLinkTests
         Assert.Equal((30, 30), (aToB.StreamsOutOver(LinkPath.DirectQuic), bToA.StreamsOutOver(LinkPath.DirectQuic)));
     }
 
+    [Fact]
+    public async Task AfterTheSharedLinkEnds_ANewStreamOpensAFreshLink_NotTheDrainingOne()
+    {
+        await using var backend = TcpTestServer.Echo();
+        var (portA, portB) = (FreeLinkPort(), FreeLinkPort());
+
+        // edge-a reaches edge-b through a path that is cut later, as a NAT mapping that expires.
+        // A 3 s keep-alive: edge-b sees edge-a's link dead after 12 s, its own drains for 24 s.
+        await using var path = new CuttableUdpPath(new IPEndPoint(IPAddress.Loopback, portB));
+        await using var nodeA = await RunningForwarder.StartAsync(MutualNode("edge-a", portA, "edge-b", path.EndPoint.Port, backend.Address, "3s"));
+        await using var nodeB = await RunningForwarder.StartAsync(MutualNode("edge-b", portB, "edge-a", portA, backend.Address, "3s"));
+        var (aToB, bToA) = (nodeA.Metrics.Peer("edge-b"), nodeB.Metrics.Peer("edge-a"));
+
+        using var held = await SocketClient.ConnectAsync(nodeB.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(held, "on edge-b's link");
+        using (var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front")))
+        {
+            await SocketClient.AssertEchoAsync(client, "on edge-a's link: edge-b's drains");
+        }
+
+        await Eventually.TrueAsync(() => bToA.LinksUp == 2 && aToB.LinksUp == 2, "both links are up on both nodes");
+        path.Cut();
+        await Eventually.TrueAsync(() => bToA.LinksUp == 1 && aToB.LinksUp == 1, "edge-a's link timed out on both nodes", TimeSpan.FromSeconds(60));
+
+        // The draining link still carries the held stream, but takes no new one: edge-b dials afresh.
+        var opened = bToA.LinksOpened;
+        using var fresh = await SocketClient.ConnectAsync(nodeB.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(fresh, "on a fresh link of edge-b's");
+        Assert.Equal((opened + 1, 2), (bToA.LinksOpened, bToA.LinksUp));
+
+        // Once the held stream ends the drained link closes, which it could not were the fresh stream on it.
+        await SocketClient.AssertEchoAsync(held, "still on the draining link");
+        held.Shutdown(SocketShutdown.Send);
+        Assert.True(await SocketClient.ClosedAsync(held), "the held stream ended whole");
+        await Eventually.TrueAsync(() => bToA.LinksUp == 1, "the drained link closed");
+        await SocketClient.AssertEchoAsync(fresh, "the fresh stream outlives the drained link");
+        Assert.Equal(0, bToA.LinkFailures);
+        Assert.Equal(2, bToA.StreamsOutOver(LinkPath.DirectQuic));
+    }
+
+    [Fact]
+    public async Task ADrainThatRunsOutOfTime_ResetsTheStreamsLeft_AndTheLinkCloses()
+    {
+        await using var backend = TcpTestServer.Echo();
+        var (portA, portB) = (FreeLinkPort(), FreeLinkPort());
+
+        // A 500 ms keep-alive: a replaced link drains for 4 s at most.
+        await using var nodeA = await RunningForwarder.StartAsync(MutualNode("edge-a", portA, "edge-b", portB, backend.Address, "500ms"));
+        await using var nodeB = await RunningForwarder.StartAsync(MutualNode("edge-b", portB, "edge-a", portA, backend.Address, "500ms"));
+        var (aToB, bToA) = (nodeA.Metrics.Peer("edge-b"), nodeB.Metrics.Peer("edge-a"));
+
+        using var held = await SocketClient.ConnectAsync(nodeB.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(held, "on edge-b's link");
+        using (var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front")))
+        {
+            await SocketClient.AssertEchoAsync(client, "on edge-a's link: edge-b's drains");
+        }
+
+        await Eventually.TrueAsync(() => bToA.LinksUp == 2 && aToB.LinksUp == 2, "both links are up on both nodes");
+        var draining = System.Diagnostics.Stopwatch.StartNew();
+
+        // The held stream never ends on its own: the drain's deadline resets it.
+        Assert.True(await SocketClient.ClosedAsync(held), "the stream left on the drained link was reset");
+        Assert.True(draining.Elapsed > TimeSpan.FromSeconds(2), $"the stream ended {draining.Elapsed.TotalMilliseconds:F0} ms into the drain, before its deadline");
+        await Eventually.TrueAsync(() => bToA.LinksUp == 1 && aToB.LinksUp == 1, "the drained link closed, one link remains");
+
+        using var after = await SocketClient.ConnectAsync(nodeB.EndPoint("front"));
+        await SocketClient.AssertEchoAsync(after, "on edge-a's link");
+        Assert.Equal(0, bToA.LinkFailures + aToB.LinkFailures);
+    }
+
     /// <summary>A node with a link port of its own, whose service "app" (front) is on the other node, and which exports <paramref name="backend"/> as its own.</summary>
-    private string MutualNode(string name, int port, string peer, int peerPort, string backend) => $"""
+    private string MutualNode(string name, int port, string peer, int peerPort, string backend, string keepAlive = "15s") => $"""
         node:
           name: {name}
           transport: quic
+          keepAlive: {keepAlive}
           listen: '127.0.0.1:{port}'
           certificate: {Path.Combine(_directory, name + ".pem")}
           key: {Path.Combine(_directory, name + ".key")}

@@ -218,7 +218,7 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
     /// </summary>
     private async Task<bool> EstablishedAsync(Socket socket, int ttl, CancellationToken stopping)
     {
-        var usual = (short)socket.GetSocketOption(SocketOptionLevel.IP, SocketOptionName.IpTimeToLive)!;
+        var usual = socket.Ttl;
         var started = time.GetTimestamp();
         var lowered = false;
         var info = new byte[8];
@@ -295,7 +295,7 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
     private void Probe(Socket socket, IPEndPoint asker, int ttl)
     {
         Configure(socket);
-        var usual = (short)socket.GetSocketOption(SocketOptionLevel.IP, SocketOptionName.IpTimeToLive)!;
+        var usual = socket.Ttl;
         socket.Ttl = (short)ttl;
         socket.Blocking = false;
         try

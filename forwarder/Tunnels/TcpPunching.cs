@@ -105,8 +105,9 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
             LogPunched(logger, peer.Name, far.ToString(), port);
             return new YamuxLinkSession(link, LinkPath.PunchedTcp);
         }
-        catch (Exception ex)
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
+            // A node stopping mid-attempt failed nothing: only real attempts are counted and logged.
             peerMetrics.PunchFailed(LinkPath.PunchedTcp);
             LogPunchFailed(logger, peer.Name, ex.Message);
             throw;

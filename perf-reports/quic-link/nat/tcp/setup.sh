@@ -41,7 +41,8 @@ ns rb iptables -t nat -A PREROUTING -d 198.18.2.2 -p tcp --dport 37200 -j DNAT -
 ns nb nginx -c $run/nginx.conf
 ns nb iperf3 -s -p 37500 -D --pidfile $run/iperf3.pid
 : > pids
-start() { ns $1 dotnet "$dll" $3 --config $2.yaml > $2.log 2>&1 & echo "$2 $!" >> pids; }
+# ip netns exec execs the node, so $! is the node itself (through the ns function it was a subshell, which stop.sh killed while the node ran on).
+start() { ip netns exec tso$1 dotnet "$dll" $3 --config $2.yaml > $2.log 2>&1 & echo "$2 $!" >> pids; }
 start rly relay relay; sleep 2
 start nb b; sleep 3
 start na a-relay; start na a-punch; start na a-direct

@@ -9,7 +9,8 @@ internal static class PrometheusWriter
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    private static readonly (LinkPath Path, string Label)[] LinkPaths = [(LinkPath.DirectQuic, "direct-quic"), (LinkPath.DirectTcp, "direct-tcp"), (LinkPath.Relay, "relay")];
+    private static readonly (LinkPath Path, string Label)[] LinkPaths = [(LinkPath.DirectQuic, "direct-quic"), (LinkPath.DirectTcp, "direct-tcp"), (LinkPath.Relay, "relay"), (LinkPath.PunchedTcp, "punched-tcp")];
+    private static readonly (LinkPath Path, string Label)[] PunchedPaths = [(LinkPath.DirectQuic, "direct-quic"), (LinkPath.PunchedTcp, "punched-tcp")];
 
     /// <summary>
     /// Writes the exposition into <paramref name="text"/>, pausing after each series group (a
@@ -113,7 +114,7 @@ internal static class PrometheusWriter
             yield return 0;
         }
 
-        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried to (out) or from (in) the peer, by path: a QUIC link (direct-quic), a TLS link over TCP (direct-tcp) or a relay (relay).");
+        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried to (out) or from (in) the peer, by path: a QUIC link (direct-quic), a TLS link over TCP (direct-tcp), a relay (relay), or a TLS link over TCP opened through both NATs by simultaneous open (punched-tcp).");
         foreach (var p in peers)
         {
             foreach (var (path, label) in LinkPaths)
@@ -125,11 +126,15 @@ internal static class PrometheusWriter
             yield return 0;
         }
 
-        Family(text, "forwarder_node_punches_total", "counter", "Hole punches this node started towards the peer through a relay's introduction, by outcome: a direct QUIC link (ok), a fall back to the relay (failed).");
+        Family(text, "forwarder_node_punches_total", "counter", "Hole punches this node started towards the peer through a relay's introduction, by the link sought (a QUIC link over UDP: direct-quic; TCP by simultaneous open: punched-tcp) and outcome: the link came up (ok), or streams stay on the relay (failed).");
         foreach (var p in peers)
         {
-            Sample(text, "forwarder_node_punches_total", $"peer=\"{p.Name}\",result=\"ok\"", p.PunchesSucceeded);
-            Sample(text, "forwarder_node_punches_total", $"peer=\"{p.Name}\",result=\"failed\"", p.PunchesFailed);
+            foreach (var (path, label) in PunchedPaths)
+            {
+                Sample(text, "forwarder_node_punches_total", $"peer=\"{p.Name}\",path=\"{label}\",result=\"ok\"", p.PunchesSucceeded(path));
+                Sample(text, "forwarder_node_punches_total", $"peer=\"{p.Name}\",path=\"{label}\",result=\"failed\"", p.PunchesFailed(path));
+            }
+
             yield return 0;
         }
 

@@ -10,9 +10,9 @@ internal sealed class PeerMetrics(string name)
     private readonly long[] _streamsOut = new long[Enum.GetValues<LinkPath>().Length];
     private readonly long[] _streamsIn = new long[Enum.GetValues<LinkPath>().Length];
     private long _streamsActive;
-    private long _punches;
-    private long _punchesOk;
-    private long _punchesFailed;
+    private readonly long[] _punches = new long[Enum.GetValues<LinkPath>().Length];
+    private readonly long[] _punchesOk = new long[Enum.GetValues<LinkPath>().Length];
+    private readonly long[] _punchesFailed = new long[Enum.GetValues<LinkPath>().Length];
 
     public string Name { get; } = name;
 
@@ -40,18 +40,19 @@ internal sealed class PeerMetrics(string name)
 
     public long StreamsActive => Volatile.Read(ref _streamsActive);
 
-    /// <summary>Hole punches this node started towards the peer, and how many ended in a QUIC link or failed.</summary>
-    public long Punches => Volatile.Read(ref _punches);
+    /// <summary>Hole punches this node started towards the peer for a link over <paramref name="path"/> (a QUIC link, or TCP by simultaneous open).</summary>
+    public long Punches(LinkPath path) => Volatile.Read(ref _punches[(int)path]);
 
-    public long PunchesSucceeded => Volatile.Read(ref _punchesOk);
+    /// <summary>Of <see cref="Punches"/>, those that ended in a link.</summary>
+    public long PunchesSucceeded(LinkPath path) => Volatile.Read(ref _punchesOk[(int)path]);
 
-    public long PunchesFailed => Volatile.Read(ref _punchesFailed);
+    public long PunchesFailed(LinkPath path) => Volatile.Read(ref _punchesFailed[(int)path]);
 
-    public void PunchAttempted() => Interlocked.Increment(ref _punches);
+    public void PunchAttempted(LinkPath path) => Interlocked.Increment(ref _punches[(int)path]);
 
-    public void PunchSucceeded() => Interlocked.Increment(ref _punchesOk);
+    public void PunchSucceeded(LinkPath path) => Interlocked.Increment(ref _punchesOk[(int)path]);
 
-    public void PunchFailed() => Interlocked.Increment(ref _punchesFailed);
+    public void PunchFailed(LinkPath path) => Interlocked.Increment(ref _punchesFailed[(int)path]);
 
     public void LinkUp()
     {
@@ -88,4 +89,7 @@ internal enum LinkPath
 
     /// <summary>Through a relay (relay).</summary>
     Relay,
+
+    /// <summary>A TLS 1.3 + yamux link over a TCP connection opened through both NATs by simultaneous open (punched-tcp).</summary>
+    PunchedTcp,
 }

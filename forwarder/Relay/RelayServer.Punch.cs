@@ -5,20 +5,26 @@ using Microsoft.Extensions.Logging;
 namespace Forwarder.Relay;
 
 /// <content>
-/// Hole-punching introductions: a node that wants a direct QUIC link to another behind NAT asks
-/// here; each learns the UDP address the relay saw the other's token come from, and the far node
-/// starts probing before the asker dials, so both NATs hold a mapping for the pair.
+/// Hole-punching introductions: a node that wants a direct QUIC link (or a TCP path by
+/// simultaneous open) to another behind NAT asks here; each learns the UDP (TCP) address the
+/// relay saw the other's token come from, and the far node starts probing before the asker
+/// dials, so both NATs hold a mapping for the pair. Tokens are the asker's own: the relay names
+/// the asker by its session (so a node introduces only itself), takes a token once, and forgets
+/// one nobody named within its lifetime.
 /// </content>
 internal sealed partial class RelayServer
 {
     private static readonly TimeSpan TokenWait = TimeSpan.FromSeconds(3);
 
-    /// <summary>Answers a <see cref="TunnelRequestKind.Punch"/> with the far node's UDP address, or a status saying why not.</summary>
+    /// <summary>Answers a <see cref="TunnelRequestKind.Punch"/> (<see cref="TunnelRequestKind.TcpPunch"/>) with the far node's UDP (TCP) address, or a status saying why not.</summary>
     private async Task IntroduceAsync(RelayNode source, YamuxStream stream, TunnelRequest punch)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         deadline.CancelAfter(FarAnswerTimeout);
-        if (_rendezvous is not { } rendezvous || await rendezvous.SeenAsync(punch.Target, TokenWait, deadline.Token).ConfigureAwait(false) is not { } asker)
+        var (tokens, farKind, protocol) = punch.Kind == TunnelRequestKind.TcpPunch
+            ? (_tcpTokens, TunnelRequestKind.TcpPunched, "TCP")
+            : (_rendezvous?.Tokens, TunnelRequestKind.Punched, "UDP");
+        if (tokens is null || await tokens.SeenAsync(punch.Target, TokenWait, deadline.Token).ConfigureAwait(false) is not { } asker)
         {
             await AnswerAsync(stream, TunnelStatus.Unreachable).ConfigureAwait(false);
             return;
@@ -30,7 +36,7 @@ internal sealed partial class RelayServer
             return;
         }
 
-        var (farStream, status) = await TunnelHandshake.RequestAsync(far, new TunnelRequest(TunnelRequestKind.Punched, source.Name, asker.ToString()), deadline.Token).ConfigureAwait(false);
+        var (farStream, status) = await TunnelHandshake.RequestAsync(far, new TunnelRequest(farKind, source.Name, asker.ToString()), deadline.Token).ConfigureAwait(false);
         if (farStream is null)
         {
             await AnswerAsync(stream, status ?? TunnelStatus.Unreachable).ConfigureAwait(false);
@@ -40,7 +46,7 @@ internal sealed partial class RelayServer
         await using (farStream)
         {
             var token = await TunnelHandshake.ReadFieldAsync(farStream.Transport.Input, deadline.Token).ConfigureAwait(false);
-            if (token is null || await rendezvous.SeenAsync(token, TokenWait, deadline.Token).ConfigureAwait(false) is not { } answerer)
+            if (token is null || await tokens.SeenAsync(token, TokenWait, deadline.Token).ConfigureAwait(false) is not { } answerer)
             {
                 await AnswerAsync(stream, TunnelStatus.Unreachable).ConfigureAwait(false);
                 return;
@@ -49,10 +55,10 @@ internal sealed partial class RelayServer
             TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
             TunnelHandshake.WriteField(stream.Transport.Output, answerer.ToString());
             await stream.Transport.Output.FlushAsync(deadline.Token).ConfigureAwait(false);
-            LogIntroduced(logger, source.Name, asker.ToString(), punch.Node, answerer.ToString());
+            LogIntroduced(logger, source.Name, protocol, asker.ToString(), punch.Node, answerer.ToString());
         }
     }
 
-    [LoggerMessage(EventId = 806, Level = LogLevel.Information, Message = "Introduced node {Asker} (UDP {AskerAddress}) to node {Far} (UDP {FarAddress}) for hole punching")]
-    private static partial void LogIntroduced(ILogger logger, string asker, string askerAddress, string far, string farAddress);
+    [LoggerMessage(EventId = 806, Level = LogLevel.Information, Message = "Introduced node {Asker} ({Protocol} {AskerAddress}) to node {Far} ({FarAddress}) for hole punching")]
+    private static partial void LogIntroduced(ILogger logger, string asker, string protocol, string askerAddress, string far, string farAddress);
 }

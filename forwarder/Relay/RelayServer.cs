@@ -15,7 +15,8 @@ namespace Forwarder.Relay;
 /// The relay: nodes dial in, prove a node's certificate from the mesh CA over TLS 1.3, and register
 /// under the name that certificate holds (no other); a registered node then asks for streams to
 /// other registered nodes, which the relay opens on their sessions and joins to the asker's,
-/// within the asker's stream and bandwidth limits. The relay sees only which node talks to
+/// within the asker's stream and bandwidth limits; it also introduces nodes to each other for
+/// hole punching (UDP) and TCP simultaneous open. The relay sees only which node talks to
 /// which target, never touches what the streams carry beyond copying it.
 /// </summary>
 internal sealed partial class RelayServer(RelayConfig config, IConnectionListenerFactory listeners, RelayRegistry registry, MemoryPool<byte> pool, ILogger<RelayServer> logger) : IHostedService, IAsyncDisposable
@@ -89,6 +90,12 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
     /// <summary>One node's connection, from handshake to the end of its session; never throws.</summary>
     private async Task ServeNodeAsync(ConnectionContext connection)
     {
+        if (await TcpRendezvousAsync(connection).ConfigureAwait(false))
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
+
         var remote = connection.RemoteEndPoint?.ToString() ?? "?";
         var carrier = new DuplexPipeStream(connection.Transport);
         var ssl = new SslStream(carrier, leaveInnerStreamOpen: true);
@@ -187,7 +194,7 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
                 deadline.CancelAfter(HandshakeTimeout);
                 var asked = await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false);
-                if (asked is not { Kind: TunnelRequestKind.Relay or TunnelRequestKind.Punch } request)
+                if (asked is not { Kind: TunnelRequestKind.Relay or TunnelRequestKind.Punch or TunnelRequestKind.TcpPunch } request)
                 {
                     return;
                 }
@@ -195,7 +202,7 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
                 // An introduction holds a relay task and a stream on the far node's session for up
                 // to its timeout: it counts against the asker's stream limit like a relayed stream.
                 counted = source.TryOpenStream();
-                if (request.Kind == TunnelRequestKind.Punch)
+                if (request.Kind is TunnelRequestKind.Punch or TunnelRequestKind.TcpPunch)
                 {
                     await (counted ? IntroduceAsync(source, stream, request) : AnswerAsync(stream, TunnelStatus.Limited).AsTask()).ConfigureAwait(false);
                     return;

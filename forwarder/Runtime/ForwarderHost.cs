@@ -64,6 +64,7 @@ internal static class ForwarderHost
         services.AddSingleton<NodeLinks>();
         services.AddSingleton<HostedEndpointServer>();
         services.AddSingleton<HolePunching>();
+        services.AddSingleton<TcpPunching>();
 
         // Streams peers open on QUIC links are served like those on any link; resolved on use, as for the relays.
         services.AddSingleton(sp => new QuicLinkTable(

@@ -71,7 +71,7 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
     public async Task<ILinkSession> DialAsync(RelayLinks relays, PeerConfig peer, NodeCredentials credentials, Func<ConnectionContext, Task> serve, CancellationToken cancellationToken)
     {
         var peerMetrics = metrics.Peer(peer.Name);
-        peerMetrics.PunchAttempted();
+        peerMetrics.PunchAttempted(LinkPath.DirectQuic);
         try
         {
             var port = 0;
@@ -85,7 +85,7 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
                 {
                     var options = credentials.QuicClientOptions(peer.Name, verdict, source.Initial.Node!.KeepAlive) with { HandshakeTimeout = HandshakeTimeout };
                     var connection = await QuicConnection.ConnectAsync(socket, far, options, cancellationToken).ConfigureAwait(false);
-                    peerMetrics.PunchSucceeded();
+                    peerMetrics.PunchSucceeded(LinkPath.DirectQuic);
                     LogPunched(logger, peer.Name, far.ToString(), round);
                     return new QuicLinkSession(connection, serve);
                 }
@@ -101,7 +101,7 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
         }
         catch
         {
-            peerMetrics.PunchFailed();
+            peerMetrics.PunchFailed(LinkPath.DirectQuic);
             throw;
         }
     }
@@ -116,7 +116,7 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
             var (token, datagram) = NewToken();
             using var introduction = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             introduction.CancelAfter(IntroductionTimeout);
-            var far = await relays.IntroduceAsync(peer, token, async relay =>
+            var far = await relays.IntroduceAsync(peer, TunnelRequestKind.Punch, token, async relay =>
             {
                 for (var i = 0; i < 3; i++)
                 {

@@ -22,6 +22,7 @@ internal sealed partial class HostedEndpointServer(
     ProxyRuntime runtime,
     ConnectionTracker tracker,
     HolePunching punching,
+    TcpPunching tcpPunching,
     ForwarderMetrics metrics,
     ILogger<HostedEndpointServer> logger)
 {
@@ -48,6 +49,12 @@ internal sealed partial class HostedEndpointServer(
                 if (linkedPeer is null && request.Kind == TunnelRequestKind.Punched)
                 {
                     await punching.AnswerAsync(stream, request, deadline.Token).ConfigureAwait(false);
+                    return;
+                }
+
+                if (linkedPeer is null && request.Kind == TunnelRequestKind.TcpPunched)
+                {
+                    await tcpPunching.AnswerAsync(stream, request, deadline.Token).ConfigureAwait(false);
                     return;
                 }
 

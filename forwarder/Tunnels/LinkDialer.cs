@@ -35,6 +35,24 @@ internal static class LinkDialer
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(HandshakeTimeout);
         var connection = await tcp.ConnectAsync(endPoint, deadline.Token).ConfigureAwait(false);
+        return await HandshakeAsync(connection, credentials, expectedName, protocol, options, deadline.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// TLS as the client over <paramref name="connection"/>, however it was opened (dialled, or
+    /// through both NATs by simultaneous open), then yamux; the connection is disposed when this throws.
+    /// </summary>
+    /// <exception cref="Exception">TLS or authentication failed, or the handshake took longer than 10 s.</exception>
+    public static async Task<DialledLink> HandshakeAsync(
+        ConnectionContext connection,
+        NodeCredentials credentials,
+        string expectedName,
+        SslApplicationProtocol protocol,
+        YamuxOptions options,
+        CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(HandshakeTimeout);
         var carrier = new DuplexPipeStream(connection.Transport);
         var ssl = new SslStream(carrier, leaveInnerStreamOpen: true);
         var verdict = new PeerVerdict();

@@ -28,6 +28,7 @@ internal sealed partial class NodeLinkListener(
     HostedEndpointServer streams,
     QuicLinkTable quicLinks,
     HolePunching punching,
+    TcpPunching tcpPunching,
     MemoryPool<byte> pool,
     ForwarderMetrics metrics,
     ILogger<NodeLinkListener> logger) : IHostedService, IAsyncDisposable
@@ -61,6 +62,7 @@ internal sealed partial class NodeLinkListener(
         _listener = await listeners.BindAsync(endPoint, cancellationToken).ConfigureAwait(false);
         _accepting = AcceptLoopAsync(_listener);
         LogListening(logger, node.Name, _listener.EndPoint);
+        tcpPunching.Attach((connection, peer) => ServeLinkAsync(connection, LinkPath.PunchedTcp, peer), _stopping.Token);
         if (node.AcceptsQuic)
         {
             // The port TCP got, so one HOST:PORT in peers' configs names both (it differs from node.listen's when that asks for port 0).
@@ -85,6 +87,7 @@ internal sealed partial class NodeLinkListener(
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        tcpPunching.Detach();
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_quic is { } quic)
         {
@@ -117,12 +120,14 @@ internal sealed partial class NodeLinkListener(
     {
         while (await listener.AcceptAsync().ConfigureAwait(false) is { } connection)
         {
-            _ = ServeLinkAsync(connection);
+            _ = ServeLinkAsync(connection, LinkPath.DirectTcp, introduced: null);
         }
     }
 
     /// <summary>One peer's link, from handshake to the end of its session; never throws.</summary>
-    private async Task ServeLinkAsync(ConnectionContext connection)
+    /// <param name="path">How the connection came: to the listener (direct-tcp), or by simultaneous open (punched-tcp).</param>
+    /// <param name="introduced">The node a relay introduced for a punched link: no other may take it.</param>
+    private async Task ServeLinkAsync(ConnectionContext connection, LinkPath path, string? introduced)
     {
         var carrier = new DuplexPipeStream(connection.Transport);
         var ssl = new SslStream(carrier, leaveInnerStreamOpen: true);
@@ -132,7 +137,8 @@ internal sealed partial class NodeLinkListener(
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
             deadline.CancelAfter(HandshakeTimeout);
-            await ssl.AuthenticateAsServerAsync(_credentials!.ServerOptions(NodeCredentials.LinkProtocol, verdict, node.Refuses), deadline.Token).ConfigureAwait(false);
+            Func<string, string?> refuses = introduced is null ? node.Refuses : name => name == introduced ? node.Refuses(name) : $"the relay introduced node {introduced}, not {name}";
+            await ssl.AuthenticateAsServerAsync(_credentials!.ServerOptions(NodeCredentials.LinkProtocol, verdict, refuses), deadline.Token).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -156,7 +162,7 @@ internal sealed partial class NodeLinkListener(
         {
             while (await session.AcceptStreamAsync(_stopping.Token).ConfigureAwait(false) is { } stream)
             {
-                _ = streams.ServeAsync(stream, peer, LinkPath.DirectTcp, _stopping.Token);
+                _ = streams.ServeAsync(stream, peer, path, _stopping.Token);
             }
         }
         catch (OperationCanceledException)

@@ -51,6 +51,7 @@ internal sealed partial class NodeLinks : IAsyncDisposable
     private readonly TcpConnectionFactory _tcp;
     private readonly RelayLinks _relays;
     private readonly HolePunching _punching;
+    private readonly TcpPunching _tcpPunching;
     private readonly QuicLinkTable _shared;
     private readonly MemoryPool<byte> _pool;
     private readonly TimeProvider _time;
@@ -60,9 +61,9 @@ internal sealed partial class NodeLinks : IAsyncDisposable
     private readonly CancellationTokenSource _disposing = new();
     private NodeCredentials? _credentials;
 
-    public NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, QuicLinkTable shared, MemoryPool<byte> pool, TimeProvider time, ForwarderMetrics metrics, ILogger<NodeLinks> logger)
+    public NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, TcpPunching tcpPunching, QuicLinkTable shared, MemoryPool<byte> pool, TimeProvider time, ForwarderMetrics metrics, ILogger<NodeLinks> logger)
     {
-        (_source, _tcp, _relays, _punching, _shared, _pool, _time, _metrics, _logger) = (source, tcp, relays, punching, shared, pool, time, metrics, logger);
+        (_source, _tcp, _relays, _punching, _tcpPunching, _shared, _pool, _time, _metrics, _logger) = (source, tcp, relays, punching, tcpPunching, shared, pool, time, metrics, logger);
         _shared.Won += (peer, _) => DrainOwnQuicLinks(peer);
     }
 
@@ -275,7 +276,11 @@ internal sealed partial class NodeLinks : IAsyncDisposable
             PeerLink[] punched = transport != NodeTransport.Tcp && _relays.Configured
                 ? [new(peer, LinkPath.DirectQuic, this, ct => _punching.DialAsync(_relays, peer, _credentials!, serve, ct))]
                 : [];
-            links = [.. direct, .. punched];
+            // Then, under auto, TCP by simultaneous open: for networks that drop UDP.
+            PeerLink[] punchedTcp = transport == NodeTransport.Auto && _relays.Configured
+                ? [new(peer, LinkPath.PunchedTcp, this, ct => _tcpPunching.DialAsync(_relays, peer, _credentials!, options, ct))]
+                : [];
+            links = [.. direct, .. punched, .. punchedTcp];
             _links[node] = links;
             return links;
         }

@@ -106,11 +106,13 @@ internal sealed partial class RelayLinks(
 
     /// <summary>
     /// Asks a relay this node is registered with to introduce it to <paramref name="node"/> for
-    /// hole punching: <paramref name="announce"/> first sends <paramref name="token"/> to the
-    /// relay's UDP port; the answer is the far node's UDP address as the relay saw it.
+    /// hole punching (<paramref name="kind"/>: <see cref="TunnelRequestKind.Punch"/> over UDP,
+    /// <see cref="TunnelRequestKind.TcpPunch"/> over TCP): <paramref name="announce"/> first sends
+    /// <paramref name="token"/> to the relay's port; the answer is the far node's address as the
+    /// relay saw it.
     /// </summary>
     /// <returns>The far node's address; null when no relay could introduce the nodes.</returns>
-    public async Task<IPEndPoint?> IntroduceAsync(string node, string token, Func<IPEndPoint, Task> announce, CancellationToken cancellationToken)
+    public async Task<IPEndPoint?> IntroduceAsync(string node, TunnelRequestKind kind, string token, Func<IPEndPoint, Task> announce, CancellationToken cancellationToken)
     {
         foreach (var relay in _relays)
         {
@@ -120,7 +122,7 @@ internal sealed partial class RelayLinks(
             }
 
             await announce(await QuicLinkDialer.ResolveAsync(relay.Address.EndPoint, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
-            var (stream, _) = await TunnelHandshake.RequestAsync(session, new TunnelRequest(TunnelRequestKind.Punch, node, token), cancellationToken).ConfigureAwait(false);
+            var (stream, _) = await TunnelHandshake.RequestAsync(session, new TunnelRequest(kind, node, token), cancellationToken).ConfigureAwait(false);
             if (stream is null)
             {
                 continue;

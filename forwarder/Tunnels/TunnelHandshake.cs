@@ -54,6 +54,20 @@ internal enum TunnelRequestKind : byte
     /// node sends the relay over UDP from its QUIC port.
     /// </summary>
     Punched = 6,
+
+    /// <summary>
+    /// Node to relay: help open a TCP path to node <see cref="TunnelRequest.Node"/> by simultaneous
+    /// open; the target is the token this node sent the relay over TCP from the port it will
+    /// connect from. Answered Connected and the far node's TCP address.
+    /// </summary>
+    TcpPunch = 7,
+
+    /// <summary>
+    /// Relay to node: node <see cref="TunnelRequest.Node"/>, seen at TCP address
+    /// <see cref="TunnelRequest.Target"/>, is about to connect; answered Connected and a token this
+    /// node sent the relay over TCP from the port it waits on.
+    /// </summary>
+    TcpPunched = 8,
 }
 
 /// <summary>A parsed request; <see cref="Node"/> or <see cref="Target"/> is empty where the kind has none.</summary>
@@ -143,7 +157,7 @@ internal static class TunnelHandshake
         Span<byte> head = stackalloc byte[2];
         buffer.Slice(0, 2).CopyTo(head);
         var kind = (TunnelRequestKind)head[1];
-        if (head[0] != Version || kind is < TunnelRequestKind.Connect or > TunnelRequestKind.Punched)
+        if (head[0] != Version || kind is < TunnelRequestKind.Connect or > TunnelRequestKind.TcpPunched)
         {
             return false;
         }

@@ -30,11 +30,11 @@ public sealed class RelayRendezvousTests
         node.Bind(new IPEndPoint(IPAddress.Loopback, 0));
 
         await node.SendToAsync(Datagram(out var token), rendezvous.EndPoint);
-        await Eventually.TrueAsync(() => rendezvous.Unclaimed == 1, "the token is kept until a node names it");
+        await Eventually.TrueAsync(() => rendezvous.Tokens.Unclaimed == 1, "the token is kept until a node names it");
 
-        Assert.Equal(node.LocalEndPoint, await rendezvous.SeenAsync(token, TimeSpan.FromSeconds(30), CancellationToken.None));
-        Assert.Equal(0, rendezvous.Unclaimed);
-        Assert.Null(await rendezvous.SeenAsync(token, TimeSpan.FromMilliseconds(200), CancellationToken.None));
+        Assert.Equal(node.LocalEndPoint, await rendezvous.Tokens.SeenAsync(token, TimeSpan.FromSeconds(30), CancellationToken.None));
+        Assert.Equal(0, rendezvous.Tokens.Unclaimed);
+        Assert.Null(await rendezvous.Tokens.SeenAsync(token, TimeSpan.FromMilliseconds(200), CancellationToken.None));
     }
 
     [Fact]
@@ -59,7 +59,7 @@ public sealed class RelayRendezvousTests
             async () =>
             {
                 await BurstAsync();
-                return rendezvous.Unclaimed >= 4096;
+                return rendezvous.Tokens.Unclaimed >= 4096;
             },
             "the flood fills the table",
             TimeSpan.FromSeconds(120));
@@ -68,13 +68,13 @@ public sealed class RelayRendezvousTests
             await BurstAsync();
         }
 
-        Assert.True(rendezvous.Unclaimed <= 4096, $"{rendezvous.Unclaimed} tokens kept");
+        Assert.True(rendezvous.Tokens.Unclaimed <= 4096, $"{rendezvous.Tokens.Unclaimed} tokens kept");
 
         // A node names its token first (over its session), then sends it: the full table does not matter.
         using var node = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         node.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         var datagram = Datagram(out var token);
-        var seen = rendezvous.SeenAsync(token, TimeSpan.FromSeconds(30), CancellationToken.None);
+        var seen = rendezvous.Tokens.SeenAsync(token, TimeSpan.FromSeconds(30), CancellationToken.None);
         using var sending = new CancellationTokenSource();
         var resend = Task.Run(async () =>
         {
@@ -89,6 +89,6 @@ public sealed class RelayRendezvousTests
         Assert.Equal(node.LocalEndPoint, await seen);
         await sending.CancelAsync();
         await resend;
-        Assert.True(rendezvous.Unclaimed <= 4096, $"{rendezvous.Unclaimed} tokens kept");
+        Assert.True(rendezvous.Tokens.Unclaimed <= 4096, $"{rendezvous.Tokens.Unclaimed} tokens kept");
     }
 }

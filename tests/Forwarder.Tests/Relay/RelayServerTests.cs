@@ -14,7 +14,7 @@ namespace Forwarder.Tests.Relay;
 /// one another through it; it accepts only mesh certificates and only a node's own name; it
 /// holds each node to its stream and bandwidth limits, and says so on /metrics.
 /// </summary>
-public sealed class RelayServerTests : IDisposable
+public sealed partial class RelayServerTests : IDisposable
 {
     private readonly TestMesh _mesh = new();
 

@@ -1,0 +1,216 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Forwarder.Relay;
+using Forwarder.Tests.Infrastructure;
+using Forwarder.Transports.Mux;
+using Forwarder.Tunnels;
+
+namespace Forwarder.Tests.Relay;
+
+/// <content>
+/// The relay's introductions for TCP simultaneous open, with nodes played by this test over
+/// their sessions: each gets the address the other's token connection came from; a node can
+/// introduce only itself (the asker is its session's node, and a far node cannot pass off another
+/// node's token as its own); a token answers once, only over the protocol it came by; and a
+/// rendezvous connection that sends anything but a token is closed.
+/// </content>
+public sealed partial class RelayServerTests
+{
+    [Fact]
+    public async Task TcpPunch_TellsEachNodeTheOthersTcpAddress_OnceForAToken()
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        var (a, aLink) = await DialAndRegisterAsync(relay, "edge-a");
+        var (b, bLink) = await DialAndRegisterAsync(relay, "edge-b");
+        await using (aLink)
+        await using (a)
+        await using (bLink)
+        await using (b)
+        {
+            var bHello = NewTcpToken(out var bTokenText);
+            Socket? bHold = null;
+            var introductions = new List<TunnelRequest>();
+            var answering = AnswerIntroductionsAsync(b, async request =>
+            {
+                introductions.Add(request);
+                bHold = await SendTokenAsync(relay, bHello);
+                return bTokenText;
+            });
+
+            var aHello = NewTcpToken(out var aTokenText);
+            using var aHold = await SendTokenAsync(relay, aHello);
+            var (status, far) = await AskTcpPunchAsync(a, "edge-b", aTokenText);
+
+            Assert.Equal(TunnelStatus.Connected, status);
+            Assert.Equal(bHold!.LocalEndPoint!.ToString(), far);
+            var introduction = Assert.Single(introductions);
+            Assert.Equal((TunnelRequestKind.TcpPunched, "edge-a", aHold.LocalEndPoint!.ToString()), (introduction.Kind, introduction.Node, introduction.Target));
+
+            // The token is spent: asked again, the relay has no address for it.
+            Assert.Equal(TunnelStatus.Unreachable, (await AskTcpPunchAsync(a, "edge-b", aTokenText)).Status);
+            Assert.Single(introductions);
+            bHold.Dispose();
+            await b.DisposeAsync();
+            await answering;
+        }
+    }
+
+    [Fact]
+    public async Task TcpPunch_ForgedOrMisdirectedTokensAndNames_AreRefused()
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        var (a, aLink) = await DialAndRegisterAsync(relay, "edge-a");
+        var (b, bLink) = await DialAndRegisterAsync(relay, "edge-b");
+        await using (aLink)
+        await using (a)
+        await using (bLink)
+        await using (b)
+        {
+            // Introducing itself to itself, or to a node that is not registered: no such far node.
+            using (await SendTokenAsync(relay, NewTcpToken(out var text)))
+            {
+                Assert.Equal(TunnelStatus.UnknownNode, (await AskTcpPunchAsync(a, "edge-a", text)).Status);
+            }
+
+            using (await SendTokenAsync(relay, NewTcpToken(out var text)))
+            {
+                Assert.Equal(TunnelStatus.UnknownNode, (await AskTcpPunchAsync(a, "edge-z", text)).Status);
+            }
+
+            // A token sent over UDP stands for no TCP address.
+            using (var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp))
+            {
+                var datagram = new byte[RelayRendezvous.Magic.Length + RelayRendezvous.TokenLength];
+                RelayRendezvous.Magic.CopyTo(datagram);
+                RandomNumberGenerator.Fill(datagram.AsSpan(RelayRendezvous.Magic.Length));
+                var text = Convert.ToHexStringLower(datagram, RelayRendezvous.Magic.Length, RelayRendezvous.TokenLength);
+                await udp.SendToAsync(datagram, relay.EndPoint);
+                Assert.Equal(TunnelStatus.Unreachable, (await AskTcpPunchAsync(a, "edge-b", text)).Status);
+            }
+
+            // The far node answering with the asker's own token (to hand the asker its own address
+            // as the far node's) gets nothing: that token was taken by the asker's request.
+            var aHello = NewTcpToken(out var aTokenText);
+            var answering = AnswerIntroductionsAsync(b, _ => Task.FromResult(aTokenText));
+            using (await SendTokenAsync(relay, aHello))
+            {
+                Assert.Equal(TunnelStatus.Unreachable, (await AskTcpPunchAsync(a, "edge-b", aTokenText)).Status);
+            }
+
+            await b.DisposeAsync();
+            await answering;
+        }
+    }
+
+    [Fact]
+    public async Task TcpRendezvous_ThatSendsNoToken_IsClosed_AndNodesStillRegister()
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        foreach (var garbage in new[] { "FWRX0123456789abcdef"u8.ToArray(), "FWRT01"u8.ToArray() })
+        {
+            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync(relay.EndPoint);
+            await socket.SendAsync(garbage, SocketFlags.None);
+            if (garbage.Length < 20)
+            {
+                // Too short: the relay waits for the rest until the node closes its side.
+                socket.Shutdown(SocketShutdown.Send);
+            }
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            Assert.Equal(0, await socket.ReceiveAsync(new byte[16], SocketFlags.None, timeout.Token));
+        }
+
+        var (session, link) = await DialAndRegisterAsync(relay, "edge-a");
+        await using (link)
+        await using (session)
+        {
+            Assert.NotNull(relay.Registry.Registered("edge-a"));
+        }
+    }
+
+    [Fact]
+    public async Task RendezvousTokens_AnswerOnce_AndExpire()
+    {
+        var clock = new ManualClock();
+        var tokens = new RendezvousTokens(clock);
+        var seen = new IPEndPoint(IPAddress.Parse("198.18.1.2"), 40001);
+
+        tokens.Note("once", seen);
+        Assert.Equal(seen, await tokens.SeenAsync("once", TimeSpan.Zero, CancellationToken.None));
+        Assert.Null(await tokens.SeenAsync("once", TimeSpan.FromMilliseconds(50), CancellationToken.None));
+
+        tokens.Note("late", seen);
+        clock.Advance(RendezvousTokens.Lifetime + TimeSpan.FromSeconds(1));
+        Assert.Null(await tokens.SeenAsync("late", TimeSpan.FromMilliseconds(50), CancellationToken.None));
+        Assert.Equal(0, tokens.Unclaimed);
+    }
+
+    private static byte[] NewTcpToken(out string text)
+    {
+        var hello = new byte[RelayServer.TcpMagic.Length + RelayRendezvous.TokenLength];
+        RelayServer.TcpMagic.CopyTo(hello);
+        RandomNumberGenerator.Fill(hello.AsSpan(RelayServer.TcpMagic.Length));
+        text = Convert.ToHexStringLower(hello, RelayServer.TcpMagic.Length, RelayRendezvous.TokenLength);
+        return hello;
+    }
+
+    /// <summary>A token connection to the relay, held open as a node holds it during a punch.</summary>
+    private static async Task<Socket> SendTokenAsync(RunningRelay relay, byte[] hello)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(relay.EndPoint);
+        await socket.SendAsync(hello, SocketFlags.None);
+        return socket;
+    }
+
+    private static async Task<(TunnelStatus? Status, string? Far)> AskTcpPunchAsync(YamuxSession session, string far, string token)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var (stream, status) = await TunnelHandshake.RequestAsync(session, new TunnelRequest(TunnelRequestKind.TcpPunch, far, token), timeout.Token);
+        if (stream is null)
+        {
+            return (status, null);
+        }
+
+        await using (stream)
+        {
+            return (status, await TunnelHandshake.ReadFieldAsync(stream.Transport.Input, timeout.Token));
+        }
+    }
+
+    /// <summary>Plays a far node: each introduction the relay brings is answered Connected and the token <paramref name="answer"/> gives, until the session ends.</summary>
+    private static async Task AnswerIntroductionsAsync(YamuxSession session, Func<TunnelRequest, Task<string>> answer)
+    {
+        try
+        {
+            while (await session.AcceptStreamAsync(CancellationToken.None) is { } stream)
+            {
+                await using (stream)
+                {
+                    var request = await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, CancellationToken.None);
+                    var token = await answer(request!.Value);
+                    TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
+                    TunnelHandshake.WriteField(stream.Transport.Output, token);
+                    await stream.Transport.Output.FlushAsync();
+                }
+            }
+        }
+        catch (Exception ex) when (ex is YamuxSessionClosedException or ObjectDisposedException or IOException or OperationCanceledException)
+        {
+            // The test ended the session.
+        }
+    }
+
+    private sealed class ManualClock : TimeProvider
+    {
+        private long _now;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Volatile.Read(ref _now);
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _now, by.Ticks);
+    }
+}

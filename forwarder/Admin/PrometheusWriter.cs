@@ -9,7 +9,7 @@ internal static class PrometheusWriter
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    private static readonly (LinkPath Path, string Label)[] LinkPaths = [(LinkPath.DirectQuic, "direct-quic"), (LinkPath.DirectTcp, "direct-tcp"), (LinkPath.Relay, "relay")];
+    private static readonly (LinkPath Path, string Label)[] LinkPaths = [(LinkPath.DirectQuic, "direct-quic"), (LinkPath.DirectTcp, "direct-tcp"), (LinkPath.Relay, "relay"), (LinkPath.RelaySpliced, "relay-spliced")];
 
     /// <summary>
     /// Writes the exposition into <paramref name="text"/>, pausing after each series group (a
@@ -113,7 +113,7 @@ internal static class PrometheusWriter
             yield return 0;
         }
 
-        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried to (out) or from (in) the peer, by path: a QUIC link (direct-quic), a TLS link over TCP (direct-tcp) or a relay (relay).");
+        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried to (out) or from (in) the peer, by path: a QUIC link (direct-quic), a TLS link over TCP (direct-tcp), a relay (relay) or a TLS link a relay splices (relay-spliced).");
         foreach (var p in peers)
         {
             foreach (var (path, label) in LinkPaths)

@@ -88,4 +88,7 @@ internal enum LinkPath
 
     /// <summary>Through a relay (relay).</summary>
     Relay,
+
+    /// <summary>A TLS 1.3 + yamux link between the nodes over two TCP connections a relay splices, never seeing their plaintext (relay-spliced).</summary>
+    RelaySpliced,
 }

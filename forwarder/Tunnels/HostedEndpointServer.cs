@@ -1,3 +1,4 @@
+using Forwarder.Configuration;
 using System.Net.Sockets;
 using Forwarder.L4;
 using Forwarder.Metrics;
@@ -22,6 +23,7 @@ internal sealed partial class HostedEndpointServer(
     ProxyRuntime runtime,
     ConnectionTracker tracker,
     HolePunching punching,
+    SplicedRelayLinks spliced,
     ForwarderMetrics metrics,
     ILogger<HostedEndpointServer> logger)
 {
@@ -30,7 +32,8 @@ internal sealed partial class HostedEndpointServer(
     /// <summary>Serves one stream to its end; never throws.</summary>
     /// <param name="linkedPeer">The node at the other end of a direct link; null for a stream from a relay, which names the node it comes from.</param>
     /// <param name="path">The way the stream came: the direct link's transport, or <see cref="LinkPath.Relay"/>.</param>
-    public async Task ServeAsync(ConnectionContext stream, string? linkedPeer, LinkPath path, CancellationToken stopping)
+    /// <param name="relay">The relay a stream from a relay came from.</param>
+    public async Task ServeAsync(ConnectionContext stream, string? linkedPeer, LinkPath path, CancellationToken stopping, RelayAddress? relay = null)
     {
         await using (stream)
         {
@@ -48,6 +51,12 @@ internal sealed partial class HostedEndpointServer(
                 if (linkedPeer is null && request.Kind == TunnelRequestKind.Punched)
                 {
                     await punching.AnswerAsync(stream, request, deadline.Token).ConfigureAwait(false);
+                    return;
+                }
+
+                if (relay is not null && request.Kind == TunnelRequestKind.Spliced)
+                {
+                    await spliced.AnswerAsync(stream, request, relay, deadline.Token).ConfigureAwait(false);
                     return;
                 }
 

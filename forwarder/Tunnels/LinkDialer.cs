@@ -35,12 +35,27 @@ internal static class LinkDialer
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(HandshakeTimeout);
         var connection = await tcp.ConnectAsync(endPoint, deadline.Token).ConfigureAwait(false);
+        return await StartAsync(connection, credentials, expectedName, protocol, options, deadline.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The client's TLS handshake and yamux over <paramref name="connection"/>, already connected
+    /// (to the peer, or to a relay that splices it to the peer); it is disposed if the handshake fails.
+    /// </summary>
+    public static async Task<DialledLink> StartAsync(
+        ConnectionContext connection,
+        NodeCredentials credentials,
+        string expectedName,
+        SslApplicationProtocol protocol,
+        YamuxOptions options,
+        CancellationToken cancellationToken)
+    {
         var carrier = new DuplexPipeStream(connection.Transport);
         var ssl = new SslStream(carrier, leaveInnerStreamOpen: true);
         var verdict = new PeerVerdict();
         try
         {
-            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(expectedName, protocol, verdict), deadline.Token).ConfigureAwait(false);
+            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(expectedName, protocol, verdict), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

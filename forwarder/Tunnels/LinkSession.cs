@@ -23,10 +23,10 @@ internal interface ILinkSession : IAsyncDisposable
     Task<(ConnectionContext? Stream, TunnelStatus? Status)> RequestAsync(TunnelRequest request, CancellationToken cancellationToken);
 }
 
-/// <summary>A TLS 1.3 link over TCP with yamux streams.</summary>
-internal sealed class YamuxLinkSession(DialledLink link) : ILinkSession
+/// <summary>A TLS 1.3 link over TCP with yamux streams: direct, or over a relay's splice.</summary>
+internal sealed class YamuxLinkSession(DialledLink link, LinkPath path = LinkPath.DirectTcp) : ILinkSession
 {
-    public LinkPath Path => LinkPath.DirectTcp;
+    public LinkPath Path => path;
 
     public Task Completion => link.Session.Completion;
 

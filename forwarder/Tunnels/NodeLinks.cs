@@ -44,6 +44,7 @@ internal sealed partial class NodeLinks : IAsyncDisposable
     private readonly TcpConnectionFactory _tcp;
     private readonly RelayLinks _relays;
     private readonly HolePunching _punching;
+    private readonly SplicedRelayLinks _spliced;
     private readonly QuicLinkTable _shared;
     private readonly MemoryPool<byte> _pool;
     private readonly TimeProvider _time;
@@ -53,9 +54,9 @@ internal sealed partial class NodeLinks : IAsyncDisposable
     private readonly CancellationTokenSource _disposing = new();
     private NodeCredentials? _credentials;
 
-    public NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, QuicLinkTable shared, MemoryPool<byte> pool, TimeProvider time, ForwarderMetrics metrics, ILogger<NodeLinks> logger)
+    public NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, SplicedRelayLinks spliced, QuicLinkTable shared, MemoryPool<byte> pool, TimeProvider time, ForwarderMetrics metrics, ILogger<NodeLinks> logger)
     {
-        (_source, _tcp, _relays, _punching, _shared, _pool, _time, _metrics, _logger) = (source, tcp, relays, punching, shared, pool, time, metrics, logger);
+        (_source, _tcp, _relays, _punching, _spliced, _shared, _pool, _time, _metrics, _logger) = (source, tcp, relays, punching, spliced, shared, pool, time, metrics, logger);
         _shared.Won += (peer, _) => DrainOwnQuicLinks(peer);
     }
 
@@ -268,7 +269,12 @@ internal sealed partial class NodeLinks : IAsyncDisposable
             PeerLink[] punched = transport != NodeTransport.Tcp && _relays.Configured
                 ? [new(peer, LinkPath.DirectQuic, this, ct => _punching.DialAsync(_relays, peer, _credentials!, serve, ct))]
                 : [];
-            links = [.. direct, .. punched];
+            // Then a TLS link like a direct one over TCP connections a relay splices; where no relay
+            // or the peer agrees, it fails and streams take the terminating relay after it.
+            PeerLink[] spliced = config.RelayMode == RelayMode.Splice && _relays.Configured
+                ? [new(peer, LinkPath.RelaySpliced, this, async ct => await _spliced.DialAsync(_relays, peer, _credentials!, options, ct).ConfigureAwait(false))]
+                : [];
+            links = [.. direct, .. punched, .. spliced];
             _links[node] = links;
             return links;
         }

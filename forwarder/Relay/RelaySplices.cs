@@ -143,6 +143,8 @@ internal sealed partial class RelaySplices : IAsyncDisposable
                 continue;
             }
 
+            // Small TLS records (a request, a window update) must not wait for Nagle to send them.
+            socket.NoDelay = true;
             _ = Task.Run(() => Present(socket));
         }
     }

@@ -91,7 +91,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         }
 
         _open[rendezvous] = 0;
-        rendezvous.Timer = _time.CreateTimer(static state => ((RelaySplices)((object[])state!)[0]).Expire((Rendezvous)((object[])state!)[1]), new object[] { this, rendezvous }, _lifetime, Timeout.InfiniteTimeSpan);
+        rendezvous.Timer = _time.CreateTimer(state => Expire((Rendezvous)state!), rendezvous, _lifetime, Timeout.InfiniteTimeSpan);
         return rendezvous;
     }
 

@@ -172,6 +172,11 @@ public sealed class RelaySpliceTests : IDisposable
         using var stranger = await PresentAsync(relay.SpliceEndPoint!, new byte[16]);
         Assert.True(await SocketClient.ClosedAsync(stranger));
         Assert.Equal(1, relay.Registry.TicketsRefused);
+
+        // One that sends nothing at all is closed once its time to send a ticket (5 s) is up.
+        using var silent = await SocketClient.ConnectAsync(relay.SpliceEndPoint!);
+        Assert.True(await SocketClient.ClosedAsync(silent), "a connection that never sends its ticket is closed");
+        Assert.Equal(2, relay.Registry.TicketsRefused);
     }
 
     [Theory]

@@ -35,14 +35,15 @@ internal static class LinkDialer
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(HandshakeTimeout);
         var connection = await tcp.ConnectAsync(endPoint, deadline.Token).ConfigureAwait(false);
-        return await StartAsync(connection, credentials, expectedName, protocol, options, deadline.Token).ConfigureAwait(false);
+        return await HandshakeAsync(connection, credentials, expectedName, protocol, options, deadline.Token).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// The client's TLS handshake and yamux over <paramref name="connection"/>, already connected
-    /// (to the peer, or to a relay that splices it to the peer); it is disposed if the handshake fails.
+    /// TLS as the client over <paramref name="connection"/>, however it was opened (dialled, or
+    /// through both NATs by simultaneous open), then yamux; the connection is disposed when this throws.
     /// </summary>
-    public static async Task<DialledLink> StartAsync(
+    /// <exception cref="Exception">TLS or authentication failed, or the handshake took longer than 10 s.</exception>
+    public static async Task<DialledLink> HandshakeAsync(
         ConnectionContext connection,
         NodeCredentials credentials,
         string expectedName,
@@ -50,12 +51,14 @@ internal static class LinkDialer
         YamuxOptions options,
         CancellationToken cancellationToken)
     {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(HandshakeTimeout);
         var carrier = new DuplexPipeStream(connection.Transport);
         var ssl = new SslStream(carrier, leaveInnerStreamOpen: true);
         var verdict = new PeerVerdict();
         try
         {
-            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(expectedName, protocol, verdict), cancellationToken).ConfigureAwait(false);
+            await ssl.AuthenticateAsClientAsync(credentials.ClientOptions(expectedName, protocol, verdict), deadline.Token).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

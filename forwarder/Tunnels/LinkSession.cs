@@ -23,7 +23,7 @@ internal interface ILinkSession : IAsyncDisposable
     Task<(ConnectionContext? Stream, TunnelStatus? Status)> RequestAsync(TunnelRequest request, CancellationToken cancellationToken);
 }
 
-/// <summary>A TLS 1.3 link over TCP with yamux streams: direct, or over a relay's splice.</summary>
+/// <summary>A TLS 1.3 link over TCP with yamux streams: dialled (direct-tcp), or opened through both NATs (punched-tcp).</summary>
 internal sealed class YamuxLinkSession(DialledLink link, LinkPath path = LinkPath.DirectTcp) : ILinkSession
 {
     public LinkPath Path => path;

@@ -71,10 +71,9 @@ internal sealed partial class SplicedRelayLinks(
                 throw new IOException($"relay {relay.Name} answered the rendezvous with no ticket");
             }
 
+            // The relay's splice is one more way a TCP connection to the peer can be opened.
             var connection = await PresentAsync(relay, port, bytes, cancellationToken).ConfigureAwait(false);
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            deadline.CancelAfter(HandshakeTimeout);
-            var link = await LinkDialer.StartAsync(connection, credentials, peer.Name, NodeCredentials.LinkProtocol, options, deadline.Token).ConfigureAwait(false);
+            var link = await LinkDialer.HandshakeAsync(connection, credentials, peer.Name, NodeCredentials.LinkProtocol, options, cancellationToken).ConfigureAwait(false);
             return new YamuxLinkSession(link, LinkPath.RelaySpliced);
         }
 

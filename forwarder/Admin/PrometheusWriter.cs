@@ -9,7 +9,7 @@ internal static class PrometheusWriter
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    private static readonly (LinkPath Path, string Label)[] LinkPaths = [(LinkPath.DirectQuic, "direct-quic"), (LinkPath.DirectTcp, "direct-tcp"), (LinkPath.Relay, "relay"), (LinkPath.PunchedTcp, "punched-tcp")];
+    private static readonly (LinkPath Path, string Label)[] LinkPaths = [(LinkPath.DirectQuic, "direct-quic"), (LinkPath.DirectTcp, "direct-tcp"), (LinkPath.Relay, "relay"), (LinkPath.PunchedTcp, "punched-tcp"), (LinkPath.RelaySpliced, "relay-spliced")];
     private static readonly (LinkPath Path, string Label)[] PunchedPaths = [(LinkPath.DirectQuic, "direct-quic"), (LinkPath.PunchedTcp, "punched-tcp")];
 
     /// <summary>
@@ -114,7 +114,7 @@ internal static class PrometheusWriter
             yield return 0;
         }
 
-        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried to (out) or from (in) the peer, by path: a QUIC link (direct-quic), a TLS link over TCP (direct-tcp), a relay (relay), or a TLS link over TCP opened through both NATs by simultaneous open (punched-tcp).");
+        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried to (out) or from (in) the peer, by path: a QUIC link (direct-quic), a TLS link over TCP (direct-tcp), a relay (relay), a TLS link over TCP opened through both NATs by simultaneous open (punched-tcp), or a TLS link a relay splices (relay-spliced).");
         foreach (var p in peers)
         {
             foreach (var (path, label) in LinkPaths)

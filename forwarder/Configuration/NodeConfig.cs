@@ -17,7 +17,12 @@ namespace Forwarder.Configuration;
 /// The TTL of the probes this node sends when a peer punches through to it: enough hops to leave
 /// this node's NAT, too few to reach the peer's (2: the NAT is the first router).
 /// </param>
-internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? ListenEndPoint, CertificateFiles Identity, string Authority, IReadOnlyList<PeerConfig> Peers, IReadOnlyList<RelayAddress> Relays, TimeSpan KeepAlive, bool AcceptUnlistedPeers = false, NodeTransport Transport = NodeTransport.Tcp, int PunchTtl = NodeConfig.DefaultPunchTtl)
+/// <param name="RelayMode">
+/// How this node's links go through relays: splice (a TLS link to the peer over two TCP
+/// connections the relay joins, where the relay and the peer agree; else the relay terminates) or
+/// terminate (always streams relayed over the relay sessions).
+/// </param>
+internal sealed record NodeConfig(string Name, string? Listen, IPEndPoint? ListenEndPoint, CertificateFiles Identity, string Authority, IReadOnlyList<PeerConfig> Peers, IReadOnlyList<RelayAddress> Relays, TimeSpan KeepAlive, bool AcceptUnlistedPeers = false, NodeTransport Transport = NodeTransport.Tcp, int PunchTtl = NodeConfig.DefaultPunchTtl, RelayMode RelayMode = RelayMode.Splice)
 {
     public const int DefaultPunchTtl = 2;
 

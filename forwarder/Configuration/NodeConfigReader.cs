@@ -12,7 +12,7 @@ internal static class NodeConfigReader
     public static NodeConfig? Read(YamlFieldReader reader, YamlNode node, string configFile)
     {
         const string Section = "node";
-        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "peers", "acceptUnlistedPeers", "relays", "keepAlive", "transport", "punchTtl");
+        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "peers", "acceptUnlistedPeers", "relays", "keepAlive", "transport", "punchTtl", "relayMode");
         if (fields is null)
         {
             return null;
@@ -39,9 +39,10 @@ internal static class NodeConfigReader
         var acceptUnlisted = reader.Bool(fields, Section, "acceptUnlistedPeers", false);
         var transport = ReadTransport(reader, fields, Section) ?? NodeTransport.Tcp;
         var punchTtl = reader.Int(fields, Section, "punchTtl", NodeConfig.DefaultPunchTtl, 1, 255);
+        var relayMode = RelayConfigReader.ReadMode(reader, fields, Section, "relayMode") ?? RelayMode.Splice;
         return name is null || identity is null || authorityPath is null
             ? null
-            : new NodeConfig(name, listen, listenEndPoint, identity, authorityPath, peers, relays, keepAlive, acceptUnlisted, transport, punchTtl);
+            : new NodeConfig(name, listen, listenEndPoint, identity, authorityPath, peers, relays, keepAlive, acceptUnlisted, transport, punchTtl, relayMode);
     }
 
     /// <summary>

@@ -9,7 +9,7 @@ namespace Forwarder.Configuration;
 /// </summary>
 /// <param name="Identity">The relay's certificate (DNS name = <paramref name="Name"/>, from the mesh CA) and key.</param>
 /// <param name="Authority">The mesh CA: the only issuer a node's certificate may chain to.</param>
-internal sealed record RelayConfig(string Source, string Name, IPEndPoint ListenEndPoint, CertificateFiles Identity, string Authority, RelayLimits Limits, AdminConfig? Admin);
+internal sealed record RelayConfig(string Source, string Name, IPEndPoint ListenEndPoint, CertificateFiles Identity, string Authority, RelayLimits Limits, AdminConfig? Admin, RelaySpliceConfig Splice);
 
 /// <summary>What one registered node may use of the relay.</summary>
 /// <param name="StreamsPerNode">Relayed streams a node may have open at once, counted on the side that opened them.</param>
@@ -17,4 +17,23 @@ internal sealed record RelayConfig(string Source, string Name, IPEndPoint Listen
 internal sealed record RelayLimits(int StreamsPerNode, long? BytesPerSecondPerNode)
 {
     public const int DefaultStreamsPerNode = 1024;
+}
+
+/// <summary>
+/// How a relay joins two nodes: by splicing two plain TCP connections the nodes run their own
+/// end-to-end TLS link over (the relay never sees the plaintext), or by terminating each node's
+/// session and copying streams between them.
+/// </summary>
+internal enum RelayMode
+{
+    Splice,
+    Terminate,
+}
+
+/// <summary>The relay's splice port (<c>relay.mode</c>, <c>relay.splicePort</c>, <c>relay.ticketLifetime</c>).</summary>
+/// <param name="Port">The TCP port nodes present their tickets on (on the listen address); 0 takes any free one, which nodes learn with their tickets.</param>
+/// <param name="TicketLifetime">How long a rendezvous waits for both halves: a ticket not presented by then is void, a half presented alone is closed.</param>
+internal sealed record RelaySpliceConfig(RelayMode Mode, int Port, TimeSpan TicketLifetime)
+{
+    public static readonly TimeSpan DefaultTicketLifetime = TimeSpan.FromSeconds(10);
 }

@@ -34,7 +34,7 @@ internal static class RelayConfigReader
             return null;
         }
 
-        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "limits");
+        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "limits", "mode", "splicePort", "ticketLifetime");
         if (fields is null)
         {
             return null;
@@ -56,9 +56,10 @@ internal static class RelayConfigReader
         var folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? Directory.GetCurrentDirectory();
         var (identity, authority) = NodeConfigReader.ReadIdentity(reader, fields, Section, name, node, folder);
         var limits = ReadLimits(reader, fields.GetValueOrDefault("limits"));
+        var splice = ReadSplice(reader, fields, endPoint);
         return name is null || endPoint is null || identity is null || authority is null
             ? null
-            : new RelayConfig(path, name, endPoint, identity, authority, limits, admin);
+            : new RelayConfig(path, name, endPoint, identity, authority, limits, admin, splice);
     }
 
     private static RelayLimits ReadLimits(YamlFieldReader reader, YamlDotNet.RepresentationModel.YamlNode? node)
@@ -75,4 +76,33 @@ internal static class RelayConfigReader
             });
         return new RelayLimits(streams, bandwidth);
     }
+
+    /// <summary>The splice port: by default the one after the listen port (any free one when that is 0).</summary>
+    private static RelaySpliceConfig ReadSplice(YamlFieldReader reader, Dictionary<string, YamlDotNet.RepresentationModel.YamlNode> fields, System.Net.IPEndPoint? listen)
+    {
+        var mode = ReadMode(reader, fields, Section, "mode") ?? RelayMode.Splice;
+        var fallback = listen is { Port: > 0 and < 65535 } ? listen.Port + 1 : 0;
+        var port = reader.Int(fields, Section, "splicePort", fallback, 0, 65535);
+        if (listen is not null && port != 0 && port == listen.Port)
+        {
+            reader.Error(fields["splicePort"], "relay.splicePort", $"is the listen port {port}: the splice port needs its own (by default the next one)");
+        }
+
+        var lifetime = reader.Duration(fields, Section, "ticketLifetime", RelaySpliceConfig.DefaultTicketLifetime, TimeSpan.FromMilliseconds(100));
+        return new RelaySpliceConfig(mode, port, lifetime);
+    }
+
+    /// <summary>A relay mode field: splice or terminate; null when absent (or wrong, which is reported).</summary>
+    internal static RelayMode? ReadMode(YamlFieldReader reader, Dictionary<string, YamlDotNet.RepresentationModel.YamlNode> fields, string path, string name)
+        => reader.Parsed<RelayMode?>(fields, path, name, null, "splice or terminate",
+            (string text, out RelayMode? mode) =>
+            {
+                mode = text switch
+                {
+                    "splice" => RelayMode.Splice,
+                    "terminate" => RelayMode.Terminate,
+                    _ => null,
+                };
+                return mode is not null;
+            });
 }

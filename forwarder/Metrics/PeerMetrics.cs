@@ -92,4 +92,7 @@ internal enum LinkPath
 
     /// <summary>A TLS 1.3 + yamux link over a TCP connection opened through both NATs by simultaneous open (punched-tcp).</summary>
     PunchedTcp,
+
+    /// <summary>A TLS 1.3 + yamux link between the nodes over two TCP connections a relay splices, never seeing their plaintext (relay-spliced).</summary>
+    RelaySpliced,
 }

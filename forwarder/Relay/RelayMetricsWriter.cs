@@ -48,6 +48,22 @@ internal static class RelayMetricsWriter
             Sample(text, "forwarder_relay_bytes_total", $"{Label(n)},direction=\"to\"", n.BytesTo);
         }
 
+        Family(text, "forwarder_relay_spliced_links_total", "counter", "Links the node asked for that the relay spliced (both halves presented their tickets).");
+        foreach (var n in nodes)
+        {
+            Sample(text, "forwarder_relay_spliced_links_total", Label(n), n.Splices);
+        }
+
+        Family(text, "forwarder_relay_spliced_links_active", "gauge", "Links the node asked for that the relay splices now (their bytes count in forwarder_relay_bytes_total).");
+        foreach (var n in nodes)
+        {
+            Sample(text, "forwarder_relay_spliced_links_active", Label(n), n.SplicesActive);
+        }
+
+        Family(text, "forwarder_relay_splice_tickets_failed_total", "counter", "Splice-port connections refused for their ticket (refused: forged, used, void or none) and rendezvous that expired with a half missing (expired).");
+        Sample(text, "forwarder_relay_splice_tickets_failed_total", "reason=\"refused\"", registry.TicketsRefused);
+        Sample(text, "forwarder_relay_splice_tickets_failed_total", "reason=\"expired\"", registry.TicketsExpired);
+
         Family(text, "forwarder_relay_throttled_seconds_total", "counter", "Time the node's traffic was held back by its bandwidth limit.");
         foreach (var n in nodes)
         {

@@ -17,6 +17,8 @@ internal sealed class RelayNode(string name, RelayLimits limits)
     private long _bytesFrom;
     private long _bytesTo;
     private long _throttledMicroseconds;
+    private long _splicesActive;
+    private long _splices;
 
     public string Name { get; } = name;
 
@@ -37,6 +39,12 @@ internal sealed class RelayNode(string name, RelayLimits limits)
     public long BytesFrom => Volatile.Read(ref _bytesFrom);
 
     public long BytesTo => Volatile.Read(ref _bytesTo);
+
+    /// <summary>Links this node asked for that the relay splices now (they count as streams against its limit too).</summary>
+    public long SplicesActive => Volatile.Read(ref _splicesActive);
+
+    /// <summary>Links this node asked for that the relay spliced: both halves presented their tickets.</summary>
+    public long Splices => Volatile.Read(ref _splices);
 
     public TimeSpan Throttled => TimeSpan.FromMicroseconds(Volatile.Read(ref _throttledMicroseconds));
 
@@ -63,6 +71,14 @@ internal sealed class RelayNode(string name, RelayLimits limits)
     public void StreamRelayed() => Interlocked.Increment(ref _streamsOpened);
 
     public void StreamRefused() => Interlocked.Increment(ref _streamsRefused);
+
+    public void SpliceStarted()
+    {
+        Interlocked.Increment(ref _splices);
+        Interlocked.Increment(ref _splicesActive);
+    }
+
+    public void SpliceEnded() => Interlocked.Decrement(ref _splicesActive);
 
     public void AddFrom(long bytes) => Interlocked.Add(ref _bytesFrom, bytes);
 

@@ -10,6 +10,8 @@ internal sealed class RelayRegistry(RelayConfig config)
     private long _registrations;
     private long _refusedHandshakes;
     private long _refusedNames;
+    private long _ticketsRefused;
+    private long _ticketsExpired;
 
     public long Registrations => Volatile.Read(ref _registrations);
 
@@ -18,6 +20,12 @@ internal sealed class RelayRegistry(RelayConfig config)
 
     /// <summary>Registrations refused because the name asked for is not the certificate's.</summary>
     public long RefusedNames => Volatile.Read(ref _refusedNames);
+
+    /// <summary>Connections to the splice port refused: a ticket forged, used before, void, or never sent.</summary>
+    public long TicketsRefused => Volatile.Read(ref _ticketsRefused);
+
+    /// <summary>Splice rendezvous whose lifetime ran out before both halves came.</summary>
+    public long TicketsExpired => Volatile.Read(ref _ticketsExpired);
 
     public IEnumerable<RelayNode> Nodes => _nodes.Values.OrderBy(n => n.Name, StringComparer.Ordinal);
 
@@ -31,4 +39,6 @@ internal sealed class RelayRegistry(RelayConfig config)
     public void HandshakeRefused() => Interlocked.Increment(ref _refusedHandshakes);
 
     public void NameRefused() => Interlocked.Increment(ref _refusedNames);
+
+    public void TicketRefused(bool expired) => Interlocked.Increment(ref expired ? ref _ticketsExpired : ref _ticketsRefused);
 }

@@ -51,6 +51,8 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         {
             LogNoRendezvous(logger, udp, ex.SocketErrorCode);
         }
+
+        StartSplicing();
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -64,6 +66,7 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         }
 
         await Task.WhenAll(_sessions.Keys).ConfigureAwait(false);
+        await StopSplicingAsync().ConfigureAwait(false);
         if (_rendezvous is { } rendezvous)
         {
             await rendezvous.DisposeAsync().ConfigureAwait(false);
@@ -194,8 +197,15 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
                 deadline.CancelAfter(HandshakeTimeout);
                 var asked = await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, deadline.Token).ConfigureAwait(false);
-                if (asked is not { Kind: TunnelRequestKind.Relay or TunnelRequestKind.Punch or TunnelRequestKind.TcpPunch } request)
+                if (asked is not { Kind: TunnelRequestKind.Relay or TunnelRequestKind.Punch or TunnelRequestKind.TcpPunch or TunnelRequestKind.Splice } request)
                 {
+                    return;
+                }
+
+                if (request.Kind == TunnelRequestKind.Splice)
+                {
+                    // Counted by the rendezvous, for as long as it lasts rather than this request.
+                    await OfferSpliceAsync(source, stream, request).ConfigureAwait(false);
                     return;
                 }
 

@@ -75,10 +75,19 @@ internal static class ForwarderHost
         services.AddSingleton(sp => new RelayLinks(
             sp.GetRequiredService<ConfigSource>(),
             sp.GetRequiredService<TcpConnectionFactory>(),
-            (stream, stopping) => sp.GetRequiredService<HostedEndpointServer>().ServeAsync(stream, linkedPeer: null, LinkPath.Relay, stopping),
+            (stream, relay, stopping) => sp.GetRequiredService<HostedEndpointServer>().ServeAsync(stream, linkedPeer: null, LinkPath.Relay, stopping, relay),
             sp.GetRequiredService<MemoryPool<byte>>(),
             sp.GetRequiredService<ForwarderMetrics>(),
             sp.GetRequiredService<ILogger<RelayLinks>>()));
+
+        // Links relays splice serve their streams like any link's; resolved on use, as for the relays.
+        services.AddSingleton(sp => new SplicedRelayLinks(
+            sp.GetRequiredService<ConfigSource>(),
+            sp.GetRequiredService<TcpConnectionFactory>(),
+            (stream, peer, stopping) => sp.GetRequiredService<HostedEndpointServer>().ServeAsync(stream, peer, LinkPath.RelaySpliced, stopping),
+            sp.GetRequiredService<MemoryPool<byte>>(),
+            sp.GetRequiredService<ForwarderMetrics>(),
+            sp.GetRequiredService<ILogger<SplicedRelayLinks>>()));
 
         // Upstreams on other nodes are dialled through the links to them, the rest over TCP.
         services.AddSingleton<IConnectionFactory>(sp => new TunnelingConnectionFactory(sp.GetRequiredService<TcpConnectionFactory>(), sp.GetRequiredService<NodeLinks>()));
@@ -129,6 +138,7 @@ internal static class ForwarderHost
         services.AddHostedService(sp => sp.GetRequiredService<Dns.DnsServer>());
         services.AddHostedService(sp => sp.GetRequiredService<NodeLinkListener>());
         services.AddHostedService(sp => sp.GetRequiredService<RelayLinks>());
+        services.AddHostedService(sp => sp.GetRequiredService<SplicedRelayLinks>());
         services.AddHostedService<ConfigWatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<MemoryReclaimer>());
         services.AddSingleton<IHostLifetime, ShutdownSignals>();

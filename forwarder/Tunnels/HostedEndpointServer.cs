@@ -1,3 +1,4 @@
+using Forwarder.Configuration;
 using System.Net.Sockets;
 using Forwarder.L4;
 using Forwarder.Metrics;
@@ -23,6 +24,7 @@ internal sealed partial class HostedEndpointServer(
     ConnectionTracker tracker,
     HolePunching punching,
     TcpPunching tcpPunching,
+    SplicedRelayLinks spliced,
     ForwarderMetrics metrics,
     ILogger<HostedEndpointServer> logger)
 {
@@ -31,7 +33,8 @@ internal sealed partial class HostedEndpointServer(
     /// <summary>Serves one stream to its end; never throws.</summary>
     /// <param name="linkedPeer">The node at the other end of a direct link; null for a stream from a relay, which names the node it comes from.</param>
     /// <param name="path">The way the stream came: the direct link's transport, or <see cref="LinkPath.Relay"/>.</param>
-    public async Task ServeAsync(ConnectionContext stream, string? linkedPeer, LinkPath path, CancellationToken stopping)
+    /// <param name="relay">The relay a stream from a relay came from.</param>
+    public async Task ServeAsync(ConnectionContext stream, string? linkedPeer, LinkPath path, CancellationToken stopping, RelayAddress? relay = null)
     {
         await using (stream)
         {
@@ -55,6 +58,12 @@ internal sealed partial class HostedEndpointServer(
                 if (linkedPeer is null && request.Kind == TunnelRequestKind.TcpPunched)
                 {
                     await tcpPunching.AnswerAsync(stream, request, deadline.Token).ConfigureAwait(false);
+                    return;
+                }
+
+                if (relay is not null && request.Kind == TunnelRequestKind.Spliced)
+                {
+                    await spliced.AnswerAsync(stream, request, relay, deadline.Token).ConfigureAwait(false);
                     return;
                 }
 

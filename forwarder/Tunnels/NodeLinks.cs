@@ -52,6 +52,7 @@ internal sealed partial class NodeLinks : IAsyncDisposable
     private readonly RelayLinks _relays;
     private readonly HolePunching _punching;
     private readonly TcpPunching _tcpPunching;
+    private readonly SplicedRelayLinks _spliced;
     private readonly QuicLinkTable _shared;
     private readonly MemoryPool<byte> _pool;
     private readonly TimeProvider _time;
@@ -61,9 +62,9 @@ internal sealed partial class NodeLinks : IAsyncDisposable
     private readonly CancellationTokenSource _disposing = new();
     private NodeCredentials? _credentials;
 
-    public NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, TcpPunching tcpPunching, QuicLinkTable shared, MemoryPool<byte> pool, TimeProvider time, ForwarderMetrics metrics, ILogger<NodeLinks> logger)
+    public NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, TcpPunching tcpPunching, SplicedRelayLinks spliced, QuicLinkTable shared, MemoryPool<byte> pool, TimeProvider time, ForwarderMetrics metrics, ILogger<NodeLinks> logger)
     {
-        (_source, _tcp, _relays, _punching, _tcpPunching, _shared, _pool, _time, _metrics, _logger) = (source, tcp, relays, punching, tcpPunching, shared, pool, time, metrics, logger);
+        (_source, _tcp, _relays, _punching, _tcpPunching, _spliced, _shared, _pool, _time, _metrics, _logger) = (source, tcp, relays, punching, tcpPunching, spliced, shared, pool, time, metrics, logger);
         _shared.Won += (peer, _) => DrainOwnQuicLinks(peer);
     }
 
@@ -280,7 +281,13 @@ internal sealed partial class NodeLinks : IAsyncDisposable
             PeerLink[] punchedTcp = transport == NodeTransport.Auto && _relays.Configured
                 ? [new(peer, LinkPath.PunchedTcp, this, ct => _tcpPunching.DialAsync(_relays, peer, _credentials!, options, ct))]
                 : [];
-            links = [.. direct, .. punched, .. punchedTcp];
+
+            // Then a TLS link like a direct one over TCP connections a relay splices; where no relay
+            // or the peer agrees, it fails and streams take the terminating relay after it.
+            PeerLink[] spliced = config.RelayMode == RelayMode.Splice && _relays.Configured
+                ? [new(peer, LinkPath.RelaySpliced, this, async ct => await _spliced.DialAsync(_relays, peer, _credentials!, options, ct).ConfigureAwait(false))]
+                : [];
+            links = [.. direct, .. punched, .. punchedTcp, .. spliced];
             _links[node] = links;
             return links;
         }

@@ -18,11 +18,11 @@ namespace Forwarder.Tunnels;
 /// node's name; it then carries streams to peers this node cannot link to directly, and streams
 /// from peers that cannot link to it. A lost session is dialled again with a growing pause.
 /// </summary>
-/// <param name="serve">Serves a stream a relay brings from another node; resolved when the first arrives, as it depends on the runtime this class is part of.</param>
+/// <param name="serve">Serves a stream a relay (the one named) brings from another node; resolved when the first arrives, as it depends on the runtime this class is part of.</param>
 internal sealed partial class RelayLinks(
     ConfigSource source,
     TcpConnectionFactory tcp,
-    Func<YamuxStream, CancellationToken, Task> serve,
+    Func<YamuxStream, RelayAddress, CancellationToken, Task> serve,
     MemoryPool<byte> pool,
     ForwarderMetrics metrics,
     ILogger<RelayLinks> logger) : IHostedService, IAsyncDisposable
@@ -30,7 +30,7 @@ internal sealed partial class RelayLinks(
     private static readonly TimeSpan RegistrationTimeout = TimeSpan.FromSeconds(10);
 
     private readonly TcpConnectionFactory _tcp = tcp;
-    private readonly Func<YamuxStream, CancellationToken, Task> _serve = serve;
+    private readonly Func<YamuxStream, RelayAddress, CancellationToken, Task> _serve = serve;
     private readonly ForwarderMetrics _metrics = metrics;
     private readonly ILogger _logger = logger;
     private readonly CancellationTokenSource _stopping = new();
@@ -41,6 +41,10 @@ internal sealed partial class RelayLinks(
 
     /// <summary>Whether this node has relays to fall back on.</summary>
     public bool Configured => source.Initial.Node is { Relays.Count: > 0 };
+
+    /// <summary>The relays this node is registered with now, in the config's order.</summary>
+    public IEnumerable<(RelayAddress Relay, YamuxSession Session)> Sessions
+        => _relays.Select(r => (r.Address, r.Session)).Where(r => r.Session is not null).Select(r => (r.Address, r.Session!));
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -219,7 +223,7 @@ internal sealed partial class RelayLinks(
             {
                 while (await session.AcceptStreamAsync(stopping).ConfigureAwait(false) is { } incoming)
                 {
-                    _ = owner._serve(incoming, stopping);
+                    _ = owner._serve(incoming, relay, stopping);
                 }
 
                 LogLost(owner._logger, relay.Name, LinkDialer.EndReason(session));

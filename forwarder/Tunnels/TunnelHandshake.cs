@@ -68,6 +68,18 @@ internal enum TunnelRequestKind : byte
     /// node sent the relay over TCP from the port it waits on.
     /// </summary>
     TcpPunched = 8,
+
+    /// <summary>
+    /// Node to relay: a rendezvous with node <see cref="TunnelRequest.Node"/> on the relay's splice
+    /// port (the target is unused); answered Connected and this node's ticket, PORT/TICKET.
+    /// </summary>
+    Splice = 10,
+
+    /// <summary>
+    /// Relay to node: node <see cref="TunnelRequest.Node"/> asked for a spliced link; the target is
+    /// this node's ticket, PORT/TICKET. Answered Connected by a node that will present it.
+    /// </summary>
+    Spliced = 11,
 }
 
 /// <summary>A parsed request; <see cref="Node"/> or <see cref="Target"/> is empty where the kind has none.</summary>
@@ -157,7 +169,7 @@ internal static class TunnelHandshake
         Span<byte> head = stackalloc byte[2];
         buffer.Slice(0, 2).CopyTo(head);
         var kind = (TunnelRequestKind)head[1];
-        if (head[0] != Version || kind is < TunnelRequestKind.Connect or > TunnelRequestKind.TcpPunched)
+        if (head[0] != Version || !Enum.IsDefined(kind))
         {
             return false;
         }

@@ -62,6 +62,7 @@ public sealed class NodeConfigTests : IDisposable
     [InlineData("punchTtl", "0", "node.punchTtl", "a whole number from 1 to 255, got '0'")]
     [InlineData("punchTtl", "two", "node.punchTtl", "a whole number from 1 to 255, got 'two'")]
     [InlineData("peers", "[ { name: edge-2, address: '10.0.0.2:7443', transport: quick } ]", "node.peers[0].transport", "expected tcp, quic or auto, got 'quick'")]
+    [InlineData("relayMode", "tunnel", "node.relayMode", "expected splice or terminate, got 'tunnel'")]
     public void NodeMistakes_AreNamedAtTheirField(string key, string value, string field, string message)
     {
         var yaml = Yaml(Node((key, value)), "- { address: '10.0.0.1:80' }");
@@ -84,6 +85,8 @@ public sealed class NodeConfigTests : IDisposable
         var byDefault = Parse(Node(), "- { address: '10.0.0.1:80' }").Node!;
         Assert.Equal(NodeConfig.DefaultKeepAlive, byDefault.KeepAlive);
         Assert.Equal(2, byDefault.PunchTtl);
+        Assert.Equal(RelayMode.Splice, byDefault.RelayMode);
+        Assert.Equal(RelayMode.Terminate, Parse(Node(("relayMode", "terminate")), "- { address: '10.0.0.1:80' }").Node!.RelayMode);
     }
 
     [Fact]

@@ -51,12 +51,24 @@ public sealed class RelayConfigTests : IDisposable
     [InlineData("limits", "{ bandwidthPerNode: 1KB }", "relay.limits.bandwidthPerNode", "at least 64KiB")]
     [InlineData("limits", "{ burst: 5 }", "relay.limits.burst", "unknown")]
     [InlineData("port", "7700", "relay.port", "unknown")]
+    [InlineData("mode", "proxy", "relay.mode", "expected splice or terminate, got 'proxy'")]
+    [InlineData("splicePort", "7700", "relay.splicePort", "is the listen port 7700")]
+    [InlineData("splicePort", "70000", "relay.splicePort", "from 0 to 65535")]
+    [InlineData("ticketLifetime", "10ms", "relay.ticketLifetime", "at least 100ms")]
     public void Mistakes_AreNamedAtTheirField(string key, string value, string field, string message)
     {
         var errors = Assert.Throws<ConfigException>(() => Load(Relay((key, value)))).Errors.Select(e => e.ToString());
         var error = Assert.Single(errors, e => e.Contains($": {field}: ", StringComparison.Ordinal));
         Assert.StartsWith(ConfigFile + ":", error, StringComparison.Ordinal);
         Assert.Contains(message, error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Splicing_IsTheDefault_OnThePortAfterTheListenPort_AndCanBeTurnedOff()
+    {
+        Assert.Equal(new RelaySpliceConfig(RelayMode.Splice, 7701, RelaySpliceConfig.DefaultTicketLifetime), Load(Relay()).Splice);
+        Assert.Equal(0, Load(Relay(("listen", "0.0.0.0:0"))).Splice.Port);
+        Assert.Equal(new RelaySpliceConfig(RelayMode.Terminate, 7800, TimeSpan.FromSeconds(3)), Load(Relay(("mode", "terminate"), ("splicePort", "7800"), ("ticketLifetime", "3s"))).Splice);
     }
 
     [Fact]

@@ -28,13 +28,21 @@ internal sealed class RunningRelay : IAsyncDisposable
 
     public IPEndPoint EndPoint => (IPEndPoint)_host.Services.GetRequiredService<RelayServer>().BoundEndPoint!;
 
-    public string Address => $"127.0.0.1:{EndPoint.Port}";
+    /// <summary>HOST:PORT nodes dial; a test may point them elsewhere (a recorder on another loopback address) with <see cref="AddressOverride"/>.</summary>
+    public string Address => AddressOverride ?? $"127.0.0.1:{EndPoint.Port}";
+
+    public string? AddressOverride { get; set; }
+
+    /// <summary>The splice port; null when the relay only terminates.</summary>
+    public IPEndPoint? SpliceEndPoint => _host.Services.GetRequiredService<RelayServer>().SpliceEndPoint;
 
     public Uri AdminAddress => _host.Services.GetRequiredService<RelayAdmin>().Address ?? throw new InvalidOperationException("No admin endpoint configured.");
 
     /// <param name="certificates">Where ca.pem and NAME.pem/.key are.</param>
     /// <param name="limits">YAML for relay.limits, indented for the section; none when empty.</param>
-    public static async Task<RunningRelay> StartAsync(string certificates, string name = "relay-1", int port = 0, string limits = "")
+    /// <param name="mode">relay.mode: terminate unless a test is about splicing, so the tests of the terminating relay test it.</param>
+    /// <param name="splice">More YAML for the relay section (splicePort, ticketLifetime), indented for it.</param>
+    public static async Task<RunningRelay> StartAsync(string certificates, string name = "relay-1", int port = 0, string limits = "", string mode = "terminate", string splice = "")
     {
         var directory = Directory.CreateTempSubdirectory("forwarder-relay-").FullName;
         var path = Path.Combine(directory, "relay.yaml");
@@ -45,7 +53,10 @@ internal sealed class RunningRelay : IAsyncDisposable
               certificate: {Path.Combine(certificates, name + ".pem")}
               key: {Path.Combine(certificates, name + ".key")}
               ca: {Path.Combine(certificates, "ca.pem")}
+              mode: {mode}
+              splicePort: 0
             {limits}
+            {splice}
             admin:
               listen: '127.0.0.1:0'
             """);

@@ -40,12 +40,13 @@ internal sealed class TestMesh : IDisposable
     /// <summary>Node edge-b: hosts <paramref name="hostedEndpoint"/>, takes direct links on a free port, registers with <paramref name="relays"/>.</summary>
     public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, params RunningRelay[] relays) => StartNodeBAsync(hostedEndpoint, "edge-a", relays);
 
-    /// <summary>Node edge-b as above, admitting only <paramref name="peer"/>.</summary>
-    public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string peer, RunningRelay[] relays) => RunningForwarder.StartAsync($"""
+    /// <summary>Node edge-b as above, admitting only <paramref name="peer"/>, with <c>node.relayMode</c> <paramref name="relayMode"/>.</summary>
+    public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string peer, RunningRelay[] relays, string relayMode = "splice") => RunningForwarder.StartAsync($"""
         node:
           name: edge-b
           listen: '127.0.0.1:0'
           keepAlive: 2s
+          relayMode: {relayMode}
         {Identity("edge-b", Directory)}
           peers:
             - name: {peer}

@@ -116,6 +116,7 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
           certificate: {Path.Combine(_mesh.Directory, "relay-1.pem")}
           key: {Path.Combine(_mesh.Directory, "relay-1.key")}
           ca: {Path.Combine(_mesh.Directory, "ca.pem")}
+          mode: terminate
         admin:
           listen: '127.0.0.1:9902'
         """, "relay");

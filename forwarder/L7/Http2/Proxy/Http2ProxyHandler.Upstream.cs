@@ -60,7 +60,7 @@ internal sealed partial class Http2ProxyHandler
                         upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout.Token).ConfigureAwait(false);
                         if (!bodiless)
                         {
-                            pump = PumpAsync(stream, upstream, exchange, model.Config.MaxBodySize);
+                            pump = PumpAsync(stream, upstream, exchange, model.Config.MaxBodySize, head.ContentLength);
                         }
 
                         await upstream.ReadResponseHeadAsync().ConfigureAwait(false);
@@ -143,8 +143,9 @@ internal sealed partial class Http2ProxyHandler
                     {
                         route.Metrics.Abort();
                         service.Metrics.Http.Abort();
-                        if (!stream.Aborted.IsCancellationRequested)
+                        if (!stream.Aborted.IsCancellationRequested && !exchange.BodyTooLarge && !exchange.BodyMismatch)
                         {
+                            // A body the client got wrong cut it, not the upstream.
                             _owner.WarnResponseCut(route.Config.Name, service.Config.Name, endpoint.Config.Address, "stream reset");
                         }
 
@@ -213,7 +214,7 @@ internal sealed partial class Http2ProxyHandler
     /// it saw is left in <paramref name="exchange"/>: a client that reset its stream, a body past
     /// the listener's maxBodySize (either resets the upstream stream), or the body's end.
     /// </summary>
-    private static async Task PumpAsync(Http2ServerStream stream, Http2ClientStream upstream, Http2ProxyExchange exchange, long? maxBodySize)
+    private static async Task PumpAsync(Http2ServerStream stream, Http2ClientStream upstream, Http2ProxyExchange exchange, long? maxBodySize, long? contentLength)
     {
         var body = stream.RequestBody;
         while (true)
@@ -254,6 +255,14 @@ internal sealed partial class Http2ProxyHandler
                         return;
                     }
 
+                    if (exchange.BodyBytes > contentLength)
+                    {
+                        body.AdvanceTo(buffer.Start);
+                        exchange.BodyMismatch = true;
+                        upstream.Cancel();
+                        return;
+                    }
+
                     foreach (var segment in buffer)
                     {
                         await upstream.WriteBodyAsync(segment).ConfigureAwait(false);
@@ -263,6 +272,14 @@ internal sealed partial class Http2ProxyHandler
                 body.AdvanceTo(buffer.End);
                 if (result.IsCompleted)
                 {
+                    if (exchange.BodyBytes < contentLength)
+                    {
+                        // Ended short of the declared length: not sent as a complete request.
+                        exchange.BodyMismatch = true;
+                        upstream.Cancel();
+                        return;
+                    }
+
                     var trailers = stream.RequestTrailers;
                     for (var i = 0; i < trailers.Count; i++)
                     {
@@ -477,6 +494,11 @@ internal sealed partial class Http2ProxyHandler
         if (exchange.BodyTooLarge)
         {
             return new(Http2FailureKind.ClientFault, 413);
+        }
+
+        if (exchange.BodyMismatch)
+        {
+            return new(Http2FailureKind.ClientFault, 400);
         }
 
         if (Find<SocketException>(ex) is { } socket)

@@ -79,6 +79,13 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
         }
 
         var head = exchange.Head;
+        if (stream.RemoteClosed && head.ContentLength > 0)
+        {
+            // HEADERS ended the stream: no body will match the declared length.
+            await RefuseAsync(stream, exchange, null, 400).ConfigureAwait(false);
+            return;
+        }
+
         head.NormalizePath(model.Config.PathNormalization);
         var route = model.Routes.Match(head);
         if (route is null)
@@ -119,6 +126,14 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
         {
             // CONNECT (plain or extended) has nowhere to go upstream here.
             return 501;
+        }
+
+        if (path[0] != (byte)'/')
+        {
+            // Only origin-form goes upstream (as HttpForwarder requires): an absolute-form or
+            // asterisk :path would also replace the Host routed on, and the upstream's
+            // rejection of it must not count against the endpoint.
+            return 400;
         }
 
         var host = stream.Authority;

@@ -24,7 +24,7 @@ internal sealed partial class TcpProxyHandler(
     {
         var service = listener.Service!;
         client.IdleTimeout = service.Config.IdleTimeout;
-        var connected = await ConnectAsync(service, client.Client, stopping).ConfigureAwait(false);
+        var connected = await ConnectAsync(service, client, stopping).ConfigureAwait(false);
         if (connected is not var (upstream, endpoint))
         {
             service.Metrics.AttemptsExhausted();
@@ -48,10 +48,10 @@ internal sealed partial class TcpProxyHandler(
         }
     }
 
-    private async Task<(ConnectionContext Connection, UpstreamEndpoint Endpoint)?> ConnectAsync(ServiceModel service, ConnectionContext client, CancellationToken stopping)
+    private async Task<(ConnectionContext Connection, UpstreamEndpoint Endpoint)?> ConnectAsync(ServiceModel service, ClientConnection client, CancellationToken stopping)
     {
         // The hash policies pick by client address, so a client keeps landing on one endpoint.
-        var keyHash = service.HashesSourceIp ? SourceAddressHash(client) : null;
+        var keyHash = service.HashesSourceIp ? SourceAddressHash(client.Client) : null;
         var index = keyHash is { } key ? service.Balancer.Pick(key) : service.Balancer.Pick();
         if (index < 0)
         {
@@ -63,7 +63,14 @@ internal sealed partial class TcpProxyHandler(
             return null;
         }
 
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stopping, client.ConnectionClosed);
+        // The dial ends when the client is aborted (idle timeout, drain), through the hook that
+        // aborts the upstream once there is one, or when the listener stops. A token source linked
+        // to the client's ConnectionClosed would leave a registration (144 bytes) on the client's
+        // token source for the connection's whole life. This one is never disposed (it has no
+        // timer or wait handle to free), so an abort that comes after the dial cancels it harmlessly.
+        var cancel = new CancellationTokenSource();
+        client.AttachUpstream(_ => cancel.Cancel());
+        using var stopped = stopping.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), cancel);
         var lease = await connector.ConnectAsync(service, index, [], pooled: false, cancel.Token).ConfigureAwait(false);
         return lease is { } connected ? (connected.Connection, connected.Endpoint) : null;
     }

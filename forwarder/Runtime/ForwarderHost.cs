@@ -65,6 +65,11 @@ internal static class ForwarderHost
         services.AddSingleton<HostedEndpointServer>();
         services.AddSingleton<HolePunching>();
 
+        // Streams peers open on QUIC links are served like those on any link; resolved on use, as for the relays.
+        services.AddSingleton(sp => new QuicLinkTable(
+            sp.GetRequiredService<ConfigSource>(),
+            (stream, peer, stopping) => sp.GetRequiredService<HostedEndpointServer>().ServeAsync(stream, peer, LinkPath.DirectQuic, stopping)));
+
         // Streams relays bring are served by the runtime, which needs the dialer, which needs the relays: resolved on use.
         services.AddSingleton(sp => new RelayLinks(
             sp.GetRequiredService<ConfigSource>(),

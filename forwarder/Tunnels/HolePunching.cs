@@ -67,7 +67,8 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
 
     /// <summary>Punches through to <paramref name="peer"/> and opens a QUIC link over the hole: a second round from the same port if the first fails.</summary>
     /// <exception cref="Exception">No relay introduced the nodes, or the handshake through the holes failed twice.</exception>
-    public async Task<ILinkSession> DialAsync(RelayLinks relays, PeerConfig peer, NodeCredentials credentials, CancellationToken cancellationToken)
+    /// <param name="serve">Serves the streams the peer opens on the link.</param>
+    public async Task<ILinkSession> DialAsync(RelayLinks relays, PeerConfig peer, NodeCredentials credentials, Func<ConnectionContext, Task> serve, CancellationToken cancellationToken)
     {
         var peerMetrics = metrics.Peer(peer.Name);
         peerMetrics.PunchAttempted();
@@ -86,7 +87,7 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
                     var connection = await QuicConnection.ConnectAsync(socket, far, options, cancellationToken).ConfigureAwait(false);
                     peerMetrics.PunchSucceeded();
                     LogPunched(logger, peer.Name, far.ToString(), round);
-                    return new QuicLinkSession(connection);
+                    return new QuicLinkSession(connection, serve);
                 }
                 catch (Exception ex) when (round == 1 && verdict.Reason is null && !cancellationToken.IsCancellationRequested)
                 {

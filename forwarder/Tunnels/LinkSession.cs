@@ -15,6 +15,9 @@ internal interface ILinkSession : IAsyncDisposable
     /// <summary>Why the link ended, for the log.</summary>
     string EndReason { get; }
 
+    /// <summary>The link is closing once its streams are done: new streams go another way.</summary>
+    bool Draining { get; }
+
     /// <summary>A new stream asking for <paramref name="request"/>: the stream once connected, else the answer (null: the link broke first).</summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
     Task<(ConnectionContext? Stream, TunnelStatus? Status)> RequestAsync(TunnelRequest request, CancellationToken cancellationToken);
@@ -29,6 +32,8 @@ internal sealed class YamuxLinkSession(DialledLink link) : ILinkSession
 
     public string EndReason => LinkDialer.EndReason(link.Session);
 
+    public bool Draining => false;
+
     public async Task<(ConnectionContext? Stream, TunnelStatus? Status)> RequestAsync(TunnelRequest request, CancellationToken cancellationToken)
         => await TunnelHandshake.RequestAsync(link.Session, request, cancellationToken).ConfigureAwait(false);
 
@@ -41,18 +46,22 @@ internal sealed class YamuxLinkSession(DialledLink link) : ILinkSession
 
 /// <summary>
 /// A QUIC link: one connection to the peer, a QUIC stream per tunnel stream carrying the same
-/// request and answer as a yamux stream. The peer never opens streams on it; the loop that
-/// would accept them is what notices the connection end.
+/// request and answer as a yamux stream. Either end may open streams on it (see
+/// <see cref="QuicLinkTable"/>: of two links between the same nodes both use the one the
+/// lower-named node opened); the loop that accepts the peer's streams hands each to
+/// <c>serve</c>, and is what notices the connection end.
 /// </summary>
 internal sealed class QuicLinkSession : ILinkSession
 {
     private readonly QuicConnection _connection;
+    private readonly Func<ConnectionContext, Task> _serve;
     private string _endReason = "closed";
+    private int _draining;
 
-    public QuicLinkSession(QuicConnection connection)
+    public QuicLinkSession(QuicConnection connection, Func<ConnectionContext, Task> serve)
     {
-        _connection = connection;
-        Completion = WatchAsync();
+        (_connection, _serve) = (connection, serve);
+        Completion = AcceptLoopAsync();
     }
 
     public LinkPath Path => LinkPath.DirectQuic;
@@ -61,6 +70,8 @@ internal sealed class QuicLinkSession : ILinkSession
 
     public string EndReason => Volatile.Read(ref _endReason);
 
+    public bool Draining => Volatile.Read(ref _draining) != 0;
+
     public async Task<(ConnectionContext? Stream, TunnelStatus? Status)> RequestAsync(TunnelRequest request, CancellationToken cancellationToken)
     {
         QuicStream stream;
@@ -68,7 +79,7 @@ internal sealed class QuicLinkSession : ILinkSession
         {
             stream = await _connection.OpenStreamAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (QuicException)
+        catch (Exception ex) when (ex is QuicException or ObjectDisposedException)
         {
             return (null, null);
         }
@@ -78,24 +89,47 @@ internal sealed class QuicLinkSession : ILinkSession
         return (status == TunnelStatus.Connected ? connection : null, status);
     }
 
+    /// <summary>
+    /// Takes no new streams of this node's (it is replaced by another link to the same peer), and
+    /// closes once the streams open on it, either end's, are done and every byte of them acknowledged.
+    /// </summary>
+    public void Drain()
+    {
+        if (Interlocked.Exchange(ref _draining, 1) == 0)
+        {
+            _ = CloseWhenIdleAsync();
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _connection.DisposeAsync().ConfigureAwait(false);
         await Completion.ConfigureAwait(false);
     }
 
-    private async Task WatchAsync()
+    private async Task CloseWhenIdleAsync()
+    {
+        await _connection.WhenNoStreamsAsync().ConfigureAwait(false);
+        Volatile.Write(ref _endReason, "replaced by the other link between the nodes, and drained");
+        await _connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private async Task AcceptLoopAsync()
     {
         try
         {
             while (true)
             {
-                (await _connection.AcceptStreamAsync().ConfigureAwait(false)).Abort();
+                var stream = await _connection.AcceptStreamAsync().ConfigureAwait(false);
+                _ = _serve(new QuicStreamConnection(stream, _connection.LocalEndPoint, _connection.RemoteEndPoint));
             }
         }
         catch (Exception ex)
         {
-            Volatile.Write(ref _endReason, ex.Message);
+            if (!Draining)
+            {
+                Volatile.Write(ref _endReason, ex.Message);
+            }
         }
     }
 }

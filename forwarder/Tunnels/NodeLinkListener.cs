@@ -26,6 +26,7 @@ internal sealed partial class NodeLinkListener(
     ConfigSource source,
     IConnectionListenerFactory listeners,
     HostedEndpointServer streams,
+    QuicLinkTable quicLinks,
     HolePunching punching,
     MemoryPool<byte> pool,
     ForwarderMetrics metrics,
@@ -67,7 +68,7 @@ internal sealed partial class NodeLinkListener(
             var udp = new System.Net.IPEndPoint(endPoint.Address, ((System.Net.IPEndPoint)_listener.EndPoint).Port);
             try
             {
-                _quic = QuicLinkListener.Start(udp, node, _credentials, streams, metrics, logger);
+                _quic = QuicLinkListener.Start(udp, node, _credentials, quicLinks, metrics, logger);
             }
             catch (SocketException ex)
             {

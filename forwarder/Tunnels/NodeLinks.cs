@@ -21,9 +21,11 @@ namespace Forwarder.Tunnels;
 /// the far node to connect to a target and carries the connection once that node says it is made.
 /// A stream that finds no link up starts the ways one after another, each next one when those
 /// before it failed or had <see cref="Stagger"/> to try (happy eyeballs), and takes the first that
-/// comes up within one <see cref="DirectBudget"/> for them all.
+/// comes up within one <see cref="DirectBudget"/> for them all. Where a peer opened a QUIC link
+/// to this node that the two share (<see cref="QuicLinkTable"/>), streams take that link first, and
+/// this node's own QUIC links to the peer drain.
 /// </summary>
-internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, MemoryPool<byte> pool, TimeProvider time, ForwarderMetrics metrics, ILogger<NodeLinks> logger) : IAsyncDisposable
+internal sealed partial class NodeLinks : IAsyncDisposable
 {
     /// <summary>How long a peer's first stream waits for the direct ways (all of them) before settling for a relay.</summary>
     private static readonly TimeSpan DirectBudget = TimeSpan.FromSeconds(2);
@@ -38,27 +40,42 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
     /// </summary>
     private static readonly TimeSpan RefusedWithin = TimeSpan.FromSeconds(2);
 
-    private readonly TcpConnectionFactory _tcp = tcp;
-    private readonly TimeProvider _time = time;
-    private readonly ForwarderMetrics _metrics = metrics;
-    private readonly ILogger _logger = logger;
+    private readonly ConfigSource _source;
+    private readonly TcpConnectionFactory _tcp;
+    private readonly RelayLinks _relays;
+    private readonly HolePunching _punching;
+    private readonly QuicLinkTable _shared;
+    private readonly MemoryPool<byte> _pool;
+    private readonly TimeProvider _time;
+    private readonly ForwarderMetrics _metrics;
+    private readonly ILogger _logger;
     private readonly Dictionary<string, PeerLink[]> _links = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _disposing = new();
     private NodeCredentials? _credentials;
+
+    public NodeLinks(ConfigSource source, TcpConnectionFactory tcp, RelayLinks relays, HolePunching punching, QuicLinkTable shared, MemoryPool<byte> pool, TimeProvider time, ForwarderMetrics metrics, ILogger<NodeLinks> logger)
+    {
+        (_source, _tcp, _relays, _punching, _shared, _pool, _time, _metrics, _logger) = (source, tcp, relays, punching, shared, pool, time, metrics, logger);
+        _shared.Won += (peer, _) => DrainOwnQuicLinks(peer);
+    }
 
     /// <summary>Opens a stream to <paramref name="endpoint"/>'s target, over a link to its node or through a relay.</summary>
     /// <exception cref="SocketException">No way got through, or the far node's connect failed, with the error a local connect would give.</exception>
     public async ValueTask<ConnectionContext> ConnectAsync(NodeEndPoint endpoint, CancellationToken cancellationToken)
     {
-        var links = Links(endpoint.Node);
+        var links = Links(endpoint.Node, out var transport);
         var request = new TunnelRequest(TunnelRequestKind.Connect, string.Empty, endpoint.Target);
 
         // A link that broke under the request stays open until its PeerLink sees it end: the
         // retry skips it for the other links, or the relay, as the way after a failed one.
         List<ILinkSession>? broken = null;
-        for (var tries = 0; tries < links.Length; tries++)
+        for (var tries = 0; tries <= links.Length; tries++)
         {
-            if (await DirectSessionAsync(links, broken, cancellationToken).ConfigureAwait(false) is not { } session || broken?.Contains(session) == true)
+            var shared = transport == NodeTransport.Tcp ? null : _shared.SharedFrom(endpoint.Node);
+            var session = shared is not null && broken?.Contains(shared) != true
+                ? shared
+                : await DirectSessionAsync(links, broken, cancellationToken).ConfigureAwait(false);
+            if (session is null || broken?.Contains(session) == true)
             {
                 break;
             }
@@ -77,12 +94,12 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             (broken ??= []).Add(session);
         }
 
-        if (!relays.Configured)
+        if (!_relays.Configured)
         {
             throw new SocketException((int)SocketError.HostUnreachable);
         }
 
-        return Opened(await relays.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false), endpoint.Node, LinkPath.Relay);
+        return Opened(await _relays.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false), endpoint.Node, LinkPath.Relay);
     }
 
     public async ValueTask DisposeAsync()
@@ -114,7 +131,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
     {
         foreach (var link in links)
         {
-            if (link.Session is { } open && broken?.Contains(open) != true)
+            if (link.Session is { Draining: false } open && broken?.Contains(open) != true)
             {
                 return open;
             }
@@ -129,7 +146,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
                 continue;
             }
 
-            if (links[i].Degraded && relays.Configured)
+            if (links[i].Degraded && _relays.Configured)
             {
                 // Failed before: this stream goes another way, later ones this way once the attempt succeeds.
                 if (attempt.IsCompletedSuccessfully && attempt.Result is { } ready)
@@ -149,7 +166,7 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
 
         // The rest of the budget for whatever is still trying; without a relay nothing comes after
         // the links, so their attempts are waited for however long they take.
-        return await FirstSessionAsync(pending, relays.Configured ? deadline : long.MaxValue, cancellationToken).ConfigureAwait(false);
+        return await FirstSessionAsync(pending, _relays.Configured ? deadline : long.MaxValue, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The first session <paramref name="pending"/> yields by <paramref name="until"/> (a timestamp), dropping failed attempts from it; null if none.</summary>
@@ -201,9 +218,30 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         return stream;
     }
 
-    /// <summary>The direct links to <paramref name="node"/>, in the order streams try them (none when it has no address).</summary>
-    private PeerLink[] Links(string node)
+    /// <summary>
+    /// A peer's link that the two nodes share came up: this node's own QUIC links to it take no new
+    /// streams and close once those on them are done.
+    /// </summary>
+    private void DrainOwnQuicLinks(string peer)
     {
+        PeerLink[]? links;
+        lock (_links)
+        {
+            _links.TryGetValue(peer, out links);
+        }
+
+        foreach (var link in links ?? [])
+        {
+            link.Drain();
+        }
+    }
+
+    /// <summary>The direct links to <paramref name="node"/>, in the order streams try them (none when it has no address), and the transport the config sets for it.</summary>
+    private PeerLink[] Links(string node, out NodeTransport transport)
+    {
+        var config = _source.Initial.Node ?? throw new SocketException((int)SocketError.HostUnreachable);
+        var peer = config.Peer(node) ?? throw new SocketException((int)SocketError.HostUnreachable);
+        transport = config.TransportTo(peer);
         lock (_links)
         {
             if (_links.TryGetValue(node, out var links))
@@ -211,16 +249,14 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
                 return links;
             }
 
-            var config = source.Initial.Node ?? throw new SocketException((int)SocketError.HostUnreachable);
-            var peer = config.Peer(node) ?? throw new SocketException((int)SocketError.HostUnreachable);
             _credentials ??= new NodeCredentials(config, _logger);
-            var options = LinkDialer.Options(config.KeepAlive, pool);
+            var options = LinkDialer.Options(config.KeepAlive, _pool);
+            var serve = _shared.ServerFor(peer.Name, _disposing.Token);
             PeerLink Over(LinkPath path) => new(peer, path, this, path == LinkPath.DirectQuic ? DialQuicAsync : ct => DialTcpAsync(options, ct));
-            async Task<ILinkSession> DialQuicAsync(CancellationToken ct) => await QuicLinkDialer.DialAsync(peer.EndPoint!, _credentials!, peer.Name, config.KeepAlive, ct).ConfigureAwait(false);
+            async Task<ILinkSession> DialQuicAsync(CancellationToken ct) => await QuicLinkDialer.DialAsync(peer.EndPoint!, _credentials!, peer.Name, config.KeepAlive, serve, ct).ConfigureAwait(false);
             async Task<ILinkSession> DialTcpAsync(Transports.Mux.YamuxOptions yamux, CancellationToken ct)
                 => new YamuxLinkSession(await LinkDialer.DialAsync(_tcp, peer.EndPoint!, _credentials!, peer.Name, NodeCredentials.LinkProtocol, yamux, ct).ConfigureAwait(false));
 
-            var transport = config.TransportTo(peer);
             PeerLink[] direct = peer.EndPoint is null ? [] : transport switch
             {
                 NodeTransport.Quic => [Over(LinkPath.DirectQuic)],
@@ -229,8 +265,8 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
             };
 
             // Last before the relay itself: a QUIC link through holes the relay helps punch.
-            PeerLink[] punched = transport != NodeTransport.Tcp && relays.Configured
-                ? [new(peer, LinkPath.DirectQuic, this, ct => punching.DialAsync(relays, peer, _credentials!, ct))]
+            PeerLink[] punched = transport != NodeTransport.Tcp && _relays.Configured
+                ? [new(peer, LinkPath.DirectQuic, this, ct => _punching.DialAsync(_relays, peer, _credentials!, serve, ct))]
                 : [];
             links = [.. direct, .. punched];
             _links[node] = links;
@@ -247,6 +283,9 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
     [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Link to node {Peer} ({Path}) went down ({Reason}); it is opened again when a stream needs it")]
     private static partial void LogLinkDown(ILogger logger, string peer, LinkPath path, string reason);
 
+    [LoggerMessage(EventId = 704, Level = LogLevel.Information, Message = "Link to node {Peer} ({Path}) drains: the link {Peer} opened to this node replaces it")]
+    private static partial void LogLinkDraining(ILogger logger, string peer, LinkPath path);
+
     /// <summary>The direct link to one peer over one transport.</summary>
     private sealed class PeerLink(PeerConfig peer, LinkPath path, NodeLinks owner, Func<CancellationToken, Task<ILinkSession>> dial) : IAsyncDisposable
     {
@@ -262,6 +301,16 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
 
         /// <summary>The open session, if the link is up.</summary>
         public ILinkSession? Session => Volatile.Read(ref _session) is { Completion.IsCompleted: false } session ? session : null;
+
+        /// <summary>A QUIC link of this node's that the link the peer opened replaces: it takes no new streams and closes once those on it are done.</summary>
+        public void Drain()
+        {
+            if (path == LinkPath.DirectQuic && Volatile.Read(ref _session) is QuicLinkSession { Draining: false } session)
+            {
+                LogLinkDraining(owner._logger, peer.Name, path);
+                session.Drain();
+            }
+        }
 
         /// <summary>The link failed or went down since it was last up: streams need not wait for it.</summary>
         public bool Degraded => Volatile.Read(ref _degraded);
@@ -329,6 +378,12 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
 
                 _metrics.LinkUp();
                 LogLinkUp(owner._logger, peer.Name, peer.Address, path);
+                if (owner._shared.SharedFrom(peer.Name) is not null)
+                {
+                    // The peer's link came up while this one was opening: the stream that asked for this one finishes on it (or, if it closes first, retries on the peer's).
+                    Drain();
+                }
+
                 return session;
             }
             catch (Exception) when (owner._disposing.IsCancellationRequested)
@@ -355,11 +410,12 @@ internal sealed partial class NodeLinks(ConfigSource source, TcpConnectionFactor
         private async Task WatchAsync(ILinkSession session, long openedAt)
         {
             await session.Completion.ConfigureAwait(false);
-            var refused = owner._time.GetElapsedTime(openedAt) < RefusedWithin;
+            var refused = !session.Draining && owner._time.GetElapsedTime(openedAt) < RefusedWithin;
             TimeSpan backoff;
             lock (_lock)
             {
-                _degraded = true;
+                // A drained link did not fail: the next stream may wait for a new one, should the peer's go too.
+                _degraded = !session.Draining;
                 _failures = refused ? _failures + 1 : 0;
                 backoff = _backoff = refused ? LinkDialer.Backoff(_failures - 1) : TimeSpan.Zero;
                 _failedAt = owner._time.GetTimestamp();

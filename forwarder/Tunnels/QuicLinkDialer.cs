@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using Forwarder.Transports.Quic;
+using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.Tunnels;
 
@@ -10,13 +11,14 @@ internal static class QuicLinkDialer
 {
     /// <summary>Connects to <paramref name="endPoint"/>, where only <paramref name="peer"/>'s node certificate is accepted.</summary>
     /// <exception cref="Exception">Resolving, the handshake or authentication failed, or the handshake timed out.</exception>
-    public static async Task<QuicLinkSession> DialAsync(EndPoint endPoint, NodeCredentials credentials, string peer, TimeSpan keepAlive, CancellationToken cancellationToken)
+    /// <param name="serve">Serves the streams the peer opens on the link.</param>
+    public static async Task<QuicLinkSession> DialAsync(EndPoint endPoint, NodeCredentials credentials, string peer, TimeSpan keepAlive, Func<ConnectionContext, Task> serve, CancellationToken cancellationToken)
     {
         var target = await ResolveAsync(endPoint, cancellationToken).ConfigureAwait(false);
         var verdict = new PeerVerdict();
         try
         {
-            return new QuicLinkSession(await QuicConnection.ConnectAsync(target, credentials.QuicClientOptions(peer, verdict, keepAlive), cancellationToken).ConfigureAwait(false));
+            return new QuicLinkSession(await QuicConnection.ConnectAsync(target, credentials.QuicClientOptions(peer, verdict, keepAlive), cancellationToken).ConfigureAwait(false), serve);
         }
         catch (QuicException ex) when (verdict.Reason is { } reason)
         {

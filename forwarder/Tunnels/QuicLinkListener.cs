@@ -11,20 +11,22 @@ namespace Forwarder.Tunnels;
 /// Where peers' QUIC links arrive: the node listener's port, over UDP. A peer is admitted during
 /// the handshake by the TCP link's own checks (<see cref="NodeCredentials.QuicServerOptions"/>);
 /// each stream it then opens is served by <see cref="HostedEndpointServer"/>, as a yamux stream is.
+/// A link opened by a peer whose name sorts before this node's carries this node's streams to it
+/// too (<see cref="QuicLinkTable"/>).
 /// </summary>
 internal sealed partial class QuicLinkListener : IAsyncDisposable
 {
     private readonly QuicListener _listener;
-    private readonly HostedEndpointServer _streams;
+    private readonly QuicLinkTable _table;
     private readonly ForwarderMetrics _metrics;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<QuicConnection, Task> _links = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _accepting;
 
-    private QuicLinkListener(QuicListener listener, HostedEndpointServer streams, ForwarderMetrics metrics, ILogger logger)
+    private QuicLinkListener(QuicListener listener, QuicLinkTable table, ForwarderMetrics metrics, ILogger logger)
     {
-        (_listener, _streams, _metrics, _logger) = (listener, streams, metrics, logger);
+        (_listener, _table, _metrics, _logger) = (listener, table, metrics, logger);
         _accepting = AcceptLoopAsync();
     }
 
@@ -34,14 +36,14 @@ internal sealed partial class QuicLinkListener : IAsyncDisposable
     public void Send(ReadOnlySpan<byte> datagram, IPEndPoint to, int? hopLimit = null) => _listener.Send(datagram, to, hopLimit);
 
     /// <exception cref="System.Net.Sockets.SocketException">The UDP port is taken.</exception>
-    public static QuicLinkListener Start(IPEndPoint endPoint, NodeConfig node, NodeCredentials credentials, HostedEndpointServer streams, ForwarderMetrics metrics, ILogger logger)
+    public static QuicLinkListener Start(IPEndPoint endPoint, NodeConfig node, NodeCredentials credentials, QuicLinkTable table, ForwarderMetrics metrics, ILogger logger)
     {
         var options = credentials.QuicServerOptions(node.Refuses, verdict =>
         {
             metrics.LinkRefused(verdict.Refusal ?? LinkRefusal.Certificate);
             LogRefused(logger, verdict.Reason ?? "refused");
         });
-        return new QuicLinkListener(QuicListener.Bind(endPoint, options), streams, metrics, logger);
+        return new QuicLinkListener(QuicListener.Bind(endPoint, options), table, metrics, logger);
     }
 
     /// <summary>
@@ -97,27 +99,13 @@ internal sealed partial class QuicLinkListener : IAsyncDisposable
         var peerMetrics = _metrics.Peer(peer);
         peerMetrics.LinkUp();
         LogPeerLinked(_logger, peer, connection.RemoteEndPoint?.ToString() ?? "?");
-        var reason = "closed";
-        try
-        {
-            while (true)
-            {
-                var stream = await connection.AcceptStreamAsync(_stopping.Token).ConfigureAwait(false);
-                var context = new QuicStreamConnection(stream, connection.LocalEndPoint ?? EndPoint, connection.RemoteEndPoint);
-                _ = _streams.ServeAsync(context, peer, LinkPath.DirectQuic, _stopping.Token);
-            }
-        }
-        catch (Exception ex)
-        {
-            reason = ex is OperationCanceledException ? "shutting down" : ex.Message;
-        }
-        finally
-        {
-            peerMetrics.LinkDown();
-            LogPeerUnlinked(_logger, peer, reason);
-            await connection.DisposeAsync().ConfigureAwait(false);
-            _links.TryRemove(connection, out _);
-        }
+        var session = new QuicLinkSession(connection, _table.ServerFor(peer, _stopping.Token));
+        _table.Accepted(peer, session);
+        await session.Completion.ConfigureAwait(false);
+        peerMetrics.LinkDown();
+        LogPeerUnlinked(_logger, peer, _stopping.IsCancellationRequested ? "shutting down" : session.EndReason);
+        await connection.DisposeAsync().ConfigureAwait(false);
+        _links.TryRemove(connection, out _);
     }
 
     [LoggerMessage(EventId = 731, Level = LogLevel.Information, Message = "Node {Peer} linked over QUIC from {Remote}")]

@@ -140,6 +140,7 @@ internal sealed unsafe partial class QuicConnection
             if (self._streams.Remove(streamId, out var stream))
             {
                 stream.OnClosed(null);
+                self.OnStreamRemovedLocked();
             }
 
             // A stream the peer opened is done: let it open another. ngtcp2 does not raise the limit by

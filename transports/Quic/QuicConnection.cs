@@ -38,6 +38,7 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
     // One native block: conn_ref, the socket path (both sockaddrs) and a scratch path ngtcp2 fills on write.
     private readonly byte* _native;
     private TaskCompletionSource? _streamsAvailable;
+    private TaskCompletionSource? _noStreams;
     private nint _conn;
     private nint _tls;
     private nint _credentials;
@@ -76,6 +77,35 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
     public X509Certificate2? RemoteCertificate { get; private set; }
 
     public bool IsHandshakeComplete { get { lock (_gate) { return _conn != 0 && GetHandshakeCompleted(_conn) != 0; } } }
+
+    /// <summary>
+    /// Ends once no stream is open (or the connection has ended). ngtcp2 closes a stream only when
+    /// both sides finished it and every byte sent on it was acknowledged, so closing the connection
+    /// then loses nothing: how a link that is replaced is drained.
+    /// </summary>
+    public Task WhenNoStreamsAsync()
+    {
+        lock (_gate)
+        {
+            if (_failure is not null || _streams.Count == 0)
+            {
+                return Task.CompletedTask;
+            }
+
+            _noStreams ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _noStreams.Task;
+        }
+    }
+
+    /// <summary>Called under the lock as a stream leaves <see cref="_streams"/>.</summary>
+    private void OnStreamRemovedLocked()
+    {
+        if (_streams.Count == 0 && _noStreams is { } waiting)
+        {
+            _noStreams = null;
+            waiting.TrySetResult();
+        }
+    }
 
     /// <returns>The new stream, or null when the peer's stream limit is reached (then <paramref name="wait"/> ends when it rises).</returns>
     private QuicStream? TryOpenStream(out Task? wait)
@@ -392,6 +422,7 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
         }
 
         _streams.Clear();
+        OnStreamRemovedLocked();
         _acceptedStreams.Writer.TryComplete(failure);
         foreach (var id in _localConnectionIds)
         {

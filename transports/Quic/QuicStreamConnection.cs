@@ -100,6 +100,13 @@ internal sealed class QuicStreamConnection : ConnectionContext
                 }
             }
         }
+        catch (QuicException e)
+        {
+            // The peer reset the stream, or the connection under it failed (closed, idle timeout):
+            // to the application a reset, as on a TCP socket, so a proxy resets its other side
+            // at once rather than end it as if the stream were complete.
+            error = new ConnectionResetException(e.Message, e);
+        }
         catch (Exception e)
         {
             error = e;

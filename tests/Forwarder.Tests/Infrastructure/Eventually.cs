@@ -19,6 +19,21 @@ internal static class Eventually
         }
     }
 
+    /// <summary>As above, describing the state at the deadline, so that a failure says what was seen.</summary>
+    public static async Task TrueAsync(Func<bool> condition, Func<string> describe, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? DefaultTimeout);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"Timed out waiting until {describe()}.");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+
     public static async Task TrueAsync(Func<Task<bool>> condition, string because, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? DefaultTimeout);

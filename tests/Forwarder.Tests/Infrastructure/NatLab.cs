@@ -22,7 +22,11 @@ internal sealed partial class NatLab : IDisposable
     public const string NodeBPrivateAddress = "198.19.2.10";
     public const int LinkPort = 7443;
 
-    private readonly string _id = Convert.ToHexStringLower(BitConverter.GetBytes(Random.Shared.Next()))[..5];
+    /// <summary>
+    /// The owner's pid (6 hex digits hold any Linux pid) and a random byte, so that a lab left by
+    /// a process that died (a killed test run) can be told from one whose owner still runs.
+    /// </summary>
+    private readonly string _id = OwnerId(Environment.ProcessId);
     private readonly List<string> _namespaces = [];
 
     public NatLab()
@@ -103,19 +107,46 @@ internal sealed partial class NatLab : IDisposable
 
     private string Name(string role) => $"fw{_id}{role}";
 
-    private void Build()
+    /// <summary>A lab id owned by <paramref name="pid"/>: its pid in 6 hex digits and a random byte.</summary>
+    public static string OwnerId(int pid) => $"{pid:x6}{Random.Shared.Next(256):x2}";
+
+    /// <summary>
+    /// Deletes what labs whose owner process is dead left behind: the processes still running in
+    /// their namespaces (nodes a killed test run started), this namespace's ends of their links,
+    /// and the namespaces (with every iptables rule, which all live inside them). A live owner's
+    /// lab is never touched, as it may be a test run beside this one; a pid reused since only
+    /// keeps a dead lab a while longer.
+    /// </summary>
+    public static void SweepOrphans()
     {
-        // What a lab that was never disposed (a killed test run) left in this namespace: devices whose
-        // node namespace is gone. A lab whose namespaces exist may belong to a test run beside this one.
-        var namespaces = Run("ip", ["netns", "list"]).Split('\n').Select(line => line.Split(' ')[0]).ToHashSet(StringComparer.Ordinal);
-        foreach (var line in Run("ip", ["-o", "link", "show"]).Split('\n'))
+        var orphans = Run("ip", ["netns", "list"]).Split('\n')
+            .Select(line => LabNamespace().Match(line.Split(' ')[0]))
+            .Where(lab => lab.Success && !Directory.Exists($"/proc/{int.Parse(lab.Groups[2].Value, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture)}"))
+            .ToList();
+        foreach (var ns in orphans.Select(lab => lab.Value))
         {
-            if (StaleDevice().Match(line) is { Success: true } stale && !namespaces.Contains(NodeNamespaceOf(stale.Groups[1].Value)))
+            foreach (var pid in Run("ip", ["netns", "pids", ns], check: false).Split('\n', StringSplitOptions.RemoveEmptyEntries))
             {
-                Run("ip", ["link", "del", stale.Groups[1].Value], check: false);
+                Run("kill", ["-KILL", pid.Trim()], check: false);
             }
         }
 
+        foreach (var id in orphans.Select(lab => lab.Groups[1].Value).Distinct(StringComparer.Ordinal))
+        {
+            // Deleted before the namespaces, as in Dispose: a namespace outlives its name while sockets in it still retransmit.
+            Run("ip", ["link", "del", $"fw{id}m"], check: false);
+            Run("ip", ["link", "del", $"fw{id}n"], check: false);
+        }
+
+        foreach (var ns in orphans.Select(lab => lab.Value))
+        {
+            Run("ip", ["netns", "del", ns], check: false);
+        }
+    }
+
+    private void Build()
+    {
+        SweepOrphans();
         foreach (var ns in new[] { Wan, Relay, RouterA, RouterB, NodeA, NodeB })
         {
             Run("ip", ["netns", "add", ns]);
@@ -223,19 +254,18 @@ internal sealed partial class NatLab : IDisposable
 
     private static void Forward(string ns) => Exec(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1");
 
-    /// <summary>The device in <paramref name="ns"/> facing <paramref name="towards"/>: fw + id + role + peer letter, within the 15 characters allowed.</summary>
+    /// <summary>The device in <paramref name="ns"/> facing <paramref name="towards"/>: role + id + peer letter, 12 characters at most of the 15 allowed.</summary>
     private string Interface(string ns, string towards) => $"{ns[(2 + _id.Length)..]}{_id}{towards}";
 
     /// <summary>A one-letter tag for a namespace as the far end of a link ("w" for the wan).</summary>
     private string Suffix(string ns) => ns == Wan ? "w" : ns == Relay ? "y" : ns == RouterA ? "a" : ns == RouterB ? "b" : ns == NodeA ? "m" : "n";
 
-    /// <summary>The node namespace a device in this namespace leads to: fw + id + m leads to fw + id + na, fw + id + n to fw + id + nb.</summary>
-    private static string NodeNamespaceOf(string device) => device[..^1] + (device[^1] == 'm' ? "na" : "nb");
+    /// <summary>A lab's namespace: fw, the lab id (the owner's pid in 6 hex digits and a random byte), the role.</summary>
+    [GeneratedRegex(@"^fw(([0-9a-f]{6})[0-9a-f]{2})(wan|rly|ra|rb|na|nb)$")]
+    private static partial Regex LabNamespace();
 
-    [GeneratedRegex(@"^\d+: (fw[0-9a-f]{5}[mn])@")]
-    private static partial Regex StaleDevice();
-
-    private static string Run(string file, string[] arguments, bool check = true)
+    /// <summary>Runs a command in this namespace and returns its output.</summary>
+    public static string Run(string file, string[] arguments, bool check = true)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in arguments)

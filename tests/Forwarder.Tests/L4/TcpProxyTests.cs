@@ -248,13 +248,22 @@ public abstract class TcpProxyTests
     {
         const int count = 1000;
         await using var backend = TcpTestServer.Echo();
-        await using var forwarder = await RunningForwarder.StartAsync(Config(backend.Address));
+        // A thousand upstream SYNs at once on a loaded 2-core machine can wait past the usual 2s
+        // (a SYN retransmit alone is 1s): this test is about concurrency, not connect deadlines.
+        var yaml = Config(backend.Address).Replace("connectTimeout: 2s", "connectTimeout: 20s", StringComparison.Ordinal);
+        await using var forwarder = await RunningForwarder.StartAsync(yaml);
         var front = forwarder.EndPoint("front");
+        var service = forwarder.Metrics.Service("back");
 
         var clients = await Task.WhenAll(Enumerable.Range(0, count).Select(_ => SocketClient.ConnectAsync(front)));
         try
         {
-            await Eventually.TrueAsync(() => forwarder.Metrics.Service("back").Active == count, "every connection has its upstream");
+            await Eventually.TrueAsync(
+                () => service.Active == count,
+                () => $"every connection has its upstream (listener total {forwarder.Metrics.Listener("front").Total}, upstream active {service.Active}, " +
+                    $"total {service.Total}, exhausted {service.Exhausted}, refused {service.ConnectErrors(ConnectFailure.Refused)}, " +
+                    $"timed out {service.ConnectErrors(ConnectFailure.Timeout)}, backend accepted {backend.AcceptedCount})",
+                TimeSpan.FromSeconds(60));
             await Task.WhenAll(clients.Select((c, i) => SocketClient.AssertEchoAsync(c, $"connection {i} says hello")));
         }
         finally

@@ -190,6 +190,25 @@ public sealed partial class NodeLinkTests
         }
     }
 
+    [Fact]
+    public void QuicLinkOptions_TheConnectionWindowHoldsEveryStreamsWindow_SoStalledStreamsCannotHoldUpTheOthers()
+    {
+        // With QUIC's usual 1 MiB, four streams whose far reader stopped (256 KiB windows) took the
+        // whole connection window and no other stream on the link moved (iperf3 -P 100 across the
+        // NAT lab, perf-reports/quic-link). Either end's options are what the far end may send.
+        using var credentials = Credentials("edge-a");
+        var client = credentials.QuicClientOptions("edge-b", new PeerVerdict(), TimeSpan.FromSeconds(15));
+        var server = credentials.QuicServerOptions(_ => null, _ => { });
+        foreach (var options in new Forwarder.Transports.Quic.QuicConnectionOptions[] { client, server })
+        {
+            Assert.True((long)options.ConnectionWindow >= (long)options.MaxIncomingBidirectionalStreams * options.StreamWindow, $"{options.ConnectionWindow} < {options.MaxIncomingBidirectionalStreams} x {options.StreamWindow}");
+        }
+
+        Assert.Equal(TimeSpan.FromSeconds(30), client.IdleTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(5), credentials.QuicClientOptions("edge-b", new PeerVerdict(), TimeSpan.FromSeconds(1)).IdleTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(6), credentials.QuicClientOptions("edge-b", new PeerVerdict(), TimeSpan.FromSeconds(2)).IdleTimeout);
+    }
+
     /// <summary>A UDP socket on a loopback port whose TCP twin was free a moment ago (tests elsewhere on the machine take ports too).</summary>
     private static Socket UdpSquatterOnAFreeTcpPort()
     {

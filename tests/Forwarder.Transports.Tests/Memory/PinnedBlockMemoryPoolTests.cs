@@ -67,11 +67,80 @@ public sealed class PinnedBlockMemoryPoolTests
     }
 
     [Fact]
+    public void Trim_ReturnsTheIdleBlocksPagesToTheSystem_RentReadsZeros()
+    {
+        using var pool = new PinnedBlockMemoryPool(4096);
+        OnItsOwnThread(() =>
+        {
+            var blocks = Enumerable.Range(0, 40).Select(_ => pool.Rent()).ToList();
+            blocks.ForEach(b => b.Memory.Span.Fill(0xAB));
+            blocks.ForEach(b => b.Dispose());
+        });
+
+        Assert.Equal(24, pool.Trim());
+
+        // The next rents find no warm block and take the cold ones: what was written is gone with
+        // the pages (MADV_DONTNEED), which a block merely kept in the pool would still hold.
+        var zeros = 0;
+        OnItsOwnThread(() =>
+        {
+            var blocks = Enumerable.Range(0, 24).Select(_ => pool.Rent()).ToList();
+            zeros = blocks.Count(b => !b.Memory.Span.ContainsAnyExcept((byte)0));
+            blocks.ForEach(b => b.Dispose());
+        });
+
+        Assert.Equal(24, zeros);
+        Assert.Equal(1, pool.Slabs);
+    }
+
+    [Fact]
+    public void Trim_SlabWhoseBlocksAllWentCold_IsLetGo()
+    {
+        using var pool = new PinnedBlockMemoryPool(4096);
+
+        // 1 MiB slabs of 256 blocks: 300 blocks take two. Returned in rent order, the first 16 stay
+        // with their thread; the second slab's 44 all go to the shared queue.
+        OnItsOwnThread(() =>
+        {
+            var blocks = Enumerable.Range(0, 300).Select(_ => pool.Rent()).ToList();
+            Assert.Equal(2, pool.Slabs);
+            blocks.ForEach(b => b.Dispose());
+        });
+
+        Assert.Equal(284, pool.Trim());
+        Assert.Equal(1, pool.Slabs);
+
+        // The 16 the ended thread kept come back to the shared queue once its statics are
+        // collected; trimmed, the first slab goes too.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (pool.Slabs > 0 && DateTime.UtcNow < deadline)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            pool.Trim();
+        }
+
+        Assert.Equal(0, pool.Slabs);
+        using var again = pool.Rent();
+        Assert.Equal(1, pool.Slabs);
+    }
+
+    [Fact]
     public void Rent_LargerThanBlock_Throws()
     {
         using var pool = new PinnedBlockMemoryPool(4096);
 
         Assert.Throws<ArgumentOutOfRangeException>(() => pool.Rent(4097));
+    }
+
+    [Fact]
+    public unsafe void Rent_BlockOfPageMultipleSize_StartsOnAPageBoundary()
+    {
+        using var pool = new PinnedBlockMemoryPool(16384);
+        using var block = pool.Rent();
+
+        using var handle = block.Memory.Pin();
+        Assert.Equal(0, (long)handle.Pointer % Environment.SystemPageSize);
     }
 
     [Fact]
@@ -85,5 +154,12 @@ public sealed class PinnedBlockMemoryPoolTests
         {
             Assert.True(handle.Pointer == expected);
         }
+    }
+
+    private static void OnItsOwnThread(Action action)
+    {
+        var thread = new Thread(() => action());
+        thread.Start();
+        thread.Join();
     }
 }

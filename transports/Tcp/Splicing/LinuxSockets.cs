@@ -20,6 +20,9 @@ internal static unsafe partial class LinuxSockets
     public const int ShutWr = 1;
     public const int EfdCloexec = 0x80000;
     public const int EfdNonBlock = 0x800;
+    public const int FGetFl = 3;
+    public const int FSetFl = 4;
+    public const int ONonBlock = 0x800;
     public const int EIntr = 4;
     public const int EAgain = 11;
 
@@ -32,6 +35,23 @@ internal static unsafe partial class LinuxSockets
     public static readonly int EventDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
 
     public static int Errno => Marshal.GetLastPInvokeError();
+
+    /// <summary>
+    /// Makes a socket's reads and writes non-blocking for the splicer. <c>Socket.Blocking = false</c>
+    /// would too, but on Linux it also creates the socket's .NET async context (about 220 bytes with
+    /// its locks, for as long as the socket lives), which a socket only the splicer reads never uses:
+    /// so the descriptor's own flag is set instead when .NET has not set it already.
+    /// </summary>
+    public static bool MakeNonBlocking(System.Net.Sockets.Socket socket, int fd)
+    {
+        if (!socket.Blocking)
+        {
+            return true;
+        }
+
+        var flags = Fcntl(fd, FGetFl, 0);
+        return flags >= 0 && ((flags & ONonBlock) != 0 || Fcntl(fd, FSetFl, flags | ONonBlock) == 0);
+    }
 
     public static int EpollAdd(int epoll, int fd, uint events, ulong data) => EpollControl(epoll, EpollCtlAdd, fd, events, data);
 
@@ -46,6 +66,9 @@ internal static unsafe partial class LinuxSockets
         *(ulong*)(buffer + EventDataOffset) = data;
         return EpollCtl(epoll, operation, fd, buffer);
     }
+
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int Fcntl(int fd, int command, int argument);
 
     [LibraryImport("libc", EntryPoint = "epoll_create1", SetLastError = true)]
     public static partial int EpollCreate(int flags);

@@ -35,8 +35,12 @@ internal sealed class SplicedPair : EpollTarget
         try
         {
             upstream.SafeHandle.DangerousAddRef(ref _upstreamReferenced);
-            client.Blocking = false;
-            upstream.Blocking = false;
+            _clientFd = (int)client.SafeHandle.DangerousGetHandle();
+            _upstreamFd = (int)upstream.SafeHandle.DangerousGetHandle();
+            if (!MakeNonBlocking(client, _clientFd) || !MakeNonBlocking(upstream, _upstreamFd))
+            {
+                throw new SocketException(Errno);
+            }
         }
         catch
         {
@@ -44,8 +48,6 @@ internal sealed class SplicedPair : EpollTarget
             throw;
         }
 
-        _clientFd = (int)client.SafeHandle.DangerousGetHandle();
-        _upstreamFd = (int)upstream.SafeHandle.DangerousGetHandle();
         _toUpstream = new SpliceFlow(this, _clientFd, _upstreamFd, toUpstream: true);
         _toClient = new SpliceFlow(this, _upstreamFd, _clientFd, toUpstream: false);
     }

@@ -1,111 +1,75 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Runtime.CompilerServices;
-using Forwarder.L7.Http2.Codec;
 
 namespace Forwarder.L7.Http2.Client;
 
 /// <summary>
-/// One request/response exchange on an <see cref="Http2ClientConnection"/>: the caller writes the
-/// request body and trailers, then reads the response head, body and trailers. Objects are pooled
-/// per connection and reused once both the caller (by disposing) and the connection are done.
-/// All protocol state is guarded by the connection's lock; only the connection's reader writes
-/// into the body pipe.
+/// One request/response exchange on an <see cref="Http2ClientConnection"/>, as its caller holds it:
+/// the caller writes the request body and trailers, then reads the response head, body and
+/// trailers, and disposes it. The exchange's state is pooled and goes to a later request once
+/// both this caller and the connection are done with it; this handle is the caller's alone and
+/// stamped with the generation it was opened in, so once disposed it can never reach the next
+/// owner's exchange: disposing again does nothing, and every other member throws
+/// <see cref="ObjectDisposedException"/>.
 /// </summary>
+/// <remarks>
+/// The members that go through the connection (head, body writes, trailers, credit, cancel) check
+/// the generation under its lock and are safe against a dispose on another thread. Reading the
+/// body pipe is not (a pipe has one reader): reading and disposing at once is the caller's race.
+/// </remarks>
 internal sealed class Http2ClientStream : IAsyncDisposable
 {
-    private readonly Http2ClientConnection _connection;
-    private readonly Http2StreamSignal _headSignal = new();
-    private readonly Http2StreamSignal _windowSignal = new();
-    private CancellationTokenRegistration _cancellation;
-    private int _references;
-    private int _leased;
+    private readonly Http2ClientExchange _exchange;
+    private readonly int _generation;
 
-    internal Http2ClientStream(Http2ClientConnection connection, Http2ClientOptions options)
+    /// <summary>Under the connection's lock, as the exchange is opened.</summary>
+    internal Http2ClientStream(Http2ClientExchange exchange)
     {
-        _connection = connection;
-        Body = new Pipe(new PipeOptions(
-            options.Pool,
-            readerScheduler: PipeScheduler.Inline,
-            writerScheduler: PipeScheduler.Inline,
-            pauseWriterThreshold: 0,
-            useSynchronizationContext: false));
+        _exchange = exchange;
+        _generation = exchange.Generation;
     }
 
-    /// <summary>The stream id; 0 while pooled.</summary>
-    public int Id { get; private set; }
+    /// <summary>The stream id.</summary>
+    public int Id => Live.Id;
 
     /// <summary>The response's status, once <see cref="ReadResponseHeadAsync"/> completed.</summary>
-    public int Status { get; internal set; }
+    public int Status => Live.Status;
 
     /// <summary>The response head's fields, pseudo-headers included, once <see cref="ReadResponseHeadAsync"/> completed.</summary>
-    public Http2HeaderList ResponseHeaders { get; } = new();
+    public Http2HeaderList ResponseHeaders => Live.ResponseHeaders;
 
     /// <summary>The response trailers (gRPC's grpc-status among them), once the body has been read to its end; empty if none came.</summary>
-    public Http2HeaderList ResponseTrailers { get; } = new();
+    public Http2HeaderList ResponseTrailers => Live.ResponseTrailers;
 
-    // The fields below are the connection's, under its lock.
-    internal Pipe Body { get; }
+    /// <summary>The server has ended its side (read without the connection's lock: a hint, as a stream may end any moment).</summary>
+    internal bool RemoteEnded => Live.RemoteEnded;
 
-    internal Http2SendWindow SendWindow;
+    /// <summary>The pooled state behind the handle, for the connection (and tests) only: it outlives the lease.</summary>
+    internal Http2ClientExchange Exchange => _exchange;
 
-    internal Http2ReceiveWindow ReceiveWindow;
-
-    /// <summary>Body bytes delivered and not yet consumed: the connection-level credit still owed.</summary>
-    internal int Buffered { get; set; }
-
-    internal bool LocalEnded { get; set; }
-
-    internal bool RemoteEnded { get; set; }
-
-    internal bool HeadReceived { get; set; }
-
-    /// <summary>Out of the connection's table: reset, or ended both ways.</summary>
-    internal bool Closed { get; set; }
-
-    internal bool HeadWaiting { get; set; }
-
-    internal bool WindowWaiting { get; set; }
-
-    /// <summary>Why the stream failed; set once.</summary>
-    internal Exception? Error { get; set; }
-
-    internal Http2StreamSignal HeadSignal => _headSignal;
-
-    internal Http2StreamSignal WindowSignal => _windowSignal;
+    private Http2ClientExchange Live
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_exchange.Generation != _generation, this);
+            return _exchange;
+        }
+    }
 
     /// <summary>Waits for the response head (interim 1xx heads are skipped): then <see cref="Status"/> and <see cref="ResponseHeaders"/> hold it.</summary>
     /// <exception cref="Http2ClientException">The stream was reset or the connection ended first.</exception>
-    public ValueTask ReadResponseHeadAsync() => _connection.WaitForHeadAsync(this);
+    public ValueTask ReadResponseHeadAsync() => _exchange.Connection.WaitForHeadAsync(_exchange, _generation);
 
     /// <summary>
     /// The response body received so far. Give back what was used with <see cref="AdvanceBody(in ReadOnlySequence{byte}, SequencePosition)"/>,
     /// which is also what returns flow-control credit to the server. <see cref="ReadResult.IsCompleted"/>
     /// means the body has ended and <see cref="ResponseTrailers"/> are in.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<ReadResult> ReadBodyAsync()
-    {
-        var result = await Body.Reader.ReadAsync().ConfigureAwait(false);
-        if (result.IsCanceled)
-        {
-            Body.Reader.AdvanceTo(result.Buffer.Start);
-            throw Error ?? new Http2ClientException("The stream was cancelled.", Http2ErrorCode.Cancel, canRetry: false);
-        }
-
-        return result;
-    }
+    public ValueTask<ReadResult> ReadBodyAsync()
+        => _exchange.Generation == _generation ? _exchange.ReadBodyAsync() : ValueTask.FromException<ReadResult>(new ObjectDisposedException(GetType().FullName));
 
     /// <summary>Marks the body up to <paramref name="consumed"/> as used; its bytes go back to the server as window credit.</summary>
-    public void AdvanceBody(in ReadOnlySequence<byte> buffer, SequencePosition consumed)
-    {
-        var length = buffer.Slice(0, consumed).Length;
-        Body.Reader.AdvanceTo(consumed, buffer.End);
-        if (length > 0)
-        {
-            _connection.Consumed(this, (int)length);
-        }
-    }
+    public void AdvanceBody(in ReadOnlySequence<byte> buffer, SequencePosition consumed) => Live.AdvanceBody(_generation, buffer, consumed);
 
     /// <summary>Marks the whole buffer as used.</summary>
     public void AdvanceBody(in ReadOnlySequence<byte> buffer) => AdvanceBody(buffer, buffer.End);
@@ -115,66 +79,19 @@ internal sealed class Http2ClientStream : IAsyncDisposable
     /// they are spent), with END_STREAM on the last frame when <paramref name="endStream"/>. The
     /// caller may reuse <paramref name="data"/> once this completes.
     /// </summary>
-    public ValueTask WriteBodyAsync(ReadOnlyMemory<byte> data, bool endStream = false) => _connection.WriteDataAsync(this, data, endStream);
+    public ValueTask WriteBodyAsync(ReadOnlyMemory<byte> data, bool endStream = false) => _exchange.Connection.WriteDataAsync(_exchange, _generation, data, endStream);
 
     /// <summary>Ends the request: with trailers (a HEADERS frame with END_STREAM), or with an empty DATA frame with END_STREAM.</summary>
     public ValueTask EndRequestAsync(Http2HeaderList? trailers = null)
-        => trailers is { Count: > 0 } ? _connection.WriteTrailers(this, trailers) : _connection.WriteDataAsync(this, default, endStream: true);
+        => trailers is { Count: > 0 } ? _exchange.Connection.WriteTrailers(_exchange, _generation, trailers) : WriteBodyAsync(default, endStream: true);
 
     /// <summary>Abandons the exchange: RST_STREAM CANCEL unless it already ended both ways, and any wait fails.</summary>
-    public void Cancel() => _connection.Cancel(this);
+    public void Cancel() => ObjectDisposedException.ThrowIf(!_exchange.Connection.TryCancel(_exchange, _generation), this);
 
-    /// <summary>Releases the stream (cancelling it if still open) for reuse.</summary>
+    /// <summary>Releases the stream (cancelling it if still open) for reuse; again, nothing.</summary>
     public ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _leased, 0) == 0)
-        {
-            // Disposed already: the caller's reference was let go once.
-            return ValueTask.CompletedTask;
-        }
-
-        Cancel();
-        _connection.Discard(this);
-        _cancellation.Dispose();
-        _cancellation = default;
-        Release();
+        _exchange.EndLease(_generation);
         return ValueTask.CompletedTask;
-    }
-
-    /// <summary>Taken from the pool for a new exchange: held by the caller and by the connection's table.</summary>
-    internal void Open(int id, int sendWindow, int receiveWindow, CancellationToken cancellationToken)
-    {
-        Id = id;
-        SendWindow = new Http2SendWindow(sendWindow);
-        ReceiveWindow = new Http2ReceiveWindow(receiveWindow);
-        _references = 2;
-        _leased = 1;
-        if (cancellationToken.CanBeCanceled)
-        {
-            _cancellation = cancellationToken.UnsafeRegister(static state => ((Http2ClientStream)state!).Cancel(), this);
-        }
-    }
-
-    internal void AddReference() => Interlocked.Increment(ref _references);
-
-    /// <summary>Drops one holder; the last one resets the stream and returns it to the connection's pool.</summary>
-    internal void Release()
-    {
-        if (Interlocked.Decrement(ref _references) != 0)
-        {
-            return;
-        }
-
-        Body.Reader.Complete();
-        Body.Writer.Complete();
-        Body.Reset();
-        ResponseHeaders.Clear();
-        ResponseTrailers.Clear();
-        Id = 0;
-        Status = 0;
-        Buffered = 0;
-        LocalEnded = RemoteEnded = HeadReceived = Closed = HeadWaiting = WindowWaiting = false;
-        Error = null;
-        _connection.Return(this);
     }
 }

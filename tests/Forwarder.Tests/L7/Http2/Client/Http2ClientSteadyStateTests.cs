@@ -26,6 +26,8 @@ public sealed class Http2ClientSteadyStateTests : IDisposable
 
         var (perExchange, _) = await SteadyStateAllocations.MeasureAsync(count => ExchangesAsync(pool, head, count).GetAwaiter().GetResult(), windows: 4, operations: 1000);
 
+        // What is left is the caller's handle, 32 bytes (about 37 measured, under 1 before it): the
+        // pooled exchange must be out of reach of a handle disposed before it went to another request.
         Assert.True(perExchange < 64, $"{perExchange:F1} bytes allocated per exchange");
     }
 

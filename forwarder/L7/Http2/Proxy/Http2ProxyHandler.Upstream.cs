@@ -55,6 +55,7 @@ internal sealed partial class Http2ProxyHandler
                     Http2Failure? failed = null;
                     var refused = false;
                     var status = 0;
+                    string? cause = null;
                     try
                     {
                         upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout.Token).ConfigureAwait(false);
@@ -89,6 +90,11 @@ internal sealed partial class Http2ProxyHandler
                         if (failure.Dial is { } dial)
                         {
                             service.Metrics.ConnectFailed(dial);
+                        }
+                        else if (ex is Http2ClientPoolFullException)
+                        {
+                            service.Metrics.PoolFull();
+                            cause = "no room on the endpoint's HTTP/2 connections (all at the server's stream limit, http.maxConnections open) within the route's timeout";
                         }
 
                         (failed, status) = (failure, failure.Status);
@@ -128,7 +134,7 @@ internal sealed partial class Http2ProxyHandler
 
                     if (failed is not null)
                     {
-                        _owner.WarnExchangeFailed(route.Config.Name, service.Config.Name, endpoint.Config.Address, $"native HTTP/2 exchange failed ({failed.Value.Kind})", status);
+                        _owner.WarnExchangeFailed(route.Config.Name, service.Config.Name, endpoint.Config.Address, cause ?? $"native HTTP/2 exchange failed ({failed.Value.Kind})", status);
                         await RefuseAsync(stream, exchange, route, status, service).ConfigureAwait(false);
                         return;
                     }
@@ -505,6 +511,13 @@ internal sealed partial class Http2ProxyHandler
         {
             var dial = UpstreamConnector.Classify(socket.SocketErrorCode);
             return new(dial == ConnectFailure.Local ? Http2FailureKind.LocalConnect : Http2FailureKind.Connect, 503, dial);
+        }
+
+        if (ex is Http2ClientPoolFullException)
+        {
+            // The wait was for this node's own connections (http.maxConnections): no other
+            // endpoint would do better for a request that timed out, and this one did nothing wrong.
+            return new(Http2FailureKind.LocalConnect, 503);
         }
 
         if (timedOut)

@@ -16,6 +16,9 @@ namespace Forwarder.L7.Http2.Proxy;
 /// <content>The exchange with the upstream: attempts, retries, and the response streamed back.</content>
 internal sealed partial class Http2ProxyHandler
 {
+    /// <summary>Times a stream the upstream refused unprocessed goes again to the same endpoint before the next one is tried.</summary>
+    private const int MaxResends = 2;
+
     private async ValueTask ForwardAsync(Http2ServerStream stream, Http2ProxyExchange exchange, HttpListenerModel model, RouteModel route)
     {
         var started = _tracker.Now;
@@ -37,6 +40,7 @@ internal sealed partial class Http2ProxyHandler
         var bodiless = stream.RemoteClosed;
         var retry = new RetryDecision(route.Config.Retry, route.Budget, service.Config.ConnectAttempts, IsIdempotent(stream));
         var hasRequestId = BuildUpstreamHead(stream, exchange);
+        var resends = 0;
         try
         {
             while (true)
@@ -107,6 +111,16 @@ internal sealed partial class Http2ProxyHandler
                     else if (failed is null)
                     {
                         ServiceHealth.ReportSuccess(endpoint.Health);
+                    }
+
+                    if (refused && resends < MaxResends && (bodiless || !exchange.BodyStarted))
+                    {
+                        // Not processed (RFC 9113 8.7: REFUSED_STREAM, or above a GOAWAY's last
+                        // stream): routine for an upstream that recycles connections, so the same
+                        // endpoint takes it again on whatever connection its pool has now, as
+                        // SocketsHttpHandler does on the Kestrel path; neither a retry nor a failed connect.
+                        resends++;
+                        continue;
                     }
 
                     if (failed?.Attempt is not null || (failed is null && retry.MayRetryStatus(status)))
@@ -486,8 +500,9 @@ internal sealed partial class Http2ProxyHandler
     /// Whose fault a failed attempt was, as <see cref="Http2FailureClassifier"/> says for
     /// SocketsHttpHandler's: the client's side first, then a dial that failed, the route's
     /// timeout, and anything else a reset of a request already sent. A stream the upstream
-    /// refused unprocessed (REFUSED_STREAM, above a GOAWAY's last stream) counts as a failed
-    /// connect: any request may go elsewhere, and (<paramref name="refused"/>) health is not told.
+    /// refused unprocessed (REFUSED_STREAM, above a GOAWAY's last stream) is <paramref name="refused"/>:
+    /// health is not told, it goes again to the same endpoint, and past <see cref="MaxResends"/>
+    /// counts as a failed connect (any request may go elsewhere).
     /// </summary>
     private static Http2Failure Classify(Exception ex, Http2ServerStream stream, Http2ProxyExchange exchange, bool timedOut, out bool refused)
     {

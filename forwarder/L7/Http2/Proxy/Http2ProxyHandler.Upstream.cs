@@ -25,6 +25,16 @@ internal sealed partial class Http2ProxyHandler
         var head = exchange.Head;
         var service = route.PickService();
         service.Metrics.Http.RequestStarted();
+        if (service.Config.Http.Version.Major < 2)
+        {
+            // Only HTTP/2 is spoken upstream here: a reload made the service HTTP/1.1 while this
+            // connection stayed on the native engine. Dialling h2c would fail at every endpoint
+            // and be held against them; the client's next connection gets the Kestrel engine.
+            _owner.WarnNotHttp2(route.Config.Name, service.Config.Name);
+            await RefuseAsync(stream, exchange, route, 502, service).ConfigureAwait(false);
+            return;
+        }
+
         GeneratedCookie? generated = null;
         var key = service.HashesRequests ? RequestHashKey.Compute(service.Config.Lb.HashKeys, head, _clientAddress, out generated) : null;
         var index = key is { } hash ? service.Balancer.Pick(hash) : service.Balancer.Pick();

@@ -71,6 +71,14 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
             return;
         }
 
+        if (model.Config.Http2Engine != Http2Engine.Native)
+        {
+            // A reload moved the listener off this engine (say auto now picks Kestrel, for an
+            // HTTP/1.1 service): GOAWAY, so the client's next connection gets the engine the
+            // config resolves to now; this request is still served here.
+            stream.ShutdownConnection();
+        }
+
         var described = Describe(stream, model.Config.Limits, exchange);
         if (described != 0)
         {

@@ -52,6 +52,35 @@ public sealed class Http2NativeFrontTests
     }
 
     [Fact]
+    public async Task Auto_AfterAReloadToAnHttp11Service_ANativeConnection_Gets502AndGoAway_AndTheNextConnectionKestrel()
+    {
+        await using var h2 = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("h2"));
+        await using var h1 = HttpTestBackend.Text("h1");
+        var services = Http2Service("h2", h2.Port) + "\n" + Service("app", string.Empty, h1);
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", services));
+        var web = forwarder.EndPoint("web");
+        using var client = H2cClient();
+        using (var before = await client.GetAsync(At(web, "/x")))
+        {
+            Assert.Equal("h2", await before.Content.ReadAsStringAsync());
+            Assert.Equal("2 forwarder", string.Join(",", before.Headers.GetValues("via")));
+        }
+
+        Assert.True(await forwarder.ReloadAsync(Config("- service: app", services)));
+
+        // The kept connection is native still: it may not dial h2c to an HTTP/1.1 service.
+        using (var stale = await client.GetAsync(At(web, "/x")))
+        {
+            Assert.Equal(HttpStatusCode.BadGateway, stale.StatusCode);
+        }
+
+        // Told to go away, the client opens a new connection, on Kestrel now.
+        using var after = await client.GetAsync(At(web, "/x"));
+        Assert.Equal("h1", await after.Content.ReadAsStringAsync());
+        Assert.Equal("1.1 forwarder", string.Join(",", after.Headers.GetValues("via")));
+    }
+
+    [Fact]
     public async Task Native_ForwardsTheRoutedRequest_WithForwardingHeaders()
     {
         var seen = new TaskCompletionSource<IHeaderDictionary>(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -85,4 +85,29 @@ while True:
         // The endpoint is still in: a well-formed request is served.
         Assert.Equal("status 200 data 4 end", await SendAsync(web, "POST", "/fine", "5", "01234"));
     }
+
+    [Fact]
+    public async Task Settings_AllowKestrelsStreamCount_AndAHeaderListAsLargeAsTheListenersHeadLimit()
+    {
+        const string Settings = """
+import socket, sys
+import h2.config, h2.connection, h2.events
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c.initiate_connection()
+s.sendall(c.data_to_send())
+s.settimeout(60)
+while True:
+    events = c.receive_data(s.recv(65536))
+    if any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events):
+        print(c.remote_settings.max_concurrent_streams, c.remote_settings.max_header_list_size); break
+""";
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("ok"));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", backend.Port), "http2: native\nmaxHeaderBytes: 65536"));
+        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Settings, forwarder.EndPoint("web").Port.ToString(CultureInfo.InvariantCulture)], timeout: TimeSpan.FromSeconds(90));
+        Assert.True(exit == 0, error);
+
+        // 65536 head bytes and HPACK's 32 per field for the listener's 100 fields and four pseudo-headers.
+        Assert.Equal($"1000 {65536 + (32 * 104)}", output.Trim());
+    }
 }

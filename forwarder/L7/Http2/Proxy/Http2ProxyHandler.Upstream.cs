@@ -504,7 +504,7 @@ internal sealed partial class Http2ProxyHandler
 
     private static bool IsExchangeFailure(Exception ex)
         => ex is Http2ClientException or OperationCanceledException or IOException or SocketException or ConnectionResetException
-            or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException or UpstreamPoolFullException;
+            or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException;
 
     /// <summary>
     /// Whose fault a failed attempt was, as <see cref="Http2FailureClassifier"/> says for
@@ -536,6 +536,12 @@ internal sealed partial class Http2ProxyHandler
         {
             var dial = UpstreamConnector.Classify(socket.SocketErrorCode);
             return new(dial == ConnectFailure.Local ? Http2FailureKind.LocalConnect : Http2FailureKind.Connect, 503, dial);
+        }
+
+        if (ex is ObjectDisposedException { ObjectName: var disposed } && (disposed == typeof(Http2ClientPool).FullName || disposed == typeof(UpstreamConnectionPool).FullName))
+        {
+            // A reload closed the endpoint's pool under this request: nothing the endpoint did.
+            return new(Http2FailureKind.LocalConnect, 503);
         }
 
         if (ex is Http2ClientPoolFullException)

@@ -232,6 +232,13 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
 
         fields.Add("content-type"u8, "text/plain; charset=utf-8"u8);
         fields.Add("content-length"u8, refusal.Length);
+        if (stream.Method.SequenceEqual("HEAD"u8))
+        {
+            // A response to HEAD has no content (RFC 9110 9.3.2): strict clients reset a stream that sends some.
+            stream.WriteHeaders(status, fields, endStream: true);
+            return;
+        }
+
         stream.WriteHeaders(status, fields);
         await stream.WriteAsync(refusal.Body).ConfigureAwait(false);
         stream.Complete();

@@ -87,6 +87,17 @@ while True:
     }
 
     [Fact]
+    public async Task RefusalsToHead_CarryNoBody()
+    {
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("ok"));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { match: { path: { prefix: /h2 } }, service: h2 }", Http2Service("h2", backend.Port), "http2: native"));
+        var web = forwarder.EndPoint("web");
+
+        Assert.Equal("status 404 end", await SendAsync(web, "HEAD", "/nowhere"));
+        Assert.StartsWith("status 404 data ", await SendAsync(web, "GET", "/nowhere"));
+    }
+
+    [Fact]
     public async Task Settings_AllowKestrelsStreamCount_AndAHeaderListAsLargeAsTheListenersHeadLimit()
     {
         const string Settings = """

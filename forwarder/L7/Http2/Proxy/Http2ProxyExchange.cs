@@ -69,6 +69,9 @@ internal sealed class Http2ProxyExchange
     {
         BodyBytes = 0;
         BodyDone = BodyTooLarge = BodyMismatch = ClientGone = WaitingOnClient = false;
+
+        // A retried bodiless request with trailers gathers them again: once, not twice.
+        RequestTrailers.Clear();
     }
 
     public void Reset()
@@ -77,7 +80,6 @@ internal sealed class Http2ProxyExchange
         BodyStarted = HeadSent = false;
         Tried.Clear();
         Upstream.Clear();
-        RequestTrailers.Clear();
         Response.Clear();
         ResponseTrailers.Clear();
         Joined.ResetWrittenCount();

@@ -265,6 +265,7 @@ internal sealed partial class Http2ProxyHandler
             }
 
             var buffer = result.Buffer;
+            var advanced = false;
             if (result.IsCanceled)
             {
                 body.AdvanceTo(buffer.Start);
@@ -300,6 +301,7 @@ internal sealed partial class Http2ProxyHandler
                 }
 
                 body.AdvanceTo(buffer.End);
+                advanced = true;
                 if (result.IsCompleted)
                 {
                     if (exchange.BodyBytes < contentLength)
@@ -323,7 +325,13 @@ internal sealed partial class Http2ProxyHandler
             }
             catch (Exception ex) when (IsExchangeFailure(ex))
             {
-                // The upstream stream failed: the response side reports it.
+                // The upstream stream failed: the response side reports it. The read is ended
+                // (nothing consumed), or the next attempt's read would throw "already reading".
+                if (!advanced)
+                {
+                    body.AdvanceTo(buffer.Start);
+                }
+
                 return;
             }
         }
@@ -332,16 +340,18 @@ internal sealed partial class Http2ProxyHandler
     /// <summary>Sends the response's head, body and trailers to the client; the body's length, or -1 when either side cut it.</summary>
     private async ValueTask<long> CopyResponseAsync(Http2ServerStream stream, Http2ClientStream upstream, Http2ProxyExchange exchange, GeneratedCookie? generated)
     {
-        var grpcTrailersOnly = CopyResponseHead(upstream, exchange, generated);
+        CopyResponseHead(upstream, exchange, generated);
         long sent = 0;
         try
         {
-            if (grpcTrailersOnly || upstream.RemoteEnded)
+            if (upstream.RemoteEnded)
             {
                 // Perhaps nothing follows the head (a gRPC Trailers-Only response carries its
                 // status in it): then one HEADERS frame with END_STREAM, as the upstream sent,
                 // since a client finding an empty body and no trailers would see no status.
                 // Looked at without consuming: anything there goes the ordinary way below.
+                // Only once the upstream has ended: a head with grpc-status and a body still
+                // coming would otherwise be read to its end unconsumed, its window never returned.
                 System.IO.Pipelines.ReadResult peek;
                 do
                 {
@@ -399,12 +409,11 @@ internal sealed partial class Http2ProxyHandler
         }
     }
 
-    /// <summary>The response head for the client in <see cref="Http2ProxyExchange.Response"/>; true for a gRPC Trailers-Only response.</summary>
-    private static bool CopyResponseHead(Http2ClientStream upstream, Http2ProxyExchange exchange, GeneratedCookie? generated)
+    /// <summary>The response head for the client in <see cref="Http2ProxyExchange.Response"/>.</summary>
+    private static void CopyResponseHead(Http2ClientStream upstream, Http2ProxyExchange exchange, GeneratedCookie? generated)
     {
         var fields = exchange.Response;
         fields.Clear();
-        var grpcStatus = false;
         var headers = upstream.ResponseHeaders;
         for (var i = 0; i < headers.Count; i++)
         {
@@ -414,7 +423,6 @@ internal sealed partial class Http2ProxyHandler
                 continue;
             }
 
-            grpcStatus |= name.SequenceEqual("grpc-status"u8);
             fields.Add(name, headers.Value(i));
         }
 
@@ -423,8 +431,6 @@ internal sealed partial class Http2ProxyHandler
         {
             fields.Add("set-cookie"u8, Encoding.Latin1.GetBytes(generated.SetCookieValue));
         }
-
-        return grpcStatus;
     }
 
     private static bool IsConnectionSpecific(ReadOnlySpan<byte> name)

@@ -164,6 +164,7 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
         Append(text, ref written, " HTTP/1.1\r\nhost: "u8);
         Append(text, ref written, host);
         Append(text, ref written, "\r\n"u8);
+        var cookies = 0;
         for (var i = 0; i < fields.Count; i++)
         {
             var name = fields.Name(i);
@@ -172,9 +173,35 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
                 continue;
             }
 
+            if (name.SequenceEqual("cookie"u8))
+            {
+                cookies++;
+                continue;
+            }
+
             Append(text, ref written, name);
             Append(text, ref written, ": "u8);
             Append(text, ref written, fields.Value(i));
+            Append(text, ref written, "\r\n"u8);
+        }
+
+        if (cookies > 0)
+        {
+            // Browsers send each cookie as its own field over HTTP/2: one line, as RFC 9113 8.2.3
+            // joins them for an HTTP/1.1 head, so maxHeaders counts cookies as HTTP/1.1 does.
+            Append(text, ref written, "cookie: "u8);
+            for (var i = 0; i < fields.Count; i++)
+            {
+                if (fields.Name(i).SequenceEqual("cookie"u8))
+                {
+                    Append(text, ref written, fields.Value(i));
+                    if (--cookies > 0)
+                    {
+                        Append(text, ref written, "; "u8);
+                    }
+                }
+            }
+
             Append(text, ref written, "\r\n"u8);
         }
 

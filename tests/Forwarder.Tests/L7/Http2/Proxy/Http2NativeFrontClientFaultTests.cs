@@ -98,6 +98,26 @@ while True:
     }
 
     [Fact]
+    public async Task CookieCrumbs_CountAsOneField_AndReachTheUpstream()
+    {
+        var seen = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context =>
+        {
+            seen.TrySetResult(context.Request.Cookies.Count);
+            return context.Response.WriteAsync("ok");
+        }, k => k.Limits.MaxRequestHeaderCount = 1000);
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", backend.Port), "http2: native"));
+
+        // 120 crumbs, each its own field as browsers send them: more than the listener's 100 fields,
+        // but one Cookie line in HTTP/1.1. Upstream they stay crumbs (the backend takes that many fields).
+        string[] arguments = [.. Enumerable.Range(0, 120).SelectMany(i => new[] { "-H", $"cookie: c{i}=v{i}" }), $"http://127.0.0.1:{forwarder.EndPoint("web").Port}/x"];
+        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/nghttp", arguments, timeout: TimeSpan.FromSeconds(90));
+        Assert.True(exit == 0, output + error);
+        Assert.True(output.StartsWith("ok", StringComparison.Ordinal), output + error);
+        Assert.Equal(120, await seen.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
     public async Task Settings_AllowKestrelsStreamCount_AndAHeaderListAsLargeAsTheListenersHeadLimit()
     {
         const string Settings = """

@@ -124,7 +124,9 @@ internal static class HttpListenerReader
 
         foreach (var route in sequence.Children)
         {
-            if (route is YamlMappingNode mapping && mapping.Children.TryGetValue(new YamlScalarNode("websocket"), out var value) && value is YamlScalarNode { Value: "true" })
+            // Read as the route's own reader reads it (bool.TryParse: True, TRUE too).
+            if (route is YamlMappingNode mapping && mapping.Children.TryGetValue(new YamlScalarNode("websocket"), out var value)
+                && value is YamlScalarNode { Value: { } text } && bool.TryParse(text, out var on) && on)
             {
                 return true;
             }

@@ -66,6 +66,15 @@ internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, Con
         }
     }
 
+    /// <summary>A native HTTP/2 connection's request was routed to a service that is not HTTP/2 upstream (after a reload).</summary>
+    public void WarnNotHttp2(string route, string service)
+    {
+        if (_throttle.TryLog(route, service + "#not-h2", out var more))
+        {
+            LogNotHttp2(route, service, more);
+        }
+    }
+
     public void WarnResponseCut(string route, string service, string endpoint, string outcome)
     {
         if (_throttle.TryLog(route, endpoint + "#cut", out var more))
@@ -85,4 +94,7 @@ internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, Con
 
     [LoggerMessage(EventId = 405, Level = LogLevel.Warning, Message = "Route {Route}: endpoint {Endpoint} of service {Service} failed mid-response ({Outcome}); the client connection was reset ({Suppressed} more since the last such line)")]
     private partial void LogResponseCut(string route, string service, string endpoint, string outcome, long suppressed);
+
+    [LoggerMessage(EventId = 407, Level = LogLevel.Warning, Message = "Route {Route}: service {Service} is not an HTTP/2 service, and this HTTP/2 connection runs on the native engine, which forwards only over HTTP/2 (its listener's engine was picked before a reload); answered 502, and the connection was told to go away ({Suppressed} more since the last such line)")]
+    private partial void LogNotHttp2(string route, string service, long suppressed);
 }

@@ -77,8 +77,9 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
     /// <summary>
     /// The endpoint's own HTTP/2 connections, for the native HTTP/2 front's requests to a service
     /// with <c>http.version: "2"</c>: made on first use, dialled through the same dialer, closed
-    /// with this pool. The connection limit caps its connections too (they are not counted in
-    /// <see cref="OpenCount"/>: each carries many streams).
+    /// with this pool. The connection limit (http.maxConnections) caps its connections too, and
+    /// there is none without it (they are not counted in <see cref="OpenCount"/>: each carries
+    /// many streams).
     /// </summary>
     public Http2ClientPool Http2
     {
@@ -98,7 +99,10 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
                     {
                         ConnectTimeout = connectTimeout > TimeSpan.Zero ? connectTimeout : new Http2ClientOptions().ConnectTimeout,
                         IdleTimeout = idleTimeout,
-                        MaxConnections = maxConnections > 0 ? Math.Min(maxConnections, new Http2ClientOptions().MaxConnections) : new Http2ClientOptions().MaxConnections,
+                        // Unbounded unless the service says (as SocketsHttpHandler on the Kestrel
+                        // path): a small fixed cap queued everything past cap x the server's
+                        // stream limit (e.g. long gRPC streams) until the route's timeout.
+                        MaxConnections = maxConnections > 0 ? maxConnections : int.MaxValue,
                         Time = time,
                     });
             }

@@ -12,11 +12,15 @@ internal sealed class KestrelTestBackend(WebApplication app, int port) : IAsyncD
 {
     public int Port => port;
 
-    public static async Task<KestrelTestBackend> StartHttp2Async(RequestDelegate handler)
+    public static async Task<KestrelTestBackend> StartHttp2Async(RequestDelegate handler, Action<KestrelServerOptions>? configure = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2);
+            configure?.Invoke(k);
+        });
         var app = builder.Build();
         app.Run(handler);
         await app.StartAsync();

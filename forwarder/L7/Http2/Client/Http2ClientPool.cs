@@ -42,6 +42,7 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
 
     /// <summary>Opens a stream as <see cref="Http2ClientConnection.OpenStreamAsync"/> does, on a connection of the pool's choosing.</summary>
     /// <exception cref="Http2ClientException">The request could not be sent; <see cref="Http2ClientException.CanRetry"/> if not for want of trying.</exception>
+    /// <exception cref="Http2ClientPoolFullException">Cancelled while the pool was full, waiting for a stream to end.</exception>
     /// <exception cref="Exception">Dialling a connection failed.</exception>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Http2ClientStream> OpenStreamAsync(Http2HeaderList head, bool endStream, CancellationToken cancellationToken = default)
@@ -52,18 +53,19 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
             while (true)
             {
                 Task wait;
+                bool waitsForRoom;
                 lock (_gate)
                 {
                     ObjectDisposedException.ThrowIf(_disposed, this);
 
                     var closed = Volatile.Read(ref _streamsClosed);
-                    connection = Pick(out var full);
+                    connection = Pick(out waitsForRoom);
                     if (connection is not null)
                     {
                         break;
                     }
 
-                    if (full)
+                    if (waitsForRoom)
                     {
                         var freed = _freed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                         if (Volatile.Read(ref _streamsClosed) != closed)
@@ -85,7 +87,14 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
                     }
                 }
 
-                await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (waitsForRoom && cancellationToken.IsCancellationRequested)
+                {
+                    throw new Http2ClientPoolFullException(options.MaxConnections, cancellationToken);
+                }
             }
 
             try

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Forwarder.Configuration;
+using Forwarder.L7.Http1;
 using Forwarder.L7.Http2.Server;
 using Forwarder.Runtime;
 
@@ -13,6 +14,9 @@ namespace Forwarder.L7.Http2.Proxy;
 /// </summary>
 internal sealed class Http2NativeFront(ConnectionTracker tracker)
 {
+    /// <summary>Streams a client may have open on one connection: Kestrel's front's MaxStreamsPerConnection.</summary>
+    private const int MaxStreamsPerConnection = 1000;
+
     private readonly ConcurrentDictionary<Http2ServerConnection, byte> _connections = new(ReferenceEqualityComparer.Instance);
     private volatile bool _stopping;
 
@@ -20,11 +24,20 @@ internal sealed class Http2NativeFront(ConnectionTracker tracker)
     public async Task ServeAsync(ClientConnection client, Http1ProxyHandler owner, Http2ConnectionState state)
     {
         var config = state.Host.Model.Http?.Config;
+        var limits = config?.Limits ?? Http1Limits.Default;
         var options = new Http2ServerOptions
         {
             HeaderTimeout = config?.HeaderTimeout ?? HttpListenerConfig.DefaultHeaderTimeout,
             KeepAliveTimeout = config?.KeepAliveTimeout ?? HttpListenerConfig.DefaultKeepAliveTimeout,
             CoalesceHandlerWrites = true,
+
+            // As the Kestrel front allows: gRPC channels multiplex many streams on one connection.
+            MaxConcurrentStreams = MaxStreamsPerConnection,
+
+            // The listener's head limit, plus HPACK's 32 bytes per field (and the four pseudo-
+            // headers): what fits as an HTTP/1.1 head is not refused as a header list first.
+            // Describe then holds the request to the listener's limits exactly.
+            MaxHeaderListSize = limits.MaxHeadBytes + (32 * (limits.MaxHeaders + 4)),
         };
         var server = new Http2ServerConnection(client.Client.Transport, new Http2ProxyHandler(owner, client, state, tracker), options, tracker);
         _connections.TryAdd(server, 0);

@@ -47,6 +47,9 @@ internal sealed class Http2ProxyExchange
 
     public bool BodyTooLarge { get; set; }
 
+    /// <summary>The body's length is not the content-length the client declared (RFC 9113 8.1.1): the client's fault.</summary>
+    public bool BodyMismatch { get; set; }
+
     public bool ClientGone { get; set; }
 
     public bool WaitingOnClient { get; set; }
@@ -65,7 +68,10 @@ internal sealed class Http2ProxyExchange
     public void StartAttempt()
     {
         BodyBytes = 0;
-        BodyDone = BodyTooLarge = ClientGone = WaitingOnClient = false;
+        BodyDone = BodyTooLarge = BodyMismatch = ClientGone = WaitingOnClient = false;
+
+        // A retried bodiless request with trailers gathers them again: once, not twice.
+        RequestTrailers.Clear();
     }
 
     public void Reset()
@@ -74,7 +80,6 @@ internal sealed class Http2ProxyExchange
         BodyStarted = HeadSent = false;
         Tried.Clear();
         Upstream.Clear();
-        RequestTrailers.Clear();
         Response.Clear();
         ResponseTrailers.Clear();
         Joined.ResetWrittenCount();

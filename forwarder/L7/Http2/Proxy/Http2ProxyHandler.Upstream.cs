@@ -16,12 +16,25 @@ namespace Forwarder.L7.Http2.Proxy;
 /// <content>The exchange with the upstream: attempts, retries, and the response streamed back.</content>
 internal sealed partial class Http2ProxyHandler
 {
+    /// <summary>Times a stream the upstream refused unprocessed goes again to the same endpoint before the next one is tried.</summary>
+    private const int MaxResends = 2;
+
     private async ValueTask ForwardAsync(Http2ServerStream stream, Http2ProxyExchange exchange, HttpListenerModel model, RouteModel route)
     {
         var started = _tracker.Now;
         var head = exchange.Head;
         var service = route.PickService();
         service.Metrics.Http.RequestStarted();
+        if (service.Config.Http.Version.Major < 2)
+        {
+            // Only HTTP/2 is spoken upstream here: a reload made the service HTTP/1.1 while this
+            // connection stayed on the native engine. Dialling h2c would fail at every endpoint
+            // and be held against them; the client's next connection gets the Kestrel engine.
+            _owner.WarnNotHttp2(route.Config.Name, service.Config.Name);
+            await RefuseAsync(stream, exchange, route, 502, service).ConfigureAwait(false);
+            return;
+        }
+
         GeneratedCookie? generated = null;
         var key = service.HashesRequests ? RequestHashKey.Compute(service.Config.Lb.HashKeys, head, _clientAddress, out generated) : null;
         var index = key is { } hash ? service.Balancer.Pick(hash) : service.Balancer.Pick();
@@ -37,6 +50,7 @@ internal sealed partial class Http2ProxyHandler
         var bodiless = stream.RemoteClosed;
         var retry = new RetryDecision(route.Config.Retry, route.Budget, service.Config.ConnectAttempts, IsIdempotent(stream));
         var hasRequestId = BuildUpstreamHead(stream, exchange);
+        var resends = 0;
         try
         {
             while (true)
@@ -55,12 +69,13 @@ internal sealed partial class Http2ProxyHandler
                     Http2Failure? failed = null;
                     var refused = false;
                     var status = 0;
+                    string? cause = null;
                     try
                     {
                         upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout.Token).ConfigureAwait(false);
                         if (!bodiless)
                         {
-                            pump = PumpAsync(stream, upstream, exchange, model.Config.MaxBodySize);
+                            pump = PumpAsync(stream, upstream, exchange, model.Config.MaxBodySize, head.ContentLength);
                         }
 
                         await upstream.ReadResponseHeadAsync().ConfigureAwait(false);
@@ -90,6 +105,11 @@ internal sealed partial class Http2ProxyHandler
                         {
                             service.Metrics.ConnectFailed(dial);
                         }
+                        else if (ex is Http2ClientPoolFullException)
+                        {
+                            service.Metrics.PoolFull();
+                            cause = "no room on the endpoint's HTTP/2 connections (all at the server's stream limit, http.maxConnections open) within the route's timeout";
+                        }
 
                         (failed, status) = (failure, failure.Status);
                     }
@@ -101,6 +121,16 @@ internal sealed partial class Http2ProxyHandler
                     else if (failed is null)
                     {
                         ServiceHealth.ReportSuccess(endpoint.Health);
+                    }
+
+                    if (refused && resends < MaxResends && (bodiless || !exchange.BodyStarted))
+                    {
+                        // Not processed (RFC 9113 8.7: REFUSED_STREAM, or above a GOAWAY's last
+                        // stream): routine for an upstream that recycles connections, so the same
+                        // endpoint takes it again on whatever connection its pool has now, as
+                        // SocketsHttpHandler does on the Kestrel path; neither a retry nor a failed connect.
+                        resends++;
+                        continue;
                     }
 
                     if (failed?.Attempt is not null || (failed is null && retry.MayRetryStatus(status)))
@@ -128,7 +158,7 @@ internal sealed partial class Http2ProxyHandler
 
                     if (failed is not null)
                     {
-                        _owner.WarnExchangeFailed(route.Config.Name, service.Config.Name, endpoint.Config.Address, $"native HTTP/2 exchange failed ({failed.Value.Kind})", status);
+                        _owner.WarnExchangeFailed(route.Config.Name, service.Config.Name, endpoint.Config.Address, cause ?? $"native HTTP/2 exchange failed ({failed.Value.Kind})", status);
                         await RefuseAsync(stream, exchange, route, status, service).ConfigureAwait(false);
                         return;
                     }
@@ -143,8 +173,9 @@ internal sealed partial class Http2ProxyHandler
                     {
                         route.Metrics.Abort();
                         service.Metrics.Http.Abort();
-                        if (!stream.Aborted.IsCancellationRequested)
+                        if (!stream.Aborted.IsCancellationRequested && !exchange.BodyTooLarge && !exchange.BodyMismatch)
                         {
+                            // A body the client got wrong cut it, not the upstream.
                             _owner.WarnResponseCut(route.Config.Name, service.Config.Name, endpoint.Config.Address, "stream reset");
                         }
 
@@ -213,7 +244,7 @@ internal sealed partial class Http2ProxyHandler
     /// it saw is left in <paramref name="exchange"/>: a client that reset its stream, a body past
     /// the listener's maxBodySize (either resets the upstream stream), or the body's end.
     /// </summary>
-    private static async Task PumpAsync(Http2ServerStream stream, Http2ClientStream upstream, Http2ProxyExchange exchange, long? maxBodySize)
+    private static async Task PumpAsync(Http2ServerStream stream, Http2ClientStream upstream, Http2ProxyExchange exchange, long? maxBodySize, long? contentLength)
     {
         var body = stream.RequestBody;
         while (true)
@@ -234,6 +265,7 @@ internal sealed partial class Http2ProxyHandler
             }
 
             var buffer = result.Buffer;
+            var advanced = false;
             if (result.IsCanceled)
             {
                 body.AdvanceTo(buffer.Start);
@@ -254,6 +286,14 @@ internal sealed partial class Http2ProxyHandler
                         return;
                     }
 
+                    if (exchange.BodyBytes > contentLength)
+                    {
+                        body.AdvanceTo(buffer.Start);
+                        exchange.BodyMismatch = true;
+                        upstream.Cancel();
+                        return;
+                    }
+
                     foreach (var segment in buffer)
                     {
                         await upstream.WriteBodyAsync(segment).ConfigureAwait(false);
@@ -261,8 +301,17 @@ internal sealed partial class Http2ProxyHandler
                 }
 
                 body.AdvanceTo(buffer.End);
+                advanced = true;
                 if (result.IsCompleted)
                 {
+                    if (exchange.BodyBytes < contentLength)
+                    {
+                        // Ended short of the declared length: not sent as a complete request.
+                        exchange.BodyMismatch = true;
+                        upstream.Cancel();
+                        return;
+                    }
+
                     var trailers = stream.RequestTrailers;
                     for (var i = 0; i < trailers.Count; i++)
                     {
@@ -276,7 +325,13 @@ internal sealed partial class Http2ProxyHandler
             }
             catch (Exception ex) when (IsExchangeFailure(ex))
             {
-                // The upstream stream failed: the response side reports it.
+                // The upstream stream failed: the response side reports it. The read is ended
+                // (nothing consumed), or the next attempt's read would throw "already reading".
+                if (!advanced)
+                {
+                    body.AdvanceTo(buffer.Start);
+                }
+
                 return;
             }
         }
@@ -285,16 +340,18 @@ internal sealed partial class Http2ProxyHandler
     /// <summary>Sends the response's head, body and trailers to the client; the body's length, or -1 when either side cut it.</summary>
     private async ValueTask<long> CopyResponseAsync(Http2ServerStream stream, Http2ClientStream upstream, Http2ProxyExchange exchange, GeneratedCookie? generated)
     {
-        var grpcTrailersOnly = CopyResponseHead(upstream, exchange, generated);
+        CopyResponseHead(upstream, exchange, generated);
         long sent = 0;
         try
         {
-            if (grpcTrailersOnly || upstream.RemoteEnded)
+            if (upstream.RemoteEnded)
             {
                 // Perhaps nothing follows the head (a gRPC Trailers-Only response carries its
                 // status in it): then one HEADERS frame with END_STREAM, as the upstream sent,
                 // since a client finding an empty body and no trailers would see no status.
                 // Looked at without consuming: anything there goes the ordinary way below.
+                // Only once the upstream has ended: a head with grpc-status and a body still
+                // coming would otherwise be read to its end unconsumed, its window never returned.
                 System.IO.Pipelines.ReadResult peek;
                 do
                 {
@@ -352,12 +409,11 @@ internal sealed partial class Http2ProxyHandler
         }
     }
 
-    /// <summary>The response head for the client in <see cref="Http2ProxyExchange.Response"/>; true for a gRPC Trailers-Only response.</summary>
-    private static bool CopyResponseHead(Http2ClientStream upstream, Http2ProxyExchange exchange, GeneratedCookie? generated)
+    /// <summary>The response head for the client in <see cref="Http2ProxyExchange.Response"/>.</summary>
+    private static void CopyResponseHead(Http2ClientStream upstream, Http2ProxyExchange exchange, GeneratedCookie? generated)
     {
         var fields = exchange.Response;
         fields.Clear();
-        var grpcStatus = false;
         var headers = upstream.ResponseHeaders;
         for (var i = 0; i < headers.Count; i++)
         {
@@ -367,7 +423,6 @@ internal sealed partial class Http2ProxyHandler
                 continue;
             }
 
-            grpcStatus |= name.SequenceEqual("grpc-status"u8);
             fields.Add(name, headers.Value(i));
         }
 
@@ -376,8 +431,6 @@ internal sealed partial class Http2ProxyHandler
         {
             fields.Add("set-cookie"u8, Encoding.Latin1.GetBytes(generated.SetCookieValue));
         }
-
-        return grpcStatus;
     }
 
     private static bool IsConnectionSpecific(ReadOnlySpan<byte> name)
@@ -457,14 +510,15 @@ internal sealed partial class Http2ProxyHandler
 
     private static bool IsExchangeFailure(Exception ex)
         => ex is Http2ClientException or OperationCanceledException or IOException or SocketException or ConnectionResetException
-            or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException or UpstreamPoolFullException;
+            or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException;
 
     /// <summary>
     /// Whose fault a failed attempt was, as <see cref="Http2FailureClassifier"/> says for
     /// SocketsHttpHandler's: the client's side first, then a dial that failed, the route's
     /// timeout, and anything else a reset of a request already sent. A stream the upstream
-    /// refused unprocessed (REFUSED_STREAM, above a GOAWAY's last stream) counts as a failed
-    /// connect: any request may go elsewhere, and (<paramref name="refused"/>) health is not told.
+    /// refused unprocessed (REFUSED_STREAM, above a GOAWAY's last stream) is <paramref name="refused"/>:
+    /// health is not told, it goes again to the same endpoint, and past <see cref="MaxResends"/>
+    /// counts as a failed connect (any request may go elsewhere).
     /// </summary>
     private static Http2Failure Classify(Exception ex, Http2ServerStream stream, Http2ProxyExchange exchange, bool timedOut, out bool refused)
     {
@@ -479,10 +533,28 @@ internal sealed partial class Http2ProxyHandler
             return new(Http2FailureKind.ClientFault, 413);
         }
 
+        if (exchange.BodyMismatch)
+        {
+            return new(Http2FailureKind.ClientFault, 400);
+        }
+
         if (Find<SocketException>(ex) is { } socket)
         {
             var dial = UpstreamConnector.Classify(socket.SocketErrorCode);
             return new(dial == ConnectFailure.Local ? Http2FailureKind.LocalConnect : Http2FailureKind.Connect, 503, dial);
+        }
+
+        if (ex is ObjectDisposedException { ObjectName: var disposed } && (disposed == typeof(Http2ClientPool).FullName || disposed == typeof(UpstreamConnectionPool).FullName))
+        {
+            // A reload closed the endpoint's pool under this request: nothing the endpoint did.
+            return new(Http2FailureKind.LocalConnect, 503);
+        }
+
+        if (ex is Http2ClientPoolFullException)
+        {
+            // The wait was for this node's own connections (http.maxConnections): no other
+            // endpoint would do better for a request that timed out, and this one did nothing wrong.
+            return new(Http2FailureKind.LocalConnect, 503);
         }
 
         if (timedOut)

@@ -71,6 +71,14 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
             return;
         }
 
+        if (model.Config.Http2Engine != Http2Engine.Native)
+        {
+            // A reload moved the listener off this engine (say auto now picks Kestrel, for an
+            // HTTP/1.1 service): GOAWAY, so the client's next connection gets the engine the
+            // config resolves to now; this request is still served here.
+            stream.ShutdownConnection();
+        }
+
         var described = Describe(stream, model.Config.Limits, exchange);
         if (described != 0)
         {
@@ -79,6 +87,13 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
         }
 
         var head = exchange.Head;
+        if (stream.RemoteClosed && head.ContentLength > 0)
+        {
+            // HEADERS ended the stream: no body will match the declared length.
+            await RefuseAsync(stream, exchange, null, 400).ConfigureAwait(false);
+            return;
+        }
+
         head.NormalizePath(model.Config.PathNormalization);
         var route = model.Routes.Match(head);
         if (route is null)
@@ -121,6 +136,14 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
             return 501;
         }
 
+        if (path[0] != (byte)'/')
+        {
+            // Only origin-form goes upstream (as HttpForwarder requires): an absolute-form or
+            // asterisk :path would also replace the Host routed on, and the upstream's
+            // rejection of it must not count against the endpoint.
+            return 400;
+        }
+
         var host = stream.Authority;
         if (host.IsEmpty)
         {
@@ -141,6 +164,7 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
         Append(text, ref written, " HTTP/1.1\r\nhost: "u8);
         Append(text, ref written, host);
         Append(text, ref written, "\r\n"u8);
+        var cookies = 0;
         for (var i = 0; i < fields.Count; i++)
         {
             var name = fields.Name(i);
@@ -149,9 +173,35 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
                 continue;
             }
 
+            if (name.SequenceEqual("cookie"u8))
+            {
+                cookies++;
+                continue;
+            }
+
             Append(text, ref written, name);
             Append(text, ref written, ": "u8);
             Append(text, ref written, fields.Value(i));
+            Append(text, ref written, "\r\n"u8);
+        }
+
+        if (cookies > 0)
+        {
+            // Browsers send each cookie as its own field over HTTP/2: one line, as RFC 9113 8.2.3
+            // joins them for an HTTP/1.1 head, so maxHeaders counts cookies as HTTP/1.1 does.
+            Append(text, ref written, "cookie: "u8);
+            for (var i = 0; i < fields.Count; i++)
+            {
+                if (fields.Name(i).SequenceEqual("cookie"u8))
+                {
+                    Append(text, ref written, fields.Value(i));
+                    if (--cookies > 0)
+                    {
+                        Append(text, ref written, "; "u8);
+                    }
+                }
+            }
+
             Append(text, ref written, "\r\n"u8);
         }
 
@@ -209,6 +259,13 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
 
         fields.Add("content-type"u8, "text/plain; charset=utf-8"u8);
         fields.Add("content-length"u8, refusal.Length);
+        if (stream.Method.SequenceEqual("HEAD"u8))
+        {
+            // A response to HEAD has no content (RFC 9110 9.3.2): strict clients reset a stream that sends some.
+            stream.WriteHeaders(status, fields, endStream: true);
+            return;
+        }
+
         stream.WriteHeaders(status, fields);
         await stream.WriteAsync(refusal.Body).ConfigureAwait(false);
         stream.Complete();

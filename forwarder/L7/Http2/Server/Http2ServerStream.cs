@@ -116,6 +116,9 @@ internal sealed class Http2ServerStream
     /// <summary>Resets the stream with <paramref name="code"/> (RST_STREAM); the request body ends with an error.</summary>
     public void Reset(Http2ErrorCode code) => _connection.ResetByHandler(this, code);
 
+    /// <summary>Tells the client to take no more streams to this connection (<see cref="Http2ServerConnection.Shutdown"/>); this one and those before it finish.</summary>
+    public void ShutdownConnection() => _connection.Shutdown();
+
     internal void Open(int id, int receiveWindow, int sendWindow)
     {
         Id = id;

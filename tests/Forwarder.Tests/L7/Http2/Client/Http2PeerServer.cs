@@ -11,7 +11,8 @@ internal sealed class Http2PeerServer : IAsyncDisposable
     /// <summary>
     /// A python3-h2 server whose behaviour the request path picks: /ok answers "ok"; /resets
     /// answers the RST_STREAM codes it has received; /rst/N resets the stream with code N;
-    /// /close drops the connection without a word; /hang never answers. Modes (argv[1]):
+    /// /close drops the connection without a word; /hang never answers; /refuse-twice resets the
+    /// first two such streams (on any connection) with REFUSED_STREAM and answers "third". Modes (argv[1]):
     /// "plain"; "goaway" (the first connection waits for two /goaway requests, sends GOAWAY with the
     /// first as last stream, then answers only that one; later connections answer everything, "fresh");
     /// "no-settings-ack" (sends its SETTINGS, never acknowledges the client's, answers nothing).
@@ -26,6 +27,7 @@ internal sealed class Http2PeerServer : IAsyncDisposable
         print(srv.getsockname()[1], flush=True)
         resets = []
         count = [0]
+        refusals = [0]
         lock = threading.Lock()
         def answer(c, sid, body):
             c.send_headers(sid, [(b':status', b'200'), (b'content-length', str(len(body)).encode())])
@@ -53,6 +55,11 @@ internal sealed class Http2PeerServer : IAsyncDisposable
                         elif path == '/resets':
                             with lock: answer(c, sid, ','.join(str(int(r)) for r in resets).encode())
                         elif path.startswith('/rst/'): c.reset_stream(sid, int(path[5:]))
+                        elif path == '/refuse-twice':
+                            with lock:
+                                refusals[0] += 1; n = refusals[0]
+                            if n <= 2: c.reset_stream(sid, 7)
+                            else: answer(c, sid, b'third')
                         elif path == '/close':
                             sock.shutdown(socket.SHUT_RDWR); sock.close(); return
                         elif path == '/hang': pass

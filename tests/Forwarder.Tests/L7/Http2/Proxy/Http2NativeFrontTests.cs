@@ -52,6 +52,35 @@ public sealed class Http2NativeFrontTests
     }
 
     [Fact]
+    public async Task Auto_AfterAReloadToAnHttp11Service_ANativeConnection_Gets502AndGoAway_AndTheNextConnectionKestrel()
+    {
+        await using var h2 = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("h2"));
+        await using var h1 = HttpTestBackend.Text("h1");
+        var services = Http2Service("h2", h2.Port) + "\n" + Service("app", string.Empty, h1);
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", services));
+        var web = forwarder.EndPoint("web");
+        using var client = H2cClient();
+        using (var before = await client.GetAsync(At(web, "/x")))
+        {
+            Assert.Equal("h2", await before.Content.ReadAsStringAsync());
+            Assert.Equal("2 forwarder", string.Join(",", before.Headers.GetValues("via")));
+        }
+
+        Assert.True(await forwarder.ReloadAsync(Config("- service: app", services)));
+
+        // The kept connection is native still: it may not dial h2c to an HTTP/1.1 service.
+        using (var stale = await client.GetAsync(At(web, "/x")))
+        {
+            Assert.Equal(HttpStatusCode.BadGateway, stale.StatusCode);
+        }
+
+        // Told to go away, the client opens a new connection, on Kestrel now.
+        using var after = await client.GetAsync(At(web, "/x"));
+        Assert.Equal("h1", await after.Content.ReadAsStringAsync());
+        Assert.Equal("1.1 forwarder", string.Join(",", after.Headers.GetValues("via")));
+    }
+
+    [Fact]
     public async Task Native_ForwardsTheRoutedRequest_WithForwardingHeaders()
     {
         var seen = new TaskCompletionSource<IHeaderDictionary>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -201,9 +230,31 @@ public sealed class Http2NativeFrontTests
     }
 
     [Fact]
-    public async Task Native_RefusedStream_GoesToTheNextEndpoint_EvenForAPost_WithoutCountingAgainstHealth()
+    public async Task Native_RefusedStream_GoesAgainToTheSameEndpoint_AndAStreamAboveAGoAway_ToAFreshConnection()
     {
-        // The python3-h2 peer refuses /rst/7 with REFUSED_STREAM (7): unprocessed, so safe to send elsewhere.
+        await using var peer = await Http2PeerServer.StartH2Async("goaway");
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", $"app:\n  http: {{ version: \"2\" }}\n  outlierDetection: {{ consecutiveFailures: 1 }}\n  endpoints:\n    - address: 127.0.0.1:{peer.Port}", "http2: native"));
+        var web = forwarder.EndPoint("web");
+        using var client = H2cClient();
+
+        // The one endpoint refuses the first two (REFUSED_STREAM): sent a third time, it answers.
+        using var refused = await client.SendAsync(H2Request(HttpMethod.Post, At(web, "/refuse-twice")));
+        Assert.Equal(HttpStatusCode.OK, refused.StatusCode);
+        Assert.Equal("third", await refused.Content.ReadAsStringAsync());
+
+        // Two streams on one connection, then GOAWAY with the first as the last stream: the second goes on a new connection.
+        var bodies = await Task.WhenAll(client.GetStringAsync(At(web, "/goaway")), client.GetStringAsync(At(web, "/goaway")));
+        Assert.Equal(["first", "fresh"], bodies.Order());
+
+        var endpoint = forwarder.Runtime.Services["app"].Endpoints[0];
+        Assert.Equal((0, 0L), (endpoint.Health.ConsecutiveFailures, endpoint.Health.Ejections));
+        Assert.Equal(0, forwarder.Metrics.Service("app").Http.Retries);
+    }
+
+    [Fact]
+    public async Task Native_RefusedStream_AfterTwoResends_GoesToTheNextEndpoint_EvenForAPost_WithoutCountingAgainstHealth()
+    {
+        // The python3-h2 peer always refuses /rst/7 with REFUSED_STREAM (7): unprocessed, so safe to send elsewhere.
         await using var peer = await Http2PeerServer.StartH2Async("plain");
         await using var serving = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("served"));
         var services = $"app:\n  http: {{ version: \"2\" }}\n  outlierDetection: {{ consecutiveFailures: 100 }}\n  lb: {{ policy: round_robin }}\n  endpoints:\n    - {{ address: '127.0.0.1:{peer.Port}', weight: 100 }}\n    - {{ address: '127.0.0.1:{serving.Port}', weight: 1 }}";

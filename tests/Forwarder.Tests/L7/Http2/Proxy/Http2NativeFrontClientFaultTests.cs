@@ -1,0 +1,144 @@
+using System.Globalization;
+using System.Net;
+using Forwarder.Tests.Infrastructure;
+using Forwarder.Tests.L7.Http2.Server;
+using Microsoft.AspNetCore.Http;
+using static Forwarder.Tests.L7.Http1ProxyTests;
+using static Forwarder.Tests.L7.Http2ForwardingRulesTests;
+
+namespace Forwarder.Tests.L7.Http2.Proxy;
+
+/// <summary>
+/// What the native HTTP/2 front refuses or answers itself, and what it never holds against an
+/// endpoint: requests a client got wrong, written exactly as sent by a python3-h2 client (no
+/// validation of its own), are the client's fault.
+/// </summary>
+public sealed class Http2NativeFrontClientFaultTests
+{
+    /// <summary>argv: port, method, :path, content-length ("-" for none), body; prints "status N ... end" or "... reset CODE".</summary>
+    private const string Client = """
+import socket, sys
+import h2.config, h2.connection, h2.events
+port, method, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+length, body = sys.argv[4], sys.argv[5].encode()
+s = socket.create_connection(("127.0.0.1", port))
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False, validate_inbound_headers=False))
+c.initiate_connection()
+headers = [(":method", method), (":scheme", "http"), (":authority", "127.0.0.1:%d" % port), (":path", path)]
+if length != "-":
+    headers.append(("content-length", length))
+c.send_headers(1, headers, end_stream=not body)
+if body:
+    c.send_data(1, body, end_stream=True)
+s.sendall(c.data_to_send())
+s.settimeout(60)
+out = []
+while True:
+    data = s.recv(65536)
+    if not data:
+        print("closed " + " ".join(out)); break
+    done = False
+    for e in c.receive_data(data):
+        if isinstance(e, h2.events.ResponseReceived):
+            out.append("status " + dict(e.headers)[b":status"].decode())
+        elif isinstance(e, h2.events.DataReceived):
+            c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+            out.append("data %d" % len(e.data))
+        elif isinstance(e, h2.events.StreamEnded):
+            out.append("end"); done = True
+        elif isinstance(e, h2.events.StreamReset):
+            out.append("reset %d" % e.error_code); done = True
+    s.sendall(c.data_to_send())
+    if done:
+        print(" ".join(out)); break
+""";
+
+    private static async Task<string> SendAsync(IPEndPoint web, string method, string path, string length = "-", string body = "")
+    {
+        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Client, web.Port.ToString(CultureInfo.InvariantCulture), method, path, length, body], timeout: TimeSpan.FromSeconds(90));
+        Assert.True(exit == 0, error);
+        return output.Trim();
+    }
+
+    [Fact]
+    public async Task NonOriginFormPath_AndALyingContentLength_Get400_NeverReachTheUpstream_NorEjectIt()
+    {
+        var reached = 0;
+        await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>
+        {
+            Interlocked.Increment(ref reached);
+            await context.Request.Body.CopyToAsync(Stream.Null);
+            await context.Response.WriteAsync("read");
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", backend.Port, "outlierDetection: { consecutiveFailures: 1 }"), "http2: native"));
+        var web = forwarder.EndPoint("web");
+
+        Assert.StartsWith("status 400", await SendAsync(web, "GET", "http://other.example/x"));
+        Assert.StartsWith("status 400", await SendAsync(web, "OPTIONS", "*"));
+        Assert.StartsWith("status 400", await SendAsync(web, "POST", "/headers-only", "5"));
+        Assert.Equal(0, Volatile.Read(ref reached));
+
+        Assert.StartsWith("status 400", await SendAsync(web, "POST", "/over", "5", "0123456789"));
+        Assert.StartsWith("status 400", await SendAsync(web, "POST", "/short", "10", "01234"));
+        Assert.Equal(0, forwarder.Runtime.Services["h2"].Endpoints[0].Health.ConsecutiveFailures);
+
+        // The endpoint is still in: a well-formed request is served.
+        Assert.Equal("status 200 data 4 end", await SendAsync(web, "POST", "/fine", "5", "01234"));
+    }
+
+    [Fact]
+    public async Task RefusalsToHead_CarryNoBody()
+    {
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("ok"));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { match: { path: { prefix: /h2 } }, service: h2 }", Http2Service("h2", backend.Port), "http2: native"));
+        var web = forwarder.EndPoint("web");
+
+        Assert.Equal("status 404 end", await SendAsync(web, "HEAD", "/nowhere"));
+        Assert.StartsWith("status 404 data ", await SendAsync(web, "GET", "/nowhere"));
+    }
+
+    [Fact]
+    public async Task CookieCrumbs_CountAsOneField_AndReachTheUpstream()
+    {
+        var seen = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context =>
+        {
+            seen.TrySetResult(context.Request.Cookies.Count);
+            return context.Response.WriteAsync("ok");
+        }, k => k.Limits.MaxRequestHeaderCount = 1000);
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", backend.Port), "http2: native"));
+
+        // 120 crumbs, each its own field as browsers send them: more than the listener's 100 fields,
+        // but one Cookie line in HTTP/1.1. Upstream they stay crumbs (the backend takes that many fields).
+        string[] arguments = [.. Enumerable.Range(0, 120).SelectMany(i => new[] { "-H", $"cookie: c{i}=v{i}" }), $"http://127.0.0.1:{forwarder.EndPoint("web").Port}/x"];
+        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/nghttp", arguments, timeout: TimeSpan.FromSeconds(90));
+        Assert.True(exit == 0, output + error);
+        Assert.True(output.StartsWith("ok", StringComparison.Ordinal), output + error);
+        Assert.Equal(120, await seen.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public async Task Settings_AllowKestrelsStreamCount_AndAHeaderListAsLargeAsTheListenersHeadLimit()
+    {
+        const string Settings = """
+import socket, sys
+import h2.config, h2.connection, h2.events
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c.initiate_connection()
+s.sendall(c.data_to_send())
+s.settimeout(60)
+while True:
+    events = c.receive_data(s.recv(65536))
+    if any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events):
+        print(c.remote_settings.max_concurrent_streams, c.remote_settings.max_header_list_size); break
+""";
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("ok"));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", backend.Port), "http2: native\nmaxHeaderBytes: 65536"));
+        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Settings, forwarder.EndPoint("web").Port.ToString(CultureInfo.InvariantCulture)], timeout: TimeSpan.FromSeconds(90));
+        Assert.True(exit == 0, error);
+
+        // 65536 head bytes and HPACK's 32 per field for the listener's 100 fields and four pseudo-headers.
+        Assert.Equal($"1000 {65536 + (32 * 104)}", output.Trim());
+    }
+}

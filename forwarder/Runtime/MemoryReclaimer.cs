@@ -51,15 +51,15 @@ internal sealed partial class MemoryReclaimer(
     /// <summary>
     /// Once the process has started: what start-up allocated (the config's YAML tree, the hosts'
     /// builders, the admin warm-up's requests) is garbage, and with nothing allocating while idle
-    /// no collection would ever run to give its few MB back; the executable's pages start-up alone
-    /// read are let go too (<see cref="ExecutablePages"/>). Growth is counted from what is left.
+    /// no collection would ever run to give its few MB back; the executable's and the libraries'
+    /// pages start-up alone read are let go too (<see cref="CodePages"/>). Growth is counted from what is left.
     /// </summary>
     public void ReleaseStartupMemory()
     {
         var started = time.GetTimestamp();
         var resident = Environment.WorkingSet;
         CollectAndDecommit();
-        var (unmapped, written) = ExecutablePages.Release();
+        var (unmapped, written) = CodePages.Release();
         _policy.Begin(CommittedBytes());
         _settle.Begin(GC.GetTotalAllocatedBytes());
         LogStartupReleased(logger, resident / Mebi, Environment.WorkingSet / Mebi, unmapped / Mebi, written / 1024, CommittedBytes() / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
@@ -92,7 +92,7 @@ internal sealed partial class MemoryReclaimer(
         var started = time.GetTimestamp();
         var resident = Environment.WorkingSet;
         CollectAndDecommit();
-        ExecutablePages.Release();
+        CodePages.Release();
         _settle.Released(GC.GetTotalAllocatedBytes(), time.GetTimestamp(), settled: true);
         LogSettled(logger, resident / Mebi, Environment.WorkingSet / Mebi, time.GetElapsedTime(started).TotalMilliseconds);
     }
@@ -160,6 +160,6 @@ internal sealed partial class MemoryReclaimer(
     [LoggerMessage(EventId = 132, Level = LogLevel.Debug, Message = "Quiet after work: resident {BeforeMiB} MiB -> {AfterMiB} MiB in {Ms:F1} ms")]
     private static partial void LogSettled(ILogger logger, long beforeMiB, long afterMiB, double ms);
 
-    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Start-up memory released: resident {BeforeMiB} MiB -> {AfterMiB} MiB ({UnmappedMiB} MiB of the executable's read-only pages unmapped, {WrittenKiB} KiB it had written kept; managed heap committed {CommittedMiB} MiB) in {Ms:F1} ms")]
+    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Start-up memory released: resident {BeforeMiB} MiB -> {AfterMiB} MiB ({UnmappedMiB} MiB of the executable's and libraries' read-only pages unmapped, {WrittenKiB} KiB it had written kept; managed heap committed {CommittedMiB} MiB) in {Ms:F1} ms")]
     private static partial void LogStartupReleased(ILogger logger, long beforeMiB, long afterMiB, long unmappedMiB, long writtenKiB, long committedMiB, double ms);
 }

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Net.Sockets;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
 using Forwarder.Transports.Features;
@@ -36,7 +35,10 @@ internal sealed class TcpProxySession(
                 return Task.CompletedTask;
             }
 
-            return SpliceAsync(splicer, clientRaw, upstreamRaw);
+            // The splice closes both sockets as it ends: its completion is all there is to wait for.
+            var spliced = splicer.Splice(clientRaw, upstreamRaw, this);
+            client.AttachUpstream(_ => spliced.Abort());
+            return spliced.Completion;
         }
 
         client.AttachUpstream(reason => upstream.Abort(new ConnectionAbortedException(reason)));
@@ -46,17 +48,6 @@ internal sealed class TcpProxySession(
     }
 
     void ISpliceObserver.Forwarded(bool toUpstream, int bytes) => Count(bytes, toUpstream);
-
-    private async Task SpliceAsync(SocketSplicer splicer, Socket clientSocket, Socket upstreamSocket)
-    {
-        using (clientSocket)
-        using (upstreamSocket)
-        {
-            var spliced = splicer.Splice(clientSocket, upstreamSocket, this);
-            client.AttachUpstream(_ => spliced.Abort());
-            await spliced.Completion.ConfigureAwait(false);
-        }
-    }
 
     private async Task PumpAsync(ConnectionContext source, ConnectionContext target, bool toUpstream, bool directSend)
     {

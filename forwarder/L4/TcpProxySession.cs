@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Net.Sockets;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
 using Forwarder.Transports.Features;
@@ -35,16 +36,24 @@ internal sealed class TcpProxySession(
                 return Task.CompletedTask;
             }
 
-            // The splice closes both sockets as it ends: its completion is all there is to wait for.
-            var spliced = splicer.Splice(clientRaw, upstreamRaw, this);
-            client.AttachUpstream(_ => spliced.Abort());
-            return spliced.Completion;
+            return Splice(splicer, clientRaw, upstreamRaw);
         }
 
         client.AttachUpstream(reason => upstream.Abort(new ConnectionAbortedException(reason)));
         var toUpstream = PumpAsync(client.Client, upstream, toUpstream: true, directSend);
         var toClient = PumpAsync(upstream, client.Client, toUpstream: false, directSend);
         return Task.WhenAll(toUpstream, toClient);
+    }
+
+    /// <summary>
+    /// The splice closes both sockets as it ends: its completion is all there is to wait for. A
+    /// method of its own, so the abort's closure holds only the splice.
+    /// </summary>
+    private Task Splice(SocketSplicer splicer, Socket clientSocket, Socket upstreamSocket)
+    {
+        var spliced = splicer.Splice(clientSocket, upstreamSocket, this);
+        client.AttachUpstream(_ => spliced.Abort());
+        return spliced.Completion;
     }
 
     void ISpliceObserver.Forwarded(bool toUpstream, int bytes) => Count(bytes, toUpstream);

@@ -36,7 +36,7 @@ internal sealed class TcpProxySession(
                 return Task.CompletedTask;
             }
 
-            return SpliceAsync(splicer, clientRaw, upstreamRaw);
+            return Splice(splicer, clientRaw, upstreamRaw);
         }
 
         client.AttachUpstream(reason => upstream.Abort(new ConnectionAbortedException(reason)));
@@ -45,18 +45,18 @@ internal sealed class TcpProxySession(
         return Task.WhenAll(toUpstream, toClient);
     }
 
-    void ISpliceObserver.Forwarded(bool toUpstream, int bytes) => Count(bytes, toUpstream);
-
-    private async Task SpliceAsync(SocketSplicer splicer, Socket clientSocket, Socket upstreamSocket)
+    /// <summary>
+    /// The splice closes both sockets as it ends: its completion is all there is to wait for. A
+    /// method of its own, so the abort's closure holds only the splice.
+    /// </summary>
+    private Task Splice(SocketSplicer splicer, Socket clientSocket, Socket upstreamSocket)
     {
-        using (clientSocket)
-        using (upstreamSocket)
-        {
-            var spliced = splicer.Splice(clientSocket, upstreamSocket, this);
-            client.AttachUpstream(_ => spliced.Abort());
-            await spliced.Completion.ConfigureAwait(false);
-        }
+        var spliced = splicer.Splice(clientSocket, upstreamSocket, this);
+        client.AttachUpstream(_ => spliced.Abort());
+        return spliced.Completion;
     }
+
+    void ISpliceObserver.Forwarded(bool toUpstream, int bytes) => Count(bytes, toUpstream);
 
     private async Task PumpAsync(ConnectionContext source, ConnectionContext target, bool toUpstream, bool directSend)
     {

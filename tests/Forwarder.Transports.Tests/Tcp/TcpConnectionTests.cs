@@ -135,6 +135,22 @@ public sealed class TcpConnectionTests : TcpListenerFixture
     }
 
     [Fact]
+    public async Task ClosedToken_MadeBeforeTheAbort_FiresOnIt()
+    {
+        using var peer = await ConnectRawAsync();
+        await using var server = (await Listener.AcceptAsync())!;
+        var token = server.ConnectionClosed;
+        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var registration = token.Register(() => fired.TrySetResult());
+        Assert.False(token.IsCancellationRequested);
+
+        server.Abort(new ConnectionAbortedException("test abort"));
+
+        await fired.Task.WaitAsync(Timeout);
+        Assert.Equal(token, server.ConnectionClosed);
+    }
+
+    [Fact]
     public async Task Accept_AppliesNoDelay_AndExposesSocket()
     {
         using var peer = await ConnectRawAsync();

@@ -38,13 +38,25 @@ public sealed class SocketSplicer : IDisposable
     public int BlockSize { get; }
 
     /// <summary>
-    /// Joins the two sockets until both have sent their FIN or either fails. The sockets stay the
-    /// caller's: dispose them once the returned task completes (a reset outcome has already set
-    /// them to close with RST).
+    /// Joins the two sockets until both have sent their FIN or either fails. The sockets become the
+    /// splice's: both are closed (with RST after a reset) by the time its completion is set, and
+    /// at once if they cannot be spliced. Nothing of the caller's needs to wait for the splice,
+    /// so an idle pair costs no async frame.
     /// </summary>
     public SplicedConnection Splice(Socket client, Socket upstream, ISpliceObserver observer)
     {
-        var pair = new SplicedPair(client, upstream, observer);
+        SplicedPair pair;
+        try
+        {
+            pair = new SplicedPair(client, upstream, observer);
+        }
+        catch
+        {
+            client.Dispose();
+            upstream.Dispose();
+            throw;
+        }
+
         NextThread().Register(pair);
         return new SplicedConnection(pair);
     }

@@ -6,9 +6,10 @@ namespace Forwarder.Transports.Tcp.Splicing;
 
 /// <summary>
 /// A client socket and an upstream socket joined by two flows, driven by one splicer thread.
-/// It ends when both FINs have crossed (completed) or when either side fails (reset). It never
-/// closes the sockets: their owner does, after <see cref="Completion"/>, so no descriptor is reused
-/// while the thread might still see events for it.
+/// It ends when both FINs have crossed (completed) or when either side fails (reset). The sockets
+/// are the pair's: it closes them as it ends, on its thread and after taking them out of the epoll
+/// set, so no descriptor is reused while the thread might still act on it (an event for it left in
+/// the loop finds the pair closed).
 /// </summary>
 internal sealed class SplicedPair : EpollTarget
 {
@@ -30,7 +31,7 @@ internal sealed class SplicedPair : EpollTarget
         _observer = observer;
 
         // Held until the pair ends, so a descriptor cannot be closed and reused while the splicer
-        // thread may still act on it. The owner disposes the sockets only after the pair ends.
+        // thread may still act on it (by an abort's shutdown racing the end, say).
         client.SafeHandle.DangerousAddRef(ref _clientReferenced);
         try
         {
@@ -154,6 +155,8 @@ internal sealed class SplicedPair : EpollTarget
         }
 
         ReleaseReferences();
+        _client.Dispose();
+        _upstream.Dispose();
         Thread.Ended(this);
         _completion.TrySetResult(outcome);
     }

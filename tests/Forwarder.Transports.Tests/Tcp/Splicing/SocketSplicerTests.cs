@@ -37,6 +37,26 @@ public sealed class SocketSplicerTests : IDisposable
     }
 
     [Fact]
+    public async Task EndedSplice_HasClosedBothOfItsSockets_AResetOneWithRst()
+    {
+        using var splicer = new SocketSplicer(threads: 1);
+        var (client, clientSide) = await ConnectedPairAsync();
+        var (upstreamSide, server) = await ConnectedPairAsync();
+        var spliced = splicer.Splice(clientSide, upstreamSide, _counter);
+        Assert.False(clientSide.SafeHandle.IsClosed);
+
+        // The upstream fails: the pair resets both sides and closes its sockets itself.
+        server.LingerState = new LingerOption(true, 0);
+        server.Close();
+
+        Assert.Equal(SpliceOutcome.Reset, await spliced.Completion.WaitAsync(Timeout));
+        Assert.True(clientSide.SafeHandle.IsClosed, "the client's socket outlived the splice");
+        Assert.True(upstreamSide.SafeHandle.IsClosed, "the upstream's socket outlived the splice");
+        var reset = await Assert.ThrowsAsync<SocketException>(() => ReceiveToEndAsync(client));
+        Assert.Equal(SocketError.ConnectionReset, reset.SocketErrorCode);
+    }
+
+    [Fact]
     public async Task Abort_EndsThePair_PeersSeeTheEnd()
     {
         using var splicer = new SocketSplicer(threads: 1);

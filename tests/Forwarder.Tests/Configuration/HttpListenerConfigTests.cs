@@ -294,6 +294,38 @@ public sealed class HttpListenerConfigTests
     public void Parse_InvalidHttpListener_NamesFileLineAndField(string body, string location, string message)
         => AssertSingleError(HttpListener + body + Services, location, message);
 
+    // auto resolves once, at load: the native engine only where every service speaks HTTP/2 upstream
+    // and no route asks for WebSockets itself, read as the route reader reads the flag.
+    [Theory]
+    [InlineData("", "Native")]
+    [InlineData(", websocket: false", "Native")]
+    [InlineData(", websocket: true", "Kestrel")]
+    [InlineData(", websocket: True", "Kestrel")]
+    [InlineData(", websocket: TRUE", "Kestrel")]
+    public void Parse_Http2Auto_PicksTheEngineFromServicesAndWebSocketRoutes(string webSocket, string expected)
+    {
+        var config = ConfigLoader.Parse($$"""
+            listeners:
+              - name: web
+                listen: 127.0.0.1:8080
+                protocol: http
+                routes: [ { service: grpc{{webSocket}} } ]
+              - name: mixed
+                listen: 127.0.0.1:8081
+                protocol: http
+                routes: [ { service: grpc }, { service: blue } ]
+            services:
+              grpc:
+                http: { version: "2" }
+                endpoints: [ { address: '127.0.0.1:9001' } ]
+              blue:
+                endpoints: [ { address: '127.0.0.1:9002' } ]
+            """, "auto.yaml");
+
+        Assert.Equal(Enum.Parse<Http2Engine>(expected), Assert.IsType<HttpListenerConfig>(config.Listeners[0].Http).Http2Engine);
+        Assert.Equal(Http2Engine.Kestrel, Assert.IsType<HttpListenerConfig>(config.Listeners[1].Http).Http2Engine);
+    }
+
     [Theory]
     [InlineData("listeners:\n  - name: tcp\n    listen: 127.0.0.1:7000\n    service: blue\n    routes: [ { service: blue } ]\n", "bad.yaml:5:13", "listeners[0].routes: applies to http listeners only")]
     [InlineData("listeners:\n  - name: tcp\n    listen: 127.0.0.1:7000\n    protocol: tcp\n    service: blue\n    http: { maxHeaders: 10 }\n", "bad.yaml:6:11", "listeners[0].http: applies to http listeners only")]

@@ -14,8 +14,13 @@ namespace Forwarder.L7.Http2.Proxy;
 /// </summary>
 internal sealed class Http2NativeFront(ConnectionTracker tracker)
 {
-    /// <summary>Streams a client may have open on one connection: Kestrel's front's MaxStreamsPerConnection.</summary>
-    private const int MaxStreamsPerConnection = 1000;
+    /// <summary>
+    /// Streams a client may have open on one connection (HAProxy's default too). Not Kestrel's
+    /// front's 1000: this server credits the connection window as request DATA arrives and lets
+    /// each stream's 256 KiB window bound what it buffers, so streams x window is what one client
+    /// connection can make the proxy hold (25 MiB here, 250 MiB at 1000).
+    /// </summary>
+    private const int MaxStreamsPerConnection = 100;
 
     private readonly ConcurrentDictionary<Http2ServerConnection, byte> _connections = new(ReferenceEqualityComparer.Instance);
     private volatile bool _stopping;
@@ -31,7 +36,6 @@ internal sealed class Http2NativeFront(ConnectionTracker tracker)
             KeepAliveTimeout = config?.KeepAliveTimeout ?? HttpListenerConfig.DefaultKeepAliveTimeout,
             CoalesceHandlerWrites = true,
 
-            // As the Kestrel front allows: gRPC channels multiplex many streams on one connection.
             MaxConcurrentStreams = MaxStreamsPerConnection,
 
             // The listener's head limit, plus HPACK's 32 bytes per field (and the four pseudo-

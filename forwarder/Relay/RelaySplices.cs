@@ -26,15 +26,19 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     /// <summary>The byte each half reads once its partner is in and the splice starts.</summary>
     public const byte Paired = 0;
 
-    /// <summary>How long a connection may take to send its ticket.</summary>
+    /// <summary>How long a connection may take, from its accept, to send its whole ticket.</summary>
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// Connections still sending their tickets, at most: each holds a blocked thread for up to
-    /// <see cref="HelloTimeout"/> (the ticket is read with a plain blocking receive so that .NET's
-    /// socket engine never watches a socket the splicer takes over), and anyone can connect here.
+    /// Connections still sending their tickets, at most: anyone can connect here. They cost no
+    /// thread: the accepting thread polls them beside the listener (a plain poll, so that .NET's
+    /// socket engine never watches a socket the splicer takes over), and each has until
+    /// <see cref="HelloTimeout"/> after its accept whatever it trickles.
     /// </summary>
-    private const int MaxHellos = 64;
+    private const int MaxHellos = 256;
+
+    /// <summary>How long one poll waits, so that deadlines and a stop are seen this often.</summary>
+    private const int PollMicroseconds = 100_000;
 
     private readonly Socket _listener;
     private readonly SocketSplicer _splicer;
@@ -47,7 +51,6 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     private readonly ConcurrentDictionary<Rendezvous, byte> _open = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Thread _accepting;
-    private int _hellos;
 
     public RelaySplices(IPEndPoint endPoint, TimeSpan lifetime, RelayRegistry registry, TimeProvider time, ILogger logger)
     {
@@ -116,56 +119,93 @@ internal sealed partial class RelaySplices : IAsyncDisposable
 
     private static string NewTicket() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(TicketLength));
 
+    /// <summary>Accepts connections and reads their tickets, all on this one thread, until the relay stops.</summary>
     private void AcceptLoop()
     {
-        while (!_stopping.IsCancellationRequested)
-        {
-            Socket socket;
-            try
-            {
-                socket = _listener.Accept();
-            }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-            {
-                if (_stopping.IsCancellationRequested)
-                {
-                    return;
-                }
-
-                continue;
-            }
-
-            if (Interlocked.Increment(ref _hellos) > MaxHellos)
-            {
-                Interlocked.Decrement(ref _hellos);
-                _registry.TicketRefused(expired: false);
-                socket.Dispose();
-                continue;
-            }
-
-            // Small TLS records (a request, a window update) must not wait for Nagle to send them.
-            socket.NoDelay = true;
-            _ = Task.Run(() => Present(socket));
-        }
-    }
-
-    /// <summary>Reads a half's ticket and files the half under its rendezvous; never throws.</summary>
-    private void Present(Socket socket)
-    {
-        string? ticket;
+        Dictionary<Socket, Hello> hellos = [];
+        List<Socket> readable = [];
         try
         {
-            ticket = ReadTicket(socket);
-        }
-        catch (SocketException)
-        {
-            ticket = null;
+            while (!_stopping.IsCancellationRequested)
+            {
+                readable.Clear();
+                readable.Add(_listener);
+                readable.AddRange(hellos.Keys);
+                try
+                {
+                    Socket.Select(readable, null, null, PollMicroseconds);
+                }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+                {
+                    if (_stopping.IsCancellationRequested)
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+
+                foreach (var socket in readable)
+                {
+                    if (socket == _listener)
+                    {
+                        Accept(hellos);
+                    }
+                    else if (hellos.TryGetValue(socket, out var hello) && hello.Receive() is not Hello.Progress.Partial)
+                    {
+                        hellos.Remove(socket);
+                        Present(socket, hello.Ticket);
+                    }
+                }
+
+                var now = Environment.TickCount64;
+                foreach (var (socket, hello) in hellos)
+                {
+                    if (now >= hello.Deadline)
+                    {
+                        hellos.Remove(socket);
+                        Present(socket, ticket: null);
+                    }
+                }
+            }
         }
         finally
         {
-            Interlocked.Decrement(ref _hellos);
+            foreach (var socket in hellos.Keys)
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    private void Accept(Dictionary<Socket, Hello> hellos)
+    {
+        Socket socket;
+        try
+        {
+            // The poll found a connection waiting: this does not block.
+            socket = _listener.Accept();
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return;
         }
 
+        if (hellos.Count >= MaxHellos)
+        {
+            _registry.TicketRefused(expired: false);
+            socket.Dispose();
+            return;
+        }
+
+        // Small TLS records (a request, a window update) must not wait for Nagle to send them.
+        socket.NoDelay = true;
+        hellos[socket] = new Hello(socket, Environment.TickCount64 + (long)HelloTimeout.TotalMilliseconds);
+    }
+
+    /// <summary>Files a half under its rendezvous by its ticket (null: none came, or not a ticket); never throws.</summary>
+    private void Present(Socket socket, string? ticket)
+    {
         Rendezvous? rendezvous = null;
         var complete = false;
         lock (_lock)
@@ -189,9 +229,9 @@ internal sealed partial class RelaySplices : IAsyncDisposable
 
         if (rendezvous is null)
         {
-            // Forged, replayed, or void: only this connection goes; every pair keeps going.
+            // Forged, replayed, void, or never sent in time: only this connection goes; every pair keeps going.
             _registry.TicketRefused(expired: false);
-            LogTicketRefused(_logger, socket.RemoteEndPoint?.ToString() ?? "?");
+            LogTicketRefused(_logger, RemoteOf(socket));
             socket.Dispose();
             return;
         }
@@ -203,23 +243,16 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         }
     }
 
-    private static string? ReadTicket(Socket socket)
+    private static string RemoteOf(Socket socket)
     {
-        socket.ReceiveTimeout = (int)HelloTimeout.TotalMilliseconds;
-        Span<byte> hello = stackalloc byte[4 + TicketLength];
-        var read = 0;
-        while (read < hello.Length)
+        try
         {
-            var received = socket.Receive(hello[read..]);
-            if (received == 0)
-            {
-                return null;
-            }
-
-            read += received;
+            return socket.RemoteEndPoint?.ToString() ?? "?";
         }
-
-        return hello[..Magic.Length].SequenceEqual(Magic) ? Convert.ToHexStringLower(hello[Magic.Length..]) : null;
+        catch (SocketException)
+        {
+            return "?";
+        }
     }
 
     /// <summary>Tells both halves they are paired and splices them until both FINs cross or either fails.</summary>
@@ -333,6 +366,44 @@ internal sealed partial class RelaySplices : IAsyncDisposable
             var (from, to) = toUpstream ? (Asker, Far) : (Far, Asker);
             from.AddFrom(bytes);
             to.AddTo(bytes);
+        }
+    }
+
+    /// <summary>A connection still sending its magic and ticket.</summary>
+    private sealed class Hello(Socket socket, long deadline)
+    {
+        private readonly byte[] _bytes = new byte[4 + TicketLength];
+        private int _read;
+
+        public enum Progress
+        {
+            Partial,
+            Done,
+        }
+
+        /// <summary>Environment.TickCount64 by which the whole hello must be in.</summary>
+        public long Deadline { get; } = deadline;
+
+        /// <summary>The ticket, once the whole hello came and starts with the magic; else null.</summary>
+        public string? Ticket { get; private set; }
+
+        /// <summary>Takes what the poll found waiting (never blocks); Done once the hello is whole, closed, or failed.</summary>
+        public Progress Receive()
+        {
+            var received = socket.Receive(_bytes, _read, _bytes.Length - _read, SocketFlags.None, out var error);
+            if (error != SocketError.Success || received == 0)
+            {
+                return Progress.Done;
+            }
+
+            _read += received;
+            if (_read < _bytes.Length)
+            {
+                return Progress.Partial;
+            }
+
+            Ticket = _bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic) ? Convert.ToHexStringLower(_bytes.AsSpan(Magic.Length)) : null;
+            return Progress.Done;
         }
     }
 }

@@ -179,6 +179,72 @@ public sealed class RelaySpliceTests : IDisposable
         Assert.Equal(2, relay.Registry.TicketsRefused);
     }
 
+    // A slowloris on the splice port, which anyone can reach: a hundred connections trickling
+    // their hellos a byte every 2 s (and coming back when closed) hold no thread and no place a
+    // real node needs, and each is closed 5 s after its accept however it trickles (a deadline per
+    // read would keep each 40 s).
+    [Fact]
+    public async Task TricklingHellos_HoldNoPlaceARealNodeNeeds_AndAreClosedOnTime()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, mode: "splice");
+        using var stop = new CancellationTokenSource();
+        var longest = TimeSpan.Zero;
+        var closedCount = 0;
+        var trickling = Task.WhenAll(Enumerable.Range(0, 100).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var socket = await SocketClient.ConnectAsync(relay.SpliceEndPoint!);
+                var opened = System.Diagnostics.Stopwatch.StartNew();
+                var closed = socket.ReceiveAsync(new byte[64], SocketFlags.None);
+                try
+                {
+                    while (!closed.IsCompleted && !stop.IsCancellationRequested)
+                    {
+                        await socket.SendAsync("F"u8.ToArray(), SocketFlags.None);
+                        await Task.WhenAny(closed, Task.Delay(TimeSpan.FromSeconds(2), stop.Token));
+                    }
+                }
+                catch (SocketException)
+                {
+                    // Closed under a send.
+                }
+
+                if (!stop.IsCancellationRequested)
+                {
+                    lock (stop)
+                    {
+                        longest = opened.Elapsed > longest ? opened.Elapsed : longest;
+                        closedCount++;
+                    }
+                }
+            }
+        })));
+
+        try
+        {
+            await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, "edge-a", [relay]);
+            await using var nodeA = await _mesh.StartNodeAAsync(backend.Address, linkAddress: null, [relay]);
+            await WaitRegisteredAsync(relay, nodeA, nodeB);
+            await WaitSplicedAsync(nodeA);
+            using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+            await SocketClient.AssertEchoAsync(client, "spliced beside a hundred slow hellos");
+            Assert.True(nodeA.Metrics.Peer("edge-b").StreamsOutOver(LinkPath.RelaySpliced) >= 1, "the stream took the spliced link");
+            await Eventually.TrueAsync(() => Volatile.Read(ref closedCount) >= 100, "every trickler was closed at least once");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await trickling.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+
+        lock (stop)
+        {
+            Assert.True(longest < TimeSpan.FromSeconds(15), $"a trickling hello was held {longest.TotalSeconds:0.0} s though its ticket was due 5 s after its accept");
+        }
+    }
+
     [Theory]
     [InlineData("terminate", "splice")]
     [InlineData("splice", "terminate")]

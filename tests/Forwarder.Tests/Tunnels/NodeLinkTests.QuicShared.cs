@@ -108,7 +108,7 @@ public sealed partial class NodeLinkTests
 
         await Eventually.TrueAsync(() => bToA.LinksUp == 2 && aToB.LinksUp == 2, "both links are up on both nodes");
         path.Cut();
-        await Eventually.TrueAsync(() => bToA.LinksUp == 1 && aToB.LinksUp == 1, "edge-a's link timed out on both nodes", TimeSpan.FromSeconds(60));
+        await Eventually.TrueAsync(() => bToA.LinksUp == 1 && aToB.LinksUp == 1, "edge-a's link timed out on both nodes", TimeSpan.FromSeconds(120));
 
         // The draining link still carries the held stream, but takes no new one: edge-b dials afresh.
         var opened = bToA.LinksOpened;

@@ -78,6 +78,29 @@ public sealed partial class NodeLinkTests : IDisposable
     }
 
     [Fact]
+    public async Task ManyConnectionsOfBulk_AtOnce_ArriveIntactThroughOneLink()
+    {
+        // Above four open streams the link's writer queues data frames, and hands the large ones to TLS from their own buffers.
+        const int Size = 2 * 1024 * 1024;
+        await using var backend = TcpTestServer.Echo();
+        await using var nodeB = await StartNodeBAsync(backend.Address);
+        await using var nodeA = await StartNodeAAsync(LinkAddress(nodeB), backend.Address);
+
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(async _ =>
+        {
+            using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+            var data = new byte[Size];
+            Random.Shared.NextBytes(data);
+            var echoed = SocketClient.ReceiveExactlyAsync(client, Size);
+            await client.SendAsync(data, SocketFlags.None);
+            var received = await echoed;
+            Assert.True(data.AsSpan().SequenceEqual(received), "the echo differs from what was sent");
+        }));
+
+        Assert.Equal(16, backend.AcceptedCount);
+    }
+
+    [Fact]
     public async Task ATargetTheRemoteNodeDoesNotHost_IsRefused_AndNeverConnected()
     {
         await using var hosted = TcpTestServer.Echo();

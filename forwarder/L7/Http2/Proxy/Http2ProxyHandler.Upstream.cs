@@ -72,7 +72,7 @@ internal sealed partial class Http2ProxyHandler
                     string? cause = null;
                     try
                     {
-                        upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout.Token).ConfigureAwait(false);
+                        upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout.Token, _upstreamWrites).ConfigureAwait(false);
                         if (!bodiless)
                         {
                             pump = PumpAsync(stream, upstream, exchange, model.Config.MaxBodySize, head.ContentLength);

@@ -37,6 +37,9 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
     private readonly Stack<Http2ProxyExchange> _pool = new();
     private readonly Lock _poolLock = new();
 
+    /// <summary>The upstream writes of the streams one read of the client opens: their heads leave together at the read's end.</summary>
+    private readonly Client.Http2ClientBatch _upstreamWrites = new();
+
     public Http2ProxyHandler(Http1ProxyHandler owner, ClientConnection client, Http2ConnectionState state, ConnectionTracker tracker)
     {
         _owner = owner;
@@ -48,6 +51,10 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
             : Encoding.ASCII.GetBytes(_clientAddress.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{_clientAddress}]" : _clientAddress.ToString());
         _scheme = client.Client.Features.Get<ITlsConnectionFeature>() is null ? "http"u8.ToArray() : "https"u8.ToArray();
     }
+
+    public void ReadStarted() => _upstreamWrites.Open();
+
+    public void ReadEnded() => _upstreamWrites.Close();
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask HandleAsync(Http2ServerStream stream)

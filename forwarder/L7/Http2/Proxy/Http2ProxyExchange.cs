@@ -92,11 +92,9 @@ internal sealed class Http2ProxyExchange
     /// <summary>The response head came: the deadline no longer applies (a client's reset still cancels).</summary>
     public void StopTimeout()
     {
-        lock (_timeoutLock)
-        {
-            _timeoutGeneration++;
-            Volatile.Write(ref _deadline, 0);
-        }
+        // No lock: a tick that read the deadline before this queues an Expire that finds the generation moved on.
+        Volatile.Write(ref _deadline, 0);
+        Interlocked.Increment(ref _timeoutGeneration);
     }
 
     /// <summary>The attempt is over (its upstream stream released): nothing cancels its token any more.</summary>

@@ -36,6 +36,9 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
 
     public void Touch(long now) => Volatile.Write(ref _lastActivity, now);
 
+    /// <summary>Deadlines of the connection's own beside its phase's (the route timeouts of its HTTP/2 streams), checked on every tick too.</summary>
+    public Action<long>? CheckOwnDeadlines { get; set; }
+
     /// <summary>Joins the upstream side to this connection's fate; aborts it at once if this one already was.</summary>
     public void AttachUpstream(Action<string> abort)
     {
@@ -79,6 +82,7 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
     /// </remarks>
     public void CheckDeadline(long now)
     {
+        CheckOwnDeadlines?.Invoke(now);
         var phase = Volatile.Read(ref _phase);
         if ((phase & Reached) != 0 || now < Volatile.Read(ref _deadline))
         {

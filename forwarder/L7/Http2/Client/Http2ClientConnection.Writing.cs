@@ -55,18 +55,24 @@ internal sealed partial class Http2ClientConnection
     /// <summary>Holds flushes back until disposed, so what the caller writes meanwhile (the heads of many streams) leaves together.</summary>
     public WriteBatch Batch()
     {
+        BeginBatch();
+        return new WriteBatch(this);
+    }
+
+    /// <summary>Holds flushes back until the matching <see cref="EndBatch"/>.</summary>
+    internal void BeginBatch()
+    {
         lock (_gate)
         {
             _batchDepth++;
         }
-
-        return new WriteBatch(this);
     }
 
     private static bool IsConnectionGone(Exception ex)
         => ex is IOException or ConnectionResetException or ConnectionAbortedException or OperationCanceledException or ObjectDisposedException or InvalidOperationException;
 
-    private void EndBatch()
+    /// <summary>Ends a <see cref="BeginBatch"/>: the last one out flushes what was held.</summary>
+    internal void EndBatch()
     {
         lock (_gate)
         {

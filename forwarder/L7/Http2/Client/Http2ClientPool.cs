@@ -40,12 +40,15 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
         }
     }
 
-    /// <summary>Opens a stream as <see cref="Http2ClientConnection.OpenStreamAsync"/> does, on a connection of the pool's choosing.</summary>
+    /// <summary>
+    /// Opens a stream as <see cref="Http2ClientConnection.OpenStreamAsync"/> does, on a connection
+    /// of the pool's choosing; with an open <paramref name="batch"/>, its head is sent when the batch closes.
+    /// </summary>
     /// <exception cref="Http2ClientException">The request could not be sent; <see cref="Http2ClientException.CanRetry"/> if not for want of trying.</exception>
     /// <exception cref="Http2ClientPoolFullException">Cancelled while the pool was full, waiting for a stream to end.</exception>
     /// <exception cref="Exception">Dialling a connection failed.</exception>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Http2ClientStream> OpenStreamAsync(Http2HeaderList head, bool endStream, CancellationToken cancellationToken = default)
+    public async ValueTask<Http2ClientStream> OpenStreamAsync(Http2HeaderList head, bool endStream, CancellationToken cancellationToken = default, Http2ClientBatch? batch = null)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -97,6 +100,7 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
                 }
             }
 
+            batch?.Hold(connection);
             try
             {
                 return await connection.OpenStreamAsync(head, endStream, cancellationToken).ConfigureAwait(false);

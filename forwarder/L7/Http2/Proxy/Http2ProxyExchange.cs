@@ -14,6 +14,14 @@ namespace Forwarder.L7.Http2.Proxy;
 internal sealed class Http2ProxyExchange
 {
     private byte[] _text = new byte[1024];
+    private readonly Lock _timeoutLock = new();
+    private CancellationTokenSource _timeout = new();
+    private CancellationTokenRegistration _clientAborted;
+    private int _timeoutGeneration;
+    private bool _expired;
+
+    /// <summary>When the attempt's route timeout passes (a tracker timestamp); 0: none.</summary>
+    private long _deadline;
 
     public Http1RequestHead Head { get; } = new();
 
@@ -35,6 +43,9 @@ internal sealed class Http2ProxyExchange
 
     public int RequestIdLength { get; set; }
 
+    /// <summary>Whether the route's timeout cancelled the attempt (not the client's reset).</summary>
+    public bool TimedOut { get; private set; }
+
     /// <summary>Whether the response head went to the client: past it, a failure can only reset the stream.</summary>
     public bool HeadSent { get; set; }
 
@@ -54,6 +65,76 @@ internal sealed class Http2ProxyExchange
 
     public bool WaitingOnClient { get; set; }
 
+    /// <summary>
+    /// An attempt begins: the token it waits with is cancelled when the client resets its stream
+    /// or when the connection tracker's tick finds <paramref name="deadline"/> passed
+    /// (<see cref="CheckDeadline"/>), without a linked source and a timer of its own.
+    /// </summary>
+    public CancellationToken ArmTimeout(CancellationToken clientAborted, long deadline)
+    {
+        lock (_timeoutLock)
+        {
+            _timeoutGeneration++;
+            TimedOut = false;
+            if (_expired || !_timeout.TryReset())
+            {
+                // Not disposed: Expire may still be cancelling it, and without a timer it holds nothing.
+                _timeout = new CancellationTokenSource();
+                _expired = false;
+            }
+
+            _clientAborted = clientAborted.UnsafeRegister(static source => ((CancellationTokenSource)source!).Cancel(), _timeout);
+            Volatile.Write(ref _deadline, deadline);
+            return _timeout.Token;
+        }
+    }
+
+    /// <summary>The response head came: the deadline no longer applies (a client's reset still cancels).</summary>
+    public void StopTimeout()
+    {
+        // No lock: a tick that read the deadline before this queues an Expire that finds the generation moved on.
+        Volatile.Write(ref _deadline, 0);
+        Interlocked.Increment(ref _timeoutGeneration);
+    }
+
+    /// <summary>The attempt is over (its upstream stream released): nothing cancels its token any more.</summary>
+    public void DisarmTimeout()
+    {
+        StopTimeout();
+
+        // Waits out a client's reset cancelling now: the source is reset only once nothing else cancels it.
+        _clientAborted.Dispose();
+        _clientAborted = default;
+    }
+
+    /// <summary>
+    /// On the tracker's tick: a deadline passed cancels the attempt's token, from the thread pool
+    /// (the cancellation runs the request's code, which must not stall the tick's other checks).
+    /// </summary>
+    public void CheckDeadline(long now)
+    {
+        var deadline = Volatile.Read(ref _deadline);
+        if (deadline == 0 || now < deadline)
+        {
+            return;
+        }
+
+        int generation;
+        lock (_timeoutLock)
+        {
+            if (_deadline != deadline)
+            {
+                // The attempt ended or got its head meanwhile.
+                return;
+            }
+
+            _deadline = 0;
+            generation = _timeoutGeneration;
+        }
+
+        ThreadPool.UnsafeQueueUserWorkItem(static state => state.Exchange.Expire(state.Generation), (Exchange: this, Generation: generation), preferLocal: false);
+    }
+
     /// <summary>A buffer of at least <paramref name="length"/> bytes for the described head.</summary>
     public byte[] Text(int length)
     {
@@ -63,6 +144,27 @@ internal sealed class Http2ProxyExchange
         }
 
         return _text;
+    }
+
+    private void Expire(int generation)
+    {
+        CancellationTokenSource timeout;
+        lock (_timeoutLock)
+        {
+            // An attempt that ended (or got its head) meanwhile is not cancelled for its deadline.
+            if (generation != _timeoutGeneration)
+            {
+                return;
+            }
+
+            TimedOut = true;
+            timeout = _timeout;
+            _expired = true;
+        }
+
+        // Outside the lock (the cancellation runs the request's code); the source is never reset
+        // for another attempt (_expired), so a late cancel reaches only the attempt it was for.
+        timeout.Cancel();
     }
 
     public void StartAttempt()

@@ -63,8 +63,7 @@ internal sealed partial class Http2ProxyHandler
                 Task? pump = null;
                 try
                 {
-                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted);
-                    timeout.CancelAfter(route.Config.Timeout);
+                    var timeout = exchange.ArmTimeout(stream.Aborted, _tracker.DeadlineAfter(route.Config.Timeout));
                     var sentAt = _tracker.Now;
                     Http2Failure? failed = null;
                     var refused = false;
@@ -72,7 +71,7 @@ internal sealed partial class Http2ProxyHandler
                     string? cause = null;
                     try
                     {
-                        upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout.Token).ConfigureAwait(false);
+                        upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout, _upstreamWrites).ConfigureAwait(false);
                         if (!bodiless)
                         {
                             pump = PumpAsync(stream, upstream, exchange, model.Config.MaxBodySize, head.ContentLength);
@@ -86,7 +85,7 @@ internal sealed partial class Http2ProxyHandler
                         upstream?.Cancel();
                         await SettleAsync(stream, pump).ConfigureAwait(false);
                         pump = null;
-                        var failure = Classify(ex, stream, exchange, timeout.IsCancellationRequested, out refused);
+                        var failure = Classify(ex, stream, exchange, exchange.TimedOut, out refused);
                         if (failure.Kind == Http2FailureKind.ClientGone)
                         {
                             route.Metrics.Abort();
@@ -164,7 +163,7 @@ internal sealed partial class Http2ProxyHandler
                     }
 
                     // The route's timeout is for the response head; a stream may then run as long as it lasts.
-                    timeout.CancelAfter(Timeout.Infinite);
+                    exchange.StopTimeout();
                     var upstreamLatency = _tracker.Since(sentAt);
                     route.Metrics.UpstreamLatency.Record(upstreamLatency);
                     service.Metrics.Http.UpstreamLatency.Record(upstreamLatency);
@@ -217,6 +216,7 @@ internal sealed partial class Http2ProxyHandler
                         await upstream.DisposeAsync().ConfigureAwait(false);
                     }
 
+                    exchange.DisarmTimeout();
                     endpoint.State.End();
                 }
             }

@@ -35,7 +35,13 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
     private readonly byte[] _clientAddressText;
     private readonly byte[] _scheme;
     private readonly Stack<Http2ProxyExchange> _pool = new();
+
+    /// <summary>Every exchange this connection made (under <see cref="_poolLock"/>), for the route timeouts' check on the tracker's tick.</summary>
+    private readonly List<Http2ProxyExchange> _exchanges = [];
     private readonly Lock _poolLock = new();
+
+    /// <summary>The upstream writes of the streams one read of the client opens: their heads leave together at the read's end.</summary>
+    private readonly Client.Http2ClientBatch _upstreamWrites = new();
 
     public Http2ProxyHandler(Http1ProxyHandler owner, ClientConnection client, Http2ConnectionState state, ConnectionTracker tracker)
     {
@@ -47,7 +53,12 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
         _clientAddressText = _clientAddress is null ? []
             : Encoding.ASCII.GetBytes(_clientAddress.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{_clientAddress}]" : _clientAddress.ToString());
         _scheme = client.Client.Features.Get<ITlsConnectionFeature>() is null ? "http"u8.ToArray() : "https"u8.ToArray();
+        client.CheckOwnDeadlines = CheckDeadlines;
     }
+
+    public void ReadStarted() => _upstreamWrites.Open();
+
+    public void ReadEnded() => _upstreamWrites.Close();
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask HandleAsync(Http2ServerStream stream)
@@ -281,7 +292,25 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
             }
         }
 
-        return new Http2ProxyExchange();
+        var created = new Http2ProxyExchange();
+        lock (_poolLock)
+        {
+            _exchanges.Add(created);
+        }
+
+        return created;
+    }
+
+    /// <summary>On the tracker's tick: the route timeouts of this connection's streams (at most its stream limit).</summary>
+    private void CheckDeadlines(long now)
+    {
+        lock (_poolLock)
+        {
+            foreach (var exchange in _exchanges)
+            {
+                exchange.CheckDeadline(now);
+            }
+        }
     }
 
     private void Return(Http2ProxyExchange exchange)

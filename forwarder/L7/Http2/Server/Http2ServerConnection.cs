@@ -190,6 +190,7 @@ internal sealed partial class Http2ServerConnection
             _batching = true;
         }
 
+        _handler.ReadStarted();
         try
         {
             while (!_closing)
@@ -216,6 +217,7 @@ internal sealed partial class Http2ServerConnection
         }
         finally
         {
+            _handler.ReadEnded();
             bool flush;
             lock (_lock)
             {

@@ -9,4 +9,18 @@ namespace Forwarder.L7.Http2.Server;
 internal interface IHttp2StreamHandler
 {
     ValueTask HandleAsync(Http2ServerStream stream);
+
+    /// <summary>
+    /// The reader starts applying one read's frames: the streams it hands over until
+    /// <see cref="ReadEnded"/> run their handlers (up to their first wait) within it, so what
+    /// they send elsewhere may leave together at its end.
+    /// </summary>
+    void ReadStarted()
+    {
+    }
+
+    /// <summary>The reader is done with the read <see cref="ReadStarted"/> announced (also when it failed).</summary>
+    void ReadEnded()
+    {
+    }
 }

@@ -136,6 +136,42 @@ public sealed class Http2NativeFrontTests
     }
 
     [Fact]
+    public async Task Native_RouteTimeout_Is504ForTheSlowStreamOnly_AndTheConnectionServesOnAfterIt()
+    {
+        var never = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>
+        {
+            if (context.Request.Path == "/slow")
+            {
+                await never.Task.WaitAsync(context.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default);
+                return;
+            }
+
+            await context.Response.WriteAsync("fast");
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: h2, timeout: 2s }", Http2Service("h2", backend.Port), "http2: native"));
+        var web = forwarder.EndPoint("web");
+        using var client = H2cClient();
+        try
+        {
+            var slow = client.GetAsync(At(web, "/slow"));
+            using var fast = await client.GetAsync(At(web, "/fast"));
+            using var timedOut = await slow.WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.Equal(HttpStatusCode.OK, fast.StatusCode);
+            Assert.Equal(HttpStatusCode.GatewayTimeout, timedOut.StatusCode);
+
+            // The connection's exchanges, the expired one among them, serve the next requests with a deadline of their own.
+            var after = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => client.GetStringAsync(At(web, "/fast"))));
+            Assert.All(after, text => Assert.Equal("fast", text));
+        }
+        finally
+        {
+            never.TrySetResult();
+        }
+    }
+
+    [Fact]
     public async Task Native_AccessLog_RecordsTheForwardedRequest()
     {
         await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>

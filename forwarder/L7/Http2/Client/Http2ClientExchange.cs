@@ -159,8 +159,8 @@ internal sealed class Http2ClientExchange
         Body.Reader.Complete();
         Body.Writer.Complete();
         Body.Reset();
-        ResponseHeaders.Clear();
-        ResponseTrailers.Clear();
+        ResponseHeaders.Recycle();
+        ResponseTrailers.Recycle();
         Id = 0;
         Status = 0;
         Buffered = 0;

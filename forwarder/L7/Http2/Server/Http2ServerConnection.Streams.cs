@@ -51,6 +51,11 @@ internal sealed partial class Http2ServerConnection
             stream.RequestHeaders = filled;
             stream.Open(id, _options.InitialStreamWindowSize, _peerInitialWindow);
             _streams.Add(id, stream);
+            if (_streams.Count > IdlePoolSize)
+            {
+                _poolNeededAt = Environment.TickCount64;
+            }
+
             _idleDeadline = 0;
             if (_blockEndStream)
             {
@@ -287,5 +292,13 @@ internal sealed partial class Http2ServerConnection
         stream.HandlerDone = false;
         stream.Recycle();
         _pool.Push(stream);
+        if (_streams.Count == 0 && Environment.TickCount64 - _poolNeededAt >= (long)_options.StreamPoolExpiry.TotalMilliseconds)
+        {
+            // Idle, and no burst lately: a past burst's streams are not kept for the connection's life (Kestrel expires its pooled streams too).
+            while (_pool.Count > IdlePoolSize)
+            {
+                _pool.Pop().Discard();
+            }
+        }
     }
 }

@@ -22,6 +22,9 @@ internal sealed partial class Http2ServerConnection
 {
     private const int RecentResets = 64;
 
+    /// <summary>Pooled streams kept once the connection is idle and no burst needed more for <see cref="Http2ServerOptions.StreamPoolExpiry"/>.</summary>
+    private const int IdlePoolSize = 4;
+
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
     private readonly IHttp2StreamHandler _handler;
@@ -43,6 +46,7 @@ internal sealed partial class Http2ServerConnection
     private int _peerInitialWindow = Http2Frames.DefaultWindowSize;
     private int _peerMaxFrameSize = Http2Frames.DefaultMaxFrameSize;
     private int _lastStreamId;
+    private long _poolNeededAt;
     private bool _firstBlockDone;
 
     // The header block being received: HEADERS then CONTINUATION fragments, joined.
@@ -103,6 +107,29 @@ internal sealed partial class Http2ServerConnection
         await _input.CompleteAsync().ConfigureAwait(false);
         await _output.CompleteAsync().ConfigureAwait(false);
         _block = ReturnBlock(_block);
+    }
+
+    internal int PooledStreams
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _pool.Count;
+            }
+        }
+    }
+
+    /// <summary>The header bytes the connection's pooled streams hold on to.</summary>
+    internal long PooledHeaderBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _pool.Sum(static s => (long)s.RequestHeaders.Capacity + s.RequestTrailers.Capacity);
+            }
+        }
     }
 
     /// <summary>Graceful close (RFC 9113 6.8): GOAWAY NO_ERROR naming the last stream taken; those finish, then the connection closes.</summary>

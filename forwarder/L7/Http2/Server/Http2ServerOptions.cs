@@ -24,6 +24,9 @@ internal sealed record Http2ServerOptions
     /// <summary>Response body buffered per stream before the handler's writes wait.</summary>
     public int ResponseBufferSize { get; init; } = 64 * 1024;
 
+    /// <summary>Once the connection is idle, pooled streams (and their header buffers) no burst needed for this long are dropped (Kestrel's stream pool expiry).</summary>
+    public TimeSpan StreamPoolExpiry { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>From the preface, and from each HEADERS, until its header block is whole.</summary>
     public TimeSpan HeaderTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

@@ -81,7 +81,8 @@ internal sealed class Http2ServerStream
 
     internal Http2SendWindow SendWindow;
 
-    internal ArrayBufferWriter<byte> Trailers { get; } = new();
+    /// <summary>The response trailers' encoded block.</summary>
+    internal ArrayBufferWriter<byte> Trailers { get; private set; } = new();
 
     internal PipeWriter RequestWriter => _request.Writer;
 
@@ -165,7 +166,7 @@ internal sealed class Http2ServerStream
     /// <summary>The handler consumed <paramref name="length"/> bytes of request body.</summary>
     internal void BodyConsumed(long length) => _connection.RequestBodyConsumed(this, (int)length);
 
-    /// <summary>Readies the stream for its next request: every pipe end completed, then reset.</summary>
+    /// <summary>Readies the stream for its next request: every pipe end completed, then reset; header buffers grown past <see cref="Http2HeaderFields.RetainedBytes"/> dropped.</summary>
     internal void Recycle()
     {
         _request.Writer.Complete();
@@ -175,12 +176,26 @@ internal sealed class Http2ServerStream
         _request.Reset();
         _response.Reset();
         _body.Reset();
+        RequestHeaders.Recycle();
+        RequestTrailers.Recycle();
+        if (Trailers.Capacity > Http2HeaderFields.RetainedBytes)
+        {
+            Trailers = new ArrayBufferWriter<byte>();
+        }
+
         _handling = default;
         if (!_aborted.TryReset())
         {
             _aborted.Dispose();
             _aborted = new CancellationTokenSource();
         }
+    }
+
+    /// <summary>Leaves the connection's pool for good: the header buffers go back to the array pool.</summary>
+    internal void Discard()
+    {
+        RequestHeaders.Release();
+        RequestTrailers.Release();
     }
 
     private void OnHandlerCompleted()

@@ -190,14 +190,29 @@ internal sealed partial class Http2ServerConnection
     {
         lock (_lock)
         {
-            if (stream.Active && !stream.RemoteClosed)
+            if (stream.Active)
             {
-                CreditStream(stream, length);
+                // Past Remove, what was left unread went back to the connection already.
+                stream.Buffered -= length;
+                CreditConnection(length);
+                if (!stream.RemoteClosed)
+                {
+                    CreditStream(stream, length);
+                }
             }
         }
 
         // The WINDOW_UPDATE must go now: the peer may be waiting for it, with nothing else to wake the writer.
         FlushIfWanted();
+    }
+
+    private void CreditConnection(int length)
+    {
+        if (length > 0 && _connectionReceive.Consume(length) is var increment and > 0)
+        {
+            Http2FrameWriter.WriteWindowUpdate(_control, 0, increment);
+            RequestFlush();
+        }
     }
 
     private void CreditStream(Http2ServerStream stream, int length)
@@ -266,6 +281,10 @@ internal sealed partial class Http2ServerConnection
 
         stream.Active = false;
         _streams.Remove(stream.Id);
+
+        // Body the handler never read: the connection's credit comes back with the stream.
+        CreditConnection(stream.Buffered);
+        stream.Buffered = 0;
         TryRecycle(stream);
         if (_streams.Count == 0)
         {

@@ -313,36 +313,38 @@ internal sealed partial class Http2ServerConnection
         {
             _connectionReceive.Receive(frame.FlowControlledLength, 0);
 
-            // Connection credit goes back as DATA arrives: what is buffered is bounded per stream by the stream windows.
-            var increment = _connectionReceive.Consume(frame.FlowControlledLength);
-            if (increment > 0)
+            // Connection credit goes back as the handler consumes the body (as Kestrel does), so
+            // one connection's unread bodies are bounded by its window, not by streams x stream
+            // window; what is not buffered for a handler (padding, a frame dropped or refused) at once.
+            var data = (int)frame.Payload.Length;
+            CreditConnection(frame.FlowControlledLength - data);
+            if (!_streams.TryGetValue(frame.StreamId, out var stream) || stream.RemoteClosed)
             {
-                Http2FrameWriter.WriteWindowUpdate(_control, 0, increment);
-                RequestFlush();
-            }
-
-            if (!_streams.TryGetValue(frame.StreamId, out var stream))
-            {
-                if (RecentlyReset(frame.StreamId))
+                CreditConnection(data);
+                if (stream is null && RecentlyReset(frame.StreamId))
                 {
                     return;
                 }
 
-                throw new Http2StreamException(frame.StreamId, Http2ErrorCode.StreamClosed, "DATA on a closed stream");
+                throw new Http2StreamException(frame.StreamId, Http2ErrorCode.StreamClosed, stream is null ? "DATA on a closed stream" : "DATA after END_STREAM");
             }
 
-            if (stream.RemoteClosed)
+            try
             {
-                throw new Http2StreamException(frame.StreamId, Http2ErrorCode.StreamClosed, "DATA after END_STREAM");
+                stream.ReceiveWindow.Receive(frame.FlowControlledLength, frame.StreamId);
             }
-
-            stream.ReceiveWindow.Receive(frame.FlowControlledLength, frame.StreamId);
-            var padding = frame.FlowControlledLength - (int)frame.Payload.Length;
-            if (padding > 0)
+            catch (Http2StreamException)
             {
-                CreditStream(stream, padding);
+                CreditConnection(data);
+                throw;
             }
 
+            if (frame.FlowControlledLength > data)
+            {
+                CreditStream(stream, frame.FlowControlledLength - data);
+            }
+
+            stream.Buffered += data;
             foreach (var segment in frame.Payload)
             {
                 stream.RequestWriter.Write(segment.Span);

@@ -8,7 +8,7 @@ internal sealed record Http2ServerOptions
     /// <summary>Each stream's receive window: the most request body buffered per stream (at least 65535).</summary>
     public int InitialStreamWindowSize { get; init; } = 256 * 1024;
 
-    /// <summary>The connection's receive window, at least 65535 (credited back as DATA arrives: the stream windows bound what is buffered).</summary>
+    /// <summary>The connection's receive window, at least 65535: the most request body buffered per connection (credited back as handlers consume it).</summary>
     public int ConnectionWindowSize { get; init; } = 1024 * 1024;
 
     public int MaxFrameSize { get; init; } = 16_384;

@@ -79,6 +79,9 @@ internal sealed class Http2ServerStream
 
     internal Http2ReceiveWindow ReceiveWindow;
 
+    /// <summary>Body bytes in the request pipe the handler has not consumed: connection credit still owed to the peer.</summary>
+    internal int Buffered { get; set; }
+
     internal Http2SendWindow SendWindow;
 
     /// <summary>The response trailers' encoded block.</summary>
@@ -127,6 +130,7 @@ internal sealed class Http2ServerStream
         SendWindow = new Http2SendWindow(sendWindow);
         Active = true;
         RemoteClosed = LocalClosed = HeadersSent = Ending = Queued = HandlerDone = WasReset = false;
+        Buffered = 0;
         Trailers.ResetWrittenCount();
         RequestTrailers.Clear();
     }

@@ -153,7 +153,7 @@ internal sealed partial class Http2ClientConnection
 
         if (_closed)
         {
-            return Failure ?? new Http2ClientException("The upstream connection has closed.", Http2ErrorCode.ConnectError, canRetry: false);
+            return Lost(stream.Id, Failure);
         }
 
         return stream.LocalEnded ? new InvalidOperationException("The request has already ended.") : null;

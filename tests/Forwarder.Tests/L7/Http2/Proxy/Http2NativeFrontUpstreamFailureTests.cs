@@ -1,0 +1,51 @@
+using System.Net;
+using System.Runtime.CompilerServices;
+using Forwarder.Tests.Infrastructure;
+using Forwarder.Tests.L7.Http2.Client;
+using Microsoft.AspNetCore.Http;
+using static Forwarder.Tests.L7.Http1ProxyTests;
+using static Forwarder.Tests.L7.Http2ForwardingRulesTests;
+
+namespace Forwarder.Tests.L7.Http2.Proxy;
+
+/// <summary>
+/// How the native front reads an upstream's failure (RFC 9113 8.7): a connection lost after the
+/// request went out may have processed it, so a POST is not sent again; a connection that failed
+/// before its SETTINGS is a failed connect, which outlier detection hears of.
+/// </summary>
+public sealed class Http2NativeFrontUpstreamFailureTests
+{
+    [Fact]
+    public async Task ConnectionLostAfterTheRequestWentOut_APostIs502_NotSentElsewhere()
+    {
+        // The python3-h2 peer takes /close and drops the connection without a word.
+        await using var peer = await Http2PeerServer.StartH2Async("plain");
+        var served = new StrongBox<int>();
+        await using var serving = await KestrelTestBackend.StartHttp2Async(context =>
+        {
+            Interlocked.Increment(ref served.Value);
+            return context.Response.WriteAsync("served");
+        });
+        var services = $"app:\n  http: {{ version: \"2\" }}\n  outlierDetection: {{ consecutiveFailures: 100 }}\n  lb: {{ policy: round_robin }}\n  endpoints:\n    - {{ address: '127.0.0.1:{peer.Port}', weight: 100 }}\n    - {{ address: '127.0.0.1:{serving.Port}', weight: 1 }}";
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", services, "http2: native"));
+        using var client = H2cClient();
+
+        using var post = await client.SendAsync(H2Request(HttpMethod.Post, At(forwarder.EndPoint("web"), "/close")));
+
+        Assert.Equal(HttpStatusCode.BadGateway, post.StatusCode);
+        Assert.Equal(0, Volatile.Read(ref served.Value));
+    }
+
+    [Fact]
+    public async Task ConnectionEndedBeforeItsSettings_IsAFailedConnect_HeldAgainstTheEndpoint()
+    {
+        await using var peer = await Http2PeerServer.StartH2Async("goaway-first");
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", $"app:\n  http: {{ version: \"2\" }}\n  outlierDetection: {{ consecutiveFailures: 100 }}\n  endpoints:\n    - address: 127.0.0.1:{peer.Port}", "http2: native"));
+        using var client = H2cClient();
+
+        using var response = await client.GetAsync(At(forwarder.EndPoint("web"), "/x"));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.InRange(forwarder.Runtime.Services["app"].Endpoints[0].Health.ConsecutiveFailures, 1, 10);
+    }
+}

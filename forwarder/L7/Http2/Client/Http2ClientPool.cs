@@ -59,10 +59,15 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
                     ObjectDisposedException.ThrowIf(_disposed, this);
 
                     var closed = Volatile.Read(ref _streamsClosed);
-                    connection = Pick(out waitsForRoom);
+                    connection = Pick(out waitsForRoom, out var allowsNone);
                     if (connection is not null)
                     {
                         break;
+                    }
+
+                    if (allowsNone)
+                    {
+                        throw new Http2ClientPoolFullException("The upstream allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0).", cancellationToken);
                     }
 
                     if (waitsForRoom)
@@ -128,18 +133,22 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
     /// <summary>
     /// Under the lock: the least loaded connection with room, or null: then <paramref name="full"/>
     /// says whether to wait for a stream to end (every connection is at its limit and there are as
-    /// many as allowed) or to dial another.
+    /// many as allowed) or to dial another, and <paramref name="allowsNone"/> whether the server
+    /// allows no streams at all (a connection of its says 0): dialling would only add such connections.
     /// </summary>
-    private Http2ClientConnection? Pick(out bool full)
+    private Http2ClientConnection? Pick(out bool full, out bool allowsNone)
     {
         Prune();
         Http2ClientConnection? best = null;
+        allowsNone = false;
         foreach (var connection in _connections)
         {
             if (connection.HasCapacity && (best is null || connection.ActiveStreams < best.ActiveStreams))
             {
                 best = connection;
             }
+
+            allowsNone |= connection.MaxConcurrentStreams == 0;
         }
 
         full = best is null && _connections.Count >= options.MaxConnections;

@@ -48,4 +48,26 @@ public sealed class Http2NativeFrontUpstreamFailureTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.InRange(forwarder.Runtime.Services["app"].Endpoints[0].Health.ConsecutiveFailures, 1, 10);
     }
+
+    [Fact]
+    public async Task UpstreamAllowingNoStreams_Is503AtOnce_FromOneConnection()
+    {
+        await using var peer = await Http2PeerServer.StartH2Async("zero-streams");
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- { service: app, timeout: 30s }", $"app:\n  http: {{ version: \"2\" }}\n  outlierDetection: {{ consecutiveFailures: 100 }}\n  endpoints:\n    - address: 127.0.0.1:{peer.Port}", "http2: native"));
+        using var client = H2cClient();
+        var web = forwarder.EndPoint("web");
+
+        // Well within the route's 30 s: not a wait for room that never comes, nor a dial per try.
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var responses = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => client.GetAsync(At(web, "/x"))));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode));
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(20), $"took {started.Elapsed}");
+        Assert.Equal(1, forwarder.Runtime.Services["app"].Endpoints[0].Pool.Http2.ConnectionCount);
+        Assert.Equal(0, forwarder.Runtime.Services["app"].Endpoints[0].Health.ConsecutiveFailures);
+        foreach (var response in responses)
+        {
+            response.Dispose();
+        }
+    }
 }

@@ -32,6 +32,7 @@ internal sealed partial class Http2ServerConnection
     private readonly ConnectionTracker _clock;
     private readonly Http2FloodLimits _floods;
     private readonly Http2FrameReader _frames;
+    private readonly int _maxHeaderBlockSize;
     private readonly HpackDecoder _decoder;
     private readonly HpackEncoder _encoder = new(maxTableSize: 0);
     private readonly Http2FieldTarget _target = new();
@@ -72,6 +73,10 @@ internal sealed partial class Http2ServerConnection
         _clock = clock;
         _floods = new Http2FloodLimits(clock);
         _frames = new Http2FrameReader { MaxFrameSize = options.MaxFrameSize };
+
+        // A header list the SETTINGS allow must fit on the wire (literals, and a frame header
+        // per frame): a larger list is answered 431, never made a connection error.
+        _maxHeaderBlockSize = Math.Max(options.MaxHeaderBlockSize, options.MaxHeaderListSize + Http2Frames.DefaultMaxFrameSize);
         _decoder = new HpackDecoder(options.HeaderTableSize, options.MaxHeaderListSize);
         _validator = new Http2RequestHeaderValidator<Http2FieldTarget>(_target);
         _connectionReceive = new Http2ReceiveWindow(options.ConnectionWindowSize);
@@ -400,9 +405,9 @@ internal sealed partial class Http2ServerConnection
     {
         var length = (int)frame.Payload.Length;
         _blockWireSize += Http2Frames.HeaderLength + length;
-        if (_blockWireSize > _options.MaxHeaderBlockSize)
+        if (_blockWireSize > _maxHeaderBlockSize)
         {
-            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, $"a header block over {_options.MaxHeaderBlockSize} bytes");
+            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, $"a header block over {_maxHeaderBlockSize} bytes");
         }
 
         if (_blockLength + length > _block.Length)

@@ -18,7 +18,7 @@ internal sealed record Http2ServerOptions
 
     public int HeaderTableSize { get; init; } = 4096;
 
-    /// <summary>The most a header block may take on the wire, frame headers included (a CONTINUATION flood ends here).</summary>
+    /// <summary>The most a header block may take on the wire, frame headers included (a CONTINUATION flood ends here); raised to fit <see cref="MaxHeaderListSize"/> and a frame.</summary>
     public int MaxHeaderBlockSize { get; init; } = 64 * 1024;
 
     /// <summary>Response body buffered per stream before the handler's writes wait.</summary>

@@ -113,6 +113,37 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
         }
     }
 
+    /// <summary>
+    /// For a reload that drops the endpoint's pool: no more opens (as disposed), while the streams
+    /// in flight finish: each connection drains (GOAWAY once its streams have ended) and closes.
+    /// What still runs after <paramref name="grace"/> is aborted. Never throws.
+    /// </summary>
+    public async Task RetireAsync(TimeSpan grace)
+    {
+        Http2ClientConnection[] connections;
+        lock (_gate)
+        {
+            _disposed = true;
+            connections = [.. _connections, .. _retired];
+            _connections.Clear();
+            _retired.Clear();
+        }
+
+        foreach (var connection in connections)
+        {
+            connection.Drain();
+        }
+
+        var drained = Task.WhenAll(connections.Select(c => c.Completion));
+        if (await Task.WhenAny(drained, Task.Delay(grace, options.Time)).ConfigureAwait(false) != drained)
+        {
+            foreach (var connection in connections)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         Http2ClientConnection[] connections;

@@ -70,4 +70,36 @@ public sealed class Http2NativeFrontUpstreamFailureTests
             response.Dispose();
         }
     }
+
+    [Fact]
+    public async Task AReloadThatClosesThePool_LetsARequestInFlightFinish()
+    {
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var held = await KestrelTestBackend.StartHttp2Async(async context =>
+        {
+            arrived.TrySetResult();
+            await release.Task;
+            await context.Response.WriteAsync("finished");
+        });
+        await using var other = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("other"));
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", held.Port), "http2: native"));
+        using var client = H2cClient();
+        var web = forwarder.EndPoint("web");
+
+        var inFlight = client.GetAsync(At(web, "/held"));
+        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(60));
+
+        // The service goes away with its endpoint's pool; the request already sent on it stays.
+        Assert.True(await forwarder.ReloadAsync(Config("- service: other", Http2Service("other", other.Port), "http2: native")));
+        using (var after = await client.GetAsync(At(web, "/x")))
+        {
+            Assert.Equal("other", await after.Content.ReadAsStringAsync());
+        }
+
+        release.SetResult();
+        using var response = await inFlight;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("finished", await response.Content.ReadAsStringAsync());
+    }
 }

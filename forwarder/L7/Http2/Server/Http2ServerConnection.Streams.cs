@@ -1,12 +1,12 @@
 using Forwarder.L7.Http2.Codec;
-using Forwarder.L7.Http2.Hpack;
 
 namespace Forwarder.L7.Http2.Server;
 
 /// <summary>Stream life: opening, flow-control credit, resets both ways, closing and pooling.</summary>
 internal sealed partial class Http2ServerConnection
 {
-    private void OpenStream(int id, HpackDecodeResult decoded, string? malformed)
+    /// <param name="refusal">A status to answer at once (431: header list too large; 400: a field value Kestrel would refuse), or 0.</param>
+    private void OpenStream(int id, int refusal, string? malformed)
     {
         Http2ServerStream stream;
         lock (_lock)
@@ -27,12 +27,12 @@ internal sealed partial class Http2ServerConnection
                 throw new Http2StreamException(id, Http2ErrorCode.ProtocolError, malformed);
             }
 
-            if (decoded == HpackDecodeResult.HeaderListTooLarge)
+            if (refusal != 0)
             {
                 // RFC 9113 10.5.1: the block was decoded (the table is in step), so the request can be answered.
                 _encoder.BeginBlock(_headerScratch);
                 _headerScratch.ResetWrittenCount();
-                _encoder.Encode(":status"u8, "431"u8, _headerScratch);
+                _encoder.Encode(":status"u8, refusal == 431 ? "431"u8 : "400"u8, _headerScratch);
                 Http2FrameWriter.WriteHeaders(_control, id, _headerScratch.WrittenSpan, endStream: true, _peerMaxFrameSize);
                 _headerScratch.ResetWrittenCount();
                 if (!_blockEndStream)

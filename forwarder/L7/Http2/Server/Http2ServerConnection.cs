@@ -445,11 +445,11 @@ internal sealed partial class Http2ServerConnection
         var malformed = _validator.End();
         if (stream is not null)
         {
-            EndTrailers(stream, decoded, malformed);
+            EndTrailers(stream, decoded, malformed ?? (_validator.InvalidValue ? "a trailer value with a control character or non-ASCII byte" : null));
         }
         else if (_blockOpens)
         {
-            OpenStream(id, decoded, malformed);
+            OpenStream(id, decoded == HpackDecodeResult.HeaderListTooLarge ? 431 : _validator.InvalidValue ? 400 : 0, malformed);
         }
 
         // Otherwise a block on a stream reset meanwhile: decoded only to keep the HPACK table in step.

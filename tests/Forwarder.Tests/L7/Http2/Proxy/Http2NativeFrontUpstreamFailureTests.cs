@@ -1,7 +1,10 @@
+using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Runtime.CompilerServices;
 using Forwarder.Tests.Infrastructure;
 using Forwarder.Tests.L7.Http2.Client;
+using Forwarder.Tests.L7.Http2.Server;
 using Microsoft.AspNetCore.Http;
 using static Forwarder.Tests.L7.Http1ProxyTests;
 using static Forwarder.Tests.L7.Http2ForwardingRulesTests;
@@ -101,5 +104,63 @@ public sealed class Http2NativeFrontUpstreamFailureTests
         using var response = await inFlight;
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("finished", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task ClientsThatReadNothing_DoNotStallTheSharedUpstreamConnection()
+    {
+        // argv: port count. Opens count GETs of /big with a stream window of 0 (it reads nothing), prints "heads" once every head came, then waits.
+        const string Stalled = """
+import socket, sys, hpack
+from hyperframe.frame import *
+port, count = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(('127.0.0.1', port)); s.settimeout(60)
+enc = hpack.Encoder()
+req = [(':method', 'GET'), (':scheme', 'http'), (':authority', 'x'), (':path', '/big')]
+s.sendall(b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + SettingsFrame(0, settings={4: 0}).serialize() + b''.join(HeadersFrame(2 * i + 1, enc.encode(req), flags=['END_HEADERS', 'END_STREAM']).serialize() for i in range(count)))
+buf = b''; heads = 0
+while heads < count:
+    buf += s.recv(65536)
+    while len(buf) >= 9:
+        f, length = Frame.parse_frame_header(memoryview(buf[:9]))
+        if len(buf) < 9 + length: break
+        f.parse_body(memoryview(buf[9:9 + length])); buf = buf[9 + length:]
+        if isinstance(f, SettingsFrame) and 'ACK' not in f.flags: s.sendall(SettingsFrame(0, flags=['ACK']).serialize())
+        if isinstance(f, HeadersFrame): heads += 1
+print('heads', flush=True)
+sys.stdin.read()
+""";
+        const int Streams = 60;
+        var chunk = new byte[16 * 1024];
+        long written = 0;
+        await using var backend = await KestrelTestBackend.StartHttp2Async(async context =>
+        {
+            for (var i = 0; i < 64; i++)
+            {
+                await context.Response.Body.WriteAsync(chunk);
+                Interlocked.Add(ref written, chunk.Length);
+            }
+        });
+
+        // One upstream connection for every stream: 60 stalled streams x 256 KiB is past its 8 MiB window.
+        var services = $"h2:\n  http: {{ version: \"2\", maxConnections: 1 }}\n  endpoints:\n    - address: 127.0.0.1:{backend.Port}";
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", services, "http2: native"));
+        var port = forwarder.EndPoint("web").Port.ToString(CultureInfo.InvariantCulture);
+        using var stalled = Process.Start(new ProcessStartInfo("/usr/bin/python3") { ArgumentList = { "-c", Stalled, port, Streams.ToString(CultureInfo.InvariantCulture) }, RedirectStandardInput = true, RedirectStandardOutput = true })!;
+        try
+        {
+            Assert.Equal("heads", await stalled.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)));
+            await Eventually.TrueAsync(() => Interlocked.Read(ref written) >= 8L << 20, () => $"the upstream wrote {Interlocked.Read(ref written)} bytes for the stalled streams");
+
+            // Another client's 1 MiB over the same upstream connection.
+            var (exit, output, error) = await PeerProcess.RunAsync("curl", ["-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "--max-time", "30", $"http://127.0.0.1:{port}/big"], timeout: TimeSpan.FromSeconds(60));
+            Assert.True(exit == 0, error);
+            Assert.Equal($"200 {64 * 16 * 1024}", output);
+        }
+        finally
+        {
+            stalled.Kill();
+            await stalled.WaitForExitAsync();
+        }
     }
 }

@@ -144,7 +144,7 @@ while True:
         Assert.True(exit == 0, error);
 
         // 65536 head bytes and HPACK's 32 per field for the listener's 100 fields and four pseudo-headers.
-        // 100 streams: each may buffer its 256 KiB window of request body, so the count bounds a connection's memory.
+        // 100 streams (what they buffer of request bodies is bounded by the connection window, credited as they are forwarded).
         Assert.Equal($"100 {65536 + (32 * 104)}", output.Trim());
     }
 

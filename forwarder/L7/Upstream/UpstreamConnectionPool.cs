@@ -30,6 +30,9 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
     /// <summary>The handler's idle timeout for maxIdleConnections: 0, the least it takes (its sweep then closes an idle connection within a second).</summary>
     private static readonly TimeSpan NoIdleKept = TimeSpan.FromMilliseconds(1);
 
+    /// <summary>How long a closed pool's HTTP/2 streams may still run before their connections are aborted.</summary>
+    private static readonly TimeSpan RetireGrace = TimeSpan.FromSeconds(60);
+
     private readonly Stack<(ConnectionContext Connection, long IdleSince)> _idle = new();
     private readonly Lock _lock = new();
     private HttpMessageInvoker? _http;
@@ -76,8 +79,8 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
 
     /// <summary>
     /// The endpoint's own HTTP/2 connections, for the native HTTP/2 front's requests to a service
-    /// with <c>http.version: "2"</c>: made on first use, dialled through the same dialer, closed
-    /// with this pool. The connection limit (http.maxConnections) caps its connections too, and
+    /// with <c>http.version: "2"</c>: made on first use, dialled through the same dialer, drained
+    /// when this pool closes. The connection limit (http.maxConnections) caps its connections too, and
     /// there is none without it (they are not counted in <see cref="OpenCount"/>: each carries
     /// many streams).
     /// </summary>
@@ -220,10 +223,10 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
         }
 
         http?.Dispose();
-        if (http2 is not null)
-        {
-            await http2.DisposeAsync().ConfigureAwait(false);
-        }
+
+        // Streams in flight on the native front's connections finish (a reload must not cut them,
+        // nor have them held against the endpoint); the pool's connections close as they drain.
+        _ = http2?.RetireAsync(RetireGrace);
 
         foreach (var connection in idle)
         {

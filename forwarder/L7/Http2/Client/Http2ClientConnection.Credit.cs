@@ -90,7 +90,7 @@ internal sealed partial class Http2ClientConnection
         return true;
     }
 
-    /// <summary>The caller consumed <paramref name="length"/> body bytes: credit for the stream and the connection, sent once half a window is due.</summary>
+    /// <summary>The caller consumed <paramref name="length"/> body bytes: credit for the stream, sent once half its window is due (the connection's went back on arrival).</summary>
     internal void Consumed(Http2ClientExchange stream, int generation, int length)
     {
         lock (_gate)
@@ -105,38 +105,9 @@ internal sealed partial class Http2ClientConnection
             {
                 Http2FrameWriter.WriteWindowUpdate(Out, stream.Id, streamIncrement);
             }
-
-            var credit = Math.Min(length, stream.Buffered);
-            stream.Buffered -= credit;
-            ConsumedOnConnection(credit);
         }
 
         Flush();
-    }
-
-    /// <summary>The caller let go of the stream: body bytes it never read go back to the connection's window.</summary>
-    internal void Discard(Http2ClientExchange stream)
-    {
-        lock (_gate)
-        {
-            if (_closed || stream.Buffered == 0)
-            {
-                return;
-            }
-
-            ConsumedOnConnection(stream.Buffered);
-            stream.Buffered = 0;
-        }
-
-        Flush();
-    }
-
-    private void ConsumedOnConnection(int length)
-    {
-        if (_receiveWindow.Consume(length) is > 0 and var increment)
-        {
-            Http2FrameWriter.WriteWindowUpdate(Out, 0, increment);
-        }
     }
 
     private Exception? Unwritable(Http2ClientExchange stream, int generation)
@@ -153,7 +124,7 @@ internal sealed partial class Http2ClientConnection
 
         if (_closed)
         {
-            return Failure ?? new Http2ClientException("The upstream connection has closed.", Http2ErrorCode.ConnectError, canRetry: false);
+            return Lost(stream.Id, Failure);
         }
 
         return stream.LocalEnded ? new InvalidOperationException("The request has already ended.") : null;

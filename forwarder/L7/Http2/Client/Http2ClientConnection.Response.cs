@@ -24,12 +24,18 @@ internal sealed partial class Http2ClientConnection
         bool ended;
         lock (_gate)
         {
+            // The connection's credit goes back at once: what a stream holds unread is bounded by
+            // its own window, so a stream whose client reads slowly never holds the connection's
+            // window, which its other streams (other clients') share.
             _receiveWindow.Receive(length, 0);
+            if (_receiveWindow.Consume(length) is > 0 and var connectionIncrement)
+            {
+                Http2FrameWriter.WriteWindowUpdate(ControlOut, 0, connectionIncrement);
+            }
+
             stream = Hold(id);
             if (stream is null || stream.RemoteEnded || !stream.HeadReceived)
             {
-                // Data nobody will read: the connection's credit goes back at once.
-                ConsumedOnConnection(length);
                 stream?.Release();
                 if (stream is not null)
                 {
@@ -45,7 +51,6 @@ internal sealed partial class Http2ClientConnection
             }
             catch (Http2StreamException)
             {
-                ConsumedOnConnection(length);
                 stream.Release();
                 throw;
             }
@@ -53,14 +58,12 @@ internal sealed partial class Http2ClientConnection
             if (length > data)
             {
                 // Padding is consumed on arrival.
-                ConsumedOnConnection(length - data);
                 if (stream.ReceiveWindow.Consume(length - data) is > 0 and var increment)
                 {
                     Http2FrameWriter.WriteWindowUpdate(ControlOut, id, increment);
                 }
             }
 
-            stream.Buffered += data;
             ended = frame.EndStream;
             if (ended)
             {

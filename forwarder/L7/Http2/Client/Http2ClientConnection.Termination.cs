@@ -154,7 +154,7 @@ internal sealed partial class Http2ClientConnection
             foreach (var stream in streams)
             {
                 stream.AddReference();
-                stream.Error ??= failure ?? new Http2ClientException("The upstream connection closed.", Http2ErrorCode.ConnectError, canRetry: false);
+                stream.Error ??= Lost(stream.Id, failure);
             }
 
             _free.Clear();
@@ -178,6 +178,14 @@ internal sealed partial class Http2ClientConnection
         await _connection.DisposeAsync().ConfigureAwait(false);
         _completion.TrySetResult();
     }
+
+    /// <summary>
+    /// The error of a stream open when its connection ended: its HEADERS may have been processed
+    /// (RFC 9113 8.7), so it is not retryable, nor a failed connect whatever ended the connection:
+    /// the cause is kept as text only, so no socket error inside it reads as a dial that failed.
+    /// </summary>
+    private static Http2ClientException Lost(int id, Exception? cause)
+        => new($"The upstream connection ended with stream {id} open ({cause?.Message ?? "closed"}).", Http2ErrorCode.InternalError, canRetry: false);
 
     private sealed record PendingAbort(Exception? Reason, Http2ErrorCode? Code);
 }

@@ -138,13 +138,16 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            Abort(new Http2ClientException("The server sent no SETTINGS in time.", Http2ErrorCode.SettingsTimeout, canRetry: true), Http2ErrorCode.SettingsTimeout);
+            // A failed dial, not a refused stream: outlier detection hears of it (ConnectError).
+            Abort(new Http2ClientException("The server sent no SETTINGS in time.", Http2ErrorCode.ConnectError, canRetry: false), Http2ErrorCode.SettingsTimeout);
         }
 
         if (!_peerSettings.Task.IsCompleted)
         {
             await _completion.Task.ConfigureAwait(false);
-            throw Failure ?? new Http2ClientException("The connection closed before the server's SETTINGS.", Http2ErrorCode.ConnectError, canRetry: true);
+            // Whatever ended it (a close, a GOAWAY, broken frames), a dial that failed: never a refused stream to send again.
+            throw Failure is Http2ClientException { Code: Http2ErrorCode.ConnectError } failure ? failure
+                : new Http2ClientException("The connection ended before the server's SETTINGS.", Http2ErrorCode.ConnectError, canRetry: false, Failure);
         }
     }
 

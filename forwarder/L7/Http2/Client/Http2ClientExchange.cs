@@ -52,9 +52,6 @@ internal sealed class Http2ClientExchange
 
     internal Http2ReceiveWindow ReceiveWindow;
 
-    /// <summary>Body bytes delivered and not yet consumed: the connection-level credit still owed.</summary>
-    internal int Buffered { get; set; }
-
     internal bool LocalEnded { get; set; }
 
     internal bool RemoteEnded { get; set; }
@@ -141,7 +138,6 @@ internal sealed class Http2ClientExchange
         _cancellation.Dispose();
         _cancellation = default;
         _connection.TryCancel(this, generation + 1);
-        _connection.Discard(this);
         Release();
         return true;
     }
@@ -159,11 +155,10 @@ internal sealed class Http2ClientExchange
         Body.Reader.Complete();
         Body.Writer.Complete();
         Body.Reset();
-        ResponseHeaders.Clear();
-        ResponseTrailers.Clear();
+        ResponseHeaders.Recycle();
+        ResponseTrailers.Recycle();
         Id = 0;
         Status = 0;
-        Buffered = 0;
         LocalEnded = RemoteEnded = HeadReceived = Closed = HeadWaiting = WindowWaiting = false;
         Error = null;
         _connection.Return(this);

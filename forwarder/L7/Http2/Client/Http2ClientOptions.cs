@@ -11,7 +11,7 @@ internal sealed record Http2ClientOptions
     /// </summary>
     public int StreamWindow { get; init; } = 256 * 1024;
 
-    /// <summary>The connection's receive window, shared by all its streams.</summary>
+    /// <summary>The connection's receive window, shared by all its streams (credited as DATA arrives: the stream windows bound what is buffered).</summary>
     public int ConnectionWindow { get; init; } = 8 * 1024 * 1024;
 
     /// <summary>SETTINGS_MAX_HEADER_LIST_SIZE: a larger response head or trailers fails its stream.</summary>

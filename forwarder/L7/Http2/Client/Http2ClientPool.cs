@@ -62,10 +62,15 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
                     ObjectDisposedException.ThrowIf(_disposed, this);
 
                     var closed = Volatile.Read(ref _streamsClosed);
-                    connection = Pick(out waitsForRoom);
+                    connection = Pick(out waitsForRoom, out var allowsNone);
                     if (connection is not null)
                     {
                         break;
+                    }
+
+                    if (allowsNone)
+                    {
+                        throw new Http2ClientPoolFullException("The upstream allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0).", cancellationToken);
                     }
 
                     if (waitsForRoom)
@@ -112,6 +117,37 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
         }
     }
 
+    /// <summary>
+    /// For a reload that drops the endpoint's pool: no more opens (as disposed), while the streams
+    /// in flight finish: each connection drains (GOAWAY once its streams have ended) and closes.
+    /// What still runs after <paramref name="grace"/> is aborted. Never throws.
+    /// </summary>
+    public async Task RetireAsync(TimeSpan grace)
+    {
+        Http2ClientConnection[] connections;
+        lock (_gate)
+        {
+            _disposed = true;
+            connections = [.. _connections, .. _retired];
+            _connections.Clear();
+            _retired.Clear();
+        }
+
+        foreach (var connection in connections)
+        {
+            connection.Drain();
+        }
+
+        var drained = Task.WhenAll(connections.Select(c => c.Completion));
+        if (await Task.WhenAny(drained, Task.Delay(grace, options.Time)).ConfigureAwait(false) != drained)
+        {
+            foreach (var connection in connections)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         Http2ClientConnection[] connections;
@@ -132,18 +168,22 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
     /// <summary>
     /// Under the lock: the least loaded connection with room, or null: then <paramref name="full"/>
     /// says whether to wait for a stream to end (every connection is at its limit and there are as
-    /// many as allowed) or to dial another.
+    /// many as allowed) or to dial another, and <paramref name="allowsNone"/> whether the server
+    /// allows no streams at all (a connection of its says 0): dialling would only add such connections.
     /// </summary>
-    private Http2ClientConnection? Pick(out bool full)
+    private Http2ClientConnection? Pick(out bool full, out bool allowsNone)
     {
         Prune();
         Http2ClientConnection? best = null;
+        allowsNone = false;
         foreach (var connection in _connections)
         {
             if (connection.HasCapacity && (best is null || connection.ActiveStreams < best.ActiveStreams))
             {
                 best = connection;
             }
+
+            allowsNone |= connection.MaxConcurrentStreams == 0;
         }
 
         full = best is null && _connections.Count >= options.MaxConnections;

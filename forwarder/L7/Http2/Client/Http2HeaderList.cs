@@ -10,8 +10,14 @@ namespace Forwarder.L7.Http2.Client;
 /// </summary>
 internal sealed class Http2HeaderList : IHpackSink
 {
-    private byte[] _bytes = new byte[256];
-    private Field[] _fields = new Field[16];
+    private const int InitialBytes = 256;
+    private const int InitialFields = 16;
+
+    /// <summary>The most a list keeps when reused (<see cref="Recycle"/>): a huge or HPACK-amplified list is not pinned in a pool.</summary>
+    private const int RetainedBytes = 8 * 1024;
+
+    private byte[] _bytes = new byte[InitialBytes];
+    private Field[] _fields = new Field[InitialFields];
     private int _used;
 
     public int Count { get; private set; }
@@ -57,6 +63,21 @@ internal sealed class Http2HeaderList : IHpackSink
     {
         Count = 0;
         _used = 0;
+    }
+
+    /// <summary>Cleared for a pooled owner's next use: buffers grown past <see cref="RetainedBytes"/> are dropped.</summary>
+    public void Recycle()
+    {
+        Clear();
+        if (_bytes.Length > RetainedBytes)
+        {
+            _bytes = new byte[InitialBytes];
+        }
+
+        if (_fields.Length * 8 > RetainedBytes)
+        {
+            _fields = new Field[InitialFields];
+        }
     }
 
     void IHpackSink.OnHeader(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) => Add(name, value);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Forwarder.L7.Http2.Hpack;
 
 namespace Forwarder.L7.Http2.Codec;
@@ -25,6 +26,9 @@ internal sealed class Http2RequestHeaderValidator<TInner>(TInner inner) : IHpack
         Protocol = 16,
     }
 
+    /// <summary>What a field value may hold: visible ASCII, space and tab.</summary>
+    private static readonly SearchValues<byte> FieldValueBytes = SearchValues.Create([(byte)'\t', .. Enumerable.Range(' ', '~' - ' ' + 1).Select(static b => (byte)b)]);
+
     private Pseudo _seen;
     private bool _regularSeen;
     private bool _trailers;
@@ -32,6 +36,13 @@ internal sealed class Http2RequestHeaderValidator<TInner>(TInner inner) : IHpack
 
     /// <summary>Why the request is malformed, or null.</summary>
     public string? Malformed { get; private set; }
+
+    /// <summary>
+    /// A regular field's value has a control character or a byte past ASCII (RFC 9110 5.5, which
+    /// HTTP/2's framing rules let through): not malformed HTTP/2, but a request the proxy answers
+    /// 400, as Kestrel does (it takes ASCII header values only).
+    /// </summary>
+    public bool InvalidValue { get; private set; }
 
     public TInner Inner => inner;
 
@@ -43,6 +54,7 @@ internal sealed class Http2RequestHeaderValidator<TInner>(TInner inner) : IHpack
         _trailers = trailers;
         _connect = false;
         Malformed = null;
+        InvalidValue = false;
     }
 
     public void OnHeader(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
@@ -134,6 +146,9 @@ internal sealed class Http2RequestHeaderValidator<TInner>(TInner inner) : IHpack
         {
             return "a connection-specific field";
         }
+
+        // Visible ASCII, space and tab only (NUL, CR and LF were refused above as malformed).
+        InvalidValue |= value.ContainsAnyExcept(FieldValueBytes);
 
         return name.SequenceEqual("te"u8) && !value.SequenceEqual("trailers"u8) ? "TE other than \"trailers\"" : null;
     }

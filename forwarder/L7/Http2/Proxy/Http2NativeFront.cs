@@ -15,10 +15,9 @@ namespace Forwarder.L7.Http2.Proxy;
 internal sealed class Http2NativeFront(ConnectionTracker tracker)
 {
     /// <summary>
-    /// Streams a client may have open on one connection (HAProxy's default too). Not Kestrel's
-    /// front's 1000: this server credits the connection window as request DATA arrives and lets
-    /// each stream's 256 KiB window bound what it buffers, so streams x window is what one client
-    /// connection can make the proxy hold (25 MiB here, 250 MiB at 1000).
+    /// Streams a client may have open on one connection (HAProxy's default too). The request
+    /// bodies one connection makes the proxy hold are bounded by its connection window (credited
+    /// as the bodies are forwarded), whatever the number of streams.
     /// </summary>
     private const int MaxStreamsPerConnection = 100;
 

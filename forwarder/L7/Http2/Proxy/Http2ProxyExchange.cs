@@ -34,7 +34,7 @@ internal sealed class Http2ProxyExchange
     public Http2HeaderFields ResponseTrailers { get; } = new();
 
     /// <summary>Where joined values (X-Forwarded-For, Via) are built.</summary>
-    public ArrayBufferWriter<byte> Joined { get; } = new(256);
+    public ArrayBufferWriter<byte> Joined { get; private set; } = new(256);
 
     public HashSet<int> Tried { get; } = [];
 
@@ -181,9 +181,21 @@ internal sealed class Http2ProxyExchange
         StartAttempt();
         BodyStarted = HeadSent = false;
         Tried.Clear();
-        Upstream.Clear();
-        Response.Clear();
-        ResponseTrailers.Clear();
+
+        // Pooled for the connection's life: a huge (or HPACK-amplified) exchange's buffers are dropped, not kept.
+        Upstream.Recycle();
+        RequestTrailers.Recycle();
+        Response.Recycle();
+        ResponseTrailers.Recycle();
         Joined.ResetWrittenCount();
+        if (Joined.Capacity > Http2HeaderFields.RetainedBytes)
+        {
+            Joined = new ArrayBufferWriter<byte>(256);
+        }
+
+        if (_text.Length > Http2HeaderFields.RetainedBytes)
+        {
+            _text = new byte[1024];
+        }
     }
 }

@@ -29,9 +29,13 @@ internal sealed partial class Http2ProxyHandler
         {
             // Only HTTP/2 is spoken upstream here: a reload made the service HTTP/1.1 while this
             // connection stayed on the native engine. Dialling h2c would fail at every endpoint
-            // and be held against them; the client's next connection gets the Kestrel engine.
+            // and be held against them. Refused unprocessed (RFC 9113 8.7) after a GOAWAY, the
+            // request is sent again by the client on its next connection, which gets the Kestrel engine.
             _owner.WarnNotHttp2(route.Config.Name, service.Config.Name);
-            await RefuseAsync(stream, exchange, route, 502, service).ConfigureAwait(false);
+            route.Metrics.Abort();
+            service.Metrics.Http.Abort();
+            stream.ShutdownConnection();
+            stream.Reset(Http2ErrorCode.RefusedStream);
             return;
         }
 

@@ -10,11 +10,23 @@ namespace Forwarder.L7.Http2.Server;
 /// </summary>
 internal sealed class Http2HeaderFields : IHpackSink
 {
+    /// <summary>
+    /// The most bytes a list keeps when a pooled owner reuses it: a larger one (a huge or an
+    /// HPACK-amplified header list, a few bytes on the wire) gives its buffer back rather than
+    /// pin it in the pool for the connection's life.
+    /// </summary>
+    public const int RetainedBytes = 8 * 1024;
+
+    private const int RetainedFields = 128;
+
     private byte[] _bytes = [];
     private Field[] _fields = new Field[16];
     private int _used;
 
     public int Count { get; private set; }
+
+    /// <summary>The bytes the list holds on to.</summary>
+    internal int Capacity => _bytes.Length;
 
     public ReadOnlySpan<byte> Name(int index) => _bytes.AsSpan(_fields[index].NameStart, _fields[index].NameLength);
 
@@ -62,6 +74,24 @@ internal sealed class Http2HeaderFields : IHpackSink
     {
         Count = 0;
         _used = 0;
+    }
+
+    /// <summary>Cleared for the owner's next use, keeping at most <see cref="RetainedBytes"/>.</summary>
+    public void Recycle()
+    {
+        if (_bytes.Length > RetainedBytes)
+        {
+            Release();
+        }
+        else
+        {
+            Clear();
+        }
+
+        if (_fields.Length > RetainedFields)
+        {
+            _fields = new Field[16];
+        }
     }
 
     /// <summary>Gives the bytes back to the pool (the fields stay usable: they grow again).</summary>

@@ -1,12 +1,12 @@
 using Forwarder.L7.Http2.Codec;
-using Forwarder.L7.Http2.Hpack;
 
 namespace Forwarder.L7.Http2.Server;
 
 /// <summary>Stream life: opening, flow-control credit, resets both ways, closing and pooling.</summary>
 internal sealed partial class Http2ServerConnection
 {
-    private void OpenStream(int id, HpackDecodeResult decoded, string? malformed)
+    /// <param name="refusal">A status to answer at once (431: header list too large; 400: a field value Kestrel would refuse), or 0.</param>
+    private void OpenStream(int id, int refusal, string? malformed)
     {
         Http2ServerStream stream;
         lock (_lock)
@@ -27,12 +27,12 @@ internal sealed partial class Http2ServerConnection
                 throw new Http2StreamException(id, Http2ErrorCode.ProtocolError, malformed);
             }
 
-            if (decoded == HpackDecodeResult.HeaderListTooLarge)
+            if (refusal != 0)
             {
                 // RFC 9113 10.5.1: the block was decoded (the table is in step), so the request can be answered.
                 _encoder.BeginBlock(_headerScratch);
                 _headerScratch.ResetWrittenCount();
-                _encoder.Encode(":status"u8, "431"u8, _headerScratch);
+                _encoder.Encode(":status"u8, refusal == 431 ? "431"u8 : "400"u8, _headerScratch);
                 Http2FrameWriter.WriteHeaders(_control, id, _headerScratch.WrittenSpan, endStream: true, _peerMaxFrameSize);
                 _headerScratch.ResetWrittenCount();
                 if (!_blockEndStream)
@@ -51,6 +51,11 @@ internal sealed partial class Http2ServerConnection
             stream.RequestHeaders = filled;
             stream.Open(id, _options.InitialStreamWindowSize, _peerInitialWindow);
             _streams.Add(id, stream);
+            if (_streams.Count > IdlePoolSize)
+            {
+                _poolNeededAt = Environment.TickCount64;
+            }
+
             _idleDeadline = 0;
             if (_blockEndStream)
             {
@@ -185,14 +190,29 @@ internal sealed partial class Http2ServerConnection
     {
         lock (_lock)
         {
-            if (stream.Active && !stream.RemoteClosed)
+            if (stream.Active)
             {
-                CreditStream(stream, length);
+                // Past Remove, what was left unread went back to the connection already.
+                stream.Buffered -= length;
+                CreditConnection(length);
+                if (!stream.RemoteClosed)
+                {
+                    CreditStream(stream, length);
+                }
             }
         }
 
         // The WINDOW_UPDATE must go now: the peer may be waiting for it, with nothing else to wake the writer.
         FlushIfWanted();
+    }
+
+    private void CreditConnection(int length)
+    {
+        if (length > 0 && _connectionReceive.Consume(length) is var increment and > 0)
+        {
+            Http2FrameWriter.WriteWindowUpdate(_control, 0, increment);
+            RequestFlush();
+        }
     }
 
     private void CreditStream(Http2ServerStream stream, int length)
@@ -261,6 +281,10 @@ internal sealed partial class Http2ServerConnection
 
         stream.Active = false;
         _streams.Remove(stream.Id);
+
+        // Body the handler never read: the connection's credit comes back with the stream.
+        CreditConnection(stream.Buffered);
+        stream.Buffered = 0;
         TryRecycle(stream);
         if (_streams.Count == 0)
         {
@@ -287,5 +311,13 @@ internal sealed partial class Http2ServerConnection
         stream.HandlerDone = false;
         stream.Recycle();
         _pool.Push(stream);
+        if (_streams.Count == 0 && Environment.TickCount64 - _poolNeededAt >= (long)_options.StreamPoolExpiry.TotalMilliseconds)
+        {
+            // Idle, and no burst lately: a past burst's streams are not kept for the connection's life (Kestrel expires its pooled streams too).
+            while (_pool.Count > IdlePoolSize)
+            {
+                _pool.Pop().Discard();
+            }
+        }
     }
 }

@@ -22,6 +22,9 @@ internal sealed partial class Http2ServerConnection
 {
     private const int RecentResets = 64;
 
+    /// <summary>Pooled streams kept once the connection is idle and no burst needed more for <see cref="Http2ServerOptions.StreamPoolExpiry"/>.</summary>
+    private const int IdlePoolSize = 4;
+
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
     private readonly IHttp2StreamHandler _handler;
@@ -29,6 +32,7 @@ internal sealed partial class Http2ServerConnection
     private readonly ConnectionTracker _clock;
     private readonly Http2FloodLimits _floods;
     private readonly Http2FrameReader _frames;
+    private readonly int _maxHeaderBlockSize;
     private readonly HpackDecoder _decoder;
     private readonly HpackEncoder _encoder = new(maxTableSize: 0);
     private readonly Http2FieldTarget _target = new();
@@ -43,6 +47,7 @@ internal sealed partial class Http2ServerConnection
     private int _peerInitialWindow = Http2Frames.DefaultWindowSize;
     private int _peerMaxFrameSize = Http2Frames.DefaultMaxFrameSize;
     private int _lastStreamId;
+    private long _poolNeededAt;
     private bool _firstBlockDone;
 
     // The header block being received: HEADERS then CONTINUATION fragments, joined.
@@ -68,6 +73,10 @@ internal sealed partial class Http2ServerConnection
         _clock = clock;
         _floods = new Http2FloodLimits(clock);
         _frames = new Http2FrameReader { MaxFrameSize = options.MaxFrameSize };
+
+        // A header list the SETTINGS allow must fit on the wire (literals, and a frame header
+        // per frame): a larger list is answered 431, never made a connection error.
+        _maxHeaderBlockSize = Math.Max(options.MaxHeaderBlockSize, options.MaxHeaderListSize + Http2Frames.DefaultMaxFrameSize);
         _decoder = new HpackDecoder(options.HeaderTableSize, options.MaxHeaderListSize);
         _validator = new Http2RequestHeaderValidator<Http2FieldTarget>(_target);
         _connectionReceive = new Http2ReceiveWindow(options.ConnectionWindowSize);
@@ -103,6 +112,29 @@ internal sealed partial class Http2ServerConnection
         await _input.CompleteAsync().ConfigureAwait(false);
         await _output.CompleteAsync().ConfigureAwait(false);
         _block = ReturnBlock(_block);
+    }
+
+    internal int PooledStreams
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _pool.Count;
+            }
+        }
+    }
+
+    /// <summary>The header bytes the connection's pooled streams hold on to.</summary>
+    internal long PooledHeaderBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _pool.Sum(static s => (long)s.RequestHeaders.Capacity + s.RequestTrailers.Capacity);
+            }
+        }
     }
 
     /// <summary>Graceful close (RFC 9113 6.8): GOAWAY NO_ERROR naming the last stream taken; those finish, then the connection closes.</summary>
@@ -288,36 +320,38 @@ internal sealed partial class Http2ServerConnection
         {
             _connectionReceive.Receive(frame.FlowControlledLength, 0);
 
-            // Connection credit goes back as DATA arrives: what is buffered is bounded per stream by the stream windows.
-            var increment = _connectionReceive.Consume(frame.FlowControlledLength);
-            if (increment > 0)
+            // Connection credit goes back as the handler consumes the body (as Kestrel does), so
+            // one connection's unread bodies are bounded by its window, not by streams x stream
+            // window; what is not buffered for a handler (padding, a frame dropped or refused) at once.
+            var data = (int)frame.Payload.Length;
+            CreditConnection(frame.FlowControlledLength - data);
+            if (!_streams.TryGetValue(frame.StreamId, out var stream) || stream.RemoteClosed)
             {
-                Http2FrameWriter.WriteWindowUpdate(_control, 0, increment);
-                RequestFlush();
-            }
-
-            if (!_streams.TryGetValue(frame.StreamId, out var stream))
-            {
-                if (RecentlyReset(frame.StreamId))
+                CreditConnection(data);
+                if (stream is null && RecentlyReset(frame.StreamId))
                 {
                     return;
                 }
 
-                throw new Http2StreamException(frame.StreamId, Http2ErrorCode.StreamClosed, "DATA on a closed stream");
+                throw new Http2StreamException(frame.StreamId, Http2ErrorCode.StreamClosed, stream is null ? "DATA on a closed stream" : "DATA after END_STREAM");
             }
 
-            if (stream.RemoteClosed)
+            try
             {
-                throw new Http2StreamException(frame.StreamId, Http2ErrorCode.StreamClosed, "DATA after END_STREAM");
+                stream.ReceiveWindow.Receive(frame.FlowControlledLength, frame.StreamId);
             }
-
-            stream.ReceiveWindow.Receive(frame.FlowControlledLength, frame.StreamId);
-            var padding = frame.FlowControlledLength - (int)frame.Payload.Length;
-            if (padding > 0)
+            catch (Http2StreamException)
             {
-                CreditStream(stream, padding);
+                CreditConnection(data);
+                throw;
             }
 
+            if (frame.FlowControlledLength > data)
+            {
+                CreditStream(stream, frame.FlowControlledLength - data);
+            }
+
+            stream.Buffered += data;
             foreach (var segment in frame.Payload)
             {
                 stream.RequestWriter.Write(segment.Span);
@@ -373,9 +407,9 @@ internal sealed partial class Http2ServerConnection
     {
         var length = (int)frame.Payload.Length;
         _blockWireSize += Http2Frames.HeaderLength + length;
-        if (_blockWireSize > _options.MaxHeaderBlockSize)
+        if (_blockWireSize > _maxHeaderBlockSize)
         {
-            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, $"a header block over {_options.MaxHeaderBlockSize} bytes");
+            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, $"a header block over {_maxHeaderBlockSize} bytes");
         }
 
         if (_blockLength + length > _block.Length)
@@ -413,11 +447,11 @@ internal sealed partial class Http2ServerConnection
         var malformed = _validator.End();
         if (stream is not null)
         {
-            EndTrailers(stream, decoded, malformed);
+            EndTrailers(stream, decoded, malformed ?? (_validator.InvalidValue ? "a trailer value with a control character or non-ASCII byte" : null));
         }
         else if (_blockOpens)
         {
-            OpenStream(id, decoded, malformed);
+            OpenStream(id, decoded == HpackDecodeResult.HeaderListTooLarge ? 431 : _validator.InvalidValue ? 400 : 0, malformed);
         }
 
         // Otherwise a block on a stream reset meanwhile: decoded only to keep the HPACK table in step.

@@ -8,7 +8,7 @@ internal sealed record Http2ServerOptions
     /// <summary>Each stream's receive window: the most request body buffered per stream (at least 65535).</summary>
     public int InitialStreamWindowSize { get; init; } = 256 * 1024;
 
-    /// <summary>The connection's receive window, at least 65535 (credited back as DATA arrives: the stream windows bound what is buffered).</summary>
+    /// <summary>The connection's receive window, at least 65535: the most request body buffered per connection (credited back as handlers consume it).</summary>
     public int ConnectionWindowSize { get; init; } = 1024 * 1024;
 
     public int MaxFrameSize { get; init; } = 16_384;
@@ -18,11 +18,14 @@ internal sealed record Http2ServerOptions
 
     public int HeaderTableSize { get; init; } = 4096;
 
-    /// <summary>The most a header block may take on the wire, frame headers included (a CONTINUATION flood ends here).</summary>
+    /// <summary>The most a header block may take on the wire, frame headers included (a CONTINUATION flood ends here); raised to fit <see cref="MaxHeaderListSize"/> and a frame.</summary>
     public int MaxHeaderBlockSize { get; init; } = 64 * 1024;
 
     /// <summary>Response body buffered per stream before the handler's writes wait.</summary>
     public int ResponseBufferSize { get; init; } = 64 * 1024;
+
+    /// <summary>Once the connection is idle, pooled streams (and their header buffers) no burst needed for this long are dropped (Kestrel's stream pool expiry).</summary>
+    public TimeSpan StreamPoolExpiry { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>From the preface, and from each HEADERS, until its header block is whole.</summary>
     public TimeSpan HeaderTimeout { get; init; } = TimeSpan.FromSeconds(10);

@@ -79,9 +79,13 @@ internal sealed class Http2ServerStream
 
     internal Http2ReceiveWindow ReceiveWindow;
 
+    /// <summary>Body bytes in the request pipe the handler has not consumed: connection credit still owed to the peer.</summary>
+    internal int Buffered { get; set; }
+
     internal Http2SendWindow SendWindow;
 
-    internal ArrayBufferWriter<byte> Trailers { get; } = new();
+    /// <summary>The response trailers' encoded block.</summary>
+    internal ArrayBufferWriter<byte> Trailers { get; private set; } = new();
 
     internal PipeWriter RequestWriter => _request.Writer;
 
@@ -126,6 +130,7 @@ internal sealed class Http2ServerStream
         SendWindow = new Http2SendWindow(sendWindow);
         Active = true;
         RemoteClosed = LocalClosed = HeadersSent = Ending = Queued = HandlerDone = WasReset = false;
+        Buffered = 0;
         Trailers.ResetWrittenCount();
         RequestTrailers.Clear();
     }
@@ -165,7 +170,7 @@ internal sealed class Http2ServerStream
     /// <summary>The handler consumed <paramref name="length"/> bytes of request body.</summary>
     internal void BodyConsumed(long length) => _connection.RequestBodyConsumed(this, (int)length);
 
-    /// <summary>Readies the stream for its next request: every pipe end completed, then reset.</summary>
+    /// <summary>Readies the stream for its next request: every pipe end completed, then reset; header buffers grown past <see cref="Http2HeaderFields.RetainedBytes"/> dropped.</summary>
     internal void Recycle()
     {
         _request.Writer.Complete();
@@ -175,12 +180,26 @@ internal sealed class Http2ServerStream
         _request.Reset();
         _response.Reset();
         _body.Reset();
+        RequestHeaders.Recycle();
+        RequestTrailers.Recycle();
+        if (Trailers.Capacity > Http2HeaderFields.RetainedBytes)
+        {
+            Trailers = new ArrayBufferWriter<byte>();
+        }
+
         _handling = default;
         if (!_aborted.TryReset())
         {
             _aborted.Dispose();
             _aborted = new CancellationTokenSource();
         }
+    }
+
+    /// <summary>Leaves the connection's pool for good: the header buffers go back to the array pool.</summary>
+    internal void Discard()
+    {
+        RequestHeaders.Release();
+        RequestTrailers.Release();
     }
 
     private void OnHandlerCompleted()

@@ -15,7 +15,9 @@ internal sealed class Http2PeerServer : IAsyncDisposable
     /// first two such streams (on any connection) with REFUSED_STREAM and answers "third". Modes (argv[1]):
     /// "plain"; "goaway" (the first connection waits for two /goaway requests, sends GOAWAY with the
     /// first as last stream, then answers only that one; later connections answer everything, "fresh");
-    /// "no-settings-ack" (sends its SETTINGS, never acknowledges the client's, answers nothing).
+    /// "no-settings-ack" (sends its SETTINGS, never acknowledges the client's, answers nothing);
+    /// "goaway-first" (sends GOAWAY NO_ERROR, last stream 0, before any SETTINGS, then nothing);
+    /// "zero-streams" (SETTINGS_MAX_CONCURRENT_STREAMS 0, acknowledges the client's SETTINGS, then nothing).
     /// </summary>
     private const string H2Script = """
         import socket, sys, threading
@@ -33,6 +35,16 @@ internal sealed class Http2PeerServer : IAsyncDisposable
             c.send_headers(sid, [(b':status', b'200'), (b'content-length', str(len(body)).encode())])
             c.send_data(sid, body, end_stream=True)
         def serve(sock, index):
+            if mode == 'zero-streams':
+                sock.sendall(bytes.fromhex('000006040000000000000300000000'))
+                acked = False
+                while sock.recv(65536):
+                    if not acked: sock.sendall(bytes.fromhex('000000040100000000')); acked = True
+                return
+            if mode == 'goaway-first':
+                sock.sendall(bytes.fromhex('0000080700000000000000000000000000'))
+                while sock.recv(65536): pass
+                return
             if mode == 'no-settings-ack':
                 sock.sendall(bytes.fromhex('000000040000000000'))
                 while sock.recv(65536): pass

@@ -144,7 +144,46 @@ while True:
         Assert.True(exit == 0, error);
 
         // 65536 head bytes and HPACK's 32 per field for the listener's 100 fields and four pseudo-headers.
-        // 100 streams: each may buffer its 256 KiB window of request body, so the count bounds a connection's memory.
+        // 100 streams (what they buffer of request bodies is bounded by the connection window, credited as they are forwarded).
         Assert.Equal($"100 {65536 + (32 * 104)}", output.Trim());
+    }
+
+    [Fact]
+    public async Task HeaderListAboveTheCodecsDefaultBlock_WithinTheListenersHeadLimit_IsForwarded()
+    {
+        // 90 KB of header (over 64 KiB on the wire even Huffman-coded), under the listener's 128 KiB, then a small request on the same connection.
+        const string Big = """
+import socket, sys
+import h2.config, h2.connection, h2.events
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.settimeout(60)
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+c.initiate_connection(); s.sendall(c.data_to_send())
+def get(path, extra):
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, [(':method', 'GET'), (':scheme', 'http'), (':authority', 'x'), (':path', path)] + extra, end_stream=True)
+    s.sendall(c.data_to_send())
+    while True:
+        data = s.recv(65536)
+        if not data: return 'closed'
+        for e in c.receive_data(data):
+            if isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid: status = dict(e.headers)[b':status'].decode()
+            if isinstance(e, h2.events.StreamEnded) and e.stream_id == sid: return status
+            if isinstance(e, h2.events.ConnectionTerminated): return 'goaway %d' % e.error_code
+        s.sendall(c.data_to_send())
+print(get('/big', [('big', 'v' * 90000)]), get('/small', []))
+""";
+        await using var backend = await KestrelTestBackend.StartHttp2Async(
+            context => context.Response.WriteAsync(context.Request.Headers["big"].ToString().Length.ToString(CultureInfo.InvariantCulture)),
+            k =>
+            {
+                k.Limits.MaxRequestHeadersTotalSize = 256 * 1024;
+                k.Limits.Http2.MaxRequestHeaderFieldSize = 256 * 1024;
+            });
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", backend.Port), "http2: native\nmaxHeaderBytes: 128KiB"));
+
+        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Big, forwarder.EndPoint("web").Port.ToString(CultureInfo.InvariantCulture)], timeout: TimeSpan.FromSeconds(90));
+
+        Assert.True(exit == 0, output + error);
+        Assert.Equal("200 200", output.Trim());
     }
 }

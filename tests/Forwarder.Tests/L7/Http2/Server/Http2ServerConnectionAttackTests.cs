@@ -36,6 +36,10 @@ public sealed class Http2ServerConnectionAttackTests
         elif scenario == 'header-list-too-large':
             b = enc.encode([(':method', 'GET'), (':scheme', 'http'), (':authority', 'x'), (':path', '/'), ('big', 'v' * 40000)], huffman=False)
             send(HeadersFrame(1, b[:16000], flags=['END_STREAM']), ContinuationFrame(1, b[16000:32000]), ContinuationFrame(1, b[32000:], flags=['END_HEADERS']))
+        elif scenario == 'field-values':
+            send(HeadersFrame(1, enc.encode([(':method', 'GET'), (':scheme', 'http'), (':authority', 'x'), (':path', '/'), ('x-v', b'caf\xc3\xa9')]), flags=['END_HEADERS', 'END_STREAM']),
+                 HeadersFrame(3, enc.encode([(':method', 'GET'), (':scheme', 'http'), (':authority', 'x'), (':path', '/'), ('x-v', b'a\x01b')]), flags=['END_HEADERS', 'END_STREAM']),
+                 HeadersFrame(5, enc.encode([(':method', 'GET'), (':scheme', 'http'), (':authority', 'x'), (':path', '/'), ('x-v', b'a\tb ~')]), flags=['END_HEADERS', 'END_STREAM']))
         elif scenario == 'zero-window':
             send(SettingsFrame(0, settings={4: 0}), HeadersFrame(1, req('/'), flags=['END_HEADERS', 'END_STREAM']))
         buf = b''; credited = False
@@ -107,6 +111,20 @@ public sealed class Http2ServerConnectionAttackTests
         var events = await RunClientAsync(server, "header-list-too-large", expectEnd: false);
 
         Assert.Contains("HEADERS 1 431", events);
+    }
+
+    [Fact]
+    public async Task RunAsync_FieldValueWithControlOrNonAsciiBytes_Answers400_ConnectionServesOn()
+    {
+        await using var server = await Http2TestServer.StartAsync();
+
+        var events = await RunClientAsync(server, "field-values");
+
+        Assert.Contains("HEADERS 1 400", events);
+        Assert.Contains("HEADERS 3 400", events);
+        Assert.Contains("HEADERS 5 200", events);
+        Assert.Contains($"DATA 5 {TestHandler.Fixed.Length} True", events);
+        Assert.DoesNotContain(events, e => e.StartsWith("GOAWAY", StringComparison.Ordinal) || e.StartsWith("RST", StringComparison.Ordinal));
     }
 
     [Fact]

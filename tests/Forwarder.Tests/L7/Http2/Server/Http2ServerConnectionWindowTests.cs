@@ -1,0 +1,63 @@
+namespace Forwarder.Tests.L7.Http2.Server;
+
+/// <summary>
+/// The connection-level receive window is credited as handlers consume request bodies, not as
+/// DATA arrives: bodies nobody reads hold the connection's window (so one connection cannot make
+/// the server buffer streams x stream window), and a reset stream gives its unread bytes back.
+/// </summary>
+public sealed class Http2ServerConnectionWindowTests
+{
+    /// <summary>
+    /// Sends 200 KB on each of four /hold streams (whose handler never reads), then a PING: prints
+    /// "held N" with the connection WINDOW_UPDATEs seen by its ACK; then resets the four streams and
+    /// pings again: "returned N".
+    /// </summary>
+    private const string Client = """
+        import socket, sys, hpack
+        from hyperframe.frame import *
+        s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); s.settimeout(30)
+        enc = hpack.Encoder(); buf = b''
+        def frames():
+            global buf
+            while True:
+                while len(buf) >= 9:
+                    f, length = Frame.parse_frame_header(memoryview(buf[:9]))
+                    if len(buf) < 9 + length: break
+                    f.parse_body(memoryview(buf[9:9 + length])); buf = buf[9 + length:]
+                    if isinstance(f, SettingsFrame) and 'ACK' not in f.flags: s.sendall(SettingsFrame(0, flags=['ACK']).serialize())
+                    yield f
+                chunk = s.recv(65536)
+                if not chunk: sys.exit('closed')
+                buf += chunk
+        def credit_until_ack(opaque):
+            s.sendall(PingFrame(0, opaque_data=opaque).serialize()); n = 0
+            for f in frames():
+                if isinstance(f, WindowUpdateFrame) and f.stream_id == 0: n += 1
+                if isinstance(f, PingFrame) and 'ACK' in f.flags and f.opaque_data == opaque: return n
+                if isinstance(f, (GoAwayFrame, RstStreamFrame)): sys.exit('unexpected %r' % f)
+        s.sendall(b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + SettingsFrame(0).serialize())
+        credit_until_ack(b'settings')
+        req = [(':method', 'POST'), (':scheme', 'http'), (':authority', 'x'), (':path', '/hold')]
+        out = []
+        for i in (1, 3, 5, 7):
+            out.append(HeadersFrame(i, enc.encode(req), flags=['END_HEADERS']))
+            out += [DataFrame(i, b'x' * 10000) for _ in range(20)]
+        s.sendall(b''.join(f.serialize() for f in out))
+        print('held', credit_until_ack(b'held....'), flush=True)
+        s.sendall(b''.join(RstStreamFrame(i, error_code=8).serialize() for i in (1, 3, 5, 7)))
+        print('returned', credit_until_ack(b'returned'), flush=True)
+        """;
+
+    [Fact]
+    public async Task UnreadBodies_HoldTheConnectionWindow_UntilTheirStreamsEnd()
+    {
+        await using var server = await Http2TestServer.StartAsync();
+
+        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Client, server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)], timeout: TimeSpan.FromSeconds(90));
+
+        Assert.True(exit == 0, output + error);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal("held 0", lines[0]);
+        Assert.Equal("returned 1", lines[1]);
+    }
+}

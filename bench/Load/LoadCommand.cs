@@ -9,6 +9,7 @@ internal static class LoadCommand
     public static Scenario CreateScenario(LoadOptions options)
         => CreateScenario(options, _ => options switch
         {
+            { Url: { } url, Http2: true } => new H2LoadClient(url),
             { Url: { } url } => new HttpLoadClient(url, options.Close),
             { Udp: { } udp } => new UdpLoadClient(udp, options.Size),
             _ => new EchoLoadClient(options.Tcp!, options.Size),

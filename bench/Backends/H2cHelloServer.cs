@@ -80,7 +80,7 @@ internal sealed class H2cHelloServer(IPEndPoint endpoint) : BackendServer(endpoi
         }
     }
 
-    internal enum Step
+    private enum Step
     {
         NeedBytes,
         OutputFull,
@@ -88,7 +88,7 @@ internal sealed class H2cHelloServer(IPEndPoint endpoint) : BackendServer(endpoi
     }
 
     /// <summary>One connection's protocol state, fed what the socket brings in; writes its answers to the output given.</summary>
-    internal sealed class ConnectionState
+    private sealed class ConnectionState
     {
         private bool _prefaceRead;
         private int _headersStream;

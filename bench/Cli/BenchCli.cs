@@ -59,6 +59,7 @@ internal static class BenchCli
         var json = new Option<string?>("--json") { Description = "Write the results here as JSON." };
         var hlog = new Option<string?>("--hlog") { Description = "Write each second's corrected latency here as an HdrHistogram V2 interval log (microseconds)." };
         var close = new Option<bool>("--close") { Description = "HTTP: send Connection: close and open a new connection for every request (the latency includes the connect)." };
+        var h2c = new Option<bool>("--h2c") { Description = "HTTP: speak h2c (HTTP/2 with prior knowledge) instead of HTTP/1.1, one stream in flight per connection." };
 
         AtLeast(connections, 1);
         AtLeast(threads, 1);
@@ -80,7 +81,7 @@ internal static class BenchCli
 
         var command = new Command("load", "Put load on one target and report throughput and latency percentiles.")
         {
-            url, tcp, udp, size, rate, rampTo, connections, duration, warmup, timeout, threads, hgrm, json, hlog, close,
+            url, tcp, udp, size, rate, rampTo, connections, duration, warmup, timeout, threads, hgrm, json, hlog, close, h2c,
         };
         command.Validators.Add(result =>
         {
@@ -101,6 +102,11 @@ internal static class BenchCli
             if (result.GetValue(close) && result.GetResult(url) is null)
             {
                 result.AddError("--close needs --url (it is an HTTP header).");
+            }
+
+            if (result.GetValue(h2c) && (result.GetResult(url) is null || result.GetValue(close)))
+            {
+                result.AddError("--h2c needs --url and goes without --close (an HTTP/2 connection carries many requests).");
             }
 
             if (result.GetResult(rampTo) is not null && result.GetResult(rate) is null)
@@ -137,7 +143,8 @@ internal static class BenchCli
                 parse.GetValue(json),
                 udpEndPoint,
                 parse.GetValue(hlog),
-                parse.GetValue(close));
+                parse.GetValue(close),
+                parse.GetValue(h2c));
             SocketEngineSettings.Apply(options.Threads);
             var stats = await LoadCommand.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
             return stats.Passed ? ExitOk : ExitRunFailed;
@@ -282,17 +289,18 @@ internal static class BenchCli
         var http = new Option<string?>("--http") { Description = "Serve the built-in HTTP/1.1 hello backend on IP:PORT (or several, comma-separated)." };
         var echo = new Option<string?>("--echo") { Description = "Serve the built-in TCP echo backend on IP:PORT (or several, comma-separated)." };
         var udpEcho = new Option<string?>("--udp-echo") { Description = "Serve the built-in udp echo backend on IP:PORT (or several, comma-separated)." };
+        var h2c = new Option<string?>("--h2c") { Description = "Serve the built-in h2c (HTTP/2, prior knowledge) hello backend on IP:PORT (or several, comma-separated)." };
         var stallAt = DurationOption("--stall-at", null, "HTTP backend: stall every response this long after starting (with --stall-for).", TimeSpan.Zero);
         var stallFor = DurationOption("--stall-for", null, "HTTP backend: how long the stall lasts.", TimeSpan.Zero);
-        var command = new Command("serve", "Run the built-in backends until interrupted.") { http, echo, udpEcho, stallAt, stallFor };
+        var command = new Command("serve", "Run the built-in backends until interrupted.") { http, echo, udpEcho, h2c, stallAt, stallFor };
         command.Validators.Add(result =>
         {
-            if (result.GetValue(http) is null && result.GetValue(echo) is null && result.GetValue(udpEcho) is null)
+            if (result.GetValue(http) is null && result.GetValue(echo) is null && result.GetValue(udpEcho) is null && result.GetValue(h2c) is null)
             {
-                result.AddError("Give --http IP:PORT, --echo IP:PORT, --udp-echo IP:PORT, or several.");
+                result.AddError("Give --http IP:PORT, --echo IP:PORT, --udp-echo IP:PORT, --h2c IP:PORT, or several.");
             }
 
-            foreach (var option in new[] { http, echo, udpEcho })
+            foreach (var option in new[] { http, echo, udpEcho, h2c })
             {
                 if (result.GetValue(option) is { } text && EndPoints(text).FirstOrDefault(e => !IPEndPoint.TryParse(e, out _)) is { } bad)
                 {
@@ -305,6 +313,7 @@ internal static class BenchCli
             var hellos = EndPoints(parse.GetValue(http)).Select(e => new HelloHttpServer(IPEndPoint.Parse(e))).ToList();
             var echoes = EndPoints(parse.GetValue(echo)).Select(e => new EchoServer(IPEndPoint.Parse(e))).ToList();
             var udpEchoes = EndPoints(parse.GetValue(udpEcho)).Select(e => new UdpEchoServer(IPEndPoint.Parse(e))).ToList();
+            var h2cs = EndPoints(parse.GetValue(h2c)).Select(e => new H2cHelloServer(IPEndPoint.Parse(e))).ToList();
             try
             {
                 foreach (var hello in hellos)
@@ -320,6 +329,11 @@ internal static class BenchCli
                 foreach (var udpEchoServer in udpEchoes)
                 {
                     await Console.Out.WriteLineAsync($"udp echo backend on {udpEchoServer.EndPoint}").ConfigureAwait(false);
+                }
+
+                foreach (var h2cServer in h2cs)
+                {
+                    await Console.Out.WriteLineAsync($"h2c hello backend on {h2cServer.EndPoint}").ConfigureAwait(false);
                 }
 
                 if (hellos.Count > 0 && parse.GetValue(stallFor) > TimeSpan.Zero)
@@ -350,6 +364,11 @@ internal static class BenchCli
                 foreach (var udpEchoServer in udpEchoes)
                 {
                     await udpEchoServer.DisposeAsync().ConfigureAwait(false);
+                }
+
+                foreach (var h2cServer in h2cs)
+                {
+                    await h2cServer.DisposeAsync().ConfigureAwait(false);
                 }
             }
 

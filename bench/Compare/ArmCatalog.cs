@@ -60,11 +60,18 @@ internal static class ArmCatalog
 
     /// <summary>The forwarder's tcp (L4) or http (L7) listener from any binary, under the name given (the gate runs two builds side by side).</summary>
     /// <param name="variables">Extra environment, e.g. the DelayInjection build's wait.</param>
-    public static async Task<RunningArm> StartForwarderAsync(ArmEnvironment env, bool http, string name, string binary, IReadOnlyDictionary<string, string>? variables)
+    public static Task<RunningArm> StartForwarderAsync(ArmEnvironment env, bool http, string name, string binary, IReadOnlyDictionary<string, string>? variables)
+        => StartForwarderAsync(env, name, binary, variables, entry => http ? PeerConfigs.ForwarderHttp(entry, env.Backend, env.ProxyThreads) : PeerConfigs.Forwarder(entry, env.Backend, env.ProxyThreads));
+
+    /// <summary>The forwarder's native HTTP/2 front (an http listener whose service speaks h2c) in front of the h2c backend given.</summary>
+    public static Task<RunningArm> StartForwarderH2Async(ArmEnvironment env, IPEndPoint h2cBackend, string name, string binary, IReadOnlyDictionary<string, string>? variables)
+        => StartForwarderAsync(env, name, binary, variables, entry => PeerConfigs.ForwarderHttp2(entry, h2cBackend, env.ProxyThreads));
+
+    private static async Task<RunningArm> StartForwarderAsync(ArmEnvironment env, string name, string binary, IReadOnlyDictionary<string, string>? variables, Func<IPEndPoint, string> configFor)
     {
         var entry = FreePort.Next();
         var config = Path.Combine(env.WorkDirectory, $"{name}.yaml");
-        await File.WriteAllTextAsync(config, http ? PeerConfigs.ForwarderHttp(entry, env.Backend, env.ProxyThreads) : PeerConfigs.Forwarder(entry, env.Backend, env.ProxyThreads)).ConfigureAwait(false);
+        await File.WriteAllTextAsync(config, configFor(entry)).ConfigureAwait(false);
         var process = await PeerProcess.StartAsync(name, binary, ["--config", config, "--log-level", "Warning"], entry, Path.Combine(env.WorkDirectory, $"{name}.log"), variables).ConfigureAwait(false);
         return new RunningArm(name, entry, [process]);
     }

@@ -26,13 +26,26 @@ internal sealed class BenchBackend(IPEndPoint endPoint, PeerProcess process) : I
             return new BenchBackend(endpoint, process);
         }
 
-        var mode = protocol == CompareProtocol.Http ? "--http" : "--echo";
-        var self = typeof(BenchBackend).Assembly.Location;
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
-        var builtin = await PeerProcess.StartAsync("built-in backend", dotnet, [self, "serve", mode, endpoint.ToString()], endpoint, Path.Combine(workDirectory, "backend.log"),
-            new Dictionary<string, string> { ["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1" }).ConfigureAwait(false);
+        var builtin = await StartBuiltinAsync(protocol == CompareProtocol.Http ? "--http" : "--echo", endpoint, Path.Combine(workDirectory, "backend.log")).ConfigureAwait(false);
         await log.WriteLineAsync($"backend: built-in {(protocol == CompareProtocol.Http ? "HTTP hello" : "TCP echo")} on {endpoint}").ConfigureAwait(false);
         return new BenchBackend(endpoint, builtin);
+    }
+
+    /// <summary>The built-in h2c hello backend (HTTP/2 with prior knowledge), for the arms that forward HTTP/2.</summary>
+    public static async Task<BenchBackend> StartH2cAsync(string workDirectory, TextWriter log)
+    {
+        var endpoint = FreePort.Next();
+        var builtin = await StartBuiltinAsync("--h2c", endpoint, Path.Combine(workDirectory, "backend-h2c.log")).ConfigureAwait(false);
+        await log.WriteLineAsync($"backend: built-in h2c hello on {endpoint}").ConfigureAwait(false);
+        return new BenchBackend(endpoint, builtin);
+    }
+
+    private static Task<PeerProcess> StartBuiltinAsync(string mode, IPEndPoint endpoint, string logPath)
+    {
+        var self = typeof(BenchBackend).Assembly.Location;
+        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+        return PeerProcess.StartAsync("built-in backend", dotnet, [self, "serve", mode, endpoint.ToString()], endpoint, logPath,
+            new Dictionary<string, string> { ["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1" });
     }
 
     public ValueTask DisposeAsync() => process.DisposeAsync();

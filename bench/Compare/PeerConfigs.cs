@@ -37,6 +37,26 @@ internal static class PeerConfigs
               - address: {backend}
         """;
 
+    /// <summary>An http listener on the native HTTP/2 front, forwarding to an h2c service.</summary>
+    public static string ForwarderHttp2(IPEndPoint listen, IPEndPoint backend, int threads) => $"""
+        tcp:
+          ioThreads: {threads}
+        listeners:
+          - name: bench
+            listen: {listen}
+            protocol: http
+            http:
+              http2: native
+            routes:
+              - service: backend
+        services:
+          backend:
+            http:
+              version: "2"
+            endpoints:
+              - address: {backend}
+        """;
+
     public static string Haproxy(IPEndPoint listen, IPEndPoint backend, int threads, bool http) => $"""
         global
             nbthread {threads}

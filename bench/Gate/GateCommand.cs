@@ -68,7 +68,7 @@ internal static class GateCommand
     private static async Task<int> MeasureAsync(GateOptions options, GateBuild baseBuild, GateBuild currentBuild, string baseCommit, string? root, TextWriter log, CancellationToken cancellationToken)
     {
         var settings = options.Settings;
-        await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"gate: {settings.WarmupReps} unmeasured and {options.Reps} measured repetitions of about {settings.RepTime(1 + (2 * settings.ProxyArms.Count)).TotalSeconds:0}s: direct and both builds' {string.Join(", ", settings.ProxyArms)} interleaved, closed loops of {settings.Connections} and {settings.MaxConnections} connections, an open loop at {settings.OpenRate:0} req/s")).ConfigureAwait(false);
+        await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"gate: {settings.WarmupReps} unmeasured and {options.Reps} measured repetitions of about {settings.RepTime(settings.DirectArms.Count + (2 * settings.ProxyArms.Count)).TotalSeconds:0}s: direct and both builds' {string.Join(", ", settings.ProxyArms)} interleaved ({string.Join(" and ", settings.DirectArms)} without a proxy), closed loops of {settings.Connections} and {settings.MaxConnections} connections, an open loop at {settings.OpenRate:0} req/s")).ConfigureAwait(false);
         List<GateSample> baseSamples = [];
         List<GateSample> currentSamples = [];
         try

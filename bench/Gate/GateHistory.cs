@@ -9,7 +9,7 @@ namespace Forwarder.Bench.Gate;
 /// </summary>
 internal static class GateHistory
 {
-    public const string Header = "date\tcommit\tbase\tl4_p50_overhead\tl7_p50_overhead\tl7_throughput_overhead\tl4_open_p99_overhead\tl7_open_p99_overhead\tlink_p50_overhead\tlink_throughput_overhead\tl4_rss_mib\tl7_rss_mib\tlink_rss_mib\tmachine";
+    public const string Header = "date\tcommit\tbase\tl4_p50_overhead\tl7_p50_overhead\tl7_throughput_overhead\tl4_open_p99_overhead\tl7_open_p99_overhead\tlink_p50_overhead\tlink_throughput_overhead\tl4_rss_mib\tl7_rss_mib\tlink_rss_mib\th2_p50_overhead\th2_throughput_overhead\th2_rss_mib\tmachine";
 
     /// <summary>Appends the line, writing the header first to a new file.</summary>
     public static void Append(string path, DateTimeOffset date, string commit, string baseCommit, IReadOnlyList<GateSample> current, string machine)
@@ -40,6 +40,9 @@ internal static class GateHistory
             Overhead("forwarder", GateMetricKind.Rss),
             Overhead("forwarder-l7", GateMetricKind.Rss),
             Overhead("forwarder-link", GateMetricKind.Rss),
+            Overhead("forwarder-h2", GateMetricKind.P50),
+            Overhead("forwarder-h2", GateMetricKind.Throughput),
+            Overhead("forwarder-h2", GateMetricKind.Rss),
             machine.Replace('\t', ' '));
     }
 }

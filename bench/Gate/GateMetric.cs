@@ -30,7 +30,21 @@ internal enum GateMetricKind
 internal sealed record GateMetric(string Arm, GateMetricKind Kind)
 {
     /// <summary>The proxy arms the gate measures, in report order.</summary>
-    public static readonly IReadOnlyList<string> ProxyArms = ["forwarder", "forwarder-l7", "forwarder-link"];
+    public static readonly IReadOnlyList<string> ProxyArms = ["forwarder", "forwarder-l7", "forwarder-link", "forwarder-h2"];
+
+    /// <summary>The reference without a proxy: the HTTP/1.1 client straight to the HTTP/1.1 backend.</summary>
+    public const string Direct = "direct";
+
+    /// <summary>The reference of the HTTP/2 arm: the h2c client straight to the h2c backend, another protocol's cost.</summary>
+    public const string DirectH2 = "direct-h2";
+
+    /// <summary>The direct arm a proxy arm's ratios are taken against: the one that speaks its protocol.</summary>
+    public static string DirectOf(string arm) => arm == "forwarder-h2" ? DirectH2 : Direct;
+
+    public static bool IsDirect(string arm) => arm is Direct or DirectH2;
+
+    /// <summary>Whether the arm's load is h2c (the HTTP/2 arm and its direct reference).</summary>
+    public static bool IsHttp2(string arm) => arm is "forwarder-h2" or DirectH2;
 
     public static readonly IReadOnlyList<GateMetric> All =
         [.. ProxyArms.SelectMany(arm => Enum.GetValues<GateMetricKind>().Select(kind => new GateMetric(arm, kind)))];
@@ -46,16 +60,16 @@ internal sealed record GateMetric(string Arm, GateMetricKind Kind)
         _ => "throughput",
     };
 
-    /// <summary>The cost ratio in every repetition that measured this metric of the arm and has the direct arm.</summary>
+    /// <summary>The cost ratio in every repetition that measured this metric of the arm and has its direct arm.</summary>
     public double[] Ratios(IReadOnlyList<GateSample> samples)
     {
-        var direct = samples.Where(s => s.Arm == "direct").ToDictionary(s => s.Rep);
+        var direct = samples.Where(s => s.Arm == DirectOf(Arm)).ToDictionary(s => s.Rep);
         return [.. Measured(samples, direct.Keys.ToHashSet()).Select(s => Ratio(s, direct[s.Rep]))];
     }
 
     /// <summary>The repetitions <see cref="Ratios"/> covers, in its order.</summary>
     public int[] Reps(IReadOnlyList<GateSample> samples)
-        => [.. Measured(samples, samples.Where(s => s.Arm == "direct").Select(s => s.Rep).ToHashSet()).Select(s => s.Rep)];
+        => [.. Measured(samples, samples.Where(s => s.Arm == DirectOf(Arm)).Select(s => s.Rep).ToHashSet()).Select(s => s.Rep)];
 
     // Samples recorded before an arm or the memory figure existed (older calibration files) have none of them.
     private IEnumerable<GateSample> Measured(IReadOnlyList<GateSample> samples, HashSet<int> directReps)

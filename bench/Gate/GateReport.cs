@@ -27,7 +27,7 @@ internal static class GateReport
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"## Latency gate: {(Passed(verdicts) ? "pass" : "REGRESSION")}");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Overhead is the forwarder's cost over no proxy, measured in the same repetition with every process on one CPU: latency (proxy / direct − 1) in a closed loop of {settings.Connections} connection(s), throughput (direct / proxy − 1) in a closed loop of {settings.MaxConnections}, open-loop p99 at {settings.OpenRate:0} req/s counted from each request's intended start, and the resident memory of the arm's processes after the repetition. Arms: forwarder (tcp listener), forwarder-l7 (http listener), forwarder-link (a tcp listener on one node, the service on another across a node link).");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Overhead is the forwarder's cost over no proxy, measured in the same repetition with every process on one CPU: latency (proxy / direct − 1) in a closed loop of {settings.Connections} connection(s), throughput (direct / proxy − 1) in a closed loop of {settings.MaxConnections}, open-loop p99 at {settings.OpenRate:0} req/s counted from each request's intended start, and the resident memory of the arm's processes after the repetition. Arms: forwarder (tcp listener), forwarder-l7 (http listener), forwarder-link (a tcp listener on one node, the service on another across a node link), forwarder-h2 (the native HTTP/2 front to an h2c backend, h2c load; its ratios are to direct-h2, the same h2c load straight to that backend).");
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"Base: {baseCommit}, built and run beside the current build in the same session, {reps} repetitions each, interleaved, on {machine}. Rule: {policy.Describe()}.");
         text.AppendLine();
@@ -48,7 +48,7 @@ internal static class GateReport
             foreach (var arm in samples.Select(s => s.Arm).Distinct())
             {
                 var of = samples.Where(s => s.Arm == arm).ToArray();
-                text.AppendLine(CultureInfo.InvariantCulture, $"| {(arm == "direct" ? "-" : build)} | {arm} | {CompareReportWriter.Median([.. of.Select(s => s.P50Us)]):0} µs | {CompareReportWriter.Median([.. of.Select(s => s.P99Us)]):0} µs | {CompareReportWriter.Median([.. of.Select(s => s.MaxRps)]):0} | {CompareReportWriter.Median([.. of.Select(s => s.OpenP99Us)]):0} µs | {(of.Any(s => s.RssMiB is null) ? "-" : $"{CompareReportWriter.Median([.. of.Select(s => s.RssMiB!.Value)]):0.0} MiB")} |");
+                text.AppendLine(CultureInfo.InvariantCulture, $"| {(GateMetric.IsDirect(arm) ? "-" : build)} | {arm} | {CompareReportWriter.Median([.. of.Select(s => s.P50Us)]):0} µs | {CompareReportWriter.Median([.. of.Select(s => s.P99Us)]):0} µs | {CompareReportWriter.Median([.. of.Select(s => s.MaxRps)]):0} | {CompareReportWriter.Median([.. of.Select(s => s.OpenP99Us)]):0} µs | {(of.Any(s => s.RssMiB is null) ? "-" : $"{CompareReportWriter.Median([.. of.Select(s => s.RssMiB!.Value)]):0.0} MiB")} |");
             }
         }
 

@@ -7,10 +7,11 @@ using Forwarder.Bench.Scenarios;
 namespace Forwarder.Bench.Gate;
 
 /// <summary>
-/// The gate's processes, started once: a backend, the direct arm, and each build's tcp listener,
-/// http listener and pair of nodes joined by a link (base and current; more when calibrating). Every repetition measures every arm,
+/// The gate's processes, started once: an HTTP/1.1 and an h2c backend, the direct arms (one per
+/// protocol), and each build's tcp listener, http listener, pair of nodes joined by a link and
+/// native HTTP/2 front (base and current; more when calibrating). Every repetition measures every arm,
 /// the builds interleaved in short slices on the same CPU, and reports each build's figures with
-/// the direct arm's of the same repetition, so a ratio between builds compares like with like.
+/// the direct arms' of the same repetition, so a ratio between builds compares like with like.
 /// </summary>
 internal sealed class GateSession : IAsyncDisposable
 {
@@ -20,18 +21,18 @@ internal sealed class GateSession : IAsyncDisposable
     private readonly GateSettings _settings;
     private readonly TextWriter _log;
     private readonly string _workDirectory;
-    private readonly BenchBackend _backend;
-    private readonly RunningArm _direct;
+    private readonly IReadOnlyList<BenchBackend> _backends;
+    private readonly IReadOnlyList<RunningArm> _directs;
     private readonly IReadOnlyList<(GateBuild Build, RunningArm[] Proxies)> _builds;
     private readonly List<GateFreezer> _freezers;
 
-    private GateSession(GateSettings settings, TextWriter log, string workDirectory, BenchBackend backend, RunningArm direct, IReadOnlyList<(GateBuild, RunningArm[])> builds, IReadOnlyDictionary<string, string> versions)
+    private GateSession(GateSettings settings, TextWriter log, string workDirectory, IReadOnlyList<BenchBackend> backends, IReadOnlyList<RunningArm> directs, IReadOnlyList<(GateBuild, RunningArm[])> builds, IReadOnlyDictionary<string, string> versions)
     {
         _settings = settings;
         _log = log;
         _workDirectory = workDirectory;
-        _backend = backend;
-        _direct = direct;
+        _backends = backends;
+        _directs = directs;
         _builds = builds;
         Versions = versions;
         _freezers = [.. builds.Where(b => b.Item1.Freeze is not null).Select(b => new GateFreezer(b.Item1.Freeze!, [.. b.Item2.SelectMany(arm => arm.Proxies)]))];
@@ -44,12 +45,20 @@ internal sealed class GateSession : IAsyncDisposable
     {
         var tools = Tools.Find();
         var workDirectory = Directory.CreateTempSubdirectory("bench-gate-").FullName;
-        var backend = await BenchBackend.StartAsync(CompareProtocol.Http, settings.Backend, tools, workDirectory, log).ConfigureAwait(false);
-        var environment = new ArmEnvironment(workDirectory, backend.EndPoint, CompareProtocol.Http, 1, tools, builds[0].Path);
-        var direct = new RunningArm("direct", backend.EndPoint, []);
+        List<BenchBackend> backends = [];
         List<(GateBuild, RunningArm[])> started = [];
         try
         {
+            var backend = await BenchBackend.StartAsync(CompareProtocol.Http, settings.Backend, tools, workDirectory, log).ConfigureAwait(false);
+            backends.Add(backend);
+            var h2cBackend = settings.DirectArms.Contains(GateMetric.DirectH2) ? await BenchBackend.StartH2cAsync(workDirectory, log).ConfigureAwait(false) : null;
+            if (h2cBackend is not null)
+            {
+                backends.Add(h2cBackend);
+            }
+
+            var environment = new ArmEnvironment(workDirectory, backend.EndPoint, CompareProtocol.Http, 1, tools, builds[0].Path);
+            RunningArm[] directs = [.. settings.DirectArms.Select(name => new RunningArm(name, name == GateMetric.DirectH2 ? h2cBackend!.EndPoint : backend.EndPoint, []))];
             foreach (var build in builds)
             {
                 List<RunningArm> proxies = [];
@@ -60,9 +69,12 @@ internal sealed class GateSession : IAsyncDisposable
                     var name = $"{arm}-{build.Name}";
                     try
                     {
-                        proxies.Add(arm == "forwarder-link"
-                            ? await NodeLinkArm.StartAsync(environment, name, build.Path, build.Variables(http: false)).ConfigureAwait(false)
-                            : await ArmCatalog.StartForwarderAsync(environment, http, name, build.Path, build.Variables(http)).ConfigureAwait(false));
+                        proxies.Add(arm switch
+                        {
+                            "forwarder-link" => await NodeLinkArm.StartAsync(environment, name, build.Path, build.Variables(http: false)).ConfigureAwait(false),
+                            "forwarder-h2" => await ArmCatalog.StartForwarderH2Async(environment, h2cBackend!.EndPoint, name, build.Path, build.Variables(http: true)).ConfigureAwait(false),
+                            _ => await ArmCatalog.StartForwarderAsync(environment, http, name, build.Path, build.Variables(http)).ConfigureAwait(false),
+                        });
                     }
                     catch (InvalidOperationException ex)
                     {
@@ -74,15 +86,15 @@ internal sealed class GateSession : IAsyncDisposable
                     }
                 }
             }
+
+            return new GateSession(settings, log, workDirectory, backends, directs, started, Compare.Versions.Of(tools, builds[^1].Path));
         }
         catch
         {
-            await DisposeAllAsync(started, backend).ConfigureAwait(false);
+            await DisposeAllAsync(started, backends).ConfigureAwait(false);
             Directory.Delete(workDirectory, recursive: true);
             throw;
         }
-
-        return new GateSession(settings, log, workDirectory, backend, direct, started, Compare.Versions.Of(tools, builds[^1].Path));
     }
 
     /// <summary>
@@ -137,7 +149,9 @@ internal sealed class GateSession : IAsyncDisposable
 
     private async Task<(Dictionary<string, GateSample[]>? Samples, string? Empty)> TryRunArmsAsync(int rep, CancellationToken cancellationToken)
     {
-        RunningArm[] arms = [_direct, .. _builds.SelectMany(b => b.Proxies)];
+        // The direct arms first, then each build's proxies in the settings' order; names[i] is what arms[i] reports as.
+        RunningArm[] arms = [.. _directs, .. _builds.SelectMany(b => b.Proxies)];
+        string[] names = [.. _directs.Select(d => d.Name), .. _builds.SelectMany(_ => _settings.ProxyArms)];
 
         // Latency in short slices, the arms (and so the builds) taking turns, the order rotating
         // with the slice and the repetition: a burst of interference then lands in one slice of
@@ -148,7 +162,7 @@ internal sealed class GateSession : IAsyncDisposable
         {
             foreach (var i in Order(arms.Length, rep + s))
             {
-                var stats = await ScenarioRunner.RunAsync(Scenario(arms[i], _settings.Connections, slice, TimeSpan.Zero, null), cancellationToken).ConfigureAwait(false);
+                var stats = await ScenarioRunner.RunAsync(Scenario(arms[i], names[i], _settings.Connections, slice, TimeSpan.Zero, null), cancellationToken).ConfigureAwait(false);
                 ThrowIfFailed(arms[i], stats, rep);
                 latency[i].Add(stats.Latency);
             }
@@ -157,14 +171,14 @@ internal sealed class GateSession : IAsyncDisposable
         var throughput = new ScenarioStats[arms.Length];
         foreach (var i in Order(arms.Length, rep))
         {
-            throughput[i] = await ScenarioRunner.RunAsync(Scenario(arms[i], _settings.MaxConnections, _settings.MaxDuration, _settings.Warmup, null), cancellationToken).ConfigureAwait(false);
+            throughput[i] = await ScenarioRunner.RunAsync(Scenario(arms[i], names[i], _settings.MaxConnections, _settings.MaxDuration, _settings.Warmup, null), cancellationToken).ConfigureAwait(false);
             ThrowIfFailed(arms[i], throughput[i], rep);
         }
 
         var open = new ScenarioStats[arms.Length];
         foreach (var i in Order(arms.Length, rep + 1))
         {
-            open[i] = await ScenarioRunner.RunAsync(Scenario(arms[i], GateSettings.OpenConnections, _settings.OpenDuration, TimeSpan.Zero, _settings.OpenRate), cancellationToken).ConfigureAwait(false);
+            open[i] = await ScenarioRunner.RunAsync(Scenario(arms[i], names[i], GateSettings.OpenConnections, _settings.OpenDuration, TimeSpan.Zero, _settings.OpenRate), cancellationToken).ConfigureAwait(false);
             ThrowIfFailed(arms[i], open[i], rep);
         }
 
@@ -177,13 +191,12 @@ internal sealed class GateSession : IAsyncDisposable
                 return (null, $"{arms[i].Name}'s {empty} run");
             }
 
-            var name = i == 0 ? "direct" : _settings.ProxyArms[(i - 1) % _settings.ProxyArms.Count];
-            double? rss = i == 0 ? null : ProcessSampler.Read(arms[i].Pids).RssBytes / (1024.0 * 1024);
-            samples[i] = new GateSample(name, rep, InterpolatedPercentile.Of(latency[i], 50), InterpolatedPercentile.Of(latency[i], 99), throughput[i].RequestsPerSecond, InterpolatedPercentile.Of(open[i].Latency, 99), rss);
+            double? rss = i < _directs.Count ? null : ProcessSampler.Read(arms[i].Pids).RssBytes / (1024.0 * 1024);
+            samples[i] = new GateSample(names[i], rep, InterpolatedPercentile.Of(latency[i], 50), InterpolatedPercentile.Of(latency[i], 99), throughput[i].RequestsPerSecond, InterpolatedPercentile.Of(open[i].Latency, 99), rss);
         }
 
         var perArm = _settings.ProxyArms.Count;
-        return (_builds.Select((b, k) => (b.Build.Name, Samples: (GateSample[])[samples[0], .. samples.Skip(1 + (k * perArm)).Take(perArm)]))
+        return (_builds.Select((b, k) => (b.Build.Name, Samples: (GateSample[])[.. samples.Take(_directs.Count), .. samples.Skip(_directs.Count + (k * perArm)).Take(perArm)]))
             .ToDictionary(b => b.Name, b => b.Samples), null);
     }
 
@@ -206,22 +219,26 @@ internal sealed class GateSession : IAsyncDisposable
             freezer.Dispose();
         }
 
-        await DisposeAllAsync(_builds, _backend).ConfigureAwait(false);
+        await DisposeAllAsync(_builds, _backends).ConfigureAwait(false);
         Directory.Delete(_workDirectory, recursive: true);
     }
 
-    private static async Task DisposeAllAsync(IEnumerable<(GateBuild, RunningArm[] Proxies)> builds, BenchBackend backend)
+    private static async Task DisposeAllAsync(IEnumerable<(GateBuild, RunningArm[] Proxies)> builds, IEnumerable<BenchBackend> backends)
     {
         foreach (var arm in builds.SelectMany(b => b.Proxies))
         {
             await arm.DisposeAsync().ConfigureAwait(false);
         }
 
-        await backend.DisposeAsync().ConfigureAwait(false);
+        foreach (var backend in backends)
+        {
+            await backend.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
-    private static Scenario Scenario(RunningArm arm, int connections, TimeSpan duration, TimeSpan warmup, double? rate)
-        => LoadCommand.CreateScenario(new LoadOptions(new Uri($"http://{arm.Entry}/"), null, 64, rate, null, connections, duration, warmup, 1, TimeSpan.FromSeconds(10), null, null));
+    /// <param name="name">The arm's gate name: the HTTP/2 arm and its direct reference take h2c load, the rest HTTP/1.1.</param>
+    private static Scenario Scenario(RunningArm arm, string name, int connections, TimeSpan duration, TimeSpan warmup, double? rate)
+        => LoadCommand.CreateScenario(new LoadOptions(new Uri($"http://{arm.Entry}/"), null, 64, rate, null, connections, duration, warmup, 1, TimeSpan.FromSeconds(10), null, null, Http2: GateMetric.IsHttp2(name)));
 
     private static string Describe(int rep, string build, GateSample[] samples)
         => string.Create(CultureInfo.InvariantCulture, $"  rep {rep} {build}: ")

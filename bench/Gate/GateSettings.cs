@@ -36,6 +36,9 @@ internal sealed record GateSettings(
     /// <summary>The proxy arms each build runs, in report order.</summary>
     public IReadOnlyList<string> ProxyArms => Arms ?? GateMetric.ProxyArms;
 
+    /// <summary>The direct arms the proxy arms are measured against: HTTP/1.1 first, then h2c if an arm speaks it.</summary>
+    public IReadOnlyList<string> DirectArms => [.. ProxyArms.Select(GateMetric.DirectOf).Distinct().Order(StringComparer.Ordinal)];
+
     /// <summary>Wall time of one repetition for the arms given.</summary>
     public TimeSpan RepTime(int arms) => (Duration + MaxDuration + Warmup + OpenDuration) * arms;
 }
@@ -48,7 +51,7 @@ internal static class GateDefaults
 }
 
 /// <summary>One arm in one repetition: latency percentiles, throughput, the open loop's p99 and the proxies' memory.</summary>
-/// <param name="Arm">direct, forwarder, forwarder-l7 or forwarder-link (each build's arms report under these names).</param>
+/// <param name="Arm">direct, direct-h2, forwarder, forwarder-l7, forwarder-link or forwarder-h2 (each build's arms report under these names).</param>
 /// <param name="OpenP99Us">99th percentile of the open-loop run, counted from each request's intended start.</param>
 /// <param name="RssMiB">Resident memory of the arm's processes after the repetition; null for the direct arm and in samples recorded before it was measured.</param>
 internal sealed record GateSample(string Arm, int Rep, double P50Us, double P99Us, double MaxRps, double OpenP99Us, double? RssMiB = null);

@@ -73,11 +73,13 @@ internal sealed class HttpLoadClient(Uri url, bool close = false) : SocketLoadCl
     }
 
 
+    private Response Outcome(long received) => Outcome(_reader.Status, received);
+
     /// <summary>Like wrk, a response outside 2xx and 3xx counts as an error.</summary>
-    private Response Outcome(long received)
-        => _reader.Status is >= 200 and < 400
-            ? Response.Ok(_reader.Status, received)
-            : Response.Fail(StatusMessage(_reader.Status), _reader.Status, received);
+    public static Response Outcome(int status, long received)
+        => status is >= 200 and < 400
+            ? Response.Ok(status, received)
+            : Response.Fail(StatusMessage(status), status, received);
 
     private static string StatusMessage(int status) => status switch
     {

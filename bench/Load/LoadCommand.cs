@@ -9,19 +9,26 @@ internal static class LoadCommand
     public static Scenario CreateScenario(LoadOptions options)
         => CreateScenario(options, _ => options switch
         {
+            { Url: { } url, Http2: true } => new H2LoadClient(url),
             { Url: { } url } => new HttpLoadClient(url, options.Close),
             { Udp: { } udp } => new UdpLoadClient(udp, options.Size),
             _ => new EchoLoadClient(options.Tcp!, options.Size),
         });
 
-    /// <summary>The scenario with each worker's connection going to the next of several targets in turn (HTTP when the options have a URL, whose path is kept; TCP echo otherwise).</summary>
+    /// <summary>The scenario with each worker's connection going to the next of several targets in turn (HTTP/1.1 or h2c when the options have a URL, whose path is kept; TCP echo otherwise).</summary>
     public static Scenario CreateScenario(LoadOptions options, IReadOnlyList<IPEndPoint> targets)
     {
         ArgumentOutOfRangeException.ThrowIfZero(targets.Count);
         return CreateScenario(options, workerId =>
         {
             var target = targets[workerId % targets.Count];
-            return options.Url is { } url ? new HttpLoadClient(new UriBuilder(url) { Host = target.Address.ToString(), Port = target.Port }.Uri, options.Close) : new EchoLoadClient(target, options.Size);
+            if (options.Url is not { } url)
+            {
+                return new EchoLoadClient(target, options.Size);
+            }
+
+            var at = new UriBuilder(url) { Host = target.Address.ToString(), Port = target.Port }.Uri;
+            return options.Http2 ? new H2LoadClient(at) : new HttpLoadClient(at, options.Close);
         });
     }
 

@@ -12,6 +12,7 @@ namespace Forwarder.Bench.Load;
 /// <param name="Udp">Udp echo target (a datagram of <paramref name="Size"/> bytes out, one back); null otherwise.</param>
 /// <param name="HlogPath">Write each second's corrected latency here as an HdrHistogram interval log.</param>
 /// <param name="Close">HTTP: every request asks for <c>Connection: close</c> and goes on a new connection.</param>
+/// <param name="Http2">HTTP: speak h2c (HTTP/2 with prior knowledge) rather than HTTP/1.1, one stream in flight per connection.</param>
 internal sealed record LoadOptions(
     Uri? Url,
     EndPoint? Tcp,
@@ -27,7 +28,8 @@ internal sealed record LoadOptions(
     string? JsonPath,
     EndPoint? Udp = null,
     string? HlogPath = null,
-    bool Close = false)
+    bool Close = false,
+    bool Http2 = false)
 {
     public string Target => Url?.ToString() ?? (Udp is { } udp ? $"udp://{udp}" : $"tcp://{Tcp}");
 

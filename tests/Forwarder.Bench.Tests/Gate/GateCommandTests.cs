@@ -15,8 +15,8 @@ public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
     // Slices of 400 ms: on a loaded 2-core runner (the other test assemblies run beside this one)
     // a closed-loop worker's connection can take hundreds of milliseconds, and an arm that ran no
     // request in a repetition (rightly) stops the gate; three slices of 200 ms once all came up empty.
-    // The listeners only: the rule and the open loop are what these tests prove, and two more
-    // processes per build would only slow them. The link arm runs in the end-to-end pass.
+    // The listeners only: the rule and the open loop are what these tests prove, and more
+    // processes per build would only slow them. The link and HTTP/2 arms run in the end-to-end pass.
     internal static readonly GateSettings QuickSettings = new(1, TimeSpan.FromMilliseconds(1200), 3, 8, TimeSpan.FromMilliseconds(400), TimeSpan.FromMilliseconds(100), 1, "builtin", 200, TimeSpan.FromMilliseconds(500), ["forwarder", "forwarder-l7"]);
 
     /// <summary>Growth allowed up to threefold the base's overhead and never under 100 points (memory: 100 MiB): what two copies of one build cannot drift apart by.</summary>
@@ -39,6 +39,9 @@ public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("| base | forwarder |", summary, StringComparison.Ordinal);
         Assert.Contains("| current | forwarder-link |", summary, StringComparison.Ordinal);
         Assert.Contains("forwarder-link memory", summary, StringComparison.Ordinal);
+        Assert.Contains("| current | forwarder-h2 |", summary, StringComparison.Ordinal);
+        Assert.Contains("| - | direct-h2 |", summary, StringComparison.Ordinal);
+        Assert.Contains("| forwarder-h2 p50 latency |", summary, StringComparison.Ordinal);
         var lines = File.ReadAllLines(history);
         Assert.Equal(GateHistory.Header, lines[0]);
         var fields = Assert.Single(lines[1..]).Split('\t');
@@ -52,6 +55,9 @@ public sealed class GateCommandTests(ITestOutputHelper output) : IDisposable
         Assert.True(double.Parse(fields[8], System.Globalization.CultureInfo.InvariantCulture) > double.Parse(fields[3], System.Globalization.CultureInfo.InvariantCulture), $"{fields[8]} vs {fields[3]}");
         // Two nodes of a JIT build hold tens of MiB.
         Assert.True(double.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture) > 20, fields[12]);
+        // The native HTTP/2 front over the h2c direct run: a hop's cost, measured against its own protocol.
+        Assert.True(double.Parse(fields[13], System.Globalization.CultureInfo.InvariantCulture) > 0.1, fields[13]);
+        Assert.True(double.Parse(fields[15], System.Globalization.CultureInfo.InvariantCulture) > 10, fields[15]);
     }
 
     [Fact]

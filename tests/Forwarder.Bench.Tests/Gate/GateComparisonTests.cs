@@ -97,6 +97,25 @@ public sealed class GateComparisonTests
     }
 
     [Fact]
+    public void Ratios_OfTheHttp2Arm_AreToTheH2cDirectRun_NotTheHttp1One()
+    {
+        List<GateSample> samples =
+        [
+            new("direct", 1, 20, 50, 60_000, 200), new("direct-h2", 1, 40, 80, 40_000, 300),
+            new("forwarder-h2", 1, 100, 160, 20_000, 900), new("forwarder-l7", 1, 50, 100, 30_000, 400),
+            new("direct", 2, 20, 50, 60_000, 200), new("forwarder-h2", 2, 100, 160, 20_000, 900),
+        ];
+
+        // Repetition 2 has no h2c direct run, so the HTTP/2 arm has no ratio there.
+        Assert.Equal([2.5], new GateMetric("forwarder-h2", GateMetricKind.P50).Ratios(samples));
+        Assert.Equal([1], new GateMetric("forwarder-h2", GateMetricKind.P50).Reps(samples));
+        Assert.Equal([2.0], new GateMetric("forwarder-h2", GateMetricKind.P99).Ratios(samples));
+        Assert.Equal([2.0], new GateMetric("forwarder-h2", GateMetricKind.Throughput).Ratios(samples));
+        Assert.Equal([3.0], new GateMetric("forwarder-h2", GateMetricKind.OpenP99).Ratios(samples));
+        Assert.Equal([2.5], new GateMetric("forwarder-l7", GateMetricKind.P50).Ratios(samples));
+    }
+
+    [Fact]
     public void Memory_IsTheArmsOwnFigure_GrownPastItsShareIsWorse()
     {
         // 60 MiB grown to 72 (20%) is past the 15% allowed (9 MiB); to 64 it is within it.
@@ -125,13 +144,13 @@ public sealed class GateComparisonTests
     [Fact]
     public void SamplesWithoutMemoryOrAnArm_LeaveThoseMetricsOut()
     {
-        // Calibration files recorded before the link arm and the memory figure existed.
-        var old = GateSamples.Make(8, seed: 1, rssMiB: null).Where(s => s.Arm != "forwarder-link").ToList();
+        // Calibration files recorded before the link and HTTP/2 arms and the memory figure existed.
+        var old = GateSamples.Make(8, seed: 1, rssMiB: null).Where(s => s.Arm is not ("forwarder-link" or "forwarder-h2" or "direct-h2")).ToList();
 
         var verdicts = GateComparison.Compare(old, GateSamples.Make(8, seed: 2), Policy);
 
         Assert.Equal(2 * 4, verdicts.Count);
-        Assert.DoesNotContain(verdicts, v => v.Metric.Kind == GateMetricKind.Rss || v.Metric.Arm == "forwarder-link");
+        Assert.DoesNotContain(verdicts, v => v.Metric.Kind == GateMetricKind.Rss || v.Metric.Arm is "forwarder-link" or "forwarder-h2");
     }
 
     [Fact]

@@ -15,10 +15,14 @@ internal static class GateSamples
         List<GateSample> samples = [];
         for (var rep = 1; rep <= reps; rep++)
         {
-            var direct = new GateSample("direct", rep, 20 * Jitter(), 60 * Jitter(), 70_000 * Jitter(), 100 * Jitter());
-            samples.Add(direct);
+            // The h2c reference is another protocol's cost: its own figures, which the HTTP/2 arm's ratios divide by.
+            var http1 = new GateSample(GateMetric.Direct, rep, 20 * Jitter(), 60 * Jitter(), 70_000 * Jitter(), 100 * Jitter());
+            var h2 = new GateSample(GateMetric.DirectH2, rep, 30 * Jitter(), 90 * Jitter(), 50_000 * Jitter(), 140 * Jitter());
+            samples.Add(http1);
+            samples.Add(h2);
             foreach (var arm in GateMetric.ProxyArms)
             {
+                var direct = arm == "forwarder-h2" ? h2 : http1;
                 var armP50 = arm == "forwarder-l7" && l7P50 is { } l7 ? l7 : p50;
                 samples.Add(new GateSample(arm, rep, direct.P50Us * armP50 * Jitter(), direct.P99Us * p99 * Jitter(), direct.MaxRps / throughput * Jitter(), direct.OpenP99Us * openP99 * Jitter(), rssMiB * Jitter()));
             }

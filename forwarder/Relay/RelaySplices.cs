@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using Forwarder.Configuration;
 using Forwarder.Transports.Tcp.Splicing;
 using Microsoft.Extensions.Logging;
 
@@ -43,7 +44,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     private readonly Socket _listener;
     private readonly SocketSplicer _splicer;
     private readonly RelayRegistry _registry;
-    private readonly TimeSpan _lifetime;
+    private readonly RelaySpliceConfig _config;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
@@ -51,10 +52,11 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     private readonly ConcurrentDictionary<Rendezvous, byte> _open = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Thread _accepting;
+    private readonly ITimer _sweeper;
 
-    public RelaySplices(IPEndPoint endPoint, TimeSpan lifetime, RelayRegistry registry, TimeProvider time, ILogger logger)
+    public RelaySplices(IPEndPoint endPoint, RelaySpliceConfig config, RelayRegistry registry, TimeProvider time, ILogger logger)
     {
-        (_lifetime, _registry, _time, _logger) = (lifetime, registry, time, logger);
+        (_config, _registry, _time, _logger) = (config, registry, time, logger);
         _listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -72,6 +74,11 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         _splicer = new SocketSplicer(threads: 2);
         _accepting = new Thread(AcceptLoop) { IsBackground = true, Name = "relay-splice-accept" };
         _accepting.Start();
+
+        // A spliced link's timeouts are checked in one sweep over them all, at a fraction of the
+        // shorter timeout (at most a second late), rather than a timer re-armed per chunk.
+        var period = TimeSpan.FromTicks(Math.Min(TimeSpan.TicksPerSecond, Math.Min(config.IdleTimeout.Ticks, config.HalfCloseTimeout.Ticks) / 4));
+        _sweeper = time.CreateTimer(_ => Sweep(), null, period, period);
     }
 
     public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndPoint!;
@@ -94,7 +101,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         }
 
         _open[rendezvous] = 0;
-        rendezvous.Timer = _time.CreateTimer(state => Expire((Rendezvous)state!), rendezvous, _lifetime, Timeout.InfiniteTimeSpan);
+        rendezvous.Timer = _time.CreateTimer(state => Expire((Rendezvous)state!), rendezvous, _config.TicketLifetime, Timeout.InfiniteTimeSpan);
         return rendezvous;
     }
 
@@ -104,6 +111,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
+        await _sweeper.DisposeAsync().ConfigureAwait(false);
         _listener.Dispose();
         _accepting.Join();
         foreach (var rendezvous in _open.Keys)
@@ -270,6 +278,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
                 asker.Send(paired);
                 far.Send(paired);
                 rendezvous.Asker.SpliceStarted();
+                rendezvous.Touch();
                 LogSpliced(_logger, rendezvous.Asker.Name, rendezvous.Far.Name);
                 rendezvous.Splice = _splicer.Splice(asker, far, rendezvous);
                 if (_stopping.IsCancellationRequested)
@@ -288,6 +297,40 @@ internal sealed partial class RelaySplices : IAsyncDisposable
                 rendezvous.Asker.SpliceEnded();
                 rendezvous.Asker.StreamClosed();
                 _open.TryRemove(rendezvous, out _);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Closes spliced links that carried nothing for the idle timeout (a node gone without a FIN
+    /// or RST, whose keep-alives stopped), or that one side half-closed longer than the half-close
+    /// timeout: each holds two sockets here and one of the asker's streams.
+    /// </summary>
+    private void Sweep()
+    {
+        var now = Environment.TickCount64;
+        foreach (var rendezvous in _open.Keys)
+        {
+            if (rendezvous.Splice is not { } splice || rendezvous.TimedOut)
+            {
+                continue;
+            }
+
+            var idle = TimeSpan.FromMilliseconds(now - rendezvous.LastActive);
+            var halfClosed = rendezvous.HalfClosedFor(splice.HalfClosed, now);
+            if (idle >= _config.IdleTimeout)
+            {
+                rendezvous.TimedOut = true;
+                _registry.SpliceTimedOut(halfClosed: false);
+                LogIdleClosed(_logger, rendezvous.Asker.Name, rendezvous.Far.Name, idle);
+                splice.Abort();
+            }
+            else if (halfClosed >= _config.HalfCloseTimeout)
+            {
+                rendezvous.TimedOut = true;
+                _registry.SpliceTimedOut(halfClosed: true);
+                LogHalfClosedClosed(_logger, rendezvous.Asker.Name, rendezvous.Far.Name, halfClosed);
+                splice.Abort();
             }
         }
     }
@@ -333,6 +376,12 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     [LoggerMessage(EventId = 833, Level = LogLevel.Warning, Message = "Splice rendezvous from node {Asker} to node {Far} expired: {Missing} never presented its ticket")]
     private static partial void LogExpired(ILogger logger, string asker, string far, string missing);
 
+    [LoggerMessage(EventId = 836, Level = LogLevel.Information, Message = "Spliced link from node {Asker} to node {Far} closed: nothing crossed it for {Idle} (relay.spliceIdleTimeout)")]
+    private static partial void LogIdleClosed(ILogger logger, string asker, string far, TimeSpan idle);
+
+    [LoggerMessage(EventId = 837, Level = LogLevel.Information, Message = "Spliced link from node {Asker} to node {Far} closed: half-closed for {HalfClosed} (relay.spliceHalfCloseTimeout)")]
+    private static partial void LogHalfClosedClosed(ILogger logger, string asker, string far, TimeSpan halfClosed);
+
     /// <summary>Two nodes' halves of one spliced link, and its bytes counted for both.</summary>
     internal sealed class Rendezvous(RelayNode asker, RelayNode far, string askerTicket, string farTicket) : ISpliceObserver
     {
@@ -361,8 +410,37 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         /// <summary>The splice, once there is one.</summary>
         public Task Done { get; set; } = Task.CompletedTask;
 
+        /// <summary>Environment.TickCount64 when a byte last crossed the splice (or it started).</summary>
+        public long LastActive => Volatile.Read(ref _lastActive);
+
+        /// <summary>The sweep closed it for a timeout: it is not closed twice.</summary>
+        public bool TimedOut { get; set; }
+
+        private long _lastActive;
+        private long _halfClosedSince;
+
+        public void Touch() => Volatile.Write(ref _lastActive, Environment.TickCount64);
+
+        /// <summary>How long the splice has been seen half-closed by the sweep (on its thread only), zero when it is not.</summary>
+        public TimeSpan HalfClosedFor(bool halfClosed, long now)
+        {
+            if (!halfClosed)
+            {
+                _halfClosedSince = 0;
+                return TimeSpan.Zero;
+            }
+
+            if (_halfClosedSince == 0)
+            {
+                _halfClosedSince = now;
+            }
+
+            return TimeSpan.FromMilliseconds(now - _halfClosedSince);
+        }
+
         void ISpliceObserver.Forwarded(bool toUpstream, int bytes)
         {
+            Touch();
             var (from, to) = toUpstream ? (Asker, Far) : (Far, Asker);
             from.AddFrom(bytes);
             to.AddTo(bytes);

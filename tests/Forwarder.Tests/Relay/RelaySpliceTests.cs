@@ -245,6 +245,56 @@ public sealed class RelaySpliceTests : IDisposable
         }
     }
 
+    // A node that vanishes without a FIN or RST (power cut, NAT state dropped) would leave its
+    // spliced link holding two relay sockets and one of the asker's streams for ever: a link
+    // nothing crossed for relay.spliceIdleTimeout is closed, and so is one whose FIN one side
+    // never answers within relay.spliceHalfCloseTimeout, while a link that keeps talking stays.
+    [Fact]
+    public async Task ASplicedLink_IdleOrLeftHalfClosed_IsClosed_AndFreesTheAskersPlace()
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, mode: "splice", splice: "  spliceIdleTimeout: 2s\n  spliceHalfCloseTimeout: 1s");
+        await using var asker = await HandNode.RegisterAsync(relay, "edge-c", _mesh.Directory);
+        await using var far = await HandNode.RegisterAsync(relay, "edge-d", _mesh.Directory);
+        var splicePort = relay.SpliceEndPoint!;
+
+        var (idleTicket, idleFarTicket) = await RendezvousAsync(asker, far, "edge-d");
+        var (busyTicket, busyFarTicket) = await RendezvousAsync(asker, far, "edge-d");
+        var (halfTicket, halfFarTicket) = await RendezvousAsync(asker, far, "edge-d");
+        using var idleOne = await PairAsync(splicePort, idleTicket, idleFarTicket);
+        using var busyOne = await PairAsync(splicePort, busyTicket, busyFarTicket);
+        using var halfOne = await PairAsync(splicePort, halfTicket, halfFarTicket);
+        Assert.Equal(3, relay.Registry.Node("edge-c").SplicesActive);
+
+        // The half-closing side sends its FIN, which reaches the other; the other never closes.
+        halfOne.Asker.Shutdown(SocketShutdown.Send);
+        Assert.True(await SocketClient.ClosedAsync(halfOne.Far), "the FIN crossed the splice");
+
+        // The busy link talks every 300 ms, well inside the idle timeout, for as long as the idle one takes to close.
+        var idleClosed = SocketClient.ClosedAsync(idleOne.Asker);
+        var halfClosed = SocketClient.ClosedAsync(halfOne.Asker);
+        var talking = System.Diagnostics.Stopwatch.StartNew();
+        while (!idleClosed.IsCompleted)
+        {
+            await busyOne.Asker.SendAsync("ping"u8.ToArray(), SocketFlags.None);
+            Assert.Equal("ping", Encoding.ASCII.GetString(await SocketClient.ReceiveExactlyAsync(busyOne.Far, 4)));
+            await Task.WhenAny(idleClosed, Task.Delay(300));
+        }
+
+        Assert.True(await idleClosed, "the idle link is closed");
+        Assert.True(await halfClosed, "the half-closed link is closed");
+        Assert.True(await SocketClient.ClosedAsync(idleOne.Far), "both halves of the idle link are closed");
+        Assert.True(talking.Elapsed >= TimeSpan.FromSeconds(1.5), $"the idle link was closed after its timeout, not at once ({talking.Elapsed.TotalSeconds:0.0} s)");
+        await busyOne.Far.SendAsync("pong"u8.ToArray(), SocketFlags.None);
+        Assert.Equal("pong", Encoding.ASCII.GetString(await SocketClient.ReceiveExactlyAsync(busyOne.Asker, 4)));
+        Assert.Equal((1L, 1L), (relay.Registry.SplicesIdleClosed, relay.Registry.SplicesHalfClosedClosed));
+        await Eventually.TrueAsync(() => relay.Registry.Node("edge-c") is { SplicesActive: 1, StreamsActive: 1 }, "the closed links free the asker's places");
+
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new Uri(relay.AdminAddress, "/metrics"));
+        Assert.Contains("forwarder_relay_spliced_links_timed_out_total{reason=\"idle\"} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains("forwarder_relay_spliced_links_timed_out_total{reason=\"half_closed\"} 1", metrics, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("terminate", "splice")]
     [InlineData("splice", "terminate")]
@@ -323,11 +373,29 @@ public sealed class RelaySpliceTests : IDisposable
         }
     }
 
+    /// <summary>Presents both halves of a rendezvous and waits until each is told it is paired.</summary>
+    private static async Task<SplicedSockets> PairAsync(IPEndPoint splicePort, byte[] askerTicket, byte[] farTicket)
+    {
+        var pair = new SplicedSockets(await PresentAsync(splicePort, askerTicket), await PresentAsync(splicePort, farTicket));
+        Assert.Equal(RelaySplices.Paired, (await SocketClient.ReceiveExactlyAsync(pair.Asker, 1))[0]);
+        Assert.Equal(RelaySplices.Paired, (await SocketClient.ReceiveExactlyAsync(pair.Far, 1))[0]);
+        return pair;
+    }
+
     private static async Task<Socket> PresentAsync(IPEndPoint splicePort, byte[] ticket)
     {
         var socket = await SocketClient.ConnectAsync(splicePort);
         await socket.SendAsync(RelaySplices.Magic.ToArray().Concat(ticket).ToArray(), SocketFlags.None);
         return socket;
+    }
+
+    private sealed record SplicedSockets(Socket Asker, Socket Far) : IDisposable
+    {
+        public void Dispose()
+        {
+            Asker.Dispose();
+            Far.Dispose();
+        }
     }
 
     /// <summary>A node's relay session driven by the test: it takes (or, as an old node would, ignores) splice offers.</summary>

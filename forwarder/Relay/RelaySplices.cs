@@ -60,6 +60,12 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         _listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
+            // As the listen port: [::] takes IPv4 nodes too, whatever the host's bindv6only says.
+            if (endPoint.Address.Equals(IPAddress.IPv6Any))
+            {
+                _listener.DualMode = true;
+            }
+
             _listener.Bind(endPoint);
             _listener.Listen(512);
         }

@@ -38,6 +38,17 @@ public sealed class RelayRendezvousTests
     }
 
     [Fact]
+    public async Task OnTheIPv6Wildcard_TokensFromIPv4Nodes_AreSeenAtTheirIPv4Address()
+    {
+        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.IPv6Any, 0));
+        using var node = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        node.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+
+        await node.SendToAsync(Datagram(out var token), new IPEndPoint(IPAddress.Loopback, rendezvous.EndPoint.Port));
+        Assert.Equal(node.LocalEndPoint, await rendezvous.Tokens.SeenAsync(token, TimeSpan.FromSeconds(30), CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Flood_IsBounded_AndANamedTokenStillGetsItsAddress()
     {
         await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.Loopback, 0));

@@ -295,6 +295,26 @@ public sealed class RelaySpliceTests : IDisposable
         Assert.Contains("forwarder_relay_spliced_links_timed_out_total{reason=\"half_closed\"} 1", metrics, StringComparison.Ordinal);
     }
 
+    // A relay listening on [::] takes IPv4 nodes on its main port; its splice port must too, or
+    // every IPv4 node's spliced link fails and falls back (on hosts where bindv6only is 1, or
+    // everywhere for a socket .NET does not make dual-mode itself).
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("::1")]
+    public async Task ARelayOnTheIPv6Wildcard_TakesTicketsOverIPv4AndIPv6(string from)
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, mode: "splice", listen: "[::]");
+        await using var asker = await HandNode.RegisterAsync(relay, "edge-c", _mesh.Directory);
+        await using var far = await HandNode.RegisterAsync(relay, "edge-d", _mesh.Directory);
+        var splicePort = new IPEndPoint(IPAddress.Parse(from), relay.SpliceEndPoint!.Port);
+
+        var (askerTicket, farTicket) = await RendezvousAsync(asker, far, "edge-d");
+        using var pair = await PairAsync(splicePort, askerTicket, farTicket);
+        await pair.Asker.SendAsync("over the dual-mode splice port"u8.ToArray(), SocketFlags.None);
+        Assert.Equal("over the dual-mode splice port", Encoding.ASCII.GetString(await SocketClient.ReceiveExactlyAsync(pair.Far, 30)));
+        Assert.Equal(1, relay.Registry.Node("edge-c").Splices);
+    }
+
     [Theory]
     [InlineData("terminate", "splice")]
     [InlineData("splice", "terminate")]

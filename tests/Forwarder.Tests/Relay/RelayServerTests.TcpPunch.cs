@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
@@ -127,6 +128,89 @@ public sealed partial class RelayServerTests
         await using (session)
         {
             Assert.NotNull(relay.Registry.Registered("edge-a"));
+        }
+    }
+
+    // Token connections come before any certificate: each would hold a relay socket for the
+    // tokens' 30 s lifetime. One source gets 16 held at once, the rest are closed at once; a
+    // hello that stops short is closed after 3 s rather than the TLS handshake's 10; and other
+    // sources and real nodes are unharmed.
+    [Fact]
+    public async Task TcpRendezvous_FromOneSource_IsHeldAtMostSixteenAtOnce_AndAStalledHelloIsClosedSoon()
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        var held = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 16; i++)
+            {
+                held.Add(await SendTokenAsync(relay, NewTcpToken(out _)));
+            }
+
+            using (var seventeenth = await SendTokenAsync(relay, NewTcpToken(out _)))
+            {
+                Assert.True(await ClosedWithinAsync(seventeenth, TimeSpan.FromSeconds(10)), "a seventeenth connection from one source is closed at once");
+            }
+
+            using (var stalled = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+            {
+                stalled.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.3"), 0));
+                await stalled.ConnectAsync(relay.EndPoint);
+                await stalled.SendAsync("FWRT01"u8.ToArray(), SocketFlags.None);
+                var waited = Stopwatch.StartNew();
+                Assert.True(await ClosedWithinAsync(stalled, TimeSpan.FromSeconds(30)), "a stalled hello is closed");
+                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(8), $"a stalled hello is closed after 3 s, not the TLS handshake's 10 ({waited.Elapsed.TotalSeconds:0.0} s)");
+            }
+
+            // Another source's token connection is held, and introduces its node.
+            using var other = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            other.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 0));
+            await other.ConnectAsync(relay.EndPoint);
+            await other.SendAsync(NewTcpToken(out var otherToken), SocketFlags.None);
+            Assert.False(await ClosedWithinAsync(other, TimeSpan.FromSeconds(1)), "another source's token connection is held");
+            var (session, link) = await DialAndRegisterAsync(relay, "edge-a");
+            await using (link)
+            await using (session)
+            {
+                Assert.NotNull(relay.Registry.Registered("edge-a"));
+                Assert.Equal(TunnelStatus.UnknownNode, (await AskTcpPunchAsync(session, "edge-z", otherToken)).Status);
+            }
+        }
+        finally
+        {
+            held.ForEach(s => s.Dispose());
+        }
+
+        // Closed holds free their places.
+        await Eventually.TrueAsync(
+            async () =>
+            {
+                using var again = await SendTokenAsync(relay, NewTcpToken(out _));
+                return !await ClosedWithinAsync(again, TimeSpan.FromMilliseconds(500));
+            },
+            "the source's closed holds free its places");
+    }
+
+    /// <summary>True when the relay closes <paramref name="socket"/> within <paramref name="wait"/>; false when it is still open then.</summary>
+    private static async Task<bool> ClosedWithinAsync(Socket socket, TimeSpan wait)
+    {
+        using var timeout = new CancellationTokenSource(wait);
+        try
+        {
+            while (await socket.ReceiveAsync(new byte[16], SocketFlags.None, timeout.Token) > 0)
+            {
+                // Nothing is sent on a rendezvous connection; the close is what counts.
+            }
+
+            return true;
+        }
+        catch (SocketException)
+        {
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 

@@ -191,6 +191,35 @@ public sealed partial class RelayServerTests
             "the source's closed holds free its places");
     }
 
+    // Each introduction has the far node open sockets and probe for seconds: a node asking for
+    // thirty at once gets its ten a second, the rest are refused as over its limit, and another
+    // node's introductions are its own.
+    [Fact]
+    public async Task Introductions_AreRateLimitedPerAsker()
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        var (a, aLink) = await DialAndRegisterAsync(relay, "edge-a");
+        var (c, cLink) = await DialAndRegisterAsync(relay, "edge-c");
+        await using (aLink)
+        await using (a)
+        await using (cLink)
+        await using (c)
+        {
+            var asked = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => AskTcpPunchAsync(a, "edge-b", NewToken())));
+            var limited = asked.Count(r => r.Status == TunnelStatus.Limited);
+            Assert.True(limited is >= 15 and < 30, $"{limited} of 30 introductions asked at once refused as over the asker's limit");
+            Assert.All(asked.Where(r => r.Status != TunnelStatus.Limited), r => Assert.Equal(TunnelStatus.Unreachable, r.Status));
+            Assert.Equal(TunnelStatus.Unreachable, (await AskTcpPunchAsync(c, "edge-b", NewToken())).Status);
+            Assert.Equal(limited, relay.Registry.Node("edge-a").StreamsRefused);
+        }
+
+        static string NewToken()
+        {
+            NewTcpToken(out var text);
+            return text;
+        }
+    }
+
     /// <summary>True when the relay closes <paramref name="socket"/> within <paramref name="wait"/>; false when it is still open then.</summary>
     private static async Task<bool> ClosedWithinAsync(Socket socket, TimeSpan wait)
     {

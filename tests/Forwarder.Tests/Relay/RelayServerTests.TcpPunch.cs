@@ -220,6 +220,43 @@ public sealed partial class RelayServerTests
         }
     }
 
+    // Each TCP introduction costs the far node sockets and seconds of probing: a real node answers
+    // at most two of one peer at once and refuses the rest as limited. Its first relay never
+    // answers, so each answer spends 3 s sending that relay its token and the five overlap.
+    [Fact]
+    public async Task ANode_AnswersAtMostTwoTcpIntroductionsOfOnePeerAtOnce()
+    {
+        using var dead = new SilentEndpoint();
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, "edge-a", [relay], deadRelay: new IPEndPoint(IPAddress.Loopback, dead.Port));
+        await Eventually.TrueAsync(() => nodeB.Metrics.Relay(relay.Name).Up == 1, "edge-b registered");
+        var (a, aLink) = await DialAndRegisterAsync(relay, "edge-a");
+        await using (aLink)
+        await using (a)
+        {
+            var holds = new List<Socket>();
+            var tokens = new List<string>();
+            for (var i = 0; i < 5; i++)
+            {
+                holds.Add(await SendTokenAsync(relay, NewTcpToken(out var token)));
+                tokens.Add(token);
+            }
+
+            try
+            {
+                var asked = await Task.WhenAll(tokens.Select(t => AskTcpPunchAsync(a, "edge-b", t)));
+                Assert.Equal(
+                    (2, 3),
+                    (asked.Count(r => r.Status == TunnelStatus.Connected), asked.Count(r => r.Status == TunnelStatus.Limited)));
+            }
+            finally
+            {
+                holds.ForEach(h => h.Dispose());
+            }
+        }
+    }
+
     /// <summary>True when the relay closes <paramref name="socket"/> within <paramref name="wait"/>; false when it is still open then.</summary>
     private static async Task<bool> ClosedWithinAsync(Socket socket, TimeSpan wait)
     {

@@ -41,6 +41,13 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     /// <summary>How long one poll waits, so that deadlines and a stop are seen this often.</summary>
     private const int PollMicroseconds = 100_000;
 
+    /// <summary>
+    /// How long the listener is left unpolled after an accept failed for want of descriptors
+    /// (EMFILE, ENFILE, ENOBUFS): the connection stays in the backlog and the poll would find it
+    /// again at once, spinning a core, as Kestrel and HAProxy back off too.
+    /// </summary>
+    private const long AcceptBackoffMilliseconds = 500;
+
     private readonly Socket _listener;
     private readonly SocketSplicer _splicer;
     private readonly RelayRegistry _registry;
@@ -138,15 +145,28 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     {
         Dictionary<Socket, Hello> hellos = [];
         List<Socket> readable = [];
+        long backoffUntil = 0;
+        var starved = false;
         try
         {
             while (!_stopping.IsCancellationRequested)
             {
                 readable.Clear();
-                readable.Add(_listener);
+                if (Environment.TickCount64 >= backoffUntil)
+                {
+                    readable.Add(_listener);
+                }
+
                 readable.AddRange(hellos.Keys);
                 try
                 {
+                    if (readable.Count == 0)
+                    {
+                        // Backing off with no hello waiting: Select wants a socket to watch.
+                        _stopping.Token.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(AcceptBackoffMilliseconds));
+                        continue;
+                    }
+
                     Socket.Select(readable, null, null, PollMicroseconds);
                 }
                 catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
@@ -163,7 +183,21 @@ internal sealed partial class RelaySplices : IAsyncDisposable
                 {
                     if (socket == _listener)
                     {
-                        Accept(hellos);
+                        var error = Accept(hellos);
+                        if (error is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+                        {
+                            backoffUntil = Environment.TickCount64 + AcceptBackoffMilliseconds;
+                            if (!starved)
+                            {
+                                starved = true;
+                                LogAcceptStarved(_logger, EndPoint, error);
+                            }
+                        }
+                        else if (error is SocketError.Success && starved)
+                        {
+                            starved = false;
+                            LogAcceptRecovered(_logger, EndPoint);
+                        }
                     }
                     else if (hellos.TryGetValue(socket, out var hello) && hello.Receive() is not Hello.Progress.Partial)
                     {
@@ -192,7 +226,8 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         }
     }
 
-    private void Accept(Dictionary<Socket, Hello> hellos)
+    /// <summary>Accepts the connection the poll found; the accept's error (Success when it took one).</summary>
+    private SocketError Accept(Dictionary<Socket, Hello> hellos)
     {
         Socket socket;
         try
@@ -200,21 +235,26 @@ internal sealed partial class RelaySplices : IAsyncDisposable
             // The poll found a connection waiting: this does not block.
             socket = _listener.Accept();
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        catch (SocketException ex)
         {
-            return;
+            return ex.SocketErrorCode;
+        }
+        catch (ObjectDisposedException)
+        {
+            return SocketError.OperationAborted;
         }
 
         if (hellos.Count >= MaxHellos)
         {
             _registry.TicketRefused(expired: false);
             socket.Dispose();
-            return;
+            return SocketError.Success;
         }
 
         // Small TLS records (a request, a window update) must not wait for Nagle to send them.
         socket.NoDelay = true;
         hellos[socket] = new Hello(socket, Environment.TickCount64 + (long)HelloTimeout.TotalMilliseconds);
+        return SocketError.Success;
     }
 
     /// <summary>Files a half under its rendezvous by its ticket (null: none came, or not a ticket); never throws.</summary>
@@ -381,6 +421,12 @@ internal sealed partial class RelaySplices : IAsyncDisposable
 
     [LoggerMessage(EventId = 833, Level = LogLevel.Warning, Message = "Splice rendezvous from node {Asker} to node {Far} expired: {Missing} never presented its ticket")]
     private static partial void LogExpired(ILogger logger, string asker, string far, string missing);
+
+    [LoggerMessage(EventId = 839, Level = LogLevel.Error, Message = "Splice port {EndPoint} cannot accept ({Error}: out of file descriptors?); it tries again every half second (840 says when it can)")]
+    private static partial void LogAcceptStarved(ILogger logger, EndPoint endPoint, SocketError error);
+
+    [LoggerMessage(EventId = 840, Level = LogLevel.Information, Message = "Splice port {EndPoint} accepts connections again")]
+    private static partial void LogAcceptRecovered(ILogger logger, EndPoint endPoint);
 
     [LoggerMessage(EventId = 836, Level = LogLevel.Information, Message = "Spliced link from node {Asker} to node {Far} closed: nothing crossed it for {Idle} (relay.spliceIdleTimeout)")]
     private static partial void LogIdleClosed(ILogger logger, string asker, string far, TimeSpan idle);

@@ -315,6 +315,77 @@ public sealed class RelaySpliceTests : IDisposable
         Assert.Equal(1, relay.Registry.Node("edge-c").Splices);
     }
 
+    // The real relay with its descriptor limit lowered (prlimit) to 20 above what it holds once
+    // started: sixty silent connections to the splice port run it out of descriptors with
+    // connections still waiting in the backlog. The poll would find the listener ready at once
+    // after each failed accept and spin a core; the relay backs off, logs once, and says when it
+    // accepts again (the silent connections are closed 5 s after their accept).
+    [Fact]
+    public async Task OutOfDescriptors_TheSpliceAcceptLoopBacksOff_AndAcceptsAgain()
+    {
+        var path = Path.Combine(_mesh.Directory, "relay-fd.yaml");
+        await File.WriteAllTextAsync(path, $"""
+            relay:
+              name: relay-1
+              listen: '127.0.0.1:0'
+              splicePort: 0
+              certificate: {Path.Combine(_mesh.Directory, "relay-1.pem")}
+              key: {Path.Combine(_mesh.Directory, "relay-1.key")}
+              ca: {Path.Combine(_mesh.Directory, "ca.pem")}
+            """);
+        using var relay = ForwarderProcess.Start("relay", "--config", path);
+        await relay.WaitForOutputAsync("splicing links on");
+        var splicePort = new IPEndPoint(IPAddress.Loopback, int.Parse(System.Text.RegularExpressions.Regex.Match(relay.Output, @"splicing links on 127\.0\.0\.1:(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        var limit = Directory.GetFiles($"/proc/{relay.Id}/fd").Length + 20;
+        var (code, _, errors) = await RunAsync("prlimit", "--pid", relay.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), $"--nofile={limit}:{limit}");
+        Assert.True(code == 0, errors);
+
+        var silent = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 60; i++)
+            {
+                silent.Add(await SocketClient.ConnectAsync(splicePort));
+            }
+
+            // Two seconds with connections in the backlog the relay cannot take.
+            var before = CpuTime(relay.Id);
+            var measured = System.Diagnostics.Stopwatch.StartNew();
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            var busy = CpuTime(relay.Id) - before;
+            Assert.True(busy < measured.Elapsed * 0.25, $"the relay used {busy.TotalSeconds:0.00} s of CPU in {measured.Elapsed.TotalSeconds:0.00} s out of descriptors");
+            await relay.WaitForOutputAsync("cannot accept (TooManyOpenSockets");
+            await relay.WaitForOutputAsync("accepts connections again");
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(relay.Output, "cannot accept"));
+        }
+        finally
+        {
+            silent.ForEach(s => s.Dispose());
+        }
+
+        Assert.False(relay.HasExited, relay.Errors);
+    }
+
+    /// <summary>User plus system CPU time of process <paramref name="pid"/> so far.</summary>
+    private static TimeSpan CpuTime(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+
+        // utime and stime, fields 14 and 15 of stat (11 and 12 after the name), in clock ticks of 1/100 s.
+        var ticks = long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
+        return TimeSpan.FromMilliseconds(ticks * 10);
+    }
+
+    private static async Task<(int Code, string Output, string Errors)> RunAsync(string file, params string[] arguments)
+    {
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await output, await errors);
+    }
+
     [Theory]
     [InlineData("terminate", "splice")]
     [InlineData("splice", "terminate")]

@@ -386,6 +386,74 @@ public sealed class RelaySpliceTests : IDisposable
         return (process.ExitCode, await output, await errors);
     }
 
+    // The relay joins two halves by their tickets and could join a half to the wrong node: the far
+    // node, offered a link from edge-a, takes it only if the TLS client proves edge-a's
+    // certificate. Here the asker's half is presented by a client holding edge-a's certificate
+    // (linked), or edge-c's (refused), though edge-b admits edge-c too.
+    [Theory]
+    [InlineData("edge-a", true)]
+    [InlineData("edge-c", false)]
+    public async Task TheFarNode_TakesASplicedLinkOnlyFromTheNodeItWasOffered(string presenting, bool linked)
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, mode: "splice");
+        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, "edge-a\n    - name: edge-c", [relay]);
+        await Eventually.TrueAsync(() => nodeB.Metrics.Relay(relay.Name).Up == 1, "edge-b registered");
+        await using var asker = await HandNode.RegisterAsync(relay, "edge-a", _mesh.Directory);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var (stream, status) = await TunnelHandshake.RequestAsync(asker.Session, new TunnelRequest(TunnelRequestKind.Splice, "edge-b", "link"), timeout.Token);
+        Assert.Equal(TunnelStatus.Connected, status);
+        string? field;
+        await using (stream)
+        {
+            field = await TunnelHandshake.ReadFieldAsync(stream!.Transport.Input, timeout.Token);
+        }
+
+        Assert.True(SplicedRelayLinks.TryParseTicket(field, out var port, out var ticket), $"a ticket: {field}");
+        var tcp = new TcpConnectionFactory(new TcpTransportOptions(), new Forwarder.Transports.Memory.PinnedBlockMemoryPool(64 * 1024), splicer: null);
+        var connection = await tcp.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), timeout.Token);
+        await using (connection)
+        {
+            connection.Transport.Output.Write(RelaySplices.Magic);
+            connection.Transport.Output.Write(ticket);
+            await connection.Transport.Output.FlushAsync(timeout.Token);
+            var paired = await connection.Transport.Input.ReadAsync(timeout.Token);
+            Assert.Equal(RelaySplices.Paired, paired.Buffer.FirstSpan[0]);
+            connection.Transport.Input.AdvanceTo(paired.Buffer.GetPosition(1));
+
+            using var credentials = new NodeCredentials(
+                presenting,
+                new CertificateFiles(Path.Combine(_mesh.Directory, presenting + ".pem"), Path.Combine(_mesh.Directory, presenting + ".key")),
+                Path.Combine(_mesh.Directory, "ca.pem"),
+                NullLogger.Instance);
+            try
+            {
+                var link = await LinkDialer.HandshakeAsync(connection, credentials, "edge-b", NodeCredentials.LinkProtocol, LinkDialer.Options(TimeSpan.FromSeconds(30), MemoryPool<byte>.Shared), timeout.Token);
+                await using var session = link.Session;
+                if (linked)
+                {
+                    // edge-b serves the link as edge-a's: a stream to its hosted endpoint echoes.
+                    await Eventually.TrueAsync(() => nodeB.Metrics.Peer("edge-a").LinksUp == 1, "edge-b takes the link as edge-a's");
+                }
+                else
+                {
+                    // Under TLS 1.3 the client's handshake ends before the server has checked its certificate.
+                    await Eventually.TrueAsync(() => session.Completion.IsCompleted, "edge-b ends the link");
+                }
+            }
+            catch (Exception ex) when (!linked && ex is IOException or System.Security.Authentication.AuthenticationException)
+            {
+                // Refused during the handshake.
+            }
+        }
+
+        if (!linked)
+        {
+            await Eventually.TrueAsync(() => nodeB.Metrics.LinksRefused(Forwarder.Metrics.LinkRefusal.Certificate) == 1, "edge-b refuses the certificate as not the offered node's");
+            Assert.Equal((0L, 0L), (nodeB.Metrics.Peer("edge-a").LinksUp, nodeB.Metrics.Peer("edge-c").LinksUp));
+        }
+    }
+
     [Theory]
     [InlineData("terminate", "splice")]
     [InlineData("splice", "terminate")]

@@ -30,10 +30,17 @@ internal enum RelayMode
     Terminate,
 }
 
-/// <summary>The relay's splice port (<c>relay.mode</c>, <c>relay.splicePort</c>, <c>relay.ticketLifetime</c>).</summary>
+/// <summary>The relay's splice port (<c>relay.mode</c>, <c>relay.splicePort</c>, <c>relay.ticketLifetime</c>, <c>relay.spliceIdleTimeout</c>, <c>relay.spliceHalfCloseTimeout</c>).</summary>
 /// <param name="Port">The TCP port nodes present their tickets on (on the listen address); 0 takes any free one, which nodes learn with their tickets.</param>
 /// <param name="TicketLifetime">How long a rendezvous waits for both halves: a ticket not presented by then is void, a half presented alone is closed.</param>
-internal sealed record RelaySpliceConfig(RelayMode Mode, int Port, TimeSpan TicketLifetime)
+/// <param name="IdleTimeout">A spliced link that carries no byte either way for this long is closed: a node that vanished without a FIN or RST.</param>
+/// <param name="HalfCloseTimeout">A spliced link one side has closed (its FIN passed on) is closed this long after if the other side never closes.</param>
+internal sealed record RelaySpliceConfig(RelayMode Mode, int Port, TimeSpan TicketLifetime, TimeSpan IdleTimeout, TimeSpan HalfCloseTimeout)
 {
     public static readonly TimeSpan DefaultTicketLifetime = TimeSpan.FromSeconds(10);
+
+    /// <summary>Well above a node's keep-alive interval (<see cref="NodeConfig.DefaultKeepAlive"/>), whose pings cross every live link.</summary>
+    public static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(5);
+
+    public static readonly TimeSpan DefaultHalfCloseTimeout = TimeSpan.FromSeconds(30);
 }

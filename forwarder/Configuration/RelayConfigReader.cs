@@ -34,7 +34,7 @@ internal static class RelayConfigReader
             return null;
         }
 
-        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "limits", "mode", "splicePort", "ticketLifetime");
+        var fields = reader.Mapping(node, Section, "name", "listen", "certificate", "key", "ca", "limits", "mode", "splicePort", "ticketLifetime", "spliceIdleTimeout", "spliceHalfCloseTimeout");
         if (fields is null)
         {
             return null;
@@ -89,7 +89,9 @@ internal static class RelayConfigReader
         }
 
         var lifetime = reader.Duration(fields, Section, "ticketLifetime", RelaySpliceConfig.DefaultTicketLifetime, TimeSpan.FromMilliseconds(100));
-        return new RelaySpliceConfig(mode, port, lifetime);
+        var idle = reader.Duration(fields, Section, "spliceIdleTimeout", RelaySpliceConfig.DefaultIdleTimeout, TimeSpan.FromMilliseconds(100));
+        var halfClose = reader.Duration(fields, Section, "spliceHalfCloseTimeout", RelaySpliceConfig.DefaultHalfCloseTimeout, TimeSpan.FromMilliseconds(100));
+        return new RelaySpliceConfig(mode, port, lifetime, idle, halfClose);
     }
 
     /// <summary>A relay mode field: splice or terminate; null when absent (or wrong, which is reported).</summary>

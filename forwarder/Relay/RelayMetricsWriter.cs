@@ -64,6 +64,10 @@ internal static class RelayMetricsWriter
         Sample(text, "forwarder_relay_splice_tickets_failed_total", "reason=\"refused\"", registry.TicketsRefused);
         Sample(text, "forwarder_relay_splice_tickets_failed_total", "reason=\"expired\"", registry.TicketsExpired);
 
+        Family(text, "forwarder_relay_spliced_links_timed_out_total", "counter", "Spliced links the relay closed: idle (nothing crossed for relay.spliceIdleTimeout) or half_closed (one side's FIN unanswered for relay.spliceHalfCloseTimeout).");
+        Sample(text, "forwarder_relay_spliced_links_timed_out_total", "reason=\"idle\"", registry.SplicesIdleClosed);
+        Sample(text, "forwarder_relay_spliced_links_timed_out_total", "reason=\"half_closed\"", registry.SplicesHalfClosedClosed);
+
         Family(text, "forwarder_relay_throttled_seconds_total", "counter", "Time the node's traffic was held back by its bandwidth limit.");
         foreach (var n in nodes)
         {

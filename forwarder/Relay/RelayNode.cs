@@ -25,6 +25,15 @@ internal sealed class RelayNode(string name, RelayLimits limits)
     /// <summary>Bandwidth this node may push through the relay; null when unlimited.</summary>
     public TokenBucket? Budget { get; } = limits.BytesPerSecondPerNode is { } rate ? new TokenBucket(rate) : null;
 
+    /// <summary>
+    /// Introductions for hole punching this node may ask for, per second (and at once): each has
+    /// the far node open sockets and probe for seconds, so a node cannot have the relay make
+    /// another answer them without end.
+    /// </summary>
+    public TokenBucket Introductions { get; } = new(IntroductionsPerSecond);
+
+    public const int IntroductionsPerSecond = 10;
+
     /// <summary>The registered session; null while the node is not registered.</summary>
     public YamuxSession? Session => Volatile.Read(ref _session) is { Completion.IsCompleted: false } session ? session : null;
 

@@ -12,6 +12,8 @@ internal sealed class RelayRegistry(RelayConfig config)
     private long _refusedNames;
     private long _ticketsRefused;
     private long _ticketsExpired;
+    private long _splicesIdleClosed;
+    private long _splicesHalfClosedClosed;
 
     public long Registrations => Volatile.Read(ref _registrations);
 
@@ -27,6 +29,12 @@ internal sealed class RelayRegistry(RelayConfig config)
     /// <summary>Splice rendezvous whose lifetime ran out before both halves came.</summary>
     public long TicketsExpired => Volatile.Read(ref _ticketsExpired);
 
+    /// <summary>Spliced links closed because nothing crossed them for relay.spliceIdleTimeout.</summary>
+    public long SplicesIdleClosed => Volatile.Read(ref _splicesIdleClosed);
+
+    /// <summary>Spliced links closed because one side stayed half-closed for relay.spliceHalfCloseTimeout.</summary>
+    public long SplicesHalfClosedClosed => Volatile.Read(ref _splicesHalfClosedClosed);
+
     public IEnumerable<RelayNode> Nodes => _nodes.Values.OrderBy(n => n.Name, StringComparer.Ordinal);
 
     public RelayNode Node(string name) => _nodes.GetOrAdd(name, static (n, limits) => new RelayNode(n, limits), config.Limits);
@@ -39,6 +47,8 @@ internal sealed class RelayRegistry(RelayConfig config)
     public void HandshakeRefused() => Interlocked.Increment(ref _refusedHandshakes);
 
     public void NameRefused() => Interlocked.Increment(ref _refusedNames);
+
+    public void SpliceTimedOut(bool halfClosed) => Interlocked.Increment(ref halfClosed ? ref _splicesHalfClosedClosed : ref _splicesIdleClosed);
 
     public void TicketRefused(bool expired) => Interlocked.Increment(ref expired ? ref _ticketsExpired : ref _ticketsRefused);
 }

@@ -24,6 +24,12 @@ internal sealed class RelayRendezvous : IAsyncDisposable
         _socket = new Socket(endPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
+            // As the listen port: [::] takes IPv4 nodes' tokens too, whatever the host's bindv6only says.
+            if (endPoint.Address.Equals(IPAddress.IPv6Any))
+            {
+                _socket.DualMode = true;
+            }
+
             _socket.Bind(endPoint);
         }
         catch
@@ -74,7 +80,8 @@ internal sealed class RelayRendezvous : IAsyncDisposable
             }
 
             var token = Convert.ToHexStringLower(buffer, Magic.Length, TokenLength);
-            Tokens.Note(token, (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(from));
+            var seen = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(from);
+            Tokens.Note(token, seen.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(seen.Address.MapToIPv4(), seen.Port) : seen);
         }
     }
 }

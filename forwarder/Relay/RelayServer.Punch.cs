@@ -19,6 +19,14 @@ internal sealed partial class RelayServer
     /// <summary>Answers a <see cref="TunnelRequestKind.Punch"/> (<see cref="TunnelRequestKind.TcpPunch"/>) with the far node's UDP (TCP) address, or a status saying why not.</summary>
     private async Task IntroduceAsync(RelayNode source, YamuxStream stream, TunnelRequest punch)
     {
+        if (!source.Introductions.TryTake(1))
+        {
+            source.StreamRefused();
+            LogIntroductionsLimited(source.Name);
+            await AnswerAsync(stream, TunnelStatus.Limited).ConfigureAwait(false);
+            return;
+        }
+
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         deadline.CancelAfter(FarAnswerTimeout);
         var (tokens, farKind, protocol) = punch.Kind == TunnelRequestKind.TcpPunch
@@ -58,6 +66,22 @@ internal sealed partial class RelayServer
             LogIntroduced(logger, source.Name, protocol, asker.ToString(), punch.Node, answerer.ToString());
         }
     }
+
+    private long _introductionsLimitedLoggedAt;
+
+    /// <summary>At most once a minute over all nodes: a node asking without end must not flood the log.</summary>
+    private void LogIntroductionsLimited(string node)
+    {
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _introductionsLimitedLoggedAt);
+        if ((last == 0 || now - last >= 60_000) && Interlocked.CompareExchange(ref _introductionsLimitedLoggedAt, now, last) == last)
+        {
+            LogIntroductionsLimited(logger, node, RelayNode.IntroductionsPerSecond);
+        }
+    }
+
+    [LoggerMessage(EventId = 810, Level = LogLevel.Warning, Message = "Node {Node} asked for more than {PerSecond} hole-punching introductions a second; refused the rest (logged once a minute)")]
+    private static partial void LogIntroductionsLimited(ILogger logger, string node, int perSecond);
 
     [LoggerMessage(EventId = 806, Level = LogLevel.Information, Message = "Introduced node {Asker} ({Protocol} {AskerAddress}) to node {Far} ({FarAddress}) for hole punching")]
     private static partial void LogIntroduced(ILogger logger, string asker, string protocol, string askerAddress, string far, string farAddress);

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Forwarder.Configuration;
 using Forwarder.Transports.Mux;
+using Forwarder.Transports.Tcp.Splicing;
 using Forwarder.Tunnels;
 using Microsoft.Extensions.Logging;
 
@@ -29,10 +30,17 @@ internal sealed partial class RelayServer
             return;
         }
 
+        if (!SocketSplicer.IsSupported)
+        {
+            // splice is the default: a relay on a system without epoll still starts, and terminates.
+            LogSpliceUnsupported(logger, config.Name);
+            return;
+        }
+
         var endPoint = new IPEndPoint(config.ListenEndPoint.Address, config.Splice.Port);
         try
         {
-            _splices = new RelaySplices(endPoint, config.Splice.TicketLifetime, registry, TimeProvider.System, logger);
+            _splices = new RelaySplices(endPoint, config.Splice, registry, TimeProvider.System, logger);
             LogSplicing(logger, config.Name, _splices.EndPoint);
         }
         catch (SocketException ex)
@@ -109,6 +117,9 @@ internal sealed partial class RelayServer
 
     [LoggerMessage(EventId = 834, Level = LogLevel.Information, Message = "Relay {Relay} splicing links on {EndPoint}")]
     private static partial void LogSplicing(ILogger logger, string relay, EndPoint endPoint);
+
+    [LoggerMessage(EventId = 838, Level = LogLevel.Warning, Message = "Relay {Relay} cannot splice on this system (the splicer needs Linux's epoll): it only terminates (set relay.mode: terminate to say so)")]
+    private static partial void LogSpliceUnsupported(ILogger logger, string relay);
 
     [LoggerMessage(EventId = 835, Level = LogLevel.Warning, Message = "Relay cannot take the splice port {EndPoint} ({Error}): it only terminates (relay.splicePort names another)")]
     private static partial void LogNoSplicing(ILogger logger, EndPoint endPoint, SocketError error);

@@ -18,8 +18,24 @@ internal sealed partial class RelayServer
     /// <summary>What a TCP rendezvous connection sends first; <see cref="RelayRendezvous.TokenLength"/> random bytes follow.</summary>
     public static ReadOnlySpan<byte> TcpMagic => "FWRT"u8;
 
+    /// <summary>How long a connection that starts with the magic's first byte may take to send the rest of its hello.</summary>
+    private static readonly TimeSpan TcpHelloTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// Rendezvous connections held at once, at most, and from one source address: anyone can open
+    /// them (they come before any certificate), and each holds a socket for up to the tokens'
+    /// lifetime. A node holds one per punch attempt, each for seconds.
+    /// </summary>
+    private const int MaxTcpHolds = 1024;
+
+    private const int MaxTcpHoldsPerSource = 16;
+
     /// <summary>Tokens seen over TCP: an address seen over UDP never answers for TCP, nor the other way.</summary>
     private readonly RendezvousTokens _tcpTokens = new(TimeProvider.System);
+
+    private readonly Dictionary<IPAddress, int> _tcpHolds = [];
+    private int _tcpHoldsTotal;
+    private long _tcpHoldsRefusedLoggedAt;
 
     /// <summary>
     /// Serves <paramref name="connection"/> as a TCP rendezvous when it opens with
@@ -34,6 +50,7 @@ internal sealed partial class RelayServer
         {
             var length = TcpMagic.Length + RelayRendezvous.TokenLength;
             byte[]? hello;
+            var started = false;
             while (true)
             {
                 var result = await input.ReadAsync(deadline.Token).ConfigureAwait(false);
@@ -42,6 +59,13 @@ internal sealed partial class RelayServer
                 {
                     input.AdvanceTo(buffer.Start);
                     return false;
+                }
+
+                if (!buffer.IsEmpty && !started)
+                {
+                    // A token hello is 20 bytes in one segment: its sender gets seconds, not the TLS handshake's time.
+                    started = true;
+                    deadline.CancelAfter(TcpHelloTimeout);
                 }
 
                 if (buffer.Length >= length || result.IsCompleted)
@@ -60,19 +84,32 @@ internal sealed partial class RelayServer
                 return true;
             }
 
-            _tcpTokens.Note(Convert.ToHexStringLower(hello, TcpMagic.Length, RelayRendezvous.TokenLength), seen);
-
-            // Held for the punch: whatever else the node sends is not read, and its close ends the hold.
-            using var hold = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-            hold.CancelAfter(RendezvousTokens.Lifetime);
-            while (true)
+            if (!TryHold(seen.Address))
             {
-                var rest = await input.ReadAsync(hold.Token).ConfigureAwait(false);
-                input.AdvanceTo(rest.Buffer.End);
-                if (rest.IsCompleted)
+                LogTcpHoldsFull(seen);
+                return true;
+            }
+
+            try
+            {
+                _tcpTokens.Note(Convert.ToHexStringLower(hello, TcpMagic.Length, RelayRendezvous.TokenLength), seen);
+
+                // Held for the punch: whatever else the node sends is not read, and its close ends the hold.
+                using var hold = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+                hold.CancelAfter(RendezvousTokens.Lifetime);
+                while (true)
                 {
-                    return true;
+                    var rest = await input.ReadAsync(hold.Token).ConfigureAwait(false);
+                    input.AdvanceTo(rest.Buffer.End);
+                    if (rest.IsCompleted)
+                    {
+                        return true;
+                    }
                 }
+            }
+            finally
+            {
+                Release(seen.Address);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionResetException or ConnectionAbortedException)
@@ -81,6 +118,54 @@ internal sealed partial class RelayServer
             return true;
         }
     }
+
+    /// <summary>Counts a hold for <paramref name="source"/>; false (nothing counted) when it or the relay is at its limit.</summary>
+    private bool TryHold(IPAddress source)
+    {
+        lock (_tcpHolds)
+        {
+            var held = _tcpHolds.GetValueOrDefault(source);
+            if (held >= MaxTcpHoldsPerSource || _tcpHoldsTotal >= MaxTcpHolds)
+            {
+                return false;
+            }
+
+            _tcpHolds[source] = held + 1;
+            _tcpHoldsTotal++;
+            return true;
+        }
+    }
+
+    private void Release(IPAddress source)
+    {
+        lock (_tcpHolds)
+        {
+            _tcpHoldsTotal--;
+            var held = _tcpHolds[source] - 1;
+            if (held == 0)
+            {
+                _tcpHolds.Remove(source);
+            }
+            else
+            {
+                _tcpHolds[source] = held;
+            }
+        }
+    }
+
+    /// <summary>At most once a minute: a flood of token connections must not flood the log too.</summary>
+    private void LogTcpHoldsFull(IPEndPoint seen)
+    {
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _tcpHoldsRefusedLoggedAt);
+        if ((last == 0 || now - last >= 60_000) && Interlocked.CompareExchange(ref _tcpHoldsRefusedLoggedAt, now, last) == last)
+        {
+            LogTcpRendezvousLimited(logger, seen.ToString(), MaxTcpHoldsPerSource, MaxTcpHolds);
+        }
+    }
+
+    [LoggerMessage(EventId = 809, Level = LogLevel.Warning, Message = "TCP rendezvous connection from {Remote} closed: at most {PerSource} are held per source address and {Total} in all (logged once a minute)")]
+    private static partial void LogTcpRendezvousLimited(ILogger logger, string remote, int perSource, int total);
 
     [LoggerMessage(EventId = 808, Level = LogLevel.Warning, Message = "TCP rendezvous connection from {Remote} sent no token; closed")]
     private static partial void LogTcpRendezvousRefused(ILogger logger, string remote);

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using Forwarder.Configuration;
 using Forwarder.Transports.Tcp.Splicing;
 using Microsoft.Extensions.Logging;
 
@@ -40,10 +41,17 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     /// <summary>How long one poll waits, so that deadlines and a stop are seen this often.</summary>
     private const int PollMicroseconds = 100_000;
 
+    /// <summary>
+    /// How long the listener is left unpolled after an accept failed for want of descriptors
+    /// (EMFILE, ENFILE, ENOBUFS): the connection stays in the backlog and the poll would find it
+    /// again at once, spinning a core, as Kestrel and HAProxy back off too.
+    /// </summary>
+    private const long AcceptBackoffMilliseconds = 500;
+
     private readonly Socket _listener;
     private readonly SocketSplicer _splicer;
     private readonly RelayRegistry _registry;
-    private readonly TimeSpan _lifetime;
+    private readonly RelaySpliceConfig _config;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
@@ -51,13 +59,20 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     private readonly ConcurrentDictionary<Rendezvous, byte> _open = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Thread _accepting;
+    private readonly ITimer _sweeper;
 
-    public RelaySplices(IPEndPoint endPoint, TimeSpan lifetime, RelayRegistry registry, TimeProvider time, ILogger logger)
+    public RelaySplices(IPEndPoint endPoint, RelaySpliceConfig config, RelayRegistry registry, TimeProvider time, ILogger logger)
     {
-        (_lifetime, _registry, _time, _logger) = (lifetime, registry, time, logger);
+        (_config, _registry, _time, _logger) = (config, registry, time, logger);
         _listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
+            // As the listen port: [::] takes IPv4 nodes too, whatever the host's bindv6only says.
+            if (endPoint.Address.Equals(IPAddress.IPv6Any))
+            {
+                _listener.DualMode = true;
+            }
+
             _listener.Bind(endPoint);
             _listener.Listen(512);
         }
@@ -72,6 +87,11 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         _splicer = new SocketSplicer(threads: 2);
         _accepting = new Thread(AcceptLoop) { IsBackground = true, Name = "relay-splice-accept" };
         _accepting.Start();
+
+        // A spliced link's timeouts are checked in one sweep over them all, at a fraction of the
+        // shorter timeout (at most a second late), rather than a timer re-armed per chunk.
+        var period = TimeSpan.FromTicks(Math.Min(TimeSpan.TicksPerSecond, Math.Min(config.IdleTimeout.Ticks, config.HalfCloseTimeout.Ticks) / 4));
+        _sweeper = time.CreateTimer(_ => Sweep(), null, period, period);
     }
 
     public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndPoint!;
@@ -94,7 +114,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         }
 
         _open[rendezvous] = 0;
-        rendezvous.Timer = _time.CreateTimer(state => Expire((Rendezvous)state!), rendezvous, _lifetime, Timeout.InfiniteTimeSpan);
+        rendezvous.Timer = _time.CreateTimer(state => Expire((Rendezvous)state!), rendezvous, _config.TicketLifetime, Timeout.InfiniteTimeSpan);
         return rendezvous;
     }
 
@@ -104,6 +124,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
+        await _sweeper.DisposeAsync().ConfigureAwait(false);
         _listener.Dispose();
         _accepting.Join();
         foreach (var rendezvous in _open.Keys)
@@ -124,15 +145,28 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     {
         Dictionary<Socket, Hello> hellos = [];
         List<Socket> readable = [];
+        long backoffUntil = 0;
+        var starved = false;
         try
         {
             while (!_stopping.IsCancellationRequested)
             {
                 readable.Clear();
-                readable.Add(_listener);
+                if (Environment.TickCount64 >= backoffUntil)
+                {
+                    readable.Add(_listener);
+                }
+
                 readable.AddRange(hellos.Keys);
                 try
                 {
+                    if (readable.Count == 0)
+                    {
+                        // Backing off with no hello waiting: Select wants a socket to watch.
+                        _stopping.Token.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(AcceptBackoffMilliseconds));
+                        continue;
+                    }
+
                     Socket.Select(readable, null, null, PollMicroseconds);
                 }
                 catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
@@ -149,7 +183,21 @@ internal sealed partial class RelaySplices : IAsyncDisposable
                 {
                     if (socket == _listener)
                     {
-                        Accept(hellos);
+                        var error = Accept(hellos);
+                        if (error is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+                        {
+                            backoffUntil = Environment.TickCount64 + AcceptBackoffMilliseconds;
+                            if (!starved)
+                            {
+                                starved = true;
+                                LogAcceptStarved(_logger, EndPoint, error);
+                            }
+                        }
+                        else if (error is SocketError.Success && starved)
+                        {
+                            starved = false;
+                            LogAcceptRecovered(_logger, EndPoint);
+                        }
                     }
                     else if (hellos.TryGetValue(socket, out var hello) && hello.Receive() is not Hello.Progress.Partial)
                     {
@@ -178,7 +226,8 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         }
     }
 
-    private void Accept(Dictionary<Socket, Hello> hellos)
+    /// <summary>Accepts the connection the poll found; the accept's error (Success when it took one).</summary>
+    private SocketError Accept(Dictionary<Socket, Hello> hellos)
     {
         Socket socket;
         try
@@ -186,21 +235,26 @@ internal sealed partial class RelaySplices : IAsyncDisposable
             // The poll found a connection waiting: this does not block.
             socket = _listener.Accept();
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        catch (SocketException ex)
         {
-            return;
+            return ex.SocketErrorCode;
+        }
+        catch (ObjectDisposedException)
+        {
+            return SocketError.OperationAborted;
         }
 
         if (hellos.Count >= MaxHellos)
         {
             _registry.TicketRefused(expired: false);
             socket.Dispose();
-            return;
+            return SocketError.Success;
         }
 
         // Small TLS records (a request, a window update) must not wait for Nagle to send them.
         socket.NoDelay = true;
         hellos[socket] = new Hello(socket, Environment.TickCount64 + (long)HelloTimeout.TotalMilliseconds);
+        return SocketError.Success;
     }
 
     /// <summary>Files a half under its rendezvous by its ticket (null: none came, or not a ticket); never throws.</summary>
@@ -270,6 +324,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
                 asker.Send(paired);
                 far.Send(paired);
                 rendezvous.Asker.SpliceStarted();
+                rendezvous.Touch();
                 LogSpliced(_logger, rendezvous.Asker.Name, rendezvous.Far.Name);
                 rendezvous.Splice = _splicer.Splice(asker, far, rendezvous);
                 if (_stopping.IsCancellationRequested)
@@ -288,6 +343,40 @@ internal sealed partial class RelaySplices : IAsyncDisposable
                 rendezvous.Asker.SpliceEnded();
                 rendezvous.Asker.StreamClosed();
                 _open.TryRemove(rendezvous, out _);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Closes spliced links that carried nothing for the idle timeout (a node gone without a FIN
+    /// or RST, whose keep-alives stopped), or that one side half-closed longer than the half-close
+    /// timeout: each holds two sockets here and one of the asker's streams.
+    /// </summary>
+    private void Sweep()
+    {
+        var now = Environment.TickCount64;
+        foreach (var rendezvous in _open.Keys)
+        {
+            if (rendezvous.Splice is not { } splice || rendezvous.TimedOut)
+            {
+                continue;
+            }
+
+            var idle = TimeSpan.FromMilliseconds(now - rendezvous.LastActive);
+            var halfClosed = rendezvous.HalfClosedFor(splice.HalfClosed, now);
+            if (idle >= _config.IdleTimeout)
+            {
+                rendezvous.TimedOut = true;
+                _registry.SpliceTimedOut(halfClosed: false);
+                LogIdleClosed(_logger, rendezvous.Asker.Name, rendezvous.Far.Name, idle);
+                splice.Abort();
+            }
+            else if (halfClosed >= _config.HalfCloseTimeout)
+            {
+                rendezvous.TimedOut = true;
+                _registry.SpliceTimedOut(halfClosed: true);
+                LogHalfClosedClosed(_logger, rendezvous.Asker.Name, rendezvous.Far.Name, halfClosed);
+                splice.Abort();
             }
         }
     }
@@ -333,6 +422,18 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     [LoggerMessage(EventId = 833, Level = LogLevel.Warning, Message = "Splice rendezvous from node {Asker} to node {Far} expired: {Missing} never presented its ticket")]
     private static partial void LogExpired(ILogger logger, string asker, string far, string missing);
 
+    [LoggerMessage(EventId = 839, Level = LogLevel.Error, Message = "Splice port {EndPoint} cannot accept ({Error}: out of file descriptors?); it tries again every half second (840 says when it can)")]
+    private static partial void LogAcceptStarved(ILogger logger, EndPoint endPoint, SocketError error);
+
+    [LoggerMessage(EventId = 840, Level = LogLevel.Information, Message = "Splice port {EndPoint} accepts connections again")]
+    private static partial void LogAcceptRecovered(ILogger logger, EndPoint endPoint);
+
+    [LoggerMessage(EventId = 836, Level = LogLevel.Information, Message = "Spliced link from node {Asker} to node {Far} closed: nothing crossed it for {Idle} (relay.spliceIdleTimeout)")]
+    private static partial void LogIdleClosed(ILogger logger, string asker, string far, TimeSpan idle);
+
+    [LoggerMessage(EventId = 837, Level = LogLevel.Information, Message = "Spliced link from node {Asker} to node {Far} closed: half-closed for {HalfClosed} (relay.spliceHalfCloseTimeout)")]
+    private static partial void LogHalfClosedClosed(ILogger logger, string asker, string far, TimeSpan halfClosed);
+
     /// <summary>Two nodes' halves of one spliced link, and its bytes counted for both.</summary>
     internal sealed class Rendezvous(RelayNode asker, RelayNode far, string askerTicket, string farTicket) : ISpliceObserver
     {
@@ -361,8 +462,37 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         /// <summary>The splice, once there is one.</summary>
         public Task Done { get; set; } = Task.CompletedTask;
 
+        /// <summary>Environment.TickCount64 when a byte last crossed the splice (or it started).</summary>
+        public long LastActive => Volatile.Read(ref _lastActive);
+
+        /// <summary>The sweep closed it for a timeout: it is not closed twice.</summary>
+        public bool TimedOut { get; set; }
+
+        private long _lastActive;
+        private long _halfClosedSince;
+
+        public void Touch() => Volatile.Write(ref _lastActive, Environment.TickCount64);
+
+        /// <summary>How long the splice has been seen half-closed by the sweep (on its thread only), zero when it is not.</summary>
+        public TimeSpan HalfClosedFor(bool halfClosed, long now)
+        {
+            if (!halfClosed)
+            {
+                _halfClosedSince = 0;
+                return TimeSpan.Zero;
+            }
+
+            if (_halfClosedSince == 0)
+            {
+                _halfClosedSince = now;
+            }
+
+            return TimeSpan.FromMilliseconds(now - _halfClosedSince);
+        }
+
         void ISpliceObserver.Forwarded(bool toUpstream, int bytes)
         {
+            Touch();
             var (from, to) = toUpstream ? (Asker, Far) : (Far, Asker);
             from.AddFrom(bytes);
             to.AddTo(bytes);

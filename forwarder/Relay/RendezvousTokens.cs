@@ -20,8 +20,17 @@ internal sealed class RendezvousTokens(TimeProvider time)
     /// </summary>
     public const int MaxUnclaimed = 4096;
 
+    /// <summary>
+    /// Tokens nobody waits for yet from one source address, at most: the sender is known by
+    /// nothing else until a node names its token, so this is the quota that keeps one host (a
+    /// node, or anyone) from filling the table and dropping every other node's tokens. A site's
+    /// nodes behind one NAT share it; theirs are named within seconds.
+    /// </summary>
+    public const int MaxUnclaimedPerSource = 64;
+
     private readonly Lock _lock = new();
     private readonly Dictionary<string, (IPEndPoint Seen, long At)> _unclaimed = new(StringComparer.Ordinal);
+    private readonly Dictionary<IPAddress, int> _perSource = [];
     private readonly Dictionary<string, TaskCompletionSource<IPEndPoint>> _waiting = new(StringComparer.Ordinal);
     private long _sweptAt;
 
@@ -43,7 +52,7 @@ internal sealed class RendezvousTokens(TimeProvider time)
         TaskCompletionSource<IPEndPoint> waiter;
         lock (_lock)
         {
-            if (_unclaimed.Remove(token, out var seen) && !Expired(seen.At, time.GetTimestamp()))
+            if (Remove(token) is { } seen && !Expired(seen.At, time.GetTimestamp()))
             {
                 return seen.Seen;
             }
@@ -85,7 +94,7 @@ internal sealed class RendezvousTokens(TimeProvider time)
             if (!_waiting.Remove(token, out waiter))
             {
                 var now = time.GetTimestamp();
-                if (_unclaimed.Count >= MaxUnclaimed && time.GetElapsedTime(_sweptAt, now) >= TimeSpan.FromSeconds(1))
+                if ((_unclaimed.Count >= MaxUnclaimed || FromSource(seen.Address) >= MaxUnclaimedPerSource) && time.GetElapsedTime(_sweptAt, now) >= TimeSpan.FromSeconds(1))
                 {
                     // At most once a second, so a flood costs one scan a second, not one per token.
                     _sweptAt = now;
@@ -93,14 +102,17 @@ internal sealed class RendezvousTokens(TimeProvider time)
                     {
                         if (Expired(value.At, now))
                         {
-                            _unclaimed.Remove(key);
+                            Remove(key);
                         }
                     }
                 }
 
-                if (_unclaimed.Count < MaxUnclaimed || _unclaimed.ContainsKey(token))
+                // A token sent again (over UDP, nodes send theirs more than once) keeps its place.
+                Remove(token);
+                if (_unclaimed.Count < MaxUnclaimed && FromSource(seen.Address) < MaxUnclaimedPerSource)
                 {
                     _unclaimed[token] = (seen, now);
+                    _perSource[seen.Address] = FromSource(seen.Address) + 1;
                 }
 
                 return;
@@ -108,6 +120,29 @@ internal sealed class RendezvousTokens(TimeProvider time)
         }
 
         waiter.TrySetResult(seen);
+    }
+
+    private int FromSource(IPAddress address) => _perSource.GetValueOrDefault(address);
+
+    /// <summary>Takes a token out of the unclaimed table and its source's count (under the lock).</summary>
+    private (IPEndPoint Seen, long At)? Remove(string token)
+    {
+        if (!_unclaimed.Remove(token, out var entry))
+        {
+            return null;
+        }
+
+        var left = FromSource(entry.Seen.Address) - 1;
+        if (left == 0)
+        {
+            _perSource.Remove(entry.Seen.Address);
+        }
+        else
+        {
+            _perSource[entry.Seen.Address] = left;
+        }
+
+        return entry;
     }
 
     private bool Expired(long at, long now) => time.GetElapsedTime(at, now) > Lifetime;

@@ -67,6 +67,18 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
     private const byte SynSent = 2;
     private const byte SynReceived = 3;
 
+    /// <summary>
+    /// Introductions this node answers at once, at most, and for one introduced node: each costs a
+    /// socket per relay, a probe socket and <see cref="AnswerWindow"/> of polling, and a peer (or a
+    /// relay) could otherwise have this node answer without end. Beyond, the introduction is
+    /// refused as limited and streams stay on the relay.
+    /// </summary>
+    private const int MaxAnswering = 16;
+
+    private const int MaxAnsweringPerPeer = 2;
+
+    private readonly Dictionary<string, int> _answering = new(StringComparer.Ordinal);
+    private int _answeringTotal;
     private Acceptor? _acceptor;
 
     /// <summary>Serves the links punched to this node (the node link listener does, as for links it accepts), until <paramref name="stopping"/>; none: it answers no introductions.</summary>
@@ -137,6 +149,13 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
             return;
         }
 
+        if (!TryAnswer(request.Node))
+        {
+            LogAnswersLimited(logger, request.Node, MaxAnsweringPerPeer, MaxAnswering);
+            await AnswerAsync(stream, TunnelStatus.Limited, token: null, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         var (token, hello) = NewToken();
         var held = new List<Socket>();
         Socket? probe = null;
@@ -171,12 +190,14 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
             // An address this node cannot send to (no route), or no port to be had: nothing to open.
             LogProbeFailed(logger, request.Node, asker.ToString(), ex.SocketErrorCode);
             Dispose(probe, held);
+            Answered(request.Node);
             await AnswerAsync(stream, TunnelStatus.Unreachable, token: null, cancellationToken).ConfigureAwait(false);
             return;
         }
         catch
         {
             Dispose(probe, held);
+            Answered(request.Node);
             throw;
         }
 
@@ -200,6 +221,7 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
         finally
         {
             Dispose(established ? null : probe, held);
+            Answered(peer);
         }
 
         if (!established)
@@ -211,6 +233,41 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
         _ = probe.Connected; // the non-blocking connect is done: the socket takes note
         LogAnswered(logger, peer, asker.ToString());
         await acceptor.Serve(new TcpConnection(probe, pool, options), peer).ConfigureAwait(false);
+    }
+
+    /// <summary>Counts an introduction this node answers; false (nothing counted) when the peer or the node is at its limit.</summary>
+    private bool TryAnswer(string peer)
+    {
+        lock (_answering)
+        {
+            var answering = _answering.GetValueOrDefault(peer);
+            if (answering >= MaxAnsweringPerPeer || _answeringTotal >= MaxAnswering)
+            {
+                return false;
+            }
+
+            _answering[peer] = answering + 1;
+            _answeringTotal++;
+            return true;
+        }
+    }
+
+    /// <summary>An introduction's probe is over (connected or not): its place is free.</summary>
+    private void Answered(string peer)
+    {
+        lock (_answering)
+        {
+            _answeringTotal--;
+            var left = _answering[peer] - 1;
+            if (left == 0)
+            {
+                _answering.Remove(peer);
+            }
+            else
+            {
+                _answering[peer] = left;
+            }
+        }
     }
 
     /// <summary>
@@ -396,6 +453,9 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
 
     [LoggerMessage(EventId = 756, Level = LogLevel.Warning, Message = "Could not send a TCP token to relay {Relay} ({Reason})")]
     private static partial void LogTokenNotSent(ILogger logger, string relay, string reason);
+
+    [LoggerMessage(EventId = 758, Level = LogLevel.Warning, Message = "Refused a TCP introduction of node {Peer}: this node answers at most {PerPeer} at once per node and {Total} in all; its streams stay on the relay")]
+    private static partial void LogAnswersLimited(ILogger logger, string peer, int perPeer, int total);
 
     [LoggerMessage(EventId = 757, Level = LogLevel.Warning, Message = "Could not send node {Peer} a SYN at TCP {Address} ({Error})")]
     private static partial void LogProbeFailed(ILogger logger, string peer, string address, SocketError error);

@@ -66,9 +66,9 @@ public sealed class RelayConfigTests : IDisposable
     [Fact]
     public void Splicing_IsTheDefault_OnThePortAfterTheListenPort_AndCanBeTurnedOff()
     {
-        Assert.Equal(new RelaySpliceConfig(RelayMode.Splice, 7701, RelaySpliceConfig.DefaultTicketLifetime), Load(Relay()).Splice);
+        Assert.Equal(new RelaySpliceConfig(RelayMode.Splice, 7701, RelaySpliceConfig.DefaultTicketLifetime, RelaySpliceConfig.DefaultIdleTimeout, RelaySpliceConfig.DefaultHalfCloseTimeout), Load(Relay()).Splice);
         Assert.Equal(0, Load(Relay(("listen", "0.0.0.0:0"))).Splice.Port);
-        Assert.Equal(new RelaySpliceConfig(RelayMode.Terminate, 7800, TimeSpan.FromSeconds(3)), Load(Relay(("mode", "terminate"), ("splicePort", "7800"), ("ticketLifetime", "3s"))).Splice);
+        Assert.Equal(new RelaySpliceConfig(RelayMode.Terminate, 7800, TimeSpan.FromSeconds(3), TimeSpan.FromMinutes(2), TimeSpan.FromSeconds(5)), Load(Relay(("mode", "terminate"), ("splicePort", "7800"), ("ticketLifetime", "3s"), ("spliceIdleTimeout", "2m"), ("spliceHalfCloseTimeout", "5s"))).Splice);
     }
 
     [Fact]

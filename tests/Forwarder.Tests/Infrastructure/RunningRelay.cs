@@ -42,14 +42,15 @@ internal sealed class RunningRelay : IAsyncDisposable
     /// <param name="limits">YAML for relay.limits, indented for the section; none when empty.</param>
     /// <param name="mode">relay.mode: terminate unless a test is about splicing, so the tests of the terminating relay test it.</param>
     /// <param name="splice">More YAML for the relay section (splicePort, ticketLifetime), indented for it.</param>
-    public static async Task<RunningRelay> StartAsync(string certificates, string name = "relay-1", int port = 0, string limits = "", string mode = "terminate", string splice = "")
+    /// <param name="listen">The listen address: loopback unless a test is about another ([::] for dual mode).</param>
+    public static async Task<RunningRelay> StartAsync(string certificates, string name = "relay-1", int port = 0, string limits = "", string mode = "terminate", string splice = "", string listen = "127.0.0.1")
     {
         var directory = Directory.CreateTempSubdirectory("forwarder-relay-").FullName;
         var path = Path.Combine(directory, "relay.yaml");
         await File.WriteAllTextAsync(path, $"""
             relay:
               name: {name}
-              listen: '127.0.0.1:{port}'
+              listen: '{listen}:{port}'
               certificate: {Path.Combine(certificates, name + ".pem")}
               key: {Path.Combine(certificates, name + ".key")}
               ca: {Path.Combine(certificates, "ca.pem")}

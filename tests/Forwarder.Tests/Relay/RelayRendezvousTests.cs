@@ -37,19 +37,64 @@ public sealed class RelayRendezvousTests
         Assert.Null(await rendezvous.Tokens.SeenAsync(token, TimeSpan.FromMilliseconds(200), CancellationToken.None));
     }
 
+    // One host (a node, or anyone) sends tokens without end: it gets its quota of the table, and
+    // another node's token, sent before the node names it, is still kept and answers.
+    [Fact]
+    public async Task OneSourceFlooding_GetsItsQuota_AndAnotherNodesTokenIsStillKept()
+    {
+        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.Loopback, 0));
+        using var flooder = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        flooder.Bind(new IPEndPoint(IPAddress.Parse("127.0.3.1"), 0));
+        for (var i = 0; i < 2 * RendezvousTokens.MaxUnclaimed; i++)
+        {
+            await flooder.SendToAsync(Datagram(out _), rendezvous.EndPoint);
+            if (i % 256 == 255)
+            {
+                // What the relay's socket buffer holds at once.
+                await Task.Delay(10);
+            }
+        }
+
+        await Eventually.TrueAsync(() => rendezvous.Tokens.Unclaimed >= RendezvousTokens.MaxUnclaimedPerSource, "the flood takes its quota");
+        using var node = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        node.Bind(new IPEndPoint(IPAddress.Parse("127.0.3.2"), 0));
+        await node.SendToAsync(Datagram(out var token), rendezvous.EndPoint);
+        await Eventually.TrueAsync(() => rendezvous.Tokens.Unclaimed == RendezvousTokens.MaxUnclaimedPerSource + 1, $"the node's token is kept beside the flood's quota ({rendezvous.Tokens.Unclaimed} kept)");
+        Assert.Equal(node.LocalEndPoint, await rendezvous.Tokens.SeenAsync(token, TimeSpan.Zero, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task OnTheIPv6Wildcard_TokensFromIPv4Nodes_AreSeenAtTheirIPv4Address()
+    {
+        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.IPv6Any, 0));
+        using var node = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        node.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+
+        await node.SendToAsync(Datagram(out var token), new IPEndPoint(IPAddress.Loopback, rendezvous.EndPoint.Port));
+        Assert.Equal(node.LocalEndPoint, await rendezvous.Tokens.SeenAsync(token, TimeSpan.FromSeconds(30), CancellationToken.None));
+    }
+
     [Fact]
     public async Task Flood_IsBounded_AndANamedTokenStillGetsItsAddress()
     {
         await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.Loopback, 0));
-        using var attacker = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        attacker.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+
+        // From more source addresses than the table holds tokens of one source's quota.
+        var attackers = Enumerable.Range(1, (RendezvousTokens.MaxUnclaimed / RendezvousTokens.MaxUnclaimedPerSource) + 16).Select(i =>
+        {
+            var attacker = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            attacker.Bind(new IPEndPoint(IPAddress.Parse($"127.0.2.{i}"), 0));
+            return attacker;
+        }).ToList();
+        using var closing = new Disposables(attackers);
+        var next = 0;
 
         // Bursts the relay's socket buffer can hold, until the table is full, then as many again.
         async Task BurstAsync()
         {
             for (var i = 0; i < 256; i++)
             {
-                await attacker.SendToAsync(Datagram(out _), rendezvous.EndPoint);
+                await attackers[next++ % attackers.Count].SendToAsync(Datagram(out _), rendezvous.EndPoint);
             }
 
             await Task.Delay(10);
@@ -90,5 +135,16 @@ public sealed class RelayRendezvousTests
         await sending.CancelAsync();
         await resend;
         Assert.True(rendezvous.Tokens.Unclaimed <= 4096, $"{rendezvous.Tokens.Unclaimed} tokens kept");
+    }
+
+    private sealed class Disposables(IEnumerable<IDisposable> items) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var item in items)
+            {
+                item.Dispose();
+            }
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
@@ -127,6 +128,155 @@ public sealed partial class RelayServerTests
         await using (session)
         {
             Assert.NotNull(relay.Registry.Registered("edge-a"));
+        }
+    }
+
+    // Token connections come before any certificate: each would hold a relay socket for the
+    // tokens' 30 s lifetime. One source gets 16 held at once, the rest are closed at once; a
+    // hello that stops short is closed after 3 s rather than the TLS handshake's 10; and other
+    // sources and real nodes are unharmed.
+    [Fact]
+    public async Task TcpRendezvous_FromOneSource_IsHeldAtMostSixteenAtOnce_AndAStalledHelloIsClosedSoon()
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        var held = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 16; i++)
+            {
+                held.Add(await SendTokenAsync(relay, NewTcpToken(out _)));
+            }
+
+            using (var seventeenth = await SendTokenAsync(relay, NewTcpToken(out _)))
+            {
+                Assert.True(await ClosedWithinAsync(seventeenth, TimeSpan.FromSeconds(10)), "a seventeenth connection from one source is closed at once");
+            }
+
+            using (var stalled = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+            {
+                stalled.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.3"), 0));
+                await stalled.ConnectAsync(relay.EndPoint);
+                await stalled.SendAsync("FWRT01"u8.ToArray(), SocketFlags.None);
+                var waited = Stopwatch.StartNew();
+                Assert.True(await ClosedWithinAsync(stalled, TimeSpan.FromSeconds(30)), "a stalled hello is closed");
+                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(8), $"a stalled hello is closed after 3 s, not the TLS handshake's 10 ({waited.Elapsed.TotalSeconds:0.0} s)");
+            }
+
+            // Another source's token connection is held, and introduces its node.
+            using var other = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            other.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 0));
+            await other.ConnectAsync(relay.EndPoint);
+            await other.SendAsync(NewTcpToken(out var otherToken), SocketFlags.None);
+            Assert.False(await ClosedWithinAsync(other, TimeSpan.FromSeconds(1)), "another source's token connection is held");
+            var (session, link) = await DialAndRegisterAsync(relay, "edge-a");
+            await using (link)
+            await using (session)
+            {
+                Assert.NotNull(relay.Registry.Registered("edge-a"));
+                Assert.Equal(TunnelStatus.UnknownNode, (await AskTcpPunchAsync(session, "edge-z", otherToken)).Status);
+            }
+        }
+        finally
+        {
+            held.ForEach(s => s.Dispose());
+        }
+
+        // Closed holds free their places.
+        await Eventually.TrueAsync(
+            async () =>
+            {
+                using var again = await SendTokenAsync(relay, NewTcpToken(out _));
+                return !await ClosedWithinAsync(again, TimeSpan.FromMilliseconds(500));
+            },
+            "the source's closed holds free its places");
+    }
+
+    // Each introduction has the far node open sockets and probe for seconds: a node asking for
+    // thirty at once gets its ten a second, the rest are refused as over its limit, and another
+    // node's introductions are its own.
+    [Fact]
+    public async Task Introductions_AreRateLimitedPerAsker()
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        var (a, aLink) = await DialAndRegisterAsync(relay, "edge-a");
+        var (c, cLink) = await DialAndRegisterAsync(relay, "edge-c");
+        await using (aLink)
+        await using (a)
+        await using (cLink)
+        await using (c)
+        {
+            var asked = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => AskTcpPunchAsync(a, "edge-b", NewToken())));
+            var limited = asked.Count(r => r.Status == TunnelStatus.Limited);
+            Assert.True(limited is >= 15 and < 30, $"{limited} of 30 introductions asked at once refused as over the asker's limit");
+            Assert.All(asked.Where(r => r.Status != TunnelStatus.Limited), r => Assert.Equal(TunnelStatus.Unreachable, r.Status));
+            Assert.Equal(TunnelStatus.Unreachable, (await AskTcpPunchAsync(c, "edge-b", NewToken())).Status);
+            Assert.Equal(limited, relay.Registry.Node("edge-a").StreamsRefused);
+        }
+
+        static string NewToken()
+        {
+            NewTcpToken(out var text);
+            return text;
+        }
+    }
+
+    // Each TCP introduction costs the far node sockets and seconds of probing: a real node answers
+    // at most two of one peer at once and refuses the rest as limited. Its first relay never
+    // answers, so each answer spends 3 s sending that relay its token and the five overlap.
+    [Fact]
+    public async Task ANode_AnswersAtMostTwoTcpIntroductionsOfOnePeerAtOnce()
+    {
+        using var dead = new SilentEndpoint();
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
+        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, "edge-a", [relay], deadRelay: new IPEndPoint(IPAddress.Loopback, dead.Port));
+        await Eventually.TrueAsync(() => nodeB.Metrics.Relay(relay.Name).Up == 1, "edge-b registered");
+        var (a, aLink) = await DialAndRegisterAsync(relay, "edge-a");
+        await using (aLink)
+        await using (a)
+        {
+            var holds = new List<Socket>();
+            var tokens = new List<string>();
+            for (var i = 0; i < 5; i++)
+            {
+                holds.Add(await SendTokenAsync(relay, NewTcpToken(out var token)));
+                tokens.Add(token);
+            }
+
+            try
+            {
+                var asked = await Task.WhenAll(tokens.Select(t => AskTcpPunchAsync(a, "edge-b", t)));
+                Assert.Equal(
+                    (2, 3),
+                    (asked.Count(r => r.Status == TunnelStatus.Connected), asked.Count(r => r.Status == TunnelStatus.Limited)));
+            }
+            finally
+            {
+                holds.ForEach(h => h.Dispose());
+            }
+        }
+    }
+
+    /// <summary>True when the relay closes <paramref name="socket"/> within <paramref name="wait"/>; false when it is still open then.</summary>
+    private static async Task<bool> ClosedWithinAsync(Socket socket, TimeSpan wait)
+    {
+        using var timeout = new CancellationTokenSource(wait);
+        try
+        {
+            while (await socket.ReceiveAsync(new byte[16], SocketFlags.None, timeout.Token) > 0)
+            {
+                // Nothing is sent on a rendezvous connection; the close is what counts.
+            }
+
+            return true;
+        }
+        catch (SocketException)
+        {
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 

@@ -245,6 +245,215 @@ public sealed class RelaySpliceTests : IDisposable
         }
     }
 
+    // A node that vanishes without a FIN or RST (power cut, NAT state dropped) would leave its
+    // spliced link holding two relay sockets and one of the asker's streams for ever: a link
+    // nothing crossed for relay.spliceIdleTimeout is closed, and so is one whose FIN one side
+    // never answers within relay.spliceHalfCloseTimeout, while a link that keeps talking stays.
+    [Fact]
+    public async Task ASplicedLink_IdleOrLeftHalfClosed_IsClosed_AndFreesTheAskersPlace()
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, mode: "splice", splice: "  spliceIdleTimeout: 2s\n  spliceHalfCloseTimeout: 1s");
+        await using var asker = await HandNode.RegisterAsync(relay, "edge-c", _mesh.Directory);
+        await using var far = await HandNode.RegisterAsync(relay, "edge-d", _mesh.Directory);
+        var splicePort = relay.SpliceEndPoint!;
+
+        var (idleTicket, idleFarTicket) = await RendezvousAsync(asker, far, "edge-d");
+        var (busyTicket, busyFarTicket) = await RendezvousAsync(asker, far, "edge-d");
+        var (halfTicket, halfFarTicket) = await RendezvousAsync(asker, far, "edge-d");
+        using var idleOne = await PairAsync(splicePort, idleTicket, idleFarTicket);
+        using var busyOne = await PairAsync(splicePort, busyTicket, busyFarTicket);
+        using var halfOne = await PairAsync(splicePort, halfTicket, halfFarTicket);
+        Assert.Equal(3, relay.Registry.Node("edge-c").SplicesActive);
+
+        // The half-closing side sends its FIN, which reaches the other; the other never closes.
+        halfOne.Asker.Shutdown(SocketShutdown.Send);
+        Assert.True(await SocketClient.ClosedAsync(halfOne.Far), "the FIN crossed the splice");
+
+        // The busy link talks every 300 ms, well inside the idle timeout, for as long as the idle one takes to close.
+        var idleClosed = SocketClient.ClosedAsync(idleOne.Asker);
+        var halfClosed = SocketClient.ClosedAsync(halfOne.Asker);
+        var talking = System.Diagnostics.Stopwatch.StartNew();
+        while (!idleClosed.IsCompleted)
+        {
+            await busyOne.Asker.SendAsync("ping"u8.ToArray(), SocketFlags.None);
+            Assert.Equal("ping", Encoding.ASCII.GetString(await SocketClient.ReceiveExactlyAsync(busyOne.Far, 4)));
+            await Task.WhenAny(idleClosed, Task.Delay(300));
+        }
+
+        Assert.True(await idleClosed, "the idle link is closed");
+        Assert.True(await halfClosed, "the half-closed link is closed");
+        Assert.True(await SocketClient.ClosedAsync(idleOne.Far), "both halves of the idle link are closed");
+        Assert.True(talking.Elapsed >= TimeSpan.FromSeconds(1.5), $"the idle link was closed after its timeout, not at once ({talking.Elapsed.TotalSeconds:0.0} s)");
+        await busyOne.Far.SendAsync("pong"u8.ToArray(), SocketFlags.None);
+        Assert.Equal("pong", Encoding.ASCII.GetString(await SocketClient.ReceiveExactlyAsync(busyOne.Asker, 4)));
+        Assert.Equal((1L, 1L), (relay.Registry.SplicesIdleClosed, relay.Registry.SplicesHalfClosedClosed));
+        await Eventually.TrueAsync(() => relay.Registry.Node("edge-c") is { SplicesActive: 1, StreamsActive: 1 }, "the closed links free the asker's places");
+
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new Uri(relay.AdminAddress, "/metrics"));
+        Assert.Contains("forwarder_relay_spliced_links_timed_out_total{reason=\"idle\"} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains("forwarder_relay_spliced_links_timed_out_total{reason=\"half_closed\"} 1", metrics, StringComparison.Ordinal);
+    }
+
+    // A relay listening on [::] takes IPv4 nodes on its main port; its splice port must too, or
+    // every IPv4 node's spliced link fails and falls back (on hosts where bindv6only is 1, or
+    // everywhere for a socket .NET does not make dual-mode itself).
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("::1")]
+    public async Task ARelayOnTheIPv6Wildcard_TakesTicketsOverIPv4AndIPv6(string from)
+    {
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, mode: "splice", listen: "[::]");
+        await using var asker = await HandNode.RegisterAsync(relay, "edge-c", _mesh.Directory);
+        await using var far = await HandNode.RegisterAsync(relay, "edge-d", _mesh.Directory);
+        var splicePort = new IPEndPoint(IPAddress.Parse(from), relay.SpliceEndPoint!.Port);
+
+        var (askerTicket, farTicket) = await RendezvousAsync(asker, far, "edge-d");
+        using var pair = await PairAsync(splicePort, askerTicket, farTicket);
+        await pair.Asker.SendAsync("over the dual-mode splice port"u8.ToArray(), SocketFlags.None);
+        Assert.Equal("over the dual-mode splice port", Encoding.ASCII.GetString(await SocketClient.ReceiveExactlyAsync(pair.Far, 30)));
+        Assert.Equal(1, relay.Registry.Node("edge-c").Splices);
+    }
+
+    // The real relay with its descriptor limit lowered (prlimit) to 20 above what it holds once
+    // started: sixty silent connections to the splice port run it out of descriptors with
+    // connections still waiting in the backlog. The poll would find the listener ready at once
+    // after each failed accept and spin a core; the relay backs off, logs once, and says when it
+    // accepts again (the silent connections are closed 5 s after their accept).
+    [Fact]
+    public async Task OutOfDescriptors_TheSpliceAcceptLoopBacksOff_AndAcceptsAgain()
+    {
+        var path = Path.Combine(_mesh.Directory, "relay-fd.yaml");
+        await File.WriteAllTextAsync(path, $"""
+            relay:
+              name: relay-1
+              listen: '127.0.0.1:0'
+              splicePort: 0
+              certificate: {Path.Combine(_mesh.Directory, "relay-1.pem")}
+              key: {Path.Combine(_mesh.Directory, "relay-1.key")}
+              ca: {Path.Combine(_mesh.Directory, "ca.pem")}
+            """);
+        using var relay = ForwarderProcess.Start("relay", "--config", path);
+        await relay.WaitForOutputAsync("splicing links on");
+        var splicePort = new IPEndPoint(IPAddress.Loopback, int.Parse(System.Text.RegularExpressions.Regex.Match(relay.Output, @"splicing links on 127\.0\.0\.1:(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        var limit = Directory.GetFiles($"/proc/{relay.Id}/fd").Length + 20;
+        var (code, _, errors) = await RunAsync("prlimit", "--pid", relay.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), $"--nofile={limit}:{limit}");
+        Assert.True(code == 0, errors);
+
+        var silent = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 60; i++)
+            {
+                silent.Add(await SocketClient.ConnectAsync(splicePort));
+            }
+
+            // Two seconds with connections in the backlog the relay cannot take.
+            var before = CpuTime(relay.Id);
+            var measured = System.Diagnostics.Stopwatch.StartNew();
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            var busy = CpuTime(relay.Id) - before;
+            Assert.True(busy < measured.Elapsed * 0.25, $"the relay used {busy.TotalSeconds:0.00} s of CPU in {measured.Elapsed.TotalSeconds:0.00} s out of descriptors");
+            await relay.WaitForOutputAsync("cannot accept (TooManyOpenSockets");
+            await relay.WaitForOutputAsync("accepts connections again");
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(relay.Output, "cannot accept"));
+        }
+        finally
+        {
+            silent.ForEach(s => s.Dispose());
+        }
+
+        Assert.False(relay.HasExited, relay.Errors);
+    }
+
+    /// <summary>User plus system CPU time of process <paramref name="pid"/> so far.</summary>
+    private static TimeSpan CpuTime(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+
+        // utime and stime, fields 14 and 15 of stat (11 and 12 after the name), in clock ticks of 1/100 s.
+        var ticks = long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
+        return TimeSpan.FromMilliseconds(ticks * 10);
+    }
+
+    private static async Task<(int Code, string Output, string Errors)> RunAsync(string file, params string[] arguments)
+    {
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await output, await errors);
+    }
+
+    // The relay joins two halves by their tickets and could join a half to the wrong node: the far
+    // node, offered a link from edge-a, takes it only if the TLS client proves edge-a's
+    // certificate. Here the asker's half is presented by a client holding edge-a's certificate
+    // (linked), or edge-c's (refused), though edge-b admits edge-c too.
+    [Theory]
+    [InlineData("edge-a", true)]
+    [InlineData("edge-c", false)]
+    public async Task TheFarNode_TakesASplicedLinkOnlyFromTheNodeItWasOffered(string presenting, bool linked)
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, mode: "splice");
+        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, "edge-a\n    - name: edge-c", [relay]);
+        await Eventually.TrueAsync(() => nodeB.Metrics.Relay(relay.Name).Up == 1, "edge-b registered");
+        await using var asker = await HandNode.RegisterAsync(relay, "edge-a", _mesh.Directory);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var (stream, status) = await TunnelHandshake.RequestAsync(asker.Session, new TunnelRequest(TunnelRequestKind.Splice, "edge-b", "link"), timeout.Token);
+        Assert.Equal(TunnelStatus.Connected, status);
+        string? field;
+        await using (stream)
+        {
+            field = await TunnelHandshake.ReadFieldAsync(stream!.Transport.Input, timeout.Token);
+        }
+
+        Assert.True(SplicedRelayLinks.TryParseTicket(field, out var port, out var ticket), $"a ticket: {field}");
+        var tcp = new TcpConnectionFactory(new TcpTransportOptions(), new Forwarder.Transports.Memory.PinnedBlockMemoryPool(64 * 1024), splicer: null);
+        var connection = await tcp.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), timeout.Token);
+        await using (connection)
+        {
+            connection.Transport.Output.Write(RelaySplices.Magic);
+            connection.Transport.Output.Write(ticket);
+            await connection.Transport.Output.FlushAsync(timeout.Token);
+            var paired = await connection.Transport.Input.ReadAsync(timeout.Token);
+            Assert.Equal(RelaySplices.Paired, paired.Buffer.FirstSpan[0]);
+            connection.Transport.Input.AdvanceTo(paired.Buffer.GetPosition(1));
+
+            using var credentials = new NodeCredentials(
+                presenting,
+                new CertificateFiles(Path.Combine(_mesh.Directory, presenting + ".pem"), Path.Combine(_mesh.Directory, presenting + ".key")),
+                Path.Combine(_mesh.Directory, "ca.pem"),
+                NullLogger.Instance);
+            try
+            {
+                var link = await LinkDialer.HandshakeAsync(connection, credentials, "edge-b", NodeCredentials.LinkProtocol, LinkDialer.Options(TimeSpan.FromSeconds(30), MemoryPool<byte>.Shared), timeout.Token);
+                await using var session = link.Session;
+                if (linked)
+                {
+                    // edge-b serves the link as edge-a's: a stream to its hosted endpoint echoes.
+                    await Eventually.TrueAsync(() => nodeB.Metrics.Peer("edge-a").LinksUp == 1, "edge-b takes the link as edge-a's");
+                }
+                else
+                {
+                    // Under TLS 1.3 the client's handshake ends before the server has checked its certificate.
+                    await Eventually.TrueAsync(() => session.Completion.IsCompleted, "edge-b ends the link");
+                }
+            }
+            catch (Exception ex) when (!linked && ex is IOException or System.Security.Authentication.AuthenticationException)
+            {
+                // Refused during the handshake.
+            }
+        }
+
+        if (!linked)
+        {
+            await Eventually.TrueAsync(() => nodeB.Metrics.LinksRefused(Forwarder.Metrics.LinkRefusal.Certificate) == 1, "edge-b refuses the certificate as not the offered node's");
+            Assert.Equal((0L, 0L), (nodeB.Metrics.Peer("edge-a").LinksUp, nodeB.Metrics.Peer("edge-c").LinksUp));
+        }
+    }
+
     [Theory]
     [InlineData("terminate", "splice")]
     [InlineData("splice", "terminate")]
@@ -323,11 +532,29 @@ public sealed class RelaySpliceTests : IDisposable
         }
     }
 
+    /// <summary>Presents both halves of a rendezvous and waits until each is told it is paired.</summary>
+    private static async Task<SplicedSockets> PairAsync(IPEndPoint splicePort, byte[] askerTicket, byte[] farTicket)
+    {
+        var pair = new SplicedSockets(await PresentAsync(splicePort, askerTicket), await PresentAsync(splicePort, farTicket));
+        Assert.Equal(RelaySplices.Paired, (await SocketClient.ReceiveExactlyAsync(pair.Asker, 1))[0]);
+        Assert.Equal(RelaySplices.Paired, (await SocketClient.ReceiveExactlyAsync(pair.Far, 1))[0]);
+        return pair;
+    }
+
     private static async Task<Socket> PresentAsync(IPEndPoint splicePort, byte[] ticket)
     {
         var socket = await SocketClient.ConnectAsync(splicePort);
         await socket.SendAsync(RelaySplices.Magic.ToArray().Concat(ticket).ToArray(), SocketFlags.None);
         return socket;
+    }
+
+    private sealed record SplicedSockets(Socket Asker, Socket Far) : IDisposable
+    {
+        public void Dispose()
+        {
+            Asker.Dispose();
+            Far.Dispose();
+        }
     }
 
     /// <summary>A node's relay session driven by the test: it takes (or, as an old node would, ignores) splice offers.</summary>

@@ -130,6 +130,9 @@ public readonly struct SplicedConnection
 
     public Task<SpliceOutcome> Completion => _pair.Completion;
 
+    /// <summary>One side's FIN was passed on and the other side has not sent its own (a snapshot, from any thread).</summary>
+    public bool HalfClosed => _pair.HalfClosed;
+
     /// <summary>Shuts both sockets down; the splice then ends on its own thread.</summary>
     public void Abort() => _pair.Abort();
 }

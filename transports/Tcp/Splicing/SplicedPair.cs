@@ -66,6 +66,9 @@ internal sealed class SplicedPair : EpollTarget
 
     public bool BothFinished => _toUpstream.Finished && _toClient.Finished;
 
+    /// <summary>One FIN crossed and the other not yet; read from outside the pair's thread, so a snapshot.</summary>
+    public bool HalfClosed => _toUpstream.Finished != _toClient.Finished;
+
     public bool Closed { get; private set; }
 
     /// <summary>

@@ -30,7 +30,7 @@ internal sealed partial class RelayServer
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         deadline.CancelAfter(FarAnswerTimeout);
         var (tokens, farKind, protocol) = punch.Kind == TunnelRequestKind.TcpPunch
-            ? (_tcpTokens, TunnelRequestKind.TcpPunched, "TCP")
+            ? (TcpTokens, TunnelRequestKind.TcpPunched, "TCP")
             : (_rendezvous?.Tokens, TunnelRequestKind.Punched, "UDP");
         if (tokens is null || await tokens.SeenAsync(punch.Target, TokenWait, deadline.Token).ConfigureAwait(false) is not { } asker)
         {

@@ -31,7 +31,7 @@ internal sealed partial class RelayServer
     private const int MaxTcpHoldsPerSource = 16;
 
     /// <summary>Tokens seen over TCP: an address seen over UDP never answers for TCP, nor the other way.</summary>
-    private readonly RendezvousTokens _tcpTokens = new(TimeProvider.System);
+    public RendezvousTokens TcpTokens { get; } = new(TimeProvider.System);
 
     private readonly Dictionary<IPAddress, int> _tcpHolds = [];
     private int _tcpHoldsTotal;
@@ -92,7 +92,7 @@ internal sealed partial class RelayServer
 
             try
             {
-                _tcpTokens.Note(Convert.ToHexStringLower(hello, TcpMagic.Length, RelayRendezvous.TokenLength), seen);
+                TcpTokens.Note(Convert.ToHexStringLower(hello, TcpMagic.Length, RelayRendezvous.TokenLength), seen);
 
                 // Held for the punch: whatever else the node sends is not read, and its close ends the hold.
                 using var hold = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);

@@ -33,6 +33,9 @@ internal sealed class RunningRelay : IAsyncDisposable
 
     public string? AddressOverride { get; set; }
 
+    /// <summary>Tokens the relay holds TCP rendezvous connections for.</summary>
+    public RendezvousTokens TcpTokens => _host.Services.GetRequiredService<RelayServer>().TcpTokens;
+
     /// <summary>The splice port; null when the relay only terminates.</summary>
     public IPEndPoint? SpliceEndPoint => _host.Services.GetRequiredService<RelayServer>().SpliceEndPoint;
 

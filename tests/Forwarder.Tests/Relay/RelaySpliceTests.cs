@@ -252,7 +252,7 @@ public sealed class RelaySpliceTests : IDisposable
     [Fact]
     public async Task ASplicedLink_IdleOrLeftHalfClosed_IsClosed_AndFreesTheAskersPlace()
     {
-        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, mode: "splice", splice: "  spliceIdleTimeout: 2s\n  spliceHalfCloseTimeout: 1s");
+        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, mode: "splice", splice: "  spliceIdleTimeout: 8s\n  spliceHalfCloseTimeout: 1s");
         await using var asker = await HandNode.RegisterAsync(relay, "edge-c", _mesh.Directory);
         await using var far = await HandNode.RegisterAsync(relay, "edge-d", _mesh.Directory);
         var splicePort = relay.SpliceEndPoint!;
@@ -269,7 +269,8 @@ public sealed class RelaySpliceTests : IDisposable
         halfOne.Asker.Shutdown(SocketShutdown.Send);
         Assert.True(await SocketClient.ClosedAsync(halfOne.Far), "the FIN crossed the splice");
 
-        // The busy link talks every 300 ms, well inside the idle timeout, for as long as the idle one takes to close.
+        // The busy link talks every 300 ms, far inside the idle timeout (a stalled test process must
+        // not let it go idle), for as long as the idle one takes to close.
         var idleClosed = SocketClient.ClosedAsync(idleOne.Asker);
         var halfClosed = SocketClient.ClosedAsync(halfOne.Asker);
         var talking = System.Diagnostics.Stopwatch.StartNew();
@@ -356,7 +357,12 @@ public sealed class RelaySpliceTests : IDisposable
             Assert.True(busy < measured.Elapsed * 0.25, $"the relay used {busy.TotalSeconds:0.00} s of CPU in {measured.Elapsed.TotalSeconds:0.00} s out of descriptors");
             await relay.WaitForOutputAsync("cannot accept (TooManyOpenSockets");
             await relay.WaitForOutputAsync("accepts connections again");
-            Assert.Single(System.Text.RegularExpressions.Regex.Matches(relay.Output, "cannot accept"));
+
+            // Once the first hellos time out the relay takes more of the backlog and may run out
+            // again: the one starvation this test drives is the one before it said it accepts again.
+            var output = relay.Output;
+            var recovered = output.IndexOf("accepts connections again", StringComparison.Ordinal);
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(output[..recovered], "cannot accept"));
         }
         finally
         {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Forwarder.Configuration;
 using Forwarder.Transports.Tcp.Splicing;
@@ -60,6 +61,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Thread _accepting;
     private readonly ITimer _sweeper;
+    private int _sweeping;
 
     public RelaySplices(IPEndPoint endPoint, RelaySpliceConfig config, RelayRegistry registry, TimeProvider time, ILogger logger)
     {
@@ -326,13 +328,14 @@ internal sealed partial class RelaySplices : IAsyncDisposable
                 rendezvous.Asker.SpliceStarted();
                 rendezvous.Touch();
                 LogSpliced(_logger, rendezvous.Asker.Name, rendezvous.Far.Name);
-                rendezvous.Splice = _splicer.Splice(asker, far, rendezvous);
+                var splice = _splicer.Splice(asker, far, rendezvous);
+                rendezvous.Started(splice);
                 if (_stopping.IsCancellationRequested)
                 {
-                    rendezvous.Splice.Value.Abort();
+                    splice.Abort();
                 }
 
-                await rendezvous.Splice.Value.Completion.ConfigureAwait(false);
+                await splice.Completion.ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
             {
@@ -354,30 +357,51 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     /// </summary>
     private void Sweep()
     {
-        var now = Environment.TickCount64;
-        foreach (var rendezvous in _open.Keys)
+        // A timer callback may start again while the last still runs (a starved thread pool):
+        // HalfClosedFor and TimedOut belong to one sweep at a time, and a late tick just skips.
+        if (Interlocked.Exchange(ref _sweeping, 1) != 0)
         {
-            if (rendezvous.Splice is not { } splice || rendezvous.TimedOut)
-            {
-                continue;
-            }
+            return;
+        }
 
-            var idle = TimeSpan.FromMilliseconds(now - rendezvous.LastActive);
-            var halfClosed = rendezvous.HalfClosedFor(splice.HalfClosed, now);
-            if (idle >= _config.IdleTimeout)
+        try
+        {
+            var now = Environment.TickCount64;
+            foreach (var rendezvous in _open.Keys)
             {
-                rendezvous.TimedOut = true;
-                _registry.SpliceTimedOut(halfClosed: false);
-                LogIdleClosed(_logger, rendezvous.Asker.Name, rendezvous.Far.Name, idle);
-                splice.Abort();
+                if (rendezvous.Splice is not { } splice || rendezvous.TimedOut)
+                {
+                    continue;
+                }
+
+                // Half-closed first: a link left half-closed is closed for that, the more telling
+                // reason, even when it has also been quiet longer than the idle timeout.
+                var idle = TimeSpan.FromMilliseconds(now - rendezvous.LastActive);
+                var halfClosed = rendezvous.HalfClosedFor(splice.HalfClosed, now);
+                if (halfClosed >= _config.HalfCloseTimeout)
+                {
+                    rendezvous.TimedOut = true;
+                    _registry.SpliceTimedOut(halfClosed: true);
+                    LogHalfClosedClosed(_logger, rendezvous.Asker.Name, rendezvous.Far.Name, halfClosed);
+                    splice.Abort();
+                }
+                else if (idle >= _config.IdleTimeout)
+                {
+                    rendezvous.TimedOut = true;
+                    _registry.SpliceTimedOut(halfClosed: false);
+                    LogIdleClosed(_logger, rendezvous.Asker.Name, rendezvous.Far.Name, idle);
+                    splice.Abort();
+                }
             }
-            else if (halfClosed >= _config.HalfCloseTimeout)
-            {
-                rendezvous.TimedOut = true;
-                _registry.SpliceTimedOut(halfClosed: true);
-                LogHalfClosedClosed(_logger, rendezvous.Asker.Name, rendezvous.Far.Name, halfClosed);
-                splice.Abort();
-            }
+        }
+        catch (Exception ex)
+        {
+            // An exception out of a timer callback would end the process: this sweep is lost, the next one runs.
+            LogSweepFailed(_logger, ex);
+        }
+        finally
+        {
+            Volatile.Write(ref _sweeping, 0);
         }
     }
 
@@ -428,6 +452,9 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     [LoggerMessage(EventId = 840, Level = LogLevel.Information, Message = "Splice port {EndPoint} accepts connections again")]
     private static partial void LogAcceptRecovered(ILogger logger, EndPoint endPoint);
 
+    [LoggerMessage(EventId = 841, Level = LogLevel.Error, Message = "Sweep over the spliced links' timeouts failed; the next one runs as usual")]
+    private static partial void LogSweepFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 836, Level = LogLevel.Information, Message = "Spliced link from node {Asker} to node {Far} closed: nothing crossed it for {Idle} (relay.spliceIdleTimeout)")]
     private static partial void LogIdleClosed(ILogger logger, string asker, string far, TimeSpan idle);
 
@@ -457,7 +484,12 @@ internal sealed partial class RelaySplices : IAsyncDisposable
 
         public ITimer? Timer { get; set; }
 
-        public SplicedConnection? Splice { get; set; }
+        /// <summary>
+        /// The running splice, once there is one. The sweep reads it on another thread, so it is
+        /// published as one reference: a Nullable struct can be read torn (HasValue set, the
+        /// struct's reference not yet), and using that would throw in the sweep's timer.
+        /// </summary>
+        public SplicedConnection? Splice => Volatile.Read(ref _splice)?.Value;
 
         /// <summary>The splice, once there is one.</summary>
         public Task Done { get; set; } = Task.CompletedTask;
@@ -468,8 +500,11 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         /// <summary>The sweep closed it for a timeout: it is not closed twice.</summary>
         public bool TimedOut { get; set; }
 
+        private StrongBox<SplicedConnection>? _splice;
         private long _lastActive;
         private long _halfClosedSince;
+
+        public void Started(SplicedConnection splice) => Volatile.Write(ref _splice, new StrongBox<SplicedConnection>(splice));
 
         public void Touch() => Volatile.Write(ref _lastActive, Environment.TickCount64);
 

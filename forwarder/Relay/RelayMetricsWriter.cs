@@ -22,6 +22,9 @@ internal static class RelayMetricsWriter
         Sample(text, "forwarder_relay_registrations_total", "result=\"certificate\"", registry.RefusedHandshakes);
         Sample(text, "forwarder_relay_registrations_total", "result=\"name\"", registry.RefusedNames);
 
+        Family(text, "forwarder_relay_accept_failures_total", "counter", "Accepts on the listen port that failed (out of file descriptors or memory); the port pauses 250 ms after each.");
+        Sample(text, "forwarder_relay_accept_failures_total", string.Empty, registry.AcceptFailures);
+
         Family(text, "forwarder_relay_node_up", "gauge", "1 while the node is registered.");
         foreach (var n in nodes)
         {

@@ -9,6 +9,7 @@ internal sealed class RelayRegistry(RelayConfig config)
     private readonly ConcurrentDictionary<string, RelayNode> _nodes = new(StringComparer.Ordinal);
     private long _registrations;
     private long _refusedHandshakes;
+    private long _acceptFailures;
     private long _refusedNames;
     private long _ticketsRefused;
     private long _ticketsExpired;
@@ -19,6 +20,9 @@ internal sealed class RelayRegistry(RelayConfig config)
 
     /// <summary>Connections refused at TLS: no certificate, a foreign one, not TLS at all.</summary>
     public long RefusedHandshakes => Volatile.Read(ref _refusedHandshakes);
+
+    /// <summary>Accepts on the listen port that failed (out of descriptors or memory), each followed by a pause.</summary>
+    public long AcceptFailures => Volatile.Read(ref _acceptFailures);
 
     /// <summary>Registrations refused because the name asked for is not the certificate's.</summary>
     public long RefusedNames => Volatile.Read(ref _refusedNames);
@@ -45,6 +49,8 @@ internal sealed class RelayRegistry(RelayConfig config)
     public void Registered() => Interlocked.Increment(ref _registrations);
 
     public void HandshakeRefused() => Interlocked.Increment(ref _refusedHandshakes);
+
+    public void AcceptFailed() => Interlocked.Increment(ref _acceptFailures);
 
     public void NameRefused() => Interlocked.Increment(ref _refusedNames);
 

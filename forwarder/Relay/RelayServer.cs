@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net.Security;
 using Forwarder.Configuration;
+using Forwarder.Runtime;
 using Forwarder.Tls;
 using Forwarder.Transports.Mux;
 using Forwarder.Tunnels;
@@ -24,10 +25,14 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan FarAnswerTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long the listen port pauses after a failed accept (out of descriptors): the connection waits in the backlog.</summary>
+    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(250);
+
     private readonly NodeCredentials _credentials = new(config.Name, config.Identity, config.Authority, logger);
     private readonly YamuxOptions _mux = LinkDialer.Options(NodeConfig.DefaultKeepAlive, pool);
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Task, byte> _sessions = new();
+    private readonly LogThrottle _acceptLog = new();
     private IConnectionListener? _listener;
     private RelayRendezvous? _rendezvous;
     private Task _accepting = Task.CompletedTask;
@@ -82,8 +87,38 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
 
     private async Task AcceptLoopAsync(IConnectionListener listener)
     {
-        while (await listener.AcceptAsync().ConfigureAwait(false) is { } connection)
+        while (true)
         {
+            ConnectionContext? connection;
+            try
+            {
+                connection = await listener.AcceptAsync().ConfigureAwait(false);
+            }
+            catch (Exception) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // Out of file descriptors (or the reserve not back yet) or memory: the port pauses
+                // and tries again, as the listeners do, rather than stop taking nodes for good. A
+                // flood fails thousands of accepts: one line every few seconds says how many.
+                var reason = AcceptFailures.Label(AcceptFailures.Classify(ex));
+                registry.AcceptFailed();
+                if (_acceptLog.TryLog(config.Name, reason, out var more))
+                {
+                    LogAcceptFailed(logger, config.Name, reason, ex.Message, AcceptRetryDelay.TotalMilliseconds, more);
+                }
+
+                await Task.Delay(AcceptRetryDelay).ConfigureAwait(false);
+                continue;
+            }
+
+            if (connection is null)
+            {
+                return;
+            }
+
             var serving = ServeNodeAsync(connection);
             _sessions[serving] = 0;
             _ = serving.ContinueWith(static (task, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(task, out _), _sessions, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
@@ -266,6 +301,9 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
 
     [LoggerMessage(EventId = 807, Level = LogLevel.Warning, Message = "Relay cannot take UDP {EndPoint} ({Error}): it relays streams but introduces no nodes for hole punching")]
     private static partial void LogNoRendezvous(ILogger logger, System.Net.EndPoint endPoint, System.Net.Sockets.SocketError error);
+
+    [LoggerMessage(EventId = 812, Level = LogLevel.Error, Message = "Relay {Relay}: accept failed ({Reason}: {Error}); paused {PauseMs} ms before each retry ({Suppressed} more since the last such line)")]
+    private static partial void LogAcceptFailed(ILogger logger, string relay, string reason, string error, double pauseMs, long suppressed);
 
     [LoggerMessage(EventId = 801, Level = LogLevel.Information, Message = "Relay {Relay} accepting nodes on {EndPoint}")]
     private static partial void LogListening(ILogger logger, string relay, System.Net.EndPoint endPoint);

@@ -38,7 +38,11 @@ internal sealed partial class NodeLinkListener(
 
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long the port pauses after a failed accept (out of descriptors): the connection waits in the backlog.</summary>
+    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(250);
+
     private readonly ConcurrentDictionary<YamuxSession, string> _sessions = new();
+    private readonly LogThrottle _acceptLog = new();
     private readonly CancellationTokenSource _stopping = new();
     private IConnectionListener? _listener;
     private QuicLinkListener? _quic;
@@ -118,8 +122,37 @@ internal sealed partial class NodeLinkListener(
 
     private async Task AcceptLoopAsync(IConnectionListener listener)
     {
-        while (await listener.AcceptAsync().ConfigureAwait(false) is { } connection)
+        while (true)
         {
+            ConnectionContext? connection;
+            try
+            {
+                connection = await listener.AcceptAsync().ConfigureAwait(false);
+            }
+            catch (Exception) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // Out of file descriptors (or the reserve not back yet) or memory: the port pauses
+                // and tries again, as the listeners do, rather than stop taking links for good.
+                var failure = AcceptFailures.Classify(ex);
+                metrics.Listener(MetricsName).AcceptFailed(failure);
+                if (_acceptLog.TryLog(MetricsName, AcceptFailures.Label(failure), out var more))
+                {
+                    LogAcceptFailed(logger, AcceptFailures.Label(failure), ex.Message, AcceptRetryDelay.TotalMilliseconds, more);
+                }
+
+                await Task.Delay(AcceptRetryDelay).ConfigureAwait(false);
+                continue;
+            }
+
+            if (connection is null)
+            {
+                return;
+            }
+
             _ = ServeLinkAsync(connection, LinkPath.DirectTcp, introduced: null);
         }
     }
@@ -179,6 +212,9 @@ internal sealed partial class NodeLinkListener(
 
     [LoggerMessage(EventId = 711, Level = LogLevel.Information, Message = "Node {Node} accepting links on {EndPoint}")]
     private static partial void LogListening(ILogger logger, string node, System.Net.EndPoint endPoint);
+
+    [LoggerMessage(EventId = 736, Level = LogLevel.Error, Message = "Node link port: accept failed ({Reason}: {Error}); paused {PauseMs} ms before each retry ({Suppressed} more since the last such line)")]
+    private static partial void LogAcceptFailed(ILogger logger, string reason, string error, double pauseMs, long suppressed);
 
     [LoggerMessage(EventId = 734, Level = LogLevel.Information, Message = "Node {Node} accepting QUIC links on {EndPoint} (UDP)")]
     private static partial void LogListeningQuic(ILogger logger, string node, System.Net.EndPoint endPoint);

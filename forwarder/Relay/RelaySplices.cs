@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Forwarder.Configuration;
+using Forwarder.Transports.Tcp;
 using Forwarder.Transports.Tcp.Splicing;
 using Microsoft.Extensions.Logging;
 
@@ -231,6 +232,13 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     /// <summary>Accepts the connection the poll found; the accept's error (Success when it took one).</summary>
     private SocketError Accept(Dictionary<Socket, Hello> hellos)
     {
+        // As the listen port: a few descriptors stay with the runtime, which aborts the process
+        // when it finds none, and no connection is taken until they can be held again.
+        if (!FileDescriptorReserve.TryHold())
+        {
+            return SocketError.TooManyOpenSockets;
+        }
+
         Socket socket;
         try
         {
@@ -239,12 +247,19 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         }
         catch (SocketException ex)
         {
+            if (ex.SocketErrorCode is SocketError.TooManyOpenSockets)
+            {
+                FileDescriptorReserve.Release();
+            }
+
             return ex.SocketErrorCode;
         }
         catch (ObjectDisposedException)
         {
             return SocketError.OperationAborted;
         }
+
+        FileDescriptorReserve.Check(socket);
 
         if (hellos.Count >= MaxHellos)
         {

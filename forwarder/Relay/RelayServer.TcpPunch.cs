@@ -22,7 +22,8 @@ internal sealed partial class RelayServer
     private static readonly TimeSpan TcpHelloTimeout = TimeSpan.FromSeconds(3);
 
     /// <summary>
-    /// Rendezvous connections held at once, at most, and from one source address: anyone can open
+    /// Rendezvous connections held at once, at most, and from one source (an IPv4 address or an
+    /// IPv6 /64, see <see cref="SourceKey"/>): anyone can open
     /// them (they come before any certificate), and each holds a socket for up to the tokens'
     /// lifetime. A node holds one per punch attempt, each for seconds.
     /// </summary>
@@ -84,7 +85,8 @@ internal sealed partial class RelayServer
                 return true;
             }
 
-            if (!TryHold(seen.Address))
+            var source = SourceKey.Of(seen.Address);
+            if (!TryHold(source))
             {
                 LogTcpHoldsFull(seen);
                 return true;
@@ -109,7 +111,7 @@ internal sealed partial class RelayServer
             }
             finally
             {
-                Release(seen.Address);
+                Release(source);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionResetException or ConnectionAbortedException)
@@ -119,7 +121,7 @@ internal sealed partial class RelayServer
         }
     }
 
-    /// <summary>Counts a hold for <paramref name="source"/>; false (nothing counted) when it or the relay is at its limit.</summary>
+    /// <summary>Counts a hold for <paramref name="source"/> (a <see cref="SourceKey"/>); false (nothing counted) when it or the relay is at its limit.</summary>
     private bool TryHold(IPAddress source)
     {
         lock (_tcpHolds)

@@ -21,7 +21,8 @@ internal sealed class RendezvousTokens(TimeProvider time)
     public const int MaxUnclaimed = 4096;
 
     /// <summary>
-    /// Tokens nobody waits for yet from one source address, at most: the sender is known by
+    /// Tokens nobody waits for yet from one source (an IPv4 address or an IPv6 /64, see
+    /// <see cref="SourceKey"/>), at most: the sender is known by
     /// nothing else until a node names its token, so this is the quota that keeps one host (a
     /// node, or anyone) from filling the table and dropping every other node's tokens. A site's
     /// nodes behind one NAT share it; theirs are named within seconds.
@@ -94,7 +95,8 @@ internal sealed class RendezvousTokens(TimeProvider time)
             if (!_waiting.Remove(token, out waiter))
             {
                 var now = time.GetTimestamp();
-                if ((_unclaimed.Count >= MaxUnclaimed || FromSource(seen.Address) >= MaxUnclaimedPerSource) && time.GetElapsedTime(_sweptAt, now) >= TimeSpan.FromSeconds(1))
+                var source = SourceKey.Of(seen.Address);
+                if ((_unclaimed.Count >= MaxUnclaimed || FromSource(source) >= MaxUnclaimedPerSource) && time.GetElapsedTime(_sweptAt, now) >= TimeSpan.FromSeconds(1))
                 {
                     // At most once a second, so a flood costs one scan a second, not one per token.
                     _sweptAt = now;
@@ -109,10 +111,10 @@ internal sealed class RendezvousTokens(TimeProvider time)
 
                 // A token sent again (over UDP, nodes send theirs more than once) keeps its place.
                 Remove(token);
-                if (_unclaimed.Count < MaxUnclaimed && FromSource(seen.Address) < MaxUnclaimedPerSource)
+                if (_unclaimed.Count < MaxUnclaimed && FromSource(source) < MaxUnclaimedPerSource)
                 {
                     _unclaimed[token] = (seen, now);
-                    _perSource[seen.Address] = FromSource(seen.Address) + 1;
+                    _perSource[source] = FromSource(source) + 1;
                 }
 
                 return;
@@ -122,7 +124,8 @@ internal sealed class RendezvousTokens(TimeProvider time)
         waiter.TrySetResult(seen);
     }
 
-    private int FromSource(IPAddress address) => _perSource.GetValueOrDefault(address);
+    /// <summary>Tokens kept from <paramref name="source"/>, a <see cref="SourceKey"/>.</summary>
+    private int FromSource(IPAddress source) => _perSource.GetValueOrDefault(source);
 
     /// <summary>Takes a token out of the unclaimed table and its source's count (under the lock).</summary>
     private (IPEndPoint Seen, long At)? Remove(string token)
@@ -132,14 +135,15 @@ internal sealed class RendezvousTokens(TimeProvider time)
             return null;
         }
 
-        var left = FromSource(entry.Seen.Address) - 1;
+        var source = SourceKey.Of(entry.Seen.Address);
+        var left = FromSource(source) - 1;
         if (left == 0)
         {
-            _perSource.Remove(entry.Seen.Address);
+            _perSource.Remove(source);
         }
         else
         {
-            _perSource[entry.Seen.Address] = left;
+            _perSource[source] = left;
         }
 
         return entry;

@@ -38,8 +38,8 @@ internal sealed partial class NodeLinkListener(
 
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long the port pauses after a failed accept (out of descriptors): the connection waits in the backlog.</summary>
-    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(250);
+    /// <summary>How long the port pauses after a failed accept (out of descriptors), as the listeners do: the connection waits in the backlog.</summary>
+    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
 
     private readonly ConcurrentDictionary<YamuxSession, string> _sessions = new();
     private readonly LogThrottle _acceptLog = new();

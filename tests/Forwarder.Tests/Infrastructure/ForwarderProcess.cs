@@ -60,16 +60,6 @@ internal sealed partial class ForwarderProcess : IDisposable
     public static ForwarderProcess StartWithFileLimit(int files, params string[] arguments)
         => StartWith(["prlimit", $"--nofile={files}:{files}"], arguments);
 
-    /// <summary>Lowers the running process's RLIMIT_NOFILE (prlimit) to <paramref name="spare"/> above the descriptors it holds now.</summary>
-    public async Task LimitOpenFilesAsync(int spare)
-    {
-        var limit = Directory.GetFiles($"/proc/{Id}/fd").Length + spare;
-        using var prlimit = Process.Start(new ProcessStartInfo("prlimit", ["--pid", Id.ToString(System.Globalization.CultureInfo.InvariantCulture), $"--nofile={limit}:{limit}"]) { RedirectStandardError = true })!;
-        var errors = prlimit.StandardError.ReadToEndAsync();
-        await prlimit.WaitForExitAsync();
-        Assert.True(prlimit.ExitCode == 0, await errors);
-    }
-
     /// <summary>Runs the executable with <paramref name="environment"/> added to this process's environment.</summary>
     public static ForwarderProcess StartWithEnvironment(IReadOnlyDictionary<string, string> environment, params string[] arguments)
         => StartWith([], arguments, environment);

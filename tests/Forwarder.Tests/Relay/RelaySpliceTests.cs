@@ -316,9 +316,10 @@ public sealed class RelaySpliceTests : IDisposable
         Assert.Equal(1, relay.Registry.Node("edge-c").Splices);
     }
 
-    // The real relay with its descriptor limit lowered (prlimit) to 20 above what it holds once
-    // started: sixty silent connections to the splice port run it out of descriptors with
-    // connections still waiting in the backlog. The poll would find the listener ready at once
+    // The real relay started under a limit of 256 descriptors (prlimit; lowering the limit of a
+    // running process can leave the runtime without one it needs): three hundred silent
+    // connections to the splice port run it out of descriptors with connections still waiting in
+    // the backlog. The poll would find the listener ready at once
     // after each failed accept and spin a core; the relay backs off, logs once, and says when it
     // accepts again (the silent connections are closed 5 s after their accept).
     [Fact]
@@ -334,15 +335,14 @@ public sealed class RelaySpliceTests : IDisposable
               key: {Path.Combine(_mesh.Directory, "relay-1.key")}
               ca: {Path.Combine(_mesh.Directory, "ca.pem")}
             """);
-        using var relay = ForwarderProcess.Start("relay", "--config", path);
+        using var relay = ForwarderProcess.StartWithFileLimit(256, "relay", "--config", path);
         await relay.WaitForOutputAsync("splicing links on");
         var splicePort = new IPEndPoint(IPAddress.Loopback, int.Parse(System.Text.RegularExpressions.Regex.Match(relay.Output, @"splicing links on 127\.0\.0\.1:(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
-        await relay.LimitOpenFilesAsync(spare: 20);
 
         var silent = new List<Socket>();
         try
         {
-            for (var i = 0; i < 60; i++)
+            for (var i = 0; i < 300; i++)
             {
                 silent.Add(await SocketClient.ConnectAsync(splicePort));
             }

@@ -447,7 +447,7 @@ internal sealed partial class Http2ServerConnection
         var malformed = _validator.End();
         if (stream is not null)
         {
-            EndTrailers(stream, decoded, malformed ?? (_validator.InvalidValue ? "a trailer value with a control character or non-ASCII byte" : null));
+            EndTrailers(stream, decoded, malformed ?? (_validator.InvalidValue ? "a trailer value with a control character" : null));
         }
         else if (_blockOpens)
         {

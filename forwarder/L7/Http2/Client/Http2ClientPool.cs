@@ -122,7 +122,12 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
     /// in flight finish: each connection drains (GOAWAY once its streams have ended) and closes.
     /// What still runs after <paramref name="grace"/> is aborted. Never throws.
     /// </summary>
-    public async Task RetireAsync(TimeSpan grace)
+    /// <summary>
+    /// Closes the pool to new streams and lets the open ones finish: each connection closes as it
+    /// drains. What is still open after <paramref name="grace"/>, or once <paramref name="abort"/>
+    /// fires (the process is stopping), is aborted. Never throws.
+    /// </summary>
+    public async Task RetireAsync(TimeSpan grace, CancellationToken abort)
     {
         Http2ClientConnection[] connections;
         lock (_gate)
@@ -138,8 +143,12 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
             connection.Drain();
         }
 
-        var drained = Task.WhenAll(connections.Select(c => c.Completion));
-        if (await Task.WhenAny(drained, Task.Delay(grace, options.Time)).ConfigureAwait(false) != drained)
+        try
+        {
+            // WaitAsync's timer goes with it when the drain finishes first.
+            await Task.WhenAll(connections.Select(c => c.Completion)).WaitAsync(grace, options.Time, abort).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
         {
             foreach (var connection in connections)
             {

@@ -87,6 +87,46 @@ public sealed class Http2ClientPoolTests
     }
 
     [Fact]
+    public async Task RetireAsync_StreamInFlight_FinishesThenTheRetireCompletes_LongBeforeTheGrace()
+    {
+        await using var server = await EchoServerAsync();
+        await using var pool = Pool(server.EndPoint);
+        await using var stream = await pool.OpenStreamAsync(Head("POST", "/a.txt", server.EndPoint), endStream: false);
+
+        var retired = pool.RetireAsync(TimeSpan.FromMinutes(10), CancellationToken.None);
+        Assert.False(retired.IsCompleted);
+        await stream.WriteBodyAsync("1"u8.ToArray(), endStream: true);
+
+        Assert.Equal("1", (await ReadResponseAsync(stream).WaitAsync(TimeSpan.FromSeconds(30))).Text);
+        await retired.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task RetireAsync_Aborted_TheStreamInFlightFailsAndTheRetireCompletes()
+    {
+        await using var server = await EchoServerAsync();
+        await using var pool = Pool(server.EndPoint);
+        await using var stream = await pool.OpenStreamAsync(Head("POST", "/a.txt", server.EndPoint), endStream: false);
+        using var abort = new CancellationTokenSource();
+
+        var retired = pool.RetireAsync(TimeSpan.FromMinutes(10), abort.Token);
+        await abort.CancelAsync();
+
+        await retired.WaitAsync(TimeSpan.FromSeconds(30));
+        var error = await Record.ExceptionAsync(() => ReadResponseAsync(stream).WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.NotNull(error);
+        Assert.IsNotType<TimeoutException>(error);
+    }
+
+    /// <summary>nghttpd answering each upload with its body (once the body has ended).</summary>
+    private static async Task<Http2PeerServer> EchoServerAsync()
+    {
+        var htdocs = Directory.CreateTempSubdirectory("h2c-pool").FullName;
+        await File.WriteAllTextAsync(Path.Combine(htdocs, "a.txt"), "a");
+        return await Http2PeerServer.StartNghttpdAsync(htdocs, "--echo-upload");
+    }
+
+    [Fact]
     public async Task GrpcUnary_OkAndError_StatusAndMessageInTrailers()
     {
         await using var server = await Http2PeerServer.StartGrpcAsync();

@@ -62,24 +62,25 @@ public sealed class Http2ServerConnectionWindowTests
     }
 
     /// <summary>
-    /// Fills three /hold streams' windows (256 KiB each, never read: three quarters of the
-    /// connection's 1 MiB), then uploads 600 KiB to /echo within the credit given, reading the echo
-    /// as it comes: prints "echoed N" once it ends, or "stalled" if nothing comes for 30 s.
+    /// argv: port path holds KiB. Fills <c>holds</c> /hold streams' windows (256 KiB each, never
+    /// read), then uploads KiB to <c>path</c> within the credit given, reading the response as it
+    /// comes: prints "echoed N" (the response body's length) once it ends, or "stalled" if nothing
+    /// comes for 30 s.
     /// </summary>
     private const string Stalls = """
         import socket, sys, hpack
         from hyperframe.frame import *
         s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); s.settimeout(30)
         enc = hpack.Encoder(); buf = b''
-        conn, stream, echoed, left, total = 65535, 262144, 0, 600 * 1024, 600 * 1024
+        path, holds = sys.argv[2], int(sys.argv[3])
+        conn, stream, echoed, left = 65535, 262144, 0, int(sys.argv[4]) * 1024
         s.sendall(b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + SettingsFrame(0).serialize())
         def req(path): return [(':method', 'POST'), (':scheme', 'http'), (':authority', 'x'), (':path', path)]
         out = []
-        for i in (1, 3, 5):
+        for i in (1, 3, 5)[:holds]:
             out.append(HeadersFrame(i, enc.encode(req('/hold')), flags=['END_HEADERS']))
             out += [DataFrame(i, b'x' * 16384) for _ in range(16)]
-        out.append(HeadersFrame(7, enc.encode(req('/echo')), flags=['END_HEADERS']))
-        held = 3 * 262144
+        out.append(HeadersFrame(7, enc.encode(req(path)), flags=['END_HEADERS']))
         while True:
             # The hold streams' data first, as the connection's credit allows.
             while out and (not isinstance(out[0], DataFrame) or conn >= 16384):
@@ -106,6 +107,7 @@ public sealed class Http2ServerConnectionWindowTests
                     echoed += len(f.data)
                     if f.data: s.sendall(WindowUpdateFrame(0, window_increment=len(f.data)).serialize() + WindowUpdateFrame(7, window_increment=len(f.data)).serialize())
                     if 'END_STREAM' in f.flags: print('echoed', echoed, flush=True); sys.exit(0)
+                elif isinstance(f, HeadersFrame) and f.stream_id == 7 and 'END_STREAM' in f.flags: print('echoed', echoed, flush=True); sys.exit(0)
                 elif isinstance(f, (GoAwayFrame, RstStreamFrame)): sys.exit('unexpected %r' % f)
         """;
 
@@ -114,9 +116,22 @@ public sealed class Http2ServerConnectionWindowTests
     {
         await using var server = await Http2TestServer.StartAsync();
 
-        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Stalls, server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)], timeout: TimeSpan.FromSeconds(90));
+        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Stalls, server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "/echo", "3", "600"], timeout: TimeSpan.FromSeconds(90));
 
         Assert.True(exit == 0, output + error);
         Assert.Equal($"echoed {600 * 1024}", output.Trim());
+    }
+
+    [Fact]
+    public async Task BodyOfAStreamWhoseReaderCompleted_IsCreditedAtOnce_PastBothWindows()
+    {
+        await using var server = await Http2TestServer.StartAsync();
+
+        // /drop completes its reader at once and answers when the body has ended: 2 MiB is past
+        // the stream's 256 KiB window and the connection's 1 MiB, so it ends only if dropped DATA is credited.
+        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Stalls, server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "/drop", "0", "2048"], timeout: TimeSpan.FromSeconds(90));
+
+        Assert.True(exit == 0, output + error);
+        Assert.Equal("echoed 0", output.Trim());
     }
 }

@@ -12,8 +12,18 @@ namespace Forwarder.Tests.L7.Http2.Client;
 /// mid-flight and the retry of what the server did not take, connections added when all are
 /// full, dead and idle ones replaced, and a gRPC unary call with its trailers.
 /// </summary>
-public sealed class Http2ClientPoolTests
+public sealed class Http2ClientPoolTests : IDisposable
 {
+    private string? _htdocs;
+
+    public void Dispose()
+    {
+        if (_htdocs is not null)
+        {
+            Directory.Delete(_htdocs, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task OpenStream_GoAwayMidFlight_KeptStreamFinishesAndRefusedOneRetriesOnFreshConnection()
     {
@@ -119,11 +129,11 @@ public sealed class Http2ClientPoolTests
     }
 
     /// <summary>nghttpd answering each upload with its body (once the body has ended).</summary>
-    private static async Task<Http2PeerServer> EchoServerAsync()
+    private async Task<Http2PeerServer> EchoServerAsync()
     {
-        var htdocs = Directory.CreateTempSubdirectory("h2c-pool").FullName;
-        await File.WriteAllTextAsync(Path.Combine(htdocs, "a.txt"), "a");
-        return await Http2PeerServer.StartNghttpdAsync(htdocs, "--echo-upload");
+        _htdocs = Directory.CreateTempSubdirectory("h2c-pool").FullName;
+        await File.WriteAllTextAsync(Path.Combine(_htdocs, "a.txt"), "a");
+        return await Http2PeerServer.StartNghttpdAsync(_htdocs, "--echo-upload");
     }
 
     [Fact]

@@ -43,7 +43,9 @@ internal sealed partial class ProxyRuntime
         await DrainAsync(cancellationToken).ConfigureAwait(false);
 
         // Only now: requests still draining (HTTP/2 streams on open connections, the access log
-        // lines of the last responses) use the services' upstream clients and the logs.
+        // lines of the last responses) use the services' upstream clients and the logs. So do
+        // pools a reload dropped: what the drain left on them is aborted.
+        await _retiring.AbortAsync().ConfigureAwait(false);
         foreach (var service in Services.Values)
         {
             await service.DisposeAsync().ConfigureAwait(false);

@@ -42,6 +42,7 @@ internal sealed partial class ProxyRuntime(
     private readonly SemaphoreSlim _applyLock = new(1, 1);
     private readonly IConnectionFactory _httpDialer = httpEngine.Dialer(dialer);
     private readonly CancellationTokenSource _stopping = new();
+    private readonly RetiringPools _retiring = new();
     private readonly Dictionary<string, ListenerHost> _hosts = new(StringComparer.Ordinal);
     private Dictionary<string, ServiceModel> _services = new(StringComparer.Ordinal);
     private ForwarderConfig _config = source.Initial;
@@ -149,6 +150,7 @@ internal sealed partial class ProxyRuntime(
     public void Dispose()
     {
         _stopping.Dispose();
+        _retiring.Dispose();
         _applyLock.Dispose();
     }
 
@@ -208,7 +210,7 @@ internal sealed partial class ProxyRuntime(
             foreach (var (name, old) in previous)
             {
                 var successor = services.GetValueOrDefault(name);
-                await old.RetireAsync(successor).ConfigureAwait(false);
+                await old.RetireAsync(successor, _retiring).ConfigureAwait(false);
                 if (successor is null)
                 {
                     old.Health.Dispose();

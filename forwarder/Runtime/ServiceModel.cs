@@ -112,10 +112,32 @@ internal sealed class ServiceModel : IAsyncDisposable
     }
 
     /// <summary>
-    /// Stops the model's checks and idle eviction once a reload replaced it, and closes the pools
-    /// its <paramref name="successor"/> did not carry over (null: the service is gone).
+    /// Stops the model's checks and idle eviction once a reload replaced it, and retires the pools
+    /// its <paramref name="successor"/> did not carry over (null: the service is gone) into <paramref name="retiring"/>.
     /// </summary>
-    public async ValueTask RetireAsync(ServiceModel? successor)
+    public async ValueTask RetireAsync(ServiceModel? successor, RetiringPools retiring)
+    {
+        await StopAsync().ConfigureAwait(false);
+        foreach (var endpoint in Endpoints)
+        {
+            if (successor is null || !successor.Endpoints.Any(e => ReferenceEquals(e.Pool, endpoint.Pool)))
+            {
+                retiring.Retire(endpoint.Pool);
+            }
+        }
+    }
+
+    /// <summary>Stops everything and closes every pool: the process is shutting down and the front has drained.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        foreach (var endpoint in Endpoints)
+        {
+            await endpoint.Pool.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask StopAsync()
     {
         if (_eviction is not null)
         {
@@ -126,18 +148,7 @@ internal sealed class ServiceModel : IAsyncDisposable
         {
             await _checker.DisposeAsync().ConfigureAwait(false);
         }
-
-        foreach (var endpoint in Endpoints)
-        {
-            if (successor is null || !successor.Endpoints.Any(e => ReferenceEquals(e.Pool, endpoint.Pool)))
-            {
-                await endpoint.Pool.DisposeAsync().ConfigureAwait(false);
-            }
-        }
     }
-
-    /// <summary>Stops everything and closes every pool: the process is shutting down.</summary>
-    public ValueTask DisposeAsync() => RetireAsync(null);
 
     /// <summary>Runs on the eviction timer; never throws, so the discarded task needs no observer.</summary>
     private async Task EvictIdleAsync()

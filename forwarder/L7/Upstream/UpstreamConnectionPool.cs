@@ -208,7 +208,30 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
         }
     }
 
+    /// <summary>
+    /// Closes the pool once a reload dropped it: idle connections at once, while streams in flight
+    /// on the native front's HTTP/2 connections finish (a reload must not cut them) for up to a
+    /// minute, or until <paramref name="abort"/> (shutdown) aborts them. Never throws.
+    /// </summary>
+    public async Task RetireAsync(CancellationToken abort)
+    {
+        if (await CloseAllAsync().ConfigureAwait(false) is { } http2)
+        {
+            await http2.RetireAsync(RetireGrace, abort).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Closes the pool at shutdown, once the front has drained: what is still open is aborted.</summary>
     public async ValueTask DisposeAsync()
+    {
+        if (await CloseAllAsync().ConfigureAwait(false) is { } http2)
+        {
+            await http2.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Refuses new rents, closes the idle connections and the handler; returns the HTTP/2 connections for the caller to close.</summary>
+    private async ValueTask<Http2ClientPool?> CloseAllAsync()
     {
         ConnectionContext[] idle;
         HttpMessageInvoker? http;
@@ -223,15 +246,12 @@ internal sealed class UpstreamConnectionPool(EndPoint endpoint, IConnectionFacto
         }
 
         http?.Dispose();
-
-        // Streams in flight on the native front's connections finish (a reload must not cut them,
-        // nor have them held against the endpoint); the pool's connections close as they drain.
-        _ = http2?.RetireAsync(RetireGrace);
-
         foreach (var connection in idle)
         {
             await CloseAsync(connection).ConfigureAwait(false);
         }
+
+        return http2;
     }
 
     private SocketsHttpHandler CreateHandler()

@@ -46,6 +46,7 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
     /// </summary>
     /// <exception cref="Http2ClientException">The request could not be sent; <see cref="Http2ClientException.CanRetry"/> if not for want of trying.</exception>
     /// <exception cref="Http2ClientPoolFullException">Cancelled while the pool was full, waiting for a stream to end.</exception>
+    /// <exception cref="Http2ClientNoStreamsException">The server allows no streams on any of the pool's connections.</exception>
     /// <exception cref="Exception">Dialling a connection failed.</exception>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Http2ClientStream> OpenStreamAsync(Http2HeaderList head, bool endStream, CancellationToken cancellationToken = default, Http2ClientBatch? batch = null)
@@ -57,6 +58,7 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
             {
                 Task wait;
                 bool waitsForRoom;
+                Http2ClientConnection[]? allowNone = null;
                 lock (_gate)
                 {
                     ObjectDisposedException.ThrowIf(_disposed, this);
@@ -70,10 +72,10 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
 
                     if (allowsNone)
                     {
-                        throw new Http2ClientPoolFullException("The upstream allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0).", cancellationToken);
+                        allowNone = [.. _connections];
+                        wait = Task.CompletedTask;
                     }
-
-                    if (waitsForRoom)
+                    else if (waitsForRoom)
                     {
                         var freed = _freed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                         if (Volatile.Read(ref _streamsClosed) != closed)
@@ -93,6 +95,17 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
 
                         wait = _dialing;
                     }
+                }
+
+                if (allowNone is not null)
+                {
+                    // Off the pool's lock: draining takes each connection's.
+                    foreach (var zero in allowNone)
+                    {
+                        zero.Drain();
+                    }
+
+                    throw new Http2ClientNoStreamsException();
                 }
 
                 try
@@ -122,7 +135,12 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
     /// in flight finish: each connection drains (GOAWAY once its streams have ended) and closes.
     /// What still runs after <paramref name="grace"/> is aborted. Never throws.
     /// </summary>
-    public async Task RetireAsync(TimeSpan grace)
+    /// <summary>
+    /// Closes the pool to new streams and lets the open ones finish: each connection closes as it
+    /// drains. What is still open after <paramref name="grace"/>, or once <paramref name="abort"/>
+    /// fires (the process is stopping), is aborted. Never throws.
+    /// </summary>
+    public async Task RetireAsync(TimeSpan grace, CancellationToken abort)
     {
         Http2ClientConnection[] connections;
         lock (_gate)
@@ -138,8 +156,12 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
             connection.Drain();
         }
 
-        var drained = Task.WhenAll(connections.Select(c => c.Completion));
-        if (await Task.WhenAny(drained, Task.Delay(grace, options.Time)).ConfigureAwait(false) != drained)
+        try
+        {
+            // WaitAsync's timer goes with it when the drain finishes first.
+            await Task.WhenAll(connections.Select(c => c.Completion)).WaitAsync(grace, options.Time, abort).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
         {
             foreach (var connection in connections)
             {
@@ -169,13 +191,14 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
     /// Under the lock: the least loaded connection with room, or null: then <paramref name="full"/>
     /// says whether to wait for a stream to end (every connection is at its limit and there are as
     /// many as allowed) or to dial another, and <paramref name="allowsNone"/> whether the server
-    /// allows no streams at all (a connection of its says 0): dialling would only add such connections.
+    /// allows no streams at all: every connection says 0 (one that says 0 next to others may be
+    /// stale, and must not stop dials the connection limit allows).
     /// </summary>
     private Http2ClientConnection? Pick(out bool full, out bool allowsNone)
     {
         Prune();
         Http2ClientConnection? best = null;
-        allowsNone = false;
+        allowsNone = _connections.Count > 0;
         foreach (var connection in _connections)
         {
             if (connection.HasCapacity && (best is null || connection.ActiveStreams < best.ActiveStreams))
@@ -183,7 +206,7 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
                 best = connection;
             }
 
-            allowsNone |= connection.MaxConcurrentStreams == 0;
+            allowsNone &= connection.MaxConcurrentStreams == 0;
         }
 
         full = best is null && _connections.Count >= options.MaxConnections;

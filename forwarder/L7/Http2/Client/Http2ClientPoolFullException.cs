@@ -3,9 +3,7 @@ namespace Forwarder.L7.Http2.Client;
 /// <summary>
 /// An open gave up while every connection of the pool was at its server's stream limit and the
 /// pool had its <see cref="Http2ClientOptions.MaxConnections"/>: a wait for room on this side,
-/// not something the server did; or, at once, the server allows no streams at all
-/// (SETTINGS_MAX_CONCURRENT_STREAMS 0: dialling more would only open more such connections).
-/// A cancellation, so callers that only look for those still see one.
+/// not something the server did. A cancellation, so callers that only look for those still see one.
 /// </summary>
 internal sealed class Http2ClientPoolFullException(string message, CancellationToken cancellationToken) : OperationCanceledException(message, cancellationToken)
 {

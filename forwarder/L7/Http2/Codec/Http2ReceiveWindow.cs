@@ -3,7 +3,9 @@ namespace Forwarder.L7.Http2.Codec;
 /// <summary>
 /// The credit this side gave the peer to send DATA on a stream or on the connection (RFC 9113
 /// 6.9): DATA beyond it is a FLOW_CONTROL_ERROR. Credit comes back as the data is consumed, in
-/// WINDOW_UPDATEs of at least half the window so the peer is not sent one per frame.
+/// WINDOW_UPDATEs of at least half the window so the peer is not sent one per frame; but at once
+/// while the peer has less than a quarter left, so data nobody reads yet (a connection's stalled
+/// streams) does not also hold back the credit of what was read.
 /// </summary>
 internal struct Http2ReceiveWindow(int size)
 {
@@ -29,7 +31,7 @@ internal struct Http2ReceiveWindow(int size)
     public int Consume(int length)
     {
         _unacknowledged += length;
-        if (_unacknowledged < size / 2)
+        if (_unacknowledged < size / 2 && _available >= size / 4)
         {
             return 0;
         }

@@ -26,8 +26,12 @@ internal sealed class Http2RequestHeaderValidator<TInner>(TInner inner) : IHpack
         Protocol = 16,
     }
 
-    /// <summary>What a field value may hold: visible ASCII, space and tab.</summary>
-    private static readonly SearchValues<byte> FieldValueBytes = SearchValues.Create([(byte)'\t', .. Enumerable.Range(' ', '~' - ' ' + 1).Select(static b => (byte)b)]);
+    /// <summary>
+    /// What a field value may not hold: the controls but tab, and DEL. obs-text (0x80-0xFF) is let
+    /// through as opaque (RFC 9110 5.5), as the HTTP/1 front, HAProxy and nginx do.
+    /// </summary>
+    private static readonly SearchValues<byte> NotInFieldValue = SearchValues.Create(
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 127]);
 
     private Pseudo _seen;
     private bool _regularSeen;
@@ -38,9 +42,9 @@ internal sealed class Http2RequestHeaderValidator<TInner>(TInner inner) : IHpack
     public string? Malformed { get; private set; }
 
     /// <summary>
-    /// A regular field's value has a control character or a byte past ASCII (RFC 9110 5.5, which
-    /// HTTP/2's framing rules let through): not malformed HTTP/2, but a request the proxy answers
-    /// 400, as Kestrel does (it takes ASCII header values only).
+    /// A regular field's value has a control character other than tab, or DEL (RFC 9110 5.5, which
+    /// HTTP/2's framing rules let through but NUL, CR and LF): not malformed HTTP/2, but a request
+    /// the proxy answers 400, as the HTTP/1 front does.
     /// </summary>
     public bool InvalidValue { get; private set; }
 
@@ -147,8 +151,8 @@ internal sealed class Http2RequestHeaderValidator<TInner>(TInner inner) : IHpack
             return "a connection-specific field";
         }
 
-        // Visible ASCII, space and tab only (NUL, CR and LF were refused above as malformed).
-        InvalidValue |= value.ContainsAnyExcept(FieldValueBytes);
+        // NUL, CR and LF were refused above as malformed; obs-text is forwarded as it came.
+        InvalidValue |= value.ContainsAny(NotInFieldValue);
 
         return name.SequenceEqual("te"u8) && !value.SequenceEqual("trailers"u8) ? "TE other than \"trailers\"" : null;
     }

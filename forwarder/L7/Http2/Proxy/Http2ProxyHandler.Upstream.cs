@@ -513,7 +513,7 @@ internal sealed partial class Http2ProxyHandler
     }
 
     private static bool IsExchangeFailure(Exception ex)
-        => ex is Http2ClientException or OperationCanceledException or IOException or SocketException or ConnectionResetException
+        => ex is Http2ClientException or Http2ClientNoStreamsException or OperationCanceledException or IOException or SocketException or ConnectionResetException
             or ConnectionAbortedException or ObjectDisposedException or InvalidOperationException;
 
     /// <summary>
@@ -552,6 +552,13 @@ internal sealed partial class Http2ProxyHandler
         {
             // A reload closed the endpoint's pool under this request: nothing the endpoint did.
             return new(Http2FailureKind.LocalConnect, 503);
+        }
+
+        if (ex is Http2ClientNoStreamsException)
+        {
+            // SETTINGS_MAX_CONCURRENT_STREAMS 0: the endpoint takes nothing, like a refused connect;
+            // another endpoint may, and outlier detection must hear of it or it stays a black hole.
+            return new(Http2FailureKind.Connect, 503, ConnectFailure.Refused);
         }
 
         if (ex is Http2ClientPoolFullException)

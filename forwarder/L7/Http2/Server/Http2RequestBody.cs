@@ -42,7 +42,11 @@ internal sealed class Http2RequestBody(Http2ServerStream stream, PipeReader inne
 
     public override void CancelPendingRead() => inner.CancelPendingRead();
 
-    public override void Complete(Exception? exception = null) => inner.Complete(exception);
+    public override void Complete(Exception? exception = null)
+    {
+        inner.Complete(exception);
+        stream.BodyReaderCompleted();
+    }
 
     internal void Reset() => _last = default;
 }

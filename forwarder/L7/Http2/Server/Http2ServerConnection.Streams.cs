@@ -206,6 +206,29 @@ internal sealed partial class Http2ServerConnection
         FlushIfWanted();
     }
 
+    /// <summary>The handler completed its reader: what it left unread, and any DATA still to come, goes back to the peer at once.</summary>
+    internal void RequestBodyAbandoned(Http2ServerStream stream)
+    {
+        lock (_lock)
+        {
+            if (!stream.Active || stream.ReaderDone)
+            {
+                return;
+            }
+
+            stream.ReaderDone = true;
+            CreditConnection(stream.Buffered);
+            if (!stream.RemoteClosed)
+            {
+                CreditStream(stream, stream.Buffered);
+            }
+
+            stream.Buffered = 0;
+        }
+
+        FlushIfWanted();
+    }
+
     private void CreditConnection(int length)
     {
         if (length > 0 && _connectionReceive.Consume(length) is var increment and > 0)

@@ -351,14 +351,28 @@ internal sealed partial class Http2ServerConnection
                 CreditStream(stream, frame.FlowControlledLength - data);
             }
 
-            stream.Buffered += data;
-            foreach (var segment in frame.Payload)
+            if (stream.ReaderDone)
             {
-                stream.RequestWriter.Write(segment.Span);
+                // Nobody reads this body any more (the response may still run): its credit goes
+                // back at once rather than piling up against the connection's window.
+                CreditConnection(data);
+                if (!frame.EndStream)
+                {
+                    CreditStream(stream, data);
+                }
+            }
+            else
+            {
+                stream.Buffered += data;
+                foreach (var segment in frame.Payload)
+                {
+                    stream.RequestWriter.Write(segment.Span);
+                }
+
+                // No pause threshold: this completes at once, and the handler's read resumes on the thread pool.
+                _ = stream.RequestWriter.FlushAsync();
             }
 
-            // No pause threshold: this completes at once, and the handler's read resumes on the thread pool.
-            _ = stream.RequestWriter.FlushAsync();
             if (frame.EndStream)
             {
                 stream.RemoteClosed = true;
@@ -447,7 +461,7 @@ internal sealed partial class Http2ServerConnection
         var malformed = _validator.End();
         if (stream is not null)
         {
-            EndTrailers(stream, decoded, malformed ?? (_validator.InvalidValue ? "a trailer value with a control character or non-ASCII byte" : null));
+            EndTrailers(stream, decoded, malformed ?? (_validator.InvalidValue ? "a trailer value with a control character" : null));
         }
         else if (_blockOpens)
         {

@@ -77,6 +77,9 @@ internal sealed class Http2ServerStream
 
     internal bool WasReset { get; set; }
 
+    /// <summary>The handler completed the request body's reader: DATA still coming is dropped and credited at once.</summary>
+    internal bool ReaderDone { get; set; }
+
     internal Http2ReceiveWindow ReceiveWindow;
 
     /// <summary>Body bytes in the request pipe the handler has not consumed: connection credit still owed to the peer.</summary>
@@ -129,7 +132,7 @@ internal sealed class Http2ServerStream
         ReceiveWindow = new Http2ReceiveWindow(receiveWindow);
         SendWindow = new Http2SendWindow(sendWindow);
         Active = true;
-        RemoteClosed = LocalClosed = HeadersSent = Ending = Queued = HandlerDone = WasReset = false;
+        RemoteClosed = LocalClosed = HeadersSent = Ending = Queued = HandlerDone = WasReset = ReaderDone = false;
         Buffered = 0;
         Trailers.ResetWrittenCount();
         RequestTrailers.Clear();
@@ -169,6 +172,9 @@ internal sealed class Http2ServerStream
 
     /// <summary>The handler consumed <paramref name="length"/> bytes of request body.</summary>
     internal void BodyConsumed(long length) => _connection.RequestBodyConsumed(this, (int)length);
+
+    /// <summary>The handler completed the request body's reader.</summary>
+    internal void BodyReaderCompleted() => _connection.RequestBodyAbandoned(this);
 
     /// <summary>Readies the stream for its next request: every pipe end completed, then reset; header buffers grown past <see cref="Http2HeaderFields.RetainedBytes"/> dropped.</summary>
     internal void Recycle()

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using Forwarder.L7.Upstream;
 using Forwarder.Tests.Infrastructure;
+using Forwarder.Tests.L7.Http2.Client;
 using Forwarder.Transports.Memory;
 using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
@@ -227,5 +228,29 @@ public sealed class UpstreamConnectionPoolTests : IAsyncDisposable
         }, "a request without kept idle connections needed a new one");
 
         Assert.Single(connections["/kept"]);
+    }
+
+    [Fact]
+    public async Task DisposeAsync_Http2StreamInFlight_ItsConnectionIsAbortedAtOnce()
+    {
+        var htdocs = Directory.CreateTempSubdirectory("h2c-pool").FullName;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(htdocs, "a.txt"), "a");
+            await using var server = await Http2PeerServer.StartNghttpdAsync(htdocs, "--echo-upload");
+            var pool = new UpstreamConnectionPool(server.EndPoint, _dialer, maxIdle: 4, TimeSpan.FromMinutes(1), TimeProvider.System);
+            await using var stream = await pool.Http2.OpenStreamAsync(Http2ClientKit.Head("POST", "/a.txt", server.EndPoint), endStream: false);
+
+            // Shutdown: the front has drained already, so nothing may linger (a reload retires instead).
+            await pool.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+
+            var error = await Record.ExceptionAsync(() => Http2ClientKit.ReadResponseAsync(stream).WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.NotNull(error);
+            Assert.IsNotType<TimeoutException>(error);
+        }
+        finally
+        {
+            Directory.Delete(htdocs, recursive: true);
+        }
     }
 }

@@ -12,8 +12,18 @@ namespace Forwarder.Tests.L7.Http2.Client;
 /// mid-flight and the retry of what the server did not take, connections added when all are
 /// full, dead and idle ones replaced, and a gRPC unary call with its trailers.
 /// </summary>
-public sealed class Http2ClientPoolTests
+public sealed class Http2ClientPoolTests : IDisposable
 {
+    private string? _htdocs;
+
+    public void Dispose()
+    {
+        if (_htdocs is not null)
+        {
+            Directory.Delete(_htdocs, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task OpenStream_GoAwayMidFlight_KeptStreamFinishesAndRefusedOneRetriesOnFreshConnection()
     {
@@ -84,6 +94,46 @@ public sealed class Http2ClientPoolTests
         await Eventually.TrueAsync(() => pool.ConnectionCount == 0, "the idle connection closes");
 
         Assert.Equal("ok", (await GetAsync(pool, server.EndPoint, "/ok")).Text);
+    }
+
+    [Fact]
+    public async Task RetireAsync_StreamInFlight_FinishesThenTheRetireCompletes_LongBeforeTheGrace()
+    {
+        await using var server = await EchoServerAsync();
+        await using var pool = Pool(server.EndPoint);
+        await using var stream = await pool.OpenStreamAsync(Head("POST", "/a.txt", server.EndPoint), endStream: false);
+
+        var retired = pool.RetireAsync(TimeSpan.FromMinutes(10), CancellationToken.None);
+        Assert.False(retired.IsCompleted);
+        await stream.WriteBodyAsync("1"u8.ToArray(), endStream: true);
+
+        Assert.Equal("1", (await ReadResponseAsync(stream).WaitAsync(TimeSpan.FromSeconds(30))).Text);
+        await retired.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task RetireAsync_Aborted_TheStreamInFlightFailsAndTheRetireCompletes()
+    {
+        await using var server = await EchoServerAsync();
+        await using var pool = Pool(server.EndPoint);
+        await using var stream = await pool.OpenStreamAsync(Head("POST", "/a.txt", server.EndPoint), endStream: false);
+        using var abort = new CancellationTokenSource();
+
+        var retired = pool.RetireAsync(TimeSpan.FromMinutes(10), abort.Token);
+        await abort.CancelAsync();
+
+        await retired.WaitAsync(TimeSpan.FromSeconds(30));
+        var error = await Record.ExceptionAsync(() => ReadResponseAsync(stream).WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.NotNull(error);
+        Assert.IsNotType<TimeoutException>(error);
+    }
+
+    /// <summary>nghttpd answering each upload with its body (once the body has ended).</summary>
+    private async Task<Http2PeerServer> EchoServerAsync()
+    {
+        _htdocs = Directory.CreateTempSubdirectory("h2c-pool").FullName;
+        await File.WriteAllTextAsync(Path.Combine(_htdocs, "a.txt"), "a");
+        return await Http2PeerServer.StartNghttpdAsync(_htdocs, "--echo-upload");
     }
 
     [Fact]

@@ -58,11 +58,24 @@ public sealed class Http2FlowWindowTests
     public void Consume_UpdatesOnlyOnceHalfTheWindowIsConsumed()
     {
         var window = new Http2ReceiveWindow(100);
-        window.Receive(100, 0);
+        window.Receive(60, 0);
 
         Assert.Equal(0, window.Consume(30));
         Assert.Equal(50, window.Consume(20));
-        Assert.Equal(50, window.Available);
-        Assert.Equal(0, window.Consume(49));
+        Assert.Equal(90, window.Available);
+        Assert.Equal(0, window.Consume(9));
+    }
+
+    [Fact]
+    public void Consume_PeerHasLessThanAQuarterLeft_UpdatesAtOnce()
+    {
+        var window = new Http2ReceiveWindow(100);
+
+        // 80 in, most of it nobody reads yet: what is read goes back at once.
+        window.Receive(80, 0);
+
+        Assert.Equal(10, window.Consume(10));
+        Assert.Equal(30, window.Available);
+        Assert.Equal(0, window.Consume(10));
     }
 }

@@ -44,6 +44,25 @@ internal sealed class TestHandler : IHttp2StreamHandler
             trailers.Add("grpc-message"u8, "fine"u8);
             stream.Complete(trailers);
         }
+        else if (path == "/x-v")
+        {
+            // The x-v field's value as it reached the handler, byte for byte.
+            stream.WriteHeaders(200);
+            await stream.WriteAsync(stream.RequestHeaders.Get("x-v"u8).ToArray());
+            stream.Complete();
+        }
+        else if (path == "/drop")
+        {
+            // Reads none of the body; answers once the client has sent all of it.
+            await stream.RequestBody.CompleteAsync();
+            stream.WriteHeaders(200);
+            while (!stream.RemoteClosed)
+            {
+                await Task.Delay(20, stream.Aborted);
+            }
+
+            stream.Complete();
+        }
         else if (path == "/hold")
         {
             Interlocked.Increment(ref _holding);

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 
 namespace Forwarder.Relay;
 
@@ -14,6 +15,19 @@ internal sealed class RelayRendezvous : IAsyncDisposable
     public static ReadOnlySpan<byte> Magic => "FWRV"u8;
 
     public const int TokenLength = 16;
+
+    /// <summary>A fresh token and the message that carries it: <paramref name="magic"/> (UDP's or TCP's) then the token's random bytes.</summary>
+    public static (string Token, byte[] Message) NewToken(ReadOnlySpan<byte> magic)
+    {
+        var message = new byte[magic.Length + TokenLength];
+        magic.CopyTo(message);
+        RandomNumberGenerator.Fill(message.AsSpan(magic.Length));
+        return (Convert.ToHexStringLower(message, magic.Length, TokenLength), message);
+    }
+
+    /// <summary>An IPv4 address as such: a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d, which IPv4 sockets cannot send to.</summary>
+    public static IPEndPoint Unmapped(IPEndPoint endPoint)
+        => endPoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port) : endPoint;
 
     private readonly Socket _socket;
     private readonly CancellationTokenSource _stopping = new();
@@ -81,7 +95,7 @@ internal sealed class RelayRendezvous : IAsyncDisposable
 
             var token = Convert.ToHexStringLower(buffer, Magic.Length, TokenLength);
             var seen = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(from);
-            Tokens.Note(token, seen.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(seen.Address.MapToIPv4(), seen.Port) : seen);
+            Tokens.Note(token, Unmapped(seen));
         }
     }
 }

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using Forwarder.Configuration;
 using Forwarder.Metrics;
 using Forwarder.Relay;
@@ -113,7 +112,7 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
         try
         {
             socket.Bind(new IPEndPoint(IPAddress.Any, port));
-            var (token, datagram) = NewToken();
+            var (token, datagram) = RelayRendezvous.NewToken(RelayRendezvous.Magic);
             using var introduction = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             introduction.CancelAfter(IntroductionTimeout);
             var far = await relays.IntroduceAsync(peer, TunnelRequestKind.Punch, token, async relay =>
@@ -123,7 +122,7 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
                     await socket.SendToAsync(datagram, SocketFlags.None, relay, introduction.Token).ConfigureAwait(false);
                 }
             }, introduction.Token).ConfigureAwait(false) ?? throw new IOException("no relay could introduce the nodes");
-            return Unmapped(far);
+            return RelayRendezvous.Unmapped(far);
         }
         catch
         {
@@ -143,8 +142,8 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
             return;
         }
 
-        asker = Unmapped(asker);
-        var (token, datagram) = NewToken();
+        asker = RelayRendezvous.Unmapped(asker);
+        var (token, datagram) = RelayRendezvous.NewToken(RelayRendezvous.Magic);
         var hopLimit = HopLimitFor(request.Node, asker, node.PunchTtl);
         try
         {
@@ -175,7 +174,7 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
             // the token from the others, among them the one making the introduction.
             try
             {
-                var udp = Unmapped(await QuicLinkDialer.ResolveAsync(relay.EndPoint, stopping).ConfigureAwait(false));
+                var udp = RelayRendezvous.Unmapped(await QuicLinkDialer.ResolveAsync(relay.EndPoint, stopping).ConfigureAwait(false));
                 for (var i = 0; i < 3; i++)
                 {
                     await SendAsync(listener, datagram, udp, null, stopping).ConfigureAwait(false);
@@ -239,18 +238,6 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
                 await Task.Delay(SendRetryDelay, time, stopping).ConfigureAwait(false);
             }
         }
-    }
-
-    /// <summary>An IPv4 address as such: a relay on a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d, which the IPv4 sockets here cannot send to.</summary>
-    private static IPEndPoint Unmapped(IPEndPoint endPoint)
-        => endPoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port) : endPoint;
-
-    private static (string Token, byte[] Datagram) NewToken()
-    {
-        var datagram = new byte[RelayRendezvous.Magic.Length + RelayRendezvous.TokenLength];
-        RelayRendezvous.Magic.CopyTo(datagram);
-        RandomNumberGenerator.Fill(datagram.AsSpan(RelayRendezvous.Magic.Length));
-        return (Convert.ToHexStringLower(datagram, RelayRendezvous.Magic.Length, RelayRendezvous.TokenLength), datagram);
     }
 
     [LoggerMessage(EventId = 741, Level = LogLevel.Information, Message = "Punched through to node {Peer} at {Address} (round {Round})")]

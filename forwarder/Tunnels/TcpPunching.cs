@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using Forwarder.Configuration;
 using Forwarder.Metrics;
 using Forwarder.Relay;
@@ -97,12 +96,12 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
         try
         {
             var port = 0;
-            var (token, hello) = NewToken();
+            var (token, hello) = RelayRendezvous.NewToken(RelayServer.TcpMagic);
             IPEndPoint far;
             using (var introduction = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
                 introduction.CancelAfter(IntroductionTimeout);
-                far = Unmapped(await relays.IntroduceAsync(peer.Name, TunnelRequestKind.TcpPunch, token, async relay =>
+                far = RelayRendezvous.Unmapped(await relays.IntroduceAsync(peer.Name, TunnelRequestKind.TcpPunch, token, async relay =>
                 {
                     var socket = Bound(port);
                     held.Add(socket);
@@ -143,7 +142,7 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
     {
         var node = source.Initial.Node!;
         if (Volatile.Read(ref _acceptor) is not { } acceptor || node.Refuses(request.Node) is not null
-            || !IPEndPoint.TryParse(request.Target, out var parsed) || Unmapped(parsed) is not { AddressFamily: AddressFamily.InterNetwork } asker)
+            || !IPEndPoint.TryParse(request.Target, out var parsed) || RelayRendezvous.Unmapped(parsed) is not { AddressFamily: AddressFamily.InterNetwork } asker)
         {
             await AnswerAsync(stream, TunnelStatus.NotAllowed, token: null, cancellationToken).ConfigureAwait(false);
             return;
@@ -156,7 +155,7 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
             return;
         }
 
-        var (token, hello) = NewToken();
+        var (token, hello) = RelayRendezvous.NewToken(RelayServer.TcpMagic);
         var held = new List<Socket>();
         Socket? probe = null;
         try
@@ -168,7 +167,7 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
                 // others, among them the one making the introduction.
                 try
                 {
-                    var address = Unmapped(await QuicLinkDialer.ResolveAsync(relay.EndPoint, cancellationToken).ConfigureAwait(false));
+                    var address = RelayRendezvous.Unmapped(await QuicLinkDialer.ResolveAsync(relay.EndPoint, cancellationToken).ConfigureAwait(false));
                     var socket = Bound(port);
                     held.Add(socket);
                     port = ((IPEndPoint)socket.LocalEndPoint!).Port;
@@ -420,18 +419,6 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
         {
             socket.Dispose();
         }
-    }
-
-    /// <summary>An IPv4 address as such: a relay on a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.</summary>
-    private static IPEndPoint Unmapped(IPEndPoint endPoint)
-        => endPoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port) : endPoint;
-
-    private static (string Token, byte[] Hello) NewToken()
-    {
-        var hello = new byte[RelayServer.TcpMagic.Length + RelayRendezvous.TokenLength];
-        RelayServer.TcpMagic.CopyTo(hello);
-        RandomNumberGenerator.Fill(hello.AsSpan(RelayServer.TcpMagic.Length));
-        return (Convert.ToHexStringLower(hello, RelayServer.TcpMagic.Length, RelayRendezvous.TokenLength), hello);
     }
 
     private sealed record Acceptor(Func<ConnectionContext, string, Task> Serve, CancellationToken Stopping);

@@ -84,6 +84,9 @@ internal sealed class TlsConnection : ConnectionContext, ITlsConnectionFeature, 
 
     public ReadOnlyMemory<byte> ApplicationProtocol { get; }
 
+    /// <summary>The TLS 1.3 suite the handshake chose.</summary>
+    public TlsCipherSuite CipherSuite => _ssl.NegotiatedCipherSuite;
+
     /// <summary>Client certificates are not asked for on listeners; always null.</summary>
     public X509Certificate2? ClientCertificate
     {

@@ -34,6 +34,18 @@ internal sealed class NodeCredentials : IDisposable
     /// </summary>
     public static readonly YamuxOptions LinkMux = new() { ReceiveWindow = 4 * 1024 * 1024 };
 
+    /// <summary>
+    /// TLS 1.3's suites, AES-128-GCM first: OpenSSL's own order puts AES-256-GCM first, which costs
+    /// a link ~6-8% more per byte with AES-NI for no strength a link needs; the server's order
+    /// decides, so a node of either version agrees on AES-128 with a node of this one. The others stay
+    /// allowed. Windows' TLS takes no policy (and has its own order).
+    /// </summary>
+    private static readonly CipherSuitesPolicy? LinkSuites = OperatingSystem.IsWindows() ? null : new([
+        TlsCipherSuite.TLS_AES_128_GCM_SHA256,
+        TlsCipherSuite.TLS_AES_256_GCM_SHA384,
+        TlsCipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+    ]);
+
     private static readonly Oid ServerAuthentication = new("1.3.6.1.5.5.7.3.1");
     private static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2");
 
@@ -66,6 +78,7 @@ internal sealed class NodeCredentials : IDisposable
         ClientCertificateRequired = true,
         RemoteCertificateValidationCallback = (_, certificate, _, _) => verdict.Decide(Check(certificate, ClientAuthentication, MeshRole.Node), refuses),
         EnabledSslProtocols = SslProtocols.Tls13,
+        CipherSuitesPolicy = LinkSuites,
         ApplicationProtocols = [protocol],
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
     };
@@ -79,6 +92,7 @@ internal sealed class NodeCredentials : IDisposable
             Check(certificate, ServerAuthentication, protocol == RelayProtocol ? MeshRole.Relay : MeshRole.Node),
             name => name == peer ? null : $"it proves '{name}', not '{peer}'"),
         EnabledSslProtocols = SslProtocols.Tls13,
+        CipherSuitesPolicy = LinkSuites,
         ApplicationProtocols = [protocol],
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
     };

@@ -190,6 +190,7 @@ internal sealed partial class NodeLinkListener(
         var peerMetrics = metrics.Peer(peer);
         peerMetrics.LinkUp();
         LogPeerLinked(logger, peer, connection.RemoteEndPoint?.ToString() ?? "?");
+        LogCipherSuite(logger, peer, link.CipherSuite);
         session.Start();
         try
         {
@@ -224,6 +225,9 @@ internal sealed partial class NodeLinkListener(
 
     [LoggerMessage(EventId = 712, Level = LogLevel.Information, Message = "Node {Peer} linked from {Remote}")]
     private static partial void LogPeerLinked(ILogger logger, string peer, string remote);
+
+    [LoggerMessage(EventId = 765, Level = LogLevel.Debug, Message = "Link from node {Peer} uses {CipherSuite}")]
+    private static partial void LogCipherSuite(ILogger logger, string peer, TlsCipherSuite cipherSuite);
 
     [LoggerMessage(EventId = 715, Level = LogLevel.Information, Message = "Link from node {Peer} ended ({Reason})")]
     private static partial void LogPeerUnlinked(ILogger logger, string peer, string reason);

@@ -109,14 +109,15 @@ public sealed partial class NatRelayTests(NatLabFixture fixture, ITestOutputHelp
         Assert.Equal(0, Metric(_lab.Relay, "forwarder_relay_node_up", "node=\"edge-a\"", 9902));
     }
 
-    private ForwarderProcess StartRelay() => Start(_lab.Relay, "relay.yaml", $"""
+    /// <param name="mode">relay.mode: terminate unless a test is about splicing.</param>
+    private ForwarderProcess StartRelay(string mode = "terminate") => Start(_lab.Relay, "relay.yaml", $"""
         relay:
           name: relay-1
           listen: '{NatLab.RelayAddress}:{RelayPort}'
           certificate: {Path.Combine(_mesh.Directory, "relay-1.pem")}
           key: {Path.Combine(_mesh.Directory, "relay-1.key")}
           ca: {Path.Combine(_mesh.Directory, "ca.pem")}
-          mode: terminate
+          mode: {mode}
         admin:
           listen: '127.0.0.1:9902'
         """, "relay");

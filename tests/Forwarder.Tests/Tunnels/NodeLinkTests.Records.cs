@@ -1,0 +1,126 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using Forwarder.Tests.Infrastructure;
+using Forwarder.Transports.Features;
+using Forwarder.Tunnels;
+
+namespace Forwarder.Tests.Tunnels;
+
+/// <content>How a link's data frames fall into TLS records, seen on the wire between the nodes.</content>
+public sealed partial class NodeLinkTests
+{
+    /// <summary>A TLS 1.3 record carrying 16 KiB of plaintext with AES-GCM: the plaintext, its content type byte, the 16-byte tag.</summary>
+    private const int FullRecord = (16 * 1024) + 1 + 16;
+
+    [Fact]
+    public async Task FullDataFrames_WithTheirHeaders_AreWholeTlsRecords_WithNoSmallRecordBetween()
+    {
+        const int Frames = 16;
+        var data = new byte[Frames * NodeCredentials.LinkMux.MaxFrameData];
+        Random.Shared.NextBytes(data);
+        var received = 0L;
+        await using var sink = new TcpTestServer(async socket =>
+        {
+            var buffer = new byte[64 * 1024];
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None) is > 0 and var read)
+            {
+                Interlocked.Add(ref received, read);
+            }
+        });
+        await using var nodeB = await StartNodeBAsync(sink.Address);
+        var tap = new RecordTap();
+        await using var tapServer = new TcpTestServer(socket => tap.RelayAsync(socket, LinkEndPoint(nodeB)));
+        using var credentials = Credentials("edge-a");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        var link = await LinkDialer.DialAsync(Tcp(), tapServer.EndPoint, credentials, "edge-b", NodeCredentials.LinkProtocol, LinkDialer.Options(TimeSpan.FromSeconds(30), MemoryPool<byte>.Shared), timeout.Token);
+        await using var connection = link.Connection;
+        await using var session = link.Session;
+        var (stream, status) = await TunnelHandshake.RequestAsync(session, new TunnelRequest(TunnelRequestKind.Connect, string.Empty, sink.Address), timeout.Token);
+        Assert.Equal(TunnelStatus.Connected, status);
+        await using (stream!)
+        {
+            var (full, small) = tap.Counts;
+            await stream!.Features.Get<IDirectSendFeature>()!.SendAsync(new ReadOnlySequence<byte>(data));
+            await Eventually.TrueAsync(() => Interlocked.Read(ref received) == data.Length, "every byte reached the endpoint behind node B");
+
+            // 64 KiB - 12 of data and a 12-byte header are four full records; 64 KiB of data made a fifth, small one, every frame.
+            Assert.Equal((full + (Frames * 4), small), tap.Counts);
+        }
+    }
+
+    /// <summary>A TCP relay between a dialling node and the node it dials, counting the dialler's TLS records by size.</summary>
+    private sealed class RecordTap
+    {
+        private int _full;
+        private int _small;
+
+        public (int Full, int Small) Counts => (Volatile.Read(ref _full), Volatile.Read(ref _small));
+
+        public async Task RelayAsync(Socket dialler, IPEndPoint target)
+        {
+            using var upstream = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            await upstream.ConnectAsync(target);
+            await Task.WhenAll(CountAsync(dialler, upstream), CopyAsync(upstream, dialler));
+        }
+
+        private static async Task CopyAsync(Socket from, Socket to)
+        {
+            var buffer = new byte[64 * 1024];
+            try
+            {
+                while (await from.ReceiveAsync(buffer, SocketFlags.None) is > 0 and var read)
+                {
+                    await to.SendAsync(buffer.AsMemory(0, read), SocketFlags.None);
+                }
+
+                to.Shutdown(SocketShutdown.Send);
+            }
+            catch (SocketException)
+            {
+                // Either end went away: the test is over.
+            }
+        }
+
+        /// <summary>Copies, reading each record's 5-byte header (type, version, 16-bit length) as it passes.</summary>
+        private async Task CountAsync(Socket from, Socket to)
+        {
+            var buffer = new byte[64 * 1024];
+            var header = new byte[5];
+            var (inHeader, bodyLeft) = (0, 0);
+            try
+            {
+                while (await from.ReceiveAsync(buffer, SocketFlags.None) is > 0 and var read)
+                {
+                    for (var i = 0; i < read;)
+                    {
+                        if (bodyLeft > 0)
+                        {
+                            var skip = Math.Min(bodyLeft, read - i);
+                            (bodyLeft, i) = (bodyLeft - skip, i + skip);
+                            continue;
+                        }
+
+                        header[inHeader++] = buffer[i++];
+                        if (inHeader == header.Length)
+                        {
+                            bodyLeft = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(3));
+                            Interlocked.Increment(ref bodyLeft == FullRecord ? ref _full : ref _small);
+                            inHeader = 0;
+                        }
+                    }
+
+                    await to.SendAsync(buffer.AsMemory(0, read), SocketFlags.None);
+                }
+
+                to.Shutdown(SocketShutdown.Send);
+            }
+            catch (SocketException)
+            {
+                // Either end went away: the test is over.
+            }
+        }
+    }
+}

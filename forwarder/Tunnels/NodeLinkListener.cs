@@ -227,7 +227,7 @@ internal sealed partial class NodeLinkListener(
     private static partial void LogPeerLinked(ILogger logger, string peer, string remote);
 
     [LoggerMessage(EventId = 765, Level = LogLevel.Debug, Message = "Link from node {Peer} uses {CipherSuite}")]
-    private static partial void LogCipherSuite(ILogger logger, string peer, TlsCipherSuite cipherSuite);
+    internal static partial void LogCipherSuite(ILogger logger, string peer, TlsCipherSuite cipherSuite);
 
     [LoggerMessage(EventId = 715, Level = LogLevel.Information, Message = "Link from node {Peer} ended ({Reason})")]
     private static partial void LogPeerUnlinked(ILogger logger, string peer, string reason);

@@ -203,6 +203,8 @@ internal sealed partial class SplicedRelayLinks(
                 // The ticket was the asker's to give, but the certificate must be its too.
                 throw new IOException($"the certificate is {verdict.Name}'s, not {peer}'s");
             }
+
+            NodeLinkListener.LogCipherSuite(logger, peer, ssl.NegotiatedCipherSuite);
         }
         catch (Exception ex)
         {

@@ -27,7 +27,8 @@ public sealed partial class NatRelayTests
             },
             "streams go over the link the relay splices",
             TimeSpan.FromSeconds(90));
-        Assert.Equal(1, Metric(_lab.Relay, "forwarder_relay_spliced_links_total", "node=\"edge-a\"", 9902));
+        // At least one: a second is dialled if a 1 s keep-alive lapses on a loaded machine.
+        Assert.True(Metric(_lab.Relay, "forwarder_relay_spliced_links_total", "node=\"edge-a\"", 9902) >= 1);
 
         // From now on the relay passes bytes it cannot read: every one of these goes through the splice and back.
         var relayedByRelay = Metric(_lab.Relay, "forwarder_relay_streams_total", "node=\"edge-a\",result=\"relayed\"", 9902);
@@ -36,8 +37,9 @@ public sealed partial class NatRelayTests
         {
             var payload = new byte[4 << 20];
             Random.Shared.NextBytes(payload);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
             var receiving = SocketClient.ReceiveExactlyAsync(client, payload.Length);
-            await client.SendAsync(payload, SocketFlags.None);
+            await Task.WhenAll(client.SendAsync(payload, SocketFlags.None, timeout.Token).AsTask(), receiving).WaitAsync(timeout.Token);
             Assert.Equal(payload, await receiving);
         }
 

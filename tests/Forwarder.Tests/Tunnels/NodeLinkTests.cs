@@ -314,14 +314,15 @@ public sealed partial class NodeLinkTests : IDisposable
     /// <param name="certificateFolder">Where NAME.pem/.key and ca.pem are; the mesh's folder by default.</param>
     /// <param name="transport">B's node.transport: quic or auto make it take QUIC links too.</param>
     /// <param name="listen">B's node.listen.</param>
-    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, string transport = "tcp", string listen = "127.0.0.1:0")
-        => RunningForwarder.StartAsync(NodeB(hostedEndpoint, name, peers, privateEndpoint, authority, acceptUnlisted, certificateFolder, transport: transport, listen: listen));
+    private Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, string transport = "tcp", string listen = "127.0.0.1:0", string keepAlive = "15s")
+        => RunningForwarder.StartAsync(NodeB(hostedEndpoint, name, peers, privateEndpoint, authority, acceptUnlisted, certificateFolder, transport: transport, listen: listen, keepAlive: keepAlive));
 
     /// <summary>Node B's config, as <see cref="StartNodeBAsync"/> describes it; <paramref name="export"/> is service app's.</summary>
-    private string NodeB(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, bool export = true, string transport = "tcp", string listen = "127.0.0.1:0") => $"""
+    private string NodeB(string hostedEndpoint, string name = "edge-b", string peers = "edge-a", string? privateEndpoint = null, string? authority = null, bool acceptUnlisted = false, string? certificateFolder = null, bool export = true, string transport = "tcp", string listen = "127.0.0.1:0", string keepAlive = "15s") => $"""
         node:
           name: {name}
           transport: {transport}
+          keepAlive: {keepAlive}
           listen: '{listen}'
           acceptUnlistedPeers: {(acceptUnlisted ? "true" : "false")}
           certificate: {Path.Combine(certificateFolder ?? _directory, name + ".pem")}

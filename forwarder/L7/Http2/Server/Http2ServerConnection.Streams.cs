@@ -334,13 +334,36 @@ internal sealed partial class Http2ServerConnection
         stream.HandlerDone = false;
         stream.Recycle();
         _pool.Push(stream);
-        if (_streams.Count == 0 && Environment.TickCount64 - _poolNeededAt >= (long)_options.StreamPoolExpiry.TotalMilliseconds)
+        ExpirePool();
+    }
+
+    /// <summary>
+    /// Under the lock: once idle, a past burst's streams are not kept for the connection's life
+    /// (Kestrel expires its pooled streams too); before the expiry, the timer comes back for them,
+    /// as no stream may recycle again for the connection's life.
+    /// </summary>
+    private void ExpirePool()
+    {
+        if (_streams.Count > 0 || _pool.Count <= IdlePoolSize)
         {
-            // Idle, and no burst lately: a past burst's streams are not kept for the connection's life (Kestrel expires its pooled streams too).
-            while (_pool.Count > IdlePoolSize)
+            return;
+        }
+
+        var left = (long)_options.StreamPoolExpiry.TotalMilliseconds - (Environment.TickCount64 - _poolNeededAt);
+        if (left > 0)
+        {
+            if (_poolDeadline == 0)
             {
-                _pool.Pop().Discard();
+                _poolDeadline = _clock.DeadlineAfter(TimeSpan.FromMilliseconds(left));
+                ScheduleTimer();
             }
+
+            return;
+        }
+
+        while (_pool.Count > IdlePoolSize)
+        {
+            _pool.Pop().Discard();
         }
     }
 }

@@ -140,7 +140,10 @@ internal sealed class Http2ProxyExchange
     {
         if (_text.Length < length)
         {
-            _text = new byte[Math.Max(length, _text.Length * 2)];
+            // Rented past the usual size, and given back on Reset: a client's big headers, request after request, do not churn the GC.
+            var grown = ArrayPool<byte>.Shared.Rent(Math.Max(length, _text.Length * 2));
+            ReturnText();
+            _text = grown;
         }
 
         return _text;
@@ -195,7 +198,16 @@ internal sealed class Http2ProxyExchange
 
         if (_text.Length > Http2HeaderFields.RetainedBytes)
         {
+            ReturnText();
             _text = new byte[1024];
+        }
+    }
+
+    private void ReturnText()
+    {
+        if (_text.Length > 1024)
+        {
+            ArrayPool<byte>.Shared.Return(_text);
         }
     }
 }

@@ -8,7 +8,7 @@ internal sealed partial class Http2ServerConnection
     /// <param name="refusal">A status to answer at once (431: header list too large; 400: a field value Kestrel would refuse), or 0.</param>
     private void OpenStream(int id, int refusal, string? malformed)
     {
-        Http2ServerStream stream;
+        Http2ServerStream? stream = null;
         lock (_lock)
         {
             if (_goAwaySent)
@@ -42,29 +42,45 @@ internal sealed partial class Http2ServerConnection
 
                 RememberReset(id);
                 RequestFlush();
-                return;
             }
-
-            stream = _pool.Count > 0 ? _pool.Pop() : new Http2ServerStream(this, _options);
-            var filled = _target.Current;
-            _target.Current = stream.RequestHeaders;
-            stream.RequestHeaders = filled;
-            stream.Open(id, _options.InitialStreamWindowSize, _peerInitialWindow);
-            _streams.Add(id, stream);
-            if (_streams.Count > IdlePoolSize)
+            else
             {
-                _poolNeededAt = Environment.TickCount64;
-            }
-
-            _idleDeadline = 0;
-            if (_blockEndStream)
-            {
-                stream.RemoteClosed = true;
-                stream.RequestWriter.Complete();
+                stream = Take(id);
             }
         }
 
+        if (stream is null)
+        {
+            // Outside the lock: the handler counts and logs it (no field value: that is the client's data).
+            _handler.Refused(refusal, refusal == 431 ? "header list over SETTINGS_MAX_HEADER_LIST_SIZE" : "a field value with a control character");
+            return;
+        }
+
         stream.Start(_handler);
+    }
+
+    /// <summary>Under the lock: a pooled (or new) stream, open with the block just decoded as its request head.</summary>
+    private Http2ServerStream Take(int id)
+    {
+        var stream = _pool.Count > 0 ? _pool.Pop() : new Http2ServerStream(this, _options);
+        var filled = _target.Current;
+        _target.Current = stream.RequestHeaders;
+        stream.RequestHeaders = filled;
+        stream.Open(id, _options.InitialStreamWindowSize, _peerInitialWindow);
+        _streams.Add(id, stream);
+        if (_streams.Count > IdlePoolSize)
+        {
+            _poolNeededAt = Environment.TickCount64;
+        }
+
+        _idleDeadline = 0;
+        if (_blockEndStream)
+        {
+            stream.RemoteClosed = true;
+            stream.RequestWriter.Complete();
+        }
+
+        return stream;
     }
 
     private void OnRstStream(in Http2Frame frame)

@@ -107,6 +107,10 @@ internal sealed partial class Http2ProxyHandler
                         if (failure.Dial is { } dial)
                         {
                             service.Metrics.ConnectFailed(dial);
+                            if (dial == ConnectFailure.SettingsTimeout)
+                            {
+                                cause = "the endpoint took the connection but sent no HTTP/2 SETTINGS in time (not speaking h2c, or stalled)";
+                            }
                         }
                         else if (ex is Http2ClientPoolFullException)
                         {
@@ -583,7 +587,7 @@ internal sealed partial class Http2ProxyHandler
 
             if (client.Code is Http2ErrorCode.ConnectError or Http2ErrorCode.Http11Required)
             {
-                return new(Http2FailureKind.Connect, 503, client.Code == Http2ErrorCode.ConnectError ? ConnectFailure.Timeout : ConnectFailure.Other);
+                return new(Http2FailureKind.Connect, 503, client.Code != Http2ErrorCode.ConnectError ? ConnectFailure.Other : client.SettingsTimedOut ? ConnectFailure.SettingsTimeout : ConnectFailure.Timeout);
             }
         }
 

@@ -13,7 +13,10 @@ namespace Forwarder.L7.Http2.Proxy;
 /// </summary>
 internal sealed class Http2ProxyExchange
 {
-    private byte[] _text = new byte[1024];
+    /// <summary>The described head's buffer kept for the connection's life; a larger one is rented.</summary>
+    private const int TextBytes = 1024;
+
+    private byte[] _text = new byte[TextBytes];
     private readonly Lock _timeoutLock = new();
     private CancellationTokenSource _timeout = new();
     private CancellationTokenRegistration _clientAborted;
@@ -199,13 +202,13 @@ internal sealed class Http2ProxyExchange
         if (_text.Length > Http2HeaderFields.RetainedBytes)
         {
             ReturnText();
-            _text = new byte[1024];
+            _text = new byte[TextBytes];
         }
     }
 
     private void ReturnText()
     {
-        if (_text.Length > 1024)
+        if (_text.Length > TextBytes)
         {
             ArrayPool<byte>.Shared.Return(_text);
         }

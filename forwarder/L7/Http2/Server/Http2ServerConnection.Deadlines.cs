@@ -5,10 +5,10 @@ namespace Forwarder.L7.Http2.Server;
 /// <summary>
 /// The connection's deadlines, as timestamps on the tracker's clock: a header block's (from the
 /// preface, or a HEADERS, until the block is whole), the idle one (no stream open for
-/// keepAliveTimeout), the SETTINGS acknowledgement's, and the idle pool's trim. One timer fires at the earliest; moving a
-/// deadline later costs no timer change (the timer, finding it not yet passed, is set again), so
-/// requests coming and going do not touch it. A deadline that passed cancels the pending read,
-/// and the reader decides.
+/// keepAliveTimeout), the SETTINGS acknowledgement's, and the idle pool's trim. One timer fires
+/// at the earliest; moving a deadline later costs no timer change (the timer, finding it not yet
+/// passed, is set again), so requests coming and going do not touch it. A deadline that passed
+/// cancels the pending read, and the reader decides (the pool's trim is done by the timer).
 /// </summary>
 internal sealed partial class Http2ServerConnection
 {

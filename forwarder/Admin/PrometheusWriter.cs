@@ -207,7 +207,7 @@ internal static class PrometheusWriter
         {
             foreach (var failure in Enum.GetValues<ConnectFailure>())
             {
-                Sample(text, "forwarder_upstream_connect_errors_total", $"service=\"{s.Name}\",reason=\"{failure.ToString().ToLowerInvariant()}\"", s.ConnectErrors(failure));
+                Sample(text, "forwarder_upstream_connect_errors_total", $"service=\"{s.Name}\",reason=\"{ConnectFailures.Label(failure)}\"", s.ConnectErrors(failure));
             }
 
             yield return 0;

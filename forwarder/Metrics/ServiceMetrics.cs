@@ -13,6 +13,15 @@ internal enum ConnectFailure
 
     /// <summary>This node's fault, not the endpoint's (out of file descriptors, buffers or local ports): not reported to outlier detection.</summary>
     Local,
+
+    /// <summary>An HTTP/2 endpoint took the connection but sent no SETTINGS in time: not speaking h2c (or TLS h2), or stalled.</summary>
+    SettingsTimeout,
+}
+
+internal static class ConnectFailures
+{
+    /// <summary>The metric label (the reason in snake case).</summary>
+    public static string Label(ConnectFailure failure) => failure == ConnectFailure.SettingsTimeout ? "settings_timeout" : failure.ToString().ToLowerInvariant();
 }
 
 /// <summary>Counters for one service (cluster), kept across reloads for as long as the name exists.</summary>

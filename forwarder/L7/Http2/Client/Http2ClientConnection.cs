@@ -139,7 +139,7 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
         catch (OperationCanceledException)
         {
             // A failed dial, not a refused stream: outlier detection hears of it (ConnectError).
-            Abort(new Http2ClientException("The server sent no SETTINGS in time.", Http2ErrorCode.ConnectError, canRetry: false), Http2ErrorCode.SettingsTimeout);
+            Abort(new Http2ClientException("The server sent no SETTINGS in time.", Http2ErrorCode.ConnectError, canRetry: false) { SettingsTimedOut = true }, Http2ErrorCode.SettingsTimeout);
         }
 
         if (!_peerSettings.Task.IsCompleted)

@@ -13,4 +13,7 @@ internal sealed class Http2ClientException(string message, Http2ErrorCode code, 
     public Http2ErrorCode Code { get; } = code;
 
     public bool CanRetry { get; } = canRetry;
+
+    /// <summary>The dial failed because the server took the connection but sent no SETTINGS in time (its own metric label and log reason).</summary>
+    public bool SettingsTimedOut { get; init; }
 }

@@ -235,8 +235,10 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
         _connections.RemoveAll(connection => !connection.IsUsable);
     }
 
-    private Http2ClientException TimedOut(Exception inner)
-        => new($"No HTTP/2 connection to the upstream within {options.ConnectTimeout}.", Http2ErrorCode.ConnectError, canRetry: false, inner);
+    private Http2ClientException TimedOut(Exception inner, bool connected)
+        => connected
+            ? new($"The upstream took the connection but sent no HTTP/2 SETTINGS within {options.ConnectTimeout}.", Http2ErrorCode.ConnectError, canRetry: false, inner) { SettingsTimedOut = true }
+            : new($"No HTTP/2 connection to the upstream within {options.ConnectTimeout}.", Http2ErrorCode.ConnectError, canRetry: false, inner);
 
     private async Task DialAsync()
     {
@@ -251,7 +253,7 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
         }
         catch (OperationCanceledException ex) when (deadline.IsCancellationRequested)
         {
-            throw TimedOut(ex);
+            throw TimedOut(ex, connected: false);
         }
 
         var connection = new Http2ClientConnection(transport, options) { SlotsChanged = SlotsChanged };
@@ -264,7 +266,8 @@ internal sealed class Http2ClientPool(Func<CancellationToken, ValueTask<Connecti
             await connection.DisposeAsync().ConfigureAwait(false);
             if (ex is OperationCanceledException && deadline.IsCancellationRequested)
             {
-                throw TimedOut(ex);
+                // Connected (and past TLS): what did not come in time was the server's SETTINGS.
+                throw TimedOut(ex, connected: true);
             }
 
             throw;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Forwarder.L7.Http2.Hpack;
 
 namespace Forwarder.L7.Http2.Client;
@@ -6,7 +7,9 @@ namespace Forwarder.L7.Http2.Client;
 /// A header list kept as bytes: names and values packed into one buffer, found again by index.
 /// The buffers are kept across <see cref="Clear"/>, so a list reused per request (the request
 /// head a caller fills, a pooled stream's response head and trailers) allocates nothing once it
-/// has grown to fit. It is the HPACK decoder's sink for response heads.
+/// has grown to fit. The bytes are rented from the shared array pool, so a list grown past what
+/// it keeps (a client's big headers, request after request) gives its buffer back rather than
+/// leave it to the GC. It is the HPACK decoder's sink for response heads.
 /// </summary>
 internal sealed class Http2HeaderList : IHpackSink
 {
@@ -16,7 +19,7 @@ internal sealed class Http2HeaderList : IHpackSink
     /// <summary>The most a list keeps when reused (<see cref="Recycle"/>): a huge or HPACK-amplified list is not pinned in a pool.</summary>
     private const int RetainedBytes = 8 * 1024;
 
-    private byte[] _bytes = new byte[InitialBytes];
+    private byte[] _bytes = [];
     private Field[] _fields = new Field[InitialFields];
     private int _used;
 
@@ -45,7 +48,10 @@ internal sealed class Http2HeaderList : IHpackSink
         var needed = _used + name.Length + value.Length;
         if (needed > _bytes.Length)
         {
-            Array.Resize(ref _bytes, Math.Max(needed, _bytes.Length * 2));
+            var grown = ArrayPool<byte>.Shared.Rent(Math.Max(needed, Math.Max(InitialBytes, _bytes.Length * 2)));
+            _bytes.AsSpan(0, _used).CopyTo(grown);
+            Return();
+            _bytes = grown;
         }
 
         if (Count == _fields.Length)
@@ -71,12 +77,21 @@ internal sealed class Http2HeaderList : IHpackSink
         Clear();
         if (_bytes.Length > RetainedBytes)
         {
-            _bytes = new byte[InitialBytes];
+            Return();
+            _bytes = [];
         }
 
         if (_fields.Length * 8 > RetainedBytes)
         {
             _fields = new Field[InitialFields];
+        }
+    }
+
+    private void Return()
+    {
+        if (_bytes.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(_bytes);
         }
     }
 

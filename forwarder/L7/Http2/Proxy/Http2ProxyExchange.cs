@@ -13,7 +13,10 @@ namespace Forwarder.L7.Http2.Proxy;
 /// </summary>
 internal sealed class Http2ProxyExchange
 {
-    private byte[] _text = new byte[1024];
+    /// <summary>The described head's buffer kept for the connection's life; a larger one is rented.</summary>
+    private const int TextBytes = 1024;
+
+    private byte[] _text = new byte[TextBytes];
     private readonly Lock _timeoutLock = new();
     private CancellationTokenSource _timeout = new();
     private CancellationTokenRegistration _clientAborted;
@@ -140,7 +143,10 @@ internal sealed class Http2ProxyExchange
     {
         if (_text.Length < length)
         {
-            _text = new byte[Math.Max(length, _text.Length * 2)];
+            // Rented past the usual size, and given back on Reset: a client's big headers, request after request, do not churn the GC.
+            var grown = ArrayPool<byte>.Shared.Rent(Math.Max(length, _text.Length * 2));
+            ReturnText();
+            _text = grown;
         }
 
         return _text;
@@ -195,7 +201,16 @@ internal sealed class Http2ProxyExchange
 
         if (_text.Length > Http2HeaderFields.RetainedBytes)
         {
-            _text = new byte[1024];
+            ReturnText();
+            _text = new byte[TextBytes];
+        }
+    }
+
+    private void ReturnText()
+    {
+        if (_text.Length > TextBytes)
+        {
+            ArrayPool<byte>.Shared.Return(_text);
         }
     }
 }

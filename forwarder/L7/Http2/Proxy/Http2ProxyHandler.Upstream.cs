@@ -52,6 +52,11 @@ internal sealed partial class Http2ProxyHandler
 
         // Known now only when the request's HEADERS ended the stream; else the pump finds out.
         var bodiless = stream.RemoteClosed;
+
+        // Answered here (so `expect` does not go upstream), as the HTTP/1 front does for an HTTP/2
+        // upstream: 100 once the body has somewhere to go (the upstream stream is open); an
+        // expectation other than 100-continue was answered 417 when the request was described.
+        var expectContinue = !bodiless && head.ExpectContinue;
         var retry = new RetryDecision(route.Config.Retry, route.Budget, service.Config.ConnectAttempts, IsIdempotent(stream));
         var hasRequestId = BuildUpstreamHead(stream, exchange);
         var resends = 0;
@@ -78,7 +83,8 @@ internal sealed partial class Http2ProxyHandler
                         upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout, _upstreamWrites).ConfigureAwait(false);
                         if (!bodiless)
                         {
-                            pump = PumpAsync(stream, upstream, exchange, model.Config.MaxBodySize, head.ContentLength);
+                            pump = PumpAsync(stream, upstream, exchange, model.Config.MaxBodySize, head.ContentLength, expectContinue);
+                            expectContinue = false;
                         }
 
                         await upstream.ReadResponseHeadAsync().ConfigureAwait(false);
@@ -107,6 +113,10 @@ internal sealed partial class Http2ProxyHandler
                         if (failure.Dial is { } dial)
                         {
                             service.Metrics.ConnectFailed(dial);
+                            if (dial == ConnectFailure.SettingsTimeout)
+                            {
+                                cause = "the endpoint took the connection but sent no HTTP/2 SETTINGS in time (not speaking h2c, or stalled)";
+                            }
                         }
                         else if (ex is Http2ClientPoolFullException)
                         {
@@ -248,9 +258,14 @@ internal sealed partial class Http2ProxyHandler
     /// it saw is left in <paramref name="exchange"/>: a client that reset its stream, a body past
     /// the listener's maxBodySize (either resets the upstream stream), or the body's end.
     /// </summary>
-    private static async Task PumpAsync(Http2ServerStream stream, Http2ClientStream upstream, Http2ProxyExchange exchange, long? maxBodySize, long? contentLength)
+    private static async Task PumpAsync(Http2ServerStream stream, Http2ClientStream upstream, Http2ProxyExchange exchange, long? maxBodySize, long? contentLength, bool sendContinue)
     {
         var body = stream.RequestBody;
+        if (sendContinue)
+        {
+            stream.WriteHeaders(100);
+        }
+
         while (true)
         {
             System.IO.Pipelines.ReadResult result;
@@ -463,7 +478,7 @@ internal sealed partial class Http2ProxyHandler
         {
             var name = fields.Name(i);
             if (name[0] == (byte)':' || name.SequenceEqual("host"u8) || name.SequenceEqual("x-forwarded-proto"u8) || name.SequenceEqual("x-forwarded-host"u8)
-                || name.SequenceEqual("via"u8))
+                || name.SequenceEqual("via"u8) || name.SequenceEqual("expect"u8))
             {
                 continue;
             }
@@ -583,7 +598,7 @@ internal sealed partial class Http2ProxyHandler
 
             if (client.Code is Http2ErrorCode.ConnectError or Http2ErrorCode.Http11Required)
             {
-                return new(Http2FailureKind.Connect, 503, client.Code == Http2ErrorCode.ConnectError ? ConnectFailure.Timeout : ConnectFailure.Other);
+                return new(Http2FailureKind.Connect, 503, client.Code != Http2ErrorCode.ConnectError ? ConnectFailure.Other : client.SettingsTimedOut ? ConnectFailure.SettingsTimeout : ConnectFailure.Timeout);
             }
         }
 

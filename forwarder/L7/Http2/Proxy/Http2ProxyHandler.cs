@@ -31,6 +31,7 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
     private readonly Http1ProxyHandler _owner;
     private readonly Http2ConnectionState _state;
     private readonly ConnectionTracker _tracker;
+    private readonly string _connectionId;
     private readonly IPAddress? _clientAddress;
     private readonly byte[] _clientAddressText;
     private readonly byte[] _scheme;
@@ -48,6 +49,7 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
         _owner = owner;
         _state = state;
         _tracker = tracker;
+        _connectionId = client.Client.ConnectionId;
         var remote = (client.Client.RemoteEndPoint as IPEndPoint)?.Address;
         _clientAddress = remote is { IsIPv4MappedToIPv6: true } ? remote.MapToIPv4() : remote;
         _clientAddressText = _clientAddress is null ? []
@@ -59,6 +61,12 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
     public void ReadStarted() => _upstreamWrites.Open();
 
     public void ReadEnded() => _upstreamWrites.Close();
+
+    public void Refused(int status, string reason)
+    {
+        _state.Metrics.HttpRefused(status);
+        _owner.LogRefused(_connectionId, status, reason);
+    }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask HandleAsync(Http2ServerStream stream)

@@ -5,10 +5,10 @@ namespace Forwarder.L7.Http2.Server;
 /// <summary>
 /// The connection's deadlines, as timestamps on the tracker's clock: a header block's (from the
 /// preface, or a HEADERS, until the block is whole), the idle one (no stream open for
-/// keepAliveTimeout) and the SETTINGS acknowledgement's. One timer fires at the earliest; moving a
-/// deadline later costs no timer change (the timer, finding it not yet passed, is set again), so
-/// requests coming and going do not touch it. A deadline that passed cancels the pending read,
-/// and the reader decides.
+/// keepAliveTimeout), the SETTINGS acknowledgement's, and the idle pool's trim. One timer fires
+/// at the earliest; moving a deadline later costs no timer change (the timer, finding it not yet
+/// passed, is set again), so requests coming and going do not touch it. A deadline that passed
+/// cancels the pending read, and the reader decides (the pool's trim is done by the timer).
 /// </summary>
 internal sealed partial class Http2ServerConnection
 {
@@ -16,6 +16,9 @@ internal sealed partial class Http2ServerConnection
     private long _headerDeadline;
     private long _idleDeadline;
     private long _settingsDeadline;
+
+    /// <summary>When an idle connection's pool, grown by a burst, is trimmed (<see cref="Http2ServerOptions.StreamPoolExpiry"/>); 0: not due.</summary>
+    private long _poolDeadline;
     private long _timerDue;
 
     /// <summary>After a read: a header block still incomplete keeps (or starts) its clock; with no stream open, the idle clock runs.</summary>
@@ -69,7 +72,7 @@ internal sealed partial class Http2ServerConnection
     /// <summary>Under the lock: the timer is due at the earliest deadline (or earlier).</summary>
     private void ScheduleTimer()
     {
-        var earliest = Earliest(Earliest(_headerDeadline, _idleDeadline), _settingsDeadline);
+        var earliest = Earliest(Earliest(Earliest(_headerDeadline, _idleDeadline), _settingsDeadline), _poolDeadline);
         if (earliest == 0 || (_timerDue != 0 && _timerDue <= earliest))
         {
             return;
@@ -91,7 +94,15 @@ internal sealed partial class Http2ServerConnection
                 return;
             }
 
-            if (!Passed(_clock.Now))
+            var now = _clock.Now;
+            if (_poolDeadline != 0 && now >= _poolDeadline)
+            {
+                // Not a reason to wake the reader: trimmed here, unless a burst is under way again.
+                _poolDeadline = 0;
+                ExpirePool();
+            }
+
+            if (!Passed(now))
             {
                 ScheduleTimer();
                 return;

@@ -38,6 +38,13 @@ internal sealed partial class Http2ServerConnection
                 throw new InvalidOperationException($"stream {stream.Id}'s response head was written already");
             }
 
+            // An interim head (100 Continue) ends nothing: the final head follows (RFC 9113 8.1).
+            var interim = status < 200;
+            if (interim && (endStream || headers is { Count: > 0 }))
+            {
+                throw new InvalidOperationException($"stream {stream.Id}: an interim {status} head is sent bare, without END_STREAM");
+            }
+
             _headerScratch.ResetWrittenCount();
             _encoder.BeginBlock(_headerScratch);
             Span<byte> digits = stackalloc byte[3];
@@ -47,7 +54,7 @@ internal sealed partial class Http2ServerConnection
             _encoder.Encode(":status"u8, digits, _headerScratch);
             EncodeFields(headers, _headerScratch);
             Http2FrameWriter.WriteHeaders(_control, stream.Id, _headerScratch.WrittenSpan, endStream, _peerMaxFrameSize);
-            stream.HeadersSent = true;
+            stream.HeadersSent = !interim;
             if (endStream)
             {
                 stream.Ending = stream.LocalClosed = true;

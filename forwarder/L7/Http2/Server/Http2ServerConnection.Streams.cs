@@ -8,7 +8,7 @@ internal sealed partial class Http2ServerConnection
     /// <param name="refusal">A status to answer at once (431: header list too large; 400: a field value Kestrel would refuse), or 0.</param>
     private void OpenStream(int id, int refusal, string? malformed)
     {
-        Http2ServerStream stream;
+        Http2ServerStream? stream = null;
         lock (_lock)
         {
             if (_goAwaySent)
@@ -42,29 +42,45 @@ internal sealed partial class Http2ServerConnection
 
                 RememberReset(id);
                 RequestFlush();
-                return;
             }
-
-            stream = _pool.Count > 0 ? _pool.Pop() : new Http2ServerStream(this, _options);
-            var filled = _target.Current;
-            _target.Current = stream.RequestHeaders;
-            stream.RequestHeaders = filled;
-            stream.Open(id, _options.InitialStreamWindowSize, _peerInitialWindow);
-            _streams.Add(id, stream);
-            if (_streams.Count > IdlePoolSize)
+            else
             {
-                _poolNeededAt = Environment.TickCount64;
-            }
-
-            _idleDeadline = 0;
-            if (_blockEndStream)
-            {
-                stream.RemoteClosed = true;
-                stream.RequestWriter.Complete();
+                stream = Take(id);
             }
         }
 
+        if (stream is null)
+        {
+            // Outside the lock: the handler counts and logs it (no field value: that is the client's data).
+            _handler.Refused(refusal, refusal == 431 ? "header list over SETTINGS_MAX_HEADER_LIST_SIZE" : "a field value with a control character");
+            return;
+        }
+
         stream.Start(_handler);
+    }
+
+    /// <summary>Under the lock: a pooled (or new) stream, open with the block just decoded as its request head.</summary>
+    private Http2ServerStream Take(int id)
+    {
+        var stream = _pool.Count > 0 ? _pool.Pop() : new Http2ServerStream(this, _options);
+        var filled = _target.Current;
+        _target.Current = stream.RequestHeaders;
+        stream.RequestHeaders = filled;
+        stream.Open(id, _options.InitialStreamWindowSize, _peerInitialWindow);
+        _streams.Add(id, stream);
+        if (_streams.Count > IdlePoolSize)
+        {
+            _poolNeededAt = Environment.TickCount64;
+        }
+
+        _idleDeadline = 0;
+        if (_blockEndStream)
+        {
+            stream.RemoteClosed = true;
+            stream.RequestWriter.Complete();
+        }
+
+        return stream;
     }
 
     private void OnRstStream(in Http2Frame frame)
@@ -334,13 +350,36 @@ internal sealed partial class Http2ServerConnection
         stream.HandlerDone = false;
         stream.Recycle();
         _pool.Push(stream);
-        if (_streams.Count == 0 && Environment.TickCount64 - _poolNeededAt >= (long)_options.StreamPoolExpiry.TotalMilliseconds)
+        ExpirePool();
+    }
+
+    /// <summary>
+    /// Under the lock: once idle, a past burst's streams are not kept for the connection's life
+    /// (Kestrel expires its pooled streams too); before the expiry, the timer comes back for them,
+    /// as no stream may recycle again for the connection's life.
+    /// </summary>
+    private void ExpirePool()
+    {
+        if (_streams.Count > 0 || _pool.Count <= IdlePoolSize)
         {
-            // Idle, and no burst lately: a past burst's streams are not kept for the connection's life (Kestrel expires its pooled streams too).
-            while (_pool.Count > IdlePoolSize)
+            return;
+        }
+
+        var left = (long)_options.StreamPoolExpiry.TotalMilliseconds - (Environment.TickCount64 - _poolNeededAt);
+        if (left > 0)
+        {
+            if (_poolDeadline == 0)
             {
-                _pool.Pop().Discard();
+                _poolDeadline = _clock.DeadlineAfter(TimeSpan.FromMilliseconds(left));
+                ScheduleTimer();
             }
+
+            return;
+        }
+
+        while (_pool.Count > IdlePoolSize)
+        {
+            _pool.Pop().Discard();
         }
     }
 }

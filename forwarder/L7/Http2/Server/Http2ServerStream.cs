@@ -94,7 +94,7 @@ internal sealed class Http2ServerStream
 
     internal PipeReader ResponseReader => _response.Reader;
 
-    /// <summary>Writes the response's head: <paramref name="status"/> and <paramref name="headers"/> (none of them pseudo-headers).</summary>
+    /// <summary>Writes the response's head: <paramref name="status"/> and <paramref name="headers"/> (none of them pseudo-headers); a 1xx status is an interim head, bare, before the final one.</summary>
     public void WriteHeaders(int status, Http2HeaderFields? headers = null, bool endStream = false) => _connection.WriteResponseHeaders(this, status, headers, endStream);
 
     /// <summary>Queues response body; waits while the stream's buffer is full. False once the stream was reset.</summary>

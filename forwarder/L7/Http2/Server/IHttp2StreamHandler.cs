@@ -19,6 +19,15 @@ internal interface IHttp2StreamHandler
     {
     }
 
+    /// <summary>
+    /// The connection answered a request itself with <paramref name="status"/> (431: header list
+    /// too large; 400: a field value with a control character), the handler never seeing it.
+    /// Called on the reading thread; <paramref name="reason"/> holds none of the client's data.
+    /// </summary>
+    void Refused(int status, string reason)
+    {
+    }
+
     /// <summary>The reader is done with the read <see cref="ReadStarted"/> announced (also when it failed).</summary>
     void ReadEnded()
     {

@@ -149,6 +149,47 @@ while True:
     }
 
     [Fact]
+    public async Task FieldValueWithAControlCharacter_Is400_CountedAsRefused_NeverReachesTheUpstream()
+    {
+        const string Bad = """
+import socket, sys, hpack
+from hyperframe.frame import *
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); s.settimeout(60)
+enc = hpack.Encoder()
+head = [(':method', 'GET'), (':scheme', 'http'), (':authority', 'x'), (':path', '/x')]
+s.sendall(b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + SettingsFrame(0).serialize()
+          + HeadersFrame(1, enc.encode(head + [('x-v', b'a\x01b')]), flags=['END_HEADERS', 'END_STREAM']).serialize()
+          + HeadersFrame(3, enc.encode(head + [('x-v', b'a\x7fb')]), flags=['END_HEADERS', 'END_STREAM']).serialize())
+buf = b''; out = []
+while len(out) < 2:
+    chunk = s.recv(65536)
+    if not chunk: break
+    buf += chunk
+    while len(buf) >= 9:
+        f, length = Frame.parse_frame_header(memoryview(buf[:9]))
+        if len(buf) < 9 + length: break
+        f.parse_body(memoryview(buf[9:9 + length])); buf = buf[9 + length:]
+        if isinstance(f, SettingsFrame) and 'ACK' not in f.flags: s.sendall(SettingsFrame(0, flags=['ACK']).serialize())
+        if isinstance(f, HeadersFrame): out.append(dict(hpack.Decoder().decode(f.data))[':status'])
+print(' '.join(out))
+""";
+        var served = 0;
+        await using var backend = await KestrelTestBackend.StartHttp2Async(context =>
+        {
+            Interlocked.Increment(ref served);
+            return context.Response.WriteAsync("served");
+        });
+        await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", backend.Port), "http2: native"));
+
+        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Bad, forwarder.EndPoint("web").Port.ToString(CultureInfo.InvariantCulture)], timeout: TimeSpan.FromSeconds(90));
+
+        Assert.True(exit == 0, output + error);
+        Assert.Equal("400 400", output.Trim());
+        Assert.Contains((400, 2L), forwarder.Metrics.Listener("web").Refused());
+        Assert.Equal(0, Volatile.Read(ref served));
+    }
+
+    [Fact]
     public async Task HeaderListAboveTheCodecsDefaultBlock_WithinTheListenersHeadLimit_IsForwarded()
     {
         // 90 KB of header (over 64 KiB on the wire even Huffman-coded), under the listener's 128 KiB, then a small request on the same connection.

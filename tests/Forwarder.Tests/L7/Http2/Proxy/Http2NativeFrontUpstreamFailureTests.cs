@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using Forwarder.Metrics;
 using Forwarder.Tests.Infrastructure;
 using Forwarder.Tests.L7.Http2.Client;
 using Forwarder.Tests.L7.Http2.Server;
@@ -50,6 +52,56 @@ public sealed class Http2NativeFrontUpstreamFailureTests
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.InRange(forwarder.Runtime.Services["app"].Endpoints[0].Health.ConsecutiveFailures, 1, 10);
+    }
+
+    [Fact]
+    public async Task UpstreamThatSendsNoSettings_CountsAsASettingsTimeout_NotAGenericOne()
+    {
+        // Takes connections and says nothing: not an HTTP/2 server.
+        using var silent = new TcpListener(IPAddress.Loopback, 0);
+        silent.Start();
+        var held = new List<Socket>();
+        var accepting = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    held.Add(await silent.AcceptSocketAsync());
+                }
+            }
+            catch (SocketException)
+            {
+                // The listener stopped.
+            }
+            catch (ObjectDisposedException)
+            {
+                // The listener stopped.
+            }
+        });
+        var port = ((IPEndPoint)silent.LocalEndpoint).Port;
+        try
+        {
+            await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", $"app:\n  http: {{ version: \"2\" }}\n  connectTimeout: 300ms\n  outlierDetection: {{ consecutiveFailures: 100 }}\n  endpoints:\n    - address: 127.0.0.1:{port}", "http2: native"));
+            using var client = H2cClient();
+
+            using var response = await client.GetAsync(At(forwarder.EndPoint("web"), "/x"));
+
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+            var metrics = forwarder.Metrics.Service("app");
+            Assert.True(metrics.ConnectErrors(ConnectFailure.SettingsTimeout) >= 1, PrometheusText.Render(forwarder.Metrics, forwarder.Runtime));
+            Assert.Equal(0, metrics.ConnectErrors(ConnectFailure.Timeout));
+            Assert.Contains("forwarder_upstream_connect_errors_total{service=\"app\",reason=\"settings_timeout\"}", PrometheusText.Render(forwarder.Metrics, forwarder.Runtime), StringComparison.Ordinal);
+        }
+        finally
+        {
+            silent.Stop();
+            await accepting;
+            foreach (var socket in held)
+            {
+                socket.Dispose();
+            }
+        }
     }
 
     [Fact]

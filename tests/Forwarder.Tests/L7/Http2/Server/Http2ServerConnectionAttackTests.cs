@@ -111,6 +111,7 @@ public sealed class Http2ServerConnectionAttackTests
         var events = await RunClientAsync(server, "header-list-too-large", expectEnd: false);
 
         Assert.Contains("HEADERS 1 431", events);
+        Assert.Equal(["431: header list over SETTINGS_MAX_HEADER_LIST_SIZE"], server.Handler.Refusals);
     }
 
     [Fact]
@@ -123,6 +124,9 @@ public sealed class Http2ServerConnectionAttackTests
         Assert.Contains("HEADERS 1 400", events);
         Assert.Contains("HEADERS 3 400", events);
         Assert.Contains("HEADERS 5 200", events);
+
+        // The handler hears of each (to count and log it), without the value.
+        Assert.Equal(["400: a field value with a control character", "400: a field value with a control character"], server.Handler.Refusals);
 
         // obs-text (RFC 9110 5.5) reaches the handler as sent, as on the HTTP/1 front: "caf\xc3\xa9\tb \xff~" is 10 bytes.
         Assert.Contains(events, e => e.StartsWith("DATA 5 10 ", StringComparison.Ordinal));

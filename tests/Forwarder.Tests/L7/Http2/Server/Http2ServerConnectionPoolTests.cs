@@ -64,6 +64,26 @@ public sealed class Http2ServerConnectionPoolTests
         Assert.InRange(connection.PooledStreams, 1, 4);
     }
 
+    [Fact]
+    public async Task ConnectionStaysIdle_ThePoolIsTrimmedOnceTheExpiryPasses()
+    {
+        // The expiry has not passed when the burst's last stream recycles: only the idle timer can trim the pool.
+        await using var server = await Http2TestServer.StartAsync(new Http2ServerOptions { StreamPoolExpiry = TimeSpan.FromSeconds(3) });
+        using var client = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/usr/bin/python3") { ArgumentList = { "-c", Client + "\nsys.stdout.flush(); sys.stdin.read()\n", server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), Burst.ToString(System.Globalization.CultureInfo.InvariantCulture) }, RedirectStandardInput = true, RedirectStandardOutput = true })!;
+        try
+        {
+            Assert.Equal($"ended {Burst}", await client.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(90)));
+            var connection = Assert.Single(server.Connections);
+            await Eventually.TrueAsync(() => connection.PooledStreams <= 4, () => $"{connection.PooledStreams} streams pooled on the idle connection");
+            Assert.Empty(server.Ended);
+        }
+        finally
+        {
+            client.Kill();
+            await client.WaitForExitAsync();
+        }
+    }
+
     private static async Task RunBurstAsync(Http2TestServer server)
     {
         var (exit, output, error) = await PeerProcess.RunAsync(

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Text;
 using Forwarder.L7.Http2.Server;
 
@@ -20,6 +21,11 @@ internal sealed class TestHandler : IHttp2StreamHandler
     public int Completed => Volatile.Read(ref _completed);
 
     public int Holding => Volatile.Read(ref _holding);
+
+    /// <summary>The requests the connection answered itself, as "status: reason".</summary>
+    public ConcurrentQueue<string> Refusals { get; } = new();
+
+    public void Refused(int status, string reason) => Refusals.Enqueue($"{status}: {reason}");
 
     /// <summary>Lets every /hold request answer.</summary>
     public void Release() => _release.TrySetResult();

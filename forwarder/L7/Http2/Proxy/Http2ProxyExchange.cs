@@ -13,7 +13,6 @@ namespace Forwarder.L7.Http2.Proxy;
 /// </summary>
 internal sealed class Http2ProxyExchange
 {
-    private byte[] _text = new byte[1024];
     private readonly Lock _timeoutLock = new();
     private CancellationTokenSource _timeout = new();
     private CancellationTokenRegistration _clientAborted;
@@ -135,17 +134,6 @@ internal sealed class Http2ProxyExchange
         ThreadPool.UnsafeQueueUserWorkItem(static state => state.Exchange.Expire(state.Generation), (Exchange: this, Generation: generation), preferLocal: false);
     }
 
-    /// <summary>A buffer of at least <paramref name="length"/> bytes for the described head.</summary>
-    public byte[] Text(int length)
-    {
-        if (_text.Length < length)
-        {
-            _text = new byte[Math.Max(length, _text.Length * 2)];
-        }
-
-        return _text;
-    }
-
     private void Expire(int generation)
     {
         CancellationTokenSource timeout;
@@ -191,11 +179,6 @@ internal sealed class Http2ProxyExchange
         if (Joined.Capacity > Http2HeaderFields.RetainedBytes)
         {
             Joined = new ArrayBufferWriter<byte>(256);
-        }
-
-        if (_text.Length > Http2HeaderFields.RetainedBytes)
-        {
-            _text = new byte[1024];
         }
     }
 }

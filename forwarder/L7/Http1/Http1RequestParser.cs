@@ -169,7 +169,7 @@ internal static class Http1RequestParser
         return ApplyHeaderFacts(head, facts, out error);
     }
 
-    private static bool ParseRequestLine(ReadOnlySpan<byte> line, Http1RequestHead head, out Http1Error error)
+    internal static bool ParseRequestLine(ReadOnlySpan<byte> line, Http1RequestHead head, out Http1Error error)
     {
         error = default;
         var firstSpace = line.IndexOf((byte)' ');
@@ -328,7 +328,7 @@ internal static class Http1RequestParser
         return true;
     }
 
-    private static bool ApplyHeaderFacts(Http1RequestHead head, in Http1Fields.Facts facts, out Http1Error error)
+    internal static bool ApplyHeaderFacts(Http1RequestHead head, in Http1Fields.Facts facts, out Http1Error error)
     {
         error = default;
         if (facts.TransferEncoding)

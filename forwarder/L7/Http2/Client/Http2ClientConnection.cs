@@ -29,7 +29,12 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
     private readonly Stack<Http2ClientExchange> _free = new();
     private readonly Queue<TaskCompletionSource> _openWaiters = new();
     private readonly List<Http2ClientExchange> _windowWaiters = [];
-    private readonly HpackEncoder _encoder = new();
+
+    /// <summary>
+    /// Literals go raw: Huffman-coding every field of every request anew cost ~2% of the proxy's
+    /// CPU, for some 22% fewer header bytes on a link to an upstream, nearly always a LAN or loopback one.
+    /// </summary>
+    private readonly HpackEncoder _encoder = new(huffman: false);
     private readonly ArrayBufferWriter<byte> _headerBlock = new(1024);
     private readonly TaskCompletionSource _peerSettings = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -13,10 +13,6 @@ namespace Forwarder.L7.Http2.Proxy;
 /// </summary>
 internal sealed class Http2ProxyExchange
 {
-    /// <summary>The described head's buffer kept for the connection's life; a larger one is rented.</summary>
-    private const int TextBytes = 1024;
-
-    private byte[] _text = new byte[TextBytes];
     private readonly Lock _timeoutLock = new();
     private CancellationTokenSource _timeout = new();
     private CancellationTokenRegistration _clientAborted;
@@ -138,20 +134,6 @@ internal sealed class Http2ProxyExchange
         ThreadPool.UnsafeQueueUserWorkItem(static state => state.Exchange.Expire(state.Generation), (Exchange: this, Generation: generation), preferLocal: false);
     }
 
-    /// <summary>A buffer of at least <paramref name="length"/> bytes for the described head.</summary>
-    public byte[] Text(int length)
-    {
-        if (_text.Length < length)
-        {
-            // Rented past the usual size, and given back on Reset: a client's big headers, request after request, do not churn the GC.
-            var grown = ArrayPool<byte>.Shared.Rent(Math.Max(length, _text.Length * 2));
-            ReturnText();
-            _text = grown;
-        }
-
-        return _text;
-    }
-
     private void Expire(int generation)
     {
         CancellationTokenSource timeout;
@@ -197,20 +179,6 @@ internal sealed class Http2ProxyExchange
         if (Joined.Capacity > Http2HeaderFields.RetainedBytes)
         {
             Joined = new ArrayBufferWriter<byte>(256);
-        }
-
-        if (_text.Length > Http2HeaderFields.RetainedBytes)
-        {
-            ReturnText();
-            _text = new byte[TextBytes];
-        }
-    }
-
-    private void ReturnText()
-    {
-        if (_text.Length > TextBytes)
-        {
-            ArrayPool<byte>.Shared.Return(_text);
         }
     }
 }

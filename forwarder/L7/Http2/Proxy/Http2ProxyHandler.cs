@@ -98,7 +98,7 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
             stream.ShutdownConnection();
         }
 
-        var described = Describe(stream, model.Config.Limits, exchange);
+        var described = Http2RequestDescription.Fill(stream.RequestHeaders, model.Config.Limits, exchange.Head);
         if (described != 0)
         {
             await RefuseAsync(stream, exchange, null, described).ConfigureAwait(false);
@@ -137,102 +137,6 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
         {
             route.Budget.RequestEnded();
         }
-    }
-
-    /// <summary>
-    /// The request as an HTTP/1.1 head in <see cref="Http2ProxyExchange.Head"/>, parsed by the
-    /// HTTP/1 parser so routes, hash keys and limits see exactly what they see for HTTP/1.1;
-    /// 0, or the status to refuse it with.
-    /// </summary>
-    private static int Describe(Http2ServerStream stream, Http1Limits limits, Http2ProxyExchange exchange)
-    {
-        var fields = stream.RequestHeaders;
-        var method = stream.Method;
-        var path = stream.Path;
-        if (path.IsEmpty || method.SequenceEqual("CONNECT"u8))
-        {
-            // CONNECT (plain or extended) has nowhere to go upstream here.
-            return 501;
-        }
-
-        if (path[0] != (byte)'/')
-        {
-            // Only origin-form goes upstream (as HttpForwarder requires): an absolute-form or
-            // asterisk :path would also replace the Host routed on, and the upstream's
-            // rejection of it must not count against the endpoint.
-            return 400;
-        }
-
-        var host = stream.Authority;
-        if (host.IsEmpty)
-        {
-            host = fields.Get("host"u8);
-        }
-
-        var length = method.Length + path.Length + host.Length + 32;
-        for (var i = 0; i < fields.Count; i++)
-        {
-            length += fields.Name(i).Length + fields.Value(i).Length + 4;
-        }
-
-        var text = exchange.Text(length);
-        var written = 0;
-        Append(text, ref written, method);
-        Append(text, ref written, " "u8);
-        Append(text, ref written, path);
-        Append(text, ref written, " HTTP/1.1\r\nhost: "u8);
-        Append(text, ref written, host);
-        Append(text, ref written, "\r\n"u8);
-        var cookies = 0;
-        for (var i = 0; i < fields.Count; i++)
-        {
-            var name = fields.Name(i);
-            if (name[0] == (byte)':' || name.SequenceEqual("host"u8))
-            {
-                continue;
-            }
-
-            if (name.SequenceEqual("cookie"u8))
-            {
-                cookies++;
-                continue;
-            }
-
-            Append(text, ref written, name);
-            Append(text, ref written, ": "u8);
-            Append(text, ref written, fields.Value(i));
-            Append(text, ref written, "\r\n"u8);
-        }
-
-        if (cookies > 0)
-        {
-            // Browsers send each cookie as its own field over HTTP/2: one line, as RFC 9113 8.2.3
-            // joins them for an HTTP/1.1 head, so maxHeaders counts cookies as HTTP/1.1 does.
-            Append(text, ref written, "cookie: "u8);
-            for (var i = 0; i < fields.Count; i++)
-            {
-                if (fields.Name(i).SequenceEqual("cookie"u8))
-                {
-                    Append(text, ref written, fields.Value(i));
-                    if (--cookies > 0)
-                    {
-                        Append(text, ref written, "; "u8);
-                    }
-                }
-            }
-
-            Append(text, ref written, "\r\n"u8);
-        }
-
-        Append(text, ref written, "\r\n"u8);
-        var status = Http1RequestParser.TryParse(new ReadOnlySequence<byte>(text, 0, written), limits, exchange.Head, out _, out var error);
-        return status == Http1ParseStatus.Complete ? 0 : error.Status == 0 ? 431 : error.Status;
-    }
-
-    private static void Append(byte[] text, ref int written, ReadOnlySpan<byte> bytes)
-    {
-        bytes.CopyTo(text.AsSpan(written));
-        written += bytes.Length;
     }
 
     private static bool IsGrpc(Http2ServerStream stream)

@@ -116,6 +116,44 @@ internal sealed class Http2PeerServer : IAsyncDisposable
         server.wait_for_termination()
         """;
 
+    /// <summary>
+    /// A python3-h2 server that answers each request with the header block it came in, as sent
+    /// (hex, read off the wire with hyperframe), then the fields python3-hpack decoded from it,
+    /// "name: value" a line. Blocks must fit one HEADERS frame.
+    /// </summary>
+    private const string BlockEchoScript = """
+        import socket, sys, threading
+        import h2.connection, h2.config, h2.events
+        from hyperframe.frame import Frame, HeadersFrame
+        srv = socket.socket()
+        srv.bind(('127.0.0.1', 0)); srv.listen(8)
+        print(srv.getsockname()[1], flush=True)
+        def serve(sock):
+            c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+            c.initiate_connection(); sock.sendall(c.data_to_send())
+            raw, preface, blocks = b'', True, []
+            while True:
+                data = sock.recv(65536)
+                if not data: return
+                raw += data
+                if preface and len(raw) >= 24: raw, preface = raw[24:], False
+                while not preface and len(raw) >= 9:
+                    f, length = Frame.parse_frame_header(memoryview(raw[:9]))
+                    if len(raw) < 9 + length: break
+                    if isinstance(f, HeadersFrame):
+                        f.parse_body(memoryview(raw[9:9 + length])); blocks.append(bytes(f.data))
+                    raw = raw[9 + length:]
+                for e in c.receive_data(data):
+                    if isinstance(e, h2.events.RequestReceived):
+                        body = (blocks.pop(0).hex() + '\n' + '\n'.join(n.decode() + ': ' + v.decode() for n, v in e.headers)).encode()
+                        c.send_headers(e.stream_id, [(b':status', b'200'), (b'content-length', str(len(body)).encode())])
+                        c.send_data(e.stream_id, body, end_stream=True)
+                sock.sendall(c.data_to_send())
+        while True:
+            s, _ = srv.accept()
+            threading.Thread(target=serve, args=(s,), daemon=True).start()
+        """;
+
     private readonly Process _process;
 
     private Http2PeerServer(Process process, int port)
@@ -131,6 +169,8 @@ internal sealed class Http2PeerServer : IAsyncDisposable
     public static Task<Http2PeerServer> StartH2Async(string mode) => StartPythonAsync(H2Script, mode);
 
     public static Task<Http2PeerServer> StartGrpcAsync() => StartPythonAsync(GrpcScript, "grpc");
+
+    public static Task<Http2PeerServer> StartBlockEchoAsync() => StartPythonAsync(BlockEchoScript, "echo");
 
     /// <summary>nghttpd serving <paramref name="htdocs"/> on a free port (h2c, or TLS with ALPN h2 given a key and certificate).</summary>
     public static async Task<Http2PeerServer> StartNghttpdAsync(string htdocs, string extraArguments, string? keyFile = null, string? certFile = null)

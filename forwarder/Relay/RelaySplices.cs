@@ -109,7 +109,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     /// </summary>
     public Rendezvous Issue(RelayNode asker, RelayNode far)
     {
-        var rendezvous = new Rendezvous(asker, far, NewTicket(), NewTicket());
+        var rendezvous = new Rendezvous(asker, far, NewTicket(), NewTicket(), _time);
         lock (_lock)
         {
             _tickets[rendezvous.AskerTicket] = (rendezvous, true);
@@ -367,8 +367,9 @@ internal sealed partial class RelaySplices : IAsyncDisposable
 
     /// <summary>
     /// Closes spliced links that carried nothing for the idle timeout (a node gone without a FIN
-    /// or RST, whose keep-alives stopped), or that one side half-closed longer than the half-close
-    /// timeout: each holds two sockets here and one of the asker's streams.
+    /// or RST, whose keep-alives stopped), or that one side half-closed and nothing crossed since
+    /// for the half-close timeout (the open half may still be sending its last bytes): each holds
+    /// two sockets here and one of the asker's streams.
     /// </summary>
     private void Sweep()
     {
@@ -381,7 +382,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
 
         try
         {
-            var now = Environment.TickCount64;
+            var now = _time.GetTimestamp();
             foreach (var rendezvous in _open.Keys)
             {
                 if (rendezvous.Splice is not { } splice || rendezvous.TimedOut)
@@ -391,8 +392,8 @@ internal sealed partial class RelaySplices : IAsyncDisposable
 
                 // Half-closed first: a link left half-closed is closed for that, the more telling
                 // reason, even when it has also been quiet longer than the idle timeout.
-                var idle = TimeSpan.FromMilliseconds(now - rendezvous.LastActive);
-                var halfClosed = rendezvous.HalfClosedFor(splice.HalfClosed, now);
+                var idle = _time.GetElapsedTime(rendezvous.LastActive, now);
+                var halfClosed = TimeSpan.FromTicks(Math.Min(idle.Ticks, rendezvous.HalfClosedFor(splice.HalfClosed, now).Ticks));
                 if (halfClosed >= _config.HalfCloseTimeout)
                 {
                     rendezvous.TimedOut = true;
@@ -473,11 +474,11 @@ internal sealed partial class RelaySplices : IAsyncDisposable
     [LoggerMessage(EventId = 836, Level = LogLevel.Information, Message = "Spliced link from node {Asker} to node {Far} closed: nothing crossed it for {Idle} (relay.spliceIdleTimeout)")]
     private static partial void LogIdleClosed(ILogger logger, string asker, string far, TimeSpan idle);
 
-    [LoggerMessage(EventId = 837, Level = LogLevel.Information, Message = "Spliced link from node {Asker} to node {Far} closed: half-closed for {HalfClosed} (relay.spliceHalfCloseTimeout)")]
+    [LoggerMessage(EventId = 837, Level = LogLevel.Information, Message = "Spliced link from node {Asker} to node {Far} closed: half-closed, with nothing crossing it, for {HalfClosed} (relay.spliceHalfCloseTimeout)")]
     private static partial void LogHalfClosedClosed(ILogger logger, string asker, string far, TimeSpan halfClosed);
 
     /// <summary>Two nodes' halves of one spliced link, and its bytes counted for both.</summary>
-    internal sealed class Rendezvous(RelayNode asker, RelayNode far, string askerTicket, string farTicket) : ISpliceObserver
+    internal sealed class Rendezvous(RelayNode asker, RelayNode far, string askerTicket, string farTicket, TimeProvider time) : ISpliceObserver
     {
         public RelayNode Asker { get; } = asker;
 
@@ -509,7 +510,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
         /// <summary>The splice, once there is one.</summary>
         public Task Done { get; set; } = Task.CompletedTask;
 
-        /// <summary>Environment.TickCount64 when a byte last crossed the splice (or it started).</summary>
+        /// <summary>The relay's clock's timestamp when a byte last crossed the splice (or it started).</summary>
         public long LastActive => Volatile.Read(ref _lastActive);
 
         /// <summary>The sweep closed it for a timeout: it is not closed twice.</summary>
@@ -521,7 +522,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
 
         public void Started(SplicedConnection splice) => Volatile.Write(ref _splice, new StrongBox<SplicedConnection>(splice));
 
-        public void Touch() => Volatile.Write(ref _lastActive, Environment.TickCount64);
+        public void Touch() => Volatile.Write(ref _lastActive, time.GetTimestamp());
 
         /// <summary>How long the splice has been seen half-closed by the sweep (on its thread only), zero when it is not.</summary>
         public TimeSpan HalfClosedFor(bool halfClosed, long now)
@@ -537,7 +538,7 @@ internal sealed partial class RelaySplices : IAsyncDisposable
                 _halfClosedSince = now;
             }
 
-            return TimeSpan.FromMilliseconds(now - _halfClosedSince);
+            return time.GetElapsedTime(_halfClosedSince, now);
         }
 
         void ISpliceObserver.Forwarded(bool toUpstream, int bytes)

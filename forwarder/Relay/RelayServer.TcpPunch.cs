@@ -25,8 +25,8 @@ internal sealed partial class RelayServer
     /// <summary>
     /// Rendezvous connections held at once, at most, and from one source (an IPv4 address or an
     /// IPv6 /64, see <see cref="SourceKey"/>): anyone can open
-    /// them (they come before any certificate), and each holds a socket for up to the tokens'
-    /// lifetime. A node holds one per punch attempt, each for seconds.
+    /// them (they come before any certificate), and each holds a socket for seconds, or up to
+    /// the tokens' lifetime once a node names its token. A node holds one per punch attempt.
     /// </summary>
     private const int MaxTcpHolds = 1024;
 

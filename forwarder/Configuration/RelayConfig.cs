@@ -34,13 +34,20 @@ internal enum RelayMode
 /// <param name="Port">The TCP port nodes present their tickets on (on the listen address); 0 takes any free one, which nodes learn with their tickets.</param>
 /// <param name="TicketLifetime">How long a rendezvous waits for both halves: a ticket not presented by then is void, a half presented alone is closed.</param>
 /// <param name="IdleTimeout">A spliced link that carries no byte either way for this long is closed: a node that vanished without a FIN or RST.</param>
-/// <param name="HalfCloseTimeout">A spliced link one side has closed (its FIN passed on) is closed this long after if the other side never closes.</param>
+/// <param name="HalfCloseTimeout">A spliced link one side has closed (its FIN passed on) is closed once it has been half-closed this long with nothing crossing it (the open half may still be sending) and the other side never closes.</param>
 internal sealed record RelaySpliceConfig(RelayMode Mode, int Port, TimeSpan TicketLifetime, TimeSpan IdleTimeout, TimeSpan HalfCloseTimeout)
 {
     public static readonly TimeSpan DefaultTicketLifetime = TimeSpan.FromSeconds(10);
 
     /// <summary>Well above a node's keep-alive interval (<see cref="NodeConfig.DefaultKeepAlive"/>), whose pings cross every live link.</summary>
     public static readonly TimeSpan DefaultIdleTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// The shortest idle timeout allowed: two of a node's default keep-alive intervals, so that a
+    /// healthy idle link whose one ping came late is not cut. The relay cannot see the nodes'
+    /// own node.keepAlive, which the README tells to keep below half of this timeout.
+    /// </summary>
+    public static readonly TimeSpan MinIdleTimeout = 2 * NodeConfig.DefaultKeepAlive;
 
     public static readonly TimeSpan DefaultHalfCloseTimeout = TimeSpan.FromSeconds(30);
 }

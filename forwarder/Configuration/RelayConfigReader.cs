@@ -90,6 +90,11 @@ internal static class RelayConfigReader
 
         var lifetime = reader.Duration(fields, Section, "ticketLifetime", RelaySpliceConfig.DefaultTicketLifetime, TimeSpan.FromMilliseconds(100));
         var idle = reader.Duration(fields, Section, "spliceIdleTimeout", RelaySpliceConfig.DefaultIdleTimeout, TimeSpan.FromMilliseconds(100));
+        if (idle < RelaySpliceConfig.MinIdleTimeout && fields.TryGetValue("spliceIdleTimeout", out var idleField))
+        {
+            reader.Error(idleField, "relay.spliceIdleTimeout", $"is {ValueParsers.FormatDuration(idle)}: it must be at least {ValueParsers.FormatDuration(RelaySpliceConfig.MinIdleTimeout)}, twice the nodes' keep-alive interval (node.keepAlive, {ValueParsers.FormatDuration(NodeConfig.DefaultKeepAlive)} by default), or an idle but healthy spliced link is cut between two pings");
+        }
+
         var halfClose = reader.Duration(fields, Section, "spliceHalfCloseTimeout", RelaySpliceConfig.DefaultHalfCloseTimeout, TimeSpan.FromMilliseconds(100));
         return new RelaySpliceConfig(mode, port, lifetime, idle, halfClose);
     }

@@ -12,12 +12,14 @@ namespace Forwarder.Relay;
 /// <summary>Composes the host <c>forwarder relay</c> runs: the relay listener, its registry and its admin endpoint.</summary>
 internal static class RelayHost
 {
-    public static IHost Build(RelayConfig config, LoggingOptions logging)
+    /// <param name="time">The clock of the relay's token, hold and splice timeouts: the system's unless a test drives it.</param>
+    public static IHost Build(RelayConfig config, LoggingOptions logging, TimeProvider? time = null)
     {
         var builder = ForwarderHost.CreateBuilder(logging);
         var services = builder.Services;
         var transport = new TcpTransportOptions();
         services.AddSingleton(config);
+        services.AddSingleton(time ?? TimeProvider.System);
         services.AddSingleton(transport);
         services.AddSingleton<MemoryPool<byte>>(new PinnedBlockMemoryPool(transport.BlockSize));
         services.AddSingleton<IConnectionListenerFactory, TcpListenerFactory>();

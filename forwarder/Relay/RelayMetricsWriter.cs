@@ -71,6 +71,16 @@ internal static class RelayMetricsWriter
         Sample(text, "forwarder_relay_spliced_links_timed_out_total", "reason=\"idle\"", registry.SplicesIdleClosed);
         Sample(text, "forwarder_relay_spliced_links_timed_out_total", "reason=\"half_closed\"", registry.SplicesHalfClosedClosed);
 
+        Family(text, "forwarder_relay_tcp_rendezvous_unnamed_total", "counter", "TCP rendezvous connections closed because no node named their token over its session within 5 s.");
+        Sample(text, "forwarder_relay_tcp_rendezvous_unnamed_total", string.Empty, registry.TcpHoldsUnnamed);
+
+        Family(text, "forwarder_relay_introductions_limited_total", "counter", "Hole-punching introductions the node asked for that were refused for a limit: the relay's of 10 a second per node (relay, event 810) or the far node's of answers at once (far_node, its event 758).");
+        foreach (var n in nodes)
+        {
+            Sample(text, "forwarder_relay_introductions_limited_total", $"{Label(n)},by=\"relay\"", n.IntroductionsLimited);
+            Sample(text, "forwarder_relay_introductions_limited_total", $"{Label(n)},by=\"far_node\"", n.IntroductionsFarLimited);
+        }
+
         Family(text, "forwarder_relay_throttled_seconds_total", "counter", "Time the node's traffic was held back by its bandwidth limit.");
         foreach (var n in nodes)
         {

@@ -19,6 +19,8 @@ internal sealed class RelayNode(string name, RelayLimits limits)
     private long _throttledMicroseconds;
     private long _splicesActive;
     private long _splices;
+    private long _introductionsLimited;
+    private long _introductionsFarLimited;
 
     public string Name { get; } = name;
 
@@ -55,6 +57,12 @@ internal sealed class RelayNode(string name, RelayLimits limits)
     /// <summary>Links this node asked for that the relay spliced: both halves presented their tickets.</summary>
     public long Splices => Volatile.Read(ref _splices);
 
+    /// <summary>Introductions this node asked for beyond <see cref="IntroductionsPerSecond"/>, refused by the relay.</summary>
+    public long IntroductionsLimited => Volatile.Read(ref _introductionsLimited);
+
+    /// <summary>Introductions this node asked for that the far node refused as over its own limit of answers at once.</summary>
+    public long IntroductionsFarLimited => Volatile.Read(ref _introductionsFarLimited);
+
     public TimeSpan Throttled => TimeSpan.FromMicroseconds(Volatile.Read(ref _throttledMicroseconds));
 
     /// <summary>Makes <paramref name="session"/> the node's; returns the one it replaces, for the caller to close.</summary>
@@ -80,6 +88,9 @@ internal sealed class RelayNode(string name, RelayLimits limits)
     public void StreamRelayed() => Interlocked.Increment(ref _streamsOpened);
 
     public void StreamRefused() => Interlocked.Increment(ref _streamsRefused);
+
+    /// <summary>Counts an introduction refused for a limit: the relay's on this node (<paramref name="far"/> false) or the far node's own.</summary>
+    public void IntroductionLimited(bool far) => Interlocked.Increment(ref far ? ref _introductionsFarLimited : ref _introductionsLimited);
 
     public void SpliceStarted()
     {

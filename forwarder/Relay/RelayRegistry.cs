@@ -15,6 +15,8 @@ internal sealed class RelayRegistry(RelayConfig config)
     private long _ticketsExpired;
     private long _splicesIdleClosed;
     private long _splicesHalfClosedClosed;
+    private long _tcpHoldsUnnamed;
+    private readonly Dictionary<System.Net.IPAddress, int> _nodeSources = [];
 
     public long Registrations => Volatile.Read(ref _registrations);
 
@@ -39,6 +41,9 @@ internal sealed class RelayRegistry(RelayConfig config)
     /// <summary>Spliced links closed because one side stayed half-closed for relay.spliceHalfCloseTimeout.</summary>
     public long SplicesHalfClosedClosed => Volatile.Read(ref _splicesHalfClosedClosed);
 
+    /// <summary>TCP rendezvous connections closed because no node named their token within <see cref="RelayServer.UnnamedHoldTimeout"/>.</summary>
+    public long TcpHoldsUnnamed => Volatile.Read(ref _tcpHoldsUnnamed);
+
     public IEnumerable<RelayNode> Nodes => _nodes.Values.OrderBy(n => n.Name, StringComparer.Ordinal);
 
     public RelayNode Node(string name) => _nodes.GetOrAdd(name, static (n, limits) => new RelayNode(n, limits), config.Limits);
@@ -47,6 +52,42 @@ internal sealed class RelayRegistry(RelayConfig config)
     public RelayNode? Registered(string name) => _nodes.TryGetValue(name, out var node) && node.Session is not null ? node : null;
 
     public void Registered() => Interlocked.Increment(ref _registrations);
+
+    /// <summary>True while a registered node's session comes from <paramref name="source"/> (a <see cref="SourceKey"/>).</summary>
+    public bool IsNodeSource(System.Net.IPAddress source)
+    {
+        lock (_nodeSources)
+        {
+            return _nodeSources.ContainsKey(source);
+        }
+    }
+
+    /// <summary>A registered session from <paramref name="source"/> (a <see cref="SourceKey"/>) began; each is ended by <see cref="SessionEnded"/>.</summary>
+    public void SessionStarted(System.Net.IPAddress source)
+    {
+        lock (_nodeSources)
+        {
+            _nodeSources[source] = _nodeSources.GetValueOrDefault(source) + 1;
+        }
+    }
+
+    public void SessionEnded(System.Net.IPAddress source)
+    {
+        lock (_nodeSources)
+        {
+            var left = _nodeSources[source] - 1;
+            if (left == 0)
+            {
+                _nodeSources.Remove(source);
+            }
+            else
+            {
+                _nodeSources[source] = left;
+            }
+        }
+    }
+
+    public void TcpHoldUnnamed() => Interlocked.Increment(ref _tcpHoldsUnnamed);
 
     public void HandshakeRefused() => Interlocked.Increment(ref _refusedHandshakes);
 

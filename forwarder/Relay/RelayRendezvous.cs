@@ -33,8 +33,9 @@ internal sealed class RelayRendezvous : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _receiving;
 
-    public RelayRendezvous(IPEndPoint endPoint)
+    public RelayRendezvous(IPEndPoint endPoint, TimeProvider time)
     {
+        Tokens = new RendezvousTokens(time);
         _socket = new Socket(endPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
@@ -58,7 +59,7 @@ internal sealed class RelayRendezvous : IAsyncDisposable
     public IPEndPoint EndPoint => (IPEndPoint)_socket.LocalEndPoint!;
 
     /// <summary>The tokens seen, and the addresses they came from.</summary>
-    public RendezvousTokens Tokens { get; } = new(TimeProvider.System);
+    public RendezvousTokens Tokens { get; }
 
     public async ValueTask DisposeAsync()
     {

@@ -21,7 +21,7 @@ internal sealed partial class RelayServer
     {
         if (!source.Introductions.TryTake(1))
         {
-            source.StreamRefused();
+            source.IntroductionLimited(far: false);
             LogIntroductionsLimited(source.Name);
             await AnswerAsync(stream, TunnelStatus.Limited).ConfigureAwait(false);
             return;
@@ -47,6 +47,11 @@ internal sealed partial class RelayServer
         var (farStream, status) = await TunnelHandshake.RequestAsync(far, new TunnelRequest(farKind, source.Name, asker.ToString()), deadline.Token).ConfigureAwait(false);
         if (farStream is null)
         {
+            if (status == TunnelStatus.Limited)
+            {
+                source.IntroductionLimited(far: true);
+            }
+
             await AnswerAsync(stream, status ?? TunnelStatus.Unreachable).ConfigureAwait(false);
             return;
         }

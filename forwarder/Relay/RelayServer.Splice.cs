@@ -40,7 +40,7 @@ internal sealed partial class RelayServer
         var endPoint = new IPEndPoint(config.ListenEndPoint.Address, config.Splice.Port);
         try
         {
-            _splices = new RelaySplices(endPoint, config.Splice, registry, TimeProvider.System, logger);
+            _splices = new RelaySplices(endPoint, config.Splice, registry, time, logger);
             LogSplicing(logger, config.Name, _splices.EndPoint);
         }
         catch (SocketException ex)

@@ -10,7 +10,8 @@ namespace Forwarder.Relay;
 /// open a TCP path by simultaneous open connects from the port it will use and sends
 /// <see cref="TcpMagic"/> and a random token, nothing else. The relay notes the address the
 /// connection came from (after the node's NAT) under the token and holds the connection, so the
-/// NAT keeps that mapping, until the node closes it or the token's lifetime is over. A TLS
+/// NAT keeps that mapping, until the node closes it or the token's lifetime is over; a hold whose
+/// token no node names within <see cref="UnnamedHoldTimeout"/> is closed then. A TLS
 /// ClientHello never starts with the magic's first byte, so the two are told apart by it.
 /// </content>
 internal sealed partial class RelayServer
@@ -24,18 +25,33 @@ internal sealed partial class RelayServer
     /// <summary>
     /// Rendezvous connections held at once, at most, and from one source (an IPv4 address or an
     /// IPv6 /64, see <see cref="SourceKey"/>): anyone can open
-    /// them (they come before any certificate), and each holds a socket for up to the tokens'
-    /// lifetime. A node holds one per punch attempt, each for seconds.
+    /// them (they come before any certificate), and each holds a socket for seconds, or up to
+    /// the tokens' lifetime once a node names its token. A node holds one per punch attempt.
     /// </summary>
     private const int MaxTcpHolds = 1024;
 
     private const int MaxTcpHoldsPerSource = 16;
 
+    /// <summary>
+    /// Holds from sources no registered node's session comes from, at most: the rest of
+    /// <see cref="MaxTcpHolds"/> is kept for the addresses nodes are known by, so a flood from
+    /// strangers (who need no certificate) cannot take every hold from the nodes that punch.
+    /// </summary>
+    private const int MaxTcpHoldsForStrangers = MaxTcpHolds - (MaxTcpHolds / 4);
+
+    /// <summary>
+    /// How long a hold waits for a node to name its token over its session: a real node names it
+    /// within a round trip of sending it (the asker in its request, the far node in its answer),
+    /// while a stranger's hold would otherwise take a socket for the token's whole lifetime.
+    /// </summary>
+    internal static readonly TimeSpan UnnamedHoldTimeout = TimeSpan.FromSeconds(5);
+
     /// <summary>Tokens seen over TCP: an address seen over UDP never answers for TCP, nor the other way.</summary>
-    public RendezvousTokens TcpTokens { get; } = new(TimeProvider.System);
+    public RendezvousTokens TcpTokens { get; } = new(time);
 
     private readonly Dictionary<IPAddress, int> _tcpHolds = [];
     private int _tcpHoldsTotal;
+    private int _tcpHoldsOfStrangers;
     private long _tcpHoldsRefusedLoggedAt;
 
     /// <summary>
@@ -45,8 +61,9 @@ internal sealed partial class RelayServer
     private async Task<bool> TcpRendezvousAsync(ConnectionContext connection)
     {
         var input = connection.Transport.Input;
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-        deadline.CancelAfter(HandshakeTimeout);
+        var accepted = time.GetTimestamp();
+        using var deadline = new CancellationTokenSource(HandshakeTimeout, time);
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, deadline.Token);
         try
         {
             var length = TcpMagic.Length + RelayRendezvous.TokenLength;
@@ -54,7 +71,7 @@ internal sealed partial class RelayServer
             var started = false;
             while (true)
             {
-                var result = await input.ReadAsync(deadline.Token).ConfigureAwait(false);
+                var result = await input.ReadAsync(reading.Token).ConfigureAwait(false);
                 var buffer = result.Buffer;
                 if (!buffer.IsEmpty && buffer.FirstSpan[0] != TcpMagic[0])
                 {
@@ -64,9 +81,10 @@ internal sealed partial class RelayServer
 
                 if (!buffer.IsEmpty && !started)
                 {
-                    // A token hello is 20 bytes in one segment: its sender gets seconds, not the TLS handshake's time.
+                    // A token hello is 20 bytes in one segment: its sender gets seconds, not the TLS
+                    // handshake's time, and never more than is left of that.
                     started = true;
-                    deadline.CancelAfter(TcpHelloTimeout);
+                    deadline.CancelAfter(TimeSpan.FromTicks(Math.Clamp((HandshakeTimeout - time.GetElapsedTime(accepted)).Ticks, 0, TcpHelloTimeout.Ticks)));
                 }
 
                 if (buffer.Length >= length || result.IsCompleted)
@@ -86,7 +104,8 @@ internal sealed partial class RelayServer
             }
 
             var source = SourceKey.Of(seen.Address);
-            if (!TryHold(source))
+            var stranger = !registry.IsNodeSource(source);
+            if (!TryHold(source, stranger))
             {
                 LogTcpHoldsFull(seen);
                 return true;
@@ -94,24 +113,28 @@ internal sealed partial class RelayServer
 
             try
             {
-                TcpTokens.Note(Convert.ToHexStringLower(hello, TcpMagic.Length, RelayRendezvous.TokenLength), seen);
-
-                // Held for the punch: whatever else the node sends is not read, and its close ends the hold.
-                using var hold = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-                hold.CancelAfter(RendezvousTokens.Lifetime);
-                while (true)
+                // Both deadlines run from before the token is noted, so none starts late.
+                using var unnamed = new CancellationTokenSource(UnnamedHoldTimeout, time);
+                using var lifetime = new CancellationTokenSource(RendezvousTokens.Lifetime, time);
+                var named = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                TcpTokens.Note(Convert.ToHexStringLower(hello, TcpMagic.Length, RelayRendezvous.TokenLength), seen, named);
+                if (!await HoldAsync(input, unnamed.Token).ConfigureAwait(false))
                 {
-                    var rest = await input.ReadAsync(hold.Token).ConfigureAwait(false);
-                    input.AdvanceTo(rest.Buffer.End);
-                    if (rest.IsCompleted)
-                    {
-                        return true;
-                    }
+                    return true;
                 }
+
+                if (!named.Task.IsCompleted)
+                {
+                    registry.TcpHoldUnnamed();
+                    return true;
+                }
+
+                await HoldAsync(input, lifetime.Token).ConfigureAwait(false);
+                return true;
             }
             finally
             {
-                Release(source);
+                Release(source, stranger);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionResetException or ConnectionAbortedException)
@@ -121,28 +144,58 @@ internal sealed partial class RelayServer
         }
     }
 
-    /// <summary>Counts a hold for <paramref name="source"/> (a <see cref="SourceKey"/>); false (nothing counted) when it or the relay is at its limit.</summary>
-    private bool TryHold(IPAddress source)
+    /// <summary>
+    /// Holds a rendezvous connection for the punch: whatever else the node sends is not read.
+    /// True when <paramref name="until"/> ended the hold (or the relay is stopping), false when the node closed its side.
+    /// </summary>
+    private async Task<bool> HoldAsync(System.IO.Pipelines.PipeReader input, CancellationToken until)
+    {
+        using var hold = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, until);
+        try
+        {
+            while (true)
+            {
+                var rest = await input.ReadAsync(hold.Token).ConfigureAwait(false);
+                input.AdvanceTo(rest.Buffer.End);
+                if (rest.IsCompleted)
+                {
+                    return false;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!_stopping.IsCancellationRequested)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Counts a hold for <paramref name="source"/> (a <see cref="SourceKey"/>); false (nothing
+    /// counted) when it or the relay is at its limit, or strangers are at theirs.
+    /// </summary>
+    private bool TryHold(IPAddress source, bool stranger)
     {
         lock (_tcpHolds)
         {
             var held = _tcpHolds.GetValueOrDefault(source);
-            if (held >= MaxTcpHoldsPerSource || _tcpHoldsTotal >= MaxTcpHolds)
+            if (held >= MaxTcpHoldsPerSource || _tcpHoldsTotal >= MaxTcpHolds || (stranger && _tcpHoldsOfStrangers >= MaxTcpHoldsForStrangers))
             {
                 return false;
             }
 
             _tcpHolds[source] = held + 1;
             _tcpHoldsTotal++;
+            _tcpHoldsOfStrangers += stranger ? 1 : 0;
             return true;
         }
     }
 
-    private void Release(IPAddress source)
+    private void Release(IPAddress source, bool stranger)
     {
         lock (_tcpHolds)
         {
             _tcpHoldsTotal--;
+            _tcpHoldsOfStrangers -= stranger ? 1 : 0;
             var held = _tcpHolds[source] - 1;
             if (held == 0)
             {
@@ -162,12 +215,12 @@ internal sealed partial class RelayServer
         var last = Interlocked.Read(ref _tcpHoldsRefusedLoggedAt);
         if ((last == 0 || now - last >= 60_000) && Interlocked.CompareExchange(ref _tcpHoldsRefusedLoggedAt, now, last) == last)
         {
-            LogTcpRendezvousLimited(logger, seen.ToString(), MaxTcpHoldsPerSource, MaxTcpHolds);
+            LogTcpRendezvousLimited(logger, seen.ToString(), MaxTcpHoldsPerSource, MaxTcpHolds, MaxTcpHoldsForStrangers);
         }
     }
 
-    [LoggerMessage(EventId = 809, Level = LogLevel.Warning, Message = "TCP rendezvous connection from {Remote} closed: at most {PerSource} are held per source address and {Total} in all (logged once a minute)")]
-    private static partial void LogTcpRendezvousLimited(ILogger logger, string remote, int perSource, int total);
+    [LoggerMessage(EventId = 809, Level = LogLevel.Warning, Message = "TCP rendezvous connection from {Remote} closed: at most {PerSource} are held per source address and {Total} in all, {Strangers} of them from addresses no registered node comes from (logged once a minute)")]
+    private static partial void LogTcpRendezvousLimited(ILogger logger, string remote, int perSource, int total, int strangers);
 
     [LoggerMessage(EventId = 808, Level = LogLevel.Warning, Message = "TCP rendezvous connection from {Remote} sent no token; closed")]
     private static partial void LogTcpRendezvousRefused(ILogger logger, string remote);

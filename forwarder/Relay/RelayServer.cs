@@ -20,7 +20,7 @@ namespace Forwarder.Relay;
 /// hole punching (UDP) and TCP simultaneous open. The relay sees only which node talks to
 /// which target, never touches what the streams carry beyond copying it.
 /// </summary>
-internal sealed partial class RelayServer(RelayConfig config, IConnectionListenerFactory listeners, RelayRegistry registry, MemoryPool<byte> pool, ILogger<RelayServer> logger) : IHostedService, IAsyncDisposable
+internal sealed partial class RelayServer(RelayConfig config, IConnectionListenerFactory listeners, RelayRegistry registry, MemoryPool<byte> pool, TimeProvider time, ILogger<RelayServer> logger) : IHostedService, IAsyncDisposable
 {
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan FarAnswerTimeout = TimeSpan.FromSeconds(30);
@@ -39,6 +39,9 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
 
     public System.Net.EndPoint? BoundEndPoint => _listener?.EndPoint;
 
+    /// <summary>Connections being served, from their accept: nodes' sessions and TCP rendezvous ones (whose deadlines run from then).</summary>
+    internal int Connections => _sessions.Count;
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         _listener = await listeners.BindAsync(config.ListenEndPoint, cancellationToken).ConfigureAwait(false);
@@ -50,7 +53,7 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         var udp = new System.Net.IPEndPoint(config.ListenEndPoint.Address, ((System.Net.IPEndPoint)_listener.EndPoint).Port);
         try
         {
-            _rendezvous = new RelayRendezvous(udp);
+            _rendezvous = new RelayRendezvous(udp, time);
         }
         catch (System.Net.Sockets.SocketException ex)
         {
@@ -159,12 +162,19 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         await using var session = new YamuxSession(link, isClient: false, _mux);
         session.Start();
         RelayNode? node = null;
+        var source = connection.RemoteEndPoint is System.Net.IPEndPoint { Address: var address } ? SourceKey.Of(address) : null;
         try
         {
             node = await RegisterAsync(session, name, remote).ConfigureAwait(false);
             if (node is null)
             {
                 return;
+            }
+
+            if (source is not null)
+            {
+                // The address a node is known by: its TCP rendezvous holds may use the part of the cap strangers cannot.
+                registry.SessionStarted(source);
             }
 
             while (await session.AcceptStreamAsync(_stopping.Token).ConfigureAwait(false) is { } stream)
@@ -178,6 +188,11 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         }
         finally
         {
+            if (node is not null && source is not null)
+            {
+                registry.SessionEnded(source);
+            }
+
             if (node is not null && node.Unregister(session))
             {
                 LogUnregistered(logger, name, LinkDialer.EndReason(session));

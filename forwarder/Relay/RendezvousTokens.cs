@@ -30,7 +30,7 @@ internal sealed class RendezvousTokens(TimeProvider time)
     public const int MaxUnclaimedPerSource = 64;
 
     private readonly Lock _lock = new();
-    private readonly Dictionary<string, (IPEndPoint Seen, long At)> _unclaimed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (IPEndPoint Seen, long At, TaskCompletionSource? Named)> _unclaimed = new(StringComparer.Ordinal);
     private readonly Dictionary<IPAddress, int> _perSource = [];
     private readonly Dictionary<string, TaskCompletionSource<IPEndPoint>> _waiting = new(StringComparer.Ordinal);
     private long _sweptAt;
@@ -55,6 +55,7 @@ internal sealed class RendezvousTokens(TimeProvider time)
         {
             if (Remove(token) is { } seen && !Expired(seen.At, time.GetTimestamp()))
             {
+                seen.Named?.TrySetResult();
                 return seen.Seen;
             }
 
@@ -86,8 +87,12 @@ internal sealed class RendezvousTokens(TimeProvider time)
         }
     }
 
-    /// <summary>Hands the address to whoever waits for the token, else keeps it (bounded) for a node about to name it.</summary>
-    public void Note(string token, IPEndPoint seen)
+    /// <summary>
+    /// Hands the address to whoever waits for the token, else keeps it (bounded) for a node about
+    /// to name it; <paramref name="named"/>, if given, completes when a node names the token (at
+    /// once when one already waits), and never when nobody does or the table had no room.
+    /// </summary>
+    public void Note(string token, IPEndPoint seen, TaskCompletionSource? named = null)
     {
         TaskCompletionSource<IPEndPoint>? waiter;
         lock (_lock)
@@ -113,7 +118,7 @@ internal sealed class RendezvousTokens(TimeProvider time)
                 Remove(token);
                 if (_unclaimed.Count < MaxUnclaimed && FromSource(source) < MaxUnclaimedPerSource)
                 {
-                    _unclaimed[token] = (seen, now);
+                    _unclaimed[token] = (seen, now, named);
                     _perSource[source] = FromSource(source) + 1;
                 }
 
@@ -121,6 +126,7 @@ internal sealed class RendezvousTokens(TimeProvider time)
             }
         }
 
+        named?.TrySetResult();
         waiter.TrySetResult(seen);
     }
 
@@ -128,7 +134,7 @@ internal sealed class RendezvousTokens(TimeProvider time)
     private int FromSource(IPAddress source) => _perSource.GetValueOrDefault(source);
 
     /// <summary>Takes a token out of the unclaimed table and its source's count (under the lock).</summary>
-    private (IPEndPoint Seen, long At)? Remove(string token)
+    private (IPEndPoint Seen, long At, TaskCompletionSource? Named)? Remove(string token)
     {
         if (!_unclaimed.Remove(token, out var entry))
         {

@@ -55,6 +55,7 @@ public sealed class RelayConfigTests : IDisposable
     [InlineData("splicePort", "7700", "relay.splicePort", "is the listen port 7700")]
     [InlineData("splicePort", "70000", "relay.splicePort", "from 0 to 65535")]
     [InlineData("ticketLifetime", "10ms", "relay.ticketLifetime", "at least 100ms")]
+    [InlineData("spliceIdleTimeout", "20s", "relay.spliceIdleTimeout", "is 20s: it must be at least 30s, twice the nodes' keep-alive interval (node.keepAlive, 15s by default)")]
     public void Mistakes_AreNamedAtTheirField(string key, string value, string field, string message)
     {
         var errors = Assert.Throws<ConfigException>(() => Load(Relay((key, value)))).Errors.Select(e => e.ToString());

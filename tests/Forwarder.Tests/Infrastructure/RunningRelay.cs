@@ -26,7 +26,9 @@ internal sealed class RunningRelay : IAsyncDisposable
 
     public RelayRegistry Registry => _host.Services.GetRequiredService<RelayRegistry>();
 
-    public IPEndPoint EndPoint => (IPEndPoint)_host.Services.GetRequiredService<RelayServer>().BoundEndPoint!;
+    public IPEndPoint EndPoint => (IPEndPoint)Server.BoundEndPoint!;
+
+    public RelayServer Server => _host.Services.GetRequiredService<RelayServer>();
 
     /// <summary>HOST:PORT nodes dial; a test may point them elsewhere (a recorder on another loopback address) with <see cref="AddressOverride"/>.</summary>
     public string Address => AddressOverride ?? $"127.0.0.1:{EndPoint.Port}";
@@ -46,7 +48,8 @@ internal sealed class RunningRelay : IAsyncDisposable
     /// <param name="mode">relay.mode: terminate unless a test is about splicing, so the tests of the terminating relay test it.</param>
     /// <param name="splice">More YAML for the relay section (splicePort, ticketLifetime), indented for it.</param>
     /// <param name="listen">The listen address: loopback unless a test is about another ([::] for dual mode).</param>
-    public static async Task<RunningRelay> StartAsync(string certificates, string name = "relay-1", int port = 0, string limits = "", string mode = "terminate", string splice = "", string listen = "127.0.0.1")
+    /// <param name="time">The clock of the relay's token, hold and splice timeouts, for a test that drives it; the system's by default.</param>
+    public static async Task<RunningRelay> StartAsync(string certificates, string name = "relay-1", int port = 0, string limits = "", string mode = "terminate", string splice = "", string listen = "127.0.0.1", TimeProvider? time = null)
     {
         var directory = Directory.CreateTempSubdirectory("forwarder-relay-").FullName;
         var path = Path.Combine(directory, "relay.yaml");
@@ -64,7 +67,7 @@ internal sealed class RunningRelay : IAsyncDisposable
             admin:
               listen: '127.0.0.1:0'
             """);
-        var host = RelayHost.Build(RelayConfigReader.LoadFile(path), new LoggingOptions(LogLevel.Warning, Json: false));
+        var host = RelayHost.Build(RelayConfigReader.LoadFile(path), new LoggingOptions(LogLevel.Warning, Json: false), time);
         await host.StartAsync();
         return new RunningRelay(host, directory, name);
     }

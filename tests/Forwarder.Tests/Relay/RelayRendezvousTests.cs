@@ -25,7 +25,7 @@ public sealed class RelayRendezvousTests
     [Fact]
     public async Task TokenSeenBeforeItIsAskedFor_AnswersOnce()
     {
-        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.Loopback, 0));
+        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.Loopback, 0), TimeProvider.System);
         using var node = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         node.Bind(new IPEndPoint(IPAddress.Loopback, 0));
 
@@ -42,7 +42,7 @@ public sealed class RelayRendezvousTests
     [Fact]
     public async Task OneSourceFlooding_GetsItsQuota_AndAnotherNodesTokenIsStillKept()
     {
-        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.Loopback, 0));
+        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.Loopback, 0), TimeProvider.System);
         using var flooder = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         flooder.Bind(new IPEndPoint(IPAddress.Parse("127.0.3.1"), 0));
         for (var i = 0; i < 2 * RendezvousTokens.MaxUnclaimed; i++)
@@ -66,7 +66,7 @@ public sealed class RelayRendezvousTests
     [Fact]
     public async Task OnTheIPv6Wildcard_TokensFromIPv4Nodes_AreSeenAtTheirIPv4Address()
     {
-        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.IPv6Any, 0));
+        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.IPv6Any, 0), TimeProvider.System);
         using var node = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         node.Bind(new IPEndPoint(IPAddress.Loopback, 0));
 
@@ -77,7 +77,7 @@ public sealed class RelayRendezvousTests
     [Fact]
     public async Task Flood_IsBounded_AndANamedTokenStillGetsItsAddress()
     {
-        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.Loopback, 0));
+        await using var rendezvous = new RelayRendezvous(new IPEndPoint(IPAddress.Loopback, 0), TimeProvider.System);
 
         // From more source addresses than the table holds tokens of one source's quota.
         var attackers = Enumerable.Range(1, (RendezvousTokens.MaxUnclaimed / RendezvousTokens.MaxUnclaimedPerSource) + 16).Select(i =>

@@ -219,7 +219,11 @@ public sealed partial class RelayServerTests
                 $"{limited} of 30 introductions asked within {elapsed.TotalSeconds:0.00} s refused as over the asker's limit (at most {mostPassed:0.0} may pass)");
             Assert.All(asked.Where(r => r.Status != TunnelStatus.Limited), r => Assert.Equal(TunnelStatus.Unreachable, r.Status));
             Assert.Equal(TunnelStatus.Unreachable, (await AskTcpPunchAsync(c, "edge-b", NewToken())).Status);
-            Assert.Equal(limited, relay.Registry.Node("edge-a").StreamsRefused);
+            Assert.Equal((limited, 0L), (relay.Registry.Node("edge-a").IntroductionsLimited, relay.Registry.Node("edge-a").StreamsRefused));
+
+            using var http = new HttpClient();
+            var metrics = await http.GetStringAsync(new Uri(relay.AdminAddress, "/metrics"));
+            Assert.Contains($"forwarder_relay_introductions_limited_total{{node=\"edge-a\",by=\"relay\"}} {limited}", metrics, StringComparison.Ordinal);
         }
 
         static string NewToken()
@@ -258,6 +262,7 @@ public sealed partial class RelayServerTests
                 Assert.Equal(
                     (2, 3),
                     (asked.Count(r => r.Status == TunnelStatus.Connected), asked.Count(r => r.Status == TunnelStatus.Limited)));
+                Assert.Equal((3L, 0L), (relay.Registry.Node("edge-a").IntroductionsFarLimited, relay.Registry.Node("edge-a").IntroductionsLimited));
             }
             finally
             {
@@ -315,10 +320,15 @@ public sealed partial class RelayServerTests
         return hello;
     }
 
-    /// <summary>A token connection to the relay, held open as a node holds it during a punch.</summary>
-    private static async Task<Socket> SendTokenAsync(RunningRelay relay, byte[] hello)
+    /// <summary>A token connection to the relay (from <paramref name="from"/>, else the relay's own loopback address), held open as a node holds it during a punch.</summary>
+    private static async Task<Socket> SendTokenAsync(RunningRelay relay, byte[] hello, IPAddress? from = null)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        if (from is not null)
+        {
+            socket.Bind(new IPEndPoint(from, 0));
+        }
+
         await socket.ConnectAsync(relay.EndPoint);
         await socket.SendAsync(hello, SocketFlags.None);
         return socket;

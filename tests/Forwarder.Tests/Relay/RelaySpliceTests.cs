@@ -6,7 +6,6 @@ using Forwarder.Configuration;
 using Forwarder.Metrics;
 using Forwarder.Relay;
 using Forwarder.Tests.Infrastructure;
-using Forwarder.Transports.Mux;
 using Forwarder.Transports.Tcp;
 using Forwarder.Tunnels;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -19,7 +18,7 @@ namespace Forwarder.Tests.Relay;
 /// ciphertext; tickets are one-time, bound to the pair and short-lived, and a bad one harms no
 /// other pair; where the relay or the far node will not splice, streams take the terminating relay.
 /// </summary>
-public sealed class RelaySpliceTests : IDisposable
+public sealed partial class RelaySpliceTests : IDisposable
 {
     private readonly TestMesh _mesh = new();
 
@@ -179,123 +178,6 @@ public sealed class RelaySpliceTests : IDisposable
         Assert.Equal(2, relay.Registry.TicketsRefused);
     }
 
-    // A slowloris on the splice port, which anyone can reach: a hundred connections trickling
-    // their hellos a byte every 2 s (and coming back when closed) hold no thread and no place a
-    // real node needs, and each is closed 5 s after its accept however it trickles (a deadline per
-    // read would keep each 40 s).
-    [Fact]
-    public async Task TricklingHellos_HoldNoPlaceARealNodeNeeds_AndAreClosedOnTime()
-    {
-        await using var backend = TcpTestServer.Echo();
-        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, mode: "splice");
-        using var stop = new CancellationTokenSource();
-        var longest = TimeSpan.Zero;
-        var closedCount = 0;
-        var trickling = Task.WhenAll(Enumerable.Range(0, 100).Select(_ => Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                using var socket = await SocketClient.ConnectAsync(relay.SpliceEndPoint!);
-                var opened = System.Diagnostics.Stopwatch.StartNew();
-                var closed = socket.ReceiveAsync(new byte[64], SocketFlags.None);
-                try
-                {
-                    while (!closed.IsCompleted && !stop.IsCancellationRequested)
-                    {
-                        await socket.SendAsync("F"u8.ToArray(), SocketFlags.None);
-                        await Task.WhenAny(closed, Task.Delay(TimeSpan.FromSeconds(2), stop.Token));
-                    }
-                }
-                catch (SocketException)
-                {
-                    // Closed under a send.
-                }
-
-                if (!stop.IsCancellationRequested)
-                {
-                    lock (stop)
-                    {
-                        longest = opened.Elapsed > longest ? opened.Elapsed : longest;
-                        closedCount++;
-                    }
-                }
-            }
-        })));
-
-        try
-        {
-            await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, "edge-a", [relay]);
-            await using var nodeA = await _mesh.StartNodeAAsync(backend.Address, linkAddress: null, [relay]);
-            await WaitRegisteredAsync(relay, nodeA, nodeB);
-            await WaitSplicedAsync(nodeA);
-            using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
-            await SocketClient.AssertEchoAsync(client, "spliced beside a hundred slow hellos");
-            Assert.True(nodeA.Metrics.Peer("edge-b").StreamsOutOver(LinkPath.RelaySpliced) >= 1, "the stream took the spliced link");
-            await Eventually.TrueAsync(() => Volatile.Read(ref closedCount) >= 100, "every trickler was closed at least once");
-        }
-        finally
-        {
-            await stop.CancelAsync();
-            await trickling.WaitAsync(TimeSpan.FromSeconds(60));
-        }
-
-        lock (stop)
-        {
-            Assert.True(longest < TimeSpan.FromSeconds(15), $"a trickling hello was held {longest.TotalSeconds:0.0} s though its ticket was due 5 s after its accept");
-        }
-    }
-
-    // A node that vanishes without a FIN or RST (power cut, NAT state dropped) would leave its
-    // spliced link holding two relay sockets and one of the asker's streams for ever: a link
-    // nothing crossed for relay.spliceIdleTimeout is closed, and so is one whose FIN one side
-    // never answers within relay.spliceHalfCloseTimeout, while a link that keeps talking stays.
-    [Fact]
-    public async Task ASplicedLink_IdleOrLeftHalfClosed_IsClosed_AndFreesTheAskersPlace()
-    {
-        await using var relay = await RunningRelay.StartAsync(_mesh.Directory, mode: "splice", splice: "  spliceIdleTimeout: 8s\n  spliceHalfCloseTimeout: 1s");
-        await using var asker = await HandNode.RegisterAsync(relay, "edge-c", _mesh.Directory);
-        await using var far = await HandNode.RegisterAsync(relay, "edge-d", _mesh.Directory);
-        var splicePort = relay.SpliceEndPoint!;
-
-        var (idleTicket, idleFarTicket) = await RendezvousAsync(asker, far, "edge-d");
-        var (busyTicket, busyFarTicket) = await RendezvousAsync(asker, far, "edge-d");
-        var (halfTicket, halfFarTicket) = await RendezvousAsync(asker, far, "edge-d");
-        using var idleOne = await PairAsync(splicePort, idleTicket, idleFarTicket);
-        using var busyOne = await PairAsync(splicePort, busyTicket, busyFarTicket);
-        using var halfOne = await PairAsync(splicePort, halfTicket, halfFarTicket);
-        Assert.Equal(3, relay.Registry.Node("edge-c").SplicesActive);
-
-        // The half-closing side sends its FIN, which reaches the other; the other never closes.
-        halfOne.Asker.Shutdown(SocketShutdown.Send);
-        Assert.True(await SocketClient.ClosedAsync(halfOne.Far), "the FIN crossed the splice");
-
-        // The busy link talks every 300 ms, far inside the idle timeout (a stalled test process must
-        // not let it go idle), for as long as the idle one takes to close.
-        var idleClosed = SocketClient.ClosedAsync(idleOne.Asker);
-        var halfClosed = SocketClient.ClosedAsync(halfOne.Asker);
-        var talking = System.Diagnostics.Stopwatch.StartNew();
-        while (!idleClosed.IsCompleted)
-        {
-            await busyOne.Asker.SendAsync("ping"u8.ToArray(), SocketFlags.None);
-            Assert.Equal("ping", Encoding.ASCII.GetString(await SocketClient.ReceiveExactlyAsync(busyOne.Far, 4)));
-            await Task.WhenAny(idleClosed, Task.Delay(300));
-        }
-
-        Assert.True(await idleClosed, "the idle link is closed");
-        Assert.True(await halfClosed, "the half-closed link is closed");
-        Assert.True(await SocketClient.ClosedAsync(idleOne.Far), "both halves of the idle link are closed");
-        Assert.True(talking.Elapsed >= TimeSpan.FromSeconds(1.5), $"the idle link was closed after its timeout, not at once ({talking.Elapsed.TotalSeconds:0.0} s)");
-        await busyOne.Far.SendAsync("pong"u8.ToArray(), SocketFlags.None);
-        Assert.Equal("pong", Encoding.ASCII.GetString(await SocketClient.ReceiveExactlyAsync(busyOne.Asker, 4)));
-        Assert.Equal((1L, 1L), (relay.Registry.SplicesIdleClosed, relay.Registry.SplicesHalfClosedClosed));
-        await Eventually.TrueAsync(() => relay.Registry.Node("edge-c") is { SplicesActive: 1, StreamsActive: 1 }, "the closed links free the asker's places");
-
-        using var http = new HttpClient();
-        var metrics = await http.GetStringAsync(new Uri(relay.AdminAddress, "/metrics"));
-        Assert.Contains("forwarder_relay_spliced_links_timed_out_total{reason=\"idle\"} 1", metrics, StringComparison.Ordinal);
-        Assert.Contains("forwarder_relay_spliced_links_timed_out_total{reason=\"half_closed\"} 1", metrics, StringComparison.Ordinal);
-    }
-
     // A relay listening on [::] takes IPv4 nodes on its main port; its splice port must too, or
     // every IPv4 node's spliced link fails and falls back (on hosts where bindv6only is 1, or
     // everywhere for a socket .NET does not make dual-mode itself).
@@ -314,71 +196,6 @@ public sealed class RelaySpliceTests : IDisposable
         await pair.Asker.SendAsync("over the dual-mode splice port"u8.ToArray(), SocketFlags.None);
         Assert.Equal("over the dual-mode splice port", Encoding.ASCII.GetString(await SocketClient.ReceiveExactlyAsync(pair.Far, 30)));
         Assert.Equal(1, relay.Registry.Node("edge-c").Splices);
-    }
-
-    // The real relay started under a limit of 256 descriptors (prlimit; lowering the limit of a
-    // running process can leave the runtime without one it needs): three hundred silent
-    // connections to the splice port run it out of descriptors with connections still waiting in
-    // the backlog. The poll would find the listener ready at once
-    // after each failed accept and spin a core; the relay backs off, logs once, and says when it
-    // accepts again (the silent connections are closed 5 s after their accept).
-    [Fact]
-    public async Task OutOfDescriptors_TheSpliceAcceptLoopBacksOff_AndAcceptsAgain()
-    {
-        var path = Path.Combine(_mesh.Directory, "relay-fd.yaml");
-        await File.WriteAllTextAsync(path, $"""
-            relay:
-              name: relay-1
-              listen: '127.0.0.1:0'
-              splicePort: 0
-              certificate: {Path.Combine(_mesh.Directory, "relay-1.pem")}
-              key: {Path.Combine(_mesh.Directory, "relay-1.key")}
-              ca: {Path.Combine(_mesh.Directory, "ca.pem")}
-            """);
-        using var relay = ForwarderProcess.StartWithFileLimit(256, "relay", "--config", path);
-        await relay.WaitForOutputAsync("splicing links on");
-        var splicePort = new IPEndPoint(IPAddress.Loopback, int.Parse(System.Text.RegularExpressions.Regex.Match(relay.Output, @"splicing links on 127\.0\.0\.1:(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
-
-        var silent = new List<Socket>();
-        try
-        {
-            for (var i = 0; i < 300; i++)
-            {
-                silent.Add(await SocketClient.ConnectAsync(splicePort));
-            }
-
-            // Two seconds with connections in the backlog the relay cannot take.
-            var before = CpuTime(relay.Id);
-            var measured = System.Diagnostics.Stopwatch.StartNew();
-            await Task.Delay(TimeSpan.FromSeconds(2));
-            var busy = CpuTime(relay.Id) - before;
-            Assert.True(busy < measured.Elapsed * 0.25, $"the relay used {busy.TotalSeconds:0.00} s of CPU in {measured.Elapsed.TotalSeconds:0.00} s out of descriptors");
-            await relay.WaitForOutputAsync("cannot accept (TooManyOpenSockets");
-            await relay.WaitForOutputAsync("accepts connections again");
-
-            // Once the first hellos time out the relay takes more of the backlog and may run out
-            // again: the one starvation this test drives is the one before it said it accepts again.
-            var output = relay.Output;
-            var recovered = output.IndexOf("accepts connections again", StringComparison.Ordinal);
-            Assert.Single(System.Text.RegularExpressions.Regex.Matches(output[..recovered], "cannot accept"));
-        }
-        finally
-        {
-            silent.ForEach(s => s.Dispose());
-        }
-
-        Assert.False(relay.HasExited, relay.Errors);
-    }
-
-    /// <summary>User plus system CPU time of process <paramref name="pid"/> so far.</summary>
-    private static TimeSpan CpuTime(int pid)
-    {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-
-        // utime and stime, fields 14 and 15 of stat (11 and 12 after the name), in clock ticks of 1/100 s.
-        var ticks = long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
-        return TimeSpan.FromMilliseconds(ticks * 10);
     }
 
     // The relay joins two halves by their tickets and could join a half to the wrong node: the far
@@ -527,6 +344,8 @@ public sealed class RelaySpliceTests : IDisposable
         }
     }
 
+    private static Task<SplicedSockets> PairAsync(IPEndPoint splicePort, (byte[] Asker, byte[] Far) tickets) => PairAsync(splicePort, tickets.Asker, tickets.Far);
+
     /// <summary>Presents both halves of a rendezvous and waits until each is told it is paired.</summary>
     private static async Task<SplicedSockets> PairAsync(IPEndPoint splicePort, byte[] askerTicket, byte[] farTicket)
     {
@@ -549,159 +368,6 @@ public sealed class RelaySpliceTests : IDisposable
         {
             Asker.Dispose();
             Far.Dispose();
-        }
-    }
-
-    /// <summary>A node's relay session driven by the test: it takes (or, as an old node would, ignores) splice offers.</summary>
-    private sealed class HandNode(YamuxSession session, Microsoft.AspNetCore.Connections.ConnectionContext link, Task serving) : IAsyncDisposable
-    {
-        public YamuxSession Session { get; } = session;
-
-        /// <summary>The tickets offered to this node, PORT/TICKET.</summary>
-        public System.Threading.Channels.Channel<string> Offers { get; } = System.Threading.Channels.Channel.CreateUnbounded<string>();
-
-        public static async Task<HandNode> RegisterAsync(RunningRelay relay, string name, string folder, bool answer = true)
-        {
-            using var credentials = new NodeCredentials(
-                name,
-                new CertificateFiles(Path.Combine(folder, name + ".pem"), Path.Combine(folder, name + ".key")),
-                Path.Combine(folder, "ca.pem"),
-                NullLogger.Instance);
-            var tcp = new TcpConnectionFactory(new TcpTransportOptions(), new Forwarder.Transports.Memory.PinnedBlockMemoryPool(64 * 1024), splicer: null);
-            var dialled = await LinkDialer.DialAsync(tcp, relay.EndPoint, credentials, relay.Name, NodeCredentials.RelayProtocol, LinkDialer.Options(TimeSpan.FromSeconds(30), MemoryPool<byte>.Shared), CancellationToken.None);
-            var (stream, status) = await TunnelHandshake.RequestAsync(dialled.Session, new TunnelRequest(TunnelRequestKind.Register, name, string.Empty), CancellationToken.None);
-            Assert.Equal(TunnelStatus.Connected, status);
-            await stream!.DisposeAsync();
-            var started = new TaskCompletionSource<HandNode>();
-            var node = new HandNode(dialled.Session, dialled.Connection, ServeAsync(dialled.Session, started.Task, answer));
-            started.SetResult(node);
-            return node;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Session.DisposeAsync();
-            await link.DisposeAsync();
-            await serving;
-        }
-
-        private static async Task ServeAsync(YamuxSession session, Task<HandNode> self, bool answer)
-        {
-            var node = await self;
-            try
-            {
-                while (await session.AcceptStreamAsync(CancellationToken.None) is { } stream)
-                {
-                    await using (stream)
-                    {
-                        if (await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, CancellationToken.None) is { Kind: TunnelRequestKind.Spliced } offer && answer)
-                        {
-                            TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
-                            await stream.Transport.Output.FlushAsync();
-                            node.Offers.Writer.TryWrite(offer.Target);
-                        }
-                    }
-                }
-            }
-            catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or Microsoft.AspNetCore.Connections.ConnectionResetException or Microsoft.AspNetCore.Connections.ConnectionAbortedException)
-            {
-                // The session ended with the test.
-            }
-        }
-    }
-
-    /// <summary>A TCP forwarder on 127.0.0.2 at <paramref name="target"/>'s port that keeps a copy of every byte it passes, both ways.</summary>
-    private sealed class RecordingForwarder : IDisposable
-    {
-        private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        private readonly MemoryStream _recorded = new();
-        private readonly CancellationTokenSource _stopping = new();
-        private readonly IPEndPoint _target;
-
-        public RecordingForwarder(IPEndPoint target)
-        {
-            _target = target;
-            _listener.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.2"), target.Port));
-            _listener.Listen(16);
-            _ = AcceptAsync();
-        }
-
-        public byte[] Recorded
-        {
-            get
-            {
-                lock (_recorded)
-                {
-                    return _recorded.ToArray();
-                }
-            }
-        }
-
-        public void Dispose()
-        {
-            _stopping.Cancel();
-            _listener.Dispose();
-            _stopping.Dispose();
-        }
-
-        private async Task AcceptAsync()
-        {
-            while (true)
-            {
-                Socket client;
-                try
-                {
-                    client = await _listener.AcceptAsync(_stopping.Token);
-                }
-                catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
-                {
-                    return;
-                }
-
-                _ = ForwardAsync(client);
-            }
-        }
-
-        private async Task ForwardAsync(Socket client)
-        {
-            using (client)
-            using (var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
-            {
-                try
-                {
-                    await upstream.ConnectAsync(_target);
-                    await Task.WhenAll(CopyAsync(client, upstream), CopyAsync(upstream, client));
-                }
-                catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-                {
-                    // Either side went: the test sees it at the node.
-                }
-            }
-        }
-
-        private async Task CopyAsync(Socket from, Socket to)
-        {
-            var buffer = new byte[64 * 1024];
-            try
-            {
-                while (await from.ReceiveAsync(buffer, SocketFlags.None) is var read and > 0)
-                {
-                    lock (_recorded)
-                    {
-                        // The first bytes to arrive first: the half's ticket leads the record.
-                        _recorded.Write(buffer, 0, read);
-                    }
-
-                    await to.SendAsync(buffer.AsMemory(0, read), SocketFlags.None);
-                }
-
-                to.Shutdown(SocketShutdown.Send);
-            }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-            {
-                from.Close();
-                to.Close();
-            }
         }
     }
 }

@@ -19,7 +19,7 @@ public sealed class IdleConnectionMemoryTests(ITestOutputHelper output)
     /// pipes and a sender they never use (2.5 KiB a connection) nor a feature dictionary each
     /// (0.8 KiB), and the splicer holds no block while nothing moves. Nor does the pair keep the
     /// upstream's connection object, a SocketAsyncContext, endpoints nobody read or a lock in the
-    /// client's tracker entry. About 1.8 KiB is left (2.9 before that, 6.4 before the pipes went):
+    /// client's tracker entry. About 1.7 KiB is left (2.9 before that, 6.4 before the pipes went):
     /// two sockets, the client's connection, the splice, the session's state machines.
     /// </summary>
     [Fact]

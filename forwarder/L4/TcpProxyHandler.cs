@@ -22,6 +22,29 @@ internal sealed partial class TcpProxyHandler(
 
     public async Task HandleAsync(ClientConnection client, ListenerModel listener, ListenerMetrics listenerMetrics, bool directSend, CancellationToken stopping)
     {
+        if (await StartAsync(client, listener, listenerMetrics, directSend, stopping).ConfigureAwait(false) is not var (running, service, endpoint))
+        {
+            return;
+        }
+
+        try
+        {
+            await running.ConfigureAwait(false);
+        }
+        finally
+        {
+            endpoint.State.End();
+            service.Metrics.UpstreamClosed();
+        }
+    }
+
+    /// <summary>
+    /// Dials and starts the session, which disposes the upstream connection: so neither this
+    /// frame, done once the session runs, nor the one waiting for the session (which lives as
+    /// long as the connection) holds it; a splice has no use for it once it has its socket.
+    /// </summary>
+    private async Task<(Task Running, ServiceModel Service, UpstreamEndpoint Endpoint)?> StartAsync(ClientConnection client, ListenerModel listener, ListenerMetrics listenerMetrics, bool directSend, CancellationToken stopping)
+    {
         var service = listener.Service!;
         client.IdleTimeout = service.Config.IdleTimeout;
         var connected = await ConnectAsync(service, client, stopping).ConfigureAwait(false);
@@ -32,19 +55,20 @@ internal sealed partial class TcpProxyHandler(
             {
                 LogNoEndpoint(logger, listener.Config.Name, service.Config.Name, more);
             }
-            return;
+
+            return null;
         }
 
         service.Metrics.UpstreamOpened();
         try
         {
-            await new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker).RunAsync(splicer, directSend).ConfigureAwait(false);
+            return (new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker).RunAsync(splicer, directSend, disposeUpstream: true), service, endpoint);
         }
-        finally
+        catch
         {
             endpoint.State.End();
             service.Metrics.UpstreamClosed();
-            await upstream.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
     }
 

@@ -21,39 +21,96 @@ internal sealed class TcpProxySession(
     ServiceMetrics serviceMetrics,
     ConnectionTracker tracker) : ISpliceObserver
 {
-    public Task RunAsync(SocketSplicer? splicer, bool directSend)
+    // Not the primary constructor's capture: a splice lets go of it (the session is the splice's
+    // observer, so it lives as long as the pair).
+    private ConnectionContext? _upstream = upstream;
+    private SplicedConnection _spliced;
+
+    /// <param name="disposeUpstream">
+    /// The session disposes the upstream connection as it ends, or at once when the splicer took
+    /// its socket: an idle spliced pair then keeps only the sockets, not the connection around them.
+    /// </param>
+    public Task RunAsync(SocketSplicer? splicer, bool directSend, bool disposeUpstream = false)
     {
-        // The upstream connection is fresh and ours alone, so it is taken first; the client's
-        // take fails only if it was aborted meanwhile, and then there is nothing left to serve.
+        var upstream = _upstream!;
+
+        // The upstream connection is fresh and ours alone, so it is taken first.
         if (splicer is not null
             && client.Client.Features.Get<IRawSocketFeature>() is { CanTakeSocket: true } clientSocket
             && upstream.Features.Get<IRawSocketFeature>() is { } upstreamSocket
             && upstreamSocket.TryTakeSocket(out var upstreamRaw))
         {
-            if (!clientSocket.TryTakeSocket(out var clientRaw))
+            Task spliced;
+            Task? disposing = null;
+            try
             {
-                upstreamRaw.Dispose();
-                return Task.CompletedTask;
+                spliced = Splice(splicer, clientSocket, upstreamRaw);
+            }
+            finally
+            {
+                if (disposeUpstream)
+                {
+                    _upstream = null;
+                    disposing = DisposeTaken(upstream);
+                }
             }
 
-            return Splice(splicer, clientRaw, upstreamRaw);
+            return disposing is null ? spliced : Task.WhenAll(disposing, spliced);
         }
 
         client.AttachUpstream(reason => upstream.Abort(new ConnectionAbortedException(reason)));
         var toUpstream = PumpAsync(client.Client, upstream, toUpstream: true, directSend);
         var toClient = PumpAsync(upstream, client.Client, toUpstream: false, directSend);
-        return Task.WhenAll(toUpstream, toClient);
+        var pumped = Task.WhenAll(toUpstream, toClient);
+        return disposeUpstream ? DisposeAfterAsync(pumped, upstream) : pumped;
     }
 
     /// <summary>
-    /// The splice closes both sockets as it ends: its completion is all there is to wait for. A
-    /// method of its own, so the abort's closure holds only the splice.
+    /// The splice closes both sockets as it ends: its completion is all there is to wait for. The
+    /// client's take fails only if it was aborted meanwhile, and then there is nothing to serve.
     /// </summary>
-    private Task Splice(SocketSplicer splicer, Socket clientSocket, Socket upstreamSocket)
+    private Task Splice(SocketSplicer splicer, IRawSocketFeature clientSocket, Socket upstreamSocket)
     {
-        var spliced = splicer.Splice(clientSocket, upstreamSocket, this);
-        client.AttachUpstream(_ => spliced.Abort());
-        return spliced.Completion;
+        if (!clientSocket.TryTakeSocket(out var clientRaw))
+        {
+            upstreamSocket.Dispose();
+            return Task.CompletedTask;
+        }
+
+        _spliced = splicer.Splice(clientRaw, upstreamSocket, this);
+        client.AttachUpstream(AbortSplice);
+        return _spliced.Completion;
+    }
+
+    /// <summary>A method group, not a lambda: the delegate then needs no closure beside the session.</summary>
+    private void AbortSplice(string _) => _spliced.Abort();
+
+    /// <summary>
+    /// A connection whose socket was taken only frees its own resources, at once; null when it has
+    /// (the usual case), else the task to observe.
+    /// </summary>
+    private static Task? DisposeTaken(ConnectionContext upstream)
+    {
+        var disposed = upstream.DisposeAsync();
+        if (!disposed.IsCompletedSuccessfully)
+        {
+            return disposed.AsTask();
+        }
+
+        disposed.GetAwaiter().GetResult();
+        return null;
+    }
+
+    private static async Task DisposeAfterAsync(Task pumped, ConnectionContext upstream)
+    {
+        try
+        {
+            await pumped.ConfigureAwait(false);
+        }
+        finally
+        {
+            await upstream.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     void ISpliceObserver.Forwarded(bool toUpstream, int bytes) => Count(bytes, toUpstream);

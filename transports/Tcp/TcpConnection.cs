@@ -63,8 +63,6 @@ public sealed class TcpConnection : ConnectionContext,
         _socket = socket;
         _pool = pool;
         _options = options;
-        LocalEndPoint = socket.LocalEndPoint;
-        RemoteEndPoint = socket.RemoteEndPoint;
         _features = new OwnFeatureCollection(this, s_features);
     }
 
@@ -75,6 +73,24 @@ public sealed class TcpConnection : ConnectionContext,
     }
 
     public override IFeatureCollection Features => _features;
+
+    /// <summary>
+    /// Read from the socket on first use (and kept), not up front: each costs an
+    /// <see cref="IPEndPoint"/> and an <see cref="IPAddress"/> that an L4 splice never looks at,
+    /// for the connection's whole life. Null once the socket is closed if nothing asked before.
+    /// </summary>
+    public override EndPoint? LocalEndPoint
+    {
+        get => base.LocalEndPoint ??= ReadEndPoint(local: true);
+        set => base.LocalEndPoint = value;
+    }
+
+    /// <inheritdoc cref="LocalEndPoint"/>
+    public override EndPoint? RemoteEndPoint
+    {
+        get => base.RemoteEndPoint ??= ReadEndPoint(local: false);
+        set => base.RemoteEndPoint = value;
+    }
 
     public override IDictionary<object, object?> Items
     {
@@ -172,6 +188,18 @@ public sealed class TcpConnection : ConnectionContext,
     {
         _sender?.Dispose();
         _closedTokenSource?.Dispose();
+    }
+
+    private EndPoint? ReadEndPoint(bool local)
+    {
+        try
+        {
+            return local ? _socket.LocalEndPoint : _socket.RemoteEndPoint;
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+        {
+            return null;
+        }
     }
 
     private void EnsureStarted()

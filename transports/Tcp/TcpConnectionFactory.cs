@@ -68,7 +68,15 @@ public sealed class TcpConnectionFactory(TcpTransportOptions options, MemoryPool
             throw;
         }
 
-        return new TcpConnection(socket, pool, options);
+        var connection = new TcpConnection(socket, pool, options);
+        if (splicer is not null && endpoint is IPEndPoint)
+        {
+            // The splicer's connect leaves the socket unaware that it is connected (it would not
+            // know its peer); the endpoint dialled is the peer, and is shared, not a copy.
+            connection.RemoteEndPoint = endpoint;
+        }
+
+        return connection;
     }
 
     private Socket Create(EndPoint endpoint)

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using Forwarder.Transports.Features;
 using Forwarder.Transports.Tcp;
+using Forwarder.Transports.Tcp.Splicing;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 
@@ -177,6 +178,38 @@ public sealed class TcpConnectionTests : TcpListenerFixture
         var closedPort = probe.LocalEndPoint!;
 
         var error = await Assert.ThrowsAsync<SocketException>(() => new TcpConnectionFactory(Options, Pool).ConnectAsync(closedPort).AsTask());
+
+        Assert.Equal(SocketError.ConnectionRefused, error.SocketErrorCode);
+    }
+
+    /// <summary>
+    /// Dialled through the splicer (connect(2) on the descriptor, so .NET's socket object never
+    /// learns that it is connected): the pipes still carry bytes both ways, and the connection's
+    /// peer is the endpoint dialled.
+    /// </summary>
+    [Fact]
+    public async Task ConnectThroughSplicer_BytesFlowBothWaysThroughPipes_PeerIsTheEndpointDialled()
+    {
+        using var splicer = new SocketSplicer(1);
+        await using var client = await new TcpConnectionFactory(Options, Pool, splicer).ConnectAsync(Listener.EndPoint);
+        await using var server = (await Listener.AcceptAsync())!;
+
+        await client.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("ping"));
+        Assert.Equal("ping", await ReadStringAsync(server, 4));
+        await server.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("pong"));
+        Assert.Equal("pong", await ReadStringAsync(client, 4));
+        Assert.Equal(Listener.EndPoint, client.RemoteEndPoint);
+    }
+
+    [Fact]
+    public async Task ConnectThroughSplicer_NothingListening_ThrowsConnectionRefused()
+    {
+        using var splicer = new SocketSplicer(1);
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var closedPort = probe.LocalEndPoint!;
+
+        var error = await Assert.ThrowsAsync<SocketException>(() => new TcpConnectionFactory(Options, Pool, splicer).ConnectAsync(closedPort).AsTask());
 
         Assert.Equal(SocketError.ConnectionRefused, error.SocketErrorCode);
     }

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
 namespace Forwarder.Transports.Tcp.Splicing;
@@ -113,6 +114,37 @@ internal static unsafe partial class LinuxSockets
     [LibraryImport("libc", EntryPoint = "send")]
     [SuppressGCTransition]
     private static partial nint SendNow(int fd, byte* buffer, nint length, int flags);
+
+    public const int EInProgress = 115;
+
+    /// <summary>connect(2) on a non-blocking socket: 0, or -1 with <see cref="Errno"/> (EINPROGRESS while under way).</summary>
+    public static int Connect(int fd, System.Net.SocketAddress address)
+    {
+        fixed (byte* buffer = address.Buffer.Span)
+        {
+            return ConnectNative(fd, buffer, address.Size);
+        }
+    }
+
+    /// <summary>
+    /// What .NET's socket calls would report for a connect(2) that failed at once (Linux's errno
+    /// numbers); the rest are <see cref="SocketError.SocketError"/>.
+    /// </summary>
+    public static SocketError ConnectError(int errno) => errno switch
+    {
+        1 or 13 => SocketError.AccessDenied,
+        11 or 99 => SocketError.AddressNotAvailable,
+        12 or 105 => SocketError.NoBufferSpaceAvailable,
+        98 => SocketError.AddressAlreadyInUse,
+        100 or 101 => SocketError.NetworkUnreachable,
+        110 => SocketError.TimedOut,
+        111 => SocketError.ConnectionRefused,
+        112 or 113 => SocketError.HostUnreachable,
+        _ => SocketError.SocketError,
+    };
+
+    [LibraryImport("libc", EntryPoint = "connect", SetLastError = true)]
+    private static partial int ConnectNative(int fd, byte* address, int length);
 
     [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
     public static partial int Shutdown(int fd, int how);

@@ -66,17 +66,17 @@ public sealed class SocketSplicer : IDisposable
     /// once spliced, its events wake only the splicer. Cancelling closes nothing: the caller
     /// disposes the socket after the returned task ends, however it ends.
     /// </summary>
+    /// <remarks>
+    /// connect(2) on the descriptor, not <c>Socket.Connect</c>: a .NET socket made non-blocking
+    /// gets a SocketAsyncContext (152 bytes, with its locks and queues) that a spliced socket
+    /// carries for its whole life and never uses. The socket then does not know it is connected:
+    /// its LocalEndPoint and RemoteEndPoint are null.
+    /// </remarks>
     public async ValueTask ConnectAsync(Socket socket, EndPoint endpoint, CancellationToken cancellationToken)
     {
-        socket.Blocking = false;
-        try
+        if (!TryConnect(socket, endpoint))
         {
-            socket.Connect(endpoint);
             return;
-        }
-        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
-        {
-            // In progress: the splicer thread reports when it completes.
         }
 
         var pending = new PendingConnect(socket);
@@ -86,6 +86,24 @@ public sealed class SocketSplicer : IDisposable
         {
             await pending.Completion.ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Starts the connect; false if it completed at once, true if it is under way.</summary>
+    private static bool TryConnect(Socket socket, EndPoint endpoint)
+    {
+        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+        if (!LinuxSockets.MakeNonBlocking(socket, fd))
+        {
+            throw new SocketException((int)SocketError.SocketError);
+        }
+
+        if (LinuxSockets.Connect(fd, endpoint.Serialize()) == 0)
+        {
+            return false;
+        }
+
+        var errno = LinuxSockets.Errno;
+        return errno is LinuxSockets.EInProgress or LinuxSockets.EIntr ? true : throw new SocketException((int)LinuxSockets.ConnectError(errno));
     }
 
     /// <summary>

@@ -67,8 +67,9 @@ public sealed partial class NodeLinkTests
             var back = CopyAsync(upstream, dialler);
             await CountAsync(dialler, upstream);
 
-            // The dialler is gone: close node B's side too rather than wait for B to close it
-            // (with pings off, nothing on B's side would notice a half-closed link soon).
+            // The dialler is gone: close node B's side too. The test server may dispose the
+            // dialler's socket before the FIN is relayed, and B, its pings off, would then see
+            // nothing: no FIN, so no reason to close.
             upstream.Close();
             await back;
         }

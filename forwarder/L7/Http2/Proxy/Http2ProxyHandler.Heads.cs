@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using Forwarder.L7.Http1;
 using Forwarder.L7.Http2.Client;
 using Forwarder.L7.Http2.Server;
 using Forwarder.L7.Routing;
@@ -18,7 +19,8 @@ internal sealed partial class Http2ProxyHandler
         for (var i = 0; i < headers.Count; i++)
         {
             var name = headers.Name(i);
-            if (name.IsEmpty || name[0] == (byte)':' || IsConnectionSpecific(name))
+            if (name.IsEmpty || name[0] == (byte)':' || Http1FieldKinds.Of(name) is Http1FieldKind.Connection or Http1FieldKind.KeepAlive
+                or Http1FieldKind.ProxyConnection or Http1FieldKind.TransferEncoding or Http1FieldKind.Upgrade)
             {
                 continue;
             }
@@ -32,10 +34,6 @@ internal sealed partial class Http2ProxyHandler
             fields.Add("set-cookie"u8, Encoding.Latin1.GetBytes(generated.SetCookieValue));
         }
     }
-
-    private static bool IsConnectionSpecific(ReadOnlySpan<byte> name)
-        => name.SequenceEqual("connection"u8) || name.SequenceEqual("keep-alive"u8) || name.SequenceEqual("proxy-connection"u8)
-            || name.SequenceEqual("transfer-encoding"u8) || name.SequenceEqual("upgrade"u8);
 
     /// <summary>
     /// The upstream's request head in <see cref="Http2ProxyExchange.Upstream"/>: the routed
@@ -55,31 +53,43 @@ internal sealed partial class Http2ProxyHandler
         var joined = exchange.Joined;
         joined.ResetWrittenCount();
         var hasRequestId = false;
+        var hasVia = false;
         for (var i = 0; i < fields.Count; i++)
         {
             var name = fields.Name(i);
-            if (name[0] == (byte)':' || name.SequenceEqual("host"u8) || name.SequenceEqual("x-forwarded-proto"u8) || name.SequenceEqual("x-forwarded-host"u8)
-                || name.SequenceEqual("via"u8) || name.SequenceEqual("expect"u8))
+            if (name[0] == (byte)':')
             {
                 continue;
             }
 
-            if (name.SequenceEqual("x-forwarded-for"u8))
+            // One switch on the name's length (and at most a compare or two) rather than a compare per special name.
+            switch (Http1FieldKinds.Of(name))
             {
-                joined.Write(fields.Value(i));
-                joined.Write(", "u8);
-                continue;
+                case Http1FieldKind.Host or Http1FieldKind.XForwardedProto or Http1FieldKind.XForwardedHost or Http1FieldKind.Expect:
+                    continue;
+                case Http1FieldKind.Via:
+                    hasVia = true;
+                    continue;
+                case Http1FieldKind.XForwardedFor:
+                    joined.Write(fields.Value(i));
+                    joined.Write(", "u8);
+                    continue;
+                case Http1FieldKind.XRequestId:
+                    hasRequestId = true;
+                    break;
+                case Http1FieldKind.TE:
+                    list.Add(name, "trailers"u8);
+                    continue;
             }
 
-            hasRequestId |= name.SequenceEqual("x-request-id"u8);
-            list.Add(name, name.SequenceEqual("te"u8) ? "trailers"u8 : fields.Value(i));
+            list.Add(name, fields.Value(i));
         }
 
         joined.Write(_clientAddressText);
         list.Add("x-forwarded-for"u8, joined.WrittenSpan);
         list.Add("x-forwarded-proto"u8, _scheme);
         list.Add("x-forwarded-host"u8, head.Host);
-        AddVia(stream, exchange);
+        AddVia(stream, exchange, hasVia);
         if (!hasRequestId)
         {
             NewRequestId(exchange);
@@ -89,13 +99,13 @@ internal sealed partial class Http2ProxyHandler
         return hasRequestId;
     }
 
-    /// <summary>Via: the client's (all its fields, in order) with this hop added.</summary>
-    private static void AddVia(Http2ServerStream stream, Http2ProxyExchange exchange)
+    /// <summary>Via: the client's (all its fields, in order, when <paramref name="clientVia"/>) with this hop added.</summary>
+    private static void AddVia(Http2ServerStream stream, Http2ProxyExchange exchange, bool clientVia)
     {
         var fields = stream.RequestHeaders;
         var joined = exchange.Joined;
         joined.ResetWrittenCount();
-        for (var i = 0; i < fields.Count; i++)
+        for (var i = 0; clientVia && i < fields.Count; i++)
         {
             if (fields.Name(i).SequenceEqual("via"u8))
             {

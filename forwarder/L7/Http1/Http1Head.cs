@@ -8,8 +8,10 @@ namespace Forwarder.L7.Http1;
 /// </summary>
 internal abstract class Http1Head
 {
+    private const int DefaultBytes = 4096;
+
     private readonly List<(Range Name, Range Value, Http1FieldKind Kind)> _headers = [];
-    private byte[] _bytes = new byte[4096];
+    private byte[] _bytes = new byte[DefaultBytes];
     private int _length;
 
     public ReadOnlySpan<byte> Bytes => _bytes.AsSpan(0, _length);
@@ -18,6 +20,8 @@ internal abstract class Http1Head
     protected Span<byte> WritableBytes => _bytes.AsSpan(0, _length);
 
     public int HeaderCount => _headers.Count;
+
+    internal int Capacity => _bytes.Length;
 
     /// <summary>
     /// A Connection field names an option other than keep-alive and upgrade: a field of that name
@@ -108,6 +112,21 @@ internal abstract class Http1Head
     public void AddHeader(Range name, Range value, Http1FieldKind kind) => _headers.Add((name, value, kind));
 
     internal void SetConnectionNamesFields(bool value) => ConnectionNamesFields = value;
+
+    /// <summary>
+    /// For a head kept between uses (pooled): a buffer grown past <paramref name="retainedBytes"/>
+    /// by one huge head is dropped, not pinned. The head is empty after it.
+    /// </summary>
+    public void Trim(int retainedBytes)
+    {
+        _length = 0;
+        _headers.Clear();
+        ConnectionNamesFields = false;
+        if (_bytes.Length > retainedBytes)
+        {
+            _bytes = new byte[DefaultBytes];
+        }
+    }
 
     /// <summary>Forgets the previous message and returns room for <paramref name="length"/> bytes of the next head.</summary>
     protected Span<byte> ResetBytes(int length)

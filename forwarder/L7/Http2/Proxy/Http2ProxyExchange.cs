@@ -175,6 +175,7 @@ internal sealed class Http2ProxyExchange
         RequestTrailers.Recycle();
         Response.Recycle();
         ResponseTrailers.Recycle();
+        Head.Trim(Http2HeaderFields.RetainedBytes);
         Joined.ResetWrittenCount();
         if (Joined.Capacity > Http2HeaderFields.RetainedBytes)
         {

@@ -89,7 +89,7 @@ internal static class Http2RequestDescription
         Write(bytes, ref written, Version);
         if (!Http1RequestParser.ParseRequestLine(bytes[..written], head, out var error))
         {
-            return error.Status;
+            return Refusal(error);
         }
 
         // Regular fields with control characters were refused as the stream opened; :authority was not checked for them.
@@ -105,7 +105,7 @@ internal static class Http2RequestDescription
         Write(bytes, ref written, host);
         if (!Add(head, bytes, start, "host".Length, host.Length, limits, ref count, ref facts, out error))
         {
-            return error.Status;
+            return Refusal(error);
         }
 
         for (var i = 0; i < fields.Count; i++)
@@ -121,7 +121,7 @@ internal static class Http2RequestDescription
             Write(bytes, ref written, fields.Value(i));
             if (!Add(head, bytes, start, name.Length, fields.Value(i).Length, limits, ref count, ref facts, out error))
             {
-                return error.Status;
+                return Refusal(error);
             }
         }
 
@@ -143,12 +143,15 @@ internal static class Http2RequestDescription
             var value = bytes[(start + "cookie".Length)..written].TrimEnd(" "u8);
             if (!Add(head, bytes, start, "cookie".Length, value.Length, limits, ref count, ref facts, out error))
             {
-                return error.Status;
+                return Refusal(error);
             }
         }
 
-        return Http1RequestParser.ApplyHeaderFacts(head, facts, out error) ? 0 : error.Status;
+        return Http1RequestParser.ApplyHeaderFacts(head, facts, out error) ? 0 : Refusal(error);
     }
+
+    /// <summary>The status a failed check refuses with: never 0, which <see cref="Fill"/> returns for "accepted".</summary>
+    internal static int Refusal(Http1Error error) => error.Status is 0 ? 400 : error.Status;
 
     private static void Write(Span<byte> bytes, ref int written, ReadOnlySpan<byte> value)
     {

@@ -30,8 +30,9 @@ internal sealed partial class Http2ServerConnection
             if (refusal != 0)
             {
                 // RFC 9113 10.5.1: the block was decoded (the table is in step), so the request can be answered.
-                _encoder.BeginBlock(_headerScratch);
+                // Reset first: BeginBlock may write a dynamic table size update the block must start with.
                 _headerScratch.ResetWrittenCount();
+                _encoder.BeginBlock(_headerScratch);
                 _encoder.Encode(":status"u8, refusal == 431 ? "431"u8 : "400"u8, _headerScratch);
                 Http2FrameWriter.WriteHeaders(_control, id, _headerScratch.WrittenSpan, endStream: true, _peerMaxFrameSize);
                 _headerScratch.ResetWrittenCount();

@@ -123,6 +123,13 @@ public sealed class Http2RequestDescriptionTests
         Assert.Equal("1", Encoding.ASCII.GetString(head["x"u8]));
     }
 
+    [Fact]
+    public void AFailedCheck_NeverRefusesWithZero_WhichWouldMeanAccepted()
+    {
+        Assert.Equal(400, Http2RequestDescription.Refusal(default));
+        Assert.Equal(431, Http2RequestDescription.Refusal(new Http1Error(431, "too many")));
+    }
+
     /// <summary>"name value|name value": each field split at its first space (a value may hold more).</summary>
     private static Http2HeaderFields Fields(string request)
     {

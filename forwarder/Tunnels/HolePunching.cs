@@ -131,7 +131,7 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
         }
     }
 
-    /// <summary>Answers a relay's introduction of a node about to dial this one: short-lived probes to the node, and a token from the QUIC port.</summary>
+    /// <summary>Answers a relay's introduction of a node about to dial this one: short-lived probes to the node, and the token that relay issued this node, sent it from the QUIC port.</summary>
     /// <param name="relay">The relay making the introduction: the token is its own, sent to it alone.</param>
     public async Task AnswerAsync(ConnectionContext stream, TunnelRequest request, RelayAddress relay, CancellationToken stopping)
     {

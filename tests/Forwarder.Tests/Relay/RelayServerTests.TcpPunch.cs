@@ -112,6 +112,14 @@ public sealed partial class RelayServerTests
             aHold?.Dispose();
             bHold?.Dispose();
 
+            // The TCP token sent over UDP above was unknown there.
+            using var http = new HttpClient();
+            var metrics = await http.GetStringAsync(new Uri(relay.AdminAddress, "/metrics"));
+            Assert.Contains("forwarder_relay_rendezvous_tokens_refused_total{protocol=\"tcp\",reason=\"unknown\"} 1\n", metrics, StringComparison.Ordinal);
+            Assert.Contains("forwarder_relay_rendezvous_tokens_refused_total{protocol=\"tcp\",reason=\"rebound\"} 1\n", metrics, StringComparison.Ordinal);
+            Assert.Contains("forwarder_relay_rendezvous_tokens_refused_total{protocol=\"udp\",reason=\"unknown\"} ", metrics, StringComparison.Ordinal);
+            Assert.True(relay.Registry.UdpTokens!.RefusedUnknown >= 1, "the TCP token sent over UDP is unknown there");
+
             await b.DisposeAsync();
             await answering;
         }

@@ -71,8 +71,15 @@ internal static class RelayMetricsWriter
         Sample(text, "forwarder_relay_spliced_links_timed_out_total", "reason=\"idle\"", registry.SplicesIdleClosed);
         Sample(text, "forwarder_relay_spliced_links_timed_out_total", "reason=\"half_closed\"", registry.SplicesHalfClosedClosed);
 
-        Family(text, "forwarder_relay_tcp_rendezvous_unnamed_total", "counter", "TCP rendezvous connections closed because no node named their token over its session within 5 s.");
+        Family(text, "forwarder_relay_tcp_rendezvous_unnamed_total", "counter", "TCP rendezvous connections for an issued token closed because its node did not ask for the address within 5 s.");
         Sample(text, "forwarder_relay_tcp_rendezvous_unnamed_total", string.Empty, registry.TcpHoldsUnnamed);
+
+        Family(text, "forwarder_relay_rendezvous_tokens_refused_total", "counter", "Hole-punching tokens that bound no address: not issued by this relay to a node (or expired, or answered) (unknown), or an issued one from a second address (rebound).");
+        foreach (var (protocol, tokens) in new[] { ("udp", registry.UdpTokens), ("tcp", registry.TcpTokens) })
+        {
+            Sample(text, "forwarder_relay_rendezvous_tokens_refused_total", $"protocol=\"{protocol}\",reason=\"unknown\"", tokens?.RefusedUnknown ?? 0);
+            Sample(text, "forwarder_relay_rendezvous_tokens_refused_total", $"protocol=\"{protocol}\",reason=\"rebound\"", tokens?.RefusedRebound ?? 0);
+        }
 
         Family(text, "forwarder_relay_introductions_limited_total", "counter", "Hole-punching introductions the node asked for that were refused for a limit: the relay's of 10 a second per node (relay, event 810) or the far node's of answers at once (far_node, its event 758).");
         foreach (var n in nodes)

@@ -44,6 +44,12 @@ internal sealed class RelayRegistry(RelayConfig config)
     /// <summary>TCP rendezvous connections closed because no node named their token within <see cref="RelayServer.UnnamedHoldTimeout"/>.</summary>
     public long TcpHoldsUnnamed => Volatile.Read(ref _tcpHoldsUnnamed);
 
+    /// <summary>The UDP rendezvous' tokens, while the relay has its UDP port.</summary>
+    public RendezvousTokens? UdpTokens { get; set; }
+
+    /// <summary>The TCP rendezvous' tokens, once the relay started.</summary>
+    public RendezvousTokens? TcpTokens { get; set; }
+
     public IEnumerable<RelayNode> Nodes => _nodes.Values.OrderBy(n => n.Name, StringComparer.Ordinal);
 
     public RelayNode Node(string name) => _nodes.GetOrAdd(name, static (n, limits) => new RelayNode(n, limits), config.Limits);

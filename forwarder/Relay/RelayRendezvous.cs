@@ -5,13 +5,13 @@ using System.Security.Cryptography;
 namespace Forwarder.Relay;
 
 /// <summary>
-/// The relay's UDP side, on its listen port: a node about to punch a hole sends a random token
-/// from the UDP port it will use, and the relay notes the address the datagram came from (after
-/// the node's NAT) in <see cref="Tokens"/>. Nothing is ever sent back over UDP.
+/// The relay's UDP side, on its listen port: a node about to punch a hole sends the token the
+/// relay issued it from the UDP port it will use, and the relay notes the address the datagram
+/// came from (after the node's NAT) in <see cref="Tokens"/>. Nothing is ever sent back over UDP.
 /// </summary>
 internal sealed class RelayRendezvous : IAsyncDisposable
 {
-    /// <summary>What a token datagram starts with; 16 random bytes follow.</summary>
+    /// <summary>What a token datagram starts with; the token's 16 bytes follow.</summary>
     public static ReadOnlySpan<byte> Magic => "FWRV"u8;
 
     public const int TokenLength = 16;
@@ -23,6 +23,16 @@ internal sealed class RelayRendezvous : IAsyncDisposable
         magic.CopyTo(message);
         RandomNumberGenerator.Fill(message.AsSpan(magic.Length));
         return (Convert.ToHexStringLower(message, magic.Length, TokenLength), message);
+    }
+
+    /// <summary>The message that carries <paramref name="token"/> (as issued: lowercase hex of <see cref="TokenLength"/> bytes) after <paramref name="magic"/>; null when it is not such a token.</summary>
+    public static byte[]? Message(ReadOnlySpan<byte> magic, string? token)
+    {
+        var message = new byte[magic.Length + TokenLength];
+        magic.CopyTo(message);
+        return token is { Length: TokenLength * 2 } && Convert.FromHexString(token, message.AsSpan(magic.Length), out _, out var written) == System.Buffers.OperationStatus.Done && written == TokenLength
+            ? message
+            : null;
     }
 
     /// <summary>An IPv4 address as such: a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d, which IPv4 sockets cannot send to.</summary>

@@ -8,9 +8,11 @@ namespace Forwarder.Relay;
 /// Hole-punching introductions: a node that wants a direct QUIC link (or a TCP path by
 /// simultaneous open) to another behind NAT asks here; each learns the UDP (TCP) address the
 /// relay saw the other's token come from, and the far node starts probing before the asker
-/// dials, so both NATs hold a mapping for the pair. Tokens are the asker's own: the relay names
-/// the asker by its session (so a node introduces only itself), takes a token once, and forgets
-/// one nobody named within its lifetime.
+/// dials, so both NATs hold a mapping for the pair. The relay issues each node's token over that
+/// node's session (the asker's in a first answer on its request stream, the far node's in its
+/// introduction), so a token sent from anywhere else binds nothing, and only that node learns
+/// the address its token came from. The asker's stream carries two answers: Connected and its
+/// token, then Connected and the far node's address (or a status saying why not).
 /// </content>
 internal sealed partial class RelayServer
 {
@@ -32,43 +34,79 @@ internal sealed partial class RelayServer
         var (tokens, farKind, protocol) = punch.Kind == TunnelRequestKind.TcpPunch
             ? (TcpTokens, TunnelRequestKind.TcpPunched, "TCP")
             : (_rendezvous?.Tokens, TunnelRequestKind.Punched, "UDP");
-        if (tokens is null || await tokens.SeenAsync(punch.Target, TokenWait, deadline.Token).ConfigureAwait(false) is not { } asker)
+        if (tokens is null)
         {
             await AnswerAsync(stream, TunnelStatus.Unreachable).ConfigureAwait(false);
             return;
         }
 
-        if (punch.Node == source.Name || registry.Registered(punch.Node)?.Session is not { } far)
+        if (punch.Node == source.Name || registry.Registered(punch.Node) is null)
         {
             await AnswerAsync(stream, TunnelStatus.UnknownNode).ConfigureAwait(false);
             return;
         }
 
-        var (farStream, status) = await TunnelHandshake.RequestAsync(far, new TunnelRequest(farKind, source.Name, asker.ToString()), deadline.Token).ConfigureAwait(false);
-        if (farStream is null)
+        if (tokens.Issue(source.Name) is not { } token)
         {
-            if (status == TunnelStatus.Limited)
-            {
-                source.IntroductionLimited(far: true);
-            }
-
-            await AnswerAsync(stream, status ?? TunnelStatus.Unreachable).ConfigureAwait(false);
+            await AnswerAsync(stream, TunnelStatus.Limited).ConfigureAwait(false);
             return;
         }
 
-        await using (farStream)
+        // First answer: the token, which the node now sends from the port it punches from.
+        TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
+        TunnelHandshake.WriteField(stream.Transport.Output, token);
+        await stream.Transport.Output.FlushAsync(deadline.Token).ConfigureAwait(false);
+        if (await tokens.SeenAsync(token, source.Name, TokenWait, deadline.Token).ConfigureAwait(false) is not { } asker)
         {
-            var token = await TunnelHandshake.ReadFieldAsync(farStream.Transport.Input, deadline.Token).ConfigureAwait(false);
-            if (token is null || await tokens.SeenAsync(token, TokenWait, deadline.Token).ConfigureAwait(false) is not { } answerer)
+            await AnswerAsync(stream, TunnelStatus.Unreachable).ConfigureAwait(false);
+            return;
+        }
+
+        if (registry.Registered(punch.Node)?.Session is not { } far)
+        {
+            await AnswerAsync(stream, TunnelStatus.UnknownNode).ConfigureAwait(false);
+            return;
+        }
+
+        if (tokens.Issue(punch.Node) is not { } farToken)
+        {
+            source.IntroductionLimited(far: true);
+            await AnswerAsync(stream, TunnelStatus.Limited).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            var (farStream, status) = await TunnelHandshake.RequestAsync(far, new TunnelRequest(farKind, source.Name, $"{asker}/{farToken}"), deadline.Token).ConfigureAwait(false);
+            if (farStream is null)
             {
-                await AnswerAsync(stream, TunnelStatus.Unreachable).ConfigureAwait(false);
+                if (status == TunnelStatus.Limited)
+                {
+                    source.IntroductionLimited(far: true);
+                }
+
+                await AnswerAsync(stream, status ?? TunnelStatus.Unreachable).ConfigureAwait(false);
                 return;
             }
 
-            TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
-            TunnelHandshake.WriteField(stream.Transport.Output, answerer.ToString());
-            await stream.Transport.Output.FlushAsync(deadline.Token).ConfigureAwait(false);
-            LogIntroduced(logger, source.Name, protocol, asker.ToString(), punch.Node, answerer.ToString());
+            await using (farStream)
+            {
+                if (await tokens.SeenAsync(farToken, punch.Node, TokenWait, deadline.Token).ConfigureAwait(false) is not { } answerer)
+                {
+                    await AnswerAsync(stream, TunnelStatus.Unreachable).ConfigureAwait(false);
+                    return;
+                }
+
+                TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
+                TunnelHandshake.WriteField(stream.Transport.Output, answerer.ToString());
+                await stream.Transport.Output.FlushAsync(deadline.Token).ConfigureAwait(false);
+                LogIntroduced(logger, source.Name, protocol, asker.ToString(), punch.Node, answerer.ToString());
+            }
+        }
+        finally
+        {
+            // A far node that never answered must not keep the place the token took in its quota.
+            tokens.Withdraw(farToken);
         }
     }
 

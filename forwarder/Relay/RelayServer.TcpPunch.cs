@@ -8,15 +8,16 @@ namespace Forwarder.Relay;
 /// <content>
 /// The TCP rendezvous, on the relay's listen port beside the nodes' TLS sessions: a node about to
 /// open a TCP path by simultaneous open connects from the port it will use and sends
-/// <see cref="TcpMagic"/> and a random token, nothing else. The relay notes the address the
-/// connection came from (after the node's NAT) under the token and holds the connection, so the
-/// NAT keeps that mapping, until the node closes it or the token's lifetime is over; a hold whose
-/// token no node names within <see cref="UnnamedHoldTimeout"/> is closed then. A TLS
+/// <see cref="TcpMagic"/> and the token the relay issued it over its session, nothing else. The
+/// relay notes the address the connection came from (after the node's NAT) under the token and
+/// holds the connection, so the NAT keeps that mapping, until the node closes it or the token's
+/// lifetime is over; a connection with a token not issued (or bound already) is closed at once,
+/// and a hold whose node does not ask for the address within <see cref="UnnamedHoldTimeout"/> then. A TLS
 /// ClientHello never starts with the magic's first byte, so the two are told apart by it.
 /// </content>
 internal sealed partial class RelayServer
 {
-    /// <summary>What a TCP rendezvous connection sends first; <see cref="RelayRendezvous.TokenLength"/> random bytes follow.</summary>
+    /// <summary>What a TCP rendezvous connection sends first; the <see cref="RelayRendezvous.TokenLength"/> bytes of an issued token follow.</summary>
     public static ReadOnlySpan<byte> TcpMagic => "FWRT"u8;
 
     /// <summary>How long a connection that starts with the magic's first byte may take to send the rest of its hello.</summary>
@@ -117,7 +118,12 @@ internal sealed partial class RelayServer
                 using var unnamed = new CancellationTokenSource(UnnamedHoldTimeout, time);
                 using var lifetime = new CancellationTokenSource(RendezvousTokens.Lifetime, time);
                 var named = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                TcpTokens.Note(Convert.ToHexStringLower(hello, TcpMagic.Length, RelayRendezvous.TokenLength), seen, named);
+                if (!TcpTokens.Note(Convert.ToHexStringLower(hello, TcpMagic.Length, RelayRendezvous.TokenLength), seen, named))
+                {
+                    // Not a token this relay issued, or one already bound to another address: nothing to hold.
+                    return true;
+                }
+
                 if (!await HoldAsync(input, unnamed.Token).ConfigureAwait(false))
                 {
                     return true;

@@ -45,6 +45,7 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         _listener = await listeners.BindAsync(config.ListenEndPoint, cancellationToken).ConfigureAwait(false);
+        registry.TcpTokens = TcpTokens;
         _accepting = AcceptLoopAsync(_listener);
         LogListening(logger, config.Name, _listener.EndPoint);
 
@@ -54,6 +55,7 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         try
         {
             _rendezvous = new RelayRendezvous(udp, time);
+            registry.UdpTokens = _rendezvous.Tokens;
         }
         catch (System.Net.Sockets.SocketException ex)
         {

@@ -3,72 +3,128 @@ using System.Net;
 namespace Forwarder.Relay;
 
 /// <summary>
-/// Tokens nodes sent the relay from the port they are about to punch from, each with the address
-/// it came from (after the node's NAT): a node then names its token over its authenticated
-/// session, so only the node that sent it learns or hands out that address. A token answers
-/// once; one nobody names expires after <see cref="Lifetime"/>. The UDP rendezvous and the TCP
-/// one keep a table each, so an address seen over one protocol never stands for the other.
+/// Tokens the relay issued to nodes over their authenticated sessions, each with the address it
+/// then came from over UDP (TCP) after the node's NAT. Only an issued token is recorded, and only
+/// the first address it comes from: a token nobody was issued, or one raced or spoofed from
+/// elsewhere, binds nothing (counted by reason). Only the node a token was issued to learns the
+/// address, once. The UDP rendezvous and the TCP one keep a table each, so an address seen over
+/// one protocol never stands for the other.
 /// </summary>
 internal sealed class RendezvousTokens(TimeProvider time)
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(30);
 
-    /// <summary>
-    /// Tokens nobody waits for yet, kept at most this many: anyone can send tokens (over UDP from
-    /// spoofed sources too), so a flood fills the table and is then dropped, while tokens a node
-    /// already named over its session still get through.
-    /// </summary>
-    public const int MaxUnclaimed = 4096;
-
-    /// <summary>
-    /// Tokens nobody waits for yet from one source (an IPv4 address or an IPv6 /64, see
-    /// <see cref="SourceKey"/>), at most: the sender is known by
-    /// nothing else until a node names its token, so this is the quota that keeps one host (a
-    /// node, or anyone) from filling the table and dropping every other node's tokens. A site's
-    /// nodes behind one NAT share it; theirs are named within seconds.
-    /// </summary>
-    public const int MaxUnclaimedPerSource = 64;
+    /// <summary>Tokens one node may hold unanswered at once: a punch takes one or two, for seconds.</summary>
+    public const int MaxPerNode = 8;
 
     private readonly Lock _lock = new();
-    private readonly Dictionary<string, (IPEndPoint Seen, long At, TaskCompletionSource? Named)> _unclaimed = new(StringComparer.Ordinal);
-    private readonly Dictionary<IPAddress, int> _perSource = [];
-    private readonly Dictionary<string, TaskCompletionSource<IPEndPoint>> _waiting = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Issued> _issued = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _outstanding = new(StringComparer.Ordinal);
     private long _sweptAt;
+    private long _refusedUnknown;
+    private long _refusedRebound;
 
-    /// <summary>Tokens seen that nobody has asked for yet.</summary>
-    public int Unclaimed
+    /// <summary>Tokens that came without the relay having issued them (or after they expired or answered).</summary>
+    public long RefusedUnknown => Volatile.Read(ref _refusedUnknown);
+
+    /// <summary>Issued tokens that came again from an address other than the first one.</summary>
+    public long RefusedRebound => Volatile.Read(ref _refusedRebound);
+
+    /// <summary>Tokens issued and not yet answered or expired.</summary>
+    public int Outstanding
     {
         get
         {
             lock (_lock)
             {
-                return _unclaimed.Count;
+                return _outstanding.Values.Sum();
             }
         }
     }
 
-    /// <summary>Where <paramref name="token"/> came from, waiting up to <paramref name="timeout"/> for it; null if it never came or expired. A token answers once.</summary>
-    public async Task<IPEndPoint?> SeenAsync(string token, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>A fresh token for <paramref name="node"/> to send from the port it will punch from; null when it already holds <see cref="MaxPerNode"/>.</summary>
+    public string? Issue(string node)
     {
-        TaskCompletionSource<IPEndPoint> waiter;
+        var (token, _) = RelayRendezvous.NewToken([]);
+        var now = time.GetTimestamp();
         lock (_lock)
         {
-            if (Remove(token) is { } seen && !Expired(seen.At, time.GetTimestamp()))
+            if (_outstanding.GetValueOrDefault(node) >= MaxPerNode || time.GetElapsedTime(_sweptAt, now) >= TimeSpan.FromSeconds(1))
             {
-                seen.Named?.TrySetResult();
-                return seen.Seen;
+                Sweep(now);
             }
 
-            if (!_waiting.TryGetValue(token, out waiter!))
+            if (_outstanding.GetValueOrDefault(node) >= MaxPerNode)
             {
-                waiter = new TaskCompletionSource<IPEndPoint>(TaskCreationOptions.RunContinuationsAsynchronously);
-                _waiting[token] = waiter;
+                return null;
             }
+
+            _issued[token] = new Issued(node, now);
+            _outstanding[node] = _outstanding.GetValueOrDefault(node) + 1;
+            return token;
+        }
+    }
+
+    /// <summary>
+    /// Records where an issued token came from: true when it is the first address (or that one
+    /// again, as UDP tokens are sent more than once); false, counted, for a token not issued or
+    /// one already seen from elsewhere. <paramref name="named"/>, if given with the first address,
+    /// completes when the token's node asks for it.
+    /// </summary>
+    public bool Note(string token, IPEndPoint seen, TaskCompletionSource? named = null)
+    {
+        lock (_lock)
+        {
+            if (!_issued.TryGetValue(token, out var issued) || Expired(issued.At, time.GetTimestamp()))
+            {
+                Interlocked.Increment(ref _refusedUnknown);
+                return false;
+            }
+
+            if (issued.Address is { } first)
+            {
+                if (first.Equals(seen))
+                {
+                    return true;
+                }
+
+                Interlocked.Increment(ref _refusedRebound);
+                return false;
+            }
+
+            issued.Address = seen;
+            issued.Named = named;
+            issued.Seen.TrySetResult(seen);
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Where <paramref name="token"/> came from, waiting up to <paramref name="timeout"/>; null if
+    /// it was not issued to <paramref name="node"/>, never came, expired, or answered already.
+    /// </summary>
+    public async Task<IPEndPoint?> SeenAsync(string token, string node, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        Issued? issued;
+        lock (_lock)
+        {
+            if (!_issued.TryGetValue(token, out issued) || issued.Node != node || issued.Answered || Expired(issued.At, time.GetTimestamp()))
+            {
+                return null;
+            }
+
+            issued.Answered = true;
         }
 
         try
         {
-            return await waiter.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            var seen = await issued.Seen.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            lock (_lock)
+            {
+                issued.Named?.TrySetResult();
+            }
+
+            return seen;
         }
         catch (TimeoutException)
         {
@@ -78,82 +134,69 @@ internal sealed class RendezvousTokens(TimeProvider time)
         {
             lock (_lock)
             {
-                // Only this call's waiter: another asking for the same token may have replaced it.
-                if (_waiting.TryGetValue(token, out var current) && current == waiter)
-                {
-                    _waiting.Remove(token);
-                }
+                // No longer outstanding; kept till it expires, so its late copies count as neither unknown nor rebound.
+                Release(issued.Node);
             }
         }
     }
 
-    /// <summary>
-    /// Hands the address to whoever waits for the token, else keeps it (bounded) for a node about
-    /// to name it; <paramref name="named"/>, if given, completes when a node names the token (at
-    /// once when one already waits), and never when nobody does or the table had no room.
-    /// </summary>
-    public void Note(string token, IPEndPoint seen, TaskCompletionSource? named = null)
+    /// <summary>Gives up <paramref name="token"/> if nobody asked for it yet: it stops counting against its node's quota, and binds nothing from now on.</summary>
+    public void Withdraw(string token)
     {
-        TaskCompletionSource<IPEndPoint>? waiter;
         lock (_lock)
         {
-            if (!_waiting.Remove(token, out waiter))
+            if (_issued.TryGetValue(token, out var issued) && !issued.Answered)
             {
-                var now = time.GetTimestamp();
-                var source = SourceKey.Of(seen.Address);
-                if ((_unclaimed.Count >= MaxUnclaimed || FromSource(source) >= MaxUnclaimedPerSource) && time.GetElapsedTime(_sweptAt, now) >= TimeSpan.FromSeconds(1))
-                {
-                    // At most once a second, so a flood costs one scan a second, not one per token.
-                    _sweptAt = now;
-                    foreach (var (key, value) in _unclaimed)
-                    {
-                        if (Expired(value.At, now))
-                        {
-                            Remove(key);
-                        }
-                    }
-                }
-
-                // A token sent again (over UDP, nodes send theirs more than once) keeps its place.
-                Remove(token);
-                if (_unclaimed.Count < MaxUnclaimed && FromSource(source) < MaxUnclaimedPerSource)
-                {
-                    _unclaimed[token] = (seen, now, named);
-                    _perSource[source] = FromSource(source) + 1;
-                }
-
-                return;
+                _issued.Remove(token);
+                Release(issued.Node);
             }
         }
-
-        named?.TrySetResult();
-        waiter.TrySetResult(seen);
     }
 
-    /// <summary>Tokens kept from <paramref name="source"/>, a <see cref="SourceKey"/>.</summary>
-    private int FromSource(IPAddress source) => _perSource.GetValueOrDefault(source);
-
-    /// <summary>Takes a token out of the unclaimed table and its source's count (under the lock).</summary>
-    private (IPEndPoint Seen, long At, TaskCompletionSource? Named)? Remove(string token)
+    /// <summary>Forgets expired tokens (under the lock).</summary>
+    private void Sweep(long now)
     {
-        if (!_unclaimed.Remove(token, out var entry))
+        _sweptAt = now;
+        foreach (var (token, issued) in _issued)
         {
-            return null;
+            if (Expired(issued.At, now))
+            {
+                _issued.Remove(token);
+                if (!issued.Answered)
+                {
+                    Release(issued.Node);
+                }
+            }
         }
+    }
 
-        var source = SourceKey.Of(entry.Seen.Address);
-        var left = FromSource(source) - 1;
-        if (left == 0)
+    private void Release(string node)
+    {
+        var left = _outstanding.GetValueOrDefault(node) - 1;
+        if (left <= 0)
         {
-            _perSource.Remove(source);
+            _outstanding.Remove(node);
         }
         else
         {
-            _perSource[source] = left;
+            _outstanding[node] = left;
         }
-
-        return entry;
     }
 
     private bool Expired(long at, long now) => time.GetElapsedTime(at, now) > Lifetime;
+
+    private sealed class Issued(string node, long at)
+    {
+        public string Node { get; } = node;
+
+        public long At { get; } = at;
+
+        public TaskCompletionSource<IPEndPoint> Seen { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public IPEndPoint? Address { get; set; }
+
+        public TaskCompletionSource? Named { get; set; }
+
+        public bool Answered { get; set; }
+    }
 }

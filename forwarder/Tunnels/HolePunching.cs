@@ -12,10 +12,10 @@ namespace Forwarder.Tunnels;
 
 /// <summary>
 /// UDP hole punching for QUIC links between nodes behind NAT, with a relay as the go-between
-/// (libp2p DCUtR, Tailscale disco). The dialler sends a token to the relay from a fresh UDP
-/// socket and asks the relay to introduce it to the far node; the far node sends a token from
-/// its QUIC listener's port, so the relay has seen both NAT mappings, and each side learns the
-/// other's. Before answering, the far node sends probes with a short TTL: they open its own NAT
+/// (libp2p DCUtR, Tailscale disco). The dialler asks the relay to introduce it to the far node
+/// and sends the token the relay issues it from a fresh UDP socket; the far node sends the token
+/// the relay issued it with the introduction from its QUIC listener's port, so the relay has seen
+/// both NAT mappings, and each side learns the other's. Before answering, the far node sends probes with a short TTL: they open its own NAT
 /// towards the dialler's address but die before the dialler's NAT (had one arrived there first,
 /// that NAT would keep it as a connection of its own and give the dialler's packets to the far
 /// node another port). The dialler's QUIC Initials then open its NAT on the way out and pass the
@@ -112,11 +112,11 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
         try
         {
             socket.Bind(new IPEndPoint(IPAddress.Any, port));
-            var (token, datagram) = RelayRendezvous.NewToken(RelayRendezvous.Magic);
             using var introduction = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             introduction.CancelAfter(IntroductionTimeout);
-            var far = await relays.IntroduceAsync(peer, TunnelRequestKind.Punch, token, async relay =>
+            var far = await relays.IntroduceAsync(peer, TunnelRequestKind.Punch, async (relay, token) =>
             {
+                var datagram = RelayRendezvous.Message(RelayRendezvous.Magic, token) ?? throw new IOException("the relay issued a malformed token");
                 for (var i = 0; i < 3; i++)
                 {
                     await socket.SendToAsync(datagram, SocketFlags.None, relay, introduction.Token).ConfigureAwait(false);
@@ -131,19 +131,19 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
         }
     }
 
-    /// <summary>Answers a relay's introduction of a node about to dial this one: short-lived probes to the node, and a token from the QUIC port.</summary>
-    public async Task AnswerAsync(ConnectionContext stream, TunnelRequest request, CancellationToken stopping)
+    /// <summary>Answers a relay's introduction of a node about to dial this one: short-lived probes to the node, and the token that relay issued this node, sent it from the QUIC port.</summary>
+    /// <param name="relay">The relay making the introduction: the token is its own, sent to it alone.</param>
+    public async Task AnswerAsync(ConnectionContext stream, TunnelRequest request, RelayAddress relay, CancellationToken stopping)
     {
         var node = source.Initial.Node!;
-        if (Volatile.Read(ref _listener) is not { } listener || node.Refuses(request.Node) is not null || !IPEndPoint.TryParse(request.Target, out var asker))
+        if (Volatile.Read(ref _listener) is not { } listener || node.Refuses(request.Node) is not null
+            || !TryParseIntroduction(request.Target, RelayRendezvous.Magic, out var asker, out var datagram))
         {
             TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.NotAllowed);
             await stream.Transport.Output.FlushAsync(stopping).ConfigureAwait(false);
             return;
         }
 
-        asker = RelayRendezvous.Unmapped(asker);
-        var (token, datagram) = RelayRendezvous.NewToken(RelayRendezvous.Magic);
         var hopLimit = HopLimitFor(request.Node, asker, node.PunchTtl);
         try
         {
@@ -168,28 +168,44 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
             return;
         }
 
-        foreach (var relay in node.Relays)
+        try
         {
-            // Each relay on its own: one that does not resolve or cannot be sent to must not keep
-            // the token from the others, among them the one making the introduction.
-            try
+            var udp = RelayRendezvous.Unmapped(await QuicLinkDialer.ResolveAsync(relay.EndPoint, stopping).ConfigureAwait(false));
+            for (var i = 0; i < 3; i++)
             {
-                var udp = RelayRendezvous.Unmapped(await QuicLinkDialer.ResolveAsync(relay.EndPoint, stopping).ConfigureAwait(false));
-                for (var i = 0; i < 3; i++)
-                {
-                    await SendAsync(listener, datagram, udp, null, stopping).ConfigureAwait(false);
-                }
+                await SendAsync(listener, datagram, udp, null, stopping).ConfigureAwait(false);
             }
-            catch (SocketException ex)
-            {
-                LogTokenNotSent(logger, relay.Name, ex.SocketErrorCode);
-            }
+        }
+        catch (SocketException ex)
+        {
+            LogTokenNotSent(logger, relay.Name, ex.SocketErrorCode);
+            TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Unreachable);
+            await stream.Transport.Output.FlushAsync(stopping).ConfigureAwait(false);
+            return;
         }
 
         TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
-        TunnelHandshake.WriteField(stream.Transport.Output, token);
         await stream.Transport.Output.FlushAsync(stopping).ConfigureAwait(false);
         LogIntroduced(logger, request.Node, asker.ToString(), hopLimit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "no limit");
+    }
+
+    /// <summary>
+    /// An introduction's target, ADDRESS/TOKEN: the introduced node's address, and the token the
+    /// relay issued this node, as the message (after <paramref name="magic"/>) that carries it.
+    /// </summary>
+    internal static bool TryParseIntroduction(string target, ReadOnlySpan<byte> magic, out IPEndPoint asker, out byte[] message)
+    {
+        var slash = target.LastIndexOf('/');
+        asker = null!;
+        message = null!;
+        if (slash < 0 || !IPEndPoint.TryParse(target.AsSpan(0, slash), out var parsed) || RelayRendezvous.Message(magic, target[(slash + 1)..]) is not { } built)
+        {
+            return false;
+        }
+
+        asker = RelayRendezvous.Unmapped(parsed);
+        message = built;
+        return true;
     }
 
     /// <summary>

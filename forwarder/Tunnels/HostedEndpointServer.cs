@@ -49,15 +49,15 @@ internal sealed partial class HostedEndpointServer(
                     return;
                 }
 
-                if (linkedPeer is null && request.Kind == TunnelRequestKind.Punched)
+                if (relay is not null && request.Kind == TunnelRequestKind.Punched)
                 {
-                    await punching.AnswerAsync(stream, request, deadline.Token).ConfigureAwait(false);
+                    await punching.AnswerAsync(stream, request, relay, deadline.Token).ConfigureAwait(false);
                     return;
                 }
 
-                if (linkedPeer is null && request.Kind == TunnelRequestKind.TcpPunched)
+                if (relay is not null && request.Kind == TunnelRequestKind.TcpPunched)
                 {
-                    await tcpPunching.AnswerAsync(stream, request, deadline.Token).ConfigureAwait(false);
+                    await tcpPunching.AnswerAsync(stream, request, relay, deadline.Token).ConfigureAwait(false);
                     return;
                 }
 

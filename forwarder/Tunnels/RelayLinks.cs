@@ -111,12 +111,12 @@ internal sealed partial class RelayLinks(
     /// <summary>
     /// Asks a relay this node is registered with to introduce it to <paramref name="node"/> for
     /// hole punching (<paramref name="kind"/>: <see cref="TunnelRequestKind.Punch"/> over UDP,
-    /// <see cref="TunnelRequestKind.TcpPunch"/> over TCP): <paramref name="announce"/> first sends
-    /// <paramref name="token"/> to the relay's port; the answer is the far node's address as the
-    /// relay saw it.
+    /// <see cref="TunnelRequestKind.TcpPunch"/> over TCP): the relay answers first with a token it
+    /// issued this node, which <paramref name="announce"/> sends to the relay's port from the
+    /// port the node punches from; then with the far node's address as the relay saw it.
     /// </summary>
     /// <returns>The far node's address; null when no relay could introduce the nodes.</returns>
-    public async Task<IPEndPoint?> IntroduceAsync(string node, TunnelRequestKind kind, string token, Func<IPEndPoint, Task> announce, CancellationToken cancellationToken)
+    public async Task<IPEndPoint?> IntroduceAsync(string node, TunnelRequestKind kind, Func<IPEndPoint, string, Task> announce, CancellationToken cancellationToken)
     {
         foreach (var relay in _relays)
         {
@@ -125,8 +125,7 @@ internal sealed partial class RelayLinks(
                 continue;
             }
 
-            await announce(await QuicLinkDialer.ResolveAsync(relay.Address.EndPoint, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
-            var (stream, _) = await TunnelHandshake.RequestAsync(session, new TunnelRequest(kind, node, token), cancellationToken).ConfigureAwait(false);
+            var (stream, _) = await TunnelHandshake.RequestAsync(session, new TunnelRequest(kind, node, "-"), cancellationToken).ConfigureAwait(false);
             if (stream is null)
             {
                 continue;
@@ -134,7 +133,14 @@ internal sealed partial class RelayLinks(
 
             await using (stream)
             {
-                if (IPEndPoint.TryParse(await TunnelHandshake.ReadFieldAsync(stream.Transport.Input, cancellationToken).ConfigureAwait(false) ?? string.Empty, out var far))
+                if (await TunnelHandshake.ReadFieldAsync(stream.Transport.Input, cancellationToken).ConfigureAwait(false) is not { } token)
+                {
+                    continue;
+                }
+
+                await announce(await QuicLinkDialer.ResolveAsync(relay.Address.EndPoint, cancellationToken).ConfigureAwait(false), token).ConfigureAwait(false);
+                if (await TunnelHandshake.ReadStatusAsync(stream.Transport.Input, cancellationToken).ConfigureAwait(false) == TunnelStatus.Connected
+                    && IPEndPoint.TryParse(await TunnelHandshake.ReadFieldAsync(stream.Transport.Input, cancellationToken).ConfigureAwait(false) ?? string.Empty, out var far))
                 {
                     return far;
                 }

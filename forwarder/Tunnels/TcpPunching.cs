@@ -15,7 +15,8 @@ namespace Forwarder.Tunnels;
 /// <summary>
 /// A TCP path between nodes behind NAT, for networks that drop UDP: TCP simultaneous open, with
 /// a relay as the go-between. Each node connects to the relay from the port it will use (the
-/// port is shared, SO_REUSEADDR and SO_REUSEPORT) and sends a token, so the relay sees its NAT
+/// port is shared, SO_REUSEADDR and SO_REUSEPORT) and sends the token the relay issued it over
+/// its session, so the relay sees its NAT
 /// mapping and holds it; the relay introduces the nodes and tells each the other's address.
 /// The far node first sends a SYN with a short TTL from its port to the dialler: it opens the far
 /// NAT towards the dialler but expires before the dialler's NAT. Had it arrived there first, that
@@ -96,13 +97,13 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
         try
         {
             var port = 0;
-            var (token, hello) = RelayRendezvous.NewToken(RelayServer.TcpMagic);
             IPEndPoint far;
             using (var introduction = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
                 introduction.CancelAfter(IntroductionTimeout);
-                far = RelayRendezvous.Unmapped(await relays.IntroduceAsync(peer.Name, TunnelRequestKind.TcpPunch, token, async relay =>
+                far = RelayRendezvous.Unmapped(await relays.IntroduceAsync(peer.Name, TunnelRequestKind.TcpPunch, async (relay, token) =>
                 {
+                    var hello = RelayRendezvous.Message(RelayServer.TcpMagic, token) ?? throw new IOException("the relay issued a malformed token");
                     var socket = Bound(port);
                     held.Add(socket);
                     port = ((IPEndPoint)socket.LocalEndPoint!).Port;
@@ -134,51 +135,47 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
     }
 
     /// <summary>
-    /// Answers a relay's introduction of a node about to connect to this one: a token from a fresh
-    /// port to each relay, a SYN with a short TTL from that port to the node, the token; then the
-    /// connection, if the node's SYN comes, is served as a link from that node alone.
+    /// Answers a relay's introduction of a node about to connect to this one: the token the relay
+    /// issued this node from a fresh port to that relay, a SYN with a short TTL from that port to
+    /// the node; then the connection, if the node's SYN comes, is served as a link from that node alone.
     /// </summary>
-    public async Task AnswerAsync(ConnectionContext stream, TunnelRequest request, CancellationToken cancellationToken)
+    /// <param name="relay">The relay making the introduction: the token is its own, sent to it alone.</param>
+    public async Task AnswerAsync(ConnectionContext stream, TunnelRequest request, RelayAddress relay, CancellationToken cancellationToken)
     {
         var node = source.Initial.Node!;
         if (Volatile.Read(ref _acceptor) is not { } acceptor || node.Refuses(request.Node) is not null
-            || !IPEndPoint.TryParse(request.Target, out var parsed) || RelayRendezvous.Unmapped(parsed) is not { AddressFamily: AddressFamily.InterNetwork } asker)
+            || !HolePunching.TryParseIntroduction(request.Target, RelayServer.TcpMagic, out var asker, out var hello) || asker.AddressFamily != AddressFamily.InterNetwork)
         {
-            await AnswerAsync(stream, TunnelStatus.NotAllowed, token: null, cancellationToken).ConfigureAwait(false);
+            await AnswerAsync(stream, TunnelStatus.NotAllowed, cancellationToken).ConfigureAwait(false);
             return;
         }
 
         if (!TryAnswer(request.Node))
         {
             LogAnswersLimited(logger, request.Node, MaxAnsweringPerPeer, MaxAnswering);
-            await AnswerAsync(stream, TunnelStatus.Limited, token: null, cancellationToken).ConfigureAwait(false);
+            await AnswerAsync(stream, TunnelStatus.Limited, cancellationToken).ConfigureAwait(false);
             return;
         }
 
-        var (token, hello) = RelayRendezvous.NewToken(RelayServer.TcpMagic);
         var held = new List<Socket>();
         Socket? probe = null;
         try
         {
             var port = 0;
-            foreach (var relay in node.Relays)
+            try
             {
-                // Each relay on its own: one that does not answer must not keep the token from the
-                // others, among them the one making the introduction.
-                try
-                {
-                    var address = RelayRendezvous.Unmapped(await QuicLinkDialer.ResolveAsync(relay.EndPoint, cancellationToken).ConfigureAwait(false));
-                    var socket = Bound(port);
-                    held.Add(socket);
-                    port = ((IPEndPoint)socket.LocalEndPoint!).Port;
-                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                    timeout.CancelAfter(TokenTimeout);
-                    await SendTokenAsync(socket, address, hello, timeout.Token).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
-                {
-                    LogTokenNotSent(logger, relay.Name, ex.Message);
-                }
+                var address = RelayRendezvous.Unmapped(await QuicLinkDialer.ResolveAsync(relay.EndPoint, cancellationToken).ConfigureAwait(false));
+                var socket = Bound(port);
+                held.Add(socket);
+                port = ((IPEndPoint)socket.LocalEndPoint!).Port;
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                timeout.CancelAfter(TokenTimeout);
+                await SendTokenAsync(socket, address, hello, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                // The relay answers the dialler for want of the token; the probe costs nothing.
+                LogTokenNotSent(logger, relay.Name, ex.Message);
             }
 
             probe = Bound(port);
@@ -190,7 +187,7 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
             LogProbeFailed(logger, request.Node, asker.ToString(), ex.SocketErrorCode);
             Dispose(probe, held);
             Answered(request.Node);
-            await AnswerAsync(stream, TunnelStatus.Unreachable, token: null, cancellationToken).ConfigureAwait(false);
+            await AnswerAsync(stream, TunnelStatus.Unreachable, cancellationToken).ConfigureAwait(false);
             return;
         }
         catch
@@ -202,7 +199,7 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
 
         LogIntroduced(logger, request.Node, asker.ToString(), node.PunchTtl);
         _ = CompleteAsync(probe, held, request.Node, asker, node.PunchTtl, acceptor);
-        await AnswerAsync(stream, TunnelStatus.Connected, token, cancellationToken).ConfigureAwait(false);
+        await AnswerAsync(stream, TunnelStatus.Connected, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Waits for the introduced node's SYN on the probe's socket and serves the connection as its link; never throws.</summary>
@@ -383,14 +380,9 @@ internal sealed partial class TcpPunching(ConfigSource source, TcpTransportOptio
         await socket.SendAsync(hello, SocketFlags.None, cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task AnswerAsync(ConnectionContext stream, TunnelStatus status, string? token, CancellationToken cancellationToken)
+    private static async Task AnswerAsync(ConnectionContext stream, TunnelStatus status, CancellationToken cancellationToken)
     {
         TunnelHandshake.WriteStatus(stream.Transport.Output, status);
-        if (token is not null)
-        {
-            TunnelHandshake.WriteField(stream.Transport.Output, token);
-        }
-
         await stream.Transport.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 

@@ -43,29 +43,31 @@ internal enum TunnelRequestKind : byte
     Relayed = 4,
 
     /// <summary>
-    /// Node to relay: help punch a hole to node <see cref="TunnelRequest.Node"/>; the target is the
-    /// token this node sent the relay over UDP. Answered Connected and the far node's UDP address.
+    /// Node to relay: help punch a hole to node <see cref="TunnelRequest.Node"/> (the target,
+    /// "-", is unused). Answered twice: Connected and a token the relay issued this node, which it sends
+    /// the relay over UDP from the port it will dial from; then Connected and the far node's UDP address.
     /// </summary>
     Punch = 5,
 
     /// <summary>
-    /// Relay to node: node <see cref="TunnelRequest.Node"/>, seen at UDP address
-    /// <see cref="TunnelRequest.Target"/>, is about to dial; answered Connected and a token this
-    /// node sends the relay over UDP from its QUIC port.
+    /// Relay to node: node <see cref="TunnelRequest.Node"/> is about to dial; the target is
+    /// ADDRESS/TOKEN, the UDP address it was seen at and a token the relay issued this node, which
+    /// it sends that relay over UDP from its QUIC port before it answers Connected.
     /// </summary>
     Punched = 6,
 
     /// <summary>
     /// Node to relay: help open a TCP path to node <see cref="TunnelRequest.Node"/> by simultaneous
-    /// open; the target is the token this node sent the relay over TCP from the port it will
-    /// connect from. Answered Connected and the far node's TCP address.
+    /// open (the target, "-", is unused). Answered twice: Connected and a token the relay issued this
+    /// node, which it sends the relay over TCP from the port it will connect from; then Connected
+    /// and the far node's TCP address.
     /// </summary>
     TcpPunch = 7,
 
     /// <summary>
-    /// Relay to node: node <see cref="TunnelRequest.Node"/>, seen at TCP address
-    /// <see cref="TunnelRequest.Target"/>, is about to connect; answered Connected and a token this
-    /// node sent the relay over TCP from the port it waits on.
+    /// Relay to node: node <see cref="TunnelRequest.Node"/> is about to connect; the target is
+    /// ADDRESS/TOKEN, the TCP address it was seen at and a token the relay issued this node, which
+    /// it sent that relay over TCP from the port it waits on before it answers Connected.
     /// </summary>
     TcpPunched = 8,
 

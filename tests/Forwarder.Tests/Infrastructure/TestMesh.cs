@@ -40,8 +40,8 @@ internal sealed class TestMesh : IDisposable
     /// <summary>Node edge-b: hosts <paramref name="hostedEndpoint"/>, takes direct links on a free port, registers with <paramref name="relays"/>.</summary>
     public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, params RunningRelay[] relays) => StartNodeBAsync(hostedEndpoint, "edge-a", relays);
 
-    /// <summary>Node edge-b as above, admitting only <paramref name="peer"/>, with <c>node.relayMode</c> <paramref name="relayMode"/>; <paramref name="deadRelay"/>, if given, is its first relay (relay-2), which never answers.</summary>
-    public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string peer, RunningRelay[] relays, string relayMode = "splice", System.Net.IPEndPoint? deadRelay = null) => RunningForwarder.StartAsync($"""
+    /// <summary>Node edge-b as above, admitting only <paramref name="peer"/>, with <c>node.relayMode</c> <paramref name="relayMode"/>.</summary>
+    public Task<RunningForwarder> StartNodeBAsync(string hostedEndpoint, string peer, RunningRelay[] relays, string relayMode = "splice") => RunningForwarder.StartAsync($"""
         node:
           name: edge-b
           listen: '127.0.0.1:0'
@@ -50,7 +50,7 @@ internal sealed class TestMesh : IDisposable
         {Identity("edge-b", Directory)}
           peers:
             - name: {peer}
-        {(deadRelay is null ? Relays(relays) : Relays(relays).Replace("  relays:\n", $"  relays:\n    - {{ name: relay-2, address: '{deadRelay}' }}\n", StringComparison.Ordinal))}
+        {Relays(relays)}
         listeners:
           - name: unused
             listen: '127.0.0.1:0'

@@ -9,7 +9,7 @@ namespace Forwarder.Tests.Relay;
 
 /// <content>
 /// What TCP rendezvous connections, which come before any certificate, may cost the relay: a
-/// hold whose token no node names is closed after seconds, not the token's lifetime; strangers
+/// hold whose issued token its node does not ask for is closed after seconds, not the token's lifetime; strangers
 /// cannot take the part of the holds kept for the addresses registered nodes come from; and a
 /// hello started late gets no more than is left of the handshake's time. The relay's clock is
 /// driven by the test, so each deadline is crossed exactly rather than waited for.
@@ -21,16 +21,13 @@ public sealed partial class RelayServerTests
     {
         var clock = new FakeTimeProvider();
         await using var relay = await RunningRelay.StartAsync(_mesh.Directory, time: clock);
-        var (a, aLink) = await DialAndRegisterAsync(relay, "edge-a");
-        await using (aLink)
-        await using (a)
         {
-            using var stranger = await SendTokenAsync(relay, NewTcpToken(out _), IPAddress.Parse("127.0.0.2"));
-            using var named = await SendTokenAsync(relay, NewTcpToken(out var namedToken));
-            await Eventually.TrueAsync(() => relay.TcpTokens.Unclaimed == 2, "both tokens are noted");
+            using var stranger = await SendTokenAsync(relay, IssuedTcpHello(relay, "edge-s"), IPAddress.Parse("127.0.0.2"));
+            using var named = await SendTokenAsync(relay, IssuedTcpHello(relay, "edge-a", out var namedToken));
+            await Eventually.TrueAsync(() => relay.Server.Connections == 2, "both tokens are noted");
 
-            // Named over the node's session (the far node is unknown, but the token is taken first).
-            Assert.Equal(TunnelStatus.UnknownNode, (await AskTcpPunchAsync(a, "edge-z", namedToken)).Status);
+            // Asked for by the node it was issued to, as the relay does in an introduction.
+            Assert.Equal(named.LocalEndPoint, await relay.TcpTokens.SeenAsync(namedToken, "edge-a", TimeSpan.FromSeconds(30), CancellationToken.None));
 
             clock.Advance(RelayServer.UnnamedHoldTimeout - TimeSpan.FromSeconds(1));
             Assert.False(await ClosedWithinAsync(stranger, TimeSpan.FromMilliseconds(500)), "an unnamed hold lasts until its deadline");
@@ -63,6 +60,7 @@ public sealed partial class RelayServerTests
         await using (aLink)
         await using (a)
         {
+            var served = relay.Server.Connections;
             try
             {
                 for (var source = 2; source < 50; source++)
@@ -70,20 +68,20 @@ public sealed partial class RelayServerTests
                     var address = IPAddress.Parse($"127.0.0.{source}");
                     for (var i = 0; i < 16; i++)
                     {
-                        strangers.Add(await SendTokenAsync(relay, NewTcpToken(out _), address));
+                        strangers.Add(await SendTokenAsync(relay, IssuedTcpHello(relay, $"edge-{source}-{i}"), address));
                     }
                 }
 
-                await Eventually.TrueAsync(() => relay.TcpTokens.Unclaimed == 768, () => $"the 768 strangers' tokens are held ({relay.TcpTokens.Unclaimed})");
-                using (var oneMore = await SendTokenAsync(relay, NewTcpToken(out _), IPAddress.Parse("127.0.0.50")))
+                await Eventually.TrueAsync(() => relay.Server.Connections == served + 768, () => $"the 768 strangers' tokens are held ({relay.Server.Connections - served})");
+                using (var oneMore = await SendTokenAsync(relay, IssuedTcpHello(relay, "edge-50"), IPAddress.Parse("127.0.0.50")))
                 {
                     Assert.True(await ClosedWithinAsync(oneMore, TimeSpan.FromSeconds(20)), "a stranger past the strangers' share is closed at once");
                 }
 
                 // The node's own address (its session's) still gets a hold, and the relay its token.
-                using var nodeHold = await SendTokenAsync(relay, NewTcpToken(out var nodeToken));
+                using var nodeHold = await SendTokenAsync(relay, IssuedTcpHello(relay, "edge-a", out var nodeToken));
                 Assert.False(await ClosedWithinAsync(nodeHold, TimeSpan.FromMilliseconds(500)), "the registered node's token connection is held");
-                Assert.Equal(TunnelStatus.UnknownNode, (await AskTcpPunchAsync(a, "edge-z", nodeToken)).Status);
+                Assert.Equal(nodeHold.LocalEndPoint, await relay.TcpTokens.SeenAsync(nodeToken, "edge-a", TimeSpan.FromSeconds(30), CancellationToken.None));
             }
             finally
             {

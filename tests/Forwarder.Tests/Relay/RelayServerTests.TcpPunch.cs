@@ -11,10 +11,11 @@ namespace Forwarder.Tests.Relay;
 
 /// <content>
 /// The relay's introductions for TCP simultaneous open, with nodes played by this test over
-/// their sessions: each gets the address the other's token connection came from; a node can
-/// introduce only itself (the asker is its session's node, and a far node cannot pass off another
-/// node's token as its own); a token answers once, only over the protocol it came by; and a
-/// rendezvous connection that sends anything but a token is closed.
+/// their sessions: the relay issues each its token, and each gets the address the other's token
+/// connection came from; a token the relay never issued, or one bound already to another
+/// address, holds nothing; a node can introduce only itself (the asker is its session's node,
+/// and a far node cannot pass off another node's token as its own); a token answers once, only
+/// over the protocol it came by; and a rendezvous connection that sends anything but a token is closed.
 /// </content>
 public sealed partial class RelayServerTests
 {
@@ -29,28 +30,36 @@ public sealed partial class RelayServerTests
         await using (bLink)
         await using (b)
         {
-            var bHello = NewTcpToken(out var bTokenText);
             Socket? bHold = null;
             var introductions = new List<TunnelRequest>();
             var answering = AnswerIntroductionsAsync(b, async request =>
             {
                 introductions.Add(request);
-                bHold = await SendTokenAsync(relay, bHello);
-                return bTokenText;
+                bHold = await SendTokenAsync(relay, RelayRendezvous.Message(RelayServer.TcpMagic, Introduced(request).Token)!);
             });
 
-            var aHello = NewTcpToken(out var aTokenText);
-            using var aHold = await SendTokenAsync(relay, aHello);
-            var (status, far) = await AskTcpPunchAsync(a, "edge-b", aTokenText);
+            Socket? aHold = null;
+            string? aToken = null;
+            var (status, far) = await AskTcpPunchAsync(a, "edge-b", async token =>
+            {
+                aToken = token;
+                aHold = await SendTokenAsync(relay, RelayRendezvous.Message(RelayServer.TcpMagic, token)!);
+            });
 
             Assert.Equal(TunnelStatus.Connected, status);
             Assert.Equal(bHold!.LocalEndPoint!.ToString(), far);
             var introduction = Assert.Single(introductions);
-            Assert.Equal((TunnelRequestKind.TcpPunched, "edge-a", aHold.LocalEndPoint!.ToString()), (introduction.Kind, introduction.Node, introduction.Target));
+            Assert.Equal((TunnelRequestKind.TcpPunched, "edge-a", aHold!.LocalEndPoint!.ToString()), (introduction.Kind, introduction.Node, Introduced(introduction).Asker));
+            Assert.NotEqual(aToken, Introduced(introduction).Token);
 
-            // The token is spent: asked again, the relay has no address for it.
-            Assert.Equal(TunnelStatus.Unreachable, (await AskTcpPunchAsync(a, "edge-b", aTokenText)).Status);
-            Assert.Single(introductions);
+            // The asker's token sent again from another port (a racer's): closed, its address not taken.
+            using (var racer = await SendTokenAsync(relay, RelayRendezvous.Message(RelayServer.TcpMagic, aToken!)!))
+            {
+                Assert.True(await ClosedWithinAsync(racer, TimeSpan.FromSeconds(20)), "a token bound already holds nothing for another address");
+            }
+
+            Assert.Equal((1L, 0L), (relay.TcpTokens.RefusedRebound, relay.TcpTokens.RefusedUnknown));
+            aHold.Dispose();
             bHold.Dispose();
             await b.DisposeAsync();
             await answering;
@@ -68,36 +77,48 @@ public sealed partial class RelayServerTests
         await using (bLink)
         await using (b)
         {
-            // Introducing itself to itself, or to a node that is not registered: no such far node.
-            using (await SendTokenAsync(relay, NewTcpToken(out var text)))
+            // Introducing itself to itself, or to a node that is not registered: no such far node, no token.
+            Assert.Equal(TunnelStatus.UnknownNode, (await AskTcpPunchAsync(a, "edge-a", token => throw new InvalidOperationException("no token is issued"))).Status);
+            Assert.Equal(TunnelStatus.UnknownNode, (await AskTcpPunchAsync(a, "edge-z", token => throw new InvalidOperationException("no token is issued"))).Status);
+
+            // A forged token (one the relay never issued) is closed at once and counted.
+            using (var forged = await SendTokenAsync(relay, NewTcpToken(out _), IPAddress.Parse("127.0.0.2")))
             {
-                Assert.Equal(TunnelStatus.UnknownNode, (await AskTcpPunchAsync(a, "edge-a", text)).Status);
+                Assert.True(await ClosedWithinAsync(forged, TimeSpan.FromSeconds(20)), "a token the relay never issued holds nothing");
             }
 
-            using (await SendTokenAsync(relay, NewTcpToken(out var text)))
-            {
-                Assert.Equal(TunnelStatus.UnknownNode, (await AskTcpPunchAsync(a, "edge-z", text)).Status);
-            }
+            Assert.Equal(1L, relay.TcpTokens.RefusedUnknown);
 
-            // A token sent over UDP stands for no TCP address.
+            // A TCP token sent over UDP stands for no TCP address.
             using (var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp))
             {
-                var datagram = new byte[RelayRendezvous.Magic.Length + RelayRendezvous.TokenLength];
-                RelayRendezvous.Magic.CopyTo(datagram);
-                RandomNumberGenerator.Fill(datagram.AsSpan(RelayRendezvous.Magic.Length));
-                var text = Convert.ToHexStringLower(datagram, RelayRendezvous.Magic.Length, RelayRendezvous.TokenLength);
-                await udp.SendToAsync(datagram, relay.EndPoint);
-                Assert.Equal(TunnelStatus.Unreachable, (await AskTcpPunchAsync(a, "edge-b", text)).Status);
+                Assert.Equal(TunnelStatus.Unreachable, (await AskTcpPunchAsync(a, "edge-b", token => udp.SendToAsync(RelayRendezvous.Message(RelayRendezvous.Magic, token)!, relay.EndPoint))).Status);
             }
 
-            // The far node answering with the asker's own token (to hand the asker its own address
-            // as the far node's) gets nothing: that token was taken by the asker's request.
-            var aHello = NewTcpToken(out var aTokenText);
-            var answering = AnswerIntroductionsAsync(b, _ => Task.FromResult(aTokenText));
-            using (await SendTokenAsync(relay, aHello))
+            // The far node answering with the asker's token instead of its own (to hand the asker
+            // its own address as the far node's) gets nothing: that token is bound, and not its.
+            Socket? aHold = null;
+            Socket? bHold = null;
+            string? aToken = null;
+            var answering = AnswerIntroductionsAsync(b, async _ => bHold = await SendTokenAsync(relay, RelayRendezvous.Message(RelayServer.TcpMagic, aToken!)!, IPAddress.Parse("127.0.0.4")));
+            var asked = await AskTcpPunchAsync(a, "edge-b", async token =>
             {
-                Assert.Equal(TunnelStatus.Unreachable, (await AskTcpPunchAsync(a, "edge-b", aTokenText)).Status);
-            }
+                aToken = token;
+                aHold = await SendTokenAsync(relay, RelayRendezvous.Message(RelayServer.TcpMagic, token)!);
+            });
+            Assert.Equal(TunnelStatus.Unreachable, asked.Status);
+            Assert.True(await ClosedWithinAsync(bHold!, TimeSpan.FromSeconds(20)), "the asker's token binds nothing for the far node");
+            Assert.Equal(1L, relay.TcpTokens.RefusedRebound);
+            aHold?.Dispose();
+            bHold?.Dispose();
+
+            // The TCP token sent over UDP above was unknown there.
+            using var http = new HttpClient();
+            var metrics = await http.GetStringAsync(new Uri(relay.AdminAddress, "/metrics"));
+            Assert.Contains("forwarder_relay_rendezvous_tokens_refused_total{protocol=\"tcp\",reason=\"unknown\"} 1\n", metrics, StringComparison.Ordinal);
+            Assert.Contains("forwarder_relay_rendezvous_tokens_refused_total{protocol=\"tcp\",reason=\"rebound\"} 1\n", metrics, StringComparison.Ordinal);
+            Assert.Contains("forwarder_relay_rendezvous_tokens_refused_total{protocol=\"udp\",reason=\"unknown\"} ", metrics, StringComparison.Ordinal);
+            Assert.True(relay.Registry.UdpTokens!.RefusedUnknown >= 1, "the TCP token sent over UDP is unknown there");
 
             await b.DisposeAsync();
             await answering;
@@ -144,12 +165,12 @@ public sealed partial class RelayServerTests
         {
             for (var i = 0; i < 16; i++)
             {
-                held.Add(await SendTokenAsync(relay, NewTcpToken(out _)));
+                held.Add(await SendTokenAsync(relay, IssuedTcpHello(relay, $"edge-{i}")));
             }
 
             // The relay serves connections concurrently: the seventeenth must come after the sixteen are held.
-            await Eventually.TrueAsync(() => relay.TcpTokens.Unclaimed == 16, "the sixteen tokens are held");
-            using (var seventeenth = await SendTokenAsync(relay, NewTcpToken(out _)))
+            await Eventually.TrueAsync(() => relay.Server.Connections == 16, "the sixteen tokens are held");
+            using (var seventeenth = await SendTokenAsync(relay, IssuedTcpHello(relay, "edge-16")))
             {
                 Assert.True(await ClosedWithinAsync(seventeenth, TimeSpan.FromSeconds(10)), "a seventeenth connection from one source is closed at once");
             }
@@ -168,14 +189,14 @@ public sealed partial class RelayServerTests
             using var other = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             other.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 0));
             await other.ConnectAsync(relay.EndPoint);
-            await other.SendAsync(NewTcpToken(out var otherToken), SocketFlags.None);
+            await other.SendAsync(IssuedTcpHello(relay, "edge-o", out var otherToken), SocketFlags.None);
             Assert.False(await ClosedWithinAsync(other, TimeSpan.FromSeconds(1)), "another source's token connection is held");
+            Assert.Equal(other.LocalEndPoint, await relay.TcpTokens.SeenAsync(otherToken, "edge-o", TimeSpan.FromSeconds(30), CancellationToken.None));
             var (session, link) = await DialAndRegisterAsync(relay, "edge-a");
             await using (link)
             await using (session)
             {
                 Assert.NotNull(relay.Registry.Registered("edge-a"));
-                Assert.Equal(TunnelStatus.UnknownNode, (await AskTcpPunchAsync(session, "edge-z", otherToken)).Status);
             }
         }
         finally
@@ -187,88 +208,10 @@ public sealed partial class RelayServerTests
         await Eventually.TrueAsync(
             async () =>
             {
-                using var again = await SendTokenAsync(relay, NewTcpToken(out _));
+                using var again = await SendTokenAsync(relay, IssuedTcpHello(relay, "edge-again"));
                 return !await ClosedWithinAsync(again, TimeSpan.FromMilliseconds(500));
             },
             "the source's closed holds free its places");
-    }
-
-    // Each introduction has the far node open sockets and probe for seconds: a node asking for
-    // thirty at once gets its ten a second, the rest are refused as over its limit, and another
-    // node's introductions are its own.
-    [Fact]
-    public async Task Introductions_AreRateLimitedPerAsker()
-    {
-        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
-        var (a, aLink) = await DialAndRegisterAsync(relay, "edge-a");
-        var (c, cLink) = await DialAndRegisterAsync(relay, "edge-c");
-        await using (aLink)
-        await using (a)
-        await using (cLink)
-        await using (c)
-        {
-            // The bucket holds 10 and refills 10/s: on a loaded box the 30 asks spread over a while,
-            // so at most 10 plus what refilled while they were asked may pass (measured, not assumed).
-            var started = Stopwatch.GetTimestamp();
-            var asked = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => AskTcpPunchAsync(a, "edge-b", NewToken())));
-            var elapsed = Stopwatch.GetElapsedTime(started);
-            var limited = asked.Count(r => r.Status == TunnelStatus.Limited);
-            var mostPassed = RelayNode.IntroductionsPerSecond * (1 + elapsed.TotalSeconds);
-            Assert.True(
-                30 - limited <= mostPassed && limited < 30,
-                $"{limited} of 30 introductions asked within {elapsed.TotalSeconds:0.00} s refused as over the asker's limit (at most {mostPassed:0.0} may pass)");
-            Assert.All(asked.Where(r => r.Status != TunnelStatus.Limited), r => Assert.Equal(TunnelStatus.Unreachable, r.Status));
-            Assert.Equal(TunnelStatus.Unreachable, (await AskTcpPunchAsync(c, "edge-b", NewToken())).Status);
-            Assert.Equal((limited, 0L), (relay.Registry.Node("edge-a").IntroductionsLimited, relay.Registry.Node("edge-a").StreamsRefused));
-
-            using var http = new HttpClient();
-            var metrics = await http.GetStringAsync(new Uri(relay.AdminAddress, "/metrics"));
-            Assert.Contains($"forwarder_relay_introductions_limited_total{{node=\"edge-a\",by=\"relay\"}} {limited}", metrics, StringComparison.Ordinal);
-        }
-
-        static string NewToken()
-        {
-            NewTcpToken(out var text);
-            return text;
-        }
-    }
-
-    // Each TCP introduction costs the far node sockets and seconds of probing: a real node answers
-    // at most two of one peer at once and refuses the rest as limited. Its first relay never
-    // answers, so each answer spends 3 s sending that relay its token and the five overlap.
-    [Fact]
-    public async Task ANode_AnswersAtMostTwoTcpIntroductionsOfOnePeerAtOnce()
-    {
-        using var dead = new SilentEndpoint();
-        await using var backend = TcpTestServer.Echo();
-        await using var relay = await RunningRelay.StartAsync(_mesh.Directory);
-        await using var nodeB = await _mesh.StartNodeBAsync(backend.Address, "edge-a", [relay], deadRelay: new IPEndPoint(IPAddress.Loopback, dead.Port));
-        await Eventually.TrueAsync(() => nodeB.Metrics.Relay(relay.Name).Up == 1, "edge-b registered");
-        var (a, aLink) = await DialAndRegisterAsync(relay, "edge-a");
-        await using (aLink)
-        await using (a)
-        {
-            var holds = new List<Socket>();
-            var tokens = new List<string>();
-            for (var i = 0; i < 5; i++)
-            {
-                holds.Add(await SendTokenAsync(relay, NewTcpToken(out var token)));
-                tokens.Add(token);
-            }
-
-            try
-            {
-                var asked = await Task.WhenAll(tokens.Select(t => AskTcpPunchAsync(a, "edge-b", t)));
-                Assert.Equal(
-                    (2, 3),
-                    (asked.Count(r => r.Status == TunnelStatus.Connected), asked.Count(r => r.Status == TunnelStatus.Limited)));
-                Assert.Equal((3L, 0L), (relay.Registry.Node("edge-a").IntroductionsFarLimited, relay.Registry.Node("edge-a").IntroductionsLimited));
-            }
-            finally
-            {
-                holds.ForEach(h => h.Dispose());
-            }
-        }
     }
 
     /// <summary>True when the relay closes <paramref name="socket"/> within <paramref name="wait"/>; false when it is still open then.</summary>
@@ -301,16 +244,19 @@ public sealed partial class RelayServerTests
         var tokens = new RendezvousTokens(clock);
         var seen = new IPEndPoint(IPAddress.Parse("198.18.1.2"), 40001);
 
-        tokens.Note("once", seen);
-        Assert.Equal(seen, await tokens.SeenAsync("once", TimeSpan.Zero, CancellationToken.None));
-        Assert.Null(await tokens.SeenAsync("once", TimeSpan.FromMilliseconds(50), CancellationToken.None));
+        var once = tokens.Issue("edge-a")!;
+        Assert.True(tokens.Note(once, seen));
+        Assert.Equal(seen, await tokens.SeenAsync(once, "edge-a", TimeSpan.Zero, CancellationToken.None));
+        Assert.Null(await tokens.SeenAsync(once, "edge-a", TimeSpan.FromMilliseconds(50), CancellationToken.None));
 
-        tokens.Note("late", seen);
+        var late = tokens.Issue("edge-a")!;
         clock.Advance(RendezvousTokens.Lifetime + TimeSpan.FromSeconds(1));
-        Assert.Null(await tokens.SeenAsync("late", TimeSpan.FromMilliseconds(50), CancellationToken.None));
-        Assert.Equal(0, tokens.Unclaimed);
+        Assert.False(tokens.Note(late, seen));
+        Assert.Null(await tokens.SeenAsync(late, "edge-a", TimeSpan.FromMilliseconds(50), CancellationToken.None));
+        Assert.Equal(1L, tokens.RefusedUnknown);
     }
 
+    /// <summary>A hello with a token the relay never issued.</summary>
     private static byte[] NewTcpToken(out string text)
     {
         var hello = new byte[RelayServer.TcpMagic.Length + RelayRendezvous.TokenLength];
@@ -318,6 +264,22 @@ public sealed partial class RelayServerTests
         RandomNumberGenerator.Fill(hello.AsSpan(RelayServer.TcpMagic.Length));
         text = Convert.ToHexStringLower(hello, RelayServer.TcpMagic.Length, RelayRendezvous.TokenLength);
         return hello;
+    }
+
+    /// <summary>The hello of a token the relay issued <paramref name="node"/> (never asked for by that node here).</summary>
+    private static byte[] IssuedTcpHello(RunningRelay relay, string node) => IssuedTcpHello(relay, node, out _);
+
+    private static byte[] IssuedTcpHello(RunningRelay relay, string node, out string token)
+    {
+        token = relay.TcpTokens.Issue(node)!;
+        return RelayRendezvous.Message(RelayServer.TcpMagic, token)!;
+    }
+
+    /// <summary>An introduction's target: the asker's address, and the token issued to the far node.</summary>
+    private static (string Asker, string Token) Introduced(TunnelRequest request)
+    {
+        var slash = request.Target.LastIndexOf('/');
+        return (request.Target[..slash], request.Target[(slash + 1)..]);
     }
 
     /// <summary>A token connection to the relay (from <paramref name="from"/>, else the relay's own loopback address), held open as a node holds it during a punch.</summary>
@@ -334,10 +296,15 @@ public sealed partial class RelayServerTests
         return socket;
     }
 
-    private static async Task<(TunnelStatus? Status, string? Far)> AskTcpPunchAsync(YamuxSession session, string far, string token)
+    /// <summary>
+    /// Asks for a TCP introduction to <paramref name="far"/> as a node does: the relay's first
+    /// answer is the token it issued, which <paramref name="send"/> (if any) sends; the second, the
+    /// far node's address or why not.
+    /// </summary>
+    private static async Task<(TunnelStatus? Status, string? Far)> AskTcpPunchAsync(YamuxSession session, string far, Func<string, Task>? send = null)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var (stream, status) = await TunnelHandshake.RequestAsync(session, new TunnelRequest(TunnelRequestKind.TcpPunch, far, token), timeout.Token);
+        var (stream, status) = await TunnelHandshake.RequestAsync(session, new TunnelRequest(TunnelRequestKind.TcpPunch, far, "-"), timeout.Token);
         if (stream is null)
         {
             return (status, null);
@@ -345,12 +312,20 @@ public sealed partial class RelayServerTests
 
         await using (stream)
         {
-            return (status, await TunnelHandshake.ReadFieldAsync(stream.Transport.Input, timeout.Token));
+            var token = await TunnelHandshake.ReadFieldAsync(stream.Transport.Input, timeout.Token);
+            Assert.NotNull(token);
+            if (send is not null)
+            {
+                await send(token);
+            }
+
+            status = await TunnelHandshake.ReadStatusAsync(stream.Transport.Input, timeout.Token);
+            return status == TunnelStatus.Connected ? (status, await TunnelHandshake.ReadFieldAsync(stream.Transport.Input, timeout.Token)) : (status, null);
         }
     }
 
-    /// <summary>Plays a far node: each introduction the relay brings is answered Connected and the token <paramref name="answer"/> gives, until the session ends.</summary>
-    private static async Task AnswerIntroductionsAsync(YamuxSession session, Func<TunnelRequest, Task<string>> answer)
+    /// <summary>Plays a far node: each introduction the relay brings is given to <paramref name="answer"/> and then answered Connected, until the session ends.</summary>
+    private static async Task AnswerIntroductionsAsync(YamuxSession session, Func<TunnelRequest, Task> answer)
     {
         try
         {
@@ -359,9 +334,8 @@ public sealed partial class RelayServerTests
                 await using (stream)
                 {
                     var request = await TunnelHandshake.ReadRequestAsync(stream.Transport.Input, CancellationToken.None);
-                    var token = await answer(request!.Value);
+                    await answer(request!.Value);
                     TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
-                    TunnelHandshake.WriteField(stream.Transport.Output, token);
                     await stream.Transport.Output.FlushAsync();
                 }
             }

@@ -57,7 +57,10 @@ public sealed class SocketSplicer : IDisposable
             throw;
         }
 
-        NextThread().Register(pair);
+        // Known before the thread takes it in: an abort right after this returns goes to that thread.
+        var thread = NextThread();
+        pair.Thread = thread;
+        thread.Register(pair);
         return new SplicedConnection(pair);
     }
 
@@ -92,7 +95,7 @@ public sealed class SocketSplicer : IDisposable
     private static bool TryConnect(Socket socket, EndPoint endpoint)
     {
         var fd = (int)socket.SafeHandle.DangerousGetHandle();
-        if (!LinuxSockets.MakeNonBlocking(socket, fd))
+        if (!LinuxSockets.MakeNonBlocking(fd))
         {
             throw new SocketException((int)SocketError.SocketError);
         }

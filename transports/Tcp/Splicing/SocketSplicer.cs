@@ -123,6 +123,9 @@ public sealed class SocketSplicer : IDisposable
     /// <summary>Blocks holding bytes read and not yet sent, over all threads; read from outside their threads, so a snapshot.</summary>
     internal int BlocksOutstanding => _threads.Sum(t => t.Blocks.Outstanding);
 
+    /// <summary>Pairs splicing now, over all threads; read from outside their threads, so a snapshot.</summary>
+    internal int PairsSplicing => _threads.Sum(t => t.Pairs);
+
     /// <summary>Hands a target to the next thread, which takes it in; returns that thread.</summary>
     internal SplicerThread Register(EpollTarget target)
     {

@@ -35,12 +35,18 @@ internal sealed class SplicedPair : EpollTarget
             throw new SocketException((int)ConnectError(Errno));
         }
 
-        _upstreamFd = Duplicate(upstream);
-        if (_upstreamFd < 0)
+        try
         {
-            var errno = Errno;
+            _upstreamFd = Duplicate(upstream);
+            if (_upstreamFd < 0)
+            {
+                throw new SocketException((int)ConnectError(Errno));
+            }
+        }
+        catch
+        {
             Close(_clientFd);
-            throw new SocketException((int)ConnectError(errno));
+            throw;
         }
 
         _clientBudget = BudgetedSocket.TakeBudget(client);
@@ -55,9 +61,24 @@ internal sealed class SplicedPair : EpollTarget
     }
 
     /// <summary>A non-blocking descriptor of the pair's own for the socket's connection (the flag is the connection's, shared with the socket).</summary>
+    /// <exception cref="ObjectDisposedException">The socket was closed already (its number may be another's now).</exception>
     private static int Duplicate(Socket socket)
     {
-        var fd = LinuxSockets.Duplicate(socket.SafeHandle.DangerousGetHandle());
+        var referenced = false;
+        int fd;
+        try
+        {
+            socket.SafeHandle.DangerousAddRef(ref referenced);
+            fd = LinuxSockets.Duplicate(socket.SafeHandle.DangerousGetHandle());
+        }
+        finally
+        {
+            if (referenced)
+            {
+                socket.SafeHandle.DangerousRelease();
+            }
+        }
+
         if (fd < 0)
         {
             return -1;
@@ -78,6 +99,7 @@ internal sealed class SplicedPair : EpollTarget
 
     private const uint WriteInterest = ReadInterest | EpollOut;
 
+    private bool _watched;
     private bool _clientWatchedForWrite;
     private bool _upstreamWatchedForWrite;
 
@@ -105,6 +127,8 @@ internal sealed class SplicedPair : EpollTarget
             return false;
         }
 
+        _watched = true;
+        Thread.Pairs++;
         return true;
     }
 
@@ -176,6 +200,11 @@ internal sealed class SplicedPair : EpollTarget
             // Closing with a zero linger sends RST: the reset reaches both peers.
             SetZeroLinger(_clientFd);
             SetZeroLinger(_upstreamFd);
+        }
+
+        if (_watched)
+        {
+            Thread.Pairs--;
         }
 
         Close(_clientFd);

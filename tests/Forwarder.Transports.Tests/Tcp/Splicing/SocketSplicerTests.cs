@@ -64,6 +64,20 @@ public sealed class SocketSplicerTests : IDisposable
     }
 
     [Fact]
+    public async Task Splice_OfASocketClosedAlready_Throws_AndClosesTheOther()
+    {
+        using var splicer = new SocketSplicer(threads: 1);
+        var (client, clientSide) = await ConnectedPairAsync();
+        var (upstreamSide, _) = await ConnectedPairAsync();
+        upstreamSide.Dispose();
+
+        // Its old number may be another socket's by now: it must not be taken over.
+        Assert.Throws<ObjectDisposedException>(() => splicer.Splice(clientSide, upstreamSide, _counter));
+        Assert.True(clientSide.SafeHandle.IsClosed);
+        Assert.Equal(string.Empty, await ReceiveToEndAsync(client));
+    }
+
+    [Fact]
     public async Task Abort_EndsThePair_PeersSeeTheEnd()
     {
         using var splicer = new SocketSplicer(threads: 1);

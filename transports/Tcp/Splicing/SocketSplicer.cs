@@ -38,10 +38,11 @@ public sealed class SocketSplicer : IDisposable
     public int BlockSize { get; }
 
     /// <summary>
-    /// Joins the two sockets until both have sent their FIN or either fails. The sockets become the
-    /// splice's: both are closed (with RST after a reset) by the time its completion is set, and
-    /// at once if they cannot be spliced. Nothing of the caller's needs to wait for the splice,
-    /// so an idle pair costs no async frame.
+    /// Joins the two sockets' connections until both have sent their FIN or either fails. The
+    /// connections become the splice's: the two sockets are closed when this returns (it keeps
+    /// descriptors of its own, closed, with RST after a reset, by the time its completion is set),
+    /// and at once if they cannot be spliced. Nothing of the caller's needs to wait for the
+    /// splice, so an idle pair costs no async frame.
     /// </summary>
     public SplicedConnection Splice(Socket client, Socket upstream, ISpliceObserver observer)
     {

@@ -4,7 +4,8 @@ namespace Forwarder.Transports.Tcp;
 
 /// <summary>
 /// A dialled socket counted in a <see cref="ConnectionBudget"/> until it is closed, whoever closes
-/// it: the connection, the splicer that took it, or the finalizer.
+/// it: the connection or the finalizer; or until a splice that took its connection over closes
+/// its own descriptor (<see cref="TakeBudget"/>).
 /// </summary>
 internal sealed class BudgetedSocket : Socket
 {
@@ -19,6 +20,13 @@ internal sealed class BudgetedSocket : Socket
         _budget = budget;
         _counted = 1;
     }
+
+    /// <summary>
+    /// The budget a socket is counted in, which the caller now releases (after closing a descriptor
+    /// it took over), or null: the socket's own close then releases nothing.
+    /// </summary>
+    public static ConnectionBudget? TakeBudget(Socket socket)
+        => socket is BudgetedSocket budgeted && Interlocked.Exchange(ref budgeted._counted, 0) == 1 ? budgeted._budget : null;
 
     protected override void Dispose(bool disposing)
     {

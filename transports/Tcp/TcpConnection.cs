@@ -42,7 +42,8 @@ public sealed class TcpConnection : ConnectionContext,
 
     private static long s_lastId;
 
-    private readonly Socket _socket;
+    // Null once taken: the taker closes it, and an idle splice keeps no Socket.
+    private Socket? _socket;
     private readonly MemoryPool<byte> _pool;
     private readonly TcpTransportOptions _options;
     private CancellationTokenSource? _closedTokenSource;
@@ -77,7 +78,8 @@ public sealed class TcpConnection : ConnectionContext,
     /// <summary>
     /// Read from the socket on first use (and kept), not up front: each costs an
     /// <see cref="IPEndPoint"/> and an <see cref="IPAddress"/> that an L4 splice never looks at,
-    /// for the connection's whole life. Null once the socket is closed if nothing asked before.
+    /// for the connection's whole life. Null once the socket is closed or taken if nothing asked
+    /// before (the remote endpoint is kept as the socket is taken).
     /// </summary>
     public override EndPoint? LocalEndPoint
     {
@@ -139,7 +141,7 @@ public sealed class TcpConnection : ConnectionContext,
         set => throw new NotSupportedException("The closed token is owned by the transport.");
     }
 
-    public Socket Socket => _socket;
+    public Socket Socket => _socket ?? throw new ObjectDisposedException(nameof(Socket), "The socket was taken.");
 
     public bool CanTakeSocket => Volatile.Read(ref _state) == NotStarted;
 
@@ -149,13 +151,21 @@ public sealed class TcpConnection : ConnectionContext,
         lock (_shutdownLock)
         {
             socket = !_socketClosed && Interlocked.CompareExchange(ref _state, SocketTaken, NotStarted) == NotStarted ? _socket : null;
+            if (socket is not null)
+            {
+                // An accepted socket's peer is known already (kept, not copied); once taken, the
+                // socket may be closed and is no longer this connection's to ask.
+                base.RemoteEndPoint ??= ReadEndPoint(local: false);
+                _socket = null;
+            }
+
             return socket is not null;
         }
     }
 
     public ValueTask SendAsync(ReadOnlySequence<byte> buffer)
     {
-        var pending = Sender.SendAsync(_socket, SocketSender.FirstSegments(buffer, out var rest));
+        var pending = Sender.SendAsync(Socket, SocketSender.FirstSegments(buffer, out var rest));
         return pending.IsCompletedSuccessfully && rest.IsEmpty ? default : AwaitSendAsync(pending, rest);
     }
 
@@ -194,7 +204,7 @@ public sealed class TcpConnection : ConnectionContext,
     {
         try
         {
-            return local ? _socket.LocalEndPoint : _socket.RemoteEndPoint;
+            return local ? _socket?.LocalEndPoint : _socket?.RemoteEndPoint;
         }
         catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
         {
@@ -259,11 +269,11 @@ public sealed class TcpConnection : ConnectionContext,
             {
                 if (waitForData)
                 {
-                    await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                    await Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
                 }
 
                 var buffer = writer.GetMemory(minimumReceiveSize);
-                var received = await _socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                var received = await Socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {
                     // A FIN, or our own abort: shutting the socket down ends a pending receive
@@ -334,7 +344,7 @@ public sealed class TcpConnection : ConnectionContext,
             await pending.ConfigureAwait(false);
             while (!rest.IsEmpty)
             {
-                await Sender.SendAsync(_socket, SocketSender.FirstSegments(rest, out rest)).ConfigureAwait(false);
+                await Sender.SendAsync(Socket, SocketSender.FirstSegments(rest, out rest)).ConfigureAwait(false);
             }
         }
         catch (Exception ex)
@@ -354,7 +364,7 @@ public sealed class TcpConnection : ConnectionContext,
 
             try
             {
-                _socket.Shutdown(SocketShutdown.Send);
+                Socket.Shutdown(SocketShutdown.Send);
             }
             catch (SocketException)
             {
@@ -379,11 +389,11 @@ public sealed class TcpConnection : ConnectionContext,
             {
                 if (reset)
                 {
-                    _socket.LingerState = new LingerOption(true, 0);
+                    Socket.LingerState = new LingerOption(true, 0);
                 }
                 else if (reason is not null)
                 {
-                    _socket.Shutdown(SocketShutdown.Both);
+                    Socket.Shutdown(SocketShutdown.Both);
                 }
             }
             catch (SocketException)
@@ -391,7 +401,7 @@ public sealed class TcpConnection : ConnectionContext,
                 // Closing below is all that is left to do.
             }
 
-            _socket.Dispose();
+            Socket.Dispose();
         }
 
         CancelClosedToken();

@@ -1,3 +1,5 @@
+using System.IO.Pipelines;
+using System.Net;
 using System.Net.Sockets;
 using Forwarder.Transports.Tcp;
 using Forwarder.Transports.Tcp.Splicing;
@@ -42,6 +44,44 @@ public sealed class ConnectionBudgetTests : TcpListenerFixture
     }
 
     [Fact]
+    public async Task ConnectAsync_SocketTakenBySplice_StaysCountedUntilThePairEnds()
+    {
+        var budget = new ConnectionBudget(maxConnections: 4);
+        using var splicer = new SocketSplicer(threads: 1);
+        var dialer = new TcpConnectionFactory(Options, Pool, splicer, budget);
+        await using var upstream = await dialer.ConnectAsync(Listener.EndPoint);
+        await using var server = (await Listener.AcceptAsync())!;
+        using var clientListener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        clientListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        clientListener.Listen();
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(clientListener.LocalEndPoint!);
+        var clientSide = await clientListener.AcceptAsync();
+        Assert.True(((TcpConnection)upstream).TryTakeSocket(out var upstreamSide));
+
+        // The pair closes the dialled socket at once; its count goes only when the pair's own descriptor does.
+        var spliced = splicer.Splice(clientSide, upstreamSide, new NoObserver());
+        Assert.True(upstreamSide.SafeHandle.IsClosed);
+        Assert.Equal(1, budget.OpenSockets);
+
+        client.Shutdown(SocketShutdown.Send);
+        var serverInput = server.Transport.Input;
+        ReadResult read;
+        do
+        {
+            read = await serverInput.ReadAsync().AsTask().WaitAsync(Timeout);
+            serverInput.AdvanceTo(read.Buffer.End);
+        }
+        while (!read.IsCompleted);
+
+        await server.Transport.Output.CompleteAsync();
+        Assert.Equal(SpliceOutcome.Completed, await spliced.Completion.WaitAsync(Timeout));
+        Assert.Equal(0, budget.OpenSockets);
+        await upstream.DisposeAsync();
+        Assert.Equal(0, budget.OpenSockets);
+    }
+
+    [Fact]
     public async Task WaitToAcceptAsync_Full_PausesUntilASocketIsReleased()
     {
         var budget = new ConnectionBudget(maxConnections: 1);
@@ -71,5 +111,12 @@ public sealed class ConnectionBudgetTests : TcpListenerFixture
 
         budget.MaxConnections = 2;
         await waiting.WaitAsync(Timeout);
+    }
+
+    private sealed class NoObserver : ISpliceObserver
+    {
+        public void Forwarded(bool toUpstream, int bytes)
+        {
+        }
     }
 }

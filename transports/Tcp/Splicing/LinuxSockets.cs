@@ -19,10 +19,14 @@ internal static unsafe partial class LinuxSockets
     public const int MsgDontWait = 0x40;
     public const int MsgNoSignal = 0x4000;
     public const int ShutWr = 1;
+    public const int ShutRdWr = 2;
     public const int EfdCloexec = 0x80000;
     public const int EfdNonBlock = 0x800;
     public const int FGetFl = 3;
     public const int FSetFl = 4;
+    public const int FDupFdCloexec = 1030;
+    public const int SolSocket = 1;
+    public const int SoLinger = 13;
     public const int ONonBlock = 0x800;
     public const int EIntr = 4;
     public const int EAgain = 11;
@@ -41,18 +45,28 @@ internal static unsafe partial class LinuxSockets
     /// Makes a socket's reads and writes non-blocking for the splicer. <c>Socket.Blocking = false</c>
     /// would too, but on Linux it also creates the socket's .NET async context (about 220 bytes with
     /// its locks, for as long as the socket lives), which a socket only the splicer reads never uses:
-    /// so the descriptor's own flag is set instead when .NET has not set it already.
+    /// so the descriptor's own flag is set instead.
     /// </summary>
-    public static bool MakeNonBlocking(System.Net.Sockets.Socket socket, int fd)
+    public static bool MakeNonBlocking(int fd)
     {
-        if (!socket.Blocking)
-        {
-            return true;
-        }
-
         var flags = Fcntl(fd, FGetFl, 0);
         return flags >= 0 && ((flags & ONonBlock) != 0 || Fcntl(fd, FSetFl, flags | ONonBlock) == 0);
     }
+
+    /// <summary>A second descriptor for the same socket (close-on-exec), or -1 with <see cref="Errno"/>.</summary>
+    public static int Duplicate(nint fd) => Fcntl((int)fd, FDupFdCloexec, 0);
+
+    /// <summary>A zero linger: closing the descriptor then sends RST instead of FIN.</summary>
+    public static void SetZeroLinger(int fd)
+    {
+        var linger = stackalloc int[2];
+        linger[0] = 1;
+        linger[1] = 0;
+        _ = SetSockOpt(fd, SolSocket, SoLinger, linger, 2 * sizeof(int));
+    }
+
+    [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
+    private static partial int SetSockOpt(int fd, int level, int name, void* value, int length);
 
     public static int EpollAdd(int epoll, int fd, uint events, ulong data) => EpollControl(epoll, EpollCtlAdd, fd, events, data);
 
@@ -137,6 +151,7 @@ internal static unsafe partial class LinuxSockets
         12 or 105 => SocketError.NoBufferSpaceAvailable,
         98 => SocketError.AddressAlreadyInUse,
         100 or 101 => SocketError.NetworkUnreachable,
+        23 or 24 => SocketError.TooManyOpenSockets,
         110 => SocketError.TimedOut,
         111 => SocketError.ConnectionRefused,
         112 or 113 => SocketError.HostUnreachable,

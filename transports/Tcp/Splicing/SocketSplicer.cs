@@ -38,10 +38,11 @@ public sealed class SocketSplicer : IDisposable
     public int BlockSize { get; }
 
     /// <summary>
-    /// Joins the two sockets until both have sent their FIN or either fails. The sockets become the
-    /// splice's: both are closed (with RST after a reset) by the time its completion is set, and
-    /// at once if they cannot be spliced. Nothing of the caller's needs to wait for the splice,
-    /// so an idle pair costs no async frame.
+    /// Joins the two sockets' connections until both have sent their FIN or either fails. The
+    /// connections become the splice's: the two sockets are closed when this returns (it keeps
+    /// descriptors of its own, closed, with RST after a reset, by the time its completion is set),
+    /// and at once if they cannot be spliced. Nothing of the caller's needs to wait for the
+    /// splice, so an idle pair costs no async frame.
     /// </summary>
     public SplicedConnection Splice(Socket client, Socket upstream, ISpliceObserver observer)
     {
@@ -57,7 +58,10 @@ public sealed class SocketSplicer : IDisposable
             throw;
         }
 
-        NextThread().Register(pair);
+        // Known before the thread takes it in: an abort right after this returns goes to that thread.
+        var thread = NextThread();
+        pair.Thread = thread;
+        thread.Register(pair);
         return new SplicedConnection(pair);
     }
 
@@ -92,7 +96,7 @@ public sealed class SocketSplicer : IDisposable
     private static bool TryConnect(Socket socket, EndPoint endpoint)
     {
         var fd = (int)socket.SafeHandle.DangerousGetHandle();
-        if (!LinuxSockets.MakeNonBlocking(socket, fd))
+        if (!LinuxSockets.MakeNonBlocking(fd))
         {
             throw new SocketException((int)SocketError.SocketError);
         }
@@ -119,6 +123,9 @@ public sealed class SocketSplicer : IDisposable
 
     /// <summary>Blocks holding bytes read and not yet sent, over all threads; read from outside their threads, so a snapshot.</summary>
     internal int BlocksOutstanding => _threads.Sum(t => t.Blocks.Outstanding);
+
+    /// <summary>Pairs splicing now, over all threads; read from outside their threads, so a snapshot.</summary>
+    internal int PairsSplicing => _threads.Sum(t => t.Pairs);
 
     /// <summary>Hands a target to the next thread, which takes it in; returns that thread.</summary>
     internal SplicerThread Register(EpollTarget target)

@@ -6,57 +6,100 @@ namespace Forwarder.Transports.Tcp.Splicing;
 
 /// <summary>
 /// A client socket and an upstream socket joined by two flows, driven by one splicer thread.
-/// It ends when both FINs have crossed (completed) or when either side fails (reset). The sockets
-/// are the pair's: it closes them as it ends, on its thread and after taking them out of the epoll
-/// set, so no descriptor is reused while the thread might still act on it (an event for it left in
-/// the loop finds the pair closed).
+/// It ends when both FINs have crossed (completed) or when either side fails (reset). The pair
+/// owns the two connections as bare descriptors of its own: the <see cref="Socket"/>s handed in
+/// are closed at once (with their handles, 2 x 180 bytes an idle pair would otherwise keep), and
+/// a socket counted in a <see cref="ConnectionBudget"/> stays counted until the pair closes its
+/// descriptor. It closes them as it ends, on its thread and after taking them out of the epoll
+/// set, and only its thread touches them (an abort is carried out there), so no descriptor is
+/// reused while the pair might still act on it.
 /// </summary>
 internal sealed class SplicedPair : EpollTarget
 {
-    private readonly Socket _client;
-    private readonly Socket _upstream;
     private readonly int _clientFd;
     private readonly int _upstreamFd;
+    private readonly ConnectionBudget? _clientBudget;
+    private readonly ConnectionBudget? _upstreamBudget;
     private readonly SpliceFlow _toUpstream;
     private readonly SpliceFlow _toClient;
     private readonly ISpliceObserver _observer;
     private readonly TaskCompletionSource<SpliceOutcome> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private bool _clientReferenced;
-    private bool _upstreamReferenced;
 
+    /// <summary>Takes both connections: on success both sockets are closed and the pair owns their descriptors; on failure the sockets are left to the caller.</summary>
     public SplicedPair(Socket client, Socket upstream, ISpliceObserver observer)
     {
-        _client = client;
-        _upstream = upstream;
         _observer = observer;
+        _clientFd = Duplicate(client);
+        if (_clientFd < 0)
+        {
+            throw new SocketException((int)ConnectError(Errno));
+        }
 
-        // Held until the pair ends, so a descriptor cannot be closed and reused while the splicer
-        // thread may still act on it (by an abort's shutdown racing the end, say).
-        client.SafeHandle.DangerousAddRef(ref _clientReferenced);
         try
         {
-            upstream.SafeHandle.DangerousAddRef(ref _upstreamReferenced);
-            _clientFd = (int)client.SafeHandle.DangerousGetHandle();
-            _upstreamFd = (int)upstream.SafeHandle.DangerousGetHandle();
-            if (!MakeNonBlocking(client, _clientFd) || !MakeNonBlocking(upstream, _upstreamFd))
+            _upstreamFd = Duplicate(upstream);
+            if (_upstreamFd < 0)
             {
-                throw new SocketException(Errno);
+                throw new SocketException((int)ConnectError(Errno));
             }
         }
         catch
         {
-            ReleaseReferences();
+            Close(_clientFd);
             throw;
         }
 
+        _clientBudget = BudgetedSocket.TakeBudget(client);
+        _upstreamBudget = BudgetedSocket.TakeBudget(upstream);
+
+        // The duplicates keep the connections open: closing the sockets sends nothing to the peers,
+        // and .NET lets go of all it kept for them (an async context's registration included).
+        client.Dispose();
+        upstream.Dispose();
         _toUpstream = new SpliceFlow(this, _clientFd, _upstreamFd, toUpstream: true);
         _toClient = new SpliceFlow(this, _upstreamFd, _clientFd, toUpstream: false);
+    }
+
+    /// <summary>A non-blocking descriptor of the pair's own for the socket's connection (the flag is the connection's, shared with the socket).</summary>
+    /// <exception cref="ObjectDisposedException">The socket was closed already (its number may be another's now).</exception>
+    private static int Duplicate(Socket socket)
+    {
+        var referenced = false;
+        int fd;
+        try
+        {
+            socket.SafeHandle.DangerousAddRef(ref referenced);
+            fd = LinuxSockets.Duplicate(socket.SafeHandle.DangerousGetHandle());
+        }
+        finally
+        {
+            if (referenced)
+            {
+                socket.SafeHandle.DangerousRelease();
+            }
+        }
+
+        if (fd < 0)
+        {
+            return -1;
+        }
+
+        if (!MakeNonBlocking(fd))
+        {
+            var errno = Errno;
+            Close(fd);
+            Marshal.SetLastPInvokeError(errno);
+            return -1;
+        }
+
+        return fd;
     }
 
     public const uint ReadInterest = EpollIn | EpollRdHup | EpollEt;
 
     private const uint WriteInterest = ReadInterest | EpollOut;
 
+    private bool _watched;
     private bool _clientWatchedForWrite;
     private bool _upstreamWatchedForWrite;
 
@@ -84,6 +127,8 @@ internal sealed class SplicedPair : EpollTarget
             return false;
         }
 
+        _watched = true;
+        Thread.Pairs++;
         return true;
     }
 
@@ -153,28 +198,21 @@ internal sealed class SplicedPair : EpollTarget
         if (outcome == SpliceOutcome.Reset)
         {
             // Closing with a zero linger sends RST: the reset reaches both peers.
-            TrySetZeroLinger(_client);
-            TrySetZeroLinger(_upstream);
+            SetZeroLinger(_clientFd);
+            SetZeroLinger(_upstreamFd);
         }
 
-        ReleaseReferences();
-        _client.Dispose();
-        _upstream.Dispose();
+        if (_watched)
+        {
+            Thread.Pairs--;
+        }
+
+        Close(_clientFd);
+        Close(_upstreamFd);
+        _clientBudget?.Release();
+        _upstreamBudget?.Release();
         Thread.Ended(this);
         _completion.TrySetResult(outcome);
-    }
-
-    private void ReleaseReferences()
-    {
-        if (_clientReferenced)
-        {
-            _client.SafeHandle.DangerousRelease();
-        }
-
-        if (_upstreamReferenced)
-        {
-            _upstream.SafeHandle.DangerousRelease();
-        }
     }
 
     private static void Queue(SpliceFlow flow, List<SpliceFlow> ready)
@@ -186,11 +224,16 @@ internal sealed class SplicedPair : EpollTarget
         }
     }
 
-    /// <summary>Ends the pair from outside its thread: both sockets see a hang-up and the pair finishes on its own thread.</summary>
-    public void Abort()
+    /// <summary>Ends the pair from any thread: its thread shuts both sockets down, and the hang-ups end the pair there.</summary>
+    public void Abort() => Thread.Schedule(this);
+
+    public override void OnScheduled()
     {
-        TryShutdown(_client);
-        TryShutdown(_upstream);
+        if (!Closed)
+        {
+            Shutdown(_clientFd, ShutRdWr);
+            Shutdown(_upstreamFd, ShutRdWr);
+        }
     }
 
     private void WatchWritability(int fd, ulong side, bool blocked, ref bool watched)
@@ -204,30 +247,6 @@ internal sealed class SplicedPair : EpollTarget
             }
 
             watched = blocked;
-        }
-    }
-
-    private static void TryShutdown(Socket socket)
-    {
-        try
-        {
-            socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            // Already gone: nothing to wake.
-        }
-    }
-
-    private static void TrySetZeroLinger(Socket socket)
-    {
-        try
-        {
-            socket.LingerState = new LingerOption(true, 0);
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            // Already gone: it can send nothing more.
         }
     }
 }

@@ -55,6 +55,9 @@ internal sealed unsafe class SplicerThread : IDisposable
 
     public int Epoll { get; }
 
+    /// <summary>Pairs splicing on this thread; written only by it, so read from outside it a snapshot.</summary>
+    public int Pairs { get; set; }
+
     /// <summary>Buffers for bytes between a read and their send; touched only by this thread.</summary>
     public BlockStack Blocks { get; }
 

@@ -36,24 +36,45 @@ public sealed class SocketSplicerTests : IDisposable
         Assert.Equal((7, 8), (_counter.ToUpstream, _counter.ToClient));
     }
 
-    [Fact]
-    public async Task EndedSplice_HasClosedBothOfItsSockets_AResetOneWithRst()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Splice_TakesTheConnectionsFromTheSockets_AndAResetClosesBothWithRst(bool upstreamFails)
     {
         using var splicer = new SocketSplicer(threads: 1);
         var (client, clientSide) = await ConnectedPairAsync();
         var (upstreamSide, server) = await ConnectedPairAsync();
         var spliced = splicer.Splice(clientSide, upstreamSide, _counter);
-        Assert.False(clientSide.SafeHandle.IsClosed);
 
-        // The upstream fails: the pair resets both sides and closes its sockets itself.
-        server.LingerState = new LingerOption(true, 0);
-        server.Close();
+        // The pair keeps descriptors of its own: the sockets are closed at once, the connections are not.
+        Assert.True(clientSide.SafeHandle.IsClosed, "the client's socket outlived the start of the splice");
+        Assert.True(upstreamSide.SafeHandle.IsClosed, "the upstream's socket outlived the start of the splice");
+        await SendAsync(client, "ping");
+        Assert.Equal("ping", await ReceiveAsync(server, 4));
+
+        // One peer fails: the pair resets both sides, and the other peer sees the RST only once
+        // the pair's descriptor for it is closed.
+        var (failing, other) = upstreamFails ? (server, client) : (client, server);
+        failing.LingerState = new LingerOption(true, 0);
+        failing.Close();
 
         Assert.Equal(SpliceOutcome.Reset, await spliced.Completion.WaitAsync(Timeout));
-        Assert.True(clientSide.SafeHandle.IsClosed, "the client's socket outlived the splice");
-        Assert.True(upstreamSide.SafeHandle.IsClosed, "the upstream's socket outlived the splice");
-        var reset = await Assert.ThrowsAsync<SocketException>(() => ReceiveToEndAsync(client));
+        var reset = await Assert.ThrowsAsync<SocketException>(() => ReceiveToEndAsync(other));
         Assert.Equal(SocketError.ConnectionReset, reset.SocketErrorCode);
+    }
+
+    [Fact]
+    public async Task Splice_OfASocketClosedAlready_Throws_AndClosesTheOther()
+    {
+        using var splicer = new SocketSplicer(threads: 1);
+        var (client, clientSide) = await ConnectedPairAsync();
+        var (upstreamSide, _) = await ConnectedPairAsync();
+        upstreamSide.Dispose();
+
+        // Its old number may be another socket's by now: it must not be taken over.
+        Assert.Throws<ObjectDisposedException>(() => splicer.Splice(clientSide, upstreamSide, _counter));
+        Assert.True(clientSide.SafeHandle.IsClosed);
+        Assert.Equal(string.Empty, await ReceiveToEndAsync(client));
     }
 
     [Fact]

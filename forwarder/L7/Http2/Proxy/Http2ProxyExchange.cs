@@ -14,6 +14,9 @@ namespace Forwarder.L7.Http2.Proxy;
 internal sealed class Http2ProxyExchange
 {
     private readonly Lock _timeoutLock = new();
+
+    /// <summary>Where the attempt waits for the end of the client's read that opened it (<see cref="WaitForBody"/>).</summary>
+    private readonly Http2StreamSignal _readEnded = new();
     private CancellationTokenSource _timeout = new();
     private CancellationTokenRegistration _clientAborted;
     private int _timeoutGeneration;
@@ -154,6 +157,12 @@ internal sealed class Http2ProxyExchange
         // for another attempt (_expired), so a late cancel reaches only the attempt it was for.
         timeout.Cancel();
     }
+
+    /// <summary>Waits until <see cref="ReleaseBody"/>; the continuation runs inline there, on the reader.</summary>
+    public ValueTask WaitForBody() => _readEnded.Arm();
+
+    /// <summary>The client's read is applied: whatever body it held is in the stream's pipe now.</summary>
+    public void ReleaseBody() => _readEnded.Set();
 
     public void StartAttempt()
     {

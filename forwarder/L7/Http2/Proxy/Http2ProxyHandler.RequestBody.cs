@@ -78,6 +78,15 @@ internal sealed partial class Http2ProxyHandler
                         return;
                     }
 
+                    if (result.IsCompleted && buffer.IsSingleSegment && !(exchange.BodyBytes < contentLength) && stream.RequestTrailers.Count == 0)
+                    {
+                        // The whole rest of the body (a unary call's usually is all of it): END_STREAM on its DATA, no empty frame after.
+                        await upstream.WriteBodyAsync(buffer.First, endStream: true).ConfigureAwait(false);
+                        body.AdvanceTo(buffer.End);
+                        exchange.BodyDone = true;
+                        return;
+                    }
+
                     foreach (var segment in buffer)
                     {
                         await upstream.WriteBodyAsync(segment).ConfigureAwait(false);

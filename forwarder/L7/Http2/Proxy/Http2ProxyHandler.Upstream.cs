@@ -79,6 +79,15 @@ internal sealed partial class Http2ProxyHandler
                         upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout, _upstreamWrites).ConfigureAwait(false);
                         if (!bodiless)
                         {
+                            if (InRead)
+                            {
+                                // Pumped at the read's end, so a body in the same read goes up in one
+                                // synchronous pass and in the same write as the head: no pump left
+                                // waiting for the DATA frames, no thread-pool hop to it, no second send.
+                                _bodiesAtReadEnd.Add(exchange);
+                                await exchange.WaitForBody().ConfigureAwait(false);
+                            }
+
                             pump = PumpAsync(stream, upstream, exchange, model.Config.MaxBodySize, head.ContentLength, expectContinue);
                             expectContinue = false;
                         }

@@ -44,6 +44,12 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
     /// <summary>The upstream writes of the streams one read of the client opens: their heads leave together at the read's end.</summary>
     private readonly Client.Http2ClientBatch _upstreamWrites = new();
 
+    /// <summary>On the reader only: the exchanges whose request body pump waits for the read's end (their body may be in it).</summary>
+    private readonly List<Http2ProxyExchange> _bodiesAtReadEnd = [];
+
+    /// <summary>The thread applying a read of the client now (between ReadStarted and ReadEnded), else 0.</summary>
+    private int _readingThread;
+
     public Http2ProxyHandler(Http1ProxyHandler owner, ClientConnection client, Http2ConnectionState state, ConnectionTracker tracker)
     {
         _owner = owner;
@@ -58,9 +64,40 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
         client.CheckOwnDeadlines = CheckDeadlines;
     }
 
-    public void ReadStarted() => _upstreamWrites.Open();
+    public void ReadStarted()
+    {
+        _readingThread = Environment.CurrentManagedThreadId;
+        _upstreamWrites.Open();
+    }
 
-    public void ReadEnded() => _upstreamWrites.Close();
+    /// <summary>
+    /// The read's frames are all applied: the request bodies that came in it are pumped now,
+    /// inline (a unary call's whole body, with END_STREAM, joins its HEADERS in the batch), then
+    /// the batch goes upstream.
+    /// </summary>
+    public void ReadEnded()
+    {
+        _readingThread = 0;
+        try
+        {
+            // By index: a released exchange may run on (a failed attempt, a retry) but adds none, the read being over.
+            for (var i = 0; i < _bodiesAtReadEnd.Count; i++)
+            {
+                _bodiesAtReadEnd[i].ReleaseBody();
+            }
+        }
+        finally
+        {
+            _bodiesAtReadEnd.Clear();
+            _upstreamWrites.Close();
+        }
+    }
+
+    /// <summary>
+    /// Whether this runs inline on the reader within a read: the HEADERS' read may hold the body
+    /// too, but its DATA frames are applied only after the HEADERS' handler has run up to here.
+    /// </summary>
+    private bool InRead => _readingThread == Environment.CurrentManagedThreadId;
 
     public void Refused(int status, string reason)
     {

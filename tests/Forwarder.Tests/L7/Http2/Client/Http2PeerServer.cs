@@ -208,7 +208,8 @@ internal sealed class Http2PeerServer : IAsyncDisposable
         _process.Dispose();
     }
 
-    private static async Task<Http2PeerServer> StartPythonAsync(string script, string mode)
+    /// <summary>A python script (printing its port first) as the server; <paramref name="mode"/> is its argv[1].</summary>
+    internal static async Task<Http2PeerServer> StartPythonAsync(string script, string mode)
     {
         var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add("-c");

@@ -21,9 +21,9 @@ internal sealed partial class TcpProxyHandler(
     private readonly LogThrottle _throttle = new();
 
     /// <summary>
-    /// Serves the connection and ends it through <paramref name="end"/>: when the splice ends if
-    /// it was spliced (this task is done by then, so no frame waits for an idle connection), else
-    /// before this task completes. Never throws, so its task needs no observer.
+    /// Serves the connection and ends it through <paramref name="end"/>: as the splice ends if it
+    /// was spliced (this task completes once the splice starts, so no frame waits for an idle
+    /// connection), else before this task completes. Never throws, so its task needs no observer.
     /// </summary>
     public async Task HandleAsync(ClientConnection client, ListenerModel listener, ListenerMetrics listenerMetrics, bool directSend, IConnectionEnd end, CancellationToken stopping)
     {

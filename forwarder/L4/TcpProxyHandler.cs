@@ -20,56 +20,79 @@ internal sealed partial class TcpProxyHandler(
 {
     private readonly LogThrottle _throttle = new();
 
-    public async Task HandleAsync(ClientConnection client, ListenerModel listener, ListenerMetrics listenerMetrics, bool directSend, CancellationToken stopping)
+    /// <summary>
+    /// Serves the connection and ends it through <paramref name="end"/>: as the splice ends if it
+    /// was spliced (this task completes once the splice starts, so no frame waits for an idle
+    /// connection), else before this task completes. Never throws, so its task needs no observer.
+    /// </summary>
+    public async Task HandleAsync(ClientConnection client, ListenerModel listener, ListenerMetrics listenerMetrics, bool directSend, IConnectionEnd end, CancellationToken stopping)
     {
-        if (await StartAsync(client, listener, listenerMetrics, directSend, stopping).ConfigureAwait(false) is not var (running, service, endpoint))
-        {
-            return;
-        }
-
+        var service = listener.Service!;
         try
         {
-            await running.ConfigureAwait(false);
+            client.IdleTimeout = service.Config.IdleTimeout;
+            if (await ConnectAsync(service, client, stopping).ConfigureAwait(false) is var (upstream, endpoint))
+            {
+                service.Metrics.UpstreamOpened();
+                if (await ProxyAsync(client, upstream, endpoint, listener, listenerMetrics, directSend, end).ConfigureAwait(false))
+                {
+                    return;
+                }
+            }
+            else
+            {
+                service.Metrics.AttemptsExhausted();
+                if (_throttle.TryLog(listener.Config.Name, service.Config.Name, out var more))
+                {
+                    LogNoEndpoint(logger, listener.Config.Name, service.Config.Name, more);
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            end.Failed(client, listener.Config.Name, ex);
+        }
+
+        end.End(client, listenerMetrics);
+    }
+
+    /// <summary>True when spliced: the session then ends the connection as the splice ends.</summary>
+    private async Task<bool> ProxyAsync(ClientConnection client, ConnectionContext upstream, UpstreamEndpoint endpoint, ListenerModel listener, ListenerMetrics listenerMetrics, bool directSend, IConnectionEnd end)
+    {
+        var service = listener.Service!;
+        var session = new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker);
+        var start = SpliceStart.NotSpliceable;
+        try
+        {
+            start = splicer is null ? SpliceStart.NotSpliceable : session.TrySplice(splicer, endpoint, end);
+            if (start == SpliceStart.NotSpliceable)
+            {
+                await session.RunAsync(directSend).ConfigureAwait(false);
+            }
         }
         finally
         {
-            endpoint.State.End();
-            service.Metrics.UpstreamClosed();
-        }
-    }
-
-    /// <summary>
-    /// Dials and starts the session, which disposes the upstream connection: so neither this
-    /// frame, done once the session runs, nor the one waiting for the session (which lives as
-    /// long as the connection) holds it; a splice has no use for it once it has its socket.
-    /// </summary>
-    private async Task<(Task Running, ServiceModel Service, UpstreamEndpoint Endpoint)?> StartAsync(ClientConnection client, ListenerModel listener, ListenerMetrics listenerMetrics, bool directSend, CancellationToken stopping)
-    {
-        var service = listener.Service!;
-        client.IdleTimeout = service.Config.IdleTimeout;
-        var connected = await ConnectAsync(service, client, stopping).ConfigureAwait(false);
-        if (connected is not var (upstream, endpoint))
-        {
-            service.Metrics.AttemptsExhausted();
-            if (_throttle.TryLog(listener.Config.Name, service.Config.Name, out var more))
+            // Closes the upstream, or, its socket taken, frees only its own resources.
+            try
             {
-                LogNoEndpoint(logger, listener.Config.Name, service.Config.Name, more);
+                await upstream.DisposeAsync().ConfigureAwait(false);
             }
-
-            return null;
+            catch (Exception ex) when (start == SpliceStart.Spliced)
+            {
+                // The splice ends the connection: this failure must not end it a second time.
+                end.Failed(client, listener.Config.Name, ex);
+            }
+            finally
+            {
+                if (start != SpliceStart.Spliced)
+                {
+                    endpoint.State.End();
+                    service.Metrics.UpstreamClosed();
+                }
+            }
         }
 
-        service.Metrics.UpstreamOpened();
-        try
-        {
-            return (new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker).RunAsync(splicer, directSend, disposeUpstream: true), service, endpoint);
-        }
-        catch
-        {
-            endpoint.State.End();
-            service.Metrics.UpstreamClosed();
-            throw;
-        }
+        return start == SpliceStart.Spliced;
     }
 
     private async Task<(ConnectionContext Connection, UpstreamEndpoint Endpoint)?> ConnectAsync(ServiceModel service, ClientConnection client, CancellationToken stopping)

@@ -19,98 +19,69 @@ internal sealed class TcpProxySession(
     ConnectionContext upstream,
     ListenerMetrics listenerMetrics,
     ServiceMetrics serviceMetrics,
-    ConnectionTracker tracker) : ISpliceObserver
+    ConnectionTracker tracker) : ISpliceObserver, IThreadPoolWorkItem
 {
     // Not the primary constructor's capture: a splice lets go of it (the session is the splice's
     // observer, so it lives as long as the pair).
     private ConnectionContext? _upstream = upstream;
     private SplicedConnection _spliced;
+    private UpstreamEndpoint? _endpoint;
+    private IConnectionEnd? _end;
 
-    /// <param name="disposeUpstream">
-    /// The session disposes the upstream connection as it ends, or at once when the splicer took
-    /// its socket: an idle spliced pair then keeps only the sockets, not the connection around them.
-    /// </param>
-    public Task RunAsync(SocketSplicer? splicer, bool directSend, bool disposeUpstream = false)
+    /// <summary>
+    /// Hands both connections to the splicer when both are plain sockets. The upstream's socket
+    /// is taken first (the connection is fresh and ours alone), and once it is, the caller
+    /// disposes the upstream connection, which then frees only its own resources. When spliced,
+    /// the session ends the connection as the splice ends: the endpoint's and the service's
+    /// counts, then <paramref name="end"/>.
+    /// </summary>
+    public SpliceStart TrySplice(SocketSplicer splicer, UpstreamEndpoint endpoint, IConnectionEnd end)
     {
-        var upstream = _upstream!;
-
-        // The upstream connection is fresh and ours alone, so it is taken first.
-        if (splicer is not null
-            && client.Client.Features.Get<IRawSocketFeature>() is { CanTakeSocket: true } clientSocket
-            && upstream.Features.Get<IRawSocketFeature>() is { } upstreamSocket
-            && upstreamSocket.TryTakeSocket(out var upstreamRaw))
+        if (client.Client.Features.Get<IRawSocketFeature>() is not { CanTakeSocket: true } clientSocket
+            || _upstream!.Features.Get<IRawSocketFeature>() is not { } upstreamSocket
+            || !upstreamSocket.TryTakeSocket(out var upstreamRaw))
         {
-            Task spliced;
-            Task? disposing = null;
-            try
-            {
-                spliced = Splice(splicer, clientSocket, upstreamRaw);
-            }
-            finally
-            {
-                if (disposeUpstream)
-                {
-                    _upstream = null;
-                    disposing = DisposeTaken(upstream);
-                }
-            }
-
-            return disposing is null ? spliced : Task.WhenAll(disposing, spliced);
+            return SpliceStart.NotSpliceable;
         }
 
+        _upstream = null;
+
+        // Fails only if the client was aborted meanwhile, and then there is nothing to serve.
+        if (!clientSocket.TryTakeSocket(out var clientRaw))
+        {
+            upstreamRaw.Dispose();
+            return SpliceStart.ClientGone;
+        }
+
+        // Set before the splice starts: it may end before Splice returns.
+        _endpoint = endpoint;
+        _end = end;
+        _spliced = splicer.Splice(clientRaw, upstreamRaw, this);
+        client.AttachUpstream(AbortSplice);
+        return SpliceStart.Spliced;
+    }
+
+    /// <summary>Pumps the bytes each side reads to the other's pipe until both directions are done.</summary>
+    public Task RunAsync(bool directSend)
+    {
+        var upstream = _upstream!;
         client.AttachUpstream(reason => upstream.Abort(new ConnectionAbortedException(reason)));
         var toUpstream = PumpAsync(client.Client, upstream, toUpstream: true, directSend);
         var toClient = PumpAsync(upstream, client.Client, toUpstream: false, directSend);
-        var pumped = Task.WhenAll(toUpstream, toClient);
-        return disposeUpstream ? DisposeAfterAsync(pumped, upstream) : pumped;
-    }
-
-    /// <summary>
-    /// The splice closes both sockets as it ends: its completion is all there is to wait for. The
-    /// client's take fails only if it was aborted meanwhile, and then there is nothing to serve.
-    /// </summary>
-    private Task Splice(SocketSplicer splicer, IRawSocketFeature clientSocket, Socket upstreamSocket)
-    {
-        if (!clientSocket.TryTakeSocket(out var clientRaw))
-        {
-            upstreamSocket.Dispose();
-            return Task.CompletedTask;
-        }
-
-        _spliced = splicer.Splice(clientRaw, upstreamSocket, this);
-        client.AttachUpstream(AbortSplice);
-        return _spliced.Completion;
+        return Task.WhenAll(toUpstream, toClient);
     }
 
     /// <summary>A method group, not a lambda: the delegate then needs no closure beside the session.</summary>
     private void AbortSplice(string _) => _spliced.Abort();
 
-    /// <summary>
-    /// A connection whose socket was taken only frees its own resources, at once; null when it has
-    /// (the usual case), else the task to observe.
-    /// </summary>
-    private static Task? DisposeTaken(ConnectionContext upstream)
-    {
-        var disposed = upstream.DisposeAsync();
-        if (!disposed.IsCompletedSuccessfully)
-        {
-            return disposed.AsTask();
-        }
+    /// <summary>On the splicer's thread, which must not wait on the listener's bookkeeping: it runs on the pool.</summary>
+    void ISpliceObserver.Ended(SpliceOutcome outcome) => ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
 
-        disposed.GetAwaiter().GetResult();
-        return null;
-    }
-
-    private static async Task DisposeAfterAsync(Task pumped, ConnectionContext upstream)
+    void IThreadPoolWorkItem.Execute()
     {
-        try
-        {
-            await pumped.ConfigureAwait(false);
-        }
-        finally
-        {
-            await upstream.DisposeAsync().ConfigureAwait(false);
-        }
+        _endpoint!.State.End();
+        serviceMetrics.UpstreamClosed();
+        _end!.End(client, listenerMetrics);
     }
 
     void ISpliceObserver.Forwarded(bool toUpstream, int bytes) => Count(bytes, toUpstream);
@@ -202,4 +173,17 @@ internal sealed class TcpProxySession(
             connection.Abort(new ConnectionAbortedException("The other side of the proxied connection was reset."));
         }
     }
+}
+
+/// <summary>What <see cref="TcpProxySession.TrySplice"/> did.</summary>
+internal enum SpliceStart
+{
+    /// <summary>Not both plain sockets: nothing was taken, the session pumps.</summary>
+    NotSpliceable,
+
+    /// <summary>The splicer has both connections; the session ends the connection when the splice ends.</summary>
+    Spliced,
+
+    /// <summary>The client was aborted before its socket could be taken: the upstream's was closed, nothing is left to serve.</summary>
+    ClientGone,
 }

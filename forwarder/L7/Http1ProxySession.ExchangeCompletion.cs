@@ -102,7 +102,7 @@ internal sealed partial class Http1ProxySession
             Volatile.Write(ref session._upstream, null);
             try
             {
-                await new TcpProxySession(session._client, _connection, session._listenerMetrics, _service.Metrics, session._tracker).RunAsync(splicer: null, directSend: false).ConfigureAwait(false);
+                await new TcpProxySession(session._client, _connection, session._listenerMetrics, _service.Metrics, session._tracker).RunAsync(directSend: false).ConfigureAwait(false);
             }
             finally
             {

@@ -16,7 +16,7 @@ namespace Forwarder.Runtime;
 /// handler for its protocol. Stopping unbinds the socket; connections already
 /// accepted run on until they finish or shutdown's drain deadline aborts them.
 /// </summary>
-internal sealed partial class ListenerHost : IListenerModelSource
+internal sealed partial class ListenerHost : IListenerModelSource, IConnectionEnd
 {
     private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
 
@@ -192,22 +192,43 @@ internal sealed partial class ListenerHost : IListenerModelSource
         metrics.ConnectionOpened();
         var client = new ClientConnection(connection, _tracker.Now);
         _tracker.Add(client);
+        if (model.Config.Protocol == ListenerProtocol.Tcp)
+        {
+            // The L4 handler ends the connection itself (IConnectionEnd), from the splice's end
+            // when it splices: nothing here waits for it. Its task never throws.
+            _ = Handle(client, model, source, metrics);
+            return;
+        }
+
         try
         {
             await Handle(client, model, source, metrics).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
-            _faults.Observe(ex);
-            LogConnectionFailed(_logger, connection.ConnectionId, model.Config.Name, ex);
+            ((IConnectionEnd)this).Failed(client, model.Config.Name, ex);
         }
         finally
         {
-            await CloseAndReleaseAsync(connection).ConfigureAwait(false);
-            metrics.ConnectionClosed();
-            Interlocked.Decrement(ref _active);
-            _tracker.Remove(client);
+            await EndAsync(client, metrics).ConfigureAwait(false);
         }
+    }
+
+    void IConnectionEnd.Failed(ClientConnection client, string listener, Exception failure)
+    {
+        _faults.Observe(failure);
+        LogConnectionFailed(_logger, client.Client.ConnectionId, listener, failure);
+    }
+
+    void IConnectionEnd.End(ClientConnection client, ListenerMetrics metrics) => _ = EndAsync(client, metrics);
+
+    /// <summary>Never throws, so its task needs no observer.</summary>
+    private async Task EndAsync(ClientConnection client, ListenerMetrics metrics)
+    {
+        await CloseAndReleaseAsync(client.Client).ConfigureAwait(false);
+        metrics.ConnectionClosed();
+        Interlocked.Decrement(ref _active);
+        _tracker.Remove(client);
     }
 
     /// <summary>
@@ -225,7 +246,7 @@ internal sealed partial class ListenerHost : IListenerModelSource
             {
                 ListenerProtocol.Echo => _echoHandler.HandleAsync(client, metrics),
                 ListenerProtocol.Http => _httpHandler.HandleAsync(client, source, metrics, _stopping),
-                _ => _tcpHandler.HandleAsync(client, model, metrics, DirectSend, _stopping),
+                _ => _tcpHandler.HandleAsync(client, model, metrics, DirectSend, this, _stopping),
             };
         }
         finally

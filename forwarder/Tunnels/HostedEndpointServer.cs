@@ -138,7 +138,7 @@ internal sealed partial class HostedEndpointServer(
         tracker.Add(client);
         try
         {
-            await new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker).RunAsync(splicer: null, runtime.Config.Tcp.DirectSend).ConfigureAwait(false);
+            await new TcpProxySession(client, upstream, listenerMetrics, service.Metrics, tracker).RunAsync(runtime.Config.Tcp.DirectSend).ConfigureAwait(false);
         }
         finally
         {

@@ -3,7 +3,9 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using Forwarder.Metrics;
+using Forwarder.Runtime;
 using Forwarder.Tests.Infrastructure;
+using Forwarder.Transports.Tcp;
 
 namespace Forwarder.Tests.L4;
 
@@ -64,6 +66,31 @@ public abstract class TcpProxyTests
         Assert.Equal(43, service.BytesToUpstream);
         Assert.Equal(43, service.BytesFromUpstream);
         Assert.Equal(1, service.Total);
+    }
+
+    /// <summary>
+    /// A spliced connection ends with no managed frame waiting for it: the splice's end alone
+    /// gives back everything the connection counted, on every side.
+    /// </summary>
+    [Fact]
+    public async Task ClosedConnection_GivesBackEverythingItCounted()
+    {
+        await using var backend = TcpTestServer.Echo();
+        await using var forwarder = await RunningForwarder.StartAsync(Config(backend.Address));
+        var endpoint = forwarder.Runtime.Services["back"].Endpoints[0].State;
+        var budget = forwarder.Service<ConnectionBudget>();
+        var tracker = forwarder.Service<ConnectionTracker>();
+
+        using (var client = await SocketClient.ConnectAsync(forwarder.EndPoint("front")))
+        {
+            await SocketClient.AssertEchoAsync(client, "counted");
+            Assert.Equal((1, 1, 1, 2), (tracker.Count, endpoint.InFlight, forwarder.Metrics.Service("back").Active, budget.OpenSockets));
+        }
+
+        await Eventually.TrueAsync(
+            () => (tracker.Count, endpoint.InFlight, forwarder.Metrics.Service("back").Active, forwarder.Metrics.Listener("front").Active, budget.OpenSockets) == (0, 0, 0, 0, 0),
+            () => $"tracked {tracker.Count}, endpoint in flight {endpoint.InFlight}, upstream active {forwarder.Metrics.Service("back").Active}, " +
+                  $"listener active {forwarder.Metrics.Listener("front").Active}, budget {budget.OpenSockets}");
     }
 
     [Fact]

@@ -23,7 +23,8 @@ internal sealed class SplicedPair : EpollTarget
     private readonly SpliceFlow _toUpstream;
     private readonly SpliceFlow _toClient;
     private readonly ISpliceObserver _observer;
-    private readonly TaskCompletionSource<SpliceOutcome> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource<SpliceOutcome>? _completion;
+    private int _outcome = NotEnded;
 
     /// <summary>Takes both connections: on success both sockets are closed and the pair owns their descriptors; on failure the sockets are left to the caller.</summary>
     public SplicedPair(Socket client, Socket upstream, ISpliceObserver observer)
@@ -103,7 +104,33 @@ internal sealed class SplicedPair : EpollTarget
     private bool _clientWatchedForWrite;
     private bool _upstreamWatchedForWrite;
 
-    public Task<SpliceOutcome> Completion => _completion.Task;
+    private const int NotEnded = -1;
+
+    /// <summary>
+    /// Made on first use: an owner told by <see cref="ISpliceObserver.Ended"/> never asks, and an
+    /// idle pair then keeps no task and source (96 bytes). Each side publishes its own field with a
+    /// full fence before reading the other's, so an end racing the first read cannot leave the
+    /// task pending.
+    /// </summary>
+    public Task<SpliceOutcome> Completion
+    {
+        get
+        {
+            if (Volatile.Read(ref _completion) is { } made)
+            {
+                return made.Task;
+            }
+
+            var fresh = new TaskCompletionSource<SpliceOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var completion = Interlocked.CompareExchange(ref _completion, fresh, null) ?? fresh;
+            if (Volatile.Read(ref _outcome) is var outcome and not NotEnded)
+            {
+                completion.TrySetResult((SpliceOutcome)outcome);
+            }
+
+            return completion.Task;
+        }
+    }
 
     public ISpliceObserver Observer => _observer;
 
@@ -212,7 +239,9 @@ internal sealed class SplicedPair : EpollTarget
         _clientBudget?.Release();
         _upstreamBudget?.Release();
         Thread.Ended(this);
-        _completion.TrySetResult(outcome);
+        Interlocked.Exchange(ref _outcome, (int)outcome);
+        Volatile.Read(ref _completion)?.TrySetResult(outcome);
+        _observer.Ended(outcome);
     }
 
     private static void Queue(SpliceFlow flow, List<SpliceFlow> ready)

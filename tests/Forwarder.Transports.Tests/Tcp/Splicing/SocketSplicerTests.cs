@@ -90,6 +90,27 @@ public sealed class SocketSplicerTests : IDisposable
         Assert.Equal(string.Empty, await ReceiveToEndAsync(server));
     }
 
+    /// <summary>
+    /// An owner told of the end needs no task (none is made until asked for); one asked for only
+    /// after the end is completed with the outcome.
+    /// </summary>
+    [Fact]
+    public async Task Observer_IsToldOfTheEnd_AndACompletionAskedForAfterwardsHasTheOutcome()
+    {
+        using var splicer = new SocketSplicer(threads: 1);
+        var (client, clientSide) = await ConnectedPairAsync();
+        var (upstreamSide, server) = await ConnectedPairAsync();
+        var spliced = splicer.Splice(clientSide, upstreamSide, _counter);
+
+        server.LingerState = new LingerOption(true, 0);
+        server.Close();
+
+        Assert.Equal(SpliceOutcome.Reset, await _counter.Ended.Task.WaitAsync(Timeout));
+        Assert.Equal(SpliceOutcome.Reset, await spliced.Completion.WaitAsync(Timeout));
+        var reset = await Assert.ThrowsAsync<SocketException>(() => ReceiveToEndAsync(client));
+        Assert.Equal(SocketError.ConnectionReset, reset.SocketErrorCode);
+    }
+
     [Fact]
     public async Task Dispose_WithLivePair_ResetsIt()
     {
@@ -182,6 +203,8 @@ public sealed class SocketSplicerTests : IDisposable
 
     private sealed class Counter : ISpliceObserver
     {
+        public TaskCompletionSource<SpliceOutcome> Ended { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
         public int ToUpstream { get; private set; }
 
         public int ToClient { get; private set; }
@@ -197,5 +220,7 @@ public sealed class SocketSplicerTests : IDisposable
                 ToClient += bytes;
             }
         }
+
+        void ISpliceObserver.Ended(SpliceOutcome outcome) => Ended.TrySetResult(outcome);
     }
 }

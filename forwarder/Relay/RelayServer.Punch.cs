@@ -80,7 +80,7 @@ internal sealed partial class RelayServer
 
         try
         {
-            var (farStream, status) = await TunnelHandshake.RequestAsync(far, new TunnelRequest(farKind, source.Name, $"{asker}/{farToken}"), deadline.Token).ConfigureAwait(false);
+            var (farStream, status) = await TunnelHandshake.RequestAsync(far, new TunnelRequest(farKind, source.Name, IntroductionTarget.Format(asker, farToken)), deadline.Token).ConfigureAwait(false);
             if (farStream is null)
             {
                 if (status == TunnelStatus.Limited)

@@ -60,8 +60,18 @@ internal sealed partial class TcpPunching
     public async Task AnswerAsync(ConnectionContext stream, TunnelRequest request, RelayAddress relay, CancellationToken cancellationToken)
     {
         var node = source.Initial.Node!;
-        if (Volatile.Read(ref _acceptor) is not { } acceptor || node.Refuses(request.Node) is not null
-            || !HolePunching.TryParseIntroduction(request.Target, RelayServer.TcpMagic, out var asker, out var hello) || asker.AddressFamily != AddressFamily.InterNetwork)
+        var parsed = IntroductionTarget.TryParse(request.Target, RelayServer.TcpMagic, out var asker, out var hello, out var malformed);
+        if (parsed && asker.AddressFamily != AddressFamily.InterNetwork)
+        {
+            (parsed, malformed) = (false, "an IPv6 address, and TCP punching is over IPv4 only");
+        }
+
+        if (!parsed)
+        {
+            LogMalformedIntroduction(logger, relay.Name, request.Node, malformed);
+        }
+
+        if (Volatile.Read(ref _acceptor) is not { } acceptor || node.Refuses(request.Node) is not null || !parsed)
         {
             await AnswerAsync(stream, TunnelStatus.NotAllowed, cancellationToken).ConfigureAwait(false);
             return;
@@ -268,6 +278,9 @@ internal sealed partial class TcpPunching
 
     [LoggerMessage(EventId = 758, Level = LogLevel.Warning, Message = "Refused a TCP introduction of node {Peer}: this node answers at most {PerPeer} at once per node and {Total} in all; its streams stay on the relay")]
     private static partial void LogAnswersLimited(ILogger logger, string peer, int perPeer, int total);
+
+    [LoggerMessage(EventId = 759, Level = LogLevel.Warning, Message = "Relay {Relay} introduced node {Peer} for TCP with a malformed target ({Reason}); refused")]
+    private static partial void LogMalformedIntroduction(ILogger logger, string relay, string peer, string reason);
 
     [LoggerMessage(EventId = 757, Level = LogLevel.Warning, Message = "Could not send node {Peer} a SYN at TCP {Address} ({Error})")]
     private static partial void LogProbeFailed(ILogger logger, string peer, string address, SocketError error);

@@ -57,10 +57,14 @@ internal sealed class RelayNode(string name, RelayLimits limits)
     /// <summary>Links this node asked for that the relay spliced: both halves presented their tickets.</summary>
     public long Splices => Volatile.Read(ref _splices);
 
-    /// <summary>Introductions this node asked for beyond <see cref="IntroductionsPerSecond"/>, refused by the relay.</summary>
+    /// <summary>Introductions this node asked for beyond <see cref="IntroductionsPerSecond"/> (or its own outstanding tokens), refused by the relay.</summary>
     public long IntroductionsLimited => Volatile.Read(ref _introductionsLimited);
 
-    /// <summary>Introductions this node asked for that the far node refused as over its own limit of answers at once.</summary>
+    /// <summary>
+    /// Introductions this node asked for that were refused for the far node: by the far node, as
+    /// over its own limit of answers at once, or by the relay, the far node's token places for
+    /// this asker (or for all askers) being taken.
+    /// </summary>
     public long IntroductionsFarLimited => Volatile.Read(ref _introductionsFarLimited);
 
     public TimeSpan Throttled => TimeSpan.FromMicroseconds(Volatile.Read(ref _throttledMicroseconds));

@@ -48,6 +48,7 @@ internal sealed partial class RelayServer
 
         if (tokens.Issue(source.Name) is not { } token)
         {
+            source.IntroductionLimited(far: false);
             await AnswerAsync(stream, TunnelStatus.Limited).ConfigureAwait(false);
             return;
         }
@@ -68,7 +69,9 @@ internal sealed partial class RelayServer
             return;
         }
 
-        if (tokens.Issue(punch.Node) is not { } farToken)
+        // From the far node's places for introductions, at most two for this asker: a node asking
+        // without end cannot take those it answers others with, nor the ones it punches with itself.
+        if (tokens.Issue(punch.Node, source.Name) is not { } farToken)
         {
             source.IntroductionLimited(far: true);
             await AnswerAsync(stream, TunnelStatus.Limited).ConfigureAwait(false);
@@ -77,7 +80,7 @@ internal sealed partial class RelayServer
 
         try
         {
-            var (farStream, status) = await TunnelHandshake.RequestAsync(far, new TunnelRequest(farKind, source.Name, $"{asker}/{farToken}"), deadline.Token).ConfigureAwait(false);
+            var (farStream, status) = await TunnelHandshake.RequestAsync(far, new TunnelRequest(farKind, source.Name, IntroductionTarget.Format(asker, farToken)), deadline.Token).ConfigureAwait(false);
             if (farStream is null)
             {
                 if (status == TunnelStatus.Limited)

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.InteropServices;
 
 namespace Forwarder.Relay;
 
@@ -14,12 +15,24 @@ internal sealed class RendezvousTokens(TimeProvider time)
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(30);
 
-    /// <summary>Tokens one node may hold unanswered at once: a punch takes one or two, for seconds.</summary>
+    /// <summary>Tokens one node may hold unanswered at once for its own punches: a punch takes one or two, for seconds.</summary>
     public const int MaxPerNode = 8;
+
+    /// <summary>
+    /// Tokens one node may hold unanswered at once as the far end of other nodes' introductions,
+    /// at most <see cref="MaxPerAsker"/> of them for one asker. Kept apart from its own places so
+    /// that however many introductions others ask for, and however slowly it answers them (each
+    /// holds its place until its answer or the relay's 30 s timeout), it still punches itself;
+    /// and one asker cannot take the places the far node answers its other peers with.
+    /// </summary>
+    public const int MaxIntroducedPerNode = 8;
+
+    /// <summary>A real far node answers at most two TCP introductions of one peer at once: the relay issues no more for them.</summary>
+    public const int MaxPerAsker = 2;
 
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Issued> _issued = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, int> _outstanding = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Places> _places = new(StringComparer.Ordinal);
     private long _sweptAt;
     private long _refusedUnknown;
     private long _refusedRebound;
@@ -37,30 +50,39 @@ internal sealed class RendezvousTokens(TimeProvider time)
         {
             lock (_lock)
             {
-                return _outstanding.Values.Sum();
+                return _places.Values.Sum(p => p.Own + p.Introduced);
             }
         }
     }
 
-    /// <summary>A fresh token for <paramref name="node"/> to send from the port it will punch from; null when it already holds <see cref="MaxPerNode"/>.</summary>
-    public string? Issue(string node)
+    /// <summary>
+    /// A fresh token for <paramref name="node"/> to send from the port it will punch from, for its
+    /// own punch or, with <paramref name="asker"/>, as the far end of that node's introduction;
+    /// null when that takes a place <paramref name="node"/> has none of left.
+    /// </summary>
+    public string? Issue(string node, string? asker = null)
     {
         var (token, _) = RelayRendezvous.NewToken([]);
         var now = time.GetTimestamp();
         lock (_lock)
         {
-            if (_outstanding.GetValueOrDefault(node) >= MaxPerNode || time.GetElapsedTime(_sweptAt, now) >= TimeSpan.FromSeconds(1))
+            if (Full(node, asker) || time.GetElapsedTime(_sweptAt, now) >= TimeSpan.FromSeconds(1))
             {
                 Sweep(now);
             }
 
-            if (_outstanding.GetValueOrDefault(node) >= MaxPerNode)
+            if (Full(node, asker))
             {
                 return null;
             }
 
-            _issued[token] = new Issued(node, now);
-            _outstanding[node] = _outstanding.GetValueOrDefault(node) + 1;
+            if (!_places.TryGetValue(node, out var places))
+            {
+                _places[node] = places = new Places();
+            }
+
+            places.Take(asker);
+            _issued[token] = new Issued(node, asker, now);
             return token;
         }
     }
@@ -135,7 +157,7 @@ internal sealed class RendezvousTokens(TimeProvider time)
             lock (_lock)
             {
                 // No longer outstanding; kept till it expires, so its late copies count as neither unknown nor rebound.
-                Release(issued.Node);
+                Release(issued);
             }
         }
     }
@@ -148,7 +170,7 @@ internal sealed class RendezvousTokens(TimeProvider time)
             if (_issued.TryGetValue(token, out var issued) && !issued.Answered)
             {
                 _issued.Remove(token);
-                Release(issued.Node);
+                Release(issued);
             }
         }
     }
@@ -164,30 +186,32 @@ internal sealed class RendezvousTokens(TimeProvider time)
                 _issued.Remove(token);
                 if (!issued.Answered)
                 {
-                    Release(issued.Node);
+                    Release(issued);
                 }
             }
         }
     }
 
-    private void Release(string node)
+    /// <summary>Whether <paramref name="node"/> has no place left for a token of <paramref name="asker"/>'s (its own: null).</summary>
+    private bool Full(string node, string? asker) => _places.TryGetValue(node, out var places) && places.Full(asker);
+
+    private void Release(Issued issued)
     {
-        var left = _outstanding.GetValueOrDefault(node) - 1;
-        if (left <= 0)
+        var places = _places[issued.Node];
+        if (places.Free(issued.Asker))
         {
-            _outstanding.Remove(node);
-        }
-        else
-        {
-            _outstanding[node] = left;
+            _places.Remove(issued.Node);
         }
     }
 
     private bool Expired(long at, long now) => time.GetElapsedTime(at, now) > Lifetime;
 
-    private sealed class Issued(string node, long at)
+    private sealed class Issued(string node, string? asker, long at)
     {
         public string Node { get; } = node;
+
+        /// <summary>The node whose introduction this far node's token is for; null for the node's own.</summary>
+        public string? Asker { get; } = asker;
 
         public long At { get; } = at;
 
@@ -198,5 +222,50 @@ internal sealed class RendezvousTokens(TimeProvider time)
         public TaskCompletionSource? Named { get; set; }
 
         public bool Answered { get; set; }
+    }
+
+    /// <summary>One node's outstanding tokens: its own, and those it holds as the far end, by asker.</summary>
+    private sealed class Places
+    {
+        private readonly Dictionary<string, int> _byAsker = new(StringComparer.Ordinal);
+
+        public int Own { get; private set; }
+
+        public int Introduced { get; private set; }
+
+        public bool Full(string? asker) => asker is null
+            ? Own >= MaxPerNode
+            : Introduced >= MaxIntroducedPerNode || _byAsker.GetValueOrDefault(asker) >= MaxPerAsker;
+
+        public void Take(string? asker)
+        {
+            if (asker is null)
+            {
+                Own++;
+                return;
+            }
+
+            Introduced++;
+            _byAsker[asker] = _byAsker.GetValueOrDefault(asker) + 1;
+        }
+
+        /// <summary>Frees a place; true when none is taken any more.</summary>
+        public bool Free(string? asker)
+        {
+            if (asker is null)
+            {
+                Own--;
+            }
+            else
+            {
+                Introduced--;
+                if (--CollectionsMarshal.GetValueRefOrNullRef(_byAsker, asker) == 0)
+                {
+                    _byAsker.Remove(asker);
+                }
+            }
+
+            return Own == 0 && Introduced == 0;
+        }
     }
 }

@@ -136,8 +136,13 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
     public async Task AnswerAsync(ConnectionContext stream, TunnelRequest request, RelayAddress relay, CancellationToken stopping)
     {
         var node = source.Initial.Node!;
-        if (Volatile.Read(ref _listener) is not { } listener || node.Refuses(request.Node) is not null
-            || !TryParseIntroduction(request.Target, RelayRendezvous.Magic, out var asker, out var datagram))
+        var parsed = IntroductionTarget.TryParse(request.Target, RelayRendezvous.Magic, out var asker, out var datagram, out var malformed);
+        if (!parsed)
+        {
+            LogMalformedIntroduction(logger, relay.Name, request.Node, malformed);
+        }
+
+        if (Volatile.Read(ref _listener) is not { } listener || node.Refuses(request.Node) is not null || !parsed)
         {
             TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.NotAllowed);
             await stream.Transport.Output.FlushAsync(stopping).ConfigureAwait(false);
@@ -187,25 +192,6 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
         TunnelHandshake.WriteStatus(stream.Transport.Output, TunnelStatus.Connected);
         await stream.Transport.Output.FlushAsync(stopping).ConfigureAwait(false);
         LogIntroduced(logger, request.Node, asker.ToString(), hopLimit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "no limit");
-    }
-
-    /// <summary>
-    /// An introduction's target, ADDRESS/TOKEN: the introduced node's address, and the token the
-    /// relay issued this node, as the message (after <paramref name="magic"/>) that carries it.
-    /// </summary>
-    internal static bool TryParseIntroduction(string target, ReadOnlySpan<byte> magic, out IPEndPoint asker, out byte[] message)
-    {
-        var slash = target.LastIndexOf('/');
-        asker = null!;
-        message = null!;
-        if (slash < 0 || !IPEndPoint.TryParse(target.AsSpan(0, slash), out var parsed) || RelayRendezvous.Message(magic, target[(slash + 1)..]) is not { } built)
-        {
-            return false;
-        }
-
-        asker = RelayRendezvous.Unmapped(parsed);
-        message = built;
-        return true;
     }
 
     /// <summary>
@@ -264,6 +250,9 @@ internal sealed partial class HolePunching(ConfigSource source, TimeProvider tim
 
     [LoggerMessage(EventId = 743, Level = LogLevel.Warning, Message = "Could not probe node {Peer} at UDP {Address} for hole punching ({Error})")]
     private static partial void LogProbeFailed(ILogger logger, string peer, string address, SocketError error);
+
+    [LoggerMessage(EventId = 746, Level = LogLevel.Warning, Message = "Relay {Relay} introduced node {Peer} with a malformed target ({Reason}); refused")]
+    private static partial void LogMalformedIntroduction(ILogger logger, string relay, string peer, string reason);
 
     [LoggerMessage(EventId = 744, Level = LogLevel.Warning, Message = "Could not send a hole-punching token to relay {Relay} ({Error})")]
     private static partial void LogTokenNotSent(ILogger logger, string relay, SocketError error);

@@ -77,6 +77,7 @@ internal sealed partial class Http2ProxyHandler
                     try
                     {
                         upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout, _upstreamWrites).ConfigureAwait(false);
+                        upstream.UseBudget(_responseBudget);
                         if (!bodiless)
                         {
                             pump = PumpAsync(stream, upstream, exchange, model.Config.MaxBodySize, head.ContentLength, expectContinue);

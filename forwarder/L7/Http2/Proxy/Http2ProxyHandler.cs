@@ -44,6 +44,9 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
     /// <summary>The upstream writes of the streams one read of the client opens: their heads leave together at the read's end.</summary>
     private readonly Client.Http2ClientBatch _upstreamWrites = new();
 
+    /// <summary>What this connection's upstream streams may buffer of their responses past their opening windows, however many streams the client leaves unread.</summary>
+    private readonly Client.Http2ResponseBudget _responseBudget;
+
     public Http2ProxyHandler(Http1ProxyHandler owner, ClientConnection client, Http2ConnectionState state, ConnectionTracker tracker)
     {
         _owner = owner;
@@ -56,6 +59,9 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
             : Encoding.ASCII.GetBytes(_clientAddress.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{_clientAddress}]" : _clientAddress.ToString());
         _scheme = client.Client.Features.Get<ITlsConnectionFeature>() is null ? "http"u8.ToArray() : "https"u8.ToArray();
         client.CheckOwnDeadlines = CheckDeadlines;
+
+        // Fixed for the connection's life: a reload applies to connections accepted after it.
+        _responseBudget = new Client.Http2ResponseBudget(state.Host.Model.Http?.Config.ResponseBufferPerConnection ?? HttpListenerConfig.DefaultResponseBufferPerConnection, state.Metrics);
     }
 
     public void ReadStarted() => _upstreamWrites.Open();

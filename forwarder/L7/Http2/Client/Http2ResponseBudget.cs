@@ -15,30 +15,19 @@ namespace Forwarder.L7.Http2.Client;
 /// Streams of one client connection sit on several upstream connections: this is called under
 /// their locks (it takes only its own inside them) and <see cref="Wake"/> outside all of them.
 /// </remarks>
-internal sealed class Http2ResponseBudget(long limit, ListenerMetrics? metrics = null)
+internal sealed class Http2ResponseBudget(long limit, ListenerMetrics metrics)
 {
     /// <summary>A top-up smaller than this is not worth a WINDOW_UPDATE: the stream waits for more room instead.</summary>
-    internal const int MinTopUp = 16 * 1024;
+    private const int MinTopUp = 16 * 1024;
 
     private readonly Lock _lock = new();
     private readonly Queue<(Http2ClientExchange Stream, int Generation)> _starved = new();
+
+    /// <summary>Credit held past the streams' opening windows (what the limit bounds), under <see cref="_lock"/>.</summary>
     private long _held;
-    private long _buffered;
 
-    public long Limit => limit;
-
-    /// <summary>Credit held past the streams' opening windows (what the limit bounds).</summary>
-    public long Held => Volatile.Read(ref _held);
-
-    /// <summary>Response bytes received from the upstreams and not consumed yet.</summary>
-    public long Buffered => Volatile.Read(ref _buffered);
-
-    /// <summary>Under the stream's connection lock: response bytes arrived (positive) or were consumed or dropped (negative).</summary>
-    public void AddBuffered(long delta)
-    {
-        Interlocked.Add(ref _buffered, delta);
-        metrics?.AddHttp2ResponseBuffered(delta);
-    }
+    /// <summary>Under the stream's connection lock: response bytes arrived (positive) or were consumed or dropped (negative), for the listener's gauge.</summary>
+    public void AddBuffered(long delta) => metrics.AddHttp2ResponseBuffered(delta);
 
     /// <summary>
     /// Under the stream's connection lock: takes up to <paramref name="wanted"/> bytes of credit;
@@ -59,7 +48,7 @@ internal sealed class Http2ResponseBudget(long limit, ListenerMetrics? metrics =
             {
                 stream.Starved = true;
                 _starved.Enqueue((stream, stream.Generation));
-                metrics?.Http2ResponseBudgetExhausted();
+                metrics.Http2ResponseBudgetExhausted();
             }
 
             return granted;

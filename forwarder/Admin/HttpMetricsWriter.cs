@@ -38,6 +38,21 @@ internal static class HttpMetricsWriter
                 }
             }
         }
+
+        Family(text, "forwarder_listener_http2_response_buffered_bytes", "gauge", "Response bytes the native HTTP/2 front holds from upstreams that its clients have not taken yet (bounded per client connection by http.responseBufferPerConnection plus 64 KiB per stream).");
+        foreach (var l in listeners.Where(l => l.Http2ResponsesBuffered))
+        {
+            Sample(text, "forwarder_listener_http2_response_buffered_bytes", $"listener=\"{l.Name}\"", l.Http2ResponseBuffered);
+        }
+
+        Family(text, "forwarder_listener_http2_response_buffer_full_total", "counter", "Times the native HTTP/2 front held back an upstream stream's window because its client connection's response buffer (http.responseBufferPerConnection) was full.");
+        foreach (var l in listeners)
+        {
+            if (l.Http2ResponseBudgetExhaustions is > 0 and var count)
+            {
+                Sample(text, "forwarder_listener_http2_response_buffer_full_total", $"listener=\"{l.Name}\"", count);
+            }
+        }
     }
 
     /// <summary>The five families of one kind of <see cref="HttpMetrics"/> owner, every family declared even with no series.</summary>

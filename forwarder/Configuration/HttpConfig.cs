@@ -22,8 +22,12 @@ internal sealed record HttpListenerConfig(
     IReadOnlyList<RouteConfig> Routes,
     PathNormalization PathNormalization = PathNormalization.DotSegments,
     TimeSpan? BodyTimeout = null,
-    Http2Engine Http2Engine = Http2Engine.Auto)
+    Http2Engine Http2Engine = Http2Engine.Auto,
+    int ResponseBufferPerConnection = HttpListenerConfig.DefaultResponseBufferPerConnection)
 {
+    /// <summary>What the upstream streams of one native HTTP/2 client connection may buffer of their responses past their opening windows (<c>http.responseBufferPerConnection</c>).</summary>
+    public const int DefaultResponseBufferPerConnection = 4 * 1024 * 1024;
+
     public static readonly TimeSpan DefaultHeaderTimeout = TimeSpan.FromSeconds(10);
     public static readonly TimeSpan DefaultKeepAliveTimeout = TimeSpan.FromSeconds(75);
     public static readonly TimeSpan DefaultBodyTimeout = TimeSpan.FromSeconds(60);

@@ -16,7 +16,7 @@ internal static class HttpListenerReader
     public static HttpListenerConfig? Read(YamlFieldReader reader, Dictionary<string, YamlNode> listener, YamlNode owner, string path, ServiceCatalog services)
     {
         var settings = listener.TryGetValue("http", out var httpNode)
-            ? reader.Mapping(httpNode, $"{path}.http", "headerTimeout", "keepAliveTimeout", "maxRequestLine", "maxHeaderBytes", "maxHeaders", "maxBodySize", "accessLog", "http2", "pathNormalization", "bodyTimeout") ?? []
+            ? reader.Mapping(httpNode, $"{path}.http", "headerTimeout", "keepAliveTimeout", "maxRequestLine", "maxHeaderBytes", "maxHeaders", "maxBodySize", "accessLog", "http2", "pathNormalization", "bodyTimeout", "responseBufferPerConnection") ?? []
             : [];
         var httpPath = $"{path}.http";
         var limits = new Http1Limits(
@@ -48,6 +48,9 @@ internal static class HttpListenerReader
             });
         var accessLog = reader.String(settings, httpPath, "accessLog", required: false, owner);
 
+        // Below 256 KiB a single stream could not reach its full window; above 1 GiB it bounds nothing.
+        var responseBuffer = reader.Size(settings, httpPath, "responseBufferPerConnection", HttpListenerConfig.DefaultResponseBufferPerConnection, 256 * 1024, 1 << 30)!.Value;
+
         if (!listener.TryGetValue("routes", out var routesNode))
         {
             reader.Error(owner, $"{path}.routes", "is required for an http listener: a list of routes, each with match and service (or split)");
@@ -74,7 +77,7 @@ internal static class HttpListenerReader
             engine = ResolveEngine(reader, settings, httpPath, engine, routes, services, AsksForWebSockets(listener));
         }
 
-        return new HttpListenerConfig(http2, limits, headerTimeout, keepAliveTimeout, maxBodySize, accessLog, routes, pathNormalization, bodyTimeout, engine);
+        return new HttpListenerConfig(http2, limits, headerTimeout, keepAliveTimeout, maxBodySize, accessLog, routes, pathNormalization, bodyTimeout, engine, responseBuffer);
     }
 
     /// <summary>

@@ -26,6 +26,9 @@ internal sealed class ListenerMetrics(string name)
     private long _tlsHttp2;
     private long _tlsHttp11;
     private long _tlsFailed;
+    private long _http2ResponseBuffered;
+    private long _http2ResponseBudgetExhausted;
+    private bool _http2ResponsesBuffered;
 
     public string Name { get; } = name;
 
@@ -76,6 +79,26 @@ internal sealed class ListenerMetrics(string name)
     public long Http2GoAways(Http2GoAwayReason reason) => Volatile.Read(ref _http2GoAways[(int)reason]);
 
     public void Http2GoAway(Http2GoAwayReason reason) => Interlocked.Increment(ref _http2GoAways[(int)reason]);
+
+    /// <summary>Response bytes the native HTTP/2 front holds from upstreams that its clients have not taken yet.</summary>
+    public long Http2ResponseBuffered => Volatile.Read(ref _http2ResponseBuffered);
+
+    /// <summary>Times an upstream stream's window top-up was held back because its client connection's response buffer was full.</summary>
+    public long Http2ResponseBudgetExhaustions => Volatile.Read(ref _http2ResponseBudgetExhausted);
+
+    /// <summary>The native HTTP/2 front has buffered responses on this listener (its gauge is exported from then on).</summary>
+    public bool Http2ResponsesBuffered => Volatile.Read(ref _http2ResponsesBuffered);
+
+    public void AddHttp2ResponseBuffered(long delta)
+    {
+        Interlocked.Add(ref _http2ResponseBuffered, delta);
+        if (!_http2ResponsesBuffered)
+        {
+            Volatile.Write(ref _http2ResponsesBuffered, true);
+        }
+    }
+
+    public void Http2ResponseBudgetExhausted() => Interlocked.Increment(ref _http2ResponseBudgetExhausted);
 
     /// <summary>An http request the proxy answered by itself with <paramref name="status"/> (400, 404, 408, 413, 503, ...).</summary>
     public void HttpRefused(int status)

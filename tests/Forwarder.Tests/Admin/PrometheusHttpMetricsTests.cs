@@ -62,6 +62,8 @@ public sealed partial class PrometheusHttpMetricsTests
         web.HttpRefused(404);
         web.HttpRefused(404);
         web.Http2GoAway(Http2GoAwayReason.RapidReset);
+        web.AddHttp2ResponseBuffered(4096);
+        web.Http2ResponseBudgetExhausted();
         metrics.Listener("quiet");
 
         var text = Render(metrics);
@@ -154,6 +156,12 @@ public sealed partial class PrometheusHttpMetricsTests
             # HELP forwarder_listener_http2_goaway_total HTTP/2 client connections the proxy closed with a GOAWAY of its own, by reason (header_timeout, idle: NO_ERROR; ping_flood, settings_flood, rapid_reset: ENHANCE_YOUR_CALM).
             # TYPE forwarder_listener_http2_goaway_total counter
             forwarder_listener_http2_goaway_total{listener="web",reason="rapid_reset"} 1
+            # HELP forwarder_listener_http2_response_buffered_bytes Response bytes the native HTTP/2 front holds from upstreams that its clients have not taken yet (bounded per client connection by http.responseBufferPerConnection plus 64 KiB per stream).
+            # TYPE forwarder_listener_http2_response_buffered_bytes gauge
+            forwarder_listener_http2_response_buffered_bytes{listener="web"} 4096
+            # HELP forwarder_listener_http2_response_buffer_full_total Times the native HTTP/2 front held back an upstream stream's window because its client connection's response buffer (http.responseBufferPerConnection) was full.
+            # TYPE forwarder_listener_http2_response_buffer_full_total counter
+            forwarder_listener_http2_response_buffer_full_total{listener="web"} 1
             # HELP forwarder_service_endpoints_available Endpoints that health lets take traffic.
             """);
 
@@ -178,6 +186,7 @@ public sealed partial class PrometheusHttpMetricsTests
             ("forwarder_service_http_requests_total", "counter"), ("forwarder_service_http_responses_total", "counter"), ("forwarder_service_http_retries_total", "counter"),
             ("forwarder_service_http_aborted_total", "counter"), ("forwarder_service_http_upstream_latency_seconds", "histogram"),
             ("forwarder_listener_http_refused_total", "counter"), ("forwarder_listener_http2_goaway_total", "counter"),
+            ("forwarder_listener_http2_response_buffered_bytes", "gauge"), ("forwarder_listener_http2_response_buffer_full_total", "counter"),
         })
         {
             Assert.Single(Regex.Matches(text, $"^# TYPE {name} {type}$", RegexOptions.Multiline));

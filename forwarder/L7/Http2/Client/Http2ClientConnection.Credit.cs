@@ -93,6 +93,7 @@ internal sealed partial class Http2ClientConnection
     /// <summary>The caller consumed <paramref name="length"/> body bytes: credit for the stream, sent once half its window is due (the connection's went back on arrival).</summary>
     internal void Consumed(Http2ClientExchange stream, int generation, int length)
     {
+        bool wake;
         lock (_gate)
         {
             // A lease that ended meanwhile: its dispose gave the unread credit back already.
@@ -101,13 +102,14 @@ internal sealed partial class Http2ClientConnection
                 return;
             }
 
-            if (!stream.Closed && !stream.RemoteEnded && stream.ReceiveWindow.Consume(length) is > 0 and var streamIncrement)
-            {
-                Http2FrameWriter.WriteWindowUpdate(Out, stream.Id, streamIncrement);
-            }
+            wake = ConsumeCredit(stream, length, Out);
         }
 
         Flush();
+        if (wake)
+        {
+            stream.Budget?.Wake();
+        }
     }
 
     private Exception? Unwritable(Http2ClientExchange stream, int generation)

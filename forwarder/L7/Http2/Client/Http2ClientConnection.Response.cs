@@ -22,6 +22,7 @@ internal sealed partial class Http2ClientConnection
         var data = (int)frame.Payload.Length;
         Http2ClientExchange? stream;
         bool ended;
+        var wake = false;
         lock (_gate)
         {
             // The connection's credit goes back at once: what a stream holds unread is bounded by
@@ -47,7 +48,7 @@ internal sealed partial class Http2ClientConnection
 
             try
             {
-                stream.ReceiveWindow.Receive(length, id);
+                stream.Credit.Receive(length, id);
             }
             catch (Http2StreamException)
             {
@@ -55,13 +56,11 @@ internal sealed partial class Http2ClientConnection
                 throw;
             }
 
+            stream.Budget?.AddBuffered(length);
             if (length > data)
             {
                 // Padding is consumed on arrival.
-                if (stream.ReceiveWindow.Consume(length - data) is > 0 and var increment)
-                {
-                    Http2FrameWriter.WriteWindowUpdate(ControlOut, id, increment);
-                }
+                wake = ConsumeCredit(stream, length - data, ControlOut);
             }
 
             ended = frame.EndStream;
@@ -92,6 +91,11 @@ internal sealed partial class Http2ClientConnection
         }
         finally
         {
+            if (wake)
+            {
+                stream.Budget?.Wake();
+            }
+
             stream.Release();
         }
     }

@@ -130,7 +130,7 @@ internal sealed partial class Http2ClientConnection
         }
 
         var exchange = _free.Count > 0 ? _free.Pop() : new Http2ClientExchange(this, _options);
-        exchange.Open(id, _peerInitialWindow, _options.StreamWindow);
+        exchange.Open(id, _peerInitialWindow, _options.InitialStreamWindow);
         exchange.LocalEnded = endStream;
         _streams[id] = exchange;
         _active++;

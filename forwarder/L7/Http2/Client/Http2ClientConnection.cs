@@ -114,7 +114,7 @@ internal sealed partial class Http2ClientConnection : IAsyncDisposable
             Http2FrameWriter.WriteSettings(output,
             [
                 new(Http2SettingId.EnablePush, 0),
-                new(Http2SettingId.InitialWindowSize, (uint)_options.StreamWindow),
+                new(Http2SettingId.InitialWindowSize, (uint)_options.InitialStreamWindow),
                 new(Http2SettingId.MaxHeaderListSize, (uint)_options.MaxHeaderListSize),
             ]);
             if (_options.ConnectionWindow > Http2Frames.DefaultWindowSize)

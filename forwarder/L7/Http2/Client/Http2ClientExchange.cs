@@ -50,7 +50,16 @@ internal sealed class Http2ClientExchange
 
     internal Http2SendWindow SendWindow;
 
-    internal Http2ReceiveWindow ReceiveWindow;
+    internal Http2StreamCredit Credit;
+
+    /// <summary>The client connection's budget the stream's top-ups come from; null for a stream without one (its top-ups are never held back).</summary>
+    internal Http2ResponseBudget? Budget { get; set; }
+
+    /// <summary>The credit past the opening window this stream holds of <see cref="Budget"/>.</summary>
+    internal long BudgetHeld { get; set; }
+
+    /// <summary>Queued in <see cref="Budget"/> for a top-up it was refused.</summary>
+    internal bool Starved { get; set; }
 
     internal bool LocalEnded { get; set; }
 
@@ -102,7 +111,7 @@ internal sealed class Http2ClientExchange
     {
         Id = id;
         SendWindow = new Http2SendWindow(sendWindow);
-        ReceiveWindow = new Http2ReceiveWindow(receiveWindow);
+        Credit = new Http2StreamCredit(receiveWindow);
         _references = 2;
     }
 
@@ -138,6 +147,7 @@ internal sealed class Http2ClientExchange
         _cancellation.Dispose();
         _cancellation = default;
         _connection.TryCancel(this, generation + 1);
+        _connection.Unbind(this);
         Release();
         return true;
     }

@@ -6,8 +6,15 @@ namespace Forwarder.L7.Http2.Client;
 internal sealed record Http2ClientOptions
 {
     /// <summary>
-    /// The receive window of each stream (SETTINGS_INITIAL_WINDOW_SIZE). Generous, so a response
-    /// rarely waits on a round trip for credit; it bounds what one slow reader can make this side buffer.
+    /// The receive window each stream opens with (SETTINGS_INITIAL_WINDOW_SIZE): what a stream can
+    /// make this side buffer before any of its body is consumed, whatever its budget.
+    /// </summary>
+    public int InitialStreamWindow { get; init; } = 64 * 1024;
+
+    /// <summary>
+    /// The receive window a stream is topped up to as its body is consumed (within its
+    /// <see cref="Http2ResponseBudget"/>, if it has one). Generous, so a response rarely waits on a
+    /// round trip for credit; it bounds what one slow reader can make this side buffer.
     /// </summary>
     public int StreamWindow { get; init; } = 256 * 1024;
 

@@ -85,6 +85,9 @@ internal sealed class Http2ClientStream : IAsyncDisposable
     public ValueTask EndRequestAsync(Http2HeaderList? trailers = null)
         => trailers is { Count: > 0 } ? _exchange.Connection.WriteTrailers(_exchange, _generation, trailers) : WriteBodyAsync(default, endStream: true);
 
+    /// <summary>From now on the stream's window grows past its opening size only as far as <paramref name="budget"/> allows (shared with the client connection's other streams).</summary>
+    public void UseBudget(Http2ResponseBudget budget) => _exchange.Connection.Bind(_exchange, _generation, budget);
+
     /// <summary>Abandons the exchange: RST_STREAM CANCEL unless it already ended both ways, and any wait fails.</summary>
     public void Cancel() => ObjectDisposedException.ThrowIf(!_exchange.Connection.TryCancel(_exchange, _generation), this);
 

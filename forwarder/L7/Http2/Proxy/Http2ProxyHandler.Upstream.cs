@@ -77,6 +77,7 @@ internal sealed partial class Http2ProxyHandler
                     try
                     {
                         upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout, _upstreamWrites).ConfigureAwait(false);
+                        upstream.UseBudget(_responseBudget);
                         if (!bodiless)
                         {
                             if (InRead)

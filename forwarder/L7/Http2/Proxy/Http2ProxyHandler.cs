@@ -50,6 +50,9 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
     /// <summary>The thread applying a read of the client now (between ReadStarted and ReadEnded), else 0.</summary>
     private int _readingThread;
 
+    /// <summary>What this connection's upstream streams may buffer of their responses past their opening windows, however many streams the client leaves unread.</summary>
+    private readonly Client.Http2ResponseBudget _responseBudget;
+
     public Http2ProxyHandler(Http1ProxyHandler owner, ClientConnection client, Http2ConnectionState state, ConnectionTracker tracker)
     {
         _owner = owner;
@@ -62,6 +65,9 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
             : Encoding.ASCII.GetBytes(_clientAddress.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{_clientAddress}]" : _clientAddress.ToString());
         _scheme = client.Client.Features.Get<ITlsConnectionFeature>() is null ? "http"u8.ToArray() : "https"u8.ToArray();
         client.CheckOwnDeadlines = CheckDeadlines;
+
+        // Fixed for the connection's life: a reload applies to connections accepted after it.
+        _responseBudget = new Client.Http2ResponseBudget(state.Host.Model.Http?.Config.ResponseBufferPerConnection ?? HttpListenerConfig.DefaultResponseBufferPerConnection, state.Metrics);
     }
 
     public void ReadStarted()

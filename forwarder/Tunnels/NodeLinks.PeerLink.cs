@@ -167,6 +167,11 @@ internal sealed partial class NodeLinks
             }
 
             _metrics.LinkDown();
+            if (session.OutputCut)
+            {
+                LogOutputCut(owner._logger, peer.Name, path, LinkDialer.CloseTimeout);
+            }
+
             if (session is QuicLinkSession { StreamsCut: > 0 } cut)
             {
                 LogDrainCut(owner._logger, peer.Name, path, cut.StreamsCut, session.EndReason);

@@ -307,4 +307,7 @@ internal sealed partial class NodeLinks : IAsyncDisposable
 
     [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "Link to node {Peer} ({Path}) reset {Streams} stream(s) still on it when its drain ran out ({Reason})")]
     private static partial void LogDrainCut(ILogger logger, string peer, LinkPath path, int streams, string reason);
+
+    [LoggerMessage(EventId = 706, Level = LogLevel.Warning, Message = "Link with node {Peer} ({Path}) aborted: after it ended, the peer read nothing for {Timeout}, and what was still queued for it was dropped")]
+    internal static partial void LogOutputCut(ILogger logger, string peer, LinkPath path, TimeSpan timeout);
 }

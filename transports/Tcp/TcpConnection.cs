@@ -20,7 +20,7 @@ namespace Forwarder.Transports.Tcp;
 /// </summary>
 public sealed class TcpConnection : ConnectionContext,
     IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionEndPointFeature,
-    IConnectionLifetimeFeature, IConnectionSocketFeature, IConnectionResetFeature, IDirectSendFeature, IRawSocketFeature
+    IConnectionLifetimeFeature, IConnectionSocketFeature, IConnectionResetFeature, IDirectSendFeature, IRawSocketFeature, IReceiveLimitFeature
 {
     private const int NotStarted = 0;
     private const int Running = 1;
@@ -38,6 +38,7 @@ public sealed class TcpConnection : ConnectionContext,
         typeof(IConnectionResetFeature),
         typeof(IDirectSendFeature),
         typeof(IRawSocketFeature),
+        typeof(IReceiveLimitFeature),
     ];
 
     private static long s_lastId;
@@ -54,6 +55,7 @@ public sealed class TcpConnection : ConnectionContext,
     private Task _receiving = Task.CompletedTask;
     private Task _sending = Task.CompletedTask;
     private int _state;
+    private int _maxReceiveSize = int.MaxValue;
     private Exception? _abortReason;
     private bool _socketClosed;
     private string? _connectionId;
@@ -142,6 +144,17 @@ public sealed class TcpConnection : ConnectionContext,
     }
 
     public Socket Socket => _socket ?? throw new ObjectDisposedException(nameof(Socket), "The socket was taken.");
+
+    /// <inheritdoc/>
+    public int MaxReceiveSize
+    {
+        get => _maxReceiveSize;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _maxReceiveSize = value;
+        }
+    }
 
     public bool CanTakeSocket => Volatile.Read(ref _state) == NotStarted;
 
@@ -273,6 +286,11 @@ public sealed class TcpConnection : ConnectionContext,
                 }
 
                 var buffer = writer.GetMemory(minimumReceiveSize);
+                if (buffer.Length > _maxReceiveSize)
+                {
+                    buffer = buffer[.._maxReceiveSize];
+                }
+
                 var received = await Socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {

@@ -91,6 +91,12 @@ internal sealed class TcpProxySession(
         var input = source.Transport.Input;
         var output = target.Transport.Output;
         var direct = directSend ? target.Features.Get<IDirectSendFeature>() : null;
+        if (direct is { ChunkSize: > 0 and var chunk } && source.Features.Get<IReceiveLimitFeature>() is { } limit)
+        {
+            // Reads the size of the sender's frames are framed whole, with no small remainder.
+            limit.MaxReceiveSize = chunk;
+        }
+
         try
         {
             while (true)

@@ -21,6 +21,9 @@ internal static class LinkDialer
     public static YamuxOptions Options(TimeSpan keepAlive, MemoryPool<byte> pool)
         => NodeCredentials.LinkMux with { KeepAliveInterval = keepAlive, PingTimeout = keepAlive, Pool = pool };
 
+    /// <summary>How long an ended link's last frames may wait for a peer that stopped reading (yamux's default).</summary>
+    public static TimeSpan CloseTimeout => NodeCredentials.LinkMux.CloseTimeout;
+
     /// <summary>Connects to <paramref name="endPoint"/>, where only <paramref name="expectedName"/>'s certificate (for the role <paramref name="protocol"/> implies) is accepted.</summary>
     /// <exception cref="Exception">Connect, TLS or authentication failed, or the handshake took longer than 10 s.</exception>
     public static async Task<DialledLink> DialAsync(

@@ -18,6 +18,9 @@ internal interface ILinkSession : IAsyncDisposable
     /// <summary>The link is closing once its streams are done: new streams go another way.</summary>
     bool Draining { get; }
 
+    /// <summary>The peer read nothing for the close timeout after the link ended: what was queued for it was dropped, the connection aborted.</summary>
+    bool OutputCut { get; }
+
     /// <summary>A new stream asking for <paramref name="request"/>: the stream once connected, else the answer (null: the link broke first).</summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
     Task<(ConnectionContext? Stream, TunnelStatus? Status)> RequestAsync(TunnelRequest request, CancellationToken cancellationToken);
@@ -33,6 +36,8 @@ internal sealed class YamuxLinkSession(DialledLink link, LinkPath path = LinkPat
     public string EndReason => LinkDialer.EndReason(link.Session);
 
     public bool Draining => false;
+
+    public bool OutputCut => link.Session.OutputCut;
 
     public async Task<(ConnectionContext? Stream, TunnelStatus? Status)> RequestAsync(TunnelRequest request, CancellationToken cancellationToken)
         => await TunnelHandshake.RequestAsync(link.Session, request, cancellationToken).ConfigureAwait(false);
@@ -73,6 +78,9 @@ internal sealed class QuicLinkSession : ILinkSession
     public string EndReason => Volatile.Read(ref _endReason);
 
     public bool Draining => Volatile.Read(ref _draining) != 0;
+
+    /// <summary>Never: a QUIC connection's close is bounded by QUIC itself (its closing period).</summary>
+    public bool OutputCut => false;
 
     public async Task<(ConnectionContext? Stream, TunnelStatus? Status)> RequestAsync(TunnelRequest request, CancellationToken cancellationToken)
     {

@@ -207,6 +207,11 @@ internal sealed partial class NodeLinkListener(
         {
             _sessions.TryRemove(session, out _);
             peerMetrics.LinkDown();
+            if (session.OutputCut)
+            {
+                NodeLinks.LogOutputCut(logger, peer, path, session.Options.CloseTimeout);
+            }
+
             LogPeerUnlinked(logger, peer, session.Failure?.Message ?? (session.RemoteGoAwayCode is { } code ? $"go-away {code}" : "closed"));
         }
     }

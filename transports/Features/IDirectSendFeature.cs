@@ -10,4 +10,7 @@ namespace Forwarder.Transports.Features;
 public interface IDirectSendFeature
 {
     ValueTask SendAsync(ReadOnlySequence<byte> buffer);
+
+    /// <summary>The size this sender cuts buffers into (a frame's payload); zero when it sends them whole.</summary>
+    int ChunkSize => 0;
 }

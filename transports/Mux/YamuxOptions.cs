@@ -32,4 +32,10 @@ public sealed record YamuxOptions
 
     /// <summary>A ping unanswered for this long ends the session as dead.</summary>
     public TimeSpan PingTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long an ended session keeps sending what is queued (its go-away, data already framed)
+    /// to a peer that is not reading it, before the connection is aborted and the rest dropped.
+    /// </summary>
+    public TimeSpan CloseTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }

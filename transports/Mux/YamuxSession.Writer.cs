@@ -306,52 +306,6 @@ public sealed partial class YamuxSession
         Close(null);
     }
 
-    /// <summary>Once the session has ended: writes what is still queued (a go-away), then completes the connection's output.</summary>
-    private async Task CompleteOutputAsync()
-    {
-        var output = _connection.Transport.Output;
-        int state;
-        while ((state = Interlocked.CompareExchange(ref _writer, WriterOwned, WriterFree)) == WriterOwned)
-        {
-            // Another thread is writing: its batch ends soon, or its flush completes.
-            await _flushing.ConfigureAwait(false);
-            await Task.Yield();
-        }
-
-        try
-        {
-            while (state == WriterFree && !NothingQueued)
-            {
-                if ((await WriteQueued().ConfigureAwait(false)).IsCompleted)
-                {
-                    break;
-                }
-            }
-        }
-        catch (Exception ex) when (IsConnectionGone(ex))
-        {
-            // The connection is gone: nothing more can be sent.
-        }
-
-        Volatile.Write(ref _writer, WriterDone);
-        while (_data.TryDequeue(out var left))
-        {
-            if (left.Payload is { } payload)
-            {
-                ArrayPool<byte>.Shared.Return(payload);
-            }
-        }
-
-        try
-        {
-            await output.CompleteAsync().ConfigureAwait(false);
-        }
-        catch (Exception ex) when (IsConnectionGone(ex))
-        {
-            // Completing flushes what is left; with the connection gone there is nowhere to flush it.
-        }
-    }
-
     private static bool IsConnectionGone(Exception ex)
         => ex is IOException or ConnectionResetException or ConnectionAbortedException or OperationCanceledException or ObjectDisposedException or InvalidOperationException;
 

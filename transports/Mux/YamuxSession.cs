@@ -180,7 +180,7 @@ public sealed partial class YamuxSession : IAsyncDisposable
         }
 
         Close(failure);
-        await CompleteOutputAsync().ConfigureAwait(false);
+        await TearDownAsync().ConfigureAwait(false);
         await pinging.ConfigureAwait(false);
         _completion.TrySetResult();
     }

@@ -47,6 +47,9 @@ public sealed partial class YamuxStream
         }
     }
 
+    /// <summary>The largest data frame: a buffer of this size, or less, is framed whole.</summary>
+    public int ChunkSize => _session.Options.MaxFrameData;
+
     /// <summary>Cuts <paramref name="buffer"/> into data frames as the peer's window and the session's room allow; false once the stream is reset.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> SendFramesAsync(ReadOnlySequence<byte> buffer)

@@ -76,6 +76,11 @@ public sealed partial class TcpConnection
                 }
 
                 var buffer = writer.GetMemory(minimumReceiveSize);
+                if (buffer.Length > _maxReceiveSize)
+                {
+                    buffer = buffer[.._maxReceiveSize];
+                }
+
                 var received = await Socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {

@@ -19,7 +19,7 @@ namespace Forwarder.Transports.Tcp;
 /// </summary>
 public sealed partial class TcpConnection : ConnectionContext,
     IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionEndPointFeature,
-    IConnectionLifetimeFeature, IConnectionSocketFeature, IConnectionResetFeature, IDirectSendFeature, IRawSocketFeature
+    IConnectionLifetimeFeature, IConnectionSocketFeature, IConnectionResetFeature, IDirectSendFeature, IRawSocketFeature, IReceiveLimitFeature
 {
     private const int NotStarted = 0;
     private const int Running = 1;
@@ -37,6 +37,7 @@ public sealed partial class TcpConnection : ConnectionContext,
         typeof(IConnectionResetFeature),
         typeof(IDirectSendFeature),
         typeof(IRawSocketFeature),
+        typeof(IReceiveLimitFeature),
     ];
 
     private static long s_lastId;
@@ -53,6 +54,7 @@ public sealed partial class TcpConnection : ConnectionContext,
     private Task _receiving = Task.CompletedTask;
     private Task _sending = Task.CompletedTask;
     private int _state;
+    private int _maxReceiveSize = int.MaxValue;
     private Exception? _abortReason;
     private bool _socketClosed;
     private string? _connectionId;
@@ -141,6 +143,17 @@ public sealed partial class TcpConnection : ConnectionContext,
     }
 
     public Socket Socket => _socket ?? throw new ObjectDisposedException(nameof(Socket), "The socket was taken.");
+
+    /// <inheritdoc/>
+    public int MaxReceiveSize
+    {
+        get => _maxReceiveSize;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _maxReceiveSize = value;
+        }
+    }
 
     public bool CanTakeSocket => Volatile.Read(ref _state) == NotStarted;
 

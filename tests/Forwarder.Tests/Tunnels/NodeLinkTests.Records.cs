@@ -52,13 +52,48 @@ public sealed partial class NodeLinkTests
         }
     }
 
+    [Fact]
+    public async Task ABulkUpload_ReadIn64KiB_IsFramedWithNoTinyFrameBetween()
+    {
+        const int Size = 16 * 1024 * 1024;
+        var received = 0L;
+        await using var sink = new TcpTestServer(async socket =>
+        {
+            var buffer = new byte[64 * 1024];
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None) is > 0 and var read)
+            {
+                Interlocked.Add(ref received, read);
+            }
+        });
+        await using var nodeB = await StartNodeBAsync(sink.Address, keepAlive: "1h");
+        var tap = new RecordTap();
+        await using var tapServer = new TcpTestServer(socket => tap.RelayAsync(socket, LinkEndPoint(nodeB)));
+        await using var nodeA = await StartNodeAAsync($"127.0.0.1:{tapServer.EndPoint.Port}", sink.Address);
+
+        using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
+        await client.SendAsync(new byte[1], SocketFlags.None);
+        await Eventually.TrueAsync(() => Interlocked.Read(ref received) == 1, "the first byte went through the link");
+        var tinyBefore = tap.Tiny;
+
+        // One send of 16 MiB: node A finds 64 KiB and more waiting at nearly every read.
+        await client.SendAsync(new byte[Size], SocketFlags.None);
+        await Eventually.TrueAsync(() => Interlocked.Read(ref received) == Size + 1, "every byte reached the endpoint behind node B");
+
+        // Reads of 64 KiB cut into frames of 64 KiB - 12 left a 12-byte frame (a record of its own) per read: hundreds here.
+        Assert.InRange(tap.Tiny - tinyBefore, 0, 2);
+    }
+
     /// <summary>A TCP relay between a dialling node and the node it dials, counting the dialler's TLS records by size.</summary>
     private sealed class RecordTap
     {
         private int _full;
         private int _small;
+        private int _tiny;
 
         public (int Full, int Small) Counts => (Volatile.Read(ref _full), Volatile.Read(ref _small));
+
+        /// <summary>Records of at most 64 bytes of plaintext: a lone frame header, or a frame of a few bytes.</summary>
+        public int Tiny => Volatile.Read(ref _tiny);
 
         public async Task RelayAsync(Socket dialler, IPEndPoint target)
         {
@@ -116,6 +151,10 @@ public sealed partial class NodeLinkTests
                         {
                             bodyLeft = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(3));
                             Interlocked.Increment(ref bodyLeft == FullRecord ? ref _full : ref _small);
+                            if (bodyLeft <= 64 + 1 + 16)
+                            {
+                                Interlocked.Increment(ref _tiny);
+                            }
                             inHeader = 0;
                         }
                     }

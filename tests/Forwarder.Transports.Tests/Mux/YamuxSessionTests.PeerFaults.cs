@@ -1,3 +1,5 @@
+using System.Buffers;
+using Forwarder.Transports.Features;
 using Forwarder.Transports.Mux;
 using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
@@ -134,5 +136,36 @@ public sealed partial class YamuxSessionTests
         await client.Transport.Output.WriteAsync(Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 2, 0));
         await server.Completion.WaitAsync(Timeout);
         Assert.IsType<YamuxProtocolException>(server.Failure);
+    }
+
+    [Fact]
+    public async Task APeerThatHalfClosesAndStopsReading_HasTheConnectionAborted_AfterTheCloseTimeout()
+    {
+        await using var peer = await new TcpConnectionFactory(_options, _pool).ConnectAsync(_listener.EndPoint);
+        await using var serverConnection = (await _listener.AcceptAsync())!;
+        var options = new YamuxOptions { KeepAliveInterval = TimeSpan.Zero, CloseTimeout = TimeSpan.FromSeconds(1) };
+        await using var server = new YamuxSession(serverConnection, isClient: false, options);
+        server.Start();
+
+        // The peer opens a stream, grants it far more than the sockets hold, and reads nothing.
+        await peer.Transport.Output.WriteAsync(Frame(YamuxFrameType.WindowUpdate, YamuxFlags.Syn, 1, 256 * 1024 * 1024));
+        await using var stream = (await server.AcceptStreamAsync().AsTask().WaitAsync(Timeout))!;
+        var direct = stream.Features.Get<IDirectSendFeature>()!;
+        var sending = Task.Run(async () =>
+        {
+            var chunk = new ReadOnlySequence<byte>(new byte[256 * 1024]);
+            while (true)
+            {
+                await direct.SendAsync(chunk);
+            }
+        });
+
+        // The session's queue is full only once the connection stopped taking frames.
+        await WaitUntilAsync(() => server.QueuedBytes >= 1024 * 1024, "more than 1 MiB is queued behind the unread socket");
+        peer.Transport.Output.Complete();
+
+        await server.Completion.WaitAsync(Timeout);
+        Assert.True(server.OutputCut, "the session gave up on its queued frames");
+        await Assert.ThrowsAsync<ConnectionResetException>(() => sending.WaitAsync(Timeout));
     }
 }

@@ -1,12 +1,11 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Net;
-using Forwarder.Bench.Backends;
 using Forwarder.Bench.Load;
 
 namespace Forwarder.Bench.Cli;
 
-/// <summary>The <c>bench</c> command line: <c>load</c> one target, <c>serve</c> the built-in backends.</summary>
+/// <summary>The <c>bench</c> command line (<c>load</c> one target here; compare, fidelity, gate, mesh and serve in their own classes) and the option helpers they share.</summary>
 internal static class BenchCli
 {
     public const int ExitOk = 0;
@@ -19,11 +18,11 @@ internal static class BenchCli
         var root = new RootCommand("Forwarder's benchmark harness: wrk2-style load with HDR histograms, and built-in backends.")
         {
             CreateLoad(),
-            CreateCompare(),
-            CreateFidelity(),
+            CompareCli.Create(),
+            CompareCli.CreateFidelity(),
             GateCli.Create(),
             MeshCli.Create(),
-            CreateServe(),
+            ServeCli.Create(),
         };
         return root;
     }
@@ -152,104 +151,6 @@ internal static class BenchCli
         return command;
     }
 
-    private static Command CreateCompare()
-    {
-        var name = new Option<string>("--name") { Description = "Report name: written to perf-reports/NAME/ and listed in perf-reports/index.md.", DefaultValueFactory = _ => "compare" };
-        var protocol = new Option<string>("--protocol") { Description = "http (HTTP/1.1 to a hello backend) or tcp (request/response to an echo backend).", DefaultValueFactory = _ => "http" };
-        protocol.AcceptOnlyFromAmong("http", "tcp");
-        var arms = new Option<string?>("--arms") { Description = $"Comma-separated arms, run in this order: {string.Join(", ", Compare.ArmCatalog.All.Keys)}. Default: all that carry the protocol." };
-        var rates = new Option<string>("--rates") { Description = "Comma-separated open-loop rates in req/s, and/or max for closed loop.", DefaultValueFactory = _ => "max" };
-        var reps = new Option<int>("--reps") { Description = "Repetitions; arms are interleaved within each.", DefaultValueFactory = _ => 3 };
-        var duration = DurationOption("--duration", "-d", "Measured time per run.", TimeSpan.FromSeconds(10));
-        var warmup = DurationOption("--warmup", null, "Load before each run's measurement.", TimeSpan.FromSeconds(2));
-        var connections = new Option<int>("--connections", "-c") { Description = "Connections per run.", DefaultValueFactory = _ => 32 };
-        var size = new Option<int>("--size") { Description = "TCP: bytes per request.", DefaultValueFactory = _ => 64 };
-        var proxyThreads = new Option<int>("--proxy-threads") { Description = "Threads for every proxy (nbthread, worker_processes, tcp.ioThreads).", DefaultValueFactory = _ => 1 };
-        var backend = new Option<string>("--backend") { Description = "HTTP backend: nginx (1 worker; the default when installed) or builtin." };
-        backend.AcceptOnlyFromAmong("nginx", "builtin");
-        var output = new Option<string?>("--out") { Description = "Report directory; default perf-reports/NAME in the repository." };
-        var forwarder = new Option<string?>("--forwarder") { Description = "Forwarder binary; default the repository's Release build (built if missing)." };
-        var yarp = new Option<string?>("--yarp") { Description = "YARP peer binary for the yarp arm; default bench/yarp's Release build (built if missing)." };
-        AtLeast(reps, 1);
-        AtLeast(connections, 1);
-        AtLeast(size, 1);
-        AtLeast(proxyThreads, 1);
-        var command = new Command("compare", "Run arms side by side against one backend, interleaved, and write a report with charts.")
-        {
-            name, protocol, arms, rates, reps, duration, warmup, connections, size, proxyThreads, backend, output, forwarder, yarp,
-        };
-        command.Validators.Add(result =>
-        {
-            if (result.GetValue(arms) is { } list && list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault(a => !Compare.ArmCatalog.All.ContainsKey(a)) is { } unknown)
-            {
-                result.AddError($"--arms: unknown arm '{unknown}'; expected some of: {string.Join(", ", Compare.ArmCatalog.All.Keys)}.");
-            }
-
-            if (result.GetValue(rates) is { } text && !TryParseRates(text, out _))
-            {
-                result.AddError($"--rates: expected numbers above 0 and/or max, comma-separated, got '{text}'.");
-            }
-        });
-        command.SetAction(async (parse, cancellationToken) =>
-        {
-            var chosenProtocol = parse.GetValue(protocol) == "tcp" ? Compare.CompareProtocol.Tcp : Compare.CompareProtocol.Http;
-            TryParseRates(parse.GetValue(rates)!, out var parsedRates);
-            var reportName = parse.GetValue(name)!;
-            var options = new Compare.CompareOptions(
-                reportName,
-                chosenProtocol,
-                parse.GetValue(arms)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                    ?? (chosenProtocol == Compare.CompareProtocol.Http ? Compare.ArmCatalog.HttpDefaults : Compare.ArmCatalog.TcpDefaults),
-                parsedRates,
-                parse.GetValue(reps),
-                parse.GetValue(duration),
-                parse.GetValue(warmup),
-                parse.GetValue(connections),
-                parse.GetValue(size),
-                parse.GetValue(proxyThreads),
-                parse.GetValue(backend) ?? (Compare.Tools.Find().Nginx is null ? "builtin" : "nginx"),
-                parse.GetValue(output) ?? Path.Combine(Compare.ForwarderBinary.RepositoryRoot() ?? ".", "perf-reports", reportName),
-                parse.GetValue(forwarder),
-                YarpPath: parse.GetValue(yarp));
-            SocketEngineSettings.Apply(1);
-            var result = await Compare.CompareRunner.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
-            Compare.CompareReportWriter.Write(result, options.OutputDirectory);
-            await Console.Out.WriteLineAsync($"report: {Path.Combine(options.OutputDirectory, "report.md")}").ConfigureAwait(false);
-            return await UncleanExitAsync(result.Unclean.Count).ConfigureAwait(false);
-        });
-        return command;
-    }
-
-    private static Command CreateFidelity()
-    {
-        var backend = new Option<string>("--backend") { Description = "nginx (1 worker) or builtin.", DefaultValueFactory = _ => "nginx" };
-        backend.AcceptOnlyFromAmong("nginx", "builtin");
-        var reps = new Option<int>("--reps") { Description = "Repetitions, wrk and bench alternating.", DefaultValueFactory = _ => 5 };
-        var duration = DurationOption("--duration", "-d", "Measured time per run.", TimeSpan.FromSeconds(5));
-        var warmup = DurationOption("--warmup", null, "bench's warm-up before each run.", TimeSpan.FromSeconds(2));
-        var connections = new Option<int>("--connections", "-c") { Description = "Connections for both.", DefaultValueFactory = _ => 32 };
-        var output = new Option<string?>("--out") { Description = "Report directory; default perf-reports/bench-fidelity in the repository." };
-        AtLeast(reps, 1);
-        AtLeast(connections, 1);
-        var command = new Command("fidelity", "Compare bench load's closed-loop throughput with wrk's on the same backend.") { backend, reps, duration, warmup, connections, output };
-        command.SetAction(async (parse, cancellationToken) =>
-        {
-            var options = new Fidelity.FidelityOptions(
-                parse.GetValue(backend)!,
-                parse.GetValue(reps),
-                parse.GetValue(duration),
-                parse.GetValue(warmup),
-                parse.GetValue(connections),
-                parse.GetValue(output) ?? Path.Combine(Compare.ForwarderBinary.RepositoryRoot() ?? ".", "perf-reports", "bench-fidelity"));
-            SocketEngineSettings.Apply(1);
-            var runs = await Fidelity.FidelityRunner.RunAsync(options, Console.Out, cancellationToken).ConfigureAwait(false);
-            Fidelity.FidelityRunner.WriteReport(options, runs, Compare.Versions.Machine());
-            await Console.Out.WriteLineAsync($"report: {Path.Combine(options.OutputDirectory, "report.md")}").ConfigureAwait(false);
-            return ExitOk;
-        });
-        return command;
-    }
-
     /// <summary>A comparison whose runs failed requests or missed their rate has a report, but does not pass.</summary>
     internal static async Task<int> UncleanExitAsync(int unclean)
     {
@@ -283,101 +184,6 @@ internal static class BenchCli
 
         return rates.Count > 0;
     }
-
-    private static Command CreateServe()
-    {
-        var http = new Option<string?>("--http") { Description = "Serve the built-in HTTP/1.1 hello backend on IP:PORT (or several, comma-separated)." };
-        var echo = new Option<string?>("--echo") { Description = "Serve the built-in TCP echo backend on IP:PORT (or several, comma-separated)." };
-        var udpEcho = new Option<string?>("--udp-echo") { Description = "Serve the built-in udp echo backend on IP:PORT (or several, comma-separated)." };
-        var h2c = new Option<string?>("--h2c") { Description = "Serve the built-in h2c (HTTP/2, prior knowledge) hello backend on IP:PORT (or several, comma-separated)." };
-        var stallAt = DurationOption("--stall-at", null, "HTTP backend: stall every response this long after starting (with --stall-for).", TimeSpan.Zero);
-        var stallFor = DurationOption("--stall-for", null, "HTTP backend: how long the stall lasts.", TimeSpan.Zero);
-        var command = new Command("serve", "Run the built-in backends until interrupted.") { http, echo, udpEcho, h2c, stallAt, stallFor };
-        command.Validators.Add(result =>
-        {
-            if (result.GetValue(http) is null && result.GetValue(echo) is null && result.GetValue(udpEcho) is null && result.GetValue(h2c) is null)
-            {
-                result.AddError("Give --http IP:PORT, --echo IP:PORT, --udp-echo IP:PORT, --h2c IP:PORT, or several.");
-            }
-
-            foreach (var option in new[] { http, echo, udpEcho, h2c })
-            {
-                if (result.GetValue(option) is { } text && EndPoints(text).FirstOrDefault(e => !IPEndPoint.TryParse(e, out _)) is { } bad)
-                {
-                    result.AddError($"{option.Name}: expected IP:PORT such as 127.0.0.1:8080, got '{bad}'.");
-                }
-            }
-        });
-        command.SetAction(async (parse, cancellationToken) =>
-        {
-            var hellos = EndPoints(parse.GetValue(http)).Select(e => new HelloHttpServer(IPEndPoint.Parse(e))).ToList();
-            var echoes = EndPoints(parse.GetValue(echo)).Select(e => new EchoServer(IPEndPoint.Parse(e))).ToList();
-            var udpEchoes = EndPoints(parse.GetValue(udpEcho)).Select(e => new UdpEchoServer(IPEndPoint.Parse(e))).ToList();
-            var h2cs = EndPoints(parse.GetValue(h2c)).Select(e => new H2cHelloServer(IPEndPoint.Parse(e))).ToList();
-            try
-            {
-                foreach (var hello in hellos)
-                {
-                    await Console.Out.WriteLineAsync($"http hello backend on {hello.EndPoint}").ConfigureAwait(false);
-                }
-
-                foreach (var echoServer in echoes)
-                {
-                    await Console.Out.WriteLineAsync($"tcp echo backend on {echoServer.EndPoint}").ConfigureAwait(false);
-                }
-
-                foreach (var udpEchoServer in udpEchoes)
-                {
-                    await Console.Out.WriteLineAsync($"udp echo backend on {udpEchoServer.EndPoint}").ConfigureAwait(false);
-                }
-
-                foreach (var h2cServer in h2cs)
-                {
-                    await Console.Out.WriteLineAsync($"h2c hello backend on {h2cServer.EndPoint}").ConfigureAwait(false);
-                }
-
-                if (hellos.Count > 0 && parse.GetValue(stallFor) > TimeSpan.Zero)
-                {
-                    await Task.Delay(parse.GetValue(stallAt), cancellationToken).ConfigureAwait(false);
-                    hellos.ForEach(hello => hello.StallFor(parse.GetValue(stallFor)));
-                    await Console.Out.WriteLineAsync($"stalling for {Format.Duration(parse.GetValue(stallFor))}").ConfigureAwait(false);
-                }
-
-                await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // Interrupted: stop serving.
-            }
-            finally
-            {
-                foreach (var hello in hellos)
-                {
-                    await hello.DisposeAsync().ConfigureAwait(false);
-                }
-
-                foreach (var echoServer in echoes)
-                {
-                    await echoServer.DisposeAsync().ConfigureAwait(false);
-                }
-
-                foreach (var udpEchoServer in udpEchoes)
-                {
-                    await udpEchoServer.DisposeAsync().ConfigureAwait(false);
-                }
-
-                foreach (var h2cServer in h2cs)
-                {
-                    await h2cServer.DisposeAsync().ConfigureAwait(false);
-                }
-            }
-
-            return ExitOk;
-        });
-        return command;
-    }
-
-    private static string[] EndPoints(string? list) => list?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
 
     internal static void AtLeast(Option<int> option, int minimum)
         => option.Validators.Add(result =>

@@ -9,9 +9,6 @@ internal static class PrometheusWriter
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    private static readonly (LinkPath Path, string Label)[] LinkPaths = [(LinkPath.DirectQuic, "direct-quic"), (LinkPath.DirectTcp, "direct-tcp"), (LinkPath.Relay, "relay"), (LinkPath.PunchedTcp, "punched-tcp"), (LinkPath.RelaySpliced, "relay-spliced")];
-    private static readonly (LinkPath Path, string Label)[] PunchedPaths = [(LinkPath.DirectQuic, "direct-quic"), (LinkPath.PunchedTcp, "punched-tcp")];
-
     /// <summary>
     /// Writes the exposition into <paramref name="text"/>, pausing after each series group (a
     /// listener, a service, ...) so the caller can flush: with thousands of services the text
@@ -98,86 +95,9 @@ internal static class PrometheusWriter
             yield return 0;
         }
 
-        var peers = metrics.Peers.ToArray();
-        Family(text, "forwarder_node_links_up", "gauge", "Links to (dialled) or from (accepted) the peer node that are up.");
-        foreach (var p in peers)
+        foreach (var step in NodeMetricsWriter.Render(text, metrics))
         {
-            Sample(text, "forwarder_node_links_up", $"peer=\"{p.Name}\"", p.LinksUp);
-            yield return 0;
-        }
-
-        Family(text, "forwarder_node_link_opens_total", "counter", "Links to or from the peer that came up (ok), and links this node failed to open to it (failed).");
-        foreach (var p in peers)
-        {
-            Sample(text, "forwarder_node_link_opens_total", $"peer=\"{p.Name}\",result=\"ok\"", p.LinksOpened);
-            Sample(text, "forwarder_node_link_opens_total", $"peer=\"{p.Name}\",result=\"failed\"", p.LinkFailures);
-            yield return 0;
-        }
-
-        Family(text, "forwarder_node_link_streams_total", "counter", "Connections carried to (out) or from (in) the peer, by path: a QUIC link (direct-quic), a TLS link over TCP (direct-tcp), a relay (relay), a TLS link over TCP opened through both NATs by simultaneous open (punched-tcp), or a TLS link a relay splices (relay-spliced).");
-        foreach (var p in peers)
-        {
-            foreach (var (path, label) in LinkPaths)
-            {
-                Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"out\",path=\"{label}\"", p.StreamsOutOver(path));
-                Sample(text, "forwarder_node_link_streams_total", $"peer=\"{p.Name}\",direction=\"in\",path=\"{label}\"", p.StreamsInOver(path));
-            }
-
-            yield return 0;
-        }
-
-        Family(text, "forwarder_node_punches_total", "counter", "Hole punches this node started towards the peer through a relay's introduction, by the link sought (a QUIC link over UDP: direct-quic; TCP by simultaneous open: punched-tcp) and outcome: the link came up (ok), or streams stay on the relay (failed).");
-        foreach (var p in peers)
-        {
-            foreach (var (path, label) in PunchedPaths)
-            {
-                Sample(text, "forwarder_node_punches_total", $"peer=\"{p.Name}\",path=\"{label}\",result=\"ok\"", p.PunchesSucceeded(path));
-                Sample(text, "forwarder_node_punches_total", $"peer=\"{p.Name}\",path=\"{label}\",result=\"failed\"", p.PunchesFailed(path));
-            }
-
-            yield return 0;
-        }
-
-        if (metrics.QuicLinkPort >= 0)
-        {
-            Family(text, "forwarder_node_quic_listening", "gauge", "1 while the node link port takes QUIC links over UDP; 0 when the UDP port could not be bound (TCP links and relays still work).");
-            Sample(text, "forwarder_node_quic_listening", string.Empty, metrics.QuicLinkPort);
-        }
-
-        Family(text, "forwarder_node_links_refused_total", "counter", "Links peers opened that this node refused: no or a foreign certificate (certificate), a mesh certificate not a node's (role), a node not in node.peers (unlisted).");
-        Sample(text, "forwarder_node_links_refused_total", "reason=\"certificate\"", metrics.LinksRefused(LinkRefusal.Certificate));
-        Sample(text, "forwarder_node_links_refused_total", "reason=\"role\"", metrics.LinksRefused(LinkRefusal.Role));
-        Sample(text, "forwarder_node_links_refused_total", "reason=\"unlisted\"", metrics.LinksRefused(LinkRefusal.Unlisted));
-
-        Family(text, "forwarder_node_link_streams_refused_total", "counter", "Streams from the peer answered NotAllowed: the target is no endpoint of an exported service (not_exported), or it came through a relay from a node not in node.peers (unlisted).");
-        foreach (var p in peers)
-        {
-            Sample(text, "forwarder_node_link_streams_refused_total", $"peer=\"{p.Name}\",reason=\"not_exported\"", p.StreamsRefused(StreamRefusal.NotExported));
-            Sample(text, "forwarder_node_link_streams_refused_total", $"peer=\"{p.Name}\",reason=\"unlisted\"", p.StreamsRefused(StreamRefusal.Unlisted));
-            yield return 0;
-        }
-
-        var relays = metrics.Relays.ToArray();
-        Family(text, "forwarder_node_relay_up", "gauge", "1 while this node is registered with the relay.");
-        foreach (var r in relays)
-        {
-            Sample(text, "forwarder_node_relay_up", $"relay=\"{r.Name}\"", r.Up);
-            yield return 0;
-        }
-
-        Family(text, "forwarder_node_relay_registrations_total", "counter", "Registrations with the relay that succeeded (ok) and attempts that failed.");
-        foreach (var r in relays)
-        {
-            Sample(text, "forwarder_node_relay_registrations_total", $"relay=\"{r.Name}\",result=\"ok\"", r.Registrations);
-            Sample(text, "forwarder_node_relay_registrations_total", $"relay=\"{r.Name}\",result=\"failed\"", r.Failures);
-            yield return 0;
-        }
-
-        Family(text, "forwarder_node_link_streams_active", "gauge", "Connections over links with the peer open now.");
-        foreach (var p in peers)
-        {
-            Sample(text, "forwarder_node_link_streams_active", $"peer=\"{p.Name}\"", p.StreamsActive);
-            yield return 0;
+            yield return step;
         }
 
         Family(text, "forwarder_service_connections_active", "gauge", "Upstream connections open to the service's endpoints.");
@@ -246,7 +166,7 @@ internal static class PrometheusWriter
             yield return step;
         }
 
-        foreach (var step in WriteEndpoints(text, runtime))
+        foreach (var step in EndpointMetricsWriter.Render(text, runtime))
         {
             yield return step;
         }
@@ -269,77 +189,6 @@ internal static class PrometheusWriter
         Family(text, "forwarder_connections_open", "gauge", "Connections open across all listeners, including those draining.");
         Sample(text, "forwarder_connections_open", string.Empty, openConnections);
         WriteProcess(text);
-    }
-
-    /// <summary>Each endpoint's load and health, and each service's available share, as the balancers see them now.</summary>
-    private static IEnumerable<int> WriteEndpoints(MetricsText text, ProxyRuntime runtime)
-    {
-        var models = runtime.Services.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => s.Value).ToArray();
-        Family(text, "forwarder_service_endpoints_available", "gauge", "Endpoints that health lets take traffic.");
-        foreach (var service in models)
-        {
-            Sample(text, "forwarder_service_endpoints_available", $"service=\"{service.Config.Name}\"", service.Balancer.AvailableCount);
-            yield return 0;
-        }
-
-        Family(text, "forwarder_service_panic", "gauge", "1 while fewer endpoints than panicThreshold are available and all of them take traffic.");
-        foreach (var service in models)
-        {
-            Sample(text, "forwarder_service_panic", $"service=\"{service.Config.Name}\"", service.Balancer.Panic ? 1 : 0);
-            yield return 0;
-        }
-
-        Family(text, "forwarder_lb_locality_picks_total", "counter", "Endpoint picks by locality level (node: this node, zone: this zone, other), for services that balance by locality.");
-        foreach (var service in models)
-        {
-            for (var level = 0; service.Config.Lb.Locality is { } locality && level <= locality.Levels.Count; level++)
-            {
-                Sample(text, "forwarder_lb_locality_picks_total", $"service=\"{service.Config.Name}\",level=\"{locality.LevelName(level)}\"", service.Metrics.LocalityPicks[level]);
-            }
-
-            yield return 0;
-        }
-
-        // Lazy until enumerated: the families are written one after the other, in this order.
-        IEnumerable<int>[] families =
-        [
-            EndpointFamily(text, models, "forwarder_endpoint_in_flight", "gauge", "Connections in flight per endpoint, as the load balancer sees them.", (_, e) => e.State.InFlight),
-            EndpointFamily(text, models, "forwarder_endpoint_weight", "gauge", "Configured weight of the endpoint.", (_, e) => e.Config.Weight),
-            EndpointFamily(text, models, "forwarder_endpoint_healthy", "gauge", "1 when health lets the endpoint take traffic (passing active checks, not ejected).", (s, e) => e.Health.IsAvailable(s.Config.HealthCheck is not null) ? 1 : 0),
-            EndpointFamily(text, models, "forwarder_endpoint_ejected", "gauge", "1 while outlier detection has the endpoint ejected.", (_, e) => e.Health.Ejected ? 1 : 0),
-            EndpointFamily(text, models, "forwarder_endpoint_ejections_total", "counter", "Times outlier detection ejected the endpoint.", (_, e) => e.Health.Ejections),
-        ];
-        foreach (var step in families.SelectMany(f => f))
-        {
-            yield return step;
-        }
-
-        Family(text, "forwarder_endpoint_health_checks_total", "counter", "Active health checks of the endpoint, by result.");
-        foreach (var service in models.Where(s => s.Config.HealthCheck is not null))
-        {
-            foreach (var endpoint in service.Endpoints)
-            {
-                var labels = $"service=\"{service.Config.Name}\",endpoint=\"{endpoint.Config.Address}\"";
-                Sample(text, "forwarder_endpoint_health_checks_total", $"{labels},result=\"passed\"", endpoint.Health.ChecksPassed);
-                Sample(text, "forwarder_endpoint_health_checks_total", $"{labels},result=\"failed\"", endpoint.Health.ChecksFailed);
-            }
-
-            yield return 0;
-        }
-    }
-
-    private static IEnumerable<int> EndpointFamily(MetricsText text, ServiceModel[] services, string name, string type, string help, Func<ServiceModel, UpstreamEndpoint, long> value)
-    {
-        Family(text, name, type, help);
-        foreach (var service in services)
-        {
-            foreach (var endpoint in service.Endpoints)
-            {
-                Sample(text, name, $"service=\"{service.Config.Name}\",endpoint=\"{endpoint.Config.Address}\"", value(service, endpoint));
-            }
-
-            yield return 0;
-        }
     }
 
     /// <summary>The runtime's own figures: what memory the process holds and how hard the GC works.</summary>

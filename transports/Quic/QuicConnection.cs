@@ -19,8 +19,6 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
 {
     private const int PacketBufferSize = 64 * 1024;
     private const int SockAddrStorage = 128;
-    private const int MaxReceivesPerDrain = 64;
-
     private readonly object _gate = new();
     private readonly Socket _socket;
     private readonly QuicConnectionOptions _options;
@@ -81,147 +79,6 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
     /// <summary>The streams open now, either end's: those a drain that ran out of time cuts.</summary>
     public int StreamCount { get { lock (_gate) { return _streams.Count; } } }
 
-    /// <summary>
-    /// Ends once no stream is open (or the connection has ended). ngtcp2 closes a stream only when
-    /// both sides finished it and every byte sent on it was acknowledged, so closing the connection
-    /// then loses nothing: how a link that is replaced is drained.
-    /// </summary>
-    public Task WhenNoStreamsAsync()
-    {
-        lock (_gate)
-        {
-            if (_failure is not null || _streams.Count == 0)
-            {
-                return Task.CompletedTask;
-            }
-
-            _noStreams ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            return _noStreams.Task;
-        }
-    }
-
-    /// <summary>Called under the lock as a stream leaves <see cref="_streams"/>.</summary>
-    private void OnStreamRemovedLocked()
-    {
-        if (_streams.Count == 0 && _noStreams is { } waiting)
-        {
-            _noStreams = null;
-            waiting.TrySetResult();
-        }
-    }
-
-    /// <returns>The new stream, or null when the peer's stream limit is reached (then <paramref name="wait"/> ends when it rises).</returns>
-    private QuicStream? TryOpenStream(out Task? wait)
-    {
-        lock (_gate)
-        {
-            ThrowIfFailed();
-            long id;
-            var rv = OpenBidiStream(_conn, &id, null);
-            if (rv == 0)
-            {
-                var stream = new QuicStream(this, id, _chunks);
-                _streams.Add(id, stream);
-                wait = null;
-                return stream;
-            }
-
-            if (rv != ErrStreamIdBlocked)
-            {
-                throw new QuicException($"ngtcp2_conn_open_bidi_stream: {ErrorText(rv)}");
-            }
-
-            _streamsAvailable ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            wait = _streamsAvailable.Task;
-            return null;
-        }
-    }
-
-    /// <summary>Reads one datagram, or a GRO run of them <paramref name="segmentSize"/> bytes each, then flushes once.</summary>
-    /// <returns>False once the connection has failed or closed.</returns>
-    internal bool OnDatagrams(ReadOnlySpan<byte> datagrams, int segmentSize)
-    {
-        lock (_gate)
-        {
-            if (!ReadLocked(datagrams, segmentSize))
-            {
-                return false;
-            }
-
-            FlushLocked();
-            return true;
-        }
-    }
-
-    private bool ReadLocked(ReadOnlySpan<byte> datagrams, int segmentSize)
-    {
-        if (_failure is not null)
-        {
-            return false;
-        }
-
-        var now = Now();
-        fixed (byte* packets = datagrams)
-        {
-            for (var offset = 0; offset < datagrams.Length; offset += segmentSize)
-            {
-                PacketInfo info = default;
-                var rv = ReadPacket(_conn, SocketPath, PacketInfoVersion, &info, packets + offset,
-                    (nuint)Math.Min(segmentSize, datagrams.Length - offset), now);
-                if (rv != 0)
-                {
-                    FailLocked(OnReadErrorLocked(rv));
-                    return false;
-                }
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>
-    /// A client's receive step: reads what its socket holds (a bounded number of calls, so timers and
-    /// writers get the lock between), then flushes once: one ack and one lock trip per run, not per datagram.
-    /// </summary>
-    /// <returns>False once the connection has failed or closed.</returns>
-    private bool DrainSocket()
-    {
-        var fd = _socket.SafeHandle.DangerousGetHandle(); // the socket outlives the receive loop
-        lock (_gate)
-        {
-            fixed (byte* buffer = _receiveBuffer)
-            {
-                for (var i = 0; i < MaxReceivesPerDrain; i++)
-                {
-                    var received = UdpNative.Receive(fd, buffer, PacketBufferSize, null, null, out var segmentSize);
-                    if (received == -UdpNative.WouldBlock)
-                    {
-                        break;
-                    }
-
-                    if (received == -UdpNative.ConnectionRefused)
-                    {
-                        continue; // ICMP port unreachable from an earlier datagram: ngtcp2's loss recovery and timers decide
-                    }
-
-                    if (received < 0)
-                    {
-                        FailLocked(new QuicException($"UDP receive failed: errno {-received}"));
-                        return false;
-                    }
-
-                    if (!ReadLocked(new ReadOnlySpan<byte>(buffer, received), segmentSize))
-                    {
-                        return false;
-                    }
-                }
-            }
-
-            FlushLocked();
-            return _failure is null;
-        }
-    }
-
     private void ReleaseNative()
     {
         lock (_gate)
@@ -265,52 +122,6 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>Called under the lock when ngtcp2 rejects a datagram: tells the peer why (unless it closed first).</summary>
-    private QuicException OnReadErrorLocked(int rv)
-    {
-        if (rv == ErrDraining && _statelessReset)
-        {
-            return new QuicException("QUIC connection reset by the peer (stateless reset: it no longer has this connection)");
-        }
-
-        if (rv == ErrDraining)
-        {
-            var peerError = stackalloc byte[ConnectionCloseErrorSize];
-            GetConnectionCloseError(_conn, peerError);
-            return new QuicException($"QUIC connection closed by the peer (error 0x{*(ulong*)(peerError + 8):x})");
-        }
-
-        if (rv != ErrDropConn)
-        {
-            var closeError = stackalloc byte[ConnectionCloseErrorSize];
-            if (rv == ErrCrypto)
-            {
-                SetTransportErrorTlsAlert(closeError, GetTlsAlert(_conn), null, 0);
-            }
-            else
-            {
-                SetTransportErrorLibError(closeError, rv, null, 0);
-            }
-
-            SendConnectionCloseLocked(closeError);
-        }
-
-        if (rv == ErrCrypto)
-        {
-            var status = GnuTlsNative.SessionGetVerifyCertStatus(_tls);
-            if (_peerRefusal is not null)
-            {
-                return new QuicException($"QUIC handshake failed: peer refused: {_peerRefusal}");
-            }
-
-            return new QuicException(status != 0 && _options is QuicClientOptions client
-                ? $"QUIC handshake failed: the server's certificate did not verify for {client.ServerName} against {client.CaFile} (GnuTLS status 0x{status:x})"
-                : $"QUIC handshake failed: {ErrorText(rv)} (TLS alert {GetTlsAlert(_conn)})");
-        }
-
-        return new QuicException($"QUIC read failed: {ErrorText(rv)}");
-    }
-
     private void OnTimer()
     {
         lock (_gate)
@@ -331,80 +142,11 @@ internal sealed unsafe partial class QuicConnection : IAsyncDisposable
         }
     }
 
-    internal (int Accepted, Task? Waiter) Write(QuicStream stream, ReadOnlySpan<byte> data)
-    {
-        lock (_gate)
-        {
-            ThrowIfClosed(stream);
-            var space = (int)Math.Max(0, _options.StreamSendBuffer - stream.Send.Unacked);
-            var accepted = Math.Min(space, data.Length);
-            stream.Send.Append(data[..accepted]);
-            FlushLocked();
-            return (accepted, accepted < data.Length ? stream.WaitForSpace() : null);
-        }
-    }
-
-    internal void CompleteWrites(QuicStream stream)
-    {
-        lock (_gate)
-        {
-            if (stream.Send.FinRequested)
-            {
-                return;
-            }
-
-            ThrowIfClosed(stream);
-            stream.Send.FinRequested = true;
-            FlushLocked();
-        }
-    }
-
-    /// <summary>The reader took <paramref name="length"/> bytes: reopen that much stream and connection window.</summary>
-    internal void OnConsumed(long streamId, int length)
-    {
-        lock (_gate)
-        {
-            if (_failure is not null)
-            {
-                return;
-            }
-
-            _ = ExtendMaxStreamOffset(_conn, streamId, (ulong)length);
-            ExtendMaxOffset(_conn, (ulong)length);
-            FlushLocked();
-        }
-    }
-
     private void ThrowIfFailed()
     {
         if (_failure is not null)
         {
             throw new QuicException(_failure.Message);
-        }
-    }
-
-    /// <summary>Resets both directions of <paramref name="stream"/> (RESET_STREAM and STOP_SENDING).</summary>
-    internal void AbortStream(QuicStream stream, ulong errorCode)
-    {
-        lock (_gate)
-        {
-            if (_failure is not null || stream.IsClosed)
-            {
-                return;
-            }
-
-            _ = ShutdownStream(_conn, stream.Id, errorCode);
-            stream.OnClosed(new QuicException($"stream {stream.Id} aborted"));
-            FlushLocked();
-        }
-    }
-
-    private void ThrowIfClosed(QuicStream stream)
-    {
-        ThrowIfFailed();
-        if (stream.IsClosed || stream.Send.FinRequested)
-        {
-            throw new QuicException($"stream {stream.Id} is closed for writing");
         }
     }
 

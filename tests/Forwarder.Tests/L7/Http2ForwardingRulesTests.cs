@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Forwarder.Tests.Infrastructure;
+using Forwarder.Tests.L7.Http2;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using static Forwarder.Tests.L7.Http1ProxyTests;
@@ -242,12 +243,8 @@ public sealed class Http2ForwardingRulesTests
         }
     }
 
-    /// <summary>Sends one GET with an extra field over raw HTTP/2 (python3-h2, validation off) and prints what came back: status:N, rst:N or goaway:N.</summary>
+    /// <summary>Sends one GET with an extra field (argv[2], argv[3]) over raw HTTP/2 (python3-h2, validation off) and prints what came back: status:N, rst:N or goaway:N.</summary>
     private const string RawRequest = """
-        import socket, sys, h2.connection, h2.config, h2.events
-        s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=30)
-        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False))
-        c.initiate_connection()
         c.send_headers(1, [(':method', 'GET'), (':path', '/x'), (':scheme', 'http'), (':authority', 'a'), (sys.argv[2], sys.argv[3])], end_stream=True)
         s.sendall(c.data_to_send())
         while True:
@@ -279,19 +276,11 @@ public sealed class Http2ForwardingRulesTests
     {
         await using var backend = HttpTestBackend.Text("ok");
         await using var forwarder = await RunningForwarder.StartAsync(Config("- service: app", Service("app", string.Empty, backend)));
-        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { "-c", RawRequest, forwarder.EndPoint("web").Port.ToString(System.Globalization.CultureInfo.InvariantCulture), name, value })
-        {
-            start.ArgumentList.Add(argument);
-        }
 
-        using var process = System.Diagnostics.Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var output = await PythonH2Client.OutputAsync(forwarder.EndPoint("web"), RawRequest, [name, value], validating: false);
 
         // Kestrel itself treats Connection and a TE other than trailers as a connection error; the proxy refuses the rest.
-        Assert.True(expected == (await output).Trim(), $"got '{(await output).Trim()}' {await errors}");
+        Assert.Equal(expected, output);
         Assert.Equal(expected == "status:200" ? 1 : 0, backend.Requests.Count);
     }
 }

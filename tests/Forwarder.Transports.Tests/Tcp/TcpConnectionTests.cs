@@ -18,10 +18,7 @@ public sealed class TcpConnectionTests : TcpListenerFixture
         await using var client = await new TcpConnectionFactory(Options, Pool).ConnectAsync(Listener.EndPoint);
         await using var server = (await Listener.AcceptAsync())!;
 
-        await client.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("ping"));
-        Assert.Equal("ping", await ReadStringAsync(server, 4));
-        await server.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("pong"));
-        Assert.Equal("pong", await ReadStringAsync(client, 4));
+        await PingPongAsync(client, server);
         Assert.Equal(client.LocalEndPoint, server.RemoteEndPoint);
     }
 
@@ -173,8 +170,7 @@ public sealed class TcpConnectionTests : TcpListenerFixture
     [Fact]
     public async Task Connect_NothingListening_ThrowsConnectionRefused()
     {
-        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var probe = BoundNotListening();
         var closedPort = probe.LocalEndPoint!;
 
         var error = await Assert.ThrowsAsync<SocketException>(() => new TcpConnectionFactory(Options, Pool).ConnectAsync(closedPort).AsTask());
@@ -194,10 +190,7 @@ public sealed class TcpConnectionTests : TcpListenerFixture
         await using var client = await new TcpConnectionFactory(Options, Pool, splicer).ConnectAsync(Listener.EndPoint);
         await using var server = (await Listener.AcceptAsync())!;
 
-        await client.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("ping"));
-        Assert.Equal("ping", await ReadStringAsync(server, 4));
-        await server.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("pong"));
-        Assert.Equal("pong", await ReadStringAsync(client, 4));
+        await PingPongAsync(client, server);
         Assert.Equal(Listener.EndPoint, client.RemoteEndPoint);
     }
 
@@ -205,13 +198,28 @@ public sealed class TcpConnectionTests : TcpListenerFixture
     public async Task ConnectThroughSplicer_NothingListening_ThrowsConnectionRefused()
     {
         using var splicer = new SocketSplicer(1);
-        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var probe = BoundNotListening();
         var closedPort = probe.LocalEndPoint!;
 
         var error = await Assert.ThrowsAsync<SocketException>(() => new TcpConnectionFactory(Options, Pool, splicer).ConnectAsync(closedPort).AsTask());
 
         Assert.Equal(SocketError.ConnectionRefused, error.SocketErrorCode);
+    }
+
+    /// <summary>A socket holding a loopback port without listening on it: dials to it are refused, and no other test takes the port meanwhile.</summary>
+    private static Socket BoundNotListening()
+    {
+        var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return probe;
+    }
+
+    private static async Task PingPongAsync(ConnectionContext client, ConnectionContext server)
+    {
+        await client.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("ping"));
+        Assert.Equal("ping", await ReadStringAsync(server, 4));
+        await server.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes("pong"));
+        Assert.Equal("pong", await ReadStringAsync(client, 4));
     }
 
     private async Task<Socket> ConnectRawAsync()

@@ -24,11 +24,8 @@ public sealed class Http2ClientGuardTests
     /// status:N, goaway:CODE:LAST (then stops) and closed, one a line, as they happen.
     /// </summary>
     private const string Client = """
-        import socket, sys, time, h2.connection, h2.config, h2.events, h2.settings
-        port, mode, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-        s = socket.create_connection(('127.0.0.1', port), timeout=60)
-        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        c.initiate_connection(); s.sendall(c.data_to_send())
+        mode, n = sys.argv[2], int(sys.argv[3])
+        s.sendall(c.data_to_send())
         ended = False
         def handle(data):
             global ended
@@ -202,29 +199,5 @@ public sealed class Http2ClientGuardTests
 
     /// <summary>Runs the python client against the listener; its output lines.</summary>
     private static async Task<string[]> RunAsync(IPEndPoint listener, string mode, int count)
-    {
-        var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { "-c", Client, listener.Port.ToString(CultureInfo.InvariantCulture), mode, count.ToString(CultureInfo.InvariantCulture) })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(90));
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill();
-            }
-        }
-
-        Assert.True(process.ExitCode == 0, $"python3 failed: {await errors}");
-        return (await output).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-    }
+        => (await PythonH2Client.OutputAsync(listener, Client, [mode, count.ToString(CultureInfo.InvariantCulture)])).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }

@@ -16,18 +16,13 @@ namespace Forwarder.Tests.L7.Http2.Proxy;
 public sealed class Http2NativeFrontClientFaultTests
 {
     /// <summary>
-    /// argv: port, method, :path, content-length ("-" for none), body; prints "status N ... end" or
+    /// argv[2..5]: method, :path, content-length ("-" for none), body; prints "status N ... end" or
     /// "... reset CODE". Empty DATA frames are not printed: whether END_STREAM rides on the last
     /// DATA frame or on an empty one after it depends on when the upstream's end arrives.
     /// </summary>
     private const string Client = """
-import socket, sys
-import h2.config, h2.connection, h2.events
-port, method, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+method, path = sys.argv[2], sys.argv[3]
 length, body = sys.argv[4], sys.argv[5].encode()
-s = socket.create_connection(("127.0.0.1", port))
-c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False, validate_inbound_headers=False))
-c.initiate_connection()
 headers = [(":method", method), (":scheme", "http"), (":authority", "127.0.0.1:%d" % port), (":path", path)]
 if length != "-":
     headers.append(("content-length", length))
@@ -35,7 +30,6 @@ c.send_headers(1, headers, end_stream=not body)
 if body:
     c.send_data(1, body, end_stream=True)
 s.sendall(c.data_to_send())
-s.settimeout(60)
 out = []
 while True:
     data = s.recv(65536)
@@ -58,12 +52,8 @@ while True:
         print(" ".join(out)); break
 """;
 
-    private static async Task<string> SendAsync(IPEndPoint web, string method, string path, string length = "-", string body = "")
-    {
-        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Client, web.Port.ToString(CultureInfo.InvariantCulture), method, path, length, body], timeout: TimeSpan.FromSeconds(90));
-        Assert.True(exit == 0, error);
-        return output.Trim();
-    }
+    private static Task<string> SendAsync(IPEndPoint web, string method, string path, string length = "-", string body = "")
+        => PythonH2Client.OutputAsync(web, Client, [method, path, length, body], validating: false);
 
     [Fact]
     public async Task NonOriginFormPath_AndALyingContentLength_Get400_NeverReachTheUpstream_NorEjectIt()
@@ -126,13 +116,7 @@ while True:
     public async Task Settings_BoundStreamsPerConnection_AndAllowAHeaderListAsLargeAsTheListenersHeadLimit()
     {
         const string Settings = """
-import socket, sys
-import h2.config, h2.connection, h2.events
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-c.initiate_connection()
 s.sendall(c.data_to_send())
-s.settimeout(60)
 while True:
     events = c.receive_data(s.recv(65536))
     if any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events):
@@ -140,12 +124,11 @@ while True:
 """;
         await using var backend = await KestrelTestBackend.StartHttp2Async(context => context.Response.WriteAsync("ok"));
         await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", backend.Port), "http2: native\nmaxHeaderBytes: 65536"));
-        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Settings, forwarder.EndPoint("web").Port.ToString(CultureInfo.InvariantCulture)], timeout: TimeSpan.FromSeconds(90));
-        Assert.True(exit == 0, error);
+        var output = await PythonH2Client.OutputAsync(forwarder.EndPoint("web"), Settings, []);
 
         // 65536 head bytes and HPACK's 32 per field for the listener's 100 fields and four pseudo-headers.
         // 100 streams (what they buffer of request bodies is bounded by the connection window, credited as they are forwarded).
-        Assert.Equal($"100 {65536 + (32 * 104)}", output.Trim());
+        Assert.Equal($"100 {65536 + (32 * 104)}", output);
     }
 
     [Fact]
@@ -194,11 +177,7 @@ print(' '.join(out))
     {
         // 90 KB of header (over 64 KiB on the wire even Huffman-coded), under the listener's 128 KiB, then a small request on the same connection.
         const string Big = """
-import socket, sys
-import h2.config, h2.connection, h2.events
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.settimeout(60)
-c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
-c.initiate_connection(); s.sendall(c.data_to_send())
+s.sendall(c.data_to_send())
 def get(path, extra):
     sid = c.get_next_available_stream_id()
     c.send_headers(sid, [(':method', 'GET'), (':scheme', 'http'), (':authority', 'x'), (':path', path)] + extra, end_stream=True)
@@ -222,9 +201,8 @@ print(get('/big', [('big', 'v' * 90000)]), get('/small', []))
             });
         await using var forwarder = await RunningForwarder.StartAsync(Config("- service: h2", Http2Service("h2", backend.Port), "http2: native\nmaxHeaderBytes: 128KiB"));
 
-        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Big, forwarder.EndPoint("web").Port.ToString(CultureInfo.InvariantCulture)], timeout: TimeSpan.FromSeconds(90));
+        var output = await PythonH2Client.OutputAsync(forwarder.EndPoint("web"), Big, []);
 
-        Assert.True(exit == 0, output + error);
-        Assert.Equal("200 200", output.Trim());
+        Assert.Equal("200 200", output);
     }
 }

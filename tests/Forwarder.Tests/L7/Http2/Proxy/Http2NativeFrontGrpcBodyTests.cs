@@ -1,7 +1,5 @@
-using System.Globalization;
 using System.Security.Cryptography;
 using Forwarder.Tests.Infrastructure;
-using Forwarder.Tests.L7.Http2.Server;
 using Microsoft.AspNetCore.Http;
 using static Forwarder.Tests.L7.Http1ProxyTests;
 using static Forwarder.Tests.L7.Http2ForwardingRulesTests;
@@ -16,24 +14,18 @@ namespace Forwarder.Tests.L7.Http2.Proxy;
 public sealed class Http2NativeFrontGrpcBodyTests
 {
     /// <summary>
-    /// argv: port, "together" or "later". The message is one gRPC frame of 1,000 bytes. Prints
+    /// argv[2]: "together" or "later". The message is one gRPC frame of 1,000 bytes. Prints
     /// "status N data LENGTH SHA256 grpc-status S" once the stream ends, or "reset CODE".
     /// </summary>
     private const string Client = """
-import hashlib, socket, sys
-import h2.config, h2.connection, h2.events
-port, mode = int(sys.argv[1]), sys.argv[2]
+mode = sys.argv[2]
 payload = bytes(i % 251 for i in range(1000))
 message = b"\x00" + len(payload).to_bytes(4, "big") + payload
-s = socket.create_connection(("127.0.0.1", port))
-c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-c.initiate_connection()
 headers = [(":method", "POST"), (":scheme", "http"), (":authority", "127.0.0.1:%d" % port), (":path", "/echo.Echo/Call"), ("content-type", "application/grpc"), ("te", "trailers")]
 c.send_headers(1, headers)
 if mode == "together":
     c.send_data(1, message, end_stream=True)
 s.sendall(c.data_to_send())
-s.settimeout(60)
 status, body, trailers = None, b"", {}
 while True:
     data = s.recv(65536)
@@ -83,12 +75,11 @@ while True:
         });
         await using var forwarder = await RunningForwarder.StartAsync(Config("- service: grpc", Http2Service("grpc", backend.Port), "http2: native"));
 
-        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Client, forwarder.EndPoint("web").Port.ToString(CultureInfo.InvariantCulture), mode], timeout: TimeSpan.FromSeconds(90));
+        var output = await PythonH2Client.OutputAsync(forwarder.EndPoint("web"), Client, [mode]);
 
-        Assert.True(exit == 0, error);
         var payload = Enumerable.Range(0, 1000).Select(i => (byte)(i % 251)).ToArray();
         byte[] message = [0, 0, 0, 3, 232, .. payload];
         Assert.Equal(message, await received.Task.WaitAsync(TimeSpan.FromSeconds(30)));
-        Assert.Equal($"status 200 data 1005 {Convert.ToHexStringLower(SHA256.HashData(message))} grpc-status 0", output.Trim());
+        Assert.Equal($"status 200 data 1005 {Convert.ToHexStringLower(SHA256.HashData(message))} grpc-status 0", output);
     }
 }

@@ -1,8 +1,6 @@
-using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using Forwarder.Tests.Infrastructure;
-using Forwarder.Tests.L7.Http2.Server;
 using Microsoft.AspNetCore.Http;
 using static Forwarder.Tests.L7.Http1ProxyTests;
 using static Forwarder.Tests.L7.Http2ForwardingRulesTests;
@@ -17,15 +15,9 @@ namespace Forwarder.Tests.L7.Http2.Proxy;
 /// </summary>
 public sealed class Http2NativeFrontRoutingTests
 {
-    /// <summary>argv: port, then a JSON list of requests, each a list of [name, value]; prints "status body" a line, in order.</summary>
+    /// <summary>argv[2]: a JSON list of requests, each a list of [name, value]; prints "status body" a line, in order.</summary>
     private const string Client = """
-import json, socket, sys
-import h2.config, h2.connection, h2.events
-port, requests = int(sys.argv[1]), json.loads(sys.argv[2])
-s = socket.create_connection(("127.0.0.1", port))
-c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False, validate_inbound_headers=False))
-c.initiate_connection()
-s.settimeout(60)
+requests = json.loads(sys.argv[2])
 for headers in requests:
     sid = c.get_next_available_stream_id()
     c.send_headers(sid, [(n, v) for n, v in headers], end_stream=True)
@@ -50,9 +42,8 @@ for headers in requests:
 
     private static async Task<string[]> SendAsync(IPEndPoint web, params string[][][] requests)
     {
-        var (exit, output, error) = await PeerProcess.RunAsync("/usr/bin/python3", ["-c", Client, web.Port.ToString(CultureInfo.InvariantCulture), JsonSerializer.Serialize(requests)], timeout: TimeSpan.FromSeconds(90));
-        Assert.True(exit == 0, output + error);
-        return output.Trim().Split('\n');
+        var output = await PythonH2Client.OutputAsync(web, Client, [JsonSerializer.Serialize(requests)], validating: false);
+        return output.Split('\n');
     }
 
     private static string[][] Get(string authority, string path, params string[][] fields)

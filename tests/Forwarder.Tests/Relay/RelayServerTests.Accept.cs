@@ -34,7 +34,16 @@ public sealed partial class RelayServerTests
         {
             for (var i = 0; i < 300; i++)
             {
-                silent.Add(await SocketClient.ConnectAsync(port));
+                try
+                {
+                    silent.Add(await SocketClient.ConnectAsync(port));
+                }
+                catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+                {
+                    // Seen once in CI on a loaded machine: a connection reset before this side saw
+                    // its connect complete, while the relay was out of descriptors. The test needs
+                    // only that the relay runs out, then serves again (checked below).
+                }
             }
 
             await relay.WaitForOutputAsync("accept failed (fd_limit");

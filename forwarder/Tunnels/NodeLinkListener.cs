@@ -184,7 +184,7 @@ internal sealed partial class NodeLinkListener(
         }
 
         var peer = verdict.Name!;
-        await using var link = new TlsConnection(connection, ssl, carrier);
+        await using var link = new TlsConnection(connection, ssl, carrier, LinkDialer.CloseTimeout);
         var session = new YamuxSession(link, isClient: false, LinkDialer.Options(node.KeepAlive, pool));
         _sessions[session] = peer;
         var peerMetrics = metrics.Peer(peer);

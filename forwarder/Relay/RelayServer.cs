@@ -160,7 +160,7 @@ internal sealed partial class RelayServer(RelayConfig config, IConnectionListene
         }
 
         var name = verdict.Name!;
-        await using var link = new TlsConnection(connection, ssl, carrier);
+        await using var link = new TlsConnection(connection, ssl, carrier, _mux.CloseTimeout);
         await using var session = new YamuxSession(link, isClient: false, _mux);
         session.Start();
         RelayNode? node = null;

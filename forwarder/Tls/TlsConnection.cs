@@ -30,12 +30,15 @@ internal sealed class TlsConnection : ConnectionContext, ITlsConnectionFeature, 
     private readonly SslStream _ssl;
     private readonly DuplexPipeStream _carrier;
     private readonly FeatureCollection _features;
+    private readonly TimeSpan? _closeTimeout;
     private volatile bool _aborted;
 
     /// <param name="carrier">The stream under <paramref name="ssl"/>, its handshake done: from now on its records go out one batch per flush.</param>
-    public TlsConnection(ConnectionContext inner, SslStream ssl, DuplexPipeStream carrier)
+    /// <param name="closeTimeout">How long disposing may wait for the peer to take what is still queued before the connection is aborted; null: as long as it takes.</param>
+    public TlsConnection(ConnectionContext inner, SslStream ssl, DuplexPipeStream carrier, TimeSpan? closeTimeout = null)
     {
         _inner = inner;
+        _closeTimeout = closeTimeout;
         _ssl = ssl;
         _carrier = carrier;
         carrier.BatchWrites();
@@ -103,6 +106,30 @@ internal sealed class TlsConnection : ConnectionContext, ITlsConnectionFeature, 
     }
 
     public override async ValueTask DisposeAsync()
+    {
+        if (_closeTimeout is not { } timeout)
+        {
+            await CloseAsync().ConfigureAwait(false);
+            return;
+        }
+
+        // A peer that half-closed and stopped reading would otherwise hold the close, and whoever
+        // awaits it, for as long as it lives: what is queued goes out within the deadline, or not at all.
+        var closing = CloseAsync();
+        try
+        {
+            await closing.WaitAsync(timeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            Abort(new ConnectionAbortedException($"The peer did not take the rest within {timeout.TotalSeconds:0.###} s of the close."));
+
+            // The abort closes the socket: the flush or send in flight fails, and the close ends.
+            await closing.ConfigureAwait(false);
+        }
+    }
+
+    private async Task CloseAsync()
     {
         await Transport.Input.CompleteAsync().ConfigureAwait(false);
         try

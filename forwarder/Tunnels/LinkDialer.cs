@@ -75,7 +75,7 @@ internal static class LinkDialer
             throw;
         }
 
-        var link = new TlsConnection(connection, ssl, carrier);
+        var link = new TlsConnection(connection, ssl, carrier, options.CloseTimeout);
         var session = new YamuxSession(link, isClient: true, options);
         session.Start();
         return new DialledLink(session, link);

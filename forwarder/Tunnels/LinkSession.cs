@@ -18,7 +18,7 @@ internal interface ILinkSession : IAsyncDisposable
     /// <summary>The link is closing once its streams are done: new streams go another way.</summary>
     bool Draining { get; }
 
-    /// <summary>The peer read nothing for the close timeout after the link ended: what was queued for it was dropped, the connection aborted.</summary>
+    /// <summary>The peer did not take the rest within the close timeout after the link ended: what was queued for it was dropped, the connection aborted.</summary>
     bool OutputCut { get; }
 
     /// <summary>A new stream asking for <paramref name="request"/>: the stream once connected, else the answer (null: the link broke first).</summary>

@@ -184,8 +184,8 @@ internal sealed partial class NodeLinkListener(
         }
 
         var peer = verdict.Name!;
-        await using var link = new TlsConnection(connection, ssl, carrier);
-        await using var session = new YamuxSession(link, isClient: false, LinkDialer.Options(node.KeepAlive, pool));
+        await using var link = new TlsConnection(connection, ssl, carrier, LinkDialer.CloseTimeout);
+        var session = new YamuxSession(link, isClient: false, LinkDialer.Options(node.KeepAlive, pool));
         _sessions[session] = peer;
         var peerMetrics = metrics.Peer(peer);
         peerMetrics.LinkUp();
@@ -207,6 +207,9 @@ internal sealed partial class NodeLinkListener(
         {
             _sessions.TryRemove(session, out _);
             peerMetrics.LinkDown();
+
+            // The session's teardown decides whether its output was cut: only once it is disposed is that known.
+            await session.DisposeAsync().ConfigureAwait(false);
             if (session.OutputCut)
             {
                 NodeLinks.LogOutputCut(logger, peer, path, session.Options.CloseTimeout);

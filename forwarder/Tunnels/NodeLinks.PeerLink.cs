@@ -90,10 +90,7 @@ internal sealed partial class NodeLinks
                 sessions = _session is { } current ? [.. _draining, current] : [.. _draining];
             }
 
-            foreach (var session in sessions)
-            {
-                await session.DisposeAsync().ConfigureAwait(false);
-            }
+            await Task.WhenAll(sessions.Select(session => session.DisposeAsync().AsTask())).ConfigureAwait(false);
 
             await _watching.ConfigureAwait(false);
         }

@@ -121,10 +121,8 @@ internal sealed partial class NodeLinks : IAsyncDisposable
             _links.Clear();
         }
 
-        foreach (var link in links)
-        {
-            await link.DisposeAsync().ConfigureAwait(false);
-        }
+        // Each link's close may take its close timeout: together, shutdown waits for one, not the sum.
+        await Task.WhenAll(links.Select(link => link.DisposeAsync().AsTask())).ConfigureAwait(false);
 
         _credentials?.Dispose();
         _disposing.Dispose();
@@ -308,6 +306,6 @@ internal sealed partial class NodeLinks : IAsyncDisposable
     [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "Link to node {Peer} ({Path}) reset {Streams} stream(s) still on it when its drain ran out ({Reason})")]
     private static partial void LogDrainCut(ILogger logger, string peer, LinkPath path, int streams, string reason);
 
-    [LoggerMessage(EventId = 706, Level = LogLevel.Warning, Message = "Link with node {Peer} ({Path}) aborted: after it ended, the peer read nothing for {Timeout}, and what was still queued for it was dropped")]
+    [LoggerMessage(EventId = 706, Level = LogLevel.Warning, Message = "Link with node {Peer} ({Path}) aborted: after it ended, the peer did not take the rest within {Timeout}, and what was still queued for it was dropped")]
     internal static partial void LogOutputCut(ILogger logger, string peer, LinkPath path, TimeSpan timeout);
 }

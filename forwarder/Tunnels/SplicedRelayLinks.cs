@@ -215,7 +215,7 @@ internal sealed partial class SplicedRelayLinks(
             return;
         }
 
-        await using var link = new TlsConnection(connection, ssl, carrier);
+        await using var link = new TlsConnection(connection, ssl, carrier, LinkDialer.CloseTimeout);
         await using var session = new YamuxSession(link, isClient: false, LinkDialer.Options(node.KeepAlive, pool));
         peerMetrics.LinkUp();
         LogLinked(logger, peer, relay.Name);

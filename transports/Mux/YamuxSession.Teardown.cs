@@ -10,7 +10,7 @@ namespace Forwarder.Transports.Mux;
 public sealed partial class YamuxSession
 {
     /// <summary>
-    /// True when the session's last frames were dropped: the peer read nothing for
+    /// True when the session's last frames were dropped: the peer did not take the rest within
     /// <see cref="YamuxOptions.CloseTimeout"/> after the session ended, and the connection was aborted.
     /// </summary>
     public bool OutputCut { get; private set; }
@@ -29,7 +29,7 @@ public sealed partial class YamuxSession
         catch (TimeoutException)
         {
             OutputCut = true;
-            _connection.Abort(new ConnectionAbortedException($"The yamux peer read nothing for {Options.CloseTimeout.TotalSeconds:0.###} s after the session ended."));
+            _connection.Abort(new ConnectionAbortedException($"The yamux peer did not take the rest within {Options.CloseTimeout.TotalSeconds:0.###} s after the session ended."));
 
             // The abort fails the flush in flight, and with it the rest.
             await completing.ConfigureAwait(false);

@@ -53,6 +53,35 @@ public sealed class TlsConnectionTests
         Assert.Equal(0, await peer.ReadAsync(received).AsTask().WaitAsync(Timeout));
     }
 
+    [Fact]
+    public async Task APeerThatStopsReading_HasTheConnectionAborted_WhenTheCloseTimeoutRunsOut()
+    {
+        using var certificate = SelfSigned();
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Server.ReceiveBufferSize = 4096;
+        listener.Start();
+        using var pool = new PinnedBlockMemoryPool(64 * 1024);
+        var connecting = new TcpConnectionFactory(new TcpTransportOptions(), pool).ConnectAsync(listener.LocalEndpoint);
+        using var peerSocket = await listener.AcceptSocketAsync().WaitAsync(Timeout);
+        var connection = await connecting;
+
+        // Small kernel buffers: what the peer leaves unread stays in the connection's own pipe.
+        ((TcpConnection)connection).Socket.SendBufferSize = 4096;
+        await using var peer = new SslStream(new NetworkStream(peerSocket, ownsSocket: false));
+        var carrier = new DuplexPipeStream(connection.Transport);
+        var ssl = new SslStream(carrier, leaveInnerStreamOpen: true);
+        await Task.WhenAll(
+            peer.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate, EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls13 }),
+            ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "link.test", RemoteCertificateValidationCallback = (_, _, _, _) => true })).WaitAsync(Timeout);
+        var link = new TlsConnection(connection, ssl, carrier, closeTimeout: TimeSpan.FromSeconds(1));
+
+        // Taken by the pipe (under its 1 MiB limit), never by the peer.
+        await link.Transport.Output.WriteAsync(new byte[256 * 1024]).AsTask().WaitAsync(Timeout);
+
+        // Without the deadline the close waits on the send forever.
+        await link.DisposeAsync().AsTask().WaitAsync(Timeout);
+    }
+
     private static X509Certificate2 SelfSigned()
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);

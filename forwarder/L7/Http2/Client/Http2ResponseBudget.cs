@@ -5,8 +5,9 @@ namespace Forwarder.L7.Http2.Client;
 /// <summary>
 /// What the upstream streams serving one client connection may make the proxy buffer of their
 /// responses, beyond the window each stream opens with (review finding L12): a client that opens
-/// many streams and reads none of them pins at most this plus one opening window per stream,
-/// however large the streams' full windows. A stream's top-ups past its opening window are taken
+/// many streams and reads none of them pins at most this plus one opening window per stream
+/// (64 KiB), however large the streams' full windows, plus what already moved into each stream's
+/// client-facing response buffer (Http2ServerOptions.ResponseBufferSize, 64 KiB): 128 KiB per stream. A stream's top-ups past its opening window are taken
 /// from here and given back as its body is consumed (when the client drains) or its lease ends;
 /// streams refused a top-up wait in a queue and are topped up once room comes back. Top-ups up to
 /// the opening window are never refused, so a stream the client reads always moves.

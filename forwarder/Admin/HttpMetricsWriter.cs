@@ -39,7 +39,7 @@ internal static class HttpMetricsWriter
             }
         }
 
-        Family(text, "forwarder_listener_http2_response_buffered_bytes", "gauge", "Response bytes the native HTTP/2 front holds from upstreams that its clients have not taken yet (bounded per client connection by http.responseBufferPerConnection plus 64 KiB per stream).");
+        Family(text, "forwarder_listener_http2_response_buffered_bytes", "gauge", "Response bytes the native HTTP/2 front holds from upstreams that its clients have not taken yet, short of the up to 64 KiB per stream already in its client-facing response buffer (all told bounded per client connection by http.responseBufferPerConnection plus 128 KiB per stream).");
         foreach (var l in listeners.Where(l => l.Http2ResponsesBuffered))
         {
             Sample(text, "forwarder_listener_http2_response_buffered_bytes", $"listener=\"{l.Name}\"", l.Http2ResponseBuffered);

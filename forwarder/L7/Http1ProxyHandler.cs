@@ -40,6 +40,10 @@ internal sealed partial class Http1ProxyHandler(UpstreamConnector connector, Con
     [LoggerMessage(EventId = 401, Level = LogLevel.Debug, Message = "Connection {ConnectionId}: request refused with {Status}: {Reason}")]
     public partial void LogRefused(string connectionId, int status, string reason);
 
+    /// <summary>Releasing an inline request body at the end of a client read threw; the other bodies of that read were still released.</summary>
+    [LoggerMessage(EventId = 408, Level = LogLevel.Error, Message = "Connection {ConnectionId}: releasing a request body at the end of a read failed")]
+    public partial void LogBodyReleaseFailed(string connectionId, Exception error);
+
     /// <summary>No endpoint of the service may take traffic (all unhealthy or ejected).</summary>
     public void WarnNoneAvailable(string route, string service)
     {

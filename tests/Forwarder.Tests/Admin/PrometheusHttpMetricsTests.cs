@@ -156,7 +156,7 @@ public sealed partial class PrometheusHttpMetricsTests
             # HELP forwarder_listener_http2_goaway_total HTTP/2 client connections the proxy closed with a GOAWAY of its own, by reason (header_timeout, idle: NO_ERROR; ping_flood, settings_flood, rapid_reset: ENHANCE_YOUR_CALM).
             # TYPE forwarder_listener_http2_goaway_total counter
             forwarder_listener_http2_goaway_total{listener="web",reason="rapid_reset"} 1
-            # HELP forwarder_listener_http2_response_buffered_bytes Response bytes the native HTTP/2 front holds from upstreams that its clients have not taken yet (bounded per client connection by http.responseBufferPerConnection plus 64 KiB per stream).
+            # HELP forwarder_listener_http2_response_buffered_bytes Response bytes the native HTTP/2 front holds from upstreams that its clients have not taken yet, short of the up to 64 KiB per stream already in its client-facing response buffer (all told bounded per client connection by http.responseBufferPerConnection plus 128 KiB per stream).
             # TYPE forwarder_listener_http2_response_buffered_bytes gauge
             forwarder_listener_http2_response_buffered_bytes{listener="web"} 4096
             # HELP forwarder_listener_http2_response_buffer_full_total Times the native HTTP/2 front held back an upstream stream's window because its client connection's response buffer (http.responseBufferPerConnection) was full.

@@ -40,6 +40,11 @@ internal sealed partial class Http2ClientConnection
 
             budget.AddBuffered(-stream.Credit.Unread);
             wake = budget.Release(stream.BudgetHeld);
+            if (stream.Starved)
+            {
+                budget.Forget(stream);
+            }
+
             stream.Budget = null;
             stream.BudgetHeld = 0;
             stream.Starved = false;
@@ -63,6 +68,13 @@ internal sealed partial class Http2ClientConnection
 
             stream.Starved = false;
             if (_closed || stream.Closed || stream.RemoteEnded)
+            {
+                return;
+            }
+
+            // An idle stream (nothing unread, credit left) is not topped up: it would soak up the
+            // room others wait for. Its next consumption asks again.
+            if (stream.Credit.Unread == 0 && stream.Credit.Available >= _options.InitialStreamWindow / 4)
             {
                 return;
             }
@@ -117,6 +129,15 @@ internal sealed partial class Http2ClientConnection
             // Up to the opening window is free: a stream the client reads always moves.
             var free = Math.Min(due, Math.Max(0, _options.InitialStreamWindow - stream.Credit.Capacity));
             var granted = due > free ? budget.Take(due - free, stream) : 0;
+
+            // Refused (the budget is full): the free part alone, with the same hysteresis against
+            // the opening window that Due applies to the full one, or a starved stream would send
+            // a WINDOW_UPDATE per consumed read (one per small gRPC message).
+            if (granted == 0 && free < _options.InitialStreamWindow / 2 && stream.Credit.Available >= _options.InitialStreamWindow / 4)
+            {
+                return;
+            }
+
             stream.BudgetHeld += granted;
             due = free + granted;
             if (due == 0)

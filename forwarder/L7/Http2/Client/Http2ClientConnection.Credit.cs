@@ -93,7 +93,7 @@ internal sealed partial class Http2ClientConnection
     /// <summary>The caller consumed <paramref name="length"/> body bytes: credit for the stream, sent once half its window is due (the connection's went back on arrival).</summary>
     internal void Consumed(Http2ClientExchange stream, int generation, int length)
     {
-        bool wake;
+        Http2ResponseBudget? budget;
         lock (_gate)
         {
             // A lease that ended meanwhile: its dispose gave the unread credit back already.
@@ -102,14 +102,12 @@ internal sealed partial class Http2ClientConnection
                 return;
             }
 
-            wake = ConsumeCredit(stream, length, Out);
+            // Captured under the lock, as Unbind does: the lease may end (and unbind) once it is let go.
+            budget = ConsumeCredit(stream, length, Out) ? stream.Budget : null;
         }
 
         Flush();
-        if (wake)
-        {
-            stream.Budget?.Wake();
-        }
+        budget?.Wake();
     }
 
     private Exception? Unwritable(Http2ClientExchange stream, int generation)

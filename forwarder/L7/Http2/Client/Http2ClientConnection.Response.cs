@@ -22,7 +22,7 @@ internal sealed partial class Http2ClientConnection
         var data = (int)frame.Payload.Length;
         Http2ClientExchange? stream;
         bool ended;
-        var wake = false;
+        Http2ResponseBudget? wake = null;
         lock (_gate)
         {
             // The connection's credit goes back at once: what a stream holds unread is bounded by
@@ -59,8 +59,9 @@ internal sealed partial class Http2ClientConnection
             stream.Budget?.AddBuffered(length);
             if (length > data)
             {
-                // Padding is consumed on arrival.
-                wake = ConsumeCredit(stream, length - data, ControlOut);
+                // Padding is consumed on arrival. The budget is captured under the lock, as Unbind
+                // does: the lease may end (and unbind) once it is let go.
+                wake = ConsumeCredit(stream, length - data, ControlOut) ? stream.Budget : null;
             }
 
             ended = frame.EndStream;
@@ -91,11 +92,7 @@ internal sealed partial class Http2ClientConnection
         }
         finally
         {
-            if (wake)
-            {
-                stream.Budget?.Wake();
-            }
-
+            wake?.Wake();
             stream.Release();
         }
     }

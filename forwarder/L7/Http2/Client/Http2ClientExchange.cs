@@ -25,6 +25,7 @@ internal sealed class Http2ClientExchange
     internal Http2ClientExchange(Http2ClientConnection connection, Http2ClientOptions options)
     {
         _connection = connection;
+        StarvedEntry = new((this, 0));
         Body = new Pipe(new PipeOptions(
             options.Pool,
             readerScheduler: PipeScheduler.Inline,
@@ -60,6 +61,9 @@ internal sealed class Http2ClientExchange
 
     /// <summary>Queued in <see cref="Budget"/> for a top-up it was refused.</summary>
     internal bool Starved { get; set; }
+
+    /// <summary>Its place in <see cref="Budget"/>'s queue (under the budget's lock), reused: unlinked when the lease ends, so a reset stream is not kept queued.</summary>
+    internal LinkedListNode<(Http2ClientExchange Stream, int Generation)> StarvedEntry { get; }
 
     internal bool LocalEnded { get; set; }
 

@@ -5,8 +5,9 @@ namespace Forwarder.L7.Http2.Client;
 /// <summary>
 /// What the upstream streams serving one client connection may make the proxy buffer of their
 /// responses, beyond the window each stream opens with (review finding L12): a client that opens
-/// many streams and reads none of them pins at most this plus one opening window per stream,
-/// however large the streams' full windows. A stream's top-ups past its opening window are taken
+/// many streams and reads none of them pins at most this plus one opening window per stream
+/// (64 KiB), however large the streams' full windows, plus what already moved into each stream's
+/// client-facing response buffer (Http2ServerOptions.ResponseBufferSize, 64 KiB): 128 KiB per stream. A stream's top-ups past its opening window are taken
 /// from here and given back as its body is consumed (when the client drains) or its lease ends;
 /// streams refused a top-up wait in a queue and are topped up once room comes back. Top-ups up to
 /// the opening window are never refused, so a stream the client reads always moves.
@@ -21,7 +22,8 @@ internal sealed class Http2ResponseBudget(long limit, ListenerMetrics metrics)
     private const int MinTopUp = 16 * 1024;
 
     private readonly Lock _lock = new();
-    private readonly Queue<(Http2ClientExchange Stream, int Generation)> _starved = new();
+    /// <summary>Streams refused a top-up, oldest first, each linked through its own <see cref="Http2ClientExchange.StarvedEntry"/>.</summary>
+    private readonly LinkedList<(Http2ClientExchange Stream, int Generation)> _starved = new();
 
     /// <summary>Credit held past the streams' opening windows (what the limit bounds), under <see cref="_lock"/>.</summary>
     private long _held;
@@ -47,7 +49,8 @@ internal sealed class Http2ResponseBudget(long limit, ListenerMetrics metrics)
             if (granted < wanted && !stream.Starved)
             {
                 stream.Starved = true;
-                _starved.Enqueue((stream, stream.Generation));
+                stream.StarvedEntry.Value = (stream, stream.Generation);
+                _starved.AddLast(stream.StarvedEntry);
                 metrics.Http2ResponseBudgetExhausted();
             }
 
@@ -79,6 +82,18 @@ internal sealed class Http2ResponseBudget(long limit, ListenerMetrics metrics)
         }
     }
 
+    /// <summary>Under the stream's connection lock: its lease ended while it was queued; it leaves the queue (which would otherwise keep it, and its upstream connection, until room comes back).</summary>
+    public void Forget(Http2ClientExchange stream)
+    {
+        lock (_lock)
+        {
+            if (stream.StarvedEntry.List == _starved)
+            {
+                _starved.Remove(stream.StarvedEntry);
+            }
+        }
+    }
+
     /// <summary>Outside every connection lock: tops up the queued streams, oldest first, while there is room (each is queued again if it still wants more).</summary>
     public void Wake()
     {
@@ -93,10 +108,13 @@ internal sealed class Http2ResponseBudget(long limit, ListenerMetrics metrics)
             (Http2ClientExchange Stream, int Generation) next;
             lock (_lock)
             {
-                if (limit - _held < MinTopUp || !_starved.TryDequeue(out next))
+                if (limit - _held < MinTopUp || _starved.First is not { } first)
                 {
                     return;
                 }
+
+                next = first.Value;
+                _starved.RemoveFirst();
             }
 
             next.Stream.Connection.Resume(next.Stream, next.Generation);

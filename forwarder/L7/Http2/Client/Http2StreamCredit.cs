@@ -13,6 +13,9 @@ internal struct Http2StreamCredit(int initial)
     private long _available = initial;
     private long _unread;
 
+    /// <summary>What the server may still send.</summary>
+    public readonly long Available => _available;
+
     /// <summary>Received and not consumed yet.</summary>
     public readonly long Unread => _unread;
 

@@ -89,7 +89,15 @@ internal sealed partial class Http2ProxyHandler : IHttp2StreamHandler
             // By index: a released exchange may run on (a failed attempt, a retry) but adds none, the read being over.
             for (var i = 0; i < _bodiesAtReadEnd.Count; i++)
             {
-                _bodiesAtReadEnd[i].ReleaseBody();
+                // Per item: one that throws must not strand the rest, each parked until its release.
+                try
+                {
+                    _bodiesAtReadEnd[i].ReleaseBody();
+                }
+                catch (Exception error)
+                {
+                    _owner.LogBodyReleaseFailed(_connectionId, error);
+                }
             }
         }
         finally

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Forwarder.Tests.Infrastructure;
 using Forwarder.Transports.Features;
 using Forwarder.Tunnels;
@@ -20,15 +21,8 @@ public sealed partial class NodeLinkTests
         const int Frames = 16;
         var data = new byte[Frames * NodeCredentials.LinkMux.MaxFrameData];
         Random.Shared.NextBytes(data);
-        var received = 0L;
-        await using var sink = new TcpTestServer(async socket =>
-        {
-            var buffer = new byte[64 * 1024];
-            while (await socket.ReceiveAsync(buffer, SocketFlags.None) is > 0 and var read)
-            {
-                Interlocked.Add(ref received, read);
-            }
-        });
+        var received = new StrongBox<long>();
+        await using var sink = CountingSink(received);
         // No pings either way while it counts: a ping, or the answer to one, is a small record too.
         await using var nodeB = await StartNodeBAsync(sink.Address, keepAlive: "1h");
         var tap = new RecordTap();
@@ -45,7 +39,7 @@ public sealed partial class NodeLinkTests
         {
             var (full, small) = tap.Counts;
             await stream!.Features.Get<IDirectSendFeature>()!.SendAsync(new ReadOnlySequence<byte>(data)).AsTask().WaitAsync(timeout.Token);
-            await Eventually.TrueAsync(() => Interlocked.Read(ref received) == data.Length, "every byte reached the endpoint behind node B");
+            await Eventually.TrueAsync(() => Interlocked.Read(ref received.Value) == data.Length, "every byte reached the endpoint behind node B");
 
             // 64 KiB - 12 of data and a 12-byte header are four full records; 64 KiB of data made a fifth, small one, every frame.
             Assert.Equal((full + (Frames * 4), small), tap.Counts);
@@ -56,15 +50,8 @@ public sealed partial class NodeLinkTests
     public async Task ABulkUpload_ReadIn64KiB_IsFramedWithNoTinyFrameBetween()
     {
         const int Size = 16 * 1024 * 1024;
-        var received = 0L;
-        await using var sink = new TcpTestServer(async socket =>
-        {
-            var buffer = new byte[64 * 1024];
-            while (await socket.ReceiveAsync(buffer, SocketFlags.None) is > 0 and var read)
-            {
-                Interlocked.Add(ref received, read);
-            }
-        });
+        var received = new StrongBox<long>();
+        await using var sink = CountingSink(received);
         await using var nodeB = await StartNodeBAsync(sink.Address, keepAlive: "1h");
         var tap = new RecordTap();
         await using var tapServer = new TcpTestServer(socket => tap.RelayAsync(socket, LinkEndPoint(nodeB)));
@@ -72,12 +59,12 @@ public sealed partial class NodeLinkTests
 
         using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
         await client.SendAsync(new byte[1], SocketFlags.None);
-        await Eventually.TrueAsync(() => Interlocked.Read(ref received) == 1, "the first byte went through the link");
+        await Eventually.TrueAsync(() => Interlocked.Read(ref received.Value) == 1, "the first byte went through the link");
         var tinyBefore = tap.Tiny;
 
         // One send of 16 MiB: node A finds 64 KiB and more waiting at nearly every read.
         await client.SendAsync(new byte[Size], SocketFlags.None);
-        await Eventually.TrueAsync(() => Interlocked.Read(ref received) == Size + 1, "every byte reached the endpoint behind node B");
+        await Eventually.TrueAsync(() => Interlocked.Read(ref received.Value) == Size + 1, "every byte reached the endpoint behind node B");
 
         // Reads of 64 KiB cut into frames of 64 KiB - 12 left a 12-byte frame (a record of its own) per read: hundreds here.
         Assert.InRange(tap.Tiny - tinyBefore, 0, 2);
@@ -170,4 +157,14 @@ public sealed partial class NodeLinkTests
             }
         }
     }
+
+    /// <summary>An endpoint that reads everything sent to it and counts the bytes in <paramref name="received"/>.</summary>
+    private static TcpTestServer CountingSink(StrongBox<long> received) => new(async socket =>
+    {
+        var buffer = new byte[64 * 1024];
+        while (await socket.ReceiveAsync(buffer, SocketFlags.None) is > 0 and var read)
+        {
+            Interlocked.Add(ref received.Value, read);
+        }
+    });
 }

@@ -96,7 +96,7 @@ internal static class ForwarderHost
         services.AddSingleton<TypeInitFaults>();
         if (tcp.Engine == TcpEngine.Epoll && SocketSplicer.IsSupported)
         {
-            services.AddSingleton(_ => new SocketSplicer(SocketEngine.IoThreads(tcp, Environment.ProcessorCount), Math.Max(tcp.BlockSize, 64 * 1024)));
+            services.AddSingleton(_ => new SocketSplicer(SocketEngine.IoThreads(tcp, Environment.ProcessorCount), Math.Max(tcp.BlockSize, 64 * 1024), spillover: tcp.IoThreads is null && Environment.ProcessorCount > 1));
         }
 
         services.AddSingleton<UpstreamConnector>();

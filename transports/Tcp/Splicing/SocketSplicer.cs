@@ -12,11 +12,17 @@ namespace Forwarder.Transports.Tcp.Splicing;
 public sealed class SocketSplicer : IDisposable
 {
     private readonly SplicerThread[] _threads;
+    private readonly SplicerThread[] _all;
+    private readonly Spillover? _spillover;
     private uint _next;
 
     /// <param name="threads">Threads to spread pairs over (like HAProxy's nbthread).</param>
     /// <param name="blockSize">Bytes read at once, into blocks each thread pools for itself.</param>
-    public SocketSplicer(int threads, int blockSize = 64 * 1024)
+    /// <param name="spillover">
+    /// With one thread: keep a spare that takes half the spliced pairs while the thread waits for
+    /// a CPU most of the time (an overloaded node), see <see cref="Spillover"/>.
+    /// </param>
+    public SocketSplicer(int threads, int blockSize = 64 * 1024, bool spillover = false)
     {
         if (!IsSupported)
         {
@@ -29,6 +35,16 @@ public sealed class SocketSplicer : IDisposable
         for (var i = 0; i < threads; i++)
         {
             _threads[i] = new SplicerThread($"splicer-{i}", blockSize);
+        }
+
+        _all = _threads;
+        if (spillover && threads == 1)
+        {
+            var spare = new SplicerThread("splicer-spare", blockSize);
+            _spillover = new Spillover(_threads[0], spare);
+            spare.Spillover = _spillover;
+            _threads[0].Spillover = _spillover;
+            _all = [_threads[0], spare];
         }
     }
 
@@ -59,7 +75,7 @@ public sealed class SocketSplicer : IDisposable
         }
 
         // Known before the thread takes it in: an abort right after this returns goes to that thread.
-        var thread = NextThread();
+        var thread = PairThread();
         pair.Thread = thread;
         thread.Register(pair);
         return new SplicedConnection(pair);
@@ -84,7 +100,7 @@ public sealed class SocketSplicer : IDisposable
         }
 
         var pending = new PendingConnect(socket);
-        var thread = NextThread();
+        var thread = PairThread();
         thread.Register(pending);
         using (cancellationToken.Register(() => thread.Cancel(pending, new OperationCanceledException(cancellationToken))))
         {
@@ -117,15 +133,22 @@ public sealed class SocketSplicer : IDisposable
     /// </summary>
     public async Task<int> TrimAsync(bool idleOnly = false)
     {
-        var trimmed = await Task.WhenAll(_threads.Select(t => t.TrimAsync(idleOnly))).ConfigureAwait(false);
+        var trimmed = await Task.WhenAll(_all.Select(t => t.TrimAsync(idleOnly))).ConfigureAwait(false);
         return trimmed.Sum();
     }
 
     /// <summary>Blocks holding bytes read and not yet sent, over all threads; read from outside their threads, so a snapshot.</summary>
-    internal int BlocksOutstanding => _threads.Sum(t => t.Blocks.Outstanding);
+    internal int BlocksOutstanding => _all.Sum(t => t.Blocks.Outstanding);
 
     /// <summary>Pairs splicing now, over all threads; read from outside their threads, so a snapshot.</summary>
-    internal int PairsSplicing => _threads.Sum(t => t.Pairs);
+    internal int PairsSplicing => _all.Sum(t => t.Pairs);
+
+    /// <summary>Pairs on the spare thread (a snapshot), 0 without one.</summary>
+    internal int PairsOnSpare => _all.Length > _threads.Length ? _all[^1].Pairs : 0;
+
+    /// <summary>Pins the spillover's state (true: contended), or with null measures it again.</summary>
+    internal void ForceContention(bool? contended) =>
+        (_spillover ?? throw new InvalidOperationException("This splicer has no spare thread.")).Force(contended);
 
     /// <summary>Hands a target to the next thread, which takes it in; returns that thread.</summary>
     internal SplicerThread Register(EpollTarget target)
@@ -137,12 +160,24 @@ public sealed class SocketSplicer : IDisposable
 
     private SplicerThread NextThread() => _threads[Interlocked.Increment(ref _next) % (uint)_threads.Length];
 
+    /// <summary>For a spliced pair or its connect: the spare takes every other one while the primary is contended.</summary>
+    private SplicerThread PairThread() =>
+        _spillover is { Contended: true } ? _all[Interlocked.Increment(ref _next) % (uint)_all.Length] : NextThread();
+
     public void Dispose()
     {
-        foreach (var thread in _threads)
+        foreach (var thread in _all)
         {
             thread.Dispose();
         }
+
+        // A pair one thread moved to another as that one stopped: nobody takes it in now.
+        foreach (var thread in _all)
+        {
+            thread.CancelIncoming();
+        }
+
+        _spillover?.Dispose();
     }
 }
 

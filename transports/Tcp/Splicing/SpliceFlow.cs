@@ -35,6 +35,9 @@ internal sealed unsafe class SpliceFlow(SplicedPair pair, int source, int target
     /// <summary>Bytes wait for the target to take them: its writability is worth watching.</summary>
     public bool Blocked => _count > 0 && !TargetWritable;
 
+    /// <summary>Holds no bytes and is not queued to run: its pair may move to another thread.</summary>
+    public bool Idle => _count == 0 && !Queued && !HasWork;
+
     public bool HasWork => !Finished && (_count > 0 ? TargetWritable : SourceReadable || _finReceived);
 
     /// <summary>Reads once if nothing is waiting to be sent; false when the source failed.</summary>

@@ -161,6 +161,18 @@ internal sealed class SplicedPair : EpollTarget
 
     public override void Cancel(Exception reason) => End(SpliceOutcome.Reset);
 
+    /// <summary>Nothing in flight on its thread: no bytes held, no writability watched, no flow queued to run.</summary>
+    public bool CanMove => !Closed && _toUpstream.Idle && _toClient.Idle && !_clientWatchedForWrite && !_upstreamWatchedForWrite;
+
+    /// <summary>Leaves its thread's epoll set, to be handed to another thread (<see cref="SplicerThread.MoveIdlePairs"/>).</summary>
+    public void Unwatch()
+    {
+        EpollDelete(Thread.Epoll, _clientFd);
+        EpollDelete(Thread.Epoll, _upstreamFd);
+        _watched = false;
+        Thread.Pairs--;
+    }
+
     /// <summary>Records what one epoll event says about one of the two sockets and queues the flows it concerns.</summary>
     public override void OnEvent(bool upstreamSide, uint events, List<SpliceFlow> ready)
     {

@@ -24,7 +24,9 @@ internal sealed unsafe class SplicerThread : IDisposable
     private readonly ConcurrentQueue<(TaskCompletionSource<int> Done, bool IdleOnly)> _trims = new();
     private readonly List<EpollTarget> _ended = [];
     private readonly HashSet<EpollTarget> _live = [];
+    private readonly List<SplicedPair> _moving = [];
     private volatile bool _stopping;
+    private volatile bool _poked;
 
     public SplicerThread(string name, int blockSize)
     {
@@ -60,6 +62,12 @@ internal sealed unsafe class SplicerThread : IDisposable
 
     /// <summary>Buffers for bytes between a read and their send; touched only by this thread.</summary>
     public BlockStack Blocks { get; }
+
+    /// <summary>Set before any pair is handed over, when this thread is one of a primary and its spare.</summary>
+    public Spillover? Spillover { get; set; }
+
+    /// <summary>When <see cref="Spillover"/> looks at this thread next (ms, TickCount64); touched only by this thread.</summary>
+    public long NextCheck { get; set; }
 
     /// <summary>Hands a pair or a pending connect to this thread; callable from any thread.</summary>
     public void Register(EpollTarget target)
@@ -106,6 +114,45 @@ internal sealed unsafe class SplicerThread : IDisposable
         _live.Remove(target);
     }
 
+    /// <summary>Has the thread run its <see cref="Spillover"/> check now rather than at the next interval; callable from any thread.</summary>
+    public void Poke()
+    {
+        _poked = true;
+        Wake();
+    }
+
+    /// <summary>
+    /// Hands idle spliced pairs to <paramref name="to"/> until this thread keeps <paramref name="keep"/>;
+    /// on this thread, between loops. A pair leaves this epoll set before it joins the other, which
+    /// reports on adding whatever arrived in between, so no edge is lost.
+    /// </summary>
+    public void MoveIdlePairs(SplicerThread to, int keep)
+    {
+        foreach (var target in _live)
+        {
+            if (Pairs - _moving.Count <= keep)
+            {
+                break;
+            }
+
+            if (target is SplicedPair { CanMove: true } pair)
+            {
+                _moving.Add(pair);
+            }
+        }
+
+        foreach (var pair in _moving)
+        {
+            pair.Unwatch();
+            _live.Remove(pair);
+            pair.Handle.Free();
+            pair.Thread = to;
+            to.Register(pair);
+        }
+
+        _moving.Clear();
+    }
+
     public void Dispose()
     {
         _stopping = true;
@@ -113,6 +160,17 @@ internal sealed unsafe class SplicerThread : IDisposable
         _thread.Join();
         Close(_wake);
         Close(Epoll);
+    }
+
+    /// <summary>Ends what was handed over and not taken in; once the thread ended, for a pair moved to it as it stopped.</summary>
+    public void CancelIncoming()
+    {
+        var stopped = new ObjectDisposedException(nameof(SocketSplicer));
+        while (_incoming.TryDequeue(out var target))
+        {
+            target.Thread = this;
+            target.Cancel(stopped);
+        }
     }
 
     private void Run()
@@ -167,6 +225,12 @@ internal sealed unsafe class SplicerThread : IDisposable
                 }
 
                 _ended.Clear();
+                if (Spillover is { } spillover)
+                {
+                    var poked = _poked;
+                    _poked = false;
+                    spillover.AfterLoop(this, poked);
+                }
             }
         }
         finally
@@ -179,12 +243,7 @@ internal sealed unsafe class SplicerThread : IDisposable
                 target.Handle.Free();
             }
 
-            while (_incoming.TryDequeue(out var target))
-            {
-                target.Thread = this;
-                target.Cancel(stopped);
-            }
-
+            CancelIncoming();
             while (_trims.TryDequeue(out var trim))
             {
                 trim.Done.TrySetResult(0);
@@ -217,7 +276,15 @@ internal sealed unsafe class SplicerThread : IDisposable
 
         while (_scheduled.TryDequeue(out var scheduled))
         {
-            scheduled.OnScheduled();
+            // Asked of the thread a pair was on before it moved: the one it is on now carries it out.
+            if (scheduled is SplicedPair { Thread: var owner } && owner != this)
+            {
+                owner.Schedule(scheduled);
+            }
+            else
+            {
+                scheduled.OnScheduled();
+            }
         }
 
         while (_cancellations.TryDequeue(out var cancellation))

@@ -145,6 +145,106 @@ public sealed class SocketSplicerTests : IDisposable
         await spliced.Completion.WaitAsync(Timeout);
     }
 
+    /// <summary>
+    /// While the primary thread is contended, half of its idle pairs move to the spare and new
+    /// pairs alternate between the two; once it is not, the spare hands them all back. Bytes flow
+    /// both ways after each move, and an abort asked of a pair after it moved still ends it.
+    /// </summary>
+    [Fact]
+    public async Task Spillover_MovesHalfThePairsToTheSpareWhileContended_AndBackAfter()
+    {
+        using var splicer = new SocketSplicer(threads: 1, spillover: true);
+        var pairs = new List<(Socket Client, Socket Server, SplicedConnection Spliced)>();
+        for (var i = 0; i < 4; i++)
+        {
+            pairs.Add(await SpliceAsync(splicer));
+        }
+
+        await ExchangeAsync(pairs, "before");
+        Assert.Equal(0, splicer.PairsOnSpare);
+
+        splicer.ForceContention(true);
+        await WaitUntilAsync(() => splicer.PairsOnSpare == 2, "half the pairs to move to the spare");
+        Assert.Equal(4, splicer.PairsSplicing);
+        await ExchangeAsync(pairs, "spread");
+
+        // New pairs alternate: of two more, one goes to each thread.
+        pairs.Add(await SpliceAsync(splicer));
+        pairs.Add(await SpliceAsync(splicer));
+        await ExchangeAsync(pairs, "more");
+        Assert.Equal(3, splicer.PairsOnSpare);
+
+        splicer.ForceContention(false);
+        await WaitUntilAsync(() => splicer.PairsOnSpare == 0, "the spare to hand its pairs back");
+        Assert.Equal(6, splicer.PairsSplicing);
+        await ExchangeAsync(pairs, "back");
+
+        foreach (var (client, server, spliced) in pairs)
+        {
+            spliced.Abort();
+            Assert.Equal(SpliceOutcome.Completed, await spliced.Completion.WaitAsync(Timeout));
+            Assert.Equal(string.Empty, await ReceiveToEndAsync(client));
+            Assert.Equal(string.Empty, await ReceiveToEndAsync(server));
+        }
+
+        Assert.Equal(0, splicer.PairsSplicing);
+        Assert.Equal(0, splicer.BlocksOutstanding);
+    }
+
+    [Fact]
+    public async Task Spillover_DisposeWithPairsOnTheSpare_ResetsThemAll()
+    {
+        var splicer = new SocketSplicer(threads: 1, spillover: true);
+        var pairs = new List<SplicedConnection>();
+        for (var i = 0; i < 4; i++)
+        {
+            pairs.Add((await SpliceAsync(splicer)).Spliced);
+        }
+
+        splicer.ForceContention(true);
+        await WaitUntilAsync(() => splicer.PairsOnSpare == 2, "half the pairs to move to the spare");
+        splicer.Dispose();
+
+        foreach (var spliced in pairs)
+        {
+            Assert.Equal(SpliceOutcome.Reset, await spliced.Completion.WaitAsync(Timeout));
+        }
+    }
+
+    [Fact]
+    public void ForceContention_WithoutASpare_Throws()
+    {
+        using var splicer = new SocketSplicer(threads: 1);
+        Assert.Throws<InvalidOperationException>(() => splicer.ForceContention(true));
+    }
+
+    /// <summary>Each pair carries a message each way, checked at the far end.</summary>
+    private static async Task ExchangeAsync(List<(Socket Client, Socket Server, SplicedConnection Spliced)> pairs, string text)
+    {
+        foreach (var (client, server, _) in pairs)
+        {
+            await SendAsync(client, text + "?");
+            await SendAsync(server, text + "!");
+        }
+
+        foreach (var (client, server, _) in pairs)
+        {
+            Assert.Equal(text + "?", await ReceiveAsync(server, text.Length + 1));
+            Assert.Equal(text + "!", await ReceiveAsync(client, text.Length + 1));
+        }
+    }
+
+    /// <summary>Polls a state only the splicer's threads change, up to the generous test deadline.</summary>
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+            await Task.Delay(10);
+        }
+    }
+
     public void Dispose()
     {
         _sockets.ForEach(s => s.Dispose());

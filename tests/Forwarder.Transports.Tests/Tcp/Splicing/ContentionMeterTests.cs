@@ -1,0 +1,37 @@
+using Forwarder.Transports.Tcp.Splicing;
+
+namespace Forwarder.Transports.Tests.Tcp.Splicing;
+
+public sealed class ContentionMeterTests
+{
+    private const long Window = 250_000_000;
+
+    [Theory]
+    // Run-queue wait over (run + wait): above 0.6 enters, below 0.4 leaves, in between keeps the state.
+    [InlineData(false, 30, 70, true)]
+    [InlineData(false, 50, 50, false)]
+    [InlineData(true, 50, 50, true)]
+    [InlineData(true, 70, 30, false)]
+    [InlineData(false, 100, 0, false)]
+    // Wanting under 5% of a core says nothing either way.
+    [InlineData(false, 1, 9, false)]
+    [InlineData(true, 9, 1, true)]
+    public void Decide_UsesTheShareOfWaitInTheTimeTheThreadWantedACpu(bool contended, int runPercent, int waitPercent, bool expected)
+    {
+        var run = Window / 100 * runPercent / 10;
+        var wait = Window / 100 * waitPercent / 10;
+        Assert.Equal(expected, ContentionMeter.Decide(contended, run, wait, Window));
+    }
+
+    [Theory]
+    [InlineData("123456789 987654 321\n", true, 123456789, 987654)]
+    [InlineData("5 6 7", true, 5, 6)]
+    [InlineData("", false, 0, 0)]
+    [InlineData("12", false, 12, 0)]
+    [InlineData("12,34 5", false, 12, 0)]
+    public void TryParse_ReadsRunAndWaitFromASchedstatLine(string line, bool parsed, long run, long wait)
+    {
+        Assert.Equal(parsed, ContentionMeter.TryParse(System.Text.Encoding.ASCII.GetBytes(line), out var gotRun, out var gotWait));
+        Assert.Equal((run, wait), (gotRun, gotWait));
+    }
+}

@@ -1,0 +1,72 @@
+namespace Forwarder.Transports.Tcp.Splicing;
+
+/// <summary>
+/// A spare splicer thread for a node with one I/O thread by default. While the primary thread
+/// waits for a CPU most of the time it wants one (an overloaded node: 30-50 runnable tasks of
+/// other work on two cores), new pairs are spread over both threads and the primary hands half
+/// of its idle pairs to the spare, so a stall of one thread holds half the connections and the
+/// kernel can run both on two cores. Once the primary gets its CPU again, the spare hands its
+/// pairs back: on a busy but not overloaded node one thread measured faster than two
+/// (perf-reports/busy-node, 2026-12-07 and 2026-12-08). Only spliced pairs move, and only idle
+/// ones (nothing read and not yet sent, no writability watched, not queued to run).
+/// </summary>
+internal sealed class Spillover(SplicerThread primary, SplicerThread spare) : IDisposable
+{
+    private const long CheckIntervalMs = 250;
+
+    // Made on the primary thread, whose schedstat it reads.
+    private ContentionMeter? _meter;
+
+    private volatile bool _contended;
+    private bool? _forced;
+
+    /// <summary>New pairs go to both threads: the primary is contended.</summary>
+    public bool Contended => _contended;
+
+    /// <summary>Pins the state instead of measuring it (tests), or with null measures again; callable from any thread.</summary>
+    internal void Force(bool? contended)
+    {
+        _forced = contended;
+        if (contended is { } value)
+        {
+            _contended = value;
+        }
+
+        primary.Poke();
+        spare.Poke();
+    }
+
+    /// <summary>Runs on <paramref name="thread"/> after each loop; does something at most every 250 ms of its loops.</summary>
+    public void AfterLoop(SplicerThread thread, bool poked)
+    {
+        var now = Environment.TickCount64;
+        if (!poked && now < thread.NextCheck)
+        {
+            return;
+        }
+
+        thread.NextCheck = now + CheckIntervalMs;
+        if (thread == primary)
+        {
+            _meter ??= new ContentionMeter();
+            var measured = _meter.Sample();
+            if (_forced is null)
+            {
+                _contended = measured;
+            }
+
+            if (_contended)
+            {
+                // Half of all pairs each; the spare's count is a snapshot, good enough for a share.
+                thread.MoveIdlePairs(spare, (thread.Pairs + spare.Pairs + 1) / 2);
+            }
+        }
+        else if (!_contended && thread.Pairs > 0)
+        {
+            thread.MoveIdlePairs(primary, 0);
+        }
+    }
+
+    /// <summary>Once both threads ended.</summary>
+    public void Dispose() => _meter?.Dispose();
+}

@@ -313,7 +313,15 @@ internal sealed partial class Http2ProxyHandler
         }
         catch (Exception ex) when (IsExchangeFailure(ex))
         {
-            // The upstream reset its stream or its connection ended mid-response: so is the client's stream.
+            // The upstream reset its stream or its connection ended mid-response: so is the client's
+            // stream. Its head came, so it goes first (as when the head went on before the body was
+            // read), then the reset: the client sees the response start and be cut, as it was.
+            if (!exchange.HeadSent)
+            {
+                exchange.HeadSent = true;
+                stream.WriteHeaders(upstream.Status, exchange.Response);
+            }
+
             stream.Reset(stream.Aborted.IsCancellationRequested ? Http2ErrorCode.Cancel : Http2ErrorCode.InternalError);
             return -1;
         }

@@ -11,7 +11,9 @@ namespace Forwarder.Tests.L7.Http2.Proxy;
 
 /// <summary>
 /// A small response the upstream's read held whole (head, body, trailers, END_STREAM) goes to
-/// the client whole: in one write, so the client's one read has all of it. Larger ones, ones
+/// the client whole: in one write, so the client's one read has all of it (the head is handed on
+/// at the upstream read's end; sent whole or through the stream's pipe, it leaves in one batch, so
+/// these check what the client gets, not which of the two ways it went). Larger ones, ones
 /// that come in pieces, and ones the client's window does not take go frame by frame as before,
 /// intact and within the client's windows. The upstream, a python3-h2 server, answers by path;
 /// the client, python3-h2 too (it fails on any flow-control breach), tells whether each

@@ -21,6 +21,9 @@ internal sealed partial class Http2ClientConnection
     private readonly Http2FrameReader _reader = new();
     private readonly HpackDecoder _decoder;
     private readonly List<Http2ClientExchange> _waking = [];
+
+    /// <summary>On the reader only: the streams whose waiting caller gets its response head at the read's end.</summary>
+    private readonly List<Http2ClientExchange> _headWakes = [];
     private bool _settingsSeen;
     private bool _goAwayReceived;
     private long _lastRead;
@@ -50,6 +53,8 @@ internal sealed partial class Http2ClientConnection
                 }
                 finally
                 {
+                    // Within the batch: what the woken callers write upstream (a reset, credit) leaves in its flush.
+                    WakeHeads();
                     EndBatch();
                 }
 
@@ -95,6 +100,18 @@ internal sealed partial class Http2ClientConnection
         }
 
         await TerminateAsync(failure, goAway).ConfigureAwait(false);
+    }
+
+    /// <summary>Wakes the callers whose response head came in this read (their continuations run inline, one after another).</summary>
+    private void WakeHeads()
+    {
+        // By index, and cleared after: a woken caller runs on but never adds a head wake (only the reader does).
+        for (var i = 0; i < _headWakes.Count; i++)
+        {
+            _headWakes[i].HeadSignal.Set();
+        }
+
+        _headWakes.Clear();
     }
 
     private void ReadFrames(ref ReadOnlySequence<byte> buffer)

@@ -231,7 +231,9 @@ internal sealed partial class Http2ClientConnection
 
         if (wake)
         {
-            stream.HeadSignal.Set();
+            // At the read's end (WakeHeads): the body and END_STREAM that came in the same read
+            // are in by then, so a small response is sent on whole, not frame by frame.
+            _headWakes.Add(stream);
         }
     }
 

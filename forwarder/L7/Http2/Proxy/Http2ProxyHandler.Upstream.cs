@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using Forwarder.L7.Http2.Client;
 using Forwarder.L7.Http2.Codec;
@@ -256,22 +257,27 @@ internal sealed partial class Http2ProxyHandler
         {
             if (upstream.RemoteEnded)
             {
-                // Perhaps nothing follows the head (a gRPC Trailers-Only response carries its
-                // status in it): then one HEADERS frame with END_STREAM, as the upstream sent,
-                // since a client finding an empty body and no trailers would see no status.
-                // Looked at without consuming: anything there goes the ordinary way below.
-                // Only once the upstream has ended: a head with grpc-status and a body still
-                // coming would otherwise be read to its end unconsumed, its window never returned.
-                System.IO.Pipelines.ReadResult peek;
-                do
+                // The whole response is here (the upstream's read held it, as for most small
+                // answers): sent whole when the client's windows take it. Read to its end without
+                // consuming; what does not go whole goes the ordinary way below. Only once the
+                // upstream has ended: a body still coming would otherwise be read to its end
+                // unconsumed, its window never returned.
+                System.IO.Pipelines.ReadResult whole;
+                while (!(whole = await upstream.ReadBodyAsync().ConfigureAwait(false)).IsCompleted)
                 {
-                    peek = await upstream.ReadBodyAsync().ConfigureAwait(false);
-                    upstream.AdvanceBody(peek.Buffer, peek.Buffer.Start);
+                    upstream.AdvanceBody(whole.Buffer, whole.Buffer.Start);
                 }
-                while (!peek.IsCompleted);
 
-                if (peek.Buffer.IsEmpty && upstream.ResponseTrailers.Count == 0)
+                if (TryWriteWhole(stream, upstream, exchange, whole.Buffer) is var length and >= 0)
                 {
+                    return length;
+                }
+
+                if (whole.Buffer.IsEmpty && upstream.ResponseTrailers.Count == 0)
+                {
+                    // Nothing follows the head (a gRPC Trailers-Only response carries its status in
+                    // it): one HEADERS frame with END_STREAM, as the upstream sent, since a client
+                    // finding an empty body and no trailers would see no status.
                     exchange.HeadSent = true;
                     stream.WriteHeaders(upstream.Status, exchange.Response, endStream: true);
                     return 0;
@@ -301,21 +307,55 @@ internal sealed partial class Http2ProxyHandler
                 }
             }
 
-            var trailers = upstream.ResponseTrailers;
-            exchange.ResponseTrailers.Clear();
-            for (var i = 0; i < trailers.Count; i++)
-            {
-                exchange.ResponseTrailers.Add(trailers.Name(i), trailers.Value(i));
-            }
-
+            CopyResponseTrailers(upstream, exchange);
             stream.Complete(exchange.ResponseTrailers);
             return sent;
         }
         catch (Exception ex) when (IsExchangeFailure(ex))
         {
-            // The upstream reset its stream or its connection ended mid-response: so is the client's stream.
+            // The upstream reset its stream or its connection ended mid-response: so is the client's
+            // stream. Its head came, so it goes first (as when the head went on before the body was
+            // read), then the reset: the client sees the response start and be cut, as it was.
+            if (!exchange.HeadSent)
+            {
+                exchange.HeadSent = true;
+                stream.WriteHeaders(upstream.Status, exchange.Response);
+            }
+
             stream.Reset(stream.Aborted.IsCancellationRequested ? Http2ErrorCode.Cancel : Http2ErrorCode.InternalError);
             return -1;
+        }
+    }
+
+    /// <summary>
+    /// The upstream's response has ended and its whole <paramref name="body"/> is here (read, not
+    /// yet advanced): when small enough and the client's windows take it, head, body and trailers
+    /// go to the client in one step (no write per segment, one batch). The body's length (consumed),
+    /// or -1 when nothing was sent and it goes the ordinary way (the body left unconsumed).
+    /// </summary>
+    private static long TryWriteWhole(Http2ServerStream stream, Http2ClientStream upstream, Http2ProxyExchange exchange, ReadOnlySequence<byte> body)
+    {
+        CopyResponseTrailers(upstream, exchange);
+        if (!stream.TryWriteResponse(upstream.Status, exchange.Response, body, exchange.ResponseTrailers))
+        {
+            // Nothing sent: the ordinary way reads it all again.
+            upstream.AdvanceBody(body, body.Start);
+            return -1;
+        }
+
+        exchange.HeadSent = true;
+        var length = body.Length;
+        upstream.AdvanceBody(body);
+        return length;
+    }
+
+    private static void CopyResponseTrailers(Http2ClientStream upstream, Http2ProxyExchange exchange)
+    {
+        var trailers = upstream.ResponseTrailers;
+        exchange.ResponseTrailers.Clear();
+        for (var i = 0; i < trailers.Count; i++)
+        {
+            exchange.ResponseTrailers.Add(trailers.Name(i), trailers.Value(i));
         }
     }
 }

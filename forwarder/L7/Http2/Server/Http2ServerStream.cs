@@ -113,6 +113,14 @@ internal sealed class Http2ServerStream
         return !result.IsCompleted;
     }
 
+    /// <summary>
+    /// Sends a whole small response at once (head, body, trailers if any, END_STREAM) when the
+    /// send windows take its body now. False, with nothing sent, otherwise (or once the stream was
+    /// reset): then <see cref="WriteHeaders"/>, <see cref="WriteAsync"/> and <see cref="Complete"/> as usual.
+    /// </summary>
+    public bool TryWriteResponse(int status, Http2HeaderFields headers, in ReadOnlySequence<byte> body, Http2HeaderFields? trailers = null)
+        => _connection.TryWriteWholeResponse(this, status, headers, body, trailers);
+
     /// <summary>Ends the response, with trailers if any given (an empty list sends none).</summary>
     public void Complete(Http2HeaderFields? trailers = null)
     {

@@ -67,13 +67,12 @@ public sealed partial class YamuxStream
             }
 
             var take = (int)Math.Min(Math.Min(buffer.Length, window), _session.Options.MaxFrameData);
-            var framed = FrameBlock.TryGet(buffer.First, out var block, out var start);
-            if (framed)
-            {
-                // Framed in place: the payload must not leave its block.
-                take = Math.Min(take, buffer.First.Length);
-            }
 
+            // Framed in place when the payload is all in one framed block. A frame is never cut
+            // short for it: that would add frames and TLS records, which cost more than the copy.
+            FrameBlock? block = null;
+            var start = 0;
+            var framed = take <= buffer.First.Length && FrameBlock.TryGet(buffer.First, out block, out start);
             lock (_lock)
             {
                 _sendWindow -= take;
@@ -81,7 +80,7 @@ public sealed partial class YamuxStream
 
             if (framed)
             {
-                await _session.SendFramedAsync(Id, block.Frame(start, take)).ConfigureAwait(false);
+                await _session.SendFramedAsync(Id, block!.Frame(start, take)).ConfigureAwait(false);
             }
             else
             {

@@ -7,6 +7,10 @@ namespace Forwarder.Transports.Features;
 /// </summary>
 public interface IReceiveLimitFeature
 {
-    /// <summary>The most one read takes from the socket; set it before reading, or as soon as the consumer is known.</summary>
+    /// <summary>
+    /// The most one read takes from the socket; set it before reading, or as soon as the consumer is known.
+    /// On a TCP connection a cap of a block less 12 bytes or under also frames the blocks received
+    /// into from then on (12 bytes free in front: a yamux stream writes its header there, with no copy).
+    /// </summary>
     int MaxReceiveSize { get; set; }
 }

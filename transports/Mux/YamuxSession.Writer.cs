@@ -76,19 +76,11 @@ public sealed partial class YamuxSession
     /// </summary>
     internal void SendData(uint streamId, YamuxFlags flags, in ReadOnlySequence<byte> payload)
     {
-        if (Volatile.Read(ref _closed) != 0)
-        {
-            throw new YamuxSessionClosedException("The yamux session has ended.");
-        }
-
+        ThrowIfClosed();
         var header = new YamuxHeader(YamuxFrameType.Data, flags, streamId, (uint)payload.Length);
-        if (t_batching == this || !WritesInline || Interlocked.CompareExchange(ref _writer, WriterOwned, WriterFree) != WriterFree)
+        if (!TakeInline())
         {
-            var copy = ArrayPool<byte>.Shared.Rent((int)payload.Length);
-            payload.CopyTo(copy);
-            Queued(payload.Length);
-            _data.Enqueue(new OutboundFrame(header, copy));
-            Kick();
+            QueueCopy(header, payload);
             return;
         }
 
@@ -117,6 +109,53 @@ public sealed partial class YamuxSession
         {
             Write();
         }
+    }
+
+    /// <summary>
+    /// Sends a data frame of <paramref name="frame"/>'s bytes after its first
+    /// <see cref="YamuxHeader.Size"/>, which are free for the header: with the connection free the
+    /// header is written there and the frame handed to the connection as it is, with no copy (TLS
+    /// encrypts straight from it); otherwise a copy of the payload queues, as in
+    /// <see cref="SendData"/>. The caller may reuse <paramref name="frame"/> once the task completes
+    /// (at once, unless the connection pushes back).
+    /// </summary>
+    internal ValueTask SendFramedAsync(uint streamId, Memory<byte> frame)
+    {
+        ThrowIfClosed();
+        var header = new YamuxHeader(YamuxFrameType.Data, YamuxFlags.None, streamId, (uint)(frame.Length - YamuxHeader.Size));
+        if (!TakeInline())
+        {
+            QueueCopy(header, new ReadOnlySequence<byte>(frame[YamuxHeader.Size..]));
+            return default;
+        }
+
+        header.Write(frame.Span);
+        ValueTask<FlushResult> flush;
+        try
+        {
+            var output = _connection.Transport.Output;
+            WriteFrames(output, long.MaxValue);
+            WriteControl(output);
+
+            // One write and one flush, as above: a stream pipe writer (TLS's) writes what it has
+            // buffered, then the frame from the caller's block, then flushes.
+            flush = output.WriteAsync(frame);
+        }
+        catch (Exception ex) when (IsConnectionGone(ex))
+        {
+            Broken();
+            throw new YamuxSessionClosedException("The yamux session's connection is gone.");
+        }
+
+        var inFlight = !flush.IsCompleted;
+        if (Flushed(flush))
+        {
+            Write();
+            return default;
+        }
+
+        // A write the connection holds may still read the frame: the caller keeps it until done.
+        return inFlight ? new ValueTask(_flushing) : default;
     }
 
     /// <summary>
@@ -159,6 +198,28 @@ public sealed partial class YamuxSession
     }
 
     private bool WritesInline => Volatile.Read(ref _openStreams) <= InlineStreamLimit;
+
+    private void ThrowIfClosed()
+    {
+        if (Volatile.Read(ref _closed) != 0)
+        {
+            throw new YamuxSessionClosedException("The yamux session has ended.");
+        }
+    }
+
+    /// <summary>True when this thread now owns the connection to write a frame inline; false when the frame must queue.</summary>
+    private bool TakeInline()
+        => t_batching != this && WritesInline && Interlocked.CompareExchange(ref _writer, WriterOwned, WriterFree) == WriterFree;
+
+    /// <summary>Queues a data frame for the thread writing, with a copy of its payload (the caller may release it on return).</summary>
+    private void QueueCopy(YamuxHeader header, in ReadOnlySequence<byte> payload)
+    {
+        var copy = ArrayPool<byte>.Shared.Rent((int)payload.Length);
+        payload.CopyTo(copy);
+        Queued(payload.Length);
+        _data.Enqueue(new OutboundFrame(header, copy));
+        Kick();
+    }
 
     private void Kick()
     {

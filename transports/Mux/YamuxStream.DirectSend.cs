@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
+using Forwarder.Transports.Tcp;
 using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.Transports.Mux;
@@ -15,6 +16,9 @@ public sealed partial class YamuxStream
     /// Frames the caller's bytes straight from its buffer, skipping the copy into the stream's
     /// pipe (the L4 pump's path). While the pump still holds bytes written through the pipe (a
     /// handshake waiting for the session's room), these go through the pipe too, behind them.
+    /// Bytes in a socket's framed receive blocks (<see cref="FrameBlock"/>) are framed in place,
+    /// each header written over the 12 bytes before its payload: the caller reads
+    /// <paramref name="buffer"/> no more once this is called.
     /// </summary>
     /// <exception cref="ConnectionResetException">The stream was reset, or the session ended.</exception>
     public async ValueTask SendAsync(ReadOnlySequence<byte> buffer)
@@ -63,12 +67,26 @@ public sealed partial class YamuxStream
             }
 
             var take = (int)Math.Min(Math.Min(buffer.Length, window), _session.Options.MaxFrameData);
+
+            // Framed in place when the payload is all in one framed block. A frame is never cut
+            // short for it: that would add frames and TLS records, which cost more than the copy.
+            FrameBlock? block = null;
+            var start = 0;
+            var framed = take <= buffer.First.Length && FrameBlock.TryGet(buffer.First, out block, out start);
             lock (_lock)
             {
                 _sendWindow -= take;
             }
 
-            _session.SendData(Id, YamuxFlags.None, buffer.Slice(0, take));
+            if (framed)
+            {
+                await _session.SendFramedAsync(Id, block!.Frame(start, take)).ConfigureAwait(false);
+            }
+            else
+            {
+                _session.SendData(Id, YamuxFlags.None, buffer.Slice(0, take));
+            }
+
             buffer = buffer.Slice(take);
         }
 

@@ -33,18 +33,10 @@ public sealed partial class TcpConnection
                 return;
             }
 
-            // Inline schedulers: a receive completion runs the reader, which may write and flush to
-            // another connection's send pipe, all on one thread with no queueing between hops.
-            var pipeOptions = new PipeOptions(
-                _pool,
-                readerScheduler: PipeScheduler.Inline,
-                writerScheduler: PipeScheduler.Inline,
-                pauseWriterThreshold: _options.MaxBufferedBytes,
-                resumeWriterThreshold: _options.MaxBufferedBytes / 2,
-                minimumSegmentSize: _pool.MaxBufferSize,
-                useSynchronizationContext: false);
-            receivePipe = new Pipe(pipeOptions);
-            sendPipe = new Pipe(pipeOptions);
+            // The receive pipe's blocks may be framed (FrameBlock): asking for a block less its
+            // headroom, a framed block is as large as asked for.
+            receivePipe = new Pipe(PipeOptionsFor(_receivePool, _pool.MaxBufferSize - FrameBlock.Headroom));
+            sendPipe = new Pipe(PipeOptionsFor(_pool, _pool.MaxBufferSize));
             _transport ??= new DuplexPipe(receivePipe.Reader, sendPipe.Writer);
             Volatile.Write(ref _state, Running);
         }
@@ -52,6 +44,19 @@ public sealed partial class TcpConnection
         _receiving = ReceiveLoopAsync(receivePipe.Writer);
         _sending = SendLoopAsync(sendPipe.Reader);
     }
+
+    /// <summary>
+    /// Inline schedulers: a receive completion runs the reader, which may write and flush to
+    /// another connection's send pipe, all on one thread with no queueing between hops.
+    /// </summary>
+    private PipeOptions PipeOptionsFor(MemoryPool<byte> pool, int segmentSize) => new(
+        pool,
+        readerScheduler: PipeScheduler.Inline,
+        writerScheduler: PipeScheduler.Inline,
+        pauseWriterThreshold: _options.MaxBufferedBytes,
+        resumeWriterThreshold: _options.MaxBufferedBytes / 2,
+        minimumSegmentSize: segmentSize,
+        useSynchronizationContext: false);
 
     /// <summary>
     /// Made on the first send: a connection has one writer at a time (its send loop or a direct

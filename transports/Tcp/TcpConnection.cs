@@ -45,6 +45,7 @@ public sealed partial class TcpConnection : ConnectionContext,
     // Null once taken: the taker closes it, and an idle splice keeps no Socket.
     private Socket? _socket;
     private readonly MemoryPool<byte> _pool;
+    private readonly FrameBlockPool _receivePool;
     private readonly TcpTransportOptions _options;
     private CancellationTokenSource? _closedTokenSource;
     private readonly OwnFeatureCollection _features;
@@ -64,6 +65,7 @@ public sealed partial class TcpConnection : ConnectionContext,
     {
         _socket = socket;
         _pool = pool;
+        _receivePool = new FrameBlockPool(pool);
         _options = options;
         _features = new OwnFeatureCollection(this, s_features);
     }
@@ -152,6 +154,11 @@ public sealed partial class TcpConnection : ConnectionContext,
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
             _maxReceiveSize = value;
+
+            // A consumer that caps reads to a frame's payload frames them: blocks received into
+            // from now on keep room for the frame's header in front (FrameBlock), so the framing
+            // writes it in place and copies nothing. A full read is then a whole block.
+            _receivePool.Framing = value <= _pool.MaxBufferSize - FrameBlock.Headroom;
         }
     }
 

@@ -5,7 +5,6 @@ using Forwarder.L7.Routing;
 using Forwarder.L7.Upstream;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Runtime;
-using Forwarder.Transports.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -157,8 +156,6 @@ internal sealed partial class HttpForwarder
                     int status;
                     try
                     {
-                        // DelayInjection builds only: the HTTP/2 arm's stand-in for a slower request path.
-                        InjectedDelay.Apply();
                         response = await endpoint.Pool.Http.SendAsync(request, timeout.Token).ConfigureAwait(false);
                         status = (int)response.StatusCode;
                     }

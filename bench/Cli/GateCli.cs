@@ -101,7 +101,11 @@ internal static class GateCli
                 parse.GetValue(openRate),
                 parse.GetValue(openDuration),
                 parse.GetValue(arms) is { } armList ? ParseArms(armList) : null);
-            var policy = new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(openP99), parse.GetValue(minimum), parse.GetValue(alpha), parse.GetValue(openMinimum), parse.GetValue(memory), parse.GetValue(memoryMinimum));
+            // An allowance given on the command line holds for every arm (a calibration's what-if); none given, each arm has its calibrated ones.
+            Option[] rule = [p50, p99, throughput, openP99, minimum, alpha, openMinimum, memory, memoryMinimum];
+            var policy = rule.All(option => parse.GetResult(option) is null or { Implicit: true })
+                ? GatePolicy.Default
+                : new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(openP99), parse.GetValue(minimum), parse.GetValue(alpha), parse.GetValue(openMinimum), parse.GetValue(memory), parse.GetValue(memoryMinimum));
             SocketEngineSettings.Apply(1);
             if (!parse.GetValue(calibrate))
             {

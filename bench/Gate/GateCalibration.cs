@@ -164,17 +164,18 @@ internal static class GateCalibration
         text.AppendLine("|---|---:|---:|" + string.Concat(arms.Select(_ => "---:|")) + "---|");
         foreach (var a in analyses)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| p50 {a.Policy.P50Growth:0.#%}, p99 {a.Policy.P99Growth:0.#%}, throughput {a.Policy.ThroughputGrowth:0.#%}, open p99 {a.Policy.OpenP99Growth:0.#%}, min {a.Policy.MinimumPoints * 100:0.#} pts (open p99 {a.Policy.OpenP99MinimumPoints * 100:0.#}), α {a.Policy.Alpha}{(a == chosen ? " (the gate's)" : string.Empty)} | {a.Blocks.Trials} | {Rate(a.Blocks.FalseAlarms, a.Blocks.Trials)} | {string.Concat(arms.Select(arm => $"{Rate(a.Blocks.Caught[arm], a.Blocks.Trials)} | "))}{a.Subsets.FalseAlarms}/{a.Subsets.Trials}, {string.Join(", ", arms.Select(arm => $"{a.Subsets.Caught[arm]}/{a.Subsets.Trials}"))} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| p50 {a.Policy.P50Growth:0.#%}, p99 {a.Policy.P99Growth:0.#%}, throughput {a.Policy.ThroughputGrowth:0.#%}, open p99 {a.Policy.OpenP99Growth:0.#%}, min {a.Policy.MinimumPoints * 100:0.#} pts (open p99 {a.Policy.OpenP99MinimumPoints * 100:0.#}), α {a.Policy.Alpha}{a.Policy.DescribePerArm()}{(a == chosen ? " (the gate's)" : string.Empty)} | {a.Blocks.Trials} | {Rate(a.Blocks.FalseAlarms, a.Blocks.Trials)} | {string.Concat(arms.Select(arm => $"{Rate(a.Blocks.Caught[arm], a.Blocks.Trials)} | "))}{a.Subsets.FalseAlarms}/{a.Subsets.Trials}, {string.Join(", ", arms.Select(arm => $"{a.Subsets.Caught[arm]}/{a.Subsets.Trials}"))} |");
         }
 
         text.AppendLine();
-        text.AppendLine("A/A alarms of the gate's rule by metric (resampled trials):");
+        text.AppendLine("A/A alarms of the gate's rule by metric (resampled trials), and the noise an allowance must clear: how far the A/A copy's overhead grew over the base's in the 95th-percentile and the worst trial, as a share of the base's overhead and in points of the direct figure (memory: MiB):");
         text.AppendLine();
-        text.AppendLine("| metric | A/A trials failing on it |");
-        text.AppendLine("|---|---:|");
+        text.AppendLine("| metric | A/A trials failing on it | A/A growth, 95th pct: share / points | A/A growth, worst: share / points |");
+        text.AppendLine("|---|---:|---:|---:|");
         foreach (var (metric, alarms) in chosen.Subsets.AlarmsByMetric)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {metric} | {alarms} |");
+            var growth = chosen.Subsets.AaGrowth[metric];
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {metric} | {alarms} | {Growth(growth, 0.95)} | {Growth(growth, 1)} |");
         }
 
         text.AppendLine();
@@ -184,11 +185,29 @@ internal static class GateCalibration
         text.AppendLine("|---|" + string.Concat(result.Sessions.Select(_ => "---:|")));
         foreach (var metric in GateMetric.All.Where(m => arms.Contains(m.Arm) && m.Reps(result.Sessions[0].Base).Length > 0))
         {
-            var cells = result.Sessions.Select(s => $"{GateReport.Signed(GateComparison.LowerQuartile(metric.Ratios(s.Base)) - 1)} / {GateReport.Signed(GateComparison.LowerQuartile(metric.Ratios(s.Same)) - 1)}");
+            var cells = result.Sessions.Select(s => $"{GateReport.Overhead(metric.Kind, GateComparison.LowerQuartile(metric.Ratios(s.Base)) - 1)} / {GateReport.Overhead(metric.Kind, GateComparison.LowerQuartile(metric.Ratios(s.Same)) - 1)}");
             text.AppendLine($"| {metric.Name} | {string.Join(" | ", cells)} |");
         }
 
         return text.ToString();
+    }
+
+    private static string Growth(List<(double Share, double Points)> growth, double quantile)
+    {
+        if (growth.Count == 0)
+        {
+            return "n/a";
+        }
+
+        var share = Quantile([.. growth.Select(g => g.Share)], quantile);
+        var points = Quantile([.. growth.Select(g => g.Points)], quantile);
+        return string.Create(CultureInfo.InvariantCulture, $"{(double.IsNaN(share) ? "n/a" : GateReport.Signed(share))} / {points:+0.0;-0.0}");
+    }
+
+    private static double Quantile(double[] values, double quantile)
+    {
+        Array.Sort(values);
+        return values[(int)Math.Ceiling(quantile * values.Length) - 1];
     }
 
     /// <summary>k of n as a rate with its 95% Wilson score interval.</summary>
@@ -295,15 +314,20 @@ internal sealed class TrialCounts(IReadOnlyList<string> arms)
 
     public Dictionary<string, int> AlarmsByMetric { get; } = GateMetric.All.Where(m => arms.Contains(m.Arm)).ToDictionary(m => m.Name, _ => 0);
 
+    /// <summary>Per metric, each trial's A/A growth of the overhead: as a share of the base's (NaN when it had next to none) and in points (memory: MiB).</summary>
+    public Dictionary<string, List<(double Share, double Points)>> AaGrowth { get; } = GateMetric.All.Where(m => arms.Contains(m.Arm)).ToDictionary(m => m.Name, _ => new List<(double, double)>());
+
     public void Add(CalibrationSession session, HashSet<int> reps, GatePolicy policy)
     {
         Trials++;
         var baseSamples = Of(session.Base, reps);
         var aa = GateComparison.Compare(baseSamples, Of(session.Same, reps), policy);
         FalseAlarms += GateReport.Passed(aa) ? 0 : 1;
-        foreach (var verdict in aa.Where(v => v.Outcome == GateOutcome.Worse))
+        foreach (var verdict in aa)
         {
-            AlarmsByMetric[verdict.Metric.Name]++;
+            AlarmsByMetric[verdict.Metric.Name] += verdict.Outcome == GateOutcome.Worse ? 1 : 0;
+            var growth = verdict.CurrentOverhead - verdict.BaselineOverhead;
+            AaGrowth[verdict.Metric.Name].Add((verdict.Change, verdict.Metric.Kind == GateMetricKind.Rss ? growth : growth * 100));
         }
 
         var ab = GateComparison.Compare(baseSamples, Of(session.Slowed, reps), policy);

@@ -44,7 +44,7 @@ public sealed class GateComparisonTests
         Assert.Equal(["forwarder", "forwarder-l7", "forwarder-link"], verdicts.Where(v => v.Outcome == GateOutcome.Worse).Select(v => v.Metric.Arm));
         Assert.Equal(0.08, verdicts.Single(v => v.Metric == new GateMetric("forwarder-h2", GateMetricKind.P50)).AllowedGrowth, 0.002);
         Assert.Equal(GateOutcome.Worse, uniform.Single(v => v.Metric == new GateMetric("forwarder-h2", GateMetricKind.P50)).Outcome);
-        Assert.Equal(0.5, GatePolicy.Default.For("forwarder-link").ThroughputGrowth);
+        Assert.Equal((0.6, 0.5), (GatePolicy.Default.For("forwarder-link").P99Growth, GatePolicy.Default.For("forwarder-link").ThroughputGrowth));
         Assert.Same(GatePolicy.Default, GatePolicy.Default.For("forwarder"));
         Assert.Contains("; forwarder-h2: 10% (p50), 30% (p99), 20% (throughput), 30% (open-loop p99)", GatePolicy.Default.Describe(), StringComparison.Ordinal);
     }

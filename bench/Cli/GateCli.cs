@@ -42,6 +42,7 @@ internal static class GateCli
         var sessions = new Option<int>("--sessions") { Description = "Calibration: independent sessions (fresh backend and proxies each).", DefaultValueFactory = _ => 4 };
         var gateReps = new Option<int>("--gate-reps") { Description = "Calibration: repetitions of the gate run each trial stands for.", DefaultValueFactory = _ => GateDefaults.Reps };
         var delays = new Option<string?>("--inject") { Description = "Calibration: busy waits to inject, as CHUNK_US,REQUEST_US (tcp listener per chunk, http listener per request); default sized from a pilot." };
+        var arms = new Option<string?>("--arms") { Description = $"Comma-separated proxy arms to run, some of: {string.Join(", ", GateMetric.ProxyArms)}. Default: all; when calibrating, {string.Join(" and ", GateCalibration.Arms)}." };
         var from = new Option<string?>("--from") { Description = "Calibration: re-analyse this samples.json instead of measuring." };
         var output = new Option<string?>("--out") { Description = "Calibration report directory; default perf-reports/gate-calibration." };
         BenchCli.AtLeast(reps, 2);
@@ -67,10 +68,15 @@ internal static class GateCli
         });
         var command = new Command("gate", "Latency-regression gate: build the base commit, run it beside the current build and compare the forwarder's overheads over no proxy. Exit 0 pass, 1 regression, 2 no base to compare with.")
         {
-            baseReference, baseForwarder, history, calibrate, reps, summary, forwarder, backend, connections, duration, slices, maxConnections, maxDuration, warmup, warmupReps, openRate, openDuration, p50, p99, throughput, openP99, minimum, openMinimum, memory, memoryMinimum, alpha, sessions, gateReps, delays, from, output,
+            baseReference, baseForwarder, history, calibrate, arms, reps, summary, forwarder, backend, connections, duration, slices, maxConnections, maxDuration, warmup, warmupReps, openRate, openDuration, p50, p99, throughput, openP99, minimum, openMinimum, memory, memoryMinimum, alpha, sessions, gateReps, delays, from, output,
         };
         command.Validators.Add(result =>
         {
+            if (result.GetValue(arms) is { } list && (ParseArms(list) is not [_, ..] || ParseArms(list).FirstOrDefault(a => !GateMetric.ProxyArms.Contains(a)) is not null))
+            {
+                result.AddError($"--arms: expected some of {string.Join(", ", GateMetric.ProxyArms)}, got '{list}'.");
+            }
+
             if (result.GetValue(delays) is { } text && ParseDelays(text) is null)
             {
                 result.AddError($"--inject: expected CHUNK_US,REQUEST_US (two numbers of microseconds, 0 or more), got '{text}'.");
@@ -93,8 +99,13 @@ internal static class GateCli
                 parse.GetValue(warmupReps),
                 parse.GetValue(backend) ?? (Tools.Find().Nginx is null ? "builtin" : "nginx"),
                 parse.GetValue(openRate),
-                parse.GetValue(openDuration));
-            var policy = new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(openP99), parse.GetValue(minimum), parse.GetValue(alpha), parse.GetValue(openMinimum), parse.GetValue(memory), parse.GetValue(memoryMinimum));
+                parse.GetValue(openDuration),
+                parse.GetValue(arms) is { } armList ? ParseArms(armList) : null);
+            // An allowance given on the command line holds for every arm (a calibration's what-if); none given, each arm has its calibrated ones.
+            Option[] rule = [p50, p99, throughput, openP99, minimum, alpha, openMinimum, memory, memoryMinimum];
+            var policy = rule.All(option => parse.GetResult(option) is null or { Implicit: true })
+                ? GatePolicy.Default
+                : new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(openP99), parse.GetValue(minimum), parse.GetValue(alpha), parse.GetValue(openMinimum), parse.GetValue(memory), parse.GetValue(memoryMinimum));
             SocketEngineSettings.Apply(1);
             if (!parse.GetValue(calibrate))
             {
@@ -133,6 +144,8 @@ internal static class GateCli
 
         yield return chosen with { Alpha = chosen.Alpha * 5 };
     }
+
+    private static string[] ParseArms(string list) => list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     private static (double Chunk, double Request)? ParseDelays(string? text)
     {

@@ -11,7 +11,7 @@ namespace Forwarder.Bench.Gate;
 /// <param name="GateReps">Repetitions a gate run has: each trial is this many repetitions of a session.</param>
 /// <param name="TargetGrowth">Growth of the p50 overhead the injected delay is sized for.</param>
 /// <param name="Delays">Busy waits (µs per chunk, µs per request) to inject; null sizes them from a pilot.</param>
-/// <param name="From">Re-analyse the samples of an earlier calibration instead of measuring.</param>
+/// <param name="From">Re-analyse the samples of earlier calibrations (comma-separated files, same arms and delays: their sessions pooled) instead of measuring.</param>
 internal sealed record CalibrationOptions(GateSettings Settings, int Sessions, int Reps, int GateReps, GatePolicy Policy, double TargetGrowth, (double Chunk, double Request)? Delays, string OutputDirectory, string? ForwarderPath, string? From);
 
 /// <summary>
@@ -23,10 +23,14 @@ internal sealed record CalibrationOptions(GateSettings Settings, int Sessions, i
 internal static class GateCalibration
 {
     /// <summary>
-    /// The arms a calibration runs: the tcp and http listeners, whose injected waits it sizes. The
-    /// gate's link arm shares the tcp listener's code path and allowances.
+    /// The arms a calibration runs unless told others (<c>--arms</c>): the tcp and http listeners.
+    /// The DelayInjection build waits per chunk on the tcp listener and the link arm's relays, per
+    /// request on the http listener and the HTTP/2 arm.
     /// </summary>
     public static readonly IReadOnlyList<string> Arms = ["forwarder", "forwarder-l7"];
+
+    /// <summary>The proxy arms a calibration measured; older records name none and ran <see cref="Arms"/>.</summary>
+    public static IReadOnlyList<string> ArmsOf(GateSettings settings) => settings.Arms ?? Arms;
 
     private const int SubsetsPerSession = 40;
 
@@ -34,17 +38,17 @@ internal static class GateCalibration
     {
         if (options.From is { } from)
         {
-            return Read(from);
+            return Pool([.. from.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Read)]);
         }
 
         var load = File.Exists("/proc/loadavg") ? $"load average {(await File.ReadAllTextAsync("/proc/loadavg", cancellationToken).ConfigureAwait(false)).Trim()}" : "not known";
         var forwarder = ForwarderBinary.Locate(options.ForwarderPath, log, rebuild: options.ForwarderPath is null);
         var injectedBuild = ForwarderBinary.Locate(null, log, "DelayInjection", rebuild: true);
 
-        options = options with { Settings = options.Settings with { Arms = Arms } };
+        options = options with { Settings = options.Settings with { Arms = ArmsOf(options.Settings) } };
         var (chunkDelay, requestDelay) = options.Delays ?? await SizeDelaysAsync(options, forwarder, log, cancellationToken).ConfigureAwait(false);
         GateBuild[] builds = [new("base", forwarder), new("same", forwarder), new("slowed", injectedBuild, Math.Round(chunkDelay, 2), Math.Round(requestDelay, 2))];
-        await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"injected delay: {builds[2].ChunkDelayMicroseconds} us per chunk (tcp listener), {builds[2].RequestDelayMicroseconds} us per request (http listener)")).ConfigureAwait(false);
+        await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"injected delay: {builds[2].ChunkDelayMicroseconds} us per chunk (tcp listener, link), {builds[2].RequestDelayMicroseconds} us per request (http listener, HTTP/2)")).ConfigureAwait(false);
 
         List<CalibrationSession> sessions = [];
         for (var s = 1; s <= options.Sessions; s++)
@@ -78,8 +82,9 @@ internal static class GateCalibration
     public static CalibrationAnalysis Analyse(CalibrationResult result, GatePolicy policy, int gateReps)
     {
         var random = new Random(20261206);
-        var blocks = new TrialCounts();
-        var subsets = new TrialCounts();
+        var arms = ArmsOf(result.Settings);
+        var blocks = new TrialCounts(arms);
+        var subsets = new TrialCounts(arms);
         foreach (var session in result.Sessions)
         {
             var reps = session.Base.Select(s => s.Rep).Distinct().Order().ToArray();
@@ -94,7 +99,7 @@ internal static class GateCalibration
             }
         }
 
-        var growth = Arms.ToDictionary(arm => arm, arm =>
+        var growth = arms.ToDictionary(arm => arm, arm =>
         {
             var p50 = new GateMetric(arm, GateMetricKind.P50);
             var normal = GateComparison.LowerQuartile([.. result.Sessions.SelectMany(s => p50.Ratios(s.Base))]) - 1;
@@ -118,13 +123,17 @@ internal static class GateCalibration
             }
         }
 
-        // The tcp listener waits once per chunk, and a request and its response are a chunk each.
-        return (options.TargetGrowth * MedianExtraMicroseconds(pilot, "forwarder") / 2, options.TargetGrowth * MedianExtraMicroseconds(pilot, "forwarder-l7"));
+        // The tcp listener waits once per chunk, and a request and its response are a chunk each;
+        // across a link both nodes relay both, four waits a request.
+        var arms = ArmsOf(options.Settings);
+        var chunk = arms.Contains("forwarder") ? MedianExtraMicroseconds(pilot, "forwarder") / 2 : arms.Contains("forwarder-link") ? MedianExtraMicroseconds(pilot, "forwarder-link") / 4 : 0;
+        var request = arms.Contains("forwarder-l7") ? MedianExtraMicroseconds(pilot, "forwarder-l7") : arms.Contains("forwarder-h2") ? MedianExtraMicroseconds(pilot, "forwarder-h2") : 0;
+        return (options.TargetGrowth * chunk, options.TargetGrowth * request);
     }
 
     private static double MedianExtraMicroseconds(IReadOnlyList<GateSample> samples, string arm)
     {
-        var direct = samples.Where(s => s.Arm == "direct").ToDictionary(s => s.Rep);
+        var direct = samples.Where(s => s.Arm == GateMetric.DirectOf(arm)).ToDictionary(s => s.Rep);
         return Math.Max(0, CompareReportWriter.Median([.. samples.Where(s => s.Arm == arm).Select(s => s.P50Us - direct[s.Rep].P50Us)]));
     }
 
@@ -132,13 +141,14 @@ internal static class GateCalibration
     {
         var chosen = analyses[0];
         var settings = result.Settings;
+        var arms = ArmsOf(settings);
         var reps = result.Sessions[0].Base.Select(s => s.Rep).Distinct().Count();
         var text = new StringBuilder();
         text.AppendLine("# Latency gate calibration: A/B against its own base");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Measured {result.RecordedAt:yyyy-MM-dd HH:mm} UTC on {result.Machine}; load when it started: {result.Load}. {result.Sessions.Count} independent sessions (fresh backend and proxies each), each of {reps} repetitions running three builds side by side as `bench gate --base` runs two: the base, a second copy of the same build (A/A) and the DelayInjection build (A/B). Every process runs on one CPU. A repetition runs direct and each build's forwarder (tcp listener) and forwarder-l7 (http listener), interleaved: a closed loop of {settings.Connections} connection(s) for {settings.Duration.TotalSeconds:0.#} s in {settings.Slices} slices, the arms taking turns (latency), a closed loop of {settings.MaxConnections} connections for {settings.MaxDuration.TotalSeconds:0.#} s (throughput), an open loop at {settings.OpenRate:0} req/s for {settings.OpenDuration.TotalSeconds:0.#} s (open-loop p99); each session first runs {settings.WarmupReps} unmeasured repetitions.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Measured {result.RecordedAt:yyyy-MM-dd HH:mm} UTC on {result.Machine}; load when it started: {result.Load}. {result.Sessions.Count} independent sessions (fresh backend and proxies each), each of {reps} repetitions running three builds side by side as `bench gate --base` runs two: the base, a second copy of the same build (A/A) and the DelayInjection build (A/B). Every process runs on one CPU. A repetition runs {string.Join(" and ", settings.DirectArms)} and each build's {string.Join(", ", arms)}, interleaved: a closed loop of {settings.Connections} connection(s) for {settings.Duration.TotalSeconds:0.#} s in {settings.Slices} slices, the arms taking turns (latency), a closed loop of {settings.MaxConnections} connections for {settings.MaxDuration.TotalSeconds:0.#} s (throughput), an open loop at {settings.OpenRate:0} req/s for {settings.OpenDuration.TotalSeconds:0.#} s (open-loop p99); each session first runs {settings.WarmupReps} unmeasured repetitions.");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"The injected build busy-waits {result.ChunkDelayMicroseconds} µs per forwarded chunk (tcp listener) and {result.RequestDelayMicroseconds} µs per request (http listener), sized to grow the p50 overhead by about 10%. What it did (lower quartiles over all sessions):");
+        text.AppendLine(CultureInfo.InvariantCulture, $"The injected build busy-waits {result.ChunkDelayMicroseconds} µs per forwarded chunk (tcp listener, link) and {result.RequestDelayMicroseconds} µs per request (http listener, HTTP/2), sized to grow the p50 overhead by about 10%. What it did (lower quartiles over all sessions):");
         text.AppendLine();
         text.AppendLine("| arm | p50 overhead, base | p50 overhead, injected | growth |");
         text.AppendLine("|---|---:|---:|---:|");
@@ -150,21 +160,22 @@ internal static class GateCalibration
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"Each trial is one gate run of {chosen.GateReps} repetitions. Independent trials are disjoint blocks of a session's repetitions ({chosen.Blocks.Trials} in all); the 95% intervals (Wilson) are theirs. Resampled trials ({SubsetsPerSession} random subsets per session) share repetitions, so they give a finer rate but no more independence. Detection counts a trial when the injected build's p50 metric of that listener is WORSE.");
         text.AppendLine();
-        text.AppendLine("| rule | independent trials | false alarms (A/A) [95% CI] | forwarder caught [95% CI] | forwarder-l7 caught [95% CI] | resampled trials: false alarms, forwarder, forwarder-l7 caught |");
-        text.AppendLine("|---|---:|---:|---:|---:|---|");
+        text.AppendLine("| rule | independent trials | false alarms (A/A) [95% CI] | " + string.Concat(arms.Select(arm => $"{arm} caught [95% CI] | ")) + $"resampled trials: false alarms, {string.Join(", ", arms)} caught |");
+        text.AppendLine("|---|---:|---:|" + string.Concat(arms.Select(_ => "---:|")) + "---|");
         foreach (var a in analyses)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| p50 {a.Policy.P50Growth:0.#%}, p99 {a.Policy.P99Growth:0.#%}, throughput {a.Policy.ThroughputGrowth:0.#%}, open p99 {a.Policy.OpenP99Growth:0.#%}, min {a.Policy.MinimumPoints * 100:0.#} pts (open p99 {a.Policy.OpenP99MinimumPoints * 100:0.#}), α {a.Policy.Alpha}{(a == chosen ? " (the gate's)" : string.Empty)} | {a.Blocks.Trials} | {Rate(a.Blocks.FalseAlarms, a.Blocks.Trials)} | {Rate(a.Blocks.Caught["forwarder"], a.Blocks.Trials)} | {Rate(a.Blocks.Caught["forwarder-l7"], a.Blocks.Trials)} | {a.Subsets.FalseAlarms}/{a.Subsets.Trials}, {a.Subsets.Caught["forwarder"]}/{a.Subsets.Trials}, {a.Subsets.Caught["forwarder-l7"]}/{a.Subsets.Trials} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| p50 {a.Policy.P50Growth:0.#%}, p99 {a.Policy.P99Growth:0.#%}, throughput {a.Policy.ThroughputGrowth:0.#%}, open p99 {a.Policy.OpenP99Growth:0.#%}, min {a.Policy.MinimumPoints * 100:0.#} pts (open p99 {a.Policy.OpenP99MinimumPoints * 100:0.#}), α {a.Policy.Alpha}{a.Policy.DescribePerArm()}{(a == chosen ? " (the gate's)" : string.Empty)} | {a.Blocks.Trials} | {Rate(a.Blocks.FalseAlarms, a.Blocks.Trials)} | {string.Concat(arms.Select(arm => $"{Rate(a.Blocks.Caught[arm], a.Blocks.Trials)} | "))}{a.Subsets.FalseAlarms}/{a.Subsets.Trials}, {string.Join(", ", arms.Select(arm => $"{a.Subsets.Caught[arm]}/{a.Subsets.Trials}"))} |");
         }
 
         text.AppendLine();
-        text.AppendLine("A/A alarms of the gate's rule by metric (resampled trials):");
+        text.AppendLine("A/A alarms of the gate's rule by metric (resampled trials), and the noise an allowance must clear: how far the A/A copy's overhead grew over the base's in the 95th-percentile and the worst trial, as a share of the base's overhead and in points of the direct figure (memory: MiB):");
         text.AppendLine();
-        text.AppendLine("| metric | A/A trials failing on it |");
-        text.AppendLine("|---|---:|");
+        text.AppendLine("| metric | A/A trials failing on it | A/A growth, 95th pct: share / points | A/A growth, worst: share / points |");
+        text.AppendLine("|---|---:|---:|---:|");
         foreach (var (metric, alarms) in chosen.Subsets.AlarmsByMetric)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {metric} | {alarms} |");
+            var growth = chosen.Subsets.AaGrowth[metric];
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {metric} | {alarms} | {Growth(growth, 0.95)} | {Growth(growth, 1)} |");
         }
 
         text.AppendLine();
@@ -172,13 +183,31 @@ internal static class GateCalibration
         text.AppendLine();
         text.AppendLine("| metric | " + string.Join(" | ", result.Sessions.Select((_, i) => $"s{i + 1} base / same")) + " |");
         text.AppendLine("|---|" + string.Concat(result.Sessions.Select(_ => "---:|")));
-        foreach (var metric in GateMetric.All.Where(m => Arms.Contains(m.Arm) && m.Reps(result.Sessions[0].Base).Length > 0))
+        foreach (var metric in GateMetric.All.Where(m => arms.Contains(m.Arm) && m.Reps(result.Sessions[0].Base).Length > 0))
         {
-            var cells = result.Sessions.Select(s => $"{GateReport.Signed(GateComparison.LowerQuartile(metric.Ratios(s.Base)) - 1)} / {GateReport.Signed(GateComparison.LowerQuartile(metric.Ratios(s.Same)) - 1)}");
+            var cells = result.Sessions.Select(s => $"{GateReport.Overhead(metric.Kind, GateComparison.LowerQuartile(metric.Ratios(s.Base)) - 1)} / {GateReport.Overhead(metric.Kind, GateComparison.LowerQuartile(metric.Ratios(s.Same)) - 1)}");
             text.AppendLine($"| {metric.Name} | {string.Join(" | ", cells)} |");
         }
 
         return text.ToString();
+    }
+
+    private static string Growth(List<(double Share, double Points)> growth, double quantile)
+    {
+        if (growth.Count == 0)
+        {
+            return "n/a";
+        }
+
+        var share = Quantile([.. growth.Select(g => g.Share)], quantile);
+        var points = Quantile([.. growth.Select(g => g.Points)], quantile);
+        return string.Create(CultureInfo.InvariantCulture, $"{(double.IsNaN(share) ? "n/a" : GateReport.Signed(share))} / {points:+0.0;-0.0}");
+    }
+
+    private static double Quantile(double[] values, double quantile)
+    {
+        Array.Sort(values);
+        return values[(int)Math.Ceiling(quantile * values.Length) - 1];
     }
 
     /// <summary>k of n as a rate with its 95% Wilson score interval.</summary>
@@ -227,6 +256,25 @@ internal static class GateCalibration
         json.WriteEndObject();
     }
 
+    /// <summary>
+    /// Several runs' sessions as one calibration: each session is independent of the others, so
+    /// runs made in separate windows (one per hold of the benchmark lock) add up.
+    /// </summary>
+    public static CalibrationResult Pool(IReadOnlyList<CalibrationResult> runs)
+    {
+        var first = runs[0];
+        if (runs.FirstOrDefault(r => !ArmsOf(r.Settings).SequenceEqual(ArmsOf(first.Settings)) || r.ChunkDelayMicroseconds != first.ChunkDelayMicroseconds || r.RequestDelayMicroseconds != first.RequestDelayMicroseconds) is { } other)
+        {
+            throw new InvalidOperationException($"--from: the calibration of {other.RecordedAt:u} ran other arms or delays than that of {first.RecordedAt:u}; only like runs pool.");
+        }
+
+        return runs.Count == 1 ? first : first with
+        {
+            Sessions = [.. runs.SelectMany(r => r.Sessions)],
+            Load = string.Join("; ", runs.Select(r => $"{r.RecordedAt:HH:mm} UTC: {r.Load}")),
+        };
+    }
+
     private static CalibrationResult Read(string path)
     {
         using var document = JsonDocument.Parse(File.ReadAllBytes(path));
@@ -255,16 +303,19 @@ internal sealed record CalibrationResult(GateSettings Settings, double ChunkDela
 /// <param name="Growth">Per proxy arm, the p50 overhead of the base and the injected build.</param>
 internal sealed record CalibrationAnalysis(GatePolicy Policy, int GateReps, TrialCounts Blocks, TrialCounts Subsets, IReadOnlyDictionary<string, (double Normal, double Injected)> Growth);
 
-/// <summary>Gate runs judged: A/A alarms and, per listener, A/B p50 regressions caught.</summary>
-internal sealed class TrialCounts
+/// <summary>Gate runs judged: A/A alarms and, per proxy arm, A/B p50 regressions caught.</summary>
+internal sealed class TrialCounts(IReadOnlyList<string> arms)
 {
     public int Trials { get; private set; }
 
     public int FalseAlarms { get; private set; }
 
-    public Dictionary<string, int> Caught { get; } = GateCalibration.Arms.ToDictionary(arm => arm, _ => 0);
+    public Dictionary<string, int> Caught { get; } = arms.ToDictionary(arm => arm, _ => 0);
 
-    public Dictionary<string, int> AlarmsByMetric { get; } = GateMetric.All.Where(m => GateCalibration.Arms.Contains(m.Arm)).ToDictionary(m => m.Name, _ => 0);
+    public Dictionary<string, int> AlarmsByMetric { get; } = GateMetric.All.Where(m => arms.Contains(m.Arm)).ToDictionary(m => m.Name, _ => 0);
+
+    /// <summary>Per metric, each trial's A/A growth of the overhead: as a share of the base's (NaN when it had next to none) and in points (memory: MiB).</summary>
+    public Dictionary<string, List<(double Share, double Points)>> AaGrowth { get; } = GateMetric.All.Where(m => arms.Contains(m.Arm)).ToDictionary(m => m.Name, _ => new List<(double, double)>());
 
     public void Add(CalibrationSession session, HashSet<int> reps, GatePolicy policy)
     {
@@ -272,13 +323,15 @@ internal sealed class TrialCounts
         var baseSamples = Of(session.Base, reps);
         var aa = GateComparison.Compare(baseSamples, Of(session.Same, reps), policy);
         FalseAlarms += GateReport.Passed(aa) ? 0 : 1;
-        foreach (var verdict in aa.Where(v => v.Outcome == GateOutcome.Worse))
+        foreach (var verdict in aa)
         {
-            AlarmsByMetric[verdict.Metric.Name]++;
+            AlarmsByMetric[verdict.Metric.Name] += verdict.Outcome == GateOutcome.Worse ? 1 : 0;
+            var growth = verdict.CurrentOverhead - verdict.BaselineOverhead;
+            AaGrowth[verdict.Metric.Name].Add((verdict.Change, verdict.Metric.Kind == GateMetricKind.Rss ? growth : growth * 100));
         }
 
         var ab = GateComparison.Compare(baseSamples, Of(session.Slowed, reps), policy);
-        foreach (var arm in GateCalibration.Arms)
+        foreach (var arm in arms)
         {
             Caught[arm] += ab.Any(v => v.Metric.Arm == arm && v.Metric.Kind == GateMetricKind.P50 && v.Outcome == GateOutcome.Worse) ? 1 : 0;
         }
@@ -288,6 +341,6 @@ internal sealed class TrialCounts
 
     public double CaughtRate(string arm) => Trials == 0 ? 0 : Caught[arm] / (double)Trials;
 
-    private static GateSample[] Of(IReadOnlyList<GateSample> samples, HashSet<int> reps)
-        => [.. samples.Where(s => reps.Contains(s.Rep) && (s.Arm == "direct" || GateCalibration.Arms.Contains(s.Arm)))];
+    private GateSample[] Of(IReadOnlyList<GateSample> samples, HashSet<int> reps)
+        => [.. samples.Where(s => reps.Contains(s.Rep) && (GateMetric.IsDirect(s.Arm) || arms.Contains(s.Arm)))];
 }

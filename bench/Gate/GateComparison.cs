@@ -47,7 +47,7 @@ internal static class GateComparison
     public static IReadOnlyList<MetricVerdict> Compare(IReadOnlyList<GateSample> baseline, IReadOnlyList<GateSample> current, GatePolicy policy)
         => [.. GateMetric.All
             .Where(metric => metric.Reps(baseline).Length > 0 && metric.Reps(current).Length > 0)
-            .Select(metric => Compare(metric, metric.Ratios(baseline), metric.Ratios(current), policy, paired: metric.Reps(baseline).SequenceEqual(metric.Reps(current))))];
+            .Select(metric => Compare(metric, metric.Ratios(baseline), metric.Ratios(current), policy.For(metric.Arm), paired: metric.Reps(baseline).SequenceEqual(metric.Reps(current))))];
 
     /// <param name="paired">The two arrays hold the same repetitions in the same order.</param>
     public static MetricVerdict Compare(GateMetric metric, double[] baseline, double[] current, GatePolicy policy, bool paired = false)

@@ -56,7 +56,7 @@ internal static class GateReport
     }
 
     // Memory is its own figure in MiB (no proxy has none); the rest are shares of the direct arm's.
-    private static string Overhead(GateMetricKind kind, double overhead)
+    public static string Overhead(GateMetricKind kind, double overhead)
         => kind == GateMetricKind.Rss ? overhead.ToString("0.0' MiB'", CultureInfo.InvariantCulture) : Signed(overhead);
 
     private static string Points(GateMetricKind kind, double points)

@@ -100,13 +100,15 @@ internal sealed class GateSession : IAsyncDisposable
     /// <summary>
     /// Runs unmeasured repetitions until the processes have settled: from a cold start the first
     /// repetitions drift by tens of percent, and a long continuous load does not settle them the
-    /// way the repetitions' own rhythm does.
+    /// way the repetitions' own rhythm does. A request failed here is logged, not fatal: a cold
+    /// process's first request (JIT, the upstream's first connection) can outlast its 100 ms slice
+    /// on a loaded machine, and a proxy that really fails fails the measured repetitions.
     /// </summary>
     public async Task WarmAsync(CancellationToken cancellationToken)
     {
         for (var rep = 1; rep <= _settings.WarmupReps; rep++)
         {
-            await RunArmsAsync(rep, cancellationToken).ConfigureAwait(false);
+            await TryRunArmsAsync(rep, measured: false, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -132,7 +134,7 @@ internal sealed class GateSession : IAsyncDisposable
     {
         for (var attempt = 0; ; attempt++)
         {
-            var (samples, empty) = await TryRunArmsAsync(rep, cancellationToken).ConfigureAwait(false);
+            var (samples, empty) = await TryRunArmsAsync(rep, measured: true, cancellationToken).ConfigureAwait(false);
             if (samples is not null)
             {
                 return samples;
@@ -147,7 +149,8 @@ internal sealed class GateSession : IAsyncDisposable
         }
     }
 
-    private async Task<(Dictionary<string, GateSample[]>? Samples, string? Empty)> TryRunArmsAsync(int rep, CancellationToken cancellationToken)
+    /// <param name="measured">False for a warm-up repetition, whose failed requests are logged instead of stopping the run.</param>
+    private async Task<(Dictionary<string, GateSample[]>? Samples, string? Empty)> TryRunArmsAsync(int rep, bool measured, CancellationToken cancellationToken)
     {
         // The direct arms first, then each build's proxies in the settings' order; names[i] is what arms[i] reports as.
         RunningArm[] arms = [.. _directs, .. _builds.SelectMany(b => b.Proxies)];
@@ -163,7 +166,7 @@ internal sealed class GateSession : IAsyncDisposable
             foreach (var i in Order(arms.Length, rep + s))
             {
                 var stats = await ScenarioRunner.RunAsync(Scenario(arms[i], names[i], _settings.Connections, slice, TimeSpan.Zero, null), cancellationToken).ConfigureAwait(false);
-                ThrowIfFailed(arms[i], stats, rep);
+                await CheckAsync(arms[i], stats, rep, measured).ConfigureAwait(false);
                 latency[i].Add(stats.Latency);
             }
         }
@@ -172,14 +175,14 @@ internal sealed class GateSession : IAsyncDisposable
         foreach (var i in Order(arms.Length, rep))
         {
             throughput[i] = await ScenarioRunner.RunAsync(Scenario(arms[i], names[i], _settings.MaxConnections, _settings.MaxDuration, _settings.Warmup, null), cancellationToken).ConfigureAwait(false);
-            ThrowIfFailed(arms[i], throughput[i], rep);
+            await CheckAsync(arms[i], throughput[i], rep, measured).ConfigureAwait(false);
         }
 
         var open = new ScenarioStats[arms.Length];
         foreach (var i in Order(arms.Length, rep + 1))
         {
             open[i] = await ScenarioRunner.RunAsync(Scenario(arms[i], names[i], GateSettings.OpenConnections, _settings.OpenDuration, TimeSpan.Zero, _settings.OpenRate), cancellationToken).ConfigureAwait(false);
-            ThrowIfFailed(arms[i], open[i], rep);
+            await CheckAsync(arms[i], open[i], rep, measured).ConfigureAwait(false);
         }
 
         var samples = new GateSample[arms.Length];
@@ -203,13 +206,20 @@ internal sealed class GateSession : IAsyncDisposable
     /// <summary>Every index once, starting at a point that moves with <paramref name="turn"/>.</summary>
     private static IEnumerable<int> Order(int count, int turn) => Enumerable.Range(0, count).Select(k => (k + turn) % count);
 
-    /// <summary>Stops the repetition at the first failed request; failures include requests left unfinished when a run ended, so a hung proxy stops it too.</summary>
-    private static void ThrowIfFailed(RunningArm arm, ScenarioStats stats, int rep)
+    /// <summary>Stops a measured repetition at the first failed request; failures include requests left unfinished when a run ended, so a hung proxy stops it too.</summary>
+    private async Task CheckAsync(RunningArm arm, ScenarioStats stats, int rep, bool measured)
     {
-        if (stats.Failed > 0)
+        if (stats.Failed == 0)
+        {
+            return;
+        }
+
+        if (measured)
         {
             throw new GateRunException($"{arm.Name} failed {stats.Failed} requests in repetition {rep} ({stats.Problems}): a proxy that fails requests does not pass the gate.");
         }
+
+        await _log.WriteLineAsync($"  warm-up {rep}: {arm.Name} failed {stats.Failed} requests ({stats.Problems}); not measured").ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()

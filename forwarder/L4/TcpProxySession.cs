@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.Sockets;
 using Forwarder.Metrics;
 using Forwarder.Runtime;
+using Forwarder.Transports.Diagnostics;
 using Forwarder.Transports.Features;
 using Forwarder.Transports.Tcp.Splicing;
 using Microsoft.AspNetCore.Connections;
@@ -105,6 +106,8 @@ internal sealed class TcpProxySession(
                 var buffer = result.Buffer;
                 if (!buffer.IsEmpty)
                 {
+                    // DelayInjection builds only: the link arm's stand-in for a slower relay (as SpliceFlow's for the tcp listener).
+                    InjectedDelay.Apply();
                     if (direct is not null)
                     {
                         await direct.SendAsync(buffer).ConfigureAwait(false);

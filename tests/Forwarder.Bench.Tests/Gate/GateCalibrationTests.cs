@@ -46,6 +46,36 @@ public sealed class GateCalibrationTests
         Assert.Contains("load average 1.00", report, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Analyse_OtherArms_JudgesThoseArmsAndReportsThem()
+    {
+        var result = Result(sessions: 2, reps: 10, slowedP50: 1.96, spread: 0.0001, arms: ["forwarder-link", "forwarder-h2"]);
+
+        var analysis = GateCalibration.Analyse(result, GatePolicy.Default, gateReps: 10);
+        var report = GateCalibration.Report(result, [analysis]);
+
+        Assert.Equal(["forwarder-link", "forwarder-h2"], analysis.Blocks.Caught.Keys);
+        Assert.Equal(1.0, analysis.Blocks.CaughtRate("forwarder-h2"));
+        Assert.Equal(0.8, analysis.Growth["forwarder-link"].Normal, 0.02);
+        Assert.DoesNotContain("forwarder-l7", report, StringComparison.Ordinal);
+        Assert.Contains("| false alarms (A/A) [95% CI] | forwarder-link caught [95% CI] | forwarder-h2 caught [95% CI] |", report, StringComparison.Ordinal);
+        Assert.Contains("| forwarder-h2 p50 latency |", report, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Pool_AddsTheSessionsOfLikeRuns_AndRefusesUnlikeOnes()
+    {
+        var first = Result(sessions: 2, reps: 10, slowedP50: 1.96);
+        var second = Result(sessions: 3, reps: 10, slowedP50: 1.96);
+
+        var pooled = GateCalibration.Pool([first, second]);
+
+        Assert.Equal(5, pooled.Sessions.Count);
+        Assert.Equal(10, GateCalibration.Analyse(pooled, GatePolicy.Default, gateReps: 5).Blocks.Trials);
+        var unlike = Assert.Throws<InvalidOperationException>(() => GateCalibration.Pool([first, second with { RequestDelayMicroseconds = 9 }]));
+        Assert.Contains("only like runs pool", unlike.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(0, 300, 0.0, 0.0126)]
     [InlineData(290, 300, 0.9397, 0.9818)]
@@ -57,12 +87,12 @@ public sealed class GateCalibrationTests
         Assert.Equal(high, h, 0.0005);
     }
 
-    private static CalibrationResult Result(int sessions, int reps, double slowedP50, double spread = 0.01)
+    private static CalibrationResult Result(int sessions, int reps, double slowedP50, double spread = 0.01, IReadOnlyList<string>? arms = null)
     {
         List<CalibrationSession> list = [.. Enumerable.Range(1, sessions).Select(s => new CalibrationSession(
             GateSamples.Make(reps, seed: s, spread: spread),
             GateSamples.Make(reps, seed: 50 + s, spread: spread),
             GateSamples.Make(reps, seed: 100 + s, p50: slowedP50, spread: spread)))];
-        return new CalibrationResult(GateSettings.Default("nginx"), 1, 2, list, "m", DateTimeOffset.UtcNow, "load average 1.00");
+        return new CalibrationResult(GateSettings.Default("nginx") with { Arms = arms }, 1, 2, list, "m", DateTimeOffset.UtcNow, "load average 1.00");
     }
 }

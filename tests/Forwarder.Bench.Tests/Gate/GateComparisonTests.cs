@@ -31,6 +31,25 @@ public sealed class GateComparisonTests
     }
 
     [Fact]
+    public void DefaultPolicy_JudgesEachArmByItsOwnAllowance()
+    {
+        // Every p50 overhead 0.8 grown by 8% to 0.864: past the 2.5% of the tcp, http and link
+        // arms, within the HTTP/2 arm's 10% (its A/A copies differed by up to 11%).
+        var baseline = GateSamples.Make(12, seed: 1, spread: 0.002);
+        var current = GateSamples.Make(12, seed: 2, spread: 0.002, p50: 1.864);
+
+        var verdicts = GateComparison.Compare(baseline, current, GatePolicy.Default);
+        var uniform = GateComparison.Compare(baseline, current, GatePolicy.Uniform);
+
+        Assert.Equal(["forwarder", "forwarder-l7", "forwarder-link"], verdicts.Where(v => v.Outcome == GateOutcome.Worse).Select(v => v.Metric.Arm));
+        Assert.Equal(0.08, verdicts.Single(v => v.Metric == new GateMetric("forwarder-h2", GateMetricKind.P50)).AllowedGrowth, 0.002);
+        Assert.Equal(GateOutcome.Worse, uniform.Single(v => v.Metric == new GateMetric("forwarder-h2", GateMetricKind.P50)).Outcome);
+        Assert.Equal((0.6, 0.5), (GatePolicy.Default.For("forwarder-link").P99Growth, GatePolicy.Default.For("forwarder-link").ThroughputGrowth));
+        Assert.Same(GatePolicy.Default, GatePolicy.Default.For("forwarder"));
+        Assert.Contains("; forwarder-h2: 10% (p50), 30% (p99), 20% (throughput), 30% (open-loop p99)", GatePolicy.Default.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void GrowthWithinTheAllowance_IsSame()
     {
         // 0.8 to 0.816: 2% of the overhead, under the 5% allowed.

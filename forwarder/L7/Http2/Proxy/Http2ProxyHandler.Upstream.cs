@@ -7,6 +7,7 @@ using Forwarder.L7.Routing;
 using Forwarder.L7.Upstream;
 using Forwarder.LoadBalancing.Health;
 using Forwarder.Metrics;
+using Forwarder.Transports.Diagnostics;
 
 namespace Forwarder.L7.Http2.Proxy;
 
@@ -77,6 +78,8 @@ internal sealed partial class Http2ProxyHandler
                     string? cause = null;
                     try
                     {
+                        // DelayInjection builds only: the HTTP/2 arm's stand-in for a slower request path (as Http1ProxySession's for the http listener).
+                        InjectedDelay.Apply();
                         upstream = await endpoint.Pool.Http2.OpenStreamAsync(exchange.Upstream, bodiless, timeout, _upstreamWrites).ConfigureAwait(false);
                         upstream.UseBudget(_responseBudget);
                         if (!bodiless)

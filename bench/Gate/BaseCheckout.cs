@@ -8,6 +8,9 @@ namespace Forwarder.Bench.Gate;
 /// </summary>
 internal sealed class BaseCheckout : IDisposable
 {
+    /// <summary>The name of a base checkout in the temp folder, before its commit and the gate's process id.</summary>
+    private const string Prefix = "bench-gate-base-";
+
     private readonly string _root;
 
     private BaseCheckout(string root, string directory, string commit)
@@ -46,7 +49,8 @@ internal sealed class BaseCheckout : IDisposable
     {
         var commit = Resolve(root, reference)
             ?? throw new GateSetupException($"the base {reference} is not a commit of {root} (a shallow clone has no HEAD~1: fetch more history, or name the base with --base).");
-        var directory = Path.Combine(Path.GetTempPath(), $"bench-gate-base-{commit[..12]}-{Environment.ProcessId}");
+        RemoveOrphans(root, Path.GetTempPath(), log);
+        var directory = Path.Combine(Path.GetTempPath(), $"{Prefix}{commit[..12]}-{Environment.ProcessId}");
         var added = Git(root, "worktree", "add", "--detach", "--force", directory, commit);
         if (added.ExitCode != 0)
         {
@@ -73,16 +77,53 @@ internal sealed class BaseCheckout : IDisposable
         }
     }
 
-    public void Dispose()
+    /// <summary>
+    /// Removes the base checkouts in <paramref name="temp"/> whose gate process is gone (killed, so
+    /// its Dispose never ran): a later gate or test would otherwise find them, and they hold a
+    /// whole Release build each. A live gate's checkout, this one's included, is left alone.
+    /// </summary>
+    /// <returns>How many were removed.</returns>
+    internal static int RemoveOrphans(string root, string temp, TextWriter log)
     {
-        _ = Git(_root, "worktree", "remove", "--force", Directory);
-        if (System.IO.Directory.Exists(Directory))
+        var removed = 0;
+        foreach (var directory in System.IO.Directory.EnumerateDirectories(temp, Prefix + "*"))
         {
-            System.IO.Directory.Delete(Directory, recursive: true);
+            var name = Path.GetFileName(directory);
+            if (!int.TryParse(name.AsSpan(name.LastIndexOf('-') + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid) || IsAlive(pid))
+            {
+                continue;
+            }
+
+            log.WriteLine($"gate: removing {directory}, the base checkout of a gate that is gone (process {pid})");
+            RemoveWorktree(root, directory);
+            removed++;
         }
 
+        if (removed > 0)
+        {
+            _ = Git(root, "worktree", "prune");
+        }
+
+        return removed;
+    }
+
+    public void Dispose()
+    {
+        RemoveWorktree(_root, Directory);
         _ = Git(_root, "worktree", "prune");
     }
+
+    /// <summary>Removes a checkout, which may be another clone's (git then refuses, and the folder goes anyway; that clone prunes its record).</summary>
+    private static void RemoveWorktree(string root, string directory)
+    {
+        _ = Git(root, "worktree", "remove", "--force", directory);
+        if (System.IO.Directory.Exists(directory))
+        {
+            System.IO.Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static bool IsAlive(int pid) => System.IO.Directory.Exists($"/proc/{pid}");
 
     private static (int ExitCode, string Output) Git(string root, params string[] arguments) => Run("git", root, ["-C", root, .. arguments]);
 

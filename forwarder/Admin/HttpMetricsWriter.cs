@@ -45,6 +45,12 @@ internal static class HttpMetricsWriter
             Sample(text, "forwarder_listener_http2_response_buffered_bytes", $"listener=\"{l.Name}\"", l.Http2ResponseBuffered);
         }
 
+        Family(text, "forwarder_listener_http2_response_budget_held_bytes", "gauge", "Window credit the native HTTP/2 front's per-connection response budgets (http.responseBufferPerConnection) have granted upstream streams past their 64 KiB opening windows and not had back yet: what those streams may still send before a client reads.");
+        foreach (var l in listeners.Where(l => l.Http2ResponsesBuffered))
+        {
+            Sample(text, "forwarder_listener_http2_response_budget_held_bytes", $"listener=\"{l.Name}\"", l.Http2ResponseBudgetHeld);
+        }
+
         Family(text, "forwarder_listener_http2_response_buffer_full_total", "counter", "Times the native HTTP/2 front held back an upstream stream's window because its client connection's response buffer (http.responseBufferPerConnection) was full.");
         foreach (var l in listeners)
         {

@@ -27,6 +27,7 @@ internal sealed class ListenerMetrics(string name)
     private long _tlsHttp11;
     private long _tlsFailed;
     private long _http2ResponseBuffered;
+    private long _http2ResponseBudgetHeld;
     private long _http2ResponseBudgetExhausted;
     private bool _http2ResponsesBuffered;
 
@@ -83,6 +84,9 @@ internal sealed class ListenerMetrics(string name)
     /// <summary>Response bytes the native HTTP/2 front holds from upstreams that its clients have not taken yet.</summary>
     public long Http2ResponseBuffered => Volatile.Read(ref _http2ResponseBuffered);
 
+    /// <summary>Credit the native HTTP/2 front's response budgets have granted upstream streams past their opening windows and not had back yet.</summary>
+    public long Http2ResponseBudgetHeld => Volatile.Read(ref _http2ResponseBudgetHeld);
+
     /// <summary>Times an upstream stream's window top-up was held back because its client connection's response buffer was full.</summary>
     public long Http2ResponseBudgetExhaustions => Volatile.Read(ref _http2ResponseBudgetExhausted);
 
@@ -97,6 +101,9 @@ internal sealed class ListenerMetrics(string name)
             Volatile.Write(ref _http2ResponsesBuffered, true);
         }
     }
+
+    /// <summary>Under a response budget's lock: credit it granted (positive) or had back (negative).</summary>
+    public void AddHttp2ResponseBudgetHeld(long delta) => Interlocked.Add(ref _http2ResponseBudgetHeld, delta);
 
     public void Http2ResponseBudgetExhausted() => Interlocked.Increment(ref _http2ResponseBudgetExhausted);
 

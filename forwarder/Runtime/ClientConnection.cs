@@ -19,6 +19,7 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
     private string? _abortReason;
     private long _deadline = long.MaxValue;
     private PipeReader? _deadlineReader;
+    private int _ended;
 
     /// <summary>
     /// The phase's number shifted left by one, with the low bit set once its deadline was reached.
@@ -112,6 +113,12 @@ internal sealed class ClientConnection(ConnectionContext client, long now) : ITr
             reader.CancelPendingRead();
         }
     }
+
+    /// <summary>
+    /// True the first time only: the connection's end (budget, counts, tracker) is given back once,
+    /// however many paths reach it (a splice's end racing the handler's), so no gauge goes negative.
+    /// </summary>
+    public bool TryEnd() => Interlocked.Exchange(ref _ended, 1) == 0;
 
     public void Abort(string reason)
     {

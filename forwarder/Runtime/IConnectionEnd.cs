@@ -12,6 +12,6 @@ internal interface IConnectionEnd
     /// <summary>Reports what went wrong with the connection; ends nothing.</summary>
     void Failed(ClientConnection client, string listener, Exception failure);
 
-    /// <summary>Closes the connection and gives its room back (budget, counts, tracker): once per connection, and never throws.</summary>
+    /// <summary>Closes the connection and gives its room back (budget, counts, tracker): a second call for the same connection does nothing; never throws.</summary>
     void End(ClientConnection client, ListenerMetrics metrics);
 }

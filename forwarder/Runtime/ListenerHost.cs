@@ -222,9 +222,14 @@ internal sealed partial class ListenerHost : IListenerModelSource, IConnectionEn
 
     void IConnectionEnd.End(ClientConnection client, ListenerMetrics metrics) => _ = EndAsync(client, metrics);
 
-    /// <summary>Never throws, so its task needs no observer.</summary>
+    /// <summary>Never throws, so its task needs no observer; a second call for the same connection does nothing.</summary>
     private async Task EndAsync(ClientConnection client, ListenerMetrics metrics)
     {
+        if (!client.TryEnd())
+        {
+            return;
+        }
+
         await CloseAndReleaseAsync(client.Client).ConfigureAwait(false);
         metrics.ConnectionClosed();
         Interlocked.Decrement(ref _active);

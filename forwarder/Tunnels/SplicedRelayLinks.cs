@@ -216,7 +216,7 @@ internal sealed partial class SplicedRelayLinks(
         }
 
         await using var link = new TlsConnection(connection, ssl, carrier, LinkDialer.CloseTimeout);
-        await using var session = new YamuxSession(link, isClient: false, LinkDialer.Options(node.KeepAlive, pool));
+        var session = new YamuxSession(link, isClient: false, LinkDialer.Options(node.KeepAlive, pool));
         peerMetrics.LinkUp();
         LogLinked(logger, peer, relay.Name);
         session.Start();
@@ -234,6 +234,14 @@ internal sealed partial class SplicedRelayLinks(
         finally
         {
             peerMetrics.LinkDown();
+
+            // The session's teardown decides whether its output was cut: only once it is disposed is that known.
+            await session.DisposeAsync().ConfigureAwait(false);
+            if (session.OutputCut)
+            {
+                NodeLinks.LogOutputCut(logger, peer, LinkPath.RelaySpliced, session.Options.CloseTimeout);
+            }
+
             LogUnlinked(logger, peer, relay.Name, LinkDialer.EndReason(session));
         }
     }

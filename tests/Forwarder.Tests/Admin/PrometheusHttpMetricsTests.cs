@@ -63,6 +63,7 @@ public sealed partial class PrometheusHttpMetricsTests
         web.HttpRefused(404);
         web.Http2GoAway(Http2GoAwayReason.RapidReset);
         web.AddHttp2ResponseBuffered(4096);
+        web.AddHttp2ResponseBudgetHeld(32768);
         web.Http2ResponseBudgetExhausted();
         metrics.Listener("quiet");
 
@@ -159,6 +160,9 @@ public sealed partial class PrometheusHttpMetricsTests
             # HELP forwarder_listener_http2_response_buffered_bytes Response bytes the native HTTP/2 front holds from upstreams that its clients have not taken yet, short of the up to 64 KiB per stream already in its client-facing response buffer (all told bounded per client connection by http.responseBufferPerConnection plus 128 KiB per stream).
             # TYPE forwarder_listener_http2_response_buffered_bytes gauge
             forwarder_listener_http2_response_buffered_bytes{listener="web"} 4096
+            # HELP forwarder_listener_http2_response_budget_held_bytes Window credit the native HTTP/2 front's per-connection response budgets (http.responseBufferPerConnection) have granted upstream streams past their 64 KiB opening windows and not had back yet: what those streams may still send before a client reads.
+            # TYPE forwarder_listener_http2_response_budget_held_bytes gauge
+            forwarder_listener_http2_response_budget_held_bytes{listener="web"} 32768
             # HELP forwarder_listener_http2_response_buffer_full_total Times the native HTTP/2 front held back an upstream stream's window because its client connection's response buffer (http.responseBufferPerConnection) was full.
             # TYPE forwarder_listener_http2_response_buffer_full_total counter
             forwarder_listener_http2_response_buffer_full_total{listener="web"} 1
@@ -186,7 +190,8 @@ public sealed partial class PrometheusHttpMetricsTests
             ("forwarder_service_http_requests_total", "counter"), ("forwarder_service_http_responses_total", "counter"), ("forwarder_service_http_retries_total", "counter"),
             ("forwarder_service_http_aborted_total", "counter"), ("forwarder_service_http_upstream_latency_seconds", "histogram"),
             ("forwarder_listener_http_refused_total", "counter"), ("forwarder_listener_http2_goaway_total", "counter"),
-            ("forwarder_listener_http2_response_buffered_bytes", "gauge"), ("forwarder_listener_http2_response_buffer_full_total", "counter"),
+            ("forwarder_listener_http2_response_buffered_bytes", "gauge"), ("forwarder_listener_http2_response_budget_held_bytes", "gauge"),
+            ("forwarder_listener_http2_response_buffer_full_total", "counter"),
         })
         {
             Assert.Single(Regex.Matches(text, $"^# TYPE {name} {type}$", RegexOptions.Multiline));

@@ -4,7 +4,10 @@ using Microsoft.AspNetCore.Connections;
 
 namespace Forwarder.Tests.Runtime;
 
-/// <summary>Phase deadlines: a passed one cancels the read it guards, off the tracker's thread, and never a later phase's.</summary>
+/// <summary>
+/// Phase deadlines: a passed one cancels the read it guards, off the tracker's thread, and never a
+/// later phase's. The connection's end is claimed once, however many paths race to it.
+/// </summary>
 public sealed class ClientConnectionTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
@@ -50,6 +53,21 @@ public sealed class ClientConnectionTests
         var result = await pipe.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
         Assert.False(result.IsCanceled);
         Assert.Equal(4, result.Buffer.Length);
+    }
+
+    [Fact]
+    public async Task TryEnd_CalledFromRacingPaths_IsTrueForExactlyOne()
+    {
+        var connection = Connection(new Pipe());
+        using var start = new Barrier(4);
+        var claims = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
+        {
+            start.SignalAndWait(Timeout);
+            return connection.TryEnd();
+        })));
+
+        Assert.Single(claims, claimed => claimed);
+        Assert.False(connection.TryEnd(), "a later end is a no-op too");
     }
 
     private static ClientConnection Connection(Pipe pipe)

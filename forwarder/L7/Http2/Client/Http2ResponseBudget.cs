@@ -46,6 +46,7 @@ internal sealed class Http2ResponseBudget(long limit, ListenerMetrics metrics)
             }
 
             _held += granted;
+            metrics.AddHttp2ResponseBudgetHeld(granted);
             if (granted < wanted && !stream.Starved)
             {
                 stream.Starved = true;
@@ -64,6 +65,7 @@ internal sealed class Http2ResponseBudget(long limit, ListenerMetrics metrics)
         lock (_lock)
         {
             _held += amount;
+            metrics.AddHttp2ResponseBudgetHeld(amount);
         }
     }
 
@@ -78,6 +80,7 @@ internal sealed class Http2ResponseBudget(long limit, ListenerMetrics metrics)
         lock (_lock)
         {
             _held -= amount;
+            metrics.AddHttp2ResponseBudgetHeld(-amount);
             return _starved.Count > 0 && limit - _held >= MinTopUp;
         }
     }

@@ -55,7 +55,8 @@ public sealed partial class NodeLinkTests
         await using var nodeB = await StartNodeBAsync(sink.Address, keepAlive: "1h");
         var tap = new RecordTap();
         await using var tapServer = new TcpTestServer(socket => tap.RelayAsync(socket, LinkEndPoint(nodeB)));
-        await using var nodeA = await StartNodeAAsync($"127.0.0.1:{tapServer.EndPoint.Port}", sink.Address);
+        // No pings from A either: a loaded machine stretches the upload past A's default interval, and each ping is a tiny record.
+        await using var nodeA = await StartNodeAAsync($"127.0.0.1:{tapServer.EndPoint.Port}", sink.Address, keepAlive: "1h");
 
         using var client = await SocketClient.ConnectAsync(nodeA.EndPoint("front"));
         await client.SendAsync(new byte[1], SocketFlags.None);

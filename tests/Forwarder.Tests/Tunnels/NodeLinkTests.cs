@@ -345,13 +345,15 @@ public sealed partial class NodeLinkTests : IDisposable
     /// <param name="certificate">Where edge-a.pem/.key are; the mesh's folder by default.</param>
     /// <param name="authority">A's CA file; ca.pem beside the certificate by default.</param>
     /// <param name="transport">A's node.transport.</param>
-    private Task<RunningForwarder> StartNodeAAsync(string linkAddress, string endpoint, string? certificateFolder = null, string? privateEndpoint = null, string? authority = null, string transport = "tcp")
+    /// <param name="keepAlive">A's node.keepAlive (the link's ping interval).</param>
+    private Task<RunningForwarder> StartNodeAAsync(string linkAddress, string endpoint, string? certificateFolder = null, string? privateEndpoint = null, string? authority = null, string transport = "tcp", string keepAlive = "15s")
     {
         var folder = certificateFolder ?? _directory;
         return RunningForwarder.StartAsync($"""
             node:
               name: edge-a
               transport: {transport}
+              keepAlive: {keepAlive}
               certificate: {Path.Combine(folder, "edge-a.pem")}
               key: {Path.Combine(folder, "edge-a.key")}
               ca: {authority ?? Path.Combine(folder, "ca.pem")}

@@ -1,0 +1,39 @@
+using Forwarder.Bench.Cli;
+using Forwarder.Bench.Gate;
+
+namespace Forwarder.Bench.Tests.Gate;
+
+/// <summary><c>bench gate</c>'s command line, parsed only: nothing is measured.</summary>
+public sealed class GateCliTests
+{
+    [Fact]
+    public void PolicyOf_NoAllowanceGiven_IsTheCalibratedOne()
+    {
+        Assert.Same(GatePolicy.Default, GateCli.PolicyOf(GateCli.Create().Parse([])));
+    }
+
+    [Fact]
+    public void PolicyOf_OneAllowanceGiven_SetsItForEveryArm_AndKeepsTheArmsOwnOthers()
+    {
+        var policy = GateCli.PolicyOf(GateCli.Create().Parse(["--alpha", "0.01"]));
+
+        Assert.Equal(0.01, policy.Alpha);
+        Assert.Equal(0.01, policy.For("forwarder-link").Alpha);
+        Assert.Equal(0.01, policy.For("forwarder-h2").Alpha);
+        Assert.Equal(GatePolicy.Default.For("forwarder-link").P99Growth, policy.For("forwarder-link").P99Growth);
+        Assert.Equal(GatePolicy.Default.For("forwarder-link").ThroughputGrowth, policy.For("forwarder-link").ThroughputGrowth);
+        Assert.Equal(GatePolicy.Default.For("forwarder-h2").P50Growth, policy.For("forwarder-h2").P50Growth);
+        Assert.Equal(GatePolicy.Uniform.P50Growth, policy.For("forwarder").P50Growth);
+    }
+
+    [Fact]
+    public void PolicyOf_AnArmsOwnAllowanceGiven_IsOverriddenForThatArmToo()
+    {
+        var policy = GateCli.PolicyOf(GateCli.Create().Parse(["--p50-growth", "4%", "--memory-min-growth", "8"]));
+
+        Assert.Equal(0.04, policy.For("forwarder-h2").P50Growth, 1e-12);
+        Assert.Equal(0.04, policy.For("forwarder").P50Growth, 1e-12);
+        Assert.Equal(8, policy.For("forwarder-link").RssMinimumMiB);
+        Assert.Equal(0.60, policy.For("forwarder-link").P99Growth);
+    }
+}

@@ -147,23 +147,23 @@ internal static class GateCli
             ? policy.ForEveryArm(p => allowance.Set(p, given.GetValueOrDefault<double>()))
             : policy);
 
-    /// <summary>The rule asked for first, then neighbours for the report's comparison.</summary>
-    private static IEnumerable<GatePolicy> Rules(GatePolicy chosen)
+    /// <summary>The rule asked for first, then neighbours for the report's comparison, each variation made to every arm's allowances.</summary>
+    internal static IEnumerable<GatePolicy> Rules(GatePolicy chosen)
     {
         yield return chosen;
         foreach (var growth in new[] { 0.025, 0.05, 0.075 })
         {
             if (growth != chosen.P50Growth)
             {
-                yield return chosen with { P50Growth = growth };
+                yield return chosen.ForEveryArm(p => p with { P50Growth = growth });
             }
         }
 
-        yield return chosen with { ThroughputGrowth = 0.2 };
-        yield return chosen with { OpenP99MinimumPoints = 0.25 };
-        yield return chosen with { OpenP99MinimumPoints = 1.0 };
+        yield return chosen.ForEveryArm(p => p with { ThroughputGrowth = 0.2 });
+        yield return chosen.ForEveryArm(p => p with { OpenP99MinimumPoints = 0.25 });
+        yield return chosen.ForEveryArm(p => p with { OpenP99MinimumPoints = 1.0 });
 
-        yield return chosen with { Alpha = chosen.Alpha * 5 };
+        yield return chosen.ForEveryArm(p => p with { Alpha = p.Alpha * 5 });
     }
 
     private static string[] ParseArms(string list) => list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

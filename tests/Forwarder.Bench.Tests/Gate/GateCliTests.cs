@@ -36,4 +36,16 @@ public sealed class GateCliTests
         Assert.Equal(8, policy.For("forwarder-link").RssMinimumMiB);
         Assert.Equal(0.60, policy.For("forwarder-link").P99Growth);
     }
+
+    [Fact]
+    public void Rules_VaryEveryArmsAllowances()
+    {
+        var rules = GateCli.Rules(GatePolicy.Default).ToArray();
+
+        Assert.Same(GatePolicy.Default, rules[0]);
+        Assert.Contains(rules, rule => rule.P50Growth == 0.075 && rule.For("forwarder-h2").P50Growth == 0.075 && rule.For("forwarder-link").P99Growth == 0.60);
+        Assert.Contains(rules, rule => rule.OpenP99MinimumPoints == 1.0 && rule.For("forwarder-link").OpenP99MinimumPoints == 1.0 && rule.For("forwarder-link").ThroughputGrowth == 0.50);
+        var looser = Assert.Single(rules, rule => rule.Alpha > GatePolicy.Default.Alpha);
+        Assert.Equal(GatePolicy.Default.For("forwarder-h2").Alpha * 5, looser.For("forwarder-h2").Alpha, 1e-12);
+    }
 }

@@ -204,10 +204,11 @@ internal static class GateCalibration
         return string.Create(CultureInfo.InvariantCulture, $"{(double.IsNaN(share) ? "n/a" : GateReport.Signed(share))} / {points:+0.0;-0.0}");
     }
 
-    private static double Quantile(double[] values, double quantile)
+    /// <summary>The <paramref name="quantile"/> of the values that are numbers (a share is NaN where the base had next to no overhead, and NaN sorts first); NaN when none is.</summary>
+    internal static double Quantile(double[] values, double quantile)
     {
-        Array.Sort(values);
-        return values[(int)Math.Ceiling(quantile * values.Length) - 1];
+        var numbers = values.Where(v => !double.IsNaN(v)).Order().ToArray();
+        return numbers.Length == 0 ? double.NaN : numbers[Math.Max(0, (int)Math.Ceiling(quantile * numbers.Length) - 1)];
     }
 
     /// <summary>k of n as a rate with its 95% Wilson score interval.</summary>

@@ -76,6 +76,15 @@ public sealed class GateCalibrationTests
         Assert.Contains("only like runs pool", unlike.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Quantile_LeavesOutNaN()
+    {
+        // With the NaNs sorted in first, the median would be 1.
+        Assert.Equal(2, GateCalibration.Quantile([double.NaN, 3, double.NaN, 1, 2], 0.5));
+        Assert.Equal(3, GateCalibration.Quantile([double.NaN, 3, 1, 2], 1));
+        Assert.True(double.IsNaN(GateCalibration.Quantile([double.NaN, double.NaN], 0.95)));
+    }
+
     [Theory]
     [InlineData(0, 300, 0.0, 0.0126)]
     [InlineData(290, 300, 0.9397, 0.9818)]

@@ -44,7 +44,7 @@ internal static class GateCli
         var gateReps = new Option<int>("--gate-reps") { Description = "Calibration: repetitions of the gate run each trial stands for.", DefaultValueFactory = _ => GateDefaults.Reps };
         var delays = new Option<string?>("--inject") { Description = "Calibration: busy waits to inject, as CHUNK_US,REQUEST_US (tcp listener per chunk, http listener per request); default sized from a pilot." };
         var arms = new Option<string?>("--arms") { Description = $"Comma-separated proxy arms to run, some of: {string.Join(", ", GateMetric.ProxyArms)}. Default: all; when calibrating, {string.Join(" and ", GateCalibration.Arms)}." };
-        var from = new Option<string?>("--from") { Description = "Calibration: re-analyse this samples.json instead of measuring." };
+        var from = new Option<string?>("--from") { Description = "Calibration: re-analyse these samples.json files (comma-separated, same settings, delays and machine: their sessions pooled) instead of measuring; their own arms, so not with --arms." };
         var output = new Option<string?>("--out") { Description = "Calibration report directory; default perf-reports/gate-calibration." };
         BenchCli.AtLeast(reps, 2);
         BenchCli.AtLeast(warmupReps, 0);
@@ -76,6 +76,16 @@ internal static class GateCli
             if (result.GetValue(arms) is { } list && (ParseArms(list) is not [_, ..] || ParseArms(list).FirstOrDefault(a => !GateMetric.ProxyArms.Contains(a)) is not null))
             {
                 result.AddError($"--arms: expected some of {string.Join(", ", GateMetric.ProxyArms)}, got '{list}'.");
+            }
+
+            if (result.GetValue(arms) is { } named && ParseArms(named).GroupBy(arm => arm, StringComparer.Ordinal).FirstOrDefault(arm => arm.Count() > 1) is { } twice)
+            {
+                result.AddError($"--arms: {twice.Key} is named twice in '{named}'.");
+            }
+
+            if (result.GetValue(arms) is not null && result.GetValue(from) is not null)
+            {
+                result.AddError("--arms: not with --from; a re-analysis judges the arms its samples measured.");
             }
 
             if (result.GetValue(delays) is { } text && ParseDelays(text) is null)

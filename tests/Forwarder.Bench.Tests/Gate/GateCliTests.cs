@@ -48,4 +48,22 @@ public sealed class GateCliTests
         var looser = Assert.Single(rules, rule => rule.Alpha > GatePolicy.Default.Alpha);
         Assert.Equal(GatePolicy.Default.For("forwarder-h2").Alpha * 5, looser.For("forwarder-h2").Alpha, 1e-12);
     }
+
+    [Fact]
+    public void Arms_NamedTwice_IsRefusedWhenParsing()
+    {
+        var errors = GateCli.Create().Parse(["--arms", "forwarder,forwarder-l7,forwarder"]).Errors;
+
+        Assert.Contains(errors, error => error.Message == "--arms: forwarder is named twice in 'forwarder,forwarder-l7,forwarder'.");
+    }
+
+    [Fact]
+    public void Arms_WithFrom_IsRefusedWhenParsing()
+    {
+        Assert.Empty(GateCli.Create().Parse(["--calibrate", "--arms", "forwarder-h2"]).Errors);
+
+        var errors = GateCli.Create().Parse(["--calibrate", "--from", "samples.json", "--arms", "forwarder-h2"]).Errors;
+
+        Assert.Contains(errors, error => error.Message.StartsWith("--arms: not with --from", StringComparison.Ordinal));
+    }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
 using Forwarder.Bench.Compare;
 using Forwarder.Bench.Gate;
@@ -37,13 +38,13 @@ internal static class GateCli
         var minimum = ShareOption("--min-growth", "Growth never allowed below this share of the direct arm's figure.", GatePolicy.Default.MinimumPoints);
         var openMinimum = ShareOption("--open-p99-min-growth", "Open-loop p99 growth never allowed below this share of the direct arm's figure.", GatePolicy.Default.OpenP99MinimumPoints);
         var memory = ShareOption("--memory-growth", "Regression: the proxies' resident memory after load grown by more than this share of the base's.", GatePolicy.Default.RssGrowth);
-        var memoryMinimum = new Option<double>("--memory-min-growth") { Description = "Memory growth (MiB) never counted below this.", DefaultValueFactory = _ => GatePolicy.Default.RssMinimumMiB };
+        var memoryMinimum = new Option<double>("--memory-min-growth") { Description = "Memory growth (MiB) never counted below this. Given, it holds for every arm.", DefaultValueFactory = _ => GatePolicy.Default.RssMinimumMiB };
         var alpha = ShareOption("--alpha", "Significance of the one-sided bootstrap of the lower-quartile shift.", GatePolicy.Default.Alpha);
         var sessions = new Option<int>("--sessions") { Description = "Calibration: independent sessions (fresh backend and proxies each).", DefaultValueFactory = _ => 4 };
         var gateReps = new Option<int>("--gate-reps") { Description = "Calibration: repetitions of the gate run each trial stands for.", DefaultValueFactory = _ => GateDefaults.Reps };
         var delays = new Option<string?>("--inject") { Description = "Calibration: busy waits to inject, as CHUNK_US,REQUEST_US (tcp listener per chunk, http listener per request); default sized from a pilot." };
         var arms = new Option<string?>("--arms") { Description = $"Comma-separated proxy arms to run, some of: {string.Join(", ", GateMetric.ProxyArms)}. Default: all; when calibrating, {string.Join(" and ", GateCalibration.Arms)}." };
-        var from = new Option<string?>("--from") { Description = "Calibration: re-analyse this samples.json instead of measuring." };
+        var from = new Option<string?>("--from") { Description = "Calibration: re-analyse these samples.json files (comma-separated, same settings, delays and machine: their sessions pooled) instead of measuring; their own arms, so not with --arms." };
         var output = new Option<string?>("--out") { Description = "Calibration report directory; default perf-reports/gate-calibration." };
         BenchCli.AtLeast(reps, 2);
         BenchCli.AtLeast(warmupReps, 0);
@@ -77,6 +78,16 @@ internal static class GateCli
                 result.AddError($"--arms: expected some of {string.Join(", ", GateMetric.ProxyArms)}, got '{list}'.");
             }
 
+            if (result.GetValue(arms) is { } named && ParseArms(named).GroupBy(arm => arm, StringComparer.Ordinal).FirstOrDefault(arm => arm.Count() > 1) is { } twice)
+            {
+                result.AddError($"--arms: {twice.Key} is named twice in '{named}'.");
+            }
+
+            if (result.GetValue(arms) is not null && result.GetValue(from) is not null)
+            {
+                result.AddError("--arms: not with --from; a re-analysis judges the arms its samples measured.");
+            }
+
             if (result.GetValue(delays) is { } text && ParseDelays(text) is null)
             {
                 result.AddError($"--inject: expected CHUNK_US,REQUEST_US (two numbers of microseconds, 0 or more), got '{text}'.");
@@ -101,11 +112,7 @@ internal static class GateCli
                 parse.GetValue(openRate),
                 parse.GetValue(openDuration),
                 parse.GetValue(arms) is { } armList ? ParseArms(armList) : null);
-            // An allowance given on the command line holds for every arm (a calibration's what-if); none given, each arm has its calibrated ones.
-            Option[] rule = [p50, p99, throughput, openP99, minimum, alpha, openMinimum, memory, memoryMinimum];
-            var policy = rule.All(option => parse.GetResult(option) is null or { Implicit: true })
-                ? GatePolicy.Default
-                : new GatePolicy(parse.GetValue(p50), parse.GetValue(p99), parse.GetValue(throughput), parse.GetValue(openP99), parse.GetValue(minimum), parse.GetValue(alpha), parse.GetValue(openMinimum), parse.GetValue(memory), parse.GetValue(memoryMinimum));
+            var policy = PolicyOf(parse);
             SocketEngineSettings.Apply(1);
             if (!parse.GetValue(calibrate))
             {
@@ -126,23 +133,47 @@ internal static class GateCli
         return command;
     }
 
-    /// <summary>The rule asked for first, then neighbours for the report's comparison.</summary>
-    private static IEnumerable<GatePolicy> Rules(GatePolicy chosen)
+    /// <summary>The command line's allowances, each with the <see cref="GatePolicy"/> field it sets.</summary>
+    private static readonly (string Option, Func<GatePolicy, double, GatePolicy> Set)[] Allowances =
+    [
+        ("--p50-growth", (p, v) => p with { P50Growth = v }),
+        ("--p99-growth", (p, v) => p with { P99Growth = v }),
+        ("--throughput-growth", (p, v) => p with { ThroughputGrowth = v }),
+        ("--open-p99-growth", (p, v) => p with { OpenP99Growth = v }),
+        ("--min-growth", (p, v) => p with { MinimumPoints = v }),
+        ("--open-p99-min-growth", (p, v) => p with { OpenP99MinimumPoints = v }),
+        ("--memory-growth", (p, v) => p with { RssGrowth = v }),
+        ("--memory-min-growth", (p, v) => p with { RssMinimumMiB = v }),
+        ("--alpha", (p, v) => p with { Alpha = v }),
+    ];
+
+    /// <summary>
+    /// The calibrated policy with the allowances given on the command line set for every arm (a
+    /// calibration's what-if); those not given keep each arm's own calibrated value.
+    /// </summary>
+    internal static GatePolicy PolicyOf(ParseResult parse) => Allowances.Aggregate(
+        GatePolicy.Default,
+        (policy, allowance) => parse.GetResult(allowance.Option) is OptionResult { Implicit: false } given
+            ? policy.ForEveryArm(p => allowance.Set(p, given.GetValueOrDefault<double>()))
+            : policy);
+
+    /// <summary>The rule asked for first, then neighbours for the report's comparison, each variation made to every arm's allowances.</summary>
+    internal static IEnumerable<GatePolicy> Rules(GatePolicy chosen)
     {
         yield return chosen;
         foreach (var growth in new[] { 0.025, 0.05, 0.075 })
         {
             if (growth != chosen.P50Growth)
             {
-                yield return chosen with { P50Growth = growth };
+                yield return chosen.ForEveryArm(p => p with { P50Growth = growth });
             }
         }
 
-        yield return chosen with { ThroughputGrowth = 0.2 };
-        yield return chosen with { OpenP99MinimumPoints = 0.25 };
-        yield return chosen with { OpenP99MinimumPoints = 1.0 };
+        yield return chosen.ForEveryArm(p => p with { ThroughputGrowth = 0.2 });
+        yield return chosen.ForEveryArm(p => p with { OpenP99MinimumPoints = 0.25 });
+        yield return chosen.ForEveryArm(p => p with { OpenP99MinimumPoints = 1.0 });
 
-        yield return chosen with { Alpha = chosen.Alpha * 5 };
+        yield return chosen.ForEveryArm(p => p with { Alpha = p.Alpha * 5 });
     }
 
     private static string[] ParseArms(string list) => list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -159,7 +190,7 @@ internal static class GateCli
     private static Option<double> ShareOption(string name, string description, double fallback)
         => new(name)
         {
-            Description = description + " E.g. 5% or 0.05.",
+            Description = description + " E.g. 5% or 0.05. Given, it holds for every arm; not given, each arm keeps its calibrated value.",
             DefaultValueFactory = _ => fallback,
             CustomParser = result =>
             {

@@ -80,12 +80,16 @@ internal sealed class BaseCheckout : IDisposable
     /// <summary>
     /// Removes the base checkouts in <paramref name="temp"/> whose gate process is gone (killed, so
     /// its Dispose never ran): a later gate or test would otherwise find them, and they hold a
-    /// whole Release build each. A live gate's checkout, this one's included, is left alone.
+    /// whole Release build each. Only this repository's worktrees are touched: the temp folder is
+    /// shared with other users and other pid namespaces, where a folder of this name whose process
+    /// id is not in our /proc may belong to a live gate. A live gate's checkout, this one's
+    /// included, is left alone, and a folder that will not go is logged and left (never fatal).
     /// </summary>
     /// <returns>How many were removed.</returns>
     internal static int RemoveOrphans(string root, string temp, TextWriter log)
     {
         var removed = 0;
+        HashSet<string>? worktrees = null;
         foreach (var directory in System.IO.Directory.EnumerateDirectories(temp, Prefix + "*"))
         {
             var name = Path.GetFileName(directory);
@@ -94,12 +98,26 @@ internal sealed class BaseCheckout : IDisposable
                 continue;
             }
 
-            log.WriteLine($"gate: removing {directory}, the base checkout of a gate that is gone (process {pid})");
-            RemoveWorktree(root, directory);
-            removed++;
+            worktrees ??= Worktrees(root);
+            if (new DirectoryInfo(directory).LinkTarget is not null || !worktrees.Contains(Path.GetFullPath(directory)))
+            {
+                continue;
+            }
+
+            try
+            {
+                log.WriteLine($"gate: removing {directory}, the base checkout of a gate that is gone (process {pid})");
+                RemoveWorktree(root, directory);
+                removed++;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Another gate removing the same orphan, or a file we may not delete: the gate can run without this cleanup.
+                log.WriteLine($"gate: could not remove {directory}, left in place: {e.Message}");
+            }
         }
 
-        if (removed > 0)
+        if (worktrees is not null)
         {
             _ = Git(root, "worktree", "prune");
         }
@@ -113,7 +131,7 @@ internal sealed class BaseCheckout : IDisposable
         _ = Git(_root, "worktree", "prune");
     }
 
-    /// <summary>Removes a checkout, which may be another clone's (git then refuses, and the folder goes anyway; that clone prunes its record).</summary>
+    /// <summary>Removes a checkout: git drops its record, and the folder goes even when git refuses (a half-made checkout).</summary>
     private static void RemoveWorktree(string root, string directory)
     {
         _ = Git(root, "worktree", "remove", "--force", directory);
@@ -121,6 +139,15 @@ internal sealed class BaseCheckout : IDisposable
         {
             System.IO.Directory.Delete(directory, recursive: true);
         }
+    }
+
+    /// <summary>The full paths of this repository's worktrees, as <c>git worktree list</c> records them.</summary>
+    private static HashSet<string> Worktrees(string root)
+    {
+        var list = Git(root, "worktree", "list", "--porcelain");
+        return list.ExitCode != 0
+            ? []
+            : [.. list.Output.Split('\n').Where(line => line.StartsWith("worktree ", StringComparison.Ordinal)).Select(line => Path.GetFullPath(line["worktree ".Length..].TrimEnd()))];
     }
 
     private static bool IsAlive(int pid) => System.IO.Directory.Exists($"/proc/{pid}");

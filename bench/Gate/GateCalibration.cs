@@ -204,10 +204,11 @@ internal static class GateCalibration
         return string.Create(CultureInfo.InvariantCulture, $"{(double.IsNaN(share) ? "n/a" : GateReport.Signed(share))} / {points:+0.0;-0.0}");
     }
 
-    private static double Quantile(double[] values, double quantile)
+    /// <summary>The <paramref name="quantile"/> of the values that are numbers (a share is NaN where the base had next to no overhead, and NaN sorts first); NaN when none is.</summary>
+    internal static double Quantile(double[] values, double quantile)
     {
-        Array.Sort(values);
-        return values[(int)Math.Ceiling(quantile * values.Length) - 1];
+        var numbers = values.Where(v => !double.IsNaN(v)).Order().ToArray();
+        return numbers.Length == 0 ? double.NaN : numbers[Math.Max(0, (int)Math.Ceiling(quantile * numbers.Length) - 1)];
     }
 
     /// <summary>k of n as a rate with its 95% Wilson score interval.</summary>
@@ -263,9 +264,12 @@ internal static class GateCalibration
     public static CalibrationResult Pool(IReadOnlyList<CalibrationResult> runs)
     {
         var first = runs[0];
-        if (runs.FirstOrDefault(r => !ArmsOf(r.Settings).SequenceEqual(ArmsOf(first.Settings)) || r.ChunkDelayMicroseconds != first.ChunkDelayMicroseconds || r.RequestDelayMicroseconds != first.RequestDelayMicroseconds) is { } other)
+        foreach (var other in runs.Skip(1))
         {
-            throw new InvalidOperationException($"--from: the calibration of {other.RecordedAt:u} ran other arms or delays than that of {first.RecordedAt:u}; only like runs pool.");
+            if (Unlike(first, other) is { } field)
+            {
+                throw new InvalidOperationException($"--from: the calibration of {other.RecordedAt:u} differs from that of {first.RecordedAt:u} in {field}; only like runs pool.");
+            }
         }
 
         return runs.Count == 1 ? first : first with
@@ -273,6 +277,29 @@ internal static class GateCalibration
             Sessions = [.. runs.SelectMany(r => r.Sessions)],
             Load = string.Join("; ", runs.Select(r => $"{r.RecordedAt:HH:mm} UTC: {r.Load}")),
         };
+    }
+
+    /// <summary>The first field two runs differ in, with both values; null when their sessions measured alike.</summary>
+    private static string? Unlike(CalibrationResult a, CalibrationResult b)
+    {
+        (string Name, object A, object B)[] fields =
+        [
+            ("arms", string.Join(",", ArmsOf(a.Settings)), string.Join(",", ArmsOf(b.Settings))),
+            ("chunkDelayUs", a.ChunkDelayMicroseconds, b.ChunkDelayMicroseconds),
+            ("requestDelayUs", a.RequestDelayMicroseconds, b.RequestDelayMicroseconds),
+            ("machine", a.Machine, b.Machine),
+            ("connections", a.Settings.Connections, b.Settings.Connections),
+            ("duration", a.Settings.Duration, b.Settings.Duration),
+            ("slices", a.Settings.Slices, b.Settings.Slices),
+            ("maxConnections", a.Settings.MaxConnections, b.Settings.MaxConnections),
+            ("maxDuration", a.Settings.MaxDuration, b.Settings.MaxDuration),
+            ("warmup", a.Settings.Warmup, b.Settings.Warmup),
+            ("warmupReps", a.Settings.WarmupReps, b.Settings.WarmupReps),
+            ("backend", a.Settings.Backend, b.Settings.Backend),
+            ("openRate", a.Settings.OpenRate, b.Settings.OpenRate),
+            ("openDuration", a.Settings.OpenDuration, b.Settings.OpenDuration),
+        ];
+        return fields.FirstOrDefault(f => !f.A.Equals(f.B)) is { Name: not null } unlike ? string.Create(CultureInfo.InvariantCulture, $"{unlike.Name} ({unlike.A} against {unlike.B})") : null;
     }
 
     private static CalibrationResult Read(string path)

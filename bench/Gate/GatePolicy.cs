@@ -34,6 +34,14 @@ internal sealed record GatePolicy(double P50Growth, double P99Growth, double Thr
         },
     };
 
+    /// <summary>
+    /// This policy with <paramref name="change"/> made to its own allowances and to each arm's: a
+    /// command-line allowance, or a calibration's what-if, holds for every arm, while the
+    /// allowances it does not touch keep each arm's own value.
+    /// </summary>
+    public GatePolicy ForEveryArm(Func<GatePolicy, GatePolicy> change)
+        => change(this) with { PerArm = PerArm?.ToDictionary(arm => arm.Key, arm => change(arm.Value)) };
+
     /// <summary>The allowances of one proxy arm's metrics.</summary>
     public GatePolicy For(string arm) => PerArm is not null && PerArm.TryGetValue(arm, out var own) ? own : this;
 

@@ -73,7 +73,31 @@ public sealed class GateCalibrationTests
         Assert.Equal(5, pooled.Sessions.Count);
         Assert.Equal(10, GateCalibration.Analyse(pooled, GatePolicy.Default, gateReps: 5).Blocks.Trials);
         var unlike = Assert.Throws<InvalidOperationException>(() => GateCalibration.Pool([first, second with { RequestDelayMicroseconds = 9 }]));
-        Assert.Contains("only like runs pool", unlike.Message, StringComparison.Ordinal);
+        Assert.Contains("in requestDelayUs (2 against 9); only like runs pool", unlike.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Pool_RefusesRunsOfOtherSettingsOrMachines_NamingTheField()
+    {
+        var first = Result(sessions: 1, reps: 10, slowedP50: 1.96);
+
+        var slices = Assert.Throws<InvalidOperationException>(() => GateCalibration.Pool([first, first with { Settings = first.Settings with { Slices = 5 } }]));
+        var backend = Assert.Throws<InvalidOperationException>(() => GateCalibration.Pool([first, first, first with { Settings = first.Settings with { Backend = "builtin" } }]));
+        var machine = Assert.Throws<InvalidOperationException>(() => GateCalibration.Pool([first, first with { Machine = "other" }]));
+
+        Assert.Contains("in slices (10 against 5)", slices.Message, StringComparison.Ordinal);
+        Assert.Contains("in backend (nginx against builtin)", backend.Message, StringComparison.Ordinal);
+        Assert.Contains("in machine (m against other)", machine.Message, StringComparison.Ordinal);
+        Assert.Equal(2, GateCalibration.Pool([first, first with { Settings = first.Settings with { Arms = ["forwarder", "forwarder-l7"] } }]).Sessions.Count);
+    }
+
+    [Fact]
+    public void Quantile_LeavesOutNaN()
+    {
+        // With the NaNs sorted in first, the median would be 1.
+        Assert.Equal(2, GateCalibration.Quantile([double.NaN, 3, double.NaN, 1, 2], 0.5));
+        Assert.Equal(3, GateCalibration.Quantile([double.NaN, 3, 1, 2], 1));
+        Assert.True(double.IsNaN(GateCalibration.Quantile([double.NaN, double.NaN], 0.95)));
     }
 
     [Theory]

@@ -129,6 +129,18 @@ internal sealed partial class Http2ServerConnection
         }
     }
 
+    /// <summary>The memory the control queue holds on to.</summary>
+    internal int ControlCapacity
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _control.Capacity;
+            }
+        }
+    }
+
     /// <summary>The reader waits for the client to take its backlogged output.</summary>
     internal bool ReaderPaused
     {

@@ -8,7 +8,7 @@ namespace Forwarder.Tests.L7.Http2.Server;
 /// A client that grants the largest windows, sends GET after GET and does not read its socket:
 /// the responses it does not take stay bounded (the reader stops taking its frames, whole
 /// responses go the ordinary way), another client is served meanwhile, and once it reads, what
-/// it gets is intact.
+/// it gets is intact, and the queue's grown buffer is let go.
 /// </summary>
 public sealed class Http2ServerConnectionBacklogTests
 {
@@ -99,6 +99,10 @@ public sealed class Http2ServerConnectionBacklogTests
             int Count(string name) => int.Parse(words[Array.IndexOf(words, name) + 1], CultureInfo.InvariantCulture);
             Assert.True(Count("bad") == 0 && Count("ended") > 0, line);
             Assert.True(Count("ended") + Count("refused") == Requests || Count("goaway") > 0, line);
+
+            // The burst grew the control queue past a batch: once drained it is not kept.
+            await Eventually.TrueAsync(() => connection.QueuedControlBytes == 0, () => $"{connection.QueuedControlBytes} bytes still queued");
+            Assert.InRange(connection.ControlCapacity, 0, 64 * 1024);
             Assert.Empty(server.Faults);
         }
         finally

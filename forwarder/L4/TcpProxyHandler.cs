@@ -65,7 +65,12 @@ internal sealed partial class TcpProxyHandler(
         try
         {
             start = splicer is null ? SpliceStart.NotSpliceable : session.TrySplice(splicer, endpoint, end);
-            if (start == SpliceStart.NotSpliceable)
+            if (start == SpliceStart.Spliced)
+            {
+                // Only once start says Spliced: the splice's end then does the counts, never the finally too.
+                session.AttachSplice();
+            }
+            else if (start == SpliceStart.NotSpliceable)
             {
                 await session.RunAsync(directSend).ConfigureAwait(false);
             }

@@ -34,7 +34,7 @@ internal sealed class TcpProxySession(
     /// is taken first (the connection is fresh and ours alone), and once it is, the caller
     /// disposes the upstream connection, which then frees only its own resources. When spliced,
     /// the session ends the connection as the splice ends: the endpoint's and the service's
-    /// counts, then <paramref name="end"/>.
+    /// counts, then <paramref name="end"/>; the caller then calls <see cref="AttachSplice"/>.
     /// </summary>
     public SpliceStart TrySplice(SocketSplicer splicer, UpstreamEndpoint endpoint, IConnectionEnd end)
     {
@@ -58,9 +58,15 @@ internal sealed class TcpProxySession(
         _endpoint = endpoint;
         _end = end;
         _spliced = splicer.Splice(clientRaw, upstreamRaw, this);
-        client.AttachUpstream(AbortSplice);
         return SpliceStart.Spliced;
     }
+
+    /// <summary>
+    /// After <see cref="TrySplice"/> returned <see cref="SpliceStart.Spliced"/> (and the caller
+    /// noted it): aborting the client aborts the splice. Apart, so that whatever this throws,
+    /// the caller knows the splice's end does the counts' and does not do them a second time.
+    /// </summary>
+    public void AttachSplice() => client.AttachUpstream(AbortSplice);
 
     /// <summary>Pumps the bytes each side reads to the other's pipe until both directions are done.</summary>
     public Task RunAsync(bool directSend)

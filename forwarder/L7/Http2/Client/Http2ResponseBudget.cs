@@ -45,8 +45,12 @@ internal sealed class Http2ResponseBudget(long limit, ListenerMetrics metrics)
                 granted = 0;
             }
 
-            _held += granted;
-            metrics.AddHttp2ResponseBudgetHeld(granted);
+            if (granted > 0)
+            {
+                // A starved stream takes none: no atomic add on the shared gauge for it.
+                _held += granted;
+                metrics.AddHttp2ResponseBudgetHeld(granted);
+            }
             if (granted < wanted && !stream.Starved)
             {
                 stream.Starved = true;
@@ -62,6 +66,11 @@ internal sealed class Http2ResponseBudget(long limit, ListenerMetrics metrics)
     /// <summary>Under the stream's connection lock: credit a stream holds already, taken whatever the room.</summary>
     public void Hold(long amount)
     {
+        if (amount == 0)
+        {
+            return;
+        }
+
         lock (_lock)
         {
             _held += amount;

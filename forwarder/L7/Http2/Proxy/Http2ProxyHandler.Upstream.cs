@@ -271,12 +271,14 @@ internal sealed partial class Http2ProxyHandler
                     upstream.AdvanceBody(whole.Buffer, whole.Buffer.Start);
                 }
 
+                // Read before TryWriteWhole advances past the buffer (after which it is not to be touched).
+                var empty = whole.Buffer.IsEmpty;
                 if (TryWriteWhole(stream, upstream, exchange, whole.Buffer) is var length and >= 0)
                 {
                     return length;
                 }
 
-                if (whole.Buffer.IsEmpty && upstream.ResponseTrailers.Count == 0)
+                if (empty && upstream.ResponseTrailers.Count == 0)
                 {
                     // Nothing follows the head (a gRPC Trailers-Only response carries its status in
                     // it): one HEADERS frame with END_STREAM, as the upstream sent, since a client

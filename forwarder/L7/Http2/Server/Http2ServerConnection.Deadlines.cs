@@ -107,6 +107,9 @@ internal sealed partial class Http2ServerConnection
                 ScheduleTimer();
                 return;
             }
+
+            // A reader paused on a backlog reads again, and finds its read cancelled.
+            WakeReader();
         }
 
         _input.CancelPendingRead();

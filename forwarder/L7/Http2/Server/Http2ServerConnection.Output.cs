@@ -14,7 +14,21 @@ internal sealed partial class Http2ServerConnection
 {
     private const int BatchSize = 64 * 1024;
 
-    private readonly ArrayBufferWriter<byte> _control = new(4096);
+    /// <summary>
+    /// Output queued in <see cref="_control"/> past which the reader takes no more frames and no
+    /// whole response is queued, until the writer has moved it on: a client that does not read
+    /// then stalls its own requests, not the proxy's memory. A batch, so whole responses (written
+    /// ahead of the round robin) skip ahead of the streams' data by at most one batch.
+    /// </summary>
+    private const int ControlBacklogLimit = BatchSize;
+
+    /// <summary><see cref="_control"/>'s initial capacity; one grown past <see cref="ControlKeepCapacity"/> by a burst is replaced once drained.</summary>
+    private const int ControlInitialCapacity = 4096;
+
+    private const int ControlKeepCapacity = BatchSize;
+
+    private ArrayBufferWriter<byte> _control = new(ControlInitialCapacity);
+    private TaskCompletionSource? _controlDrained;
     private readonly ArrayBufferWriter<byte> _headerScratch = new(1024);
     private readonly Queue<Http2ServerStream> _ready = new();
     private readonly Http2WriteSignal _signal = new();
@@ -196,6 +210,34 @@ internal sealed partial class Http2ServerConnection
         FlushIfWanted();
     }
 
+    /// <summary>
+    /// The control queue is over its limit: the reader stops applying frames until the writer has
+    /// taken it. Read without the lock (once a frame): a stale count only moves the pause by a frame.
+    /// </summary>
+    private bool ControlBacklogged => _control.WrittenCount > ControlBacklogLimit;
+
+    /// <summary>Completes once the control queue is under its limit again, or a deadline passed, or the connection is closing.</summary>
+    private Task ControlDrainedAsync()
+    {
+        lock (_lock)
+        {
+            if (_closing || _control.WrittenCount <= ControlBacklogLimit)
+            {
+                return Task.CompletedTask;
+            }
+
+            _controlDrained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _controlDrained.Task;
+        }
+    }
+
+    /// <summary>Under the lock: wakes a reader waiting for the control queue to drain.</summary>
+    private void WakeReader()
+    {
+        _controlDrained?.TrySetResult();
+        _controlDrained = null;
+    }
+
     /// <summary>Under the lock: nothing more will be served; the reader stops at its next read.</summary>
     private void Drained()
     {
@@ -205,6 +247,7 @@ internal sealed partial class Http2ServerConnection
         }
 
         _closing = true;
+        WakeReader();
         RequestFlush();
         ThreadPool.UnsafeQueueUserWorkItem(static input => input.CancelPendingRead(), _input, preferLocal: false);
     }
@@ -215,6 +258,7 @@ internal sealed partial class Http2ServerConnection
         lock (_lock)
         {
             _closing = true;
+            WakeReader();
             foreach (var stream in _streams.Values.ToArray())
             {
                 AbortStream(stream);

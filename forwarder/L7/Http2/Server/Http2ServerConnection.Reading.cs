@@ -60,7 +60,21 @@ internal sealed partial class Http2ServerConnection
                 prefaceSeen = true;
             }
 
-            ReadFrames(ref buffer);
+            var paused = ReadFrames(ref buffer);
+            if (paused)
+            {
+                // Frames are left whole in the buffer: the next read returns them at once. The
+                // deadlines stay as they were (the leftover is no header block under way).
+                _input.AdvanceTo(buffer.Start);
+                await ControlDrainedAsync().ConfigureAwait(false);
+                if (_closing)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
             UpdateDeadlines(buffer);
             _input.AdvanceTo(buffer.Start, buffer.End);
             if (result.IsCompleted || _closing)
@@ -70,8 +84,11 @@ internal sealed partial class Http2ServerConnection
         }
     }
 
-    /// <summary>Applies every whole frame in the read; a stream error resets that stream and reading goes on.</summary>
-    private void ReadFrames(ref ReadOnlySequence<byte> buffer)
+    /// <summary>
+    /// Applies every whole frame in the read; a stream error resets that stream and reading goes
+    /// on. True when it stopped early, output to the client backlogged (<see cref="ControlBacklogged"/>).
+    /// </summary>
+    private bool ReadFrames(ref ReadOnlySequence<byte> buffer)
     {
         lock (_lock)
         {
@@ -83,6 +100,11 @@ internal sealed partial class Http2ServerConnection
         {
             while (!_closing)
             {
+                if (ControlBacklogged)
+                {
+                    return true;
+                }
+
                 try
                 {
                     if (!_frames.TryRead(ref buffer, out var frame))
@@ -102,6 +124,8 @@ internal sealed partial class Http2ServerConnection
                     ResetStream(e.StreamId, e.Code);
                 }
             }
+
+            return false;
         }
         finally
         {

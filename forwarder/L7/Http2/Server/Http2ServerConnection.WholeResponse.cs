@@ -29,8 +29,12 @@ internal sealed partial class Http2ServerConnection
         var hasTrailers = trailers is { Count: > 0 };
         lock (_lock)
         {
+            // Over the backlog, the pipe path: it keeps the stream's slot and its backpressure, where
+            // queued whole responses (their streams freed at once) would grow without bound
+            // for a client that grants huge windows and does not read.
             if (status < 200 || length > WholeResponseMaxBody || !stream.Active || stream.LocalClosed || stream.HeadersSent
-                || stream.Ending || length > stream.SendWindow.Available || length > _connectionSend.Available)
+                || stream.Ending || length > stream.SendWindow.Available || length > _connectionSend.Available
+                || _control.WrittenCount + length > ControlBacklogLimit)
             {
                 return false;
             }

@@ -66,7 +66,17 @@ internal sealed partial class Http2ServerConnection
         if (written > 0)
         {
             _output.Write(_control.WrittenSpan);
-            _control.ResetWrittenCount();
+            if (_control.Capacity > ControlKeepCapacity)
+            {
+                // A burst grew it: not kept for the connection's life.
+                _control = new ArrayBufferWriter<byte>(ControlInitialCapacity);
+            }
+            else
+            {
+                _control.ResetWrittenCount();
+            }
+
+            WakeReader();
         }
 
         while (written < BatchSize && _ready.TryDequeue(out var stream))

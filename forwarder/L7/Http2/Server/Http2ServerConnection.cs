@@ -117,6 +117,42 @@ internal sealed partial class Http2ServerConnection
         }
     }
 
+    /// <summary>The bytes queued for the writer in the control queue, not yet in the transport.</summary>
+    internal int QueuedControlBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _control.WrittenCount;
+            }
+        }
+    }
+
+    /// <summary>The memory the control queue holds on to.</summary>
+    internal int ControlCapacity
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _control.Capacity;
+            }
+        }
+    }
+
+    /// <summary>The reader waits for the client to take its backlogged output.</summary>
+    internal bool ReaderPaused
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _controlDrained is not null;
+            }
+        }
+    }
+
     /// <summary>The header bytes the connection's pooled streams hold on to.</summary>
     internal long PooledHeaderBytes
     {

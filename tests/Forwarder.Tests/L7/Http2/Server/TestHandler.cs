@@ -7,12 +7,18 @@ namespace Forwarder.Tests.L7.Http2.Server;
 
 /// <summary>
 /// Answers by path: /echo streams the request body back; /big/N sends N bytes; /trailers sends a
-/// body then trailers; /hold waits (without reading the body) until released; anything else a
+/// body then trailers; /whole sends <see cref="WholeBody"/> whole (or, refused, the ordinary
+/// way); /head answers 204 with a <see cref="Pad"/> field and no body; /hold waits (without reading the body) until released; anything else a
 /// short fixed body. Counts what it served.
 /// </summary>
 internal sealed class TestHandler : IHttp2StreamHandler
 {
     public static readonly byte[] Fixed = "hello from h2"u8.ToArray();
+
+    public static readonly byte[] WholeBody = [.. Enumerable.Range(0, 1000).Select(static i => (byte)(i % 251))];
+
+    /// <summary>A field value HPACK's Huffman code does not shrink much: digits and letters in turn.</summary>
+    public static readonly byte[] Pad = [.. Enumerable.Range(0, 1000).Select(static i => (byte)"q7Z#k0%Xj9"[i % 10])];
 
     private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _completed;
@@ -68,6 +74,21 @@ internal sealed class TestHandler : IHttp2StreamHandler
             }
 
             stream.Complete();
+        }
+        else if (path == "/whole")
+        {
+            if (!stream.TryWriteResponse(200, new Http2HeaderFields(), new ReadOnlySequence<byte>(WholeBody)))
+            {
+                stream.WriteHeaders(200);
+                await stream.WriteAsync(WholeBody);
+                stream.Complete();
+            }
+        }
+        else if (path == "/head")
+        {
+            var headers = new Http2HeaderFields();
+            headers.Add("x-pad"u8, Pad);
+            stream.WriteHeaders(204, headers, endStream: true);
         }
         else if (path == "/hold")
         {

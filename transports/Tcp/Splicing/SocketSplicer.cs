@@ -166,6 +166,18 @@ public sealed class SocketSplicer : IDisposable
 
     public void Dispose()
     {
+        // Every thread stops and ends before any descriptor closes: a thread still running may
+        // hand a pair to, or wake, another (a spare handing back, an abort redirected after a move).
+        foreach (var thread in _all)
+        {
+            thread.Stop();
+        }
+
+        foreach (var thread in _all)
+        {
+            thread.Join();
+        }
+
         foreach (var thread in _all)
         {
             thread.Dispose();

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Forwarder.Transports.Tcp.Splicing;
 
 /// <summary>
@@ -18,22 +20,22 @@ internal sealed class Spillover(SplicerThread primary, SplicerThread spare) : ID
     private ContentionMeter? _meter;
 
     private volatile bool _contended;
-    private bool? _forced;
+
+    // Written by a test's thread, read by the primary's.
+    private volatile StrongBox<bool>? _forced;
 
     /// <summary>New pairs go to both threads: the primary is contended.</summary>
     public bool Contended => _contended;
 
-    /// <summary>Pins the state instead of measuring it (tests), or with null measures again; callable from any thread.</summary>
+    /// <summary>
+    /// Pins the state instead of measuring it (tests), or with null measures again; callable from
+    /// any thread. Only the primary is poked: it takes the state on as if measured, and the spare
+    /// learns of the end of contention the way it does of a measured one.
+    /// </summary>
     internal void Force(bool? contended)
     {
-        _forced = contended;
-        if (contended is { } value)
-        {
-            _contended = value;
-        }
-
+        _forced = contended is { } value ? new StrongBox<bool>(value) : null;
         primary.Poke();
-        spare.Poke();
     }
 
     /// <summary>Runs on <paramref name="thread"/> after each loop; does something at most every 250 ms of its loops.</summary>
@@ -50,15 +52,17 @@ internal sealed class Spillover(SplicerThread primary, SplicerThread spare) : ID
         {
             _meter ??= new ContentionMeter();
             var measured = _meter.Sample();
-            if (_forced is null)
-            {
-                _contended = measured;
-            }
-
+            var was = _contended;
+            _contended = _forced is { } forced ? forced.Value : measured;
             if (_contended)
             {
                 // Half of all pairs each; the spare's count is a snapshot, good enough for a share.
                 thread.MoveIdlePairs(spare, (thread.Pairs + spare.Pairs + 1) / 2);
+            }
+            else if (was)
+            {
+                // The spare may be idle in epoll_wait with pairs to hand back: it checks now.
+                spare.Poke();
             }
         }
         else if (!_contended && thread.Pairs > 0)

@@ -14,7 +14,11 @@ namespace Forwarder.Transports.Tcp.Splicing;
 /// </summary>
 internal sealed class Spillover(SplicerThread primary, SplicerThread spare) : IDisposable
 {
-    private const long CheckIntervalMs = 250;
+    public const int CheckIntervalMs = 250;
+
+    // Two epoll_ctl calls per pair: a cap keeps one check from stalling a starved primary (20k
+    // pairs would be 40k calls in one pass); the rest move at the following checks.
+    public const int MaxMovesPerCheck = 256;
 
     // Made on the primary thread, whose schedstat it reads.
     private ContentionMeter? _meter;
@@ -57,17 +61,25 @@ internal sealed class Spillover(SplicerThread primary, SplicerThread spare) : ID
             if (_contended)
             {
                 // Half of all pairs each; the spare's count is a snapshot, good enough for a share.
-                thread.MoveIdlePairs(spare, (thread.Pairs + spare.Pairs + 1) / 2);
+                thread.MovesPending = thread.MoveIdlePairs(spare, (thread.Pairs + spare.Pairs + 1) / 2, MaxMovesPerCheck);
             }
-            else if (was)
+            else
             {
-                // The spare may be idle in epoll_wait with pairs to hand back: it checks now.
-                spare.Poke();
+                thread.MovesPending = false;
+                if (was)
+                {
+                    // The spare may be idle in epoll_wait with pairs to hand back: it checks now.
+                    spare.Poke();
+                }
             }
         }
         else if (!_contended && thread.Pairs > 0)
         {
-            thread.MoveIdlePairs(primary, 0);
+            thread.MovesPending = thread.MoveIdlePairs(primary, 0, MaxMovesPerCheck);
+        }
+        else
+        {
+            thread.MovesPending = false;
         }
     }
 

@@ -69,6 +69,12 @@ internal sealed unsafe class SplicerThread : IDisposable
     /// <summary>When <see cref="Spillover"/> looks at this thread next (ms, TickCount64); touched only by this thread.</summary>
     public long NextCheck { get; set; }
 
+    /// <summary>
+    /// Pairs were left to move at the last check: the thread waits at most until the next one
+    /// rather than for an event an idle set may never get. Touched only by this thread.
+    /// </summary>
+    public bool MovesPending { get; set; }
+
     /// <summary>Asked to stop: pairs handed to it now would not be taken in; callable from any thread.</summary>
     public bool Stopping => _stopping;
 
@@ -125,22 +131,30 @@ internal sealed unsafe class SplicerThread : IDisposable
     }
 
     /// <summary>
-    /// Hands idle spliced pairs to <paramref name="to"/> until this thread keeps <paramref name="keep"/>;
-    /// on this thread, between loops. A pair leaves this epoll set before it joins the other, which
-    /// reports on adding whatever arrived in between, so no edge is lost. Nothing moves to a
-    /// stopping thread: this one ends its pairs as it stops.
+    /// Hands idle spliced pairs to <paramref name="to"/> until this thread keeps <paramref name="keep"/>,
+    /// at most <paramref name="max"/> of them; on this thread, between loops. A pair leaves this
+    /// epoll set before it joins the other, which reports on adding whatever arrived in between, so
+    /// no edge is lost. Nothing moves to a stopping thread: this one ends its pairs as it stops.
+    /// Returns whether it stopped at <paramref name="max"/> with pairs left to move.
     /// </summary>
-    public void MoveIdlePairs(SplicerThread to, int keep)
+    public bool MoveIdlePairs(SplicerThread to, int keep, int max)
     {
         if (to.Stopping)
         {
-            return;
+            return false;
         }
 
+        var capped = false;
         foreach (var target in _live)
         {
             if (Pairs - _moving.Count <= keep)
             {
+                break;
+            }
+
+            if (_moving.Count == max)
+            {
+                capped = true;
                 break;
             }
 
@@ -160,6 +174,7 @@ internal sealed unsafe class SplicerThread : IDisposable
         }
 
         _moving.Clear();
+        return capped;
     }
 
     /// <summary>Asks the thread to stop, without waiting: with <see cref="Join"/>, lets a splicer stop all its threads before any descriptor closes.</summary>
@@ -206,7 +221,7 @@ internal sealed unsafe class SplicerThread : IDisposable
             while (!_stopping)
             {
                 // Flows that filled a whole block may have more to read: poll without sleeping.
-                var count = EpollWait(Epoll, events, MaxEvents, ready.Count > 0 ? 0 : -1);
+                var count = EpollWait(Epoll, events, MaxEvents, ready.Count > 0 ? 0 : MovesPending ? Spillover.CheckIntervalMs : -1);
                 if (count < 0)
                 {
                     if (Errno == EIntr)

@@ -193,6 +193,28 @@ public sealed class SocketSplicerTests : IDisposable
     }
 
     /// <summary>
+    /// More idle pairs than one check moves: the rest move at the following checks, each way,
+    /// though no pair gets traffic to wake either thread.
+    /// </summary>
+    [Fact]
+    public async Task Spillover_MovesMoreThanOneChecksShare_OverTheFollowingChecks()
+    {
+        using var splicer = new SocketSplicer(threads: 1, spillover: true);
+        var count = (2 * Spillover.MaxMovesPerCheck) + 8;
+        var pairs = new List<(Socket Client, Socket Server, SplicedConnection Spliced)>();
+        for (var i = 0; i < count; i++)
+        {
+            pairs.Add(await SpliceAsync(splicer));
+        }
+
+        splicer.ForceContention(true);
+        await WaitUntilAsync(() => splicer.PairsOnSpare == count / 2, "half the pairs to move to the spare");
+        splicer.ForceContention(false);
+        await WaitUntilAsync(() => splicer.PairsOnSpare == 0 && splicer.PairsSplicing == count, "the spare to hand its pairs back");
+        await ExchangeAsync(pairs[^4..], "after");
+    }
+
+    /// <summary>
     /// With <paramref name="handingBack"/>, contention ends just before the splicer stops, so the
     /// spare hands pairs (and redirected aborts) to the primary while both stop: none may be lost,
     /// and nothing may touch a descriptor the primary already closed.

@@ -24,7 +24,7 @@ namespace Forwarder.Runtime;
 internal sealed record LoggingOptions(LogLevel Level, bool Json);
 
 /// <summary>Composes the generic host that runs the forwarder: transports, runtime, reload watcher and admin.</summary>
-internal static class ForwarderHost
+internal static partial class ForwarderHost
 {
     public static IHost Build(ConfigSource source, LoggingOptions logging)
     {
@@ -96,7 +96,11 @@ internal static class ForwarderHost
         services.AddSingleton<TypeInitFaults>();
         if (tcp.Engine == TcpEngine.Epoll && SocketSplicer.IsSupported)
         {
-            services.AddSingleton(_ => new SocketSplicer(SocketEngine.IoThreads(tcp, Environment.ProcessorCount), Math.Max(tcp.BlockSize, 64 * 1024), spillover: tcp.IoThreads is null && Environment.ProcessorCount > 1));
+            services.AddSingleton(sp => new SocketSplicer(
+                SocketEngine.IoThreads(tcp, Environment.ProcessorCount),
+                Math.Max(tcp.BlockSize, 64 * 1024),
+                spillover: tcp.IoThreads is null && Environment.ProcessorCount > 1,
+                meterFailed: ex => LogContentionUnmeasured(sp.GetRequiredService<ILogger<SocketSplicer>>(), ex)));
         }
 
         services.AddSingleton<UpstreamConnector>();
@@ -170,4 +174,7 @@ internal static class ForwarderHost
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         return builder;
     }
+
+    [LoggerMessage(EventId = 135, Level = LogLevel.Warning, Message = "The splicer cannot read its thread's schedstat; its spare thread stays unused")]
+    private static partial void LogContentionUnmeasured(ILogger logger, Exception reason);
 }

@@ -22,7 +22,8 @@ public sealed class SocketSplicer : IDisposable
     /// With one thread: keep a spare that takes half the spliced pairs while the thread waits for
     /// a CPU most of the time (an overloaded node), see <see cref="Spillover"/>.
     /// </param>
-    public SocketSplicer(int threads, int blockSize = 64 * 1024, bool spillover = false)
+    /// <param name="meterFailed">Told once if the spillover cannot measure contention (the spare then stays unused), to log it.</param>
+    public SocketSplicer(int threads, int blockSize = 64 * 1024, bool spillover = false, Action<Exception>? meterFailed = null)
     {
         if (!IsSupported)
         {
@@ -41,7 +42,7 @@ public sealed class SocketSplicer : IDisposable
         if (spillover && threads == 1)
         {
             var spare = new SplicerThread("splicer-spare", blockSize);
-            _spillover = new Spillover(_threads[0], spare);
+            _spillover = new Spillover(_threads[0], spare, meterFailed);
             spare.Spillover = _spillover;
             _threads[0].Spillover = _spillover;
             _all = [_threads[0], spare];

@@ -12,7 +12,8 @@ namespace Forwarder.Transports.Tcp.Splicing;
 /// (perf-reports/busy-node, 2026-12-07 and 2026-12-08). Only spliced pairs move, and only idle
 /// ones (nothing read and not yet sent, no writability watched, not queued to run).
 /// </summary>
-internal sealed class Spillover(SplicerThread primary, SplicerThread spare) : IDisposable
+/// <param name="meterFailed">Told once, on the primary's thread, if its schedstat cannot be read: the spare then stays unused.</param>
+internal sealed class Spillover(SplicerThread primary, SplicerThread spare, Action<Exception>? meterFailed) : IDisposable
 {
     public const int CheckIntervalMs = 250;
 
@@ -54,7 +55,7 @@ internal sealed class Spillover(SplicerThread primary, SplicerThread spare) : ID
         thread.NextCheck = now + CheckIntervalMs;
         if (thread == primary)
         {
-            _meter ??= new ContentionMeter();
+            _meter ??= new ContentionMeter(meterFailed);
             var measured = _meter.Sample();
             var was = _contended;
             _contended = _forced is { } forced ? forced.Value : measured;

@@ -96,10 +96,11 @@ internal static partial class ForwarderHost
         services.AddSingleton<TypeInitFaults>();
         if (tcp.Engine == TcpEngine.Epoll && SocketSplicer.IsSupported)
         {
+            // No spare under a cgroup CPU quota: throttling would read as contention (CpuQuota).
             services.AddSingleton(sp => new SocketSplicer(
                 SocketEngine.IoThreads(tcp, Environment.ProcessorCount),
                 Math.Max(tcp.BlockSize, 64 * 1024),
-                spillover: tcp.IoThreads is null && Environment.ProcessorCount > 1,
+                spillover: tcp.IoThreads is null && Environment.ProcessorCount > 1 && !CpuQuota.IsSet(),
                 meterFailed: ex => LogContentionUnmeasured(sp.GetRequiredService<ILogger<SocketSplicer>>(), ex)));
         }
 

@@ -97,11 +97,16 @@ internal static partial class ForwarderHost
         if (tcp.Engine == TcpEngine.Epoll && SocketSplicer.IsSupported)
         {
             // No spare under a cgroup CPU quota: throttling would read as contention (CpuQuota).
-            services.AddSingleton(sp => new SocketSplicer(
-                SocketEngine.IoThreads(tcp, Environment.ProcessorCount),
-                Math.Max(tcp.BlockSize, 64 * 1024),
-                spillover: tcp.IoThreads is null && Environment.ProcessorCount > 1 && !CpuQuota.IsSet(),
-                meterFailed: ex => LogContentionUnmeasured(sp.GetRequiredService<ILogger<SocketSplicer>>(), ex)));
+            services.AddSingleton(sp =>
+            {
+                // Resolved now: the splicer's thread tells of a failure at any time, shutdown included.
+                var logger = sp.GetRequiredService<ILogger<SocketSplicer>>();
+                return new SocketSplicer(
+                    SocketEngine.IoThreads(tcp, Environment.ProcessorCount),
+                    Math.Max(tcp.BlockSize, 64 * 1024),
+                    spillover: tcp.IoThreads is null && Environment.ProcessorCount > 1 && !CpuQuota.IsSet(),
+                    meterFailed: ex => LogContentionUnmeasured(logger, ex));
+            });
         }
 
         services.AddSingleton<UpstreamConnector>();

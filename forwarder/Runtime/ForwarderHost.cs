@@ -24,7 +24,7 @@ namespace Forwarder.Runtime;
 internal sealed record LoggingOptions(LogLevel Level, bool Json);
 
 /// <summary>Composes the generic host that runs the forwarder: transports, runtime, reload watcher and admin.</summary>
-internal static class ForwarderHost
+internal static partial class ForwarderHost
 {
     public static IHost Build(ConfigSource source, LoggingOptions logging)
     {
@@ -96,7 +96,17 @@ internal static class ForwarderHost
         services.AddSingleton<TypeInitFaults>();
         if (tcp.Engine == TcpEngine.Epoll && SocketSplicer.IsSupported)
         {
-            services.AddSingleton(_ => new SocketSplicer(SocketEngine.IoThreads(tcp, Environment.ProcessorCount), Math.Max(tcp.BlockSize, 64 * 1024), spillover: tcp.IoThreads is null && Environment.ProcessorCount > 1));
+            // No spare under a cgroup CPU quota: throttling would read as contention (CpuQuota).
+            services.AddSingleton(sp =>
+            {
+                // Resolved now: the splicer's thread tells of a failure at any time, shutdown included.
+                var logger = sp.GetRequiredService<ILogger<SocketSplicer>>();
+                return new SocketSplicer(
+                    SocketEngine.IoThreads(tcp, Environment.ProcessorCount),
+                    Math.Max(tcp.BlockSize, 64 * 1024),
+                    spillover: tcp.IoThreads is null && Environment.ProcessorCount > 1 && !CpuQuota.IsSet(),
+                    meterFailed: ex => LogContentionUnmeasured(logger, ex));
+            });
         }
 
         services.AddSingleton<UpstreamConnector>();
@@ -170,4 +180,7 @@ internal static class ForwarderHost
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         return builder;
     }
+
+    [LoggerMessage(EventId = 135, Level = LogLevel.Warning, Message = "The splicer cannot read its thread's schedstat; its spare thread stays unused")]
+    private static partial void LogContentionUnmeasured(ILogger logger, Exception reason);
 }

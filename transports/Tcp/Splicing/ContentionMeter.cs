@@ -18,23 +18,37 @@ internal sealed class ContentionMeter : IDisposable
     // Below this share of a core wanted, a window says nothing about contention.
     private const double MinDemand = 0.05;
 
-    private readonly SafeFileHandle? _schedstat;
+    private readonly Action<Exception>? _failed;
+    private SafeFileHandle? _schedstat;
     private long _run;
     private long _wait;
     private long _at;
 
-    /// <summary>Opens this thread's schedstat; the meter then stays uncontended if there is none.</summary>
-    public ContentionMeter()
+    /// <summary>
+    /// Opens this thread's schedstat. Without one that reads (no procfs, an odd kernel), the meter
+    /// stays uncontended for good and tells <paramref name="failed"/> once, on this thread.
+    /// thread-self resolves at open to this thread's own task directory.
+    /// </summary>
+    public ContentionMeter(Action<Exception>? failed = null)
+        : this("/proc/thread-self/schedstat", failed)
     {
+    }
+
+    /// <summary>Reads <paramref name="path"/> as a schedstat (tests give it other files).</summary>
+    internal ContentionMeter(string path, Action<Exception>? failed)
+    {
+        _failed = failed;
         try
         {
-            // thread-self resolves at open to this thread's own task directory.
-            _schedstat = File.OpenHandle("/proc/thread-self/schedstat");
-            Read(out _run, out _wait);
+            _schedstat = File.OpenHandle(path);
+            if (!Read(out _run, out _wait))
+            {
+                throw new InvalidDataException($"{path} does not read as \"run_ns wait_ns slices\".");
+            }
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            _schedstat = null;
+            GiveUp(ex);
         }
 
         _at = Environment.TickCount64;
@@ -45,9 +59,19 @@ internal sealed class ContentionMeter : IDisposable
     /// <summary>Closes a window: reads the counters again and updates <see cref="Contended"/>; on the meter's own thread.</summary>
     public bool Sample()
     {
-        if (_schedstat is null || !Read(out var run, out var wait))
+        long run, wait;
+        try
         {
-            return Contended;
+            if (_schedstat is null || !Read(out run, out wait))
+            {
+                return Contended;
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // An exception here would end the splicer's primary thread, and with it the process.
+            GiveUp(ex);
+            return false;
         }
 
         var now = Environment.TickCount64;
@@ -86,6 +110,14 @@ internal sealed class ContentionMeter : IDisposable
         }
 
         return Utf8Parser.TryParse(line[(used + 1)..], out wait, out _);
+    }
+
+    private void GiveUp(Exception reason)
+    {
+        _schedstat?.Dispose();
+        _schedstat = null;
+        Contended = false;
+        _failed?.Invoke(reason);
     }
 
     public void Dispose() => _schedstat?.Dispose();

@@ -22,7 +22,8 @@ public sealed class SocketSplicer : IDisposable
     /// With one thread: keep a spare that takes half the spliced pairs while the thread waits for
     /// a CPU most of the time (an overloaded node), see <see cref="Spillover"/>.
     /// </param>
-    public SocketSplicer(int threads, int blockSize = 64 * 1024, bool spillover = false)
+    /// <param name="meterFailed">Told once if the spillover cannot measure contention (the spare then stays unused), to log it.</param>
+    public SocketSplicer(int threads, int blockSize = 64 * 1024, bool spillover = false, Action<Exception>? meterFailed = null)
     {
         if (!IsSupported)
         {
@@ -41,7 +42,7 @@ public sealed class SocketSplicer : IDisposable
         if (spillover && threads == 1)
         {
             var spare = new SplicerThread("splicer-spare", blockSize);
-            _spillover = new Spillover(_threads[0], spare);
+            _spillover = new Spillover(_threads[0], spare, meterFailed);
             spare.Spillover = _spillover;
             _threads[0].Spillover = _spillover;
             _all = [_threads[0], spare];
@@ -166,6 +167,18 @@ public sealed class SocketSplicer : IDisposable
 
     public void Dispose()
     {
+        // Every thread stops and ends before any descriptor closes: a thread still running may
+        // hand a pair to, or wake, another (a spare handing back, an abort redirected after a move).
+        foreach (var thread in _all)
+        {
+            thread.Stop();
+        }
+
+        foreach (var thread in _all)
+        {
+            thread.Join();
+        }
+
         foreach (var thread in _all)
         {
             thread.Dispose();

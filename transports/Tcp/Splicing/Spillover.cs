@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Forwarder.Transports.Tcp.Splicing;
 
 /// <summary>
@@ -10,30 +12,35 @@ namespace Forwarder.Transports.Tcp.Splicing;
 /// (perf-reports/busy-node, 2026-12-07 and 2026-12-08). Only spliced pairs move, and only idle
 /// ones (nothing read and not yet sent, no writability watched, not queued to run).
 /// </summary>
-internal sealed class Spillover(SplicerThread primary, SplicerThread spare) : IDisposable
+/// <param name="meterFailed">Told once, on the primary's thread, if its schedstat cannot be read: the spare then stays unused.</param>
+internal sealed class Spillover(SplicerThread primary, SplicerThread spare, Action<Exception>? meterFailed) : IDisposable
 {
-    private const long CheckIntervalMs = 250;
+    public const int CheckIntervalMs = 250;
+
+    // Two epoll_ctl calls per pair: a cap keeps one check from stalling a starved primary (20k
+    // pairs would be 40k calls in one pass); the rest move at the following checks.
+    public const int MaxMovesPerCheck = 256;
 
     // Made on the primary thread, whose schedstat it reads.
     private ContentionMeter? _meter;
 
     private volatile bool _contended;
-    private bool? _forced;
+
+    // Written by a test's thread, read by the primary's.
+    private volatile StrongBox<bool>? _forced;
 
     /// <summary>New pairs go to both threads: the primary is contended.</summary>
     public bool Contended => _contended;
 
-    /// <summary>Pins the state instead of measuring it (tests), or with null measures again; callable from any thread.</summary>
+    /// <summary>
+    /// Pins the state instead of measuring it (tests), or with null measures again; callable from
+    /// any thread. Only the primary is poked: it takes the state on as if measured, and the spare
+    /// learns of the end of contention the way it does of a measured one.
+    /// </summary>
     internal void Force(bool? contended)
     {
-        _forced = contended;
-        if (contended is { } value)
-        {
-            _contended = value;
-        }
-
+        _forced = contended is { } value ? new StrongBox<bool>(value) : null;
         primary.Poke();
-        spare.Poke();
     }
 
     /// <summary>Runs on <paramref name="thread"/> after each loop; does something at most every 250 ms of its loops.</summary>
@@ -48,22 +55,32 @@ internal sealed class Spillover(SplicerThread primary, SplicerThread spare) : ID
         thread.NextCheck = now + CheckIntervalMs;
         if (thread == primary)
         {
-            _meter ??= new ContentionMeter();
+            _meter ??= new ContentionMeter(meterFailed);
             var measured = _meter.Sample();
-            if (_forced is null)
-            {
-                _contended = measured;
-            }
-
+            var was = _contended;
+            _contended = _forced is { } forced ? forced.Value : measured;
             if (_contended)
             {
                 // Half of all pairs each; the spare's count is a snapshot, good enough for a share.
-                thread.MoveIdlePairs(spare, (thread.Pairs + spare.Pairs + 1) / 2);
+                thread.MovesPending = thread.MoveIdlePairs(spare, (thread.Pairs + spare.Pairs + 1) / 2, MaxMovesPerCheck);
+            }
+            else
+            {
+                thread.MovesPending = false;
+                if (was)
+                {
+                    // The spare may be idle in epoll_wait with pairs to hand back: it checks now.
+                    spare.Poke();
+                }
             }
         }
         else if (!_contended && thread.Pairs > 0)
         {
-            thread.MoveIdlePairs(primary, 0);
+            thread.MovesPending = thread.MoveIdlePairs(primary, 0, MaxMovesPerCheck);
+        }
+        else
+        {
+            thread.MovesPending = false;
         }
     }
 

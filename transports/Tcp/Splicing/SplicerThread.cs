@@ -69,6 +69,15 @@ internal sealed unsafe class SplicerThread : IDisposable
     /// <summary>When <see cref="Spillover"/> looks at this thread next (ms, TickCount64); touched only by this thread.</summary>
     public long NextCheck { get; set; }
 
+    /// <summary>
+    /// Pairs were left to move at the last check: the thread waits at most until the next one
+    /// rather than for an event an idle set may never get. Touched only by this thread.
+    /// </summary>
+    public bool MovesPending { get; set; }
+
+    /// <summary>Asked to stop: pairs handed to it now would not be taken in; callable from any thread.</summary>
+    public bool Stopping => _stopping;
+
     /// <summary>Hands a pair or a pending connect to this thread; callable from any thread.</summary>
     public void Register(EpollTarget target)
     {
@@ -122,16 +131,30 @@ internal sealed unsafe class SplicerThread : IDisposable
     }
 
     /// <summary>
-    /// Hands idle spliced pairs to <paramref name="to"/> until this thread keeps <paramref name="keep"/>;
-    /// on this thread, between loops. A pair leaves this epoll set before it joins the other, which
-    /// reports on adding whatever arrived in between, so no edge is lost.
+    /// Hands idle spliced pairs to <paramref name="to"/> until this thread keeps <paramref name="keep"/>,
+    /// at most <paramref name="max"/> of them; on this thread, between loops. A pair leaves this
+    /// epoll set before it joins the other, which reports on adding whatever arrived in between, so
+    /// no edge is lost. Nothing moves to a stopping thread: this one ends its pairs as it stops.
+    /// Returns whether it stopped at <paramref name="max"/> with pairs left to move.
     /// </summary>
-    public void MoveIdlePairs(SplicerThread to, int keep)
+    public bool MoveIdlePairs(SplicerThread to, int keep, int max)
     {
+        if (to.Stopping)
+        {
+            return false;
+        }
+
+        var capped = false;
         foreach (var target in _live)
         {
             if (Pairs - _moving.Count <= keep)
             {
+                break;
+            }
+
+            if (_moving.Count == max)
+            {
+                capped = true;
                 break;
             }
 
@@ -151,13 +174,24 @@ internal sealed unsafe class SplicerThread : IDisposable
         }
 
         _moving.Clear();
+        return capped;
     }
 
-    public void Dispose()
+    /// <summary>Asks the thread to stop, without waiting: with <see cref="Join"/>, lets a splicer stop all its threads before any descriptor closes.</summary>
+    public void Stop()
     {
         _stopping = true;
         Wake();
-        _thread.Join();
+    }
+
+    /// <summary>Waits for the thread to end; after <see cref="Stop"/>.</summary>
+    public void Join() => _thread.Join();
+
+    /// <summary>Stops and joins the thread if that was not done, then closes its descriptors.</summary>
+    public void Dispose()
+    {
+        Stop();
+        Join();
         Close(_wake);
         Close(Epoll);
     }
@@ -187,7 +221,7 @@ internal sealed unsafe class SplicerThread : IDisposable
             while (!_stopping)
             {
                 // Flows that filled a whole block may have more to read: poll without sleeping.
-                var count = EpollWait(Epoll, events, MaxEvents, ready.Count > 0 ? 0 : -1);
+                var count = EpollWait(Epoll, events, MaxEvents, ready.Count > 0 ? 0 : MovesPending ? Spillover.CheckIntervalMs : -1);
                 if (count < 0)
                 {
                     if (Errno == EIntr)
@@ -276,10 +310,14 @@ internal sealed unsafe class SplicerThread : IDisposable
 
         while (_scheduled.TryDequeue(out var scheduled))
         {
-            // Asked of the thread a pair was on before it moved: the one it is on now carries it out.
+            // Asked of the thread a pair was on before it moved: the one it is on now carries it out,
+            // unless it is stopping, which ends the pair anyway (and may have closed its eventfd).
             if (scheduled is SplicedPair { Thread: var owner } && owner != this)
             {
-                owner.Schedule(scheduled);
+                if (!owner.Stopping)
+                {
+                    owner.Schedule(scheduled);
+                }
             }
             else
             {

@@ -34,4 +34,54 @@ public sealed class ContentionMeterTests
         Assert.Equal(parsed, ContentionMeter.TryParse(System.Text.Encoding.ASCII.GetBytes(line), out var gotRun, out var gotWait));
         Assert.Equal((run, wait), (gotRun, gotWait));
     }
+
+    /// <summary>A schedstat that cannot be read (EIO, as /proc/self/mem gives at offset 0) or parsed: uncontended for good, told once.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Meter_OnAnUnreadableSchedstat_StaysUncontended_AndTellsOnce(bool ioError)
+    {
+        var path = ioError ? "/proc/self/mem" : Path.GetTempFileName();
+        try
+        {
+            if (!ioError)
+            {
+                File.WriteAllText(path, "not a schedstat\n");
+            }
+
+            var failures = new List<Exception>();
+            using var meter = new ContentionMeter(path, failures.Add);
+            Assert.False(meter.Sample());
+            Assert.False(meter.Sample());
+            Assert.Single(failures);
+            Assert.IsAssignableFrom(ioError ? typeof(IOException) : typeof(InvalidDataException), failures[0]);
+        }
+        finally
+        {
+            if (!ioError)
+            {
+                File.Delete(path);
+            }
+        }
+    }
+
+    /// <summary>A schedstat that stops parsing later keeps the last state rather than failing.</summary>
+    [Fact]
+    public void Meter_WhenALaterReadDoesNotParse_KeepsItsState()
+    {
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(path, "1000 2000 3\n");
+            var failures = new List<Exception>();
+            using var meter = new ContentionMeter(path, failures.Add);
+            File.WriteAllText(path, "garbage\n");
+            Assert.False(meter.Sample());
+            Assert.Empty(failures);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }

@@ -174,9 +174,10 @@ public sealed class SocketSplicerTests : IDisposable
         await ExchangeAsync(pairs, "more");
         Assert.Equal(3, splicer.PairsOnSpare);
 
+        // Only the primary is poked: it pokes the spare, idle in epoll_wait, as contention ends.
+        // Pairs in transit between the threads count on neither, so wait for all six on the primary.
         splicer.ForceContention(false);
-        await WaitUntilAsync(() => splicer.PairsOnSpare == 0, "the spare to hand its pairs back");
-        Assert.Equal(6, splicer.PairsSplicing);
+        await WaitUntilAsync(() => splicer.PairsOnSpare == 0 && splicer.PairsSplicing == 6, "the spare to hand its pairs back");
         await ExchangeAsync(pairs, "back");
 
         foreach (var (client, server, spliced) in pairs)
@@ -191,23 +192,60 @@ public sealed class SocketSplicerTests : IDisposable
         Assert.Equal(0, splicer.BlocksOutstanding);
     }
 
+    /// <summary>
+    /// More idle pairs than one check moves: the rest move at the following checks, each way,
+    /// though no pair gets traffic to wake either thread.
+    /// </summary>
     [Fact]
-    public async Task Spillover_DisposeWithPairsOnTheSpare_ResetsThemAll()
+    public async Task Spillover_MovesMoreThanOneChecksShare_OverTheFollowingChecks()
+    {
+        using var splicer = new SocketSplicer(threads: 1, spillover: true);
+        var count = (2 * Spillover.MaxMovesPerCheck) + 8;
+        var pairs = new List<(Socket Client, Socket Server, SplicedConnection Spliced)>();
+        for (var i = 0; i < count; i++)
+        {
+            pairs.Add(await SpliceAsync(splicer));
+        }
+
+        splicer.ForceContention(true);
+        await WaitUntilAsync(() => splicer.PairsOnSpare == count / 2, "half the pairs to move to the spare");
+        splicer.ForceContention(false);
+        await WaitUntilAsync(() => splicer.PairsOnSpare == 0 && splicer.PairsSplicing == count, "the spare to hand its pairs back");
+        await ExchangeAsync(pairs[^4..], "after");
+    }
+
+    /// <summary>
+    /// With <paramref name="handingBack"/>, contention ends just before the splicer stops, so the
+    /// spare hands pairs (and redirected aborts) to the primary while both stop: none may be lost,
+    /// and nothing may touch a descriptor the primary already closed.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Spillover_DisposeWithPairsOnTheSpare_ResetsThemAll(bool handingBack)
     {
         var splicer = new SocketSplicer(threads: 1, spillover: true);
         var pairs = new List<SplicedConnection>();
-        for (var i = 0; i < 4; i++)
+        for (var i = 0; i < 8; i++)
         {
             pairs.Add((await SpliceAsync(splicer)).Spliced);
         }
 
         splicer.ForceContention(true);
-        await WaitUntilAsync(() => splicer.PairsOnSpare == 2, "half the pairs to move to the spare");
+        await WaitUntilAsync(() => splicer.PairsOnSpare == 4, "half the pairs to move to the spare");
+        if (handingBack)
+        {
+            splicer.ForceContention(false);
+            pairs[^1].Abort();
+        }
+
         splicer.Dispose();
 
-        foreach (var spliced in pairs)
+        // The aborted pair ends either way, by its abort or by the stop, whichever came first.
+        for (var i = 0; i < pairs.Count; i++)
         {
-            Assert.Equal(SpliceOutcome.Reset, await spliced.Completion.WaitAsync(Timeout));
+            var outcome = await pairs[i].Completion.WaitAsync(Timeout);
+            Assert.True(outcome == SpliceOutcome.Reset || (handingBack && i == pairs.Count - 1), $"pair {i} ended {outcome}");
         }
     }
 

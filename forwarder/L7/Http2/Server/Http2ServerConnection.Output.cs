@@ -59,15 +59,7 @@ internal sealed partial class Http2ServerConnection
                 throw new InvalidOperationException($"stream {stream.Id}: an interim {status} head is sent bare, without END_STREAM");
             }
 
-            _headerScratch.ResetWrittenCount();
-            _encoder.BeginBlock(_headerScratch);
-            Span<byte> digits = stackalloc byte[3];
-            digits[0] = (byte)('0' + (status / 100 % 10));
-            digits[1] = (byte)('0' + (status / 10 % 10));
-            digits[2] = (byte)('0' + (status % 10));
-            _encoder.Encode(":status"u8, digits, _headerScratch);
-            EncodeFields(headers, _headerScratch);
-            Http2FrameWriter.WriteHeaders(_control, stream.Id, _headerScratch.WrittenSpan, endStream, _peerMaxFrameSize);
+            WriteHead(stream.Id, status, headers, endStream);
             stream.HeadersSent = !interim;
             if (endStream)
             {
@@ -121,6 +113,20 @@ internal sealed partial class Http2ServerConnection
         }
 
         FlushIfWanted();
+    }
+
+    /// <summary>Under the lock: a response head (:status, then <paramref name="headers"/>) as a HEADERS block into the control queue.</summary>
+    private void WriteHead(int id, int status, Http2HeaderFields? headers, bool endStream)
+    {
+        _headerScratch.ResetWrittenCount();
+        _encoder.BeginBlock(_headerScratch);
+        Span<byte> digits = stackalloc byte[3];
+        digits[0] = (byte)('0' + (status / 100 % 10));
+        digits[1] = (byte)('0' + (status / 10 % 10));
+        digits[2] = (byte)('0' + (status % 10));
+        _encoder.Encode(":status"u8, digits, _headerScratch);
+        EncodeFields(headers, _headerScratch);
+        Http2FrameWriter.WriteHeaders(_control, id, _headerScratch.WrittenSpan, endStream, _peerMaxFrameSize);
     }
 
     private void EncodeFields(Http2HeaderFields? fields, IBufferWriter<byte> output)

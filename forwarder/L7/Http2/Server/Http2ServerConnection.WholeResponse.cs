@@ -39,15 +39,7 @@ internal sealed partial class Http2ServerConnection
                 return false;
             }
 
-            _headerScratch.ResetWrittenCount();
-            _encoder.BeginBlock(_headerScratch);
-            Span<byte> digits = stackalloc byte[3];
-            digits[0] = (byte)('0' + (status / 100 % 10));
-            digits[1] = (byte)('0' + (status / 10 % 10));
-            digits[2] = (byte)('0' + (status % 10));
-            _encoder.Encode(":status"u8, digits, _headerScratch);
-            EncodeFields(headers, _headerScratch);
-            Http2FrameWriter.WriteHeaders(_control, stream.Id, _headerScratch.WrittenSpan, endStream: length == 0 && !hasTrailers, _peerMaxFrameSize);
+            WriteHead(stream.Id, status, headers, endStream: length == 0 && !hasTrailers);
             stream.HeadersSent = true;
             stream.SendWindow.Take(length);
             _connectionSend.Take(length);

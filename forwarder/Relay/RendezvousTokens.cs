@@ -55,6 +55,18 @@ internal sealed class RendezvousTokens(TimeProvider time)
         }
     }
 
+    /// <summary>Issued tokens whose punch connection came in: their hold's deadlines are already running.</summary>
+    public int Noted
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _issued.Values.Count(issued => issued.Address is not null);
+            }
+        }
+    }
+
     /// <summary>
     /// A fresh token for <paramref name="node"/> to send from the port it will punch from, for its
     /// own punch or, with <paramref name="asker"/>, as the far end of that node's introduction;

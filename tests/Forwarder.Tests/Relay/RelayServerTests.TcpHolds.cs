@@ -24,7 +24,8 @@ public sealed partial class RelayServerTests
         {
             using var stranger = await SendTokenAsync(relay, IssuedTcpHello(relay, "edge-s"), IPAddress.Parse("127.0.0.2"));
             using var named = await SendTokenAsync(relay, IssuedTcpHello(relay, "edge-a", out var namedToken));
-            await Eventually.TrueAsync(() => relay.Server.Connections == 2, "both tokens are noted");
+            // Noted, not just accepted: each hold's deadline starts (on the fake clock) before its token is noted.
+            await Eventually.TrueAsync(() => relay.TcpTokens.Noted == 2, "both tokens are noted");
 
             // Asked for by the node it was issued to, as the relay does in an introduction.
             Assert.Equal(named.LocalEndPoint, await relay.TcpTokens.SeenAsync(namedToken, "edge-a", TimeSpan.FromSeconds(30), CancellationToken.None));
